@@ -1,0 +1,67 @@
+/*
+ * daemon/keys.h -- key layouts of the column families.
+ *
+ * Integer key parts are fixed-width big-endian so that byte order (RocksDB's
+ * default comparator) is numeric order.  Stream names never contain NUL
+ * (maos_name_check), so 'v' + stream + 0x00 + version sorts every version
+ * of one stream together and before any longer name with the same prefix.
+ *
+ *   events   : position(8)                         -> record bytes
+ *   streams  : 'h' stream                          -> head_version(8) last_position(8)
+ *              'v' stream 0x00 version(8)          -> position(8)
+ *   ids      : id(16)                              -> position(8)
+ *   meta     : "log_head"                          -> position(8) hash(32)
+ */
+#ifndef MAOSD_KEYS_H
+#define MAOSD_KEYS_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "maos/proto.h"
+
+#define MAOSD_KEY_MAX (1 + MAOS_NAME_MAX + 1 + 8)
+#define MAOSD_META_LOG_HEAD "log_head"
+
+static inline void maosd_put_u64(char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static inline uint64_t maosd_get_u64(const char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | (uint8_t)p[i];
+    return v;
+}
+
+/* events key; returns 8 */
+static inline size_t maosd_key_event(char *k, uint64_t position)
+{
+    maosd_put_u64(k, position);
+    return 8;
+}
+
+/* stream head key; k must hold MAOSD_KEY_MAX */
+static inline size_t maosd_key_head(char *k, maos_slice stream)
+{
+    k[0] = 'h';
+    memcpy(k + 1, stream.ptr, stream.len);
+    return 1 + (size_t)stream.len;
+}
+
+/* stream version index key; k must hold MAOSD_KEY_MAX */
+static inline size_t maosd_key_version(char *k, maos_slice stream, uint64_t version)
+{
+    k[0] = 'v';
+    memcpy(k + 1, stream.ptr, stream.len);
+    k[1 + stream.len] = 0;
+    maosd_put_u64(k + 2 + stream.len, version);
+    return 2 + (size_t)stream.len + 8;
+}
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * daemon/store.h -- the daemon's narrow storage interface.
+ *
+ * store.c is the only file that calls rocksdb_*; no RocksDB type leaves it.
+ * Everything above speaks in column families (maosd_cf), byte keys built by
+ * keys.h, write groups (maosd_batch) and iterators.  A later engine
+ * (PostgreSQL, per DESIGN.md "Beyond one machine") would implement this
+ * same header.
+ *
+ * Store states (sticky, see STYLE.md 14):
+ *
+ *     open() --> OK --(write or fsync fails)--> READ_ONLY --close()--> closed
+ *                 \__________________________________________close()__/
+ *
+ * In READ_ONLY, maosd_store_write refuses with MAOS_EREAD_ONLY and never
+ * retries; reads go on.  Only a reopen (daemon restart) clears it.
+ *
+ * Threads: the store handle and iterators may be used from any thread
+ * (RocksDB is thread-safe); a maosd_batch belongs to one thread (the
+ * commit thread).
+ */
+#ifndef MAOSD_STORE_H
+#define MAOSD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "maos/errors.h"
+
+typedef enum maosd_cf {
+    MAOSD_CF_META = 0, /* RocksDB "default" */
+    MAOSD_CF_EVENTS,   /* position(8) -> record */
+    MAOSD_CF_STREAMS,  /* 'h'+stream -> head;  'v'+stream+0+version(8) -> position(8) */
+    MAOSD_CF_IDS,      /* id(16) -> position(8) */
+    MAOSD_CF_SESSIONS, /* reserved: tables issue */
+    MAOSD_CF_AGENTS,   /* reserved: tables issue */
+    MAOSD_CF_QUEUES,   /* reserved: queues issue */
+    MAOSD_CF__COUNT
+} maosd_cf;
+
+enum maosd_store_state { MAOSD_STORE_OK = 0, MAOSD_STORE_READ_ONLY = 1 };
+
+typedef struct maosd_store maosd_store;
+typedef struct maosd_batch maosd_batch;
+typedef struct maosd_iter maosd_iter;
+
+typedef struct maosd_store_opts {
+    const char *dir;           /* data directory; created (0700) if missing */
+    int sync;                  /* 1: every write is fsynced (WAL sync) */
+    size_t block_cache_bytes;  /* 0: default 32 MiB */
+} maosd_store_opts;
+
+/*
+ * Open (creating if needed) the database with every column family.
+ * Never scans.  On failure returns a negative code and writes a message to
+ * err[0..errlen): MAOS_ECONFLICT when another process holds the database
+ * lock ("data directory ... is in use by another maosd"), MAOS_EIO or
+ * MAOS_EINTERNAL otherwise.  *out is written only on success.
+ */
+int maosd_store_open(const maosd_store_opts *o, maosd_store **out, char *err,
+                     size_t errlen);
+/* Flush and close; accepts NULL. */
+void maosd_store_close(maosd_store *s);
+
+int maosd_store_state(const maosd_store *s);
+/* Put the store into READ_ONLY (also done internally on a write error). */
+void maosd_store_set_read_only(maosd_store *s);
+
+/* Map a RocksDB error string to a maos code (the one tested mapping):
+ * "IO error: ... lock ..." -> MAOS_ECONFLICT, "IO error"/"Corruption" ->
+ * MAOS_EIO, "Incomplete"/"Busy"/"TryAgain" -> MAOS_EOVERLOADED, anything
+ * else -> MAOS_EINTERNAL.  NULL -> 0. */
+int maosd_store_map_error(const char *rocksdb_err);
+
+/*
+ * Point read from the database.  Copies at most cap bytes of the value into
+ * val and sets *vlen to the full value length.  Returns 0, MAOS_ENOT_FOUND
+ * or a mapped error.
+ */
+int maosd_store_get(maosd_store *s, maosd_cf cf, const void *key, size_t klen,
+                    void *val, size_t cap, size_t *vlen);
+/* Same, but *val is malloc'ed (caller frees with free()). */
+int maosd_store_get_alloc(maosd_store *s, maosd_cf cf, const void *key,
+                          size_t klen, char **val, size_t *vlen);
+
+/* Last key of a column family (one seek, no scan): copies at most cap
+ * bytes into key, sets *klen; value likewise.  MAOS_ENOT_FOUND if empty. */
+int maosd_store_last(maosd_store *s, maosd_cf cf, void *key, size_t kcap,
+                     size_t *klen, char **val, size_t *vlen);
+
+/* ---- write groups (commit thread only) -------------------------------- */
+
+/* A batch that can also answer reads of its own pending writes. */
+maosd_batch *maosd_batch_new(maosd_store *s);
+void maosd_batch_free(maosd_batch *b);
+void maosd_batch_clear(maosd_batch *b);
+void maosd_batch_put(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
+                     const void *val, size_t vlen);
+/* Mark/rollback, so a request whose checks fail half-way leaves nothing. */
+void maosd_batch_mark(maosd_batch *b);
+void maosd_batch_rollback(maosd_batch *b);
+/* Read through the batch, then the database.  Same contract as
+ * maosd_store_get. */
+int maosd_batch_get(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
+                    void *val, size_t cap, size_t *vlen);
+/* Number of puts in the batch. */
+int maosd_batch_count(maosd_batch *b);
+/*
+ * One RocksDB write of the whole batch with the configured durability.
+ * Returns 0 only after the write (and fsync, if sync) succeeded.  On any
+ * failure the store turns READ_ONLY and MAOS_EREAD_ONLY/mapped error is
+ * returned; later calls return MAOS_EREAD_ONLY without writing.
+ * The batch is left as it was (clear it after).
+ */
+int maosd_store_write(maosd_store *s, maosd_batch *b);
+
+/* ---- iterators ---------------------------------------------------------- */
+
+/* An iterator over one column family with a consistent view taken at
+ * creation.  Free with maosd_iter_free. */
+maosd_iter *maosd_iter_new(maosd_store *s, maosd_cf cf);
+void maosd_iter_free(maosd_iter *it);
+void maosd_iter_seek(maosd_iter *it, const void *key, size_t klen);      /* first >= key */
+void maosd_iter_seek_prev(maosd_iter *it, const void *key, size_t klen); /* last <= key */
+void maosd_iter_seek_first(maosd_iter *it);
+void maosd_iter_seek_last(maosd_iter *it);
+int maosd_iter_valid(const maosd_iter *it);
+void maosd_iter_next(maosd_iter *it);
+void maosd_iter_prev(maosd_iter *it);
+/* Views valid until the iterator moves. */
+const char *maosd_iter_key(const maosd_iter *it, size_t *klen);
+const char *maosd_iter_value(const maosd_iter *it, size_t *vlen);
+/* 0, or the mapped error that stopped the iteration. */
+int maosd_iter_status(const maosd_iter *it);
+
+#endif
