@@ -1,0 +1,360 @@
+/*
+ * proto/mpread.c -- a bounded msgpack cursor and structural checker.
+ *
+ * Why not msgpack-c's unpacker for input: it allocates from the counts a
+ * header declares (an array32 header of 0xffffffff asks for ~100 GB of
+ * msgpack_object), and it gives no byte spans of sub-values, which we need
+ * to store `data` and `meta` exactly as sent.  This cursor never allocates.
+ *
+ * Invariants:
+ *  - No read goes past r->end.  A header's declared size is checked against
+ *    the bytes left before the cursor moves: a str/bin/ext of n bytes needs
+ *    n bytes, an array of n elements needs n bytes (each element is at least
+ *    one byte), a map of n entries needs 2n bytes.
+ *  - On any error the cursor does not move.
+ *  - maos_mp_check walks iteratively with an explicit depth limit, so deep
+ *    nesting cannot overflow the C stack.
+ */
+#include <string.h>
+
+#include "maos/proto.h"
+
+#define DEFAULT_MAX_DEPTH 64
+#define DEFAULT_MAX_ELEMS 1000000
+#define DEFAULT_MAX_EVENTS 10000
+#define DEFAULT_MAX_APPENDS 100
+#define DEFAULT_MAX_TYPES 64
+
+void maos_limits_defaults(maos_limits *l)
+{
+    if (!l->max_frame)
+        l->max_frame = MAOS_DEFAULT_MAX_FRAME;
+    if (!l->max_depth)
+        l->max_depth = DEFAULT_MAX_DEPTH;
+    if (!l->max_elems)
+        l->max_elems = DEFAULT_MAX_ELEMS;
+    if (!l->max_events)
+        l->max_events = DEFAULT_MAX_EVENTS;
+    if (!l->max_appends)
+        l->max_appends = DEFAULT_MAX_APPENDS;
+    if (!l->max_types)
+        l->max_types = DEFAULT_MAX_TYPES;
+}
+
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/*
+ * Decode the header at p.  Sets *type, *hdr (header bytes), *n (payload
+ * bytes for str/bin/ext/scalars, element count for array, entry count for
+ * map) and *val for ints/bools.  Returns 0, or -1 when the header itself is
+ * truncated or the byte is reserved (0xc1).
+ */
+typedef struct mp_head {
+    int type;
+    size_t hdr;
+    uint64_t n;    /* payload bytes (str/bin/ext/float), or element count */
+    uint64_t u;    /* uint value / bool */
+    int64_t i;     /* negative int value */
+} mp_head;
+
+static int head(const uint8_t *p, const uint8_t *end, mp_head *h)
+{
+    size_t left = (size_t)(end - p);
+    if (left < 1)
+        return -1;
+    uint8_t b = p[0];
+    memset(h, 0, sizeof(*h));
+    h->hdr = 1;
+    if (b <= 0x7f) {
+        h->type = MAOS_MP_UINT;
+        h->u = b;
+        return 0;
+    }
+    if (b >= 0xe0) {
+        h->type = MAOS_MP_INT;
+        h->i = (int8_t)b;
+        return 0;
+    }
+    if ((b & 0xf0) == 0x80) {
+        h->type = MAOS_MP_MAP;
+        h->n = b & 0x0f;
+        return 0;
+    }
+    if ((b & 0xf0) == 0x90) {
+        h->type = MAOS_MP_ARRAY;
+        h->n = b & 0x0f;
+        return 0;
+    }
+    if ((b & 0xe0) == 0xa0) {
+        h->type = MAOS_MP_STR;
+        h->n = b & 0x1f;
+        return 0;
+    }
+    /* sized headers: type, length-field bytes, fixed payload */
+    int lenb = 0;
+    switch (b) {
+    case 0xc0: h->type = MAOS_MP_NIL; return 0;
+    case 0xc2: case 0xc3: h->type = MAOS_MP_BOOL; h->u = b == 0xc3; return 0;
+    case 0xc4: h->type = MAOS_MP_BIN; lenb = 1; break;
+    case 0xc5: h->type = MAOS_MP_BIN; lenb = 2; break;
+    case 0xc6: h->type = MAOS_MP_BIN; lenb = 4; break;
+    case 0xc7: h->type = MAOS_MP_EXT; lenb = 1; break;
+    case 0xc8: h->type = MAOS_MP_EXT; lenb = 2; break;
+    case 0xc9: h->type = MAOS_MP_EXT; lenb = 4; break;
+    case 0xca: h->type = MAOS_MP_FLOAT; h->n = 4; return 0;
+    case 0xcb: h->type = MAOS_MP_FLOAT; h->n = 8; return 0;
+    case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+        int w = 1 << (b - 0xcc);
+        if (left < 1 + (size_t)w)
+            return -1;
+        h->type = MAOS_MP_UINT;
+        h->u = be(p + 1, w);
+        h->hdr = 1 + (size_t)w;
+        return 0;
+    }
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        int w = 1 << (b - 0xd0);
+        if (left < 1 + (size_t)w)
+            return -1;
+        uint64_t raw = be(p + 1, w);
+        int64_t v;
+        if (w == 1) v = (int8_t)raw;
+        else if (w == 2) v = (int16_t)raw;
+        else if (w == 4) v = (int32_t)raw;
+        else v = (int64_t)raw;
+        if (v >= 0) {
+            h->type = MAOS_MP_UINT;
+            h->u = (uint64_t)v;
+        } else {
+            h->type = MAOS_MP_INT;
+            h->i = v;
+        }
+        h->hdr = 1 + (size_t)w;
+        return 0;
+    }
+    case 0xd4: h->type = MAOS_MP_EXT; h->n = 2; return 0;
+    case 0xd5: h->type = MAOS_MP_EXT; h->n = 3; return 0;
+    case 0xd6: h->type = MAOS_MP_EXT; h->n = 5; return 0;
+    case 0xd7: h->type = MAOS_MP_EXT; h->n = 9; return 0;
+    case 0xd8: h->type = MAOS_MP_EXT; h->n = 17; return 0;
+    case 0xd9: h->type = MAOS_MP_STR; lenb = 1; break;
+    case 0xda: h->type = MAOS_MP_STR; lenb = 2; break;
+    case 0xdb: h->type = MAOS_MP_STR; lenb = 4; break;
+    case 0xdc: h->type = MAOS_MP_ARRAY; lenb = 2; break;
+    case 0xdd: h->type = MAOS_MP_ARRAY; lenb = 4; break;
+    case 0xde: h->type = MAOS_MP_MAP; lenb = 2; break;
+    case 0xdf: h->type = MAOS_MP_MAP; lenb = 4; break;
+    default: return -1; /* 0xc1 */
+    }
+    if (left < 1 + (size_t)lenb)
+        return -1;
+    h->n = be(p + 1, lenb);
+    h->hdr = 1 + (size_t)lenb;
+    if (h->type == MAOS_MP_EXT)
+        h->n += 1; /* the ext type byte */
+    return 0;
+}
+
+/* Bytes the header promises directly (payload for scalars, a lower bound of
+ * one byte per element for containers). */
+static uint64_t min_body(const mp_head *h)
+{
+    switch (h->type) {
+    case MAOS_MP_ARRAY: return h->n;
+    case MAOS_MP_MAP: return 2 * h->n;
+    case MAOS_MP_STR: case MAOS_MP_BIN: case MAOS_MP_EXT: case MAOS_MP_FLOAT:
+        return h->n;
+    default: return 0;
+    }
+}
+
+int maos_mp_check(const void *buf, size_t len, const maos_limits *lim)
+{
+    maos_limits l = lim ? *lim : (maos_limits){0};
+    maos_limits_defaults(&l);
+    const uint8_t *p = buf, *end = p + len;
+    /* Stack of remaining element counts per open container. */
+    uint64_t stack[257];
+    uint32_t maxd = l.max_depth < 256 ? l.max_depth : 256;
+    uint32_t depth = 0;
+    uint64_t pending = 1; /* values still to read at the current level */
+
+    for (;;) {
+        while (pending == 0) {
+            if (depth == 0)
+                return p == end ? 0 : MAOS_EBAD_FRAME;
+            pending = stack[--depth];
+        }
+        mp_head h;
+        if (head(p, end, &h) < 0)
+            return MAOS_EBAD_FRAME;
+        uint64_t need = min_body(&h);
+        if (need > (uint64_t)(end - p) - h.hdr)
+            return MAOS_EBAD_FRAME;
+        pending--;
+        if (h.type == MAOS_MP_ARRAY || h.type == MAOS_MP_MAP) {
+            if (h.n > l.max_elems)
+                return MAOS_ELIMIT;
+            p += h.hdr;
+            uint64_t items = h.type == MAOS_MP_MAP ? 2 * h.n : h.n;
+            if (items == 0)
+                continue;
+            if (depth >= maxd)
+                return MAOS_ELIMIT;
+            stack[depth++] = pending;
+            pending = items;
+        } else {
+            p += h.hdr + need;
+        }
+    }
+}
+
+void maos_mpr_init(maos_mpr *r, const void *p, size_t len)
+{
+    r->p = p;
+    r->end = r->p + len;
+}
+
+int maos_mpr_peek(const maos_mpr *r)
+{
+    mp_head h;
+    if (head(r->p, r->end, &h) < 0)
+        return 0;
+    return h.type;
+}
+
+/* Read a header of the wanted type whose direct body fits. */
+static int take(maos_mpr *r, int type, mp_head *h)
+{
+    if (head(r->p, r->end, h) < 0 || h->type != type)
+        return MAOS_EBAD_REQUEST;
+    if (min_body(h) > (uint64_t)(r->end - r->p) - h->hdr)
+        return MAOS_EBAD_REQUEST;
+    return 0;
+}
+
+int maos_mpr_nil(maos_mpr *r)
+{
+    mp_head h;
+    if (take(r, MAOS_MP_NIL, &h))
+        return MAOS_EBAD_REQUEST;
+    r->p += h.hdr;
+    return 0;
+}
+
+int maos_mpr_bool(maos_mpr *r, int *v)
+{
+    mp_head h;
+    if (take(r, MAOS_MP_BOOL, &h))
+        return MAOS_EBAD_REQUEST;
+    r->p += h.hdr;
+    *v = (int)h.u;
+    return 0;
+}
+
+int maos_mpr_uint(maos_mpr *r, uint64_t *v)
+{
+    mp_head h;
+    if (take(r, MAOS_MP_UINT, &h))
+        return MAOS_EBAD_REQUEST;
+    r->p += h.hdr;
+    *v = h.u;
+    return 0;
+}
+
+int maos_mpr_int(maos_mpr *r, int64_t *v)
+{
+    mp_head h;
+    if (head(r->p, r->end, &h) < 0)
+        return MAOS_EBAD_REQUEST;
+    if (h.type == MAOS_MP_UINT) {
+        if (h.u > (uint64_t)INT64_MAX)
+            return MAOS_EBAD_REQUEST;
+        *v = (int64_t)h.u;
+    } else if (h.type == MAOS_MP_INT) {
+        *v = h.i;
+    } else {
+        return MAOS_EBAD_REQUEST;
+    }
+    r->p += h.hdr;
+    return 0;
+}
+
+static int take_bytes(maos_mpr *r, int type, maos_slice *s)
+{
+    mp_head h;
+    if (take(r, type, &h))
+        return MAOS_EBAD_REQUEST;
+    s->ptr = (const char *)r->p + h.hdr;
+    s->len = (uint32_t)h.n;
+    r->p += h.hdr + h.n;
+    return 0;
+}
+
+int maos_mpr_str(maos_mpr *r, maos_slice *s)
+{
+    return take_bytes(r, MAOS_MP_STR, s);
+}
+
+int maos_mpr_bin(maos_mpr *r, maos_slice *s)
+{
+    return take_bytes(r, MAOS_MP_BIN, s);
+}
+
+int maos_mpr_array(maos_mpr *r, uint32_t *n)
+{
+    mp_head h;
+    if (take(r, MAOS_MP_ARRAY, &h))
+        return MAOS_EBAD_REQUEST;
+    r->p += h.hdr;
+    *n = (uint32_t)h.n;
+    return 0;
+}
+
+int maos_mpr_map(maos_mpr *r, uint32_t *n)
+{
+    mp_head h;
+    if (take(r, MAOS_MP_MAP, &h))
+        return MAOS_EBAD_REQUEST;
+    r->p += h.hdr;
+    *n = (uint32_t)h.n;
+    return 0;
+}
+
+int maos_mpr_skip(maos_mpr *r, maos_slice *raw)
+{
+    const uint8_t *start = r->p, *p = r->p;
+    uint64_t pending = 1;
+    /* Iterative: containers just add their element counts to `pending`;
+     * every element is at least one byte, so the loop is bounded by the
+     * bytes left and the count cannot overflow in practice (checked). */
+    while (pending) {
+        mp_head h;
+        if (head(p, r->end, &h) < 0)
+            return MAOS_EBAD_REQUEST;
+        uint64_t need = min_body(&h);
+        if (need > (uint64_t)(r->end - p) - h.hdr)
+            return MAOS_EBAD_REQUEST;
+        pending--;
+        if (h.type == MAOS_MP_ARRAY || h.type == MAOS_MP_MAP) {
+            pending += h.type == MAOS_MP_MAP ? 2 * h.n : h.n;
+            p += h.hdr;
+            if (pending > (uint64_t)(r->end - p))
+                return MAOS_EBAD_REQUEST;
+        } else {
+            p += h.hdr + need;
+        }
+    }
+    if (raw) {
+        raw->ptr = (const char *)start;
+        raw->len = (uint32_t)(p - start);
+    }
+    r->p = p;
+    return 0;
+}

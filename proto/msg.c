@@ -1,0 +1,1060 @@
+/*
+ * proto/msg.c -- every maos message's layout: request decoders and
+ * encoders, the stored event record, and replies.  proto/PROTOCOL.md
+ * describes the same layouts in prose; change both together.
+ *
+ * All messages are msgpack maps with short string keys.  Decoders accept
+ * keys in any order and skip unknown keys (forward compatibility); a known
+ * key with a value of the wrong type is a BAD_REQUEST (requests) or PROTO
+ * (replies) error.  Decoding allocates only arrays whose element count has
+ * already been checked against the bytes present and the limits.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "maos/proto.h"
+
+/* ---- ops ---------------------------------------------------------------- */
+
+static const char *const op_names[MAOS_OP__COUNT] = {
+    [MAOS_OP_NONE] = NULL,
+#define MAOS_OP_NAME_(e, name) [MAOS_OP_##e] = name,
+    MAOS_OPS_MAP(MAOS_OP_NAME_)
+#undef MAOS_OP_NAME_
+};
+
+const char *maos_op_name(maos_op op)
+{
+    if ((int)op <= 0 || op >= MAOS_OP__COUNT)
+        return NULL;
+    return op_names[op];
+}
+
+maos_op maos_op_from_name(const char *name, size_t len)
+{
+    for (int i = 1; i < MAOS_OP__COUNT; i++)
+        if (strlen(op_names[i]) == len && memcmp(op_names[i], name, len) == 0)
+            return (maos_op)i;
+    return MAOS_OP_NONE;
+}
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static int key_is(maos_slice k, const char *lit)
+{
+    size_t n = strlen(lit);
+    return k.len == n && memcmp(k.ptr, lit, n) == 0;
+}
+
+static int pk_raw(msgpack_packer *pk, const void *p, size_t n)
+{
+    return pk->callback(pk->data, p, n) ? MAOS_ENOMEM : 0;
+}
+
+static int pk_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    if (msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+static int pk_slice(msgpack_packer *pk, maos_slice s)
+{
+    if (msgpack_pack_str(pk, s.len) || msgpack_pack_str_body(pk, s.ptr, s.len))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+static int pk_bin(msgpack_packer *pk, const void *p, size_t n)
+{
+    if (msgpack_pack_bin(pk, n) || msgpack_pack_bin_body(pk, p, n))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+/* Write key/value pairs; each returns nonzero on failure. */
+#define KV_U64(pk, k, v) (pk_cstr(pk, k) || msgpack_pack_uint64(pk, v))
+#define KV_I64(pk, k, v) (pk_cstr(pk, k) || msgpack_pack_int64(pk, v))
+#define KV_STR(pk, k, s) (pk_cstr(pk, k) || pk_slice(pk, s))
+#define KV_CSTR(pk, k, s) (pk_cstr(pk, k) || pk_cstr(pk, s))
+#define KV_BOOL(pk, k, b) (pk_cstr(pk, k) || ((b) ? msgpack_pack_true(pk) : msgpack_pack_false(pk)))
+
+static int head_req(msgpack_packer *pk, uint32_t n, uint64_t rid, maos_op op)
+{
+    if (msgpack_pack_map(pk, n + 2) || KV_CSTR(pk, "op", maos_op_name(op)) ||
+        KV_U64(pk, "rid", rid))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+static void why_set(char *why, size_t whylen, const char *fmt, ...)
+{
+    if (!why || !whylen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- request arena -------------------------------------------------------- */
+
+typedef struct chunk {
+    struct chunk *next;
+    max_align_t data[];
+} chunk;
+
+static void *req_alloc(maos_request *req, size_t n)
+{
+    chunk *c = calloc(1, sizeof(chunk) + n);
+    if (!c)
+        return NULL;
+    c->next = req->mem_;
+    req->mem_ = c;
+    return c->data;
+}
+
+void maos_request_free(maos_request *req)
+{
+    if (!req)
+        return;
+    chunk *c = req->mem_;
+    while (c) {
+        chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    req->mem_ = NULL;
+}
+
+/* ---- request decoding ------------------------------------------------------ */
+
+typedef struct dec {
+    maos_request *req;
+    const maos_limits *lim;
+    char *why;
+    size_t whylen;
+} dec;
+
+#define FAIL(d, code, ...) (why_set((d)->why, (d)->whylen, __VA_ARGS__), (code))
+
+static int dec_name(dec *d, maos_mpr *r, maos_slice *out, const char *what)
+{
+    if (maos_mpr_str(r, out))
+        return FAIL(d, MAOS_EBAD_REQUEST, "%s must be a string", what);
+    if (maos_name_check(*out))
+        return FAIL(d, MAOS_EINVALID_NAME,
+                    "%s must be 1..255 bytes of valid UTF-8 without NUL", what);
+    return 0;
+}
+
+/* Optional string that may be empty (prefixes, cursors). */
+static int dec_opt_str(dec *d, maos_mpr *r, maos_slice *out, const char *what)
+{
+    if (maos_mpr_str(r, out))
+        return FAIL(d, MAOS_EBAD_REQUEST, "%s must be a string", what);
+    if (out->len > MAOS_NAME_MAX)
+        return FAIL(d, MAOS_EINVALID_NAME, "%s is longer than 255 bytes", what);
+    return 0;
+}
+
+static int dec_event(dec *d, maos_mpr *r, maos_event_in *ev)
+{
+    uint32_t n;
+    int have_type = 0;
+    if (maos_mpr_map(r, &n))
+        return FAIL(d, MAOS_EBAD_REQUEST, "each event must be a map");
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        if (maos_mpr_str(r, &k))
+            return FAIL(d, MAOS_EBAD_REQUEST, "event keys must be strings");
+        if (key_is(k, "id")) {
+            maos_slice s;
+            int t = maos_mpr_peek(r);
+            if (t == MAOS_MP_BIN) {
+                static const uint8_t zero[16];
+                maos_mpr_bin(r, &s);
+                if (s.len != 16 || memcmp(s.ptr, zero, 16) == 0)
+                    return FAIL(d, MAOS_EINVALID_ID,
+                                "event id must be 16 bytes and not the nil UUID");
+                memcpy(ev->id, s.ptr, 16);
+            } else if (t == MAOS_MP_STR) {
+                maos_mpr_str(r, &s);
+                if (maos_uuid_parse(s.ptr, s.len, ev->id))
+                    return FAIL(d, MAOS_EINVALID_ID,
+                                "event id must be a UUID (36 characters, not nil)");
+            } else if (t == MAOS_MP_NIL) {
+                maos_mpr_nil(r);
+                continue;
+            } else {
+                return FAIL(d, MAOS_EINVALID_ID, "event id must be bin 16 or UUID text");
+            }
+            ev->has_id = 1;
+        } else if (key_is(k, "type")) {
+            int rc = dec_name(d, r, &ev->type, "event type");
+            if (rc)
+                return rc;
+            have_type = 1;
+        } else if (key_is(k, "data")) {
+            if (maos_mpr_skip(r, &ev->data))
+                return FAIL(d, MAOS_EBAD_REQUEST, "event data is malformed");
+        } else if (key_is(k, "meta")) {
+            int t = maos_mpr_peek(r);
+            if (t == MAOS_MP_NIL) {
+                maos_mpr_nil(r);
+                ev->meta.len = 0;
+            } else if (t == MAOS_MP_MAP) {
+                maos_mpr_skip(r, &ev->meta);
+            } else {
+                return FAIL(d, MAOS_EBAD_REQUEST, "event meta must be a map");
+            }
+        } else if (maos_mpr_skip(r, NULL)) {
+            return FAIL(d, MAOS_EBAD_REQUEST, "malformed value in event");
+        }
+    }
+    if (!have_type)
+        return FAIL(d, MAOS_EBAD_REQUEST, "event type is required");
+    return 0;
+}
+
+static int dec_events(dec *d, maos_mpr *r, maos_append_in *a)
+{
+    uint32_t n;
+    if (maos_mpr_array(r, &n))
+        return FAIL(d, MAOS_EBAD_REQUEST, "events must be an array");
+    if (n == 0)
+        return FAIL(d, MAOS_EBAD_REQUEST, "events must not be empty");
+    if (n > d->lim->max_events)
+        return FAIL(d, MAOS_ELIMIT, "too many events in one request (%u > %u)",
+                    n, d->lim->max_events);
+    a->events = req_alloc(d->req, (size_t)n * sizeof(maos_event_in));
+    if (!a->events)
+        return FAIL(d, MAOS_ENOMEM, "out of memory");
+    a->n_events = n;
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = dec_event(d, r, &a->events[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int dec_expect(dec *d, maos_mpr *r, int64_t *out)
+{
+    int t = maos_mpr_peek(r);
+    if (t == MAOS_MP_UINT) {
+        uint64_t v;
+        maos_mpr_uint(r, &v);
+        if (v > (uint64_t)INT64_MAX)
+            return FAIL(d, MAOS_EBAD_REQUEST, "expect is out of range");
+        *out = (int64_t)v;
+        return 0;
+    }
+    maos_slice s;
+    if (t == MAOS_MP_STR) {
+        maos_mpr_str(r, &s);
+        if (key_is(s, "any")) { *out = MAOS_EXPECT_ANY; return 0; }
+        if (key_is(s, "no_stream")) { *out = MAOS_EXPECT_NO_STREAM; return 0; }
+        if (key_is(s, "exists")) { *out = MAOS_EXPECT_EXISTS; return 0; }
+    }
+    return FAIL(d, MAOS_EBAD_REQUEST,
+                "expect must be a version or \"any\", \"no_stream\", \"exists\"");
+}
+
+/* One append body: keys stream, expect, events (used for append requests
+ * at the top level and for each element of a txn). */
+static int dec_append_key(dec *d, maos_mpr *r, maos_slice k, maos_append_in *a,
+                          int *handled)
+{
+    *handled = 1;
+    if (key_is(k, "stream"))
+        return dec_name(d, r, &a->stream, "stream");
+    if (key_is(k, "expect"))
+        return dec_expect(d, r, &a->expect);
+    if (key_is(k, "events"))
+        return dec_events(d, r, a);
+    *handled = 0;
+    return 0;
+}
+
+static int check_append(dec *d, const maos_append_in *a)
+{
+    if (!a->stream.len)
+        return FAIL(d, MAOS_EBAD_REQUEST, "stream is required");
+    if (a->stream.ptr[0] == '$')
+        return FAIL(d, MAOS_EINVALID_NAME,
+                    "streams starting with '$' are reserved for the system");
+    if (!a->n_events)
+        return FAIL(d, MAOS_EBAD_REQUEST, "events are required");
+    return 0;
+}
+
+static int dec_txn(dec *d, maos_mpr *r)
+{
+    maos_request *req = d->req;
+    uint32_t n;
+    if (maos_mpr_array(r, &n))
+        return FAIL(d, MAOS_EBAD_REQUEST, "appends must be an array");
+    if (n == 0)
+        return FAIL(d, MAOS_EBAD_REQUEST, "appends must not be empty");
+    if (n > d->lim->max_appends)
+        return FAIL(d, MAOS_ELIMIT, "too many appends in one txn (%u > %u)", n,
+                    d->lim->max_appends);
+    req->appends = req_alloc(req, (size_t)n * sizeof(maos_append_in));
+    if (!req->appends)
+        return FAIL(d, MAOS_ENOMEM, "out of memory");
+    req->n_appends = n;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_append_in *a = &req->appends[i];
+        a->expect = MAOS_EXPECT_ANY;
+        uint32_t m;
+        if (maos_mpr_map(r, &m))
+            return FAIL(d, MAOS_EBAD_REQUEST, "each append must be a map");
+        for (uint32_t j = 0; j < m; j++) {
+            maos_slice k;
+            int handled, rc;
+            if (maos_mpr_str(r, &k))
+                return FAIL(d, MAOS_EBAD_REQUEST, "keys must be strings");
+            rc = dec_append_key(d, r, k, a, &handled);
+            if (rc)
+                return rc;
+            if (!handled && maos_mpr_skip(r, NULL))
+                return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+        }
+        int rc = check_append(d, a);
+        if (rc)
+            return rc;
+        total += a->n_events;
+        for (uint32_t j = 0; j < i; j++)
+            if (req->appends[j].stream.len == a->stream.len &&
+                !memcmp(req->appends[j].stream.ptr, a->stream.ptr, a->stream.len))
+                return FAIL(d, MAOS_EBAD_REQUEST,
+                            "a txn may name each stream once (append %u repeats one)", i);
+    }
+    if (total > d->lim->max_events)
+        return FAIL(d, MAOS_ELIMIT, "too many events in one txn (%llu > %u)",
+                    (unsigned long long)total, d->lim->max_events);
+    return 0;
+}
+
+static int dec_types(dec *d, maos_mpr *r, maos_filter *f)
+{
+    uint32_t n;
+    if (maos_mpr_array(r, &n))
+        return FAIL(d, MAOS_EBAD_REQUEST, "types must be an array of strings");
+    if (n > d->lim->max_types)
+        return FAIL(d, MAOS_ELIMIT, "too many types in a filter (%u > %u)", n,
+                    d->lim->max_types);
+    f->types = req_alloc(d->req, (size_t)(n ? n : 1) * sizeof(maos_slice));
+    if (!f->types)
+        return FAIL(d, MAOS_ENOMEM, "out of memory");
+    f->n_types = n;
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = dec_name(d, r, &f->types[i], "type");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int dec_key(dec *d, maos_mpr *r, maos_slice k)
+{
+    maos_request *req = d->req;
+    maos_filter *f = &req->filter;
+    int handled = 0, rc;
+    uint64_t u;
+
+    if (req->op == MAOS_OP_APPEND) {
+        rc = dec_append_key(d, r, k, &req->appends[0], &handled);
+        if (rc || handled)
+            return rc;
+    }
+    if (key_is(k, "version")) {
+        if (maos_mpr_uint(r, &req->version))
+            return FAIL(d, MAOS_EBAD_REQUEST, "version must be an unsigned integer");
+    } else if (key_is(k, "client")) {
+        if (maos_mpr_str(r, &req->client_name))
+            return FAIL(d, MAOS_EBAD_REQUEST, "client must be a string");
+    } else if (key_is(k, "token")) {
+        if (maos_mpr_skip(r, &req->token))
+            return FAIL(d, MAOS_EBAD_REQUEST, "malformed token");
+    } else if (key_is(k, "appends") && req->op == MAOS_OP_TXN) {
+        return dec_txn(d, r);
+    } else if (key_is(k, "stream")) {
+        if (req->op == MAOS_OP_READ_ALL)
+            return dec_name(d, r, &f->stream, "stream");
+        return dec_name(d, r, &req->stream, "stream");
+    } else if (key_is(k, "from")) {
+        if (maos_mpr_uint(r, &req->from))
+            return FAIL(d, MAOS_EBAD_REQUEST, "from must be an unsigned integer");
+        req->has_from = 1;
+    } else if (key_is(k, "backward")) {
+        if (maos_mpr_bool(r, &req->backward))
+            return FAIL(d, MAOS_EBAD_REQUEST, "backward must be a boolean");
+    } else if (key_is(k, "limit")) {
+        if (maos_mpr_uint(r, &u) || u == 0)
+            return FAIL(d, MAOS_EBAD_REQUEST, "limit must be a positive integer");
+        req->limit = u > MAOS_READ_LIMIT_MAX ? MAOS_READ_LIMIT_MAX : (uint32_t)u;
+    } else if (key_is(k, "prefix")) {
+        if (req->op == MAOS_OP_READ_ALL)
+            return dec_opt_str(d, r, &f->prefix, "prefix");
+        return dec_opt_str(d, r, &req->prefix, "prefix");
+    } else if (key_is(k, "after")) {
+        return dec_opt_str(d, r, &req->after, "after");
+    } else if (key_is(k, "category")) {
+        return dec_name(d, r, &f->category, "category");
+    } else if (key_is(k, "types")) {
+        return dec_types(d, r, f);
+    } else if (key_is(k, "since")) {
+        if (maos_mpr_int(r, &f->since))
+            return FAIL(d, MAOS_EBAD_REQUEST, "since must be an integer (microseconds)");
+        f->has_since = 1;
+    } else if (key_is(k, "until")) {
+        if (maos_mpr_int(r, &f->until))
+            return FAIL(d, MAOS_EBAD_REQUEST, "until must be an integer (microseconds)");
+        f->has_until = 1;
+    } else if (maos_mpr_skip(r, NULL)) {
+        return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+    }
+    return 0;
+}
+
+/* Find "op" and "rid" first, so that errors in other keys can be answered
+ * with the right rid and so the op steers how keys are read. */
+static int dec_envelope(dec *d, const void *frame, size_t len, uint32_t *n)
+{
+    maos_request *req = d->req;
+    maos_mpr r;
+    maos_mpr_init(&r, frame, len);
+    if (maos_mpr_map(&r, n))
+        return FAIL(d, MAOS_EBAD_REQUEST, "a request must be a map");
+    int have_rid = 0;
+    maos_slice op = {0};
+    for (uint32_t i = 0; i < *n; i++) {
+        maos_slice k;
+        if (maos_mpr_str(&r, &k))
+            return FAIL(d, MAOS_EBAD_REQUEST, "request keys must be strings");
+        if (key_is(k, "rid")) {
+            if (maos_mpr_uint(&r, &req->rid))
+                return FAIL(d, MAOS_EBAD_REQUEST, "rid must be an unsigned integer");
+            have_rid = 1;
+        } else if (key_is(k, "op")) {
+            if (maos_mpr_str(&r, &op))
+                return FAIL(d, MAOS_EBAD_REQUEST, "op must be a string");
+        } else if (maos_mpr_skip(&r, NULL)) {
+            return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+        }
+    }
+    if (!op.ptr)
+        return FAIL(d, MAOS_EBAD_REQUEST, "op is required");
+    req->op = maos_op_from_name(op.ptr, op.len);
+    if (req->op == MAOS_OP_NONE)
+        return FAIL(d, MAOS_EUNKNOWN_OP, "unknown op \"%.*s\"",
+                    (int)(op.len > 64 ? 64 : op.len), op.ptr);
+    if (!have_rid)
+        return FAIL(d, MAOS_EBAD_REQUEST, "rid is required");
+    return 0;
+}
+
+int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in,
+                        maos_request *req, char *why, size_t whylen)
+{
+    maos_limits lim = lim_in ? *lim_in : (maos_limits){0};
+    maos_limits_defaults(&lim);
+    memset(req, 0, sizeof(*req));
+    dec d = {req, &lim, why, whylen};
+    why_set(why, whylen, "%s", "");
+
+    int rc = maos_mp_check(frame, len, &lim);
+    if (rc == MAOS_ELIMIT)
+        return FAIL(&d, rc, "request exceeds nesting or element limits");
+    if (rc)
+        return FAIL(&d, rc, "frame is not one well-formed msgpack value");
+
+    uint32_t n;
+    rc = dec_envelope(&d, frame, len, &n);
+    if (rc)
+        return rc;
+
+    if (req->op == MAOS_OP_APPEND) {
+        req->appends = req_alloc(req, sizeof(maos_append_in));
+        if (!req->appends)
+            return FAIL(&d, MAOS_ENOMEM, "out of memory");
+        req->n_appends = 1;
+        req->appends[0].expect = MAOS_EXPECT_ANY;
+    }
+    req->limit = MAOS_READ_LIMIT_DEFAULT;
+
+    maos_mpr r;
+    maos_mpr_init(&r, frame, len);
+    maos_mpr_map(&r, &n);
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        maos_mpr_str(&r, &k);
+        if (key_is(k, "rid") || key_is(k, "op")) {
+            maos_mpr_skip(&r, NULL);
+            continue;
+        }
+        rc = dec_key(&d, &r, k);
+        if (rc)
+            return rc;
+    }
+
+    switch (req->op) {
+    case MAOS_OP_HELLO:
+        if (!req->version)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "hello needs a protocol version");
+        break;
+    case MAOS_OP_APPEND:
+        return check_append(&d, &req->appends[0]);
+    case MAOS_OP_TXN:
+        if (!req->n_appends)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "txn needs appends");
+        break;
+    case MAOS_OP_READ:
+        if (!req->stream.len)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "stream is required");
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* ---- request encoding ----------------------------------------------------- */
+
+int maos_enc_hello(msgpack_packer *pk, uint64_t rid, uint64_t version,
+                   const char *client_name)
+{
+    if (head_req(pk, client_name ? 2 : 1, rid, MAOS_OP_HELLO) ||
+        KV_U64(pk, "version", version))
+        return MAOS_ENOMEM;
+    if (client_name && KV_CSTR(pk, "client", client_name))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_simple(msgpack_packer *pk, uint64_t rid, maos_op op)
+{
+    return head_req(pk, 0, rid, op);
+}
+
+static int enc_expect(msgpack_packer *pk, int64_t expect)
+{
+    if (pk_cstr(pk, "expect"))
+        return MAOS_ENOMEM;
+    switch (expect) {
+    case MAOS_EXPECT_ANY: return pk_cstr(pk, "any");
+    case MAOS_EXPECT_NO_STREAM: return pk_cstr(pk, "no_stream");
+    case MAOS_EXPECT_EXISTS: return pk_cstr(pk, "exists");
+    default:
+        if (expect < 0)
+            return MAOS_EINVALID_ARG;
+        return msgpack_pack_uint64(pk, (uint64_t)expect) ? MAOS_ENOMEM : 0;
+    }
+}
+
+static int enc_event(msgpack_packer *pk, const maos_event_in *e)
+{
+    uint32_t n = 1 + (e->has_id != 0) + (e->data.len != 0) + (e->meta.len != 0);
+    if (msgpack_pack_map(pk, n) || KV_STR(pk, "type", e->type))
+        return MAOS_ENOMEM;
+    if (e->has_id && (pk_cstr(pk, "id") || pk_bin(pk, e->id, 16)))
+        return MAOS_ENOMEM;
+    if (e->data.len && (pk_cstr(pk, "data") || pk_raw(pk, e->data.ptr, e->data.len)))
+        return MAOS_ENOMEM;
+    if (e->meta.len && (pk_cstr(pk, "meta") || pk_raw(pk, e->meta.ptr, e->meta.len)))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+/* The three append keys: stream, expect, events. */
+static int enc_append_body(msgpack_packer *pk, const maos_append_in *a)
+{
+    int rc;
+    if (KV_STR(pk, "stream", a->stream))
+        return MAOS_ENOMEM;
+    if ((rc = enc_expect(pk, a->expect)))
+        return rc;
+    if (pk_cstr(pk, "events") || msgpack_pack_array(pk, a->n_events))
+        return MAOS_ENOMEM;
+    for (uint32_t i = 0; i < a->n_events; i++)
+        if ((rc = enc_event(pk, &a->events[i])))
+            return rc;
+    return 0;
+}
+
+int maos_enc_append(msgpack_packer *pk, uint64_t rid, const maos_append_in *a)
+{
+    if (head_req(pk, 3, rid, MAOS_OP_APPEND))
+        return MAOS_ENOMEM;
+    return enc_append_body(pk, a);
+}
+
+int maos_enc_txn(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
+                 uint32_t n)
+{
+    if (head_req(pk, 1, rid, MAOS_OP_TXN) || pk_cstr(pk, "appends") ||
+        msgpack_pack_array(pk, n))
+        return MAOS_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        int rc;
+        if (msgpack_pack_map(pk, 3))
+            return MAOS_ENOMEM;
+        if ((rc = enc_append_body(pk, &a[i])))
+            return rc;
+    }
+    return 0;
+}
+
+/* from, backward, limit: shared by read and read_all. */
+static int enc_range(msgpack_packer *pk, int has_from, uint64_t from,
+                     int backward, uint32_t limit)
+{
+    if (has_from && KV_U64(pk, "from", from))
+        return MAOS_ENOMEM;
+    if (backward && KV_BOOL(pk, "backward", 1))
+        return MAOS_ENOMEM;
+    if (limit && KV_U64(pk, "limit", limit))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+static uint32_t range_keys(int has_from, int backward, uint32_t limit)
+{
+    return (has_from != 0) + (backward != 0) + (limit != 0);
+}
+
+int maos_enc_read(msgpack_packer *pk, uint64_t rid, maos_slice stream,
+                  int has_from, uint64_t from, int backward, uint32_t limit)
+{
+    if (head_req(pk, 1 + range_keys(has_from, backward, limit), rid, MAOS_OP_READ) ||
+        KV_STR(pk, "stream", stream))
+        return MAOS_ENOMEM;
+    return enc_range(pk, has_from, from, backward, limit);
+}
+
+int maos_enc_read_all(msgpack_packer *pk, uint64_t rid, int has_from,
+                      uint64_t from, int backward, uint32_t limit,
+                      const maos_filter *f)
+{
+    static const maos_filter none;
+    if (!f)
+        f = &none;
+    uint32_t n = range_keys(has_from, backward, limit) + (f->stream.len != 0) +
+                 (f->prefix.len != 0) + (f->category.len != 0) +
+                 (f->n_types != 0) + (f->has_since != 0) + (f->has_until != 0);
+    if (head_req(pk, n, rid, MAOS_OP_READ_ALL) ||
+        enc_range(pk, has_from, from, backward, limit))
+        return MAOS_ENOMEM;
+    if (f->stream.len && KV_STR(pk, "stream", f->stream))
+        return MAOS_ENOMEM;
+    if (f->prefix.len && KV_STR(pk, "prefix", f->prefix))
+        return MAOS_ENOMEM;
+    if (f->category.len && KV_STR(pk, "category", f->category))
+        return MAOS_ENOMEM;
+    if (f->n_types) {
+        if (pk_cstr(pk, "types") || msgpack_pack_array(pk, f->n_types))
+            return MAOS_ENOMEM;
+        for (uint32_t i = 0; i < f->n_types; i++)
+            if (pk_slice(pk, f->types[i]))
+                return MAOS_ENOMEM;
+    }
+    if (f->has_since && KV_I64(pk, "since", f->since))
+        return MAOS_ENOMEM;
+    if (f->has_until && KV_I64(pk, "until", f->until))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_streams(msgpack_packer *pk, uint64_t rid, maos_slice prefix,
+                     maos_slice after, uint32_t limit)
+{
+    uint32_t n = (prefix.len != 0) + (after.len != 0) + (limit != 0);
+    if (head_req(pk, n, rid, MAOS_OP_STREAMS))
+        return MAOS_ENOMEM;
+    if (prefix.len && KV_STR(pk, "prefix", prefix))
+        return MAOS_ENOMEM;
+    if (after.len && KV_STR(pk, "after", after))
+        return MAOS_ENOMEM;
+    if (limit && KV_U64(pk, "limit", limit))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+/* ---- records -------------------------------------------------------------- */
+
+int maos_enc_record(msgpack_packer *pk, uint64_t position, int64_t time,
+                    uint64_t version, maos_slice stream, maos_slice type,
+                    const uint8_t id[16], const uint8_t prev[32],
+                    maos_slice data, maos_slice meta)
+{
+    if (msgpack_pack_map(pk, 9) || pk_cstr(pk, "position") ||
+        msgpack_pack_fix_uint64(pk, position) || pk_cstr(pk, "time") ||
+        msgpack_pack_fix_int64(pk, time) || pk_cstr(pk, "version") ||
+        msgpack_pack_fix_uint64(pk, version) || KV_STR(pk, "stream", stream) ||
+        KV_STR(pk, "type", type) || pk_cstr(pk, "id") || pk_bin(pk, id, 16) ||
+        pk_cstr(pk, "prev") || pk_bin(pk, prev, MAOS_HASH_BYTES) ||
+        pk_cstr(pk, "data"))
+        return MAOS_ENOMEM;
+    if (data.len ? pk_raw(pk, data.ptr, data.len) : msgpack_pack_nil(pk) != 0)
+        return MAOS_ENOMEM;
+    if (pk_cstr(pk, "meta"))
+        return MAOS_ENOMEM;
+    if (meta.len ? pk_raw(pk, meta.ptr, meta.len) : msgpack_pack_map(pk, 0) != 0)
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_record_next(maos_mpr *r, maos_record *rec)
+{
+    const uint8_t *start = r->p;
+    maos_mpr c = *r;
+    uint32_t n;
+    unsigned seen = 0;
+    memset(rec, 0, sizeof(*rec));
+    if (maos_mpr_map(&c, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        int bad = 0;
+        if (maos_mpr_str(&c, &k))
+            return MAOS_EPROTO;
+        if (key_is(k, "position")) {
+            bad = maos_mpr_uint(&c, &rec->position); seen |= 1;
+        } else if (key_is(k, "time")) {
+            bad = maos_mpr_int(&c, &rec->time); seen |= 2;
+        } else if (key_is(k, "version")) {
+            bad = maos_mpr_uint(&c, &rec->version); seen |= 4;
+        } else if (key_is(k, "stream")) {
+            bad = maos_mpr_str(&c, &rec->stream); seen |= 8;
+        } else if (key_is(k, "type")) {
+            bad = maos_mpr_str(&c, &rec->type); seen |= 16;
+        } else if (key_is(k, "id")) {
+            bad = maos_mpr_bin(&c, &rec->id) || rec->id.len != 16; seen |= 32;
+        } else if (key_is(k, "prev")) {
+            bad = maos_mpr_bin(&c, &rec->prev) || rec->prev.len != MAOS_HASH_BYTES;
+            seen |= 64;
+        } else if (key_is(k, "data")) {
+            bad = maos_mpr_skip(&c, &rec->data); seen |= 128;
+        } else if (key_is(k, "meta")) {
+            bad = maos_mpr_peek(&c) != MAOS_MP_MAP || maos_mpr_skip(&c, &rec->meta);
+            seen |= 256;
+        } else {
+            bad = maos_mpr_skip(&c, NULL);
+        }
+        if (bad)
+            return MAOS_EPROTO;
+    }
+    if (seen != 511)
+        return MAOS_EPROTO;
+    rec->raw.ptr = (const char *)start;
+    rec->raw.len = (uint32_t)(c.p - start);
+    *r = c;
+    return 0;
+}
+
+int maos_record_decode(const void *p, size_t len, maos_record *rec)
+{
+    maos_mpr r;
+    maos_mpr_init(&r, p, len);
+    int rc = maos_record_next(&r, rec);
+    if (rc == 0 && r.p != r.end)
+        return MAOS_EPROTO;
+    return rc;
+}
+
+/* ---- replies -------------------------------------------------------------- */
+
+static int head_rep(msgpack_packer *pk, uint32_t n, uint64_t rid, int ok)
+{
+    if (msgpack_pack_map(pk, n + 2) || KV_U64(pk, "rid", rid) ||
+        KV_BOOL(pk, "ok", ok))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_error(msgpack_packer *pk, uint64_t rid, int code,
+                   const char *message, int has_actual, int64_t actual,
+                   int64_t index)
+{
+    uint32_t n = 2 + (has_actual != 0) + (index >= 0);
+    if (head_rep(pk, n, rid, 0) || KV_CSTR(pk, "code", maos_err_name(code)) ||
+        KV_CSTR(pk, "message", message && *message ? message : maos_strerror(code)))
+        return MAOS_ENOMEM;
+    if (has_actual && KV_I64(pk, "actual", actual))
+        return MAOS_ENOMEM;
+    if (index >= 0 && KV_I64(pk, "index", index))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_reply_hello(msgpack_packer *pk, uint64_t rid, uint64_t version,
+                         const char *server, uint32_t max_frame)
+{
+    if (head_rep(pk, 3, rid, 1) || KV_U64(pk, "version", version) ||
+        KV_CSTR(pk, "server", server) || KV_U64(pk, "max_frame", max_frame))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_reply_ok(msgpack_packer *pk, uint64_t rid)
+{
+    return head_rep(pk, 0, rid, 1);
+}
+
+static int enc_result_fields(msgpack_packer *pk, const maos_append_result *r)
+{
+    if (KV_STR(pk, "stream", r->stream) ||
+        KV_U64(pk, "first_version", r->first_version) ||
+        KV_U64(pk, "first_position", r->first_position) ||
+        KV_U64(pk, "count", r->count) || KV_BOOL(pk, "duplicate", r->duplicate) ||
+        pk_cstr(pk, "ids") || pk_bin(pk, r->ids.ptr, r->ids.len))
+        return MAOS_ENOMEM;
+    return 0;
+}
+#define RESULT_FIELDS 6
+
+int maos_enc_reply_append(msgpack_packer *pk, uint64_t rid, int txn,
+                          const maos_append_result *res, uint32_t n)
+{
+    if (!txn) {
+        if (n != 1)
+            return MAOS_EINVALID_ARG;
+        if (head_rep(pk, RESULT_FIELDS, rid, 1))
+            return MAOS_ENOMEM;
+        return enc_result_fields(pk, res);
+    }
+    if (head_rep(pk, 1, rid, 1) || pk_cstr(pk, "results") ||
+        msgpack_pack_array(pk, n))
+        return MAOS_ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        if (msgpack_pack_map(pk, RESULT_FIELDS) || enc_result_fields(pk, &res[i]))
+            return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_reply_stats(msgpack_packer *pk, uint64_t rid, const maos_stats *s)
+{
+    uint32_t n = 3;
+#define MAOS_STATS_COUNT_(name) n++;
+    MAOS_STATS_MAP(MAOS_STATS_COUNT_)
+#undef MAOS_STATS_COUNT_
+    if (head_rep(pk, n, rid, 1) || KV_STR(pk, "server", s->server) ||
+        KV_STR(pk, "state", s->state) || KV_STR(pk, "durability", s->durability))
+        return MAOS_ENOMEM;
+#define MAOS_STATS_ENC_(name)                                                  \
+    if (KV_U64(pk, #name, s->name))                                            \
+        return MAOS_ENOMEM;
+    MAOS_STATS_MAP(MAOS_STATS_ENC_)
+#undef MAOS_STATS_ENC_
+    return 0;
+}
+
+int maos_enc_list_begin(msgpack_sbuffer *sb, uint64_t rid, const char *key,
+                        maos_list_mark *mark)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (head_rep(&pk, 2, rid, 1) || pk_cstr(&pk, key))
+        return MAOS_ENOMEM;
+    static const char arr32[5] = {(char)0xdd, 0, 0, 0, 0};
+    mark->count_off = sb->size + 1;
+    return msgpack_sbuffer_write(sb, arr32, 5) ? MAOS_ENOMEM : 0;
+}
+
+int maos_enc_stream_info(msgpack_packer *pk, const maos_stream_info *si)
+{
+    if (msgpack_pack_map(pk, 4) || KV_STR(pk, "stream", si->stream) ||
+        KV_U64(pk, "head", si->head) || KV_U64(pk, "count", si->count) ||
+        KV_U64(pk, "last_position", si->last_position))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_list_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
+                      uint32_t count, int next_kind, uint64_t next_u,
+                      maos_slice next_s)
+{
+    char *c = sb->data + mark->count_off;
+    maos_frame_put_len(c, count);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (pk_cstr(&pk, "next"))
+        return MAOS_ENOMEM;
+    switch (next_kind) {
+    case MAOS_NEXT_UINT: return msgpack_pack_uint64(&pk, next_u) ? MAOS_ENOMEM : 0;
+    case MAOS_NEXT_STR: return pk_slice(&pk, next_s);
+    default: return msgpack_pack_nil(&pk) ? MAOS_ENOMEM : 0;
+    }
+}
+
+/* ---- reply decoding ------------------------------------------------------- */
+
+static int dec_result_key(maos_mpr *r, maos_slice k, maos_append_result *res,
+                          int *handled)
+{
+    uint64_t u;
+    *handled = 1;
+    if (key_is(k, "stream"))
+        return maos_mpr_str(r, &res->stream);
+    if (key_is(k, "first_version"))
+        return maos_mpr_uint(r, &res->first_version);
+    if (key_is(k, "first_position"))
+        return maos_mpr_uint(r, &res->first_position);
+    if (key_is(k, "count")) {
+        if (maos_mpr_uint(r, &u) || u > UINT32_MAX)
+            return MAOS_EPROTO;
+        res->count = (uint32_t)u;
+        return 0;
+    }
+    if (key_is(k, "duplicate"))
+        return maos_mpr_bool(r, &res->duplicate);
+    if (key_is(k, "ids"))
+        return maos_mpr_bin(r, &res->ids);
+    *handled = 0;
+    return 0;
+}
+
+int maos_append_result_next(maos_mpr *r, maos_append_result *res)
+{
+    maos_mpr c = *r;
+    uint32_t n;
+    memset(res, 0, sizeof(*res));
+    if (maos_mpr_map(&c, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        int handled;
+        if (maos_mpr_str(&c, &k) || dec_result_key(&c, k, res, &handled) ||
+            (!handled && maos_mpr_skip(&c, NULL)))
+            return MAOS_EPROTO;
+    }
+    if (res->ids.len != (uint64_t)res->count * 16)
+        return MAOS_EPROTO;
+    *r = c;
+    return 0;
+}
+
+int maos_stream_info_next(maos_mpr *r, maos_stream_info *si)
+{
+    maos_mpr c = *r;
+    uint32_t n;
+    memset(si, 0, sizeof(*si));
+    if (maos_mpr_map(&c, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        int bad;
+        if (maos_mpr_str(&c, &k))
+            return MAOS_EPROTO;
+        if (key_is(k, "stream")) bad = maos_mpr_str(&c, &si->stream);
+        else if (key_is(k, "head")) bad = maos_mpr_uint(&c, &si->head);
+        else if (key_is(k, "count")) bad = maos_mpr_uint(&c, &si->count);
+        else if (key_is(k, "last_position")) bad = maos_mpr_uint(&c, &si->last_position);
+        else bad = maos_mpr_skip(&c, NULL);
+        if (bad)
+            return MAOS_EPROTO;
+    }
+    *r = c;
+    return 0;
+}
+
+/* A raw array value: its element count and its bytes (header included). */
+static int dec_list(maos_mpr *r, uint32_t *count, maos_slice *raw)
+{
+    maos_mpr c = *r;
+    if (maos_mpr_array(&c, count) || maos_mpr_skip(r, raw))
+        return MAOS_EPROTO;
+    return 0;
+}
+
+int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
+{
+    maos_mpr r;
+    uint32_t n;
+    int have_rid = 0, have_ok = 0;
+    memset(rep, 0, sizeof(*rep));
+    rep->index = -1;
+    maos_mpr_init(&r, frame, len);
+    if (maos_mpr_map(&r, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k, s;
+        uint64_t u;
+        int bad = 0, handled;
+        if (maos_mpr_str(&r, &k))
+            return MAOS_EPROTO;
+        if (key_is(k, "rid")) {
+            bad = maos_mpr_uint(&r, &rep->rid);
+            have_rid = 1;
+        } else if (key_is(k, "ok")) {
+            bad = maos_mpr_bool(&r, &rep->ok);
+            have_ok = 1;
+        } else if (key_is(k, "code")) {
+            bad = maos_mpr_str(&r, &s);
+            if (!bad) {
+                rep->code = maos_err_from_name(s.ptr, s.len);
+                if (!rep->code)
+                    rep->code = MAOS_EPROTO;
+            }
+        } else if (key_is(k, "message")) {
+            bad = maos_mpr_str(&r, &rep->message);
+        } else if (key_is(k, "actual")) {
+            bad = maos_mpr_int(&r, &rep->actual);
+            rep->has_actual = 1;
+        } else if (key_is(k, "index")) {
+            bad = maos_mpr_int(&r, &rep->index);
+        } else if (key_is(k, "version")) {
+            bad = maos_mpr_uint(&r, &rep->version);
+        } else if (key_is(k, "server")) {
+            bad = maos_mpr_str(&r, &rep->server);
+            rep->stats.server = rep->server;
+        } else if (key_is(k, "max_frame")) {
+            bad = maos_mpr_uint(&r, &u) || u > UINT32_MAX;
+            rep->max_frame = (uint32_t)u;
+            rep->stats.max_frame = u;
+        } else if (key_is(k, "results")) {
+            bad = dec_list(&r, &rep->n_results, &rep->results);
+        } else if (key_is(k, "events") || key_is(k, "streams")) {
+            bad = dec_list(&r, &rep->n_items, &rep->items);
+        } else if (key_is(k, "next")) {
+            int t = maos_mpr_peek(&r);
+            if (t == MAOS_MP_UINT) {
+                bad = maos_mpr_uint(&r, &rep->next_u);
+                rep->next_kind = MAOS_NEXT_UINT;
+            } else if (t == MAOS_MP_STR) {
+                bad = maos_mpr_str(&r, &rep->next_s);
+                rep->next_kind = MAOS_NEXT_STR;
+            } else {
+                bad = maos_mpr_nil(&r);
+            }
+        } else if (key_is(k, "state")) {
+            bad = maos_mpr_str(&r, &rep->stats.state);
+            rep->has_stats = 1;
+        } else if (key_is(k, "durability")) {
+            bad = maos_mpr_str(&r, &rep->stats.durability);
+        } else if ((bad = dec_result_key(&r, k, &rep->result, &handled)), handled) {
+            /* append result field */
+        }
+#define MAOS_STATS_DEC_(name)                                                  \
+        else if (key_is(k, #name)) bad = maos_mpr_uint(&r, &rep->stats.name);
+        MAOS_STATS_MAP(MAOS_STATS_DEC_)
+#undef MAOS_STATS_DEC_
+        else
+            bad = maos_mpr_skip(&r, NULL);
+        if (bad)
+            return MAOS_EPROTO;
+    }
+    if (!have_rid || !have_ok || r.p != r.end)
+        return MAOS_EPROTO;
+    if (!rep->ok && rep->code == 0)
+        rep->code = MAOS_EPROTO;
+    if (rep->result.ids.len != (uint64_t)rep->result.count * 16)
+        return MAOS_EPROTO;
+    return 0;
+}
