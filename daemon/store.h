@@ -65,11 +65,28 @@ void maosd_store_close(maosd_store *s);
 int maosd_store_state(const maosd_store *s);
 /* Put the store into READ_ONLY (also done internally on a write error). */
 void maosd_store_set_read_only(maosd_store *s);
+/*
+ * The RocksDB message of the storage error that made the store READ_ONLY,
+ * verbatim (e.g. "IO error: No space left on device: ..."), for the one
+ * log line and for stats.  NULL while no storage error happened (also when
+ * READ_ONLY came only from maosd_store_set_read_only).  Any thread; the
+ * string is owned by the store, never changes once visible, and lives
+ * until maosd_store_close.
+ */
+const char *maosd_store_last_error(const maosd_store *s);
 
-/* Map a RocksDB error string to a maos code (the one tested mapping):
+/* Map a RocksDB error string to a maos code (the one tested mapping; a
+ * pure function of the string):
  * "IO error: ... lock ..." -> MAOS_ECONFLICT, "IO error"/"Corruption" ->
  * MAOS_EIO, "Incomplete"/"Busy"/"TryAgain" -> MAOS_EOVERLOADED, anything
- * else -> MAOS_EINTERNAL.  NULL -> 0. */
+ * else -> MAOS_EINTERNAL.  NULL -> 0.
+ * "lock" means lock contention as RocksDB words it ("IO error: While lock
+ * file: DIR/LOCK: Resource temporarily unavailable" from another process,
+ * "IO error: lock hold by current process ..." from this one), not any
+ * message containing the word (a path under /run/lock, "Permission
+ * denied" opening LOCK are plain MAOS_EIO).  RocksDB spells the others
+ * "Result incomplete: ", "Resource busy: ", "Operation failed. Try
+ * again.: "; both those and the bare code names are recognised. */
 int maosd_store_map_error(const char *rocksdb_err);
 
 /*
@@ -79,12 +96,15 @@ int maosd_store_map_error(const char *rocksdb_err);
  */
 int maosd_store_get(maosd_store *s, maosd_cf cf, const void *key, size_t klen,
                     void *val, size_t cap, size_t *vlen);
-/* Same, but *val is malloc'ed (caller frees with free()). */
+/* Same, but *val is malloc'ed (caller frees with free()); it has a NUL
+ * after the *vlen bytes. */
 int maosd_store_get_alloc(maosd_store *s, maosd_cf cf, const void *key,
                           size_t klen, char **val, size_t *vlen);
 
 /* Last key of a column family (one seek, no scan): copies at most cap
- * bytes into key, sets *klen; value likewise.  MAOS_ENOT_FOUND if empty. */
+ * bytes into key, sets *klen; value likewise (*val malloc'ed as in
+ * maosd_store_get_alloc; pass val NULL to skip it).  MAOS_ENOT_FOUND if
+ * empty. */
 int maosd_store_last(maosd_store *s, maosd_cf cf, void *key, size_t kcap,
                      size_t *klen, char **val, size_t *vlen);
 
@@ -96,7 +116,12 @@ void maosd_batch_free(maosd_batch *b);
 void maosd_batch_clear(maosd_batch *b);
 void maosd_batch_put(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
                      const void *val, size_t vlen);
-/* Mark/rollback, so a request whose checks fail half-way leaves nothing. */
+/* Mark/rollback, so a request whose checks fail half-way leaves nothing.
+ * Marks nest: rollback discards the puts since the latest mark and removes
+ * that mark.  Marks are only dropped by rollback and clear (RocksDB 7.8 has
+ * no pop for indexed batches); each rollback rebuilds the batch's index,
+ * O(batch size).  A rollback without a mark poisons the batch (see
+ * maosd_store_write). */
 void maosd_batch_mark(maosd_batch *b);
 void maosd_batch_rollback(maosd_batch *b);
 /* Read through the batch, then the database.  Same contract as
@@ -110,6 +135,9 @@ int maosd_batch_count(maosd_batch *b);
  * Returns 0 only after the write (and fsync, if sync) succeeded.  On any
  * failure the store turns READ_ONLY and MAOS_EREAD_ONLY/mapped error is
  * returned; later calls return MAOS_EREAD_ONLY without writing.
+ * MAOS_EINTERNAL, nothing written and the state unchanged, if the batch is
+ * poisoned (a put to an invalid maosd_cf, a rollback without a mark: it no
+ * longer holds what the caller meant); clear resets it.
  * The batch is left as it was (clear it after).
  */
 int maosd_store_write(maosd_store *s, maosd_batch *b);
