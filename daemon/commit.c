@@ -1,0 +1,619 @@
+/*
+ * daemon/commit.c -- the commit thread: the one writer (DESIGN.md).
+ *
+ * The loop thread queues write requests (maosd_commit_submit).  The commit
+ * thread takes everything queued so far as one group, checks each request's
+ * preconditions against authoritative state (the database plus the group's
+ * own pending writes, read through the indexed batch), assigns positions,
+ * versions, the group's timestamp and the hash chain, and makes ONE
+ * RocksDB write for the whole group with the configured durability.  While
+ * that write syncs, new requests queue up and form the next group: group
+ * commit.  The finished group goes back to the loop via uv_async, which
+ * answers the writers.  Nothing is acknowledged before the write returned.
+ *
+ * Invariants (commit thread state):
+ *  - log_pos is the position of the last event in the database plus the
+ *    current group's accepted requests; log_hash is BLAKE2b-256 of that
+ *    event's record; last_time never decreases, so event times are
+ *    non-decreasing in position order (read_all relies on it to stop early).
+ *  - A request's checks all run before any of its writes enter the batch;
+ *    if a write of a request fails half-way (out of memory) the batch is
+ *    rolled back to the request's mark and the state restored.
+ *  - If the group write fails, the store turns read-only (store.c) and every
+ *    request of the group that had succeeded is answered READ_ONLY instead;
+ *    the in-memory state is restored to the last durable head.
+ *  - Only one thread ever writes; so isolation is serializable without
+ *    locks or TransactionDB.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "keys.h"
+#include "maosd.h"
+
+struct maosd_commit {
+    maosd_server *srv;
+    maosd_store *store;
+    maosd_commit_done_cb done;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    maosd_wreq *in_head, *in_tail;   /* queued by the loop */
+    maosd_wreq *out_head, *out_tail; /* finished, for the loop */
+    int stop;
+    int started;
+    uv_async_t async;
+    atomic_uint_fast64_t in_flight;
+    atomic_uint_fast64_t head;       /* last durable position */
+    /* commit thread only */
+    uint64_t log_pos;
+    uint8_t log_hash[MAOS_HASH_BYTES];
+    int64_t last_time;
+    maosd_batch *batch;
+    msgpack_sbuffer rec;
+    char *getbuf;
+    size_t getcap;
+};
+
+int64_t maosd_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void maosd_wreq_free(maosd_wreq *w)
+{
+    if (!w)
+        return;
+    maos_request_free(&w->req);
+    free(w->frame);
+    free(w->results);
+    free(w->ids);
+    free(w);
+}
+
+/* ---- commit-thread helpers -------------------------------------------------- */
+
+static int fail(maosd_wreq *w, int code, int64_t index, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(maosd_wreq *w, int code, int64_t index, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->why, sizeof(w->why), fmt, ap);
+    va_end(ap);
+    w->code = code;
+    w->index = index;
+    return code;
+}
+
+/* Read a value through the batch into cm->getbuf (grown as needed). */
+static int get_value(maosd_commit *cm, maosd_cf cf, const char *k, size_t klen,
+                     size_t *vlen)
+{
+    for (;;) {
+        int rc = maosd_batch_get(cm->batch, cf, k, klen, cm->getbuf, cm->getcap, vlen);
+        if (rc)
+            return rc;
+        if (*vlen <= cm->getcap)
+            return 0;
+        char *nb = realloc(cm->getbuf, *vlen);
+        if (!nb)
+            return MAOS_ENOMEM;
+        cm->getbuf = nb;
+        cm->getcap = *vlen;
+    }
+}
+
+typedef struct head_state {
+    int exists;
+    uint64_t head;     /* version of the last event */
+} head_state;
+
+static int read_head(maosd_commit *cm, maos_slice stream, head_state *hs)
+{
+    char k[MAOSD_KEY_MAX], v[16];
+    size_t vlen;
+    int rc = maosd_batch_get(cm->batch, MAOSD_CF_STREAMS, k,
+                             maosd_key_head(k, stream), v, sizeof(v), &vlen);
+    if (rc == MAOS_ENOT_FOUND) {
+        hs->exists = 0;
+        hs->head = 0;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (vlen != 16)
+        return MAOS_EINTERNAL;
+    hs->exists = 1;
+    hs->head = maosd_get_u64(v);
+    return 0;
+}
+
+static int slice_eq_raw(maos_slice sent, maos_slice stored, uint8_t empty)
+{
+    if (sent.len == 0)
+        return stored.len == 1 && (uint8_t)stored.ptr[0] == empty;
+    return sent.len == stored.len && !memcmp(sent.ptr, stored.ptr, sent.len);
+}
+
+/*
+ * Idempotency.  Returns 1 when every event of the append carries an id that
+ * is already stored, in this stream, at consecutive versions and positions,
+ * with the same type, data and meta: the original result is written to
+ * *res.  Returns 0 when none of the ids is stored.  Anything in between is
+ * a CONFLICT (negative).
+ */
+static int check_duplicate(maosd_commit *cm, maosd_wreq *w, uint32_t ai,
+                           maos_append_result *res, uint8_t *ids)
+{
+    const maos_append_in *a = &w->req.appends[ai];
+    int64_t idx = w->req.op == MAOS_OP_TXN ? (int64_t)ai : -1;
+    uint32_t present = 0;
+    for (uint32_t j = 0; j < a->n_events; j++) {
+        const maos_event_in *e = &a->events[j];
+        char idtxt[37];
+        size_t vlen;
+        if (!e->has_id) {
+            if (present)
+                goto partial;
+            continue;
+        }
+        int rc = get_value(cm, MAOSD_CF_IDS, (const char *)e->id, 16, &vlen);
+        if (rc == MAOS_ENOT_FOUND) {
+            if (present)
+                goto partial;
+            continue;
+        }
+        if (rc)
+            return fail(w, rc, idx, "id lookup failed");
+        if (vlen != 8)
+            return fail(w, MAOS_EINTERNAL, idx, "corrupt id index entry");
+        if (present < j)
+            goto partial;
+        uint64_t pos = maosd_get_u64(cm->getbuf);
+        char k[8];
+        rc = get_value(cm, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos), &vlen);
+        if (rc)
+            return fail(w, rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc, idx,
+                        "event %llu of an indexed id is missing",
+                        (unsigned long long)pos);
+        maos_record rec;
+        if (maos_record_decode(cm->getbuf, vlen, &rec))
+            return fail(w, MAOS_EINTERNAL, idx, "stored record %llu is corrupt",
+                        (unsigned long long)pos);
+        maos_uuid_format(e->id, idtxt);
+        if (rec.stream.len != a->stream.len ||
+            memcmp(rec.stream.ptr, a->stream.ptr, a->stream.len))
+            return fail(w, MAOS_ECONFLICT, idx,
+                        "event id %s is already used in stream %.*s", idtxt,
+                        (int)rec.stream.len, rec.stream.ptr);
+        if (j == 0) {
+            res->first_version = rec.version;
+            res->first_position = rec.position;
+        } else if (rec.version != res->first_version + j ||
+                   rec.position != res->first_position + j) {
+            return fail(w, MAOS_ECONFLICT, idx,
+                        "event id %s was stored by a different append", idtxt);
+        }
+        if (!slice_eq_raw(e->type, rec.type, 0) ||
+            !slice_eq_raw(e->data, rec.data, 0xc0) ||
+            !slice_eq_raw(e->meta, rec.meta, 0x80))
+            return fail(w, MAOS_ECONFLICT, idx,
+                        "event id %s is already used for a different event", idtxt);
+        present++;
+    }
+    if (present == 0)
+        return 0;
+    /* The original append must not have had more events after these. */
+    {
+        char k[MAOSD_KEY_MAX], v[8];
+        size_t vlen;
+        int rc = maosd_batch_get(cm->batch, MAOSD_CF_STREAMS, k,
+                                 maosd_key_version(k, a->stream,
+                                                   res->first_version + present),
+                                 v, sizeof(v), &vlen);
+        if (rc == 0 && vlen == 8 &&
+            maosd_get_u64(v) == res->first_position + present) {
+            char idtxt[37];
+            maos_uuid_format(a->events[0].id, idtxt);
+            return fail(w, MAOS_ECONFLICT, idx,
+                        "event id %s was stored by a longer append", idtxt);
+        }
+    }
+    for (uint32_t j = 0; j < a->n_events; j++)
+        memcpy(ids + 16 * j, a->events[j].id, 16);
+    res->stream = a->stream;
+    res->count = a->n_events;
+    res->duplicate = 1;
+    res->ids.ptr = (const char *)ids;
+    res->ids.len = a->n_events * 16;
+    return 1;
+partial:
+    return fail(w, MAOS_ECONFLICT, idx,
+                "some events of this append are already stored (by id) and "
+                "some are not; a retry must resend the same events with the same ids");
+}
+
+static int check_expected(maosd_wreq *w, uint32_t ai, const head_state *hs)
+{
+    const maos_append_in *a = &w->req.appends[ai];
+    int64_t idx = w->req.op == MAOS_OP_TXN ? (int64_t)ai : -1;
+    int ok;
+    switch (a->expect) {
+    case MAOS_EXPECT_ANY: ok = 1; break;
+    case MAOS_EXPECT_NO_STREAM: ok = !hs->exists; break;
+    case MAOS_EXPECT_EXISTS: ok = hs->exists; break;
+    default: ok = hs->exists && hs->head == (uint64_t)a->expect; break;
+    }
+    if (ok)
+        return 0;
+    w->has_actual = 1;
+    w->actual = hs->exists ? (int64_t)hs->head : -1;
+    char want[32];
+    if (a->expect >= 0)
+        snprintf(want, sizeof(want), "version %lld", (long long)a->expect);
+    else
+        snprintf(want, sizeof(want), "%s",
+                 a->expect == MAOS_EXPECT_NO_STREAM ? "no stream" : "an existing stream");
+    if (hs->exists)
+        return fail(w, MAOS_EWRONG_EXPECTED_VERSION, idx,
+                    "stream %.*s is at version %llu, expected %s", (int)a->stream.len,
+                    a->stream.ptr, (unsigned long long)hs->head, want);
+    return fail(w, MAOS_EWRONG_EXPECTED_VERSION, idx,
+                "stream %.*s does not exist, expected %s", (int)a->stream.len,
+                a->stream.ptr, want);
+}
+
+/* UUIDv7: 48-bit Unix milliseconds, version 7, variant 10, 74 random bits. */
+static void uuidv7(uint8_t id[16], int64_t now_us, const uint8_t rnd[10])
+{
+    uint64_t ms = (uint64_t)now_us / 1000;
+    for (int i = 5; i >= 0; i--) {
+        id[i] = (uint8_t)ms;
+        ms >>= 8;
+    }
+    id[6] = (uint8_t)(0x70 | (rnd[0] & 0x0f));
+    id[7] = rnd[1];
+    id[8] = (uint8_t)(0x80 | (rnd[2] & 0x3f));
+    memcpy(id + 9, rnd + 3, 7);
+}
+
+/* Phase 2: put the request's events into the batch. */
+static int write_request(maosd_commit *cm, maosd_wreq *w, const head_state *hs,
+                         int64_t now)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &cm->rec, msgpack_sbuffer_write);
+    uint8_t *ids = w->ids;
+    for (uint32_t i = 0; i < w->req.n_appends; i++) {
+        const maos_append_in *a = &w->req.appends[i];
+        maos_append_result *res = &w->results[i];
+        uint64_t v0 = hs[i].exists ? hs[i].head + 1 : 0;
+        res->stream = a->stream;
+        res->first_version = v0;
+        res->first_position = cm->log_pos + 1;
+        res->count = a->n_events;
+        res->duplicate = 0;
+        res->ids.ptr = (const char *)ids;
+        res->ids.len = a->n_events * 16;
+        uint8_t rnd[10];
+        for (uint32_t j = 0; j < a->n_events; j++, ids += 16) {
+            const maos_event_in *e = &a->events[j];
+            if (e->has_id) {
+                memcpy(ids, e->id, 16);
+            } else {
+                randombytes_buf(rnd, sizeof(rnd));
+                uuidv7(ids, now, rnd);
+            }
+            uint64_t pos = ++cm->log_pos;
+            char k[MAOSD_KEY_MAX], pv[8];
+            cm->rec.size = 0;
+            if (maos_enc_record(&pk, pos, now, v0 + j, a->stream, e->type, ids,
+                                cm->log_hash, e->data, e->meta))
+                return MAOS_ENOMEM;
+            crypto_generichash(cm->log_hash, MAOS_HASH_BYTES,
+                               (const unsigned char *)cm->rec.data, cm->rec.size, NULL, 0);
+            maosd_put_u64(pv, pos);
+            maosd_batch_put(cm->batch, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos),
+                            cm->rec.data, cm->rec.size);
+            maosd_batch_put(cm->batch, MAOSD_CF_STREAMS, k,
+                            maosd_key_version(k, a->stream, v0 + j), pv, 8);
+            maosd_batch_put(cm->batch, MAOSD_CF_IDS, ids, 16, pv, 8);
+        }
+        char k[MAOSD_KEY_MAX], hv[16];
+        maosd_put_u64(hv, v0 + a->n_events - 1);
+        maosd_put_u64(hv + 8, cm->log_pos);
+        maosd_batch_put(cm->batch, MAOSD_CF_STREAMS, k, maosd_key_head(k, a->stream),
+                        hv, 16);
+    }
+    return 0;
+}
+
+/* Check and stage one request.  Returns 1 if it put writes in the batch. */
+static int process_request(maosd_commit *cm, maosd_wreq *w, int64_t now)
+{
+    uint32_t n = w->req.n_appends;
+    head_state hs[n];
+    uint32_t dups = 0;
+    uint8_t *ids = w->ids;
+    w->index = -1;
+
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = read_head(cm, w->req.appends[i].stream, &hs[i]);
+        if (rc) {
+            fail(w, rc, -1, "cannot read stream head");
+            return 0;
+        }
+        rc = check_duplicate(cm, w, i, &w->results[i], ids);
+        if (rc < 0)
+            return 0;
+        dups += (uint32_t)rc;
+        ids += 16 * (size_t)w->req.appends[i].n_events;
+    }
+    if (dups == n)
+        return 0; /* an idempotent re-send: the original results, no write */
+    if (dups) {
+        fail(w, MAOS_ECONFLICT, -1,
+             "some appends of this txn are already stored and some are not");
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (check_expected(w, i, &hs[i]))
+            return 0;
+
+    uint64_t pos0 = cm->log_pos;
+    uint8_t hash0[MAOS_HASH_BYTES];
+    memcpy(hash0, cm->log_hash, sizeof(hash0));
+    maosd_batch_mark(cm->batch);
+    if (write_request(cm, w, hs, now)) {
+        maosd_batch_rollback(cm->batch);
+        cm->log_pos = pos0;
+        memcpy(cm->log_hash, hash0, sizeof(hash0));
+        fail(w, MAOS_ENOMEM, -1, "out of memory while staging the append");
+        return 0;
+    }
+    return 1;
+}
+
+static void commit_group(maosd_commit *cm, maosd_wreq *list)
+{
+    maosd_counters *ct = &cm->srv->counters;
+    uint64_t pos0 = cm->log_pos;
+    uint8_t hash0[MAOS_HASH_BYTES];
+    memcpy(hash0, cm->log_hash, sizeof(hash0));
+    int64_t now = maosd_now_us();
+    if (now < cm->last_time)
+        now = cm->last_time;
+    uint64_t nreq = 0, staged = 0;
+
+    maosd_batch_clear(cm->batch);
+    for (maosd_wreq *w = list; w; w = w->next) {
+        nreq++;
+        if (maosd_store_state(cm->store) != MAOSD_STORE_OK) {
+            fail(w, MAOS_EREAD_ONLY, -1,
+                 "store is read-only after a write failure; restart maosd");
+            continue;
+        }
+        staged += (uint64_t)process_request(cm, w, now);
+    }
+    if (!staged)
+        return;
+
+    char meta[8 + MAOS_HASH_BYTES];
+    maosd_put_u64(meta, cm->log_pos);
+    memcpy(meta + 8, cm->log_hash, MAOS_HASH_BYTES);
+    maosd_batch_put(cm->batch, MAOSD_CF_META, MAOSD_META_LOG_HEAD,
+                    strlen(MAOSD_META_LOG_HEAD), meta, sizeof(meta));
+
+    int rc = maosd_store_write(cm->store, cm->batch);
+    if (rc) {
+        maosd_log(MAOSD_LOG_ERROR,
+                  "commit of %llu requests failed (%s); store is now read-only",
+                  (unsigned long long)nreq, maosd_store_last_error(cm->store));
+        for (maosd_wreq *w = list; w; w = w->next)
+            if (w->code == 0)
+                fail(w, MAOS_EREAD_ONLY, -1,
+                     "write failed; store is read-only until maosd restarts");
+        cm->log_pos = pos0;
+        memcpy(cm->log_hash, hash0, sizeof(hash0));
+        atomic_fetch_add(&ct->commit_errors, 1);
+        return;
+    }
+    cm->last_time = now;
+    atomic_store(&cm->head, cm->log_pos);
+    atomic_store(&ct->head_position, cm->log_pos);
+    atomic_fetch_add(&ct->commit_groups, 1);
+    atomic_fetch_add(&ct->commit_requests, nreq);
+    atomic_fetch_add(&ct->commit_events, cm->log_pos - pos0);
+    if (nreq > atomic_load(&ct->commit_max_group))
+        atomic_store(&ct->commit_max_group, nreq);
+}
+
+static void *commit_main(void *arg)
+{
+    maosd_commit *cm = arg;
+    for (;;) {
+        pthread_mutex_lock(&cm->mu);
+        while (!cm->in_head && !cm->stop)
+            pthread_cond_wait(&cm->cv, &cm->mu);
+        maosd_wreq *list = cm->in_head;
+        cm->in_head = cm->in_tail = NULL;
+        int stop = cm->stop;
+        pthread_mutex_unlock(&cm->mu);
+        if (!list) {
+            if (stop)
+                break;
+            continue;
+        }
+        commit_group(cm, list);
+        maosd_wreq *tail = list;
+        while (tail->next)
+            tail = tail->next;
+        pthread_mutex_lock(&cm->mu);
+        if (cm->out_tail)
+            cm->out_tail->next = list;
+        else
+            cm->out_head = list;
+        cm->out_tail = tail;
+        pthread_mutex_unlock(&cm->mu);
+        uv_async_send(&cm->async);
+    }
+    return NULL;
+}
+
+/* ---- loop side ------------------------------------------------------------ */
+
+static void on_async(uv_async_t *h)
+{
+    maosd_commit *cm = h->data;
+    pthread_mutex_lock(&cm->mu);
+    maosd_wreq *list = cm->out_head;
+    cm->out_head = cm->out_tail = NULL;
+    pthread_mutex_unlock(&cm->mu);
+    while (list) {
+        maosd_wreq *next = list->next;
+        list->next = NULL;
+        atomic_fetch_sub(&cm->in_flight, 1);
+        cm->done(cm->srv, list);
+        list = next;
+    }
+}
+
+/* The log head from meta, cross-checked with the last event key. */
+static int load_head(maosd_commit *cm)
+{
+    char v[8 + MAOS_HASH_BYTES];
+    size_t vlen;
+    int rc = maosd_store_get(cm->store, MAOSD_CF_META, MAOSD_META_LOG_HEAD,
+                             strlen(MAOSD_META_LOG_HEAD), v, sizeof(v), &vlen);
+    if (rc == MAOS_ENOT_FOUND) {
+        cm->log_pos = 0;
+        memset(cm->log_hash, 0, sizeof(cm->log_hash));
+    } else if (rc || vlen != sizeof(v)) {
+        maosd_log(MAOSD_LOG_ERROR, "cannot read the log head from meta");
+        return rc ? rc : MAOS_EINTERNAL;
+    } else {
+        cm->log_pos = maosd_get_u64(v);
+        memcpy(cm->log_hash, v + 8, MAOS_HASH_BYTES);
+    }
+    char k[8];
+    size_t klen;
+    char *rec = NULL;
+    size_t rlen;
+    rc = maosd_store_last(cm->store, MAOSD_CF_EVENTS, k, sizeof(k), &klen, &rec, &rlen);
+    uint64_t last = rc == 0 && klen == 8 ? maosd_get_u64(k) : 0;
+    if (rc && rc != MAOS_ENOT_FOUND) {
+        free(rec);
+        return rc;
+    }
+    if (last != cm->log_pos) {
+        maosd_log(MAOSD_LOG_ERROR,
+                  "log head mismatch: meta says %llu, last event is %llu",
+                  (unsigned long long)cm->log_pos, (unsigned long long)last);
+        free(rec);
+        return MAOS_EINTERNAL;
+    }
+    if (rec) {
+        maos_record r;
+        if (maos_record_decode(rec, rlen, &r) == 0)
+            cm->last_time = r.time;
+    }
+    free(rec);
+    return 0;
+}
+
+int maosd_commit_start(maosd_server *srv, maosd_commit_done_cb done,
+                       maosd_commit **out)
+{
+    maosd_commit *cm = calloc(1, sizeof(*cm));
+    if (!cm)
+        return MAOS_ENOMEM;
+    cm->srv = srv;
+    cm->store = srv->store;
+    cm->done = done;
+    pthread_mutex_init(&cm->mu, NULL);
+    pthread_cond_init(&cm->cv, NULL);
+    msgpack_sbuffer_init(&cm->rec);
+    int rc = load_head(cm);
+    if (rc)
+        goto fail;
+    atomic_store(&cm->head, cm->log_pos);
+    atomic_store(&srv->counters.head_position, cm->log_pos);
+    cm->batch = maosd_batch_new(cm->store);
+    if (!cm->batch) {
+        rc = MAOS_ENOMEM;
+        goto fail;
+    }
+    uv_async_init(srv->loop, &cm->async, on_async);
+    cm->async.data = cm;
+    if (pthread_create(&cm->thread, NULL, commit_main, cm)) {
+        uv_close((uv_handle_t *)&cm->async, NULL);
+        rc = MAOS_EINTERNAL;
+        goto fail;
+    }
+    cm->started = 1;
+    *out = cm;
+    return 0;
+fail:
+    maosd_batch_free(cm->batch);
+    msgpack_sbuffer_destroy(&cm->rec);
+    free(cm);
+    return rc;
+}
+
+void maosd_commit_submit(maosd_commit *cm, maosd_wreq *w)
+{
+    w->next = NULL;
+    atomic_fetch_add(&cm->in_flight, 1);
+    pthread_mutex_lock(&cm->mu);
+    if (cm->in_tail)
+        cm->in_tail->next = w;
+    else
+        cm->in_head = w;
+    cm->in_tail = w;
+    pthread_cond_signal(&cm->cv);
+    pthread_mutex_unlock(&cm->mu);
+}
+
+uint64_t maosd_commit_in_flight(const maosd_commit *cm)
+{
+    return atomic_load(&((maosd_commit *)cm)->in_flight);
+}
+
+uint64_t maosd_commit_head(const maosd_commit *cm)
+{
+    return atomic_load(&((maosd_commit *)cm)->head);
+}
+
+static void free_commit(uv_handle_t *h)
+{
+    maosd_commit *cm = h->data;
+    maosd_batch_free(cm->batch);
+    msgpack_sbuffer_destroy(&cm->rec);
+    free(cm->getbuf);
+    pthread_mutex_destroy(&cm->mu);
+    pthread_cond_destroy(&cm->cv);
+    free(cm);
+}
+
+void maosd_commit_stop(maosd_commit *cm)
+{
+    if (!cm)
+        return;
+    pthread_mutex_lock(&cm->mu);
+    cm->stop = 1;
+    pthread_cond_signal(&cm->cv);
+    pthread_mutex_unlock(&cm->mu);
+    pthread_join(cm->thread, NULL);
+    on_async(&cm->async); /* answer anything finished after the last wakeup */
+    uv_close((uv_handle_t *)&cm->async, free_commit);
+}

@@ -1,0 +1,70 @@
+/*
+ * daemon/log.c -- one line per event on stderr.  Under systemd (JOURNAL_STREAM
+ * set) lines carry a "<N>" syslog priority prefix that journald understands;
+ * on a terminal they carry a UTC timestamp and a level word instead.
+ * The daemon logs once, where an error is handled (STYLE.md 10).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "maosd.h"
+
+int maosd_log_level = MAOSD_LOG_INFO;
+
+static const char *level_name(int level)
+{
+    switch (level) {
+    case MAOSD_LOG_ERROR: return "error";
+    case MAOSD_LOG_WARN: return "warn";
+    case MAOSD_LOG_INFO: return "info";
+    default: return "debug";
+    }
+}
+
+int maosd_log_parse_level(const char *s)
+{
+    static const int levels[] = {MAOSD_LOG_ERROR, MAOSD_LOG_WARN, MAOSD_LOG_INFO,
+                                 MAOSD_LOG_DEBUG};
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+        if (strcmp(s, level_name(levels[i])) == 0)
+            return levels[i];
+    return -1;
+}
+
+void maosd_log(int level, const char *fmt, ...)
+{
+    char line[1024];
+    int n;
+    static int journal = -1;
+    if (journal < 0)
+        journal = getenv("JOURNAL_STREAM") != NULL;
+    if (journal) {
+        n = snprintf(line, sizeof(line), "<%d>", level);
+    } else {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ maosd %s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000, level_name(level));
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2;
+    /* one line per event: fold embedded newlines */
+    for (size_t i = (size_t)n; i < len; i++)
+        if (line[i] == '\n')
+            line[i] = ' ';
+    line[len++] = '\n';
+    fwrite(line, 1, len, stderr);
+}

@@ -1,0 +1,216 @@
+/*
+ * daemon/maosd.h -- shared internals of maosd: configuration, the server
+ * and connection objects, the dispatch table and the commit interface.
+ *
+ * Threads: everything here belongs to the loop thread except what
+ * commit.h hands to the commit thread (maosd_wreq while it is queued) and
+ * the atomic counters in maosd_counters.
+ */
+#ifndef MAOSD_H
+#define MAOSD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <msgpack.h>
+#include <uv.h>
+
+#include "maos/proto.h"
+#include "store.h"
+
+/* ---- logging (log.c) ------------------------------------------------------ */
+
+enum { MAOSD_LOG_ERROR = 3, MAOSD_LOG_WARN = 4, MAOSD_LOG_INFO = 6, MAOSD_LOG_DEBUG = 7 };
+extern int maosd_log_level;
+void maosd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "error" | "warn" | "info" | "debug" -> level, or -1. */
+int maosd_log_parse_level(const char *s);
+#define maosd_logf(lvl, ...)                                                   \
+    do {                                                                       \
+        if ((lvl) <= maosd_log_level)                                          \
+            maosd_log((lvl), __VA_ARGS__);                                     \
+    } while (0)
+
+/* ---- configuration (config.c) --------------------------------------------- */
+
+typedef struct maosd_config {
+    char *config_file;   /* file read, or NULL */
+    char *data_dir;
+    char *socket_path;
+    char *socket_group;  /* NULL: socket 0600; else 0660 owned by that group */
+    int sync;            /* durability: 1 sync (default), 0 none */
+    uint32_t max_frame;
+    uint32_t max_connections;
+    size_t max_output;   /* per-connection output cap, bytes */
+    size_t block_cache_mb;
+    int log_level;
+} maosd_config;
+
+/*
+ * Fill *cfg from defaults, the config file and argv, in that order of
+ * increasing precedence.  Returns 0 to run, 1 when --help/--version was
+ * printed (exit 0), or -1 after printing a usage error (exit 2).
+ */
+int maosd_config_load(maosd_config *cfg, int argc, char **argv);
+void maosd_config_free(maosd_config *cfg);
+
+/* ---- server and connections (server.c) ------------------------------------ */
+
+typedef struct maosd_counters {
+    atomic_uint_fast64_t requests, bytes_in, bytes_out;
+    atomic_uint_fast64_t commit_groups, commit_requests, commit_events;
+    atomic_uint_fast64_t commit_max_group, commit_errors;
+    atomic_uint_fast64_t head_position;
+} maosd_counters;
+
+typedef struct maosd_conn maosd_conn;
+typedef struct maosd_commit maosd_commit;
+
+typedef struct maosd_server {
+    uv_loop_t *loop;
+    uv_pipe_t listener;
+    uv_signal_t sig_term, sig_int;
+    maosd_config *cfg;
+    maos_limits lim;
+    maosd_store *store;
+    maosd_commit *commit;
+    maosd_counters counters;
+    uint64_t start_us;
+    uint64_t next_conn_id;
+    uint32_t n_conns;
+    uint64_t conns_total;
+    maosd_conn *conns;   /* list of open connections */
+    int stopping;
+    int listening;
+} maosd_server;
+
+struct maosd_conn {
+    uv_pipe_t pipe;      /* first: handle <-> conn casts */
+    maosd_server *srv;
+    maosd_conn *next, *prev;
+    uint64_t id;
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+    maos_reader rd;
+    msgpack_sbuffer out; /* replies not yet handed to uv_write */
+    size_t in_flight_out;/* bytes handed to uv_write, not yet written */
+    unsigned refs;       /* 1 while open + 1 per queued write request */
+    int hello;           /* handshake done */
+    int closing;         /* marked; freed by the loop when refs reach 0 */
+    int reading;         /* uv_read_start active */
+    int close_after_flush;
+};
+
+/* Start listening; logs and returns -1 on failure. */
+int maosd_server_listen(maosd_server *srv);
+/* Begin graceful shutdown (first signal). */
+void maosd_server_stop(maosd_server *srv);
+
+/*
+ * Reply frames.  maosd_reply_begin reserves the 4-byte header in c->out and
+ * returns a packer on it; maosd_reply_end patches the length and schedules a
+ * flush.  Between the two, encode exactly one msgpack value.
+ */
+size_t maosd_reply_begin(maosd_conn *c, msgpack_packer *pk);
+void maosd_reply_end(maosd_conn *c, size_t mark);
+/* Encode an error reply frame. */
+void maosd_reply_error(maosd_conn *c, uint64_t rid, int code, const char *msg,
+                       int has_actual, int64_t actual, int64_t index);
+/* Drop a reference taken for a queued request. */
+void maosd_conn_unref(maosd_conn *c);
+/* Fill the stats counters (loop thread). */
+void maosd_server_stats(maosd_server *srv, maos_stats *st);
+
+/* ---- dispatch (dispatch.c, op_*.c) ------------------------------------------ */
+
+enum {
+    MAOSD_OPF_NO_HELLO = 1, /* allowed before the handshake */
+    MAOSD_OPF_WRITE = 2,    /* goes to the commit thread; needs a writable store */
+};
+
+/*
+ * A request being handled on the loop thread.  frame/frame_len is the
+ * request's own copy for MAOSD_OPF_WRITE ops (the handler takes ownership
+ * by setting *frame_owned = NULL), else a view into the reader's buffer.
+ */
+typedef struct maosd_call {
+    maosd_server *srv;
+    maosd_conn *conn;
+    maos_request *req;
+    char *frame;       /* malloc'ed copy for write ops */
+    size_t frame_len;
+    char why[256];     /* error message for the reply when the handler fails */
+    int has_actual;
+    int64_t actual;
+} maosd_call;
+
+/* Returns 0 when it wrote (or will write) the reply, or a negative code;
+ * then the dispatcher replies with that code and call->why. */
+typedef int (*maosd_handler)(maosd_call *call);
+
+typedef struct maosd_op {
+    maos_op op;
+    const char *name;
+    maosd_handler handler;
+    unsigned flags;
+} maosd_op;
+
+/* Run one request frame through decode, look up, validate, authorize,
+ * storage gate and handler. */
+void maosd_dispatch(maosd_conn *c, const char *frame, size_t len);
+
+int maosd_op_hello(maosd_call *call);
+int maosd_op_ping(maosd_call *call);
+int maosd_op_stats(maosd_call *call);
+int maosd_op_append(maosd_call *call); /* append and txn */
+int maosd_op_read(maosd_call *call);
+int maosd_op_read_all(maosd_call *call);
+int maosd_op_streams(maosd_call *call);
+/* Commit done callback for append/txn: answers and frees the request. */
+struct maosd_wreq;
+void maosd_append_done(maosd_server *srv, struct maosd_wreq *w);
+
+/* ---- commit thread (commit.c) ---------------------------------------------- */
+
+/*
+ * A write request travelling to the commit thread and back.  Owned by the
+ * loop until maosd_commit_submit, by the commit thread until it is handed
+ * back in the done callback, then by the loop again (maosd_wreq_free).
+ */
+typedef struct maosd_wreq {
+    struct maosd_wreq *next;
+    maosd_conn *conn;
+    char *frame;              /* the request bytes; req's slices point here */
+    maos_request req;
+    /* results, filled by the commit thread */
+    int code;                 /* 0 or negative MAOS_E* */
+    char why[256];
+    int has_actual;
+    int64_t actual;
+    int64_t index;            /* failing append of a txn, -1 */
+    maos_append_result *results; /* n_appends */
+    uint8_t *ids;             /* 16 per event, all appends */
+} maosd_wreq;
+
+void maosd_wreq_free(maosd_wreq *w);
+
+/* Done callback, on the loop thread, once per request, in commit order. */
+typedef void (*maosd_commit_done_cb)(maosd_server *srv, maosd_wreq *w);
+
+/* Start the commit thread; reads the log head from the store (no scan). */
+int maosd_commit_start(maosd_server *srv, maosd_commit_done_cb done,
+                       maosd_commit **out);
+void maosd_commit_submit(maosd_commit *cm, maosd_wreq *w);
+/* Requests submitted and not yet handed back. */
+uint64_t maosd_commit_in_flight(const maosd_commit *cm);
+/* Ask the thread to finish what is queued and exit; join it; free. */
+void maosd_commit_stop(maosd_commit *cm);
+/* Last committed position (any thread). */
+uint64_t maosd_commit_head(const maosd_commit *cm);
+
+/* Microseconds since the epoch (CLOCK_REALTIME). */
+int64_t maosd_now_us(void);
+
+#endif

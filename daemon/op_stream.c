@@ -1,0 +1,359 @@
+/*
+ * daemon/op_stream.c -- the event store ops: append and txn (queued to the
+ * commit thread, answered from maosd_append_done), read (one stream),
+ * read_all (the global log with filters) and streams (listing).
+ *
+ * Reads run on the loop thread in bounded slices: one reply carries at most
+ * `limit` events and about REPLY_BUDGET bytes, and read_all examines at most
+ * SCAN_BUDGET records per request; the reply's "next" says where to go on.
+ * Replies copy stored record bytes into the output buffer: no re-encoding.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "maosd.h"
+
+#define REPLY_BUDGET (1u << 20)
+#define SCAN_BUDGET 20000
+
+/* ---- append / txn --------------------------------------------------------- */
+
+static int cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* Event ids must be unique within one request. */
+static int check_unique_ids(maosd_call *call, uint8_t *scratch)
+{
+    const maos_request *req = call->req;
+    size_t n = 0;
+    for (uint32_t i = 0; i < req->n_appends; i++)
+        for (uint32_t j = 0; j < req->appends[i].n_events; j++)
+            if (req->appends[i].events[j].has_id)
+                memcpy(scratch + 16 * n++, req->appends[i].events[j].id, 16);
+    if (n < 2)
+        return 0;
+    qsort(scratch, n, 16, cmp_id);
+    for (size_t k = 1; k < n; k++) {
+        if (memcmp(scratch + 16 * (k - 1), scratch + 16 * k, 16) == 0) {
+            char txt[37];
+            maos_uuid_format(scratch + 16 * k, txt);
+            snprintf(call->why, sizeof(call->why),
+                     "event id %s appears twice in one request", txt);
+            return MAOS_EBAD_REQUEST;
+        }
+    }
+    return 0;
+}
+
+int maosd_op_append(maosd_call *call)
+{
+    maos_request *req = call->req;
+    size_t total = 0;
+    for (uint32_t i = 0; i < req->n_appends; i++)
+        total += req->appends[i].n_events;
+
+    maosd_wreq *w = calloc(1, sizeof(*w));
+    if (w) {
+        w->results = calloc(req->n_appends, sizeof(*w->results));
+        w->ids = malloc(16 * total);
+    }
+    if (!w || !w->results || !w->ids) {
+        maosd_wreq_free(w);
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+    int rc = check_unique_ids(call, w->ids);
+    if (rc) {
+        maosd_wreq_free(w);
+        return rc;
+    }
+    /* Move the request and its frame into the write request. */
+    w->req = *req;
+    req->mem_ = NULL;
+    w->frame = call->frame;
+    call->frame = NULL;
+    w->conn = call->conn;
+    w->index = -1;
+    call->conn->refs++;
+    maosd_commit_submit(call->srv->commit, w);
+    return 0;
+}
+
+void maosd_append_done(maosd_server *srv, maosd_wreq *w)
+{
+    maosd_conn *c = w->conn;
+    (void)srv;
+    if (!c->closing) {
+        if (w->code) {
+            maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu %s: %s: %s",
+                       (unsigned long long)c->id, (unsigned long long)w->req.rid,
+                       maos_op_name(w->req.op), maos_err_name(w->code), w->why);
+            maosd_reply_error(c, w->req.rid, w->code, w->why, w->has_actual,
+                              w->actual, w->index);
+        } else {
+            msgpack_packer pk;
+            size_t mark = maosd_reply_begin(c, &pk);
+            maos_enc_reply_append(&pk, w->req.rid, w->req.op == MAOS_OP_TXN,
+                                  w->results, w->req.n_appends);
+            maosd_reply_end(c, mark);
+        }
+    }
+    maosd_conn_unref(c);
+    maosd_wreq_free(w);
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+static int read_head(maosd_store *st, maos_slice stream, uint64_t *head,
+                     uint64_t *last_pos)
+{
+    char k[MAOSD_KEY_MAX], v[16];
+    size_t vlen;
+    int rc = maosd_store_get(st, MAOSD_CF_STREAMS, k, maosd_key_head(k, stream), v,
+                             sizeof(v), &vlen);
+    if (rc)
+        return rc;
+    if (vlen != 16)
+        return MAOS_EINTERNAL;
+    *head = maosd_get_u64(v);
+    if (last_pos)
+        *last_pos = maosd_get_u64(v + 8);
+    return 0;
+}
+
+static int iter_error(maosd_call *call, maosd_iter *it)
+{
+    int rc = maosd_iter_status(it);
+    if (rc)
+        snprintf(call->why, sizeof(call->why), "storage read failed");
+    return rc;
+}
+
+int maosd_op_read(maosd_call *call)
+{
+    maos_request *req = call->req;
+    maosd_conn *c = call->conn;
+    maosd_store *st = call->srv->store;
+    uint64_t head;
+    int rc = read_head(st, req->stream, &head, NULL);
+    if (rc == MAOS_ENOT_FOUND) {
+        snprintf(call->why, sizeof(call->why), "stream %.*s not found",
+                 (int)req->stream.len, req->stream.ptr);
+        return rc;
+    }
+    if (rc)
+        return rc;
+
+    uint64_t from = req->has_from ? req->from : (req->backward ? head : 0);
+    char k[MAOSD_KEY_MAX];
+    size_t plen = 2 + req->stream.len; /* 'v' stream 0 */
+    maosd_iter *it = maosd_iter_new(st, MAOSD_CF_STREAMS);
+    if (!it)
+        return MAOS_EOVERLOADED;
+    size_t klen = maosd_key_version(k, req->stream, from);
+    if (req->backward)
+        maosd_iter_seek_prev(it, k, klen);
+    else
+        maosd_iter_seek(it, k, klen);
+
+    msgpack_packer pk;
+    size_t mark = maosd_reply_begin(c, &pk);
+    maos_list_mark lm;
+    maos_enc_list_begin(&c->out, req->rid, "events", &lm);
+    size_t start = c->out.size;
+    uint32_t count = 0;
+    uint64_t last = 0;
+    char *rec = NULL;
+    size_t rlen;
+    while (maosd_iter_valid(it) && count < req->limit &&
+           c->out.size - start < REPLY_BUDGET) {
+        size_t ilen, vlen;
+        const char *ik = maosd_iter_key(it, &ilen);
+        const char *iv = maosd_iter_value(it, &vlen);
+        if (ilen != plen + 8 || memcmp(ik, k, plen) || vlen != 8)
+            break;
+        char ek[8];
+        rc = maosd_store_get_alloc(st, MAOSD_CF_EVENTS, ek,
+                                   maosd_key_event(ek, maosd_get_u64(iv)), &rec, &rlen);
+        if (rc)
+            break;
+        msgpack_sbuffer_write(&c->out, rec, rlen);
+        free(rec);
+        rec = NULL;
+        last = maosd_get_u64(ik + plen);
+        count++;
+        if (req->backward)
+            maosd_iter_prev(it);
+        else
+            maosd_iter_next(it);
+    }
+    if (!rc)
+        rc = iter_error(call, it);
+    maosd_iter_free(it);
+    if (rc) {
+        c->out.size = mark; /* drop the partial reply */
+        if (rc == MAOS_ENOT_FOUND)
+            rc = MAOS_EINTERNAL;
+        snprintf(call->why, sizeof(call->why), "storage read failed");
+        return rc;
+    }
+    int more = count && (req->backward ? last > 0 : last < head);
+    maos_enc_list_end(&c->out, &lm, count, more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE,
+                      req->backward ? last - 1 : last + 1, (maos_slice){0});
+    maosd_reply_end(c, mark);
+    return 0;
+}
+
+static int filter_active(const maos_filter *f)
+{
+    return f->stream.len || f->prefix.len || f->category.len || f->n_types ||
+           f->has_since || f->has_until;
+}
+
+int maosd_op_read_all(maosd_call *call)
+{
+    maos_request *req = call->req;
+    maosd_conn *c = call->conn;
+    const maos_filter *f = &req->filter;
+    int filtered = filter_active(f);
+    maosd_iter *it = maosd_iter_new(call->srv->store, MAOSD_CF_EVENTS);
+    if (!it)
+        return MAOS_EOVERLOADED;
+    char k[8];
+    if (req->backward) {
+        if (req->has_from)
+            maosd_iter_seek_prev(it, k, maosd_key_event(k, req->from));
+        else
+            maosd_iter_seek_last(it);
+    } else {
+        maosd_iter_seek(it, k, maosd_key_event(k, req->has_from ? req->from : 1));
+    }
+
+    msgpack_packer pk;
+    size_t mark = maosd_reply_begin(c, &pk);
+    maos_list_mark lm;
+    maos_enc_list_begin(&c->out, req->rid, "events", &lm);
+    size_t start = c->out.size;
+    uint32_t count = 0, scanned = 0;
+    uint64_t last = 0;
+    int ended = 0, rc = 0;
+    while (count < req->limit && scanned < SCAN_BUDGET &&
+           c->out.size - start < REPLY_BUDGET) {
+        if (!maosd_iter_valid(it)) {
+            ended = 1;
+            break;
+        }
+        size_t klen, vlen;
+        const char *ik = maosd_iter_key(it, &klen);
+        const char *iv = maosd_iter_value(it, &vlen);
+        if (klen != 8) {
+            rc = MAOS_EINTERNAL;
+            break;
+        }
+        int match = 1;
+        if (filtered) {
+            maos_record r;
+            if (maos_record_decode(iv, vlen, &r)) {
+                rc = MAOS_EINTERNAL;
+                break;
+            }
+            /* Times never decrease along positions: stop at the edge. */
+            if ((!req->backward && f->has_until && r.time > f->until) ||
+                (req->backward && f->has_since && r.time < f->since)) {
+                ended = 1;
+                break;
+            }
+            match = maos_filter_match(f, &r);
+        }
+        if (match) {
+            msgpack_sbuffer_write(&c->out, iv, vlen);
+            count++;
+        }
+        last = maosd_get_u64(ik);
+        scanned++;
+        if (req->backward)
+            maosd_iter_prev(it);
+        else
+            maosd_iter_next(it);
+    }
+    if (!ended && !maosd_iter_valid(it))
+        ended = 1;
+    if (!rc)
+        rc = iter_error(call, it);
+    maosd_iter_free(it);
+    if (rc) {
+        c->out.size = mark;
+        snprintf(call->why, sizeof(call->why), "stored record is unreadable");
+        return rc;
+    }
+    int more = !ended && scanned && !(req->backward && last <= 1);
+    maos_enc_list_end(&c->out, &lm, count, more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE,
+                      req->backward ? last - 1 : last + 1, (maos_slice){0});
+    maosd_reply_end(c, mark);
+    return 0;
+}
+
+int maosd_op_streams(maosd_call *call)
+{
+    maos_request *req = call->req;
+    maosd_conn *c = call->conn;
+    char pk_[MAOSD_KEY_MAX], ak[MAOSD_KEY_MAX];
+    size_t plen = maosd_key_head(pk_, req->prefix);
+    maosd_iter *it = maosd_iter_new(call->srv->store, MAOSD_CF_STREAMS);
+    if (!it)
+        return MAOS_EOVERLOADED;
+    size_t alen = 0;
+    if (req->after.len) {
+        alen = maosd_key_head(ak, req->after);
+        maosd_iter_seek(it, ak, alen);
+    } else {
+        maosd_iter_seek(it, pk_, plen);
+    }
+
+    msgpack_packer pk;
+    size_t mark = maosd_reply_begin(c, &pk);
+    maos_list_mark lm;
+    maos_enc_list_begin(&c->out, req->rid, "streams", &lm);
+    uint32_t count = 0;
+    maos_stream_info si = {0};
+    int more = 0;
+    char cursor[MAOS_NAME_MAX]; /* last listed name: the next page's "after" */
+    uint32_t cursor_len = 0;
+    for (; maosd_iter_valid(it); maosd_iter_next(it)) {
+        size_t klen, vlen;
+        const char *ik = maosd_iter_key(it, &klen);
+        const char *iv = maosd_iter_value(it, &vlen);
+        if (klen < plen || memcmp(ik, pk_, plen))
+            break;
+        if (alen && klen == alen && !memcmp(ik, ak, alen))
+            continue; /* the cursor itself was on the previous page */
+        if (count == req->limit) {
+            more = 1;
+            break;
+        }
+        if (vlen != 16)
+            continue;
+        si.stream = (maos_slice){ik + 1, (uint32_t)(klen - 1)};
+        si.head = maosd_get_u64(iv);
+        si.count = si.head + 1;
+        si.last_position = maosd_get_u64(iv + 8);
+        maos_enc_stream_info(&pk, &si);
+        cursor_len = si.stream.len;
+        memcpy(cursor, si.stream.ptr, cursor_len);
+        count++;
+    }
+    maos_slice next = {cursor, cursor_len};
+    int rc = iter_error(call, it);
+    maosd_iter_free(it);
+    if (rc) {
+        c->out.size = mark;
+        return rc;
+    }
+    maos_enc_list_end(&c->out, &lm, count, more ? MAOS_NEXT_STR : MAOS_NEXT_NONE, 0, next);
+    maosd_reply_end(c, mark);
+    return 0;
+}

@@ -1,0 +1,522 @@
+/*
+ * daemon/server.c -- the loop thread's network side: the listening socket,
+ * connections, frame reading, reply buffering and writing, back-pressure,
+ * and graceful shutdown.
+ *
+ * Invariants:
+ *  - Each connection's output (c->out, not yet handed to the kernel, plus
+ *    c->in_flight_out, handed to uv_write) is capped by max_output.  Over
+ *    the cap the connection stops reading: replies are produced only for
+ *    requests, so memory per connection is bounded by the cap plus one
+ *    reply (a read reply is itself bounded, see op_stream.c) plus the
+ *    reader buffer (max_frame + header).
+ *  - Work per loop turn per connection is bounded by what one read brought
+ *    in (the reader's buffer space).
+ *  - A connection is never freed inside a call chain: conn_close() marks it
+ *    and starts uv_close; it is freed in the close callback once no commit
+ *    request holds a reference to it (refs == 0).
+ *  - Replies to a connection are batched in c->out and written with one
+ *    uv_write per loop turn (the check handle), not one per reply.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "maosd.h"
+
+typedef struct write_req {
+    uv_write_t req;
+    maosd_conn *conn;
+    char *data;
+    size_t len;
+} write_req;
+
+static uv_check_t flush_check;
+static uv_timer_t drain_timer;
+static maosd_conn **dirty;   /* connections with unflushed output */
+static size_t n_dirty, cap_dirty;
+
+static void conn_process(maosd_conn *c);
+
+/* ---- connection lifetime --------------------------------------------------- */
+
+static void conn_maybe_free(maosd_conn *c)
+{
+    if (!c->closing || c->refs)
+        return;
+    maosd_server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->n_conns--;
+    maos_reader_free(&c->rd);
+    msgpack_sbuffer_destroy(&c->out);
+    free(c);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    maosd_conn *c = h->data;
+    maosd_logf(MAOSD_LOG_DEBUG, "conn %llu closed", (unsigned long long)c->id);
+    c->refs--; /* the open handle's reference */
+    conn_maybe_free(c);
+}
+
+static void conn_close(maosd_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+}
+
+void maosd_conn_unref(maosd_conn *c)
+{
+    c->refs--;
+    conn_maybe_free(c);
+}
+
+/* ---- output ------------------------------------------------------------------- */
+
+static void mark_dirty(maosd_conn *c)
+{
+    for (size_t i = 0; i < n_dirty; i++)
+        if (dirty[i] == c)
+            return;
+    if (n_dirty == cap_dirty) {
+        size_t nc = cap_dirty ? cap_dirty * 2 : 64;
+        maosd_conn **nd = realloc(dirty, nc * sizeof(*nd));
+        if (!nd)
+            return; /* flushed by the next request's turn or on close */
+        dirty = nd;
+        cap_dirty = nc;
+    }
+    dirty[n_dirty++] = c;
+    c->refs++; /* kept alive until flushed */
+}
+
+size_t maosd_reply_begin(maosd_conn *c, msgpack_packer *pk)
+{
+    static const char hdr[4];
+    size_t mark = c->out.size;
+    msgpack_sbuffer_write(&c->out, hdr, 4);
+    msgpack_packer_init(pk, &c->out, msgpack_sbuffer_write);
+    return mark;
+}
+
+void maosd_reply_end(maosd_conn *c, size_t mark)
+{
+    if (c->out.size < mark + 4) /* allocation failed while encoding */
+        return;
+    size_t len = c->out.size - mark - 4;
+    maos_frame_put_len(c->out.data + mark, (uint32_t)len);
+    atomic_fetch_add(&c->srv->counters.bytes_out, len + 4);
+    mark_dirty(c);
+}
+
+void maosd_reply_error(maosd_conn *c, uint64_t rid, int code, const char *msg,
+                       int has_actual, int64_t actual, int64_t index)
+{
+    msgpack_packer pk;
+    size_t mark = maosd_reply_begin(c, &pk);
+    maos_enc_error(&pk, rid, code, msg, has_actual, actual, index);
+    maosd_reply_end(c, mark);
+}
+
+static int over_cap(const maosd_conn *c)
+{
+    return c->out.size + c->in_flight_out > c->srv->cfg->max_output;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    maosd_conn *c = h->data;
+    char *p;
+    (void)suggested;
+    long n = maos_reader_space(&c->rd, &p, 0);
+    if (n <= 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = p;
+    buf->len = (size_t)n;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void start_reading(maosd_conn *c)
+{
+    if (c->reading || c->closing)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
+        c->reading = 1;
+}
+
+static void stop_reading(maosd_conn *c)
+{
+    if (!c->reading)
+        return;
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    c->reading = 0;
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    write_req *wr = (write_req *)req;
+    maosd_conn *c = wr->conn;
+    c->in_flight_out -= wr->len;
+    free(wr->data);
+    free(wr);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        maosd_logf(MAOSD_LOG_DEBUG, "conn %llu write failed: %s",
+                   (unsigned long long)c->id, uv_strerror(status));
+        conn_close(c);
+        return;
+    }
+    if (c->close_after_flush) {
+        if (!c->in_flight_out && !c->out.size)
+            conn_close(c);
+        return;
+    }
+    if (!c->reading && c->out.size + c->in_flight_out <= c->srv->cfg->max_output / 2) {
+        start_reading(c);
+        conn_process(c); /* frames that waited in the reader */
+    }
+}
+
+static void conn_flush(maosd_conn *c)
+{
+    if (c->closing || !c->out.size)
+        return;
+    write_req *wr = malloc(sizeof(*wr));
+    if (!wr) {
+        conn_close(c);
+        return;
+    }
+    wr->conn = c;
+    wr->len = c->out.size;
+    wr->data = msgpack_sbuffer_release(&c->out);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
+    c->in_flight_out += wr->len;
+    int rc = uv_write(&wr->req, (uv_stream_t *)&c->pipe, &b, 1, on_written);
+    if (rc) {
+        c->in_flight_out -= wr->len;
+        free(wr->data);
+        free(wr);
+        conn_close(c);
+    }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    (void)h;
+    /* conn_flush may not add to the list, so iterate a stable copy. */
+    size_t n = n_dirty;
+    n_dirty = 0;
+    for (size_t i = 0; i < n; i++) {
+        maosd_conn *c = dirty[i];
+        conn_flush(c);
+        if (c->close_after_flush && !c->in_flight_out && !c->out.size)
+            conn_close(c);
+        maosd_conn_unref(c);
+    }
+}
+
+/* ---- input ------------------------------------------------------------------ */
+
+static void conn_process(maosd_conn *c)
+{
+    while (!c->closing && !c->close_after_flush) {
+        if (over_cap(c)) {
+            stop_reading(c); /* resumed by on_written */
+            break;
+        }
+        maos_slice frame;
+        int rc = maos_reader_next(&c->rd, &frame);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            /* A broken frame: framing is lost, so answer and close this
+             * one connection.  Nothing else is affected. */
+            maosd_logf(MAOSD_LOG_INFO, "conn %llu: %s; closing",
+                       (unsigned long long)c->id, maos_strerror(rc));
+            maosd_reply_error(c, 0, rc,
+                              rc == MAOS_EFRAME_TOO_LARGE
+                                  ? "frame length exceeds max_frame; closing connection"
+                                  : "zero-length frame; closing connection",
+                              0, 0, -1);
+            c->close_after_flush = 1;
+            stop_reading(c);
+            break;
+        }
+        maosd_dispatch(c, frame.ptr, frame.len);
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    maosd_conn *c = s->data;
+    (void)buf;
+    if (nread == UV_ENOBUFS) {
+        /* The reader refused space: a frame header over the limit. */
+        conn_process(c);
+        return;
+    }
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            maosd_logf(MAOSD_LOG_DEBUG, "conn %llu read error: %s",
+                       (unsigned long long)c->id, uv_strerror((int)nread));
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    maos_reader_commit(&c->rd, (size_t)nread);
+    atomic_fetch_add(&c->srv->counters.bytes_in, (uint64_t)nread);
+    conn_process(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    maosd_server *srv = server->data;
+    if (status < 0) {
+        maosd_log(MAOSD_LOG_WARN, "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    maosd_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        maosd_log(MAOSD_LOG_ERROR, "out of memory accepting a connection");
+        return;
+    }
+    c->srv = srv;
+    c->id = ++srv->next_conn_id;
+    c->refs = 1;
+    uv_pipe_init(srv->loop, &c->pipe, 0);
+    c->pipe.data = c;
+    maos_reader_init(&c->rd, srv->cfg->max_frame);
+    msgpack_sbuffer_init(&c->out);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    srv->conns_total++;
+    if (uv_accept(server, (uv_stream_t *)&c->pipe)) {
+        conn_close(c);
+        return;
+    }
+    uv_os_fd_t fd;
+    struct ucred cred = {0};
+    socklen_t clen = sizeof(cred);
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+        c->pid = cred.pid;
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+    }
+    maosd_logf(MAOSD_LOG_DEBUG, "conn %llu accepted pid=%d uid=%u gid=%u",
+               (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
+               (unsigned)c->gid);
+    if (srv->n_conns > srv->cfg->max_connections) {
+        maosd_log(MAOSD_LOG_WARN, "conn %llu refused: %u connections is the limit",
+                  (unsigned long long)c->id, srv->cfg->max_connections);
+        maosd_reply_error(c, 0, MAOS_EOVERLOADED, "too many connections", 0, 0, -1);
+        c->close_after_flush = 1;
+        return;
+    }
+    start_reading(c);
+}
+
+/* ---- listening ------------------------------------------------------------- */
+
+static int ensure_socket_dir(const char *path, gid_t gid, int with_group)
+{
+    char *dir = strdup(path);
+    if (!dir)
+        return -1;
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) {
+        free(dir);
+        return 0;
+    }
+    *slash = 0;
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        free(dir);
+        return 0;
+    }
+    /* create parents as needed; the last component is ours: 0700/0750 */
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        mkdir(dir, 0755);
+        *p = '/';
+    }
+    if (mkdir(dir, with_group ? 0750 : 0700) && errno != EEXIST) {
+        maosd_log(MAOSD_LOG_ERROR, "cannot create socket directory %s: %s", dir,
+                  strerror(errno));
+        free(dir);
+        return -1;
+    }
+    if (with_group && chown(dir, (uid_t)-1, gid))
+        maosd_log(MAOSD_LOG_WARN, "cannot give %s to group %u: %s", dir,
+                  (unsigned)gid, strerror(errno));
+    free(dir);
+    return 0;
+}
+
+/* 1 when a live daemon answers on path, 0 when not (stale or absent). */
+static int socket_in_use(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return 0;
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return live;
+}
+
+int maosd_server_listen(maosd_server *srv)
+{
+    const maosd_config *cfg = srv->cfg;
+    const char *path = cfg->socket_path;
+    gid_t gid = (gid_t)-1;
+    struct sockaddr_un sa;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        maosd_log(MAOSD_LOG_ERROR, "socket path is too long (max %zu bytes): %s",
+                  sizeof(sa.sun_path) - 1, path);
+        return -1;
+    }
+    if (cfg->socket_group) {
+        struct group *g = getgrnam(cfg->socket_group);
+        if (!g) {
+            maosd_log(MAOSD_LOG_ERROR, "unknown socket group '%s'", cfg->socket_group);
+            return -1;
+        }
+        gid = g->gr_gid;
+    }
+    if (ensure_socket_dir(path, gid, cfg->socket_group != NULL))
+        return -1;
+
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            maosd_log(MAOSD_LOG_ERROR, "%s exists and is not a socket; refusing to replace it",
+                      path);
+            return -1;
+        }
+        if (socket_in_use(path)) {
+            maosd_log(MAOSD_LOG_ERROR, "another maosd is already listening on %s", path);
+            return -1;
+        }
+        maosd_log(MAOSD_LOG_INFO, "replacing stale socket %s", path);
+        unlink(path);
+    }
+
+    uv_pipe_init(srv->loop, &srv->listener, 0);
+    srv->listener.data = srv;
+    mode_t old = umask(0177); /* never world- or group-accessible while binding */
+    int rc = uv_pipe_bind(&srv->listener, path);
+    umask(old);
+    if (rc) {
+        maosd_log(MAOSD_LOG_ERROR, "cannot bind %s: %s", path, uv_strerror(rc));
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        return -1;
+    }
+    if (cfg->socket_group) {
+        if (chown(path, (uid_t)-1, gid) || chmod(path, 0660))
+            maosd_log(MAOSD_LOG_WARN, "cannot set group/mode of %s: %s", path,
+                      strerror(errno));
+    } else {
+        chmod(path, 0600);
+    }
+    rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+    if (rc) {
+        maosd_log(MAOSD_LOG_ERROR, "cannot listen on %s: %s", path, uv_strerror(rc));
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        unlink(path);
+        return -1;
+    }
+    srv->listening = 1;
+    uv_check_init(srv->loop, &flush_check);
+    uv_check_start(&flush_check, on_flush_check);
+    uv_unref((uv_handle_t *)&flush_check);
+    return 0;
+}
+
+/* ---- shutdown --------------------------------------------------------------- */
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    maosd_server *srv = t->data;
+    if (maosd_commit_in_flight(srv->commit))
+        return; /* queued commits are still being written and answered */
+    for (maosd_conn *c = srv->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        stop_reading(c);
+        c->close_after_flush = 1;
+        if (!c->out.size && !c->in_flight_out)
+            conn_close(c);
+    }
+    if (srv->conns)
+        return; /* wait for the closes */
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    uv_close((uv_handle_t *)&flush_check, NULL);
+    uv_close((uv_handle_t *)&srv->sig_term, NULL);
+    uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    maosd_commit_stop(srv->commit);
+    srv->commit = NULL;
+    free(dirty);
+    dirty = NULL;
+    n_dirty = cap_dirty = 0;
+}
+
+void maosd_server_stop(maosd_server *srv)
+{
+    srv->stopping = 1;
+    if (srv->listening) {
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        unlink(srv->cfg->socket_path);
+        srv->listening = 0;
+    }
+    uv_timer_init(srv->loop, &drain_timer);
+    drain_timer.data = srv;
+    uv_timer_start(&drain_timer, on_drain_tick, 0, 5);
+}
+
+void maosd_server_stats(maosd_server *srv, maos_stats *st)
+{
+    maosd_counters *ct = &srv->counters;
+    memset(st, 0, sizeof(*st));
+    st->uptime_us = (uint64_t)maosd_now_us() - srv->start_us;
+    st->head_position = atomic_load(&ct->head_position);
+    st->connections = srv->n_conns;
+    st->connections_total = srv->conns_total;
+    st->requests = atomic_load(&ct->requests);
+    st->commit_groups = atomic_load(&ct->commit_groups);
+    st->commit_requests = atomic_load(&ct->commit_requests);
+    st->commit_events = atomic_load(&ct->commit_events);
+    st->commit_max_group = atomic_load(&ct->commit_max_group);
+    st->commit_errors = atomic_load(&ct->commit_errors);
+    st->bytes_in = atomic_load(&ct->bytes_in);
+    st->bytes_out = atomic_load(&ct->bytes_out);
+    st->max_frame = srv->cfg->max_frame;
+}
