@@ -20,9 +20,13 @@
  * when it is 0 and never writes an out-parameter on failure.
  *  - Connection errors are sticky: MAOS_ECONNECT, MAOS_EIO, MAOS_ECLOSED,
  *    MAOS_EPROTO, MAOS_ETIMEOUT (a late reply could still arrive, so the
- *    stream of replies can no longer be trusted).  The context is dead:
+ *    stream of replies can no longer be trusted), and a failed handshake
+ *    (MAOS_EPROTOCOL_VERSION, MAOS_EHELLO_REQUIRED).  The context is dead:
  *    every later call fails at once with the same err.  Free it and
- *    connect again.  maos_err_is_fatal() tells the two kinds apart.
+ *    connect again.  maos_err_is_fatal() tells the two kinds apart; in
+ *    doubt, maos_fd(c) == -1 is the definitive "dead" test (e.g. an
+ *    out-of-memory while a reply was being received also kills the
+ *    context, since that reply is lost).
  *  - Everything else is per call and not sticky: server refusals
  *    (MAOS_EWRONG_EXPECTED_VERSION, MAOS_ENOT_FOUND, MAOS_EBAD_REQUEST, ...),
  *    MAOS_EINVALID_ARG (caught before anything was sent), MAOS_EBUSY,
@@ -266,8 +270,9 @@ void maos_page_free(maos_page *p);
 /*
  * Read up to limit events of one stream starting at version `from`
  * (inclusive), forward (backward == 0) or backward.  from may be
- * MAOS_FROM_START / MAOS_FROM_END; limit 0 means the server default
- * (MAOS_READ_LIMIT_DEFAULT), at most MAOS_READ_LIMIT_MAX.
+ * MAOS_FROM_START / MAOS_FROM_END; limit 0 means MAOS_READ_LIMIT_DEFAULT,
+ * and a limit above MAOS_READ_LIMIT_MAX is lowered to it (has_next then
+ * says there is more).
  * On success *out is a new page (possibly with n == 0).
  * Errors: MAOS_ENOT_FOUND (no such stream), MAOS_EINVALID_NAME,
  * MAOS_EINVALID_ARG, MAOS_EBUSY, connection errors.
@@ -371,8 +376,8 @@ size_t maos_pending(const maos_ctx *c);
  * by the message.
  */
 typedef struct maos_reply_msg {
-    uint64_t rid;          /* the request this answers */
-    maos_op op;            /* MAOS_OP_APPEND or MAOS_OP_TXN */
+    uint64_t rid;          /* the request this answers (the caller knows
+                            * from it whether it was an append or a txn) */
     int code;              /* 0: success; else the server's negative MAOS_E* */
     const char *errstr;    /* server message, NUL-terminated; "" on success */
     int has_actual;        /* MAOS_EWRONG_EXPECTED_VERSION: actual version */

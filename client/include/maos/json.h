@@ -77,8 +77,15 @@ int maos_json_text_to_msgpack(const char *text, size_t len, char **out,
  */
 int maos_msgpack_to_json(const void *p, size_t len, json_t **out);
 
-/* The same, dumped as compact JSON text (NUL-terminated, malloc'd: the
- * caller frees it). */
+/*
+ * Compact JSON text of v (NUL-terminated, malloc'd: the caller frees it),
+ * in object key order.  Unlike json_dumps, a real is written in the
+ * shortest form that reads back to the same double (0.1, not
+ * 0.10000000000000001).  0, MAOS_EINVALID_ARG or MAOS_ENOMEM.
+ */
+int maos_json_dump(const json_t *v, char **out);
+
+/* maos_msgpack_to_json, then maos_json_dump. */
 int maos_msgpack_to_json_text(const void *p, size_t len, char **out);
 
 /*

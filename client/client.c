@@ -1,0 +1,1273 @@
+/*
+ * client/client.c -- libmaos-client: one blocking Unix-socket connection
+ * to maosd per maos_ctx, a pipelined request layer and the synchronous
+ * calls built on it.
+ *
+ * Data flow:
+ *   request  -> encoded by proto (maos_enc_*) straight into the output
+ *               buffer `out`, behind a 4-byte length patched afterwards;
+ *   flush    -> non-blocking send() of out[out_off..], waiting with poll();
+ *               while the socket is not writable, incoming bytes are read
+ *               (the server may be blocked writing replies to us: a long
+ *               pipeline must not deadlock);
+ *   reply    -> recv() into the proto frame reader `rd`; each whole frame
+ *               is copied once into an `rxf` block, queued in arrival order
+ *               (rxq) and handed out.  A page or reply message takes
+ *               ownership of its rxf: the events of a page are views into
+ *               it, and the only other allocation per page is one array of
+ *               maos_event (no per-event malloc).
+ *
+ * Invariants:
+ *  - pending == requests queued or sent whose reply has not been handed
+ *    out (through a sync call or maos_reply_recv).  Sync calls require
+ *    pending == 0, so the only reply they can get is their own.
+ *  - Once `dead` is set the socket is closed, c->err == dead and errstr
+ *    holds the reason; every entry point returns dead at once.
+ *  - Out-parameters are written only on success.
+ *  - Nothing here logs or touches signals; send() uses MSG_NOSIGNAL.
+ */
+#include "maos/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Output is pushed to the socket once this much is queued. */
+#define OUT_FLUSH_BYTES (64u * 1024u)
+/* An output buffer that grew beyond this is released after a flush. */
+#define OUT_KEEP_BYTES (1024u * 1024u)
+/* Lower bounds of one encoded item, used to refuse a reply whose declared
+ * item count could not fit its bytes before allocating per-item arrays. */
+#define MIN_RECORD_BYTES 64u
+#define MIN_STREAM_INFO_BYTES 8u
+
+struct rxf {
+    struct rxf *next;
+    size_t len;
+    char data[];
+};
+
+struct maos_ctx_priv {
+    int fd;
+    int dead;           /* 0 or the sticky error */
+    int timeout_ms;
+    uint64_t next_rid;
+    uint32_t max_frame; /* server's request limit */
+    char server[64];
+    size_t pending;
+
+    msgpack_sbuffer out;
+    size_t out_off;     /* bytes of out already written */
+
+    maos_reader rd;
+    struct rxf *rxq_head, *rxq_tail;
+
+    /* details of the last refusal (cleared by every call) */
+    int has_actual;
+    int64_t actual;
+    int64_t index;
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void vset_msg(maos_ctx *c, int code, const char *fmt, va_list ap)
+{
+    c->err = code;
+    if (fmt)
+        vsnprintf(c->errstr, sizeof c->errstr, fmt, ap);
+    else
+        snprintf(c->errstr, sizeof c->errstr, "%s", maos_strerror(code));
+}
+
+/* A per-call failure: the context lives on. */
+static int fail(maos_ctx *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset_msg(c, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* A connection failure: close the socket, the context is dead. */
+static int die(maos_ctx *c, int code, const char *fmt, ...)
+{
+    struct maos_ctx_priv *p = c->priv;
+    va_list ap;
+    va_start(ap, fmt);
+    vset_msg(c, code, fmt, ap);
+    va_end(ap);
+    if (p) {
+        if (p->fd >= 0)
+            close(p->fd);
+        p->fd = -1;
+        p->dead = code;
+    }
+    return code;
+}
+
+static int die_errno(maos_ctx *c, const char *what)
+{
+    int e = errno;
+    if (e == EPIPE || e == ECONNRESET)
+        return die(c, MAOS_ECLOSED, "connection closed by the server (%s: %s)",
+                   what, strerror(e));
+    return die(c, MAOS_EIO, "%s: %s", what, strerror(e));
+}
+
+/* Start of every public call: refuse on a dead context, clear the last
+ * per-call error. */
+static int enter(maos_ctx *c)
+{
+    if (!c || !c->priv)
+        return MAOS_EINVALID_ARG;
+    if (c->priv->dead) {
+        c->err = c->priv->dead;
+        return c->err;
+    }
+    c->err = 0;
+    c->errstr[0] = '\0';
+    c->priv->has_actual = 0;
+    c->priv->actual = 0;
+    c->priv->index = -1;
+    return 0;
+}
+
+int maos_err_is_fatal(int err)
+{
+    switch (err) {
+    case MAOS_ECONNECT:
+    case MAOS_EIO:
+    case MAOS_ECLOSED:
+    case MAOS_EPROTO:
+    case MAOS_ETIMEOUT:
+    case MAOS_EPROTOCOL_VERSION:
+    case MAOS_EHELLO_REQUIRED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int maos_err_actual(const maos_ctx *c, int64_t *actual)
+{
+    if (!c || !c->priv || !c->priv->has_actual)
+        return 0;
+    if (actual)
+        *actual = c->priv->actual;
+    return 1;
+}
+
+int64_t maos_err_index(const maos_ctx *c)
+{
+    return c && c->priv ? c->priv->index : -1;
+}
+
+/* ---- socket waits and receive ------------------------------------------ */
+
+/* Wait for events on the socket.  Returns revents (> 0) or a sticky error. */
+static int wait_fd(maos_ctx *c, short events)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct pollfd pfd = {.fd = p->fd, .events = events};
+    for (;;) {
+        int n = poll(&pfd, 1, p->timeout_ms > 0 ? p->timeout_ms : -1);
+        if (n > 0)
+            return pfd.revents;
+        if (n == 0)
+            return die(c, MAOS_ETIMEOUT, "no progress on the connection for %d ms",
+                       p->timeout_ms);
+        if (errno != EINTR)
+            return die_errno(c, "poll");
+    }
+}
+
+static int rxq_push(maos_ctx *c, maos_slice frame)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct rxf *f = malloc(sizeof *f + frame.len);
+    if (!f)
+        return die(c, MAOS_ENOMEM, "out of memory receiving a reply");
+    f->next = NULL;
+    f->len = frame.len;
+    memcpy(f->data, frame.ptr, frame.len);
+    if (p->rxq_tail)
+        p->rxq_tail->next = f;
+    else
+        p->rxq_head = f;
+    p->rxq_tail = f;
+    return 0;
+}
+
+/* Move every whole frame from the reader to the queue. */
+static int rx_drain(maos_ctx *c)
+{
+    maos_slice frame;
+    int r;
+    while ((r = maos_reader_next(&c->priv->rd, &frame)) == 1) {
+        int rc = rxq_push(c, frame);
+        if (rc)
+            return rc;
+    }
+    if (r < 0)
+        return die(c, MAOS_EPROTO, "bad frame from the server: %s",
+                   maos_strerror(r));
+    return 0;
+}
+
+/* One recv() into the reader (the socket is known or expected to be
+ * readable), then drain.  0 or a sticky error. */
+static int rx_read_some(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    char *buf;
+    long space = maos_reader_space(&p->rd, &buf, 0);
+    if (space < 0)
+        return die(c, MAOS_EPROTO, "bad frame from the server: %s",
+                   maos_strerror((int)space));
+    for (;;) {
+        ssize_t n = recv(p->fd, buf, (size_t)space, 0);
+        if (n > 0) {
+            maos_reader_commit(&p->rd, (size_t)n);
+            return rx_drain(c);
+        }
+        if (n == 0)
+            return die(c, MAOS_ECLOSED, "connection closed by the server");
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return die_errno(c, "recv");
+    }
+}
+
+/* Next frame in arrival order, blocking.  The caller owns *out. */
+static int rx_take(maos_ctx *c, struct rxf **out)
+{
+    struct maos_ctx_priv *p = c->priv;
+    while (!p->rxq_head) {
+        int rc = wait_fd(c, POLLIN);
+        if (rc < 0)
+            return rc;
+        rc = rx_read_some(c);
+        if (rc)
+            return rc;
+    }
+    *out = p->rxq_head;
+    p->rxq_head = p->rxq_head->next;
+    if (!p->rxq_head)
+        p->rxq_tail = NULL;
+    (*out)->next = NULL;
+    return 0;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+static int flush_out(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    while (p->out_off < p->out.size) {
+        ssize_t n = send(p->fd, p->out.data + p->out_off,
+                         p->out.size - p->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            p->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return die_errno(c, "send");
+        int rev = wait_fd(c, POLLOUT | POLLIN);
+        if (rev < 0)
+            return rev;
+        if (rev & (POLLIN | POLLHUP | POLLERR)) {
+            int rc = rx_read_some(c);
+            if (rc)
+                return rc;
+        }
+    }
+    if (p->out.alloc > OUT_KEEP_BYTES) {
+        msgpack_sbuffer_destroy(&p->out);
+        msgpack_sbuffer_init(&p->out);
+    }
+    p->out.size = 0;
+    p->out_off = 0;
+    return 0;
+}
+
+/*
+ * Framing of one request in `out`: frame_begin reserves the length, the
+ * caller encodes, frame_end patches the length or rolls everything back
+ * (so a refused request leaves no trace).
+ */
+static int frame_begin(maos_ctx *c, size_t *start, msgpack_packer *pk)
+{
+    struct maos_ctx_priv *p = c->priv;
+    *start = p->out.size;
+    if (msgpack_sbuffer_write(&p->out, "\0\0\0\0", 4) != 0)
+        return fail(c, MAOS_ENOMEM, "out of memory encoding a request");
+    msgpack_packer_init(pk, &p->out, msgpack_sbuffer_write);
+    return 0;
+}
+
+static int frame_end(maos_ctx *c, size_t start, int enc_rc)
+{
+    struct maos_ctx_priv *p = c->priv;
+    if (enc_rc) {
+        p->out.size = start;
+        return fail(c, enc_rc, "cannot encode the request: %s",
+                    maos_strerror(enc_rc));
+    }
+    size_t len = p->out.size - start - 4;
+    if (len > p->max_frame) {
+        p->out.size = start;
+        return fail(c, MAOS_EFRAME_TOO_LARGE,
+                    "request of %zu bytes exceeds the server's max_frame (%u)",
+                    len, p->max_frame);
+    }
+    maos_frame_put_len(p->out.data + start, (uint32_t)len);
+    p->pending++;
+    return 0;
+}
+
+static uint64_t take_rid(struct maos_ctx_priv *p)
+{
+    uint64_t rid = p->next_rid++;
+    if (p->next_rid == 0) /* rid 0 is never used: it marks unsolicited errors */
+        p->next_rid = 1;
+    return rid;
+}
+
+/* Push the buffer when it is large (pipelined sends). */
+static int maybe_flush(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    if (p->out.size - p->out_off >= OUT_FLUSH_BYTES)
+        return flush_out(c);
+    return 0;
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+static void note_refusal(maos_ctx *c, const maos_reply *rep)
+{
+    struct maos_ctx_priv *p = c->priv;
+    p->has_actual = rep->has_actual;
+    p->actual = rep->actual;
+    p->index = rep->index;
+}
+
+/*
+ * Decode a reply frame and match it to the request that is waiting for it.
+ * A reply with rid 0 is the server's last word before it closes the
+ * connection (e.g. a broken frame): the context dies with its message.
+ */
+static int decode_reply(maos_ctx *c, struct rxf *f, maos_reply *rep)
+{
+    int rc = maos_reply_decode(f->data, f->len, rep);
+    if (rc)
+        return die(c, MAOS_EPROTO, "malformed reply from the server");
+    if (rep->rid == 0) {
+        if (!rep->ok)
+            return die(c, MAOS_ECLOSED, "the server dropped the connection: %s: %.*s",
+                       maos_err_name(rep->code), (int)rep->message.len,
+                       rep->message.ptr);
+        return die(c, MAOS_EPROTO, "reply without a request id");
+    }
+    return 0;
+}
+
+/* Send everything and take the reply of `rid` (pending was 0 before it was
+ * queued, so it is the only reply that may come).  On success *f and *rep
+ * are the caller's.  A refusal sets err/errstr and the details. */
+static int sync_reply(maos_ctx *c, uint64_t rid, struct rxf **fout,
+                      maos_reply *rep)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct rxf *f;
+    int rc = flush_out(c);
+    if (rc)
+        return rc;
+    rc = rx_take(c, &f);
+    if (rc)
+        return rc;
+    rc = decode_reply(c, f, rep);
+    if (rc) {
+        free(f);
+        return rc;
+    }
+    if (rep->rid != rid) {
+        free(f);
+        return die(c, MAOS_EPROTO, "reply to unknown request %llu",
+                   (unsigned long long)rep->rid);
+    }
+    p->pending--;
+    if (!rep->ok) {
+        note_refusal(c, rep);
+        if (rep->message.len)
+            fail(c, rep->code, "%.*s", (int)rep->message.len, rep->message.ptr);
+        else
+            fail(c, rep->code, NULL);
+        free(f);
+        return rep->code ? rep->code : MAOS_EPROTO;
+    }
+    *fout = f;
+    return 0;
+}
+
+/* Only sync calls made with nothing in flight can match their reply. */
+static int sync_ready(maos_ctx *c)
+{
+    int rc = enter(c);
+    if (rc)
+        return rc;
+    if (c->priv->pending)
+        return fail(c, MAOS_EBUSY, "%zu pipelined replies are outstanding",
+                    c->priv->pending);
+    return 0;
+}
+
+/* ---- connect ------------------------------------------------------------------ */
+
+const char *maos_default_socket(char *buf, size_t len)
+{
+    const char *env = getenv("MAOS_SOCKET");
+    int n;
+    if (!buf)
+        return NULL;
+    if (env && *env) {
+        n = snprintf(buf, len, "%s", env);
+    } else if (geteuid() == 0) {
+        n = snprintf(buf, len, "/run/maos/maosd.sock");
+    } else {
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        if (xdg && *xdg)
+            n = snprintf(buf, len, "%s/maos/maosd.sock", xdg);
+        else
+            n = snprintf(buf, len, "/tmp/maos-%u/maosd.sock", (unsigned)geteuid());
+    }
+    if (n < 0 || (size_t)n >= len)
+        return NULL;
+    return buf;
+}
+
+static int monotonic_ms(long long *ms)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts))
+        return -1;
+    *ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return 0;
+}
+
+/* Connect the socket: blocking without a timeout; otherwise non-blocking,
+ * retrying while the listen backlog is full until the deadline. */
+static int sock_connect(maos_ctx *c, const char *path)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sa.sun_path)
+        return die(c, MAOS_ECONNECT, "socket path too long: %s", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+                                 (p->timeout_ms > 0 ? SOCK_NONBLOCK : 0), 0);
+    if (fd < 0)
+        return die(c, MAOS_ECONNECT, "socket: %s", strerror(errno));
+    p->fd = fd;
+
+    long long deadline = 0, now;
+    if (p->timeout_ms > 0 && monotonic_ms(&now) == 0)
+        deadline = now + p->timeout_ms;
+    for (;;) {
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+            break;
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        if (e == EINPROGRESS) {
+            int rev = wait_fd(c, POLLOUT);
+            if (rev < 0)
+                return die(c, MAOS_ECONNECT, "cannot connect to %s: timed out", path);
+            int soerr = 0;
+            socklen_t sl = sizeof soerr;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr)
+                return die(c, MAOS_ECONNECT, "cannot connect to %s: %s", path,
+                           strerror(soerr ? soerr : errno));
+            break;
+        }
+        if (e == EAGAIN && deadline && monotonic_ms(&now) == 0 && now < deadline) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (e == EAGAIN)
+            return die(c, MAOS_ECONNECT, "cannot connect to %s: server busy", path);
+        return die(c, MAOS_ECONNECT, "cannot connect to %s: %s", path, strerror(e));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return die(c, MAOS_ECONNECT, "fcntl: %s", strerror(errno));
+    return 0;
+}
+
+static int handshake(maos_ctx *c, const char *client_name)
+{
+    struct maos_ctx_priv *p = c->priv;
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    char why[sizeof c->errstr];
+    uint64_t rid = take_rid(p);
+    int rc = frame_begin(c, &start, &pk);
+    if (!rc)
+        rc = frame_end(c, start, maos_enc_hello(&pk, rid, MAOS_PROTOCOL_VERSION,
+                                                client_name));
+    if (!rc)
+        rc = sync_reply(c, rid, &f, &rep);
+    if (rc) {
+        /* Whatever failed, a context without a handshake is dead. */
+        if (p->dead)
+            return rc;
+        memcpy(why, c->errstr, sizeof why);
+        return die(c, rc, "hello refused: %s", why);
+    }
+    if (rep.version != MAOS_PROTOCOL_VERSION) {
+        free(f);
+        return die(c, MAOS_EPROTOCOL_VERSION,
+                   "server speaks protocol %llu, this client %d",
+                   (unsigned long long)rep.version, MAOS_PROTOCOL_VERSION);
+    }
+    p->max_frame = rep.max_frame ? rep.max_frame : MAOS_DEFAULT_MAX_FRAME;
+    snprintf(p->server, sizeof p->server, "%.*s", (int)rep.server.len,
+             rep.server.ptr ? rep.server.ptr : "");
+    /* Replies may exceed the request limit by the envelope slack. */
+    uint64_t rmax = (uint64_t)p->max_frame + MAOS_REPLY_SLACK;
+    p->rd.max_frame = rmax > UINT32_MAX ? UINT32_MAX : (uint32_t)rmax;
+    free(f);
+    return 0;
+}
+
+maos_ctx *maos_connect_with(const maos_options *opt)
+{
+    maos_options o = {0};
+    char defpath[sizeof(((struct sockaddr_un *)0)->sun_path) + 64];
+    if (opt)
+        o = *opt;
+    maos_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    struct maos_ctx_priv *p = calloc(1, sizeof *p);
+    if (!p) {
+        free(c);
+        return NULL;
+    }
+    c->priv = p;
+    p->fd = -1;
+    p->next_rid = 1;
+    p->index = -1;
+    p->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
+    /* Until hello tells us, assume the default limits. */
+    p->max_frame = MAOS_DEFAULT_MAX_FRAME;
+    msgpack_sbuffer_init(&p->out);
+    maos_reader_init(&p->rd, MAOS_DEFAULT_MAX_FRAME + MAOS_REPLY_SLACK);
+
+    const char *path = o.path;
+    if (!path || !*path) {
+        path = maos_default_socket(defpath, sizeof defpath);
+        if (!path) {
+            die(c, MAOS_ECONNECT, "default socket path too long");
+            return c;
+        }
+    }
+    if (sock_connect(c, path))
+        return c;
+    if (handshake(c, o.client_name ? o.client_name : "libmaos-client"))
+        return c;
+    return c;
+}
+
+maos_ctx *maos_connect(const char *path)
+{
+    maos_options o = {.path = path};
+    return maos_connect_with(&o);
+}
+
+maos_ctx *maos_connect_timeout(const char *path, int timeout_ms)
+{
+    maos_options o = {.path = path, .timeout_ms = timeout_ms};
+    return maos_connect_with(&o);
+}
+
+void maos_free(maos_ctx *c)
+{
+    if (!c)
+        return;
+    struct maos_ctx_priv *p = c->priv;
+    if (p) {
+        if (p->fd >= 0)
+            close(p->fd);
+        msgpack_sbuffer_destroy(&p->out);
+        maos_reader_free(&p->rd);
+        while (p->rxq_head) {
+            struct rxf *f = p->rxq_head;
+            p->rxq_head = f->next;
+            free(f);
+        }
+        free(p);
+    }
+    free(c);
+}
+
+int maos_fd(const maos_ctx *c)
+{
+    return c && c->priv && !c->priv->dead ? c->priv->fd : -1;
+}
+
+int maos_set_timeout(maos_ctx *c, int timeout_ms)
+{
+    if (!c || !c->priv || timeout_ms < 0)
+        return MAOS_EINVALID_ARG;
+    c->priv->timeout_ms = timeout_ms;
+    return 0;
+}
+
+uint32_t maos_max_frame(const maos_ctx *c)
+{
+    return c && c->priv && c->priv->server[0] ? c->priv->max_frame : 0;
+}
+
+const char *maos_server_name(const maos_ctx *c)
+{
+    return c && c->priv ? c->priv->server : "";
+}
+
+size_t maos_pending(const maos_ctx *c)
+{
+    return c && c->priv ? c->priv->pending : 0;
+}
+
+int maos_flush(maos_ctx *c)
+{
+    int rc = enter(c);
+    return rc ? rc : flush_out(c);
+}
+
+/* ---- request building --------------------------------------------------------- */
+
+static maos_slice cstr(const char *s)
+{
+    maos_slice sl = {s, s ? (uint32_t)strlen(s) : 0};
+    return sl;
+}
+
+/* Check the caller's text and msgpack before anything is queued, so that a
+ * bad argument is a per-call error and never a broken frame (which the
+ * server answers by closing the connection). */
+static int check_str(maos_ctx *c, const char *what, const char *s)
+{
+    if (!s)
+        return fail(c, MAOS_EINVALID_ARG, "%s is NULL", what);
+    if (strlen(s) > UINT32_MAX / 2)
+        return fail(c, MAOS_EINVALID_ARG, "%s is too long", what);
+    return 0;
+}
+
+static int fill_events(maos_ctx *c, const maos_event_spec *ev, size_t n,
+                       maos_event_in *in)
+{
+    maos_limits lim = {0};
+    maos_limits_defaults(&lim);
+    for (size_t i = 0; i < n; i++) {
+        const maos_event_spec *e = &ev[i];
+        maos_event_in *x = &in[i];
+        memset(x, 0, sizeof *x);
+        if (!e->type)
+            return fail(c, MAOS_EINVALID_ARG, "event %zu: type is NULL", i);
+        if (e->id) {
+            memcpy(x->id, e->id, 16);
+            x->has_id = 1;
+        }
+        x->type = cstr(e->type);
+        if (e->data_len) {
+            if (!e->data || e->data_len > UINT32_MAX ||
+                maos_mp_check(e->data, e->data_len, &lim) != 0)
+                return fail(c, MAOS_EINVALID_ARG,
+                            "event %zu: data is not one well-formed msgpack value", i);
+            x->data.ptr = e->data;
+            x->data.len = (uint32_t)e->data_len;
+        }
+        if (e->meta_len) {
+            maos_mpr r;
+            maos_mpr_init(&r, e->meta, e->meta_len);
+            if (!e->meta || e->meta_len > UINT32_MAX ||
+                maos_mp_check(e->meta, e->meta_len, &lim) != 0 ||
+                maos_mpr_peek(&r) != MAOS_MP_MAP)
+                return fail(c, MAOS_EINVALID_ARG,
+                            "event %zu: meta is not one well-formed msgpack map", i);
+            x->meta.ptr = e->meta;
+            x->meta.len = (uint32_t)e->meta_len;
+        }
+    }
+    return 0;
+}
+
+/* Queue an append or a txn.  appends[0..n): n == 1 and !txn for append. */
+static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
+                         size_t n, uint64_t *rid_out)
+{
+    struct maos_ctx_priv *p = c->priv;
+    size_t total = 0;
+    if (!ap || n == 0 || n > UINT32_MAX)
+        return fail(c, MAOS_EINVALID_ARG, "no appends given");
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_str(c, "stream", ap[i].stream);
+        if (rc)
+            return rc;
+        if (!ap[i].events || ap[i].n_events == 0 || ap[i].n_events > UINT32_MAX)
+            return fail(c, MAOS_EINVALID_ARG, "append %zu: no events given", i);
+        if (ap[i].expect < MAOS_EXPECT_EXISTS)
+            return fail(c, MAOS_EINVALID_ARG, "append %zu: bad expected version %lld",
+                        i, (long long)ap[i].expect);
+        total += ap[i].n_events;
+    }
+    maos_append_in *in = calloc(n, sizeof *in);
+    maos_event_in *evs = calloc(total, sizeof *evs);
+    if (!in || !evs) {
+        free(in);
+        free(evs);
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    int rc = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        in[i].stream = cstr(ap[i].stream);
+        in[i].expect = ap[i].expect;
+        in[i].n_events = (uint32_t)ap[i].n_events;
+        in[i].events = evs + k;
+        rc = fill_events(c, ap[i].events, ap[i].n_events, evs + k);
+        if (rc && txn)
+            snprintf(c->errstr + strlen(c->errstr),
+                     sizeof c->errstr - strlen(c->errstr), " (append %zu)", i);
+        k += ap[i].n_events;
+    }
+    if (!rc) {
+        msgpack_packer pk;
+        size_t start;
+        uint64_t rid = take_rid(p);
+        rc = frame_begin(c, &start, &pk);
+        if (!rc) {
+            int enc = txn ? maos_enc_txn(&pk, rid, in, (uint32_t)n)
+                          : maos_enc_append(&pk, rid, &in[0]);
+            rc = frame_end(c, start, enc);
+        }
+        if (!rc && rid_out)
+            *rid_out = rid;
+    }
+    free(evs);
+    free(in);
+    return rc;
+}
+
+/* Fill a caller's maos_append_info from a wire result (ids copied into the
+ * caller's array up to ids_cap). */
+static int copy_result(maos_ctx *c, const maos_append_result *r,
+                       maos_append_info *out)
+{
+    if (r->ids.len != (uint64_t)r->count * 16)
+        return die(c, MAOS_EPROTO, "append result: %u ids in %u bytes",
+                   r->count, r->ids.len);
+    if (!out)
+        return 0;
+    out->version = r->first_version;
+    out->position = r->first_position;
+    out->count = r->count;
+    out->duplicate = r->duplicate;
+    if (out->ids && out->ids_cap) {
+        size_t k = r->count < out->ids_cap ? r->count : out->ids_cap;
+        memcpy(out->ids, r->ids.ptr, k * 16);
+    }
+    return 0;
+}
+
+/* ---- synchronous writes ------------------------------------------------------- */
+
+int maos_ping(maos_ctx *c)
+{
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    msgpack_packer pk;
+    size_t start;
+    uint64_t rid = take_rid(c->priv);
+    struct rxf *f;
+    maos_reply rep;
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = frame_end(c, start, maos_enc_simple(&pk, rid, MAOS_OP_PING))) ||
+        (rc = sync_reply(c, rid, &f, &rep)))
+        return rc;
+    free(f);
+    return 0;
+}
+
+int maos_append(maos_ctx *c, const char *stream, int64_t expect,
+                const maos_event_spec *events, size_t n, maos_append_info *out)
+{
+    maos_txn_append a = {stream, expect, events, n};
+    uint64_t rid;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = queue_appends(c, 0, &a, 1, &rid)) ||
+        (rc = sync_reply(c, rid, &f, &rep)))
+        return rc;
+    maos_append_info tmp;
+    if (out)
+        tmp = *out;
+    rc = copy_result(c, &rep.result, out ? &tmp : NULL);
+    if (!rc && out)
+        *out = tmp;
+    free(f);
+    return rc;
+}
+
+int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
+             maos_append_info *out)
+{
+    uint64_t rid;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = queue_appends(c, 1, appends, n, &rid)) ||
+        (rc = sync_reply(c, rid, &f, &rep)))
+        return rc;
+    if (rep.n_results != n) {
+        free(f);
+        return die(c, MAOS_EPROTO, "txn reply has %u results for %zu appends",
+                   rep.n_results, n);
+    }
+    maos_mpr r;
+    uint32_t cnt;
+    maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+    if (maos_mpr_array(&r, &cnt) || cnt != n) {
+        free(f);
+        return die(c, MAOS_EPROTO, "malformed txn reply");
+    }
+    /* Validate everything before writing *out (written only on success). */
+    maos_append_result res;
+    maos_mpr r2 = r;
+    for (size_t i = 0; i < n; i++) {
+        if (maos_append_result_next(&r2, &res) ||
+            res.ids.len != (uint64_t)res.count * 16) {
+            free(f);
+            return die(c, MAOS_EPROTO, "malformed txn result %zu", i);
+        }
+    }
+    for (size_t i = 0; out && i < n; i++) {
+        maos_append_result_next(&r, &res);
+        copy_result(c, &res, &out[i]);
+    }
+    free(f);
+    return 0;
+}
+
+/* ---- reads ---------------------------------------------------------------------- */
+
+static uint32_t clamp_limit(uint32_t limit)
+{
+    if (limit == 0)
+        return MAOS_READ_LIMIT_DEFAULT;
+    return limit > MAOS_READ_LIMIT_MAX ? MAOS_READ_LIMIT_MAX : limit;
+}
+
+/* Build a page from a read/read_all reply; takes ownership of f. */
+static int make_page(maos_ctx *c, struct rxf *f, const maos_reply *rep,
+                     maos_page **out)
+{
+    size_t n = rep->n_items;
+    if ((uint64_t)n * MIN_RECORD_BYTES > rep->items.len) {
+        free(f);
+        return die(c, MAOS_EPROTO, "reply declares %zu events in %u bytes", n,
+                   rep->items.len);
+    }
+    maos_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_event));
+    if (!pg) {
+        free(f);
+        return fail(c, MAOS_ENOMEM, "out of memory for a page of %zu events", n);
+    }
+    pg->events = (maos_event *)(pg + 1);
+    maos_mpr r;
+    uint32_t cnt;
+    maos_mpr_init(&r, rep->items.ptr, rep->items.len);
+    if (maos_mpr_array(&r, &cnt) || cnt != n)
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        maos_record rec;
+        maos_event *e = &pg->events[i];
+        if (maos_record_next(&r, &rec) || rec.id.len != 16 ||
+            rec.prev.len != MAOS_HASH_BYTES)
+            goto bad;
+        e->position = rec.position;
+        e->version = rec.version;
+        e->time = rec.time;
+        e->stream = rec.stream.ptr;
+        e->stream_len = rec.stream.len;
+        e->type = rec.type.ptr;
+        e->type_len = rec.type.len;
+        memcpy(e->id, rec.id.ptr, 16);
+        memcpy(e->prev, rec.prev.ptr, MAOS_HASH_BYTES);
+        e->data = rec.data.ptr;
+        e->data_len = rec.data.len;
+        e->meta = rec.meta.ptr;
+        e->meta_len = rec.meta.len;
+        e->raw = rec.raw.ptr;
+        e->raw_len = rec.raw.len;
+    }
+    pg->n = n;
+    pg->has_next = rep->next_kind == MAOS_NEXT_UINT;
+    pg->next = pg->has_next ? rep->next_u : 0;
+    pg->mem_ = f;
+    *out = pg;
+    return 0;
+bad:
+    free(pg);
+    free(f);
+    return die(c, MAOS_EPROTO, "malformed event record in a reply");
+}
+
+void maos_page_free(maos_page *p)
+{
+    if (!p)
+        return;
+    free(p->mem_);
+    free(p);
+}
+
+int maos_read(maos_ctx *c, const char *stream, uint64_t from, int backward,
+              uint32_t limit, maos_page **out)
+{
+    msgpack_packer pk;
+    size_t start;
+    uint64_t rid;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "stream", stream)))
+        return rc;
+    if (!out)
+        return fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = frame_end(c, start,
+                        maos_enc_read(&pk, rid, cstr(stream), from != MAOS_FROM_START,
+                                      from, backward ? 1 : 0, clamp_limit(limit)))) ||
+        (rc = sync_reply(c, rid, &f, &rep)))
+        return rc;
+    return make_page(c, f, &rep, out);
+}
+
+int maos_read_all(maos_ctx *c, const maos_read_filter *fl, uint64_t from,
+                  int backward, uint32_t limit, maos_page **out)
+{
+    maos_filter mf;
+    maos_slice *types = NULL;
+    msgpack_packer pk;
+    size_t start;
+    uint64_t rid;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    memset(&mf, 0, sizeof mf);
+    if (fl) {
+        if (fl->n_types && !fl->types)
+            return fail(c, MAOS_EINVALID_ARG, "n_types without types");
+        if (fl->n_types > UINT32_MAX)
+            return fail(c, MAOS_ELIMIT, "too many types");
+        mf.stream = cstr(fl->stream);
+        mf.prefix = cstr(fl->prefix);
+        mf.category = cstr(fl->category);
+        if (fl->n_types) {
+            types = calloc(fl->n_types, sizeof *types);
+            if (!types)
+                return fail(c, MAOS_ENOMEM, "out of memory");
+            for (size_t i = 0; i < fl->n_types; i++) {
+                if (!fl->types[i]) {
+                    free(types);
+                    return fail(c, MAOS_EINVALID_ARG, "types[%zu] is NULL", i);
+                }
+                types[i] = cstr(fl->types[i]);
+            }
+            mf.types = types;
+            mf.n_types = (uint32_t)fl->n_types;
+        }
+        mf.has_since = fl->has_since;
+        mf.since = fl->since;
+        mf.has_until = fl->has_until;
+        mf.until = fl->until;
+    }
+    rid = take_rid(c->priv);
+    rc = frame_begin(c, &start, &pk);
+    if (!rc)
+        rc = frame_end(c, start,
+                       maos_enc_read_all(&pk, rid, from != MAOS_FROM_START, from,
+                                         backward ? 1 : 0, clamp_limit(limit), &mf));
+    free(types);
+    if (rc || (rc = sync_reply(c, rid, &f, &rep)))
+        return rc;
+    return make_page(c, f, &rep, out);
+}
+
+int maos_streams(maos_ctx *c, const char *prefix, const char *after,
+                 uint32_t limit, maos_stream_page **out)
+{
+    msgpack_packer pk;
+    size_t start;
+    uint64_t rid;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = frame_end(c, start, maos_enc_streams(&pk, rid, cstr(prefix), cstr(after),
+                                                   clamp_limit(limit)))) ||
+        (rc = sync_reply(c, rid, &f, &rep)))
+        return rc;
+
+    size_t n = rep.n_items;
+    if ((uint64_t)n * MIN_STREAM_INFO_BYTES > rep.items.len) {
+        free(f);
+        return die(c, MAOS_EPROTO, "reply declares %zu streams in %u bytes", n,
+                   rep.items.len);
+    }
+    int has_next = rep.next_kind == MAOS_NEXT_STR;
+    size_t nextlen = has_next ? rep.next_s.len : 0;
+    maos_stream_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_stream_entry) +
+                                         nextlen + 1);
+    if (!pg) {
+        free(f);
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    pg->streams = (maos_stream_entry *)(pg + 1);
+    char *next = (char *)(pg->streams + n);
+    maos_mpr r;
+    uint32_t cnt;
+    maos_mpr_init(&r, rep.items.ptr, rep.items.len);
+    if (maos_mpr_array(&r, &cnt) || cnt != n)
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        maos_stream_info si;
+        if (maos_stream_info_next(&r, &si))
+            goto bad;
+        pg->streams[i].stream = si.stream.ptr;
+        pg->streams[i].stream_len = si.stream.len;
+        pg->streams[i].head = si.head;
+        pg->streams[i].count = si.count;
+        pg->streams[i].last_position = si.last_position;
+    }
+    if (nextlen)
+        memcpy(next, rep.next_s.ptr, nextlen);
+    next[nextlen] = '\0';
+    pg->n = n;
+    pg->has_next = has_next;
+    pg->next = next;
+    pg->mem_ = f;
+    *out = pg;
+    return 0;
+bad:
+    free(pg);
+    free(f);
+    return die(c, MAOS_EPROTO, "malformed streams reply");
+}
+
+void maos_stream_page_free(maos_stream_page *p)
+{
+    if (!p)
+        return;
+    free(p->mem_);
+    free(p);
+}
+
+int maos_stats_get(maos_ctx *c, maos_stats_info *out)
+{
+    msgpack_packer pk;
+    size_t start;
+    uint64_t rid;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = frame_end(c, start, maos_enc_simple(&pk, rid, MAOS_OP_STATS))) ||
+        (rc = sync_reply(c, rid, &f, &rep)))
+        return rc;
+    if (!rep.has_stats) {
+        free(f);
+        return die(c, MAOS_EPROTO, "stats reply without stats");
+    }
+    memset(out, 0, sizeof *out);
+#define COPY_STAT_(name) out->name = rep.stats.name;
+    MAOS_STATS_MAP(COPY_STAT_)
+#undef COPY_STAT_
+    snprintf(out->server, sizeof out->server, "%.*s", (int)rep.stats.server.len,
+             rep.stats.server.ptr ? rep.stats.server.ptr : "");
+    snprintf(out->state, sizeof out->state, "%.*s", (int)rep.stats.state.len,
+             rep.stats.state.ptr ? rep.stats.state.ptr : "");
+    snprintf(out->durability, sizeof out->durability, "%.*s",
+             (int)rep.stats.durability.len,
+             rep.stats.durability.ptr ? rep.stats.durability.ptr : "");
+    free(f);
+    return 0;
+}
+
+/* ---- pipelining ---------------------------------------------------------------- */
+
+int maos_append_send(maos_ctx *c, const char *stream, int64_t expect,
+                     const maos_event_spec *events, size_t n, uint64_t *rid)
+{
+    maos_txn_append a = {stream, expect, events, n};
+    int rc = enter(c);
+    if (rc || (rc = queue_appends(c, 0, &a, 1, rid)))
+        return rc;
+    return maybe_flush(c);
+}
+
+int maos_txn_send(maos_ctx *c, const maos_txn_append *appends, size_t n,
+                  uint64_t *rid)
+{
+    int rc = enter(c);
+    if (rc || (rc = queue_appends(c, 1, appends, n, rid)))
+        return rc;
+    return maybe_flush(c);
+}
+
+static void set_msg_result(maos_append_info *dst, const maos_append_result *r,
+                           struct rxf *f)
+{
+    dst->version = r->first_version;
+    dst->position = r->first_position;
+    dst->count = r->count;
+    dst->duplicate = r->duplicate;
+    /* The ids are a view into the message's own (writable) frame copy. */
+    dst->ids = (uint8_t (*)[16])(f->data + (r->ids.ptr - f->data));
+    dst->ids_cap = r->count;
+    if (r->count == 0)
+        dst->ids = NULL;
+}
+
+int maos_reply_recv(maos_ctx *c, maos_reply_msg **out)
+{
+    struct maos_ctx_priv *p;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = enter(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    p = c->priv;
+    if (p->pending == 0) {
+        *out = NULL;
+        return 0;
+    }
+    if ((rc = flush_out(c)) || (rc = rx_take(c, &f)))
+        return rc;
+    if ((rc = decode_reply(c, f, &rep))) {
+        free(f);
+        return rc;
+    }
+    if (rep.rid >= p->next_rid) {
+        free(f);
+        return die(c, MAOS_EPROTO, "reply to unknown request %llu",
+                   (unsigned long long)rep.rid);
+    }
+
+    size_t nres = 0;
+    maos_mpr r;
+    if (rep.ok) {
+        if (rep.n_results) {
+            uint32_t cnt;
+            nres = rep.n_results;
+            maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+            if ((uint64_t)nres * MIN_STREAM_INFO_BYTES > rep.results.len ||
+                maos_mpr_array(&r, &cnt) || cnt != nres) {
+                free(f);
+                return die(c, MAOS_EPROTO, "malformed txn reply");
+            }
+        } else {
+            nres = 1;
+        }
+    }
+    size_t msglen = rep.ok ? 0 : rep.message.len;
+    maos_reply_msg *m = calloc(1, sizeof *m + nres * sizeof(maos_append_info) +
+                                      msglen + 1);
+    if (!m) {
+        free(f);
+        return die(c, MAOS_ENOMEM, "out of memory receiving a reply");
+    }
+    m->results = nres ? (maos_append_info *)(m + 1) : NULL;
+    char *msg = (char *)(m + 1) + nres * sizeof(maos_append_info);
+    if (msglen)
+        memcpy(msg, rep.message.ptr, msglen);
+    msg[msglen] = '\0';
+    m->errstr = msg;
+    m->rid = rep.rid;
+    m->index = -1;
+    m->mem_ = f;
+    if (!rep.ok) {
+        m->code = rep.code ? rep.code : MAOS_EPROTO;
+        m->has_actual = rep.has_actual;
+        m->actual = rep.actual;
+        m->index = rep.index;
+    } else if (rep.n_results) {
+        for (size_t i = 0; i < nres; i++) {
+            maos_append_result res;
+            if (maos_append_result_next(&r, &res) ||
+                res.ids.len != (uint64_t)res.count * 16) {
+                maos_reply_msg_free(m);
+                return die(c, MAOS_EPROTO, "malformed txn result %zu", i);
+            }
+            set_msg_result(&m->results[i], &res, f);
+        }
+    } else {
+        if (rep.result.ids.len != (uint64_t)rep.result.count * 16) {
+            maos_reply_msg_free(m);
+            return die(c, MAOS_EPROTO, "malformed append result");
+        }
+        set_msg_result(&m->results[0], &rep.result, f);
+    }
+    m->n_results = nres;
+    p->pending--;
+    *out = m;
+    return 0;
+}
+
+void maos_reply_msg_free(maos_reply_msg *m)
+{
+    if (!m)
+        return;
+    free(m->mem_);
+    free(m);
+}

@@ -1,0 +1,953 @@
+/*
+ * client/maosctl.c -- the command-line tool for people and scripts.
+ *
+ * Everything the tool knows about its commands and options is in two
+ * tables below (commands[], options[]): the parser, `maosctl --help` and
+ * `maosctl CMD --help` are all generated from them.
+ *
+ * Exit status (the contract scripts rely on):
+ *   0 success
+ *   1 the server refused (conflict, not found, bad request, ...) or
+ *     `verify` found a broken chain
+ *   2 usage error: unknown command/option, bad JSON argument, bad UUID, ...
+ *   3 cannot connect, or the connection was lost
+ *
+ * Output: one line per item.  Without --json a compact human form; with
+ * --json one JSON object per line (events exactly as maos_event_to_json).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "maos/client.h"
+#include "maos/json.h"
+
+#ifndef MAOS_VERSION
+#define MAOS_VERSION MAOS_CLIENT_VERSION
+#endif
+
+enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
+
+/* Page size used under the hood when printing "everything". */
+#define PAGE_EVENTS MAOS_READ_LIMIT_MAX
+
+/* ---- the option table ----------------------------------------------------- */
+
+enum opt_id {
+    O_EXPECT, O_ID, O_META, O_BATCH, O_FROM, O_BACKWARD, O_LIMIT, O_STREAM,
+    O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O__COUNT
+};
+
+struct option_def {
+    const char *name;
+    const char *arg;  /* NULL: a flag */
+    int repeat;       /* may be given several times */
+    const char *help;
+};
+
+static const struct option_def options[O__COUNT] = {
+    [O_EXPECT] = {"expect", "V", 0,
+                  "expected stream version: a number, any (default), no_stream or exists"},
+    [O_ID] = {"id", "UUID", 0, "event id (UUID text); default: the server makes a UUIDv7"},
+    [O_META] = {"meta", "JSON", 0, "event meta data, a JSON object"},
+    [O_BATCH] = {"batch", "FILE", 0,
+                 "append the JSON Lines of FILE (- for stdin), one object\n"
+                 "{\"type\",\"data\",\"id\"?,\"meta\"?} per line, as one atomic append"},
+    [O_FROM] = {"from", "N", 0,
+                "start at this version (read) or position (read-all), inclusive;\n"
+                "default: the first event, or the last with --backward"},
+    [O_BACKWARD] = {"backward", NULL, 0, "read from newest to oldest"},
+    [O_LIMIT] = {"limit", "N", 0, "print at most N events (default: all, paged)"},
+    [O_STREAM] = {"stream", "S", 0, "only events of stream S"},
+    [O_PREFIX] = {"prefix", "P", 0, "only streams whose name starts with P"},
+    [O_CATEGORY] = {"category", "C", 0,
+                    "only streams of category C (the name before the first '-')"},
+    [O_TYPE] = {"type", "T", 1, "only events of type T (repeat for several types)"},
+    [O_SINCE] = {"since", "TIME", 0,
+                 "only events at or after TIME (RFC 3339, or microseconds since the epoch)"},
+    [O_UNTIL] = {"until", "TIME", 0, "only events at or before TIME"},
+};
+
+#define OPT(x) (1u << (x))
+
+struct args {
+    const char *socket;
+    int json;
+    int help;
+    const char *val[O__COUNT];
+    int set[O__COUNT];
+    const char **types; /* every --type */
+    size_t n_types;
+    char **pos;         /* positional arguments after the command */
+    int npos;
+};
+
+/* ---- the command table -------------------------------------------------- */
+
+struct command {
+    const char *name;
+    int (*run)(struct args *a);
+    const char *usage;   /* after "maosctl NAME " */
+    const char *summary;
+    unsigned opts;       /* OPT() bits */
+    int min_pos, max_pos;
+    const char *details; /* extra help paragraph, or NULL */
+};
+
+static int cmd_ping(struct args *a);
+static int cmd_append(struct args *a);
+static int cmd_read(struct args *a);
+static int cmd_read_all(struct args *a);
+static int cmd_streams(struct args *a);
+static int cmd_stats(struct args *a);
+static int cmd_verify(struct args *a);
+
+static const struct command commands[] = {
+    {"ping", cmd_ping, "", "check that maosd answers", 0, 0, 0, NULL},
+    {"append", cmd_append,
+     "STREAM TYPE DATA_JSON [--expect V] [--id UUID] [--meta JSON]\n"
+     "       maosctl append STREAM --batch FILE|- [--expect V]",
+     "append events to a stream", OPT(O_EXPECT) | OPT(O_ID) | OPT(O_META) | OPT(O_BATCH),
+     1, 3,
+     "Prints stream@version, position and id of each appended event\n"
+     "(with --json: {\"stream\",\"version\",\"position\",\"id\"} per event).\n"
+     "A batch is written all or nothing."},
+    {"read", cmd_read, "STREAM [--from V] [--backward] [--limit N]",
+     "print the events of one stream",
+     OPT(O_FROM) | OPT(O_BACKWARD) | OPT(O_LIMIT), 1, 1, NULL},
+    {"read-all", cmd_read_all,
+     "[--from P] [--backward] [--limit N] [--stream S] [--prefix P]\n"
+     "       [--category C] [--type T]... [--since T] [--until T]",
+     "print the global log ($all), optionally filtered by the server",
+     OPT(O_FROM) | OPT(O_BACKWARD) | OPT(O_LIMIT) | OPT(O_STREAM) | OPT(O_PREFIX) |
+         OPT(O_CATEGORY) | OPT(O_TYPE) | OPT(O_SINCE) | OPT(O_UNTIL),
+     0, 0, NULL},
+    {"streams", cmd_streams, "[--prefix P]", "list streams with head version and count",
+     OPT(O_PREFIX), 0, 0, NULL},
+    {"stats", cmd_stats, "", "print the daemon's counters", 0, 0, 0, NULL},
+    {"verify", cmd_verify, "",
+     "check the whole log: dense positions and the BLAKE2b hash chain", 0, 0, 0,
+     "Prints \"OK: N events, head P\", or the first bad position and exits 1."},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const char *const global_help =
+    "  --socket PATH  daemon socket (default: $MAOS_SOCKET, then the per-user default)\n"
+    "  --json         one JSON object per line\n"
+    "  --help         show help (for a command: maosctl CMD --help)\n"
+    "  --version      show the version\n";
+
+/* ---- output helpers ---------------------------------------------------------- */
+
+static const struct command *current;
+
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "maosctl: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'maosctl %s%s--help'.\n", current ? current->name : "",
+            current ? " " : "");
+}
+
+static void print_main_help(FILE *f)
+{
+    fprintf(f, "Usage: maosctl [--socket PATH] [--json] COMMAND [ARGS...]\n\n"
+               "Talk to maosd, the maos coordination store.\n\nCommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nGlobal options (before or after the command):\n%s", global_help);
+    fprintf(f, "\nExit status: 0 ok, 1 refused by the server, 2 usage error,\n"
+               "3 cannot connect or connection lost.\n");
+}
+
+static void print_cmd_help(const struct command *c)
+{
+    printf("Usage: maosctl %s%s%s\n\n%s.\n", c->name, *c->usage ? " " : "", c->usage,
+           c->summary);
+    if (c->details)
+        printf("\n%s\n", c->details);
+    if (c->opts) {
+        printf("\nOptions:\n");
+        for (int i = 0; i < O__COUNT; i++) {
+            if (!(c->opts & OPT(i)))
+                continue;
+            char head[40];
+            snprintf(head, sizeof head, "--%s%s%s", options[i].name,
+                     options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
+            /* indent continuation lines of the help text under the first */
+            printf("  %-16s ", head);
+            for (const char *p = options[i].help; *p; p++) {
+                putchar(*p);
+                if (*p == '\n')
+                    printf("  %-16s ", "");
+            }
+            putchar('\n');
+        }
+    }
+    printf("\nGlobal options:\n%s", global_help);
+}
+
+/* Print a library error and map it to an exit status. */
+static int report(maos_ctx *c, const char *what)
+{
+    int64_t actual;
+    fprintf(stderr, "maosctl: %s: %s: %s", what, maos_err_name(c->err), c->errstr);
+    if (c->err == MAOS_EWRONG_EXPECTED_VERSION && maos_err_actual(c, &actual))
+        fprintf(stderr, " (actual version: %" PRId64 ")", actual);
+    fputc('\n', stderr);
+    if (maos_fd(c) < 0 || maos_err_is_fatal(c->err))
+        return EXIT_CONNECT;
+    if (c->err == MAOS_EINVALID_ARG)
+        return EXIT_USAGE;
+    return EXIT_REFUSED;
+}
+
+static int connect_to(struct args *a, maos_ctx **out)
+{
+    maos_options o = {.path = a->socket, .client_name = "maosctl"};
+    maos_ctx *c = maos_connect_with(&o);
+    if (!c) {
+        fprintf(stderr, "maosctl: out of memory\n");
+        return EXIT_CONNECT;
+    }
+    if (c->err) {
+        /* errstr names the path ("cannot connect to PATH: reason") */
+        fprintf(stderr, "maosctl: %s\n", c->errstr);
+        maos_free(c);
+        return EXIT_CONNECT;
+    }
+    *out = c;
+    return 0;
+}
+
+/* Print one JSON value as a line; consumes the reference. */
+static void print_json_line(json_t *v)
+{
+    char *s = NULL;
+    if (v && maos_json_dump(v, &s) != 0)
+        s = NULL;
+    json_decref(v);
+    if (!s) {
+        fprintf(stderr, "maosctl: out of memory\n");
+    } else {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        free(s);
+    }
+}
+
+static int print_event(const struct args *a, const maos_event *e)
+{
+    if (a->json) {
+        json_t *o;
+        int rc = maos_event_to_json(e, &o);
+        if (rc) {
+            fprintf(stderr, "maosctl: cannot show event at position %" PRIu64 ": %s\n",
+                    e->position, maos_strerror(rc));
+            return rc;
+        }
+        print_json_line(o);
+        return 0;
+    }
+    char t[40], *data = NULL;
+    if (maos_time_format(e->time, t, sizeof t) < 0)
+        snprintf(t, sizeof t, "%" PRId64, e->time);
+    int rc = maos_msgpack_to_json_text(e->data, e->data_len, &data);
+    printf("%" PRIu64 "  %.*s@%" PRIu64 "  %.*s  %s  %s\n", e->position,
+           (int)e->stream_len, e->stream, e->version, (int)e->type_len, e->type, t,
+           rc ? "(undisplayable data)" : data);
+    free(data);
+    return 0;
+}
+
+/* ---- argument parsing ------------------------------------------------------ */
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_expect(const char *s, int64_t *out)
+{
+    uint64_t v;
+    if (!s || strcmp(s, "any") == 0)
+        *out = MAOS_EXPECT_ANY;
+    else if (strcmp(s, "no_stream") == 0)
+        *out = MAOS_EXPECT_NO_STREAM;
+    else if (strcmp(s, "exists") == 0)
+        *out = MAOS_EXPECT_EXISTS;
+    else if (parse_u64(s, &v) == 0 && v <= (uint64_t)INT64_MAX)
+        *out = (int64_t)v;
+    else
+        return -1;
+    return 0;
+}
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/*
+ * Options may stand anywhere; "--" ends them.  Options are long only
+ * ("--name VALUE" or "--name=VALUE"), so "-" (stdin) and "-5" (a JSON
+ * number) are positional.  "-h" is accepted for --help.
+ */
+static const struct command *find_command(const char *name);
+
+static int parse_args(int argc, char **argv, struct args *a, const char **cmdname)
+{
+    int only_pos = 0;
+    a->pos = calloc((size_t)argc, sizeof *a->pos);
+    a->types = calloc((size_t)argc, sizeof *a->types);
+    if (!a->pos || !a->types) {
+        fprintf(stderr, "maosctl: out of memory\n");
+        return -1;
+    }
+    *cmdname = NULL;
+    for (int i = 1; i < argc; i++) {
+        char *arg = argv[i];
+        if (only_pos || arg[0] != '-' || arg[1] == '\0' ||
+            (arg[1] != '-' && strcmp(arg, "-h") != 0)) {
+            if (!*cmdname) {
+                *cmdname = arg;
+                current = find_command(arg); /* for usage messages */
+            } else
+                a->pos[a->npos++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            a->help = 1;
+            continue;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("maosctl %s\n", MAOS_VERSION);
+            exit(EXIT_OK);
+        }
+        if (strcmp(arg, "--json") == 0) {
+            a->json = 1;
+            continue;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const char *value = eq ? eq + 1 : NULL;
+        if (nlen == 6 && strncmp(name, "socket", 6) == 0) {
+            if (!value && i + 1 >= argc) {
+                usage_error("--socket needs a PATH");
+                return -1;
+            }
+            a->socket = value ? value : argv[++i];
+            continue;
+        }
+        int id = -1;
+        for (int k = 0; k < O__COUNT; k++)
+            if (strlen(options[k].name) == nlen && strncmp(options[k].name, name, nlen) == 0)
+                id = k;
+        if (id < 0) {
+            usage_error("unknown option '%s'", arg);
+            return -1;
+        }
+        if (!options[id].arg) {
+            if (value) {
+                usage_error("--%s takes no value", options[id].name);
+                return -1;
+            }
+            a->set[id]++;
+            continue;
+        }
+        if (!value) {
+            if (i + 1 >= argc) {
+                usage_error("--%s needs a value (%s)", options[id].name, options[id].arg);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        if (a->set[id] && !options[id].repeat) {
+            usage_error("--%s given twice", options[id].name);
+            return -1;
+        }
+        a->set[id]++;
+        a->val[id] = value;
+        if (id == O_TYPE)
+            a->types[a->n_types++] = value;
+    }
+    return 0;
+}
+
+/* ---- commands ----------------------------------------------------------------- */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmd_ping(struct args *a)
+{
+    maos_ctx *c;
+    int rc = connect_to(a, &c);
+    if (rc)
+        return rc;
+    double t0 = now_ms();
+    if (maos_ping(c)) {
+        rc = report(c, "ping");
+    } else if (a->json) {
+        json_t *o = json_pack("{s:b,s:s,s:f}", "ok", 1, "server", maos_server_name(c),
+                              "ms", (double)(long long)((now_ms() - t0) * 1000) / 1000);
+        print_json_line(o);
+    } else {
+        printf("pong from %s (%.3f ms)\n", maos_server_name(c), now_ms() - t0);
+    }
+    maos_free(c);
+    return rc;
+}
+
+/* Events being built for an append: their msgpack buffers are owned here. */
+struct batch {
+    maos_event_spec *ev;
+    uint8_t (*ids)[16];
+    char **bufs;   /* malloc'd data/meta/type copies to free */
+    size_t n, cap, nbufs, bufcap;
+};
+
+static int batch_keep(struct batch *b, char *p)
+{
+    if (b->nbufs == b->bufcap) {
+        size_t cap = b->bufcap ? b->bufcap * 2 : 16;
+        char **nb = realloc(b->bufs, cap * sizeof *nb);
+        if (!nb)
+            return -1;
+        b->bufs = nb;
+        b->bufcap = cap;
+    }
+    b->bufs[b->nbufs++] = p;
+    return 0;
+}
+
+static maos_event_spec *batch_add(struct batch *b)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        maos_event_spec *ne = realloc(b->ev, cap * sizeof *ne);
+        if (!ne)
+            return NULL;
+        b->ev = ne;
+        uint8_t(*ni)[16] = realloc(b->ids, cap * sizeof *ni);
+        if (!ni)
+            return NULL;
+        b->ids = ni;
+        b->cap = cap;
+    }
+    maos_event_spec *e = &b->ev[b->n++];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+static void batch_free(struct batch *b)
+{
+    for (size_t i = 0; i < b->nbufs; i++)
+        free(b->bufs[i]);
+    free(b->bufs);
+    free(b->ev);
+    free(b->ids);
+}
+
+/* Fill e from JSON parts; usage errors are printed with `where`. */
+static int event_from(struct batch *b, maos_event_spec *e, const char *where,
+                      const char *type, const json_t *data, const char *id_text,
+                      const json_t *meta)
+{
+    char why[200], *buf;
+    size_t len;
+    size_t idx = (size_t)(e - b->ev);
+    char *t = strdup(type);
+    if (!t || batch_keep(b, t))
+        return usage_error("out of memory"), -1;
+    e->type = t;
+    if (data) {
+        if (maos_json_to_msgpack(data, &buf, &len, why, sizeof why)) {
+            usage_error("%sdata: %s", where, why);
+            return -1;
+        }
+        if (batch_keep(b, buf))
+            return free(buf), -1;
+        e->data = buf;
+        e->data_len = len;
+    }
+    if (meta) {
+        if (!json_is_object(meta)) {
+            usage_error("%smeta must be a JSON object", where);
+            return -1;
+        }
+        if (maos_json_to_msgpack(meta, &buf, &len, why, sizeof why)) {
+            usage_error("%smeta: %s", where, why);
+            return -1;
+        }
+        if (batch_keep(b, buf))
+            return free(buf), -1;
+        e->meta = buf;
+        e->meta_len = len;
+    }
+    if (id_text) {
+        if (maos_uuid_parse(id_text, strlen(id_text), b->ids[idx])) {
+            usage_error("%sbad UUID '%s'", where, id_text);
+            return -1;
+        }
+        e->id = b->ids[idx];
+    }
+    return 0;
+}
+
+static json_t *parse_json_arg(const char *what, const char *text)
+{
+    json_error_t err;
+    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                           &err);
+    if (!v)
+        usage_error("%s is not valid JSON: %s (column %d)", what, err.text, err.column);
+    return v;
+}
+
+static int read_batch(struct batch *b, const char *file)
+{
+    FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    char *line = NULL, where[64];
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0;
+    int rc = 0;
+    if (!f) {
+        usage_error("cannot open %s: %s", file, strerror(errno));
+        return -1;
+    }
+    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
+        json_error_t err;
+        lineno++;
+        snprintf(where, sizeof where, "line %ld: ", lineno);
+        if (strspn(line, " \t\r\n") == (size_t)n)
+            continue;
+        json_t *o = json_loadb(line, (size_t)n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+        if (!o) {
+            usage_error("%sinvalid JSON: %s (column %d)", where, err.text, err.column);
+            rc = -1;
+            break;
+        }
+        const char *key;
+        json_t *v;
+        json_t *type = json_object_get(o, "type"), *data = json_object_get(o, "data");
+        json_t *id = json_object_get(o, "id"), *meta = json_object_get(o, "meta");
+        json_object_foreach(o, key, v)
+        {
+            if (strcmp(key, "type") && strcmp(key, "data") && strcmp(key, "id") &&
+                strcmp(key, "meta")) {
+                usage_error("%sunknown key \"%s\"", where, key);
+                rc = -1;
+            }
+        }
+        if (!rc && !json_is_string(type)) {
+            usage_error("%s\"type\" (a string) is required", where);
+            rc = -1;
+        }
+        if (!rc && !data) {
+            usage_error("%s\"data\" is required", where);
+            rc = -1;
+        }
+        if (!rc && id && !json_is_string(id)) {
+            usage_error("%s\"id\" must be a UUID string", where);
+            rc = -1;
+        }
+        if (!rc) {
+            maos_event_spec *e = batch_add(b);
+            if (!e) {
+                usage_error("out of memory");
+                rc = -1;
+            } else {
+                rc = event_from(b, e, where, json_string_value(type), data,
+                                id ? json_string_value(id) : NULL, meta);
+            }
+        }
+        json_decref(o);
+    }
+    if (!rc && ferror(f)) {
+        usage_error("cannot read %s: %s", file, strerror(errno));
+        rc = -1;
+    }
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    if (!rc && b->n == 0) {
+        usage_error("%s holds no events", file);
+        rc = -1;
+    }
+    return rc;
+}
+
+static int cmd_append(struct args *a)
+{
+    struct batch b = {0};
+    int64_t expect;
+    int rc;
+    const char *stream = a->pos[0];
+    if (parse_expect(a->val[O_EXPECT], &expect)) {
+        usage_error("bad --expect '%s' (a number, any, no_stream or exists)",
+                    a->val[O_EXPECT]);
+        return EXIT_USAGE;
+    }
+    if (a->set[O_BATCH]) {
+        if (a->npos != 1 || a->set[O_ID] || a->set[O_META]) {
+            usage_error("--batch takes only STREAM (type, data, id and meta come from "
+                        "the lines)");
+            return EXIT_USAGE;
+        }
+        if (read_batch(&b, a->val[O_BATCH])) {
+            batch_free(&b);
+            return EXIT_USAGE;
+        }
+    } else {
+        if (a->npos != 3) {
+            usage_error("append needs STREAM TYPE DATA_JSON (or STREAM --batch FILE)");
+            return EXIT_USAGE;
+        }
+        json_t *data = parse_json_arg("DATA_JSON", a->pos[2]), *meta = NULL;
+        if (!data)
+            return EXIT_USAGE;
+        if (a->val[O_META] && !(meta = parse_json_arg("--meta", a->val[O_META]))) {
+            json_decref(data);
+            return EXIT_USAGE;
+        }
+        maos_event_spec *e = batch_add(&b);
+        rc = e ? event_from(&b, e, "", a->pos[1], data, a->val[O_ID], meta) : -1;
+        json_decref(data);
+        json_decref(meta);
+        if (rc) {
+            batch_free(&b);
+            return EXIT_USAGE;
+        }
+    }
+
+    maos_ctx *c;
+    if ((rc = connect_to(a, &c))) {
+        batch_free(&b);
+        return rc;
+    }
+    uint8_t(*ids)[16] = calloc(b.n, 16);
+    maos_append_info info = {.ids = ids, .ids_cap = ids ? b.n : 0};
+    if (!ids) {
+        fprintf(stderr, "maosctl: out of memory\n");
+        rc = EXIT_REFUSED;
+    } else if (maos_append(c, stream, expect, b.ev, b.n, &info)) {
+        rc = report(c, "append");
+    } else {
+        for (uint32_t i = 0; i < info.count && i < b.n; i++) {
+            char idt[37];
+            maos_uuid_format(ids[i], idt);
+            if (a->json)
+                print_json_line(json_pack("{s:s,s:I,s:I,s:s}", "stream", stream,
+                                          "version", (json_int_t)(info.version + i),
+                                          "position", (json_int_t)(info.position + i),
+                                          "id", idt));
+            else
+                printf("%s@%" PRIu64 "  position %" PRIu64 "  id %s%s\n", stream,
+                       info.version + i, info.position + i, idt,
+                       info.duplicate ? "  (duplicate, already stored)" : "");
+        }
+    }
+    free(ids);
+    maos_free(c);
+    batch_free(&b);
+    return rc;
+}
+
+/* Shared paging loop of read and read-all. */
+static int print_pages(struct args *a, const char *stream, const maos_read_filter *f)
+{
+    uint64_t from = MAOS_FROM_START, limit = 0, left;
+    int backward = a->set[O_BACKWARD] > 0;
+    maos_ctx *c;
+    int rc;
+    if (a->set[O_FROM] && parse_u64(a->val[O_FROM], &from)) {
+        usage_error("bad --from '%s' (a non-negative number)", a->val[O_FROM]);
+        return EXIT_USAGE;
+    }
+    if (from == MAOS_FROM_START && a->set[O_FROM]) {
+        usage_error("--from out of range");
+        return EXIT_USAGE;
+    }
+    if (a->set[O_LIMIT] && (parse_u64(a->val[O_LIMIT], &limit) || limit == 0)) {
+        usage_error("bad --limit '%s' (a positive number)", a->val[O_LIMIT]);
+        return EXIT_USAGE;
+    }
+    if ((rc = connect_to(a, &c)))
+        return rc;
+    left = limit;
+    for (;;) {
+        maos_page *pg;
+        uint32_t want = PAGE_EVENTS;
+        if (limit && left < want)
+            want = (uint32_t)left;
+        int err = stream ? maos_read(c, stream, from, backward, want, &pg)
+                         : maos_read_all(c, f, from, backward, want, &pg);
+        if (err) {
+            rc = report(c, stream ? "read" : "read-all");
+            break;
+        }
+        for (size_t i = 0; i < pg->n && !rc; i++)
+            if (print_event(a, &pg->events[i]))
+                rc = EXIT_REFUSED;
+        if (limit)
+            left -= pg->n < left ? pg->n : left;
+        int more = pg->has_next && (!limit || left > 0);
+        from = pg->next;
+        maos_page_free(pg);
+        if (rc || !more)
+            break;
+    }
+    maos_free(c);
+    return rc;
+}
+
+static int cmd_read(struct args *a)
+{
+    return print_pages(a, a->pos[0], NULL);
+}
+
+static int cmd_read_all(struct args *a)
+{
+    maos_read_filter f = {0};
+    f.stream = a->val[O_STREAM];
+    f.prefix = a->val[O_PREFIX];
+    f.category = a->val[O_CATEGORY];
+    f.types = a->types;
+    f.n_types = a->n_types;
+    if (a->set[O_SINCE]) {
+        if (maos_time_parse(a->val[O_SINCE], &f.since)) {
+            usage_error("bad --since '%s' (RFC 3339 or microseconds)", a->val[O_SINCE]);
+            return EXIT_USAGE;
+        }
+        f.has_since = 1;
+    }
+    if (a->set[O_UNTIL]) {
+        if (maos_time_parse(a->val[O_UNTIL], &f.until)) {
+            usage_error("bad --until '%s' (RFC 3339 or microseconds)", a->val[O_UNTIL]);
+            return EXIT_USAGE;
+        }
+        f.has_until = 1;
+    }
+    return print_pages(a, NULL, &f);
+}
+
+static int cmd_streams(struct args *a)
+{
+    maos_ctx *c;
+    char *after = NULL;
+    int rc = connect_to(a, &c);
+    if (rc)
+        return rc;
+    for (;;) {
+        maos_stream_page *pg;
+        if (maos_streams(c, a->val[O_PREFIX], after, MAOS_READ_LIMIT_MAX, &pg)) {
+            rc = report(c, "streams");
+            break;
+        }
+        for (size_t i = 0; i < pg->n; i++) {
+            const maos_stream_entry *s = &pg->streams[i];
+            if (a->json)
+                print_json_line(json_pack("{s:s%,s:I,s:I,s:I}", "stream", s->stream,
+                                          s->stream_len, "head", (json_int_t)s->head,
+                                          "count", (json_int_t)s->count,
+                                          "last_position", (json_int_t)s->last_position));
+            else
+                printf("%.*s  head %" PRIu64 "  count %" PRIu64 "  last position %" PRIu64
+                       "\n",
+                       (int)s->stream_len, s->stream, s->head, s->count, s->last_position);
+        }
+        free(after);
+        after = pg->has_next && *pg->next ? strdup(pg->next) : NULL;
+        int more = pg->has_next && *pg->next;
+        maos_stream_page_free(pg);
+        if (!more)
+            break;
+        if (!after) {
+            fprintf(stderr, "maosctl: out of memory\n");
+            rc = EXIT_REFUSED;
+            break;
+        }
+    }
+    free(after);
+    maos_free(c);
+    return rc;
+}
+
+static int cmd_stats(struct args *a)
+{
+    maos_ctx *c;
+    maos_stats_info s;
+    int rc = connect_to(a, &c);
+    if (rc)
+        return rc;
+    if (maos_stats_get(c, &s)) {
+        rc = report(c, "stats");
+    } else if (a->json) {
+        json_t *o = json_pack("{s:s,s:s,s:s}", "server", s.server, "state", s.state,
+                              "durability", s.durability);
+#define STAT_JSON_(name) json_object_set_new(o, #name, json_integer((json_int_t)s.name));
+        MAOS_STATS_MAP(STAT_JSON_)
+#undef STAT_JSON_
+        print_json_line(o);
+    } else {
+        printf("%-18s %s\n%-18s %s\n%-18s %s\n", "server", s.server, "state", s.state,
+               "durability", s.durability);
+#define STAT_TEXT_(name) printf("%-18s %" PRIu64 "\n", #name, s.name);
+        MAOS_STATS_MAP(STAT_TEXT_)
+#undef STAT_TEXT_
+    }
+    maos_free(c);
+    return rc;
+}
+
+/*
+ * verify: positions must be 1, 2, 3, ... and each record's prev must be the
+ * BLAKE2b-256 (unkeyed) of the previous record's bytes (zeros before 1).
+ */
+static int verify_bad(struct args *a, uint64_t pos, const char *why)
+{
+    if (a->json)
+        print_json_line(json_pack("{s:b,s:I,s:s}", "ok", 0, "position", (json_int_t)pos,
+                                  "error", why));
+    else
+        printf("BAD: position %" PRIu64 ": %s\n", pos, why);
+    return EXIT_REFUSED;
+}
+
+static int cmd_verify(struct args *a)
+{
+    uint8_t prev[MAOS_HASH_BYTES] = {0};
+    uint64_t expect = 1, from = MAOS_FROM_START, count = 0;
+    maos_ctx *c;
+    int rc;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "maosctl: libsodium cannot be initialized\n");
+        return EXIT_REFUSED;
+    }
+    if ((rc = connect_to(a, &c)))
+        return rc;
+    for (;;) {
+        maos_page *pg;
+        if (maos_read_all(c, NULL, from, 0, PAGE_EVENTS, &pg)) {
+            rc = report(c, "verify");
+            break;
+        }
+        for (size_t i = 0; i < pg->n && !rc; i++) {
+            const maos_event *e = &pg->events[i];
+            char why[96];
+            if (e->position != expect) {
+                snprintf(why, sizeof why, "expected position %" PRIu64 ", found %" PRIu64,
+                         expect, e->position);
+                rc = verify_bad(a, expect, why);
+            } else if (memcmp(e->prev, prev, sizeof prev) != 0) {
+                rc = verify_bad(a, e->position,
+                                "prev hash does not match the previous record");
+            } else {
+                crypto_generichash(prev, sizeof prev, e->raw, e->raw_len, NULL, 0);
+                expect++;
+                count++;
+            }
+        }
+        int more = pg->has_next;
+        from = pg->next;
+        maos_page_free(pg);
+        if (rc || !more)
+            break;
+    }
+    if (!rc) {
+        if (a->json)
+            print_json_line(json_pack("{s:b,s:I,s:I}", "ok", 1, "events", (json_int_t)count,
+                                      "head", (json_int_t)(expect - 1)));
+        else
+            printf("OK: %" PRIu64 " events, head %" PRIu64 "\n", count, expect - 1);
+    }
+    maos_free(c);
+    return rc;
+}
+
+/* ---- main ----------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    struct args a = {0};
+    const char *name;
+    int rc;
+    if (parse_args(argc, argv, &a, &name)) {
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (!name) {
+        if (a.help) {
+            print_main_help(stdout);
+            rc = EXIT_OK;
+        } else {
+            print_main_help(stderr);
+            rc = EXIT_USAGE;
+        }
+        goto out;
+    }
+    current = find_command(name);
+    if (!current) {
+        usage_error("unknown command '%s'", name);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (a.help) {
+        print_cmd_help(current);
+        rc = EXIT_OK;
+        goto out;
+    }
+    for (int i = 0; i < O__COUNT; i++) {
+        if (a.set[i] && !(current->opts & OPT(i))) {
+            usage_error("%s does not take --%s", current->name, options[i].name);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+    }
+    if (a.npos < current->min_pos || a.npos > current->max_pos) {
+        usage_error("%s: wrong number of arguments", current->name);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    rc = current->run(&a);
+    if (fflush(stdout) != 0 && rc == EXIT_OK) {
+        fprintf(stderr, "maosctl: cannot write output: %s\n", strerror(errno));
+        rc = EXIT_REFUSED;
+    }
+out:
+    free(a.pos);
+    free(a.types);
+    return rc;
+}
