@@ -60,7 +60,7 @@ void maosd_config_free(maosd_config *cfg);
 typedef struct maosd_counters {
     atomic_uint_fast64_t requests, bytes_in, bytes_out;
     atomic_uint_fast64_t commit_groups, commit_requests, commit_events;
-    atomic_uint_fast64_t commit_max_group, commit_errors;
+    atomic_uint_fast64_t commit_max_group, commit_errors, commit_write_us;
     atomic_uint_fast64_t head_position;
 } maosd_counters;
 

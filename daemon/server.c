@@ -516,6 +516,7 @@ void maosd_server_stats(maosd_server *srv, maos_stats *st)
     st->commit_events = atomic_load(&ct->commit_events);
     st->commit_max_group = atomic_load(&ct->commit_max_group);
     st->commit_errors = atomic_load(&ct->commit_errors);
+    st->commit_write_us = atomic_load(&ct->commit_write_us);
     st->bytes_in = atomic_load(&ct->bytes_in);
     st->bytes_out = atomic_load(&ct->bytes_out);
     st->max_frame = srv->cfg->max_frame;

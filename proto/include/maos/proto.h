@@ -321,6 +321,7 @@ typedef struct maos_stream_info {
     X(commit_events)                                                           \
     X(commit_max_group)                                                        \
     X(commit_errors)                                                           \
+    X(commit_write_us)                                                         \
     X(bytes_in)                                                                \
     X(bytes_out)                                                               \
     X(max_frame)
