@@ -101,6 +101,7 @@ struct maosd_conn {
     int closing;         /* marked; freed by the loop when refs reach 0 */
     int reading;         /* uv_read_start active */
     int close_after_flush;
+    int dirty;           /* on the flush list */
 };
 
 /* Start listening; logs and returns -1 on failure. */

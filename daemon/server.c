@@ -88,9 +88,8 @@ void maosd_conn_unref(maosd_conn *c)
 
 static void mark_dirty(maosd_conn *c)
 {
-    for (size_t i = 0; i < n_dirty; i++)
-        if (dirty[i] == c)
-            return;
+    if (c->dirty)
+        return;
     if (n_dirty == cap_dirty) {
         size_t nc = cap_dirty ? cap_dirty * 2 : 64;
         maosd_conn **nd = realloc(dirty, nc * sizeof(*nd));
@@ -100,6 +99,7 @@ static void mark_dirty(maosd_conn *c)
         cap_dirty = nc;
     }
     dirty[n_dirty++] = c;
+    c->dirty = 1;
     c->refs++; /* kept alive until flushed */
 }
 
@@ -226,6 +226,7 @@ static void on_flush_check(uv_check_t *h)
     n_dirty = 0;
     for (size_t i = 0; i < n; i++) {
         maosd_conn *c = dirty[i];
+        c->dirty = 0;
         conn_flush(c);
         if (c->close_after_flush && !c->in_flight_out && !c->out.size)
             conn_close(c);
@@ -325,7 +326,7 @@ static void on_connection(uv_stream_t *server, int status)
         c->uid = cred.uid;
         c->gid = cred.gid;
     }
-    maosd_logf(MAOSD_LOG_DEBUG, "conn %llu accepted pid=%d uid=%u gid=%u",
+    maosd_logf(MAOSD_LOG_INFO, "conn %llu accepted pid=%d uid=%u gid=%u",
                (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
                (unsigned)c->gid);
     if (srv->n_conns > srv->cfg->max_connections) {
