@@ -1,0 +1,265 @@
+/*
+ * tests/fuzz/fuzz_frame.c -- libFuzzer target for maosd's input path.
+ *
+ * The input is the byte stream one client sends on one connection.  It goes
+ * through the code maosd runs on it, in the same order:
+ *
+ *   maos_reader (frames) -> maos_mp_check -> maos_request_decode/free
+ *
+ * The stream is cut into chunks whose sizes come from a hash of the input,
+ * so one mutation also changes how the bytes arrive (1-byte dribbles up to
+ * large reads).  The hash also picks which of the reader's two APIs is used:
+ * maos_reader_feed, or maos_reader_space + maos_reader_commit as the
+ * daemon's libuv alloc/read callbacks use it.
+ *
+ * Beyond "no crash, leak, overflow or UB", it checks:
+ *  - reader errors are one of its three codes and sticky;
+ *  - every frame handed out has 1..max_frame bytes;
+ *  - maos_request_decode fails on every frame maos_mp_check rejects, with a
+ *    known code and a reason;
+ *  - a decoded request, encoded again with the client's encoders
+ *    (maos_enc_*), decodes to the same request: the one layout agrees with
+ *    itself in both directions.
+ *
+ * max_frame is 1 MiB rather than the daemon's 16 MiB default only to keep
+ * each run's allocations small; the code paths are the same.
+ */
+#include "fuzz.h"
+
+#define FUZZ_MAX_FRAME (1u << 20)
+
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+    /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static size_t next_chunk(void)
+{
+    uint64_t r = rng();
+    switch (r & 3) {
+    case 0: return 1;                          /* byte by byte */
+    case 1: return 1 + (size_t)((r >> 8) % 7); /* split headers */
+    case 2: return 1 + (size_t)((r >> 8) % 300);
+    default: return 1 + (size_t)((r >> 8) % 70000);
+    }
+}
+
+/* ---- decoded request == re-encoded-and-decoded request ------------------- */
+
+static void same_append(const maos_append_in *a, const maos_append_in *b)
+{
+    FUZZ_CHECK(fuzz_slice_eq(a->stream, b->stream), "stream");
+    FUZZ_CHECK(a->expect == b->expect, "expect %lld != %lld",
+               (long long)a->expect, (long long)b->expect);
+    FUZZ_CHECK(a->n_events == b->n_events, "n_events %u != %u", a->n_events,
+               b->n_events);
+    for (uint32_t i = 0; i < a->n_events; i++) {
+        const maos_event_in *x = &a->events[i], *y = &b->events[i];
+        FUZZ_CHECK(x->has_id == y->has_id, "event %u has_id", i);
+        FUZZ_CHECK(!x->has_id || memcmp(x->id, y->id, 16) == 0, "event %u id", i);
+        FUZZ_CHECK(fuzz_slice_eq(x->type, y->type), "event %u type", i);
+        FUZZ_CHECK(fuzz_slice_eq(x->data, y->data), "event %u data", i);
+        FUZZ_CHECK(fuzz_slice_eq(x->meta, y->meta), "event %u meta", i);
+    }
+}
+
+static void same_filter(const maos_filter *a, const maos_filter *b)
+{
+    FUZZ_CHECK(fuzz_slice_eq(a->stream, b->stream), "filter stream");
+    FUZZ_CHECK(fuzz_slice_eq(a->prefix, b->prefix), "filter prefix");
+    FUZZ_CHECK(fuzz_slice_eq(a->category, b->category), "filter category");
+    FUZZ_CHECK(a->n_types == b->n_types, "n_types %u != %u", a->n_types,
+               b->n_types);
+    for (uint32_t i = 0; i < a->n_types; i++)
+        FUZZ_CHECK(fuzz_slice_eq(a->types[i], b->types[i]), "type %u", i);
+    FUZZ_CHECK(a->has_since == b->has_since && (!a->has_since || a->since == b->since),
+               "since");
+    FUZZ_CHECK(a->has_until == b->has_until && (!a->has_until || a->until == b->until),
+               "until");
+}
+
+static void roundtrip(const maos_request *a, const maos_limits *lim)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    char *name = NULL;
+    int rc = 0;
+
+    switch (a->op) {
+    case MAOS_OP_HELLO:
+        /* The encoder takes a C string: a name with a NUL cannot be sent. */
+        if (a->client_name.ptr) {
+            if (memchr(a->client_name.ptr, 0, a->client_name.len))
+                goto out;
+            name = malloc(a->client_name.len + 1u);
+            FUZZ_CHECK(name, "malloc");
+            memcpy(name, a->client_name.ptr, a->client_name.len);
+            name[a->client_name.len] = 0;
+        }
+        rc = maos_enc_hello(&pk, a->rid, a->version, name);
+        break;
+    case MAOS_OP_PING:
+    case MAOS_OP_STATS:
+        rc = maos_enc_simple(&pk, a->rid, a->op);
+        break;
+    case MAOS_OP_APPEND:
+        FUZZ_CHECK(a->n_appends == 1, "append with %u appends", a->n_appends);
+        rc = maos_enc_append(&pk, a->rid, &a->appends[0]);
+        break;
+    case MAOS_OP_TXN:
+        rc = maos_enc_txn(&pk, a->rid, a->appends, a->n_appends);
+        break;
+    case MAOS_OP_READ:
+        rc = maos_enc_read(&pk, a->rid, a->stream, a->has_from, a->from,
+                           a->backward, a->limit);
+        break;
+    case MAOS_OP_READ_ALL:
+        rc = maos_enc_read_all(&pk, a->rid, a->has_from, a->from, a->backward,
+                               a->limit, &a->filter);
+        break;
+    case MAOS_OP_STREAMS:
+        rc = maos_enc_streams(&pk, a->rid, a->prefix, a->after, a->limit);
+        break;
+    default:
+        FUZZ_CHECK(0, "decoded op %d has no encoder", (int)a->op);
+    }
+    FUZZ_CHECK(rc == 0, "encoding %s failed: %d", maos_op_name(a->op), rc);
+
+    maos_request b;
+    char why[256];
+    rc = maos_request_decode(sb.data, sb.size, lim, &b, why, sizeof why);
+    FUZZ_CHECK(rc == 0, "re-encoded %s does not decode: %s: %s",
+               maos_op_name(a->op), maos_err_name(rc), why);
+    FUZZ_CHECK(b.op == a->op && b.rid == a->rid, "op/rid");
+    switch (a->op) {
+    case MAOS_OP_HELLO:
+        FUZZ_CHECK(b.version == a->version, "version");
+        FUZZ_CHECK(fuzz_slice_eq(a->client_name, b.client_name), "client");
+        break;
+    case MAOS_OP_APPEND:
+    case MAOS_OP_TXN:
+        FUZZ_CHECK(a->n_appends == b.n_appends, "n_appends");
+        for (uint32_t i = 0; i < a->n_appends; i++)
+            same_append(&a->appends[i], &b.appends[i]);
+        break;
+    case MAOS_OP_READ:
+    case MAOS_OP_READ_ALL:
+        if (a->op == MAOS_OP_READ)
+            FUZZ_CHECK(fuzz_slice_eq(a->stream, b.stream), "stream");
+        else
+            same_filter(&a->filter, &b.filter);
+        FUZZ_CHECK(a->has_from == b.has_from && (!a->has_from || a->from == b.from),
+                   "from");
+        FUZZ_CHECK(!a->backward == !b.backward, "backward");
+        FUZZ_CHECK(a->limit == b.limit, "limit %u != %u", a->limit, b.limit);
+        break;
+    case MAOS_OP_STREAMS:
+        FUZZ_CHECK(fuzz_slice_eq(a->prefix, b.prefix), "prefix");
+        FUZZ_CHECK(fuzz_slice_eq(a->after, b.after), "after");
+        FUZZ_CHECK(a->limit == b.limit, "limit %u != %u", a->limit, b.limit);
+        break;
+    default:
+        break;
+    }
+    maos_request_free(&b);
+out:
+    free(name);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- one frame, as the daemon's dispatch sees it -------------------------- */
+
+static void one_frame(maos_slice f, const maos_limits *lim)
+{
+    FUZZ_CHECK(f.len >= 1 && f.len <= lim->max_frame, "frame of %u bytes", f.len);
+    int crc = maos_mp_check(f.ptr, f.len, lim);
+    FUZZ_CHECK(crc == 0 || crc == MAOS_EBAD_FRAME || crc == MAOS_ELIMIT,
+               "maos_mp_check returned %d", crc);
+
+    maos_request req;
+    char why[256];
+    memset(why, 'x', sizeof why);
+    int rc = maos_request_decode(f.ptr, f.len, lim, &req, why, sizeof why);
+    FUZZ_CHECK(memchr(why, 0, sizeof why) != NULL, "why not terminated");
+    if (rc == 0) {
+        FUZZ_CHECK(crc == 0, "decoded a frame maos_mp_check rejects (%d)", crc);
+        FUZZ_CHECK(req.op > MAOS_OP_NONE && req.op < MAOS_OP__COUNT, "op %d",
+                   (int)req.op);
+        FUZZ_CHECK(req.limit >= 1 && req.limit <= MAOS_READ_LIMIT_MAX, "limit %u",
+                   req.limit);
+        roundtrip(&req, lim);
+    } else {
+        FUZZ_CHECK(fuzz_known_err(rc), "unknown error code %d", rc);
+        FUZZ_CHECK(why[0] != 0, "%s without a reason", maos_err_name(rc));
+    }
+    maos_request_free(&req);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    maos_limits lim = {.max_frame = FUZZ_MAX_FRAME};
+    maos_limits_defaults(&lim);
+    uint64_t h = fnv1a(data, size);
+    rng_state = h;
+    int use_space = (int)(h >> 63);
+
+    maos_reader r;
+    maos_reader_init(&r, lim.max_frame);
+    size_t off = 0;
+    int rc = 0;
+    while (off < size && rc >= 0) {
+        size_t n = next_chunk();
+        if (n > size - off)
+            n = size - off;
+        if (use_space) {
+            char *p = NULL;
+            long sp = maos_reader_space(&r, &p, 0);
+            if (sp < 0) {
+                rc = (int)sp;
+                break;
+            }
+            FUZZ_CHECK(sp > 0 && p != NULL, "reader offered %ld bytes", sp);
+            if ((size_t)sp < n)
+                n = (size_t)sp;
+            memcpy(p, data + off, n);
+            maos_reader_commit(&r, n);
+        } else {
+            rc = maos_reader_feed(&r, data + off, n);
+            if (rc < 0)
+                break;
+        }
+        off += n;
+        maos_slice f;
+        while ((rc = maos_reader_next(&r, &f)) == 1)
+            one_frame(f, &lim);
+    }
+    if (rc < 0) {
+        FUZZ_CHECK(rc == MAOS_EFRAME_TOO_LARGE || rc == MAOS_EBAD_FRAME ||
+                       rc == MAOS_ENOMEM,
+                   "reader error %d", rc);
+        FUZZ_CHECK(r.err == rc, "reader error %d not sticky (err %d)", rc, r.err);
+        maos_slice f;
+        char *p;
+        FUZZ_CHECK(maos_reader_next(&r, &f) == rc, "next after error");
+        FUZZ_CHECK(maos_reader_feed(&r, "x", 1) == rc, "feed after error");
+        FUZZ_CHECK(maos_reader_space(&r, &p, 0) == rc, "space after error");
+    }
+    maos_reader_free(&r);
+    return 0;
+}

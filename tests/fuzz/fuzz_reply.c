@@ -1,0 +1,202 @@
+/*
+ * tests/fuzz/fuzz_reply.c -- libFuzzer target for libmaos-client's input
+ * path: one reply frame's payload, as a (possibly hostile or broken) server
+ * sends it.
+ *
+ *   maos_reply_decode -> maos_append_result_next over "results"
+ *                     -> maos_record_next / maos_stream_info_next over the
+ *                        "events" / "streams" list
+ *
+ * A client does not know from the bytes whether a list holds records or
+ * stream infos (it knows from its request), so both walkers run over every
+ * list.  Beyond "no crash, leak, overflow or UB", it checks:
+ *  - failures are MAOS_EPROTO; a decoded error reply carries a known code;
+ *  - the two msgpack walkers agree: a value maos_mp_check accepts is one
+ *    maos_mpr_skip consumes exactly, and the reverse up to limits;
+ *  - every record walked decodes alone from its raw bytes to the same
+ *    fields, and re-encoded with maos_enc_record decodes to them again;
+ *  - maos_filter_match accepts a record for filters built from the record
+ *    itself and refuses it for a time range that ends before it;
+ *  - stream infos and append results survive their encoders the same way.
+ */
+#include "fuzz.h"
+
+static void same_record(const maos_record *a, const maos_record *b)
+{
+    FUZZ_CHECK(a->position == b->position, "position");
+    FUZZ_CHECK(a->version == b->version, "version");
+    FUZZ_CHECK(a->time == b->time, "time");
+    FUZZ_CHECK(fuzz_slice_eq(a->stream, b->stream), "stream");
+    FUZZ_CHECK(fuzz_slice_eq(a->type, b->type), "type");
+    FUZZ_CHECK(fuzz_slice_eq(a->id, b->id), "id");
+    FUZZ_CHECK(fuzz_slice_eq(a->prev, b->prev), "prev");
+    FUZZ_CHECK(fuzz_slice_eq(a->data, b->data), "data");
+    FUZZ_CHECK(fuzz_slice_eq(a->meta, b->meta), "meta");
+}
+
+static void check_filters(const maos_record *rec)
+{
+    maos_filter f;
+    maos_slice types[2];
+
+    memset(&f, 0, sizeof f);
+    FUZZ_CHECK(maos_filter_match(&f, rec) == 1, "empty filter");
+
+    f.stream = rec->stream;
+    f.prefix = rec->stream;
+    f.prefix.len /= 2;
+    f.category = maos_category(rec->stream);
+    FUZZ_CHECK(f.category.len <= rec->stream.len, "category longer than stream");
+    types[0] = (maos_slice){"\xff", 1}; /* never a valid type, never matches */
+    types[1] = rec->type;
+    f.types = types;
+    f.n_types = 2;
+    f.has_since = f.has_until = 1;
+    f.since = f.until = rec->time;
+    FUZZ_CHECK(maos_filter_match(&f, rec) == 1, "filter made from the record");
+
+    if (rec->time > INT64_MIN) {
+        f.until = rec->time - 1;
+        f.since = INT64_MIN;
+        FUZZ_CHECK(maos_filter_match(&f, rec) == 0, "until before the record");
+    }
+}
+
+static void walk_records(maos_slice items, uint32_t n_items)
+{
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, items.ptr, items.len);
+    FUZZ_CHECK(maos_mpr_array(&r, &n) == 0 && n == n_items, "items list");
+    for (uint32_t i = 0; i < n; i++) {
+        maos_record rec, again;
+        const uint8_t *before = r.p;
+        if (maos_record_next(&r, &rec)) {
+            FUZZ_CHECK(r.p == before, "cursor moved on error");
+            return;
+        }
+        FUZZ_CHECK(rec.raw.ptr == (const char *)before &&
+                       (const uint8_t *)rec.raw.ptr + rec.raw.len == r.p,
+                   "raw span");
+        FUZZ_CHECK(rec.id.len == 16 && rec.prev.len == MAOS_HASH_BYTES,
+                   "id/prev sizes %u/%u", rec.id.len, rec.prev.len);
+        FUZZ_CHECK(rec.data.len >= 1 && rec.meta.len >= 1, "data/meta present");
+        FUZZ_CHECK(maos_record_decode(rec.raw.ptr, rec.raw.len, &again) == 0,
+                   "record does not decode alone");
+        same_record(&rec, &again);
+        check_filters(&rec);
+
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        FUZZ_CHECK(maos_enc_record(&pk, rec.position, rec.time, rec.version,
+                                   rec.stream, rec.type, (const uint8_t *)rec.id.ptr,
+                                   (const uint8_t *)rec.prev.ptr, rec.data,
+                                   rec.meta) == 0,
+                   "maos_enc_record");
+        FUZZ_CHECK(maos_record_decode(sb.data, sb.size, &again) == 0,
+                   "re-encoded record does not decode");
+        same_record(&rec, &again);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    FUZZ_CHECK(r.p == r.end, "records do not fill the list");
+}
+
+static void walk_infos(maos_slice items, uint32_t n_items)
+{
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, items.ptr, items.len);
+    FUZZ_CHECK(maos_mpr_array(&r, &n) == 0 && n == n_items, "items list");
+    for (uint32_t i = 0; i < n; i++) {
+        maos_stream_info si, again;
+        if (maos_stream_info_next(&r, &si))
+            return;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        FUZZ_CHECK(maos_enc_stream_info(&pk, &si) == 0, "maos_enc_stream_info");
+        maos_mpr c;
+        maos_mpr_init(&c, sb.data, sb.size);
+        FUZZ_CHECK(maos_stream_info_next(&c, &again) == 0 && c.p == c.end,
+                   "re-encoded stream info");
+        FUZZ_CHECK(fuzz_slice_eq(si.stream, again.stream) && si.head == again.head &&
+                       si.count == again.count &&
+                       si.last_position == again.last_position,
+                   "stream info fields");
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
+static void same_result(const maos_append_result *a, const maos_append_result *b)
+{
+    FUZZ_CHECK(fuzz_slice_eq(a->stream, b->stream) &&
+                   a->first_version == b->first_version &&
+                   a->first_position == b->first_position && a->count == b->count &&
+                   !a->duplicate == !b->duplicate && fuzz_slice_eq(a->ids, b->ids),
+               "append result fields");
+}
+
+static void walk_results(maos_slice results, uint32_t n_results)
+{
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, results.ptr, results.len);
+    FUZZ_CHECK(maos_mpr_array(&r, &n) == 0 && n == n_results, "results list");
+    for (uint32_t i = 0; i < n; i++) {
+        maos_append_result res, again;
+        maos_reply rep;
+        if (maos_append_result_next(&r, &res))
+            return;
+        FUZZ_CHECK(res.ids.len == (uint64_t)res.count * 16, "ids/count");
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        FUZZ_CHECK(maos_enc_reply_append(&pk, 7, 1, &res, 1) == 0, "encode txn reply");
+        FUZZ_CHECK(maos_reply_decode(sb.data, sb.size, &rep) == 0 && rep.ok &&
+                       rep.rid == 7 && rep.n_results == 1,
+                   "re-encoded txn reply");
+        maos_mpr c;
+        maos_mpr_init(&c, rep.results.ptr, rep.results.len);
+        FUZZ_CHECK(maos_mpr_array(&c, &n_results) == 0 &&
+                       maos_append_result_next(&c, &again) == 0,
+                   "re-encoded result");
+        same_result(&res, &again);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* The two walkers of proto/mpread.c must agree on what one value is. */
+    maos_mpr r;
+    maos_slice raw;
+    maos_mpr_init(&r, data, size);
+    int check = maos_mp_check(data, size, NULL);
+    int skip = maos_mpr_skip(&r, &raw);
+    if (check == 0)
+        FUZZ_CHECK(skip == 0 && raw.len == size, "mp_check ok, skip %d", skip);
+    if (skip == 0 && raw.len == size)
+        FUZZ_CHECK(check == 0 || check == MAOS_ELIMIT, "skip ok, mp_check %d", check);
+
+    maos_reply rep;
+    int rc = maos_reply_decode(data, size, &rep);
+    if (rc) {
+        FUZZ_CHECK(rc == MAOS_EPROTO, "reply_decode returned %d", rc);
+        return 0;
+    }
+    FUZZ_CHECK(skip == 0 && raw.len == size, "decoded a reply that is not one value");
+    if (!rep.ok)
+        FUZZ_CHECK(fuzz_known_err(rep.code), "error reply with code %d", rep.code);
+    FUZZ_CHECK(rep.result.ids.len == (uint64_t)rep.result.count * 16, "ids/count");
+    if (rep.results.len)
+        walk_results(rep.results, rep.n_results);
+    if (rep.items.len) {
+        walk_records(rep.items, rep.n_items);
+        walk_infos(rep.items, rep.n_items);
+    }
+    return 0;
+}

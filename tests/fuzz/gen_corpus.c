@@ -1,0 +1,1075 @@
+/*
+ * tests/fuzz/gen_corpus.c -- writes the seed corpora of the fuzz targets.
+ *
+ *   gen_corpus DIR      writes DIR/frame/ and DIR/reply/
+ *
+ * DIR/frame/ holds byte streams a client could send on one connection
+ * (4-byte length + msgpack, usually hello first) for fuzz_frame; DIR/reply/
+ * holds single reply payloads for fuzz_reply.  Valid messages are made by
+ * the real encoders (maos_enc_*), so the corpus follows the layout in
+ * proto/msg.c; hostile ones are written byte by byte: huge declared
+ * lengths, truncations, deep nesting, str32/bin32/array32/map32/ext32
+ * headers declaring 4 GiB, reserved bytes, wrong types, bad names and ids,
+ * limits exceeded.
+ *
+ * Every message marked valid is decoded again here and the program fails if
+ * it does not decode to what was meant, so running it is also a test (meson
+ * runs it into the build directory).  The committed corpus in
+ * tests/fuzz/corpus was made with:  build/tests/fuzz/gen_corpus tests/fuzz/corpus
+ * Output is deterministic: fixed ids, times and a fixed PRNG seed.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "maos/proto.h"
+
+/* A string literal and its length, NULs included. */
+#define LIT(s) s, sizeof(s) - 1
+
+static const char *out_dir;
+static int n_files;
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "gen_corpus: %s: %s\n", what, detail);
+    exit(1);
+}
+
+/* ---- byte buffers ------------------------------------------------------- */
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+} buf;
+
+static void put(buf *b, const void *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        if (!b->p)
+            die("realloc", "out of memory");
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static void put_bytes(buf *b, int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        char c = (char)va_arg(ap, int);
+        put(b, &c, 1);
+    }
+    va_end(ap);
+}
+
+static void put_be32(buf *b, uint32_t v)
+{
+    char h[4];
+    maos_frame_put_len(h, v);
+    put(b, h, 4);
+}
+
+/* msgpack str with the shortest header (keys and small strings). */
+static void put_str(buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 32) {
+        put_bytes(b, 1, 0xa0 | (int)n);
+    } else {
+        put_bytes(b, 2, 0xd9, (int)n);
+    }
+    put(b, s, n);
+}
+
+static void put_frame(buf *stream, const buf *payload)
+{
+    put_be32(stream, (uint32_t)payload->len);
+    put(stream, payload->p, payload->len);
+}
+
+static void buf_free(buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- encoder output ------------------------------------------------------ */
+
+typedef struct enc {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} enc;
+
+static void enc_init(enc *e)
+{
+    msgpack_sbuffer_init(&e->sb);
+    msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
+}
+
+static void enc_done(enc *e, buf *into)
+{
+    put(into, e->sb.data, e->sb.size);
+    msgpack_sbuffer_destroy(&e->sb);
+}
+
+static void must(int rc, const char *what)
+{
+    if (rc)
+        die(what, maos_err_name(rc));
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static void write_file(const char *sub, const char *name, const buf *b)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s", out_dir, sub, name);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        die(path, strerror(errno));
+    if (b->len && fwrite(b->p, 1, b->len, f) != b->len)
+        die(path, "short write");
+    if (fclose(f))
+        die(path, strerror(errno));
+    n_files++;
+}
+
+/* ---- self checks ----------------------------------------------------------- */
+
+static void check_request(const char *name, const buf *payload, maos_op op)
+{
+    maos_request req;
+    char why[256];
+    int rc = maos_request_decode(payload->p, payload->len, NULL, &req, why, sizeof why);
+    if (rc) {
+        fprintf(stderr, "gen_corpus: %s: %s: %s\n", name, maos_err_name(rc), why);
+        exit(1);
+    }
+    if (req.op != op)
+        die(name, "decoded to another op");
+    maos_request_free(&req);
+}
+
+/* A stream of frames, each checked to decode as the op given. */
+typedef struct wire {
+    const char *name;
+    buf b;
+} wire;
+
+static void wire_add(wire *w, buf *payload, maos_op op)
+{
+    if (op != MAOS_OP_NONE)
+        check_request(w->name, payload, op);
+    put_frame(&w->b, payload);
+    buf_free(payload);
+}
+
+static void wire_hello(wire *w)
+{
+    enc e;
+    buf p = {0};
+    enc_init(&e);
+    must(maos_enc_hello(&e.pk, 1, MAOS_PROTOCOL_VERSION, "gen_corpus"), "hello");
+    enc_done(&e, &p);
+    wire_add(w, &p, MAOS_OP_HELLO);
+}
+
+static void wire_write(wire *w)
+{
+    write_file("frame", w->name, &w->b);
+    buf_free(&w->b);
+}
+
+/* ---- request builders ------------------------------------------------------ */
+
+static const uint8_t ID1[16] = {0x01, 0x8f, 0x3c, 0x2a, 0x5b, 0x10, 0x7a, 0xbc,
+                                0x91, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef};
+
+static maos_slice S(const char *s)
+{
+    return (maos_slice){s, (uint32_t)strlen(s)};
+}
+
+static void make_id(uint8_t id[16], unsigned i)
+{
+    memcpy(id, ID1, 16);
+    id[14] = (uint8_t)(i >> 8);
+    id[15] = (uint8_t)i;
+}
+
+/* Events with ids, a data map and a meta map, backed by static storage. */
+static maos_event_in *full_events(unsigned n, buf *store)
+{
+    maos_event_in *ev = calloc(n, sizeof *ev);
+    if (!ev)
+        die("calloc", "out of memory");
+    /* Pack all data/meta first, then point into the final buffer. */
+    size_t *doff = calloc(n, sizeof *doff), *moff = calloc(n, sizeof *moff);
+    size_t *dlen = calloc(n, sizeof *dlen), *mlen = calloc(n, sizeof *mlen);
+    for (unsigned i = 0; i < n; i++) {
+        enc e;
+        enc_init(&e);
+        msgpack_pack_map(&e.pk, 3);
+        msgpack_pack_str_with_body(&e.pk, "n", 1);
+        msgpack_pack_uint32(&e.pk, i);
+        msgpack_pack_str_with_body(&e.pk, "item", 4);
+        msgpack_pack_str_with_body(&e.pk, "widget", 6);
+        msgpack_pack_str_with_body(&e.pk, "price", 5);
+        msgpack_pack_double(&e.pk, 9.5 + i);
+        doff[i] = store->len;
+        dlen[i] = e.sb.size;
+        enc_done(&e, store);
+        enc_init(&e);
+        msgpack_pack_map(&e.pk, 3);
+        msgpack_pack_str_with_body(&e.pk, "correlation_id", 14);
+        msgpack_pack_str_with_body(&e.pk, "7d0e6a38-4f0c-4c38-9d5e-1f2a3b4c5d6e", 36);
+        msgpack_pack_str_with_body(&e.pk, "agent", 5);
+        msgpack_pack_str_with_body(&e.pk, "planner-1", 9);
+        msgpack_pack_str_with_body(&e.pk, "session", 7);
+        msgpack_pack_uint64(&e.pk, 42);
+        moff[i] = store->len;
+        mlen[i] = e.sb.size;
+        enc_done(&e, store);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        make_id(ev[i].id, i);
+        ev[i].has_id = 1;
+        ev[i].type = S(i % 2 ? "OrderShipped" : "OrderCreated");
+        ev[i].data = (maos_slice){store->p + doff[i], (uint32_t)dlen[i]};
+        ev[i].meta = (maos_slice){store->p + moff[i], (uint32_t)mlen[i]};
+    }
+    free(doff);
+    free(moff);
+    free(dlen);
+    free(mlen);
+    return ev;
+}
+
+static void one_append(const char *name, const char *stream, int64_t expect,
+                       maos_event_in *ev, uint32_t n)
+{
+    wire w = {name, {0}};
+    wire_hello(&w);
+    maos_append_in a = {S(stream), expect, n, ev};
+    enc e;
+    buf p = {0};
+    enc_init(&e);
+    must(maos_enc_append(&e.pk, 2, &a), name);
+    enc_done(&e, &p);
+    wire_add(&w, &p, MAOS_OP_APPEND);
+    wire_write(&w);
+}
+
+/* A request map written by hand: {"op": op, "rid": 2, <extra>}. */
+static void raw_request(buf *p, const char *op, uint32_t extra_keys)
+{
+    put_bytes(p, 1, 0x80 | (int)(2 + extra_keys));
+    put_str(p, "op");
+    put_str(p, op);
+    put_str(p, "rid");
+    put_bytes(p, 1, 2);
+}
+
+/* hello, then one hand-made payload (not checked: it is meant to fail). */
+static void hostile(const char *name, buf *payload)
+{
+    wire w = {name, {0}};
+    wire_hello(&w);
+    wire_add(&w, payload, MAOS_OP_NONE);
+    wire_write(&w);
+}
+
+/* An append of one event whose "data" is the given raw msgpack bytes. */
+static void append_with_data(const char *name, const void *data, size_t n)
+{
+    buf p = {0};
+    raw_request(&p, "append", 2);
+    put_str(&p, "stream");
+    put_str(&p, "fuzz-1");
+    put_str(&p, "events");
+    put_bytes(&p, 3, 0x91, 0x82, 0xa4);
+    put(&p, "type", 4);
+    put_str(&p, "T");
+    put_str(&p, "data");
+    put(&p, data, n);
+    hostile(name, &p);
+}
+
+/* An append of one event whose event map is given raw. */
+static void append_with_event(const char *name, const void *ev, size_t n)
+{
+    buf p = {0};
+    raw_request(&p, "append", 2);
+    put_str(&p, "stream");
+    put_str(&p, "fuzz-1");
+    put_str(&p, "events");
+    put_bytes(&p, 1, 0x91);
+    put(&p, ev, n);
+    hostile(name, &p);
+}
+
+static uint64_t prng = 0x6d616f7366757a7aull;
+
+static uint32_t rnd(void)
+{
+    prng ^= prng << 13;
+    prng ^= prng >> 7;
+    prng ^= prng << 17;
+    return (uint32_t)prng;
+}
+
+/* ---- the frame corpus --------------------------------------------------------- */
+
+static void frame_corpus(void)
+{
+    buf store = {0};
+    store.cap = 1 << 20;
+    store.p = malloc(store.cap); /* never moves: events point into it */
+    if (!store.p)
+        die("malloc", "out of memory");
+
+    /* valid ---------------------------------------------------------------- */
+    {
+        wire w = {"valid-hello", {0}};
+        wire_hello(&w);
+        wire_write(&w);
+    }
+    for (int k = 0; k < 2; k++) {
+        wire w = {k ? "valid-hello-stats" : "valid-hello-ping", {0}};
+        enc e;
+        buf p = {0};
+        wire_hello(&w);
+        enc_init(&e);
+        must(maos_enc_simple(&e.pk, 2, k ? MAOS_OP_STATS : MAOS_OP_PING), "simple");
+        enc_done(&e, &p);
+        wire_add(&w, &p, k ? MAOS_OP_STATS : MAOS_OP_PING);
+        wire_write(&w);
+    }
+    {
+        maos_event_in ev = {.type = S("OrderCreated")};
+        one_append("valid-append-min", "orders-1", MAOS_EXPECT_ANY, &ev, 1);
+        one_append("valid-append-no-stream", "orders-2", MAOS_EXPECT_NO_STREAM, &ev, 1);
+        one_append("valid-append-exists", "orders-2", MAOS_EXPECT_EXISTS, &ev, 1);
+        maos_event_in *full = full_events(200, &store);
+        one_append("valid-append-full", "orders-1", 4, full, 3);
+        one_append("valid-append-many", "bulk-9", MAOS_EXPECT_ANY, full, 200);
+        /* txn: three streams, three kinds of expectation */
+        maos_append_in a[3] = {
+            {S("orders-1"), 7, 2, full},
+            {S("payments-1"), MAOS_EXPECT_NO_STREAM, 1, full + 2},
+            {S("audit"), MAOS_EXPECT_ANY, 1, &ev},
+        };
+        wire w = {"valid-txn", {0}};
+        enc e;
+        buf p = {0};
+        wire_hello(&w);
+        enc_init(&e);
+        must(maos_enc_txn(&e.pk, 2, a, 3), "txn");
+        enc_done(&e, &p);
+        wire_add(&w, &p, MAOS_OP_TXN);
+        wire_write(&w);
+        free(full);
+    }
+    {
+        /* ids as UUID text instead of bin 16 */
+        buf ev = {0};
+        put_bytes(&ev, 1, 0x82);
+        put_str(&ev, "type");
+        put_str(&ev, "Started");
+        put_str(&ev, "id");
+        put_str(&ev, "018f3c2a-5b10-7abc-9123-456789abcdef");
+        buf p = {0};
+        raw_request(&p, "append", 2);
+        put_str(&p, "stream");
+        put_str(&p, "job-77");
+        put_str(&p, "events");
+        put_bytes(&p, 1, 0x91);
+        put(&p, ev.p, ev.len);
+        wire w = {"valid-append-id-text", {0}};
+        wire_hello(&w);
+        wire_add(&w, &p, MAOS_OP_APPEND);
+        wire_write(&w);
+        buf_free(&ev);
+    }
+    {
+        wire w = {"valid-read", {0}};
+        enc e;
+        buf p = {0};
+        wire_hello(&w);
+        enc_init(&e);
+        must(maos_enc_read(&e.pk, 2, S("orders-1"), 0, 0, 0, 0), "read");
+        enc_done(&e, &p);
+        wire_add(&w, &p, MAOS_OP_READ);
+        enc_init(&e);
+        must(maos_enc_read(&e.pk, 3, S("orders-1"), 1, 10, 1, 50), "read");
+        enc_done(&e, &p);
+        wire_add(&w, &p, MAOS_OP_READ);
+        wire_write(&w);
+    }
+    {
+        maos_slice types[3] = {S("OrderCreated"), S("OrderShipped"), S("Ü-type")};
+        maos_filter f = {.stream = S("orders-1"), .prefix = S("ord"),
+                         .category = S("orders"), .n_types = 3, .types = types,
+                         .has_since = 1, .since = 1700000000000000,
+                         .has_until = 1, .until = 1800000000000000};
+        wire w = {"valid-read-all", {0}};
+        enc e;
+        buf p = {0};
+        wire_hello(&w);
+        enc_init(&e);
+        must(maos_enc_read_all(&e.pk, 2, 0, 0, 0, 0, NULL), "read_all");
+        enc_done(&e, &p);
+        wire_add(&w, &p, MAOS_OP_READ_ALL);
+        enc_init(&e);
+        must(maos_enc_read_all(&e.pk, 3, 1, 100, 1, 20, &f), "read_all");
+        enc_done(&e, &p);
+        wire_add(&w, &p, MAOS_OP_READ_ALL);
+        f.stream.len = 0;
+        f.has_since = 0;
+        enc_init(&e);
+        must(maos_enc_read_all(&e.pk, 4, 1, 1, 0, 10000, &f), "read_all");
+        enc_done(&e, &p);
+        wire_add(&w, &p, MAOS_OP_READ_ALL);
+        wire_write(&w);
+    }
+    {
+        wire w = {"valid-streams", {0}};
+        enc e;
+        buf p = {0};
+        wire_hello(&w);
+        enc_init(&e);
+        must(maos_enc_streams(&e.pk, 2, S(""), S(""), 0), "streams");
+        enc_done(&e, &p);
+        wire_add(&w, &p, MAOS_OP_STREAMS);
+        enc_init(&e);
+        must(maos_enc_streams(&e.pk, 3, S("orders"), S("orders-1"), 10), "streams");
+        enc_done(&e, &p);
+        wire_add(&w, &p, MAOS_OP_STREAMS);
+        wire_write(&w);
+    }
+    {
+        /* pipelined: many requests back to back in one write */
+        wire w = {"valid-pipeline", {0}};
+        maos_event_in ev = {.type = S("Tick")};
+        maos_append_in a = {S("clock"), MAOS_EXPECT_ANY, 1, &ev};
+        wire_hello(&w);
+        for (uint64_t rid = 2; rid < 40; rid++) {
+            enc e;
+            buf p = {0};
+            maos_op op;
+            enc_init(&e);
+            switch (rid % 4) {
+            case 0: op = MAOS_OP_PING; must(maos_enc_simple(&e.pk, rid, op), "ping"); break;
+            case 1: op = MAOS_OP_APPEND; must(maos_enc_append(&e.pk, rid, &a), "append"); break;
+            case 2:
+                op = MAOS_OP_READ;
+                must(maos_enc_read(&e.pk, rid, S("clock"), 1, rid, 0, 5), "read");
+                break;
+            default:
+                op = MAOS_OP_READ_ALL;
+                must(maos_enc_read_all(&e.pk, rid, 1, rid, 1, 3, NULL), "read_all");
+                break;
+            }
+            enc_done(&e, &p);
+            wire_add(&w, &p, op);
+        }
+        wire_write(&w);
+    }
+    {
+        /* data holding every msgpack type, in every width */
+        buf d = {0};
+        put_bytes(&d, 3, 0xdc, 0, 30); /* array16 of 30 */
+        put_bytes(&d, 4, 0xc0, 0xc2, 0xc3, 0x7f);
+        put_bytes(&d, 2, 0xcc, 0xff);
+        put_bytes(&d, 3, 0xcd, 0xff, 0xff);
+        put_bytes(&d, 5, 0xce, 0xff, 0xff, 0xff, 0xff);
+        put_bytes(&d, 9, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+        put_bytes(&d, 1, 0xe0);
+        put_bytes(&d, 2, 0xd0, 0x80);
+        put_bytes(&d, 3, 0xd1, 0x80, 0x00);
+        put_bytes(&d, 5, 0xd2, 0x80, 0, 0, 0);
+        put_bytes(&d, 9, 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0);
+        put_bytes(&d, 5, 0xca, 0x3f, 0x80, 0, 0);
+        put_bytes(&d, 9, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1); /* NaN */
+        put_bytes(&d, 4, 0xd9, 2, 'h', 'i');
+        put_bytes(&d, 5, 0xda, 0, 2, 'h', 'i');
+        put_bytes(&d, 7, 0xdb, 0, 0, 0, 2, 'h', 'i');
+        put_bytes(&d, 3, 0xc4, 1, 0);
+        put_bytes(&d, 4, 0xc5, 0, 1, 0);
+        put_bytes(&d, 6, 0xc6, 0, 0, 0, 1, 0);
+        put_bytes(&d, 5, 0xdd, 0, 0, 0, 1), put_bytes(&d, 1, 0x90);
+        put_bytes(&d, 3, 0xde, 0, 1), put_bytes(&d, 2, 0xa1, 'k'), put_bytes(&d, 1, 0x80);
+        put_bytes(&d, 5, 0xdf, 0, 0, 0, 1), put_bytes(&d, 2, 0x01, 0x02); /* int key */
+        put_bytes(&d, 3, 0xd4, 1, 0);
+        put_bytes(&d, 4, 0xd5, 1, 0, 0);
+        put_bytes(&d, 6, 0xd6, 0xff, 0, 0, 0, 0); /* timestamp 32 */
+        put_bytes(&d, 4, 0xc7, 1, 5, 0);
+        put_bytes(&d, 5, 0xc8, 0, 1, 5, 0);
+        put_bytes(&d, 7, 0xc9, 0, 0, 0, 1, 5, 0);
+        buf p = {0};
+        raw_request(&p, "append", 2);
+        put_str(&p, "stream");
+        put_str(&p, "types-1");
+        put_str(&p, "events");
+        put_bytes(&p, 3, 0x91, 0x83, 0xa4);
+        put(&p, "type", 4);
+        put_str(&p, "AllTypes");
+        put_str(&p, "data");
+        put(&p, d.p, d.len);
+        put_str(&p, "meta");
+        put_bytes(&p, 1, 0x80);
+        wire w = {"valid-data-all-types", {0}};
+        wire_hello(&w);
+        wire_add(&w, &p, MAOS_OP_APPEND);
+        wire_write(&w);
+        buf_free(&d);
+    }
+
+    /* framing ----------------------------------------------------------------- */
+    {
+        buf b = {0};
+        put_be32(&b, 0xffffffffu);
+        put(&b, "\x82\xa2op\xa4ping\xa3rid\x01", 13);
+        write_file("frame", "bad-len-ffffffff", &b);
+        buf_free(&b);
+        put_be32(&b, MAOS_DEFAULT_MAX_FRAME + 1);
+        put(&b, "\x82\xa2op\xa4ping\xa3rid\x01", 13);
+        write_file("frame", "bad-len-max-plus-1", &b);
+        buf_free(&b);
+        put_be32(&b, 0);
+        put_be32(&b, 13);
+        put(&b, "\x82\xa2op\xa4ping\xa3rid\x01", 13);
+        write_file("frame", "bad-len-zero", &b);
+        buf_free(&b);
+        put_bytes(&b, 2, 0, 0);
+        write_file("frame", "bad-truncated-header", &b);
+        buf_free(&b);
+        put_be32(&b, 100);
+        put(&b, "\x82\xa2op\xa4ping\xa3rid\x01", 13);
+        write_file("frame", "bad-truncated-payload", &b);
+        buf_free(&b);
+        /* a frame whose payload is one byte short of its ping */
+        put_be32(&b, 12);
+        put(&b, "\x82\xa2op\xa4ping\xa3rid\x01", 13);
+        write_file("frame", "bad-len-short-by-one", &b);
+        buf_free(&b);
+    }
+
+    /* msgpack structure ------------------------------------------------------- */
+    {
+        /* Nesting: the request map, the events array and the event map are
+         * 3 levels; data adds the rest.  64 levels in all is the default
+         * limit (valid), 65 is one too many. */
+        static const struct {
+            const char *name;
+            int data_depth;
+            int valid;
+        } deep[] = {
+            {"valid-depth-64", 61, 1},
+            {"bad-depth-65", 62, 0},
+            {"bad-depth-200", 197, 0},
+            {"bad-depth-10000", 9997, 0},
+        };
+        for (size_t k = 0; k < sizeof deep / sizeof deep[0]; k++) {
+            buf d = {0};
+            for (int i = 0; i < deep[k].data_depth; i++) {
+                if (i % 2) {
+                    put_bytes(&d, 1, 0x91);
+                } else {
+                    put_bytes(&d, 3, 0x81, 0xa1, 'k');
+                }
+            }
+            put_bytes(&d, 1, 0x01);
+            buf p = {0};
+            raw_request(&p, "append", 2);
+            put_str(&p, "stream");
+            put_str(&p, "deep-1");
+            put_str(&p, "events");
+            put_bytes(&p, 2, 0x91, 0x82);
+            put_str(&p, "type");
+            put_str(&p, "T");
+            put_str(&p, "data");
+            put(&p, d.p, d.len);
+            wire w = {deep[k].name, {0}};
+            wire_hello(&w);
+            wire_add(&w, &p, deep[k].valid ? MAOS_OP_APPEND : MAOS_OP_NONE);
+            wire_write(&w);
+            buf_free(&d);
+        }
+    }
+    {
+        static const struct {
+            const char *name;
+            uint8_t hdr[5];
+        } big[] = {
+            {"bad-str32-4g", {0xdb, 0xff, 0xff, 0xff, 0xff}},
+            {"bad-bin32-4g", {0xc6, 0xff, 0xff, 0xff, 0xff}},
+            {"bad-array32-4g", {0xdd, 0xff, 0xff, 0xff, 0xff}},
+            {"bad-map32-4g", {0xdf, 0xff, 0xff, 0xff, 0xff}},
+            {"bad-ext32-4g", {0xc9, 0xff, 0xff, 0xff, 0xff}},
+            {"bad-str32-one-more", {0xdb, 0x00, 0x00, 0x00, 0x09}},
+            {"bad-array16-more", {0xdc, 0x03, 0xe8, 0x01, 0x02}},
+            {"bad-map16-more", {0xde, 0x03, 0xe8, 0x01, 0x02}},
+        };
+        for (size_t k = 0; k < sizeof big / sizeof big[0]; k++) {
+            buf d = {0};
+            put(&d, big[k].hdr, 5);
+            put(&d, "abcdefgh", 8);
+            append_with_data(big[k].name, d.p, d.len);
+            buf_free(&d);
+            /* ... and the same header as the stream name, and as the whole request */
+            char nm[64];
+            buf p = {0};
+            raw_request(&p, "read", 1);
+            put_str(&p, "stream");
+            put(&p, big[k].hdr, 5);
+            put(&p, "abcdefgh", 8);
+            snprintf(nm, sizeof nm, "%s-in-stream", big[k].name);
+            hostile(nm, &p);
+            put(&p, big[k].hdr, 5);
+            put(&p, "\xa2op\xa4ping", 8);
+            snprintf(nm, sizeof nm, "%s-request", big[k].name);
+            hostile(nm, &p);
+        }
+        /* events: array32 declaring 4G elements */
+        buf p = {0};
+        raw_request(&p, "append", 2);
+        put_str(&p, "stream");
+        put_str(&p, "fuzz-1");
+        put_str(&p, "events");
+        put_bytes(&p, 5, 0xdd, 0xff, 0xff, 0xff, 0xff);
+        put_bytes(&p, 3, 0x81, 0xa4, 't');
+        put(&p, "ype\xa1T", 5);
+        hostile("bad-events-array32-4g", &p);
+    }
+    {
+        append_with_data("bad-reserved-c1", "\xc1", 1);
+        append_with_data("bad-truncated-uint64", "\xcf\x01\x02", 3);
+        append_with_data("bad-truncated-fixext", "\xd8\x01\x02", 3);
+        buf p = {0};
+        raw_request(&p, "ping", 0);
+        put_bytes(&p, 1, 0xc0);
+        hostile("bad-trailing-bytes", &p);
+        put_bytes(&p, 3, 0x92, 0xa4, 'p');
+        put(&p, "ing\x01", 4);
+        hostile("bad-not-a-map", &p);
+        raw_request(&p, "drop_everything", 0);
+        hostile("bad-unknown-op", &p);
+        put_bytes(&p, 1, 0x81);
+        put_str(&p, "op");
+        put_str(&p, "ping");
+        hostile("bad-missing-rid", &p);
+        put_bytes(&p, 1, 0x81);
+        put_str(&p, "rid");
+        put_bytes(&p, 1, 5);
+        hostile("bad-missing-op", &p);
+        put_bytes(&p, 1, 0x82);
+        put_str(&p, "op");
+        put_str(&p, "ping");
+        put_str(&p, "rid");
+        put_bytes(&p, 1, 0xff);
+        hostile("bad-rid-negative", &p);
+        put_bytes(&p, 1, 0x82);
+        put_bytes(&p, 1, 0x01);
+        put_str(&p, "ping");
+        put_str(&p, "rid");
+        put_bytes(&p, 1, 1);
+        hostile("bad-int-key", &p);
+        raw_request(&p, "hello", 1);
+        put_str(&p, "version");
+        put_bytes(&p, 1, 0);
+        hostile("bad-hello-version-0", &p);
+        raw_request(&p, "read", 2);
+        put_str(&p, "stream");
+        put_bytes(&p, 1, 0x07);
+        put_str(&p, "limit");
+        put_bytes(&p, 1, 0);
+        hostile("bad-wrong-types-read", &p);
+        raw_request(&p, "read", 2);
+        put_str(&p, "stream");
+        put_str(&p, "s");
+        put_str(&p, "limit");
+        put_bytes(&p, 1, 0);
+        hostile("bad-limit-zero", &p);
+        raw_request(&p, "read_all", 3);
+        put_str(&p, "backward");
+        put_str(&p, "yes");
+        put_str(&p, "since");
+        put_bytes(&p, 9, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+        put_str(&p, "types");
+        put_str(&p, "T");
+        hostile("bad-wrong-types-read-all", &p);
+        raw_request(&p, "append", 3);
+        put_str(&p, "stream");
+        put_str(&p, "s-1");
+        put_str(&p, "expect");
+        put_str(&p, "sometimes");
+        put_str(&p, "events");
+        put_bytes(&p, 1, 0x90);
+        hostile("bad-expect-and-empty-events", &p);
+        raw_request(&p, "append", 2);
+        put_str(&p, "stream");
+        put_str(&p, "s-1");
+        put_str(&p, "events");
+        put_bytes(&p, 1, 0x80);
+        hostile("bad-events-map", &p);
+        raw_request(&p, "txn", 1);
+        put_str(&p, "appends");
+        put_bytes(&p, 1, 0x92);
+        for (int i = 0; i < 2; i++) {
+            put_bytes(&p, 1, 0x82);
+            put_str(&p, "stream");
+            put_str(&p, "same-1");
+            put_str(&p, "events");
+            put_bytes(&p, 2, 0x91, 0x81);
+            put_str(&p, "type");
+            put_str(&p, "T");
+        }
+        hostile("bad-txn-same-stream-twice", &p);
+        raw_request(&p, "txn", 1);
+        put_str(&p, "appends");
+        put_bytes(&p, 1, 0x90);
+        hostile("bad-txn-empty", &p);
+    }
+
+    /* names and ids -------------------------------------------------------------- */
+    {
+        static const struct {
+            const char *name;
+            const char *stream;
+            size_t len;
+        } bad[] = {
+            {"bad-name-empty", LIT("")},
+            {"bad-name-nul", LIT("ab\0cd")},
+            {"bad-name-overlong-slash", LIT("a\xc0\xaf")},
+            {"bad-name-surrogate", LIT("a\xed\xa0\x80")},
+            {"bad-name-truncated-utf8", LIT("a\xe2\x82")},
+            {"bad-name-above-10ffff", LIT("\xf4\x90\x80\x80")},
+            {"bad-name-reserved-dollar", LIT("$all")},
+        };
+        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            buf p = {0};
+            raw_request(&p, "append", 2);
+            put_str(&p, "stream");
+            put_bytes(&p, 1, 0xa0 | (int)bad[k].len);
+            put(&p, bad[k].stream, bad[k].len);
+            put_str(&p, "events");
+            put_bytes(&p, 2, 0x91, 0x81);
+            put_str(&p, "type");
+            put_str(&p, "T");
+            hostile(bad[k].name, &p);
+        }
+        char long_name[257];
+        memset(long_name, 'n', 256);
+        long_name[256] = 0;
+        buf p = {0};
+        raw_request(&p, "read", 1);
+        put_str(&p, "stream");
+        put_bytes(&p, 3, 0xda, 1, 0); /* str16 of 256 */
+        put(&p, long_name, 256);
+        hostile("bad-name-256", &p);
+        raw_request(&p, "read", 1);
+        put_str(&p, "stream");
+        put_bytes(&p, 2, 0xd9, 255);
+        put(&p, long_name, 255);
+        wire w = {"valid-name-255", {0}};
+        wire_hello(&w);
+        wire_add(&w, &p, MAOS_OP_READ);
+        wire_write(&w);
+
+        static const struct {
+            const char *name;
+            const char *ev;
+            size_t len;
+        } ids[] = {
+            {"bad-id-text-short", LIT("\x82\xa4type\xa1T\xa2id\xa3" "abc")},
+            {"bad-id-text-nonhex",
+             LIT("\x82\xa4type\xa1T\xa2id\xd9\x24" "018f3c2a-5b10-7abc-9123-456789abcdeg")},
+            {"bad-id-text-nil",
+             LIT("\x82\xa4type\xa1T\xa2id\xd9\x24" "00000000-0000-0000-0000-000000000000")},
+            {"bad-id-bin-15", LIT("\x82\xa4type\xa1T\xa2id\xc4\x0f" "0123456789abcde")},
+            {"bad-id-bin-nil",
+             LIT("\x82\xa4type\xa1T\xa2id\xc4\x10\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0")},
+            {"bad-id-int", LIT("\x82\xa4type\xa1T\xa2id\x07")},
+            {"bad-event-no-type", LIT("\x81\xa4" "data\xc0")},
+            {"bad-meta-array", LIT("\x82\xa4type\xa1T\xa4meta\x90")},
+        };
+        for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++)
+            append_with_event(ids[k].name, ids[k].ev, ids[k].len);
+    }
+
+    /* limits -------------------------------------------------------------------- */
+    {
+        buf p = {0};
+        raw_request(&p, "append", 2);
+        put_str(&p, "stream");
+        put_str(&p, "many-1");
+        put_str(&p, "events");
+        put_bytes(&p, 3, 0xdc, 0x27, 0x11); /* 10001 events */
+        for (int i = 0; i < 10001; i++) {
+            put_bytes(&p, 1, 0x81);
+            put_str(&p, "type");
+            put_str(&p, "T");
+        }
+        hostile("bad-limit-events-10001", &p);
+        raw_request(&p, "txn", 1);
+        put_str(&p, "appends");
+        put_bytes(&p, 3, 0xdc, 0, 101);
+        for (int i = 0; i < 101; i++) {
+            char s[16];
+            snprintf(s, sizeof s, "s-%d", i);
+            put_bytes(&p, 1, 0x82);
+            put_str(&p, "stream");
+            put_str(&p, s);
+            put_str(&p, "events");
+            put_bytes(&p, 2, 0x91, 0x81);
+            put_str(&p, "type");
+            put_str(&p, "T");
+        }
+        hostile("bad-limit-appends-101", &p);
+        raw_request(&p, "read_all", 1);
+        put_str(&p, "types");
+        put_bytes(&p, 3, 0xdc, 0, 65);
+        for (int i = 0; i < 65; i++)
+            put_str(&p, "T");
+        hostile("bad-limit-types-65", &p);
+    }
+
+    /* noise ---------------------------------------------------------------------- */
+    for (int k = 0; k < 4; k++) {
+        char nm[32];
+        buf b = {0};
+        uint32_t n = 16 + rnd() % 200;
+        if (k >= 2)
+            put_be32(&b, n); /* a plausible header in front of noise */
+        for (uint32_t i = 0; i < n; i++)
+            put_bytes(&b, 1, (int)(rnd() & 0xff));
+        snprintf(nm, sizeof nm, "noise-%d", k);
+        write_file("frame", nm, &b);
+        buf_free(&b);
+    }
+    free(store.p);
+}
+
+/* ---- the reply corpus ------------------------------------------------------------ */
+
+static void check_reply(const char *name, const buf *b)
+{
+    maos_reply rep;
+    int rc = maos_reply_decode(b->p, b->len, &rep);
+    if (rc)
+        die(name, "valid reply does not decode");
+}
+
+static void reply_file(const char *name, enc *e, int valid)
+{
+    buf b = {0};
+    enc_done(e, &b);
+    if (valid)
+        check_reply(name, &b);
+    write_file("reply", name, &b);
+    buf_free(&b);
+}
+
+static void put_record(msgpack_sbuffer *sb, uint64_t pos, const char *stream,
+                       uint64_t version, const char *type, maos_slice data)
+{
+    msgpack_packer pk;
+    uint8_t id[16], prev[32];
+    make_id(id, (unsigned)pos);
+    memset(prev, (int)pos, sizeof prev);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    must(maos_enc_record(&pk, pos, 1767225600000000 + (int64_t)pos * 1000, version,
+                         S(stream), S(type), id, prev, data,
+                         pos % 2 ? S("\x81\xa5" "agent\xa2" "a1") : (maos_slice){0}),
+         "record");
+}
+
+static void list_reply(const char *name, const char *key, int n, int next_kind,
+                       int valid_records)
+{
+    enc e;
+    maos_list_mark m;
+    enc_init(&e);
+    must(maos_enc_list_begin(&e.sb, 9, key, &m), "list_begin");
+    for (int i = 0; i < n; i++) {
+        if (key[0] == 'e') {
+            static const char *streams[] = {"orders-1", "payments-1", "orders-2"};
+            put_record(&e.sb, (uint64_t)i + 1, streams[i % 3], (uint64_t)i / 3,
+                       i % 2 ? "OrderShipped" : "OrderCreated",
+                       i % 2 ? (maos_slice){0} : S("\x81\xa1n\x05"));
+        } else {
+            char s[32];
+            snprintf(s, sizeof s, "orders-%d", i);
+            maos_stream_info si = {S(s), (uint64_t)i, (uint64_t)i + 1, (uint64_t)i * 7 + 1};
+            must(maos_enc_stream_info(&e.pk, &si), "stream_info");
+        }
+    }
+    must(maos_enc_list_end(&e.sb, &m, (uint32_t)n, next_kind, (uint64_t)n + 1,
+                           S("orders-9")),
+         "list_end");
+    reply_file(name, &e, valid_records);
+}
+
+static void reply_corpus(void)
+{
+    enc e;
+    uint8_t ids[3 * 16];
+    for (int i = 0; i < 3; i++)
+        make_id(ids + 16 * i, (unsigned)i);
+
+    enc_init(&e);
+    must(maos_enc_reply_hello(&e.pk, 1, MAOS_PROTOCOL_VERSION, "maosd 0.1.0",
+                              MAOS_DEFAULT_MAX_FRAME), "hello");
+    reply_file("valid-hello", &e, 1);
+    enc_init(&e);
+    must(maos_enc_reply_ok(&e.pk, 2), "ok");
+    reply_file("valid-ok", &e, 1);
+
+    maos_append_result res[3] = {
+        {S("orders-1"), 5, 101, 2, 0, {(const char *)ids, 32}},
+        {S("payments-1"), 0, 103, 1, 0, {(const char *)ids + 32, 16}},
+        {S("audit"), 17, 104, 3, 1, {(const char *)ids, 48}},
+    };
+    enc_init(&e);
+    must(maos_enc_reply_append(&e.pk, 3, 0, res, 1), "append");
+    reply_file("valid-append", &e, 1);
+    enc_init(&e);
+    must(maos_enc_reply_append(&e.pk, 3, 0, res + 2, 1), "append");
+    reply_file("valid-append-duplicate", &e, 1);
+    enc_init(&e);
+    must(maos_enc_reply_append(&e.pk, 4, 1, res, 3), "txn");
+    reply_file("valid-txn", &e, 1);
+
+    enc_init(&e);
+    must(maos_enc_error(&e.pk, 5, MAOS_EBAD_REQUEST, "events must be an array", 0, 0, -1),
+         "error");
+    reply_file("valid-error", &e, 1);
+    enc_init(&e);
+    must(maos_enc_error(&e.pk, 6, MAOS_EWRONG_EXPECTED_VERSION, NULL, 1, 4, 1), "error");
+    reply_file("valid-error-wrong-version", &e, 1);
+    enc_init(&e);
+    must(maos_enc_error(&e.pk, 7, MAOS_EWRONG_EXPECTED_VERSION, "no stream", 1, -1, -1),
+         "error");
+    reply_file("valid-error-no-stream", &e, 1);
+
+    maos_stats st;
+    memset(&st, 0, sizeof st);
+    uint64_t v = 1;
+#define SET_(name) st.name = v++ * 1000;
+    MAOS_STATS_MAP(SET_)
+#undef SET_
+    st.server = S("maosd 0.1.0");
+    st.state = S("ok");
+    st.durability = S("sync");
+    enc_init(&e);
+    must(maos_enc_reply_stats(&e.pk, 8, &st), "stats");
+    reply_file("valid-stats", &e, 1);
+
+    list_reply("valid-read", "events", 5, MAOS_NEXT_UINT, 1);
+    list_reply("valid-read-end", "events", 2, MAOS_NEXT_NONE, 1);
+    list_reply("valid-read-empty", "events", 0, MAOS_NEXT_NONE, 1);
+    list_reply("valid-streams", "streams", 4, MAOS_NEXT_STR, 1);
+
+    /* hostile replies */
+    buf b = {0};
+#define RAW(name, lit)                                                         \
+    do {                                                                       \
+        put(&b, lit, sizeof(lit) - 1);                                         \
+        write_file("reply", name, &b);                                         \
+        buf_free(&b);                                                          \
+    } while (0)
+    RAW("bad-not-a-map", "\x92\x01\xc3");
+    RAW("bad-missing-ok", "\x81\xa3rid\x01");
+    RAW("bad-missing-rid", "\x81\xa2ok\xc3");
+    RAW("bad-trailing", "\x82\xa3rid\x01\xa2ok\xc3\xc0");
+    RAW("bad-truncated", "\x83\xa3rid\x01\xa2ok\xc3\xa4" "code");
+    RAW("bad-unknown-code", "\x84\xa3rid\x01\xa2ok\xc2\xa4" "code\xa4" "NOPE\xa7message\xa1x");
+    RAW("bad-ids-count", "\x84\xa3rid\x01\xa2ok\xc3\xa5" "count\x02\xa3ids\xc4\x10"
+        "0123456789abcdef");
+    RAW("bad-events-array32-4g",
+        "\x83\xa3rid\x01\xa2ok\xc3\xa6" "events\xdd\xff\xff\xff\xff\x80\x80");
+    RAW("bad-events-map32-4g",
+        "\x83\xa3rid\x01\xa2ok\xc3\xa6" "events\x91\xdf\xff\xff\xff\xff\x80");
+    RAW("bad-events-not-records",
+        "\x84\xa3rid\x01\xa2ok\xc3\xa6" "events\x93\x01\x80\xc0\xa4next\xc0");
+    RAW("bad-reserved-c1", "\x82\xa3rid\x01\xa2ok\xc1");
+    {
+        /* a record list whose count says more than there is */
+        enc_init(&e);
+        maos_list_mark m;
+        must(maos_enc_list_begin(&e.sb, 9, "events", &m), "list_begin");
+        put_record(&e.sb, 1, "orders-1", 0, "T", S("\xc0"));
+        must(maos_enc_list_end(&e.sb, &m, 1000, MAOS_NEXT_NONE, 0, S("")), "list_end");
+        reply_file("bad-list-count-1000", &e, 0);
+        /* records with a key missing, and with a short id */
+        enc_init(&e);
+        must(maos_enc_list_begin(&e.sb, 9, "events", &m), "list_begin");
+        put_record(&e.sb, 1, "orders-1", 0, "T", S("\xc0"));
+        msgpack_pack_map(&e.pk, 2);
+        msgpack_pack_str_with_body(&e.pk, "position", 8);
+        msgpack_pack_uint64(&e.pk, 2);
+        msgpack_pack_str_with_body(&e.pk, "id", 2);
+        msgpack_pack_bin_with_body(&e.pk, "short", 5);
+        must(maos_enc_list_end(&e.sb, &m, 2, MAOS_NEXT_UINT, 3, S("")), "list_end");
+        reply_file("bad-record-missing-keys", &e, 1);
+        /* a record whose data nests deeper than any limit */
+        buf d = {0};
+        for (int i = 0; i < 500; i++)
+            put_bytes(&d, 1, 0x91);
+        put_bytes(&d, 1, 0xc0);
+        enc_init(&e);
+        must(maos_enc_list_begin(&e.sb, 9, "events", &m), "list_begin");
+        put_record(&e.sb, 1, "deep-1", 0, "Deep", (maos_slice){d.p, (uint32_t)d.len});
+        must(maos_enc_list_end(&e.sb, &m, 1, MAOS_NEXT_NONE, 0, S("")), "list_end");
+        reply_file("valid-record-deep-data", &e, 1);
+        buf_free(&d);
+    }
+    for (int k = 0; k < 3; k++) {
+        char nm[32];
+        uint32_t n = 8 + rnd() % 120;
+        put_bytes(&b, 1, 0x80 | (int)(rnd() % 16));
+        for (uint32_t i = 0; i < n; i++)
+            put_bytes(&b, 1, (int)(rnd() & 0xff));
+        snprintf(nm, sizeof nm, "noise-%d", k);
+        write_file("reply", nm, &b);
+        buf_free(&b);
+    }
+#undef RAW
+}
+
+static void mkdir_p(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        die(path, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s DIR   (writes DIR/frame and DIR/reply)\n", argv[0]);
+        return 2;
+    }
+    out_dir = argv[1];
+    char path[4096];
+    mkdir_p(out_dir);
+    snprintf(path, sizeof path, "%s/frame", out_dir);
+    mkdir_p(path);
+    snprintf(path, sizeof path, "%s/reply", out_dir);
+    mkdir_p(path);
+    frame_corpus();
+    reply_corpus();
+    printf("gen_corpus: wrote %d files under %s\n", n_files, out_dir);
+    return 0;
+}
