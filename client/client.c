@@ -333,6 +333,18 @@ static int frame_end(maos_ctx *c, size_t start, int enc_rc)
                     "request of %zu bytes exceeds the server's max_frame (%u)",
                     len, p->max_frame);
     }
+    /* The server checks every frame against the nesting and element
+     * limits before it can read the rid; refusing here instead keeps the
+     * error attached to this call (e.g. data nested nearly 64 deep is over
+     * the limit once inside the request's own maps and arrays). */
+    maos_limits lim = {0};
+    maos_limits_defaults(&lim);
+    if (maos_mp_check(p->out.data + start + 4, len, &lim) != 0) {
+        p->out.size = start;
+        return fail(c, MAOS_ELIMIT,
+                    "request exceeds the server's nesting or element limits "
+                    "(%u levels, %u elements)", lim.max_depth, lim.max_elems);
+    }
     maos_frame_put_len(p->out.data + start, (uint32_t)len);
     p->pending++;
     return 0;
@@ -366,22 +378,20 @@ static void note_refusal(maos_ctx *c, const maos_reply *rep)
 }
 
 /*
- * Decode a reply frame and match it to the request that is waiting for it.
- * A reply with rid 0 is the server's last word before it closes the
- * connection (e.g. a broken frame): the context dies with its message.
+ * Decode a reply frame.  rid 0 is never sent by this library: the server
+ * uses it for an error about a request whose rid it could not read (a
+ * frame it found malformed or over its limits, PROTOCOL.md "Frames").  It
+ * answers one outstanding request, but which one cannot be known; after a
+ * broken frame header the server also closes the connection, which the
+ * next read reports.  A successful reply with rid 0 is a protocol error.
  */
 static int decode_reply(maos_ctx *c, struct rxf *f, maos_reply *rep)
 {
     int rc = maos_reply_decode(f->data, f->len, rep);
     if (rc)
         return die(c, MAOS_EPROTO, "malformed reply from the server");
-    if (rep->rid == 0) {
-        if (!rep->ok)
-            return die(c, MAOS_ECLOSED, "the server dropped the connection: %s: %.*s",
-                       maos_err_name(rep->code), (int)rep->message.len,
-                       rep->message.ptr);
+    if (rep->rid == 0 && rep->ok)
         return die(c, MAOS_EPROTO, "reply without a request id");
-    }
     return 0;
 }
 
@@ -404,7 +414,8 @@ static int sync_reply(maos_ctx *c, uint64_t rid, struct rxf **fout,
         free(f);
         return rc;
     }
-    if (rep->rid != rid) {
+    /* pending was 1: an rid-0 error can only be about this request */
+    if (rep->rid != rid && rep->rid != 0) {
         free(f);
         return die(c, MAOS_EPROTO, "reply to unknown request %llu",
                    (unsigned long long)rep->rid);
@@ -1198,7 +1209,7 @@ int maos_reply_recv(maos_ctx *c, maos_reply_msg **out)
         free(f);
         return rc;
     }
-    if (rep.rid >= p->next_rid) {
+    if (rep.rid >= p->next_rid && !(rep.rid == 0 && !rep.ok)) {
         free(f);
         return die(c, MAOS_EPROTO, "reply to unknown request %llu",
                    (unsigned long long)rep.rid);

@@ -233,6 +233,20 @@ static json_t *base64_from(const void *p, size_t n)
     return v;
 }
 
+/* The shortest of %.15g/%.16g/%.17g that reads back to the same double
+ * (finite d).  JSON readers take "1e+21" and "-0" as numbers; a ".0" is
+ * added where needed so that the value stays a real when read back. */
+static void fmt_real(double d, char *t, size_t cap)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(t, cap, "%.*g", prec, d);
+        if (strtod(t, NULL) == d)
+            break;
+    }
+    if (!strpbrk(t, ".eEn")) /* n: nan/inf never reach here, but be safe */
+        strncat(t, ".0", cap - strlen(t) - 1);
+}
+
 static uint64_t be_load(const uint8_t *p, int n)
 {
     uint64_t v = 0;
@@ -343,7 +357,7 @@ static int key_text(maos_mpr *r, char *buf, size_t cap, const char **kp,
     case MAOS_MP_FLOAT:
         if (mpr_float(r, &d))
             return MAOS_EINVALID_ARG;
-        snprintf(buf, cap, "%.17g", d);
+        fmt_real(d, buf, cap);
         break;
     default:
         return MAOS_EINVALID_ARG;
@@ -562,15 +576,8 @@ static void db_real(struct dbuf *b, double d)
         db_put(b, "null", 4);
         return;
     }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(t, sizeof t, "%.*g", prec, d);
-        if (strtod(t, NULL) == d)
-            break;
-    }
+    fmt_real(d, t, sizeof t);
     db_put(b, t, strlen(t));
-    /* keep it a real when read back */
-    if (!strpbrk(t, ".eE"))
-        db_put(b, ".0", 2);
 }
 
 static void db_value(struct dbuf *b, const json_t *v)

@@ -15,6 +15,7 @@
  * Output: one line per item.  Without --json a compact human form; with
  * --json one JSON object per line (events exactly as maos_event_to_json).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -172,8 +173,8 @@ static void print_main_help(FILE *f)
 
 static void print_cmd_help(const struct command *c)
 {
-    printf("Usage: maosctl %s%s%s\n\n%s.\n", c->name, *c->usage ? " " : "", c->usage,
-           c->summary);
+    printf("Usage: maosctl %s%s%s\n\n%c%s.\n", c->name, *c->usage ? " " : "", c->usage,
+           toupper((unsigned char)c->summary[0]), c->summary + 1);
     if (c->details)
         printf("\n%s\n", c->details);
     if (c->opts) {

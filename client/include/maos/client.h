@@ -31,7 +31,9 @@
  *    (MAOS_EWRONG_EXPECTED_VERSION, MAOS_ENOT_FOUND, MAOS_EBAD_REQUEST, ...),
  *    MAOS_EINVALID_ARG (caught before anything was sent), MAOS_EBUSY,
  *    MAOS_EFRAME_TOO_LARGE (the request would exceed the server's
- *    max_frame; nothing was sent), and MAOS_ENOMEM when nothing was sent.
+ *    max_frame; nothing was sent), MAOS_ELIMIT (the encoded request would
+ *    break the wire's nesting/element limits, e.g. data nested close to 64
+ *    levels; nothing was sent), and MAOS_ENOMEM when nothing was sent.
  *    The next call clears err.
  *
  * The library never logs, never calls exit(), never installs signal
@@ -377,7 +379,12 @@ size_t maos_pending(const maos_ctx *c);
  */
 typedef struct maos_reply_msg {
     uint64_t rid;          /* the request this answers (the caller knows
-                            * from it whether it was an append or a txn) */
+                            * from it whether it was an append or a txn).
+                            * 0 only for an error about a request whose rid
+                            * the server could not read (see PROTOCOL.md,
+                            * "Frames"); the library checks requests so this
+                            * should not happen: it answers one unknown
+                            * outstanding request. */
     int code;              /* 0: success; else the server's negative MAOS_E* */
     const char *errstr;    /* server message, NUL-terminated; "" on success */
     int has_actual;        /* MAOS_EWRONG_EXPECTED_VERSION: actual version */
@@ -405,8 +412,9 @@ void maos_reply_msg_free(maos_reply_msg *m);
  * Returns the length, or MAOS_EINVALID_ARG when it does not fit. */
 int maos_time_format(int64_t us, char *buf, size_t len);
 /* Parse RFC 3339 ("2026-11-25T18:07:54Z", optional fraction up to 9
- * digits, 'Z' or +hh:mm/-hh:mm, 't'/'z'/' ' accepted) or a plain integer
- * of microseconds.  0 and *us set, or MAOS_EINVALID_ARG. */
+ * digits (truncated to microseconds), 'Z' or +hh:mm/-hh:mm, 't'/'z'/' '
+ * accepted), a bare date "2026-11-25" (midnight UTC), or a plain integer
+ * of microseconds since the epoch.  0 and *us set, or MAOS_EINVALID_ARG. */
 int maos_time_parse(const char *text, int64_t *us);
 
 #ifdef __cplusplus
