@@ -240,8 +240,12 @@ static uint32_t raw_read_ids(int fd, const char *stream, uint8_t (*ids)[16],
         MT_FAIL("read %s: got error %d (%s)", stream, code, maos_err_name(code));
     }
     maos_mpr r;
-    maos_mpr_init(&r, rep.items.ptr, rep.items.len);
-    uint32_t n = rep.n_items;
+    maos_mpr_init(&r, rep.items.ptr, rep.items.len); /* the whole array */
+    uint32_t n = rep.n_items, cnt = 0;
+    if (maos_mpr_array(&r, &cnt) || cnt != n) {
+        free(frame);
+        MT_FAIL("read %s: items array of %u, n_items %u", stream, cnt, n);
+    }
     for (uint32_t i = 0; i < n; i++) {
         maos_record rec;
         int rc = maos_record_next(&r, &rec);
@@ -346,7 +350,9 @@ static void test_wrong_protocol_version(void **state)
 {
     (void)state;
     setup_daemon();
-    uint64_t bad[] = {0, MAOS_PROTOCOL_VERSION + 1, 999999, UINT64_MAX};
+    /* (version 0 is "no version": BAD_REQUEST, checked below with the key
+     * missing) */
+    uint64_t bad[] = {MAOS_PROTOCOL_VERSION + 1, 999999, UINT64_MAX};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int fd = raw_connect();
         pkbuf b;

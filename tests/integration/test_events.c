@@ -57,7 +57,7 @@ static void mk_id(uint8_t id[16], uint32_t a, uint32_t b)
     for (int i = 0; i < 16; i++)
         id[i] = (uint8_t)(0x5a ^ (i * 17));
     memcpy(id, &a, 4);
-    memcpy(id + 8, &b, 4);
+    memcpy(id + 10, &b, 4); /* clear of the variant bits in id[8] */
     id[6] = (uint8_t)(0x40 | (id[6] & 0x0f));
     id[8] = (uint8_t)(0x80 | (id[8] & 0x3f));
     id[15] ^= 0x01; /* never nil */
@@ -93,7 +93,7 @@ static size_t mk_data(char *buf, size_t cap, uint64_t i, const char *s)
 typedef struct batch {
     maos_event_spec ev[MAXB];
     uint8_t ids[MAXB][16];
-    char data[MAXB][128];
+    char data[MAXB][320]; /* room for a 255-byte stream name */
 } batch;
 
 static void mk_batch(batch *b, size_t n, const char *stream, const char *type,

@@ -46,7 +46,7 @@ static void mk_id(uint8_t id[16], uint32_t round, uint32_t w, uint32_t seq)
     id[0] = 0xd0;
     id[1] = (uint8_t)round;
     id[2] = (uint8_t)w;
-    memcpy(id + 8, &seq, 4);
+    memcpy(id + 10, &seq, 4); /* clear of the variant bits in id[8] */
     id[6] = 0x40;
     id[8] |= 0x80;
     id[8] &= 0xbf;
