@@ -869,6 +869,33 @@ static void test_idempotent_resend(void **state)
     MT_EQ_INT(mt_daemon_stop(g_d), 0);
 }
 
+/* Two appends to one stream that landed at adjacent positions (nothing
+ * else written in between) are still two appends: re-sending the first one
+ * alone is an idempotent duplicate, not "part of a longer append". */
+static void test_idempotent_resend_adjacent_appends(void **state)
+{
+    (void)state;
+    start();
+    maos_ctx *c = conn();
+    batch *b1 = malloc(sizeof *b1), *b2 = malloc(sizeof *b2);
+    mk_batch(b1, 1, "adj-1", "First", 21, 0);
+    mk_batch(b2, 2, "adj-1", "Second", 22, 1);
+    maos_append_info i1, i2;
+    memset(&i1, 0, sizeof i1);
+    memset(&i2, 0, sizeof i2);
+    MT_EQ_ERR(maos_append(c, "adj-1", MAOS_EXPECT_ANY, b1->ev, 1, &i1), 0);
+    MT_EQ_ERR(maos_append(c, "adj-1", MAOS_EXPECT_ANY, b2->ev, 2, &i2), 0);
+    MT_EQ_U64(i1.position, 1);
+    MT_EQ_U64(i2.position, 2);
+    expect_dup(c, "adj-1", MAOS_EXPECT_ANY, b1, 1, 0, 1);
+    expect_dup(c, "adj-1", MAOS_EXPECT_ANY, b2, 2, 1, 2);
+    MT_EQ_U64(head_position(c), 3);
+    free(b1);
+    free(b2);
+    maos_free(c);
+    MT_EQ_INT(mt_daemon_stop(g_d), 0);
+}
+
 static void test_txn_all_or_nothing(void **state)
 {
     (void)state;
@@ -1237,6 +1264,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_streams_listing),
         cmocka_unit_test(test_expected_version),
         cmocka_unit_test(test_idempotent_resend),
+        cmocka_unit_test(test_idempotent_resend_adjacent_appends),
         cmocka_unit_test(test_txn_all_or_nothing),
         cmocka_unit_test(test_invalid_names),
         cmocka_unit_test(test_restart_keeps_everything),
