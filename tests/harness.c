@@ -870,7 +870,7 @@ int mt_main(int argc, char **argv, const struct CMUnitTest *tests, size_t n,
             return 1;
         }
         ran++;
-        printf("[ RUN      ] %s (dir %s)\n", tests[i].name, dir);
+        printf("[ START    ] %s (own process, dir %s)\n", tests[i].name, dir);
         int64_t t0 = mt_now_us();
         fflush(stdout);
         fflush(stderr);
@@ -893,7 +893,7 @@ int mt_main(int argc, char **argv, const struct CMUnitTest *tests, size_t n,
         runner_reap_leftovers(dir);
         double secs = (double)(mt_now_us() - t0) / 1e6;
         if (st == 0) {
-            printf("[       OK ] %s (%.2f s)\n", tests[i].name, secs);
+            printf("[ PASS     ] %s (%.2f s)\n", tests[i].name, secs);
             rm_rf(dir);
         } else {
             failed++;
@@ -905,7 +905,7 @@ int mt_main(int argc, char **argv, const struct CMUnitTest *tests, size_t n,
             if (st == 1000)
                 printf("[  TIMEOUT ] %s after %d s\n", tests[i].name,
                        timeout_s * g_scale);
-            printf("[  FAILED  ] %s (status %d, %.2f s); files kept in %s\n",
+            printf("[ FAIL     ] %s (status %d, %.2f s); files kept in %s\n",
                    tests[i].name, st, secs, dir);
             fflush(stdout);
             print_logs(dir);
