@@ -24,6 +24,16 @@
  *    the in-memory state is restored to the last durable head.
  *  - Only one thread ever writes; so isolation is serializable without
  *    locks or TransactionDB.
+ *
+ * Gathering: with N writers that each wait for their reply, a group that
+ * starts the moment the first reply-driven request arrives holds one
+ * request, and the others arrive during its fsync: groups alternate small
+ * and large and each writer gets one fsync in two.  So when the last group
+ * had more requests than are queued now, and durability is sync, the
+ * thread waits a little for them: at most a quarter of the last write's
+ * duration, capped at GATHER_MAX_US, and never longer than it takes for as
+ * many requests as the last group had to arrive.  A lone writer never
+ * waits (its last group had one request).
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -37,6 +47,8 @@
 #include "keys.h"
 #include "maosd.h"
 
+#define GATHER_MAX_US 200
+
 struct maosd_commit {
     maosd_server *srv;
     maosd_store *store;
@@ -45,6 +57,7 @@ struct maosd_commit {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     maosd_wreq *in_head, *in_tail;   /* queued by the loop */
+    uint64_t in_count;               /* requests in the in-list */
     maosd_wreq *out_head, *out_tail; /* finished, for the loop */
     int stop;
     int started;
@@ -61,6 +74,9 @@ struct maosd_commit {
     size_t getcap;
     uint8_t rnd[4096];       /* random bytes for UUIDv7, refilled in bulk */
     size_t rnd_used;
+    uint64_t last_group;     /* requests in the last group */
+    uint64_t last_write_us;  /* duration of the last storage write */
+    int gather;              /* 1 with sync durability */
 };
 
 int64_t maosd_now_us(void)
@@ -429,9 +445,9 @@ static void commit_group(maosd_commit *cm, maosd_wreq *list)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = maosd_store_write(cm->store, cm->batch);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    atomic_fetch_add(&ct->commit_write_us,
-                     (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
-                                (t1.tv_nsec - t0.tv_nsec) / 1000));
+    cm->last_write_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+                                   (t1.tv_nsec - t0.tv_nsec) / 1000);
+    atomic_fetch_add(&ct->commit_write_us, cm->last_write_us);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR,
                   "commit of %llu requests failed (%s); store is now read-only",
@@ -455,6 +471,29 @@ static void commit_group(maosd_commit *cm, maosd_wreq *list)
         atomic_store(&ct->commit_max_group, nreq);
 }
 
+/* With cm->mu held and requests queued: wait briefly for the writers of
+ * the last group to come back (see "Gathering" at the top). */
+static void gather(maosd_commit *cm)
+{
+    if (!cm->gather || cm->in_count >= cm->last_group || cm->stop)
+        return;
+    uint64_t wait_us = cm->last_write_us / 4;
+    if (wait_us > GATHER_MAX_US)
+        wait_us = GATHER_MAX_US;
+    if (wait_us == 0)
+        return;
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_nsec += (long)wait_us * 1000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    while (cm->in_count < cm->last_group && !cm->stop)
+        if (pthread_cond_timedwait(&cm->cv, &cm->mu, &dl))
+            break; /* timed out */
+}
+
 static void *commit_main(void *arg)
 {
     maosd_commit *cm = arg;
@@ -462,8 +501,12 @@ static void *commit_main(void *arg)
         pthread_mutex_lock(&cm->mu);
         while (!cm->in_head && !cm->stop)
             pthread_cond_wait(&cm->cv, &cm->mu);
+        if (cm->in_head)
+            gather(cm);
         maosd_wreq *list = cm->in_head;
+        cm->last_group = cm->in_count;
         cm->in_head = cm->in_tail = NULL;
+        cm->in_count = 0;
         int stop = cm->stop;
         pthread_mutex_unlock(&cm->mu);
         if (!list) {
@@ -558,7 +601,12 @@ int maosd_commit_start(maosd_server *srv, maosd_commit_done_cb done,
     cm->store = srv->store;
     cm->done = done;
     pthread_mutex_init(&cm->mu, NULL);
-    pthread_cond_init(&cm->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cm->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    cm->gather = srv->cfg->sync;
     msgpack_sbuffer_init(&cm->rec);
     cm->rnd_used = sizeof(cm->rnd); /* empty: filled on first use */
     int rc = load_head(cm);
@@ -598,6 +646,7 @@ void maosd_commit_submit(maosd_commit *cm, maosd_wreq *w)
     else
         cm->in_head = w;
     cm->in_tail = w;
+    cm->in_count++;
     pthread_cond_signal(&cm->cv);
     pthread_mutex_unlock(&cm->mu);
 }
