@@ -1,0 +1,1499 @@
+/*
+ * tests/unit/test_proto.c -- proto/ in-process: the frame reader, the
+ * bounded msgpack checker and cursor, names, UUIDs, categories, the read
+ * filter, and a round trip through every encoder/decoder pair of
+ * maos/proto.h, plus the typed rejections of request decoding.
+ *
+ * Built and registered by tests/unit/meson.build (test 'proto', deps
+ * proto_dep + cmocka_dep).  No daemon, no I/O: each case builds its bytes,
+ * so a failure names the one function at fault.  cmocka's assertions print
+ * both values; the slice helpers below do the same for byte strings.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "maos/proto.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+#define LIT(s) s, sizeof(s) - 1
+
+static maos_slice S(const char *s)
+{
+    return (maos_slice){s, (uint32_t)strlen(s)};
+}
+
+static void slice_eq_at(maos_slice got, const char *want, size_t wlen,
+                        const char *expr, const char *file, int line)
+{
+    if (got.len == wlen && (wlen == 0 || memcmp(got.ptr, want, wlen) == 0))
+        return;
+    print_error("%s:%d: %s: got \"%.*s\" (%u bytes), want \"%.*s\" (%zu bytes)\n",
+                file, line, expr, (int)(got.len > 100 ? 100 : got.len),
+                got.ptr ? got.ptr : "", got.len, (int)(wlen > 100 ? 100 : wlen),
+                want, wlen);
+    fail();
+}
+
+/* A slice against a C string, or against a literal with NULs (LIT). */
+#define assert_slice(s, want) slice_eq_at((s), (want), strlen(want), #s, __FILE__, __LINE__)
+#define assert_slice_n(s, want, n) slice_eq_at((s), (want), (n), #s, __FILE__, __LINE__)
+
+#define assert_err(got, want)                                                  \
+    do {                                                                       \
+        int e_got_ = (got), e_want_ = (want);                                  \
+        if (e_got_ != e_want_) {                                               \
+            print_error("%s:%d: %s: got %d (%s), want %d (%s)\n", __FILE__,    \
+                        __LINE__, #got, e_got_, maos_err_name(e_got_),         \
+                        e_want_, maos_err_name(e_want_));                      \
+            fail();                                                            \
+        }                                                                      \
+    } while (0)
+
+/* A msgpack buffer that frees itself at the end of each test. */
+typedef struct mp {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} mp;
+
+static void mp_init(mp *m)
+{
+    msgpack_sbuffer_init(&m->sb);
+    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+}
+
+static void mp_reset(mp *m)
+{
+    msgpack_sbuffer_clear(&m->sb);
+}
+
+static void mp_free(mp *m)
+{
+    msgpack_sbuffer_destroy(&m->sb);
+}
+
+/* Decode m as a request, expecting success. */
+static void decode_ok(const mp *m, maos_request *req)
+{
+    char why[256];
+    int rc = maos_request_decode(m->sb.data, m->sb.size, NULL, req, why, sizeof why);
+    if (rc) {
+        print_error("request does not decode: %s: %s\n", maos_err_name(rc), why);
+        fail();
+    }
+}
+
+/* Decode raw bytes as a request, expecting the error `want`; checks the
+ * reason is set and returns the rid the decoder could read. */
+static uint64_t decode_err(const void *p, size_t n, const maos_limits *lim, int want)
+{
+    maos_request req;
+    char why[256];
+    int rc = maos_request_decode(p, n, lim, &req, why, sizeof why);
+    assert_err(rc, want);
+    assert_true(why[0] != 0);
+    uint64_t rid = req.rid;
+    maos_request_free(&req);
+    return rid;
+}
+
+static void frame_bytes(char *out, const char *payload, uint32_t n)
+{
+    maos_frame_put_len(out, n);
+    memcpy(out + 4, payload, n);
+}
+
+/* ---- frame reader ------------------------------------------------------------ */
+
+static void test_frame_put_len(void **state)
+{
+    (void)state;
+    char h[4];
+    maos_frame_put_len(h, 0x01020304u);
+    assert_memory_equal(h, "\x01\x02\x03\x04", 4);
+    maos_frame_put_len(h, 0xffffffffu);
+    assert_memory_equal(h, "\xff\xff\xff\xff", 4);
+}
+
+static void test_reader_whole_frame(void **state)
+{
+    (void)state;
+    maos_reader r;
+    maos_slice f;
+    char buf[64];
+    maos_reader_init(&r, 0);
+    assert_int_equal(r.max_frame, MAOS_DEFAULT_MAX_FRAME);
+    assert_int_equal(maos_reader_next(&r, &f), 0); /* nothing yet */
+    frame_bytes(buf, "hello", 5);
+    assert_int_equal(maos_reader_feed(&r, buf, 9), 0);
+    assert_int_equal(maos_reader_next(&r, &f), 1);
+    assert_slice(f, "hello");
+    assert_int_equal(maos_reader_next(&r, &f), 0);
+    assert_int_equal(r.err, 0);
+    maos_reader_free(&r);
+    maos_reader_free(&r); /* twice is fine */
+}
+
+/* Three frames (one of 3000 bytes) fed one byte at a time. */
+static void test_reader_byte_by_byte(void **state)
+{
+    (void)state;
+    static char big[3000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
+    char *stream = malloc(4 + 1 + 4 + sizeof big + 4 + 2);
+    size_t n = 0;
+    frame_bytes(stream + n, "x", 1), n += 5;
+    frame_bytes(stream + n, big, sizeof big), n += 4 + sizeof big;
+    frame_bytes(stream + n, "yz", 2), n += 6;
+
+    maos_reader r;
+    maos_slice f;
+    int got = 0;
+    maos_reader_init(&r, 4096);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(maos_reader_feed(&r, stream + i, 1), 0);
+        while (maos_reader_next(&r, &f) == 1) {
+            if (got == 0) {
+                assert_slice(f, "x");
+                assert_int_equal(i, 4); /* out as soon as its last byte is in */
+            } else if (got == 1) {
+                assert_slice_n(f, big, sizeof big);
+            } else {
+                assert_slice(f, "yz");
+            }
+            got++;
+        }
+    }
+    assert_int_equal(got, 3);
+    assert_int_equal(r.err, 0);
+    maos_reader_free(&r);
+    free(stream);
+}
+
+/* Many frames of many sizes in one feed come out whole and in order. */
+static void test_reader_many_in_one_feed(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    size_t total = 0;
+    for (int i = 0; i < N; i++)
+        total += 4 + 1 + (size_t)(i * 37 % 500);
+    char *stream = malloc(total), *p = stream;
+    for (int i = 0; i < N; i++) {
+        uint32_t len = 1 + (uint32_t)(i * 37 % 500);
+        maos_frame_put_len(p, len);
+        memset(p + 4, 'A' + i % 26, len);
+        p += 4 + len;
+    }
+    maos_reader r;
+    maos_slice f;
+    maos_reader_init(&r, 1024);
+    assert_int_equal(maos_reader_feed(&r, stream, total), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(maos_reader_next(&r, &f), 1);
+        assert_int_equal(f.len, 1 + i * 37 % 500);
+        assert_int_equal(f.ptr[0], 'A' + i % 26);
+        assert_int_equal(f.ptr[f.len - 1], 'A' + i % 26);
+    }
+    assert_int_equal(maos_reader_next(&r, &f), 0);
+    maos_reader_free(&r);
+    free(stream);
+}
+
+/* The space/commit path the daemon and the client read sockets through,
+ * in odd-sized chunks, with frames drained after every read. */
+static void test_reader_space_commit(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    size_t total = 0;
+    for (int i = 0; i < N; i++)
+        total += 4 + 1 + (size_t)(i * 131 % 40000);
+    char *stream = malloc(total), *p = stream;
+    for (int i = 0; i < N; i++) {
+        uint32_t len = 1 + (uint32_t)(i * 131 % 40000);
+        maos_frame_put_len(p, len);
+        memset(p + 4, 'a' + i % 26, len);
+        p[4 + len - 1] = (char)i;
+        p += 4 + len;
+    }
+    maos_reader r;
+    maos_slice f;
+    maos_reader_init(&r, 65536);
+    size_t off = 0;
+    int got = 0;
+    size_t chunk = 1;
+    while (off < total) {
+        char *sp;
+        long room = maos_reader_space(&r, &sp, 0);
+        assert_true(room > 0);
+        size_t n = chunk < (size_t)room ? chunk : (size_t)room;
+        if (n > total - off)
+            n = total - off;
+        memcpy(sp, stream + off, n);
+        maos_reader_commit(&r, n);
+        off += n;
+        chunk = chunk * 7 % 9001 + 1;
+        while (maos_reader_next(&r, &f) == 1) {
+            assert_int_equal(f.len, 1 + got * 131 % 40000);
+            assert_int_equal(f.ptr[0], (f.len == 1) ? (char)got : 'a' + got % 26);
+            assert_int_equal(f.ptr[f.len - 1], (char)got);
+            got++;
+        }
+    }
+    assert_int_equal(got, N);
+    /* The buffer holds one frame plus a read's worth, never the stream. */
+    assert_true(r.cap <= 4 * 65536);
+    maos_reader_free(&r);
+    free(stream);
+}
+
+static void test_reader_max_frame_exact_ok(void **state)
+{
+    (void)state;
+    enum { MAX = 100000 };
+    char *buf = calloc(1, 4 + MAX);
+    maos_frame_put_len(buf, MAX);
+    maos_reader r;
+    maos_slice f;
+    maos_reader_init(&r, MAX);
+    assert_int_equal(maos_reader_feed(&r, buf, 4 + MAX), 0);
+    assert_int_equal(maos_reader_next(&r, &f), 1);
+    assert_int_equal(f.len, MAX);
+    maos_reader_free(&r);
+    free(buf);
+}
+
+/* A declared length over max_frame fails as soon as the header is in,
+ * before the buffer grows for the payload (DESIGN.md: checked before
+ * anything is buffered). */
+static void test_reader_oversized_feed(void **state)
+{
+    (void)state;
+    enum { MAX = 1 << 20 };
+    char hdr[4];
+    maos_frame_put_len(hdr, MAX + 1);
+    maos_reader r;
+    maos_slice f;
+    maos_reader_init(&r, MAX);
+    assert_int_equal(maos_reader_feed(&r, hdr, 4), 0);
+    assert_err(maos_reader_next(&r, &f), MAOS_EFRAME_TOO_LARGE);
+    assert_err(r.err, MAOS_EFRAME_TOO_LARGE);
+    assert_true(r.cap < 65536);
+    maos_reader_free(&r);
+
+    /* Header fed in two pieces, then payload: still no growth. */
+    maos_reader_init(&r, MAX);
+    static char junk[128 * 1024];
+    assert_int_equal(maos_reader_feed(&r, hdr, 2), 0);
+    assert_int_equal(maos_reader_next(&r, &f), 0);
+    maos_reader_feed(&r, hdr + 2, 2);
+    int rc = maos_reader_feed(&r, junk, sizeof junk);
+    assert_err(rc, MAOS_EFRAME_TOO_LARGE);
+    assert_true(r.cap < 65536);
+    maos_reader_free(&r);
+
+    /* 0xffffffff */
+    maos_frame_put_len(hdr, 0xffffffffu);
+    maos_reader_init(&r, 0);
+    maos_reader_feed(&r, hdr, 4);
+    assert_err(maos_reader_next(&r, &f), MAOS_EFRAME_TOO_LARGE);
+    assert_true(r.cap < 65536);
+    maos_reader_free(&r);
+}
+
+static void test_reader_oversized_space(void **state)
+{
+    (void)state;
+    enum { MAX = 1 << 20 };
+    maos_reader r;
+    maos_slice f;
+    char *sp;
+    maos_reader_init(&r, MAX);
+    long room = maos_reader_space(&r, &sp, 0);
+    assert_true(room >= 4);
+    maos_frame_put_len(sp, MAX + 1);
+    maos_reader_commit(&r, 4);
+    assert_err(maos_reader_space(&r, &sp, 0), MAOS_EFRAME_TOO_LARGE);
+    assert_err(maos_reader_next(&r, &f), MAOS_EFRAME_TOO_LARGE);
+    assert_true(r.cap < 65536);
+    maos_reader_free(&r);
+}
+
+static void test_reader_zero_length(void **state)
+{
+    (void)state;
+    maos_reader r;
+    maos_slice f;
+    char buf[16];
+    maos_reader_init(&r, 0);
+    frame_bytes(buf, "a", 1);
+    maos_frame_put_len(buf + 5, 0);
+    maos_reader_feed(&r, buf, 9);
+    assert_int_equal(maos_reader_next(&r, &f), 1); /* the frame before it */
+    assert_slice(f, "a");
+    assert_err(maos_reader_next(&r, &f), MAOS_EBAD_FRAME);
+    maos_reader_free(&r);
+}
+
+/* Once failed, every call returns the same error, whatever comes next. */
+static void test_reader_sticky(void **state)
+{
+    (void)state;
+    maos_reader r;
+    maos_slice f;
+    char *sp;
+    char good[16];
+    maos_reader_init(&r, 0);
+    maos_reader_feed(&r, "\0\0\0\0", 4);
+    assert_err(maos_reader_next(&r, &f), MAOS_EBAD_FRAME);
+    frame_bytes(good, "ok", 2);
+    assert_err(maos_reader_feed(&r, good, 6), MAOS_EBAD_FRAME);
+    assert_err(maos_reader_next(&r, &f), MAOS_EBAD_FRAME);
+    assert_err((int)maos_reader_space(&r, &sp, 0), MAOS_EBAD_FRAME);
+    assert_err(maos_reader_next(&r, &f), MAOS_EBAD_FRAME);
+    maos_reader_free(&r);
+
+    maos_reader_init(&r, 10);
+    maos_reader_feed(&r, "\0\0\0\x0b", 4);
+    assert_err(maos_reader_next(&r, &f), MAOS_EFRAME_TOO_LARGE);
+    assert_err(maos_reader_next(&r, &f), MAOS_EFRAME_TOO_LARGE);
+    assert_err(maos_reader_feed(&r, good, 6), MAOS_EFRAME_TOO_LARGE);
+    maos_reader_free(&r);
+}
+
+static void test_reader_free_zeroed(void **state)
+{
+    (void)state;
+    maos_reader r;
+    memset(&r, 0, sizeof r);
+    maos_reader_free(&r);
+    maos_reader_free(NULL);
+}
+
+/* ---- maos_mp_check ------------------------------------------------------------- */
+
+static const maos_limits no_limits = {0};
+
+/* Values of every kind, each one well-formed msgpack. */
+static const struct {
+    const char *p;
+    size_t n;
+} values[] = {
+    {LIT("\xc0")},
+    {LIT("\xc3")},
+    {LIT("\x7f")},
+    {LIT("\xe0")},
+    {LIT("\xcc\xff")},
+    {LIT("\xcd\x01\x02")},
+    {LIT("\xce\x01\x02\x03\x04")},
+    {LIT("\xcf\x01\x02\x03\x04\x05\x06\x07\x08")},
+    {LIT("\xd3\x80\0\0\0\0\0\0\0")},
+    {LIT("\xca\x3f\x80\0\0")},
+    {LIT("\xcb\x3f\xf0\0\0\0\0\0\0")},
+    {LIT("\xa3" "abc")},
+    {LIT("\xd9\x03" "abc")},
+    {LIT("\xda\0\x03" "abc")},
+    {LIT("\xdb\0\0\0\x03" "abc")},
+    {LIT("\xc4\x02xy")},
+    {LIT("\xc6\0\0\0\x02xy")},
+    {LIT("\xd4\x01\x02")},
+    {LIT("\xd8\x01" "0123456789abcdef")},
+    {LIT("\xc7\x02\x05xy")},
+    {LIT("\xc9\0\0\0\x02\x05xy")},
+    {LIT("\x92\x01\xa1x")},
+    {LIT("\xdc\0\x02\x01\x02")},
+    {LIT("\xdd\0\0\0\x02\x01\x02")},
+    {LIT("\x81\xa1k\x91\x80")},
+    {LIT("\xde\0\x01\xa1k\x01")},
+    {LIT("\xdf\0\0\0\x01\xa1k\x01")},
+    {LIT("\x90")},
+    {LIT("\x80")},
+};
+
+static void test_mp_check_valid(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        int rc = maos_mp_check(values[i].p, values[i].n, NULL);
+        if (rc)
+            print_error("value %zu\n", i);
+        assert_err(rc, 0);
+    }
+}
+
+/* Every proper prefix of every value is truncated. */
+static void test_mp_check_truncated(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
+        for (size_t k = 0; k < values[i].n; k++) {
+            int rc = maos_mp_check(values[i].p, k, &no_limits);
+            if (rc != MAOS_EBAD_FRAME)
+                print_error("value %zu cut to %zu bytes\n", i, k);
+            assert_err(rc, MAOS_EBAD_FRAME);
+        }
+}
+
+static void test_mp_check_trailing(void **state)
+{
+    (void)state;
+    char buf[64];
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        memcpy(buf, values[i].p, values[i].n);
+        buf[values[i].n] = (char)0xc0;
+        assert_err(maos_mp_check(buf, values[i].n + 1, NULL), MAOS_EBAD_FRAME);
+    }
+}
+
+static void test_mp_check_reserved(void **state)
+{
+    (void)state;
+    assert_err(maos_mp_check("\xc1", 1, NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\x92\x01\xc1"), NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\x81\xc1\x01"), NULL), MAOS_EBAD_FRAME);
+}
+
+/* 32-bit headers that declare more than the bytes present, up to 4 GiB:
+ * rejected by looking at the bytes left, never by trying to allocate. */
+static void test_mp_check_declared_lengths(void **state)
+{
+    (void)state;
+    assert_err(maos_mp_check(LIT("\xdb\xff\xff\xff\xff" "abc"), NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\xdb\0\0\0\x04" "abc"), NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\xc6\xff\xff\xff\xff" "abc"), NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\xc9\xff\xff\xff\xff\x01" "abc"), NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\xdd\xff\xff\xff\xff\x01\x02"), NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\xdd\0\0\0\x03\x01\x02"), NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\xdf\xff\xff\xff\xff\x01\x02"), NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\xdf\0\0\0\x02\x01\x02\x03"), NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\xdc\xff\xff\x01"), NULL), MAOS_EBAD_FRAME);
+    assert_err(maos_mp_check(LIT("\xde\xff\xff\x01\x01"), NULL), MAOS_EBAD_FRAME);
+    /* nested: the inner string lies */
+    assert_err(maos_mp_check(LIT("\x91\xdb\x7f\xff\xff\xff" "x"), NULL), MAOS_EBAD_FRAME);
+    /* an empty input is no value */
+    assert_err(maos_mp_check("", 0, NULL), MAOS_EBAD_FRAME);
+}
+
+/* n nested one-element arrays around a 1. */
+static char *nested(size_t n)
+{
+    char *p = malloc(n + 1);
+    memset(p, 0x91, n);
+    p[n] = 0x01;
+    return p;
+}
+
+static void test_mp_check_depth(void **state)
+{
+    (void)state;
+    char *p = nested(64);
+    assert_err(maos_mp_check(p, 65, NULL), 0); /* default limit: 64 levels */
+    free(p);
+    p = nested(65);
+    assert_err(maos_mp_check(p, 66, NULL), MAOS_ELIMIT);
+    free(p);
+    /* far deeper than any C stack would survive if it recursed */
+    p = nested(1000000);
+    assert_err(maos_mp_check(p, 1000001, NULL), MAOS_ELIMIT);
+    free(p);
+
+    maos_limits lim = {.max_depth = 3};
+    assert_err(maos_mp_check(LIT("\x91\x91\x91\x01"), &lim), 0);
+    assert_err(maos_mp_check(LIT("\x91\x91\x91\x91\x01"), &lim), MAOS_ELIMIT);
+    assert_err(maos_mp_check(LIT("\x81\xa1k\x81\xa1k\x81\xa1k\x01"), &lim), 0);
+    assert_err(maos_mp_check(LIT("\x81\xa1k\x81\xa1k\x81\xa1k\x91\x01"), &lim),
+               MAOS_ELIMIT);
+}
+
+static void test_mp_check_elems(void **state)
+{
+    (void)state;
+    maos_limits lim = {.max_elems = 10};
+    char buf[64];
+    buf[0] = (char)0x9a; /* 10 elements */
+    memset(buf + 1, 0x01, 11);
+    assert_err(maos_mp_check(buf, 11, &lim), 0);
+    buf[0] = (char)0x9b; /* 11 */
+    assert_err(maos_mp_check(buf, 12, &lim), MAOS_ELIMIT);
+    /* a map of 11 entries */
+    buf[0] = (char)0x8b;
+    memset(buf + 1, 0x01, 22);
+    assert_err(maos_mp_check(buf, 23, &lim), MAOS_ELIMIT);
+    buf[0] = (char)0x8a;
+    assert_err(maos_mp_check(buf, 21, &lim), 0);
+    /* array32 of 11 with the bytes present */
+    memcpy(buf, "\xdd\0\0\0\x0b", 5);
+    memset(buf + 5, 0x01, 11);
+    assert_err(maos_mp_check(buf, 16, &lim), MAOS_ELIMIT);
+}
+
+/* ---- the msgpack cursor ------------------------------------------------------ */
+
+static void test_mpr_cursor(void **state)
+{
+    (void)state;
+    maos_mpr r;
+    uint64_t u;
+    int64_t i;
+    int b;
+    uint32_t n;
+    maos_slice s;
+    static const char buf[] = "\x94\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xd0\x80\xc3\xa2hi";
+    maos_mpr_init(&r, buf, sizeof buf - 1);
+    assert_int_equal(maos_mpr_peek(&r), MAOS_MP_ARRAY);
+    /* a type mismatch leaves the cursor where it was */
+    const uint8_t *at = r.p;
+    assert_err(maos_mpr_map(&r, &n), MAOS_EBAD_REQUEST);
+    assert_ptr_equal(r.p, at);
+    assert_err(maos_mpr_array(&r, &n), 0);
+    assert_int_equal(n, 4);
+    /* UINT64_MAX is a uint but not an int64 */
+    at = r.p;
+    assert_err(maos_mpr_int(&r, &i), MAOS_EBAD_REQUEST);
+    assert_ptr_equal(r.p, at);
+    assert_err(maos_mpr_uint(&r, &u), 0);
+    assert_true(u == UINT64_MAX);
+    assert_err(maos_mpr_uint(&r, &u), MAOS_EBAD_REQUEST); /* -128 */
+    assert_err(maos_mpr_int(&r, &i), 0);
+    assert_int_equal(i, -128);
+    assert_err(maos_mpr_bool(&r, &b), 0);
+    assert_int_equal(b, 1);
+    assert_err(maos_mpr_bin(&r, &s), MAOS_EBAD_REQUEST);
+    assert_err(maos_mpr_str(&r, &s), 0);
+    assert_slice(s, "hi");
+    assert_int_equal(maos_mpr_peek(&r), 0); /* at the end */
+    assert_err(maos_mpr_nil(&r), MAOS_EBAD_REQUEST);
+
+    /* skip hands back the raw bytes of one whole value */
+    static const char two[] = "\x82\xa1k\x92\x01\x02\xa1m\x80\xc0";
+    maos_mpr_init(&r, two, sizeof two - 1);
+    assert_err(maos_mpr_skip(&r, &s), 0);
+    assert_int_equal(s.len, sizeof two - 2);
+    assert_ptr_equal(s.ptr, two);
+    assert_err(maos_mpr_nil(&r), 0);
+    /* a lying header is refused by skip too, cursor unmoved */
+    maos_mpr_init(&r, "\x92\x01", 2);
+    at = r.p;
+    assert_err(maos_mpr_skip(&r, &s), MAOS_EBAD_REQUEST);
+    assert_ptr_equal(r.p, at);
+    maos_mpr_init(&r, "\xdd\xff\xff\xff\xff\x01", 6);
+    assert_err(maos_mpr_array(&r, &n), MAOS_EBAD_REQUEST);
+    maos_mpr_init(&r, "\xdf\0\0\0\x02\x01\x02\x03", 8);
+    assert_err(maos_mpr_map(&r, &n), MAOS_EBAD_REQUEST);
+}
+
+/* ---- names, ids, categories --------------------------------------------------- */
+
+static void test_name_check(void **state)
+{
+    (void)state;
+    char buf[300];
+    assert_err(maos_name_check(S("orders-1")), 0);
+    assert_err(maos_name_check(S("a")), 0);
+    assert_err(maos_name_check((maos_slice){"", 0}), MAOS_EINVALID_NAME);
+    assert_err(maos_name_check((maos_slice){NULL, 0}), MAOS_EINVALID_NAME);
+    memset(buf, 'n', sizeof buf);
+    assert_err(maos_name_check((maos_slice){buf, 255}), 0);
+    assert_err(maos_name_check((maos_slice){buf, 256}), MAOS_EINVALID_NAME);
+    /* 255 bytes ending in a 3-byte character */
+    memcpy(buf + 252, "\xe2\x82\xac", 3);
+    assert_err(maos_name_check((maos_slice){buf, 255}), 0);
+    /* ... and the same character cut by the limit */
+    assert_err(maos_name_check((maos_slice){buf, 254}), MAOS_EINVALID_NAME);
+
+    /* valid multi-byte UTF-8 */
+    assert_err(maos_name_check(S("\xc3\x9c" "bung")), 0);        /* Ü */
+    assert_err(maos_name_check(S("\xe2\x82\xac")), 0);           /* € */
+    assert_err(maos_name_check(S("\xf0\x9d\x84\x9e")), 0);       /* U+1D11E */
+    assert_err(maos_name_check(S("\xf4\x8f\xbf\xbf")), 0);       /* U+10FFFF */
+    assert_err(maos_name_check(S("\xed\x9f\xbf")), 0);           /* U+D7FF */
+
+    static const struct {
+        const char *p;
+        size_t n;
+    } bad[] = {
+        {LIT("a\0b")},               /* NUL */
+        {LIT("\0")},
+        {LIT("\xff")},               /* never in UTF-8 */
+        {LIT("\x80")},               /* lone continuation */
+        {LIT("a\xc3")},              /* truncated 2-byte */
+        {LIT("\xe2\x82")},           /* truncated 3-byte */
+        {LIT("\xc3\x28")},           /* bad continuation */
+        {LIT("\xc0\xaf")},           /* overlong '/' */
+        {LIT("\xc1\xbf")},           /* overlong */
+        {LIT("\xe0\x80\xaf")},       /* overlong 3-byte */
+        {LIT("\xf0\x80\x80\xaf")},   /* overlong 4-byte */
+        {LIT("\xc0\x80")},           /* overlong NUL */
+        {LIT("\xed\xa0\x80")},       /* surrogate U+D800 */
+        {LIT("\xed\xbf\xbf")},       /* surrogate U+DFFF */
+        {LIT("\xf4\x90\x80\x80")},   /* U+110000 */
+        {LIT("\xf8\x88\x80\x80\x80")}, /* 5-byte form */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = maos_name_check((maos_slice){bad[i].p, (uint32_t)bad[i].n});
+        if (rc != MAOS_EINVALID_NAME)
+            print_error("bad name %zu accepted\n", i);
+        assert_err(rc, MAOS_EINVALID_NAME);
+    }
+}
+
+static void test_uuid(void **state)
+{
+    (void)state;
+    uint8_t id[16], id2[16];
+    char text[37];
+    static const uint8_t want[16] = {0x01, 0x8f, 0x3c, 0x2a, 0x5b, 0x10, 0x7a, 0xbc,
+                                     0x91, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef};
+    assert_err(maos_uuid_parse(LIT("018f3c2a-5b10-7abc-9123-456789abcdef"), id), 0);
+    assert_memory_equal(id, want, 16);
+    assert_err(maos_uuid_parse(LIT("018F3C2A-5B10-7ABC-9123-456789ABCDEF"), id2), 0);
+    assert_memory_equal(id2, want, 16);
+    maos_uuid_format(id, text);
+    assert_string_equal(text, "018f3c2a-5b10-7abc-9123-456789abcdef");
+    /* format -> parse for many ids */
+    for (int k = 0; k < 256; k++) {
+        for (int i = 0; i < 16; i++)
+            id[i] = (uint8_t)(k * 31 + i * 17 + 1);
+        maos_uuid_format(id, text);
+        assert_int_equal(strlen(text), 36);
+        assert_err(maos_uuid_parse(text, 36, id2), 0);
+        assert_memory_equal(id, id2, 16);
+    }
+
+    static const char *bad[] = {
+        "018f3c2a-5b10-7abc-9123-456789abcde",   /* 35 */
+        "018f3c2a-5b10-7abc-9123-456789abcdef0", /* 37 */
+        "018f3c2a5b10-7abc-9123-456789abcdef0",  /* dash missing */
+        "018f3c2a-5b10-7abc-9123_456789abcdef",  /* wrong separator */
+        "018f3c2-a5b10-7abc-9123-456789abcdef",  /* dash misplaced */
+        "018f3c2a-5b10-7abc-9123-456789abcdeg",  /* not hex */
+        "018f3c2a-5b10-7abc-9123-4567 9abcdef",
+        "00000000-0000-0000-0000-000000000000",  /* nil */
+        "{18f3c2a-5b10-7abc-9123-456789abcdef}",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(id, 0xaa, 16);
+        int rc = maos_uuid_parse(bad[i], strlen(bad[i]), id);
+        if (rc != MAOS_EINVALID_ID)
+            print_error("accepted \"%s\"\n", bad[i]);
+        assert_err(rc, MAOS_EINVALID_ID);
+        /* out-parameters are written only on success */
+        for (int k = 0; k < 16; k++)
+            assert_int_equal(id[k], 0xaa);
+    }
+}
+
+static void test_category(void **state)
+{
+    (void)state;
+    assert_slice(maos_category(S("orders-123")), "orders");
+    assert_slice(maos_category(S("orders")), "orders");
+    assert_slice(maos_category(S("a-b-c")), "a");
+    assert_slice(maos_category(S("-x")), "");
+    assert_slice(maos_category(S("x-")), "x");
+    /* only the bytes of the slice count, not what follows them */
+    assert_slice(maos_category((maos_slice){"abc-def", 3}), "abc");
+}
+
+/* ---- the filter --------------------------------------------------------------- */
+
+static void test_filter_match(void **state)
+{
+    (void)state;
+    maos_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.stream = S("orders-1");
+    rec.type = S("Created");
+    rec.time = 1000;
+    maos_filter f;
+
+#define MATCH(want)                                                            \
+    do {                                                                       \
+        assert_int_equal(maos_filter_match(&f, &rec), (want));                 \
+        memset(&f, 0, sizeof f);                                               \
+    } while (0)
+
+    memset(&f, 0, sizeof f);
+    MATCH(1);
+    f.stream = S("orders-1"); MATCH(1);
+    f.stream = S("orders-10"); MATCH(0);
+    f.stream = S("orders"); MATCH(0);
+    f.prefix = S("ord"); MATCH(1);
+    f.prefix = S("orders-1"); MATCH(1);
+    f.prefix = S("orders-12"); MATCH(0);
+    f.prefix = S("x"); MATCH(0);
+    f.category = S("orders"); MATCH(1);
+    f.category = S("order"); MATCH(0);
+    f.category = S("orders-1"); MATCH(0);
+    maos_slice types[3] = {S("Deleted"), S("Created"), S("Shipped")};
+    f.types = types; f.n_types = 3; MATCH(1);
+    f.types = types; f.n_types = 1; MATCH(0);
+    f.types = types + 2; f.n_types = 1; MATCH(0);
+    f.has_since = 1; f.since = 1000; MATCH(1);
+    f.has_since = 1; f.since = 1001; MATCH(0);
+    f.has_until = 1; f.until = 1000; MATCH(1);
+    f.has_until = 1; f.until = 999; MATCH(0);
+    f.has_since = 1; f.since = -5; f.has_until = 1; f.until = 5000; MATCH(1);
+    /* every part set, all matching */
+    f.stream = S("orders-1"); f.prefix = S("orders"); f.category = S("orders");
+    f.types = types; f.n_types = 2; f.has_since = 1; f.since = 1000;
+    f.has_until = 1; f.until = 1000; MATCH(1);
+    /* every part set, one failing */
+    f.stream = S("orders-1"); f.prefix = S("orders"); f.category = S("orders");
+    f.types = types; f.n_types = 2; f.has_since = 1; f.since = 1000;
+    f.has_until = 1; f.until = 999; MATCH(0);
+#undef MATCH
+}
+
+/* ---- error and op tables ------------------------------------------------------- */
+
+static void test_error_table(void **state)
+{
+    (void)state;
+#define CHECK_ERR_(name, num, msg)                                             \
+    assert_int_equal(MAOS_E##name, -(num));                                    \
+    assert_string_equal(maos_err_name(-(num)), #name);                         \
+    assert_int_equal(maos_err_from_name(#name, sizeof(#name) - 1), -(num));    \
+    assert_string_equal(maos_strerror(-(num)), msg);
+    MAOS_ERRNO_MAP(CHECK_ERR_)
+#undef CHECK_ERR_
+    assert_string_equal(maos_err_name(-99999), "UNKNOWN");
+    assert_non_null(maos_strerror(-99999));
+    assert_int_equal(maos_err_from_name("NOPE", 4), 0);
+    assert_int_equal(maos_err_from_name("BAD_REQUESTX", 12), 0);
+    assert_int_equal(maos_err_from_name("BAD_REQUEST", 3), 0); /* a prefix */
+}
+
+static void test_op_table(void **state)
+{
+    (void)state;
+    for (int op = MAOS_OP_NONE + 1; op < MAOS_OP__COUNT; op++) {
+        const char *name = maos_op_name((maos_op)op);
+        assert_non_null(name);
+        assert_int_equal(maos_op_from_name(name, strlen(name)), op);
+    }
+    assert_null(maos_op_name(MAOS_OP_NONE));
+    assert_null(maos_op_name(MAOS_OP__COUNT));
+    assert_int_equal(maos_op_from_name("pin", 3), MAOS_OP_NONE);
+    assert_int_equal(maos_op_from_name("pingx", 5), MAOS_OP_NONE);
+    assert_string_equal(maos_op_name(MAOS_OP_READ_ALL), "read_all");
+}
+
+/* ---- request round trips ------------------------------------------------------- */
+
+static void test_rt_hello(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    mp_init(&m);
+    assert_int_equal(maos_enc_hello(&m.pk, 7, MAOS_PROTOCOL_VERSION, "agent-a"), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_HELLO);
+    assert_int_equal(req.rid, 7);
+    assert_int_equal(req.version, MAOS_PROTOCOL_VERSION);
+    assert_slice(req.client_name, "agent-a");
+    maos_request_free(&req);
+
+    mp_reset(&m);
+    assert_int_equal(maos_enc_hello(&m.pk, 1, 9, NULL), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.version, 9);
+    assert_int_equal(req.client_name.len, 0);
+    maos_request_free(&req);
+    mp_free(&m);
+}
+
+static void test_rt_simple(void **state)
+{
+    (void)state;
+    static const maos_op ops[] = {MAOS_OP_PING, MAOS_OP_STATS};
+    mp m;
+    maos_request req;
+    mp_init(&m);
+    for (size_t i = 0; i < 2; i++) {
+        mp_reset(&m);
+        assert_int_equal(maos_enc_simple(&m.pk, UINT64_MAX - i, ops[i]), 0);
+        decode_ok(&m, &req);
+        assert_int_equal(req.op, ops[i]);
+        assert_true(req.rid == UINT64_MAX - i);
+        maos_request_free(&req);
+    }
+    mp_free(&m);
+}
+
+static void test_rt_append_plain(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    maos_event_in ev[2] = {{.type = S("Created")}, {.type = S("Shipped")}};
+    maos_append_in a = {S("orders-1"), MAOS_EXPECT_ANY, 2, ev};
+    static const int64_t expects[] = {MAOS_EXPECT_ANY, MAOS_EXPECT_NO_STREAM,
+                                      MAOS_EXPECT_EXISTS, 0, 5, INT64_MAX};
+    mp_init(&m);
+    for (size_t k = 0; k < sizeof expects / sizeof expects[0]; k++) {
+        a.expect = expects[k];
+        mp_reset(&m);
+        assert_int_equal(maos_enc_append(&m.pk, 3, &a), 0);
+        decode_ok(&m, &req);
+        assert_int_equal(req.op, MAOS_OP_APPEND);
+        assert_int_equal(req.rid, 3);
+        assert_int_equal(req.n_appends, 1);
+        maos_append_in *d = &req.appends[0];
+        assert_slice(d->stream, "orders-1");
+        assert_true(d->expect == expects[k]);
+        assert_int_equal(d->n_events, 2);
+        assert_slice(d->events[0].type, "Created");
+        assert_slice(d->events[1].type, "Shipped");
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(d->events[i].has_id, 0);
+            assert_int_equal(d->events[i].data.len, 0);
+            assert_int_equal(d->events[i].meta.len, 0);
+        }
+        maos_request_free(&req);
+    }
+    /* an expectation below the named ones cannot be encoded */
+    a.expect = -4;
+    mp_reset(&m);
+    assert_err(maos_enc_append(&m.pk, 3, &a), MAOS_EINVALID_ARG);
+    mp_free(&m);
+}
+
+static void test_rt_append_ids_meta(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    maos_event_in ev[2];
+    memset(ev, 0, sizeof ev);
+    for (int i = 0; i < 2; i++) {
+        ev[i].has_id = 1;
+        for (int k = 0; k < 16; k++)
+            ev[i].id[k] = (uint8_t)(i * 16 + k + 1);
+        ev[i].type = S("Tick");
+    }
+    ev[0].data = (maos_slice){LIT("\x82\xa1n\x01\xa1s\xa2hi")};
+    ev[0].meta = (maos_slice){LIT("\x81\xa5" "agent\xa2" "a1")};
+    ev[1].data = (maos_slice){LIT("\x93\xc0\xc3\xcb\x3f\xf0\0\0\0\0\0\0")};
+    maos_append_in a = {S("clock-\xc3\x9c"), 41, 2, ev};
+    mp_init(&m);
+    assert_int_equal(maos_enc_append(&m.pk, 8, &a), 0);
+    decode_ok(&m, &req);
+    maos_append_in *d = &req.appends[0];
+    assert_slice(d->stream, "clock-\xc3\x9c");
+    assert_int_equal(d->expect, 41);
+    assert_int_equal(d->n_events, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(d->events[i].has_id, 1);
+        assert_memory_equal(d->events[i].id, ev[i].id, 16);
+        assert_slice_n(d->events[i].data, ev[i].data.ptr, ev[i].data.len);
+        assert_slice_n(d->events[i].meta, ev[i].meta.ptr, ev[i].meta.len);
+    }
+    /* data and meta are views into the frame: stored exactly as sent */
+    assert_true(d->events[0].data.ptr >= m.sb.data &&
+                d->events[0].data.ptr < m.sb.data + m.sb.size);
+    maos_request_free(&req);
+    mp_free(&m);
+}
+
+static void test_rt_txn(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    maos_event_in e1[2] = {{.type = S("A")}, {.type = S("B")}};
+    maos_event_in e2 = {.type = S("C"), .data = {LIT("\x07")}};
+    maos_append_in a[3] = {
+        {S("s-1"), 1, 2, e1},
+        {S("s-2"), MAOS_EXPECT_NO_STREAM, 1, &e2},
+        {S("s-3"), MAOS_EXPECT_EXISTS, 1, &e2},
+    };
+    mp_init(&m);
+    assert_int_equal(maos_enc_txn(&m.pk, 11, a, 3), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_TXN);
+    assert_int_equal(req.rid, 11);
+    assert_int_equal(req.n_appends, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_slice_n(req.appends[i].stream, a[i].stream.ptr, a[i].stream.len);
+        assert_true(req.appends[i].expect == a[i].expect);
+        assert_int_equal(req.appends[i].n_events, a[i].n_events);
+    }
+    assert_slice(req.appends[0].events[1].type, "B");
+    assert_slice(req.appends[2].events[0].data, "\x07");
+    maos_request_free(&req);
+    mp_free(&m);
+}
+
+static void test_rt_read(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    mp_init(&m);
+    assert_int_equal(maos_enc_read(&m.pk, 4, S("orders-1"), 0, 0, 0, 0), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_READ);
+    assert_slice(req.stream, "orders-1");
+    assert_int_equal(req.has_from, 0);
+    assert_int_equal(req.backward, 0);
+    assert_int_equal(req.limit, MAOS_READ_LIMIT_DEFAULT);
+    maos_request_free(&req);
+
+    mp_reset(&m);
+    assert_int_equal(maos_enc_read(&m.pk, 5, S("orders-1"), 1, 0, 1, 17), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.has_from, 1);
+    assert_int_equal(req.from, 0);
+    assert_int_equal(req.backward, 1);
+    assert_int_equal(req.limit, 17);
+    maos_request_free(&req);
+
+    /* limits above the maximum are clamped, not refused */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_read(&m.pk, 6, S("s"), 1, UINT64_MAX, 0,
+                                   MAOS_READ_LIMIT_MAX + 1), 0);
+    decode_ok(&m, &req);
+    assert_true(req.from == UINT64_MAX);
+    assert_int_equal(req.limit, MAOS_READ_LIMIT_MAX);
+    maos_request_free(&req);
+    mp_free(&m);
+}
+
+static void test_rt_read_all(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    maos_slice types[3] = {S("Created"), S("Shipped"), S("\xe2\x82\xac")};
+    maos_filter f = {.stream = S("orders-1"), .prefix = S("ord"), .category = S("orders"),
+                     .n_types = 3, .types = types, .has_since = 1, .since = -7,
+                     .has_until = 1, .until = INT64_MAX};
+    mp_init(&m);
+    assert_int_equal(maos_enc_read_all(&m.pk, 12, 1, 100, 1, 50, &f), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_READ_ALL);
+    assert_int_equal(req.rid, 12);
+    assert_int_equal(req.has_from, 1);
+    assert_int_equal(req.from, 100);
+    assert_int_equal(req.backward, 1);
+    assert_int_equal(req.limit, 50);
+    assert_slice(req.filter.stream, "orders-1");
+    assert_slice(req.filter.prefix, "ord");
+    assert_slice(req.filter.category, "orders");
+    assert_int_equal(req.filter.n_types, 3);
+    for (int i = 0; i < 3; i++)
+        assert_slice_n(req.filter.types[i], types[i].ptr, types[i].len);
+    assert_int_equal(req.filter.has_since, 1);
+    assert_int_equal(req.filter.since, -7);
+    assert_int_equal(req.filter.has_until, 1);
+    assert_true(req.filter.until == INT64_MAX);
+    maos_request_free(&req);
+
+    /* no filter at all */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_read_all(&m.pk, 13, 0, 0, 0, 0, NULL), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.has_from, 0);
+    assert_int_equal(req.filter.stream.len, 0);
+    assert_int_equal(req.filter.prefix.len, 0);
+    assert_int_equal(req.filter.category.len, 0);
+    assert_int_equal(req.filter.n_types, 0);
+    assert_int_equal(req.filter.has_since, 0);
+    assert_int_equal(req.filter.has_until, 0);
+    maos_request_free(&req);
+    mp_free(&m);
+}
+
+static void test_rt_streams(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    mp_init(&m);
+    assert_int_equal(maos_enc_streams(&m.pk, 14, S("orders"), S("orders-7"), 25), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_STREAMS);
+    assert_slice(req.prefix, "orders");
+    assert_slice(req.after, "orders-7");
+    assert_int_equal(req.limit, 25);
+    maos_request_free(&req);
+    mp_reset(&m);
+    assert_int_equal(maos_enc_streams(&m.pk, 15, S(""), S(""), 0), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.prefix.len, 0);
+    assert_int_equal(req.after.len, 0);
+    assert_int_equal(req.limit, MAOS_READ_LIMIT_DEFAULT);
+    maos_request_free(&req);
+    mp_free(&m);
+}
+
+/* ---- request rejections --------------------------------------------------------- */
+
+static void test_request_rejections(void **state)
+{
+    (void)state;
+    /* the rid survives a failure further on, so the error reply can carry it */
+    assert_int_equal(decode_err(LIT("\x82\xa3rid\x2a\xa2op\xa4nope"), NULL,
+                                MAOS_EUNKNOWN_OP), 42);
+    decode_err(LIT("\x81\xa2op\xa4ping"), NULL, MAOS_EBAD_REQUEST);   /* no rid */
+    decode_err(LIT("\x81\xa3rid\x01"), NULL, MAOS_EBAD_REQUEST);      /* no op */
+    decode_err(LIT("\x92\xa4ping\x01"), NULL, MAOS_EBAD_REQUEST);     /* not a map */
+    decode_err(LIT("\x82\xa2op\xa4ping\xa3rid\xff"), NULL, MAOS_EBAD_REQUEST); /* rid -1 */
+    decode_err(LIT("\x82\xa2op\xa4ping\xa3rid\x01\xc0"), NULL, MAOS_EBAD_FRAME);
+    decode_err(LIT("\x82\xa2op\xa4ping\xa3rid"), NULL, MAOS_EBAD_FRAME);
+    decode_err(LIT("\x82\xa2op\xc1\xa3rid\x01"), NULL, MAOS_EBAD_FRAME);
+    decode_err(LIT("\x82\xa2op\xa5hello\xa3rid\x01"), NULL, MAOS_EBAD_REQUEST); /* no version */
+
+    /* names: invalid, reserved, too long */
+    decode_err(LIT("\x83\xa2op\xa4read\xa3rid\x01\xa6stream\xa0"), NULL, MAOS_EINVALID_NAME);
+    decode_err(LIT("\x83\xa2op\xa4read\xa3rid\x01\xa6stream\xa2\xc0\xaf"), NULL,
+               MAOS_EINVALID_NAME);
+    decode_err(LIT("\x83\xa2op\xa4read\xa3rid\x01\xa6stream\x05"), NULL, MAOS_EBAD_REQUEST);
+    decode_err(LIT("\x84\xa2op\xa6" "append\xa3rid\x01\xa6stream\xa4$all"
+                   "\xa6" "events\x91\x81\xa4type\xa1T"),
+               NULL, MAOS_EINVALID_NAME);
+    /* ids: nil bin, short bin, bad text */
+    decode_err(LIT("\x84\xa2op\xa6" "append\xa3rid\x01\xa6stream\xa1s"
+                   "\xa6" "events\x91\x82\xa4type\xa1T\xa2id\xc4\x10"
+                   "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+               NULL, MAOS_EINVALID_ID);
+    decode_err(LIT("\x84\xa2op\xa6" "append\xa3rid\x01\xa6stream\xa1s"
+                   "\xa6" "events\x91\x82\xa4type\xa1T\xa2id\xc4\x02xy"),
+               NULL, MAOS_EINVALID_ID);
+    decode_err(LIT("\x84\xa2op\xa6" "append\xa3rid\x01\xa6stream\xa1s"
+                   "\xa6" "events\x91\x82\xa4type\xa1T\xa2id\xa3" "abc"),
+               NULL, MAOS_EINVALID_ID);
+    /* events: empty, missing type */
+    decode_err(LIT("\x84\xa2op\xa6" "append\xa3rid\x01\xa6stream\xa1s\xa6" "events\x90"),
+               NULL, MAOS_EBAD_REQUEST);
+    decode_err(LIT("\x84\xa2op\xa6" "append\xa3rid\x01\xa6stream\xa1s"
+                   "\xa6" "events\x91\x81\xa4" "data\x01"),
+               NULL, MAOS_EBAD_REQUEST);
+    /* a txn naming a stream twice */
+    decode_err(LIT("\x83\xa2op\xa3txn\xa3rid\x01\xa7" "appends\x92"
+                   "\x82\xa6stream\xa1s\xa6" "events\x91\x81\xa4type\xa1T"
+                   "\x82\xa6stream\xa1s\xa6" "events\x91\x81\xa4type\xa1T"),
+               NULL, MAOS_EBAD_REQUEST);
+    /* limit 0 */
+    decode_err(LIT("\x84\xa2op\xa4read\xa3rid\x01\xa6stream\xa1s\xa5limit\x00"), NULL,
+               MAOS_EBAD_REQUEST);
+}
+
+static void test_request_limits(void **state)
+{
+    (void)state;
+    mp m;
+    maos_event_in ev[4] = {{.type = S("T")}, {.type = S("T")}, {.type = S("T")},
+                           {.type = S("T")}};
+    maos_append_in a[3] = {{S("a"), MAOS_EXPECT_ANY, 2, ev},
+                           {S("b"), MAOS_EXPECT_ANY, 2, ev},
+                           {S("c"), MAOS_EXPECT_ANY, 1, ev}};
+    mp_init(&m);
+    maos_limits lim = {.max_events = 3};
+    assert_int_equal(maos_enc_append(&m.pk, 1, &(maos_append_in){S("s"), -1, 4, ev}), 0);
+    decode_err(m.sb.data, m.sb.size, &lim, MAOS_ELIMIT);
+    mp_reset(&m);
+    /* the events of all appends of a txn count together */
+    assert_int_equal(maos_enc_txn(&m.pk, 1, a, 2), 0);
+    decode_err(m.sb.data, m.sb.size, &lim, MAOS_ELIMIT);
+    mp_reset(&m);
+    lim = (maos_limits){.max_appends = 2};
+    assert_int_equal(maos_enc_txn(&m.pk, 1, a, 3), 0);
+    decode_err(m.sb.data, m.sb.size, &lim, MAOS_ELIMIT);
+    mp_reset(&m);
+    lim = (maos_limits){.max_types = 1};
+    maos_slice types[2] = {S("A"), S("B")};
+    maos_filter f = {.n_types = 2, .types = types};
+    assert_int_equal(maos_enc_read_all(&m.pk, 1, 0, 0, 0, 0, &f), 0);
+    decode_err(m.sb.data, m.sb.size, &lim, MAOS_ELIMIT);
+    mp_reset(&m);
+    lim = (maos_limits){.max_depth = 2};
+    assert_int_equal(maos_enc_append(&m.pk, 1, &(maos_append_in){S("s"), -1, 1, ev}), 0);
+    decode_err(m.sb.data, m.sb.size, &lim, MAOS_ELIMIT);
+    mp_free(&m);
+}
+
+/* ---- records --------------------------------------------------------------------- */
+
+static void enc_rec(mp *m, uint64_t pos, int64_t time, uint64_t version,
+                    const char *stream, maos_slice data, maos_slice meta)
+{
+    uint8_t id[16], prev[32];
+    memset(id, (int)pos, sizeof id);
+    memset(prev, (int)(pos + 1), sizeof prev);
+    assert_int_equal(maos_enc_record(&m->pk, pos, time, version, S(stream), S("Type"),
+                                     id, prev, data, meta), 0);
+}
+
+static void test_rt_record(void **state)
+{
+    (void)state;
+    mp m;
+    maos_record rec;
+    mp_init(&m);
+    enc_rec(&m, 5, 1767225600123456, 3, "orders-1", (maos_slice){LIT("\x81\xa1k\x01")},
+            (maos_slice){LIT("\x81\xa5" "agent\xa2" "a1")});
+    assert_err(maos_record_decode(m.sb.data, m.sb.size, &rec), 0);
+    assert_int_equal(rec.position, 5);
+    assert_int_equal(rec.time, 1767225600123456);
+    assert_int_equal(rec.version, 3);
+    assert_slice(rec.stream, "orders-1");
+    assert_slice(rec.type, "Type");
+    assert_int_equal(rec.id.len, 16);
+    assert_int_equal((uint8_t)rec.id.ptr[0], 5);
+    assert_int_equal(rec.prev.len, MAOS_HASH_BYTES);
+    assert_int_equal((uint8_t)rec.prev.ptr[31], 6);
+    assert_slice(rec.data, "\x81\xa1k\x01");
+    assert_slice(rec.meta, "\x81\xa5" "agent\xa2" "a1");
+    assert_ptr_equal(rec.raw.ptr, m.sb.data);
+    assert_int_equal(rec.raw.len, m.sb.size);
+    size_t small = m.sb.size;
+
+    /* position, time and version are fixed width: the size of a record
+     * does not depend on them */
+    mp_reset(&m);
+    enc_rec(&m, UINT64_MAX, INT64_MIN, 1ull << 40, "orders-1",
+            (maos_slice){LIT("\x81\xa1k\x01")}, (maos_slice){LIT("\x81\xa5" "agent\xa2" "a1")});
+    assert_int_equal(m.sb.size, small);
+    assert_err(maos_record_decode(m.sb.data, m.sb.size, &rec), 0);
+    assert_true(rec.position == UINT64_MAX);
+    assert_true(rec.time == INT64_MIN);
+
+    /* no data: nil; no meta: {} */
+    mp_reset(&m);
+    enc_rec(&m, 1, 0, 0, "s", (maos_slice){0}, (maos_slice){0});
+    assert_err(maos_record_decode(m.sb.data, m.sb.size, &rec), 0);
+    assert_slice(rec.data, "\xc0");
+    assert_slice(rec.meta, "\x80");
+
+    /* trailing bytes after a record */
+    msgpack_pack_nil(&m.pk);
+    assert_err(maos_record_decode(m.sb.data, m.sb.size, &rec), MAOS_EPROTO);
+    /* a record missing a key */
+    assert_err(maos_record_decode(LIT("\x81\xa8position\x01"), &rec), MAOS_EPROTO);
+    mp_free(&m);
+}
+
+/* ---- replies ----------------------------------------------------------------------- */
+
+static void decode_reply_ok(const mp *m, maos_reply *rep)
+{
+    int rc = maos_reply_decode(m->sb.data, m->sb.size, rep);
+    assert_err(rc, 0);
+}
+
+static void test_rt_reply_hello_ok(void **state)
+{
+    (void)state;
+    mp m;
+    maos_reply rep;
+    mp_init(&m);
+    assert_int_equal(maos_enc_reply_hello(&m.pk, 1, 1, "maosd 0.1.0", 4096), 0);
+    decode_reply_ok(&m, &rep);
+    assert_int_equal(rep.rid, 1);
+    assert_int_equal(rep.ok, 1);
+    assert_int_equal(rep.version, 1);
+    assert_slice(rep.server, "maosd 0.1.0");
+    assert_int_equal(rep.max_frame, 4096);
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_ok(&m.pk, 77), 0);
+    decode_reply_ok(&m, &rep);
+    assert_int_equal(rep.rid, 77);
+    assert_int_equal(rep.ok, 1);
+    assert_int_equal(rep.code, 0);
+    assert_int_equal(rep.index, -1);
+    assert_int_equal(rep.has_actual, 0);
+    mp_free(&m);
+}
+
+static void test_rt_reply_append(void **state)
+{
+    (void)state;
+    mp m;
+    maos_reply rep;
+    uint8_t ids[48];
+    for (int i = 0; i < 48; i++)
+        ids[i] = (uint8_t)(i + 1);
+    maos_append_result res[3] = {
+        {S("a-1"), 5, 100, 2, 0, {(const char *)ids, 32}},
+        {S("b-1"), 0, 102, 1, 1, {(const char *)ids + 32, 16}},
+        {S("c-1"), 9, 103, 3, 0, {(const char *)ids, 48}},
+    };
+    mp_init(&m);
+    assert_int_equal(maos_enc_reply_append(&m.pk, 2, 0, res, 1), 0);
+    decode_reply_ok(&m, &rep);
+    assert_int_equal(rep.ok, 1);
+    assert_slice(rep.result.stream, "a-1");
+    assert_int_equal(rep.result.first_version, 5);
+    assert_int_equal(rep.result.first_position, 100);
+    assert_int_equal(rep.result.count, 2);
+    assert_int_equal(rep.result.duplicate, 0);
+    assert_slice_n(rep.result.ids, (const char *)ids, 32);
+    /* a single append's reply has exactly one result */
+    mp_reset(&m);
+    assert_err(maos_enc_reply_append(&m.pk, 2, 0, res, 2), MAOS_EINVALID_ARG);
+
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_append(&m.pk, 3, 1, res, 3), 0);
+    decode_reply_ok(&m, &rep);
+    assert_int_equal(rep.n_results, 3);
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+    assert_err(maos_mpr_array(&r, &n), 0);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++) {
+        maos_append_result got;
+        assert_err(maos_append_result_next(&r, &got), 0);
+        assert_slice_n(got.stream, res[i].stream.ptr, res[i].stream.len);
+        assert_int_equal(got.first_version, res[i].first_version);
+        assert_int_equal(got.first_position, res[i].first_position);
+        assert_int_equal(got.count, res[i].count);
+        assert_int_equal(got.duplicate, res[i].duplicate);
+        assert_slice_n(got.ids, res[i].ids.ptr, res[i].ids.len);
+    }
+    assert_ptr_equal(r.p, r.end);
+    mp_free(&m);
+}
+
+static void test_rt_reply_error(void **state)
+{
+    (void)state;
+    mp m;
+    maos_reply rep;
+    mp_init(&m);
+    assert_int_equal(maos_enc_error(&m.pk, 4, MAOS_EWRONG_EXPECTED_VERSION,
+                                    "stream orders-1 is at 4", 1, 4, 2), 0);
+    decode_reply_ok(&m, &rep);
+    assert_int_equal(rep.rid, 4);
+    assert_int_equal(rep.ok, 0);
+    assert_err(rep.code, MAOS_EWRONG_EXPECTED_VERSION);
+    assert_slice(rep.message, "stream orders-1 is at 4");
+    assert_int_equal(rep.has_actual, 1);
+    assert_int_equal(rep.actual, 4);
+    assert_int_equal(rep.index, 2);
+
+    mp_reset(&m);
+    assert_int_equal(maos_enc_error(&m.pk, 5, MAOS_EWRONG_EXPECTED_VERSION, NULL, 1,
+                                    -1, -1), 0);
+    decode_reply_ok(&m, &rep);
+    assert_int_equal(rep.actual, -1);
+    assert_int_equal(rep.index, -1);
+    /* no message: the code's default message */
+    assert_slice(rep.message, maos_strerror(MAOS_EWRONG_EXPECTED_VERSION));
+
+    /* every wire code survives the trip */
+#define ONE_CODE_(name, num, msg)                                              \
+    if ((num) < MAOS_ERRNO_LOCAL_MIN) {                                        \
+        mp_reset(&m);                                                          \
+        assert_int_equal(maos_enc_error(&m.pk, 6, -(num), "x", 0, 0, -1), 0);  \
+        decode_reply_ok(&m, &rep);                                             \
+        assert_err(rep.code, -(num));                                          \
+        assert_int_equal(rep.has_actual, 0);                                   \
+        assert_int_equal(rep.index, -1);                                       \
+    }
+    MAOS_ERRNO_MAP(ONE_CODE_)
+#undef ONE_CODE_
+
+    /* a code this client does not know is a protocol error, not success */
+    assert_err(maos_reply_decode(LIT("\x83\xa3rid\x01\xa2ok\xc2\xa4" "code\xa4" "NOPE"),
+                                 &rep), 0);
+    assert_int_equal(rep.ok, 0);
+    assert_err(rep.code, MAOS_EPROTO);
+    /* so is a failure without any code */
+    assert_err(maos_reply_decode(LIT("\x82\xa3rid\x01\xa2ok\xc2"), &rep), 0);
+    assert_err(rep.code, MAOS_EPROTO);
+    /* malformed replies */
+    assert_err(maos_reply_decode(LIT("\x81\xa3rid\x01"), &rep), MAOS_EPROTO);
+    assert_err(maos_reply_decode(LIT("\x81\xa2ok\xc3"), &rep), MAOS_EPROTO);
+    assert_err(maos_reply_decode(LIT("\x82\xa3rid\x01\xa2ok\xc3\xc0"), &rep), MAOS_EPROTO);
+    assert_err(maos_reply_decode(LIT("\x82\xa3rid\x01\xa2ok\x01"), &rep), MAOS_EPROTO);
+    mp_free(&m);
+}
+
+static void test_rt_reply_stats(void **state)
+{
+    (void)state;
+    mp m;
+    maos_reply rep;
+    maos_stats st;
+    memset(&st, 0, sizeof st);
+    uint64_t v = 1;
+#define SET_(name) st.name = v++ * 1000003;
+    MAOS_STATS_MAP(SET_)
+#undef SET_
+    st.max_frame = 4096; /* shares the hello reply's key, which is 32-bit */
+    st.server = S("maosd 0.1.0");
+    st.state = S("read_only");
+    st.durability = S("none");
+    mp_init(&m);
+    assert_int_equal(maos_enc_reply_stats(&m.pk, 9, &st), 0);
+    decode_reply_ok(&m, &rep);
+    assert_int_equal(rep.has_stats, 1);
+#define CHECK_(name) assert_int_equal(rep.stats.name, st.name);
+    MAOS_STATS_MAP(CHECK_)
+#undef CHECK_
+    assert_slice(rep.stats.server, "maosd 0.1.0");
+    assert_slice(rep.stats.state, "read_only");
+    assert_slice(rep.stats.durability, "none");
+    mp_free(&m);
+}
+
+static void test_rt_reply_events_list(void **state)
+{
+    (void)state;
+    mp m, rec;
+    maos_reply rep;
+    maos_list_mark mark;
+    mp_init(&m);
+    mp_init(&rec);
+    assert_int_equal(maos_enc_list_begin(&m.sb, 10, "events", &mark), 0);
+    /* records go in as stored bytes, copied, never re-encoded */
+    for (uint64_t pos = 1; pos <= 3; pos++) {
+        mp_reset(&rec);
+        enc_rec(&rec, pos, (int64_t)pos * 10, pos - 1, "orders-1",
+                (maos_slice){LIT("\x01")}, (maos_slice){0});
+        assert_int_equal(msgpack_sbuffer_write(&m.sb, rec.sb.data, rec.sb.size), 0);
+    }
+    assert_int_equal(maos_enc_list_end(&m.sb, &mark, 3, MAOS_NEXT_UINT, 4, S("")), 0);
+    assert_err(maos_mp_check(m.sb.data, m.sb.size, NULL), 0);
+    decode_reply_ok(&m, &rep);
+    assert_int_equal(rep.rid, 10);
+    assert_int_equal(rep.n_items, 3);
+    assert_int_equal(rep.next_kind, MAOS_NEXT_UINT);
+    assert_int_equal(rep.next_u, 4);
+
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, rep.items.ptr, rep.items.len);
+    assert_err(maos_mpr_array(&r, &n), 0);
+    assert_int_equal(n, 3);
+    for (uint64_t pos = 1; pos <= 3; pos++) {
+        maos_record got;
+        assert_err(maos_record_next(&r, &got), 0);
+        assert_int_equal(got.position, pos);
+        assert_int_equal(got.version, pos - 1);
+        assert_int_equal(got.time, (int64_t)pos * 10);
+        assert_slice(got.stream, "orders-1");
+        assert_slice(got.data, "\x01");
+        assert_int_equal(got.raw.len, rec.sb.size);
+    }
+    assert_ptr_equal(r.p, r.end);
+    assert_err(maos_record_next(&r, &(maos_record){0}), MAOS_EPROTO);
+
+    /* an empty page, nothing after it */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list_begin(&m.sb, 11, "events", &mark), 0);
+    assert_int_equal(maos_enc_list_end(&m.sb, &mark, 0, MAOS_NEXT_NONE, 0, S("")), 0);
+    decode_reply_ok(&m, &rep);
+    assert_int_equal(rep.n_items, 0);
+    assert_int_equal(rep.next_kind, MAOS_NEXT_NONE);
+
+    /* a patched count that claims more than was written is refused */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list_begin(&m.sb, 12, "events", &mark), 0);
+    assert_int_equal(msgpack_sbuffer_write(&m.sb, rec.sb.data, rec.sb.size), 0);
+    assert_int_equal(maos_enc_list_end(&m.sb, &mark, 2, MAOS_NEXT_NONE, 0, S("")), 0);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), MAOS_EPROTO);
+    mp_free(&rec);
+    mp_free(&m);
+}
+
+static void test_rt_reply_streams_list(void **state)
+{
+    (void)state;
+    mp m;
+    maos_reply rep;
+    maos_list_mark mark;
+    static const char *names[] = {"orders-1", "orders-2", "orders-\xc3\x9c"};
+    mp_init(&m);
+    assert_int_equal(maos_enc_list_begin(&m.sb, 13, "streams", &mark), 0);
+    for (int i = 0; i < 3; i++) {
+        maos_stream_info si = {S(names[i]), (uint64_t)i, (uint64_t)i + 1,
+                               (uint64_t)i * 100 + 7};
+        assert_int_equal(maos_enc_stream_info(&m.pk, &si), 0);
+    }
+    assert_int_equal(maos_enc_list_end(&m.sb, &mark, 3, MAOS_NEXT_STR, 0,
+                                       S("orders-\xc3\x9c")), 0);
+    decode_reply_ok(&m, &rep);
+    assert_int_equal(rep.n_items, 3);
+    assert_int_equal(rep.next_kind, MAOS_NEXT_STR);
+    assert_slice(rep.next_s, "orders-\xc3\x9c");
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, rep.items.ptr, rep.items.len);
+    assert_err(maos_mpr_array(&r, &n), 0);
+    for (int i = 0; i < 3; i++) {
+        maos_stream_info si;
+        assert_err(maos_stream_info_next(&r, &si), 0);
+        assert_slice(si.stream, names[i]);
+        assert_int_equal(si.head, i);
+        assert_int_equal(si.count, i + 1);
+        assert_int_equal(si.last_position, i * 100 + 7);
+    }
+    assert_ptr_equal(r.p, r.end);
+    mp_free(&m);
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_put_len),
+        cmocka_unit_test(test_reader_whole_frame),
+        cmocka_unit_test(test_reader_byte_by_byte),
+        cmocka_unit_test(test_reader_many_in_one_feed),
+        cmocka_unit_test(test_reader_space_commit),
+        cmocka_unit_test(test_reader_max_frame_exact_ok),
+        cmocka_unit_test(test_reader_oversized_feed),
+        cmocka_unit_test(test_reader_oversized_space),
+        cmocka_unit_test(test_reader_zero_length),
+        cmocka_unit_test(test_reader_sticky),
+        cmocka_unit_test(test_reader_free_zeroed),
+        cmocka_unit_test(test_mp_check_valid),
+        cmocka_unit_test(test_mp_check_truncated),
+        cmocka_unit_test(test_mp_check_trailing),
+        cmocka_unit_test(test_mp_check_reserved),
+        cmocka_unit_test(test_mp_check_declared_lengths),
+        cmocka_unit_test(test_mp_check_depth),
+        cmocka_unit_test(test_mp_check_elems),
+        cmocka_unit_test(test_mpr_cursor),
+        cmocka_unit_test(test_name_check),
+        cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_category),
+        cmocka_unit_test(test_filter_match),
+        cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_op_table),
+        cmocka_unit_test(test_rt_hello),
+        cmocka_unit_test(test_rt_simple),
+        cmocka_unit_test(test_rt_append_plain),
+        cmocka_unit_test(test_rt_append_ids_meta),
+        cmocka_unit_test(test_rt_txn),
+        cmocka_unit_test(test_rt_read),
+        cmocka_unit_test(test_rt_read_all),
+        cmocka_unit_test(test_rt_streams),
+        cmocka_unit_test(test_request_rejections),
+        cmocka_unit_test(test_request_limits),
+        cmocka_unit_test(test_rt_record),
+        cmocka_unit_test(test_rt_reply_hello_ok),
+        cmocka_unit_test(test_rt_reply_append),
+        cmocka_unit_test(test_rt_reply_error),
+        cmocka_unit_test(test_rt_reply_stats),
+        cmocka_unit_test(test_rt_reply_events_list),
+        cmocka_unit_test(test_rt_reply_streams_list),
+    };
+    return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
+}
