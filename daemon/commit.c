@@ -193,11 +193,13 @@ static int check_duplicate(maosd_commit *cm, maosd_wreq *w, uint32_t ai,
         }
         if (rc)
             return fail(w, rc, idx, "id lookup failed");
-        if (vlen != 8)
+        if (vlen != MAOSD_ID_VALUE_LEN)
             return fail(w, MAOS_EINTERNAL, idx, "corrupt id index entry");
         if (present < j)
             goto partial;
         uint64_t pos = maosd_get_u64(cm->getbuf);
+        uint32_t at = maosd_get_u32(cm->getbuf + 8);
+        uint32_t of = maosd_get_u32(cm->getbuf + 12);
         char k[8];
         rc = get_value(cm, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos), &vlen);
         if (rc)
@@ -217,11 +219,13 @@ static int check_duplicate(maosd_commit *cm, maosd_wreq *w, uint32_t ai,
         if (j == 0) {
             res->first_version = rec.version;
             res->first_position = rec.position;
-        } else if (rec.version != res->first_version + j ||
-                   rec.position != res->first_position + j) {
+        }
+        /* Same place in an append of the same length, at the same offset
+         * from the first event: the very same append. */
+        if (at != j || of != a->n_events || rec.version != res->first_version + j ||
+            rec.position != res->first_position + j)
             return fail(w, MAOS_ECONFLICT, idx,
                         "event id %s was stored by a different append", idtxt);
-        }
         if (!slice_eq_raw(e->type, rec.type, 0) ||
             !slice_eq_raw(e->data, rec.data, 0xc0) ||
             !slice_eq_raw(e->meta, rec.meta, 0x80))
@@ -231,22 +235,6 @@ static int check_duplicate(maosd_commit *cm, maosd_wreq *w, uint32_t ai,
     }
     if (present == 0)
         return 0;
-    /* The original append must not have had more events after these. */
-    {
-        char k[MAOSD_KEY_MAX], v[8];
-        size_t vlen;
-        int rc = maosd_batch_get(cm->batch, MAOSD_CF_STREAMS, k,
-                                 maosd_key_version(k, a->stream,
-                                                   res->first_version + present),
-                                 v, sizeof(v), &vlen);
-        if (rc == 0 && vlen == 8 &&
-            maosd_get_u64(v) == res->first_position + present) {
-            char idtxt[37];
-            maos_uuid_format(a->events[0].id, idtxt);
-            return fail(w, MAOS_ECONFLICT, idx,
-                        "event id %s was stored by a longer append", idtxt);
-        }
-    }
     for (uint32_t j = 0; j < a->n_events; j++)
         memcpy(ids + 16 * j, a->events[j].id, 16);
     res->stream = a->stream;
@@ -342,7 +330,7 @@ static int write_request(maosd_commit *cm, maosd_wreq *w, const head_state *hs,
                 uuidv7(ids, now, rand10(cm));
             }
             uint64_t pos = ++cm->log_pos;
-            char k[MAOSD_KEY_MAX], pv[8];
+            char k[MAOSD_KEY_MAX], pv[MAOSD_ID_VALUE_LEN];
             cm->rec.size = 0;
             if (maos_enc_record(&pk, pos, now, v0 + j, a->stream, e->type, ids,
                                 cm->log_hash, e->data, e->meta))
@@ -350,11 +338,13 @@ static int write_request(maosd_commit *cm, maosd_wreq *w, const head_state *hs,
             crypto_generichash(cm->log_hash, MAOS_HASH_BYTES,
                                (const unsigned char *)cm->rec.data, cm->rec.size, NULL, 0);
             maosd_put_u64(pv, pos);
+            maosd_put_u32(pv + 8, j);
+            maosd_put_u32(pv + 12, a->n_events);
             maosd_batch_put(cm->batch, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos),
                             cm->rec.data, cm->rec.size);
             maosd_batch_put(cm->batch, MAOSD_CF_STREAMS, k,
                             maosd_key_version(k, a->stream, v0 + j), pv, 8);
-            maosd_batch_put(cm->batch, MAOSD_CF_IDS, ids, 16, pv, 8);
+            maosd_batch_put(cm->batch, MAOSD_CF_IDS, ids, 16, pv, MAOSD_ID_VALUE_LEN);
         }
         char k[MAOSD_KEY_MAX], hv[16];
         maosd_put_u64(hv, v0 + a->n_events - 1);

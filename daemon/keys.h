@@ -9,7 +9,9 @@
  *   events   : position(8)                         -> record bytes
  *   streams  : 'h' stream                          -> head_version(8) last_position(8)
  *              'v' stream 0x00 version(8)          -> position(8)
- *   ids      : id(16)                              -> position(8)
+ *   ids      : id(16)                              -> position(8) index(4) count(4)
+ *              (index of the event within its append, events in that
+ *              append: an idempotent re-send must match the whole append)
  *   meta     : "log_head"                          -> position(8) hash(32)
  */
 #ifndef MAOSD_KEYS_H
@@ -22,6 +24,21 @@
 
 #define MAOSD_KEY_MAX (1 + MAOS_NAME_MAX + 1 + 8)
 #define MAOSD_META_LOG_HEAD "log_head"
+#define MAOSD_ID_VALUE_LEN 16
+
+static inline void maosd_put_u32(char *p, uint32_t v)
+{
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+}
+
+static inline uint32_t maosd_get_u32(const char *p)
+{
+    const uint8_t *u = (const uint8_t *)p;
+    return ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
+}
 
 static inline void maosd_put_u64(char *p, uint64_t v)
 {
