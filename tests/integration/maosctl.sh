@@ -74,9 +74,20 @@ start_daemon() {
 }
 
 ok() { PASS=$((PASS + 1)); }
+# Not exited (a dead child stays a zombie until waited for: kill -0 would
+# still succeed).
+daemon_alive() {
+    [ -r "/proc/$DPID/stat" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$DPID/stat"
+}
+DEAD_NOTED=
 bad() {
     FAIL=$((FAIL + 1))
     echo "FAIL: $*" >&2
+    if [ -n "$DPID" ] && [ -z "$DEAD_NOTED" ] && ! daemon_alive; then
+        DEAD_NOTED=1
+        echo "FAIL: maosd (pid $DPID) is no longer running; log: $LOG" >&2
+        tail -n 20 "$LOG" >&2
+    fi
 }
 
 # run ARGS...: run maosctl (through `timeout`), set OUT, ERR, ST.
