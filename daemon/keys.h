@@ -67,7 +67,8 @@ static inline size_t maosd_key_event(char *k, uint64_t position)
 static inline size_t maosd_key_head(char *k, maos_slice stream)
 {
     k[0] = 'h';
-    memcpy(k + 1, stream.ptr, stream.len);
+    if (stream.len) /* an empty prefix may come with a NULL pointer */
+        memcpy(k + 1, stream.ptr, stream.len);
     return 1 + (size_t)stream.len;
 }
 
@@ -75,7 +76,8 @@ static inline size_t maosd_key_head(char *k, maos_slice stream)
 static inline size_t maosd_key_version(char *k, maos_slice stream, uint64_t version)
 {
     k[0] = 'v';
-    memcpy(k + 1, stream.ptr, stream.len);
+    if (stream.len)
+        memcpy(k + 1, stream.ptr, stream.len);
     k[1 + stream.len] = 0;
     maosd_put_u64(k + 2 + stream.len, version);
     return 2 + (size_t)stream.len + 8;

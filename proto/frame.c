@@ -109,15 +109,31 @@ void maos_reader_commit(maos_reader *r, size_t n)
 
 int maos_reader_feed(maos_reader *r, const void *p, size_t n)
 {
+    const char *src = p;
     if (r->err)
         return r->err;
-    if (r->cap - r->len < n) {
-        int rc = ensure(r, r->len - r->pos + n);
-        if (rc)
-            return rc;
+    while (n) {
+        /* Complete the pending header first and check it, so that bytes
+         * of an oversized frame are refused rather than buffered. */
+        size_t avail = r->len - r->pos, take = n;
+        if (avail < 4) {
+            if (take > 4 - avail)
+                take = 4 - avail;
+        } else {
+            long need = pending_need(r);
+            if (need < 0)
+                return (int)need;
+        }
+        if (r->cap - r->len < take) {
+            int rc = ensure(r, r->len - r->pos + take);
+            if (rc)
+                return rc;
+        }
+        memcpy(r->buf + r->len, src, take);
+        r->len += take;
+        src += take;
+        n -= take;
     }
-    memcpy(r->buf + r->len, p, n);
-    r->len += n;
     return 0;
 }
 

@@ -432,23 +432,34 @@ static int dec_envelope(dec *d, const void *frame, size_t len, uint32_t *n)
     maos_mpr_init(&r, frame, len);
     if (maos_mpr_map(&r, n))
         return FAIL(d, MAOS_EBAD_REQUEST, "a request must be a map");
-    int have_rid = 0;
+    int have_rid = 0, rc = 0;
     maos_slice op = {0};
+    /* Read every key before failing, so that the reply carries the rid
+     * whatever order the keys came in. */
     for (uint32_t i = 0; i < *n; i++) {
         maos_slice k;
         if (maos_mpr_str(&r, &k))
-            return FAIL(d, MAOS_EBAD_REQUEST, "request keys must be strings");
+            return rc ? rc : FAIL(d, MAOS_EBAD_REQUEST, "request keys must be strings");
         if (key_is(k, "rid")) {
-            if (maos_mpr_uint(&r, &req->rid))
-                return FAIL(d, MAOS_EBAD_REQUEST, "rid must be an unsigned integer");
-            have_rid = 1;
+            if (maos_mpr_uint(&r, &req->rid)) {
+                if (!rc)
+                    rc = FAIL(d, MAOS_EBAD_REQUEST, "rid must be an unsigned integer");
+                maos_mpr_skip(&r, NULL);
+            } else {
+                have_rid = 1;
+            }
         } else if (key_is(k, "op")) {
-            if (maos_mpr_str(&r, &op))
-                return FAIL(d, MAOS_EBAD_REQUEST, "op must be a string");
+            if (maos_mpr_str(&r, &op)) {
+                if (!rc)
+                    rc = FAIL(d, MAOS_EBAD_REQUEST, "op must be a string");
+                maos_mpr_skip(&r, NULL);
+            }
         } else if (maos_mpr_skip(&r, NULL)) {
-            return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+            return rc ? rc : FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
         }
     }
+    if (rc)
+        return rc;
     if (!op.ptr)
         return FAIL(d, MAOS_EBAD_REQUEST, "op is required");
     req->op = maos_op_from_name(op.ptr, op.len);
