@@ -12,8 +12,8 @@
  *    n bytes, an array of n elements needs n bytes (each element is at least
  *    one byte), a map of n entries needs 2n bytes.
  *  - On any error the cursor does not move.
- *  - maos_mp_check walks iteratively with an explicit depth limit, so deep
- *    nesting cannot overflow the C stack.
+ *  - maos_mp_check and maos_mpr_skip share one iterative walk with an
+ *    explicit depth limit, so deep nesting cannot overflow the C stack.
  */
 #include <string.h>
 
@@ -174,21 +174,30 @@ static uint64_t min_body(const mp_head *h)
     }
 }
 
-int maos_mp_check(const void *buf, size_t len, const maos_limits *lim)
+/*
+ * Walk one value from p: every header's direct body must fit in the bytes
+ * left, containers at most max_elems entries and max_depth deep (0: no
+ * depth limit).  Sets *out to the first byte after the value.  Iterative:
+ * with a depth limit an explicit stack of counts per level, without one a
+ * single count of values still owed (each at least one byte, so it stays
+ * below the bytes left); deep nesting never touches the C stack.  Returns
+ * 0, MAOS_EBAD_FRAME (malformed/truncated) or MAOS_ELIMIT.
+ */
+#define WALK_MAX_DEPTH 256
+static int walk(const uint8_t *p, const uint8_t *end, uint32_t max_depth,
+                uint32_t max_elems, const uint8_t **out)
 {
-    maos_limits l = lim ? *lim : (maos_limits){0};
-    maos_limits_defaults(&l);
-    const uint8_t *p = buf, *end = p + len;
-    /* Stack of remaining element counts per open container. */
-    uint64_t stack[257];
-    uint32_t maxd = l.max_depth < 256 ? l.max_depth : 256;
+    uint64_t stack[WALK_MAX_DEPTH + 1];
+    uint32_t maxd = max_depth < WALK_MAX_DEPTH ? max_depth : WALK_MAX_DEPTH;
     uint32_t depth = 0;
     uint64_t pending = 1; /* values still to read at the current level */
 
     for (;;) {
         while (pending == 0) {
-            if (depth == 0)
-                return p == end ? 0 : MAOS_EBAD_FRAME;
+            if (depth == 0) {
+                *out = p;
+                return 0;
+            }
             pending = stack[--depth];
         }
         mp_head h;
@@ -199,12 +208,18 @@ int maos_mp_check(const void *buf, size_t len, const maos_limits *lim)
             return MAOS_EBAD_FRAME;
         pending--;
         if (h.type == MAOS_MP_ARRAY || h.type == MAOS_MP_MAP) {
-            if (h.n > l.max_elems)
+            if (h.n > max_elems)
                 return MAOS_ELIMIT;
             p += h.hdr;
             uint64_t items = h.type == MAOS_MP_MAP ? 2 * h.n : h.n;
             if (items == 0)
                 continue;
+            if (!max_depth) {
+                pending += items;
+                if (pending > (uint64_t)(end - p))
+                    return MAOS_EBAD_FRAME;
+                continue;
+            }
             if (depth >= maxd)
                 return MAOS_ELIMIT;
             stack[depth++] = pending;
@@ -213,6 +228,17 @@ int maos_mp_check(const void *buf, size_t len, const maos_limits *lim)
             p += h.hdr + need;
         }
     }
+}
+
+int maos_mp_check(const void *buf, size_t len, const maos_limits *lim)
+{
+    maos_limits l = lim ? *lim : (maos_limits){0};
+    maos_limits_defaults(&l);
+    const uint8_t *p = buf, *end = p + len, *after;
+    int rc = walk(p, end, l.max_depth, l.max_elems, &after);
+    if (rc)
+        return rc;
+    return after == end ? 0 : MAOS_EBAD_FRAME;
 }
 
 void maos_mpr_init(maos_mpr *r, const void *p, size_t len)
@@ -329,32 +355,13 @@ int maos_mpr_map(maos_mpr *r, uint32_t *n)
 
 int maos_mpr_skip(maos_mpr *r, maos_slice *raw)
 {
-    const uint8_t *start = r->p, *p = r->p;
-    uint64_t pending = 1;
-    /* Iterative: containers just add their element counts to `pending`;
-     * every element is at least one byte, so the loop is bounded by the
-     * bytes left and the count cannot overflow in practice (checked). */
-    while (pending) {
-        mp_head h;
-        if (head(p, r->end, &h) < 0)
-            return MAOS_EBAD_REQUEST;
-        uint64_t need = min_body(&h);
-        if (need > (uint64_t)(r->end - p) - h.hdr)
-            return MAOS_EBAD_REQUEST;
-        pending--;
-        if (h.type == MAOS_MP_ARRAY || h.type == MAOS_MP_MAP) {
-            pending += h.type == MAOS_MP_MAP ? 2 * h.n : h.n;
-            p += h.hdr;
-            if (pending > (uint64_t)(r->end - p))
-                return MAOS_EBAD_REQUEST;
-        } else {
-            p += h.hdr + need;
-        }
-    }
+    const uint8_t *after;
+    if (walk(r->p, r->end, 0, UINT32_MAX, &after))
+        return MAOS_EBAD_REQUEST;
     if (raw) {
-        raw->ptr = (const char *)start;
-        raw->len = (uint32_t)(p - start);
+        raw->ptr = (const char *)r->p;
+        raw->len = (uint32_t)(after - r->p);
     }
-    r->p = p;
+    r->p = after;
     return 0;
 }
