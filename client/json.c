@@ -247,62 +247,6 @@ static void fmt_real(double d, char *t, size_t cap)
         strncat(t, ".0", cap - strlen(t) - 1);
 }
 
-static uint64_t be_load(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/*
- * CLIENT-LOCAL HELPERS (reported to proto): maos/proto.h has no reader for
- * float and ext values, so they are taken whole with maos_mpr_skip (which
- * does the bounds checks) and their few fixed layouts decoded here.
- */
-static int mpr_float(maos_mpr *r, double *out)
-{
-    maos_slice raw;
-    if (maos_mpr_skip(r, &raw))
-        return MAOS_EINVALID_ARG;
-    const uint8_t *b = (const uint8_t *)raw.ptr;
-    if (raw.len == 5 && b[0] == 0xca) {
-        uint32_t u = (uint32_t)be_load(b + 1, 4);
-        float f;
-        memcpy(&f, &u, 4);
-        *out = f;
-        return 0;
-    }
-    if (raw.len == 9 && b[0] == 0xcb) {
-        uint64_t u = be_load(b + 1, 8);
-        memcpy(out, &u, 8);
-        return 0;
-    }
-    return MAOS_EINVALID_ARG;
-}
-
-static int mpr_ext(maos_mpr *r, int8_t *type, maos_slice *data)
-{
-    maos_slice raw;
-    if (maos_mpr_skip(r, &raw) || raw.len < 2)
-        return MAOS_EINVALID_ARG;
-    const uint8_t *b = (const uint8_t *)raw.ptr;
-    uint32_t hdr;
-    switch (b[0]) {
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: hdr = 2; break;
-    case 0xc7: hdr = 3; break;
-    case 0xc8: hdr = 4; break;
-    case 0xc9: hdr = 6; break;
-    default: return MAOS_EINVALID_ARG;
-    }
-    if (raw.len < hdr)
-        return MAOS_EINVALID_ARG;
-    *type = (int8_t)b[hdr - 1];
-    data->ptr = raw.ptr + hdr;
-    data->len = raw.len - hdr;
-    return 0;
-}
-
 static int unpack_value(maos_mpr *r, int depth, json_t **out);
 
 /* The text a scalar map key becomes. */
@@ -355,7 +299,7 @@ static int key_text(maos_mpr *r, char *buf, size_t cap, const char **kp,
         snprintf(buf, cap, "%lld", (long long)i);
         break;
     case MAOS_MP_FLOAT:
-        if (mpr_float(r, &d))
+        if (maos_mpr_float(r, &d))
             return MAOS_EINVALID_ARG;
         fmt_real(d, buf, cap);
         break;
@@ -404,7 +348,7 @@ static int unpack_value(maos_mpr *r, int depth, json_t **out)
         v = json_integer((json_int_t)i);
         break;
     case MAOS_MP_FLOAT:
-        if (mpr_float(r, &d))
+        if (maos_mpr_float(r, &d))
             return MAOS_EINVALID_ARG;
         v = isfinite(d) ? json_real(d) : json_null();
         break;
@@ -420,7 +364,7 @@ static int unpack_value(maos_mpr *r, int depth, json_t **out)
         break;
     case MAOS_MP_EXT: {
         int8_t type;
-        if (mpr_ext(r, &type, &s))
+        if (maos_mpr_ext(r, &type, &s))
             return MAOS_EINVALID_ARG;
         json_t *data = base64_from(s.ptr, s.len);
         v = data ? json_pack("{s:i,s:o}", "$ext", (int)type, "data", data) : NULL;

@@ -312,6 +312,38 @@ int maos_mpr_int(maos_mpr *r, int64_t *v)
     return 0;
 }
 
+int maos_mpr_float(maos_mpr *r, double *v)
+{
+    mp_head h;
+    if (take(r, MAOS_MP_FLOAT, &h))
+        return MAOS_EBAD_REQUEST;
+    const uint8_t *b = r->p + h.hdr;
+    if (h.n == 4) {
+        uint32_t u = (uint32_t)be(b, 4);
+        float f;
+        memcpy(&f, &u, 4);
+        *v = f;
+    } else {
+        uint64_t u = be(b, 8);
+        memcpy(v, &u, 8);
+    }
+    r->p += h.hdr + h.n;
+    return 0;
+}
+
+int maos_mpr_ext(maos_mpr *r, int8_t *type, maos_slice *data)
+{
+    mp_head h;
+    if (take(r, MAOS_MP_EXT, &h))
+        return MAOS_EBAD_REQUEST;
+    /* h.n counts the type byte that follows the header */
+    *type = (int8_t)r->p[h.hdr];
+    data->ptr = (const char *)r->p + h.hdr + 1;
+    data->len = (uint32_t)(h.n - 1);
+    r->p += h.hdr + h.n;
+    return 0;
+}
+
 static int take_bytes(maos_mpr *r, int type, maos_slice *s)
 {
     mp_head h;

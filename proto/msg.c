@@ -480,16 +480,18 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
     dec d = {req, &lim, why, whylen};
     why_set(why, whylen, "%s", "");
 
+    /* The envelope first (the cursor is bounded, so this is safe on any
+     * bytes): an error about the rest of the frame can then carry the rid
+     * and a pipelining client can tell which request it answers. */
+    uint32_t n;
+    int env = dec_envelope(&d, frame, len, &n);
     int rc = maos_mp_check(frame, len, &lim);
     if (rc == MAOS_ELIMIT)
         return FAIL(&d, rc, "request exceeds nesting or element limits");
     if (rc)
         return FAIL(&d, rc, "frame is not one well-formed msgpack value");
-
-    uint32_t n;
-    rc = dec_envelope(&d, frame, len, &n);
-    if (rc)
-        return rc;
+    if (env)
+        return env;
 
     if (req->op == MAOS_OP_APPEND) {
         req->appends = req_alloc(req, sizeof(maos_append_in));

@@ -149,8 +149,10 @@ int maos_mpr_nil(maos_mpr *r);
 int maos_mpr_bool(maos_mpr *r, int *v);
 int maos_mpr_uint(maos_mpr *r, uint64_t *v);       /* non-negative ints */
 int maos_mpr_int(maos_mpr *r, int64_t *v);         /* any int in range */
+int maos_mpr_float(maos_mpr *r, double *v);         /* float32 or float64 */
 int maos_mpr_str(maos_mpr *r, maos_slice *s);
 int maos_mpr_bin(maos_mpr *r, maos_slice *s);
+int maos_mpr_ext(maos_mpr *r, int8_t *type, maos_slice *data);
 int maos_mpr_array(maos_mpr *r, uint32_t *n);      /* n <= bytes left */
 int maos_mpr_map(maos_mpr *r, uint32_t *n);        /* 2n <= bytes left */
 /* Skip one whole value; *raw (may be NULL) gets its encoded bytes. */
