@@ -48,6 +48,9 @@
 #include "maosd.h"
 
 #define GATHER_MAX_US 200
+/* A group takes queued requests up to this many frame bytes (at least
+ * one request), so one WriteBatch stays bounded however much is queued. */
+#define GROUP_MAX_BYTES (64u << 20)
 
 struct maosd_commit {
     maosd_server *srv;
@@ -493,10 +496,24 @@ static void *commit_main(void *arg)
             pthread_cond_wait(&cm->cv, &cm->mu);
         if (cm->in_head)
             gather(cm);
-        maosd_wreq *list = cm->in_head;
-        cm->last_group = cm->in_count;
-        cm->in_head = cm->in_tail = NULL;
-        cm->in_count = 0;
+        /* Take the queue, up to GROUP_MAX_BYTES of it. */
+        maosd_wreq *list = cm->in_head, *last = NULL;
+        uint64_t n = 0;
+        size_t bytes = 0;
+        for (maosd_wreq *w = list; w && (!n || bytes + w->frame_len <= GROUP_MAX_BYTES);
+             w = w->next) {
+            bytes += w->frame_len;
+            last = w;
+            n++;
+        }
+        if (last) {
+            cm->in_head = last->next;
+            last->next = NULL;
+            if (!cm->in_head)
+                cm->in_tail = NULL;
+        }
+        cm->in_count -= n;
+        cm->last_group = n;
         int stop = cm->stop;
         pthread_mutex_unlock(&cm->mu);
         if (!list) {

@@ -62,6 +62,7 @@ int main(int argc, char **argv)
     maosd_server srv;
     memset(&srv, 0, sizeof(srv));
     srv.cfg = &cfg;
+    srv.lock_fd = -1;
     srv.loop = uv_default_loop();
     srv.start_us = (uint64_t)maosd_now_us();
     srv.lim.max_frame = cfg.max_frame;

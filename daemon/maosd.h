@@ -83,6 +83,8 @@ typedef struct maosd_server {
     maosd_conn *conns;   /* list of open connections */
     int stopping;
     int listening;
+    int lock_fd;         /* flock on <socket>.lock, held while running */
+    uint64_t drained_at; /* loop time the commit queue emptied at shutdown */
 } maosd_server;
 
 struct maosd_conn {
@@ -102,6 +104,8 @@ struct maosd_conn {
     int reading;         /* uv_read_start active */
     int close_after_flush;
     int dirty;           /* on the flush list */
+    uint32_t pending_writes; /* requests at the commit thread */
+    size_t pending_bytes;    /* their frame bytes */
 };
 
 /* Start listening; logs and returns -1 on failure. */
@@ -121,6 +125,10 @@ void maosd_reply_error(maosd_conn *c, uint64_t rid, int code, const char *msg,
                        int has_actual, int64_t actual, int64_t index);
 /* Drop a reference taken for a queued request. */
 void maosd_conn_unref(maosd_conn *c);
+/* A write request of `bytes` frame bytes was queued for c / came back:
+ * counted against the connection's cap like its output. */
+void maosd_conn_write_queued(maosd_conn *c, size_t bytes);
+void maosd_conn_write_done(maosd_conn *c, size_t bytes);
 /* Fill the stats counters (loop thread). */
 void maosd_server_stats(maosd_server *srv, maos_stats *st);
 
@@ -184,6 +192,7 @@ typedef struct maosd_wreq {
     struct maosd_wreq *next;
     maosd_conn *conn;
     char *frame;              /* the request bytes; req's slices point here */
+    size_t frame_len;
     maos_request req;
     /* results, filled by the commit thread */
     int code;                 /* 0 or negative MAOS_E* */

@@ -75,10 +75,12 @@ int maosd_op_append(maosd_call *call)
     w->req = *req;
     req->mem_ = NULL;
     w->frame = call->frame;
+    w->frame_len = call->frame_len;
     call->frame = NULL;
     w->conn = call->conn;
     w->index = -1;
     call->conn->refs++;
+    maosd_conn_write_queued(call->conn, w->frame_len);
     maosd_commit_submit(call->srv->commit, w);
     return 0;
 }
@@ -102,14 +104,28 @@ void maosd_append_done(maosd_server *srv, maosd_wreq *w)
             maosd_reply_end(c, mark);
         }
     }
+    maosd_conn_write_done(c, w->frame_len);
     maosd_conn_unref(c);
     maosd_wreq_free(w);
 }
 
 /* ---- reads ---------------------------------------------------------------- */
 
-static int read_head(maosd_store *st, maos_slice stream, uint64_t *head,
-                     uint64_t *last_pos)
+/* Bytes of records in one reply: about REPLY_BUDGET, and never so much that
+ * the reply outgrows what clients accept (max_frame + MAOS_REPLY_SLACK);
+ * the first record always goes in, whatever its size. */
+static size_t reply_budget(const maosd_call *call)
+{
+    size_t b = call->srv->cfg->max_frame;
+    return b < REPLY_BUDGET ? b : REPLY_BUDGET;
+}
+
+static int fits(size_t used, size_t more, uint32_t count, size_t budget)
+{
+    return count == 0 || used + more <= budget;
+}
+
+static int read_head(maosd_store *st, maos_slice stream, uint64_t *head)
 {
     char k[MAOSD_KEY_MAX], v[16];
     size_t vlen;
@@ -120,16 +136,19 @@ static int read_head(maosd_store *st, maos_slice stream, uint64_t *head,
     if (vlen != 16)
         return MAOS_EINTERNAL;
     *head = maosd_get_u64(v);
-    if (last_pos)
-        *last_pos = maosd_get_u64(v + 8);
     return 0;
 }
 
-static int iter_error(maosd_call *call, maosd_iter *it)
+/* Undo a partly encoded reply and turn the failure into an error reply. */
+static int drop_reply(maosd_call *call, size_t mark, int rc)
 {
-    int rc = maosd_iter_status(it);
-    if (rc)
-        snprintf(call->why, sizeof(call->why), "storage read failed");
+    call->conn->out.size = mark;
+    if (rc == MAOS_ENOMEM)
+        rc = MAOS_EOVERLOADED;
+    if (rc == MAOS_ENOT_FOUND)
+        rc = MAOS_EINTERNAL;
+    snprintf(call->why, sizeof(call->why), "%s while reading",
+             rc == MAOS_EOVERLOADED ? "out of memory" : "storage failure");
     return rc;
 }
 
@@ -139,7 +158,7 @@ int maosd_op_read(maosd_call *call)
     maosd_conn *c = call->conn;
     maosd_store *st = call->srv->store;
     uint64_t head;
-    int rc = read_head(st, req->stream, &head, NULL);
+    int rc = read_head(st, req->stream, &head);
     if (rc == MAOS_ENOT_FOUND) {
         snprintf(call->why, sizeof(call->why), "stream %.*s not found",
                  (int)req->stream.len, req->stream.ptr);
@@ -163,28 +182,40 @@ int maosd_op_read(maosd_call *call)
     msgpack_packer pk;
     size_t mark = maosd_reply_begin(c, &pk);
     maos_list_mark lm;
-    maos_enc_list_begin(&c->out, req->rid, "events", &lm);
-    size_t start = c->out.size;
+    rc = maos_enc_list_begin(&c->out, req->rid, "events", &lm);
+    size_t start = c->out.size, budget = reply_budget(call);
     uint32_t count = 0;
-    uint64_t last = 0;
-    char *rec = NULL;
-    size_t rlen;
-    while (maosd_iter_valid(it) && count < req->limit &&
-           c->out.size - start < REPLY_BUDGET) {
+    int more = 0;
+    uint64_t next = 0;
+    /* The loop ends with the iterator on the first entry not returned, so
+     * "next" comes from the index itself, even if the stream grew since
+     * its head was read. */
+    while (!rc && maosd_iter_valid(it)) {
         size_t ilen, vlen;
         const char *ik = maosd_iter_key(it, &ilen);
         const char *iv = maosd_iter_value(it, &vlen);
         if (ilen != plen + 8 || memcmp(ik, k, plen) || vlen != 8)
             break;
-        char ek[8];
+        if (count == req->limit) {
+            more = 1;
+            next = maosd_get_u64(ik + plen);
+            break;
+        }
+        char ek[8], *rec = NULL;
+        size_t rlen;
         rc = maosd_store_get_alloc(st, MAOSD_CF_EVENTS, ek,
                                    maosd_key_event(ek, maosd_get_u64(iv)), &rec, &rlen);
         if (rc)
             break;
-        msgpack_sbuffer_write(&c->out, rec, rlen);
+        if (!fits(c->out.size - start, rlen, count, budget)) {
+            free(rec);
+            more = 1;
+            next = maosd_get_u64(ik + plen);
+            break;
+        }
+        if (msgpack_sbuffer_write(&c->out, rec, rlen))
+            rc = MAOS_ENOMEM;
         free(rec);
-        rec = NULL;
-        last = maosd_get_u64(ik + plen);
         count++;
         if (req->backward)
             maosd_iter_prev(it);
@@ -192,18 +223,14 @@ int maosd_op_read(maosd_call *call)
             maosd_iter_next(it);
     }
     if (!rc)
-        rc = iter_error(call, it);
+        rc = maosd_iter_status(it);
     maosd_iter_free(it);
-    if (rc) {
-        c->out.size = mark; /* drop the partial reply */
-        if (rc == MAOS_ENOT_FOUND)
-            rc = MAOS_EINTERNAL;
-        snprintf(call->why, sizeof(call->why), "storage read failed");
-        return rc;
-    }
-    int more = count && (req->backward ? last > 0 : last < head);
-    maos_enc_list_end(&c->out, &lm, count, more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE,
-                      req->backward ? last - 1 : last + 1, (maos_slice){0});
+    if (!rc)
+        rc = maos_enc_list_end(&c->out, &lm, count,
+                               more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE, next,
+                               (maos_slice){0});
+    if (rc)
+        return drop_reply(call, mark, rc);
     maosd_reply_end(c, mark);
     return 0;
 }
@@ -236,22 +263,25 @@ int maosd_op_read_all(maosd_call *call)
     msgpack_packer pk;
     size_t mark = maosd_reply_begin(c, &pk);
     maos_list_mark lm;
-    maos_enc_list_begin(&c->out, req->rid, "events", &lm);
-    size_t start = c->out.size;
+    int rc = maos_enc_list_begin(&c->out, req->rid, "events", &lm);
+    size_t start = c->out.size, budget = reply_budget(call);
     uint32_t count = 0, scanned = 0;
-    uint64_t last = 0;
-    int ended = 0, rc = 0;
-    while (count < req->limit && scanned < SCAN_BUDGET &&
-           c->out.size - start < REPLY_BUDGET) {
-        if (!maosd_iter_valid(it)) {
-            ended = 1;
-            break;
-        }
+    int more = 0;
+    uint64_t next = 0;
+    /* As in read: the loop stops with the iterator on the first record not
+     * examined, and that record's position is "next". */
+    while (!rc && maosd_iter_valid(it)) {
         size_t klen, vlen;
         const char *ik = maosd_iter_key(it, &klen);
         const char *iv = maosd_iter_value(it, &vlen);
         if (klen != 8) {
             rc = MAOS_EINTERNAL;
+            break;
+        }
+        if (count == req->limit || scanned == SCAN_BUDGET ||
+            !fits(c->out.size - start, vlen, count, budget)) {
+            more = 1;
+            next = maosd_get_u64(ik);
             break;
         }
         int match = 1;
@@ -263,36 +293,30 @@ int maosd_op_read_all(maosd_call *call)
             }
             /* Times never decrease along positions: stop at the edge. */
             if ((!req->backward && f->has_until && r.time > f->until) ||
-                (req->backward && f->has_since && r.time < f->since)) {
-                ended = 1;
+                (req->backward && f->has_since && r.time < f->since))
                 break;
-            }
             match = maos_filter_match(f, &r);
         }
         if (match) {
-            msgpack_sbuffer_write(&c->out, iv, vlen);
+            if (msgpack_sbuffer_write(&c->out, iv, vlen))
+                rc = MAOS_ENOMEM;
             count++;
         }
-        last = maosd_get_u64(ik);
         scanned++;
         if (req->backward)
             maosd_iter_prev(it);
         else
             maosd_iter_next(it);
     }
-    if (!ended && !maosd_iter_valid(it))
-        ended = 1;
     if (!rc)
-        rc = iter_error(call, it);
+        rc = maosd_iter_status(it);
     maosd_iter_free(it);
-    if (rc) {
-        c->out.size = mark;
-        snprintf(call->why, sizeof(call->why), "stored record is unreadable");
-        return rc;
-    }
-    int more = !ended && scanned && !(req->backward && last <= 1);
-    maos_enc_list_end(&c->out, &lm, count, more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE,
-                      req->backward ? last - 1 : last + 1, (maos_slice){0});
+    if (!rc)
+        rc = maos_enc_list_end(&c->out, &lm, count,
+                               more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE, next,
+                               (maos_slice){0});
+    if (rc)
+        return drop_reply(call, mark, rc);
     maosd_reply_end(c, mark);
     return 0;
 }
@@ -303,27 +327,27 @@ int maosd_op_streams(maosd_call *call)
     maosd_conn *c = call->conn;
     char pk_[MAOSD_KEY_MAX], ak[MAOSD_KEY_MAX];
     size_t plen = maosd_key_head(pk_, req->prefix);
+    size_t alen = req->after.len ? maosd_key_head(ak, req->after) : 0;
     maosd_iter *it = maosd_iter_new(call->srv->store, MAOSD_CF_STREAMS);
     if (!it)
         return MAOS_EOVERLOADED;
-    size_t alen = 0;
-    if (req->after.len) {
-        alen = maosd_key_head(ak, req->after);
+    /* Start at whichever of prefix and cursor sorts later. */
+    int cmp = memcmp(ak, pk_, alen < plen ? alen : plen);
+    if (alen && (cmp > 0 || (cmp == 0 && alen > plen)))
         maosd_iter_seek(it, ak, alen);
-    } else {
+    else
         maosd_iter_seek(it, pk_, plen);
-    }
 
     msgpack_packer pk;
     size_t mark = maosd_reply_begin(c, &pk);
     maos_list_mark lm;
-    maos_enc_list_begin(&c->out, req->rid, "streams", &lm);
+    int rc = maos_enc_list_begin(&c->out, req->rid, "streams", &lm);
+    size_t start = c->out.size, budget = reply_budget(call);
     uint32_t count = 0;
-    maos_stream_info si = {0};
     int more = 0;
     char cursor[MAOS_NAME_MAX]; /* last listed name: the next page's "after" */
     uint32_t cursor_len = 0;
-    for (; maosd_iter_valid(it); maosd_iter_next(it)) {
+    for (; !rc && maosd_iter_valid(it); maosd_iter_next(it)) {
         size_t klen, vlen;
         const char *ik = maosd_iter_key(it, &klen);
         const char *iv = maosd_iter_value(it, &vlen);
@@ -331,29 +355,33 @@ int maosd_op_streams(maosd_call *call)
             break;
         if (alen && klen == alen && !memcmp(ik, ak, alen))
             continue; /* the cursor itself was on the previous page */
-        if (count == req->limit) {
+        /* an entry is at most ~300 bytes */
+        if (count == req->limit || !fits(c->out.size - start, 512, count, budget)) {
             more = 1;
             break;
         }
         if (vlen != 16)
             continue;
-        si.stream = (maos_slice){ik + 1, (uint32_t)(klen - 1)};
-        si.head = maosd_get_u64(iv);
-        si.count = si.head + 1;
-        si.last_position = maosd_get_u64(iv + 8);
-        maos_enc_stream_info(&pk, &si);
+        maos_stream_info si = {
+            .stream = {ik + 1, (uint32_t)(klen - 1)},
+            .head = maosd_get_u64(iv),
+            .count = maosd_get_u64(iv) + 1,
+            .last_position = maosd_get_u64(iv + 8),
+        };
+        rc = maos_enc_stream_info(&pk, &si);
         cursor_len = si.stream.len;
         memcpy(cursor, si.stream.ptr, cursor_len);
         count++;
     }
-    maos_slice next = {cursor, cursor_len};
-    int rc = iter_error(call, it);
+    if (!rc)
+        rc = maosd_iter_status(it);
     maosd_iter_free(it);
-    if (rc) {
-        c->out.size = mark;
-        return rc;
-    }
-    maos_enc_list_end(&c->out, &lm, count, more ? MAOS_NEXT_STR : MAOS_NEXT_NONE, 0, next);
+    if (!rc)
+        rc = maos_enc_list_end(&c->out, &lm, count,
+                               more ? MAOS_NEXT_STR : MAOS_NEXT_NONE, 0,
+                               (maos_slice){cursor, cursor_len});
+    if (rc)
+        return drop_reply(call, mark, rc);
     maosd_reply_end(c, mark);
     return 0;
 }

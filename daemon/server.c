@@ -4,12 +4,19 @@
  * and graceful shutdown.
  *
  * Invariants:
- *  - Each connection's output (c->out, not yet handed to the kernel, plus
- *    c->in_flight_out, handed to uv_write) is capped by max_output.  Over
- *    the cap the connection stops reading: replies are produced only for
- *    requests, so memory per connection is bounded by the cap plus one
- *    reply (a read reply is itself bounded, see op_stream.c) plus the
- *    reader buffer (max_frame + header).
+ *  - Each connection's load -- output not yet handed to the kernel (c->out),
+ *    output handed to uv_write (c->in_flight_out) and the frames of its
+ *    writes waiting at the commit thread (c->pending_bytes) -- is capped by
+ *    max_output.  Over the cap the connection stops reading until the load
+ *    falls to half.  Memory per connection is thus bounded by the cap plus
+ *    one reply (a read reply is itself bounded, see op_stream.c) plus the
+ *    reader buffer (one frame: at most max_frame + 4 bytes, and only what
+ *    the peer sent; given back once empty if it grew large).
+ *  - A peer that half-closes (EOF) still gets the replies to everything it
+ *    sent; the connection closes once those are written.
+ *  - Shutdown: once the commit queue is empty, connections close after
+ *    their replies are flushed, or after DRAIN_TIMEOUT_MS for a peer that
+ *    does not read.
  *  - Work per loop turn per connection is bounded by what one read brought
  *    in (the reader's buffer space).
  *  - A connection is never freed inside a call chain: conn_close() marks it
@@ -22,6 +29,8 @@
 #include <grp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -35,6 +44,8 @@ typedef struct write_req {
     char *data;
     size_t len;
 } write_req;
+
+#define DRAIN_TIMEOUT_MS 5000
 
 static uv_check_t flush_check;
 static uv_timer_t drain_timer;
@@ -131,9 +142,20 @@ void maosd_reply_error(maosd_conn *c, uint64_t rid, int code, const char *msg,
     maosd_reply_end(c, mark);
 }
 
+static size_t conn_load(const maosd_conn *c)
+{
+    return c->out.size + c->in_flight_out + c->pending_bytes;
+}
+
 static int over_cap(const maosd_conn *c)
 {
-    return c->out.size + c->in_flight_out > c->srv->cfg->max_output;
+    return conn_load(c) > c->srv->cfg->max_output;
+}
+
+/* Nothing more to send or to wait for. */
+static int conn_drained(const maosd_conn *c)
+{
+    return !c->out.size && !c->in_flight_out && !c->pending_writes;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -169,6 +191,23 @@ static void stop_reading(maosd_conn *c)
     c->reading = 0;
 }
 
+/* Output or pending writes went down: close a draining connection, or
+ * resume reading one that was stopped at the cap. */
+static void conn_progress(maosd_conn *c)
+{
+    if (c->closing)
+        return;
+    if (c->close_after_flush) {
+        if (conn_drained(c))
+            conn_close(c);
+        return;
+    }
+    if (!c->reading && conn_load(c) <= c->srv->cfg->max_output / 2) {
+        start_reading(c);
+        conn_process(c); /* frames that waited in the reader */
+    }
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     write_req *wr = (write_req *)req;
@@ -184,15 +223,20 @@ static void on_written(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (c->close_after_flush) {
-        if (!c->in_flight_out && !c->out.size)
-            conn_close(c);
-        return;
-    }
-    if (!c->reading && c->out.size + c->in_flight_out <= c->srv->cfg->max_output / 2) {
-        start_reading(c);
-        conn_process(c); /* frames that waited in the reader */
-    }
+    conn_progress(c);
+}
+
+void maosd_conn_write_queued(maosd_conn *c, size_t bytes)
+{
+    c->pending_writes++;
+    c->pending_bytes += bytes;
+}
+
+void maosd_conn_write_done(maosd_conn *c, size_t bytes)
+{
+    c->pending_writes--;
+    c->pending_bytes -= bytes;
+    conn_progress(c); /* the reply itself is flushed by the check handle */
 }
 
 static void conn_flush(maosd_conn *c)
@@ -228,7 +272,7 @@ static void on_flush_check(uv_check_t *h)
         maosd_conn *c = dirty[i];
         c->dirty = 0;
         conn_flush(c);
-        if (c->close_after_flush && !c->in_flight_out && !c->out.size)
+        if (c->close_after_flush && conn_drained(c))
             conn_close(c);
         maosd_conn_unref(c);
     }
@@ -263,6 +307,7 @@ static void conn_process(maosd_conn *c)
         }
         maosd_dispatch(c, frame.ptr, frame.len);
     }
+    maos_reader_shrink(&c->rd); /* frames are done with: give back a big buffer */
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -274,10 +319,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_process(c);
         return;
     }
+    if (nread == UV_EOF) {
+        /* Half-close: answer what was sent, then close. */
+        stop_reading(c);
+        c->close_after_flush = 1;
+        if (conn_drained(c))
+            conn_close(c);
+        return;
+    }
     if (nread < 0) {
-        if (nread != UV_EOF)
-            maosd_logf(MAOSD_LOG_DEBUG, "conn %llu read error: %s",
-                       (unsigned long long)c->id, uv_strerror((int)nread));
+        maosd_logf(MAOSD_LOG_DEBUG, "conn %llu read error: %s",
+                   (unsigned long long)c->id, uv_strerror((int)nread));
         conn_close(c);
         return;
     }
@@ -341,6 +393,13 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- listening ------------------------------------------------------------- */
 
+/*
+ * The socket's directory must keep others from replacing the socket: it is
+ * ours or root's, and not writable by others (nor by the group, unless a
+ * socket group is configured) unless it has the sticky bit (/tmp).  A
+ * missing directory is created, its last component 0700 (0750 with a
+ * group).
+ */
 static int ensure_socket_dir(const char *path, gid_t gid, int with_group)
 {
     char *dir = strdup(path);
@@ -353,9 +412,20 @@ static int ensure_socket_dir(const char *path, gid_t gid, int with_group)
     }
     *slash = 0;
     struct stat st;
-    if (stat(dir, &st) == 0) {
+    if (lstat(dir, &st) == 0) {
+        mode_t loose = with_group ? 0002 : 0022;
+        const char *why = NULL;
+        if (!S_ISDIR(st.st_mode))
+            why = "is not a directory";
+        else if (st.st_uid != geteuid() && st.st_uid != 0)
+            why = "is owned by another user";
+        else if ((st.st_mode & loose) && !(st.st_mode & S_ISVTX))
+            why = "is writable by others";
+        if (why)
+            maosd_log(MAOSD_LOG_ERROR,
+                      "socket directory %s %s; refusing to serve there", dir, why);
         free(dir);
-        return 0;
+        return why ? -1 : 0;
     }
     /* create parents as needed; the last component is ours: 0700/0750 */
     for (char *p = dir + 1; *p; p++) {
@@ -375,6 +445,31 @@ static int ensure_socket_dir(const char *path, gid_t gid, int with_group)
         maosd_log(MAOSD_LOG_WARN, "cannot give %s to group %u: %s", dir,
                   (unsigned)gid, strerror(errno));
     free(dir);
+    return 0;
+}
+
+/* Hold <socket>.lock for the daemon's life, so that two daemons starting
+ * together cannot both judge the socket stale and replace each other's. */
+static int lock_socket(maosd_server *srv, const char *path)
+{
+    char *lp = NULL;
+    if (asprintf(&lp, "%s.lock", path) < 0)
+        return -1;
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        maosd_log(MAOSD_LOG_ERROR, "cannot open %s: %s", lp, strerror(errno));
+        free(lp);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        maosd_log(MAOSD_LOG_ERROR, "another maosd is already listening on %s "
+                  "(%s is locked)", path, lp);
+        close(fd);
+        free(lp);
+        return -1;
+    }
+    free(lp);
+    srv->lock_fd = fd;
     return 0;
 }
 
@@ -412,7 +507,8 @@ int maosd_server_listen(maosd_server *srv)
         }
         gid = g->gr_gid;
     }
-    if (ensure_socket_dir(path, gid, cfg->socket_group != NULL))
+    if (ensure_socket_dir(path, gid, cfg->socket_group != NULL) ||
+        lock_socket(srv, path))
         return -1;
 
     struct stat st;
@@ -468,12 +564,15 @@ static void on_drain_tick(uv_timer_t *t)
     maosd_server *srv = t->data;
     if (maosd_commit_in_flight(srv->commit))
         return; /* queued commits are still being written and answered */
+    if (!srv->drained_at)
+        srv->drained_at = uv_now(srv->loop);
+    int late = uv_now(srv->loop) - srv->drained_at > DRAIN_TIMEOUT_MS;
     for (maosd_conn *c = srv->conns; c; c = c->next) {
         if (c->closing)
             continue;
         stop_reading(c);
         c->close_after_flush = 1;
-        if (!c->out.size && !c->in_flight_out)
+        if (conn_drained(c) || late) /* late: a peer that does not read */
             conn_close(c);
     }
     if (srv->conns)
@@ -485,6 +584,8 @@ static void on_drain_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     maosd_commit_stop(srv->commit);
     srv->commit = NULL;
+    if (srv->lock_fd >= 0)
+        close(srv->lock_fd);
     free(dirty);
     dirty = NULL;
     n_dirty = cap_dirty = 0;

@@ -7,6 +7,9 @@
  *    and checked against max_frame, so a peer that declares a huge length
  *    gets MAOS_EFRAME_TOO_LARGE before a single byte of it is buffered.
  *  - Errors are sticky: once r->err is set every call returns it.
+ *  - A frame over 1 MiB gets a buffer of exactly its size, and
+ *    maos_reader_shrink gives a large empty buffer back, so an idle
+ *    connection does not keep the memory of its largest frame.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 #include "maos/proto.h"
 
 #define READER_MIN_CAP 16384
+#define READER_BIG (1u << 20)
 
 void maos_frame_put_len(char hdr[4], uint32_t len)
 {
@@ -73,6 +77,8 @@ static int ensure(maos_reader *r, size_t need)
     size_t cap = r->cap ? r->cap : READER_MIN_CAP;
     while (cap < need)
         cap *= 2;
+    if (need > READER_BIG && cap > need)
+        cap = need; /* a big frame gets exactly its size, not double */
     char *nb = realloc(r->buf, cap);
     if (!nb)
         return r->err = MAOS_ENOMEM;
@@ -100,6 +106,15 @@ long maos_reader_space(maos_reader *r, char **p, size_t want)
         return rc;
     *p = r->buf + r->len;
     return (long)(r->cap - r->len);
+}
+
+void maos_reader_shrink(maos_reader *r)
+{
+    if (r->pos != r->len || r->cap <= 4 * READER_MIN_CAP)
+        return;
+    free(r->buf);
+    r->buf = NULL;
+    r->cap = r->len = r->pos = 0;
 }
 
 void maos_reader_commit(maos_reader *r, size_t n)

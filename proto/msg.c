@@ -137,6 +137,7 @@ typedef struct dec {
     const maos_limits *lim;
     char *why;
     size_t whylen;
+    uint64_t events; /* events decoded so far, across a txn's appends */
 } dec;
 
 #define FAIL(d, code, ...) (why_set((d)->why, (d)->whylen, __VA_ARGS__), (code))
@@ -227,9 +228,12 @@ static int dec_events(dec *d, maos_mpr *r, maos_append_in *a)
         return FAIL(d, MAOS_EBAD_REQUEST, "events must be an array");
     if (n == 0)
         return FAIL(d, MAOS_EBAD_REQUEST, "events must not be empty");
-    if (n > d->lim->max_events)
-        return FAIL(d, MAOS_ELIMIT, "too many events in one request (%u > %u)",
-                    n, d->lim->max_events);
+    /* Checked against the running total before allocating, so a txn of
+     * many appends cannot allocate more than one request's worth. */
+    if (n > d->lim->max_events || d->events + n > d->lim->max_events)
+        return FAIL(d, MAOS_ELIMIT, "too many events in one request (more than %u)",
+                    d->lim->max_events);
+    d->events += n;
     a->events = req_alloc(d->req, (size_t)n * sizeof(maos_event_in));
     if (!a->events)
         return FAIL(d, MAOS_ENOMEM, "out of memory");
@@ -307,7 +311,6 @@ static int dec_txn(dec *d, maos_mpr *r)
     if (!req->appends)
         return FAIL(d, MAOS_ENOMEM, "out of memory");
     req->n_appends = n;
-    uint64_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
         maos_append_in *a = &req->appends[i];
         a->expect = MAOS_EXPECT_ANY;
@@ -328,16 +331,12 @@ static int dec_txn(dec *d, maos_mpr *r)
         int rc = check_append(d, a);
         if (rc)
             return rc;
-        total += a->n_events;
         for (uint32_t j = 0; j < i; j++)
             if (req->appends[j].stream.len == a->stream.len &&
                 !memcmp(req->appends[j].stream.ptr, a->stream.ptr, a->stream.len))
                 return FAIL(d, MAOS_EBAD_REQUEST,
                             "a txn may name each stream once (append %u repeats one)", i);
     }
-    if (total > d->lim->max_events)
-        return FAIL(d, MAOS_ELIMIT, "too many events in one txn (%llu > %u)",
-                    (unsigned long long)total, d->lim->max_events);
     return 0;
 }
 
@@ -477,7 +476,7 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
     maos_limits lim = lim_in ? *lim_in : (maos_limits){0};
     maos_limits_defaults(&lim);
     memset(req, 0, sizeof(*req));
-    dec d = {req, &lim, why, whylen};
+    dec d = {req, &lim, why, whylen, 0};
     why_set(why, whylen, "%s", "");
 
     /* The envelope first (the cursor is bounded, so this is safe on any
@@ -872,6 +871,7 @@ int maos_enc_list_begin(msgpack_sbuffer *sb, uint64_t rid, const char *key,
                         maos_list_mark *mark)
 {
     msgpack_packer pk;
+    mark->count_off = 0;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     if (head_rep(&pk, 2, rid, 1) || pk_cstr(&pk, key))
         return MAOS_ENOMEM;
@@ -893,8 +893,9 @@ int maos_enc_list_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
                       uint32_t count, int next_kind, uint64_t next_u,
                       maos_slice next_s)
 {
-    char *c = sb->data + mark->count_off;
-    maos_frame_put_len(c, count);
+    if (!mark->count_off || mark->count_off + 4 > sb->size)
+        return MAOS_EINVALID_ARG; /* list_begin failed or was not called */
+    maos_frame_put_len(sb->data + mark->count_off, count);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     if (pk_cstr(&pk, "next"))

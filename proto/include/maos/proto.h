@@ -114,6 +114,9 @@ int maos_reader_feed(maos_reader *r, const void *p, size_t n);
 long maos_reader_space(maos_reader *r, char **p, size_t want);
 /* n bytes were written into the space. */
 void maos_reader_commit(maos_reader *r, size_t n);
+/* Free a large buffer once every byte in it has been handed out (call
+ * when the frames taken are no longer used). */
+void maos_reader_shrink(maos_reader *r);
 /* 1 and *frame set to the next payload (valid until the next call on r),
  * 0 when more bytes are needed, or a negative sticky error. */
 int maos_reader_next(maos_reader *r, maos_slice *frame);
