@@ -6,6 +6,8 @@
  * Reads run on the loop thread in bounded slices: one reply carries at most
  * `limit` events and about REPLY_BUDGET bytes, and read_all examines at most
  * SCAN_BUDGET records per request; the reply's "next" says where to go on.
+ * read_all with an exact stream walks that stream's index instead of the
+ * log, so its cost follows the stream's length, not the log's.
  * Replies copy stored record bytes into the output buffer: no re-encoding.
  */
 #include <stdio.h>
@@ -152,28 +154,25 @@ static int drop_reply(maosd_call *call, size_t mark, int rc)
     return rc;
 }
 
-int maosd_op_read(maosd_call *call)
+/*
+ * Walk one stream's version index from version `from` (inclusive), forward
+ * or backward, and reply with its records: op read (no filter; "next" is a
+ * version) and read_all with an exact stream (filter; "next" a position).
+ * The loop ends with the iterator on the first entry not returned, so
+ * "next" comes from the index itself, even if the stream grew meanwhile.
+ */
+static int reply_from_index(maosd_call *call, maos_slice stream, uint64_t from,
+                            const maos_filter *f)
 {
     maos_request *req = call->req;
     maosd_conn *c = call->conn;
     maosd_store *st = call->srv->store;
-    uint64_t head;
-    int rc = read_head(st, req->stream, &head);
-    if (rc == MAOS_ENOT_FOUND) {
-        snprintf(call->why, sizeof(call->why), "stream %.*s not found",
-                 (int)req->stream.len, req->stream.ptr);
-        return rc;
-    }
-    if (rc)
-        return rc;
-
-    uint64_t from = req->has_from ? req->from : (req->backward ? head : 0);
     char k[MAOSD_KEY_MAX];
-    size_t plen = 2 + req->stream.len; /* 'v' stream 0 */
+    size_t plen = 2 + stream.len; /* 'v' stream 0 */
     maosd_iter *it = maosd_iter_new(st, MAOSD_CF_STREAMS);
     if (!it)
         return MAOS_EOVERLOADED;
-    size_t klen = maosd_key_version(k, req->stream, from);
+    size_t klen = maosd_key_version(k, stream, from);
     if (req->backward)
         maosd_iter_seek_prev(it, k, klen);
     else
@@ -182,46 +181,60 @@ int maosd_op_read(maosd_call *call)
     msgpack_packer pk;
     size_t mark = maosd_reply_begin(c, &pk);
     maos_list_mark lm;
-    rc = maos_enc_list_begin(&c->out, req->rid, "events", &lm);
+    int rc = maos_enc_list_begin(&c->out, req->rid, "events", &lm);
     size_t start = c->out.size, budget = reply_budget(call);
-    uint32_t count = 0;
+    uint32_t count = 0, scanned = 0;
     int more = 0;
     uint64_t next = 0;
-    /* The loop ends with the iterator on the first entry not returned, so
-     * "next" comes from the index itself, even if the stream grew since
-     * its head was read. */
+    char *rec = NULL;
     while (!rc && maosd_iter_valid(it)) {
-        size_t ilen, vlen;
+        size_t ilen, vlen, rlen;
         const char *ik = maosd_iter_key(it, &ilen);
         const char *iv = maosd_iter_value(it, &vlen);
         if (ilen != plen + 8 || memcmp(ik, k, plen) || vlen != 8)
             break;
-        if (count == req->limit) {
+        uint64_t pos = maosd_get_u64(iv);
+        if (count == req->limit || scanned == SCAN_BUDGET) {
             more = 1;
-            next = maosd_get_u64(ik + plen);
+            next = f ? pos : maosd_get_u64(ik + plen);
             break;
         }
-        char ek[8], *rec = NULL;
-        size_t rlen;
-        rc = maosd_store_get_alloc(st, MAOSD_CF_EVENTS, ek,
-                                   maosd_key_event(ek, maosd_get_u64(iv)), &rec, &rlen);
+        char ek[8];
+        free(rec);
+        rec = NULL;
+        rc = maosd_store_get_alloc(st, MAOSD_CF_EVENTS, ek, maosd_key_event(ek, pos),
+                                   &rec, &rlen);
         if (rc)
             break;
         if (!fits(c->out.size - start, rlen, count, budget)) {
-            free(rec);
             more = 1;
-            next = maosd_get_u64(ik + plen);
+            next = f ? pos : maosd_get_u64(ik + plen);
             break;
         }
-        if (msgpack_sbuffer_write(&c->out, rec, rlen))
-            rc = MAOS_ENOMEM;
-        free(rec);
-        count++;
+        int match = 1;
+        if (f) {
+            maos_record r;
+            if (maos_record_decode(rec, rlen, &r)) {
+                rc = MAOS_EINTERNAL;
+                break;
+            }
+            if ((!req->backward && f->has_until && r.time > f->until) ||
+                (req->backward && f->has_since && r.time < f->since))
+                break; /* times never decrease along positions */
+            match = maos_filter_match(f, &r);
+        }
+        if (match) {
+            if (msgpack_sbuffer_write(&c->out, rec, rlen))
+                rc = MAOS_ENOMEM;
+            count++;
+        }
+        scanned++;
         if (req->backward)
             maosd_iter_prev(it);
         else
             maosd_iter_next(it);
     }
+    free(rec);
     if (!rc)
         rc = maosd_iter_status(it);
     maosd_iter_free(it);
@@ -233,6 +246,91 @@ int maosd_op_read(maosd_call *call)
         return drop_reply(call, mark, rc);
     maosd_reply_end(c, mark);
     return 0;
+}
+
+/* An empty page: {events: [], next: nil}. */
+static int reply_empty(maosd_call *call)
+{
+    maosd_conn *c = call->conn;
+    msgpack_packer pk;
+    size_t mark = maosd_reply_begin(c, &pk);
+    maos_list_mark lm;
+    int rc = maos_enc_list_begin(&c->out, call->req->rid, "events", &lm);
+    if (!rc)
+        rc = maos_enc_list_end(&c->out, &lm, 0, MAOS_NEXT_NONE, 0, (maos_slice){0});
+    if (rc)
+        return drop_reply(call, mark, rc);
+    maosd_reply_end(c, mark);
+    return 0;
+}
+
+int maosd_op_read(maosd_call *call)
+{
+    maos_request *req = call->req;
+    uint64_t head;
+    int rc = read_head(call->srv->store, req->stream, &head);
+    if (rc == MAOS_ENOT_FOUND) {
+        snprintf(call->why, sizeof(call->why), "stream %.*s not found",
+                 (int)req->stream.len, req->stream.ptr);
+        return rc;
+    }
+    if (rc)
+        return rc;
+    uint64_t from = req->has_from ? req->from : (req->backward ? head : 0);
+    return reply_from_index(call, req->stream, from, NULL);
+}
+
+/* Position of a stream's version v (it exists: v <= head). */
+static int version_position(maosd_store *st, maos_slice stream, uint64_t v,
+                            uint64_t *pos)
+{
+    char k[MAOSD_KEY_MAX], val[8];
+    size_t vlen;
+    int rc = maosd_store_get(st, MAOSD_CF_STREAMS, k, maosd_key_version(k, stream, v),
+                             val, sizeof(val), &vlen);
+    if (rc)
+        return rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc;
+    *pos = maosd_get_u64(val);
+    return 0;
+}
+
+/*
+ * read_all with an exact stream: walk that stream's index, not the whole
+ * log.  Positions grow with versions, so the first version at or after the
+ * starting position (forward; the last at or before it, backward) is found
+ * by binary search: log2(stream length) point reads.
+ */
+static int read_all_stream(maosd_call *call)
+{
+    maos_request *req = call->req;
+    maosd_store *st = call->srv->store;
+    maos_slice stream = req->filter.stream;
+    uint64_t head;
+    int rc = read_head(st, stream, &head);
+    if (rc == MAOS_ENOT_FOUND)
+        return reply_empty(call);
+    if (rc)
+        return rc;
+    uint64_t from = req->has_from ? req->from : (req->backward ? UINT64_MAX : 1);
+    /* first version whose position is > from (backward) or >= from */
+    uint64_t lo = 0, hi = head + 1;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2, pos;
+        if ((rc = version_position(st, stream, mid, &pos)))
+            return rc;
+        if (req->backward ? pos <= from : pos < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (req->backward) {
+        if (lo == 0)
+            return reply_empty(call);
+        return reply_from_index(call, stream, lo - 1, &req->filter);
+    }
+    if (lo > head)
+        return reply_empty(call);
+    return reply_from_index(call, stream, lo, &req->filter);
 }
 
 static int filter_active(const maos_filter *f)
@@ -247,6 +345,8 @@ int maosd_op_read_all(maosd_call *call)
     maosd_conn *c = call->conn;
     const maos_filter *f = &req->filter;
     int filtered = filter_active(f);
+    if (f->stream.len)
+        return read_all_stream(call);
     maosd_iter *it = maosd_iter_new(call->srv->store, MAOSD_CF_EVENTS);
     if (!it)
         return MAOS_EOVERLOADED;
