@@ -576,6 +576,11 @@ long mt_vm_kb(pid_t pid)
     return status_kb(pid, "VmSize:");
 }
 
+long mt_hwm_kb(pid_t pid)
+{
+    return status_kb(pid, "VmHWM:");
+}
+
 /* ---- spawning ------------------------------------------------------------ */
 
 static void buf_add(char **b, size_t *n, size_t *cap, const char *p, size_t k)

@@ -174,6 +174,9 @@ long mt_rss_kb(pid_t pid);
 /* Virtual size (VmSize) in KiB, -1 on error: a huge malloc shows here even
  * before its pages are touched. */
 long mt_vm_kb(pid_t pid);
+/* Peak resident set size (VmHWM) in KiB, -1 on error: catches a spike
+ * that was freed again before the test looked. */
+long mt_hwm_kb(pid_t pid);
 /* Whether the daemon process is still alive (not exited). */
 int mt_daemon_alive(mt_daemon *d);
 

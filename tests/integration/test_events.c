@@ -1255,6 +1255,267 @@ static void test_pipelined_appends(void **state)
     MT_EQ_INT(mt_daemon_stop(g_d), 0);
 }
 
+/* ---- regressions from the review of bf6c102 ------------------------------ */
+
+/* A msgpack bin32 of n bytes, every byte `fill`; *len gets the value's size. */
+static char *mk_bin(size_t n, uint8_t fill, size_t *len)
+{
+    char *p = malloc(n + 5);
+    if (!p)
+        MT_FAIL("malloc %zu", n + 5);
+    p[0] = (char)0xc6;
+    p[1] = (char)(n >> 24);
+    p[2] = (char)(n >> 16);
+    p[3] = (char)(n >> 8);
+    p[4] = (char)n;
+    memset(p + 5, fill, n);
+    *len = n + 5;
+    return p;
+}
+
+/* What a big event read back was: its key (version or position), the
+ * length of its data value and the byte it was filled with. */
+typedef struct bigrec {
+    uint64_t key;
+    size_t len;
+    int fill;
+} bigrec;
+
+/* The data of e is a bin32 of identical bytes; returns that byte. */
+static int bin_fill(const maos_event *e)
+{
+    const unsigned char *d = e->data;
+    if (e->data_len < 6 || d[0] != 0xc6)
+        MT_FAIL("event %llu: data is not a bin32 (%zu bytes, first 0x%02x)",
+                (unsigned long long)e->position, e->data_len,
+                e->data_len ? d[0] : 0);
+    size_t n = (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
+    MT_EQ_U64(n + 5, e->data_len);
+    if (memcmp(d + 5, d + 6, n - 1) != 0)
+        MT_FAIL("event %llu: data bytes differ from each other",
+                (unsigned long long)e->position);
+    return d[5];
+}
+
+/* Read one stream (stream != NULL, maos_read) or $all (maos_read_all) with
+ * the default limit, following next to the end.  Returns the events read. */
+static size_t big_collect(maos_ctx *c, const char *stream, int backward,
+                          bigrec *out, size_t cap, int *pages)
+{
+    size_t n = 0;
+    uint64_t from = MAOS_FROM_START;
+    *pages = 0;
+    for (int guard = 0; guard < 1000; guard++) {
+        maos_page *p = NULL;
+        int rc = stream ? maos_read(c, stream, from, backward, 0, &p)
+                        : maos_read_all(c, NULL, from, backward, 0, &p);
+        if (rc != 0)
+            MT_FAIL("%s %s, %s, page %d from %llu: %d (%s) %s",
+                    stream ? "read" : "read_all", stream ? stream : "$all",
+                    backward ? "backward" : "forward", *pages,
+                    (unsigned long long)from, rc, maos_err_name(rc), c->errstr);
+        (*pages)++;
+        for (size_t i = 0; i < p->n; i++) {
+            if (n >= cap) {
+                maos_page_free(p);
+                MT_FAIL("more than %zu events", cap);
+            }
+            out[n].key = stream ? p->events[i].version : p->events[i].position;
+            out[n].len = p->events[i].data_len;
+            out[n].fill = bin_fill(&p->events[i]);
+            n++;
+        }
+        int more = p->has_next;
+        uint64_t next = p->next;
+        size_t got = p->n;
+        maos_page_free(p);
+        if (!more)
+            return n;
+        if (stream && got == 0)
+            MT_FAIL("stream read page with has_next but no events");
+        from = next;
+    }
+    MT_FAIL("paging did not end");
+}
+
+/* Every event of sizes[] (filled 'a' + k, at version/position k [+ 1]) came
+ * back, in order, in all four reads. */
+static void assert_all_readable(maos_ctx *c, const char *stream,
+                                const size_t *sizes, size_t n)
+{
+    bigrec got[32];
+    for (int all = 0; all < 2; all++)
+        for (int backward = 0; backward < 2; backward++) {
+            int pages;
+            size_t m = big_collect(c, all ? NULL : stream, backward, got, 32,
+                                   &pages);
+            print_message("%s %s: %zu events in %d pages\n",
+                          all ? "read_all" : "read",
+                          backward ? "backward" : "forward", m, pages);
+            MT_EQ_U64(m, n);
+            for (size_t i = 0; i < n; i++) {
+                size_t k = backward ? n - 1 - i : i;
+                MT_EQ_U64(got[i].key, all ? k + 1 : k);
+                MT_EQ_U64(got[i].len, sizes[k] + 5);
+                MT_EQ_INT(got[i].fill, 'a' + (int)k);
+            }
+        }
+}
+
+static void assert_verify_ok(void)
+{
+    mt_run r;
+    int st = mt_ctl(g_d, &r, "verify", NULL);
+    if (st != 0 || !strstr(r.out, "OK")) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "maosctl verify: status %d, out \"%.200s\", "
+                 "err \"%.200s\"", st, r.out, r.err);
+        mt_run_free(&r);
+        MT_FAIL("%s", msg);
+    }
+    mt_run_free(&r);
+}
+
+static void append_sizes(maos_ctx *c, const char *stream, const size_t *sizes,
+                         size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        size_t len;
+        char *data = mk_bin(sizes[k], (uint8_t)('a' + k), &len);
+        maos_event_spec ev = {NULL, "Big", data, len, NULL, 0};
+        maos_append_info info;
+        memset(&info, 0, sizeof info);
+        int rc = maos_append(c, stream, MAOS_EXPECT_ANY, &ev, 1, &info);
+        free(data);
+        if (rc != 0)
+            MT_FAIL("append %zu bytes: %d (%s) %s", sizes[k], rc,
+                    maos_err_name(rc), c->errstr);
+        MT_EQ_U64(info.version, k);
+    }
+}
+
+/* A read reply stays within what clients accept (max_frame + slack): a
+ * 1 MB and a 16 MB event next to each other come back in separate pages,
+ * with the default limit, both ways, and maosctl verify reads them too.
+ * (Before bf6c102 a reply took records while it was under 1 MiB, so after
+ * 1.04 MB it still took the 16 MB one, and the client refused the 17 MB
+ * reply as too large.) */
+static void test_big_events_readable(void **state)
+{
+    (void)state;
+    start();
+    maos_ctx *c = conn();
+    static const size_t sizes[] = {100, 1040000, 200, 16000000, 300, 400};
+    size_t n = sizeof sizes / sizeof sizes[0];
+    append_sizes(c, "big-1", sizes, n);
+    assert_all_readable(c, "big-1", sizes, n);
+    maos_free(c);
+    assert_verify_ok();
+    MT_EQ_INT(mt_daemon_stop(g_d), 0);
+}
+
+/* The same with a small --max-frame: ten 30 KB events, at most two per
+ * 64 KiB reply, all readable by following next. */
+static void test_small_max_frame_reads(void **state)
+{
+    (void)state;
+    g_d = mt_daemon_new(NULL, NULL);
+    mt_daemon_add_arg(g_d, "--max-frame");
+    mt_daemon_add_arg(g_d, "65536");
+    mt_daemon_up(g_d);
+    maos_ctx *c = conn();
+    MT_EQ_U64(maos_max_frame(c), 65536);
+    size_t sizes[10];
+    for (size_t k = 0; k < 10; k++)
+        sizes[k] = 30000;
+    append_sizes(c, "mf-1", sizes, 10);
+    assert_all_readable(c, "mf-1", sizes, 10);
+    maos_free(c);
+    assert_verify_ok();
+    MT_EQ_INT(mt_daemon_stop(g_d), 0);
+}
+
+/* An `after` cursor that sorts before the prefix starts at the prefix
+ * (before bf6c102 the listing came back empty). */
+static void test_streams_after_before_prefix(void **state)
+{
+    (void)state;
+    start();
+    maos_ctx *c = conn();
+    app(c, "a1", MAOS_EXPECT_ANY, "T", 1, 0, 0);
+    app(c, "b1", MAOS_EXPECT_ANY, "T", 1, 0, 0);
+    maos_stream_page *p = NULL;
+    MT_EQ_ERR(maos_streams(c, "b", "a", 0, &p), 0);
+    MT_EQ_U64(p->n, 1);
+    MT_EQ_MEM_STR(p->streams[0].stream, p->streams[0].stream_len, "b1");
+    MT_EQ_INT(p->has_next, 0);
+    maos_stream_page_free(p);
+    /* and one page at a time */
+    p = NULL;
+    MT_EQ_ERR(maos_streams(c, "b", "a", 1, &p), 0);
+    MT_EQ_U64(p->n, 1);
+    MT_EQ_MEM_STR(p->streams[0].stream, p->streams[0].stream_len, "b1");
+    maos_stream_page_free(p);
+    /* a cursor past the prefix: nothing */
+    p = NULL;
+    MT_EQ_ERR(maos_streams(c, "a", "b", 0, &p), 0);
+    MT_EQ_U64(p->n, 0);
+    MT_EQ_INT(p->has_next, 0);
+    maos_stream_page_free(p);
+    maos_free(c);
+    MT_EQ_INT(mt_daemon_stop(g_d), 0);
+}
+
+/* A txn of 100 appends may hold 10,000 events in all, not 10,000 per
+ * append: over that it is LIMIT, refused before the daemon allocates for
+ * all of them (1,000,000 events decoded took ~70 MB before bf6c102). */
+static void test_txn_event_limit(void **state)
+{
+    (void)state;
+    start();
+    maos_ctx *c = conn();
+    enum { NA = 100, PER = 10000 };
+    maos_event_spec *ev = calloc(PER, sizeof *ev);
+    for (size_t i = 0; i < PER; i++)
+        ev[i].type = "T";
+    char names[NA][16];
+    maos_txn_append tx[NA];
+    for (int i = 0; i < NA; i++) {
+        snprintf(names[i], sizeof names[i], "tl-%d", i);
+        tx[i] = (maos_txn_append){names[i], MAOS_EXPECT_ANY, ev, 101};
+    }
+    long hwm0 = mt_hwm_kb(g_d->pid);
+    MT_CMP_INT(hwm0, >, 0);
+
+    /* 100 x 101 = 10,100 events */
+    int rc = maos_txn(c, tx, NA, NULL);
+    print_message("txn of 10,100 events: %d (%s) %s\n", rc, maos_err_name(rc),
+                  c->errstr);
+    MT_EQ_ERR(rc, MAOS_ELIMIT);
+    MT_EQ_ERR(maos_ping(c), 0);
+    MT_EQ_U64(head_position(c), 0);
+
+    /* 100 x 10,000 = 1,000,000 events in an ~8 MB frame */
+    for (int i = 0; i < NA; i++)
+        tx[i].n_events = PER;
+    rc = maos_txn(c, tx, NA, NULL);
+    MT_EQ_ERR(rc, MAOS_ELIMIT);
+    MT_EQ_ERR(maos_ping(c), 0);
+    MT_EQ_U64(head_position(c), 0);
+    long hwm1 = mt_hwm_kb(g_d->pid);
+    print_message("maosd VmHWM %ld -> %ld KiB\n", hwm0, hwm1);
+    MT_CMP_INT(hwm1 - hwm0, <, 40 * 1024);
+
+    /* exactly 10,000 is fine */
+    for (int i = 0; i < NA; i++)
+        tx[i].n_events = PER / NA;
+    MT_EQ_ERR(maos_txn(c, tx, NA, NULL), 0);
+    MT_EQ_U64(head_position(c), PER);
+    free(ev);
+    maos_free(c);
+    MT_EQ_INT(mt_daemon_stop(g_d), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1270,6 +1531,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_restart_keeps_everything),
         cmocka_unit_test(test_server_ids_uuidv7),
         cmocka_unit_test(test_pipelined_appends),
+        cmocka_unit_test(test_big_events_readable),
+        cmocka_unit_test(test_small_max_frame_reads),
+        cmocka_unit_test(test_streams_after_before_prefix),
+        cmocka_unit_test(test_txn_event_limit),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 60);
 }
