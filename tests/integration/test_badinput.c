@@ -12,9 +12,13 @@
  * must exit 0 on SIGTERM at the end (it did not crash).
  */
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -302,11 +306,9 @@ static void assert_healthy(void)
     close(fd);
 }
 
-/* Start a daemon and commit the base events. */
-static void setup_daemon(void)
+/* Commit the base events on the started g_d. */
+static void base_events(void)
 {
-    g_d = mt_daemon_new(NULL, NULL);
-    mt_daemon_up(g_d);
     for (int i = 0; i < BASE_N; i++)
         for (int k = 0; k < 16; k++)
             g_base_ids[i][k] = (uint8_t)(0x10 * (i + 1) + k);
@@ -317,6 +319,14 @@ static void setup_daemon(void)
     MT_EQ_U64(pos, 1);
     close(fd);
     g_health_appends = 0;
+}
+
+/* Start a daemon and commit the base events. */
+static void setup_daemon(void)
+{
+    g_d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(g_d);
+    base_events();
 }
 
 /* Everything still fine, and the daemon shuts down cleanly. */
@@ -1089,6 +1099,335 @@ static void test_mixed_abuse_many_connections(void **state)
     finish();
 }
 
+/* ---- regressions from the review of bf6c102 ------------------------------ */
+
+/* Peak memory the daemon may reach while one client floods it: the cap on
+ * a connection's load (64 MiB of queued writes and output), a commit group
+ * (64 MiB), the reader's frame and RocksDB's memtables and cache, with
+ * room to spare.  Before bf6c102 the daemon read everything: 200 x 4 MB
+ * queued reached ~1.6 GB. */
+#define FLOOD_HWM_KB (600L * 1024)
+
+static void put_be64(char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (char)v;
+}
+
+/* A whole append frame (header included) of one event whose data is a bin
+ * of dlen bytes of `fill`; the rid is a uint64 (0xcf) whose 8 bytes are at
+ * *rid_off, for the caller to patch.  Returns a malloc'd frame. */
+static char *mk_big_append(const char *stream, size_t dlen, char fill,
+                           uint64_t rid, size_t *flen, size_t *rid_off)
+{
+    pkbuf b;
+    pk_init(&b);
+    msgpack_pack_map(&b.pk, 4);
+    pk_str(&b.pk, "op");
+    pk_str(&b.pk, "append");
+    pk_str(&b.pk, "rid");
+    size_t off = b.sb.size + 1;
+    msgpack_pack_uint64(&b.pk, rid | (1ull << 40)); /* forces 0xcf */
+    pk_str(&b.pk, "stream");
+    pk_str(&b.pk, stream);
+    pk_str(&b.pk, "events");
+    msgpack_pack_array(&b.pk, 1);
+    msgpack_pack_map(&b.pk, 2);
+    pk_str(&b.pk, "type");
+    pk_str(&b.pk, "Big");
+    pk_str(&b.pk, "data");
+    msgpack_pack_bin(&b.pk, dlen);
+    char *data = malloc(dlen);
+    memset(data, fill, dlen);
+    msgpack_pack_bin_body(&b.pk, data, dlen);
+    free(data);
+    MT_EQ_INT((unsigned char)b.sb.data[off - 1], 0xcf);
+    char *f = malloc(b.sb.size + 4);
+    maos_frame_put_len(f, (uint32_t)b.sb.size);
+    memcpy(f + 4, b.sb.data, b.sb.size);
+    *flen = b.sb.size + 4;
+    *rid_off = off + 4;
+    put_be64(f + *rid_off, rid);
+    pk_done(&b);
+    return f;
+}
+
+/* 1 once the child has exited (not reaped: mt_wait does that). */
+static int kid_exited(pid_t kid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)kid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return 1;
+    return si.si_pid == kid;
+}
+
+/* Receive the reply to an append: ok, one event; returns its rid. */
+static uint64_t expect_append_ok(int fd, int timeout_ms)
+{
+    char *frame;
+    uint32_t len;
+    int r = mt_recv_frame(fd, &frame, &len, REPLY_MAX, timeout_ms);
+    if (r != 1)
+        MT_FAIL("no append reply: mt_recv_frame returned %d (0 closed, -1 "
+                "timeout, -2 too large)", r);
+    maos_reply rep;
+    memset(&rep, 0, sizeof rep);
+    int rc = maos_reply_decode(frame, len, &rep);
+    int ok = rep.ok, code = rep.code;
+    uint32_t count = rep.result.count;
+    uint64_t rid = rep.rid;
+    free(frame);
+    MT_EQ_ERR(rc, 0);
+    MT_EQ_ERR(code, 0);
+    MT_EQ_INT(ok, 1);
+    MT_EQ_U64(count, 1);
+    return rid;
+}
+
+/* A client that pipelines 200 appends of 4 MB and never reads a reply
+ * cannot grow the daemon without bound: it stops reading the client while
+ * the client's queued writes are over the cap.  Others are served
+ * meanwhile, and every append is answered once the client reads. */
+static void test_flood_without_reading(void **state)
+{
+    (void)state;
+    g_d = mt_daemon_new(NULL, NULL);
+    /* Under ASan, freed chunks wait in a quarantine (256 MB by default)
+     * that counts in VmHWM: keep it small, the bound is about maosd. */
+    char asan[512];
+    const char *ao = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof asan, "%s%squarantine_size_mb=16", ao ? ao : "",
+             ao && *ao ? ":" : "");
+    mt_daemon_setenv(g_d, "ASAN_OPTIONS", asan);
+    mt_daemon_up(g_d);
+    base_events();
+    enum { N = 200 };
+    const uint64_t rid0 = 1000;
+    size_t flen, rid_off;
+    char *msg = mk_big_append("flood-1", 4u << 20, 'f', rid0, &flen, &rid_off);
+    int fd = raw_session();
+    long hwm0 = mt_hwm_kb(g_d->pid);
+
+    /* The sender is a child, so that this process can watch and ping. */
+    pid_t kid = mt_fork();
+    if (kid == 0) {
+        for (int i = 0; i < N; i++) {
+            put_be64(msg + rid_off, rid0 + (uint64_t)i);
+            if (mt_send_all(fd, msg, flen) != 0)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    free(msg);
+    long hwm;
+    int pings = 0;
+    int64_t worst_ping = 0, t0 = mt_now_us();
+    while (!kid_exited(kid) && mt_now_us() - t0 < 60LL * 1000000) {
+        int64_t p0 = mt_now_us();
+        int pfd = raw_session();
+        raw_ping(pfd, 5000 + (uint64_t)pings);
+        close(pfd);
+        int64_t dt = mt_now_us() - p0;
+        if (dt > worst_ping)
+            worst_ping = dt;
+        pings++;
+        mt_sleep_ms(50);
+    }
+    hwm = mt_hwm_kb(g_d->pid); /* the peak, whenever it was */
+    print_message("flood: %d pings (worst %lld ms), VmHWM %ld -> %ld KiB, "
+                  "%.1f s\n", pings, (long long)(worst_ping / 1000), hwm0, hwm,
+                  (double)(mt_now_us() - t0) / 1e6);
+    MT_CMP_INT(hwm, <, FLOOD_HWM_KB);
+    MT_CMP_INT(pings, >=, 1);
+    MT_CMP_INT(worst_ping, <, 5LL * 1000000);
+    MT_EQ_INT(mt_wait(kid, 60000), 0); /* every frame was taken */
+
+    /* Now read: one ok per append, each rid once. */
+    char seen[N] = {0};
+    for (int k = 0; k < N; k++) {
+        uint64_t rid = expect_append_ok(fd, 30000);
+        if (rid < rid0 || rid >= rid0 + N || seen[rid - rid0])
+            MT_FAIL("reply %d: rid %llu unexpected or repeated", k,
+                    (unsigned long long)rid);
+        seen[rid - rid0] = 1;
+    }
+    /* the last event is version N - 1 */
+    pkbuf b;
+    pk_init(&b);
+    maos_enc_read(&b.pk, 9, (maos_slice){"flood-1", 7}, 0, 0, 1, 1);
+    send_pk(fd, &b);
+    maos_reply rep;
+    char *frame;
+    recv_reply(fd, &rep, &frame);
+    maos_record rec;
+    memset(&rec, 0, sizeof rec);
+    maos_mpr r;
+    uint32_t cnt = 0;
+    maos_mpr_init(&r, rep.items.ptr, rep.items.len);
+    int ok = rep.ok, rc = maos_mpr_array(&r, &cnt);
+    if (!rc && cnt == 1)
+        rc = maos_record_next(&r, &rec);
+    free(frame);
+    MT_EQ_INT(ok, 1);
+    MT_EQ_ERR(rc, 0);
+    MT_EQ_U64(cnt, 1);
+    MT_EQ_U64(rec.version, N - 1);
+    close(fd);
+    finish();
+}
+
+/* A client that sends hello and an append, then shuts down its writing
+ * side, still gets both replies before the daemon closes (before bf6c102
+ * the EOF closed the connection at once, replies unsent). */
+static void test_half_close_answered(void **state)
+{
+    (void)state;
+    setup_daemon();
+    int fd = raw_connect();
+    pkbuf b;
+    pk_init(&b);
+    MT_EQ_ERR(maos_enc_hello(&b.pk, 1, MAOS_PROTOCOL_VERSION, "halfclose"), 0);
+    send_pk(fd, &b);
+    maos_event_in ev = {.type = {"T", 1}};
+    maos_append_in a = {{"half-1", 6}, MAOS_EXPECT_ANY, 1, &ev};
+    pk_init(&b);
+    MT_EQ_ERR(maos_enc_append(&b.pk, 2, &a), 0);
+    send_pk(fd, &b);
+    MT_EQ_INT(shutdown(fd, SHUT_WR), 0);
+
+    maos_reply rep;
+    char *frame;
+    recv_reply(fd, &rep, &frame);
+    int ok = rep.ok, code = rep.code;
+    uint64_t rid = rep.rid, ver = rep.version;
+    free(frame);
+    MT_EQ_ERR(code, 0);
+    MT_EQ_INT(ok, 1);
+    MT_EQ_U64(rid, 1);
+    MT_EQ_U64(ver, MAOS_PROTOCOL_VERSION);
+    uint64_t arid = expect_append_ok(fd, 10000);
+    MT_EQ_U64(arid, 2);
+    /* then EOF */
+    uint32_t len;
+    int r = mt_recv_frame(fd, &frame, &len, REPLY_MAX, 10000);
+    if (r == 1)
+        free(frame);
+    MT_EQ_INT(r, 0);
+    close(fd);
+    fd = raw_session();
+    uint8_t ids[1][16];
+    MT_EQ_U64(raw_read_ids(fd, "half-1", ids, 1), 1);
+    close(fd);
+    finish();
+}
+
+/* SIGTERM while a peer has filled its socket with read requests and reads
+ * nothing: the daemon gives up on it after its drain deadline (5 s) and
+ * exits 0 (before bf6c102 it waited for that peer forever). */
+static void test_shutdown_with_stuck_reader(void **state)
+{
+    (void)state;
+    setup_daemon();
+    int fd = raw_session();
+    size_t flen, rid_off;
+    char *msg = mk_big_append("stuck-1", 100000, 's', 2, &flen, &rid_off);
+    MT_EQ_INT(mt_send_all(fd, msg, flen), 0);
+    free(msg);
+    MT_EQ_U64(expect_append_ok(fd, 10000), 2);
+
+    /* Read requests (each answered with the 100 KB event) until the
+     * socket takes no more. */
+    pkbuf b;
+    pk_init(&b);
+    maos_enc_read(&b.pk, 3, (maos_slice){"stuck-1", 7}, 0, 0, 0, 1000);
+    char req[256];
+    size_t rlen = b.sb.size + 4;
+    MT_CMP_INT(rlen, <=, sizeof req);
+    maos_frame_put_len(req, (uint32_t)b.sb.size);
+    memcpy(req + 4, b.sb.data, b.sb.size);
+    pk_done(&b);
+    int sent = 0;
+    size_t off = 0;
+    int64_t t0 = mt_now_us();
+    while (sent < 100000 && mt_now_us() - t0 < 5LL * 1000000) {
+        ssize_t w = send(fd, req + off, rlen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            off += (size_t)w;
+            if (off == rlen) {
+                off = 0;
+                sent++;
+            }
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN)
+            MT_FAIL("send: %s", strerror(errno));
+        /* full: give the daemon a moment to take more, then stop */
+        struct pollfd p = {fd, POLLOUT, 0};
+        if (poll(&p, 1, 300) <= 0)
+            break;
+    }
+    print_message("sent %d read requests (%.1f s)\n", sent,
+                  (double)(mt_now_us() - t0) / 1e6);
+    MT_CMP_INT(sent, >=, 100);
+
+    t0 = mt_now_us();
+    MT_EQ_INT(kill(g_d->pid, SIGTERM), 0);
+    int st = mt_wait(g_d->pid, 12000); /* SIGKILL after 12 s: 1000 */
+    g_d->pid = 0;
+    double secs = (double)(mt_now_us() - t0) / 1e6;
+    print_message("maosd exited with %d after %.1f s\n", st, secs);
+    MT_EQ_INT(st, 0);
+    MT_CMP_INT(secs, <, 10.0);
+    close(fd);
+
+    /* nothing was lost */
+    mt_daemon_up(g_d);
+    finish();
+}
+
+/* An error about a well-formed request that breaks a limit carries the
+ * request's rid: here data nested 100 levels deep (limit 64). */
+static void test_limit_error_has_rid(void **state)
+{
+    (void)state;
+    setup_daemon();
+    int fd = raw_session();
+    pkbuf b;
+    pk_init(&b);
+    msgpack_pack_map(&b.pk, 4);
+    pk_str(&b.pk, "op");
+    pk_str(&b.pk, "append");
+    pk_str(&b.pk, "rid");
+    msgpack_pack_uint64(&b.pk, 777);
+    pk_str(&b.pk, "stream");
+    pk_str(&b.pk, "deep-1");
+    pk_str(&b.pk, "events");
+    msgpack_pack_array(&b.pk, 1);
+    msgpack_pack_map(&b.pk, 2);
+    pk_str(&b.pk, "type");
+    pk_str(&b.pk, "T");
+    pk_str(&b.pk, "data");
+    for (int i = 0; i < 100; i++)
+        msgpack_pack_array(&b.pk, 1);
+    msgpack_pack_nil(&b.pk);
+    send_pk(fd, &b);
+    expect_error(fd, MAOS_ELIMIT, 777);
+    /* a typed error: the connection goes on */
+    raw_ping(fd, 778);
+    close(fd);
+    /* nothing was written */
+    fd = raw_session();
+    pk_init(&b);
+    maos_enc_read(&b.pk, 779, (maos_slice){"deep-1", 6}, 0, 0, 0, 10);
+    send_pk(fd, &b);
+    expect_error(fd, MAOS_ENOT_FOUND, 779);
+    close(fd);
+    finish();
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1107,6 +1446,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_huge_declared_counts),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_mixed_abuse_many_connections),
+        cmocka_unit_test(test_flood_without_reading),
+        cmocka_unit_test(test_half_close_answered),
+        cmocka_unit_test(test_shutdown_with_stuck_reader),
+        cmocka_unit_test(test_limit_error_has_rid),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 60);
 }
