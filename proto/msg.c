@@ -100,6 +100,10 @@ static void why_set(char *why, size_t whylen, const char *fmt, ...)
     va_end(ap);
 }
 
+static int enc_filter_keys(msgpack_packer *pk, const maos_filter *f);
+static uint32_t filter_keys(const maos_filter *f);
+static int dec_list(maos_mpr *r, uint32_t *count, maos_slice *raw);
+
 /* ---- request arena -------------------------------------------------------- */
 
 typedef struct chunk {
@@ -360,6 +364,12 @@ static int dec_types(dec *d, maos_mpr *r, maos_filter *f)
     return 0;
 }
 
+/* Ops whose stream/prefix keys are a read filter. */
+static int filter_op(maos_op op)
+{
+    return op == MAOS_OP_READ_ALL || op == MAOS_OP_SUBSCRIBE;
+}
+
 static int dec_key(dec *d, maos_mpr *r, maos_slice k)
 {
     maos_request *req = d->req;
@@ -384,13 +394,47 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
     } else if (key_is(k, "appends") && req->op == MAOS_OP_TXN) {
         return dec_txn(d, r);
     } else if (key_is(k, "stream")) {
-        if (req->op == MAOS_OP_READ_ALL)
+        if (filter_op(req->op))
             return dec_name(d, r, &f->stream, "stream");
         return dec_name(d, r, &req->stream, "stream");
     } else if (key_is(k, "from")) {
+        maos_slice fs;
+        if (req->op == MAOS_OP_SUBSCRIBE && maos_mpr_peek(r) == MAOS_MP_STR) {
+            maos_mpr_str(r, &fs);
+            if (key_is(fs, "start")) {
+                req->from = 1;
+                req->has_from = 1;
+            } else if (key_is(fs, "end")) {
+                req->from_end = 1;
+            } else {
+                return FAIL(d, MAOS_EBAD_REQUEST,
+                            "from must be a position, \"start\" or \"end\"");
+            }
+            return 0;
+        }
         if (maos_mpr_uint(r, &req->from))
             return FAIL(d, MAOS_EBAD_REQUEST, "from must be an unsigned integer");
         req->has_from = 1;
+    } else if (key_is(k, "from_version")) {
+        if (maos_mpr_uint(r, &req->from_version))
+            return FAIL(d, MAOS_EBAD_REQUEST, "from_version must be an unsigned integer");
+        req->has_from_version = 1;
+    } else if (key_is(k, "sub")) {
+        if (maos_mpr_uint(r, &req->sub) || req->sub == 0)
+            return FAIL(d, MAOS_EBAD_REQUEST, "sub must be a subscription id (>= 1)");
+    } else if (key_is(k, "name")) {
+        return dec_name(d, r, &req->name, "checkpoint name");
+    } else if (key_is(k, "position")) {
+        if (maos_mpr_uint(r, &req->position))
+            return FAIL(d, MAOS_EBAD_REQUEST, "position must be an unsigned integer");
+        req->has_position = 1;
+    } else if (key_is(k, "channel")) {
+        return dec_name(d, r, &req->channel, "channel");
+    } else if (key_is(k, "pattern")) {
+        return dec_name(d, r, &req->pattern, "pattern");
+    } else if (key_is(k, "payload")) {
+        if (maos_mpr_skip(r, &req->payload))
+            return FAIL(d, MAOS_EBAD_REQUEST, "payload is malformed");
     } else if (key_is(k, "backward")) {
         if (maos_mpr_bool(r, &req->backward))
             return FAIL(d, MAOS_EBAD_REQUEST, "backward must be a boolean");
@@ -399,7 +443,7 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
             return FAIL(d, MAOS_EBAD_REQUEST, "limit must be a positive integer");
         req->limit = u > MAOS_READ_LIMIT_MAX ? MAOS_READ_LIMIT_MAX : (uint32_t)u;
     } else if (key_is(k, "prefix")) {
-        if (req->op == MAOS_OP_READ_ALL)
+        if (filter_op(req->op))
             return dec_opt_str(d, r, &f->prefix, "prefix");
         return dec_opt_str(d, r, &req->prefix, "prefix");
     } else if (key_is(k, "after")) {
@@ -531,6 +575,33 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
         if (!req->stream.len)
             return FAIL(&d, MAOS_EBAD_REQUEST, "stream is required");
         break;
+    case MAOS_OP_SUBSCRIBE:
+        if (req->has_from_version && !req->filter.stream.len)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "from_version needs a stream filter");
+        if ((req->has_from != 0) + (req->from_end != 0) + (req->has_from_version != 0) > 1)
+            return FAIL(&d, MAOS_EBAD_REQUEST,
+                        "give at most one of from and from_version");
+        break;
+    case MAOS_OP_UNSUBSCRIBE:
+        if (!req->sub)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "sub is required");
+        break;
+    case MAOS_OP_CHECKPOINT_SAVE:
+        if (!req->name.len || !req->has_position)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "checkpoint_save needs name and position");
+        break;
+    case MAOS_OP_CHECKPOINT_GET:
+        if (!req->name.len)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "checkpoint_get needs a name");
+        break;
+    case MAOS_OP_PUBLISH:
+        if (!req->channel.len)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "publish needs a channel");
+        break;
+    case MAOS_OP_SUBSCRIBE_CHANNEL:
+        if (!req->pattern.len)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "subscribe_channel needs a pattern");
+        break;
     default:
         break;
     }
@@ -657,12 +728,30 @@ int maos_enc_read_all(msgpack_packer *pk, uint64_t rid, int has_from,
     static const maos_filter none;
     if (!f)
         f = &none;
-    uint32_t n = range_keys(has_from, backward, limit) + (f->stream.len != 0) +
-                 (f->prefix.len != 0) + (f->category.len != 0) +
-                 (f->n_types != 0) + (f->has_since != 0) + (f->has_until != 0);
+    uint32_t n = range_keys(has_from, backward, limit) + filter_keys(f);
     if (head_req(pk, n, rid, MAOS_OP_READ_ALL) ||
-        enc_range(pk, has_from, from, backward, limit))
+        enc_range(pk, has_from, from, backward, limit) || enc_filter_keys(pk, f))
         return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_streams(msgpack_packer *pk, uint64_t rid, maos_slice prefix,
+                     maos_slice after, uint32_t limit)
+{
+    uint32_t n = (prefix.len != 0) + (after.len != 0) + (limit != 0);
+    if (head_req(pk, n, rid, MAOS_OP_STREAMS))
+        return MAOS_ENOMEM;
+    if (prefix.len && KV_STR(pk, "prefix", prefix))
+        return MAOS_ENOMEM;
+    if (after.len && KV_STR(pk, "after", after))
+        return MAOS_ENOMEM;
+    if (limit && KV_U64(pk, "limit", limit))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+static int enc_filter_keys(msgpack_packer *pk, const maos_filter *f)
+{
     if (f->stream.len && KV_STR(pk, "stream", f->stream))
         return MAOS_ENOMEM;
     if (f->prefix.len && KV_STR(pk, "prefix", f->prefix))
@@ -683,17 +772,67 @@ int maos_enc_read_all(msgpack_packer *pk, uint64_t rid, int has_from,
     return 0;
 }
 
-int maos_enc_streams(msgpack_packer *pk, uint64_t rid, maos_slice prefix,
-                     maos_slice after, uint32_t limit)
+static uint32_t filter_keys(const maos_filter *f)
 {
-    uint32_t n = (prefix.len != 0) + (after.len != 0) + (limit != 0);
-    if (head_req(pk, n, rid, MAOS_OP_STREAMS))
+    return (f->stream.len != 0) + (f->prefix.len != 0) + (f->category.len != 0) +
+           (f->n_types != 0) + (f->has_since != 0) + (f->has_until != 0);
+}
+
+int maos_enc_subscribe(msgpack_packer *pk, uint64_t rid, const maos_filter *f,
+                       int from_kind, uint64_t from)
+{
+    static const maos_filter none;
+    if (!f)
+        f = &none;
+    if (head_req(pk, filter_keys(f) + 1, rid, MAOS_OP_SUBSCRIBE) ||
+        enc_filter_keys(pk, f))
         return MAOS_ENOMEM;
-    if (prefix.len && KV_STR(pk, "prefix", prefix))
+    switch (from_kind) {
+    case MAOS_FROM_LIVE: return KV_CSTR(pk, "from", "end") ? MAOS_ENOMEM : 0;
+    case MAOS_FROM_VERSION: return KV_U64(pk, "from_version", from) ? MAOS_ENOMEM : 0;
+    default: return KV_U64(pk, "from", from) ? MAOS_ENOMEM : 0;
+    }
+}
+
+int maos_enc_unsubscribe(msgpack_packer *pk, uint64_t rid, uint64_t sub)
+{
+    if (head_req(pk, 1, rid, MAOS_OP_UNSUBSCRIBE) || KV_U64(pk, "sub", sub))
         return MAOS_ENOMEM;
-    if (after.len && KV_STR(pk, "after", after))
+    return 0;
+}
+
+int maos_enc_checkpoint_save(msgpack_packer *pk, uint64_t rid, maos_slice name,
+                             uint64_t position)
+{
+    if (head_req(pk, 2, rid, MAOS_OP_CHECKPOINT_SAVE) || KV_STR(pk, "name", name) ||
+        KV_U64(pk, "position", position))
         return MAOS_ENOMEM;
-    if (limit && KV_U64(pk, "limit", limit))
+    return 0;
+}
+
+int maos_enc_checkpoint_get(msgpack_packer *pk, uint64_t rid, maos_slice name)
+{
+    if (head_req(pk, 1, rid, MAOS_OP_CHECKPOINT_GET) || KV_STR(pk, "name", name))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_publish(msgpack_packer *pk, uint64_t rid, maos_slice channel,
+                     maos_slice payload)
+{
+    if (head_req(pk, 2, rid, MAOS_OP_PUBLISH) || KV_STR(pk, "channel", channel) ||
+        pk_cstr(pk, "payload"))
+        return MAOS_ENOMEM;
+    if (payload.len ? pk_raw(pk, payload.ptr, payload.len) : msgpack_pack_nil(pk) != 0)
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_subscribe_channel(msgpack_packer *pk, uint64_t rid,
+                               maos_slice pattern)
+{
+    if (head_req(pk, 1, rid, MAOS_OP_SUBSCRIBE_CHANNEL) ||
+        KV_STR(pk, "pattern", pattern))
         return MAOS_ENOMEM;
     return 0;
 }
@@ -907,6 +1046,132 @@ int maos_enc_list_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
     }
 }
 
+int maos_enc_reply_fields(msgpack_packer *pk, uint64_t rid, uint64_t sub,
+                          uint64_t from, uint64_t position, uint64_t receivers)
+{
+    uint32_t n = (sub != UINT64_MAX) + (from != UINT64_MAX) +
+                 (position != UINT64_MAX) + (receivers != UINT64_MAX);
+    if (head_rep(pk, n, rid, 1))
+        return MAOS_ENOMEM;
+    if (sub != UINT64_MAX && KV_U64(pk, "sub", sub))
+        return MAOS_ENOMEM;
+    if (from != UINT64_MAX && KV_U64(pk, "from", from))
+        return MAOS_ENOMEM;
+    if (position != UINT64_MAX && KV_U64(pk, "position", position))
+        return MAOS_ENOMEM;
+    if (receivers != UINT64_MAX && KV_U64(pk, "receivers", receivers))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+static const char *const push_names[MAOS_PUSH__COUNT] = {
+    [MAOS_PUSH_NONE] = NULL,
+#define MAOS_PUSH_NAME_(e, name) [MAOS_PUSH_##e] = name,
+    MAOS_PUSH_MAP(MAOS_PUSH_NAME_)
+#undef MAOS_PUSH_NAME_
+};
+
+const char *maos_push_name(maos_push_kind k)
+{
+    if ((int)k <= 0 || k >= MAOS_PUSH__COUNT)
+        return NULL;
+    return push_names[k];
+}
+
+static int head_push(msgpack_packer *pk, uint32_t n, maos_push_kind kind,
+                     uint64_t sub)
+{
+    if (msgpack_pack_map(pk, n + 2) || KV_CSTR(pk, "push", maos_push_name(kind)) ||
+        KV_U64(pk, "sub", sub))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_push_events_begin(msgpack_sbuffer *sb, uint64_t sub,
+                               maos_list_mark *mark)
+{
+    msgpack_packer pk;
+    mark->count_off = 0;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (head_push(&pk, 2, MAOS_PUSH_EVENTS, sub) || pk_cstr(&pk, "events"))
+        return MAOS_ENOMEM;
+    static const char arr32[5] = {(char)0xdd, 0, 0, 0, 0};
+    mark->count_off = sb->size + 1;
+    return msgpack_sbuffer_write(sb, arr32, 5) ? MAOS_ENOMEM : 0;
+}
+
+int maos_enc_push_events_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
+                             uint32_t count, uint64_t next)
+{
+    return maos_enc_list_end(sb, mark, count, MAOS_NEXT_UINT, next, (maos_slice){0});
+}
+
+int maos_enc_push_state(msgpack_packer *pk, maos_push_kind kind, uint64_t sub,
+                        uint64_t next)
+{
+    if (head_push(pk, 1, kind, sub) || KV_U64(pk, "next", next))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_push_message(msgpack_packer *pk, uint64_t sub, maos_slice channel,
+                          maos_slice payload)
+{
+    if (head_push(pk, 2, MAOS_PUSH_MESSAGE, sub) || KV_STR(pk, "channel", channel) ||
+        pk_cstr(pk, "payload"))
+        return MAOS_ENOMEM;
+    if (payload.len ? pk_raw(pk, payload.ptr, payload.len) : msgpack_pack_nil(pk) != 0)
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_push_decode(const void *frame, size_t len, maos_push *p)
+{
+    maos_mpr r;
+    uint32_t n;
+    memset(p, 0, sizeof(*p));
+    maos_mpr_init(&r, frame, len);
+    if (maos_mpr_map(&r, &n))
+        return 0;
+    int is_push = 0, have_sub = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k, v;
+        int bad = 0;
+        if (maos_mpr_str(&r, &k))
+            return is_push ? MAOS_EPROTO : 0;
+        if (key_is(k, "push")) {
+            if (maos_mpr_str(&r, &v))
+                return MAOS_EPROTO;
+            is_push = 1;
+            for (int kd = 1; kd < MAOS_PUSH__COUNT; kd++)
+                if (key_is(v, push_names[kd]))
+                    p->kind = (maos_push_kind)kd;
+        } else if (key_is(k, "rid")) {
+            return 0; /* a reply */
+        } else if (key_is(k, "sub")) {
+            bad = maos_mpr_uint(&r, &p->sub);
+            have_sub = 1;
+        } else if (key_is(k, "next")) {
+            bad = maos_mpr_uint(&r, &p->next);
+        } else if (key_is(k, "events")) {
+            bad = dec_list(&r, &p->n_items, &p->items);
+        } else if (key_is(k, "channel")) {
+            bad = maos_mpr_str(&r, &p->channel);
+        } else if (key_is(k, "payload")) {
+            bad = maos_mpr_skip(&r, &p->payload);
+        } else {
+            bad = maos_mpr_skip(&r, NULL);
+        }
+        if (bad)
+            return MAOS_EPROTO;
+    }
+    if (!is_push)
+        return 0;
+    if (p->kind == MAOS_PUSH_NONE || !have_sub || r.p != r.end)
+        return MAOS_EPROTO;
+    return 1;
+}
+
 /* ---- reply decoding ------------------------------------------------------- */
 
 static int dec_result_key(maos_mpr *r, maos_slice k, maos_append_result *res,
@@ -1047,6 +1312,14 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
             } else {
                 bad = maos_mpr_nil(&r);
             }
+        } else if (key_is(k, "sub")) {
+            bad = maos_mpr_uint(&r, &rep->sub);
+        } else if (key_is(k, "from")) {
+            bad = maos_mpr_uint(&r, &rep->from);
+        } else if (key_is(k, "position")) {
+            bad = maos_mpr_uint(&r, &rep->position);
+        } else if (key_is(k, "receivers")) {
+            bad = maos_mpr_uint(&r, &rep->receivers);
         } else if (key_is(k, "state")) {
             bad = maos_mpr_str(&r, &rep->stats.state);
             rep->has_stats = 1;

@@ -50,7 +50,13 @@ extern "C" {
     X(READ, "read")                                                            \
     X(READ_ALL, "read_all")                                                    \
     X(STREAMS, "streams")                                                      \
-    X(STATS, "stats")
+    X(STATS, "stats")                                                          \
+    X(SUBSCRIBE, "subscribe")                                                  \
+    X(UNSUBSCRIBE, "unsubscribe")                                              \
+    X(CHECKPOINT_SAVE, "checkpoint_save")                                      \
+    X(CHECKPOINT_GET, "checkpoint_get")                                        \
+    X(PUBLISH, "publish")                                                      \
+    X(SUBSCRIBE_CHANNEL, "subscribe_channel")
 
 typedef enum maos_op {
     MAOS_OP_NONE = 0,
@@ -227,6 +233,21 @@ typedef struct maos_request {
     /* streams */
     maos_slice prefix;
     maos_slice after;
+    /* subscribe: filter as read_all; from (has_from) is a position, or
+     * from_end for live only, or from_version for a one-stream filter */
+    int from_end;
+    int has_from_version;
+    uint64_t from_version;
+    /* unsubscribe */
+    uint64_t sub;
+    /* checkpoint_save / checkpoint_get */
+    maos_slice name;
+    uint64_t position;
+    int has_position;
+    /* publish / subscribe_channel */
+    maos_slice channel;
+    maos_slice payload;  /* one raw msgpack value; len 0 means nil */
+    maos_slice pattern;
     /* owned by the request: freed by maos_request_free */
     void *mem_;
 } maos_request;
@@ -259,6 +280,19 @@ int maos_enc_read_all(msgpack_packer *pk, uint64_t rid, int has_from,
                       const maos_filter *f);
 int maos_enc_streams(msgpack_packer *pk, uint64_t rid, maos_slice prefix,
                      maos_slice after, uint32_t limit);
+/* from_kind: MAOS_FROM_POSITION (from is a position), MAOS_FROM_VERSION
+ * (from is a version of f->stream), MAOS_FROM_LIVE (live only). */
+enum { MAOS_FROM_POSITION = 0, MAOS_FROM_VERSION = 1, MAOS_FROM_LIVE = 2 };
+int maos_enc_subscribe(msgpack_packer *pk, uint64_t rid, const maos_filter *f,
+                       int from_kind, uint64_t from);
+int maos_enc_unsubscribe(msgpack_packer *pk, uint64_t rid, uint64_t sub);
+int maos_enc_checkpoint_save(msgpack_packer *pk, uint64_t rid, maos_slice name,
+                             uint64_t position);
+int maos_enc_checkpoint_get(msgpack_packer *pk, uint64_t rid, maos_slice name);
+int maos_enc_publish(msgpack_packer *pk, uint64_t rid, maos_slice channel,
+                     maos_slice payload);
+int maos_enc_subscribe_channel(msgpack_packer *pk, uint64_t rid,
+                               maos_slice pattern);
 
 /* ---- stored event records ------------------------------------------------ */
 
@@ -327,6 +361,15 @@ typedef struct maos_stream_info {
     X(commit_max_group)                                                        \
     X(commit_errors)                                                           \
     X(commit_write_us)                                                         \
+    X(subscriptions)                                                           \
+    X(subscriptions_live)                                                      \
+    X(subscriptions_max_lag)                                                   \
+    X(push_frames)                                                             \
+    X(push_events)                                                             \
+    X(fell_behind)                                                             \
+    X(channel_subscriptions)                                                   \
+    X(channel_messages)                                                        \
+    X(channel_dropped)                                                         \
     X(bytes_in)                                                                \
     X(bytes_out)                                                               \
     X(max_frame)
@@ -376,6 +419,64 @@ int maos_enc_list_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
                       uint32_t count, int next_kind, uint64_t next_u,
                       maos_slice next_s);
 
+/* subscribe / subscribe_channel: {rid, ok, sub, from}; checkpoint_get:
+ * {rid, ok, position}; publish: {rid, ok, receivers}.  One encoder: fields
+ * with value UINT64_MAX are left out. */
+int maos_enc_reply_fields(msgpack_packer *pk, uint64_t rid, uint64_t sub,
+                          uint64_t from, uint64_t position, uint64_t receivers);
+
+/*
+ * Pushes: frames the daemon sends without a request, told apart from
+ * replies by a "push" key (and no "rid").  Kinds:
+ *   events       {push, sub, events: [record...], next}
+ *   caught_up    {push, sub, next}   catch-up reached the live end
+ *   fell_behind  {push, sub, next}   the subscriber fell behind; the daemon
+ *                                    reads from disk until it catches up
+ *   message      {push, sub, channel, payload}
+ * "next" is the next position the subscription will consider.
+ */
+#define MAOS_PUSH_MAP(X)                                                       \
+    X(EVENTS, "events")                                                        \
+    X(CAUGHT_UP, "caught_up")                                                  \
+    X(FELL_BEHIND, "fell_behind")                                              \
+    X(MESSAGE, "message")
+
+typedef enum maos_push_kind {
+    MAOS_PUSH_NONE = 0,
+#define MAOS_PUSH_ENUM_(e, name) MAOS_PUSH_##e,
+    MAOS_PUSH_MAP(MAOS_PUSH_ENUM_)
+#undef MAOS_PUSH_ENUM_
+        MAOS_PUSH__COUNT
+} maos_push_kind;
+
+const char *maos_push_name(maos_push_kind k);
+
+/* events push, streamed like a list reply (one copy of stored records):
+ * maos_enc_push_events_begin, raw records, maos_enc_push_events_end. */
+int maos_enc_push_events_begin(msgpack_sbuffer *sb, uint64_t sub,
+                               maos_list_mark *mark);
+int maos_enc_push_events_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
+                             uint32_t count, uint64_t next);
+/* caught_up / fell_behind */
+int maos_enc_push_state(msgpack_packer *pk, maos_push_kind kind, uint64_t sub,
+                        uint64_t next);
+int maos_enc_push_message(msgpack_packer *pk, uint64_t sub, maos_slice channel,
+                          maos_slice payload);
+
+typedef struct maos_push {
+    maos_push_kind kind;
+    uint64_t sub;
+    uint64_t next;
+    uint32_t n_items;   /* events: raw array of records (maos_record_next) */
+    maos_slice items;
+    maos_slice channel; /* message */
+    maos_slice payload; /* message: one raw msgpack value */
+} maos_push;
+
+/* 1 and *p filled when the frame is a push, 0 when it is not (decode it as
+ * a reply), MAOS_EPROTO for a malformed push. */
+int maos_push_decode(const void *frame, size_t len, maos_push *p);
+
 /* A decoded reply (client side).  Slices point into the frame. */
 typedef struct maos_reply {
     uint64_t rid;
@@ -404,6 +505,11 @@ typedef struct maos_reply {
     /* stats */
     int has_stats;
     maos_stats stats;
+    /* subscribe, subscribe_channel, checkpoint_get, publish */
+    uint64_t sub;
+    uint64_t from;
+    uint64_t position;
+    uint64_t receivers;
 } maos_reply;
 
 /* Decode any reply.  0 or MAOS_EPROTO. */
