@@ -181,6 +181,30 @@ int maosd_op_streams(maosd_call *call);
 struct maosd_wreq;
 void maosd_append_done(maosd_server *srv, struct maosd_wreq *w);
 
+/* ---- scans (op_stream.c), shared by reads and subscriptions ------------------ */
+
+/* A bounded read of events into a buffer: what to read, and what happened. */
+typedef struct maosd_scan {
+    const maos_filter *f;  /* NULL or empty: every event */
+    int backward;
+    uint64_t upto;         /* forward: stop (not "more") after this position */
+    uint32_t limit;        /* events */
+    size_t budget;         /* bytes (the first event always fits) */
+    int next_is_version;   /* op read: "next" is a version, not a position */
+    uint32_t count;        /* out: events written */
+    int more;              /* out: stopped early; next is where to go on */
+    uint64_t next;
+} maosd_scan;
+
+/* Append the raw records of matching events from position `from` (forward;
+ * backward: at or before it) to out.  0 or a negative code. */
+int maosd_collect(maosd_store *st, uint64_t from, maosd_scan *sc,
+                  msgpack_sbuffer *out);
+size_t maosd_reply_budget(const maosd_server *srv);
+/* The position of a stream's version; MAOS_ENOT_FOUND if absent. */
+int maosd_stream_version_position(maosd_store *st, maos_slice stream,
+                                  uint64_t version, uint64_t *pos);
+
 /* ---- commit thread (commit.c) ---------------------------------------------- */
 
 /*

@@ -116,9 +116,9 @@ void maosd_append_done(maosd_server *srv, maosd_wreq *w)
 /* Bytes of records in one reply: about REPLY_BUDGET, and never so much that
  * the reply outgrows what clients accept (max_frame + MAOS_REPLY_SLACK);
  * the first record always goes in, whatever its size. */
-static size_t reply_budget(const maosd_call *call)
+size_t maosd_reply_budget(const maosd_server *srv)
 {
-    size_t b = call->srv->cfg->max_frame;
+    size_t b = srv->cfg->max_frame;
     return b < REPLY_BUDGET ? b : REPLY_BUDGET;
 }
 
@@ -154,49 +154,75 @@ static int drop_reply(maosd_call *call, size_t mark, int rc)
     return rc;
 }
 
-/*
- * Walk one stream's version index from version `from` (inclusive), forward
- * or backward, and reply with its records: op read (no filter; "next" is a
- * version) and read_all with an exact stream (filter; "next" a position).
- * The loop ends with the iterator on the first entry not returned, so
- * "next" comes from the index itself, even if the stream grew meanwhile.
- */
-static int reply_from_index(maosd_call *call, maos_slice stream, uint64_t from,
-                            const maos_filter *f)
+static int filter_active(const maos_filter *f)
 {
-    maos_request *req = call->req;
-    maosd_conn *c = call->conn;
-    maosd_store *st = call->srv->store;
+    return f && (f->stream.len || f->prefix.len || f->category.len || f->n_types ||
+                 f->has_since || f->has_until);
+}
+
+/*
+ * One record met during a scan: past the scan's end (0 and *stop), not
+ * matching (0), or copied to out (count++).  Forward scans stop at `upto`
+ * and at `until`, backward ones at `since`: times never decrease along
+ * positions.
+ */
+static int scan_take(maosd_scan *sc, const char *rec, size_t rlen, uint64_t pos,
+                     msgpack_sbuffer *out, int *stop)
+{
+    if (!sc->backward && pos > sc->upto) {
+        *stop = 1;
+        return 0;
+    }
+    const maos_filter *f = sc->f;
+    if (filter_active(f)) {
+        maos_record r;
+        if (maos_record_decode(rec, rlen, &r))
+            return MAOS_EINTERNAL;
+        if ((!sc->backward && f->has_until && r.time > f->until) ||
+            (sc->backward && f->has_since && r.time < f->since)) {
+            *stop = 1;
+            return 0;
+        }
+        if (!maos_filter_match(f, &r))
+            return 0;
+    }
+    if (msgpack_sbuffer_write(out, rec, rlen))
+        return MAOS_ENOMEM;
+    sc->count++;
+    return 0;
+}
+
+/* Walk one stream's version index from a version (inclusive).  The loop
+ * ends with the iterator on the first entry not returned, so "next" comes
+ * from the index itself, even if the stream grew meanwhile. */
+static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
+                      maosd_scan *sc, msgpack_sbuffer *out)
+{
     char k[MAOSD_KEY_MAX];
     size_t plen = 2 + stream.len; /* 'v' stream 0 */
     maosd_iter *it = maosd_iter_new(st, MAOSD_CF_STREAMS);
     if (!it)
         return MAOS_EOVERLOADED;
     size_t klen = maosd_key_version(k, stream, from);
-    if (req->backward)
+    if (sc->backward)
         maosd_iter_seek_prev(it, k, klen);
     else
         maosd_iter_seek(it, k, klen);
-
-    msgpack_packer pk;
-    size_t mark = maosd_reply_begin(c, &pk);
-    maos_list_mark lm;
-    int rc = maos_enc_list_begin(&c->out, req->rid, "events", &lm);
-    size_t start = c->out.size, budget = reply_budget(call);
-    uint32_t count = 0, scanned = 0;
-    int more = 0;
-    uint64_t next = 0;
+    size_t start = out->size;
+    uint32_t scanned = 0;
     char *rec = NULL;
-    while (!rc && maosd_iter_valid(it)) {
+    int rc = 0, stop = 0;
+    while (!rc && !stop && maosd_iter_valid(it)) {
         size_t ilen, vlen, rlen;
         const char *ik = maosd_iter_key(it, &ilen);
         const char *iv = maosd_iter_value(it, &vlen);
         if (ilen != plen + 8 || memcmp(ik, k, plen) || vlen != 8)
             break;
         uint64_t pos = maosd_get_u64(iv);
-        if (count == req->limit || scanned == SCAN_BUDGET) {
-            more = 1;
-            next = f ? pos : maosd_get_u64(ik + plen);
+        uint64_t here = sc->next_is_version ? maosd_get_u64(ik + plen) : pos;
+        if (sc->count == sc->limit || scanned == SCAN_BUDGET) {
+            sc->more = 1;
+            sc->next = here;
             break;
         }
         char ek[8];
@@ -206,30 +232,14 @@ static int reply_from_index(maosd_call *call, maos_slice stream, uint64_t from,
                                    &rec, &rlen);
         if (rc)
             break;
-        if (!fits(c->out.size - start, rlen, count, budget)) {
-            more = 1;
-            next = f ? pos : maosd_get_u64(ik + plen);
+        if (!fits(out->size - start, rlen, sc->count, sc->budget)) {
+            sc->more = 1;
+            sc->next = here;
             break;
         }
-        int match = 1;
-        if (f) {
-            maos_record r;
-            if (maos_record_decode(rec, rlen, &r)) {
-                rc = MAOS_EINTERNAL;
-                break;
-            }
-            if ((!req->backward && f->has_until && r.time > f->until) ||
-                (req->backward && f->has_since && r.time < f->since))
-                break; /* times never decrease along positions */
-            match = maos_filter_match(f, &r);
-        }
-        if (match) {
-            if (msgpack_sbuffer_write(&c->out, rec, rlen))
-                rc = MAOS_ENOMEM;
-            count++;
-        }
+        rc = scan_take(sc, rec, rlen, pos, out, &stop);
         scanned++;
-        if (req->backward)
+        if (sc->backward)
             maosd_iter_prev(it);
         else
             maosd_iter_next(it);
@@ -238,18 +248,113 @@ static int reply_from_index(maosd_call *call, maos_slice stream, uint64_t from,
     if (!rc)
         rc = maosd_iter_status(it);
     maosd_iter_free(it);
+    return rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc;
+}
+
+/* Walk the global log from a position (inclusive); UINT64_MAX backward is
+ * "from the last event". */
+static int scan_log(maosd_store *st, uint64_t from, maosd_scan *sc,
+                    msgpack_sbuffer *out)
+{
+    maosd_iter *it = maosd_iter_new(st, MAOSD_CF_EVENTS);
+    if (!it)
+        return MAOS_EOVERLOADED;
+    char k[8];
+    if (sc->backward)
+        maosd_iter_seek_prev(it, k, maosd_key_event(k, from));
+    else
+        maosd_iter_seek(it, k, maosd_key_event(k, from));
+    size_t start = out->size;
+    uint32_t scanned = 0;
+    int rc = 0, stop = 0;
+    while (!rc && !stop && maosd_iter_valid(it)) {
+        size_t klen, vlen;
+        const char *ik = maosd_iter_key(it, &klen);
+        const char *iv = maosd_iter_value(it, &vlen);
+        if (klen != 8) {
+            rc = MAOS_EINTERNAL;
+            break;
+        }
+        uint64_t pos = maosd_get_u64(ik);
+        if (sc->count == sc->limit || scanned == SCAN_BUDGET ||
+            !fits(out->size - start, vlen, sc->count, sc->budget)) {
+            sc->more = 1;
+            sc->next = pos;
+            break;
+        }
+        rc = scan_take(sc, iv, vlen, pos, out, &stop);
+        scanned++;
+        if (sc->backward)
+            maosd_iter_prev(it);
+        else
+            maosd_iter_next(it);
+    }
     if (!rc)
-        rc = maos_enc_list_end(&c->out, &lm, count,
-                               more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE, next,
-                               (maos_slice){0});
+        rc = maosd_iter_status(it);
+    maosd_iter_free(it);
+    return rc;
+}
+
+/* Position of a stream's version v (it exists: v <= head). */
+static int version_position(maosd_store *st, maos_slice stream, uint64_t v,
+                            uint64_t *pos)
+{
+    char k[MAOSD_KEY_MAX], val[8];
+    size_t vlen;
+    int rc = maosd_store_get(st, MAOSD_CF_STREAMS, k, maosd_key_version(k, stream, v),
+                             val, sizeof(val), &vlen);
     if (rc)
-        return drop_reply(call, mark, rc);
-    maosd_reply_end(c, mark);
+        return rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc;
+    *pos = maosd_get_u64(val);
     return 0;
 }
 
-/* An empty page: {events: [], next: nil}. */
-static int reply_empty(maosd_call *call)
+int maosd_stream_version_position(maosd_store *st, maos_slice stream,
+                                  uint64_t version, uint64_t *pos)
+{
+    uint64_t head;
+    int rc = read_head(st, stream, &head);
+    if (rc)
+        return rc;
+    if (version > head)
+        return MAOS_ENOT_FOUND;
+    return version_position(st, stream, version, pos);
+}
+
+int maosd_collect(maosd_store *st, uint64_t from, maosd_scan *sc,
+                  msgpack_sbuffer *out)
+{
+    if (!sc->f || !sc->f->stream.len)
+        return scan_log(st, from, sc, out);
+    /* An exact stream: walk that stream's index, not the whole log.
+     * Positions grow with versions, so the first version at or after the
+     * starting position (forward; the last at or before it, backward) is
+     * found by binary search: log2(stream length) point reads. */
+    maos_slice stream = sc->f->stream;
+    uint64_t head;
+    int rc = read_head(st, stream, &head);
+    if (rc == MAOS_ENOT_FOUND)
+        return 0; /* nothing, and nothing more */
+    if (rc)
+        return rc;
+    uint64_t lo = 0, hi = head + 1;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2, pos;
+        if ((rc = version_position(st, stream, mid, &pos)))
+            return rc;
+        if (sc->backward ? pos <= from : pos < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (sc->backward ? lo == 0 : lo > head)
+        return 0;
+    return scan_index(st, stream, sc->backward ? lo - 1 : lo, sc, out);
+}
+
+/* Reply {events: [...], next} around a scan. */
+static int reply_scan(maosd_call *call, maosd_scan *sc, maos_slice stream,
+                      uint64_t from)
 {
     maosd_conn *c = call->conn;
     msgpack_packer pk;
@@ -257,7 +362,12 @@ static int reply_empty(maosd_call *call)
     maos_list_mark lm;
     int rc = maos_enc_list_begin(&c->out, call->req->rid, "events", &lm);
     if (!rc)
-        rc = maos_enc_list_end(&c->out, &lm, 0, MAOS_NEXT_NONE, 0, (maos_slice){0});
+        rc = sc->next_is_version ? scan_index(call->srv->store, stream, from, sc, &c->out)
+                                 : maosd_collect(call->srv->store, from, sc, &c->out);
+    if (!rc)
+        rc = maos_enc_list_end(&c->out, &lm, sc->count,
+                               sc->more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE, sc->next,
+                               (maos_slice){0});
     if (rc)
         return drop_reply(call, mark, rc);
     maosd_reply_end(c, mark);
@@ -276,149 +386,29 @@ int maosd_op_read(maosd_call *call)
     }
     if (rc)
         return rc;
+    maosd_scan sc = {
+        .backward = req->backward,
+        .upto = UINT64_MAX,
+        .limit = req->limit,
+        .budget = maosd_reply_budget(call->srv),
+        .next_is_version = 1,
+    };
     uint64_t from = req->has_from ? req->from : (req->backward ? head : 0);
-    return reply_from_index(call, req->stream, from, NULL);
-}
-
-/* Position of a stream's version v (it exists: v <= head). */
-static int version_position(maosd_store *st, maos_slice stream, uint64_t v,
-                            uint64_t *pos)
-{
-    char k[MAOSD_KEY_MAX], val[8];
-    size_t vlen;
-    int rc = maosd_store_get(st, MAOSD_CF_STREAMS, k, maosd_key_version(k, stream, v),
-                             val, sizeof(val), &vlen);
-    if (rc)
-        return rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc;
-    *pos = maosd_get_u64(val);
-    return 0;
-}
-
-/*
- * read_all with an exact stream: walk that stream's index, not the whole
- * log.  Positions grow with versions, so the first version at or after the
- * starting position (forward; the last at or before it, backward) is found
- * by binary search: log2(stream length) point reads.
- */
-static int read_all_stream(maosd_call *call)
-{
-    maos_request *req = call->req;
-    maosd_store *st = call->srv->store;
-    maos_slice stream = req->filter.stream;
-    uint64_t head;
-    int rc = read_head(st, stream, &head);
-    if (rc == MAOS_ENOT_FOUND)
-        return reply_empty(call);
-    if (rc)
-        return rc;
-    uint64_t from = req->has_from ? req->from : (req->backward ? UINT64_MAX : 1);
-    /* first version whose position is > from (backward) or >= from */
-    uint64_t lo = 0, hi = head + 1;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2, pos;
-        if ((rc = version_position(st, stream, mid, &pos)))
-            return rc;
-        if (req->backward ? pos <= from : pos < from)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (req->backward) {
-        if (lo == 0)
-            return reply_empty(call);
-        return reply_from_index(call, stream, lo - 1, &req->filter);
-    }
-    if (lo > head)
-        return reply_empty(call);
-    return reply_from_index(call, stream, lo, &req->filter);
-}
-
-static int filter_active(const maos_filter *f)
-{
-    return f->stream.len || f->prefix.len || f->category.len || f->n_types ||
-           f->has_since || f->has_until;
+    return reply_scan(call, &sc, req->stream, from);
 }
 
 int maosd_op_read_all(maosd_call *call)
 {
     maos_request *req = call->req;
-    maosd_conn *c = call->conn;
-    const maos_filter *f = &req->filter;
-    int filtered = filter_active(f);
-    if (f->stream.len)
-        return read_all_stream(call);
-    maosd_iter *it = maosd_iter_new(call->srv->store, MAOSD_CF_EVENTS);
-    if (!it)
-        return MAOS_EOVERLOADED;
-    char k[8];
-    if (req->backward) {
-        if (req->has_from)
-            maosd_iter_seek_prev(it, k, maosd_key_event(k, req->from));
-        else
-            maosd_iter_seek_last(it);
-    } else {
-        maosd_iter_seek(it, k, maosd_key_event(k, req->has_from ? req->from : 1));
-    }
-
-    msgpack_packer pk;
-    size_t mark = maosd_reply_begin(c, &pk);
-    maos_list_mark lm;
-    int rc = maos_enc_list_begin(&c->out, req->rid, "events", &lm);
-    size_t start = c->out.size, budget = reply_budget(call);
-    uint32_t count = 0, scanned = 0;
-    int more = 0;
-    uint64_t next = 0;
-    /* As in read: the loop stops with the iterator on the first record not
-     * examined, and that record's position is "next". */
-    while (!rc && maosd_iter_valid(it)) {
-        size_t klen, vlen;
-        const char *ik = maosd_iter_key(it, &klen);
-        const char *iv = maosd_iter_value(it, &vlen);
-        if (klen != 8) {
-            rc = MAOS_EINTERNAL;
-            break;
-        }
-        if (count == req->limit || scanned == SCAN_BUDGET ||
-            !fits(c->out.size - start, vlen, count, budget)) {
-            more = 1;
-            next = maosd_get_u64(ik);
-            break;
-        }
-        int match = 1;
-        if (filtered) {
-            maos_record r;
-            if (maos_record_decode(iv, vlen, &r)) {
-                rc = MAOS_EINTERNAL;
-                break;
-            }
-            /* Times never decrease along positions: stop at the edge. */
-            if ((!req->backward && f->has_until && r.time > f->until) ||
-                (req->backward && f->has_since && r.time < f->since))
-                break;
-            match = maos_filter_match(f, &r);
-        }
-        if (match) {
-            if (msgpack_sbuffer_write(&c->out, iv, vlen))
-                rc = MAOS_ENOMEM;
-            count++;
-        }
-        scanned++;
-        if (req->backward)
-            maosd_iter_prev(it);
-        else
-            maosd_iter_next(it);
-    }
-    if (!rc)
-        rc = maosd_iter_status(it);
-    maosd_iter_free(it);
-    if (!rc)
-        rc = maos_enc_list_end(&c->out, &lm, count,
-                               more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE, next,
-                               (maos_slice){0});
-    if (rc)
-        return drop_reply(call, mark, rc);
-    maosd_reply_end(c, mark);
-    return 0;
+    maosd_scan sc = {
+        .f = &req->filter,
+        .backward = req->backward,
+        .upto = UINT64_MAX,
+        .limit = req->limit,
+        .budget = maosd_reply_budget(call->srv),
+    };
+    uint64_t from = req->has_from ? req->from : (req->backward ? UINT64_MAX : 1);
+    return reply_scan(call, &sc, (maos_slice){0}, from);
 }
 
 int maosd_op_streams(maosd_call *call)
@@ -442,7 +432,7 @@ int maosd_op_streams(maosd_call *call)
     size_t mark = maosd_reply_begin(c, &pk);
     maos_list_mark lm;
     int rc = maos_enc_list_begin(&c->out, req->rid, "streams", &lm);
-    size_t start = c->out.size, budget = reply_budget(call);
+    size_t start = c->out.size, budget = maosd_reply_budget(call->srv);
     uint32_t count = 0;
     int more = 0;
     char cursor[MAOS_NAME_MAX]; /* last listed name: the next page's "after" */
