@@ -128,6 +128,21 @@ else
 fi
 kill -TERM "$pid2"; wait_exit "$pid2" 10 >/dev/null
 
+# a socket directory others can write to (not sticky) is refused: they
+# could replace the socket; with the sticky bit (like /tmp) it is fine
+mkdir -p "$T/open" && chmod 0777 "$T/open"
+start open --data-dir "$T/d6" --socket "$T/open/maosd.sock"; p5=$LASTPID
+wait_exit "$p5" 10; rc=$?
+check "world-writable socket directory: exits 1 (got $rc)" [ $rc -eq 1 ]
+check "... saying it is writable by others" grep -q "writable by others" "$T/open.log"
+check "... and serves nothing there" test ! -e "$T/open/maosd.sock"
+[ $rc -eq 124 ] && { kill -TERM "$p5"; wait_exit "$p5" 10 >/dev/null; }
+chmod 01777 "$T/open"
+start sticky --data-dir "$T/d6" --socket "$T/open/maosd.sock"; p6=$LASTPID
+if wait_sock "$T/open/maosd.sock"; then ok "sticky world-writable socket directory: starts"; else bad "sticky world-writable socket directory: starts" "$(cat "$T/sticky.log")"; fi
+kill -TERM "$p6"; wait_exit "$p6" 10; rc=$?
+check "... and stops cleanly (got $rc)" [ $rc -eq 0 ]
+
 # a socket path that is a regular file is never replaced
 touch "$T/notasock"
 start notasock --data-dir "$T/d5" --socket "$T/notasock"; p4=$LASTPID
