@@ -72,7 +72,6 @@ struct maosd_commit {
     uint8_t log_hash[MAOS_HASH_BYTES];
     int64_t last_time;
     maosd_batch *batch;
-    msgpack_sbuffer rec;
     char *getbuf;
     size_t getcap;
     uint8_t rnd[4096];       /* random bytes for UUIDv7, refilled in bulk */
@@ -94,6 +93,7 @@ void maosd_wreq_free(maosd_wreq *w)
     if (!w)
         return;
     maos_request_free(&w->req);
+    msgpack_sbuffer_destroy(&w->recs);
     free(w->frame);
     free(w->results);
     free(w->ids);
@@ -307,13 +307,17 @@ static void uuidv7(uint8_t id[16], int64_t now_us, const uint8_t rnd[10])
     memcpy(id + 9, rnd + 3, 7);
 }
 
-/* Phase 2: put the request's events into the batch. */
+/* Phase 2: put the request's events into the batch.  The records are
+ * encoded into w->recs (kept for the subscriptions' fan-out) and copied
+ * into the batch from there. */
 static int write_request(maosd_commit *cm, maosd_wreq *w, const head_state *hs,
                          int64_t now)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &cm->rec, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, &w->recs, msgpack_sbuffer_write);
     uint8_t *ids = w->ids;
+    w->recs.size = 0;
+    w->n_recs = 0;
     for (uint32_t i = 0; i < w->req.n_appends; i++) {
         const maos_append_in *a = &w->req.appends[i];
         maos_append_result *res = &w->results[i];
@@ -327,27 +331,29 @@ static int write_request(maosd_commit *cm, maosd_wreq *w, const head_state *hs,
         res->ids.len = a->n_events * 16;
         for (uint32_t j = 0; j < a->n_events; j++, ids += 16) {
             const maos_event_in *e = &a->events[j];
-            if (e->has_id) {
+            if (e->has_id)
                 memcpy(ids, e->id, 16);
-            } else {
+            else
                 uuidv7(ids, now, rand10(cm));
-            }
             uint64_t pos = ++cm->log_pos;
             char k[MAOSD_KEY_MAX], pv[MAOSD_ID_VALUE_LEN];
-            cm->rec.size = 0;
+            size_t off = w->recs.size;
             if (maos_enc_record(&pk, pos, now, v0 + j, a->stream, e->type, ids,
                                 cm->log_hash, e->data, e->meta))
                 return MAOS_ENOMEM;
+            const char *rec = w->recs.data + off;
+            size_t rlen = w->recs.size - off;
             crypto_generichash(cm->log_hash, MAOS_HASH_BYTES,
-                               (const unsigned char *)cm->rec.data, cm->rec.size, NULL, 0);
+                               (const unsigned char *)rec, rlen, NULL, 0);
             maosd_put_u64(pv, pos);
             maosd_put_u32(pv + 8, j);
             maosd_put_u32(pv + 12, a->n_events);
             maosd_batch_put(cm->batch, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos),
-                            cm->rec.data, cm->rec.size);
+                            rec, rlen);
             maosd_batch_put(cm->batch, MAOSD_CF_STREAMS, k,
                             maosd_key_version(k, a->stream, v0 + j), pv, 8);
             maosd_batch_put(cm->batch, MAOSD_CF_IDS, ids, 16, pv, MAOSD_ID_VALUE_LEN);
+            w->n_recs++;
         }
         char k[MAOSD_KEY_MAX], hv[16];
         maosd_put_u64(hv, v0 + a->n_events - 1);
@@ -361,6 +367,13 @@ static int write_request(maosd_commit *cm, maosd_wreq *w, const head_state *hs,
 /* Check and stage one request.  Returns 1 if it put writes in the batch. */
 static int process_request(maosd_commit *cm, maosd_wreq *w, int64_t now)
 {
+    if (w->req.op == MAOS_OP_CHECKPOINT_SAVE) {
+        char k[MAOSD_CHECKPOINT_KEY_MAX], v[8];
+        maosd_put_u64(v, w->req.position);
+        maosd_batch_put(cm->batch, MAOSD_CF_META, k,
+                        maosd_key_checkpoint(k, w->req.name), v, 8);
+        return 1;
+    }
     uint32_t n = w->req.n_appends;
     head_state hs[n];
     uint32_t dups = 0;
@@ -546,6 +559,8 @@ static void on_async(uv_async_t *h)
     maosd_wreq *list = cm->out_head;
     cm->out_head = cm->out_tail = NULL;
     pthread_mutex_unlock(&cm->mu);
+    if (list)
+        maosd_sub_fanout(cm->srv, list);
     while (list) {
         maosd_wreq *next = list->next;
         list->next = NULL;
@@ -614,7 +629,6 @@ int maosd_commit_start(maosd_server *srv, maosd_commit_done_cb done,
     pthread_cond_init(&cm->cv, &ca);
     pthread_condattr_destroy(&ca);
     cm->gather = srv->cfg->sync;
-    msgpack_sbuffer_init(&cm->rec);
     cm->rnd_used = sizeof(cm->rnd); /* empty: filled on first use */
     int rc = load_head(cm);
     if (rc)
@@ -638,7 +652,6 @@ int maosd_commit_start(maosd_server *srv, maosd_commit_done_cb done,
     return 0;
 fail:
     maosd_batch_free(cm->batch);
-    msgpack_sbuffer_destroy(&cm->rec);
     free(cm);
     return rc;
 }
@@ -672,7 +685,6 @@ static void free_commit(uv_handle_t *h)
 {
     maosd_commit *cm = h->data;
     maosd_batch_free(cm->batch);
-    msgpack_sbuffer_destroy(&cm->rec);
     free(cm->getbuf);
     pthread_mutex_destroy(&cm->mu);
     pthread_cond_destroy(&cm->cv);

@@ -23,6 +23,7 @@
 #define DEFAULT_MAX_CONNECTIONS 4096
 #define DEFAULT_MAX_OUTPUT_MB 64
 #define DEFAULT_BLOCK_CACHE_MB 32
+#define DEFAULT_MAX_SUBSCRIPTIONS 1024
 
 static void set_str(char **dst, const char *v)
 {
@@ -46,6 +47,7 @@ static void defaults(maosd_config *cfg)
     cfg->max_connections = DEFAULT_MAX_CONNECTIONS;
     cfg->max_output = (size_t)DEFAULT_MAX_OUTPUT_MB << 20;
     cfg->block_cache_mb = DEFAULT_BLOCK_CACHE_MB;
+    cfg->max_subscriptions = DEFAULT_MAX_SUBSCRIPTIONS;
     cfg->log_level = MAOSD_LOG_INFO;
     if (geteuid() == 0) {
         cfg->socket_path = strdup("/run/maos/maosd.sock");
@@ -109,6 +111,10 @@ static int apply(maosd_config *cfg, const char *key, const char *val, char *err,
         if (parse_size(val, 1, 1u << 20, &n))
             goto bad;
         cfg->max_output = (size_t)n << 20;
+    } else if (!strcmp(key, "max_subscriptions")) {
+        if (parse_size(val, 1, 1000000, &n))
+            goto bad;
+        cfg->max_subscriptions = (uint32_t)n;
     } else if (!strcmp(key, "block_cache_mb")) {
         if (parse_size(val, 1, 1u << 20, &n))
             goto bad;
@@ -171,12 +177,14 @@ static void usage(FILE *f)
 "  --max-connections N    concurrent connections (default 4096)\n"
 "  --max-output-mb N      per-connection output buffer cap (default 64)\n"
 "  --block-cache-mb N     RocksDB block cache (default 32)\n"
+"  --max-subscriptions N  subscriptions per connection (default 1024)\n"
 "  --log-level LEVEL      error, warn, info (default) or debug\n"
 "  -h, --help             show this help\n"
 "  -V, --version          show the version\n"
 "\n"
 "Config file keys, in a [maosd] section: data_dir, socket, socket_group,\n"
-"durability, max_frame, max_connections, max_output_mb, block_cache_mb, log_level.\n");
+"durability, max_frame, max_connections, max_output_mb, block_cache_mb,\n"
+"max_subscriptions, log_level.\n");
 }
 
 int maosd_config_load(maosd_config *cfg, int argc, char **argv)
@@ -191,6 +199,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         {"max-connections", required_argument, 0, 'm'},
         {"max-output-mb", required_argument, 0, 'o'},
         {"block-cache-mb", required_argument, 0, 'b'},
+        {"max-subscriptions", required_argument, 0, 'S'},
         {"log-level", required_argument, 0, 'l'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
@@ -200,6 +209,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         ['d'] = "data_dir", ['s'] = "socket", ['g'] = "socket_group",
         ['D'] = "durability", ['f'] = "max_frame", ['m'] = "max_connections",
         ['o'] = "max_output_mb", ['b'] = "block_cache_mb", ['l'] = "log_level",
+        ['S'] = "max_subscriptions",
     };
     defaults(cfg);
 

@@ -18,6 +18,15 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_READ_ALL] = {MAOS_OP_READ_ALL, "read_all", maosd_op_read_all, 0},
     [MAOS_OP_STREAMS] = {MAOS_OP_STREAMS, "streams", maosd_op_streams, 0},
     [MAOS_OP_STATS] = {MAOS_OP_STATS, "stats", maosd_op_stats, 0},
+    [MAOS_OP_SUBSCRIBE] = {MAOS_OP_SUBSCRIBE, "subscribe", maosd_op_subscribe, 0},
+    [MAOS_OP_UNSUBSCRIBE] = {MAOS_OP_UNSUBSCRIBE, "unsubscribe", maosd_op_unsubscribe, 0},
+    [MAOS_OP_CHECKPOINT_SAVE] = {MAOS_OP_CHECKPOINT_SAVE, "checkpoint_save",
+                                 maosd_op_checkpoint_save, MAOSD_OPF_WRITE},
+    [MAOS_OP_CHECKPOINT_GET] = {MAOS_OP_CHECKPOINT_GET, "checkpoint_get",
+                                maosd_op_checkpoint_get, 0},
+    [MAOS_OP_PUBLISH] = {MAOS_OP_PUBLISH, "publish", maosd_op_publish, 0},
+    [MAOS_OP_SUBSCRIBE_CHANNEL] = {MAOS_OP_SUBSCRIBE_CHANNEL, "subscribe_channel",
+                                   maosd_op_subscribe_channel, 0},
 };
 
 static void refuse(maosd_conn *c, uint64_t rid, int code, const char *why)

@@ -13,6 +13,7 @@
  *              (index of the event within its append, events in that
  *              append: an idempotent re-send must match the whole append)
  *   meta     : "log_head"                          -> position(8) hash(32)
+ *              "checkpoint/" name                  -> position(8)
  */
 #ifndef MAOSD_KEYS_H
 #define MAOSD_KEYS_H
@@ -25,6 +26,16 @@
 #define MAOSD_KEY_MAX (1 + MAOS_NAME_MAX + 1 + 8)
 #define MAOSD_META_LOG_HEAD "log_head"
 #define MAOSD_ID_VALUE_LEN 16
+#define MAOSD_CHECKPOINT_PREFIX "checkpoint/"
+#define MAOSD_CHECKPOINT_KEY_MAX (sizeof(MAOSD_CHECKPOINT_PREFIX) + MAOS_NAME_MAX)
+
+static inline size_t maosd_key_checkpoint(char *k, maos_slice name)
+{
+    size_t n = sizeof(MAOSD_CHECKPOINT_PREFIX) - 1;
+    memcpy(k, MAOSD_CHECKPOINT_PREFIX, n);
+    memcpy(k + n, name.ptr, name.len);
+    return n + name.len;
+}
 
 static inline void maosd_put_u32(char *p, uint32_t v)
 {

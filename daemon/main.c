@@ -87,7 +87,10 @@ int main(int argc, char **argv)
         maosd_config_free(&cfg);
         return 1;
     }
+    srv.delivered_head = maosd_commit_head(srv.commit);
+    maosd_subs_init(&srv);
     if (maosd_server_listen(&srv)) {
+        maosd_subs_close(&srv);
         maosd_commit_stop(srv.commit);
         uv_run(srv.loop, UV_RUN_DEFAULT);
         maosd_store_close(srv.store);

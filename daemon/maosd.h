@@ -44,6 +44,7 @@ typedef struct maosd_config {
     uint32_t max_connections;
     size_t max_output;   /* per-connection output cap, bytes */
     size_t block_cache_mb;
+    uint32_t max_subscriptions; /* per connection */
     int log_level;
 } maosd_config;
 
@@ -66,6 +67,28 @@ typedef struct maosd_counters {
 
 typedef struct maosd_conn maosd_conn;
 typedef struct maosd_commit maosd_commit;
+typedef struct maosd_sub maosd_sub;
+
+/*
+ * A subscription (op_sub.c).  Event subscriptions are either live (fed by
+ * the fan-out of each committed group) or catching up (on the pump list,
+ * fed from disk up to srv->delivered_head); channel subscriptions only
+ * receive what is published while they exist.
+ */
+struct maosd_sub {
+    maosd_sub *next, *prev;  /* server's list: srv->subs or srv->chan_subs */
+    maosd_sub *conn_next;    /* the connection's list */
+    maosd_sub *pump_next;    /* srv->pump while catching up */
+    maosd_conn *conn;
+    uint64_t id;             /* unique per connection, from 1 */
+    int channel;             /* 1: a channel subscription */
+    int live;
+    int pumping;
+    uint64_t next_pos;       /* next position this subscription considers */
+    maos_filter filter;      /* slices into mem */
+    char *pattern;           /* channel: NUL-terminated glob, in mem */
+    char *mem;
+};
 
 typedef struct maosd_server {
     uv_loop_t *loop;
@@ -84,6 +107,16 @@ typedef struct maosd_server {
     int stopping;
     int listening;
     int lock_fd;         /* flock on <socket>.lock, held while running */
+    /* subscriptions (loop thread only) */
+    maosd_sub *subs;      /* event subscriptions */
+    maosd_sub *chan_subs; /* channel subscriptions */
+    maosd_sub *pump;      /* catching up from disk */
+    uv_idle_t pump_idle;
+    int pump_running;
+    uint64_t delivered_head; /* last position fanned out to live subscribers */
+    uint64_t n_subs, n_chan_subs;
+    uint64_t push_frames, push_events, fell_behind;
+    uint64_t channel_messages, channel_dropped;
     uint64_t drained_at; /* loop time the commit queue emptied at shutdown */
 } maosd_server;
 
@@ -106,6 +139,9 @@ struct maosd_conn {
     int dirty;           /* on the flush list */
     uint32_t pending_writes; /* requests at the commit thread */
     size_t pending_bytes;    /* their frame bytes */
+    maosd_sub *subs;         /* this connection's subscriptions */
+    uint32_t n_subs;
+    uint64_t next_sub_id;
 };
 
 /* Start listening; logs and returns -1 on failure. */
@@ -129,6 +165,18 @@ void maosd_conn_unref(maosd_conn *c);
  * counted against the connection's cap like its output. */
 void maosd_conn_write_queued(maosd_conn *c, size_t bytes);
 void maosd_conn_write_done(maosd_conn *c, size_t bytes);
+/* The connection's output load against its cap (server.c). */
+size_t maosd_conn_load(const maosd_conn *c);
+int maosd_conn_over_cap(const maosd_conn *c);
+
+/* Subscriptions (op_sub.c): set-up, a closing connection's clean-up, and
+ * the nudge when a connection's output drains. */
+void maosd_subs_init(maosd_server *srv);
+void maosd_subs_close(maosd_server *srv);
+void maosd_sub_conn_closed(maosd_conn *c);
+void maosd_sub_kick(maosd_server *srv);
+void maosd_subs_stats(maosd_server *srv, maos_stats *st);
+
 /* Fill the stats counters (loop thread). */
 void maosd_server_stats(maosd_server *srv, maos_stats *st);
 
@@ -177,6 +225,12 @@ int maosd_op_append(maosd_call *call); /* append and txn */
 int maosd_op_read(maosd_call *call);
 int maosd_op_read_all(maosd_call *call);
 int maosd_op_streams(maosd_call *call);
+int maosd_op_subscribe(maosd_call *call);
+int maosd_op_unsubscribe(maosd_call *call);
+int maosd_op_checkpoint_save(maosd_call *call);
+int maosd_op_checkpoint_get(maosd_call *call);
+int maosd_op_publish(maosd_call *call);
+int maosd_op_subscribe_channel(maosd_call *call);
 /* Commit done callback for append/txn: answers and frees the request. */
 struct maosd_wreq;
 void maosd_append_done(maosd_server *srv, struct maosd_wreq *w);
@@ -226,9 +280,16 @@ typedef struct maosd_wreq {
     int64_t index;            /* failing append of a txn, -1 */
     maos_append_result *results; /* n_appends */
     uint8_t *ids;             /* 16 per event, all appends */
+    msgpack_sbuffer recs;     /* the committed records, back to back in
+                               * position order, for subscriptions */
+    uint32_t n_recs;
 } maosd_wreq;
 
 void maosd_wreq_free(maosd_wreq *w);
+
+/* Deliver the records of a finished batch of requests (in commit order)
+ * to live subscriptions; called on the loop thread before the replies. */
+void maosd_sub_fanout(maosd_server *srv, maosd_wreq *list);
 
 /* Done callback, on the loop thread, once per request, in commit order. */
 typedef void (*maosd_commit_done_cb)(maosd_server *srv, maosd_wreq *w);

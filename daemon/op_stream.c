@@ -101,8 +101,11 @@ void maosd_append_done(maosd_server *srv, maosd_wreq *w)
         } else {
             msgpack_packer pk;
             size_t mark = maosd_reply_begin(c, &pk);
-            maos_enc_reply_append(&pk, w->req.rid, w->req.op == MAOS_OP_TXN,
-                                  w->results, w->req.n_appends);
+            if (w->req.op == MAOS_OP_CHECKPOINT_SAVE)
+                maos_enc_reply_ok(&pk, w->req.rid);
+            else
+                maos_enc_reply_append(&pk, w->req.rid, w->req.op == MAOS_OP_TXN,
+                                      w->results, w->req.n_appends);
             maosd_reply_end(c, mark);
         }
     }

@@ -86,6 +86,7 @@ static void conn_close(maosd_conn *c)
     if (c->closing)
         return;
     c->closing = 1;
+    maosd_sub_conn_closed(c);
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
 
@@ -142,14 +143,14 @@ void maosd_reply_error(maosd_conn *c, uint64_t rid, int code, const char *msg,
     maosd_reply_end(c, mark);
 }
 
-static size_t conn_load(const maosd_conn *c)
+size_t maosd_conn_load(const maosd_conn *c)
 {
     return c->out.size + c->in_flight_out + c->pending_bytes;
 }
 
-static int over_cap(const maosd_conn *c)
+int maosd_conn_over_cap(const maosd_conn *c)
 {
-    return conn_load(c) > c->srv->cfg->max_output;
+    return maosd_conn_load(c) > c->srv->cfg->max_output;
 }
 
 /* Nothing more to send or to wait for. */
@@ -202,9 +203,13 @@ static void conn_progress(maosd_conn *c)
             conn_close(c);
         return;
     }
-    if (!c->reading && conn_load(c) <= c->srv->cfg->max_output / 2) {
-        start_reading(c);
-        conn_process(c); /* frames that waited in the reader */
+    if (maosd_conn_load(c) <= c->srv->cfg->max_output / 2) {
+        if (c->subs)
+            maosd_sub_kick(c->srv); /* catch-up waits for output to drain */
+        if (!c->reading) {
+            start_reading(c);
+            conn_process(c); /* frames that waited in the reader */
+        }
     }
 }
 
@@ -283,7 +288,7 @@ static void on_flush_check(uv_check_t *h)
 static void conn_process(maosd_conn *c)
 {
     while (!c->closing && !c->close_after_flush) {
-        if (over_cap(c)) {
+        if (maosd_conn_over_cap(c)) {
             stop_reading(c); /* resumed by on_written */
             break;
         }
@@ -580,6 +585,7 @@ static void on_drain_tick(uv_timer_t *t)
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
     uv_close((uv_handle_t *)&flush_check, NULL);
+    maosd_subs_close(srv);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     maosd_commit_stop(srv->commit);
@@ -622,4 +628,5 @@ void maosd_server_stats(maosd_server *srv, maos_stats *st)
     st->bytes_in = atomic_load(&ct->bytes_in);
     st->bytes_out = atomic_load(&ct->bytes_out);
     st->max_frame = srv->cfg->max_frame;
+    maosd_subs_stats(srv, st);
 }

@@ -1,0 +1,539 @@
+/*
+ * daemon/op_sub.c -- subscriptions (catch-up then live), checkpoints and
+ * ephemeral channels.
+ *
+ * Delivery model, all on the loop thread:
+ *
+ *   subscribe --> CATCHING UP --(pump reached delivered_head)--> LIVE
+ *                     ^                                            |
+ *                     +------(connection over its output cap)------+
+ *                               "fell_behind"
+ *
+ *  - srv->delivered_head is the last position handed to the fan-out.  The
+ *    fan-out runs when a committed group comes back from the commit thread
+ *    (before the writers' replies), so every position <= delivered_head is
+ *    already durable in RocksDB and readable from disk.
+ *  - A catching-up subscription reads from disk, in bounded slices driven
+ *    by an idle handle, from its next_pos up to delivered_head, never past
+ *    it; when it gets there it becomes live.  A live subscription gets each
+ *    later group from the fan-out, from its next_pos on.  Because both the
+ *    pump and the fan-out run on this one thread and both move next_pos
+ *    forward over exactly the positions they covered, every matching event
+ *    is delivered once, in position order, with no gap and no duplicate at
+ *    the boundary.
+ *  - A live subscriber whose connection is over its output cap is switched
+ *    back to catching up (told "fell_behind"): the daemon keeps no per-
+ *    subscriber backlog in memory, only a position.  The pump serves it
+ *    again once the connection's output falls to half the cap.
+ *  - Only committed (with sync durability: synced) events are delivered.
+ *  - Channels: publish goes to the channel subscriptions whose glob pattern
+ *    matches, now, never stored; a subscriber over its cap misses it
+ *    (at-most-once, counted in channel_dropped).
+ */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "maosd.h"
+
+#define PUMP_LIMIT 10000 /* events per catch-up push */
+
+/* ---- subscription objects ---------------------------------------------------- */
+
+static char *copy_slice(char **dst, maos_slice s)
+{
+    char *p = *dst;
+    memcpy(p, s.ptr, s.len);
+    p[s.len] = 0;
+    *dst += s.len + 1;
+    return p;
+}
+
+/* A subscription with its own copy of the filter (the request's slices
+ * die with the frame). */
+static maosd_sub *sub_new(maosd_conn *c, const maos_filter *f, maos_slice pattern)
+{
+    size_t need = pattern.len + 1;
+    if (f) {
+        need += f->stream.len + f->prefix.len + f->category.len + 3;
+        for (uint32_t i = 0; i < f->n_types; i++)
+            need += f->types[i].len + 1;
+        need += f->n_types * sizeof(maos_slice);
+    }
+    maosd_sub *s = calloc(1, sizeof(*s));
+    char *mem = malloc(need + sizeof(maos_slice));
+    if (!s || !mem) {
+        free(s);
+        free(mem);
+        return NULL;
+    }
+    s->mem = mem;
+    s->conn = c;
+    s->id = ++c->next_sub_id;
+    /* types first: slices need their alignment */
+    char *p = mem;
+    if (f) {
+        s->filter = *f;
+        if (f->n_types) {
+            s->filter.types = (maos_slice *)(void *)p;
+            p += f->n_types * sizeof(maos_slice);
+            for (uint32_t i = 0; i < f->n_types; i++) {
+                s->filter.types[i].len = f->types[i].len;
+                s->filter.types[i].ptr = copy_slice(&p, f->types[i]);
+            }
+        } else {
+            s->filter.types = NULL;
+        }
+        s->filter.stream.ptr = copy_slice(&p, f->stream);
+        s->filter.prefix.ptr = copy_slice(&p, f->prefix);
+        s->filter.category.ptr = copy_slice(&p, f->category);
+    }
+    s->pattern = copy_slice(&p, pattern);
+    s->conn_next = c->subs;
+    c->subs = s;
+    c->n_subs++;
+    return s;
+}
+
+static void list_add(maosd_sub **head, maosd_sub *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+}
+
+static void list_del(maosd_sub **head, maosd_sub *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        *head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+}
+
+static void pump_add(maosd_server *srv, maosd_sub *s)
+{
+    if (s->pumping)
+        return;
+    s->pumping = 1;
+    s->pump_next = srv->pump;
+    srv->pump = s;
+    maosd_sub_kick(srv);
+}
+
+static void pump_del(maosd_server *srv, maosd_sub *s)
+{
+    if (!s->pumping)
+        return;
+    for (maosd_sub **pp = &srv->pump; *pp; pp = &(*pp)->pump_next)
+        if (*pp == s) {
+            *pp = s->pump_next;
+            break;
+        }
+    s->pumping = 0;
+}
+
+/* Unlink from every list and free. */
+static void sub_free(maosd_server *srv, maosd_sub *s)
+{
+    maosd_conn *c = s->conn;
+    for (maosd_sub **pp = &c->subs; *pp; pp = &(*pp)->conn_next)
+        if (*pp == s) {
+            *pp = s->conn_next;
+            break;
+        }
+    c->n_subs--;
+    if (s->channel) {
+        list_del(&srv->chan_subs, s);
+        srv->n_chan_subs--;
+    } else {
+        list_del(&srv->subs, s);
+        srv->n_subs--;
+    }
+    pump_del(srv, s);
+    free(s->mem);
+    free(s);
+}
+
+void maosd_sub_conn_closed(maosd_conn *c)
+{
+    while (c->subs)
+        sub_free(c->srv, c->subs);
+}
+
+/* ---- pushes ------------------------------------------------------------------ */
+
+static void push_state(maosd_sub *s, maos_push_kind kind)
+{
+    msgpack_packer pk;
+    size_t mark = maosd_reply_begin(s->conn, &pk);
+    maos_enc_push_state(&pk, kind, s->id, s->next_pos);
+    maosd_reply_end(s->conn, mark);
+}
+
+static void go_live(maosd_server *srv, maosd_sub *s)
+{
+    pump_del(srv, s);
+    s->live = 1;
+    push_state(s, MAOS_PUSH_CAUGHT_UP);
+}
+
+/*
+ * One catch-up slice: the matching events from next_pos up to
+ * delivered_head, at most PUMP_LIMIT events / one reply budget, as one
+ * push.  Returns 0, or a storage error (the caller closes the connection).
+ */
+static int pump_one(maosd_server *srv, maosd_sub *s)
+{
+    maosd_conn *c = s->conn;
+    msgpack_packer pk;
+    size_t mark = maosd_reply_begin(c, &pk);
+    maos_list_mark lm;
+    maosd_scan sc = {
+        .f = &s->filter,
+        .upto = srv->delivered_head,
+        .limit = PUMP_LIMIT,
+        .budget = maosd_reply_budget(srv),
+    };
+    int rc = maos_enc_push_events_begin(&c->out, s->id, &lm);
+    if (!rc)
+        rc = maosd_collect(srv->store, s->next_pos, &sc, &c->out);
+    uint64_t next = sc.more ? sc.next : srv->delivered_head + 1;
+    if (!rc && sc.count)
+        rc = maos_enc_push_events_end(&c->out, &lm, sc.count, next);
+    if (rc || !sc.count) {
+        c->out.size = mark; /* nothing to send (or it failed) */
+    } else {
+        maosd_reply_end(c, mark);
+        srv->push_frames++;
+        srv->push_events += sc.count;
+    }
+    if (rc)
+        return rc;
+    s->next_pos = next;
+    if (!sc.more)
+        go_live(srv, s);
+    return 0;
+}
+
+static void on_pump(uv_idle_t *h)
+{
+    maosd_server *srv = h->data;
+    int progress = 0;
+    maosd_sub *s = srv->pump;
+    while (s) {
+        maosd_sub *next = s->pump_next; /* s may leave the list */
+        maosd_conn *c = s->conn;
+        if (!c->closing && !c->close_after_flush &&
+            maosd_conn_load(c) <= srv->cfg->max_output / 2) {
+            int rc = pump_one(srv, s);
+            if (rc) {
+                maosd_log(MAOSD_LOG_ERROR, "conn %llu sub %llu: catch-up read failed: %s",
+                          (unsigned long long)c->id, (unsigned long long)s->id,
+                          maos_strerror(rc));
+                pump_del(srv, s); /* stop; the subscriber sees no more pushes */
+            }
+            progress = 1;
+        }
+        s = next;
+    }
+    /* Nothing runnable: every pumping connection is over its cap; the
+     * flush of its output kicks the pump again. */
+    if (!progress || !srv->pump) {
+        uv_idle_stop(&srv->pump_idle);
+        srv->pump_running = 0;
+    }
+}
+
+void maosd_sub_kick(maosd_server *srv)
+{
+    if (srv->pump && !srv->pump_running && !srv->stopping) {
+        uv_idle_start(&srv->pump_idle, on_pump);
+        srv->pump_running = 1;
+    }
+}
+
+void maosd_subs_init(maosd_server *srv)
+{
+    uv_idle_init(srv->loop, &srv->pump_idle);
+    srv->pump_idle.data = srv;
+}
+
+void maosd_subs_close(maosd_server *srv)
+{
+    uv_idle_stop(&srv->pump_idle);
+    uv_close((uv_handle_t *)&srv->pump_idle, NULL);
+}
+
+/* ---- fan-out ------------------------------------------------------------------- */
+
+void maosd_sub_fanout(maosd_server *srv, maosd_wreq *list)
+{
+    size_t n = 0;
+    for (maosd_wreq *w = list; w; w = w->next)
+        if (!w->code)
+            n += w->n_recs;
+    if (!n)
+        return;
+    maos_record *recs = malloc(n * sizeof(*recs));
+    if (!recs) {
+        /* Cannot fan out: every live subscriber falls back to disk reads,
+         * which stay correct. */
+        for (maosd_sub *s = srv->subs; s; s = s->next)
+            if (s->live) {
+                s->live = 0;
+                pump_add(srv, s);
+            }
+        goto advance;
+    }
+    size_t k = 0;
+    for (maosd_wreq *w = list; w; w = w->next) {
+        if (w->code)
+            continue;
+        maos_mpr r;
+        maos_mpr_init(&r, w->recs.data, w->recs.size);
+        for (uint32_t i = 0; i < w->n_recs && k < n; i++)
+            if (maos_record_next(&r, &recs[k]) == 0)
+                k++;
+    }
+    n = k;
+    for (maosd_sub *s = srv->subs; s && n; s = s->next) {
+        maosd_conn *c = s->conn;
+        if (!s->live || c->closing)
+            continue;
+        if (maosd_conn_over_cap(c)) {
+            /* Slow consumer: keep a position, not a backlog. */
+            s->live = 0;
+            if (s->next_pos < recs[0].position)
+                s->next_pos = recs[0].position;
+            srv->fell_behind++;
+            push_state(s, MAOS_PUSH_FELL_BEHIND);
+            pump_add(srv, s);
+            continue;
+        }
+        msgpack_packer pk;
+        size_t mark = 0;
+        maos_list_mark lm;
+        uint32_t count = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (recs[i].position < s->next_pos || !maos_filter_match(&s->filter, &recs[i]))
+                continue;
+            if (!count) {
+                mark = maosd_reply_begin(c, &pk);
+                maos_enc_push_events_begin(&c->out, s->id, &lm);
+            }
+            msgpack_sbuffer_write(&c->out, recs[i].raw.ptr, recs[i].raw.len);
+            count++;
+        }
+        s->next_pos = recs[n - 1].position + 1;
+        if (count) {
+            if (maos_enc_push_events_end(&c->out, &lm, count, s->next_pos)) {
+                c->out.size = mark; /* out of memory: resume from disk */
+                s->next_pos = recs[0].position;
+                s->live = 0;
+                pump_add(srv, s);
+                continue;
+            }
+            maosd_reply_end(c, mark);
+            srv->push_frames++;
+            srv->push_events += count;
+        }
+    }
+advance:
+    free(recs);
+    for (maosd_wreq *w = list; w; w = w->next)
+        if (!w->code && w->n_recs)
+            srv->delivered_head = w->results[w->req.n_appends - 1].first_position +
+                                  w->results[w->req.n_appends - 1].count - 1;
+}
+
+/* ---- ops ------------------------------------------------------------------------ */
+
+static int too_many(maosd_call *call)
+{
+    if (call->conn->n_subs < call->srv->cfg->max_subscriptions)
+        return 0;
+    snprintf(call->why, sizeof(call->why),
+             "a connection may hold %u subscriptions (max_subscriptions)",
+             call->srv->cfg->max_subscriptions);
+    return MAOS_ELIMIT;
+}
+
+static void reply_fields(maosd_call *call, uint64_t sub, uint64_t from,
+                         uint64_t position, uint64_t receivers)
+{
+    msgpack_packer pk;
+    size_t mark = maosd_reply_begin(call->conn, &pk);
+    maos_enc_reply_fields(&pk, call->req->rid, sub, from, position, receivers);
+    maosd_reply_end(call->conn, mark);
+}
+
+int maosd_op_subscribe(maosd_call *call)
+{
+    maosd_server *srv = call->srv;
+    maos_request *req = call->req;
+    int rc = too_many(call);
+    if (rc)
+        return rc;
+    uint64_t from = srv->delivered_head + 1; /* default: live only */
+    if (req->has_from) {
+        from = req->from ? req->from : 1;
+    } else if (req->has_from_version) {
+        uint64_t pos;
+        rc = maosd_stream_version_position(srv->store, req->filter.stream,
+                                           req->from_version, &pos);
+        if (rc == 0)
+            from = pos;
+        else if (rc != MAOS_ENOT_FOUND)
+            return rc; /* not written yet: from the live end */
+    }
+    maosd_sub *s = sub_new(call->conn, &req->filter, (maos_slice){"", 0});
+    if (!s) {
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+    list_add(&srv->subs, s);
+    srv->n_subs++;
+    s->next_pos = from;
+    maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu: sub %llu from %llu",
+               (unsigned long long)call->conn->id, (unsigned long long)req->rid,
+               (unsigned long long)s->id, (unsigned long long)from);
+    reply_fields(call, s->id, from, UINT64_MAX, UINT64_MAX);
+    if (from > srv->delivered_head)
+        go_live(srv, s);
+    else
+        pump_add(srv, s);
+    return 0;
+}
+
+static maosd_sub *find_sub(maosd_conn *c, uint64_t id)
+{
+    for (maosd_sub *s = c->subs; s; s = s->conn_next)
+        if (s->id == id)
+            return s;
+    return NULL;
+}
+
+int maosd_op_unsubscribe(maosd_call *call)
+{
+    maosd_sub *s = find_sub(call->conn, call->req->sub);
+    if (!s) {
+        snprintf(call->why, sizeof(call->why), "no subscription %llu on this connection",
+                 (unsigned long long)call->req->sub);
+        return MAOS_ENOT_FOUND;
+    }
+    sub_free(call->srv, s);
+    reply_fields(call, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX);
+    return 0;
+}
+
+int maosd_op_checkpoint_save(maosd_call *call)
+{
+    maosd_wreq *w = calloc(1, sizeof(*w));
+    if (!w) {
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+    w->req = *call->req;
+    call->req->mem_ = NULL;
+    w->frame = call->frame;
+    w->frame_len = call->frame_len;
+    call->frame = NULL;
+    w->conn = call->conn;
+    w->index = -1;
+    call->conn->refs++;
+    maosd_conn_write_queued(call->conn, w->frame_len);
+    maosd_commit_submit(call->srv->commit, w);
+    return 0;
+}
+
+int maosd_op_checkpoint_get(maosd_call *call)
+{
+    char k[MAOSD_CHECKPOINT_KEY_MAX], v[8];
+    size_t vlen;
+    int rc = maosd_store_get(call->srv->store, MAOSD_CF_META, k,
+                             maosd_key_checkpoint(k, call->req->name), v, sizeof(v),
+                             &vlen);
+    if (rc == MAOS_ENOT_FOUND) {
+        snprintf(call->why, sizeof(call->why), "no checkpoint named %.*s",
+                 (int)call->req->name.len, call->req->name.ptr);
+        return rc;
+    }
+    if (rc || vlen != 8)
+        return rc ? rc : MAOS_EINTERNAL;
+    reply_fields(call, UINT64_MAX, UINT64_MAX, maosd_get_u64(v), UINT64_MAX);
+    return 0;
+}
+
+int maosd_op_publish(maosd_call *call)
+{
+    maosd_server *srv = call->srv;
+    maos_request *req = call->req;
+    char chan[MAOS_NAME_MAX + 1];
+    memcpy(chan, req->channel.ptr, req->channel.len);
+    chan[req->channel.len] = 0;
+    uint64_t receivers = 0;
+    for (maosd_sub *s = srv->chan_subs; s; s = s->next) {
+        maosd_conn *c = s->conn;
+        if (c->closing || fnmatch(s->pattern, chan, 0) != 0)
+            continue;
+        if (maosd_conn_over_cap(c)) {
+            srv->channel_dropped++; /* at-most-once */
+            continue;
+        }
+        msgpack_packer pk;
+        size_t mark = maosd_reply_begin(c, &pk);
+        maos_enc_push_message(&pk, s->id, req->channel, req->payload);
+        maosd_reply_end(c, mark);
+        receivers++;
+    }
+    srv->channel_messages++;
+    reply_fields(call, UINT64_MAX, UINT64_MAX, UINT64_MAX, receivers);
+    return 0;
+}
+
+int maosd_op_subscribe_channel(maosd_call *call)
+{
+    int rc = too_many(call);
+    if (rc)
+        return rc;
+    maosd_sub *s = sub_new(call->conn, NULL, call->req->pattern);
+    if (!s) {
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+    s->channel = 1;
+    s->live = 1;
+    list_add(&call->srv->chan_subs, s);
+    call->srv->n_chan_subs++;
+    reply_fields(call, s->id, UINT64_MAX, UINT64_MAX, UINT64_MAX);
+    return 0;
+}
+
+void maosd_subs_stats(maosd_server *srv, maos_stats *st)
+{
+    uint64_t live = 0, max_lag = 0;
+    for (maosd_sub *s = srv->subs; s; s = s->next) {
+        if (s->live)
+            live++;
+        uint64_t lag = srv->delivered_head + 1 > s->next_pos
+                           ? srv->delivered_head + 1 - s->next_pos
+                           : 0;
+        if (lag > max_lag)
+            max_lag = lag;
+    }
+    st->subscriptions = srv->n_subs;
+    st->subscriptions_live = live;
+    st->subscriptions_max_lag = max_lag;
+    st->push_frames = srv->push_frames;
+    st->push_events = srv->push_events;
+    st->fell_behind = srv->fell_behind;
+    st->channel_subscriptions = srv->n_chan_subs;
+    st->channel_messages = srv->channel_messages;
+    st->channel_dropped = srv->channel_dropped;
+}
