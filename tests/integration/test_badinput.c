@@ -10,6 +10,10 @@
  * attack, a different client must still ping and append, every event
  * committed before must still be readable with the same ids, and the daemon
  * must exit 0 on SIGTERM at the end (it did not crash).
+ *
+ * The last cases are hostile behaviour rather than hostile bytes (review of
+ * bf6c102): a client that pipelines without reading, one that half-closes,
+ * one that stops reading while the daemon shuts down.
  */
 #include <errno.h>
 #include <poll.h>
@@ -1377,10 +1381,10 @@ static void test_shutdown_with_stuck_reader(void **state)
     MT_EQ_INT(kill(g_d->pid, SIGTERM), 0);
     int st = mt_wait(g_d->pid, 12000); /* SIGKILL after 12 s: 1000 */
     g_d->pid = 0;
-    double secs = (double)(mt_now_us() - t0) / 1e6;
-    print_message("maosd exited with %d after %.1f s\n", st, secs);
+    int64_t ms = (mt_now_us() - t0) / 1000;
+    print_message("maosd exited with %d after %lld ms\n", st, (long long)ms);
     MT_EQ_INT(st, 0);
-    MT_CMP_INT(secs, <, 10.0);
+    MT_CMP_INT(ms, <, 10000);
     close(fd);
 
     /* nothing was lost */
