@@ -211,7 +211,7 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
         maosd_iter_seek_prev(it, k, klen);
     else
         maosd_iter_seek(it, k, klen);
-    size_t start = out->size;
+    size_t start = out->size, rcap = 0;
     uint32_t scanned = 0;
     char *rec = NULL;
     int rc = 0, stop = 0;
@@ -228,11 +228,21 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
             sc->next = here;
             break;
         }
+        /* One buffer for the whole scan, grown as needed: no malloc per
+         * event. */
         char ek[8];
-        free(rec);
-        rec = NULL;
-        rc = maosd_store_get_alloc(st, MAOSD_CF_EVENTS, ek, maosd_key_event(ek, pos),
-                                   &rec, &rlen);
+        size_t eklen = maosd_key_event(ek, pos);
+        rc = maosd_store_get(st, MAOSD_CF_EVENTS, ek, eklen, rec, rcap, &rlen);
+        if (!rc && rlen > rcap) {
+            char *nb = realloc(rec, rlen);
+            if (!nb) {
+                rc = MAOS_ENOMEM;
+                break;
+            }
+            rec = nb;
+            rcap = rlen;
+            rc = maosd_store_get(st, MAOSD_CF_EVENTS, ek, eklen, rec, rcap, &rlen);
+        }
         if (rc)
             break;
         if (!fits(out->size - start, rlen, sc->count, sc->budget)) {
