@@ -2,9 +2,10 @@
  * maos/client.h -- libmaos-client: a thin, hiredis-like client for maosd.
  *
  * One maos_ctx is one Unix-socket connection to maosd.  Everything is
- * blocking; waits are bounded by the context's timeout when one is set.
+ * blocking, except maos_process (event loops); waits are bounded by the
+ * context's timeout when one is set.
  *
- * Two layers:
+ * Three layers:
  *  - the pipelined layer (maos_append_send, maos_txn_send, maos_flush,
  *    maos_reply_recv): queue many requests, then collect the replies, which
  *    may arrive in any order and carry the request id (rid) they answer;
@@ -12,7 +13,10 @@
  *    maos_read_all, maos_streams, maos_stats_get), built on the pipelined one:
  *    send + flush + receive the reply with its own rid.  A synchronous call
  *    made while pipelined replies are still outstanding fails with
- *    MAOS_EBUSY (collect them with maos_reply_recv first).
+ *    MAOS_EBUSY (collect them with maos_reply_recv first);
+ *  - subscriptions: pushes the daemon sends on its own, taken blocking
+ *    (maos_next) or from an event loop (maos_fd + maos_process, with loop
+ *    hooks and header-only adapters such as maos/adapters/libuv.h).
  *
  * Errors (STYLE.md 5, 7).  Every failing call returns a negative MAOS_E*
  * (maos/errors.h) and sets ctx->err and ctx->errstr (for a server refusal,
@@ -24,7 +28,7 @@
  *    (MAOS_EPROTOCOL_VERSION, MAOS_EHELLO_REQUIRED).  The context is dead:
  *    every later call fails at once with the same err.  Free it and
  *    connect again.  maos_err_is_fatal() tells the two kinds apart; in
- *    doubt, maos_fd(c) == -1 is the definitive "dead" test (e.g. an
+ *    doubt, maos_is_dead(c) is the definitive "dead" test (e.g. an
  *    out-of-memory while a reply was being received also kills the
  *    context, since that reply is lost).
  *  - Everything else is per call and not sticky: server refusals
@@ -35,6 +39,11 @@
  *    break the wire's nesting/element limits, e.g. data nested close to 64
  *    levels; nothing was sent), and MAOS_ENOMEM when nothing was sent.
  *    The next call clears err.
+ *  - With reconnect on (see "Reconnect and resume"), connection errors
+ *    fail the call that meets them but the context reconnects; it dies
+ *    only when reconnecting gives up or the handshake is refused.
+ *  - maos_next's MAOS_ETIMEOUT ("nothing arrived in time") is the one
+ *    timeout that is not a connection error.
  *
  * The library never logs, never calls exit(), never installs signal
  * handlers (writes use MSG_NOSIGNAL, so a closed peer is MAOS_ECLOSED, not
@@ -42,7 +51,8 @@
  *
  * Thread-safety: a maos_ctx may be used by one thread at a time (callers
  * that share one must lock around every call, including the pipelined
- * send/recv pairs).  Distinct contexts are fully independent, and pages,
+ * send/recv pairs; maos_process runs its callbacks on the calling thread,
+ * inside that call).  Distinct contexts are fully independent, and pages,
  * reply messages and stats returned by the library belong to the caller
  * and can be handed to other threads.  After fork(), only one of the two
  * processes may go on using a context; the other must maos_free() it.
@@ -82,6 +92,10 @@ typedef struct maos_options {
                               * later wait for the socket; 0: wait forever */
     const char *client_name; /* sent in hello for the daemon's log;
                               * NULL: "libmaos-client" */
+    int reconnect;           /* 1: reconnect and resume after a lost
+                              * connection (see "Reconnect and resume") */
+    int reconnect_max_ms;    /* give up after this long without a
+                              * connection; 0: MAOS_RECONNECT_MAX_MS */
 } maos_options;
 
 /*
@@ -114,7 +128,7 @@ void maos_free(maos_ctx *c);
 const char *maos_default_socket(char *buf, size_t len);
 
 /* The socket descriptor (owned by the context: do not close it), or -1
- * when the context is dead. */
+ * when the context is dead or reconnecting.  It changes on a reconnect. */
 int maos_fd(const maos_ctx *c);
 
 /* Change the wait bound of later calls (see maos_options.timeout_ms).
@@ -404,6 +418,236 @@ typedef struct maos_reply_msg {
  */
 int maos_reply_recv(maos_ctx *c, maos_reply_msg **out);
 void maos_reply_msg_free(maos_reply_msg *m);
+
+/* ---- subscriptions and channels ------------------------------------------------ */
+
+/*
+ * A subscription asks maosd to push events to this connection: first the
+ * stored events matching a filter from a starting point, then live ones,
+ * each exactly once and in position order.  A channel subscription gets
+ * messages published on matching channels while it exists (at most once,
+ * never stored).  Several subscriptions of both kinds may share a context.
+ *
+ * Pushes arrive on the same socket as replies, unsolicited and interleaved
+ * with them.  Whichever call reads the socket (a synchronous call waiting
+ * for its reply, maos_reply_recv, maos_next, maos_process) sorts them out:
+ * replies go to the caller that waits for them, pushes are decoded into
+ * deliveries and queued on the context, in arrival order, until the caller
+ * takes them with maos_next or maos_process.  Nothing is dropped, except
+ * pushes for a subscription the caller has unsubscribed.  The queue only
+ * grows while the caller makes other calls without taking deliveries; the
+ * daemon stops sending (and, for event subscriptions, goes back to disk
+ * reads without loss) when the socket is not read, so a caller that takes
+ * its deliveries keeps the queue short.  maos_queued() tells its length.
+ *
+ * Subscription ids (`sub`) are chosen by the library: 1, 2, 3, ... per
+ * context, never reused, and stable across reconnects (the ids the server
+ * assigns are mapped internally).
+ *
+ * Positions: every delivery of an event subscription carries `next`, the
+ * next position the subscription will consider; all positions below it
+ * were considered.  To resume after a restart of the caller, save the
+ * position of the last event processed (maos_checkpoint_save) and
+ * subscribe again from that position + 1.
+ */
+
+/* A delivery's kind is a maos_push_kind of maos/proto.h:
+ *   MAOS_PUSH_EVENTS       events (n >= 1) of an event subscription
+ *   MAOS_PUSH_CAUGHT_UP    the subscription has delivered everything stored
+ *                          and now gets live events
+ *   MAOS_PUSH_FELL_BEHIND  this connection read too slowly; the daemon went
+ *                          back to reading from disk (still gap-free) and
+ *                          sends CAUGHT_UP again when it is live
+ *   MAOS_PUSH_MESSAGE      a channel message */
+
+/*
+ * One push.  Allocated by the library, freed by the caller with
+ * maos_delivery_free (maos_next), or lent to a callback for the duration of
+ * the call (maos_process).  Every pointer inside (events and what they
+ * point to, channel, payload) is a view into the delivery's own memory:
+ * one allocation per push, no per-event malloc.
+ */
+typedef struct maos_delivery {
+    maos_push_kind kind;
+    uint64_t sub;          /* the subscription it belongs to */
+    uint64_t next;         /* events / caught_up / fell_behind: see above */
+    size_t n;              /* events: n events in position order */
+    maos_event *events;
+    const char *channel;   /* message: the channel (NOT NUL-terminated) */
+    size_t channel_len;
+    const void *payload;   /* message: one raw msgpack value */
+    size_t payload_len;
+    void *mem_;            /* private */
+} maos_delivery;
+
+void maos_delivery_free(maos_delivery *d);
+
+/*
+ * Subscribe to events matching f (NULL: every event; the same filter as
+ * maos_read_all) from:
+ *   MAOS_FROM_POSITION, from   the first stored event at position >= from
+ *                              (1 is the start of the log)
+ *   MAOS_FROM_VERSION, from    version `from` of f->stream onwards (needs
+ *                              an exact f->stream)
+ *   MAOS_FROM_LIVE, 0          only events committed after this call
+ * (the constants are in maos/proto.h).  Synchronous: returns once the
+ * daemon has accepted the subscription, with *sub (may be NULL) set; the
+ * events come as deliveries.  Pushes that arrive meanwhile are queued.
+ * Errors: MAOS_EINVALID_ARG (bad from_kind, FROM_VERSION without a stream,
+ * NULL type), MAOS_EBAD_REQUEST / MAOS_EINVALID_NAME / MAOS_ELIMIT from the
+ * daemon (bad filter, too many subscriptions), MAOS_EBUSY, connection
+ * errors.
+ */
+int maos_subscribe(maos_ctx *c, const maos_read_filter *f, int from_kind,
+                   uint64_t from, uint64_t *sub);
+
+/*
+ * Subscribe to channel messages: pattern is a channel name or a glob
+ * ('*' matches any run of characters, '?' one character, e.g. "task.*").  Messages published while the
+ * subscription exists are delivered at most once; there is no history.
+ * *sub (may be NULL) gets the id.  Errors as maos_subscribe.
+ */
+int maos_subscribe_channel(maos_ctx *c, const char *pattern, uint64_t *sub);
+
+/*
+ * Stop a subscription of either kind.  Deliveries of it still queued are
+ * discarded, and none is returned after this call, even when it fails.
+ * Errors: MAOS_ENOT_FOUND (no such subscription on this context, e.g.
+ * unsubscribed twice), MAOS_EBUSY, connection errors (with reconnect on,
+ * a connection lost during the call is not an error here: the
+ * subscription is gone either way).
+ */
+int maos_unsubscribe(maos_ctx *c, uint64_t sub);
+
+/*
+ * Publish payload (one msgpack value of len bytes; NULL/0: nil) on
+ * channel.  *receivers (may be NULL) gets the number of channel
+ * subscriptions it was queued to.  At most once: nothing is stored, a
+ * subscriber that is disconnected or too slow misses it.
+ * Errors: MAOS_EINVALID_ARG (NULL channel, bad msgpack), MAOS_EINVALID_NAME,
+ * MAOS_EFRAME_TOO_LARGE, MAOS_EBUSY, connection errors.
+ */
+int maos_publish(maos_ctx *c, const char *channel, const void *payload,
+                 size_t len, uint64_t *receivers);
+
+/*
+ * Named checkpoints, stored durably by the daemon (e.g. "agent-7/tasks").
+ * save: set name to position (overwrites).  get: 0 and *position, or
+ * MAOS_ENOT_FOUND when the name was never saved.
+ */
+int maos_checkpoint_save(maos_ctx *c, const char *name, uint64_t position);
+int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position);
+
+/*
+ * Blocking consumption: the next delivery of any subscription, queued ones
+ * first, waiting up to timeout_ms (< 0: forever; 0: only what is already
+ * queued or readable now).  Returns 0 and *out (free it with
+ * maos_delivery_free), or:
+ *   MAOS_ETIMEOUT  nothing arrived in time.  Unlike everywhere else this
+ *                  timeout is NOT a connection error: the context lives on
+ *                  and maos_next can be called again;
+ *   connection errors (sticky; with reconnect on, maos_next reconnects
+ *   instead, within timeout_ms per call, and fails only when it gives up);
+ *   MAOS_EINVALID_ARG, MAOS_ENOMEM.
+ * Queued output of pipelined requests is flushed first; their replies are
+ * kept for maos_reply_recv.
+ */
+int maos_next(maos_ctx *c, int timeout_ms, maos_delivery **out);
+
+/* Number of deliveries queued on the context. */
+size_t maos_queued(const maos_ctx *c);
+
+/* ---- event-loop integration -------------------------------------------------- */
+
+/*
+ * Callbacks of maos_process.  Each gets a delivery lent for the duration of
+ * the call (do not free it; copy what must outlive the call).  A NULL
+ * callback discards the deliveries of its kind.  Callbacks may make any
+ * call on c (maos_checkpoint_save, maos_unsubscribe, appends, ...) except
+ * maos_free and maos_process.
+ */
+typedef struct maos_push_handlers {
+    void (*on_events)(maos_ctx *c, const maos_delivery *d, void *user);
+    void (*on_state)(maos_ctx *c, const maos_delivery *d, void *user);   /* caught_up, fell_behind */
+    void (*on_message)(maos_ctx *c, const maos_delivery *d, void *user);
+} maos_push_handlers;
+
+/*
+ * Non-blocking: read what is readable on maos_fd(c) now (a bounded amount
+ * per call, for fairness), then hand every delivery queued at that point to
+ * h's callbacks, in order.  Returns the number of deliveries handled (0 is
+ * normal: a partial frame, or nothing yet), or a negative error: connection
+ * errors are sticky as usual; with reconnect on, a lost connection is not
+ * an error here: maos_process tries to reconnect when the backoff allows
+ * (telling the loop hooks when to call again) and fails only when it gives
+ * up.  MAOS_EINVALID_ARG when h is NULL.
+ */
+int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user);
+
+/*
+ * How the library tells an event loop what to watch (hiredis-style
+ * adapter hooks; see maos/adapters/libuv.h for a ready one).
+ *
+ * update(data, fd, wake_ms) is called whenever what the loop should do
+ * changes: watch fd for reading (-1: no socket, while reconnecting or once
+ * the context is dead) and call maos_process when it is readable; and, when
+ * wake_ms >= 0, also call maos_process after wake_ms milliseconds even if
+ * nothing is readable (0: soon; used when deliveries were queued by a
+ * synchronous call, during reconnect backoff, and once the context died so
+ * that maos_process can report it).  It is called from inside library calls
+ * (maos_process, synchronous calls): it must only arm or disarm watchers,
+ * never call back into the library.
+ */
+typedef struct maos_loop_hooks {
+    void *data;
+    void (*update)(void *data, int fd, int wake_ms);
+} maos_loop_hooks;
+
+/* Install hooks (copied; NULL removes them).  update is called once at
+ * once with the current state.  0 or MAOS_EINVALID_ARG. */
+int maos_set_loop_hooks(maos_ctx *c, const maos_loop_hooks *h);
+
+/* ---- reconnect and resume -------------------------------------------------- */
+
+/*
+ * With reconnect on (maos_options.reconnect or maos_set_reconnect), a lost
+ * connection (the daemon restarted, the socket broke, a wait timed out) does
+ * not kill the context.  The call that notices still fails with the
+ * connection error (the outcome of a request in flight is unknown: retry
+ * appends with event ids, which makes them idempotent; replies of
+ * pipelined requests in flight are lost and maos_pending() drops to 0).
+ * Then the library reconnects: at once, then after 50 ms doubling up to
+ * 2 s between attempts, and gives up (the context is dead, with the last
+ * error) after reconnect_max_ms without a connection.  After a new hello it
+ * subscribes every subscription again:
+ *  - event subscriptions from the `next` of the last push received, so
+ *    the caller sees no gap and no duplicate across the reconnect
+ *    (deliveries queued before the loss are still delivered);
+ *  - channel subscriptions again; messages published while disconnected
+ *    are lost (at most once).
+ * Subscription ids do not change.  If the daemon refuses a re-subscription
+ * the context dies with that error.
+ *
+ * Who reconnects: maos_next (within its timeout; it keeps trying on later
+ * calls), maos_process (one attempt per call when the backoff allows), and
+ * any other call (blocking until connected or given up).  The first connect
+ * (maos_connect_with) is not retried.  While reconnecting, maos_fd(c) is -1
+ * but the context is not dead: use maos_is_dead().
+ */
+#define MAOS_RECONNECT_MAX_MS 30000
+#define MAOS_RECONNECT_MIN_DELAY_MS 50
+#define MAOS_RECONNECT_MAX_DELAY_MS 2000
+
+/* on: 1 or 0; max_ms as maos_options.reconnect_max_ms.  0 or
+ * MAOS_EINVALID_ARG. */
+int maos_set_reconnect(maos_ctx *c, int on, int max_ms);
+
+/* 1 when the context is dead (a sticky error; free it), else 0 (also while
+ * reconnecting). */
+int maos_is_dead(const maos_ctx *c);
+
+/* Number of successful reconnects so far. */
+uint64_t maos_reconnects(const maos_ctx *c);
 
 /* ---- small helpers ----------------------------------------------------------- */
 
