@@ -241,6 +241,7 @@ static int maybe_push(su_conn *c, maos_slice fr)
 {
     maos_push p;
     int r = maos_push_decode(fr.ptr, fr.len, &p);
+
     if (r < 0)
         SU_FAIL("malformed push frame (%u bytes): %s", fr.len,
                 maos_err_name(r));
@@ -584,10 +585,6 @@ void su_collect(su_conn *c, const maos_push *p, void *user)
         col->unknown++;
         return;
     }
-    if (p->next < s->next)
-        SU_FAIL("sub %llu: %s push next %llu after next %llu (went back)",
-                (unsigned long long)s->id, maos_push_name(p->kind),
-                (unsigned long long)p->next, (unsigned long long)s->next);
     switch (p->kind) {
     case MAOS_PUSH_EVENTS: {
         if (p->n_items == 0)
@@ -643,6 +640,10 @@ void su_collect(su_conn *c, const maos_push *p, void *user)
         SU_FAIL("sub %llu: unexpected push kind %d", (unsigned long long)s->id,
                 (int)p->kind);
     }
+    if (p->next < s->next)
+        SU_FAIL("sub %llu: %s push next %llu after next %llu (went back)",
+                (unsigned long long)s->id, maos_push_name(p->kind),
+                (unsigned long long)p->next, (unsigned long long)s->next);
     s->next = p->next;
 }
 
