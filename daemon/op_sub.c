@@ -45,7 +45,8 @@
 static char *copy_slice(char **dst, maos_slice s)
 {
     char *p = *dst;
-    memcpy(p, s.ptr, s.len);
+    if (s.len) /* an unset filter part may have a NULL pointer */
+        memcpy(p, s.ptr, s.len);
     p[s.len] = 0;
     *dst += s.len + 1;
     return p;
