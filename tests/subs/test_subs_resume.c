@@ -14,8 +14,9 @@
  *  - test_resume_raw: raw sockets; after a lost connection it reconnects
  *    and subscribes again from the last delivered position + 1 (the
  *    resume rule PROTOCOL.md gives);
- *  - test_resume_client (when the client library has the subscription
- *    API): libmaos-client with reconnect on, which resumes by itself.
+ *  - test_resume_client (built as test_subs_resume_client):
+ *    libmaos-client with reconnect on, which resumes by itself; it also
+ *    saves a checkpoint now and then across the crashes.
  *
  * At the end the subscriber's sequence must equal read_all 1..H (same
  * positions, same record bytes): no gap, no duplicate, and nothing it saw
@@ -32,6 +33,9 @@
 
 #include "harness.h"
 #include "subs_util.h"
+#ifdef MAOS_SUBS_CLIENT
+#include "maos/client.h"
+#endif
 
 #define N_EVENTS 4000
 #define KILL_AT_1 800
@@ -144,6 +148,7 @@ static void writer(const char *sock)
     su_close(c);
 }
 
+#ifndef MAOS_SUBS_CLIENT
 /* ---- the raw subscriber ---------------------------------------------------------- */
 
 /* Subscribe to everything from `from`; pushes that arrive before the reply
@@ -182,6 +187,8 @@ static uint64_t last_pos(const su_sub *s)
     return s->got.n ? s->got.v[s->got.n - 1].pos : 0;
 }
 
+#endif
+
 static void verify(const char *sock, const su_evs *got, uint64_t h)
 {
     su_conn *c = su_open(sock);
@@ -193,6 +200,7 @@ static void verify(const char *sock, const su_evs *got, uint64_t h)
     su_close(c);
 }
 
+#ifndef MAOS_SUBS_CLIENT
 static void raw_subscriber(const char *sock, int head_fd)
 {
     su_collector col = {0};
@@ -254,6 +262,146 @@ static void raw_subscriber(const char *sock, int head_fd)
     verify(sock, &sub.got, h);
     su_evs_free(&sub.got);
 }
+#endif
+
+/* ---- the client-library subscriber ------------------------------------------------ */
+
+#ifdef MAOS_SUBS_CLIENT
+/*
+ * libmaos-client with reconnect on: one maos_subscribe from the start, then
+ * maos_next until the final head.  The library reconnects after each crash
+ * and resumes the subscription by itself.  Along the way it saves a
+ * checkpoint every 500 events (a save may fail while the daemon is down;
+ * the next one goes on), and at the end the checkpoint reads back.
+ */
+static void client_subscriber(const char *sock, int head_fd)
+{
+    maos_options o;
+    memset(&o, 0, sizeof o);
+    o.path = sock;
+    o.timeout_ms = 20000;
+    o.client_name = "subs-resume-test";
+    o.reconnect = 1;
+    o.reconnect_max_ms = RECONNECT_MS;
+    maos_ctx *c = maos_connect_with(&o);
+    if (!c || c->err)
+        SU_FAIL("connect: %d (%s)", c ? c->err : -1,
+                c ? maos_err_name(c->err) : "NULL");
+    uint64_t sub = 0;
+    int rc = maos_subscribe(c, NULL, MAOS_FROM_POSITION, 1, &sub);
+    if (rc)
+        SU_FAIL("maos_subscribe: %d (%s) %s", rc, maos_err_name(rc),
+                c->errstr);
+    su_evs got = {0};
+    uint64_t h = 0, caught_up = 0, fell_behind = 0, errors = 0, saves = 0;
+    uint64_t saved_at = 0, last_next = 0;
+    int have_h = 0;
+    int64_t deadline = mt_now_us() + 120LL * 1000000;
+    for (;;) {
+        uint64_t last = got.n ? got.v[got.n - 1].pos : 0;
+        if (have_h && last >= h)
+            break;
+        if (mt_now_us() > deadline)
+            SU_FAIL("subscriber: last position %llu of %llu within 120 s "
+                    "(reconnects %llu, dead %d)",
+                    (unsigned long long)last, (unsigned long long)h,
+                    (unsigned long long)maos_reconnects(c), maos_is_dead(c));
+        if (!have_h) {
+            struct pollfd pfd = {head_fd, POLLIN, 0};
+            if (poll(&pfd, 1, 0) == 1) {
+                if (read(head_fd, &h, sizeof h) != (ssize_t)sizeof h)
+                    SU_FAIL("reading the final head");
+                have_h = 1;
+            }
+        }
+        if (last >= saved_at + 500) {
+            if (maos_checkpoint_save(c, "resume-test", last) == 0) {
+                saved_at = last;
+                saves++;
+            }
+        }
+        maos_delivery *d = NULL;
+        rc = maos_next(c, 100, &d);
+        if (rc == MAOS_ETIMEOUT) {
+            if (have_h) {
+                /* quiet after the writer: see test_catchup_quiet */
+                su_conn *p = su_try_open(sock);
+                if (p) {
+                    su_ping(p);
+                    su_close(p);
+                }
+            }
+            continue;
+        }
+        if (rc) {
+            if (maos_is_dead(c))
+                SU_FAIL("maos_next: the context died: %d (%s) %s", rc,
+                        maos_err_name(rc), c->errstr);
+            errors++; /* a lost connection; the library reconnects */
+            continue;
+        }
+        if (d->sub != sub)
+            SU_FAIL("a delivery for sub %llu, want %llu",
+                    (unsigned long long)d->sub, (unsigned long long)sub);
+        switch (d->kind) {
+        case MAOS_PUSH_EVENTS:
+            if (d->n == 0)
+                SU_FAIL("an events delivery with no events");
+            for (size_t i = 0; i < d->n; i++) {
+                const maos_event *e = &d->events[i];
+                uint64_t prev = got.n ? got.v[got.n - 1].pos : 0;
+                if (e->position <= prev)
+                    SU_FAIL("delivered position %llu after %llu (duplicate "
+                            "or out of order; reconnects so far %llu)",
+                            (unsigned long long)e->position,
+                            (unsigned long long)prev,
+                            (unsigned long long)maos_reconnects(c));
+                su_evs_push(&got, e->position, su_hash(e->raw, e->raw_len));
+            }
+            if (d->next <= got.v[got.n - 1].pos)
+                SU_FAIL("delivery next %llu not above its last event %llu",
+                        (unsigned long long)d->next,
+                        (unsigned long long)got.v[got.n - 1].pos);
+            break;
+        case MAOS_PUSH_CAUGHT_UP:
+            caught_up++;
+            break;
+        case MAOS_PUSH_FELL_BEHIND:
+            fell_behind++;
+            break;
+        default:
+            SU_FAIL("unexpected delivery kind %d", (int)d->kind);
+        }
+        last_next = d->next;
+        maos_delivery_free(d);
+    }
+    (void)last_next;
+    /* the checkpoint, saved across crashes, reads back */
+    rc = maos_checkpoint_save(c, "resume-test", h);
+    if (rc)
+        SU_FAIL("checkpoint_save: %d (%s)", rc, maos_err_name(rc));
+    uint64_t cp = 0;
+    rc = maos_checkpoint_get(c, "resume-test", &cp);
+    if (rc)
+        SU_FAIL("checkpoint_get: %d (%s)", rc, maos_err_name(rc));
+    SU_EQ_U64(cp, h);
+    uint64_t reconnects = maos_reconnects(c);
+    printf("[client subscriber] %zu events, %llu reconnects, %llu failed "
+           "calls, %llu checkpoints saved on the way, caught_up %llu, "
+           "fell_behind %llu\n",
+           got.n, (unsigned long long)reconnects, (unsigned long long)errors,
+           (unsigned long long)saves, (unsigned long long)caught_up,
+           (unsigned long long)fell_behind);
+    fflush(stdout);
+    /* it noticed both crashes and came back each time */
+    SU_EQ_U64(reconnects, 2);
+    SU_TRUE(caught_up >= 1);
+    SU_TRUE(saves >= 3);
+    maos_free(c);
+    verify(sock, &got, h);
+    su_evs_free(&got);
+}
+#endif
 
 /* ---- the test --------------------------------------------------------------------- */
 
@@ -326,16 +474,32 @@ static void run_resume(subscriber_fn subscriber, const char *name)
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
 
+#ifndef MAOS_SUBS_CLIENT
 static void test_resume_raw(void **state)
 {
     (void)state;
     run_resume(raw_subscriber, "raw subscriber");
 }
+#endif
+
+#ifdef MAOS_SUBS_CLIENT
+static void test_resume_client(void **state)
+{
+    (void)state;
+    run_resume(client_subscriber, "client subscriber");
+}
+#endif
 
 int main(int argc, char **argv)
 {
+    /* One source, two programs: test_subs_resume (raw sockets, proto
+     * only) and test_subs_resume_client (libmaos-client). */
     const struct CMUnitTest tests[] = {
+#ifdef MAOS_SUBS_CLIENT
+        cmocka_unit_test(test_resume_client),
+#else
         cmocka_unit_test(test_resume_raw),
+#endif
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);
 }
