@@ -15,7 +15,38 @@
  *               (rxq) and handed out.  A page or reply message takes
  *               ownership of its rxf: the events of a page are views into
  *               it, and the only other allocation per page is one array of
- *               maos_event (no per-event malloc).
+ *               maos_event (no per-event malloc);
+ *   push     -> every whole frame is first offered to maos_push_decode:
+ *               pushes never reach the reply queue.  A push is mapped from
+ *               the server's subscription id to the caller's, turned into a
+ *               maos_delivery (one allocation: the delivery, its events
+ *               array and the frame bytes) and queued (dq) until maos_next
+ *               or maos_process hands it out.
+ *
+ * Subscriptions (struct csub) keep their own copy of the filter or
+ * pattern and `next`, the position to resume from: the `next` of the last
+ * push received (every push received is delivered, from the queue, even
+ * across a reconnect), or the `from` the subscribe reply gave.
+ *
+ * The daemon writes a subscribe reply before any push of that
+ * subscription, but both can arrive in one recv() and the frames are
+ * drained before the reply is matched; so while a subscribe is in flight,
+ * pushes for server ids not yet known are held (orphans) and mapped once
+ * the reply is taken.  Outside that window a push for an unknown id belongs
+ * to a subscription the caller has unsubscribed, and is dropped.
+ *
+ * Connection states:
+ *
+ *   connected --(I/O error, EOF, timeout; reconnect on)--> down
+ *      ^                                                    |  attempts at
+ *      +------(connect + hello + re-subscribe all)----------+  0, 50, 100, ..
+ *                                                           |  2000 ms apart
+ *   connected/down --(any other connection error, or reconnect_max_ms
+ *                     spent down)--> dead (sticky; fd closed)
+ *
+ *   While down, fd == -1, the reader, reply queue, output and pending are
+ *   empty (replies in flight are lost), and the delivery queue and
+ *   subscriptions are kept.
  *
  * Invariants:
  *  - pending == requests queued or sent whose reply has not been handed
@@ -23,6 +54,9 @@
  *    pending == 0, so the only reply they can get is their own.
  *  - Once `dead` is set the socket is closed, c->err == dead and errstr
  *    holds the reason; every entry point returns dead at once.
+ *  - `down` and `dead` are never both set; `down` implies fd == -1.
+ *  - Every queued delivery belongs to a subscription in `subs`
+ *    (unsubscribe removes both).
  *  - Out-parameters are written only on success.
  *  - Nothing here logs or touches signals; send() uses MSG_NOSIGNAL.
  */
@@ -30,6 +64,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,6 +90,22 @@ struct rxf {
     char data[];
 };
 
+/* A queued delivery: the node, then n maos_event, then the frame bytes. */
+struct dnode {
+    struct dnode *next;
+    maos_delivery d;
+};
+
+/* One subscription, with its own copy of what is needed to re-subscribe. */
+struct csub {
+    uint64_t id;         /* the caller's id */
+    uint64_t server_id;  /* on the current connection; 0: not subscribed */
+    int channel;
+    uint64_t next;       /* event subscriptions: position to resume from */
+    maos_filter filter;  /* slices into this block (NUL-terminated) */
+    maos_slice pattern;
+};
+
 struct maos_ctx_priv {
     int fd;
     int dead;           /* 0 or the sticky error */
@@ -74,6 +125,30 @@ struct maos_ctx_priv {
     int has_actual;
     int64_t actual;
     int64_t index;
+
+    /* subscriptions and deliveries */
+    struct csub **subs;
+    size_t n_subs, cap_subs;
+    uint64_t last_sub_id;
+    struct dnode *dq_head, *dq_tail;
+    size_t dq_len;
+    int sub_inflight;             /* a subscribe awaits its reply */
+    struct rxf *orph_head, *orph_tail;
+
+    /* reconnect */
+    char *path, *client_name;     /* copies, for reconnecting */
+    int reconnect, reconnect_max_ms;
+    int ever_connected;           /* a handshake succeeded once */
+    int down;                     /* reconnecting; fd == -1 */
+    long long down_since, next_attempt;
+    int backoff_ms;
+    int down_err;                 /* last reason, for giving up */
+    char down_why[256];
+    uint64_t reconnects;
+
+    /* event loop */
+    maos_loop_hooks hooks;
+    int in_process, wake_asked;
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -97,7 +172,74 @@ static int fail(maos_ctx *c, int code, const char *fmt, ...)
     return code;
 }
 
-/* A connection failure: close the socket, the context is dead. */
+static int monotonic_ms(long long *ms)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts))
+        return -1;
+    *ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return 0;
+}
+
+static long long now_ms(void)
+{
+    long long t = 0;
+    monotonic_ms(&t);
+    return t;
+}
+
+static void hooks_update(struct maos_ctx_priv *p, int wake_ms)
+{
+    if (p->hooks.update)
+        p->hooks.update(p->hooks.data, p->fd, wake_ms);
+}
+
+/* Errors after which a reconnect may help (the daemon went away, is
+ * restarting, or the connection stalled). */
+static int recoverable(const struct maos_ctx_priv *p, int code)
+{
+    if (!p->reconnect || !p->ever_connected)
+        return 0;
+    switch (code) {
+    case MAOS_ECLOSED:
+    case MAOS_EIO:
+    case MAOS_ETIMEOUT:
+    case MAOS_ECONNECT:
+    case MAOS_ESHUTTING_DOWN:
+    case MAOS_EOVERLOADED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void free_rxf_list(struct rxf **head, struct rxf **tail)
+{
+    while (*head) {
+        struct rxf *f = *head;
+        *head = f->next;
+        free(f);
+    }
+    *tail = NULL;
+}
+
+/* Forget everything that belonged to the lost connection; subscriptions
+ * and queued deliveries stay. */
+static void drop_connection_state(struct maos_ctx_priv *p)
+{
+    maos_reader_free(&p->rd);
+    p->rd.err = 0;
+    free_rxf_list(&p->rxq_head, &p->rxq_tail);
+    free_rxf_list(&p->orph_head, &p->orph_tail);
+    p->out.size = 0;
+    p->out_off = 0;
+    p->pending = 0;
+    for (size_t i = 0; i < p->n_subs; i++)
+        p->subs[i]->server_id = 0;
+}
+
+/* A connection failure: close the socket; the context is dead, or, with
+ * reconnect on and a recoverable error, down (reconnecting). */
 static int die(maos_ctx *c, int code, const char *fmt, ...)
 {
     struct maos_ctx_priv *p = c->priv;
@@ -106,10 +248,28 @@ static int die(maos_ctx *c, int code, const char *fmt, ...)
     vset_msg(c, code, fmt, ap);
     va_end(ap);
     if (p) {
-        if (p->fd >= 0)
-            close(p->fd);
+        /* The hooks hear fd -1 while the old socket is still open, so an
+         * event loop can stop watching it cleanly; it is closed below. */
+        int old = p->fd;
         p->fd = -1;
-        p->dead = code;
+        if (recoverable(p, code)) {
+            drop_connection_state(p);
+            p->down_err = code;
+            memcpy(p->down_why, c->errstr, sizeof p->down_why);
+            if (!p->down) { /* attempts that fail later keep the schedule */
+                p->down = 1;
+                p->down_since = now_ms();
+                p->next_attempt = p->down_since;
+                p->backoff_ms = 0;
+                hooks_update(p, 0);
+            }
+        } else {
+            p->down = 0;
+            p->dead = code;
+            hooks_update(p, 0);
+        }
+        if (old >= 0)
+            close(old);
     }
     return code;
 }
@@ -123,12 +283,20 @@ static int die_errno(maos_ctx *c, const char *what)
     return die(c, MAOS_EIO, "%s: %s", what, strerror(e));
 }
 
-/* Start of every public call: refuse on a dead context, clear the last
+static int reconnect_until(maos_ctx *c, long long deadline);
+
+/* Start of every public call: reconnect when down (blocking, until
+ * connected or given up), refuse on a dead context, clear the last
  * per-call error. */
 static int enter(maos_ctx *c)
 {
     if (!c || !c->priv)
         return MAOS_EINVALID_ARG;
+    if (c->priv->down && !c->priv->dead) {
+        int rc = reconnect_until(c, -1);
+        if (rc)
+            return rc;
+    }
     if (c->priv->dead) {
         c->err = c->priv->dead;
         return c->err;
@@ -169,6 +337,194 @@ int maos_err_actual(const maos_ctx *c, int64_t *actual)
 int64_t maos_err_index(const maos_ctx *c)
 {
     return c && c->priv ? c->priv->index : -1;
+}
+
+/* ---- pushes -------------------------------------------------------------- */
+
+/* Fill ev[0..n) from a raw array of n stored records (views into it).
+ * 0 or -1 when malformed. */
+static int records_to_events(maos_slice items, size_t n, maos_event *ev)
+{
+    maos_mpr r;
+    uint32_t cnt;
+    maos_mpr_init(&r, items.ptr, items.len);
+    if (maos_mpr_array(&r, &cnt) || cnt != n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        maos_record rec;
+        maos_event *e = &ev[i];
+        if (maos_record_next(&r, &rec) || rec.id.len != 16 ||
+            rec.prev.len != MAOS_HASH_BYTES)
+            return -1;
+        e->position = rec.position;
+        e->version = rec.version;
+        e->time = rec.time;
+        e->stream = rec.stream.ptr;
+        e->stream_len = rec.stream.len;
+        e->type = rec.type.ptr;
+        e->type_len = rec.type.len;
+        memcpy(e->id, rec.id.ptr, 16);
+        memcpy(e->prev, rec.prev.ptr, MAOS_HASH_BYTES);
+        e->data = rec.data.ptr;
+        e->data_len = rec.data.len;
+        e->meta = rec.meta.ptr;
+        e->meta_len = rec.meta.len;
+        e->raw = rec.raw.ptr;
+        e->raw_len = rec.raw.len;
+    }
+    return 0;
+}
+
+static struct csub *sub_by_server_id(struct maos_ctx_priv *p, uint64_t sid)
+{
+    for (size_t i = 0; i < p->n_subs; i++)
+        if (p->subs[i]->server_id == sid)
+            return p->subs[i];
+    return NULL;
+}
+
+static size_t sub_index(struct maos_ctx_priv *p, uint64_t id)
+{
+    for (size_t i = 0; i < p->n_subs; i++)
+        if (p->subs[i]->id == id)
+            return i;
+    return SIZE_MAX;
+}
+
+static void dq_append(struct maos_ctx_priv *p, struct dnode *n)
+{
+    n->next = NULL;
+    if (p->dq_tail)
+        p->dq_tail->next = n;
+    else
+        p->dq_head = n;
+    p->dq_tail = n;
+    p->dq_len++;
+}
+
+static struct dnode *dq_pop(struct maos_ctx_priv *p)
+{
+    struct dnode *n = p->dq_head;
+    if (!n)
+        return NULL;
+    p->dq_head = n->next;
+    if (!p->dq_head)
+        p->dq_tail = NULL;
+    p->dq_len--;
+    n->next = NULL;
+    return n;
+}
+
+static int hold_orphan(maos_ctx *c, const char *frame, size_t len)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct rxf *f = malloc(sizeof *f + len);
+    if (!f)
+        return die(c, MAOS_ENOMEM, "out of memory receiving a push");
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->data, frame, len);
+    if (p->orph_tail)
+        p->orph_tail->next = f;
+    else
+        p->orph_head = f;
+    p->orph_tail = f;
+    return 0;
+}
+
+/*
+ * A push frame (decoded as pu, slices into frame) arrived: queue it as a
+ * delivery of its subscription, hold it while a subscribe is in flight and
+ * its id is unknown, or drop it (unsubscribed).  0 or a sticky error.
+ */
+static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *pu)
+{
+    struct maos_ctx_priv *p = c->priv;
+    /* server ids start at 1; 0 marks a subscription not (yet) registered */
+    struct csub *s = pu->sub ? sub_by_server_id(p, pu->sub) : NULL;
+    if (!s)
+        return p->sub_inflight ? hold_orphan(c, frame, len) : 0;
+    if (s->channel != (pu->kind == MAOS_PUSH_MESSAGE))
+        return die(c, MAOS_EPROTO, "%s push for a%s subscription",
+                   maos_push_name(pu->kind), s->channel ? " channel" : "n event");
+    size_t n = pu->kind == MAOS_PUSH_EVENTS ? pu->n_items : 0;
+    if ((uint64_t)n * MIN_RECORD_BYTES > pu->items.len)
+        return die(c, MAOS_EPROTO, "push declares %zu events in %u bytes", n,
+                   pu->items.len);
+    struct dnode *nd = malloc(sizeof *nd + n * sizeof(maos_event) + len);
+    if (!nd)
+        return die(c, MAOS_ENOMEM, "out of memory receiving a push");
+    maos_event *ev = (maos_event *)(nd + 1);
+    char *copy = (char *)(ev + n);
+    maos_push q;
+    memcpy(copy, frame, len);
+    memset(&nd->d, 0, sizeof nd->d);
+    if (maos_push_decode(copy, len, &q) != 1 ||
+        (n && records_to_events(q.items, n, ev))) {
+        free(nd);
+        return die(c, MAOS_EPROTO, "malformed %s push", maos_push_name(pu->kind));
+    }
+    nd->d.kind = q.kind;
+    nd->d.sub = s->id;
+    nd->d.next = q.next;
+    nd->d.n = n;
+    nd->d.events = n ? ev : NULL;
+    if (q.kind == MAOS_PUSH_MESSAGE) {
+        nd->d.channel = q.channel.ptr;
+        nd->d.channel_len = q.channel.len;
+        nd->d.payload = q.payload.ptr;
+        nd->d.payload_len = q.payload.len;
+    } else {
+        /* Resume point: never behind what was received. */
+        uint64_t next = q.next;
+        if (n && ev[n - 1].position >= next)
+            next = ev[n - 1].position + 1;
+        if (next > s->next)
+            s->next = next;
+    }
+    nd->d.mem_ = nd;
+    if (q.kind == MAOS_PUSH_EVENTS && n == 0) {
+        free(nd); /* nothing to deliver; next was taken */
+        return 0;
+    }
+    dq_append(p, nd);
+    if (!p->in_process && !p->wake_asked) {
+        p->wake_asked = 1;
+        hooks_update(p, 0);
+    }
+    return 0;
+}
+
+/* Route one whole frame: pushes to the delivery queue, replies to rxq. */
+static int rxq_push(maos_ctx *c, maos_slice frame);
+static int route_frame(maos_ctx *c, maos_slice frame)
+{
+    maos_push pu;
+    int k = maos_push_decode(frame.ptr, frame.len, &pu);
+    if (k < 0)
+        return die(c, MAOS_EPROTO, "malformed push from the server");
+    if (k == 1)
+        return push_in(c, frame.ptr, frame.len, &pu);
+    return rxq_push(c, frame);
+}
+
+/* The subscribe in flight is settled: map the held pushes (their
+ * subscription is known now) or drop them. */
+static int settle_orphans(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct rxf *f = p->orph_head;
+    int rc = 0;
+    p->orph_head = p->orph_tail = NULL;
+    while (f) {
+        struct rxf *nx = f->next;
+        maos_push pu;
+        if (!rc && !p->dead && maos_push_decode(f->data, f->len, &pu) == 1)
+            rc = push_in(c, f->data, f->len, &pu);
+        free(f);
+        f = nx;
+    }
+    return rc;
 }
 
 /* ---- socket waits and receive ------------------------------------------ */
@@ -213,7 +569,7 @@ static int rx_drain(maos_ctx *c)
     maos_slice frame;
     int r;
     while ((r = maos_reader_next(&c->priv->rd, &frame)) == 1) {
-        int rc = rxq_push(c, frame);
+        int rc = route_frame(c, frame);
         if (rc)
             return rc;
     }
@@ -224,10 +580,13 @@ static int rx_drain(maos_ctx *c)
 }
 
 /* One recv() into the reader (the socket is known or expected to be
- * readable), then drain.  0 or a sticky error. */
-static int rx_read_some(maos_ctx *c)
+ * readable), then drain.  *got (may be NULL): 1 when bytes were read, 0
+ * when the socket had none.  0 or a connection error. */
+static int rx_read(maos_ctx *c, int *got)
 {
     struct maos_ctx_priv *p = c->priv;
+    if (got)
+        *got = 0;
     char *buf;
     long space = maos_reader_space(&p->rd, &buf, 0);
     if (space < 0)
@@ -236,6 +595,8 @@ static int rx_read_some(maos_ctx *c)
     for (;;) {
         ssize_t n = recv(p->fd, buf, (size_t)space, 0);
         if (n > 0) {
+            if (got)
+                *got = 1;
             maos_reader_commit(&p->rd, (size_t)n);
             return rx_drain(c);
         }
@@ -247,6 +608,11 @@ static int rx_read_some(maos_ctx *c)
             return 0;
         return die_errno(c, "recv");
     }
+}
+
+static int rx_read_some(maos_ctx *c)
+{
+    return rx_read(c, NULL);
 }
 
 /* Next frame in arrival order, blocking.  The caller owns *out. */
@@ -470,15 +836,6 @@ const char *maos_default_socket(char *buf, size_t len)
     return buf;
 }
 
-static int monotonic_ms(long long *ms)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts))
-        return -1;
-    *ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return 0;
-}
-
 /* Connect the socket: blocking without a timeout; otherwise non-blocking,
  * retrying while the listen backlog is full until the deadline. */
 static int sock_connect(maos_ctx *c, const char *path)
@@ -548,8 +905,9 @@ static int handshake(maos_ctx *c, const char *client_name)
     if (!rc)
         rc = sync_reply(c, rid, &f, &rep);
     if (rc) {
-        /* Whatever failed, a context without a handshake is dead. */
-        if (p->dead)
+        /* Whatever failed, a context without a handshake is dead (or,
+         * reconnecting, down again). */
+        if (p->dead || p->fd < 0)
             return rc;
         memcpy(why, c->errstr, sizeof why);
         return die(c, rc, "hello refused: %s", why);
@@ -566,6 +924,7 @@ static int handshake(maos_ctx *c, const char *client_name)
     /* Replies may exceed the request limit by the envelope slack. */
     uint64_t rmax = (uint64_t)p->max_frame + MAOS_REPLY_SLACK;
     p->rd.max_frame = rmax > UINT32_MAX ? UINT32_MAX : (uint32_t)rmax;
+    p->ever_connected = 1;
     free(f);
     return 0;
 }
@@ -589,6 +948,9 @@ maos_ctx *maos_connect_with(const maos_options *opt)
     p->next_rid = 1;
     p->index = -1;
     p->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
+    p->reconnect = o.reconnect ? 1 : 0;
+    p->reconnect_max_ms = o.reconnect_max_ms > 0 ? o.reconnect_max_ms
+                                                 : MAOS_RECONNECT_MAX_MS;
     /* Until hello tells us, assume the default limits. */
     p->max_frame = MAOS_DEFAULT_MAX_FRAME;
     msgpack_sbuffer_init(&p->out);
@@ -602,9 +964,15 @@ maos_ctx *maos_connect_with(const maos_options *opt)
             return c;
         }
     }
+    p->path = strdup(path);
+    p->client_name = strdup(o.client_name ? o.client_name : "libmaos-client");
+    if (!p->path || !p->client_name) {
+        die(c, MAOS_ENOMEM, "out of memory");
+        return c;
+    }
     if (sock_connect(c, path))
         return c;
-    if (handshake(c, o.client_name ? o.client_name : "libmaos-client"))
+    if (handshake(c, p->client_name))
         return c;
     return c;
 }
@@ -631,11 +999,15 @@ void maos_free(maos_ctx *c)
             close(p->fd);
         msgpack_sbuffer_destroy(&p->out);
         maos_reader_free(&p->rd);
-        while (p->rxq_head) {
-            struct rxf *f = p->rxq_head;
-            p->rxq_head = f->next;
-            free(f);
-        }
+        free_rxf_list(&p->rxq_head, &p->rxq_tail);
+        free_rxf_list(&p->orph_head, &p->orph_tail);
+        while (p->dq_head)
+            free(dq_pop(p));
+        for (size_t i = 0; i < p->n_subs; i++)
+            free(p->subs[i]);
+        free(p->subs);
+        free(p->path);
+        free(p->client_name);
         free(p);
     }
     free(c);
@@ -918,33 +1290,8 @@ static int make_page(maos_ctx *c, struct rxf *f, const maos_reply *rep,
         return fail(c, MAOS_ENOMEM, "out of memory for a page of %zu events", n);
     }
     pg->events = (maos_event *)(pg + 1);
-    maos_mpr r;
-    uint32_t cnt;
-    maos_mpr_init(&r, rep->items.ptr, rep->items.len);
-    if (maos_mpr_array(&r, &cnt) || cnt != n)
+    if (records_to_events(rep->items, n, pg->events))
         goto bad;
-    for (size_t i = 0; i < n; i++) {
-        maos_record rec;
-        maos_event *e = &pg->events[i];
-        if (maos_record_next(&r, &rec) || rec.id.len != 16 ||
-            rec.prev.len != MAOS_HASH_BYTES)
-            goto bad;
-        e->position = rec.position;
-        e->version = rec.version;
-        e->time = rec.time;
-        e->stream = rec.stream.ptr;
-        e->stream_len = rec.stream.len;
-        e->type = rec.type.ptr;
-        e->type_len = rec.type.len;
-        memcpy(e->id, rec.id.ptr, 16);
-        memcpy(e->prev, rec.prev.ptr, MAOS_HASH_BYTES);
-        e->data = rec.data.ptr;
-        e->data_len = rec.data.len;
-        e->meta = rec.meta.ptr;
-        e->meta_len = rec.meta.len;
-        e->raw = rec.raw.ptr;
-        e->raw_len = rec.raw.len;
-    }
     pg->n = n;
     pg->has_next = rep->next_kind == MAOS_NEXT_UINT;
     pg->next = pg->has_next ? rep->next_u : 0;
@@ -1281,4 +1628,594 @@ void maos_reply_msg_free(maos_reply_msg *m)
         return;
     free(m->mem_);
     free(m);
+}
+
+/* ---- subscriptions ---------------------------------------------------------------- */
+
+void maos_delivery_free(maos_delivery *d)
+{
+    if (d)
+        free(d->mem_); /* the node that holds d */
+}
+
+size_t maos_queued(const maos_ctx *c)
+{
+    return c && c->priv ? c->priv->dq_len : 0;
+}
+
+/* Copy a filter (event subscription) or a pattern (channel) into one new
+ * csub block: the struct, the types array, then NUL-terminated strings. */
+static int csub_new(maos_ctx *c, const maos_read_filter *fl, const char *pattern,
+                    struct csub **out)
+{
+    const char *strs[3] = {NULL, NULL, NULL};
+    size_t nt = 0, need = 0;
+    if (fl) {
+        if (fl->n_types && !fl->types)
+            return fail(c, MAOS_EINVALID_ARG, "n_types without types");
+        if (fl->n_types > UINT32_MAX)
+            return fail(c, MAOS_ELIMIT, "too many types");
+        nt = fl->n_types;
+        strs[0] = fl->stream;
+        strs[1] = fl->prefix;
+        strs[2] = fl->category;
+        for (size_t i = 0; i < nt; i++) {
+            if (!fl->types[i])
+                return fail(c, MAOS_EINVALID_ARG, "types[%zu] is NULL", i);
+            if (strlen(fl->types[i]) > UINT32_MAX / 2)
+                return fail(c, MAOS_EINVALID_ARG, "types[%zu] is too long", i);
+            need += strlen(fl->types[i]) + 1;
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        if (strs[i] && strlen(strs[i]) > UINT32_MAX / 2)
+            return fail(c, MAOS_EINVALID_ARG, "filter string too long");
+        need += strs[i] ? strlen(strs[i]) + 1 : 0;
+    }
+    if (pattern) {
+        int rc = check_str(c, "pattern", pattern);
+        if (rc)
+            return rc;
+        need += strlen(pattern) + 1;
+    }
+    struct csub *s = calloc(1, sizeof *s + nt * sizeof(maos_slice) + need);
+    if (!s)
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    maos_slice *types = (maos_slice *)(s + 1);
+    char *mem = (char *)(types + nt);
+#define CSUB_COPY_(dst, src)                                                       \
+    do {                                                                           \
+        size_t l_ = strlen(src);                                                   \
+        memcpy(mem, (src), l_ + 1);                                                \
+        (dst).ptr = mem;                                                           \
+        (dst).len = (uint32_t)l_;                                                  \
+        mem += l_ + 1;                                                             \
+    } while (0)
+    if (pattern) {
+        s->channel = 1;
+        CSUB_COPY_(s->pattern, pattern);
+    }
+    if (fl) {
+        if (fl->stream)
+            CSUB_COPY_(s->filter.stream, fl->stream);
+        if (fl->prefix)
+            CSUB_COPY_(s->filter.prefix, fl->prefix);
+        if (fl->category)
+            CSUB_COPY_(s->filter.category, fl->category);
+        for (size_t i = 0; i < nt; i++)
+            CSUB_COPY_(types[i], fl->types[i]);
+        s->filter.types = nt ? types : NULL;
+        s->filter.n_types = (uint32_t)nt;
+        s->filter.has_since = fl->has_since;
+        s->filter.since = fl->since;
+        s->filter.has_until = fl->has_until;
+        s->filter.until = fl->until;
+    }
+#undef CSUB_COPY_
+    *out = s;
+    return 0;
+}
+
+/*
+ * Subscribe s on the current connection (new, or again after a reconnect)
+ * and learn its server id and, for events, its first position.  s is in
+ * p->subs already, so that pushes held meanwhile can be mapped to it.
+ * Gives s its caller id on the first success.
+ */
+static int sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from)
+{
+    struct maos_ctx_priv *p = c->priv;
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    uint64_t rid = take_rid(p);
+    int rc = frame_begin(c, &start, &pk);
+    if (!rc)
+        rc = frame_end(c, start,
+                       s->channel ? maos_enc_subscribe_channel(&pk, rid, s->pattern)
+                                  : maos_enc_subscribe(&pk, rid, &s->filter, from_kind,
+                                                       from));
+    if (rc)
+        return rc;
+    p->sub_inflight = 1;
+    rc = sync_reply(c, rid, &f, &rep);
+    p->sub_inflight = 0;
+    if (rc) {
+        free_rxf_list(&p->orph_head, &p->orph_tail);
+        return rc;
+    }
+    if (rep.sub == 0 || sub_by_server_id(p, rep.sub) || (!s->channel && rep.from == 0)) {
+        free(f);
+        free_rxf_list(&p->orph_head, &p->orph_tail);
+        return die(c, MAOS_EPROTO, "bad subscribe reply (sub %llu, from %llu)",
+                   (unsigned long long)rep.sub, (unsigned long long)rep.from);
+    }
+    free(f);
+    s->server_id = rep.sub;
+    if (!s->channel)
+        s->next = rep.from;
+    if (!s->id)
+        s->id = ++p->last_sub_id;
+    return settle_orphans(c);
+}
+
+/* Add s to the table and subscribe it; on failure s is freed. */
+static int sub_add(maos_ctx *c, struct csub *s, int from_kind, uint64_t from,
+                   uint64_t *sub)
+{
+    struct maos_ctx_priv *p = c->priv;
+    if (p->n_subs == p->cap_subs) {
+        size_t cap = p->cap_subs ? p->cap_subs * 2 : 8;
+        struct csub **ns = realloc(p->subs, cap * sizeof *ns);
+        if (!ns) {
+            free(s);
+            return fail(c, MAOS_ENOMEM, "out of memory");
+        }
+        p->subs = ns;
+        p->cap_subs = cap;
+    }
+    p->subs[p->n_subs++] = s;
+    int rc = sub_register(c, s, from_kind, from);
+    if (rc) {
+        size_t i = 0;
+        while (i < p->n_subs && p->subs[i] != s)
+            i++;
+        if (i < p->n_subs) {
+            memmove(&p->subs[i], &p->subs[i + 1], (p->n_subs - i - 1) * sizeof *p->subs);
+            p->n_subs--;
+        }
+        free(s);
+        return rc;
+    }
+    if (sub)
+        *sub = s->id;
+    return 0;
+}
+
+int maos_subscribe(maos_ctx *c, const maos_read_filter *f, int from_kind,
+                   uint64_t from, uint64_t *sub)
+{
+    struct csub *s;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    if (from_kind != MAOS_FROM_POSITION && from_kind != MAOS_FROM_VERSION &&
+        from_kind != MAOS_FROM_LIVE)
+        return fail(c, MAOS_EINVALID_ARG, "bad from_kind %d", from_kind);
+    if (from_kind == MAOS_FROM_VERSION && (!f || !f->stream || !*f->stream))
+        return fail(c, MAOS_EINVALID_ARG, "MAOS_FROM_VERSION needs an exact stream");
+    if ((rc = csub_new(c, f, NULL, &s)))
+        return rc;
+    return sub_add(c, s, from_kind, from, sub);
+}
+
+int maos_subscribe_channel(maos_ctx *c, const char *pattern, uint64_t *sub)
+{
+    struct csub *s;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    if (!pattern || !*pattern)
+        return fail(c, MAOS_EINVALID_ARG, "pattern is NULL or empty");
+    if ((rc = csub_new(c, NULL, pattern, &s)))
+        return rc;
+    return sub_add(c, s, 0, 0, sub);
+}
+
+static void dq_purge(struct maos_ctx_priv *p, uint64_t id)
+{
+    struct dnode **pp = &p->dq_head, *last = NULL;
+    while (*pp) {
+        struct dnode *x = *pp;
+        if (x->d.sub == id) {
+            *pp = x->next;
+            free(x);
+            p->dq_len--;
+        } else {
+            last = x;
+            pp = &x->next;
+        }
+    }
+    p->dq_tail = last;
+}
+
+int maos_unsubscribe(maos_ctx *c, uint64_t sub)
+{
+    struct maos_ctx_priv *p;
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    p = c->priv;
+    size_t i = sub_index(p, sub);
+    if (i == SIZE_MAX)
+        return fail(c, MAOS_ENOT_FOUND, "no subscription %llu on this context",
+                    (unsigned long long)sub);
+    /* Gone locally first: its pushes in flight are dropped as unknown. */
+    uint64_t sid = p->subs[i]->server_id;
+    free(p->subs[i]);
+    memmove(&p->subs[i], &p->subs[i + 1], (p->n_subs - i - 1) * sizeof *p->subs);
+    p->n_subs--;
+    dq_purge(p, sub);
+    if (!sid)
+        return 0;
+    uint64_t rid = take_rid(p);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = frame_end(c, start, maos_enc_unsubscribe(&pk, rid, sid))))
+        return rc;
+    rc = sync_reply(c, rid, &f, &rep);
+    if (rc) {
+        if (p->down && !p->dead) { /* the new connection will not have it */
+            c->err = 0;
+            c->errstr[0] = '\0';
+            return 0;
+        }
+        return rc;
+    }
+    free(f);
+    return 0;
+}
+
+/* One request whose reply carries fields only; *rep valid until *f is
+ * freed. */
+static int field_call(maos_ctx *c, uint64_t rid, size_t start, int enc_rc,
+                      struct rxf **f, maos_reply *rep)
+{
+    int rc = frame_end(c, start, enc_rc);
+    return rc ? rc : sync_reply(c, rid, f, rep);
+}
+
+int maos_publish(maos_ctx *c, const char *channel, const void *payload, size_t len,
+                 uint64_t *receivers)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    maos_slice pl = {NULL, 0};
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "channel", channel)))
+        return rc;
+    if (len) {
+        maos_limits lim = {0};
+        maos_limits_defaults(&lim);
+        if (!payload || len > UINT32_MAX || maos_mp_check(payload, len, &lim) != 0)
+            return fail(c, MAOS_EINVALID_ARG,
+                        "payload is not one well-formed msgpack value");
+        pl.ptr = payload;
+        pl.len = (uint32_t)len;
+    }
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, start, maos_enc_publish(&pk, rid, cstr(channel), pl), &f,
+                         &rep)))
+        return rc;
+    if (receivers)
+        *receivers = rep.receivers;
+    free(f);
+    return 0;
+}
+
+int maos_checkpoint_save(maos_ctx *c, const char *name, uint64_t position)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "name", name)))
+        return rc;
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, start,
+                         maos_enc_checkpoint_save(&pk, rid, cstr(name), position), &f,
+                         &rep)))
+        return rc;
+    free(f);
+    return 0;
+}
+
+int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "name", name)))
+        return rc;
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, start, maos_enc_checkpoint_get(&pk, rid, cstr(name)),
+                         &f, &rep)))
+        return rc;
+    if (position)
+        *position = rep.position;
+    free(f);
+    return 0;
+}
+
+/* ---- reconnect ------------------------------------------------------------------- */
+
+static void sleep_ms(long long ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* One attempt: connect, hello, re-subscribe everything.  0 (up again) or
+ * the error (down again, or dead). */
+static int reconnect_once(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    int rc;
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    drop_connection_state(p);
+    if ((rc = sock_connect(c, p->path)) || (rc = handshake(c, p->client_name)))
+        return rc;
+    for (size_t i = 0; i < p->n_subs; i++) {
+        struct csub *s = p->subs[i];
+        rc = sub_register(c, s, MAOS_FROM_POSITION, s->next);
+        if (rc) {
+            char why[sizeof c->errstr];
+            if (p->dead || p->fd < 0)
+                return rc;
+            memcpy(why, c->errstr, sizeof why);
+            return die(c, rc, "re-subscribing subscription %llu was refused: %s",
+                       (unsigned long long)s->id, why);
+        }
+    }
+    p->down = 0;
+    p->backoff_ms = 0;
+    p->reconnects++;
+    c->err = 0;
+    c->errstr[0] = '\0';
+    hooks_update(p, p->dq_head ? 0 : -1);
+    return 0;
+}
+
+/*
+ * While down: attempt when the backoff allows, sleeping in between, until
+ * connected (0), given up (the dead error), or, with deadline >= 0 (a
+ * monotonic ms time), the deadline passed (MAOS_ETIMEOUT; still down, err
+ * untouched by the wait itself).
+ */
+static int reconnect_until(maos_ctx *c, long long deadline)
+{
+    struct maos_ctx_priv *p = c->priv;
+    while (p->down && !p->dead) {
+        long long now = now_ms();
+        long long give_up = p->down_since + p->reconnect_max_ms;
+        if (now >= give_up) {
+            int code = p->down_err ? p->down_err : MAOS_ECONNECT;
+            p->down = 0;
+            p->dead = code;
+            c->err = code;
+            snprintf(c->errstr, sizeof c->errstr, "gave up reconnecting after %d ms: %.200s",
+                     p->reconnect_max_ms, p->down_why);
+            hooks_update(p, 0);
+            return code;
+        }
+        if (now < p->next_attempt) {
+            long long until = p->next_attempt < give_up ? p->next_attempt : give_up;
+            if (deadline >= 0 && deadline < until) {
+                if (deadline > now)
+                    sleep_ms(deadline - now);
+                return MAOS_ETIMEOUT;
+            }
+            sleep_ms(until - now);
+            continue;
+        }
+        if (reconnect_once(c) == 0)
+            return 0;
+        if (p->dead)
+            return p->dead;
+        p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : MAOS_RECONNECT_MIN_DELAY_MS;
+        if (p->backoff_ms > MAOS_RECONNECT_MAX_DELAY_MS)
+            p->backoff_ms = MAOS_RECONNECT_MAX_DELAY_MS;
+        p->next_attempt = now_ms() + p->backoff_ms;
+        hooks_update(p, p->backoff_ms);
+        if (deadline >= 0 && now_ms() >= deadline)
+            return MAOS_ETIMEOUT;
+    }
+    return p->dead;
+}
+
+int maos_set_reconnect(maos_ctx *c, int on, int max_ms)
+{
+    if (!c || !c->priv || max_ms < 0)
+        return MAOS_EINVALID_ARG;
+    c->priv->reconnect = on ? 1 : 0;
+    c->priv->reconnect_max_ms = max_ms ? max_ms : MAOS_RECONNECT_MAX_MS;
+    return 0;
+}
+
+int maos_is_dead(const maos_ctx *c)
+{
+    return !c || !c->priv || c->priv->dead != 0;
+}
+
+uint64_t maos_reconnects(const maos_ctx *c)
+{
+    return c && c->priv ? c->priv->reconnects : 0;
+}
+
+/* ---- consuming deliveries ---------------------------------------------------------- */
+
+/* Entry of maos_next / maos_process: like enter(), but a down context is
+ * left to the caller's own (bounded) reconnect. */
+static int enter_push(maos_ctx *c)
+{
+    if (!c || !c->priv)
+        return MAOS_EINVALID_ARG;
+    if (c->priv->dead) {
+        c->err = c->priv->dead;
+        return c->err;
+    }
+    c->err = 0;
+    c->errstr[0] = '\0';
+    c->priv->has_actual = 0;
+    c->priv->index = -1;
+    return 0;
+}
+
+int maos_next(maos_ctx *c, int timeout_ms, maos_delivery **out)
+{
+    struct maos_ctx_priv *p;
+    int rc = enter_push(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    p = c->priv;
+    long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    for (;;) {
+        struct dnode *nd = dq_pop(p);
+        if (nd) {
+            *out = &nd->d;
+            return 0;
+        }
+        if (p->down) {
+            rc = reconnect_until(c, deadline);
+            if (rc == MAOS_ETIMEOUT)
+                break;
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (p->out_off < p->out.size) {
+            if ((rc = flush_out(c)) && p->dead)
+                return rc;
+            continue;
+        }
+        int wait = -1;
+        if (deadline >= 0) {
+            long long left = deadline - now_ms();
+            wait = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+        }
+        struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+        int n = poll(&pfd, 1, wait);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if ((rc = die_errno(c, "poll")) && p->dead)
+                return rc;
+            continue;
+        }
+        if (n == 0)
+            break;
+        if ((rc = rx_read_some(c)) && p->dead)
+            return rc;
+    }
+    if (p->down)
+        return fail(c, MAOS_ETIMEOUT, "nothing delivered within %d ms (reconnecting: %s)",
+                    timeout_ms, p->down_why);
+    return fail(c, MAOS_ETIMEOUT, "nothing delivered within %d ms", timeout_ms);
+}
+
+/* Reads per maos_process call: enough for a burst, bounded for fairness
+ * between the connections of one loop. */
+#define PROCESS_MAX_READS 16
+
+int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user)
+{
+    struct maos_ctx_priv *p;
+    int rc = enter_push(c);
+    if (rc)
+        return rc;
+    if (!h)
+        return fail(c, MAOS_EINVALID_ARG, "handlers are NULL");
+    p = c->priv;
+    if (p->in_process)
+        return fail(c, MAOS_EINVALID_ARG, "maos_process called from its own callback");
+    p->wake_asked = 0;
+    if (p->down) {
+        /* one attempt when it is due; the hooks hear when to come back */
+        rc = reconnect_until(c, now_ms());
+        if (rc && rc != MAOS_ETIMEOUT)
+            return rc;
+        if (p->down) { /* not due yet, or failed: when to come back */
+            long long wait = p->next_attempt - now_ms();
+            hooks_update(p, wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : (int)wait);
+        }
+    }
+    for (int i = 0; i < PROCESS_MAX_READS && !p->down && p->fd >= 0; i++) {
+        int got;
+        if ((rc = rx_read(c, &got))) {
+            if (p->dead)
+                return rc;
+            break; /* down: what was queued is still handed out */
+        }
+        if (!got)
+            break;
+    }
+    /* Only what is queued now: callbacks that make calls may queue more. */
+    size_t todo = p->dq_len, done = 0;
+    p->in_process = 1;
+    while (done < todo && !p->dead) {
+        struct dnode *nd = dq_pop(p);
+        if (!nd)
+            break; /* a callback unsubscribed what was left */
+        void (*cb)(maos_ctx *, const maos_delivery *, void *) =
+            nd->d.kind == MAOS_PUSH_EVENTS    ? h->on_events
+            : nd->d.kind == MAOS_PUSH_MESSAGE ? h->on_message
+                                              : h->on_state;
+        if (cb)
+            cb(c, &nd->d, user);
+        free(nd);
+        done++;
+    }
+    p->in_process = 0;
+    if (p->dead) {
+        c->err = p->dead;
+        return p->dead;
+    }
+    if (p->dq_head)
+        hooks_update(p, 0);
+    c->err = 0;
+    c->errstr[0] = '\0';
+    return done > INT_MAX ? INT_MAX : (int)done;
+}
+
+int maos_set_loop_hooks(maos_ctx *c, const maos_loop_hooks *h)
+{
+    if (!c || !c->priv)
+        return MAOS_EINVALID_ARG;
+    struct maos_ctx_priv *p = c->priv;
+    if (h) {
+        p->hooks = *h;
+    } else {
+        memset(&p->hooks, 0, sizeof p->hooks);
+        return 0;
+    }
+    p->wake_asked = 0;
+    hooks_update(p, p->dead || p->down || p->dq_head ? 0 : -1);
+    return 0;
 }

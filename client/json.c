@@ -646,7 +646,7 @@ int maos_append_json(maos_ctx *c, const char *stream, int64_t expect,
     int rc = 0;
     if (!c)
         return MAOS_EINVALID_ARG;
-    if (maos_fd(c) < 0)
+    if (maos_is_dead(c))
         return maos_ping(c); /* a dead context: report its sticky error */
     if (data_json &&
         (rc = maos_json_text_to_msgpack(data_json, strlen(data_json), &data,
@@ -675,5 +675,28 @@ int maos_append_json(maos_ctx *c, const char *stream, int64_t expect,
     rc = maos_append(c, stream, expect, &ev, 1, out);
     free(data);
     free(meta);
+    return rc;
+}
+
+int maos_publish_json(maos_ctx *c, const char *channel, const char *payload_json,
+                      uint64_t *receivers)
+{
+    char why[200];
+    char *payload = NULL;
+    size_t len = 0;
+    int rc;
+    if (!c)
+        return MAOS_EINVALID_ARG;
+    if (maos_is_dead(c))
+        return maos_ping(c); /* a dead context: report its sticky error */
+    if (payload_json &&
+        (rc = maos_json_text_to_msgpack(payload_json, strlen(payload_json), &payload,
+                                        &len, why, sizeof why))) {
+        c->err = rc;
+        snprintf(c->errstr, sizeof c->errstr, "payload: %s", why);
+        return rc;
+    }
+    rc = maos_publish(c, channel, payload, len, receivers);
+    free(payload);
     return rc;
 }

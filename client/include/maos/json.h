@@ -26,8 +26,8 @@
  * Ownership: json_t results are new references (json_decref them);
  * char buffers are malloc'd (free them).  Inputs are only read.
  * Thread-safety: the functions are reentrant (jansson's own rules apply to
- * sharing json_t values between threads); maos_append_json follows the
- * maos_ctx rule of maos/client.h.  Nothing here logs.
+ * sharing json_t values between threads); maos_append_json and
+ * maos_publish_json follow the maos_ctx rule of maos/client.h.  Nothing here logs.
  */
 #ifndef MAOS_JSON_H
 #define MAOS_JSON_H
@@ -107,6 +107,14 @@ int maos_event_to_json(const maos_event *ev, json_t **out);
 int maos_append_json(maos_ctx *c, const char *stream, int64_t expect,
                      const char *type, const char *data_json,
                      const char *meta_json, maos_append_info *out);
+
+/*
+ * Publish JSON text (NULL: null) on a channel, as maos_publish.  Bad JSON
+ * fails with MAOS_EINVALID_ARG (or MAOS_ELIMIT) and the reason in
+ * c->errstr, before anything is sent; it does not kill c.
+ */
+int maos_publish_json(maos_ctx *c, const char *channel, const char *payload_json,
+                      uint64_t *receivers);
 
 #ifdef __cplusplus
 }
