@@ -7,8 +7,9 @@
  *
  * Exit status (the contract scripts rely on):
  *   0 success
- *   1 the server refused (conflict, not found, bad request, ...) or
- *     `verify` found a broken chain
+ *   1 the server refused (conflict, not found, bad request, ...),
+ *     `verify` found a broken chain, or `tail`/`listen` timed out before
+ *     --count items
  *   2 usage error: unknown command/option, bad JSON argument, bad UUID, ...
  *   3 cannot connect, or the connection was lost
  *
@@ -43,7 +44,7 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
 
 enum opt_id {
     O_EXPECT, O_ID, O_META, O_BATCH, O_FROM, O_BACKWARD, O_LIMIT, O_STREAM,
-    O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O__COUNT
+    O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O_TIMEOUT, O__COUNT
 };
 
 struct option_def {
@@ -62,8 +63,9 @@ static const struct option_def options[O__COUNT] = {
                  "append the JSON Lines of FILE (- for stdin), one object\n"
                  "{\"type\",\"data\",\"id\"?,\"meta\"?} per line, as one atomic append"},
     [O_FROM] = {"from", "N", 0,
-                "start at this version (read) or position (read-all), inclusive;\n"
-                "default: the first event, or the last with --backward"},
+                "start at this version (read) or position (read-all, tail), inclusive;\n"
+                "default: the first event, or the last with --backward;\n"
+                "tail also takes start or end (the default: new events only)"},
     [O_BACKWARD] = {"backward", NULL, 0, "read from newest to oldest"},
     [O_LIMIT] = {"limit", "N", 0, "print at most N events (default: all, paged)"},
     [O_STREAM] = {"stream", "S", 0, "only events of stream S"},
@@ -74,6 +76,10 @@ static const struct option_def options[O__COUNT] = {
     [O_SINCE] = {"since", "TIME", 0,
                  "only events at or after TIME (RFC 3339, or microseconds since the epoch)"},
     [O_UNTIL] = {"until", "TIME", 0, "only events at or before TIME"},
+    [O_COUNT] = {"count", "N", 0, "exit 0 after N events (tail) or messages (listen)"},
+    [O_TIMEOUT] = {"timeout", "S", 0,
+                   "exit 0 after S seconds without one (fractions allowed);\n"
+                   "with --count, a timeout before N exits 1"},
 };
 
 #define OPT(x) (1u << (x))
@@ -109,6 +115,14 @@ static int cmd_read_all(struct args *a);
 static int cmd_streams(struct args *a);
 static int cmd_stats(struct args *a);
 static int cmd_verify(struct args *a);
+static int cmd_tail(struct args *a);
+static int cmd_publish(struct args *a);
+static int cmd_listen(struct args *a);
+static int cmd_checkpoint(struct args *a);
+
+#define FILTER_OPTS                                                                \
+    (OPT(O_STREAM) | OPT(O_PREFIX) | OPT(O_CATEGORY) | OPT(O_TYPE) | OPT(O_SINCE) |  \
+     OPT(O_UNTIL))
 
 static const struct command commands[] = {
     {"ping", cmd_ping, "", "check that maosd answers", 0, 0, 0, NULL},
@@ -127,9 +141,29 @@ static const struct command commands[] = {
      "[--from P] [--backward] [--limit N] [--stream S] [--prefix P]\n"
      "       [--category C] [--type T]... [--since T] [--until T]",
      "print the global log ($all), optionally filtered by the server",
-     OPT(O_FROM) | OPT(O_BACKWARD) | OPT(O_LIMIT) | OPT(O_STREAM) | OPT(O_PREFIX) |
-         OPT(O_CATEGORY) | OPT(O_TYPE) | OPT(O_SINCE) | OPT(O_UNTIL),
-     0, 0, NULL},
+     OPT(O_FROM) | OPT(O_BACKWARD) | OPT(O_LIMIT) | FILTER_OPTS, 0, 0, NULL},
+    {"tail", cmd_tail,
+     "[--from start|end|P] [--count N] [--timeout S] [--stream S] [--prefix P]\n"
+     "       [--category C] [--type T]... [--since T] [--until T]",
+     "print events as they are committed (a subscription)",
+     OPT(O_FROM) | OPT(O_COUNT) | OPT(O_TIMEOUT) | FILTER_OPTS, 0, 0,
+     "Prints stored events from --from, then new ones as they come, in the\n"
+     "format of read-all, until interrupted, --count or --timeout.  Survives a\n"
+     "daemon restart (reconnects and resumes without gap or duplicate)."},
+    {"publish", cmd_publish, "CHANNEL JSON", "publish a message on an ephemeral channel", 0,
+     2, 2,
+     "Prints how many channel subscriptions it was sent to.  Nothing is\n"
+     "stored: subscribers that are not listening now never see it."},
+    {"listen", cmd_listen, "PATTERN [--count N] [--timeout S]",
+     "print channel messages (PATTERN: a name or a glob like 'task.*')",
+     OPT(O_COUNT) | OPT(O_TIMEOUT), 1, 1,
+     "Prints CHANNEL  PAYLOAD per message (with --json:\n"
+     "{\"channel\",\"payload\"}).  At most once: messages published while\n"
+     "listen is not connected are lost."},
+    {"checkpoint", cmd_checkpoint, "NAME [POSITION]",
+     "show a named checkpoint, or set it to POSITION", 0, 1, 2,
+     "Checkpoints are positions saved by consumers (e.g. the last event an\n"
+     "agent processed); a missing one exits 1 with NOT_FOUND."},
     {"streams", cmd_streams, "[--prefix P]", "list streams with head version and count",
      OPT(O_PREFIX), 0, 0, NULL},
     {"stats", cmd_stats, "", "print the daemon's counters", 0, 0, 0, NULL},
@@ -165,7 +199,7 @@ static void print_main_help(FILE *f)
     fprintf(f, "Usage: maosctl [--socket PATH] [--json] COMMAND [ARGS...]\n\n"
                "Talk to maosd, the maos coordination store.\n\nCommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nGlobal options (before or after the command):\n%s", global_help);
     fprintf(f, "\nExit status: 0 ok, 1 refused by the server, 2 usage error,\n"
                "3 cannot connect or connection lost.\n");
@@ -739,28 +773,37 @@ static int cmd_read(struct args *a)
     return print_pages(a, a->pos[0], NULL);
 }
 
-static int cmd_read_all(struct args *a)
+/* The server-side filter of read-all and tail; 0 or EXIT_USAGE. */
+static int parse_filter(struct args *a, maos_read_filter *f)
 {
-    maos_read_filter f = {0};
-    f.stream = a->val[O_STREAM];
-    f.prefix = a->val[O_PREFIX];
-    f.category = a->val[O_CATEGORY];
-    f.types = a->types;
-    f.n_types = a->n_types;
+    memset(f, 0, sizeof *f);
+    f->stream = a->val[O_STREAM];
+    f->prefix = a->val[O_PREFIX];
+    f->category = a->val[O_CATEGORY];
+    f->types = a->types;
+    f->n_types = a->n_types;
     if (a->set[O_SINCE]) {
-        if (maos_time_parse(a->val[O_SINCE], &f.since)) {
+        if (maos_time_parse(a->val[O_SINCE], &f->since)) {
             usage_error("bad --since '%s' (RFC 3339 or microseconds)", a->val[O_SINCE]);
             return EXIT_USAGE;
         }
-        f.has_since = 1;
+        f->has_since = 1;
     }
     if (a->set[O_UNTIL]) {
-        if (maos_time_parse(a->val[O_UNTIL], &f.until)) {
+        if (maos_time_parse(a->val[O_UNTIL], &f->until)) {
             usage_error("bad --until '%s' (RFC 3339 or microseconds)", a->val[O_UNTIL]);
             return EXIT_USAGE;
         }
-        f.has_until = 1;
+        f->has_until = 1;
     }
+    return 0;
+}
+
+static int cmd_read_all(struct args *a)
+{
+    maos_read_filter f;
+    if (parse_filter(a, &f))
+        return EXIT_USAGE;
     return print_pages(a, NULL, &f);
 }
 
@@ -894,6 +937,222 @@ static int cmd_verify(struct args *a)
         else
             printf("OK: %" PRIu64 " events, head %" PRIu64 "\n", count, expect - 1);
     }
+    maos_free(c);
+    return rc;
+}
+
+/* ---- subscriptions ----------------------------------------------------------------- */
+
+/* --count and --timeout of tail and listen. */
+struct watch {
+    uint64_t count;  /* 0: unlimited */
+    int timeout_ms;  /* -1: none */
+    uint64_t got;
+    double last;     /* now_ms() of the last item (or the start) */
+};
+
+static int parse_watch(struct args *a, struct watch *w)
+{
+    memset(w, 0, sizeof *w);
+    w->timeout_ms = -1;
+    if (a->set[O_COUNT] && (parse_u64(a->val[O_COUNT], &w->count) || w->count == 0)) {
+        usage_error("bad --count '%s' (a positive number)", a->val[O_COUNT]);
+        return EXIT_USAGE;
+    }
+    if (a->set[O_TIMEOUT]) {
+        char *end;
+        errno = 0;
+        double sec = strtod(a->val[O_TIMEOUT], &end);
+        if (errno || end == a->val[O_TIMEOUT] || *end || !(sec >= 0) || sec > 86400.0 * 365) {
+            usage_error("bad --timeout '%s' (seconds, e.g. 5 or 0.5)", a->val[O_TIMEOUT]);
+            return EXIT_USAGE;
+        }
+        w->timeout_ms = (int)(sec * 1000 + 0.5);
+    }
+    return 0;
+}
+
+/* Milliseconds maos_next may wait: the rest of the idle timeout, or -1. */
+static int watch_wait(const struct watch *w)
+{
+    if (w->timeout_ms < 0)
+        return -1;
+    double left = w->last + w->timeout_ms - now_ms();
+    return left <= 0 ? 0 : (int)(left + 0.999);
+}
+
+/*
+ * Take deliveries until --count items, --timeout without one, or an error.
+ * item() prints one delivery and returns how many items it counted (it
+ * gets the number still wanted, 0 for no limit), or < 0 on error.
+ */
+static int watch_loop(struct args *a, maos_ctx *c, struct watch *w, const char *what,
+                      int (*item)(struct args *, const maos_delivery *, uint64_t))
+{
+    w->last = now_ms();
+    for (;;) {
+        maos_delivery *d;
+        int err = maos_next(c, watch_wait(w), &d);
+        if (err == MAOS_ETIMEOUT && !maos_is_dead(c)) {
+            if (w->count && w->got < w->count) {
+                fprintf(stderr,
+                        "maosctl: %s: timed out after %" PRIu64 " of %" PRIu64 "\n",
+                        what, w->got, w->count);
+                return EXIT_REFUSED;
+            }
+            return EXIT_OK;
+        }
+        if (err)
+            return report(c, what);
+        int n = item(a, d, w->count ? w->count - w->got : 0);
+        maos_delivery_free(d);
+        if (n < 0)
+            return EXIT_REFUSED;
+        if (n > 0) {
+            w->got += (uint64_t)n;
+            w->last = now_ms();
+            if (fflush(stdout) != 0)
+                return EXIT_REFUSED; /* main reports the write error */
+        }
+        if (w->count && w->got >= w->count)
+            return EXIT_OK;
+    }
+}
+
+static int tail_item(struct args *a, const maos_delivery *d, uint64_t want)
+{
+    if (d->kind != MAOS_PUSH_EVENTS)
+        return 0; /* caught_up / fell_behind: nothing to print */
+    size_t n = d->n;
+    if (want && want < n)
+        n = (size_t)want;
+    for (size_t i = 0; i < n; i++)
+        if (print_event(a, &d->events[i]))
+            return -1;
+    return (int)n;
+}
+
+static int cmd_tail(struct args *a)
+{
+    maos_read_filter f;
+    struct watch w;
+    int kind = MAOS_FROM_LIVE, rc;
+    uint64_t from = 0;
+    maos_ctx *c;
+    if (parse_filter(a, &f) || parse_watch(a, &w))
+        return EXIT_USAGE;
+    if (a->set[O_FROM]) {
+        const char *v = a->val[O_FROM];
+        if (strcmp(v, "start") == 0) {
+            kind = MAOS_FROM_POSITION;
+            from = 1;
+        } else if (strcmp(v, "end") != 0) {
+            if (parse_u64(v, &from) || from == 0) {
+                usage_error("bad --from '%s' (start, end or a position >= 1)", v);
+                return EXIT_USAGE;
+            }
+            kind = MAOS_FROM_POSITION;
+        }
+    }
+    if ((rc = connect_to(a, &c)))
+        return rc;
+    maos_set_reconnect(c, 1, 0);
+    if (maos_subscribe(c, &f, kind, from, NULL))
+        rc = report(c, "tail");
+    else
+        rc = watch_loop(a, c, &w, "tail", tail_item);
+    maos_free(c);
+    return rc;
+}
+
+static int listen_item(struct args *a, const maos_delivery *d, uint64_t want)
+{
+    (void)want;
+    if (d->kind != MAOS_PUSH_MESSAGE)
+        return 0;
+    json_t *payload;
+    int rc = maos_msgpack_to_json(d->payload, d->payload_len, &payload);
+    if (rc) {
+        fprintf(stderr, "maosctl: cannot show a message on %.*s: %s\n",
+                (int)d->channel_len, d->channel, maos_strerror(rc));
+        return -1;
+    }
+    if (a->json) {
+        print_json_line(json_pack("{s:s%,s:o}", "channel", d->channel, d->channel_len,
+                                  "payload", payload));
+        return 1;
+    }
+    char *text = NULL;
+    rc = maos_json_dump(payload, &text);
+    json_decref(payload);
+    if (rc) {
+        fprintf(stderr, "maosctl: out of memory\n");
+        return -1;
+    }
+    printf("%.*s  %s\n", (int)d->channel_len, d->channel, text);
+    free(text);
+    return 1;
+}
+
+static int cmd_listen(struct args *a)
+{
+    struct watch w;
+    maos_ctx *c;
+    int rc;
+    if (parse_watch(a, &w))
+        return EXIT_USAGE;
+    if ((rc = connect_to(a, &c)))
+        return rc;
+    maos_set_reconnect(c, 1, 0);
+    if (maos_subscribe_channel(c, a->pos[0], NULL))
+        rc = report(c, "listen");
+    else
+        rc = watch_loop(a, c, &w, "listen", listen_item);
+    maos_free(c);
+    return rc;
+}
+
+static int cmd_publish(struct args *a)
+{
+    maos_ctx *c;
+    uint64_t receivers = 0;
+    json_t *v = parse_json_arg("JSON", a->pos[1]);
+    int rc;
+    if (!v)
+        return EXIT_USAGE;
+    json_decref(v); /* checked here so a bad argument never connects */
+    if ((rc = connect_to(a, &c)))
+        return rc;
+    if (maos_publish_json(c, a->pos[0], a->pos[1], &receivers))
+        rc = report(c, "publish");
+    else if (a->json)
+        print_json_line(json_pack("{s:s,s:I}", "channel", a->pos[0], "receivers",
+                                  (json_int_t)receivers));
+    else
+        printf("%s: sent to %" PRIu64 " subscriber%s\n", a->pos[0], receivers,
+               receivers == 1 ? "" : "s");
+    maos_free(c);
+    return rc;
+}
+
+static int cmd_checkpoint(struct args *a)
+{
+    maos_ctx *c;
+    uint64_t pos = 0;
+    int rc;
+    const char *name = a->pos[0];
+    if (a->npos == 2 && parse_u64(a->pos[1], &pos)) {
+        usage_error("bad POSITION '%s' (a non-negative number)", a->pos[1]);
+        return EXIT_USAGE;
+    }
+    if ((rc = connect_to(a, &c)))
+        return rc;
+    if (a->npos == 2 ? maos_checkpoint_save(c, name, pos) : maos_checkpoint_get(c, name, &pos))
+        rc = report(c, "checkpoint");
+    else if (a->json)
+        print_json_line(json_pack("{s:s,s:I}", "name", name, "position", (json_int_t)pos));
+    else
+        printf("%s  %" PRIu64 "\n", name, pos);
     maos_free(c);
     return rc;
 }
