@@ -41,8 +41,9 @@
  *      ^                                                    |  attempts at
  *      +------(connect + hello + re-subscribe all)----------+  0, 50, 100, ..
  *                                                           |  2000 ms apart
- *   connected/down --(any other connection error, or reconnect_max_ms
- *                     spent down)--> dead (sticky; fd closed)
+ *   connected/down --(any other connection error, or an attempt that
+ *                     fails reconnect_max_ms after the loss)--> dead
+ *                     (sticky; fd closed)
  *
  *   While down, fd == -1, the reader, reply queue, output and pending are
  *   empty (replies in flight are lost), and the delivery queue and
@@ -2005,15 +2006,30 @@ static int reconnect_once(maos_ctx *c)
  * While down: attempt when the backoff allows, sleeping in between, until
  * connected (0), given up (the dead error), or, with deadline >= 0 (a
  * monotonic ms time), the deadline passed (MAOS_ETIMEOUT; still down, err
- * untouched by the wait itself).
+ * untouched by the wait itself).  It gives up only after an attempt failed
+ * reconnect_max_ms or more after the loss, so a caller that comes back
+ * late still gets one try.
  */
 static int reconnect_until(maos_ctx *c, long long deadline)
 {
     struct maos_ctx_priv *p = c->priv;
     while (p->down && !p->dead) {
         long long now = now_ms();
-        long long give_up = p->down_since + p->reconnect_max_ms;
-        if (now >= give_up) {
+        if (now < p->next_attempt) {
+            if (deadline >= 0 && deadline < p->next_attempt) {
+                if (deadline > now)
+                    sleep_ms(deadline - now);
+                return MAOS_ETIMEOUT;
+            }
+            sleep_ms(p->next_attempt - now);
+            continue;
+        }
+        if (reconnect_once(c) == 0)
+            return 0;
+        if (p->dead)
+            return p->dead;
+        now = now_ms();
+        if (now - p->down_since >= p->reconnect_max_ms) {
             int code = p->down_err ? p->down_err : MAOS_ECONNECT;
             p->down = 0;
             p->dead = code;
@@ -2023,26 +2039,12 @@ static int reconnect_until(maos_ctx *c, long long deadline)
             hooks_update(p, 0);
             return code;
         }
-        if (now < p->next_attempt) {
-            long long until = p->next_attempt < give_up ? p->next_attempt : give_up;
-            if (deadline >= 0 && deadline < until) {
-                if (deadline > now)
-                    sleep_ms(deadline - now);
-                return MAOS_ETIMEOUT;
-            }
-            sleep_ms(until - now);
-            continue;
-        }
-        if (reconnect_once(c) == 0)
-            return 0;
-        if (p->dead)
-            return p->dead;
         p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : MAOS_RECONNECT_MIN_DELAY_MS;
         if (p->backoff_ms > MAOS_RECONNECT_MAX_DELAY_MS)
             p->backoff_ms = MAOS_RECONNECT_MAX_DELAY_MS;
-        p->next_attempt = now_ms() + p->backoff_ms;
+        p->next_attempt = now + p->backoff_ms;
         hooks_update(p, p->backoff_ms);
-        if (deadline >= 0 && now_ms() >= deadline)
+        if (deadline >= 0 && now >= deadline)
             return MAOS_ETIMEOUT;
     }
     return p->dead;

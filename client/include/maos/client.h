@@ -580,7 +580,8 @@ typedef struct maos_push_handlers {
  * errors are sticky as usual; with reconnect on, a lost connection is not
  * an error here: maos_process tries to reconnect when the backoff allows
  * (telling the loop hooks when to call again) and fails only when it gives
- * up.  MAOS_EINVALID_ARG when h is NULL.
+ * up.  MAOS_EINVALID_ARG when h is NULL or when called from one of its own
+ * callbacks.
  */
 int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user);
 
@@ -618,7 +619,9 @@ int maos_set_loop_hooks(maos_ctx *c, const maos_loop_hooks *h);
  * pipelined requests in flight are lost and maos_pending() drops to 0).
  * Then the library reconnects: at once, then after 50 ms doubling up to
  * 2 s between attempts, and gives up (the context is dead, with the last
- * error) after reconnect_max_ms without a connection.  After a new hello it
+ * error) when an attempt fails reconnect_max_ms or more after the loss
+ * (attempts are made only while the caller calls in; one that comes back
+ * late still gets one try).  After a new hello it
  * subscribes every subscription again:
  *  - event subscriptions from the `next` of the last push received, so
  *    the caller sees no gap and no duplicate across the reconnect
