@@ -208,7 +208,7 @@ static void raw_subscriber(const char *sock, int head_fd)
     memset(&sub, 0, sizeof sub);
     col.subs = &sub;
     col.n = 1;
-    uint64_t reconnects = 0, h = 0;
+    uint64_t reconnects = 0, opened = 0, h = 0;
     int have_h = 0;
     int64_t deadline = mt_now_us() + 120LL * 1000000;
     su_conn *c = NULL;
@@ -227,6 +227,7 @@ static void raw_subscriber(const char *sock, int head_fd)
         }
         if (!c) {
             c = open_retry(sock, mt_now_us() + RECONNECT_MS * 1000LL);
+            reconnects += opened++ > 0;
             su_set_push(c, su_collect, &col);
             /* resume: the last delivered position + 1 */
             if (subscribe_try(c, last_pos(&sub) + 1, &sub) != 0) {
@@ -239,7 +240,6 @@ static void raw_subscriber(const char *sock, int head_fd)
         if (r < 0) {
             su_close(c);
             c = NULL;
-            reconnects++;
         } else if (r == 0 && have_h) {
             /* Quiet after the writer finished: a request on another
              * connection, so that this test does not depend on the daemon
