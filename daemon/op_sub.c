@@ -243,9 +243,12 @@ static void on_pump(uv_idle_t *h)
         }
         s = next;
     }
-    /* Nothing runnable: every pumping connection is over its cap; the
-     * flush of its output kicks the pump again. */
-    if (!progress || !srv->pump) {
+    /* Stop only after a turn without progress: output made in this idle
+     * callback is flushed by the check handle after the poll, and the poll
+     * does not block while the idle handle is active.  Nothing runnable
+     * means every pumping connection is over its cap; the flush of its
+     * output kicks the pump again. */
+    if (!progress) {
         uv_idle_stop(&srv->pump_idle);
         srv->pump_running = 0;
     }
@@ -331,7 +334,9 @@ void maosd_sub_fanout(maosd_server *srv, maosd_wreq *list)
             msgpack_sbuffer_write(&c->out, recs[i].raw.ptr, recs[i].raw.len);
             count++;
         }
-        s->next_pos = recs[n - 1].position + 1;
+        /* never backwards: a subscription may start past this batch */
+        if (s->next_pos <= recs[n - 1].position)
+            s->next_pos = recs[n - 1].position + 1;
         if (count) {
             if (maos_enc_push_events_end(&c->out, &lm, count, s->next_pos)) {
                 c->out.size = mark; /* out of memory: resume from disk */

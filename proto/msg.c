@@ -161,8 +161,9 @@ static int dec_opt_str(dec *d, maos_mpr *r, maos_slice *out, const char *what)
 {
     if (maos_mpr_str(r, out))
         return FAIL(d, MAOS_EBAD_REQUEST, "%s must be a string", what);
-    if (out->len > MAOS_NAME_MAX)
-        return FAIL(d, MAOS_EINVALID_NAME, "%s is longer than 255 bytes", what);
+    if (out->len && maos_name_check(*out))
+        return FAIL(d, MAOS_EINVALID_NAME,
+                    "%s must be at most 255 bytes of valid UTF-8 without NUL", what);
     return 0;
 }
 
