@@ -60,7 +60,13 @@
       "one client")                                                            \
     X(startup, "startup",                                                      \
       "5: maosd exec -> accepting with 10M events stored; RSS with 1000 "      \
-      "idle connections")
+      "idle connections")                                                      \
+    X(latency, "latency",                                                      \
+      "6: append -> subscriber delivery latency, durability none/sync, 1 and " \
+      "100 subscribers; channel publish -> listen")                            \
+    X(replay_live, "replay-live",                                              \
+      "7: subscribe from the start of 200k stored events while a writer "      \
+      "appends: catch-up rate, then live latency")
 
 typedef struct bench_opts {
     int quick;              /* tiny sizes for the test suite */
@@ -81,6 +87,7 @@ typedef struct bench_opts {
     const int *procs;       /* scenario 1 process counts, 0-terminated */
     int depth;              /* scenario 2/3 appends in flight per process */
     int batch;              /* scenario 2/3 events per batched append */
+    uint64_t catchup_events;/* scenario 7: events stored before subscribing */
 } bench_opts;
 
 #define BENCH_SCENARIO_DECL_(id, name, desc) int bench_sc_##id(const bench_opts *o);
@@ -292,6 +299,19 @@ void bench_data_msgpack(msgpack_sbuffer *sb, int proc, uint64_t n);
 size_t bench_data_json(char *buf, size_t cap, int proc, uint64_t n);
 #define BENCH_EVENT_TYPE "task.progress"
 
+/* ---- delivery latency (sc_latency.c) ------------------------------------------------ */
+
+/* A timestamped event body: msgpack {"t": send_ns, "p": <the usual payload>}
+ * into buf (cap >= 512); its length.  bench_stamp_get reads t back (0 when
+ * the body is not one of these). */
+size_t bench_stamp_msgpack(uint8_t *buf, size_t cap, uint64_t t, uint64_t n);
+uint64_t bench_stamp_get(const void *data, size_t len);
+/* The same as JSON text {"t":send_ns,"p":{...}} and its reader. */
+size_t bench_stamp_json(char *buf, size_t cap, uint64_t t, uint64_t n);
+uint64_t bench_stamp_get_json(const char *data, int len);
+/* The q-quantile (0..1) of v[0..n) (sorted in place), ns -> us. */
+double bench_quantile_us(uint64_t *v, size_t n, double q);
+
 /* ---- SQLite (sqlite.c; only with BENCH_HAVE_SQLITE) ------------------------------ */
 
 #ifdef BENCH_HAVE_SQLITE
@@ -317,6 +337,17 @@ int bsq_read(bsq *s, const char *stream, bench_wres *r);
  * millisecond until it differs from *seen (updated) or timeout_ms passes.
  * 1 changed, 0 timed out, -1 error.  (For the subscription scenarios.) */
 int bsq_wait_change(bsq *s, int64_t *seen, int timeout_ms);
+/* One event with data `data` (JSON text) appended as bsq_append does. */
+int bsq_append_data(bsq *s, const char *stream, const char *data, size_t len,
+                    bench_wres *r);
+/* Rows with pos > *last_pos in position order, at most limit: fn for each,
+ * *last_pos advanced.  The number of rows or -1 (r->err). */
+typedef void (*bsq_row_fn)(void *ud, int64_t pos, const char *stream, const char *data,
+                           int len);
+int bsq_read_after(bsq *s, int64_t *last_pos, int limit, bsq_row_fn fn, void *ud,
+                   bench_wres *r);
+/* max(pos) (0: empty), -1 on error. */
+int64_t bsq_last_pos(bsq *s);
 #endif
 
 #endif

@@ -63,6 +63,7 @@ static void usage(FILE *f)
 "  --stream-events N      scenario 4 one-stream size (100000)\n"
 "  --startup-events N     scenario 5 events stored (10000000)\n"
 "  --idle-conns N         scenario 5 idle connections (1000)\n"
+"  --catchup-events N     scenario 7 events stored before subscribing (200000)\n"
 "  --block-cache-mb N     block cache of the daemons we start (32)\n"
 "  --maosd PATH           daemon binary (default: $MAOSD_BIN, else the build's)\n"
 "  --socket PATH          use this running maosd instead of starting one\n"
@@ -130,7 +131,7 @@ int main(int argc, char **argv)
     /* Same order as lo[] below: the error message indexes it. */
     enum { O_LIST = 256, O_SCEN, O_VS, O_QUICK, O_JSON, O_REPS, O_SECS, O_PROCS,
            O_DEPTH, O_BATCH, O_WARM, O_REPLAY, O_STREAM, O_STARTUP, O_IDLE, O_CACHE, O_MAOSD,
-           O_SOCKET, O_TMP, O_KEEP };
+           O_SOCKET, O_TMP, O_KEEP, O_CATCHUP };
     static const struct option lo[] = {
         {"list", no_argument, 0, O_LIST},
         {"scenario", required_argument, 0, O_SCEN},
@@ -152,6 +153,7 @@ int main(int argc, char **argv)
         {"socket", required_argument, 0, O_SOCKET},
         {"tmp", required_argument, 0, O_TMP},
         {"keep", no_argument, 0, O_KEEP},
+        {"catchup-events", required_argument, 0, O_CATCHUP},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -161,7 +163,7 @@ int main(int argc, char **argv)
     size_t n_chosen = 0;
     const char *json = NULL;
     uint64_t reps = 0, replay = 0, stream = 0, startup = 0, idle = 0, cache = 32;
-    uint64_t depth = 64, batch = 100;
+    uint64_t depth = 64, batch = 100, catchup = 0;
     double seconds = 0;
     uint64_t warm = 0;
     int list = 0, have_procs = 0, have_warm = 0;
@@ -210,7 +212,7 @@ int main(int argc, char **argv)
             have_procs = 1;
             break;
         case O_REPS: case O_DEPTH: case O_BATCH: case O_WARM: case O_REPLAY: case O_STREAM:
-        case O_STARTUP: case O_IDLE: case O_CACHE:
+        case O_STARTUP: case O_IDLE: case O_CACHE: case O_CATCHUP:
             if (parse_u64(optarg, &v, c == O_WARM ? 0 : 1) ||
                 (c == O_REPS && v > 64) || (c == O_DEPTH && v > 1000) ||
                 (c == O_BATCH && v > 10000) || (c == O_IDLE && v > 100000)) {
@@ -225,6 +227,7 @@ int main(int argc, char **argv)
             else if (c == O_STREAM) stream = v;
             else if (c == O_STARTUP) startup = v;
             else if (c == O_IDLE) idle = v;
+            else if (c == O_CATCHUP) catchup = v;
             else cache = v;
             break;
         case O_MAOSD: o.maosd = optarg; break;
@@ -259,6 +262,7 @@ int main(int argc, char **argv)
     o.startup_events = startup ? startup : o.quick ? 5000 : 10000000;
     o.idle_conns = idle ? (int)idle : o.quick ? 20 : 1000;
     o.block_cache_mb = (int)cache;
+    o.catchup_events = catchup ? catchup : o.quick ? 2000 : 200000;
     if (!o.maosd)
         o.maosd = getenv("MAOSD_BIN") && getenv("MAOSD_BIN")[0] ? getenv("MAOSD_BIN")
                                                                 : BENCH_DEFAULT_MAOSD;

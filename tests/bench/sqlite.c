@@ -34,7 +34,7 @@ static volatile uint64_t read_sink;
 
 struct bsq {
     sqlite3 *db;
-    sqlite3_stmt *begin, *head, *ins, *commit, *rollback, *dv;
+    sqlite3_stmt *begin, *head, *ins, *commit, *rollback, *dv, *after;
     uint64_t rnd;
 };
 
@@ -75,6 +75,7 @@ void bsq_close(bsq *s)
     sqlite3_finalize(s->commit);
     sqlite3_finalize(s->rollback);
     sqlite3_finalize(s->dv);
+    sqlite3_finalize(s->after);
     sqlite3_close(s->db);
     free(s);
 }
@@ -105,6 +106,7 @@ bsq *bsq_open(const char *path, int full, bench_wres *r)
     PREP(commit, "COMMIT");
     PREP(rollback, "ROLLBACK");
     PREP(dv, "PRAGMA data_version");
+    PREP(after, "SELECT pos, stream, data FROM events WHERE pos > ?1 ORDER BY pos LIMIT ?2");
 #undef PREP
     if (rc != SQLITE_OK) {
         bench_fail(r, "sqlite open %s: %s", path,
@@ -135,8 +137,9 @@ static uint64_t next_rnd(bsq *s)
     return s->rnd;
 }
 
-int bsq_append(bsq *s, const char *stream, int proc, uint64_t n0, int n,
-               bench_wres *r)
+/* bsq_append, or with body != NULL one event whose data is body. */
+static int append_tx(bsq *s, const char *stream, int proc, uint64_t n0, int n,
+                     const char *body, size_t body_len, bench_wres *r)
 {
     int rc = step_done(s->begin);
     if (is_busy(rc)) {
@@ -161,12 +164,13 @@ int bsq_append(bsq *s, const char *stream, int proc, uint64_t n0, int n,
     for (int i = 0; i < n; i++) {
         char json[512];
         uint64_t id[2] = {next_rnd(s), next_rnd(s)};
-        size_t len = bench_data_json(json, sizeof(json), proc, n0 + (uint64_t)i);
+        size_t len = body ? body_len
+                          : bench_data_json(json, sizeof(json), proc, n0 + (uint64_t)i);
         sqlite3_bind_text(s->ins, 1, stream, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s->ins, 2, v + 1 + i);
         sqlite3_bind_blob(s->ins, 3, id, 16, SQLITE_STATIC);
         sqlite3_bind_text(s->ins, 4, BENCH_EVENT_TYPE, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s->ins, 5, json, (int)len, SQLITE_STATIC);
+        sqlite3_bind_text(s->ins, 5, body ? body : json, (int)len, SQLITE_STATIC);
         sqlite3_bind_int64(s->ins, 6, now);
         rc = step_done(s->ins);
         if (rc != SQLITE_DONE)
@@ -184,6 +188,53 @@ fail:
     bench_fail(r, "sqlite append: %s", sqlite3_errmsg(s->db));
     step_done(s->rollback);
     return -1;
+}
+
+int bsq_append(bsq *s, const char *stream, int proc, uint64_t n0, int n,
+               bench_wres *r)
+{
+    return append_tx(s, stream, proc, n0, n, NULL, 0, r);
+}
+
+int bsq_append_data(bsq *s, const char *stream, const char *data, size_t len,
+                    bench_wres *r)
+{
+    return append_tx(s, stream, 0, 0, 1, data, len, r);
+}
+
+int bsq_read_after(bsq *s, int64_t *last_pos, int limit, bsq_row_fn fn, void *ud,
+                   bench_wres *r)
+{
+    sqlite3_bind_int64(s->after, 1, *last_pos);
+    sqlite3_bind_int(s->after, 2, limit);
+    int rc, n = 0;
+    while ((rc = sqlite3_step(s->after)) == SQLITE_ROW) {
+        int64_t pos = sqlite3_column_int64(s->after, 0);
+        const char *stream = (const char *)sqlite3_column_text(s->after, 1);
+        const char *data = (const char *)sqlite3_column_text(s->after, 2);
+        int len = sqlite3_column_bytes(s->after, 2);
+        fn(ud, pos, stream ? stream : "", data ? data : "", len);
+        *last_pos = pos;
+        n++;
+    }
+    sqlite3_reset(s->after);
+    if (rc != SQLITE_DONE) {
+        bench_fail(r, "sqlite read_after: %s", sqlite3_errmsg(s->db));
+        return -1;
+    }
+    return n;
+}
+
+int64_t bsq_last_pos(bsq *s)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(pos), 0) FROM events", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
 }
 
 int bsq_read(bsq *s, const char *stream, bench_wres *r)
