@@ -61,6 +61,10 @@ static const char *const g_types[] = {"Created", "Progress", "Done"};
 #define N_TYPES 3
 
 static uint64_t g_seed;
+/* The fell-behind variant: bigger events, a 1 MiB output cap, and odd
+ * subscribers that stop reading for a while now and then. */
+static int g_stall;
+static size_t g_pad_max = 40;
 
 /* ---- writing ---------------------------------------------------------------------- */
 
@@ -93,7 +97,7 @@ static size_t write_some(su_conn *c, su_rng *r, uint64_t w, uint64_t *seq,
                                  (uint32_t)n, &ev[k]};
         for (size_t i = 0; i < n; i++, k++) {
             msgpack_sbuffer_init(&data[k]);
-            su_mk_data(&data[k], w, (*seq)++, su_rng_below(r, 40));
+            su_mk_data(&data[k], w, (*seq)++, su_rng_below(r, g_pad_max));
             ev[k].type = su_s(g_types[su_rng_below(r, N_TYPES)]);
             ev[k].data = (maos_slice){data[k].data, (uint32_t)data[k].size};
         }
@@ -278,7 +282,7 @@ static void subscriber(const char *sock, int idx, int head_fd, int ready_fd,
 {
     su_rng r;
     su_rng_seed(&r, g_seed * 1000 + 17 + (uint64_t)idx);
-    mt_sleep_ms((int)su_rng_below(&r, WRITE_MS));
+    mt_sleep_ms((int)su_rng_below(&r, g_stall ? WRITE_MS / 3 : WRITE_MS));
     su_conn *c = su_open(sock);
     su_collector col = {0};
     su_sub subs[MAX_SUBS_PER_CONN];
@@ -323,7 +327,7 @@ static void subscriber(const char *sock, int idx, int head_fd, int ready_fd,
         SU_FAIL("writing to the parent: %s", strerror(errno));
 
     uint64_t h = 0;
-    int have_h = 0;
+    int have_h = 0, stalls = 0;
     int64_t deadline = mt_now_us() + (int64_t)SUB_DEADLINE_MS * 1000;
     for (;;) {
         if (!have_h)
@@ -354,6 +358,13 @@ static void subscriber(const char *sock, int idx, int head_fd, int ready_fd,
         }
         if (su_pump(c, 50, NULL) < 0)
             SU_FAIL("the daemon closed the subscriber's connection");
+        /* the fell-behind variant: odd subscribers stop reading for
+         * 400..800 ms, up to 3 times, while the writers go on */
+        if (g_stall && idx % 2 == 1 && stalls < 3 && !have_h &&
+            su_rng_below(&r, 4) == 0) {
+            stalls++;
+            mt_sleep_ms(400 + (int)su_rng_below(&r, 400));
+        }
     }
     if (col.unknown)
         SU_FAIL("%llu pushes for unknown subscription ids",
@@ -420,6 +431,10 @@ static void run_seed(uint64_t seed)
     fflush(stdout);
 
     mt_daemon *d = mt_daemon_new(NULL, NULL);
+    if (g_stall) {
+        mt_daemon_add_arg(d, "--max-output-mb");
+        mt_daemon_add_arg(d, "1");
+    }
     mt_daemon_up(d);
     su_conn *c = su_open(d->sock);
     su_rng r;
@@ -538,6 +553,9 @@ static void run_seed(uint64_t seed)
            SUBSCRIBERS, (unsigned long long)st.push_frames,
            (unsigned long long)st.push_events,
            (unsigned long long)st.fell_behind);
+    /* the variant is not vacuous: subscriptions did fall behind */
+    if (g_stall)
+        SU_TRUE(st.fell_behind >= 1);
     su_close(c);
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
@@ -560,12 +578,24 @@ static void test_gapfree_seed_3(void **state)
     run_seed(3);
 }
 
+/* The same property while subscribers fall behind and come back: events
+ * of up to 4 KB (~6 MB in all), --max-output-mb 1, subscribers in place
+ * early, and the odd ones stop reading for 400..800 ms up to 3 times. */
+static void test_gapfree_fell_behind_seed_4(void **state)
+{
+    (void)state;
+    g_stall = 1;
+    g_pad_max = 4000;
+    run_seed(4);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gapfree_seed_1),
         cmocka_unit_test(test_gapfree_seed_2),
         cmocka_unit_test(test_gapfree_seed_3),
+        cmocka_unit_test(test_gapfree_fell_behind_seed_4),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 150);
 }
