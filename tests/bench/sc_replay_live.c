@@ -22,10 +22,13 @@
 #include "bench.h"
 
 #define LIVE "rl-live"
+#define STEADY_NS 250000000ull
 
 typedef struct rlshared {
     volatile int stop;
-    uint64_t caught_events, caught_ns, nlat;
+    uint64_t caught_events, caught_ns, nlat, nsteady;
+    uint64_t *steady;   /* the second half of lat[]: received >= STEADY_NS after caught_up */
+    uint64_t fell_behind, caught_ups; /* maos: pushes of those kinds */
     uint64_t lat[];
 } rlshared;
 
@@ -34,13 +37,16 @@ typedef struct rlarg {
     uint64_t from;       /* maos: first position to subscribe from */
     double seconds;
     uint64_t max_lat;
+    uint64_t steady_ns;  /* STEADY_NS, or half the run when shorter */
     rlshared *sh;
 } rlarg;
 
-static void keep(rlarg *a, uint64_t ns)
+static void keep(rlarg *a, uint64_t ns, int steady)
 {
     if (a->sh->nlat < a->max_lat)
         a->sh->lat[a->sh->nlat++] = ns;
+    if (steady && a->sh->nsteady < a->max_lat)
+        a->sh->steady[a->sh->nsteady++] = ns;
 }
 
 static int stopping(rlarg *a, uint64_t t0)
@@ -93,10 +99,12 @@ static int maos_worker(bench_worker *w)
                 if (e->stream_len == strlen(LIVE) && !memcmp(e->stream, LIVE, e->stream_len)) {
                     uint64_t t = bench_stamp_get(e->data, e->data_len);
                     if (t)
-                        keep(a, now - t);
+                        keep(a, now - t, now - caught >= a->steady_ns);
                 }
             }
-        } else if (d->kind == MAOS_PUSH_CAUGHT_UP && !caught) {
+        } else if (d->kind == MAOS_PUSH_FELL_BEHIND) {
+            a->sh->fell_behind++;
+        } else if (d->kind == MAOS_PUSH_CAUGHT_UP && a->sh->caught_ups++ == 0) {
             caught = now;
             a->sh->caught_events = events;
             a->sh->caught_ns = now - t0;
@@ -116,6 +124,7 @@ out:
 typedef struct rlrow {
     rlarg *a;
     int live;
+    uint64_t caught;
 } rlrow;
 
 static void sqlite_row(void *ud, int64_t pos, const char *stream, const char *data, int len)
@@ -124,8 +133,9 @@ static void sqlite_row(void *ud, int64_t pos, const char *stream, const char *da
     (void)pos;
     if (q->live && !strcmp(stream, LIVE)) {
         uint64_t t = bench_stamp_get_json(data, len);
+        uint64_t now = bench_now_ns();
         if (t)
-            keep(q->a, bench_now_ns() - t);
+            keep(q->a, now - t, now - q->caught >= q->a->steady_ns);
     }
 }
 
@@ -153,7 +163,7 @@ static int sqlite_worker(bench_worker *w)
     }
     int64_t last = 0, seen = -1;
     uint64_t events = 0;
-    rlrow q = {a, 0};
+    rlrow q = {a, 0, 0};
     int n;
     if (bsq_wait_change(s, &seen, 0) < 0)
         bench_fail(r, "PRAGMA data_version failed");
@@ -166,6 +176,7 @@ static int sqlite_worker(bench_worker *w)
     a->sh->caught_events = events;
     a->sh->caught_ns = now - t0;
     q.live = 1;
+    q.caught = now;
     while (!r->errors && bench_now_ns() < until) {
         int rc = bsq_wait_change(s, &seen, 0);
         if (rc < 0)
@@ -181,7 +192,7 @@ static int sqlite_worker(bench_worker *w)
 #endif
 
 typedef struct rlfigs {
-    double rate[64], p50[64], p99[64];
+    double rate[64], p50[64], p99[64], sp99[64];
     int n;
 } rlfigs;
 
@@ -189,12 +200,14 @@ static int run_once(const bench_opts *o, rlarg *a, rlfigs *f, const char *what)
 {
     a->seconds = o->seconds;
     a->max_lat = (uint64_t)(o->seconds * 1000) * 2 + 1000;
-    size_t size = sizeof(rlshared) + sizeof(uint64_t) * a->max_lat;
+    a->steady_ns = STEADY_NS < o->seconds * 0.5e9 ? STEADY_NS : (uint64_t)(o->seconds * 0.5e9);
+    size_t size = sizeof(rlshared) + 2 * sizeof(uint64_t) * a->max_lat;
     a->sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (a->sh == MAP_FAILED) {
         bench_say("replay-live: mmap: %s", strerror(errno));
         return -1;
     }
+    a->sh->steady = a->sh->lat + a->max_lat;
     bench_run r;
     int rc = 0;
 #ifdef BENCH_HAVE_SQLITE
@@ -213,10 +226,14 @@ static int run_once(const bench_opts *o, rlarg *a, rlfigs *f, const char *what)
         f->rate[f->n] = s > 0 ? (double)a->sh->caught_events / s : 0;
         f->p50[f->n] = bench_quantile_us(a->sh->lat, a->sh->nlat, 0.5);
         f->p99[f->n] = bench_quantile_us(a->sh->lat, a->sh->nlat, 0.99);
+        f->sp99[f->n] = bench_quantile_us(a->sh->steady, a->sh->nsteady, 0.99);
         bench_say("replay-live %s: caught up with %llu events in %.3f s (%.0f events/s), "
-                  "then %llu live events: p50 %.0f us, p99 %.0f us",
+                  "then %llu live events: p50 %.0f us, p99 %.0f us (%.0f us from %.0f ms "
+                  "after caught_up on); %llu fell_behind, "
+                  "%llu caught_up pushes",
                   what, (unsigned long long)a->sh->caught_events, s, f->rate[f->n],
-                  (unsigned long long)a->sh->nlat, f->p50[f->n], f->p99[f->n]);
+                  (unsigned long long)a->sh->nlat, f->p50[f->n], f->p99[f->n],
+                  f->sp99[f->n], (double)a->steady_ns / 1e6, (unsigned long long)a->sh->fell_behind, (unsigned long long)a->sh->caught_ups);
         f->n++;
     }
     munmap(a->sh, size);
@@ -229,6 +246,7 @@ static void report(const char *system, const rlfigs *f)
                  f->n);
     bench_report("replay-live", system, 1, "live-p50", "us", BENCH_LOWER, f->p50, f->n);
     bench_report("replay-live", system, 1, "live-p99", "us", BENCH_LOWER, f->p99, f->n);
+    bench_report("replay-live", system, 1, "steady-p99", "us", BENCH_LOWER, f->sp99, f->n);
 }
 
 int bench_sc_replay_live(const bench_opts *o)
