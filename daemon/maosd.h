@@ -110,7 +110,8 @@ typedef struct maosd_server {
     /* subscriptions (loop thread only) */
     maosd_sub *subs;      /* event subscriptions */
     maosd_sub *chan_subs; /* channel subscriptions */
-    maosd_sub *pump;      /* catching up from disk */
+    maosd_sub *pump;      /* catching up from disk, served round-robin */
+    maosd_sub *pump_tail;
     uv_idle_t pump_idle;
     int pump_running;
     uint64_t delivered_head; /* last position fanned out to live subscribers */
@@ -165,6 +166,9 @@ void maosd_conn_unref(maosd_conn *c);
  * counted against the connection's cap like its output. */
 void maosd_conn_write_queued(maosd_conn *c, size_t bytes);
 void maosd_conn_write_done(maosd_conn *c, size_t bytes);
+/* Close c once its output is written (a failure the client must see as a
+ * dropped connection; safe inside loops over connections). */
+void maosd_conn_fail(maosd_conn *c);
 /* The connection's output load against its cap (server.c). */
 size_t maosd_conn_load(const maosd_conn *c);
 int maosd_conn_over_cap(const maosd_conn *c);
@@ -245,7 +249,9 @@ typedef struct maosd_scan {
     uint32_t limit;        /* events */
     size_t budget;         /* bytes (the first event always fits) */
     int next_is_version;   /* op read: "next" is a version, not a position */
+    uint32_t max_scan;     /* records examined at most (0: 20,000) */
     uint32_t count;        /* out: events written */
+    uint32_t scanned;      /* out: records examined */
     int more;              /* out: stopped early; next is where to go on */
     uint64_t next;
 } maosd_scan;

@@ -125,6 +125,11 @@ size_t maosd_reply_budget(const maosd_server *srv)
     return b < REPLY_BUDGET ? b : REPLY_BUDGET;
 }
 
+static uint32_t scan_max(const maosd_scan *sc)
+{
+    return sc->max_scan ? sc->max_scan : SCAN_BUDGET;
+}
+
 static int fits(size_t used, size_t more, uint32_t count, size_t budget)
 {
     return count == 0 || used + more <= budget;
@@ -223,7 +228,7 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
             break;
         uint64_t pos = maosd_get_u64(iv);
         uint64_t here = sc->next_is_version ? maosd_get_u64(ik + plen) : pos;
-        if (sc->count == sc->limit || scanned == SCAN_BUDGET) {
+        if (sc->count == sc->limit || scanned == scan_max(sc)) {
             sc->more = 1;
             sc->next = here;
             break;
@@ -258,6 +263,7 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
             maosd_iter_next(it);
     }
     free(rec);
+    sc->scanned += scanned;
     if (!rc)
         rc = maosd_iter_status(it);
     maosd_iter_free(it);
@@ -289,7 +295,7 @@ static int scan_log(maosd_store *st, uint64_t from, maosd_scan *sc,
             break;
         }
         uint64_t pos = maosd_get_u64(ik);
-        if (sc->count == sc->limit || scanned == SCAN_BUDGET ||
+        if (sc->count == sc->limit || scanned == scan_max(sc) ||
             !fits(out->size - start, vlen, sc->count, sc->budget)) {
             sc->more = 1;
             sc->next = pos;
@@ -302,6 +308,7 @@ static int scan_log(maosd_store *st, uint64_t from, maosd_scan *sc,
         else
             maosd_iter_next(it);
     }
+    sc->scanned += scanned;
     if (!rc)
         rc = maosd_iter_status(it);
     maosd_iter_free(it);

@@ -38,7 +38,9 @@
 #include "keys.h"
 #include "maosd.h"
 
-#define PUMP_LIMIT 10000 /* events per catch-up push */
+#define PUMP_LIMIT 10000      /* events per catch-up push */
+#define PUMP_TURN_SCAN 20000  /* records examined per loop turn, all subs */
+#define PUMP_SLICE_SCAN 5000  /* ... and per subscription per turn */
 
 /* ---- subscription objects ---------------------------------------------------- */
 
@@ -117,13 +119,25 @@ static void list_del(maosd_sub **head, maosd_sub *s)
         s->next->prev = s->prev;
 }
 
+/* The pump list is a FIFO: on_pump serves from the head and sends each
+ * served subscription to the tail, so every catching-up subscription gets
+ * its turn however many there are. */
+static void pump_push_tail(maosd_server *srv, maosd_sub *s)
+{
+    s->pump_next = NULL;
+    if (srv->pump_tail)
+        srv->pump_tail->pump_next = s;
+    else
+        srv->pump = s;
+    srv->pump_tail = s;
+}
+
 static void pump_add(maosd_server *srv, maosd_sub *s)
 {
     if (s->pumping)
         return;
     s->pumping = 1;
-    s->pump_next = srv->pump;
-    srv->pump = s;
+    pump_push_tail(srv, s);
     maosd_sub_kick(srv);
 }
 
@@ -131,9 +145,15 @@ static void pump_del(maosd_server *srv, maosd_sub *s)
 {
     if (!s->pumping)
         return;
-    for (maosd_sub **pp = &srv->pump; *pp; pp = &(*pp)->pump_next)
-        if (*pp == s) {
-            *pp = s->pump_next;
+    maosd_sub *prev = NULL;
+    for (maosd_sub *p = srv->pump; p; prev = p, p = p->pump_next)
+        if (p == s) {
+            if (prev)
+                prev->pump_next = s->pump_next;
+            else
+                srv->pump = s->pump_next;
+            if (srv->pump_tail == s)
+                srv->pump_tail = prev;
             break;
         }
     s->pumping = 0;
@@ -186,12 +206,19 @@ static void go_live(maosd_server *srv, maosd_sub *s)
 
 /*
  * One catch-up slice: the matching events from next_pos up to
- * delivered_head, at most PUMP_LIMIT events / one reply budget, as one
- * push.  Returns 0, or a storage error (the caller closes the connection).
+ * delivered_head, at most PUMP_LIMIT events / one reply budget / max_scan
+ * records examined, as one push.  Sets *scanned.  Returns 0, or a storage
+ * error (the caller fails the connection).
  */
-static int pump_one(maosd_server *srv, maosd_sub *s)
+static int pump_one(maosd_server *srv, maosd_sub *s, uint32_t max_scan,
+                    uint32_t *scanned)
 {
     maosd_conn *c = s->conn;
+    *scanned = 0;
+    if (s->next_pos > srv->delivered_head) { /* e.g. from past the head */
+        go_live(srv, s);
+        return 0;
+    }
     msgpack_packer pk;
     size_t mark = maosd_reply_begin(c, &pk);
     maos_list_mark lm;
@@ -200,11 +227,16 @@ static int pump_one(maosd_server *srv, maosd_sub *s)
         .upto = srv->delivered_head,
         .limit = PUMP_LIMIT,
         .budget = maosd_reply_budget(srv),
+        .max_scan = max_scan,
     };
     int rc = maos_enc_push_events_begin(&c->out, s->id, &lm);
     if (!rc)
         rc = maosd_collect(srv->store, s->next_pos, &sc, &c->out);
+    *scanned = sc.scanned;
+    /* never backwards: the subscription may have started past this head */
     uint64_t next = sc.more ? sc.next : srv->delivered_head + 1;
+    if (next < s->next_pos)
+        next = s->next_pos;
     if (!rc && sc.count)
         rc = maos_enc_push_events_end(&c->out, &lm, sc.count, next);
     if (rc || !sc.count) {
@@ -222,26 +254,46 @@ static int pump_one(maosd_server *srv, maosd_sub *s)
     return 0;
 }
 
+/*
+ * Serve catching-up subscriptions round-robin within one shared budget of
+ * records examined per loop turn, so that however many subscriptions are
+ * catching up (and however little their filters match), one turn stays
+ * short and writers and other connections are not held up.
+ */
 static void on_pump(uv_idle_t *h)
 {
     maosd_server *srv = h->data;
     int progress = 0;
-    maosd_sub *s = srv->pump;
-    while (s) {
-        maosd_sub *next = s->pump_next; /* s may leave the list */
+    uint32_t budget = PUMP_TURN_SCAN;
+    maosd_sub *stop_at = srv->pump_tail; /* serve each at most once a turn */
+    while (srv->pump && budget) {
+        maosd_sub *s = srv->pump;
+        int last = s == stop_at;
+        /* to the tail first: pump_one may take it off the list */
+        srv->pump = s->pump_next;
+        if (!srv->pump)
+            srv->pump_tail = NULL;
+        pump_push_tail(srv, s);
         maosd_conn *c = s->conn;
         if (!c->closing && !c->close_after_flush &&
             maosd_conn_load(c) <= srv->cfg->max_output / 2) {
-            int rc = pump_one(srv, s);
+            uint32_t scanned = 0;
+            int rc = pump_one(srv, s, budget < PUMP_SLICE_SCAN ? budget : PUMP_SLICE_SCAN,
+                              &scanned);
             if (rc) {
-                maosd_log(MAOSD_LOG_ERROR, "conn %llu sub %llu: catch-up read failed: %s",
-                          (unsigned long long)c->id, (unsigned long long)s->id,
-                          maos_strerror(rc));
-                pump_del(srv, s); /* stop; the subscriber sees no more pushes */
+                /* The subscriber must not wait for events it will never get:
+                 * drop the connection; the client reconnects and resumes. */
+                maosd_log(MAOSD_LOG_ERROR, "conn %llu sub %llu: catch-up read failed: %s; "
+                          "closing the connection", (unsigned long long)c->id,
+                          (unsigned long long)s->id, maos_strerror(rc));
+                pump_del(srv, s);
+                maosd_conn_fail(c);
             }
+            budget -= scanned < budget ? (scanned ? scanned : 1) : budget;
             progress = 1;
         }
-        s = next;
+        if (last)
+            break;
     }
     /* Stop only after a turn without progress: output made in this idle
      * callback is flushed by the check handle after the poll, and the poll
@@ -306,41 +358,69 @@ void maosd_sub_fanout(maosd_server *srv, maosd_wreq *list)
                 k++;
     }
     n = k;
+    size_t budget = maosd_reply_budget(srv);
     for (maosd_sub *s = srv->subs; s && n; s = s->next) {
         maosd_conn *c = s->conn;
-        if (!s->live || c->closing)
+        if (!s->live || c->closing || c->close_after_flush)
             continue;
-        if (maosd_conn_over_cap(c)) {
-            /* Slow consumer: keep a position, not a backlog. */
+        uint64_t end = recs[n - 1].position + 1; /* where this batch leaves it */
+        if (end < s->next_pos)
+            end = s->next_pos; /* never backwards: it may start past the batch */
+        msgpack_packer pk;
+        size_t mark = 0, fstart = 0;
+        maos_list_mark lm;
+        uint32_t count = 0;
+        uint64_t resume = 0; /* != 0: fall back to disk from this position */
+        for (size_t i = 0; i < n && !resume; i++) {
+            const maos_record *r = &recs[i];
+            if (r->position < s->next_pos || !maos_filter_match(&s->filter, r))
+                continue;
+            /* Frames stay within the reply budget, and the cap is checked
+             * between frames: a slow consumer keeps a position, not a
+             * backlog. */
+            if (count && c->out.size - fstart + r->raw.len > budget) {
+                if (maos_enc_push_events_end(&c->out, &lm, count, r->position)) {
+                    c->out.size = mark;
+                    resume = s->next_pos;
+                    break;
+                }
+                maosd_reply_end(c, mark);
+                srv->push_frames++;
+                srv->push_events += count;
+                s->next_pos = r->position;
+                count = 0;
+            }
+            if (!count && maosd_conn_over_cap(c)) {
+                resume = r->position > s->next_pos ? r->position : s->next_pos;
+                break;
+            }
+            if (!count) {
+                mark = maosd_reply_begin(c, &pk);
+                if (maos_enc_push_events_begin(&c->out, s->id, &lm)) {
+                    c->out.size = mark;
+                    resume = r->position;
+                    break;
+                }
+                fstart = c->out.size;
+            }
+            if (msgpack_sbuffer_write(&c->out, r->raw.ptr, r->raw.len)) {
+                c->out.size = mark; /* drop this frame; resend it from disk */
+                resume = s->next_pos;
+                break;
+            }
+            count++;
+        }
+        if (resume) {
             s->live = 0;
-            if (s->next_pos < recs[0].position)
-                s->next_pos = recs[0].position;
+            s->next_pos = resume;
             srv->fell_behind++;
             push_state(s, MAOS_PUSH_FELL_BEHIND);
             pump_add(srv, s);
             continue;
         }
-        msgpack_packer pk;
-        size_t mark = 0;
-        maos_list_mark lm;
-        uint32_t count = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (recs[i].position < s->next_pos || !maos_filter_match(&s->filter, &recs[i]))
-                continue;
-            if (!count) {
-                mark = maosd_reply_begin(c, &pk);
-                maos_enc_push_events_begin(&c->out, s->id, &lm);
-            }
-            msgpack_sbuffer_write(&c->out, recs[i].raw.ptr, recs[i].raw.len);
-            count++;
-        }
-        /* never backwards: a subscription may start past this batch */
-        if (s->next_pos <= recs[n - 1].position)
-            s->next_pos = recs[n - 1].position + 1;
         if (count) {
-            if (maos_enc_push_events_end(&c->out, &lm, count, s->next_pos)) {
+            if (maos_enc_push_events_end(&c->out, &lm, count, end)) {
                 c->out.size = mark; /* out of memory: resume from disk */
-                s->next_pos = recs[0].position;
                 s->live = 0;
                 pump_add(srv, s);
                 continue;
@@ -349,6 +429,7 @@ void maosd_sub_fanout(maosd_server *srv, maosd_wreq *list)
             srv->push_frames++;
             srv->push_events += count;
         }
+        s->next_pos = end;
     }
 advance:
     free(recs);

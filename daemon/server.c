@@ -231,6 +231,13 @@ static void on_written(uv_write_t *req, int status)
     conn_progress(c);
 }
 
+void maosd_conn_fail(maosd_conn *c)
+{
+    stop_reading(c);
+    c->close_after_flush = 1;
+    mark_dirty(c); /* the flush check closes it once drained */
+}
+
 void maosd_conn_write_queued(maosd_conn *c, size_t bytes)
 {
     c->pending_writes++;

@@ -211,7 +211,7 @@ static int maos_subscriber(bench_worker *w, larg *a)
         int got = 0;
         for (int j = 0; j < m; j++) {
             maos_delivery *d;
-            int rc;
+            int rc = 0;
             while (!done[j] && (rc = maos_next(c[j], 0, &d)) == 0) {
                 uint64_t now = bench_now_ns();
                 got = 1;
