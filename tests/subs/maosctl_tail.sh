@@ -30,22 +30,8 @@ BG_PIDS=
 PASS=0
 FAIL=0
 
-stop_daemon() {
-    [ -n "$DPID" ] || return 0
-    kill -TERM "$DPID" 2>/dev/null
-    local i
-    for i in $(seq 1 300); do
-        kill -0 "$DPID" 2>/dev/null || break
-        sleep 0.05
-    done
-    if kill -0 "$DPID" 2>/dev/null; then
-        echo "maosd did not stop on SIGTERM within 15 s: SIGKILL" >&2
-        kill -KILL "$DPID" 2>/dev/null
-    fi
-    wait "$DPID" 2>/dev/null
-    DAEMON_STATUS=$?
-    DPID=
-}
+# shellcheck source=../daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../daemon.sh"
 
 cleanup() {
     local p
@@ -53,40 +39,10 @@ cleanup() {
         kill -KILL "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
-    stop_daemon
-    if [ "$FAIL" -eq 0 ]; then
-        rm -rf "$TMP"
-    else
-        echo "files kept in $TMP; daemon log: $LOG" >&2
-        echo "---- last lines of $LOG ----" >&2
-        tail -n 30 "$LOG" >&2
-    fi
+    keep_or_clean
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-start_daemon() {
-    "$MAOSD" --data-dir "$TMP/data" --socket "$SOCK" --log-level warn \
-        </dev/null >>"$LOG" 2>&1 &
-    DPID=$!
-    local i
-    for i in $(seq 1 200); do
-        if ! kill -0 "$DPID" 2>/dev/null; then
-            echo "maosd exited during start-up; log: $LOG" >&2
-            tail -n 30 "$LOG" >&2
-            DPID=
-            return 1
-        fi
-        if [ -S "$SOCK" ] && "$CTL" --socket "$SOCK" ping >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "maosd did not serve on $SOCK within 10 s" >&2
-    return 1
-}
-
-ok() { PASS=$((PASS + 1)); }
 bad() {
     FAIL=$((FAIL + 1))
     echo "FAIL: $*" >&2
