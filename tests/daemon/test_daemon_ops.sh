@@ -128,6 +128,18 @@ else
 fi
 kill -TERM "$pid2"; wait_exit "$pid2" 10 >/dev/null
 
+# --socket-group: socket 0660 owned by that group, new directory 0750
+grp=$(getent group daemon >/dev/null && echo daemon || id -gn)
+start grp --data-dir "$T/d6" --socket "$T/rtg/sub/maosd.sock" --socket-group "$grp"; pid3=$LASTPID
+if wait_sock "$T/rtg/sub/maosd.sock"; then
+    check "--socket-group: socket mode 0660" [ "$(stat -c %a "$T/rtg/sub/maosd.sock")" = 660 ]
+    check "--socket-group: socket group $grp" [ "$(stat -c %G "$T/rtg/sub/maosd.sock")" = "$grp" ]
+    check "--socket-group: directory mode 0750" [ "$(stat -c %a "$T/rtg/sub")" = 750 ]
+else
+    bad "daemon with --socket-group $grp" "$(cat "$T/grp.log")"
+fi
+kill -TERM "$pid3"; wait_exit "$pid3" 10 >/dev/null
+
 # a socket directory others can write to (not sticky) is refused: they
 # could replace the socket; with the sticky bit (like /tmp) it is fine
 mkdir -p "$T/open" && chmod 0777 "$T/open"
