@@ -120,18 +120,7 @@ static int fail(maosd_wreq *w, int code, int64_t index, const char *fmt, ...)
 static int get_value(maosd_commit *cm, maosd_cf cf, const char *k, size_t klen,
                      size_t *vlen)
 {
-    for (;;) {
-        int rc = maosd_batch_get(cm->batch, cf, k, klen, cm->getbuf, cm->getcap, vlen);
-        if (rc)
-            return rc;
-        if (*vlen <= cm->getcap)
-            return 0;
-        char *nb = realloc(cm->getbuf, *vlen);
-        if (!nb)
-            return MAOS_ENOMEM;
-        cm->getbuf = nb;
-        cm->getcap = *vlen;
-    }
+    return maosd_batch_get_buf(cm->batch, cf, k, klen, &cm->getbuf, &cm->getcap, vlen);
 }
 
 typedef struct head_state {

@@ -236,18 +236,8 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
         /* One buffer for the whole scan, grown as needed: no malloc per
          * event. */
         char ek[8];
-        size_t eklen = maosd_key_event(ek, pos);
-        rc = maosd_store_get(st, MAOSD_CF_EVENTS, ek, eklen, rec, rcap, &rlen);
-        if (!rc && rlen > rcap) {
-            char *nb = realloc(rec, rlen);
-            if (!nb) {
-                rc = MAOS_ENOMEM;
-                break;
-            }
-            rec = nb;
-            rcap = rlen;
-            rc = maosd_store_get(st, MAOSD_CF_EVENTS, ek, eklen, rec, rcap, &rlen);
-        }
+        rc = maosd_store_get_buf(st, MAOSD_CF_EVENTS, ek, maosd_key_event(ek, pos),
+                                 &rec, &rcap, &rlen);
         if (rc)
             break;
         if (!fits(out->size - start, rlen, sc->count, sc->budget)) {

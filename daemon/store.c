@@ -146,6 +146,22 @@ static void copy_out(const char *src, size_t len, void *dst, size_t cap)
         memcpy(dst, src, len < cap ? len : cap);
 }
 
+/* Copy into *buf, first growing it to len if it is smaller.  0 or
+ * MAOS_ENOMEM (then *buf is unchanged). */
+static int copy_grow(const char *src, size_t len, char **buf, size_t *cap)
+{
+    if (len > *cap) {
+        char *nb = realloc(*buf, len);
+        if (nb == NULL)
+            return MAOS_ENOMEM;
+        *buf = nb;
+        *cap = len;
+    }
+    if (len > 0)
+        memcpy(*buf, src, len);
+    return 0;
+}
+
 /* malloc'ed copy of len bytes plus a NUL (callers treating values as
  * strings get one for free; *vlen still excludes it). */
 static char *dup_bytes(const char *src, size_t len)
@@ -471,6 +487,30 @@ int maosd_store_get(maosd_store *s, maosd_cf cf, const void *key, size_t klen,
     return 0;
 }
 
+int maosd_store_get_buf(maosd_store *s, maosd_cf cf, const void *key,
+                        size_t klen, char **buf, size_t *cap, size_t *vlen)
+{
+    rocksdb_column_family_handle_t *h = cf_handle(s, cf);
+    const char *v;
+    size_t n;
+    char *rerr = NULL;
+
+    if (h == NULL)
+        return MAOS_EINTERNAL;
+    rocksdb_pinnableslice_t *p =
+        rocksdb_get_pinned_cf(s->db, s->ropts, h, key, klen, &rerr);
+    if (rerr != NULL)
+        return take_error(rerr);
+    if (p == NULL)
+        return MAOS_ENOT_FOUND;
+    v = rocksdb_pinnableslice_value(p, &n);
+    int rc = copy_grow(v, n, buf, cap);
+    rocksdb_pinnableslice_destroy(p);
+    if (rc == 0)
+        *vlen = n;
+    return rc;
+}
+
 int maosd_store_get_alloc(maosd_store *s, maosd_cf cf, const void *key,
                           size_t klen, char **val, size_t *vlen)
 {
@@ -623,6 +663,30 @@ int maosd_batch_get(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
     *vlen = n;
     rocksdb_free(v);
     return 0;
+}
+
+int maosd_batch_get_buf(maosd_batch *b, maosd_cf cf, const void *key,
+                        size_t klen, char **buf, size_t *cap, size_t *vlen)
+{
+    rocksdb_column_family_handle_t *h = cf_handle(b->s, cf);
+    char *rerr = NULL;
+    size_t n = 0;
+
+    if (h == NULL)
+        return MAOS_EINTERNAL;
+    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
+        b->wb, b->s->db, b->s->ropts, h, key, klen, &n, &rerr);
+    if (rerr != NULL) {
+        rocksdb_free(v);
+        return take_error(rerr);
+    }
+    if (v == NULL)
+        return MAOS_ENOT_FOUND;
+    int rc = copy_grow(v, n, buf, cap);
+    rocksdb_free(v);
+    if (rc == 0)
+        *vlen = n;
+    return rc;
 }
 
 int maosd_batch_count(maosd_batch *b)

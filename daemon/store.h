@@ -96,6 +96,11 @@ int maosd_store_map_error(const char *rocksdb_err);
  */
 int maosd_store_get(maosd_store *s, maosd_cf cf, const void *key, size_t klen,
                     void *val, size_t cap, size_t *vlen);
+/* Same, into a caller-owned buffer *buf of *cap bytes, grown (realloc) to
+ * the value's size when smaller: one lookup, and no malloc per value once
+ * the buffer is big enough.  The caller frees *buf. */
+int maosd_store_get_buf(maosd_store *s, maosd_cf cf, const void *key,
+                        size_t klen, char **buf, size_t *cap, size_t *vlen);
 /* Same, but *val is malloc'ed (caller frees with free()); it has a NUL
  * after the *vlen bytes. */
 int maosd_store_get_alloc(maosd_store *s, maosd_cf cf, const void *key,
@@ -128,6 +133,9 @@ void maosd_batch_rollback(maosd_batch *b);
  * maosd_store_get. */
 int maosd_batch_get(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
                     void *val, size_t cap, size_t *vlen);
+/* maosd_store_get_buf through the batch. */
+int maosd_batch_get_buf(maosd_batch *b, maosd_cf cf, const void *key,
+                        size_t klen, char **buf, size_t *cap, size_t *vlen);
 /* Number of puts in the batch. */
 int maosd_batch_count(maosd_batch *b);
 /*
