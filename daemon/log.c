@@ -13,6 +13,14 @@
 #include "maosd.h"
 
 int maosd_log_level = MAOSD_LOG_INFO;
+/* Set once by maosd_log_init, before the commit thread exists: both
+ * threads log, so it is never written after that. */
+static int journal;
+
+void maosd_log_init(void)
+{
+    journal = getenv("JOURNAL_STREAM") != NULL;
+}
 
 static const char *level_name(int level)
 {
@@ -38,9 +46,6 @@ void maosd_log(int level, const char *fmt, ...)
 {
     char line[1024];
     int n;
-    static int journal = -1;
-    if (journal < 0)
-        journal = getenv("JOURNAL_STREAM") != NULL;
     if (journal) {
         n = snprintf(line, sizeof(line), "<%d>", level);
     } else {
