@@ -1497,6 +1497,11 @@ int maos_stats_get(maos_ctx *c, maos_stats_info *out)
     snprintf(out->durability, sizeof out->durability, "%.*s",
              (int)rep.stats.durability.len,
              rep.stats.durability.ptr ? rep.stats.durability.ptr : "");
+    if (rep.stats.head_hash.len != sizeof out->head_hash) {
+        free(f);
+        return die(c, MAOS_EPROTO, "stats reply without a 32-byte head_hash");
+    }
+    memcpy(out->head_hash, rep.stats.head_hash.ptr, sizeof out->head_hash);
     free(f);
     return 0;
 }

@@ -878,7 +878,13 @@ static int cmd_stats(struct args *a)
 
 /*
  * verify: positions must be 1, 2, 3, ... and each record's prev must be the
- * BLAKE2b-256 (unkeyed) of the previous record's bytes (zeros before 1).
+ * BLAKE2b-256 (unkeyed) of the previous record's bytes (zeros before 1);
+ * and the record at the head the daemon reported when verify started must
+ * hash to the head hash it stores, so that a rewritten newest event (which
+ * no later record's prev covers yet) is caught too.  A read that fails on
+ * damaged storage names the first position that cannot be read: the
+ * daemon hands out every intact event before damage and fails the read
+ * that starts at it.
  */
 static int verify_bad(struct args *a, uint64_t pos, const char *why)
 {
@@ -894,6 +900,7 @@ static int cmd_verify(struct args *a)
 {
     uint8_t prev[MAOS_HASH_BYTES] = {0};
     uint64_t expect = 1, from = MAOS_FROM_START, count = 0;
+    maos_stats_info st;
     maos_ctx *c;
     int rc;
     if (sodium_init() < 0) {
@@ -902,10 +909,21 @@ static int cmd_verify(struct args *a)
     }
     if ((rc = connect_to(a, &c)))
         return rc;
+    if (maos_stats_get(c, &st)) {
+        rc = report(c, "verify");
+        maos_free(c);
+        return rc;
+    }
     for (;;) {
         maos_page *pg;
         if (maos_read_all(c, NULL, from, 0, PAGE_EVENTS, &pg)) {
-            rc = report(c, "verify");
+            if (c->err == MAOS_ECORRUPT) {
+                char why[sizeof c->errstr + 32];
+                snprintf(why, sizeof why, "cannot be read: %s", c->errstr);
+                rc = verify_bad(a, expect, why);
+            } else {
+                rc = report(c, "verify");
+            }
             break;
         }
         for (size_t i = 0; i < pg->n && !rc; i++) {
@@ -920,6 +938,11 @@ static int cmd_verify(struct args *a)
                                 "prev hash does not match the previous record");
             } else {
                 crypto_generichash(prev, sizeof prev, e->raw, e->raw_len, NULL, 0);
+                if (e->position == st.head_position &&
+                    memcmp(prev, st.head_hash, sizeof prev) != 0)
+                    rc = verify_bad(a, e->position,
+                                    "the record does not match the head hash the "
+                                    "daemon stored for it");
                 expect++;
                 count++;
             }
@@ -929,6 +952,12 @@ static int cmd_verify(struct args *a)
         maos_page_free(pg);
         if (rc || !more)
             break;
+    }
+    if (!rc && expect - 1 < st.head_position) {
+        char why[96];
+        snprintf(why, sizeof why, "the log ends at position %" PRIu64
+                 " but the daemon's head is %" PRIu64, expect - 1, st.head_position);
+        rc = verify_bad(a, expect, why);
     }
     if (!rc) {
         if (a->json)

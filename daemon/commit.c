@@ -36,6 +36,7 @@
  * waits (its last group had one request).
  */
 #include <pthread.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@
 struct maosd_commit {
     maosd_server *srv;
     maosd_store *store;
+    maosd_headfile *headfile;        /* commit thread only */
     maosd_commit_done_cb done;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -67,6 +69,7 @@ struct maosd_commit {
     uv_async_t async;
     atomic_uint_fast64_t in_flight;
     atomic_uint_fast64_t head;       /* last durable position */
+    uint8_t head_hash[MAOS_HASH_BYTES]; /* its record's hash (under mu) */
     /* commit thread only */
     uint64_t log_pos;
     uint8_t log_hash[MAOS_HASH_BYTES];
@@ -142,7 +145,8 @@ static int read_head(maosd_commit *cm, maos_slice stream, head_state *hs)
     if (rc)
         return rc;
     if (vlen != 16)
-        return MAOS_EINTERNAL;
+        return maosd_store_corrupt("the head of stream %.*s (streams 'h' key) is %zu "
+                                   "bytes, want 16", (int)stream.len, stream.ptr, vlen);
     hs->exists = 1;
     hs->head = maosd_get_u64(v);
     return 0;
@@ -184,9 +188,11 @@ static int check_duplicate(maosd_commit *cm, maosd_wreq *w, uint32_t ai,
             continue;
         }
         if (rc)
-            return fail(w, rc, idx, "id lookup failed");
+            return fail(w, rc, idx, "id lookup failed: %s", maosd_store_errmsg());
+        maos_uuid_format(e->id, idtxt);
         if (vlen != MAOSD_ID_VALUE_LEN)
-            return fail(w, MAOS_EINTERNAL, idx, "corrupt id index entry");
+            return fail(w, MAOS_ECORRUPT, idx, "the ids entry of event id %s is %zu "
+                        "bytes, want %d", idtxt, vlen, MAOSD_ID_VALUE_LEN);
         if (present < j)
             goto partial;
         uint64_t pos = maosd_get_u64(cm->getbuf);
@@ -195,14 +201,13 @@ static int check_duplicate(maosd_commit *cm, maosd_wreq *w, uint32_t ai,
         char k[8];
         rc = get_value(cm, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos), &vlen);
         if (rc)
-            return fail(w, rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc, idx,
-                        "event %llu of an indexed id is missing",
-                        (unsigned long long)pos);
+            return fail(w, rc == MAOS_ENOT_FOUND ? MAOS_ECORRUPT : rc, idx,
+                        "event %llu of an indexed id %s", (unsigned long long)pos,
+                        rc == MAOS_ENOT_FOUND ? "is missing" : maosd_store_errmsg());
         maos_record rec;
         if (maos_record_decode(cm->getbuf, vlen, &rec))
-            return fail(w, MAOS_EINTERNAL, idx, "stored record %llu is corrupt",
-                        (unsigned long long)pos);
-        maos_uuid_format(e->id, idtxt);
+            return fail(w, MAOS_ECORRUPT, idx, "the record at position %llu does not "
+                        "decode", (unsigned long long)pos);
         if (rec.stream.len != a->stream.len ||
             memcmp(rec.stream.ptr, a->stream.ptr, a->stream.len))
             return fail(w, MAOS_ECONFLICT, idx,
@@ -372,7 +377,7 @@ static int process_request(maosd_commit *cm, maosd_wreq *w, int64_t now)
     for (uint32_t i = 0; i < n; i++) {
         int rc = read_head(cm, w->req.appends[i].stream, &hs[i]);
         if (rc) {
-            fail(w, rc, -1, "cannot read stream head");
+            fail(w, rc, -1, "cannot read the stream head: %s", maosd_store_errmsg());
             return 0;
         }
         rc = check_duplicate(cm, w, i, &w->results[i], ids);
@@ -404,6 +409,27 @@ static int process_request(maosd_commit *cm, maosd_wreq *w, int64_t now)
         return 0;
     }
     return 1;
+}
+
+/*
+ * After a successful group write, before anyone is answered: MAOS-HEAD
+ * gets the new acknowledged head (datadir.h), so that a later start can
+ * tell a log that lost acknowledged groups.  The group itself is durable
+ * whatever happens here; a failed write of the record means the disk is
+ * failing: the store goes read-only (the group is still acknowledged).
+ */
+static void record_head(maosd_commit *cm)
+{
+    if (!cm->headfile)
+        return;
+    maosd_head h = {.position = cm->log_pos, .sync = cm->srv->cfg->sync};
+    memcpy(h.hash, cm->log_hash, sizeof(h.hash));
+    if (maosd_headfile_write(cm->headfile, &h) == 0)
+        return;
+    maosd_log(MAOSD_LOG_ERROR, "cannot record the acknowledged head in %s: %s; "
+              "store is now read-only", MAOSD_HEAD_FILE,
+              strerror(maosd_headfile_errno(cm->headfile)));
+    maosd_store_set_read_only(cm->store);
 }
 
 static void commit_group(maosd_commit *cm, maosd_wreq *list)
@@ -457,7 +483,11 @@ static void commit_group(maosd_commit *cm, maosd_wreq *list)
         return;
     }
     cm->last_time = now;
+    record_head(cm);
+    pthread_mutex_lock(&cm->mu);
+    memcpy(cm->head_hash, cm->log_hash, sizeof(cm->head_hash));
     atomic_store(&cm->head, cm->log_pos);
+    pthread_mutex_unlock(&cm->mu);
     atomic_store(&ct->head_position, cm->log_pos);
     atomic_fetch_add(&ct->commit_groups, 1);
     atomic_fetch_add(&ct->commit_requests, nreq);
@@ -559,50 +589,10 @@ static void on_async(uv_async_t *h)
     }
 }
 
-/* The log head from meta, cross-checked with the last event key. */
-static int load_head(maosd_commit *cm)
-{
-    char v[8 + MAOS_HASH_BYTES];
-    size_t vlen;
-    int rc = maosd_store_get(cm->store, MAOSD_CF_META, MAOSD_META_LOG_HEAD,
-                             strlen(MAOSD_META_LOG_HEAD), v, sizeof(v), &vlen);
-    if (rc == MAOS_ENOT_FOUND) {
-        cm->log_pos = 0;
-        memset(cm->log_hash, 0, sizeof(cm->log_hash));
-    } else if (rc || vlen != sizeof(v)) {
-        maosd_log(MAOSD_LOG_ERROR, "cannot read the log head from meta");
-        return rc ? rc : MAOS_EINTERNAL;
-    } else {
-        cm->log_pos = maosd_get_u64(v);
-        memcpy(cm->log_hash, v + 8, MAOS_HASH_BYTES);
-    }
-    char k[8];
-    size_t klen;
-    char *rec = NULL;
-    size_t rlen;
-    rc = maosd_store_last(cm->store, MAOSD_CF_EVENTS, k, sizeof(k), &klen, &rec, &rlen);
-    uint64_t last = rc == 0 && klen == 8 ? maosd_get_u64(k) : 0;
-    if (rc && rc != MAOS_ENOT_FOUND) {
-        free(rec);
-        return rc;
-    }
-    if (last != cm->log_pos) {
-        maosd_log(MAOSD_LOG_ERROR,
-                  "log head mismatch: meta says %llu, last event is %llu",
-                  (unsigned long long)cm->log_pos, (unsigned long long)last);
-        free(rec);
-        return MAOS_EINTERNAL;
-    }
-    if (rec) {
-        maos_record r;
-        if (maos_record_decode(rec, rlen, &r) == 0)
-            cm->last_time = r.time;
-    }
-    free(rec);
-    return 0;
-}
+static void free_commit(uv_handle_t *h);
 
-int maosd_commit_start(maosd_server *srv, maosd_commit_done_cb done,
+int maosd_commit_start(maosd_server *srv, const maosd_head *head,
+                       int64_t last_time, maosd_commit_done_cb done,
                        maosd_commit **out)
 {
     maosd_commit *cm = calloc(1, sizeof(*cm));
@@ -610,7 +600,13 @@ int maosd_commit_start(maosd_server *srv, maosd_commit_done_cb done,
         return MAOS_ENOMEM;
     cm->srv = srv;
     cm->store = srv->store;
+    cm->headfile = srv->headfile;
     cm->done = done;
+    cm->batch = maosd_batch_new(cm->store);
+    if (!cm->batch) {
+        free(cm);
+        return MAOS_ENOMEM;
+    }
     pthread_mutex_init(&cm->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -619,30 +615,23 @@ int maosd_commit_start(maosd_server *srv, maosd_commit_done_cb done,
     pthread_condattr_destroy(&ca);
     cm->gather = srv->cfg->sync;
     cm->rnd_used = sizeof(cm->rnd); /* empty: filled on first use */
-    int rc = load_head(cm);
-    if (rc)
-        goto fail;
+    cm->log_pos = head->position;
+    memcpy(cm->log_hash, head->hash, sizeof(cm->log_hash));
+    memcpy(cm->head_hash, head->hash, sizeof(cm->head_hash));
+    cm->last_time = last_time;
     atomic_store(&cm->head, cm->log_pos);
     atomic_store(&srv->counters.head_position, cm->log_pos);
-    cm->batch = maosd_batch_new(cm->store);
-    if (!cm->batch) {
-        rc = MAOS_ENOMEM;
-        goto fail;
-    }
     uv_async_init(srv->loop, &cm->async, on_async);
     cm->async.data = cm;
     if (pthread_create(&cm->thread, NULL, commit_main, cm)) {
-        uv_close((uv_handle_t *)&cm->async, NULL);
-        rc = MAOS_EINTERNAL;
-        goto fail;
+        /* The handle belongs to the loop now: free cm from its close
+         * callback, which runs on the loop's next turn, not here. */
+        uv_close((uv_handle_t *)&cm->async, free_commit);
+        return MAOS_EINTERNAL;
     }
     cm->started = 1;
     *out = cm;
     return 0;
-fail:
-    maosd_batch_free(cm->batch);
-    free(cm);
-    return rc;
 }
 
 void maosd_commit_submit(maosd_commit *cm, maosd_wreq *w)
@@ -668,6 +657,15 @@ uint64_t maosd_commit_in_flight(const maosd_commit *cm)
 uint64_t maosd_commit_head(const maosd_commit *cm)
 {
     return atomic_load(&((maosd_commit *)cm)->head);
+}
+
+void maosd_commit_durable(maosd_commit *cm, uint64_t *pos,
+                          uint8_t hash[MAOS_HASH_BYTES])
+{
+    pthread_mutex_lock(&cm->mu);
+    *pos = atomic_load(&cm->head);
+    memcpy(hash, cm->head_hash, MAOS_HASH_BYTES);
+    pthread_mutex_unlock(&cm->mu);
 }
 
 static void free_commit(uv_handle_t *h)

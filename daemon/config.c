@@ -179,12 +179,19 @@ static void usage(FILE *f)
 "  --block-cache-mb N     RocksDB block cache (default 32)\n"
 "  --max-subscriptions N  subscriptions per connection (default 1024)\n"
 "  --log-level LEVEL      error, warn, info (default) or debug\n"
+"  --salvage              open a damaged store up to the damage instead of\n"
+"                         refusing; what was dropped is logged and recorded as\n"
+"                         an event in stream $system (a one-time operator act)\n"
 "  -h, --help             show this help\n"
 "  -V, --version          show the version\n"
 "\n"
 "Config file keys, in a [maosd] section: data_dir, socket, socket_group,\n"
 "durability, max_frame, max_connections, max_output_mb, block_cache_mb,\n"
-"max_subscriptions, log_level.\n");
+"max_subscriptions, log_level.\n"
+"\n"
+"Exit status: 0 stopped cleanly; 1 could not start or run; 2 usage or config\n"
+"error; 3 the data directory is damaged, foreign, or lost acknowledged writes\n"
+"(refused and left unchanged; see --salvage).\n");
 }
 
 int maosd_config_load(maosd_config *cfg, int argc, char **argv)
@@ -201,6 +208,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         {"block-cache-mb", required_argument, 0, 'b'},
         {"max-subscriptions", required_argument, 0, 'S'},
         {"log-level", required_argument, 0, 'l'},
+        {"salvage", no_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -270,6 +278,8 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         char err[256];
+        if (c == 'X')
+            cfg->salvage = 1;
         if (c > 0 && c < 128 && keys[c] && apply(cfg, keys[c], optarg, err, sizeof(err))) {
             fprintf(stderr, "maosd: --%s: %s\n", keys[c], err);
             return -1;

@@ -43,20 +43,51 @@ static void raise_nofile(void)
     }
 }
 
+/* One line for each thing recovery did that an operator should know. */
+static void log_recovery(const maosd_config *cfg, const maosd_recovery *r)
+{
+    if (r->created)
+        maosd_log(MAOSD_LOG_INFO, "created a new store %s in %s", r->store_id,
+                  cfg->data_dir);
+    if (r->adopted)
+        maosd_log(MAOSD_LOG_WARN, "adopted store %s in %s (it had no %s file: made "
+                  "by an older maosd, or its creation was cut short)", r->store_id,
+                  cfg->data_dir, MAOSD_IDENTITY_FILE);
+    if (r->torn_tail)
+        maosd_log(MAOSD_LOG_WARN, "recovered from a torn write (a crash mid-write): "
+                  "%s; nothing acknowledged was lost (acknowledged head %llu, log head "
+                  "%llu)", r->wal, (unsigned long long)r->acked_before,
+                  (unsigned long long)r->head.position);
+    if (r->unsynced_loss)
+        maosd_log(MAOSD_LOG_ERROR, "durability was none: acknowledged events %llu..%llu "
+                  "were lost (an OS crash?); recording it in stream $system",
+                  (unsigned long long)r->head.position + 1,
+                  (unsigned long long)r->acked_before);
+    if (r->salvaged)
+        maosd_log(MAOSD_LOG_ERROR, "SALVAGE: opened up to the damage: log head %llu, "
+                  "acknowledged head was %llu%s%s; recording it in stream $system",
+                  (unsigned long long)r->head.position,
+                  (unsigned long long)r->acked_before, r->wal[0] ? "; WAL: " : "",
+                  r->wal);
+    else if (cfg->salvage)
+        maosd_log(MAOSD_LOG_WARN, "--salvage: nothing to salvage, the store is intact");
+}
+
 int main(int argc, char **argv)
 {
     maosd_config cfg;
     int rc = maosd_config_load(&cfg, argc, argv);
     if (rc) {
         maosd_config_free(&cfg);
-        return rc > 0 ? 0 : 2;
+        return rc > 0 ? MAOSD_EXIT_OK : MAOSD_EXIT_USAGE;
     }
+    maosd_log_init();
     maosd_log_level = cfg.log_level;
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
     if (sodium_init() < 0) {
         maosd_log(MAOSD_LOG_ERROR, "libsodium failed to initialise");
-        return 1;
+        return MAOSD_EXIT_FAILURE;
     }
 
     maosd_server srv;
@@ -68,34 +99,45 @@ int main(int argc, char **argv)
     srv.lim.max_frame = cfg.max_frame;
     maos_limits_defaults(&srv.lim);
 
-    char err[512];
-    maosd_store_opts so = {
+    maosd_recover_opts ro = {
         .dir = cfg.data_dir,
         .sync = cfg.sync,
         .block_cache_bytes = cfg.block_cache_mb << 20,
+        .salvage = cfg.salvage,
     };
-    rc = maosd_store_open(&so, &srv.store, err, sizeof(err));
+    maosd_recovery rec;
+    rc = maosd_recover(&ro, &srv.store, &srv.headfile, &rec);
     if (rc) {
-        maosd_log(MAOSD_LOG_ERROR, "%s", err);
+        maosd_log(MAOSD_LOG_ERROR, "%s", rec.err);
         maosd_config_free(&cfg);
-        return 1;
+        return rec.exit_code;
     }
-    rc = maosd_commit_start(&srv, maosd_append_done, &srv.commit);
+    log_recovery(&cfg, &rec);
+    rc = maosd_commit_start(&srv, &rec.head, rec.last_time, maosd_append_done,
+                            &srv.commit);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR, "cannot start the commit thread: %s", maos_strerror(rc));
+        uv_run(srv.loop, UV_RUN_NOWAIT); /* the commit object's close callback */
+        maosd_recovery_free(&rec);
+        maosd_headfile_close(srv.headfile);
         maosd_store_close(srv.store);
         maosd_config_free(&cfg);
-        return 1;
+        return MAOSD_EXIT_FAILURE;
     }
+    if (rec.system_data) /* logs its own failure */
+        maosd_append_internal(&srv, "$system", rec.system_type, rec.system_data,
+                              rec.system_len);
+    maosd_recovery_free(&rec);
     srv.delivered_head = maosd_commit_head(srv.commit);
     maosd_subs_init(&srv);
     if (maosd_server_listen(&srv)) {
         maosd_subs_close(&srv);
         maosd_commit_stop(srv.commit);
         uv_run(srv.loop, UV_RUN_DEFAULT);
+        maosd_headfile_close(srv.headfile);
         maosd_store_close(srv.store);
         maosd_config_free(&cfg);
-        return 1;
+        return MAOSD_EXIT_FAILURE;
     }
     uv_signal_init(srv.loop, &srv.sig_term);
     uv_signal_init(srv.loop, &srv.sig_int);
@@ -111,6 +153,8 @@ int main(int argc, char **argv)
     uv_run(srv.loop, UV_RUN_DEFAULT);
 
     uv_loop_close(srv.loop);
+    if (maosd_headfile_close(srv.headfile))
+        maosd_log(MAOSD_LOG_ERROR, "cannot sync %s at shutdown", MAOSD_HEAD_FILE);
     maosd_store_close(srv.store);
     maosd_log(MAOSD_LOG_INFO, "stopped cleanly");
     maosd_config_free(&cfg);

@@ -16,13 +16,26 @@
 #include <msgpack.h>
 #include <uv.h>
 
+#include "datadir.h"
 #include "maos/proto.h"
 #include "store.h"
+
+/* Exit statuses of maosd (also in --help, README and the systemd unit). */
+enum {
+    MAOSD_EXIT_OK = 0,
+    MAOSD_EXIT_FAILURE = 1, /* could not start or run (config, socket, ...) */
+    MAOSD_EXIT_USAGE = 2,   /* bad flags or config file */
+    MAOSD_EXIT_DAMAGED = 3, /* the data directory is damaged, foreign or
+                             * lost acknowledged writes: refused, unchanged */
+};
 
 /* ---- logging (log.c) ------------------------------------------------------ */
 
 enum { MAOSD_LOG_ERROR = 3, MAOSD_LOG_WARN = 4, MAOSD_LOG_INFO = 6, MAOSD_LOG_DEBUG = 7 };
 extern int maosd_log_level;
+/* Read the environment (journald or terminal); call once at start-up,
+ * before any other thread runs. */
+void maosd_log_init(void);
 void maosd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "error" | "warn" | "info" | "debug" -> level, or -1. */
 int maosd_log_parse_level(const char *s);
@@ -46,6 +59,7 @@ typedef struct maosd_config {
     size_t block_cache_mb;
     uint32_t max_subscriptions; /* per connection */
     int log_level;
+    int salvage;         /* --salvage: open up to damage (flag only) */
 } maosd_config;
 
 /*
@@ -97,6 +111,7 @@ typedef struct maosd_server {
     maosd_config *cfg;
     maos_limits lim;
     maosd_store *store;
+    maosd_headfile *headfile; /* MAOS-HEAD, written by the commit thread */
     maosd_commit *commit;
     maosd_counters counters;
     uint64_t start_us;
@@ -235,6 +250,12 @@ int maosd_op_checkpoint_save(maosd_call *call);
 int maosd_op_checkpoint_get(maosd_call *call);
 int maosd_op_publish(maosd_call *call);
 int maosd_op_subscribe_channel(maosd_call *call);
+/* Queue a decoded write request to the commit thread: the request and
+ * *frame (frame_len bytes, malloc'ed; set to NULL) move into it.  c is
+ * the connection to answer, or NULL for maosd's own writes.  0, or
+ * MAOS_EOVERLOADED (out of memory; nothing moved). */
+int maosd_queue_write(maosd_server *srv, maosd_conn *c, maos_request *req,
+                      char **frame, size_t frame_len);
 /* Commit done callback for append/txn: answers and frees the request. */
 struct maosd_wreq;
 void maosd_append_done(maosd_server *srv, struct maosd_wreq *w);
@@ -300,8 +321,10 @@ void maosd_sub_fanout(maosd_server *srv, maosd_wreq *list);
 /* Done callback, on the loop thread, once per request, in commit order. */
 typedef void (*maosd_commit_done_cb)(maosd_server *srv, maosd_wreq *w);
 
-/* Start the commit thread; reads the log head from the store (no scan). */
-int maosd_commit_start(maosd_server *srv, maosd_commit_done_cb done,
+/* Start the commit thread from the log head recovery found (head: last
+ * position and its hash; last_time: that event's time). */
+int maosd_commit_start(maosd_server *srv, const maosd_head *head,
+                       int64_t last_time, maosd_commit_done_cb done,
                        maosd_commit **out);
 void maosd_commit_submit(maosd_commit *cm, maosd_wreq *w);
 /* Requests submitted and not yet handed back. */
@@ -310,6 +333,51 @@ uint64_t maosd_commit_in_flight(const maosd_commit *cm);
 void maosd_commit_stop(maosd_commit *cm);
 /* Last committed position (any thread). */
 uint64_t maosd_commit_head(const maosd_commit *cm);
+/* The last durable position and the hash of its record, as one pair (any
+ * thread). */
+void maosd_commit_durable(maosd_commit *cm, uint64_t *pos,
+                          uint8_t hash[MAOS_HASH_BYTES]);
+
+/* ---- start-up recovery (recover.c) ---------------------------------------- */
+
+typedef struct maosd_recover_opts {
+    const char *dir;
+    int sync;
+    size_t block_cache_bytes;
+    int salvage;
+} maosd_recover_opts;
+
+typedef struct maosd_recovery {
+    int exit_code;          /* on failure: MAOSD_EXIT_DAMAGED or _FAILURE */
+    char err[2048];         /* on failure: the one message to log */
+    int created, adopted;   /* a new store; a store without MAOS adopted */
+    int torn_tail;          /* replay dropped a torn tail (see wal) */
+    int salvaged;           /* --salvage got past damage */
+    int unsynced_loss;      /* durability none lost acknowledged events */
+    char wal[768];          /* what WAL replay met, "" if nothing */
+    char notes[512];
+    char store_id[37];
+    uint64_t acked_before;  /* the acknowledged head found in MAOS-HEAD */
+    maosd_head head;        /* the recovered log head */
+    int64_t last_time;
+    /* an event for stream $system recording a salvage or a loss: type and
+     * msgpack data (malloc'ed, freed by maosd_recovery_free) or NULL */
+    const char *system_type;
+    char *system_data;
+    size_t system_len;
+} maosd_recovery;
+
+/* Open the data directory (recover.c top comment).  0 with *st and *hf
+ * (MAOS-HEAD open for writing), or a negative code with r->err and
+ * r->exit_code set; nothing is left open then. */
+int maosd_recover(const maosd_recover_opts *o, maosd_store **st,
+                  maosd_headfile **hf, maosd_recovery *r);
+void maosd_recovery_free(maosd_recovery *r);
+/* Queue a daemon-initiated append of one event (stream, type, msgpack
+ * data) through the commit thread, like a client's (op_stream.c); the
+ * outcome is logged.  0 or a negative code. */
+int maosd_append_internal(maosd_server *srv, const char *stream, const char *type,
+                          const char *data, size_t len);
 
 /* Microseconds since the epoch (CLOCK_REALTIME). */
 int64_t maosd_now_us(void);

@@ -51,46 +51,112 @@ static int check_unique_ids(maosd_call *call, uint8_t *scratch)
     return 0;
 }
 
+int maosd_queue_write(maosd_server *srv, maosd_conn *c, maos_request *req,
+                       char **frame, size_t frame_len)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < req->n_appends; i++)
+        total += req->appends[i].n_events;
+    maosd_wreq *w = calloc(1, sizeof(*w));
+    if (w) {
+        w->results = calloc(req->n_appends ? req->n_appends : 1, sizeof(*w->results));
+        w->ids = malloc(16 * (total ? total : 1));
+    }
+    if (!w || !w->results || !w->ids) {
+        maosd_wreq_free(w);
+        return MAOS_EOVERLOADED;
+    }
+    w->req = *req;
+    req->mem_ = NULL;
+    w->frame = *frame;
+    w->frame_len = frame_len;
+    *frame = NULL;
+    w->conn = c;
+    w->index = -1;
+    if (c) {
+        c->refs++;
+        maosd_conn_write_queued(c, w->frame_len);
+    }
+    maosd_commit_submit(srv->commit, w);
+    return 0;
+}
+
+int maosd_append_internal(maosd_server *srv, const char *stream, const char *type,
+                          const char *data, size_t len)
+{
+    maos_event_in ev = {
+        .type = {type, (uint32_t)strlen(type)},
+        .data = {data, (uint32_t)len},
+    };
+    maos_append_in a = {
+        .stream = {stream, (uint32_t)strlen(stream)},
+        .expect = MAOS_EXPECT_ANY,
+        .n_events = 1,
+        .events = &ev,
+    };
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    maos_request req;
+    char why[256] = "";
+    int rc = maos_enc_append(&pk, 0, &a);
+    if (!rc && !sb.data)
+        rc = MAOS_ENOMEM;
+    maos_limits lim = srv->lim;
+    lim.system = 1; /* '$' streams are maosd's own */
+    memset(&req, 0, sizeof(req));
+    if (!rc)
+        rc = maos_request_decode(sb.data, sb.size, &lim, &req, why, sizeof(why));
+    if (!rc)
+        rc = maosd_queue_write(srv, NULL, &req, &sb.data, sb.size);
+    if (rc)
+        maosd_log(MAOSD_LOG_ERROR, "cannot record a %s event in stream %s: %s: %s",
+                  type, stream, maos_err_name(rc), why[0] ? why : "out of memory");
+    maos_request_free(&req);
+    msgpack_sbuffer_destroy(&sb); /* NULL once the request took it */
+    return rc;
+}
+
 int maosd_op_append(maosd_call *call)
 {
     maos_request *req = call->req;
     size_t total = 0;
+    int rc;
     for (uint32_t i = 0; i < req->n_appends; i++)
         total += req->appends[i].n_events;
 
-    maosd_wreq *w = calloc(1, sizeof(*w));
-    if (w) {
-        w->results = calloc(req->n_appends, sizeof(*w->results));
-        w->ids = malloc(16 * total);
-    }
-    if (!w || !w->results || !w->ids) {
-        maosd_wreq_free(w);
+    uint8_t *scratch = malloc(16 * (total ? total : 1));
+    if (!scratch) {
         snprintf(call->why, sizeof(call->why), "out of memory");
         return MAOS_EOVERLOADED;
     }
-    int rc = check_unique_ids(call, w->ids);
-    if (rc) {
-        maosd_wreq_free(w);
+    rc = check_unique_ids(call, scratch);
+    free(scratch);
+    if (rc)
         return rc;
-    }
-    /* Move the request and its frame into the write request. */
-    w->req = *req;
-    req->mem_ = NULL;
-    w->frame = call->frame;
-    w->frame_len = call->frame_len;
-    call->frame = NULL;
-    w->conn = call->conn;
-    w->index = -1;
-    call->conn->refs++;
-    maosd_conn_write_queued(call->conn, w->frame_len);
-    maosd_commit_submit(call->srv->commit, w);
-    return 0;
+    rc = maosd_queue_write(call->srv, call->conn, req, &call->frame, call->frame_len);
+    if (rc)
+        snprintf(call->why, sizeof(call->why), "out of memory");
+    return rc;
 }
 
 void maosd_append_done(maosd_server *srv, maosd_wreq *w)
 {
     maosd_conn *c = w->conn;
     (void)srv;
+    if (!c) { /* maosd's own write (maosd_append_internal) */
+        if (w->code)
+            maosd_log(MAOSD_LOG_ERROR, "%s write to %.*s failed: %s: %s",
+                      maos_op_name(w->req.op), (int)w->req.appends[0].stream.len,
+                      w->req.appends[0].stream.ptr, maos_err_name(w->code), w->why);
+        else
+            maosd_log(MAOSD_LOG_WARN, "recorded in stream %.*s at position %llu",
+                      (int)w->req.appends[0].stream.len, w->req.appends[0].stream.ptr,
+                      (unsigned long long)w->results[0].first_position);
+        maosd_wreq_free(w);
+        return;
+    }
     if (!c->closing) {
         if (w->code) {
             maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu %s: %s: %s",
@@ -144,12 +210,15 @@ static int read_head(maosd_store *st, maos_slice stream, uint64_t *head)
     if (rc)
         return rc;
     if (vlen != 16)
-        return MAOS_EINTERNAL;
+        return maosd_store_corrupt("the head of stream %.*s (streams 'h' key) is %zu "
+                                   "bytes, want 16", (int)stream.len, stream.ptr, vlen);
     *head = maosd_get_u64(v);
     return 0;
 }
 
-/* Undo a partly encoded reply and turn the failure into an error reply. */
+/* Undo a partly encoded reply and turn the failure into an error reply.
+ * Damaged storage is logged here, once per failed read, with RocksDB's
+ * words (they name the file); the client gets CORRUPT and the same text. */
 static int drop_reply(maosd_call *call, size_t mark, int rc)
 {
     call->conn->out.size = mark;
@@ -157,8 +226,15 @@ static int drop_reply(maosd_call *call, size_t mark, int rc)
         rc = MAOS_EOVERLOADED;
     if (rc == MAOS_ENOT_FOUND)
         rc = MAOS_EINTERNAL;
-    snprintf(call->why, sizeof(call->why), "%s while reading",
-             rc == MAOS_EOVERLOADED ? "out of memory" : "storage failure");
+    if (rc == MAOS_EOVERLOADED) {
+        snprintf(call->why, sizeof(call->why), "out of memory while reading");
+    } else {
+        snprintf(call->why, sizeof(call->why), "storage failure while reading: %s",
+                 maosd_store_errmsg());
+        maosd_log(MAOSD_LOG_ERROR, "conn %llu rid %llu: %s",
+                  (unsigned long long)call->conn->id,
+                  (unsigned long long)call->req->rid, call->why);
+    }
     return rc;
 }
 
@@ -185,7 +261,8 @@ static int scan_take(maosd_scan *sc, const char *rec, size_t rlen, uint64_t pos,
     if (filter_active(f)) {
         maos_record r;
         if (maos_record_decode(rec, rlen, &r))
-            return MAOS_EINTERNAL;
+            return maosd_store_corrupt("the record at position %llu does not decode",
+                                       (unsigned long long)pos);
         if ((!sc->backward && f->has_until && r.time > f->until) ||
             (sc->backward && f->has_since && r.time < f->since)) {
             *stop = 1;
@@ -197,6 +274,19 @@ static int scan_take(maosd_scan *sc, const char *rec, size_t rlen, uint64_t pos,
     if (msgpack_sbuffer_write(out, rec, rlen))
         return MAOS_ENOMEM;
     sc->count++;
+    return 0;
+}
+
+/* The iterator failed moving past the last record taken (a damaged block
+ * after it): hand out what was read, and let the next read, which starts
+ * at the damage, report it.  So a reader gets every intact event before
+ * damage, and the error names exactly the first unreadable place. */
+static int stop_before_damage(maosd_scan *sc, uint64_t next, int rc)
+{
+    if (rc == MAOS_ENOMEM)
+        return rc;
+    sc->more = 1;
+    sc->next = next;
     return 0;
 }
 
@@ -218,14 +308,21 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
         maosd_iter_seek(it, k, klen);
     size_t start = out->size, rcap = 0;
     uint32_t scanned = 0;
+    uint64_t last = 0;
     char *rec = NULL;
     int rc = 0, stop = 0;
     while (!rc && !stop && maosd_iter_valid(it)) {
         size_t ilen, vlen, rlen;
         const char *ik = maosd_iter_key(it, &ilen);
         const char *iv = maosd_iter_value(it, &vlen);
-        if (ilen != plen + 8 || memcmp(ik, k, plen) || vlen != 8)
+        if (ilen < plen || memcmp(ik, k, plen))
+            break; /* past this stream's versions */
+        if (ilen != plen + 8 || vlen != 8) {
+            rc = maosd_store_corrupt("an index entry of stream %.*s (streams 'v' key "
+                                     "of %zu bytes) has a %zu-byte value, want 8",
+                                     (int)stream.len, stream.ptr, ilen, vlen);
             break;
+        }
         uint64_t pos = maosd_get_u64(iv);
         uint64_t here = sc->next_is_version ? maosd_get_u64(ik + plen) : pos;
         if (sc->count == sc->limit || scanned == scan_max(sc)) {
@@ -247,6 +344,7 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
         }
         rc = scan_take(sc, rec, rlen, pos, out, &stop);
         scanned++;
+        last = here;
         if (sc->backward)
             maosd_iter_prev(it);
         else
@@ -256,6 +354,8 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
     sc->scanned += scanned;
     if (!rc)
         rc = maosd_iter_status(it);
+    if (rc && scanned && !stop && !sc->more)
+        rc = stop_before_damage(sc, sc->backward ? last - 1 : last + 1, rc);
     maosd_iter_free(it);
     return rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc;
 }
@@ -275,13 +375,14 @@ static int scan_log(maosd_store *st, uint64_t from, maosd_scan *sc,
         maosd_iter_seek(it, k, maosd_key_event(k, from));
     size_t start = out->size;
     uint32_t scanned = 0;
+    uint64_t last = 0;
     int rc = 0, stop = 0;
     while (!rc && !stop && maosd_iter_valid(it)) {
         size_t klen, vlen;
         const char *ik = maosd_iter_key(it, &klen);
         const char *iv = maosd_iter_value(it, &vlen);
         if (klen != 8) {
-            rc = MAOS_EINTERNAL;
+            rc = maosd_store_corrupt("an events key of %zu bytes, want 8", klen);
             break;
         }
         uint64_t pos = maosd_get_u64(ik);
@@ -293,6 +394,7 @@ static int scan_log(maosd_store *st, uint64_t from, maosd_scan *sc,
         }
         rc = scan_take(sc, iv, vlen, pos, out, &stop);
         scanned++;
+        last = pos;
         if (sc->backward)
             maosd_iter_prev(it);
         else
@@ -301,6 +403,8 @@ static int scan_log(maosd_store *st, uint64_t from, maosd_scan *sc,
     sc->scanned += scanned;
     if (!rc)
         rc = maosd_iter_status(it);
+    if (rc && scanned && !stop && !sc->more)
+        rc = stop_before_damage(sc, sc->backward ? last - 1 : last + 1, rc);
     maosd_iter_free(it);
     return rc;
 }
@@ -313,8 +417,16 @@ static int version_position(maosd_store *st, maos_slice stream, uint64_t v,
     size_t vlen;
     int rc = maosd_store_get(st, MAOSD_CF_STREAMS, k, maosd_key_version(k, stream, v),
                              val, sizeof(val), &vlen);
+    if (rc == MAOS_ENOT_FOUND)
+        return maosd_store_corrupt("version %llu of stream %.*s is missing from the "
+                                   "index (its head is past it)", (unsigned long long)v,
+                                   (int)stream.len, stream.ptr);
     if (rc)
-        return rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc;
+        return rc;
+    if (vlen != 8)
+        return maosd_store_corrupt("the index entry of version %llu of stream %.*s is "
+                                   "%zu bytes, want 8", (unsigned long long)v,
+                                   (int)stream.len, stream.ptr, vlen);
     *pos = maosd_get_u64(val);
     return 0;
 }
@@ -460,8 +572,11 @@ int maosd_op_streams(maosd_call *call)
             more = 1;
             break;
         }
-        if (vlen != 16)
-            continue;
+        if (vlen != 16) {
+            rc = maosd_store_corrupt("the head of stream %.*s (streams 'h' key) is %zu "
+                                     "bytes, want 16", (int)(klen - 1), ik + 1, vlen);
+            break;
+        }
         maos_stream_info si = {
             .stream = {ik + 1, (uint32_t)(klen - 1)},
             .head = maosd_get_u64(iv),

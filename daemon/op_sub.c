@@ -521,22 +521,11 @@ int maosd_op_unsubscribe(maosd_call *call)
 
 int maosd_op_checkpoint_save(maosd_call *call)
 {
-    maosd_wreq *w = calloc(1, sizeof(*w));
-    if (!w) {
+    int rc = maosd_queue_write(call->srv, call->conn, call->req, &call->frame,
+                               call->frame_len);
+    if (rc)
         snprintf(call->why, sizeof(call->why), "out of memory");
-        return MAOS_EOVERLOADED;
-    }
-    w->req = *call->req;
-    call->req->mem_ = NULL;
-    w->frame = call->frame;
-    w->frame_len = call->frame_len;
-    call->frame = NULL;
-    w->conn = call->conn;
-    w->index = -1;
-    call->conn->refs++;
-    maosd_conn_write_queued(call->conn, w->frame_len);
-    maosd_commit_submit(call->srv->commit, w);
-    return 0;
+    return rc;
 }
 
 int maosd_op_checkpoint_get(maosd_call *call)
@@ -551,8 +540,13 @@ int maosd_op_checkpoint_get(maosd_call *call)
                  (int)call->req->name.len, call->req->name.ptr);
         return rc;
     }
-    if (rc || vlen != 8)
-        return rc ? rc : MAOS_EINTERNAL;
+    if (!rc && vlen != 8)
+        rc = maosd_store_corrupt("checkpoint %.*s (meta key) is %zu bytes, want 8",
+                                 (int)call->req->name.len, call->req->name.ptr, vlen);
+    if (rc) {
+        snprintf(call->why, sizeof(call->why), "%s", maosd_store_errmsg());
+        return rc;
+    }
     reply_fields(call, UINT64_MAX, UINT64_MAX, maosd_get_u64(v), UINT64_MAX);
     return 0;
 }

@@ -52,6 +52,10 @@ int maosd_op_stats(maosd_call *call)
     st.state = cslice(maosd_store_state(call->srv->store) == MAOSD_STORE_OK ? "ok"
                                                                            : "read_only");
     st.durability = cslice(call->srv->cfg->sync ? "sync" : "none");
+    /* position and hash of one durable head, read together */
+    uint8_t hash[MAOS_HASH_BYTES];
+    maosd_commit_durable(call->srv->commit, &st.head_position, hash);
+    st.head_hash = (maos_slice){(const char *)hash, MAOS_HASH_BYTES};
     msgpack_packer pk;
     size_t mark = maosd_reply_begin(call->conn, &pk);
     maos_enc_reply_stats(&pk, call->req->rid, &st);

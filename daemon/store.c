@@ -57,15 +57,21 @@
  */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <rocksdb/c.h>
+
+#include "keys.h"
 
 #define STORE_DEFAULT_CACHE_BYTES ((size_t)32 << 20)
 #define STORE_WRITE_BUFFER_BYTES ((size_t)16 << 20)
@@ -132,12 +138,32 @@ static int has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Map and free a RocksDB error string (NULL: no error, 0). */
+/* The message of this thread's last failed read (maosd_store_errmsg). */
+static __thread char last_read_err[STORE_ERR_MAX];
+
+/* Map and free a RocksDB error string (NULL: no error, 0); keep its text
+ * for maosd_store_errmsg. */
 static int take_error(char *err)
 {
     int rc = maosd_store_map_error(err);
+    if (err)
+        snprintf(last_read_err, sizeof(last_read_err), "%s", err);
     rocksdb_free(err);
     return rc;
+}
+
+int maosd_store_corrupt(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_read_err, sizeof(last_read_err), fmt, ap);
+    va_end(ap);
+    return MAOS_ECORRUPT;
+}
+
+const char *maosd_store_errmsg(void)
+{
+    return last_read_err[0] ? last_read_err : "no storage error";
 }
 
 static void copy_out(const char *src, size_t len, void *dst, size_t cap)
@@ -240,7 +266,6 @@ static void build_options(maosd_store *s, const maosd_store_opts *o)
     s->cache = rocksdb_cache_create_lru(cache_bytes);
 
     s->opts = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(s->opts, 1);
     rocksdb_options_set_create_missing_column_families(s->opts, 1);
     rocksdb_options_set_write_buffer_size(s->opts, STORE_WRITE_BUFFER_BYTES);
     rocksdb_options_set_db_write_buffer_size(s->opts, STORE_DB_WRITE_BUFFER_BYTES);
@@ -329,7 +354,7 @@ int maosd_store_map_error(const char *e)
         return MAOS_EIO;
     }
     if (has_prefix(e, "Corruption"))
-        return MAOS_EIO;
+        return MAOS_ECORRUPT;
     /* Status::ToString spells these "Result incomplete: ", "Resource
      * busy: " and "Operation failed. Try again.: "; the bare code names
      * are accepted too. */
@@ -340,11 +365,403 @@ int maosd_store_map_error(const char *e)
     return MAOS_EINTERNAL;
 }
 
-int maosd_store_open(const maosd_store_opts *o, maosd_store **out, char *err,
-                     size_t errlen)
+/* ---- damage: WAL tails, RocksDB's own account, trial opens ------------------ */
+
+/*
+ * RocksDB's WAL format (db/log_format.h, stable since LevelDB): 32 KiB
+ * blocks of records, each with a 7-byte header crc32c(4) length(2, LE)
+ * type(1); types 1 FULL, 2 FIRST, 3 MIDDLE, 4 LAST; a block's last < 7
+ * bytes are zero padding.  We only walk the headers (no checksums: RocksDB
+ * checks those during replay) to tell whether a file ends inside a
+ * record.  Recyclable and newer record types (>= 5) end the walk without
+ * a verdict.
+ */
+#define WAL_BLOCK 32768
+#define WAL_HEADER 7
+
+typedef struct wal_file {
+    uint64_t number;
+    char name[64];
+} wal_file;
+
+static int cmp_wal(const void *a, const void *b)
+{
+    const wal_file *x = a, *y = b;
+    return x->number < y->number ? -1 : x->number > y->number;
+}
+
+/* The *.log files of dir in number order (malloc'ed array, *n entries). */
+static wal_file *list_wals(const char *dir, size_t *n)
+{
+    DIR *d = opendir(dir);
+    wal_file *v = NULL;
+    size_t cap = 0;
+    *n = 0;
+    if (!d)
+        return NULL;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        char *end;
+        if (len < 5 || len >= sizeof(v->name) || strcmp(e->d_name + len - 4, ".log"))
+            continue;
+        unsigned long long num = strtoull(e->d_name, &end, 10);
+        if (end != e->d_name + len - 4)
+            continue;
+        if (*n == cap) {
+            size_t nc = cap ? 2 * cap : 8;
+            wal_file *nv = realloc(v, nc * sizeof(*v));
+            if (!nv)
+                break;
+            v = nv;
+            cap = nc;
+        }
+        v[*n].number = num;
+        memcpy(v[*n].name, e->d_name, len + 1);
+        (*n)++;
+    }
+    closedir(d);
+    if (*n > 1)
+        qsort(v, *n, sizeof(*v), cmp_wal);
+    return v;
+}
+
+/* Walk one WAL's headers.  Returns 1 when the file ends inside a record
+ * (*end: offset of the first byte of the unfinished record, *size: file
+ * size), 0 when it ends cleanly or the walk cannot judge, -1 on I/O
+ * error. */
+static int wal_torn(const char *path, uint64_t *end, uint64_t *size)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    static __thread unsigned char block[WAL_BLOCK];
+    uint64_t off = 0, rec_start = 0;
+    int in_record = 0, torn = 0;
+    for (;;) {
+        size_t n = fread(block, 1, WAL_BLOCK, f);
+        size_t p = 0;
+        while (p + WAL_HEADER <= n) {
+            unsigned len = block[p + 4] | (unsigned)block[p + 5] << 8;
+            unsigned type = block[p + 6];
+            if (type == 0 && len == 0) { /* preallocated zeros: the end */
+                n = p;
+                goto done;
+            }
+            if (type < 1 || type > 4)
+                goto done; /* not ours to judge */
+            if (p + WAL_HEADER + len > n) {
+                torn = 1; /* a record running past the end of the data */
+                if (type == 1 || type == 2 || !in_record)
+                    rec_start = off + p;
+                goto done;
+            }
+            if (type == 1 || type == 2)
+                rec_start = off + p;
+            in_record = type == 2 || type == 3;
+            p += WAL_HEADER + len;
+        }
+        if (n < WAL_BLOCK) {
+            /* the file ends here: a header cut short, or a record with
+             * fragments still to come */
+            if (p < n || in_record) {
+                torn = 1;
+                if (!in_record)
+                    rec_start = off + p;
+            }
+            break;
+        }
+        off += WAL_BLOCK;
+    }
+done:
+    if (ferror(f)) {
+        fclose(f);
+        return -1;
+    }
+    struct stat st;
+    *size = fstat(fileno(f), &st) == 0 ? (uint64_t)st.st_size : 0;
+    fclose(f);
+    *end = rec_start;
+    return torn;
+}
+
+/* Add one item to a "; "-separated list in buf. */
+static void appendf(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void appendf(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t used = strlen(buf);
+    if (used && used + 2 < cap) {
+        memcpy(buf + used, "; ", 3);
+        used += 2;
+    }
+    if (used + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, cap - used, fmt, ap);
+    va_end(ap);
+}
+
+/* Before replay: note a torn tail of the newest WAL (the normal trace of
+ * a crash mid-write, dropped by replay); an older WAL ending inside a
+ * record is damage: 1 with the note in rep->wal. */
+static int scan_wal_tails(const char *dir, maosd_store_report *rep)
+{
+    size_t n;
+    wal_file *w = list_wals(dir, &n);
+    int older_torn = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        uint64_t end, size;
+        snprintf(path, sizeof(path), "%s/%s", dir, w[i].name);
+        if (wal_torn(path, &end, &size) != 1)
+            continue;
+        if (i + 1 == n) {
+            rep->torn_tail = 1;
+            appendf(rep->wal, sizeof(rep->wal),
+                    "%s ends inside a record: its last %llu bytes (from offset %llu) "
+                    "are an unfinished write, dropped by recovery",
+                    path, (unsigned long long)(size - end), (unsigned long long)end);
+        } else {
+            older_torn = 1;
+            appendf(rep->wal, sizeof(rep->wal),
+                    "%s ends inside a record at offset %llu, but newer WAL files "
+                    "follow it: it was cut", path, (unsigned long long)end);
+        }
+    }
+    free(w);
+    return older_torn;
+}
+
+/* What RocksDB's LOG says the last recovery dropped ("DIR/N.log: dropping
+ * 17776 bytes; Corruption: checksum mismatch"), appended to buf.  Returns
+ * the number of such lines. */
+static int log_dropped(const char *dir, char *buf, size_t cap)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/LOG", dir);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    char line[1024], found[3][512];
+    int count = 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (strstr(line, "Recovering log #")) {
+            count = 0; /* only the last recovery counts */
+            continue;
+        }
+        char *drop = strstr(line, ": dropping ");
+        if (!drop)
+            continue;
+        /* the file name starts after the last "] " before it */
+        char *from = line;
+        for (char *p = line; p < drop; p++)
+            if (p[0] == ']' && p[1] == ' ')
+                from = p + 2;
+        line[strcspn(line, "\n")] = 0;
+        if (count < 3)
+            snprintf(found[count], sizeof(found[count]), "%.500s", from);
+        count++;
+    }
+    fclose(f);
+    for (int i = 0; i < count && i < 3; i++)
+        appendf(buf, cap, "%s", found[i]);
+    if (count > 3)
+        appendf(buf, cap, "(%d more)", count - 3);
+    return count;
+}
+
+/* Last event position of a read-only trial open with a WAL recovery mode
+ * (nothing on disk changes).  0 and *pos (0: no events), or -1. */
+static int trial_head(maosd_store *s, const char *dir, int mode, uint64_t *pos)
+{
+    const rocksdb_options_t *cf_opts[MAOSD_CF__COUNT];
+    rocksdb_column_family_handle_t *h[MAOSD_CF__COUNT] = {0};
+    rocksdb_options_t *o = rocksdb_options_create_copy(s->opts);
+    char *rerr = NULL;
+    rocksdb_options_set_wal_recovery_mode(o, mode);
+    for (int i = 0; i < MAOSD_CF__COUNT; i++)
+        cf_opts[i] = o;
+    rocksdb_t *db = rocksdb_open_for_read_only_column_families(
+        o, dir, MAOSD_CF__COUNT, cf_names, cf_opts, h, 0, &rerr);
+    rocksdb_options_destroy(o);
+    if (rerr || !db) {
+        rocksdb_free(rerr);
+        return -1;
+    }
+    int rc = 0;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, s->ropts, h[MAOSD_CF_EVENTS]);
+    rocksdb_iter_seek_to_last(it);
+    *pos = 0;
+    if (rocksdb_iter_valid(it)) {
+        size_t kl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl == 8)
+            *pos = maosd_get_u64(k);
+        else
+            rc = -1;
+    }
+    rocksdb_iter_get_error(it, &rerr);
+    if (rerr) {
+        rocksdb_free(rerr);
+        rc = -1;
+    }
+    rocksdb_iter_destroy(it);
+    for (int i = 0; i < MAOSD_CF__COUNT; i++)
+        if (h[i])
+            rocksdb_column_family_handle_destroy(h[i]);
+    rocksdb_close(db);
+    return rc;
+}
+
+/* One real open with a WAL recovery mode.  0, or the RocksDB message in
+ * *rerr (caller frees with rocksdb_free). */
+static int open_db(maosd_store *s, const char *dir, int mode, char **rerr)
 {
     const rocksdb_options_t *cf_opts[MAOSD_CF__COUNT];
     rocksdb_column_family_handle_t *handles[MAOSD_CF__COUNT] = {0};
+    rocksdb_options_set_wal_recovery_mode(s->opts, mode);
+    rocksdb_options_set_wal_recovery_mode(s->bloom_opts, mode);
+    for (int i = 0; i < MAOSD_CF__COUNT; i++)
+        cf_opts[i] = (i == MAOSD_CF_STREAMS || i == MAOSD_CF_IDS) ? s->bloom_opts
+                                                                  : s->opts;
+    s->db = rocksdb_open_column_families(s->opts, dir, MAOSD_CF__COUNT, cf_names,
+                                         cf_opts, handles, rerr);
+    if (*rerr || !s->db) {
+        if (!*rerr) {
+            const char msg[] = "unknown error";
+            *rerr = malloc(sizeof(msg));
+            if (*rerr)
+                memcpy(*rerr, msg, sizeof(msg));
+        }
+        s->db = NULL;
+        return -1;
+    }
+    memcpy(s->cf, handles, sizeof s->cf);
+    return 0;
+}
+
+/* Failures that mean the store's files are damaged or missing, as opposed
+ * to e.g. permissions: corruption, a missing file, a missing CURRENT. */
+static int is_damage(const char *e)
+{
+    return has_prefix(e, "Corruption") ||
+           (has_prefix(e, "IO error") && strstr(e, "No such file")) ||
+           (has_prefix(e, "Invalid argument") && strstr(e, "does not exist"));
+}
+
+static const char *headtxt(uint64_t v, char *buf, size_t cap)
+{
+    if (v == UINT64_MAX)
+        snprintf(buf, cap, "unknown");
+    else
+        snprintf(buf, cap, "%llu", (unsigned long long)v);
+    return buf;
+}
+
+/*
+ * Replay stopped at damaged WAL records (wal_recovery_mode 0 refuses any
+ * corruption but a short tail).  Measure it with two read-only trial
+ * opens: point-in-time (replay up to the damage) and skip-any (replay
+ * around it).  When nothing readable lies past the damage and it holds
+ * nothing acknowledged, it is a torn tail whose last bytes reached the
+ * disk garbled: open up to it.  Otherwise refuse, or with salvage open
+ * up to it.  0 (opened), or -1 with err set.
+ */
+static int open_past_damaged_wal(maosd_store *s, const maosd_store_opts *o,
+                                 maosd_store_report *rep, const char *first_err,
+                                 char *err, size_t errlen)
+{
+    uint64_t x2, x3;
+    char a[24], b[24], c[24];
+    int ok2 = trial_head(s, o->dir, 2, &x2) == 0;
+    int ok3 = trial_head(s, o->dir, 3, &x3) == 0;
+    rep->intact_head = ok2 ? x2 : UINT64_MAX;
+    rep->beyond_head = ok3 ? x3 : UINT64_MAX;
+    int tail_only = ok2 && ok3 && x3 == x2 &&
+                    (o->acked_head == UINT64_MAX || x2 >= o->acked_head);
+    if (!tail_only && !o->salvage) {
+        rep->damaged = 1;
+        snprintf(err, errlen,
+                 "the write-ahead log in %s is damaged (%s): %s; "
+                 "the log is intact up to position %s, acknowledged up to %s, and "
+                 "events up to position %s exist past the damage; refusing to start "
+                 "rather than drop them (maosd --salvage opens up to the damage and "
+                 "records what it dropped)",
+                 o->dir, first_err, rep->wal, headtxt(rep->intact_head, a, sizeof a),
+                 headtxt(o->acked_head, b, sizeof b),
+                 headtxt(rep->beyond_head, c, sizeof c));
+        return -1;
+    }
+    char *rerr = NULL;
+    if (open_db(s, o->dir, 2, &rerr)) {
+        rep->damaged = 1;
+        snprintf(err, errlen, "cannot open %s even up to the damaged WAL: %s", o->dir,
+                 rerr);
+        rocksdb_free(rerr);
+        return -1;
+    }
+    if (tail_only) {
+        rep->torn_tail = 1;
+        appendf(rep->wal, sizeof(rep->wal),
+                "the damaged records are the last ones written and hold nothing "
+                "acknowledged (intact up to position %s, acknowledged up to %s): "
+                "dropped as a torn write", headtxt(rep->intact_head, a, sizeof a),
+                headtxt(o->acked_head, b, sizeof b));
+    } else {
+        rep->salvaged = 1;
+    }
+    return 0;
+}
+
+/* CURRENT is gone but MANIFEST files are there: point CURRENT at the
+ * newest one again (what RocksDB itself writes: "MANIFEST-000005\n"),
+ * durably.  0, or -1 when there is no MANIFEST or the write failed. */
+static int repoint_current(const char *dir, maosd_store_report *rep)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    unsigned long long best = 0;
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        if (strncmp(e->d_name, "MANIFEST-", 9))
+            continue;
+        unsigned long long n = strtoull(e->d_name + 9, &end, 10);
+        if (*end || end == e->d_name + 9)
+            continue;
+        if (!found || n > best)
+            best = n;
+        found = 1;
+    }
+    closedir(d);
+    if (!found)
+        return -1;
+    char path[4096], tmp[4200], text[64];
+    int len = snprintf(text, sizeof(text), "MANIFEST-%06llu\n", best);
+    snprintf(path, sizeof(path), "%s/CURRENT", dir);
+    snprintf(tmp, sizeof(tmp), "%s/CURRENT.maos-salvage", dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int ok = write(fd, text, (size_t)len) == len && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path)) {
+        unlink(tmp);
+        return -1;
+    }
+    appendf(rep->wal, sizeof(rep->wal), "CURRENT was missing: pointed it at "
+            "MANIFEST-%06llu again", best);
+    return 0;
+}
+
+int maosd_store_open(const maosd_store_opts *o, maosd_store **out,
+                     maosd_store_report *rep, char *err, size_t errlen)
+{
+    maosd_store_report dummy_rep;
     maosd_store *s;
     char *rerr = NULL;
     char dummy[1];
@@ -354,6 +771,10 @@ int maosd_store_open(const maosd_store_opts *o, maosd_store **out, char *err,
         err = dummy;
         errlen = sizeof dummy;
     }
+    if (!rep)
+        rep = &dummy_rep;
+    memset(rep, 0, sizeof(*rep));
+    rep->intact_head = rep->beyond_head = UINT64_MAX;
     err[0] = 0;
     if (o == NULL || o->dir == NULL || o->dir[0] == 0 || out == NULL) {
         snprintf(err, errlen, "no data directory given");
@@ -384,30 +805,77 @@ int maosd_store_open(const maosd_store_opts *o, maosd_store **out, char *err,
     }
 #endif
     build_options(s, o);
+    rocksdb_options_set_create_if_missing(s->opts, o->create ? 1 : 0);
+    rocksdb_options_set_create_if_missing(s->bloom_opts, o->create ? 1 : 0);
 
-    for (int i = 0; i < MAOSD_CF__COUNT; i++)
-        cf_opts[i] = (i == MAOSD_CF_STREAMS || i == MAOSD_CF_IDS) ? s->bloom_opts
-                                                                  : s->opts;
-    s->db = rocksdb_open_column_families(s->opts, o->dir, MAOSD_CF__COUNT,
-                                         cf_names, cf_opts, handles, &rerr);
-    if (rerr != NULL || s->db == NULL) {
+    int older_torn = o->create ? 0 : scan_wal_tails(o->dir, rep);
+    rc = 0;
+    if (older_torn && !o->salvage) {
+        rep->damaged = 1;
+        snprintf(err, errlen, "the write-ahead log in %s is damaged: %s; refusing to "
+                 "start (maosd --salvage opens up to the damage)", o->dir, rep->wal);
+        rc = MAOS_EIO;
+    } else if (open_db(s, o->dir, older_torn ? 2 : 0, &rerr)) {
         rc = maosd_store_map_error(rerr);
         if (rc == MAOS_ECONFLICT) {
             snprintf(err, errlen, "data directory %s is in use by another maosd",
                      o->dir);
+        } else if (!o->create && has_prefix(rerr, "Corruption") &&
+                   log_dropped(o->dir, rep->wal, sizeof(rep->wal)) > 0) {
+            rc = open_past_damaged_wal(s, o, rep, rerr, err, errlen) ? MAOS_EIO : 0;
+        } else if (!o->create && o->salvage && is_damage(rerr)) {
+            /* MANIFEST or CURRENT gone, a table file missing: rebuild the
+             * MANIFEST from the table and WAL files, then open up to any
+             * damage. */
+            char *rerr2 = NULL;
+            if (strstr(rerr, "CURRENT") && repoint_current(o->dir, rep) == 0 &&
+                open_db(s, o->dir, 2, &rerr2) == 0) {
+                rep->salvaged = 1;
+                rc = 0;
+                goto opened;
+            }
+            rocksdb_free(rerr2);
+            rerr2 = NULL;
+            rocksdb_repair_db(s->opts, o->dir, &rerr2);
+            if (!rerr2)
+                open_db(s, o->dir, 2, &rerr2);
+            if (rerr2) {
+                rep->damaged = 1;
+                snprintf(err, errlen, "cannot salvage %s: %s (repair: %s)", o->dir,
+                         rerr, rerr2);
+                rocksdb_free(rerr2);
+                rc = MAOS_EIO;
+            } else {
+                rep->repaired = rep->salvaged = 1;
+                appendf(rep->wal, sizeof(rep->wal), "rebuilt by repair after: %s",
+                        rerr);
+                rc = 0;
+            }
         } else {
-            snprintf(err, errlen, "cannot open database in %s: %s", o->dir,
-                     rerr ? rerr : "unknown error");
+            rep->damaged = !o->create && is_damage(rerr);
+            snprintf(err, errlen, "cannot open database in %s: %s%s", o->dir, rerr,
+                     rep->damaged ? "; refusing to start (maosd --salvage tries to "
+                                    "open what is left)" : "");
             /* store.h promises ECONFLICT, EIO or EINTERNAL from open. */
             if (rc != MAOS_EIO)
-                rc = MAOS_EINTERNAL;
+                rc = rep->damaged ? MAOS_EIO : MAOS_EINTERNAL;
         }
         rocksdb_free(rerr);
+        rerr = NULL;
+    } else if (older_torn) {
+        rep->salvaged = 1;
+    }
+opened:
+    if (rc) {
+        for (int i = 0; i < MAOSD_CF__COUNT; i++)
+            if (s->cf[i])
+                rocksdb_column_family_handle_destroy(s->cf[i]);
+        if (s->db)
+            rocksdb_close(s->db);
         free_handles(s);
         free(s);
         return rc;
     }
-    memcpy(s->cf, handles, sizeof s->cf);
     *out = s;
     return 0;
 }

@@ -48,17 +48,49 @@ typedef struct maosd_store_opts {
     const char *dir;           /* data directory; created (0700) if missing */
     int sync;                  /* 1: every write is fsynced (WAL sync) */
     size_t block_cache_bytes;  /* 0: default 32 MiB */
+    int create;                /* 1: make a new database (the caller checked
+                                * that the directory is empty); 0: it must
+                                * exist, and is never re-created */
+    int salvage;               /* 1: open up to any damage (see below) */
+    uint64_t acked_head;       /* last position ever acknowledged (MAOS-HEAD),
+                                * UINT64_MAX when unknown */
 } maosd_store_opts;
 
 /*
- * Open (creating if needed) the database with every column family.
- * Never scans.  On failure returns a negative code and writes a message to
- * err[0..errlen): MAOS_ECONFLICT when another process holds the database
- * lock ("data directory ... is in use by another maosd"), MAOS_EIO or
- * MAOS_EINTERNAL otherwise.  *out is written only on success.
+ * What opening found and did about damage (docs/ARCHITECTURE.md "Storage
+ * integrity").  WAL replay tolerates only a torn tail: a newest WAL file
+ * that ends inside a record (a crash mid-write), or whose last records
+ * fail their checksum while nothing after them is readable and nothing
+ * acknowledged is in them.  Anything else refuses to open (damaged), or
+ * with salvage opens up to the damage (point-in-time replay; RocksDB's
+ * repair when the MANIFEST or CURRENT is gone).
  */
-int maosd_store_open(const maosd_store_opts *o, maosd_store **out, char *err,
-                     size_t errlen);
+typedef struct maosd_store_report {
+    int torn_tail;        /* a torn tail was dropped (details in wal) */
+    int damaged;          /* refused: the message in err names the damage */
+    int salvaged;         /* salvage opened up to the damage */
+    int repaired;         /* salvage rebuilt MANIFEST/CURRENT (RepairDB) */
+    uint64_t intact_head; /* damaged/salvaged WAL: last position before the
+                           * damage (UINT64_MAX unknown) */
+    uint64_t beyond_head; /* last position that exists past the damage
+                           * (UINT64_MAX unknown) */
+    char wal[768];        /* what replay met, "" if nothing: file names,
+                           * offsets, RocksDB's words */
+} maosd_store_report;
+
+/*
+ * Open the database with every column family.  Never scans, except the
+ * WAL files' record headers (bounded by max_total_wal_size) and, only when
+ * replay met damage, read-only trial opens to measure it.  On failure
+ * returns a negative code and writes a message to err[0..errlen):
+ * MAOS_ECONFLICT when another process holds the database lock ("data
+ * directory ... is in use by another maosd"), MAOS_EIO (rep->damaged set
+ * when the cause is damage to the store rather than e.g. permissions) or
+ * MAOS_EINTERNAL otherwise.  *out is written only on success; rep (may be
+ * NULL) always.
+ */
+int maosd_store_open(const maosd_store_opts *o, maosd_store **out,
+                     maosd_store_report *rep, char *err, size_t errlen);
 /* Flush and close; accepts NULL. */
 void maosd_store_close(maosd_store *s);
 
@@ -75,10 +107,20 @@ void maosd_store_set_read_only(maosd_store *s);
  */
 const char *maosd_store_last_error(const maosd_store *s);
 
+/* RocksDB's message for the last read (get, iterator status) that failed
+ * on the calling thread, verbatim: for a corruption it names the file and
+ * offset ("Corruption: block checksum mismatch: ... in DIR/000022.sst
+ * offset 30000 size 3000").  Valid until the thread's next failed read. */
+const char *maosd_store_errmsg(void);
+/* A stored value failed maosd's own checks (wrong length, does not
+ * decode): keep the message (name the column family and key) for
+ * maosd_store_errmsg and return MAOS_ECORRUPT. */
+int maosd_store_corrupt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Map a RocksDB error string to a maos code (the one tested mapping; a
  * pure function of the string):
- * "IO error: ... lock ..." -> MAOS_ECONFLICT, "IO error"/"Corruption" ->
- * MAOS_EIO, "Incomplete"/"Busy"/"TryAgain" -> MAOS_EOVERLOADED, anything
+ * "IO error: ... lock ..." -> MAOS_ECONFLICT, "IO error" -> MAOS_EIO,
+ * "Corruption" -> MAOS_ECORRUPT, "Incomplete"/"Busy"/"TryAgain" -> MAOS_EOVERLOADED, anything
  * else -> MAOS_EINTERNAL.  NULL -> 0.
  * "lock" means lock contention as RocksDB words it ("IO error: While lock
  * file: DIR/LOCK: Resource temporarily unavailable" from another process,

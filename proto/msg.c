@@ -293,7 +293,7 @@ static int check_append(dec *d, const maos_append_in *a)
 {
     if (!a->stream.len)
         return FAIL(d, MAOS_EBAD_REQUEST, "stream is required");
-    if (a->stream.ptr[0] == '$')
+    if (a->stream.ptr[0] == '$' && !d->lim->system)
         return FAIL(d, MAOS_EINVALID_NAME,
                     "streams starting with '$' are reserved for the system");
     if (!a->n_events)
@@ -992,12 +992,15 @@ int maos_enc_reply_append(msgpack_packer *pk, uint64_t rid, int txn,
 
 int maos_enc_reply_stats(msgpack_packer *pk, uint64_t rid, const maos_stats *s)
 {
-    uint32_t n = 3;
+    uint32_t n = 4;
 #define MAOS_STATS_COUNT_(name) n++;
     MAOS_STATS_MAP(MAOS_STATS_COUNT_)
 #undef MAOS_STATS_COUNT_
     if (head_rep(pk, n, rid, 1) || KV_STR(pk, "server", s->server) ||
-        KV_STR(pk, "state", s->state) || KV_STR(pk, "durability", s->durability))
+        KV_STR(pk, "state", s->state) || KV_STR(pk, "durability", s->durability) ||
+        pk_cstr(pk, "head_hash") || msgpack_pack_bin(pk, s->head_hash.len) ||
+        (s->head_hash.len &&
+         msgpack_pack_bin_body(pk, s->head_hash.ptr, s->head_hash.len)))
         return MAOS_ENOMEM;
 #define MAOS_STATS_ENC_(name)                                                  \
     if (KV_U64(pk, #name, s->name))                                            \
@@ -1326,6 +1329,9 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
             rep->has_stats = 1;
         } else if (key_is(k, "durability")) {
             bad = maos_mpr_str(&r, &rep->stats.durability);
+        } else if (key_is(k, "head_hash")) {
+            bad = maos_mpr_bin(&r, &rep->stats.head_hash) ||
+                  rep->stats.head_hash.len != MAOS_HASH_BYTES;
         } else if ((bad = dec_result_key(&r, k, &rep->result, &handled)), handled) {
             /* append result field */
         }

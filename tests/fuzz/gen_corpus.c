@@ -973,6 +973,7 @@ static void reply_corpus(void)
     st.server = S("maosd 0.1.0");
     st.state = S("ok");
     st.durability = S("sync");
+    st.head_hash = (maos_slice){"0123456789abcdef0123456789abcdef", 32};
     enc_init(&e);
     must(maos_enc_reply_stats(&e.pk, 8, &st), "stats");
     reply_file("valid-stats", &e, 1);

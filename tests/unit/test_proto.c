@@ -1342,6 +1342,8 @@ static void test_rt_reply_stats(void **state)
     st.server = S("maosd 0.1.0");
     st.state = S("read_only");
     st.durability = S("none");
+    static const char hash[32] = "0123456789abcdef0123456789abcdef";
+    st.head_hash = (maos_slice){hash, 32};
     mp_init(&m);
     assert_int_equal(maos_enc_reply_stats(&m.pk, 9, &st), 0);
     decode_reply_ok(&m, &rep);
@@ -1352,6 +1354,13 @@ static void test_rt_reply_stats(void **state)
     assert_slice(rep.stats.server, "maosd 0.1.0");
     assert_slice(rep.stats.state, "read_only");
     assert_slice(rep.stats.durability, "none");
+    assert_int_equal(rep.stats.head_hash.len, 32);
+    assert_memory_equal(rep.stats.head_hash.ptr, hash, 32);
+    /* a head_hash that is not 32 bytes is a protocol error */
+    st.head_hash = (maos_slice){hash, 31};
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_stats(&m.pk, 9, &st), 0);
+    assert_int_equal(maos_reply_decode(m.sb.data, m.sb.size, &rep), MAOS_EPROTO);
     mp_free(&m);
 }
 

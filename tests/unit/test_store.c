@@ -71,10 +71,10 @@ static int teardown_dir(void **state)
 
 static maosd_store *open_store(const char *dir)
 {
-    maosd_store_opts o = {.dir = dir, .sync = 0, .block_cache_bytes = 0};
+    maosd_store_opts o = {.dir = dir, .sync = 0, .block_cache_bytes = 0, .create = 1};
     maosd_store *s = NULL;
     char err[256] = "";
-    int rc = maosd_store_open(&o, &s, err, sizeof err);
+    int rc = maosd_store_open(&o, &s, NULL, err, sizeof err);
 
     if (rc != 0)
         print_error("open %s: %d %s\n", dir, rc, err);
@@ -159,12 +159,12 @@ static void test_open_creates_dir_0700(void **state)
     fixture *f = *state;
     char dir[128];
     struct stat st;
-    maosd_store_opts o = {.dir = dir, .sync = 1, .block_cache_bytes = 1 << 20};
+    maosd_store_opts o = {.dir = dir, .sync = 1, .block_cache_bytes = 1 << 20, .create = 1};
     maosd_store *s = NULL;
     char err[256];
 
     snprintf(dir, sizeof dir, "%s/a/b/data", f->dir);
-    assert_int_equal(maosd_store_open(&o, &s, err, sizeof err), 0);
+    assert_int_equal(maosd_store_open(&o, &s, NULL, err, sizeof err), 0);
     assert_int_equal(stat(dir, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700);
     snprintf(dir, sizeof dir, "%s/a", f->dir);
@@ -176,7 +176,7 @@ static void test_open_creates_dir_0700(void **state)
     /* A file where the directory should be: an error, *out untouched. */
     snprintf(dir, sizeof dir, "%s/a/b/data/CURRENT", f->dir);
     s = (maosd_store *)&st;
-    assert_int_equal(maosd_store_open(&o, &s, err, sizeof err), MAOS_EIO);
+    assert_int_equal(maosd_store_open(&o, &s, NULL, err, sizeof err), MAOS_EIO);
     assert_ptr_equal(s, (maosd_store *)&st);
     assert_non_null(strstr(err, "Not a directory"));
 }
@@ -617,13 +617,13 @@ static void test_second_open_conflicts(void **state)
 {
     fixture *f = *state;
     maosd_store *s = open_store(f->dir);
-    maosd_store_opts o = {.dir = f->dir};
+    maosd_store_opts o = {.dir = f->dir, .create = 1};
     maosd_store *s2 = NULL;
     char err[256] = "", msg[256];
     int rc;
 
     /* Same process ("lock hold by current process"). */
-    rc = maosd_store_open(&o, &s2, err, sizeof err);
+    rc = maosd_store_open(&o, &s2, NULL, err, sizeof err);
     assert_int_equal(rc, MAOS_ECONFLICT);
     assert_null(s2);
     assert_non_null(strstr(err, "in use"));
@@ -664,8 +664,8 @@ static void test_map_error(void **state)
          MAOS_EIO},
         {"IO error: injected fault", MAOS_EIO},
         {"IO error", MAOS_EIO},
-        {"Corruption: block checksum mismatch: stored = 1, computed = 2", MAOS_EIO},
-        {"Corruption", MAOS_EIO},
+        {"Corruption: block checksum mismatch: stored = 1, computed = 2", MAOS_ECORRUPT},
+        {"Corruption", MAOS_ECORRUPT},
         {"Resource busy: ", MAOS_EOVERLOADED},
         {"Busy", MAOS_EOVERLOADED},
         {"Result incomplete: Write stall", MAOS_EOVERLOADED},
@@ -717,11 +717,11 @@ static void test_injected_write_failure(void **state)
     fixture *f = *state;
     char buf[16];
     maosd_store *s;
-    maosd_store_opts o = {.dir = f->dir};
+    maosd_store_opts o = {.dir = f->dir, .create = 1};
     char err[256];
 
     assert_int_equal(setenv("MAOS_FAULT_WRITE_FAIL_AFTER", "x", 1), 0);
-    assert_int_equal(maosd_store_open(&o, &s, err, sizeof err), MAOS_EINTERNAL);
+    assert_int_equal(maosd_store_open(&o, &s, NULL, err, sizeof err), MAOS_EINTERNAL);
     assert_int_equal(setenv("MAOS_FAULT_WRITE_FAIL_AFTER", "2", 1), 0);
     s = open_store(f->dir);
     assert_int_equal(unsetenv("MAOS_FAULT_WRITE_FAIL_AFTER"), 0);
@@ -754,10 +754,10 @@ static void test_injected_write_failure(void **state)
 
 static int child_try_open(const char *dir)
 {
-    maosd_store_opts o = {.dir = dir};
+    maosd_store_opts o = {.dir = dir, .create = 1};
     maosd_store *s = NULL;
     char err[256] = "";
-    int rc = maosd_store_open(&o, &s, err, sizeof err);
+    int rc = maosd_store_open(&o, &s, NULL, err, sizeof err);
 
     printf("%d %s\n", rc, err);
     maosd_store_close(s);

@@ -41,6 +41,7 @@ extern "C" {
     X(SHUTTING_DOWN, 16, "server is shutting down")                           \
     X(LEASE_LOST, 17, "lease lost")                                           \
     X(INTERNAL, 18, "internal server error")                                  \
+    X(CORRUPT, 19, "stored data is damaged")                                  \
     X(IO, 100, "connection I/O error")                                        \
     X(CLOSED, 101, "connection closed")                                       \
     X(PROTO, 102, "protocol violation by the peer")                           \

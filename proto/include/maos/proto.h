@@ -85,6 +85,8 @@ typedef struct maos_limits {
     uint32_t max_events; /* events in one request (default 10,000) */
     uint32_t max_appends;/* appends in one txn (default 100) */
     uint32_t max_types;  /* event types in one filter (default 64) */
+    int system;          /* 1: maosd's own requests, which may write the
+                          * '$' streams reserved for it (default 0) */
 } maos_limits;
 
 /* Fill zero fields of *l with the defaults. */
@@ -381,6 +383,8 @@ typedef struct maos_stats {
     maos_slice server;     /* "maosd 0.1.0" */
     maos_slice state;      /* "ok" or "read_only" */
     maos_slice durability; /* "sync" or "none" */
+    maos_slice head_hash;  /* BLAKE2b-256 of the record at head_position
+                            * (32 bytes; zeros for an empty log) */
 } maos_stats;
 
 /* Error reply.  has_actual: include "actual" (current stream version, -1
