@@ -3,9 +3,17 @@
  *
  * Responsibilities
  *  - Open one RocksDB instance with every column family of maosd_cf, in
- *    enum order, creating the directory (0700), the database and missing
- *    column families as needed.  Opening never scans: no iteration, no
- *    column family listing, no loading of table statistics.
+ *    enum order, creating the directory (0700) and missing column
+ *    families as needed, and the database only when asked to (a new
+ *    store: recover.c decides).  Opening never scans the data: no
+ *    iteration, no column family listing, no loading of table statistics;
+ *    only the WAL files' record headers are walked to notice a torn tail.
+ *  - WAL damage (docs/ARCHITECTURE.md "Storage integrity"): replay
+ *    tolerates only a short tail; checksum damage is measured with
+ *    read-only trial opens and refused unless it is a garbled tail that
+ *    holds nothing acknowledged; --salvage opens up to damage, re-points a
+ *    lost CURRENT or runs RocksDB's repair.  What was met is reported in
+ *    maosd_store_report, with RocksDB's own account from its LOG file.
  *  - Turn RocksDB's error strings into maos codes in one pure function
  *    (maosd_store_map_error); no RocksDB type or string format leaks out
  *    except the verbatim message kept for maosd_store_last_error.
