@@ -124,9 +124,13 @@ int main(int argc, char **argv)
         maosd_config_free(&cfg);
         return MAOSD_EXIT_FAILURE;
     }
-    if (rec.system_data) /* logs its own failure */
+    /* The record of a salvage or loss is committed before anyone is
+     * served: the first thing a client can read after it is the record. */
+    if (rec.system_data &&
         maosd_append_internal(&srv, "$system", rec.system_type, rec.system_data,
-                              rec.system_len);
+                              rec.system_len) == 0)
+        while (maosd_commit_in_flight(srv.commit))
+            uv_run(srv.loop, UV_RUN_ONCE);
     maosd_recovery_free(&rec);
     srv.delivered_head = maosd_commit_head(srv.commit);
     maosd_subs_init(&srv);

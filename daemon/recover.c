@@ -105,14 +105,15 @@ static int load_head(maosd_store *st, maosd_head *h, int64_t *last_time, char *e
         maos_record r;
         uint8_t hash[MAOS_HASH_BYTES];
         crypto_generichash(hash, sizeof(hash), (const unsigned char *)rec, rlen, NULL, 0);
-        if (maos_record_decode(rec, rlen, &r) || r.position != last ||
-            (sodium_memcmp(hash, h->hash, sizeof(hash)) && !trust_head())) {
+        const char *bad = maos_record_decode(rec, rlen, &r) ? "does not decode"
+                          : r.position != last ? "names another position"
+                          : sodium_memcmp(hash, h->hash, sizeof(hash)) && !trust_head()
+                              ? "does not match the log head's hash"
+                              : NULL;
+        if (bad) {
             free(rec);
             snprintf(err, errlen, "the last event (position %llu) is corrupt: it %s",
-                     (unsigned long long)last,
-                     maos_record_decode(rec, rlen, &r) ? "does not decode"
-                     : r.position != last ? "names another position"
-                                          : "does not match the log head's hash");
+                     (unsigned long long)last, bad);
             return MAOS_ECORRUPT;
         }
         *last_time = r.time;
