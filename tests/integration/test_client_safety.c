@@ -297,6 +297,12 @@ static void fake_start(fake *f, const char *path, const fake_opts *o)
             dprintf(ready[1], "bind %s: %s", path, strerror(errno));
             _exit(1);
         }
+        /* open to every uid, as an attacker would make it (the victim
+         * needs write permission on a socket to connect to it) */
+        if (chmod(path, 0777) != 0) {
+            dprintf(ready[1], "chmod %s: %s", path, strerror(errno));
+            _exit(1);
+        }
         if (o->uid && o->bind_as_root)
             drop_to(o->uid);
         if (listen(lfd, 64) != 0) {
@@ -711,6 +717,51 @@ static void test_sticky_dir(void **state)
     fake_stop(&e);
 }
 
+/* Reconnects run the same checks: a context connected to the real daemon,
+ * with reconnect on, meets a directory turned writable by others, then (as
+ * root) a server run by another uid where its daemon was.  Either is
+ * refused at once and kills the context; nothing is retried or sent. */
+static void test_reconnect_checks(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    maos_options o = {.path = d->sock, .reconnect = 1, .reconnect_max_ms = 60000};
+    maos_ctx *c = connect_opts(&o);
+    MT_EQ_ERR(c->err, 0);
+    MT_EQ_ERR(maos_ping(c), 0);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+    MT_EQ_INT(chmod(d->dir, 0777), 0);
+    /* the call that meets the lost connection fails with it ... */
+    int rc = maos_ping(c);
+    MT_TRUE(rc == MAOS_ECLOSED || rc == MAOS_EIO);
+    MT_TRUE(!maos_is_dead(c));
+    /* ... the next one reconnects, and is refused for good */
+    MT_EQ_ERR(maos_ping(c), MAOS_EUNTRUSTED_SERVER);
+    MT_TRUE(maos_is_dead(c));
+    MT_HAS(c->errstr, "writable by group or others");
+    maos_free(c);
+    MT_EQ_INT(chmod(d->dir, 0700), 0);
+    if (!is_root())
+        return;
+
+    mt_daemon_up(d);
+    c = connect_opts(&o);
+    MT_EQ_ERR(maos_ping(c), 0);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+    unlink(d->sock);
+    fake f;
+    fake_start(&f, d->sock, &(fake_opts){FAKE_SILENT, ATTACKER_UID, 1, NULL});
+    rc = maos_ping(c);
+    MT_TRUE(rc == MAOS_ECLOSED || rc == MAOS_EIO);
+    MT_EQ_ERR(maos_ping(c), MAOS_EUNTRUSTED_SERVER);
+    MT_TRUE(maos_is_dead(c));
+    MT_HAS(c->errstr, "server runs as uid 65534");
+    maos_free(c);
+    assert_fake_got_nothing(&f, 1);
+    fake_stop(&f);
+}
+
 /* ---- the /tmp/maos-$UID default path ------------------------------------------ */
 
 #define TMP_VICTIM_DIR "/tmp/maos-65533"
@@ -1041,6 +1092,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_refuses_writable_dir),
         cmocka_unit_test(test_refuses_symlinked_dir),
         cmocka_unit_test(test_sticky_dir),
+        cmocka_unit_test(test_reconnect_checks),
         cmocka_unit_test_teardown(test_default_tmp_path, tmp_teardown),
         cmocka_unit_test(test_timeouts_maosctl),
         cmocka_unit_test(test_timeouts_library),
