@@ -23,6 +23,18 @@
  *               array and the frame bytes) and queued (dq) until maos_next
  *               or maos_process hands it out.
  *
+ * Connect (open_conn, first connect and every reconnect alike): the trust
+ * checks of trust.c on the socket's directory, connect(), the server's uid
+ * (SO_PEERCRED) -- all before the first byte is sent -- then hello, the
+ * whole phase within connect_timeout_ms.  After it, every wait for the
+ * socket (wait_fd) fails with MAOS_ETIMEOUT after timeout_ms without any
+ * progress.  Both are on by default (client.h "Timeouts").
+ *
+ * Replies: every request queued records its op under its rid (struct
+ * opwin), so that a reply is matched to a request that is really pending
+ * (not unknown, not already answered) and checked against what a reply to
+ * that op promises (maos_reply_check) before anything is taken from it.
+ *
  * Subscriptions (struct csub) keep their own copy of the filter or
  * pattern and `next`, the position to resume from: the `next` of the last
  * push received (every push received is delivered, from the queue, even
@@ -52,7 +64,12 @@
  * Invariants:
  *  - pending == requests queued or sent whose reply has not been handed
  *    out (through a sync call or maos_reply_recv).  Sync calls require
- *    pending == 0, so the only reply they can get is their own.
+ *    pending == 0, so the only reply they can get is their own.  The
+ *    window `win` holds the op of each of them; the one exception is the
+ *    request an rid-0 error answered in maos_reply_recv (which one cannot
+ *    be known), left in it until the connection ends.
+ *  - No byte is written to a socket whose directory and server uid have
+ *    not passed the trust checks.
  *  - Once `dead` is set the socket is closed, c->err == dead and errstr
  *    holds the reason; every entry point returns dead at once.
  *  - `down` and `dead` are never both set; `down` implies fd == -1.

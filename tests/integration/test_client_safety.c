@@ -114,6 +114,7 @@ enum fake_mode {
     FAKE_HELLO,  /* answers hello, then nothing */
     FAKE_SERVE,  /* hello, ping, append answered in full; others refused */
     FAKE_BROKEN, /* hello in full, then {rid, ok: true} to everything */
+    FAKE_DUP,    /* as SERVE, but answers every append twice */
 };
 
 typedef struct fake_opts {
@@ -178,6 +179,8 @@ static void fake_answer(enum fake_mode mode, struct fconn *c, const char *frame,
         maos_append_result res = {req.appends[0].stream, 0, 1, n, 0,
                                   {(const char *)ids, n * 16}};
         maos_enc_reply_append(&pk, req.rid, 0, &res, 1);
+        if (mode == FAKE_DUP)
+            fake_send(c->fd, &sb);
         free(ids);
     } else {
         maos_enc_error(&pk, req.rid, MAOS_EUNKNOWN_OP, "the fake only pings and appends",
@@ -1084,6 +1087,39 @@ static void test_incomplete_replies(void **state)
     fake_stop(&f);
 }
 
+/* Replies are matched to requests really pending: a second reply to the
+ * same append is a protocol error, not a success for the next request. */
+static void test_duplicate_reply(void **state)
+{
+    (void)state;
+    char dir[300], sock[340];
+    path_in(dir, sizeof dir, "dup");
+    mkdir_as(dir, 0700, 0);
+    snprintf(sock, sizeof sock, "%s/s.sock", dir);
+    fake f;
+    fake_start(&f, sock, &(fake_opts){FAKE_DUP, 0, 0, NULL});
+    maos_ctx *c = maos_connect(sock);
+    MT_EQ_ERR(c->err, 0);
+    maos_event_spec ev = {.type = "t"};
+    uint64_t r1 = 0, r2 = 0;
+    MT_EQ_ERR(maos_append_send(c, "s-1", MAOS_EXPECT_ANY, &ev, 1, &r1), 0);
+    MT_EQ_ERR(maos_append_send(c, "s-2", MAOS_EXPECT_ANY, &ev, 1, &r2), 0);
+    maos_reply_msg *m = NULL;
+    MT_EQ_ERR(maos_reply_recv(c, &m), 0);
+    MT_TRUE(m != NULL);
+    MT_EQ_U64(m->rid, r1);
+    MT_EQ_INT(m->code, 0);
+    MT_EQ_U64(m->n_results, 1);
+    maos_reply_msg_free(m);
+    m = NULL;
+    MT_EQ_ERR(maos_reply_recv(c, &m), MAOS_EPROTO);
+    MT_TRUE(m == NULL);
+    MT_HAS(c->errstr, "reply to unknown request");
+    MT_TRUE(maos_is_dead(c));
+    maos_free(c);
+    fake_stop(&f);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1097,6 +1133,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_timeouts_maosctl),
         cmocka_unit_test(test_timeouts_library),
         cmocka_unit_test(test_incomplete_replies),
+        cmocka_unit_test(test_duplicate_reply),
     };
     /* test_timeouts_maosctl waits for the 30 s default request bound once */
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 120);
