@@ -135,8 +135,9 @@ typedef struct maos_ctx {
  * systemd's RuntimeDirectory=maos gives it to the `maos` service user, so
  * the packaged daemon needs no configuration).  A refusal is
  * MAOS_EUNTRUSTED_SERVER, sticky and never retried, with errstr naming the
- * path, the directory and the uid it found.  maosd applies the same rule to
- * the directory it serves in.
+ * path, the directory and the uid it found.  maosd refuses to serve in a
+ * directory that fails the same test for its own uid (daemon/server.c
+ * ensure_socket_dir; with socket_group it lets the group write).
  */
 
 typedef struct maos_options {
