@@ -23,6 +23,18 @@
  *               array and the frame bytes) and queued (dq) until maos_next
  *               or maos_process hands it out.
  *
+ * Connect (open_conn, first connect and every reconnect alike): the trust
+ * checks of trust.c on the socket's directory, connect(), the server's uid
+ * (SO_PEERCRED) -- all before the first byte is sent -- then hello, the
+ * whole phase within connect_timeout_ms.  After it, every wait for the
+ * socket (wait_fd) fails with MAOS_ETIMEOUT after timeout_ms without any
+ * progress.  Both are on by default (client.h "Timeouts").
+ *
+ * Replies: every request queued records its op under its rid (struct
+ * opwin), so that a reply is matched to a request that is really pending
+ * (not unknown, not already answered) and checked against what a reply to
+ * that op promises (maos_reply_check) before anything is taken from it.
+ *
  * Subscriptions (struct csub) keep their own copy of the filter or
  * pattern and `next`, the position to resume from: the `next` of the last
  * push received (every push received is delivered, from the queue, even
@@ -52,7 +64,12 @@
  * Invariants:
  *  - pending == requests queued or sent whose reply has not been handed
  *    out (through a sync call or maos_reply_recv).  Sync calls require
- *    pending == 0, so the only reply they can get is their own.
+ *    pending == 0, so the only reply they can get is their own.  The
+ *    window `win` holds the op of each of them; the one exception is the
+ *    request an rid-0 error answered in maos_reply_recv (which one cannot
+ *    be known), left in it until the connection ends.
+ *  - No byte is written to a socket whose directory and server uid have
+ *    not passed the trust checks.
  *  - Once `dead` is set the socket is closed, c->err == dead and errstr
  *    holds the reason; every entry point returns dead at once.
  *  - `down` and `dead` are never both set; `down` implies fd == -1.
@@ -72,9 +89,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "trust.h"
 
 /* Output is pushed to the socket once this much is queued. */
 #define OUT_FLUSH_BYTES (64u * 1024u)
@@ -107,10 +127,29 @@ struct csub {
     maos_slice pattern;
 };
 
+/*
+ * Requests awaiting their reply: the op of every rid in [base, base + span),
+ * 0 for a rid already answered (or never sent: a request refused before it
+ * was queued still used up its rid).  A ring of cap (a power of two) bytes
+ * indexed by rid; it grows with the distance between the oldest unanswered
+ * request and the newest one, one byte per request.
+ */
+struct opwin {
+    uint8_t *op;
+    size_t cap;
+    uint64_t base;
+    size_t span;
+};
+
 struct maos_ctx_priv {
     int fd;
     int dead;           /* 0 or the sticky error */
-    int timeout_ms;
+    int timeout_ms;     /* request inactivity bound; 0: none */
+    int connect_timeout_ms; /* connect + hello bound; 0: none */
+    int connecting;     /* in open_conn: waits are bounded by `deadline` */
+    long long deadline; /* monotonic ms end of the connect phase; 0: none */
+    uid_t server_uid;   /* configured server uid; 0: none */
+    struct opwin win;
     uint64_t next_rid;
     uint32_t max_frame; /* server's request limit */
     char server[64];
@@ -214,6 +253,70 @@ static int recoverable(const struct maos_ctx_priv *p, int code)
     }
 }
 
+/* ---- requests awaiting a reply ----------------------------------------- */
+
+static void win_reset(struct opwin *w)
+{
+    w->span = 0;
+    if (w->cap > 4096) { /* a long pipeline's ring is given back */
+        free(w->op);
+        w->op = NULL;
+        w->cap = 0;
+    }
+}
+
+/* Record that rid (above every rid recorded so far) awaits a reply to op.
+ * 0 or MAOS_ENOMEM. */
+static int win_add(struct opwin *w, uint64_t rid, maos_op op)
+{
+    if (w->span == 0)
+        w->base = rid;
+    if (rid < w->base + w->span)
+        return MAOS_EINVALID_ARG; /* rids only grow; cannot happen */
+    uint64_t need = rid - w->base + 1;
+    if (need > w->cap) {
+        size_t cap = w->cap ? w->cap : 64;
+        while (cap < need) {
+            if (cap > SIZE_MAX / 2)
+                return MAOS_ENOMEM;
+            cap *= 2;
+        }
+        uint8_t *n = calloc(cap, 1);
+        if (!n)
+            return MAOS_ENOMEM;
+        for (size_t i = 0; i < w->span; i++)
+            n[(w->base + i) & (cap - 1)] = w->op[(w->base + i) & (w->cap - 1)];
+        free(w->op);
+        w->op = n;
+        w->cap = cap;
+    }
+    for (uint64_t r = w->base + w->span; r < rid; r++)
+        w->op[r & (w->cap - 1)] = 0;
+    w->op[rid & (w->cap - 1)] = (uint8_t)op;
+    w->span = (size_t)need;
+    return 0;
+}
+
+/* The op rid awaits a reply to, or MAOS_OP_NONE. */
+static maos_op win_get(const struct opwin *w, uint64_t rid)
+{
+    if (w->span == 0 || rid < w->base || rid - w->base >= w->span)
+        return MAOS_OP_NONE;
+    return (maos_op)w->op[rid & (w->cap - 1)];
+}
+
+/* rid was answered: forget it, and the answered rids at the front. */
+static void win_del(struct opwin *w, uint64_t rid)
+{
+    if (win_get(w, rid) == MAOS_OP_NONE)
+        return;
+    w->op[rid & (w->cap - 1)] = 0;
+    while (w->span && w->op[w->base & (w->cap - 1)] == 0) {
+        w->base++;
+        w->span--;
+    }
+}
+
 static void free_rxf_list(struct rxf **head, struct rxf **tail)
 {
     while (*head) {
@@ -235,6 +338,7 @@ static void drop_connection_state(struct maos_ctx_priv *p)
     p->out.size = 0;
     p->out_off = 0;
     p->pending = 0;
+    win_reset(&p->win);
     for (size_t i = 0; i < p->n_subs; i++)
         p->subs[i]->server_id = 0;
 }
@@ -320,6 +424,7 @@ int maos_err_is_fatal(int err)
     case MAOS_ETIMEOUT:
     case MAOS_EPROTOCOL_VERSION:
     case MAOS_EHELLO_REQUIRED:
+    case MAOS_EUNTRUSTED_SERVER:
         return 1;
     default:
         return 0;
@@ -530,17 +635,33 @@ static int settle_orphans(maos_ctx *c)
 
 /* ---- socket waits and receive ------------------------------------------ */
 
-/* Wait for events on the socket.  Returns revents (> 0) or a sticky error. */
+/*
+ * Wait for events on the socket.  Returns revents (> 0) or a sticky error:
+ * MAOS_ETIMEOUT when the connect phase passes its deadline (connect +
+ * hello), or, after it, when nothing happens on the socket for timeout_ms
+ * (an inactivity bound: a reply that keeps coming, however slowly, is not
+ * cut off).
+ */
 static int wait_fd(maos_ctx *c, short events)
 {
     struct maos_ctx_priv *p = c->priv;
     struct pollfd pfd = {.fd = p->fd, .events = events};
     for (;;) {
-        int n = poll(&pfd, 1, p->timeout_ms > 0 ? p->timeout_ms : -1);
+        int ms = p->timeout_ms > 0 ? p->timeout_ms : -1;
+        if (p->connecting) {
+            long long left = p->deadline ? p->deadline - now_ms() : -1;
+            ms = !p->deadline ? -1 : left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+        }
+        int n = poll(&pfd, 1, ms);
         if (n > 0)
             return pfd.revents;
+        if (n == 0 && p->connecting)
+            return die(c, MAOS_ETIMEOUT,
+                       "timed out: no answer to hello from %s within %d ms (connect timeout)",
+                       p->path, p->connect_timeout_ms);
         if (n == 0)
-            return die(c, MAOS_ETIMEOUT, "no progress on the connection for %d ms",
+            return die(c, MAOS_ETIMEOUT,
+                       "timed out: no reply from %s for %d ms (request timeout)", p->path,
                        p->timeout_ms);
         if (errno != EINTR)
             return die_errno(c, "poll");
@@ -685,7 +806,7 @@ static int frame_begin(maos_ctx *c, size_t *start, msgpack_packer *pk)
     return 0;
 }
 
-static int frame_end(maos_ctx *c, size_t start, int enc_rc)
+static int frame_end(maos_ctx *c, size_t start, uint64_t rid, maos_op op, int enc_rc)
 {
     struct maos_ctx_priv *p = c->priv;
     if (enc_rc) {
@@ -711,6 +832,10 @@ static int frame_end(maos_ctx *c, size_t start, int enc_rc)
         return fail(c, MAOS_ELIMIT,
                     "request exceeds the server's nesting or element limits "
                     "(%u levels, %u elements)", lim.max_depth, lim.max_elems);
+    }
+    if (win_add(&p->win, rid, op)) {
+        p->out.size = start;
+        return fail(c, MAOS_ENOMEM, "out of memory queueing a request");
     }
     maos_frame_put_len(p->out.data + start, (uint32_t)len);
     p->pending++;
@@ -745,30 +870,54 @@ static void note_refusal(maos_ctx *c, const maos_reply *rep)
 }
 
 /*
- * Decode a reply frame.  rid 0 is never sent by this library: the server
- * uses it for an error about a request whose rid it could not read (a
- * frame it found malformed or over its limits, PROTOCOL.md "Frames").  It
- * answers one outstanding request, but which one cannot be known; after a
- * broken frame header the server also closes the connection, which the
- * next read reports.  A successful reply with rid 0 is a protocol error.
+ * Decode a reply frame, match it to the request it answers and check that
+ * it carries every field a reply to that request promises
+ * (maos_reply_check: a reply that lacks one is a protocol error, never a
+ * success with zeros).  want: the rid a synchronous call waits for (the
+ * only one pending), or 0 to take a reply to any pending request.  On
+ * success the request is no longer pending and *op (may be NULL) is its
+ * op.  f stays the caller's.
+ *
+ * rid 0 is never sent by this library: the server uses it for an error
+ * about a request whose rid it could not read (a frame it found malformed
+ * or over its limits, PROTOCOL.md "Frames").  It answers one pending
+ * request, but which one cannot be known (for a synchronous call it is
+ * that call's); after a broken frame header the server also closes the
+ * connection, which the next read reports.  A successful reply with rid 0
+ * is a protocol error.
  */
-static int decode_reply(maos_ctx *c, struct rxf *f, maos_reply *rep)
+static int take_reply(maos_ctx *c, const struct rxf *f, uint64_t want, maos_reply *rep,
+                      maos_op *op)
 {
-    int rc = maos_reply_decode(f->data, f->len, rep);
-    if (rc)
+    struct maos_ctx_priv *p = c->priv;
+    char why[160];
+    if (maos_reply_decode(f->data, f->len, rep))
         return die(c, MAOS_EPROTO, "malformed reply from the server");
     if (rep->rid == 0 && rep->ok)
         return die(c, MAOS_EPROTO, "reply without a request id");
+    uint64_t rid = rep->rid ? rep->rid : want;
+    maos_op o = rid ? win_get(&p->win, rid) : MAOS_OP_NONE;
+    if (rep->rid && (o == MAOS_OP_NONE || (want && rep->rid != want)))
+        return die(c, MAOS_EPROTO, "reply to unknown request %llu",
+                   (unsigned long long)rep->rid);
+    /* an error reply's fields are the same for every op */
+    if (maos_reply_check(rep, o == MAOS_OP_NONE ? MAOS_OP_PING : o, why, sizeof why))
+        return die(c, MAOS_EPROTO, "incomplete reply from the server: %s", why);
+    if (rid)
+        win_del(&p->win, rid);
+    p->pending--;
+    if (op)
+        *op = o;
     return 0;
 }
 
 /* Send everything and take the reply of `rid` (pending was 0 before it was
  * queued, so it is the only reply that may come).  On success *f and *rep
- * are the caller's.  A refusal sets err/errstr and the details. */
+ * are the caller's, and rep has every field a reply to the request's op
+ * promises.  A refusal sets err/errstr and the details. */
 static int sync_reply(maos_ctx *c, uint64_t rid, struct rxf **fout,
                       maos_reply *rep)
 {
-    struct maos_ctx_priv *p = c->priv;
     struct rxf *f;
     int rc = flush_out(c);
     if (rc)
@@ -776,18 +925,11 @@ static int sync_reply(maos_ctx *c, uint64_t rid, struct rxf **fout,
     rc = rx_take(c, &f);
     if (rc)
         return rc;
-    rc = decode_reply(c, f, rep);
+    rc = take_reply(c, f, rid, rep, NULL);
     if (rc) {
         free(f);
         return rc;
     }
-    /* pending was 1: an rid-0 error can only be about this request */
-    if (rep->rid != rid && rep->rid != 0) {
-        free(f);
-        return die(c, MAOS_EPROTO, "reply to unknown request %llu",
-                   (unsigned long long)rep->rid);
-    }
-    p->pending--;
     if (!rep->ok) {
         note_refusal(c, rep);
         if (rep->message.len)
@@ -837,37 +979,45 @@ const char *maos_default_socket(char *buf, size_t len)
     return buf;
 }
 
-/* Connect the socket: blocking without a timeout; otherwise non-blocking,
- * retrying while the listen backlog is full until the deadline. */
+/*
+ * Connect the socket at path, non-blocking, retrying while the listen
+ * backlog is full until the connect deadline (or for ever without one).
+ * The trust checks of trust.c run first on the directory and then on the
+ * server's uid, before this function returns and so before any byte is
+ * sent: a socket whose directory or server is not trusted is
+ * MAOS_EUNTRUSTED_SERVER (sticky, never retried by reconnect).
+ */
 static int sock_connect(maos_ctx *c, const char *path)
 {
     struct maos_ctx_priv *p = c->priv;
     struct sockaddr_un sa;
+    maosc_trust trust;
+    char why[sizeof c->errstr];
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
     if (strlen(path) >= sizeof sa.sun_path)
         return die(c, MAOS_ECONNECT, "socket path too long: %s", path);
     memcpy(sa.sun_path, path, strlen(path) + 1);
 
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-                                 (p->timeout_ms > 0 ? SOCK_NONBLOCK : 0), 0);
+    int rc = maosc_trust_path(path, geteuid(), p->server_uid, MAOSC_SYSTEM_SOCKET_DIR,
+                              &trust, why, sizeof why);
+    if (rc)
+        return die(c, rc, "%s", why);
+
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return die(c, MAOS_ECONNECT, "socket: %s", strerror(errno));
     p->fd = fd;
-
-    long long deadline = 0, now;
-    if (p->timeout_ms > 0 && monotonic_ms(&now) == 0)
-        deadline = now + p->timeout_ms;
     for (;;) {
         if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
             break;
         int e = errno;
         if (e == EINTR)
             continue;
-        if (e == EINPROGRESS) {
+        if (e == EINPROGRESS) { /* not done by AF_UNIX today; handled anyway */
             int rev = wait_fd(c, POLLOUT);
             if (rev < 0)
-                return die(c, MAOS_ECONNECT, "cannot connect to %s: timed out", path);
+                return rev;
             int soerr = 0;
             socklen_t sl = sizeof soerr;
             if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr)
@@ -875,18 +1025,19 @@ static int sock_connect(maos_ctx *c, const char *path)
                            strerror(soerr ? soerr : errno));
             break;
         }
-        if (e == EAGAIN && deadline && monotonic_ms(&now) == 0 && now < deadline) {
+        if (e == EAGAIN) { /* backlog full: the daemon is busy accepting */
+            if (p->deadline && now_ms() >= p->deadline)
+                return die(c, MAOS_ECONNECT, "cannot connect to %s: server busy for %d ms",
+                           path, p->connect_timeout_ms);
             struct timespec ts = {0, 10 * 1000 * 1000};
             nanosleep(&ts, NULL);
             continue;
         }
-        if (e == EAGAIN)
-            return die(c, MAOS_ECONNECT, "cannot connect to %s: server busy", path);
         return die(c, MAOS_ECONNECT, "cannot connect to %s: %s", path, strerror(e));
     }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return die(c, MAOS_ECONNECT, "fcntl: %s", strerror(errno));
+    rc = maosc_trust_peer(fd, &trust, path, why, sizeof why);
+    if (rc)
+        return die(c, rc, "%s", why);
     return 0;
 }
 
@@ -901,8 +1052,8 @@ static int handshake(maos_ctx *c, const char *client_name)
     uint64_t rid = take_rid(p);
     int rc = frame_begin(c, &start, &pk);
     if (!rc)
-        rc = frame_end(c, start, maos_enc_hello(&pk, rid, MAOS_PROTOCOL_VERSION,
-                                                client_name));
+        rc = frame_end(c, start, rid, MAOS_OP_HELLO,
+                       maos_enc_hello(&pk, rid, MAOS_PROTOCOL_VERSION, client_name));
     if (!rc)
         rc = sync_reply(c, rid, &f, &rep);
     if (rc) {
@@ -930,6 +1081,39 @@ static int handshake(maos_ctx *c, const char *client_name)
     return 0;
 }
 
+/* Connect, check trust and say hello within the connect timeout (one
+ * deadline for the whole phase).  0 or the error (the context is dead, or
+ * down when reconnecting). */
+static int open_conn(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    int rc;
+    p->connecting = 1;
+    p->deadline = p->connect_timeout_ms ? now_ms() + p->connect_timeout_ms : 0;
+    rc = sock_connect(c, p->path);
+    if (!rc)
+        rc = handshake(c, p->client_name);
+    p->connecting = 0;
+    p->deadline = 0;
+    return rc;
+}
+
+/* MAOS_SERVER_UID: a decimal uid, or unset/empty (0). */
+static int env_server_uid(maos_ctx *c, uid_t *out)
+{
+    const char *v = getenv("MAOS_SERVER_UID");
+    char *end;
+    *out = 0;
+    if (!v || !*v)
+        return 0;
+    errno = 0;
+    unsigned long u = strtoul(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end || errno || u >= (unsigned long)(uid_t)-1)
+        return die(c, MAOS_ECONNECT, "MAOS_SERVER_UID='%.64s' is not a numeric uid", v);
+    *out = (uid_t)u;
+    return 0;
+}
+
 maos_ctx *maos_connect_with(const maos_options *opt)
 {
     maos_options o = {0};
@@ -948,7 +1132,14 @@ maos_ctx *maos_connect_with(const maos_options *opt)
     p->fd = -1;
     p->next_rid = 1;
     p->index = -1;
-    p->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
+    /* 0: the default; negative (MAOS_TIMEOUT_NONE): none, stored as 0 */
+    p->timeout_ms = o.timeout_ms > 0    ? o.timeout_ms
+                    : o.timeout_ms == 0 ? MAOS_REQUEST_TIMEOUT_DEFAULT_MS
+                                        : 0;
+    p->connect_timeout_ms = o.connect_timeout_ms > 0 ? o.connect_timeout_ms
+                            : o.connect_timeout_ms < 0 ? 0
+                            : o.timeout_ms > 0         ? o.timeout_ms
+                                                       : MAOS_CONNECT_TIMEOUT_DEFAULT_MS;
     p->reconnect = o.reconnect ? 1 : 0;
     p->reconnect_max_ms = o.reconnect_max_ms > 0 ? o.reconnect_max_ms
                                                  : MAOS_RECONNECT_MAX_MS;
@@ -971,10 +1162,10 @@ maos_ctx *maos_connect_with(const maos_options *opt)
         die(c, MAOS_ENOMEM, "out of memory");
         return c;
     }
-    if (sock_connect(c, path))
+    p->server_uid = o.server_uid;
+    if (!p->server_uid && env_server_uid(c, &p->server_uid))
         return c;
-    if (handshake(c, p->client_name))
-        return c;
+    open_conn(c);
     return c;
 }
 
@@ -1009,6 +1200,7 @@ void maos_free(maos_ctx *c)
         free(p->subs);
         free(p->path);
         free(p->client_name);
+        free(p->win.op);
         free(p);
     }
     free(c);
@@ -1021,9 +1213,11 @@ int maos_fd(const maos_ctx *c)
 
 int maos_set_timeout(maos_ctx *c, int timeout_ms)
 {
-    if (!c || !c->priv || timeout_ms < 0)
+    if (!c || !c->priv || timeout_ms < MAOS_TIMEOUT_NONE)
         return MAOS_EINVALID_ARG;
-    c->priv->timeout_ms = timeout_ms;
+    c->priv->timeout_ms = timeout_ms > 0    ? timeout_ms
+                          : timeout_ms == 0 ? MAOS_REQUEST_TIMEOUT_DEFAULT_MS
+                                            : 0;
     return 0;
 }
 
@@ -1154,7 +1348,7 @@ static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
         if (!rc) {
             int enc = txn ? maos_enc_txn(&pk, rid, in, (uint32_t)n)
                           : maos_enc_append(&pk, rid, &in[0]);
-            rc = frame_end(c, start, enc);
+            rc = frame_end(c, start, rid, txn ? MAOS_OP_TXN : MAOS_OP_APPEND, enc);
         }
         if (!rc && rid_out)
             *rid_out = rid;
@@ -1198,7 +1392,7 @@ int maos_ping(maos_ctx *c)
     struct rxf *f;
     maos_reply rep;
     if ((rc = frame_begin(c, &start, &pk)) ||
-        (rc = frame_end(c, start, maos_enc_simple(&pk, rid, MAOS_OP_PING))) ||
+        (rc = frame_end(c, start, rid, MAOS_OP_PING, maos_enc_simple(&pk, rid, MAOS_OP_PING))) ||
         (rc = sync_reply(c, rid, &f, &rep)))
         return rc;
     free(f);
@@ -1328,7 +1522,7 @@ int maos_read(maos_ctx *c, const char *stream, uint64_t from, int backward,
         return fail(c, MAOS_EINVALID_ARG, "out is NULL");
     rid = take_rid(c->priv);
     if ((rc = frame_begin(c, &start, &pk)) ||
-        (rc = frame_end(c, start,
+        (rc = frame_end(c, start, rid, MAOS_OP_READ,
                         maos_enc_read(&pk, rid, cstr(stream), from != MAOS_FROM_START,
                                       from, backward ? 1 : 0, clamp_limit(limit)))) ||
         (rc = sync_reply(c, rid, &f, &rep)))
@@ -1382,7 +1576,7 @@ int maos_read_all(maos_ctx *c, const maos_read_filter *fl, uint64_t from,
     rid = take_rid(c->priv);
     rc = frame_begin(c, &start, &pk);
     if (!rc)
-        rc = frame_end(c, start,
+        rc = frame_end(c, start, rid, MAOS_OP_READ_ALL,
                        maos_enc_read_all(&pk, rid, from != MAOS_FROM_START, from,
                                          backward ? 1 : 0, clamp_limit(limit), &mf));
     free(types);
@@ -1406,7 +1600,7 @@ int maos_streams(maos_ctx *c, const char *prefix, const char *after,
         return fail(c, MAOS_EINVALID_ARG, "out is NULL");
     rid = take_rid(c->priv);
     if ((rc = frame_begin(c, &start, &pk)) ||
-        (rc = frame_end(c, start, maos_enc_streams(&pk, rid, cstr(prefix), cstr(after),
+        (rc = frame_end(c, start, rid, MAOS_OP_STREAMS, maos_enc_streams(&pk, rid, cstr(prefix), cstr(after),
                                                    clamp_limit(limit)))) ||
         (rc = sync_reply(c, rid, &f, &rep)))
         return rc;
@@ -1479,7 +1673,8 @@ int maos_stats_get(maos_ctx *c, maos_stats_info *out)
         return fail(c, MAOS_EINVALID_ARG, "out is NULL");
     rid = take_rid(c->priv);
     if ((rc = frame_begin(c, &start, &pk)) ||
-        (rc = frame_end(c, start, maos_enc_simple(&pk, rid, MAOS_OP_STATS))) ||
+        (rc = frame_end(c, start, rid, MAOS_OP_STATS,
+                                  maos_enc_simple(&pk, rid, MAOS_OP_STATS))) ||
         (rc = sync_reply(c, rid, &f, &rep)))
         return rc;
     if (!rep.has_stats) {
@@ -1558,30 +1753,31 @@ int maos_reply_recv(maos_ctx *c, maos_reply_msg **out)
     }
     if ((rc = flush_out(c)) || (rc = rx_take(c, &f)))
         return rc;
-    if ((rc = decode_reply(c, f, &rep))) {
+    maos_op op;
+    if ((rc = take_reply(c, f, 0, &rep, &op))) {
         free(f);
         return rc;
     }
-    if (rep.rid >= p->next_rid && !(rep.rid == 0 && !rep.ok)) {
-        free(f);
-        return die(c, MAOS_EPROTO, "reply to unknown request %llu",
-                   (unsigned long long)rep.rid);
-    }
 
+    /* Only appends and txns are pipelined; an rid-0 error (op unknown) is
+     * an error reply, whose fields take_reply has checked. */
     size_t nres = 0;
     maos_mpr r;
     if (rep.ok) {
-        if (rep.n_results) {
+        if (op == MAOS_OP_TXN) {
             uint32_t cnt;
             nres = rep.n_results;
             maos_mpr_init(&r, rep.results.ptr, rep.results.len);
-            if ((uint64_t)nres * MIN_STREAM_INFO_BYTES > rep.results.len ||
+            if (nres == 0 || (uint64_t)nres * MIN_STREAM_INFO_BYTES > rep.results.len ||
                 maos_mpr_array(&r, &cnt) || cnt != nres) {
                 free(f);
                 return die(c, MAOS_EPROTO, "malformed txn reply");
             }
-        } else {
+        } else if (op == MAOS_OP_APPEND) {
             nres = 1;
+        } else {
+            free(f);
+            return die(c, MAOS_EPROTO, "unexpected %s reply", maos_op_name(op));
         }
     }
     size_t msglen = rep.ok ? 0 : rep.message.len;
@@ -1605,25 +1801,20 @@ int maos_reply_recv(maos_ctx *c, maos_reply_msg **out)
         m->has_actual = rep.has_actual;
         m->actual = rep.actual;
         m->index = rep.index;
-    } else if (rep.n_results) {
+    } else if (op == MAOS_OP_TXN) {
         for (size_t i = 0; i < nres; i++) {
             maos_append_result res;
-            if (maos_append_result_next(&r, &res) ||
-                res.ids.len != (uint64_t)res.count * 16) {
+            /* every field required, ids == 16 * count (proto checks) */
+            if (maos_append_result_next(&r, &res)) {
                 maos_reply_msg_free(m);
                 return die(c, MAOS_EPROTO, "malformed txn result %zu", i);
             }
             set_msg_result(&m->results[i], &res, f);
         }
     } else {
-        if (rep.result.ids.len != (uint64_t)rep.result.count * 16) {
-            maos_reply_msg_free(m);
-            return die(c, MAOS_EPROTO, "malformed append result");
-        }
         set_msg_result(&m->results[0], &rep.result, f);
     }
     m->n_results = nres;
-    p->pending--;
     *out = m;
     return 0;
 }
@@ -1738,7 +1929,8 @@ static int sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t fro
     uint64_t rid = take_rid(p);
     int rc = frame_begin(c, &start, &pk);
     if (!rc)
-        rc = frame_end(c, start,
+        rc = frame_end(c, start, rid,
+                       s->channel ? MAOS_OP_SUBSCRIBE_CHANNEL : MAOS_OP_SUBSCRIBE,
                        s->channel ? maos_enc_subscribe_channel(&pk, rid, s->pattern)
                                   : maos_enc_subscribe(&pk, rid, &s->filter, from_kind,
                                                        from));
@@ -1871,7 +2063,8 @@ int maos_unsubscribe(maos_ctx *c, uint64_t sub)
         return 0;
     uint64_t rid = take_rid(p);
     if ((rc = frame_begin(c, &start, &pk)) ||
-        (rc = frame_end(c, start, maos_enc_unsubscribe(&pk, rid, sid))))
+        (rc = frame_end(c, start, rid, MAOS_OP_UNSUBSCRIBE,
+                                  maos_enc_unsubscribe(&pk, rid, sid))))
         return rc;
     rc = sync_reply(c, rid, &f, &rep);
     if (rc) {
@@ -1888,10 +2081,10 @@ int maos_unsubscribe(maos_ctx *c, uint64_t sub)
 
 /* One request whose reply carries fields only; *rep valid until *f is
  * freed. */
-static int field_call(maos_ctx *c, uint64_t rid, size_t start, int enc_rc,
+static int field_call(maos_ctx *c, uint64_t rid, maos_op op, size_t start, int enc_rc,
                       struct rxf **f, maos_reply *rep)
 {
-    int rc = frame_end(c, start, enc_rc);
+    int rc = frame_end(c, start, rid, op, enc_rc);
     return rc ? rc : sync_reply(c, rid, f, rep);
 }
 
@@ -1917,7 +2110,7 @@ int maos_publish(maos_ctx *c, const char *channel, const void *payload, size_t l
     }
     uint64_t rid = take_rid(c->priv);
     if ((rc = frame_begin(c, &start, &pk)) ||
-        (rc = field_call(c, rid, start, maos_enc_publish(&pk, rid, cstr(channel), pl), &f,
+        (rc = field_call(c, rid, MAOS_OP_PUBLISH, start, maos_enc_publish(&pk, rid, cstr(channel), pl), &f,
                          &rep)))
         return rc;
     if (receivers)
@@ -1937,7 +2130,7 @@ int maos_checkpoint_save(maos_ctx *c, const char *name, uint64_t position)
         return rc;
     uint64_t rid = take_rid(c->priv);
     if ((rc = frame_begin(c, &start, &pk)) ||
-        (rc = field_call(c, rid, start,
+        (rc = field_call(c, rid, MAOS_OP_CHECKPOINT_SAVE, start,
                          maos_enc_checkpoint_save(&pk, rid, cstr(name), position), &f,
                          &rep)))
         return rc;
@@ -1956,7 +2149,7 @@ int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position)
         return rc;
     uint64_t rid = take_rid(c->priv);
     if ((rc = frame_begin(c, &start, &pk)) ||
-        (rc = field_call(c, rid, start, maos_enc_checkpoint_get(&pk, rid, cstr(name)),
+        (rc = field_call(c, rid, MAOS_OP_CHECKPOINT_GET, start, maos_enc_checkpoint_get(&pk, rid, cstr(name)),
                          &f, &rep)))
         return rc;
     if (position)
@@ -1984,7 +2177,7 @@ static int reconnect_once(maos_ctx *c)
         close(p->fd);
     p->fd = -1;
     drop_connection_state(p);
-    if ((rc = sock_connect(c, p->path)) || (rc = handshake(c, p->client_name)))
+    if ((rc = open_conn(c)))
         return rc;
     for (size_t i = 0; i < p->n_subs; i++) {
         struct csub *s = p->subs[i];

@@ -11,7 +11,13 @@
  *     `verify` found a broken chain, or `tail`/`listen` timed out before
  *     --count items
  *   2 usage error: unknown command/option, bad JSON argument, bad UUID, ...
- *   3 cannot connect, or the connection was lost
+ *   3 cannot connect, the connection was lost, the server did not answer
+ *     within --timeout, is not trusted (socket directory or uid), or broke
+ *     the protocol (e.g. a reply without the fields it promises)
+ *
+ * --timeout S is global: it bounds connect + hello and every wait for a
+ * reply (the library's bounds, client.h "Timeouts"); for tail and listen it
+ * also keeps its older meaning, the end after S seconds without an event.
  *
  * Output: one line per item.  Without --json a compact human form; with
  * --json one JSON object per line (events exactly as maos_event_to_json).
@@ -44,7 +50,7 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
 
 enum opt_id {
     O_EXPECT, O_ID, O_META, O_BATCH, O_FROM, O_BACKWARD, O_LIMIT, O_STREAM,
-    O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O_TIMEOUT, O__COUNT
+    O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O__COUNT
 };
 
 struct option_def {
@@ -76,16 +82,17 @@ static const struct option_def options[O__COUNT] = {
     [O_SINCE] = {"since", "TIME", 0,
                  "only events at or after TIME (RFC 3339, or microseconds since the epoch)"},
     [O_UNTIL] = {"until", "TIME", 0, "only events at or before TIME"},
-    [O_COUNT] = {"count", "N", 0, "exit 0 after N events (tail) or messages (listen)"},
-    [O_TIMEOUT] = {"timeout", "S", 0,
-                   "exit 0 after S seconds without one (fractions allowed);\n"
-                   "with --count, a timeout before N exits 1"},
+    [O_COUNT] = {"count", "N", 0,
+                 "exit 0 after N events (tail) or messages (listen); with --timeout S,\n"
+                 "S seconds without one before N exits 1"},
 };
 
 #define OPT(x) (1u << (x))
 
 struct args {
     const char *socket;
+    int timeout_set;    /* --timeout given */
+    int timeout_ms;     /* > 0, or MAOS_TIMEOUT_NONE */
     int json;
     int help;
     const char *val[O__COUNT];
@@ -146,20 +153,24 @@ static const struct command commands[] = {
      "[--from start|end|P] [--count N] [--timeout S] [--stream S] [--prefix P]\n"
      "       [--category C] [--type T]... [--since T] [--until T]",
      "print events as they are committed (a subscription)",
-     OPT(O_FROM) | OPT(O_COUNT) | OPT(O_TIMEOUT) | FILTER_OPTS, 0, 0,
+     OPT(O_FROM) | OPT(O_COUNT) | FILTER_OPTS, 0, 0,
      "Prints stored events from --from, then new ones as they come, in the\n"
      "format of read-all, until interrupted, --count or --timeout.  Survives a\n"
-     "daemon restart (reconnects and resumes without gap or duplicate)."},
+     "daemon restart (reconnects and resumes without gap or duplicate).\n"
+     "--timeout S: exit 0 after S seconds without an event (with --count,\n"
+     "exit 1 if fewer than N came); it also bounds connecting and the\n"
+     "subscribe request, as for every command (exit 3)."},
     {"publish", cmd_publish, "CHANNEL JSON", "publish a message on an ephemeral channel", 0,
      2, 2,
      "Prints how many channel subscriptions it was sent to.  Nothing is\n"
      "stored: subscribers that are not listening now never see it."},
     {"listen", cmd_listen, "PATTERN [--count N] [--timeout S]",
      "print channel messages (PATTERN: a name or a glob like 'task.*')",
-     OPT(O_COUNT) | OPT(O_TIMEOUT), 1, 1,
+     OPT(O_COUNT), 1, 1,
      "Prints CHANNEL  PAYLOAD per message (with --json:\n"
      "{\"channel\",\"payload\"}).  At most once: messages published while\n"
-     "listen is not connected are lost."},
+     "listen is not connected are lost.  --timeout S: exit 0 after S seconds\n"
+     "without a message (as tail)."},
     {"checkpoint", cmd_checkpoint, "NAME [POSITION]",
      "show a named checkpoint, or set it to POSITION", 0, 1, 2,
      "Checkpoints are positions saved by consumers (e.g. the last event an\n"
@@ -175,6 +186,11 @@ static const struct command commands[] = {
 
 static const char *const global_help =
     "  --socket PATH  daemon socket (default: $MAOS_SOCKET, then the per-user default)\n"
+    "  --timeout S    give up when the daemon does not answer: S seconds (fractions\n"
+    "                 allowed) to connect and say hello, and S seconds without\n"
+    "                 progress on each request; exit 3.  Default 10 s to connect,\n"
+    "                 30 s per request; none: wait for ever.  tail and listen also\n"
+    "                 end after S seconds without an event (exit 0)\n"
     "  --json         one JSON object per line\n"
     "  --help         show help (for a command: maosctl CMD --help)\n"
     "  --version      show the version\n";
@@ -196,13 +212,14 @@ static void usage_error(const char *fmt, ...)
 
 static void print_main_help(FILE *f)
 {
-    fprintf(f, "Usage: maosctl [--socket PATH] [--json] COMMAND [ARGS...]\n\n"
+    fprintf(f, "Usage: maosctl [--socket PATH] [--timeout S] [--json] COMMAND [ARGS...]\n\n"
                "Talk to maosd, the maos coordination store.\n\nCommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nGlobal options (before or after the command):\n%s", global_help);
     fprintf(f, "\nExit status: 0 ok, 1 refused by the server, 2 usage error,\n"
-               "3 cannot connect or connection lost.\n");
+               "3 cannot connect, connection lost, timed out (--timeout), server not\n"
+               "trusted (socket directory or uid; MAOS_SERVER_UID), or protocol error.\n");
 }
 
 static void print_cmd_help(const struct command *c)
@@ -239,6 +256,8 @@ static int report(maos_ctx *c, const char *what)
     fprintf(stderr, "maosctl: %s: %s: %s", what, maos_err_name(c->err), c->errstr);
     if (c->err == MAOS_EWRONG_EXPECTED_VERSION && maos_err_actual(c, &actual))
         fprintf(stderr, " (actual version: %" PRId64 ")", actual);
+    if (c->err == MAOS_ETIMEOUT)
+        fputs("; --timeout S changes the bound", stderr);
     fputc('\n', stderr);
     if (maos_fd(c) < 0 || maos_err_is_fatal(c->err))
         return EXIT_CONNECT;
@@ -250,14 +269,18 @@ static int report(maos_ctx *c, const char *what)
 static int connect_to(struct args *a, maos_ctx **out)
 {
     maos_options o = {.path = a->socket, .client_name = "maosctl"};
+    if (a->timeout_set)
+        o.timeout_ms = o.connect_timeout_ms = a->timeout_ms;
     maos_ctx *c = maos_connect_with(&o);
     if (!c) {
         fprintf(stderr, "maosctl: out of memory\n");
         return EXIT_CONNECT;
     }
     if (c->err) {
-        /* errstr names the path ("cannot connect to PATH: reason") */
-        fprintf(stderr, "maosctl: %s\n", c->errstr);
+        /* errstr names the path ("cannot connect to PATH: reason",
+         * "refusing PATH: ...", "timed out: no answer to hello from PATH ...") */
+        fprintf(stderr, "maosctl: %s%s\n", c->errstr,
+                c->err == MAOS_ETIMEOUT ? "; --timeout S changes the bound" : "");
         maos_free(c);
         return EXIT_CONNECT;
     }
@@ -344,6 +367,27 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
+/* --timeout S: seconds > 0 with fractions (at least 1 ms once rounded), or
+ * none.  0 or a usage error (printed). */
+static int parse_timeout(const char *v, int *ms)
+{
+    char *end;
+    if (strcmp(v, "none") == 0) {
+        *ms = MAOS_TIMEOUT_NONE;
+        return 0;
+    }
+    errno = 0;
+    double sec = strtod(v, &end);
+    if (errno || end == v || *end || !(sec > 0) || sec > 86400.0 * 24 ||
+        sec * 1000 + 0.5 < 1) {
+        usage_error("bad --timeout '%s' (seconds > 0, e.g. 5 or 0.5, up to 24 days; "
+                    "or none)", v);
+        return -1;
+    }
+    *ms = (int)(sec * 1000 + 0.5);
+    return 0;
+}
+
 /*
  * Options may stand anywhere; "--" ends them.  Options are long only
  * ("--name VALUE" or "--name=VALUE"), so "-" (stdin) and "-5" (a JSON
@@ -398,6 +442,20 @@ static int parse_args(int argc, char **argv, struct args *a, const char **cmdnam
                 return -1;
             }
             a->socket = value ? value : argv[++i];
+            continue;
+        }
+        if (nlen == 7 && strncmp(name, "timeout", 7) == 0) {
+            if (!value && i + 1 >= argc) {
+                usage_error("--timeout needs S (seconds) or none");
+                return -1;
+            }
+            if (a->timeout_set) {
+                usage_error("--timeout given twice");
+                return -1;
+            }
+            if (parse_timeout(value ? value : argv[++i], &a->timeout_ms))
+                return -1;
+            a->timeout_set = 1;
             continue;
         }
         int id = -1;
@@ -988,16 +1046,8 @@ static int parse_watch(struct args *a, struct watch *w)
         usage_error("bad --count '%s' (a positive number)", a->val[O_COUNT]);
         return EXIT_USAGE;
     }
-    if (a->set[O_TIMEOUT]) {
-        char *end;
-        errno = 0;
-        double sec = strtod(a->val[O_TIMEOUT], &end);
-        if (errno || end == a->val[O_TIMEOUT] || *end || !(sec >= 0) || sec > 86400.0 * 365) {
-            usage_error("bad --timeout '%s' (seconds, e.g. 5 or 0.5)", a->val[O_TIMEOUT]);
-            return EXIT_USAGE;
-        }
-        w->timeout_ms = (int)(sec * 1000 + 0.5);
-    }
+    if (a->timeout_set && a->timeout_ms > 0)
+        w->timeout_ms = a->timeout_ms; /* --timeout none: no idle end */
     return 0;
 }
 

@@ -1178,27 +1178,124 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
 
 /* ---- reply decoding ------------------------------------------------------- */
 
+/*
+ * Reply fields a decoder can see, one bit each in maos_reply.have_, so
+ * that maos_reply_check can tell "absent" from "zero".  X(ENUM, "key").
+ */
+#define REPLY_FIELDS(X)                                                        \
+    X(CODE, "code")                                                            \
+    X(MESSAGE, "message")                                                      \
+    X(VERSION, "version")                                                      \
+    X(SERVER, "server")                                                        \
+    X(MAX_FRAME, "max_frame")                                                  \
+    X(STREAM, "stream")                                                        \
+    X(FIRST_VERSION, "first_version")                                          \
+    X(FIRST_POSITION, "first_position")                                        \
+    X(COUNT, "count")                                                          \
+    X(DUPLICATE, "duplicate")                                                  \
+    X(IDS, "ids")                                                              \
+    X(RESULTS, "results")                                                      \
+    X(EVENTS, "events")                                                        \
+    X(STREAMS, "streams")                                                      \
+    X(NEXT, "next")                                                            \
+    X(STATE, "state")                                                          \
+    X(DURABILITY, "durability")                                                \
+    X(HEAD_HASH, "head_hash")                                                  \
+    X(SUB, "sub")                                                              \
+    X(FROM, "from")                                                            \
+    X(POSITION, "position")                                                    \
+    X(RECEIVERS, "receivers")
+
+enum {
+#define RF_IDX_(e, key) RFI_##e,
+    REPLY_FIELDS(RF_IDX_)
+#undef RF_IDX_
+    RFI__COUNT
+};
+#define RF(e) (1u << RFI_##e)
+_Static_assert(RFI__COUNT <= 32, "maos_reply.have_ holds 32 fields");
+
+static const char *const reply_field_names[RFI__COUNT] = {
+#define RF_NAME_(e, key) [RFI_##e] = key,
+    REPLY_FIELDS(RF_NAME_)
+#undef RF_NAME_
+};
+
+/* The stats counters, one bit each in maos_reply.have_stats_. */
+enum {
+#define STAT_IDX_(name) STI_##name,
+    MAOS_STATS_MAP(STAT_IDX_)
+#undef STAT_IDX_
+    STI__COUNT
+};
+_Static_assert(STI__COUNT <= 64, "maos_reply.have_stats_ holds 64 counters");
+
+/* Every field of one append's result (PROTOCOL.md "append"). */
+#define RESULT_REQUIRED                                                        \
+    (RF(STREAM) | RF(FIRST_VERSION) | RF(FIRST_POSITION) | RF(COUNT) |          \
+     RF(DUPLICATE) | RF(IDS))
+
+/* What a successful reply to each op promises (PROTOCOL.md). */
+static const uint32_t reply_required[MAOS_OP__COUNT] = {
+    [MAOS_OP_HELLO] = RF(VERSION) | RF(SERVER) | RF(MAX_FRAME),
+    [MAOS_OP_APPEND] = RESULT_REQUIRED,
+    [MAOS_OP_TXN] = RF(RESULTS),
+    [MAOS_OP_READ] = RF(EVENTS) | RF(NEXT),
+    [MAOS_OP_READ_ALL] = RF(EVENTS) | RF(NEXT),
+    [MAOS_OP_STREAMS] = RF(STREAMS) | RF(NEXT),
+    [MAOS_OP_STATS] = RF(SERVER) | RF(STATE) | RF(DURABILITY) | RF(MAX_FRAME) |
+                      RF(HEAD_HASH),
+    [MAOS_OP_SUBSCRIBE] = RF(SUB) | RF(FROM),
+    [MAOS_OP_CHECKPOINT_GET] = RF(POSITION),
+    [MAOS_OP_PUBLISH] = RF(RECEIVERS),
+    [MAOS_OP_SUBSCRIBE_CHANNEL] = RF(SUB),
+    /* ping, unsubscribe, checkpoint_save: {rid, ok} only */
+};
+
+/* An error reply promises these whatever the op. */
+#define ERROR_REQUIRED (RF(CODE) | RF(MESSAGE))
+
+/* Name of the first field of `need` missing from `have`. */
+static const char *first_missing(uint32_t need, uint32_t have)
+{
+    for (int i = 0; i < RFI__COUNT; i++)
+        if ((need & (1u << i)) && !(have & (1u << i)))
+            return reply_field_names[i];
+    return "?";
+}
+
 static int dec_result_key(maos_mpr *r, maos_slice k, maos_append_result *res,
-                          int *handled)
+                          uint32_t *have, int *handled)
 {
     uint64_t u;
     *handled = 1;
-    if (key_is(k, "stream"))
+    if (key_is(k, "stream")) {
+        *have |= RF(STREAM);
         return maos_mpr_str(r, &res->stream);
-    if (key_is(k, "first_version"))
+    }
+    if (key_is(k, "first_version")) {
+        *have |= RF(FIRST_VERSION);
         return maos_mpr_uint(r, &res->first_version);
-    if (key_is(k, "first_position"))
+    }
+    if (key_is(k, "first_position")) {
+        *have |= RF(FIRST_POSITION);
         return maos_mpr_uint(r, &res->first_position);
+    }
     if (key_is(k, "count")) {
+        *have |= RF(COUNT);
         if (maos_mpr_uint(r, &u) || u > UINT32_MAX)
             return MAOS_EPROTO;
         res->count = (uint32_t)u;
         return 0;
     }
-    if (key_is(k, "duplicate"))
+    if (key_is(k, "duplicate")) {
+        *have |= RF(DUPLICATE);
         return maos_mpr_bool(r, &res->duplicate);
-    if (key_is(k, "ids"))
+    }
+    if (key_is(k, "ids")) {
+        *have |= RF(IDS);
         return maos_mpr_bin(r, &res->ids);
+    }
     *handled = 0;
     return 0;
 }
@@ -1206,18 +1303,19 @@ static int dec_result_key(maos_mpr *r, maos_slice k, maos_append_result *res,
 int maos_append_result_next(maos_mpr *r, maos_append_result *res)
 {
     maos_mpr c = *r;
-    uint32_t n;
+    uint32_t n, have = 0;
     memset(res, 0, sizeof(*res));
     if (maos_mpr_map(&c, &n))
         return MAOS_EPROTO;
     for (uint32_t i = 0; i < n; i++) {
         maos_slice k;
         int handled;
-        if (maos_mpr_str(&c, &k) || dec_result_key(&c, k, res, &handled) ||
+        if (maos_mpr_str(&c, &k) || dec_result_key(&c, k, res, &have, &handled) ||
             (!handled && maos_mpr_skip(&c, NULL)))
             return MAOS_EPROTO;
     }
-    if (res->ids.len != (uint64_t)res->count * 16)
+    if ((have & RESULT_REQUIRED) != RESULT_REQUIRED ||
+        res->ids.len != (uint64_t)res->count * 16)
         return MAOS_EPROTO;
     *r = c;
     return 0;
@@ -1227,6 +1325,7 @@ int maos_stream_info_next(maos_mpr *r, maos_stream_info *si)
 {
     maos_mpr c = *r;
     uint32_t n;
+    unsigned have = 0; /* stream, head, count, last_position: all promised */
     memset(si, 0, sizeof(*si));
     if (maos_mpr_map(&c, &n))
         return MAOS_EPROTO;
@@ -1235,14 +1334,17 @@ int maos_stream_info_next(maos_mpr *r, maos_stream_info *si)
         int bad;
         if (maos_mpr_str(&c, &k))
             return MAOS_EPROTO;
-        if (key_is(k, "stream")) bad = maos_mpr_str(&c, &si->stream);
-        else if (key_is(k, "head")) bad = maos_mpr_uint(&c, &si->head);
-        else if (key_is(k, "count")) bad = maos_mpr_uint(&c, &si->count);
-        else if (key_is(k, "last_position")) bad = maos_mpr_uint(&c, &si->last_position);
+        if (key_is(k, "stream")) bad = maos_mpr_str(&c, &si->stream), have |= 1;
+        else if (key_is(k, "head")) bad = maos_mpr_uint(&c, &si->head), have |= 2;
+        else if (key_is(k, "count")) bad = maos_mpr_uint(&c, &si->count), have |= 4;
+        else if (key_is(k, "last_position"))
+            bad = maos_mpr_uint(&c, &si->last_position), have |= 8;
         else bad = maos_mpr_skip(&c, NULL);
         if (bad)
             return MAOS_EPROTO;
     }
+    if (have != 15)
+        return MAOS_EPROTO;
     *r = c;
     return 0;
 }
@@ -1285,8 +1387,10 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
                 if (!rep->code)
                     rep->code = MAOS_EPROTO;
             }
+            rep->have_ |= RF(CODE);
         } else if (key_is(k, "message")) {
             bad = maos_mpr_str(&r, &rep->message);
+            rep->have_ |= RF(MESSAGE);
         } else if (key_is(k, "actual")) {
             bad = maos_mpr_int(&r, &rep->actual);
             rep->has_actual = 1;
@@ -1294,17 +1398,23 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
             bad = maos_mpr_int(&r, &rep->index);
         } else if (key_is(k, "version")) {
             bad = maos_mpr_uint(&r, &rep->version);
+            rep->have_ |= RF(VERSION);
         } else if (key_is(k, "server")) {
             bad = maos_mpr_str(&r, &rep->server);
             rep->stats.server = rep->server;
+            rep->have_ |= RF(SERVER);
         } else if (key_is(k, "max_frame")) {
             bad = maos_mpr_uint(&r, &u) || u > UINT32_MAX;
             rep->max_frame = (uint32_t)u;
             rep->stats.max_frame = u;
+            rep->have_ |= RF(MAX_FRAME);
+            rep->have_stats_ |= 1ull << STI_max_frame;
         } else if (key_is(k, "results")) {
             bad = dec_list(&r, &rep->n_results, &rep->results);
+            rep->have_ |= RF(RESULTS);
         } else if (key_is(k, "events") || key_is(k, "streams")) {
             bad = dec_list(&r, &rep->n_items, &rep->items);
+            rep->have_ |= k.ptr[0] == 'e' ? RF(EVENTS) : RF(STREAMS);
         } else if (key_is(k, "next")) {
             int t = maos_mpr_peek(&r);
             if (t == MAOS_MP_UINT) {
@@ -1316,27 +1426,39 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
             } else {
                 bad = maos_mpr_nil(&r);
             }
+            rep->have_ |= RF(NEXT);
         } else if (key_is(k, "sub")) {
             bad = maos_mpr_uint(&r, &rep->sub);
+            rep->have_ |= RF(SUB);
         } else if (key_is(k, "from")) {
             bad = maos_mpr_uint(&r, &rep->from);
+            rep->have_ |= RF(FROM);
         } else if (key_is(k, "position")) {
             bad = maos_mpr_uint(&r, &rep->position);
+            rep->have_ |= RF(POSITION);
         } else if (key_is(k, "receivers")) {
             bad = maos_mpr_uint(&r, &rep->receivers);
+            rep->have_ |= RF(RECEIVERS);
         } else if (key_is(k, "state")) {
             bad = maos_mpr_str(&r, &rep->stats.state);
             rep->has_stats = 1;
+            rep->have_ |= RF(STATE);
         } else if (key_is(k, "durability")) {
             bad = maos_mpr_str(&r, &rep->stats.durability);
+            rep->have_ |= RF(DURABILITY);
         } else if (key_is(k, "head_hash")) {
             bad = maos_mpr_bin(&r, &rep->stats.head_hash) ||
                   rep->stats.head_hash.len != MAOS_HASH_BYTES;
-        } else if ((bad = dec_result_key(&r, k, &rep->result, &handled)), handled) {
+            rep->have_ |= RF(HEAD_HASH);
+        } else if ((bad = dec_result_key(&r, k, &rep->result, &rep->have_, &handled)),
+                   handled) {
             /* append result field */
         }
 #define MAOS_STATS_DEC_(name)                                                  \
-        else if (key_is(k, #name)) bad = maos_mpr_uint(&r, &rep->stats.name);
+        else if (key_is(k, #name)) {                                           \
+            bad = maos_mpr_uint(&r, &rep->stats.name);                         \
+            rep->have_stats_ |= 1ull << STI_##name;                            \
+        }
         MAOS_STATS_MAP(MAOS_STATS_DEC_)
 #undef MAOS_STATS_DEC_
         else
@@ -1350,5 +1472,60 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
         rep->code = MAOS_EPROTO;
     if (rep->result.ids.len != (uint64_t)rep->result.count * 16)
         return MAOS_EPROTO;
+    return 0;
+}
+
+static const char *const stat_names[STI__COUNT] = {
+#define STAT_NAME_(name) [STI_##name] = #name,
+    MAOS_STATS_MAP(STAT_NAME_)
+#undef STAT_NAME_
+};
+
+int maos_reply_check(const maos_reply *rep, maos_op op, char *why, size_t whylen)
+{
+    const char *name = maos_op_name(op);
+    uint32_t need;
+    if (!name) {
+        why_set(why, whylen, "reply to an unknown op %d", (int)op);
+        return MAOS_EINVALID_ARG;
+    }
+    if (!rep->ok) {
+        if ((rep->have_ & ERROR_REQUIRED) != ERROR_REQUIRED) {
+            why_set(why, whylen, "%s error reply without %s", name,
+                    first_missing(ERROR_REQUIRED, rep->have_));
+            return MAOS_EPROTO;
+        }
+        return 0;
+    }
+    need = reply_required[op];
+    if ((rep->have_ & need) != need) {
+        why_set(why, whylen, "%s reply without %s", name, first_missing(need, rep->have_));
+        return MAOS_EPROTO;
+    }
+    switch (op) {
+    case MAOS_OP_READ:
+    case MAOS_OP_READ_ALL:
+        if (rep->next_kind == MAOS_NEXT_STR) {
+            why_set(why, whylen, "%s reply with a string next (a position or nil)", name);
+            return MAOS_EPROTO;
+        }
+        break;
+    case MAOS_OP_STREAMS:
+        if (rep->next_kind == MAOS_NEXT_UINT) {
+            why_set(why, whylen, "streams reply with a numeric next (a name or nil)");
+            return MAOS_EPROTO;
+        }
+        break;
+    case MAOS_OP_STATS:
+        for (int i = 0; i < STI__COUNT; i++) {
+            if (!(rep->have_stats_ & (1ull << i))) {
+                why_set(why, whylen, "stats reply without %s", stat_names[i]);
+                return MAOS_EPROTO;
+            }
+        }
+        break;
+    default:
+        break;
+    }
     return 0;
 }

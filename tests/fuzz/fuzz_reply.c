@@ -17,7 +17,10 @@
  *    fields, and re-encoded with maos_enc_record decodes to them again;
  *  - maos_filter_match accepts a record for filters built from the record
  *    itself and refuses it for a time range that ends before it;
- *  - stream infos and append results survive their encoders the same way.
+ *  - stream infos and append results survive their encoders the same way;
+ *  - maos_reply_check, for every op, returns 0 or MAOS_EPROTO with a
+ *    reason, and passes what the encoders make (issue 15: a reply without
+ *    a promised field is refused, never taken for a success).
  */
 #include "fuzz.h"
 
@@ -159,13 +162,38 @@ static void walk_results(maos_slice results, uint32_t n_results)
         FUZZ_CHECK(maos_reply_decode(sb.data, sb.size, &rep) == 0 && rep.ok &&
                        rep.rid == 7 && rep.n_results == 1,
                    "re-encoded txn reply");
+        FUZZ_CHECK(maos_reply_check(&rep, MAOS_OP_TXN, NULL, 0) == 0,
+                   "re-encoded txn reply fails maos_reply_check");
         maos_mpr c;
         maos_mpr_init(&c, rep.results.ptr, rep.results.len);
         FUZZ_CHECK(maos_mpr_array(&c, &n_results) == 0 &&
                        maos_append_result_next(&c, &again) == 0,
                    "re-encoded result");
         same_result(&res, &again);
+        /* the same result as a single append's reply passes the check */
+        msgpack_sbuffer_clear(&sb);
+        FUZZ_CHECK(maos_enc_reply_append(&pk, 8, 0, &res, 1) == 0, "encode append reply");
+        FUZZ_CHECK(maos_reply_decode(sb.data, sb.size, &rep) == 0 &&
+                       maos_reply_check(&rep, MAOS_OP_APPEND, NULL, 0) == 0,
+                   "re-encoded append reply fails maos_reply_check");
         msgpack_sbuffer_destroy(&sb);
+    }
+}
+
+/* Whatever the op, the check says yes or names what is missing. */
+static void check_every_op(const maos_reply *rep)
+{
+    int c_ping = maos_reply_check(rep, MAOS_OP_PING, NULL, 0);
+    for (int op = 1; op < MAOS_OP__COUNT; op++) {
+        char why[200] = "";
+        int c = maos_reply_check(rep, (maos_op)op, why, sizeof why);
+        FUZZ_CHECK(c == 0 || c == MAOS_EPROTO, "reply_check(%s) returned %d",
+                   maos_op_name((maos_op)op), c);
+        if (c)
+            FUZZ_CHECK(strstr(why, " without ") || strstr(why, " next "),
+                       "reply_check(%s) reason \"%s\"", maos_op_name((maos_op)op), why);
+        if (!rep->ok)
+            FUZZ_CHECK(c == c_ping, "an error reply's check depends on the op");
     }
 }
 
@@ -192,6 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!rep.ok)
         FUZZ_CHECK(fuzz_known_err(rep.code), "error reply with code %d", rep.code);
     FUZZ_CHECK(rep.result.ids.len == (uint64_t)rep.result.count * 16, "ids/count");
+    check_every_op(&rep);
     if (rep.results.len)
         walk_results(rep.results, rep.n_results);
     if (rep.items.len) {

@@ -1006,6 +1006,21 @@ static void reply_corpus(void)
     RAW("bad-events-not-records",
         "\x84\xa3rid\x01\xa2ok\xc3\xa6" "events\x93\x01\x80\xc0\xa4next\xc0");
     RAW("bad-reserved-c1", "\x82\xa3rid\x01\xa2ok\xc1");
+    /* well-formed, but without a field the request's reply promises
+     * (maos_reply_check, issue 15) */
+    RAW("incomplete-append-no-first-version",
+        "\x87\xa3rid\x01\xa2ok\xc3\xa6stream\xa1" "a\xae" "first_position\x01"
+        "\xa5" "count\x00\xa9" "duplicate\xc2\xa3ids\xc4\x00");
+    RAW("incomplete-txn-result-no-ids",
+        "\x83\xa3rid\x01\xa2ok\xc3\xa7results\x91\x85\xa6stream\xa1" "a\xad"
+        "first_version\x00\xae" "first_position\x01\xa5" "count\x00\xa9" "duplicate\xc2");
+    RAW("incomplete-streams-info-no-head",
+        "\x84\xa3rid\x01\xa2ok\xc3\xa7streams\x91\x83\xa6stream\xa1" "a\xa5"
+        "count\x01\xad" "last_position\x01\xa4next\xc0");
+    RAW("incomplete-read-next-str",
+        "\x84\xa3rid\x01\xa2ok\xc3\xa6" "events\x90\xa4next\xa1x");
+    RAW("incomplete-error-no-message",
+        "\x83\xa3rid\x01\xa2ok\xc2\xa4" "code\xa9NOT_FOUND");
     {
         /* a record list whose count says more than there is */
         enc_init(&e);

@@ -1460,6 +1460,294 @@ static void test_rt_reply_streams_list(void **state)
     mp_free(&m);
 }
 
+/* ---- required reply fields (issue 15, finding 8) ---------------------------------- */
+
+static int in_list(maos_slice k, const char *const *list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (k.len == strlen(list[i]) && memcmp(k.ptr, list[i], k.len) == 0)
+            return 1;
+    return 0;
+}
+
+/* Copy the map src[0..len) into out, leaving out the keys in drop
+ * (NULL-terminated, may be NULL). */
+static void copy_map_without(const char *src, size_t len, const char *const *drop, mp *out)
+{
+    maos_mpr r, r2;
+    uint32_t n, keep = 0;
+    maos_slice k, v;
+    maos_mpr_init(&r, src, len);
+    assert_err(maos_mpr_map(&r, &n), 0);
+    r2 = r;
+    for (uint32_t i = 0; i < n; i++) {
+        assert_err(maos_mpr_str(&r2, &k), 0);
+        assert_err(maos_mpr_skip(&r2, NULL), 0);
+        keep += !in_list(k, drop);
+    }
+    mp_reset(out);
+    assert_int_equal(msgpack_pack_map(&out->pk, keep), 0);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_err(maos_mpr_str(&r, &k), 0);
+        assert_err(maos_mpr_skip(&r, &v), 0);
+        if (in_list(k, drop))
+            continue;
+        assert_int_equal(msgpack_pack_str_with_body(&out->pk, k.ptr, k.len), 0);
+        assert_int_equal(msgpack_sbuffer_write(&out->sb, v.ptr, v.len), 0);
+    }
+}
+
+/*
+ * full: an encoder's whole reply to op.  promised: the fields PROTOCOL.md
+ * promises for it (written here from the document, not from msg.c).  The
+ * whole reply passes maos_reply_check; the encoder writes exactly the
+ * promised fields; without any one of them the reply still decodes (the
+ * decoder is generic) but maos_reply_check refuses it naming that field.
+ */
+static void check_promised(maos_op op, const mp *full, const char *const *promised)
+{
+    maos_reply rep;
+    char why[200];
+    maos_mpr r;
+    uint32_t n;
+    size_t n_promised = 0;
+    mp cut;
+    assert_err(maos_reply_decode(full->sb.data, full->sb.size, &rep), 0);
+    assert_err(maos_reply_check(&rep, op, why, sizeof why), 0);
+
+    maos_mpr_init(&r, full->sb.data, full->sb.size);
+    assert_err(maos_mpr_map(&r, &n), 0);
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        assert_err(maos_mpr_str(&r, &k), 0);
+        assert_err(maos_mpr_skip(&r, NULL), 0);
+        if (!in_list(k, (const char *const[]){"rid", "ok", NULL}) && !in_list(k, promised)) {
+            print_error("%s reply field %.*s is not in the promised list\n",
+                        maos_op_name(op), (int)k.len, k.ptr);
+            fail();
+        }
+    }
+    while (promised[n_promised])
+        n_promised++;
+    assert_int_equal(n, n_promised + 2);
+
+    mp_init(&cut);
+    for (size_t i = 0; promised[i]; i++) {
+        copy_map_without(full->sb.data, full->sb.size,
+                         (const char *const[]){promised[i], NULL}, &cut);
+        assert_err(maos_reply_decode(cut.sb.data, cut.sb.size, &rep), 0);
+        why[0] = '\0';
+        assert_err(maos_reply_check(&rep, op, why, sizeof why), MAOS_EPROTO);
+        char want[200];
+        snprintf(want, sizeof want, "%s%s without %s", maos_op_name(op),
+                 rep.ok ? " reply" : " error reply", promised[i]);
+        if (strcmp(why, want) != 0) {
+            print_error("why: got \"%s\", want \"%s\"\n", why, want);
+            fail();
+        }
+    }
+    mp_free(&cut);
+}
+
+static void test_reply_required_fields(void **state)
+{
+    (void)state;
+    mp m;
+    mp_init(&m);
+    uint8_t ids[32] = {1, 2, 3};
+
+    assert_int_equal(maos_enc_reply_hello(&m.pk, 1, 1, "maosd 0.1.0", 4096), 0);
+    check_promised(MAOS_OP_HELLO, &m,
+                   (const char *const[]){"version", "server", "max_frame", NULL});
+
+    static const char *const append_fields[] = {"stream", "first_version",
+                                                "first_position", "count",
+                                                "duplicate", "ids", NULL};
+    maos_append_result res = {S("a-1"), 5, 100, 2, 0, {(const char *)ids, 32}};
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_append(&m.pk, 2, 0, &res, 1), 0);
+    maos_reply rep;
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_APPEND, NULL, 0), 0);
+    /* without ids or count, ids no longer hold count ids: malformed */
+    mp cut;
+    mp_init(&cut);
+    copy_map_without(m.sb.data, m.sb.size, (const char *const[]){"ids", NULL}, &cut);
+    assert_err(maos_reply_decode(cut.sb.data, cut.sb.size, &rep), MAOS_EPROTO);
+    copy_map_without(m.sb.data, m.sb.size, (const char *const[]){"count", NULL}, &cut);
+    assert_err(maos_reply_decode(cut.sb.data, cut.sb.size, &rep), MAOS_EPROTO);
+    mp_free(&cut);
+    /* every field alone, with a count of 0 so that the rest stays well-formed */
+    res.count = 0;
+    res.ids.len = 0;
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_append(&m.pk, 2, 0, &res, 1), 0);
+    check_promised(MAOS_OP_APPEND, &m, append_fields);
+
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_append(&m.pk, 3, 1, &res, 1), 0);
+    check_promised(MAOS_OP_TXN, &m, (const char *const[]){"results", NULL});
+
+    maos_list_mark mark;
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list_begin(&m.sb, 4, "events", &mark), 0);
+    assert_int_equal(maos_enc_list_end(&m.sb, &mark, 0, MAOS_NEXT_UINT, 7, S("")), 0);
+    check_promised(MAOS_OP_READ, &m, (const char *const[]){"events", "next", NULL});
+    check_promised(MAOS_OP_READ_ALL, &m, (const char *const[]){"events", "next", NULL});
+
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list_begin(&m.sb, 5, "streams", &mark), 0);
+    assert_int_equal(maos_enc_list_end(&m.sb, &mark, 0, MAOS_NEXT_STR, 0, S("b")), 0);
+    check_promised(MAOS_OP_STREAMS, &m, (const char *const[]){"streams", "next", NULL});
+
+    maos_stats st;
+    memset(&st, 0, sizeof st);
+    st.server = S("maosd 0.1.0");
+    st.state = S("ok");
+    st.durability = S("sync");
+    st.head_hash = (maos_slice){"0123456789abcdef0123456789abcdef", 32};
+    const char *stats_fields[64] = {"server", "state", "durability", "head_hash"};
+    size_t ns = 4;
+#define STAT_NAME_(name) stats_fields[ns++] = #name;
+    MAOS_STATS_MAP(STAT_NAME_)
+#undef STAT_NAME_
+    stats_fields[ns] = NULL;
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_stats(&m.pk, 6, &st), 0);
+    check_promised(MAOS_OP_STATS, &m, stats_fields);
+
+    const uint64_t X = UINT64_MAX; /* a field left out */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_fields(&m.pk, 7, 1, 12, X, X), 0);
+    check_promised(MAOS_OP_SUBSCRIBE, &m, (const char *const[]){"sub", "from", NULL});
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_fields(&m.pk, 8, 2, X, X, X), 0);
+    check_promised(MAOS_OP_SUBSCRIBE_CHANNEL, &m, (const char *const[]){"sub", NULL});
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_fields(&m.pk, 9, X, X, 40, X), 0);
+    check_promised(MAOS_OP_CHECKPOINT_GET, &m, (const char *const[]){"position", NULL});
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_fields(&m.pk, 10, X, X, X, 3), 0);
+    check_promised(MAOS_OP_PUBLISH, &m, (const char *const[]){"receivers", NULL});
+
+    /* {rid, ok: true} is all that ping, unsubscribe and checkpoint_save promise */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_ok(&m.pk, 11), 0);
+    static const char *const none[] = {NULL};
+    check_promised(MAOS_OP_PING, &m, none);
+    check_promised(MAOS_OP_UNSUBSCRIBE, &m, none);
+    check_promised(MAOS_OP_CHECKPOINT_SAVE, &m, none);
+
+    /* an error reply promises code and message, whatever the op */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_error(&m.pk, 12, MAOS_ENOT_FOUND, "no such stream", 0, 0, -1),
+                     0);
+    check_promised(MAOS_OP_READ, &m, (const char *const[]){"code", "message", NULL});
+    check_promised(MAOS_OP_APPEND, &m, (const char *const[]){"code", "message", NULL});
+    mp_free(&m);
+}
+
+/* The finding itself: {rid, ok: true} to an append (and friends). */
+static void test_reply_bare_ok(void **state)
+{
+    (void)state;
+    maos_reply rep;
+    char why[200];
+    assert_err(maos_reply_decode(LIT("\x82\xa3rid\x01\xa2ok\xc3"), &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_APPEND, why, sizeof why), MAOS_EPROTO);
+    assert_string_equal(why, "append reply without stream");
+    for (int op = 1; op < MAOS_OP__COUNT; op++) {
+        int none = op == MAOS_OP_PING || op == MAOS_OP_UNSUBSCRIBE ||
+                   op == MAOS_OP_CHECKPOINT_SAVE;
+        assert_err(maos_reply_check(&rep, (maos_op)op, NULL, 0), none ? 0 : MAOS_EPROTO);
+    }
+    /* not an op: a caller's mistake, not the server's */
+    assert_err(maos_reply_check(&rep, MAOS_OP_NONE, why, sizeof why), MAOS_EINVALID_ARG);
+    assert_err(maos_reply_check(&rep, (maos_op)MAOS_OP__COUNT, why, sizeof why),
+               MAOS_EINVALID_ARG);
+    /* extra fields are ignored (forward compatibility) */
+    assert_err(maos_reply_decode(LIT("\x83\xa3rid\x01\xa2ok\xc3\xa3" "new\x05"), &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_PING, why, sizeof why), 0);
+}
+
+/* `next` must be of the kind the request pages by. */
+static void test_reply_next_kind(void **state)
+{
+    (void)state;
+    mp m;
+    maos_list_mark mark;
+    maos_reply rep;
+    char why[200];
+    mp_init(&m);
+    assert_int_equal(maos_enc_list_begin(&m.sb, 1, "events", &mark), 0);
+    assert_int_equal(maos_enc_list_end(&m.sb, &mark, 0, MAOS_NEXT_STR, 0, S("x")), 0);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_READ, why, sizeof why), MAOS_EPROTO);
+    assert_err(maos_reply_check(&rep, MAOS_OP_READ_ALL, why, sizeof why), MAOS_EPROTO);
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list_begin(&m.sb, 1, "events", &mark), 0);
+    assert_int_equal(maos_enc_list_end(&m.sb, &mark, 0, MAOS_NEXT_NONE, 0, S("")), 0);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_READ, why, sizeof why), 0);
+    /* a stream listing is not an event page */
+    assert_err(maos_reply_check(&rep, MAOS_OP_STREAMS, why, sizeof why), MAOS_EPROTO);
+    assert_string_equal(why, "streams reply without streams");
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list_begin(&m.sb, 1, "streams", &mark), 0);
+    assert_int_equal(maos_enc_list_end(&m.sb, &mark, 0, MAOS_NEXT_UINT, 9, S("")), 0);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_STREAMS, why, sizeof why), MAOS_EPROTO);
+    assert_err(maos_reply_check(&rep, MAOS_OP_READ, why, sizeof why), MAOS_EPROTO);
+    mp_free(&m);
+}
+
+/* Elements of lists: a txn result and a stream info need every field. */
+static void test_reply_list_elements(void **state)
+{
+    (void)state;
+    static const char *const result_fields[] = {"stream", "first_version",
+                                                "first_position", "count",
+                                                "duplicate", "ids", NULL};
+    static const char *const info_fields[] = {"stream", "head", "count",
+                                              "last_position", NULL};
+    uint8_t ids[16] = {9};
+    maos_append_result res = {S("a-1"), 0, 1, 1, 1, {(const char *)ids, 16}}, got;
+    maos_stream_info si = {S("a-1"), 3, 4, 99}, sgot;
+    mp full, cut;
+    maos_mpr r;
+    mp_init(&full);
+    mp_init(&cut);
+
+    /* a single append's reply without rid/ok is exactly one result map */
+    assert_int_equal(maos_enc_reply_append(&full.pk, 1, 0, &res, 1), 0);
+    copy_map_without(full.sb.data, full.sb.size, (const char *const[]){"rid", "ok", NULL},
+                     &cut);
+    maos_mpr_init(&r, cut.sb.data, cut.sb.size);
+    assert_err(maos_append_result_next(&r, &got), 0);
+    assert_ptr_equal(r.p, r.end);
+    for (size_t i = 0; result_fields[i]; i++) {
+        copy_map_without(full.sb.data, full.sb.size,
+                         (const char *const[]){"rid", "ok", result_fields[i], NULL}, &cut);
+        maos_mpr_init(&r, cut.sb.data, cut.sb.size);
+        const uint8_t *before = r.p;
+        assert_err(maos_append_result_next(&r, &got), MAOS_EPROTO);
+        assert_ptr_equal(r.p, before); /* cursor unchanged on error */
+    }
+
+    mp_reset(&full);
+    assert_int_equal(maos_enc_stream_info(&full.pk, &si), 0);
+    maos_mpr_init(&r, full.sb.data, full.sb.size);
+    assert_err(maos_stream_info_next(&r, &sgot), 0);
+    for (size_t i = 0; info_fields[i]; i++) {
+        copy_map_without(full.sb.data, full.sb.size,
+                         (const char *const[]){info_fields[i], NULL}, &cut);
+        maos_mpr_init(&r, cut.sb.data, cut.sb.size);
+        assert_err(maos_stream_info_next(&r, &sgot), MAOS_EPROTO);
+    }
+    mp_free(&full);
+    mp_free(&cut);
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 int main(void)
@@ -1507,6 +1795,10 @@ int main(void)
         cmocka_unit_test(test_rt_reply_stats),
         cmocka_unit_test(test_rt_reply_events_list),
         cmocka_unit_test(test_rt_reply_streams_list),
+        cmocka_unit_test(test_reply_required_fields),
+        cmocka_unit_test(test_reply_bare_ok),
+        cmocka_unit_test(test_reply_next_kind),
+        cmocka_unit_test(test_reply_list_elements),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

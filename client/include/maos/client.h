@@ -2,8 +2,12 @@
  * maos/client.h -- libmaos-client: a thin, hiredis-like client for maosd.
  *
  * One maos_ctx is one Unix-socket connection to maosd.  Everything is
- * blocking, except maos_process (event loops); waits are bounded by the
- * context's timeout when one is set.
+ * blocking, except maos_process (event loops); every wait for the server
+ * is bounded (see "Timeouts" below: by default 10 s to connect and say
+ * hello, 30 s without progress on a request), so a server that accepts
+ * and never answers cannot hang the caller.  Before a single byte is
+ * sent, the library checks who owns the socket's directory and who runs
+ * the server (see "Trust" below).
  *
  * Three layers:
  *  - the pipelined layer (maos_append_send, maos_txn_send, maos_flush,
@@ -23,9 +27,12 @@
  * errstr holds the server's message).  A successful call leaves err alone
  * when it is 0 and never writes an out-parameter on failure.
  *  - Connection errors are sticky: MAOS_ECONNECT, MAOS_EIO, MAOS_ECLOSED,
- *    MAOS_EPROTO, MAOS_ETIMEOUT (a late reply could still arrive, so the
- *    stream of replies can no longer be trusted), and a failed handshake
- *    (MAOS_EPROTOCOL_VERSION, MAOS_EHELLO_REQUIRED).  The context is dead:
+ *    MAOS_EPROTO (a malformed reply, or one that lacks a field the
+ *    protocol promises for its request: PROTOCOL.md, maos_reply_check),
+ *    MAOS_ETIMEOUT (a late reply could still arrive, so the stream of
+ *    replies can no longer be trusted), MAOS_EUNTRUSTED_SERVER (see
+ *    "Trust"), and a failed handshake (MAOS_EPROTOCOL_VERSION,
+ *    MAOS_EHELLO_REQUIRED).  The context is dead:
  *    every later call fails at once with the same err.  Free it and
  *    connect again.  maos_err_is_fatal() tells the two kinds apart; in
  *    doubt, maos_is_dead(c) is the definitive "dead" test (e.g. an
@@ -41,7 +48,9 @@
  *    The next call clears err.
  *  - With reconnect on (see "Reconnect and resume"), connection errors
  *    fail the call that meets them but the context reconnects; it dies
- *    only when reconnecting gives up or the handshake is refused.
+ *    only when reconnecting gives up, the handshake is refused, the reply
+ *    stream is broken (MAOS_EPROTO) or the server is not trusted
+ *    (MAOS_EUNTRUSTED_SERVER is never retried).
  *  - maos_next's MAOS_ETIMEOUT ("nothing arrived in time") is the one
  *    timeout that is not a connection error.
  *
@@ -68,6 +77,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "maos/errors.h"
 #include "maos/proto.h"
@@ -86,16 +96,68 @@ typedef struct maos_ctx {
     struct maos_ctx_priv *priv; /* library-private */
 } maos_ctx;
 
+/*
+ * Timeouts.  Two bounds, both on by default:
+ *  - connect + hello: one deadline for the whole connect phase (socket
+ *    checks, connect(), hello and its reply), on the first connect and on
+ *    every reconnect attempt.  Default MAOS_CONNECT_TIMEOUT_DEFAULT_MS.
+ *  - requests: after the handshake, a call fails when nothing at all
+ *    happens on the socket (no byte written or read) for timeout_ms while
+ *    it waits for the server (an inactivity bound: a large reply that keeps
+ *    arriving is never cut off).  Default MAOS_REQUEST_TIMEOUT_DEFAULT_MS.
+ * Either ends in MAOS_ETIMEOUT, a sticky connection error ("timed out: no
+ * reply from PATH for N ms (request timeout)"; with reconnect on, the
+ * context reconnects).  The outcome of a write in flight is then unknown:
+ * retry it with event ids.  MAOS_TIMEOUT_NONE asks for no bound.
+ * maos_next's own timeout_ms argument is separate: it bounds the wait for
+ * a delivery, which may rightly take for ever.
+ */
+#define MAOS_TIMEOUT_NONE (-1)
+#define MAOS_CONNECT_TIMEOUT_DEFAULT_MS 10000
+#define MAOS_REQUEST_TIMEOUT_DEFAULT_MS 30000
+
+/*
+ * Trust.  The library refuses to talk to a socket another local user could
+ * have put in its way (for instance /tmp/maos-$UID, created by someone else
+ * before the daemon started, with a fake server that would receive the
+ * caller's events and claim they were stored).  On every connect,
+ * reconnects included:
+ *  1. before connect(): the socket's directory must be a real directory
+ *     (lstat: not a symlink) owned by a trusted uid and not writable by
+ *     group or others.  A sticky directory writable by others (/tmp
+ *     itself) is accepted only when the socket file in it is a socket (not
+ *     a symlink) owned by a trusted uid;
+ *  2. after connect(), before any byte is sent (hello included): the
+ *     server's uid (SO_PEERCRED) must be a trusted uid.
+ * Trusted uids: the caller's effective uid, root, server_uid below (or
+ * $MAOS_SERVER_UID), and the owner of /run/maos when /run is owned by root
+ * and writable by no one else (only root can have created it there:
+ * systemd's RuntimeDirectory=maos gives it to the `maos` service user, so
+ * the packaged daemon needs no configuration).  A refusal is
+ * MAOS_EUNTRUSTED_SERVER, sticky and never retried, with errstr naming the
+ * path, the directory and the uid it found.  maosd refuses to serve in a
+ * directory that fails the same test for its own uid (daemon/server.c
+ * ensure_socket_dir; with socket_group it lets the group write).
+ */
+
 typedef struct maos_options {
     const char *path;        /* socket path; NULL: see maos_default_socket() */
-    int timeout_ms;          /* > 0: bound on connect + hello and on every
-                              * later wait for the socket; 0: wait forever */
+    int timeout_ms;          /* request bound (see "Timeouts"): > 0 ms; 0:
+                              * MAOS_REQUEST_TIMEOUT_DEFAULT_MS;
+                              * MAOS_TIMEOUT_NONE: none */
     const char *client_name; /* sent in hello for the daemon's log;
                               * NULL: "libmaos-client" */
     int reconnect;           /* 1: reconnect and resume after a lost
                               * connection (see "Reconnect and resume") */
     int reconnect_max_ms;    /* give up after this long without a
                               * connection; 0: MAOS_RECONNECT_MAX_MS */
+    int connect_timeout_ms;  /* connect + hello bound: > 0 ms; 0: timeout_ms
+                              * when that is > 0, else
+                              * MAOS_CONNECT_TIMEOUT_DEFAULT_MS;
+                              * MAOS_TIMEOUT_NONE: none */
+    uid_t server_uid;        /* one more uid the server may run as (see
+                              * "Trust"); 0: $MAOS_SERVER_UID when set (a
+                              * decimal uid), else none */
 } maos_options;
 
 /*
@@ -103,15 +165,18 @@ typedef struct maos_options {
  *
  * Always returns a context, except NULL when memory for it cannot be
  * allocated.  On failure the context has err set (MAOS_ECONNECT when the
- * socket cannot be reached, MAOS_EPROTOCOL_VERSION / MAOS_EPROTO /
- * MAOS_ETIMEOUT / MAOS_ECLOSED when the handshake fails) and is dead.
+ * socket cannot be reached or MAOS_SERVER_UID is not a number,
+ * MAOS_EUNTRUSTED_SERVER when the socket's directory or the server's uid
+ * is not trusted, MAOS_EPROTOCOL_VERSION / MAOS_EPROTO / MAOS_ETIMEOUT /
+ * MAOS_ECLOSED when the handshake fails) and is dead.
  * The caller frees it with maos_free() in both cases.
  * opt may be NULL (all defaults).  opt->path is copied.
  */
 maos_ctx *maos_connect_with(const maos_options *opt);
 /* maos_connect_with({ .path = path }). */
 maos_ctx *maos_connect(const char *path);
-/* maos_connect_with({ .path = path, .timeout_ms = timeout_ms }). */
+/* maos_connect_with({ .path = path, .timeout_ms = timeout_ms }): timeout_ms
+ * bounds the connect phase and requests alike (0: the defaults). */
 maos_ctx *maos_connect_timeout(const char *path, int timeout_ms);
 
 /* Close the socket and free the context and everything it still holds
@@ -122,7 +187,8 @@ void maos_free(maos_ctx *c);
  * The socket path maos_connect(NULL) uses: $MAOS_SOCKET when set and not
  * empty; else, as root, /run/maos/maosd.sock; else
  * $XDG_RUNTIME_DIR/maos/maosd.sock, or /tmp/maos-$UID/maosd.sock when
- * XDG_RUNTIME_DIR is unset or empty.  Writes it NUL-terminated into
+ * XDG_RUNTIME_DIR is unset or empty (the trust checks above refuse that
+ * directory when someone else created it).  Writes it NUL-terminated into
  * buf[0..len) and returns buf, or NULL when it does not fit.
  */
 const char *maos_default_socket(char *buf, size_t len);
@@ -131,8 +197,10 @@ const char *maos_default_socket(char *buf, size_t len);
  * when the context is dead or reconnecting.  It changes on a reconnect. */
 int maos_fd(const maos_ctx *c);
 
-/* Change the wait bound of later calls (see maos_options.timeout_ms).
- * 0 or MAOS_EINVALID_ARG for a negative value. */
+/* Change the request bound of later calls (as maos_options.timeout_ms: > 0
+ * ms, 0 the default, MAOS_TIMEOUT_NONE none); reconnects keep the connect
+ * bound given at connect time.  0 or MAOS_EINVALID_ARG for another
+ * negative value. */
 int maos_set_timeout(maos_ctx *c, int timeout_ms);
 
 /* The server's frame limit from the hello reply (0 before a handshake). */
@@ -419,6 +487,10 @@ typedef struct maos_reply_msg {
  * refusal is not a failure of this call: it returns 0 with (*out)->code set
  * and does not touch c->err.  Returns 0 with *out == NULL when nothing is
  * pending.  Fails only with connection errors (sticky) or MAOS_ENOMEM.
+ * The library remembers which request each rid was (append or txn): a
+ * reply to a request it did not send or already answered, or one that
+ * lacks a field promised for that request (an append reply without
+ * first_version, a txn reply without results, ...), is MAOS_EPROTO.
  */
 int maos_reply_recv(maos_ctx *c, maos_reply_msg **out);
 void maos_reply_msg_free(maos_reply_msg *m);

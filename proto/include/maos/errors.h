@@ -49,7 +49,8 @@ extern "C" {
     X(TIMEOUT, 104, "timed out")                                              \
     X(INVALID_ARG, 105, "invalid argument")                                   \
     X(CONNECT, 106, "cannot connect")                                         \
-    X(BUSY, 107, "replies of pipelined requests are outstanding")
+    X(BUSY, 107, "replies of pipelined requests are outstanding")              \
+    X(UNTRUSTED_SERVER, 108, "the socket or the server is not owned by a trusted user")
 
 typedef enum maos_errno {
 #define MAOS_ERRNO_ENUM_(name, num, msg) MAOS_E##name = -(num),

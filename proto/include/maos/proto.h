@@ -514,11 +514,46 @@ typedef struct maos_reply {
     uint64_t from;
     uint64_t position;
     uint64_t receivers;
+    /* private: which fields the frame carried, for maos_reply_check */
+    uint32_t have_;
+    uint64_t have_stats_;
 } maos_reply;
 
-/* Decode any reply.  0 or MAOS_EPROTO. */
+/*
+ * Decode any reply: the envelope ({rid, ok}, both required) and every
+ * field it knows, whatever the request was.  0 or MAOS_EPROTO.  A decoded
+ * reply is well-formed, not necessarily complete: a client must then
+ * check it against the request it answers with maos_reply_check.
+ */
 int maos_reply_decode(const void *frame, size_t len, maos_reply *rep);
+/*
+ * Whether a decoded reply carries every field PROTOCOL.md promises for a
+ * reply to `op` (a client knows the op from the rid it matched):
+ *   error (ok false)     code, message (any op)
+ *   hello                version, server, max_frame
+ *   append               stream, first_version, first_position, count,
+ *                        duplicate, ids
+ *   txn                  results (each element is checked, with all the
+ *                        append fields, by maos_append_result_next)
+ *   read, read_all       events, next (uint or nil)
+ *   streams              streams, next (str or nil)
+ *   stats                server, state, durability, head_hash and every counter of
+ *                        MAOS_STATS_MAP
+ *   subscribe            sub, from
+ *   subscribe_channel    sub
+ *   checkpoint_get       position
+ *   publish              receivers
+ *   ping, unsubscribe, checkpoint_save: nothing beyond {rid, ok}.
+ * Extra fields are ignored.  Returns 0, MAOS_EPROTO with the first missing
+ * field named in why[0..whylen) ("append reply without first_version"), or
+ * MAOS_EINVALID_ARG for an op that is not in MAOS_OPS_MAP.  why may be NULL.
+ */
+int maos_reply_check(const maos_reply *rep, maos_op op, char *why, size_t whylen);
+/* One element of a txn's results: every append field is required (and
+ * ids must hold count ids).  0 (cursor advanced) or MAOS_EPROTO. */
 int maos_append_result_next(maos_mpr *r, maos_append_result *res);
+/* One element of a streams list: stream, head, count and last_position are
+ * required.  0 (cursor advanced) or MAOS_EPROTO. */
 int maos_stream_info_next(maos_mpr *r, maos_stream_info *si);
 
 #ifdef __cplusplus
