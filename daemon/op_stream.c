@@ -73,18 +73,7 @@ int maosd_op_append(maosd_call *call)
         maosd_wreq_free(w);
         return rc;
     }
-    /* Move the request and its frame into the write request. */
-    w->req = *req;
-    req->mem_ = NULL;
-    w->frame = call->frame;
-    w->frame_len = call->frame_len;
-    call->frame = NULL;
-    w->conn = call->conn;
-    w->index = -1;
-    call->conn->refs++;
-    maosd_conn_write_queued(call->conn, w->frame_len);
-    maosd_commit_submit(call->srv->commit, w);
-    return 0;
+    return maosd_queue_write(call, w);
 }
 
 void maosd_append_done(maosd_server *srv, maosd_wreq *w)
@@ -95,7 +84,8 @@ void maosd_append_done(maosd_server *srv, maosd_wreq *w)
         if (w->code) {
             maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu %s: %s: %s",
                        (unsigned long long)c->id, (unsigned long long)w->req.rid,
-                       maos_op_name(w->req.op), maos_err_name(w->code), w->why);
+                       maos_op_name(w->req.op), maos_err_name(w->code),
+                       w->why ? w->why : "-");
             maosd_reply_error(c, w->req.rid, w->code, w->why, w->has_actual,
                               w->actual, w->index);
         } else {
@@ -109,7 +99,7 @@ void maosd_append_done(maosd_server *srv, maosd_wreq *w)
             maosd_reply_end(c, mark);
         }
     }
-    maosd_conn_write_done(c, w->frame_len);
+    maosd_conn_write_done(c, w->cost);
     maosd_conn_unref(c);
     maosd_wreq_free(w);
 }
