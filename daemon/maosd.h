@@ -128,6 +128,7 @@ typedef struct maosd_server {
     size_t buffered;
     size_t buffered_high;    /* highest since the allocator was last trimmed */
     uint32_t n_paused;       /* connections not read: over a cap */
+    uint32_t n_budget_paused;/* ... of them, for the daemon's budget */
     int resume_pending;      /* the budget freed up: resume paused ones */
     uv_timer_t trim_timer;
     int trim_armed;
@@ -170,7 +171,9 @@ struct maosd_conn {
     int close_after_flush;
     int dirty;           /* on the flush list */
     maosd_conn *dirty_next;
-    int paused;          /* not read: over its cap or the daemon's budget */
+    int paused;          /* not read: MAOSD_PAUSED_CAP (its own cap, resumed
+                          * as it drains) or MAOSD_PAUSED_BUDGET (the
+                          * daemon's budget, resumed as that frees up) */
     uint32_t pending_writes; /* requests at the commit thread */
     size_t pending_bytes;    /* what they cost (maosd_wreq_cost) */
     size_t acct;             /* this connection's share of srv->buffered */
@@ -221,6 +224,7 @@ size_t maosd_conn_held(const maosd_conn *c);
  * much others hold. */
 int maosd_conn_over_cap(const maosd_conn *c);
 #define MAOSD_LIGHT_BYTES (64u << 10)
+enum { MAOSD_PAUSED_CAP = 1, MAOSD_PAUSED_BUDGET = 2 };
 /* 1 when a catch-up slice may go to c: it holds at most MAOSD_PUMP_WINDOW
  * (catch-up can always re-read from disk, so it never buffers more) and is
  * not over a cap. */

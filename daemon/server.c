@@ -19,7 +19,7 @@
  *    account() at every place one of them changes.  Over max_total_output
  *    a connection holding more than MAOSD_LIGHT_BYTES is not read (nor fed
  *    catch-up, and its live subscriptions fall back to disk positions,
- *    op_sub.c) until the total falls to 3/4 of the budget or its own
+ *    op_sub.c) until the total is within the budget again or its own
  *    holdings drain; a connection holding almost nothing is still served,
  *    so clients that read their replies keep going however much the others
  *    hold.  Total: max_total_output + connections x (MAOSD_LIGHT_BYTES +
@@ -90,6 +90,17 @@ static size_t n_uids, cap_uids;
 
 static void conn_process(maosd_conn *c);
 static void account(maosd_conn *c);
+
+/* Set why c is not read (0: it is), keeping the server's counts. */
+static void set_paused(maosd_conn *c, int why)
+{
+    maosd_server *srv = c->srv;
+    srv->n_paused -= c->paused != 0;
+    srv->n_budget_paused -= c->paused == MAOSD_PAUSED_BUDGET;
+    c->paused = why;
+    srv->n_paused += why != 0;
+    srv->n_budget_paused += why == MAOSD_PAUSED_BUDGET;
+}
 
 /* ---- per-uid counts --------------------------------------------------------- */
 
@@ -186,10 +197,7 @@ static void conn_close(maosd_conn *c)
         return;
     c->closing = 1;
     greet_del(c);
-    if (c->paused) {
-        c->paused = 0;
-        c->srv->n_paused--;
-    }
+    set_paused(c, 0);
     maosd_sub_conn_closed(c);
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
@@ -222,9 +230,9 @@ static void account(maosd_conn *c)
     c->acct = now;
     if (srv->buffered > srv->buffered_high)
         srv->buffered_high = srv->buffered;
-    /* fell to 3/4 of the budget: connections paused by it may go on (in
-     * the flush check, never inside this call chain) */
-    if (srv->n_paused && srv->buffered <= srv->cfg->max_total_output / 4 * 3)
+    /* back under the budget: connections paused by it may go on (in the
+     * flush check, never inside this call chain) */
+    if (srv->n_budget_paused && srv->buffered <= srv->cfg->max_total_output)
         srv->resume_pending = 1;
 }
 
@@ -282,13 +290,13 @@ int maosd_conn_pump_ok(const maosd_conn *c)
 }
 
 /* A paused connection may be read again: its load fell to half its cap,
- * and the daemon is at 3/4 of its budget or c holds almost nothing. */
+ * and the daemon is within its budget or c holds almost nothing. */
 static int conn_can_resume(const maosd_conn *c)
 {
     const maosd_server *srv = c->srv;
     if (maosd_conn_load(c) > srv->cfg->max_output / 2)
         return 0;
-    return srv->buffered <= srv->cfg->max_total_output / 4 * 3 ||
+    return srv->buffered <= srv->cfg->max_total_output ||
            maosd_conn_held(c) <= MAOSD_LIGHT_BYTES;
 }
 
@@ -331,14 +339,13 @@ static void stop_reading(maosd_conn *c)
     c->reading = 0;
 }
 
-/* Stop reading c because it is over a cap (counted in stats). */
+/* Stop reading c because it is over a cap (counted in stats): its own
+ * (resumed as it drains) or the daemon's budget (resumed as that frees). */
 static void conn_pause(maosd_conn *c)
 {
     stop_reading(c);
-    if (!c->paused) {
-        c->paused = 1;
-        c->srv->n_paused++;
-    }
+    set_paused(c, maosd_conn_load(c) > c->srv->cfg->max_output ? MAOSD_PAUSED_CAP
+                                                                 : MAOSD_PAUSED_BUDGET);
 }
 
 /* Read a paused connection again, and handle the frames that waited in its
@@ -346,10 +353,7 @@ static void conn_pause(maosd_conn *c)
  * subscriptions (it may dispatch requests). */
 static void conn_resume(maosd_conn *c)
 {
-    if (c->paused) {
-        c->paused = 0;
-        c->srv->n_paused--;
-    }
+    set_paused(c, 0);
     start_reading(c);
     conn_process(c);
 }
@@ -368,8 +372,12 @@ static void conn_progress(maosd_conn *c)
     }
     if (c->subs && maosd_conn_pump_ok(c))
         maosd_sub_kick(c->srv); /* catch-up waits for output to drain */
-    if (c->paused && conn_can_resume(c))
+    if (!c->paused)
+        return;
+    if (conn_can_resume(c))
         conn_resume(c);
+    else if (maosd_conn_load(c) <= c->srv->cfg->max_output / 2)
+        set_paused(c, MAOSD_PAUSED_BUDGET); /* drained: now the budget holds it */
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -462,9 +470,15 @@ static void resume_paused(maosd_server *srv)
     srv->resume_pending = 0;
     /* conn_resume may close connections, which stay on the list (marked)
      * until their close callback */
-    for (maosd_conn *c = srv->conns; c && srv->n_paused; c = c->next)
-        if (c->paused && !c->closing && conn_can_resume(c))
+    for (maosd_conn *c = srv->conns; c && srv->n_budget_paused; c = c->next) {
+        if (c->paused != MAOSD_PAUSED_BUDGET || c->closing)
+            continue;
+        if (maosd_conn_load(c) > srv->cfg->max_output / 2)
+            set_paused(c, MAOSD_PAUSED_CAP); /* its own drain resumes it */
+        else if (conn_can_resume(c))
             conn_resume(c);
+        /* else the budget is exceeded again: the next drop comes back */
+    }
     maosd_sub_kick(srv); /* catch-up stopped at the budget goes on */
 }
 
