@@ -559,8 +559,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->close_after_flush = 1;
         if (conn_drained(c))
             conn_close(c);
-        else
-            conn_process(c); /* whole frames that came before the EOF */
         return;
     }
     if (nread < 0) {
