@@ -108,11 +108,18 @@ void maosd_append_done(maosd_server *srv, maosd_wreq *w)
 
 /* Bytes of records in one reply: about REPLY_BUDGET, and never so much that
  * the reply outgrows what clients accept (max_frame + MAOS_REPLY_SLACK);
- * the first record always goes in, whatever its size. */
+ * the first record always goes in, whatever its size.  While the daemon
+ * is over its output budget, only MAOSD_LIGHT_BYTES: the connections it
+ * still serves then (those holding almost nothing, server.c) each add one
+ * small reply, not a full one. */
 size_t maosd_reply_budget(const maosd_server *srv)
 {
     size_t b = srv->cfg->max_frame;
-    return b < REPLY_BUDGET ? b : REPLY_BUDGET;
+    if (b > REPLY_BUDGET)
+        b = REPLY_BUDGET;
+    if (srv->buffered > srv->cfg->max_total_output && b > MAOSD_LIGHT_BYTES)
+        b = MAOSD_LIGHT_BYTES;
+    return b;
 }
 
 static uint32_t scan_max(const maosd_scan *sc)
