@@ -336,7 +336,11 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         char err[256];
         if (c > 0 && c < 128 && keys[c] && apply(cfg, keys[c], optarg, err, sizeof(err))) {
-            fprintf(stderr, "maosd: --%s: %s\n", keys[c], err);
+            const char *flag = keys[c];
+            for (const struct option *o = opts; o->name; o++)
+                if (o->val == c)
+                    flag = o->name;
+            fprintf(stderr, "maosd: --%s: %s\n", flag, err);
             return -1;
         }
     }
