@@ -434,6 +434,16 @@ static void conn_flush(maosd_conn *c)
     wr->len = c->out.size;
     wr->cost = c->out.alloc;
     wr->data = msgpack_sbuffer_release(&c->out);
+    /* A peer that does not read keeps every write queued: each keeps only
+     * what it carries, not msgpack's 8 KiB (or doubled) allocation. */
+    if (wr->cost - wr->len > 4096) {
+        char *p = realloc(wr->data, wr->len);
+        if (p) {
+            wr->data = p;
+            wr->cost = wr->len;
+        }
+    }
+    wr->cost += sizeof(*wr);
     /* uv_buf_t lengths are unsigned ints: pieces of at most BUF_MAX (the
      * config keeps the output under 4 GiB, so 4 pieces always do) */
     uv_buf_t b[4];
