@@ -64,8 +64,12 @@
 #define SLOW_TICKS 64            /* bytes each slow connection sends */
 #define CONNS_HELLO_TIMEOUT_MS 3000
 /* pipelining */
-#define N_PIPELINED 100000
-#define PIPE_CAP_MB 4
+#define N_PIPELINED 100000       /* over PIPE_CONNS connections */
+#define PIPE_CONNS 4
+#define PIPE_CAP_MB 2
+#define PIPE_BIG 8               /* appends of PIPE_BIG_EVENTS events of ~1 KiB */
+#define PIPE_BIG_EVENTS 10000    /* that keep the commit thread busy */
+#define PIPE_MIN_COST 1024       /* a queued one-event append holds at least this */
 /* subscribers that do not read */
 #define N_LAZY 200
 #define LAZY_LOG 40000           /* events of ~400 bytes: ~16 MB */
@@ -304,6 +308,8 @@ static void test_many_connections(void **state)
  * takes nothing now. */
 static size_t send_some(int fd, const char *p, size_t n)
 {
+    if (!n)
+        return 0;
     ssize_t k = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k < 0 && errno != EAGAIN && errno != EINTR)
         MT_FAIL("send: %s", strerror(errno));
@@ -312,156 +318,247 @@ static size_t send_some(int fd, const char *p, size_t n)
 
 /*
  * The bound of the pipelining test, above the RSS while serving:
- *   64 MiB   RocksDB memtables (the README's figure; the log grows here)
- * + 3 x cap  the connection's load (cap), one commit group's WriteBatch
- *            built from it (its records and index keys: under 2 x cap)
- * + 24 MiB   reader buffer (one socket read), allocator slack, the test's
- *            stats requests.
- * The daemon of finding 4 held ~9 KiB per queued request (an 8 KiB records
- * buffer each): a 4 MiB cap of frame bytes let ~16,000 requests in, ~140
- * MiB, and more in each commit group.
+ *   PIPE_CONNS x cap   what the connections hold (their load is capped)
+ * + PIPE_CONNS x cap   one commit group built from their queued writes:
+ *                      RocksDB's batch of its records and index keys
+ * + 1 KiB per event    written: RocksDB's memtables (skiplist entries of
+ *                      the record and its index keys; ~600 bytes measured)
+ * + 24 MiB             reader buffers, allocator slack, the probe's
+ *                      requests.
+ * The daemon of finding 4 counted frame bytes only and gave each request
+ * an 8 KiB records buffer: its queue alone took ~40x the cap.
  */
-static long pipeline_bound(long rss0)
+static long pipeline_bound(long rss0, uint64_t events)
 {
-    return rss0 + asan_room(64 * MIB + 3 * PIPE_CAP_MB * MIB + 24 * MIB);
+    return rss0 + asan_room(2 * PIPE_CONNS * PIPE_CAP_MB * MIB + (long)events + 24 * MIB);
 }
 
+/* An append of n events (su_enc_append stops at 256). */
+static void enc_append_n(msgpack_sbuffer *sb, uint64_t rid, const char *stream,
+                         const su_ev_in *evs, size_t n)
+{
+    maos_event_in *in = calloc(n, sizeof *in);
+    MT_TRUE(in != NULL);
+    for (size_t i = 0; i < n; i++) {
+        in[i].type = su_s(evs[i].type);
+        in[i].data = (maos_slice){evs[i].data, (uint32_t)evs[i].data_len};
+    }
+    maos_append_in a = {su_s(stream), MAOS_EXPECT_ANY, (uint32_t)n, in};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    MT_EQ_INT(maos_enc_append(&pk, rid, &a), 0);
+    free(in);
+}
+
+typedef struct piper {
+    su_conn *c;
+    msgpack_sbuffer all; /* its requests, framed */
+    size_t off;          /* bytes of them sent */
+    uint64_t next;       /* rid of the next reply */
+} piper;
+
+/* Read the replies waiting on one connection (checked: ok, in order, the
+ * count per request). */
+static void pipe_read(piper *p, int j, uint64_t per, int timeout_ms)
+{
+    maos_slice fr;
+    for (int r; (r = su_recv(p->c, timeout_ms, &fr)) != -1; timeout_ms = 0) {
+        if (r == 0)
+            MT_FAIL("connection %d: closed after %llu replies", j,
+                    (unsigned long long)(p->next - 2));
+        maos_reply rep;
+        MT_EQ_INT(maos_reply_decode(fr.ptr, fr.len, &rep), 0);
+        if (!rep.ok)
+            MT_FAIL("connection %d reply %llu: %d (%s)", j, (unsigned long long)rep.rid,
+                    rep.code, maos_err_name(rep.code));
+        if (rep.rid != p->next)
+            MT_FAIL("connection %d: reply for rid %llu, want %llu (out of order)", j,
+                    (unsigned long long)rep.rid, (unsigned long long)p->next);
+        MT_EQ_U64(rep.result.count, per);
+        MT_EQ_U64(rep.result.first_version, (p->next - 2) * per);
+        p->next++;
+    }
+}
+
+/* Fill every connection's socket: 1 when any of them took something.  The
+ * last one (n - 1 == PIPE_CONNS) is the big appender, a client that reads
+ * its replies. */
+static int pipe_send(piper *p, int n)
+{
+    int any = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t k; (k = send_some(p[i].c->fd, p[i].all.data + p[i].off,
+                                      p[i].all.size - p[i].off));) {
+            p[i].off += k;
+            any = 1;
+        }
+    if (n > PIPE_CONNS)
+        pipe_read(&p[PIPE_CONNS], PIPE_CONNS, PIPE_BIG_EVENTS, 0);
+    return any;
+}
+
+/*
+ * PIPE_CONNS connections pipeline N_PIPELINED one-event appends in all, and
+ * another one PIPE_BIG appends of PIPE_BIG_EVENTS events, which keep the
+ * commit thread busy a while each: meanwhile the small ones queue up to
+ * their caps.  What a cap lets queue shows in commit_max_group (the
+ * largest group takes everything queued): at most cap / PIPE_MIN_COST + 1
+ * per connection, where a cap of frame bytes (finding 4) lets ~4x more in.
+ */
 static void test_pipeline_cap(void **state)
 {
     (void)state;
-    long n = scaled(N_PIPELINED);
+    long n = scaled(N_PIPELINED) / PIPE_CONNS; /* per connection */
     char cap[16];
     snprintf(cap, sizeof cap, "%d", PIPE_CAP_MB);
-    const char *args[] = {"--durability", "none", "--max-output-mb", cap, NULL};
+    /* durability sync: the commit thread's fsyncs let a queue build */
+    const char *args[] = {"--max-output-mb", cap, NULL};
     mt_daemon *d = daemon_with(args);
     su_conn *probe = su_open(d->sock);
     long rss0 = rss_serving(d, probe);
-    su_conn *c = su_open(d->sock);
 
-    /* all requests, framed: appends of one ~200-byte event, rids 2.. */
-    msgpack_sbuffer all, sb, data;
-    msgpack_sbuffer_init(&all);
+    /* appends of one ~200-byte event, rids 2.., each to its own stream;
+     * the last connection: the big appends */
+    piper p[PIPE_CONNS + 1];
+    msgpack_sbuffer sb, data;
     msgpack_sbuffer_init(&sb);
     msgpack_sbuffer_init(&data);
-    for (long i = 0; i < n; i++) {
-        su_mk_data(&data, 1, (uint64_t)i, 160);
-        su_ev_in ev = {"Piped", data.data, data.size};
+    p[PIPE_CONNS].c = su_open(d->sock);
+    p[PIPE_CONNS].off = 0;
+    p[PIPE_CONNS].next = 2;
+    msgpack_sbuffer_init(&p[PIPE_CONNS].all);
+    su_mk_data(&data, 9, 0, 1000);
+    su_ev_in *big = calloc(PIPE_BIG_EVENTS, sizeof *big);
+    MT_TRUE(big != NULL);
+    for (int i = 0; i < PIPE_BIG_EVENTS; i++)
+        big[i] = (su_ev_in){"Big", data.data, data.size};
+    for (int k = 0; k < PIPE_BIG; k++) {
         sb.size = 0;
-        su_enc_append(&sb, 2 + (uint64_t)i, "pipe-1", &ev, 1);
-        frame_append(&all, &sb);
+        enc_append_n(&sb, 2 + (uint64_t)k, "big-1", big, PIPE_BIG_EVENTS);
+        frame_append(&p[PIPE_CONNS].all, &sb);
     }
-    print_message("%ld appends, %zu bytes of frames\n", n, all.size);
+    free(big);
+    for (int j = 0; j < PIPE_CONNS; j++) {
+        char stream[32];
+        snprintf(stream, sizeof stream, "pipe-%d", j);
+        p[j].c = su_open(d->sock);
+        p[j].off = 0;
+        p[j].next = 2;
+        msgpack_sbuffer_init(&p[j].all);
+        for (long i = 0; i < n; i++) {
+            su_mk_data(&data, (uint64_t)j, (uint64_t)i, 160);
+            su_ev_in ev = {"Piped", data.data, data.size};
+            sb.size = 0;
+            su_enc_append(&sb, 2 + (uint64_t)i, stream, &ev, 1);
+            frame_append(&p[j].all, &sb);
+        }
+    }
+    print_message("%d connections x %ld appends, %zu bytes of frames each\n", PIPE_CONNS, n,
+                  p[0].all.size);
 
-    /* Send without reading until the daemon has stopped reading us for
-     * good.  Paused, the connection may still have writes at the commit
+    /* Send without reading until the daemon has stopped reading them for
+     * good.  Paused, a connection may still have writes at the commit
      * thread, whose completion can bring it under half its cap again; once
      * it is paused with none left, only its unsent replies hold it, and
-     * they never drain: the client does not read.  So: stats (paused), an
-     * append on the probe (the commit thread answers in order, so every
+     * they never drain: the client does not read.  So: stats (all paused),
+     * an append on the probe (the commit thread answers in order, so every
      * write dispatched before it is done when it is answered), stats
-     * again: still paused, and no request dispatched in between but the
-     * probe's two (requests counts every request). */
-    size_t off = 0;
+     * again: all still paused, and no request dispatched in between but
+     * the probe's two (`requests` counts every request). */
     maos_stats s1, s2;
     su_ev_in bev = {"Barrier", NULL, 0};
     uint64_t n_barrier = 0; /* events the probe appended */
     int64_t deadline = mt_now_us() + 120000000;
     for (;;) {
-        if (off < all.size) {
-            size_t k = send_some(c->fd, all.data + off, all.size - off);
-            off += k;
-            if (k)
-                continue;
-        }
+        if (pipe_send(p, PIPE_CONNS + 1))
+            continue;
         su_stats(probe, &s1);
         MT_EQ_ERR(su_append(probe, "barrier-1", &bev, 1, NULL), 0);
         n_barrier++;
         su_stats(probe, &s2);
-        if (s1.connections_paused == 1 && s2.connections_paused == 1 &&
-            s2.requests == s1.requests + 2)
-            break;
-        if (off == all.size)
-            MT_FAIL("all %ld requests went in without the daemon pausing the connection "
+        if (s1.connections_paused == PIPE_CONNS && s2.connections_paused == PIPE_CONNS &&
+            s2.requests == s1.requests + 2 && p[PIPE_CONNS].next == 2 + PIPE_BIG)
+            break; /* (and the big appends are all answered) */
+        int all_sent = 1;
+        for (int j = 0; j < PIPE_CONNS; j++)
+            all_sent &= p[j].off == p[j].all.size;
+        if (all_sent)
+            MT_FAIL("all requests went in without the daemon pausing the connections "
                     "(paused %llu)",
-                    n, (unsigned long long)s2.connections_paused);
-        if (mt_now_us() > deadline)
-            MT_FAIL("the daemon never paused the connection for good (paused %llu)",
                     (unsigned long long)s2.connections_paused);
-        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-        poll(&p, 1, 10);
+        if (mt_now_us() > deadline)
+            MT_FAIL("the daemon never paused the connections for good (paused %llu)",
+                    (unsigned long long)s2.connections_paused);
+        struct pollfd pf = {.fd = p[0].c->fd, .events = POLLOUT};
+        poll(&pf, 1, 10);
     }
-    /* not read while over the cap: fill the socket (the daemon's last
-     * read before the pause made room), then over more requests on the
-     * probe the daemon takes nothing more from the connection (requests
-     * grows by the probe's own, bytes_in by their frames: the same each
-     * round), and the socket takes nothing more either */
-    for (size_t k; off < all.size && (k = send_some(c->fd, all.data + off, all.size - off));)
-        off += k;
+    /* not read while over the cap: fill the sockets (the daemon's last
+     * reads before the pause made room), then over more requests on the
+     * probe the daemon takes nothing more from them (requests grows by
+     * the probe's own, bytes_in by their frames: the same each round),
+     * and the sockets take nothing more either */
+    pipe_send(p, PIPE_CONNS + 1);
     uint64_t round_in = 0;
     for (int i = 0; i < 5; i++) {
         maos_stats s3;
         su_ping(probe);
         su_stats(probe, &s3);
-        MT_EQ_U64(s3.connections_paused, 1);
+        MT_EQ_U64(s3.connections_paused, PIPE_CONNS);
         MT_EQ_U64(s3.requests, s2.requests + 2);
         MT_EQ_U64(s3.head_position, s2.head_position);
         if (i && s3.bytes_in - s2.bytes_in != round_in)
-            MT_FAIL("bytes_in grew by %llu, the probe sent %llu: the connection was read",
+            MT_FAIL("bytes_in grew by %llu, the probe sent %llu: a connection was read",
                     (unsigned long long)(s3.bytes_in - s2.bytes_in),
                     (unsigned long long)round_in);
         round_in = s3.bytes_in - s2.bytes_in;
-        MT_EQ_U64(send_some(c->fd, all.data + off, all.size - off), 0);
+        MT_EQ_INT(pipe_send(p, PIPE_CONNS), 0);
         s2 = s3;
     }
-    long hwm = mt_hwm_kb(d->pid), bound = pipeline_bound(rss0);
-    print_message("paused after %zu of %zu bytes sent, %llu requests taken; daemon RSS "
-                  "%ld KiB serving, VmHWM %ld KiB, bound %ld KiB; buffered %llu bytes\n",
-                  off, all.size, (unsigned long long)(s2.head_position - n_barrier), rss0, hwm,
-                  bound,
+    uint64_t taken = s2.head_position - n_barrier - (uint64_t)PIPE_BIG * PIPE_BIG_EVENTS;
+    /* the largest group: what the small ones had queued, plus one big
+     * append and one barrier */
+    uint64_t max_group = (uint64_t)PIPE_CONNS * ((PIPE_CAP_MB << 20) / PIPE_MIN_COST + 1) + 2;
+    print_message("largest commit group %llu requests (at most %llu)\n",
+                  (unsigned long long)s2.commit_max_group, (unsigned long long)max_group);
+    MT_CMP_INT(s2.commit_max_group, <=, max_group);
+    long hwm = mt_hwm_kb(d->pid), bound = pipeline_bound(rss0, s2.head_position);
+    print_message("paused after %llu of %ld requests taken; daemon RSS %ld KiB serving, "
+                  "VmHWM %ld KiB, bound %ld KiB; buffered %llu bytes\n",
+                  (unsigned long long)taken, n * PIPE_CONNS, rss0, hwm, bound,
                   (unsigned long long)s2.buffered_bytes);
-    MT_CMP_INT(s2.head_position - n_barrier, <, n);
+    MT_CMP_INT(taken, <, n * PIPE_CONNS);
     if (hwm > bound)
-        MT_FAIL("daemon VmHWM %ld KiB over the bound %ld KiB for a %d MiB cap", hwm, bound,
-                PIPE_CAP_MB);
+        MT_FAIL("daemon VmHWM %ld KiB over the bound %ld KiB for %d connections with a "
+                "%d MiB cap",
+                hwm, bound, PIPE_CONNS, PIPE_CAP_MB);
 
     /* now read: every request is answered, in order, and the rest goes in */
-    uint64_t next = 2;
     deadline = mt_now_us() + 300000000;
-    while (next < 2 + (uint64_t)n) {
+    for (int done = 0; done <= PIPE_CONNS;) {
+        done = 0;
         if (mt_now_us() > deadline)
-            MT_FAIL("%llu of %ld replies within the deadline",
-                    (unsigned long long)(next - 2), n);
-        if (off < all.size)
-            off += send_some(c->fd, all.data + off, all.size - off);
-        maos_slice fr;
-        int r = su_recv(c, 50, &fr);
-        if (r == 0)
-            MT_FAIL("the daemon closed the connection after %llu replies",
-                    (unsigned long long)(next - 2));
-        if (r < 0)
-            continue;
-        maos_reply rep;
-        MT_EQ_INT(maos_reply_decode(fr.ptr, fr.len, &rep), 0);
-        if (!rep.ok)
-            MT_FAIL("reply %llu: %d (%s)", (unsigned long long)rep.rid, rep.code,
-                    maos_err_name(rep.code));
-        if (rep.rid != next)
-            MT_FAIL("reply for rid %llu, want %llu (out of order)",
-                    (unsigned long long)rep.rid, (unsigned long long)next);
-        MT_EQ_U64(rep.result.count, 1);
-        MT_EQ_U64(rep.result.first_version, next - 2);
-        next++;
+            MT_FAIL("not every reply within the deadline");
+        pipe_send(p, PIPE_CONNS + 1);
+        for (int j = 0; j <= PIPE_CONNS; j++) {
+            if (p[j].next == 2 + (uint64_t)(j < PIPE_CONNS ? n : PIPE_BIG))
+                done++;
+            else if (j < PIPE_CONNS)
+                pipe_read(&p[j], j, 1, 10);
+        }
     }
     su_stats(probe, &s2);
-    print_message("all %ld answered in order; head %llu, paused %llu\n", n,
+    print_message("all %ld answered in order; head %llu, paused %llu\n", n * PIPE_CONNS,
                   (unsigned long long)s2.head_position,
                   (unsigned long long)s2.connections_paused);
-    MT_EQ_U64(s2.head_position, n + n_barrier);
+    MT_EQ_U64(s2.head_position,
+              (uint64_t)(n * PIPE_CONNS) + n_barrier + (uint64_t)PIPE_BIG * PIPE_BIG_EVENTS);
     MT_EQ_U64(s2.connections_paused, 0);
-    msgpack_sbuffer_destroy(&all);
+    for (int j = 0; j <= PIPE_CONNS; j++) {
+        msgpack_sbuffer_destroy(&p[j].all);
+        su_close(p[j].c);
+    }
     msgpack_sbuffer_destroy(&sb);
     msgpack_sbuffer_destroy(&data);
-    su_close(c);
     su_close(probe);
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
