@@ -124,7 +124,7 @@ typedef struct maosd_server {
     uv_timer_t hello_timer;
     uid_t euid;          /* the daemon's own uid (exempt from the uid limit) */
     /* Memory held for connections (server.c): the sum of every
-     * connection's maosd_conn_held(), against cfg->max_total_output. */
+     * connection's maosd_conn_load(), against cfg->max_total_output. */
     size_t buffered;
     size_t buffered_high;    /* highest since the allocator was last trimmed */
     uint32_t n_paused;       /* connections not read: over a cap */
@@ -211,21 +211,20 @@ void maosd_conn_greeted(maosd_conn *c);
 /*
  * Memory a connection holds (server.c): its load -- output not yet written
  * (allocated bytes), output handed to the kernel but not yet taken, and the
- * cost of its writes at the commit thread -- is capped by max_output;
- * maosd_conn_held() adds the bytes of a request not yet complete in its
- * reader, and is what counts against max_total_output.
+ * cost of its writes at the commit thread -- is capped by max_output, and
+ * all connections' loads together by max_total_output.  (Its reader holds
+ * at most one request besides: max_frame + 4 bytes.)
  */
 size_t maosd_conn_load(const maosd_conn *c);
-size_t maosd_conn_held(const maosd_conn *c);
 /* 1 when c must not take more work now (another request, another push):
- * over its own cap, or the daemon is over max_total_output and c holds
+ * over its own cap, or the daemon is over max_total_output and c's load is
  * more than MAOSD_LIGHT_BYTES.  A connection that holds almost nothing is
  * always served, so clients that read their replies keep going however
  * much others hold. */
 int maosd_conn_over_cap(const maosd_conn *c);
 #define MAOSD_LIGHT_BYTES (64u << 10)
 enum { MAOSD_PAUSED_CAP = 1, MAOSD_PAUSED_BUDGET = 2 };
-/* 1 when a catch-up slice may go to c: it holds at most MAOSD_PUMP_WINDOW
+/* 1 when a catch-up slice may go to c: its load is at most MAOSD_PUMP_WINDOW
  * (catch-up can always re-read from disk, so it never buffers more) and is
  * not over a cap. */
 int maosd_conn_pump_ok(const maosd_conn *c);

@@ -13,11 +13,14 @@
  *    falls to half.  Memory per connection is thus bounded by the cap plus
  *    one request or reply (a read reply is itself bounded, see op_stream.c)
  *    plus the reader buffer (one frame: at most max_frame + 4 bytes, and
- *    only what the peer sent; given back whenever it is empty).
- *  - Daemon-wide budget: srv->buffered is the sum of what every connection
- *    holds (its load plus a partly received request), kept exact by
- *    account() at every place one of them changes.  Over max_total_output
- *    a connection holding more than MAOSD_LIGHT_BYTES is not read (nor fed
+ *    only what the peer sent; given back whenever it is empty).  Input is
+ *    bounded per connection only: a request being received is always read
+ *    to its end, so that no one can stop a client's large request by
+ *    holding output.
+ *  - Daemon-wide budget: srv->buffered is the sum of every connection's
+ *    load, kept exact by account() at every place one of them changes.
+ *    Over max_total_output a connection whose load is more than
+ *    MAOSD_LIGHT_BYTES is not read (nor fed
  *    catch-up, and its live subscriptions fall back to disk positions,
  *    op_sub.c) until the total is within the budget again or its own
  *    holdings drain; a connection holding almost nothing is still served,
@@ -225,7 +228,7 @@ static void mark_dirty(maosd_conn *c)
 static void account(maosd_conn *c)
 {
     maosd_server *srv = c->srv;
-    size_t now = maosd_conn_held(c); /* until freed: queued writes still hold */
+    size_t now = maosd_conn_load(c); /* until freed: queued writes still hold */
     srv->buffered = srv->buffered - c->acct + now;
     c->acct = now;
     if (srv->buffered > srv->buffered_high)
@@ -270,23 +273,18 @@ size_t maosd_conn_load(const maosd_conn *c)
     return c->out.alloc + c->in_flight_out + c->pending_bytes;
 }
 
-size_t maosd_conn_held(const maosd_conn *c)
-{
-    return maosd_conn_load(c) + (c->rd.len - c->rd.pos);
-}
-
 int maosd_conn_over_cap(const maosd_conn *c)
 {
     const maosd_server *srv = c->srv;
     if (maosd_conn_load(c) > srv->cfg->max_output)
         return 1;
     return srv->buffered > srv->cfg->max_total_output &&
-           maosd_conn_held(c) > MAOSD_LIGHT_BYTES;
+           maosd_conn_load(c) > MAOSD_LIGHT_BYTES;
 }
 
 int maosd_conn_pump_ok(const maosd_conn *c)
 {
-    return maosd_conn_held(c) <= MAOSD_PUMP_WINDOW && !maosd_conn_over_cap(c);
+    return maosd_conn_load(c) <= MAOSD_PUMP_WINDOW && !maosd_conn_over_cap(c);
 }
 
 /* A paused connection may be read again: its load fell to half its cap,
@@ -297,7 +295,7 @@ static int conn_can_resume(const maosd_conn *c)
     if (maosd_conn_load(c) > srv->cfg->max_output / 2)
         return 0;
     return srv->buffered <= srv->cfg->max_total_output ||
-           maosd_conn_held(c) <= MAOSD_LIGHT_BYTES;
+           maosd_conn_load(c) <= MAOSD_LIGHT_BYTES;
 }
 
 /* Nothing more to send or to wait for. */
