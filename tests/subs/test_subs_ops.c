@@ -1331,14 +1331,20 @@ static void test_past_head_fell_behind(void **state)
 /*
  * Catch-up does not stall others: 16 connections catch up on 100,000
  * stored events with a type filter that matches nothing (long scans with
- * nothing to push) while another connection pings: the worst ping stays
- * under 500 ms, and every subscription ends with caught_up.  Each
- * connection also holds 7 subscriptions from position 80,001 (20,000
- * records to scan each): the old daemon scanned up to 20,000 records per
- * subscription per loop turn (with 128 subscriptions a ping waited
- * 1.4-1.9 s here; with the 16 alone ~0.3 s, under the bound), the fixed
- * one shares one scan budget per turn among all of them.
+ * nothing to push) while another connection pings: pings keep being
+ * answered while the catch-up runs, and every subscription ends with
+ * caught_up.  Each connection also holds 7 subscriptions from position
+ * 80,001 (20,000 records to scan each): the old daemon scanned up to
+ * 20,000 records per subscription per loop turn, so a ping waited a whole
+ * turn (1.4-1.9 s here) and only a handful of pings fit into the whole
+ * catch-up; the fixed one shares one scan (and time) budget per turn among
+ * all of them, and a ping waits at most one short turn.  So the test
+ * counts the pings answered while the catch-up is still running (a stats
+ * after the ping shows subscriptions not yet live) and wants at least
+ * MIN_PINGS_DURING: a count of interleavings, not a time.  How long a ping
+ * takes meanwhile is a benchmark figure (maos-bench lazy-subs).
  */
+#define MIN_PINGS_DURING 20
 static void test_catchup_no_stall(void **state)
 {
     (void)state;
@@ -1403,15 +1409,18 @@ static void test_catchup_no_stall(void **state)
             su_send_sb(cs[i], &sb);
             msgpack_sbuffer_destroy(&sb);
         }
-    int64_t worst = 0, total = 0;
-    for (int i = 0; i < 20; i++) {
-        int64_t t0 = mt_now_us();
+    int during = 0, pings = 0;
+    for (;;) {
+        maos_stats st;
         su_ping(p);
-        int64_t dt = mt_now_us() - t0;
-        total += dt;
-        if (dt > worst)
-            worst = dt;
-        mt_sleep_ms(10);
+        pings++;
+        su_stats(p, &st);
+        if (st.subscriptions == NS * PER && st.subscriptions_live == NS * PER)
+            break; /* everyone caught up */
+        during++;
+        if (pings > 1000000)
+            MT_FAIL("the catch-up did not end (%llu of %d live)",
+                    (unsigned long long)st.subscriptions_live, NS * PER);
     }
     for (int i = 0; i < NS * PER; i++) {
         maos_reply rep;
@@ -1437,14 +1446,13 @@ static void test_catchup_no_stall(void **state)
         for (int i = 0; i < NS * PER; i++)
             up += subs[i].caught_up != 0;
     } while (up < NS * PER && mt_now_us() < deadline);
-    print_message("20 pings during %d catch-ups (%d of 100,000 events): "
-                  "worst %lld ms, mean %lld ms; %d caught up\n",
-                  NS * PER, NS, (long long)(worst / 1000),
-                  (long long)(total / 20000), up);
-    if (worst >= 500000)
-        MT_FAIL("a ping took %lld ms while %d subscriptions caught up "
-                "(want < 500 ms)",
-                (long long)(worst / 1000), NS * PER);
+    print_message("%d pings answered during %d catch-ups (%d of 100,000 events); "
+                  "%d caught up\n",
+                  during, NS * PER, NS, up);
+    if (during < MIN_PINGS_DURING)
+        MT_FAIL("only %d pings were answered while %d subscriptions caught up "
+                "(want >= %d): catch-up holds the loop for long turns",
+                during, NS * PER, MIN_PINGS_DURING);
     MT_EQ_INT(up, NS * PER);
     for (int i = 0; i < NS * PER; i++) {
         MT_EQ_U64(subs[i].got.n, 0);
