@@ -129,6 +129,7 @@ typedef struct maosd_server {
     size_t buffered_high;    /* highest since the allocator was last trimmed */
     uint32_t n_paused;       /* connections not read: over a cap */
     uint32_t n_budget_paused;/* ... of them, for the daemon's budget */
+    int over_budget;         /* buffered was over max_total_output */
     int resume_pending;      /* the budget freed up: resume paused ones */
     uv_timer_t trim_timer;
     int trim_armed;

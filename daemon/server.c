@@ -233,10 +233,15 @@ static void account(maosd_conn *c)
     c->acct = now;
     if (srv->buffered > srv->buffered_high)
         srv->buffered_high = srv->buffered;
-    /* back under the budget: connections paused by it may go on (in the
-     * flush check, never inside this call chain) */
-    if (srv->n_budget_paused && srv->buffered <= srv->cfg->max_total_output)
+    /* back under the budget: connections paused by it may go on, and
+     * catch-up stopped by it (in the flush check, never inside this call
+     * chain) */
+    if (srv->buffered > srv->cfg->max_total_output) {
+        srv->over_budget = 1;
+    } else if (srv->over_budget || srv->n_budget_paused) {
+        srv->over_budget = 0;
         srv->resume_pending = 1;
+    }
 }
 
 size_t maosd_reply_begin(maosd_conn *c, msgpack_packer *pk)
