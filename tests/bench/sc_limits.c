@@ -655,10 +655,11 @@ int bench_sc_lazy_subs(const bench_opts *o)
 
 static char kind_mix(int i, int n)
 {
-    /* 1/5 idle before hello, 1/10 slow, the rest idle after hello */
-    if (i < n / 5)
+    /* the rest idle after hello, 1/10 slow, 1/5 idle before hello (last:
+     * the daemon's hello timeout runs from their accept) */
+    if (i >= n - n / 5)
         return 'p';
-    if (i < n / 5 + n / 10)
+    if (i >= n - n / 5 - n / 10)
         return 's';
     return 'i';
 }
