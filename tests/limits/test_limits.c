@@ -66,7 +66,7 @@
 /* pipelining */
 #define N_PIPELINED 100000       /* over PIPE_CONNS connections */
 #define PIPE_CONNS 4
-#define PIPE_CAP_MB 2
+#define PIPE_CAP_MB 1
 #define PIPE_BIG 8               /* appends of PIPE_BIG_EVENTS events of ~1 KiB */
 #define PIPE_BIG_EVENTS 10000    /* that keep the commit thread busy */
 #define PIPE_MIN_COST 1024       /* a queued one-event append holds at least this */
