@@ -54,8 +54,8 @@
 
 #define PUMP_LIMIT 10000      /* events per catch-up push */
 #define PUMP_TURN_SCAN 20000  /* records examined per loop turn, all subs */
-#define PUMP_SLICE_SCAN 2000  /* ... and per subscription per slice */
-#define PUMP_TURN_NS 1000000  /* time one loop turn pumps, all subs */
+#define PUMP_SLICE_SCAN 500   /* ... and per subscription per slice */
+#define PUMP_TURN_NS 250000   /* time one loop turn pumps, all subs */
 
 /* ---- subscription objects ---------------------------------------------------- */
 
