@@ -20,13 +20,17 @@
  *  - Daemon-wide budget: srv->buffered is the sum of every connection's
  *    load, kept exact by account() at every place one of them changes.
  *    Over max_total_output a connection whose load is more than
- *    MAOSD_LIGHT_BYTES is not read (nor fed
- *    catch-up, and its live subscriptions fall back to disk positions,
- *    op_sub.c) until the total is within the budget again or its own
- *    holdings drain; a connection holding almost nothing is still served,
- *    so clients that read their replies keep going however much the others
- *    hold.  Total: max_total_output + connections x (MAOSD_LIGHT_BYTES +
- *    one request or reply).
+ *    MAOSD_LIGHT_BYTES is not read (nor fed catch-up, and its live
+ *    subscriptions fall back to disk positions, op_sub.c) until the total
+ *    is within the budget again or its own load drains; a connection with
+ *    almost nothing pending is still served (replies then carry at most
+ *    MAOSD_LIGHT_BYTES of events, op_stream.c), so clients that read their
+ *    replies keep going however much the others hold.  Total:
+ *    max_total_output + connections x (MAOSD_LIGHT_BYTES + one request or
+ *    reply).
+ *  - Flushing cannot fail: the flush list is linked through the
+ *    connections (no allocation), and a write whose uv_write fails closes
+ *    its connection.
  *  - Memory given back: after a burst (srv->buffered fell to an eighth of
  *    its high mark of at least TRIM_MIN_BYTES), malloc_trim() returns the
  *    allocator's free pages to the system, once, TRIM_DELAY_MS later.
