@@ -980,8 +980,6 @@ static void test_config_ranges(void **state)
         {"--block-cache-mb", "99999999999", "block_cache_mb"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const char *argv[] = {mt_maosd_bin(), bad[i].flag, bad[i].value, "--help", NULL};
-        (void)argv;
         char dir[300];
         snprintf(dir, sizeof dir, "%s/data", mt_test_dir());
         const char *run[] = {mt_maosd_bin(), "--data-dir", dir, "--socket", "/nonexistent/s",
