@@ -49,8 +49,9 @@
 #include "maosd.h"
 
 #define GATHER_MAX_US 200
-/* A group takes queued requests up to this many frame bytes (at least
- * one request), so one WriteBatch stays bounded however much is queued. */
+/* A group takes queued requests up to this much cost (maosd_wreq_cost: at
+ * least one request), so one WriteBatch stays bounded however much is
+ * queued. */
 #define GROUP_MAX_BYTES (64u << 20)
 
 struct maosd_commit {
@@ -100,6 +101,7 @@ void maosd_wreq_free(maosd_wreq *w)
     free(w->frame);
     free(w->results);
     free(w->ids);
+    free(w->why);
     free(w);
 }
 
@@ -112,7 +114,9 @@ static int fail(maosd_wreq *w, int code, int64_t index, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(w->why, sizeof(w->why), fmt, ap);
+    free(w->why); /* error text only where an error happened */
+    if (vasprintf(&w->why, fmt, ap) < 0)
+        w->why = NULL; /* the reply falls back to the code's message */
     va_end(ap);
     w->code = code;
     w->index = index;
@@ -309,6 +313,11 @@ static int write_request(maosd_commit *cm, maosd_wreq *w, const head_state *hs,
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &w->recs, msgpack_sbuffer_write);
+    if (!w->recs.alloc) { /* sized to need, not msgpack's 8 KiB first step */
+        size_t cap = maosd_wreq_records_bound(&w->req, w->frame_len);
+        w->recs.data = malloc(cap);
+        w->recs.alloc = w->recs.data ? cap : 0;
+    }
     uint8_t *ids = w->ids;
     w->recs.size = 0;
     w->n_recs = 0;
@@ -532,9 +541,9 @@ static void *commit_main(void *arg)
         maosd_wreq *list = cm->in_head, *last = NULL;
         uint64_t n = 0;
         size_t bytes = 0;
-        for (maosd_wreq *w = list; w && (!n || bytes + w->frame_len <= GROUP_MAX_BYTES);
+        for (maosd_wreq *w = list; w && (!n || bytes + w->cost <= GROUP_MAX_BYTES);
              w = w->next) {
-            bytes += w->frame_len;
+            bytes += w->cost;
             last = w;
             n++;
         }

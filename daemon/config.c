@@ -8,9 +8,17 @@
  * The config file is --config FILE, else /etc/maos/maosd.conf (root) or
  * ~/.config/maos/maosd.conf, read only if it exists (an explicit --config
  * must exist).
+ *
+ * Every number is range-checked against what the code can carry, and a bad
+ * one stops maosd naming the key and the range: max_output_mb stays under
+ * 2 GiB so that a connection's output (the cap plus one reply of at most
+ * max_frame) fits the 32-bit lengths of uv_write's buffers, and every MiB
+ * setting fits a size_t.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +29,22 @@
 #include "maosd.h"
 
 #define DEFAULT_MAX_CONNECTIONS 4096
+#define DEFAULT_MAX_CONNECTIONS_PER_UID 1024
+#define DEFAULT_HELLO_TIMEOUT_MS 10000
 #define DEFAULT_MAX_OUTPUT_MB 64
+#define DEFAULT_MAX_TOTAL_OUTPUT_MB 128
 #define DEFAULT_BLOCK_CACHE_MB 32
 #define DEFAULT_MAX_SUBSCRIPTIONS 1024
+/* max_output_mb: cap + one reply (<= max_frame, 1 GiB) < 4 GiB */
+#define MAX_OUTPUT_MB_LIMIT 2048u
+/* any MiB setting: its bytes fit a size_t (and stay below 1 TiB) */
+#define MB_LIMIT ((SIZE_MAX >> 20) < (1u << 20) ? (SIZE_MAX >> 20) : (1u << 20))
+
+uint32_t maosd_config_reserved(const maosd_config *cfg)
+{
+    uint32_t q = cfg->max_connections / 4;
+    return q < MAOSD_RESERVED_CONNS ? q : MAOSD_RESERVED_CONNS;
+}
 
 static void set_str(char **dst, const char *v)
 {
@@ -45,7 +66,10 @@ static void defaults(maosd_config *cfg)
     cfg->sync = 1;
     cfg->max_frame = MAOS_DEFAULT_MAX_FRAME;
     cfg->max_connections = DEFAULT_MAX_CONNECTIONS;
+    cfg->max_connections_per_uid = DEFAULT_MAX_CONNECTIONS_PER_UID;
+    cfg->hello_timeout_ms = DEFAULT_HELLO_TIMEOUT_MS;
     cfg->max_output = (size_t)DEFAULT_MAX_OUTPUT_MB << 20;
+    cfg->max_total_output = (size_t)DEFAULT_MAX_TOTAL_OUTPUT_MB << 20;
     cfg->block_cache_mb = DEFAULT_BLOCK_CACHE_MB;
     cfg->max_subscriptions = DEFAULT_MAX_SUBSCRIPTIONS;
     cfg->log_level = MAOSD_LOG_INFO;
@@ -80,12 +104,52 @@ static int parse_size(const char *v, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* The numeric settings: name, range, and where the value goes. */
+enum { NUM_U32, NUM_MB };
+typedef struct num_key {
+    const char *name;
+    uint64_t min, max;
+    int kind;           /* NUM_U32: uint32_t; NUM_MB: size_t bytes = n MiB */
+    size_t off;         /* in maosd_config */
+} num_key;
+
+#define NUM_(name, min, max, kind, field) {name, min, max, kind, offsetof(maosd_config, field)}
+static const num_key num_keys[] = {
+    NUM_("max_frame", 1024, 1u << 30, NUM_U32, max_frame),
+    NUM_("max_connections", 1, 1000000, NUM_U32, max_connections),
+    NUM_("max_connections_per_uid", 1, 1000000, NUM_U32, max_connections_per_uid),
+    NUM_("hello_timeout_ms", 10, 3600000, NUM_U32, hello_timeout_ms),
+    NUM_("max_output_mb", 1, MAX_OUTPUT_MB_LIMIT, NUM_MB, max_output),
+    NUM_("max_total_output_mb", 1, MB_LIMIT, NUM_MB, max_total_output),
+    NUM_("max_subscriptions", 1, 1000000, NUM_U32, max_subscriptions),
+};
+#undef NUM_
+
 /* One setting by name, shared by the INI file and the flags.
  * Returns 0, or -1 with a message in err. */
 static int apply(maosd_config *cfg, const char *key, const char *val, char *err,
                  size_t errlen)
 {
     uint64_t n;
+    for (size_t i = 0; i < sizeof(num_keys) / sizeof(num_keys[0]); i++) {
+        const num_key *k = &num_keys[i];
+        if (strcmp(key, k->name))
+            continue;
+        if (parse_size(val, k->min, k->max, &n)) {
+            snprintf(err, errlen, "invalid value '%s' for %s: want an integer %llu..%llu%s",
+                     val, key, (unsigned long long)k->min, (unsigned long long)k->max,
+                     !strcmp(key, "max_output_mb")
+                         ? " (a connection's output must fit uv_write's 32-bit lengths)"
+                         : "");
+            return -1;
+        }
+        char *f = (char *)cfg + k->off;
+        if (k->kind == NUM_U32)
+            *(uint32_t *)(void *)f = (uint32_t)n;
+        else
+            *(size_t *)(void *)f = (size_t)n << 20;
+        return 0;
+    }
     if (!strcmp(key, "data_dir")) {
         set_str(&cfg->data_dir, val);
     } else if (!strcmp(key, "socket")) {
@@ -99,25 +163,12 @@ static int apply(maosd_config *cfg, const char *key, const char *val, char *err,
             cfg->sync = 0;
         else
             goto bad;
-    } else if (!strcmp(key, "max_frame")) {
-        if (parse_size(val, 1024, 1u << 30, &n))
-            goto bad;
-        cfg->max_frame = (uint32_t)n;
-    } else if (!strcmp(key, "max_connections")) {
-        if (parse_size(val, 1, 1000000, &n))
-            goto bad;
-        cfg->max_connections = (uint32_t)n;
-    } else if (!strcmp(key, "max_output_mb")) {
-        if (parse_size(val, 1, 1u << 20, &n))
-            goto bad;
-        cfg->max_output = (size_t)n << 20;
-    } else if (!strcmp(key, "max_subscriptions")) {
-        if (parse_size(val, 1, 1000000, &n))
-            goto bad;
-        cfg->max_subscriptions = (uint32_t)n;
     } else if (!strcmp(key, "block_cache_mb")) {
-        if (parse_size(val, 1, 1u << 20, &n))
-            goto bad;
+        if (parse_size(val, 1, MB_LIMIT, &n)) {
+            snprintf(err, errlen, "invalid value '%s' for %s: want an integer 1..%llu", val,
+                     key, (unsigned long long)MB_LIMIT);
+            return -1;
+        }
         cfg->block_cache_mb = (size_t)n;
     } else if (!strcmp(key, "log_level")) {
         int l = maosd_log_parse_level(val);
@@ -174,8 +225,17 @@ static void usage(FILE *f)
 "  --socket-group GROUP   make the socket 0660 and owned by GROUP (default 0600)\n"
 "  --durability MODE      sync (default): fsync every commit group; none: no fsync\n"
 "  --max-frame BYTES      largest request frame accepted (default 16777216)\n"
-"  --max-connections N    concurrent connections (default 4096)\n"
-"  --max-output-mb N      per-connection output buffer cap (default 64)\n"
+"  --max-connections N    concurrent connections (default 4096; the last 16 are\n"
+"                         kept for root and the daemon's own user)\n"
+"  --max-connections-per-uid N\n"
+"                         connections one uid may hold (default 1024; root and\n"
+"                         the daemon's own user are exempt)\n"
+"  --hello-timeout-ms MS  close a connection that sent no hello by then\n"
+"                         (default 10000)\n"
+"  --max-output-mb N      per-connection cap on unsent output and queued writes\n"
+"                         (default 64, at most 2048)\n"
+"  --max-total-output-mb N\n"
+"                         the same for all connections together (default 128)\n"
 "  --block-cache-mb N     RocksDB block cache (default 32)\n"
 "  --max-subscriptions N  subscriptions per connection (default 1024)\n"
 "  --log-level LEVEL      error, warn, info (default) or debug\n"
@@ -186,7 +246,8 @@ static void usage(FILE *f)
 "  -V, --version          show the version\n"
 "\n"
 "Config file keys, in a [maosd] section: data_dir, socket, socket_group,\n"
-"durability, max_frame, max_connections, max_output_mb, block_cache_mb,\n"
+"durability, max_frame, max_connections, max_connections_per_uid,\n"
+"hello_timeout_ms, max_output_mb, max_total_output_mb, block_cache_mb,\n"
 "max_subscriptions, log_level.\n"
 "\n"
 "Exit status: 0 stopped cleanly; 1 could not start or run; 2 usage or config\n"
@@ -205,6 +266,9 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         {"max-frame", required_argument, 0, 'f'},
         {"max-connections", required_argument, 0, 'm'},
         {"max-output-mb", required_argument, 0, 'o'},
+        {"max-total-output-mb", required_argument, 0, 'O'},
+        {"max-connections-per-uid", required_argument, 0, 'u'},
+        {"hello-timeout-ms", required_argument, 0, 'H'},
         {"block-cache-mb", required_argument, 0, 'b'},
         {"max-subscriptions", required_argument, 0, 'S'},
         {"log-level", required_argument, 0, 'l'},
@@ -217,7 +281,8 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         ['d'] = "data_dir", ['s'] = "socket", ['g'] = "socket_group",
         ['D'] = "durability", ['f'] = "max_frame", ['m'] = "max_connections",
         ['o'] = "max_output_mb", ['b'] = "block_cache_mb", ['l'] = "log_level",
-        ['S'] = "max_subscriptions",
+        ['S'] = "max_subscriptions", ['O'] = "max_total_output_mb",
+        ['u'] = "max_connections_per_uid", ['H'] = "hello_timeout_ms",
     };
     defaults(cfg);
 
@@ -281,7 +346,11 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         if (c == 'X')
             cfg->salvage = 1;
         if (c > 0 && c < 128 && keys[c] && apply(cfg, keys[c], optarg, err, sizeof(err))) {
-            fprintf(stderr, "maosd: --%s: %s\n", keys[c], err);
+            const char *flag = keys[c];
+            for (const struct option *o = opts; o->name; o++)
+                if (o->val == c)
+                    flag = o->name;
+            fprintf(stderr, "maosd: --%s: %s\n", flag, err);
             return -1;
         }
     }

@@ -3,6 +3,13 @@
  * processCommand): decode, look up, validate, authorize, storage gate,
  * handler, in that order.  The op table is built from MAOS_OPS_MAP order;
  * adding an op means one row here and one handler in an op_*.c file.
+ *
+ * Write ops leave this path through maosd_queue_write (op_stream.c), the
+ * one place that hands a request to the commit thread; maosd_wreq_cost
+ * here says what a queued write costs: the
+ * connection's cap and the daemon's budget (server.c) count that cost, so
+ * a pipelining client is stopped by what its queued writes really hold,
+ * not by their frame bytes alone.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +35,51 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_SUBSCRIBE_CHANNEL] = {MAOS_OP_SUBSCRIBE_CHANNEL, "subscribe_channel",
                                    maosd_op_subscribe_channel, 0},
 };
+
+/* ---- what a queued write costs --------------------------------------------- */
+
+/* Heap bytes of one malloc(n) with glibc: an 8-byte header, rounded up to
+ * 16. */
+static size_t heap(size_t n)
+{
+    return (n + 8 + 15) & ~(size_t)15;
+}
+
+/* A stored record's bytes besides its stream, type, data and meta
+ * (maos_enc_record: 9 keys, position, time, version, the id and prev bin
+ * headers and bytes, string headers: 138), rounded up. */
+#define RECORD_OVERHEAD 160
+
+size_t maosd_wreq_records_bound(const maos_request *req, size_t frame_len)
+{
+    /* type, data and meta of every event are in the frame; the stream is
+     * in the frame once per append but in every record */
+    size_t b = frame_len;
+    for (uint32_t i = 0; i < req->n_appends; i++)
+        b += (size_t)req->appends[i].n_events * (RECORD_OVERHEAD + req->appends[i].stream.len);
+    return b;
+}
+
+size_t maosd_wreq_cost(const maosd_wreq *w)
+{
+    const maos_request *r = &w->req;
+    size_t events = 0, c = heap(sizeof(*w)) + heap(w->frame_len);
+    if (r->n_appends) {
+        /* the decoder's arena: one chunk for the appends, one per append
+         * for its events (proto/msg.c) */
+        c += heap(16 + r->n_appends * sizeof(maos_append_in));
+        for (uint32_t i = 0; i < r->n_appends; i++) {
+            events += r->appends[i].n_events;
+            c += heap(16 + r->appends[i].n_events * sizeof(maos_event_in));
+        }
+        c += heap(r->n_appends * sizeof(maos_append_result)) + heap(16 * events) +
+             heap(maosd_wreq_records_bound(r, w->frame_len));
+    }
+    return c;
+}
+
+
+/* ---- the request path --------------------------------------------------------- */
 
 static void refuse(maosd_conn *c, uint64_t rid, int code, const char *why)
 {
@@ -92,6 +144,8 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
     }
     call.req = &req;
     rc = op->handler(&call);
+    if (c->hello && c->greeting)
+        maosd_conn_greeted(c); /* no more hello timeout */
     if (rc) {
         maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu %s: %s: %s",
                    (unsigned long long)c->id, (unsigned long long)req.rid, op->name,

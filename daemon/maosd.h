@@ -55,12 +55,23 @@ typedef struct maosd_config {
     int sync;            /* durability: 1 sync (default), 0 none */
     uint32_t max_frame;
     uint32_t max_connections;
-    size_t max_output;   /* per-connection output cap, bytes */
+    uint32_t max_connections_per_uid; /* root and the daemon's uid: exempt */
+    uint32_t hello_timeout_ms;        /* a connection without hello is closed */
+    size_t max_output;       /* per-connection cap on what it holds, bytes */
+    size_t max_total_output; /* the same, all connections together, bytes */
     size_t block_cache_mb;
     uint32_t max_subscriptions; /* per connection */
     int log_level;
     int salvage;         /* --salvage: open up to damage (flag only) */
 } maosd_config;
+
+/*
+ * Connections kept for root and the daemon's own uid: the last
+ * MAOSD_RESERVED_CONNS of max_connections (a quarter of it when that is
+ * smaller), so that the operator can always get in.
+ */
+#define MAOSD_RESERVED_CONNS 16u
+uint32_t maosd_config_reserved(const maosd_config *cfg);
 
 /*
  * Fill *cfg from defaults, the config file and argv, in that order of
@@ -98,6 +109,9 @@ struct maosd_sub {
     int channel;             /* 1: a channel subscription */
     int live;
     int pumping;
+    int waiting;             /* from_version past the head: skips the
+                              * stream's versions below wait_version */
+    uint64_t wait_version;
     uint64_t next_pos;       /* next position this subscription considers */
     maos_filter filter;      /* slices into mem */
     char *pattern;           /* channel: NUL-terminated glob, in mem */
@@ -118,7 +132,22 @@ typedef struct maosd_server {
     uint64_t next_conn_id;
     uint32_t n_conns;
     uint64_t conns_total;
+    uint64_t conns_refused;  /* refused at accept: a connection limit */
+    uint64_t hello_timeouts; /* closed without hello within hello_timeout_ms */
     maosd_conn *conns;   /* list of open connections */
+    maosd_conn *greet_head, *greet_tail; /* before hello, oldest first */
+    uv_timer_t hello_timer;
+    uid_t euid;          /* the daemon's own uid (exempt from the uid limit) */
+    /* Memory held for connections (server.c): the sum of every
+     * connection's maosd_conn_load(), against cfg->max_total_output. */
+    size_t buffered;
+    size_t buffered_high;    /* highest since the allocator was last trimmed */
+    uint32_t n_paused;       /* connections not read: over a cap */
+    uint32_t n_budget_paused;/* ... of them, for the daemon's budget */
+    int over_budget;         /* buffered was over max_total_output */
+    int resume_pending;      /* the budget freed up: resume paused ones */
+    uv_timer_t trim_timer;
+    int trim_armed;
     int stopping;
     int listening;
     int lock_fd;         /* flock on <socket>.lock, held while running */
@@ -140,6 +169,10 @@ struct maosd_conn {
     uv_pipe_t pipe;      /* first: handle <-> conn casts */
     maosd_server *srv;
     maosd_conn *next, *prev;
+    maosd_conn *greet_next, *greet_prev; /* srv's before-hello list */
+    uint64_t accepted_ms;    /* loop time of the accept */
+    int greeting;            /* on the before-hello list */
+    int uid_counted;         /* counted in the per-uid table */
     uint64_t id;
     pid_t pid;
     uid_t uid;
@@ -153,8 +186,13 @@ struct maosd_conn {
     int reading;         /* uv_read_start active */
     int close_after_flush;
     int dirty;           /* on the flush list */
+    maosd_conn *dirty_next;
+    int paused;          /* not read: MAOSD_PAUSED_CAP (its own cap, resumed
+                          * as it drains) or MAOSD_PAUSED_BUDGET (the
+                          * daemon's budget, resumed as that frees up) */
     uint32_t pending_writes; /* requests at the commit thread */
-    size_t pending_bytes;    /* their frame bytes */
+    size_t pending_bytes;    /* what they cost (maosd_wreq_cost) */
+    size_t acct;             /* this connection's share of srv->buffered */
     maosd_sub *subs;         /* this connection's subscriptions */
     uint32_t n_subs;
     uint64_t next_sub_id;
@@ -177,16 +215,36 @@ void maosd_reply_error(maosd_conn *c, uint64_t rid, int code, const char *msg,
                        int has_actual, int64_t actual, int64_t index);
 /* Drop a reference taken for a queued request. */
 void maosd_conn_unref(maosd_conn *c);
-/* A write request of `bytes` frame bytes was queued for c / came back:
- * counted against the connection's cap like its output. */
-void maosd_conn_write_queued(maosd_conn *c, size_t bytes);
-void maosd_conn_write_done(maosd_conn *c, size_t bytes);
+/* A write request costing `cost` bytes (maosd_wreq_cost) was queued for c /
+ * came back: counted against the connection's cap like its output. */
+void maosd_conn_write_queued(maosd_conn *c, size_t cost);
+void maosd_conn_write_done(maosd_conn *c, size_t cost);
 /* Close c once its output is written (a failure the client must see as a
  * dropped connection; safe inside loops over connections). */
 void maosd_conn_fail(maosd_conn *c);
-/* The connection's output load against its cap (server.c). */
+/* c completed hello: it leaves the hello timeout. */
+void maosd_conn_greeted(maosd_conn *c);
+/*
+ * Memory a connection holds (server.c): its load -- output not yet written
+ * (allocated bytes), output handed to the kernel but not yet taken, and the
+ * cost of its writes at the commit thread -- is capped by max_output, and
+ * all connections' loads together by max_total_output.  (Its reader holds
+ * at most one request besides: max_frame + 4 bytes.)
+ */
 size_t maosd_conn_load(const maosd_conn *c);
+/* 1 when c must not take more work now (another request, another push):
+ * over its own cap, or the daemon is over max_total_output and c's load is
+ * more than MAOSD_LIGHT_BYTES.  A connection that holds almost nothing is
+ * always served, so clients that read their replies keep going however
+ * much others hold. */
 int maosd_conn_over_cap(const maosd_conn *c);
+#define MAOSD_LIGHT_BYTES (64u << 10)
+enum { MAOSD_PAUSED_CAP = 1, MAOSD_PAUSED_BUDGET = 2 };
+/* 1 when a catch-up slice may go to c: its load is at most MAOSD_PUMP_WINDOW
+ * (catch-up can always re-read from disk, so it never buffers more) and is
+ * not over a cap. */
+int maosd_conn_pump_ok(const maosd_conn *c);
+#define MAOSD_PUMP_WINDOW (1u << 20)
 
 /* Subscriptions (op_sub.c): set-up, a closing connection's clean-up, and
  * the nudge when a connection's output drains. */
@@ -250,9 +308,11 @@ int maosd_op_checkpoint_save(maosd_call *call);
 int maosd_op_checkpoint_get(maosd_call *call);
 int maosd_op_publish(maosd_call *call);
 int maosd_op_subscribe_channel(maosd_call *call);
-/* Queue a decoded write request to the commit thread: the request and
- * *frame (frame_len bytes, malloc'ed; set to NULL) move into it.  c is
- * the connection to answer, or NULL for maosd's own writes.  0, or
+/* Queue a decoded write request to the commit thread (op_stream.c), the
+ * one place that hands requests over: the request and *frame (frame_len
+ * bytes, malloc'ed; set to NULL) move into it, its cost (maosd_wreq_cost)
+ * is counted against c's cap and the daemon's budget, and c is held until
+ * maosd_append_done.  c is NULL for maosd's own writes.  0, or
  * MAOS_EOVERLOADED (out of memory; nothing moved). */
 int maosd_queue_write(maosd_server *srv, maosd_conn *c, maos_request *req,
                       char **frame, size_t frame_len);
@@ -299,9 +359,10 @@ typedef struct maosd_wreq {
     char *frame;              /* the request bytes; req's slices point here */
     size_t frame_len;
     maos_request req;
+    size_t cost;              /* maosd_wreq_cost(), set when queued */
     /* results, filled by the commit thread */
     int code;                 /* 0 or negative MAOS_E* */
-    char why[256];
+    char *why;                /* malloc'ed reason, only on error (or NULL) */
     int has_actual;
     int64_t actual;
     int64_t index;            /* failing append of a txn, -1 */
@@ -313,6 +374,12 @@ typedef struct maosd_wreq {
 } maosd_wreq;
 
 void maosd_wreq_free(maosd_wreq *w);
+/* Bytes the committed records of this request can take at most (the
+ * commit thread sizes w->recs with it), and what a queued request costs in
+ * all: the struct, the frame copy, the decoded request, results, ids and
+ * those records (dispatch.c). */
+size_t maosd_wreq_records_bound(const maos_request *req, size_t frame_len);
+size_t maosd_wreq_cost(const maosd_wreq *w);
 
 /* Deliver the records of a finished batch of requests (in commit order)
  * to live subscriptions; called on the loop thread before the replies. */

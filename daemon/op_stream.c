@@ -73,9 +73,10 @@ int maosd_queue_write(maosd_server *srv, maosd_conn *c, maos_request *req,
     *frame = NULL;
     w->conn = c;
     w->index = -1;
+    w->cost = maosd_wreq_cost(w);
     if (c) {
         c->refs++;
-        maosd_conn_write_queued(c, w->frame_len);
+        maosd_conn_write_queued(c, w->cost);
     }
     maosd_commit_submit(srv->commit, w);
     return 0;
@@ -161,7 +162,8 @@ void maosd_append_done(maosd_server *srv, maosd_wreq *w)
         if (w->code) {
             maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu %s: %s: %s",
                        (unsigned long long)c->id, (unsigned long long)w->req.rid,
-                       maos_op_name(w->req.op), maos_err_name(w->code), w->why);
+                       maos_op_name(w->req.op), maos_err_name(w->code),
+                       w->why ? w->why : "-");
             maosd_reply_error(c, w->req.rid, w->code, w->why, w->has_actual,
                               w->actual, w->index);
         } else {
@@ -175,7 +177,7 @@ void maosd_append_done(maosd_server *srv, maosd_wreq *w)
             maosd_reply_end(c, mark);
         }
     }
-    maosd_conn_write_done(c, w->frame_len);
+    maosd_conn_write_done(c, w->cost);
     maosd_conn_unref(c);
     maosd_wreq_free(w);
 }
@@ -184,11 +186,18 @@ void maosd_append_done(maosd_server *srv, maosd_wreq *w)
 
 /* Bytes of records in one reply: about REPLY_BUDGET, and never so much that
  * the reply outgrows what clients accept (max_frame + MAOS_REPLY_SLACK);
- * the first record always goes in, whatever its size. */
+ * the first record always goes in, whatever its size.  While the daemon
+ * is over its output budget, only MAOSD_LIGHT_BYTES: the connections it
+ * still serves then (those holding almost nothing, server.c) each add one
+ * small reply, not a full one. */
 size_t maosd_reply_budget(const maosd_server *srv)
 {
     size_t b = srv->cfg->max_frame;
-    return b < REPLY_BUDGET ? b : REPLY_BUDGET;
+    if (b > REPLY_BUDGET)
+        b = REPLY_BUDGET;
+    if (srv->buffered > srv->cfg->max_total_output && b > MAOSD_LIGHT_BYTES)
+        b = MAOSD_LIGHT_BYTES;
+    return b;
 }
 
 static uint32_t scan_max(const maosd_scan *sc)

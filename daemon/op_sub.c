@@ -21,10 +21,24 @@
  *    forward over exactly the positions they covered, every matching event
  *    is delivered once, in position order, with no gap and no duplicate at
  *    the boundary.
- *  - A live subscriber whose connection is over its output cap is switched
- *    back to catching up (told "fell_behind"): the daemon keeps no per-
- *    subscriber backlog in memory, only a position.  The pump serves it
- *    again once the connection's output falls to half the cap.
+ *  - A live subscriber whose connection is over its output cap, or holds
+ *    more than MAOSD_LIGHT_BYTES while the daemon is over its budget
+ *    (max_total_output; maosd_conn_over_cap), is switched back to catching
+ *    up (told "fell_behind"): the daemon keeps no per-subscriber backlog in
+ *    memory, only a position.
+ *  - Catch-up never buffers more than a small window: the pump serves a
+ *    connection only while it holds at most MAOSD_PUMP_WINDOW (1 MiB) and
+ *    is not over a cap (maosd_conn_pump_ok); it can always read again from
+ *    disk, so a subscriber that does not read costs one window, not its
+ *    cap.  A connection whose output drains kicks the pump again.
+ *  - Catch-up cannot starve writers or anyone else: one loop turn pumps at
+ *    most PUMP_TURN_SCAN records and PUMP_TURN_NS of time over all
+ *    catching-up subscriptions, in slices of PUMP_SLICE_SCAN records, round
+ *    robin.
+ *  - from_version past the stream's head: the subscription starts at the
+ *    live end and waits for that version (s->waiting): versions of the
+ *    stream below it, written meanwhile, are skipped, live or from disk, so
+ *    the first event delivered is exactly that version.
  *  - Only committed (with sync durability: synced) events are delivered.
  *  - Channels: publish goes to the channel subscriptions whose glob pattern
  *    matches, now, never stored; a subscriber over its cap misses it
@@ -40,7 +54,8 @@
 
 #define PUMP_LIMIT 10000      /* events per catch-up push */
 #define PUMP_TURN_SCAN 20000  /* records examined per loop turn, all subs */
-#define PUMP_SLICE_SCAN 5000  /* ... and per subscription per turn */
+#define PUMP_SLICE_SCAN 500   /* ... and per subscription per slice */
+#define PUMP_TURN_NS 250000   /* time one loop turn pumps, all subs */
 
 /* ---- subscription objects ---------------------------------------------------- */
 
@@ -215,6 +230,22 @@ static int pump_one(maosd_server *srv, maosd_sub *s, uint32_t max_scan,
 {
     maosd_conn *c = s->conn;
     *scanned = 0;
+    if (s->waiting) {
+        /* From disk: start at the awaited version if it is stored (maybe
+         * past delivered_head: the fan-out of its group is still to come),
+         * else nothing of the stream up to delivered_head is for it. */
+        uint64_t pos;
+        int rc = maosd_stream_version_position(srv->store, s->filter.stream,
+                                                s->wait_version, &pos);
+        if (rc && rc != MAOS_ENOT_FOUND)
+            return rc;
+        if (rc == 0)
+            s->waiting = 0;
+        else
+            pos = srv->delivered_head + 1;
+        if (pos > s->next_pos)
+            s->next_pos = pos;
+    }
     if (s->next_pos > srv->delivered_head) { /* e.g. from past the head */
         go_live(srv, s);
         return 0;
@@ -265,8 +296,9 @@ static void on_pump(uv_idle_t *h)
     maosd_server *srv = h->data;
     int progress = 0;
     uint32_t budget = PUMP_TURN_SCAN;
+    uint64_t t_end = uv_hrtime() + PUMP_TURN_NS;
     maosd_sub *stop_at = srv->pump_tail; /* serve each at most once a turn */
-    while (srv->pump && budget) {
+    while (srv->pump && budget && (!progress || uv_hrtime() < t_end)) {
         maosd_sub *s = srv->pump;
         int last = s == stop_at;
         /* to the tail first: pump_one may take it off the list */
@@ -275,8 +307,7 @@ static void on_pump(uv_idle_t *h)
             srv->pump_tail = NULL;
         pump_push_tail(srv, s);
         maosd_conn *c = s->conn;
-        if (!c->closing && !c->close_after_flush &&
-            maosd_conn_load(c) <= srv->cfg->max_output / 2) {
+        if (!c->closing && !c->close_after_flush && maosd_conn_pump_ok(c)) {
             uint32_t scanned = 0;
             int rc = pump_one(srv, s, budget < PUMP_SLICE_SCAN ? budget : PUMP_SLICE_SCAN,
                               &scanned);
@@ -285,7 +316,7 @@ static void on_pump(uv_idle_t *h)
                  * drop the connection; the client reconnects and resumes. */
                 maosd_log(MAOSD_LOG_ERROR, "conn %llu sub %llu: catch-up read failed: %s; "
                           "closing the connection", (unsigned long long)c->id,
-                          (unsigned long long)s->id, maos_strerror(rc));
+                          (unsigned long long)s->id, maosd_store_errmsg());
                 pump_del(srv, s);
                 maosd_conn_fail(c);
             }
@@ -298,8 +329,9 @@ static void on_pump(uv_idle_t *h)
     /* Stop only after a turn without progress: output made in this idle
      * callback is flushed by the check handle after the poll, and the poll
      * does not block while the idle handle is active.  Nothing runnable
-     * means every pumping connection is over its cap; the flush of its
-     * output kicks the pump again. */
+     * means every pumping connection holds its window or is over a cap;
+     * the flush of its output (or the budget freeing up) kicks the pump
+     * again. */
     if (!progress) {
         uv_idle_stop(&srv->pump_idle);
         srv->pump_running = 0;
@@ -375,6 +407,14 @@ void maosd_sub_fanout(maosd_server *srv, maosd_wreq *list)
             const maos_record *r = &recs[i];
             if (r->position < s->next_pos || !maos_filter_match(&s->filter, r))
                 continue;
+            if (s->waiting) {
+                if (r->version < s->wait_version)
+                    continue; /* written after it subscribed, but too early */
+                /* the awaited version: nothing before it was delivered
+                 * (count is 0), so everything up to here is considered */
+                s->waiting = 0;
+                s->next_pos = r->position;
+            }
             /* Frames stay within the reply budget, and the cap is checked
              * between frames: a slow consumer keeps a position, not a
              * backlog. */
@@ -468,6 +508,7 @@ int maosd_op_subscribe(maosd_call *call)
     if (rc)
         return rc;
     uint64_t from = srv->delivered_head + 1; /* default: live only */
+    int waiting = 0;
     if (req->has_from) {
         from = req->from ? req->from : 1;
     } else if (req->has_from_version) {
@@ -477,7 +518,9 @@ int maosd_op_subscribe(maosd_call *call)
         if (rc == 0)
             from = pos;
         else if (rc != MAOS_ENOT_FOUND)
-            return rc; /* not written yet: from the live end */
+            return rc;
+        else
+            waiting = 1; /* not written yet: from the live end, waiting for it */
     }
     maosd_sub *s = sub_new(call->conn, &req->filter, (maos_slice){"", 0});
     if (!s) {
@@ -487,6 +530,8 @@ int maosd_op_subscribe(maosd_call *call)
     list_add(&srv->subs, s);
     srv->n_subs++;
     s->next_pos = from;
+    s->waiting = waiting;
+    s->wait_version = req->from_version;
     maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu: sub %llu from %llu",
                (unsigned long long)call->conn->id, (unsigned long long)req->rid,
                (unsigned long long)s->id, (unsigned long long)from);

@@ -4,14 +4,40 @@
  * and graceful shutdown.
  *
  * Invariants:
- *  - Each connection's load -- output not yet handed to the kernel (c->out),
- *    output handed to uv_write (c->in_flight_out) and the frames of its
- *    writes waiting at the commit thread (c->pending_bytes) -- is capped by
+ *  - Each connection's load -- output not yet handed to the kernel (c->out,
+ *    counted by what it allocated), output handed to uv_write and not yet
+ *    written (c->in_flight_out, likewise) and what its writes waiting at
+ *    the commit thread cost (c->pending_bytes: struct, frame copy, decoded
+ *    request, results, ids, records; maosd_wreq_cost) -- is capped by
  *    max_output.  Over the cap the connection stops reading until the load
  *    falls to half.  Memory per connection is thus bounded by the cap plus
- *    one reply (a read reply is itself bounded, see op_stream.c) plus the
- *    reader buffer (one frame: at most max_frame + 4 bytes, and only what
- *    the peer sent; given back once empty if it grew large).
+ *    one request or reply (a read reply is itself bounded, see op_stream.c)
+ *    plus the reader buffer (one frame: at most max_frame + 4 bytes, and
+ *    only what the peer sent; given back whenever it is empty).  Input is
+ *    bounded per connection only: a request being received is always read
+ *    to its end, so that no one can stop a client's large request by
+ *    holding output.
+ *  - Daemon-wide budget: srv->buffered is the sum of every connection's
+ *    load, kept exact by account() at every place one of them changes.
+ *    Over max_total_output a connection whose load is more than
+ *    MAOSD_LIGHT_BYTES is not read (nor fed catch-up, and its live
+ *    subscriptions fall back to disk positions, op_sub.c) until the total
+ *    is within the budget again or its own load drains; a connection with
+ *    almost nothing pending is still served (replies then carry at most
+ *    MAOSD_LIGHT_BYTES of events, op_stream.c), so clients that read their
+ *    replies keep going however much the others hold.  Total:
+ *    max_total_output + connections x (MAOSD_LIGHT_BYTES + one request or
+ *    reply).
+ *  - Flushing cannot fail: the flush list is linked through the
+ *    connections (no allocation), and a write whose uv_write fails closes
+ *    its connection.
+ *  - Memory given back: after a burst (srv->buffered fell to an eighth of
+ *    its high mark of at least TRIM_MIN_BYTES), malloc_trim() returns the
+ *    allocator's free pages to the system, once, TRIM_DELAY_MS later.
+ *  - Connection limits at accept: max_connections in all; the last
+ *    maosd_config_reserved() of them only for root and the daemon's uid;
+ *    max_connections_per_uid per uid (root and the daemon's uid exempt).
+ *    A connection without hello after hello_timeout_ms is closed.
  *  - A peer that half-closes (EOF) still gets the replies to everything it
  *    sent; the connection closes once those are written.
  *  - Shutdown: once the commit queue is empty, connections close after
@@ -27,10 +53,13 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -43,18 +72,103 @@ typedef struct write_req {
     maosd_conn *conn;
     char *data;
     size_t len;
+    size_t cost;         /* what data holds allocated (>= len) */
 } write_req;
 
 #define DRAIN_TIMEOUT_MS 5000
+#define TRIM_MIN_BYTES (16u << 20)
+#define TRIM_DELAY_MS 250
+/* One uv_buf_t carries at most this (its length is an unsigned int). */
+#define BUF_MAX (1u << 30)
 
 static uv_check_t flush_check;
 static uv_timer_t drain_timer;
-static maosd_conn **dirty;   /* connections with unflushed output */
-static size_t n_dirty, cap_dirty;
+/* Connections with unflushed output, linked through c->dirty_next: putting
+ * one on the list allocates nothing, so it cannot fail. */
+static maosd_conn *dirty_head;
+
+/* Open connections per uid (few distinct uids: a plain array). */
+typedef struct uid_count {
+    uid_t uid;
+    uint32_t n;
+} uid_count;
+static uid_count *uids;
+static size_t n_uids, cap_uids;
 
 static void conn_process(maosd_conn *c);
+static void account(maosd_conn *c);
+
+/* Set why c is not read (0: it is), keeping the server's counts. */
+static void set_paused(maosd_conn *c, int why)
+{
+    maosd_server *srv = c->srv;
+    srv->n_paused -= c->paused != 0;
+    srv->n_budget_paused -= c->paused == MAOSD_PAUSED_BUDGET;
+    c->paused = why;
+    srv->n_paused += why != 0;
+    srv->n_budget_paused += why == MAOSD_PAUSED_BUDGET;
+}
+
+/* ---- per-uid counts --------------------------------------------------------- */
+
+static uid_count *uid_find(uid_t uid)
+{
+    for (size_t i = 0; i < n_uids; i++)
+        if (uids[i].uid == uid)
+            return &uids[i];
+    return NULL;
+}
+
+/* Count one more connection of uid; its new count, or 0 out of memory. */
+static uint32_t uid_add(uid_t uid)
+{
+    uid_count *u = uid_find(uid);
+    if (!u) {
+        if (n_uids == cap_uids) {
+            size_t nc = cap_uids ? cap_uids * 2 : 16;
+            uid_count *nu = realloc(uids, nc * sizeof(*nu));
+            if (!nu)
+                return 0;
+            uids = nu;
+            cap_uids = nc;
+        }
+        u = &uids[n_uids++];
+        u->uid = uid;
+        u->n = 0;
+    }
+    return ++u->n;
+}
+
+static void uid_del(uid_t uid)
+{
+    uid_count *u = uid_find(uid);
+    if (u && --u->n == 0)
+        *u = uids[--n_uids];
+}
 
 /* ---- connection lifetime --------------------------------------------------- */
+
+static void greet_del(maosd_conn *c)
+{
+    if (!c->greeting)
+        return;
+    maosd_server *srv = c->srv;
+    if (c->greet_prev)
+        c->greet_prev->greet_next = c->greet_next;
+    else
+        srv->greet_head = c->greet_next;
+    if (c->greet_next)
+        c->greet_next->greet_prev = c->greet_prev;
+    else
+        srv->greet_tail = c->greet_prev;
+    c->greet_next = c->greet_prev = NULL;
+    c->greeting = 0;
+}
+
+void maosd_conn_greeted(maosd_conn *c)
+{
+    greet_del(c); /* the timer finds the next one itself */
+}
 
 static void conn_maybe_free(maosd_conn *c)
 {
@@ -68,8 +182,11 @@ static void conn_maybe_free(maosd_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->n_conns--;
+    if (c->uid_counted)
+        uid_del(c->uid);
     maos_reader_free(&c->rd);
     msgpack_sbuffer_destroy(&c->out);
+    srv->buffered -= c->acct;
     free(c);
 }
 
@@ -86,6 +203,8 @@ static void conn_close(maosd_conn *c)
     if (c->closing)
         return;
     c->closing = 1;
+    greet_del(c);
+    set_paused(c, 0);
     maosd_sub_conn_closed(c);
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
@@ -102,17 +221,31 @@ static void mark_dirty(maosd_conn *c)
 {
     if (c->dirty)
         return;
-    if (n_dirty == cap_dirty) {
-        size_t nc = cap_dirty ? cap_dirty * 2 : 64;
-        maosd_conn **nd = realloc(dirty, nc * sizeof(*nd));
-        if (!nd)
-            return; /* flushed by the next request's turn or on close */
-        dirty = nd;
-        cap_dirty = nc;
-    }
-    dirty[n_dirty++] = c;
+    c->dirty_next = dirty_head;
+    dirty_head = c;
     c->dirty = 1;
     c->refs++; /* kept alive until flushed */
+}
+
+/* Bring c's share of srv->buffered up to date (call wherever its output,
+ * in-flight bytes, queued writes or reader change). */
+static void account(maosd_conn *c)
+{
+    maosd_server *srv = c->srv;
+    size_t now = maosd_conn_load(c); /* until freed: queued writes still hold */
+    srv->buffered = srv->buffered - c->acct + now;
+    c->acct = now;
+    if (srv->buffered > srv->buffered_high)
+        srv->buffered_high = srv->buffered;
+    /* back under the budget: connections paused by it may go on, and
+     * catch-up stopped by it (in the flush check, never inside this call
+     * chain) */
+    if (srv->buffered > srv->cfg->max_total_output) {
+        srv->over_budget = 1;
+    } else if (srv->over_budget || srv->n_budget_paused) {
+        srv->over_budget = 0;
+        srv->resume_pending = 1;
+    }
 }
 
 size_t maosd_reply_begin(maosd_conn *c, msgpack_packer *pk)
@@ -132,6 +265,7 @@ void maosd_reply_end(maosd_conn *c, size_t mark)
     maos_frame_put_len(c->out.data + mark, (uint32_t)len);
     atomic_fetch_add(&c->srv->counters.bytes_out, len + 4);
     mark_dirty(c);
+    account(c);
 }
 
 void maosd_reply_error(maosd_conn *c, uint64_t rid, int code, const char *msg,
@@ -145,12 +279,32 @@ void maosd_reply_error(maosd_conn *c, uint64_t rid, int code, const char *msg,
 
 size_t maosd_conn_load(const maosd_conn *c)
 {
-    return c->out.size + c->in_flight_out + c->pending_bytes;
+    return c->out.alloc + c->in_flight_out + c->pending_bytes;
 }
 
 int maosd_conn_over_cap(const maosd_conn *c)
 {
-    return maosd_conn_load(c) > c->srv->cfg->max_output;
+    const maosd_server *srv = c->srv;
+    if (maosd_conn_load(c) > srv->cfg->max_output)
+        return 1;
+    return srv->buffered > srv->cfg->max_total_output &&
+           maosd_conn_load(c) > MAOSD_LIGHT_BYTES;
+}
+
+int maosd_conn_pump_ok(const maosd_conn *c)
+{
+    return maosd_conn_load(c) <= MAOSD_PUMP_WINDOW && !maosd_conn_over_cap(c);
+}
+
+/* A paused connection may be read again: its load fell to half its cap,
+ * and the daemon is within its budget or c holds almost nothing. */
+static int conn_can_resume(const maosd_conn *c)
+{
+    const maosd_server *srv = c->srv;
+    if (maosd_conn_load(c) > srv->cfg->max_output / 2)
+        return 0;
+    return srv->buffered <= srv->cfg->max_total_output ||
+           maosd_conn_load(c) <= MAOSD_LIGHT_BYTES;
 }
 
 /* Nothing more to send or to wait for. */
@@ -192,10 +346,30 @@ static void stop_reading(maosd_conn *c)
     c->reading = 0;
 }
 
+/* Stop reading c because it is over a cap (counted in stats): its own
+ * (resumed as it drains) or the daemon's budget (resumed as that frees). */
+static void conn_pause(maosd_conn *c)
+{
+    stop_reading(c);
+    set_paused(c, maosd_conn_load(c) > c->srv->cfg->max_output ? MAOSD_PAUSED_CAP
+                                                                 : MAOSD_PAUSED_BUDGET);
+}
+
+/* Read a paused connection again, and handle the frames that waited in its
+ * reader.  Not inside a call chain that walks connections or
+ * subscriptions (it may dispatch requests). */
+static void conn_resume(maosd_conn *c)
+{
+    set_paused(c, 0);
+    start_reading(c);
+    conn_process(c);
+}
+
 /* Output or pending writes went down: close a draining connection, or
  * resume reading one that was stopped at the cap. */
 static void conn_progress(maosd_conn *c)
 {
+    account(c);
     if (c->closing)
         return;
     if (c->close_after_flush) {
@@ -203,25 +377,27 @@ static void conn_progress(maosd_conn *c)
             conn_close(c);
         return;
     }
-    if (maosd_conn_load(c) <= c->srv->cfg->max_output / 2) {
-        if (c->subs)
-            maosd_sub_kick(c->srv); /* catch-up waits for output to drain */
-        if (!c->reading) {
-            start_reading(c);
-            conn_process(c); /* frames that waited in the reader */
-        }
-    }
+    if (c->subs && maosd_conn_pump_ok(c))
+        maosd_sub_kick(c->srv); /* catch-up waits for output to drain */
+    if (!c->paused)
+        return;
+    if (conn_can_resume(c))
+        conn_resume(c);
+    else if (maosd_conn_load(c) <= c->srv->cfg->max_output / 2)
+        set_paused(c, MAOSD_PAUSED_BUDGET); /* drained: now the budget holds it */
 }
 
 static void on_written(uv_write_t *req, int status)
 {
     write_req *wr = (write_req *)req;
     maosd_conn *c = wr->conn;
-    c->in_flight_out -= wr->len;
+    c->in_flight_out -= wr->cost;
     free(wr->data);
     free(wr);
-    if (c->closing)
+    if (c->closing) {
+        account(c);
         return;
+    }
     if (status < 0) {
         maosd_logf(MAOSD_LOG_DEBUG, "conn %llu write failed: %s",
                    (unsigned long long)c->id, uv_strerror(status));
@@ -238,16 +414,17 @@ void maosd_conn_fail(maosd_conn *c)
     mark_dirty(c); /* the flush check closes it once drained */
 }
 
-void maosd_conn_write_queued(maosd_conn *c, size_t bytes)
+void maosd_conn_write_queued(maosd_conn *c, size_t cost)
 {
     c->pending_writes++;
-    c->pending_bytes += bytes;
+    c->pending_bytes += cost;
+    account(c);
 }
 
-void maosd_conn_write_done(maosd_conn *c, size_t bytes)
+void maosd_conn_write_done(maosd_conn *c, size_t cost)
 {
     c->pending_writes--;
-    c->pending_bytes -= bytes;
+    c->pending_bytes -= cost;
     conn_progress(c); /* the reply itself is flushed by the check handle */
 }
 
@@ -262,31 +439,89 @@ static void conn_flush(maosd_conn *c)
     }
     wr->conn = c;
     wr->len = c->out.size;
+    wr->cost = c->out.alloc;
     wr->data = msgpack_sbuffer_release(&c->out);
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
-    c->in_flight_out += wr->len;
-    int rc = uv_write(&wr->req, (uv_stream_t *)&c->pipe, &b, 1, on_written);
+    /* A peer that does not read keeps every write queued: each keeps only
+     * what it carries, not msgpack's 8 KiB (or doubled) allocation. */
+    if (wr->cost - wr->len > 4096) {
+        char *p = realloc(wr->data, wr->len);
+        if (p) {
+            wr->data = p;
+            wr->cost = wr->len;
+        }
+    }
+    wr->cost += sizeof(*wr);
+    /* uv_buf_t lengths are unsigned ints: pieces of at most BUF_MAX (the
+     * config keeps the output under 4 GiB, so 4 pieces always do) */
+    uv_buf_t b[4];
+    unsigned nb = 0;
+    for (size_t off = 0; off < wr->len && nb < 4; off += BUF_MAX, nb++)
+        b[nb] = uv_buf_init(wr->data + off,
+                            (unsigned)(wr->len - off < BUF_MAX ? wr->len - off : BUF_MAX));
+    c->in_flight_out += wr->cost;
+    int rc = (size_t)nb * BUF_MAX < wr->len
+                 ? UV_E2BIG
+                 : uv_write(&wr->req, (uv_stream_t *)&c->pipe, b, nb, on_written);
     if (rc) {
-        c->in_flight_out -= wr->len;
+        c->in_flight_out -= wr->cost;
         free(wr->data);
         free(wr);
         conn_close(c);
     }
+    account(c);
+}
+
+static void on_trim(uv_timer_t *t)
+{
+    maosd_server *srv = t->data;
+    srv->trim_armed = 0;
+    if (srv->buffered > srv->buffered_high / 8)
+        return; /* busy again: the next drop will trim */
+    malloc_trim(0);
+    srv->buffered_high = srv->buffered;
+}
+
+/* The budget freed up: resume the connections it paused. */
+static void resume_paused(maosd_server *srv)
+{
+    srv->resume_pending = 0;
+    /* conn_resume may close connections, which stay on the list (marked)
+     * until their close callback */
+    for (maosd_conn *c = srv->conns; c && srv->n_budget_paused; c = c->next) {
+        if (c->paused != MAOSD_PAUSED_BUDGET || c->closing)
+            continue;
+        if (maosd_conn_load(c) > srv->cfg->max_output / 2)
+            set_paused(c, MAOSD_PAUSED_CAP); /* its own drain resumes it */
+        else if (conn_can_resume(c))
+            conn_resume(c);
+        /* else the budget is exceeded again: the next drop comes back */
+    }
+    maosd_sub_kick(srv); /* catch-up stopped at the budget goes on */
 }
 
 static void on_flush_check(uv_check_t *h)
 {
-    (void)h;
-    /* conn_flush may not add to the list, so iterate a stable copy. */
-    size_t n = n_dirty;
-    n_dirty = 0;
-    for (size_t i = 0; i < n; i++) {
-        maosd_conn *c = dirty[i];
+    maosd_server *srv = h->data;
+    if (srv->resume_pending)
+        resume_paused(srv);
+    /* conn_flush does not add to the list; take it whole. */
+    maosd_conn *c = dirty_head;
+    dirty_head = NULL;
+    while (c) {
+        maosd_conn *next = c->dirty_next;
         c->dirty = 0;
+        c->dirty_next = NULL;
         conn_flush(c);
         if (c->close_after_flush && conn_drained(c))
             conn_close(c);
         maosd_conn_unref(c);
+        c = next;
+    }
+    /* after a burst, give the allocator's free memory back */
+    if (!srv->trim_armed && !srv->stopping && srv->buffered_high >= TRIM_MIN_BYTES &&
+        srv->buffered <= srv->buffered_high / 8) {
+        srv->trim_armed = 1;
+        uv_timer_start(&srv->trim_timer, on_trim, TRIM_DELAY_MS, 0);
     }
 }
 
@@ -296,7 +531,7 @@ static void conn_process(maosd_conn *c)
 {
     while (!c->closing && !c->close_after_flush) {
         if (maosd_conn_over_cap(c)) {
-            stop_reading(c); /* resumed by on_written */
+            conn_pause(c); /* resumed by conn_progress or resume_paused */
             break;
         }
         maos_slice frame;
@@ -319,7 +554,11 @@ static void conn_process(maosd_conn *c)
         }
         maosd_dispatch(c, frame.ptr, frame.len);
     }
-    maos_reader_shrink(&c->rd); /* frames are done with: give back a big buffer */
+    /* Frames are done with: an empty reader gives its buffer back, so an
+     * idle connection holds no input memory. */
+    if (c->rd.pos == c->rd.len)
+        maos_reader_free(&c->rd);
+    account(c);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -352,9 +591,62 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_process(c);
 }
 
+/* ---- hello timeout ------------------------------------------------------------ */
+
+static void on_hello_timeout(uv_timer_t *t);
+
+/* Run the timer for the oldest connection still without hello. */
+static void hello_timer_arm(maosd_server *srv)
+{
+    maosd_conn *c = srv->greet_head;
+    if (!c) {
+        uv_timer_stop(&srv->hello_timer);
+        return;
+    }
+    uint64_t due = c->accepted_ms + srv->cfg->hello_timeout_ms, now = uv_now(srv->loop);
+    uv_timer_start(&srv->hello_timer, on_hello_timeout, due > now ? due - now : 0, 0);
+}
+
+/* Close every connection that went hello_timeout_ms without hello: an
+ * error reply if the socket takes it, then the close (its peer may not
+ * read, so no waiting for the flush). */
+static void on_hello_timeout(uv_timer_t *t)
+{
+    maosd_server *srv = t->data;
+    uint64_t now = uv_now(srv->loop);
+    maosd_conn *c;
+    while ((c = srv->greet_head) && now - c->accepted_ms >= srv->cfg->hello_timeout_ms) {
+        greet_del(c);
+        srv->hello_timeouts++;
+        maosd_logf(MAOSD_LOG_INFO, "conn %llu: no hello within %u ms; closing",
+                   (unsigned long long)c->id, srv->cfg->hello_timeout_ms);
+        char why[96];
+        snprintf(why, sizeof(why), "no hello within hello_timeout_ms (%u ms); closing",
+                 srv->cfg->hello_timeout_ms);
+        maosd_reply_error(c, 0, MAOS_EHELLO_REQUIRED, why, 0, 0, -1);
+        conn_flush(c);
+        conn_close(c);
+    }
+    hello_timer_arm(srv);
+}
+
+/* ---- accepting ---------------------------------------------------------------- */
+
+/* Refuse c at accept: one error reply, then the close. */
+static void conn_refuse(maosd_conn *c, int code, const char *why)
+{
+    maosd_server *srv = c->srv;
+    srv->conns_refused++;
+    maosd_log(MAOSD_LOG_WARN, "conn %llu (uid %u) refused: %s", (unsigned long long)c->id,
+              (unsigned)c->uid, why);
+    maosd_reply_error(c, 0, code, why, 0, 0, -1);
+    c->close_after_flush = 1;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     maosd_server *srv = server->data;
+    const maosd_config *cfg = srv->cfg;
     if (status < 0) {
         maosd_log(MAOSD_LOG_WARN, "accept failed: %s", uv_strerror(status));
         return;
@@ -367,9 +659,11 @@ static void on_connection(uv_stream_t *server, int status)
     c->srv = srv;
     c->id = ++srv->next_conn_id;
     c->refs = 1;
+    c->uid = (uid_t)-1; /* unknown until SO_PEERCRED says: never privileged */
+    c->accepted_ms = uv_now(srv->loop);
     uv_pipe_init(srv->loop, &c->pipe, 0);
     c->pipe.data = c;
-    maos_reader_init(&c->rd, srv->cfg->max_frame);
+    maos_reader_init(&c->rd, cfg->max_frame);
     msgpack_sbuffer_init(&c->out);
     c->next = srv->conns;
     if (srv->conns)
@@ -382,7 +676,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_os_fd_t fd;
-    struct ucred cred = {0};
+    struct ucred cred = {.uid = (uid_t)-1, .gid = (gid_t)-1};
     socklen_t clen = sizeof(cred);
     if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
         getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
@@ -393,13 +687,46 @@ static void on_connection(uv_stream_t *server, int status)
     maosd_logf(MAOSD_LOG_INFO, "conn %llu accepted pid=%d uid=%u gid=%u",
                (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
                (unsigned)c->gid);
-    if (srv->n_conns > srv->cfg->max_connections) {
-        maosd_log(MAOSD_LOG_WARN, "conn %llu refused: %u connections is the limit",
-                  (unsigned long long)c->id, srv->cfg->max_connections);
-        maosd_reply_error(c, 0, MAOS_EOVERLOADED, "too many connections", 0, 0, -1);
-        c->close_after_flush = 1;
+    uint32_t per_uid = uid_add(c->uid);
+    if (!per_uid) {
+        conn_refuse(c, MAOS_EOVERLOADED, "out of memory");
         return;
     }
+    c->uid_counted = 1;
+    int privileged = c->uid == 0 || c->uid == srv->euid;
+    uint32_t reserved = maosd_config_reserved(cfg);
+    char why[160];
+    if (srv->n_conns > cfg->max_connections) {
+        snprintf(why, sizeof(why), "too many connections (max_connections %u)",
+                 cfg->max_connections);
+        conn_refuse(c, MAOS_EOVERLOADED, why);
+        return;
+    }
+    if (!privileged && srv->n_conns > cfg->max_connections - reserved) {
+        snprintf(why, sizeof(why),
+                 "too many connections (max_connections %u; the last %u are kept for "
+                 "root and uid %u)",
+                 cfg->max_connections, reserved, (unsigned)srv->euid);
+        conn_refuse(c, MAOS_EOVERLOADED, why);
+        return;
+    }
+    if (!privileged && per_uid > cfg->max_connections_per_uid) {
+        snprintf(why, sizeof(why), "uid %u has %u connections open "
+                 "(max_connections_per_uid %u)",
+                 (unsigned)c->uid, per_uid - 1, cfg->max_connections_per_uid);
+        conn_refuse(c, MAOS_ELIMIT, why);
+        return;
+    }
+    /* until hello: the hello timeout */
+    c->greeting = 1;
+    c->greet_prev = srv->greet_tail;
+    if (srv->greet_tail)
+        srv->greet_tail->greet_next = c;
+    else
+        srv->greet_head = c;
+    srv->greet_tail = c;
+    if (srv->greet_head == c)
+        hello_timer_arm(srv);
     start_reading(c);
 }
 
@@ -563,9 +890,23 @@ int maosd_server_listen(maosd_server *srv)
         return -1;
     }
     srv->listening = 1;
+    srv->euid = geteuid();
     uv_check_init(srv->loop, &flush_check);
+    flush_check.data = srv;
     uv_check_start(&flush_check, on_flush_check);
     uv_unref((uv_handle_t *)&flush_check);
+    uv_timer_init(srv->loop, &srv->hello_timer);
+    srv->hello_timer.data = srv;
+    uv_timer_init(srv->loop, &srv->trim_timer);
+    srv->trim_timer.data = srv;
+    uv_unref((uv_handle_t *)&srv->trim_timer);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)cfg->max_connections + 64)
+        maosd_log(MAOSD_LOG_WARN,
+                  "max_connections is %u but only %llu files may be open (RLIMIT_NOFILE): "
+                  "connections past that are dropped at accept",
+                  cfg->max_connections, (unsigned long long)rl.rlim_cur);
     return 0;
 }
 
@@ -592,6 +933,8 @@ static void on_drain_tick(uv_timer_t *t)
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
     uv_close((uv_handle_t *)&flush_check, NULL);
+    uv_close((uv_handle_t *)&srv->hello_timer, NULL);
+    uv_close((uv_handle_t *)&srv->trim_timer, NULL);
     maosd_subs_close(srv);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
@@ -599,9 +942,9 @@ static void on_drain_tick(uv_timer_t *t)
     srv->commit = NULL;
     if (srv->lock_fd >= 0)
         close(srv->lock_fd);
-    free(dirty);
-    dirty = NULL;
-    n_dirty = cap_dirty = 0;
+    free(uids);
+    uids = NULL;
+    n_uids = cap_uids = 0;
 }
 
 void maosd_server_stop(maosd_server *srv)
@@ -635,5 +978,9 @@ void maosd_server_stats(maosd_server *srv, maos_stats *st)
     st->bytes_in = atomic_load(&ct->bytes_in);
     st->bytes_out = atomic_load(&ct->bytes_out);
     st->max_frame = srv->cfg->max_frame;
+    st->connections_refused = srv->conns_refused;
+    st->hello_timeouts = srv->hello_timeouts;
+    st->connections_paused = srv->n_paused;
+    st->buffered_bytes = srv->buffered;
     maosd_subs_stats(srv, st);
 }

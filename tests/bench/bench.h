@@ -66,7 +66,16 @@
       "100 subscribers; channel publish -> listen")                            \
     X(replay_live, "replay-live",                                              \
       "7: subscribe from the start of 200k stored events while a writer "      \
-      "appends: catch-up rate, then live latency")
+      "appends: catch-up rate, then live latency")                             \
+    X(flood, "flood",                                                          \
+      "8: 4 connections pipeline 300k appends each without reading replies: "  \
+      "daemon RSS peak and after")                                             \
+    X(lazy_subs, "lazy-subs",                                                  \
+      "9: writer p99 and RSS with 200 subscribers from the start of 810k "     \
+      "events that never read")                                                \
+    X(conns, "conns",                                                          \
+      "10: ping latency and RSS with 5000 connections held (1/5 before "       \
+      "hello, 1/10 slowloris)")
 
 typedef struct bench_opts {
     int quick;              /* tiny sizes for the test suite */
@@ -88,6 +97,10 @@ typedef struct bench_opts {
     int depth;              /* scenario 2/3 appends in flight per process */
     int batch;              /* scenario 2/3 events per batched append */
     uint64_t catchup_events;/* scenario 7: events stored before subscribing */
+    uint64_t flood_requests;/* scenario 8: appends pipelined per connection */
+    uint64_t lazy_events;   /* scenario 9: events stored */
+    int lazy_subs;          /* scenario 9: subscribers that never read */
+    int hold_conns;         /* scenario 10: connections held open */
 } bench_opts;
 
 #define BENCH_SCENARIO_DECL_(id, name, desc) int bench_sc_##id(const bench_opts *o);

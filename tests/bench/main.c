@@ -64,6 +64,10 @@ static void usage(FILE *f)
 "  --startup-events N     scenario 5 events stored (10000000)\n"
 "  --idle-conns N         scenario 5 idle connections (1000)\n"
 "  --catchup-events N     scenario 7 events stored before subscribing (200000)\n"
+"  --flood-requests N     scenario 8 appends pipelined per connection (300000)\n"
+"  --lazy-events N        scenario 9 events stored (810000)\n"
+"  --lazy-subs N          scenario 9 subscribers that never read (200)\n"
+"  --hold-conns N         scenario 10 connections held open (5000)\n"
 "  --block-cache-mb N     block cache of the daemons we start (32)\n"
 "  --maosd PATH           daemon binary (default: $MAOSD_BIN, else the build's)\n"
 "  --socket PATH          use this running maosd instead of starting one\n"
@@ -131,7 +135,7 @@ int main(int argc, char **argv)
     /* Same order as lo[] below: the error message indexes it. */
     enum { O_LIST = 256, O_SCEN, O_VS, O_QUICK, O_JSON, O_REPS, O_SECS, O_PROCS,
            O_DEPTH, O_BATCH, O_WARM, O_REPLAY, O_STREAM, O_STARTUP, O_IDLE, O_CACHE, O_MAOSD,
-           O_SOCKET, O_TMP, O_KEEP, O_CATCHUP };
+           O_SOCKET, O_TMP, O_KEEP, O_CATCHUP, O_FLOOD, O_LAZY_EV, O_LAZY_SUBS, O_HOLD };
     static const struct option lo[] = {
         {"list", no_argument, 0, O_LIST},
         {"scenario", required_argument, 0, O_SCEN},
@@ -154,6 +158,10 @@ int main(int argc, char **argv)
         {"tmp", required_argument, 0, O_TMP},
         {"keep", no_argument, 0, O_KEEP},
         {"catchup-events", required_argument, 0, O_CATCHUP},
+        {"flood-requests", required_argument, 0, O_FLOOD},
+        {"lazy-events", required_argument, 0, O_LAZY_EV},
+        {"lazy-subs", required_argument, 0, O_LAZY_SUBS},
+        {"hold-conns", required_argument, 0, O_HOLD},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -163,7 +171,8 @@ int main(int argc, char **argv)
     size_t n_chosen = 0;
     const char *json = NULL;
     uint64_t reps = 0, replay = 0, stream = 0, startup = 0, idle = 0, cache = 32;
-    uint64_t depth = 64, batch = 100, catchup = 0;
+    uint64_t depth = 64, batch = 100, catchup = 0, flood = 0, lazy_ev = 0, lazy_subs = 0;
+    uint64_t hold = 0;
     double seconds = 0;
     uint64_t warm = 0;
     int list = 0, have_procs = 0, have_warm = 0;
@@ -212,10 +221,12 @@ int main(int argc, char **argv)
             have_procs = 1;
             break;
         case O_REPS: case O_DEPTH: case O_BATCH: case O_WARM: case O_REPLAY: case O_STREAM:
-        case O_STARTUP: case O_IDLE: case O_CACHE: case O_CATCHUP:
+        case O_STARTUP: case O_IDLE: case O_CACHE: case O_CATCHUP: case O_FLOOD:
+        case O_LAZY_EV: case O_LAZY_SUBS: case O_HOLD:
             if (parse_u64(optarg, &v, c == O_WARM ? 0 : 1) ||
                 (c == O_REPS && v > 64) || (c == O_DEPTH && v > 1000) ||
-                (c == O_BATCH && v > 10000) || (c == O_IDLE && v > 100000)) {
+                (c == O_BATCH && v > 10000) || (c == O_IDLE && v > 100000) ||
+                (c == O_LAZY_SUBS && v > 10000) || (c == O_HOLD && v > 15000)) {
                 fprintf(stderr, "maos-bench: bad value for --%s\n", lo[c - O_LIST].name);
                 return 2;
             }
@@ -228,6 +239,10 @@ int main(int argc, char **argv)
             else if (c == O_STARTUP) startup = v;
             else if (c == O_IDLE) idle = v;
             else if (c == O_CATCHUP) catchup = v;
+            else if (c == O_FLOOD) flood = v;
+            else if (c == O_LAZY_EV) lazy_ev = v;
+            else if (c == O_LAZY_SUBS) lazy_subs = v;
+            else if (c == O_HOLD) hold = v;
             else cache = v;
             break;
         case O_MAOSD: o.maosd = optarg; break;
@@ -263,6 +278,10 @@ int main(int argc, char **argv)
     o.idle_conns = idle ? (int)idle : o.quick ? 20 : 1000;
     o.block_cache_mb = (int)cache;
     o.catchup_events = catchup ? catchup : o.quick ? 2000 : 200000;
+    o.flood_requests = flood ? flood : o.quick ? 2000 : 300000;
+    o.lazy_events = lazy_ev ? lazy_ev : o.quick ? 2000 : 810000;
+    o.lazy_subs = lazy_subs ? (int)lazy_subs : o.quick ? 10 : 200;
+    o.hold_conns = hold ? (int)hold : o.quick ? 50 : 5000;
     if (!o.maosd)
         o.maosd = getenv("MAOSD_BIN") && getenv("MAOSD_BIN")[0] ? getenv("MAOSD_BIN")
                                                                 : BENCH_DEFAULT_MAOSD;

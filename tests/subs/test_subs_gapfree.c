@@ -23,6 +23,11 @@
  *     from the subscribe reply's `from` up to H: the same positions and
  *     the same record bytes, in order; no gap, no duplicate.  It also
  *     checks that the first event past H is read_all's first event past H.
+ *   - a subscription from a version of one stream gets exactly that
+ *     version and the later ones (PROTOCOL.md): read_all's events are
+ *     taken from the position of that version on, found by listing the
+ *     whole stream; one whose version is never written (not even by the
+ *     sentinels) must deliver nothing at all.
  *
  * Every push is checked as it arrives too (su_collect): positions strictly
  * increase, `next` never goes back and is above the events of its push.
@@ -276,6 +281,21 @@ static int past(const su_sub *s, uint64_t h)
     return s->got.n && s->got.v[s->got.n - 1].pos > h;
 }
 
+/* A from-version plan: the position of that version of its stream once
+ * the sentinels are in, or UINT64_MAX when the stream never got that far
+ * (read on c: every event of the stream, in version order). */
+static uint64_t version_start(su_conn *c, const plan *p)
+{
+    if (p->from_kind != MAOS_FROM_VERSION)
+        return 0;
+    maos_filter sf = {.stream = p->f.stream};
+    su_evs all = {0};
+    su_read_all(c, &sf, 1, 0, &all);
+    uint64_t pos = p->from < all.n ? all.v[p->from].pos : UINT64_MAX;
+    su_evs_free(&all);
+    return pos;
+}
+
 /* The subscriber process body; exits 0 when every subscription matched. */
 static void subscriber(const char *sock, int idx, int head_fd, int ready_fd,
                        const char *count_path)
@@ -328,14 +348,20 @@ static void subscriber(const char *sock, int idx, int head_fd, int ready_fd,
 
     uint64_t h = 0;
     int have_h = 0, stalls = 0;
+    uint64_t vstart[MAX_SUBS_PER_CONN] = {0}; /* from-version plans */
+    su_conn *rc = su_open(sock);
     int64_t deadline = mt_now_us() + (int64_t)SUB_DEADLINE_MS * 1000;
     for (;;) {
-        if (!have_h)
-            have_h = read_head(head_fd, &h);
+        if (!have_h && (have_h = read_head(head_fd, &h)) != 0) {
+            /* the sentinels are in: where each from-version plan starts */
+            for (size_t i = 0; i < n; i++)
+                vstart[i] = version_start(rc, &plans[i]);
+            su_ping(c); /* pushes of everything written so far are in */
+        }
         if (have_h) {
             size_t done = 0;
             for (size_t i = 0; i < n; i++)
-                done += past(&subs[i], h);
+                done += past(&subs[i], h) || vstart[i] == UINT64_MAX;
             if (done == n)
                 break;
         }
@@ -371,21 +397,34 @@ static void subscriber(const char *sock, int idx, int head_fd, int ready_fd,
                 (unsigned long long)col.unknown);
 
     /* compare with read_all on another connection */
-    su_conn *rc = su_open(sock);
     uint64_t compared = 0;
     for (size_t i = 0; i < n; i++) {
         su_evs want = {0}, got = {0}, after = {0};
-        su_read_all(rc, &plans[i].f, subs[i].from, h, &want);
+        if (vstart[i] == UINT64_MAX) {
+            /* its version was never written: nothing, ever */
+            if (subs[i].got.n)
+                SU_FAIL("sub %llu (%s): %zu events delivered (first at %llu), but "
+                        "its stream never reached that version",
+                        (unsigned long long)subs[i].id, plans[i].desc, subs[i].got.n,
+                        (unsigned long long)subs[i].got.v[0].pos);
+            printf("[%s] sub %llu: nothing delivered, as its version was never "
+                   "written\n",
+                   su_tag, (unsigned long long)subs[i].id);
+            su_evs_free(&subs[i].got);
+            continue;
+        }
+        /* from a version: from that version's position on */
+        uint64_t from = vstart[i] > subs[i].from ? vstart[i] : subs[i].from;
+        su_read_all(rc, &plans[i].f, from, h, &want);
         for (size_t k = 0; k < subs[i].got.n && subs[i].got.v[k].pos <= h; k++)
             su_evs_push(&got, subs[i].got.v[k].pos, subs[i].got.v[k].hash);
         char what[300];
         snprintf(what, sizeof what, "sub %llu (%s, from %llu) up to head %llu",
                  (unsigned long long)subs[i].id, plans[i].desc,
-                 (unsigned long long)subs[i].from, (unsigned long long)h);
+                 (unsigned long long)from, (unsigned long long)h);
         su_evs_assert_equal(what, &got, &want);
         /* the first event past h: read_all's first past h */
-        su_read_all(rc, &plans[i].f, h + 1 > subs[i].from ? h + 1 : subs[i].from,
-                    0, &after);
+        su_read_all(rc, &plans[i].f, h + 1 > from ? h + 1 : from, 0, &after);
         SU_TRUE(after.n > 0);
         size_t k = got.n;
         SU_EQ_U64(subs[i].got.v[k].pos, after.v[0].pos);
@@ -398,7 +437,7 @@ static void subscriber(const char *sock, int idx, int head_fd, int ready_fd,
                (unsigned long long)subs[i].fell_behind);
         compared += got.n;
         /* a subscription from the start or a position catches up */
-        if (subs[i].from <= h && want.n)
+        if (from <= h && want.n)
             SU_TRUE(subs[i].caught_up >= 1);
         su_evs_free(&want);
         su_evs_free(&got);

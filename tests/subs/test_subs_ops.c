@@ -7,7 +7,8 @@
  *    max_subscriptions each get a typed error carrying the request's rid;
  *    after each one the daemon still serves (ping on the same and on a new
  *    connection, an append), and it exits 0 on SIGTERM at the end;
- *  - the accepted `from` forms give the `from` PROTOCOL.md promises;
+ *  - the accepted `from` forms give the `from` PROTOCOL.md promises, and
+ *    from_version past the head waits for exactly that version;
  *  - no push for a subscription arrives after its unsubscribe reply;
  *  - checkpoints survive a clean restart and a kill -9;
  *  - a channel message reaches exactly the matching glob subscribers on
@@ -440,8 +441,8 @@ static void test_from_forms(void **state)
     su_ping(c);
     /* what each case gets of the two live events (task-1 at 7, job-1 at
      * 8): nope-1 nothing, task-1 filters one; from_version 9 of task-1
-     * started at position 7, so version 4 (position 7) counts */
-    static const uint64_t live[] = {2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 0, 1};
+     * waits for version 9, so version 4 (position 7) is not for it */
+    static const uint64_t live[] = {2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 0, 0, 1};
     MT_EQ_U64(sizeof live / sizeof live[0], nc);
     for (size_t i = 0; i < nc; i++) {
         uint64_t want = cases[i].want_n + live[i];
@@ -457,6 +458,124 @@ static void test_from_forms(void **state)
     for (size_t i = 0; i < nc; i++)
         su_evs_free(&subs[i].got);
     su_close(c);
+    su_close(w);
+    MT_EQ_INT(mt_daemon_stop(g_d), 0);
+}
+
+/*
+ * from_version past the stream's head waits for exactly that version
+ * (PROTOCOL.md, subscribe): the stream's lower versions, written after the
+ * subscribe, are not delivered -- live, nor after the connection fell
+ * behind just as the awaited version came.  (The old daemon started such a
+ * subscription at the live end and delivered every later version.)
+ * The daemon runs with --max-output-mb 1 for the second part.
+ */
+static void enc_big_append(msgpack_sbuffer *sb, uint64_t rid, const char *stream,
+                           const char *type, const void *data, size_t data_len,
+                           size_t n);
+
+static void test_from_version_waits(void **state)
+{
+    (void)state;
+    g_d = mt_daemon_new(NULL, NULL);
+    mt_daemon_add_arg(g_d, "--max-output-mb");
+    mt_daemon_add_arg(g_d, "1");
+    mt_daemon_up(g_d);
+    su_conn *w = su_open(g_d->sock);
+    su_ev_in ev[3] = {{"A", NULL, 0}, {"B", NULL, 0}, {"C", NULL, 0}};
+    MT_EQ_ERR(su_append(w, "task-1", ev, 3, NULL), 0); /* v0..v2 at 1..3 */
+
+    /* part 1, live: from_version 6 (head 2) and from_version 3 (head + 1,
+     * how a reader resumes after the last version it has) */
+    su_conn *c = su_open(g_d->sock);
+    su_collector col = {0};
+    su_sub subs[2];
+    memset(subs, 0, sizeof subs);
+    col.subs = subs;
+    su_set_push(c, su_collect, &col);
+    maos_filter f = {.stream = su_s("task-1")};
+    MT_EQ_ERR(su_subscribe(c, &f, MAOS_FROM_VERSION, 6, &subs[0].id, &subs[0].from), 0);
+    MT_EQ_ERR(su_subscribe(c, &f, MAOS_FROM_VERSION, 3, &subs[1].id, &subs[1].from), 0);
+    col.n = 2;
+    MT_EQ_U64(subs[0].from, 4); /* the live end */
+    MT_EQ_U64(subs[1].from, 4);
+    uint64_t pos_of[9] = {1, 2, 3};
+    for (int v = 3; v <= 8; v++) {
+        MT_EQ_ERR(su_append(w, "task-1", ev, 1, &pos_of[v]), 0);
+        MT_EQ_ERR(su_append(w, "job-1", ev, 1, NULL), 0); /* not task-1 */
+    }
+    int64_t deadline = mt_now_us() + 10000000;
+    while ((subs[0].got.n < 3 || subs[1].got.n < 6) && mt_now_us() < deadline)
+        su_pump(c, 50, NULL);
+    su_ping(c); /* anything queued before the ping reply is in */
+    print_message("from_version 6: %zu events, first at %llu (v6 is at %llu)\n",
+                  subs[0].got.n,
+                  (unsigned long long)(subs[0].got.n ? subs[0].got.v[0].pos : 0),
+                  (unsigned long long)pos_of[6]);
+    MT_EQ_U64(subs[0].got.n, 3);
+    for (int i = 0; i < 3; i++)
+        MT_EQ_U64(subs[0].got.v[i].pos, pos_of[6 + i]);
+    MT_EQ_U64(subs[1].got.n, 6);
+    for (int i = 0; i < 6; i++)
+        MT_EQ_U64(subs[1].got.v[i].pos, pos_of[3 + i]);
+    su_evs_free(&subs[0].got);
+    su_evs_free(&subs[1].got);
+    su_close(c);
+
+    /* part 2: from_version 500 of a stream that does not exist yet, on a
+     * connection that does not read while one append writes versions
+     * 0..2999 (~1 KiB each, 3 MB, three times the 1 MiB cap): the live
+     * fan-out skips 0..499, pushes from 500 until the cap, falls behind;
+     * read from disk afterwards, exactly 500..2999 arrive, in order */
+    enum { N = 3000, FROM = 500 };
+    su_conn *s2 = su_open(g_d->sock);
+    su_collector col2 = {0};
+    su_sub sub;
+    memset(&sub, 0, sizeof sub);
+    col2.subs = &sub;
+    su_set_push(s2, su_collect, &col2);
+    maos_filter f2 = {.stream = su_s("task-2")};
+    MT_EQ_ERR(su_subscribe(s2, &f2, MAOS_FROM_VERSION, FROM, &sub.id, &sub.from), 0);
+    col2.n = 1;
+    static char data[1003];
+    data[0] = (char)0xc5; /* bin 16 of 1000 bytes */
+    data[1] = (char)(1000 >> 8);
+    data[2] = (char)(1000 & 0xff);
+    memset(data + 3, 'x', 1000);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    uint64_t rid = su_rid(w);
+    enc_big_append(&sb, rid, "task-2", "T", data, sizeof data, N);
+    maos_reply rep;
+    char *fr = NULL;
+    MT_EQ_ERR(su_call(w, &sb, rid, &rep, &fr), 0);
+    uint64_t first = rep.result.first_position;
+    free(fr);
+    msgpack_sbuffer_destroy(&sb);
+    maos_stats st;
+    su_stats(w, &st);
+    print_message("after the append: fell_behind %llu\n",
+                  (unsigned long long)st.fell_behind);
+    MT_CMP_INT(st.fell_behind, >=, 1);
+    deadline = mt_now_us() + 20000000;
+    while (sub.got.n < N - FROM && mt_now_us() < deadline)
+        if (su_pump(s2, 50, NULL) < 0)
+            MT_FAIL("the daemon closed the subscriber after %zu events", sub.got.n);
+    su_ping(s2);
+    print_message("from_version %d: %zu events, first at %llu (v%d is at %llu), "
+                  "fell_behind %llu, caught_up %llu\n",
+                  FROM, sub.got.n,
+                  (unsigned long long)(sub.got.n ? sub.got.v[0].pos : 0), FROM,
+                  (unsigned long long)(first + FROM), (unsigned long long)sub.fell_behind,
+                  (unsigned long long)sub.caught_up);
+    MT_EQ_U64(sub.got.n, N - FROM);
+    for (size_t i = 0; i < N - FROM; i++)
+        MT_EQ_U64(sub.got.v[i].pos, first + FROM + i);
+    MT_CMP_INT(sub.fell_behind, >=, 1);
+    MT_CMP_INT(sub.caught_up, >=, 1);
+    MT_EQ_U64(col2.unknown, 0);
+    su_evs_free(&sub.got);
+    su_close(s2);
     su_close(w);
     MT_EQ_INT(mt_daemon_stop(g_d), 0);
 }
@@ -1212,14 +1331,20 @@ static void test_past_head_fell_behind(void **state)
 /*
  * Catch-up does not stall others: 16 connections catch up on 100,000
  * stored events with a type filter that matches nothing (long scans with
- * nothing to push) while another connection pings: the worst ping stays
- * under 500 ms, and every subscription ends with caught_up.  Each
- * connection also holds 7 subscriptions from position 80,001 (20,000
- * records to scan each): the old daemon scanned up to 20,000 records per
- * subscription per loop turn (with 128 subscriptions a ping waited
- * 1.4-1.9 s here; with the 16 alone ~0.3 s, under the bound), the fixed
- * one shares one scan budget per turn among all of them.
+ * nothing to push) while another connection pings: pings keep being
+ * answered while the catch-up runs, and every subscription ends with
+ * caught_up.  Each connection also holds 7 subscriptions from position
+ * 80,001 (20,000 records to scan each): the old daemon scanned up to
+ * 20,000 records per subscription per loop turn, so a ping waited a whole
+ * turn (1.4-1.9 s here) and only a handful of pings fit into the whole
+ * catch-up; the fixed one shares one scan (and time) budget per turn among
+ * all of them, and a ping waits at most one short turn.  So the test
+ * counts the pings answered while the catch-up is still running (a stats
+ * after the ping shows subscriptions not yet live) and wants at least
+ * MIN_PINGS_DURING: a count of interleavings, not a time.  How long a ping
+ * takes meanwhile is a benchmark figure (maos-bench lazy-subs).
  */
+#define MIN_PINGS_DURING 20
 static void test_catchup_no_stall(void **state)
 {
     (void)state;
@@ -1284,15 +1409,18 @@ static void test_catchup_no_stall(void **state)
             su_send_sb(cs[i], &sb);
             msgpack_sbuffer_destroy(&sb);
         }
-    int64_t worst = 0, total = 0;
-    for (int i = 0; i < 20; i++) {
-        int64_t t0 = mt_now_us();
+    int during = 0, pings = 0;
+    for (;;) {
+        maos_stats st;
         su_ping(p);
-        int64_t dt = mt_now_us() - t0;
-        total += dt;
-        if (dt > worst)
-            worst = dt;
-        mt_sleep_ms(10);
+        pings++;
+        su_stats(p, &st);
+        if (st.subscriptions == NS * PER && st.subscriptions_live == NS * PER)
+            break; /* everyone caught up */
+        during++;
+        if (pings > 1000000)
+            MT_FAIL("the catch-up did not end (%llu of %d live)",
+                    (unsigned long long)st.subscriptions_live, NS * PER);
     }
     for (int i = 0; i < NS * PER; i++) {
         maos_reply rep;
@@ -1318,14 +1446,13 @@ static void test_catchup_no_stall(void **state)
         for (int i = 0; i < NS * PER; i++)
             up += subs[i].caught_up != 0;
     } while (up < NS * PER && mt_now_us() < deadline);
-    print_message("20 pings during %d catch-ups (%d of 100,000 events): "
-                  "worst %lld ms, mean %lld ms; %d caught up\n",
-                  NS * PER, NS, (long long)(worst / 1000),
-                  (long long)(total / 20000), up);
-    if (worst >= 500000)
-        MT_FAIL("a ping took %lld ms while %d subscriptions caught up "
-                "(want < 500 ms)",
-                (long long)(worst / 1000), NS * PER);
+    print_message("%d pings answered during %d catch-ups (%d of 100,000 events); "
+                  "%d caught up\n",
+                  during, NS * PER, NS, up);
+    if (during < MIN_PINGS_DURING)
+        MT_FAIL("only %d pings were answered while %d subscriptions caught up "
+                "(want >= %d): catch-up holds the loop for long turns",
+                during, NS * PER, MIN_PINGS_DURING);
     MT_EQ_INT(up, NS * PER);
     for (int i = 0; i < NS * PER; i++) {
         MT_EQ_U64(subs[i].got.n, 0);
@@ -1347,6 +1474,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_prefix_utf8),
         cmocka_unit_test(test_from_forms),
         cmocka_unit_test(test_from_past_head),
+        cmocka_unit_test(test_from_version_waits),
         cmocka_unit_test(test_catchup_quiet),
         cmocka_unit_test(test_unsubscribe_errors),
         cmocka_unit_test(test_max_subscriptions),

@@ -14,7 +14,7 @@
  *    under RSS_BOUND_MB.  The bound is README's "Memory bounds" total for
  *    this setup, with room to spare but well under what keeping the slow
  *    subscriber's backlog would cost (~150 MB of records on top):
- *       start-up RSS (measured; ~10-20 MiB)
+ *       RSS once serving (measured after a first request; ~10-20 MiB)
  *     + block cache 32 MiB + memtables 64 MiB (RocksDB, README)
  *     + 3 connections x (4 MiB cap + 1 MiB push) = 15 MiB
  *     + the writer's frames in flight (32 x ~30 KiB ~ 1 MiB)
@@ -176,7 +176,12 @@ static void test_slow_consumer(void **state)
         mt_daemon_setenv(d, "ASAN_OPTIONS", opts);
     }
     mt_daemon_up(d);
-    mt_sleep_ms(200);
+    /* the baseline once the daemon has served a request (its serving
+     * code and buffers are in), not after a guessed sleep */
+    su_conn *first = su_open(d->sock);
+    maos_stats s0;
+    su_stats(first, &s0);
+    su_close(first);
     long rss0 = mt_rss_kb(d->pid);
     MT_CMP_INT(rss0, >, 0);
     long margin = env_long("MAOS_SLOW_MARGIN_MB", RSS_MARGIN_MB) * 1024;

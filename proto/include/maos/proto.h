@@ -374,7 +374,11 @@ typedef struct maos_stream_info {
     X(channel_dropped)                                                         \
     X(bytes_in)                                                                \
     X(bytes_out)                                                               \
-    X(max_frame)
+    X(max_frame)                                                               \
+    X(connections_refused)                                                     \
+    X(hello_timeouts)                                                          \
+    X(connections_paused)                                                      \
+    X(buffered_bytes)
 
 typedef struct maos_stats {
 #define MAOS_STATS_FIELD_(name) uint64_t name;
