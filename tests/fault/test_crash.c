@@ -59,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fault_util.h"
@@ -313,6 +314,16 @@ static int cycles(void)
     return CRASH_CYCLES_DEFAULT;
 }
 
+/* 1 while pid (our child) has not exited; does not reap it. */
+static int su_alive_pid(pid_t pid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return 0;
+    return si.si_pid == 0;
+}
+
 static size_t file_size(const char *path)
 {
     struct stat st;
@@ -329,6 +340,17 @@ static uint64_t acks_so_far(const char *dir)
         n += file_size(path) / sizeof(fu_ack);
     }
     return n;
+}
+
+/* Fail at once when an actor exited (they run until the end). */
+static void actors_alive(const pid_t *pids, uint32_t n, const char *when)
+{
+    for (uint32_t a = 0; a < n; a++)
+        if (!su_alive_pid(pids[a])) {
+            int st = mt_wait(pids[a], 0);
+            MT_FAIL("%s: actor %u (pid %ld) exited with status %d", when, a,
+                    (long)pids[a], st);
+        }
 }
 
 /* Read `n` idle bytes within WAIT_MS. */
@@ -487,6 +509,7 @@ static void test_crash_loop(void **state)
                         (unsigned long long)want, WAIT_MS);
             if (!mt_daemon_alive(d))
                 MT_FAIL("cycle %d: maosd died on its own", cycle);
+            actors_alive(pids, n_actors, "waiting for acknowledgements");
             mt_sleep_ms(1); /* polling the ack files for the condition */
         }
         mt_daemon_kill9(d);
