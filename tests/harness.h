@@ -131,6 +131,8 @@ typedef struct mt_daemon {
     pid_t pid;      /* 0 when not running */
     char *env[8];   /* extra NAME=VALUE for the daemon, NULL-terminated */
     char *args[16]; /* extra flags, NULL-terminated */
+    int start_status; /* exit status when the last mt_daemon_start saw the
+                       * daemon exit during start-up, else -1 */
 } mt_daemon;
 
 /* Path of a binary: getenv(env) or fallback.  Fails the test if neither. */
@@ -147,6 +149,8 @@ mt_daemon *mt_daemon_new(const char *name, const char *bin);
 /* Add an environment entry / a flag for the next starts (copied). */
 void mt_daemon_setenv(mt_daemon *d, const char *name, const char *value);
 void mt_daemon_add_arg(mt_daemon *d, const char *arg);
+/* Forget every environment entry added with mt_daemon_setenv. */
+void mt_daemon_clearenv(mt_daemon *d);
 
 /*
  * Start maosd --data-dir dir/data --socket dir/s.sock --log-level warn

@@ -36,7 +36,9 @@
  *                                bytes (a torn write), then fails
  *   MAOS_SHIM_STICKY=1           every later matching call fails too (a dead
  *                                or full disk); default: only the N-th
- *   MAOS_SHIM_TRACE=1            log every matching call (not only faults)
+ *   MAOS_SHIM_TRACE=1            log every call on a file of the data dir
+ *                                (not only faults), numbered per class and
+ *                                op: the numbers MAOS_SHIM_FAULT takes
  *
  * Every injected fault is logged on stderr, one line:
  *   "faultshim: inject EIO: write fd 14 .../000004.log (314 bytes, torn at
@@ -106,7 +108,8 @@ static struct {
     long tear;        /* -1: no tear */
     int sticky;
     int trace;
-    atomic_long matches;
+    atomic_long matches;          /* calls that match the fault's selector */
+    atomic_long seen[CLS_ANY][3]; /* calls per (class, op), for the trace */
     atomic_uchar cache[CACHE_FDS];
 } g;
 
@@ -359,6 +362,7 @@ static int decide(enum op op, enum cls c, const char *what, int fd,
     int match = g.fault && (g.f_op == OP_ANY || g.f_op == op) &&
                 (g.f_cls == CLS_ANY ? c != CLS_OTHER : g.f_cls == c);
     long k = match ? atomic_fetch_add(&g.matches, 1) + 1 : 0;
+    long seen = atomic_fetch_add(&g.seen[c][op], 1) + 1;
     int inject = match && (k == g.f_n || (g.sticky && k > g.f_n));
     if (inject || (g.trace && c != CLS_OUTSIDE)) {
         char line[512], path[4096] = "";
@@ -374,7 +378,7 @@ static int decide(enum op op, enum cls c, const char *what, int fd,
                  inject ? "inject " : "trace",
                  inject ? (g.err == ENOSPC ? "ENOSPC" : "EIO") : "",
                  fd >= 0 ? what : op_names[op], fd, path, bytes, tear,
-                 cls_names[c], op_names[op], k);
+                 cls_names[c], op_names[op], seen);
         say(line);
     }
     return inject ? g.err : 0;
