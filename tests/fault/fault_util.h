@@ -61,7 +61,8 @@ int fu_ack_write(int fd, const fu_ack *a);
 void fu_acks_load(const char *path, fu_acks *out);
 void fu_acks_free(fu_acks *a);
 
-/* ---- the stored log -------------------------------------------------------- */
+/* ---- the stored log --------------------------------------------------------
+ */
 
 typedef struct fu_ev {
     uint64_t pos, version;
@@ -93,9 +94,9 @@ uint64_t fu_hash(const void *p, size_t n);
  *  - every append of this tag in the log is whole: its k events (k from
  *    kf(w, s)) at consecutive positions, in order -- nothing visible
  *    partly, acknowledged or not;
- *  - per writer, the appends in the log are 0..x without a hole, and
- *    x >= the last acknowledged one (a writer sends append s+1 only after
- *    s was answered).
+ *  - with `sequential` (a writer sends append s+1 only after s was
+ *    acknowledged): per writer, the appends in the log are 0..x without a
+ *    hole, and x >= the last acknowledged one.
  * Returns the number of appends in the log that no reply acknowledged
  * (outcome unknown to their writer: stored before a crash, or refused
  * after a storage error).  writers: number of writers (w < writers).
@@ -103,7 +104,8 @@ uint64_t fu_hash(const void *p, size_t n);
 typedef uint32_t (*fu_k_fn)(uint32_t w, uint32_t s);
 uint64_t fu_check_history(const fu_log *log, const fu_acks *acks, uint8_t tag,
                           uint32_t writers, fu_k_fn kf,
-                          const char *const *streams, const char *when);
+                          const char *const *streams, int sequential,
+                          const char *when);
 
 /* maosctl verify must print OK (the hash chain). */
 void fu_verify_ok(const mt_daemon *d);
@@ -111,7 +113,8 @@ void fu_verify_ok(const mt_daemon *d);
 /* A client connection that must work (30 s connect timeout). */
 maos_ctx *fu_connect(const mt_daemon *d);
 
-/* ---- the fault shim ---------------------------------------------------------- */
+/* ---- the fault shim
+ * ---------------------------------------------------------- */
 
 /* Path of faultshim.so ($MAOS_FAULTSHIM, else the build path). */
 const char *fu_shim_path(void);

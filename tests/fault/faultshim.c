@@ -79,17 +79,18 @@ enum cls {
     CLS_CURRENT,
     CLS_OPTIONS,
     CLS_DIR,
-    CLS_OTHER,       /* under the dir, none of the above (LOCK, ...) */
-    CLS_ANY          /* only as a selector */
+    CLS_OTHER, /* under the dir, none of the above (LOCK, ...) */
+    CLS_ANY    /* only as a selector */
 };
 
 enum op { OP_WRITE, OP_SYNC, OP_RENAME, OP_ANY };
 
 static const char *const cls_names[] = {
-    [CLS_UNKNOWN] = "?",     [CLS_OUTSIDE] = "outside", [CLS_WAL] = "wal",
-    [CLS_SST] = "sst",       [CLS_MANIFEST] = "manifest",
-    [CLS_CURRENT] = "current", [CLS_OPTIONS] = "options", [CLS_DIR] = "dir",
-    [CLS_OTHER] = "other",   [CLS_ANY] = "any",
+    [CLS_UNKNOWN] = "?",         [CLS_OUTSIDE] = "outside",
+    [CLS_WAL] = "wal",           [CLS_SST] = "sst",
+    [CLS_MANIFEST] = "manifest", [CLS_CURRENT] = "current",
+    [CLS_OPTIONS] = "options",   [CLS_DIR] = "dir",
+    [CLS_OTHER] = "other",       [CLS_ANY] = "any",
 };
 static const char *const op_names[] = {"write", "sync", "rename", "any"};
 
@@ -100,12 +101,12 @@ static struct {
     int active;       /* MAOS_SHIM_DIR set */
     char dir[4096];
     size_t dir_len;
-    int fault;        /* a fault is configured */
+    int fault; /* a fault is configured */
     enum cls f_cls;
     enum op f_op;
     long f_n;
     int err;
-    long tear;        /* -1: no tear */
+    long tear; /* -1: no tear */
     int sticky;
     int trace;
     atomic_long matches;          /* calls that match the fault's selector */
@@ -142,7 +143,8 @@ REAL(close, int, (int))
 REAL(dup2, int, (int, int))
 REAL(dup3, int, (int, int, int))
 
-/* ---- set-up ----------------------------------------------------------------- */
+/* ---- set-up -----------------------------------------------------------------
+ */
 
 static void say(const char *msg)
 {
@@ -251,7 +253,8 @@ static void setup(void)
     }
 }
 
-/* ---- classifying files -------------------------------------------------------- */
+/* ---- classifying files
+ * -------------------------------------------------------- */
 
 static int starts_with(const char *s, const char *p)
 {
@@ -348,7 +351,8 @@ static enum cls path_class(int dirfd, const char *p)
     return classify_path(buf);
 }
 
-/* ---- deciding ---------------------------------------------------------------- */
+/* ---- deciding
+ * ---------------------------------------------------------------- */
 
 /*
  * Called for every wrapped call on a file of class c.  Returns 0 to let
@@ -409,7 +413,8 @@ static size_t iov_bytes(const struct iovec *iov, int n)
     return s;
 }
 
-/* ---- the wrappers ----------------------------------------------------------- */
+/* ---- the wrappers -----------------------------------------------------------
+ */
 
 #define FAIL_WRITE(e, fd, iov, n, off)                                         \
     do {                                                                       \

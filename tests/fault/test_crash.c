@@ -70,10 +70,10 @@
 
 enum {
     APPENDERS = 4,
-    TAG = 0xc7,          /* this test's event ids */
-    ACKS_MIN = 6,        /* acknowledged appends per cycle before the kill: */
-    ACKS_SPREAD = 23,    /* ACKS_MIN + (cycle * 7) % ACKS_SPREAD */
-    WAIT_MS = 60000,     /* bound on every wait for a condition */
+    TAG = 0xc7,       /* this test's event ids */
+    ACKS_MIN = 6,     /* acknowledged appends per cycle before the kill: */
+    ACKS_SPREAD = 23, /* ACKS_MIN + (cycle * 7) % ACKS_SPREAD */
+    WAIT_MS = 60000,  /* bound on every wait for a condition */
 };
 
 static const char *const streams[] = {"crash-w0", "crash-w1", "crash-w2",
@@ -96,13 +96,14 @@ typedef struct sub_rec {
     uint64_t hash;
 } sub_rec;
 
-/* ---- what every actor process shares ------------------------------------------ */
+/* ---- what every actor process shares
+ * ------------------------------------------ */
 
 typedef struct actor_env {
     const char *sock;
-    const char *dir;  /* where actors keep their records */
-    int go_fd;        /* one byte per cycle: the daemon is up, work */
-    int idle_fd;      /* the actor writes one byte: the daemon died, idle */
+    const char *dir; /* where actors keep their records */
+    int go_fd;       /* one byte per cycle: the daemon is up, work */
+    int idle_fd;     /* the actor writes one byte: the daemon died, idle */
 } actor_env;
 
 /* Read one go byte; 0 on EOF (the test is over). */
@@ -141,7 +142,8 @@ static maos_ctx *actor_connect(const char *sock)
     }
 }
 
-/* ---- appenders ------------------------------------------------------------------ */
+/* ---- appenders
+ * ------------------------------------------------------------------ */
 
 static void appender(const actor_env *env, uint32_t w)
 {
@@ -162,8 +164,8 @@ static void appender(const actor_env *env, uint32_t w)
             maos_event_spec ev[3];
             for (uint32_t i = 0; i < k; i++) {
                 fu_mk_id(ids[i], TAG, w, s, i);
-                ev[i] = (maos_event_spec){ids[i], "Crash", data,
-                                          sizeof data - 1, NULL, 0};
+                ev[i] = (maos_event_spec){ids[i],          "Crash", data,
+                                          sizeof data - 1, NULL,    0};
             }
             maos_append_info info;
             memset(&info, 0, sizeof info);
@@ -171,8 +173,8 @@ static void appender(const actor_env *env, uint32_t w)
             if (rc != 0) {
                 if (maos_err_is_fatal(rc) || maos_is_dead(c))
                     break; /* the daemon was killed: idle until the next go */
-                dprintf(2, "appender %u append %u: refused: %d (%s) %s\n", w,
-                        s, rc, maos_err_name(rc), c->errstr);
+                dprintf(2, "appender %u append %u: refused: %d (%s) %s\n", w, s,
+                        rc, maos_err_name(rc), c->errstr);
                 _exit(32);
             }
             if (info.count != k) {
@@ -180,8 +182,14 @@ static void appender(const actor_env *env, uint32_t w)
                         info.count, k);
                 _exit(33);
             }
-            fu_ack a = {w, s, k, (uint32_t)info.duplicate, sn, 0,
-                        info.position, info.version};
+            fu_ack a = {w,
+                        s,
+                        k,
+                        (uint32_t)info.duplicate,
+                        sn,
+                        0,
+                        info.position,
+                        info.version};
             if (fu_ack_write(afd, &a))
                 _exit(34);
             s++;
@@ -193,7 +201,8 @@ static void appender(const actor_env *env, uint32_t w)
     _exit(0);
 }
 
-/* ---- the subscriber ---------------------------------------------------------------- */
+/* ---- the subscriber
+ * ---------------------------------------------------------------- */
 
 /* Runs from the first start to the end; stop_fd: EOF means stop. */
 static void subscriber(const char *sock, const char *path, int stop_fd)
@@ -212,8 +221,8 @@ static void subscriber(const char *sock, const char *path, int stop_fd)
     uint64_t sub;
     int rc = maos_subscribe(c, NULL, MAOS_FROM_POSITION, 1, &sub);
     if (rc) {
-        dprintf(2, "subscriber: subscribe: %d (%s) %s\n", rc,
-                maos_err_name(rc), c->errstr);
+        dprintf(2, "subscriber: subscribe: %d (%s) %s\n", rc, maos_err_name(rc),
+                c->errstr);
         _exit(52);
     }
     sub_rec *recs = NULL;
@@ -257,7 +266,8 @@ static void subscriber(const char *sock, const char *path, int stop_fd)
     _exit(0);
 }
 
-/* ---- extension point: more kinds of actors ------------------------------------------
+/* ---- extension point: more kinds of actors
+ * ------------------------------------------
  *
  * An actor kind is a process body that works while the daemon is up (it
  * reads one byte from go_fd per cycle, works until the daemon dies under
@@ -293,7 +303,7 @@ static void check_appenders(const actor_env *env, const fu_log *log,
         snprintf(path, sizeof path, "%s/acks-%u", env->dir, w);
         fu_acks_load(path, &acks);
     }
-    fu_check_history(log, &acks, TAG, APPENDERS, k_of, streams, when);
+    fu_check_history(log, &acks, TAG, APPENDERS, k_of, streams, 1, when);
     fu_acks_free(&acks);
 }
 
@@ -304,7 +314,8 @@ static const actor_kind actors[] = {
 };
 #define N_KINDS (sizeof actors / sizeof actors[0])
 
-/* ---- the test process --------------------------------------------------------------- */
+/* ---- the test process
+ * --------------------------------------------------------------- */
 
 static int cycles(void)
 {
@@ -505,7 +516,8 @@ static void test_crash_loop(void **state)
         while (acks_so_far(d->dir) < before + want) {
             if (mt_now_us() > deadline)
                 MT_FAIL("cycle %d: %llu of %llu acknowledgements within %d ms",
-                        cycle, (unsigned long long)(acks_so_far(d->dir) - before),
+                        cycle,
+                        (unsigned long long)(acks_so_far(d->dir) - before),
                         (unsigned long long)want, WAIT_MS);
             if (!mt_daemon_alive(d))
                 MT_FAIL("cycle %d: maosd died on its own", cycle);
@@ -551,8 +563,8 @@ static void test_crash_loop(void **state)
     uint64_t dups = 0;
     for (size_t i = 0; i < acks.n; i++)
         dups += acks.v[i].dup;
-    uint64_t unacked =
-        fu_check_history(&log, &acks, TAG, APPENDERS, k_of, streams, "at the end");
+    uint64_t unacked = fu_check_history(&log, &acks, TAG, APPENDERS, k_of,
+                                        streams, 1, "at the end");
     print_message("%llu kill -9 cycles: %llu events, %zu acknowledged appends "
                   "(%llu of them re-sends answered as duplicates), %llu "
                   "appends stored without an ack (in flight at a kill; all "

@@ -62,9 +62,9 @@ static const char *const where_names[] = {"at open", "while running",
 
 typedef struct fault_case {
     const char *name;
-    const char *fault;  /* MAOS_SHIM_FAULT */
-    const char *err;    /* MAOS_SHIM_ERRNO */
-    const char *tear;   /* MAOS_SHIM_TEAR or NULL */
+    const char *fault; /* MAOS_SHIM_FAULT */
+    const char *err;   /* MAOS_SHIM_ERRNO */
+    const char *tear;  /* MAOS_SHIM_TEAR or NULL */
     int sticky;
     enum where where;
 } fault_case;
@@ -113,8 +113,8 @@ static int append_one(maos_ctx *c, uint32_t w, uint32_t s, fu_ack *a)
     static const char data[] = "\x81\xa1n\x07"; /* {n: 7} */
     for (uint32_t i = 0; i < k; i++) {
         fu_mk_id(ids[i], TAG, w, s, i);
-        ev[i] = (maos_event_spec){ids[i], "Fault", data, sizeof data - 1, NULL,
-                                  0};
+        ev[i] =
+            (maos_event_spec){ids[i], "Fault", data, sizeof data - 1, NULL, 0};
     }
     maos_append_info info;
     memset(&info, 0, sizeof info);
@@ -143,10 +143,11 @@ static void check_exact(maos_ctx *c, const fu_acks *acks, const char *when)
 {
     fu_log log = {0};
     fu_log_load(c, &log);
-    uint64_t extra = fu_check_history(&log, acks, TAG, 2, k_of, streams, when);
+    uint64_t extra =
+        fu_check_history(&log, acks, TAG, 2, k_of, streams, 1, when);
     if (extra)
-        MT_FAIL("%s: %llu refused appends are readable",
-                when, (unsigned long long)extra);
+        MT_FAIL("%s: %llu refused appends are readable", when,
+                (unsigned long long)extra);
     fu_log_free(&log);
 }
 
@@ -200,8 +201,7 @@ static void run_case(void **state)
             MT_FAIL("maosd crashed at open (log: %s)", d->log);
     } else {
         if (fc->where == OPEN)
-            MT_FAIL("maosd started although %s was to fail at open",
-                    fc->fault);
+            MT_FAIL("maosd started although %s was to fail at open", fc->fault);
         c = fu_connect(d);
         for (uint32_t s = 0; s < B_APPENDS; s++) {
             fu_ack a;
@@ -260,8 +260,8 @@ static void run_case(void **state)
     c = fu_connect(d);
     fu_log log = {0};
     fu_log_load(c, &log);
-    uint64_t unacked =
-        fu_check_history(&log, &acks, TAG, 2, k_of, streams, "after restart");
+    uint64_t unacked = fu_check_history(&log, &acks, TAG, 2, k_of, streams, 1,
+                                        "after restart");
     MT_CMP_INT(unacked, <=, refused);
     print_message("after restart: %zu acknowledged appends all stored; %llu "
                   "refused append(s) stored whole (outcome was unknown)\n",
