@@ -13,8 +13,7 @@
 #define FU_DEFAULT_SHIM NULL
 #endif
 
-/* ---- ids ------------------------------------------------------------------
- */
+/* ---- ids ----------------------------------------------------------------- */
 
 void fu_mk_id(uint8_t id[16], uint8_t tag, uint32_t w, uint32_t s, uint32_t i)
 {
@@ -45,8 +44,7 @@ int fu_parse_id(const uint8_t id[16], uint8_t tag, uint32_t *w, uint32_t *s,
     return 1;
 }
 
-/* ---- acks
- * -------------------------------------------------------------------- */
+/* ---- acks ---------------------------------------------------------------- */
 
 int fu_ack_write(int fd, const fu_ack *a)
 {
@@ -78,8 +76,7 @@ void fu_acks_free(fu_acks *a)
     a->n = 0;
 }
 
-/* ---- the log ----------------------------------------------------------------
- */
+/* ---- the log ------------------------------------------------------------- */
 
 uint64_t fu_hash(const void *p, size_t n)
 {
@@ -153,8 +150,7 @@ void fu_log_free(fu_log *l)
     l->n = 0;
 }
 
-/* ---- the history check
- * ------------------------------------------------------- */
+/* ---- the history check --------------------------------------------------- */
 
 /* Per writer: where each append landed (0: not in the log). */
 typedef struct wr_hist {
@@ -327,8 +323,7 @@ maos_ctx *fu_connect(const mt_daemon *d)
     return c;
 }
 
-/* ---- the shim
- * ----------------------------------------------------------------- */
+/* ---- the shim ------------------------------------------------------------ */
 
 const char *fu_shim_path(void)
 {

@@ -21,7 +21,7 @@
 #include "harness.h"
 #include "maos/client.h"
 
-/* ---- ids ---------------------------------------------------------------- */
+/* ---- ids ----------------------------------------------------------------- */
 
 /*
  * The id of event i of append s of writer w, in a test run tagged `tag`
@@ -61,8 +61,7 @@ int fu_ack_write(int fd, const fu_ack *a);
 void fu_acks_load(const char *path, fu_acks *out);
 void fu_acks_free(fu_acks *a);
 
-/* ---- the stored log --------------------------------------------------------
- */
+/* ---- the stored log ------------------------------------------------------ */
 
 typedef struct fu_ev {
     uint64_t pos, version;
@@ -113,8 +112,7 @@ void fu_verify_ok(const mt_daemon *d);
 /* A client connection that must work (30 s connect timeout). */
 maos_ctx *fu_connect(const mt_daemon *d);
 
-/* ---- the fault shim
- * ---------------------------------------------------------- */
+/* ---- the fault shim ------------------------------------------------------ */
 
 /* Path of faultshim.so ($MAOS_FAULTSHIM, else the build path). */
 const char *fu_shim_path(void);

@@ -143,8 +143,7 @@ REAL(close, int, (int))
 REAL(dup2, int, (int, int))
 REAL(dup3, int, (int, int, int))
 
-/* ---- set-up -----------------------------------------------------------------
- */
+/* ---- set-up -------------------------------------------------------------- */
 
 static void say(const char *msg)
 {
@@ -253,8 +252,7 @@ static void setup(void)
     }
 }
 
-/* ---- classifying files
- * -------------------------------------------------------- */
+/* ---- classifying files --------------------------------------------------- */
 
 static int starts_with(const char *s, const char *p)
 {
@@ -351,8 +349,7 @@ static enum cls path_class(int dirfd, const char *p)
     return classify_path(buf);
 }
 
-/* ---- deciding
- * ---------------------------------------------------------------- */
+/* ---- deciding ------------------------------------------------------------ */
 
 /*
  * Called for every wrapped call on a file of class c.  Returns 0 to let
@@ -413,8 +410,7 @@ static size_t iov_bytes(const struct iovec *iov, int n)
     return s;
 }
 
-/* ---- the wrappers -----------------------------------------------------------
- */
+/* ---- the wrappers -------------------------------------------------------- */
 
 #define FAIL_WRITE(e, fd, iov, n, off)                                         \
     do {                                                                       \

@@ -96,8 +96,7 @@ typedef struct sub_rec {
     uint64_t hash;
 } sub_rec;
 
-/* ---- what every actor process shares
- * ------------------------------------------ */
+/* ---- what every actor process shares ------------------------------------- */
 
 typedef struct actor_env {
     const char *sock;
@@ -142,8 +141,7 @@ static maos_ctx *actor_connect(const char *sock)
     }
 }
 
-/* ---- appenders
- * ------------------------------------------------------------------ */
+/* ---- appenders ----------------------------------------------------------- */
 
 static void appender(const actor_env *env, uint32_t w)
 {
@@ -164,8 +162,8 @@ static void appender(const actor_env *env, uint32_t w)
             maos_event_spec ev[3];
             for (uint32_t i = 0; i < k; i++) {
                 fu_mk_id(ids[i], TAG, w, s, i);
-                ev[i] = (maos_event_spec){ids[i],          "Crash", data,
-                                          sizeof data - 1, NULL,    0};
+                ev[i] = (maos_event_spec){ids[i], "Crash", data,
+                                          sizeof data - 1, NULL, 0};
             }
             maos_append_info info;
             memset(&info, 0, sizeof info);
@@ -201,8 +199,7 @@ static void appender(const actor_env *env, uint32_t w)
     _exit(0);
 }
 
-/* ---- the subscriber
- * ---------------------------------------------------------------- */
+/* ---- the subscriber ------------------------------------------------------ */
 
 /* Runs from the first start to the end; stop_fd: EOF means stop. */
 static void subscriber(const char *sock, const char *path, int stop_fd)
@@ -314,8 +311,7 @@ static const actor_kind actors[] = {
 };
 #define N_KINDS (sizeof actors / sizeof actors[0])
 
-/* ---- the test process
- * --------------------------------------------------------------- */
+/* ---- the test process ---------------------------------------------------- */
 
 static int cycles(void)
 {

@@ -100,8 +100,7 @@ static uint32_t k_of(uint32_t w, uint32_t s)
     return w == 0 ? 1 : 1 + s % 2;
 }
 
-/* ---- raw requests
- * --------------------------------------------------------------- */
+/* ---- raw requests -------------------------------------------------------- */
 
 typedef struct rconn {
     int fd;
@@ -249,8 +248,7 @@ static int call(rconn *rc, const mt_daemon *d, const char *what, enc_fn enc,
     return code;
 }
 
-/* ---- encoders for the mix
- * ---------------------------------------------------------- */
+/* ---- encoders for the mix ------------------------------------------------ */
 
 static int enc_hello(msgpack_packer *pk, uint64_t rid, void *a)
 {
@@ -356,8 +354,7 @@ static int enc_unknown_op(msgpack_packer *pk, uint64_t rid, void *a)
     return msgpack_pack_uint64(pk, rid);
 }
 
-/* ---- the daemon sweep
- * ------------------------------------------------------------ */
+/* ---- the daemon sweep ---------------------------------------------------- */
 
 static unsigned count_in_log(const mt_daemon *d, const char *s)
 {
@@ -580,8 +577,7 @@ static void test_daemon_persistent(void **state)
     daemon_sweep(1);
 }
 
-/* ---- the client sweep
- * --------------------------------------------------------------- */
+/* ---- the client sweep ---------------------------------------------------- */
 
 typedef struct client_run {
     const mt_daemon *d;
