@@ -185,6 +185,15 @@ int mt_wait(pid_t pid, int timeout_ms)
     return 1000;
 }
 
+int mt_exited(pid_t pid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return 1;
+    return si.si_pid != 0;
+}
+
 pid_t mt_fork(void)
 {
     fflush(stdout);

@@ -189,6 +189,9 @@ int mt_daemon_alive(mt_daemon *d);
 /* fork(), recording the child's pid for the runner's clean-up.  The child
  * must end with _exit(). */
 pid_t mt_fork(void);
+/* 1 when child pid has exited (or is not our child), 0 while it runs.
+ * Does not reap it: mt_wait still does. */
+int mt_exited(pid_t pid);
 /* waitpid with a timeout in ms; SIGKILL after it.  Returns as
  * mt_daemon_stop (exit status, 128+sig, or 1000 after a kill). */
 int mt_wait(pid_t pid, int timeout_ms);

@@ -323,6 +323,15 @@ maos_ctx *fu_connect(const mt_daemon *d)
     return c;
 }
 
+int fu_send_frame(int fd, const void *p, size_t n)
+{
+    char hdr[4];
+    maos_frame_put_len(hdr, (uint32_t)n);
+    if (mt_send_all(fd, hdr, 4) || mt_send_all(fd, p, n))
+        return -1;
+    return 0;
+}
+
 /* ---- the shim ------------------------------------------------------------ */
 
 const char *fu_shim_path(void)

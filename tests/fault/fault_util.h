@@ -112,6 +112,10 @@ void fu_verify_ok(const mt_daemon *d);
 /* A client connection that must work (30 s connect timeout). */
 maos_ctx *fu_connect(const mt_daemon *d);
 
+/* Frame (4-byte length) and send one encoded msgpack value on a raw
+ * socket.  0, or -1 when the peer is gone. */
+int fu_send_frame(int fd, const void *p, size_t n);
+
 /* ---- the fault shim ------------------------------------------------------ */
 
 /* Path of faultshim.so ($MAOS_FAULTSHIM, else the build path). */

@@ -36,6 +36,13 @@
  *                                bytes (a torn write), then fails
  *   MAOS_SHIM_STICKY=1           every later matching call fails too (a dead
  *                                or full disk); default: only the N-th
+ *   MAOS_SHIM_GATE=CLASS:OP:FIFO before every call of OP on a file of CLASS,
+ *                                log "faultshim: gate: waiting ..." and
+ *                                read one byte from FIFO: the test lets
+ *                                such calls through one at a time (e.g.
+ *                                holds a commit group in its WAL sync);
+ *                                EOF (the test closed its end) opens the
+ *                                gate for good
  *   MAOS_SHIM_TRACE=1            log every call on a file of the data dir
  *                                (not only faults), numbered per class and
  *                                op: the numbers MAOS_SHIM_FAULT takes
@@ -109,6 +116,10 @@ static struct {
     long tear; /* -1: no tear */
     int sticky;
     int trace;
+    int gate_fd;      /* -1: no gate */
+    enum cls g_cls;
+    enum op g_op;
+    atomic_int gate_open; /* EOF seen: no more waiting */
     atomic_long matches;          /* calls that match the fault's selector */
     atomic_long seen[CLS_ANY][3]; /* calls per (class, op), for the trace */
     atomic_uchar cache[CACHE_FDS];
@@ -219,6 +230,23 @@ static void setup_now(void)
     g.sticky = s && strcmp(s, "1") == 0;
     const char *tr = getenv("MAOS_SHIM_TRACE");
     g.trace = tr && strcmp(tr, "1") == 0;
+    g.gate_fd = -1;
+    const char *gt = getenv("MAOS_SHIM_GATE");
+    if (gt && *gt) {
+        const char *c1 = strchr(gt, ':');
+        const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            bad_env("MAOS_SHIM_GATE (CLASS:OP:FIFO)");
+        g.g_cls = parse_cls(gt, (size_t)(c1 - gt));
+        int op = parse_op(c1 + 1, (size_t)(c2 - c1 - 1));
+        if (g.g_cls == CLS_UNKNOWN || op < 0)
+            bad_env("MAOS_SHIM_GATE (CLASS:OP:FIFO)");
+        g.g_op = (enum op)op;
+        /* blocks until the test holds the other end: it opens it first */
+        g.gate_fd = open(c2 + 1, O_RDONLY | O_CLOEXEC);
+        if (g.gate_fd < 0)
+            bad_env("MAOS_SHIM_GATE (cannot open the FIFO)");
+    }
     const char *f = getenv("MAOS_SHIM_FAULT");
     if (f && *f) {
         const char *c1 = strchr(f, ':');
@@ -355,11 +383,30 @@ static enum cls path_class(int dirfd, const char *p)
  * Called for every wrapped call on a file of class c.  Returns 0 to let
  * the call through, else the errno to fail it with (after logging).
  */
+static void gate(enum op op, enum cls c, const char *what, int fd)
+{
+    if (g.gate_fd < 0 || atomic_load(&g.gate_open) ||
+        (g.g_op != OP_ANY && g.g_op != op) ||
+        (g.g_cls == CLS_ANY ? c == CLS_OTHER : g.g_cls != c))
+        return;
+    char line[256];
+    snprintf(line, sizeof line, "faultshim: gate: waiting before %s fd %d\n",
+             what, fd);
+    say(line);
+    char b;
+    ssize_t r;
+    while ((r = read(g.gate_fd, &b, 1)) < 0 && errno == EINTR) {
+    }
+    if (r != 1)
+        atomic_store(&g.gate_open, 1);
+}
+
 static int decide(enum op op, enum cls c, const char *what, int fd,
                   size_t bytes)
 {
     if (!g.active || c == CLS_OUTSIDE)
         return 0;
+    gate(op, c, what, fd);
     int match = g.fault && (g.f_op == OP_ANY || g.f_op == op) &&
                 (g.f_cls == CLS_ANY ? c != CLS_OTHER : g.f_cls == c);
     long k = match ? atomic_fetch_add(&g.matches, 1) + 1 : 0;

@@ -59,7 +59,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fault_util.h"
@@ -321,16 +320,6 @@ static int cycles(void)
     return CRASH_CYCLES_DEFAULT;
 }
 
-/* 1 while pid (our child) has not exited; does not reap it. */
-static int su_alive_pid(pid_t pid)
-{
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
-        return 0;
-    return si.si_pid == 0;
-}
-
 static size_t file_size(const char *path)
 {
     struct stat st;
@@ -353,7 +342,7 @@ static uint64_t acks_so_far(const char *dir)
 static void actors_alive(const pid_t *pids, uint32_t n, const char *when)
 {
     for (uint32_t a = 0; a < n; a++)
-        if (!su_alive_pid(pids[a])) {
+        if (mt_exited(pids[a])) {
             int st = mt_wait(pids[a], 0);
             MT_FAIL("%s: actor %u (pid %ld) exited with status %d", when, a,
                     (long)pids[a], st);

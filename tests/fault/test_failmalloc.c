@@ -114,16 +114,6 @@ typedef struct mix_stats {
 
 typedef int (*enc_fn)(msgpack_packer *pk, uint64_t rid, void *arg);
 
-/* Send one framed msgpack value.  0, or -1 when the peer is gone. */
-static int send_sb(int fd, const msgpack_sbuffer *sb)
-{
-    char hdr[4];
-    maos_frame_put_len(hdr, (uint32_t)sb->size);
-    if (mt_send_all(fd, hdr, 4) || mt_send_all(fd, sb->data, sb->size))
-        return -1;
-    return 0;
-}
-
 /*
  * Wait for the reply to rid, checking every push on the way.  Returns 1
  * with *rep (slices into *frame, caller frees) , or 0 when the connection
@@ -215,10 +205,10 @@ static int call(rconn *rc, const mt_daemon *d, const char *what, enc_fn enc,
     if (enc) {
         if (enc(&pk, rid, arg))
             MT_FAIL("%s: encode", what);
-        sent = send_sb(rc->fd, &sb);
+        sent = fu_send_frame(rc->fd, sb.data, sb.size);
     } else {
         const msgpack_sbuffer *raw = arg;
-        sent = send_sb(rc->fd, raw);
+        sent = fu_send_frame(rc->fd, raw->data, raw->size);
         rid = 0; /* an unreadable request: its error carries rid 0 */
     }
     msgpack_sbuffer_destroy(&sb);

@@ -42,17 +42,33 @@
  *    outcome was unknown to the writer, and it is then whole; the test
  *    prints how many.
  *
+ * test_group_commit_gated: group commit, shown without timing.  The shim's
+ * gate holds every WAL sync until the test lets it through, so the test
+ * knows what is queued: append A1 is held in its sync; A2, A3 and a ping
+ * are sent on the same connection, and the ping's reply proves A2 and A3
+ * were dispatched to the commit queue (one connection is served in order);
+ * releasing A1's sync must then commit A2 and A3 as ONE group: stats say 2
+ * groups, 3 requests, largest group 2.  (This replaces the
+ * commit_max_group >= 2 assertion of test_concurrency.c, which depended on
+ * 8 writers happening to overlap.)
+ *
  * Sanitizers: under ASan/TSan the shim runs after the sanitizer runtime in
  * LD_PRELOAD (fu_preload), which works with gcc's shared runtimes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <msgpack.h>
+
 #include "fault_util.h"
+#include "maos/proto.h"
 
 enum { TAG = 0x10, S0_APPENDS = 4, B_APPENDS = 8 };
 
@@ -281,11 +297,136 @@ static void run_case(void **state)
     fu_acks_free(&acks);
 }
 
+/* ---- group commit, held at the gate ----------------------------------- */
+
+/* Encode append (writer 2, append s) or ping into sb, with rid. */
+static void enc_req(msgpack_sbuffer *sb, uint64_t rid, int ping, uint32_t s)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (ping) {
+        maos_enc_simple(&pk, rid, MAOS_OP_PING);
+        return;
+    }
+    maos_event_in ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = (maos_slice){"Group", 5};
+    ev.data = (maos_slice){"\x01", 1};
+    fu_mk_id(ev.id, TAG, 2, s, 0);
+    ev.has_id = 1;
+    maos_append_in ap = {{"group-1", 7}, MAOS_EXPECT_ANY, 1, &ev};
+    maos_enc_append(&pk, rid, &ap);
+}
+
+static void send_req(int fd, uint64_t rid, int ping, uint32_t s)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    enc_req(&sb, rid, ping, s);
+    MT_EQ_INT(fu_send_frame(fd, sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The next reply on fd: its rid (it must be ok). */
+static uint64_t next_reply(int fd)
+{
+    char *f = NULL;
+    uint32_t len = 0;
+    MT_EQ_INT(mt_recv_frame(fd, &f, &len, 1 << 20, 30000), 1);
+    maos_reply rep;
+    if (maos_reply_decode(f, len, &rep) || !rep.ok) {
+        free(f);
+        MT_FAIL("a reply that is not ok");
+    }
+    free(f);
+    return rep.rid;
+}
+
+static void wait_gate(mt_daemon *d, unsigned n)
+{
+    int64_t deadline = mt_now_us() + 30LL * 1000000;
+    for (;;) {
+        char *buf = mt_read_file(d->log, NULL);
+        unsigned k = 0;
+        for (const char *p = buf; p && (p = strstr(p, "gate: waiting")); p++)
+            k++;
+        free(buf);
+        if (k >= n)
+            return;
+        if (mt_now_us() > deadline)
+            MT_FAIL("the commit thread did not reach WAL sync %u in 30 s", n);
+        if (!mt_daemon_alive(d))
+            MT_FAIL("maosd died");
+        mt_sleep_ms(2);
+    }
+}
+
+static void test_group_commit_gated(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    char fifo[300], gate_env[400];
+    snprintf(fifo, sizeof fifo, "%s/gate", d->dir);
+    MT_EQ_INT(mkfifo(fifo, 0600), 0);
+    /* O_RDWR: ours is open before the daemon opens its end, without
+     * blocking */
+    int gate = open(fifo, O_RDWR | O_CLOEXEC);
+    MT_CMP_INT(gate, >=, 0);
+    snprintf(gate_env, sizeof gate_env, "wal:sync:%s", fifo);
+    fu_preload(d, fu_shim_path());
+    mt_daemon_setenv(d, "MAOS_SHIM_DIR", d->data);
+    mt_daemon_setenv(d, "MAOS_SHIM_GATE", gate_env);
+    mt_daemon_up(d);
+
+    int fd = mt_connect(d->sock);
+    MT_CMP_INT(fd, >=, 0);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    maos_enc_hello(&pk, 1, MAOS_PROTOCOL_VERSION, "group-test");
+    MT_EQ_INT(fu_send_frame(fd, sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+    MT_EQ_U64(next_reply(fd), 1);
+
+    send_req(fd, 2, 0, 0); /* A1: its group waits in the WAL sync */
+    wait_gate(d, 1);
+    send_req(fd, 3, 0, 1); /* A2 */
+    send_req(fd, 4, 0, 2); /* A3 */
+    send_req(fd, 5, 1, 0); /* ping: answered after A2, A3 were queued */
+    MT_EQ_U64(next_reply(fd), 5);
+    MT_EQ_INT(write(gate, "g", 1), 1); /* A1's sync goes through */
+    wait_gate(d, 2);                   /* the next group is at its sync */
+    MT_EQ_INT(write(gate, "g", 1), 1);
+    uint64_t got = 0;
+    for (int i = 0; i < 3; i++)
+        got |= 1ull << next_reply(fd);
+    MT_EQ_U64(got, (1ull << 2) | (1ull << 3) | (1ull << 4));
+    close(gate); /* EOF: later syncs (the shutdown's) pass */
+
+    maos_ctx *c = fu_connect(d);
+    maos_stats_info st;
+    MT_EQ_ERR(maos_stats_get(c, &st), 0);
+    print_message("commit groups %llu, requests %llu, max group %llu\n",
+                  (unsigned long long)st.commit_groups,
+                  (unsigned long long)st.commit_requests,
+                  (unsigned long long)st.commit_max_group);
+    MT_EQ_U64(st.commit_requests, 3);
+    MT_EQ_U64(st.commit_groups, 2);
+    MT_EQ_U64(st.commit_max_group, 2);
+    maos_free(c);
+    close(fd);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
 int main(int argc, char **argv)
 {
-    struct CMUnitTest tests[N_CASES];
+    struct CMUnitTest tests[N_CASES + 1];
     for (size_t i = 0; i < N_CASES; i++)
         tests[i] = (struct CMUnitTest){cases[i].name, run_case, NULL, NULL,
                                        (void *)&cases[i]};
-    return mt_main(argc, argv, tests, N_CASES, 120);
+    tests[N_CASES] =
+        (struct CMUnitTest)cmocka_unit_test(test_group_commit_gated);
+    return mt_main(argc, argv, tests, N_CASES + 1, 120);
 }

@@ -68,16 +68,6 @@ static void put(int fd, const outcome *o)
         _exit(44);
 }
 
-/* Frame and send one encoded request.  0, or -1 when the peer is gone. */
-static int send_frame(int fd, const msgpack_sbuffer *sb)
-{
-    char hdr[4];
-    maos_frame_put_len(hdr, (uint32_t)sb->size);
-    if (mt_send_all(fd, hdr, 4) || mt_send_all(fd, sb->data, sb->size))
-        return -1;
-    return 0;
-}
-
 /*
  * One writer: pipelined appends until the daemon closes the connection.
  * Raw frames, not the client library: after a send fails because the
@@ -101,7 +91,7 @@ static void writer(const char *sock, uint32_t w, const char *path, int ready_fd,
     char *f = NULL;
     uint32_t len = 0;
     maos_reply rep;
-    if (send_frame(s_fd, &sb) ||
+    if (fu_send_frame(s_fd, sb.data, sb.size) ||
         mt_recv_frame(s_fd, &f, &len, 1 << 20, WAIT_MS) != 1 ||
         maos_reply_decode(f, len, &rep) || !rep.ok)
         _exit(42);
@@ -144,7 +134,7 @@ static void writer(const char *sock, uint32_t w, const char *path, int ready_fd,
             /* A send that fails may have delivered part of the frame: the
              * daemon never executes a partial frame, so it stays in flight
              * and ends up unanswered. */
-            if (send_frame(s_fd, &sb))
+            if (fu_send_frame(s_fd, sb.data, sb.size))
                 sending = 0;
         }
         f = NULL;
