@@ -234,6 +234,26 @@ int mt_recv_frame(int fd, char **frame, uint32_t *len, uint32_t maxlen,
  * discarding any bytes), 0 on timeout. */
 int mt_wait_closed(int fd, int timeout_ms);
 
+/* ---- sanitizer builds ------------------------------------------------- */
+
+/*
+ * MT_TSAN is 1 when the test -- and so maosd, built with the same flags --
+ * runs under ThreadSanitizer.  TSan's shadow memory (several bytes for
+ * every byte the program touches) counts in VmRSS and VmHWM, so memory
+ * bounds mean nothing there: tests skip them under MT_TSAN (the plain and
+ * ASan builds check them).
+ */
+#if defined(__SANITIZE_THREAD__)
+#define MT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MT_TSAN 1
+#endif
+#endif
+#ifndef MT_TSAN
+#define MT_TSAN 0
+#endif
+
 /* ---- misc ---------------------------------------------------------------- */
 
 int64_t mt_now_us(void);

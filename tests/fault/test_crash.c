@@ -124,20 +124,16 @@ static void say_idle(int fd)
         _exit(61);
 }
 
-/* Connect within WAIT_MS (the daemon was up when go was sent; retrying
- * only covers a slow accept). */
+/* Connect, or NULL: the daemon was up when go was sent, but a slow actor
+ * may get here after the others' acknowledgements got it killed; then it
+ * just goes idle (retrying would wait for a restart that waits for it). */
 static maos_ctx *actor_connect(const char *sock)
 {
-    int64_t deadline = mt_now_us() + (int64_t)WAIT_MS * 1000;
-    for (;;) {
-        maos_ctx *c = maos_connect_timeout(sock, 10000);
-        if (c && !c->err)
-            return c;
-        maos_free(c);
-        if (mt_now_us() > deadline)
-            return NULL;
-        mt_sleep_ms(5);
-    }
+    maos_ctx *c = maos_connect_timeout(sock, 10000);
+    if (c && !c->err)
+        return c;
+    maos_free(c);
+    return NULL;
 }
 
 /* ---- appenders ----------------------------------------------------------- */
@@ -153,9 +149,7 @@ static void appender(const actor_env *env, uint32_t w)
     uint32_t s = 0; /* the next append; unanswered until its ack */
     while (wait_go(env->go_fd)) {
         maos_ctx *c = actor_connect(env->sock);
-        if (!c)
-            _exit(31);
-        for (;;) {
+        for (; c;) {
             uint32_t k = k_of(w, s), sn = stream_of(w, s);
             uint8_t ids[3][16];
             maos_event_spec ev[3];
