@@ -51,6 +51,15 @@ int fu_ack_write(int fd, const fu_ack *a)
     return write(fd, a, sizeof *a) == (ssize_t)sizeof *a ? 0 : -1;
 }
 
+void fu_acks_push(fu_acks *a, const fu_ack *k)
+{
+    fu_ack *v = realloc(a->v, (a->n + 1) * sizeof *v);
+    if (!v)
+        MT_FAIL("out of memory");
+    v[a->n++] = *k;
+    a->v = v;
+}
+
 void fu_acks_load(const char *path, fu_acks *out)
 {
     size_t len = 0;

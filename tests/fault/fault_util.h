@@ -57,6 +57,8 @@ typedef struct fu_acks {
 
 /* Append one record to fd.  0, or -1 (the writer exits with an error). */
 int fu_ack_write(int fd, const fu_ack *a);
+/* Append one record to a list in memory. */
+void fu_acks_push(fu_acks *a, const fu_ack *k);
 /* Load the records of path (missing file: none); appends to *out. */
 void fu_acks_load(const char *path, fu_acks *out);
 void fu_acks_free(fu_acks *a);

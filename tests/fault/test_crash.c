@@ -149,7 +149,7 @@ static void appender(const actor_env *env, uint32_t w)
     uint32_t s = 0; /* the next append; unanswered until its ack */
     while (wait_go(env->go_fd)) {
         maos_ctx *c = actor_connect(env->sock);
-        for (; c;) {
+        while (c) {
             uint32_t k = k_of(w, s), sn = stream_of(w, s);
             uint8_t ids[3][16];
             maos_event_spec ev[3];
@@ -173,14 +173,13 @@ static void appender(const actor_env *env, uint32_t w)
                         info.count, k);
                 _exit(33);
             }
-            fu_ack a = {w,
-                        s,
-                        k,
-                        (uint32_t)info.duplicate,
-                        sn,
-                        0,
-                        info.position,
-                        info.version};
+            fu_ack a = {.w = w,
+                        .s = s,
+                        .k = k,
+                        .dup = (uint32_t)info.duplicate,
+                        .stream_no = sn,
+                        .pos = info.position,
+                        .version = info.version};
             if (fu_ack_write(afd, &a))
                 _exit(34);
             s++;

@@ -358,19 +358,14 @@ static unsigned count_in_log(const mt_daemon *d, const char *s)
 
 static void record_ack(fu_acks *acks, const app_arg *a, const maos_reply *rep)
 {
-    fu_ack k = {a->w,
-                a->s,
-                k_of(a->w, a->s),
-                (uint32_t)rep->result.duplicate,
-                a->s % 2,
-                0,
-                rep->result.first_position,
-                rep->result.first_version};
-    fu_ack *v = realloc(acks->v, (acks->n + 1) * sizeof *v);
-    if (!v)
-        MT_FAIL("out of memory");
-    v[acks->n++] = k;
-    acks->v = v;
+    fu_ack k = {.w = a->w,
+                .s = a->s,
+                .k = k_of(a->w, a->s),
+                .dup = (uint32_t)rep->result.duplicate,
+                .stream_no = a->s % 2,
+                .pos = rep->result.first_position,
+                .version = rep->result.first_version};
+    fu_acks_push(acks, &k);
 }
 
 /* The whole mix for run w (its appends are writer w's). */
@@ -676,19 +671,14 @@ static void client_mix(client_run *r)
             maos_reply_msg_free(m);
         }
         if (rc == 0) {
-            fu_ack a = {r->w,
-                        s,
-                        k,
-                        (uint32_t)info.duplicate,
-                        s % 2,
-                        0,
-                        info.position,
-                        info.version};
-            fu_ack *v = realloc(r->acks->v, (r->acks->n + 1) * sizeof *v);
-            if (!v)
-                MT_FAIL("out of memory");
-            v[r->acks->n++] = a;
-            r->acks->v = v;
+            fu_ack a = {.w = r->w,
+                        .s = s,
+                        .k = k,
+                        .dup = (uint32_t)info.duplicate,
+                        .stream_no = s % 2,
+                        .pos = info.position,
+                        .version = info.version};
+            fu_acks_push(r->acks, &a);
         }
         judge(r, pipelined ? "pipelined append" : "append", rc);
     }
@@ -784,9 +774,12 @@ static void test_client(void **state)
         MT_EQ_ERR(
             maos_append(r.c, streams[s % 2], MAOS_EXPECT_ANY, &ev, 1, &info),
             0);
-        fu_ack a = {0, s, 1, 0, s % 2, 0, info.position, info.version};
-        acks.v = realloc(acks.v, (acks.n + 1) * sizeof *acks.v);
-        acks.v[acks.n++] = a;
+        fu_ack a = {.s = s,
+                    .k = 1,
+                    .stream_no = s % 2,
+                    .pos = info.position,
+                    .version = info.version};
+        fu_acks_push(&acks, &a);
     }
     long nth;
     for (nth = 1; nth <= NTH_MAX; nth++) {

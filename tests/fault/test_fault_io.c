@@ -140,17 +140,13 @@ static int append_one(maos_ctx *c, uint32_t w, uint32_t s, fu_ack *a)
     if (info.count != k || info.duplicate)
         MT_FAIL("writer %u append %u: count %u duplicate %d", w, s, info.count,
                 info.duplicate);
-    *a = (fu_ack){w, s, k, 0, sn, 0, info.position, info.version};
+    *a = (fu_ack){.w = w,
+                  .s = s,
+                  .k = k,
+                  .stream_no = sn,
+                  .pos = info.position,
+                  .version = info.version};
     return 0;
-}
-
-static void push_ack(fu_acks *acks, const fu_ack *a)
-{
-    fu_ack *v = realloc(acks->v, (acks->n + 1) * sizeof *v);
-    if (!v)
-        MT_FAIL("out of memory");
-    v[acks->n++] = *a;
-    acks->v = v;
 }
 
 /* The log as maosd serves it now must be exactly the acknowledged appends
@@ -182,7 +178,7 @@ static void run_case(void **state)
         if (rc)
             MT_FAIL("phase A append %u: %d (%s) %s", s, rc, maos_err_name(rc),
                     c->errstr);
-        push_ack(&acks, &a);
+        fu_acks_push(&acks, &a);
     }
     maos_free(c);
     MT_EQ_INT(mt_daemon_stop(d), 0);
@@ -227,7 +223,7 @@ static void run_case(void **state)
                     MT_FAIL("append %u acknowledged after an earlier one was "
                             "refused: READ_ONLY must be sticky",
                             s);
-                push_ack(&acks, &a);
+                fu_acks_push(&acks, &a);
                 continue;
             }
             if (rc != MAOS_EREAD_ONLY)

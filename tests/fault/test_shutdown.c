@@ -279,13 +279,13 @@ static void test_sigterm_under_load(void **state)
         const outcome *o = (const outcome *)buf;
         for (size_t i = 0; i < len / sizeof *o; i++) {
             if (o[i].code == OUT_OK) {
-                fu_ack a = {o[i].w,     o[i].s, o[i].k,   0,
-                            o[i].s % 2, 0,      o[i].pos, o[i].version};
-                fu_ack *v = realloc(acks.v, (acks.n + 1) * sizeof *v);
-                if (!v)
-                    MT_FAIL("out of memory");
-                v[acks.n++] = a;
-                acks.v = v;
+                fu_ack a = {.w = o[i].w,
+                            .s = o[i].s,
+                            .k = o[i].k,
+                            .stream_no = o[i].s % 2,
+                            .pos = o[i].pos,
+                            .version = o[i].version};
+                fu_acks_push(&acks, &a);
                 n_ok++;
             } else if (o[i].code == OUT_UNANSWERED) {
                 n_unanswered++;
