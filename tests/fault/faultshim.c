@@ -36,6 +36,10 @@
  *                                bytes (a torn write), then fails
  *   MAOS_SHIM_STICKY=1           every later matching call fails too (a dead
  *                                or full disk); default: only the N-th
+ *   MAOS_SHIM_ARM=signal         count toward N only after SIGUSR1 (logged
+ *                                "faultshim: armed"), so a test can start
+ *                                the daemon first and count from there:
+ *                                what the open writes does not shift N
  *   MAOS_SHIM_GATE=CLASS:OP:FIFO before every call of OP on a file of CLASS,
  *                                log "faultshim: gate: waiting ..." and
  *                                read one byte from FIFO: the test lets
@@ -66,6 +70,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,10 +121,11 @@ static struct {
     long tear; /* -1: no tear */
     int sticky;
     int trace;
-    int gate_fd;      /* -1: no gate */
+    int gate_fd; /* -1: no gate */
     enum cls g_cls;
     enum op g_op;
-    atomic_int gate_open; /* EOF seen: no more waiting */
+    atomic_int gate_open;         /* EOF seen: no more waiting */
+    atomic_int armed;             /* counting toward N (MAOS_SHIM_ARM) */
     atomic_long matches;          /* calls that match the fault's selector */
     atomic_long seen[CLS_ANY][3]; /* calls per (class, op), for the trace */
     atomic_uchar cache[CACHE_FDS];
@@ -280,6 +286,36 @@ static void setup(void)
     }
 }
 
+static void on_arm(int sig)
+{
+    static const char msg[] = "faultshim: armed\n";
+    (void)sig;
+    atomic_store(&g.armed, 1);
+    ssize_t (*w)(int, const void *, size_t) =
+        __atomic_load_n(&real_write, __ATOMIC_ACQUIRE);
+    if (w && w(2, msg, sizeof msg - 1) < 0) {
+        /* nowhere to say it */
+    }
+}
+
+/* MAOS_SHIM_ARM=signal: the handler must be in place before the test can
+ * send the signal, so it is installed at load time, before main(). */
+__attribute__((constructor)) static void shim_load(void)
+{
+    const char *a = getenv("MAOS_SHIM_ARM");
+    if (!a || strcmp(a, "signal") != 0) {
+        atomic_store(&g.armed, 1);
+        return;
+    }
+    get_write(); /* resolved now: the handler must not call dlsym */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_arm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
 /* ---- classifying files --------------------------------------------------- */
 
 static int starts_with(const char *s, const char *p)
@@ -407,7 +443,8 @@ static int decide(enum op op, enum cls c, const char *what, int fd,
     if (!g.active || c == CLS_OUTSIDE)
         return 0;
     gate(op, c, what, fd);
-    int match = g.fault && (g.f_op == OP_ANY || g.f_op == op) &&
+    int match = g.fault && atomic_load(&g.armed) &&
+                (g.f_op == OP_ANY || g.f_op == op) &&
                 (g.f_cls == CLS_ANY ? c != CLS_OTHER : g.f_cls == c);
     long k = match ? atomic_fetch_add(&g.matches, 1) + 1 : 0;
     long seen = atomic_fetch_add(&g.seen[c][op], 1) + 1;
