@@ -34,10 +34,10 @@
  *    consecutive positions, in order, or none of them;
  *  - positions dense 1..head, and per writer its appends without a hole;
  *  - `maosctl verify` OK (the hash chain);
- *  - the subscriber's sequence so far: positions 1..m without gap or
- *    duplicate, each the same stored record as read_all's (nothing it was
- *    sent before a crash changed or vanished).
- * At the end the subscriber must have received exactly read_all 1..head.
+ *  - the subscriber, once it has subscribed again and caught up (the
+ *    checker waits for both), has received exactly read_all 1..head: no
+ *    gap, no duplicate, each the same stored record (nothing it was sent
+ *    before a crash changed or vanished); it resumed once per kill.
  *
  * Cycle count: set in ONE place, CRASH_CYCLES_DEFAULT below (50, the
  * per-CI-run figure); the environment variable MAOS_CRASH_CYCLES overrides
@@ -250,6 +250,16 @@ static void subscriber(const char *sock, const char *path, int stop_fd)
         maos_delivery_free(d);
     }
     free(recs);
+    /* how often it resumed, for the test to compare with the kills */
+    char line[32];
+    int n = snprintf(line, sizeof line, "%llu\n",
+                     (unsigned long long)maos_reconnects(c));
+    char rpath[600];
+    snprintf(rpath, sizeof rpath, "%s.reconnects", path);
+    int rfd = open(rpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (rfd < 0 || write(rfd, line, (size_t)n) != n)
+        _exit(56);
+    close(rfd);
     maos_free(c);
     close(fd);
     _exit(0);
@@ -408,20 +418,55 @@ static void check_subscriber(const char *path, const fu_log *log, int whole,
                 (unsigned long long)log->n);
 }
 
+/* Wait until the subscriber has recorded n events (checked after). */
+static void wait_subscriber(const char *path, uint64_t n, const char *when)
+{
+    int64_t deadline = mt_now_us() + (int64_t)WAIT_MS * 1000;
+    while (file_size(path) / sizeof(sub_rec) < n) {
+        if (mt_now_us() > deadline)
+            MT_FAIL("%s: subscriber has %zu of %llu events after %d ms", when,
+                    file_size(path) / sizeof(sub_rec), (unsigned long long)n,
+                    WAIT_MS);
+        mt_sleep_ms(1); /* polling the subscriber's file for the condition */
+    }
+}
+
+/* Wait until the subscriber (pid) is subscribed on the daemon c talks to. */
+static void wait_subscribed(maos_ctx *c, pid_t pid, const char *when)
+{
+    int64_t deadline = mt_now_us() + (int64_t)WAIT_MS * 1000;
+    for (;;) {
+        maos_stats_info st;
+        MT_EQ_ERR(maos_stats_get(c, &st), 0);
+        if (st.subscriptions >= 1)
+            return;
+        if (mt_exited(pid))
+            MT_FAIL("%s: the subscriber exited with status %d", when,
+                    mt_wait(pid, 0));
+        if (mt_now_us() > deadline)
+            MT_FAIL("%s: the subscriber did not subscribe within %d ms", when,
+                    WAIT_MS);
+        mt_sleep_ms(2); /* polling stats for the condition */
+    }
+}
+
 /* Everything the checker verifies after a restart, while actors idle. */
 static void check_all(mt_daemon *d, const actor_env *env, const char *sub_path,
-                      const char *when)
+                      pid_t sub_pid, const char *when)
 {
     /* Nobody writes now (every actor is idle), so the log is still while
-     * it is read; the subscriber may still be catching up: its records are
-     * a prefix of it. */
+     * it is read.  The subscriber reconnects by itself (the client
+     * library's backoff): wait until it has subscribed again and caught
+     * up, so every restart is a resume that is checked. */
     maos_ctx *c = fu_connect(d);
     fu_log log = {0};
     fu_log_load(c, &log);
-    maos_free(c);
     for (size_t k = 0; k < N_KINDS; k++)
         actors[k].check(env, &log, when);
-    check_subscriber(sub_path, &log, 0, when);
+    wait_subscribed(c, sub_pid, when); /* subscribed on this instance */
+    maos_free(c);
+    wait_subscriber(sub_path, log.n, when);
+    check_subscriber(sub_path, &log, 1, when);
     fu_log_free(&log);
     fu_verify_ok(d);
 }
@@ -482,6 +527,11 @@ static void test_crash_loop(void **state)
     }
     close(stop[0]);
     actor_env env = {d->sock, d->dir, -1, -1};
+    /* the first kill must find the subscriber subscribed (its first
+     * connect is not retried) */
+    maos_ctx *c0 = fu_connect(d);
+    wait_subscribed(c0, sub_pid, "before the first cycle");
+    maos_free(c0);
 
     uint64_t kills = 0;
     for (int cycle = 0; cycle < n_cycles; cycle++) {
@@ -508,7 +558,7 @@ static void test_crash_loop(void **state)
         snprintf(when, sizeof when, "after kill %d", cycle + 1);
         wait_idle(idle[0], n_actors, when);
         mt_daemon_up(d);
-        check_all(d, &env, sub_path, when);
+        check_all(d, &env, sub_path, sub_pid, when);
     }
 
     /* The end: actors stop (EOF on go), the subscriber catches up fully. */
@@ -520,17 +570,20 @@ static void test_crash_loop(void **state)
     fu_log log = {0};
     fu_log_load(c, &log);
     maos_free(c);
-    int64_t deadline = mt_now_us() + (int64_t)WAIT_MS * 1000;
-    while (file_size(sub_path) / sizeof(sub_rec) < log.n) {
-        if (mt_now_us() > deadline)
-            MT_FAIL("subscriber has %zu of %llu events after %d ms",
-                    file_size(sub_path) / sizeof(sub_rec),
-                    (unsigned long long)log.n, WAIT_MS);
-        mt_sleep_ms(2);
-    }
+    wait_subscriber(sub_path, log.n, "at the end");
     check_subscriber(sub_path, &log, 1, "at the end");
     close(stop[1]);
     MT_EQ_INT(mt_wait(sub_pid, WAIT_MS), 0);
+    char rpath[600];
+    snprintf(rpath, sizeof rpath, "%s.reconnects", sub_path);
+    char *rtext = mt_read_file(rpath, NULL);
+    if (!rtext)
+        MT_FAIL("the subscriber left no %s", rpath);
+    uint64_t reconnects = strtoull(rtext, NULL, 10);
+    free(rtext);
+    /* it was subscribed at every kill (the checker waited): one resume
+     * each */
+    MT_EQ_U64(reconnects, kills);
 
     fu_acks acks = {0};
     for (uint32_t w = 0; w < APPENDERS; w++) {
@@ -546,9 +599,10 @@ static void test_crash_loop(void **state)
     print_message("%llu kill -9 cycles: %llu events, %zu acknowledged appends "
                   "(%llu of them re-sends answered as duplicates), %llu "
                   "appends stored without an ack (in flight at a kill; all "
-                  "whole), subscriber gap-free\n",
+                  "whole), the subscriber resumed %llu times gap-free\n",
                   (unsigned long long)kills, (unsigned long long)log.n, acks.n,
-                  (unsigned long long)dups, (unsigned long long)unacked);
+                  (unsigned long long)dups, (unsigned long long)unacked,
+                  (unsigned long long)reconnects);
     fu_acks_free(&acks);
     fu_log_free(&log);
     close(idle[0]);
