@@ -185,6 +185,15 @@ int mt_wait(pid_t pid, int timeout_ms)
     return 1000;
 }
 
+int mt_exited(pid_t pid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return 1;
+    return si.si_pid != 0;
+}
+
 pid_t mt_fork(void)
 {
     fflush(stdout);
@@ -402,6 +411,14 @@ void mt_daemon_setenv(mt_daemon *d, const char *name, const char *value)
     MT_FAIL("too many env entries");
 }
 
+void mt_daemon_clearenv(mt_daemon *d)
+{
+    for (int i = 0; i < 7; i++) {
+        free(d->env[i]);
+        d->env[i] = NULL;
+    }
+}
+
 void mt_daemon_add_arg(mt_daemon *d, const char *arg)
 {
     for (int i = 0; i < 15; i++)
@@ -433,6 +450,7 @@ int mt_daemon_start(mt_daemon *d)
 {
     if (d->pid > 0)
         MT_FAIL("daemon %s already running", d->dir);
+    d->start_status = -1;
     const char *argv[40];
     int a = 0;
     argv[a++] = d->bin;
@@ -480,6 +498,7 @@ int mt_daemon_start(mt_daemon *d)
         if (r == pid) {
             forget_pid(pid);
             d->pid = 0;
+            d->start_status = decode_status(st);
             fprintf(stderr, "maosd exited during start-up with status %d\n",
                     decode_status(st));
             print_log_tail(d->log, 30);

@@ -131,6 +131,8 @@ typedef struct mt_daemon {
     pid_t pid;      /* 0 when not running */
     char *env[8];   /* extra NAME=VALUE for the daemon, NULL-terminated */
     char *args[16]; /* extra flags, NULL-terminated */
+    int start_status; /* exit status when the last mt_daemon_start saw the
+                       * daemon exit during start-up, else -1 */
 } mt_daemon;
 
 /* Path of a binary: getenv(env) or fallback.  Fails the test if neither. */
@@ -147,6 +149,8 @@ mt_daemon *mt_daemon_new(const char *name, const char *bin);
 /* Add an environment entry / a flag for the next starts (copied). */
 void mt_daemon_setenv(mt_daemon *d, const char *name, const char *value);
 void mt_daemon_add_arg(mt_daemon *d, const char *arg);
+/* Forget every environment entry added with mt_daemon_setenv. */
+void mt_daemon_clearenv(mt_daemon *d);
 
 /*
  * Start maosd --data-dir dir/data --socket dir/s.sock --log-level warn
@@ -185,6 +189,9 @@ int mt_daemon_alive(mt_daemon *d);
 /* fork(), recording the child's pid for the runner's clean-up.  The child
  * must end with _exit(). */
 pid_t mt_fork(void);
+/* 1 when child pid has exited (or is not our child), 0 while it runs.
+ * Does not reap it: mt_wait still does. */
+int mt_exited(pid_t pid);
 /* waitpid with a timeout in ms; SIGKILL after it.  Returns as
  * mt_daemon_stop (exit status, 128+sig, or 1000 after a kill). */
 int mt_wait(pid_t pid, int timeout_ms);
@@ -226,6 +233,26 @@ int mt_recv_frame(int fd, char **frame, uint32_t *len, uint32_t maxlen,
 /* 1 when the peer closed the connection within timeout_ms (reading and
  * discarding any bytes), 0 on timeout. */
 int mt_wait_closed(int fd, int timeout_ms);
+
+/* ---- sanitizer builds ------------------------------------------------- */
+
+/*
+ * MT_TSAN is 1 when the test -- and so maosd, built with the same flags --
+ * runs under ThreadSanitizer.  TSan's shadow memory (several bytes for
+ * every byte the program touches) counts in VmRSS and VmHWM, so memory
+ * bounds mean nothing there: tests skip them under MT_TSAN (the plain and
+ * ASan builds check them).
+ */
+#if defined(__SANITIZE_THREAD__)
+#define MT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MT_TSAN 1
+#endif
+#endif
+#ifndef MT_TSAN
+#define MT_TSAN 0
+#endif
 
 /* ---- misc ---------------------------------------------------------------- */
 

@@ -2,17 +2,24 @@
  * tests/stress/test_concurrency.c -- many writer processes at once against
  * one maosd with the default (sync) durability (issue 2, "Concurrency").
  *
- * 8 forked writers, each with its own connection, start together (a pipe
- * barrier) and make 2,000 synchronous appends of one event each: even
+ * 8 forked writers, each with its own connection, start together (each
+ * says it is connected over a pipe; then one "go" releases them all) and
+ * make 2,000 synchronous appends of one event each: even
  * sequence numbers to the shared stream (expect any), odd ones to their own
  * private stream (expect the exact version, since they are its only
  * writer).  Afterwards the whole $all log is read back and checked:
  * positions dense 1..16000, every stream's versions dense, every
  * (writer, seq) exactly once and in the right stream, a private stream in
- * its writer's order, the shared stream 8,000 events, `maosctl verify` OK,
- * and group commit actually grouped (commit_max_group >= 2).
+ * its writer's order, the shared stream 8,000 events, `maosctl verify` OK.
+ *
+ * Whether commits grouped is not asserted here: with 8 writers it depends
+ * on timing (a fast disk can finish each fsync before the next request
+ * arrives).  tests/fault/test_fault_io.c test_group_commit_gated shows
+ * grouping deterministically (a WAL sync held at a gate while requests
+ * queue), and tests/bench measures how much it groups.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,13 +77,16 @@ static int parse_data(const void *p, size_t len, uint32_t *w, uint32_t *seq)
 }
 
 /* The writer process: exit 0 when all appends were acknowledged. */
-static void writer(const char *sock, uint32_t w, int barrier_fd)
+static void writer(const char *sock, uint32_t w, int ready_fd, int barrier_fd)
 {
     maos_ctx *c = maos_connect_timeout(sock, 60000);
     if (!c || c->err) {
         fprintf(stderr, "writer %u: connect: %s\n", w, c ? c->errstr : "NULL");
         _exit(10);
     }
+    if (write(ready_fd, "r", 1) != 1)
+        _exit(14);
+    close(ready_fd);
     char b;
     if (read(barrier_fd, &b, 1) < 0) { /* EOF: go */
     }
@@ -129,8 +139,9 @@ static void test_eight_writers(void **state)
     mt_daemon *d = mt_daemon_new(NULL, NULL);
     mt_daemon_up(d);
 
-    int bar[2];
+    int bar[2], ready[2];
     MT_EQ_INT(pipe(bar), 0);
+    MT_EQ_INT(pipe(ready), 0);
     pid_t pids[WRITERS];
     for (uint32_t w = 0; w < WRITERS; w++) {
         pid_t pid = mt_fork();
@@ -138,12 +149,26 @@ static void test_eight_writers(void **state)
             MT_FAIL("fork: %s", strerror(errno));
         if (pid == 0) {
             close(bar[1]);
-            writer(d->sock, w, bar[0]);
+            close(ready[0]);
+            writer(d->sock, w, ready[1], bar[0]);
         }
         pids[w] = pid;
     }
     close(bar[0]);
-    mt_sleep_ms(200); /* let every writer connect */
+    close(ready[1]);
+    /* every writer connected: one byte each (EOF early: one died) */
+    for (int got = 0; got < WRITERS;) {
+        char buf[WRITERS];
+        struct pollfd p = {ready[0], POLLIN, 0};
+        if (poll(&p, 1, 60000) <= 0)
+            MT_FAIL("%d of %d writers connected within 60 s", got, WRITERS);
+        ssize_t r = read(ready[0], buf, (size_t)(WRITERS - got));
+        if (r <= 0)
+            MT_FAIL("%d of %d writers connected, then one exited", got,
+                    WRITERS);
+        got += (int)r;
+    }
+    close(ready[0]);
     int64_t t0 = mt_now_us();
     close(bar[1]);    /* go */
     int failed = 0;
@@ -169,7 +194,6 @@ static void test_eight_writers(void **state)
                   (unsigned long long)st.commit_max_group);
     MT_EQ_U64(st.head_position, TOTAL);
     MT_CMP_INT(st.commit_events, >=, TOTAL);
-    MT_CMP_INT(st.commit_max_group, >=, 2);
     MT_EQ_U64(st.commit_errors, 0);
 
     /* read everything back */

@@ -6,9 +6,11 @@
  * 4 forked writers append continuously (batches of 1..3 events with
  * client-chosen ids); after every acknowledged append a writer writes the
  * (id, position, version) of each event to its own file with one write(),
- * so the record survives the writer's death.  After 0.5..1 s the daemon
- * gets kill -9, then the writers are killed and reaped, and the daemon is
- * restarted on the same directory.  Every acknowledged event must be at
+ * so the record survives the writer's death.  Once the writers together
+ * have recorded ACKS_BEFORE_KILL * (round + 1) acknowledged events (a
+ * condition, not a sleep; more each round), the daemon gets kill -9 while
+ * they are busy, then the writers are reaped, and the daemon is restarted
+ * on the same directory.  Every acknowledged event must be at
  * its position with its id, stream and version; positions dense;
  * re-sending an acknowledged append is an idempotent duplicate; verify OK.
  *
@@ -24,12 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "maos/client.h"
 
-enum { WRITERS = 4, ROUNDS = 3 };
+enum { WRITERS = 4, ROUNDS = 3, ACKS_BEFORE_KILL = 400 };
 
 /* One acknowledged event, as a writer records it. */
 typedef struct ack {
@@ -178,7 +181,27 @@ static void test_kill9_while_appending(void **state)
                 writer(d->sock, paths[w], round, w);
             pids[w] = pid;
         }
-        mt_sleep_ms(500 + 250 * (int)round);
+        /* kill once enough acknowledgements are recorded */
+        size_t want = (size_t)ACKS_BEFORE_KILL * (round + 1);
+        int64_t deadline = mt_now_us() + 120LL * 1000000;
+        for (;;) {
+            size_t have = 0;
+            for (uint32_t w = 0; w < WRITERS; w++) {
+                struct stat sb;
+                if (stat(paths[w], &sb) == 0)
+                    have += (size_t)sb.st_size / sizeof(ack);
+            }
+            if (have >= want)
+                break;
+            if (mt_now_us() > deadline)
+                MT_FAIL("round %u: %zu of %zu acknowledgements within 120 s",
+                        round, have, want);
+            for (uint32_t w = 0; w < WRITERS; w++)
+                if (mt_exited(pids[w]))
+                    MT_FAIL("round %u: writer %u exited before the kill",
+                            round, w);
+            mt_sleep_ms(1); /* polling the ack files for the condition */
+        }
         pid_t dpid = d->pid;
         mt_daemon_kill9(d);
         print_message("round %u: killed maosd pid %ld\n", round, (long)dpid);

@@ -1,0 +1,91 @@
+/*
+ * tests/fault/failmalloc_maosd.c -- the request-path windows of the test
+ * daemon maosd-failmalloc (daemon sources + failmalloc.c + this file,
+ * linked with --wrap for the allocators and for the three functions
+ * below; nothing in daemon/ changes).
+ *
+ * Windows (loop thread only; the commit thread never counts):
+ *   dispatch     maosd_dispatch: decode, look up, validate, the handler and
+ *                its reply (reads, stats, subscribe, ...), or the hand-off
+ *                of a write to the commit thread
+ *   append_done  maosd_append_done: the reply to a committed write
+ *   fanout       maosd_sub_fanout: pushes of a committed group to live
+ *                subscribers
+ * Not covered: accepting a connection, the catch-up pump, libuv's own
+ * allocations, RocksDB's (C++ new) -- see failmalloc.h.
+ *
+ * Environment: MAOS_FAILMALLOC_NTH=N (fail the N-th allocation of every
+ * window), MAOS_FAILMALLOC_PERSIST=1 (and the rest of that window),
+ * MAOS_FAILMALLOC_WINDOW=dispatch|append_done|fanout (only that window
+ * fails; the sweep needs it: a write's dispatch window comes first and
+ * would always fail before its append_done window got to the same N).
+ * Failures start off: SIGUSR1 turns them on (logging "failmalloc: on"),
+ * SIGUSR2 off again ("failmalloc: off"), so a test decides which requests
+ * run under them and can check afterwards that the daemon serves
+ * normally.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "failmalloc.h"
+#include "maosd.h"
+
+void __real_maosd_dispatch(maosd_conn *c, const char *frame, size_t len);
+void __wrap_maosd_dispatch(maosd_conn *c, const char *frame, size_t len);
+void __real_maosd_append_done(maosd_server *srv, maosd_wreq *w);
+void __wrap_maosd_append_done(maosd_server *srv, maosd_wreq *w);
+void __real_maosd_sub_fanout(maosd_server *srv, maosd_wreq *list);
+void __wrap_maosd_sub_fanout(maosd_server *srv, maosd_wreq *list);
+
+void __wrap_maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
+{
+    fm_arm("dispatch");
+    __real_maosd_dispatch(c, frame, len);
+    fm_disarm();
+}
+
+void __wrap_maosd_append_done(maosd_server *srv, maosd_wreq *w)
+{
+    fm_arm("append_done");
+    __real_maosd_append_done(srv, w);
+    fm_disarm();
+}
+
+void __wrap_maosd_sub_fanout(maosd_server *srv, maosd_wreq *list)
+{
+    fm_arm("fanout");
+    __real_maosd_sub_fanout(srv, list);
+    fm_disarm();
+}
+
+static void on_signal(int sig)
+{
+    static const char on[] = "failmalloc: on\n", off[] = "failmalloc: off\n";
+    fm_enable(sig == SIGUSR1);
+    const char *msg = sig == SIGUSR1 ? on : off;
+    if (write(2, msg, strlen(msg)) < 0) {
+        /* nowhere to say it */
+    }
+}
+
+__attribute__((constructor)) static void fm_from_env(void)
+{
+    const char *n = getenv("MAOS_FAILMALLOC_NTH");
+    const char *p = getenv("MAOS_FAILMALLOC_PERSIST");
+    if (!n || !*n)
+        return;
+    fm_configure(atol(n), p && strcmp(p, "1") == 0);
+    fm_enable(0);
+    const char *w = getenv("MAOS_FAILMALLOC_WINDOW");
+    if (w && *w)
+        fm_only(w);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+}
