@@ -695,6 +695,8 @@ static int rx_drain(maos_ctx *c)
         if (rc)
             return rc;
     }
+    if (r == MAOS_ENOMEM)
+        return die(c, MAOS_ENOMEM, "out of memory receiving a reply");
     if (r < 0)
         return die(c, MAOS_EPROTO, "bad frame from the server: %s",
                    maos_strerror(r));
@@ -711,6 +713,8 @@ static int rx_read(maos_ctx *c, int *got)
         *got = 0;
     char *buf;
     long space = maos_reader_space(&p->rd, &buf, 0);
+    if (space == MAOS_ENOMEM)
+        return die(c, MAOS_ENOMEM, "out of memory receiving a reply");
     if (space < 0)
         return die(c, MAOS_EPROTO, "bad frame from the server: %s",
                    maos_strerror((int)space));

@@ -185,6 +185,7 @@ struct maosd_conn {
     int closing;         /* marked; freed by the loop when refs reach 0 */
     int reading;         /* uv_read_start active */
     int close_after_flush;
+    int out_broken;
     int dirty;           /* on the flush list */
     maosd_conn *dirty_next;
     int paused;          /* not read: MAOSD_PAUSED_CAP (its own cap, resumed

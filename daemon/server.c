@@ -248,19 +248,42 @@ static void account(maosd_conn *c)
     }
 }
 
+/* The reply packer's writer: an allocation that fails part-way through a
+ * reply is remembered, so that maosd_reply_end drops the partial frame
+ * instead of patching a length over bytes that do not decode. */
+static int reply_write(void *data, const char *buf, size_t len)
+{
+    maosd_conn *c = data;
+    if (msgpack_sbuffer_write(&c->out, buf, len) == 0)
+        return 0;
+    c->out_broken = 1;
+    return -1;
+}
+
 size_t maosd_reply_begin(maosd_conn *c, msgpack_packer *pk)
 {
     static const char hdr[4];
     size_t mark = c->out.size;
-    msgpack_sbuffer_write(&c->out, hdr, 4);
-    msgpack_packer_init(pk, &c->out, msgpack_sbuffer_write);
+    c->out_broken = 0;
+    msgpack_packer_init(pk, c, reply_write);
+    reply_write(c, hdr, 4);
     return mark;
 }
 
 void maosd_reply_end(maosd_conn *c, size_t mark)
 {
-    if (c->out.size < mark + 4) /* allocation failed while encoding */
+    if (c->out_broken || c->out.size < mark + 4) {
+        /* Out of memory while encoding: the reply cannot be sent whole,
+         * and a request left unanswered would hang its client; close the
+         * connection once the replies before this one are written. */
+        if (c->out.size > mark)
+            c->out.size = mark;
+        c->out_broken = 0;
+        maosd_log(MAOSD_LOG_ERROR, "conn %llu: out of memory encoding a reply; "
+                  "closing the connection", (unsigned long long)c->id);
+        maosd_conn_fail(c);
         return;
+    }
     size_t len = c->out.size - mark - 4;
     maos_frame_put_len(c->out.data + mark, (uint32_t)len);
     atomic_fetch_add(&c->srv->counters.bytes_out, len + 4);

@@ -64,33 +64,13 @@
 enum { TAG = 0x4d, NTH_MAX = 400, REPLY_MS = 10000 };
 
 /*
- * Daemon defects this test found (reported to the lead, issue 15; not
- * fixed here: daemon/ is not the test's to change):
- *  1. server.c maosd_reply_begin/maosd_reply_end: when an allocation fails
- *     while a reply is encoded into c->out (msgpack_sbuffer_write returns
- *     -1 and the packer goes on), the length is patched over a partial
- *     encoding -- the 4-byte header may be missing and then overwrites the
- *     body: the client gets a frame that does not decode.
- *  2. Same place: when even the header could not be written, the reply is
- *     dropped silently -- the request is never answered and the
- *     connection stays open (seen with persistent failures).
- *  3. server.c mark_dirty (already in the issue's review list): when the
- *     first growth of the dirty list fails, the reply stays in c->out,
- *     never flushed, and the client waits forever.
- *  4. client.c rx_read/rx_drain: MAOS_ENOMEM from the frame reader
- *     (maos_reader_space) is reported as MAOS_EPROTO "bad frame from the
- *     server: out of memory" instead of MAOS_ENOMEM.
- * While TOLERATE_KNOWN_DEFECTS is 1: the single-failure sweep counts replies
- * that do not decode as a known defect and goes on on a new connection;
- * each daemon gets one request before failures are turned on, which
- * allocates the dirty list once (sidestepping defect 3); and the
- * persistent sweep (which hangs on defect 2) is skipped with a message;
- * the client sweep takes MAOS_EPROTO "... out of memory" as defect 4.
- * Set it to 0 once server.c is fixed: then everything is strict.
+ * Defects this test found, now fixed and held by it: a reply whose encoding
+ * ran out of memory was sent as a frame that does not decode, or dropped
+ * so that the request was never answered (server.c maosd_reply_end now
+ * drops the partial reply and closes that connection); a failed growth of
+ * the flush list left a reply unflushed (the list is intrusive now); the
+ * client reported out of memory in its frame reader as EPROTO.
  */
-#ifndef TOLERATE_KNOWN_DEFECTS
-#define TOLERATE_KNOWN_DEFECTS 1
-#endif
 
 static const char *const streams[] = {"fm-a", "fm-b"};
 
@@ -108,7 +88,7 @@ typedef struct rconn {
 } rconn;
 
 typedef struct mix_stats {
-    unsigned ok, refused, closed, pushes, corrupt;
+    unsigned ok, refused, closed, pushes;
     unsigned codes[64]; /* refusals by -code */
 } mix_stats;
 
@@ -147,14 +127,6 @@ static int recv_reply(rconn *rc, uint64_t rid, const char *what,
         }
         if (maos_reply_decode(f, len, rep)) {
             free(f);
-            if (TOLERATE_KNOWN_DEFECTS) {
-                if (!ms->corrupt++)
-                    print_message("KNOWN DAEMON DEFECT 1 (see the top of this "
-                                  "file): %s got a reply frame that does not "
-                                  "decode; going on on a new connection\n",
-                                  what);
-                return 0;
-            }
             MT_FAIL("%s (rid %llu): a reply frame that does not decode", what,
                     (unsigned long long)rid);
         }
@@ -471,13 +443,6 @@ static void daemon_sweep(int persist)
             writer++;
             unsigned before = count_in_log(d, "failmalloc: fail");
             mt_daemon_up(d);
-            if (TOLERATE_KNOWN_DEFECTS) {
-                /* one reply before failures: the dirty list exists (defect 3)
-                 */
-                maos_ctx *w = fu_connect(d);
-                MT_EQ_ERR(maos_ping(w), 0);
-                maos_free(w);
-            }
             MT_EQ_INT(kill(d->pid, SIGUSR1), 0);
             wait_log(d, "failmalloc: on", ++ons);
             mix_stats ms;
@@ -511,7 +476,6 @@ static void daemon_sweep(int persist)
             total.refused += ms.refused;
             total.closed += ms.closed;
             total.pushes += ms.pushes;
-            total.corrupt += ms.corrupt;
             for (int i = 0; i < 64; i++)
                 total.codes[i] += ms.codes[i];
             if (injected == 0)
@@ -523,10 +487,9 @@ static void daemon_sweep(int persist)
         nth_end[wi] = nth;
     }
     print_message("%s failures: %u daemon runs, %u replies ok, %u typed "
-                  "errors, %u connections closed, %u pushes, %u corrupt "
-                  "replies (known defect 1)\n",
+                  "errors, %u connections closed, %u pushes\n",
                   persist ? "persistent" : "single", runs, total.ok,
-                  total.refused, total.closed, total.pushes, total.corrupt);
+                  total.refused, total.closed, total.pushes);
     for (int i = 1; i < 64; i++)
         if (total.codes[i])
             print_message("  %s: %u\n", maos_err_name(-i), total.codes[i]);
@@ -553,12 +516,6 @@ static void test_daemon_single(void **state)
 static void test_daemon_persistent(void **state)
 {
     (void)state;
-    if (TOLERATE_KNOWN_DEFECTS) {
-        print_message("SKIPPED: persistent allocation failures leave requests "
-                      "unanswered (known daemon defect 2, see the top of this "
-                      "file); strict once TOLERATE_KNOWN_DEFECTS is 0\n");
-        return;
-    }
     daemon_sweep(1);
 }
 
@@ -567,7 +524,7 @@ static void test_daemon_persistent(void **state)
 typedef struct client_run {
     const mt_daemon *d;
     maos_ctx *c; /* healthy, or NULL */
-    unsigned ok, enomem, replaced, eproto;
+    unsigned ok, enomem, replaced;
     uint32_t s; /* next append of this client */
     uint32_t w;
     fu_acks *acks;
@@ -578,13 +535,6 @@ static maos_ctx *plain_connect(const mt_daemon *d)
     return fu_connect(d);
 }
 
-/* Known defect 4: ENOMEM in the frame reader reported as EPROTO. */
-static int known_eproto(int rc, const char *errstr)
-{
-    return TOLERATE_KNOWN_DEFECTS && rc == MAOS_EPROTO &&
-           strstr(errstr, "out of memory") != NULL;
-}
-
 /* After an armed call: 0 or ENOMEM only; a dead context is replaced. */
 static void judge(client_run *r, const char *what, int rc)
 {
@@ -592,8 +542,6 @@ static void judge(client_run *r, const char *what, int rc)
         r->ok++;
     else if (rc == MAOS_ENOMEM)
         r->enomem++;
-    else if (r->c && known_eproto(rc, r->c->errstr))
-        r->eproto++;
     else
         MT_FAIL("%s under allocation failure: %d (%s) %s, want 0 or "
                 "MAOS_ENOMEM",
@@ -617,9 +565,7 @@ static void client_mix(client_run *r)
     if (!c) {
         r->enomem++;
     } else if (c->err) {
-        if (known_eproto(c->err, c->errstr))
-            r->eproto++;
-        else if (c->err != MAOS_ENOMEM)
+        if (c->err != MAOS_ENOMEM)
             MT_FAIL("connect under allocation failure: %d (%s) %s", c->err,
                     maos_err_name(c->err), c->errstr);
         r->enomem++;
@@ -762,7 +708,7 @@ static void test_client(void **state)
     mt_daemon *d = mt_daemon_new(NULL, NULL);
     mt_daemon_up(d);
     fu_acks acks = {0};
-    client_run r = {d, NULL, 0, 0, 0, 0, 0, 0, &acks};
+    client_run r = {.d = d, .acks = &acks};
     /* both streams exist before the sweep (reads must find them) */
     r.c = fu_connect(d);
     for (uint32_t s = 0; s < 2; s++) {
@@ -806,9 +752,8 @@ static void test_client(void **state)
     maos_free(c);
     fu_acks_free(&acks);
     print_message("client: N = 1..%ld, %u calls ok, %u MAOS_ENOMEM, %u "
-                  "MAOS_EPROTO \"out of memory\" (known defect 4), %u "
                   "contexts replaced, largest window %ld allocations\n",
-                  nth, r.ok, r.enomem, r.eproto, r.replaced, fm_max_window());
+                  nth, r.ok, r.enomem, r.replaced, fm_max_window());
 #ifdef HAVE_LSAN
     if (__lsan_do_recoverable_leak_check())
         MT_FAIL("LeakSanitizer found leaks after the client sweep (above)");
