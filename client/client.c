@@ -123,6 +123,10 @@ struct csub {
     uint64_t server_id;  /* on the current connection; 0: not subscribed */
     int channel;
     uint64_t next;       /* event subscriptions: position to resume from */
+    uint64_t wait_version; /* subscribed from_version and nothing delivered
+                            * yet: re-subscribe by that version, not by
+                            * next (the daemon skips lower versions) */
+    int waiting;
     maos_filter filter;  /* slices into this block (NUL-terminated) */
     maos_slice pattern;
 };
@@ -583,6 +587,8 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
     } else {
         /* Resume point: never behind what was received. */
         uint64_t next = q.next;
+        if (n)
+            s->waiting = 0;
         if (n && ev[n - 1].position >= next)
             next = ev[n - 1].position + 1;
         if (next > s->next)
@@ -1978,6 +1984,10 @@ static int sub_add(maos_ctx *c, struct csub *s, int from_kind, uint64_t from,
         p->cap_subs = cap;
     }
     p->subs[p->n_subs++] = s;
+    if (from_kind == MAOS_FROM_VERSION) {
+        s->waiting = 1;
+        s->wait_version = from;
+    }
     int rc = sub_register(c, s, from_kind, from);
     if (rc) {
         size_t i = 0;
@@ -2185,7 +2195,8 @@ static int reconnect_once(maos_ctx *c)
         return rc;
     for (size_t i = 0; i < p->n_subs; i++) {
         struct csub *s = p->subs[i];
-        rc = sub_register(c, s, MAOS_FROM_POSITION, s->next);
+        rc = s->waiting ? sub_register(c, s, MAOS_FROM_VERSION, s->wait_version)
+                        : sub_register(c, s, MAOS_FROM_POSITION, s->next);
         if (rc) {
             char why[sizeof c->errstr];
             if (p->dead || p->fd < 0)

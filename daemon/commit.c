@@ -485,7 +485,10 @@ static void commit_group(maosd_commit *cm, maosd_wreq *list)
         for (maosd_wreq *w = list; w; w = w->next)
             if (w->code == 0)
                 fail(w, MAOS_EREAD_ONLY, -1,
-                     "write failed; store is read-only until maosd restarts");
+                     "the storage write of this request's group failed: its "
+                     "outcome is unknown (after a restart it may be there); "
+                     "the store is read-only until maosd restarts; retry "
+                     "with the same event ids");
         cm->log_pos = pos0;
         memcpy(cm->log_hash, hash0, sizeof(hash0));
         atomic_fetch_add(&ct->commit_errors, 1);

@@ -488,6 +488,74 @@ static void test_resume_client(void **state)
     (void)state;
     run_resume(client_subscriber, "client subscriber");
 }
+
+/*
+ * A subscription from a version not written yet waits for exactly that
+ * version (PROTOCOL.md); the library must keep waiting for it across a
+ * reconnect, not resume by position (which would hand out the versions
+ * below it that were written meanwhile).  Stream w has versions 0..2; the
+ * client waits for version 5; the daemon restarts; versions 3..6 are
+ * written: the first event delivered is version 5, then 6.
+ */
+static void test_from_version_across_restart(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    maos_ctx *w = maos_connect_timeout(d->sock, 20000);
+    MT_TRUE(w && !w->err);
+    maos_event_spec ev = {.type = "t"};
+    for (int i = 0; i < 3; i++)
+        MT_EQ_ERR(maos_append(w, "w", MAOS_EXPECT_ANY, &ev, 1, NULL), 0);
+    maos_free(w);
+
+    maos_options o;
+    memset(&o, 0, sizeof o);
+    o.path = d->sock;
+    o.timeout_ms = 20000;
+    o.reconnect = 1;
+    o.reconnect_max_ms = RECONNECT_MS;
+    maos_ctx *c = maos_connect_with(&o);
+    MT_TRUE(c && !c->err);
+    maos_read_filter f = {.stream = "w"};
+    uint64_t sub;
+    MT_EQ_ERR(maos_subscribe(c, &f, MAOS_FROM_VERSION, 5, &sub), 0);
+
+    mt_daemon_kill9(d);
+    mt_daemon_up(d);
+    /* the library notices the loss on its next read and reconnects */
+    int64_t deadline = mt_now_us() + 60LL * 1000000;
+    while (maos_reconnects(c) == 0) {
+        maos_delivery *dl = NULL;
+        int rc = maos_next(c, 100, &dl);
+        MT_TRUE(rc == MAOS_ETIMEOUT || (rc == 0 && dl->n == 0));
+        maos_delivery_free(dl);
+        if (mt_now_us() > deadline)
+            MT_FAIL("no reconnect within 60 s");
+    }
+    w = maos_connect_timeout(d->sock, 20000);
+    MT_TRUE(w && !w->err);
+    for (int i = 3; i < 7; i++)
+        MT_EQ_ERR(maos_append(w, "w", MAOS_EXPECT_ANY, &ev, 1, NULL), 0);
+    maos_free(w);
+
+    uint64_t want = 5;
+    while (want < 7) {
+        maos_delivery *dl = NULL;
+        int rc = maos_next(c, 100, &dl);
+        if (rc == MAOS_ETIMEOUT) {
+            if (mt_now_us() > deadline)
+                MT_FAIL("version %llu not delivered within 60 s",
+                        (unsigned long long)want);
+            continue;
+        }
+        MT_EQ_ERR(rc, 0);
+        for (size_t i = 0; i < dl->n; i++)
+            MT_EQ_U64(dl->events[i].version, want++);
+        maos_delivery_free(dl);
+    }
+    maos_free(c);
+}
 #endif
 
 int main(int argc, char **argv)
@@ -497,6 +565,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
 #ifdef MAOS_SUBS_CLIENT
         cmocka_unit_test(test_resume_client),
+        cmocka_unit_test(test_from_version_across_restart),
 #else
         cmocka_unit_test(test_resume_raw),
 #endif

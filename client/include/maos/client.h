@@ -564,7 +564,10 @@ void maos_delivery_free(maos_delivery *d);
  *   MAOS_FROM_POSITION, from   the first stored event at position >= from
  *                              (1 is the start of the log)
  *   MAOS_FROM_VERSION, from    version `from` of f->stream onwards (needs
- *                              an exact f->stream)
+ *                              an exact f->stream); a version not written
+ *                              yet is waited for, lower versions written
+ *                              meanwhile are not delivered, and a
+ *                              reconnect keeps waiting for that version
  *   MAOS_FROM_LIVE, 0          only events committed after this call
  * (the constants are in maos/proto.h).  Synchronous: returns once the
  * daemon has accepted the subscription, with *sub (may be NULL) set; the
