@@ -239,7 +239,7 @@ static void test_many_connections(void **state)
     long rss1 = mt_rss_kb(d->pid);
     print_message("daemon RSS %ld KiB serving, %ld KiB with them (bound %ld KiB)\n", rss0,
                   rss1, bound);
-    if (rss1 > bound)
+    if (!MT_TSAN && rss1 > bound) /* TSan: shadow memory counts in RSS */
         MT_FAIL("daemon RSS %ld KiB with %ld connections, over the bound %ld KiB", rss1, n,
                 bound);
 
@@ -299,7 +299,7 @@ static void test_many_connections(void **state)
     long hwm = mt_hwm_kb(d->pid);
     print_message("after the timeouts: %llu connections; VmHWM %ld KiB\n",
                   (unsigned long long)st.connections, hwm);
-    if (hwm > bound)
+    if (!MT_TSAN && hwm > bound)
         MT_FAIL("daemon VmHWM %ld KiB over the bound %ld KiB", hwm, bound);
     for (long i = 0; i < n_idle; i++)
         su_close(idle[i]);
@@ -539,7 +539,7 @@ static void test_pipeline_cap(void **state)
                   (unsigned long long)taken, n * PIPE_CONNS, rss0, hwm, bound,
                   (unsigned long long)s2.buffered_bytes);
     MT_CMP_INT(taken, <, n * PIPE_CONNS);
-    if (hwm > bound)
+    if (!MT_TSAN && hwm > bound)
         MT_FAIL("daemon VmHWM %ld KiB over the bound %ld KiB for %d connections with a "
                 "%d MiB cap",
                 hwm, bound, PIPE_CONNS, PIPE_CAP_MB);
@@ -664,7 +664,7 @@ static void test_lazy_subscribers(void **state)
     MT_EQ_U64(st.subscriptions, (uint64_t)n_lazy);
     MT_EQ_U64(st.head_position, (uint64_t)(log_events + LAZY_WRITES));
     MT_CMP_INT(st.push_events, >, 0);
-    if (hwm > bound)
+    if (!MT_TSAN && hwm > bound)
         MT_FAIL("daemon VmHWM %ld KiB over the bound %ld KiB with %ld subscribers that do "
                 "not read",
                 hwm, bound, n_lazy);
@@ -684,7 +684,7 @@ static void test_lazy_subscribers(void **state)
     do {
         su_stats(probe, &st);
         rss = mt_rss_kb(d->pid);
-        if (st.connections == 2 && rss <= after_bound)
+        if (st.connections == 2 && (MT_TSAN || rss <= after_bound))
             break;
         mt_sleep_ms(50); /* polling a condition, with a deadline */
     } while (mt_now_us() < deadline);
@@ -693,7 +693,7 @@ static void test_lazy_subscribers(void **state)
                   (unsigned long long)st.connections, (unsigned long long)st.buffered_bytes,
                   rss, after_bound);
     MT_EQ_U64(st.connections, 2);
-    if (rss > after_bound)
+    if (!MT_TSAN && rss > after_bound)
         MT_FAIL("daemon RSS %ld KiB 30 s after the subscribers closed, over %ld KiB: "
                 "memory not given back",
                 rss, after_bound);
@@ -756,7 +756,7 @@ static void test_live_budget(void **state)
                   (unsigned long long)st.subscriptions_live,
                   (unsigned long long)st.buffered_bytes, rss0, hwm, bound);
     MT_CMP_INT(st.fell_behind, >=, N_LIVE);
-    if (hwm > bound)
+    if (!MT_TSAN && hwm > bound)
         MT_FAIL("daemon VmHWM %ld KiB over the bound %ld KiB", hwm, bound);
     /* they read now: every event, once, in order (su_collect checks as
      * they come) */
