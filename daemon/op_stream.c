@@ -150,7 +150,8 @@ void maosd_append_done(maosd_server *srv, maosd_wreq *w)
         if (w->code)
             maosd_log(MAOSD_LOG_ERROR, "%s write to %.*s failed: %s: %s",
                       maos_op_name(w->req.op), (int)w->req.appends[0].stream.len,
-                      w->req.appends[0].stream.ptr, maos_err_name(w->code), w->why);
+                      w->req.appends[0].stream.ptr, maos_err_name(w->code),
+                      w->why ? w->why : "-");
         else
             maosd_log(MAOSD_LOG_WARN, "recorded in stream %.*s at position %llu",
                       (int)w->req.appends[0].stream.len, w->req.appends[0].stream.ptr,
