@@ -18,7 +18,8 @@
  *    refused with the file named; --salvage gets past a missing CURRENT
  *    without losing anything;
  *  - a byte flipped in the table file that holds events: maosctl verify
- *    names the first position that cannot be read and the file;
+ *    names the first position that cannot be read and the file; in the
+ *    block of the newest events, start-up refuses naming the file;
  *  - a rewritten newest event: start-up refuses (its hash is not the log
  *    head's); a daemon made to skip that check (fault build) is still
  *    caught by verify, which checks the head against the stored head hash;
@@ -463,6 +464,24 @@ static void test_flipped_table_byte_verify_names_position(void **state)
     free(log);
 }
 
+/* A flipped byte in the block that holds the newest events: start-up
+ * reads the newest event, so it refuses, naming the table file. */
+static void test_flipped_table_byte_at_head_refuses(void **state)
+{
+    (void)state;
+    mt_daemon *d = table_store();
+    char sst[600];
+    find_file(d, ".sst", 1, sst, sizeof sst);
+    /* past the last data block come only the small filter/index blocks
+     * and the footer of this file (~1.5 KB here) */
+    overwrite(sst, file_size(sst) - 2000, "\xff", 1);
+    mt_run r;
+    MT_EQ_INT(refused_start(d, &r, NULL), 3);
+    expect_in(r.err, "cannot read the last event");
+    expect_in(r.err, strrchr(sst, '/') + 1);
+    mt_run_free(&r);
+}
+
 /* Rewrite the record at the log head in place (daemon stopped): the same
  * length and layout, one data byte changed. */
 static void tamper_head(const mt_daemon *d)
@@ -593,6 +612,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_missing_current),
         cmocka_unit_test(test_missing_manifest_and_head),
         cmocka_unit_test(test_flipped_table_byte_verify_names_position),
+        cmocka_unit_test(test_flipped_table_byte_at_head_refuses),
         cmocka_unit_test(test_rewritten_head_event),
         cmocka_unit_test(test_foreign_and_empty_dirs),
         cmocka_unit_test(test_legacy_adopted_and_mixed_refused),
