@@ -183,6 +183,18 @@ int bench_daemon_stats(const bench_daemon *d, maos_stats_info *st);
 void bench_daemon_settle(const bench_daemon *d);
 /* Connect with a 60 s bound; NULL (message printed) on failure. */
 maos_ctx *bench_connect(const char *sock);
+/* A raw connected AF_UNIX stream socket (no hello), or -1. */
+int bench_unix_connect(const char *path);
+/*
+ * Fork a process that sets something up and holds it: body(arg, ready_fd,
+ * go_fd) runs in the child, writes 'y' (or 'n') to ready_fd once set up,
+ * waits for EOF on go_fd, and must _exit.  Returns the child's pid once it
+ * said 'y' within timeout_ms, with *release the fd to close to let it go;
+ * -1 otherwise (the child killed and reaped; what names the set-up in the
+ * message).
+ */
+pid_t bench_fork_holder(void (*body)(void *arg, int ready_fd, int go_fd), void *arg,
+                        int timeout_ms, const char *what, int *release);
 /* Bytes used under a directory (du), or 0. */
 uint64_t bench_du_bytes(const char *dir);
 /* A fresh temp dir under o->tmp for SQLite files etc.: path in buf. 0/-1. */

@@ -49,21 +49,6 @@
 
 /* ---- raw connections ------------------------------------------------------ */
 
-static int raw_connect(const char *path)
-{
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(a.sun_path))
-        return -1;
-    strcpy(a.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 static int send_all(int fd, const void *p, size_t n)
 {
@@ -205,7 +190,7 @@ static int flood_worker(bench_worker *w)
     bench_wres *r = w->res;
     maos_reader rd;
     maos_reader_init(&rd, RAW_REPLY_MAX);
-    int fd = raw_connect(a->sock);
+    int fd = bench_unix_connect(a->sock);
     if (fd < 0 || raw_hello(fd, &rd)) {
         bench_fail(r, "cannot connect/hello to %s", a->sock);
         return -1;
@@ -432,7 +417,7 @@ static void holder_body(const char *sock, int n, kind_fn kind, int ready_fd, int
     maos_reader rd;
     maos_reader_init(&rd, RAW_REPLY_MAX);
     for (int i = 0; ok && i < n; i++) {
-        fds[i] = raw_connect(sock);
+        fds[i] = bench_unix_connect(sock);
         char k = kind(i, n);
         if (fds[i] < 0) {
             fprintf(stderr, "maos-bench: holder: connection %d: %s\n", i, strerror(errno));
@@ -517,42 +502,22 @@ static void holder_body(const char *sock, int n, kind_fn kind, int ready_fd, int
     _exit(ok ? 0 : 1);
 }
 
+typedef struct holder_arg {
+    const char *sock;
+    int n;
+    kind_fn kind;
+} holder_arg;
+
+static void holder_run(void *arg, int ready_fd, int go_fd)
+{
+    const holder_arg *h = arg;
+    holder_body(h->sock, h->n, h->kind, ready_fd, go_fd);
+}
+
 static pid_t holder_start(const char *sock, int n, kind_fn kind, int *release)
 {
-    int ready[2], go[2];
-    if (pipe(ready))
-        return -1;
-    if (pipe(go)) {
-        close(ready[0]);
-        close(ready[1]);
-        return -1;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(ready[0]);
-        close(go[1]);
-        holder_body(sock, n, kind, ready[1], go[0]);
-    }
-    close(ready[1]);
-    close(go[0]);
-    if (pid < 0) {
-        close(ready[0]);
-        close(go[1]);
-        return -1;
-    }
-    struct pollfd p = {.fd = ready[0], .events = POLLIN};
-    char b = 'n';
-    if (poll(&p, 1, 300000) != 1 || read(ready[0], &b, 1) != 1 || b != 'y') {
-        bench_say("could not set up %d connections", n);
-        close(go[1]);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        pid = -1;
-    }
-    close(ready[0]);
-    *release = go[1];
-    return pid;
+    holder_arg h = {sock, n, kind};
+    return bench_fork_holder(holder_run, &h, 300000, "the held connections", release);
 }
 
 static int holder_stop(pid_t pid, int release)

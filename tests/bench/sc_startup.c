@@ -25,58 +25,30 @@
 
 #include "bench.h"
 
-/* Fork a process holding n idle connections; returns its pid once they
- * are all open (or -1), with *release the fd to close to let it go. */
-static pid_t hold_connections(const char *sock, int n, int *release)
+typedef struct idle_arg {
+    const char *sock;
+    int n;
+} idle_arg;
+
+/* The holder of n idle connections (bench_fork_holder). */
+static void hold_idle(void *arg, int ready_fd, int go_fd)
 {
-    int ready[2], go[2];
-    if (pipe(ready))
-        return -1;
-    if (pipe(go)) {
-        close(ready[0]);
-        close(ready[1]);
-        return -1;
+    const idle_arg *a = arg;
+    maos_ctx **c = calloc((size_t)a->n, sizeof(*c));
+    int ok = c != NULL;
+    for (int i = 0; ok && i < a->n; i++) {
+        c[i] = bench_connect(a->sock);
+        ok = c[i] != NULL;
     }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(ready[0]);
-        close(go[1]);
-        maos_ctx **c = calloc((size_t)n, sizeof(*c));
-        int ok = c != NULL;
-        for (int i = 0; ok && i < n; i++) {
-            c[i] = bench_connect(sock);
-            ok = c[i] != NULL;
-        }
-        char b = ok ? 'y' : 'n';
-        if (write(ready[1], &b, 1) != 1)
-            _exit(1);
-        while (read(go[0], &b, 1) < 0 && errno == EINTR) {
-        }
-        for (int i = 0; c && i < n; i++)
-            maos_free(c[i]);
-        free(c);
-        _exit(ok ? 0 : 1);
+    char b = ok ? 'y' : 'n';
+    if (write(ready_fd, &b, 1) != 1)
+        _exit(1);
+    while (read(go_fd, &b, 1) < 0 && errno == EINTR) {
     }
-    close(ready[1]);
-    close(go[0]);
-    if (pid < 0) {
-        close(ready[0]);
-        close(go[1]);
-        return -1;
-    }
-    struct pollfd p = {.fd = ready[0], .events = POLLIN};
-    char b = 'n';
-    if (poll(&p, 1, 120000) != 1 || read(ready[0], &b, 1) != 1 || b != 'y') {
-        bench_say("could not open %d idle connections", n);
-        close(go[1]);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        pid = -1;
-    }
-    close(ready[0]);
-    *release = go[1];
-    return pid;
+    for (int i = 0; c && i < a->n; i++)
+        maos_free(c[i]);
+    free(c);
+    _exit(ok ? 0 : 1);
 }
 
 int bench_sc_startup(const bench_opts *o)
@@ -119,7 +91,9 @@ int bench_sc_startup(const bench_opts *o)
         ms[n] = (double)ready / 1e6;
         rss0[n] = (double)bench_rss_kb(d.pid) / 1024;
         int release = -1;
-        pid_t holder = hold_connections(d.sock, o->idle_conns, &release);
+        idle_arg ia = {d.sock, o->idle_conns};
+        pid_t holder = bench_fork_holder(hold_idle, &ia, 120000, "the idle connections",
+                                         &release);
         if (holder < 0) {
             rc = -1;
         } else {

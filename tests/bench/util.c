@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -332,7 +333,7 @@ static void print_log_tail(const bench_daemon *d)
         fprintf(stderr, "    %s", tail[i % 8]);
 }
 
-static int try_connect(const char *path)
+int bench_unix_connect(const char *path)
 {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(a.sun_path))
@@ -341,9 +342,60 @@ static int try_connect(const char *path)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int try_connect(const char *path)
+{
+    int fd = bench_unix_connect(path);
+    if (fd < 0)
+        return -1;
     close(fd);
-    return rc;
+    return 0;
+}
+
+pid_t bench_fork_holder(void (*body)(void *arg, int ready_fd, int go_fd), void *arg,
+                        int timeout_ms, const char *what, int *release)
+{
+    int ready[2], go[2];
+    if (pipe(ready))
+        return -1;
+    if (pipe(go)) {
+        close(ready[0]);
+        close(ready[1]);
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(ready[0]);
+        close(go[1]);
+        body(arg, ready[1], go[0]);
+        _exit(1); /* body must not return */
+    }
+    close(ready[1]);
+    close(go[0]);
+    if (pid < 0) {
+        close(ready[0]);
+        close(go[1]);
+        return -1;
+    }
+    struct pollfd p = {.fd = ready[0], .events = POLLIN};
+    char b = 'n';
+    if (poll(&p, 1, timeout_ms) != 1 || read(ready[0], &b, 1) != 1 || b != 'y') {
+        bench_say("could not set up %s", what);
+        close(go[1]);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        pid = -1;
+    }
+    close(ready[0]);
+    *release = go[1];
+    return pid;
 }
 
 int bench_daemon_start(bench_daemon *d, const bench_opts *o, int timeout_ms,
