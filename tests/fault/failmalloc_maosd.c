@@ -24,6 +24,7 @@
  * run under them and can check afterwards that the daemon serves
  * normally.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,15 +61,33 @@ void __wrap_maosd_sub_fanout(maosd_server *srv, maosd_wreq *list)
     fm_disarm();
 }
 
-static void on_signal(int sig)
+/* SIGUSR1/SIGUSR2 are taken by one thread of ours in sigwait(), blocked
+ * everywhere else (the constructor runs before maosd creates a thread, and
+ * threads inherit the mask).  A signal handler would do under a plain build,
+ * but under ThreadSanitizer a handler runs only when the thread the kernel
+ * picked next calls into an intercepted function -- a RocksDB background
+ * thread may sleep in uninstrumented code for good, and the test would
+ * wait for "failmalloc: on" forever. */
+static void *signal_thread(void *arg)
 {
     static const char on[] = "failmalloc: on\n", off[] = "failmalloc: off\n";
-    fm_enable(sig == SIGUSR1);
-    const char *msg = sig == SIGUSR1 ? on : off;
-    if (write(2, msg, strlen(msg)) < 0) {
-        /* nowhere to say it */
+    const sigset_t *set = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(set, &sig) != 0)
+            continue;
+        fm_enable(sig == SIGUSR1);
+        const char *msg = sig == SIGUSR1 ? on : off;
+        if (write(2, msg, strlen(msg)) < 0) {
+            /* nowhere to say it */
+        }
     }
+    return NULL;
 }
+
+static sigset_t g_set;
+static pthread_t g_thread;
+static int g_have_thread;
 
 __attribute__((constructor)) static void fm_from_env(void)
 {
@@ -81,11 +100,22 @@ __attribute__((constructor)) static void fm_from_env(void)
     const char *w = getenv("MAOS_FAILMALLOC_WINDOW");
     if (w && *w)
         fm_only(w);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGUSR2, &sa, NULL);
+    sigemptyset(&g_set);
+    sigaddset(&g_set, SIGUSR1);
+    sigaddset(&g_set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &g_set, NULL);
+    if (pthread_create(&g_thread, NULL, signal_thread, &g_set) != 0)
+        abort();
+    g_have_thread = 1;
+}
+
+/* Joined at exit (sigwait is a cancellation point): a thread still alive
+ * then would make TSan sleep a second before exiting (atexit_sleep_ms). */
+__attribute__((destructor)) static void fm_stop_thread(void)
+{
+    if (!g_have_thread)
+        return;
+    pthread_cancel(g_thread);
+    pthread_join(g_thread, NULL);
+    g_have_thread = 0;
 }
