@@ -64,6 +64,8 @@ size_t maosd_wreq_cost(const maosd_wreq *w)
 {
     const maos_request *r = &w->req;
     size_t events = 0, c = heap(sizeof(*w)) + heap(w->frame_len);
+    /* the items and their results */
+    c += heap(r->n_items * sizeof(maos_item_in)) + heap(r->n_items * sizeof(maosd_item_out));
     if (r->n_appends) {
         /* the decoder's arena: one chunk for the appends, one per append
          * for its events (proto/msg.c) */
@@ -72,10 +74,9 @@ size_t maosd_wreq_cost(const maosd_wreq *w)
             events += r->appends[i].n_events;
             c += heap(16 + r->appends[i].n_events * sizeof(maos_event_in));
         }
-        c += heap(r->n_appends * sizeof(maos_append_result)) + heap(16 * events) +
-             heap(maosd_wreq_records_bound(r, w->frame_len));
+        c += heap(16 * events);
     }
-    return c;
+    return c + heap(maosd_wreq_records_bound(r, w->frame_len));
 }
 
 

@@ -113,8 +113,9 @@ int main(int argc, char **argv)
         return rec.exit_code;
     }
     log_recovery(&cfg, &rec);
-    rc = maosd_commit_start(&srv, &rec.head, rec.last_time, maosd_append_done,
-                            &srv.commit);
+    rc = maosd_commit_start(&srv, &rec.head, rec.last_time, &srv.commit);
+    if (!rc) /* effects of committed groups: the listeners, in order */
+        rc = maosd_commit_listen(srv.commit, maosd_sub_fanout, NULL);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR, "cannot start the commit thread: %s", maos_strerror(rc));
         uv_run(srv.loop, UV_RUN_NOWAIT); /* the commit object's close callback */

@@ -19,6 +19,7 @@
 #include "datadir.h"
 #include "maos/proto.h"
 #include "store.h"
+#include "commit.h"
 
 /* Exit statuses of maosd (also in --help, README and the systemd unit). */
 enum {
@@ -309,17 +310,19 @@ int maosd_op_checkpoint_save(maosd_call *call);
 int maosd_op_checkpoint_get(maosd_call *call);
 int maosd_op_publish(maosd_call *call);
 int maosd_op_subscribe_channel(maosd_call *call);
-/* Queue a decoded write request to the commit thread (op_stream.c), the
- * one place that hands requests over: the request and *frame (frame_len
- * bytes, malloc'ed; set to NULL) move into it, its cost (maosd_wreq_cost)
- * is counted against c's cap and the daemon's budget, and c is held until
- * maosd_append_done.  c is NULL for maosd's own writes.  0, or
- * MAOS_EOVERLOADED (out of memory; nothing moved). */
+/* Queue a decoded write request to the commit thread (op_stream.c): the
+ * request and *frame (frame_len bytes, malloc'ed; set to NULL) move into a
+ * maosd_wreq answered by maosd_write_reply.  c is NULL for maosd's own
+ * writes.  0, or MAOS_EOVERLOADED (out of memory; nothing moved). */
 int maosd_queue_write(maosd_server *srv, maosd_conn *c, maos_request *req,
                       char **frame, size_t frame_len);
-/* Commit done callback for append/txn: answers and frees the request. */
-struct maosd_wreq;
-void maosd_append_done(maosd_server *srv, struct maosd_wreq *w);
+/* The one place that hands a request to the commit thread: its cost
+ * (maosd_wreq_cost) is counted against w->conn's cap and the daemon's
+ * budget, and w->conn is held until the done step. */
+void maosd_submit(maosd_server *srv, maosd_wreq *w);
+/* The default done step: answer w->conn (or log maosd's own write) and
+ * free w. */
+void maosd_write_reply(maosd_server *srv, maosd_wreq *w);
 
 /* ---- scans (op_stream.c), shared by reads and subscriptions ------------------ */
 
@@ -347,64 +350,9 @@ size_t maosd_reply_budget(const maosd_server *srv);
 int maosd_stream_version_position(maosd_store *st, maos_slice stream,
                                   uint64_t version, uint64_t *pos);
 
-/* ---- commit thread (commit.c) ---------------------------------------------- */
-
-/*
- * A write request travelling to the commit thread and back.  Owned by the
- * loop until maosd_commit_submit, by the commit thread until it is handed
- * back in the done callback, then by the loop again (maosd_wreq_free).
- */
-typedef struct maosd_wreq {
-    struct maosd_wreq *next;
-    maosd_conn *conn;
-    char *frame;              /* the request bytes; req's slices point here */
-    size_t frame_len;
-    maos_request req;
-    size_t cost;              /* maosd_wreq_cost(), set when queued */
-    /* results, filled by the commit thread */
-    int code;                 /* 0 or negative MAOS_E* */
-    char *why;                /* malloc'ed reason, only on error (or NULL) */
-    int has_actual;
-    int64_t actual;
-    int64_t index;            /* failing append of a txn, -1 */
-    maos_append_result *results; /* n_appends */
-    uint8_t *ids;             /* 16 per event, all appends */
-    msgpack_sbuffer recs;     /* the committed records, back to back in
-                               * position order, for subscriptions */
-    uint32_t n_recs;
-} maosd_wreq;
-
-void maosd_wreq_free(maosd_wreq *w);
-/* Bytes the committed records of this request can take at most (the
- * commit thread sizes w->recs with it), and what a queued request costs in
- * all: the struct, the frame copy, the decoded request, results, ids and
- * those records (dispatch.c). */
-size_t maosd_wreq_records_bound(const maos_request *req, size_t frame_len);
-size_t maosd_wreq_cost(const maosd_wreq *w);
-
-/* Deliver the records of a finished batch of requests (in commit order)
- * to live subscriptions; called on the loop thread before the replies. */
-void maosd_sub_fanout(maosd_server *srv, maosd_wreq *list);
-
-/* Done callback, on the loop thread, once per request, in commit order. */
-typedef void (*maosd_commit_done_cb)(maosd_server *srv, maosd_wreq *w);
-
-/* Start the commit thread from the log head recovery found (head: last
- * position and its hash; last_time: that event's time). */
-int maosd_commit_start(maosd_server *srv, const maosd_head *head,
-                       int64_t last_time, maosd_commit_done_cb done,
-                       maosd_commit **out);
-void maosd_commit_submit(maosd_commit *cm, maosd_wreq *w);
-/* Requests submitted and not yet handed back. */
-uint64_t maosd_commit_in_flight(const maosd_commit *cm);
-/* Ask the thread to finish what is queued and exit; join it; free. */
-void maosd_commit_stop(maosd_commit *cm);
-/* Last committed position (any thread). */
-uint64_t maosd_commit_head(const maosd_commit *cm);
-/* The last durable position and the hash of its record, as one pair (any
- * thread). */
-void maosd_commit_durable(maosd_commit *cm, uint64_t *pos,
-                          uint8_t hash[MAOS_HASH_BYTES]);
+/* Subscriptions' listener on committed groups (op_sub.c): delivers
+ * their records to live subscriptions. */
+void maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list);
 
 /* ---- start-up recovery (recover.c) ---------------------------------------- */
 

@@ -1,6 +1,6 @@
 /*
  * daemon/op_stream.c -- the event store ops: append and txn (queued to the
- * commit thread, answered from maosd_append_done), read (one stream),
+ * commit thread, answered from maosd_write_reply), read (one stream),
  * read_all (the global log with filters) and streams (listing).
  *
  * Reads run on the loop thread in bounded slices: one reply carries at most
@@ -52,34 +52,29 @@ static int check_unique_ids(maosd_call *call, uint8_t *scratch)
 }
 
 int maosd_queue_write(maosd_server *srv, maosd_conn *c, maos_request *req,
-                       char **frame, size_t frame_len)
+                      char **frame, size_t frame_len)
 {
-    size_t total = 0;
-    for (uint32_t i = 0; i < req->n_appends; i++)
-        total += req->appends[i].n_events;
-    maosd_wreq *w = calloc(1, sizeof(*w));
-    if (w) {
-        w->results = calloc(req->n_appends ? req->n_appends : 1, sizeof(*w->results));
-        w->ids = malloc(16 * (total ? total : 1));
-    }
-    if (!w || !w->results || !w->ids) {
-        maosd_wreq_free(w);
+    maosd_wreq *w = maosd_wreq_new(req, frame, frame_len);
+    if (!w)
         return MAOS_EOVERLOADED;
-    }
-    w->req = *req;
-    req->mem_ = NULL;
-    w->frame = *frame;
-    w->frame_len = frame_len;
-    *frame = NULL;
     w->conn = c;
-    w->index = -1;
-    w->cost = maosd_wreq_cost(w);
     if (c) {
-        c->refs++;
-        maosd_conn_write_queued(c, w->cost);
+        w->who.conn_id = c->id;
+        w->who.pid = c->pid;
+        w->who.uid = c->uid;
+    }
+    maosd_submit(srv, w);
+    return 0;
+}
+
+void maosd_submit(maosd_server *srv, maosd_wreq *w)
+{
+    w->cost = maosd_wreq_cost(w);
+    if (w->conn) {
+        w->conn->refs++;
+        maosd_conn_write_queued(w->conn, w->cost);
     }
     maosd_commit_submit(srv->commit, w);
-    return 0;
 }
 
 int maosd_append_internal(maosd_server *srv, const char *stream, const char *type,
@@ -142,40 +137,62 @@ int maosd_op_append(maosd_call *call)
     return rc;
 }
 
-void maosd_append_done(maosd_server *srv, maosd_wreq *w)
+/* The whole reply to a write request that succeeded. */
+static int encode_reply(msgpack_packer *pk, const maosd_wreq *w)
+{
+    const maos_request *req = &w->req;
+    if (req->op != MAOS_OP_TXN) {
+        const maosd_wkind *k = maosd_wkind_of(req->items[0].kind);
+        return k->reply(pk, w, 0, 1);
+    }
+    /* txn of appends only: one results array */
+    maos_append_result *res = malloc(req->n_items * sizeof(*res));
+    if (!res)
+        return MAOS_ENOMEM;
+    for (uint32_t i = 0; i < req->n_items; i++)
+        res[i] = w->out[i].append;
+    int rc = maos_enc_reply_append(pk, req->rid, 1, res, req->n_items);
+    free(res);
+    return rc;
+}
+
+static void log_own_write(const maosd_wreq *w)
+{
+    const maos_item_in *it = &w->req.items[0];
+    maos_slice what = it->kind == MAOS_ITEM_APPEND ? it->append->stream : it->key;
+    if (w->code)
+        maosd_log(MAOSD_LOG_ERROR, "%s write to %.*s failed: %s: %s",
+                  maosd_wkind_of(it->kind)->name, (int)what.len, what.ptr,
+                  maos_err_name(w->code), w->why ? w->why : "-");
+    else if (it->kind == MAOS_ITEM_APPEND)
+        maosd_log(MAOSD_LOG_WARN, "recorded in stream %.*s at position %llu",
+                  (int)what.len, what.ptr,
+                  (unsigned long long)w->out[0].append.first_position);
+}
+
+void maosd_write_reply(maosd_server *srv, maosd_wreq *w)
 {
     maosd_conn *c = w->conn;
     (void)srv;
-    if (!c) { /* maosd's own write (maosd_append_internal) */
-        if (w->code)
-            maosd_log(MAOSD_LOG_ERROR, "%s write to %.*s failed: %s: %s",
-                      maos_op_name(w->req.op), (int)w->req.appends[0].stream.len,
-                      w->req.appends[0].stream.ptr, maos_err_name(w->code),
-                      w->why ? w->why : "-");
-        else
-            maosd_log(MAOSD_LOG_WARN, "recorded in stream %.*s at position %llu",
-                      (int)w->req.appends[0].stream.len, w->req.appends[0].stream.ptr,
-                      (unsigned long long)w->results[0].first_position);
+    if (!c) { /* maosd's own write without a done step */
+        log_own_write(w);
         maosd_wreq_free(w);
         return;
     }
     if (!c->closing) {
-        if (w->code) {
+        if (!w->code) {
+            msgpack_packer pk;
+            size_t mark = maosd_reply_begin(c, &pk);
+            if (encode_reply(&pk, w))
+                c->out_broken = 1; /* maosd_reply_end closes c */
+            maosd_reply_end(c, mark);
+        } else {
             maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu %s: %s: %s",
                        (unsigned long long)c->id, (unsigned long long)w->req.rid,
                        maos_op_name(w->req.op), maos_err_name(w->code),
                        w->why ? w->why : "-");
             maosd_reply_error(c, w->req.rid, w->code, w->why, w->has_actual,
                               w->actual, w->index);
-        } else {
-            msgpack_packer pk;
-            size_t mark = maosd_reply_begin(c, &pk);
-            if (w->req.op == MAOS_OP_CHECKPOINT_SAVE)
-                maos_enc_reply_ok(&pk, w->req.rid);
-            else
-                maos_enc_reply_append(&pk, w->req.rid, w->req.op == MAOS_OP_TXN,
-                                      w->results, w->req.n_appends);
-            maosd_reply_end(c, mark);
         }
     }
     maosd_conn_write_done(c, w->cost);

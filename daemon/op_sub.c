@@ -360,8 +360,9 @@ void maosd_subs_close(maosd_server *srv)
 
 /* ---- fan-out ------------------------------------------------------------------- */
 
-void maosd_sub_fanout(maosd_server *srv, maosd_wreq *list)
+void maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list)
 {
+    (void)arg;
     size_t n = 0;
     for (maosd_wreq *w = list; w; w = w->next)
         if (!w->code)
@@ -475,8 +476,7 @@ advance:
     free(recs);
     for (maosd_wreq *w = list; w; w = w->next)
         if (!w->code && w->n_recs)
-            srv->delivered_head = w->results[w->req.n_appends - 1].first_position +
-                                  w->results[w->req.n_appends - 1].count - 1;
+            srv->delivered_head = w->last_pos;
 }
 
 /* ---- ops ------------------------------------------------------------------------ */

@@ -8,7 +8,7 @@
  *   dispatch     maosd_dispatch: decode, look up, validate, the handler and
  *                its reply (reads, stats, subscribe, ...), or the hand-off
  *                of a write to the commit thread
- *   append_done  maosd_append_done: the reply to a committed write
+ *   append_done  maosd_write_reply: the reply to a committed write
  *   fanout       maosd_sub_fanout: pushes of a committed group to live
  *                subscribers
  * Not covered: accepting a connection, the catch-up pump, libuv's own
@@ -35,10 +35,10 @@
 
 void __real_maosd_dispatch(maosd_conn *c, const char *frame, size_t len);
 void __wrap_maosd_dispatch(maosd_conn *c, const char *frame, size_t len);
-void __real_maosd_append_done(maosd_server *srv, maosd_wreq *w);
-void __wrap_maosd_append_done(maosd_server *srv, maosd_wreq *w);
-void __real_maosd_sub_fanout(maosd_server *srv, maosd_wreq *list);
-void __wrap_maosd_sub_fanout(maosd_server *srv, maosd_wreq *list);
+void __real_maosd_write_reply(maosd_server *srv, maosd_wreq *w);
+void __wrap_maosd_write_reply(maosd_server *srv, maosd_wreq *w);
+void __real_maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list);
+void __wrap_maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list);
 
 void __wrap_maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
 {
@@ -47,17 +47,17 @@ void __wrap_maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
     fm_disarm();
 }
 
-void __wrap_maosd_append_done(maosd_server *srv, maosd_wreq *w)
+void __wrap_maosd_write_reply(maosd_server *srv, maosd_wreq *w)
 {
     fm_arm("append_done");
-    __real_maosd_append_done(srv, w);
+    __real_maosd_write_reply(srv, w);
     fm_disarm();
 }
 
-void __wrap_maosd_sub_fanout(maosd_server *srv, maosd_wreq *list)
+void __wrap_maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list)
 {
     fm_arm("fanout");
-    __real_maosd_sub_fanout(srv, list);
+    __real_maosd_sub_fanout(srv, arg, list);
     fm_disarm();
 }
 

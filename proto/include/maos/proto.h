@@ -201,6 +201,27 @@ typedef struct maos_append_in {
     maos_event_in *events;
 } maos_append_in;
 
+/* Tables (PROTOCOL.md "Tables"). */
+enum { MAOS_TABLE_SESSIONS = 1, MAOS_TABLE_AGENTS, MAOS_TABLE_LOCKS, MAOS_TABLE_KV };
+typedef struct maos_table_ref {
+    int kind;          /* MAOS_TABLE_* */
+    maos_slice name;   /* the wire name, "kv.plan" */
+} maos_table_ref;
+
+/* One part of a write request, in order (a txn has several). */
+enum { MAOS_ITEM_APPEND = 1, MAOS_ITEM_PUT, MAOS_ITEM_DELETE, MAOS_ITEM_CHECKPOINT };
+typedef struct maos_item_in {
+    int kind;                /* MAOS_ITEM_* */
+    maos_append_in *append;  /* APPEND: into req->appends */
+    maos_table_ref table;    /* PUT, DELETE */
+    maos_slice key;
+    maos_slice data;         /* PUT: raw msgpack map */
+    int64_t expect;          /* PUT, DELETE */
+    int bind;                /* PUT */
+    maos_slice name;         /* CHECKPOINT */
+    uint64_t position;       /* CHECKPOINT */
+} maos_item_in;
+
 typedef struct maos_filter {
     maos_slice stream;   /* len 0: unset */
     maos_slice prefix;   /* len 0: unset */
@@ -250,6 +271,9 @@ typedef struct maos_request {
     maos_slice channel;
     maos_slice payload;  /* one raw msgpack value; len 0 means nil */
     maos_slice pattern;
+    /* write requests: the items, in order */
+    uint32_t n_items;
+    maos_item_in *items;
     /* owned by the request: freed by maos_request_free */
     void *mem_;
 } maos_request;

@@ -1,0 +1,227 @@
+/*
+ * daemon/commit.h -- the one write path: write requests, the write kinds,
+ * the commit thread and the effects of a committed group.
+ * docs/ARCHITECTURE.md, "The path of a write", has the long form.
+ *
+ * Every write -- a client's append, txn, put, delete, checkpoint, an agent
+ * op, or one of maosd's own (the $system record, the release of a closed
+ * connection's bound entries) -- is a maosd_wreq: a common header, a
+ * payload (a decoded maos_request: an ordered list of items, each of one
+ * write kind) and an optional connection.  The loop queues it
+ * (maosd_commit_submit); the commit thread takes everything queued as one
+ * group and, per request:
+ *
+ *   check   every item's preconditions, against the database plus the
+ *           group's own pending writes (reads go through the indexed batch)
+ *   stage   every item's writes into the group's batch, with the events
+ *           that record them (positions, versions, hash chain)
+ *
+ * then makes one RocksDB write for the group.  Back on the loop, the
+ * group's effects go to the registered listeners (subscriptions' fan-out,
+ * connection bindings, ...), then each request's done step runs (a
+ * client's reply, or maosd's own follow-up).  commit.c knows the kinds
+ * (the table in commit.c), not the listeners.
+ *
+ * Ownership: a request belongs to the loop until maosd_commit_submit, to
+ * the commit thread until its group comes back, then to the loop again
+ * (maosd_wreq_free).  The commit thread never touches a connection: what
+ * it needs of the writer is copied into w->who when queued.
+ */
+#ifndef MAOSD_COMMIT_H
+#define MAOSD_COMMIT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <msgpack.h>
+
+#include "datadir.h"
+#include "maos/proto.h"
+#include "store.h"
+
+typedef struct maosd_server maosd_server;
+typedef struct maosd_conn maosd_conn;
+typedef struct maosd_commit maosd_commit;
+typedef struct maosd_wreq maosd_wreq;
+
+/* Who wrote: copied from the connection when the request is queued. */
+typedef struct maosd_writer {
+    uint64_t conn_id;  /* 0: maosd itself */
+    pid_t pid;
+    uid_t uid;
+    maos_slice agent;  /* the connection's registered agent id, or empty
+                        * (bytes owned by the request: w->agent_mem) */
+} maosd_writer;
+
+/* Result of one item, written by the commit thread. */
+typedef struct maosd_item_out {
+    maos_append_result append; /* APPEND */
+    uint64_t revision;         /* table items: the revision written */
+    uint64_t created_revision;
+    int nothing;               /* checked: nothing to write (an idempotent
+                                * re-send, a release of a rebound entry) */
+    /* check -> stage scratch */
+    int exists;
+    uint64_t head;             /* APPEND: stream head version */
+    uint64_t cur_created_rev;  /* table items: the entry as found */
+    int64_t cur_created;
+} maosd_item_out;
+
+/* An entry a committed request changed (table items), for listeners. */
+typedef struct maosd_change {
+    maos_table_ref table;
+    maos_slice key;            /* into the request's memory */
+    uint64_t revision;
+    int deleted;
+    uint64_t bound_conn;       /* now bound to this connection id, or 0 */
+} maosd_change;
+
+/* Loop step once the request's group is back (NULL: the client reply). */
+typedef void (*maosd_wdone_fn)(maosd_server *srv, maosd_wreq *w);
+
+struct maosd_wreq {
+    maosd_wreq *next;
+    /* header */
+    maosd_conn *conn;          /* NULL: maosd's own write */
+    maosd_wdone_fn done;       /* NULL: answer conn (maosd_write_reply) */
+    void *done_arg;
+    size_t cost;               /* maosd_wreq_cost(), set when queued */
+    maosd_writer who;
+    char *agent_mem;
+    /* payload */
+    char *frame;               /* the request bytes; req's slices point here */
+    size_t frame_len;
+    maos_request req;          /* req.items: what to write, in order */
+    int items_owned;           /* req.items was made by maosd_wreq_new */
+    /* outcome, filled by the commit thread */
+    int code;                  /* 0 or negative MAOS_E* */
+    char *why;                 /* malloc'ed reason, only on error (or NULL) */
+    int has_actual;
+    int64_t actual;
+    int64_t index;             /* failing item of a txn, -1 */
+    maosd_item_out *out;       /* req.n_items */
+    uint8_t *ids;              /* 16 per event of the APPEND items */
+    msgpack_sbuffer recs;      /* the committed records, back to back in
+                                * position order (for the fan-out) */
+    uint32_t n_recs;
+    uint64_t last_pos;         /* position of the last of them */
+    maosd_change *changes;     /* entries changed, n_changes */
+    uint32_t n_changes;
+};
+
+/* A request for `req` (moved in: req->mem_ and *frame are taken, *frame
+ * set to NULL), with result space for its items.  NULL: out of memory
+ * (nothing moved). */
+maosd_wreq *maosd_wreq_new(maos_request *req, char **frame, size_t frame_len);
+void maosd_wreq_free(maosd_wreq *w);
+/* Bytes the committed records of this request can take at most (the
+ * commit thread sizes w->recs with it), and what a queued request costs in
+ * all (dispatch.c). */
+size_t maosd_wreq_records_bound(const maos_request *req, size_t frame_len);
+size_t maosd_wreq_cost(const maosd_wreq *w);
+
+/* ---- the commit thread ------------------------------------------------------ */
+
+/* Start the commit thread from the log head recovery found (head: last
+ * position and its hash; last_time: that event's time). */
+int maosd_commit_start(maosd_server *srv, const maosd_head *head,
+                       int64_t last_time, maosd_commit **out);
+void maosd_commit_submit(maosd_commit *cm, maosd_wreq *w);
+/* Requests submitted and not yet handed back. */
+uint64_t maosd_commit_in_flight(const maosd_commit *cm);
+/* Ask the thread to finish what is queued and exit; join it; free. */
+void maosd_commit_stop(maosd_commit *cm);
+/* Last committed position (any thread). */
+uint64_t maosd_commit_head(const maosd_commit *cm);
+/* The last durable position and the hash of its record, as one pair (any
+ * thread). */
+void maosd_commit_durable(maosd_commit *cm, uint64_t *pos,
+                          uint8_t hash[MAOS_HASH_BYTES]);
+
+/*
+ * Effects: a listener is called on the loop thread with every committed
+ * group (requests in commit order; a request with code != 0 wrote
+ * nothing), before any request's done step.  Listeners run in the order
+ * they were added; at most MAOSD_MAX_LISTENERS.
+ */
+typedef void (*maosd_listener_fn)(maosd_server *srv, void *arg, maosd_wreq *list);
+#define MAOSD_MAX_LISTENERS 8
+int maosd_commit_listen(maosd_commit *cm, maosd_listener_fn fn, void *arg);
+
+/* ---- for the write kinds (commit thread only) ------------------------------- */
+
+/*
+ * Per-group state: everything the commit thread keeps between requests.
+ * A request's staging that fails half-way restores it from a copy (with the
+ * batch rolled back to the request's mark); a failed group write restores
+ * the state of the last durable group.  Revisions are log positions, so
+ * the log head is also the revision counter.
+ */
+typedef struct maosd_wstate {
+    uint64_t log_pos;                   /* last position, pending included */
+    uint8_t log_hash[MAOS_HASH_BYTES];  /* its record's hash */
+    int64_t last_time;                  /* group time, never decreasing */
+} maosd_wstate;
+
+/* What a kind's check and stage steps get. */
+typedef struct maosd_wctx {
+    maosd_server *srv;
+    maosd_batch *batch;
+    maosd_wstate *st;
+    int64_t now;               /* the group's time */
+    char *getbuf;              /* maosd_wx_get's buffer */
+    size_t getcap;
+    uint8_t rnd[4096];         /* random bytes for UUIDv7, refilled in bulk */
+    size_t rnd_used;
+} maosd_wctx;
+
+/* Record an error on w (item index, or -1) and return code. */
+int maosd_wfail(maosd_wreq *w, int code, int64_t index, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Read a value through the batch into x->getbuf. */
+int maosd_wx_get(maosd_wctx *x, maosd_cf cf, const char *k, size_t klen,
+                 size_t *vlen);
+/* A stream's head (exists, version of its last event). */
+int maosd_wx_stream_head(maosd_wctx *x, maos_slice stream, int *exists,
+                         uint64_t *head);
+/* Append one event to the log: the next position, the hash chain, the
+ * stream's next version (head: the version before it, exists: the stream
+ * had events), its index entries; the record goes into w->recs.  id: 16
+ * bytes, or NULL for a fresh UUIDv7 (written to id_out if not NULL).
+ * at/of: index of the event within its append and the append's size (for
+ * idempotent re-sends).  Returns 0 or MAOS_ENOMEM; *pos gets the position. */
+int maosd_wx_event(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
+                   uint64_t version, maos_slice type, const uint8_t *id,
+                   uint8_t *id_out, uint32_t at, uint32_t of, maos_slice data,
+                   maos_slice meta, uint64_t *pos);
+/* Set a stream's head after its events were appended. */
+void maosd_wx_stream_set_head(maosd_wctx *x, maos_slice stream, uint64_t version,
+                              uint64_t pos);
+
+/*
+ * A write kind: what one item of a request does.  check runs for every
+ * item of a request before any stage: 0 (stage it), 1 (nothing to write:
+ * out->nothing) or a negative code (recorded with maosd_wfail; the request
+ * writes nothing).  stage puts its writes in x->batch: 0 or MAOS_ENOMEM.
+ * reply (loop) encodes its result: top = 1 for a request of one item (the
+ * whole reply), 0 for one element of a txn's results.
+ */
+typedef struct maosd_wkind {
+    const char *name;
+    int (*check)(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+    int (*stage)(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+    int (*reply)(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
+} maosd_wkind;
+
+/* The kinds, by item kind (commit.c). */
+const maosd_wkind *maosd_wkind_of(int item_kind);
+
+/* The kinds' steps (write_stream.c: append, checkpoint). */
+int maosd_check_append(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+int maosd_stage_append(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+int maosd_reply_append(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
+int maosd_check_checkpoint(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+int maosd_stage_checkpoint(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+int maosd_reply_checkpoint(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
+
+#endif
