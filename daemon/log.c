@@ -2,7 +2,8 @@
  * daemon/log.c -- one line per event on stderr.  Under systemd (JOURNAL_STREAM
  * set) lines carry a "<N>" syslog priority prefix that journald understands;
  * on a terminal they carry a UTC timestamp and a level word instead.
- * The daemon logs once, where an error is handled (STYLE.md 10).
+ * The daemon logs once, where an error is handled (docs/ARCHITECTURE.md,
+ * "House rules").
  */
 #include <stdarg.h>
 #include <stdio.h>

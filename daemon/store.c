@@ -17,7 +17,7 @@
  *  - Turn RocksDB's error strings into maos codes in one pure function
  *    (maosd_store_map_error); no RocksDB type or string format leaks out
  *    except the verbatim message kept for maosd_store_last_error.
- *  - Keep the sticky READ_ONLY state of STYLE.md 14.
+ *  - Keep the sticky READ_ONLY state (docs/ARCHITECTURE.md "House rules").
  *
  * States
  *
@@ -100,7 +100,7 @@ static const char *const cf_names[MAOSD_CF__COUNT] = {
     [MAOSD_CF_META] = "default",   [MAOSD_CF_EVENTS] = "events",
     [MAOSD_CF_STREAMS] = "streams", [MAOSD_CF_IDS] = "ids",
     [MAOSD_CF_SESSIONS] = "sessions", [MAOSD_CF_AGENTS] = "agents",
-    [MAOSD_CF_QUEUES] = "queues",
+    [MAOSD_CF_QUEUES] = "queues", [MAOSD_CF_TABLES] = "tables",
 };
 
 struct maosd_store {
@@ -966,25 +966,7 @@ int maosd_store_get(maosd_store *s, maosd_cf cf, const void *key, size_t klen,
 int maosd_store_get_buf(maosd_store *s, maosd_cf cf, const void *key,
                         size_t klen, char **buf, size_t *cap, size_t *vlen)
 {
-    rocksdb_column_family_handle_t *h = cf_handle(s, cf);
-    const char *v;
-    size_t n;
-    char *rerr = NULL;
-
-    if (h == NULL)
-        return MAOS_EINTERNAL;
-    rocksdb_pinnableslice_t *p =
-        rocksdb_get_pinned_cf(s->db, s->ropts, h, key, klen, &rerr);
-    if (rerr != NULL)
-        return take_error(rerr);
-    if (p == NULL)
-        return MAOS_ENOT_FOUND;
-    v = rocksdb_pinnableslice_value(p, &n);
-    int rc = copy_grow(v, n, buf, cap);
-    rocksdb_pinnableslice_destroy(p);
-    if (rc == 0)
-        *vlen = n;
-    return rc;
+    return maosd_snap_get_buf(s, NULL, cf, key, klen, buf, cap, vlen);
 }
 
 int maosd_store_get_alloc(maosd_store *s, maosd_cf cf, const void *key,
@@ -1096,6 +1078,17 @@ void maosd_batch_put(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
     rocksdb_writebatch_wi_put_cf(b->wb, h, key, klen, val, vlen);
 }
 
+void maosd_batch_delete(maosd_batch *b, maosd_cf cf, const void *key, size_t klen)
+{
+    rocksdb_column_family_handle_t *h = cf_handle(b->s, cf);
+
+    if (h == NULL) {
+        b->poisoned = 1;
+        return;
+    }
+    rocksdb_writebatch_wi_delete_cf(b->wb, h, key, klen);
+}
+
 void maosd_batch_mark(maosd_batch *b)
 {
     rocksdb_writebatch_wi_set_save_point(b->wb);
@@ -1200,7 +1193,68 @@ int maosd_store_write(maosd_store *s, maosd_batch *b)
 
 /* ---- iterators ---------------------------------------------------------- */
 
+struct maosd_snap {
+    const rocksdb_snapshot_t *snap;
+    rocksdb_readoptions_t *ropts;
+};
+
+maosd_snap *maosd_snap_new(maosd_store *s)
+{
+    maosd_snap *sn = calloc(1, sizeof(*sn));
+    if (!sn)
+        return NULL;
+    sn->ropts = rocksdb_readoptions_create();
+    sn->snap = rocksdb_create_snapshot(s->db);
+    if (!sn->ropts || !sn->snap) {
+        maosd_snap_free(s, sn);
+        return NULL;
+    }
+    rocksdb_readoptions_set_snapshot(sn->ropts, sn->snap);
+    return sn;
+}
+
+void maosd_snap_free(maosd_store *s, maosd_snap *sn)
+{
+    if (!sn)
+        return;
+    if (sn->snap)
+        rocksdb_release_snapshot(s->db, sn->snap);
+    if (sn->ropts)
+        rocksdb_readoptions_destroy(sn->ropts);
+    free(sn);
+}
+
+int maosd_snap_get_buf(maosd_store *s, const maosd_snap *sn, maosd_cf cf,
+                       const void *key, size_t klen, char **buf, size_t *cap,
+                       size_t *vlen)
+{
+    rocksdb_column_family_handle_t *h = cf_handle(s, cf);
+    const char *v;
+    size_t n;
+    char *rerr = NULL;
+
+    if (h == NULL)
+        return MAOS_EINTERNAL;
+    rocksdb_pinnableslice_t *p = rocksdb_get_pinned_cf(
+        s->db, sn ? sn->ropts : s->ropts, h, key, klen, &rerr);
+    if (rerr != NULL)
+        return take_error(rerr);
+    if (p == NULL)
+        return MAOS_ENOT_FOUND;
+    v = rocksdb_pinnableslice_value(p, &n);
+    int rc = copy_grow(v, n, buf, cap);
+    rocksdb_pinnableslice_destroy(p);
+    if (rc == 0)
+        *vlen = n;
+    return rc;
+}
+
 maosd_iter *maosd_iter_new(maosd_store *s, maosd_cf cf)
+{
+    return maosd_iter_new_at(s, cf, NULL);
+}
+
+maosd_iter *maosd_iter_new_at(maosd_store *s, maosd_cf cf, const maosd_snap *sn)
 {
     rocksdb_column_family_handle_t *h = cf_handle(s, cf);
     maosd_iter *it;
@@ -1210,8 +1264,9 @@ maosd_iter *maosd_iter_new(maosd_store *s, maosd_cf cf)
     it = malloc(sizeof *it);
     if (it == NULL)
         return NULL;
-    /* A RocksDB iterator reads one implicit snapshot taken here. */
-    it->it = rocksdb_create_iterator_cf(s->db, s->ropts, h);
+    /* A RocksDB iterator reads one implicit snapshot taken here (or the
+     * explicit one). */
+    it->it = rocksdb_create_iterator_cf(s->db, sn ? sn->ropts : s->ropts, h);
     if (it->it == NULL) {
         free(it);
         return NULL;

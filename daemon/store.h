@@ -4,10 +4,10 @@
  * store.c is the only file that calls rocksdb_*; no RocksDB type leaves it.
  * Everything above speaks in column families (maosd_cf), byte keys built by
  * keys.h, write groups (maosd_batch) and iterators.  A later engine
- * (PostgreSQL, per DESIGN.md "Beyond one machine") would implement this
+ * (PostgreSQL, should maos ever span machines) would implement this
  * same header.
  *
- * Store states (sticky, see STYLE.md 14):
+ * Store states (sticky, docs/ARCHITECTURE.md "House rules"):
  *
  *     open() --> OK --(write or fsync fails)--> READ_ONLY --close()--> closed
  *                 \__________________________________________close()__/
@@ -32,9 +32,10 @@ typedef enum maosd_cf {
     MAOSD_CF_EVENTS,   /* position(8) -> record */
     MAOSD_CF_STREAMS,  /* 'h'+stream -> head;  'v'+stream+0+version(8) -> position(8) */
     MAOSD_CF_IDS,      /* id(16) -> position(8) index(4) count(4), see keys.h */
-    MAOSD_CF_SESSIONS, /* reserved: tables issue */
-    MAOSD_CF_AGENTS,   /* reserved: tables issue */
+    MAOSD_CF_SESSIONS, /* key -> entry (keys.h) */
+    MAOSD_CF_AGENTS,   /* key -> entry */
     MAOSD_CF_QUEUES,   /* reserved: queues issue */
+    MAOSD_CF_TABLES,   /* the other tables' entries: table 0x00 key -> entry */
     MAOSD_CF__COUNT
 } maosd_cf;
 
@@ -163,6 +164,8 @@ void maosd_batch_free(maosd_batch *b);
 void maosd_batch_clear(maosd_batch *b);
 void maosd_batch_put(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
                      const void *val, size_t vlen);
+/* Delete a key (reads through the batch then find nothing). */
+void maosd_batch_delete(maosd_batch *b, maosd_cf cf, const void *key, size_t klen);
 /* Mark/rollback, so a request whose checks fail half-way leaves nothing.
  * Marks nest: rollback discards the puts since the latest mark and removes
  * that mark.  Marks are only dropped by rollback and clear (RocksDB 7.8 has
@@ -193,6 +196,20 @@ int maosd_batch_count(maosd_batch *b);
 int maosd_store_write(maosd_store *s, maosd_batch *b);
 
 /* ---- iterators ---------------------------------------------------------- */
+
+/* A consistent view of the whole database (every column family) at one
+ * point: reads of several keys and families that belong together (a list
+ * page and the log head it was read at).  Loop thread; free soon, it pins
+ * old versions. */
+typedef struct maosd_snap maosd_snap;
+maosd_snap *maosd_snap_new(maosd_store *s);
+void maosd_snap_free(maosd_store *s, maosd_snap *snap);
+/* maosd_store_get_buf at the snapshot. */
+int maosd_snap_get_buf(maosd_store *s, const maosd_snap *snap, maosd_cf cf,
+                       const void *key, size_t klen, char **buf, size_t *cap,
+                       size_t *vlen);
+/* An iterator reading the snapshot (NULL: like maosd_iter_new). */
+maosd_iter *maosd_iter_new_at(maosd_store *s, maosd_cf cf, const maosd_snap *snap);
 
 /* An iterator over one column family with a consistent view taken at
  * creation.  Free with maosd_iter_free. */

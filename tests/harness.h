@@ -3,7 +3,7 @@
  * uses: a per-test runner, real maosd processes on temp dirs, maosctl runs,
  * raw socket helpers and assertions that print both values.
  *
- * Runner (STYLE.md 16): a test file lists its tests in one CMUnitTest array
+ * Runner (docs/ARCHITECTURE.md "House rules"): a test file lists its tests in one CMUnitTest array
  * and calls mt_main().  Each test runs in its own forked process with a
  * timeout and its own temp dir (/tmp/maos-<file>-XXXXXX).  The runner is a
  * child subreaper, so a daemon or writer left behind by a test that crashed

@@ -12,7 +12,7 @@
  * --idle-conns (1,000) idle connections (each a completed HELLO) from one
  * client process and read the RSS again; stop.  The page cache is warm
  * (the data was just written): this measures the daemon's own work at
- * open, which must not grow with the log (DESIGN.md: opening never scans).
+ * open, which must not grow with the log (docs/ARCHITECTURE.md: opening never scans).
  * Not run with --socket.
  */
 #include <errno.h>

@@ -273,7 +273,7 @@ static void subscriber(const char *sock, const char *path, int stop_fd)
  * it, writes one byte to idle_fd, and waits for the next go; EOF on go_fd
  * ends it with _exit(0)), plus a check the history checker runs after
  * every restart, while every actor is idle.  Only appenders exist today.
- * When the tables and queues of DESIGN.md land, add rows here:
+ * Rows to add as the coordination ops land:
  *
  *   - table CAS writers: compare-and-set on a few hot keys, each
  *     acknowledged (key, expected version -> new version, value) recorded

@@ -1,6 +1,6 @@
 /*
  * tests/stress/test_durability.c -- acknowledged means on disk (issue 2,
- * "Durability"; STYLE.md 13 and 14).
+ * "Durability"; docs/ARCHITECTURE.md "House rules").
  *
  * test_kill9_while_appending: for 3 rounds on the same data directory,
  * 4 forked writers append continuously (batches of 1..3 events with

@@ -273,7 +273,7 @@ static void test_reader_max_frame_exact_ok(void **state)
 }
 
 /* A declared length over max_frame fails as soon as the header is in,
- * before the buffer grows for the payload (DESIGN.md: checked before
+ * before the buffer grows for the payload (docs/ARCHITECTURE.md: checked before
  * anything is buffered). */
 static void test_reader_oversized_feed(void **state)
 {

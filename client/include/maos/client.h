@@ -22,7 +22,7 @@
  *    (maos_next) or from an event loop (maos_fd + maos_process, with loop
  *    hooks and header-only adapters such as maos/adapters/libuv.h).
  *
- * Errors (STYLE.md 5, 7).  Every failing call returns a negative MAOS_E*
+ * Errors (docs/ARCHITECTURE.md "House rules").  Every failing call returns a negative MAOS_E*
  * (maos/errors.h) and sets ctx->err and ctx->errstr (for a server refusal,
  * errstr holds the server's message).  A successful call leaves err alone
  * when it is 0 and never writes an out-parameter on failure.
