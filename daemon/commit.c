@@ -69,10 +69,29 @@
     X(APPEND, "append", maosd_check_append, maosd_stage_append,                \
       maosd_reply_append)                                                      \
     X(CHECKPOINT, "checkpoint", maosd_check_checkpoint,                        \
-      maosd_stage_checkpoint, maosd_reply_checkpoint)
+      maosd_stage_checkpoint, maosd_reply_checkpoint)                          \
+    X(PUT, "put", maosd_check_put, maosd_stage_put, maosd_reply_put)           \
+    X(DELETE, "delete", maosd_check_delete, maosd_stage_delete,                \
+      maosd_reply_delete)                                                      \
+    X(RELEASE, "release", maosd_check_release, maosd_stage_release,            \
+      maosd_reply_release)                                                     \
+    X(AGENT_REGISTER, "agent_register", maosd_check_agent_register,            \
+      maosd_stage_agent_register, maosd_reply_agent_register)                  \
+    X(AGENT_STATUS, "agent_status", maosd_check_agent_status,                  \
+      maosd_stage_agent_status, maosd_reply_agent_status)                      \
+    X(AGENT_DEREGISTER, "agent_deregister", maosd_check_agent_deregister,      \
+      maosd_stage_agent_deregister, maosd_reply_agent_deregister)
 
-static const maosd_wkind kinds[] = {
-#define KIND_ROW_(e, n, c, s, r) [MAOS_ITEM_##e] = {n, c, s, r},
+/* proto's items (MAOS_ITEM_*) and maosd's own (MAOSD_ITEM_*) */
+enum {
+    MAOSD_ITEM_APPEND = MAOS_ITEM_APPEND,
+    MAOSD_ITEM_CHECKPOINT = MAOS_ITEM_CHECKPOINT,
+    MAOSD_ITEM_PUT = MAOS_ITEM_PUT,
+    MAOSD_ITEM_DELETE = MAOS_ITEM_DELETE,
+};
+
+static const maosd_wkind kinds[MAOSD_ITEM__END] = {
+#define KIND_ROW_(e, n, c, s, r) [MAOSD_ITEM_##e] = {n, c, s, r},
     WRITE_KINDS(KIND_ROW_)
 #undef KIND_ROW_
 };
@@ -200,6 +219,7 @@ void maosd_wreq_free(maosd_wreq *w)
     free(w->ids);
     free(w->changes);
     free(w->agent_mem);
+    free(w->doc_mem);
     free(w->why);
     free(w);
 }

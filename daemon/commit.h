@@ -65,6 +65,7 @@ typedef struct maosd_item_out {
     uint64_t head;             /* APPEND: stream head version */
     uint64_t cur_created_rev;  /* table items: the entry as found */
     int64_t cur_created;
+    int was_bound;
 } maosd_item_out;
 
 /* An entry a committed request changed (table items), for listeners. */
@@ -88,6 +89,7 @@ struct maosd_wreq {
     size_t cost;               /* maosd_wreq_cost(), set when queued */
     maosd_writer who;
     char *agent_mem;
+    char *doc_mem;             /* documents maosd built for the items */
     /* payload */
     char *frame;               /* the request bytes; req's slices point here */
     size_t frame_len;
@@ -213,6 +215,18 @@ typedef struct maosd_wkind {
     int (*reply)(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
 } maosd_wkind;
 
+/* maosd's own item kinds (never on the wire), after proto's MAOS_ITEM_*:
+ * RELEASE (a bound entry whose connection closed: item table and key,
+ * position = that connection's id, 0 any) and the agent ops, which
+ * op_table.c turns into items of the agents table. */
+enum {
+    MAOSD_ITEM_RELEASE = 16,
+    MAOSD_ITEM_AGENT_REGISTER,
+    MAOSD_ITEM_AGENT_STATUS,
+    MAOSD_ITEM_AGENT_DEREGISTER,
+    MAOSD_ITEM__END
+};
+
 /* The kinds, by item kind (commit.c). */
 const maosd_wkind *maosd_wkind_of(int item_kind);
 
@@ -223,5 +237,17 @@ int maosd_reply_append(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int 
 int maosd_check_checkpoint(maosd_wctx *x, maosd_wreq *w, uint32_t i);
 int maosd_stage_checkpoint(maosd_wctx *x, maosd_wreq *w, uint32_t i);
 int maosd_reply_checkpoint(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
+/* (write_table.c: put, delete, release, agents) */
+#define MAOSD_KIND_STEPS_(k)                                                   \
+    int maosd_check_##k(maosd_wctx *x, maosd_wreq *w, uint32_t i);             \
+    int maosd_stage_##k(maosd_wctx *x, maosd_wreq *w, uint32_t i);             \
+    int maosd_reply_##k(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
+MAOSD_KIND_STEPS_(put)
+MAOSD_KIND_STEPS_(delete)
+MAOSD_KIND_STEPS_(release)
+MAOSD_KIND_STEPS_(agent_register)
+MAOSD_KIND_STEPS_(agent_status)
+MAOSD_KIND_STEPS_(agent_deregister)
+#undef MAOSD_KIND_STEPS_
 
 #endif

@@ -34,6 +34,18 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_PUBLISH] = {MAOS_OP_PUBLISH, "publish", maosd_op_publish, 0},
     [MAOS_OP_SUBSCRIBE_CHANNEL] = {MAOS_OP_SUBSCRIBE_CHANNEL, "subscribe_channel",
                                    maosd_op_subscribe_channel, 0},
+    [MAOS_OP_PUT] = {MAOS_OP_PUT, "put", maosd_op_put, MAOSD_OPF_WRITE},
+    [MAOS_OP_GET] = {MAOS_OP_GET, "get", maosd_op_get, 0},
+    [MAOS_OP_DELETE] = {MAOS_OP_DELETE, "delete", maosd_op_delete, MAOSD_OPF_WRITE},
+    [MAOS_OP_LIST] = {MAOS_OP_LIST, "list", maosd_op_list, 0},
+    [MAOS_OP_COUNT] = {MAOS_OP_COUNT, "count", maosd_op_count, 0},
+    [MAOS_OP_WATCH] = {MAOS_OP_WATCH, "watch", maosd_op_watch, 0},
+    [MAOS_OP_AGENT_REGISTER] = {MAOS_OP_AGENT_REGISTER, "agent_register",
+                                maosd_op_agent_register, MAOSD_OPF_WRITE},
+    [MAOS_OP_AGENT_DEREGISTER] = {MAOS_OP_AGENT_DEREGISTER, "agent_deregister",
+                                  maosd_op_agent_deregister, MAOSD_OPF_WRITE},
+    [MAOS_OP_AGENT_STATUS] = {MAOS_OP_AGENT_STATUS, "agent_status",
+                              maosd_op_agent_status, MAOSD_OPF_WRITE},
 };
 
 /* ---- what a queued write costs --------------------------------------------- */
@@ -57,6 +69,14 @@ size_t maosd_wreq_records_bound(const maos_request *req, size_t frame_len)
     size_t b = frame_len;
     for (uint32_t i = 0; i < req->n_appends; i++)
         b += (size_t)req->appends[i].n_events * (RECORD_OVERHEAD + req->appends[i].stream.len);
+    /* a table item's event: its stream (table + key), the event data's
+     * table, key and field names, and the document (put: in the frame;
+     * delete, release: the stored one, not known here) */
+    for (uint32_t i = 0; i < req->n_items; i++)
+        if (req->items[i].kind != MAOS_ITEM_APPEND &&
+            req->items[i].kind != MAOS_ITEM_CHECKPOINT)
+            b += RECORD_OVERHEAD + 64 +
+                 2 * ((size_t)req->items[i].table.name.len + req->items[i].key.len);
     return b;
 }
 

@@ -14,6 +14,15 @@
  *              append: an idempotent re-send must match the whole append)
  *   meta     : "log_head"                          -> position(8) hash(32)
  *              "checkpoint/" name                  -> position(8)
+ *              "bound/" table 0x00 key             -> "" (entries bound to
+ *              a connection: released at start-up, written with the entry)
+ *   sessions : key                                 -> entry
+ *   agents   : key                                 -> entry
+ *   tables   : table 0x00 key                      -> entry   (locks, kv.*)
+ *              entry = revision(8) created_revision(8) created_us(8)
+ *              updated_us(8) bound_conn(8) bound_pid(4) document (msgpack
+ *              map); bound_conn 0: not bound.  Keys never contain NUL, so
+ *              a table's entries sort together, by key.
  */
 #ifndef MAOSD_KEYS_H
 #define MAOSD_KEYS_H
@@ -22,6 +31,7 @@
 #include <string.h>
 
 #include "maos/proto.h"
+#include "store.h"
 
 #define MAOSD_KEY_MAX (1 + MAOS_NAME_MAX + 1 + 8)
 #define MAOSD_META_LOG_HEAD "log_head"
@@ -36,6 +46,11 @@ static inline size_t maosd_key_checkpoint(char *k, maos_slice name)
     memcpy(k + n, name.ptr, name.len);
     return n + name.len;
 }
+
+#define MAOSD_BOUND_PREFIX "bound/"
+#define MAOSD_ENTRY_HDR 44
+/* table name (<= 3 + 64) + 0 + key (<= 512), with the bound/ prefix */
+#define MAOSD_ENTRY_KEY_MAX (sizeof(MAOSD_BOUND_PREFIX) + 80 + 1 + 512)
 
 static inline void maosd_put_u32(char *p, uint32_t v)
 {
@@ -92,6 +107,31 @@ static inline size_t maosd_key_version(char *k, maos_slice stream, uint64_t vers
     k[1 + stream.len] = 0;
     maosd_put_u64(k + 2 + stream.len, version);
     return 2 + (size_t)stream.len + 8;
+}
+
+/* The column family of a table's entries and the key of one entry (k
+ * holds MAOSD_ENTRY_KEY_MAX).  bound: the meta key of its binding. */
+static inline size_t maosd_key_entry(char *k, const maos_table_ref *t,
+                                     maos_slice key, int bound, maosd_cf *cf)
+{
+    size_t n = 0;
+    if (bound) {
+        memcpy(k, MAOSD_BOUND_PREFIX, sizeof(MAOSD_BOUND_PREFIX) - 1);
+        n = sizeof(MAOSD_BOUND_PREFIX) - 1;
+        *cf = MAOSD_CF_META;
+    } else {
+        *cf = t->kind == MAOS_TABLE_SESSIONS ? MAOSD_CF_SESSIONS
+            : t->kind == MAOS_TABLE_AGENTS   ? MAOSD_CF_AGENTS
+                                             : MAOSD_CF_TABLES;
+    }
+    if (bound || *cf == MAOSD_CF_TABLES) {
+        memcpy(k + n, t->name.ptr, t->name.len);
+        n += t->name.len;
+        k[n++] = 0;
+    }
+    if (key.len)
+        memcpy(k + n, key.ptr, key.len);
+    return n + key.len;
 }
 
 #endif

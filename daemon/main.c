@@ -116,6 +116,8 @@ int main(int argc, char **argv)
     rc = maosd_commit_start(&srv, &rec.head, rec.last_time, &srv.commit);
     if (!rc) /* effects of committed groups: the listeners, in order */
         rc = maosd_commit_listen(srv.commit, maosd_sub_fanout, NULL);
+    if (!rc)
+        rc = maosd_tables_init(&srv);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR, "cannot start the commit thread: %s", maos_strerror(rc));
         uv_run(srv.loop, UV_RUN_NOWAIT); /* the commit object's close callback */
@@ -127,11 +129,14 @@ int main(int argc, char **argv)
     }
     /* The record of a salvage or loss is committed before anyone is
      * served: the first thing a client can read after it is the record. */
-    if (rec.system_data &&
+    if (rec.system_data)
         maosd_append_internal(&srv, "$system", rec.system_type, rec.system_data,
-                              rec.system_len) == 0)
-        while (maosd_commit_in_flight(srv.commit))
-            uv_run(srv.loop, UV_RUN_ONCE);
+                              rec.system_len);
+    /* Entries bound to connections of the last run are released before
+     * anyone is served (agents offline, locks free), as events. */
+    maosd_tables_release_all(&srv);
+    while (maosd_commit_in_flight(srv.commit))
+        uv_run(srv.loop, UV_RUN_ONCE);
     maosd_recovery_free(&rec);
     srv.delivered_head = maosd_commit_head(srv.commit);
     maosd_subs_init(&srv);

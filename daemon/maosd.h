@@ -20,6 +20,7 @@
 #include "maos/proto.h"
 #include "store.h"
 #include "commit.h"
+#include "tables.h"
 
 /* Exit statuses of maosd (also in --help, README and the systemd unit). */
 enum {
@@ -198,6 +199,9 @@ struct maosd_conn {
     maosd_sub *subs;         /* this connection's subscriptions */
     uint32_t n_subs;
     uint64_t next_sub_id;
+    /* tables (tables.c) */
+    char *agent;             /* the agent it registered (NUL-terminated) */
+    struct maosd_bound *bound; /* entries bound to it, newest first */
 };
 
 /* Start listening; logs and returns -1 on failure. */
@@ -255,6 +259,13 @@ void maosd_subs_close(maosd_server *srv);
 void maosd_sub_conn_closed(maosd_conn *c);
 void maosd_sub_kick(maosd_server *srv);
 void maosd_subs_stats(maosd_server *srv, maos_stats *st);
+/* A new event subscription of c (filter copied) from position `from`
+ * (waiting: for version wait_version of the filter's stream): live at once
+ * when from is past delivered_head, else catching up.  Its first push
+ * comes after whatever the caller writes to c now.  0 (*id set) or
+ * MAOS_EOVERLOADED.  The caller checks max_subscriptions. */
+int maosd_sub_start(maosd_server *srv, maosd_conn *c, const maos_filter *f,
+                    uint64_t from, int waiting, uint64_t wait_version, uint64_t *id);
 
 /* Fill the stats counters (loop thread). */
 void maosd_server_stats(maosd_server *srv, maos_stats *st);
@@ -310,12 +321,27 @@ int maosd_op_checkpoint_save(maosd_call *call);
 int maosd_op_checkpoint_get(maosd_call *call);
 int maosd_op_publish(maosd_call *call);
 int maosd_op_subscribe_channel(maosd_call *call);
+int maosd_op_put(maosd_call *call);      /* tables.c */
+int maosd_op_delete(maosd_call *call);
+int maosd_op_get(maosd_call *call);
+int maosd_op_list(maosd_call *call);
+int maosd_op_count(maosd_call *call);
+int maosd_op_watch(maosd_call *call);
+int maosd_op_agent_register(maosd_call *call);
+int maosd_op_agent_status(maosd_call *call);
+int maosd_op_agent_deregister(maosd_call *call);
 /* Queue a decoded write request to the commit thread (op_stream.c): the
  * request and *frame (frame_len bytes, malloc'ed; set to NULL) move into a
  * maosd_wreq answered by maosd_write_reply.  c is NULL for maosd's own
  * writes.  0, or MAOS_EOVERLOADED (out of memory; nothing moved). */
 int maosd_queue_write(maosd_server *srv, maosd_conn *c, maos_request *req,
                       char **frame, size_t frame_len);
+/* maosd_queue_write without the submit: the request of c (NULL: maosd),
+ * its writer and meta.agent stamping done, for a handler that adds to it
+ * (its own items) before maosd_submit.  NULL: out of memory (nothing
+ * moved). */
+maosd_wreq *maosd_wreq_for(maosd_conn *c, maos_request *req, char **frame,
+                           size_t frame_len);
 /* The one place that hands a request to the commit thread: its cost
  * (maosd_wreq_cost) is counted against w->conn's cap and the daemon's
  * budget, and w->conn is held until the done step. */
@@ -346,6 +372,10 @@ typedef struct maosd_scan {
 int maosd_collect(maosd_store *st, uint64_t from, maosd_scan *sc,
                   msgpack_sbuffer *out);
 size_t maosd_reply_budget(const maosd_server *srv);
+/* A read failed while its reply was being written from mark on: drop the
+ * partial reply, set call->why, log a storage failure; returns the code
+ * to answer with (OVERLOADED for out of memory). */
+int maosd_drop_reply(maosd_call *call, size_t mark, int rc);
 /* The position of a stream's version; MAOS_ENOT_FOUND if absent. */
 int maosd_stream_version_position(maosd_store *st, maos_slice stream,
                                   uint64_t version, uint64_t *pos);

@@ -51,18 +51,31 @@ static int check_unique_ids(maosd_call *call, uint8_t *scratch)
     return 0;
 }
 
-int maosd_queue_write(maosd_server *srv, maosd_conn *c, maos_request *req,
-                      char **frame, size_t frame_len)
+maosd_wreq *maosd_wreq_for(maosd_conn *c, maos_request *req, char **frame,
+                           size_t frame_len)
 {
     maosd_wreq *w = maosd_wreq_new(req, frame, frame_len);
     if (!w)
-        return MAOS_EOVERLOADED;
+        return NULL;
     w->conn = c;
     if (c) {
         w->who.conn_id = c->id;
         w->who.pid = c->pid;
         w->who.uid = c->uid;
+        if (maosd_tables_stamp(c, w)) { /* meta.agent: only maosd writes it */
+            maosd_wreq_free(w);
+            return NULL;
+        }
     }
+    return w;
+}
+
+int maosd_queue_write(maosd_server *srv, maosd_conn *c, maos_request *req,
+                      char **frame, size_t frame_len)
+{
+    maosd_wreq *w = maosd_wreq_for(c, req, frame, frame_len);
+    if (!w)
+        return MAOS_EOVERLOADED;
     maosd_submit(srv, w);
     return 0;
 }
@@ -145,14 +158,9 @@ static int encode_reply(msgpack_packer *pk, const maosd_wreq *w)
         const maosd_wkind *k = maosd_wkind_of(req->items[0].kind);
         return k->reply(pk, w, 0, 1);
     }
-    /* txn of appends only: one results array */
-    maos_append_result *res = malloc(req->n_items * sizeof(*res));
-    if (!res)
-        return MAOS_ENOMEM;
-    for (uint32_t i = 0; i < req->n_items; i++)
-        res[i] = w->out[i].append;
-    int rc = maos_enc_reply_append(pk, req->rid, 1, res, req->n_items);
-    free(res);
+    int rc = maos_enc_reply_txn_begin(pk, req->rid, req->n_items);
+    for (uint32_t i = 0; i < req->n_items && !rc; i++)
+        rc = maosd_wkind_of(req->items[i].kind)->reply(pk, w, i, 0);
     return rc;
 }
 
@@ -246,7 +254,7 @@ static int read_head(maosd_store *st, maos_slice stream, uint64_t *head)
 /* Undo a partly encoded reply and turn the failure into an error reply.
  * Damaged storage is logged here, once per failed read, with RocksDB's
  * words (they name the file); the client gets CORRUPT and the same text. */
-static int drop_reply(maosd_call *call, size_t mark, int rc)
+int maosd_drop_reply(maosd_call *call, size_t mark, int rc)
 {
     call->conn->out.size = mark;
     if (rc == MAOS_ENOMEM)
@@ -518,7 +526,7 @@ static int reply_scan(maosd_call *call, maosd_scan *sc, maos_slice stream,
                                sc->more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE, sc->next,
                                (maos_slice){0});
     if (rc)
-        return drop_reply(call, mark, rc);
+        return maosd_drop_reply(call, mark, rc);
     maosd_reply_end(c, mark);
     return 0;
 }
@@ -623,7 +631,7 @@ int maosd_op_streams(maosd_call *call)
                                more ? MAOS_NEXT_STR : MAOS_NEXT_NONE, 0,
                                (maos_slice){cursor, cursor_len});
     if (rc)
-        return drop_reply(call, mark, rc);
+        return maosd_drop_reply(call, mark, rc);
     maosd_reply_end(c, mark);
     return 0;
 }

@@ -522,20 +522,34 @@ int maosd_op_subscribe(maosd_call *call)
         else
             waiting = 1; /* not written yet: from the live end, waiting for it */
     }
-    maosd_sub *s = sub_new(call->conn, &req->filter, (maos_slice){"", 0});
-    if (!s) {
+    uint64_t id;
+    rc = maosd_sub_start(srv, call->conn, &req->filter, from, waiting,
+                         req->from_version, &id);
+    if (rc) {
         snprintf(call->why, sizeof(call->why), "out of memory");
-        return MAOS_EOVERLOADED;
+        return rc;
     }
+    maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu: sub %llu from %llu",
+               (unsigned long long)call->conn->id, (unsigned long long)req->rid,
+               (unsigned long long)id, (unsigned long long)from);
+    reply_fields(call, id, from, UINT64_MAX, UINT64_MAX);
+    return 0;
+}
+
+int maosd_sub_start(maosd_server *srv, maosd_conn *c, const maos_filter *f,
+                    uint64_t from, int waiting, uint64_t wait_version, uint64_t *id)
+{
+    maosd_sub *s = sub_new(c, f, (maos_slice){"", 0});
+    if (!s)
+        return MAOS_EOVERLOADED;
     list_add(&srv->subs, s);
     srv->n_subs++;
     s->next_pos = from;
     s->waiting = waiting;
-    s->wait_version = req->from_version;
-    maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu: sub %llu from %llu",
-               (unsigned long long)call->conn->id, (unsigned long long)req->rid,
-               (unsigned long long)s->id, (unsigned long long)from);
-    reply_fields(call, s->id, from, UINT64_MAX, UINT64_MAX);
+    s->wait_version = wait_version;
+    *id = s->id;
+    /* Pushes go out from the pump's idle turn or the next fan-out: after
+     * whatever reply the caller writes now. */
     if (from > srv->delivered_head)
         go_live(srv, s);
     else

@@ -206,6 +206,7 @@ static void conn_close(maosd_conn *c)
     greet_del(c);
     set_paused(c, 0);
     maosd_sub_conn_closed(c);
+    maosd_tables_conn_closed(c);
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
 

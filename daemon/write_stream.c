@@ -201,8 +201,10 @@ int maosd_stage_append(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 
 int maosd_reply_append(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
 {
-    (void)top;
-    return maos_enc_reply_append(pk, w->req.rid, 0, &w->out[i].append, 1);
+    if (top)
+        return maos_enc_reply_append(pk, w->req.rid, 0, &w->out[i].append, 1);
+    maos_txn_result r = {.kind = MAOS_ITEM_APPEND, .append = w->out[i].append};
+    return maos_enc_txn_result(pk, &r);
 }
 
 int maosd_check_checkpoint(maosd_wctx *x, maosd_wreq *w, uint32_t i)
@@ -225,6 +227,8 @@ int maosd_stage_checkpoint(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 int maosd_reply_checkpoint(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
 {
     (void)i;
-    (void)top;
-    return maos_enc_reply_ok(pk, w->req.rid);
+    if (top)
+        return maos_enc_reply_ok(pk, w->req.rid);
+    maos_txn_result r = {.kind = MAOS_ITEM_CHECKPOINT};
+    return maos_enc_txn_result(pk, &r);
 }
