@@ -33,7 +33,8 @@
 #include "maos/proto.h"
 #include "store.h"
 
-#define MAOSD_KEY_MAX (1 + MAOS_NAME_MAX + 1 + 8)
+/* the longest streams key: 'v' + stream + 0x00 + version */
+#define MAOSD_KEY_MAX (1 + MAOS_STREAM_MAX + 1 + 8)
 #define MAOSD_META_LOG_HEAD "log_head"
 #define MAOSD_ID_VALUE_LEN 16
 #define MAOSD_CHECKPOINT_PREFIX "checkpoint/"

@@ -592,7 +592,7 @@ int maosd_op_streams(maosd_call *call)
     size_t start = c->out.size, budget = maosd_reply_budget(call->srv);
     uint32_t count = 0;
     int more = 0;
-    char cursor[MAOS_NAME_MAX]; /* last listed name: the next page's "after" */
+    char cursor[MAOS_STREAM_MAX]; /* last listed name: the next page's "after" */
     uint32_t cursor_len = 0;
     for (; !rc && maosd_iter_valid(it); maosd_iter_next(it)) {
         size_t klen, vlen;
@@ -602,8 +602,8 @@ int maosd_op_streams(maosd_call *call)
             break;
         if (alen && klen == alen && !memcmp(ik, ak, alen))
             continue; /* the cursor itself was on the previous page */
-        /* an entry is at most ~300 bytes */
-        if (count == req->limit || !fits(c->out.size - start, 512, count, budget)) {
+        /* an entry is its name plus at most ~60 bytes */
+        if (count == req->limit || !fits(c->out.size - start, klen + 64, count, budget)) {
             more = 1;
             break;
         }

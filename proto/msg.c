@@ -146,24 +146,62 @@ typedef struct dec {
 
 #define FAIL(d, code, ...) (why_set((d)->why, (d)->whylen, __VA_ARGS__), (code))
 
-static int dec_name(dec *d, maos_mpr *r, maos_slice *out, const char *what)
+/* A string of min..max bytes of valid UTF-8 without NUL. */
+static int dec_text(dec *d, maos_mpr *r, maos_slice *out, const char *what,
+                    uint32_t min, uint32_t max)
 {
     if (maos_mpr_str(r, out))
         return FAIL(d, MAOS_EBAD_REQUEST, "%s must be a string", what);
-    if (maos_name_check(*out))
+    if (maos_utf8_check(*out, min, max)) {
+        if (min)
+            return FAIL(d, MAOS_EINVALID_NAME,
+                        "%s must be %u..%u bytes of valid UTF-8 without NUL", what,
+                        min, max);
         return FAIL(d, MAOS_EINVALID_NAME,
-                    "%s must be 1..255 bytes of valid UTF-8 without NUL", what);
+                    "%s must be at most %u bytes of valid UTF-8 without NUL", what, max);
+    }
     return 0;
 }
 
-/* Optional string that may be empty (prefixes, cursors). */
-static int dec_opt_str(dec *d, maos_mpr *r, maos_slice *out, const char *what)
+/* Types, checkpoint names, channels, patterns. */
+static int dec_name(dec *d, maos_mpr *r, maos_slice *out, const char *what)
+{
+    return dec_text(d, r, out, what, 1, MAOS_NAME_MAX);
+}
+
+static int dec_stream(dec *d, maos_mpr *r, maos_slice *out, const char *what)
+{
+    return dec_text(d, r, out, what, 1, MAOS_STREAM_MAX);
+}
+
+/* Optional string that may be empty (prefixes, cursors) of at most max bytes. */
+static int dec_opt_str(dec *d, maos_mpr *r, maos_slice *out, const char *what,
+                       uint32_t max)
+{
+    return dec_text(d, r, out, what, 0, max);
+}
+
+static int dec_entry_key(dec *d, maos_mpr *r, maos_slice *out, const char *what)
 {
     if (maos_mpr_str(r, out))
         return FAIL(d, MAOS_EBAD_REQUEST, "%s must be a string", what);
-    if (out->len && maos_name_check(*out))
+    if (maos_key_check(*out))
         return FAIL(d, MAOS_EINVALID_NAME,
-                    "%s must be at most 255 bytes of valid UTF-8 without NUL", what);
+                    "%s must be 1..%u bytes of valid UTF-8 without NUL", what,
+                    MAOS_KEY_MAX);
+    return 0;
+}
+
+static int dec_table(dec *d, maos_mpr *r, maos_table_ref *t)
+{
+    maos_slice s;
+    if (maos_mpr_str(r, &s))
+        return FAIL(d, MAOS_EBAD_REQUEST, "table must be a string");
+    if (maos_table_parse(s, t))
+        return FAIL(d, MAOS_EINVALID_NAME,
+                    "unknown table kind \"%.*s\" (sessions, agents, locks or kv.NAME, "
+                    "NAME 1..%u bytes of A-Z a-z 0-9 _ .)",
+                    (int)(s.len > 64 ? 64 : s.len), s.ptr, MAOS_KV_NAME_MAX);
     return 0;
 }
 
@@ -251,7 +289,9 @@ static int dec_events(dec *d, maos_mpr *r, maos_append_in *a)
     return 0;
 }
 
-static int dec_expect(dec *d, maos_mpr *r, int64_t *out)
+/* expect of an append (table 0: "no_stream") or of a put/delete (table 1:
+ * "absent"); both take "any", "exists" and an exact number. */
+static int dec_expect(dec *d, maos_mpr *r, int64_t *out, int table)
 {
     int t = maos_mpr_peek(r);
     if (t == MAOS_MP_UINT) {
@@ -266,9 +306,13 @@ static int dec_expect(dec *d, maos_mpr *r, int64_t *out)
     if (t == MAOS_MP_STR) {
         maos_mpr_str(r, &s);
         if (key_is(s, "any")) { *out = MAOS_EXPECT_ANY; return 0; }
-        if (key_is(s, "no_stream")) { *out = MAOS_EXPECT_NO_STREAM; return 0; }
         if (key_is(s, "exists")) { *out = MAOS_EXPECT_EXISTS; return 0; }
+        if (!table && key_is(s, "no_stream")) { *out = MAOS_EXPECT_NO_STREAM; return 0; }
+        if (table && key_is(s, "absent")) { *out = MAOS_EXPECT_ABSENT; return 0; }
     }
+    if (table)
+        return FAIL(d, MAOS_EBAD_REQUEST,
+                    "expect must be a revision or \"any\", \"absent\", \"exists\"");
     return FAIL(d, MAOS_EBAD_REQUEST,
                 "expect must be a version or \"any\", \"no_stream\", \"exists\"");
 }
@@ -280,9 +324,9 @@ static int dec_append_key(dec *d, maos_mpr *r, maos_slice k, maos_append_in *a,
 {
     *handled = 1;
     if (key_is(k, "stream"))
-        return dec_name(d, r, &a->stream, "stream");
+        return dec_stream(d, r, &a->stream, "stream");
     if (key_is(k, "expect"))
-        return dec_expect(d, r, &a->expect);
+        return dec_expect(d, r, &a->expect, 0);
     if (key_is(k, "events"))
         return dec_events(d, r, a);
     *handled = 0;
@@ -296,52 +340,259 @@ static int check_append(dec *d, const maos_append_in *a)
     if (a->stream.ptr[0] == '$' && !d->lim->system)
         return FAIL(d, MAOS_EINVALID_NAME,
                     "streams starting with '$' are reserved for the system");
+    if (!d->lim->system && maos_stream_is_table(a->stream)) {
+        maos_slice c = maos_category(a->stream);
+        return FAIL(d, MAOS_EINVALID_NAME,
+                    "stream category %.*s is written by table operations",
+                    (int)(c.len > 80 ? 80 : c.len), c.ptr);
+    }
     if (!a->n_events)
         return FAIL(d, MAOS_EBAD_REQUEST, "events are required");
     return 0;
 }
 
+/* The keys of a put or delete (top level or a txn op) into *it. */
+static int dec_put_key(dec *d, maos_mpr *r, maos_slice k, maos_item_in *it,
+                       int *handled)
+{
+    *handled = 1;
+    if (key_is(k, "table"))
+        return dec_table(d, r, &it->table);
+    if (key_is(k, "key"))
+        return dec_entry_key(d, r, &it->key, "key");
+    if (key_is(k, "expect"))
+        return dec_expect(d, r, &it->expect, 1);
+    if (it->kind == MAOS_ITEM_PUT && key_is(k, "data")) {
+        if (maos_mpr_peek(r) != MAOS_MP_MAP)
+            return FAIL(d, MAOS_EBAD_REQUEST, "data must be a map");
+        maos_mpr_skip(r, &it->data);
+        return 0;
+    }
+    if (it->kind == MAOS_ITEM_PUT && key_is(k, "bind")) {
+        if (maos_mpr_bool(r, &it->bind))
+            return FAIL(d, MAOS_EBAD_REQUEST, "bind must be a boolean");
+        return 0;
+    }
+    *handled = 0;
+    return 0;
+}
+
+static int check_put(dec *d, const maos_item_in *it)
+{
+    const char *op = it->kind == MAOS_ITEM_PUT ? "put" : "delete";
+    if (!it->table.kind)
+        return FAIL(d, MAOS_EBAD_REQUEST, "%s needs a table", op);
+    if (!it->key.len)
+        return FAIL(d, MAOS_EBAD_REQUEST, "%s needs a key", op);
+    if (it->kind == MAOS_ITEM_PUT && !it->data.len)
+        return FAIL(d, MAOS_EBAD_REQUEST, "data must be a map (put needs data)");
+    if (it->kind == MAOS_ITEM_DELETE && it->expect == MAOS_EXPECT_ABSENT)
+        return FAIL(d, MAOS_EBAD_REQUEST, "delete cannot expect \"absent\"");
+    return 0;
+}
+
+static int same_slice(maos_slice a, maos_slice b)
+{
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+/* A txn names each stream, each (table, key) and each checkpoint once. */
+static int check_unique(dec *d, const maos_item_in *items, uint32_t i)
+{
+    const maos_item_in *it = &items[i];
+    for (uint32_t j = 0; j < i; j++) {
+        const maos_item_in *o = &items[j];
+        if (o->kind != it->kind &&
+            !(it->kind == MAOS_ITEM_PUT && o->kind == MAOS_ITEM_DELETE) &&
+            !(it->kind == MAOS_ITEM_DELETE && o->kind == MAOS_ITEM_PUT))
+            continue;
+        switch (it->kind) {
+        case MAOS_ITEM_APPEND:
+            if (same_slice(o->append->stream, it->append->stream))
+                return FAIL(d, MAOS_EBAD_REQUEST,
+                            "a txn may name each stream once (%u repeats %u's)", i, j);
+            break;
+        case MAOS_ITEM_PUT:
+        case MAOS_ITEM_DELETE:
+            if (same_slice(o->table.name, it->table.name) && same_slice(o->key, it->key))
+                return FAIL(d, MAOS_EBAD_REQUEST,
+                            "a txn may name each (table, key) once (%u repeats %u's)",
+                            i, j);
+            break;
+        default:
+            if (same_slice(o->name, it->name))
+                return FAIL(d, MAOS_EBAD_REQUEST,
+                            "a txn may name each checkpoint once (%u repeats %u's)", i, j);
+            break;
+        }
+    }
+    return 0;
+}
+
+/* txn's element array header: 1..max_appends elements; allocates the items
+ * and (upper bound) the appends. */
+static int dec_txn_head(dec *d, maos_mpr *r, const char *what, uint32_t *n)
+{
+    maos_request *req = d->req;
+    if (req->n_items)
+        return FAIL(d, MAOS_EBAD_REQUEST, "a txn has one appends or one ops list");
+    if (maos_mpr_array(r, n))
+        return FAIL(d, MAOS_EBAD_REQUEST, "%s must be an array", what);
+    if (*n == 0)
+        return FAIL(d, MAOS_EBAD_REQUEST, "%s must not be empty", what);
+    if (*n > d->lim->max_appends)
+        return FAIL(d, MAOS_ELIMIT, "too many %s in one txn (%u > %u)", what, *n,
+                    d->lim->max_appends);
+    req->appends = req_alloc(req, (size_t)*n * sizeof(maos_append_in));
+    req->items = req_alloc(req, (size_t)*n * sizeof(maos_item_in));
+    if (!req->appends || !req->items)
+        return FAIL(d, MAOS_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* One append map (the old form's elements and the ops form's "append"). */
+static int dec_append_map(dec *d, maos_mpr *r, maos_append_in *a)
+{
+    uint32_t m;
+    a->expect = MAOS_EXPECT_ANY;
+    if (maos_mpr_map(r, &m))
+        return FAIL(d, MAOS_EBAD_REQUEST, "each append must be a map");
+    for (uint32_t j = 0; j < m; j++) {
+        maos_slice k;
+        int handled, rc;
+        if (maos_mpr_str(r, &k))
+            return FAIL(d, MAOS_EBAD_REQUEST, "keys must be strings");
+        rc = dec_append_key(d, r, k, a, &handled);
+        if (rc)
+            return rc;
+        if (!handled && maos_mpr_skip(r, NULL))
+            return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+    }
+    return check_append(d, a);
+}
+
+/* {appends: [{stream, expect?, events}, ...]} */
 static int dec_txn(dec *d, maos_mpr *r)
 {
     maos_request *req = d->req;
     uint32_t n;
-    if (maos_mpr_array(r, &n))
-        return FAIL(d, MAOS_EBAD_REQUEST, "appends must be an array");
-    if (n == 0)
-        return FAIL(d, MAOS_EBAD_REQUEST, "appends must not be empty");
-    if (n > d->lim->max_appends)
-        return FAIL(d, MAOS_ELIMIT, "too many appends in one txn (%u > %u)", n,
-                    d->lim->max_appends);
-    req->appends = req_alloc(req, (size_t)n * sizeof(maos_append_in));
-    if (!req->appends)
-        return FAIL(d, MAOS_ENOMEM, "out of memory");
-    req->n_appends = n;
+    int rc = dec_txn_head(d, r, "appends", &n);
+    if (rc)
+        return rc;
     for (uint32_t i = 0; i < n; i++) {
         maos_append_in *a = &req->appends[i];
-        a->expect = MAOS_EXPECT_ANY;
-        uint32_t m;
-        if (maos_mpr_map(r, &m))
-            return FAIL(d, MAOS_EBAD_REQUEST, "each append must be a map");
-        for (uint32_t j = 0; j < m; j++) {
-            maos_slice k;
-            int handled, rc;
-            if (maos_mpr_str(r, &k))
-                return FAIL(d, MAOS_EBAD_REQUEST, "keys must be strings");
-            rc = dec_append_key(d, r, k, a, &handled);
-            if (rc)
-                return rc;
-            if (!handled && maos_mpr_skip(r, NULL))
+        maos_item_in *it = &req->items[i];
+        req->error_index = i;
+        it->kind = MAOS_ITEM_APPEND;
+        it->append = a;
+        if ((rc = dec_append_map(d, r, a)) || (rc = check_unique(d, req->items, i)))
+            return rc;
+        req->n_appends = req->n_items = i + 1;
+    }
+    req->error_index = -1;
+    return 0;
+}
+
+/* The value of an op map's "op" key (read ahead, so that the other keys
+ * can be read knowing the kind). */
+static int op_kind(dec *d, maos_mpr r, int *kind)
+{
+    static const char *const kinds[] = {
+        [MAOS_ITEM_APPEND] = "append", [MAOS_ITEM_PUT] = "put",
+        [MAOS_ITEM_DELETE] = "delete", [MAOS_ITEM_CHECKPOINT] = "checkpoint"};
+    uint32_t m;
+    maos_mpr_map(&r, &m); /* checked by the caller */
+    for (uint32_t j = 0; j < m; j++) {
+        maos_slice k, v;
+        if (maos_mpr_str(&r, &k))
+            return FAIL(d, MAOS_EBAD_REQUEST, "keys must be strings");
+        if (!key_is(k, "op")) {
+            if (maos_mpr_skip(&r, NULL))
                 return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+            continue;
         }
-        int rc = check_append(d, a);
+        if (maos_mpr_str(&r, &v))
+            return FAIL(d, MAOS_EBAD_REQUEST, "op must be a string");
+        for (int kd = MAOS_ITEM_APPEND; kd <= MAOS_ITEM_CHECKPOINT; kd++) {
+            if (key_is(v, kinds[kd])) {
+                *kind = kd;
+                return 0;
+            }
+        }
+        return FAIL(d, MAOS_EBAD_REQUEST,
+                    "unknown op \"%.*s\" in a txn (append, put, delete, checkpoint)",
+                    (int)(v.len > 32 ? 32 : v.len), v.ptr);
+    }
+    return FAIL(d, MAOS_EBAD_REQUEST, "each op of a txn needs an op");
+}
+
+/* One element of the ops form. */
+static int dec_op(dec *d, maos_mpr *r, maos_item_in *it, maos_append_in *a)
+{
+    uint32_t m;
+    int rc;
+    if (maos_mpr_peek(r) != MAOS_MP_MAP)
+        return FAIL(d, MAOS_EBAD_REQUEST, "each op must be a map");
+    if ((rc = op_kind(d, *r, &it->kind)))
+        return rc;
+    if (it->kind == MAOS_ITEM_APPEND) {
+        it->append = a;
+        return dec_append_map(d, r, a);
+    }
+    it->expect = MAOS_EXPECT_ANY;
+    maos_mpr_map(r, &m);
+    int have_position = 0;
+    for (uint32_t j = 0; j < m; j++) {
+        maos_slice k;
+        int handled = 0;
+        if (maos_mpr_str(r, &k))
+            return FAIL(d, MAOS_EBAD_REQUEST, "keys must be strings");
+        if (it->kind == MAOS_ITEM_CHECKPOINT) {
+            if (key_is(k, "name")) {
+                rc = dec_name(d, r, &it->name, "checkpoint name");
+                handled = 1;
+            } else if (key_is(k, "position")) {
+                rc = maos_mpr_uint(r, &it->position)
+                         ? FAIL(d, MAOS_EBAD_REQUEST,
+                                "position must be an unsigned integer")
+                         : 0;
+                have_position = handled = 1;
+            }
+        } else {
+            rc = dec_put_key(d, r, k, it, &handled);
+        }
         if (rc)
             return rc;
-        for (uint32_t j = 0; j < i; j++)
-            if (req->appends[j].stream.len == a->stream.len &&
-                !memcmp(req->appends[j].stream.ptr, a->stream.ptr, a->stream.len))
-                return FAIL(d, MAOS_EBAD_REQUEST,
-                            "a txn may name each stream once (append %u repeats one)", i);
+        if (!handled && maos_mpr_skip(r, NULL))
+            return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
     }
+    if (it->kind == MAOS_ITEM_CHECKPOINT) {
+        if (!it->name.len || !have_position)
+            return FAIL(d, MAOS_EBAD_REQUEST, "checkpoint needs name and position");
+        return 0;
+    }
+    return check_put(d, it);
+}
+
+/* {ops: [{op: "append" | "put" | "delete" | "checkpoint", ...}, ...]} */
+static int dec_txn_ops(dec *d, maos_mpr *r)
+{
+    maos_request *req = d->req;
+    uint32_t n;
+    int rc = dec_txn_head(d, r, "ops", &n);
+    if (rc)
+        return rc;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_item_in *it = &req->items[i];
+        req->error_index = i;
+        if ((rc = dec_op(d, r, it, &req->appends[req->n_appends])) ||
+            (rc = check_unique(d, req->items, i)))
+            return rc;
+        if (it->kind == MAOS_ITEM_APPEND)
+            req->n_appends++;
+        req->n_items = i + 1;
+    }
+    req->error_index = -1;
     return 0;
 }
 
@@ -365,6 +616,154 @@ static int dec_types(dec *d, maos_mpr *r, maos_filter *f)
     return 0;
 }
 
+/* where: a map of field -> value with string keys, at most max_types pairs. */
+static int dec_where(dec *d, maos_mpr *r, maos_slice *out)
+{
+    maos_mpr c = *r;
+    uint32_t n;
+    if (maos_mpr_map(&c, &n))
+        return FAIL(d, MAOS_EBAD_REQUEST, "where must be a map (field -> value)");
+    if (n > d->lim->max_types)
+        return FAIL(d, MAOS_ELIMIT, "too many pairs in where (%u > %u)", n,
+                    d->lim->max_types);
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        if (maos_mpr_str(&c, &k))
+            return FAIL(d, MAOS_EBAD_REQUEST, "where keys must be strings (field names)");
+        if (maos_mpr_skip(&c, NULL))
+            return FAIL(d, MAOS_EBAD_REQUEST, "malformed value in where");
+    }
+    maos_mpr_skip(r, out);
+    return 0;
+}
+
+static int is_table_op(maos_op op)
+{
+    return op == MAOS_OP_PUT || op == MAOS_OP_GET || op == MAOS_OP_DELETE ||
+           op == MAOS_OP_LIST || op == MAOS_OP_COUNT || op == MAOS_OP_WATCH;
+}
+
+static int is_agent_op(maos_op op)
+{
+    return op == MAOS_OP_AGENT_REGISTER || op == MAOS_OP_AGENT_DEREGISTER ||
+           op == MAOS_OP_AGENT_STATUS;
+}
+
+static int dec_limit(dec *d, maos_mpr *r)
+{
+    uint64_t u;
+    if (maos_mpr_uint(r, &u) || u == 0)
+        return FAIL(d, MAOS_EBAD_REQUEST, "limit must be a positive integer");
+    d->req->limit = u > MAOS_READ_LIMIT_MAX ? MAOS_READ_LIMIT_MAX : (uint32_t)u;
+    return 0;
+}
+
+/* Keys of put, get, delete, list, count, watch; unknown keys are skipped. */
+static int dec_table_key(dec *d, maos_mpr *r, maos_slice k)
+{
+    maos_request *req = d->req;
+    maos_op op = req->op;
+    int handled = 0, rc;
+    if (op == MAOS_OP_PUT || op == MAOS_OP_DELETE) {
+        rc = dec_put_key(d, r, k, &req->items[0], &handled);
+        if (rc || handled)
+            return rc;
+    } else if (key_is(k, "table")) {
+        return dec_table(d, r, &req->table);
+    } else if (op == MAOS_OP_GET && key_is(k, "key")) {
+        return dec_entry_key(d, r, &req->key, "key");
+    } else if (op != MAOS_OP_GET && key_is(k, "prefix")) {
+        return dec_opt_str(d, r, &req->prefix, "prefix (of keys)", MAOS_KEY_MAX);
+    } else if (op == MAOS_OP_LIST && key_is(k, "after")) {
+        return dec_opt_str(d, r, &req->after, "after (a key)", MAOS_KEY_MAX);
+    } else if (op == MAOS_OP_LIST && key_is(k, "limit")) {
+        return dec_limit(d, r);
+    } else if ((op == MAOS_OP_LIST || op == MAOS_OP_COUNT) && key_is(k, "where")) {
+        return dec_where(d, r, &req->where);
+    } else if (op == MAOS_OP_WATCH && key_is(k, "from")) {
+        maos_slice s;
+        if (maos_mpr_peek(r) == MAOS_MP_UINT) {
+            maos_mpr_uint(r, &req->watch_revision);
+            req->watch_from = MAOS_WATCH_FROM_REVISION;
+            return 0;
+        }
+        if (maos_mpr_str(r, &s) == 0 && key_is(s, "now")) {
+            req->watch_from = MAOS_WATCH_FROM_NOW;
+            return 0;
+        }
+        return FAIL(d, MAOS_EBAD_REQUEST, "from must be a revision or \"now\"");
+    }
+    if (maos_mpr_skip(r, NULL))
+        return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+    return 0;
+}
+
+/* tags: an array of strings, 1..255 bytes of UTF-8 each. */
+static int dec_tags(dec *d, maos_mpr *r, maos_slice *out)
+{
+    maos_mpr c = *r;
+    uint32_t n;
+    if (maos_mpr_array(&c, &n))
+        return FAIL(d, MAOS_EBAD_REQUEST, "tags must be an array of strings");
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice s;
+        if (maos_mpr_str(&c, &s) || maos_name_check(s))
+            return FAIL(d, MAOS_EBAD_REQUEST,
+                        "tags must be strings of 1..%u bytes of valid UTF-8 without NUL",
+                        MAOS_NAME_MAX);
+    }
+    maos_mpr_skip(r, out);
+    return 0;
+}
+
+/* Keys of agent_register, agent_deregister, agent_status. */
+static int dec_agent_key(dec *d, maos_mpr *r, maos_slice k)
+{
+    maos_request *req = d->req;
+    maos_agent_in *a = &req->agent;
+    maos_op op = req->op;
+    if (op != MAOS_OP_AGENT_STATUS && key_is(k, "id"))
+        return dec_entry_key(d, r, &a->id, "agent id");
+    if (op == MAOS_OP_AGENT_REGISTER) {
+        if (key_is(k, "session"))
+            return dec_entry_key(d, r, &a->session, "session");
+        if (key_is(k, "name") || key_is(k, "kind")) {
+            maos_slice *s = k.ptr[0] == 'n' ? &a->name : &a->kind;
+            if (maos_mpr_str(r, s) || maos_name_check(*s))
+                return FAIL(d, MAOS_EBAD_REQUEST,
+                            "agent %.*s must be 1..%u bytes of valid UTF-8 without NUL",
+                            (int)k.len, k.ptr, MAOS_NAME_MAX);
+            return 0;
+        }
+        if (key_is(k, "tags"))
+            return dec_tags(d, r, &a->tags);
+        if (key_is(k, "details")) {
+            if (maos_mpr_peek(r) != MAOS_MP_MAP)
+                return FAIL(d, MAOS_EBAD_REQUEST, "details must be a map");
+            maos_mpr_skip(r, &a->details);
+            return 0;
+        }
+    }
+    if (op == MAOS_OP_AGENT_STATUS) {
+        if (key_is(k, "status")) {
+            if (maos_mpr_str(r, &a->status) ||
+                maos_utf8_check(a->status, 1, MAOS_STATUS_MAX))
+                return FAIL(d, MAOS_EBAD_REQUEST,
+                            "status must be 1..%u bytes of valid UTF-8 without NUL",
+                            MAOS_STATUS_MAX);
+            return 0;
+        }
+        if (key_is(k, "detail")) {
+            if (maos_mpr_skip(r, &a->detail))
+                return FAIL(d, MAOS_EBAD_REQUEST, "detail is malformed");
+            return 0;
+        }
+    }
+    if (maos_mpr_skip(r, NULL))
+        return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+    return 0;
+}
+
 /* Ops whose stream/prefix keys are a read filter. */
 static int filter_op(maos_op op)
 {
@@ -376,8 +775,11 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
     maos_request *req = d->req;
     maos_filter *f = &req->filter;
     int handled = 0, rc;
-    uint64_t u;
 
+    if (is_table_op(req->op))
+        return dec_table_key(d, r, k);
+    if (is_agent_op(req->op))
+        return dec_agent_key(d, r, k);
     if (req->op == MAOS_OP_APPEND) {
         rc = dec_append_key(d, r, k, &req->appends[0], &handled);
         if (rc || handled)
@@ -394,10 +796,12 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
             return FAIL(d, MAOS_EBAD_REQUEST, "malformed token");
     } else if (key_is(k, "appends") && req->op == MAOS_OP_TXN) {
         return dec_txn(d, r);
+    } else if (key_is(k, "ops") && req->op == MAOS_OP_TXN) {
+        return dec_txn_ops(d, r);
     } else if (key_is(k, "stream")) {
         if (filter_op(req->op))
-            return dec_name(d, r, &f->stream, "stream");
-        return dec_name(d, r, &req->stream, "stream");
+            return dec_stream(d, r, &f->stream, "stream");
+        return dec_stream(d, r, &req->stream, "stream");
     } else if (key_is(k, "from")) {
         maos_slice fs;
         if (req->op == MAOS_OP_SUBSCRIBE && maos_mpr_peek(r) == MAOS_MP_STR) {
@@ -440,17 +844,15 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
         if (maos_mpr_bool(r, &req->backward))
             return FAIL(d, MAOS_EBAD_REQUEST, "backward must be a boolean");
     } else if (key_is(k, "limit")) {
-        if (maos_mpr_uint(r, &u) || u == 0)
-            return FAIL(d, MAOS_EBAD_REQUEST, "limit must be a positive integer");
-        req->limit = u > MAOS_READ_LIMIT_MAX ? MAOS_READ_LIMIT_MAX : (uint32_t)u;
+        return dec_limit(d, r);
     } else if (key_is(k, "prefix")) {
         if (filter_op(req->op))
-            return dec_opt_str(d, r, &f->prefix, "prefix");
-        return dec_opt_str(d, r, &req->prefix, "prefix");
+            return dec_opt_str(d, r, &f->prefix, "prefix", MAOS_STREAM_MAX);
+        return dec_opt_str(d, r, &req->prefix, "prefix", MAOS_STREAM_MAX);
     } else if (key_is(k, "after")) {
-        return dec_opt_str(d, r, &req->after, "after");
+        return dec_opt_str(d, r, &req->after, "after", MAOS_STREAM_MAX);
     } else if (key_is(k, "category")) {
-        return dec_name(d, r, &f->category, "category");
+        return dec_stream(d, r, &f->category, "category");
     } else if (key_is(k, "types")) {
         return dec_types(d, r, f);
     } else if (key_is(k, "since")) {
@@ -515,12 +917,63 @@ static int dec_envelope(dec *d, const void *frame, size_t len, uint32_t *n)
     return 0;
 }
 
+/* Before the keys: the one item of append, put, delete and checkpoint_save. */
+static int prepare(dec *d)
+{
+    maos_request *req = d->req;
+    int kind;
+    switch (req->op) {
+    case MAOS_OP_APPEND: kind = MAOS_ITEM_APPEND; break;
+    case MAOS_OP_PUT: kind = MAOS_ITEM_PUT; break;
+    case MAOS_OP_DELETE: kind = MAOS_ITEM_DELETE; break;
+    case MAOS_OP_CHECKPOINT_SAVE: kind = MAOS_ITEM_CHECKPOINT; break;
+    default: return 0;
+    }
+    req->items = req_alloc(req, sizeof(maos_item_in));
+    if (!req->items)
+        return FAIL(d, MAOS_ENOMEM, "out of memory");
+    req->n_items = 1;
+    req->items[0].kind = kind;
+    req->items[0].expect = MAOS_EXPECT_ANY;
+    if (kind == MAOS_ITEM_APPEND) {
+        req->appends = req_alloc(req, sizeof(maos_append_in));
+        if (!req->appends)
+            return FAIL(d, MAOS_ENOMEM, "out of memory");
+        req->n_appends = 1;
+        req->appends[0].expect = MAOS_EXPECT_ANY;
+        req->items[0].append = &req->appends[0];
+    }
+    return 0;
+}
+
+/* watch's subscription filter: the table's streams under the key prefix,
+ * types put and deleted. */
+static int watch_filter(dec *d)
+{
+    maos_request *req = d->req;
+    static const char *const types[] = {"put", "deleted"};
+    char *p = req_alloc(req, MAOS_STREAM_MAX);
+    maos_slice *t = req_alloc(req, 2 * sizeof(maos_slice));
+    if (!p || !t)
+        return FAIL(d, MAOS_ENOMEM, "out of memory");
+    int n = maos_table_stream(&req->table, req->prefix, p);
+    if (n < 0)
+        return FAIL(d, MAOS_EINVALID_NAME, "bad table or prefix");
+    req->filter.prefix = (maos_slice){p, (uint32_t)n};
+    for (int i = 0; i < 2; i++)
+        t[i] = (maos_slice){types[i], (uint32_t)strlen(types[i])};
+    req->filter.types = t;
+    req->filter.n_types = 2;
+    return 0;
+}
+
 int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in,
                         maos_request *req, char *why, size_t whylen)
 {
     maos_limits lim = lim_in ? *lim_in : (maos_limits){0};
     maos_limits_defaults(&lim);
     memset(req, 0, sizeof(*req));
+    req->error_index = -1;
     dec d = {req, &lim, why, whylen, 0};
     why_set(why, whylen, "%s", "");
 
@@ -537,13 +990,8 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
     if (env)
         return env;
 
-    if (req->op == MAOS_OP_APPEND) {
-        req->appends = req_alloc(req, sizeof(maos_append_in));
-        if (!req->appends)
-            return FAIL(&d, MAOS_ENOMEM, "out of memory");
-        req->n_appends = 1;
-        req->appends[0].expect = MAOS_EXPECT_ANY;
-    }
+    if ((rc = prepare(&d)))
+        return rc;
     req->limit = MAOS_READ_LIMIT_DEFAULT;
 
     maos_mpr r;
@@ -569,8 +1017,8 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
     case MAOS_OP_APPEND:
         return check_append(&d, &req->appends[0]);
     case MAOS_OP_TXN:
-        if (!req->n_appends)
-            return FAIL(&d, MAOS_EBAD_REQUEST, "txn needs appends");
+        if (!req->n_items)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "txn needs appends or ops");
         break;
     case MAOS_OP_READ:
         if (!req->stream.len)
@@ -590,6 +1038,8 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
     case MAOS_OP_CHECKPOINT_SAVE:
         if (!req->name.len || !req->has_position)
             return FAIL(&d, MAOS_EBAD_REQUEST, "checkpoint_save needs name and position");
+        req->items[0].name = req->name;
+        req->items[0].position = req->position;
         break;
     case MAOS_OP_CHECKPOINT_GET:
         if (!req->name.len)
@@ -602,6 +1052,29 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
     case MAOS_OP_SUBSCRIBE_CHANNEL:
         if (!req->pattern.len)
             return FAIL(&d, MAOS_EBAD_REQUEST, "subscribe_channel needs a pattern");
+        break;
+    case MAOS_OP_PUT:
+    case MAOS_OP_DELETE:
+        return check_put(&d, &req->items[0]);
+    case MAOS_OP_GET:
+    case MAOS_OP_LIST:
+    case MAOS_OP_COUNT:
+    case MAOS_OP_WATCH:
+        if (!req->table.kind)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "%s needs a table", maos_op_name(req->op));
+        if (req->op == MAOS_OP_GET && !req->key.len)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "get needs a key");
+        if (req->op == MAOS_OP_WATCH)
+            return watch_filter(&d);
+        break;
+    case MAOS_OP_AGENT_REGISTER:
+    case MAOS_OP_AGENT_DEREGISTER:
+        if (!req->agent.id.len)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "%s needs an id", maos_op_name(req->op));
+        break;
+    case MAOS_OP_AGENT_STATUS:
+        if (!req->agent.status.len)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "agent_status needs a status");
         break;
     default:
         break;
@@ -627,13 +1100,14 @@ int maos_enc_simple(msgpack_packer *pk, uint64_t rid, maos_op op)
     return head_req(pk, 0, rid, op);
 }
 
-static int enc_expect(msgpack_packer *pk, int64_t expect)
+/* expect of an append (table 0) or of a put/delete (table 1). */
+static int enc_expect(msgpack_packer *pk, int64_t expect, int table)
 {
     if (pk_cstr(pk, "expect"))
         return MAOS_ENOMEM;
     switch (expect) {
     case MAOS_EXPECT_ANY: return pk_cstr(pk, "any");
-    case MAOS_EXPECT_NO_STREAM: return pk_cstr(pk, "no_stream");
+    case MAOS_EXPECT_NO_STREAM: return pk_cstr(pk, table ? "absent" : "no_stream");
     case MAOS_EXPECT_EXISTS: return pk_cstr(pk, "exists");
     default:
         if (expect < 0)
@@ -662,7 +1136,7 @@ static int enc_append_body(msgpack_packer *pk, const maos_append_in *a)
     int rc;
     if (KV_STR(pk, "stream", a->stream))
         return MAOS_ENOMEM;
-    if ((rc = enc_expect(pk, a->expect)))
+    if ((rc = enc_expect(pk, a->expect, 0)))
         return rc;
     if (pk_cstr(pk, "events") || msgpack_pack_array(pk, a->n_events))
         return MAOS_ENOMEM;
@@ -834,6 +1308,188 @@ int maos_enc_subscribe_channel(msgpack_packer *pk, uint64_t rid,
 {
     if (head_req(pk, 1, rid, MAOS_OP_SUBSCRIBE_CHANNEL) ||
         KV_STR(pk, "pattern", pattern))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+/* The keys of a put or delete: table, key, expect, and for put data, bind. */
+static int enc_put_body(msgpack_packer *pk, int kind, maos_slice table, maos_slice key,
+                        maos_slice data, int64_t expect, int bind)
+{
+    int rc;
+    if (KV_STR(pk, "table", table) || KV_STR(pk, "key", key))
+        return MAOS_ENOMEM;
+    if ((rc = enc_expect(pk, expect, 1)))
+        return rc;
+    if (kind == MAOS_ITEM_PUT) {
+        if (pk_cstr(pk, "data"))
+            return MAOS_ENOMEM;
+        if (data.len ? pk_raw(pk, data.ptr, data.len) : msgpack_pack_map(pk, 0) != 0)
+            return MAOS_ENOMEM;
+        if (KV_BOOL(pk, "bind", bind))
+            return MAOS_ENOMEM;
+    }
+    return 0;
+}
+
+int maos_enc_txn_ops(msgpack_packer *pk, uint64_t rid, const maos_item_in *items,
+                     uint32_t n)
+{
+    if (head_req(pk, 1, rid, MAOS_OP_TXN) || pk_cstr(pk, "ops") ||
+        msgpack_pack_array(pk, n))
+        return MAOS_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const maos_item_in *it = &items[i];
+        int rc;
+        switch (it->kind) {
+        case MAOS_ITEM_APPEND:
+            if (!it->append)
+                return MAOS_EINVALID_ARG;
+            if (msgpack_pack_map(pk, 4) || KV_CSTR(pk, "op", "append"))
+                return MAOS_ENOMEM;
+            rc = enc_append_body(pk, it->append);
+            break;
+        case MAOS_ITEM_PUT:
+        case MAOS_ITEM_DELETE:
+            if (msgpack_pack_map(pk, it->kind == MAOS_ITEM_PUT ? 6 : 4) ||
+                KV_CSTR(pk, "op", it->kind == MAOS_ITEM_PUT ? "put" : "delete"))
+                return MAOS_ENOMEM;
+            rc = enc_put_body(pk, it->kind, it->table.name, it->key, it->data,
+                              it->expect, it->bind);
+            break;
+        case MAOS_ITEM_CHECKPOINT:
+            rc = msgpack_pack_map(pk, 3) || KV_CSTR(pk, "op", "checkpoint") ||
+                         KV_STR(pk, "name", it->name) ||
+                         KV_U64(pk, "position", it->position)
+                     ? MAOS_ENOMEM
+                     : 0;
+            break;
+        default:
+            return MAOS_EINVALID_ARG;
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int maos_enc_put(msgpack_packer *pk, uint64_t rid, maos_slice table, maos_slice key,
+                 maos_slice data, int64_t expect, int bind)
+{
+    if (head_req(pk, 5, rid, MAOS_OP_PUT))
+        return MAOS_ENOMEM;
+    return enc_put_body(pk, MAOS_ITEM_PUT, table, key, data, expect, bind);
+}
+
+int maos_enc_get(msgpack_packer *pk, uint64_t rid, maos_slice table, maos_slice key)
+{
+    if (head_req(pk, 2, rid, MAOS_OP_GET) || KV_STR(pk, "table", table) ||
+        KV_STR(pk, "key", key))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_delete(msgpack_packer *pk, uint64_t rid, maos_slice table,
+                    maos_slice key, int64_t expect)
+{
+    if (head_req(pk, 3, rid, MAOS_OP_DELETE))
+        return MAOS_ENOMEM;
+    return enc_put_body(pk, MAOS_ITEM_DELETE, table, key, (maos_slice){0}, expect, 0);
+}
+
+/* table, prefix?, where? of list and count */
+static int enc_table_query(msgpack_packer *pk, maos_slice table, maos_slice prefix,
+                           maos_slice where)
+{
+    if (KV_STR(pk, "table", table))
+        return MAOS_ENOMEM;
+    if (prefix.len && KV_STR(pk, "prefix", prefix))
+        return MAOS_ENOMEM;
+    if (where.len && (pk_cstr(pk, "where") || pk_raw(pk, where.ptr, where.len)))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_list(msgpack_packer *pk, uint64_t rid, maos_slice table,
+                  maos_slice prefix, maos_slice after, uint32_t limit,
+                  maos_slice where)
+{
+    uint32_t n = 1 + (prefix.len != 0) + (where.len != 0) + (after.len != 0) + (limit != 0);
+    if (head_req(pk, n, rid, MAOS_OP_LIST) || enc_table_query(pk, table, prefix, where))
+        return MAOS_ENOMEM;
+    if (after.len && KV_STR(pk, "after", after))
+        return MAOS_ENOMEM;
+    if (limit && KV_U64(pk, "limit", limit))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_count(msgpack_packer *pk, uint64_t rid, maos_slice table,
+                   maos_slice prefix, maos_slice where)
+{
+    uint32_t n = 1 + (prefix.len != 0) + (where.len != 0);
+    if (head_req(pk, n, rid, MAOS_OP_COUNT) || enc_table_query(pk, table, prefix, where))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_watch(msgpack_packer *pk, uint64_t rid, maos_slice table,
+                   maos_slice prefix, int from_kind, uint64_t revision)
+{
+    if (from_kind != MAOS_WATCH_FROM_ENTRIES && from_kind != MAOS_WATCH_FROM_REVISION &&
+        from_kind != MAOS_WATCH_FROM_NOW)
+        return MAOS_EINVALID_ARG;
+    uint32_t n = 1 + (prefix.len != 0) + (from_kind != MAOS_WATCH_FROM_ENTRIES);
+    if (head_req(pk, n, rid, MAOS_OP_WATCH) ||
+        enc_table_query(pk, table, prefix, (maos_slice){0}))
+        return MAOS_ENOMEM;
+    if (from_kind == MAOS_WATCH_FROM_REVISION && KV_U64(pk, "from", revision))
+        return MAOS_ENOMEM;
+    if (from_kind == MAOS_WATCH_FROM_NOW && KV_CSTR(pk, "from", "now"))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+/* An optional key whose value is raw msgpack (len 0: left out). */
+static int kv_raw(msgpack_packer *pk, const char *k, maos_slice v)
+{
+    if (v.len && (pk_cstr(pk, k) || pk_raw(pk, v.ptr, v.len)))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+/* An optional string key (len 0: left out). */
+static int kv_opt_str(msgpack_packer *pk, const char *k, maos_slice v)
+{
+    if (v.len && KV_STR(pk, k, v))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_agent_register(msgpack_packer *pk, uint64_t rid, const maos_agent_in *a)
+{
+    uint32_t n = 1 + (a->session.len != 0) + (a->name.len != 0) + (a->kind.len != 0) +
+                 (a->tags.len != 0) + (a->details.len != 0);
+    if (head_req(pk, n, rid, MAOS_OP_AGENT_REGISTER) || KV_STR(pk, "id", a->id) ||
+        kv_opt_str(pk, "session", a->session) || kv_opt_str(pk, "name", a->name) ||
+        kv_opt_str(pk, "kind", a->kind) || kv_raw(pk, "tags", a->tags) ||
+        kv_raw(pk, "details", a->details))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_agent_deregister(msgpack_packer *pk, uint64_t rid, maos_slice id)
+{
+    if (head_req(pk, 1, rid, MAOS_OP_AGENT_DEREGISTER) || KV_STR(pk, "id", id))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_agent_status(msgpack_packer *pk, uint64_t rid, maos_slice status,
+                          maos_slice detail)
+{
+    if (head_req(pk, 1 + (detail.len != 0), rid, MAOS_OP_AGENT_STATUS) ||
+        KV_STR(pk, "status", status) || kv_raw(pk, "detail", detail))
         return MAOS_ENOMEM;
     return 0;
 }
@@ -1015,6 +1671,7 @@ int maos_enc_list_begin(msgpack_sbuffer *sb, uint64_t rid, const char *key,
 {
     msgpack_packer pk;
     mark->count_off = 0;
+    mark->map_off = sb->size;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     if (head_rep(&pk, 2, rid, 1) || pk_cstr(&pk, key))
         return MAOS_ENOMEM;
@@ -1047,6 +1704,164 @@ int maos_enc_list_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
     case MAOS_NEXT_UINT: return msgpack_pack_uint64(&pk, next_u) ? MAOS_ENOMEM : 0;
     case MAOS_NEXT_STR: return pk_slice(&pk, next_s);
     default: return msgpack_pack_nil(&pk) ? MAOS_ENOMEM : 0;
+    }
+}
+
+/* ---- tables ---------------------------------------------------------------- */
+
+int maos_enc_entries_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
+                         uint32_t count, maos_slice next, uint64_t revision)
+{
+    /* list_begin opened a fixmap of 4 (rid, ok, entries, next): one more */
+    if (!mark->count_off || mark->map_off >= sb->size ||
+        (uint8_t)sb->data[mark->map_off] != 0x84)
+        return MAOS_EINVALID_ARG;
+    int rc = maos_enc_list_end(sb, mark, count, next.len ? MAOS_NEXT_STR : MAOS_NEXT_NONE,
+                               0, next);
+    if (rc)
+        return rc;
+    sb->data[mark->map_off] = (char)0x85;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return KV_U64(&pk, "revision", revision) ? MAOS_ENOMEM : 0;
+}
+
+int maos_enc_entry(msgpack_packer *pk, maos_slice table, maos_slice key,
+                   uint64_t revision, uint64_t created_revision, int64_t created,
+                   int64_t updated, int bound, maos_slice data)
+{
+    if (msgpack_pack_map(pk, 8) || KV_STR(pk, "table", table) || KV_STR(pk, "key", key) ||
+        KV_U64(pk, "revision", revision) ||
+        KV_U64(pk, "created_revision", created_revision) ||
+        KV_I64(pk, "created", created) || KV_I64(pk, "updated", updated) ||
+        pk_cstr(pk, "data"))
+        return MAOS_ENOMEM;
+    if (data.len ? pk_raw(pk, data.ptr, data.len) : msgpack_pack_map(pk, 0) != 0)
+        return MAOS_ENOMEM;
+    if (KV_BOOL(pk, "bound", bound))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_entry_next(maos_mpr *r, maos_entry *e)
+{
+    const uint8_t *start = r->p;
+    maos_mpr c = *r;
+    uint32_t n;
+    unsigned seen = 0;
+    memset(e, 0, sizeof(*e));
+    if (maos_mpr_map(&c, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        int bad;
+        if (maos_mpr_str(&c, &k))
+            return MAOS_EPROTO;
+        if (key_is(k, "table")) {
+            bad = maos_mpr_str(&c, &e->table); seen |= 1;
+        } else if (key_is(k, "key")) {
+            bad = maos_mpr_str(&c, &e->key); seen |= 2;
+        } else if (key_is(k, "revision")) {
+            bad = maos_mpr_uint(&c, &e->revision); seen |= 4;
+        } else if (key_is(k, "created_revision")) {
+            bad = maos_mpr_uint(&c, &e->created_revision); seen |= 8;
+        } else if (key_is(k, "created")) {
+            bad = maos_mpr_int(&c, &e->created); seen |= 16;
+        } else if (key_is(k, "updated")) {
+            bad = maos_mpr_int(&c, &e->updated); seen |= 32;
+        } else if (key_is(k, "data")) {
+            bad = maos_mpr_peek(&c) != MAOS_MP_MAP || maos_mpr_skip(&c, &e->data);
+            seen |= 64;
+        } else if (key_is(k, "bound")) {
+            bad = maos_mpr_bool(&c, &e->bound); seen |= 128;
+        } else {
+            bad = maos_mpr_skip(&c, NULL);
+        }
+        if (bad)
+            return MAOS_EPROTO;
+    }
+    if (seen != 255)
+        return MAOS_EPROTO;
+    e->raw.ptr = (const char *)start;
+    e->raw.len = (uint32_t)(c.p - start);
+    *r = c;
+    return 0;
+}
+
+int maos_entry_decode(const void *p, size_t len, maos_entry *e)
+{
+    maos_mpr r;
+    maos_entry tmp;
+    maos_mpr_init(&r, p, len);
+    if (maos_entry_next(&r, &tmp) || r.p != r.end)
+        return MAOS_EPROTO;
+    *e = tmp;
+    return 0;
+}
+
+int maos_enc_reply_revision(msgpack_packer *pk, uint64_t rid, uint64_t revision,
+                            uint64_t created_revision)
+{
+    int created = created_revision != UINT64_MAX;
+    if (head_rep(pk, 1 + created, rid, 1) || KV_U64(pk, "revision", revision))
+        return MAOS_ENOMEM;
+    if (created && KV_U64(pk, "created_revision", created_revision))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_reply_get_begin(msgpack_packer *pk, uint64_t rid)
+{
+    if (head_rep(pk, 1, rid, 1) || pk_cstr(pk, "entry"))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_reply_count(msgpack_packer *pk, uint64_t rid, uint64_t count,
+                         uint64_t revision)
+{
+    if (head_rep(pk, 2, rid, 1) || KV_U64(pk, "count", count) ||
+        KV_U64(pk, "revision", revision))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_reply_watch(msgpack_packer *pk, uint64_t rid, uint64_t sub,
+                         uint64_t revision)
+{
+    if (head_rep(pk, 2, rid, 1) || KV_U64(pk, "sub", sub) ||
+        KV_U64(pk, "revision", revision))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_reply_txn_begin(msgpack_packer *pk, uint64_t rid, uint32_t n)
+{
+    if (head_rep(pk, 1, rid, 1) || pk_cstr(pk, "results") || msgpack_pack_array(pk, n))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_txn_result(msgpack_packer *pk, const maos_txn_result *res)
+{
+    switch (res->kind) {
+    case MAOS_ITEM_APPEND:
+        if (msgpack_pack_map(pk, RESULT_FIELDS) || enc_result_fields(pk, &res->append))
+            return MAOS_ENOMEM;
+        return 0;
+    case MAOS_ITEM_PUT:
+        if (msgpack_pack_map(pk, 2) || KV_U64(pk, "revision", res->revision) ||
+            KV_U64(pk, "created_revision", res->created_revision))
+            return MAOS_ENOMEM;
+        return 0;
+    case MAOS_ITEM_DELETE:
+        if (msgpack_pack_map(pk, 1) || KV_U64(pk, "revision", res->revision))
+            return MAOS_ENOMEM;
+        return 0;
+    case MAOS_ITEM_CHECKPOINT:
+        return msgpack_pack_map(pk, 0) ? MAOS_ENOMEM : 0;
+    default:
+        return MAOS_EINVALID_ARG;
     }
 }
 
@@ -1110,6 +1925,33 @@ int maos_enc_push_events_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
     return maos_enc_list_end(sb, mark, count, MAOS_NEXT_UINT, next, (maos_slice){0});
 }
 
+int maos_enc_push_entries_begin(msgpack_sbuffer *sb, uint64_t sub,
+                                maos_list_mark *mark)
+{
+    msgpack_packer pk;
+    mark->count_off = 0;
+    mark->map_off = sb->size;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (head_push(&pk, 3, MAOS_PUSH_ENTRIES, sub) || pk_cstr(&pk, "entries"))
+        return MAOS_ENOMEM;
+    static const char arr32[5] = {(char)0xdd, 0, 0, 0, 0};
+    mark->count_off = sb->size + 1;
+    return msgpack_sbuffer_write(sb, arr32, 5) ? MAOS_ENOMEM : 0;
+}
+
+int maos_enc_push_entries_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
+                              uint32_t count, uint64_t revision, int more)
+{
+    if (!mark->count_off || mark->count_off + 4 > sb->size)
+        return MAOS_EINVALID_ARG;
+    maos_frame_put_len(sb->data + mark->count_off, count);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (KV_U64(&pk, "revision", revision) || KV_BOOL(&pk, "more", more))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
 int maos_enc_push_state(msgpack_packer *pk, maos_push_kind kind, uint64_t sub,
                         uint64_t next)
 {
@@ -1138,6 +1980,7 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
     if (maos_mpr_map(&r, &n))
         return 0;
     int is_push = 0, have_sub = 0;
+    unsigned have_entries = 0; /* entries, revision, more */
     for (uint32_t i = 0; i < n; i++) {
         maos_slice k, v;
         int bad = 0;
@@ -1159,6 +2002,15 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
             bad = maos_mpr_uint(&r, &p->next);
         } else if (key_is(k, "events")) {
             bad = dec_list(&r, &p->n_items, &p->items);
+        } else if (key_is(k, "entries")) {
+            bad = dec_list(&r, &p->n_items, &p->items);
+            have_entries |= 1;
+        } else if (key_is(k, "revision")) {
+            bad = maos_mpr_uint(&r, &p->revision);
+            have_entries |= 2;
+        } else if (key_is(k, "more")) {
+            bad = maos_mpr_bool(&r, &p->more);
+            have_entries |= 4;
         } else if (key_is(k, "channel")) {
             bad = maos_mpr_str(&r, &p->channel);
         } else if (key_is(k, "payload")) {
@@ -1172,6 +2024,8 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
     if (!is_push)
         return 0;
     if (p->kind == MAOS_PUSH_NONE || !have_sub || r.p != r.end)
+        return MAOS_EPROTO;
+    if (p->kind == MAOS_PUSH_ENTRIES && have_entries != 7)
         return MAOS_EPROTO;
     return 1;
 }
@@ -1204,7 +2058,11 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
     X(SUB, "sub")                                                              \
     X(FROM, "from")                                                            \
     X(POSITION, "position")                                                    \
-    X(RECEIVERS, "receivers")
+    X(RECEIVERS, "receivers")                                                  \
+    X(REVISION, "revision")                                                    \
+    X(CREATED_REVISION, "created_revision")                                    \
+    X(ENTRY, "entry")                                                          \
+    X(ENTRIES, "entries")
 
 enum {
 #define RF_IDX_(e, key) RFI_##e,
@@ -1249,6 +2107,15 @@ static const uint32_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_CHECKPOINT_GET] = RF(POSITION),
     [MAOS_OP_PUBLISH] = RF(RECEIVERS),
     [MAOS_OP_SUBSCRIBE_CHANNEL] = RF(SUB),
+    [MAOS_OP_PUT] = RF(REVISION) | RF(CREATED_REVISION),
+    [MAOS_OP_GET] = RF(ENTRY),
+    [MAOS_OP_DELETE] = RF(REVISION),
+    [MAOS_OP_LIST] = RF(ENTRIES) | RF(NEXT) | RF(REVISION),
+    [MAOS_OP_COUNT] = RF(COUNT) | RF(REVISION),
+    [MAOS_OP_WATCH] = RF(SUB) | RF(REVISION),
+    [MAOS_OP_AGENT_REGISTER] = RF(REVISION) | RF(CREATED_REVISION),
+    [MAOS_OP_AGENT_DEREGISTER] = RF(REVISION),
+    [MAOS_OP_AGENT_STATUS] = RF(REVISION),
     /* ping, unsubscribe, checkpoint_save: {rid, ok} only */
 };
 
@@ -1317,6 +2184,53 @@ int maos_append_result_next(maos_mpr *r, maos_append_result *res)
     if ((have & RESULT_REQUIRED) != RESULT_REQUIRED ||
         res->ids.len != (uint64_t)res->count * 16)
         return MAOS_EPROTO;
+    *r = c;
+    return 0;
+}
+
+int maos_txn_result_next(maos_mpr *r, int kind, maos_txn_result *res)
+{
+    maos_mpr c = *r;
+    uint32_t n, have = 0;
+    if (kind < 0 || kind > MAOS_ITEM_CHECKPOINT)
+        return MAOS_EINVALID_ARG;
+    memset(res, 0, sizeof(*res));
+    if (maos_mpr_map(&c, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        int handled, bad;
+        if (maos_mpr_str(&c, &k))
+            return MAOS_EPROTO;
+        if (key_is(k, "revision")) {
+            bad = maos_mpr_uint(&c, &res->revision);
+            have |= RF(REVISION);
+        } else if (key_is(k, "created_revision")) {
+            bad = maos_mpr_uint(&c, &res->created_revision);
+            have |= RF(CREATED_REVISION);
+        } else {
+            bad = dec_result_key(&c, k, &res->append, &have, &handled) ||
+                  (!handled && maos_mpr_skip(&c, NULL));
+        }
+        if (bad)
+            return MAOS_EPROTO;
+    }
+    if (!kind)
+        kind = (have & RF(STREAM)) ? MAOS_ITEM_APPEND
+               : (have & RF(CREATED_REVISION)) ? MAOS_ITEM_PUT
+               : (have & RF(REVISION)) ? MAOS_ITEM_DELETE
+                                       : MAOS_ITEM_CHECKPOINT;
+    static const uint32_t need[] = {
+        [MAOS_ITEM_APPEND] = RESULT_REQUIRED,
+        [MAOS_ITEM_PUT] = RF(REVISION) | RF(CREATED_REVISION),
+        [MAOS_ITEM_DELETE] = RF(REVISION),
+        [MAOS_ITEM_CHECKPOINT] = 0,
+    };
+    if ((have & need[kind]) != need[kind])
+        return MAOS_EPROTO;
+    if (kind == MAOS_ITEM_APPEND && res->append.ids.len != (uint64_t)res->append.count * 16)
+        return MAOS_EPROTO;
+    res->kind = kind;
     *r = c;
     return 0;
 }
@@ -1412,9 +2326,25 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
         } else if (key_is(k, "results")) {
             bad = dec_list(&r, &rep->n_results, &rep->results);
             rep->have_ |= RF(RESULTS);
-        } else if (key_is(k, "events") || key_is(k, "streams")) {
+        } else if (key_is(k, "events") || key_is(k, "streams") ||
+                   key_is(k, "entries")) {
             bad = dec_list(&r, &rep->n_items, &rep->items);
-            rep->have_ |= k.ptr[0] == 'e' ? RF(EVENTS) : RF(STREAMS);
+            rep->have_ |= k.ptr[0] == 's' ? RF(STREAMS) : k.len == 6 ? RF(EVENTS)
+                                                                    : RF(ENTRIES);
+        } else if (key_is(k, "entry")) {
+            bad = maos_mpr_peek(&r) != MAOS_MP_MAP || maos_mpr_skip(&r, &rep->entry);
+            rep->have_ |= RF(ENTRY);
+        } else if (key_is(k, "revision")) {
+            bad = maos_mpr_uint(&r, &rep->revision);
+            rep->have_ |= RF(REVISION);
+        } else if (key_is(k, "created_revision")) {
+            bad = maos_mpr_uint(&r, &rep->created_revision);
+            rep->have_ |= RF(CREATED_REVISION);
+        } else if (key_is(k, "count")) {
+            /* an append's count (uint32) or a count reply's (uint64) */
+            bad = maos_mpr_uint(&r, &rep->count);
+            rep->result.count = rep->count > UINT32_MAX ? 0 : (uint32_t)rep->count;
+            rep->have_ |= RF(COUNT);
         } else if (key_is(k, "next")) {
             int t = maos_mpr_peek(&r);
             if (t == MAOS_MP_UINT) {
@@ -1470,7 +2400,9 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
         return MAOS_EPROTO;
     if (!rep->ok && rep->code == 0)
         rep->code = MAOS_EPROTO;
-    if (rep->result.ids.len != (uint64_t)rep->result.count * 16)
+    /* an append result's ids hold count ids (a count reply has no ids) */
+    if ((rep->have_ & RF(IDS)) &&
+        (rep->count > UINT32_MAX || rep->result.ids.len != rep->count * 16))
         return MAOS_EPROTO;
     return 0;
 }
@@ -1511,11 +2443,21 @@ int maos_reply_check(const maos_reply *rep, maos_op op, char *why, size_t whylen
         }
         break;
     case MAOS_OP_STREAMS:
+    case MAOS_OP_LIST:
         if (rep->next_kind == MAOS_NEXT_UINT) {
-            why_set(why, whylen, "streams reply with a numeric next (a name or nil)");
+            why_set(why, whylen, "%s reply with a numeric next (a %s or nil)", name,
+                    op == MAOS_OP_LIST ? "key" : "name");
             return MAOS_EPROTO;
         }
         break;
+    case MAOS_OP_GET: {
+        maos_entry e;
+        if (maos_entry_decode(rep->entry.ptr, rep->entry.len, &e)) {
+            why_set(why, whylen, "get reply with an entry without all of its fields");
+            return MAOS_EPROTO;
+        }
+        break;
+    }
     case MAOS_OP_STATS:
         for (int i = 0; i < STI__COUNT; i++) {
             if (!(rep->have_stats_ & (1ull << i))) {

@@ -1,7 +1,14 @@
 /*
- * proto/names.c -- validation of stream/type names and event ids, stream
- * categories and the read filter predicate shared by read_all and (later)
+ * proto/names.c -- validation of names (stream names, types, table keys)
+ * and event ids, stream categories, table names and the streams of table
+ * entries, and the read filter predicate shared by read_all and
  * subscriptions, so that both select exactly the same events.
+ *
+ * Invariant: a table entry's stream is its table's stream prefix followed
+ * by the key, and that prefix ends in the first '-' of the stream name
+ * (table names and their categories contain no '-'), so the category of a
+ * table stream always names its table and maos_stream_is_table holds for
+ * it.
  */
 #include <string.h>
 
@@ -44,11 +51,26 @@ static int utf8_ok(const uint8_t *s, size_t n)
     return 1;
 }
 
-int maos_name_check(maos_slice s)
+int maos_utf8_check(maos_slice s, uint32_t min, uint32_t max)
 {
-    if (s.len < 1 || s.len > MAOS_NAME_MAX || !s.ptr)
+    if (s.len < min || s.len > max || (s.len && !s.ptr))
         return MAOS_EINVALID_NAME;
     return utf8_ok((const uint8_t *)s.ptr, s.len) ? 0 : MAOS_EINVALID_NAME;
+}
+
+int maos_name_check(maos_slice s)
+{
+    return maos_utf8_check(s, 1, MAOS_NAME_MAX);
+}
+
+int maos_stream_check(maos_slice s)
+{
+    return maos_utf8_check(s, 1, MAOS_STREAM_MAX);
+}
+
+int maos_key_check(maos_slice key)
+{
+    return maos_utf8_check(key, 1, MAOS_KEY_MAX);
 }
 
 static int hexval(char c)
@@ -109,6 +131,102 @@ maos_slice maos_category(maos_slice stream)
 static int slice_eq(maos_slice a, maos_slice b)
 {
     return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+/* ---- tables ------------------------------------------------------------------ */
+
+#define KV_PREFIX "kv."
+#define KV_PREFIX_LEN 3
+
+/* Built-in tables: wire name and the category of their streams. */
+static const struct {
+    const char *name;
+    const char *category;
+} builtin[] = {
+    [MAOS_TABLE_SESSIONS] = {"sessions", "session"},
+    [MAOS_TABLE_AGENTS] = {"agents", "agent"},
+    [MAOS_TABLE_LOCKS] = {"locks", "lock"},
+};
+#define N_BUILTIN ((int)(sizeof builtin / sizeof builtin[0]))
+
+static int is_lit(maos_slice s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && memcmp(s.ptr, lit, n) == 0;
+}
+
+static int kv_name_ok(const char *p, uint32_t n)
+{
+    if (n < 1 || n > MAOS_KV_NAME_MAX)
+        return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int maos_table_parse(maos_slice name, maos_table_ref *t)
+{
+    if (!name.ptr)
+        return MAOS_EINVALID_NAME;
+    for (int k = 1; k < N_BUILTIN; k++) {
+        if (is_lit(name, builtin[k].name)) {
+            t->kind = k;
+            t->name = name;
+            return 0;
+        }
+    }
+    if (name.len > KV_PREFIX_LEN && memcmp(name.ptr, KV_PREFIX, KV_PREFIX_LEN) == 0 &&
+        kv_name_ok(name.ptr + KV_PREFIX_LEN, name.len - KV_PREFIX_LEN)) {
+        t->kind = MAOS_TABLE_KV;
+        t->name = name;
+        return 0;
+    }
+    return MAOS_EINVALID_NAME;
+}
+
+int maos_table_stream_prefix(const maos_table_ref *t, char *out)
+{
+    size_t n;
+    if (t->kind >= 1 && t->kind < N_BUILTIN) {
+        n = strlen(builtin[t->kind].category);
+        memcpy(out, builtin[t->kind].category, n);
+    } else if (t->kind == MAOS_TABLE_KV && t->name.ptr &&
+               t->name.len > KV_PREFIX_LEN &&
+               t->name.len <= KV_PREFIX_LEN + MAOS_KV_NAME_MAX) {
+        n = t->name.len;
+        memcpy(out, t->name.ptr, n);
+    } else {
+        return MAOS_EINVALID_ARG;
+    }
+    out[n++] = '-';
+    return (int)n;
+}
+
+int maos_table_stream(const maos_table_ref *t, maos_slice key, char *out)
+{
+    if (key.len > MAOS_KEY_MAX || (key.len && !key.ptr))
+        return MAOS_EINVALID_ARG;
+    int n = maos_table_stream_prefix(t, out);
+    if (n < 0)
+        return n;
+    if (key.len)
+        memcpy(out + n, key.ptr, key.len);
+    return n + (int)key.len;
+}
+
+int maos_stream_is_table(maos_slice stream)
+{
+    if (!stream.ptr)
+        return 0;
+    maos_slice c = maos_category(stream);
+    for (int k = 1; k < N_BUILTIN; k++)
+        if (is_lit(c, builtin[k].category))
+            return 1;
+    return c.len >= KV_PREFIX_LEN && memcmp(c.ptr, KV_PREFIX, KV_PREFIX_LEN) == 0;
 }
 
 int maos_filter_match(const maos_filter *f, const maos_record *rec)

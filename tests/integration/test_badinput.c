@@ -687,15 +687,21 @@ static void test_invalid_names(void **state)
 {
     (void)state;
     setup_daemon();
-    char long256[257];
+    /* stream names: 1..1024 bytes (MAOS_STREAM_MAX); types: 1..255 */
+    char long1025[MAOS_STREAM_MAX + 2], long256[257];
+    memset(long1025, 'a', MAOS_STREAM_MAX + 1);
+    long1025[MAOS_STREAM_MAX + 1] = 0;
     memset(long256, 'a', 256);
     long256[256] = 0;
     struct {
         const char *s;
         size_t n;
-    } streams[] = {{"", 0},           {long256, 256},     {"bad\xff", 4},
+    } streams[] = {{"", 0},           {long1025, MAOS_STREAM_MAX + 1}, {"bad\xff", 4},
                    {"\xc3\x28", 2},   {"nul\0x", 5},      {"$all", 4},
-                   {"$sys-1", 6},     {"\xed\xa0\x80", 3}};
+                   {"$sys-1", 6},     {"\xed\xa0\x80", 3},
+                   /* categories written by table operations */
+                   {"session-1", 9},  {"agent-a", 7},      {"lock-l", 6},
+                   {"kv.plan-1", 9}};
     int fd = raw_session();
     for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
         print_message("stream name case %zu\n", i);
@@ -736,10 +742,10 @@ static void test_invalid_names(void **state)
         send_pk(fd, &b);
         expect_error(fd, MAOS_EINVALID_NAME, 600 + i);
     }
-    /* 255 bytes is fine. */
-    long256[255] = 0;
+    /* 1024 bytes is fine. */
+    long1025[MAOS_STREAM_MAX] = 0;
     maos_event_in ev = {.type = {"T", 1}};
-    maos_append_in a = {{long256, 255}, MAOS_EXPECT_ANY, 1, &ev};
+    maos_append_in a = {{long1025, MAOS_STREAM_MAX}, MAOS_EXPECT_ANY, 1, &ev};
     pkbuf b;
     pk_init(&b);
     maos_enc_append(&b.pk, 700, &a);

@@ -93,7 +93,7 @@ static size_t mk_data(char *buf, size_t cap, uint64_t i, const char *s)
 typedef struct batch {
     maos_event_spec ev[MAXB];
     uint8_t ids[MAXB][16];
-    char data[MAXB][320]; /* room for a 255-byte stream name */
+    char data[MAXB][MAOS_STREAM_MAX + 64]; /* room for the longest stream name */
 } batch;
 
 static void mk_batch(batch *b, size_t n, const char *stream, const char *type,
@@ -997,13 +997,20 @@ static void test_invalid_names(void **state)
     (void)state;
     start();
     maos_ctx *c = conn();
+    /* streams: 1..1024 bytes (MAOS_STREAM_MAX); types: 1..255 */
+    char s1025[MAOS_STREAM_MAX + 2], s1024[MAOS_STREAM_MAX + 1];
     char s256[257], s255[256];
+    memset(s1025, 'n', MAOS_STREAM_MAX + 1);
+    s1025[MAOS_STREAM_MAX + 1] = 0;
+    memset(s1024, 'n', MAOS_STREAM_MAX);
+    s1024[MAOS_STREAM_MAX] = 0;
     memset(s256, 'n', 256);
     s256[256] = 0;
     memset(s255, 'n', 255);
     s255[255] = 0;
-    const char *bad[] = {"", s256, "bad\xff-1", "\xc3\x28", "\xe2\x82", "$all",
-                         "$system-1", "$"};
+    const char *bad[] = {"", s1025, "bad\xff-1", "\xc3\x28", "\xe2\x82", "$all",
+                         "$system-1", "$", "session-1", "agent-a", "lock-l",
+                         "kv.plan-1", "kv.x"};
     maos_event_spec ev = {.type = "T"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         print_message("bad stream name %zu\n", i);
@@ -1020,16 +1027,16 @@ static void test_invalid_names(void **state)
     }
     MT_EQ_U64(head_position(c), 0);
     /* limits are inclusive, and non-ASCII UTF-8 is fine */
-    app(c, s255, MAOS_EXPECT_ANY, "T", 1, 0, 0);
+    app(c, s1024, MAOS_EXPECT_ANY, "T", 1, 0, 0);
     maos_event_spec e3 = {.type = s255};
     MT_EQ_ERR(maos_append(c, "names-1", MAOS_EXPECT_ANY, &e3, 1, NULL), 0);
     app(c, "\xc3\xa9v\xc3\xa9nement-\xf0\x9f\x98\x80", MAOS_EXPECT_ANY,
         "\xe2\x9c\x93", 1, 0, 0);
     MT_EQ_U64(head_position(c), 3);
     maos_page *p = NULL;
-    MT_EQ_ERR(maos_read(c, s255, MAOS_FROM_START, 0, 10, &p), 0);
+    MT_EQ_ERR(maos_read(c, s1024, MAOS_FROM_START, 0, 10, &p), 0);
     MT_EQ_U64(p->n, 1);
-    MT_EQ_U64(p->events[0].stream_len, 255);
+    MT_EQ_U64(p->events[0].stream_len, MAOS_STREAM_MAX);
     maos_page_free(p);
     /* reading with an invalid name is refused, not "not found" */
     p = NULL;

@@ -191,15 +191,15 @@ static void test_bad_filters(void **state)
     pk_str(&b.pk, "");
     expect_err(c, &b, rid, MAOS_EINVALID_NAME, "empty category");
 
-    /* prefix longer than a name can be */
+    /* prefix longer than a stream name can be (MAOS_STREAM_MAX, 1024) */
     {
-        char longp[300];
+        char longp[MAOS_STREAM_MAX + 1];
         memset(longp, 'a', sizeof longp);
         pkb_init(&b);
         pk_head(&b, "subscribe", rid = su_rid(c), 1);
         pk_str(&b.pk, "prefix");
         pk_strn(&b.pk, longp, sizeof longp);
-        expect_err(c, &b, rid, MAOS_EINVALID_NAME, "prefix of 300 bytes");
+        expect_err(c, &b, rid, MAOS_EINVALID_NAME, "prefix of 1025 bytes");
     }
 
     /* since not an integer */

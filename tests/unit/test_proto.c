@@ -1569,11 +1569,14 @@ static void test_reply_required_fields(void **state)
     maos_reply rep;
     assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
     assert_err(maos_reply_check(&rep, MAOS_OP_APPEND, NULL, 0), 0);
-    /* without ids or count, ids no longer hold count ids: malformed */
+    /* without count, ids no longer hold count ids: malformed.  Without ids
+     * the reply is well-formed (a count reply has a count and no ids) but
+     * not a complete append reply. */
     mp cut;
     mp_init(&cut);
     copy_map_without(m.sb.data, m.sb.size, (const char *const[]){"ids", NULL}, &cut);
-    assert_err(maos_reply_decode(cut.sb.data, cut.sb.size, &rep), MAOS_EPROTO);
+    assert_err(maos_reply_decode(cut.sb.data, cut.sb.size, &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_APPEND, NULL, 0), MAOS_EPROTO);
     copy_map_without(m.sb.data, m.sb.size, (const char *const[]){"count", NULL}, &cut);
     assert_err(maos_reply_decode(cut.sb.data, cut.sb.size, &rep), MAOS_EPROTO);
     mp_free(&cut);
@@ -1748,6 +1751,1310 @@ static void test_reply_list_elements(void **state)
     mp_free(&cut);
 }
 
+/* ---- issue 7: names, tables --------------------------------------------------------- */
+
+static void test_stream_and_key_check(void **state)
+{
+    (void)state;
+    static char buf[MAOS_STREAM_MAX + 2];
+    memset(buf, 's', sizeof buf);
+    /* stream names: 1..1024 */
+    assert_err(maos_stream_check((maos_slice){buf, 1}), 0);
+    assert_err(maos_stream_check((maos_slice){buf, MAOS_STREAM_MAX}), 0);
+    assert_err(maos_stream_check((maos_slice){buf, MAOS_STREAM_MAX + 1}), MAOS_EINVALID_NAME);
+    assert_err(maos_stream_check((maos_slice){buf, 0}), MAOS_EINVALID_NAME);
+    /* ... and names stay 1..255 */
+    assert_err(maos_name_check((maos_slice){buf, 256}), MAOS_EINVALID_NAME);
+    /* keys: 1..512 of valid UTF-8 without NUL */
+    assert_err(maos_key_check(S("step-3")), 0);
+    assert_err(maos_key_check(S("\xc3\x9c" "bung/\xe2\x82\xac")), 0);
+    assert_err(maos_key_check((maos_slice){buf, MAOS_KEY_MAX}), 0);
+    assert_err(maos_key_check((maos_slice){buf, MAOS_KEY_MAX + 1}), MAOS_EINVALID_NAME);
+    assert_err(maos_key_check((maos_slice){"", 0}), MAOS_EINVALID_NAME);
+    assert_err(maos_key_check((maos_slice){NULL, 0}), MAOS_EINVALID_NAME);
+    assert_err(maos_key_check((maos_slice){LIT("a\0b")}), MAOS_EINVALID_NAME);
+    assert_err(maos_key_check((maos_slice){LIT("a\xff")}), MAOS_EINVALID_NAME);
+    assert_err(maos_key_check((maos_slice){LIT("\xed\xa0\x80")}), MAOS_EINVALID_NAME);
+    /* the generic form: empty allowed when min is 0 */
+    assert_err(maos_utf8_check((maos_slice){"", 0}, 0, 10), 0);
+    assert_err(maos_utf8_check((maos_slice){NULL, 0}, 0, 10), 0);
+    assert_err(maos_utf8_check(S("abc"), 0, 2), MAOS_EINVALID_NAME);
+}
+
+static void test_table_parse(void **state)
+{
+    (void)state;
+    maos_table_ref t;
+    static const struct {
+        const char *name;
+        int kind;
+    } good[] = {
+        {"sessions", MAOS_TABLE_SESSIONS}, {"agents", MAOS_TABLE_AGENTS},
+        {"locks", MAOS_TABLE_LOCKS},       {"kv.plan", MAOS_TABLE_KV},
+        {"kv.a", MAOS_TABLE_KV},           {"kv.A_z.9", MAOS_TABLE_KV},
+        {"kv..", MAOS_TABLE_KV},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        memset(&t, 0, sizeof t);
+        assert_err(maos_table_parse(S(good[i].name), &t), 0);
+        assert_int_equal(t.kind, good[i].kind);
+        assert_slice(t.name, good[i].name);
+    }
+    char kv[3 + MAOS_KV_NAME_MAX + 2];
+    memcpy(kv, "kv.", 3);
+    memset(kv + 3, 'n', MAOS_KV_NAME_MAX + 1);
+    assert_err(maos_table_parse((maos_slice){kv, 3 + MAOS_KV_NAME_MAX}, &t), 0);
+    static const struct {
+        const char *p;
+        size_t n;
+    } bad[] = {
+        {LIT("foo")},       {LIT("kv.")},        {LIT("kv.a-b")},    {LIT("kv")},
+        {LIT("kv.a b")},    {LIT("kv.\xc3\x9c")}, {LIT("Sessions")}, {LIT("session")},
+        {LIT("sessions\0")}, {LIT("")},           {LIT("kv.a\0")},    {LIT("kv/plan")},
+        {LIT("agents-1")},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t.kind = 77;
+        int rc = maos_table_parse((maos_slice){bad[i].p, (uint32_t)bad[i].n}, &t);
+        if (rc != MAOS_EINVALID_NAME)
+            print_error("bad table %zu accepted\n", i);
+        assert_err(rc, MAOS_EINVALID_NAME);
+        assert_int_equal(t.kind, 77); /* out-parameter untouched */
+    }
+    /* a kv NAME of 65 bytes */
+    assert_err(maos_table_parse((maos_slice){kv, 3 + MAOS_KV_NAME_MAX + 1}, &t),
+               MAOS_EINVALID_NAME);
+    assert_err(maos_table_parse((maos_slice){NULL, 0}, &t), MAOS_EINVALID_NAME);
+}
+
+static void test_table_stream(void **state)
+{
+    (void)state;
+    static char out[MAOS_STREAM_MAX];
+    maos_table_ref t;
+    static const struct {
+        const char *table, *key, *stream, *prefix;
+    } cases[] = {
+        {"sessions", "s1", "session-s1", "session-"},
+        {"agents", "writer-1", "agent-writer-1", "agent-"},
+        {"locks", "deploy", "lock-deploy", "lock-"},
+        {"kv.plan", "step-3", "kv.plan-step-3", "kv.plan-"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_err(maos_table_parse(S(cases[i].table), &t), 0);
+        int n = maos_table_stream(&t, S(cases[i].key), out);
+        assert_true(n > 0);
+        assert_slice(((maos_slice){out, (uint32_t)n}), cases[i].stream);
+        n = maos_table_stream_prefix(&t, out);
+        assert_true(n > 0);
+        assert_slice(((maos_slice){out, (uint32_t)n}), cases[i].prefix);
+        /* the stream's category names the table, and is reserved */
+        maos_slice st = {cases[i].stream, (uint32_t)strlen(cases[i].stream)};
+        assert_true(maos_stream_is_table(st));
+        assert_int_equal(maos_category(st).len, strlen(cases[i].prefix) - 1);
+        /* an empty key gives the prefix (a watch of the whole table) */
+        n = maos_table_stream(&t, (maos_slice){NULL, 0}, out);
+        assert_int_equal(n, strlen(cases[i].prefix));
+    }
+    /* the longest: kv. + 64 + - + 512 */
+    static char kv[3 + MAOS_KV_NAME_MAX], key[MAOS_KEY_MAX + 1];
+    memcpy(kv, "kv.", 3);
+    memset(kv + 3, 'n', MAOS_KV_NAME_MAX);
+    memset(key, 'k', sizeof key);
+    assert_err(maos_table_parse((maos_slice){kv, sizeof kv}, &t), 0);
+    int n = maos_table_stream(&t, (maos_slice){key, MAOS_KEY_MAX}, out);
+    assert_int_equal(n, 3 + MAOS_KV_NAME_MAX + 1 + MAOS_KEY_MAX);
+    assert_true(n <= MAOS_STREAM_MAX);
+    assert_err(maos_stream_check((maos_slice){out, (uint32_t)n}), 0);
+    /* refused: a key over 512, a ref parse would not make */
+    assert_err(maos_table_stream(&t, (maos_slice){key, MAOS_KEY_MAX + 1}, out),
+               MAOS_EINVALID_ARG);
+    maos_table_ref bad = {0, S("sessions")};
+    assert_err(maos_table_stream(&bad, S("k"), out), MAOS_EINVALID_ARG);
+    bad.kind = MAOS_TABLE_KV + 1;
+    assert_err(maos_table_stream_prefix(&bad, out), MAOS_EINVALID_ARG);
+    bad = (maos_table_ref){MAOS_TABLE_KV, S("kv.")};
+    assert_err(maos_table_stream_prefix(&bad, out), MAOS_EINVALID_ARG);
+
+    /* reserved categories */
+    static const char *const reserved[] = {"session-1", "agent-x", "lock-l", "kv.plan-1",
+                                           "kv.plan", "kv.-1", "session", "lock"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        assert_true(maos_stream_is_table(S(reserved[i])));
+    static const char *const free_[] = {"sessions-1", "agents-1", "locks", "kv-1", "kv",
+                                        "order-session-1", "Agent-1", "kvx.a-1"};
+    for (size_t i = 0; i < sizeof free_ / sizeof free_[0]; i++)
+        assert_false(maos_stream_is_table(S(free_[i])));
+}
+
+/* ---- issue 7: requests ----------------------------------------------------------------- */
+
+/* {"a": 1, "tags": ["x", "y"]} */
+#define DOC "\x82\xa1" "a\x01\xa4tags\x92\xa1x\xa1y"
+
+static void test_rt_put_delete(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    mp_init(&m);
+    static const int64_t expects[] = {MAOS_EXPECT_ANY, MAOS_EXPECT_ABSENT,
+                                      MAOS_EXPECT_EXISTS, 0, 42};
+    for (size_t i = 0; i < sizeof expects / sizeof expects[0]; i++) {
+        mp_reset(&m);
+        assert_int_equal(maos_enc_put(&m.pk, 7, S("kv.plan"), S("step-3"), S(DOC),
+                                      expects[i], (int)(i & 1)), 0);
+        decode_ok(&m, &req);
+        assert_int_equal(req.op, MAOS_OP_PUT);
+        assert_int_equal(req.rid, 7);
+        assert_int_equal(req.n_items, 1);
+        const maos_item_in *it = &req.items[0];
+        assert_int_equal(it->kind, MAOS_ITEM_PUT);
+        assert_int_equal(it->table.kind, MAOS_TABLE_KV);
+        assert_slice(it->table.name, "kv.plan");
+        assert_slice(it->key, "step-3");
+        assert_slice(it->data, DOC);
+        assert_int_equal(it->expect, expects[i]);
+        assert_int_equal(it->bind, (int)(i & 1));
+        assert_int_equal(req.n_appends, 0);
+        maos_request_free(&req);
+    }
+    /* absent -> "absent" on the wire, not "no_stream" */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_put(&m.pk, 7, S("locks"), S("l"), S("\x80"),
+                                  MAOS_EXPECT_ABSENT, 1), 0);
+    assert_non_null(memmem(m.sb.data, m.sb.size, "absent", 6));
+    /* put without data given encodes {} */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_put(&m.pk, 7, S("agents"), S("a"), (maos_slice){0},
+                                  MAOS_EXPECT_ANY, 0), 0);
+    decode_ok(&m, &req);
+    assert_slice(req.items[0].data, "\x80");
+    maos_request_free(&req);
+    /* the default expect is any, bind false */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_delete(&m.pk, 8, S("sessions"), S("s-1"), 5), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_DELETE);
+    assert_int_equal(req.n_items, 1);
+    assert_int_equal(req.items[0].kind, MAOS_ITEM_DELETE);
+    assert_int_equal(req.items[0].table.kind, MAOS_TABLE_SESSIONS);
+    assert_slice(req.items[0].key, "s-1");
+    assert_int_equal(req.items[0].expect, 5);
+    maos_request_free(&req);
+    decode_err(LIT("\x84\xa2op\xa3put\xa3rid\x01\xa5table\xa5locks\xa3key\xa1k"), NULL,
+               MAOS_EBAD_REQUEST); /* no data */
+    mp_reset(&m);
+    msgpack_pack_map(&m.pk, 5);
+    msgpack_pack_str_with_body(&m.pk, "op", 2);
+    msgpack_pack_str_with_body(&m.pk, "put", 3);
+    msgpack_pack_str_with_body(&m.pk, "rid", 3);
+    msgpack_pack_uint64(&m.pk, 9);
+    msgpack_pack_str_with_body(&m.pk, "table", 5);
+    msgpack_pack_str_with_body(&m.pk, "kv.x", 4);
+    msgpack_pack_str_with_body(&m.pk, "key", 3);
+    msgpack_pack_str_with_body(&m.pk, "k", 1);
+    msgpack_pack_str_with_body(&m.pk, "data", 4);
+    msgpack_pack_map(&m.pk, 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.items[0].expect, MAOS_EXPECT_ANY);
+    assert_int_equal(req.items[0].bind, 0);
+    maos_request_free(&req);
+    mp_free(&m);
+}
+
+static void test_rt_get_list_count(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    mp_init(&m);
+    assert_int_equal(maos_enc_get(&m.pk, 3, S("agents"), S("writer-1")), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_GET);
+    assert_int_equal(req.table.kind, MAOS_TABLE_AGENTS);
+    assert_slice(req.table.name, "agents");
+    assert_slice(req.key, "writer-1");
+    assert_int_equal(req.n_items, 0);
+    maos_request_free(&req);
+
+    /* where: {"status": "online", "tags": "x"} */
+    static const char where[] = "\x82\xa6status\xa6online\xa4tags\xa1x";
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list(&m.pk, 4, S("kv.files"), S("src/"), S("src/a.c"), 50,
+                                   S(where)), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_LIST);
+    assert_int_equal(req.table.kind, MAOS_TABLE_KV);
+    assert_slice(req.prefix, "src/");
+    assert_slice(req.after, "src/a.c");
+    assert_int_equal(req.limit, 50);
+    assert_slice(req.where, where);
+    maos_request_free(&req);
+    /* defaults: no prefix, after, where; limit 1000; capped at 10,000 */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list(&m.pk, 5, S("sessions"), S(""), S(""), 0, S("")), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.prefix.len, 0);
+    assert_int_equal(req.after.len, 0);
+    assert_int_equal(req.where.len, 0);
+    assert_int_equal(req.limit, MAOS_READ_LIMIT_DEFAULT);
+    maos_request_free(&req);
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list(&m.pk, 5, S("sessions"), S(""), S(""), 99999, S("")), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.limit, MAOS_READ_LIMIT_MAX);
+    maos_request_free(&req);
+
+    mp_reset(&m);
+    assert_int_equal(maos_enc_count(&m.pk, 6, S("agents"), S("w"), S(where)), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_COUNT);
+    assert_int_equal(req.table.kind, MAOS_TABLE_AGENTS);
+    assert_slice(req.prefix, "w");
+    assert_slice(req.where, where);
+    maos_request_free(&req);
+    /* a 512-byte key prefix and after are fine */
+    static char k512[MAOS_KEY_MAX];
+    memset(k512, 'k', sizeof k512);
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list(&m.pk, 5, S("kv.a"), (maos_slice){k512, MAOS_KEY_MAX},
+                                   (maos_slice){k512, MAOS_KEY_MAX}, 1, S("\x80")), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.prefix.len, MAOS_KEY_MAX);
+    assert_int_equal(req.where.len, 1);
+    maos_request_free(&req);
+    mp_free(&m);
+}
+
+static void test_rt_watch(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    maos_record rec;
+    mp_init(&m);
+    static const struct {
+        int from;
+        uint64_t rev;
+    } froms[] = {{MAOS_WATCH_FROM_ENTRIES, 0},
+                 {MAOS_WATCH_FROM_REVISION, 0},
+                 {MAOS_WATCH_FROM_REVISION, 1234567},
+                 {MAOS_WATCH_FROM_NOW, 0}};
+    for (size_t i = 0; i < sizeof froms / sizeof froms[0]; i++) {
+        mp_reset(&m);
+        assert_int_equal(maos_enc_watch(&m.pk, 9, S("kv.plan"), S("step-"), froms[i].from,
+                                        froms[i].rev), 0);
+        decode_ok(&m, &req);
+        assert_int_equal(req.op, MAOS_OP_WATCH);
+        assert_int_equal(req.table.kind, MAOS_TABLE_KV);
+        assert_slice(req.prefix, "step-");
+        assert_int_equal(req.watch_from, froms[i].from);
+        assert_int_equal(req.watch_revision, froms[i].rev);
+        /* the subscription filter: stream prefix + key prefix, put/deleted */
+        assert_slice(req.filter.prefix, "kv.plan-step-");
+        assert_int_equal(req.filter.n_types, 2);
+        assert_slice(req.filter.types[0], "put");
+        assert_slice(req.filter.types[1], "deleted");
+        assert_int_equal(req.filter.stream.len, 0);
+        maos_request_free(&req);
+    }
+    /* the whole table: the filter selects exactly its streams' events */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_watch(&m.pk, 9, S("agents"), S(""), MAOS_WATCH_FROM_NOW, 0),
+                     0);
+    decode_ok(&m, &req);
+    assert_slice(req.filter.prefix, "agent-");
+    mp r;
+    mp_init(&r);
+    uint8_t id[16] = {1}, prev[32] = {0};
+    static const struct {
+        const char *stream, *type;
+        int match;
+    } evs[] = {{"agent-w1", "put", 1},      {"agent-w1", "deleted", 1},
+               {"agent-w1", "other", 0},    {"agents-1", "put", 0},
+               {"kv.plan-agent-1", "put", 0}, {"agent-", "put", 1}};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+        mp_reset(&r);
+        assert_int_equal(maos_enc_record(&r.pk, 1, 2, 0, S(evs[i].stream), S(evs[i].type),
+                                         id, prev, S("\x80"), S("\x80")), 0);
+        assert_err(maos_record_decode(r.sb.data, r.sb.size, &rec), 0);
+        assert_int_equal(maos_filter_match(&req.filter, &rec), evs[i].match);
+    }
+    mp_free(&r);
+    maos_request_free(&req);
+    mp_reset(&m);
+    assert_int_equal(maos_enc_watch(&m.pk, 9, S("agents"), S(""), 7, 0), MAOS_EINVALID_ARG);
+    mp_free(&m);
+}
+
+static void test_rt_agents(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    mp_init(&m);
+    static const char tags[] = "\x92\xa4" "code\xa6review";
+    static const char details[] = "\x81\xa5model\xa3xyz";
+    maos_agent_in a = {.id = S("writer-1"), .session = S("s-42"), .name = S("Writer"),
+                       .kind = S("llm"), .tags = S(tags), .details = S(details)};
+    assert_int_equal(maos_enc_agent_register(&m.pk, 11, &a), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_AGENT_REGISTER);
+    assert_slice(req.agent.id, "writer-1");
+    assert_slice(req.agent.session, "s-42");
+    assert_slice(req.agent.name, "Writer");
+    assert_slice(req.agent.kind, "llm");
+    assert_slice(req.agent.tags, tags);
+    assert_slice(req.agent.details, details);
+    maos_request_free(&req);
+    /* only the id */
+    mp_reset(&m);
+    maos_agent_in min = {.id = S("w")};
+    assert_int_equal(maos_enc_agent_register(&m.pk, 12, &min), 0);
+    decode_ok(&m, &req);
+    assert_slice(req.agent.id, "w");
+    assert_int_equal(req.agent.session.len + req.agent.name.len + req.agent.kind.len +
+                         req.agent.tags.len + req.agent.details.len,
+                     0);
+    maos_request_free(&req);
+
+    mp_reset(&m);
+    assert_int_equal(maos_enc_agent_deregister(&m.pk, 13, S("writer-1")), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_AGENT_DEREGISTER);
+    assert_slice(req.agent.id, "writer-1");
+    maos_request_free(&req);
+
+    mp_reset(&m);
+    assert_int_equal(maos_enc_agent_status(&m.pk, 14, S("busy"), S("\xa9step 3/10")), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_AGENT_STATUS);
+    assert_slice(req.agent.status, "busy");
+    assert_slice(req.agent.detail, "\xa9step 3/10");
+    maos_request_free(&req);
+    mp_reset(&m);
+    static char st64[MAOS_STATUS_MAX];
+    memset(st64, 'x', sizeof st64);
+    assert_int_equal(maos_enc_agent_status(&m.pk, 15, (maos_slice){st64, MAOS_STATUS_MAX},
+                                           (maos_slice){0}), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.agent.status.len, MAOS_STATUS_MAX);
+    assert_int_equal(req.agent.detail.len, 0);
+    maos_request_free(&req);
+    mp_free(&m);
+}
+
+static void test_rt_items(void **state)
+{
+    (void)state;
+    mp m;
+    maos_request req;
+    mp_init(&m);
+    maos_event_in ev[2] = {{.type = S("A")}, {.type = S("B"), .data = S("\x01")}};
+    maos_append_in ap[2] = {{S("orders-1"), 3, 2, ev}, {S("audit"), MAOS_EXPECT_NO_STREAM,
+                                                        1, ev}};
+    /* append: one APPEND item into appends[0] */
+    assert_int_equal(maos_enc_append(&m.pk, 1, &ap[0]), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.n_items, 1);
+    assert_int_equal(req.items[0].kind, MAOS_ITEM_APPEND);
+    assert_ptr_equal(req.items[0].append, &req.appends[0]);
+    maos_request_free(&req);
+    /* checkpoint_save: one CHECKPOINT item, name/position kept too */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_checkpoint_save(&m.pk, 2, S("cp"), 77), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.n_items, 1);
+    assert_int_equal(req.items[0].kind, MAOS_ITEM_CHECKPOINT);
+    assert_slice(req.items[0].name, "cp");
+    assert_int_equal(req.items[0].position, 77);
+    assert_slice(req.name, "cp");
+    assert_int_equal(req.position, 77);
+    maos_request_free(&req);
+    /* txn, old form: one APPEND item per append */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_txn(&m.pk, 3, ap, 2), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.n_items, 2);
+    assert_int_equal(req.n_appends, 2);
+    for (uint32_t i = 0; i < 2; i++) {
+        assert_int_equal(req.items[i].kind, MAOS_ITEM_APPEND);
+        assert_ptr_equal(req.items[i].append, &req.appends[i]);
+    }
+    assert_int_equal(req.error_index, -1);
+    maos_request_free(&req);
+
+    /* txn, ops form: every kind, in order */
+    maos_item_in items[6] = {
+        {.kind = MAOS_ITEM_PUT, .table = {MAOS_TABLE_KV, S("kv.plan")}, .key = S("s1"),
+         .data = S(DOC), .expect = MAOS_EXPECT_ABSENT, .bind = 1},
+        {.kind = MAOS_ITEM_APPEND, .append = &ap[0]},
+        {.kind = MAOS_ITEM_DELETE, .table = {MAOS_TABLE_LOCKS, S("locks")}, .key = S("l"),
+         .expect = 12},
+        {.kind = MAOS_ITEM_CHECKPOINT, .name = S("cp-1"), .position = 99},
+        {.kind = MAOS_ITEM_APPEND, .append = &ap[1]},
+        /* same key, another table */
+        {.kind = MAOS_ITEM_PUT, .table = {MAOS_TABLE_KV, S("kv.plan2")}, .key = S("s1"),
+         .data = S("\x80"), .expect = MAOS_EXPECT_ANY},
+    };
+    mp_reset(&m);
+    assert_int_equal(maos_enc_txn_ops(&m.pk, 4, items, 6), 0);
+    decode_ok(&m, &req);
+    assert_int_equal(req.op, MAOS_OP_TXN);
+    assert_int_equal(req.n_items, 6);
+    assert_int_equal(req.n_appends, 2);
+    for (uint32_t i = 0; i < 6; i++) {
+        const maos_item_in *a = &items[i], *b = &req.items[i];
+        assert_int_equal(b->kind, a->kind);
+        switch (a->kind) {
+        case MAOS_ITEM_APPEND:
+            assert_slice(b->append->stream, a->append->stream.ptr);
+            assert_int_equal(b->append->expect, a->append->expect);
+            assert_int_equal(b->append->n_events, a->append->n_events);
+            break;
+        case MAOS_ITEM_PUT:
+        case MAOS_ITEM_DELETE:
+            assert_int_equal(b->table.kind, a->table.kind);
+            assert_slice(b->table.name, a->table.name.ptr);
+            assert_slice(b->key, a->key.ptr);
+            assert_int_equal(b->expect, a->expect);
+            if (a->kind == MAOS_ITEM_PUT) {
+                assert_slice(b->data, a->data.ptr);
+                assert_int_equal(b->bind, a->bind);
+            }
+            break;
+        default:
+            assert_slice(b->name, "cp-1");
+            assert_int_equal(b->position, 99);
+        }
+    }
+    assert_ptr_equal(req.items[1].append, &req.appends[0]);
+    assert_ptr_equal(req.items[4].append, &req.appends[1]);
+    maos_request_free(&req);
+    /* the ops form's keys in any order: "op" last */
+    char why[256];
+    assert_err(maos_request_decode(LIT("\x83\xa2op\xa3txn\xa3rid\x01\xa3ops\x91\x83"
+                                       "\xa5table\xa5locks\xa3key\xa1l\xa2op\xa6" "delete"),
+                                   NULL, &req, why, sizeof why), 0);
+    assert_int_equal(req.n_items, 1);
+    assert_int_equal(req.items[0].kind, MAOS_ITEM_DELETE);
+    assert_int_equal(req.items[0].table.kind, MAOS_TABLE_LOCKS);
+    assert_slice(req.items[0].key, "l");
+    assert_int_equal(req.items[0].expect, MAOS_EXPECT_ANY);
+    maos_request_free(&req);
+    mp_free(&m);
+}
+
+/* ---- issue 7: typed rejections --------------------------------------------------------- */
+
+/* A request map {op, rid: 5, ...} built pair by pair. */
+static void rq(mp *m, const char *op, uint32_t extra)
+{
+    mp_reset(m);
+    msgpack_pack_map(&m->pk, 2 + extra);
+    msgpack_pack_str_with_body(&m->pk, "op", 2);
+    msgpack_pack_str_with_body(&m->pk, op, strlen(op));
+    msgpack_pack_str_with_body(&m->pk, "rid", 3);
+    msgpack_pack_uint64(&m->pk, 5);
+}
+
+static void rq_k(mp *m, const char *k)
+{
+    msgpack_pack_str_with_body(&m->pk, k, strlen(k));
+}
+
+static void rq_s(mp *m, const char *k, const char *v, size_t n)
+{
+    rq_k(m, k);
+    msgpack_pack_str_with_body(&m->pk, v, n);
+}
+
+static void rq_raw(mp *m, const char *k, const char *raw, size_t n)
+{
+    rq_k(m, k);
+    msgpack_sbuffer_write(&m->sb, raw, n);
+}
+
+#define RQ_S(m, k, v) rq_s((m), (k), (v), strlen(v))
+
+/* Decode m expecting code, a reason containing `needle` (may be NULL) and
+ * the rid; returns the request's error_index. */
+static int64_t rq_err(const mp *m, const maos_limits *lim, int code, const char *needle)
+{
+    maos_request req;
+    char why[256];
+    int rc = maos_request_decode(m->sb.data, m->sb.size, lim, &req, why, sizeof why);
+    if (rc != code || (needle && !strstr(why, needle))) {
+        print_error("got %s \"%s\", want %s \"%s\"\n", maos_err_name(rc), why,
+                    maos_err_name(code), needle ? needle : "");
+        fail();
+    }
+    assert_int_equal(req.rid, 5);
+    int64_t idx = req.error_index;
+    maos_request_free(&req);
+    return idx;
+}
+
+static void rq_ok(const mp *m, const maos_limits *lim)
+{
+    maos_request req;
+    char why[256];
+    int rc = maos_request_decode(m->sb.data, m->sb.size, lim, &req, why, sizeof why);
+    if (rc) {
+        print_error("refused: %s: %s\n", maos_err_name(rc), why);
+        fail();
+    }
+    maos_request_free(&req);
+}
+
+static void test_table_rejections(void **state)
+{
+    (void)state;
+    mp m;
+    mp_init(&m);
+    static char k513[MAOS_KEY_MAX + 1];
+    memset(k513, 'k', sizeof k513);
+    static const struct {
+        const char *p;
+        size_t n;
+    } bad_keys[] = {{"", 0}, {k513, MAOS_KEY_MAX + 1}, {LIT("a\xff")}, {LIT("a\0b")},
+                    {LIT("\xc0\xaf")}, {LIT("\xed\xa0\x80")}};
+    static const char *const key_ops[] = {"put", "get", "delete"};
+    for (size_t o = 0; o < 3; o++) {
+        for (size_t i = 0; i < sizeof bad_keys / sizeof bad_keys[0]; i++) {
+            print_message("%s with bad key %zu\n", key_ops[o], i);
+            rq(&m, key_ops[o], 3);
+            RQ_S(&m, "table", "kv.plan");
+            rq_s(&m, "key", bad_keys[i].p, bad_keys[i].n);
+            rq_raw(&m, "data", LIT("\x80"));
+            rq_err(&m, NULL, MAOS_EINVALID_NAME, "key must be 1..512 bytes");
+        }
+        /* a key that is not a string */
+        rq(&m, key_ops[o], 2);
+        RQ_S(&m, "table", "kv.plan");
+        rq_raw(&m, "key", LIT("\x07"));
+        rq_err(&m, NULL, MAOS_EBAD_REQUEST, "key must be a string");
+    }
+    /* a 512-byte key is fine */
+    rq(&m, "put", 3);
+    RQ_S(&m, "table", "kv.plan");
+    rq_s(&m, "key", k513, MAOS_KEY_MAX);
+    rq_raw(&m, "data", LIT("\x80"));
+    rq_ok(&m, NULL);
+
+    /* data that is not a map */
+    static const struct {
+        const char *p;
+        size_t n;
+    } not_maps[] = {{LIT("\xa1x")}, {LIT("\x90")}, {LIT("\xc0")}, {LIT("\x01")},
+                    {LIT("\xc4\x01x")}};
+    for (size_t i = 0; i < sizeof not_maps / sizeof not_maps[0]; i++) {
+        rq(&m, "put", 3);
+        RQ_S(&m, "table", "sessions");
+        RQ_S(&m, "key", "s1");
+        rq_raw(&m, "data", not_maps[i].p, not_maps[i].n);
+        rq_err(&m, NULL, MAOS_EBAD_REQUEST, "data must be a map");
+    }
+    /* ... or missing */
+    rq(&m, "put", 2);
+    RQ_S(&m, "table", "sessions");
+    RQ_S(&m, "key", "s1");
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "data must be a map");
+
+    /* unknown table kinds, on every table op */
+    static char kv65[3 + MAOS_KV_NAME_MAX + 1];
+    memcpy(kv65, "kv.", 3);
+    memset(kv65 + 3, 'n', MAOS_KV_NAME_MAX + 1);
+    static const struct {
+        const char *p;
+        size_t n;
+    } bad_tables[] = {{LIT("foo")}, {LIT("kv.")}, {LIT("kv.a-b")}, {kv65, sizeof kv65},
+                      {LIT("")},    {LIT("session")}, {LIT("kv.\xff")}};
+    static const char *const table_ops[] = {"put", "get", "delete", "list", "count",
+                                            "watch"};
+    for (size_t o = 0; o < 6; o++) {
+        for (size_t i = 0; i < sizeof bad_tables / sizeof bad_tables[0]; i++) {
+            rq(&m, table_ops[o], 3);
+            rq_s(&m, "table", bad_tables[i].p, bad_tables[i].n);
+            RQ_S(&m, "key", "k");
+            rq_raw(&m, "data", LIT("\x80"));
+            rq_err(&m, NULL, MAOS_EINVALID_NAME, "unknown table kind");
+        }
+        rq(&m, table_ops[o], 2);
+        rq_raw(&m, "table", LIT("\x91\xa1x"));
+        RQ_S(&m, "key", "k");
+        rq_err(&m, NULL, MAOS_EBAD_REQUEST, "table must be a string");
+        /* no table */
+        rq(&m, table_ops[o], 2);
+        RQ_S(&m, "key", "k");
+        rq_raw(&m, "data", LIT("\x80"));
+        rq_err(&m, NULL, MAOS_EBAD_REQUEST, "needs a table");
+    }
+    /* no key */
+    for (size_t o = 0; o < 3; o++) {
+        rq(&m, key_ops[o], 2);
+        RQ_S(&m, "table", "locks");
+        rq_raw(&m, "data", LIT("\x80"));
+        rq_err(&m, NULL, MAOS_EBAD_REQUEST, "needs a key");
+    }
+
+    /* expect: table words only; delete cannot expect absent */
+    static const struct {
+        const char *op;
+        const char *p;
+        size_t n;
+        int ok;
+    } expects[] = {
+        {"put", LIT("\xa3" "any"), 1},       {"put", LIT("\xa6" "absent"), 1},
+        {"put", LIT("\xa6" "exists"), 1},    {"put", LIT("\x00"), 1},
+        {"put", LIT("\xa9no_stream"), 0},    {"put", LIT("\xff"), 0},
+        {"put", LIT("\xc3"), 0},             {"put", LIT("\xa4" "some"), 0},
+        {"put", LIT("\xcf\x80\0\0\0\0\0\0\0"), 0},
+        {"delete", LIT("\xa6" "absent"), 0}, {"delete", LIT("\xa6" "exists"), 1},
+        {"delete", LIT("\x05"), 1},
+    };
+    for (size_t i = 0; i < sizeof expects / sizeof expects[0]; i++) {
+        print_message("expect case %zu\n", i);
+        rq(&m, expects[i].op, 4);
+        RQ_S(&m, "table", "kv.plan");
+        RQ_S(&m, "key", "k");
+        rq_raw(&m, "data", LIT("\x80"));
+        rq_raw(&m, "expect", expects[i].p, expects[i].n);
+        if (expects[i].ok)
+            rq_ok(&m, NULL);
+        else
+            rq_err(&m, NULL, MAOS_EBAD_REQUEST, "expect");
+    }
+    rq(&m, "put", 4);
+    RQ_S(&m, "table", "kv.plan");
+    RQ_S(&m, "key", "k");
+    rq_raw(&m, "data", LIT("\x80"));
+    rq_raw(&m, "bind", LIT("\x01"));
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "bind must be a boolean");
+
+    /* where: a map with string keys, at most max_types pairs */
+    static const char *const where_ops[] = {"list", "count"};
+    for (size_t o = 0; o < 2; o++) {
+        rq(&m, where_ops[o], 2);
+        RQ_S(&m, "table", "agents");
+        rq_raw(&m, "where", LIT("\x92\xa1" "a\x01"));
+        rq_err(&m, NULL, MAOS_EBAD_REQUEST, "where must be a map");
+        rq(&m, where_ops[o], 2);
+        RQ_S(&m, "table", "agents");
+        rq_raw(&m, "where", LIT("\xa6status"));
+        rq_err(&m, NULL, MAOS_EBAD_REQUEST, "where must be a map");
+        rq(&m, where_ops[o], 2);
+        RQ_S(&m, "table", "agents");
+        rq_raw(&m, "where", LIT("\x82\xa1" "a\x01\x07\x01"));
+        rq_err(&m, NULL, MAOS_EBAD_REQUEST, "where keys must be strings");
+        maos_limits lim = {.max_types = 1};
+        rq(&m, where_ops[o], 2);
+        RQ_S(&m, "table", "agents");
+        rq_raw(&m, "where", LIT("\x82\xa1" "a\x01\xa1" "b\x02"));
+        rq_err(&m, &lim, MAOS_ELIMIT, "where");
+        lim.max_types = 2;
+        rq_ok(&m, &lim);
+        /* the key prefix: at most 512 bytes of UTF-8 */
+        rq(&m, where_ops[o], 2);
+        RQ_S(&m, "table", "agents");
+        rq_s(&m, "prefix", k513, MAOS_KEY_MAX + 1);
+        rq_err(&m, NULL, MAOS_EINVALID_NAME, "prefix");
+    }
+    rq(&m, "list", 2);
+    RQ_S(&m, "table", "agents");
+    rq_s(&m, "after", LIT("a\xff"));
+    rq_err(&m, NULL, MAOS_EINVALID_NAME, "after");
+    rq(&m, "list", 2);
+    RQ_S(&m, "table", "agents");
+    rq_raw(&m, "limit", LIT("\x00"));
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "limit");
+
+    /* watch from: a revision or "now" */
+    static const struct {
+        const char *p;
+        size_t n;
+    } bad_from[] = {{LIT("\xa5later")}, {LIT("\xa5start")}, {LIT("\xff")}, {LIT("\xc3")},
+                    {LIT("\xc0")},     {LIT("\x90")},       {LIT("\xcb\x3f\xf0\0\0\0\0\0\0")}};
+    for (size_t i = 0; i < sizeof bad_from / sizeof bad_from[0]; i++) {
+        rq(&m, "watch", 2);
+        RQ_S(&m, "table", "kv.plan");
+        rq_raw(&m, "from", bad_from[i].p, bad_from[i].n);
+        rq_err(&m, NULL, MAOS_EBAD_REQUEST, "from must be a revision or \"now\"");
+    }
+    rq(&m, "watch", 2);
+    RQ_S(&m, "table", "kv.plan");
+    rq_s(&m, "prefix", k513, MAOS_KEY_MAX + 1);
+    rq_err(&m, NULL, MAOS_EINVALID_NAME, "prefix");
+    mp_free(&m);
+}
+
+static void test_agent_rejections(void **state)
+{
+    (void)state;
+    mp m;
+    mp_init(&m);
+    static char k513[MAOS_KEY_MAX + 1];
+    memset(k513, 'k', sizeof k513);
+    rq(&m, "agent_register", 1);
+    RQ_S(&m, "session", "s");
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "needs an id");
+    rq(&m, "agent_deregister", 0);
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "needs an id");
+    rq(&m, "agent_register", 1);
+    rq_s(&m, "id", k513, MAOS_KEY_MAX + 1);
+    rq_err(&m, NULL, MAOS_EINVALID_NAME, "agent id");
+    rq(&m, "agent_deregister", 1);
+    rq_s(&m, "id", LIT(""));
+    rq_err(&m, NULL, MAOS_EINVALID_NAME, "agent id");
+    rq(&m, "agent_register", 2);
+    RQ_S(&m, "id", "w");
+    rq_s(&m, "session", LIT("s\0"));
+    rq_err(&m, NULL, MAOS_EINVALID_NAME, "session");
+    static const struct {
+        const char *key;
+        const char *p;
+        size_t n;
+        const char *needle;
+    } bad[] = {
+        {"name", LIT("\xa0"), "agent name"},
+        {"name", LIT("\x01"), "agent name"},
+        {"kind", LIT("\xa2\xc3\x28"), "agent kind"},
+        {"tags", LIT("\xa1x"), "tags must be an array"},
+        {"tags", LIT("\x92\xa1x\x01"), "tags must be strings"},
+        {"tags", LIT("\x91\xa0"), "tags must be strings"},
+        {"details", LIT("\x90"), "details must be a map"},
+        {"details", LIT("\xa1x"), "details must be a map"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rq(&m, "agent_register", 2);
+        RQ_S(&m, "id", "w");
+        rq_raw(&m, bad[i].key, bad[i].p, bad[i].n);
+        rq_err(&m, NULL, MAOS_EBAD_REQUEST, bad[i].needle);
+    }
+    /* status: 1..64 bytes of UTF-8 */
+    static char s65[MAOS_STATUS_MAX + 1];
+    memset(s65, 's', sizeof s65);
+    rq(&m, "agent_status", 0);
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "needs a status");
+    rq(&m, "agent_status", 1);
+    rq_s(&m, "status", s65, sizeof s65);
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "status must be 1..64");
+    rq(&m, "agent_status", 1);
+    rq_s(&m, "status", LIT(""));
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "status must be 1..64");
+    rq(&m, "agent_status", 1);
+    rq_raw(&m, "status", LIT("\x01"));
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "status must be 1..64");
+    rq(&m, "agent_status", 2);
+    RQ_S(&m, "status", "idle");
+    rq_raw(&m, "detail", LIT("\x92\x01"));
+    rq_err(&m, NULL, MAOS_EBAD_FRAME, NULL); /* truncated detail */
+    mp_free(&m);
+}
+
+/* A txn op map, pair by pair: {op, ...}. */
+static void op_head(mp *m, const char *kind, uint32_t extra)
+{
+    msgpack_pack_map(&m->pk, 1 + extra);
+    RQ_S(m, "op", kind);
+}
+
+static void op_put(mp *m, const char *table, const char *key)
+{
+    op_head(m, "put", 3);
+    RQ_S(m, "table", table);
+    RQ_S(m, "key", key);
+    rq_raw(m, "data", LIT("\x80"));
+}
+
+static void op_append(mp *m, const char *stream)
+{
+    op_head(m, "append", 2);
+    RQ_S(m, "stream", stream);
+    rq_raw(m, "events", LIT("\x91\x81\xa4type\xa1T"));
+}
+
+static void test_txn_rejections(void **state)
+{
+    (void)state;
+    mp m;
+    mp_init(&m);
+    /* the same (table, key) twice: put/put, put/delete; index of the repeat */
+    rq(&m, "txn", 1);
+    rq_k(&m, "ops");
+    msgpack_pack_array(&m.pk, 3);
+    op_put(&m, "kv.plan", "a");
+    op_put(&m, "kv.plan", "b");
+    op_put(&m, "kv.plan", "a");
+    assert_int_equal(rq_err(&m, NULL, MAOS_EBAD_REQUEST, "each (table, key) once"), 2);
+    rq(&m, "txn", 1);
+    rq_k(&m, "ops");
+    msgpack_pack_array(&m.pk, 2);
+    op_put(&m, "locks", "a");
+    op_head(&m, "delete", 2);
+    RQ_S(&m, "table", "locks");
+    RQ_S(&m, "key", "a");
+    assert_int_equal(rq_err(&m, NULL, MAOS_EBAD_REQUEST, "each (table, key) once"), 1);
+    /* the same stream twice, the same checkpoint twice */
+    rq(&m, "txn", 1);
+    rq_k(&m, "ops");
+    msgpack_pack_array(&m.pk, 3);
+    op_append(&m, "s-1");
+    op_put(&m, "kv.s", "1");
+    op_append(&m, "s-1");
+    assert_int_equal(rq_err(&m, NULL, MAOS_EBAD_REQUEST, "each stream once"), 2);
+    rq(&m, "txn", 1);
+    rq_k(&m, "ops");
+    msgpack_pack_array(&m.pk, 2);
+    for (int i = 0; i < 2; i++) {
+        op_head(&m, "checkpoint", 2);
+        RQ_S(&m, "name", "cp");
+        rq_raw(&m, "position", LIT("\x05"));
+    }
+    assert_int_equal(rq_err(&m, NULL, MAOS_EBAD_REQUEST, "each checkpoint once"), 1);
+    /* shapes */
+    rq(&m, "txn", 1);
+    rq_raw(&m, "ops", LIT("\x90"));
+    assert_int_equal(rq_err(&m, NULL, MAOS_EBAD_REQUEST, "ops must not be empty"), -1);
+    rq(&m, "txn", 1);
+    rq_raw(&m, "ops", LIT("\x80"));
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "ops must be an array");
+    rq(&m, "txn", 1);
+    rq_raw(&m, "ops", LIT("\x91\xa3put"));
+    assert_int_equal(rq_err(&m, NULL, MAOS_EBAD_REQUEST, "each op must be a map"), 0);
+    rq(&m, "txn", 1);
+    rq_raw(&m, "ops", LIT("\x91\x81\xa5table\xa5locks"));
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "needs an op");
+    rq(&m, "txn", 1);
+    rq_raw(&m, "ops", LIT("\x91\x81\xa2op\xa5merge"));
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "unknown op \"merge\"");
+    rq(&m, "txn", 1);
+    rq_raw(&m, "ops", LIT("\x91\x81\xa2op\x01"));
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "op must be a string");
+    rq(&m, "txn", 1);
+    rq_raw(&m, "ops", LIT("\x91\x82\xa2op\xaa" "checkpoint\xa4name\xa2" "cp"));
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "checkpoint needs name and position");
+    /* errors inside an op: typed as at the top level, with the index */
+    rq(&m, "txn", 1);
+    rq_k(&m, "ops");
+    msgpack_pack_array(&m.pk, 2);
+    op_put(&m, "kv.a", "k");
+    op_head(&m, "put", 3);
+    RQ_S(&m, "table", "kv.a");
+    RQ_S(&m, "key", "k2");
+    rq_raw(&m, "data", LIT("\x90"));
+    assert_int_equal(rq_err(&m, NULL, MAOS_EBAD_REQUEST, "data must be a map"), 1);
+    rq(&m, "txn", 1);
+    rq_k(&m, "ops");
+    msgpack_pack_array(&m.pk, 1);
+    op_put(&m, "foo", "k");
+    assert_int_equal(rq_err(&m, NULL, MAOS_EINVALID_NAME, "unknown table kind"), 0);
+    rq(&m, "txn", 1);
+    rq_k(&m, "ops");
+    msgpack_pack_array(&m.pk, 1);
+    op_put(&m, "kv.a", "");
+    rq_err(&m, NULL, MAOS_EINVALID_NAME, "key must be");
+    /* both forms in one txn */
+    rq(&m, "txn", 2);
+    rq_k(&m, "ops");
+    msgpack_pack_array(&m.pk, 1);
+    op_put(&m, "kv.a", "k");
+    rq_raw(&m, "appends", LIT("\x91\x82\xa6stream\xa1s\xa6" "events\x91\x81\xa4type\xa1T"));
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "one appends or one ops");
+    rq(&m, "txn", 0);
+    rq_err(&m, NULL, MAOS_EBAD_REQUEST, "txn needs appends or ops");
+    /* limits: ops count against max_appends, events against max_events */
+    maos_limits lim = {.max_appends = 2};
+    rq(&m, "txn", 1);
+    rq_k(&m, "ops");
+    msgpack_pack_array(&m.pk, 3);
+    op_put(&m, "kv.a", "1");
+    op_put(&m, "kv.a", "2");
+    op_put(&m, "kv.a", "3");
+    rq_err(&m, &lim, MAOS_ELIMIT, "too many ops");
+    lim.max_appends = 3;
+    rq_ok(&m, &lim);
+    lim = (maos_limits){.max_events = 1};
+    rq(&m, "txn", 1);
+    rq_k(&m, "ops");
+    msgpack_pack_array(&m.pk, 3);
+    op_append(&m, "a-1");
+    op_put(&m, "kv.a", "1");
+    op_append(&m, "a-2");
+    assert_int_equal(rq_err(&m, &lim, MAOS_ELIMIT, "too many events"), 2);
+
+    /* reserved categories: refused for clients, everywhere an append is */
+    static const char *const reserved[] = {"session-1", "agent-w", "lock-l", "kv.plan-1",
+                                           "kv.x"};
+    maos_limits sys = {.system = 1};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        print_message("reserved %s\n", reserved[i]);
+        maos_event_in ev = {.type = S("T")};
+        maos_append_in a[2] = {{S("free-1"), MAOS_EXPECT_ANY, 1, &ev},
+                               {S(reserved[i]), MAOS_EXPECT_ANY, 1, &ev}};
+        mp_reset(&m);
+        assert_int_equal(maos_enc_append(&m.pk, 5, &a[1]), 0);
+        rq_err(&m, NULL, MAOS_EINVALID_NAME, "is written by table operations");
+        rq_ok(&m, &sys); /* maosd's own writes may */
+        mp_reset(&m);
+        assert_int_equal(maos_enc_txn(&m.pk, 5, a, 2), 0);
+        assert_int_equal(rq_err(&m, NULL, MAOS_EINVALID_NAME, "written by table"), 1);
+        rq_ok(&m, &sys);
+        rq(&m, "txn", 1);
+        rq_k(&m, "ops");
+        msgpack_pack_array(&m.pk, 1);
+        op_append(&m, reserved[i]);
+        assert_int_equal(rq_err(&m, NULL, MAOS_EINVALID_NAME, "written by table"), 0);
+        rq_ok(&m, &sys);
+    }
+    /* stream names: 1024 bytes fine, 1025 not; in the ops form too */
+    static char s1025[MAOS_STREAM_MAX + 1];
+    memset(s1025, 's', sizeof s1025);
+    rq(&m, "read", 1);
+    rq_s(&m, "stream", s1025, MAOS_STREAM_MAX);
+    rq_ok(&m, NULL);
+    rq(&m, "read", 1);
+    rq_s(&m, "stream", s1025, MAOS_STREAM_MAX + 1);
+    rq_err(&m, NULL, MAOS_EINVALID_NAME, "stream must be 1..1024");
+    rq(&m, "subscribe", 1);
+    rq_s(&m, "prefix", s1025, MAOS_STREAM_MAX);
+    rq_ok(&m, NULL);
+    rq(&m, "streams", 1);
+    rq_s(&m, "after", s1025, MAOS_STREAM_MAX + 1);
+    rq_err(&m, NULL, MAOS_EINVALID_NAME, "after");
+    /* types and checkpoint names stay 1..255 */
+    rq(&m, "checkpoint_save", 2);
+    rq_s(&m, "name", s1025, 256);
+    rq_raw(&m, "position", LIT("\x01"));
+    rq_err(&m, NULL, MAOS_EINVALID_NAME, "1..255");
+    mp_free(&m);
+}
+
+/* ---- issue 7: replies ---------------------------------------------------------------- */
+
+static void enc_test_entry(msgpack_packer *pk, const char *key, uint64_t rev)
+{
+    assert_int_equal(maos_enc_entry(pk, S("kv.plan"), S(key), rev, 3,
+                                    1767225600000000, 1767225600000000 + (int64_t)rev,
+                                    (int)(rev & 1), S(DOC)), 0);
+}
+
+static void check_test_entry(const maos_entry *e, const char *key, uint64_t rev)
+{
+    assert_slice(e->table, "kv.plan");
+    assert_slice(e->key, key);
+    assert_int_equal(e->revision, rev);
+    assert_int_equal(e->created_revision, 3);
+    assert_int_equal(e->created, 1767225600000000);
+    assert_int_equal(e->updated, 1767225600000000 + (int64_t)rev);
+    assert_int_equal(e->bound, (int)(rev & 1));
+    assert_slice(e->data, DOC);
+}
+
+static void test_rt_entry(void **state)
+{
+    (void)state;
+    static const char *const fields[] = {"table", "key", "revision", "created_revision",
+                                         "created", "updated", "data", "bound", NULL};
+    mp m, cut;
+    maos_entry e;
+    mp_init(&m);
+    mp_init(&cut);
+    enc_test_entry(&m.pk, "step-3", 9);
+    assert_err(maos_entry_decode(m.sb.data, m.sb.size, &e), 0);
+    check_test_entry(&e, "step-3", 9);
+    assert_ptr_equal(e.raw.ptr, m.sb.data);
+    assert_int_equal(e.raw.len, m.sb.size);
+    /* every field is required */
+    for (size_t i = 0; fields[i]; i++) {
+        copy_map_without(m.sb.data, m.sb.size, (const char *const[]){fields[i], NULL},
+                         &cut);
+        e.revision = 4242;
+        assert_err(maos_entry_decode(cut.sb.data, cut.sb.size, &e), MAOS_EPROTO);
+        assert_int_equal(e.revision, 4242); /* untouched on failure */
+        maos_mpr r;
+        maos_mpr_init(&r, cut.sb.data, cut.sb.size);
+        assert_err(maos_entry_next(&r, &e), MAOS_EPROTO);
+        assert_ptr_equal(r.p, cut.sb.data); /* cursor unchanged */
+    }
+    /* wrong types: data not a map, bound not a bool, revision negative */
+    static const struct {
+        const char *p;
+        size_t n;
+    } bad[] = {
+        {LIT("\x88\xa5table\xa1t\xa3key\xa1k\xa8revision\x01\xb0" "created_revision\x01"
+             "\xa7" "created\x01\xa7updated\x01\xa4" "data\x90\xa5" "bound\xc2")},
+        {LIT("\x88\xa5table\xa1t\xa3key\xa1k\xa8revision\x01\xb0" "created_revision\x01"
+             "\xa7" "created\x01\xa7updated\x01\xa4" "data\x80\xa5" "bound\x01")},
+        {LIT("\x88\xa5table\xa1t\xa3key\xa1k\xa8revision\xff\xb0" "created_revision\x01"
+             "\xa7" "created\x01\xa7updated\x01\xa4" "data\x80\xa5" "bound\xc2")},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_err(maos_entry_decode(bad[i].p, bad[i].n, &e), MAOS_EPROTO);
+    /* the same with good values decodes (the cases above differ in one byte) */
+    assert_err(maos_entry_decode(LIT("\x88\xa5table\xa1t\xa3key\xa1k\xa8revision\x01\xb0"
+                                     "created_revision\x01\xa7" "created\xff\xa7updated"
+                                     "\x01\xa4" "data\x80\xa5" "bound\xc2"),
+                                 &e), 0);
+    assert_int_equal(e.created, -1);
+    /* trailing bytes */
+    msgpack_pack_nil(&m.pk);
+    assert_err(maos_entry_decode(m.sb.data, m.sb.size, &e), MAOS_EPROTO);
+    /* data len 0 encodes {} */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_entry(&m.pk, S("agents"), S("a"), 1, 1, 0, 0, 0,
+                                    (maos_slice){0}), 0);
+    assert_err(maos_entry_decode(m.sb.data, m.sb.size, &e), 0);
+    assert_slice(e.data, "\x80");
+    mp_free(&m);
+    mp_free(&cut);
+}
+
+static void test_rt_table_replies(void **state)
+{
+    (void)state;
+    mp m;
+    maos_reply rep;
+    char why[200];
+    mp_init(&m);
+
+    /* put / agent_register, delete / agent_* */
+    assert_int_equal(maos_enc_reply_revision(&m.pk, 1, 120, 100), 0);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_int_equal(rep.revision, 120);
+    assert_int_equal(rep.created_revision, 100);
+    check_promised(MAOS_OP_PUT, &m,
+                   (const char *const[]){"revision", "created_revision", NULL});
+    check_promised(MAOS_OP_AGENT_REGISTER, &m,
+                   (const char *const[]){"revision", "created_revision", NULL});
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_revision(&m.pk, 2, 121, UINT64_MAX), 0);
+    check_promised(MAOS_OP_DELETE, &m, (const char *const[]){"revision", NULL});
+    check_promised(MAOS_OP_AGENT_DEREGISTER, &m, (const char *const[]){"revision", NULL});
+    check_promised(MAOS_OP_AGENT_STATUS, &m, (const char *const[]){"revision", NULL});
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_PUT, why, sizeof why), MAOS_EPROTO);
+    assert_string_equal(why, "put reply without created_revision");
+
+    /* get */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_get_begin(&m.pk, 3), 0);
+    enc_test_entry(&m.pk, "step-3", 9);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    maos_entry e;
+    assert_err(maos_entry_decode(rep.entry.ptr, rep.entry.len, &e), 0);
+    check_test_entry(&e, "step-3", 9);
+    check_promised(MAOS_OP_GET, &m, (const char *const[]){"entry", NULL});
+    /* an entry without a field is refused by the check */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_get_begin(&m.pk, 3), 0);
+    msgpack_sbuffer_write(&m.sb, LIT("\x81\xa5table\xa1t"));
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_GET, why, sizeof why), MAOS_EPROTO);
+    assert_non_null(strstr(why, "get reply with an entry without"));
+    /* an entry that is not a map is malformed */
+    assert_err(maos_reply_decode(LIT("\x83\xa3rid\x01\xa2ok\xc3\xa5" "entry\x90"), &rep),
+               MAOS_EPROTO);
+
+    /* list: streamed entries, next key or nil, revision */
+    maos_list_mark mark;
+    for (int more = 0; more < 2; more++) {
+        mp_reset(&m);
+        assert_int_equal(maos_enc_list_begin(&m.sb, 4, "entries", &mark), 0);
+        for (uint64_t i = 0; i < 3; i++) {
+            char key[24];
+            snprintf(key, sizeof key, "k%llu", (unsigned long long)i);
+            enc_test_entry(&m.pk, key, 10 + i);
+        }
+        assert_int_equal(maos_enc_entries_end(&m.sb, &mark, 3, more ? S("k2") : S(""), 77),
+                         0);
+        assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+        assert_err(maos_reply_check(&rep, MAOS_OP_LIST, why, sizeof why), 0);
+        assert_int_equal(rep.n_items, 3);
+        assert_int_equal(rep.revision, 77);
+        assert_int_equal(rep.next_kind, more ? MAOS_NEXT_STR : MAOS_NEXT_NONE);
+        if (more)
+            assert_slice(rep.next_s, "k2");
+        maos_mpr r;
+        uint32_t n;
+        maos_mpr_init(&r, rep.items.ptr, rep.items.len);
+        assert_err(maos_mpr_array(&r, &n), 0);
+        for (uint64_t i = 0; i < n; i++) {
+            char key[24];
+            snprintf(key, sizeof key, "k%llu", (unsigned long long)i);
+            assert_err(maos_entry_next(&r, &e), 0);
+            check_test_entry(&e, key, 10 + i);
+        }
+        assert_ptr_equal(r.p, r.end);
+        check_promised(MAOS_OP_LIST, &m,
+                       (const char *const[]){"entries", "next", "revision", NULL});
+        /* a list of entries is not an event page or a stream listing */
+        assert_err(maos_reply_check(&rep, MAOS_OP_READ, NULL, 0), MAOS_EPROTO);
+        assert_err(maos_reply_check(&rep, MAOS_OP_STREAMS, NULL, 0), MAOS_EPROTO);
+    }
+    /* entries_end needs the list_begin mark of an entries reply */
+    maos_list_mark none = {0};
+    assert_int_equal(maos_enc_entries_end(&m.sb, &none, 0, S(""), 1), MAOS_EINVALID_ARG);
+    /* a numeric next is not a key */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_list_begin(&m.sb, 4, "entries", &mark), 0);
+    assert_int_equal(maos_enc_list_end(&m.sb, &mark, 0, MAOS_NEXT_UINT, 5, S("")), 0);
+    msgpack_pack_str_with_body(&m.pk, "revision", 8);
+    msgpack_pack_uint64(&m.pk, 5);
+    m.sb.data[0] = (char)0x85;
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_LIST, why, sizeof why), MAOS_EPROTO);
+    assert_string_equal(why, "list reply with a numeric next (a key or nil)");
+
+    /* count, watch */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_count(&m.pk, 5, 5000000000ull, 78), 0);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_int_equal(rep.count, 5000000000ull); /* more than an append's uint32 */
+    assert_int_equal(rep.revision, 78);
+    check_promised(MAOS_OP_COUNT, &m, (const char *const[]){"count", "revision", NULL});
+    assert_err(maos_reply_check(&rep, MAOS_OP_APPEND, NULL, 0), MAOS_EPROTO);
+    mp_reset(&m);
+    assert_int_equal(maos_enc_reply_watch(&m.pk, 6, 3, 79), 0);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_int_equal(rep.sub, 3);
+    assert_int_equal(rep.revision, 79);
+    check_promised(MAOS_OP_WATCH, &m, (const char *const[]){"sub", "revision", NULL});
+
+    /* WRONG_REVISION with the entry's current revision, and with -1 */
+    mp_reset(&m);
+    assert_int_equal(maos_enc_error(&m.pk, 7, MAOS_EWRONG_REVISION, NULL, 1, -1, 2), 0);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_int_equal(rep.ok, 0);
+    assert_err(rep.code, MAOS_EWRONG_REVISION);
+    assert_slice(rep.message, "entry is not at the expected revision");
+    assert_int_equal(rep.has_actual, 1);
+    assert_int_equal(rep.actual, -1);
+    assert_int_equal(rep.index, 2);
+    assert_string_equal(maos_err_name(MAOS_EWRONG_REVISION), "WRONG_REVISION");
+    assert_int_equal(MAOS_EWRONG_REVISION, -20);
+    mp_free(&m);
+}
+
+static void test_rt_txn_results(void **state)
+{
+    (void)state;
+    mp m;
+    maos_reply rep;
+    uint8_t ids[32] = {7, 7};
+    maos_txn_result res[4] = {
+        {.kind = MAOS_ITEM_APPEND, .append = {S("orders-1"), 4, 200, 2, 0,
+                                              {(const char *)ids, 32}}},
+        {.kind = MAOS_ITEM_PUT, .revision = 202, .created_revision = 150},
+        {.kind = MAOS_ITEM_DELETE, .revision = 203},
+        {.kind = MAOS_ITEM_CHECKPOINT},
+    }, got;
+    mp_init(&m);
+    assert_int_equal(maos_enc_reply_txn_begin(&m.pk, 9, 4), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(maos_enc_txn_result(&m.pk, &res[i]), 0);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_err(maos_reply_check(&rep, MAOS_OP_TXN, NULL, 0), 0);
+    assert_int_equal(rep.n_results, 4);
+    /* told the kinds (as a client is, from its request), and inferred */
+    for (int pass = 0; pass < 2; pass++) {
+        maos_mpr r;
+        uint32_t n;
+        maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+        assert_err(maos_mpr_array(&r, &n), 0);
+        for (int i = 0; i < 4; i++) {
+            assert_err(maos_txn_result_next(&r, pass ? 0 : res[i].kind, &got), 0);
+            assert_int_equal(got.kind, res[i].kind);
+            assert_int_equal(got.revision, res[i].revision);
+            assert_int_equal(got.created_revision, res[i].created_revision);
+            assert_slice_n(got.append.stream, res[i].append.stream.ptr,
+                           res[i].append.stream.len);
+            assert_int_equal(got.append.first_position, res[i].append.first_position);
+            assert_int_equal(got.append.count, res[i].append.count);
+            assert_slice_n(got.append.ids, res[i].append.ids.ptr, res[i].append.ids.len);
+        }
+        assert_ptr_equal(r.p, r.end);
+    }
+    /* the append element still reads with maos_append_result_next; a put
+     * element does not */
+    maos_mpr r;
+    uint32_t n;
+    maos_append_result ar;
+    maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+    assert_err(maos_mpr_array(&r, &n), 0);
+    assert_err(maos_append_result_next(&r, &ar), 0);
+    assert_slice(ar.stream, "orders-1");
+    const uint8_t *at = r.p;
+    assert_err(maos_append_result_next(&r, &ar), MAOS_EPROTO);
+    /* a put element without created_revision is not a put result, a
+     * delete element is not an append; the cursor stays */
+    assert_err(maos_txn_result_next(&r, MAOS_ITEM_APPEND, &got), MAOS_EPROTO);
+    assert_ptr_equal(r.p, at);
+    maos_mpr one;
+    maos_mpr_init(&one, LIT("\x81\xa8revision\x05"));
+    assert_err(maos_txn_result_next(&one, MAOS_ITEM_PUT, &got), MAOS_EPROTO);
+    assert_err(maos_txn_result_next(&one, MAOS_ITEM_APPEND, &got), MAOS_EPROTO);
+    assert_err(maos_txn_result_next(&one, MAOS_ITEM_DELETE, &got), 0);
+    maos_mpr_init(&one, LIT("\x80"));
+    assert_err(maos_txn_result_next(&one, MAOS_ITEM_DELETE, &got), MAOS_EPROTO);
+    assert_err(maos_txn_result_next(&one, MAOS_ITEM_CHECKPOINT, &got), 0);
+    maos_mpr_init(&one, LIT("\x80"));
+    assert_err(maos_txn_result_next(&one, 9, &got), MAOS_EINVALID_ARG);
+    assert_err(maos_txn_result_next(&one, -1, &got), MAOS_EINVALID_ARG);
+    maos_mpr_init(&one, LIT("\x81\xa8revision\xa1x"));
+    assert_err(maos_txn_result_next(&one, 0, &got), MAOS_EPROTO);
+    /* an unknown kind is not encoded */
+    maos_txn_result bad = {.kind = 0};
+    assert_int_equal(maos_enc_txn_result(&m.pk, &bad), MAOS_EINVALID_ARG);
+    mp_free(&m);
+}
+
+static void test_rt_push_entries(void **state)
+{
+    (void)state;
+    mp m;
+    maos_push p;
+    maos_list_mark mark;
+    mp_init(&m);
+    for (int more = 0; more < 2; more++) {
+        mp_reset(&m);
+        assert_int_equal(maos_enc_push_entries_begin(&m.sb, 4, &mark), 0);
+        enc_test_entry(&m.pk, "a", 5);
+        enc_test_entry(&m.pk, "b", 6);
+        assert_int_equal(maos_enc_push_entries_end(&m.sb, &mark, 2, 80, more), 0);
+        assert_int_equal(maos_push_decode(m.sb.data, m.sb.size, &p), 1);
+        assert_int_equal(p.kind, MAOS_PUSH_ENTRIES);
+        assert_string_equal(maos_push_name(p.kind), "entries");
+        assert_int_equal(p.sub, 4);
+        assert_int_equal(p.revision, 80);
+        assert_int_equal(p.more, more);
+        assert_int_equal(p.n_items, 2);
+        maos_mpr r;
+        uint32_t n;
+        maos_entry e;
+        maos_mpr_init(&r, p.items.ptr, p.items.len);
+        assert_err(maos_mpr_array(&r, &n), 0);
+        assert_err(maos_entry_next(&r, &e), 0);
+        check_test_entry(&e, "a", 5);
+        assert_err(maos_entry_next(&r, &e), 0);
+        check_test_entry(&e, "b", 6);
+    }
+    /* an entries push without any of entries, revision, more is malformed */
+    static const char *const need[] = {"entries", "revision", "more"};
+    mp cut;
+    mp_init(&cut);
+    for (int i = 0; i < 3; i++) {
+        copy_map_without(m.sb.data, m.sb.size, (const char *const[]){need[i], NULL}, &cut);
+        assert_int_equal(maos_push_decode(cut.sb.data, cut.sb.size, &p), MAOS_EPROTO);
+    }
+    mp_free(&cut);
+    /* and it is not a reply */
+    maos_reply rep;
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), MAOS_EPROTO);
+    mp_free(&m);
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 int main(void)
@@ -1799,6 +3106,21 @@ int main(void)
         cmocka_unit_test(test_reply_bare_ok),
         cmocka_unit_test(test_reply_next_kind),
         cmocka_unit_test(test_reply_list_elements),
+        cmocka_unit_test(test_stream_and_key_check),
+        cmocka_unit_test(test_table_parse),
+        cmocka_unit_test(test_table_stream),
+        cmocka_unit_test(test_rt_put_delete),
+        cmocka_unit_test(test_rt_get_list_count),
+        cmocka_unit_test(test_rt_watch),
+        cmocka_unit_test(test_rt_agents),
+        cmocka_unit_test(test_rt_items),
+        cmocka_unit_test(test_table_rejections),
+        cmocka_unit_test(test_agent_rejections),
+        cmocka_unit_test(test_txn_rejections),
+        cmocka_unit_test(test_rt_entry),
+        cmocka_unit_test(test_rt_table_replies),
+        cmocka_unit_test(test_rt_txn_results),
+        cmocka_unit_test(test_rt_push_entries),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

@@ -37,7 +37,19 @@ extern "C" {
 /* A reply may exceed the request frame limit by this much (envelope around
  * a maximal event); clients accept max_frame + MAOS_REPLY_SLACK. */
 #define MAOS_REPLY_SLACK (64u * 1024u)
+/* Event types, checkpoint names, channels, patterns: 1..255 bytes. */
 #define MAOS_NAME_MAX 255
+/* Stream names and stream prefixes (every `stream`/`prefix` field of the
+ * stream ops and filters, `category`, the streams op's `after`): up to
+ * 1024 bytes, room for the longest table stream, "kv." + 64 + "-" + 512. */
+#define MAOS_STREAM_MAX 1024
+/* Table entry keys (and key prefixes, list cursors): 1..512 bytes. */
+#define MAOS_KEY_MAX 512
+/* NAME of a kv.NAME table: 1..64 bytes of [A-Za-z0-9_.]. */
+#define MAOS_KV_NAME_MAX 64
+/* agent_status's status: 1..64 bytes. */
+#define MAOS_STATUS_MAX 64
+/* read, read_all and list page sizes (limit): default and cap. */
 #define MAOS_READ_LIMIT_MAX 10000
 #define MAOS_READ_LIMIT_DEFAULT 1000
 
@@ -56,7 +68,16 @@ extern "C" {
     X(CHECKPOINT_SAVE, "checkpoint_save")                                      \
     X(CHECKPOINT_GET, "checkpoint_get")                                        \
     X(PUBLISH, "publish")                                                      \
-    X(SUBSCRIBE_CHANNEL, "subscribe_channel")
+    X(SUBSCRIBE_CHANNEL, "subscribe_channel")                                  \
+    X(PUT, "put")                                                              \
+    X(GET, "get")                                                              \
+    X(DELETE, "delete")                                                        \
+    X(LIST, "list")                                                            \
+    X(COUNT, "count")                                                          \
+    X(WATCH, "watch")                                                          \
+    X(AGENT_REGISTER, "agent_register")                                        \
+    X(AGENT_DEREGISTER, "agent_deregister")                                    \
+    X(AGENT_STATUS, "agent_status")
 
 typedef enum maos_op {
     MAOS_OP_NONE = 0,
@@ -83,8 +104,10 @@ typedef struct maos_limits {
     uint32_t max_depth;  /* nesting of arrays/maps (default 64) */
     uint32_t max_elems;  /* elements of one array/map (default 1,000,000) */
     uint32_t max_events; /* events in one request (default 10,000) */
-    uint32_t max_appends;/* appends in one txn (default 100) */
-    uint32_t max_types;  /* event types in one filter (default 64) */
+    uint32_t max_appends;/* appends, or ops of the ops form, in one txn
+                          * (default 100) */
+    uint32_t max_types;  /* terms of one filter: event types, or pairs of
+                          * a list/count `where` (default 64) */
     int system;          /* 1: maosd's own requests, which may write the
                           * '$' streams reserved for it (default 0) */
 } maos_limits;
@@ -171,8 +194,16 @@ int maos_mpr_skip(maos_mpr *r, maos_slice *raw);
 
 /* ---- names and ids ---------------------------------------------------- */
 
-/* 0 if s is 1..255 bytes of valid UTF-8 without NUL; else MAOS_EINVALID_NAME. */
+/* 0 if s is min..max bytes of strict UTF-8 (no overlongs, no surrogates,
+ * <= U+10FFFF) without NUL; else MAOS_EINVALID_NAME. */
+int maos_utf8_check(maos_slice s, uint32_t min, uint32_t max);
+/* 0 if s is 1..255 bytes of valid UTF-8 without NUL (types, checkpoint
+ * names, channels); else MAOS_EINVALID_NAME. */
 int maos_name_check(maos_slice s);
+/* The same for a stream name: 1..MAOS_STREAM_MAX bytes. */
+int maos_stream_check(maos_slice s);
+/* The same for a table entry key: 1..MAOS_KEY_MAX bytes. */
+int maos_key_check(maos_slice key);
 /* Parse 36-char canonical UUID text.  0 or MAOS_EINVALID_ID. */
 int maos_uuid_parse(const char *s, size_t len, uint8_t out[16]);
 /* Format as 36 chars + NUL. */
@@ -180,10 +211,48 @@ void maos_uuid_format(const uint8_t id[16], char out[37]);
 /* Stream category: the part of the name before the first '-'. */
 maos_slice maos_category(maos_slice stream);
 
+/* ---- tables ------------------------------------------------------------ */
+
+/*
+ * A table, named on the wire by `table`: "sessions", "agents", "locks", or
+ * "kv.NAME" (NAME 1..64 bytes of [A-Za-z0-9_.]).  Every entry change is an
+ * event of the entry's stream, named by maos_table_stream:
+ *   sessions -> session-KEY   agents -> agent-KEY   locks -> lock-KEY
+ *   kv.NAME  -> kv.NAME-KEY
+ * so the stream's category names the table.
+ */
+enum { MAOS_TABLE_SESSIONS = 1, MAOS_TABLE_AGENTS, MAOS_TABLE_LOCKS, MAOS_TABLE_KV };
+
+typedef struct maos_table_ref {
+    int kind;        /* MAOS_TABLE_SESSIONS, _AGENTS, _LOCKS, _KV */
+    maos_slice name; /* the wire name, "kv.plan" (a view of the caller's bytes) */
+} maos_table_ref;
+
+/* Parse a wire table name.  0 and *t set (t->name = name), or
+ * MAOS_EINVALID_NAME for anything that is not one of the forms above. */
+int maos_table_parse(maos_slice name, maos_table_ref *t);
+/* Write the table's stream prefix ("session-", "kv.plan-") into out, which
+ * holds MAOS_STREAM_MAX bytes (no NUL is written).  Returns its length, or
+ * MAOS_EINVALID_ARG for a ref maos_table_parse would not have made.  A
+ * watch's filter prefix is this plus the key prefix. */
+int maos_table_stream_prefix(const maos_table_ref *t, char *out);
+/* Write the stream of entry `key` ("session-KEY", "kv.plan-KEY") into out
+ * (MAOS_STREAM_MAX bytes, no NUL).  Returns its length, or
+ * MAOS_EINVALID_ARG for a bad ref or a key longer than MAOS_KEY_MAX (the
+ * key's contents are not checked: use maos_key_check). */
+int maos_table_stream(const maos_table_ref *t, maos_slice key, char *out);
+/* 1 if the stream's category is written by table operations (session,
+ * agent, lock, or starting with "kv."): clients may not append to it. */
+int maos_stream_is_table(maos_slice stream);
+
 /* ---- requests ---------------------------------------------------------- */
 
+/* `expect` of appends (wire "any", "no_stream", "exists", or a version)
+ * and of put/delete (wire "any", "absent", "exists", or a revision):
+ * >= 0 is exact. */
 #define MAOS_EXPECT_ANY (-1)
 #define MAOS_EXPECT_NO_STREAM (-2)
+#define MAOS_EXPECT_ABSENT (-2) /* put/delete: the entry must not exist */
 #define MAOS_EXPECT_EXISTS (-3)
 
 typedef struct maos_event_in {
@@ -201,26 +270,48 @@ typedef struct maos_append_in {
     maos_event_in *events;
 } maos_append_in;
 
-/* Tables (PROTOCOL.md "Tables"). */
-enum { MAOS_TABLE_SESSIONS = 1, MAOS_TABLE_AGENTS, MAOS_TABLE_LOCKS, MAOS_TABLE_KV };
-typedef struct maos_table_ref {
-    int kind;          /* MAOS_TABLE_* */
-    maos_slice name;   /* the wire name, "kv.plan" */
-} maos_table_ref;
-
-/* One part of a write request, in order (a txn has several). */
+/*
+ * One write of a write request.  Every write request decodes into an
+ * ordered list of these (maos_request.items): append -> 1 APPEND item;
+ * put, delete -> 1 item; checkpoint_save -> 1 CHECKPOINT item; txn (either
+ * form) -> one per append or op, in request order.
+ */
 enum { MAOS_ITEM_APPEND = 1, MAOS_ITEM_PUT, MAOS_ITEM_DELETE, MAOS_ITEM_CHECKPOINT };
+
 typedef struct maos_item_in {
     int kind;                /* MAOS_ITEM_* */
-    maos_append_in *append;  /* APPEND: into req->appends */
+    maos_append_in *append;  /* APPEND: points into req->appends */
     maos_table_ref table;    /* PUT, DELETE */
-    maos_slice key;
-    maos_slice data;         /* PUT: raw msgpack map */
-    int64_t expect;          /* PUT, DELETE */
-    int bind;                /* PUT */
-    maos_slice name;         /* CHECKPOINT */
+    maos_slice key;          /* PUT, DELETE: valid key (maos_key_check) */
+    maos_slice data;         /* PUT: the document, one raw msgpack map */
+    int64_t expect;          /* PUT, DELETE: >= 0 revision, or MAOS_EXPECT_ANY,
+                              * _ABSENT (PUT only), _EXISTS */
+    int bind;                /* PUT: 1 = bound to the writing connection */
+    maos_slice name;         /* CHECKPOINT: checkpoint name */
     uint64_t position;       /* CHECKPOINT */
 } maos_item_in;
+
+/* agent_register (id, session, name, kind, tags, details), agent_deregister
+ * (id), agent_status (status, detail).  Optional fields: len 0 = absent. */
+typedef struct maos_agent_in {
+    maos_slice id;       /* key rules (maos_key_check) */
+    maos_slice session;  /* key rules */
+    maos_slice name;     /* 1..255 bytes of UTF-8 */
+    maos_slice kind;     /* 1..255 bytes of UTF-8 */
+    maos_slice tags;     /* raw msgpack array of strings (1..255 bytes each) */
+    maos_slice details;  /* raw msgpack map */
+    maos_slice status;   /* 1..MAOS_STATUS_MAX bytes of UTF-8 */
+    maos_slice detail;   /* one raw msgpack value */
+} maos_agent_in;
+
+/* watch: what comes first (wire `from`). */
+enum {
+    MAOS_WATCH_FROM_ENTRIES = 0,  /* from absent: `entries` pushes of the
+                                   * table as of the reply's revision, then
+                                   * the changes after it */
+    MAOS_WATCH_FROM_REVISION = 1, /* from: R: the changes after revision R */
+    MAOS_WATCH_FROM_NOW = 2       /* from: "now": only changes from now */
+};
 
 typedef struct maos_filter {
     maos_slice stream;   /* len 0: unset */
@@ -271,9 +362,30 @@ typedef struct maos_request {
     maos_slice channel;
     maos_slice payload;  /* one raw msgpack value; len 0 means nil */
     maos_slice pattern;
-    /* write requests: the items, in order */
+    /* The write items, in order (see maos_item_in): append, txn, put,
+     * delete, checkpoint_save.  APPEND items point into appends; for
+     * checkpoint_save, name/position above hold the same values. */
     uint32_t n_items;
     maos_item_in *items;
+    /* On a decode failure inside a txn's appends or ops: which element
+     * (for the error's `index`); -1 otherwise. */
+    int64_t error_index;
+    /* get, list, count, watch (put/delete: in items[0]) */
+    maos_table_ref table;
+    maos_slice key;      /* get */
+    /* list, count, watch: `prefix` is a KEY prefix (0..512 bytes, in
+     * req->prefix); list: `after` is a key (req->after, len 0: from the
+     * start) and `limit` req->limit (default 1000, capped at 10,000) */
+    maos_slice where;    /* list, count: raw msgpack map field -> value,
+                          * string keys, at most max_types pairs; len 0: none */
+    /* watch: watch_from is MAOS_WATCH_FROM_*; watch_revision is R for
+     * MAOS_WATCH_FROM_REVISION.  req->filter is filled too: prefix = the
+     * table's stream prefix + the key prefix, types put and deleted, so a
+     * watch subscribes like subscribe. */
+    int watch_from;
+    uint64_t watch_revision;
+    /* agent_register, agent_deregister, agent_status */
+    maos_agent_in agent;
     /* owned by the request: freed by maos_request_free */
     void *mem_;
 } maos_request;
@@ -319,6 +431,33 @@ int maos_enc_publish(msgpack_packer *pk, uint64_t rid, maos_slice channel,
                      maos_slice payload);
 int maos_enc_subscribe_channel(msgpack_packer *pk, uint64_t rid,
                                maos_slice pattern);
+/* txn in the ops form: one op per item (APPEND items use item->append;
+ * expect of PUT/DELETE as in maos_item_in).  MAOS_EINVALID_ARG for an
+ * unknown kind or expect. */
+int maos_enc_txn_ops(msgpack_packer *pk, uint64_t rid, const maos_item_in *items,
+                     uint32_t n);
+/* Tables: `table` is the wire name ("kv.plan"); data is one raw msgpack
+ * map; where one raw map (len 0: none); prefix/after len 0: none; limit 0:
+ * the default. */
+int maos_enc_put(msgpack_packer *pk, uint64_t rid, maos_slice table, maos_slice key,
+                 maos_slice data, int64_t expect, int bind);
+int maos_enc_get(msgpack_packer *pk, uint64_t rid, maos_slice table, maos_slice key);
+int maos_enc_delete(msgpack_packer *pk, uint64_t rid, maos_slice table,
+                    maos_slice key, int64_t expect);
+int maos_enc_list(msgpack_packer *pk, uint64_t rid, maos_slice table,
+                  maos_slice prefix, maos_slice after, uint32_t limit,
+                  maos_slice where);
+int maos_enc_count(msgpack_packer *pk, uint64_t rid, maos_slice table,
+                   maos_slice prefix, maos_slice where);
+/* from_kind MAOS_WATCH_FROM_*; revision is used for _REVISION. */
+int maos_enc_watch(msgpack_packer *pk, uint64_t rid, maos_slice table,
+                   maos_slice prefix, int from_kind, uint64_t revision);
+/* Agents: register sends id and every set optional field of *a;
+ * deregister the id; status the status and detail (len 0: none). */
+int maos_enc_agent_register(msgpack_packer *pk, uint64_t rid, const maos_agent_in *a);
+int maos_enc_agent_deregister(msgpack_packer *pk, uint64_t rid, maos_slice id);
+int maos_enc_agent_status(msgpack_packer *pk, uint64_t rid, maos_slice status,
+                          maos_slice detail);
 
 /* ---- stored event records ------------------------------------------------ */
 
@@ -415,9 +554,10 @@ typedef struct maos_stats {
                             * (32 bytes; zeros for an empty log) */
 } maos_stats;
 
-/* Error reply.  has_actual: include "actual" (current stream version, -1
- * when the stream does not exist); index >= 0: include "index" (which
- * append of a txn failed). */
+/* Error reply.  has_actual: include "actual" (WRONG_EXPECTED_VERSION: the
+ * stream's current version, -1 when it does not exist; WRONG_REVISION,
+ * NOT_FOUND of get/delete: the entry's current revision, -1 when absent);
+ * index >= 0: include "index" (which append or op of a txn failed). */
 int maos_enc_error(msgpack_packer *pk, uint64_t rid, int code,
                    const char *message, int has_actual, int64_t actual,
                    int64_t index);
@@ -439,7 +579,8 @@ int maos_enc_reply_stats(msgpack_packer *pk, uint64_t rid, const maos_stats *s);
  * The list's array header is written in its 5-byte form and patched.
  */
 typedef struct maos_list_mark {
-    size_t count_off;
+    size_t count_off;  /* the list's 4 count bytes */
+    size_t map_off;    /* the reply map's header byte */
 } maos_list_mark;
 
 enum { MAOS_NEXT_NONE = 0, MAOS_NEXT_UINT, MAOS_NEXT_STR };
@@ -450,6 +591,80 @@ int maos_enc_stream_info(msgpack_packer *pk, const maos_stream_info *si);
 int maos_enc_list_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
                       uint32_t count, int next_kind, uint64_t next_u,
                       maos_slice next_s);
+
+/* ---- tables: entries and replies ---- */
+
+/*
+ * An entry on the wire (get, list, `entries` pushes): a map of table (str),
+ * key (str), revision (uint: position of its last change's event),
+ * created_revision (uint), created and updated (int, microseconds since the
+ * epoch), data (map: the document), bound (bool: tied to a connection).
+ * data.len 0 encodes {}.
+ */
+int maos_enc_entry(msgpack_packer *pk, maos_slice table, maos_slice key,
+                   uint64_t revision, uint64_t created_revision, int64_t created,
+                   int64_t updated, int bound, maos_slice data);
+
+typedef struct maos_entry {
+    maos_slice table;
+    maos_slice key;
+    uint64_t revision;
+    uint64_t created_revision;
+    int64_t created;   /* microseconds since the epoch */
+    int64_t updated;
+    maos_slice data;   /* raw msgpack map */
+    int bound;
+    maos_slice raw;    /* the whole entry map */
+} maos_entry;
+
+/* Read one entry (e.g. from a list's or push's entries array): all eight
+ * fields required, data a map.  0 (cursor advanced) or MAOS_EPROTO (cursor
+ * unchanged). */
+int maos_entry_next(maos_mpr *r, maos_entry *e);
+/* Decode exactly one entry from p[0..len) (a get reply's `entry`). */
+int maos_entry_decode(const void *p, size_t len, maos_entry *e);
+
+/* put, agent_register: {rid, ok, revision, created_revision}; delete,
+ * agent_deregister, agent_status: {rid, ok, revision} (created_revision
+ * UINT64_MAX: left out). */
+int maos_enc_reply_revision(msgpack_packer *pk, uint64_t rid, uint64_t revision,
+                            uint64_t created_revision);
+/* get: writes {rid, ok: true, entry: and the caller then writes exactly one
+ * entry (maos_enc_entry, or stored entry bytes with msgpack_sbuffer_write). */
+int maos_enc_reply_get_begin(msgpack_packer *pk, uint64_t rid);
+/* list, streamed like read:
+ *   maos_enc_list_begin(sb, rid, "entries", &mark)
+ *   ... entries (maos_enc_entry or stored bytes) ...
+ *   maos_enc_entries_end(sb, &mark, count, next, revision)
+ * next: the last key of the page when there is more (len 0: nil);
+ * revision: the log head the page was read at.  Adds next and revision
+ * to the map list_begin opened. */
+int maos_enc_entries_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
+                         uint32_t count, maos_slice next, uint64_t revision);
+/* count: {rid, ok, count, revision} */
+int maos_enc_reply_count(msgpack_packer *pk, uint64_t rid, uint64_t count,
+                         uint64_t revision);
+/* watch: {rid, ok, sub, revision} */
+int maos_enc_reply_watch(msgpack_packer *pk, uint64_t rid, uint64_t sub,
+                         uint64_t revision);
+
+/*
+ * txn results of either form: {rid, ok, results: [n elements]}, each
+ * written by maos_enc_txn_result in request order.  An element is, by the
+ * kind of its item: APPEND the append result map; PUT {revision,
+ * created_revision}; DELETE {revision}; CHECKPOINT {}.  (The old form's
+ * maos_enc_reply_append(txn = 1) writes the same bytes for appends.)
+ */
+typedef struct maos_txn_result {
+    int kind;                   /* MAOS_ITEM_* */
+    maos_append_result append;  /* APPEND */
+    uint64_t revision;          /* PUT, DELETE */
+    uint64_t created_revision;  /* PUT */
+} maos_txn_result;
+
+int maos_enc_reply_txn_begin(msgpack_packer *pk, uint64_t rid, uint32_t n);
+/* One element; MAOS_EINVALID_ARG for an unknown kind. */
+int maos_enc_txn_result(msgpack_packer *pk, const maos_txn_result *res);
 
 /* subscribe / subscribe_channel: {rid, ok, sub, from}; checkpoint_get:
  * {rid, ok, position}; publish: {rid, ok, receivers}.  One encoder: fields
@@ -465,13 +680,17 @@ int maos_enc_reply_fields(msgpack_packer *pk, uint64_t rid, uint64_t sub,
  *   fell_behind  {push, sub, next}   the subscriber fell behind; the daemon
  *                                    reads from disk until it catches up
  *   message      {push, sub, channel, payload}
+ *   entries      {push, sub, entries: [entry...], revision, more}
+ *                a watch's entries as of `revision`, in pages; more is
+ *                false on the last page
  * "next" is the next position the subscription will consider.
  */
 #define MAOS_PUSH_MAP(X)                                                       \
     X(EVENTS, "events")                                                        \
     X(CAUGHT_UP, "caught_up")                                                  \
     X(FELL_BEHIND, "fell_behind")                                              \
-    X(MESSAGE, "message")
+    X(MESSAGE, "message")                                                      \
+    X(ENTRIES, "entries")
 
 typedef enum maos_push_kind {
     MAOS_PUSH_NONE = 0,
@@ -489,6 +708,12 @@ int maos_enc_push_events_begin(msgpack_sbuffer *sb, uint64_t sub,
                                maos_list_mark *mark);
 int maos_enc_push_events_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
                              uint32_t count, uint64_t next);
+/* entries push, streamed the same way: maos_enc_push_entries_begin,
+ * entries (maos_enc_entry or stored bytes), maos_enc_push_entries_end. */
+int maos_enc_push_entries_begin(msgpack_sbuffer *sb, uint64_t sub,
+                                maos_list_mark *mark);
+int maos_enc_push_entries_end(msgpack_sbuffer *sb, const maos_list_mark *mark,
+                              uint32_t count, uint64_t revision, int more);
 /* caught_up / fell_behind */
 int maos_enc_push_state(msgpack_packer *pk, maos_push_kind kind, uint64_t sub,
                         uint64_t next);
@@ -499,14 +724,18 @@ typedef struct maos_push {
     maos_push_kind kind;
     uint64_t sub;
     uint64_t next;
-    uint32_t n_items;   /* events: raw array of records (maos_record_next) */
+    uint32_t n_items;   /* events: raw array of records (maos_record_next);
+                         * entries: of entries (maos_entry_next) */
     maos_slice items;
     maos_slice channel; /* message */
     maos_slice payload; /* message: one raw msgpack value */
+    uint64_t revision;  /* entries */
+    int more;           /* entries */
 } maos_push;
 
 /* 1 and *p filled when the frame is a push, 0 when it is not (decode it as
- * a reply), MAOS_EPROTO for a malformed push. */
+ * a reply), MAOS_EPROTO for a malformed push (an entries push must carry
+ * entries, revision and more). */
 int maos_push_decode(const void *frame, size_t len, maos_push *p);
 
 /* A decoded reply (client side).  Slices point into the frame. */
@@ -525,10 +754,12 @@ typedef struct maos_reply {
     uint32_t max_frame;
     /* append */
     maos_append_result result;
-    /* txn: raw array of result maps, decode with maos_append_result_next */
+    /* txn: raw array of result maps, decode with maos_txn_result_next (or
+     * maos_append_result_next when every item was an append) */
     uint32_t n_results;
     maos_slice results;
-    /* read, read_all: raw array of records; streams: of stream infos */
+    /* read, read_all: raw array of records; streams: of stream infos;
+     * list: of entries (maos_entry_next) */
     uint32_t n_items;
     maos_slice items;
     int next_kind;
@@ -542,6 +773,13 @@ typedef struct maos_reply {
     uint64_t from;
     uint64_t position;
     uint64_t receivers;
+    /* put, delete, agent_*: revision of the change; list, count, watch:
+     * the log head the answer was read at */
+    uint64_t revision;
+    uint64_t created_revision; /* put, agent_register */
+    uint64_t count;            /* count (also an append's count, which
+                                * result.count holds when it fits) */
+    maos_slice entry;          /* get: one raw entry map (maos_entry_decode) */
     /* private: which fields the frame carried, for maos_reply_check */
     uint32_t have_;
     uint64_t have_stats_;
@@ -571,6 +809,12 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep);
  *   subscribe_channel    sub
  *   checkpoint_get       position
  *   publish              receivers
+ *   put, agent_register  revision, created_revision
+ *   delete, agent_deregister, agent_status: revision
+ *   get                  entry (and it must be a whole entry)
+ *   list                 entries, next (str or nil), revision
+ *   count                count, revision
+ *   watch                sub, revision
  *   ping, unsubscribe, checkpoint_save: nothing beyond {rid, ok}.
  * Extra fields are ignored.  Returns 0, MAOS_EPROTO with the first missing
  * field named in why[0..whylen) ("append reply without first_version"), or
@@ -580,6 +824,13 @@ int maos_reply_check(const maos_reply *rep, maos_op op, char *why, size_t whylen
 /* One element of a txn's results: every append field is required (and
  * ids must hold count ids).  0 (cursor advanced) or MAOS_EPROTO. */
 int maos_append_result_next(maos_mpr *r, maos_append_result *res);
+/* One element of a txn's results of any kind.  kind: the MAOS_ITEM_* of
+ * the request's item at that index (a client knows it), whose fields are
+ * then required; or 0 to tell the kind from the fields (stream: APPEND,
+ * created_revision: PUT, revision: DELETE, none: CHECKPOINT).  0 (cursor
+ * advanced, res->kind set), MAOS_EPROTO (cursor unchanged) or
+ * MAOS_EINVALID_ARG for a kind out of range. */
+int maos_txn_result_next(maos_mpr *r, int kind, maos_txn_result *res);
 /* One element of a streams list: stream, head, count and last_position are
  * required.  0 (cursor advanced) or MAOS_EPROTO. */
 int maos_stream_info_next(maos_mpr *r, maos_stream_info *si);
