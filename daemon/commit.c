@@ -143,32 +143,6 @@ int64_t maosd_now_us(void)
 
 /* ---- requests ------------------------------------------------------------------ */
 
-/* Requests decoded before items existed name their appends or checkpoint
- * only: give them their items (one per append, or the checkpoint). */
-static int ensure_items(maos_request *req)
-{
-    if (req->n_items)
-        return 0;
-    uint32_t n = req->op == MAOS_OP_CHECKPOINT_SAVE ? 1 : req->n_appends;
-    if (!n)
-        return 0;
-    req->items = calloc(n, sizeof(*req->items));
-    if (!req->items)
-        return MAOS_ENOMEM;
-    req->n_items = n;
-    if (req->op == MAOS_OP_CHECKPOINT_SAVE) {
-        req->items[0].kind = MAOS_ITEM_CHECKPOINT;
-        req->items[0].name = req->name;
-        req->items[0].position = req->position;
-        return 0;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        req->items[i].kind = MAOS_ITEM_APPEND;
-        req->items[i].append = &req->appends[i];
-    }
-    return 0;
-}
-
 maosd_wreq *maosd_wreq_new(maos_request *req, char **frame, size_t frame_len)
 {
     size_t events = 0;
@@ -177,19 +151,9 @@ maosd_wreq *maosd_wreq_new(maos_request *req, char **frame, size_t frame_len)
     maosd_wreq *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
-    w->items_owned = req->n_items == 0;
-    if (ensure_items(req)) {
-        free(w);
-        return NULL;
-    }
     w->out = calloc(req->n_items ? req->n_items : 1, sizeof(*w->out));
     w->ids = malloc(16 * (events ? events : 1));
     if (!w->out || !w->ids) {
-        if (w->items_owned) {
-            free(req->items);
-            req->items = NULL;
-            req->n_items = 0;
-        }
         free(w->out);
         free(w->ids);
         free(w);
@@ -197,8 +161,6 @@ maosd_wreq *maosd_wreq_new(maos_request *req, char **frame, size_t frame_len)
     }
     w->req = *req;
     req->mem_ = NULL;
-    req->items = NULL;
-    req->n_items = 0;
     w->frame = *frame;
     w->frame_len = frame_len;
     *frame = NULL;

@@ -94,7 +94,8 @@ struct maosd_wreq {
     char *frame;               /* the request bytes; req's slices point here */
     size_t frame_len;
     maos_request req;          /* req.items: what to write, in order */
-    int items_owned;           /* req.items was made by maosd_wreq_new */
+    int items_owned;           /* req.items is malloc'ed by maosd (its own
+                                * items), not the decoder's: freed with w */
     /* outcome, filled by the commit thread */
     int code;                  /* 0 or negative MAOS_E* */
     char *why;                 /* malloc'ed reason, only on error (or NULL) */
@@ -112,7 +113,7 @@ struct maosd_wreq {
 };
 
 /* A request for `req` (moved in: req->mem_ and *frame are taken, *frame
- * set to NULL), with result space for its items.  NULL: out of memory
+ * set to NULL), with result space for its items (at least one).  NULL: out of memory
  * (nothing moved). */
 maosd_wreq *maosd_wreq_new(maos_request *req, char **frame, size_t frame_len);
 void maosd_wreq_free(maosd_wreq *w);

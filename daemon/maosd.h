@@ -260,12 +260,15 @@ void maosd_sub_conn_closed(maosd_conn *c);
 void maosd_sub_kick(maosd_server *srv);
 void maosd_subs_stats(maosd_server *srv, maos_stats *st);
 /* A new event subscription of c (filter copied) from position `from`
- * (waiting: for version wait_version of the filter's stream): live at once
- * when from is past delivered_head, else catching up.  Its first push
- * comes after whatever the caller writes to c now.  0 (*id set) or
- * MAOS_EOVERLOADED.  The caller checks max_subscriptions. */
-int maosd_sub_start(maosd_server *srv, maosd_conn *c, const maos_filter *f,
-                    uint64_t from, int waiting, uint64_t wait_version, uint64_t *id);
+ * (waiting: for version wait_version of the filter's stream), not yet
+ * running: the caller replies with s->id, then maosd_sub_run (its first
+ * push may go out at once).  NULL: out of memory.  The caller checks
+ * max_subscriptions. */
+maosd_sub *maosd_sub_new(maosd_server *srv, maosd_conn *c, const maos_filter *f,
+                         uint64_t from, int waiting, uint64_t wait_version);
+/* Live at once when its position is past delivered_head, else catching up. */
+void maosd_sub_run(maosd_server *srv, maosd_sub *s);
+
 
 /* Fill the stats counters (loop thread). */
 void maosd_server_stats(maosd_server *srv, maos_stats *st);

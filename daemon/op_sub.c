@@ -522,39 +522,40 @@ int maosd_op_subscribe(maosd_call *call)
         else
             waiting = 1; /* not written yet: from the live end, waiting for it */
     }
-    uint64_t id;
-    rc = maosd_sub_start(srv, call->conn, &req->filter, from, waiting,
-                         req->from_version, &id);
-    if (rc) {
+    maosd_sub *s = maosd_sub_new(srv, call->conn, &req->filter, from, waiting,
+                                 req->from_version);
+    if (!s) {
         snprintf(call->why, sizeof(call->why), "out of memory");
-        return rc;
+        return MAOS_EOVERLOADED;
     }
     maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu: sub %llu from %llu",
                (unsigned long long)call->conn->id, (unsigned long long)req->rid,
-               (unsigned long long)id, (unsigned long long)from);
-    reply_fields(call, id, from, UINT64_MAX, UINT64_MAX);
+               (unsigned long long)s->id, (unsigned long long)from);
+    reply_fields(call, s->id, from, UINT64_MAX, UINT64_MAX);
+    maosd_sub_run(srv, s);
     return 0;
 }
 
-int maosd_sub_start(maosd_server *srv, maosd_conn *c, const maos_filter *f,
-                    uint64_t from, int waiting, uint64_t wait_version, uint64_t *id)
+maosd_sub *maosd_sub_new(maosd_server *srv, maosd_conn *c, const maos_filter *f,
+                         uint64_t from, int waiting, uint64_t wait_version)
 {
     maosd_sub *s = sub_new(c, f, (maos_slice){"", 0});
     if (!s)
-        return MAOS_EOVERLOADED;
+        return NULL;
     list_add(&srv->subs, s);
     srv->n_subs++;
     s->next_pos = from;
     s->waiting = waiting;
     s->wait_version = wait_version;
-    *id = s->id;
-    /* Pushes go out from the pump's idle turn or the next fan-out: after
-     * whatever reply the caller writes now. */
-    if (from > srv->delivered_head)
+    return s;
+}
+
+void maosd_sub_run(maosd_server *srv, maosd_sub *s)
+{
+    if (s->next_pos > srv->delivered_head)
         go_live(srv, s);
     else
         pump_add(srv, s);
-    return 0;
 }
 
 static maosd_sub *find_sub(maosd_conn *c, uint64_t id)

@@ -744,30 +744,31 @@ int maosd_op_watch(maosd_call *call)
             return read_failed(call, rc);
         }
     }
-    uint64_t id;
     /* req->filter: the table's streams with the key prefix, put/deleted */
-    int rc = maosd_sub_start(srv, c, &req->filter, rev + 1, 0, 0, &id);
-    if (rc) {
+    maosd_sub *s = maosd_sub_new(srv, c, &req->filter, rev + 1, 0, 0);
+    if (!s) {
         maosd_snap_free(srv->store, snap);
         snprintf(call->why, sizeof(call->why), "out of memory");
-        return rc;
+        return MAOS_EOVERLOADED;
     }
     msgpack_packer pk;
     size_t mark = maosd_reply_begin(c, &pk);
-    if (maos_enc_reply_watch(&pk, req->rid, id, rev))
+    if (maos_enc_reply_watch(&pk, req->rid, s->id, rev))
         c->out_broken = 1;
     maosd_reply_end(c, mark);
+    int rc = 0;
     if (snap) {
-        rc = push_snapshot(srv, c, snap, req, id, rev);
+        rc = push_snapshot(srv, c, snap, req, s->id, rev);
         maosd_snap_free(srv->store, snap);
-        if (rc) { /* the watcher cannot be told: a gap it would not see */
-            maosd_log(MAOSD_LOG_ERROR, "conn %llu: watch %llu: cannot send its "
-                      "entries (%s); closing the connection",
-                      (unsigned long long)c->id, (unsigned long long)id,
-                      maos_strerror(rc));
-            maosd_conn_fail(c);
-        }
     }
+    if (rc) { /* the watcher cannot be told: a gap it would not see */
+        maosd_log(MAOSD_LOG_ERROR, "conn %llu: watch %llu: cannot send its entries "
+                  "(%s); closing the connection", (unsigned long long)c->id,
+                  (unsigned long long)s->id, maos_strerror(rc));
+        maosd_conn_fail(c);
+        return 0;
+    }
+    maosd_sub_run(srv, s);
     return 0;
 }
 
@@ -790,8 +791,6 @@ static int queue_agent(maosd_call *call, int kind, maos_slice key, char *doc,
         snprintf(call->why, sizeof(call->why), "out of memory");
         return MAOS_EOVERLOADED;
     }
-    if (w->items_owned)
-        free(w->req.items);
     it->kind = kind;
     it->table = agents_table;
     it->key = key;
