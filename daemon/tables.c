@@ -477,7 +477,8 @@ static int scan_table(maosd_store *st, const maosd_snap *snap, table_scan *ts,
     maosd_cf cf;
     size_t base = maosd_key_entry(k, &ts->table, (maos_slice){NULL, 0}, 0, &cf);
     size_t plen = base + ts->prefix.len;
-    memcpy(k + base, ts->prefix.ptr, ts->prefix.len);
+    if (ts->prefix.len)
+        memcpy(k + base, ts->prefix.ptr, ts->prefix.len);
     char prefix_key[MAOSD_ENTRY_KEY_MAX];
     memcpy(prefix_key, k, plen);
     maosd_iter *it = maosd_iter_new_at(st, cf, snap);

@@ -516,8 +516,8 @@ static void test_bindings(void **state)
     /* kill -9 of maosd with a bound lock and an online agent: released at
      * the next start, as events */
     MT_EQ_INT(put(obs, "locks", "deploy", "owner", "obs", MAOS_EXPECT_ABSENT, 1).code, 0);
+    mt_daemon_kill9(g_d); /* obs still connected: nothing released before */
     su_close(obs);
-    mt_daemon_kill9(g_d);
     mt_daemon_up(g_d);
     c = su_open(g_d->sock);
     wait_field(c, "locks", "deploy", "owner", "");
