@@ -54,7 +54,7 @@
 #include <sodium.h>
 
 #include "keys.h"
-#include "maosd.h"
+#include "dispatch.h"
 
 #define GATHER_MAX_US 200
 /* A group takes queued requests up to this much cost (maosd_wreq_cost: at

@@ -26,7 +26,9 @@
 
 #include <ini.h>
 
-#include "maosd.h"
+#include "config.h"
+#include "log.h"
+#include "maos/proto.h"
 
 #define DEFAULT_MAX_CONNECTIONS 4096
 #define DEFAULT_MAX_CONNECTIONS_PER_UID 1024

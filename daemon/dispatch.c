@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "maosd.h"
+#include "dispatch.h"
 
 static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_HELLO] = {MAOS_OP_HELLO, "hello", maosd_op_hello, MAOSD_OPF_NO_HELLO},

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "maosd.h"
+#include "log.h"
 
 int maosd_log_level = MAOSD_LOG_INFO;
 /* Set once by maosd_log_init, before the commit thread exists: both

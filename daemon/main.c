@@ -20,7 +20,8 @@
 
 #include <sodium.h>
 
-#include "maosd.h"
+#include "dispatch.h"
+#include "recover.h"
 
 static void on_signal(uv_signal_t *h, int signum)
 {

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "keys.h"
-#include "maosd.h"
+#include "dispatch.h"
 
 #define REPLY_BUDGET (1u << 20)
 #define SCAN_BUDGET 20000

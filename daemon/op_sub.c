@@ -50,7 +50,7 @@
 #include <string.h>
 
 #include "keys.h"
-#include "maosd.h"
+#include "dispatch.h"
 
 #define PUMP_LIMIT 10000      /* events per catch-up push */
 #define PUMP_TURN_SCAN 20000  /* records examined per loop turn, all subs */

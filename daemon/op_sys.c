@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "maosd.h"
+#include "dispatch.h"
 
 #define SERVER_NAME "maosd " MAOS_VERSION
 

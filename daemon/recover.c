@@ -34,7 +34,8 @@
 
 #include "datadir.h"
 #include "keys.h"
-#include "maosd.h"
+#include "log.h"
+#include "recover.h"
 
 #define META_FORMAT "format"
 #define META_STORE_ID "store_id"

@@ -65,7 +65,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "maosd.h"
+#include "dispatch.h"
 
 typedef struct write_req {
     uv_write_t req;

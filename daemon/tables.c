@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "keys.h"
-#include "maosd.h"
+#include "dispatch.h"
 
 /* Items of one release request, at most (a connection holding more gets
  * several). */

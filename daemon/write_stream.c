@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "keys.h"
-#include "maosd.h"
+#include "dispatch.h"
 
 static int64_t item_index(const maosd_wreq *w, uint32_t i)
 {

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "keys.h"
-#include "maosd.h"
+#include "dispatch.h"
 
 /* ---- entries ----------------------------------------------------------------- */
 

@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "failmalloc.h"
-#include "maosd.h"
+#include "dispatch.h"
 
 void __real_maosd_dispatch(maosd_conn *c, const char *frame, size_t len);
 void __wrap_maosd_dispatch(maosd_conn *c, const char *frame, size_t len);

@@ -1,0 +1,45 @@
+/*
+ * daemon/config.h -- maosd's configuration: defaults, the INI file (inih)
+ * and flags, in that order of precedence (config.c).
+ */
+#ifndef MAOSD_CONFIG_H
+#define MAOSD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct maosd_config {
+    char *config_file;   /* file read, or NULL */
+    char *data_dir;
+    char *socket_path;
+    char *socket_group;  /* NULL: socket 0600; else 0660 owned by that group */
+    int sync;            /* durability: 1 sync (default), 0 none */
+    uint32_t max_frame;
+    uint32_t max_connections;
+    uint32_t max_connections_per_uid; /* root and the daemon's uid: exempt */
+    uint32_t hello_timeout_ms;        /* a connection without hello is closed */
+    size_t max_output;       /* per-connection cap on what it holds, bytes */
+    size_t max_total_output; /* the same, all connections together, bytes */
+    size_t block_cache_mb;
+    uint32_t max_subscriptions; /* per connection */
+    int log_level;
+    int salvage;         /* --salvage: open up to damage (flag only) */
+} maosd_config;
+
+/*
+ * Connections kept for root and the daemon's own uid: the last
+ * MAOSD_RESERVED_CONNS of max_connections (a quarter of it when that is
+ * smaller), so that the operator can always get in.
+ */
+#define MAOSD_RESERVED_CONNS 16u
+uint32_t maosd_config_reserved(const maosd_config *cfg);
+
+/*
+ * Fill *cfg from defaults, the config file and argv, in that order of
+ * increasing precedence.  Returns 0 to run, 1 when --help/--version was
+ * printed (exit 0), or -1 after printing a usage error (exit 2).
+ */
+int maosd_config_load(maosd_config *cfg, int argc, char **argv);
+void maosd_config_free(maosd_config *cfg);
+
+#endif

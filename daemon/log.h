@@ -1,0 +1,29 @@
+/*
+ * daemon/log.h -- logging (log.c) and the clock.
+ *
+ * Any thread may log: one line per call, written whole.
+ */
+#ifndef MAOSD_LOG_H
+#define MAOSD_LOG_H
+
+#include <stdint.h>
+
+enum { MAOSD_LOG_ERROR = 3, MAOSD_LOG_WARN = 4, MAOSD_LOG_INFO = 6, MAOSD_LOG_DEBUG = 7 };
+extern int maosd_log_level;
+/* Read the environment (journald or terminal); call once at start-up,
+ * before any other thread runs. */
+void maosd_log_init(void);
+void maosd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "error" | "warn" | "info" | "debug" -> level, or -1. */
+int maosd_log_parse_level(const char *s);
+#define maosd_logf(lvl, ...)                                                   \
+    do {                                                                       \
+        if ((lvl) <= maosd_log_level)                                          \
+            maosd_log((lvl), __VA_ARGS__);                                     \
+    } while (0)
+
+
+/* Microseconds since the epoch (CLOCK_REALTIME). */
+int64_t maosd_now_us(void);
+
+#endif
