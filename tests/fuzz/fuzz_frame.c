@@ -19,7 +19,11 @@
  *    known code and a reason;
  *  - a decoded request, encoded again with the client's encoders
  *    (maos_enc_*), decodes to the same request: the one layout agrees with
- *    itself in both directions.
+ *    itself in both directions.  Every op has an encoder, so every op a
+ *    frame can decode to is checked (a txn in both forms when it can be);
+ *  - a write request's items are consistent: one per append/op, APPEND
+ *    items pointing into appends, tables parsed, keys valid, put data a
+ *    map; a watch's filter is its table's stream prefix + key prefix.
  *
  * max_frame is 1 MiB rather than the daemon's 16 MiB default only to keep
  * each run's allocations small; the code paths are the same.
@@ -92,6 +96,110 @@ static void same_filter(const maos_filter *a, const maos_filter *b)
                "until");
 }
 
+static void same_item(const maos_item_in *x, const maos_item_in *y)
+{
+    FUZZ_CHECK(x->kind == y->kind, "item kind %d != %d", x->kind, y->kind);
+    switch (x->kind) {
+    case MAOS_ITEM_APPEND:
+        same_append(x->append, y->append);
+        break;
+    case MAOS_ITEM_PUT:
+    case MAOS_ITEM_DELETE:
+        FUZZ_CHECK(x->table.kind == y->table.kind &&
+                       fuzz_slice_eq(x->table.name, y->table.name),
+                   "item table");
+        FUZZ_CHECK(fuzz_slice_eq(x->key, y->key), "item key");
+        FUZZ_CHECK(x->expect == y->expect, "item expect %lld != %lld",
+                   (long long)x->expect, (long long)y->expect);
+        FUZZ_CHECK(fuzz_slice_eq(x->data, y->data), "item data");
+        FUZZ_CHECK(!x->bind == !y->bind, "item bind");
+        break;
+    default:
+        FUZZ_CHECK(fuzz_slice_eq(x->name, y->name) && x->position == y->position,
+                   "checkpoint item");
+    }
+}
+
+static void same_items(const maos_request *a, const maos_request *b)
+{
+    FUZZ_CHECK(a->n_items == b->n_items, "n_items %u != %u", a->n_items, b->n_items);
+    FUZZ_CHECK(a->n_appends == b->n_appends, "n_appends %u != %u", a->n_appends,
+               b->n_appends);
+    for (uint32_t i = 0; i < a->n_items; i++)
+        same_item(&a->items[i], &b->items[i]);
+}
+
+/* A raw value that may be absent (len 0) or nil: the same on the wire. */
+static int same_opt_value(maos_slice a, maos_slice b)
+{
+    static const maos_slice nil = {"\xc0", 1};
+    if (!a.len)
+        a = nil;
+    if (!b.len)
+        b = nil;
+    return fuzz_slice_eq(a, b);
+}
+
+/* What the decoder promises about a write request's items. */
+static void check_items(const maos_request *q)
+{
+    uint32_t appends = 0;
+    for (uint32_t i = 0; i < q->n_items; i++) {
+        const maos_item_in *it = &q->items[i];
+        maos_table_ref t;
+        switch (it->kind) {
+        case MAOS_ITEM_APPEND:
+            FUZZ_CHECK(it->append == &q->appends[appends], "item %u append pointer", i);
+            FUZZ_CHECK(maos_stream_check(it->append->stream) == 0 &&
+                           !maos_stream_is_table(it->append->stream),
+                       "item %u stream", i);
+            appends++;
+            break;
+        case MAOS_ITEM_PUT:
+        case MAOS_ITEM_DELETE:
+            FUZZ_CHECK(maos_table_parse(it->table.name, &t) == 0 && t.kind == it->table.kind,
+                       "item %u table", i);
+            FUZZ_CHECK(maos_key_check(it->key) == 0, "item %u key", i);
+            FUZZ_CHECK(it->kind == MAOS_ITEM_DELETE ||
+                           (it->data.len && maos_mp_check(it->data.ptr, it->data.len,
+                                                          NULL) != MAOS_EBAD_FRAME &&
+                            maos_mpr_peek(&(maos_mpr){(const uint8_t *)it->data.ptr,
+                                                      (const uint8_t *)it->data.ptr +
+                                                          it->data.len}) == MAOS_MP_MAP),
+                       "item %u data", i);
+            FUZZ_CHECK(it->expect >= MAOS_EXPECT_EXISTS, "item %u expect", i);
+            break;
+        case MAOS_ITEM_CHECKPOINT:
+            FUZZ_CHECK(maos_name_check(it->name) == 0, "item %u checkpoint name", i);
+            break;
+        default:
+            FUZZ_CHECK(0, "item %u kind %d", i, it->kind);
+        }
+    }
+    FUZZ_CHECK(appends == q->n_appends, "%u APPEND items, %u appends", appends,
+               q->n_appends);
+    switch (q->op) {
+    case MAOS_OP_APPEND:
+    case MAOS_OP_PUT:
+    case MAOS_OP_DELETE:
+    case MAOS_OP_CHECKPOINT_SAVE:
+        FUZZ_CHECK(q->n_items == 1, "%s with %u items", maos_op_name(q->op), q->n_items);
+        break;
+    case MAOS_OP_TXN:
+        FUZZ_CHECK(q->n_items >= 1, "txn without items");
+        break;
+    default:
+        FUZZ_CHECK(q->n_items == 0, "%s with %u items", maos_op_name(q->op), q->n_items);
+    }
+    if (q->op == MAOS_OP_WATCH) {
+        char p[MAOS_STREAM_MAX];
+        int n = maos_table_stream(&q->table, q->prefix, p);
+        FUZZ_CHECK(n > 0 && fuzz_slice_eq(q->filter.prefix, (maos_slice){p, (uint32_t)n}),
+                   "watch filter prefix");
+        FUZZ_CHECK(q->filter.n_types == 2, "watch filter types");
+    }
+}
+
 static void roundtrip(const maos_request *a, const maos_limits *lim)
 {
     msgpack_sbuffer sb;
@@ -123,7 +231,11 @@ static void roundtrip(const maos_request *a, const maos_limits *lim)
         rc = maos_enc_append(&pk, a->rid, &a->appends[0]);
         break;
     case MAOS_OP_TXN:
-        rc = maos_enc_txn(&pk, a->rid, a->appends, a->n_appends);
+        /* the old form when every item is an append (the ops form below) */
+        if (a->n_appends == a->n_items)
+            rc = maos_enc_txn(&pk, a->rid, a->appends, a->n_appends);
+        else
+            rc = maos_enc_txn_ops(&pk, a->rid, a->items, a->n_items);
         break;
     case MAOS_OP_READ:
         rc = maos_enc_read(&pk, a->rid, a->stream, a->has_from, a->from,
@@ -135,6 +247,59 @@ static void roundtrip(const maos_request *a, const maos_limits *lim)
         break;
     case MAOS_OP_STREAMS:
         rc = maos_enc_streams(&pk, a->rid, a->prefix, a->after, a->limit);
+        break;
+    case MAOS_OP_SUBSCRIBE:
+        rc = maos_enc_subscribe(&pk, a->rid, &a->filter,
+                                a->has_from_version ? MAOS_FROM_VERSION
+                                : a->has_from       ? MAOS_FROM_POSITION
+                                                    : MAOS_FROM_LIVE,
+                                a->has_from_version ? a->from_version : a->from);
+        break;
+    case MAOS_OP_UNSUBSCRIBE:
+        rc = maos_enc_unsubscribe(&pk, a->rid, a->sub);
+        break;
+    case MAOS_OP_CHECKPOINT_SAVE:
+        rc = maos_enc_checkpoint_save(&pk, a->rid, a->name, a->position);
+        break;
+    case MAOS_OP_CHECKPOINT_GET:
+        rc = maos_enc_checkpoint_get(&pk, a->rid, a->name);
+        break;
+    case MAOS_OP_PUBLISH:
+        rc = maos_enc_publish(&pk, a->rid, a->channel, a->payload);
+        break;
+    case MAOS_OP_SUBSCRIBE_CHANNEL:
+        rc = maos_enc_subscribe_channel(&pk, a->rid, a->pattern);
+        break;
+    case MAOS_OP_PUT:
+        rc = maos_enc_put(&pk, a->rid, a->items[0].table.name, a->items[0].key,
+                          a->items[0].data, a->items[0].expect, a->items[0].bind);
+        break;
+    case MAOS_OP_DELETE:
+        rc = maos_enc_delete(&pk, a->rid, a->items[0].table.name, a->items[0].key,
+                             a->items[0].expect);
+        break;
+    case MAOS_OP_GET:
+        rc = maos_enc_get(&pk, a->rid, a->table.name, a->key);
+        break;
+    case MAOS_OP_LIST:
+        rc = maos_enc_list(&pk, a->rid, a->table.name, a->prefix, a->after, a->limit,
+                           a->where);
+        break;
+    case MAOS_OP_COUNT:
+        rc = maos_enc_count(&pk, a->rid, a->table.name, a->prefix, a->where);
+        break;
+    case MAOS_OP_WATCH:
+        rc = maos_enc_watch(&pk, a->rid, a->table.name, a->prefix, a->watch_from,
+                            a->watch_revision);
+        break;
+    case MAOS_OP_AGENT_REGISTER:
+        rc = maos_enc_agent_register(&pk, a->rid, &a->agent);
+        break;
+    case MAOS_OP_AGENT_DEREGISTER:
+        rc = maos_enc_agent_deregister(&pk, a->rid, a->agent.id);
+        break;
+    case MAOS_OP_AGENT_STATUS:
+        rc = maos_enc_agent_status(&pk, a->rid, a->agent.status, a->agent.detail);
         break;
     default:
         FUZZ_CHECK(0, "decoded op %d has no encoder", (int)a->op);
@@ -154,9 +319,13 @@ static void roundtrip(const maos_request *a, const maos_limits *lim)
         break;
     case MAOS_OP_APPEND:
     case MAOS_OP_TXN:
+    case MAOS_OP_PUT:
+    case MAOS_OP_DELETE:
+    case MAOS_OP_CHECKPOINT_SAVE:
         FUZZ_CHECK(a->n_appends == b.n_appends, "n_appends");
         for (uint32_t i = 0; i < a->n_appends; i++)
             same_append(&a->appends[i], &b.appends[i]);
+        same_items(a, &b);
         break;
     case MAOS_OP_READ:
     case MAOS_OP_READ_ALL:
@@ -174,10 +343,76 @@ static void roundtrip(const maos_request *a, const maos_limits *lim)
         FUZZ_CHECK(fuzz_slice_eq(a->after, b.after), "after");
         FUZZ_CHECK(a->limit == b.limit, "limit %u != %u", a->limit, b.limit);
         break;
+    case MAOS_OP_SUBSCRIBE:
+        same_filter(&a->filter, &b.filter);
+        FUZZ_CHECK(a->has_from == b.has_from && (!a->has_from || a->from == b.from),
+                   "subscribe from");
+        FUZZ_CHECK(a->has_from_version == b.has_from_version &&
+                       (!a->has_from_version || a->from_version == b.from_version),
+                   "subscribe from_version");
+        FUZZ_CHECK((!a->has_from && !a->has_from_version) == (b.from_end != 0),
+                   "subscribe live");
+        break;
+    case MAOS_OP_UNSUBSCRIBE:
+        FUZZ_CHECK(a->sub == b.sub, "sub");
+        break;
+    case MAOS_OP_CHECKPOINT_GET:
+        FUZZ_CHECK(fuzz_slice_eq(a->name, b.name), "checkpoint name");
+        break;
+    case MAOS_OP_PUBLISH:
+        FUZZ_CHECK(fuzz_slice_eq(a->channel, b.channel), "channel");
+        FUZZ_CHECK(same_opt_value(a->payload, b.payload), "payload");
+        break;
+    case MAOS_OP_SUBSCRIBE_CHANNEL:
+        FUZZ_CHECK(fuzz_slice_eq(a->pattern, b.pattern), "pattern");
+        break;
+    case MAOS_OP_GET:
+    case MAOS_OP_LIST:
+    case MAOS_OP_COUNT:
+    case MAOS_OP_WATCH:
+        FUZZ_CHECK(a->table.kind == b.table.kind &&
+                       fuzz_slice_eq(a->table.name, b.table.name),
+                   "table");
+        FUZZ_CHECK(fuzz_slice_eq(a->key, b.key), "key");
+        FUZZ_CHECK(fuzz_slice_eq(a->prefix, b.prefix), "key prefix");
+        FUZZ_CHECK(a->op != MAOS_OP_LIST || fuzz_slice_eq(a->after, b.after), "after");
+        FUZZ_CHECK(a->op != MAOS_OP_LIST || a->limit == b.limit, "limit");
+        FUZZ_CHECK(fuzz_slice_eq(a->where, b.where), "where");
+        FUZZ_CHECK(a->watch_from == b.watch_from && a->watch_revision == b.watch_revision,
+                   "watch from");
+        FUZZ_CHECK(fuzz_slice_eq(a->filter.prefix, b.filter.prefix), "watch filter");
+        break;
+    case MAOS_OP_AGENT_REGISTER:
+    case MAOS_OP_AGENT_DEREGISTER:
+    case MAOS_OP_AGENT_STATUS:
+        FUZZ_CHECK(fuzz_slice_eq(a->agent.id, b.agent.id), "agent id");
+        FUZZ_CHECK(fuzz_slice_eq(a->agent.session, b.agent.session) &&
+                       fuzz_slice_eq(a->agent.name, b.agent.name) &&
+                       fuzz_slice_eq(a->agent.kind, b.agent.kind) &&
+                       fuzz_slice_eq(a->agent.tags, b.agent.tags) &&
+                       fuzz_slice_eq(a->agent.details, b.agent.details),
+                   "agent fields");
+        FUZZ_CHECK(fuzz_slice_eq(a->agent.status, b.agent.status) &&
+                       fuzz_slice_eq(a->agent.detail, b.agent.detail),
+                   "agent status");
+        break;
     default:
         break;
     }
     maos_request_free(&b);
+
+    /* A txn of appends only goes both ways in the ops form too, and a txn
+     * of any items in the ops form. */
+    if (a->op == MAOS_OP_TXN) {
+        msgpack_sbuffer_clear(&sb);
+        rc = maos_enc_txn_ops(&pk, a->rid, a->items, a->n_items);
+        FUZZ_CHECK(rc == 0, "maos_enc_txn_ops: %d", rc);
+        rc = maos_request_decode(sb.data, sb.size, lim, &b, why, sizeof why);
+        FUZZ_CHECK(rc == 0, "re-encoded txn ops do not decode: %s: %s",
+                   maos_err_name(rc), why);
+        same_items(a, &b);
+        maos_request_free(&b);
+    }
 out:
     free(name);
     msgpack_sbuffer_destroy(&sb);
@@ -203,10 +438,17 @@ static void one_frame(maos_slice f, const maos_limits *lim)
                    (int)req.op);
         FUZZ_CHECK(req.limit >= 1 && req.limit <= MAOS_READ_LIMIT_MAX, "limit %u",
                    req.limit);
+        FUZZ_CHECK(req.error_index == -1, "error_index %lld on success",
+                   (long long)req.error_index);
+        check_items(&req);
         roundtrip(&req, lim);
     } else {
         FUZZ_CHECK(fuzz_known_err(rc), "unknown error code %d", rc);
         FUZZ_CHECK(why[0] != 0, "%s without a reason", maos_err_name(rc));
+        FUZZ_CHECK(req.error_index == -1 ||
+                       (req.op == MAOS_OP_TXN && req.error_index >= 0 &&
+                        req.error_index < (int64_t)lim->max_appends),
+                   "error_index %lld", (long long)req.error_index);
     }
     maos_request_free(&req);
 }

@@ -1,11 +1,14 @@
 /*
  * tests/fuzz/fuzz_reply.c -- libFuzzer target for libmaos-client's input
- * path: one reply frame's payload, as a (possibly hostile or broken) server
- * sends it.
+ * path: one frame's payload, as a (possibly hostile or broken) server
+ * sends it: a push or a reply, told apart the way the client does.
  *
- *   maos_reply_decode -> maos_append_result_next over "results"
- *                     -> maos_record_next / maos_stream_info_next over the
- *                        "events" / "streams" list
+ *   maos_push_decode  -> maos_record_next / maos_entry_next over its list
+ *   maos_reply_decode -> maos_append_result_next, maos_txn_result_next
+ *                        over "results"
+ *                     -> maos_record_next / maos_stream_info_next /
+ *                        maos_entry_next over the "events" / "streams" /
+ *                        "entries" list; maos_entry_decode on "entry"
  *
  * A client does not know from the bytes whether a list holds records or
  * stream infos (it knows from its request), so both walkers run over every
@@ -17,7 +20,8 @@
  *    fields, and re-encoded with maos_enc_record decodes to them again;
  *  - maos_filter_match accepts a record for filters built from the record
  *    itself and refuses it for a time range that ends before it;
- *  - stream infos and append results survive their encoders the same way;
+ *  - stream infos, entries, append results and mixed txn results (put,
+ *    delete, checkpoint) survive their encoders the same way;
  *  - maos_reply_check, for every op, returns 0 or MAOS_EPROTO with a
  *    reason, and passes what the encoders make (issue 15: a reply without
  *    a promised field is refused, never taken for a success).
@@ -180,6 +184,124 @@ static void walk_results(maos_slice results, uint32_t n_results)
     }
 }
 
+static void same_entry(const maos_entry *a, const maos_entry *b)
+{
+    FUZZ_CHECK(fuzz_slice_eq(a->table, b->table) && fuzz_slice_eq(a->key, b->key) &&
+                   a->revision == b->revision &&
+                   a->created_revision == b->created_revision &&
+                   a->created == b->created && a->updated == b->updated &&
+                   fuzz_slice_eq(a->data, b->data) && !a->bound == !b->bound,
+               "entry fields");
+}
+
+/* An entry decoded from a frame, encoded again and decoded. */
+static void entry_again(const maos_entry *e)
+{
+    maos_entry again;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    FUZZ_CHECK(e->data.len >= 1 && e->raw.len >= 1, "entry data/raw present");
+    FUZZ_CHECK(maos_entry_decode(e->raw.ptr, e->raw.len, &again) == 0,
+               "entry does not decode alone");
+    same_entry(e, &again);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    FUZZ_CHECK(maos_enc_entry(&pk, e->table, e->key, e->revision, e->created_revision,
+                              e->created, e->updated, e->bound, e->data) == 0,
+               "maos_enc_entry");
+    FUZZ_CHECK(maos_entry_decode(sb.data, sb.size, &again) == 0,
+               "re-encoded entry does not decode");
+    same_entry(e, &again);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void walk_entries(maos_slice items, uint32_t n_items)
+{
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, items.ptr, items.len);
+    FUZZ_CHECK(maos_mpr_array(&r, &n) == 0 && n == n_items, "items list");
+    for (uint32_t i = 0; i < n; i++) {
+        maos_entry e;
+        const uint8_t *before = r.p;
+        if (maos_entry_next(&r, &e)) {
+            FUZZ_CHECK(r.p == before, "cursor moved on error");
+            return;
+        }
+        FUZZ_CHECK(e.raw.ptr == (const char *)before &&
+                       (const uint8_t *)e.raw.ptr + e.raw.len == r.p,
+                   "raw span");
+        entry_again(&e);
+    }
+    FUZZ_CHECK(r.p == r.end, "entries do not fill the list");
+}
+
+/* Mixed txn results: each element read as every kind and as the kind its
+ * fields tell, then encoded again. */
+static void walk_txn_results(maos_slice results, uint32_t n_results)
+{
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, results.ptr, results.len);
+    FUZZ_CHECK(maos_mpr_array(&r, &n) == 0 && n == n_results, "results list");
+    for (uint32_t i = 0; i < n; i++) {
+        maos_txn_result res, again;
+        const uint8_t *before = r.p;
+        for (int kind = 1; kind <= MAOS_ITEM_CHECKPOINT; kind++) {
+            maos_mpr c = r;
+            int rc = maos_txn_result_next(&c, kind, &res);
+            FUZZ_CHECK(rc == 0 || rc == MAOS_EPROTO, "txn_result_next(%d) %d", kind, rc);
+            FUZZ_CHECK(rc ? c.p == r.p : res.kind == kind, "txn_result_next(%d)", kind);
+        }
+        if (maos_txn_result_next(&r, 0, &res)) {
+            FUZZ_CHECK(r.p == before, "cursor moved on error");
+            return;
+        }
+        FUZZ_CHECK(res.kind >= MAOS_ITEM_APPEND && res.kind <= MAOS_ITEM_CHECKPOINT,
+                   "inferred kind %d", res.kind);
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        FUZZ_CHECK(maos_enc_txn_result(&pk, &res) == 0, "maos_enc_txn_result");
+        maos_mpr c;
+        maos_mpr_init(&c, sb.data, sb.size);
+        FUZZ_CHECK(maos_txn_result_next(&c, res.kind, &again) == 0 && c.p == c.end,
+                   "re-encoded txn result");
+        FUZZ_CHECK(again.kind == res.kind && again.revision == res.revision &&
+                       again.created_revision == res.created_revision,
+                   "txn result fields");
+        if (res.kind == MAOS_ITEM_APPEND)
+            same_result(&res.append, &again.append);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
+static void check_push(const maos_push *p)
+{
+    FUZZ_CHECK(p->kind > MAOS_PUSH_NONE && p->kind < MAOS_PUSH__COUNT, "push kind %d",
+               (int)p->kind);
+    if (p->kind == MAOS_PUSH_ENTRIES) {
+        if (p->items.len)
+            walk_entries(p->items, p->n_items);
+        /* an entries push made from this one's fields decodes to them */
+        msgpack_sbuffer sb;
+        maos_list_mark mark;
+        maos_push q;
+        msgpack_sbuffer_init(&sb);
+        FUZZ_CHECK(maos_enc_push_entries_begin(&sb, p->sub, &mark) == 0, "entries begin");
+        FUZZ_CHECK(maos_enc_push_entries_end(&sb, &mark, 0, p->revision, p->more) == 0,
+                   "entries end");
+        FUZZ_CHECK(maos_push_decode(sb.data, sb.size, &q) == 1 &&
+                       q.kind == MAOS_PUSH_ENTRIES && q.sub == p->sub &&
+                       q.revision == p->revision && !q.more == !p->more && q.n_items == 0,
+                   "re-encoded entries push");
+        msgpack_sbuffer_destroy(&sb);
+    } else if (p->items.len) {
+        walk_records(p->items, p->n_items);
+    }
+}
+
 /* Whatever the op, the check says yes or names what is missing. */
 static void check_every_op(const maos_reply *rep)
 {
@@ -210,6 +332,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (skip == 0 && raw.len == size)
         FUZZ_CHECK(check == 0 || check == MAOS_ELIMIT, "skip ok, mp_check %d", check);
 
+    maos_push p;
+    int prc = maos_push_decode(data, size, &p);
+    FUZZ_CHECK(prc == 0 || prc == 1 || prc == MAOS_EPROTO, "push_decode returned %d", prc);
+    if (prc == 1) {
+        check_push(&p);
+        return 0;
+    }
+
     maos_reply rep;
     int rc = maos_reply_decode(data, size, &rep);
     if (rc) {
@@ -219,13 +349,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(skip == 0 && raw.len == size, "decoded a reply that is not one value");
     if (!rep.ok)
         FUZZ_CHECK(fuzz_known_err(rep.code), "error reply with code %d", rep.code);
-    FUZZ_CHECK(rep.result.ids.len == (uint64_t)rep.result.count * 16, "ids/count");
+    /* a count reply has a count and no ids; with ids, they hold count ids */
+    FUZZ_CHECK(!rep.result.ids.ptr || rep.result.ids.len == (uint64_t)rep.result.count * 16,
+               "ids/count");
     check_every_op(&rep);
-    if (rep.results.len)
+    if (rep.results.len) {
         walk_results(rep.results, rep.n_results);
+        walk_txn_results(rep.results, rep.n_results);
+    }
     if (rep.items.len) {
         walk_records(rep.items, rep.n_items);
         walk_infos(rep.items, rep.n_items);
+        walk_entries(rep.items, rep.n_items);
+    }
+    if (rep.entry.len) {
+        maos_entry e;
+        if (maos_entry_decode(rep.entry.ptr, rep.entry.len, &e) == 0) {
+            entry_again(&e);
+            FUZZ_CHECK(!rep.ok || maos_reply_check(&rep, MAOS_OP_GET, NULL, 0) == 0,
+                       "a reply with a whole entry fails the get check");
+        } else if (rep.ok) {
+            /* (an error reply's check does not look at entry) */
+            FUZZ_CHECK(maos_reply_check(&rep, MAOS_OP_GET, NULL, 0) == MAOS_EPROTO,
+                       "a reply with a broken entry passes the get check");
+        }
     }
     return 0;
 }

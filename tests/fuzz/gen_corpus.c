@@ -5,7 +5,10 @@
  *
  * DIR/frame/ holds byte streams a client could send on one connection
  * (4-byte length + msgpack, usually hello first) for fuzz_frame; DIR/reply/
- * holds single reply payloads for fuzz_reply.  Valid messages are made by
+ * holds single reply and push payloads for fuzz_reply.  Every op and every
+ * reply and push kind has valid seeds (issue 7: tables, agents, the txn ops
+ * form, entries, mixed txn results, entries pushes) and the typed
+ * rejections have hostile ones.  Valid messages are made by
  * the real encoders (maos_enc_*), so the corpus follows the layout in
  * proto/msg.c; hostile ones are written byte by byte: huge declared
  * lengths, truncations, deep nesting, str32/bin32/array32/map32/ext32
@@ -327,6 +330,310 @@ static uint32_t rnd(void)
     prng ^= prng >> 7;
     prng ^= prng << 17;
     return (uint32_t)prng;
+}
+
+/* One request made by an encoder, after hello, checked to decode as op. */
+static void one_request(wire *w, maos_op op, int rc, enc *e)
+{
+    buf p = {0};
+    must(rc, w->name);
+    enc_done(e, &p);
+    wire_add(w, &p, op);
+}
+
+/* A hand-made request with a given set of raw pairs after op and rid. */
+typedef struct pair {
+    const char *key;
+    const char *val; /* raw msgpack */
+    size_t len;
+} pair;
+
+/* ... checked to be refused with code (so each seed reaches the check it
+ * is named after). */
+static void hostile_pairs(const char *name, const char *op, const pair *pairs, uint32_t n,
+                          int code)
+{
+    buf p = {0};
+    maos_request req;
+    char why[256];
+    raw_request(&p, op, n);
+    for (uint32_t i = 0; i < n; i++) {
+        put_str(&p, pairs[i].key);
+        put(&p, pairs[i].val, pairs[i].len);
+    }
+    int rc = maos_request_decode(p.p, p.len, NULL, &req, why, sizeof why);
+    maos_request_free(&req);
+    if (rc != code) {
+        fprintf(stderr, "gen_corpus: %s: %s (%s), want %s\n", name, maos_err_name(rc), why,
+                maos_err_name(code));
+        exit(1);
+    }
+    hostile(name, &p);
+}
+
+#define PAIR(k, lit) {k, lit, sizeof(lit) - 1}
+/* {"a": 1, "tags": ["x", "y"]} */
+#define DOC "\x82\xa1" "a\x01\xa4tags\x92\xa1x\xa1y"
+
+/* issue 7: tables, agents, the txn ops form */
+static void table_frames(void)
+{
+    enc e;
+    {
+        wire w = {"valid-put", {0}};
+        wire_hello(&w);
+        static const int64_t expects[] = {MAOS_EXPECT_ANY, MAOS_EXPECT_ABSENT,
+                                          MAOS_EXPECT_EXISTS, 17};
+        for (int i = 0; i < 4; i++) {
+            enc_init(&e);
+            one_request(&w, MAOS_OP_PUT,
+                        maos_enc_put(&e.pk, 2 + (uint64_t)i, S(i % 2 ? "kv.plan" : "locks"),
+                                     S("step-3"), S(DOC), expects[i], i == 1),
+                        &e);
+        }
+        wire_write(&w);
+    }
+    {
+        wire w = {"valid-get-delete", {0}};
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_GET, maos_enc_get(&e.pk, 2, S("agents"), S("writer-1")), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_DELETE,
+                    maos_enc_delete(&e.pk, 3, S("sessions"), S("s-\xc3\x9c"), 12), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_DELETE,
+                    maos_enc_delete(&e.pk, 4, S("kv.files"), S("src/a.c"), MAOS_EXPECT_EXISTS),
+                    &e);
+        wire_write(&w);
+    }
+    {
+        /* where: {"status": "online", "tags": "code"} */
+        static const char where[] = "\x82\xa6status\xa6online\xa4tags\xa4" "code";
+        wire w = {"valid-list-count", {0}};
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_LIST,
+                    maos_enc_list(&e.pk, 2, S("agents"), S(""), S(""), 0, S("")), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_LIST,
+                    maos_enc_list(&e.pk, 3, S("kv.files"), S("src/"), S("src/a.c"), 50,
+                                  S(where)),
+                    &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_COUNT,
+                    maos_enc_count(&e.pk, 4, S("agents"), S("w"), S(where)), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_COUNT, maos_enc_count(&e.pk, 5, S("locks"), S(""), S("")),
+                    &e);
+        wire_write(&w);
+    }
+    {
+        wire w = {"valid-watch", {0}};
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_WATCH,
+                    maos_enc_watch(&e.pk, 2, S("kv.plan"), S(""), MAOS_WATCH_FROM_ENTRIES, 0),
+                    &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_WATCH,
+                    maos_enc_watch(&e.pk, 3, S("agents"), S("w"), MAOS_WATCH_FROM_REVISION,
+                                   4242),
+                    &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_WATCH,
+                    maos_enc_watch(&e.pk, 4, S("locks"), S("deploy"), MAOS_WATCH_FROM_NOW, 0),
+                    &e);
+        wire_write(&w);
+    }
+    {
+        wire w = {"valid-agents", {0}};
+        maos_agent_in a = {.id = S("writer-1"), .session = S("s-42"), .name = S("Writer"),
+                           .kind = S("llm"), .tags = S("\x92\xa4" "code\xa6review"),
+                           .details = S("\x81\xa5model\xa3xyz")};
+        maos_agent_in min = {.id = S("w")};
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_AGENT_REGISTER, maos_enc_agent_register(&e.pk, 2, &a), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_AGENT_REGISTER, maos_enc_agent_register(&e.pk, 3, &min), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_AGENT_STATUS,
+                    maos_enc_agent_status(&e.pk, 4, S("busy"), S("\xa9step 3/10")), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_AGENT_STATUS,
+                    maos_enc_agent_status(&e.pk, 5, S("idle"), (maos_slice){0}), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_AGENT_DEREGISTER,
+                    maos_enc_agent_deregister(&e.pk, 6, S("writer-1")), &e);
+        wire_write(&w);
+    }
+    {
+        /* the ops form: every kind; and the other ops of the protocol */
+        maos_event_in ev[2] = {{.type = S("A")}, {.type = S("B"), .data = S("\x01")}};
+        maos_append_in ap[2] = {{S("orders-1"), 3, 2, ev},
+                                {S("audit"), MAOS_EXPECT_NO_STREAM, 1, ev}};
+        maos_item_in items[5] = {
+            {.kind = MAOS_ITEM_PUT, .table = {MAOS_TABLE_KV, S("kv.plan")}, .key = S("s1"),
+             .data = S(DOC), .expect = MAOS_EXPECT_ABSENT, .bind = 1},
+            {.kind = MAOS_ITEM_APPEND, .append = &ap[0]},
+            {.kind = MAOS_ITEM_DELETE, .table = {MAOS_TABLE_LOCKS, S("locks")},
+             .key = S("l"), .expect = 12},
+            {.kind = MAOS_ITEM_CHECKPOINT, .name = S("cp-1"), .position = 99},
+            {.kind = MAOS_ITEM_APPEND, .append = &ap[1]},
+        };
+        wire w = {"valid-txn-ops", {0}};
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_TXN, maos_enc_txn_ops(&e.pk, 2, items, 5), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_TXN, maos_enc_txn_ops(&e.pk, 3, items + 1, 1), &e);
+        wire_write(&w);
+        w = (wire){"valid-other-ops", {0}};
+        maos_slice types[1] = {S("OrderCreated")};
+        maos_filter f = {.prefix = S("orders-"), .n_types = 1, .types = types};
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_SUBSCRIBE, maos_enc_subscribe(&e.pk, 2, &f, MAOS_FROM_LIVE, 0),
+                    &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_SUBSCRIBE,
+                    maos_enc_subscribe(&e.pk, 3, &f, MAOS_FROM_POSITION, 10), &e);
+        f = (maos_filter){.stream = S("orders-1")};
+        enc_init(&e);
+        one_request(&w, MAOS_OP_SUBSCRIBE,
+                    maos_enc_subscribe(&e.pk, 4, &f, MAOS_FROM_VERSION, 3), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_UNSUBSCRIBE, maos_enc_unsubscribe(&e.pk, 5, 1), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_CHECKPOINT_SAVE,
+                    maos_enc_checkpoint_save(&e.pk, 6, S("cp"), 7), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_CHECKPOINT_GET, maos_enc_checkpoint_get(&e.pk, 7, S("cp")),
+                    &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_PUBLISH,
+                    maos_enc_publish(&e.pk, 8, S("cancel"), S("\x81\xa1n\x01")), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_SUBSCRIBE_CHANNEL,
+                    maos_enc_subscribe_channel(&e.pk, 9, S("can*")), &e);
+        wire_write(&w);
+    }
+    {
+        /* a 512-byte key, the longest kv table name */
+        static char key[MAOS_KEY_MAX], kv[3 + MAOS_KV_NAME_MAX];
+        memset(key, 'k', sizeof key);
+        memcpy(kv, "kv.", 3);
+        memset(kv + 3, 'n', MAOS_KV_NAME_MAX);
+        wire w = {"valid-key-512", {0}};
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_PUT,
+                    maos_enc_put(&e.pk, 2, (maos_slice){kv, sizeof kv},
+                                 (maos_slice){key, sizeof key}, S("\x80"), 0, 0),
+                    &e);
+        wire_write(&w);
+    }
+
+    /* typed rejections */
+    static const pair t_plan = PAIR("table", "\xa7kv.plan");
+    static const pair k_ok = PAIR("key", "\xa1k");
+    static const pair d_ok = PAIR("data", "\x80");
+    static char k513[3 + MAOS_KEY_MAX + 1];
+    k513[0] = (char)0xda;
+    k513[1] = (char)((MAOS_KEY_MAX + 1) >> 8);
+    k513[2] = (char)((MAOS_KEY_MAX + 1) & 0xff);
+    memset(k513 + 3, 'k', MAOS_KEY_MAX + 1);
+    const pair k_long = {"key", k513, sizeof k513};
+    static char kv65_s[2 + 3 + MAOS_KV_NAME_MAX + 1], st65_s[2 + MAOS_STATUS_MAX + 1];
+    kv65_s[0] = st65_s[0] = (char)0xd9;
+    kv65_s[1] = (char)(sizeof kv65_s - 2);
+    memcpy(kv65_s + 2, "kv.", 3);
+    memset(kv65_s + 5, 'n', MAOS_KV_NAME_MAX + 1);
+    st65_s[1] = (char)(sizeof st65_s - 2);
+    memset(st65_s + 2, 's', MAOS_STATUS_MAX + 1);
+    const pair kv65 = {"table", kv65_s, sizeof kv65_s};
+    const pair st65 = {"status", st65_s, sizeof st65_s};
+    const struct {
+        const char *name, *op;
+        pair p[4];
+        uint32_t n;
+        int code;
+    } bad[] = {
+        {"bad-key-empty", "put", {t_plan, PAIR("key", "\xa0"), d_ok}, 3, MAOS_EINVALID_NAME},
+        {"bad-key-513", "put", {t_plan, k_long, d_ok}, 3, MAOS_EINVALID_NAME},
+        {"bad-key-utf8", "get", {t_plan, PAIR("key", "\xa2\xc0\xaf")}, 2, MAOS_EINVALID_NAME},
+        {"bad-key-nul", "delete", {t_plan, PAIR("key", "\xa3" "a\0b")}, 2, MAOS_EINVALID_NAME},
+        {"bad-key-int", "get", {t_plan, PAIR("key", "\x07")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-data-string", "put", {t_plan, k_ok, PAIR("data", "\xa1x")}, 3, MAOS_EBAD_REQUEST},
+        {"bad-data-array", "put", {t_plan, k_ok, PAIR("data", "\x91\x80")}, 3, MAOS_EBAD_REQUEST},
+        {"bad-data-missing", "put", {t_plan, k_ok}, 2, MAOS_EBAD_REQUEST},
+        {"bad-table-foo", "put", {PAIR("table", "\xa3" "foo"), k_ok, d_ok}, 3, MAOS_EINVALID_NAME},
+        {"bad-table-kv-empty", "get", {PAIR("table", "\xa3kv."), k_ok}, 2, MAOS_EINVALID_NAME},
+        {"bad-table-kv-dash", "list", {PAIR("table", "\xa6kv.a-b")}, 1, MAOS_EINVALID_NAME},
+        {"bad-table-kv-65", "count", {kv65}, 1, MAOS_EINVALID_NAME},
+        {"bad-table-missing", "watch", {PAIR("prefix", "\xa1p")}, 1, MAOS_EBAD_REQUEST},
+        {"bad-expect-no-stream", "put", {t_plan, k_ok, d_ok, PAIR("expect", "\xa9no_stream")},
+         4, MAOS_EBAD_REQUEST},
+        {"bad-delete-expect-absent", "delete", {t_plan, k_ok, PAIR("expect", "\xa6" "absent")},
+         3, MAOS_EBAD_REQUEST},
+        {"bad-bind-int", "put", {t_plan, k_ok, d_ok, PAIR("bind", "\x01")}, 4, MAOS_EBAD_REQUEST},
+        {"bad-where-array", "list", {t_plan, PAIR("where", "\x92\xa1" "a\x01")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-where-int-key", "count", {t_plan, PAIR("where", "\x81\x01\x02")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-watch-from-later", "watch", {t_plan, PAIR("from", "\xa5later")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-watch-from-negative", "watch", {t_plan, PAIR("from", "\xff")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-list-limit-zero", "list", {t_plan, PAIR("limit", "\x00")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-agent-no-id", "agent_register", {PAIR("name", "\xa1n")}, 1, MAOS_EBAD_REQUEST},
+        {"bad-agent-tags", "agent_register",
+         {PAIR("id", "\xa1w"), PAIR("tags", "\x92\xa1x\x01")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-agent-details", "agent_register",
+         {PAIR("id", "\xa1w"), PAIR("details", "\x90")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-agent-status-65", "agent_status", {st65}, 1, MAOS_EBAD_REQUEST},
+        {"bad-agent-deregister-empty", "agent_deregister", {PAIR("id", "\xa0")}, 1, MAOS_EINVALID_NAME},
+        {"bad-reserved-session", "append",
+         {PAIR("stream", "\xa9session-1"), PAIR("events", "\x91\x81\xa4type\xa1T")}, 2, MAOS_EINVALID_NAME},
+        {"bad-reserved-kv", "append",
+         {PAIR("stream", "\xa9kv.plan-1"), PAIR("events", "\x91\x81\xa4type\xa1T")}, 2, MAOS_EINVALID_NAME},
+        {"bad-txn-ops-empty", "txn", {PAIR("ops", "\x90")}, 1, MAOS_EBAD_REQUEST},
+        {"bad-txn-op-unknown", "txn", {PAIR("ops", "\x91\x81\xa2op\xa5merge")}, 1, MAOS_EBAD_REQUEST},
+        {"bad-txn-op-no-op", "txn", {PAIR("ops", "\x91\x81\xa5table\xa5locks")}, 1, MAOS_EBAD_REQUEST},
+        {"bad-txn-ops-and-appends", "txn",
+         {PAIR("ops", "\x91\x83\xa2op\xaa" "checkpoint\xa4name\xa1" "c\xa8position\x01"),
+          PAIR("appends", "\x91\x82\xa6stream\xa1s\xa6" "events\x91\x81\xa4type\xa1T")},
+         2, MAOS_EBAD_REQUEST},
+        {"bad-txn-same-key-twice", "txn",
+         {PAIR("ops", "\x92"
+                      "\x84\xa2op\xa3put\xa5table\xa5locks\xa3key\xa1l\xa4" "data\x80"
+                      "\x83\xa2op\xa6" "delete\xa5table\xa5locks\xa3key\xa1l")},
+         1, MAOS_EBAD_REQUEST},
+        {"bad-txn-op-reserved-stream", "txn",
+         {PAIR("ops", "\x91\x83\xa2op\xa6" "append\xa6stream\xa7lock-l1"
+                      "\xa6" "events\x91\x81\xa4type\xa1T")},
+         1, MAOS_EINVALID_NAME},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        hostile_pairs(bad[i].name, bad[i].op, bad[i].p, bad[i].n, bad[i].code);
+    {
+        /* 101 ops: over max_appends */
+        buf p = {0};
+        raw_request(&p, "txn", 1);
+        put_str(&p, "ops");
+        put_bytes(&p, 3, 0xdc, 0, 101);
+        for (int i = 0; i < 101; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "k-%d", i);
+            put_bytes(&p, 1, 0x84);
+            put_str(&p, "op");
+            put_str(&p, "put");
+            put_str(&p, "table");
+            put_str(&p, "kv.a");
+            put_str(&p, "key");
+            put_str(&p, k);
+            put_str(&p, "data");
+            put_bytes(&p, 1, 0x80);
+        }
+        hostile("bad-limit-ops-101", &p);
+    }
 }
 
 /* ---- the frame corpus --------------------------------------------------------- */
@@ -770,20 +1077,37 @@ static void frame_corpus(void)
             put_str(&p, "T");
             hostile(bad[k].name, &p);
         }
-        char long_name[257];
-        memset(long_name, 'n', 256);
-        long_name[256] = 0;
+        /* stream names: 1..1024 bytes; types: 1..255 */
+        static char long_name[MAOS_STREAM_MAX + 1];
+        memset(long_name, 'n', sizeof long_name);
         buf p = {0};
         raw_request(&p, "read", 1);
         put_str(&p, "stream");
+        put_bytes(&p, 3, 0xda, (MAOS_STREAM_MAX + 1) >> 8, (MAOS_STREAM_MAX + 1) & 0xff);
+        put(&p, long_name, MAOS_STREAM_MAX + 1);
+        hostile("bad-name-1025", &p);
+        raw_request(&p, "append", 2);
+        put_str(&p, "stream");
+        put_str(&p, "s-1");
+        put_str(&p, "events");
+        put_bytes(&p, 2, 0x91, 0x81);
+        put_str(&p, "type");
         put_bytes(&p, 3, 0xda, 1, 0); /* str16 of 256 */
         put(&p, long_name, 256);
-        hostile("bad-name-256", &p);
+        hostile("bad-type-256", &p);
         raw_request(&p, "read", 1);
         put_str(&p, "stream");
         put_bytes(&p, 2, 0xd9, 255);
         put(&p, long_name, 255);
         wire w = {"valid-name-255", {0}};
+        wire_hello(&w);
+        wire_add(&w, &p, MAOS_OP_READ);
+        wire_write(&w);
+        raw_request(&p, "read", 1);
+        put_str(&p, "stream");
+        put_bytes(&p, 3, 0xda, MAOS_STREAM_MAX >> 8, MAOS_STREAM_MAX & 0xff);
+        put(&p, long_name, MAOS_STREAM_MAX);
+        w = (wire){"valid-name-1024", {0}};
         wire_hello(&w);
         wire_add(&w, &p, MAOS_OP_READ);
         wire_write(&w);
@@ -859,6 +1183,7 @@ static void frame_corpus(void)
         write_file("frame", nm, &b);
         buf_free(&b);
     }
+    table_frames();
     free(store.p);
 }
 
@@ -870,6 +1195,18 @@ static void check_reply(const char *name, const buf *b)
     int rc = maos_reply_decode(b->p, b->len, &rep);
     if (rc)
         die(name, "valid reply does not decode");
+}
+
+/* A push payload; valid ones are checked to decode as a push. */
+static void push_file(const char *name, enc *e, int valid)
+{
+    buf b = {0};
+    maos_push p;
+    enc_done(e, &b);
+    if (valid && maos_push_decode(b.p, b.len, &p) != 1)
+        die(name, "valid push does not decode");
+    write_file("reply", name, &b);
+    buf_free(&b);
 }
 
 static void reply_file(const char *name, enc *e, int valid)
@@ -920,6 +1257,123 @@ static void list_reply(const char *name, const char *key, int n, int next_kind,
                            S("orders-9")),
          "list_end");
     reply_file(name, &e, valid_records);
+}
+
+static void put_entry(msgpack_packer *pk, const char *key, uint64_t rev)
+{
+    must(maos_enc_entry(pk, S("kv.plan"), S(key), rev, 3, 1767225600000000,
+                        1767225600000000 + (int64_t)rev, (int)(rev & 1), S(DOC)),
+         "entry");
+}
+
+/* issue 7: replies to the table and agent ops, mixed txn results, pushes */
+static void table_replies(void)
+{
+    enc e;
+    maos_list_mark m;
+    enc_init(&e);
+    must(maos_enc_reply_revision(&e.pk, 1, 120, 100), "put");
+    reply_file("valid-put", &e, 1);
+    enc_init(&e);
+    must(maos_enc_reply_revision(&e.pk, 2, 121, UINT64_MAX), "delete");
+    reply_file("valid-delete", &e, 1);
+    enc_init(&e);
+    must(maos_enc_reply_get_begin(&e.pk, 3), "get");
+    put_entry(&e.pk, "step-3", 9);
+    reply_file("valid-get", &e, 1);
+    for (int more = 0; more < 2; more++) {
+        enc_init(&e);
+        must(maos_enc_list_begin(&e.sb, 4, "entries", &m), "list_begin");
+        for (uint64_t i = 0; i < 3; i++) {
+            char key[24];
+            snprintf(key, sizeof key, "step-%llu", (unsigned long long)i);
+            put_entry(&e.pk, key, 10 + i);
+        }
+        must(maos_enc_entries_end(&e.sb, &m, 3, more ? S("step-2") : S(""), 77), "list_end");
+        reply_file(more ? "valid-list" : "valid-list-end", &e, 1);
+    }
+    enc_init(&e);
+    must(maos_enc_reply_count(&e.pk, 5, 5000000000ull, 78), "count");
+    reply_file("valid-count", &e, 1);
+    enc_init(&e);
+    must(maos_enc_reply_watch(&e.pk, 6, 3, 79), "watch");
+    reply_file("valid-watch", &e, 1);
+    enc_init(&e);
+    must(maos_enc_error(&e.pk, 7, MAOS_EWRONG_REVISION, NULL, 1, 14, 2), "error");
+    reply_file("valid-error-wrong-revision", &e, 1);
+    enc_init(&e);
+    must(maos_enc_error(&e.pk, 8, MAOS_ENOT_FOUND, "no such entry", 1, -1, -1), "error");
+    reply_file("valid-error-not-found-entry", &e, 1);
+
+    uint8_t ids[32];
+    make_id(ids, 1);
+    make_id(ids + 16, 2);
+    maos_txn_result res[4] = {
+        {.kind = MAOS_ITEM_APPEND,
+         .append = {S("orders-1"), 4, 200, 2, 0, {(const char *)ids, 32}}},
+        {.kind = MAOS_ITEM_PUT, .revision = 202, .created_revision = 150},
+        {.kind = MAOS_ITEM_DELETE, .revision = 203},
+        {.kind = MAOS_ITEM_CHECKPOINT},
+    };
+    enc_init(&e);
+    must(maos_enc_reply_txn_begin(&e.pk, 9, 4), "txn");
+    for (int i = 0; i < 4; i++)
+        must(maos_enc_txn_result(&e.pk, &res[i]), "txn result");
+    reply_file("valid-txn-mixed", &e, 1);
+
+    /* pushes */
+    for (int more = 0; more < 2; more++) {
+        enc_init(&e);
+        must(maos_enc_push_entries_begin(&e.sb, 4, &m), "entries push");
+        put_entry(&e.pk, "a", 5);
+        put_entry(&e.pk, "b", 6);
+        must(maos_enc_push_entries_end(&e.sb, &m, 2, 80, more), "entries push");
+        push_file(more ? "push-entries" : "push-entries-last", &e, 1);
+    }
+    enc_init(&e);
+    must(maos_enc_push_events_begin(&e.sb, 2, &m), "events push");
+    put_record(&e.sb, 7, "kv.plan-a", 0, "put", S("\x81\xa1n\x05"));
+    must(maos_enc_push_events_end(&e.sb, &m, 1, 8), "events push");
+    push_file("push-events", &e, 1);
+    enc_init(&e);
+    must(maos_enc_push_state(&e.pk, MAOS_PUSH_CAUGHT_UP, 2, 8), "caught_up");
+    push_file("push-caught-up", &e, 1);
+    enc_init(&e);
+    must(maos_enc_push_message(&e.pk, 3, S("cancel"), S("\x01")), "message");
+    push_file("push-message", &e, 1);
+
+    /* well-formed, without a promised field, or broken */
+    buf b = {0};
+#define RAW(name, lit)                                                         \
+    do {                                                                       \
+        put(&b, lit, sizeof(lit) - 1);                                         \
+        write_file("reply", name, &b);                                         \
+        buf_free(&b);                                                          \
+    } while (0)
+    RAW("incomplete-put-no-created-revision", "\x83\xa3rid\x01\xa2ok\xc3\xa8revision\x05");
+    RAW("incomplete-get-entry-no-updated",
+        "\x83\xa3rid\x01\xa2ok\xc3\xa5" "entry\x87\xa5table\xa1t\xa3key\xa1k\xa8revision"
+        "\x01\xb0" "created_revision\x01\xa7" "created\x01\xa4" "data\x80\xa5" "bound\xc2");
+    RAW("incomplete-list-no-revision",
+        "\x84\xa3rid\x01\xa2ok\xc3\xa7" "entries\x90\xa4next\xc0");
+    RAW("incomplete-list-next-uint",
+        "\x85\xa3rid\x01\xa2ok\xc3\xa7" "entries\x90\xa4next\x05\xa8revision\x01");
+    RAW("incomplete-txn-put-no-revision",
+        "\x83\xa3rid\x01\xa2ok\xc3\xa7results\x91\x81\xb0" "created_revision\x01");
+    RAW("bad-entry-data-array",
+        "\x83\xa3rid\x01\xa2ok\xc3\xa5" "entry\x88\xa5table\xa1t\xa3key\xa1k\xa8revision"
+        "\x01\xb0" "created_revision\x01\xa7" "created\x01\xa7updated\x01\xa4" "data\x90"
+        "\xa5" "bound\xc2");
+    RAW("bad-entry-not-map", "\x83\xa3rid\x01\xa2ok\xc3\xa5" "entry\x90");
+    RAW("bad-push-entries-no-more",
+        "\x84\xa4push\xa7" "entries\xa3sub\x01\xa7" "entries\x90\xa8revision\x01");
+    RAW("bad-push-entries-array32-4g",
+        "\x85\xa4push\xa7" "entries\xa3sub\x01\xa7" "entries\xdd\xff\xff\xff\xff"
+        "\xa8revision\x01\xa4more\xc2");
+    RAW("bad-count-over-uint32-with-ids",
+        "\x84\xa3rid\x01\xa2ok\xc3\xa5" "count\xcf\x00\x00\x00\x01\x00\x00\x00\x00"
+        "\xa3ids\xc4\x00");
+#undef RAW
 }
 
 static void reply_corpus(void)
@@ -1063,6 +1517,7 @@ static void reply_corpus(void)
         buf_free(&b);
     }
 #undef RAW
+    table_replies();
 }
 
 static void mkdir_p(const char *path)

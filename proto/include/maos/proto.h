@@ -437,8 +437,9 @@ int maos_enc_subscribe_channel(msgpack_packer *pk, uint64_t rid,
 int maos_enc_txn_ops(msgpack_packer *pk, uint64_t rid, const maos_item_in *items,
                      uint32_t n);
 /* Tables: `table` is the wire name ("kv.plan"); data is one raw msgpack
- * map; where one raw map (len 0: none); prefix/after len 0: none; limit 0:
- * the default. */
+ * map (len 0 sends {}); where one raw map (len 0: none); prefix/after len
+ * 0: none; limit 0: the default; expect as in maos_item_in (ABSENT is sent
+ * as "absent").  Encoders do not validate: the daemon does. */
 int maos_enc_put(msgpack_packer *pk, uint64_t rid, maos_slice table, maos_slice key,
                  maos_slice data, int64_t expect, int bind);
 int maos_enc_get(msgpack_packer *pk, uint64_t rid, maos_slice table, maos_slice key);
