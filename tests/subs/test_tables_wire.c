@@ -30,169 +30,9 @@
 
 #include "harness.h"
 #include "subs_util.h"
+#include "tables_util.h"
 
 static mt_daemon *g_d;
-
-typedef struct pkb {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} pkb;
-
-static void pkb_init(pkb *b)
-{
-    msgpack_sbuffer_init(&b->sb);
-    msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
-}
-
-static void pk_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
-static maos_slice sl(const char *s)
-{
-    return (maos_slice){s, (uint32_t)strlen(s)};
-}
-
-/* A one-pair document {field: value}. */
-static void doc1(pkb *b, const char *field, const char *value)
-{
-    pkb_init(b);
-    msgpack_pack_map(&b->pk, 1);
-    pk_str(&b->pk, field);
-    pk_str(&b->pk, value);
-}
-
-typedef struct result {
-    int code;
-    uint64_t revision, created_revision, count;
-    int has_actual;
-    int64_t actual;
-    int64_t index;
-    char msg[256];
-} result;
-
-static void take(result *r, int code, const maos_reply *rep, char *frame)
-{
-    memset(r, 0, sizeof(*r));
-    r->code = code;
-    r->revision = rep->revision;
-    r->created_revision = rep->created_revision;
-    r->count = rep->count;
-    r->has_actual = rep->has_actual;
-    r->actual = rep->actual;
-    r->index = rep->index;
-    snprintf(r->msg, sizeof r->msg, "%.*s", (int)rep->message.len, rep->message.ptr);
-    free(frame);
-}
-
-static result call_sb(su_conn *c, pkb *b, uint64_t rid)
-{
-    maos_reply rep;
-    char *frame = NULL;
-    memset(&rep, 0, sizeof rep);
-    int code = su_call(c, &b->sb, rid, &rep, &frame);
-    result r;
-    take(&r, code, &rep, frame);
-    msgpack_sbuffer_destroy(&b->sb);
-    return r;
-}
-
-static result put(su_conn *c, const char *table, const char *key, const char *field,
-                  const char *value, int64_t expect, int bind)
-{
-    pkb d, b;
-    doc1(&d, field, value);
-    pkb_init(&b);
-    uint64_t rid = su_rid(c);
-    MT_EQ_INT(maos_enc_put(&b.pk, rid, sl(table), sl(key),
-                           (maos_slice){d.sb.data, (uint32_t)d.sb.size}, expect, bind),
-              0);
-    msgpack_sbuffer_destroy(&d.sb);
-    return call_sb(c, &b, rid);
-}
-
-static result del(su_conn *c, const char *table, const char *key, int64_t expect)
-{
-    pkb b;
-    pkb_init(&b);
-    uint64_t rid = su_rid(c);
-    MT_EQ_INT(maos_enc_delete(&b.pk, rid, sl(table), sl(key), expect), 0);
-    return call_sb(c, &b, rid);
-}
-
-/* get: 0 and *e (slices into *frame, caller frees), or the error. */
-static int get(su_conn *c, const char *table, const char *key, maos_entry *e,
-               char **frame, result *r)
-{
-    pkb b;
-    pkb_init(&b);
-    uint64_t rid = su_rid(c);
-    MT_EQ_INT(maos_enc_get(&b.pk, rid, sl(table), sl(key)), 0);
-    maos_reply rep;
-    memset(&rep, 0, sizeof rep);
-    int code = su_call(c, &b.sb, rid, &rep, frame);
-    msgpack_sbuffer_destroy(&b.sb);
-    if (code == 0)
-        MT_EQ_INT(maos_entry_decode(rep.entry.ptr, rep.entry.len, e), 0);
-    if (r) {
-        r->code = code;
-        r->has_actual = rep.has_actual;
-        r->actual = rep.actual;
-    }
-    return code;
-}
-
-/* The document's string field, or "" */
-static void doc_field(maos_slice doc, const char *field, char *out, size_t cap)
-{
-    maos_mpr r;
-    uint32_t n;
-    out[0] = 0;
-    maos_mpr_init(&r, doc.ptr, doc.len);
-    MT_EQ_INT(maos_mpr_map(&r, &n), 0);
-    for (uint32_t i = 0; i < n; i++) {
-        maos_slice k, v;
-        MT_EQ_INT(maos_mpr_str(&r, &k), 0);
-        if (k.len == strlen(field) && !memcmp(k.ptr, field, k.len) &&
-            maos_mpr_peek(&r) == MAOS_MP_STR) {
-            maos_mpr_str(&r, &v);
-            snprintf(out, cap, "%.*s", (int)v.len, v.ptr);
-            return;
-        }
-        MT_EQ_INT(maos_mpr_skip(&r, NULL), 0);
-    }
-}
-
-/* The record at a position (read_all from it, one event). */
-static void record_at(su_conn *c, uint64_t pos, char *stream, char *type,
-                      char *meta_agent)
-{
-    su_evs evs = {0};
-    (void)evs;
-    pkb b;
-    pkb_init(&b);
-    uint64_t rid = su_rid(c);
-    MT_EQ_INT(maos_enc_read_all(&b.pk, rid, 1, pos, 0, 1, NULL), 0);
-    maos_reply rep;
-    char *frame = NULL;
-    MT_EQ_INT(su_call(c, &b.sb, rid, &rep, &frame), 0);
-    msgpack_sbuffer_destroy(&b.sb);
-    MT_EQ_INT(rep.n_items, 1);
-    maos_mpr r;
-    maos_mpr_init(&r, rep.items.ptr, rep.items.len);
-    uint32_t n;
-    MT_EQ_INT(maos_mpr_array(&r, &n), 0);
-    maos_record rec;
-    MT_EQ_INT(maos_record_next(&r, &rec), 0);
-    MT_EQ_U64(rec.position, pos);
-    snprintf(stream, 1100, "%.*s", (int)rec.stream.len, rec.stream.ptr);
-    snprintf(type, 64, "%.*s", (int)rec.type.len, rec.type.ptr);
-    if (meta_agent)
-        doc_field(rec.meta, "agent", meta_agent, 256);
-    free(frame);
-}
 
 static void still_serves(void)
 {
@@ -223,61 +63,61 @@ static void test_cas(void **state)
 {
     (void)state;
     su_conn *c = su_open(g_d->sock);
-    result r = put(c, "kv.plan", "step-1", "state", "todo", MAOS_EXPECT_ABSENT, 0);
+    tu_result r = tu_put(c, "kv.plan", "step-1", "state", "todo", MAOS_EXPECT_ABSENT, 0);
     MT_EQ_INT(r.code, 0);
     uint64_t r1 = r.revision;
     MT_EQ_U64(r.created_revision, r1);
     char stream[1100], type[64];
-    record_at(c, r1, stream, type, NULL);
+    tu_record_at(c, r1, stream, type, NULL);
     MT_EQ_STR(stream, "kv.plan-step-1");
     MT_EQ_STR(type, "put");
 
     /* absent again: refused with the current revision */
-    r = put(c, "kv.plan", "step-1", "state", "x", MAOS_EXPECT_ABSENT, 0);
+    r = tu_put(c, "kv.plan", "step-1", "state", "x", MAOS_EXPECT_ABSENT, 0);
     MT_EQ_INT(r.code, MAOS_EWRONG_REVISION);
     MT_EQ_INT(r.has_actual, 1);
     MT_TRUE((int64_t)(r.actual) == (int64_t)((int64_t)r1));
     /* exact revision: one winner */
-    r = put(c, "kv.plan", "step-1", "state", "doing", (int64_t)r1, 0);
+    r = tu_put(c, "kv.plan", "step-1", "state", "doing", (int64_t)r1, 0);
     MT_EQ_INT(r.code, 0);
     uint64_t r2 = r.revision;
     MT_TRUE(r2 > r1);
     MT_EQ_U64(r.created_revision, r1);
-    r = put(c, "kv.plan", "step-1", "state", "lost", (int64_t)r1, 0);
+    r = tu_put(c, "kv.plan", "step-1", "state", "lost", (int64_t)r1, 0);
     MT_EQ_INT(r.code, MAOS_EWRONG_REVISION);
     MT_TRUE((int64_t)(r.actual) == (int64_t)((int64_t)r2));
 
     maos_entry e;
     char *frame = NULL;
-    MT_EQ_INT(get(c, "kv.plan", "step-1", &e, &frame, NULL), 0);
+    MT_EQ_INT(tu_get(c, "kv.plan", "step-1", &e, &frame, NULL), 0);
     MT_EQ_U64(e.revision, r2);
     MT_EQ_U64(e.created_revision, r1);
     char v[64];
-    doc_field(e.data, "state", v, sizeof v);
+    tu_doc_field(e.data, "state", v, sizeof v);
     MT_EQ_STR(v, "doing");
     MT_EQ_INT(e.bound, 0);
     free(frame);
 
     /* delete with a stale revision, then the right one */
-    r = del(c, "kv.plan", "step-1", (int64_t)r1);
+    r = tu_del(c, "kv.plan", "step-1", (int64_t)r1);
     MT_EQ_INT(r.code, MAOS_EWRONG_REVISION);
     MT_TRUE((int64_t)(r.actual) == (int64_t)((int64_t)r2));
-    r = del(c, "kv.plan", "step-1", (int64_t)r2);
+    r = tu_del(c, "kv.plan", "step-1", (int64_t)r2);
     MT_EQ_INT(r.code, 0);
-    record_at(c, r.revision, stream, type, NULL);
+    tu_record_at(c, r.revision, stream, type, NULL);
     MT_EQ_STR(type, "deleted");
-    result gr;
-    MT_EQ_INT(get(c, "kv.plan", "step-1", &e, &frame, &gr), MAOS_ENOT_FOUND);
+    tu_result gr;
+    MT_EQ_INT(tu_get(c, "kv.plan", "step-1", &e, &frame, &gr), MAOS_ENOT_FOUND);
     free(frame);
     MT_EQ_INT(gr.has_actual, 1);
     MT_TRUE((int64_t)(gr.actual) == (int64_t)(-1));
-    r = del(c, "kv.plan", "step-1", MAOS_EXPECT_ANY);
+    r = tu_del(c, "kv.plan", "step-1", MAOS_EXPECT_ANY);
     MT_EQ_INT(r.code, MAOS_ENOT_FOUND);
-    r = del(c, "kv.plan", "step-1", 5);
+    r = tu_del(c, "kv.plan", "step-1", 5);
     MT_EQ_INT(r.code, MAOS_EWRONG_REVISION);
     MT_TRUE((int64_t)(r.actual) == (int64_t)(-1));
     /* exists on a missing entry */
-    r = put(c, "kv.plan", "step-9", "state", "x", MAOS_EXPECT_EXISTS, 0);
+    r = tu_put(c, "kv.plan", "step-9", "state", "x", MAOS_EXPECT_EXISTS, 0);
     MT_EQ_INT(r.code, MAOS_EWRONG_REVISION);
     su_close(c);
 }
@@ -288,10 +128,10 @@ static int list_page(su_conn *c, const char *table, const char *prefix,
                      const char *after, uint32_t limit, maos_slice where,
                      maos_reply *rep, char **frame)
 {
-    pkb b;
-    pkb_init(&b);
+    tu_pkb b;
+    tu_pkb_init(&b);
     uint64_t rid = su_rid(c);
-    MT_EQ_INT(maos_enc_list(&b.pk, rid, sl(table), sl(prefix), sl(after), limit, where),
+    MT_EQ_INT(maos_enc_list(&b.pk, rid, tu_sl(table), tu_sl(prefix), tu_sl(after), limit, where),
               0);
     int code = su_call(c, &b.sb, rid, rep, frame);
     msgpack_sbuffer_destroy(&b.sb);
@@ -305,11 +145,11 @@ static void test_list(void **state)
     char key[32];
     for (int i = 0; i < 25; i++) {
         snprintf(key, sizeof key, "f-%02d", i);
-        MT_EQ_INT(put(c, "kv.files", key, "owner", i % 2 ? "odd" : "even",
+        MT_EQ_INT(tu_put(c, "kv.files", key, "owner", i % 2 ? "odd" : "even",
                       MAOS_EXPECT_ANY, 0).code, 0);
     }
-    MT_EQ_INT(put(c, "kv.files", "g-1", "owner", "even", MAOS_EXPECT_ANY, 0).code, 0);
-    MT_EQ_INT(put(c, "kv.other", "f-00", "owner", "even", MAOS_EXPECT_ANY, 0).code, 0);
+    MT_EQ_INT(tu_put(c, "kv.files", "g-1", "owner", "even", MAOS_EXPECT_ANY, 0).code, 0);
+    MT_EQ_INT(tu_put(c, "kv.other", "f-00", "owner", "even", MAOS_EXPECT_ANY, 0).code, 0);
     uint64_t head = su_head(c);
 
     /* pages of 10 over prefix f-: 25 keys in order, revision = head */
@@ -342,28 +182,28 @@ static void test_list(void **state)
     MT_EQ_INT(seen, 25);
 
     /* where owner = "odd": 12 of the f- keys; count agrees */
-    pkb w;
-    pkb_init(&w);
+    tu_pkb w;
+    tu_pkb_init(&w);
     msgpack_pack_map(&w.pk, 1);
-    pk_str(&w.pk, "owner");
-    pk_str(&w.pk, "odd");
+    tu_pk_str(&w.pk, "owner");
+    tu_pk_str(&w.pk, "odd");
     maos_slice where = {w.sb.data, (uint32_t)w.sb.size};
     maos_reply rep;
     char *frame = NULL;
     MT_EQ_INT(list_page(c, "kv.files", "", "", 100, where, &rep, &frame), 0);
     MT_EQ_INT(rep.n_items, 12);
     free(frame);
-    pkb b;
-    pkb_init(&b);
+    tu_pkb b;
+    tu_pkb_init(&b);
     uint64_t rid = su_rid(c);
-    MT_EQ_INT(maos_enc_count(&b.pk, rid, sl("kv.files"), sl(""), where), 0);
-    result cr = call_sb(c, &b, rid);
+    MT_EQ_INT(maos_enc_count(&b.pk, rid, tu_sl("kv.files"), tu_sl(""), where), 0);
+    tu_result cr = tu_call_sb(c, &b, rid);
     MT_EQ_INT(cr.code, 0);
     MT_EQ_U64(cr.count, 12);
-    pkb_init(&b);
+    tu_pkb_init(&b);
     rid = su_rid(c);
-    MT_EQ_INT(maos_enc_count(&b.pk, rid, sl("kv.files"), sl(""), (maos_slice){0}), 0);
-    cr = call_sb(c, &b, rid);
+    MT_EQ_INT(maos_enc_count(&b.pk, rid, tu_sl("kv.files"), tu_sl(""), (maos_slice){0}), 0);
+    cr = tu_call_sb(c, &b, rid);
     MT_EQ_U64(cr.count, 26);
     msgpack_sbuffer_destroy(&w.sb);
     su_close(c);
@@ -375,40 +215,40 @@ static void test_txn(void **state)
 {
     (void)state;
     su_conn *c = su_open(g_d->sock);
-    MT_EQ_INT(put(c, "kv.t", "a", "v", "1", MAOS_EXPECT_ANY, 0).code, 0);
-    uint64_t ra = put(c, "kv.t", "b", "v", "1", MAOS_EXPECT_ANY, 0).revision;
-    pkb d;
-    doc1(&d, "v", "2");
-    maos_event_in ev = {.type = sl("x")};
-    maos_append_in ap = {.stream = sl("txn-s"), .expect = MAOS_EXPECT_ANY,
+    MT_EQ_INT(tu_put(c, "kv.t", "a", "v", "1", MAOS_EXPECT_ANY, 0).code, 0);
+    uint64_t ra = tu_put(c, "kv.t", "b", "v", "1", MAOS_EXPECT_ANY, 0).revision;
+    tu_pkb d;
+    tu_doc1(&d, "v", "2");
+    maos_event_in ev = {.type = tu_sl("x")};
+    maos_append_in ap = {.stream = tu_sl("txn-s"), .expect = MAOS_EXPECT_ANY,
                          .n_events = 1, .events = &ev};
     maos_item_in items[4] = {
         {.kind = MAOS_ITEM_APPEND, .append = &ap},
-        {.kind = MAOS_ITEM_PUT, .table = {MAOS_TABLE_KV, sl("kv.t")}, .key = sl("a"),
+        {.kind = MAOS_ITEM_PUT, .table = {MAOS_TABLE_KV, tu_sl("kv.t")}, .key = tu_sl("a"),
          .data = {d.sb.data, (uint32_t)d.sb.size}, .expect = MAOS_EXPECT_ANY},
-        {.kind = MAOS_ITEM_DELETE, .table = {MAOS_TABLE_KV, sl("kv.t")}, .key = sl("b"),
+        {.kind = MAOS_ITEM_DELETE, .table = {MAOS_TABLE_KV, tu_sl("kv.t")}, .key = tu_sl("b"),
          .expect = (int64_t)ra + 1000}, /* wrong: the txn fails at index 2 */
-        {.kind = MAOS_ITEM_CHECKPOINT, .name = sl("cp-t"), .position = 1},
+        {.kind = MAOS_ITEM_CHECKPOINT, .name = tu_sl("cp-t"), .position = 1},
     };
     uint64_t head0 = su_head(c);
-    pkb b;
-    pkb_init(&b);
+    tu_pkb b;
+    tu_pkb_init(&b);
     uint64_t rid = su_rid(c);
     MT_EQ_INT(maos_enc_txn_ops(&b.pk, rid, items, 4), 0);
-    result r = call_sb(c, &b, rid);
+    tu_result r = tu_call_sb(c, &b, rid);
     MT_EQ_INT(r.code, MAOS_EWRONG_REVISION);
     MT_TRUE((int64_t)(r.index) == (int64_t)(2));
     MT_EQ_U64(su_head(c), head0); /* nothing appended */
     maos_entry e;
     char *frame = NULL;
     char v[16];
-    MT_EQ_INT(get(c, "kv.t", "a", &e, &frame, NULL), 0);
-    doc_field(e.data, "v", v, sizeof v);
+    MT_EQ_INT(tu_get(c, "kv.t", "a", &e, &frame, NULL), 0);
+    tu_doc_field(e.data, "v", v, sizeof v);
     MT_EQ_STR(v, "1");
     free(frame);
 
     items[2].expect = (int64_t)ra;
-    pkb_init(&b);
+    tu_pkb_init(&b);
     rid = su_rid(c);
     MT_EQ_INT(maos_enc_txn_ops(&b.pk, rid, items, 4), 0);
     maos_reply rep;
@@ -417,11 +257,11 @@ static void test_txn(void **state)
     MT_EQ_INT(rep.n_results, 4);
     free(frame);
     MT_EQ_U64(su_head(c), head0 + 3); /* append, put, delete events */
-    MT_EQ_INT(get(c, "kv.t", "a", &e, &frame, NULL), 0);
-    doc_field(e.data, "v", v, sizeof v);
+    MT_EQ_INT(tu_get(c, "kv.t", "a", &e, &frame, NULL), 0);
+    tu_doc_field(e.data, "v", v, sizeof v);
     MT_EQ_STR(v, "2");
     free(frame);
-    MT_EQ_INT(get(c, "kv.t", "b", &e, &frame, NULL), MAOS_ENOT_FOUND);
+    MT_EQ_INT(tu_get(c, "kv.t", "b", &e, &frame, NULL), MAOS_ENOT_FOUND);
     free(frame);
     msgpack_sbuffer_destroy(&d.sb);
     su_close(c);
@@ -429,69 +269,39 @@ static void test_txn(void **state)
 
 /* ---- bindings and agents ------------------------------------------------------- */
 
-static result agent_register(su_conn *c, const char *id)
-{
-    pkb b;
-    pkb_init(&b);
-    uint64_t rid = su_rid(c);
-    maos_agent_in a = {.id = sl(id), .session = sl("s1"), .name = sl("writer")};
-    MT_EQ_INT(maos_enc_agent_register(&b.pk, rid, &a), 0);
-    return call_sb(c, &b, rid);
-}
-
-/* Wait until get(table, key) gives `want` ("" = absent) for the field. */
-static void wait_field(su_conn *c, const char *table, const char *key,
-                       const char *field, const char *want)
-{
-    int64_t deadline = mt_now_us() + 10LL * 1000000;
-    for (;;) {
-        maos_entry e;
-        char *frame = NULL, v[64] = "";
-        int rc = get(c, table, key, &e, &frame, NULL);
-        if (rc == 0)
-            doc_field(e.data, field, v, sizeof v);
-        free(frame);
-        if (!strcmp(v, want) && (rc == 0 || !want[0]))
-            return;
-        if (mt_now_us() > deadline)
-            MT_FAIL("%s %s: %s is '%s', want '%s'", table, key, field, v, want);
-        mt_sleep_ms(2);
-    }
-}
-
 static void test_bindings(void **state)
 {
     (void)state;
     su_conn *obs = su_open(g_d->sock);
     su_conn *c = su_open(g_d->sock);
-    MT_EQ_INT(put(c, "locks", "build", "owner", "c", MAOS_EXPECT_ABSENT, 1).code, 0);
-    MT_EQ_INT(put(obs, "locks", "build", "owner", "obs", MAOS_EXPECT_ABSENT, 1).code,
+    MT_EQ_INT(tu_put(c, "locks", "build", "owner", "c", MAOS_EXPECT_ABSENT, 1).code, 0);
+    MT_EQ_INT(tu_put(obs, "locks", "build", "owner", "obs", MAOS_EXPECT_ABSENT, 1).code,
               MAOS_EWRONG_REVISION);
-    MT_EQ_INT(agent_register(c, "writer-1").code, 0);
+    MT_EQ_INT(tu_agent_register(c, "writer-1").code, 0);
     /* a second live registration names the holder's pid */
-    result r = agent_register(obs, "writer-1");
+    tu_result r = tu_agent_register(obs, "writer-1");
     MT_EQ_INT(r.code, MAOS_ECONFLICT);
     char pid[32];
     snprintf(pid, sizeof pid, "pid %d", (int)getpid());
     MT_TRUE(strstr(r.msg, pid) != NULL);
     /* deregister of someone else's live agent */
-    pkb b;
-    pkb_init(&b);
+    tu_pkb b;
+    tu_pkb_init(&b);
     uint64_t rid = su_rid(obs);
-    MT_EQ_INT(maos_enc_agent_deregister(&b.pk, rid, sl("writer-1")), 0);
-    MT_EQ_INT(call_sb(obs, &b, rid).code, MAOS_EUNAUTHORIZED);
-    wait_field(obs, "agents", "writer-1", "status", "online");
+    MT_EQ_INT(maos_enc_agent_deregister(&b.pk, rid, tu_sl("writer-1")), 0);
+    MT_EQ_INT(tu_call_sb(obs, &b, rid).code, MAOS_EUNAUTHORIZED);
+    tu_wait_field(obs, "agents", "writer-1", "status", "online");
 
     /* meta.agent is stamped over a forged one */
-    pkb m;
-    pkb_init(&m);
+    tu_pkb m;
+    tu_pkb_init(&m);
     msgpack_pack_map(&m.pk, 1);
-    pk_str(&m.pk, "agent");
-    pk_str(&m.pk, "someone-else");
-    maos_event_in ev = {.type = sl("note"), .meta = {m.sb.data, (uint32_t)m.sb.size}};
-    maos_append_in ap = {.stream = sl("notes"), .expect = MAOS_EXPECT_ANY,
+    tu_pk_str(&m.pk, "agent");
+    tu_pk_str(&m.pk, "someone-else");
+    maos_event_in ev = {.type = tu_sl("note"), .meta = {m.sb.data, (uint32_t)m.sb.size}};
+    maos_append_in ap = {.stream = tu_sl("notes"), .expect = MAOS_EXPECT_ANY,
                          .n_events = 1, .events = &ev};
-    pkb_init(&b);
+    tu_pkb_init(&b);
     rid = su_rid(c);
     MT_EQ_INT(maos_enc_append(&b.pk, rid, &ap), 0);
     maos_reply rep;
@@ -502,26 +312,26 @@ static void test_bindings(void **state)
     msgpack_sbuffer_destroy(&b.sb);
     msgpack_sbuffer_destroy(&m.sb);
     char stream[1100], type[64], agent[256];
-    record_at(obs, pos, stream, type, agent);
+    tu_record_at(obs, pos, stream, type, agent);
     MT_EQ_STR(agent, "writer-1");
 
     /* the connection goes: lock deleted, agent offline (entry kept) */
     su_close(c);
-    wait_field(obs, "locks", "build", "owner", "");
-    wait_field(obs, "agents", "writer-1", "status", "offline");
+    tu_wait_field(obs, "locks", "build", "owner", "");
+    tu_wait_field(obs, "agents", "writer-1", "status", "offline");
     /* the id can be taken back now */
-    MT_EQ_INT(agent_register(obs, "writer-1").code, 0);
-    wait_field(obs, "agents", "writer-1", "status", "online");
+    MT_EQ_INT(tu_agent_register(obs, "writer-1").code, 0);
+    tu_wait_field(obs, "agents", "writer-1", "status", "online");
 
     /* kill -9 of maosd with a bound lock and an online agent: released at
      * the next start, as events */
-    MT_EQ_INT(put(obs, "locks", "deploy", "owner", "obs", MAOS_EXPECT_ABSENT, 1).code, 0);
+    MT_EQ_INT(tu_put(obs, "locks", "deploy", "owner", "obs", MAOS_EXPECT_ABSENT, 1).code, 0);
     mt_daemon_kill9(g_d); /* obs still connected: nothing released before */
     su_close(obs);
     mt_daemon_up(g_d);
     c = su_open(g_d->sock);
-    wait_field(c, "locks", "deploy", "owner", "");
-    wait_field(c, "agents", "writer-1", "status", "offline");
+    tu_wait_field(c, "locks", "deploy", "owner", "");
+    tu_wait_field(c, "agents", "writer-1", "status", "offline");
     char *log = mt_read_file(g_d->log, NULL);
     MT_TRUE(log && strstr(log, "releasing 2 entries bound"));
     free(log);
@@ -580,18 +390,18 @@ static void test_watch(void **state)
     char key[32];
     for (int i = 0; i < 1500; i++) { /* more than one page */
         snprintf(key, sizeof key, "a/%04d", i);
-        MT_EQ_INT(put(c, "kv.w", key, "v", "0", MAOS_EXPECT_ANY, 0).code, 0);
+        MT_EQ_INT(tu_put(c, "kv.w", key, "v", "0", MAOS_EXPECT_ANY, 0).code, 0);
     }
-    MT_EQ_INT(put(c, "kv.w", "b/0", "v", "0", MAOS_EXPECT_ANY, 0).code, 0);
+    MT_EQ_INT(tu_put(c, "kv.w", "b/0", "v", "0", MAOS_EXPECT_ANY, 0).code, 0);
     uint64_t head = su_head(c);
 
     su_conn *w = su_open(g_d->sock);
     watch_seen seen = {0};
     su_set_push(w, on_watch_push, &seen);
-    pkb b;
-    pkb_init(&b);
+    tu_pkb b;
+    tu_pkb_init(&b);
     uint64_t rid = su_rid(w);
-    MT_EQ_INT(maos_enc_watch(&b.pk, rid, sl("kv.w"), sl("a/"), MAOS_WATCH_FROM_ENTRIES, 0),
+    MT_EQ_INT(maos_enc_watch(&b.pk, rid, tu_sl("kv.w"), tu_sl("a/"), MAOS_WATCH_FROM_ENTRIES, 0),
               0);
     maos_reply rep;
     char *frame = NULL;
@@ -601,10 +411,10 @@ static void test_watch(void **state)
     MT_EQ_U64(rep.revision, head);
     free(frame);
     /* changes after the snapshot: 3 puts (one outside the prefix), 1 delete */
-    MT_EQ_INT(put(c, "kv.w", "a/0001", "v", "1", MAOS_EXPECT_ANY, 0).code, 0);
-    MT_EQ_INT(put(c, "kv.w", "a/9999", "v", "1", MAOS_EXPECT_ANY, 0).code, 0);
-    MT_EQ_INT(put(c, "kv.w", "b/1", "v", "1", MAOS_EXPECT_ANY, 0).code, 0);
-    MT_EQ_INT(del(c, "kv.w", "a/0002", MAOS_EXPECT_ANY).code, 0);
+    MT_EQ_INT(tu_put(c, "kv.w", "a/0001", "v", "1", MAOS_EXPECT_ANY, 0).code, 0);
+    MT_EQ_INT(tu_put(c, "kv.w", "a/9999", "v", "1", MAOS_EXPECT_ANY, 0).code, 0);
+    MT_EQ_INT(tu_put(c, "kv.w", "b/1", "v", "1", MAOS_EXPECT_ANY, 0).code, 0);
+    MT_EQ_INT(tu_del(c, "kv.w", "a/0002", MAOS_EXPECT_ANY).code, 0);
     int64_t deadline = mt_now_us() + 10LL * 1000000;
     while (seen.puts + seen.deletes < 3 && mt_now_us() < deadline)
         su_pump(w, 100, NULL);
@@ -614,12 +424,12 @@ static void test_watch(void **state)
     MT_EQ_INT(seen.deletes, 1);
 
     /* from a future revision: refused; the daemon serves on */
-    pkb_init(&b);
+    tu_pkb_init(&b);
     rid = su_rid(c);
-    MT_EQ_INT(maos_enc_watch(&b.pk, rid, sl("kv.w"), sl(""), MAOS_WATCH_FROM_REVISION,
+    MT_EQ_INT(maos_enc_watch(&b.pk, rid, tu_sl("kv.w"), tu_sl(""), MAOS_WATCH_FROM_REVISION,
                              su_head(c) + 100),
               0);
-    MT_EQ_INT(call_sb(c, &b, rid).code, MAOS_EBAD_REQUEST);
+    MT_EQ_INT(tu_call_sb(c, &b, rid).code, MAOS_EBAD_REQUEST);
     su_close(w);
     su_close(c);
     still_serves();
@@ -631,22 +441,22 @@ static void test_watch(void **state)
 static int raw_put(su_conn *c, const char *table, const char *key, size_t klen,
                    const char *data, size_t dlen)
 {
-    pkb b;
-    pkb_init(&b);
+    tu_pkb b;
+    tu_pkb_init(&b);
     uint64_t rid = su_rid(c);
     msgpack_pack_map(&b.pk, 5);
-    pk_str(&b.pk, "op");
-    pk_str(&b.pk, "put");
-    pk_str(&b.pk, "rid");
+    tu_pk_str(&b.pk, "op");
+    tu_pk_str(&b.pk, "put");
+    tu_pk_str(&b.pk, "rid");
     msgpack_pack_uint64(&b.pk, rid);
-    pk_str(&b.pk, "table");
-    pk_str(&b.pk, table);
-    pk_str(&b.pk, "key");
+    tu_pk_str(&b.pk, "table");
+    tu_pk_str(&b.pk, table);
+    tu_pk_str(&b.pk, "key");
     msgpack_pack_str(&b.pk, klen);
     msgpack_pack_str_body(&b.pk, key, klen);
-    pk_str(&b.pk, "data");
+    tu_pk_str(&b.pk, "data");
     msgpack_pack_str_body(&b.pk, data, dlen);
-    return call_sb(c, &b, rid).code;
+    return tu_call_sb(c, &b, rid).code;
 }
 
 static void test_bad_input(void **state)
@@ -667,11 +477,11 @@ static void test_bad_input(void **state)
     MT_EQ_INT(raw_put(c, "kv.", "k", 1, map0, 1), MAOS_EINVALID_NAME);
     MT_EQ_INT(raw_put(c, "kv.a-b", "k", 1, map0, 1), MAOS_EINVALID_NAME);
     /* agent_status without a registered agent */
-    pkb b;
-    pkb_init(&b);
+    tu_pkb b;
+    tu_pkb_init(&b);
     uint64_t rid = su_rid(c);
-    MT_EQ_INT(maos_enc_agent_status(&b.pk, rid, sl("busy"), (maos_slice){0}), 0);
-    MT_EQ_INT(call_sb(c, &b, rid).code, MAOS_ENOT_FOUND);
+    MT_EQ_INT(maos_enc_agent_status(&b.pk, rid, tu_sl("busy"), (maos_slice){0}), 0);
+    MT_EQ_INT(tu_call_sb(c, &b, rid).code, MAOS_ENOT_FOUND);
     /* an append into a table's stream */
     su_ev_in ev = {.type = "put"};
     MT_EQ_INT(su_append(c, "kv.x-k", &ev, 1, NULL), MAOS_EINVALID_NAME);
