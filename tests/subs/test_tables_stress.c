@@ -1,0 +1,505 @@
+/*
+ * tests/subs/test_tables_stress.c -- tables under many processes and
+ * kill -9, against a real maosd over raw sockets (issue 7, "Tests").
+ *
+ *  - CAS race: CAS_PROCS processes create the same key, then bump it from
+ *    the same revision (its created_revision), CAS_ROUNDS rounds: each
+ *    round exactly one create and one bump win, and every bump loser's
+ *    WRONG_REVISION carries the winner's revision;
+ *  - liveness: a child registers an agent and is SIGKILLed; a watcher of
+ *    the agents table sees its `offline` put (LIVENESS_REPS times); the
+ *    latency is printed, the 1 s bound is the benchmark's (maos-bench
+ *    liveness), never a test threshold;
+ *  - a lock holder SIGKILLed: the waiter, watching the key from the
+ *    conflict's revision, sees `deleted` by push and takes the lock with a
+ *    higher fencing token;
+ *  - watch property: WATCH_WRITERS processes put and delete random keys
+ *    while watchers start at random revisions (and one reads only after
+ *    the writers are done): each sees exactly the table's events after its
+ *    revision, in order, with no gap and no duplicate, and a snapshot
+ *    watcher's entries plus changes fold into the final table.
+ *
+ * Counts are set here, in one place.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "subs_util.h"
+#include "tables_util.h"
+
+#define CAS_PROCS 8
+#define CAS_ROUNDS 1000
+#define LIVENESS_REPS 50
+#define WATCH_WRITERS 4
+#define WATCH_OPS 300   /* per writer */
+#define WATCH_KEYS 20
+#define WATCHERS 4
+
+static mt_daemon *g_d;
+
+static int setup(void **state)
+{
+    (void)state;
+    g_d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(g_d);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    mt_daemon_free(g_d);
+    g_d = NULL;
+    return 0;
+}
+
+/* ---- CAS race ------------------------------------------------------------------ */
+
+typedef struct cas_rec {
+    uint64_t create_won, create_rev; /* own revision, or the actual */
+    uint64_t bump_won, bump_rev;
+} cas_rec;
+
+static void cas_child(int p)
+{
+    su_conn *c = su_open(g_d->sock);
+    char path[512], key[32];
+    snprintf(path, sizeof path, "%s/cas-%d.bin", mt_test_dir(), p);
+    FILE *f = fopen(path, "wb");
+    SU_TRUE(f != NULL);
+    for (int r = 0; r < CAS_ROUNDS; r++) {
+        cas_rec rec = {0};
+        snprintf(key, sizeof key, "round-%04d", r);
+        tu_result x = tu_put(c, "kv.cas", key, "n", "0", MAOS_EXPECT_ABSENT, 0);
+        if (x.code == 0) {
+            rec.create_won = 1;
+            rec.create_rev = x.revision;
+        } else {
+            /* the winner's creation; it may have been bumped already, so
+             * its created_revision is the one to bump from */
+            SU_TRUE(x.code == MAOS_EWRONG_REVISION && x.has_actual && x.actual > 0);
+            maos_entry e;
+            char *frame = NULL;
+            SU_TRUE(tu_get(c, "kv.cas", key, &e, &frame, NULL) == 0);
+            rec.create_rev = e.created_revision;
+            free(frame);
+        }
+        x = tu_put(c, "kv.cas", key, "n", "1", (int64_t)rec.create_rev, 0);
+        if (x.code == 0) {
+            rec.bump_won = 1;
+            rec.bump_rev = x.revision;
+        } else {
+            SU_TRUE(x.code == MAOS_EWRONG_REVISION && x.has_actual && x.actual > 0);
+            rec.bump_rev = (uint64_t)x.actual;
+        }
+        SU_TRUE(fwrite(&rec, sizeof rec, 1, f) == 1);
+    }
+    SU_TRUE(fclose(f) == 0);
+    su_close(c);
+}
+
+static void test_cas_race(void **state)
+{
+    (void)state;
+    pid_t kids[CAS_PROCS];
+    for (int p = 0; p < CAS_PROCS; p++) {
+        kids[p] = su_fork("cas-%d", p);
+        if (kids[p] == 0) {
+            cas_child(p);
+            _exit(0);
+        }
+    }
+    for (int p = 0; p < CAS_PROCS; p++)
+        MT_EQ_INT(mt_wait(kids[p], 240000), 0);
+    cas_rec *all = calloc((size_t)CAS_PROCS * CAS_ROUNDS, sizeof(*all));
+    for (int p = 0; p < CAS_PROCS; p++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/cas-%d.bin", mt_test_dir(), p);
+        size_t len = 0;
+        char *buf = mt_read_file(path, &len);
+        MT_EQ_U64(len, sizeof(cas_rec) * CAS_ROUNDS);
+        memcpy(all + (size_t)p * CAS_ROUNDS, buf, len);
+        free(buf);
+    }
+    for (int r = 0; r < CAS_ROUNDS; r++) {
+        int creates = 0, bumps = 0;
+        uint64_t crev = all[r].create_rev, brev = all[r].bump_rev;
+        for (int p = 0; p < CAS_PROCS; p++) {
+            const cas_rec *x = &all[(size_t)p * CAS_ROUNDS + r];
+            creates += (int)x->create_won;
+            bumps += (int)x->bump_won;
+            if (x->create_rev != crev || x->bump_rev != brev)
+                MT_FAIL("round %d: process %d saw revisions %llu/%llu, process 0 "
+                        "%llu/%llu", r, p, (unsigned long long)x->create_rev,
+                        (unsigned long long)x->bump_rev, (unsigned long long)crev,
+                        (unsigned long long)brev);
+        }
+        if (creates != 1 || bumps != 1)
+            MT_FAIL("round %d: %d creates and %d bumps won, want 1 and 1", r, creates,
+                    bumps);
+        MT_TRUE(brev > crev);
+    }
+    free(all);
+}
+
+/* ---- liveness ------------------------------------------------------------------- */
+
+/* The data.status of an agents put event, into out. */
+static void event_status(const maos_record *rec, char *out, size_t cap)
+{
+    maos_mpr r;
+    uint32_t n;
+    out[0] = 0;
+    maos_mpr_init(&r, rec->data.ptr, rec->data.len);
+    if (maos_mpr_map(&r, &n))
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k, v;
+        if (maos_mpr_str(&r, &k) || maos_mpr_skip(&r, &v))
+            return;
+        if (k.len == 4 && !memcmp(k.ptr, "data", 4)) {
+            tu_doc_field(v, "status", out, cap);
+            return;
+        }
+    }
+}
+
+typedef struct live_wait {
+    char stream[64];
+    char want_type[16];
+    char want_status[16];
+    int seen;
+    uint64_t pos;
+} live_wait;
+
+static void on_live_push(su_conn *c, const maos_push *p, void *user)
+{
+    (void)c;
+    live_wait *w = user;
+    if (p->kind != MAOS_PUSH_EVENTS)
+        return;
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, p->items.ptr, p->items.len);
+    SU_TRUE(maos_mpr_array(&r, &n) == 0);
+    for (uint32_t i = 0; i < n; i++) {
+        maos_record rec;
+        SU_TRUE(maos_record_next(&r, &rec) == 0);
+        char st[32];
+        event_status(&rec, st, sizeof st);
+        if (rec.stream.len == strlen(w->stream) &&
+            !memcmp(rec.stream.ptr, w->stream, rec.stream.len) &&
+            rec.type.len == strlen(w->want_type) &&
+            !memcmp(rec.type.ptr, w->want_type, rec.type.len) &&
+            (!w->want_status[0] || !strcmp(st, w->want_status))) {
+            w->seen = 1;
+            w->pos = rec.position;
+        }
+    }
+}
+
+static uint64_t watch(su_conn *c, const char *table, const char *prefix, int from_kind,
+                      uint64_t rev, uint64_t *snapshot_rev)
+{
+    tu_pkb b;
+    tu_pkb_init(&b);
+    uint64_t rid = su_rid(c);
+    MT_EQ_INT(maos_enc_watch(&b.pk, rid, tu_sl(table), tu_sl(prefix), from_kind, rev), 0);
+    maos_reply rep;
+    char *frame = NULL;
+    MT_EQ_INT(su_call(c, &b.sb, rid, &rep, &frame), 0);
+    msgpack_sbuffer_destroy(&b.sb);
+    uint64_t sub = rep.sub;
+    if (snapshot_rev)
+        *snapshot_rev = rep.revision;
+    free(frame);
+    return sub;
+}
+
+/* Pump w's pushes until lw->seen (10 s: a generous bound, not a target). */
+static void wait_seen(su_conn *w, live_wait *lw, const char *what)
+{
+    int64_t deadline = mt_now_us() + 10LL * 1000000;
+    while (!lw->seen && mt_now_us() < deadline)
+        su_pump(w, 50, &lw->seen);
+    if (!lw->seen)
+        MT_FAIL("%s: not seen within 10 s", what);
+}
+
+/* A child that registers agent id (or takes lock id), writes one byte to
+ * fd, then waits to be killed. */
+static pid_t holder(const char *what, const char *id, int fd)
+{
+    pid_t pid = su_fork("%s-%s", what, id);
+    if (pid == 0) {
+        su_conn *c = su_open(g_d->sock);
+        tu_result r = !strcmp(what, "agent")
+                          ? tu_agent_register(c, id)
+                          : tu_put(c, "locks", id, "owner", "child", MAOS_EXPECT_ABSENT, 1);
+        SU_TRUE(r.code == 0);
+        char one = 1;
+        SU_TRUE(write(fd, &one, 1) == 1);
+        for (;;)
+            pause();
+    }
+    return pid;
+}
+
+static void test_liveness(void **state)
+{
+    (void)state;
+    su_conn *w = su_open(g_d->sock);
+    live_wait lw;
+    su_set_push(w, on_live_push, &lw);
+    watch(w, "agents", "", MAOS_WATCH_FROM_NOW, 0, NULL);
+    int64_t worst = 0, total = 0;
+    for (int i = 0; i < LIVENESS_REPS; i++) {
+        int pfd[2];
+        MT_EQ_INT(pipe(pfd), 0);
+        char id[32];
+        snprintf(id, sizeof id, "live-%d", i);
+        memset(&lw, 0, sizeof lw);
+        snprintf(lw.stream, sizeof lw.stream, "agent-%s", id);
+        snprintf(lw.want_type, sizeof lw.want_type, "put");
+        snprintf(lw.want_status, sizeof lw.want_status, "online");
+        pid_t kid = holder("agent", id, pfd[1]);
+        char one;
+        MT_EQ_INT((int)read(pfd[0], &one, 1), 1);
+        wait_seen(w, &lw, "online");
+        memset(&lw, 0, sizeof lw);
+        snprintf(lw.stream, sizeof lw.stream, "agent-%s", id);
+        snprintf(lw.want_type, sizeof lw.want_type, "put");
+        snprintf(lw.want_status, sizeof lw.want_status, "offline");
+        int64_t t0 = mt_now_us();
+        MT_EQ_INT(kill(kid, SIGKILL), 0);
+        wait_seen(w, &lw, "offline");
+        int64_t dt = mt_now_us() - t0;
+        total += dt;
+        if (dt > worst)
+            worst = dt;
+        mt_wait(kid, 10000);
+        close(pfd[0]);
+        close(pfd[1]);
+        /* the entry is kept, offline */
+        tu_wait_field(w, "agents", id, "status", "offline");
+    }
+    print_message("liveness: %d SIGKILLs, offline seen after %.2f ms mean, %.2f ms "
+                  "worst (figures, not a test bound)\n", LIVENESS_REPS,
+                  (double)total / LIVENESS_REPS / 1000.0, (double)worst / 1000.0);
+    su_close(w);
+}
+
+static void test_lock_holder_killed(void **state)
+{
+    (void)state;
+    int pfd[2];
+    MT_EQ_INT(pipe(pfd), 0);
+    pid_t kid = holder("lock", "build", pfd[1]);
+    char one;
+    MT_EQ_INT((int)read(pfd[0], &one, 1), 1);
+    su_conn *w = su_open(g_d->sock);
+    tu_result r = tu_put(w, "locks", "build", "owner", "waiter", MAOS_EXPECT_ABSENT, 1);
+    MT_EQ_INT(r.code, MAOS_EWRONG_REVISION);
+    uint64_t held = (uint64_t)r.actual;
+    live_wait lw = {0};
+    snprintf(lw.stream, sizeof lw.stream, "lock-build");
+    snprintf(lw.want_type, sizeof lw.want_type, "deleted");
+    su_set_push(w, on_live_push, &lw);
+    watch(w, "locks", "build", MAOS_WATCH_FROM_REVISION, held, NULL);
+    MT_EQ_INT(kill(kid, SIGKILL), 0);
+    wait_seen(w, &lw, "the lock's deleted event");
+    r = tu_put(w, "locks", "build", "owner", "waiter", MAOS_EXPECT_ABSENT, 1);
+    MT_EQ_INT(r.code, 0);
+    MT_TRUE(r.revision > held); /* a higher fencing token */
+    mt_wait(kid, 10000);
+    close(pfd[0]);
+    close(pfd[1]);
+    su_close(w);
+}
+
+/* ---- watch property ------------------------------------------------------------ */
+
+typedef struct watcher {
+    su_conn *c;
+    uint64_t sub, from_rev;
+    int snapshot;         /* 1: entries first */
+    int snapshot_done;
+    uint64_t last_pos;
+    uint64_t *positions;  /* every event position received */
+    size_t n, cap;
+    /* the table folded: key -> revision (0 absent) */
+    uint64_t state[WATCH_KEYS];
+} watcher;
+
+static int key_index(maos_slice key)
+{
+    /* keys are "k/NN" */
+    if (key.len != 4 || memcmp(key.ptr, "k/", 2))
+        return -1;
+    return (key.ptr[2] - '0') * 10 + (key.ptr[3] - '0');
+}
+
+static void on_watch(su_conn *c, const maos_push *p, void *user)
+{
+    (void)c;
+    watcher *w = user;
+    SU_TRUE(p->sub == w->sub);
+    maos_mpr r;
+    uint32_t n;
+    if (p->kind == MAOS_PUSH_ENTRIES) {
+        SU_TRUE(w->snapshot && !w->snapshot_done);
+        SU_TRUE(p->revision == w->from_rev);
+        maos_mpr_init(&r, p->items.ptr, p->items.len);
+        SU_TRUE(maos_mpr_array(&r, &n) == 0);
+        for (uint32_t i = 0; i < n; i++) {
+            maos_entry e;
+            SU_TRUE(maos_entry_next(&r, &e) == 0);
+            int k = key_index(e.key);
+            SU_TRUE(k >= 0 && k < WATCH_KEYS);
+            SU_TRUE(e.revision <= w->from_rev);
+            w->state[k] = e.revision;
+        }
+        w->snapshot_done = !p->more;
+        return;
+    }
+    if (p->kind != MAOS_PUSH_EVENTS)
+        return;
+    SU_TRUE(!w->snapshot || w->snapshot_done);
+    maos_mpr_init(&r, p->items.ptr, p->items.len);
+    SU_TRUE(maos_mpr_array(&r, &n) == 0);
+    for (uint32_t i = 0; i < n; i++) {
+        maos_record rec;
+        SU_TRUE(maos_record_next(&r, &rec) == 0);
+        SU_TRUE(rec.position > w->from_rev && rec.position > w->last_pos);
+        w->last_pos = rec.position;
+        if (w->n == w->cap) {
+            w->cap = w->cap ? 2 * w->cap : 1024;
+            w->positions = realloc(w->positions, w->cap * sizeof(uint64_t));
+            SU_TRUE(w->positions != NULL);
+        }
+        w->positions[w->n++] = rec.position;
+        maos_slice key = {rec.stream.ptr + 5, rec.stream.len - 5}; /* kv.p- */
+        int k = key_index(key);
+        SU_TRUE(k >= 0);
+        w->state[k] = rec.type.len == 3 ? rec.position : 0;
+    }
+}
+
+static void writer_child(int wi)
+{
+    su_conn *c = su_open(g_d->sock);
+    unsigned seed = 1234u + (unsigned)wi;
+    char key[8];
+    for (int i = 0; i < WATCH_OPS; i++) {
+        int k = rand_r(&seed) % WATCH_KEYS;
+        snprintf(key, sizeof key, "k/%02d", k);
+        if (rand_r(&seed) % 4 == 0) {
+            tu_result r = tu_del(c, "kv.p", key, MAOS_EXPECT_ANY);
+            SU_TRUE(r.code == 0 || r.code == MAOS_ENOT_FOUND);
+        } else {
+            SU_TRUE(tu_put(c, "kv.p", key, "w", "x", MAOS_EXPECT_ANY, 0).code == 0);
+        }
+    }
+    su_close(c);
+}
+
+static void test_watch_property(void **state)
+{
+    (void)state;
+    su_conn *c = su_open(g_d->sock);
+    /* some history first, so that random from-revisions fall inside it */
+    for (int k = 0; k < WATCH_KEYS; k++) {
+        char key[8];
+        snprintf(key, sizeof key, "k/%02d", k);
+        MT_EQ_INT(tu_put(c, "kv.p", key, "w", "0", MAOS_EXPECT_ANY, 0).code, 0);
+    }
+    uint64_t base = su_head(c);
+    pid_t kids[WATCH_WRITERS];
+    for (int i = 0; i < WATCH_WRITERS; i++) {
+        kids[i] = su_fork("writer-%d", i);
+        if (kids[i] == 0) {
+            writer_child(i);
+            _exit(0);
+        }
+    }
+    /* watchers join while the writers run: snapshot, from a random
+     * revision, from 0; the last one reads nothing until the end */
+    watcher ws[WATCHERS];
+    memset(ws, 0, sizeof ws);
+    unsigned seed = 99;
+    for (int i = 0; i < WATCHERS; i++) {
+        watcher *w = &ws[i];
+        w->c = su_open(g_d->sock);
+        su_set_push(w->c, on_watch, w);
+        if (i == 0) {
+            w->snapshot = 1;
+            w->sub = watch(w->c, "kv.p", "k/", MAOS_WATCH_FROM_ENTRIES, 0, &w->from_rev);
+        } else {
+            uint64_t head = su_head(c);
+            w->from_rev = i == 1 ? 0 : base / 2 + (uint64_t)rand_r(&seed) % (head - base / 2 + 1);
+            w->sub = watch(w->c, "kv.p", "k/", MAOS_WATCH_FROM_REVISION, w->from_rev, NULL);
+        }
+        if (i < WATCHERS - 1)
+            su_pump(w->c, 5, NULL);
+    }
+    for (int i = 0; i < WATCHERS - 1; i++)
+        su_pump(ws[i].c, 20, NULL);
+    for (int i = 0; i < WATCH_WRITERS; i++)
+        MT_EQ_INT(mt_wait(kids[i], 240000), 0);
+    uint64_t head = su_head(c);
+
+    /* the truth: every table event after each watcher's revision */
+    maos_filter f;
+    memset(&f, 0, sizeof f);
+    f.prefix = tu_sl("kv.p-k/");
+    for (int i = 0; i < WATCHERS; i++) {
+        watcher *w = &ws[i];
+        int64_t deadline = mt_now_us() + 60LL * 1000000;
+        while (w->last_pos < head && mt_now_us() < deadline)
+            su_pump(w->c, 50, NULL);
+        su_evs truth = {0};
+        su_read_all(c, &f, w->from_rev + 1, head, &truth);
+        if (truth.n != w->n)
+            MT_FAIL("watcher %d from %llu: %zu events, want %zu", i,
+                    (unsigned long long)w->from_rev, w->n, truth.n);
+        for (size_t j = 0; j < truth.n; j++)
+            if (truth.v[j].pos != w->positions[j])
+                MT_FAIL("watcher %d: event %zu at %llu, want %llu", i, j,
+                        (unsigned long long)w->positions[j],
+                        (unsigned long long)truth.v[j].pos);
+        su_evs_free(&truth);
+    }
+    /* the snapshot watcher's folded table is the table */
+    for (int k = 0; k < WATCH_KEYS; k++) {
+        char key[8];
+        snprintf(key, sizeof key, "k/%02d", k);
+        maos_entry e;
+        char *frame = NULL;
+        int rc = tu_get(c, "kv.p", key, &e, &frame, NULL);
+        uint64_t want = rc == 0 ? e.revision : 0;
+        free(frame);
+        if (ws[0].state[k] != want)
+            MT_FAIL("snapshot watcher: %s at %llu, table says %llu", key,
+                    (unsigned long long)ws[0].state[k], (unsigned long long)want);
+    }
+    for (int i = 0; i < WATCHERS; i++) {
+        free(ws[i].positions);
+        su_close(ws[i].c);
+    }
+    su_close(c);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cas_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_liveness, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_holder_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_property, setup, teardown),
+    };
+    return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 600);
+}
