@@ -17,7 +17,11 @@
  *    while watchers start at random revisions (and one reads only after
  *    the writers are done): each sees exactly the table's events after its
  *    revision, in order, with no gap and no duplicate, and a snapshot
- *    watcher's entries plus changes fold into the final table.
+ *    watcher's entries plus changes fold into the final table;
+ *  - kill -9 during mixed txns (an append and a put each): after the
+ *    restart every acknowledged txn is wholly there, and no txn is there
+ *    in part (each writer's stream has exactly as many events as it has
+ *    entries).
  *
  * Counts are set here, in one place.
  */
@@ -38,6 +42,9 @@
 #define WATCH_OPS 300   /* per writer */
 #define WATCH_KEYS 20
 #define WATCHERS 4
+#define TXN_WRITERS 4
+#define TXN_ACKS_BEFORE_KILL 200 /* per round, all writers together */
+#define TXN_ROUNDS 2
 
 static mt_daemon *g_d;
 
@@ -493,6 +500,116 @@ static void test_watch_property(void **state)
     su_close(c);
 }
 
+/* ---- kill -9 during mixed txns ---------------------------------------------------- */
+
+static void txn_writer(int w, const char *ack_path, uint32_t round)
+{
+    su_conn *c = su_open(g_d->sock);
+    FILE *f = fopen(ack_path, "ab");
+    SU_TRUE(f != NULL);
+    setvbuf(f, NULL, _IONBF, 0);
+    char stream[32], key[64];
+    snprintf(stream, sizeof stream, "tx-w%d", w);
+    for (uint32_t seq = 0;; seq++) {
+        snprintf(key, sizeof key, "w%d-r%u-%06u", w, round, seq);
+        tu_pkb d;
+        tu_doc1(&d, "key", key);
+        maos_event_in ev = {.type = tu_sl("t")};
+        maos_append_in ap = {.stream = tu_sl(stream), .expect = MAOS_EXPECT_ANY,
+                             .n_events = 1, .events = &ev};
+        maos_item_in items[2] = {
+            {.kind = MAOS_ITEM_APPEND, .append = &ap},
+            {.kind = MAOS_ITEM_PUT, .table = {MAOS_TABLE_KV, tu_sl("kv.tx")},
+             .key = tu_sl(key), .data = {d.sb.data, (uint32_t)d.sb.size},
+             .expect = MAOS_EXPECT_ABSENT},
+        };
+        tu_pkb b;
+        tu_pkb_init(&b);
+        uint64_t rid = su_rid(c);
+        SU_TRUE(maos_enc_txn_ops(&b.pk, rid, items, 2) == 0);
+        /* a lost connection ends this process (the kill) */
+        SU_TRUE(tu_call_sb(c, &b, rid).code == 0);
+        msgpack_sbuffer_destroy(&d.sb);
+        SU_TRUE(fwrite(&seq, sizeof seq, 1, f) == 1);
+    }
+}
+
+static void test_kill9_mixed_txn(void **state)
+{
+    (void)state;
+    for (uint32_t round = 0; round < TXN_ROUNDS; round++) {
+        char paths[TXN_WRITERS][512];
+        pid_t kids[TXN_WRITERS];
+        for (int w = 0; w < TXN_WRITERS; w++) {
+            snprintf(paths[w], sizeof paths[w], "%s/txn-acks-r%u-w%d", mt_test_dir(),
+                     round, w);
+            kids[w] = su_fork("txn-%d", w);
+            if (kids[w] == 0)
+                txn_writer(w, paths[w], round);
+        }
+        int64_t deadline = mt_now_us() + 120LL * 1000000;
+        for (;;) { /* kill after enough acknowledgements */
+            size_t have = 0;
+            for (int w = 0; w < TXN_WRITERS; w++) {
+                size_t len = 0;
+                char *buf = mt_read_file(paths[w], &len);
+                free(buf);
+                have += len / sizeof(uint32_t);
+            }
+            if (have >= TXN_ACKS_BEFORE_KILL)
+                break;
+            if (mt_now_us() > deadline)
+                MT_FAIL("round %u: %zu acknowledgements within 120 s", round, have);
+            mt_sleep_ms(1); /* polling the ack files for the condition */
+        }
+        mt_daemon_kill9(g_d);
+        for (int w = 0; w < TXN_WRITERS; w++)
+            mt_wait(kids[w], 10000); /* they fail on the lost connection */
+        mt_daemon_up(g_d);
+        su_conn *c = su_open(g_d->sock);
+        for (int w = 0; w < TXN_WRITERS; w++) {
+            /* every acknowledged txn: its entry is there */
+            size_t len = 0;
+            char *buf = mt_read_file(paths[w], &len);
+            size_t n = len / sizeof(uint32_t);
+            for (size_t i = 0; i < n; i++) {
+                uint32_t seq;
+                memcpy(&seq, buf + i * sizeof seq, sizeof seq);
+                char key[64];
+                snprintf(key, sizeof key, "w%d-r%u-%06u", w, round, seq);
+                maos_entry e;
+                char *frame = NULL;
+                if (tu_get(c, "kv.tx", key, &e, &frame, NULL) != 0)
+                    MT_FAIL("round %u: acknowledged txn %s is missing", round, key);
+                free(frame);
+            }
+            free(buf);
+            /* no txn in part: as many events in its stream as entries */
+            char stream[32], prefix[32];
+            snprintf(stream, sizeof stream, "tx-w%d", w);
+            snprintf(prefix, sizeof prefix, "w%d-", w);
+            maos_filter f;
+            memset(&f, 0, sizeof f);
+            f.stream = tu_sl(stream);
+            su_evs evs = {0};
+            su_read_all(c, &f, 1, 0, &evs);
+            tu_pkb b;
+            tu_pkb_init(&b);
+            uint64_t rid = su_rid(c);
+            MT_EQ_INT(maos_enc_count(&b.pk, rid, tu_sl("kv.tx"), tu_sl(prefix),
+                                     (maos_slice){0}), 0);
+            tu_result r = tu_call_sb(c, &b, rid);
+            MT_EQ_INT(r.code, 0);
+            if (r.count != evs.n)
+                MT_FAIL("round %u writer %d: %zu events but %llu entries", round, w,
+                        evs.n, (unsigned long long)r.count);
+            MT_TRUE(evs.n >= n);
+            su_evs_free(&evs);
+        }
+        su_close(c);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +617,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_liveness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_holder_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_property, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_mixed_txn, setup, teardown),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 600);
 }
