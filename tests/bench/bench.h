@@ -373,6 +373,11 @@ int bsq_read_after(bsq *s, int64_t *last_pos, int limit, bsq_row_fn fn, void *ud
                    bench_wres *r);
 /* max(pos) (0: empty), -1 on error. */
 int64_t bsq_last_pos(bsq *s);
+/* kv-cas: keys k0..k(n-1) at revision 0 (0/-1); one read-modify-write
+ * increment of key as a user does it with SQLite: 0 done, 1 lost (busy or
+ * the revision moved), -1 error. */
+int bsq_kv_seed(bsq *s, int nkeys);
+int bsq_kv_incr(bsq *s, const char *key, bench_wres *r);
 #endif
 
 #endif

@@ -35,6 +35,7 @@ static volatile uint64_t read_sink;
 struct bsq {
     sqlite3 *db;
     sqlite3_stmt *begin, *head, *ins, *commit, *rollback, *dv, *after;
+    sqlite3_stmt *kv_get, *kv_set; /* the kv-cas table */
     uint64_t rnd;
 };
 
@@ -49,7 +50,10 @@ static const char schema[] =
     " data TEXT NOT NULL,"
     " meta TEXT NOT NULL,"
     " time INTEGER NOT NULL);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events(stream, version);";
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events(stream, version);"
+    /* kv-cas (issue 7): a revisioned key-value table */
+    "CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, rev INTEGER NOT NULL,"
+    " val INTEGER NOT NULL);";
 
 int bsq_create(const char *path)
 {
@@ -76,6 +80,8 @@ void bsq_close(bsq *s)
     sqlite3_finalize(s->rollback);
     sqlite3_finalize(s->dv);
     sqlite3_finalize(s->after);
+    sqlite3_finalize(s->kv_get);
+    sqlite3_finalize(s->kv_set);
     sqlite3_close(s->db);
     free(s);
 }
@@ -107,6 +113,8 @@ bsq *bsq_open(const char *path, int full, bench_wres *r)
     PREP(rollback, "ROLLBACK");
     PREP(dv, "PRAGMA data_version");
     PREP(after, "SELECT pos, stream, data FROM events WHERE pos > ?1 ORDER BY pos LIMIT ?2");
+    PREP(kv_get, "SELECT rev, val FROM kv WHERE key = ?1");
+    PREP(kv_set, "UPDATE kv SET val = ?2, rev = rev + 1 WHERE key = ?1 AND rev = ?3");
 #undef PREP
     if (rc != SQLITE_OK) {
         bench_fail(r, "sqlite open %s: %s", path,
@@ -300,4 +308,56 @@ int bsq_wait_change(bsq *s, int64_t *seen, int timeout_ms)
 #else
 /* Built without SQLite: --vs sqlite is refused by main.c. */
 typedef int bench_no_sqlite;
+/* ---- kv-cas (issue 7) ------------------------------------------------------- */
+
+int bsq_kv_seed(bsq *s, int nkeys)
+{
+    char sql[96];
+    int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    for (int k = 0; rc == SQLITE_OK && k < nkeys; k++) {
+        snprintf(sql, sizeof sql,
+                 "INSERT OR REPLACE INTO kv(key, rev, val) VALUES ('k%d', 0, 0)", k);
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+int bsq_kv_incr(bsq *s, const char *key, bench_wres *r)
+{
+    /* BEGIN IMMEDIATE; SELECT; UPDATE ... WHERE rev = ?; COMMIT */
+    int rc = step_done(s->begin);
+    if (rc != SQLITE_DONE) {
+        if (is_busy(rc)) {
+            r->busy++;
+            return 1;
+        }
+        bench_fail(r, "sqlite begin: %s", sqlite3_errmsg(s->db));
+        return -1;
+    }
+    sqlite3_bind_text(s->kv_get, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s->kv_get);
+    int64_t rev = rc == SQLITE_ROW ? sqlite3_column_int64(s->kv_get, 0) : -1;
+    int64_t val = rc == SQLITE_ROW ? sqlite3_column_int64(s->kv_get, 1) : 0;
+    sqlite3_reset(s->kv_get);
+    sqlite3_bind_text(s->kv_set, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->kv_set, 2, val + 1);
+    sqlite3_bind_int64(s->kv_set, 3, rev);
+    rc = step_done(s->kv_set);
+    int changed = sqlite3_changes(s->db);
+    if (rc == SQLITE_DONE)
+        rc = step_done(s->commit);
+    if (rc != SQLITE_DONE) {
+        step_done(s->rollback);
+        if (is_busy(rc)) {
+            r->busy++;
+            return 1;
+        }
+        bench_fail(r, "sqlite kv: %s", sqlite3_errmsg(s->db));
+        return -1;
+    }
+    return changed == 1 ? 0 : 1; /* 1: the revision moved (never, under the lock) */
+}
+
 #endif
