@@ -346,13 +346,19 @@ static int process_request(maosd_commit *cm, maosd_wreq *w)
     for (uint32_t i = 0; i < n; i++) {
         if (w->out[i].nothing)
             continue;
-        if (maosd_wkind_of(w->req.items[i].kind)->stage(x, w, i)) {
+        int rc = maosd_wkind_of(w->req.items[i].kind)->stage(x, w, i);
+        if (rc) {
             maosd_batch_rollback(x->batch);
             cm->st = saved;
             w->recs.size = recs0;
             w->n_recs = 0;
             w->n_changes = 0;
-            maosd_wfail(w, MAOS_ENOMEM, -1, "out of memory while staging the write");
+            if (rc == MAOS_ENOMEM) /* a client-side code: not for the wire */
+                maosd_wfail(w, MAOS_EOVERLOADED, -1,
+                            "out of memory while staging the write");
+            else
+                maosd_wfail(w, rc, -1, "storage failure while staging the write: %s",
+                            maosd_store_errmsg());
             return 0;
         }
     }

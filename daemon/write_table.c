@@ -243,8 +243,9 @@ static int write_entry(maosd_wctx *x, maosd_wreq *w, uint32_t i, int deleted,
     maos_slice s = {stream, (uint32_t)maosd_table_stream(&it->table, it->key, stream)};
     int exists;
     uint64_t head, pos;
-    if (maosd_wx_stream_head(x, s, &exists, &head))
-        return MAOS_ENOMEM; /* a read error here is reported as a failed stage */
+    int rc = maosd_wx_stream_head(x, s, &exists, &head);
+    if (rc)
+        return rc;
     uint64_t version = exists ? head + 1 : 0;
     if (!created_rev)
         created_rev = x->st->log_pos + 1; /* a new entry: this event */
@@ -254,7 +255,7 @@ static int write_entry(maosd_wctx *x, maosd_wreq *w, uint32_t i, int deleted,
     msgpack_sbuffer_init(&ev);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &ev, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, 5);
+    rc = msgpack_pack_map(&pk, 5);
     pack_cstr(&pk, "table");
     pack_str(&pk, it->table.name.ptr, it->table.name.len);
     pack_cstr(&pk, "key");
@@ -399,14 +400,15 @@ int maosd_check_delete(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 static int current_doc(maosd_wctx *x, maosd_wreq *w, uint32_t i, maosd_entry *e)
 {
     int found = read_entry(x, w, i, e);
-    return found == 1 ? 0 : MAOS_ENOMEM;
+    return found == 1 ? 0 : found == 0 ? MAOS_EINTERNAL : found;
 }
 
 int maosd_stage_delete(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
     maosd_entry e;
-    if (current_doc(x, w, i, &e))
-        return MAOS_ENOMEM;
+    int rc0 = current_doc(x, w, i, &e);
+    if (rc0)
+        return rc0;
     char *doc = malloc(e.data.len);
     if (!doc)
         return MAOS_ENOMEM;
@@ -445,8 +447,9 @@ int maosd_stage_release(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
     const maos_item_in *it = &w->req.items[i];
     maosd_entry e;
-    if (current_doc(x, w, i, &e))
-        return MAOS_ENOMEM;
+    int rc0 = current_doc(x, w, i, &e);
+    if (rc0)
+        return rc0;
     msgpack_sbuffer doc;
     msgpack_sbuffer_init(&doc);
     int rc;
@@ -542,8 +545,9 @@ int maosd_stage_agent_status(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
     const maos_item_in *it = &w->req.items[i];
     maosd_entry e;
-    if (current_doc(x, w, i, &e))
-        return MAOS_ENOMEM;
+    int rc0 = current_doc(x, w, i, &e);
+    if (rc0)
+        return rc0;
     /* it->data is {status, detail?}: its pairs become overrides */
     maosd_field f[3];
     uint32_t n = 0, m = 0;
