@@ -192,6 +192,8 @@ static void sub_free(maosd_server *srv, maosd_sub *s)
         srv->n_subs--;
     }
     pump_del(srv, s);
+    if (s->prelude_free)
+        s->prelude_free(srv, s->prelude_arg);
     free(s->mem);
     free(s);
 }
@@ -230,6 +232,19 @@ static int pump_one(maosd_server *srv, maosd_sub *s, uint32_t max_scan,
 {
     maosd_conn *c = s->conn;
     *scanned = 0;
+    if (s->prelude) {
+        int done = 0, rc = s->prelude(srv, s, &done);
+        *scanned = max_scan; /* a page: a slice's worth of work */
+        if (rc)
+            return rc;
+        if (done) {
+            s->prelude_free(srv, s->prelude_arg);
+            s->prelude = NULL;
+            s->prelude_free = NULL;
+            s->prelude_arg = NULL;
+        }
+        return 0;
+    }
     if (s->waiting) {
         /* From disk: start at the awaited version if it is stored (maybe
          * past delivered_head: the fan-out of its group is still to come),
@@ -552,7 +567,7 @@ maosd_sub *maosd_sub_new(maosd_server *srv, maosd_conn *c, const maos_filter *f,
 
 void maosd_sub_run(maosd_server *srv, maosd_sub *s)
 {
-    if (s->next_pos > srv->delivered_head)
+    if (s->next_pos > srv->delivered_head && !s->prelude)
         go_live(srv, s);
     else
         pump_add(srv, s);

@@ -35,6 +35,13 @@ struct maosd_sub {
     uint64_t wait_version;
     uint64_t next_pos;       /* next position this subscription considers */
     maos_filter filter;      /* slices into mem */
+    /* A prelude pushed before any event (a watch's entries), page by page
+     * by the pump, like catch-up: one call writes one push and sets *done
+     * on the last; 0 or an error (the connection is failed).  NULL when
+     * none or finished; prelude_free releases prelude_arg. */
+    int (*prelude)(maosd_server *srv, maosd_sub *s, int *done);
+    void (*prelude_free)(maosd_server *srv, void *arg);
+    void *prelude_arg;
     char *pattern;           /* channel: NUL-terminated glob, in mem */
     char *mem;
 };
@@ -53,7 +60,8 @@ void maosd_subs_stats(maosd_server *srv, maos_stats *st);
  * max_subscriptions. */
 maosd_sub *maosd_sub_new(maosd_server *srv, maosd_conn *c, const maos_filter *f,
                          uint64_t from, int waiting, uint64_t wait_version);
-/* Live at once when its position is past delivered_head, else catching up. */
+/* Live at once when its position is past delivered_head (and it has no
+ * prelude), else catching up. */
 void maosd_sub_run(maosd_server *srv, maosd_sub *s);
 
 

@@ -674,39 +674,56 @@ int maosd_op_count(maosd_call *call)
 
 /* ---- watch ------------------------------------------------------------------------ */
 
-/* The entries of a watch's snapshot, pushed in pages after its reply. */
-typedef struct push_out {
-    msgpack_packer pk;
-    const maos_table_ref *table;
-} push_out;
+/* A watch's entries as of its revision: pushed by the pump, a page at a
+ * time (the subscription's prelude), from one snapshot held until the
+ * last page. */
+typedef struct watch_snap {
+    maosd_snap *snap;
+    uint64_t revision;
+    maos_table_ref table;    /* name in mem */
+    maos_slice prefix;       /* in mem */
+    char after[MAOS_KEY_MAX];
+    uint32_t after_len;
+    char mem[];
+} watch_snap;
 
-static int push_snapshot(maosd_server *srv, maosd_conn *c, const maosd_snap *snap,
-                         const maos_request *req, uint64_t sub, uint64_t rev)
+static void watch_snap_free(maosd_server *srv, void *arg)
 {
+    watch_snap *ws = arg;
+    if (!ws)
+        return;
+    maosd_snap_free(srv->store, ws->snap);
+    free(ws);
+}
+
+static int watch_snap_page(maosd_server *srv, maosd_sub *s, int *done)
+{
+    watch_snap *ws = s->prelude_arg;
+    maosd_conn *c = s->conn;
     table_scan ts = {
-        .table = req->table,
-        .prefix = req->prefix,
+        .table = ws->table,
+        .prefix = ws->prefix,
+        .after = {ws->after, ws->after_len},
         .limit = MAOS_READ_LIMIT_DEFAULT,
         .budget = maosd_reply_budget(srv),
     };
-    do {
-        ts.count = 0;
-        ts.more = 0;
-        push_out po = {.table = &req->table};
-        size_t mark = maosd_reply_begin(c, &po.pk);
-        maos_list_mark lm;
-        int rc = maos_enc_push_entries_begin(&c->out, sub, &lm);
-        if (!rc)
-            rc = scan_table(srv->store, snap, &ts, list_one, &po);
-        if (!rc)
-            rc = maos_enc_push_entries_end(&c->out, &lm, ts.count, rev, ts.more);
-        if (rc) {
-            c->out.size = mark;
-            return rc;
-        }
-        maosd_reply_end(c, mark);
-        ts.after = (maos_slice){ts.next, ts.next_len};
-    } while (ts.more && !c->closing);
+    list_out lo = {.table = &ws->table};
+    size_t mark = maosd_reply_begin(c, &lo.pk);
+    maos_list_mark lm;
+    int rc = maos_enc_push_entries_begin(&c->out, s->id, &lm);
+    if (!rc)
+        rc = scan_table(srv->store, ws->snap, &ts, list_one, &lo);
+    if (!rc)
+        rc = maos_enc_push_entries_end(&c->out, &lm, ts.count, ws->revision, ts.more);
+    if (rc) {
+        c->out.size = mark;
+        return rc;
+    }
+    maosd_reply_end(c, mark);
+    srv->push_frames++;
+    memcpy(ws->after, ts.next, ts.next_len);
+    ws->after_len = ts.next_len;
+    *done = !ts.more;
     return 0;
 }
 
@@ -721,7 +738,7 @@ int maosd_op_watch(maosd_call *call)
                  srv->cfg->max_subscriptions);
         return MAOS_ELIMIT;
     }
-    maosd_snap *snap = NULL;
+    watch_snap *ws = NULL;
     uint64_t rev, head = maosd_commit_head(srv->commit);
     if (req->watch_from == MAOS_WATCH_FROM_REVISION) {
         if (req->watch_revision > head) {
@@ -734,41 +751,44 @@ int maosd_op_watch(maosd_call *call)
     } else if (req->watch_from == MAOS_WATCH_FROM_NOW) {
         rev = srv->delivered_head;
     } else {
-        snap = maosd_snap_new(srv->store);
-        if (!snap) {
+        ws = calloc(1, sizeof(*ws) + req->table.name.len + req->prefix.len);
+        if (ws)
+            ws->snap = maosd_snap_new(srv->store);
+        if (!ws || !ws->snap) {
+            watch_snap_free(srv, ws);
             snprintf(call->why, sizeof(call->why), "out of memory");
             return MAOS_EOVERLOADED;
         }
-        int rc = snap_revision(srv->store, snap, &rev);
+        int rc = snap_revision(srv->store, ws->snap, &rev);
         if (rc) {
-            maosd_snap_free(srv->store, snap);
+            watch_snap_free(srv, ws);
             return read_failed(call, rc);
         }
+        ws->revision = rev;
+        ws->table.kind = req->table.kind;
+        memcpy(ws->mem, req->table.name.ptr, req->table.name.len);
+        ws->table.name = (maos_slice){ws->mem, req->table.name.len};
+        if (req->prefix.len)
+            memcpy(ws->mem + req->table.name.len, req->prefix.ptr, req->prefix.len);
+        ws->prefix = (maos_slice){ws->mem + req->table.name.len, req->prefix.len};
     }
     /* req->filter: the table's streams with the key prefix, put/deleted */
     maosd_sub *s = maosd_sub_new(srv, c, &req->filter, rev + 1, 0, 0);
     if (!s) {
-        maosd_snap_free(srv->store, snap);
+        watch_snap_free(srv, ws);
         snprintf(call->why, sizeof(call->why), "out of memory");
         return MAOS_EOVERLOADED;
+    }
+    if (ws) {
+        s->prelude = watch_snap_page;
+        s->prelude_free = watch_snap_free;
+        s->prelude_arg = ws;
     }
     msgpack_packer pk;
     size_t mark = maosd_reply_begin(c, &pk);
     if (maos_enc_reply_watch(&pk, req->rid, s->id, rev))
         c->out_broken = 1;
     maosd_reply_end(c, mark);
-    int rc = 0;
-    if (snap) {
-        rc = push_snapshot(srv, c, snap, req, s->id, rev);
-        maosd_snap_free(srv->store, snap);
-    }
-    if (rc) { /* the watcher cannot be told: a gap it would not see */
-        maosd_log(MAOSD_LOG_ERROR, "conn %llu: watch %llu: cannot send its entries "
-                  "(%s); closing the connection", (unsigned long long)c->id,
-                  (unsigned long long)s->id, maos_strerror(rc));
-        maosd_conn_fail(c);
-        return 0;
-    }
     maosd_sub_run(srv, s);
     return 0;
 }
