@@ -75,7 +75,13 @@
       "events that never read")                                                \
     X(conns, "conns",                                                          \
       "10: ping latency and RSS with 5000 connections held (1/5 before "       \
-      "hello, 1/10 slowloris)")
+      "hello, 1/10 slowloris)")                                                \
+    X(kv_cas, "kv-cas",                                                        \
+      "11: 8 processes, read-modify-write increments with compare-and-set "   \
+      "on 1 and on 100 keys")                                                  \
+    X(liveness, "liveness",                                                    \
+      "12: SIGKILL of a registered agent -> a watcher sees it offline "        \
+      "(100 kills)")
 
 typedef struct bench_opts {
     int quick;              /* tiny sizes for the test suite */

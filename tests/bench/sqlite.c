@@ -305,9 +305,6 @@ int bsq_wait_change(bsq *s, int64_t *seen, int timeout_ms)
         bench_sleep_us(1000);
     }
 }
-#else
-/* Built without SQLite: --vs sqlite is refused by main.c. */
-typedef int bench_no_sqlite;
 /* ---- kv-cas (issue 7) ------------------------------------------------------- */
 
 int bsq_kv_seed(bsq *s, int nkeys)
@@ -360,4 +357,7 @@ int bsq_kv_incr(bsq *s, const char *key, bench_wres *r)
     return changed == 1 ? 0 : 1; /* 1: the revision moved (never, under the lock) */
 }
 
+#else
+/* Built without SQLite: --vs sqlite is refused by main.c. */
+typedef int bench_no_sqlite;
 #endif
