@@ -8,6 +8,24 @@
 #include "harness.h"
 #include "tables_util.h"
 
+mt_daemon *tu_daemon;
+
+int tu_setup(void **state)
+{
+    (void)state;
+    tu_daemon = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(tu_daemon);
+    return 0;
+}
+
+int tu_teardown(void **state)
+{
+    (void)state;
+    mt_daemon_free(tu_daemon);
+    tu_daemon = NULL;
+    return 0;
+}
+
 void tu_pkb_init(tu_pkb *b)
 {
     msgpack_sbuffer_init(&b->sb);

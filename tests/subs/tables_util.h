@@ -10,6 +10,7 @@
 
 #include <msgpack.h>
 
+#include "harness.h"
 #include "maos/proto.h"
 #include "subs_util.h"
 
@@ -27,7 +28,14 @@ typedef struct tu_result {
     char msg[256];
 } tu_result;
 
-/* What a reply said: code 0 or the error, and the fields tables use. */
+/* The daemon of the current test: tu_setup starts it, tu_teardown stops
+ * and frees it (cmocka setup/teardown). */
+extern mt_daemon *tu_daemon;
+int tu_setup(void **state);
+int tu_teardown(void **state);
+
+/* Each call sends one request and waits for its reply (tu_result: code 0
+ * or the error, and the fields tables use). */
 void tu_pkb_init(tu_pkb *b);
 void tu_pk_str(msgpack_packer *pk, const char *s);
 maos_slice tu_sl(const char *s);

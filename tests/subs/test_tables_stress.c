@@ -46,23 +46,7 @@
 #define TXN_ACKS_BEFORE_KILL 200 /* per round, all writers together */
 #define TXN_ROUNDS 2
 
-static mt_daemon *g_d;
 
-static int setup(void **state)
-{
-    (void)state;
-    g_d = mt_daemon_new(NULL, NULL);
-    mt_daemon_up(g_d);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    mt_daemon_free(g_d);
-    g_d = NULL;
-    return 0;
-}
 
 /* ---- CAS race ------------------------------------------------------------------ */
 
@@ -73,7 +57,7 @@ typedef struct cas_rec {
 
 static void cas_child(int p)
 {
-    su_conn *c = su_open(g_d->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     char path[512], key[32];
     snprintf(path, sizeof path, "%s/cas-%d.bin", mt_test_dir(), p);
     FILE *f = fopen(path, "wb");
@@ -243,7 +227,7 @@ static pid_t holder(const char *what, const char *id, int fd)
 {
     pid_t pid = su_fork("%s-%s", what, id);
     if (pid == 0) {
-        su_conn *c = su_open(g_d->sock);
+        su_conn *c = su_open(tu_daemon->sock);
         tu_result r = !strcmp(what, "agent")
                           ? tu_agent_register(c, id)
                           : tu_put(c, "locks", id, "owner", "child", MAOS_EXPECT_ABSENT, 1);
@@ -259,7 +243,7 @@ static pid_t holder(const char *what, const char *id, int fd)
 static void test_liveness(void **state)
 {
     (void)state;
-    su_conn *w = su_open(g_d->sock);
+    su_conn *w = su_open(tu_daemon->sock);
     live_wait lw;
     su_set_push(w, on_live_push, &lw);
     watch(w, "agents", "", MAOS_WATCH_FROM_NOW, 0, NULL);
@@ -308,7 +292,7 @@ static void test_lock_holder_killed(void **state)
     pid_t kid = holder("lock", "build", pfd[1]);
     char one;
     MT_EQ_INT((int)read(pfd[0], &one, 1), 1);
-    su_conn *w = su_open(g_d->sock);
+    su_conn *w = su_open(tu_daemon->sock);
     tu_result r = tu_put(w, "locks", "build", "owner", "waiter", MAOS_EXPECT_ABSENT, 1);
     MT_EQ_INT(r.code, MAOS_EWRONG_REVISION);
     uint64_t held = (uint64_t)r.actual;
@@ -398,7 +382,7 @@ static void on_watch(su_conn *c, const maos_push *p, void *user)
 
 static void writer_child(int wi)
 {
-    su_conn *c = su_open(g_d->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     unsigned seed = 1234u + (unsigned)wi;
     char key[8];
     for (int i = 0; i < WATCH_OPS; i++) {
@@ -417,7 +401,7 @@ static void writer_child(int wi)
 static void test_watch_property(void **state)
 {
     (void)state;
-    su_conn *c = su_open(g_d->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     /* some history first, so that random from-revisions fall inside it */
     for (int k = 0; k < WATCH_KEYS; k++) {
         char key[8];
@@ -440,7 +424,7 @@ static void test_watch_property(void **state)
     unsigned seed = 99;
     for (int i = 0; i < WATCHERS; i++) {
         watcher *w = &ws[i];
-        w->c = su_open(g_d->sock);
+        w->c = su_open(tu_daemon->sock);
         su_set_push(w->c, on_watch, w);
         if (i == 0) {
             w->snapshot = 1;
@@ -504,7 +488,7 @@ static void test_watch_property(void **state)
 
 static void txn_writer(int w, const char *ack_path, uint32_t round)
 {
-    su_conn *c = su_open(g_d->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     FILE *f = fopen(ack_path, "ab");
     SU_TRUE(f != NULL);
     setvbuf(f, NULL, _IONBF, 0);
@@ -562,11 +546,11 @@ static void test_kill9_mixed_txn(void **state)
                 MT_FAIL("round %u: %zu acknowledgements within 120 s", round, have);
             mt_sleep_ms(1); /* polling the ack files for the condition */
         }
-        mt_daemon_kill9(g_d);
+        mt_daemon_kill9(tu_daemon);
         for (int w = 0; w < TXN_WRITERS; w++)
             mt_wait(kids[w], 10000); /* they fail on the lost connection */
-        mt_daemon_up(g_d);
-        su_conn *c = su_open(g_d->sock);
+        mt_daemon_up(tu_daemon);
+        su_conn *c = su_open(tu_daemon->sock);
         for (int w = 0; w < TXN_WRITERS; w++) {
             /* every acknowledged txn: its entry is there */
             size_t len = 0;
@@ -613,11 +597,11 @@ static void test_kill9_mixed_txn(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cas_race, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_liveness, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_holder_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_watch_property, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill9_mixed_txn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cas_race, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_liveness, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_holder_killed, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_property, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_mixed_txn, tu_setup, tu_teardown),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 600);
 }

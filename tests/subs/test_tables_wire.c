@@ -32,37 +32,21 @@
 #include "subs_util.h"
 #include "tables_util.h"
 
-static mt_daemon *g_d;
 
 static void still_serves(void)
 {
-    su_conn *c = su_open(g_d->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     su_ping(c);
     su_close(c);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    g_d = mt_daemon_new(NULL, NULL);
-    mt_daemon_up(g_d);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    mt_daemon_free(g_d);
-    g_d = NULL;
-    return 0;
-}
 
 /* ---- put / get / delete / compare-and-set ------------------------------------------ */
 
 static void test_cas(void **state)
 {
     (void)state;
-    su_conn *c = su_open(g_d->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     tu_result r = tu_put(c, "kv.plan", "step-1", "state", "todo", MAOS_EXPECT_ABSENT, 0);
     MT_EQ_INT(r.code, 0);
     uint64_t r1 = r.revision;
@@ -141,7 +125,7 @@ static int list_page(su_conn *c, const char *table, const char *prefix,
 static void test_list(void **state)
 {
     (void)state;
-    su_conn *c = su_open(g_d->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     char key[32];
     for (int i = 0; i < 25; i++) {
         snprintf(key, sizeof key, "f-%02d", i);
@@ -214,7 +198,7 @@ static void test_list(void **state)
 static void test_txn(void **state)
 {
     (void)state;
-    su_conn *c = su_open(g_d->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     MT_EQ_INT(tu_put(c, "kv.t", "a", "v", "1", MAOS_EXPECT_ANY, 0).code, 0);
     uint64_t ra = tu_put(c, "kv.t", "b", "v", "1", MAOS_EXPECT_ANY, 0).revision;
     tu_pkb d;
@@ -272,8 +256,8 @@ static void test_txn(void **state)
 static void test_bindings(void **state)
 {
     (void)state;
-    su_conn *obs = su_open(g_d->sock);
-    su_conn *c = su_open(g_d->sock);
+    su_conn *obs = su_open(tu_daemon->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     MT_EQ_INT(tu_put(c, "locks", "build", "owner", "c", MAOS_EXPECT_ABSENT, 1).code, 0);
     MT_EQ_INT(tu_put(obs, "locks", "build", "owner", "obs", MAOS_EXPECT_ABSENT, 1).code,
               MAOS_EWRONG_REVISION);
@@ -326,13 +310,13 @@ static void test_bindings(void **state)
     /* kill -9 of maosd with a bound lock and an online agent: released at
      * the next start, as events */
     MT_EQ_INT(tu_put(obs, "locks", "deploy", "owner", "obs", MAOS_EXPECT_ABSENT, 1).code, 0);
-    mt_daemon_kill9(g_d); /* obs still connected: nothing released before */
+    mt_daemon_kill9(tu_daemon); /* obs still connected: nothing released before */
     su_close(obs);
-    mt_daemon_up(g_d);
-    c = su_open(g_d->sock);
+    mt_daemon_up(tu_daemon);
+    c = su_open(tu_daemon->sock);
     tu_wait_field(c, "locks", "deploy", "owner", "");
     tu_wait_field(c, "agents", "writer-1", "status", "offline");
-    char *log = mt_read_file(g_d->log, NULL);
+    char *log = mt_read_file(tu_daemon->log, NULL);
     MT_TRUE(log && strstr(log, "releasing 2 entries bound"));
     free(log);
     su_close(c);
@@ -386,7 +370,7 @@ static void on_watch_push(su_conn *c, const maos_push *p, void *user)
 static void test_watch(void **state)
 {
     (void)state;
-    su_conn *c = su_open(g_d->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     char key[32];
     for (int i = 0; i < 1500; i++) { /* more than one page */
         snprintf(key, sizeof key, "a/%04d", i);
@@ -395,7 +379,7 @@ static void test_watch(void **state)
     MT_EQ_INT(tu_put(c, "kv.w", "b/0", "v", "0", MAOS_EXPECT_ANY, 0).code, 0);
     uint64_t head = su_head(c);
 
-    su_conn *w = su_open(g_d->sock);
+    su_conn *w = su_open(tu_daemon->sock);
     watch_seen seen = {0};
     su_set_push(w, on_watch_push, &seen);
     tu_pkb b;
@@ -462,7 +446,7 @@ static int raw_put(su_conn *c, const char *table, const char *key, size_t klen,
 static void test_bad_input(void **state)
 {
     (void)state;
-    su_conn *c = su_open(g_d->sock);
+    su_conn *c = su_open(tu_daemon->sock);
     static const char map0[] = "\x80", notmap[] = "\x93\x01\x02\x03", num[] = "\x05";
     char big[600];
     memset(big, 'k', sizeof big);
@@ -494,12 +478,12 @@ static void test_bad_input(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_txn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bindings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cas, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_list, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_txn, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_bindings, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_watch, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, tu_setup, tu_teardown),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);
 }
