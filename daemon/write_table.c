@@ -330,8 +330,21 @@ static int write_entry(maosd_wctx *x, maosd_wreq *w, uint32_t i, int deleted,
 
 /* ---- put ---------------------------------------------------------------------- */
 
+/* The agents table is written by the agent ops only: a put or delete
+ * could fake an agent's liveness. */
+static int agents_refused(maosd_wreq *w, uint32_t i)
+{
+    if (w->req.items[i].table.kind != MAOS_TABLE_AGENTS)
+        return 0;
+    return maosd_wfail(w, MAOS_EUNAUTHORIZED, item_index(w, i),
+                       "the agents table is written by agent_register, agent_status "
+                       "and agent_deregister only");
+}
+
 int maosd_check_put(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
+    if (agents_refused(w, i))
+        return w->code;
     maosd_entry e;
     int found = read_entry(x, w, i, &e);
     if (found < 0)
@@ -372,6 +385,8 @@ int maosd_reply_put(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top
 
 int maosd_check_delete(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
+    if (agents_refused(w, i))
+        return w->code;
     maosd_entry e;
     int found = read_entry(x, w, i, &e);
     if (found < 0)

@@ -460,6 +460,10 @@ static void test_bad_input(void **state)
     MT_EQ_INT(raw_put(c, "foo", "k", 1, map0, 1), MAOS_EINVALID_NAME);
     MT_EQ_INT(raw_put(c, "kv.", "k", 1, map0, 1), MAOS_EINVALID_NAME);
     MT_EQ_INT(raw_put(c, "kv.a-b", "k", 1, map0, 1), MAOS_EINVALID_NAME);
+    /* the agents table is written by the agent ops only */
+    MT_EQ_INT(tu_put(c, "agents", "fake", "status", "online", MAOS_EXPECT_ANY, 0).code,
+              MAOS_EUNAUTHORIZED);
+    MT_EQ_INT(tu_del(c, "agents", "fake", MAOS_EXPECT_ANY).code, MAOS_EUNAUTHORIZED);
     /* agent_status without a registered agent */
     tu_pkb b;
     tu_pkb_init(&b);
