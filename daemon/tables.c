@@ -189,7 +189,7 @@ static void on_commit(maosd_server *srv, void *arg, maosd_wreq *list)
         /* the connection's agent: registered, or deregistered */
         for (uint32_t i = 0; i < w->req.n_items; i++) {
             const maos_item_in *it = &w->req.items[i];
-            if (it->kind == MAOSD_ITEM_AGENT_REGISTER && !c->agent) {
+            if (it->kind == MAOSD_ITEM_AGENT_REGISTER && !c->agent && !c->closing) {
                 c->agent = malloc(it->key.len + 1);
                 if (c->agent) {
                     memcpy(c->agent, it->key.ptr, it->key.len);
