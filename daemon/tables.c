@@ -486,8 +486,11 @@ static int scan_table(maosd_store *st, const maosd_snap *snap, table_scan *ts,
         return MAOS_ENOMEM;
     size_t used = 0;
     int rc = 0;
-    if (ts->after.len) {
-        size_t alen = maosd_key_entry(k, &ts->table, ts->after, 0, &cf);
+    /* start after `after` when it sorts past the prefix's first key */
+    size_t alen = ts->after.len ? maosd_key_entry(k, &ts->table, ts->after, 0, &cf) : 0;
+    size_t m = alen < plen ? alen : plen;
+    int cmp = memcmp(k, prefix_key, m);
+    if (alen && (cmp > 0 || (cmp == 0 && alen >= plen))) {
         maosd_iter_seek(it, k, alen);
         if (maosd_iter_valid(it)) {
             size_t klen;

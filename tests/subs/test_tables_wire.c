@@ -164,6 +164,22 @@ static void test_list(void **state)
             break;
     }
     MT_EQ_INT(seen, 25);
+    /* an `after` that sorts before the prefix starts at the prefix */
+    {
+        maos_reply rep0;
+        char *frame0 = NULL;
+        MT_EQ_INT(list_page(c, "kv.files", "f-", "a", 5, (maos_slice){0}, &rep0,
+                            &frame0), 0);
+        MT_EQ_INT(rep0.n_items, 5);
+        maos_mpr r;
+        uint32_t n;
+        maos_entry e;
+        maos_mpr_init(&r, rep0.items.ptr, rep0.items.len);
+        MT_EQ_INT(maos_mpr_array(&r, &n), 0);
+        MT_EQ_INT(maos_entry_next(&r, &e), 0);
+        MT_EQ_MEM_STR(e.key.ptr, e.key.len, "f-00");
+        free(frame0);
+    }
 
     /* where owner = "odd": 12 of the f- keys; count agrees */
     tu_pkb w;
