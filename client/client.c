@@ -94,6 +94,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "trust.h"
 
 /* Output is pushed to the socket once this much is queued. */
@@ -129,6 +131,10 @@ struct csub {
     int waiting;
     maos_filter filter;  /* slices into this block (NUL-terminated) */
     maos_slice pattern;
+    /* a watch: re-made on reconnect as a watch from the last revision seen
+     * (next - 1), never with its entries again */
+    int watch;
+    maos_slice table, key_prefix; /* in this block */
 };
 
 /*
@@ -177,6 +183,10 @@ struct maos_ctx_priv {
     struct dnode *dq_head, *dq_tail;
     size_t dq_len;
     int sub_inflight;             /* a subscribe awaits its reply */
+    /* the agent registered on this context (re-registered on reconnect):
+     * one block holding the strings maos_agent_in points to, or NULL */
+    maos_agent_in agent;
+    char *agent_mem;
     struct rxf *orph_head, *orph_tail;
 
     /* reconnect */
@@ -558,21 +568,42 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
         return die(c, MAOS_EPROTO, "%s push for a%s subscription",
                    maos_push_name(pu->kind), s->channel ? " channel" : "n event");
     size_t n = pu->kind == MAOS_PUSH_EVENTS ? pu->n_items : 0;
-    if ((uint64_t)n * MIN_RECORD_BYTES > pu->items.len)
-        return die(c, MAOS_EPROTO, "push declares %zu events in %u bytes", n,
+    size_t ne = pu->kind == MAOS_PUSH_ENTRIES ? pu->n_items : 0;
+    if ((uint64_t)n * MIN_RECORD_BYTES > pu->items.len ||
+        (uint64_t)ne * 8 > pu->items.len)
+        return die(c, MAOS_EPROTO, "push declares %zu items in %u bytes", n + ne,
                    pu->items.len);
-    struct dnode *nd = malloc(sizeof *nd + n * sizeof(maos_event) + len);
+    if (ne && !s->watch)
+        return die(c, MAOS_EPROTO, "entries push for a subscription that is no watch");
+    struct dnode *nd = malloc(sizeof *nd + n * sizeof(maos_event) +
+                              ne * sizeof(maos_entry) + len);
     if (!nd)
         return die(c, MAOS_ENOMEM, "out of memory receiving a push");
     maos_event *ev = (maos_event *)(nd + 1);
-    char *copy = (char *)(ev + n);
+    maos_entry *en = (maos_entry *)(ev + n);
+    char *copy = (char *)(en + ne);
     maos_push q;
     memcpy(copy, frame, len);
     memset(&nd->d, 0, sizeof nd->d);
-    if (maos_push_decode(copy, len, &q) != 1 ||
-        (n && records_to_events(q.items, n, ev))) {
+    int bad = maos_push_decode(copy, len, &q) != 1 ||
+              (n && records_to_events(q.items, n, ev));
+    if (!bad && ne) {
+        maos_mpr r;
+        uint32_t cnt;
+        maos_mpr_init(&r, q.items.ptr, q.items.len);
+        bad = maos_mpr_array(&r, &cnt) || cnt != ne;
+        for (size_t i = 0; !bad && i < ne; i++)
+            bad = maos_entry_next(&r, &en[i]) != 0;
+    }
+    if (bad) {
         free(nd);
         return die(c, MAOS_EPROTO, "malformed %s push", maos_push_name(pu->kind));
+    }
+    if (ne || q.kind == MAOS_PUSH_ENTRIES) {
+        nd->d.n_entries = ne;
+        nd->d.entries = ne ? en : NULL;
+        nd->d.revision = q.revision;
+        nd->d.more = q.more;
     }
     nd->d.kind = q.kind;
     nd->d.sub = s->id;
@@ -584,7 +615,7 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
         nd->d.channel_len = q.channel.len;
         nd->d.payload = q.payload.ptr;
         nd->d.payload_len = q.payload.len;
-    } else {
+    } else if (q.kind != MAOS_PUSH_ENTRIES) {
         /* Resume point: never behind what was received. */
         uint64_t next = q.next;
         if (n)
@@ -1208,6 +1239,7 @@ void maos_free(maos_ctx *c)
         for (size_t i = 0; i < p->n_subs; i++)
             free(p->subs[i]);
         free(p->subs);
+        free(p->agent_mem);
         free(p->path);
         free(p->client_name);
         free(p->win.op);
@@ -1938,7 +1970,10 @@ static int sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t fro
     maos_reply rep;
     uint64_t rid = take_rid(p);
     int rc = frame_begin(c, &start, &pk);
-    if (!rc)
+    if (!rc && s->watch)
+        rc = frame_end(c, start, rid, MAOS_OP_WATCH,
+                       maos_enc_watch(&pk, rid, s->table, s->key_prefix, from_kind, from));
+    else if (!rc)
         rc = frame_end(c, start, rid,
                        s->channel ? MAOS_OP_SUBSCRIBE_CHANNEL : MAOS_OP_SUBSCRIBE,
                        s->channel ? maos_enc_subscribe_channel(&pk, rid, s->pattern)
@@ -1953,6 +1988,8 @@ static int sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t fro
         free_rxf_list(&p->orph_head, &p->orph_tail);
         return rc;
     }
+    if (s->watch) /* changes after the reply's revision */
+        rep.from = rep.revision + 1;
     if (rep.sub == 0 || sub_by_server_id(p, rep.sub) || (!s->channel && rep.from == 0)) {
         free(f);
         free_rxf_list(&p->orph_head, &p->orph_tail);
@@ -1984,7 +2021,7 @@ static int sub_add(maos_ctx *c, struct csub *s, int from_kind, uint64_t from,
         p->cap_subs = cap;
     }
     p->subs[p->n_subs++] = s;
-    if (from_kind == MAOS_FROM_VERSION) {
+    if (!s->watch && from_kind == MAOS_FROM_VERSION) {
         s->waiting = 1;
         s->wait_version = from;
     }
@@ -2172,6 +2209,8 @@ int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position)
     return 0;
 }
 
+static int agent_send(maos_ctx *c, uint64_t *revision);
+
 /* ---- reconnect ------------------------------------------------------------------- */
 
 static void sleep_ms(long long ms)
@@ -2193,10 +2232,19 @@ static int reconnect_once(maos_ctx *c)
     drop_connection_state(p);
     if ((rc = open_conn(c)))
         return rc;
+    if (p->agent_mem && (rc = agent_send(c, NULL))) {
+        char why[sizeof c->errstr];
+        if (p->dead || p->fd < 0)
+            return rc;
+        memcpy(why, c->errstr, sizeof why);
+        return die(c, rc, "registering agent %.*s again was refused: %s",
+                   (int)p->agent.id.len, p->agent.id.ptr, why);
+    }
     for (size_t i = 0; i < p->n_subs; i++) {
         struct csub *s = p->subs[i];
-        rc = s->waiting ? sub_register(c, s, MAOS_FROM_VERSION, s->wait_version)
-                        : sub_register(c, s, MAOS_FROM_POSITION, s->next);
+        rc = s->watch     ? sub_register(c, s, MAOS_WATCH_FROM_REVISION, s->next - 1)
+             : s->waiting ? sub_register(c, s, MAOS_FROM_VERSION, s->wait_version)
+                          : sub_register(c, s, MAOS_FROM_POSITION, s->next);
         if (rc) {
             char why[sizeof c->errstr];
             if (p->dead || p->fd < 0)
@@ -2301,18 +2349,49 @@ static int enter_push(maos_ctx *c)
     return 0;
 }
 
+/* The first queued delivery of subscription sub (0: any), taken off the
+ * queue. */
+static struct dnode *dq_take(struct maos_ctx_priv *p, uint64_t sub)
+{
+    if (!sub)
+        return dq_pop(p);
+    struct dnode *prev = NULL;
+    for (struct dnode *x = p->dq_head; x; prev = x, x = x->next)
+        if (x->d.sub == sub) {
+            if (prev)
+                prev->next = x->next;
+            else
+                p->dq_head = x->next;
+            if (p->dq_tail == x)
+                p->dq_tail = prev;
+            p->dq_len--;
+            x->next = NULL;
+            return x;
+        }
+    return NULL;
+}
+
+static int next_of(maos_ctx *c, uint64_t sub, int timeout_ms, maos_delivery **out);
+
 int maos_next(maos_ctx *c, int timeout_ms, maos_delivery **out)
 {
-    struct maos_ctx_priv *p;
     int rc = enter_push(c);
     if (rc)
         return rc;
     if (!out)
         return fail(c, MAOS_EINVALID_ARG, "out is NULL");
-    p = c->priv;
+    return next_of(c, 0, timeout_ms, out);
+}
+
+/* maos_next for one subscription (0: any): the others' deliveries stay
+ * queued. */
+static int next_of(maos_ctx *c, uint64_t sub, int timeout_ms, maos_delivery **out)
+{
+    struct maos_ctx_priv *p = c->priv;
+    int rc;
     long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     for (;;) {
-        struct dnode *nd = dq_pop(p);
+        struct dnode *nd = dq_take(p, sub);
         if (nd) {
             *out = &nd->d;
             return 0;
@@ -2433,4 +2512,651 @@ int maos_set_loop_hooks(maos_ctx *c, const maos_loop_hooks *h)
     p->wake_asked = 0;
     hooks_update(p, p->dead || p->down || p->dq_head ? 0 : -1);
     return 0;
+}
+
+/* ---- tables ------------------------------------------------------------------------ */
+
+static int check_doc(maos_ctx *c, const char *what, const void *doc, size_t len, int empty_ok)
+{
+    maos_limits lim = {0};
+    maos_limits_defaults(&lim);
+    if (!len && empty_ok)
+        return 0;
+    if (!doc || !len || len > UINT32_MAX || maos_mp_check(doc, len, &lim) != 0)
+        return fail(c, MAOS_EINVALID_ARG, "%s is not one well-formed msgpack value", what);
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, doc, len);
+    if (maos_mpr_map(&r, &n))
+        return fail(c, MAOS_EINVALID_ARG, "%s is not a msgpack map", what);
+    return 0;
+}
+
+void maos_table_page_free(maos_table_page *pg)
+{
+    if (!pg)
+        return;
+    free(pg->mem_);
+    free(pg);
+}
+
+/* A page over the reply frame f (taken): n entries from items (a raw
+ * array), or the one entry of a get. */
+static int make_table_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
+                     maos_table_page **out)
+{
+    size_t n = single ? 1 : rep->n_items, nlen = rep->next_kind == MAOS_NEXT_STR ? rep->next_s.len : 0;
+    maos_table_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_entry) + nlen + 1);
+    if (!pg) {
+        free(f);
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    pg->entries = (maos_entry *)(pg + 1);
+    char *next = (char *)(pg->entries + n);
+    int bad = 0;
+    if (single) {
+        bad = maos_entry_decode(rep->entry.ptr, rep->entry.len, &pg->entries[0]) != 0;
+    } else {
+        maos_mpr r;
+        uint32_t cnt;
+        maos_mpr_init(&r, rep->items.ptr, rep->items.len);
+        bad = maos_mpr_array(&r, &cnt) || cnt != n;
+        for (size_t i = 0; !bad && i < n; i++)
+            bad = maos_entry_next(&r, &pg->entries[i]) != 0;
+    }
+    if (bad) {
+        free(pg);
+        free(f);
+        return die(c, MAOS_EPROTO, "malformed entries in a reply");
+    }
+    pg->n = n;
+    pg->revision = rep->revision;
+    if (nlen)
+        memcpy(next, rep->next_s.ptr, nlen);
+    next[nlen] = 0;
+    pg->has_next = nlen > 0;
+    pg->next = pg->has_next ? next : NULL;
+    pg->mem_ = f;
+    *out = pg;
+    return 0;
+}
+
+int maos_put(maos_ctx *c, const char *table, const char *key, const void *doc,
+             size_t len, int64_t expect, int bind, uint64_t *revision)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "table", table)) || (rc = check_str(c, "key", key)) ||
+        (rc = check_doc(c, "doc", doc, len, 0)))
+        return rc;
+    uint64_t rid = take_rid(c->priv);
+    maos_slice d = {doc, (uint32_t)len};
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_PUT, start,
+                         maos_enc_put(&pk, rid, cstr(table), cstr(key), d, expect, bind),
+                         &f, &rep)))
+        return rc;
+    if (revision)
+        *revision = rep.revision;
+    free(f);
+    return 0;
+}
+
+int maos_get(maos_ctx *c, const char *table, const char *key, maos_table_page **out)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "table", table)) || (rc = check_str(c, "key", key)))
+        return rc;
+    if (!out)
+        return fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_GET, start,
+                         maos_enc_get(&pk, rid, cstr(table), cstr(key)), &f, &rep)))
+        return rc;
+    return make_table_page(c, f, &rep, 1, out);
+}
+
+int maos_delete(maos_ctx *c, const char *table, const char *key, int64_t expect,
+                uint64_t *revision)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "table", table)) || (rc = check_str(c, "key", key)))
+        return rc;
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_DELETE, start,
+                         maos_enc_delete(&pk, rid, cstr(table), cstr(key), expect), &f,
+                         &rep)))
+        return rc;
+    if (revision)
+        *revision = rep.revision;
+    free(f);
+    return 0;
+}
+
+int maos_list(maos_ctx *c, const char *table, const char *prefix, const char *after,
+              const void *where, size_t where_len, uint32_t limit,
+              maos_table_page **out)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "table", table)) ||
+        (rc = check_doc(c, "where", where, where_len, 1)))
+        return rc;
+    if (!out)
+        return fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if (limit > MAOS_READ_LIMIT_MAX)
+        limit = MAOS_READ_LIMIT_MAX;
+    uint64_t rid = take_rid(c->priv);
+    maos_slice w = {where, (uint32_t)where_len};
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_LIST, start,
+                         maos_enc_list(&pk, rid, cstr(table), cstr(prefix), cstr(after),
+                                       limit, w),
+                         &f, &rep)))
+        return rc;
+    return make_table_page(c, f, &rep, 0, out);
+}
+
+int maos_count(maos_ctx *c, const char *table, const char *prefix, const void *where,
+               size_t where_len, uint64_t *count, uint64_t *revision)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "table", table)) ||
+        (rc = check_doc(c, "where", where, where_len, 1)))
+        return rc;
+    uint64_t rid = take_rid(c->priv);
+    maos_slice w = {where, (uint32_t)where_len};
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_COUNT, start,
+                         maos_enc_count(&pk, rid, cstr(table), cstr(prefix), w), &f, &rep)))
+        return rc;
+    if (count)
+        *count = rep.count;
+    if (revision)
+        *revision = rep.revision;
+    free(f);
+    return 0;
+}
+
+int maos_txn_items(maos_ctx *c, const maos_item_in *items, size_t n,
+                   uint64_t *revisions)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    if (!items || !n || n > 100)
+        return fail(c, MAOS_EINVALID_ARG, "a txn has 1..100 items");
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_TXN, start,
+                         maos_enc_txn_ops(&pk, rid, items, (uint32_t)n), &f, &rep)))
+        return rc;
+    maos_mpr r;
+    uint32_t cnt;
+    maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+    rc = maos_mpr_array(&r, &cnt) || cnt != n ? MAOS_EPROTO : 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        maos_txn_result res;
+        if (maos_txn_result_next(&r, items[i].kind, &res)) {
+            rc = MAOS_EPROTO;
+            break;
+        }
+        if (revisions)
+            revisions[i] = res.kind == MAOS_ITEM_APPEND ? res.append.first_position
+                                                       : res.revision;
+    }
+    free(f);
+    if (rc)
+        return die(c, rc, "malformed txn results");
+    return 0;
+}
+
+int maos_watch(maos_ctx *c, const char *table, const char *prefix, int from_kind,
+               uint64_t revision, uint64_t *sub)
+{
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "table", table)))
+        return rc;
+    if (!prefix)
+        prefix = "";
+    if (from_kind != MAOS_WATCH_FROM_ENTRIES && from_kind != MAOS_WATCH_FROM_REVISION &&
+        from_kind != MAOS_WATCH_FROM_NOW)
+        return fail(c, MAOS_EINVALID_ARG, "bad from_kind %d", from_kind);
+    size_t tl = strlen(table), pl = strlen(prefix);
+    if (tl > 4096 || pl > 4096)
+        return fail(c, MAOS_EINVALID_ARG, "table or prefix too long");
+    struct csub *s = calloc(1, sizeof *s + tl + pl + 2);
+    if (!s)
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    char *mem = (char *)(s + 1);
+    memcpy(mem, table, tl + 1);
+    memcpy(mem + tl + 1, prefix, pl + 1);
+    s->watch = 1;
+    s->table = (maos_slice){mem, (uint32_t)tl};
+    s->key_prefix = (maos_slice){mem + tl + 1, (uint32_t)pl};
+    return sub_add(c, s, from_kind, revision, sub);
+}
+
+/* ---- agents ------------------------------------------------------------------------ */
+
+static int agent_send(maos_ctx *c, uint64_t *revision)
+{
+    struct maos_ctx_priv *p = c->priv;
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    uint64_t rid = take_rid(p);
+    int rc = frame_begin(c, &start, &pk);
+    if (rc || (rc = field_call(c, rid, MAOS_OP_AGENT_REGISTER, start,
+                               maos_enc_agent_register(&pk, rid, &p->agent), &f, &rep)))
+        return rc;
+    if (revision)
+        *revision = rep.revision;
+    free(f);
+    return 0;
+}
+
+int maos_agent_register(maos_ctx *c, const maos_agent_spec *a, uint64_t *revision)
+{
+    struct maos_ctx_priv *p;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    p = c->priv;
+    if (!a || !a->id || !*a->id)
+        return fail(c, MAOS_EINVALID_ARG, "agent id is NULL or empty");
+    if ((rc = check_doc(c, "details", a->details, a->details_len, 1)))
+        return rc;
+    /* one block: id, session, name, kind (NUL-terminated), the tags as a
+     * msgpack array, the details */
+    const char *strs[4] = {a->id, a->session, a->name, a->kind};
+    size_t need = a->details_len + 16;
+    for (int i = 0; i < 4; i++)
+        need += strs[i] ? strlen(strs[i]) + 1 : 0;
+    msgpack_sbuffer tags;
+    msgpack_sbuffer_init(&tags);
+    if (a->n_tags) {
+        msgpack_packer tp;
+        msgpack_packer_init(&tp, &tags, msgpack_sbuffer_write);
+        msgpack_pack_array(&tp, a->n_tags);
+        for (size_t i = 0; i < a->n_tags; i++) {
+            const char *t = a->tags[i] ? a->tags[i] : "";
+            msgpack_pack_str(&tp, strlen(t));
+            msgpack_pack_str_body(&tp, t, strlen(t));
+        }
+        if (!tags.data)
+            return fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    need += tags.size;
+    char *mem = malloc(need);
+    if (!mem) {
+        msgpack_sbuffer_destroy(&tags);
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    maos_agent_in in;
+    memset(&in, 0, sizeof in);
+    maos_slice *dst[4] = {&in.id, &in.session, &in.name, &in.kind};
+    char *q = mem;
+    for (int i = 0; i < 4; i++) {
+        if (!strs[i])
+            continue;
+        size_t l = strlen(strs[i]);
+        memcpy(q, strs[i], l + 1);
+        *dst[i] = (maos_slice){q, (uint32_t)l};
+        q += l + 1;
+    }
+    if (tags.size) {
+        memcpy(q, tags.data, tags.size);
+        in.tags = (maos_slice){q, (uint32_t)tags.size};
+        q += tags.size;
+    }
+    msgpack_sbuffer_destroy(&tags);
+    if (a->details_len) {
+        memcpy(q, a->details, a->details_len);
+        in.details = (maos_slice){q, (uint32_t)a->details_len};
+    }
+    char *old_mem = p->agent_mem;
+    maos_agent_in old = p->agent;
+    p->agent = in;
+    p->agent_mem = mem;
+    rc = agent_send(c, revision);
+    if (rc) { /* keep what was registered before, if anything */
+        p->agent = old;
+        p->agent_mem = old_mem;
+        free(mem);
+        return rc;
+    }
+    free(old_mem);
+    return 0;
+}
+
+int maos_agent_status(maos_ctx *c, const char *status, const void *detail, size_t len)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    maos_limits lim = {0};
+    maos_limits_defaults(&lim);
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "status", status)))
+        return rc;
+    if (len && (!detail || len > UINT32_MAX || maos_mp_check(detail, len, &lim)))
+        return fail(c, MAOS_EINVALID_ARG, "detail is not one well-formed msgpack value");
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_AGENT_STATUS, start,
+                         maos_enc_agent_status(&pk, rid, cstr(status),
+                                               (maos_slice){detail, (uint32_t)len}),
+                         &f, &rep)))
+        return rc;
+    free(f);
+    return 0;
+}
+
+int maos_agent_deregister(maos_ctx *c, const char *id)
+{
+    struct maos_ctx_priv *p;
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "id", id)))
+        return rc;
+    p = c->priv;
+    uint64_t rid = take_rid(p);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_AGENT_DEREGISTER, start,
+                         maos_enc_agent_deregister(&pk, rid, cstr(id)), &f, &rep)))
+        return rc;
+    free(f);
+    if (p->agent_mem && p->agent.id.len == strlen(id) &&
+        !memcmp(p->agent.id.ptr, id, p->agent.id.len)) {
+        free(p->agent_mem);
+        p->agent_mem = NULL;
+        memset(&p->agent, 0, sizeof p->agent);
+    }
+    return 0;
+}
+
+/* ---- locks ---------------------------------------------------------------------------- */
+
+/* 1 when the delivery holds the `deleted` event of stream. */
+static int has_deleted(const maos_delivery *d, const char *stream)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->events[i].stream_len == strlen(stream) &&
+            !memcmp(d->events[i].stream, stream, d->events[i].stream_len) &&
+            d->events[i].type_len == 7 && !memcmp(d->events[i].type, "deleted", 7))
+            return 1;
+    return 0;
+}
+
+int maos_lock(maos_ctx *c, const char *name, int wait_ms, uint64_t *token)
+{
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "name", name)))
+        return rc;
+    struct maos_ctx_priv *p = c->priv;
+    char doc[64 + 255], stream[16 + MAOS_KEY_MAX];
+    /* {"owner": client name, "pid": pid} */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const char *owner = p->client_name ? p->client_name : "libmaos-client";
+    size_t ol = strlen(owner) > 255 ? 255 : strlen(owner);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str(&pk, 5);
+    msgpack_pack_str_body(&pk, "owner", 5);
+    msgpack_pack_str(&pk, ol);
+    msgpack_pack_str_body(&pk, owner, ol);
+    msgpack_pack_str(&pk, 3);
+    msgpack_pack_str_body(&pk, "pid", 3);
+    msgpack_pack_int64(&pk, (int64_t)getpid());
+    if (!sb.data || sb.size > sizeof doc) {
+        msgpack_sbuffer_destroy(&sb);
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    size_t dlen = sb.size;
+    memcpy(doc, sb.data, dlen);
+    msgpack_sbuffer_destroy(&sb);
+    snprintf(stream, sizeof stream, "lock-%s", name);
+    long long deadline = wait_ms < 0 ? -1 : now_ms() + wait_ms;
+    for (;;) {
+        rc = maos_put(c, "locks", name, doc, dlen, MAOS_EXPECT_ABSENT, 1, token);
+        if (rc != MAOS_EWRONG_REVISION || wait_ms == 0)
+            return rc;
+        int64_t held;
+        if (!maos_err_actual(c, &held) || held <= 0)
+            return rc;
+        /* wait for the holder's `deleted`, by push, from its revision */
+        uint64_t sub;
+        if ((rc = maos_watch(c, "locks", name, MAOS_WATCH_FROM_REVISION,
+                             (uint64_t)held, &sub)))
+            return rc;
+        int freed = 0;
+        while (!freed) {
+            int left = -1;
+            if (deadline >= 0) {
+                long long l = deadline - now_ms();
+                left = l <= 0 ? 0 : l > INT_MAX ? INT_MAX : (int)l;
+            }
+            maos_delivery *d = NULL;
+            rc = next_of(c, sub, left, &d);
+            if (rc)
+                break;
+            freed = has_deleted(d, stream);
+            maos_delivery_free(d);
+        }
+        int urc = maos_unsubscribe(c, sub);
+        if (rc == MAOS_ETIMEOUT)
+            return fail(c, MAOS_ETIMEOUT, "lock %s is held (token %lld) after %d ms",
+                        name, (long long)held, wait_ms);
+        if (rc)
+            return rc;
+        if (urc)
+            return urc;
+    }
+}
+
+int maos_unlock(maos_ctx *c, const char *name, uint64_t token)
+{
+    return maos_delete(c, "locks", name, (int64_t)token, NULL);
+}
+
+/* ---- sessions -------------------------------------------------------------------------- */
+
+/* UUIDv7 text: 48-bit Unix ms, version 7, variant 10, random rest. */
+static void uuidv7_text(char out[37])
+{
+    uint8_t id[16];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    randombytes_buf(id + 6, 10);
+    for (int i = 5; i >= 0; i--) {
+        id[i] = (uint8_t)ms;
+        ms >>= 8;
+    }
+    id[6] = (uint8_t)(0x70 | (id[6] & 0x0f));
+    id[8] = (uint8_t)(0x80 | (id[8] & 0x3f));
+    maos_uuid_format(id, out);
+}
+
+static void pk_kv_str(msgpack_packer *pk, const char *k, const char *v, size_t vl)
+{
+    msgpack_pack_str(pk, strlen(k));
+    msgpack_pack_str_body(pk, k, strlen(k));
+    msgpack_pack_str(pk, vl);
+    msgpack_pack_str_body(pk, v, vl);
+}
+
+static int64_t now_us_real(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int maos_session_create(maos_ctx *c, const char *id, const void *metadata, size_t len,
+                        char id_out[37], uint64_t *revision)
+{
+    int rc = sync_ready(c);
+    if (rc || (rc = check_doc(c, "metadata", metadata, len, 1)))
+        return rc;
+    char gen[37];
+    if (!id || !*id) {
+        uuidv7_text(gen);
+        id = gen;
+    }
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    pk_kv_str(&pk, "id", id, strlen(id));
+    pk_kv_str(&pk, "state", "open", 4);
+    msgpack_pack_str(&pk, 7);
+    msgpack_pack_str_body(&pk, "created", 7);
+    msgpack_pack_int64(&pk, now_us_real());
+    msgpack_pack_str(&pk, 8);
+    msgpack_pack_str_body(&pk, "metadata", 8);
+    if (len)
+        msgpack_pack_str_body(&pk, metadata, len);
+    else
+        msgpack_pack_map(&pk, 0);
+    if (!sb.data)
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    rc = maos_put(c, "sessions", id, sb.data, sb.size, MAOS_EXPECT_ABSENT, 0, revision);
+    msgpack_sbuffer_destroy(&sb);
+    if (!rc && id_out)
+        snprintf(id_out, 37, "%.36s", id);
+    return rc;
+}
+
+/* The session's document with some top-level fields set (raw msgpack
+ * values), written with compare-and-set on the revision read; again when
+ * someone else wrote it in between. */
+static int session_update(maos_ctx *c, const char *id, const char *const *names,
+                          const maos_slice *vals, int n, uint64_t *revision)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        maos_table_page *pg = NULL;
+        int rc = maos_get(c, "sessions", id, &pg);
+        if (rc)
+            return rc;
+        const maos_entry *e = &pg->entries[0];
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        maos_mpr r;
+        uint32_t m, keep = 0;
+        maos_mpr_init(&r, e->data.ptr, e->data.len);
+        maos_mpr scan = r;
+        if (maos_mpr_map(&scan, &m)) {
+            maos_table_page_free(pg);
+            return fail(c, MAOS_EPROTO, "session document is not a map");
+        }
+        maos_mpr_map(&r, &m);
+        for (int pass = 0; pass < 2; pass++) {
+            maos_mpr it = r;
+            if (pass == 1)
+                msgpack_pack_map(&pk, keep + (uint32_t)n);
+            for (uint32_t i = 0; i < m; i++) {
+                maos_slice k, v, ks;
+                maos_mpr_skip(&it, &k);
+                maos_mpr_skip(&it, &v);
+                maos_mpr kr;
+                maos_mpr_init(&kr, k.ptr, k.len);
+                int over = 0;
+                if (maos_mpr_str(&kr, &ks) == 0)
+                    for (int j = 0; j < n; j++)
+                        over |= ks.len == strlen(names[j]) && !memcmp(ks.ptr, names[j], ks.len);
+                if (over)
+                    continue;
+                if (pass == 0)
+                    keep++;
+                else {
+                    msgpack_pack_str_body(&pk, k.ptr, k.len);
+                    msgpack_pack_str_body(&pk, v.ptr, v.len);
+                }
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            msgpack_pack_str(&pk, strlen(names[j]));
+            msgpack_pack_str_body(&pk, names[j], strlen(names[j]));
+            msgpack_pack_str_body(&pk, vals[j].ptr, vals[j].len);
+        }
+        uint64_t rev = e->revision;
+        maos_table_page_free(pg);
+        if (!sb.data)
+            return fail(c, MAOS_ENOMEM, "out of memory");
+        rc = maos_put(c, "sessions", id, sb.data, sb.size, (int64_t)rev, 0, revision);
+        msgpack_sbuffer_destroy(&sb);
+        if (rc != MAOS_EWRONG_REVISION)
+            return rc;
+    }
+    return fail(c, MAOS_ECONFLICT, "session %s kept changing under 100 attempts", id);
+}
+
+int maos_session_close(maos_ctx *c, const char *id, const void *result, size_t len,
+                       uint64_t *revision)
+{
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "id", id)))
+        return rc;
+    maos_limits lim = {0};
+    maos_limits_defaults(&lim);
+    if (len && (!result || len > UINT32_MAX || maos_mp_check(result, len, &lim)))
+        return fail(c, MAOS_EINVALID_ARG, "result is not one well-formed msgpack value");
+    char st[8], tm[16];
+    st[0] = (char)0xa6;
+    memcpy(st + 1, "closed", 6);
+    int64_t now = now_us_real();
+    tm[0] = (char)0xd3;
+    for (int i = 0; i < 8; i++)
+        tm[1 + i] = (char)((uint64_t)now >> (56 - 8 * i));
+    const char *names[3] = {"state", "closed", "result"};
+    maos_slice vals[3] = {{st, 7}, {tm, 9}, {result, (uint32_t)len}};
+    return session_update(c, id, names, vals, len ? 3 : 2, revision);
+}
+
+int maos_session_update(maos_ctx *c, const char *id, const void *metadata, size_t len,
+                        uint64_t *revision)
+{
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "id", id)) ||
+        (rc = check_doc(c, "metadata", metadata, len, 0)))
+        return rc;
+    const char *names[1] = {"metadata"};
+    maos_slice vals[1] = {{metadata, (uint32_t)len}};
+    return session_update(c, id, names, vals, 1, revision);
 }

@@ -509,7 +509,10 @@ int maosd_check_agent_register(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     if (found < 0)
         return found;
     const maos_item_in *it = &w->req.items[i];
-    if (found && e.bound_conn && e.bound_conn != w->who.conn_id && pid_alive(e.bound_pid))
+    /* a live holder keeps it; the same process registering again (a
+     * client library reconnecting) takes it over */
+    if (found && e.bound_conn && e.bound_conn != w->who.conn_id &&
+        e.bound_pid != (uint32_t)w->who.pid && pid_alive(e.bound_pid))
         return maosd_wfail(w, MAOS_ECONFLICT, item_index(w, i),
                            "agent %.*s is registered by pid %u (a live connection)",
                            (int)it->key.len, it->key.ptr, e.bound_pid);

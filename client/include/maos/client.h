@@ -553,6 +553,12 @@ typedef struct maos_delivery {
     size_t channel_len;
     const void *payload;   /* message: one raw msgpack value */
     size_t payload_len;
+    /* MAOS_PUSH_ENTRIES (a watch's entries as of `revision`, in pages;
+     * more == 0 on the last page; its changes follow as EVENTS) */
+    size_t n_entries;
+    maos_entry *entries;   /* views into the delivery */
+    uint64_t revision;
+    int more;
     void *mem_;            /* private */
 } maos_delivery;
 
@@ -635,6 +641,147 @@ int maos_next(maos_ctx *c, int timeout_ms, maos_delivery **out);
 
 /* Number of deliveries queued on the context. */
 size_t maos_queued(const maos_ctx *c);
+
+/* ---- tables ------------------------------------------------------------------ */
+
+/*
+ * Tables (PROTOCOL.md "Tables"): `sessions`, `agents`, `locks` and user
+ * tables `kv.NAME` (created on first use).  An entry is a key (1..512
+ * bytes of UTF-8) and a document (one msgpack map), with its revision (the
+ * log position of the event that recorded its last change: every put and
+ * delete appends `put` / `deleted` to the stream `kv.NAME-KEY`,
+ * `session-KEY`, `agent-KEY` or `lock-KEY`), its created revision and
+ * times.  maos_entry (maos/proto.h) is the entry as read: its slices are
+ * views into the page or delivery that holds it.
+ *
+ * expect (put, delete): MAOS_EXPECT_ANY, MAOS_EXPECT_ABSENT (must not
+ * exist), MAOS_EXPECT_EXISTS, or a revision (compare-and-set).  A mismatch
+ * is MAOS_EWRONG_REVISION, and maos_err_actual gives the current revision
+ * (-1 when absent); get and delete of a missing entry are MAOS_ENOT_FOUND.
+ * The agents table is written by the agent calls below only.
+ */
+
+/* Entries read (get: n == 1; list: a page).  Freed by
+ * maos_table_page_free.  has_next: pass next (a key, NUL-terminated, owned
+ * by the page) as `after` for the next page.  revision: the log head the
+ * page was read at (one consistent snapshot per page). */
+typedef struct maos_table_page {
+    size_t n;
+    maos_entry *entries;
+    int has_next;
+    const char *next;
+    uint64_t revision;
+    void *mem_;          /* private */
+} maos_table_page;
+
+void maos_table_page_free(maos_table_page *p);
+
+/* Write doc (one msgpack map, len bytes) at table/key.  bind: the entry
+ * lives as long as this connection (deleted by maosd when it closes, for
+ * whatever reason).  *revision (may be NULL): the new revision.  Errors:
+ * MAOS_EWRONG_REVISION (maos_err_actual), MAOS_EINVALID_NAME (table, key),
+ * MAOS_EINVALID_ARG (doc not a map), MAOS_EUNAUTHORIZED (agents),
+ * MAOS_EBUSY, connection errors. */
+int maos_put(maos_ctx *c, const char *table, const char *key, const void *doc,
+             size_t len, int64_t expect, int bind, uint64_t *revision);
+/* One entry as a page of one.  MAOS_ENOT_FOUND when absent. */
+int maos_get(maos_ctx *c, const char *table, const char *key, maos_table_page **out);
+/* Delete; *revision: that of the `deleted` event. */
+int maos_delete(maos_ctx *c, const char *table, const char *key, int64_t expect,
+                uint64_t *revision);
+/* Entries with keys starting with prefix (NULL/"": all), after the key
+ * `after` (NULL: from the first), at most limit (0: 1000; capped at
+ * 10,000), whose document matches where (a msgpack map field -> value,
+ * NULL/0: all; a field matches when equal, or when it is an array that
+ * contains the value). */
+int maos_list(maos_ctx *c, const char *table, const char *prefix, const char *after,
+              const void *where, size_t where_len, uint32_t limit,
+              maos_table_page **out);
+int maos_count(maos_ctx *c, const char *table, const char *prefix, const void *where,
+               size_t where_len, uint64_t *count, uint64_t *revision);
+/*
+ * Watch a table's entries with keys starting with prefix, as a
+ * subscription (same ids, deliveries, maos_next / maos_process,
+ * maos_unsubscribe):
+ *   MAOS_WATCH_FROM_ENTRIES, 0   first MAOS_PUSH_ENTRIES deliveries (the
+ *                                entries as of one revision, in pages),
+ *                                then every later change
+ *   MAOS_WATCH_FROM_REVISION, R  the changes after revision R
+ *   MAOS_WATCH_FROM_NOW, 0       changes from now
+ * Changes are MAOS_PUSH_EVENTS deliveries of the entries' streams, types
+ * `put` and `deleted`, data {table, key, data, created_revision, bound};
+ * an event's position is the entry's new revision.  After a reconnect
+ * the watch goes on after the last change delivered (its entries are not
+ * sent again).
+ */
+int maos_watch(maos_ctx *c, const char *table, const char *prefix, int from_kind,
+               uint64_t revision, uint64_t *sub);
+/* One atomic write of appends, puts, deletes and checkpoints
+ * (maos_item_in of maos/proto.h; 1..100): all or nothing.  revisions
+ * (NULL, or n of them): per item, the revision written (APPEND: the first
+ * position).  A refusal names the item: maos_err_index. */
+int maos_txn_items(maos_ctx *c, const maos_item_in *items, size_t n,
+                   uint64_t *revisions);
+
+/* ---- agents, locks, sessions --------------------------------------------------- */
+
+/* An agent to register.  Strings NUL-terminated (NULL: absent); details
+ * one msgpack map (NULL/0: {}).  Only read during the call. */
+typedef struct maos_agent_spec {
+    const char *id;       /* key rules */
+    const char *session;  /* the session it works in (key rules), or NULL */
+    const char *name, *kind;
+    const char *const *tags; /* capabilities, n_tags strings */
+    size_t n_tags;
+    const void *details;
+    size_t details_len;
+} maos_agent_spec;
+
+/*
+ * Register this connection's agent: the agents entry `id`, status
+ * "online", bound to the connection: when it closes (exit, crash,
+ * SIGKILL) maosd marks it "offline" with last_seen.  One agent per
+ * context; the library registers it again after a reconnect.  Events
+ * appended on this context then carry meta.agent = id, stamped by maosd.
+ * Errors: MAOS_ECONFLICT (the id is held by another live process: the
+ * message names its pid), MAOS_EINVALID_NAME, MAOS_EBAD_REQUEST.
+ */
+int maos_agent_register(maos_ctx *c, const maos_agent_spec *a, uint64_t *revision);
+/* Set this context's agent's status ("idle", "busy", any 1..64 bytes) and
+ * detail (one msgpack value, NULL/0: none).  MAOS_ENOT_FOUND without one. */
+int maos_agent_status(maos_ctx *c, const char *status, const void *detail, size_t len);
+/* Remove an agent entry: this context's own, or an offline one
+ * (MAOS_EUNAUTHORIZED for another live connection's). */
+int maos_agent_deregister(maos_ctx *c, const char *id);
+
+/*
+ * Locks: the entry `locks`/name, bound to this connection, created only
+ * when absent; *token (the entry's revision) is the fencing token, higher
+ * for every later holder.  wait_ms: 0 try once (MAOS_EWRONG_REVISION when
+ * held, maos_err_actual = the holder's token); > 0 or < 0 (forever): wait
+ * to be told by push that the holder went away (unlock, exit, crash), then
+ * try again; MAOS_ETIMEOUT (not sticky) when the wait ends first.  The
+ * lock is freed by maos_unlock, or when the connection closes.  Other
+ * subscriptions' deliveries stay queued while it waits.
+ */
+int maos_lock(maos_ctx *c, const char *name, int wait_ms, uint64_t *token);
+int maos_unlock(maos_ctx *c, const char *name, uint64_t token);
+
+/*
+ * Sessions: entries of `sessions` with the document {id, state: "open" |
+ * "closed", created, closed?, result?, metadata}.  create: id NULL makes a
+ * UUIDv7; id_out (NULL or 37 bytes) gets it.  close sets state "closed",
+ * the time and result (one msgpack value, NULL/0: none); update replaces
+ * metadata (a map).  Both compare-and-set on the revision they read.
+ * List by state with maos_list(c, "sessions", ..., where {state: ...}).
+ * Events of a session carry meta.session = its id (the caller's choice).
+ */
+int maos_session_create(maos_ctx *c, const char *id, const void *metadata, size_t len,
+                        char id_out[37], uint64_t *revision);
+int maos_session_close(maos_ctx *c, const char *id, const void *result, size_t len,
+                       uint64_t *revision);
+int maos_session_update(maos_ctx *c, const char *id, const void *metadata, size_t len,
+                        uint64_t *revision);
 
 /* ---- event-loop integration -------------------------------------------------- */
 
