@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -50,7 +51,8 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
 
 enum opt_id {
     O_EXPECT, O_ID, O_META, O_BATCH, O_FROM, O_BACKWARD, O_LIMIT, O_STREAM,
-    O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O__COUNT
+    O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O_WAIT, O_SESSION,
+    O_STATUS, O_NAME, O_KIND, O_STATE, O__COUNT
 };
 
 struct option_def {
@@ -62,8 +64,12 @@ struct option_def {
 
 static const struct option_def options[O__COUNT] = {
     [O_EXPECT] = {"expect", "V", 0,
-                  "expected stream version: a number, any (default), no_stream or exists"},
-    [O_ID] = {"id", "UUID", 0, "event id (UUID text); default: the server makes a UUIDv7"},
+                  "append: expected stream version, a number, any (default), no_stream\n"
+                  "or exists; kv put/del: expected revision, a number, any (default),\n"
+                  "absent or exists"},
+    [O_ID] = {"id", "ID", 0,
+              "append: event id (UUID text; default: the server makes a UUIDv7);\n"
+              "session create, agent run: the session's / agent's id"},
     [O_META] = {"meta", "JSON", 0, "event meta data, a JSON object"},
     [O_BATCH] = {"batch", "FILE", 0,
                  "append the JSON Lines of FILE (- for stdin), one object\n"
@@ -85,6 +91,14 @@ static const struct option_def options[O__COUNT] = {
     [O_COUNT] = {"count", "N", 0,
                  "exit 0 after N events (tail) or messages (listen); with --timeout S,\n"
                  "S seconds without one before N exits 1"},
+    [O_WAIT] = {"wait", "S", 0,
+                "lock: wait at most S seconds for the holder to go (default: for\n"
+                "ever; 0: try once)"},
+    [O_SESSION] = {"session", "S", 0, "the session (agent run), or only agents of S"},
+    [O_STATUS] = {"status", "S", 0, "only agents with status S (online, offline, ...)"},
+    [O_NAME] = {"name", "N", 0, "agent run: the agent's name"},
+    [O_KIND] = {"kind", "K", 0, "agent run: the agent's kind"},
+    [O_STATE] = {"state", "S", 0, "only sessions in state S (open, closed)"},
 };
 
 #define OPT(x) (1u << (x))
@@ -126,6 +140,10 @@ static int cmd_tail(struct args *a);
 static int cmd_publish(struct args *a);
 static int cmd_listen(struct args *a);
 static int cmd_checkpoint(struct args *a);
+static int cmd_kv(struct args *a);
+static int cmd_lock(struct args *a);
+static int cmd_session(struct args *a);
+static int cmd_agent(struct args *a);
 
 #define FILTER_OPTS                                                                \
     (OPT(O_STREAM) | OPT(O_PREFIX) | OPT(O_CATEGORY) | OPT(O_TYPE) | OPT(O_SINCE) |  \
@@ -177,6 +195,42 @@ static const struct command commands[] = {
      "agent processed); a missing one exits 1 with NOT_FOUND."},
     {"streams", cmd_streams, "[--prefix P]", "list streams with head version and count",
      OPT(O_PREFIX), 0, 0, NULL},
+    {"kv", cmd_kv,
+     "get TABLE KEY\n"
+     "       maosctl kv put TABLE KEY JSON [--expect REV|absent|exists]\n"
+     "       maosctl kv del TABLE KEY [--expect REV]\n"
+     "       maosctl kv list TABLE [PREFIX] [--limit N]\n"
+     "       maosctl kv watch TABLE [PREFIX] [--from REV|now] [--count N] [--timeout S]",
+     "read and write key-value tables (TABLE is kv.TABLE on the wire)",
+     OPT(O_EXPECT) | OPT(O_LIMIT) | OPT(O_FROM) | OPT(O_COUNT), 2, 4,
+     "An entry prints as KEY  REVISION  JSON (with --json: {\"table\",\"key\",\n"
+     "\"revision\",\"created_revision\",\"created\",\"updated\",\"data\",\n"
+     "\"bound\"}).  put/del print the new revision.  A failed --expect exits 1\n"
+     "(WRONG_REVISION, with the actual revision).  watch prints the entries,\n"
+     "then every change as put/deleted KEY REVISION JSON; --from REV: only the\n"
+     "changes after revision REV; --from now: only new ones."},
+    {"lock", cmd_lock, "NAME [--wait S] -- COMMAND [ARGS...]",
+     "run COMMAND while holding the lock NAME (like flock(1))",
+     OPT(O_WAIT), 2, 100000,
+     "Takes the lock (waiting, told by push when the holder goes), runs COMMAND\n"
+     "with MAOS_LOCK_TOKEN set to the fencing token, releases the lock and exits\n"
+     "with COMMAND's status.  If maosctl dies, maosd frees the lock.  Exit 1\n"
+     "when --wait ran out."},
+    {"session", cmd_session,
+     "create [--id ID] [METADATA_JSON] | list [--state S] | show ID | close ID [RESULT_JSON]",
+     "create, list, show and close sessions", OPT(O_ID) | OPT(O_STATE), 1, 3,
+     "create prints the session id (a UUIDv7 unless --id).  Events of a session\n"
+     "carry meta.session = ID by convention; its agents name it in --session."},
+    {"agent", cmd_agent,
+     "list [--session S] [--status S] | show ID\n"
+     "       maosctl agent run --id ID [--session S] [--name N] [--kind K] -- COMMAND...",
+     "list agents, or run COMMAND as a registered agent", OPT(O_ID) | OPT(O_SESSION) |
+     OPT(O_STATUS) | OPT(O_NAME) | OPT(O_KIND), 1, 100000,
+     "An agent prints as ID  STATUS  SESSION  LAST_SEEN (with --json: its whole\n"
+     "entry).  run registers ID (online), runs COMMAND and exits with its status;\n"
+     "the agent is offline as soon as COMMAND exits or maosctl dies: how a shell\n"
+     "script or any program gets liveness.  Events COMMAND appends itself are\n"
+     "not stamped (they come over other connections)."},
     {"stats", cmd_stats, "", "print the daemon's counters", 0, 0, 0, NULL},
     {"verify", cmd_verify, "",
      "check the whole log: dense positions and the BLAKE2b hash chain", 0, 0, 0,
@@ -256,6 +310,8 @@ static int report(maos_ctx *c, const char *what)
     fprintf(stderr, "maosctl: %s: %s: %s", what, maos_err_name(c->err), c->errstr);
     if (c->err == MAOS_EWRONG_EXPECTED_VERSION && maos_err_actual(c, &actual))
         fprintf(stderr, " (actual version: %" PRId64 ")", actual);
+    if (c->err == MAOS_EWRONG_REVISION && maos_err_actual(c, &actual))
+        fprintf(stderr, " (actual revision: %" PRId64 ")", actual);
     if (c->err == MAOS_ETIMEOUT)
         fputs("; --timeout S changes the bound", stderr);
     fputc('\n', stderr);
@@ -1237,6 +1293,473 @@ static int cmd_checkpoint(struct args *a)
 }
 
 /* ---- main ----------------------------------------------------------------------- */
+
+
+/* ---- tables: kv, lock, session, agent ------------------------------------------- */
+
+/* JSON text of a document (one msgpack value); "(undisplayable)" when not. */
+static char *doc_text(maos_slice d)
+{
+    char *t = NULL;
+    if (maos_msgpack_to_json_text(d.ptr, d.len, &t))
+        return strdup("(undisplayable)");
+    return t;
+}
+
+static json_t *time_json(int64_t us)
+{
+    char t[40];
+    if (maos_time_format(us, t, sizeof t) < 0)
+        return json_integer(us);
+    return json_string(t);
+}
+
+/* The one JSON form of an entry. */
+static json_t *entry_json(const maos_entry *e)
+{
+    json_t *data = NULL;
+    if (maos_msgpack_to_json(e->data.ptr, e->data.len, &data))
+        data = json_null();
+    return json_pack("{s:s%,s:s%,s:I,s:I,s:o,s:o,s:o,s:b}", "table", e->table.ptr,
+                     (size_t)e->table.len, "key", e->key.ptr, (size_t)e->key.len,
+                     "revision", (json_int_t)e->revision, "created_revision",
+                     (json_int_t)e->created_revision, "created", time_json(e->created),
+                     "updated", time_json(e->updated), "data", data, "bound", e->bound);
+}
+
+static void print_entry(const struct args *a, const maos_entry *e)
+{
+    if (a->json) {
+        print_json_line(entry_json(e));
+        return;
+    }
+    char *t = doc_text(e->data);
+    printf("%.*s  %" PRIu64 "  %s\n", (int)e->key.len, e->key.ptr, e->revision,
+           t ? t : "");
+    free(t);
+}
+
+/* --expect of kv: REV, any, absent, exists. */
+static int parse_rev_expect(const char *s, int64_t *out)
+{
+    uint64_t v;
+    if (!s || strcmp(s, "any") == 0)
+        *out = MAOS_EXPECT_ANY;
+    else if (strcmp(s, "absent") == 0)
+        *out = MAOS_EXPECT_ABSENT;
+    else if (strcmp(s, "exists") == 0)
+        *out = MAOS_EXPECT_EXISTS;
+    else if (parse_u64(s, &v) == 0 && v <= (uint64_t)INT64_MAX)
+        *out = (int64_t)v;
+    else
+        return -1;
+    return 0;
+}
+
+static int json_arg(const char *text, const char *what, char **mp, size_t *len)
+{
+    char why[256] = "";
+    if (maos_json_text_to_msgpack(text, strlen(text), mp, len, why, sizeof why)) {
+        usage_error("%s is not JSON: %s", what, why);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static void print_revision(const struct args *a, const char *what, uint64_t rev)
+{
+    if (a->json)
+        print_json_line(json_pack("{s:s,s:I}", "op", what, "revision", (json_int_t)rev));
+    else
+        printf("revision %" PRIu64 "\n", rev);
+}
+
+/* Every entry of table (prefix, where), page by page, up to limit (0: all). */
+static int print_all_entries(struct args *a, maos_ctx *c, const char *table,
+                             const char *prefix, const char *where, size_t where_len,
+                             uint64_t limit)
+{
+    char *after = NULL;
+    uint64_t shown = 0;
+    int rc = 0;
+    for (;;) {
+        maos_table_page *pg = NULL;
+        if (maos_list(c, table, prefix, after, where, where_len, 0, &pg)) {
+            rc = report(c, "list");
+            break;
+        }
+        for (size_t i = 0; i < pg->n && (!limit || shown < limit); i++, shown++)
+            print_entry(a, &pg->entries[i]);
+        free(after);
+        after = pg->has_next ? strdup(pg->next) : NULL;
+        maos_table_page_free(pg);
+        if (!after || (limit && shown >= limit))
+            break;
+    }
+    free(after);
+    return rc;
+}
+
+static int kv_item(struct args *a, const maos_delivery *d, uint64_t want)
+{
+    (void)want;
+    int items = 0;
+    for (size_t i = 0; i < d->n_entries; i++, items++)
+        print_entry(a, &d->entries[i]);
+    for (size_t i = 0; i < d->n; i++, items++) {
+        const maos_event *e = &d->events[i];
+        /* data {table, key, data, created_revision, bound} */
+        json_t *ev = NULL;
+        if (maos_msgpack_to_json(e->data, e->data_len, &ev))
+            continue;
+        json_t *key = json_object_get(ev, "key"), *doc = json_object_get(ev, "data");
+        if (a->json) {
+            print_json_line(json_pack("{s:s%,s:O,s:I,s:O,s:o}", "op", e->type,
+                                      e->type_len, "key", key ? key : json_null(),
+                                      "revision", (json_int_t)e->position, "data",
+                                      doc ? doc : json_null(), "time",
+                                      time_json(e->time)));
+        } else {
+            char *t = NULL;
+            if (doc)
+                maos_json_dump(doc, &t);
+            printf("%.*s  %s  %" PRIu64 "  %s\n", (int)e->type_len, e->type,
+                   json_is_string(key) ? json_string_value(key) : "?", e->position,
+                   t ? t : "");
+            free(t);
+        }
+        json_decref(ev);
+    }
+    fflush(stdout);
+    return items;
+}
+
+static int cmd_kv(struct args *a)
+{
+    const char *sub = a->pos[0];
+    char table[3 + 256];
+    if (strlen(a->pos[1]) > 200) {
+        usage_error("table name too long");
+        return EXIT_USAGE;
+    }
+    snprintf(table, sizeof table, "kv.%s", a->pos[1]);
+    int64_t expect;
+    if (parse_rev_expect(a->set[O_EXPECT] ? a->val[O_EXPECT] : NULL, &expect)) {
+        usage_error("bad --expect '%s' (a revision, any, absent or exists)",
+                    a->val[O_EXPECT]);
+        return EXIT_USAGE;
+    }
+    int need = !strcmp(sub, "put") ? 4 : !strcmp(sub, "get") || !strcmp(sub, "del") ? 3
+               : !strcmp(sub, "list") || !strcmp(sub, "watch") ? 2 : 0;
+    if (!need) {
+        usage_error("unknown kv command '%s' (get, put, del, list, watch)", sub);
+        return EXIT_USAGE;
+    }
+    if (a->npos < need || a->npos > (need == 2 ? 3 : need)) {
+        usage_error("kv %s: wrong number of arguments", sub);
+        return EXIT_USAGE;
+    }
+    char *doc = NULL;
+    size_t doclen = 0;
+    int rc;
+    if (need == 4 && (rc = json_arg(a->pos[3], "the document", &doc, &doclen)))
+        return rc;
+    struct watch w;
+    int from_kind = MAOS_WATCH_FROM_ENTRIES;
+    uint64_t from = 0, limit = 0;
+    if (!strcmp(sub, "watch")) {
+        if (parse_watch(a, &w)) {
+            free(doc);
+            return EXIT_USAGE;
+        }
+        if (a->set[O_FROM]) {
+            if (!strcmp(a->val[O_FROM], "now"))
+                from_kind = MAOS_WATCH_FROM_NOW;
+            else if (parse_u64(a->val[O_FROM], &from) == 0)
+                from_kind = MAOS_WATCH_FROM_REVISION;
+            else {
+                usage_error("bad --from '%s' (a revision or now)", a->val[O_FROM]);
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if (a->set[O_LIMIT] && parse_u64(a->val[O_LIMIT], &limit)) {
+        usage_error("bad --limit '%s'", a->val[O_LIMIT]);
+        free(doc);
+        return EXIT_USAGE;
+    }
+    maos_ctx *c;
+    if ((rc = connect_to(a, &c))) {
+        free(doc);
+        return rc;
+    }
+    const char *key = a->npos > 2 ? a->pos[2] : "";
+    uint64_t rev = 0;
+    if (!strcmp(sub, "get")) {
+        maos_table_page *pg = NULL;
+        if (maos_get(c, table, key, &pg))
+            rc = report(c, "kv get");
+        else
+            print_entry(a, &pg->entries[0]);
+        maos_table_page_free(pg);
+    } else if (!strcmp(sub, "put")) {
+        if (maos_put(c, table, key, doc, doclen, expect, 0, &rev))
+            rc = report(c, "kv put");
+        else
+            print_revision(a, "put", rev);
+    } else if (!strcmp(sub, "del")) {
+        if (maos_delete(c, table, key, expect, &rev))
+            rc = report(c, "kv del");
+        else
+            print_revision(a, "deleted", rev);
+    } else if (!strcmp(sub, "list")) {
+        rc = print_all_entries(a, c, table, key, NULL, 0, limit);
+    } else {
+        maos_set_reconnect(c, 1, 0);
+        if (maos_watch(c, table, key, from_kind, from, NULL))
+            rc = report(c, "kv watch");
+        else
+            rc = watch_loop(a, c, &w, "kv watch", kv_item);
+    }
+    free(doc);
+    maos_free(c);
+    return rc;
+}
+
+/* Run argv (NULL-terminated) with extra environment name=value; its exit
+ * status (128 + signal when killed), or 127 when it could not start. */
+static int run_child(char **argv, const char *name, const char *value)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "maosctl: fork: %s\n", strerror(errno));
+        return 127;
+    }
+    if (pid == 0) {
+        if (name)
+            setenv(name, value, 1);
+        execvp(argv[0], argv);
+        fprintf(stderr, "maosctl: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return 127;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int cmd_lock(struct args *a)
+{
+    int wait_ms = -1, rc;
+    if (a->set[O_WAIT]) {
+        char *end;
+        double sec = strtod(a->val[O_WAIT], &end);
+        if (*end || sec < 0 || sec > 86400.0 * 24) {
+            usage_error("bad --wait '%s' (seconds)", a->val[O_WAIT]);
+            return EXIT_USAGE;
+        }
+        wait_ms = (int)(sec * 1000 + 0.5);
+    }
+    maos_ctx *c;
+    if ((rc = connect_to(a, &c)))
+        return rc;
+    uint64_t token;
+    if (maos_lock(c, a->pos[0], wait_ms, &token)) {
+        rc = report(c, "lock");
+        maos_free(c);
+        return rc == EXIT_CONNECT ? rc : EXIT_REFUSED;
+    }
+    char tok[24];
+    snprintf(tok, sizeof tok, "%" PRIu64, token);
+    fprintf(stderr, "maosctl: lock %s held (fencing token %s)\n", a->pos[0], tok);
+    rc = run_child(&a->pos[1], "MAOS_LOCK_TOKEN", tok);
+    if (maos_unlock(c, a->pos[0], token))
+        report(c, "unlock"); /* the connection's close frees it anyway */
+    maos_free(c);
+    return rc;
+}
+
+static int cmd_session(struct args *a)
+{
+    const char *sub = a->pos[0];
+    maos_ctx *c;
+    int rc;
+    char *mp = NULL;
+    size_t mlen = 0;
+    int create = !strcmp(sub, "create"), close_ = !strcmp(sub, "close");
+    if (!create && !close_ && strcmp(sub, "list") && strcmp(sub, "show")) {
+        usage_error("unknown session command '%s' (create, list, show, close)", sub);
+        return EXIT_USAGE;
+    }
+    if ((!strcmp(sub, "show") || close_) && a->npos < 2) {
+        usage_error("session %s needs an ID", sub);
+        return EXIT_USAGE;
+    }
+    const char *json = create ? (a->npos > 1 ? a->pos[1] : NULL)
+                       : close_ ? (a->npos > 2 ? a->pos[2] : NULL) : NULL;
+    if (json && (rc = json_arg(json, create ? "the metadata" : "the result", &mp, &mlen)))
+        return rc;
+    if ((rc = connect_to(a, &c))) {
+        free(mp);
+        return rc;
+    }
+    if (create) {
+        char id[37];
+        if (maos_session_create(c, a->set[O_ID] ? a->val[O_ID] : NULL, mp, mlen, id, NULL))
+            rc = report(c, "session create");
+        else if (a->json)
+            print_json_line(json_pack("{s:s}", "id", id));
+        else
+            printf("%s\n", id);
+    } else if (close_) {
+        uint64_t rev;
+        if (maos_session_close(c, a->pos[1], mp, mlen, &rev))
+            rc = report(c, "session close");
+        else
+            print_revision(a, "closed", rev);
+    } else if (!strcmp(sub, "show")) {
+        maos_table_page *pg = NULL;
+        if (maos_get(c, "sessions", a->pos[1], &pg))
+            rc = report(c, "session show");
+        else
+            print_entry(a, &pg->entries[0]);
+        maos_table_page_free(pg);
+    } else {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        if (a->set[O_STATE]) {
+            const char *st = a->val[O_STATE];
+            msgpack_pack_map(&pk, 1);
+            msgpack_pack_str(&pk, 5);
+            msgpack_pack_str_body(&pk, "state", 5);
+            msgpack_pack_str(&pk, strlen(st));
+            msgpack_pack_str_body(&pk, st, strlen(st));
+        }
+        rc = print_all_entries(a, c, "sessions", "", sb.data, sb.size, 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    free(mp);
+    maos_free(c);
+    return rc;
+}
+
+static void print_agent(const struct args *a, const maos_entry *e)
+{
+    json_t *o = entry_json(e);
+    json_t *d = json_object_get(o, "data");
+    if (a->json) {
+        /* the agent: its document, with the entry's revision */
+        json_t *ag = json_deep_copy(d);
+        if (ag) {
+            json_object_set_new(ag, "revision", json_integer((json_int_t)e->revision));
+            json_t *ls = json_object_get(ag, "last_seen");
+            if (json_is_integer(ls))
+                json_object_set_new(ag, "last_seen", time_json(json_integer_value(ls)));
+        }
+        print_json_line(ag);
+    } else {
+        json_t *ls = json_object_get(d, "last_seen");
+        json_t *lst = json_is_integer(ls) ? time_json(json_integer_value(ls)) : NULL;
+        const char *sess = json_string_value(json_object_get(d, "session"));
+        printf("%.*s  %s  %s  %s\n", (int)e->key.len, e->key.ptr,
+               json_string_value(json_object_get(d, "status"))
+                   ? json_string_value(json_object_get(d, "status"))
+                   : "?",
+               sess ? sess : "-", lst ? json_string_value(lst) : "-");
+        json_decref(lst);
+    }
+    json_decref(o);
+}
+
+static int cmd_agent(struct args *a)
+{
+    const char *sub = a->pos[0];
+    maos_ctx *c;
+    int rc;
+    if (!strcmp(sub, "run")) {
+        if (!a->set[O_ID] || a->npos < 2) {
+            usage_error("agent run needs --id ID and -- COMMAND");
+            return EXIT_USAGE;
+        }
+        if ((rc = connect_to(a, &c)))
+            return rc;
+        maos_agent_spec sp = {.id = a->val[O_ID],
+                              .session = a->set[O_SESSION] ? a->val[O_SESSION] : NULL,
+                              .name = a->set[O_NAME] ? a->val[O_NAME] : NULL,
+                              .kind = a->set[O_KIND] ? a->val[O_KIND] : NULL};
+        if (maos_agent_register(c, &sp, NULL)) {
+            rc = report(c, "agent run");
+            maos_free(c);
+            return rc;
+        }
+        rc = run_child(&a->pos[1], "MAOS_AGENT_ID", a->val[O_ID]);
+        maos_free(c); /* the connection closes: the agent is offline */
+        return rc;
+    }
+    if (strcmp(sub, "list") && strcmp(sub, "show")) {
+        usage_error("unknown agent command '%s' (list, show, run)", sub);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(sub, "show") && a->npos < 2) {
+        usage_error("agent show needs an ID");
+        return EXIT_USAGE;
+    }
+    if ((rc = connect_to(a, &c)))
+        return rc;
+    if (!strcmp(sub, "show")) {
+        maos_table_page *pg = NULL;
+        if (maos_get(c, "agents", a->pos[1], &pg))
+            rc = report(c, "agent show");
+        else
+            print_agent(a, &pg->entries[0]);
+        maos_table_page_free(pg);
+        maos_free(c);
+        return rc;
+    }
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int n = a->set[O_SESSION] + a->set[O_STATUS];
+    if (n) {
+        msgpack_pack_map(&pk, (size_t)n);
+        if (a->set[O_SESSION]) {
+            msgpack_pack_str(&pk, 7);
+            msgpack_pack_str_body(&pk, "session", 7);
+            msgpack_pack_str(&pk, strlen(a->val[O_SESSION]));
+            msgpack_pack_str_body(&pk, a->val[O_SESSION], strlen(a->val[O_SESSION]));
+        }
+        if (a->set[O_STATUS]) {
+            msgpack_pack_str(&pk, 6);
+            msgpack_pack_str_body(&pk, "status", 6);
+            msgpack_pack_str(&pk, strlen(a->val[O_STATUS]));
+            msgpack_pack_str_body(&pk, a->val[O_STATUS], strlen(a->val[O_STATUS]));
+        }
+    }
+    char *after = NULL;
+    for (;;) {
+        maos_table_page *pg = NULL;
+        if (maos_list(c, "agents", "", after, sb.data, sb.size, 0, &pg)) {
+            rc = report(c, "agent list");
+            break;
+        }
+        for (size_t i = 0; i < pg->n; i++)
+            print_agent(a, &pg->entries[i]);
+        free(after);
+        after = pg->has_next ? strdup(pg->next) : NULL;
+        maos_table_page_free(pg);
+        if (!after)
+            break;
+    }
+    free(after);
+    msgpack_sbuffer_destroy(&sb);
+    maos_free(c);
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
