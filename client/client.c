@@ -2478,7 +2478,8 @@ int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user)
         if (!nd)
             break; /* a callback unsubscribed what was left */
         void (*cb)(maos_ctx *, const maos_delivery *, void *) =
-            nd->d.kind == MAOS_PUSH_EVENTS    ? h->on_events
+            nd->d.kind == MAOS_PUSH_EVENTS || nd->d.kind == MAOS_PUSH_ENTRIES
+                                              ? h->on_events
             : nd->d.kind == MAOS_PUSH_MESSAGE ? h->on_message
                                               : h->on_state;
         if (cb)

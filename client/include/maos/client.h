@@ -534,7 +534,8 @@ void maos_reply_msg_free(maos_reply_msg *m);
  *   MAOS_PUSH_FELL_BEHIND  this connection read too slowly; the daemon went
  *                          back to reading from disk (still gap-free) and
  *                          sends CAUGHT_UP again when it is live
- *   MAOS_PUSH_MESSAGE      a channel message */
+ *   MAOS_PUSH_MESSAGE      a channel message
+ *   MAOS_PUSH_ENTRIES      a watch's entries (maos_watch) */
 
 /*
  * One push.  Allocated by the library, freed by the caller with
@@ -793,6 +794,7 @@ int maos_session_update(maos_ctx *c, const char *id, const void *metadata, size_
  * maos_free and maos_process.
  */
 typedef struct maos_push_handlers {
+    /* events, and a watch's entries (d->kind MAOS_PUSH_ENTRIES) */
     void (*on_events)(maos_ctx *c, const maos_delivery *d, void *user);
     void (*on_state)(maos_ctx *c, const maos_delivery *d, void *user);   /* caught_up, fell_behind */
     void (*on_message)(maos_ctx *c, const maos_delivery *d, void *user);
