@@ -399,13 +399,15 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
-static int parse_expect(const char *s, int64_t *out)
+/* --expect: a number, any, exists, and no_stream (appends: a stream
+ * version) or absent (tables: a revision). */
+static int parse_expect_as(const char *s, int64_t *out, int table)
 {
     uint64_t v;
     if (!s || strcmp(s, "any") == 0)
         *out = MAOS_EXPECT_ANY;
-    else if (strcmp(s, "no_stream") == 0)
-        *out = MAOS_EXPECT_NO_STREAM;
+    else if (strcmp(s, table ? "absent" : "no_stream") == 0)
+        *out = table ? MAOS_EXPECT_ABSENT : MAOS_EXPECT_NO_STREAM;
     else if (strcmp(s, "exists") == 0)
         *out = MAOS_EXPECT_EXISTS;
     else if (parse_u64(s, &v) == 0 && v <= (uint64_t)INT64_MAX)
@@ -413,6 +415,11 @@ static int parse_expect(const char *s, int64_t *out)
     else
         return -1;
     return 0;
+}
+
+static int parse_expect(const char *s, int64_t *out)
+{
+    return parse_expect_as(s, out, 0);
 }
 
 static const struct command *find_command(const char *name)
@@ -1339,23 +1346,6 @@ static void print_entry(const struct args *a, const maos_entry *e)
     free(t);
 }
 
-/* --expect of kv: REV, any, absent, exists. */
-static int parse_rev_expect(const char *s, int64_t *out)
-{
-    uint64_t v;
-    if (!s || strcmp(s, "any") == 0)
-        *out = MAOS_EXPECT_ANY;
-    else if (strcmp(s, "absent") == 0)
-        *out = MAOS_EXPECT_ABSENT;
-    else if (strcmp(s, "exists") == 0)
-        *out = MAOS_EXPECT_EXISTS;
-    else if (parse_u64(s, &v) == 0 && v <= (uint64_t)INT64_MAX)
-        *out = (int64_t)v;
-    else
-        return -1;
-    return 0;
-}
-
 static int json_arg(const char *text, const char *what, char **mp, size_t *len)
 {
     char why[256] = "";
@@ -1444,7 +1434,7 @@ static int cmd_kv(struct args *a)
     }
     snprintf(table, sizeof table, "kv.%s", a->pos[1]);
     int64_t expect;
-    if (parse_rev_expect(a->set[O_EXPECT] ? a->val[O_EXPECT] : NULL, &expect)) {
+    if (parse_expect_as(a->set[O_EXPECT] ? a->val[O_EXPECT] : NULL, &expect, 1)) {
         usage_error("bad --expect '%s' (a revision, any, absent or exists)",
                     a->val[O_EXPECT]);
         return EXIT_USAGE;
