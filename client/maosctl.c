@@ -52,7 +52,7 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
 enum opt_id {
     O_EXPECT, O_ID, O_META, O_BATCH, O_FROM, O_BACKWARD, O_LIMIT, O_STREAM,
     O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O_WAIT, O_SESSION,
-    O_STATUS, O_NAME, O_KIND, O_STATE, O__COUNT
+    O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O__COUNT
 };
 
 struct option_def {
@@ -99,6 +99,9 @@ static const struct option_def options[O__COUNT] = {
     [O_NAME] = {"name", "N", 0, "agent run: the agent's name"},
     [O_KIND] = {"kind", "K", 0, "agent run: the agent's kind"},
     [O_STATE] = {"state", "S", 0, "only sessions in state S (open, closed)"},
+    [O_TAG] = {"tag", "T", 0,
+               "agent run: a capability/tag of the agent; agent list: only agents\n"
+               "with that tag"},
 };
 
 #define OPT(x) (1u << (x))
@@ -222,10 +225,11 @@ static const struct command commands[] = {
      "create prints the session id (a UUIDv7 unless --id).  Events of a session\n"
      "carry meta.session = ID by convention; its agents name it in --session."},
     {"agent", cmd_agent,
-     "list [--session S] [--status S] | show ID\n"
-     "       maosctl agent run --id ID [--session S] [--name N] [--kind K] -- COMMAND...",
+     "list [--session S] [--status S] [--tag T] | show ID\n"
+     "       maosctl agent run --id ID [--session S] [--name N] [--kind K] [--tag T]\n"
+     "                         -- COMMAND...",
      "list agents, or run COMMAND as a registered agent", OPT(O_ID) | OPT(O_SESSION) |
-     OPT(O_STATUS) | OPT(O_NAME) | OPT(O_KIND), 1, 100000,
+     OPT(O_STATUS) | OPT(O_NAME) | OPT(O_KIND) | OPT(O_TAG), 1, 100000,
      "An agent prints as ID  STATUS  SESSION  LAST_SEEN (with --json: its whole\n"
      "entry).  run registers ID (online), runs COMMAND and exits with its status;\n"
      "the agent is offline as soon as COMMAND exits or maosctl dies: how a shell\n"
@@ -1677,10 +1681,13 @@ static int cmd_agent(struct args *a)
         }
         if ((rc = connect_to(a, &c)))
             return rc;
+        const char *tag = a->set[O_TAG] ? a->val[O_TAG] : NULL;
         maos_agent_spec sp = {.id = a->val[O_ID],
                               .session = a->set[O_SESSION] ? a->val[O_SESSION] : NULL,
                               .name = a->set[O_NAME] ? a->val[O_NAME] : NULL,
-                              .kind = a->set[O_KIND] ? a->val[O_KIND] : NULL};
+                              .kind = a->set[O_KIND] ? a->val[O_KIND] : NULL,
+                              .tags = tag ? &tag : NULL,
+                              .n_tags = tag ? 1 : 0};
         if (maos_agent_register(c, &sp, NULL)) {
             rc = report(c, "agent run");
             maos_free(c);
@@ -1714,9 +1721,15 @@ static int cmd_agent(struct args *a)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int n = a->set[O_SESSION] + a->set[O_STATUS];
+    int n = a->set[O_SESSION] + a->set[O_STATUS] + a->set[O_TAG];
     if (n) {
         msgpack_pack_map(&pk, (size_t)n);
+        if (a->set[O_TAG]) { /* tags contains it */
+            msgpack_pack_str(&pk, 4);
+            msgpack_pack_str_body(&pk, "tags", 4);
+            msgpack_pack_str(&pk, strlen(a->val[O_TAG]));
+            msgpack_pack_str_body(&pk, a->val[O_TAG], strlen(a->val[O_TAG]));
+        }
         if (a->set[O_SESSION]) {
             msgpack_pack_str(&pk, 7);
             msgpack_pack_str_body(&pk, "session", 7);
