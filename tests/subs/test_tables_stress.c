@@ -2,11 +2,13 @@
  * tests/subs/test_tables_stress.c -- tables under many processes and
  * kill -9, against a real maosd over raw sockets (issue 7, "Tests").
  *
- *  - CAS race: CAS_PROCS processes create the same key, then bump it from
+ *  - CAS race (through libmaos-client): CAS_PROCS processes create the
+ *    same key, then bump it from
  *    the same revision (its created_revision), CAS_ROUNDS rounds: each
  *    round exactly one create and one bump win, and every bump loser's
  *    WRONG_REVISION carries the winner's revision;
- *  - liveness: a child registers an agent and is SIGKILLed; a watcher of
+ *  - liveness (through libmaos-client): a child registers an agent and is
+ *    SIGKILLed; a watcher of
  *    the agents table sees its `offline` put (LIVENESS_REPS times); the
  *    latency is printed, the 1 s bound is the benchmark's (maos-bench
  *    liveness), never a test threshold;
@@ -18,7 +20,8 @@
  *    the writers are done): each sees exactly the table's events after its
  *    revision, in order, with no gap and no duplicate, and a snapshot
  *    watcher's entries plus changes fold into the final table;
- *  - kill -9 during mixed txns (an append and a put each): after the
+ *  - kill -9 during mixed txns (an append and a put each, through
+ *    libmaos-client): after the
  *    restart every acknowledged txn is wholly there, and no txn is there
  *    in part (each writer's stream has exactly as many events as it has
  *    entries).
@@ -32,6 +35,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "maos/client.h"
 #include "subs_util.h"
 #include "tables_util.h"
 
@@ -55,42 +59,43 @@ typedef struct cas_rec {
     uint64_t bump_won, bump_rev;
 } cas_rec;
 
+/* Through libmaos-client: put (absent), get, put (expect revision). */
 static void cas_child(int p)
 {
-    su_conn *c = su_open(tu_daemon->sock);
+    maos_ctx *c = maos_connect_timeout(tu_daemon->sock, 30000);
+    SU_TRUE(c && c->err == 0);
     char path[512], key[32];
+    static const char d0[] = "\x81\xa1n\x00", d1[] = "\x81\xa1n\x01";
     snprintf(path, sizeof path, "%s/cas-%d.bin", mt_test_dir(), p);
     FILE *f = fopen(path, "wb");
     SU_TRUE(f != NULL);
     for (int r = 0; r < CAS_ROUNDS; r++) {
         cas_rec rec = {0};
+        int64_t actual;
         snprintf(key, sizeof key, "round-%04d", r);
-        tu_result x = tu_put(c, "kv.cas", key, "n", "0", MAOS_EXPECT_ABSENT, 0);
-        if (x.code == 0) {
+        int rc = maos_put(c, "kv.cas", key, d0, 4, MAOS_EXPECT_ABSENT, 0, &rec.create_rev);
+        if (rc == 0) {
             rec.create_won = 1;
-            rec.create_rev = x.revision;
         } else {
             /* the winner's creation; it may have been bumped already, so
              * its created_revision is the one to bump from */
-            SU_TRUE(x.code == MAOS_EWRONG_REVISION && x.has_actual && x.actual > 0);
-            maos_entry e;
-            char *frame = NULL;
-            SU_TRUE(tu_get(c, "kv.cas", key, &e, &frame, NULL) == 0);
-            rec.create_rev = e.created_revision;
-            free(frame);
+            SU_TRUE(rc == MAOS_EWRONG_REVISION && maos_err_actual(c, &actual) && actual > 0);
+            maos_table_page *pg = NULL;
+            SU_TRUE(maos_get(c, "kv.cas", key, &pg) == 0);
+            rec.create_rev = pg->entries[0].created_revision;
+            maos_table_page_free(pg);
         }
-        x = tu_put(c, "kv.cas", key, "n", "1", (int64_t)rec.create_rev, 0);
-        if (x.code == 0) {
+        rc = maos_put(c, "kv.cas", key, d1, 4, (int64_t)rec.create_rev, 0, &rec.bump_rev);
+        if (rc == 0) {
             rec.bump_won = 1;
-            rec.bump_rev = x.revision;
         } else {
-            SU_TRUE(x.code == MAOS_EWRONG_REVISION && x.has_actual && x.actual > 0);
-            rec.bump_rev = (uint64_t)x.actual;
+            SU_TRUE(rc == MAOS_EWRONG_REVISION && maos_err_actual(c, &actual) && actual > 0);
+            rec.bump_rev = (uint64_t)actual;
         }
         SU_TRUE(fwrite(&rec, sizeof rec, 1, f) == 1);
     }
     SU_TRUE(fclose(f) == 0);
-    su_close(c);
+    maos_free(c);
 }
 
 static void test_cas_race(void **state)
@@ -223,15 +228,18 @@ static void wait_seen(su_conn *w, live_wait *lw, const char *what)
 
 /* A child that registers agent id (or takes lock id), writes one byte to
  * fd, then waits to be killed. */
+/* A child that registers agent id (or takes lock id) through the client
+ * library, writes one byte to fd, then waits to be killed. */
 static pid_t holder(const char *what, const char *id, int fd)
 {
     pid_t pid = su_fork("%s-%s", what, id);
     if (pid == 0) {
-        su_conn *c = su_open(tu_daemon->sock);
-        tu_result r = !strcmp(what, "agent")
-                          ? tu_agent_register(c, id)
-                          : tu_put(c, "locks", id, "owner", "child", MAOS_EXPECT_ABSENT, 1);
-        SU_TRUE(r.code == 0);
+        maos_ctx *c = maos_connect_timeout(tu_daemon->sock, 30000);
+        SU_TRUE(c && c->err == 0);
+        maos_agent_spec sp = {.id = id, .name = "stress"};
+        int rc = !strcmp(what, "agent") ? maos_agent_register(c, &sp, NULL)
+                                        : maos_lock(c, id, 0, NULL);
+        SU_TRUE(rc == 0);
         char one = 1;
         SU_TRUE(write(fd, &one, 1) == 1);
         for (;;)
@@ -240,13 +248,46 @@ static pid_t holder(const char *what, const char *id, int fd)
     return pid;
 }
 
+/* maos_next on w until an event matches lw (10 s: generous, not a bound). */
+static void client_wait_seen(maos_ctx *w, live_wait *lw, const char *what)
+{
+    int64_t deadline = mt_now_us() + 10LL * 1000000;
+    while (!lw->seen) {
+        maos_delivery *d = NULL;
+        int rc = maos_next(w, 50, &d);
+        if (rc == MAOS_ETIMEOUT) {
+            if (mt_now_us() > deadline)
+                MT_FAIL("%s: not seen within 10 s", what);
+            continue;
+        }
+        MT_EQ_ERR(rc, 0);
+        for (size_t i = 0; i < d->n; i++) {
+            const maos_event *e = &d->events[i];
+            maos_record rec = {.data = {e->data, (uint32_t)e->data_len}};
+            char st[32];
+            event_status(&rec, st, sizeof st);
+            if (e->stream_len == strlen(lw->stream) &&
+                !memcmp(e->stream, lw->stream, e->stream_len) &&
+                e->type_len == strlen(lw->want_type) &&
+                !memcmp(e->type, lw->want_type, e->type_len) &&
+                (!lw->want_status[0] || !strcmp(st, lw->want_status))) {
+                lw->seen = 1;
+                lw->pos = e->position;
+            }
+        }
+        maos_delivery_free(d);
+    }
+}
+
+/* Through libmaos-client: the agents register with maos_agent_register,
+ * the watcher is maos_watch + maos_next. */
 static void test_liveness(void **state)
 {
     (void)state;
-    su_conn *w = su_open(tu_daemon->sock);
+    maos_ctx *w = maos_connect_timeout(tu_daemon->sock, 30000);
+    MT_TRUE(w && w->err == 0);
+    MT_EQ_ERR(maos_watch(w, "agents", "", MAOS_WATCH_FROM_NOW, 0, NULL), 0);
     live_wait lw;
-    su_set_push(w, on_live_push, &lw);
-    watch(w, "agents", "", MAOS_WATCH_FROM_NOW, 0, NULL);
     int64_t worst = 0, total = 0;
     for (int i = 0; i < LIVENESS_REPS; i++) {
         int pfd[2];
@@ -260,14 +301,14 @@ static void test_liveness(void **state)
         pid_t kid = holder("agent", id, pfd[1]);
         char one;
         MT_EQ_INT((int)read(pfd[0], &one, 1), 1);
-        wait_seen(w, &lw, "online");
+        client_wait_seen(w, &lw, "online");
         memset(&lw, 0, sizeof lw);
         snprintf(lw.stream, sizeof lw.stream, "agent-%s", id);
         snprintf(lw.want_type, sizeof lw.want_type, "put");
         snprintf(lw.want_status, sizeof lw.want_status, "offline");
         int64_t t0 = mt_now_us();
         MT_EQ_INT(kill(kid, SIGKILL), 0);
-        wait_seen(w, &lw, "offline");
+        client_wait_seen(w, &lw, "offline");
         int64_t dt = mt_now_us() - t0;
         total += dt;
         if (dt > worst)
@@ -276,12 +317,17 @@ static void test_liveness(void **state)
         close(pfd[0]);
         close(pfd[1]);
         /* the entry is kept, offline */
-        tu_wait_field(w, "agents", id, "status", "offline");
+        maos_table_page *pg = NULL;
+        MT_EQ_ERR(maos_get(w, "agents", id, &pg), 0);
+        char st[32];
+        tu_doc_field(pg->entries[0].data, "status", st, sizeof st);
+        MT_EQ_STR(st, "offline");
+        maos_table_page_free(pg);
     }
     print_message("liveness: %d SIGKILLs, offline seen after %.2f ms mean, %.2f ms "
                   "worst (figures, not a test bound)\n", LIVENESS_REPS,
                   (double)total / LIVENESS_REPS / 1000.0, (double)worst / 1000.0);
-    su_close(w);
+    maos_free(w);
 }
 
 static void test_lock_holder_killed(void **state)
@@ -486,9 +532,11 @@ static void test_watch_property(void **state)
 
 /* ---- kill -9 during mixed txns ---------------------------------------------------- */
 
+/* Through libmaos-client: maos_txn_items of an append and a put. */
 static void txn_writer(int w, const char *ack_path, uint32_t round)
 {
-    su_conn *c = su_open(tu_daemon->sock);
+    maos_ctx *c = maos_connect_timeout(tu_daemon->sock, 30000);
+    SU_TRUE(c && c->err == 0);
     FILE *f = fopen(ack_path, "ab");
     SU_TRUE(f != NULL);
     setvbuf(f, NULL, _IONBF, 0);
@@ -507,12 +555,9 @@ static void txn_writer(int w, const char *ack_path, uint32_t round)
              .key = tu_sl(key), .data = {d.sb.data, (uint32_t)d.sb.size},
              .expect = MAOS_EXPECT_ABSENT},
         };
-        tu_pkb b;
-        tu_pkb_init(&b);
-        uint64_t rid = su_rid(c);
-        SU_TRUE(maos_enc_txn_ops(&b.pk, rid, items, 2) == 0);
         /* a lost connection ends this process (the kill) */
-        SU_TRUE(tu_call_sb(c, &b, rid).code == 0);
+        if (maos_txn_items(c, items, 2, NULL) != 0)
+            _exit(0);
         msgpack_sbuffer_destroy(&d.sb);
         SU_TRUE(fwrite(&seq, sizeof seq, 1, f) == 1);
     }
