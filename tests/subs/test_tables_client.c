@@ -307,15 +307,24 @@ static void test_maosctl(void **state)
     MT_EQ_INT(mt_ctl(tu_daemon, &r, "agent", "run", "--id", "sh-1", "--", "sh", "-c",
                      "exit 0", NULL), 0);
     mt_run_free(&r);
+    /* offline once maosd saw the connection close: wait for it */
+    int64_t deadline = mt_now_us() + 30LL * 1000000;
+    for (;;) {
+        MT_EQ_INT(mt_ctl(tu_daemon, &r, "--json", "agent", "show", "sh-1", NULL), 0);
+        int offline = strstr(r.out, "\"status\":\"offline\"") != NULL;
+        MT_TRUE(strstr(r.out, "\"last_seen\"") != NULL);
+        mt_run_free(&r);
+        if (offline)
+            break;
+        if (mt_now_us() > deadline)
+            MT_FAIL("sh-1 still online 30 s after its command exited");
+    }
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "'%s' --socket '%s' agent list --tag deploy --status online",
              mt_maosctl_bin(), tu_daemon->sock);
     MT_EQ_INT(mt_ctl(tu_daemon, &r, "agent", "run", "--id", "sh-2", "--tag", "deploy",
                      "--", "sh", "-c", cmd, NULL), 0);
     MT_TRUE(strstr(r.out, "sh-2  online") != NULL && !strstr(r.out, "sh-1"));
-    mt_run_free(&r);
-    MT_EQ_INT(mt_ctl(tu_daemon, &r, "--json", "agent", "show", "sh-1", NULL), 0);
-    MT_TRUE(strstr(r.out, "\"status\":\"offline\"") && strstr(r.out, "\"last_seen\""));
     mt_run_free(&r);
 }
 
