@@ -132,8 +132,14 @@ struct csub {
     maos_filter filter;  /* slices into this block (NUL-terminated) */
     maos_slice pattern;
     /* a watch: re-made on reconnect as a watch from the last revision seen
-     * (next - 1), never with its entries again */
+     * (next - 1), never with its entries again -- unless the connection was
+     * lost before the last page of its entries (more == 0) came in:
+     * entries_open.  Then the changes after its revision would come
+     * without the rest of the table, so it is watched again with new
+     * entries (a new revision tells the caller to start over). */
     int watch;
+    int entries_open;
+    uint64_t entries_pages; /* ENTRIES pushes since it was (re)watched */
     maos_slice table, key_prefix; /* in this block */
 };
 
@@ -604,6 +610,9 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
         nd->d.entries = ne ? en : NULL;
         nd->d.revision = q.revision;
         nd->d.more = q.more;
+        nd->d.first = s->entries_pages++ == 0;
+        if (!q.more)
+            s->entries_open = 0;
     }
     nd->d.kind = q.kind;
     nd->d.sub = s->id;
@@ -616,6 +625,7 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
         nd->d.payload = q.payload.ptr;
         nd->d.payload_len = q.payload.len;
     } else if (q.kind != MAOS_PUSH_ENTRIES) {
+        s->entries_open = 0; /* the entries are a prelude: they are over */
         /* Resume point: never behind what was received. */
         uint64_t next = q.next;
         if (n)
@@ -2002,6 +2012,9 @@ static int sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t fro
         s->next = rep.from;
     if (!s->id)
         s->id = ++p->last_sub_id;
+    /* before the held pushes are taken: they may hold the last page */
+    s->entries_open = s->watch && from_kind == MAOS_WATCH_FROM_ENTRIES;
+    s->entries_pages = 0;
     return settle_orphans(c);
 }
 
@@ -2242,7 +2255,9 @@ static int reconnect_once(maos_ctx *c)
     }
     for (size_t i = 0; i < p->n_subs; i++) {
         struct csub *s = p->subs[i];
-        rc = s->watch     ? sub_register(c, s, MAOS_WATCH_FROM_REVISION, s->next - 1)
+        rc = s->watch && s->entries_open
+                 ? sub_register(c, s, MAOS_WATCH_FROM_ENTRIES, 0)
+             : s->watch   ? sub_register(c, s, MAOS_WATCH_FROM_REVISION, s->next - 1)
              : s->waiting ? sub_register(c, s, MAOS_FROM_VERSION, s->wait_version)
                           : sub_register(c, s, MAOS_FROM_POSITION, s->next);
         if (rc) {

@@ -1561,6 +1561,12 @@ static int cmd_lock(struct args *a)
         return rc;
     uint64_t token;
     if (maos_lock(c, a->pos[0], wait_ms, &token)) {
+        if (c->err == MAOS_ETIMEOUT && !maos_is_dead(c)) {
+            /* --wait ran out: the lock is held, the connection is fine */
+            fprintf(stderr, "maosctl: lock: %s\n", c->errstr);
+            maos_free(c);
+            return EXIT_REFUSED;
+        }
         rc = report(c, "lock");
         maos_free(c);
         return rc == EXIT_CONNECT ? rc : EXIT_REFUSED;

@@ -560,6 +560,9 @@ typedef struct maos_delivery {
     maos_entry *entries;   /* views into the delivery */
     uint64_t revision;
     int more;
+    int first;             /* 1 on the first page of the entries: a
+                            * second first page (see maos_watch) starts
+                            * the table over */
     void *mem_;            /* private */
 } maos_delivery;
 
@@ -713,7 +716,12 @@ int maos_count(maos_ctx *c, const char *table, const char *prefix, const void *w
  * `put` and `deleted`, data {table, key, data, created_revision, bound};
  * an event's position is the entry's new revision.  After a reconnect
  * the watch goes on after the last change delivered (its entries are not
- * sent again).
+ * sent again).  One exception: when the connection was lost before the
+ * last page of the entries (more == 0) was received, the library watches
+ * again with new entries, from the first key, as of a new revision (the
+ * changes after the old one would come without the rest of the table):
+ * an ENTRIES delivery with `first` set after pages of the same watch
+ * starts the table over (drop what the earlier pages gave).
  */
 int maos_watch(maos_ctx *c, const char *table, const char *prefix, int from_kind,
                uint64_t revision, uint64_t *sub);
