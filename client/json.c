@@ -635,6 +635,36 @@ int maos_event_to_json(const maos_event *ev, json_t **out)
     return 0;
 }
 
+int maos_entry_to_json(const maos_entry *e, json_t **out)
+{
+    char created[40], updated[40];
+    json_t *data = NULL, *o;
+    int rc;
+    if (!e || !out)
+        return MAOS_EINVALID_ARG;
+    if (e->data.len == 0)
+        data = json_object();
+    else if ((rc = maos_msgpack_to_json(e->data.ptr, e->data.len, &data)))
+        return rc;
+    if (maos_time_format(e->created, created, sizeof created) < 0)
+        snprintf(created, sizeof created, "%lld", (long long)e->created);
+    if (maos_time_format(e->updated, updated, sizeof updated) < 0)
+        snprintf(updated, sizeof updated, "%lld", (long long)e->updated);
+    json_t *table = string_from(e->table.ptr, e->table.len);
+    json_t *key = string_from(e->key.ptr, e->key.len);
+    /* json_pack "o" steals references, also on failure. */
+    o = json_pack("{s:o*,s:o*,s:I,s:I,s:s,s:s,s:o*,s:b}", "table", table, "key", key,
+                  "revision", (json_int_t)e->revision, "created_revision",
+                  (json_int_t)e->created_revision, "created", created, "updated",
+                  updated, "data", data, "bound", e->bound ? 1 : 0);
+    if (!o || !table || !key || !data) {
+        json_decref(o);
+        return MAOS_ENOMEM;
+    }
+    *out = o;
+    return 0;
+}
+
 int maos_append_json(maos_ctx *c, const char *stream, int64_t expect,
                      const char *type, const char *data_json,
                      const char *meta_json, maos_append_info *out)

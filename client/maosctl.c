@@ -1325,23 +1325,26 @@ static json_t *time_json(int64_t us)
     return json_string(t);
 }
 
-/* The one JSON form of an entry. */
+/* The one JSON form of an entry (maos/json.h); NULL when it cannot be
+ * made (out of memory). */
 static json_t *entry_json(const maos_entry *e)
 {
-    json_t *data = NULL;
-    if (maos_msgpack_to_json(e->data.ptr, e->data.len, &data))
-        data = json_null();
-    return json_pack("{s:s%,s:s%,s:I,s:I,s:o,s:o,s:o,s:b}", "table", e->table.ptr,
-                     (size_t)e->table.len, "key", e->key.ptr, (size_t)e->key.len,
-                     "revision", (json_int_t)e->revision, "created_revision",
-                     (json_int_t)e->created_revision, "created", time_json(e->created),
-                     "updated", time_json(e->updated), "data", data, "bound", e->bound);
+    json_t *o = NULL;
+    int rc = maos_entry_to_json(e, &o);
+    if (rc) {
+        fprintf(stderr, "maosctl: cannot show entry %.*s of %.*s: %s\n", (int)e->key.len,
+                e->key.ptr, (int)e->table.len, e->table.ptr, maos_strerror(rc));
+        return NULL;
+    }
+    return o;
 }
 
 static void print_entry(const struct args *a, const maos_entry *e)
 {
     if (a->json) {
-        print_json_line(entry_json(e));
+        json_t *o = entry_json(e);
+        if (o)
+            print_json_line(o);
         return;
     }
     char *t = doc_text(e->data);
@@ -1650,6 +1653,8 @@ static int cmd_session(struct args *a)
 static void print_agent(const struct args *a, const maos_entry *e)
 {
     json_t *o = entry_json(e);
+    if (!o)
+        return;
     json_t *d = json_object_get(o, "data");
     if (a->json) {
         /* the agent: its document, with the entry's revision */

@@ -98,6 +98,15 @@ int maos_msgpack_to_json_text(const void *p, size_t len, char **out);
 int maos_event_to_json(const maos_event *ev, json_t **out);
 
 /*
+ * The one JSON form of a table entry, an object with exactly these fields
+ * in this order: table, key, revision, created_revision, created, updated
+ * (both RFC 3339 UTC with microseconds), data (the document), bound.
+ * Returns 0 and *out (a new reference), or an error as
+ * maos_msgpack_to_json.
+ */
+int maos_entry_to_json(const maos_entry *e, json_t **out);
+
+/*
  * Append one event whose data and meta are JSON text (meta: NULL or an
  * object; data: NULL means null), with the server generating its id.
  * Same as maos_append otherwise (out may be NULL; out->ids/ids_cap are
