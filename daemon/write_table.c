@@ -232,7 +232,8 @@ static maosd_change *add_change(maosd_wreq *w)
 }
 
 /* The change event of item i and the entry write.  doc: the new document
- * (put) or the old one (deleted).  bind_conn/bind_pid: the binding after
+ * (put) or the old one (deleted); it may point into x->getbuf (the entry
+ * as read): nothing here reads through that buffer.  bind_conn/bind_pid: the binding after
  * the change (0: none).  was_bound: it had one. */
 static int write_entry(maosd_wctx *x, maosd_wreq *w, uint32_t i, int deleted,
                        maos_slice doc, uint64_t created_rev, int64_t created,
@@ -411,7 +412,8 @@ int maosd_check_delete(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     return 0;
 }
 
-/* The current document of item i (read again: getbuf is shared). */
+/* The current entry of item i, read again at stage time (check's read
+ * went through the same shared x->getbuf); its data points into getbuf. */
 static int current_doc(maosd_wctx *x, maosd_wreq *w, uint32_t i, maosd_entry *e)
 {
     int found = read_entry(x, w, i, e);
@@ -424,14 +426,8 @@ int maosd_stage_delete(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     int rc0 = current_doc(x, w, i, &e);
     if (rc0)
         return rc0;
-    char *doc = malloc(e.data.len);
-    if (!doc)
-        return MAOS_ENOMEM;
-    memcpy(doc, e.data.ptr, e.data.len);
-    int rc = write_entry(x, w, i, 1, (maos_slice){doc, e.data.len},
-                         e.created_revision, e.created, 0, 0, e.bound_conn != 0);
-    free(doc);
-    return rc;
+    return write_entry(x, w, i, 1, e.data, e.created_revision, e.created, 0, 0,
+                       e.bound_conn != 0);
 }
 
 int maosd_reply_delete(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
@@ -465,24 +461,18 @@ int maosd_stage_release(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     int rc0 = current_doc(x, w, i, &e);
     if (rc0)
         return rc0;
+    if (it->table.kind != MAOS_TABLE_AGENTS)
+        return write_entry(x, w, i, 1, e.data, e.created_revision, e.created, 0, 0, 1);
+    static const char off[] = "offline";
+    scratch sc = {.used = 0};
+    maosd_field f[2] = {{"status", scratch_str(&sc, off, sizeof off - 1)},
+                        {"last_seen", scratch_int(&sc, x->now)}};
     msgpack_sbuffer doc;
     msgpack_sbuffer_init(&doc);
-    int rc;
-    if (it->table.kind == MAOS_TABLE_AGENTS) {
-        static const char off[] = "offline";
-        scratch sc = {.used = 0};
-        maosd_field f[2] = {{"status", scratch_str(&sc, off, sizeof off - 1)},
-                      {"last_seen", scratch_int(&sc, x->now)}};
-        rc = maosd_doc_merge(&doc, e.data, f, 2);
-        if (!rc)
-            rc = write_entry(x, w, i, 0, (maos_slice){doc.data, (uint32_t)doc.size},
-                             e.created_revision, e.created, 0, 0, 1);
-    } else {
-        rc = msgpack_sbuffer_write(&doc, e.data.ptr, e.data.len) ? MAOS_ENOMEM : 0;
-        if (!rc)
-            rc = write_entry(x, w, i, 1, (maos_slice){doc.data, (uint32_t)doc.size},
-                             e.created_revision, e.created, 0, 0, 1);
-    }
+    int rc = maosd_doc_merge(&doc, e.data, f, 2);
+    if (!rc)
+        rc = write_entry(x, w, i, 0, (maos_slice){doc.data, (uint32_t)doc.size},
+                         e.created_revision, e.created, 0, 0, 1);
     msgpack_sbuffer_destroy(&doc);
     return rc;
 }
@@ -589,16 +579,10 @@ int maosd_stage_agent_status(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     f[n++].raw = scratch_int(&sc, x->now);
     msgpack_sbuffer doc;
     msgpack_sbuffer_init(&doc);
-    char *old = malloc(e.data.len);
-    int rc = old ? 0 : MAOS_ENOMEM;
-    if (!rc) {
-        memcpy(old, e.data.ptr, e.data.len);
-        rc = maosd_doc_merge(&doc, (maos_slice){old, e.data.len}, f, n);
-    }
+    int rc = maosd_doc_merge(&doc, e.data, f, n);
     if (!rc)
         rc = write_entry(x, w, i, 0, (maos_slice){doc.data, (uint32_t)doc.size},
                          e.created_revision, e.created, e.bound_conn, e.bound_pid, 1);
-    free(old);
     msgpack_sbuffer_destroy(&doc);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "maos/client.h"
 #include "tables_util.h"
 
 mt_daemon *tu_daemon;
@@ -16,6 +17,15 @@ int tu_setup(void **state)
     tu_daemon = mt_daemon_new(NULL, NULL);
     mt_daemon_up(tu_daemon);
     return 0;
+}
+
+maos_ctx *tu_conn(int reconnect)
+{
+    maos_ctx *c = maos_connect_timeout(tu_daemon->sock, 30000);
+    MT_TRUE(c && c->err == 0);
+    if (reconnect)
+        maos_set_reconnect(c, 1, 30000);
+    return c;
 }
 
 int tu_teardown(void **state)

@@ -33,6 +33,10 @@ typedef struct tu_result {
 extern mt_daemon *tu_daemon;
 int tu_setup(void **state);
 int tu_teardown(void **state);
+/* A libmaos-client context on tu_daemon (reconnect: on, 30 s); fails the
+ * test when it cannot connect. */
+struct maos_ctx;
+struct maos_ctx *tu_conn(int reconnect);
 
 /* Each call sends one request and waits for its reply (tu_result: code 0
  * or the error, and the fields tables use). */

@@ -28,14 +28,6 @@
 #include "subs_util.h"
 #include "tables_util.h"
 
-static maos_ctx *conn(int reconnect)
-{
-    maos_ctx *c = maos_connect_timeout(tu_daemon->sock, 30000);
-    MT_TRUE(c && c->err == 0);
-    if (reconnect)
-        maos_set_reconnect(c, 1, 30000);
-    return c;
-}
 
 /* {"v": "value"} */
 static size_t doc(char *buf, const char *value)
@@ -53,7 +45,7 @@ static size_t doc(char *buf, const char *value)
 static void test_crud(void **state)
 {
     (void)state;
-    maos_ctx *c = conn(0);
+    maos_ctx *c = tu_conn(0);
     char d[64];
     uint64_t r1, r2, count, rev;
     MT_EQ_ERR(maos_put(c, "kv.c", "a", d, doc(d, "1"), MAOS_EXPECT_ABSENT, 0, &r1), 0);
@@ -109,7 +101,7 @@ static void test_crud(void **state)
 static void test_txn_items(void **state)
 {
     (void)state;
-    maos_ctx *c = conn(0);
+    maos_ctx *c = tu_conn(0);
     char d[64];
     size_t dl = doc(d, "t");
     uint64_t rb;
@@ -164,7 +156,7 @@ static void take_changes(maos_ctx *c, size_t want, size_t *entries, uint64_t *re
 static void test_watch_resume(void **state)
 {
     (void)state;
-    maos_ctx *w = conn(1), *c = conn(1);
+    maos_ctx *w = tu_conn(1), *c = tu_conn(1);
     char d[64];
     size_t dl = doc(d, "w");
     for (int i = 0; i < 5; i++) {
@@ -182,7 +174,7 @@ static void test_watch_resume(void **state)
     MT_EQ_U64(revs[0], r);
     mt_daemon_restart(tu_daemon);
     maos_free(c);
-    c = conn(1);
+    c = tu_conn(1);
     uint64_t r2, r3;
     MT_EQ_ERR(maos_put(c, "kv.w", "k1", d, dl, MAOS_EXPECT_ANY, 0, &r2), 0);
     MT_EQ_ERR(maos_delete(c, "kv.w", "k2", MAOS_EXPECT_ANY, &r3), 0);
@@ -197,7 +189,7 @@ static void test_watch_resume(void **state)
 static void test_agent_reregistered(void **state)
 {
     (void)state;
-    maos_ctx *a = conn(1), *obs = conn(0);
+    maos_ctx *a = tu_conn(1), *obs = tu_conn(0);
     const char *tags[] = {"review", "c"};
     maos_agent_spec sp = {.id = "rev-1", .session = "s9", .name = "reviewer",
                           .kind = "llm", .tags = tags, .n_tags = 2};
@@ -213,7 +205,7 @@ static void test_agent_reregistered(void **state)
         if (mt_now_us() > deadline)
             MT_FAIL("no reconnect within 30 s: %s", a->errstr);
     }
-    obs = conn(0);
+    obs = tu_conn(0);
     maos_table_page *pg = NULL;
     MT_EQ_ERR(maos_get(obs, "agents", "rev-1", &pg), 0);
     char st[32];
@@ -249,7 +241,7 @@ static void test_lock_waiter(void **state)
     }
     char one;
     MT_EQ_INT((int)read(pfd[0], &one, 1), 1);
-    maos_ctx *c = conn(0);
+    maos_ctx *c = tu_conn(0);
     uint64_t sub0;
     MT_EQ_ERR(maos_subscribe_channel(c, "unrelated", &sub0), 0);
     MT_EQ_INT(maos_lock(c, "deploy", 0, NULL), MAOS_EWRONG_REVISION);
@@ -269,7 +261,7 @@ static void test_lock_waiter(void **state)
 static void test_sessions(void **state)
 {
     (void)state;
-    maos_ctx *c = conn(0);
+    maos_ctx *c = tu_conn(0);
     char id1[37], id2[37];
     MT_EQ_ERR(maos_session_create(c, NULL, "\x81\xa4goal\xa1x", 8, id1, NULL), 0);
     MT_EQ_ERR(maos_session_create(c, "named", NULL, 0, id2, NULL), 0);

@@ -28,14 +28,6 @@
 #include "subs_util.h"
 #include "tables_util.h"
 
-static maos_ctx *conn(int reconnect)
-{
-    maos_ctx *c = maos_connect_timeout(tu_daemon->sock, 30000);
-    MT_TRUE(c && c->err == 0);
-    if (reconnect)
-        maos_set_reconnect(c, 1, 30000);
-    return c;
-}
 
 /* {"v": value, "pad": pad_len bytes} */
 static size_t doc_pad(char *buf, const char *value, size_t pad_len)
@@ -86,7 +78,7 @@ static void fill(maos_ctx *c, const char *table, int n, size_t pad)
 static void test_watch_snapshot_cut(void **state)
 {
     (void)state;
-    maos_ctx *c = conn(0), *w = conn(1);
+    maos_ctx *c = tu_conn(0), *w = tu_conn(1);
     /* ~3.3 MB of entries: far more than a socket buffer holds, so most
      * pages are still in maosd when it dies */
     fill(c, "kv.big", CUT_ENTRIES, 1000);
@@ -145,7 +137,7 @@ static void test_watch_snapshot_cut(void **state)
     MT_EQ_INT((int)restarts, 1);
     MT_CMP_INT(maos_reconnects(w), >=, 1);
     /* and the changes follow the finished entries */
-    c = conn(0);
+    c = tu_conn(0);
     char d[1200];
     uint64_t r;
     MT_EQ_ERR(maos_put(c, "kv.big", "k-00007", d, doc_pad(d, "new", 10), MAOS_EXPECT_ANY,
@@ -213,7 +205,7 @@ static void on_events(maos_ctx *c, const maos_delivery *d, void *user)
 static void test_watch_process(void **state)
 {
     (void)state;
-    maos_ctx *c = conn(0), *w = conn(0);
+    maos_ctx *c = tu_conn(0), *w = tu_conn(0);
     fill(c, "kv.loop", 250, 10);
     MT_EQ_ERR(maos_watch(w, "kv.loop", "k-001", MAOS_WATCH_FROM_ENTRIES, 0, NULL), 0);
     maos_push_handlers h = {.on_events = on_events};
@@ -239,7 +231,7 @@ static void test_watch_process(void **state)
 static void test_maosctl_lock_wait_runs_out(void **state)
 {
     (void)state;
-    maos_ctx *h = conn(0);
+    maos_ctx *h = tu_conn(0);
     uint64_t t;
     MT_EQ_ERR(maos_lock(h, "busy", 0, &t), 0);
     char marker[512], cmd[600];
@@ -330,7 +322,7 @@ static void test_maosctl_session_kv(void **state)
 static void test_bad_input(void **state)
 {
     (void)state;
-    maos_ctx *c = conn(0);
+    maos_ctx *c = tu_conn(0);
     MT_EQ_INT(maos_watch(c, "kv.x", "", MAOS_WATCH_FROM_REVISION, 1000000, NULL),
               MAOS_EBAD_REQUEST);
     MT_TRUE(strstr(c->errstr, "past the head") != NULL);
