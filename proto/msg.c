@@ -103,6 +103,12 @@ static void why_set(char *why, size_t whylen, const char *fmt, ...)
 static int enc_filter_keys(msgpack_packer *pk, const maos_filter *f);
 static uint32_t filter_keys(const maos_filter *f);
 static int dec_list(maos_mpr *r, uint32_t *count, maos_slice *raw);
+static uint32_t qitem_keys(const maos_item_in *it);
+static int enc_qitem_body(msgpack_packer *pk, const maos_item_in *it);
+static int kv_raw(msgpack_packer *pk, const char *k, maos_slice v);
+static int kv_opt_str(msgpack_packer *pk, const char *k, maos_slice v);
+static const char *qitem_op_name(int kind);
+static int is_qitem(int kind);
 
 /* ---- request arena -------------------------------------------------------- */
 
@@ -402,6 +408,14 @@ static int check_unique(dec *d, const maos_item_in *items, uint32_t i)
     const maos_item_in *it = &items[i];
     for (uint32_t j = 0; j < i; j++) {
         const maos_item_in *o = &items[j];
+        if (it->has_task && o->has_task) {
+            if (!memcmp(it->task, o->task, 16))
+                return FAIL(d, MAOS_EBAD_REQUEST,
+                            "a txn may name each task once (%u repeats %u's)", i, j);
+            continue;
+        }
+        if (is_qitem(it->kind) || is_qitem(o->kind))
+            continue;
         if (o->kind != it->kind &&
             !(it->kind == MAOS_ITEM_PUT && o->kind == MAOS_ITEM_DELETE) &&
             !(it->kind == MAOS_ITEM_DELETE && o->kind == MAOS_ITEM_PUT))
@@ -493,13 +507,278 @@ static int dec_txn(dec *d, maos_mpr *r)
     return 0;
 }
 
+/* ---- queues ---------------------------------------------------------------- */
+
+static int dec_queue_name(dec *d, maos_mpr *r, maos_slice *out)
+{
+    if (maos_mpr_str(r, out))
+        return FAIL(d, MAOS_EBAD_REQUEST, "queue must be a string");
+    if (maos_queue_name_check(*out))
+        return FAIL(d, MAOS_EINVALID_NAME,
+                    "queue name must be 1..%u bytes of A-Z a-z 0-9 _ . -",
+                    MAOS_QUEUE_NAME_MAX);
+    return 0;
+}
+
+/* A task id: bin 16 or UUID text, not the nil UUID. */
+static int dec_task_id(dec *d, maos_mpr *r, uint8_t id[16], const char *what)
+{
+    static const uint8_t zero[16];
+    maos_slice s;
+    int t = maos_mpr_peek(r);
+    if (t == MAOS_MP_BIN) {
+        maos_mpr_bin(r, &s);
+        if (s.len != 16 || memcmp(s.ptr, zero, 16) == 0)
+            return FAIL(d, MAOS_EINVALID_ID, "%s must be a task id (bin 16, not nil)",
+                        what);
+        memcpy(id, s.ptr, 16);
+        return 0;
+    }
+    if (t == MAOS_MP_STR) {
+        maos_mpr_str(r, &s);
+        if (maos_uuid_parse(s.ptr, s.len, id))
+            return FAIL(d, MAOS_EINVALID_ID, "%s must be a task id (a UUID)", what);
+        return 0;
+    }
+    return FAIL(d, MAOS_EINVALID_ID, "%s must be a task id (bin 16 or UUID text)", what);
+}
+
+/* An unsigned integer in min..max. */
+static int dec_range(dec *d, maos_mpr *r, uint64_t min, uint64_t max,
+                     const char *what, uint64_t *out)
+{
+    if (maos_mpr_uint(r, out) || *out < min || *out > max)
+        return FAIL(d, MAOS_EBAD_REQUEST, "%s must be an integer in %llu..%llu", what,
+                    (unsigned long long)min, (unsigned long long)max);
+    return 0;
+}
+
+static int dec_task_spec(dec *d, maos_mpr *r, maos_task_in *t)
+{
+    uint32_t m;
+    uint64_t u;
+    int64_t v;
+    int rc = 0;
+    t->delay_ms = -1;
+    if (maos_mpr_map(r, &m))
+        return FAIL(d, MAOS_EBAD_REQUEST, "each task must be a map");
+    for (uint32_t j = 0; j < m && !rc; j++) {
+        maos_slice k;
+        if (maos_mpr_str(r, &k))
+            return FAIL(d, MAOS_EBAD_REQUEST, "keys must be strings");
+        if (key_is(k, "data")) {
+            if (maos_mpr_skip(r, &t->data))
+                rc = FAIL(d, MAOS_EBAD_REQUEST, "task data is malformed");
+        } else if (key_is(k, "meta")) {
+            if (maos_mpr_peek(r) == MAOS_MP_NIL)
+                maos_mpr_nil(r);
+            else if (maos_mpr_peek(r) != MAOS_MP_MAP)
+                rc = FAIL(d, MAOS_EBAD_REQUEST, "task meta must be a map");
+            else
+                maos_mpr_skip(r, &t->meta);
+        } else if (key_is(k, "priority")) {
+            if (maos_mpr_int(r, &v) || v < INT32_MIN || v > INT32_MAX)
+                rc = FAIL(d, MAOS_EBAD_REQUEST, "priority must be an integer in "
+                          "-2147483648..2147483647");
+            t->priority = (int32_t)v;
+        } else if (key_is(k, "delay")) {
+            rc = dec_range(d, r, 0, MAOS_DELAY_MS_MAX, "delay (ms)", &u);
+            t->delay_ms = (int64_t)u;
+        } else if (key_is(k, "not_before")) {
+            if (maos_mpr_int(r, &t->not_before) || t->not_before < 0)
+                rc = FAIL(d, MAOS_EBAD_REQUEST,
+                          "not_before must be microseconds since the epoch (>= 0)");
+        } else if (key_is(k, "max_attempts")) {
+            rc = dec_range(d, r, 1, MAOS_ATTEMPTS_MAX, "max_attempts", &u);
+            t->max_attempts = (uint32_t)u;
+        } else if (key_is(k, "lease_ms")) {
+            rc = dec_range(d, r, 1, MAOS_LEASE_MS_MAX, "lease_ms", &u);
+            t->lease_ms = (uint32_t)u;
+        } else if (key_is(k, "backoff_ms")) {
+            rc = dec_range(d, r, 0, MAOS_BACKOFF_MAX_MS, "backoff_ms", &u);
+            t->backoff_ms = (uint32_t)u;
+        } else if (key_is(k, "dedupe_key")) {
+            rc = dec_entry_key(d, r, &t->dedupe_key, "dedupe_key");
+        } else if (key_is(k, "ordering_key")) {
+            rc = dec_entry_key(d, r, &t->ordering_key, "ordering_key");
+        } else if (maos_mpr_skip(r, NULL)) {
+            rc = FAIL(d, MAOS_EBAD_REQUEST, "malformed value in a task");
+        }
+    }
+    if (!rc && t->delay_ms >= 0 && t->not_before)
+        rc = FAIL(d, MAOS_EBAD_REQUEST, "give delay or not_before, not both");
+    return rc;
+}
+
+/* enqueue's tasks: 1..max_events (counted with a txn's events). */
+static int dec_tasks(dec *d, maos_mpr *r, maos_item_in *it)
+{
+    uint32_t n;
+    if (it->tasks)
+        return FAIL(d, MAOS_EBAD_REQUEST, "tasks given twice");
+    if (maos_mpr_array(r, &n))
+        return FAIL(d, MAOS_EBAD_REQUEST, "tasks must be an array");
+    if (!n)
+        return FAIL(d, MAOS_EBAD_REQUEST, "tasks must not be empty");
+    d->events += n;
+    if (d->events > d->lim->max_events)
+        return FAIL(d, MAOS_ELIMIT, "too many tasks and events in one request (> %u)",
+                    d->lim->max_events);
+    it->tasks = req_alloc(d->req, (size_t)n * sizeof(maos_task_in));
+    if (!it->tasks)
+        return FAIL(d, MAOS_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = dec_task_spec(d, r, &it->tasks[i]);
+        if (rc)
+            return rc;
+        it->n_tasks = i + 1;
+    }
+    return 0;
+}
+
+static int dec_queues(dec *d, maos_mpr *r, maos_item_in *it)
+{
+    uint32_t n;
+    if (it->queues)
+        return FAIL(d, MAOS_EBAD_REQUEST, "queues given twice");
+    if (maos_mpr_array(r, &n) || n == 0)
+        return FAIL(d, MAOS_EBAD_REQUEST, "queues must be a non-empty array of names");
+    if (n > MAOS_CLAIM_QUEUES_MAX)
+        return FAIL(d, MAOS_ELIMIT, "a claim names at most %u queues",
+                    MAOS_CLAIM_QUEUES_MAX);
+    it->queues = req_alloc(d->req, (size_t)n * sizeof(maos_slice));
+    if (!it->queues)
+        return FAIL(d, MAOS_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = dec_queue_name(d, r, &it->queues[i]);
+        if (rc)
+            return rc;
+        it->n_queues = i + 1;
+    }
+    return 0;
+}
+
+/* The keys of a queue write item (top level or a txn op). */
+static int dec_qitem_key(dec *d, maos_mpr *r, maos_slice k, maos_item_in *it,
+                         int *handled)
+{
+    uint64_t u;
+    int kind = it->kind, rc;
+    int leased = kind == MAOS_ITEM_ACK || kind == MAOS_ITEM_NACK ||
+                 kind == MAOS_ITEM_EXTEND || kind == MAOS_ITEM_TASK_RELEASE;
+    *handled = 1;
+    if (key_is(k, "queue") && (kind == MAOS_ITEM_ENQUEUE ||
+                               kind == MAOS_ITEM_DEAD_RETRY ||
+                               kind == MAOS_ITEM_DEAD_PURGE))
+        return dec_queue_name(d, r, &it->queue);
+    if (key_is(k, "tasks") && kind == MAOS_ITEM_ENQUEUE)
+        return dec_tasks(d, r, it);
+    if (key_is(k, "queues") && kind == MAOS_ITEM_CLAIM)
+        return dec_queues(d, r, it);
+    if (key_is(k, "task") && (leased || kind == MAOS_ITEM_DEAD_RETRY)) {
+        if (kind == MAOS_ITEM_DEAD_RETRY && maos_mpr_peek(r) == MAOS_MP_NIL) {
+            maos_mpr_nil(r);
+            return 0;
+        }
+        it->has_task = 1;
+        return dec_task_id(d, r, it->task, "task");
+    }
+    if (key_is(k, "token") && leased) {
+        if (maos_mpr_uint(r, &it->token) || !it->token)
+            return FAIL(d, MAOS_EBAD_REQUEST, "token must be a lease token (>= 1)");
+        return 0;
+    }
+    if (key_is(k, "result") && kind == MAOS_ITEM_ACK) {
+        if (maos_mpr_skip(r, &it->result))
+            return FAIL(d, MAOS_EBAD_REQUEST, "result is malformed");
+        return 0;
+    }
+    if (key_is(k, "error") && kind == MAOS_ITEM_NACK)
+        return dec_text(d, r, &it->error, "error", 1, MAOS_TASK_ERROR_MAX);
+    if (key_is(k, "retry_after_ms") && kind == MAOS_ITEM_NACK) {
+        rc = dec_range(d, r, 0, MAOS_DELAY_MS_MAX, "retry_after_ms", &u);
+        it->retry_after_ms = (int64_t)u;
+        return rc;
+    }
+    if (key_is(k, "lease_ms") && (kind == MAOS_ITEM_CLAIM || kind == MAOS_ITEM_EXTEND)) {
+        rc = dec_range(d, r, 1, MAOS_LEASE_MS_MAX, "lease_ms", &u);
+        it->lease_ms = (uint32_t)u;
+        return rc;
+    }
+    if (key_is(k, "wait_ms") && kind == MAOS_ITEM_CLAIM) {
+        rc = dec_range(d, r, 0, MAOS_WAIT_MS_MAX, "wait_ms", &u);
+        it->wait_ms = (uint32_t)u;
+        return rc;
+    }
+    if (key_is(k, "max") && kind == MAOS_ITEM_CLAIM) {
+        rc = dec_range(d, r, 1, MAOS_CLAIM_MAX, "max", &u);
+        it->max_tasks = (uint32_t)u;
+        return rc;
+    }
+    if (key_is(k, "bind") && kind == MAOS_ITEM_CLAIM) {
+        if (maos_mpr_bool(r, &it->bind))
+            return FAIL(d, MAOS_EBAD_REQUEST, "bind must be a boolean");
+        return 0;
+    }
+    *handled = 0;
+    return 0;
+}
+
+static void qitem_defaults(maos_item_in *it)
+{
+    it->retry_after_ms = -1;
+    it->max_tasks = 1;
+}
+
+static int check_qitem(dec *d, const maos_item_in *it)
+{
+    switch (it->kind) {
+    case MAOS_ITEM_ENQUEUE:
+        if (!it->queue.len || !it->n_tasks)
+            return FAIL(d, MAOS_EBAD_REQUEST, "enqueue needs a queue and tasks");
+        return 0;
+    case MAOS_ITEM_CLAIM:
+        if (!it->n_queues)
+            return FAIL(d, MAOS_EBAD_REQUEST, "claim needs queues");
+        return 0;
+    case MAOS_ITEM_DEAD_RETRY:
+    case MAOS_ITEM_DEAD_PURGE:
+        if (!it->queue.len)
+            return FAIL(d, MAOS_EBAD_REQUEST, "%s needs a queue",
+                        it->kind == MAOS_ITEM_DEAD_RETRY ? "dead_retry" : "dead_purge");
+        return 0;
+    default:
+        if (!it->has_task || !it->token)
+            return FAIL(d, MAOS_EBAD_REQUEST, "a task op needs task and token");
+        if (it->kind == MAOS_ITEM_EXTEND && !it->lease_ms)
+            return FAIL(d, MAOS_EBAD_REQUEST, "extend needs lease_ms");
+        return 0;
+    }
+}
+
+static int is_qitem(int kind)
+{
+    return kind >= MAOS_ITEM_ENQUEUE && kind < MAOS_ITEM__WIRE_END;
+}
+
+/* The ops a txn's ops form takes, by item kind. */
+static const char *const txn_op_names[MAOS_ITEM__WIRE_END] = {
+    [MAOS_ITEM_APPEND] = "append", [MAOS_ITEM_PUT] = "put",
+    [MAOS_ITEM_DELETE] = "delete", [MAOS_ITEM_CHECKPOINT] = "checkpoint",
+    [MAOS_ITEM_ENQUEUE] = "enqueue", [MAOS_ITEM_ACK] = "ack",
+    [MAOS_ITEM_NACK] = "nack", [MAOS_ITEM_EXTEND] = "extend",
+    [MAOS_ITEM_TASK_RELEASE] = "release"};
+
+static const char *qitem_op_name(int kind)
+{
+    return kind > 0 && kind < MAOS_ITEM__WIRE_END ? txn_op_names[kind] : NULL;
+}
+
 /* The value of an op map's "op" key (read ahead, so that the other keys
  * can be read knowing the kind). */
 static int op_kind(dec *d, maos_mpr r, int *kind)
 {
-    static const char *const kinds[] = {
-        [MAOS_ITEM_APPEND] = "append", [MAOS_ITEM_PUT] = "put",
-        [MAOS_ITEM_DELETE] = "delete", [MAOS_ITEM_CHECKPOINT] = "checkpoint"};
+    const char *const *kinds = txn_op_names;
     uint32_t m;
     maos_mpr_map(&r, &m); /* checked by the caller */
     for (uint32_t j = 0; j < m; j++) {
@@ -513,14 +792,15 @@ static int op_kind(dec *d, maos_mpr r, int *kind)
         }
         if (maos_mpr_str(&r, &v))
             return FAIL(d, MAOS_EBAD_REQUEST, "op must be a string");
-        for (int kd = MAOS_ITEM_APPEND; kd <= MAOS_ITEM_CHECKPOINT; kd++) {
-            if (key_is(v, kinds[kd])) {
+        for (int kd = MAOS_ITEM_APPEND; kd < MAOS_ITEM__WIRE_END; kd++) {
+            if (kinds[kd] && key_is(v, kinds[kd])) {
                 *kind = kd;
                 return 0;
             }
         }
         return FAIL(d, MAOS_EBAD_REQUEST,
-                    "unknown op \"%.*s\" in a txn (append, put, delete, checkpoint)",
+                    "unknown op \"%.*s\" in a txn (append, put, delete, checkpoint, "
+                    "enqueue, ack, nack, extend, release)",
                     (int)(v.len > 32 ? 32 : v.len), v.ptr);
     }
     return FAIL(d, MAOS_EBAD_REQUEST, "each op of a txn needs an op");
@@ -540,6 +820,7 @@ static int dec_op(dec *d, maos_mpr *r, maos_item_in *it, maos_append_in *a)
         return dec_append_map(d, r, a);
     }
     it->expect = MAOS_EXPECT_ANY;
+    qitem_defaults(it);
     maos_mpr_map(r, &m);
     int have_position = 0;
     for (uint32_t j = 0; j < m; j++) {
@@ -558,6 +839,8 @@ static int dec_op(dec *d, maos_mpr *r, maos_item_in *it, maos_append_in *a)
                          : 0;
                 have_position = handled = 1;
             }
+        } else if (is_qitem(it->kind)) {
+            rc = dec_qitem_key(d, r, k, it, &handled);
         } else {
             rc = dec_put_key(d, r, k, it, &handled);
         }
@@ -566,6 +849,8 @@ static int dec_op(dec *d, maos_mpr *r, maos_item_in *it, maos_append_in *a)
         if (!handled && maos_mpr_skip(r, NULL))
             return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
     }
+    if (is_qitem(it->kind))
+        return check_qitem(d, it);
     if (it->kind == MAOS_ITEM_CHECKPOINT) {
         if (!it->name.len || !have_position)
             return FAIL(d, MAOS_EBAD_REQUEST, "checkpoint needs name and position");
@@ -780,6 +1065,31 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
         return dec_table_key(d, r, k);
     if (is_agent_op(req->op))
         return dec_agent_key(d, r, k);
+    if (req->op != MAOS_OP_TXN && req->n_items == 1 && is_qitem(req->items[0].kind)) {
+        rc = dec_qitem_key(d, r, k, &req->items[0], &handled);
+        if (rc || handled)
+            return rc;
+        if (maos_mpr_skip(r, NULL))
+            return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+        return 0;
+    }
+    if (req->op == MAOS_OP_TASK || req->op == MAOS_OP_QUEUE_STATS ||
+        req->op == MAOS_OP_DEAD_LIST) {
+        if (key_is(k, "queue") && req->op != MAOS_OP_TASK)
+            return dec_queue_name(d, r, &req->queue);
+        if ((key_is(k, "task") && req->op == MAOS_OP_TASK) ||
+            (key_is(k, "after") && req->op == MAOS_OP_DEAD_LIST)) {
+            if (req->op == MAOS_OP_DEAD_LIST && maos_mpr_peek(r) == MAOS_MP_NIL)
+                return maos_mpr_nil(r) ? FAIL(d, MAOS_EBAD_REQUEST, "bad after") : 0;
+            req->has_task = 1;
+            return dec_task_id(d, r, req->task, k.ptr[0] == 't' ? "task" : "after");
+        }
+        if (key_is(k, "limit") && req->op == MAOS_OP_DEAD_LIST)
+            return dec_limit(d, r);
+        if (maos_mpr_skip(r, NULL))
+            return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+        return 0;
+    }
     if (req->op == MAOS_OP_APPEND) {
         rc = dec_append_key(d, r, k, &req->appends[0], &handled);
         if (rc || handled)
@@ -927,6 +1237,14 @@ static int prepare(dec *d)
     case MAOS_OP_PUT: kind = MAOS_ITEM_PUT; break;
     case MAOS_OP_DELETE: kind = MAOS_ITEM_DELETE; break;
     case MAOS_OP_CHECKPOINT_SAVE: kind = MAOS_ITEM_CHECKPOINT; break;
+    case MAOS_OP_ENQUEUE: kind = MAOS_ITEM_ENQUEUE; break;
+    case MAOS_OP_CLAIM: kind = MAOS_ITEM_CLAIM; break;
+    case MAOS_OP_ACK: kind = MAOS_ITEM_ACK; break;
+    case MAOS_OP_NACK: kind = MAOS_ITEM_NACK; break;
+    case MAOS_OP_EXTEND: kind = MAOS_ITEM_EXTEND; break;
+    case MAOS_OP_RELEASE: kind = MAOS_ITEM_TASK_RELEASE; break;
+    case MAOS_OP_DEAD_RETRY: kind = MAOS_ITEM_DEAD_RETRY; break;
+    case MAOS_OP_DEAD_PURGE: kind = MAOS_ITEM_DEAD_PURGE; break;
     default: return 0;
     }
     req->items = req_alloc(req, sizeof(maos_item_in));
@@ -935,6 +1253,7 @@ static int prepare(dec *d)
     req->n_items = 1;
     req->items[0].kind = kind;
     req->items[0].expect = MAOS_EXPECT_ANY;
+    qitem_defaults(&req->items[0]);
     if (kind == MAOS_ITEM_APPEND) {
         req->appends = req_alloc(req, sizeof(maos_append_in));
         if (!req->appends)
@@ -1075,6 +1394,23 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
     case MAOS_OP_AGENT_STATUS:
         if (!req->agent.status.len)
             return FAIL(&d, MAOS_EBAD_REQUEST, "agent_status needs a status");
+        break;
+    case MAOS_OP_ENQUEUE:
+    case MAOS_OP_CLAIM:
+    case MAOS_OP_ACK:
+    case MAOS_OP_NACK:
+    case MAOS_OP_EXTEND:
+    case MAOS_OP_RELEASE:
+    case MAOS_OP_DEAD_RETRY:
+    case MAOS_OP_DEAD_PURGE:
+        return check_qitem(&d, &req->items[0]);
+    case MAOS_OP_TASK:
+        if (!req->has_task)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "task needs a task id");
+        break;
+    case MAOS_OP_DEAD_LIST:
+        if (!req->queue.len)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "dead_list needs a queue");
         break;
     default:
         break;
@@ -1357,6 +1693,16 @@ int maos_enc_txn_ops(msgpack_packer *pk, uint64_t rid, const maos_item_in *items
             rc = enc_put_body(pk, it->kind, it->table.name, it->key, it->data,
                               it->expect, it->bind);
             break;
+        case MAOS_ITEM_ENQUEUE:
+        case MAOS_ITEM_ACK:
+        case MAOS_ITEM_NACK:
+        case MAOS_ITEM_EXTEND:
+        case MAOS_ITEM_TASK_RELEASE:
+            rc = msgpack_pack_map(pk, qitem_keys(it) + 1) ||
+                         KV_CSTR(pk, "op", qitem_op_name(it->kind))
+                     ? MAOS_ENOMEM
+                     : enc_qitem_body(pk, it);
+            break;
         case MAOS_ITEM_CHECKPOINT:
             rc = msgpack_pack_map(pk, 3) || KV_CSTR(pk, "op", "checkpoint") ||
                          KV_STR(pk, "name", it->name) ||
@@ -1492,6 +1838,217 @@ int maos_enc_agent_status(msgpack_packer *pk, uint64_t rid, maos_slice status,
         KV_STR(pk, "status", status) || kv_raw(pk, "detail", detail))
         return MAOS_ENOMEM;
     return 0;
+}
+
+/* ---- queue requests ---------------------------------------------------------- */
+
+static int kv_bin(msgpack_packer *pk, const char *k, const void *p, size_t n)
+{
+    return pk_cstr(pk, k) || pk_bin(pk, p, n);
+}
+
+static uint32_t task_spec_keys(const maos_task_in *t)
+{
+    return (t->data.len != 0) + (t->meta.len != 0) + (t->priority != 0) +
+           (t->delay_ms >= 0) + (t->not_before != 0) + (t->max_attempts != 0) +
+           (t->lease_ms != 0) + (t->backoff_ms != 0) + (t->dedupe_key.len != 0) +
+           (t->ordering_key.len != 0);
+}
+
+static int enc_task_spec(msgpack_packer *pk, const maos_task_in *t)
+{
+    if (msgpack_pack_map(pk, task_spec_keys(t)) || kv_raw(pk, "data", t->data) ||
+        kv_raw(pk, "meta", t->meta))
+        return MAOS_ENOMEM;
+    if (t->priority && KV_I64(pk, "priority", t->priority))
+        return MAOS_ENOMEM;
+    if (t->delay_ms >= 0 && KV_U64(pk, "delay", (uint64_t)t->delay_ms))
+        return MAOS_ENOMEM;
+    if (t->not_before && KV_I64(pk, "not_before", t->not_before))
+        return MAOS_ENOMEM;
+    if (t->max_attempts && KV_U64(pk, "max_attempts", t->max_attempts))
+        return MAOS_ENOMEM;
+    if (t->lease_ms && KV_U64(pk, "lease_ms", t->lease_ms))
+        return MAOS_ENOMEM;
+    if (t->backoff_ms && KV_U64(pk, "backoff_ms", t->backoff_ms))
+        return MAOS_ENOMEM;
+    if (kv_opt_str(pk, "dedupe_key", t->dedupe_key) ||
+        kv_opt_str(pk, "ordering_key", t->ordering_key))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+/* Keys of a queue item besides op (and rid). */
+static uint32_t qitem_keys(const maos_item_in *it)
+{
+    switch (it->kind) {
+    case MAOS_ITEM_ENQUEUE: return 2;
+    case MAOS_ITEM_CLAIM:
+        return 3 + (it->lease_ms != 0) + (it->wait_ms != 0) + (it->bind != 0);
+    case MAOS_ITEM_ACK: return 2 + (it->result.len != 0);
+    case MAOS_ITEM_NACK: return 2 + (it->error.len != 0) + (it->retry_after_ms >= 0);
+    case MAOS_ITEM_EXTEND: return 3;
+    case MAOS_ITEM_TASK_RELEASE: return 2;
+    case MAOS_ITEM_DEAD_RETRY: return 1 + (it->has_task != 0);
+    default: return 1; /* DEAD_PURGE */
+    }
+}
+
+static int enc_qitem_body(msgpack_packer *pk, const maos_item_in *it)
+{
+    int rc;
+    switch (it->kind) {
+    case MAOS_ITEM_ENQUEUE:
+        if (KV_STR(pk, "queue", it->queue) || pk_cstr(pk, "tasks") ||
+            msgpack_pack_array(pk, it->n_tasks))
+            return MAOS_ENOMEM;
+        for (uint32_t i = 0; i < it->n_tasks; i++)
+            if ((rc = enc_task_spec(pk, &it->tasks[i])))
+                return rc;
+        return 0;
+    case MAOS_ITEM_CLAIM:
+        if (pk_cstr(pk, "queues") || msgpack_pack_array(pk, it->n_queues))
+            return MAOS_ENOMEM;
+        for (uint32_t i = 0; i < it->n_queues; i++)
+            if (pk_slice(pk, it->queues[i]))
+                return MAOS_ENOMEM;
+        if (KV_U64(pk, "max", it->max_tasks ? it->max_tasks : 1) ||
+            (it->lease_ms && KV_U64(pk, "lease_ms", it->lease_ms)) ||
+            (it->wait_ms && KV_U64(pk, "wait_ms", it->wait_ms)) ||
+            (it->bind && KV_BOOL(pk, "bind", 1)))
+            return MAOS_ENOMEM;
+        return 0;
+    case MAOS_ITEM_DEAD_RETRY:
+    case MAOS_ITEM_DEAD_PURGE:
+        if (KV_STR(pk, "queue", it->queue) ||
+            (it->has_task && kv_bin(pk, "task", it->task, 16)))
+            return MAOS_ENOMEM;
+        return 0;
+    default:
+        break;
+    }
+    if (kv_bin(pk, "task", it->task, 16) || KV_U64(pk, "token", it->token))
+        return MAOS_ENOMEM;
+    switch (it->kind) {
+    case MAOS_ITEM_ACK:
+        return kv_raw(pk, "result", it->result);
+    case MAOS_ITEM_NACK:
+        if (kv_opt_str(pk, "error", it->error) ||
+            (it->retry_after_ms >= 0 &&
+             KV_U64(pk, "retry_after_ms", (uint64_t)it->retry_after_ms)))
+            return MAOS_ENOMEM;
+        return 0;
+    case MAOS_ITEM_EXTEND:
+        return KV_U64(pk, "lease_ms", it->lease_ms) ? MAOS_ENOMEM : 0;
+    default:
+        return 0;
+    }
+}
+
+static int enc_qitem(msgpack_packer *pk, uint64_t rid, maos_op op, const maos_item_in *it)
+{
+    if (head_req(pk, qitem_keys(it), rid, op))
+        return MAOS_ENOMEM;
+    return enc_qitem_body(pk, it);
+}
+
+int maos_enc_enqueue(msgpack_packer *pk, uint64_t rid, maos_slice queue,
+                     const maos_task_in *tasks, uint32_t n)
+{
+    maos_item_in it = {.kind = MAOS_ITEM_ENQUEUE, .queue = queue,
+                       .tasks = (maos_task_in *)tasks, .n_tasks = n};
+    return enc_qitem(pk, rid, MAOS_OP_ENQUEUE, &it);
+}
+
+int maos_enc_claim(msgpack_packer *pk, uint64_t rid, const maos_slice *queues,
+                   uint32_t n, uint32_t lease_ms, uint32_t wait_ms, uint32_t max,
+                   int bind)
+{
+    maos_item_in it = {.kind = MAOS_ITEM_CLAIM, .queues = (maos_slice *)queues,
+                       .n_queues = n, .lease_ms = lease_ms, .wait_ms = wait_ms,
+                       .max_tasks = max, .bind = bind};
+    return enc_qitem(pk, rid, MAOS_OP_CLAIM, &it);
+}
+
+static maos_item_in task_item(int kind, const uint8_t id[16], uint64_t token)
+{
+    maos_item_in it = {.kind = kind, .has_task = 1, .token = token,
+                       .retry_after_ms = -1};
+    memcpy(it.task, id, 16);
+    return it;
+}
+
+int maos_enc_ack(msgpack_packer *pk, uint64_t rid, const uint8_t id[16],
+                 uint64_t token, maos_slice result)
+{
+    maos_item_in it = task_item(MAOS_ITEM_ACK, id, token);
+    it.result = result;
+    return enc_qitem(pk, rid, MAOS_OP_ACK, &it);
+}
+
+int maos_enc_nack(msgpack_packer *pk, uint64_t rid, const uint8_t id[16],
+                  uint64_t token, maos_slice error, int64_t retry_after_ms)
+{
+    maos_item_in it = task_item(MAOS_ITEM_NACK, id, token);
+    it.error = error;
+    it.retry_after_ms = retry_after_ms;
+    return enc_qitem(pk, rid, MAOS_OP_NACK, &it);
+}
+
+int maos_enc_extend(msgpack_packer *pk, uint64_t rid, const uint8_t id[16],
+                    uint64_t token, uint32_t lease_ms)
+{
+    maos_item_in it = task_item(MAOS_ITEM_EXTEND, id, token);
+    it.lease_ms = lease_ms;
+    return enc_qitem(pk, rid, MAOS_OP_EXTEND, &it);
+}
+
+int maos_enc_task_release(msgpack_packer *pk, uint64_t rid, const uint8_t id[16],
+                          uint64_t token)
+{
+    maos_item_in it = task_item(MAOS_ITEM_TASK_RELEASE, id, token);
+    return enc_qitem(pk, rid, MAOS_OP_RELEASE, &it);
+}
+
+int maos_enc_task_get(msgpack_packer *pk, uint64_t rid, const uint8_t id[16])
+{
+    if (head_req(pk, 1, rid, MAOS_OP_TASK) || kv_bin(pk, "task", id, 16))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_queue_stats(msgpack_packer *pk, uint64_t rid, maos_slice queue)
+{
+    if (head_req(pk, queue.len != 0, rid, MAOS_OP_QUEUE_STATS) ||
+        kv_opt_str(pk, "queue", queue))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_dead_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
+                       const uint8_t *after, uint32_t limit)
+{
+    if (head_req(pk, 1 + (after != NULL) + (limit != 0), rid, MAOS_OP_DEAD_LIST) ||
+        KV_STR(pk, "queue", queue) || (after && kv_bin(pk, "after", after, 16)) ||
+        (limit && KV_U64(pk, "limit", limit)))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_dead_retry(msgpack_packer *pk, uint64_t rid, maos_slice queue,
+                        const uint8_t *id)
+{
+    maos_item_in it = {.kind = MAOS_ITEM_DEAD_RETRY, .queue = queue,
+                       .has_task = id != NULL};
+    if (id)
+        memcpy(it.task, id, 16);
+    return enc_qitem(pk, rid, MAOS_OP_DEAD_RETRY, &it);
+}
+
+int maos_enc_dead_purge(msgpack_packer *pk, uint64_t rid, maos_slice queue)
+{
+    maos_item_in it = {.kind = MAOS_ITEM_DEAD_PURGE, .queue = queue};
+    return enc_qitem(pk, rid, MAOS_OP_DEAD_PURGE, &it);
 }
 
 /* ---- records -------------------------------------------------------------- */
@@ -1860,9 +2417,177 @@ int maos_enc_txn_result(msgpack_packer *pk, const maos_txn_result *res)
         return 0;
     case MAOS_ITEM_CHECKPOINT:
         return msgpack_pack_map(pk, 0) ? MAOS_ENOMEM : 0;
+    case MAOS_ITEM_ENQUEUE:
+        if (msgpack_pack_map(pk, 3) ||
+            kv_bin(pk, "task_ids", res->task_ids.ptr, res->task_ids.len) ||
+            pk_cstr(pk, "duplicates") ||
+            pk_raw(pk, res->duplicates.ptr, res->duplicates.len) ||
+            KV_U64(pk, "revision", res->revision))
+            return MAOS_ENOMEM;
+        return 0;
+    case MAOS_ITEM_ACK:
+    case MAOS_ITEM_TASK_RELEASE:
+        if (msgpack_pack_map(pk, 1) || KV_U64(pk, "revision", res->revision))
+            return MAOS_ENOMEM;
+        return 0;
+    case MAOS_ITEM_NACK:
+        if (msgpack_pack_map(pk, 2) || KV_U64(pk, "revision", res->revision) ||
+            KV_STR(pk, "state", res->state))
+            return MAOS_ENOMEM;
+        return 0;
+    case MAOS_ITEM_EXTEND:
+        if (msgpack_pack_map(pk, 1) || KV_I64(pk, "lease_until", res->lease_until))
+            return MAOS_ENOMEM;
+        return 0;
     default:
         return MAOS_EINVALID_ARG;
     }
+}
+
+/* ---- tasks and queue figures ---------------------------------------------------- */
+
+static int kv_nil_str(msgpack_packer *pk, const char *k, maos_slice v)
+{
+    if (pk_cstr(pk, k))
+        return MAOS_ENOMEM;
+    return v.len ? pk_slice(pk, v) : msgpack_pack_nil(pk);
+}
+
+int maos_enc_task(msgpack_packer *pk, const maos_task *t)
+{
+    if (msgpack_pack_map(pk, 18) || kv_bin(pk, "id", t->id, 16) ||
+        KV_STR(pk, "queue", t->queue) || KV_STR(pk, "state", t->state) ||
+        KV_U64(pk, "attempt", t->attempt) || KV_U64(pk, "max_attempts", t->max_attempts) ||
+        KV_I64(pk, "priority", t->priority) || pk_cstr(pk, "data") ||
+        (t->data.len ? pk_raw(pk, t->data.ptr, t->data.len) : msgpack_pack_nil(pk)) ||
+        pk_cstr(pk, "meta") ||
+        (t->meta.len ? pk_raw(pk, t->meta.ptr, t->meta.len) : msgpack_pack_map(pk, 0)) ||
+        KV_I64(pk, "enqueued", t->enqueued) || KV_I64(pk, "not_before", t->not_before) ||
+        kv_nil_str(pk, "dedupe_key", t->dedupe_key) ||
+        kv_nil_str(pk, "ordering_key", t->ordering_key) ||
+        kv_nil_str(pk, "last_error", t->last_error) || pk_cstr(pk, "result") ||
+        (t->result.len ? pk_raw(pk, t->result.ptr, t->result.len) : msgpack_pack_nil(pk)) ||
+        KV_U64(pk, "token", t->token) || KV_I64(pk, "lease_until", t->lease_until) ||
+        pk_cstr(pk, "history") || msgpack_pack_array(pk, t->n_history))
+        return MAOS_ENOMEM;
+    for (uint32_t i = 0; i < t->n_history; i++) {
+        uint64_t v = 0;
+        for (int b = 0; b < 8; b++)
+            v = (v << 8) | (uint8_t)t->history_be[8 * i + b];
+        if (msgpack_pack_uint64(pk, v))
+            return MAOS_ENOMEM;
+    }
+    return 0;
+}
+
+/* A str or nil into *out (nil: len 0). */
+static int dec_nil_str(maos_mpr *r, maos_slice *out)
+{
+    if (maos_mpr_peek(r) == MAOS_MP_NIL) {
+        *out = (maos_slice){NULL, 0};
+        return maos_mpr_nil(r);
+    }
+    return maos_mpr_str(r, out);
+}
+
+int maos_task_next(maos_mpr *r, maos_task *t)
+{
+    static const char *const keys[] = {
+        "id", "queue", "state", "attempt", "max_attempts", "priority", "data", "meta",
+        "enqueued", "not_before", "dedupe_key", "ordering_key", "last_error",
+        "result", "token", "lease_until", "history"};
+    enum { N_KEYS = sizeof(keys) / sizeof(keys[0]) };
+    maos_mpr c = *r;
+    uint32_t n, have = 0;
+    memset(t, 0, sizeof(*t));
+    if (maos_mpr_map(&c, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k, s;
+        int bad = 0, which = -1;
+        if (maos_mpr_str(&c, &k))
+            return MAOS_EPROTO;
+        for (int j = 0; j < N_KEYS && which < 0; j++)
+            if (key_is(k, keys[j]))
+                which = j;
+        switch (which) {
+        case 0: bad = maos_mpr_bin(&c, &s) || s.len != 16; if (!bad) memcpy(t->id, s.ptr, 16); break;
+        case 1: bad = maos_mpr_str(&c, &t->queue); break;
+        case 2: bad = maos_mpr_str(&c, &t->state); break;
+        case 3: bad = maos_mpr_uint(&c, &t->attempt); break;
+        case 4: bad = maos_mpr_uint(&c, &t->max_attempts); break;
+        case 5: bad = maos_mpr_int(&c, &t->priority); break;
+        case 6: bad = maos_mpr_skip(&c, &t->data); break;
+        case 7: bad = maos_mpr_peek(&c) != MAOS_MP_MAP || maos_mpr_skip(&c, &t->meta); break;
+        case 8: bad = maos_mpr_int(&c, &t->enqueued); break;
+        case 9: bad = maos_mpr_int(&c, &t->not_before); break;
+        case 10: bad = dec_nil_str(&c, &t->dedupe_key); break;
+        case 11: bad = dec_nil_str(&c, &t->ordering_key); break;
+        case 12: bad = dec_nil_str(&c, &t->last_error); break;
+        case 13: bad = maos_mpr_skip(&c, &t->result); break;
+        case 14: bad = maos_mpr_uint(&c, &t->token); break;
+        case 15: bad = maos_mpr_int(&c, &t->lease_until); break;
+        case 16: bad = dec_list(&c, &t->n_history, &t->history); break;
+        default: bad = maos_mpr_skip(&c, NULL); break;
+        }
+        if (bad)
+            return MAOS_EPROTO;
+        if (which >= 0)
+            have |= 1u << which;
+    }
+    if (have != (1u << N_KEYS) - 1)
+        return MAOS_EPROTO;
+    *r = c;
+    return 0;
+}
+
+int maos_task_decode(const void *p, size_t len, maos_task *t)
+{
+    maos_mpr r;
+    maos_mpr_init(&r, p, len);
+    return maos_task_next(&r, t);
+}
+
+int maos_enc_queue_info(msgpack_packer *pk, const maos_queue_info *q)
+{
+    if (msgpack_pack_map(pk, 9) || KV_STR(pk, "queue", q->queue) ||
+        KV_U64(pk, "ready", q->ready) || KV_U64(pk, "delayed", q->delayed) ||
+        KV_U64(pk, "blocked", q->blocked) || KV_U64(pk, "leased", q->leased) ||
+        KV_U64(pk, "done", q->done) || KV_U64(pk, "dead", q->dead) ||
+        KV_U64(pk, "waiting", q->waiting) || KV_I64(pk, "oldest_ready", q->oldest_ready))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_queue_info_next(maos_mpr *r, maos_queue_info *q)
+{
+    maos_mpr c = *r;
+    uint32_t n, have = 0;
+    memset(q, 0, sizeof(*q));
+    if (maos_mpr_map(&c, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        int bad;
+        if (maos_mpr_str(&c, &k))
+            return MAOS_EPROTO;
+        if (key_is(k, "queue")) bad = maos_mpr_str(&c, &q->queue), have |= 1;
+        else if (key_is(k, "ready")) bad = maos_mpr_uint(&c, &q->ready), have |= 2;
+        else if (key_is(k, "delayed")) bad = maos_mpr_uint(&c, &q->delayed), have |= 4;
+        else if (key_is(k, "blocked")) bad = maos_mpr_uint(&c, &q->blocked), have |= 8;
+        else if (key_is(k, "leased")) bad = maos_mpr_uint(&c, &q->leased), have |= 16;
+        else if (key_is(k, "done")) bad = maos_mpr_uint(&c, &q->done), have |= 32;
+        else if (key_is(k, "dead")) bad = maos_mpr_uint(&c, &q->dead), have |= 64;
+        else if (key_is(k, "waiting")) bad = maos_mpr_uint(&c, &q->waiting), have |= 128;
+        else if (key_is(k, "oldest_ready")) bad = maos_mpr_int(&c, &q->oldest_ready), have |= 256;
+        else bad = maos_mpr_skip(&c, NULL);
+        if (bad)
+            return MAOS_EPROTO;
+    }
+    if (have != 511)
+        return MAOS_EPROTO;
+    *r = c;
+    return 0;
 }
 
 int maos_enc_reply_fields(msgpack_packer *pk, uint64_t rid, uint64_t sub,
@@ -2062,7 +2787,14 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
     X(REVISION, "revision")                                                    \
     X(CREATED_REVISION, "created_revision")                                    \
     X(ENTRY, "entry")                                                          \
-    X(ENTRIES, "entries")
+    X(ENTRIES, "entries")                                                      \
+    X(TASKS, "tasks")                                                          \
+    X(TASK, "task")                                                            \
+    X(TASK_IDS, "task_ids")                                                    \
+    X(DUPLICATES, "duplicates")                                                \
+    X(LEASE_UNTIL, "lease_until")                                              \
+    X(QUEUES, "queues")                                                        \
+    X(MORE, "more")
 
 enum {
 #define RF_IDX_(e, key) RFI_##e,
@@ -2070,8 +2802,8 @@ enum {
 #undef RF_IDX_
     RFI__COUNT
 };
-#define RF(e) (1u << RFI_##e)
-_Static_assert(RFI__COUNT <= 32, "maos_reply.have_ holds 32 fields");
+#define RF(e) (1ull << RFI_##e)
+_Static_assert(RFI__COUNT <= 64, "maos_reply.have_ holds 64 fields");
 
 static const char *const reply_field_names[RFI__COUNT] = {
 #define RF_NAME_(e, key) [RFI_##e] = key,
@@ -2094,7 +2826,7 @@ _Static_assert(STI__COUNT <= 64, "maos_reply.have_stats_ holds 64 counters");
      RF(DUPLICATE) | RF(IDS))
 
 /* What a successful reply to each op promises (PROTOCOL.md). */
-static const uint32_t reply_required[MAOS_OP__COUNT] = {
+static const uint64_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_HELLO] = RF(VERSION) | RF(SERVER) | RF(MAX_FRAME),
     [MAOS_OP_APPEND] = RESULT_REQUIRED,
     [MAOS_OP_TXN] = RF(RESULTS),
@@ -2116,6 +2848,17 @@ static const uint32_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_AGENT_REGISTER] = RF(REVISION) | RF(CREATED_REVISION),
     [MAOS_OP_AGENT_DEREGISTER] = RF(REVISION),
     [MAOS_OP_AGENT_STATUS] = RF(REVISION),
+    [MAOS_OP_ENQUEUE] = RF(TASK_IDS) | RF(DUPLICATES) | RF(REVISION),
+    [MAOS_OP_CLAIM] = RF(TASKS),
+    [MAOS_OP_ACK] = RF(REVISION),
+    [MAOS_OP_NACK] = RF(REVISION) | RF(STATE),
+    [MAOS_OP_EXTEND] = RF(LEASE_UNTIL),
+    [MAOS_OP_RELEASE] = RF(REVISION),
+    [MAOS_OP_TASK] = RF(TASK),
+    [MAOS_OP_QUEUE_STATS] = RF(QUEUES),
+    [MAOS_OP_DEAD_LIST] = RF(TASKS) | RF(NEXT),
+    [MAOS_OP_DEAD_RETRY] = RF(COUNT) | RF(MORE),
+    [MAOS_OP_DEAD_PURGE] = RF(COUNT) | RF(MORE),
     /* ping, unsubscribe, checkpoint_save: {rid, ok} only */
 };
 
@@ -2123,16 +2866,16 @@ static const uint32_t reply_required[MAOS_OP__COUNT] = {
 #define ERROR_REQUIRED (RF(CODE) | RF(MESSAGE))
 
 /* Name of the first field of `need` missing from `have`. */
-static const char *first_missing(uint32_t need, uint32_t have)
+static const char *first_missing(uint64_t need, uint64_t have)
 {
     for (int i = 0; i < RFI__COUNT; i++)
-        if ((need & (1u << i)) && !(have & (1u << i)))
+        if ((need & (1ull << i)) && !(have & (1ull << i)))
             return reply_field_names[i];
     return "?";
 }
 
 static int dec_result_key(maos_mpr *r, maos_slice k, maos_append_result *res,
-                          uint32_t *have, int *handled)
+                          uint64_t *have, int *handled)
 {
     uint64_t u;
     *handled = 1;
@@ -2170,7 +2913,8 @@ static int dec_result_key(maos_mpr *r, maos_slice k, maos_append_result *res,
 int maos_append_result_next(maos_mpr *r, maos_append_result *res)
 {
     maos_mpr c = *r;
-    uint32_t n, have = 0;
+    uint32_t n;
+    uint64_t have = 0;
     memset(res, 0, sizeof(*res));
     if (maos_mpr_map(&c, &n))
         return MAOS_EPROTO;
@@ -2191,8 +2935,10 @@ int maos_append_result_next(maos_mpr *r, maos_append_result *res)
 int maos_txn_result_next(maos_mpr *r, int kind, maos_txn_result *res)
 {
     maos_mpr c = *r;
-    uint32_t n, have = 0;
-    if (kind < 0 || kind > MAOS_ITEM_CHECKPOINT)
+    uint32_t n;
+    uint64_t have = 0;
+    if (kind < 0 || kind >= MAOS_ITEM__WIRE_END || kind == MAOS_ITEM_CLAIM ||
+        kind == MAOS_ITEM_DEAD_RETRY || kind == MAOS_ITEM_DEAD_PURGE)
         return MAOS_EINVALID_ARG;
     memset(res, 0, sizeof(*res));
     if (maos_mpr_map(&c, &n))
@@ -2208,6 +2954,18 @@ int maos_txn_result_next(maos_mpr *r, int kind, maos_txn_result *res)
         } else if (key_is(k, "created_revision")) {
             bad = maos_mpr_uint(&c, &res->created_revision);
             have |= RF(CREATED_REVISION);
+        } else if (key_is(k, "task_ids")) {
+            bad = maos_mpr_bin(&c, &res->task_ids);
+            have |= RF(TASK_IDS);
+        } else if (key_is(k, "duplicates")) {
+            bad = dec_list(&c, &res->n_duplicates, &res->duplicates);
+            have |= RF(DUPLICATES);
+        } else if (key_is(k, "state")) {
+            bad = maos_mpr_str(&c, &res->state);
+            have |= RF(STATE);
+        } else if (key_is(k, "lease_until")) {
+            bad = maos_mpr_int(&c, &res->lease_until);
+            have |= RF(LEASE_UNTIL);
         } else {
             bad = dec_result_key(&c, k, &res->append, &have, &handled) ||
                   (!handled && maos_mpr_skip(&c, NULL));
@@ -2220,13 +2978,20 @@ int maos_txn_result_next(maos_mpr *r, int kind, maos_txn_result *res)
                : (have & RF(CREATED_REVISION)) ? MAOS_ITEM_PUT
                : (have & RF(REVISION)) ? MAOS_ITEM_DELETE
                                        : MAOS_ITEM_CHECKPOINT;
-    static const uint32_t need[] = {
+    static const uint64_t need[MAOS_ITEM__WIRE_END] = {
         [MAOS_ITEM_APPEND] = RESULT_REQUIRED,
         [MAOS_ITEM_PUT] = RF(REVISION) | RF(CREATED_REVISION),
         [MAOS_ITEM_DELETE] = RF(REVISION),
         [MAOS_ITEM_CHECKPOINT] = 0,
+        [MAOS_ITEM_ENQUEUE] = RF(TASK_IDS) | RF(DUPLICATES) | RF(REVISION),
+        [MAOS_ITEM_ACK] = RF(REVISION),
+        [MAOS_ITEM_NACK] = RF(REVISION) | RF(STATE),
+        [MAOS_ITEM_EXTEND] = RF(LEASE_UNTIL),
+        [MAOS_ITEM_TASK_RELEASE] = RF(REVISION),
     };
     if ((have & need[kind]) != need[kind])
+        return MAOS_EPROTO;
+    if (kind == MAOS_ITEM_ENQUEUE && res->task_ids.len != (uint64_t)res->n_duplicates * 16)
         return MAOS_EPROTO;
     if (kind == MAOS_ITEM_APPEND && res->append.ids.len != (uint64_t)res->append.count * 16)
         return MAOS_EPROTO;
@@ -2326,6 +3091,24 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
         } else if (key_is(k, "results")) {
             bad = dec_list(&r, &rep->n_results, &rep->results);
             rep->have_ |= RF(RESULTS);
+        } else if (key_is(k, "tasks") || key_is(k, "queues")) {
+            bad = dec_list(&r, &rep->n_items, &rep->items);
+            rep->have_ |= k.ptr[0] == 't' ? RF(TASKS) : RF(QUEUES);
+        } else if (key_is(k, "task")) {
+            bad = maos_mpr_peek(&r) != MAOS_MP_MAP || maos_mpr_skip(&r, &rep->task);
+            rep->have_ |= RF(TASK);
+        } else if (key_is(k, "task_ids")) {
+            bad = maos_mpr_bin(&r, &rep->task_ids);
+            rep->have_ |= RF(TASK_IDS);
+        } else if (key_is(k, "duplicates")) {
+            bad = dec_list(&r, &rep->n_duplicates, &rep->duplicates);
+            rep->have_ |= RF(DUPLICATES);
+        } else if (key_is(k, "lease_until")) {
+            bad = maos_mpr_int(&r, &rep->lease_until);
+            rep->have_ |= RF(LEASE_UNTIL);
+        } else if (key_is(k, "more")) {
+            bad = maos_mpr_bool(&r, &rep->more);
+            rep->have_ |= RF(MORE);
         } else if (key_is(k, "events") || key_is(k, "streams") ||
                    key_is(k, "entries")) {
             bad = dec_list(&r, &rep->n_items, &rep->items);
@@ -2353,6 +3136,9 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
             } else if (t == MAOS_MP_STR) {
                 bad = maos_mpr_str(&r, &rep->next_s);
                 rep->next_kind = MAOS_NEXT_STR;
+            } else if (t == MAOS_MP_BIN) {
+                bad = maos_mpr_bin(&r, &rep->next_s) || rep->next_s.len != 16;
+                rep->next_kind = MAOS_NEXT_BIN;
             } else {
                 bad = maos_mpr_nil(&r);
             }
@@ -2371,6 +3157,7 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
             rep->have_ |= RF(RECEIVERS);
         } else if (key_is(k, "state")) {
             bad = maos_mpr_str(&r, &rep->stats.state);
+            rep->state = rep->stats.state;
             rep->has_stats = 1;
             rep->have_ |= RF(STATE);
         } else if (key_is(k, "durability")) {
@@ -2401,6 +3188,9 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
     if (!rep->ok && rep->code == 0)
         rep->code = MAOS_EPROTO;
     /* an append result's ids hold count ids (a count reply has no ids) */
+    if ((rep->have_ & RF(TASK_IDS)) &&
+        rep->task_ids.len != (uint64_t)rep->n_duplicates * 16)
+        return MAOS_EPROTO;
     if ((rep->have_ & RF(IDS)) &&
         (rep->count > UINT32_MAX || rep->result.ids.len != rep->count * 16))
         return MAOS_EPROTO;
@@ -2447,6 +3237,20 @@ int maos_reply_check(const maos_reply *rep, maos_op op, char *why, size_t whylen
         if (rep->next_kind == MAOS_NEXT_UINT) {
             why_set(why, whylen, "%s reply with a numeric next (a %s or nil)", name,
                     op == MAOS_OP_LIST ? "key" : "name");
+            return MAOS_EPROTO;
+        }
+        break;
+    case MAOS_OP_TASK: {
+        maos_task t;
+        if (maos_task_decode(rep->task.ptr, rep->task.len, &t)) {
+            why_set(why, whylen, "task reply with a task without all of its fields");
+            return MAOS_EPROTO;
+        }
+        break;
+    }
+    case MAOS_OP_DEAD_LIST:
+        if (rep->next_kind == MAOS_NEXT_UINT || rep->next_kind == MAOS_NEXT_STR) {
+            why_set(why, whylen, "dead_list reply with a next that is not a task id");
             return MAOS_EPROTO;
         }
         break;

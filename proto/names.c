@@ -226,7 +226,29 @@ int maos_stream_is_table(maos_slice stream)
     for (int k = 1; k < N_BUILTIN; k++)
         if (is_lit(c, builtin[k].category))
             return 1;
+    if (is_lit(c, "queue"))
+        return 1; /* queue-NAME: written by the queue ops */
     return c.len >= KV_PREFIX_LEN && memcmp(c.ptr, KV_PREFIX, KV_PREFIX_LEN) == 0;
+}
+
+int maos_queue_name_check(maos_slice s)
+{
+    if (!s.ptr || s.len < 1 || s.len > MAOS_QUEUE_NAME_MAX)
+        return MAOS_EINVALID_NAME;
+    for (uint32_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+            return MAOS_EINVALID_NAME;
+    }
+    return 0;
+}
+
+size_t maos_queue_stream(maos_slice queue, char *out)
+{
+    memcpy(out, "queue-", 6);
+    memcpy(out + 6, queue.ptr, queue.len);
+    return 6 + (size_t)queue.len;
 }
 
 int maos_filter_match(const maos_filter *f, const maos_record *rec)

@@ -49,6 +49,21 @@ extern "C" {
 #define MAOS_KV_NAME_MAX 64
 /* agent_status's status: 1..64 bytes. */
 #define MAOS_STATUS_MAX 64
+/* Queues (PROTOCOL.md "Queues"): NAME of a queue, 1..64 bytes of
+ * [A-Za-z0-9_.-]; and the bounds of the queue ops' fields. */
+#define MAOS_QUEUE_NAME_MAX 64
+#define MAOS_CLAIM_QUEUES_MAX 16
+#define MAOS_CLAIM_MAX 1000
+#define MAOS_LEASE_MS_DEFAULT 30000u
+#define MAOS_LEASE_MS_MAX 86400000u
+#define MAOS_WAIT_MS_MAX 3600000u
+#define MAOS_DELAY_MS_MAX (365ll * 86400 * 1000)
+#define MAOS_BACKOFF_MAX_MS 3600000ll
+#define MAOS_ATTEMPTS_DEFAULT 5u
+#define MAOS_ATTEMPTS_MAX 1000u
+#define MAOS_TASK_ERROR_MAX 4096
+#define MAOS_CLAIMS_WAITING_MAX 64
+#define MAOS_DEAD_BATCH 1000
 /* read, read_all and list page sizes (limit): default and cap. */
 #define MAOS_READ_LIMIT_MAX 10000
 #define MAOS_READ_LIMIT_DEFAULT 1000
@@ -77,7 +92,18 @@ extern "C" {
     X(WATCH, "watch")                                                          \
     X(AGENT_REGISTER, "agent_register")                                        \
     X(AGENT_DEREGISTER, "agent_deregister")                                    \
-    X(AGENT_STATUS, "agent_status")
+    X(AGENT_STATUS, "agent_status")                                            \
+    X(ENQUEUE, "enqueue")                                                      \
+    X(CLAIM, "claim")                                                          \
+    X(ACK, "ack")                                                              \
+    X(NACK, "nack")                                                            \
+    X(EXTEND, "extend")                                                        \
+    X(RELEASE, "release")                                                      \
+    X(TASK, "task")                                                            \
+    X(QUEUE_STATS, "queue_stats")                                              \
+    X(DEAD_LIST, "dead_list")                                                  \
+    X(DEAD_RETRY, "dead_retry")                                                \
+    X(DEAD_PURGE, "dead_purge")
 
 typedef enum maos_op {
     MAOS_OP_NONE = 0,
@@ -276,7 +302,38 @@ typedef struct maos_append_in {
  * put, delete -> 1 item; checkpoint_save -> 1 CHECKPOINT item; txn (either
  * form) -> one per append or op, in request order.
  */
-enum { MAOS_ITEM_APPEND = 1, MAOS_ITEM_PUT, MAOS_ITEM_DELETE, MAOS_ITEM_CHECKPOINT };
+enum {
+    MAOS_ITEM_APPEND = 1,
+    MAOS_ITEM_PUT,
+    MAOS_ITEM_DELETE,
+    MAOS_ITEM_CHECKPOINT,
+    /* queues: enqueue, claim, ack, nack, extend and release are also ops of
+     * a txn (claim is not); dead_retry and dead_purge are requests of their
+     * own */
+    MAOS_ITEM_ENQUEUE,
+    MAOS_ITEM_CLAIM,
+    MAOS_ITEM_ACK,
+    MAOS_ITEM_NACK,
+    MAOS_ITEM_EXTEND,
+    MAOS_ITEM_TASK_RELEASE,
+    MAOS_ITEM_DEAD_RETRY,
+    MAOS_ITEM_DEAD_PURGE,
+    MAOS_ITEM__WIRE_END
+};
+
+/* One task of an enqueue.  Optional fields: len 0 / 0 = absent. */
+typedef struct maos_task_in {
+    maos_slice data;          /* one raw msgpack value (len 0: nil) */
+    maos_slice meta;          /* raw map (len 0: {}) */
+    int32_t priority;
+    int64_t delay_ms;         /* -1: none */
+    int64_t not_before;       /* microseconds since the epoch, 0: none */
+    uint32_t max_attempts;    /* 0: MAOS_ATTEMPTS_DEFAULT */
+    uint32_t lease_ms;        /* 0: MAOS_LEASE_MS_DEFAULT */
+    uint32_t backoff_ms;
+    maos_slice dedupe_key;    /* key rules */
+    maos_slice ordering_key;  /* key rules */
+} maos_task_in;
 
 typedef struct maos_item_in {
     int kind;                /* MAOS_ITEM_* */
@@ -289,6 +346,21 @@ typedef struct maos_item_in {
     int bind;                /* PUT: 1 = bound to the writing connection */
     maos_slice name;         /* CHECKPOINT: checkpoint name */
     uint64_t position;       /* CHECKPOINT */
+    /* queues */
+    maos_slice queue;        /* ENQUEUE, DEAD_RETRY, DEAD_PURGE */
+    uint32_t n_tasks;        /* ENQUEUE: 1..max_events */
+    maos_task_in *tasks;
+    uint32_t n_queues;       /* CLAIM: 1..MAOS_CLAIM_QUEUES_MAX */
+    maos_slice *queues;
+    uint8_t task[16];        /* ACK, NACK, EXTEND, TASK_RELEASE, DEAD_RETRY */
+    int has_task;            /* (DEAD_RETRY without a task: all) */
+    uint64_t token;          /* ACK, NACK, EXTEND, TASK_RELEASE */
+    maos_slice result;       /* ACK: one raw msgpack value (len 0: nil) */
+    maos_slice error;        /* NACK: 1..MAOS_TASK_ERROR_MAX bytes of UTF-8 */
+    int64_t retry_after_ms;  /* NACK: -1 none */
+    uint32_t lease_ms;       /* CLAIM (0: each task's own), EXTEND */
+    uint32_t wait_ms;        /* CLAIM */
+    uint32_t max_tasks;      /* CLAIM: 1..MAOS_CLAIM_MAX */
 } maos_item_in;
 
 /* agent_register (id, session, name, kind, tags, details), agent_deregister
@@ -386,6 +458,12 @@ typedef struct maos_request {
     uint64_t watch_revision;
     /* agent_register, agent_deregister, agent_status */
     maos_agent_in agent;
+    /* task (task), queue_stats (queue, len 0: all), dead_list (queue,
+     * has_task: after that task, limit); the write ops of queues are in
+     * items[0] */
+    maos_slice queue;
+    uint8_t task[16];
+    int has_task;
     /* owned by the request: freed by maos_request_free */
     void *mem_;
 } maos_request;
@@ -459,6 +537,37 @@ int maos_enc_agent_register(msgpack_packer *pk, uint64_t rid, const maos_agent_i
 int maos_enc_agent_deregister(msgpack_packer *pk, uint64_t rid, maos_slice id);
 int maos_enc_agent_status(msgpack_packer *pk, uint64_t rid, maos_slice status,
                           maos_slice detail);
+/* Queues (PROTOCOL.md "Queues").  Encoders do not validate: the daemon
+ * does.  A task id is 16 bytes.  queue len 0 (queue_stats): every queue;
+ * after NULL (dead_list): from the start; id NULL (dead_retry): all;
+ * retry_after_ms -1 (nack): none; lease_ms 0 (claim): each task's own;
+ * result/error len 0: none. */
+int maos_enc_enqueue(msgpack_packer *pk, uint64_t rid, maos_slice queue,
+                     const maos_task_in *tasks, uint32_t n);
+int maos_enc_claim(msgpack_packer *pk, uint64_t rid, const maos_slice *queues,
+                   uint32_t n, uint32_t lease_ms, uint32_t wait_ms, uint32_t max,
+                   int bind);
+int maos_enc_ack(msgpack_packer *pk, uint64_t rid, const uint8_t id[16],
+                 uint64_t token, maos_slice result);
+int maos_enc_nack(msgpack_packer *pk, uint64_t rid, const uint8_t id[16],
+                  uint64_t token, maos_slice error, int64_t retry_after_ms);
+int maos_enc_extend(msgpack_packer *pk, uint64_t rid, const uint8_t id[16],
+                    uint64_t token, uint32_t lease_ms);
+int maos_enc_task_release(msgpack_packer *pk, uint64_t rid, const uint8_t id[16],
+                          uint64_t token);
+int maos_enc_task_get(msgpack_packer *pk, uint64_t rid, const uint8_t id[16]);
+int maos_enc_queue_stats(msgpack_packer *pk, uint64_t rid, maos_slice queue);
+int maos_enc_dead_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
+                       const uint8_t *after, uint32_t limit);
+int maos_enc_dead_retry(msgpack_packer *pk, uint64_t rid, maos_slice queue,
+                        const uint8_t *id);
+int maos_enc_dead_purge(msgpack_packer *pk, uint64_t rid, maos_slice queue);
+/* 0 when s is a queue name (1..64 bytes of [A-Za-z0-9_.-]), else
+ * MAOS_EINVALID_NAME. */
+int maos_queue_name_check(maos_slice s);
+/* The stream of a queue's events ("queue-NAME") into out (at least
+ * 6 + MAOS_QUEUE_NAME_MAX bytes, no NUL); its length. */
+size_t maos_queue_stream(maos_slice queue, char *out);
 
 /* ---- stored event records ------------------------------------------------ */
 
@@ -496,6 +605,46 @@ int maos_enc_record(msgpack_packer *pk, uint64_t position, int64_t time,
                     maos_slice data, maos_slice meta);
 
 /* ---- replies ------------------------------------------------------------- */
+
+/* A task as it travels (PROTOCOL.md "Task"): the encoder writes every
+ * field; the decoder requires every field.  history: raw msgpack array of
+ * positions (decoded), or n_history positions as 8-byte big-endian values
+ * at history_be (encoded). */
+typedef struct maos_task {
+    uint8_t id[16];
+    maos_slice queue;
+    maos_slice state;        /* "ready", "delayed", "blocked", "leased", "done", "dead" */
+    uint64_t attempt;
+    uint64_t max_attempts;
+    int64_t priority;
+    maos_slice data;         /* one raw msgpack value */
+    maos_slice meta;         /* raw map */
+    int64_t enqueued;
+    int64_t not_before;
+    maos_slice dedupe_key;   /* len 0: nil */
+    maos_slice ordering_key;
+    maos_slice last_error;
+    maos_slice result;       /* raw value (nil when none) */
+    uint64_t token;
+    int64_t lease_until;
+    uint32_t n_history;
+    maos_slice history;      /* decoded: raw array of uint */
+    const char *history_be;  /* encoded from: n_history * 8 bytes */
+} maos_task;
+
+int maos_enc_task(msgpack_packer *pk, const maos_task *t);
+/* One task from a cursor (claim's and dead_list's tasks); 0 (cursor
+ * advanced) or MAOS_EPROTO. */
+int maos_task_next(maos_mpr *r, maos_task *t);
+int maos_task_decode(const void *p, size_t len, maos_task *t);
+/* queue_stats' elements. */
+typedef struct maos_queue_info {
+    maos_slice queue;
+    uint64_t ready, delayed, blocked, leased, done, dead, waiting;
+    int64_t oldest_ready;
+} maos_queue_info;
+int maos_enc_queue_info(msgpack_packer *pk, const maos_queue_info *q);
+int maos_queue_info_next(maos_mpr *r, maos_queue_info *q);
 
 /* Result of one append (one element of a txn). */
 typedef struct maos_append_result {
@@ -584,7 +733,7 @@ typedef struct maos_list_mark {
     size_t map_off;    /* the reply map's header byte */
 } maos_list_mark;
 
-enum { MAOS_NEXT_NONE = 0, MAOS_NEXT_UINT, MAOS_NEXT_STR };
+enum { MAOS_NEXT_NONE = 0, MAOS_NEXT_UINT, MAOS_NEXT_STR, MAOS_NEXT_BIN };
 
 int maos_enc_list_begin(msgpack_sbuffer *sb, uint64_t rid, const char *key,
                         maos_list_mark *mark);
@@ -659,8 +808,13 @@ int maos_enc_reply_watch(msgpack_packer *pk, uint64_t rid, uint64_t sub,
 typedef struct maos_txn_result {
     int kind;                   /* MAOS_ITEM_* */
     maos_append_result append;  /* APPEND */
-    uint64_t revision;          /* PUT, DELETE */
+    uint64_t revision;          /* PUT, DELETE, queue items but EXTEND */
     uint64_t created_revision;  /* PUT */
+    maos_slice task_ids;        /* ENQUEUE: 16 bytes per task */
+    uint32_t n_duplicates;      /* ENQUEUE: raw array of bool, one per task */
+    maos_slice duplicates;
+    maos_slice state;           /* NACK: "ready", "delayed" or "dead" */
+    int64_t lease_until;        /* EXTEND */
 } maos_txn_result;
 
 int maos_enc_reply_txn_begin(msgpack_packer *pk, uint64_t rid, uint32_t n);
@@ -781,8 +935,18 @@ typedef struct maos_reply {
     uint64_t count;            /* count (also an append's count, which
                                 * result.count holds when it fits) */
     maos_slice entry;          /* get: one raw entry map (maos_entry_decode) */
+    /* queues: claim, dead_list: `tasks` in n_items/items (maos_task_next),
+     * dead_list's next in next_s (16 bytes); queue_stats: `queues` in
+     * n_items/items (maos_queue_info_next); task: one raw task map */
+    maos_slice task;
+    maos_slice task_ids;       /* enqueue: 16 bytes per task */
+    uint32_t n_duplicates;     /* enqueue: raw array of bool */
+    maos_slice duplicates;
+    maos_slice state;          /* nack */
+    int64_t lease_until;       /* extend */
+    int more;                  /* dead_retry, dead_purge */
     /* private: which fields the frame carried, for maos_reply_check */
-    uint32_t have_;
+    uint64_t have_;
     uint64_t have_stats_;
 } maos_reply;
 
