@@ -80,7 +80,24 @@
     X(AGENT_STATUS, "agent_status", maosd_check_agent_status,                  \
       maosd_stage_agent_status, maosd_reply_agent_status)                      \
     X(AGENT_DEREGISTER, "agent_deregister", maosd_check_agent_deregister,      \
-      maosd_stage_agent_deregister, maosd_reply_agent_deregister)
+      maosd_stage_agent_deregister, maosd_reply_agent_deregister)              \
+    X(ENQUEUE, "enqueue", maosd_check_enqueue, maosd_stage_enqueue,            \
+      maosd_reply_enqueue)                                                     \
+    X(CLAIM, "claim", maosd_check_claim, maosd_stage_claim, maosd_reply_claim) \
+    X(ACK, "ack", maosd_check_ack, maosd_stage_ack, maosd_reply_ack)           \
+    X(NACK, "nack", maosd_check_nack, maosd_stage_nack, maosd_reply_nack)      \
+    X(EXTEND, "extend", maosd_check_extend, maosd_stage_extend,                \
+      maosd_reply_extend)                                                      \
+    X(TASK_RELEASE, "release", maosd_check_task_release,                       \
+      maosd_stage_task_release, maosd_reply_task_release)                      \
+    X(DEAD_RETRY, "dead_retry", maosd_check_dead_retry,                        \
+      maosd_stage_dead_retry, maosd_reply_dead_retry)                          \
+    X(DEAD_PURGE, "dead_purge", maosd_check_dead_purge,                        \
+      maosd_stage_dead_purge, maosd_reply_dead_purge)                          \
+    X(QUEUE_TICK, "queue_tick", maosd_check_queue_tick,                        \
+      maosd_stage_queue_tick, maosd_reply_queue_tick)                          \
+    X(QUEUE_UNBIND, "queue_unbind", maosd_check_queue_unbind,                  \
+      maosd_stage_queue_unbind, maosd_reply_queue_unbind)
 
 /* proto's items (MAOS_ITEM_*) and maosd's own (MAOSD_ITEM_*) */
 enum {
@@ -88,7 +105,17 @@ enum {
     MAOSD_ITEM_CHECKPOINT = MAOS_ITEM_CHECKPOINT,
     MAOSD_ITEM_PUT = MAOS_ITEM_PUT,
     MAOSD_ITEM_DELETE = MAOS_ITEM_DELETE,
+    MAOSD_ITEM_ENQUEUE = MAOS_ITEM_ENQUEUE,
+    MAOSD_ITEM_CLAIM = MAOS_ITEM_CLAIM,
+    MAOSD_ITEM_ACK = MAOS_ITEM_ACK,
+    MAOSD_ITEM_NACK = MAOS_ITEM_NACK,
+    MAOSD_ITEM_EXTEND = MAOS_ITEM_EXTEND,
+    MAOSD_ITEM_TASK_RELEASE = MAOS_ITEM_TASK_RELEASE,
+    MAOSD_ITEM_DEAD_RETRY = MAOS_ITEM_DEAD_RETRY,
+    MAOSD_ITEM_DEAD_PURGE = MAOS_ITEM_DEAD_PURGE,
 };
+_Static_assert((int)MAOS_ITEM__WIRE_END <= (int)MAOSD_ITEM_RELEASE,
+               "maosd's own item kinds come after the wire's");
 
 static const maosd_wkind kinds[MAOSD_ITEM__END] = {
 #define KIND_ROW_(e, n, c, s, r) [MAOSD_ITEM_##e] = {n, c, s, r},
@@ -183,7 +210,26 @@ void maosd_wreq_free(maosd_wreq *w)
     free(w->agent_mem);
     free(w->doc_mem);
     free(w->why);
+    msgpack_sbuffer_destroy(&w->qout);
+    free(w->qready);
     free(w);
+}
+
+void maosd_wreq_reset(maosd_wreq *w)
+{
+    free(w->why);
+    w->why = NULL;
+    w->code = 0;
+    w->has_actual = 0;
+    w->index = -1;
+    memset(w->out, 0, (w->req.n_items ? w->req.n_items : 1) * sizeof(*w->out));
+    w->recs.size = 0;
+    w->n_recs = 0;
+    w->last_pos = 0;
+    w->n_changes = 0;
+    w->q_touched = 0;
+    w->qout.size = 0;
+    w->n_qready = 0;
 }
 
 /* ---- helpers for the kinds (commit thread) ------------------------------------------ */
@@ -301,6 +347,60 @@ void maosd_wx_stream_set_head(maosd_wctx *x, maos_slice stream, uint64_t version
     maosd_put_u64(hv, version);
     maosd_put_u64(hv + 8, pos);
     maosd_batch_put(x->batch, MAOSD_CF_STREAMS, k, maosd_key_head(k, stream), hv, 16);
+}
+
+/* A small fixed buffer for msgpack_packer. */
+typedef struct fixbuf {
+    char buf[16 + MAOS_KEY_MAX];
+    size_t used;
+} fixbuf;
+
+static int fixbuf_write(void *data, const char *b, size_t n)
+{
+    fixbuf *f = data;
+    if (f->used + n > sizeof(f->buf))
+        return -1;
+    memcpy(f->buf + f->used, b, n);
+    f->used += n;
+    return 0;
+}
+
+void maosd_wx_uuid(maosd_wctx *x, uint8_t id[16])
+{
+    uuidv7(id, x->now, rand10(x));
+}
+
+maosd_iter *maosd_wx_iter(maosd_wctx *x, maosd_cf cf)
+{
+    return maosd_batch_iter_new(x->batch, cf);
+}
+
+int maosd_wx_record(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
+                    maos_slice type, maos_slice data, uint64_t *pos)
+{
+    int exists;
+    uint64_t head;
+    int rc = maosd_wx_stream_head(x, stream, &exists, &head);
+    if (rc)
+        return rc;
+    uint64_t version = exists ? head + 1 : 0;
+    /* meta {agent}: the writer's registered agent, as on its appends */
+    fixbuf meta = {.used = 0};
+    if (w->who.agent.len) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &meta, fixbuf_write);
+        msgpack_pack_map(&pk, 1);
+        msgpack_pack_str(&pk, 5);
+        msgpack_pack_str_body(&pk, "agent", 5);
+        msgpack_pack_str(&pk, w->who.agent.len);
+        msgpack_pack_str_body(&pk, w->who.agent.ptr, w->who.agent.len);
+    }
+    size_t mlen = meta.used; /* fits: at most 1 + 6 + 3 + 512 bytes */
+    rc = maosd_wx_event(x, w, stream, version, type, NULL, NULL, 0, 1, data,
+                        (maos_slice){meta.buf, (uint32_t)mlen}, pos);
+    if (!rc)
+        maosd_wx_stream_set_head(x, stream, version, *pos);
+    return rc;
 }
 
 /* ---- one request, one group ------------------------------------------------------- */

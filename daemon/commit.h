@@ -66,7 +66,23 @@ typedef struct maosd_item_out {
     uint64_t cur_created_rev;  /* table items: the entry as found */
     int64_t cur_created;
     int was_bound;
+    /* queue items: tasks claimed / enqueued / retried / purged (their
+     * reply bytes are in w->qout from q_off on), more left (dead ops),
+     * nack's new state, extend's lease */
+    uint32_t q_n;
+    size_t q_off;
+    int q_more;
+    const char *q_state;
+    int64_t lease_until;
 } maosd_item_out;
+
+/* A queue that got ready tasks in a committed request (waiting claims are
+ * woken by it). */
+typedef struct maosd_qready {
+    char queue[MAOS_QUEUE_NAME_MAX];
+    uint32_t len;
+    uint32_t n;
+} maosd_qready;
 
 /* An entry a committed request changed (table items), for listeners. */
 typedef struct maosd_change {
@@ -110,6 +126,11 @@ struct maosd_wreq {
     uint64_t last_pos;         /* position of the last of them */
     maosd_change *changes;     /* entries changed, n_changes */
     uint32_t n_changes;
+    /* queues */
+    int q_touched;             /* staged a queue write (timers may move) */
+    msgpack_sbuffer qout;      /* reply bytes of queue items (out[].q_off) */
+    maosd_qready *qready;      /* queues that got ready tasks */
+    uint32_t n_qready, cap_qready;
 };
 
 /* A request for `req` (moved in: req->mem_ and *frame are taken, *frame
@@ -117,6 +138,9 @@ struct maosd_wreq {
  * (nothing moved). */
 maosd_wreq *maosd_wreq_new(maos_request *req, char **frame, size_t frame_len);
 void maosd_wreq_free(maosd_wreq *w);
+/* Forget the outcome of a request that came back, so that it can be
+ * submitted again (a waiting claim): code, results, records, notes. */
+void maosd_wreq_reset(maosd_wreq *w);
 /* Bytes the committed records of this request can take at most (the
  * commit thread sizes w->recs with it), and what a queued request costs in
  * all (dispatch.c). */
@@ -200,6 +224,16 @@ int maosd_wx_event(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
 /* Set a stream's head after its events were appended. */
 void maosd_wx_stream_set_head(maosd_wctx *x, maos_slice stream, uint64_t version,
                               uint64_t pos);
+/* Append one event to stream (its next version), with data and meta
+ * {agent} of the writer when it has one: the whole of what a kind that
+ * records a change needs.  0 or MAOS_ENOMEM/a read error; *pos. */
+int maosd_wx_record(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
+                    maos_slice type, maos_slice data, uint64_t *pos);
+/* A fresh UUIDv7. */
+void maosd_wx_uuid(maosd_wctx *x, uint8_t id[16]);
+/* An iterator over cf that sees the group's pending writes too; invalid
+ * after the next write to the batch.  NULL: out of memory. */
+maosd_iter *maosd_wx_iter(maosd_wctx *x, maosd_cf cf);
 
 /*
  * A write kind: what one item of a request does.  check runs for every
@@ -225,6 +259,11 @@ enum {
     MAOSD_ITEM_AGENT_REGISTER,
     MAOSD_ITEM_AGENT_STATUS,
     MAOSD_ITEM_AGENT_DEREGISTER,
+    /* queues: the timers that fell due; the claims bound to a closed
+     * connection (item position: its id, 0: every connection of the
+     * last run) */
+    MAOSD_ITEM_QUEUE_TICK,
+    MAOSD_ITEM_QUEUE_UNBIND,
     MAOSD_ITEM__END
 };
 
@@ -249,6 +288,17 @@ MAOSD_KIND_STEPS_(release)
 MAOSD_KIND_STEPS_(agent_register)
 MAOSD_KIND_STEPS_(agent_status)
 MAOSD_KIND_STEPS_(agent_deregister)
+/* (write_queue.c) */
+MAOSD_KIND_STEPS_(enqueue)
+MAOSD_KIND_STEPS_(claim)
+MAOSD_KIND_STEPS_(ack)
+MAOSD_KIND_STEPS_(nack)
+MAOSD_KIND_STEPS_(extend)
+MAOSD_KIND_STEPS_(task_release)
+MAOSD_KIND_STEPS_(dead_retry)
+MAOSD_KIND_STEPS_(dead_purge)
+MAOSD_KIND_STEPS_(queue_tick)
+MAOSD_KIND_STEPS_(queue_unbind)
 #undef MAOSD_KIND_STEPS_
 
 #endif

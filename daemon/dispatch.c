@@ -46,6 +46,19 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
                                   maosd_op_agent_deregister, MAOSD_OPF_WRITE},
     [MAOS_OP_AGENT_STATUS] = {MAOS_OP_AGENT_STATUS, "agent_status",
                               maosd_op_agent_status, MAOSD_OPF_WRITE},
+    [MAOS_OP_ENQUEUE] = {MAOS_OP_ENQUEUE, "enqueue", maosd_op_queue_write, MAOSD_OPF_WRITE},
+    [MAOS_OP_CLAIM] = {MAOS_OP_CLAIM, "claim", maosd_op_claim, MAOSD_OPF_WRITE},
+    [MAOS_OP_ACK] = {MAOS_OP_ACK, "ack", maosd_op_queue_write, MAOSD_OPF_WRITE},
+    [MAOS_OP_NACK] = {MAOS_OP_NACK, "nack", maosd_op_queue_write, MAOSD_OPF_WRITE},
+    [MAOS_OP_EXTEND] = {MAOS_OP_EXTEND, "extend", maosd_op_queue_write, MAOSD_OPF_WRITE},
+    [MAOS_OP_RELEASE] = {MAOS_OP_RELEASE, "release", maosd_op_queue_write, MAOSD_OPF_WRITE},
+    [MAOS_OP_TASK] = {MAOS_OP_TASK, "task", maosd_op_task, 0},
+    [MAOS_OP_QUEUE_STATS] = {MAOS_OP_QUEUE_STATS, "queue_stats", maosd_op_queue_stats, 0},
+    [MAOS_OP_DEAD_LIST] = {MAOS_OP_DEAD_LIST, "dead_list", maosd_op_dead_list, 0},
+    [MAOS_OP_DEAD_RETRY] = {MAOS_OP_DEAD_RETRY, "dead_retry", maosd_op_queue_write,
+                            MAOSD_OPF_WRITE},
+    [MAOS_OP_DEAD_PURGE] = {MAOS_OP_DEAD_PURGE, "dead_purge", maosd_op_queue_write,
+                            MAOSD_OPF_WRITE},
 };
 
 /* ---- what a queued write costs --------------------------------------------- */

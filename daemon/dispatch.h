@@ -72,6 +72,13 @@ int maosd_op_watch(maosd_call *call);
 int maosd_op_agent_register(maosd_call *call);
 int maosd_op_agent_status(maosd_call *call);
 int maosd_op_agent_deregister(maosd_call *call);
+int maosd_op_queue_write(maosd_call *call); /* queues.c: enqueue, ack, nack,
+                                             * extend, release, dead_retry,
+                                             * dead_purge */
+int maosd_op_claim(maosd_call *call);
+int maosd_op_task(maosd_call *call);
+int maosd_op_queue_stats(maosd_call *call);
+int maosd_op_dead_list(maosd_call *call);
 /* Queue a decoded write request to the commit thread (op_stream.c): the
  * request and *frame (frame_len bytes, malloc'ed; set to NULL) move into a
  * maosd_wreq answered by maosd_write_reply.  c is NULL for maosd's own

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "dispatch.h"
+#include "queues.h"
 #include "recover.h"
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -119,8 +120,11 @@ int main(int argc, char **argv)
         rc = maosd_commit_listen(srv.commit, maosd_sub_fanout, NULL);
     if (!rc)
         rc = maosd_tables_init(&srv);
+    if (!rc)
+        rc = maosd_queues_init(&srv);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR, "cannot start the commit thread: %s", maos_strerror(rc));
+        maosd_queues_close(&srv);
         uv_run(srv.loop, UV_RUN_NOWAIT); /* the commit object's close callback */
         maosd_recovery_free(&rec);
         maosd_headfile_close(srv.headfile);
@@ -136,6 +140,9 @@ int main(int argc, char **argv)
     /* Entries bound to connections of the last run are released before
      * anyone is served (agents offline, locks free), as events. */
     maosd_tables_release_all(&srv);
+    /* Claims bound to them go back to their queues the same way; timers
+     * that fell due while maosd was down fire now. */
+    maosd_queues_start(&srv);
     while (maosd_commit_in_flight(srv.commit))
         uv_run(srv.loop, UV_RUN_ONCE);
     maosd_recovery_free(&rec);
@@ -143,6 +150,7 @@ int main(int argc, char **argv)
     maosd_subs_init(&srv);
     if (maosd_server_listen(&srv)) {
         maosd_subs_close(&srv);
+        maosd_queues_close(&srv);
         maosd_commit_stop(srv.commit);
         uv_run(srv.loop, UV_RUN_DEFAULT);
         maosd_headfile_close(srv.headfile);

@@ -66,6 +66,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "queues.h"
 
 typedef struct write_req {
     uv_write_t req;
@@ -207,6 +208,7 @@ static void conn_close(maosd_conn *c)
     set_paused(c, 0);
     maosd_sub_conn_closed(c);
     maosd_tables_conn_closed(c);
+    maosd_queues_conn_closed(c);
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
 
@@ -974,6 +976,7 @@ static void on_drain_tick(uv_timer_t *t)
 void maosd_server_stop(maosd_server *srv)
 {
     srv->stopping = 1;
+    maosd_queues_close(srv); /* waiting claims end (empty), timers stop */
     if (srv->listening) {
         uv_close((uv_handle_t *)&srv->listener, NULL);
         unlink(srv->cfg->socket_path);

@@ -68,6 +68,14 @@ typedef struct maosd_server {
     int stopping;
     int listening;
     int lock_fd;         /* flock on <socket>.lock, held while running */
+    /* queues (queues.c, loop thread only) */
+    uv_timer_t queue_timer;  /* the earliest delay or lease */
+    int queue_timer_on;
+    int queue_tick_pending;
+    struct maosd_qwait *qwait_head, *qwait_tail; /* parked claims, by arrival */
+    uint64_t qwait_seq;
+    uint64_t qready_gen;     /* groups that made tasks ready */
+    uint64_t n_qwaiting;
     /* subscriptions (loop thread only) */
     maosd_sub *subs;      /* event subscriptions */
     maosd_sub *chan_subs; /* channel subscriptions */
@@ -117,6 +125,9 @@ struct maosd_conn {
     /* tables (tables.c) */
     char *agent;             /* the agent it registered (NUL-terminated) */
     struct maosd_bound *bound; /* entries bound to it, newest first */
+    /* queues (queues.c) */
+    uint32_t q_waiting;      /* its claims waiting for a task */
+    int q_bound;             /* it made bound claims (released at close) */
 };
 
 /* Start listening; logs and returns -1 on failure. */

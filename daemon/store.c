@@ -1274,6 +1274,28 @@ maosd_iter *maosd_iter_new_at(maosd_store *s, maosd_cf cf, const maosd_snap *sn)
     return it;
 }
 
+maosd_iter *maosd_batch_iter_new(maosd_batch *b, maosd_cf cf)
+{
+    rocksdb_column_family_handle_t *h = cf_handle(b->s, cf);
+    if (h == NULL)
+        return NULL;
+    maosd_iter *it = malloc(sizeof *it);
+    if (it == NULL)
+        return NULL;
+    rocksdb_iterator_t *base = rocksdb_create_iterator_cf(b->s->db, b->s->ropts, h);
+    if (base == NULL) {
+        free(it);
+        return NULL;
+    }
+    /* takes base (RocksDB frees its wrapper and owns the iterator) */
+    it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(b->wb, base, h);
+    if (it->it == NULL) {
+        free(it);
+        return NULL;
+    }
+    return it;
+}
+
 void maosd_iter_free(maosd_iter *it)
 {
     if (it == NULL)

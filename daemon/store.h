@@ -34,7 +34,7 @@ typedef enum maosd_cf {
     MAOSD_CF_IDS,      /* id(16) -> position(8) index(4) count(4), see keys.h */
     MAOSD_CF_SESSIONS, /* key -> entry (keys.h) */
     MAOSD_CF_AGENTS,   /* key -> entry */
-    MAOSD_CF_QUEUES,   /* reserved: queues issue */
+    MAOSD_CF_QUEUES,   /* tasks and their indexes (queues.h) */
     MAOSD_CF_TABLES,   /* the other tables' entries: table 0x00 key -> entry */
     MAOSD_CF__COUNT
 } maosd_cf;
@@ -181,6 +181,10 @@ int maosd_batch_get(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
 /* maosd_store_get_buf through the batch. */
 int maosd_batch_get_buf(maosd_batch *b, maosd_cf cf, const void *key,
                         size_t klen, char **buf, size_t *cap, size_t *vlen);
+/* An iterator over cf that sees the batch's pending writes over the
+ * database; invalid once the batch is written to again.  NULL: out of
+ * memory. */
+maosd_iter *maosd_batch_iter_new(maosd_batch *b, maosd_cf cf);
 /* Number of puts in the batch. */
 int maosd_batch_count(maosd_batch *b);
 /*

@@ -1884,7 +1884,7 @@ static uint32_t qitem_keys(const maos_item_in *it)
     switch (it->kind) {
     case MAOS_ITEM_ENQUEUE: return 2;
     case MAOS_ITEM_CLAIM:
-        return 3 + (it->lease_ms != 0) + (it->wait_ms != 0) + (it->bind != 0);
+        return 2 + (it->lease_ms != 0) + (it->wait_ms != 0) + (it->bind != 0);
     case MAOS_ITEM_ACK: return 2 + (it->result.len != 0);
     case MAOS_ITEM_NACK: return 2 + (it->error.len != 0) + (it->retry_after_ms >= 0);
     case MAOS_ITEM_EXTEND: return 3;
@@ -2141,6 +2141,11 @@ static int head_rep(msgpack_packer *pk, uint32_t n, uint64_t rid, int ok)
         KV_BOOL(pk, "ok", ok))
         return MAOS_ENOMEM;
     return 0;
+}
+
+int maos_enc_reply_head(msgpack_packer *pk, uint64_t rid, uint32_t n)
+{
+    return head_rep(pk, n, rid, 1);
 }
 
 int maos_enc_error(msgpack_packer *pk, uint64_t rid, int code,
@@ -2455,7 +2460,7 @@ static int kv_nil_str(msgpack_packer *pk, const char *k, maos_slice v)
 
 int maos_enc_task(msgpack_packer *pk, const maos_task *t)
 {
-    if (msgpack_pack_map(pk, 18) || kv_bin(pk, "id", t->id, 16) ||
+    if (msgpack_pack_map(pk, 17) || kv_bin(pk, "id", t->id, 16) ||
         KV_STR(pk, "queue", t->queue) || KV_STR(pk, "state", t->state) ||
         KV_U64(pk, "attempt", t->attempt) || KV_U64(pk, "max_attempts", t->max_attempts) ||
         KV_I64(pk, "priority", t->priority) || pk_cstr(pk, "data") ||

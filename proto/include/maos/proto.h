@@ -714,6 +714,9 @@ int maos_enc_error(msgpack_packer *pk, uint64_t rid, int code,
 int maos_enc_reply_hello(msgpack_packer *pk, uint64_t rid, uint64_t version,
                          const char *server, uint32_t max_frame);
 int maos_enc_reply_ok(msgpack_packer *pk, uint64_t rid); /* ping */
+/* {rid, ok: true, ...}: the map header and both, for a reply of n more
+ * fields the caller packs (the queue ops). */
+int maos_enc_reply_head(msgpack_packer *pk, uint64_t rid, uint32_t n);
 /* append: n == 1 and txn == 0 (fields at top level); txn: "results". */
 int maos_enc_reply_append(msgpack_packer *pk, uint64_t rid, int txn,
                           const maos_append_result *res, uint32_t n);

@@ -1,0 +1,611 @@
+/*
+ * daemon/queues.c -- queues on the loop thread (queues.h): the ops,
+ * waiting claims, the timer of delays and leases, reads, and the claims of
+ * closed connections.  docs/ARCHITECTURE.md "Queues".
+ *
+ * Waiting claims.  A claim with wait_ms that finds nothing comes back from
+ * the commit thread empty and is parked, in arrival order.  The listener
+ * on committed groups sees, per request, which queues got ready tasks
+ * (w->qready: enqueued, delay over, lease expired, nacked, released,
+ * retried) and hands that many parked claims of those queues back to the
+ * commit thread, oldest first; a claim that then still finds nothing
+ * (another claimer was faster) is parked again in its place.  So nobody
+ * polls, and a task is claimed by the commit that follows the one that made
+ * it ready.  A race: a task may become ready in the group after the
+ * claim's own, before its done step parks it.  The listener bumps
+ * srv->qready_gen for every such group, and a claim that comes back empty
+ * with a generation newer than the one it was submitted under is
+ * submitted again at once instead of parked.
+ *
+ * A parked claim keeps its request (and the connection's reference and
+ * cost, as at the commit thread).  It ends with its reply: tasks, or an
+ * empty list when wait_ms runs out (its timer) or maosd stops; silently
+ * when its connection closes.
+ *
+ * Timers.  One uv timer is armed for the earliest 'D' key (a delay or a
+ * lease), read after each group that wrote queues.  When it fires, one
+ * request of maosd's own (MAOSD_ITEM_QUEUE_TICK) handles what fell due;
+ * after a restart, what fell due meanwhile fires at once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "dispatch.h"
+#include "queues.h"
+
+struct maosd_qwait {
+    uv_timer_t timer;           /* wait_ms */
+    struct maosd_qwait *next, *prev;
+    maosd_wreq *w;
+    uint64_t seq;               /* arrival order */
+    uint64_t gen;               /* srv->qready_gen when last submitted */
+    int parked;                 /* on srv's list (else at the commit thread) */
+    int expired;
+};
+typedef struct maosd_qwait qwait;
+
+static void rearm(maosd_server *srv);
+
+/* ---- maosd's own queue writes --------------------------------------------------------- */
+
+/* A request of maosd's own with one item of kind (position: its argument). */
+static maosd_wreq *own_item(int kind, uint64_t position)
+{
+    maos_request req;
+    memset(&req, 0, sizeof(req));
+    req.op = MAOS_OP_NONE;
+    req.items = calloc(1, sizeof(*req.items));
+    char *frame = malloc(1);
+    maosd_wreq *w = req.items && frame ? maosd_wreq_new(&req, &frame, 0) : NULL;
+    if (!w) {
+        free(req.items);
+        free(frame);
+        return NULL;
+    }
+    req.n_items = 1;
+    w->req.n_items = 1;
+    w->items_owned = 1;
+    w->req.items[0].kind = kind;
+    w->req.items[0].position = position;
+    return w;
+}
+
+static void unbind_done(maosd_server *srv, maosd_wreq *w);
+
+static void queue_unbind(maosd_server *srv, uint64_t conn)
+{
+    maosd_wreq *w = own_item(MAOSD_ITEM_QUEUE_UNBIND, conn);
+    if (!w) {
+        maosd_log(MAOSD_LOG_ERROR, "out of memory: the claims bound to connection %llu "
+                  "come back when their leases run out", (unsigned long long)conn);
+        return;
+    }
+    w->done = unbind_done;
+    maosd_submit(srv, w);
+}
+
+static void unbind_done(maosd_server *srv, maosd_wreq *w)
+{
+    uint64_t conn = w->req.items[0].position;
+    if (w->code)
+        maosd_log(MAOSD_LOG_ERROR, "giving back the claims of %s failed: %s: %s",
+                  conn ? "a closed connection" : "the last run's connections",
+                  maos_err_name(w->code), w->why ? w->why : "-");
+    else if (w->out[0].q_n)
+        maosd_logf(conn ? MAOSD_LOG_DEBUG : MAOSD_LOG_INFO,
+                   "gave back %u claims bound to %s", w->out[0].q_n,
+                   conn ? "a closed connection" : "connections of the last run");
+    int more = !w->code && w->out[0].q_more;
+    maosd_wreq_free(w);
+    if (more)
+        queue_unbind(srv, conn);
+}
+
+static void tick_done(maosd_server *srv, maosd_wreq *w)
+{
+    if (w->code)
+        maosd_log(MAOSD_LOG_ERROR, "queue timers: %s: %s", maos_err_name(w->code),
+                  w->why ? w->why : "-");
+    srv->queue_tick_pending = 0;
+    maosd_wreq_free(w);
+    rearm(srv);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    maosd_server *srv = t->data;
+    if (srv->queue_tick_pending || srv->stopping)
+        return;
+    if (maosd_store_state(srv->store) != MAOSD_STORE_OK)
+        return; /* read-only: nothing can move */
+    maosd_wreq *w = own_item(MAOSD_ITEM_QUEUE_TICK, 0);
+    if (!w) {
+        uv_timer_start(&srv->queue_timer, on_tick, 100, 0); /* try again */
+        return;
+    }
+    w->done = tick_done;
+    srv->queue_tick_pending = 1;
+    maosd_submit(srv, w);
+}
+
+/* Arm the timer for the earliest 'D' key. */
+static void rearm(maosd_server *srv)
+{
+    if (srv->stopping || srv->queue_tick_pending || !srv->queue_timer_on)
+        return;
+    maosd_iter *it = maosd_iter_new(srv->store, MAOSD_CF_QUEUES);
+    if (!it)
+        return;
+    maosd_iter_seek(it, "D", 1);
+    size_t nk;
+    const char *k = maosd_iter_key(it, &nk);
+    int have = k && nk == 25 && k[0] == 'D';
+    int64_t due = have ? (int64_t)maosd_get_u64(k + 1) : 0;
+    maosd_iter_free(it);
+    if (!have) {
+        uv_timer_stop(&srv->queue_timer);
+        return;
+    }
+    int64_t wait_us = due - maosd_now_us();
+    uint64_t ms = wait_us <= 0 ? 0 : (uint64_t)(wait_us + 999) / 1000;
+    uv_timer_start(&srv->queue_timer, on_tick, ms, 0);
+}
+
+/* ---- waiting claims ----------------------------------------------------------------------- */
+
+static void qwait_freed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void unpark(maosd_server *srv, qwait *q)
+{
+    if (!q->parked)
+        return;
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        srv->qwait_head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        srv->qwait_tail = q->prev;
+    q->next = q->prev = NULL;
+    q->parked = 0;
+    srv->n_qwaiting--;
+}
+
+/* In arrival order (a claim parked again keeps its place). */
+static void park(maosd_server *srv, qwait *q)
+{
+    qwait *after = srv->qwait_tail;
+    while (after && after->seq > q->seq)
+        after = after->prev;
+    q->prev = after;
+    q->next = after ? after->next : srv->qwait_head;
+    if (q->next)
+        q->next->prev = q;
+    else
+        srv->qwait_tail = q;
+    if (after)
+        after->next = q;
+    else
+        srv->qwait_head = q;
+    q->parked = 1;
+    srv->n_qwaiting++;
+}
+
+/* The claim ends: its reply (what it has: tasks, or none), its wait. */
+static void finish_wait(maosd_server *srv, qwait *q)
+{
+    maosd_wreq *w = q->w;
+    unpark(srv, q);
+    if (w->conn)
+        w->conn->q_waiting--;
+    uv_timer_stop(&q->timer);
+    q->timer.data = q;
+    uv_close((uv_handle_t *)&q->timer, qwait_freed);
+    maosd_write_reply(srv, w);
+}
+
+static void resubmit(maosd_server *srv, qwait *q)
+{
+    unpark(srv, q);
+    maosd_wreq_reset(q->w);
+    q->gen = srv->qready_gen;
+    maosd_commit_submit(srv->commit, q->w); /* reference and cost: still held */
+}
+
+static void claim_done(maosd_server *srv, maosd_wreq *w)
+{
+    qwait *q = w->done_arg;
+    maosd_conn *c = w->conn;
+    if (!w->code && !w->out[0].q_n && !q->expired && !c->closing && !srv->stopping &&
+        maosd_store_state(srv->store) == MAOSD_STORE_OK) {
+        if (q->gen != srv->qready_gen)
+            resubmit(srv, q); /* something became ready meanwhile */
+        else
+            park(srv, q);
+        return;
+    }
+    finish_wait(srv, q);
+}
+
+static void on_wait_over(uv_timer_t *t)
+{
+    qwait *q = t->data;
+    maosd_server *srv = q->w->conn->srv;
+    q->expired = 1;
+    if (q->parked)
+        finish_wait(srv, q); /* else: its done step sees expired */
+}
+
+static int claims_queue(const maos_item_in *it, const char *name, uint32_t len)
+{
+    for (uint32_t j = 0; j < it->n_queues; j++)
+        if (it->queues[j].len == len && !memcmp(it->queues[j].ptr, name, len))
+            return 1;
+    return 0;
+}
+
+/* n tasks of queue became ready: wake up to n parked claims on it. */
+static void wake(maosd_server *srv, const maosd_qready *r)
+{
+    uint32_t n = r->n;
+    qwait *q = srv->qwait_head;
+    while (q && n) {
+        qwait *next = q->next;
+        const maos_item_in *it = &q->w->req.items[0];
+        if (claims_queue(it, r->queue, r->len)) {
+            resubmit(srv, q);
+            n = n > it->max_tasks ? n - it->max_tasks : 0;
+        }
+        q = next;
+    }
+}
+
+/* The listener: wake claims, move the timer. */
+static void on_commit(maosd_server *srv, void *arg, maosd_wreq *list)
+{
+    (void)arg;
+    int touched = 0;
+    for (maosd_wreq *w = list; w; w = w->next) {
+        if (w->code)
+            continue;
+        touched |= w->q_touched;
+        if (w->n_qready)
+            srv->qready_gen++;
+    }
+    for (maosd_wreq *w = list; w; w = w->next)
+        for (uint32_t i = 0; !w->code && i < w->n_qready; i++)
+            wake(srv, &w->qready[i]);
+    if (touched)
+        rearm(srv);
+}
+
+/* ---- set-up and shutdown -------------------------------------------------------------- */
+
+int maosd_queues_init(maosd_server *srv)
+{
+    uv_timer_init(srv->loop, &srv->queue_timer);
+    srv->queue_timer.data = srv;
+    srv->queue_timer_on = 1;
+    return maosd_commit_listen(srv->commit, on_commit, NULL);
+}
+
+int maosd_queues_start(maosd_server *srv)
+{
+    queue_unbind(srv, 0);
+    rearm(srv);
+    return 0;
+}
+
+void maosd_queues_conn_closed(maosd_conn *c)
+{
+    maosd_server *srv = c->srv;
+    for (qwait *q = srv->qwait_head, *next; q; q = next) {
+        next = q->next;
+        if (q->w->conn == c)
+            finish_wait(srv, q); /* closing: no reply is written */
+    }
+    if (c->q_bound)
+        queue_unbind(srv, c->id);
+}
+
+void maosd_queues_close(maosd_server *srv)
+{
+    while (srv->qwait_head)
+        finish_wait(srv, srv->qwait_head); /* an empty list: maosd stops */
+    if (srv->queue_timer_on) {
+        srv->queue_timer_on = 0;
+        uv_timer_stop(&srv->queue_timer);
+        uv_close((uv_handle_t *)&srv->queue_timer, NULL);
+    }
+}
+
+uint64_t maosd_queues_waiting(const maosd_server *srv, maos_slice queue)
+{
+    uint64_t n = 0;
+    for (const qwait *q = srv->qwait_head; q; q = q->next)
+        n += (uint64_t)claims_queue(&q->w->req.items[0], queue.ptr, queue.len);
+    return n;
+}
+
+/* ---- the write ops ---------------------------------------------------------------------- */
+
+/* enqueue, ack, nack, extend, release, dead_retry, dead_purge */
+int maosd_op_queue_write(maosd_call *call)
+{
+    int rc = maosd_queue_write(call->srv, call->conn, call->req, &call->frame,
+                               call->frame_len);
+    if (rc)
+        snprintf(call->why, sizeof(call->why), "out of memory");
+    return rc;
+}
+
+int maosd_op_claim(maosd_call *call)
+{
+    maosd_conn *c = call->conn;
+    maos_item_in *it = &call->req->items[0];
+    if (it->wait_ms && c->q_waiting >= MAOS_CLAIMS_WAITING_MAX) {
+        snprintf(call->why, sizeof(call->why),
+                 "this connection has %u claims waiting already (at most %u)",
+                 c->q_waiting, MAOS_CLAIMS_WAITING_MAX);
+        return MAOS_ELIMIT;
+    }
+    if (c->agent)
+        it->bind = 1; /* a registered agent's claims die with it */
+    qwait *q = NULL;
+    if (it->wait_ms && !(q = calloc(1, sizeof(*q)))) {
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+    maosd_wreq *w = maosd_wreq_for(c, call->req, &call->frame, call->frame_len);
+    if (!w) {
+        free(q);
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+    if (it->bind)
+        c->q_bound = 1;
+    if (q) {
+        maosd_server *srv = call->srv;
+        q->w = w;
+        q->seq = ++srv->qwait_seq;
+        q->gen = srv->qready_gen;
+        uv_timer_init(srv->loop, &q->timer);
+        q->timer.data = q;
+        uv_timer_start(&q->timer, on_wait_over, w->req.items[0].wait_ms, 0);
+        w->done = claim_done;
+        w->done_arg = q;
+        c->q_waiting++;
+    }
+    maosd_submit(call->srv, w);
+    return 0;
+}
+
+/* ---- reads ---------------------------------------------------------------------------- */
+
+static int read_failed(maosd_call *call, int rc)
+{
+    snprintf(call->why, sizeof(call->why), "%s", maosd_store_errmsg());
+    return rc;
+}
+
+/* The task id's record, malloc'ed into *v (parsed into *t).  0,
+ * MAOS_ENOT_FOUND (why set) or a read error. */
+static int read_task(maosd_call *call, const uint8_t id[16], char **v, maosd_task *t)
+{
+    char k[MAOSD_QKEY_MAX], text[37];
+    size_t vlen;
+    *v = NULL;
+    int rc = maosd_store_get_alloc(call->srv->store, MAOSD_CF_QUEUES, k,
+                                   maosd_qkey_task(k, id), v, &vlen);
+    if (rc == MAOS_ENOT_FOUND) {
+        maos_uuid_format(id, text);
+        snprintf(call->why, sizeof(call->why), "no task %s", text);
+        return rc;
+    }
+    if (!rc && maosd_task_parse(*v, vlen, t))
+        rc = maosd_store_corrupt("the record of a task (queues 'T' key) does not parse");
+    if (rc) {
+        free(*v);
+        *v = NULL;
+        return read_failed(call, rc);
+    }
+    return 0;
+}
+
+int maosd_op_task(maosd_call *call)
+{
+    char *v;
+    maosd_task t;
+    int rc = read_task(call, call->req->task, &v, &t);
+    if (rc)
+        return rc;
+    msgpack_packer pk;
+    size_t mark = maosd_reply_begin(call->conn, &pk);
+    if (maos_enc_reply_head(&pk, call->req->rid, 1) || msgpack_pack_str(&pk, 4) ||
+        msgpack_pack_str_body(&pk, "task", 4) || maosd_enc_task(&pk, call->req->task, &t))
+        call->conn->out_broken = 1;
+    maosd_reply_end(call->conn, mark);
+    free(v);
+    return 0;
+}
+
+/* One queue's figures from its counts value. */
+static int queue_info(maosd_call *call, maos_slice queue, const char *counts, size_t n,
+                      maos_queue_info *qi)
+{
+    if (n != MAOSD_QCOUNTS_LEN)
+        return maosd_store_corrupt("the counts of queue %.*s are %zu bytes",
+                                   (int)queue.len, queue.ptr, n);
+    memset(qi, 0, sizeof(*qi));
+    qi->queue = queue;
+    uint64_t *f[MAOSD_TASK_STATES] = {&qi->ready, &qi->delayed, &qi->blocked,
+                                      &qi->leased, &qi->done, &qi->dead};
+    for (int s = 0; s < MAOSD_TASK_STATES; s++)
+        *f[s] = maosd_get_u64(counts + 8 * s);
+    qi->waiting = maosd_queues_waiting(call->srv, queue);
+    /* the oldest ready task: the first 'A' key */
+    char k[MAOSD_QKEY_MAX];
+    size_t plen = maosd_qkey_prefix(k, 'A', queue), nk;
+    maosd_iter *it = maosd_iter_new(call->srv->store, MAOSD_CF_QUEUES);
+    if (!it)
+        return MAOS_ENOMEM;
+    maosd_iter_seek(it, k, plen);
+    const char *key = maosd_iter_key(it, &nk);
+    uint8_t id[16];
+    int have = key && nk == plen + 24 && !memcmp(key, k, plen);
+    if (have)
+        memcpy(id, key + plen + 8, 16);
+    int rc = maosd_iter_status(it);
+    maosd_iter_free(it);
+    if (rc || !have)
+        return rc;
+    char *v;
+    maosd_task t;
+    rc = read_task(call, id, &v, &t);
+    if (rc == MAOS_ENOT_FOUND) /* acked since */
+        return 0;
+    if (!rc)
+        qi->oldest_ready = t.enqueued;
+    free(v);
+    return rc;
+}
+
+int maosd_op_queue_stats(maosd_call *call)
+{
+    const maos_request *req = call->req;
+    maosd_store *st = call->srv->store;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    uint32_t n = 0;
+    int rc = 0;
+    maos_queue_info qi;
+    if (req->queue.len) {
+        char k[MAOSD_QKEY_MAX], *v = NULL;
+        size_t vlen;
+        rc = maosd_store_get_alloc(st, MAOSD_CF_QUEUES, k,
+                                   maosd_qkey_counts(k, req->queue), &v, &vlen);
+        static const char zero[MAOSD_QCOUNTS_LEN];
+        if (rc == MAOS_ENOT_FOUND && maosd_queues_waiting(call->srv, req->queue)) {
+            rc = 0; /* not used yet, but claims wait on it */
+            vlen = sizeof(zero);
+        } else if (rc == MAOS_ENOT_FOUND) {
+            snprintf(call->why, sizeof(call->why), "no queue %.*s",
+                     (int)req->queue.len, req->queue.ptr);
+            return rc;
+        }
+        if (!rc && !(rc = queue_info(call, req->queue, v ? v : zero, vlen, &qi)))
+            rc = maos_enc_queue_info(&pk, &qi), n = 1;
+        free(v);
+    } else {
+        maosd_iter *it = maosd_iter_new(st, MAOSD_CF_QUEUES);
+        if (!it)
+            return MAOS_EOVERLOADED;
+        for (maosd_iter_seek(it, "Q", 1); !rc && maosd_iter_valid(it); maosd_iter_next(it)) {
+            size_t nk, vlen;
+            const char *key = maosd_iter_key(it, &nk);
+            if (key[0] != 'Q')
+                break;
+            const char *v = maosd_iter_value(it, &vlen);
+            maos_slice q = {key + 1, (uint32_t)(nk - 1)};
+            if (!(rc = queue_info(call, q, v, vlen, &qi)))
+                rc = maos_enc_queue_info(&pk, &qi);
+            n++;
+        }
+        if (!rc)
+            rc = maosd_iter_status(it);
+        maosd_iter_free(it);
+    }
+    if (!rc && !sb.data && n)
+        rc = MAOS_ENOMEM;
+    if (rc) {
+        msgpack_sbuffer_destroy(&sb);
+        if (rc == MAOS_ENOMEM) {
+            snprintf(call->why, sizeof(call->why), "out of memory");
+            return MAOS_EOVERLOADED;
+        }
+        return read_failed(call, rc);
+    }
+    size_t mark = maosd_reply_begin(call->conn, &pk);
+    if (maos_enc_reply_head(&pk, req->rid, 1) || msgpack_pack_str(&pk, 6) ||
+        msgpack_pack_str_body(&pk, "queues", 6) || msgpack_pack_array(&pk, n) ||
+        (sb.size && msgpack_pack_str_body(&pk, sb.data, sb.size)))
+        call->conn->out_broken = 1;
+    maosd_reply_end(call->conn, mark);
+    msgpack_sbuffer_destroy(&sb);
+    return 0;
+}
+
+int maosd_op_dead_list(maosd_call *call)
+{
+    const maos_request *req = call->req;
+    char k[MAOSD_QKEY_MAX];
+    size_t plen = maosd_qkey_prefix(k, 'X', req->queue), klen = plen;
+    if (req->has_task) { /* after that task: from its key on, itself skipped */
+        char *v;
+        maosd_task t;
+        int rc = read_task(call, req->task, &v, &t);
+        if (rc)
+            return rc;
+        klen = maosd_qkey_dead(k, req->queue, t.seq, req->task);
+        free(v);
+    }
+    maosd_iter *it = maosd_iter_new(call->srv->store, MAOSD_CF_QUEUES);
+    if (!it)
+        return MAOS_EOVERLOADED;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    uint32_t n = 0;
+    int rc = 0, more = 0;
+    uint8_t last[16];
+    for (maosd_iter_seek(it, k, klen); !rc && maosd_iter_valid(it); maosd_iter_next(it)) {
+        size_t nk;
+        const char *key = maosd_iter_key(it, &nk);
+        if (nk != plen + 24 || memcmp(key, k, plen))
+            break;
+        if (req->has_task && !memcmp(key + plen + 8, req->task, 16))
+            continue;
+        if (n == req->limit) {
+            more = 1;
+            break;
+        }
+        uint8_t id[16];
+        memcpy(id, key + plen + 8, 16);
+        char *v;
+        maosd_task t;
+        rc = read_task(call, id, &v, &t);
+        if (!rc) {
+            rc = maosd_enc_task(&pk, id, &t);
+            free(v);
+            memcpy(last, id, 16);
+            n++;
+        }
+    }
+    if (!rc)
+        rc = maosd_iter_status(it);
+    maosd_iter_free(it);
+    if (rc) {
+        msgpack_sbuffer_destroy(&sb);
+        return rc == MAOS_ENOMEM ? MAOS_EOVERLOADED : read_failed(call, rc);
+    }
+    size_t mark = maosd_reply_begin(call->conn, &pk);
+    if (maos_enc_reply_head(&pk, req->rid, 2) || msgpack_pack_str(&pk, 5) ||
+        msgpack_pack_str_body(&pk, "tasks", 5) || msgpack_pack_array(&pk, n) ||
+        (sb.size && msgpack_pack_str_body(&pk, sb.data, sb.size)) ||
+        msgpack_pack_str(&pk, 4) || msgpack_pack_str_body(&pk, "next", 4) ||
+        (more ? msgpack_pack_bin(&pk, 16) || msgpack_pack_bin_body(&pk, last, 16)
+              : msgpack_pack_nil(&pk)))
+        call->conn->out_broken = 1;
+    maosd_reply_end(call->conn, mark);
+    msgpack_sbuffer_destroy(&sb);
+    return 0;
+}
