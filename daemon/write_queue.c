@@ -751,21 +751,16 @@ int maosd_stage_enqueue(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     o->q_off = w->qout.size;
     o->q_n = it->n_tasks;
     /* ids, then one duplicate flag per task */
-    char *space = NULL;
-    if (msgpack_sbuffer_write(&w->qout, "", 0) == 0) {
-        size_t need = w->qout.size + 17 * (size_t)it->n_tasks;
-        if (need > w->qout.alloc) {
-            char *n = realloc(w->qout.data, need);
-            if (!n)
-                return MAOS_ENOMEM;
-            w->qout.data = n;
-            w->qout.alloc = need;
-        }
-        space = w->qout.data + o->q_off;
-        w->qout.size = need;
+    size_t need = w->qout.size + 17 * (size_t)it->n_tasks;
+    if (need > w->qout.alloc) {
+        char *n = realloc(w->qout.data, need);
+        if (!n)
+            return MAOS_ENOMEM;
+        w->qout.data = n;
+        w->qout.alloc = need;
     }
-    if (!space)
-        return MAOS_ENOMEM;
+    char *space = w->qout.data + o->q_off;
+    w->qout.size = need;
     for (uint32_t j = 0; j < it->n_tasks; j++) {
         int dup;
         uint64_t pos;
