@@ -96,6 +96,8 @@ static void same_filter(const maos_filter *a, const maos_filter *b)
                "until");
 }
 
+static int same_opt_value(maos_slice a, maos_slice b);
+
 static void same_item(const maos_item_in *x, const maos_item_in *y)
 {
     FUZZ_CHECK(x->kind == y->kind, "item kind %d != %d", x->kind, y->kind);
@@ -114,9 +116,35 @@ static void same_item(const maos_item_in *x, const maos_item_in *y)
         FUZZ_CHECK(fuzz_slice_eq(x->data, y->data), "item data");
         FUZZ_CHECK(!x->bind == !y->bind, "item bind");
         break;
-    default:
+    case MAOS_ITEM_CHECKPOINT:
         FUZZ_CHECK(fuzz_slice_eq(x->name, y->name) && x->position == y->position,
                    "checkpoint item");
+        break;
+    default: /* queue items */
+        FUZZ_CHECK(fuzz_slice_eq(x->queue, y->queue), "item queue");
+        FUZZ_CHECK(x->n_tasks == y->n_tasks && x->n_queues == y->n_queues, "item counts");
+        for (uint32_t i = 0; i < x->n_tasks; i++) {
+            const maos_task_in *a = &x->tasks[i], *b = &y->tasks[i];
+            FUZZ_CHECK(same_opt_value(a->data, b->data) && fuzz_slice_eq(a->meta, b->meta) &&
+                           a->priority == b->priority && a->delay_ms == b->delay_ms &&
+                           a->not_before == b->not_before &&
+                           a->max_attempts == b->max_attempts && a->lease_ms == b->lease_ms &&
+                           a->backoff_ms == b->backoff_ms &&
+                           fuzz_slice_eq(a->dedupe_key, b->dedupe_key) &&
+                           fuzz_slice_eq(a->ordering_key, b->ordering_key),
+                       "task spec %u", i);
+        }
+        for (uint32_t i = 0; i < x->n_queues; i++)
+            FUZZ_CHECK(fuzz_slice_eq(x->queues[i], y->queues[i]), "claim queue %u", i);
+        FUZZ_CHECK(x->has_task == y->has_task &&
+                       (!x->has_task || !memcmp(x->task, y->task, 16)),
+                   "item task");
+        FUZZ_CHECK(x->token == y->token && x->retry_after_ms == y->retry_after_ms &&
+                       x->lease_ms == y->lease_ms && x->wait_ms == y->wait_ms &&
+                       x->max_tasks == y->max_tasks && !x->bind == !y->bind,
+                   "queue item numbers");
+        FUZZ_CHECK(same_opt_value(x->result, y->result) && fuzz_slice_eq(x->error, y->error),
+                   "item result/error");
     }
 }
 
@@ -172,6 +200,37 @@ static void check_items(const maos_request *q)
         case MAOS_ITEM_CHECKPOINT:
             FUZZ_CHECK(maos_name_check(it->name) == 0, "item %u checkpoint name", i);
             break;
+        case MAOS_ITEM_ENQUEUE:
+        case MAOS_ITEM_DEAD_RETRY:
+        case MAOS_ITEM_DEAD_PURGE:
+            FUZZ_CHECK(maos_queue_name_check(it->queue) == 0, "item %u queue", i);
+            FUZZ_CHECK(it->kind != MAOS_ITEM_ENQUEUE || it->n_tasks >= 1, "item %u tasks", i);
+            for (uint32_t j = 0; j < it->n_tasks; j++) {
+                const maos_task_in *t = &it->tasks[j];
+                FUZZ_CHECK(t->delay_ms <= MAOS_DELAY_MS_MAX && t->not_before >= 0 &&
+                               (t->delay_ms < 0 || !t->not_before) &&
+                               t->max_attempts <= MAOS_ATTEMPTS_MAX &&
+                               t->lease_ms <= MAOS_LEASE_MS_MAX &&
+                               (!t->dedupe_key.len || !maos_key_check(t->dedupe_key)) &&
+                               (!t->ordering_key.len || !maos_key_check(t->ordering_key)),
+                           "item %u task %u", i, j);
+            }
+            break;
+        case MAOS_ITEM_CLAIM:
+            FUZZ_CHECK(it->n_queues >= 1 && it->n_queues <= MAOS_CLAIM_QUEUES_MAX &&
+                           it->max_tasks >= 1 && it->max_tasks <= MAOS_CLAIM_MAX &&
+                           it->wait_ms <= MAOS_WAIT_MS_MAX && it->lease_ms <= MAOS_LEASE_MS_MAX,
+                       "item %u claim", i);
+            for (uint32_t j = 0; j < it->n_queues; j++)
+                FUZZ_CHECK(maos_queue_name_check(it->queues[j]) == 0, "item %u queue %u", i, j);
+            break;
+        case MAOS_ITEM_ACK:
+        case MAOS_ITEM_NACK:
+        case MAOS_ITEM_EXTEND:
+        case MAOS_ITEM_TASK_RELEASE:
+            FUZZ_CHECK(it->has_task && it->token >= 1, "item %u task/token", i);
+            FUZZ_CHECK(it->kind != MAOS_ITEM_EXTEND || it->lease_ms >= 1, "item %u lease", i);
+            break;
         default:
             FUZZ_CHECK(0, "item %u kind %d", i, it->kind);
         }
@@ -187,6 +246,21 @@ static void check_items(const maos_request *q)
         break;
     case MAOS_OP_TXN:
         FUZZ_CHECK(q->n_items >= 1, "txn without items");
+        for (uint32_t i = 0; i < q->n_items; i++)
+            FUZZ_CHECK(q->items[i].kind != MAOS_ITEM_CLAIM &&
+                           q->items[i].kind != MAOS_ITEM_DEAD_RETRY &&
+                           q->items[i].kind != MAOS_ITEM_DEAD_PURGE,
+                       "txn item %u of a kind a txn cannot take", i);
+        break;
+    case MAOS_OP_ENQUEUE:
+    case MAOS_OP_CLAIM:
+    case MAOS_OP_ACK:
+    case MAOS_OP_NACK:
+    case MAOS_OP_EXTEND:
+    case MAOS_OP_RELEASE:
+    case MAOS_OP_DEAD_RETRY:
+    case MAOS_OP_DEAD_PURGE:
+        FUZZ_CHECK(q->n_items == 1, "%s with %u items", maos_op_name(q->op), q->n_items);
         break;
     default:
         FUZZ_CHECK(q->n_items == 0, "%s with %u items", maos_op_name(q->op), q->n_items);
@@ -301,6 +375,47 @@ static void roundtrip(const maos_request *a, const maos_limits *lim)
     case MAOS_OP_AGENT_STATUS:
         rc = maos_enc_agent_status(&pk, a->rid, a->agent.status, a->agent.detail);
         break;
+    case MAOS_OP_ENQUEUE:
+        rc = maos_enc_enqueue(&pk, a->rid, a->items[0].queue, a->items[0].tasks,
+                              a->items[0].n_tasks);
+        break;
+    case MAOS_OP_CLAIM:
+        rc = maos_enc_claim(&pk, a->rid, a->items[0].queues, a->items[0].n_queues,
+                            a->items[0].lease_ms, a->items[0].wait_ms, a->items[0].max_tasks,
+                            a->items[0].bind);
+        break;
+    case MAOS_OP_ACK:
+        rc = maos_enc_ack(&pk, a->rid, a->items[0].task, a->items[0].token,
+                          a->items[0].result);
+        break;
+    case MAOS_OP_NACK:
+        rc = maos_enc_nack(&pk, a->rid, a->items[0].task, a->items[0].token,
+                           a->items[0].error, a->items[0].retry_after_ms);
+        break;
+    case MAOS_OP_EXTEND:
+        rc = maos_enc_extend(&pk, a->rid, a->items[0].task, a->items[0].token,
+                             a->items[0].lease_ms);
+        break;
+    case MAOS_OP_RELEASE:
+        rc = maos_enc_task_release(&pk, a->rid, a->items[0].task, a->items[0].token);
+        break;
+    case MAOS_OP_DEAD_RETRY:
+        rc = maos_enc_dead_retry(&pk, a->rid, a->items[0].queue,
+                                 a->items[0].has_task ? a->items[0].task : NULL);
+        break;
+    case MAOS_OP_DEAD_PURGE:
+        rc = maos_enc_dead_purge(&pk, a->rid, a->items[0].queue);
+        break;
+    case MAOS_OP_TASK:
+        rc = maos_enc_task_get(&pk, a->rid, a->task);
+        break;
+    case MAOS_OP_QUEUE_STATS:
+        rc = maos_enc_queue_stats(&pk, a->rid, a->queue);
+        break;
+    case MAOS_OP_DEAD_LIST:
+        rc = maos_enc_dead_list(&pk, a->rid, a->queue, a->has_task ? a->task : NULL,
+                                a->limit);
+        break;
     default:
         FUZZ_CHECK(0, "decoded op %d has no encoder", (int)a->op);
     }
@@ -317,6 +432,22 @@ static void roundtrip(const maos_request *a, const maos_limits *lim)
         FUZZ_CHECK(b.version == a->version, "version");
         FUZZ_CHECK(fuzz_slice_eq(a->client_name, b.client_name), "client");
         break;
+    case MAOS_OP_TASK:
+    case MAOS_OP_QUEUE_STATS:
+    case MAOS_OP_DEAD_LIST:
+        FUZZ_CHECK(fuzz_slice_eq(a->queue, b.queue) && a->has_task == b.has_task &&
+                       (!a->has_task || !memcmp(a->task, b.task, 16)),
+                   "queue read fields");
+        FUZZ_CHECK(a->op != MAOS_OP_DEAD_LIST || a->limit == b.limit, "dead_list limit");
+        break;
+    case MAOS_OP_ENQUEUE:
+    case MAOS_OP_CLAIM:
+    case MAOS_OP_ACK:
+    case MAOS_OP_NACK:
+    case MAOS_OP_EXTEND:
+    case MAOS_OP_RELEASE:
+    case MAOS_OP_DEAD_RETRY:
+    case MAOS_OP_DEAD_PURGE:
     case MAOS_OP_APPEND:
     case MAOS_OP_TXN:
     case MAOS_OP_PUT:

@@ -636,6 +636,160 @@ static void table_frames(void)
     }
 }
 
+/* issue 8: queues -- every op, the txn ops of queue kinds, and the typed
+ * rejections of their fields */
+static void queue_frames(void)
+{
+    enc e;
+    uint8_t id[16];
+    make_id(id, 77);
+    {
+        wire w = {"valid-queue-enqueue", {0}};
+        wire_hello(&w);
+        maos_task_in t[3] = {
+            {.data = S("\xa5hello"), .delay_ms = -1},
+            {.data = S("\x81\xa1k\x01"), .meta = S("\x81\xa7session\xa2s1"),
+             .priority = -7, .delay_ms = 1500, .max_attempts = 3, .lease_ms = 2000,
+             .backoff_ms = 100, .dedupe_key = S("d-1"), .ordering_key = S("repo/a")},
+            {.not_before = 1700000000000000ll, .delay_ms = -1, .priority = 2147483647},
+        };
+        enc_init(&e);
+        one_request(&w, MAOS_OP_ENQUEUE, maos_enc_enqueue(&e.pk, 2, S("jobs"), t, 3), &e);
+        wire_write(&w);
+    }
+    {
+        wire w = {"valid-queue-claim-ack", {0}};
+        maos_slice qs[2] = {S("jobs"), S("jobs.high-1")};
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_CLAIM, maos_enc_claim(&e.pk, 2, qs, 2, 30000, 5000, 10, 1),
+                    &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_CLAIM, maos_enc_claim(&e.pk, 3, qs, 1, 0, 0, 1, 0), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_ACK, maos_enc_ack(&e.pk, 4, id, 42, S("\xa2ok")), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_NACK, maos_enc_nack(&e.pk, 5, id, 42, S("boom"), 250), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_NACK, maos_enc_nack(&e.pk, 6, id, 43, (maos_slice){0}, -1),
+                    &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_EXTEND, maos_enc_extend(&e.pk, 7, id, 44, 60000), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_RELEASE, maos_enc_task_release(&e.pk, 8, id, 45), &e);
+        wire_write(&w);
+    }
+    {
+        wire w = {"valid-queue-reads-dead", {0}};
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_TASK, maos_enc_task_get(&e.pk, 2, id), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_QUEUE_STATS, maos_enc_queue_stats(&e.pk, 3, S("jobs")), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_QUEUE_STATS, maos_enc_queue_stats(&e.pk, 4, S("")), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_DEAD_LIST, maos_enc_dead_list(&e.pk, 5, S("jobs"), id, 10), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_DEAD_RETRY, maos_enc_dead_retry(&e.pk, 6, S("jobs"), id), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_DEAD_RETRY, maos_enc_dead_retry(&e.pk, 7, S("jobs"), NULL), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_DEAD_PURGE, maos_enc_dead_purge(&e.pk, 8, S("jobs")), &e);
+        wire_write(&w);
+    }
+    {
+        wire w = {"valid-queue-txn", {0}};
+        maos_task_in t = {.data = S("\xa4next"), .delay_ms = -1};
+        maos_item_in items[3];
+        memset(items, 0, sizeof items);
+        items[0].kind = MAOS_ITEM_ACK;
+        memcpy(items[0].task, id, 16);
+        items[0].has_task = 1;
+        items[0].token = 9;
+        items[1].kind = MAOS_ITEM_ENQUEUE;
+        items[1].queue = S("next");
+        items[1].tasks = &t;
+        items[1].n_tasks = 1;
+        items[2].kind = MAOS_ITEM_PUT;
+        items[2].table = (maos_table_ref){MAOS_TABLE_SESSIONS, S("sessions")};
+        items[2].key = S("s1");
+        items[2].data = S("\x80");
+        items[2].expect = MAOS_EXPECT_ANY;
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_TXN, maos_enc_txn_ops(&e.pk, 2, items, 3), &e);
+        wire_write(&w);
+    }
+    static const pair q_ok = PAIR("queue", "\xa4jobs");
+    static const pair tasks1 = PAIR("tasks", "\x91\x81\xa4" "data\x01");
+    static const pair id_ok = PAIR("task", "\xc4\x10" "0123456789abcdef");
+    static const pair tok_ok = PAIR("token", "\x05");
+    static const struct {
+        const char *name, *op;
+        pair p[3];
+        uint32_t n;
+        int code;
+    } bad[] = {
+        {"bad-queue-name-space", "enqueue", {PAIR("queue", "\xa3" "a b"), tasks1}, 2,
+         MAOS_EINVALID_NAME},
+        {"bad-queue-name-empty", "dead_purge", {PAIR("queue", "\xa0")}, 1, MAOS_EINVALID_NAME},
+        {"bad-queue-name-int", "queue_stats", {PAIR("queue", "\x07")}, 1, MAOS_EBAD_REQUEST},
+        {"bad-enqueue-no-tasks", "enqueue", {q_ok}, 1, MAOS_EBAD_REQUEST},
+        {"bad-enqueue-tasks-empty", "enqueue", {q_ok, PAIR("tasks", "\x90")}, 2,
+         MAOS_EBAD_REQUEST},
+        {"bad-enqueue-task-not-map", "enqueue", {q_ok, PAIR("tasks", "\x91\x01")}, 2,
+         MAOS_EBAD_REQUEST},
+        {"bad-enqueue-delay-negative", "enqueue",
+         {q_ok, PAIR("tasks", "\x91\x81\xa5" "delay\xff")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-enqueue-delay-and-not-before", "enqueue",
+         {q_ok, PAIR("tasks", "\x91\x82\xa5" "delay\x01\xaanot_before\x01")}, 2,
+         MAOS_EBAD_REQUEST},
+        {"bad-enqueue-lease-zero", "enqueue",
+         {q_ok, PAIR("tasks", "\x91\x81\xa8lease_ms\x00")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-enqueue-attempts-huge", "enqueue",
+         {q_ok, PAIR("tasks", "\x91\x81\xacmax_attempts\xcd\xff\xff")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-enqueue-priority-huge", "enqueue",
+         {q_ok, PAIR("tasks", "\x91\x81\xa8priority\xcf\x00\x00\x00\x01\x00\x00\x00\x00")}, 2,
+         MAOS_EBAD_REQUEST},
+        {"bad-enqueue-meta-array", "enqueue",
+         {q_ok, PAIR("tasks", "\x91\x81\xa4meta\x90")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-enqueue-dedupe-empty", "enqueue",
+         {q_ok, PAIR("tasks", "\x91\x81\xaa" "dedupe_key\xa0")}, 2, MAOS_EINVALID_NAME},
+        {"bad-claim-no-queues", "claim", {PAIR("max", "\x01")}, 1, MAOS_EBAD_REQUEST},
+        {"bad-claim-queues-empty", "claim", {PAIR("queues", "\x90")}, 1, MAOS_EBAD_REQUEST},
+        {"bad-claim-max-zero", "claim", {PAIR("queues", "\x91\xa1q"), PAIR("max", "\x00")}, 2,
+         MAOS_EBAD_REQUEST},
+        {"bad-claim-wait-huge", "claim",
+         {PAIR("queues", "\x91\xa1q"), PAIR("wait_ms", "\xce\x7f\xff\xff\xff")}, 2,
+         MAOS_EBAD_REQUEST},
+        {"bad-claim-bind-int", "claim", {PAIR("queues", "\x91\xa1q"), PAIR("bind", "\x01")}, 2,
+         MAOS_EBAD_REQUEST},
+        {"bad-ack-no-token", "ack", {id_ok}, 1, MAOS_EBAD_REQUEST},
+        {"bad-ack-token-zero", "ack", {id_ok, PAIR("token", "\x00")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-ack-id-short", "ack", {PAIR("task", "\xc4\x02" "ab"), tok_ok}, 2,
+         MAOS_EINVALID_ID},
+        {"bad-ack-id-text", "ack", {PAIR("task", "\xa3" "abc"), tok_ok}, 2, MAOS_EINVALID_ID},
+        {"bad-nack-error-empty", "nack", {id_ok, tok_ok, PAIR("error", "\xa0")}, 3,
+         MAOS_EINVALID_NAME},
+        {"bad-extend-no-lease", "extend", {id_ok, tok_ok}, 2, MAOS_EBAD_REQUEST},
+        {"bad-task-no-id", "task", {q_ok}, 1, MAOS_EBAD_REQUEST},
+        {"bad-dead-list-no-queue", "dead_list", {PAIR("limit", "\x05")}, 1, MAOS_EBAD_REQUEST},
+        {"bad-txn-claim", "txn", {PAIR("ops", "\x91\x82\xa2op\xa5" "claim\xa6queues\x91\xa1q")},
+         1, MAOS_EBAD_REQUEST},
+        {"bad-txn-task-twice", "txn",
+         {PAIR("ops", "\x92"
+                      "\x83\xa2op\xa3" "ack\xa4task\xc4\x10" "0123456789abcdef\xa5token\x05"
+                      "\x83\xa2op\xa4nack\xa4task\xc4\x10" "0123456789abcdef\xa5token\x05")},
+         1, MAOS_EBAD_REQUEST},
+        {"bad-reserved-queue-stream", "append",
+         {PAIR("stream", "\xa8queue-jq"), PAIR("events", "\x91\x81\xa4type\xa1T")}, 2,
+         MAOS_EINVALID_NAME},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        hostile_pairs(bad[i].name, bad[i].op, bad[i].p, bad[i].n, bad[i].code);
+}
+
 /* ---- the frame corpus --------------------------------------------------------- */
 
 static void frame_corpus(void)
@@ -1184,6 +1338,7 @@ static void frame_corpus(void)
         buf_free(&b);
     }
     table_frames();
+    queue_frames();
     free(store.p);
 }
 
@@ -1376,6 +1531,132 @@ static void table_replies(void)
 #undef RAW
 }
 
+/* issue 8: the queue replies, checked against their ops */
+static void queue_reply_file(const char *name, enc *e, maos_op op)
+{
+    buf b = {0};
+    maos_reply rep;
+    char why[128];
+    enc_done(e, &b);
+    if (maos_reply_decode(b.p, b.len, &rep) || maos_reply_check(&rep, op, why, sizeof why))
+        die(name, "valid queue reply does not decode or check");
+    write_file("reply", name, &b);
+    buf_free(&b);
+}
+
+static void put_task(msgpack_packer *pk, unsigned i, const char *state)
+{
+    static const char hist[16] = {0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 12};
+    maos_task t = {.queue = S("jobs"), .state = S(state), .attempt = 1, .max_attempts = 5,
+                   .priority = -3, .data = S("\xa5hello"), .meta = S("\x80"),
+                   .enqueued = 1700000000000000ll, .dedupe_key = S("d"),
+                   .last_error = S(i % 2 ? "boom" : ""), .token = 12,
+                   .lease_until = 1700000030000000ll, .n_history = 2, .history_be = hist};
+    make_id(t.id, i);
+    must(maos_enc_task(pk, &t), "task");
+}
+
+static void queue_replies(void)
+{
+    enc e;
+    uint8_t ids[32];
+    make_id(ids, 1);
+    make_id(ids + 16, 2);
+    enc_init(&e);
+    must(maos_enc_reply_head(&e.pk, 1, 3) || msgpack_pack_str(&e.pk, 8) ||
+             msgpack_pack_str_body(&e.pk, "task_ids", 8) || msgpack_pack_bin(&e.pk, 32) ||
+             msgpack_pack_bin_body(&e.pk, ids, 32) || msgpack_pack_str(&e.pk, 10) ||
+             msgpack_pack_str_body(&e.pk, "duplicates", 10) || msgpack_pack_array(&e.pk, 2) ||
+             msgpack_pack_false(&e.pk) || msgpack_pack_true(&e.pk) ||
+             msgpack_pack_str(&e.pk, 8) || msgpack_pack_str_body(&e.pk, "revision", 8) ||
+             msgpack_pack_uint64(&e.pk, 99),
+         "enqueue");
+    queue_reply_file("valid-queue-enqueue", &e, MAOS_OP_ENQUEUE);
+    for (int n = 0; n < 3; n += 2) {
+        enc_init(&e);
+        must(maos_enc_reply_head(&e.pk, 2, 1) || msgpack_pack_str(&e.pk, 5) ||
+                 msgpack_pack_str_body(&e.pk, "tasks", 5) || msgpack_pack_array(&e.pk, n),
+             "claim");
+        for (int i = 0; i < n; i++)
+            put_task(&e.pk, (unsigned)i, "leased");
+        queue_reply_file(n ? "valid-queue-claim" : "valid-queue-claim-empty", &e,
+                         MAOS_OP_CLAIM);
+    }
+    enc_init(&e);
+    must(maos_enc_reply_head(&e.pk, 3, 1) || msgpack_pack_str(&e.pk, 4) ||
+             msgpack_pack_str_body(&e.pk, "task", 4),
+         "task");
+    put_task(&e.pk, 3, "dead");
+    queue_reply_file("valid-queue-task", &e, MAOS_OP_TASK);
+    enc_init(&e);
+    must(maos_enc_reply_head(&e.pk, 4, 2) || msgpack_pack_str(&e.pk, 8) ||
+             msgpack_pack_str_body(&e.pk, "revision", 8) || msgpack_pack_uint64(&e.pk, 7) ||
+             msgpack_pack_str(&e.pk, 5) || msgpack_pack_str_body(&e.pk, "state", 5) ||
+             msgpack_pack_str(&e.pk, 4) || msgpack_pack_str_body(&e.pk, "dead", 4),
+         "nack");
+    queue_reply_file("valid-queue-nack", &e, MAOS_OP_NACK);
+    enc_init(&e);
+    must(maos_enc_reply_head(&e.pk, 5, 1) || msgpack_pack_str(&e.pk, 11) ||
+             msgpack_pack_str_body(&e.pk, "lease_until", 11) ||
+             msgpack_pack_int64(&e.pk, 1700000060000000ll),
+         "extend");
+    queue_reply_file("valid-queue-extend", &e, MAOS_OP_EXTEND);
+    maos_queue_info qi = {.queue = S("jobs"), .ready = 3, .leased = 1, .done = 5000000000ull,
+                          .waiting = 2, .oldest_ready = 1700000000000000ll};
+    enc_init(&e);
+    must(maos_enc_reply_head(&e.pk, 6, 1) || msgpack_pack_str(&e.pk, 6) ||
+             msgpack_pack_str_body(&e.pk, "queues", 6) || msgpack_pack_array(&e.pk, 1) ||
+             maos_enc_queue_info(&e.pk, &qi),
+         "queue_stats");
+    queue_reply_file("valid-queue-stats", &e, MAOS_OP_QUEUE_STATS);
+    enc_init(&e);
+    must(maos_enc_reply_head(&e.pk, 7, 2) || msgpack_pack_str(&e.pk, 5) ||
+             msgpack_pack_str_body(&e.pk, "tasks", 5) || msgpack_pack_array(&e.pk, 1),
+         "dead_list");
+    put_task(&e.pk, 7, "dead");
+    must(msgpack_pack_str(&e.pk, 4) || msgpack_pack_str_body(&e.pk, "next", 4) ||
+             msgpack_pack_bin(&e.pk, 16) || msgpack_pack_bin_body(&e.pk, ids, 16),
+         "dead_list next");
+    queue_reply_file("valid-queue-dead-list", &e, MAOS_OP_DEAD_LIST);
+    enc_init(&e);
+    must(maos_enc_reply_head(&e.pk, 8, 2) || msgpack_pack_str(&e.pk, 5) ||
+             msgpack_pack_str_body(&e.pk, "count", 5) || msgpack_pack_uint32(&e.pk, 1000) ||
+             msgpack_pack_str(&e.pk, 4) || msgpack_pack_str_body(&e.pk, "more", 4) ||
+             msgpack_pack_true(&e.pk),
+         "dead_purge");
+    queue_reply_file("valid-queue-dead-purge", &e, MAOS_OP_DEAD_PURGE);
+    /* a txn's queue results */
+    maos_txn_result r[4] = {
+        {.kind = MAOS_ITEM_ENQUEUE, .revision = 10, .task_ids = {(const char *)ids, 16},
+         .n_duplicates = 1, .duplicates = S("\x91\xc2")},
+        {.kind = MAOS_ITEM_ACK, .revision = 11},
+        {.kind = MAOS_ITEM_NACK, .revision = 12, .state = S("ready")},
+        {.kind = MAOS_ITEM_EXTEND, .lease_until = 1700000000000000ll},
+    };
+    enc_init(&e);
+    must(maos_enc_reply_txn_begin(&e.pk, 9, 4), "txn");
+    for (int i = 0; i < 4; i++)
+        must(maos_enc_txn_result(&e.pk, &r[i]), "txn result");
+    queue_reply_file("valid-queue-txn", &e, MAOS_OP_TXN);
+    /* hostile: a task without its history, ids not a multiple of 16 */
+    enc_init(&e);
+    must(maos_enc_reply_head(&e.pk, 10, 1) || msgpack_pack_str(&e.pk, 4) ||
+             msgpack_pack_str_body(&e.pk, "task", 4) || msgpack_pack_map(&e.pk, 1) ||
+             msgpack_pack_str(&e.pk, 2) || msgpack_pack_str_body(&e.pk, "id", 2) ||
+             msgpack_pack_bin(&e.pk, 16) || msgpack_pack_bin_body(&e.pk, ids, 16),
+         "bad task");
+    reply_file("bad-queue-task-partial", &e, 0);
+    enc_init(&e);
+    must(maos_enc_reply_head(&e.pk, 11, 3) || msgpack_pack_str(&e.pk, 8) ||
+             msgpack_pack_str_body(&e.pk, "task_ids", 8) || msgpack_pack_bin(&e.pk, 20) ||
+             msgpack_pack_bin_body(&e.pk, ids, 20) || msgpack_pack_str(&e.pk, 10) ||
+             msgpack_pack_str_body(&e.pk, "duplicates", 10) || msgpack_pack_array(&e.pk, 1) ||
+             msgpack_pack_false(&e.pk) || msgpack_pack_str(&e.pk, 8) ||
+             msgpack_pack_str_body(&e.pk, "revision", 8) || msgpack_pack_uint64(&e.pk, 1),
+         "bad enqueue");
+    reply_file("bad-queue-enqueue-ids", &e, 0);
+}
+
 static void reply_corpus(void)
 {
     enc e;
@@ -1518,6 +1799,7 @@ static void reply_corpus(void)
     }
 #undef RAW
     table_replies();
+    queue_replies();
 }
 
 static void mkdir_p(const char *path)
