@@ -3000,8 +3000,10 @@ static void test_rt_txn_results(void **state)
     assert_err(maos_txn_result_next(&one, MAOS_ITEM_DELETE, &got), MAOS_EPROTO);
     assert_err(maos_txn_result_next(&one, MAOS_ITEM_CHECKPOINT, &got), 0);
     maos_mpr_init(&one, LIT("\x80"));
-    assert_err(maos_txn_result_next(&one, 9, &got), MAOS_EINVALID_ARG);
+    assert_err(maos_txn_result_next(&one, MAOS_ITEM__WIRE_END, &got), MAOS_EINVALID_ARG);
     assert_err(maos_txn_result_next(&one, -1, &got), MAOS_EINVALID_ARG);
+    assert_err(maos_txn_result_next(&one, MAOS_ITEM_CLAIM, &got), MAOS_EINVALID_ARG);
+    assert_err(maos_txn_result_next(&one, MAOS_ITEM_ACK, &got), MAOS_EPROTO);
     maos_mpr_init(&one, LIT("\x81\xa8revision\xa1x"));
     assert_err(maos_txn_result_next(&one, 0, &got), MAOS_EPROTO);
     /* an unknown kind is not encoded */
