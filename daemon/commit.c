@@ -153,7 +153,9 @@ struct maosd_commit {
         void *arg;
     } listeners[MAOSD_MAX_LISTENERS];
     int n_listeners;
+    int kicked;                      /* a waiting claim was cancelled */
     /* commit thread only */
+    maosd_wreq *parked_head, *parked_tail; /* waiting claims, by arrival */
     maosd_wstate st;                 /* pending state */
     maosd_wctx x;
     uint64_t last_group;     /* requests in the last group */
@@ -486,8 +488,109 @@ static void record_head(maosd_commit *cm)
     maosd_store_set_read_only(cm->store);
 }
 
-static void commit_group(maosd_commit *cm, maosd_wreq *list)
+/* ---- waiting claims (see maosd_commit_cancel) ------------------------------------ */
+
+/* 1 when w is a waiting claim that found nothing and should park. */
+static int wants_park(const maosd_wreq *w)
 {
+    return w->req.n_items == 1 && w->req.items[0].kind == MAOS_ITEM_CLAIM && !w->code &&
+           !w->out[0].q_n && w->req.items[0].wait_ms && !atomic_load(&w->q_cancel);
+}
+
+static int claims_any(const maosd_wreq *w, const maosd_wreq *list)
+{
+    const maos_item_in *it = &w->req.items[0];
+    for (const maosd_wreq *r = list; r; r = r->next)
+        for (uint32_t i = 0; i < r->n_qready; i++)
+            for (uint32_t j = 0; j < it->n_queues; j++)
+                if (it->queues[j].len == r->qready[i].len &&
+                    !memcmp(it->queues[j].ptr, r->qready[i].queue, r->qready[i].len))
+                    return 1;
+    return 0;
+}
+
+/*
+ * After the group's requests: the claims of the group that found nothing
+ * join the parked ones (behind them: arrival order), then every parked
+ * claim on a queue that got ready tasks in this group tries again, in the
+ * same batch.  The served ones are appended to the group (*tail).  Returns
+ * how many of them staged writes.
+ */
+static uint64_t park_and_serve(maosd_commit *cm, maosd_wreq **list)
+{
+    maosd_wreq **pp = list, *w;
+    int any_ready = 0;
+    while ((w = *pp)) {
+        any_ready |= w->n_qready != 0;
+        if (wants_park(w)) {
+            *pp = w->next;
+            w->next = NULL;
+            if (cm->parked_tail)
+                cm->parked_tail->next = w;
+            else
+                cm->parked_head = w;
+            cm->parked_tail = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+    if (!any_ready)
+        return 0;
+    uint64_t staged = 0;
+    maosd_wreq **tail = pp, *prev = NULL;
+    for (maosd_wreq *p = cm->parked_head, *next; p; p = next) {
+        next = p->next;
+        if (!claims_any(p, *list)) {
+            prev = p;
+            continue;
+        }
+        p->next = NULL;
+        maosd_wreq_reset(p);
+        staged += (uint64_t)process_request(cm, p);
+        if (wants_park(p)) { /* still nothing (others were faster) */
+            p->next = next;
+            prev = p;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            cm->parked_head = next;
+        if (cm->parked_tail == p)
+            cm->parked_tail = prev;
+        *tail = p;
+        tail = &p->next;
+    }
+    return staged;
+}
+
+/* Parked claims whose wait was cancelled (all of them when stopping),
+ * taken off the parked list into a list of their own. */
+static maosd_wreq *take_cancelled(maosd_commit *cm, int all)
+{
+    maosd_wreq *out = NULL, **tail = &out, *prev = NULL;
+    for (maosd_wreq *p = cm->parked_head, *next; p; p = next) {
+        next = p->next;
+        if (!all && !atomic_load(&p->q_cancel)) {
+            prev = p;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            cm->parked_head = next;
+        if (cm->parked_tail == p)
+            cm->parked_tail = prev;
+        p->next = NULL;
+        *tail = p;
+        tail = &p->next;
+    }
+    return out;
+}
+
+static void commit_group(maosd_commit *cm, maosd_wreq **listp)
+{
+    maosd_wreq *list = *listp;
     maosd_counters *ct = &cm->srv->counters;
     maosd_wstate durable = cm->st;
     int64_t now = maosd_now_us();
@@ -506,8 +609,10 @@ static void commit_group(maosd_commit *cm, maosd_wreq *list)
         }
         staged += (uint64_t)process_request(cm, w);
     }
-    if (!staged)
-        return;
+    staged += park_and_serve(cm, listp);
+    list = *listp;
+    if (!staged || !maosd_batch_count(cm->x.batch))
+        return; /* nothing to write (say, claims that found nothing) */
 
     char meta[8 + MAOS_HASH_BYTES];
     maosd_put_u64(meta, cm->st.log_pos);
@@ -579,8 +684,9 @@ static void *commit_main(void *arg)
     maosd_commit *cm = arg;
     for (;;) {
         pthread_mutex_lock(&cm->mu);
-        while (!cm->in_head && !cm->stop)
+        while (!cm->in_head && !cm->stop && !cm->kicked)
             pthread_cond_wait(&cm->cv, &cm->mu);
+        cm->kicked = 0;
         if (cm->in_head)
             gather(cm);
         /* Take the queue, up to GROUP_MAX_BYTES of it. */
@@ -601,14 +707,20 @@ static void *commit_main(void *arg)
         }
         cm->in_count -= n;
         cm->last_group = n;
-        int stop = cm->stop;
+        int stop = cm->stop && !list;
         pthread_mutex_unlock(&cm->mu);
+        if (list)
+            commit_group(cm, &list);
+        /* waits that ended come back, after the group */
+        maosd_wreq *back = take_cancelled(cm, stop), **end = &list;
+        while (*end)
+            end = &(*end)->next;
+        *end = back;
         if (!list) {
             if (stop)
                 break;
             continue;
         }
-        commit_group(cm, list);
         maosd_wreq *tail = list;
         while (tail->next)
             tail = tail->next;
@@ -714,6 +826,15 @@ void maosd_commit_submit(maosd_commit *cm, maosd_wreq *w)
         cm->in_head = w;
     cm->in_tail = w;
     cm->in_count++;
+    pthread_cond_signal(&cm->cv);
+    pthread_mutex_unlock(&cm->mu);
+}
+
+void maosd_commit_cancel(maosd_commit *cm, maosd_wreq *w)
+{
+    atomic_store(&w->q_cancel, 1);
+    pthread_mutex_lock(&cm->mu);
+    cm->kicked = 1;
     pthread_cond_signal(&cm->cv);
     pthread_mutex_unlock(&cm->mu);
 }

@@ -30,6 +30,7 @@
 #ifndef MAOSD_COMMIT_H
 #define MAOSD_COMMIT_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -127,6 +128,8 @@ struct maosd_wreq {
     maosd_change *changes;     /* entries changed, n_changes */
     uint32_t n_changes;
     /* queues */
+    atomic_int q_cancel;       /* a waiting claim: stop waiting (loop sets it,
+                                * maosd_commit_cancel) */
     int q_touched;             /* staged a queue write (timers may move) */
     msgpack_sbuffer qout;      /* reply bytes of queue items (out[].q_off) */
     maosd_qready *qready;      /* queues that got ready tasks */
@@ -154,6 +157,13 @@ size_t maosd_wreq_cost(const maosd_wreq *w);
 int maosd_commit_start(maosd_server *srv, const maosd_head *head,
                        int64_t last_time, maosd_commit **out);
 void maosd_commit_submit(maosd_commit *cm, maosd_wreq *w);
+/* A waiting claim (a CLAIM request with wait_ms) that finds no ready task
+ * stays with the commit thread, parked in arrival order, and is served in
+ * the group that makes a task of its queues ready (the same write: one
+ * fsync for the enqueue and the claim).  This ends its wait: it comes back
+ * with what it has (nothing) as soon as the commit thread sees the flag.
+ * Loop thread; w must be at the commit thread. */
+void maosd_commit_cancel(maosd_commit *cm, maosd_wreq *w);
 /* Requests submitted and not yet handed back. */
 uint64_t maosd_commit_in_flight(const maosd_commit *cm);
 /* Ask the thread to finish what is queued and exit; join it; free. */

@@ -3,24 +3,14 @@
  * waiting claims, the timer of delays and leases, reads, and the claims of
  * closed connections.  docs/ARCHITECTURE.md "Queues".
  *
- * Waiting claims.  A claim with wait_ms that finds nothing comes back from
- * the commit thread empty and is parked, in arrival order.  The listener
- * on committed groups sees, per request, which queues got ready tasks
- * (w->qready: enqueued, delay over, lease expired, nacked, released,
- * retried) and hands that many parked claims of those queues back to the
- * commit thread, oldest first; a claim that then still finds nothing
- * (another claimer was faster) is parked again in its place.  So nobody
- * polls, and a task is claimed by the commit that follows the one that made
- * it ready.  A race: a task may become ready in the group after the
- * claim's own, before its done step parks it.  The listener bumps
- * srv->qready_gen for every such group, and a claim that comes back empty
- * with a generation newer than the one it was submitted under is
- * submitted again at once instead of parked.
- *
- * A parked claim keeps its request (and the connection's reference and
- * cost, as at the commit thread).  It ends with its reply: tasks, or an
- * empty list when wait_ms runs out (its timer) or maosd stops; silently
- * when its connection closes.
+ * Waiting claims.  A claim with wait_ms that finds nothing stays with the
+ * commit thread, parked in arrival order, and is served in the very group
+ * that makes a task of its queues ready (commit.c, park_and_serve): the
+ * enqueue and the claim share one write, one fsync, and nobody polls.  The
+ * loop keeps each waiting claim's timer; when wait_ms runs out, when its
+ * connection closes or when maosd stops, it cancels the wait
+ * (maosd_commit_cancel) and the claim comes back with what it has -- no
+ * task -- and is answered (silently for a closed connection).
  *
  * Timers.  One uv timer is armed for the earliest 'D' key (a delay or a
  * lease), read after each group that wrote queues.  When it fires, one
@@ -35,14 +25,12 @@
 #include "dispatch.h"
 #include "queues.h"
 
+/* A claim with wait_ms, from its op until its reply (srv's list). */
 struct maosd_qwait {
     uv_timer_t timer;           /* wait_ms */
     struct maosd_qwait *next, *prev;
     maosd_wreq *w;
-    uint64_t seq;               /* arrival order */
-    uint64_t gen;               /* srv->qready_gen when last submitted */
-    int parked;                 /* on srv's list (else at the commit thread) */
-    int expired;
+    int expired;                /* its wait ended: cancelled at the commit thread */
 };
 typedef struct maosd_qwait qwait;
 
@@ -160,10 +148,11 @@ static void qwait_freed(uv_handle_t *h)
     free(h->data);
 }
 
-static void unpark(maosd_server *srv, qwait *q)
+/* The claim came back (tasks, nothing after its wait ended, or an error):
+ * its wait ends, then its reply. */
+static void claim_done(maosd_server *srv, maosd_wreq *w)
 {
-    if (!q->parked)
-        return;
+    qwait *q = w->done_arg;
     if (q->prev)
         q->prev->next = q->next;
     else
@@ -172,74 +161,26 @@ static void unpark(maosd_server *srv, qwait *q)
         q->next->prev = q->prev;
     else
         srv->qwait_tail = q->prev;
-    q->next = q->prev = NULL;
-    q->parked = 0;
     srv->n_qwaiting--;
-}
-
-/* In arrival order (a claim parked again keeps its place). */
-static void park(maosd_server *srv, qwait *q)
-{
-    qwait *after = srv->qwait_tail;
-    while (after && after->seq > q->seq)
-        after = after->prev;
-    q->prev = after;
-    q->next = after ? after->next : srv->qwait_head;
-    if (q->next)
-        q->next->prev = q;
-    else
-        srv->qwait_tail = q;
-    if (after)
-        after->next = q;
-    else
-        srv->qwait_head = q;
-    q->parked = 1;
-    srv->n_qwaiting++;
-}
-
-/* The claim ends: its reply (what it has: tasks, or none), its wait. */
-static void finish_wait(maosd_server *srv, qwait *q)
-{
-    maosd_wreq *w = q->w;
-    unpark(srv, q);
     if (w->conn)
         w->conn->q_waiting--;
     uv_timer_stop(&q->timer);
-    q->timer.data = q;
     uv_close((uv_handle_t *)&q->timer, qwait_freed);
     maosd_write_reply(srv, w);
 }
 
-static void resubmit(maosd_server *srv, qwait *q)
+static void end_wait(maosd_server *srv, qwait *q)
 {
-    unpark(srv, q);
-    maosd_wreq_reset(q->w);
-    q->gen = srv->qready_gen;
-    maosd_commit_submit(srv->commit, q->w); /* reference and cost: still held */
-}
-
-static void claim_done(maosd_server *srv, maosd_wreq *w)
-{
-    qwait *q = w->done_arg;
-    maosd_conn *c = w->conn;
-    if (!w->code && !w->out[0].q_n && !q->expired && !c->closing && !srv->stopping &&
-        maosd_store_state(srv->store) == MAOSD_STORE_OK) {
-        if (q->gen != srv->qready_gen)
-            resubmit(srv, q); /* something became ready meanwhile */
-        else
-            park(srv, q);
-        return;
+    if (!q->expired) {
+        q->expired = 1;
+        maosd_commit_cancel(srv->commit, q->w);
     }
-    finish_wait(srv, q);
 }
 
 static void on_wait_over(uv_timer_t *t)
 {
     qwait *q = t->data;
-    maosd_server *srv = q->w->conn->srv;
-    q->expired = 1;
-    if (q->parked)
-        finish_wait(srv, q); /* else: its done step sees expired */
+    end_wait(q->w->conn->srv, q);
 }
 
 static int claims_queue(const maos_item_in *it, const char *name, uint32_t len)
@@ -250,39 +191,15 @@ static int claims_queue(const maos_item_in *it, const char *name, uint32_t len)
     return 0;
 }
 
-/* n tasks of queue became ready: wake up to n parked claims on it. */
-static void wake(maosd_server *srv, const maosd_qready *r)
-{
-    uint32_t n = r->n;
-    qwait *q = srv->qwait_head;
-    while (q && n) {
-        qwait *next = q->next;
-        const maos_item_in *it = &q->w->req.items[0];
-        if (claims_queue(it, r->queue, r->len)) {
-            resubmit(srv, q);
-            n = n > it->max_tasks ? n - it->max_tasks : 0;
-        }
-        q = next;
-    }
-}
-
-/* The listener: wake claims, move the timer. */
+/* The listener: move the timer when a group wrote queues. */
 static void on_commit(maosd_server *srv, void *arg, maosd_wreq *list)
 {
     (void)arg;
-    int touched = 0;
-    for (maosd_wreq *w = list; w; w = w->next) {
-        if (w->code)
-            continue;
-        touched |= w->q_touched;
-        if (w->n_qready)
-            srv->qready_gen++;
-    }
     for (maosd_wreq *w = list; w; w = w->next)
-        for (uint32_t i = 0; !w->code && i < w->n_qready; i++)
-            wake(srv, &w->qready[i]);
-    if (touched)
-        rearm(srv);
+        if (!w->code && w->q_touched) {
+            rearm(srv);
+            return;
+        }
 }
 
 /* ---- set-up and shutdown -------------------------------------------------------------- */
@@ -305,19 +222,17 @@ int maosd_queues_start(maosd_server *srv)
 void maosd_queues_conn_closed(maosd_conn *c)
 {
     maosd_server *srv = c->srv;
-    for (qwait *q = srv->qwait_head, *next; q; q = next) {
-        next = q->next;
+    for (qwait *q = srv->qwait_head; q; q = q->next)
         if (q->w->conn == c)
-            finish_wait(srv, q); /* closing: no reply is written */
-    }
+            end_wait(srv, q); /* it comes back; closing: no reply is written */
     if (c->q_bound)
         queue_unbind(srv, c->id);
 }
 
 void maosd_queues_close(maosd_server *srv)
 {
-    while (srv->qwait_head)
-        finish_wait(srv, srv->qwait_head); /* an empty list: maosd stops */
+    for (qwait *q = srv->qwait_head; q; q = q->next)
+        end_wait(srv, q); /* they come back empty: maosd stops */
     if (srv->queue_timer_on) {
         srv->queue_timer_on = 0;
         uv_timer_stop(&srv->queue_timer);
@@ -373,8 +288,13 @@ int maosd_op_claim(maosd_call *call)
     if (q) {
         maosd_server *srv = call->srv;
         q->w = w;
-        q->seq = ++srv->qwait_seq;
-        q->gen = srv->qready_gen;
+        q->prev = srv->qwait_tail;
+        if (q->prev)
+            q->prev->next = q;
+        else
+            srv->qwait_head = q;
+        srv->qwait_tail = q;
+        srv->n_qwaiting++;
         uv_timer_init(srv->loop, &q->timer);
         q->timer.data = q;
         uv_timer_start(&q->timer, on_wait_over, w->req.items[0].wait_ms, 0);

@@ -72,9 +72,7 @@ typedef struct maosd_server {
     uv_timer_t queue_timer;  /* the earliest delay or lease */
     int queue_timer_on;
     int queue_tick_pending;
-    struct maosd_qwait *qwait_head, *qwait_tail; /* parked claims, by arrival */
-    uint64_t qwait_seq;
-    uint64_t qready_gen;     /* groups that made tasks ready */
+    struct maosd_qwait *qwait_head, *qwait_tail; /* claims waiting, by arrival */
     uint64_t n_qwaiting;
     /* subscriptions (loop thread only) */
     maosd_sub *subs;      /* event subscriptions */
