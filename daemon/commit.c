@@ -372,9 +372,23 @@ void maosd_wx_uuid(maosd_wctx *x, uint8_t id[16])
     uuidv7(id, x->now, rand10(x));
 }
 
-maosd_iter *maosd_wx_iter(maosd_wctx *x, maosd_cf cf)
+size_t maosd_prefix_end(char *out, const char *prefix, size_t plen)
 {
-    return maosd_batch_iter_new(x->batch, cf);
+    memcpy(out, prefix, plen);
+    while (plen && (uint8_t)out[plen - 1] == 0xff)
+        plen--;
+    if (plen)
+        out[plen - 1]++;
+    return plen;
+}
+
+maosd_iter *maosd_wx_iter(maosd_wctx *x, maosd_cf cf, const char *prefix, size_t plen)
+{
+    char end[MAOSD_KEY_MAX];
+    if (plen > sizeof(end))
+        return NULL;
+    size_t elen = maosd_prefix_end(end, prefix, plen);
+    return maosd_batch_iter_new(x->batch, cf, elen ? end : NULL, elen);
 }
 
 int maosd_wx_record(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
@@ -451,6 +465,7 @@ static int process_request(maosd_commit *cm, maosd_wreq *w)
         int rc = maosd_wkind_of(w->req.items[i].kind)->stage(x, w, i);
         if (rc) {
             maosd_batch_rollback(x->batch);
+            maosd_queue_cache_reset(x);
             cm->st = saved;
             w->recs.size = recs0;
             w->n_recs = 0;
@@ -639,11 +654,17 @@ static void commit_group(maosd_commit *cm, maosd_wreq **listp)
                             "the store is read-only until maosd restarts; retry "
                             "with the same event ids");
         cm->st = durable;
+        maosd_queue_cache_reset(&cm->x);
         atomic_fetch_add(&ct->commit_errors, 1);
         return;
     }
     cm->st.last_time = now;
     record_head(cm);
+    for (maosd_wreq *w = list; w; w = w->next)
+        if (!w->code && w->q_touched) { /* the loop arms its timer with it */
+            atomic_store(&cm->srv->queue_next_due, maosd_queue_next_due(&cm->x));
+            break;
+        }
     pthread_mutex_lock(&cm->mu);
     memcpy(cm->head_hash, cm->st.log_hash, sizeof(cm->head_hash));
     atomic_store(&cm->head, cm->st.log_pos);
@@ -861,6 +882,7 @@ void maosd_commit_durable(maosd_commit *cm, uint64_t *pos,
 static void free_commit(uv_handle_t *h)
 {
     maosd_commit *cm = h->data;
+    maosd_queue_cache_free(&cm->x);
     maosd_batch_free(cm->x.batch);
     free(cm->x.getbuf);
     pthread_mutex_destroy(&cm->mu);

@@ -210,7 +210,19 @@ typedef struct maosd_wctx {
     size_t getcap;
     uint8_t rnd[4096];         /* random bytes for UUIDv7, refilled in bulk */
     size_t rnd_used;
+    struct maosd_qcache *qcache; /* write_queue.c: where the live keys of
+                                  * the queue indexes start */
 } maosd_wctx;
+
+/* write_queue.c, commit thread: the queue index cursors are only lower
+ * bounds of what is stored; after a rollback or a failed group write they
+ * are forgotten (maosd_queue_cache_reset).  After a group that wrote
+ * queues was written: the earliest timer (maosd_queue_next_due: due time
+ * in µs, 0 none), read from the database.  maosd_queue_cache_free at
+ * exit. */
+void maosd_queue_cache_reset(maosd_wctx *x);
+int64_t maosd_queue_next_due(maosd_wctx *x);
+void maosd_queue_cache_free(maosd_wctx *x);
 
 /* Record an error on w (item index, or -1) and return code. */
 int maosd_wfail(maosd_wreq *w, int code, int64_t index, const char *fmt, ...)
@@ -241,9 +253,14 @@ int maosd_wx_record(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
                     maos_slice type, maos_slice data, uint64_t *pos);
 /* A fresh UUIDv7. */
 void maosd_wx_uuid(maosd_wctx *x, uint8_t id[16]);
-/* An iterator over cf that sees the group's pending writes too; invalid
- * after the next write to the batch.  NULL: out of memory. */
-maosd_iter *maosd_wx_iter(maosd_wctx *x, maosd_cf cf);
+/* An iterator over the keys of cf under prefix (plen bytes) that sees the
+ * group's pending writes too; it never visits keys past the prefix (so
+ * never the deleted keys of the next range).  Invalid after the next write
+ * to the batch.  NULL: out of memory. */
+maosd_iter *maosd_wx_iter(maosd_wctx *x, maosd_cf cf, const char *prefix, size_t plen);
+/* The first key after every key starting with prefix (its last byte below
+ * 0xff plus one, cut there) into out (plen bytes); its length (0: none). */
+size_t maosd_prefix_end(char *out, const char *prefix, size_t plen);
 
 /*
  * A write kind: what one item of a request does.  check runs for every

@@ -35,6 +35,7 @@ struct maosd_qwait {
 typedef struct maosd_qwait qwait;
 
 static void rearm(maosd_server *srv);
+static void arm_at(maosd_server *srv, int64_t due);
 
 /* ---- maosd's own queue writes --------------------------------------------------------- */
 
@@ -97,8 +98,12 @@ static void tick_done(maosd_server *srv, maosd_wreq *w)
         maosd_log(MAOSD_LOG_ERROR, "queue timers: %s: %s", maos_err_name(w->code),
                   w->why ? w->why : "-");
     srv->queue_tick_pending = 0;
+    int touched = !w->code && w->q_touched;
     maosd_wreq_free(w);
-    rearm(srv);
+    if (touched)
+        arm_at(srv, atomic_load(&srv->queue_next_due));
+    else
+        rearm(srv);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -118,27 +123,33 @@ static void on_tick(uv_timer_t *t)
     maosd_submit(srv, w);
 }
 
-/* Arm the timer for the earliest 'D' key. */
-static void rearm(maosd_server *srv)
+/* Arm the timer for due (µs; 0: no timer). */
+static void arm_at(maosd_server *srv, int64_t due)
 {
     if (srv->stopping || srv->queue_tick_pending || !srv->queue_timer_on)
         return;
-    maosd_iter *it = maosd_iter_new(srv->store, MAOSD_CF_QUEUES);
-    if (!it)
-        return;
-    maosd_iter_seek(it, "D", 1);
-    size_t nk;
-    const char *k = maosd_iter_key(it, &nk);
-    int have = k && nk == 25 && k[0] == 'D';
-    int64_t due = have ? (int64_t)maosd_get_u64(k + 1) : 0;
-    maosd_iter_free(it);
-    if (!have) {
+    if (!due) {
         uv_timer_stop(&srv->queue_timer);
         return;
     }
     int64_t wait_us = due - maosd_now_us();
     uint64_t ms = wait_us <= 0 ? 0 : (uint64_t)(wait_us + 999) / 1000;
     uv_timer_start(&srv->queue_timer, on_tick, ms, 0);
+}
+
+/* Arm the timer for the earliest 'D' key, read here (start-up, and after a
+ * tick: the group of a tick may have written nothing). */
+static void rearm(maosd_server *srv)
+{
+    maosd_iter *it = maosd_iter_new_bounded(srv->store, MAOSD_CF_QUEUES, "E", 1);
+    if (!it)
+        return;
+    maosd_iter_seek(it, "D", 1);
+    size_t nk;
+    const char *k = maosd_iter_key(it, &nk);
+    int64_t due = k && nk == 25 && k[0] == 'D' ? (int64_t)maosd_get_u64(k + 1) : 0;
+    maosd_iter_free(it);
+    arm_at(srv, due);
 }
 
 /* ---- waiting claims ----------------------------------------------------------------------- */
@@ -191,13 +202,14 @@ static int claims_queue(const maos_item_in *it, const char *name, uint32_t len)
     return 0;
 }
 
-/* The listener: move the timer when a group wrote queues. */
+/* The listener: move the timer when a group wrote queues (to the earliest
+ * timer, which the commit thread read after the write). */
 static void on_commit(maosd_server *srv, void *arg, maosd_wreq *list)
 {
     (void)arg;
     for (maosd_wreq *w = list; w; w = w->next)
         if (!w->code && w->q_touched) {
-            rearm(srv);
+            arm_at(srv, atomic_load(&srv->queue_next_due));
             return;
         }
 }
@@ -372,7 +384,9 @@ static int queue_info(maosd_call *call, maos_slice queue, const char *counts, si
     /* the oldest ready task: the first 'A' key */
     char k[MAOSD_QKEY_MAX];
     size_t plen = maosd_qkey_prefix(k, 'A', queue), nk;
-    maosd_iter *it = maosd_iter_new(call->srv->store, MAOSD_CF_QUEUES);
+    char end[MAOSD_QKEY_MAX];
+    size_t elen = maosd_prefix_end(end, k, plen);
+    maosd_iter *it = maosd_iter_new_bounded(call->srv->store, MAOSD_CF_QUEUES, end, elen);
     if (!it)
         return MAOS_ENOMEM;
     maosd_iter_seek(it, k, plen);
@@ -425,7 +439,7 @@ int maosd_op_queue_stats(maosd_call *call)
             rc = maos_enc_queue_info(&pk, &qi), n = 1;
         free(v);
     } else {
-        maosd_iter *it = maosd_iter_new(st, MAOSD_CF_QUEUES);
+        maosd_iter *it = maosd_iter_new_bounded(st, MAOSD_CF_QUEUES, "R", 1);
         if (!it)
             return MAOS_EOVERLOADED;
         for (maosd_iter_seek(it, "Q", 1); !rc && maosd_iter_valid(it); maosd_iter_next(it)) {
@@ -477,7 +491,9 @@ int maosd_op_dead_list(maosd_call *call)
         klen = maosd_qkey_dead(k, req->queue, t.seq, req->task);
         free(v);
     }
-    maosd_iter *it = maosd_iter_new(call->srv->store, MAOSD_CF_QUEUES);
+    char end[MAOSD_QKEY_MAX];
+    size_t elen = maosd_prefix_end(end, k, plen);
+    maosd_iter *it = maosd_iter_new_bounded(call->srv->store, MAOSD_CF_QUEUES, end, elen);
     if (!it)
         return MAOS_EOVERLOADED;
     msgpack_sbuffer sb;

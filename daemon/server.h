@@ -70,6 +70,8 @@ typedef struct maosd_server {
     int lock_fd;         /* flock on <socket>.lock, held while running */
     /* queues (queues.c, loop thread only) */
     uv_timer_t queue_timer;  /* the earliest delay or lease */
+    _Atomic int64_t queue_next_due; /* set by the commit thread after a group
+                                     * that wrote queues (µs, 0: none) */
     int queue_timer_on;
     int queue_tick_pending;
     struct maosd_qwait *qwait_head, *qwait_tail; /* claims waiting, by arrival */

@@ -130,6 +130,8 @@ struct maosd_batch {
 
 struct maosd_iter {
     rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ropts; /* bounded iterators: their own */
+    char *upper;                  /* the bound's bytes (RocksDB keeps a view) */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -1266,6 +1268,8 @@ maosd_iter *maosd_iter_new_at(maosd_store *s, maosd_cf cf, const maosd_snap *sn)
         return NULL;
     /* A RocksDB iterator reads one implicit snapshot taken here (or the
      * explicit one). */
+    it->ropts = NULL;
+    it->upper = NULL;
     it->it = rocksdb_create_iterator_cf(s->db, sn ? sn->ropts : s->ropts, h);
     if (it->it == NULL) {
         free(it);
@@ -1274,7 +1278,52 @@ maosd_iter *maosd_iter_new_at(maosd_store *s, maosd_cf cf, const maosd_snap *sn)
     return it;
 }
 
-maosd_iter *maosd_batch_iter_new(maosd_batch *b, maosd_cf cf)
+/* Read options that stop iterators at upper (exclusive): a scan of one
+ * key range then never steps over the tombstones of the next range.
+ * NULL ropts (and 0) without a bound; -1 out of memory. */
+static int bound_opts(maosd_iter *it, const void *upper, size_t ulen)
+{
+    it->ropts = NULL;
+    it->upper = NULL;
+    if (!upper)
+        return 0;
+    it->upper = malloc(ulen ? ulen : 1);
+    it->ropts = rocksdb_readoptions_create();
+    if (!it->upper || !it->ropts) {
+        free(it->upper);
+        if (it->ropts)
+            rocksdb_readoptions_destroy(it->ropts);
+        return -1;
+    }
+    memcpy(it->upper, upper, ulen);
+    rocksdb_readoptions_set_fill_cache(it->ropts, 1);
+    rocksdb_readoptions_set_iterate_upper_bound(it->ropts, it->upper, ulen);
+    return 0;
+}
+
+maosd_iter *maosd_iter_new_bounded(maosd_store *s, maosd_cf cf, const void *upper,
+                                   size_t ulen)
+{
+    rocksdb_column_family_handle_t *h = cf_handle(s, cf);
+    if (h == NULL)
+        return NULL;
+    maosd_iter *it = malloc(sizeof *it);
+    if (it == NULL)
+        return NULL;
+    if (bound_opts(it, upper, ulen)) {
+        free(it);
+        return NULL;
+    }
+    it->it = rocksdb_create_iterator_cf(s->db, it->ropts ? it->ropts : s->ropts, h);
+    if (it->it == NULL) {
+        maosd_iter_free(it);
+        return NULL;
+    }
+    return it;
+}
+
+maosd_iter *maosd_batch_iter_new(maosd_batch *b, maosd_cf cf, const void *upper,
+                                 size_t ulen)
 {
     rocksdb_column_family_handle_t *h = cf_handle(b->s, cf);
     if (h == NULL)
@@ -1282,15 +1331,21 @@ maosd_iter *maosd_batch_iter_new(maosd_batch *b, maosd_cf cf)
     maosd_iter *it = malloc(sizeof *it);
     if (it == NULL)
         return NULL;
-    rocksdb_iterator_t *base = rocksdb_create_iterator_cf(b->s->db, b->s->ropts, h);
-    if (base == NULL) {
+    if (bound_opts(it, upper, ulen)) {
         free(it);
+        return NULL;
+    }
+    rocksdb_iterator_t *base =
+        rocksdb_create_iterator_cf(b->s->db, it->ropts ? it->ropts : b->s->ropts, h);
+    if (base == NULL) {
+        it->it = NULL;
+        maosd_iter_free(it);
         return NULL;
     }
     /* takes base (RocksDB frees its wrapper and owns the iterator) */
     it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(b->wb, base, h);
     if (it->it == NULL) {
-        free(it);
+        maosd_iter_free(it);
         return NULL;
     }
     return it;
@@ -1300,7 +1355,11 @@ void maosd_iter_free(maosd_iter *it)
 {
     if (it == NULL)
         return;
-    rocksdb_iter_destroy(it->it);
+    if (it->it)
+        rocksdb_iter_destroy(it->it);
+    if (it->ropts)
+        rocksdb_readoptions_destroy(it->ropts);
+    free(it->upper);
     free(it);
 }
 

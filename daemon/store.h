@@ -182,9 +182,12 @@ int maosd_batch_get(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
 int maosd_batch_get_buf(maosd_batch *b, maosd_cf cf, const void *key,
                         size_t klen, char **buf, size_t *cap, size_t *vlen);
 /* An iterator over cf that sees the batch's pending writes over the
- * database; invalid once the batch is written to again.  NULL: out of
- * memory. */
-maosd_iter *maosd_batch_iter_new(maosd_batch *b, maosd_cf cf);
+ * database; invalid once the batch is written to again.  upper (ulen
+ * bytes, copied; NULL: none) ends it: keys >= upper are not visited, so a
+ * scan of one range never steps over the deleted keys of the next.  NULL:
+ * out of memory. */
+maosd_iter *maosd_batch_iter_new(maosd_batch *b, maosd_cf cf, const void *upper,
+                                 size_t ulen);
 /* Number of puts in the batch. */
 int maosd_batch_count(maosd_batch *b);
 /*
@@ -218,6 +221,9 @@ maosd_iter *maosd_iter_new_at(maosd_store *s, maosd_cf cf, const maosd_snap *sna
 /* An iterator over one column family with a consistent view taken at
  * creation.  Free with maosd_iter_free. */
 maosd_iter *maosd_iter_new(maosd_store *s, maosd_cf cf);
+/* The same, ending before upper (as maosd_batch_iter_new). */
+maosd_iter *maosd_iter_new_bounded(maosd_store *s, maosd_cf cf, const void *upper,
+                                   size_t ulen);
 void maosd_iter_free(maosd_iter *it);
 void maosd_iter_seek(maosd_iter *it, const void *key, size_t klen);      /* first >= key */
 void maosd_iter_seek_prev(maosd_iter *it, const void *key, size_t klen); /* last <= key */

@@ -341,6 +341,134 @@ static void qdel(maosd_wctx *x, const char *k, size_t klen)
     maosd_batch_delete(x->batch, MAOSD_CF_QUEUES, k, klen);
 }
 
+/* ---- index cursors ------------------------------------------------------------------------ */
+
+/*
+ * A queue on an LSM tree: every claim deletes the first key of the ready
+ * index and every ack the task's timer, so the head of those ranges fills
+ * with tombstones until compaction, and a seek from the start of the range
+ * steps over all of them -- a claim would cost O(tasks ever claimed).  So
+ * the commit thread remembers, per queue, where the live ready keys start
+ * (and, for the one timer index, where the live timers start): a lower
+ * bound, lowered by enter() when it adds a key before it, raised to the
+ * first key a seek found.  A seek from it skips only the tombstones made
+ * since the last one.  The bounds are forgotten after a rollback or a
+ * failed write (the batch no longer holds what they assumed).
+ */
+typedef struct qcur {
+    struct qcur *next;
+    char queue[MAOS_QUEUE_NAME_MAX];
+    uint32_t len;
+    char low[MAOSD_QKEY_MAX];    /* valid when known */
+    size_t lowlen;
+    int known;
+} qcur;
+
+struct maosd_qcache {
+    qcur *ready;                 /* per queue: the ready index */
+    char dlow[25];               /* the timer index ('D' due id) */
+    int dknown;
+};
+
+static qcur *cur_of(maosd_wctx *x, maos_slice queue)
+{
+    if (!x->qcache && !(x->qcache = calloc(1, sizeof(*x->qcache))))
+        return NULL;
+    for (qcur *c = x->qcache->ready; c; c = c->next)
+        if (c->len == queue.len && !memcmp(c->queue, queue.ptr, queue.len))
+            return c;
+    qcur *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    memcpy(c->queue, queue.ptr, queue.len);
+    c->len = queue.len;
+    c->next = x->qcache->ready;
+    x->qcache->ready = c;
+    return c;
+}
+
+static int key_lt(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c < 0 || (c == 0 && alen < blen);
+}
+
+/* A key was added to an index: a known bound above it comes down to it. */
+static void cur_lower(char *low, size_t *lowlen, int known, const char *k, size_t klen)
+{
+    if (known && key_lt(k, klen, low, *lowlen)) {
+        memcpy(low, k, klen);
+        *lowlen = klen;
+    }
+}
+
+void maosd_queue_cache_reset(maosd_wctx *x)
+{
+    if (!x->qcache)
+        return;
+    for (qcur *c = x->qcache->ready; c; c = c->next)
+        c->known = 0;
+    x->qcache->dknown = 0;
+}
+
+void maosd_queue_cache_free(maosd_wctx *x)
+{
+    if (!x->qcache)
+        return;
+    for (qcur *c = x->qcache->ready, *n; c; c = n) {
+        n = c->next;
+        free(c);
+    }
+    free(x->qcache);
+    x->qcache = NULL;
+}
+
+/* Where a scan of the timer index starts: the bound, else the index. */
+static size_t due_start(maosd_wctx *x, char *k)
+{
+    if (x->qcache && x->qcache->dknown) {
+        memcpy(k, x->qcache->dlow, 25);
+        return 25;
+    }
+    k[0] = 'D';
+    return 1;
+}
+
+/* A scan of the timer index met key (NULL: it is empty). */
+static void due_seen(maosd_wctx *x, const char *key)
+{
+    if (!x->qcache && !(x->qcache = calloc(1, sizeof(*x->qcache))))
+        return;
+    if (key) {
+        memcpy(x->qcache->dlow, key, 25);
+    } else { /* empty: anything added is lower than this */
+        memset(x->qcache->dlow, 0xff, 25);
+        x->qcache->dlow[0] = 'D';
+    }
+    x->qcache->dknown = 1;
+}
+
+int64_t maosd_queue_next_due(maosd_wctx *x)
+{
+    char k[25];
+    size_t klen = due_start(x, k);
+    maosd_iter *it = maosd_iter_new_bounded(x->srv->store, MAOSD_CF_QUEUES, "E", 1);
+    if (!it)
+        return 1; /* unknown: the loop looks again at once */
+    maosd_iter_seek(it, k, klen);
+    size_t nk;
+    const char *key = maosd_iter_key(it, &nk);
+    int64_t due = 0;
+    if (key && nk == 25 && key[0] == 'D') {
+        due = (int64_t)maosd_get_u64(key + 1);
+        due_seen(x, key);
+    } else if (!maosd_iter_status(it)) {
+        due_seen(x, NULL);
+    }
+    maosd_iter_free(it);
+    return due;
+}
+
 /* The queue's count of tasks in `state` moves by delta. */
 static int count_add(maosd_wctx *x, maos_slice queue, int state, int delta)
 {
@@ -421,17 +549,25 @@ static int enter(maosd_wctx *x, maosd_wreq *w, const qtask *q)
     char k[MAOSD_QKEY_MAX];
     int rc = 0;
     switch (t->state) {
-    case MAOSD_TASK_READY:
-        qput(x, k, maosd_qkey_ready(k, t->queue, t->priority, t->seq, q->id), "", 0);
+    case MAOSD_TASK_READY: {
+        size_t klen = maosd_qkey_ready(k, t->queue, t->priority, t->seq, q->id);
+        qput(x, k, klen, "", 0);
+        qcur *c = cur_of(x, t->queue);
+        if (!c)
+            return MAOS_ENOMEM;
+        cur_lower(c->low, &c->lowlen, c->known, k, klen);
         qput(x, k, maosd_qkey_age(k, t->queue, t->seq, q->id), "", 0);
         rc = note_ready(w, t->queue);
         break;
+    }
     case MAOSD_TASK_DELAYED:
-        qput(x, k, maosd_qkey_due(k, t->due, q->id), "", 0);
-        break;
     case MAOSD_TASK_LEASED:
         qput(x, k, maosd_qkey_due(k, t->due, q->id), "", 0);
-        if (t->bound_conn)
+        if (x->qcache) {
+            size_t dl = 25;
+            cur_lower(x->qcache->dlow, &dl, x->qcache->dknown, k, 25);
+        }
+        if (t->state == MAOSD_TASK_LEASED && t->bound_conn)
             qput(x, k, maosd_qkey_bound(k, t->bound_conn, q->id), "", 0);
         break;
     case MAOSD_TASK_DEAD:
@@ -537,7 +673,7 @@ static int finish(maosd_wctx *x, maosd_wreq *w, const qtask *q)
     qdel(x, k, maosd_qkey_order(k, t->queue, t->ordering_key, 1, t->seq));
     /* the next of the key: the first left under its prefix */
     klen = maosd_qkey_order(k, t->queue, t->ordering_key, 0, 0);
-    maosd_iter *it = maosd_wx_iter(x, MAOSD_CF_QUEUES);
+    maosd_iter *it = maosd_wx_iter(x, MAOSD_CF_QUEUES, k, klen);
     if (!it)
         return MAOS_ENOMEM;
     maosd_iter_seek(it, k, klen);
@@ -659,7 +795,7 @@ static int order_busy(maosd_wctx *x, maos_slice queue, maos_slice okey)
 {
     char k[MAOSD_QKEY_MAX];
     size_t klen = maosd_qkey_order(k, queue, okey, 0, 0), nk;
-    maosd_iter *it = maosd_wx_iter(x, MAOSD_CF_QUEUES);
+    maosd_iter *it = maosd_wx_iter(x, MAOSD_CF_QUEUES, k, klen);
     if (!it)
         return MAOS_ENOMEM;
     maosd_iter_seek(it, k, klen);
@@ -832,18 +968,33 @@ static int best_ready(maosd_wctx *x, const maos_item_in *it, uint8_t id[16])
     char best[4 + 8 + 16], k[MAOSD_QKEY_MAX];
     int have = 0, rc = 0;
     for (uint32_t j = 0; j < it->n_queues && !rc; j++) {
-        maosd_iter *ix = maosd_wx_iter(x, MAOSD_CF_QUEUES);
+        qcur *c = cur_of(x, it->queues[j]);
+        size_t plen = maosd_qkey_prefix(k, 'R', it->queues[j]), nk;
+        maosd_iter *ix = c ? maosd_wx_iter(x, MAOSD_CF_QUEUES, k, plen) : NULL;
         if (!ix)
             return MAOS_ENOMEM;
-        size_t plen = maosd_qkey_prefix(k, 'R', it->queues[j]), nk;
-        maosd_iter_seek(ix, k, plen);
+        if (c->known)
+            maosd_iter_seek(ix, c->low, c->lowlen);
+        else
+            maosd_iter_seek(ix, k, plen);
         const char *key = maosd_iter_key(ix, &nk);
-        if (key && nk == plen + sizeof(best) && !memcmp(key, k, plen) &&
-            (!have || memcmp(key + plen, best, sizeof(best)) < 0)) {
+        int live = key && nk == plen + sizeof(best) && !memcmp(key, k, plen);
+        if (live && (!have || memcmp(key + plen, best, sizeof(best)) < 0)) {
             memcpy(best, key + plen, sizeof(best));
             have = 1;
         }
         rc = maosd_iter_status(ix);
+        if (!rc) { /* the live keys start here (or after the prefix) */
+            if (live) {
+                memcpy(c->low, key, nk);
+                c->lowlen = nk;
+            } else {
+                memcpy(c->low, k, plen);
+                memset(c->low + plen, 0xff, sizeof(best));
+                c->lowlen = plen + sizeof(best);
+            }
+            c->known = 1;
+        }
         maosd_iter_free(ix);
     }
     if (rc)
@@ -1139,15 +1290,16 @@ int maosd_reply_task_release(msgpack_packer *pk, const maosd_wreq *w, uint32_t i
 /* Up to max task ids (the last 16 bytes of each key) of the index keys
  * under prefix, in key order, into ids.  due_limit >= 0: the keys are
  * 'D' timers, and those due after it are not taken.  *more: keys are left. */
-static int collect(maosd_wctx *x, const char *prefix, size_t plen, int64_t due_limit,
-                   uint8_t *ids, uint32_t max, uint32_t *n, int *more)
+static int collect_from(maosd_wctx *x, const char *from, size_t flen, const char *prefix,
+                        size_t plen, int64_t due_limit, uint8_t *ids, uint32_t max,
+                        uint32_t *n, int *more)
 {
-    maosd_iter *it = maosd_wx_iter(x, MAOSD_CF_QUEUES);
+    maosd_iter *it = maosd_wx_iter(x, MAOSD_CF_QUEUES, prefix, plen);
     if (!it)
         return MAOS_ENOMEM;
     *n = 0;
     *more = 0;
-    for (maosd_iter_seek(it, prefix, plen);; maosd_iter_next(it)) {
+    for (maosd_iter_seek(it, from, flen);; maosd_iter_next(it)) {
         size_t nk;
         const char *key = maosd_iter_key(it, &nk);
         if (!key || nk < plen + 16 || memcmp(key, prefix, plen))
@@ -1163,6 +1315,12 @@ static int collect(maosd_wctx *x, const char *prefix, size_t plen, int64_t due_l
     int rc = maosd_iter_status(it);
     maosd_iter_free(it);
     return rc;
+}
+
+static int collect(maosd_wctx *x, const char *prefix, size_t plen, int64_t due_limit,
+                   uint8_t *ids, uint32_t max, uint32_t *n, int *more)
+{
+    return collect_from(x, prefix, plen, prefix, plen, due_limit, ids, max, n, more);
 }
 
 /* ---- dead letters ------------------------------------------------------------------------ */
@@ -1337,7 +1495,10 @@ int maosd_stage_queue_tick(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     uint8_t *ids = malloc(16 * OWN_BATCH);
     if (!ids)
         return MAOS_ENOMEM;
-    int rc = collect(x, "D", 1, x->now, ids, OWN_BATCH, &o->q_n, &o->q_more);
+    char start[25];
+    size_t slen = due_start(x, start);
+    int rc = collect_from(x, start, slen, "D", 1, x->now, ids, OWN_BATCH, &o->q_n,
+                          &o->q_more);
     for (uint32_t j = 0; j < o->q_n && !rc; j++) {
         qtask q;
         rc = load(x, ids + 16 * j, &q);

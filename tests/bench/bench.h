@@ -81,7 +81,10 @@
       "on 1 and on 100 keys")                                                  \
     X(liveness, "liveness",                                                    \
       "12: SIGKILL of a registered agent -> a watcher sees it offline "        \
-      "(100 kills)")
+      "(100 kills)")                                                           \
+    X(queue, "queue",                                                          \
+      "13: 1 producer, 8 workers claiming and acking (durable): tasks/s, "     \
+      "claim latency, fairness")
 
 typedef struct bench_opts {
     int quick;              /* tiny sizes for the test suite */
@@ -219,6 +222,7 @@ typedef struct bench_wres {
     uint64_t busy;       /* SQLite: SQLITE_BUSY that escaped busy_timeout */
     uint64_t errors;     /* any other failed operation */
     uint64_t max_ns;     /* worst single-operation latency */
+    int bystander;       /* a helper (a producer): not in the fairness */
     uint64_t elapsed_ns; /* fixed-work workers: time the work took */
     uint32_t hist[BENCH_HIST];
     char err[160];       /* first error, for the report */
@@ -273,6 +277,30 @@ typedef struct bench_run {
  */
 int bench_spawn(int nproc, double seconds, bench_worker_fn fn, void *arg,
               bench_run *out);
+
+/* ---- raw connections (rconn.c) ------------------------------------------------------ */
+
+/* One protocol connection: encode a request into pk (rid ++c->rid), then
+ * brc_call sends it and waits for its reply, skipping pushes. */
+typedef struct bench_rconn {
+    int fd;
+    maos_reader rd;
+    uint64_t rid;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} bench_rconn;
+
+/* Connect and say hello.  0 or -1. */
+int brc_open(bench_rconn *c, const char *sock);
+void brc_close(bench_rconn *c);
+/* Send what is packed.  0 or -1. */
+int brc_send(bench_rconn *c);
+/* Next frame (a reply or a push) within timeout_ms: 1, 0 on timeout, -1. */
+int brc_recv(bench_rconn *c, int timeout_ms, maos_slice *frame);
+/* Send what is packed and wait for its reply (pushes are skipped): the
+ * reply's code (0 ok), rep filled; -1000 on a connection failure. */
+int brc_call(bench_rconn *c, maos_reply *rep);
+maos_slice bench_sl(const char *s);
 
 /* ---- write workloads (writes.c) --------------------------------------------------- */
 
@@ -384,6 +412,14 @@ int64_t bsq_last_pos(bsq *s);
  * the revision moved), -1 error. */
 int bsq_kv_seed(bsq *s, int nkeys);
 int bsq_kv_incr(bsq *s, const char *key, bench_wres *r);
+/* queue: n tasks (data: their enqueue times) in one transaction; claim the
+ * best ready task (0 and *id, *data; 2 none ready); ack it.  1 busy, -1
+ * error (r->err). */
+int bsq_q_enqueue(bsq *s, const int64_t *data, int n, bench_wres *r);
+int bsq_q_claim(bsq *s, int64_t *id, int64_t *data, bench_wres *r);
+int bsq_q_ack(bsq *s, int64_t id, bench_wres *r);
+/* Tasks ready now, or -1 (r->err). */
+int64_t bsq_q_ready(bsq *s, bench_wres *r);
 #endif
 
 #endif

@@ -16,8 +16,9 @@
  * Time from the kill to its receipt, over LIVENESS_KILLS kills: p50, p99,
  * worst.  SQLite has no equivalent (no row).
  *
- * Both talk the wire directly (proto encoders over one Unix socket), the
- * way the daemon-level table tests do: what is measured is maosd.
+ * Both talk the wire directly (bench_rconn: proto encoders over one Unix
+ * socket), the way the daemon-level table tests do: what is measured is
+ * maosd.
  */
 #include <errno.h>
 #include <poll.h>
@@ -31,104 +32,6 @@
 #include "bench.h"
 
 #define CAS_PROCS 8
-
-/* ---- one raw connection ---------------------------------------------------------- */
-
-typedef struct rconn {
-    int fd;
-    maos_reader rd;
-    uint64_t rid;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} rconn;
-
-static int rc_send(rconn *c)
-{
-    char hdr[4];
-    maos_frame_put_len(hdr, (uint32_t)c->sb.size);
-    if (write(c->fd, hdr, 4) != 4)
-        return -1;
-    size_t off = 0;
-    while (off < c->sb.size) {
-        ssize_t n = write(c->fd, c->sb.data + off, c->sb.size - off);
-        if (n <= 0)
-            return -1;
-        off += (size_t)n;
-    }
-    c->sb.size = 0;
-    return 0;
-}
-
-/* Next frame (a reply or a push) within timeout_ms: 1, 0 on timeout, -1. */
-static int rc_recv(rconn *c, int timeout_ms, maos_slice *frame)
-{
-    for (;;) {
-        int rc = maos_reader_next(&c->rd, frame);
-        if (rc)
-            return rc > 0 ? 1 : -1;
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int pr = poll(&p, 1, timeout_ms);
-        if (pr == 0)
-            return 0;
-        if (pr < 0 && errno != EINTR)
-            return -1;
-        char *buf;
-        long space = maos_reader_space(&c->rd, &buf, 0);
-        if (space < 0)
-            return -1;
-        ssize_t n = read(c->fd, buf, (size_t)space);
-        if (n <= 0)
-            return -1;
-        maos_reader_commit(&c->rd, (size_t)n);
-    }
-}
-
-/* Send what is packed and wait for its reply (pushes are skipped): the
- * reply's code (0 ok), rep filled; -1000 on a connection failure. */
-static int rc_call(rconn *c, maos_reply *rep)
-{
-    uint64_t rid = c->rid;
-    if (rc_send(c))
-        return -1000;
-    for (;;) {
-        maos_slice f;
-        if (rc_recv(c, 60000, &f) != 1)
-            return -1000;
-        maos_push p;
-        if (maos_push_decode(f.ptr, f.len, &p) != 0)
-            continue;
-        if (maos_reply_decode(f.ptr, f.len, rep) || rep->rid != rid)
-            return -1000;
-        return rep->ok ? 0 : rep->code;
-    }
-}
-
-static int rc_open(rconn *c, const char *sock)
-{
-    memset(c, 0, sizeof(*c));
-    c->fd = bench_unix_connect(sock);
-    if (c->fd < 0)
-        return -1;
-    maos_reader_init(&c->rd, MAOS_DEFAULT_MAX_FRAME + MAOS_REPLY_SLACK);
-    msgpack_sbuffer_init(&c->sb);
-    msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
-    maos_reply rep;
-    maos_enc_hello(&c->pk, ++c->rid, MAOS_PROTOCOL_VERSION, "maos-bench");
-    return rc_call(c, &rep) == 0 ? 0 : -1;
-}
-
-static void rc_close(rconn *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    maos_reader_free(&c->rd);
-    msgpack_sbuffer_destroy(&c->sb);
-}
-
-static maos_slice sl(const char *s)
-{
-    return (maos_slice){s, (uint32_t)strlen(s)};
-}
 
 /* ---- kv-cas ------------------------------------------------------------------------ */
 
@@ -162,8 +65,8 @@ static int64_t doc_n(maos_slice doc)
 static int cas_maos(bench_worker *w)
 {
     const cas_arg *a = w->arg;
-    rconn c;
-    if (rc_open(&c, a->sock)) {
+    bench_rconn c;
+    if (brc_open(&c, a->sock)) {
         bench_fail(w->res, "cannot connect to %s", a->sock);
         return -1;
     }
@@ -175,8 +78,8 @@ static int cas_maos(bench_worker *w)
         uint64_t t0 = bench_now_ns();
         for (;;) { /* read, modify, compare-and-set; again on a conflict */
             maos_reply rep;
-            maos_enc_get(&c.pk, ++c.rid, sl("kv.bench"), sl(key));
-            int rc = rc_call(&c, &rep);
+            maos_enc_get(&c.pk, ++c.rid, bench_sl("kv.bench"), bench_sl(key));
+            int rc = brc_call(&c, &rep);
             maos_entry e;
             int64_t expect = MAOS_EXPECT_ABSENT, n = 0;
             if (rc == 0 && maos_entry_decode(rep.entry.ptr, rep.entry.len, &e) == 0) {
@@ -184,7 +87,7 @@ static int cas_maos(bench_worker *w)
                 n = doc_n(e.data);
             } else if (rc != MAOS_ENOT_FOUND) {
                 bench_fail(w->res, "get: %s", maos_err_name(rc));
-                rc_close(&c);
+                brc_close(&c);
                 return -1;
             }
             /* {"n": n + 1} */
@@ -194,14 +97,14 @@ static int cas_maos(bench_worker *w)
             doc[3] = (char)0xd3;
             for (int i = 0; i < 8; i++)
                 doc[4 + i] = (char)((uint64_t)(n + 1) >> (56 - 8 * i));
-            maos_enc_put(&c.pk, ++c.rid, sl("kv.bench"), sl(key),
+            maos_enc_put(&c.pk, ++c.rid, bench_sl("kv.bench"), bench_sl(key),
                          (maos_slice){doc, 12}, expect, 0);
-            rc = rc_call(&c, &rep);
+            rc = brc_call(&c, &rep);
             if (rc == 0)
                 break;
             if (rc != MAOS_EWRONG_REVISION) {
                 bench_fail(w->res, "put: %s", maos_err_name(rc));
-                rc_close(&c);
+                brc_close(&c);
                 return -1;
             }
             w->res->busy++; /* a conflict: counted, retried */
@@ -211,7 +114,7 @@ static int cas_maos(bench_worker *w)
         if (t1 <= deadline)
             w->res->ops++;
     }
-    rc_close(&c);
+    brc_close(&c);
     return 0;
 }
 
@@ -326,13 +229,13 @@ int bench_sc_kv_cas(const bench_opts *o)
 /* The child: register agent id, say 'y' on ready_fd, wait to be killed. */
 static void agent_child(const char *sock, const char *id, int ready_fd)
 {
-    rconn c;
+    bench_rconn c;
     maos_reply rep;
     char ok = 'n';
-    if (rc_open(&c, sock) == 0) {
-        maos_agent_in a = {.id = sl(id), .name = sl("bench")};
+    if (brc_open(&c, sock) == 0) {
+        maos_agent_in a = {.id = bench_sl(id), .name = bench_sl("bench")};
         maos_enc_agent_register(&c.pk, ++c.rid, &a);
-        if (rc_call(&c, &rep) == 0)
+        if (brc_call(&c, &rep) == 0)
             ok = 'y';
     }
     if (write(ready_fd, &ok, 1) != 1 || ok != 'y')
@@ -376,17 +279,17 @@ int bench_sc_liveness(const bench_opts *o)
     int rc = bench_daemon_open(&d, o, "liveness", "sync");
     if (rc)
         return rc;
-    rconn w;
-    if (rc_open(&w, d.sock)) {
+    bench_rconn w;
+    if (brc_open(&w, d.sock)) {
         bench_say("liveness: cannot connect");
         bench_daemon_close(&d);
         return -1;
     }
     maos_reply rep;
-    maos_enc_watch(&w.pk, ++w.rid, sl("agents"), sl("bench-"), MAOS_WATCH_FROM_NOW, 0);
-    if (rc_call(&w, &rep)) {
+    maos_enc_watch(&w.pk, ++w.rid, bench_sl("agents"), bench_sl("bench-"), MAOS_WATCH_FROM_NOW, 0);
+    if (brc_call(&w, &rep)) {
         bench_say("liveness: watch refused");
-        rc_close(&w);
+        brc_close(&w);
         bench_daemon_close(&d);
         return -1;
     }
@@ -421,7 +324,7 @@ int bench_sc_liveness(const bench_opts *o)
         while (!rc && !seen) {
             maos_slice f;
             maos_push p;
-            if (rc_recv(&w, 10000, &f) != 1) {
+            if (brc_recv(&w, 10000, &f) != 1) {
                 bench_say("liveness: no offline for %s within 10 s", id);
                 rc = -1;
             } else if (maos_push_decode(f.ptr, f.len, &p) == 1 &&
@@ -445,7 +348,7 @@ int bench_sc_liveness(const bench_opts *o)
                      BENCH_LOWER, &worst, 1);
     }
     free(ms);
-    rc_close(&w);
+    brc_close(&w);
     bench_daemon_close(&d);
     return rc;
 }

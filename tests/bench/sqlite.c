@@ -36,6 +36,7 @@ struct bsq {
     sqlite3 *db;
     sqlite3_stmt *begin, *head, *ins, *commit, *rollback, *dv, *after;
     sqlite3_stmt *kv_get, *kv_set; /* the kv-cas table */
+    sqlite3_stmt *q_ins, *q_pick, *q_take, *q_done, *q_ready; /* the queue's tasks */
     uint64_t rnd;
 };
 
@@ -53,7 +54,12 @@ static const char schema[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events(stream, version);"
     /* kv-cas (issue 7): a revisioned key-value table */
     "CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, rev INTEGER NOT NULL,"
-    " val INTEGER NOT NULL);";
+    " val INTEGER NOT NULL);"
+    /* queue (issue 8): a tasks table as teams build it; state 0 ready,
+     * 1 claimed, 2 done */
+    "CREATE TABLE IF NOT EXISTS tasks(id INTEGER PRIMARY KEY, state INTEGER NOT NULL,"
+    " priority INTEGER NOT NULL, data INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, priority, id);";
 
 int bsq_create(const char *path)
 {
@@ -82,6 +88,11 @@ void bsq_close(bsq *s)
     sqlite3_finalize(s->after);
     sqlite3_finalize(s->kv_get);
     sqlite3_finalize(s->kv_set);
+    sqlite3_finalize(s->q_ins);
+    sqlite3_finalize(s->q_pick);
+    sqlite3_finalize(s->q_take);
+    sqlite3_finalize(s->q_done);
+    sqlite3_finalize(s->q_ready);
     sqlite3_close(s->db);
     free(s);
 }
@@ -115,6 +126,12 @@ bsq *bsq_open(const char *path, int full, bench_wres *r)
     PREP(after, "SELECT pos, stream, data FROM events WHERE pos > ?1 ORDER BY pos LIMIT ?2");
     PREP(kv_get, "SELECT rev, val FROM kv WHERE key = ?1");
     PREP(kv_set, "UPDATE kv SET val = ?2, rev = rev + 1 WHERE key = ?1 AND rev = ?3");
+    PREP(q_ins, "INSERT INTO tasks(state, priority, data) VALUES (0, 0, ?1)");
+    PREP(q_pick, "SELECT id, data FROM tasks WHERE state = 0 ORDER BY priority DESC, id "
+                 "LIMIT 1");
+    PREP(q_take, "UPDATE tasks SET state = 1 WHERE id = ?1");
+    PREP(q_done, "UPDATE tasks SET state = 2 WHERE id = ?1");
+    PREP(q_ready, "SELECT count(*) FROM tasks WHERE state = 0");
 #undef PREP
     if (rc != SQLITE_OK) {
         bench_fail(r, "sqlite open %s: %s", path,
@@ -355,6 +372,82 @@ int bsq_kv_incr(bsq *s, const char *key, bench_wres *r)
         return -1;
     }
     return changed == 1 ? 0 : 1; /* 1: the revision moved (never, under the lock) */
+}
+
+/* ---- queue (issue 8) ---------------------------------------------------------------- */
+
+/* Run st (reset after); busy counted.  0, 1 busy, -1 error. */
+static int q_step(bsq *s, sqlite3_stmt *st, bench_wres *r, const char *what)
+{
+    int rc = step_done(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (is_busy(rc)) {
+        r->busy++;
+        return 1;
+    }
+    bench_fail(r, "sqlite %s: %s", what, sqlite3_errmsg(s->db));
+    return -1;
+}
+
+int bsq_q_enqueue(bsq *s, const int64_t *data, int n, bench_wres *r)
+{
+    int rc = q_step(s, s->begin, r, "begin");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(s->q_ins, 1, data[i]);
+        rc = q_step(s, s->q_ins, r, "insert");
+    }
+    if (rc == 0)
+        rc = q_step(s, s->commit, r, "commit");
+    if (rc)
+        step_done(s->rollback);
+    return rc;
+}
+
+int bsq_q_claim(bsq *s, int64_t *id, int64_t *data, bench_wres *r)
+{
+    /* BEGIN IMMEDIATE; SELECT ... LIMIT 1; UPDATE; COMMIT */
+    int rc = q_step(s, s->begin, r, "begin");
+    if (rc)
+        return rc;
+    int found = 0;
+    rc = sqlite3_step(s->q_pick);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(s->q_pick, 0);
+        *data = sqlite3_column_int64(s->q_pick, 1);
+        found = 1;
+    }
+    sqlite3_reset(s->q_pick);
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : is_busy(rc) ? (r->busy++, 1) : -1;
+    if (rc == 0 && found) {
+        sqlite3_bind_int64(s->q_take, 1, *id);
+        rc = q_step(s, s->q_take, r, "claim");
+    }
+    if (rc == 0)
+        rc = q_step(s, s->commit, r, "commit");
+    if (rc) {
+        step_done(s->rollback);
+        if (rc < 0 && !r->err[0])
+            bench_fail(r, "sqlite claim: %s", sqlite3_errmsg(s->db));
+        return rc;
+    }
+    return found ? 0 : 2;
+}
+
+int64_t bsq_q_ready(bsq *s, bench_wres *r)
+{
+    int rc = sqlite3_step(s->q_ready);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(s->q_ready, 0) : -1;
+    sqlite3_reset(s->q_ready);
+    if (n < 0)
+        bench_fail(r, "sqlite count: %s", sqlite3_errmsg(s->db));
+    return n;
+}
+
+int bsq_q_ack(bsq *s, int64_t id, bench_wres *r)
+{
+    sqlite3_bind_int64(s->q_done, 1, id);
+    return q_step(s, s->q_done, r, "ack");
 }
 
 #else

@@ -198,9 +198,9 @@ int bench_spawn(int nproc, double seconds, bench_worker_fn fn, void *arg,
             nlat += r->hist[b];
         }
         double rate = seconds > 0 ? (double)r->ops / seconds : 0;
-        if (out->min_rate < 0 || rate < out->min_rate)
+        if (!r->bystander && (out->min_rate < 0 || rate < out->min_rate))
             out->min_rate = rate;
-        if (rate > out->max_rate)
+        if (!r->bystander && rate > out->max_rate)
             out->max_rate = rate;
         int st = status[i];
         if (st == 1000 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || r->errors) {
