@@ -83,6 +83,8 @@ typedef struct maosd_qready {
     char queue[MAOS_QUEUE_NAME_MAX];
     uint32_t len;
     uint32_t n;
+    uint64_t min_seq;          /* the lowest seq among them (queues.c keeps
+                                * where its oldest-ready scan starts) */
 } maosd_qready;
 
 /* An entry a committed request changed (table items), for listeners. */

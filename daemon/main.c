@@ -151,6 +151,7 @@ int main(int argc, char **argv)
     if (maosd_server_listen(&srv)) {
         maosd_subs_close(&srv);
         maosd_queues_close(&srv);
+        maosd_queues_free(&srv);
         maosd_commit_stop(srv.commit);
         uv_run(srv.loop, UV_RUN_DEFAULT);
         maosd_headfile_close(srv.headfile);

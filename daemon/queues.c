@@ -202,16 +202,54 @@ static int claims_queue(const maos_item_in *it, const char *name, uint32_t len)
     return 0;
 }
 
+/*
+ * Where the scan for a queue's oldest ready task starts ('A' index, for
+ * queue_stats): the seq of the oldest one found last time, lowered when a
+ * committed group makes an older one ready (w->qready's min_seq).  The
+ * claimed tasks' deleted keys before it are never stepped over again (see
+ * "index cursors" in write_queue.c).
+ */
+typedef struct qage {
+    struct qage *next;
+    char queue[MAOS_QUEUE_NAME_MAX];
+    uint32_t len;
+    uint64_t seq;
+} qage;
+
+static qage *age_of(maosd_server *srv, maos_slice queue, int make)
+{
+    for (qage *a = srv->qage; a; a = a->next)
+        if (a->len == queue.len && !memcmp(a->queue, queue.ptr, queue.len))
+            return a;
+    qage *a = make ? calloc(1, sizeof(*a)) : NULL;
+    if (!a)
+        return NULL;
+    memcpy(a->queue, queue.ptr, queue.len);
+    a->len = queue.len;
+    a->next = srv->qage;
+    srv->qage = a;
+    return a;
+}
+
 /* The listener: move the timer when a group wrote queues (to the earliest
- * timer, which the commit thread read after the write). */
+ * timer, which the commit thread read after the write); lower the
+ * oldest-ready cursors. */
 static void on_commit(maosd_server *srv, void *arg, maosd_wreq *list)
 {
     (void)arg;
-    for (maosd_wreq *w = list; w; w = w->next)
-        if (!w->code && w->q_touched) {
-            arm_at(srv, atomic_load(&srv->queue_next_due));
-            return;
+    int touched = 0;
+    for (maosd_wreq *w = list; w; w = w->next) {
+        if (w->code)
+            continue;
+        touched |= w->q_touched;
+        for (uint32_t i = 0; i < w->n_qready; i++) {
+            qage *a = age_of(srv, (maos_slice){w->qready[i].queue, w->qready[i].len}, 0);
+            if (a && w->qready[i].min_seq < a->seq)
+                a->seq = w->qready[i].min_seq;
         }
+    }
+    if (touched)
+        arm_at(srv, atomic_load(&srv->queue_next_due));
 }
 
 /* ---- set-up and shutdown -------------------------------------------------------------- */
@@ -239,6 +277,15 @@ void maosd_queues_conn_closed(maosd_conn *c)
             end_wait(srv, q); /* it comes back; closing: no reply is written */
     if (c->q_bound)
         queue_unbind(srv, c->id);
+}
+
+void maosd_queues_free(maosd_server *srv)
+{
+    for (qage *a = srv->qage, *n; a; a = n) {
+        n = a->next;
+        free(a);
+    }
+    srv->qage = NULL;
 }
 
 void maosd_queues_close(maosd_server *srv)
@@ -381,21 +428,31 @@ static int queue_info(maosd_call *call, maos_slice queue, const char *counts, si
     for (int s = 0; s < MAOSD_TASK_STATES; s++)
         *f[s] = maosd_get_u64(counts + 8 * s);
     qi->waiting = maosd_queues_waiting(call->srv, queue);
-    /* the oldest ready task: the first 'A' key */
+    /* the oldest ready task: the first 'A' key, from the cursor on */
     char k[MAOSD_QKEY_MAX];
     size_t plen = maosd_qkey_prefix(k, 'A', queue), nk;
     char end[MAOSD_QKEY_MAX];
     size_t elen = maosd_prefix_end(end, k, plen);
     maosd_iter *it = maosd_iter_new_bounded(call->srv->store, MAOSD_CF_QUEUES, end, elen);
-    if (!it)
+    qage *age = age_of(call->srv, queue, 1);
+    if (!it || !age) {
+        maosd_iter_free(it);
         return MAOS_ENOMEM;
-    maosd_iter_seek(it, k, plen);
+    }
+    if (age->seq) { /* known: from there (k holds the prefix) */
+        maosd_put_u64(k + plen, age->seq);
+        maosd_iter_seek(it, k, plen + 8);
+    } else {
+        maosd_iter_seek(it, k, plen);
+    }
     const char *key = maosd_iter_key(it, &nk);
     uint8_t id[16];
     int have = key && nk == plen + 24 && !memcmp(key, k, plen);
     if (have)
         memcpy(id, key + plen + 8, 16);
     int rc = maosd_iter_status(it);
+    if (!rc) /* none ready: anything made ready is older than this */
+        age->seq = have ? maosd_get_u64(key + plen) : UINT64_MAX;
     maosd_iter_free(it);
     if (rc || !have)
         return rc;

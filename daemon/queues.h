@@ -127,6 +127,8 @@ int maosd_queues_start(maosd_server *srv);
 void maosd_queues_conn_closed(maosd_conn *c);
 /* Shutdown: close the timer and end every waiting claim. */
 void maosd_queues_close(maosd_server *srv);
+/* At the very end (no more requests): free what the reads kept. */
+void maosd_queues_free(maosd_server *srv);
 /* Claims waiting now (stats). */
 uint64_t maosd_queues_waiting(const maosd_server *srv, maos_slice queue);
 

@@ -962,6 +962,7 @@ static void on_drain_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)&srv->hello_timer, NULL);
     uv_close((uv_handle_t *)&srv->trim_timer, NULL);
     maosd_subs_close(srv);
+    maosd_queues_free(srv);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     maosd_commit_stop(srv->commit);

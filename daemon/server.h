@@ -75,6 +75,7 @@ typedef struct maosd_server {
     int queue_timer_on;
     int queue_tick_pending;
     struct maosd_qwait *qwait_head, *qwait_tail; /* claims waiting, by arrival */
+    struct qage *qage;       /* per queue: where its oldest-ready scan starts */
     uint64_t n_qwaiting;
     /* subscriptions (loop thread only) */
     maosd_sub *subs;      /* event subscriptions */

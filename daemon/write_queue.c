@@ -492,12 +492,14 @@ static int count_add(maosd_wctx *x, maos_slice queue, int state, int delta)
 }
 
 /* Note that a task of q's queue became ready (waiting claims wake). */
-static int note_ready(maosd_wreq *w, maos_slice queue)
+static int note_ready(maosd_wreq *w, maos_slice queue, uint64_t seq)
 {
     for (uint32_t i = 0; i < w->n_qready; i++)
         if (w->qready[i].len == queue.len &&
             !memcmp(w->qready[i].queue, queue.ptr, queue.len)) {
             w->qready[i].n++;
+            if (seq < w->qready[i].min_seq)
+                w->qready[i].min_seq = seq;
             return 0;
         }
     if (w->n_qready == w->cap_qready) {
@@ -512,6 +514,7 @@ static int note_ready(maosd_wreq *w, maos_slice queue)
     memcpy(r->queue, queue.ptr, queue.len);
     r->len = queue.len;
     r->n = 1;
+    r->min_seq = seq;
     return 0;
 }
 
@@ -557,7 +560,7 @@ static int enter(maosd_wctx *x, maosd_wreq *w, const qtask *q)
             return MAOS_ENOMEM;
         cur_lower(c->low, &c->lowlen, c->known, k, klen);
         qput(x, k, maosd_qkey_age(k, t->queue, t->seq, q->id), "", 0);
-        rc = note_ready(w, t->queue);
+        rc = note_ready(w, t->queue, t->seq);
         break;
     }
     case MAOSD_TASK_DELAYED:
