@@ -3176,3 +3176,434 @@ int maos_session_update(maos_ctx *c, const char *id, const void *metadata, size_
     maos_slice vals[1] = {{metadata, (uint32_t)len}};
     return session_update(c, id, names, vals, 1, revision);
 }
+
+/* ---- queues ------------------------------------------------------------------------ */
+
+void maos_task_page_free(maos_task_page *p)
+{
+    if (!p)
+        return;
+    free(p->mem_);
+    free(p);
+}
+
+/* A page of the tasks in a reply (single: the `task` field, else the
+ * `tasks` list); takes f. */
+static int make_task_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
+                          maos_task_page **out)
+{
+    size_t n = single ? 1 : rep->n_items;
+    maos_task_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_task));
+    if (!pg) {
+        free(f);
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    pg->tasks = (maos_task *)(pg + 1);
+    int bad = 0;
+    if (single) {
+        bad = maos_task_decode(rep->task.ptr, rep->task.len, &pg->tasks[0]) != 0;
+    } else {
+        maos_mpr r;
+        uint32_t cnt;
+        maos_mpr_init(&r, rep->items.ptr, rep->items.len);
+        bad = maos_mpr_array(&r, &cnt) || cnt != n;
+        for (size_t i = 0; !bad && i < n; i++)
+            bad = maos_task_next(&r, &pg->tasks[i]) != 0;
+    }
+    if (bad) {
+        free(pg);
+        free(f);
+        return die(c, MAOS_EPROTO, "malformed tasks in a reply");
+    }
+    pg->n = n;
+    if (rep->next_kind == MAOS_NEXT_BIN && rep->next_s.len == 16) {
+        pg->has_next = 1;
+        memcpy(pg->next, rep->next_s.ptr, 16);
+    }
+    pg->mem_ = f;
+    *out = pg;
+    return 0;
+}
+
+static int check_value(maos_ctx *c, const char *what, const void *v, size_t len)
+{
+    if (!len)
+        return 0;
+    maos_limits lim = {0};
+    maos_limits_defaults(&lim);
+    if (!v || len > UINT32_MAX || maos_mp_check(v, len, &lim) != 0)
+        return fail(c, MAOS_EINVALID_ARG, "%s is not one well-formed msgpack value", what);
+    return 0;
+}
+
+static void task_spec(maos_task_in *t, const void *data, size_t len, const maos_task_opts *o)
+{
+    memset(t, 0, sizeof(*t));
+    t->data = (maos_slice){data, (uint32_t)len};
+    t->delay_ms = -1;
+    if (!o)
+        return;
+    t->priority = o->priority;
+    t->delay_ms = o->delay_ms > 0 ? o->delay_ms : -1;
+    t->not_before = o->not_before;
+    t->max_attempts = o->max_attempts;
+    t->lease_ms = o->lease_ms;
+    t->backoff_ms = o->backoff_ms;
+    t->dedupe_key = cstr(o->dedupe_key);
+    t->ordering_key = cstr(o->ordering_key);
+}
+
+int maos_enqueue_n(maos_ctx *c, const char *queue, const void *const *datas,
+                   const size_t *lens, const maos_task_opts *opts, size_t n,
+                   uint8_t *ids, int *duplicates)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "queue", queue)))
+        return rc;
+    if (!n || n > 10000)
+        return fail(c, MAOS_EINVALID_ARG, "an enqueue has 1..10000 tasks");
+    maos_task_in *t = calloc(n, sizeof(*t));
+    if (!t)
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t len = lens ? lens[i] : 0;
+        rc = check_value(c, "task data", datas ? datas[i] : NULL, len);
+        task_spec(&t[i], datas ? datas[i] : NULL, len, opts ? &opts[i] : NULL);
+    }
+    uint64_t rid = take_rid(c->priv);
+    if (!rc && !(rc = frame_begin(c, &start, &pk)))
+        rc = field_call(c, rid, MAOS_OP_ENQUEUE, start,
+                        maos_enc_enqueue(&pk, rid, cstr(queue), t, (uint32_t)n), &f, &rep);
+    free(t);
+    if (rc)
+        return rc;
+    maos_mpr r;
+    uint32_t cnt;
+    maos_mpr_init(&r, rep.duplicates.ptr, rep.duplicates.len);
+    rc = rep.n_duplicates != n || rep.task_ids.len != 16 * n || maos_mpr_array(&r, &cnt);
+    for (size_t i = 0; !rc && i < n; i++) {
+        int d;
+        rc = maos_mpr_bool(&r, &d);
+        if (duplicates)
+            duplicates[i] = d;
+    }
+    if (!rc && ids)
+        memcpy(ids, rep.task_ids.ptr, 16 * n);
+    free(f);
+    return rc ? die(c, MAOS_EPROTO, "malformed enqueue reply") : 0;
+}
+
+int maos_enqueue(maos_ctx *c, const char *queue, const void *data, size_t len,
+                 const maos_task_opts *o, uint8_t id[16], int *duplicate)
+{
+    return maos_enqueue_n(c, queue, &data, &len, o, 1, id, duplicate);
+}
+
+int maos_claim(maos_ctx *c, const char *const *queues, size_t n, uint32_t lease_ms,
+               uint32_t wait_ms, uint32_t max, int bind, maos_task_page **out)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if (!queues || !n || n > MAOS_CLAIM_QUEUES_MAX)
+        return fail(c, MAOS_EINVALID_ARG, "a claim names 1..%d queues",
+                    MAOS_CLAIM_QUEUES_MAX);
+    maos_slice qs[MAOS_CLAIM_QUEUES_MAX];
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = check_str(c, "queue", queues[i])))
+            return rc;
+        qs[i] = cstr(queues[i]);
+    }
+    uint64_t rid = take_rid(c->priv);
+    /* the reply may rightly take wait_ms: stretch the request bound */
+    int saved = c->priv->timeout_ms;
+    if (saved > 0 && wait_ms)
+        c->priv->timeout_ms = saved + (int)(wait_ms > INT32_MAX / 2 ? INT32_MAX / 2 : wait_ms);
+    if (!(rc = frame_begin(c, &start, &pk)))
+        rc = field_call(c, rid, MAOS_OP_CLAIM, start,
+                        maos_enc_claim(&pk, rid, qs, (uint32_t)n, lease_ms, wait_ms,
+                                       max ? max : 1, bind),
+                        &f, &rep);
+    c->priv->timeout_ms = saved;
+    if (rc)
+        return rc;
+    return make_task_page(c, f, &rep, 0, out);
+}
+
+/* ack, nack, extend, release: one task op; *f and *rep for the caller. */
+static int task_op(maos_ctx *c, maos_op op, const uint8_t id[16], uint64_t token,
+                   maos_slice text, const void *value, size_t len, int64_t num,
+                   struct rxf **f, maos_reply *rep)
+{
+    msgpack_packer pk;
+    size_t start;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_value(c, "result", value, len)))
+        return rc;
+    if (!id)
+        return fail(c, MAOS_EINVALID_ARG, "task id is NULL");
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)))
+        return rc;
+    switch (op) {
+    case MAOS_OP_ACK:
+        rc = maos_enc_ack(&pk, rid, id, token, (maos_slice){value, (uint32_t)len});
+        break;
+    case MAOS_OP_NACK:
+        rc = maos_enc_nack(&pk, rid, id, token, text, num);
+        break;
+    case MAOS_OP_EXTEND:
+        rc = maos_enc_extend(&pk, rid, id, token, (uint32_t)num);
+        break;
+    default:
+        rc = maos_enc_task_release(&pk, rid, id, token);
+        break;
+    }
+    return field_call(c, rid, op, start, rc, f, rep);
+}
+
+int maos_ack(maos_ctx *c, const uint8_t id[16], uint64_t token, const void *result,
+             size_t len)
+{
+    struct rxf *f;
+    maos_reply rep;
+    int rc = task_op(c, MAOS_OP_ACK, id, token, (maos_slice){0}, result, len, 0, &f, &rep);
+    if (!rc)
+        free(f);
+    return rc;
+}
+
+int maos_nack(maos_ctx *c, const uint8_t id[16], uint64_t token, const char *error,
+              int64_t retry_after_ms, char state[16])
+{
+    struct rxf *f;
+    maos_reply rep;
+    int rc = task_op(c, MAOS_OP_NACK, id, token, cstr(error && *error ? error : NULL),
+                     NULL, 0, retry_after_ms, &f, &rep);
+    if (rc)
+        return rc;
+    if (state)
+        snprintf(state, 16, "%.*s", (int)rep.state.len, rep.state.ptr);
+    free(f);
+    return 0;
+}
+
+int maos_extend(maos_ctx *c, const uint8_t id[16], uint64_t token, uint32_t lease_ms,
+                int64_t *lease_until)
+{
+    struct rxf *f;
+    maos_reply rep;
+    int rc = task_op(c, MAOS_OP_EXTEND, id, token, (maos_slice){0}, NULL, 0, lease_ms, &f,
+                     &rep);
+    if (rc)
+        return rc;
+    if (lease_until)
+        *lease_until = rep.lease_until;
+    free(f);
+    return 0;
+}
+
+int maos_task_release(maos_ctx *c, const uint8_t id[16], uint64_t token)
+{
+    struct rxf *f;
+    maos_reply rep;
+    int rc = task_op(c, MAOS_OP_RELEASE, id, token, (maos_slice){0}, NULL, 0, 0, &f, &rep);
+    if (!rc)
+        free(f);
+    return rc;
+}
+
+int maos_task_get(maos_ctx *c, const uint8_t id[16], maos_task_page **out)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    if (!id || !out)
+        return fail(c, MAOS_EINVALID_ARG, "id or out is NULL");
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_TASK, start, maos_enc_task_get(&pk, rid, id), &f,
+                         &rep)))
+        return rc;
+    return make_task_page(c, f, &rep, 1, out);
+}
+
+int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_info **out, size_t *n)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out || !n)
+        return fail(c, MAOS_EINVALID_ARG, "out or n is NULL");
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_QUEUE_STATS, start,
+                         maos_enc_queue_stats(&pk, rid, cstr(queue)), &f, &rep)))
+        return rc;
+    /* the infos, then their names, in one block */
+    size_t cnt = rep.n_items, names = 0;
+    maos_mpr r;
+    uint32_t m;
+    maos_mpr_init(&r, rep.items.ptr, rep.items.len);
+    int bad = maos_mpr_array(&r, &m) || m != cnt;
+    maos_queue_info *qi = calloc(cnt ? cnt : 1, sizeof(*qi));
+    for (size_t i = 0; !bad && qi && i < cnt; i++) {
+        bad = maos_queue_info_next(&r, &qi[i]) != 0;
+        names += bad ? 0 : qi[i].queue.len + 1;
+    }
+    maos_queue_info *all = !bad && qi ? malloc(cnt * sizeof(*qi) + names + 1) : NULL;
+    if (all) {
+        char *p = (char *)(all + cnt);
+        for (size_t i = 0; i < cnt; i++) {
+            all[i] = qi[i];
+            memcpy(p, qi[i].queue.ptr, qi[i].queue.len);
+            p[qi[i].queue.len] = 0;
+            all[i].queue.ptr = p;
+            p += qi[i].queue.len + 1;
+        }
+    }
+    free(qi);
+    free(f);
+    if (bad)
+        return die(c, MAOS_EPROTO, "malformed queue figures");
+    if (!all)
+        return fail(c, MAOS_ENOMEM, "out of memory");
+    *out = all;
+    *n = cnt;
+    return 0;
+}
+
+int maos_dead_list(maos_ctx *c, const char *queue, const uint8_t *after, uint32_t limit,
+                   maos_task_page **out)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "queue", queue)))
+        return rc;
+    if (!out)
+        return fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if (limit > MAOS_READ_LIMIT_MAX)
+        limit = MAOS_READ_LIMIT_MAX;
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, MAOS_OP_DEAD_LIST, start,
+                         maos_enc_dead_list(&pk, rid, cstr(queue), after, limit), &f, &rep)))
+        return rc;
+    return make_task_page(c, f, &rep, 0, out);
+}
+
+static int dead_op(maos_ctx *c, maos_op op, const char *queue, const uint8_t *id,
+                   uint32_t *count, int *more)
+{
+    msgpack_packer pk;
+    size_t start;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = sync_ready(c);
+    if (rc || (rc = check_str(c, "queue", queue)))
+        return rc;
+    uint64_t rid = take_rid(c->priv);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = field_call(c, rid, op, start,
+                         op == MAOS_OP_DEAD_RETRY
+                             ? maos_enc_dead_retry(&pk, rid, cstr(queue), id)
+                             : maos_enc_dead_purge(&pk, rid, cstr(queue)),
+                         &f, &rep)))
+        return rc;
+    if (count)
+        *count = (uint32_t)rep.count;
+    if (more)
+        *more = rep.more;
+    free(f);
+    return 0;
+}
+
+int maos_dead_retry(maos_ctx *c, const char *queue, const uint8_t *id, uint32_t *count,
+                    int *more)
+{
+    return dead_op(c, MAOS_OP_DEAD_RETRY, queue, id, count, more);
+}
+
+int maos_dead_purge(maos_ctx *c, const char *queue, uint32_t *count, int *more)
+{
+    return dead_op(c, MAOS_OP_DEAD_PURGE, queue, NULL, count, more);
+}
+
+/* ---- the worker loop --------------------------------------------------------------- */
+
+static int conn_error(int rc)
+{
+    return rc == MAOS_EIO || rc == MAOS_ECLOSED || rc == MAOS_ETIMEOUT ||
+           rc == MAOS_ECONNECT;
+}
+
+int maos_worker_extend(maos_ctx *c, maos_worker_task *t, uint32_t lease_ms)
+{
+    if (!t || !t->task)
+        return MAOS_EINVALID_ARG;
+    return maos_extend(c, t->task->id, t->task->token, lease_ms, NULL);
+}
+
+int maos_worker_run(maos_ctx *c, const char *const *queues, size_t n, maos_worker_fn fn,
+                    void *arg, maos_worker_opts *opts)
+{
+    maos_worker_opts none = {0};
+    if (!opts)
+        opts = &none;
+    if (!fn)
+        return MAOS_EINVALID_ARG;
+    uint32_t wait = opts->wait_ms ? opts->wait_ms : 1000;
+    int lost_conn = 0;
+    while (!(opts->stop && *opts->stop) &&
+           (!opts->max_tasks || opts->done + opts->failed < opts->max_tasks)) {
+        maos_task_page *pg = NULL;
+        int rc = maos_claim(c, queues, n, opts->lease_ms, wait, 1, 1, &pg);
+        if (rc) {
+            /* the daemon went away: with reconnect on, the next call
+             * reconnects (or gives up and the context is dead) */
+            if (conn_error(rc) && c->priv->reconnect && !c->priv->dead && lost_conn++ < 1000)
+                continue;
+            return rc;
+        }
+        lost_conn = 0;
+        if (!pg->n) {
+            maos_task_page_free(pg);
+            continue;
+        }
+        maos_worker_task t = {.task = &pg->tasks[0]};
+        int ok = fn(c, &t, arg) == 0;
+        if (ok)
+            rc = maos_ack(c, t.task->id, t.task->token, t.result, t.result_len);
+        else
+            rc = maos_nack(c, t.task->id, t.task->token, t.error[0] ? t.error : "failed",
+                           -1, NULL);
+        free(t.result);
+        maos_task_page_free(pg);
+        if (!rc)
+            ok ? opts->done++ : opts->failed++;
+        else if (rc != MAOS_ELEASE_LOST && !(conn_error(rc) && c->priv->reconnect))
+            return rc; /* a lost lease: another worker has the task */
+    }
+    return 0;
+}

@@ -900,6 +900,122 @@ int maos_time_format(int64_t us, char *buf, size_t len);
  * of microseconds since the epoch.  0 and *us set, or MAOS_EINVALID_ARG. */
 int maos_time_parse(const char *text, int64_t *us);
 
+/* ---- queues (PROTOCOL.md "Queues") ---------------------------------------------- */
+
+/* Options of one task (zero: the defaults: priority 0, no delay, 5
+ * attempts, a 30 s lease, no backoff, no keys). */
+typedef struct maos_task_opts {
+    int32_t priority;           /* higher first */
+    int64_t delay_ms;           /* 0: none */
+    int64_t not_before;         /* µs since the epoch, 0: none (not with delay_ms) */
+    uint32_t max_attempts;      /* 0: 5 */
+    uint32_t lease_ms;          /* 0: 30,000 */
+    uint32_t backoff_ms;        /* after an expiry or a dead worker */
+    const char *dedupe_key;     /* NULL: none */
+    const char *ordering_key;   /* NULL: none */
+} maos_task_opts;
+
+/* Tasks (maos_task of maos/proto.h: id, queue, state, attempt, data,
+ * token, lease_until, ...), whose slices point into memory the page owns:
+ * valid until maos_task_page_free.  dead_list: has_next and next (a task
+ * id) for the next page. */
+typedef struct maos_task_page {
+    size_t n;
+    maos_task *tasks;
+    int has_next;
+    uint8_t next[16];
+    void *mem_;                 /* private */
+} maos_task_page;
+
+void maos_task_page_free(maos_task_page *p);
+
+/* Enqueue one task whose payload is data (one msgpack value, len bytes;
+ * NULL/0: nil) on queue.  id (may be NULL) gets the task id; *duplicate
+ * (may be NULL): 1 when its dedupe key named an unfinished task, whose id
+ * that is (nothing written).  Errors: MAOS_EINVALID_NAME (queue, keys),
+ * MAOS_EINVALID_ARG (payload), MAOS_EBAD_REQUEST (options out of range),
+ * connection errors.  Like every call here: one context per thread. */
+int maos_enqueue(maos_ctx *c, const char *queue, const void *data, size_t len,
+                 const maos_task_opts *o, uint8_t id[16], int *duplicate);
+/* The same for n tasks in one atomic write (payloads datas[i]/lens[i],
+ * options opts[i] or opts NULL); ids (n * 16 bytes) and duplicates (n)
+ * may be NULL. */
+int maos_enqueue_n(maos_ctx *c, const char *queue, const void *const *datas,
+                   const size_t *lens, const maos_task_opts *opts, size_t n,
+                   uint8_t *ids, int *duplicates);
+/* Claim up to max (1..1000) tasks of the n queues (highest priority, then
+ * oldest), leasing each for lease_ms (0: each task's own).  wait_ms > 0:
+ * when none is ready, wait up to that long for one (the call blocks; the
+ * daemon answers the moment a task becomes ready; this call's request
+ * timeout is stretched by wait_ms).  bind: the claims end with this
+ * connection (always so for a connection with a registered agent).
+ * *out: the tasks (n may be 0), free with maos_task_page_free. */
+int maos_claim(maos_ctx *c, const char *const *queues, size_t n, uint32_t lease_ms,
+               uint32_t wait_ms, uint32_t max, int bind, maos_task_page **out);
+/* Finish a claimed task (its id and the claim's token): result (one
+ * msgpack value, or NULL/0).  MAOS_ELEASE_LOST: the lease is no longer
+ * this token's (it ran out, or the task went to another claim): nothing
+ * changed.  MAOS_ENOT_FOUND: no such task. */
+int maos_ack(maos_ctx *c, const uint8_t id[16], uint64_t token, const void *result,
+             size_t len);
+/* The attempt failed (error: text, may be NULL).  retry_after_ms < 0: the
+ * task's backoff.  state (may be NULL, 16 bytes): "ready", "delayed" or
+ * "dead" (out of attempts). */
+int maos_nack(maos_ctx *c, const uint8_t id[16], uint64_t token, const char *error,
+              int64_t retry_after_ms, char state[16]);
+/* Lease for lease_ms more from now; *lease_until (may be NULL) in µs. */
+int maos_extend(maos_ctx *c, const uint8_t id[16], uint64_t token, uint32_t lease_ms,
+                int64_t *lease_until);
+/* Give the task back unused (the attempt does not count). */
+int maos_task_release(maos_ctx *c, const uint8_t id[16], uint64_t token);
+/* One task (a page of one) with its state and history. */
+int maos_task_get(maos_ctx *c, const uint8_t id[16], maos_task_page **out);
+/* Figures of queue (NULL: of every queue): *out (malloc'ed array of *n,
+ * free() it; the names point into it). */
+int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_info **out, size_t *n);
+/* Dead letters of queue, oldest first, after the task `after` (NULL: from
+ * the first), at most limit (0: 1000). */
+int maos_dead_list(maos_ctx *c, const char *queue, const uint8_t *after, uint32_t limit,
+                   maos_task_page **out);
+/* Put dead task id (NULL: up to 1000 dead tasks; *more: call again) back
+ * as new deliveries; *count of them.  MAOS_ECONFLICT: id is not dead. */
+int maos_dead_retry(maos_ctx *c, const char *queue, const uint8_t *id, uint32_t *count,
+                    int *more);
+/* Delete up to 1000 dead tasks (*more: call again). */
+int maos_dead_purge(maos_ctx *c, const char *queue, uint32_t *count, int *more);
+
+/*
+ * A worker: claims tasks of the queues one at a time (waiting for them,
+ * bound to this connection), calls handler for each and acks (handler
+ * returned 0, with the result it set, or none) or nacks it (else, with the
+ * error it set).  While the handler runs nothing extends the lease: pick
+ * lease_ms (opts) longer than a task takes, or call maos_worker_extend
+ * from the handler (it is given the context).  A lease lost meanwhile is
+ * skipped (another worker has the task).  With reconnect on, a daemon
+ * restart costs the task in hand (its bound claim went back) and the loop
+ * goes on after the reconnect.  Returns when *opts->stop becomes nonzero
+ * (checked between tasks and every wait_ms), after opts->max_tasks tasks
+ * (0: no limit), or on an error that is not a lost lease or a reconnect.
+ */
+typedef struct maos_worker_task {
+    const maos_task *task;      /* the claimed task */
+    void *result;               /* handler: a malloc'ed msgpack value to ack with */
+    size_t result_len;
+    char error[256];            /* handler: why it failed */
+} maos_worker_task;
+typedef int (*maos_worker_fn)(maos_ctx *c, maos_worker_task *t, void *arg);
+typedef struct maos_worker_opts {
+    uint32_t lease_ms;          /* 0: the tasks' own */
+    uint32_t wait_ms;           /* 0: 1000 */
+    uint64_t max_tasks;         /* 0: no limit */
+    volatile int *stop;         /* NULL: none */
+    uint64_t done, failed;      /* out: tasks acked, nacked */
+} maos_worker_opts;
+int maos_worker_run(maos_ctx *c, const char *const *queues, size_t n, maos_worker_fn fn,
+                    void *arg, maos_worker_opts *opts);
+/* From a handler: extend the task's lease by lease_ms from now. */
+int maos_worker_extend(maos_ctx *c, maos_worker_task *t, uint32_t lease_ms);
+
 #ifdef __cplusplus
 }
 #endif
