@@ -25,6 +25,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +53,10 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
 enum opt_id {
     O_EXPECT, O_ID, O_META, O_BATCH, O_FROM, O_BACKWARD, O_LIMIT, O_STREAM,
     O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O_WAIT, O_SESSION,
-    O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O__COUNT
+    O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O_PRIORITY, O_DELAY, O_MAX_ATTEMPTS,
+    O_DEDUPE, O_ORDERING_KEY, O_LEASE, O_ERROR, O_RETRY_AFTER, O_ALL, O_DEAD, O__COUNT
 };
+_Static_assert(O__COUNT <= 32, "command option sets are 32-bit masks");
 
 struct option_def {
     const char *name;
@@ -93,7 +96,8 @@ static const struct option_def options[O__COUNT] = {
                  "S seconds without one before N exits 1"},
     [O_WAIT] = {"wait", "S", 0,
                 "lock: wait at most S seconds for the holder to go (default: for\n"
-                "ever; 0: try once)"},
+                "ever; 0: try once); queue claim: wait at most S milliseconds for a\n"
+                "task (default 0: do not wait)"},
     [O_SESSION] = {"session", "S", 0, "the session (agent run), or only agents of S"},
     [O_STATUS] = {"status", "S", 0, "only agents with status S (online, offline, ...)"},
     [O_NAME] = {"name", "N", 0, "agent run: the agent's name"},
@@ -102,6 +106,23 @@ static const struct option_def options[O__COUNT] = {
     [O_TAG] = {"tag", "T", 0,
                "agent run: a capability/tag of the agent; agent list: only agents\n"
                "with that tag"},
+    [O_PRIORITY] = {"priority", "P", 0, "queue enqueue: priority (higher first, default 0)"},
+    [O_DELAY] = {"delay", "MS", 0, "queue enqueue: ready after MS milliseconds"},
+    [O_MAX_ATTEMPTS] = {"max-attempts", "N", 0,
+                        "queue enqueue: deliveries before it is a dead letter (default 5)"},
+    [O_DEDUPE] = {"dedupe", "KEY", 0,
+                  "queue enqueue: while a task with KEY is unfinished, return its id"},
+    [O_ORDERING_KEY] = {"ordering-key", "K", 0,
+                        "queue enqueue: tasks of K are handed out one at a time, in order"},
+    [O_LEASE] = {"lease", "MS", 0,
+                 "queue: lease in milliseconds (enqueue: the task's default, 30000;\n"
+                 "claim, work: this claim's; extend: the new lease from now)"},
+    [O_ERROR] = {"error", "MSG", 0, "queue nack: why the attempt failed"},
+    [O_RETRY_AFTER] = {"retry-after", "MS", 0,
+                       "queue nack: ready again after MS milliseconds (default: the\n"
+                       "task's backoff)"},
+    [O_ALL] = {"all", NULL, 0, "queue retry: every dead letter of the queue"},
+    [O_DEAD] = {"dead", NULL, 0, "queue purge: delete the dead letters (required)"},
 };
 
 #define OPT(x) (1u << (x))
@@ -147,6 +168,7 @@ static int cmd_kv(struct args *a);
 static int cmd_lock(struct args *a);
 static int cmd_session(struct args *a);
 static int cmd_agent(struct args *a);
+static int cmd_queue(struct args *a);
 
 #define FILTER_OPTS                                                                \
     (OPT(O_STREAM) | OPT(O_PREFIX) | OPT(O_CATEGORY) | OPT(O_TYPE) | OPT(O_SINCE) |  \
@@ -235,6 +257,31 @@ static const struct command commands[] = {
      "the agent is offline as soon as COMMAND exits or maosctl dies: how a shell\n"
      "script or any program gets liveness.  Events COMMAND appends itself are\n"
      "not stamped (they come over other connections)."},
+    {"queue", cmd_queue,
+     "enqueue QUEUE JSON [--priority P] [--delay MS] [--max-attempts N]\n"
+     "                     [--dedupe KEY] [--ordering-key K] [--lease MS]\n"
+     "       maosctl queue claim QUEUE... [--lease MS] [--wait MS] [--limit N]\n"
+     "       maosctl queue ack ID TOKEN [RESULT_JSON]\n"
+     "       maosctl queue nack ID TOKEN [--error MSG] [--retry-after MS]\n"
+     "       maosctl queue extend ID TOKEN --lease MS | release ID TOKEN\n"
+     "       maosctl queue list | stats [QUEUE] | show ID | dead QUEUE\n"
+     "       maosctl queue retry QUEUE [ID|--all] | purge QUEUE --dead\n"
+     "       maosctl queue work QUEUE[,QUEUE...] [--lease MS] [--count N] -- COMMAND...",
+     "task queues: enqueue, claim, ack, dead letters, and a worker for any command",
+     OPT(O_PRIORITY) | OPT(O_DELAY) | OPT(O_MAX_ATTEMPTS) | OPT(O_DEDUPE) |
+     OPT(O_ORDERING_KEY) | OPT(O_LEASE) | OPT(O_WAIT) | OPT(O_LIMIT) | OPT(O_ERROR) |
+     OPT(O_RETRY_AFTER) | OPT(O_ALL) | OPT(O_DEAD) | OPT(O_COUNT), 1, 100000,
+     "enqueue prints the task id.  claim prints ID  ATTEMPT  TOKEN  DATA per task\n"
+     "(nothing when none is ready); pass ID and TOKEN to ack/nack/extend/release.\n"
+     "A task in --json is one object: id, queue, state, attempt, max_attempts,\n"
+     "priority, data, meta, enqueued, not_before, dedupe_key, ordering_key,\n"
+     "last_error, result, history, and for a claim token and lease_until.\n"
+     "A lost lease (LEASE_LOST) or an unknown task (NOT_FOUND) exits 1.\n"
+     "work claims one task at a time (bound to its connection: if maosctl dies,\n"
+     "the task goes back at once), runs COMMAND with the payload JSON on stdin,\n"
+     "extends the lease while it runs, and acks with COMMAND's stdout (JSON, or\n"
+     "else a string) when it exits 0, or nacks; --count N: stop after N tasks;\n"
+     "SIGINT/SIGTERM: stop after the task in hand."},
     {"stats", cmd_stats, "", "print the daemon's counters", 0, 0, 0, NULL},
     {"verify", cmd_verify, "",
      "check the whole log: dense positions and the BLAKE2b hash chain", 0, 0, 0,
@@ -1771,6 +1818,518 @@ static int cmd_agent(struct args *a)
     }
     free(after);
     msgpack_sbuffer_destroy(&sb);
+    maos_free(c);
+    return rc;
+}
+
+/* ---- queue ------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t queue_stop;
+
+static void on_queue_stop(int sig)
+{
+    (void)sig;
+    queue_stop = 1;
+}
+
+static json_t *opt_str_json(maos_slice s)
+{
+    return s.len ? json_stringn(s.ptr, s.len) : json_null();
+}
+
+static json_t *value_json(maos_slice v)
+{
+    json_t *j = NULL;
+    if (!v.len || maos_msgpack_to_json(v.ptr, v.len, &j))
+        return json_null();
+    return j;
+}
+
+/* The one JSON form of a task (PROTOCOL.md "Task"), times as RFC 3339. */
+static json_t *task_json(const maos_task *t)
+{
+    char id[37];
+    maos_uuid_format(t->id, id);
+    json_t *o = json_object(), *h = json_array();
+    if (!o || !h) {
+        json_decref(o);
+        json_decref(h);
+        return NULL;
+    }
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, t->history.ptr, t->history.len);
+    if (maos_mpr_array(&r, &n) == 0)
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t pos;
+            if (maos_mpr_uint(&r, &pos))
+                break;
+            json_array_append_new(h, json_integer((json_int_t)pos));
+        }
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "queue", json_stringn(t->queue.ptr, t->queue.len));
+    json_object_set_new(o, "state", json_stringn(t->state.ptr, t->state.len));
+    json_object_set_new(o, "attempt", json_integer((json_int_t)t->attempt));
+    json_object_set_new(o, "max_attempts", json_integer((json_int_t)t->max_attempts));
+    json_object_set_new(o, "priority", json_integer((json_int_t)t->priority));
+    json_object_set_new(o, "data", value_json(t->data));
+    json_object_set_new(o, "meta", t->meta.len ? value_json(t->meta) : json_object());
+    json_object_set_new(o, "enqueued", time_json(t->enqueued));
+    json_object_set_new(o, "not_before", t->not_before ? time_json(t->not_before) : json_null());
+    json_object_set_new(o, "dedupe_key", opt_str_json(t->dedupe_key));
+    json_object_set_new(o, "ordering_key", opt_str_json(t->ordering_key));
+    json_object_set_new(o, "last_error", opt_str_json(t->last_error));
+    json_object_set_new(o, "result", value_json(t->result));
+    if (t->token) {
+        json_object_set_new(o, "token", json_integer((json_int_t)t->token));
+        json_object_set_new(o, "lease_until", time_json(t->lease_until));
+    }
+    json_object_set_new(o, "history", h);
+    return o;
+}
+
+static void print_task(const struct args *a, const maos_task *t)
+{
+    if (a->json) {
+        json_t *o = task_json(t);
+        if (o)
+            print_json_line(o);
+        return;
+    }
+    char id[37];
+    maos_uuid_format(t->id, id);
+    char *d = doc_text(t->data);
+    if (t->token)
+        printf("%s  %" PRIu64 "  %" PRIu64 "  %s\n", id, t->attempt, t->token, d ? d : "");
+    else
+        printf("%s  %.*s  attempt %" PRIu64 "  %s\n", id, (int)t->state.len, t->state.ptr,
+               t->attempt, d ? d : "");
+    free(d);
+}
+
+static void print_queue_info(const struct args *a, const maos_queue_info *q)
+{
+    if (a->json) {
+        print_json_line(json_pack("{s:s#,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "queue",
+                                  q->queue.ptr, (size_t)q->queue.len, "ready",
+                                  (json_int_t)q->ready, "delayed", (json_int_t)q->delayed,
+                                  "blocked", (json_int_t)q->blocked, "leased",
+                                  (json_int_t)q->leased, "done", (json_int_t)q->done,
+                                  "dead", (json_int_t)q->dead, "waiting",
+                                  (json_int_t)q->waiting, "oldest_ready",
+                                  q->oldest_ready ? time_json(q->oldest_ready) : json_null()));
+        return;
+    }
+    printf("%.*s  ready %" PRIu64 "  delayed %" PRIu64 "  blocked %" PRIu64 "  leased %" PRIu64
+           "  done %" PRIu64 "  dead %" PRIu64 "  waiting %" PRIu64 "\n",
+           (int)q->queue.len, q->queue.ptr, q->ready, q->delayed, q->blocked, q->leased,
+           q->done, q->dead, q->waiting);
+}
+
+static int parse_task_id(const char *s, uint8_t id[16])
+{
+    if (maos_uuid_parse(s, strlen(s), id)) {
+        usage_error("bad task id '%s' (a UUID)", s);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* An optional numeric option into *v; EXIT_USAGE when it is not a number. */
+static int num_opt(const struct args *a, int id, uint64_t max, uint64_t *v)
+{
+    if (!a->set[id])
+        return 0;
+    if (parse_u64(a->val[id], v) || *v > max) {
+        usage_error("bad --%s '%s'", options[id].name, a->val[id]);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Run argv with the payload JSON on stdin; its stdout into *out (malloc'ed,
+ * *out_len), extending the lease every lease/3 while it runs.  Its exit
+ * status (128 + signal), or 127 when it could not start. */
+static int work_one(maos_ctx *c, char **argv, const maos_task *t, uint32_t lease_ms,
+                    char **out, size_t *out_len)
+{
+    char *in = NULL;
+    if (maos_msgpack_to_json_text(t->data.ptr, t->data.len, &in))
+        in = NULL;
+    int pin[2], pout[2];
+    *out = NULL;
+    *out_len = 0;
+    if (pipe(pin) || pipe(pout)) {
+        free(in);
+        return 127;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        free(in);
+        return 127;
+    }
+    if (pid == 0) {
+        dup2(pin[0], 0);
+        dup2(pout[1], 1);
+        close(pin[0]);
+        close(pin[1]);
+        close(pout[0]);
+        close(pout[1]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "maosctl: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(pin[0]);
+    close(pout[1]);
+    if (in) { /* small payloads; a command that does not read gets EPIPE */
+        signal(SIGPIPE, SIG_IGN);
+        ssize_t w = write(pin[1], in, strlen(in));
+        (void)w;
+    }
+    close(pin[1]);
+    free(in);
+    size_t cap = 0;
+    double next_extend = now_ms() + lease_ms / 3.0;
+    for (;;) {
+        struct pollfd p = {.fd = pout[0], .events = POLLIN};
+        int left = (int)(next_extend - now_ms());
+        int pr = poll(&p, 1, left > 0 ? left : 0);
+        if (pr > 0) {
+            if (*out_len + 4096 > cap) {
+                cap = cap ? 2 * cap : 8192;
+                char *n = realloc(*out, cap);
+                if (!n)
+                    break;
+                *out = n;
+            }
+            ssize_t r = read(pout[0], *out + *out_len, cap - *out_len - 1);
+            if (r <= 0)
+                break; /* EOF: the command closed its stdout (exited) */
+            *out_len += (size_t)r;
+        } else if (pr == 0) {
+            /* still running: keep the lease (a lost one is reported at ack) */
+            maos_extend(c, t->id, t->token, lease_ms, NULL);
+            next_extend = now_ms() + lease_ms / 3.0;
+        } else if (errno != EINTR) {
+            break;
+        }
+    }
+    close(pout[0]);
+    if (*out)
+        (*out)[*out_len] = 0;
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return 127;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int queue_work(struct args *a, maos_ctx *c, const char *const *queues, size_t nq,
+                      char **argv)
+{
+    uint64_t lease = 60000, count = 0, done = 0;
+    int rc;
+    if ((rc = num_opt(a, O_LEASE, MAOS_LEASE_MS_MAX, &lease)) ||
+        (rc = num_opt(a, O_COUNT, UINT32_MAX, &count)))
+        return rc;
+    if (!lease)
+        lease = 60000;
+    signal(SIGINT, on_queue_stop);
+    signal(SIGTERM, on_queue_stop);
+    maos_set_reconnect(c, 1, 0);
+    while (!queue_stop && (!count || done < count)) {
+        maos_task_page *pg = NULL;
+        if (maos_claim(c, queues, nq, (uint32_t)lease, 1000, 1, 1, &pg)) {
+            if (maos_fd(c) < 0 && !maos_err_is_fatal(c->err))
+                continue; /* reconnecting */
+            return report(c, "queue work: claim");
+        }
+        if (!pg->n) {
+            maos_task_page_free(pg);
+            continue;
+        }
+        const maos_task *t = &pg->tasks[0];
+        char *out;
+        size_t out_len;
+        int st = work_one(c, argv, t, (uint32_t)lease, &out, &out_len);
+        char *res = NULL;
+        size_t res_len = 0;
+        if (st == 0) {
+            /* the result: stdout as JSON, or else as a string */
+            char *trim = out ? out : "";
+            while (out_len && (trim[out_len - 1] == '\n' || trim[out_len - 1] == ' '))
+                trim[--out_len] = 0;
+            if (out_len && maos_json_text_to_msgpack(trim, out_len, &res, &res_len, NULL, 0)) {
+                json_t *sj = json_stringn(trim, out_len);
+                if (!sj || maos_json_to_msgpack(sj, &res, &res_len, NULL, 0))
+                    res = NULL, res_len = 0;
+                json_decref(sj);
+            }
+            rc = maos_ack(c, t->id, t->token, res, res_len);
+        } else {
+            char why[64];
+            snprintf(why, sizeof why, "the command exited with status %d", st);
+            rc = maos_nack(c, t->id, t->token, why, -1, NULL);
+        }
+        char id[37];
+        maos_uuid_format(t->id, id);
+        if (rc && c->err != MAOS_ELEASE_LOST && maos_fd(c) >= 0) {
+            free(out);
+            free(res);
+            maos_task_page_free(pg);
+            return report(c, "queue work");
+        }
+        fprintf(stderr, "maosctl: task %s: %s\n", id,
+                rc ? "lease lost (the task went to another worker)"
+                   : st == 0 ? "done" : "failed");
+        free(out);
+        free(res);
+        maos_task_page_free(pg);
+        done++;
+    }
+    return EXIT_OK;
+}
+
+static int cmd_queue(struct args *a)
+{
+    const char *sub = a->pos[0];
+    int n = a->npos - 1;
+    char **pos = a->pos + 1;
+    static const struct {
+        const char *name;
+        int min, max;
+    } subs[] = {{"enqueue", 2, 2}, {"claim", 1, MAOS_CLAIM_QUEUES_MAX}, {"ack", 2, 3},
+                {"nack", 2, 2},    {"extend", 2, 2}, {"release", 2, 2},
+                {"list", 0, 0},    {"stats", 0, 1},  {"show", 1, 1},
+                {"dead", 1, 1},    {"retry", 1, 2},  {"purge", 1, 1},
+                {"work", 2, 100000}};
+    int which = -1;
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        if (!strcmp(sub, subs[i].name))
+            which = (int)i;
+    if (which < 0) {
+        usage_error("unknown queue command '%s' (enqueue, claim, ack, nack, extend, "
+                    "release, list, stats, show, dead, retry, purge, work)", sub);
+        return EXIT_USAGE;
+    }
+    /* work: QUEUE[,QUEUE...] -- COMMAND... */
+    const char *wq[MAOS_CLAIM_QUEUES_MAX];
+    size_t nwq = 0;
+    char *wlist = NULL;
+    if (!strcmp(sub, "work")) {
+        if (n < 2) {
+            usage_error("queue work QUEUE[,QUEUE...] -- COMMAND...");
+            return EXIT_USAGE;
+        }
+        wlist = pos[0];
+        for (char *save = NULL, *q = strtok_r(wlist, ",", &save); q;
+             q = strtok_r(NULL, ",", &save)) {
+            if (nwq == MAOS_CLAIM_QUEUES_MAX) {
+                usage_error("queue work: at most %d queues", MAOS_CLAIM_QUEUES_MAX);
+                return EXIT_USAGE;
+            }
+            wq[nwq++] = q;
+        }
+    } else if (n < subs[which].min || n > subs[which].max) {
+        usage_error("queue %s: wrong number of arguments", sub);
+        return EXIT_USAGE;
+    }
+    uint64_t prio_u = 0, delay = 0, attempts = 0, lease = 0, wait = 0, limit = 1, retry = 0;
+    int64_t prio = 0;
+    int rc;
+    if (a->set[O_PRIORITY]) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(a->val[O_PRIORITY], &end, 10);
+        if (errno || *end || v < INT32_MIN || v > INT32_MAX) {
+            usage_error("bad --priority '%s'", a->val[O_PRIORITY]);
+            return EXIT_USAGE;
+        }
+        prio = v;
+    }
+    (void)prio_u;
+    if ((rc = num_opt(a, O_DELAY, MAOS_DELAY_MS_MAX, &delay)) ||
+        (rc = num_opt(a, O_MAX_ATTEMPTS, MAOS_ATTEMPTS_MAX, &attempts)) ||
+        (rc = num_opt(a, O_LEASE, MAOS_LEASE_MS_MAX, &lease)) ||
+        (rc = num_opt(a, O_WAIT, MAOS_WAIT_MS_MAX, &wait)) ||
+        (rc = num_opt(a, O_LIMIT, MAOS_CLAIM_MAX, &limit)) ||
+        (rc = num_opt(a, O_RETRY_AFTER, MAOS_DELAY_MS_MAX, &retry)))
+        return rc;
+    uint8_t id[16];
+    uint64_t token = 0;
+    int has_id = !strcmp(sub, "ack") || !strcmp(sub, "nack") || !strcmp(sub, "extend") ||
+                 !strcmp(sub, "release") || !strcmp(sub, "show") ||
+                 (!strcmp(sub, "retry") && n == 2);
+    if (has_id && (rc = parse_task_id(pos[!strcmp(sub, "retry") ? 1 : 0], id)))
+        return rc;
+    if (has_id && strcmp(sub, "show") && strcmp(sub, "retry") &&
+        (parse_u64(pos[1], &token) || !token)) {
+        usage_error("bad token '%s'", pos[1]);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(sub, "extend") && !lease) {
+        usage_error("queue extend needs --lease MS");
+        return EXIT_USAGE;
+    }
+    if (!strcmp(sub, "purge") && !a->set[O_DEAD]) {
+        usage_error("queue purge QUEUE --dead (dead letters are the only tasks deleted)");
+        return EXIT_USAGE;
+    }
+    if (!strcmp(sub, "retry") && (n == 2) == (a->set[O_ALL] != 0)) {
+        usage_error("queue retry QUEUE ID, or QUEUE --all");
+        return EXIT_USAGE;
+    }
+    char *doc = NULL;
+    size_t doclen = 0;
+    if (!strcmp(sub, "enqueue") && (rc = json_arg(pos[1], "the task's data", &doc, &doclen)))
+        return rc;
+    if (!strcmp(sub, "ack") && n == 3 && (rc = json_arg(pos[2], "the result", &doc, &doclen)))
+        return rc;
+    maos_ctx *c;
+    if ((rc = connect_to(a, &c))) {
+        free(doc);
+        return rc;
+    }
+    maos_task_page *pg = NULL;
+    if (!strcmp(sub, "enqueue")) {
+        maos_task_opts o = {.priority = (int32_t)prio, .delay_ms = (int64_t)delay,
+                            .max_attempts = (uint32_t)attempts, .lease_ms = (uint32_t)lease,
+                            .dedupe_key = a->val[O_DEDUPE],
+                            .ordering_key = a->val[O_ORDERING_KEY]};
+        int dup = 0;
+        if (maos_enqueue(c, pos[0], doc, doclen, &o, id, &dup)) {
+            rc = report(c, "queue enqueue");
+        } else {
+            char text[37];
+            maos_uuid_format(id, text);
+            if (a->json)
+                print_json_line(json_pack("{s:s,s:s,s:b}", "id", text, "queue", pos[0],
+                                          "duplicate", dup));
+            else
+                printf("%s%s\n", text, dup ? "  (duplicate: already queued)" : "");
+        }
+    } else if (!strcmp(sub, "claim")) {
+        if (maos_claim(c, (const char *const *)pos, (size_t)n, (uint32_t)lease,
+                       (uint32_t)wait, (uint32_t)limit, 0, &pg))
+            rc = report(c, "queue claim");
+        else
+            for (size_t i = 0; i < pg->n; i++)
+                print_task(a, &pg->tasks[i]);
+    } else if (!strcmp(sub, "ack")) {
+        if (maos_ack(c, id, token, doc, doclen))
+            rc = report(c, "queue ack");
+        else if (a->json)
+            print_json_line(json_pack("{s:s}", "state", "done"));
+        else
+            printf("done\n");
+    } else if (!strcmp(sub, "nack")) {
+        char st[16];
+        if (maos_nack(c, id, token, a->val[O_ERROR],
+                      a->set[O_RETRY_AFTER] ? (int64_t)retry : -1, st))
+            rc = report(c, "queue nack");
+        else if (a->json)
+            print_json_line(json_pack("{s:s}", "state", st));
+        else
+            printf("%s\n", st);
+    } else if (!strcmp(sub, "extend")) {
+        int64_t until;
+        if (maos_extend(c, id, token, (uint32_t)lease, &until))
+            rc = report(c, "queue extend");
+        else if (a->json)
+            print_json_line(json_pack("{s:o}", "lease_until", time_json(until)));
+        else {
+            char t[40];
+            maos_time_format(until, t, sizeof t);
+            printf("lease until %s\n", t);
+        }
+    } else if (!strcmp(sub, "release")) {
+        if (maos_task_release(c, id, token))
+            rc = report(c, "queue release");
+        else if (!a->json)
+            printf("released\n");
+        else
+            print_json_line(json_pack("{s:s}", "state", "ready"));
+    } else if (!strcmp(sub, "list") || !strcmp(sub, "stats")) {
+        maos_queue_info *qi = NULL;
+        size_t nqi = 0;
+        if (maos_queue_stats(c, n ? pos[0] : NULL, &qi, &nqi))
+            rc = report(c, "queue stats");
+        for (size_t i = 0; i < nqi; i++)
+            print_queue_info(a, &qi[i]);
+        free(qi);
+    } else if (!strcmp(sub, "show")) {
+        if (maos_task_get(c, id, &pg)) {
+            rc = report(c, "queue show");
+        } else if (a->json) {
+            print_task(a, &pg->tasks[0]);
+        } else {
+            const maos_task *t = &pg->tasks[0];
+            char text[37], *d = doc_text(t->data);
+            maos_uuid_format(t->id, text);
+            printf("task %s of queue %.*s: %.*s, attempt %" PRIu64 " of %" PRIu64
+                   ", priority %" PRId64 "\ndata: %s\n",
+                   text, (int)t->queue.len, t->queue.ptr, (int)t->state.len, t->state.ptr,
+                   t->attempt, t->max_attempts, t->priority, d ? d : "");
+            free(d);
+            if (t->last_error.len)
+                printf("last error: %.*s\n", (int)t->last_error.len, t->last_error.ptr);
+            /* the history: each event, read back at its position */
+            maos_mpr r;
+            uint32_t hn;
+            maos_mpr_init(&r, t->history.ptr, t->history.len);
+            if (maos_mpr_array(&r, &hn) == 0)
+                for (uint32_t i = 0; i < hn; i++) {
+                    uint64_t p;
+                    maos_page *ev = NULL;
+                    if (maos_mpr_uint(&r, &p))
+                        break;
+                    if (maos_read_all(c, NULL, p, 0, 1, &ev) == 0 && ev->n) {
+                        char tm[40];
+                        maos_time_format(ev->events[0].time, tm, sizeof tm);
+                        printf("  %" PRIu64 "  %s  %.*s\n", p, tm,
+                               (int)ev->events[0].type_len, ev->events[0].type);
+                    }
+                    maos_page_free(ev);
+                }
+        }
+    } else if (!strcmp(sub, "dead")) {
+        uint8_t after[16];
+        int have_after = 0;
+        do {
+            maos_task_page_free(pg);
+            pg = NULL;
+            if (maos_dead_list(c, pos[0], have_after ? after : NULL, 0, &pg)) {
+                rc = report(c, "queue dead");
+                break;
+            }
+            for (size_t i = 0; i < pg->n; i++)
+                print_task(a, &pg->tasks[i]);
+            have_after = pg->has_next;
+            memcpy(after, pg->next, 16);
+        } while (have_after);
+    } else if (!strcmp(sub, "retry") || !strcmp(sub, "purge")) {
+        uint32_t total = 0, cnt;
+        int more = 1;
+        while (!rc && more) {
+            if (!strcmp(sub, "retry") ? maos_dead_retry(c, pos[0], n == 2 ? id : NULL, &cnt,
+                                                        &more)
+                                      : maos_dead_purge(c, pos[0], &cnt, &more))
+                rc = report(c, !strcmp(sub, "retry") ? "queue retry" : "queue purge");
+            else
+                total += cnt;
+        }
+        if (!rc) {
+            if (a->json)
+                print_json_line(json_pack("{s:I}", "count", (json_int_t)total));
+            else
+                printf("%s %u\n", !strcmp(sub, "retry") ? "retried" : "purged", total);
+        }
+    } else {
+        rc = queue_work(a, c, wq, nwq, pos + 1);
+    }
+    maos_task_page_free(pg);
+    free(doc);
     maos_free(c);
     return rc;
 }
