@@ -169,6 +169,8 @@ static int cmd_lock(struct args *a);
 static int cmd_session(struct args *a);
 static int cmd_agent(struct args *a);
 static int cmd_queue(struct args *a);
+static json_t *queue_info_json(const maos_queue_info *q);
+static void print_queue_info(const struct args *a, const maos_queue_info *q);
 
 #define FILTER_OPTS                                                                \
     (OPT(O_STREAM) | OPT(O_PREFIX) | OPT(O_CATEGORY) | OPT(O_TYPE) | OPT(O_SINCE) |  \
@@ -282,7 +284,8 @@ static const struct command commands[] = {
      "extends the lease while it runs, and acks with COMMAND's stdout (JSON, or\n"
      "else a string) when it exits 0, or nacks; --count N: stop after N tasks;\n"
      "SIGINT/SIGTERM: stop after the task in hand."},
-    {"stats", cmd_stats, "", "print the daemon's counters", 0, 0, 0, NULL},
+    {"stats", cmd_stats, "", "print the daemon's counters and every queue's figures", 0, 0,
+     0, NULL},
     {"verify", cmd_verify, "",
      "check the whole log: dense positions and the BLAKE2b hash chain", 0, 0, 0,
      "Prints \"OK: N events, head P\", or the first bad position and exits 1."},
@@ -1028,7 +1031,9 @@ static int cmd_stats(struct args *a)
     int rc = connect_to(a, &c);
     if (rc)
         return rc;
-    if (maos_stats_get(c, &s)) {
+    maos_queue_info *qi = NULL;
+    size_t nq = 0;
+    if (maos_stats_get(c, &s) || maos_queue_stats(c, NULL, &qi, &nq)) {
         rc = report(c, "stats");
     } else if (a->json) {
         json_t *o = json_pack("{s:s,s:s,s:s}", "server", s.server, "state", s.state,
@@ -1036,6 +1041,11 @@ static int cmd_stats(struct args *a)
 #define STAT_JSON_(name) json_object_set_new(o, #name, json_integer((json_int_t)s.name));
         MAOS_STATS_MAP(STAT_JSON_)
 #undef STAT_JSON_
+        /* the queues' figures, as queue stats prints them */
+        json_t *qs = json_array();
+        for (size_t i = 0; i < nq; i++)
+            json_array_append_new(qs, queue_info_json(&qi[i]));
+        json_object_set_new(o, "queues", qs);
         print_json_line(o);
     } else {
         printf("%-18s %s\n%-18s %s\n%-18s %s\n", "server", s.server, "state", s.state,
@@ -1043,7 +1053,10 @@ static int cmd_stats(struct args *a)
 #define STAT_TEXT_(name) printf("%-18s %" PRIu64 "\n", #name, s.name);
         MAOS_STATS_MAP(STAT_TEXT_)
 #undef STAT_TEXT_
+        for (size_t i = 0; i < nq; i++)
+            print_queue_info(a, &qi[i]);
     }
+    free(qi);
     maos_free(c);
     return rc;
 }
@@ -1907,17 +1920,21 @@ static void print_task(const struct args *a, const maos_task *t)
     free(d);
 }
 
+/* The JSON form of a queue's figures (queue stats, stats). */
+static json_t *queue_info_json(const maos_queue_info *q)
+{
+    return json_pack("{s:s#,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "queue", q->queue.ptr,
+                     (size_t)q->queue.len, "ready", (json_int_t)q->ready, "delayed",
+                     (json_int_t)q->delayed, "blocked", (json_int_t)q->blocked, "leased",
+                     (json_int_t)q->leased, "done", (json_int_t)q->done, "dead",
+                     (json_int_t)q->dead, "waiting", (json_int_t)q->waiting, "oldest_ready",
+                     q->oldest_ready ? time_json(q->oldest_ready) : json_null());
+}
+
 static void print_queue_info(const struct args *a, const maos_queue_info *q)
 {
     if (a->json) {
-        print_json_line(json_pack("{s:s#,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "queue",
-                                  q->queue.ptr, (size_t)q->queue.len, "ready",
-                                  (json_int_t)q->ready, "delayed", (json_int_t)q->delayed,
-                                  "blocked", (json_int_t)q->blocked, "leased",
-                                  (json_int_t)q->leased, "done", (json_int_t)q->done,
-                                  "dead", (json_int_t)q->dead, "waiting",
-                                  (json_int_t)q->waiting, "oldest_ready",
-                                  q->oldest_ready ? time_json(q->oldest_ready) : json_null()));
+        print_json_line(queue_info_json(q));
         return;
     }
     printf("%.*s  ready %" PRIu64 "  delayed %" PRIu64 "  blocked %" PRIu64 "  leased %" PRIu64

@@ -150,6 +150,10 @@ run queue claim w
 expect_contains "$OUT" "fail" "the nacked task is the failing one"
 run --json queue list
 expect_contains "$OUT" '"queue":"w"' "list --json"
+run stats
+expect_contains "$OUT" "jobs  ready 0" "stats shows the queues' figures"
+run --json stats
+expect_contains "$OUT" '"queues":[{"queue":"fragile"' "stats --json: queues"
 
 stop_daemon
 expect_eq "$DAEMON_STATUS" 0 "maosd exit status on SIGTERM at the end"
