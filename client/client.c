@@ -186,6 +186,8 @@ struct maos_ctx_priv {
     struct csub **subs;
     size_t n_subs, cap_subs;
     uint64_t last_sub_id;
+    uint64_t aclaims[MAOS_CLAIMS_WAITING_MAX]; /* maos_claim_start rids in flight */
+    size_t n_aclaims;
     struct dnode *dq_head, *dq_tail;
     size_t dq_len;
     int sub_inflight;             /* a subscribe awaits its reply */
@@ -347,6 +349,26 @@ static void free_rxf_list(struct rxf **head, struct rxf **tail)
     *tail = NULL;
 }
 
+static void dq_append(struct maos_ctx_priv *p, struct dnode *n);
+
+/* The claims of maos_claim_start in flight get no answer from a lost
+ * connection: each becomes an empty MAOS_DELIVERY_TASKS with code
+ * MAOS_ECLOSED (claim again). */
+static void aclaims_lost(struct maos_ctx_priv *p)
+{
+    for (size_t i = 0; i < p->n_aclaims; i++) {
+        struct dnode *nd = calloc(1, sizeof *nd);
+        if (!nd)
+            continue; /* out of memory: that claim is not announced */
+        nd->d.kind = MAOS_DELIVERY_TASKS;
+        nd->d.sub = p->aclaims[i];
+        nd->d.code = MAOS_ECLOSED;
+        nd->d.mem_ = nd;
+        dq_append(p, nd);
+    }
+    p->n_aclaims = 0;
+}
+
 /* Forget everything that belonged to the lost connection; subscriptions
  * and queued deliveries stay. */
 static void drop_connection_state(struct maos_ctx_priv *p)
@@ -361,6 +383,7 @@ static void drop_connection_state(struct maos_ctx_priv *p)
     win_reset(&p->win);
     for (size_t i = 0; i < p->n_subs; i++)
         p->subs[i]->server_id = 0;
+    aclaims_lost(p);
 }
 
 /* A connection failure: close the socket; the context is dead, or, with
@@ -648,6 +671,63 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
     return 0;
 }
 
+/* A reply frame: when it answers a maos_claim_start, queue it as a
+ * MAOS_DELIVERY_TASKS delivery (0); 1 when it is another reply; or a
+ * sticky error. */
+static int aclaim_in(maos_ctx *c, maos_slice frame)
+{
+    struct maos_ctx_priv *p = c->priv;
+    maos_reply rep;
+    if (maos_reply_decode(frame.ptr, frame.len, &rep))
+        return 1; /* the reply path reports it */
+    size_t at = p->n_aclaims;
+    for (size_t i = 0; i < p->n_aclaims; i++)
+        if (p->aclaims[i] == rep.rid)
+            at = i;
+    if (at == p->n_aclaims)
+        return 1;
+    p->aclaims[at] = p->aclaims[--p->n_aclaims];
+    win_del(&p->win, rep.rid);
+    char why[160];
+    if (maos_reply_check(&rep, MAOS_OP_CLAIM, why, sizeof why))
+        return die(c, MAOS_EPROTO, "incomplete claim reply from the server: %s", why);
+    size_t n = rep.ok ? rep.n_items : 0;
+    if ((uint64_t)n * 8 > frame.len)
+        return die(c, MAOS_EPROTO, "claim reply declares %zu tasks", n);
+    struct dnode *nd = calloc(1, sizeof *nd + n * sizeof(maos_task) + frame.len);
+    if (!nd)
+        return die(c, MAOS_ENOMEM, "out of memory receiving a claim");
+    maos_task *t = (maos_task *)(nd + 1);
+    char *copy = (char *)(t + n);
+    memcpy(copy, frame.ptr, frame.len);
+    maos_reply_decode(copy, frame.len, &rep);
+    int bad = 0;
+    if (n) {
+        maos_mpr r;
+        uint32_t cnt;
+        maos_mpr_init(&r, rep.items.ptr, rep.items.len);
+        bad = maos_mpr_array(&r, &cnt) || cnt != n;
+        for (size_t i = 0; !bad && i < n; i++)
+            bad = maos_task_next(&r, &t[i]) != 0;
+    }
+    if (bad) {
+        free(nd);
+        return die(c, MAOS_EPROTO, "malformed tasks in a claim reply");
+    }
+    nd->d.kind = MAOS_DELIVERY_TASKS;
+    nd->d.sub = rep.rid;
+    nd->d.code = rep.ok ? 0 : rep.code;
+    nd->d.n_tasks = n;
+    nd->d.tasks = n ? t : NULL;
+    nd->d.mem_ = nd;
+    dq_append(p, nd);
+    if (!p->in_process && !p->wake_asked) {
+        p->wake_asked = 1;
+        hooks_update(p, 0);
+    }
+    return 0;
+}
+
 /* Route one whole frame: pushes to the delivery queue, replies to rxq. */
 static int rxq_push(maos_ctx *c, maos_slice frame);
 static int route_frame(maos_ctx *c, maos_slice frame)
@@ -658,6 +738,11 @@ static int route_frame(maos_ctx *c, maos_slice frame)
         return die(c, MAOS_EPROTO, "malformed push from the server");
     if (k == 1)
         return push_in(c, frame.ptr, frame.len, &pu);
+    if (c->priv->n_aclaims) {
+        int rc = aclaim_in(c, frame);
+        if (rc <= 0)
+            return rc;
+    }
     return rxq_push(c, frame);
 }
 
@@ -2493,7 +2578,8 @@ int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user)
         if (!nd)
             break; /* a callback unsubscribed what was left */
         void (*cb)(maos_ctx *, const maos_delivery *, void *) =
-            nd->d.kind == MAOS_PUSH_EVENTS || nd->d.kind == MAOS_PUSH_ENTRIES
+            nd->d.kind == MAOS_PUSH_EVENTS || nd->d.kind == MAOS_PUSH_ENTRIES ||
+                    nd->d.kind == MAOS_DELIVERY_TASKS
                                               ? h->on_events
             : nd->d.kind == MAOS_PUSH_MESSAGE ? h->on_message
                                               : h->on_state;
@@ -3338,6 +3424,40 @@ int maos_claim(maos_ctx *c, const char *const *queues, size_t n, uint32_t lease_
     if (rc)
         return rc;
     return make_task_page(c, f, &rep, 0, out);
+}
+
+int maos_claim_start(maos_ctx *c, const char *const *queues, size_t n, uint32_t lease_ms,
+                     uint32_t wait_ms, uint32_t max, int bind, uint64_t *rid_out)
+{
+    msgpack_packer pk;
+    size_t start;
+    int rc = enter(c);
+    if (rc)
+        return rc;
+    struct maos_ctx_priv *p = c->priv;
+    if (p->n_aclaims == MAOS_CLAIMS_WAITING_MAX)
+        return fail(c, MAOS_ELIMIT, "%d claims are in flight already",
+                    MAOS_CLAIMS_WAITING_MAX);
+    if (!queues || !n || n > MAOS_CLAIM_QUEUES_MAX)
+        return fail(c, MAOS_EINVALID_ARG, "a claim names 1..%d queues",
+                    MAOS_CLAIM_QUEUES_MAX);
+    maos_slice qs[MAOS_CLAIM_QUEUES_MAX];
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = check_str(c, "queue", queues[i])))
+            return rc;
+        qs[i] = cstr(queues[i]);
+    }
+    uint64_t rid = take_rid(p);
+    if ((rc = frame_begin(c, &start, &pk)) ||
+        (rc = frame_end(c, start, rid, MAOS_OP_CLAIM,
+                        maos_enc_claim(&pk, rid, qs, (uint32_t)n, lease_ms, wait_ms,
+                                       max ? max : 1, bind))))
+        return rc;
+    p->pending--; /* answered as a delivery, not by maos_reply_recv */
+    p->aclaims[p->n_aclaims++] = rid;
+    if (rid_out)
+        *rid_out = rid;
+    return flush_out(c);
 }
 
 /* ack, nack, extend, release: one task op; *f and *rep for the caller. */

@@ -13,6 +13,7 @@
  *    maosd and finishes every task (the one in hand when maosd died comes
  *    back to it, its attempt counted).
  */
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,6 +184,61 @@ static void test_bad_input(void **state)
     maos_free(c);
 }
 
+/* ---- a claim from an event loop ------------------------------------------------------ */
+
+static void on_claim(maos_ctx *c, const maos_delivery *d, void *user)
+{
+    (void)c;
+    maos_delivery *got = user;
+    if (d->kind == MAOS_DELIVERY_TASKS && d->n_tasks == 1) {
+        got->sub = d->sub;
+        got->n_tasks = 1;
+        got->tasks = malloc(sizeof(maos_task));
+        *got->tasks = d->tasks[0]; /* slices die with d: only id/token kept */
+    }
+}
+
+static void test_claim_start(void **state)
+{
+    (void)state;
+    maos_ctx *w = tu_conn(0), *p = tu_conn(0);
+    const char *qs[1] = {"loop"};
+    uint64_t rid = 0;
+    MT_EQ_ERR(maos_claim_start(w, qs, 1, 60000, 60000, 1, 0, &rid), 0);
+    MT_TRUE(rid > 0);
+    /* synchronous calls go on while the claim waits */
+    MT_EQ_ERR(maos_ping(w), 0);
+    uint8_t id[16];
+    MT_EQ_ERR(maos_enqueue(p, "loop", NULL, 0, NULL, id, NULL), 0);
+    /* the answer comes through maos_process (the loop's readable event;
+     * here: poll the fd until it arrives) */
+    maos_push_handlers h = {.on_events = on_claim};
+    maos_delivery got;
+    memset(&got, 0, sizeof got);
+    int64_t dl = mt_now_us() + 30000000;
+    while (!got.n_tasks) {
+        MT_TRUE(mt_now_us() < dl);
+        struct pollfd pf = {.fd = maos_fd(w), .events = POLLIN};
+        poll(&pf, 1, 100);
+        MT_TRUE(maos_process(w, &h, &got) >= 0);
+    }
+    MT_EQ_U64(got.sub, rid);
+    MT_TRUE(!memcmp(got.tasks[0].id, id, 16));
+    MT_EQ_ERR(maos_ack(w, id, got.tasks[0].token, NULL, 0), 0);
+    free(got.tasks);
+    /* and through maos_next: a wait that runs out answers with no task */
+    MT_EQ_ERR(maos_claim_start(w, qs, 1, 60000, 50, 1, 0, &rid), 0);
+    maos_delivery *d = NULL;
+    MT_EQ_ERR(maos_next(w, 30000, &d), 0);
+    MT_TRUE(d->kind == MAOS_DELIVERY_TASKS);
+    MT_EQ_U64(d->sub, rid);
+    MT_EQ_U64(d->n_tasks, 0);
+    MT_EQ_INT(d->code, 0);
+    maos_delivery_free(d);
+    maos_free(w);
+    maos_free(p);
+}
+
 /* ---- maos_worker_run across a restart of maosd -------------------------------------- */
 
 #define WORKER_TASKS 6
@@ -242,6 +298,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_calls, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_claim_start, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_worker_restart, tu_setup, tu_teardown),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);

@@ -563,8 +563,19 @@ typedef struct maos_delivery {
     int first;             /* 1 on the first page of the entries: a
                             * second first page (see maos_watch) starts
                             * the table over */
+    /* MAOS_DELIVERY_TASKS: the answer to maos_claim_start, whose rid is in
+     * `sub`: n_tasks claimed tasks (views into the delivery), or none when
+     * the wait ran out; code != 0: the claim failed (a refusal, or
+     * MAOS_ECLOSED when the connection was lost before the answer: claim
+     * again) */
+    size_t n_tasks;
+    maos_task *tasks;
+    int code;
     void *mem_;            /* private */
 } maos_delivery;
+
+/* The kind of a maos_claim_start answer (not a push kind of the wire). */
+#define MAOS_DELIVERY_TASKS ((maos_push_kind)MAOS_PUSH__COUNT)
 
 void maos_delivery_free(maos_delivery *d);
 
@@ -802,7 +813,8 @@ int maos_session_update(maos_ctx *c, const char *id, const void *metadata, size_
  * maos_free and maos_process.
  */
 typedef struct maos_push_handlers {
-    /* events, and a watch's entries (d->kind MAOS_PUSH_ENTRIES) */
+    /* events, a watch's entries (d->kind MAOS_PUSH_ENTRIES) and the
+     * answers of maos_claim_start (d->kind MAOS_DELIVERY_TASKS) */
     void (*on_events)(maos_ctx *c, const maos_delivery *d, void *user);
     void (*on_state)(maos_ctx *c, const maos_delivery *d, void *user);   /* caught_up, fell_behind */
     void (*on_message)(maos_ctx *c, const maos_delivery *d, void *user);
@@ -952,6 +964,14 @@ int maos_enqueue_n(maos_ctx *c, const char *queue, const void *const *datas,
  * *out: the tasks (n may be 0), free with maos_task_page_free. */
 int maos_claim(maos_ctx *c, const char *const *queues, size_t n, uint32_t lease_ms,
                uint32_t wait_ms, uint32_t max, int bind, maos_task_page **out);
+/* The same for an event loop: send the claim and return at once (*rid:
+ * its request id).  Its answer comes as a delivery of kind
+ * MAOS_DELIVERY_TASKS with sub == rid, through maos_process (on_events) or
+ * maos_next, like a push: other calls, synchronous ones included (an ack
+ * while the claim waits), go on meanwhile.  At most MAOS_CLAIMS_WAITING_MAX
+ * in flight per context. */
+int maos_claim_start(maos_ctx *c, const char *const *queues, size_t n, uint32_t lease_ms,
+                     uint32_t wait_ms, uint32_t max, int bind, uint64_t *rid);
 /* Finish a claimed task (its id and the claim's token): result (one
  * msgpack value, or NULL/0).  MAOS_ELEASE_LOST: the lease is no longer
  * this token's (it ran out, or the task went to another claim): nothing
