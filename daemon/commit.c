@@ -41,7 +41,10 @@
  * thread waits a little for them: at most a quarter of the last write's
  * duration, capped at GATHER_MAX_US, and never longer than it takes for as
  * many requests as the last group had to arrive.  A lone writer never
- * waits (its last group had one request).
+ * waits (its last group had one request).  When waiting keeps bringing
+ * nobody (GATHER_MISSES waits in a row: a producer alone, or a waiting
+ * claim served by the enqueue that arrived), it stops, and tries again
+ * once every GATHER_PROBE groups.
  */
 #include <pthread.h>
 #include <errno.h>
@@ -57,6 +60,8 @@
 #include "dispatch.h"
 
 #define GATHER_MAX_US 200
+#define GATHER_MISSES 4
+#define GATHER_PROBE 64
 /* A group takes queued requests up to this much cost (maosd_wreq_cost: at
  * least one request), so one WriteBatch stays bounded however much is
  * queued. */
@@ -161,6 +166,8 @@ struct maosd_commit {
     uint64_t last_group;     /* requests in the last group */
     uint64_t last_write_us;  /* duration of the last storage write */
     int gather;              /* 1 with sync durability */
+    unsigned gather_misses;  /* waits in a row that brought no request */
+    unsigned gather_skipped; /* waits skipped since then */
 };
 
 int64_t maosd_now_us(void)
@@ -683,6 +690,12 @@ static void gather(maosd_commit *cm)
 {
     if (!cm->gather || cm->in_count >= cm->last_group || cm->stop)
         return;
+    /* Waits that brought nobody only delay the ones queued (a producer
+     * alone, a waiting claim served by an enqueue): after GATHER_MISSES of
+     * them in a row, stop waiting, trying again every GATHER_PROBE groups. */
+    if (cm->gather_misses >= GATHER_MISSES && ++cm->gather_skipped % GATHER_PROBE)
+        return;
+    uint64_t before = cm->in_count;
     uint64_t wait_us = cm->last_write_us / 4;
     if (wait_us > GATHER_MAX_US)
         wait_us = GATHER_MAX_US;
@@ -698,6 +711,10 @@ static void gather(maosd_commit *cm)
     while (cm->in_count < cm->last_group && !cm->stop)
         if (pthread_cond_timedwait(&cm->cv, &cm->mu, &dl))
             break; /* timed out */
+    if (cm->in_count > before)
+        cm->gather_misses = 0;
+    else if (cm->gather_misses < GATHER_MISSES)
+        cm->gather_misses++;
 }
 
 static void *commit_main(void *arg)
