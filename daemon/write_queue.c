@@ -928,29 +928,20 @@ int maosd_reply_enqueue(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int
 {
     const maosd_item_out *o = &w->out[i];
     const char *ids = w->qout.data + o->q_off;
-    if (!top) {
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer bp;
-        msgpack_packer_init(&bp, &sb, msgpack_sbuffer_write);
-        int rc = pack_bools(&bp, ids + 16 * (size_t)o->q_n, o->q_n);
-        maos_txn_result r = {.kind = MAOS_ITEM_ENQUEUE, .revision = o->revision,
-                             .task_ids = {ids, 16 * o->q_n}, .n_duplicates = o->q_n,
-                             .duplicates = {sb.data, (uint32_t)sb.size}};
-        if (!rc)
-            rc = sb.data ? maos_enc_txn_result(pk, &r) : MAOS_ENOMEM;
-        msgpack_sbuffer_destroy(&sb);
-        return rc;
-    }
-    if (maos_enc_reply_head(pk, w->req.rid, 3) || msgpack_pack_str(pk, 8) ||
-        msgpack_pack_str_body(pk, "task_ids", 8) || msgpack_pack_bin(pk, 16 * o->q_n) ||
-        msgpack_pack_bin_body(pk, ids, 16 * o->q_n) || msgpack_pack_str(pk, 10) ||
-        msgpack_pack_str_body(pk, "duplicates", 10) ||
-        pack_bools(pk, ids + 16 * (size_t)o->q_n, o->q_n) ||
-        msgpack_pack_str(pk, 8) || msgpack_pack_str_body(pk, "revision", 8) ||
-        msgpack_pack_uint64(pk, o->revision))
-        return MAOS_ENOMEM;
-    return 0;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer bp;
+    msgpack_packer_init(&bp, &sb, msgpack_sbuffer_write);
+    int rc = pack_bools(&bp, ids + 16 * (size_t)o->q_n, o->q_n);
+    maos_txn_result r = {.kind = MAOS_ITEM_ENQUEUE, .revision = o->revision,
+                         .task_ids = {ids, 16 * o->q_n}, .n_duplicates = o->q_n,
+                         .duplicates = {sb.data, (uint32_t)sb.size}};
+    if (!rc)
+        rc = !sb.data                 ? MAOS_ENOMEM
+             : top                    ? maos_enc_reply_result(pk, w->req.rid, &r)
+                                      : maos_enc_txn_result(pk, &r);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
 }
 
 /* ---- claim ------------------------------------------------------------------------------ */
@@ -1162,10 +1153,8 @@ int maosd_stage_ack(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 static int reply_revision(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top,
                           int kind)
 {
-    if (top)
-        return maos_enc_reply_revision(pk, w->req.rid, w->out[i].revision, UINT64_MAX);
     maos_txn_result r = {.kind = kind, .revision = w->out[i].revision};
-    return maos_enc_txn_result(pk, &r);
+    return top ? maos_enc_reply_result(pk, w->req.rid, &r) : maos_enc_txn_result(pk, &r);
 }
 
 int maosd_reply_ack(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
@@ -1198,18 +1187,9 @@ int maosd_reply_nack(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int to
 {
     const maosd_item_out *o = &w->out[i];
     const char *st = o->q_state ? o->q_state : "?";
-    maos_slice state = {st, (uint32_t)strlen(st)};
-    if (!top) {
-        maos_txn_result r = {.kind = MAOS_ITEM_NACK, .revision = o->revision,
-                             .state = state};
-        return maos_enc_txn_result(pk, &r);
-    }
-    if (maos_enc_reply_head(pk, w->req.rid, 2) || msgpack_pack_str(pk, 8) ||
-        msgpack_pack_str_body(pk, "revision", 8) || msgpack_pack_uint64(pk, o->revision) ||
-        msgpack_pack_str(pk, 5) || msgpack_pack_str_body(pk, "state", 5) ||
-        msgpack_pack_str(pk, state.len) || msgpack_pack_str_body(pk, state.ptr, state.len))
-        return MAOS_ENOMEM;
-    return 0;
+    maos_txn_result r = {.kind = MAOS_ITEM_NACK, .revision = o->revision,
+                         .state = {st, (uint32_t)strlen(st)}};
+    return top ? maos_enc_reply_result(pk, w->req.rid, &r) : maos_enc_txn_result(pk, &r);
 }
 
 int maosd_check_extend(maosd_wctx *x, maosd_wreq *w, uint32_t i)
@@ -1235,15 +1215,8 @@ int maosd_stage_extend(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 
 int maosd_reply_extend(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
 {
-    int64_t until = w->out[i].lease_until;
-    if (!top) {
-        maos_txn_result r = {.kind = MAOS_ITEM_EXTEND, .lease_until = until};
-        return maos_enc_txn_result(pk, &r);
-    }
-    if (maos_enc_reply_head(pk, w->req.rid, 1) || msgpack_pack_str(pk, 11) ||
-        msgpack_pack_str_body(pk, "lease_until", 11) || msgpack_pack_int64(pk, until))
-        return MAOS_ENOMEM;
-    return 0;
+    maos_txn_result r = {.kind = MAOS_ITEM_EXTEND, .lease_until = w->out[i].lease_until};
+    return top ? maos_enc_reply_result(pk, w->req.rid, &r) : maos_enc_txn_result(pk, &r);
 }
 
 int maosd_check_task_release(maosd_wctx *x, maosd_wreq *w, uint32_t i)

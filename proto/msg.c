@@ -2404,49 +2404,58 @@ int maos_enc_reply_txn_begin(msgpack_packer *pk, uint64_t rid, uint32_t n)
     return 0;
 }
 
+/* A txn element (top 0: a map of the fields) or a whole reply (top 1:
+ * {rid, ok, the fields}). */
+static int enc_result(msgpack_packer *pk, const maos_txn_result *res, int top, uint64_t rid)
+{
+    static const uint32_t fields[MAOS_ITEM__WIRE_END] = {
+        [MAOS_ITEM_APPEND] = RESULT_FIELDS, [MAOS_ITEM_PUT] = 2, [MAOS_ITEM_DELETE] = 1,
+        [MAOS_ITEM_CHECKPOINT] = 0,          [MAOS_ITEM_ENQUEUE] = 3, [MAOS_ITEM_ACK] = 1,
+        [MAOS_ITEM_TASK_RELEASE] = 1,        [MAOS_ITEM_NACK] = 2, [MAOS_ITEM_EXTEND] = 1};
+    int k = res->kind;
+    if (k < MAOS_ITEM_APPEND || k >= MAOS_ITEM__WIRE_END || k == MAOS_ITEM_CLAIM ||
+        k == MAOS_ITEM_DEAD_RETRY || k == MAOS_ITEM_DEAD_PURGE)
+        return MAOS_EINVALID_ARG;
+    if (top ? head_rep(pk, fields[k], rid, 1) : msgpack_pack_map(pk, fields[k]))
+        return MAOS_ENOMEM;
+    int bad;
+    switch (k) {
+    case MAOS_ITEM_APPEND:
+        return enc_result_fields(pk, &res->append) ? MAOS_ENOMEM : 0;
+    case MAOS_ITEM_PUT:
+        bad = KV_U64(pk, "revision", res->revision) ||
+              KV_U64(pk, "created_revision", res->created_revision);
+        break;
+    case MAOS_ITEM_CHECKPOINT:
+        bad = 0;
+        break;
+    case MAOS_ITEM_ENQUEUE:
+        bad = kv_bin(pk, "task_ids", res->task_ids.ptr, res->task_ids.len) ||
+              pk_cstr(pk, "duplicates") ||
+              pk_raw(pk, res->duplicates.ptr, res->duplicates.len) ||
+              KV_U64(pk, "revision", res->revision);
+        break;
+    case MAOS_ITEM_NACK:
+        bad = KV_U64(pk, "revision", res->revision) || KV_STR(pk, "state", res->state);
+        break;
+    case MAOS_ITEM_EXTEND:
+        bad = KV_I64(pk, "lease_until", res->lease_until);
+        break;
+    default: /* DELETE, ACK, TASK_RELEASE */
+        bad = KV_U64(pk, "revision", res->revision);
+        break;
+    }
+    return bad ? MAOS_ENOMEM : 0;
+}
+
 int maos_enc_txn_result(msgpack_packer *pk, const maos_txn_result *res)
 {
-    switch (res->kind) {
-    case MAOS_ITEM_APPEND:
-        if (msgpack_pack_map(pk, RESULT_FIELDS) || enc_result_fields(pk, &res->append))
-            return MAOS_ENOMEM;
-        return 0;
-    case MAOS_ITEM_PUT:
-        if (msgpack_pack_map(pk, 2) || KV_U64(pk, "revision", res->revision) ||
-            KV_U64(pk, "created_revision", res->created_revision))
-            return MAOS_ENOMEM;
-        return 0;
-    case MAOS_ITEM_DELETE:
-        if (msgpack_pack_map(pk, 1) || KV_U64(pk, "revision", res->revision))
-            return MAOS_ENOMEM;
-        return 0;
-    case MAOS_ITEM_CHECKPOINT:
-        return msgpack_pack_map(pk, 0) ? MAOS_ENOMEM : 0;
-    case MAOS_ITEM_ENQUEUE:
-        if (msgpack_pack_map(pk, 3) ||
-            kv_bin(pk, "task_ids", res->task_ids.ptr, res->task_ids.len) ||
-            pk_cstr(pk, "duplicates") ||
-            pk_raw(pk, res->duplicates.ptr, res->duplicates.len) ||
-            KV_U64(pk, "revision", res->revision))
-            return MAOS_ENOMEM;
-        return 0;
-    case MAOS_ITEM_ACK:
-    case MAOS_ITEM_TASK_RELEASE:
-        if (msgpack_pack_map(pk, 1) || KV_U64(pk, "revision", res->revision))
-            return MAOS_ENOMEM;
-        return 0;
-    case MAOS_ITEM_NACK:
-        if (msgpack_pack_map(pk, 2) || KV_U64(pk, "revision", res->revision) ||
-            KV_STR(pk, "state", res->state))
-            return MAOS_ENOMEM;
-        return 0;
-    case MAOS_ITEM_EXTEND:
-        if (msgpack_pack_map(pk, 1) || KV_I64(pk, "lease_until", res->lease_until))
-            return MAOS_ENOMEM;
-        return 0;
-    default:
-        return MAOS_EINVALID_ARG;
-    }
+    return enc_result(pk, res, 0, 0);
+}
+
+int maos_enc_reply_result(msgpack_packer *pk, uint64_t rid, const maos_txn_result *res)
+{
+    return enc_result(pk, res, 1, rid);
 }
 
 /* ---- tasks and queue figures ---------------------------------------------------- */

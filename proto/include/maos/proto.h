@@ -823,6 +823,9 @@ typedef struct maos_txn_result {
 int maos_enc_reply_txn_begin(msgpack_packer *pk, uint64_t rid, uint32_t n);
 /* One element; MAOS_EINVALID_ARG for an unknown kind. */
 int maos_enc_txn_result(msgpack_packer *pk, const maos_txn_result *res);
+/* The whole reply to a request of one item: {rid, ok: true} and the same
+ * fields as its txn element (the queue ops' replies). */
+int maos_enc_reply_result(msgpack_packer *pk, uint64_t rid, const maos_txn_result *res);
 
 /* subscribe / subscribe_channel: {rid, ok, sub, from}; checkpoint_get:
  * {rid, ok, position}; publish: {rid, ok, receivers}.  One encoder: fields
