@@ -199,12 +199,19 @@ size_t maosd_qkey_ready(char *k, maos_slice queue, int32_t prio, uint64_t seq,
     return n + 28;
 }
 
-size_t maosd_qkey_age(char *k, maos_slice queue, uint64_t seq, const uint8_t id[16])
+/* 'c' queue 0 seq(8) id(16): the age and the dead-letter indexes */
+static size_t qkey_seq_id(char *k, char c, maos_slice queue, uint64_t seq,
+                          const uint8_t id[16])
 {
-    size_t n = qname(k, 'A', queue);
+    size_t n = qname(k, c, queue);
     maosd_put_u64(k + n, seq);
     memcpy(k + n + 8, id, 16);
     return n + 24;
+}
+
+size_t maosd_qkey_age(char *k, maos_slice queue, uint64_t seq, const uint8_t id[16])
+{
+    return qkey_seq_id(k, 'A', queue, seq, id);
 }
 
 size_t maosd_qkey_due(char *k, int64_t due, const uint8_t id[16])
@@ -238,10 +245,7 @@ size_t maosd_qkey_order(char *k, maos_slice queue, maos_slice okey, int with_seq
 
 size_t maosd_qkey_dead(char *k, maos_slice queue, uint64_t seq, const uint8_t id[16])
 {
-    size_t n = qname(k, 'X', queue);
-    maosd_put_u64(k + n, seq);
-    memcpy(k + n + 8, id, 16);
-    return n + 24;
+    return qkey_seq_id(k, 'X', queue, seq, id);
 }
 
 size_t maosd_qkey_bound(char *k, uint64_t conn, const uint8_t id[16])
