@@ -562,7 +562,9 @@ static uint64_t park_and_serve(maosd_commit *cm, maosd_wreq **list)
     maosd_wreq **tail = pp, *prev = NULL;
     for (maosd_wreq *p = cm->parked_head, *next; p; p = next) {
         next = p->next;
-        if (!claims_any(p, *list)) {
+        /* a cancelled wait (its connection closed, its time ran out) is
+         * not served: it goes back empty (take_cancelled) */
+        if (atomic_load(&p->q_cancel) || !claims_any(p, *list)) {
             prev = p;
             continue;
         }
