@@ -82,7 +82,9 @@ static const struct option_def options[O__COUNT] = {
                 "default: the first event, or the last with --backward;\n"
                 "tail also takes start or end (the default: new events only)"},
     [O_BACKWARD] = {"backward", NULL, 0, "read from newest to oldest"},
-    [O_LIMIT] = {"limit", "N", 0, "print at most N events (default: all, paged)"},
+    [O_LIMIT] = {"limit", "N", 0,
+                 "print at most N events (default: all, paged); queue claim: claim up\n"
+                 "to N tasks (default 1)"},
     [O_STREAM] = {"stream", "S", 0, "only events of stream S"},
     [O_PREFIX] = {"prefix", "P", 0, "only streams whose name starts with P"},
     [O_CATEGORY] = {"category", "C", 0,
@@ -93,7 +95,8 @@ static const struct option_def options[O__COUNT] = {
     [O_UNTIL] = {"until", "TIME", 0, "only events at or before TIME"},
     [O_COUNT] = {"count", "N", 0,
                  "exit 0 after N events (tail) or messages (listen); with --timeout S,\n"
-                 "S seconds without one before N exits 1"},
+                 "S seconds without one before N exits 1; queue work: stop after N\n"
+                 "tasks"},
     [O_WAIT] = {"wait", "S", 0,
                 "lock: wait at most S seconds for the holder to go (default: for\n"
                 "ever; 0: try once); queue claim: wait at most S milliseconds for a\n"
