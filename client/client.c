@@ -77,6 +77,8 @@
  *    (unsubscribe removes both).
  *  - Out-parameters are written only on success.
  *  - Nothing here logs or touches signals; send() uses MSG_NOSIGNAL.
+ *  - No thread but maos_worker_run's keeper, which has a context of its
+ *    own and shares only `struct keeper` (under its mutex) with the loop.
  */
 #include "maos/client.h"
 
@@ -84,6 +86,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -3672,10 +3675,162 @@ int maos_dead_purge(maos_ctx *c, const char *queue, uint32_t *count, int *more)
 
 /* ---- the worker loop --------------------------------------------------------------- */
 
+/*
+ * The keeper: a thread with its own connection that extends the lease of
+ * the task in hand while the handler runs in the caller's thread (which
+ * keeps the context to itself: one context per thread).  It knows one
+ * task at a time (id, token, lease), set and cleared by the worker loop
+ * under `mu`; extends run outside the lock, so one may land after the
+ * ack: it is refused (LEASE_LOST) and ignored.  A refusal while the task
+ * is still in hand means the lease is gone (the task went back or to
+ * someone else): `lost` tells the handler (maos_worker_lease_lost).
+ */
+struct keeper {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;     /* CLOCK_MONOTONIC */
+    maos_ctx *kc;          /* the keeper's connection (reconnects) */
+    int quit;
+    int active;            /* a task is in hand */
+    uint64_t gen;          /* which task: bumped by every keeper_set */
+    uint8_t id[16];
+    uint64_t token;
+    uint32_t lease_ms, every_ms;
+    long long next;        /* monotonic ms of the next extend */
+    int lost;
+    uint64_t extends;      /* done, for tests and curiosity */
+};
+
+static void *keeper_main(void *arg)
+{
+    struct keeper *k = arg;
+    pthread_mutex_lock(&k->mu);
+    while (!k->quit) {
+        if (!k->active) {
+            pthread_cond_wait(&k->cv, &k->mu);
+            continue;
+        }
+        long long now = now_ms();
+        if (now < k->next) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            long long ns = (long long)ts.tv_nsec + (k->next - now) * 1000000LL;
+            ts.tv_sec += (time_t)(ns / 1000000000LL);
+            ts.tv_nsec = (long)(ns % 1000000000LL);
+            pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+            continue;
+        }
+        uint8_t id[16];
+        uint64_t token = k->token, gen = k->gen;
+        uint32_t lease = k->lease_ms;
+        memcpy(id, k->id, 16);
+        k->next = now + k->every_ms;
+        pthread_mutex_unlock(&k->mu);
+        int rc = maos_extend(k->kc, id, token, lease, NULL);
+        pthread_mutex_lock(&k->mu);
+        if (gen != k->gen || !k->active)
+            continue; /* the handler finished meanwhile */
+        if (rc == 0)
+            k->extends++;
+        else if (rc == MAOS_ELEASE_LOST || rc == MAOS_ENOT_FOUND)
+            k->lost = 1, k->active = 0;
+        else if (maos_is_dead(k->kc))
+            k->active = 0; /* no connection to extend with: the lease runs its course */
+        /* else (a lost connection, reconnecting): try again next time */
+    }
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+/* Start the keeper on a connection of its own to c's daemon.  0, or an
+ * error (no keeper: the worker goes on without it). */
+static int keeper_start(maos_ctx *c, struct keeper *k)
+{
+    struct maos_ctx_priv *p = c->priv;
+    memset(k, 0, sizeof *k);
+    maos_options o = {.path = p->path,
+                      .timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : MAOS_TIMEOUT_NONE,
+                      .connect_timeout_ms = p->connect_timeout_ms > 0 ? p->connect_timeout_ms
+                                                                      : MAOS_TIMEOUT_NONE,
+                      .client_name = "libmaos-client worker keeper",
+                      .reconnect = 1,
+                      .reconnect_max_ms = p->reconnect_max_ms,
+                      .server_uid = p->server_uid};
+    k->kc = maos_connect_with(&o);
+    if (!k->kc || k->kc->err) {
+        maos_free(k->kc);
+        k->kc = NULL;
+        return MAOS_ECONNECT;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int bad = pthread_mutex_init(&k->mu, NULL) != 0;
+    if (!bad && pthread_cond_init(&k->cv, &ca) != 0) {
+        pthread_mutex_destroy(&k->mu);
+        bad = 1;
+    }
+    pthread_condattr_destroy(&ca);
+    if (!bad && pthread_create(&k->th, NULL, keeper_main, k) != 0) {
+        pthread_cond_destroy(&k->cv);
+        pthread_mutex_destroy(&k->mu);
+        bad = 1;
+    }
+    if (bad) {
+        maos_free(k->kc);
+        k->kc = NULL;
+        return MAOS_ENOMEM;
+    }
+    return 0;
+}
+
+static void keeper_stop(struct keeper *k)
+{
+    if (!k->kc)
+        return;
+    pthread_mutex_lock(&k->mu);
+    k->quit = 1;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->th, NULL);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+    maos_free(k->kc);
+    k->kc = NULL;
+}
+
+/* Hand the keeper a task (t != NULL) or take it back (NULL). */
+static void keeper_set(struct keeper *k, const maos_task *t, uint32_t lease_ms,
+                       uint32_t every_ms)
+{
+    if (!k->kc)
+        return;
+    pthread_mutex_lock(&k->mu);
+    k->gen++;
+    k->active = t != NULL;
+    k->lost = 0;
+    if (t) {
+        memcpy(k->id, t->id, 16);
+        k->token = t->token;
+        k->lease_ms = lease_ms;
+        k->every_ms = every_ms;
+        k->next = now_ms() + every_ms;
+    }
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
 static int conn_error(int rc)
 {
     return rc == MAOS_EIO || rc == MAOS_ECLOSED || rc == MAOS_ETIMEOUT ||
            rc == MAOS_ECONNECT;
+}
+
+/* A refusal that says "not now" (maosd is stopping, or out of memory or
+ * connections): the worker waits a little and goes on. */
+static int busy_error(int rc)
+{
+    return rc == MAOS_ESHUTTING_DOWN || rc == MAOS_EOVERLOADED;
 }
 
 int maos_worker_extend(maos_ctx *c, maos_worker_task *t, uint32_t lease_ms)
@@ -3685,34 +3840,73 @@ int maos_worker_extend(maos_ctx *c, maos_worker_task *t, uint32_t lease_ms)
     return maos_extend(c, t->task->id, t->task->token, lease_ms, NULL);
 }
 
+int maos_worker_lease_lost(const maos_worker_task *t)
+{
+    struct keeper *k = t ? t->keeper_ : NULL;
+    if (!k || !k->kc)
+        return 0;
+    pthread_mutex_lock(&k->mu);
+    int lost = k->lost;
+    pthread_mutex_unlock(&k->mu);
+    return lost;
+}
+
 int maos_worker_run(maos_ctx *c, const char *const *queues, size_t n, maos_worker_fn fn,
                     void *arg, maos_worker_opts *opts)
 {
     maos_worker_opts none = {0};
     if (!opts)
         opts = &none;
-    if (!fn)
+    if (!fn || !c || !c->priv)
         return MAOS_EINVALID_ARG;
     uint32_t wait = opts->wait_ms ? opts->wait_ms : 1000;
-    int lost_conn = 0;
+    struct keeper k;
+    memset(&k, 0, sizeof k);
+    if (!opts->no_keeper && keeper_start(c, &k)) {
+        /* the worker still works: only the handler's own extends keep
+         * its leases (opts->keeper_failed says so) */
+        opts->keeper_failed = 1;
+    }
+    int lost_conn = 0, rc = 0;
+    long long backoff = 0;
     while (!(opts->stop && *opts->stop) &&
            (!opts->max_tasks || opts->done + opts->failed < opts->max_tasks)) {
         maos_task_page *pg = NULL;
-        int rc = maos_claim(c, queues, n, opts->lease_ms, wait, 1, 1, &pg);
+        if (backoff) {
+            sleep_ms(backoff);
+            backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+        }
+        rc = maos_claim(c, queues, n, opts->lease_ms, wait, 1, 1, &pg);
         if (rc) {
             /* the daemon went away: with reconnect on, the next call
-             * reconnects (or gives up and the context is dead) */
+             * reconnects (or gives up and the context is dead); it is
+             * stopping: wait for it to go, then the same */
             if (conn_error(rc) && c->priv->reconnect && !c->priv->dead && lost_conn++ < 1000)
                 continue;
-            return rc;
+            if (busy_error(rc) && !c->priv->dead) {
+                backoff = backoff ? backoff : 50;
+                continue;
+            }
+            break;
         }
         lost_conn = 0;
+        backoff = 0;
         if (!pg->n) {
             maos_task_page_free(pg);
             continue;
         }
-        maos_worker_task t = {.task = &pg->tasks[0]};
+        maos_worker_task t = {.task = &pg->tasks[0], .keeper_ = k.kc ? &k : NULL};
+        /* the lease this claim got, renewed at a third of it */
+        int64_t left_ms = (t.task->lease_until - now_us_real()) / 1000;
+        uint32_t lease = opts->lease_ms ? opts->lease_ms
+                         : left_ms > 1000 ? (uint32_t)(left_ms > MAOS_LEASE_MS_MAX
+                                                           ? MAOS_LEASE_MS_MAX
+                                                           : left_ms)
+                                          : 1000;
+        uint32_t every = opts->extend_every_ms ? opts->extend_every_ms : lease / 3;
+        keeper_set(&k, t.task, lease, every ? every : 1);
         int ok = fn(c, &t, arg) == 0;
+        keeper_set(&k, NULL, 0, 0);
         if (ok)
             rc = maos_ack(c, t.task->id, t.task->token, t.result, t.result_len);
         else
@@ -3722,8 +3916,15 @@ int maos_worker_run(maos_ctx *c, const char *const *queues, size_t n, maos_worke
         maos_task_page_free(pg);
         if (!rc)
             ok ? opts->done++ : opts->failed++;
-        else if (rc != MAOS_ELEASE_LOST && !(conn_error(rc) && c->priv->reconnect))
-            return rc; /* a lost lease: another worker has the task */
+        else if (rc == MAOS_ELEASE_LOST || rc == MAOS_ENOT_FOUND)
+            opts->lost++; /* another worker has the task (or had it) */
+        else if (!((conn_error(rc) && c->priv->reconnect) || busy_error(rc)))
+            break;
+        rc = 0;
     }
-    return 0;
+    int had_keeper = k.kc != NULL;
+    keeper_stop(&k); /* joined: its counter is ours to read */
+    if (had_keeper)
+        opts->extends += k.extends;
+    return rc;
 }

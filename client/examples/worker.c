@@ -18,9 +18,13 @@
  *     a loop;
  *  3. runs maos_worker_run: claim one task at a time (waiting for work,
  *     served by push), call the handler, ack with its result or nack with
- *     its error.  A lease lost meanwhile (the task went to someone else)
- *     is skipped; the ack carries the lease token, so a late worker can
- *     never overwrite the new owner's result (fencing).
+ *     its error.  While the handler runs, the library's keeper thread
+ *     (its own connection) extends the lease every 20 s by 60 s, so a
+ *     slow task is not handed to another worker.  A lease lost anyway
+ *     (the task went to someone else) is skipped; the ack carries the
+ *     lease token, so a late worker can never overwrite the new owner's
+ *     result (fencing).  A graceful restart of maosd (SHUTTING_DOWN while
+ *     it stops) is waited out like a crash.
  * The handler here "resizes" by printing the task and returns the payload
  * as its result; a payload {"fail": true} makes it fail (nack).  With COUNT
  * the worker exits after COUNT tasks (for scripts and tests); SIGINT or
@@ -100,8 +104,9 @@ int main(int argc, char **argv)
     rc = maos_worker_run(c, queues, 1, handle, NULL, &wo);
     if (rc)
         fprintf(stderr, "worker: %s\n", c->errstr);
-    printf("worker: %llu done, %llu failed\n", (unsigned long long)wo.done,
-           (unsigned long long)wo.failed);
+    printf("worker: %llu done, %llu failed, %llu leases lost\n",
+           (unsigned long long)wo.done, (unsigned long long)wo.failed,
+           (unsigned long long)wo.lost);
     maos_free(c);
     return rc ? 1 : 0;
 }

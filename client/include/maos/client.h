@@ -58,6 +58,9 @@
  * handlers (writes use MSG_NOSIGNAL, so a closed peer is MAOS_ECLOSED, not
  * SIGPIPE).
  *
+ * Threads: the library starts none, except the keeper of maos_worker_run
+ * (its own context, ended before maos_worker_run returns).
+ *
  * Thread-safety: a maos_ctx may be used by one thread at a time (callers
  * that share one must lock around every call, including the pipelined
  * send/recv pairs; maos_process runs its callbacks on the calling thread,
@@ -1005,36 +1008,69 @@ int maos_dead_retry(maos_ctx *c, const char *queue, const uint8_t *id, uint32_t 
 int maos_dead_purge(maos_ctx *c, const char *queue, uint32_t *count, int *more);
 
 /*
- * A worker: claims tasks of the queues one at a time (waiting for them,
- * bound to this connection), calls handler for each and acks (handler
- * returned 0, with the result it set, or none) or nacks it (else, with the
- * error it set).  While the handler runs nothing extends the lease: pick
- * lease_ms (opts) longer than a task takes, or call maos_worker_extend
- * from the handler (it is given the context).  A lease lost meanwhile is
- * skipped (another worker has the task).  With reconnect on, a daemon
- * restart costs the task in hand (its bound claim went back) and the loop
- * goes on after the reconnect.  Returns when *opts->stop becomes nonzero
- * (checked between tasks and every wait_ms), after opts->max_tasks tasks
- * (0: no limit), or on an error that is not a lost lease or a reconnect.
+ * A worker: claims tasks of the queues one at a time (waiting up to
+ * wait_ms per claim, bound to this connection), calls fn for each and
+ * acks it (fn returned 0, with the result it set, or none) or nacks it
+ * (else, with the error it set, or "failed").
+ *
+ * The lease while fn runs: fn runs in the calling thread, with c (it may
+ * make any call on it: appends, enqueues, ...).  Meanwhile a keeper
+ * thread, started by maos_worker_run on a connection of its own to the
+ * same socket (same trust checks, reconnecting), extends the task's lease
+ * every extend_every_ms (0: a third of the lease) by the lease (lease_ms,
+ * or 0: what the claim got), so a handler may run longer than its lease.
+ * If that extend is refused (the lease ran out anyway, e.g. the keeper's
+ * connection was down longer than the lease), maos_worker_lease_lost(t)
+ * turns 1: the task is no longer this worker's, and its ack will be
+ * skipped.  opts->no_keeper: no thread and no second connection; then
+ * nothing extends the lease unless fn calls maos_worker_extend.  If the
+ * keeper cannot start (no connection), the worker runs without it and
+ * sets opts->keeper_failed.
+ *
+ * Failures that are not fatal: a lost lease (the ack or nack is refused
+ * LEASE_LOST or NOT_FOUND: another worker has the task; counted in
+ * opts->lost, skipped); with reconnect on, a lost connection (a daemon
+ * restart: the claim is simply made again after the reconnect; the bound
+ * claim of the task in hand went back to its queue, attempt counted, and
+ * its ack is skipped); maosd stopping or overloaded (SHUTTING_DOWN,
+ * OVERLOADED: the worker waits 50 ms doubling up to 1 s and claims again).
+ * Returns 0 when *opts->stop becomes nonzero (checked between tasks and
+ * every wait_ms: a signal handler may set it), or after opts->max_tasks
+ * tasks acked or nacked (0: no limit); any other error ends it and is
+ * returned (MAOS_EINVALID_NAME for a bad queue, a dead context, ...).
+ *
+ * Ownership: t->task and what it points to are valid during fn only;
+ * t->result is a malloc'ed msgpack value fn may set, freed by the library.
+ * Thread-safety: c as any call; fn is called on the calling thread only.
  */
 typedef struct maos_worker_task {
     const maos_task *task;      /* the claimed task */
     void *result;               /* handler: a malloc'ed msgpack value to ack with */
     size_t result_len;
     char error[256];            /* handler: why it failed */
+    void *keeper_;              /* private */
 } maos_worker_task;
 typedef int (*maos_worker_fn)(maos_ctx *c, maos_worker_task *t, void *arg);
 typedef struct maos_worker_opts {
-    uint32_t lease_ms;          /* 0: the tasks' own */
-    uint32_t wait_ms;           /* 0: 1000 */
+    uint32_t lease_ms;          /* per claim and extend; 0: the tasks' own */
+    uint32_t wait_ms;           /* per claim; 0: 1000 */
     uint64_t max_tasks;         /* 0: no limit */
     volatile int *stop;         /* NULL: none */
     uint64_t done, failed;      /* out: tasks acked, nacked */
+    int no_keeper;              /* 1: no keeper thread (see above) */
+    uint32_t extend_every_ms;   /* keeper period; 0: a third of the lease */
+    uint64_t lost;              /* out: tasks whose lease was lost */
+    uint64_t extends;           /* out: extends the keeper made */
+    int keeper_failed;          /* out: 1 when the keeper could not start */
 } maos_worker_opts;
 int maos_worker_run(maos_ctx *c, const char *const *queues, size_t n, maos_worker_fn fn,
                     void *arg, maos_worker_opts *opts);
-/* From a handler: extend the task's lease by lease_ms from now. */
+/* From a handler: extend the task's lease by lease_ms from now (on c). */
 int maos_worker_extend(maos_ctx *c, maos_worker_task *t, uint32_t lease_ms);
+/* From a handler: 1 once the keeper was told the lease is gone (the task
+ * went back to its queue or to another worker: stop working on it), else
+ * 0 (also without a keeper).  Safe to call while the keeper runs. */
+int maos_worker_lease_lost(const maos_worker_task *t);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,275 @@
+/*
+ * tests/subs/test_queues_worker.c -- maos_worker_run against a real maosd
+ * (issue 8, "A worker helper ... extends the lease while the handler runs
+ * ... and survives a daemon restart"):
+ *
+ *  - the keeper: a handler that runs for more than twice its lease still
+ *    holds the task (same token, state leased, looked at all along) and
+ *    its ack is taken, attempt 1;  with opts.no_keeper the same handler
+ *    loses the task to the expiry and its ack is skipped (opts.lost);
+ *  - maos_worker_lease_lost: a handler whose task went back (here it
+ *    releases it itself) hears it from the keeper, and the ack is skipped;
+ *  - a graceful restart of maosd (SIGTERM, start again): maosd refuses new
+ *    writes with SHUTTING_DOWN while it stops, and the worker waits and
+ *    goes on after the reconnect (kill -9 is test_queues_client's);
+ *  - bad input: a bad queue name ends maos_worker_run with INVALID_NAME.
+ *
+ * Time: the keeper tests wait for the clock to pass a lease (1 s): that is
+ * the condition under test, not a synchronisation.  Each poll of the task
+ * is 20 ms apart so the handler does not flood the daemon.
+ */
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "maos/client.h"
+#include "subs_util.h"
+#include "tables_util.h"
+
+#define LEASE_MS 1000
+
+/* The daemon's times (lease_until) are wall-clock microseconds. */
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+struct hold {
+    volatile int stop;
+    int64_t run_until;    /* µs: the handler returns after this */
+    int still_ours;       /* every look found it leased with our token */
+    int looks;
+    int release_it;       /* release the task, wait for lease_lost */
+    int heard_lost;
+};
+
+/* Runs until the clock passes the claim's lease_until + 2 leases (or,
+ * without a keeper, until the task is seen given back). */
+static int hold_task(maos_ctx *c, maos_worker_task *t, void *arg)
+{
+    struct hold *h = arg;
+    h->stop = 1; /* one task per run */
+    h->still_ours = 1;
+    h->run_until = t->task->lease_until + 2LL * LEASE_MS * 1000;
+    if (h->release_it) {
+        MT_EQ_ERR(maos_task_release(c, t->task->id, t->task->token), 0);
+        int64_t dl = mt_now_us() + 30000000;
+        while (!maos_worker_lease_lost(t)) {
+            MT_TRUE(mt_now_us() < dl);
+            poll(NULL, 0, 20);
+        }
+        h->heard_lost = 1;
+        return 0;
+    }
+    while (wall_us() < h->run_until) {
+        maos_task_page *pg = NULL;
+        MT_EQ_ERR(maos_task_get(c, t->task->id, &pg), 0);
+        h->looks++;
+        if (pg->tasks[0].token != t->task->token ||
+            pg->tasks[0].state.len != 6 || memcmp(pg->tasks[0].state.ptr, "leased", 6)) {
+            h->still_ours = 0;
+            maos_task_page_free(pg);
+            break; /* it went back: no use waiting */
+        }
+        maos_task_page_free(pg);
+        poll(NULL, 0, 20);
+    }
+    return 0;
+}
+
+static void run_hold(int no_keeper, int release_it, struct hold *h, maos_worker_opts *o,
+                     uint8_t id[16])
+{
+    maos_ctx *c = tu_conn(0);
+    MT_EQ_ERR(maos_enqueue(c, "long", NULL, 0, NULL, id, NULL), 0);
+    const char *qs[1] = {"long"};
+    memset(h, 0, sizeof *h);
+    h->release_it = release_it;
+    memset(o, 0, sizeof *o);
+    o->lease_ms = LEASE_MS;
+    o->wait_ms = 200;
+    o->stop = &h->stop;
+    o->no_keeper = no_keeper;
+    MT_EQ_ERR(maos_worker_run(c, qs, 1, hold_task, h, o), 0);
+    maos_free(c);
+}
+
+static void test_keeper_holds_lease(void **state)
+{
+    (void)state;
+    struct hold h;
+    maos_worker_opts o;
+    uint8_t id[16];
+    run_hold(0, 0, &h, &o, id);
+    MT_EQ_INT(o.keeper_failed, 0);
+    MT_TRUE(h.looks > 1);
+    MT_EQ_INT(h.still_ours, 1);
+    MT_EQ_U64(o.done, 1);
+    MT_EQ_U64(o.lost, 0);
+    MT_TRUE(o.extends >= 2); /* 2 leases long, one every third of one */
+    maos_ctx *c = tu_conn(0);
+    maos_task_page *pg = NULL;
+    MT_EQ_ERR(maos_task_get(c, id, &pg), 0);
+    MT_EQ_MEM_STR(pg->tasks[0].state.ptr, pg->tasks[0].state.len, "done");
+    MT_EQ_U64(pg->tasks[0].attempt, 1);
+    maos_task_page_free(pg);
+    maos_free(c);
+}
+
+static void test_no_keeper_loses_lease(void **state)
+{
+    (void)state;
+    struct hold h;
+    maos_worker_opts o;
+    uint8_t id[16];
+    run_hold(1, 0, &h, &o, id);
+    MT_EQ_INT(h.still_ours, 0); /* the lease ran out under the handler */
+    MT_EQ_U64(o.done, 0);
+    MT_EQ_U64(o.lost, 1);
+    MT_EQ_U64(o.extends, 0);
+    maos_ctx *c = tu_conn(0);
+    maos_task_page *pg = NULL;
+    MT_EQ_ERR(maos_task_get(c, id, &pg), 0);
+    MT_TRUE(pg->tasks[0].state.len != 4 || memcmp(pg->tasks[0].state.ptr, "done", 4));
+    maos_task_page_free(pg);
+    maos_free(c);
+}
+
+static void test_lease_lost_told(void **state)
+{
+    (void)state;
+    struct hold h;
+    maos_worker_opts o;
+    uint8_t id[16];
+    run_hold(0, 1, &h, &o, id);
+    MT_EQ_INT(h.heard_lost, 1);
+    MT_EQ_U64(o.done, 0);
+    MT_EQ_U64(o.lost, 1);
+    maos_ctx *c = tu_conn(0);
+    maos_task_page *pg = NULL;
+    MT_EQ_ERR(maos_task_get(c, id, &pg), 0);
+    MT_EQ_MEM_STR(pg->tasks[0].state.ptr, pg->tasks[0].state.len, "ready");
+    maos_task_page_free(pg);
+    maos_free(c);
+}
+
+/* ---- a graceful restart of maosd ------------------------------------------------------- */
+
+#define RESTART_TASKS 6
+
+static int tick(maos_ctx *c, maos_worker_task *t, void *arg)
+{
+    (void)c;
+    (void)t;
+    return write(*(int *)arg, "w", 1) == 1 ? 0 : -1;
+}
+
+static volatile int worker_stop;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    worker_stop = 1;
+}
+
+static uint64_t done_of(maos_ctx *c, const char *queue)
+{
+    maos_queue_info *qi = NULL;
+    size_t n = 0;
+    MT_EQ_ERR(maos_queue_stats(c, queue, &qi, &n), 0);
+    uint64_t d = qi[0].done;
+    free(qi);
+    return d;
+}
+
+static void test_worker_graceful_restart(void **state)
+{
+    (void)state;
+    maos_ctx *c = tu_conn(1);
+    for (int i = 0; i < RESTART_TASKS / 2; i++)
+        MT_EQ_ERR(maos_enqueue(c, "jobs", NULL, 0, NULL, NULL, NULL), 0);
+    int pfd[2];
+    MT_EQ_INT(pipe(pfd), 0);
+    pid_t kid = su_fork("worker");
+    if (kid == 0) {
+        maos_ctx *w = maos_connect_timeout(tu_daemon->sock, 30000);
+        SU_TRUE(w && !w->err);
+        maos_set_reconnect(w, 1, 60000);
+        signal(SIGTERM, on_term);
+        const char *qs[1] = {"jobs"};
+        maos_worker_opts o = {.lease_ms = 60000, .wait_ms = 200, .stop = &worker_stop};
+        int rc = maos_worker_run(w, qs, 1, tick, &pfd[1], &o);
+        if (rc)
+            fprintf(stderr, "worker: %s: %s\n", maos_err_name(rc), w->errstr);
+        maos_free(w);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    int64_t dl = mt_now_us() + 60000000;
+    while (done_of(c, "jobs") < RESTART_TASKS / 2) {
+        MT_TRUE(mt_now_us() < dl);
+        struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
+        char b;
+        if (poll(&pf, 1, 100) == 1)
+            (void)!read(pfd[0], &b, 1);
+    }
+    maos_free(c);
+    /* SIGTERM (exit 0 asserted) and start again: the worker's claim in
+     * flight meets SHUTTING_DOWN or a closed connection */
+    mt_daemon_restart(tu_daemon);
+    MT_TRUE(!mt_exited(kid));
+    c = tu_conn(1);
+    for (int i = 0; i < RESTART_TASKS / 2; i++)
+        MT_EQ_ERR(maos_enqueue(c, "jobs", NULL, 0, NULL, NULL, NULL), 0);
+    while (done_of(c, "jobs") < RESTART_TASKS) {
+        MT_TRUE(mt_now_us() < dl);
+        MT_TRUE(!mt_exited(kid));
+        struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
+        char b;
+        if (poll(&pf, 1, 100) == 1)
+            (void)!read(pfd[0], &b, 1);
+    }
+    MT_EQ_INT(kill(kid, SIGTERM), 0);
+    MT_EQ_INT(mt_wait(kid, 60000), 0);
+    close(pfd[0]);
+    close(pfd[1]);
+    maos_free(c);
+}
+
+static int never(maos_ctx *c, maos_worker_task *t, void *arg)
+{
+    (void)c;
+    (void)t;
+    (void)arg;
+    return 0;
+}
+
+static void test_worker_bad_queue(void **state)
+{
+    (void)state;
+    maos_ctx *c = tu_conn(0);
+    const char *qs[1] = {"no such queue"};
+    maos_worker_opts o = {.wait_ms = 100};
+    MT_EQ_ERR(maos_worker_run(c, qs, 1, never, NULL, &o), MAOS_EINVALID_NAME);
+    MT_EQ_ERR(maos_worker_run(c, qs, 1, NULL, NULL, &o), MAOS_EINVALID_ARG);
+    MT_EQ_ERR(maos_ping(c), 0); /* the context goes on */
+    maos_free(c);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_keeper_holds_lease, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_no_keeper_loses_lease, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_lease_lost_told, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_worker_graceful_restart, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_worker_bad_queue, tu_setup, tu_teardown),
+    };
+    return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);
+}
