@@ -285,8 +285,11 @@ static const struct command commands[] = {
      "work claims one task at a time (bound to its connection: if maosctl dies,\n"
      "the task goes back at once), runs COMMAND with the payload JSON on stdin,\n"
      "extends the lease while it runs, and acks with COMMAND's stdout (JSON, or\n"
-     "else a string) when it exits 0, or nacks; --count N: stop after N tasks;\n"
-     "SIGINT/SIGTERM: stop after the task in hand."},
+     "else a string) when it exits 0, or nacks with its exit status and the\n"
+     "tail of its stderr (which also goes on to maosctl's); --count N: stop\n"
+     "after N tasks; SIGINT/SIGTERM: stop after the task in hand.  It lives\n"
+     "through restarts of maosd: it reconnects and claims again (the task in\n"
+     "hand when the connection was lost went back to its queue)."},
     {"stats", cmd_stats, "", "print the daemon's counters and every queue's figures", 0, 0,
      0, NULL},
     {"verify", cmd_verify, "",
@@ -1967,41 +1970,130 @@ static int num_opt(const struct args *a, int id, uint64_t max, uint64_t *v)
     return 0;
 }
 
+/* The last bytes of a command's stderr, kept for the nack's error. */
+#define WORK_ERR_TAIL 1024
+
+struct tail {
+    char buf[WORK_ERR_TAIL];
+    size_t len;
+};
+
+static void tail_add(struct tail *t, const char *p, size_t n)
+{
+    if (n >= sizeof t->buf) {
+        memcpy(t->buf, p + n - sizeof t->buf, sizeof t->buf);
+        t->len = sizeof t->buf;
+        return;
+    }
+    if (t->len + n > sizeof t->buf) {
+        size_t drop = t->len + n - sizeof t->buf;
+        memmove(t->buf, t->buf + drop, t->len - drop);
+        t->len -= drop;
+    }
+    memcpy(t->buf + t->len, p, n);
+    t->len += n;
+}
+
+/* A nack's error from the exit status and the stderr tail: its last
+ * non-empty lines, whitespace trimmed, a cut character at the start
+ * skipped and any invalid UTF-8 byte replaced by '?' (the daemon takes
+ * 1..4096 bytes of UTF-8).  Writes into out (at least 64 +
+ * WORK_ERR_TAIL bytes). */
+static void work_error(int status, struct tail *t, char *out, size_t cap)
+{
+    size_t b = 0, e = t->len;
+    while (e > b && (t->buf[e - 1] == '\n' || t->buf[e - 1] == '\r' || t->buf[e - 1] == ' ' ||
+                     t->buf[e - 1] == '\t'))
+        e--;
+    while (b < e && ((unsigned char)t->buf[b] & 0xc0) == 0x80)
+        b++;
+    int n = snprintf(out, cap, "exit status %d%s", status, e > b ? ": " : "");
+    size_t o = n > 0 ? (size_t)n : 0;
+    for (size_t i = b; i < e && o + 1 < cap;) {
+        /* the longest valid UTF-8 sequence at i, else one '?' */
+        size_t len = 1;
+        unsigned char ch = (unsigned char)t->buf[i];
+        if (ch >= 0x80) {
+            len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 0;
+            if (len == 0 || i + len > e ||
+                maos_utf8_check((maos_slice){t->buf + i, (uint32_t)len}, 1, 4) != 0) {
+                out[o++] = '?';
+                i++;
+                continue;
+            }
+        }
+        if (o + len >= cap)
+            break;
+        memcpy(out + o, t->buf + i, len);
+        o += len;
+        i += len;
+    }
+    out[o] = 0;
+}
+
 /* Run argv with the payload JSON on stdin; its stdout into *out (malloc'ed,
- * *out_len), extending the lease every lease/3 while it runs.  Its exit
- * status (128 + signal), or 127 when it could not start. */
+ * *out_len); its stderr goes on to ours and its tail into *err_tail;
+ * extending the lease every lease/3 while it runs.  Its exit status (128 +
+ * signal), or 127 when it could not start. */
 static int work_one(maos_ctx *c, char **argv, const maos_task *t, uint32_t lease_ms,
-                    char **out, size_t *out_len)
+                    char **out, size_t *out_len, struct tail *err_tail)
 {
     char *in = NULL;
     if (maos_msgpack_to_json_text(t->data.ptr, t->data.len, &in))
         in = NULL;
-    int pin[2], pout[2];
+    int pin[2], pout[2], perr[2];
     *out = NULL;
     *out_len = 0;
-    if (pipe(pin) || pipe(pout)) {
+    err_tail->len = 0;
+    if (pipe(pin)) {
+        free(in);
+        return 127;
+    }
+    if (pipe(pout)) {
+        close(pin[0]);
+        close(pin[1]);
+        free(in);
+        return 127;
+    }
+    if (pipe(perr)) {
+        close(pin[0]);
+        close(pin[1]);
+        close(pout[0]);
+        close(pout[1]);
         free(in);
         return 127;
     }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
+        for (int i = 0; i < 2; i++) {
+            close(pin[i]);
+            close(pout[i]);
+            close(perr[i]);
+        }
         free(in);
         return 127;
     }
     if (pid == 0) {
         dup2(pin[0], 0);
         dup2(pout[1], 1);
+        dup2(perr[1], 2);
         close(pin[0]);
         close(pin[1]);
         close(pout[0]);
         close(pout[1]);
+        close(perr[0]);
+        close(perr[1]);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
         execvp(argv[0], argv);
         fprintf(stderr, "maosctl: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     close(pin[0]);
     close(pout[1]);
+    close(perr[1]);
     if (in) { /* small payloads; a command that does not read gets EPIPE */
         signal(SIGPIPE, SIG_IGN);
         ssize_t w = write(pin[1], in, strlen(in));
@@ -2011,22 +2103,40 @@ static int work_one(maos_ctx *c, char **argv, const maos_task *t, uint32_t lease
     free(in);
     size_t cap = 0;
     double next_extend = now_ms() + lease_ms / 3.0;
-    for (;;) {
-        struct pollfd p = {.fd = pout[0], .events = POLLIN};
+    int open_out = 1, open_err = 1;
+    while (open_out || open_err) {
+        struct pollfd p[2] = {{.fd = open_out ? pout[0] : -1, .events = POLLIN},
+                              {.fd = open_err ? perr[0] : -1, .events = POLLIN}};
         int left = (int)(next_extend - now_ms());
-        int pr = poll(&p, 1, left > 0 ? left : 0);
+        int pr = poll(p, 2, left > 0 ? left : 0);
         if (pr > 0) {
-            if (*out_len + 4096 > cap) {
-                cap = cap ? 2 * cap : 8192;
-                char *n = realloc(*out, cap);
-                if (!n)
-                    break;
-                *out = n;
+            if (p[0].revents) {
+                if (*out_len + 4096 > cap) {
+                    cap = cap ? 2 * cap : 8192;
+                    char *n = realloc(*out, cap);
+                    if (!n) {
+                        open_out = 0; /* out of memory: the result is cut */
+                        continue;
+                    }
+                    *out = n;
+                }
+                ssize_t r = read(pout[0], *out + *out_len, cap - *out_len - 1);
+                if (r > 0)
+                    *out_len += (size_t)r;
+                else if (r == 0 || errno != EINTR)
+                    open_out = 0; /* EOF: the command closed its stdout */
             }
-            ssize_t r = read(pout[0], *out + *out_len, cap - *out_len - 1);
-            if (r <= 0)
-                break; /* EOF: the command closed its stdout (exited) */
-            *out_len += (size_t)r;
+            if (p[1].revents) {
+                char buf[4096];
+                ssize_t r = read(perr[0], buf, sizeof buf);
+                if (r > 0) {
+                    tail_add(err_tail, buf, (size_t)r);
+                    ssize_t w = write(2, buf, (size_t)r);
+                    (void)w;
+                } else if (r == 0 || errno != EINTR) {
+                    open_err = 0;
+                }
+            }
         } else if (pr == 0) {
             /* still running: keep the lease (a lost one is reported at ack) */
             maos_extend(c, t->id, t->token, lease_ms, NULL);
@@ -2036,6 +2146,7 @@ static int work_one(maos_ctx *c, char **argv, const maos_task *t, uint32_t lease
         }
     }
     close(pout[0]);
+    close(perr[0]);
     if (*out)
         (*out)[*out_len] = 0;
     int st;
@@ -2045,11 +2156,29 @@ static int work_one(maos_ctx *c, char **argv, const maos_task *t, uint32_t lease
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* A claim, ack or nack of queue work failed: go on (1) when the
+ * connection is being re-made (maosd restarted: the bound claim of the
+ * task in hand went back to its queue) or maosd is stopping or
+ * overloaded (after a pause that doubles up to 1 s), else stop (0). */
+static int work_can_go_on(maos_ctx *c, int *pause_ms)
+{
+    if (maos_is_dead(c))
+        return 0;
+    if (maos_err_is_fatal(c->err)) /* a lost connection: reconnecting */
+        return 1;
+    if (c->err == MAOS_ESHUTTING_DOWN || c->err == MAOS_EOVERLOADED) {
+        *pause_ms = *pause_ms ? (*pause_ms * 2 > 1000 ? 1000 : *pause_ms * 2) : 50;
+        return 1;
+    }
+    return 0;
+}
+
 static int queue_work(struct args *a, maos_ctx *c, const char *const *queues, size_t nq,
                       char **argv)
 {
     uint64_t lease = 60000, count = 0, done = 0;
-    int rc;
+    int rc, pause = 0;
+    static struct tail err_tail;
     if ((rc = num_opt(a, O_LEASE, MAOS_LEASE_MS_MAX, &lease)) ||
         (rc = num_opt(a, O_COUNT, UINT32_MAX, &count)))
         return rc;
@@ -2060,11 +2189,14 @@ static int queue_work(struct args *a, maos_ctx *c, const char *const *queues, si
     maos_set_reconnect(c, 1, 0);
     while (!queue_stop && (!count || done < count)) {
         maos_task_page *pg = NULL;
+        if (pause)
+            poll(NULL, 0, pause);
         if (maos_claim(c, queues, nq, (uint32_t)lease, 1000, 1, 1, &pg)) {
-            if (maos_fd(c) < 0 && !maos_err_is_fatal(c->err))
-                continue; /* reconnecting */
+            if (work_can_go_on(c, &pause))
+                continue;
             return report(c, "queue work: claim");
         }
+        pause = 0;
         if (!pg->n) {
             maos_task_page_free(pg);
             continue;
@@ -2072,7 +2204,7 @@ static int queue_work(struct args *a, maos_ctx *c, const char *const *queues, si
         const maos_task *t = &pg->tasks[0];
         char *out;
         size_t out_len;
-        int st = work_one(c, argv, t, (uint32_t)lease, &out, &out_len);
+        int st = work_one(c, argv, t, (uint32_t)lease, &out, &out_len, &err_tail);
         char *res = NULL;
         size_t res_len = 0;
         if (st == 0) {
@@ -2088,21 +2220,25 @@ static int queue_work(struct args *a, maos_ctx *c, const char *const *queues, si
             }
             rc = maos_ack(c, t->id, t->token, res, res_len);
         } else {
-            char why[64];
-            snprintf(why, sizeof why, "the command exited with status %d", st);
+            char why[64 + WORK_ERR_TAIL];
+            work_error(st, &err_tail, why, sizeof why);
             rc = maos_nack(c, t->id, t->token, why, -1, NULL);
         }
         char id[37];
         maos_uuid_format(t->id, id);
-        if (rc && c->err != MAOS_ELEASE_LOST && maos_fd(c) >= 0) {
+        const char *how = st == 0 ? "done" : "failed";
+        if (rc == MAOS_ELEASE_LOST || rc == MAOS_ENOT_FOUND) {
+            how = "lease lost (the task went to another worker)";
+        } else if (rc && work_can_go_on(c, &pause)) {
+            how = "not finished: the connection to maosd was lost (the task goes back to "
+                  "its queue)";
+        } else if (rc) {
             free(out);
             free(res);
             maos_task_page_free(pg);
             return report(c, "queue work");
         }
-        fprintf(stderr, "maosctl: task %s: %s\n", id,
-                rc ? "lease lost (the task went to another worker)"
-                   : st == 0 ? "done" : "failed");
+        fprintf(stderr, "maosctl: task %s: %s\n", id, how);
         free(out);
         free(res);
         maos_task_page_free(pg);
