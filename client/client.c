@@ -2803,8 +2803,8 @@ int maos_count(maos_ctx *c, const char *table, const char *prefix, const void *w
     return 0;
 }
 
-int maos_txn_items(maos_ctx *c, const maos_item_in *items, size_t n,
-                   uint64_t *revisions)
+int maos_txn_items_ex(maos_ctx *c, const maos_item_in *items, size_t n,
+                      maos_item_result *results)
 {
     msgpack_packer pk;
     size_t start;
@@ -2820,24 +2820,52 @@ int maos_txn_items(maos_ctx *c, const maos_item_in *items, size_t n,
         (rc = field_call(c, rid, MAOS_OP_TXN, start,
                          maos_enc_txn_ops(&pk, rid, items, (uint32_t)n), &f, &rep)))
         return rc;
-    maos_mpr r;
+    /* every element is checked before the first result is written */
+    maos_mpr r, r2;
     uint32_t cnt;
     maos_mpr_init(&r, rep.results.ptr, rep.results.len);
     rc = maos_mpr_array(&r, &cnt) || cnt != n ? MAOS_EPROTO : 0;
+    r2 = r;
     for (size_t i = 0; !rc && i < n; i++) {
         maos_txn_result res;
-        if (maos_txn_result_next(&r, items[i].kind, &res)) {
+        if (maos_txn_result_next(&r2, items[i].kind, &res) ||
+            (res.kind == MAOS_ITEM_ENQUEUE && res.task_ids.len % 16))
             rc = MAOS_EPROTO;
-            break;
-        }
-        if (revisions)
-            revisions[i] = res.kind == MAOS_ITEM_APPEND ? res.append.first_position
-                                                       : res.revision;
+    }
+    for (size_t i = 0; !rc && results && i < n; i++) {
+        maos_txn_result res;
+        maos_item_result *o = &results[i];
+        maos_txn_result_next(&r, items[i].kind, &res);
+        o->revision = res.kind == MAOS_ITEM_APPEND ? res.append.first_position : res.revision;
+        o->lease_until = res.kind == MAOS_ITEM_EXTEND ? res.lease_until : 0;
+        snprintf(o->state, sizeof o->state, "%.*s",
+                 res.kind == MAOS_ITEM_NACK ? (int)res.state.len : 0,
+                 res.state.ptr ? res.state.ptr : "");
+        o->n_ids = res.kind == MAOS_ITEM_ENQUEUE ? res.task_ids.len / 16 : 0;
+        if (o->ids && o->ids_cap && o->n_ids)
+            memcpy(o->ids, res.task_ids.ptr,
+                   16 * (o->n_ids < o->ids_cap ? o->n_ids : o->ids_cap));
     }
     free(f);
     if (rc)
         return die(c, rc, "malformed txn results");
     return 0;
+}
+
+int maos_txn_items(maos_ctx *c, const maos_item_in *items, size_t n,
+                   uint64_t *revisions)
+{
+    maos_item_result stack[8], *res = stack;
+    if (revisions && items && n > 8 && n <= 100 && !(res = calloc(n, sizeof *res)))
+        return c ? fail(c, MAOS_ENOMEM, "out of memory") : MAOS_ENOMEM;
+    if (revisions && res == stack)
+        memset(stack, 0, sizeof stack);
+    int rc = maos_txn_items_ex(c, items, n, revisions ? res : NULL);
+    for (size_t i = 0; !rc && revisions && i < n; i++)
+        revisions[i] = res[i].revision;
+    if (res != stack)
+        free(res);
+    return rc;
 }
 
 int maos_watch(maos_ctx *c, const char *table, const char *prefix, int from_kind,
@@ -3340,6 +3368,7 @@ static void task_spec(maos_task_in *t, const void *data, size_t len, const maos_
     t->backoff_ms = o->backoff_ms;
     t->dedupe_key = cstr(o->dedupe_key);
     t->ordering_key = cstr(o->ordering_key);
+    t->meta = (maos_slice){o->meta_len ? o->meta : NULL, (uint32_t)o->meta_len};
 }
 
 int maos_enqueue_n(maos_ctx *c, const char *queue, const void *const *datas,
@@ -3361,6 +3390,8 @@ int maos_enqueue_n(maos_ctx *c, const char *queue, const void *const *datas,
     for (size_t i = 0; i < n && !rc; i++) {
         size_t len = lens ? lens[i] : 0;
         rc = check_value(c, "task data", datas ? datas[i] : NULL, len);
+        if (!rc && opts && opts[i].meta_len)
+            rc = check_doc(c, "task meta", opts[i].meta, opts[i].meta_len, 1);
         task_spec(&t[i], datas ? datas[i] : NULL, len, opts ? &opts[i] : NULL);
     }
     uint64_t rid = take_rid(c->priv);

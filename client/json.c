@@ -665,6 +665,149 @@ int maos_entry_to_json(const maos_entry *e, json_t **out)
     return 0;
 }
 
+/* A time as RFC 3339 text (its integer when it cannot be formatted). */
+static json_t *time_from(int64_t us)
+{
+    char t[40];
+    if (maos_time_format(us, t, sizeof t) < 0)
+        return json_integer((json_int_t)us);
+    return json_string(t);
+}
+
+/* A value of a task: nil/absent -> null. */
+static int value_from(maos_slice v, json_t **out)
+{
+    if (!v.len) {
+        *out = json_null();
+        return *out ? 0 : MAOS_ENOMEM;
+    }
+    return maos_msgpack_to_json(v.ptr, v.len, out);
+}
+
+static json_t *opt_string_from(maos_slice s)
+{
+    return s.len ? string_from(s.ptr, s.len) : json_null();
+}
+
+int maos_task_to_json(const maos_task *t, json_t **out)
+{
+    char id[37];
+    json_t *data = NULL, *meta = NULL, *result = NULL, *hist = NULL, *o = NULL;
+    int rc;
+    if (!t || !out)
+        return MAOS_EINVALID_ARG;
+    if ((rc = value_from(t->data, &data)))
+        return rc;
+    if (t->meta.len)
+        rc = maos_msgpack_to_json(t->meta.ptr, t->meta.len, &meta);
+    else if (!(meta = json_object()))
+        rc = MAOS_ENOMEM;
+    if (!rc)
+        rc = value_from(t->result, &result);
+    if (!rc && !(hist = json_array()))
+        rc = MAOS_ENOMEM;
+    if (!rc && t->history.len) {
+        maos_mpr r;
+        uint32_t n;
+        maos_mpr_init(&r, t->history.ptr, t->history.len);
+        if (maos_mpr_array(&r, &n))
+            rc = MAOS_EINVALID_ARG;
+        for (uint32_t i = 0; !rc && i < n; i++) {
+            uint64_t pos;
+            if (maos_mpr_uint(&r, &pos))
+                rc = MAOS_EINVALID_ARG;
+            else if (json_array_append_new(hist, json_integer((json_int_t)pos)))
+                rc = MAOS_ENOMEM;
+        }
+    }
+    if (!rc && !(o = json_object()))
+        rc = MAOS_ENOMEM;
+    if (rc) {
+        json_decref(data);
+        json_decref(meta);
+        json_decref(result);
+        json_decref(hist);
+        return rc;
+    }
+    maos_uuid_format(t->id, id);
+    /* json_object_set_new steals the value, also on failure */
+    int bad = 0;
+    bad |= json_object_set_new(o, "id", json_string(id));
+    bad |= json_object_set_new(o, "queue", string_from(t->queue.ptr, t->queue.len));
+    bad |= json_object_set_new(o, "state", string_from(t->state.ptr, t->state.len));
+    bad |= json_object_set_new(o, "attempt", json_integer((json_int_t)t->attempt));
+    bad |= json_object_set_new(o, "max_attempts", json_integer((json_int_t)t->max_attempts));
+    bad |= json_object_set_new(o, "priority", json_integer((json_int_t)t->priority));
+    bad |= json_object_set_new(o, "data", data);
+    bad |= json_object_set_new(o, "meta", meta);
+    bad |= json_object_set_new(o, "enqueued", time_from(t->enqueued));
+    bad |= json_object_set_new(o, "not_before",
+                               t->not_before ? time_from(t->not_before) : json_null());
+    bad |= json_object_set_new(o, "dedupe_key", opt_string_from(t->dedupe_key));
+    bad |= json_object_set_new(o, "ordering_key", opt_string_from(t->ordering_key));
+    bad |= json_object_set_new(o, "last_error", opt_string_from(t->last_error));
+    bad |= json_object_set_new(o, "result", result);
+    if (t->token) {
+        bad |= json_object_set_new(o, "token", json_integer((json_int_t)t->token));
+        bad |= json_object_set_new(o, "lease_until", time_from(t->lease_until));
+    }
+    bad |= json_object_set_new(o, "history", hist);
+    if (bad) {
+        json_decref(o);
+        return MAOS_ENOMEM;
+    }
+    *out = o;
+    return 0;
+}
+
+int maos_enqueue_json(maos_ctx *c, const char *queue, const char *data_json,
+                      const char *meta_json, const maos_task_opts *o, uint8_t id[16],
+                      int *duplicate)
+{
+    char why[200];
+    char *data = NULL, *meta = NULL;
+    size_t data_len = 0, meta_len = 0;
+    json_t *mv = NULL;
+    int rc = 0;
+    if (!c)
+        return MAOS_EINVALID_ARG;
+    if (maos_is_dead(c))
+        return maos_ping(c); /* a dead context: report its sticky error */
+    if (data_json &&
+        (rc = maos_json_text_to_msgpack(data_json, strlen(data_json), &data, &data_len, why,
+                                        sizeof why))) {
+        c->err = rc;
+        snprintf(c->errstr, sizeof c->errstr, "data: %s", why);
+        return rc;
+    }
+    if (meta_json) {
+        rc = json_parse(meta_json, strlen(meta_json), &mv, why, sizeof why);
+        if (!rc && !json_is_object(mv)) {
+            rc = MAOS_EINVALID_ARG;
+            snprintf(why, sizeof why, "not a JSON object");
+        }
+        if (!rc)
+            rc = maos_json_to_msgpack(mv, &meta, &meta_len, why, sizeof why);
+        json_decref(mv);
+        if (rc) {
+            free(data);
+            c->err = rc;
+            snprintf(c->errstr, sizeof c->errstr, "meta: %s", why);
+            return rc;
+        }
+    }
+    maos_task_opts opts = {0};
+    if (o)
+        opts = *o;
+    opts.meta = meta;
+    opts.meta_len = meta_len;
+    /* null data travels as nil, which is what an absent payload is */
+    rc = maos_enqueue(c, queue, data, data_len, &opts, id, duplicate);
+    free(data);
+    free(meta);
+    return rc;
+}
+
 int maos_append_json(maos_ctx *c, const char *stream, int64_t expect,
                      const char *type, const char *data_json,
                      const char *meta_json, maos_append_info *out)

@@ -73,7 +73,8 @@ static const struct option_def options[O__COUNT] = {
     [O_ID] = {"id", "ID", 0,
               "append: event id (UUID text; default: the server makes a UUIDv7);\n"
               "session create, agent run: the session's / agent's id"},
-    [O_META] = {"meta", "JSON", 0, "event meta data, a JSON object"},
+    [O_META] = {"meta", "JSON", 0,
+                "event meta data, a JSON object (queue enqueue: the task's meta)"},
     [O_BATCH] = {"batch", "FILE", 0,
                  "append the JSON Lines of FILE (- for stdin), one object\n"
                  "{\"type\",\"data\",\"id\"?,\"meta\"?} per line, as one atomic append"},
@@ -265,6 +266,7 @@ static const struct command commands[] = {
     {"queue", cmd_queue,
      "enqueue QUEUE JSON [--priority P] [--delay MS] [--max-attempts N]\n"
      "                     [--dedupe KEY] [--ordering-key K] [--lease MS]\n"
+     "                     [--meta JSON]\n"
      "       maosctl queue claim QUEUE... [--lease MS] [--wait MS] [--limit N]\n"
      "       maosctl queue ack ID TOKEN [RESULT_JSON]\n"
      "       maosctl queue nack ID TOKEN [--error MSG] [--retry-after MS]\n"
@@ -275,7 +277,7 @@ static const struct command commands[] = {
      "task queues: enqueue, claim, ack, dead letters, and a worker for any command",
      OPT(O_PRIORITY) | OPT(O_DELAY) | OPT(O_MAX_ATTEMPTS) | OPT(O_DEDUPE) |
      OPT(O_ORDERING_KEY) | OPT(O_LEASE) | OPT(O_WAIT) | OPT(O_LIMIT) | OPT(O_ERROR) |
-     OPT(O_RETRY_AFTER) | OPT(O_ALL) | OPT(O_DEAD) | OPT(O_COUNT), 1, 100000,
+     OPT(O_RETRY_AFTER) | OPT(O_ALL) | OPT(O_DEAD) | OPT(O_COUNT) | OPT(O_META), 1, 100000,
      "enqueue prints the task id.  claim prints ID  ATTEMPT  TOKEN  DATA per task\n"
      "(nothing when none is ready); pass ID and TOKEN to ack/nack/extend/release.\n"
      "A task in --json is one object: id, queue, state, attempt, max_attempts,\n"
@@ -1851,59 +1853,18 @@ static void on_queue_stop(int sig)
     queue_stop = 1;
 }
 
-static json_t *opt_str_json(maos_slice s)
-{
-    return s.len ? json_stringn(s.ptr, s.len) : json_null();
-}
-
-static json_t *value_json(maos_slice v)
-{
-    json_t *j = NULL;
-    if (!v.len || maos_msgpack_to_json(v.ptr, v.len, &j))
-        return json_null();
-    return j;
-}
-
-/* The one JSON form of a task (PROTOCOL.md "Task"), times as RFC 3339. */
+/* The one JSON form of a task (maos/json.h); NULL when it cannot be made
+ * (named on stderr). */
 static json_t *task_json(const maos_task *t)
 {
-    char id[37];
-    maos_uuid_format(t->id, id);
-    json_t *o = json_object(), *h = json_array();
-    if (!o || !h) {
-        json_decref(o);
-        json_decref(h);
+    json_t *o = NULL;
+    int rc = maos_task_to_json(t, &o);
+    if (rc) {
+        char id[37];
+        maos_uuid_format(t->id, id);
+        fprintf(stderr, "maosctl: cannot show task %s: %s\n", id, maos_strerror(rc));
         return NULL;
     }
-    maos_mpr r;
-    uint32_t n;
-    maos_mpr_init(&r, t->history.ptr, t->history.len);
-    if (maos_mpr_array(&r, &n) == 0)
-        for (uint32_t i = 0; i < n; i++) {
-            uint64_t pos;
-            if (maos_mpr_uint(&r, &pos))
-                break;
-            json_array_append_new(h, json_integer((json_int_t)pos));
-        }
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "queue", json_stringn(t->queue.ptr, t->queue.len));
-    json_object_set_new(o, "state", json_stringn(t->state.ptr, t->state.len));
-    json_object_set_new(o, "attempt", json_integer((json_int_t)t->attempt));
-    json_object_set_new(o, "max_attempts", json_integer((json_int_t)t->max_attempts));
-    json_object_set_new(o, "priority", json_integer((json_int_t)t->priority));
-    json_object_set_new(o, "data", value_json(t->data));
-    json_object_set_new(o, "meta", t->meta.len ? value_json(t->meta) : json_object());
-    json_object_set_new(o, "enqueued", time_json(t->enqueued));
-    json_object_set_new(o, "not_before", t->not_before ? time_json(t->not_before) : json_null());
-    json_object_set_new(o, "dedupe_key", opt_str_json(t->dedupe_key));
-    json_object_set_new(o, "ordering_key", opt_str_json(t->ordering_key));
-    json_object_set_new(o, "last_error", opt_str_json(t->last_error));
-    json_object_set_new(o, "result", value_json(t->result));
-    if (t->token) {
-        json_object_set_new(o, "token", json_integer((json_int_t)t->token));
-        json_object_set_new(o, "lease_until", time_json(t->lease_until));
-    }
-    json_object_set_new(o, "history", h);
     return o;
 }
 
@@ -2342,9 +2303,30 @@ static int cmd_queue(struct args *a)
         return rc;
     if (!strcmp(sub, "ack") && n == 3 && (rc = json_arg(pos[2], "the result", &doc, &doclen)))
         return rc;
+    char *meta = NULL;
+    size_t metalen = 0;
+    if (a->set[O_META]) {
+        json_t *mj = NULL;
+        char why[200];
+        if (strcmp(sub, "enqueue"))
+            usage_error("--meta is for queue enqueue");
+        else if (!(mj = parse_json_arg("--meta", a->val[O_META])))
+            ; /* said */
+        else if (!json_is_object(mj))
+            usage_error("--meta must be a JSON object");
+        else if (maos_json_to_msgpack(mj, &meta, &metalen, why, sizeof why))
+            usage_error("--meta: %s", why);
+        if (!meta) {
+            json_decref(mj);
+            free(doc);
+            return EXIT_USAGE;
+        }
+        json_decref(mj);
+    }
     maos_ctx *c;
     if ((rc = connect_to(a, &c))) {
         free(doc);
+        free(meta);
         return rc;
     }
     maos_task_page *pg = NULL;
@@ -2354,6 +2336,8 @@ static int cmd_queue(struct args *a)
                             .dedupe_key = a->val[O_DEDUPE],
                             .ordering_key = a->val[O_ORDERING_KEY]};
         int dup = 0;
+        o.meta = meta;
+        o.meta_len = metalen;
         if (maos_enqueue(c, pos[0], doc, doclen, &o, id, &dup)) {
             rc = report(c, "queue enqueue");
         } else {
@@ -2486,6 +2470,7 @@ static int cmd_queue(struct args *a)
     }
     maos_task_page_free(pg);
     free(doc);
+    free(meta);
     maos_free(c);
     return rc;
 }

@@ -10,7 +10,8 @@
 #    with SHUTTING_DOWN while it stops);
 #  - a failing command's nack carries its exit status and the tail of its
 #    stderr (last lines, invalid UTF-8 as '?'), which still reaches
-#    maosctl's own stderr.
+#    maosctl's own stderr;
+#  - enqueue --meta JSON sets the task's meta (a non-object is a usage error).
 # Waits are polls of a condition with a deadline, never fixed sleeps.
 # Environment: MAOSD_BIN, MAOSCTL_BIN (meson sets both).
 set -u
@@ -132,6 +133,19 @@ expect_eq "$(jstr "$OUT" state)" "ready" "the failed task is ready again"
 run queue work f --count 1 -- sh -c 'exit 5'
 run --json queue show "$ID"
 expect_eq "$(jstr "$OUT" last_error)" "exit status 5" "a command without stderr: the status alone"
+
+# ---- enqueue --meta ---------------------------------------------------------------------------
+run queue enqueue m '{"x":1}' --meta '{"session":"s1","parent":"t0"}'
+expect_eq "$ST" 0 "enqueue --meta"
+MID=$OUT
+run --json queue show "$MID"
+expect_contains "$OUT" '"meta":{"session":"s1","parent":"t0"}' "show --json: the task's meta"
+run queue enqueue m '{"x":1}' --meta '[1]'
+expect_eq "$ST" 2 "enqueue --meta of a non-object"
+run queue enqueue m '{"x":1}' --meta '{bad'
+expect_eq "$ST" 2 "enqueue --meta of bad JSON"
+run queue claim m --meta '{}'
+expect_eq "$ST" 2 "--meta on claim"
 
 stop_daemon
 expect_eq "$DAEMON_STATUS" 0 "maosd exit status on SIGTERM at the end"

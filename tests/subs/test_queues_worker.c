@@ -12,7 +12,14 @@
  *  - a graceful restart of maosd (SIGTERM, start again): maosd refuses new
  *    writes with SHUTTING_DOWN while it stops, and the worker waits and
  *    goes on after the reconnect (kill -9 is test_queues_client's);
- *  - bad input: a bad queue name ends maos_worker_run with INVALID_NAME.
+ *  - bad input: a bad queue name ends maos_worker_run with INVALID_NAME;
+ *  - the JSON helpers: maos_enqueue_json (payload and meta as JSON text,
+ *    bad JSON refused before anything is sent) and maos_task_to_json (the
+ *    one JSON form of a task, fields in order), and task meta through
+ *    maos_task_opts (a meta that is no map: INVALID_ARG, nothing sent);
+ *  - maos_txn_items_ex: an extend, a nack and an enqueue of two in one txn
+ *    give their lease_until, state and task ids; a failing item changes
+ *    nothing and names its index.
  *
  * Time: the keeper tests wait for the clock to pass a lease (1 s): that is
  * the condition under test, not a synchronisation.  Each poll of the task
@@ -28,6 +35,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/json.h"
 #include "subs_util.h"
 #include "tables_util.h"
 
@@ -262,6 +270,125 @@ static void test_worker_bad_queue(void **state)
     maos_free(c);
 }
 
+/* ---- JSON helpers and task meta ------------------------------------------------------ */
+
+static void test_json_helpers(void **state)
+{
+    (void)state;
+    maos_ctx *c = tu_conn(0);
+    uint8_t id[16];
+    int dup = -1;
+    maos_task_opts o = {.priority = 2, .dedupe_key = "k1"};
+    MT_EQ_ERR(maos_enqueue_json(c, "j", "{\"a\":[1,2]}", "{\"session\":\"s1\"}", &o, id,
+                                &dup),
+              0);
+    MT_EQ_INT(dup, 0);
+    const char *qs[1] = {"j"};
+    maos_task_page *pg = NULL;
+    MT_EQ_ERR(maos_claim(c, qs, 1, 60000, 0, 1, 0, &pg), 0);
+    MT_EQ_U64(pg->n, 1);
+    json_t *tj = NULL;
+    MT_EQ_ERR(maos_task_to_json(&pg->tasks[0], &tj), 0);
+    char *text = NULL, idtext[37], want[256];
+    MT_EQ_ERR(maos_json_dump(tj, &text), 0);
+    maos_uuid_format(id, idtext);
+    snprintf(want, sizeof want,
+             "{\"id\":\"%s\",\"queue\":\"j\",\"state\":\"leased\",\"attempt\":1,"
+             "\"max_attempts\":5,\"priority\":2,\"data\":{\"a\":[1,2]},"
+             "\"meta\":{\"session\":\"s1\"},\"enqueued\":\"20",
+             idtext);
+    MT_TRUE(!strncmp(text, want, strlen(want)));
+    MT_TRUE(strstr(text, "\"not_before\":null,\"dedupe_key\":\"k1\",\"ordering_key\":null,"
+                         "\"last_error\":null,\"result\":null,\"token\":") != NULL);
+    MT_TRUE(strstr(text, "\"lease_until\":\"20") != NULL);
+    json_t *h = json_object_get(tj, "history");
+    MT_EQ_U64(json_array_size(h), 2); /* enqueued, claimed */
+    MT_EQ_U64((uint64_t)json_integer_value(json_object_get(tj, "token")),
+              (uint64_t)json_integer_value(json_array_get(h, 1))); /* token: claimed's position */
+    free(text);
+    json_decref(tj);
+    maos_task_page_free(pg);
+
+    /* bad JSON: refused before anything is sent; the context goes on */
+    MT_EQ_ERR(maos_enqueue_json(c, "j", "{bad", NULL, NULL, id, NULL), MAOS_EINVALID_ARG);
+    MT_TRUE(strstr(c->errstr, "data") != NULL);
+    MT_EQ_ERR(maos_enqueue_json(c, "j", "1", "[1]", NULL, id, NULL), MAOS_EINVALID_ARG);
+    MT_TRUE(strstr(c->errstr, "meta") != NULL);
+    maos_task_opts nomap = {.meta = "\x01", .meta_len = 1};
+    MT_EQ_ERR(maos_enqueue(c, "j", NULL, 0, &nomap, id, NULL), MAOS_EINVALID_ARG);
+    MT_EQ_ERR(maos_enqueue_json(c, "bad queue", "1", NULL, NULL, id, NULL), MAOS_EINVALID_NAME);
+    maos_queue_info *qi = NULL;
+    size_t n = 0;
+    MT_EQ_ERR(maos_queue_stats(c, "j", &qi, &n), 0);
+    MT_EQ_U64(qi[0].ready + qi[0].leased, 1); /* nothing else was enqueued */
+    free(qi);
+    maos_free(c);
+}
+
+/* ---- txn results of queue items ------------------------------------------------------- */
+
+static void test_txn_results(void **state)
+{
+    (void)state;
+    maos_ctx *c = tu_conn(0);
+    uint8_t a[16], b[16];
+    MT_EQ_ERR(maos_enqueue(c, "t", NULL, 0, NULL, a, NULL), 0);
+    MT_EQ_ERR(maos_enqueue(c, "t", NULL, 0, NULL, b, NULL), 0);
+    const char *qs[1] = {"t"};
+    maos_task_page *pg = NULL;
+    MT_EQ_ERR(maos_claim(c, qs, 1, 60000, 0, 2, 0, &pg), 0);
+    MT_EQ_U64(pg->n, 2);
+    maos_task_in follow[2] = {{.delay_ms = -1}, {.delay_ms = -1, .priority = 1}};
+    maos_item_in it[3];
+    memset(it, 0, sizeof it);
+    it[0].kind = MAOS_ITEM_EXTEND;
+    memcpy(it[0].task, pg->tasks[0].id, 16);
+    it[0].has_task = 1;
+    it[0].token = pg->tasks[0].token;
+    it[0].lease_ms = 90000;
+    it[1].kind = MAOS_ITEM_NACK;
+    memcpy(it[1].task, pg->tasks[1].id, 16);
+    it[1].has_task = 1;
+    it[1].token = pg->tasks[1].token;
+    it[1].error = (maos_slice){"no", 2};
+    it[1].retry_after_ms = -1;
+    it[2].kind = MAOS_ITEM_ENQUEUE;
+    it[2].queue = (maos_slice){"f", 1};
+    it[2].tasks = follow;
+    it[2].n_tasks = 2;
+    uint8_t ids[2][16];
+    maos_item_result res[3];
+    memset(res, 0, sizeof res);
+    res[2].ids = ids;
+    res[2].ids_cap = 2;
+    MT_EQ_ERR(maos_txn_items_ex(c, it, 3, res), 0);
+    MT_TRUE(res[0].lease_until > pg->tasks[0].lease_until);
+    MT_EQ_STR(res[1].state, "ready");
+    MT_TRUE(res[1].revision > 0);
+    MT_EQ_U64(res[2].n_ids, 2);
+    MT_TRUE(res[2].revision > res[1].revision);
+    for (int i = 0; i < 2; i++) {
+        maos_task_page *tp = NULL;
+        MT_EQ_ERR(maos_task_get(c, ids[i], &tp), 0);
+        MT_EQ_MEM_STR(tp->tasks[0].queue.ptr, tp->tasks[0].queue.len, "f");
+        MT_EQ_U64((uint64_t)tp->tasks[0].priority, (uint64_t)i);
+        maos_task_page_free(tp);
+    }
+    /* a failing item (the nacked task's lease is gone): nothing written,
+     * the results untouched */
+    res[0].lease_until = -5;
+    MT_EQ_ERR(maos_txn_items_ex(c, it, 3, res), MAOS_ELEASE_LOST);
+    MT_EQ_INT(maos_err_index(c), 1);
+    MT_TRUE(res[0].lease_until == -5);
+    maos_queue_info *qi = NULL;
+    size_t n = 0;
+    MT_EQ_ERR(maos_queue_stats(c, "f", &qi, &n), 0);
+    MT_EQ_U64(qi[0].ready, 2);
+    free(qi);
+    maos_task_page_free(pg);
+    maos_free(c);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +397,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_lease_lost_told, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_worker_graceful_restart, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_worker_bad_queue, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_json_helpers, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_txn_results, tu_setup, tu_teardown),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);
 }

@@ -745,6 +745,31 @@ int maos_watch(maos_ctx *c, const char *table, const char *prefix, int from_kind
  * position).  A refusal names the item: maos_err_index. */
 int maos_txn_items(maos_ctx *c, const maos_item_in *items, size_t n,
                    uint64_t *revisions);
+/* What one item of a txn did (maos_txn_items_ex). */
+typedef struct maos_item_result {
+    uint64_t revision;     /* APPEND: its first position; PUT, DELETE,
+                            * CHECKPOINT and the queue items but EXTEND: the
+                            * revision written (ENQUEUE: of the last
+                            * `enqueued` event, 0 when every task was a
+                            * duplicate) */
+    int64_t lease_until;   /* EXTEND: the new lease end, µs */
+    char state[8];         /* NACK: "ready", "delayed" or "dead"; else "" */
+    uint32_t n_ids;        /* ENQUEUE: its number of tasks */
+    uint8_t (*ids)[16];    /* ENQUEUE, IN (set before the call, as in
+                            * maos_append_info): NULL or the caller's array
+                            * of ids_cap ids, which gets the first
+                            * min(n_ids, ids_cap) task ids */
+    size_t ids_cap;
+} maos_item_result;
+/* maos_txn_items with every item's result: results is NULL or n of them
+ * (ids/ids_cap are inputs), written only on success.  Queue items
+ * (maos_item_in of maos/proto.h): ENQUEUE (queue, tasks/n_tasks as
+ * maos_task_in: delay_ms -1 for none), ACK (task, has_task, token,
+ * result), NACK (+ error, retry_after_ms -1 for none), EXTEND (lease_ms),
+ * TASK_RELEASE; a failing one (LEASE_LOST included) fails the txn, named by
+ * maos_err_index. */
+int maos_txn_items_ex(maos_ctx *c, const maos_item_in *items, size_t n,
+                      maos_item_result *results);
 
 /* ---- agents, locks, sessions --------------------------------------------------- */
 
@@ -928,6 +953,9 @@ typedef struct maos_task_opts {
     uint32_t backoff_ms;        /* after an expiry or a dead worker */
     const char *dedupe_key;     /* NULL: none */
     const char *ordering_key;   /* NULL: none */
+    const void *meta;           /* one msgpack map (session, parent task,
+                                 * ...); NULL/0: {} */
+    size_t meta_len;
 } maos_task_opts;
 
 /* Tasks (maos_task of maos/proto.h: id, queue, state, attempt, data,
@@ -948,7 +976,8 @@ void maos_task_page_free(maos_task_page *p);
  * NULL/0: nil) on queue.  id (may be NULL) gets the task id; *duplicate
  * (may be NULL): 1 when its dedupe key named an unfinished task, whose id
  * that is (nothing written).  Errors: MAOS_EINVALID_NAME (queue, keys),
- * MAOS_EINVALID_ARG (payload), MAOS_EBAD_REQUEST (options out of range),
+ * MAOS_EINVALID_ARG (payload, or o->meta not a map: nothing sent),
+ * MAOS_EBAD_REQUEST (options out of range),
  * connection errors.  Like every call here: one context per thread. */
 int maos_enqueue(maos_ctx *c, const char *queue, const void *data, size_t len,
                  const maos_task_opts *o, uint8_t id[16], int *duplicate);

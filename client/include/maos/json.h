@@ -107,6 +107,29 @@ int maos_event_to_json(const maos_event *ev, json_t **out);
 int maos_entry_to_json(const maos_entry *e, json_t **out);
 
 /*
+ * The one JSON form of a task (PROTOCOL.md "Task"), an object with these
+ * fields in this order: id (UUID text), queue, state, attempt,
+ * max_attempts, priority, data, meta, enqueued (RFC 3339 UTC with
+ * microseconds), not_before (RFC 3339, or null), dedupe_key, ordering_key,
+ * last_error (strings or null), result, then for a leased task token and
+ * lease_until (RFC 3339), and last history (the positions of its events,
+ * oldest first).  Returns 0 and *out (a new reference), or an error as
+ * maos_msgpack_to_json (MAOS_EINVALID_ARG also for a malformed history).
+ */
+int maos_task_to_json(const maos_task *t, json_t **out);
+
+/*
+ * Enqueue one task whose payload and meta are JSON text (data NULL: null;
+ * meta NULL or an object), with the options of o (may be NULL; its
+ * meta/meta_len are ignored), as maos_enqueue.  Bad JSON fails with
+ * MAOS_EINVALID_ARG (or MAOS_ELIMIT) and the reason in c->errstr, before
+ * anything is sent; it does not kill c.
+ */
+int maos_enqueue_json(maos_ctx *c, const char *queue, const char *data_json,
+                      const char *meta_json, const maos_task_opts *o, uint8_t id[16],
+                      int *duplicate);
+
+/*
  * Append one event whose data and meta are JSON text (meta: NULL or an
  * object; data: NULL means null), with the server generating its id.
  * Same as maos_append otherwise (out may be NULL; out->ids/ids_cap are
