@@ -3392,6 +3392,9 @@ int maos_enqueue_n(maos_ctx *c, const char *queue, const void *const *datas,
         rc = check_value(c, "task data", datas ? datas[i] : NULL, len);
         if (!rc && opts && opts[i].meta_len)
             rc = check_doc(c, "task meta", opts[i].meta, opts[i].meta_len, 1);
+        if (!rc && opts && opts[i].delay_ms < 0)
+            rc = fail(c, MAOS_EINVALID_ARG, "task %zu: negative delay_ms %lld", i,
+                      (long long)opts[i].delay_ms);
         task_spec(&t[i], datas ? datas[i] : NULL, len, opts ? &opts[i] : NULL);
     }
     uint64_t rid = take_rid(c->priv);

@@ -19,7 +19,14 @@
  *    maos_task_opts (a meta that is no map: INVALID_ARG, nothing sent);
  *  - maos_txn_items_ex: an extend, a nack and an enqueue of two in one txn
  *    give their lease_until, state and task ids; a failing item changes
- *    nothing and names its index.
+ *    nothing and names its index;
+ *  - maos_claim_start across a kill -9 of maosd: the claim in flight is
+ *    answered MAOS_ECLOSED, and a new one is served after the reconnect;
+ *  - out-of-range options through the library (negative delay: refused
+ *    before sending; delays, attempts, leases, waits, claim sizes, nack
+ *    beyond the limits: BAD_REQUEST; long queue names, nack errors too
+ *    long or not UTF-8: INVALID_NAME): typed errors, the task untouched,
+ *    the daemon serves on.
  *
  * Time: the keeper tests wait for the clock to pass a lease (1 s): that is
  * the condition under test, not a synchronisation.  Each poll of the task
@@ -389,6 +396,101 @@ static void test_txn_results(void **state)
     maos_free(c);
 }
 
+/* ---- a claim from an event loop across a restart of maosd ----------------------------- */
+
+static void test_claim_start_restart(void **state)
+{
+    (void)state;
+    maos_ctx *w = tu_conn(1);
+    const char *qs[1] = {"loop"};
+    uint64_t rid = 0;
+    MT_EQ_ERR(maos_claim_start(w, qs, 1, 60000, 60000, 1, 0, &rid), 0);
+    mt_daemon_kill9(tu_daemon);
+    mt_daemon_up(tu_daemon);
+    /* the claim in flight is answered: no task, MAOS_ECLOSED (claim again) */
+    maos_delivery *d = NULL;
+    MT_EQ_ERR(maos_next(w, 30000, &d), 0);
+    MT_TRUE(d->kind == MAOS_DELIVERY_TASKS);
+    MT_EQ_U64(d->sub, rid);
+    MT_EQ_INT(d->code, MAOS_ECLOSED);
+    MT_EQ_U64(d->n_tasks, 0);
+    maos_delivery_free(d);
+    /* claimed again (the call reconnects), it is served by the enqueue */
+    MT_EQ_ERR(maos_claim_start(w, qs, 1, 60000, 60000, 1, 0, &rid), 0);
+    maos_ctx *p = tu_conn(0);
+    uint8_t id[16];
+    MT_EQ_ERR(maos_enqueue(p, "loop", NULL, 0, NULL, id, NULL), 0);
+    MT_EQ_ERR(maos_next(w, 30000, &d), 0);
+    MT_TRUE(d->kind == MAOS_DELIVERY_TASKS);
+    MT_EQ_INT(d->code, 0);
+    MT_EQ_U64(d->n_tasks, 1);
+    MT_TRUE(!memcmp(d->tasks[0].id, id, 16));
+    MT_EQ_ERR(maos_ack(w, id, d->tasks[0].token, NULL, 0), 0);
+    maos_delivery_free(d);
+    maos_free(p);
+    maos_free(w);
+}
+
+/* ---- out-of-range options through the library: typed errors, nothing breaks ----------- */
+
+static void test_bad_options(void **state)
+{
+    (void)state;
+    maos_ctx *c = tu_conn(0);
+    uint8_t id[16];
+    maos_task_opts neg = {.delay_ms = -1};
+    MT_EQ_ERR(maos_enqueue(c, "b", NULL, 0, &neg, id, NULL), MAOS_EINVALID_ARG);
+    maos_task_opts far = {.delay_ms = MAOS_DELAY_MS_MAX + 1};
+    MT_EQ_ERR(maos_enqueue(c, "b", NULL, 0, &far, id, NULL), MAOS_EBAD_REQUEST);
+    maos_task_opts both = {.delay_ms = 10, .not_before = 1};
+    MT_EQ_ERR(maos_enqueue(c, "b", NULL, 0, &both, id, NULL), MAOS_EBAD_REQUEST);
+    maos_task_opts tries = {.max_attempts = MAOS_ATTEMPTS_MAX + 1};
+    MT_EQ_ERR(maos_enqueue(c, "b", NULL, 0, &tries, id, NULL), MAOS_EBAD_REQUEST);
+    char longq[MAOS_QUEUE_NAME_MAX + 2];
+    memset(longq, 'q', sizeof longq - 1);
+    longq[sizeof longq - 1] = 0;
+    MT_EQ_ERR(maos_enqueue(c, longq, NULL, 0, NULL, id, NULL), MAOS_EINVALID_NAME);
+    MT_EQ_ERR(maos_enqueue(c, "b", NULL, 0, NULL, id, NULL), 0);
+    const char *qs[1] = {"b"};
+    maos_task_page *pg = NULL;
+    MT_EQ_ERR(maos_claim(c, qs, 1, MAOS_LEASE_MS_MAX + 1, 0, 1, 0, &pg), MAOS_EBAD_REQUEST);
+    MT_EQ_ERR(maos_claim(c, qs, 1, 0, MAOS_WAIT_MS_MAX + 1, 1, 0, &pg), MAOS_EBAD_REQUEST);
+    MT_EQ_ERR(maos_claim(c, qs, 1, 0, 0, MAOS_CLAIM_MAX + 1, 0, &pg), MAOS_EBAD_REQUEST);
+    MT_EQ_ERR(maos_claim(c, qs, 1, 60000, 0, 1, 0, &pg), 0);
+    MT_EQ_U64(pg->n, 1);
+    uint64_t token = pg->tasks[0].token;
+    maos_task_page_free(pg);
+    char *big = malloc(MAOS_TASK_ERROR_MAX + 2);
+    memset(big, 'e', MAOS_TASK_ERROR_MAX + 1);
+    big[MAOS_TASK_ERROR_MAX + 1] = 0;
+    /* text fields share the names' rule and code (proto dec_text) */
+    MT_EQ_ERR(maos_nack(c, id, token, big, -1, NULL), MAOS_EINVALID_NAME);
+    MT_TRUE(strstr(c->errstr, "error must be 1..4096 bytes") != NULL);
+    free(big);
+    MT_EQ_ERR(maos_nack(c, id, token, "bad \xff utf-8", -1, NULL), MAOS_EINVALID_NAME);
+    MT_EQ_ERR(maos_nack(c, id, token, "fine", MAOS_DELAY_MS_MAX + 1, NULL), MAOS_EBAD_REQUEST);
+    MT_EQ_ERR(maos_extend(c, id, token, MAOS_LEASE_MS_MAX + 1, NULL), MAOS_EBAD_REQUEST);
+    MT_EQ_ERR(maos_ack(c, id, token, "\xc1", 1), MAOS_EINVALID_ARG); /* not msgpack */
+    /* none of it changed the task: still ours, attempt 1 */
+    MT_EQ_ERR(maos_task_get(c, id, &pg), 0);
+    MT_EQ_MEM_STR(pg->tasks[0].state.ptr, pg->tasks[0].state.len, "leased");
+    MT_EQ_U64(pg->tasks[0].attempt, 1);
+    MT_EQ_U64(pg->tasks[0].token, token);
+    maos_task_page_free(pg);
+    MT_EQ_ERR(maos_ack(c, id, token, NULL, 0), 0);
+    /* dead letters of a queue never used */
+    uint32_t cnt = 7;
+    int more = 1;
+    MT_EQ_ERR(maos_dead_retry(c, "never-used", NULL, &cnt, &more), 0);
+    MT_EQ_U64(cnt, 0);
+    MT_EQ_INT(more, 0);
+    maos_queue_info *qi = NULL;
+    size_t n = 0;
+    MT_EQ_ERR(maos_queue_stats(c, "never-used", &qi, &n), MAOS_ENOT_FOUND);
+    MT_EQ_ERR(maos_ping(c), 0);
+    maos_free(c);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +501,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_worker_bad_queue, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_json_helpers, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_txn_results, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_claim_start_restart, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_options, tu_setup, tu_teardown),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);
 }

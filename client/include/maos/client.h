@@ -946,7 +946,7 @@ int maos_time_parse(const char *text, int64_t *us);
  * attempts, a 30 s lease, no backoff, no keys). */
 typedef struct maos_task_opts {
     int32_t priority;           /* higher first */
-    int64_t delay_ms;           /* 0: none */
+    int64_t delay_ms;           /* 0: none; < 0: MAOS_EINVALID_ARG */
     int64_t not_before;         /* µs since the epoch, 0: none (not with delay_ms) */
     uint32_t max_attempts;      /* 0: 5 */
     uint32_t lease_ms;          /* 0: 30,000 */
