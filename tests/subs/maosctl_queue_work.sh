@@ -11,13 +11,18 @@
 #  - a failing command's nack carries its exit status and the tail of its
 #    stderr (last lines, invalid UTF-8 as '?'), which still reaches
 #    maosctl's own stderr;
-#  - enqueue --meta JSON sets the task's meta (a non-object is a usage error).
+#  - enqueue --meta JSON sets the task's meta (a non-object is a usage error);
+#  - client/examples/worker (maos_worker_run, a registered agent) goes on
+#    across a kill -9 of maosd, acks with the payload and nacks a failing
+#    one (given as $1; skipped when absent).
 # Waits are polls of a condition with a deadline, never fixed sleeps.
+# Usage: maosctl_queue_work.sh [WORKER_EXAMPLE]
 # Environment: MAOSD_BIN, MAOSCTL_BIN (meson sets both).
 set -u
 
 MAOSD=${MAOSD_BIN:?set MAOSD_BIN}
 CTL=${MAOSCTL_BIN:?set MAOSCTL_BIN}
+WORKER=${1:-}
 unset MAOS_SOCKET
 
 TMP=$(mktemp -d /tmp/maos-maosctl-queue-work-XXXXXX)
@@ -146,6 +151,31 @@ run queue enqueue m '{"x":1}' --meta '{bad'
 expect_eq "$ST" 2 "enqueue --meta of bad JSON"
 run queue claim m --meta '{}'
 expect_eq "$ST" 2 "--meta on claim"
+
+# ---- the example worker across kill -9 of maosd ------------------------------------------------
+if [ -n "$WORKER" ]; then
+    run queue enqueue ex '{"i":1}'
+    run queue enqueue ex '{"i":2}'
+    MAOS_SOCKET=$SOCK "$WORKER" ex 4 >"$TMP/ex.out" 2>"$TMP/ex.err" &
+    WPID=$!
+    wait_done ex 2 || bad "the example worker did not finish the first two tasks"
+    kill -KILL "$DPID"
+    wait "$DPID" 2>/dev/null
+    DPID=
+    start_daemon || { FAIL=$((FAIL + 1)); exit 1; }
+    run queue enqueue ex '{"i":3}'
+    run queue enqueue ex '{"fail":true}'
+    wait_exit "$WPID"
+    WST=$?
+    WPID=
+    expect_eq "$WST" 0 "the example worker across kill -9 (stderr: $(tail -n 3 "$TMP/ex.err"))"
+    expect_contains "$(cat "$TMP/ex.out")" "3 done, 1 failed" "the example worker's counts"
+    run --json queue stats ex
+    expect_eq "$(jnum "$OUT" done)" 3 "example: three acked"
+    expect_eq "$(jnum "$OUT" ready)" 1 "example: the failing one nacked, ready again"
+    run --json queue dead ex
+    expect_eq "$OUT" "" "example: no dead letter"
+fi
 
 stop_daemon
 expect_eq "$DAEMON_STATUS" 0 "maosd exit status on SIGTERM at the end"
