@@ -760,21 +760,22 @@ int maos_task_to_json(const maos_task *t, json_t **out)
     return 0;
 }
 
-int maos_enqueue_json(maos_ctx *c, const char *queue, const char *data_json,
-                      const char *meta_json, const maos_task_opts *o, uint8_t id[16],
-                      int *duplicate)
+/* The data (any JSON, NULL: none) and meta (a JSON object, NULL: none) of
+ * an event or a task as msgpack (*data, *meta malloc'ed, the caller frees;
+ * NULL when absent).  0, or the error set on c ("data: ...", "meta: ..."):
+ * a dead context reports its sticky error. */
+static int data_meta(maos_ctx *c, const char *data_json, const char *meta_json,
+                     char **data, size_t *data_len, char **meta, size_t *meta_len)
 {
     char why[200];
-    char *data = NULL, *meta = NULL;
-    size_t data_len = 0, meta_len = 0;
     json_t *mv = NULL;
     int rc = 0;
-    if (!c)
-        return MAOS_EINVALID_ARG;
+    *data = *meta = NULL;
+    *data_len = *meta_len = 0;
     if (maos_is_dead(c))
-        return maos_ping(c); /* a dead context: report its sticky error */
+        return maos_ping(c);
     if (data_json &&
-        (rc = maos_json_text_to_msgpack(data_json, strlen(data_json), &data, &data_len, why,
+        (rc = maos_json_text_to_msgpack(data_json, strlen(data_json), data, data_len, why,
                                         sizeof why))) {
         c->err = rc;
         snprintf(c->errstr, sizeof c->errstr, "data: %s", why);
@@ -787,15 +788,30 @@ int maos_enqueue_json(maos_ctx *c, const char *queue, const char *data_json,
             snprintf(why, sizeof why, "not a JSON object");
         }
         if (!rc)
-            rc = maos_json_to_msgpack(mv, &meta, &meta_len, why, sizeof why);
+            rc = maos_json_to_msgpack(mv, meta, meta_len, why, sizeof why);
         json_decref(mv);
         if (rc) {
-            free(data);
+            free(*data);
+            *data = NULL;
             c->err = rc;
             snprintf(c->errstr, sizeof c->errstr, "meta: %s", why);
             return rc;
         }
     }
+    return 0;
+}
+
+int maos_enqueue_json(maos_ctx *c, const char *queue, const char *data_json,
+                      const char *meta_json, const maos_task_opts *o, uint8_t id[16],
+                      int *duplicate)
+{
+    char *data, *meta;
+    size_t data_len, meta_len;
+    if (!c)
+        return MAOS_EINVALID_ARG;
+    int rc = data_meta(c, data_json, meta_json, &data, &data_len, &meta, &meta_len);
+    if (rc)
+        return rc;
     maos_task_opts opts = {0};
     if (o)
         opts = *o;
@@ -812,38 +828,13 @@ int maos_append_json(maos_ctx *c, const char *stream, int64_t expect,
                      const char *type, const char *data_json,
                      const char *meta_json, maos_append_info *out)
 {
-    char why[200];
-    char *data = NULL, *meta = NULL;
-    size_t data_len = 0, meta_len = 0;
-    json_t *mv = NULL;
-    int rc = 0;
+    char *data, *meta;
+    size_t data_len, meta_len;
     if (!c)
         return MAOS_EINVALID_ARG;
-    if (maos_is_dead(c))
-        return maos_ping(c); /* a dead context: report its sticky error */
-    if (data_json &&
-        (rc = maos_json_text_to_msgpack(data_json, strlen(data_json), &data,
-                                        &data_len, why, sizeof why))) {
-        c->err = rc;
-        snprintf(c->errstr, sizeof c->errstr, "data: %s", why);
+    int rc = data_meta(c, data_json, meta_json, &data, &data_len, &meta, &meta_len);
+    if (rc)
         return rc;
-    }
-    if (meta_json) {
-        rc = json_parse(meta_json, strlen(meta_json), &mv, why, sizeof why);
-        if (!rc && !json_is_object(mv)) {
-            rc = MAOS_EINVALID_ARG;
-            snprintf(why, sizeof why, "not a JSON object");
-        }
-        if (!rc)
-            rc = maos_json_to_msgpack(mv, &meta, &meta_len, why, sizeof why);
-        json_decref(mv);
-        if (rc) {
-            free(data);
-            c->err = rc;
-            snprintf(c->errstr, sizeof c->errstr, "meta: %s", why);
-            return rc;
-        }
-    }
     maos_event_spec ev = {NULL, type, data, data_len, meta, meta_len};
     rc = maos_append(c, stream, expect, &ev, 1, out);
     free(data);

@@ -86,7 +86,7 @@
       maosd_stage_agent_status, maosd_reply_agent_status)                      \
     X(AGENT_DEREGISTER, "agent_deregister", maosd_check_agent_deregister,      \
       maosd_stage_agent_deregister, maosd_reply_agent_deregister)              \
-    X(ENQUEUE, "enqueue", maosd_check_enqueue, maosd_stage_enqueue,            \
+    X(ENQUEUE, "enqueue", maosd_check_none, maosd_stage_enqueue,               \
       maosd_reply_enqueue)                                                     \
     X(CLAIM, "claim", maosd_check_claim, maosd_stage_claim, maosd_reply_claim) \
     X(ACK, "ack", maosd_check_ack, maosd_stage_ack, maosd_reply_ack)           \
@@ -97,12 +97,12 @@
       maosd_stage_task_release, maosd_reply_task_release)                      \
     X(DEAD_RETRY, "dead_retry", maosd_check_dead_retry,                        \
       maosd_stage_dead_retry, maosd_reply_dead_retry)                          \
-    X(DEAD_PURGE, "dead_purge", maosd_check_dead_purge,                        \
+    X(DEAD_PURGE, "dead_purge", maosd_check_none,                              \
       maosd_stage_dead_purge, maosd_reply_dead_purge)                          \
-    X(QUEUE_TICK, "queue_tick", maosd_check_queue_tick,                        \
-      maosd_stage_queue_tick, maosd_reply_queue_tick)                          \
-    X(QUEUE_UNBIND, "queue_unbind", maosd_check_queue_unbind,                  \
-      maosd_stage_queue_unbind, maosd_reply_queue_unbind)
+    X(QUEUE_TICK, "queue_tick", maosd_check_none, maosd_stage_queue_tick,      \
+      maosd_reply_own)                                                         \
+    X(QUEUE_UNBIND, "queue_unbind", maosd_check_none, maosd_stage_queue_unbind, \
+      maosd_reply_own)
 
 /* proto's items (MAOS_ITEM_*) and maosd's own (MAOSD_ITEM_*) */
 enum {

@@ -318,16 +318,22 @@ MAOSD_KIND_STEPS_(agent_register)
 MAOSD_KIND_STEPS_(agent_status)
 MAOSD_KIND_STEPS_(agent_deregister)
 /* (write_queue.c) */
-MAOSD_KIND_STEPS_(enqueue)
 MAOSD_KIND_STEPS_(claim)
 MAOSD_KIND_STEPS_(ack)
 MAOSD_KIND_STEPS_(nack)
 MAOSD_KIND_STEPS_(extend)
 MAOSD_KIND_STEPS_(task_release)
 MAOSD_KIND_STEPS_(dead_retry)
-MAOSD_KIND_STEPS_(dead_purge)
-MAOSD_KIND_STEPS_(queue_tick)
-MAOSD_KIND_STEPS_(queue_unbind)
 #undef MAOSD_KIND_STEPS_
+/* kinds with nothing to check (enqueue, dead_purge, maosd's own); maosd's
+ * own queue kinds are never answered on the wire */
+int maosd_check_none(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+int maosd_stage_enqueue(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+int maosd_reply_enqueue(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
+int maosd_stage_dead_purge(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+int maosd_reply_dead_purge(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
+int maosd_stage_queue_tick(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+int maosd_stage_queue_unbind(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+int maosd_reply_own(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
 
 #endif

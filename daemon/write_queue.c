@@ -789,12 +789,14 @@ static int attempt_failed(maosd_wctx *x, maosd_wreq *w, qtask *q, int64_t delay_
 
 /* ---- enqueue -------------------------------------------------------------------------- */
 
-int maosd_check_enqueue(maosd_wctx *x, maosd_wreq *w, uint32_t i)
+/* enqueue, dead_purge and maosd's own kinds: nothing to check (decoded means
+ * valid; a dedupe hit is not an error). */
+int maosd_check_none(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
     (void)x;
     (void)w;
     (void)i;
-    return 0; /* decoded means valid; a dedupe hit is not an error */
+    return 0;
 }
 
 /* 1 if an unfinished task of the ordering key exists. */
@@ -1410,14 +1412,6 @@ int maosd_reply_dead_retry(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, 
     return reply_count(pk, w, i);
 }
 
-int maosd_check_dead_purge(maosd_wctx *x, maosd_wreq *w, uint32_t i)
-{
-    (void)x;
-    (void)w;
-    (void)i;
-    return 0;
-}
-
 int maosd_stage_dead_purge(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
     const maos_item_in *it = &w->req.items[i];
@@ -1461,14 +1455,6 @@ int maosd_reply_dead_purge(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, 
 static const char expired_t[] = "lease expired";
 static const char closed_t[] = "worker connection closed";
 
-int maosd_check_queue_tick(maosd_wctx *x, maosd_wreq *w, uint32_t i)
-{
-    (void)x;
-    (void)w;
-    (void)i;
-    return 0;
-}
-
 int maosd_stage_queue_tick(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
     maosd_item_out *o = &w->out[i];
@@ -1507,19 +1493,12 @@ int maosd_stage_queue_tick(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     return rc;
 }
 
-int maosd_reply_queue_tick(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
+/* maosd's own (tick, unbind): never answered on the wire */
+int maosd_reply_own(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
 {
     (void)i;
     (void)top;
     return maos_enc_reply_ok(pk, w->req.rid);
-}
-
-int maosd_check_queue_unbind(maosd_wctx *x, maosd_wreq *w, uint32_t i)
-{
-    (void)x;
-    (void)w;
-    (void)i;
-    return 0;
 }
 
 int maosd_stage_queue_unbind(maosd_wctx *x, maosd_wreq *w, uint32_t i)
@@ -1555,7 +1534,3 @@ int maosd_stage_queue_unbind(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     return rc;
 }
 
-int maosd_reply_queue_unbind(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
-{
-    return maosd_reply_queue_tick(pk, w, i, top);
-}
