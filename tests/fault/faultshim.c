@@ -70,6 +70,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -286,20 +287,37 @@ static void setup(void)
     }
 }
 
-static void on_arm(int sig)
+/* SIGUSR1 is taken by one thread of ours in sigwait(), blocked everywhere
+ * else (the constructor runs before maosd creates a thread, and threads
+ * inherit the mask).  A handler would do under a plain build, but under
+ * ThreadSanitizer a handler runs only when the thread the kernel picked
+ * calls into an intercepted function -- a RocksDB background thread may
+ * sleep in uninstrumented code for good, and the test would wait for
+ * "faultshim: armed" in vain (as tests/fault/failmalloc_maosd.c). */
+static sigset_t arm_set;
+static pthread_t arm_thread;
+static int have_arm_thread;
+
+static void *arm_main(void *arg)
 {
     static const char msg[] = "faultshim: armed\n";
-    (void)sig;
-    atomic_store(&g.armed, 1);
-    ssize_t (*w)(int, const void *, size_t) =
-        __atomic_load_n(&real_write, __ATOMIC_ACQUIRE);
-    if (w && w(2, msg, sizeof msg - 1) < 0) {
-        /* nowhere to say it */
+    (void)arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&arm_set, &sig) != 0)
+            continue;
+        atomic_store(&g.armed, 1);
+        ssize_t (*w)(int, const void *, size_t) =
+            __atomic_load_n(&real_write, __ATOMIC_ACQUIRE);
+        if (w && w(2, msg, sizeof msg - 1) < 0) {
+            /* nowhere to say it */
+        }
     }
+    return NULL;
 }
 
-/* MAOS_SHIM_ARM=signal: the handler must be in place before the test can
- * send the signal, so it is installed at load time, before main(). */
+/* MAOS_SHIM_ARM=signal: the signal must be taken before the test can send
+ * it, so the thread starts at load time, before main(). */
 __attribute__((constructor)) static void shim_load(void)
 {
     const char *a = getenv("MAOS_SHIM_ARM");
@@ -307,13 +325,24 @@ __attribute__((constructor)) static void shim_load(void)
         atomic_store(&g.armed, 1);
         return;
     }
-    get_write(); /* resolved now: the handler must not call dlsym */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_arm;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGUSR1, &sa, NULL);
+    get_write(); /* resolved now: the thread must not race dlsym */
+    sigemptyset(&arm_set);
+    sigaddset(&arm_set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &arm_set, NULL);
+    if (pthread_create(&arm_thread, NULL, arm_main, NULL) != 0)
+        abort();
+    have_arm_thread = 1;
+}
+
+/* Joined at exit (sigwait is a cancellation point): a thread still alive
+ * then would make TSan sleep a second before exiting (atexit_sleep_ms). */
+__attribute__((destructor)) static void shim_unload(void)
+{
+    if (!have_arm_thread)
+        return;
+    pthread_cancel(arm_thread);
+    pthread_join(arm_thread, NULL);
+    have_arm_thread = 0;
 }
 
 /* ---- classifying files --------------------------------------------------- */
