@@ -28,8 +28,9 @@
  *    if a stage fails half-way (out of memory) the batch is rolled back to
  *    the request's mark and the state restored from its copy.
  *  - If the group write fails, the store turns read-only (store.c) and every
- *    request of the group that had succeeded is answered READ_ONLY instead;
- *    the state is restored to the last durable group's.
+ *    request of the group that had succeeded is answered OUTCOME_UNKNOWN
+ *    (READ_ONLY when nothing of the group was written); the state is
+ *    restored to the last durable group's.
  *  - Only one thread ever writes; so isolation is serializable without
  *    locks or TransactionDB.
  *
@@ -656,12 +657,19 @@ static void commit_group(maosd_commit *cm, maosd_wreq **listp)
                   "commit of %llu requests failed (%s); store is now read-only",
                   (unsigned long long)nreq, maosd_store_last_error(cm->store));
         for (maosd_wreq *w = list; w; w = w->next)
-            if (w->code == 0)
-                maosd_wfail(w, MAOS_EREAD_ONLY, -1,
+            if (w->code == 0 && rc == MAOS_EOUTCOME_UNKNOWN)
+                maosd_wfail(w, MAOS_EOUTCOME_UNKNOWN, -1,
                             "the storage write of this request's group failed: its "
                             "outcome is unknown (after a restart it may be there); "
                             "the store is read-only until maosd restarts; retry "
                             "with the same event ids");
+            else if (w->code == 0)
+                maosd_wfail(w, rc == MAOS_EREAD_ONLY ? rc : MAOS_EINTERNAL, -1,
+                            "the storage write of this request's group was refused "
+                            "before anything was written (%s); the store is "
+                            "read-only until maosd restarts",
+                            maosd_store_last_error(cm->store)
+                                ? maosd_store_last_error(cm->store) : "no detail");
         cm->st = durable;
         maosd_queue_cache_reset(&cm->x);
         atomic_fetch_add(&ct->commit_errors, 1);

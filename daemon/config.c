@@ -36,6 +36,8 @@
 #define DEFAULT_MAX_OUTPUT_MB 64
 #define DEFAULT_MAX_TOTAL_OUTPUT_MB 128
 #define DEFAULT_BLOCK_CACHE_MB 32
+#define DEFAULT_JOURNAL_MB 64
+#define JOURNAL_MB_LIMIT 4096u /* MAOSD_JOURNAL_MAX_BYTES */
 #define DEFAULT_MAX_SUBSCRIPTIONS 1024
 /* max_output_mb: cap + one reply (<= max_frame, 1 GiB) < 4 GiB */
 #define MAX_OUTPUT_MB_LIMIT 2048u
@@ -73,6 +75,7 @@ static void defaults(maosd_config *cfg)
     cfg->max_output = (size_t)DEFAULT_MAX_OUTPUT_MB << 20;
     cfg->max_total_output = (size_t)DEFAULT_MAX_TOTAL_OUTPUT_MB << 20;
     cfg->block_cache_mb = DEFAULT_BLOCK_CACHE_MB;
+    cfg->journal_mb = DEFAULT_JOURNAL_MB;
     cfg->max_subscriptions = DEFAULT_MAX_SUBSCRIPTIONS;
     cfg->log_level = MAOSD_LOG_INFO;
     if (geteuid() == 0) {
@@ -172,6 +175,13 @@ static int apply(maosd_config *cfg, const char *key, const char *val, char *err,
             return -1;
         }
         cfg->block_cache_mb = (size_t)n;
+    } else if (!strcmp(key, "journal_mb")) {
+        if (parse_size(val, 0, JOURNAL_MB_LIMIT, &n)) {
+            snprintf(err, errlen, "invalid value '%s' for %s: want 0 (off) or an integer "
+                     "1..%llu", val, key, (unsigned long long)JOURNAL_MB_LIMIT);
+            return -1;
+        }
+        cfg->journal_mb = (uint32_t)n;
     } else if (!strcmp(key, "log_level")) {
         int l = maosd_log_parse_level(val);
         if (l < 0)
@@ -239,6 +249,9 @@ static void usage(FILE *f)
 "  --max-total-output-mb N\n"
 "                         the same for all connections together (default 128)\n"
 "  --block-cache-mb N     RocksDB block cache (default 32)\n"
+"  --journal-mb N         size of the journal file made for a store (default 64;\n"
+"                         a store keeps the size it was made with); 0: no\n"
+"                         journal, RocksDB's own WAL carries durability\n"
 "  --max-subscriptions N  subscriptions per connection (default 1024)\n"
 "  --log-level LEVEL      error, warn, info (default) or debug\n"
 "  --salvage              open a damaged store up to the damage instead of\n"
@@ -250,7 +263,7 @@ static void usage(FILE *f)
 "Config file keys, in a [maosd] section: data_dir, socket, socket_group,\n"
 "durability, max_frame, max_connections, max_connections_per_uid,\n"
 "hello_timeout_ms, max_output_mb, max_total_output_mb, block_cache_mb,\n"
-"max_subscriptions, log_level.\n"
+"journal_mb, max_subscriptions, log_level.\n"
 "\n"
 "Exit status: 0 stopped cleanly; 1 could not start or run; 2 usage or config\n"
 "error; 3 the data directory is damaged, foreign, or lost acknowledged writes\n"
@@ -272,6 +285,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         {"max-connections-per-uid", required_argument, 0, 'u'},
         {"hello-timeout-ms", required_argument, 0, 'H'},
         {"block-cache-mb", required_argument, 0, 'b'},
+        {"journal-mb", required_argument, 0, 'J'},
         {"max-subscriptions", required_argument, 0, 'S'},
         {"log-level", required_argument, 0, 'l'},
         {"salvage", no_argument, 0, 'X'},
@@ -282,7 +296,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
     static const char *const keys[128] = {
         ['d'] = "data_dir", ['s'] = "socket", ['g'] = "socket_group",
         ['D'] = "durability", ['f'] = "max_frame", ['m'] = "max_connections",
-        ['o'] = "max_output_mb", ['b'] = "block_cache_mb", ['l'] = "log_level",
+        ['o'] = "max_output_mb", ['b'] = "block_cache_mb", ['J'] = "journal_mb", ['l'] = "log_level",
         ['S'] = "max_subscriptions", ['O'] = "max_total_output_mb",
         ['u'] = "max_connections_per_uid", ['H'] = "hello_timeout_ms",
     };

@@ -21,6 +21,7 @@ typedef struct maosd_config {
     size_t max_output;       /* per-connection cap on what it holds, bytes */
     size_t max_total_output; /* the same, all connections together, bytes */
     size_t block_cache_mb;
+    uint32_t journal_mb; /* size of a new journal; 0: RocksDB's WAL instead */
     uint32_t max_subscriptions; /* per connection */
     int log_level;
     int salvage;         /* --salvage: open up to damage (flag only) */

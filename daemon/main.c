@@ -105,6 +105,7 @@ int main(int argc, char **argv)
         .dir = cfg.data_dir,
         .sync = cfg.sync,
         .block_cache_bytes = cfg.block_cache_mb << 20,
+        .journal_bytes = (uint64_t)cfg.journal_mb << 20,
         .salvage = cfg.salvage,
     };
     maosd_recovery rec;

@@ -26,6 +26,7 @@ typedef struct maosd_recover_opts {
     const char *dir;
     int sync;
     size_t block_cache_bytes;
+    uint64_t journal_bytes; /* maosd_store_opts.journal_bytes */
     int salvage;
 } maosd_recover_opts;
 

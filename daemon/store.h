@@ -55,6 +55,9 @@ typedef struct maosd_store_opts {
     int salvage;               /* 1: open up to any damage (see below) */
     uint64_t acked_head;       /* last position ever acknowledged (MAOS-HEAD),
                                 * UINT64_MAX when unknown */
+    uint64_t journal_bytes;    /* maosd's journal (journal.h) of this size when
+                                * one is created; 0: RocksDB's WAL instead
+                                * (an existing journal is replayed first) */
 } maosd_store_opts;
 
 /*
@@ -75,6 +78,7 @@ typedef struct maosd_store_report {
                            * damage (UINT64_MAX unknown) */
     uint64_t beyond_head; /* last position that exists past the damage
                            * (UINT64_MAX unknown) */
+    uint64_t journal_records; /* groups applied again from the journal */
     char wal[768];        /* what replay met, "" if nothing: file names,
                            * offsets, RocksDB's words */
 } maosd_store_report;
@@ -191,10 +195,14 @@ maosd_iter *maosd_batch_iter_new(maosd_batch *b, maosd_cf cf, const void *upper,
 /* Number of puts in the batch. */
 int maosd_batch_count(maosd_batch *b);
 /*
- * One RocksDB write of the whole batch with the configured durability.
- * Returns 0 only after the write (and fsync, if sync) succeeded.  On any
- * failure the store turns READ_ONLY and MAOS_EREAD_ONLY/mapped error is
- * returned; later calls return MAOS_EREAD_ONLY without writing.
+ * One durable write of the whole batch with the configured durability:
+ * its journal record (synced with sync), then RocksDB with its WAL off;
+ * or, without a journal, one RocksDB write (WAL synced with sync).
+ * Returns 0 only after the write (and fsync, if sync) succeeded.  On a
+ * failure the store turns READ_ONLY and returns MAOS_EOUTCOME_UNKNOWN
+ * when any of the write may have reached the disk, MAOS_EREAD_ONLY when
+ * nothing of it was written; later calls return MAOS_EREAD_ONLY without
+ * writing.
  * MAOS_EINTERNAL, nothing written and the state unchanged, if the batch is
  * poisoned (a put to an invalid maosd_cf, a rollback without a mark: it no
  * longer holds what the caller meant); clear resets it.

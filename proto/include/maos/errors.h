@@ -43,6 +43,7 @@ extern "C" {
     X(INTERNAL, 18, "internal server error")                                  \
     X(CORRUPT, 19, "stored data is damaged")                                  \
     X(WRONG_REVISION, 20, "entry is not at the expected revision")            \
+    X(OUTCOME_UNKNOWN, 21, "the storage write failed: outcome unknown")       \
     X(IO, 100, "connection I/O error")                                        \
     X(CLOSED, 101, "connection closed")                                       \
     X(PROTO, 102, "protocol violation by the peer")                           \
