@@ -7,7 +7,8 @@
  * MANIFEST, CURRENT and OPTIONS (seen with strace on maosd during appends,
  * a clean shutdown and a restart):
  *
- *   write ops   write, pwrite, pwrite64, writev, pwritev, pwritev2
+ *   write ops   write, pwrite, pwrite64, writev, pwritev, pwritev64, pwritev2
+ *               (maosd's journal, built with 64-bit offsets, calls pwritev64)
  *   sync ops    fsync, fdatasync
  *   rename ops  rename, renameat, renameat2 (CURRENT, IDENTITY and OPTIONS
  *               files are written to a *.dbtmp file, synced, then renamed)
@@ -29,7 +30,8 @@
  *                                CLASS fails; counted per process
  *       CLASS  wal (*.log), sst (*.sst), manifest (MANIFEST-*), current
  *              (CURRENT, IDENTITY and their *.dbtmp), options (OPTIONS-*),
- *              dir (DIR itself: directory fsyncs), any (all of these)
+ *              dir (DIR itself: directory fsyncs), journal (maosd's
+ *              maos.journal and maos.journal.new), any (all of these)
  *       OP     write, sync, rename, any; a rename's class is its target's
  *   MAOS_SHIM_ERRNO=EIO|ENOSPC   the error (default EIO)
  *   MAOS_SHIM_TEAR=K             a failing write first writes its first K
@@ -92,6 +94,7 @@ enum cls {
     CLS_CURRENT,
     CLS_OPTIONS,
     CLS_DIR,
+    CLS_JOURNAL, /* maosd's journal (maos.journal and its .new) */
     CLS_OTHER, /* under the dir, none of the above (LOCK, ...) */
     CLS_ANY    /* only as a selector */
 };
@@ -103,6 +106,7 @@ static const char *const cls_names[] = {
     [CLS_WAL] = "wal",           [CLS_SST] = "sst",
     [CLS_MANIFEST] = "manifest", [CLS_CURRENT] = "current",
     [CLS_OPTIONS] = "options",   [CLS_DIR] = "dir",
+    [CLS_JOURNAL] = "journal",
     [CLS_OTHER] = "other",       [CLS_ANY] = "any",
 };
 static const char *const op_names[] = {"write", "sync", "rename", "any"};
@@ -151,6 +155,7 @@ REAL(pwrite, ssize_t, (int, const void *, size_t, off_t))
 REAL(pwrite64, ssize_t, (int, const void *, size_t, off_t))
 REAL(writev, ssize_t, (int, const struct iovec *, int))
 REAL(pwritev, ssize_t, (int, const struct iovec *, int, off_t))
+REAL(pwritev64, ssize_t, (int, const struct iovec *, int, off_t))
 REAL(pwritev2, ssize_t, (int, const struct iovec *, int, off_t, int))
 REAL(fsync, int, (int))
 REAL(fdatasync, int, (int))
@@ -378,6 +383,8 @@ static enum cls classify_path(const char *path)
         return CLS_CURRENT;
     if (ends_with(base, ".log"))
         return CLS_WAL;
+    if (starts_with(base, "maos.journal"))
+        return CLS_JOURNAL;
     if (ends_with(base, ".sst"))
         return CLS_SST;
     return CLS_OTHER;
@@ -580,6 +587,14 @@ SHIM_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
     if (e)
         FAIL_WRITE(e, fd, iov, n, off);
     return get_pwritev()(fd, iov, n, off);
+}
+
+SHIM_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off)
+{
+    int e = decide(OP_WRITE, fd_class(fd), "pwritev64", fd, iov_bytes(iov, n));
+    if (e)
+        FAIL_WRITE(e, fd, iov, n, off);
+    return get_pwritev64()(fd, iov, n, off);
 }
 
 SHIM_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int n, off_t off,

@@ -8,6 +8,12 @@
  * files are damaged the way disks, crashes and careless operators damage
  * them, and maosd is started on the result:
  *
+ *  - the same for maosd's journal (the default; the WAL cases run with
+ *    --journal-mb 0): a torn last record recovers and is reported, two
+ *    bytes in a record in the middle refuse (file named, valid records
+ *    past it counted) and --salvage opens up to them, records zeroed
+ *    from the middle on are refused through MAOS-HEAD, both superblocks
+ *    damaged refuse;
  *  - a torn tail (the newest WAL ends inside a record, or its last record
  *    is garbage) recovers, is reported in the log, and loses nothing;
  *  - two bytes overwritten in the middle of the WAL: exit status 3, the
@@ -42,6 +48,7 @@
 #include "harness.h"
 #include "keys.h"
 #include "maos/client.h"
+#include "journal.h"
 #include "store.h"
 
 enum {
@@ -89,14 +96,25 @@ static void fill(mt_daemon *d)
     maos_free(c);
 }
 
-/* A store whose EVENTS acknowledged events are only in the WAL. */
-static mt_daemon *wal_store(void)
+/* A store whose EVENTS acknowledged events are only in maosd's journal
+ * (the default), or with rocksdb_wal only in RocksDB's WAL (--journal-mb
+ * 0: d->args[0..1]). */
+static mt_daemon *store_killed(int rocksdb_wal)
 {
     mt_daemon *d = mt_daemon_new(NULL, NULL);
+    if (rocksdb_wal) {
+        mt_daemon_add_arg(d, "--journal-mb");
+        mt_daemon_add_arg(d, "0");
+    }
     mt_daemon_up(d);
     fill(d);
     mt_daemon_kill9(d);
     return d;
+}
+
+static mt_daemon *wal_store(void)
+{
+    return store_killed(1);
 }
 
 /* A store whose events are in table files (clean shutdown flushes). */
@@ -195,8 +213,12 @@ static void tear_wal(const mt_daemon *d, int short_write)
  * log (stderr) in *r. */
 static int refused_start(mt_daemon *d, mt_run *r, const char *extra)
 {
-    const char *argv[] = {d->bin,    "--data-dir", d->data, "--socket", d->sock,
-                          "--log-level", "info",   extra,   NULL};
+    const char *argv[24] = {d->bin,    "--data-dir", d->data, "--socket", d->sock,
+                            "--log-level", "info"};
+    int a = 7;
+    for (int i = 0; d->args[i] && a < 20; i++)
+        argv[a++] = d->args[i];
+    argv[a] = extra;
     int st = mt_spawn(argv, NULL, NULL, 0, 60000, r);
     if (st != 3) /* the caller's assertion shows the status; this, why */
         fprintf(stderr, "maosd exited %d; its stderr:\n%s\n", st, r->err ? r->err : "");
@@ -344,8 +366,8 @@ static void test_wal_damage_refuses_then_salvage(void **state)
 
     /* Salvage is one act: the next normal start is clean. */
     MT_EQ_INT(mt_daemon_stop(d), 0);
-    free(d->args[0]);
-    d->args[0] = NULL;
+    free(d->args[2]);
+    d->args[2] = NULL;
     mt_daemon_up(d);
     MT_EQ_U64(head_of(d), head);
 }
@@ -368,12 +390,166 @@ static void test_wal_cut_at_record_boundary(void **state)
     mt_run_free(&r);
 }
 
+/* ---- the journal (daemon/journal.h has the layout) ---------------------------- */
+
+typedef struct {
+    char path[600];
+    uint64_t off[BATCHES + SINGLES + 64]; /* of each record of the lap */
+    size_t n;
+    uint64_t end; /* past the last record */
+    uint64_t lap, next_seq;
+} jwalk;
+
+/* Walk the journal's current lap the way the format says: records from
+ * MAOSD_JOURNAL_DATA_OFF, each magic, len, lap, seq, check, payload,
+ * padded to 8 bytes; stop at the first that is not one of this lap. */
+static void journal_walk(const mt_daemon *d, jwalk *w)
+{
+    size_t size;
+    memset(w, 0, sizeof *w);
+    snprintf(w->path, sizeof w->path, "%s/%s", d->data, MAOSD_JOURNAL_FILE);
+    char *f = mt_read_file(w->path, &size);
+    MT_TRUE(f != NULL);
+    uint64_t o = MAOSD_JOURNAL_DATA_OFF;
+    while (o + MAOSD_JOURNAL_REC_HEAD <= size && !memcmp(f + o, "MJR1", 4)) {
+        uint64_t lap = maosd_get_u64(f + o + 8), seq = maosd_get_u64(f + o + 16);
+        if (w->n && lap != w->lap)
+            break;
+        MT_CMP_INT(w->n, <, sizeof w->off / sizeof w->off[0]);
+        w->lap = lap;
+        w->next_seq = seq + 1;
+        w->off[w->n++] = o;
+        o += (MAOSD_JOURNAL_REC_HEAD + (maosd_get_u64(f + o) & 0xffffffffu) + 7) & ~7ull;
+    }
+    w->end = o;
+    free(f);
+    /* the store's creation markers, then every append of the fixture:
+     * one group, one record each */
+    MT_EQ_U64(w->n, 1 + BATCHES + SINGLES);
+}
+
+static void test_journal_torn_tail_recovers(void **state)
+{
+    (void)state;
+    mt_daemon *d = store_killed(0);
+    jwalk w;
+    journal_walk(d, &w);
+    /* What a crash in the middle of the next record's write leaves: its
+     * head (right magic, lap and seq) and a payload that is not what the
+     * check covers. */
+    char rec[MAOSD_JOURNAL_REC_HEAD + 304];
+    memset(rec, 0xab, sizeof rec);
+    memcpy(rec, "MJR1", 4);
+    maosd_put_u32(rec + 4, 300);
+    maosd_put_u64(rec + 8, w.lap);
+    maosd_put_u64(rec + 16, w.next_seq);
+    overwrite(w.path, (off_t)w.end, rec, sizeof rec);
+    mt_daemon_up(d);
+    MT_EQ_U64(head_of(d), EVENTS);
+    char *log = log_text(d);
+    expect_in(log, "recovered from a torn write");
+    expect_in(log, "nothing acknowledged was lost");
+    expect_in(log, "was torn by a crash mid-write");
+    free(log);
+    verify_ok(d, EVENTS);
+    /* it started a new lap: a kill now loses nothing either */
+    mt_daemon_kill9(d);
+    mt_daemon_up(d);
+    MT_EQ_U64(head_of(d), EVENTS);
+}
+
+static void test_journal_damage_refuses_then_salvage(void **state)
+{
+    (void)state;
+    mt_daemon *d = store_killed(0);
+    jwalk w;
+    journal_walk(d, &w);
+    /* two bytes in the payload of a record in the middle */
+    uint64_t at = w.off[w.n / 2] + MAOSD_JOURNAL_REC_HEAD + 20;
+    overwrite(w.path, (off_t)at, "\xde\xad", 2);
+    unsigned char before[32], after[32];
+    file_hash(w.path, before);
+
+    mt_run r;
+    MT_EQ_INT(refused_start(d, &r, NULL), 3);
+    expect_in(r.err, "journal is damaged");
+    expect_in(r.err, MAOSD_JOURNAL_FILE); /* names the file */
+    char want[96];
+    snprintf(want, sizeof want, "%zu valid records follow", w.n - w.n / 2 - 1);
+    expect_in(r.err, want);
+    expect_in(r.err, "--salvage");
+    mt_run_free(&r);
+    file_hash(w.path, after);
+    MT_TRUE(memcmp(before, after, 32) == 0); /* left as it was */
+
+    /* Salvage: up to the damage, recorded in $system. */
+    mt_daemon_add_arg(d, "--salvage");
+    mt_daemon_up(d);
+    uint64_t head = head_of(d);
+    MT_CMP_INT(head, <, EVENTS);
+    MT_CMP_INT(head, >, 1);
+    char *log = log_text(d);
+    expect_in(log, "SALVAGE");
+    free(log);
+    maos_ctx *c = client(d);
+    maos_page *pg;
+    MT_EQ_ERR(maos_read(c, "$system", 0, 0, 10, &pg), 0);
+    MT_EQ_INT(pg->n, 1);
+    MT_EQ_MEM_STR(pg->events[0].type, pg->events[0].type_len, "salvage");
+    MT_EQ_U64(pg->events[0].position, head);
+    maos_page_free(pg);
+    maos_free(c);
+    verify_ok(d, head);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+    free(d->args[0]);
+    d->args[0] = NULL;
+    mt_daemon_up(d);
+    MT_EQ_U64(head_of(d), head);
+}
+
+static void test_journal_cut_at_record_boundary(void **state)
+{
+    (void)state;
+    mt_daemon *d = store_killed(0);
+    jwalk w;
+    journal_walk(d, &w);
+    /* The records from the middle on never reached the disk (zeros): the
+     * journal ends cleanly there; MAOS-HEAD knows better. */
+    size_t n = (size_t)(w.end - w.off[w.n / 2]);
+    char *zero = calloc(1, n);
+    MT_TRUE(zero != NULL);
+    overwrite(w.path, (off_t)w.off[w.n / 2], zero, n);
+    free(zero);
+    mt_run r;
+    MT_EQ_INT(refused_start(d, &r, NULL), 3);
+    expect_in(r.err, "acknowledged events are missing");
+    char want[64];
+    snprintf(want, sizeof want, "positions up to %d were acknowledged", EVENTS);
+    expect_in(r.err, want);
+    mt_run_free(&r);
+}
+
+static void test_journal_superblocks_damaged(void **state)
+{
+    (void)state;
+    mt_daemon *d = store_killed(0);
+    jwalk w;
+    journal_walk(d, &w);
+    overwrite(w.path, 0, "\xff\xff", 2);
+    overwrite(w.path, 4096, "\xff\xff", 2);
+    mt_run r;
+    MT_EQ_INT(refused_start(d, &r, NULL), 3);
+    expect_in(r.err, MAOSD_JOURNAL_FILE);
+    expect_in(r.err, "no valid superblock");
+    mt_run_free(&r);
+}
+
 /* ---- missing files ----------------------------------------------------------- */
 
 static void test_missing_current(void **state)
 {
     (void)state;
-    mt_daemon *d = wal_store();
+    mt_daemon *d = store_killed(0);
     remove_file(d, "CURRENT");
     mt_run r;
     MT_EQ_INT(refused_start(d, &r, NULL), 3);
@@ -609,6 +785,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_torn_tail_recovers),
         cmocka_unit_test(test_wal_damage_refuses_then_salvage),
         cmocka_unit_test(test_wal_cut_at_record_boundary),
+        cmocka_unit_test(test_journal_torn_tail_recovers),
+        cmocka_unit_test(test_journal_damage_refuses_then_salvage),
+        cmocka_unit_test(test_journal_cut_at_record_boundary),
+        cmocka_unit_test(test_journal_superblocks_damaged),
         cmocka_unit_test(test_missing_current),
         cmocka_unit_test(test_missing_manifest_and_head),
         cmocka_unit_test(test_flipped_table_byte_verify_names_position),

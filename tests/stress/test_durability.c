@@ -16,7 +16,7 @@
  *
  * test_read_only_after_write_failure: maosd-fault with
  * MAOS_FAULT_WRITE_FAIL_AFTER=5: five appends succeed, the sixth gets
- * READ_ONLY and is not readable, later writes too, reads go on, stats say
+ * OUTCOME_UNKNOWN and is not readable, later writes READ_ONLY, reads go on, stats say
  * read_only; the normal maosd on the same directory has everything that
  * was acknowledged and writes again.
  */
@@ -302,7 +302,7 @@ static void test_read_only_after_write_failure(void **state)
     for (int i = 0; i < 5; i++)
         append1(c, i % 2 ? "ro-b" : "ro-a", ids[i], 0);
     /* the sixth store write fails */
-    append1(c, "ro-a", ids[5], MAOS_EREAD_ONLY);
+    append1(c, "ro-a", ids[5], MAOS_EOUTCOME_UNKNOWN);
     /* sticky: later writes fail too, also a txn and a new stream */
     append1(c, "ro-a", ids[6], MAOS_EREAD_ONLY);
     append1(c, "ro-new", ids[7], MAOS_EREAD_ONLY);
