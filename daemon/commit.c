@@ -646,6 +646,7 @@ static void commit_group(maosd_commit *cm, maosd_wreq **listp)
                     strlen(MAOSD_META_LOG_HEAD), meta, sizeof(meta));
 
     struct timespec t0, t1;
+    uint64_t lap = maosd_store_journal_lap(cm->store);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = maosd_store_write(cm->store, cm->x.batch);
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -677,6 +678,11 @@ static void commit_group(maosd_commit *cm, maosd_wreq **listp)
     }
     cm->st.last_time = now;
     record_head(cm);
+    if (maosd_store_journal_lap(cm->store) != lap) /* the write ended a lap */
+        maosd_log(MAOSD_LOG_INFO, "journal lap %llu started: memtables flushed, this "
+                  "group's write took %llu us",
+                  (unsigned long long)maosd_store_journal_lap(cm->store),
+                  (unsigned long long)cm->last_write_us);
     for (maosd_wreq *w = list; w; w = w->next)
         if (!w->code && w->q_touched) { /* the loop arms its timer with it */
             atomic_store(&cm->srv->queue_next_due, maosd_queue_next_due(&cm->x));

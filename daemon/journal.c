@@ -292,6 +292,53 @@ static int read_record(const maosd_journal *j, uint64_t off, uint64_t lap, char 
     return 1;
 }
 
+/* Count the valid records of this lap with a seq past j->seq that lie
+ * after j->off (sc->beyond, the first one's offset in *first).  0 or -1
+ * on a read error (errno). */
+static int find_beyond(const maosd_journal *j, char **buf, size_t *cap,
+                       maosd_journal_scan *sc, uint64_t *first)
+{
+    enum { CHUNK = 1 << 20 };
+    char *chunk = malloc(CHUNK + MAOSD_JOURNAL_REC_HEAD);
+    char lap[8];
+    if (!chunk) {
+        errno = ENOMEM;
+        return -1;
+    }
+    maosd_put_u64(lap, j->lap);
+    uint64_t o = j->off + 8;
+    while (o + MAOSD_JOURNAL_REC_HEAD <= j->size) {
+        size_t n = j->size - o < CHUNK + MAOSD_JOURNAL_REC_HEAD
+                       ? (size_t)(j->size - o) : CHUNK + MAOSD_JOURNAL_REC_HEAD;
+        if (pread_all(j->fd, chunk, n, (off_t)o)) {
+            free(chunk);
+            return -1;
+        }
+        size_t i = 0, next = 0;
+        for (; i + MAOSD_JOURNAL_REC_HEAD <= n && i < CHUNK; i += 8) {
+            uint32_t len;
+            uint64_t seq;
+            int head_ok;
+            if (i < next || memcmp(chunk + i, REC_MAGIC, 4) || memcmp(chunk + i + 8, lap, 8))
+                continue;
+            int r = read_record(j, o + i, j->lap, buf, cap, &len, &seq, &head_ok);
+            if (r < 0) {
+                free(chunk);
+                return -1;
+            }
+            if (r == 1 && seq > j->seq) {
+                if (!sc->beyond)
+                    *first = o + i;
+                sc->beyond++;
+                next = i + (size_t)pad8(MAOSD_JOURNAL_REC_HEAD + len);
+            }
+        }
+        o += i;
+    }
+    free(chunk);
+    return 0;
+}
+
 int maosd_journal_replay(maosd_journal *j, int salvage, maosd_journal_apply_fn fn,
                          void *arg, maosd_journal_scan *sc)
 {
@@ -315,19 +362,12 @@ int maosd_journal_replay(maosd_journal *j, int salvage, maosd_journal_apply_fn f
     sc->end_off = j->off;
     int stop_head_ok = head_ok;
     /* Past the stop: is there any valid record of this lap with a later
-     * seq?  Records are 8-aligned, so an 8-byte step meets every one. */
+     * seq?  Records are 8-aligned, so an 8-byte step meets every one; the
+     * file is read in big chunks and only a head with the magic and this
+     * lap is read whole. */
     uint64_t first_beyond = 0;
-    for (uint64_t o = j->off + 8; o + MAOSD_JOURNAL_REC_HEAD <= j->size; o += 8) {
-        r = read_record(j, o, j->lap, &buf, &cap, &len, &seq, &head_ok);
-        if (r < 0)
-            goto io;
-        if (r == 1 && seq > j->seq) {
-            if (!sc->beyond)
-                first_beyond = o;
-            sc->beyond++;
-            o += pad8(MAOSD_JOURNAL_REC_HEAD + len) - 8;
-        }
-    }
+    if (find_beyond(j, &buf, &cap, sc, &first_beyond))
+        goto io;
     if (sc->beyond) {
         sc->damaged = 1;
         snprintf(sc->what, sizeof sc->what,
@@ -415,6 +455,11 @@ int maosd_journal_new_lap(maosd_journal *j)
 int maosd_journal_errno(const maosd_journal *j)
 {
     return j->err;
+}
+
+uint64_t maosd_journal_lap(const maosd_journal *j)
+{
+    return j->lap;
 }
 
 uint64_t maosd_journal_size(const maosd_journal *j)

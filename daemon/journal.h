@@ -100,6 +100,7 @@ int maosd_journal_write(maosd_journal *j, const void *data, size_t len, int sync
 int maosd_journal_new_lap(maosd_journal *j);
 
 int maosd_journal_errno(const maosd_journal *j);
+uint64_t maosd_journal_lap(const maosd_journal *j);
 uint64_t maosd_journal_size(const maosd_journal *j);
 const char *maosd_journal_path(const maosd_journal *j);
 void maosd_journal_close(maosd_journal *j);

@@ -1375,9 +1375,18 @@ static int journal_write(maosd_store *s, maosd_batch *b, char **rerr)
 #ifdef MAOS_FAULT_INJECTION
     if (fault_journal(s, FJ_KILL_BEFORE_APPLY))
         raise(SIGKILL);
+    if (fault_journal(s, FJ_APPLY_FAILS)) { /* as if RocksDB failed it */
+        *rerr = strdup("IO error: injected fault after the journal write");
+        return 1;
+    }
 #endif
     rocksdb_write_writebatch_wi(s->db, s->wopts, b->wb, rerr);
     return 1;
+}
+
+uint64_t maosd_store_journal_lap(const maosd_store *s)
+{
+    return s->journal ? maosd_journal_lap(s->journal) : 0;
 }
 
 int maosd_store_write(maosd_store *s, maosd_batch *b)
@@ -1404,10 +1413,6 @@ int maosd_store_write(maosd_store *s, maosd_batch *b)
     } else {
         rocksdb_write_writebatch_wi(s->db, s->wopts, b->wb, &rerr);
     }
-#ifdef MAOS_FAULT_INJECTION
-    if (!rerr && s->journal && fault_journal(s, FJ_APPLY_FAILS))
-        rerr = strdup("IO error: injected fault after the journal write");
-#endif
     if (rerr != NULL) {
         /* Whatever the cause, the outcome of this group is unknown to the
          * writers (it may be in the journal or the WAL, and appear after a

@@ -209,6 +209,8 @@ int maosd_batch_count(maosd_batch *b);
  * The batch is left as it was (clear it after).
  */
 int maosd_store_write(maosd_store *s, maosd_batch *b);
+/* The journal's current lap (0 without a journal).  Commit thread. */
+uint64_t maosd_store_journal_lap(const maosd_store *s);
 
 /* ---- iterators ---------------------------------------------------------- */
 
