@@ -336,7 +336,7 @@ static int conn_can_resume(const maosd_conn *c)
 /* Nothing more to send or to wait for. */
 static int conn_drained(const maosd_conn *c)
 {
-    return !c->out.size && !c->in_flight_out && !c->pending_writes;
+    return !c->out.size && !c->in_flight_out && !c->pending_writes && !c->pending_reads;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -452,6 +452,42 @@ void maosd_conn_write_done(maosd_conn *c, size_t cost)
     c->pending_writes--;
     c->pending_bytes -= cost;
     conn_progress(c); /* the reply itself is flushed by the check handle */
+}
+
+void maosd_conn_read_queued(maosd_conn *c, size_t cost)
+{
+    c->pending_reads++;
+    c->pending_bytes += cost;
+    account(c);
+}
+
+void maosd_conn_read_done(maosd_conn *c, size_t cost)
+{
+    c->pending_reads--;
+    c->pending_bytes -= cost;
+    conn_progress(c);
+}
+
+void maosd_conn_put_frames(maosd_conn *c, msgpack_sbuffer *frames)
+{
+    if (c->closing || !frames->size)
+        return;
+    size_t len = frames->size;
+    if (!c->out.size) {
+        /* nothing waits: the job's buffer becomes the output */
+        msgpack_sbuffer old = c->out;
+        c->out = *frames;
+        *frames = old;
+        frames->size = 0;
+    } else if (msgpack_sbuffer_write(&c->out, frames->data, len)) {
+        maosd_log(MAOSD_LOG_ERROR, "conn %llu: out of memory taking a read's reply; "
+                  "closing the connection", (unsigned long long)c->id);
+        maosd_conn_fail(c);
+        return;
+    }
+    atomic_fetch_add(&c->srv->counters.bytes_out, len);
+    mark_dirty(c);
+    account(c);
 }
 
 static void conn_flush(maosd_conn *c)

@@ -23,6 +23,7 @@
 #include "store.h"
 #include "subs.h"
 #include "tables.h"
+#include "reader.h"
 
 typedef struct maosd_counters {
     atomic_uint_fast64_t requests, bytes_in, bytes_out;
@@ -118,7 +119,9 @@ struct maosd_conn {
                           * as it drains) or MAOSD_PAUSED_BUDGET (the
                           * daemon's budget, resumed as that frees up) */
     uint32_t pending_writes; /* requests at the commit thread */
-    size_t pending_bytes;    /* what they cost (maosd_wreq_cost) */
+    uint32_t pending_reads;  /* jobs at the reader pool (reader.c) */
+    size_t pending_bytes;    /* what both cost (maosd_wreq_cost, the jobs'
+                              * cost) */
     size_t acct;             /* this connection's share of srv->buffered */
     maosd_sub *subs;         /* this connection's subscriptions */
     uint32_t n_subs;
@@ -152,6 +155,14 @@ void maosd_conn_unref(maosd_conn *c);
  * came back: counted against the connection's cap like its output. */
 void maosd_conn_write_queued(maosd_conn *c, size_t cost);
 void maosd_conn_write_done(maosd_conn *c, size_t cost);
+/* The same for a read job at the reader pool (reader.c). */
+void maosd_conn_read_queued(maosd_conn *c, size_t cost);
+void maosd_conn_read_done(maosd_conn *c, size_t cost);
+/* Whole reply frames built off the loop (a read job's buffer) go to c's
+ * output: moved when c's output is empty (frames is then empty), else
+ * copied; an allocation failure closes c once its earlier replies are
+ * written (as maosd_reply_end). */
+void maosd_conn_put_frames(maosd_conn *c, msgpack_sbuffer *frames);
 /* Close c once its output is written (a failure the client must see as a
  * dropped connection; safe inside loops over connections). */
 void maosd_conn_fail(maosd_conn *c);
