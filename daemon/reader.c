@@ -38,8 +38,8 @@
  *    acknowledges before its data reaches RocksDB would have to keep it).
  *
  * Fault injection (builds with -DMAOS_FAULT_INJECTION only): with
- * MAOS_FAULT_READ_GATE=PATH in the environment, a request's read waits on
- * its reader thread until PATH exists (at most 60 s), so tests can hold a
+ * MAOS_FAULT_READ_GATE=PATH in the environment, every job (a request's
+ * read, a catch-up slice) waits on its reader thread until PATH exists (at most 60 s), so tests can hold a
  * read in flight and see what the loop does meanwhile.
  */
 #include <stdio.h>
@@ -80,10 +80,6 @@ static void rjob_after(uv_work_t *w, int status)
         j->rc = MAOS_ESHUTTING_DOWN;
         snprintf(j->why, sizeof(j->why), "maosd is shutting down");
     }
-    if (j->log_why)
-        maosd_log(MAOSD_LOG_ERROR, "conn %llu rid %llu: %s",
-                  (unsigned long long)(c ? c->id : 0),
-                  (unsigned long long)j->req.rid, j->why);
     if (j->done)
         j->done(j);
     else
@@ -110,6 +106,9 @@ maosd_rjob *maosd_rjob_new(maosd_server *srv, maosd_conn *c, void (*run)(maosd_r
     j->arg = arg;
     j->budget = maosd_reply_budget(srv);
     msgpack_sbuffer_init(&j->out);
+#ifdef MAOS_FAULT_INJECTION
+    j->gate = getenv("MAOS_FAULT_READ_GATE"); /* loop thread: no setenv races */
+#endif
     return j;
 }
 
@@ -124,9 +123,6 @@ maosd_rjob *maosd_rjob_for(maosd_call *call, void (*run)(maosd_rjob *j))
     j->frame = call->frame;
     j->frame_len = call->frame_len;
     call->frame = NULL;
-#ifdef MAOS_FAULT_INJECTION
-    j->gate = getenv("MAOS_FAULT_READ_GATE"); /* loop thread: no setenv races */
-#endif
     return j;
 }
 
@@ -169,6 +165,10 @@ int maosd_rjob_submit(maosd_rjob *j)
 void maosd_rjob_reply(maosd_rjob *j)
 {
     maosd_conn *c = j->conn;
+    if (j->log_why) /* logged once, here, where it is handled */
+        maosd_log(MAOSD_LOG_ERROR, "conn %llu rid %llu: %s",
+                  (unsigned long long)(c ? c->id : 0),
+                  (unsigned long long)j->req.rid, j->why);
     if (!c || c->closing)
         return; /* nobody to answer: the bytes go with the job */
     if (j->rc) {

@@ -54,7 +54,8 @@ struct maosd_rjob {
     msgpack_sbuffer out;/* whole frames, length headers patched */
     int rc;
     char why[256];
-    int log_why;        /* rc is a storage failure: log why once */
+    int log_why;        /* rc is a storage failure: the done step logs
+                         * why once (maosd_rjob_reply does) */
 #ifdef MAOS_FAULT_INJECTION
     const char *gate;   /* MAOS_FAULT_READ_GATE (reader.c) */
 #endif

@@ -85,6 +85,7 @@ typedef struct maosd_server {
     maosd_sub *pump_tail;
     uv_idle_t pump_idle;
     int pump_running;
+    uint32_t pump_jobs;   /* catch-up slices at the reader pool */
     uint64_t delivered_head; /* last position fanned out to live subscribers */
     uint64_t n_subs, n_chan_subs;
     uint64_t push_frames, push_events, fell_behind;
