@@ -34,6 +34,9 @@ typedef struct maosd_counters {
 
 typedef struct maosd_conn maosd_conn;
 typedef struct maosd_commit maosd_commit;
+
+/* Loop-lag histogram: 8 buckets per power of two of microseconds. */
+#define MAOSD_LAG_BUCKETS (64 * 8)
 typedef struct maosd_sub maosd_sub;
 
 typedef struct maosd_server {
@@ -91,6 +94,12 @@ typedef struct maosd_server {
     uint64_t push_frames, push_events, fell_behind;
     uint64_t channel_messages, channel_dropped;
     uint64_t drained_at; /* loop time the commit queue emptied at shutdown */
+    /* loop lag (server.c): per iteration, the time it worked between two
+     * polls, in a log-linear histogram of microseconds */
+    uv_prepare_t lag_prepare;
+    uint64_t lag_last_ns, lag_last_idle_ns;
+    uint64_t lag_max_us, lag_n;
+    uint64_t lag_hist[MAOSD_LAG_BUCKETS];
 } maosd_server;
 
 struct maosd_conn {
@@ -191,6 +200,9 @@ enum { MAOSD_PAUSED_CAP = 1, MAOSD_PAUSED_BUDGET = 2 };
 int maosd_conn_pump_ok(const maosd_conn *c);
 #define MAOSD_PUMP_WINDOW (1u << 20)
 
+/* Measure the loop's lag from now on (loop_lag_* of stats): the loop must
+ * have been configured with UV_METRICS_IDLE_TIME before it ran. */
+void maosd_lag_start(maosd_server *srv);
 /* Fill the stats counters (loop thread). */
 void maosd_server_stats(maosd_server *srv, maos_stats *st);
 
