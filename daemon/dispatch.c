@@ -21,9 +21,9 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_PING] = {MAOS_OP_PING, "ping", maosd_op_ping, 0},
     [MAOS_OP_APPEND] = {MAOS_OP_APPEND, "append", maosd_op_append, MAOSD_OPF_WRITE},
     [MAOS_OP_TXN] = {MAOS_OP_TXN, "txn", maosd_op_append, MAOSD_OPF_WRITE},
-    [MAOS_OP_READ] = {MAOS_OP_READ, "read", maosd_op_read, 0},
-    [MAOS_OP_READ_ALL] = {MAOS_OP_READ_ALL, "read_all", maosd_op_read_all, 0},
-    [MAOS_OP_STREAMS] = {MAOS_OP_STREAMS, "streams", maosd_op_streams, 0},
+    [MAOS_OP_READ] = {MAOS_OP_READ, "read", maosd_op_read, MAOSD_OPF_OFFLOOP},
+    [MAOS_OP_READ_ALL] = {MAOS_OP_READ_ALL, "read_all", maosd_op_read_all, MAOSD_OPF_OFFLOOP},
+    [MAOS_OP_STREAMS] = {MAOS_OP_STREAMS, "streams", maosd_op_streams, MAOSD_OPF_OFFLOOP},
     [MAOS_OP_STATS] = {MAOS_OP_STATS, "stats", maosd_op_stats, 0},
     [MAOS_OP_SUBSCRIBE] = {MAOS_OP_SUBSCRIBE, "subscribe", maosd_op_subscribe, 0},
     [MAOS_OP_UNSUBSCRIBE] = {MAOS_OP_UNSUBSCRIBE, "unsubscribe", maosd_op_unsubscribe, 0},
@@ -160,6 +160,8 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
                    "store is read-only after a write failure; restart maosd");
             goto out;
         }
+    }
+    if (op->flags & (MAOSD_OPF_WRITE | MAOSD_OPF_OFFLOOP)) {
         /* The request outlives this frame: give it its own bytes. */
         call.frame = malloc(len);
         if (!call.frame) {

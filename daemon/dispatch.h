@@ -17,12 +17,15 @@
 enum {
     MAOSD_OPF_NO_HELLO = 1, /* allowed before the handshake */
     MAOSD_OPF_WRITE = 2,    /* goes to the commit thread; needs a writable store */
+    MAOSD_OPF_OFFLOOP = 4,  /* read by the reader pool (reader.c): the
+                             * request gets its own frame copy, as a write */
 };
 
 /*
  * A request being handled on the loop thread.  frame/frame_len is the
- * request's own copy for MAOSD_OPF_WRITE ops (the handler takes ownership
- * by setting *frame_owned = NULL), else a view into the reader's buffer.
+ * request's own copy for MAOSD_OPF_WRITE and MAOSD_OPF_OFFLOOP ops (the
+ * handler takes ownership by setting call->frame = NULL), else NULL (the
+ * request's slices point into the connection's reader buffer).
  */
 typedef struct maosd_call {
     maosd_server *srv;
@@ -125,6 +128,11 @@ size_t maosd_reply_budget(const maosd_server *srv);
  * partial reply, set call->why, log a storage failure; returns the code
  * to answer with (OVERLOADED for out of memory). */
 int maosd_drop_reply(maosd_call *call, size_t mark, int rc);
+/* The code and message of a failed read (rc from a scan or the store):
+ * out of memory is OVERLOADED, anything else a storage failure with
+ * RocksDB's words of this thread's last failed read (*log_it: log why
+ * once, where it is handled). */
+int maosd_read_failure(int rc, char *why, size_t whylen, int *log_it);
 /* The position of a stream's version; MAOS_ENOT_FOUND if absent. */
 int maosd_stream_version_position(maosd_store *st, maos_slice stream,
                                   uint64_t version, uint64_t *pos);

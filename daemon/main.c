@@ -97,6 +97,8 @@ int main(int argc, char **argv)
     srv.cfg = &cfg;
     srv.lock_fd = -1;
     srv.loop = uv_default_loop();
+    /* the loop's lag in stats needs the time it spends blocked in polls */
+    uv_loop_configure(srv.loop, UV_METRICS_IDLE_TIME);
     srv.start_us = (uint64_t)maosd_now_us();
     srv.lim.max_frame = cfg.max_frame;
     maos_limits_defaults(&srv.lim);
@@ -160,6 +162,7 @@ int main(int argc, char **argv)
         maosd_config_free(&cfg);
         return MAOSD_EXIT_FAILURE;
     }
+    maosd_lag_start(&srv);
     uv_signal_init(srv.loop, &srv.sig_term);
     uv_signal_init(srv.loop, &srv.sig_int);
     srv.sig_term.data = srv.sig_int.data = &srv;

@@ -3,9 +3,10 @@
  * commit thread, answered from maosd_write_reply), read (one stream),
  * read_all (the global log with filters) and streams (listing).
  *
- * Reads run on the loop thread in bounded slices: one reply carries at most
- * `limit` events and about REPLY_BUDGET bytes, and read_all examines at most
- * SCAN_BUDGET records per request; the reply's "next" says where to go on.
+ * Reads run on a reader thread (reader.c) in bounded slices: one reply
+ * carries at most `limit` events and about REPLY_BUDGET bytes, and read_all
+ * examines at most SCAN_BUDGET records per request; the reply's "next" says
+ * where to go on.
  * read_all with an exact stream walks that stream's index instead of the
  * log, so its cost follows the stream's length, not the log's.
  * Replies copy stored record bytes into the output buffer: no re-encoding.
@@ -251,25 +252,32 @@ static int read_head(maosd_store *st, maos_slice stream, uint64_t *head)
     return 0;
 }
 
+int maosd_read_failure(int rc, char *why, size_t whylen, int *log_it)
+{
+    if (rc == MAOS_ENOMEM)
+        rc = MAOS_EOVERLOADED;
+    if (rc == MAOS_ENOT_FOUND)
+        rc = MAOS_EINTERNAL;
+    *log_it = rc != MAOS_EOVERLOADED;
+    if (*log_it)
+        snprintf(why, whylen, "storage failure while reading: %s", maosd_store_errmsg());
+    else
+        snprintf(why, whylen, "out of memory while reading");
+    return rc;
+}
+
 /* Undo a partly encoded reply and turn the failure into an error reply.
  * Damaged storage is logged here, once per failed read, with RocksDB's
  * words (they name the file); the client gets CORRUPT and the same text. */
 int maosd_drop_reply(maosd_call *call, size_t mark, int rc)
 {
+    int log_it;
     call->conn->out.size = mark;
-    if (rc == MAOS_ENOMEM)
-        rc = MAOS_EOVERLOADED;
-    if (rc == MAOS_ENOT_FOUND)
-        rc = MAOS_EINTERNAL;
-    if (rc == MAOS_EOVERLOADED) {
-        snprintf(call->why, sizeof(call->why), "out of memory while reading");
-    } else {
-        snprintf(call->why, sizeof(call->why), "storage failure while reading: %s",
-                 maosd_store_errmsg());
+    rc = maosd_read_failure(rc, call->why, sizeof(call->why), &log_it);
+    if (log_it)
         maosd_log(MAOSD_LOG_ERROR, "conn %llu rid %llu: %s",
                   (unsigned long long)call->conn->id,
                   (unsigned long long)call->req->rid, call->why);
-    }
     return rc;
 }
 
@@ -509,75 +517,106 @@ int maosd_collect(maosd_store *st, uint64_t from, maosd_scan *sc,
     return scan_index(st, stream, sc->backward ? lo - 1 : lo, sc, out);
 }
 
-/* Reply {events: [...], next} around a scan. */
-static int reply_scan(maosd_call *call, maosd_scan *sc, maos_slice stream,
-                      uint64_t from)
+/*
+ * The reads run on a reader thread (reader.c): the handler moves the
+ * request into a job, and the job's run step below is the read, writing
+ * its reply frame into the job's buffer.  Only the job and the store are
+ * touched there; the budget was taken on the loop thread at submit.
+ */
+static int submit_read(maosd_call *call, void (*run)(maosd_rjob *j))
 {
-    maosd_conn *c = call->conn;
-    msgpack_packer pk;
-    size_t mark = maosd_reply_begin(c, &pk);
-    maos_list_mark lm;
-    int rc = maos_enc_list_begin(&c->out, call->req->rid, "events", &lm);
-    if (!rc)
-        rc = sc->next_is_version ? scan_index(call->srv->store, stream, from, sc, &c->out)
-                                 : maosd_collect(call->srv->store, from, sc, &c->out);
-    if (!rc)
-        rc = maos_enc_list_end(&c->out, &lm, sc->count,
-                               sc->more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE, sc->next,
-                               (maos_slice){0});
+    maosd_rjob *j = maosd_rjob_for(call, run);
+    if (!j) {
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+    int rc = maosd_rjob_submit(j);
     if (rc)
-        return maosd_drop_reply(call, mark, rc);
-    maosd_reply_end(c, mark);
-    return 0;
+        snprintf(call->why, sizeof(call->why), "cannot queue the read");
+    return rc;
 }
 
-int maosd_op_read(maosd_call *call)
+/* Reply {events: [...], next} around a scan, into the job's buffer. */
+static void reply_scan(maosd_rjob *j, maosd_scan *sc, maos_slice stream, uint64_t from)
 {
-    maos_request *req = call->req;
-    uint64_t head;
-    int rc = read_head(call->srv->store, req->stream, &head);
-    if (rc == MAOS_ENOT_FOUND) {
-        snprintf(call->why, sizeof(call->why), "stream %.*s not found",
-                 (int)req->stream.len, req->stream.ptr);
-        return rc;
-    }
+    msgpack_packer pk;
+    size_t mark = maosd_rjob_frame_begin(j, &pk);
+    maos_list_mark lm;
+    int rc = maos_enc_list_begin(&j->out, j->req.rid, "events", &lm);
+    if (!rc)
+        rc = sc->next_is_version ? scan_index(j->store, stream, from, sc, &j->out)
+                                 : maosd_collect(j->store, from, sc, &j->out);
+    if (!rc)
+        rc = maos_enc_list_end(&j->out, &lm, sc->count,
+                               sc->more ? MAOS_NEXT_UINT : MAOS_NEXT_NONE, sc->next,
+                               (maos_slice){0});
+    if (!rc)
+        rc = maosd_rjob_frame_end(j, mark);
     if (rc)
-        return rc;
+        maosd_rjob_fail(j, mark, rc);
+}
+
+static void run_read(maosd_rjob *j)
+{
+    const maos_request *req = &j->req;
+    uint64_t head;
+    int rc = read_head(j->store, req->stream, &head);
+    if (rc == MAOS_ENOT_FOUND) {
+        j->rc = rc;
+        snprintf(j->why, sizeof(j->why), "stream %.*s not found",
+                 (int)req->stream.len, req->stream.ptr);
+        return;
+    }
+    if (rc) {
+        maosd_rjob_fail(j, j->out.size, rc);
+        return;
+    }
     maosd_scan sc = {
         .backward = req->backward,
         .upto = UINT64_MAX,
         .limit = req->limit,
-        .budget = maosd_reply_budget(call->srv),
+        .budget = j->budget,
         .next_is_version = 1,
     };
     uint64_t from = req->has_from ? req->from : (req->backward ? head : 0);
-    return reply_scan(call, &sc, req->stream, from);
+    reply_scan(j, &sc, req->stream, from);
 }
 
-int maosd_op_read_all(maosd_call *call)
+int maosd_op_read(maosd_call *call)
 {
-    maos_request *req = call->req;
+    return submit_read(call, run_read);
+}
+
+static void run_read_all(maosd_rjob *j)
+{
+    const maos_request *req = &j->req;
     maosd_scan sc = {
         .f = &req->filter,
         .backward = req->backward,
         .upto = UINT64_MAX,
         .limit = req->limit,
-        .budget = maosd_reply_budget(call->srv),
+        .budget = j->budget,
     };
     uint64_t from = req->has_from ? req->from : (req->backward ? UINT64_MAX : 1);
-    return reply_scan(call, &sc, (maos_slice){0}, from);
+    reply_scan(j, &sc, (maos_slice){0}, from);
 }
 
-int maosd_op_streams(maosd_call *call)
+int maosd_op_read_all(maosd_call *call)
 {
-    maos_request *req = call->req;
-    maosd_conn *c = call->conn;
+    return submit_read(call, run_read_all);
+}
+
+static void run_streams(maosd_rjob *j)
+{
+    const maos_request *req = &j->req;
     char pk_[MAOSD_KEY_MAX], ak[MAOSD_KEY_MAX];
     size_t plen = maosd_key_head(pk_, req->prefix);
     size_t alen = req->after.len ? maosd_key_head(ak, req->after) : 0;
-    maosd_iter *it = maosd_iter_new(call->srv->store, MAOSD_CF_STREAMS);
-    if (!it)
-        return MAOS_EOVERLOADED;
+    maosd_iter *it = maosd_iter_new(j->store, MAOSD_CF_STREAMS);
+    if (!it) {
+        maosd_rjob_fail(j, j->out.size, MAOS_ENOMEM);
+        return;
+    }
     /* Start at whichever of prefix and cursor sorts later. */
     int cmp = memcmp(ak, pk_, alen < plen ? alen : plen);
     if (alen && (cmp > 0 || (cmp == 0 && alen > plen)))
@@ -586,10 +625,10 @@ int maosd_op_streams(maosd_call *call)
         maosd_iter_seek(it, pk_, plen);
 
     msgpack_packer pk;
-    size_t mark = maosd_reply_begin(c, &pk);
+    size_t mark = maosd_rjob_frame_begin(j, &pk);
     maos_list_mark lm;
-    int rc = maos_enc_list_begin(&c->out, req->rid, "streams", &lm);
-    size_t start = c->out.size, budget = maosd_reply_budget(call->srv);
+    int rc = maos_enc_list_begin(&j->out, req->rid, "streams", &lm);
+    size_t start = j->out.size, budget = j->budget;
     uint32_t count = 0;
     int more = 0;
     char cursor[MAOS_STREAM_MAX]; /* last listed name: the next page's "after" */
@@ -603,7 +642,7 @@ int maosd_op_streams(maosd_call *call)
         if (alen && klen == alen && !memcmp(ik, ak, alen))
             continue; /* the cursor itself was on the previous page */
         /* an entry is its name plus at most ~60 bytes */
-        if (count == req->limit || !fits(c->out.size - start, klen + 64, count, budget)) {
+        if (count == req->limit || !fits(j->out.size - start, klen + 64, count, budget)) {
             more = 1;
             break;
         }
@@ -627,11 +666,16 @@ int maosd_op_streams(maosd_call *call)
         rc = maosd_iter_status(it);
     maosd_iter_free(it);
     if (!rc)
-        rc = maos_enc_list_end(&c->out, &lm, count,
+        rc = maos_enc_list_end(&j->out, &lm, count,
                                more ? MAOS_NEXT_STR : MAOS_NEXT_NONE, 0,
                                (maos_slice){cursor, cursor_len});
+    if (!rc)
+        rc = maosd_rjob_frame_end(j, mark);
     if (rc)
-        return maosd_drop_reply(call, mark, rc);
-    maosd_reply_end(c, mark);
-    return 0;
+        maosd_rjob_fail(j, mark, rc);
+}
+
+int maosd_op_streams(maosd_call *call)
+{
+    return submit_read(call, run_streams);
 }

@@ -2,9 +2,10 @@
  * daemon/op_sub.c -- subscriptions (catch-up then live), checkpoints and
  * ephemeral channels.
  *
- * Delivery model, all on the loop thread:
+ * Delivery model.  Every decision is taken on the loop thread; only the
+ * disk reads of catch-up run on a reader thread (reader.c):
  *
- *   subscribe --> CATCHING UP --(pump reached delivered_head)--> LIVE
+ *   subscribe --> CATCHING UP --(caught up with delivered_head)--> LIVE
  *                     ^                                            |
  *                     +------(connection over its output cap)------+
  *                               "fell_behind"
@@ -12,15 +13,41 @@
  *  - srv->delivered_head is the last position handed to the fan-out.  The
  *    fan-out runs when a committed group comes back from the commit thread
  *    (before the writers' replies), so every position <= delivered_head is
- *    already durable in RocksDB and readable from disk.
- *  - A catching-up subscription reads from disk, in bounded slices driven
- *    by an idle handle, from its next_pos up to delivered_head, never past
- *    it; when it gets there it becomes live.  A live subscription gets each
- *    later group from the fan-out, from its next_pos on.  Because both the
- *    pump and the fan-out run on this one thread and both move next_pos
- *    forward over exactly the positions they covered, every matching event
- *    is delivered once, in position order, with no gap and no duplicate at
- *    the boundary.
+ *    already durable in RocksDB and readable from disk, by any thread.
+ *  - A catching-up subscription is fed from disk in slices.  The loop
+ *    starts a slice as a job (at most one per subscription: s->job) with
+ *    a copy of what it needs: the filter, F = next_pos, D = delivered_head
+ *    now, the awaited version.  On a reader thread the job reads the
+ *    matching events in [F, D] -- bounded by PUMP_LIMIT events, one reply
+ *    budget and a scan budget -- into a push frame of its own, and says
+ *    where it stopped (N: the next position to consider; N = D + 1 when it
+ *    read everything up to D).  Back on the loop, the frame goes to the
+ *    connection, next_pos becomes N, and the subscription goes live only
+ *    if it read everything and N > delivered_head *now*; otherwise
+ *    (delivered_head moved on meanwhile) the next slice reads from N.
+ *  - A live subscription gets each later group from the fan-out, from its
+ *    next_pos on.
+ *  - Exactly once, in order, no gap, because next_pos has exactly one
+ *    owner at a time and every owner moves it over exactly what it
+ *    covered.  While catching up, only the slice's done step moves it (the
+ *    fan-out skips subscriptions that are not live; a subscription with a
+ *    job in flight is not live and its next_pos stays F until the job
+ *    returns), from F to N, having pushed every match in [F, N).  A
+ *    subscription turns live on the loop thread at a moment when next_pos
+ *    > delivered_head: every later group's positions are above
+ *    delivered_head, so the fan-out starts exactly where the disk reads
+ *    stopped; nothing the fan-out handed out before that moment is lost,
+ *    since those positions are <= delivered_head and so were left to the
+ *    disk slices.  A group committed but not yet fanned out when a slice
+ *    ran is past D, so the slice never reads it (its scan stops at D) even
+ *    if its iterator sees it.  Fell_behind hands next_pos back from the
+ *    fan-out to the slices at a position the fan-out did not push.  A
+ *    subscription removed while its job runs (unsubscribe, connection
+ *    closed) detaches the job, which keeps the filter's bytes and drops
+ *    its frame.
+ *  - Slices read what every earlier group wrote: the job is started on the
+ *    loop after the group's fan-out (which follows its RocksDB write), and
+ *    the reader makes its iterator after taking the job.
  *  - A live subscriber whose connection is over its output cap, or holds
  *    more than MAOSD_LIGHT_BYTES while the daemon is over its budget
  *    (max_total_output; maosd_conn_over_cap), is switched back to catching
@@ -31,10 +58,12 @@
  *    is not over a cap (maosd_conn_pump_ok); it can always read again from
  *    disk, so a subscriber that does not read costs one window, not its
  *    cap.  A connection whose output drains kicks the pump again.
- *  - Catch-up cannot starve writers or anyone else: one loop turn pumps at
- *    most PUMP_TURN_SCAN records and PUMP_TURN_NS of time over all
- *    catching-up subscriptions, in slices of PUMP_SLICE_SCAN records, round
- *    robin.
+ *  - Catch-up cannot stall the loop, writers or anyone else: the loop only
+ *    moves finished frames; the reading happens on reader threads, at most
+ *    PUMP_JOBS of them at a time for all catching-up subscriptions (the
+ *    rest of the pool stays free for requests), round robin.  A watch's
+ *    prelude pages (tables.c) are still read on the loop: at most
+ *    PUMP_TURN_SCAN records' worth and PUMP_TURN_NS of time per turn.
  *  - from_version past the stream's head: the subscription starts at the
  *    live end and waits for that version (s->waiting): versions of the
  *    stream below it, written meanwhile, are skipped, live or from disk, so
@@ -53,9 +82,31 @@
 #include "dispatch.h"
 
 #define PUMP_LIMIT 10000      /* events per catch-up push */
-#define PUMP_TURN_SCAN 20000  /* records examined per loop turn, all subs */
-#define PUMP_SLICE_SCAN 500   /* ... and per subscription per slice */
-#define PUMP_TURN_NS 250000   /* time one loop turn pumps, all subs */
+#define PUMP_SLICE_SCAN 20000 /* records a catch-up slice examines */
+#define PUMP_JOBS 2           /* catch-up slices in flight, all subs */
+#define PUMP_TURN_SCAN 20000  /* prelude: records' worth per loop turn */
+#define PUMP_PAGE_SCAN 500    /* ... a page counts as this many */
+#define PUMP_TURN_NS 250000   /* prelude: time one loop turn pumps */
+
+/* A catch-up slice in flight (the job's arg).  The reader thread reads f,
+ * sub_id, from, upto, waiting, wait_version and writes the results; the
+ * loop thread reads the results after the job came back and writes sub and
+ * mem (fields the reader never reads) when the subscription goes away. */
+struct pump_job {
+    maosd_sub *sub;          /* NULL once the subscription is gone */
+    char *mem;               /* then: its filter's bytes, freed with the job */
+    maos_filter f;           /* the subscription's filter (slices into its mem) */
+    uint64_t sub_id;
+    uint64_t from;           /* F: next_pos when it started */
+    uint64_t upto;           /* D: delivered_head when it started */
+    int waiting;
+    uint64_t wait_version;
+    /* out */
+    int found;               /* the awaited version is stored */
+    uint32_t count;          /* events in the frame */
+    int more;                /* stopped before D */
+    uint64_t next;           /* N */
+};
 
 /* ---- subscription objects ---------------------------------------------------- */
 
@@ -194,6 +245,14 @@ static void sub_free(maosd_server *srv, maosd_sub *s)
     pump_del(srv, s);
     if (s->prelude_free)
         s->prelude_free(srv, s->prelude_arg);
+    if (s->job) {
+        /* its slice is being read: it keeps the filter's bytes and drops
+         * its frame when it comes back */
+        struct pump_job *p = s->job;
+        p->sub = NULL;
+        p->mem = s->mem;
+        s->mem = NULL;
+    }
     free(s->mem);
     free(s);
 }
@@ -222,89 +281,152 @@ static void go_live(maosd_server *srv, maosd_sub *s)
 }
 
 /*
- * One catch-up slice: the matching events from next_pos up to
- * delivered_head, at most PUMP_LIMIT events / one reply budget / max_scan
- * records examined, as one push.  Sets *scanned.  Returns 0, or a storage
- * error (the caller fails the connection).
+ * One catch-up slice, on a reader thread: the matching events from F up to
+ * D as one push frame in j->out (none when nothing matched), at most
+ * PUMP_LIMIT events / one reply budget / PUMP_SLICE_SCAN records
+ * examined.  Only the job and the store are read.
  */
-static int pump_one(maosd_server *srv, maosd_sub *s, uint32_t max_scan,
-                    uint32_t *scanned)
+static void run_pump(maosd_rjob *j)
 {
-    maosd_conn *c = s->conn;
-    *scanned = 0;
-    if (s->prelude) {
-        int done = 0, rc = s->prelude(srv, s, &done);
-        *scanned = max_scan; /* a page: a slice's worth of work */
-        if (rc)
-            return rc;
-        if (done) {
-            s->prelude_free(srv, s->prelude_arg);
-            s->prelude = NULL;
-            s->prelude_free = NULL;
-            s->prelude_arg = NULL;
-        }
-        return 0;
-    }
-    if (s->waiting) {
-        /* From disk: start at the awaited version if it is stored (maybe
-         * past delivered_head: the fan-out of its group is still to come),
-         * else nothing of the stream up to delivered_head is for it. */
+    struct pump_job *p = j->arg;
+    uint64_t from = p->from;
+    if (p->waiting) {
+        /* Start at the awaited version if it is stored (maybe past D: the
+         * fan-out of its group is still to come), else nothing of the
+         * stream up to D is for it. */
         uint64_t pos;
-        int rc = maosd_stream_version_position(srv->store, s->filter.stream,
-                                                s->wait_version, &pos);
-        if (rc && rc != MAOS_ENOT_FOUND)
-            return rc;
-        if (rc == 0)
-            s->waiting = 0;
-        else
-            pos = srv->delivered_head + 1;
-        if (pos > s->next_pos)
-            s->next_pos = pos;
+        int rc = maosd_stream_version_position(j->store, p->f.stream, p->wait_version,
+                                                &pos);
+        if (rc && rc != MAOS_ENOT_FOUND) {
+            maosd_rjob_fail(j, 0, rc);
+            return;
+        }
+        p->found = rc == 0;
+        if (rc)
+            pos = p->upto + 1;
+        if (pos > from)
+            from = pos;
     }
-    if (s->next_pos > srv->delivered_head) { /* e.g. from past the head */
-        go_live(srv, s);
-        return 0;
-    }
+    p->next = from;
+    if (from > p->upto) /* e.g. from past the head */
+        return;
     msgpack_packer pk;
-    size_t mark = maosd_reply_begin(c, &pk);
+    size_t mark = maosd_rjob_frame_begin(j, &pk);
     maos_list_mark lm;
     maosd_scan sc = {
-        .f = &s->filter,
-        .upto = srv->delivered_head,
+        .f = &p->f,
+        .upto = p->upto,
         .limit = PUMP_LIMIT,
-        .budget = maosd_reply_budget(srv),
-        .max_scan = max_scan,
+        .budget = j->budget,
+        .max_scan = PUMP_SLICE_SCAN,
     };
-    int rc = maos_enc_push_events_begin(&c->out, s->id, &lm);
+    int rc = maos_enc_push_events_begin(&j->out, p->sub_id, &lm);
     if (!rc)
-        rc = maosd_collect(srv->store, s->next_pos, &sc, &c->out);
-    *scanned = sc.scanned;
-    /* never backwards: the subscription may have started past this head */
-    uint64_t next = sc.more ? sc.next : srv->delivered_head + 1;
-    if (next < s->next_pos)
-        next = s->next_pos;
+        rc = maosd_collect(j->store, from, &sc, &j->out);
+    /* never backwards: the subscription may have started past D */
+    uint64_t next = sc.more ? sc.next : p->upto + 1;
+    if (next < from)
+        next = from;
     if (!rc && sc.count)
-        rc = maos_enc_push_events_end(&c->out, &lm, sc.count, next);
-    if (rc || !sc.count) {
-        c->out.size = mark; /* nothing to send (or it failed) */
-    } else {
-        maosd_reply_end(c, mark);
-        srv->push_frames++;
-        srv->push_events += sc.count;
+        rc = maos_enc_push_events_end(&j->out, &lm, sc.count, next);
+    if (!rc && sc.count)
+        rc = maosd_rjob_frame_end(j, mark);
+    if (rc) {
+        maosd_rjob_fail(j, mark, rc);
+        return;
     }
+    if (!sc.count)
+        j->out.size = mark; /* nothing to send */
+    p->count = sc.count;
+    p->more = sc.more;
+    p->next = next;
+}
+
+/* The slice came back (loop thread): push its frame, move next_pos over
+ * what it covered, and go live if nothing is left to read from disk. */
+static void pump_done(maosd_rjob *j)
+{
+    struct pump_job *p = j->arg;
+    maosd_server *srv = j->srv;
+    maosd_sub *s = p->sub;
+    srv->pump_jobs--;
+    if (s) {
+        maosd_conn *c = s->conn;
+        s->job = NULL;
+        if (j->rc) {
+            /* The subscriber must not wait for events it will never get:
+             * drop the connection; the client reconnects and resumes. */
+            maosd_log(MAOSD_LOG_ERROR, "conn %llu sub %llu: catch-up read failed: %s; "
+                      "closing the connection", (unsigned long long)c->id,
+                      (unsigned long long)s->id, j->why);
+            pump_del(srv, s);
+            maosd_conn_fail(c);
+        } else {
+            if (p->count) {
+                maosd_conn_put_frames(c, &j->out);
+                srv->push_frames++;
+                srv->push_events += p->count;
+            }
+            if (p->found)
+                s->waiting = 0;
+            s->next_pos = p->next;
+            if (!p->more && s->next_pos > srv->delivered_head)
+                go_live(srv, s);
+        }
+    }
+    free(p->mem);
+    free(p);
+    maosd_sub_kick(srv);
+}
+
+/* Start a catch-up slice of s.  0, or a negative code (nothing started). */
+static int pump_start(maosd_server *srv, maosd_sub *s)
+{
+    struct pump_job *p = calloc(1, sizeof(*p));
+    if (!p)
+        return MAOS_ENOMEM;
+    p->sub = s;
+    p->f = s->filter;
+    p->sub_id = s->id;
+    p->from = s->next_pos;
+    p->upto = srv->delivered_head;
+    p->waiting = s->waiting;
+    p->wait_version = s->wait_version;
+    maosd_rjob *j = maosd_rjob_new(srv, s->conn, run_pump, pump_done, p);
+    if (!j) {
+        free(p);
+        return MAOS_ENOMEM;
+    }
+    int rc = maosd_rjob_submit(j); /* frees j on failure */
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    s->job = p;
+    srv->pump_jobs++;
+    return 0;
+}
+
+/* One page of a watch's prelude, on the loop thread. */
+static int prelude_page(maosd_server *srv, maosd_sub *s)
+{
+    int done = 0, rc = s->prelude(srv, s, &done);
     if (rc)
         return rc;
-    s->next_pos = next;
-    if (!sc.more)
-        go_live(srv, s);
+    if (done) {
+        s->prelude_free(srv, s->prelude_arg);
+        s->prelude = NULL;
+        s->prelude_free = NULL;
+        s->prelude_arg = NULL;
+    }
     return 0;
 }
 
 /*
- * Serve catching-up subscriptions round-robin within one shared budget of
- * records examined per loop turn, so that however many subscriptions are
- * catching up (and however little their filters match), one turn stays
- * short and writers and other connections are not held up.
+ * Serve catching-up subscriptions round-robin: start a slice for each that
+ * has none in flight and may take more output, up to PUMP_JOBS in flight
+ * for all; a slice's return kicks the pump again.  Preludes are served
+ * here, a page at a time, within PUMP_TURN_SCAN and PUMP_TURN_NS a turn.
  */
 static void on_pump(uv_idle_t *h)
 {
@@ -316,37 +438,40 @@ static void on_pump(uv_idle_t *h)
     while (srv->pump && budget && (!progress || uv_hrtime() < t_end)) {
         maosd_sub *s = srv->pump;
         int last = s == stop_at;
-        /* to the tail first: pump_one may take it off the list */
+        /* to the tail first: what follows may take it off the list */
         srv->pump = s->pump_next;
         if (!srv->pump)
             srv->pump_tail = NULL;
         pump_push_tail(srv, s);
         maosd_conn *c = s->conn;
-        if (!c->closing && !c->close_after_flush && maosd_conn_pump_ok(c)) {
-            uint32_t scanned = 0;
-            int rc = pump_one(srv, s, budget < PUMP_SLICE_SCAN ? budget : PUMP_SLICE_SCAN,
-                              &scanned);
+        if (!s->job && !c->closing && !c->close_after_flush && maosd_conn_pump_ok(c)) {
+            int rc = 0;
+            if (s->prelude) {
+                rc = prelude_page(srv, s);
+                budget -= budget < PUMP_PAGE_SCAN ? budget : PUMP_PAGE_SCAN;
+                progress = 1;
+            } else if (!s->waiting && s->next_pos > srv->delivered_head) {
+                go_live(srv, s); /* e.g. from past the head */
+            } else if (srv->pump_jobs < PUMP_JOBS) {
+                rc = pump_start(srv, s);
+            }
             if (rc) {
-                /* The subscriber must not wait for events it will never get:
-                 * drop the connection; the client reconnects and resumes. */
-                maosd_log(MAOSD_LOG_ERROR, "conn %llu sub %llu: catch-up read failed: %s; "
+                maosd_log(MAOSD_LOG_ERROR, "conn %llu sub %llu: catch-up failed: %s; "
                           "closing the connection", (unsigned long long)c->id,
-                          (unsigned long long)s->id, maosd_store_errmsg());
+                          (unsigned long long)s->id,
+                          rc == MAOS_ENOMEM ? "out of memory" : maosd_store_errmsg());
                 pump_del(srv, s);
                 maosd_conn_fail(c);
             }
-            budget -= scanned < budget ? (scanned ? scanned : 1) : budget;
-            progress = 1;
         }
         if (last)
             break;
     }
-    /* Stop only after a turn without progress: output made in this idle
+    /* Stop unless a prelude page was served: output made in this idle
      * callback is flushed by the check handle after the poll, and the poll
-     * does not block while the idle handle is active.  Nothing runnable
-     * means every pumping connection holds its window or is over a cap;
-     * the flush of its output (or the budget freeing up) kicks the pump
-     * again. */
+     * does not block while the idle handle is active.  Slices in flight
+     * kick the pump when they come back; connections that hold their
+     * window (or are over a cap) kick it as their output drains. */
     if (!progress) {
         uv_idle_stop(&srv->pump_idle);
         srv->pump_running = 0;

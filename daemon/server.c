@@ -336,7 +336,7 @@ static int conn_can_resume(const maosd_conn *c)
 /* Nothing more to send or to wait for. */
 static int conn_drained(const maosd_conn *c)
 {
-    return !c->out.size && !c->in_flight_out && !c->pending_writes;
+    return !c->out.size && !c->in_flight_out && !c->pending_writes && !c->pending_reads;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -452,6 +452,42 @@ void maosd_conn_write_done(maosd_conn *c, size_t cost)
     c->pending_writes--;
     c->pending_bytes -= cost;
     conn_progress(c); /* the reply itself is flushed by the check handle */
+}
+
+void maosd_conn_read_queued(maosd_conn *c, size_t cost)
+{
+    c->pending_reads++;
+    c->pending_bytes += cost;
+    account(c);
+}
+
+void maosd_conn_read_done(maosd_conn *c, size_t cost)
+{
+    c->pending_reads--;
+    c->pending_bytes -= cost;
+    conn_progress(c);
+}
+
+void maosd_conn_put_frames(maosd_conn *c, msgpack_sbuffer *frames)
+{
+    if (c->closing || !frames->size)
+        return;
+    size_t len = frames->size;
+    if (!c->out.size) {
+        /* nothing waits: the job's buffer becomes the output */
+        msgpack_sbuffer old = c->out;
+        c->out = *frames;
+        *frames = old;
+        frames->size = 0;
+    } else if (msgpack_sbuffer_write(&c->out, frames->data, len)) {
+        maosd_log(MAOSD_LOG_ERROR, "conn %llu: out of memory taking a read's reply; "
+                  "closing the connection", (unsigned long long)c->id);
+        maosd_conn_fail(c);
+        return;
+    }
+    atomic_fetch_add(&c->srv->counters.bytes_out, len);
+    mark_dirty(c);
+    account(c);
 }
 
 static void conn_flush(maosd_conn *c)
@@ -961,6 +997,7 @@ static void on_drain_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)&flush_check, NULL);
     uv_close((uv_handle_t *)&srv->hello_timer, NULL);
     uv_close((uv_handle_t *)&srv->trim_timer, NULL);
+    uv_close((uv_handle_t *)&srv->lag_prepare, NULL);
     maosd_subs_close(srv);
     maosd_queues_free(srv);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
@@ -988,6 +1025,65 @@ void maosd_server_stop(maosd_server *srv)
     uv_timer_start(&drain_timer, on_drain_tick, 0, 5);
 }
 
+/* ---- loop lag -------------------------------------------------------------------- */
+
+/* Bucket of v microseconds: exact below 8, then 8 per power of two. */
+static unsigned lag_bucket(uint64_t v)
+{
+    if (v < 8)
+        return (unsigned)v;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+    return msb * 8 + (unsigned)((v >> (msb - 3)) & 7);
+}
+
+/* The largest value of bucket b. */
+static uint64_t lag_bucket_top(unsigned b)
+{
+    if (b < 8)
+        return b;
+    unsigned msb = b / 8;
+    return ((uint64_t)(8 + b % 8 + 1) << (msb - 3)) - 1;
+}
+
+/* Just before each poll: the time since the last one, less what the loop
+ * spent blocked in the poll (uv_metrics_idle_time), is what this
+ * iteration worked -- the longest a request that arrived meanwhile waited
+ * before maosd looked at it. */
+static void on_lag_prepare(uv_prepare_t *h)
+{
+    maosd_server *srv = h->data;
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(srv->loop);
+    if (srv->lag_last_ns) {
+        uint64_t wall = now - srv->lag_last_ns, blocked = idle - srv->lag_last_idle_ns;
+        uint64_t us = (wall > blocked ? wall - blocked : 0) / 1000;
+        srv->lag_hist[lag_bucket(us)]++;
+        srv->lag_n++;
+        if (us > srv->lag_max_us)
+            srv->lag_max_us = us;
+    }
+    srv->lag_last_ns = now;
+    srv->lag_last_idle_ns = idle;
+}
+
+void maosd_lag_start(maosd_server *srv)
+{
+    uv_prepare_init(srv->loop, &srv->lag_prepare);
+    srv->lag_prepare.data = srv;
+    uv_prepare_start(&srv->lag_prepare, on_lag_prepare);
+    uv_unref((uv_handle_t *)&srv->lag_prepare); /* never keeps the loop alive */
+}
+
+static uint64_t lag_p99(const maosd_server *srv)
+{
+    uint64_t want = srv->lag_n - srv->lag_n / 100, seen = 0; /* 99% of them */
+    for (unsigned b = 0; b < MAOSD_LAG_BUCKETS; b++) {
+        seen += srv->lag_hist[b];
+        if (seen >= want && seen)
+            return lag_bucket_top(b) < srv->lag_max_us ? lag_bucket_top(b) : srv->lag_max_us;
+    }
+    return 0;
+}
+
 void maosd_server_stats(maosd_server *srv, maos_stats *st)
 {
     maosd_counters *ct = &srv->counters;
@@ -1010,5 +1106,7 @@ void maosd_server_stats(maosd_server *srv, maos_stats *st)
     st->hello_timeouts = srv->hello_timeouts;
     st->connections_paused = srv->n_paused;
     st->buffered_bytes = srv->buffered;
+    st->loop_lag_max_us = srv->lag_max_us;
+    st->loop_lag_p99_us = lag_p99(srv);
     maosd_subs_stats(srv, st);
 }

@@ -23,6 +23,7 @@
 #include "store.h"
 #include "subs.h"
 #include "tables.h"
+#include "reader.h"
 
 typedef struct maosd_counters {
     atomic_uint_fast64_t requests, bytes_in, bytes_out;
@@ -33,6 +34,9 @@ typedef struct maosd_counters {
 
 typedef struct maosd_conn maosd_conn;
 typedef struct maosd_commit maosd_commit;
+
+/* Loop-lag histogram: 8 buckets per power of two of microseconds. */
+#define MAOSD_LAG_BUCKETS (64 * 8)
 typedef struct maosd_sub maosd_sub;
 
 typedef struct maosd_server {
@@ -84,11 +88,18 @@ typedef struct maosd_server {
     maosd_sub *pump_tail;
     uv_idle_t pump_idle;
     int pump_running;
+    uint32_t pump_jobs;   /* catch-up slices at the reader pool */
     uint64_t delivered_head; /* last position fanned out to live subscribers */
     uint64_t n_subs, n_chan_subs;
     uint64_t push_frames, push_events, fell_behind;
     uint64_t channel_messages, channel_dropped;
     uint64_t drained_at; /* loop time the commit queue emptied at shutdown */
+    /* loop lag (server.c): per iteration, the time it worked between two
+     * polls, in a log-linear histogram of microseconds */
+    uv_prepare_t lag_prepare;
+    uint64_t lag_last_ns, lag_last_idle_ns;
+    uint64_t lag_max_us, lag_n;
+    uint64_t lag_hist[MAOSD_LAG_BUCKETS];
 } maosd_server;
 
 struct maosd_conn {
@@ -118,7 +129,9 @@ struct maosd_conn {
                           * as it drains) or MAOSD_PAUSED_BUDGET (the
                           * daemon's budget, resumed as that frees up) */
     uint32_t pending_writes; /* requests at the commit thread */
-    size_t pending_bytes;    /* what they cost (maosd_wreq_cost) */
+    uint32_t pending_reads;  /* jobs at the reader pool (reader.c) */
+    size_t pending_bytes;    /* what both cost (maosd_wreq_cost, the jobs'
+                              * cost) */
     size_t acct;             /* this connection's share of srv->buffered */
     maosd_sub *subs;         /* this connection's subscriptions */
     uint32_t n_subs;
@@ -152,6 +165,14 @@ void maosd_conn_unref(maosd_conn *c);
  * came back: counted against the connection's cap like its output. */
 void maosd_conn_write_queued(maosd_conn *c, size_t cost);
 void maosd_conn_write_done(maosd_conn *c, size_t cost);
+/* The same for a read job at the reader pool (reader.c). */
+void maosd_conn_read_queued(maosd_conn *c, size_t cost);
+void maosd_conn_read_done(maosd_conn *c, size_t cost);
+/* Whole reply frames built off the loop (a read job's buffer) go to c's
+ * output: moved when c's output is empty (frames is then empty), else
+ * copied; an allocation failure closes c once its earlier replies are
+ * written (as maosd_reply_end). */
+void maosd_conn_put_frames(maosd_conn *c, msgpack_sbuffer *frames);
 /* Close c once its output is written (a failure the client must see as a
  * dropped connection; safe inside loops over connections). */
 void maosd_conn_fail(maosd_conn *c);
@@ -179,6 +200,9 @@ enum { MAOSD_PAUSED_CAP = 1, MAOSD_PAUSED_BUDGET = 2 };
 int maosd_conn_pump_ok(const maosd_conn *c);
 #define MAOSD_PUMP_WINDOW (1u << 20)
 
+/* Measure the loop's lag from now on (loop_lag_* of stats): the loop must
+ * have been configured with UV_METRICS_IDLE_TIME before it ran. */
+void maosd_lag_start(maosd_server *srv);
 /* Fill the stats counters (loop thread). */
 void maosd_server_stats(maosd_server *srv, maos_stats *st);
 

@@ -30,6 +30,7 @@ struct maosd_sub {
     int channel;             /* 1: a channel subscription */
     int live;
     int pumping;
+    struct pump_job *job;    /* a catch-up slice in flight (op_sub.c) */
     int waiting;             /* from_version past the head: skips the
                               * stream's versions below wait_version */
     uint64_t wait_version;

@@ -84,7 +84,10 @@
       "(100 kills)")                                                           \
     X(queue, "queue",                                                          \
       "13: 1 producer, 8 workers claiming and acking (durable): tasks/s, "     \
-      "claim latency, fairness")
+      "claim latency, fairness")                                               \
+    X(read_under_load, "read-under-load",                                      \
+      "14: cold reads of 4 interleaved streams (100k events) while 8 "         \
+      "processes append durably: appenders' p99, ping, loop lag")
 
 typedef struct bench_opts {
     int quick;              /* tiny sizes for the test suite */
@@ -98,7 +101,8 @@ typedef struct bench_opts {
     int verbose;
     uint64_t warm_events;   /* scenarios 1-3: loaded before timing */
     uint64_t replay_events; /* scenario 4: global log size */
-    uint64_t stream_events; /* scenario 4: events of the one stream */
+    uint64_t stream_events; /* scenario 4: events of the one stream; 14:
+                             * events of the streams read */
     uint64_t startup_events;/* scenario 5: events stored */
     int idle_conns;         /* scenario 5: idle connections */
     int block_cache_mb;     /* given to every maosd we start */

@@ -60,7 +60,7 @@ static void usage(FILE *f)
 "  --warm-events N        scenarios 1-3: events loaded before timing, so the\n"
 "                         store is in steady state (200000; 0: none)\n"
 "  --replay-events N      scenario 4 global log size (1000000)\n"
-"  --stream-events N      scenario 4 one-stream size (100000)\n"
+"  --stream-events N      scenario 4 one-stream size, 14 events read (100000)\n"
 "  --startup-events N     scenario 5 events stored (10000000)\n"
 "  --idle-conns N         scenario 5 idle connections (1000)\n"
 "  --catchup-events N     scenario 7 events stored before subscribing (200000)\n"

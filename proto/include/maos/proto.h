@@ -691,7 +691,9 @@ typedef struct maos_stream_info {
     X(connections_refused)                                                     \
     X(hello_timeouts)                                                          \
     X(connections_paused)                                                      \
-    X(buffered_bytes)
+    X(buffered_bytes)                                                          \
+    X(loop_lag_max_us)                                                         \
+    X(loop_lag_p99_us)
 
 typedef struct maos_stats {
 #define MAOS_STATS_FIELD_(name) uint64_t name;

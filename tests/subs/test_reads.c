@@ -1,0 +1,366 @@
+/*
+ * tests/subs/test_reads.c -- reads off the loop thread (issue 9, "Reads,
+ * scans and catch-up off the loop thread"): the reader pool against a real
+ * maosd, over raw sockets (proto + the harness only).
+ *
+ *  - read-your-writes across the pool: several forked processes append and
+ *    at once read back what the reply acknowledged, on another connection
+ *    and on the same one, many rounds each;
+ *  - a read whose connection closes while the read is in flight: nothing
+ *    crashes, nothing leaks (ASan's leak check runs at the daemon's clean
+ *    exit), the memory it held is given back;
+ *  - a read in flight does not hold up the loop: another connection's ping
+ *    is answered while the read waits;
+ *  - a catch-up slice whose subscription is removed while it is read
+ *    pushes nothing and frees what it held.
+ * The gap-free guarantee of catch-up read off the loop is test_subs_gapfree's.
+ *
+ * The last two hold a read in flight on purpose with maosd-fault's
+ * MAOS_FAULT_READ_GATE (the read waits on its reader thread until a file
+ * exists): what the test asserts is an order of events, never a time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "subs_util.h"
+
+#define RYW_PROCS 4
+#define RYW_ROUNDS 150
+
+typedef struct req {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} req;
+
+static void req_init(req *r)
+{
+    msgpack_sbuffer_init(&r->sb);
+    msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
+}
+
+/* The first record of a read/read_all reply (its position and version);
+ * 0 when the reply holds no event. */
+static int first_record(const maos_reply *rep, maos_record *rec)
+{
+    if (!rep->n_items)
+        return 0;
+    maos_mpr mr;
+    uint32_t n = 0;
+    maos_mpr_init(&mr, rep->items.ptr, rep->items.len);
+    if (maos_mpr_array(&mr, &n) || n != rep->n_items || maos_record_next(&mr, rec))
+        SU_FAIL("a read reply's events do not decode");
+    return 1;
+}
+
+/* read `stream` from version v, limit 1: the record (must exist). */
+static void read_version(su_conn *c, const char *stream, uint64_t v, maos_record *rec,
+                         char **frame)
+{
+    req r;
+    req_init(&r);
+    uint64_t rid = su_rid(c);
+    maos_enc_read(&r.pk, rid, su_s(stream), 1, v, 0, 1);
+    maos_reply rep;
+    int code = su_call(c, &r.sb, rid, &rep, frame);
+    msgpack_sbuffer_destroy(&r.sb);
+    if (code)
+        SU_FAIL("read %s from version %llu: %s: %.*s", stream, (unsigned long long)v,
+                maos_err_name(code), (int)rep.message.len, rep.message.ptr);
+    if (!first_record(&rep, rec))
+        SU_FAIL("read %s from version %llu right after its append was acknowledged: "
+                "no event (read-your-writes broken)", stream, (unsigned long long)v);
+}
+
+/* read_all from position p, limit 1: the record (must exist). */
+static void read_position(su_conn *c, uint64_t p, maos_record *rec, char **frame)
+{
+    req r;
+    req_init(&r);
+    uint64_t rid = su_rid(c);
+    maos_enc_read_all(&r.pk, rid, 1, p, 0, 1, NULL);
+    maos_reply rep;
+    int code = su_call(c, &r.sb, rid, &rep, frame);
+    msgpack_sbuffer_destroy(&r.sb);
+    if (code)
+        SU_FAIL("read_all from %llu: %s", (unsigned long long)p, maos_err_name(code));
+    if (!first_record(&rep, rec))
+        SU_FAIL("read_all from position %llu right after its append was acknowledged: "
+                "no event (read-your-writes broken)", (unsigned long long)p);
+}
+
+/* One writer-reader: append to its own stream on w, then read the event
+ * back on r (another connection) and on w (the same one). */
+static void ryw_child(const char *sock, int k)
+{
+    su_conn *w = su_open(sock), *rd = su_open(sock);
+    char stream[32];
+    snprintf(stream, sizeof stream, "ryw-%d", k);
+    msgpack_sbuffer data;
+    msgpack_sbuffer_init(&data);
+    for (uint64_t i = 0; i < RYW_ROUNDS; i++) {
+        su_mk_data(&data, (uint64_t)k, i, 16);
+        su_ev_in ev = {"t", data.data, data.size};
+        uint64_t pos = 0;
+        int code = su_append(w, stream, &ev, 1, &pos);
+        if (code)
+            SU_FAIL("append %llu: %s", (unsigned long long)i, maos_err_name(code));
+        maos_record rec;
+        char *frame = NULL;
+        read_version(rd, stream, i, &rec, &frame);
+        SU_EQ_U64(rec.position, pos);
+        SU_EQ_U64(rec.version, i);
+        free(frame);
+        read_position(rd, pos, &rec, &frame);
+        SU_EQ_U64(rec.position, pos);
+        free(frame);
+        read_version(w, stream, i, &rec, &frame);
+        SU_EQ_U64(rec.position, pos);
+        free(frame);
+    }
+    msgpack_sbuffer_destroy(&data);
+    su_close(w);
+    su_close(rd);
+    _exit(0);
+}
+
+/* Several processes append and read back at once: every read issued after
+ * an append's reply sees the appended event, whichever reader thread and
+ * connection serve it. */
+static void test_read_your_writes_forked(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    pid_t kids[RYW_PROCS];
+    for (int k = 0; k < RYW_PROCS; k++) {
+        kids[k] = su_fork("reader-writer %d", k);
+        if (kids[k] == 0)
+            ryw_child(d->sock, k);
+    }
+    for (int k = 0; k < RYW_PROCS; k++) {
+        int st = mt_wait(kids[k], 120000);
+        if (st != 0)
+            MT_FAIL("reader-writer %d exited with status %d (its message is above)", k, st);
+    }
+    su_conn *c = su_open(d->sock);
+    SU_EQ_U64(su_head(c), RYW_PROCS * RYW_ROUNDS);
+    su_close(c);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
+/* ---- reads held in flight (maosd-fault) ---------------------------------------- */
+
+#define BIG_EVENTS 3000
+#define BIG_PAD 1000
+
+static char g_gate[512];
+
+static mt_daemon *gated_daemon(void)
+{
+    mt_daemon *d = mt_daemon_new(NULL, mt_maosd_fault_bin());
+    snprintf(g_gate, sizeof g_gate, "%s/read-gate", mt_test_dir());
+    mt_daemon_setenv(d, "MAOS_FAULT_READ_GATE", g_gate);
+    mt_daemon_up(d);
+    return d;
+}
+
+static void gate_open(void)
+{
+    mt_write_file(g_gate, "", 0);
+}
+
+/* BIG_EVENTS events of about BIG_PAD bytes in stream "big", in batches. */
+static void write_big(su_conn *c)
+{
+    msgpack_sbuffer data[100];
+    su_ev_in evs[100];
+    for (uint64_t i = 0; i < BIG_EVENTS; i += 100) {
+        for (int j = 0; j < 100; j++) {
+            msgpack_sbuffer_init(&data[j]);
+            su_mk_data(&data[j], 1, i + (uint64_t)j, BIG_PAD);
+            evs[j] = (su_ev_in){"big", data[j].data, data[j].size};
+        }
+        uint64_t pos;
+        SU_EQ_ERR(su_append(c, "big", evs, 100, &pos), 0);
+        for (int j = 0; j < 100; j++)
+            msgpack_sbuffer_destroy(&data[j]);
+    }
+}
+
+/* Send a read of all of "big" (limit: the most a reply may hold). */
+static uint64_t send_big_read(su_conn *c)
+{
+    req r;
+    req_init(&r);
+    uint64_t rid = su_rid(c);
+    maos_enc_read(&r.pk, rid, su_s("big"), 1, 0, 0, MAOS_READ_LIMIT_MAX);
+    su_send_sb(c, &r.sb);
+    msgpack_sbuffer_destroy(&r.sb);
+    return rid;
+}
+
+/* While a read waits on its reader thread, the loop answers another
+ * connection's ping and the reading connection has no reply yet; once the
+ * read may go on, its reply arrives whole. */
+static void test_ping_while_read_in_flight(void **state)
+{
+    (void)state;
+    mt_daemon *d = gated_daemon();
+    su_conn *w = su_open(d->sock);
+    write_big(w);
+    su_conn *a = su_open(d->sock), *b = su_open(d->sock);
+    uint64_t rid = send_big_read(a);
+    /* the read is held: pings (on b, and on a: its reply comes first) go
+     * through the loop meanwhile, and so does an append */
+    for (int i = 0; i < 10; i++)
+        su_ping(b);
+    su_ping(a);
+    msgpack_sbuffer data;
+    msgpack_sbuffer_init(&data);
+    su_mk_data(&data, 2, 0, 8);
+    su_ev_in ev = {"t", data.data, data.size};
+    uint64_t pos;
+    SU_EQ_ERR(su_append(b, "other", &ev, 1, &pos), 0);
+    msgpack_sbuffer_destroy(&data);
+    maos_slice fr;
+    MT_EQ_INT(su_recv(a, 0, &fr), -1); /* nothing for a yet */
+    gate_open();
+    maos_reply rep;
+    char *frame = su_wait_reply(a, rid, &rep, 30000);
+    MT_TRUE(rep.ok);
+    MT_TRUE(rep.n_items > 0);
+    maos_record rec;
+    MT_TRUE(first_record(&rep, &rec));
+    MT_EQ_U64(rec.version, 0);
+    free(frame);
+    su_close(a);
+    su_close(b);
+    su_close(w);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
+/* Connections that send reads and close before the replies come back:
+ * the reads finish on their reader threads, their replies are dropped,
+ * and what they held is given back (buffered_bytes falls to 0); maosd
+ * stays up and exits cleanly (under ASan: without a leak). */
+static void test_read_then_close(void **state)
+{
+    (void)state;
+    mt_daemon *d = gated_daemon();
+    su_conn *w = su_open(d->sock);
+    write_big(w);
+    maos_stats st;
+    for (int k = 0; k < 8; k++) {
+        su_conn *a = su_open(d->sock);
+        for (int i = 0; i < 4; i++)
+            send_big_read(a);
+        su_ping(a); /* its reads were dispatched: they came before */
+        su_close(a);
+    }
+    /* the closed connections are held by their reads: their cost counts */
+    su_stats(w, &st);
+    MT_TRUE(st.buffered_bytes > 0);
+    gate_open();
+    /* wait (with a deadline) until every read came back and was dropped */
+    int64_t deadline = mt_now_us() + 30000000;
+    for (;;) {
+        su_stats(w, &st);
+        if (st.buffered_bytes == 0 && st.connections == 1)
+            break;
+        if (mt_now_us() > deadline)
+            MT_FAIL("reads of closed connections still held after 30 s: buffered_bytes "
+                    "%llu, connections %llu", (unsigned long long)st.buffered_bytes,
+                    (unsigned long long)st.connections);
+        mt_sleep_ms(10);
+    }
+    /* still serving: the whole stream reads back */
+    su_evs got = {0};
+    maos_filter f = {.stream = su_s("big")};
+    su_read_all(w, &f, 1, 0, &got);
+    MT_EQ_U64(got.n, BIG_EVENTS);
+    su_evs_free(&got);
+    su_close(w);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
+static void count_push(su_conn *c, const maos_push *p, void *user)
+{
+    (void)c;
+    (void)p;
+    (*(int *)user)++;
+}
+
+/* Subscriptions whose catch-up slice is being read when they go: one
+ * unsubscribed (its slice comes back to nobody: nothing is pushed after the
+ * unsubscribe reply), one whose peer closed (its connection closes once the
+ * slice is back).  What they held is given back, and maosd exits cleanly
+ * (under ASan: the detached slice leaks nothing). */
+static void test_catch_up_slice_outlives_subscription(void **state)
+{
+    (void)state;
+    mt_daemon *d = gated_daemon();
+    su_conn *w = su_open(d->sock);
+    write_big(w);
+    su_conn *a = su_open(d->sock), *b = su_open(d->sock);
+    int pushes = 0;
+    su_set_push(a, count_push, &pushes);
+    maos_filter f = {.stream = su_s("big")};
+    uint64_t sub_a, sub_b, from;
+    SU_EQ_ERR(su_subscribe(a, &f, MAOS_FROM_POSITION, 1, &sub_a, &from), 0);
+    SU_EQ_ERR(su_subscribe(b, &f, MAOS_FROM_POSITION, 1, &sub_b, &from), 0);
+    su_ping(a); /* the loop is free while both slices wait */
+    SU_EQ_ERR(su_unsubscribe(a, sub_a), 0);
+    su_close(b);
+    /* b's connection waits for its slice before it closes (a peer that
+     * closed gets everything it asked for first); a's slice is detached */
+    maos_stats st;
+    su_stats(w, &st);
+    MT_TRUE(st.buffered_bytes > 0); /* both slices still held */
+    gate_open();
+    int64_t deadline = mt_now_us() + 30000000;
+    for (;;) {
+        su_stats(w, &st);
+        if (st.buffered_bytes == 0 && st.connections == 2)
+            break;
+        if (mt_now_us() > deadline)
+            MT_FAIL("catch-up slices still held after 30 s: buffered_bytes %llu, "
+                    "connections %llu", (unsigned long long)st.buffered_bytes,
+                    (unsigned long long)st.connections);
+        mt_sleep_ms(10);
+    }
+    su_ping(a);
+    MT_EQ_INT(pushes, 0);
+    /* a new subscription catches up as usual */
+    su_conn *c = su_open(d->sock);
+    su_collector col = {0};
+    su_sub one = {0};
+    col.subs = &one;
+    col.n = 1;
+    su_set_push(c, su_collect, &col);
+    SU_EQ_ERR(su_subscribe(c, &f, MAOS_FROM_POSITION, 1, &one.id, &one.from), 0);
+    int64_t dl = mt_now_us() + 30000000;
+    while (!one.caught_up && mt_now_us() < dl)
+        su_pump(c, 100, NULL);
+    MT_EQ_U64(one.got.n, BIG_EVENTS);
+    MT_EQ_U64(one.caught_up, 1);
+    su_evs_free(&one.got);
+    su_close(c);
+    su_close(a);
+    su_close(w);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_your_writes_forked),
+        cmocka_unit_test(test_ping_while_read_in_flight),
+        cmocka_unit_test(test_read_then_close),
+        cmocka_unit_test(test_catch_up_slice_outlives_subscription),
+    };
+    return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);
+}
