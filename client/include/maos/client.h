@@ -281,7 +281,10 @@ typedef struct maos_txn_append {
  *
  * Errors: MAOS_EWRONG_EXPECTED_VERSION (maos_err_actual gives the actual
  * version), MAOS_EINVALID_NAME, MAOS_EINVALID_ID, MAOS_ECONFLICT (an id
- * reused for another event or stream), MAOS_EREAD_ONLY, MAOS_EINVALID_ARG
+ * reused for another event or stream), MAOS_EOUTCOME_UNKNOWN (the storage
+ * write failed after it started: the append may be stored; re-send it with
+ * the same event ids after maosd restarts), MAOS_EREAD_ONLY (refused, not
+ * written), MAOS_EINVALID_ARG
  * (NULL stream/type, n == 0, data or meta not one well-formed msgpack
  * value / map), MAOS_EFRAME_TOO_LARGE, MAOS_EBUSY, connection errors.
  */
