@@ -898,10 +898,32 @@ static int journal_start(maosd_store *s, const maosd_store_opts *o,
     int rc = maosd_journal_open(o->dir, o->journal_bytes, on, &s->journal, err, errlen);
     if (rc == MAOS_ENOT_FOUND && !on)
         return 0;
+    if (rc == MAOS_ECORRUPT && o->salvage) {
+        /* No superblock to trust: keep the file aside for a post-mortem,
+         * start a new one; MAOS-HEAD tells recover.c what that lost. */
+        char path[4200], aside[4300];
+        snprintf(path, sizeof path, "%s/%s", o->dir, MAOSD_JOURNAL_FILE);
+        snprintf(aside, sizeof aside, "%s.damaged", path);
+        if (rename(path, aside)) {
+            snprintf(err, errlen, "cannot move the damaged %s aside: %s", path,
+                     strerror(errno));
+            return MAOS_EIO;
+        }
+        appendf(rep->wal, sizeof rep->wal, "%s; moved to %s", err, aside);
+        rep->salvaged = 1;
+        err[0] = 0;
+        rc = maosd_journal_open(o->dir, o->journal_bytes ? o->journal_bytes
+                                                         : MAOSD_JOURNAL_MIN_BYTES,
+                                1, &s->journal, err, errlen);
+    }
     if (rc) {
         rep->damaged = rc == MAOS_ECORRUPT;
         return rc == MAOS_ECORRUPT ? MAOS_EIO : rc;
     }
+    /* Applied without RocksDB's WAL: what it applies is flushed below
+     * before anything else is written. */
+    rocksdb_writeoptions_disable_WAL(s->wopts, 1);
+    rocksdb_writeoptions_set_sync(s->wopts, 0);
     rc = maosd_journal_replay(s->journal, o->salvage, replay_one, s, &sc);
     if (sc.what[0])
         appendf(rep->wal, sizeof rep->wal, "%s", sc.what);
@@ -940,10 +962,10 @@ static int journal_start(maosd_store *s, const maosd_store_opts *o,
             snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
             return MAOS_EIO;
         }
+        rocksdb_writeoptions_disable_WAL(s->wopts, 0); /* RocksDB's WAL again */
+        rocksdb_writeoptions_set_sync(s->wopts, s->sync);
         return 0;
     }
-    rocksdb_writeoptions_disable_WAL(s->wopts, 1);
-    rocksdb_writeoptions_set_sync(s->wopts, 0);
     return 0;
 }
 
