@@ -14,6 +14,12 @@
  *    holds nothing acknowledged; --salvage opens up to damage, re-points a
  *    lost CURRENT or runs RocksDB's repair.  What was met is reported in
  *    maosd_store_report, with RocksDB's own account from its LOG file.
+ *  - Durability through maosd's journal (journal.h; docs/ARCHITECTURE.md
+ *    "Durability: the journal"): each group's batch is a journal record
+ *    (fdatasynced with sync), then goes to RocksDB with its WAL off; at
+ *    open the journal's lap is applied again, then flushed and a new lap
+ *    started.  journal_bytes 0 keeps RocksDB's WAL instead (the WAL rules
+ *    below apply to it).
  *  - Turn RocksDB's error strings into maos codes in one pure function
  *    (maosd_store_map_error); no RocksDB type or string format leaks out
  *    except the verbatim message kept for maosd_store_last_error.
