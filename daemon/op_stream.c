@@ -384,6 +384,34 @@ static int index_find(maosd_iter *it, maos_slice stream, uint64_t v, maosd_sinde
 }
 
 /*
+ * Whether the record r (n bytes) read through the index is the event the
+ * index says: that position, that version, that stream.  A damaged index
+ * (an entry too long, entries overlapping, a stale position) then reads as
+ * damage, never as another stream's events.  Records as maos_enc_record
+ * writes them start with fixed-width fields at fixed offsets, checked in
+ * place; anything else is decoded.
+ */
+static int record_is(const char *r, size_t n, uint64_t pos, uint64_t version,
+                     maos_slice stream)
+{
+    static const char k1[] = "\x89\xa8position\xcf", k2[] = "\xa4time\xd3",
+                      k3[] = "\xa7version\xcf", k4[] = "\xa6stream";
+    /* offsets: k1 0, position 11, k2 19, time 25, k3 33, version 42, k4 50,
+     * the stream's str header 57 */
+    size_t h = stream.len < 32 ? 1 : 2;
+    if (stream.len < 256 && n >= 57 + h + stream.len && !memcmp(r, k1, 11) &&
+        !memcmp(r + 19, k2, 6) && !memcmp(r + 33, k3, 9) && !memcmp(r + 50, k4, 7) &&
+        (h == 1 ? (uint8_t)r[57] == (0xa0 | stream.len)
+                : (uint8_t)r[57] == 0xd9 && (uint8_t)r[58] == stream.len))
+        return maosd_get_u64(r + 11) == pos && maosd_get_u64(r + 42) == version &&
+               !memcmp(r + 57 + h, stream.ptr, stream.len);
+    maos_record rec;
+    return !maos_record_decode(r, n, &rec) && rec.position == pos &&
+           rec.version == version && rec.stream.len == stream.len &&
+           !memcmp(rec.stream.ptr, stream.ptr, stream.len);
+}
+
+/*
  * Walk one stream from a version (inclusive): its index entries in order
  * (backward: in reverse), and within each entry its events, which are
  * consecutive positions of the events CF: one iterator over the events
@@ -420,8 +448,21 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
                                      stream.ptr, (unsigned long long)e.first);
     } else if (!rc && have) {
         off = from - e.first;
-        if (off >= e.count) /* backward from past the head: its last event */
+        if (off >= e.count) {
+            /* backward from past this entry: from past the head, the last
+             * event; an entry after it would mean missing versions */
+            maosd_sindex after;
+            int more;
+            maosd_iter_next(it);
+            rc = index_at(it, stream, k, plen, &after, &more);
+            if (!rc && more)
+                rc = maosd_store_corrupt("version %llu of stream %.*s is missing from "
+                                         "the index (an entry at version %llu follows)",
+                                         (unsigned long long)from, (int)stream.len,
+                                         stream.ptr, (unsigned long long)after.first);
+            maosd_iter_seek_prev(it, k, klen);
             off = e.count - 1;
+        }
     }
     maosd_iter *ev = NULL;
     if (!rc && have && !(ev = maosd_iter_new(st, MAOSD_CF_EVENTS)))
@@ -458,6 +499,13 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
                 rc = maosd_store_corrupt("version %llu of stream %.*s: its event (position "
                                          "%llu) is missing", (unsigned long long)(e.first + off),
                                          (int)stream.len, stream.ptr, (unsigned long long)pos);
+            break;
+        }
+        if (!record_is(rec, rlen, pos, e.first + off, stream)) {
+            rc = maosd_store_corrupt("version %llu of stream %.*s: the record at its "
+                                     "position %llu is another event (a damaged index)",
+                                     (unsigned long long)(e.first + off), (int)stream.len,
+                                     stream.ptr, (unsigned long long)pos);
             break;
         }
         if (!fits(out->size - start, rlen, sc->count, sc->budget)) {
