@@ -541,7 +541,9 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
         rc = maosd_iter_status(it);
     if (!rc && ev)
         rc = maosd_iter_status(ev);
-    if (rc && scanned && !stop && !sc->more)
+    if (rc && scanned && !stop && !sc->more && sc->backward && last == 0 && rc != MAOS_ENOMEM)
+        rc = 0; /* down to version 0: whatever is damaged holds none of it */
+    else if (rc && scanned && !stop && !sc->more)
         rc = stop_before_damage(sc, sc->backward ? last - 1 : last + 1, rc);
     maosd_iter_free(ev);
     maosd_iter_free(it);
