@@ -7,7 +7,10 @@
  * `limit` events and about REPLY_BUDGET bytes, and read_all examines at most
  * SCAN_BUDGET records per request; the reply's "next" says where to go on.
  * read_all with an exact stream walks that stream's index instead of the
- * log, so its cost follows the stream's length, not the log's.
+ * log, so its cost follows the stream's length, not the log's.  The index
+ * has one entry per append (keys.h): a stream read seeks the entry of its
+ * first version once, then range-scans the events of each entry; every
+ * record read that way is checked to be the event its entry names.
  * Replies copy stored record bytes into the output buffer: no re-encoding.
  */
 #include <stdio.h>
