@@ -276,27 +276,30 @@ int maosd_drop_reply(maosd_call *call, size_t mark, int rc)
     return rc;
 }
 
-static int filter_active(const maos_filter *f)
+/* Whether the filter needs each record decoded.  in_stream: the scan
+ * walks the filter's stream's index, whose records are already checked to
+ * be of that stream (record_is), so the stream part needs no decode. */
+static int filter_active(const maos_filter *f, int in_stream)
 {
-    return f && (f->stream.len || f->prefix.len || f->category.len || f->n_types ||
-                 f->has_since || f->has_until);
+    return f && ((f->stream.len && !in_stream) || f->prefix.len || f->category.len ||
+                 f->n_types || f->has_since || f->has_until);
 }
 
 /*
  * One record met during a scan: past the scan's end (0 and *stop), not
  * matching (0), or copied to out (count++).  Forward scans stop at `upto`
  * and at `until`, backward ones at `since`: times never decrease along
- * positions.
+ * positions.  in_stream: as for filter_active.
  */
 static int scan_take(maosd_scan *sc, const char *rec, size_t rlen, uint64_t pos,
-                     msgpack_sbuffer *out, int *stop)
+                     int in_stream, msgpack_sbuffer *out, int *stop)
 {
     if (!sc->backward && pos > sc->upto) {
         *stop = 1;
         return 0;
     }
     const maos_filter *f = sc->f;
-    if (filter_active(f)) {
+    if (filter_active(f, in_stream)) {
         maos_record r;
         if (maos_record_decode(rec, rlen, &r))
             return maosd_store_corrupt("the record at position %llu does not decode",
@@ -516,7 +519,7 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
             sc->next = here;
             break;
         }
-        rc = scan_take(sc, rec, rlen, pos, out, &stop);
+        rc = scan_take(sc, rec, rlen, pos, 1, out, &stop);
         scanned++;
         last = here;
         if (rc || stop)
@@ -585,7 +588,7 @@ static int scan_log(maosd_store *st, uint64_t from, maosd_scan *sc,
             sc->next = pos;
             break;
         }
-        rc = scan_take(sc, iv, vlen, pos, out, &stop);
+        rc = scan_take(sc, iv, vlen, pos, 0, out, &stop);
         scanned++;
         last = pos;
         if (sc->backward)
