@@ -47,6 +47,7 @@ typedef struct mev {
     uint64_t pos;
     size_t len;
     char *raw;
+    char type[8]; /* the test's types are short */
 } mev;
 
 typedef struct mstream {
@@ -126,6 +127,7 @@ static void model_load(maos_ctx *c, model *m)
             mev *v = &s->ev[s->n++];
             v->pos = e->position;
             v->len = e->raw_len;
+            snprintf(v->type, sizeof v->type, "%.*s", (int)e->type_len, e->type);
             v->raw = malloc(e->raw_len);
             MT_TRUE(v->raw != NULL);
             memcpy(v->raw, e->raw, e->raw_len);
@@ -281,6 +283,44 @@ static void check_stream_all(maos_ctx *c, const model *m, const char *name)
                 check_read_pos(c, s, p, bw, limits[l], &next);
             follow_read_pos(c, s, p, bw, 2);
         }
+}
+
+/* read_all of one stream with more filter parts than the stream (its
+ * index walk still applies them): events of type `type`, both ways, in
+ * pages of 2; and a prefix that excludes the stream: nothing. */
+static void check_stream_filtered(maos_ctx *c, const mstream *s, const char *type)
+{
+    const char *types[1] = {type};
+    maos_read_filter f = {.stream = s->name, .types = types, .n_types = 1};
+    for (int bw = 0; bw < 2; bw++) {
+        uint64_t from = MAOS_FROM_START, want = 0, got = 0;
+        for (uint64_t v = 0; v < s->n; v++)
+            want += !strcmp(s->ev[v].type, type);
+        int64_t v = bw ? (int64_t)s->n - 1 : 0; /* the model's cursor */
+        for (int pages = 0; pages <= (int)s->n; pages++) {
+            maos_page *pg = NULL;
+            if (maos_read_all(c, &f, from, bw, 2, &pg))
+                MT_FAIL("read_all %s type %s: %s", s->name, type, c->errstr);
+            for (size_t i = 0; i < pg->n; i++, got++) {
+                while (v >= 0 && v < (int64_t)s->n && strcmp(s->ev[v].type, type))
+                    v += bw ? -1 : 1;
+                MT_TRUE(v >= 0 && v < (int64_t)s->n);
+                check_event(s, &pg->events[i], (uint64_t)v, "read_all stream+type");
+                v += bw ? -1 : 1;
+            }
+            int more = pg->has_next;
+            from = pg->next;
+            maos_page_free(pg);
+            if (!more)
+                break;
+        }
+        MT_EQ_U64(got, want);
+    }
+    maos_read_filter g = {.stream = s->name, .prefix = "zz"};
+    maos_page *pg = NULL;
+    MT_EQ_ERR(maos_read_all(c, &g, MAOS_FROM_START, 0, 100, &pg), 0);
+    MT_EQ_U64(pg->n, 0);
+    maos_page_free(pg);
 }
 
 /* A subscription from version v of s delivers v.. to the end, exactly. */
@@ -460,6 +500,8 @@ static void test_reads_within_appends(void **state)
     MT_EQ_U64(s->n, 3 + 1 + 5 + 2 + 4 + 2 + 2 + 3 + 1);
     check_stream_all(c, &m, "s");
     check_stream_all(c, &m, "o");
+    check_stream_filtered(c, s, "x");
+    check_stream_filtered(c, s, "t");
     /* subscriptions from versions inside appends (op_sub.c's lookup) */
     static const uint64_t from[] = {0, 1, 4, 6, 9, 12, 16, 22};
     for (size_t i = 0; i < sizeof from / sizeof from[0]; i++)
