@@ -339,8 +339,6 @@ int maosd_wx_event(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
     maosd_put_u32(pv + 8, at);
     maosd_put_u32(pv + 12, of);
     maosd_batch_put(x->batch, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos), rec, rlen);
-    maosd_batch_put(x->batch, MAOSD_CF_STREAMS, k, maosd_key_version(k, stream, version),
-                    pv, 8);
     maosd_batch_put(x->batch, MAOSD_CF_IDS, (const char *)id, 16, pv,
                     MAOSD_ID_VALUE_LEN);
     w->n_recs++;
@@ -350,13 +348,16 @@ int maosd_wx_event(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
     return 0;
 }
 
-void maosd_wx_stream_set_head(maosd_wctx *x, maos_slice stream, uint64_t version,
-                              uint64_t pos)
+void maosd_wx_stream_appended(maosd_wctx *x, maos_slice stream, uint64_t first,
+                              uint64_t pos, uint32_t count)
 {
-    char k[MAOSD_KEY_MAX], hv[16];
-    maosd_put_u64(hv, version);
-    maosd_put_u64(hv + 8, pos);
-    maosd_batch_put(x->batch, MAOSD_CF_STREAMS, k, maosd_key_head(k, stream), hv, 16);
+    char k[MAOSD_KEY_MAX], v[16];
+    maosd_sindex_value(v, pos, count);
+    maosd_batch_put(x->batch, MAOSD_CF_STREAMS, k, maosd_key_version(k, stream, first), v,
+                    MAOSD_SINDEX_VALUE_LEN);
+    maosd_put_u64(v, first + count - 1);
+    maosd_put_u64(v + 8, pos + count - 1);
+    maosd_batch_put(x->batch, MAOSD_CF_STREAMS, k, maosd_key_head(k, stream), v, 16);
 }
 
 /* A small fixed buffer for msgpack_packer. */
@@ -423,7 +424,7 @@ int maosd_wx_record(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
     rc = maosd_wx_event(x, w, stream, version, type, NULL, NULL, 0, 1, data,
                         (maos_slice){meta.buf, (uint32_t)mlen}, pos);
     if (!rc)
-        maosd_wx_stream_set_head(x, stream, version, *pos);
+        maosd_wx_stream_appended(x, stream, version, *pos, 1);
     return rc;
 }
 

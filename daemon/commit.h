@@ -237,7 +237,8 @@ int maosd_wx_stream_head(maosd_wctx *x, maos_slice stream, int *exists,
                          uint64_t *head);
 /* Append one event to the log: the next position, the hash chain, the
  * stream's next version (head: the version before it, exists: the stream
- * had events), its index entries; the record goes into w->recs.  id: 16
+ * had events), its ids entry; the record goes into w->recs.  The stream's
+ * head and index entry come with maosd_wx_stream_appended.  id: 16
  * bytes, or NULL for a fresh UUIDv7 (written to id_out if not NULL).
  * at/of: index of the event within its append and the append's size (for
  * idempotent re-sends).  Returns 0 or MAOS_ENOMEM; *pos gets the position. */
@@ -245,9 +246,12 @@ int maosd_wx_event(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
                    uint64_t version, maos_slice type, const uint8_t *id,
                    uint8_t *id_out, uint32_t at, uint32_t of, maos_slice data,
                    maos_slice meta, uint64_t *pos);
-/* Set a stream's head after its events were appended. */
-void maosd_wx_stream_set_head(maosd_wctx *x, maos_slice stream, uint64_t version,
-                              uint64_t pos);
+/* After count events of one append were staged with maosd_wx_event, one
+ * after the other and nothing else in between (versions first.., positions
+ * pos..): the stream's head and its one index entry for them (keys.h).
+ * Every writer of stream events ends with this call. */
+void maosd_wx_stream_appended(maosd_wctx *x, maos_slice stream, uint64_t first,
+                              uint64_t pos, uint32_t count);
 /* Append one event to stream (its next version), with data and meta
  * {agent} of the writer when it has one: the whole of what a kind that
  * records a change needs.  0 or MAOS_ENOMEM/a read error; *pos. */

@@ -8,7 +8,7 @@
  *
  *   events   : position(8)                         -> record bytes
  *   streams  : 'h' stream                          -> head_version(8) last_position(8)
- *              'v' stream 0x00 version(8)          -> position(8)
+ *              'v' stream 0x00 first_version(8)    -> first_position(8) count(4)
  *   ids      : id(16)                              -> position(8) index(4) count(4)
  *              (index of the event within its append, events in that
  *              append: an idempotent re-send must match the whole append)
@@ -23,6 +23,18 @@
  *              updated_us(8) bound_conn(8) bound_pid(4) document (msgpack
  *              map); bound_conn 0: not bound.  Keys never contain NUL, so
  *              a table's entries sort together, by key.
+ *
+ * The stream index ('v' keys) has one entry per append, not per event: the
+ * events of one append get consecutive versions and consecutive positions
+ * (one writer, the commit thread, stages them one after the other), so
+ * versions first_version .. first_version+count-1 are at positions
+ * first_position .. first_position+count-1.  Version v is found with a
+ * seek to the last entry at or before v (v < first_version + count), and
+ * a stream is replayed with one range scan of the events per entry.  The
+ * entries of a stream tile its versions from 0 to the head: no gap, no
+ * overlap.  A value of 8 bytes (first_position only) is an entry of count
+ * 1: stores written before entries covered appends (one key per event)
+ * read as they are, without a migration.
  */
 #ifndef MAOSD_KEYS_H
 #define MAOSD_KEYS_H
@@ -99,7 +111,8 @@ static inline size_t maosd_key_head(char *k, maos_slice stream)
     return 1 + (size_t)stream.len;
 }
 
-/* stream version index key; k must hold MAOSD_KEY_MAX */
+/* stream index key (of the entry whose first version is version); k must
+ * hold MAOSD_KEY_MAX */
 static inline size_t maosd_key_version(char *k, maos_slice stream, uint64_t version)
 {
     k[0] = 'v';
@@ -108,6 +121,47 @@ static inline size_t maosd_key_version(char *k, maos_slice stream, uint64_t vers
     k[1 + stream.len] = 0;
     maosd_put_u64(k + 2 + stream.len, version);
     return 2 + (size_t)stream.len + 8;
+}
+
+/* One stream-index entry: versions first .. first+count-1 at positions
+ * pos .. pos+count-1. */
+typedef struct maosd_sindex {
+    uint64_t first;
+    uint64_t pos;
+    uint32_t count;
+} maosd_sindex;
+
+#define MAOSD_SINDEX_VALUE_LEN 12 /* first_position(8) count(4) */
+#define MAOSD_SINDEX_OLD_LEN 8    /* first_position(8): count 1 */
+
+static inline void maosd_sindex_value(char *v, uint64_t pos, uint32_t count)
+{
+    maosd_put_u64(v, pos);
+    maosd_put_u32(v + 8, count);
+}
+
+/*
+ * Decode the index entry (k, klen) -> (v, vlen) of the stream whose key
+ * prefix ('v' stream 0x00) is plen bytes long (the caller checked the
+ * prefix).  0, or -1 when the entry is malformed: a key that is not
+ * prefix + 8 bytes, a value of neither 8 nor 12 bytes, a count of 0, or
+ * versions or positions that would run past 2^64.  *e is written only on
+ * success.
+ */
+static inline int maosd_sindex_decode(const char *k, size_t klen, size_t plen,
+                                      const char *v, size_t vlen, maosd_sindex *e)
+{
+    if (klen != plen + 8 ||
+        (vlen != MAOSD_SINDEX_VALUE_LEN && vlen != MAOSD_SINDEX_OLD_LEN))
+        return -1;
+    uint64_t first = maosd_get_u64(k + plen), pos = maosd_get_u64(v);
+    uint32_t count = vlen == MAOSD_SINDEX_OLD_LEN ? 1 : maosd_get_u32(v + 8);
+    if (count == 0 || first > UINT64_MAX - (count - 1) || pos > UINT64_MAX - (count - 1))
+        return -1;
+    e->first = first;
+    e->pos = pos;
+    e->count = count;
+    return 0;
 }
 
 /* The column family of a table's entries and the key of one entry (k

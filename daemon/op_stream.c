@@ -8,7 +8,10 @@
  * examines at most SCAN_BUDGET records per request; the reply's "next" says
  * where to go on.
  * read_all with an exact stream walks that stream's index instead of the
- * log, so its cost follows the stream's length, not the log's.
+ * log, so its cost follows the stream's length, not the log's.  The index
+ * has one entry per append (keys.h): a stream read seeks the entry of its
+ * first version once, then range-scans the events of each entry; every
+ * record read that way is checked to be the event its entry names.
  * Replies copy stored record bytes into the output buffer: no re-encoding.
  */
 #include <stdio.h>
@@ -281,27 +284,30 @@ int maosd_drop_reply(maosd_call *call, size_t mark, int rc)
     return rc;
 }
 
-static int filter_active(const maos_filter *f)
+/* Whether the filter needs each record decoded.  in_stream: the scan
+ * walks the filter's stream's index, whose records are already checked to
+ * be of that stream (record_is), so the stream part needs no decode. */
+static int filter_active(const maos_filter *f, int in_stream)
 {
-    return f && (f->stream.len || f->prefix.len || f->category.len || f->n_types ||
-                 f->has_since || f->has_until);
+    return f && ((f->stream.len && !in_stream) || f->prefix.len || f->category.len ||
+                 f->n_types || f->has_since || f->has_until);
 }
 
 /*
  * One record met during a scan: past the scan's end (0 and *stop), not
  * matching (0), or copied to out (count++).  Forward scans stop at `upto`
  * and at `until`, backward ones at `since`: times never decrease along
- * positions.
+ * positions.  in_stream: as for filter_active.
  */
 static int scan_take(maosd_scan *sc, const char *rec, size_t rlen, uint64_t pos,
-                     msgpack_sbuffer *out, int *stop)
+                     int in_stream, msgpack_sbuffer *out, int *stop)
 {
     if (!sc->backward && pos > sc->upto) {
         *stop = 1;
         return 0;
     }
     const maos_filter *f = sc->f;
-    if (filter_active(f)) {
+    if (filter_active(f, in_stream)) {
         maos_record r;
         if (maos_record_decode(rec, rlen, &r))
             return maosd_store_corrupt("the record at position %llu does not decode",
@@ -333,9 +339,102 @@ static int stop_before_damage(maosd_scan *sc, uint64_t next, int rc)
     return 0;
 }
 
-/* Walk one stream's version index from a version (inclusive).  The loop
- * ends with the iterator on the first entry not returned, so "next" comes
- * from the index itself, even if the stream grew meanwhile. */
+/* ---- the stream index (keys.h: one entry per append) ----------------------- */
+
+/* The entry under the index iterator, if it belongs to the stream whose
+ * key prefix is k[0..plen): *have 1 and *e, or *have 0 (past the stream's
+ * entries).  0, or CORRUPT for a malformed entry. */
+static int index_at(maosd_iter *it, maos_slice stream, const char *k, size_t plen,
+                    maosd_sindex *e, int *have)
+{
+    size_t ilen, vlen;
+    *have = 0;
+    if (!maosd_iter_valid(it))
+        return 0;
+    const char *ik = maosd_iter_key(it, &ilen);
+    const char *iv = maosd_iter_value(it, &vlen);
+    if (ilen < plen || memcmp(ik, k, plen))
+        return 0;
+    if (maosd_sindex_decode(ik, ilen, plen, iv, vlen, e))
+        return maosd_store_corrupt("an index entry of stream %.*s (streams 'v' key of "
+                                   "%zu bytes, value of %zu bytes) is malformed: want "
+                                   "a %zu-byte key and a value of 12 bytes (8: old "
+                                   "layout) with a count of at least 1",
+                                   (int)stream.len, stream.ptr, ilen, vlen, plen + 8);
+    *have = 1;
+    return 0;
+}
+
+/* Entries tile a stream's versions: b must follow a directly (forward). */
+static int index_follows(maos_slice stream, const maosd_sindex *a, const maosd_sindex *b)
+{
+    if (b->first == a->first + a->count)
+        return 0;
+    return maosd_store_corrupt("the index of stream %.*s goes from versions %llu..%llu "
+                               "to an entry at version %llu (entries must neither "
+                               "overlap nor leave a gap)", (int)stream.len, stream.ptr,
+                               (unsigned long long)a->first,
+                               (unsigned long long)(a->first + a->count - 1),
+                               (unsigned long long)b->first);
+}
+
+/* The entry holding version v of a stream (v <= head: it must exist),
+ * with it (an iterator over the streams CF). */
+static int index_find(maosd_iter *it, maos_slice stream, uint64_t v, maosd_sindex *e)
+{
+    char k[MAOSD_KEY_MAX];
+    size_t klen = maosd_key_version(k, stream, v);
+    maosd_iter_seek_prev(it, k, klen);
+    int have, rc = index_at(it, stream, k, klen - 8, e, &have);
+    if (!rc)
+        rc = maosd_iter_status(it);
+    if (rc)
+        return rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc;
+    if (!have || v - e->first >= e->count)
+        return maosd_store_corrupt("version %llu of stream %.*s is missing from the "
+                                   "index (its head is past it)", (unsigned long long)v,
+                                   (int)stream.len, stream.ptr);
+    return 0;
+}
+
+/*
+ * Whether the record r (n bytes) read through the index is the event the
+ * index says: that position, that version, that stream.  A damaged index
+ * (an entry too long, entries overlapping, a stale position) then reads as
+ * damage, never as another stream's events.  Records as maos_enc_record
+ * writes them start with fixed-width fields at fixed offsets, checked in
+ * place; anything else is decoded.
+ */
+static int record_is(const char *r, size_t n, uint64_t pos, uint64_t version,
+                     maos_slice stream)
+{
+    static const char k1[] = "\x89\xa8position\xcf", k2[] = "\xa4time\xd3",
+                      k3[] = "\xa7version\xcf", k4[] = "\xa6stream";
+    /* offsets: k1 0, position 11, k2 19, time 25, k3 33, version 42, k4 50,
+     * the stream's str header 57 */
+    size_t h = stream.len < 32 ? 1 : 2;
+    if (stream.len < 256 && n >= 57 + h + stream.len && !memcmp(r, k1, 11) &&
+        !memcmp(r + 19, k2, 6) && !memcmp(r + 33, k3, 9) && !memcmp(r + 50, k4, 7) &&
+        (h == 1 ? (uint8_t)r[57] == (0xa0 | stream.len)
+                : (uint8_t)r[57] == 0xd9 && (uint8_t)r[58] == stream.len))
+        return maosd_get_u64(r + 11) == pos && maosd_get_u64(r + 42) == version &&
+               !memcmp(r + 57 + h, stream.ptr, stream.len);
+    maos_record rec;
+    return !maos_record_decode(r, n, &rec) && rec.position == pos &&
+           rec.version == version && rec.stream.len == stream.len &&
+           !memcmp(rec.stream.ptr, stream.ptr, stream.len);
+}
+
+/*
+ * Walk one stream from a version (inclusive): its index entries in order
+ * (backward: in reverse), and within each entry its events, which are
+ * consecutive positions of the events CF: one iterator over the events
+ * steps from one to the next and seeks only where an entry starts
+ * somewhere else.  The loop ends on the first event not returned, so
+ * "next" comes from the index itself, even if the stream grew meanwhile.
+ * The events iterator is made after the index iterator: every event an
+ * entry names is in its view (they were written in one batch).
+ */
 static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
                       maosd_scan *sc, msgpack_sbuffer *out)
 {
@@ -345,60 +444,122 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
     if (!it)
         return MAOS_EOVERLOADED;
     size_t klen = maosd_key_version(k, stream, from);
-    if (sc->backward)
-        maosd_iter_seek_prev(it, k, klen);
-    else
+    maosd_sindex e = {0};
+    uint64_t off = 0; /* of the next event within e */
+    int have;
+    /* The entry at or before `from`.  Forward, `from` past its end is past
+     * the head: an entry after it would mean versions missing from the
+     * index. */
+    maosd_iter_seek_prev(it, k, klen);
+    int rc = index_at(it, stream, k, plen, &e, &have);
+    if (!rc && !sc->backward && (!have || from - e.first >= e.count)) {
         maosd_iter_seek(it, k, klen);
-    size_t start = out->size, rcap = 0;
-    uint32_t scanned = 0;
-    uint64_t last = 0;
-    char *rec = NULL;
-    int rc = 0, stop = 0;
-    while (!rc && !stop && maosd_iter_valid(it)) {
-        size_t ilen, vlen, rlen;
-        const char *ik = maosd_iter_key(it, &ilen);
-        const char *iv = maosd_iter_value(it, &vlen);
-        if (ilen < plen || memcmp(ik, k, plen))
-            break; /* past this stream's versions */
-        if (ilen != plen + 8 || vlen != 8) {
-            rc = maosd_store_corrupt("an index entry of stream %.*s (streams 'v' key "
-                                     "of %zu bytes) has a %zu-byte value, want 8",
-                                     (int)stream.len, stream.ptr, ilen, vlen);
-            break;
+        rc = index_at(it, stream, k, plen, &e, &have);
+        if (!rc && have)
+            rc = maosd_store_corrupt("version %llu of stream %.*s is missing from the "
+                                     "index (an entry at version %llu follows)",
+                                     (unsigned long long)from, (int)stream.len,
+                                     stream.ptr, (unsigned long long)e.first);
+    } else if (!rc && have) {
+        off = from - e.first;
+        if (off >= e.count) {
+            /* backward from past this entry: from past the head, the last
+             * event; an entry after it would mean missing versions */
+            maosd_sindex after;
+            int more;
+            maosd_iter_next(it);
+            rc = index_at(it, stream, k, plen, &after, &more);
+            if (!rc && more)
+                rc = maosd_store_corrupt("version %llu of stream %.*s is missing from "
+                                         "the index (an entry at version %llu follows)",
+                                         (unsigned long long)from, (int)stream.len,
+                                         stream.ptr, (unsigned long long)after.first);
+            maosd_iter_seek_prev(it, k, klen);
+            off = e.count - 1;
         }
-        uint64_t pos = maosd_get_u64(iv);
-        uint64_t here = sc->next_is_version ? maosd_get_u64(ik + plen) : pos;
+    }
+    maosd_iter *ev = NULL;
+    if (!rc && have && !(ev = maosd_iter_new(st, MAOSD_CF_EVENTS)))
+        rc = MAOS_EOVERLOADED;
+    size_t start = out->size;
+    uint32_t scanned = 0;
+    uint64_t last = 0, evpos = 0;
+    int on = 0; /* ev is on evpos */
+    int stop = 0;
+    while (!rc && !stop && have) {
+        uint64_t pos = e.pos + off;
+        uint64_t here = sc->next_is_version ? e.first + off : pos;
         if (sc->count == sc->limit || scanned == scan_max(sc)) {
             sc->more = 1;
             sc->next = here;
             break;
         }
-        /* One buffer for the whole scan, grown as needed: no malloc per
-         * event. */
-        char ek[8];
-        rc = maosd_store_get_buf(st, MAOSD_CF_EVENTS, ek, maosd_key_event(ek, pos),
-                                 &rec, &rcap, &rlen);
-        if (rc)
+        if (on && !sc->backward && pos == evpos + 1) {
+            maosd_iter_next(ev);
+        } else if (on && sc->backward && pos + 1 == evpos) {
+            maosd_iter_prev(ev);
+        } else {
+            char pk[8];
+            maosd_iter_seek(ev, pk, maosd_key_event(pk, pos));
+        }
+        evpos = pos;
+        on = 1;
+        size_t elen, rlen;
+        const char *ek = maosd_iter_key(ev, &elen);
+        const char *rec = maosd_iter_value(ev, &rlen);
+        if (!ek || elen != 8 || maosd_get_u64(ek) != pos) {
+            rc = maosd_iter_status(ev);
+            if (!rc)
+                rc = maosd_store_corrupt("version %llu of stream %.*s: its event (position "
+                                         "%llu) is missing", (unsigned long long)(e.first + off),
+                                         (int)stream.len, stream.ptr, (unsigned long long)pos);
             break;
+        }
+        if (!record_is(rec, rlen, pos, e.first + off, stream)) {
+            rc = maosd_store_corrupt("version %llu of stream %.*s: the record at its "
+                                     "position %llu is another event (a damaged index)",
+                                     (unsigned long long)(e.first + off), (int)stream.len,
+                                     stream.ptr, (unsigned long long)pos);
+            break;
+        }
         if (!fits(out->size - start, rlen, sc->count, sc->budget)) {
             sc->more = 1;
             sc->next = here;
             break;
         }
-        rc = scan_take(sc, rec, rlen, pos, out, &stop);
+        rc = scan_take(sc, rec, rlen, pos, 1, out, &stop);
         scanned++;
         last = here;
-        if (sc->backward)
-            maosd_iter_prev(it);
-        else
-            maosd_iter_next(it);
+        if (rc || stop)
+            break;
+        /* the next event: within e, or in the next (previous) entry */
+        maosd_sindex prev = e;
+        if (!sc->backward && off + 1 < e.count) {
+            off++;
+        } else if (sc->backward && off > 0) {
+            off--;
+        } else {
+            if (sc->backward)
+                maosd_iter_prev(it);
+            else
+                maosd_iter_next(it);
+            rc = index_at(it, stream, k, plen, &e, &have);
+            if (!rc && have)
+                rc = sc->backward ? index_follows(stream, &e, &prev)
+                                  : index_follows(stream, &prev, &e);
+            off = sc->backward ? e.count - 1 : 0;
+        }
     }
-    free(rec);
     sc->scanned += scanned;
     if (!rc)
         rc = maosd_iter_status(it);
-    if (rc && scanned && !stop && !sc->more)
+    if (!rc && ev)
+        rc = maosd_iter_status(ev);
+    if (rc && scanned && !stop && !sc->more && sc->backward && last == 0 && rc != MAOS_ENOMEM)
+        rc = 0; /* down to version 0: whatever is damaged holds none of it */
+    else if (rc && scanned && !stop && !sc->more)
         rc = stop_before_damage(sc, sc->backward ? last - 1 : last + 1, rc);
+    maosd_iter_free(ev);
     maosd_iter_free(it);
     return rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc;
 }
@@ -435,7 +596,7 @@ static int scan_log(maosd_store *st, uint64_t from, maosd_scan *sc,
             sc->next = pos;
             break;
         }
-        rc = scan_take(sc, iv, vlen, pos, out, &stop);
+        rc = scan_take(sc, iv, vlen, pos, 0, out, &stop);
         scanned++;
         last = pos;
         if (sc->backward)
@@ -452,28 +613,6 @@ static int scan_log(maosd_store *st, uint64_t from, maosd_scan *sc,
     return rc;
 }
 
-/* Position of a stream's version v (it exists: v <= head). */
-static int version_position(maosd_store *st, maos_slice stream, uint64_t v,
-                            uint64_t *pos)
-{
-    char k[MAOSD_KEY_MAX], val[8];
-    size_t vlen;
-    int rc = maosd_store_get(st, MAOSD_CF_STREAMS, k, maosd_key_version(k, stream, v),
-                             val, sizeof(val), &vlen);
-    if (rc == MAOS_ENOT_FOUND)
-        return maosd_store_corrupt("version %llu of stream %.*s is missing from the "
-                                   "index (its head is past it)", (unsigned long long)v,
-                                   (int)stream.len, stream.ptr);
-    if (rc)
-        return rc;
-    if (vlen != 8)
-        return maosd_store_corrupt("the index entry of version %llu of stream %.*s is "
-                                   "%zu bytes, want 8", (unsigned long long)v,
-                                   (int)stream.len, stream.ptr, vlen);
-    *pos = maosd_get_u64(val);
-    return 0;
-}
-
 int maosd_stream_version_position(maosd_store *st, maos_slice stream,
                                   uint64_t version, uint64_t *pos)
 {
@@ -483,7 +622,57 @@ int maosd_stream_version_position(maosd_store *st, maos_slice stream,
         return rc;
     if (version > head)
         return MAOS_ENOT_FOUND;
-    return version_position(st, stream, version, pos);
+    maosd_iter *it = maosd_iter_new(st, MAOSD_CF_STREAMS);
+    if (!it)
+        return MAOS_EOVERLOADED;
+    maosd_sindex e;
+    rc = index_find(it, stream, version, &e);
+    maosd_iter_free(it);
+    if (rc)
+        return rc;
+    *pos = e.pos + (version - e.first);
+    return 0;
+}
+
+/*
+ * The first version of a stream (0 .. head) whose position is at or after
+ * `from` (backward: after it), head + 1 if none.  Positions grow with
+ * versions, and within an entry they are consecutive, so one lookup
+ * answers for the whole entry: a binary search over versions that steps
+ * over whole entries, at most log2(entries) seeks.
+ */
+static int version_at(maosd_store *st, maos_slice stream, uint64_t head, uint64_t from,
+                      int backward, uint64_t *out)
+{
+    if (backward && from == UINT64_MAX) {
+        *out = head + 1; /* every position is at or before it */
+        return 0;
+    }
+    uint64_t t = backward ? from + 1 : from; /* the first position wanted */
+    maosd_iter *it = maosd_iter_new(st, MAOSD_CF_STREAMS);
+    if (!it)
+        return MAOS_EOVERLOADED;
+    uint64_t lo = 0, hi = head + 1;
+    int rc = 0;
+    while (lo < hi) {
+        maosd_sindex e;
+        if ((rc = index_find(it, stream, lo + (hi - lo) / 2, &e)))
+            break;
+        /* the part of e within [lo, hi): [a, b), holding the middle */
+        uint64_t a = e.first > lo ? e.first : lo;
+        uint64_t b = e.first + e.count - 1 < hi - 1 ? e.first + e.count : hi;
+        if (t <= e.pos + (a - e.first)) {
+            hi = a; /* a is at or after t already */
+        } else if (t - e.pos >= b - e.first) {
+            lo = b; /* all of [a, b) is before t */
+        } else {
+            lo = hi = e.first + (t - e.pos);
+        }
+    }
+    maosd_iter_free(it);
+    if (!rc)
+        *out = lo;
+    return rc;
 }
 
 int maosd_collect(maosd_store *st, uint64_t from, maosd_scan *sc,
@@ -491,30 +680,21 @@ int maosd_collect(maosd_store *st, uint64_t from, maosd_scan *sc,
 {
     if (!sc->f || !sc->f->stream.len)
         return scan_log(st, from, sc, out);
-    /* An exact stream: walk that stream's index, not the whole log.
-     * Positions grow with versions, so the first version at or after the
-     * starting position (forward; the last at or before it, backward) is
-     * found by binary search: log2(stream length) point reads. */
+    /* An exact stream: walk that stream's index, not the whole log, from
+     * the first version at or after the starting position (forward; the
+     * last at or before it, backward). */
     maos_slice stream = sc->f->stream;
-    uint64_t head;
+    uint64_t head, v;
     int rc = read_head(st, stream, &head);
     if (rc == MAOS_ENOT_FOUND)
         return 0; /* nothing, and nothing more */
     if (rc)
         return rc;
-    uint64_t lo = 0, hi = head + 1;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2, pos;
-        if ((rc = version_position(st, stream, mid, &pos)))
-            return rc;
-        if (sc->backward ? pos <= from : pos < from)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (sc->backward ? lo == 0 : lo > head)
+    if ((rc = version_at(st, stream, head, from, sc->backward, &v)))
+        return rc;
+    if (sc->backward ? v == 0 : v > head)
         return 0;
-    return scan_index(st, stream, sc->backward ? lo - 1 : lo, sc, out);
+    return scan_index(st, stream, sc->backward ? v - 1 : v, sc, out);
 }
 
 /*

@@ -30,7 +30,7 @@
 typedef enum maosd_cf {
     MAOSD_CF_META = 0, /* RocksDB "default" */
     MAOSD_CF_EVENTS,   /* position(8) -> record */
-    MAOSD_CF_STREAMS,  /* 'h'+stream -> head;  'v'+stream+0+version(8) -> position(8) */
+    MAOSD_CF_STREAMS,  /* 'h'+stream -> head;  'v'+stream+0+version(8) -> index entry */
     MAOSD_CF_IDS,      /* id(16) -> position(8) index(4) count(4), see keys.h */
     MAOSD_CF_SESSIONS, /* key -> entry (keys.h) */
     MAOSD_CF_AGENTS,   /* key -> entry */

@@ -174,14 +174,16 @@ int maosd_check_append(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 }
 
 /* The records are encoded into w->recs (kept for the subscriptions'
- * fan-out) and copied into the batch from there (maosd_wx_event). */
+ * fan-out) and copied into the batch from there (maosd_wx_event).  The
+ * append's events take the next positions one after the other (nothing
+ * else is staged in between), so one index entry covers them all. */
 int maosd_stage_append(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
     const maos_append_in *a = w->req.items[i].append;
     maosd_item_out *o = &w->out[i];
     maos_append_result *res = &o->append;
     uint8_t *ids = item_ids(w, i);
-    uint64_t v0 = o->exists ? o->head + 1 : 0, pos = 0;
+    uint64_t v0 = o->exists ? o->head + 1 : 0;
     res->stream = a->stream;
     res->first_version = v0;
     res->first_position = x->st->log_pos + 1;
@@ -192,10 +194,10 @@ int maosd_stage_append(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     for (uint32_t j = 0; j < a->n_events; j++) {
         const maos_event_in *e = &a->events[j];
         if (maosd_wx_event(x, w, a->stream, v0 + j, e->type, e->has_id ? e->id : NULL,
-                           ids + 16 * j, j, a->n_events, e->data, e->meta, &pos))
+                           ids + 16 * j, j, a->n_events, e->data, e->meta, NULL))
             return MAOS_ENOMEM;
     }
-    maosd_wx_stream_set_head(x, a->stream, v0 + a->n_events - 1, pos);
+    maosd_wx_stream_appended(x, a->stream, v0, res->first_position, a->n_events);
     return 0;
 }
 

@@ -287,7 +287,7 @@ static int write_entry(maosd_wctx *x, maosd_wreq *w, uint32_t i, int deleted,
     msgpack_sbuffer_destroy(&meta);
     if (rc)
         return rc;
-    maosd_wx_stream_set_head(x, s, version, pos);
+    maosd_wx_stream_appended(x, s, version, pos, 1);
 
     char k[MAOSD_ENTRY_KEY_MAX];
     maosd_cf cf;
