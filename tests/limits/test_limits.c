@@ -982,6 +982,8 @@ static void test_config_ranges(void **state)
         {"--hello-timeout-ms", "-1", "hello_timeout_ms"},
         {"--max-frame", "1073741825", "1024..1073741824"},
         {"--block-cache-mb", "99999999999", "block_cache_mb"},
+        {"--journal-mb", "4097", "0 (off) or an integer 1..4096"},
+        {"--journal-mb", "-1", "journal_mb"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char dir[300];
