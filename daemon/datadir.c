@@ -25,6 +25,7 @@
 
 #include <sodium.h>
 
+#include "fileio.h"
 #include "keys.h"
 #include "maos/errors.h"
 #include "maos/proto.h"
@@ -86,32 +87,6 @@ int maosd_dir_classify(const char *dir, maosd_dir_kind *kind, char *err,
 
 /* ---- durable small files ---------------------------------------------------- */
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-static int write_all(int fd, const void *p, size_t n, off_t off)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t w = pwrite(fd, c, n, off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
 /* Replace dir/name with bytes, durably: temp file, fsync, rename, fsync
  * of the directory.  Returns an open O_RDWR fd on the new file when
  * keep_fd, else 0; -1 with errno on failure (the temp file is removed). */
@@ -126,8 +101,8 @@ static int replace_file(const char *dir, const char *name, const void *bytes,
     }
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int rc = -1, e = 0;
-    if (fd >= 0 && write_all(fd, bytes, len, 0) == 0 && fsync(fd) == 0 &&
-        rename(tmp, path) == 0 && fsync_dir(dir) == 0)
+    if (fd >= 0 && maosd_pwrite_all(fd, bytes, len, 0) == 0 && fsync(fd) == 0 &&
+        rename(tmp, path) == 0 && maosd_fsync_dir(dir) == 0)
         rc = 0;
     if (rc)
         e = errno;
@@ -322,7 +297,7 @@ int maosd_headfile_write(maosd_headfile *hf, const maosd_head *h)
     slot_encode(s, seq, h);
     /* The slot not holding the current record: a torn write here leaves
      * the current one intact. */
-    if (write_all(hf->fd, s, sizeof(s), (off_t)(seq & 1 ? 0 : SLOT_STRIDE))) {
+    if (maosd_pwrite_all(hf->fd, s, sizeof(s), (off_t)(seq & 1 ? 0 : SLOT_STRIDE))) {
         hf->err = errno ? errno : EIO;
         return MAOS_EIO;
     }

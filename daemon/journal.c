@@ -24,6 +24,7 @@
 
 #include <sodium.h>
 
+#include "fileio.h"
 #include "keys.h"
 #include "maos/errors.h"
 
@@ -54,42 +55,6 @@ struct maosd_journal {
 static uint64_t pad8(uint64_t n)
 {
     return (n + 7) & ~(uint64_t)7;
-}
-
-static int pwrite_all(int fd, const void *p, size_t n, off_t off)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t w = pwrite(fd, c, n, off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
-/* 0, or -1 at end of file or on error (errno). */
-static int pread_all(int fd, void *p, size_t n, off_t off)
-{
-    char *c = p;
-    while (n) {
-        ssize_t r = pread(fd, c, n, off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = 0;
-            return -1;
-        }
-        c += r;
-        n -= (size_t)r;
-        off += r;
-    }
-    return 0;
 }
 
 static void check(unsigned char out[16], const void *a, size_t alen, const void *b,
@@ -139,7 +104,7 @@ static int sb_write(maosd_journal *j, uint64_t lap, uint64_t first_seq)
 {
     char s[SB_BODY + SB_CHECK];
     sb_encode(s, lap, j->size, first_seq);
-    if (pwrite_all(j->fd, s, sizeof s, (off_t)((lap & 1) * SB_STRIDE)) ||
+    if (maosd_pwrite_all(j->fd, s, sizeof s, (off_t)((lap & 1) * SB_STRIDE)) ||
         fdatasync(j->fd)) {
         j->err = errno ? errno : EIO;
         return MAOS_EIO;
@@ -148,16 +113,6 @@ static int sb_write(maosd_journal *j, uint64_t lap, uint64_t first_seq)
 }
 
 /* ---- open ------------------------------------------------------------------------ */
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
 
 /* A new zero-filled journal at lap 1, made under a temporary name and
  * renamed into place, so a crash never leaves a half-made one. */
@@ -177,17 +132,17 @@ static int create_file(const char *dir, const char *path, uint64_t size, char *e
      * make the first lap's syncs write metadata again. */
     for (uint64_t o = 0; ok && o < size; o += ZERO_CHUNK) {
         size_t n = size - o < ZERO_CHUNK ? (size_t)(size - o) : ZERO_CHUNK;
-        ok = pwrite_all(fd, zero, n, (off_t)o) == 0;
+        ok = maosd_pwrite_all(fd, zero, n, (off_t)o) == 0;
     }
     free(zero);
     if (ok) {
         char s[SB_BODY + SB_CHECK];
         sb_encode(s, 1, size, 1);
-        ok = pwrite_all(fd, s, sizeof s, SB_STRIDE) == 0 && fsync(fd) == 0;
+        ok = maosd_pwrite_all(fd, s, sizeof s, SB_STRIDE) == 0 && fsync(fd) == 0;
     }
     int e = errno;
     close(fd);
-    if (!ok || rename(tmp, path) || fsync_dir(dir)) {
+    if (!ok || rename(tmp, path) || maosd_fsync_dir(dir)) {
         e = ok ? errno : e;
         unlink(tmp);
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(e ? e : EIO));
@@ -226,7 +181,7 @@ int maosd_journal_open(const char *dir, uint64_t size, int create,
         return MAOS_EIO;
     }
     for (int i = 0; i < 2; i++)
-        ok[i] = pread_all(fd, s[i], sizeof s[i], (off_t)i * SB_STRIDE) == 0 &&
+        ok[i] = maosd_pread_all(fd, s[i], sizeof s[i], (off_t)i * SB_STRIDE) == 0 &&
                 sb_decode(s[i], &lap[i], &sz[i], &first[i]) && (lap[i] & 1) == (uint64_t)i &&
                 sz[i] == (uint64_t)sb.st_size && sz[i] >= MAOSD_JOURNAL_MIN_BYTES;
     if (!ok[0] && !ok[1]) {
@@ -264,7 +219,7 @@ static int read_record(const maosd_journal *j, uint64_t off, uint64_t lap, char 
     *head_ok = 0;
     if (off + sizeof h > j->size)
         return 0;
-    if (pread_all(j->fd, h, sizeof h, (off_t)off))
+    if (maosd_pread_all(j->fd, h, sizeof h, (off_t)off))
         return errno ? -1 : 0;
     if (memcmp(h, REC_MAGIC, 4) || maosd_get_u64(h + 8) != lap)
         return 0;
@@ -281,7 +236,7 @@ static int read_record(const maosd_journal *j, uint64_t off, uint64_t lap, char 
         *buf = p;
         *cap = n;
     }
-    if (pread_all(j->fd, *buf, n, (off_t)(off + sizeof h)))
+    if (maosd_pread_all(j->fd, *buf, n, (off_t)(off + sizeof h)))
         return errno ? -1 : 0;
     unsigned char c[REC_CHECK];
     check(c, h, REC_FIXED, *buf, n);
@@ -310,7 +265,7 @@ static int find_beyond(const maosd_journal *j, char **buf, size_t *cap,
     while (o + MAOSD_JOURNAL_REC_HEAD <= j->size) {
         size_t n = j->size - o < CHUNK + MAOSD_JOURNAL_REC_HEAD
                        ? (size_t)(j->size - o) : CHUNK + MAOSD_JOURNAL_REC_HEAD;
-        if (pread_all(j->fd, chunk, n, (off_t)o)) {
+        if (maosd_pread_all(j->fd, chunk, n, (off_t)o)) {
             free(chunk);
             return -1;
         }

@@ -268,6 +268,43 @@ static void file_hash(const char *path, unsigned char out[32])
     free(p);
 }
 
+/* Start d with --salvage after damage: it opens up to the damage (head
+ * between 1 and EVENTS), logs SALVAGE and records one `salvage` event in
+ * $system at the new head; that page in *pg (caller frees). */
+static uint64_t start_salvaged(mt_daemon *d, maos_page **pg_out)
+{
+    mt_daemon_add_arg(d, "--salvage");
+    mt_daemon_up(d);
+    uint64_t head = head_of(d);
+    MT_CMP_INT(head, <, EVENTS);
+    MT_CMP_INT(head, >, 1);
+    char *log = log_text(d);
+    expect_in(log, "SALVAGE");
+    free(log);
+    maos_ctx *c = client(d);
+    maos_page *pg;
+    MT_EQ_ERR(maos_read(c, "$system", 0, 0, 10, &pg), 0);
+    MT_EQ_INT(pg->n, 1);
+    MT_EQ_MEM_STR(pg->events[0].type, pg->events[0].type_len, "salvage");
+    MT_EQ_U64(pg->events[0].position, head);
+    maos_free(c);
+    *pg_out = pg;
+    return head;
+}
+
+/* After a salvaged start: verify OK at head; salvage is one act, so the
+ * next start without it (d->args[argi], the "--salvage") is clean. */
+static void salvage_was_one_act(mt_daemon *d, uint64_t head, int argi)
+{
+    verify_ok(d, head);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+    MT_EQ_STR(d->args[argi], "--salvage");
+    free(d->args[argi]);
+    d->args[argi] = NULL;
+    mt_daemon_up(d);
+    MT_EQ_U64(head_of(d), head);
+}
+
 /* ---- WAL ----------------------------------------------------------------------- */
 
 static void test_torn_tail_recovers(void **state)
@@ -319,20 +356,9 @@ static void test_wal_damage_refuses_then_salvage(void **state)
     MT_TRUE(memcmp(before, after, 32) == 0); /* left as it was */
 
     /* Salvage: open up to the damage, say so, record it. */
-    mt_daemon_add_arg(d, "--salvage");
-    mt_daemon_up(d);
-    uint64_t head = head_of(d);
-    MT_CMP_INT(head, <, EVENTS);
-    MT_CMP_INT(head, >, 1);
-    char *log = log_text(d);
-    expect_in(log, "SALVAGE");
-    free(log);
-    maos_ctx *c = client(d);
     maos_page *pg;
-    MT_EQ_ERR(maos_read(c, "$system", 0, 0, 10, &pg), 0);
-    MT_EQ_INT(pg->n, 1);
-    MT_EQ_MEM_STR(pg->events[0].type, pg->events[0].type_len, "salvage");
-    MT_EQ_U64(pg->events[0].position, head);
+    uint64_t head = start_salvaged(d, &pg);
+    maos_ctx *c = client(d);
     /* data: {reason, wal, acknowledged_head, recovered_head, repaired,
      * lost_from, lost_to} */
     msgpack_unpacked u;
@@ -362,14 +388,7 @@ static void test_wal_damage_refuses_then_salvage(void **state)
     MT_EQ_ERR(maos_append(c, "$system", MAOS_EXPECT_ANY, &ev, 1, NULL),
               MAOS_EINVALID_NAME);
     maos_free(c);
-    verify_ok(d, head);
-
-    /* Salvage is one act: the next normal start is clean. */
-    MT_EQ_INT(mt_daemon_stop(d), 0);
-    free(d->args[2]);
-    d->args[2] = NULL;
-    mt_daemon_up(d);
-    MT_EQ_U64(head_of(d), head);
+    salvage_was_one_act(d, head, 2);
 }
 
 static void test_wal_cut_at_record_boundary(void **state)
@@ -484,28 +503,10 @@ static void test_journal_damage_refuses_then_salvage(void **state)
     MT_TRUE(memcmp(before, after, 32) == 0); /* left as it was */
 
     /* Salvage: up to the damage, recorded in $system. */
-    mt_daemon_add_arg(d, "--salvage");
-    mt_daemon_up(d);
-    uint64_t head = head_of(d);
-    MT_CMP_INT(head, <, EVENTS);
-    MT_CMP_INT(head, >, 1);
-    char *log = log_text(d);
-    expect_in(log, "SALVAGE");
-    free(log);
-    maos_ctx *c = client(d);
     maos_page *pg;
-    MT_EQ_ERR(maos_read(c, "$system", 0, 0, 10, &pg), 0);
-    MT_EQ_INT(pg->n, 1);
-    MT_EQ_MEM_STR(pg->events[0].type, pg->events[0].type_len, "salvage");
-    MT_EQ_U64(pg->events[0].position, head);
+    uint64_t head = start_salvaged(d, &pg);
     maos_page_free(pg);
-    maos_free(c);
-    verify_ok(d, head);
-    MT_EQ_INT(mt_daemon_stop(d), 0);
-    free(d->args[0]);
-    d->args[0] = NULL;
-    mt_daemon_up(d);
-    MT_EQ_U64(head_of(d), head);
+    salvage_was_one_act(d, head, 0);
 }
 
 static void test_journal_cut_at_record_boundary(void **state)
