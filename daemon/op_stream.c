@@ -701,21 +701,9 @@ int maosd_collect(maosd_store *st, uint64_t from, maosd_scan *sc,
  * The reads run on a reader thread (reader.c): the handler moves the
  * request into a job, and the job's run step below is the read, writing
  * its reply frame into the job's buffer.  Only the job and the store are
- * touched there; the budget was taken on the loop thread at submit.
+ * touched there; the budget was taken on the loop thread at submit
+ * (maosd_rjob_call).
  */
-static int submit_read(maosd_call *call, void (*run)(maosd_rjob *j))
-{
-    maosd_rjob *j = maosd_rjob_for(call, run);
-    if (!j) {
-        snprintf(call->why, sizeof(call->why), "out of memory");
-        return MAOS_EOVERLOADED;
-    }
-    int rc = maosd_rjob_submit(j);
-    if (rc)
-        snprintf(call->why, sizeof(call->why), "cannot queue the read");
-    return rc;
-}
-
 /* Reply {events: [...], next} around a scan, into the job's buffer. */
 static void reply_scan(maosd_rjob *j, maosd_scan *sc, maos_slice stream, uint64_t from)
 {
@@ -764,7 +752,7 @@ static void run_read(maosd_rjob *j)
 
 int maosd_op_read(maosd_call *call)
 {
-    return submit_read(call, run_read);
+    return maosd_rjob_call(call, run_read);
 }
 
 static void run_read_all(maosd_rjob *j)
@@ -783,7 +771,7 @@ static void run_read_all(maosd_rjob *j)
 
 int maosd_op_read_all(maosd_call *call)
 {
-    return submit_read(call, run_read_all);
+    return maosd_rjob_call(call, run_read_all);
 }
 
 static void run_streams(maosd_rjob *j)
@@ -857,5 +845,5 @@ static void run_streams(maosd_rjob *j)
 
 int maosd_op_streams(maosd_call *call)
 {
-    return submit_read(call, run_streams);
+    return maosd_rjob_call(call, run_streams);
 }

@@ -3,7 +3,8 @@
  * ephemeral channels.
  *
  * Delivery model.  Every decision is taken on the loop thread; only the
- * disk reads of catch-up run on a reader thread (reader.c):
+ * disk reads of catch-up run on a reader thread (reader.c), as does
+ * checkpoint_get; subscribe's from_version lookup reads on the loop:
  *
  *   subscribe --> CATCHING UP --(caught up with delivered_head)--> LIVE
  *                     ^                                            |
@@ -728,27 +729,38 @@ int maosd_op_checkpoint_save(maosd_call *call)
     return rc;
 }
 
-int maosd_op_checkpoint_get(maosd_call *call)
+/* checkpoint_get runs on a reader thread (reader.c): the job's own
+ * request, the store and the job's reply frame only. */
+static void run_checkpoint_get(maosd_rjob *j)
 {
+    const maos_request *req = &j->req;
     char k[MAOSD_CHECKPOINT_KEY_MAX], v[8];
     size_t vlen;
-    int rc = maosd_store_get(call->srv->store, MAOSD_CF_META, k,
-                             maosd_key_checkpoint(k, call->req->name), v, sizeof(v),
-                             &vlen);
+    int rc = maosd_store_get(j->store, MAOSD_CF_META, k, maosd_key_checkpoint(k, req->name),
+                             v, sizeof(v), &vlen);
     if (rc == MAOS_ENOT_FOUND) {
-        snprintf(call->why, sizeof(call->why), "no checkpoint named %.*s",
-                 (int)call->req->name.len, call->req->name.ptr);
-        return rc;
+        j->rc = rc;
+        snprintf(j->why, sizeof(j->why), "no checkpoint named %.*s", (int)req->name.len,
+                 req->name.ptr);
+        return;
     }
     if (!rc && vlen != 8)
         rc = maosd_store_corrupt("checkpoint %.*s (meta key) is %zu bytes, want 8",
-                                 (int)call->req->name.len, call->req->name.ptr, vlen);
-    if (rc) {
-        snprintf(call->why, sizeof(call->why), "%s", maosd_store_errmsg());
-        return rc;
-    }
-    reply_fields(call, UINT64_MAX, UINT64_MAX, maosd_get_u64(v), UINT64_MAX);
-    return 0;
+                                 (int)req->name.len, req->name.ptr, vlen);
+    msgpack_packer pk;
+    size_t mark = maosd_rjob_frame_begin(j, &pk);
+    if (!rc && maos_enc_reply_fields(&pk, req->rid, UINT64_MAX, UINT64_MAX,
+                                     maosd_get_u64(v), UINT64_MAX))
+        rc = MAOS_ENOMEM;
+    if (!rc)
+        rc = maosd_rjob_frame_end(j, mark);
+    if (rc)
+        maosd_rjob_fail(j, mark, rc);
+}
+
+int maosd_op_checkpoint_get(maosd_call *call)
+{
+    return maosd_rjob_call(call, run_checkpoint_get);
 }
 
 int maosd_op_publish(maosd_call *call)

@@ -1,7 +1,8 @@
 /*
  * daemon/queues.c -- queues on the loop thread (queues.h): the ops,
- * waiting claims, the timer of delays and leases, reads, and the claims of
- * closed connections.  docs/ARCHITECTURE.md "Queues".
+ * waiting claims, the timer of delays and leases, reads (task and
+ * dead_list on a reader thread), and the claims of closed connections.
+ * docs/ARCHITECTURE.md "Queues".
  *
  * Waiting claims.  A claim with wait_ms that finds nothing stays with the
  * commit thread, parked in arrival order, and is served in the very group
@@ -374,17 +375,18 @@ static int read_failed(maosd_call *call, int rc)
 }
 
 /* The task id's record, malloc'ed into *v (parsed into *t).  0,
- * MAOS_ENOT_FOUND (why set) or a read error. */
-static int read_task(maosd_call *call, const uint8_t id[16], char **v, maosd_task *t)
+ * MAOS_ENOT_FOUND (why set) or a read error (maosd_store_errmsg says
+ * which).  Any thread: it reads only the store. */
+static int read_task(maosd_store *st, const uint8_t id[16], char **v, maosd_task *t,
+                     char *why, size_t whylen)
 {
     char k[MAOSD_QKEY_MAX], text[37];
     size_t vlen;
     *v = NULL;
-    int rc = maosd_store_get_alloc(call->srv->store, MAOSD_CF_QUEUES, k,
-                                   maosd_qkey_task(k, id), v, &vlen);
+    int rc = maosd_store_get_alloc(st, MAOSD_CF_QUEUES, k, maosd_qkey_task(k, id), v, &vlen);
     if (rc == MAOS_ENOT_FOUND) {
         maos_uuid_format(id, text);
-        snprintf(call->why, sizeof(call->why), "no task %s", text);
+        snprintf(why, whylen, "no task %s", text);
         return rc;
     }
     if (!rc && maosd_task_parse(*v, vlen, t))
@@ -392,26 +394,55 @@ static int read_task(maosd_call *call, const uint8_t id[16], char **v, maosd_tas
     if (rc) {
         free(*v);
         *v = NULL;
-        return read_failed(call, rc);
     }
-    return 0;
+    return rc;
+}
+
+/*
+ * task and dead_list run on a reader thread (reader.c): the handler moves
+ * the request into a job, the run step reads into the job's own reply
+ * frame, touching only the job and the store.  queue_stats stays on the
+ * loop: it counts the loop's waiting claims and moves the loop's
+ * oldest-ready cursors (qage).
+ */
+
+/* A failed read of a run step: NOT_FOUND (why set by read_task) as it is,
+ * anything else as maosd_rjob_fail says. */
+static void rjob_failed(maosd_rjob *j, size_t mark, int rc)
+{
+    if (rc == MAOS_ENOT_FOUND) {
+        j->out.size = mark;
+        j->rc = rc;
+        return;
+    }
+    maosd_rjob_fail(j, mark, rc);
+}
+
+static void run_task(maosd_rjob *j)
+{
+    const maos_request *req = &j->req;
+    char *v;
+    maosd_task t;
+    msgpack_packer pk;
+    size_t mark = maosd_rjob_frame_begin(j, &pk);
+    int rc = read_task(j->store, req->task, &v, &t, j->why, sizeof(j->why));
+    if (rc) {
+        rjob_failed(j, mark, rc);
+        return;
+    }
+    if (maos_enc_reply_head(&pk, req->rid, 1) || msgpack_pack_str(&pk, 4) ||
+        msgpack_pack_str_body(&pk, "task", 4) || maosd_enc_task(&pk, req->task, &t))
+        rc = MAOS_ENOMEM;
+    if (!rc)
+        rc = maosd_rjob_frame_end(j, mark);
+    if (rc)
+        maosd_rjob_fail(j, mark, rc);
+    free(v);
 }
 
 int maosd_op_task(maosd_call *call)
 {
-    char *v;
-    maosd_task t;
-    int rc = read_task(call, call->req->task, &v, &t);
-    if (rc)
-        return rc;
-    msgpack_packer pk;
-    size_t mark = maosd_reply_begin(call->conn, &pk);
-    if (maos_enc_reply_head(&pk, call->req->rid, 1) || msgpack_pack_str(&pk, 4) ||
-        msgpack_pack_str_body(&pk, "task", 4) || maosd_enc_task(&pk, call->req->task, &t))
-        call->conn->out_broken = 1;
-    maosd_reply_end(call->conn, mark);
-    free(v);
-    return 0;
+    return maosd_rjob_call(call, run_task);
 }
 
 /* One queue's figures from its counts value. */
@@ -458,7 +489,7 @@ static int queue_info(maosd_call *call, maos_slice queue, const char *counts, si
         return rc;
     char *v;
     maosd_task t;
-    rc = read_task(call, id, &v, &t);
+    rc = read_task(call->srv->store, id, &v, &t, call->why, sizeof(call->why));
     if (rc == MAOS_ENOT_FOUND) /* acked since */
         return 0;
     if (!rc)
@@ -534,29 +565,35 @@ int maosd_op_queue_stats(maosd_call *call)
     return 0;
 }
 
-int maosd_op_dead_list(maosd_call *call)
+static void run_dead_list(maosd_rjob *j)
 {
-    const maos_request *req = call->req;
+    const maos_request *req = &j->req;
     char k[MAOSD_QKEY_MAX];
     size_t plen = maosd_qkey_prefix(k, 'X', req->queue), klen = plen;
+    msgpack_packer pk;
+    size_t mark = maosd_rjob_frame_begin(j, &pk);
     if (req->has_task) { /* after that task: from its key on, itself skipped */
         char *v;
         maosd_task t;
-        int rc = read_task(call, req->task, &v, &t);
-        if (rc)
-            return rc;
+        int rc = read_task(j->store, req->task, &v, &t, j->why, sizeof(j->why));
+        if (rc) {
+            rjob_failed(j, mark, rc);
+            return;
+        }
         klen = maosd_qkey_dead(k, req->queue, t.seq, req->task);
         free(v);
     }
     char end[MAOSD_QKEY_MAX];
     size_t elen = maosd_prefix_end(end, k, plen);
-    maosd_iter *it = maosd_iter_new_bounded(call->srv->store, MAOSD_CF_QUEUES, end, elen);
-    if (!it)
-        return MAOS_EOVERLOADED;
+    maosd_iter *it = maosd_iter_new_bounded(j->store, MAOSD_CF_QUEUES, end, elen);
+    if (!it) {
+        maosd_rjob_fail(j, mark, MAOS_ENOMEM);
+        return;
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer tpk;
+    msgpack_packer_init(&tpk, &sb, msgpack_sbuffer_write);
     uint32_t n = 0;
     int rc = 0, more = 0;
     uint8_t last[16];
@@ -575,9 +612,13 @@ int maosd_op_dead_list(maosd_call *call)
         memcpy(id, key + plen + 8, 16);
         char *v;
         maosd_task t;
-        rc = read_task(call, id, &v, &t);
+        rc = read_task(j->store, id, &v, &t, j->why, sizeof(j->why));
+        if (rc == MAOS_ENOT_FOUND) { /* retried or purged since the seek */
+            rc = 0;
+            continue;
+        }
         if (!rc) {
-            rc = maosd_enc_task(&pk, id, &t);
+            rc = maosd_enc_task(&tpk, id, &t);
             free(v);
             memcpy(last, id, 16);
             n++;
@@ -586,19 +627,21 @@ int maosd_op_dead_list(maosd_call *call)
     if (!rc)
         rc = maosd_iter_status(it);
     maosd_iter_free(it);
-    if (rc) {
-        msgpack_sbuffer_destroy(&sb);
-        return rc == MAOS_ENOMEM ? MAOS_EOVERLOADED : read_failed(call, rc);
-    }
-    size_t mark = maosd_reply_begin(call->conn, &pk);
-    if (maos_enc_reply_head(&pk, req->rid, 2) || msgpack_pack_str(&pk, 5) ||
-        msgpack_pack_str_body(&pk, "tasks", 5) || msgpack_pack_array(&pk, n) ||
-        (sb.size && msgpack_pack_str_body(&pk, sb.data, sb.size)) ||
-        msgpack_pack_str(&pk, 4) || msgpack_pack_str_body(&pk, "next", 4) ||
-        (more ? msgpack_pack_bin(&pk, 16) || msgpack_pack_bin_body(&pk, last, 16)
-              : msgpack_pack_nil(&pk)))
-        call->conn->out_broken = 1;
-    maosd_reply_end(call->conn, mark);
+    if (!rc && (maos_enc_reply_head(&pk, req->rid, 2) || msgpack_pack_str(&pk, 5) ||
+                msgpack_pack_str_body(&pk, "tasks", 5) || msgpack_pack_array(&pk, n) ||
+                (sb.size && msgpack_pack_str_body(&pk, sb.data, sb.size)) ||
+                msgpack_pack_str(&pk, 4) || msgpack_pack_str_body(&pk, "next", 4) ||
+                (more ? msgpack_pack_bin(&pk, 16) || msgpack_pack_bin_body(&pk, last, 16)
+                      : msgpack_pack_nil(&pk))))
+        rc = MAOS_ENOMEM;
     msgpack_sbuffer_destroy(&sb);
-    return 0;
+    if (!rc)
+        rc = maosd_rjob_frame_end(j, mark);
+    if (rc)
+        maosd_rjob_fail(j, mark, rc);
+}
+
+int maosd_op_dead_list(maosd_call *call)
+{
+    return maosd_rjob_call(call, run_dead_list);
 }

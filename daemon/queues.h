@@ -6,7 +6,8 @@
  * write_queue.c has the write kinds (commit thread): enqueue, claim, ack,
  * nack, extend, release, dead_retry, dead_purge, and maosd's own tick
  * (delays and leases that fell due) and release of bound claims.
- * queues.c has the loop side: the ops, waiting claims, the timer, reads.
+ * queues.c has the loop side: the ops, waiting claims, the timer, reads
+ * (task and dead_list run on a reader thread, reader.c).
  *
  * Column family "queues" (big-endian integers, so byte order is numeric
  * order; queue names and keys never contain NUL):

@@ -126,6 +126,19 @@ maosd_rjob *maosd_rjob_for(maosd_call *call, void (*run)(maosd_rjob *j))
     return j;
 }
 
+int maosd_rjob_call(maosd_call *call, void (*run)(maosd_rjob *j))
+{
+    maosd_rjob *j = maosd_rjob_for(call, run);
+    if (!j) {
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+    int rc = maosd_rjob_submit(j);
+    if (rc)
+        snprintf(call->why, sizeof(call->why), "cannot queue the read");
+    return rc;
+}
+
 void maosd_rjob_free(maosd_rjob *j)
 {
     if (!j)
@@ -175,7 +188,7 @@ void maosd_rjob_reply(maosd_rjob *j)
         maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu %s: %s: %s",
                    (unsigned long long)c->id, (unsigned long long)j->req.rid,
                    maos_op_name(j->req.op), maos_err_name(j->rc), j->why);
-        maosd_reply_error(c, j->req.rid, j->rc, j->why, 0, 0, -1);
+        maosd_reply_error(c, j->req.rid, j->rc, j->why, j->has_actual, j->actual, -1);
         return;
     }
     maosd_conn_put_frames(c, &j->out);

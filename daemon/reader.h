@@ -54,6 +54,8 @@ struct maosd_rjob {
     msgpack_sbuffer out;/* whole frames, length headers patched */
     int rc;
     char why[256];
+    int has_actual;     /* the error reply's actual (a get of nothing: -1) */
+    int64_t actual;
     int log_why;        /* rc is a storage failure: the done step logs
                          * why once (maosd_rjob_reply does) */
 #ifdef MAOS_FAULT_INJECTION
@@ -65,6 +67,10 @@ struct maosd_rjob {
  * is the request's own copy): the request and frame move into the job.
  * NULL: out of memory (nothing moved). */
 maosd_rjob *maosd_rjob_for(maosd_call *call, void (*run)(maosd_rjob *j));
+/* The handler of an MAOSD_OPF_OFFLOOP op: the request moves into a job
+ * that runs run on a reader thread and answers with maosd_rjob_reply.  0,
+ * or a negative code with call->why set (nothing moved). */
+int maosd_rjob_call(maosd_call *call, void (*run)(maosd_rjob *j));
 /* An empty job (no request) for c, e.g. a subscription's catch-up slice. */
 maosd_rjob *maosd_rjob_new(maosd_server *srv, maosd_conn *c, void (*run)(maosd_rjob *j),
                            void (*done)(maosd_rjob *j), void *arg);

@@ -1,5 +1,5 @@
 /*
- * daemon/tables.c -- tables on the loop thread (tables.h): the table and
+ * daemon/tables.c -- tables (tables.h): the table and
  * agent ops, reads at a snapshot, watches, and connection bindings.
  *
  * Bindings.  A committed put with bind (or an agent registration) binds
@@ -13,10 +13,12 @@
  * bound by a previous run are released before the socket opens
  * (maosd_tables_release_all), each as a normal write with its event.
  *
- * Reads (get, list, count) and a watch's first entries read one RocksDB
+ * Reads (list, count) and a watch's first entries read one RocksDB
  * snapshot each, with the log head of that snapshot as their revision: a
  * page, its revision, and the watch's changes after that revision fit
- * together exactly.
+ * together exactly.  get, list and count run on a reader thread
+ * (reader.c), their snapshot taken there; a watch's prelude pages are
+ * read on the loop.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -560,45 +562,49 @@ int maosd_op_delete(maosd_call *call)
     return queue(call);
 }
 
-static int read_failed(maosd_call *call, int rc)
+/*
+ * get, list and count run on a reader thread (reader.c): the handler moves
+ * the request into a job, and the run steps below read (list and count at
+ * a snapshot taken there) into the job's own reply frame.  They touch only
+ * the job and the store.
+ */
+static void run_get(maosd_rjob *j)
 {
-    snprintf(call->why, sizeof(call->why), "%s", maosd_store_errmsg());
-    return rc;
-}
-
-int maosd_op_get(maosd_call *call)
-{
-    const maos_request *req = call->req;
+    const maos_request *req = &j->req;
     char k[MAOSD_ENTRY_KEY_MAX];
     maosd_cf cf;
     size_t klen = maosd_key_entry(k, &req->table, req->key, 0, &cf), vlen;
     char *v = NULL;
-    int rc = maosd_store_get_alloc(call->srv->store, cf, k, klen, &v, &vlen);
+    int rc = maosd_store_get_alloc(j->store, cf, k, klen, &v, &vlen);
     if (rc == MAOS_ENOT_FOUND) {
-        call->has_actual = 1;
-        call->actual = -1;
-        snprintf(call->why, sizeof(call->why), "%.*s %.*s does not exist",
+        j->rc = rc;
+        j->has_actual = 1;
+        j->actual = -1;
+        snprintf(j->why, sizeof(j->why), "%.*s %.*s does not exist",
                  (int)req->table.name.len, req->table.name.ptr, (int)req->key.len,
                  req->key.ptr);
-        return rc;
+        return;
     }
     maosd_entry e;
     if (!rc && maosd_entry_parse(v, vlen, &e))
         rc = maosd_store_corrupt("entry %.*s of table %.*s is %zu bytes",
                                  (int)req->key.len, req->key.ptr,
                                  (int)req->table.name.len, req->table.name.ptr, vlen);
-    if (rc) {
-        free(v);
-        return read_failed(call, rc);
-    }
     msgpack_packer pk;
-    size_t mark = maosd_reply_begin(call->conn, &pk);
-    if (maos_enc_reply_get_begin(&pk, req->rid) ||
-        maosd_enc_entry(&pk, &req->table, req->key, &e))
-        call->conn->out_broken = 1;
-    maosd_reply_end(call->conn, mark);
+    size_t mark = maosd_rjob_frame_begin(j, &pk);
+    if (!rc && (maos_enc_reply_get_begin(&pk, req->rid) ||
+                maosd_enc_entry(&pk, &req->table, req->key, &e)))
+        rc = MAOS_ENOMEM;
+    if (!rc)
+        rc = maosd_rjob_frame_end(j, mark);
+    if (rc)
+        maosd_rjob_fail(j, mark, rc);
     free(v);
-    return 0;
+}
+
+int maosd_op_get(maosd_call *call)
+{
+    return maosd_rjob_call(call, run_get);
 }
 
 typedef struct list_out {
@@ -613,66 +619,66 @@ static int list_one(void *arg, maos_slice key, const maosd_entry *e)
 }
 
 /* list and count: one snapshot, its revision */
-static int list_or_count(maosd_call *call, int count_only)
+static void list_or_count(maosd_rjob *j, int count_only)
 {
-    maosd_server *srv = call->srv;
-    const maos_request *req = call->req;
-    maosd_snap *snap = maosd_snap_new(srv->store);
+    const maos_request *req = &j->req;
+    list_out lo = {.table = &req->table};
+    size_t mark = maosd_rjob_frame_begin(j, &lo.pk);
+    maosd_snap *snap = maosd_snap_new(j->store);
     if (!snap) {
-        snprintf(call->why, sizeof(call->why), "out of memory");
-        return MAOS_EOVERLOADED;
+        maosd_rjob_fail(j, mark, MAOS_ENOMEM);
+        return;
     }
     uint64_t rev;
-    int rc = snap_revision(srv->store, snap, &rev);
-    if (rc) {
-        maosd_snap_free(srv->store, snap);
-        return read_failed(call, rc);
-    }
+    int rc = snap_revision(j->store, snap, &rev);
     table_scan ts = {
         .table = req->table,
         .prefix = req->prefix,
         .after = req->after,
         .where = req->where,
         .limit = count_only ? 0 : (req->limit ? req->limit : MAOS_READ_LIMIT_DEFAULT),
-        .budget = count_only ? 0 : maosd_reply_budget(srv),
+        .budget = count_only ? 0 : j->budget,
     };
-    maosd_conn *c = call->conn;
     if (count_only) {
-        rc = scan_table(srv->store, snap, &ts, NULL, NULL);
-        maosd_snap_free(srv->store, snap);
-        if (rc)
-            return read_failed(call, rc);
-        msgpack_packer pk;
-        size_t mark = maosd_reply_begin(c, &pk);
-        if (maos_enc_reply_count(&pk, req->rid, ts.count, rev))
-            c->out_broken = 1;
-        maosd_reply_end(c, mark);
-        return 0;
+        if (!rc)
+            rc = scan_table(j->store, snap, &ts, NULL, NULL);
+        if (!rc && maos_enc_reply_count(&lo.pk, req->rid, ts.count, rev))
+            rc = MAOS_ENOMEM;
+    } else {
+        maos_list_mark lm;
+        if (!rc)
+            rc = maos_enc_list_begin(&j->out, req->rid, "entries", &lm);
+        if (!rc)
+            rc = scan_table(j->store, snap, &ts, list_one, &lo);
+        if (!rc)
+            rc = maos_enc_entries_end(&j->out, &lm, ts.count,
+                                      (maos_slice){ts.next, ts.next_len}, rev);
     }
-    list_out lo = {.table = &req->table};
-    size_t mark = maosd_reply_begin(c, &lo.pk);
-    maos_list_mark lm;
-    rc = maos_enc_list_begin(&c->out, req->rid, "entries", &lm);
+    maosd_snap_free(j->store, snap);
     if (!rc)
-        rc = scan_table(srv->store, snap, &ts, list_one, &lo);
-    maosd_snap_free(srv->store, snap);
-    if (!rc)
-        rc = maos_enc_entries_end(&c->out, &lm, ts.count,
-                                  (maos_slice){ts.next, ts.next_len}, rev);
+        rc = maosd_rjob_frame_end(j, mark);
     if (rc)
-        return maosd_drop_reply(call, mark, rc);
-    maosd_reply_end(c, mark);
-    return 0;
+        maosd_rjob_fail(j, mark, rc);
+}
+
+static void run_list(maosd_rjob *j)
+{
+    list_or_count(j, 0);
+}
+
+static void run_count(maosd_rjob *j)
+{
+    list_or_count(j, 1);
 }
 
 int maosd_op_list(maosd_call *call)
 {
-    return list_or_count(call, 0);
+    return maosd_rjob_call(call, run_list);
 }
 
 int maosd_op_count(maosd_call *call)
 {
-    return list_or_count(call, 1);
+    return maosd_rjob_call(call, run_count);
 }
 
 /* ---- watch ------------------------------------------------------------------------ */
@@ -765,7 +771,8 @@ int maosd_op_watch(maosd_call *call)
         int rc = snap_revision(srv->store, ws->snap, &rev);
         if (rc) {
             watch_snap_free(srv, ws);
-            return read_failed(call, rc);
+            snprintf(call->why, sizeof(call->why), "%s", maosd_store_errmsg());
+            return rc;
         }
         ws->revision = rev;
         ws->table.kind = req->table.kind;

@@ -3,7 +3,8 @@
  * (docs/ARCHITECTURE.md "Tables"; PROTOCOL.md "Tables").
  *
  * write_table.c has the write kinds (commit thread); tables.c the loop
- * side: the ops' handlers, the reads (get, list, count), watches, and the
+ * side: the ops' handlers, the reads (get, list, count: run on a reader
+ * thread, reader.c), watches, and the
  * bindings -- which entries each connection holds, released when it
  * closes and at start-up.
  */

@@ -243,6 +243,98 @@ static void test_ping_while_read_in_flight(void **state)
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
 
+/* One reply frame on c (any rid: replies to reads come back in the order
+ * their jobs end), decoded into *rep; the frame's copy is returned. */
+static char *next_reply(su_conn *c, maos_reply *rep)
+{
+    maos_slice fr;
+    int r = su_recv(c, 30000, &fr);
+    if (r <= 0)
+        MT_FAIL("no reply within 30 s (%d)", r);
+    char *copy = malloc(fr.len ? fr.len : 1);
+    MT_TRUE(copy != NULL);
+    memcpy(copy, fr.ptr, fr.len);
+    MT_EQ_INT(maos_reply_decode(copy, fr.len, rep), 0);
+    return copy;
+}
+
+/* The table reads (get, list) run on the reader pool too: while both wait
+ * on their reader threads, another connection's pings and a put are
+ * answered and the reading connection has nothing yet; once the reads may
+ * go on, both replies arrive, whole and right. */
+static void test_ping_while_table_reads_in_flight(void **state)
+{
+    (void)state;
+    mt_daemon *d = gated_daemon();
+    su_conn *a = su_open(d->sock), *b = su_open(d->sock);
+    req r;
+    req_init(&r);
+    msgpack_sbuffer doc;
+    msgpack_sbuffer_init(&doc);
+    msgpack_packer dpk;
+    msgpack_packer_init(&dpk, &doc, msgpack_sbuffer_write);
+    msgpack_pack_map(&dpk, 1);
+    msgpack_pack_str_with_body(&dpk, "f", 1);
+    msgpack_pack_str_with_body(&dpk, "v", 1);
+    uint64_t rid = su_rid(b);
+    maos_enc_put(&r.pk, rid, su_s("kv.t"), su_s("k1"),
+                 (maos_slice){doc.data, (uint32_t)doc.size}, MAOS_EXPECT_ANY, 0);
+    maos_reply rep;
+    char *frame;
+    SU_EQ_ERR(su_call(b, &r.sb, rid, &rep, &frame), 0);
+    free(frame);
+    msgpack_sbuffer_destroy(&r.sb);
+
+    req_init(&r);
+    uint64_t rid_get = su_rid(a), rid_list = su_rid(a);
+    maos_enc_get(&r.pk, rid_get, su_s("kv.t"), su_s("k1"));
+    su_send_sb(a, &r.sb);
+    msgpack_sbuffer_destroy(&r.sb);
+    req_init(&r);
+    maos_enc_list(&r.pk, rid_list, su_s("kv.t"), (maos_slice){0}, (maos_slice){0}, 0,
+                  (maos_slice){0});
+    su_send_sb(a, &r.sb);
+    msgpack_sbuffer_destroy(&r.sb);
+    /* both are held: pings (on b, and on a: its reply comes first) and a
+     * put go through the loop meanwhile */
+    for (int i = 0; i < 10; i++)
+        su_ping(b);
+    su_ping(a);
+    req_init(&r);
+    rid = su_rid(b);
+    maos_enc_put(&r.pk, rid, su_s("kv.t"), su_s("k2"),
+                 (maos_slice){doc.data, (uint32_t)doc.size}, MAOS_EXPECT_ANY, 0);
+    SU_EQ_ERR(su_call(b, &r.sb, rid, &rep, &frame), 0);
+    free(frame);
+    msgpack_sbuffer_destroy(&r.sb);
+    msgpack_sbuffer_destroy(&doc);
+    maos_slice fr;
+    MT_EQ_INT(su_recv(a, 0, &fr), -1); /* nothing for a yet */
+    gate_open();
+    int got_get = 0, got_list = 0;
+    for (int i = 0; i < 2; i++) {
+        frame = next_reply(a, &rep);
+        MT_TRUE(rep.ok);
+        if (rep.rid == rid_get && !got_get) {
+            maos_entry e;
+            MT_EQ_INT(maos_entry_decode(rep.entry.ptr, rep.entry.len, &e), 0);
+            MT_TRUE(e.key.len == 2 && !memcmp(e.key.ptr, "k1", 2));
+            got_get = 1;
+        } else if (rep.rid == rid_list && !got_list) {
+            /* read after the gate: k1, and k2 too (its put was answered
+             * before the list's snapshot was taken) */
+            MT_EQ_U64(rep.n_items, 2);
+            got_list = 1;
+        } else {
+            MT_FAIL("unexpected reply rid %llu", (unsigned long long)rep.rid);
+        }
+        free(frame);
+    }
+    su_close(a);
+    su_close(b);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
 /* Connections that send reads and close before the replies come back:
  * the reads finish on their reader threads, their replies are dropped,
  * and what they held is given back (buffered_bytes falls to 0); maosd
@@ -359,6 +451,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_your_writes_forked),
         cmocka_unit_test(test_ping_while_read_in_flight),
+        cmocka_unit_test(test_ping_while_table_reads_in_flight),
         cmocka_unit_test(test_read_then_close),
         cmocka_unit_test(test_catch_up_slice_outlives_subscription),
     };
