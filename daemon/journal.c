@@ -45,7 +45,6 @@ struct maosd_journal {
     int fd;
     uint64_t size;
     uint64_t lap;
-    uint64_t first_seq; /* of this lap */
     uint64_t seq;       /* of the next record */
     uint64_t off;       /* of the next record */
     int err;
@@ -92,7 +91,7 @@ static int sb_decode(const char s[SB_BODY + SB_CHECK], uint64_t *lap, uint64_t *
     check(c, s, SB_BODY, NULL, 0);
     if (sodium_memcmp(c, s + SB_BODY, SB_CHECK))
         return 0;
-    if (maosd_get_u64(s + 8) >> 32 != SB_VERSION)
+    if (maosd_get_u32(s + 8) != SB_VERSION)
         return 0;
     *lap = maosd_get_u64(s + 16);
     *size = maosd_get_u64(s + 24);
@@ -201,7 +200,7 @@ int maosd_journal_open(const char *dir, uint64_t size, int create,
     j->fd = fd;
     j->size = sz[cur];
     j->lap = lap[cur];
-    j->first_seq = j->seq = first[cur];
+    j->seq = first[cur];
     j->off = MAOSD_JOURNAL_DATA_OFF;
     *out = j;
     return 0;
@@ -224,7 +223,7 @@ static int read_record(const maosd_journal *j, uint64_t off, uint64_t lap, char 
     if (memcmp(h, REC_MAGIC, 4) || maosd_get_u64(h + 8) != lap)
         return 0;
     *head_ok = 1;
-    uint32_t n = (uint32_t)(maosd_get_u64(h) & 0xffffffffu);
+    uint32_t n = maosd_get_u32(h + 4);
     if (n == 0 || off + sizeof h + n > j->size)
         return 0;
     if (n > *cap) {
@@ -314,7 +313,6 @@ int maosd_journal_replay(maosd_journal *j, int salvage, maosd_journal_apply_fn f
     }
     if (r < 0)
         goto io;
-    sc->end_off = j->off;
     int stop_head_ok = head_ok;
     /* Past the stop: is there any valid record of this lap with a later
      * seq?  Records are 8-aligned, so an 8-byte step meets every one; the
@@ -402,7 +400,6 @@ int maosd_journal_new_lap(maosd_journal *j)
     if (rc)
         return rc;
     j->lap++;
-    j->first_seq = j->seq;
     j->off = MAOSD_JOURNAL_DATA_OFF;
     return 0;
 }
@@ -415,11 +412,6 @@ int maosd_journal_errno(const maosd_journal *j)
 uint64_t maosd_journal_lap(const maosd_journal *j)
 {
     return j->lap;
-}
-
-uint64_t maosd_journal_size(const maosd_journal *j)
-{
-    return j->size;
 }
 
 const char *maosd_journal_path(const maosd_journal *j)

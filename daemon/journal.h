@@ -58,7 +58,6 @@ typedef struct maosd_journal maosd_journal;
 typedef struct maosd_journal_scan {
     uint64_t lap;
     uint64_t records;    /* applied */
-    uint64_t end_off;    /* offset replay stopped at */
     int torn;            /* the last record was torn: dropped */
     int damaged;         /* a valid record of the lap lies past the stop */
     uint64_t beyond;     /* damaged: records found past the stop */
@@ -101,7 +100,6 @@ int maosd_journal_new_lap(maosd_journal *j);
 
 int maosd_journal_errno(const maosd_journal *j);
 uint64_t maosd_journal_lap(const maosd_journal *j);
-uint64_t maosd_journal_size(const maosd_journal *j);
 const char *maosd_journal_path(const maosd_journal *j);
 void maosd_journal_close(maosd_journal *j);
 

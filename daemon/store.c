@@ -948,7 +948,6 @@ static int journal_start(maosd_store *s, const maosd_store_opts *o,
     }
     rep->torn_tail |= sc.torn;
     rep->salvaged |= sc.damaged;
-    rep->journal_records = sc.records;
     if (sc.records || sc.torn || sc.damaged || !on) {
         char *rerr = NULL;
         if (flush_all(s, &rerr) || (on && maosd_journal_new_lap(s->journal))) {

@@ -78,7 +78,6 @@ typedef struct maosd_store_report {
                            * damage (UINT64_MAX unknown) */
     uint64_t beyond_head; /* last position that exists past the damage
                            * (UINT64_MAX unknown) */
-    uint64_t journal_records; /* groups applied again from the journal */
     char wal[768];        /* what replay met, "" if nothing: file names,
                            * offsets, RocksDB's words */
 } maosd_store_report;

@@ -438,7 +438,7 @@ static void journal_walk(const mt_daemon *d, jwalk *w)
         w->lap = lap;
         w->next_seq = seq + 1;
         w->off[w->n++] = o;
-        o += (MAOSD_JOURNAL_REC_HEAD + (maosd_get_u64(f + o) & 0xffffffffu) + 7) & ~7ull;
+        o += (MAOSD_JOURNAL_REC_HEAD + maosd_get_u32(f + o + 4) + 7) & ~7ull;
     }
     w->end = o;
     free(f);
