@@ -151,7 +151,17 @@ int main(int argc, char **argv)
     maosd_recovery_free(&rec);
     srv.delivered_head = maosd_commit_head(srv.commit);
     maosd_subs_init(&srv);
+    /* The handlers are in place before the socket accepts: a client may
+     * send SIGTERM the moment it can connect (their callbacks run only
+     * inside uv_run). */
+    uv_signal_init(srv.loop, &srv.sig_term);
+    uv_signal_init(srv.loop, &srv.sig_int);
+    srv.sig_term.data = srv.sig_int.data = &srv;
+    uv_signal_start(&srv.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&srv.sig_int, on_signal, SIGINT);
     if (maosd_server_listen(&srv)) {
+        uv_close((uv_handle_t *)&srv.sig_term, NULL);
+        uv_close((uv_handle_t *)&srv.sig_int, NULL);
         maosd_subs_close(&srv);
         maosd_queues_close(&srv);
         maosd_queues_free(&srv);
@@ -163,11 +173,6 @@ int main(int argc, char **argv)
         return MAOSD_EXIT_FAILURE;
     }
     maosd_lag_start(&srv);
-    uv_signal_init(srv.loop, &srv.sig_term);
-    uv_signal_init(srv.loop, &srv.sig_int);
-    srv.sig_term.data = srv.sig_int.data = &srv;
-    uv_signal_start(&srv.sig_term, on_signal, SIGTERM);
-    uv_signal_start(&srv.sig_int, on_signal, SIGINT);
 
     maosd_log(MAOSD_LOG_INFO,
               "maosd %s ready: socket %s, data %s, durability %s, head position %llu",
