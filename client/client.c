@@ -184,6 +184,7 @@ struct maos_ctx_priv {
     int has_actual;
     int64_t actual;
     int64_t index;
+    struct rxf *err_entry; /* WRONG_REVISION's current entry (maos_err_entry) */
 
     /* subscriptions and deliveries */
     struct csub **subs;
@@ -457,6 +458,8 @@ static int enter(maos_ctx *c)
     c->priv->has_actual = 0;
     c->priv->actual = 0;
     c->priv->index = -1;
+    free(c->priv->err_entry);
+    c->priv->err_entry = NULL;
     return 0;
 }
 
@@ -489,6 +492,26 @@ int maos_err_actual(const maos_ctx *c, int64_t *actual)
 int64_t maos_err_index(const maos_ctx *c)
 {
     return c && c->priv ? c->priv->index : -1;
+}
+
+static int make_table_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
+                           maos_table_page **out);
+
+int maos_err_entry(maos_ctx *c, maos_table_page **out)
+{
+    if (!c || !c->priv || !out)
+        return MAOS_EINVALID_ARG;
+    const struct rxf *e = c->priv->err_entry;
+    if (!e)
+        return MAOS_ENOT_FOUND;
+    struct rxf *f = malloc(sizeof *f + e->len);
+    if (!f)
+        return MAOS_ENOMEM;
+    f->next = NULL;
+    f->len = e->len;
+    memcpy(f->data, e->data, e->len);
+    maos_reply rep = {.entry = {f->data, (uint32_t)f->len}};
+    return make_table_page(c, f, &rep, 1, out);
 }
 
 /* ---- pushes -------------------------------------------------------------- */
@@ -1006,6 +1029,14 @@ static void note_refusal(maos_ctx *c, const maos_reply *rep)
     p->has_actual = rep->has_actual;
     p->actual = rep->actual;
     p->index = rep->index;
+    free(p->err_entry);
+    p->err_entry = NULL;
+    if (rep->code == MAOS_EWRONG_REVISION && rep->entry.len &&
+        (p->err_entry = malloc(sizeof *p->err_entry + rep->entry.len))) {
+        p->err_entry->next = NULL;
+        p->err_entry->len = rep->entry.len;
+        memcpy(p->err_entry->data, rep->entry.ptr, rep->entry.len);
+    }
 }
 
 /*
@@ -1338,6 +1369,7 @@ void maos_free(maos_ctx *c)
             free(p->subs[i]);
         free(p->subs);
         free(p->agent_mem);
+        free(p->err_entry);
         free(p->path);
         free(p->client_name);
         free(p->win.op);

@@ -213,6 +213,7 @@ void maosd_wreq_free(maosd_wreq *w)
         free(w->req.items);
     maos_request_free(&w->req);
     msgpack_sbuffer_destroy(&w->recs);
+    msgpack_sbuffer_destroy(&w->current);
     free(w->frame);
     free(w->out);
     free(w->ids);
@@ -231,6 +232,7 @@ void maosd_wreq_reset(maosd_wreq *w)
     w->why = NULL;
     w->code = 0;
     w->has_actual = 0;
+    w->current.size = 0;
     w->index = -1;
     memset(w->out, 0, (w->req.n_items ? w->req.n_items : 1) * sizeof(*w->out));
     w->recs.size = 0;
@@ -659,13 +661,15 @@ static void commit_group(maosd_commit *cm, maosd_wreq **listp)
                   "commit of %llu requests failed (%s); store is now read-only",
                   (unsigned long long)nreq, maosd_store_last_error(cm->store));
         for (maosd_wreq *w = list; w; w = w->next)
-            if (w->code == 0 && rc == MAOS_EOUTCOME_UNKNOWN)
+            if (w->code) /* its conflict may be with this group's lost writes */
+                w->current.size = 0;
+            else if (rc == MAOS_EOUTCOME_UNKNOWN)
                 maosd_wfail(w, MAOS_EOUTCOME_UNKNOWN, -1,
                             "the storage write of this request's group failed: its "
                             "outcome is unknown (after a restart it may be there); "
                             "the store is read-only until maosd restarts; retry "
                             "with the same event ids");
-            else if (w->code == 0)
+            else
                 maosd_wfail(w, rc == MAOS_EREAD_ONLY ? rc : MAOS_EINTERNAL, -1,
                             "the storage write of this request's group was refused "
                             "before anything was written (%s); the store is "

@@ -121,6 +121,8 @@ struct maosd_wreq {
     int has_actual;
     int64_t actual;
     int64_t index;             /* failing item of a txn, -1 */
+    msgpack_sbuffer current;   /* WRONG_REVISION of a put/delete: the entry
+                                * as it is (maosd_enc_entry), size 0: none */
     maosd_item_out *out;       /* req.n_items */
     uint8_t *ids;              /* 16 per event of the APPEND items */
     msgpack_sbuffer recs;      /* the committed records, back to back in

@@ -203,8 +203,10 @@ void maosd_write_reply(maosd_server *srv, maosd_wreq *w)
                        (unsigned long long)c->id, (unsigned long long)w->req.rid,
                        maos_op_name(w->req.op), maos_err_name(w->code),
                        w->why ? w->why : "-");
-            maosd_reply_error(c, w->req.rid, w->code, w->why, w->has_actual,
-                              w->actual, w->index);
+            maosd_reply_error_entry(c, w->req.rid, w->code, w->why, w->has_actual,
+                                    w->actual, w->index,
+                                    (maos_slice){w->current.data,
+                                                 (uint32_t)w->current.size});
         }
     }
     maosd_conn_write_done(c, w->cost);

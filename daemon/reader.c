@@ -139,6 +139,34 @@ int maosd_rjob_call(maosd_call *call, void (*run)(maosd_rjob *j))
     return rc;
 }
 
+int maosd_rjob_call_mem(maosd_call *call, void (*run)(maosd_rjob *j))
+{
+    maosd_rjob *j = maosd_rjob_for(call, run);
+    if (!j) {
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+#ifdef MAOS_FAULT_INJECTION
+    if (!j->gate) /* a gated read is held on a reader thread, always */
+#endif
+    {
+        j->mem_only = 1;
+        j->run(j);
+        j->mem_only = 0;
+        if (!j->not_in_memory) {
+            j->srv->reads_in_memory++;
+            maosd_rjob_reply(j);
+            maosd_rjob_free(j);
+            return 0;
+        }
+        j->not_in_memory = 0; /* it wrote nothing else: on to a reader */
+    }
+    int rc = maosd_rjob_submit(j);
+    if (rc)
+        snprintf(call->why, sizeof(call->why), "cannot queue the read");
+    return rc;
+}
+
 void maosd_rjob_free(maosd_rjob *j)
 {
     if (!j)
@@ -168,6 +196,7 @@ int maosd_rjob_submit(maosd_rjob *j)
         maosd_rjob_free(j);
         return MAOS_EINTERNAL;
     }
+    j->srv->reads_pooled++;
     if (c) {
         c->refs++;
         maosd_conn_read_queued(c, j->cost);

@@ -58,6 +58,10 @@ struct maosd_rjob {
     int64_t actual;
     int log_why;        /* rc is a storage failure: the done step logs
                          * why once (maosd_rjob_reply does) */
+    /* maosd_rjob_call_mem: run tries memory only, on the loop thread, and
+     * sets not_in_memory (nothing else) when it would need a file. */
+    int mem_only;
+    int not_in_memory;
 #ifdef MAOS_FAULT_INJECTION
     const char *gate;   /* MAOS_FAULT_READ_GATE (reader.c) */
 #endif
@@ -71,6 +75,13 @@ maosd_rjob *maosd_rjob_for(maosd_call *call, void (*run)(maosd_rjob *j));
  * that runs run on a reader thread and answers with maosd_rjob_reply.  0,
  * or a negative code with call->why set (nothing moved). */
 int maosd_rjob_call(maosd_call *call, void (*run)(maosd_rjob *j));
+/* The same for a point read that may be in memory: run is first called on
+ * the loop thread with mem_only set (it must then read only with
+ * maosd_store_*_mem, which never read a file); answered there when it did
+ * not set not_in_memory, else the job goes to a reader thread as above.
+ * What a hot read saves is two thread hand-offs; what it may cost the loop
+ * is one memtable or block-cache lookup. */
+int maosd_rjob_call_mem(maosd_call *call, void (*run)(maosd_rjob *j));
 /* An empty job (no request) for c, e.g. a subscription's catch-up slice. */
 maosd_rjob *maosd_rjob_new(maosd_server *srv, maosd_conn *c, void (*run)(maosd_rjob *j),
                            void (*done)(maosd_rjob *j), void *arg);

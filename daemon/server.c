@@ -297,9 +297,17 @@ void maosd_reply_end(maosd_conn *c, size_t mark)
 void maosd_reply_error(maosd_conn *c, uint64_t rid, int code, const char *msg,
                        int has_actual, int64_t actual, int64_t index)
 {
+    maosd_reply_error_entry(c, rid, code, msg, has_actual, actual, index,
+                            (maos_slice){NULL, 0});
+}
+
+void maosd_reply_error_entry(maosd_conn *c, uint64_t rid, int code, const char *msg,
+                             int has_actual, int64_t actual, int64_t index,
+                             maos_slice entry)
+{
     msgpack_packer pk;
     size_t mark = maosd_reply_begin(c, &pk);
-    maos_enc_error(&pk, rid, code, msg, has_actual, actual, index);
+    maos_enc_error_entry(&pk, rid, code, msg, has_actual, actual, index, entry);
     maosd_reply_end(c, mark);
 }
 
@@ -1108,5 +1116,7 @@ void maosd_server_stats(maosd_server *srv, maos_stats *st)
     st->buffered_bytes = srv->buffered;
     st->loop_lag_max_us = srv->lag_max_us;
     st->loop_lag_p99_us = lag_p99(srv);
+    st->reads_pooled = srv->reads_pooled;
+    st->reads_in_memory = srv->reads_in_memory;
     maosd_subs_stats(srv, st);
 }

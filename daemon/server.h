@@ -55,6 +55,8 @@ typedef struct maosd_server {
     uint64_t conns_total;
     uint64_t conns_refused;  /* refused at accept: a connection limit */
     uint64_t hello_timeouts; /* closed without hello within hello_timeout_ms */
+    uint64_t reads_pooled;   /* read jobs run on the reader pool (reader.c) */
+    uint64_t reads_in_memory;/* point reads answered on the loop from memory */
     maosd_conn *conns;   /* list of open connections */
     maosd_conn *greet_head, *greet_tail; /* before hello, oldest first */
     uv_timer_t hello_timer;
@@ -159,6 +161,10 @@ void maosd_reply_end(maosd_conn *c, size_t mark);
 /* Encode an error reply frame. */
 void maosd_reply_error(maosd_conn *c, uint64_t rid, int code, const char *msg,
                        int has_actual, int64_t actual, int64_t index);
+/* The same with the current entry of a WRONG_REVISION (len 0: none). */
+void maosd_reply_error_entry(maosd_conn *c, uint64_t rid, int code, const char *msg,
+                             int has_actual, int64_t actual, int64_t index,
+                             maos_slice entry);
 /* Drop a reference taken for a queued request. */
 void maosd_conn_unref(maosd_conn *c);
 /* A write request costing `cost` bytes (maosd_wreq_cost) was queued for c /

@@ -1206,6 +1206,32 @@ int maosd_store_get_alloc(maosd_store *s, maosd_cf cf, const void *key,
     return 0;
 }
 
+int maosd_store_get_alloc_mem(maosd_store *s, maosd_cf cf, const void *key,
+                              size_t klen, char **val, size_t *vlen)
+{
+    rocksdb_column_family_handle_t *h = cf_handle(s, cf);
+    char *v = NULL;
+    size_t n = 0;
+    unsigned char found = 0;
+
+    if (h == NULL)
+        return MAOS_EINTERNAL;
+    /* KeyMayExist reads memory only (the memtables, cached blocks): "no"
+     * is certain; "maybe" without the value means a file must be read.
+     * (A Get at kBlockCacheTier cannot tell that from an empty value.) */
+    if (!rocksdb_key_may_exist_cf(s->db, s->ropts, h, key, klen, &v, &n, NULL, 0, &found))
+        return MAOS_ENOT_FOUND;
+    if (!found)
+        return MAOSD_NOT_IN_MEMORY;
+    char *copy = dup_bytes(v, n); /* with the NUL maosd_store_get_alloc adds */
+    rocksdb_free(v);
+    if (copy == NULL)
+        return MAOS_EINTERNAL;
+    *val = copy;
+    *vlen = n;
+    return 0;
+}
+
 int maosd_store_last(maosd_store *s, maosd_cf cf, void *key, size_t kcap,
                      size_t *klen, char **val, size_t *vlen)
 {

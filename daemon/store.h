@@ -151,6 +151,12 @@ int maosd_store_get_buf(maosd_store *s, maosd_cf cf, const void *key,
  * after the *vlen bytes. */
 int maosd_store_get_alloc(maosd_store *s, maosd_cf cf, const void *key,
                           size_t klen, char **val, size_t *vlen);
+/* Same, from memory only (the memtables and the block cache): never reads
+ * a file, so the loop thread may call it.  MAOSD_NOT_IN_MEMORY (> 0) when
+ * the answer needs a file read. */
+#define MAOSD_NOT_IN_MEMORY 1
+int maosd_store_get_alloc_mem(maosd_store *s, maosd_cf cf, const void *key,
+                              size_t klen, char **val, size_t *vlen);
 
 /* Last key of a column family (one seek, no scan): copies at most cap
  * bytes into key, sets *klen; value likewise (*val malloc'ed as in

@@ -566,7 +566,9 @@ int maosd_op_delete(maosd_call *call)
  * get, list and count run on a reader thread (reader.c): the handler moves
  * the request into a job, and the run steps below read (list and count at
  * a snapshot taken there) into the job's own reply frame.  They touch only
- * the job and the store.
+ * the job and the store.  get is a point read: it is first tried from
+ * memory on the loop thread (maosd_rjob_call_mem), and goes to a reader
+ * thread only when it needs a file.
  */
 static void run_get(maosd_rjob *j)
 {
@@ -575,7 +577,12 @@ static void run_get(maosd_rjob *j)
     maosd_cf cf;
     size_t klen = maosd_key_entry(k, &req->table, req->key, 0, &cf), vlen;
     char *v = NULL;
-    int rc = maosd_store_get_alloc(j->store, cf, k, klen, &v, &vlen);
+    int rc = j->mem_only ? maosd_store_get_alloc_mem(j->store, cf, k, klen, &v, &vlen)
+                         : maosd_store_get_alloc(j->store, cf, k, klen, &v, &vlen);
+    if (rc == MAOSD_NOT_IN_MEMORY) {
+        j->not_in_memory = 1;
+        return;
+    }
     if (rc == MAOS_ENOT_FOUND) {
         j->rc = rc;
         j->has_actual = 1;
@@ -604,7 +611,7 @@ static void run_get(maosd_rjob *j)
 
 int maosd_op_get(maosd_call *call)
 {
-    return maosd_rjob_call(call, run_get);
+    return maosd_rjob_call_mem(call, run_get);
 }
 
 typedef struct list_out {

@@ -202,6 +202,15 @@ static int check_expect(maosd_wreq *w, uint32_t i, int found, const maosd_entry 
         return 0;
     w->has_actual = 1;
     w->actual = found ? (int64_t)e->revision : -1;
+    if (found && w->req.op != MAOS_OP_TXN) {
+        /* The entry as it is, so a compare-and-set loop retries without a
+         * get.  Not for a txn: its earlier items' writes, read through
+         * the batch, are rolled back.  Without memory it is left out. */
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &w->current, msgpack_sbuffer_write);
+        if (maosd_enc_entry(&pk, &it->table, it->key, e))
+            w->current.size = 0;
+    }
     char want[48];
     if (it->expect >= 0)
         snprintf(want, sizeof(want), "revision %lld", (long long)it->expect);

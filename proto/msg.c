@@ -2152,13 +2152,24 @@ int maos_enc_error(msgpack_packer *pk, uint64_t rid, int code,
                    const char *message, int has_actual, int64_t actual,
                    int64_t index)
 {
-    uint32_t n = 2 + (has_actual != 0) + (index >= 0);
+    return maos_enc_error_entry(pk, rid, code, message, has_actual, actual, index,
+                                (maos_slice){NULL, 0});
+}
+
+int maos_enc_error_entry(msgpack_packer *pk, uint64_t rid, int code,
+                         const char *message, int has_actual, int64_t actual,
+                         int64_t index, maos_slice entry)
+{
+    uint32_t n = 2 + (has_actual != 0) + (index >= 0) + (entry.len > 0);
     if (head_rep(pk, n, rid, 0) || KV_CSTR(pk, "code", maos_err_name(code)) ||
         KV_CSTR(pk, "message", message && *message ? message : maos_strerror(code)))
         return MAOS_ENOMEM;
     if (has_actual && KV_I64(pk, "actual", actual))
         return MAOS_ENOMEM;
     if (index >= 0 && KV_I64(pk, "index", index))
+        return MAOS_ENOMEM;
+    /* entry: one encoded map, written as it is */
+    if (entry.len && (pk_cstr(pk, "entry") || pk_raw(pk, entry.ptr, entry.len)))
         return MAOS_ENOMEM;
     return 0;
 }

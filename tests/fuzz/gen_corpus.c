@@ -1456,6 +1456,19 @@ static void table_replies(void)
     enc_init(&e);
     must(maos_enc_error(&e.pk, 7, MAOS_EWRONG_REVISION, NULL, 1, 14, 2), "error");
     reply_file("valid-error-wrong-revision", &e, 1);
+    {
+        enc ent;
+        enc_init(&ent);
+        must(maos_enc_entry(&ent.pk, (maos_slice){"kv.c", 4}, (maos_slice){"k", 1}, 14, 3,
+                            5, 6, 0, (maos_slice){"\x81\xa1n\x02", 4}),
+             "entry");
+        enc_init(&e);
+        must(maos_enc_error_entry(&e.pk, 9, MAOS_EWRONG_REVISION, NULL, 1, 14, -1,
+                                  (maos_slice){ent.sb.data, (uint32_t)ent.sb.size}),
+             "error");
+        reply_file("valid-error-wrong-revision-entry", &e, 1);
+        msgpack_sbuffer_destroy(&ent.sb);
+    }
     enc_init(&e);
     must(maos_enc_error(&e.pk, 8, MAOS_ENOT_FOUND, "no such entry", 1, -1, -1), "error");
     reply_file("valid-error-not-found-entry", &e, 1);

@@ -12,7 +12,10 @@
  *  - a read in flight does not hold up the loop: another connection's ping
  *    is answered while the read waits;
  *  - a catch-up slice whose subscription is removed while it is read
- *    pushes nothing and frees what it held.
+ *    pushes nothing and frees what it held;
+ *  - a get is answered on the loop from memory when its entry is in a
+ *    memtable or a cached block, and by a reader when it needs a file (the
+ *    stats counters say which), right both ways.
  * The gap-free guarantee of catch-up read off the loop is test_subs_gapfree's.
  *
  * The last two hold a read in flight on purpose with maosd-fault's
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "subs_util.h"
+#include "tables_util.h"
 
 #define RYW_PROCS 4
 #define RYW_ROUNDS 150
@@ -446,6 +450,64 @@ static void test_catch_up_slice_outlives_subscription(void **state)
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
 
+/* The get of k1 on c: its field f must be want. */
+static void get_f(su_conn *c, const char *want)
+{
+    maos_entry e;
+    char *frame = NULL, f[32];
+    MT_EQ_INT(tu_get(c, "kv.m", "k1", &e, &frame, NULL), 0);
+    tu_doc_field(e.data, "f", f, sizeof f);
+    MT_EQ_STR(f, want);
+    free(frame);
+}
+
+/* What one get on c cost: *mem and *pooled are the counters' growth. */
+static void get_counted(su_conn *c, const char *want, uint64_t *mem, uint64_t *pooled)
+{
+    maos_stats s0, s1;
+    su_stats(c, &s0);
+    get_f(c, want);
+    su_stats(c, &s1);
+    *mem = s1.reads_in_memory - s0.reads_in_memory;
+    *pooled = s1.reads_pooled - s0.reads_pooled;
+}
+
+/* A get tries memory first, on the loop thread; only one that needs a file
+ * (after a restart: the memtables were flushed, the block cache is empty)
+ * goes to a reader, and the block it read makes the next get a memory one. */
+static void test_get_memory_or_pool(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    su_conn *c = su_open(d->sock);
+    MT_EQ_INT(tu_put(c, "kv.m", "k1", "f", "one", MAOS_EXPECT_ANY, 0).code, 0);
+    uint64_t mem, pooled;
+    get_counted(c, "one", &mem, &pooled); /* in the memtable */
+    MT_EQ_U64(mem, 1);
+    MT_EQ_U64(pooled, 0);
+    su_close(c);
+    mt_daemon_restart(d);
+    c = su_open(d->sock);
+    get_counted(c, "one", &mem, &pooled); /* in a table file only */
+    MT_EQ_U64(mem, 0);
+    MT_EQ_U64(pooled, 1);
+    get_counted(c, "one", &mem, &pooled); /* its block is cached now */
+    MT_EQ_U64(mem, 1);
+    MT_EQ_U64(pooled, 0);
+    /* a put answered on another connection is seen by the next get */
+    su_conn *c2 = su_open(d->sock);
+    MT_EQ_INT(tu_put(c2, "kv.m", "k1", "f", "two", MAOS_EXPECT_ANY, 0).code, 0);
+    get_f(c, "two");
+    maos_entry e;
+    char *frame = NULL;
+    MT_EQ_INT(tu_get(c, "kv.m", "absent", &e, &frame, NULL), MAOS_ENOT_FOUND);
+    free(frame);
+    su_close(c2);
+    su_close(c);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +516,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ping_while_table_reads_in_flight),
         cmocka_unit_test(test_read_then_close),
         cmocka_unit_test(test_catch_up_slice_outlives_subscription),
+        cmocka_unit_test(test_get_memory_or_pool),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);
 }

@@ -4,6 +4,9 @@
  *
  *  - put/get/list/count/delete; WRONG_REVISION gives the actual revision
  *    (maos_err_actual), NOT_FOUND -1; list pages with `after` and `where`;
+ *  - a refused compare-and-set carries the entry as it is (maos_err_entry),
+ *    and a retry from it wins; none for an absent entry, a txn, or after a
+ *    later call;
  *  - maos_txn_items: a failing part names its index, nothing is written;
  *    the whole txn then succeeds with a revision per item;
  *  - maos_watch blocking: the entries, then the changes; after a daemon
@@ -95,6 +98,63 @@ static void test_crud(void **state)
               MAOS_EINVALID_ARG);
     MT_EQ_INT(maos_put(c, "kv.c", "", d, doc(d, "1"), MAOS_EXPECT_ANY, 0, NULL),
               MAOS_EINVALID_NAME);
+    maos_free(c);
+}
+
+/* maos_err_entry: the current entry of a refused put/delete, nothing
+ * otherwise; a compare-and-set retried from it wins. */
+static void test_cas_entry(void **state)
+{
+    (void)state;
+    maos_ctx *c = tu_conn(0);
+    char d[64];
+    uint64_t r1, r2, r3;
+    maos_table_page *pg = NULL;
+    MT_EQ_INT(maos_err_entry(c, &pg), MAOS_ENOT_FOUND); /* nothing refused yet */
+    MT_EQ_ERR(maos_put(c, "kv.e", "a", d, doc(d, "1"), MAOS_EXPECT_ABSENT, 0, &r1), 0);
+    MT_EQ_ERR(maos_put(c, "kv.e", "a", d, doc(d, "two"), (int64_t)r1, 0, &r2), 0);
+    /* a stale compare-and-set: the entry at r2 comes back */
+    MT_EQ_INT(maos_put(c, "kv.e", "a", d, doc(d, "3"), (int64_t)r1, 0, NULL),
+              MAOS_EWRONG_REVISION);
+    MT_EQ_ERR(maos_err_entry(c, &pg), 0);
+    MT_EQ_INT((int)pg->n, 1);
+    MT_EQ_MEM_STR(pg->entries[0].table.ptr, pg->entries[0].table.len, "kv.e");
+    MT_EQ_MEM_STR(pg->entries[0].key.ptr, pg->entries[0].key.len, "a");
+    MT_EQ_U64(pg->entries[0].revision, r2);
+    MT_EQ_U64(pg->entries[0].created_revision, r1);
+    MT_EQ_INT((int)pg->entries[0].data.len, (int)doc(d, "two"));
+    MT_TRUE(memcmp(pg->entries[0].data.ptr, d, pg->entries[0].data.len) == 0);
+    /* retried from it: wins */
+    MT_EQ_ERR(maos_put(c, "kv.e", "a", d, doc(d, "3"), (int64_t)pg->entries[0].revision,
+                       0, &r3), 0);
+    maos_table_page_free(pg);
+    MT_EQ_INT(maos_err_entry(c, &pg), MAOS_ENOT_FOUND); /* cleared by the success */
+    /* put-if-absent on an existing entry, and a stale delete: the entry */
+    MT_EQ_INT(maos_put(c, "kv.e", "a", d, doc(d, "4"), MAOS_EXPECT_ABSENT, 0, NULL),
+              MAOS_EWRONG_REVISION);
+    MT_EQ_ERR(maos_err_entry(c, &pg), 0);
+    MT_EQ_U64(pg->entries[0].revision, r3);
+    maos_table_page_free(pg);
+    MT_EQ_INT(maos_delete(c, "kv.e", "a", (int64_t)r2, NULL), MAOS_EWRONG_REVISION);
+    MT_EQ_ERR(maos_err_entry(c, &pg), 0);
+    MT_EQ_U64(pg->entries[0].revision, r3);
+    maos_table_page_free(pg);
+    /* an absent entry: a revision of -1 and no entry */
+    MT_EQ_INT(maos_put(c, "kv.e", "b", d, doc(d, "1"), (int64_t)r1, 0, NULL),
+              MAOS_EWRONG_REVISION);
+    int64_t actual;
+    MT_TRUE(maos_err_actual(c, &actual) && actual == -1);
+    MT_EQ_INT(maos_err_entry(c, &pg), MAOS_ENOT_FOUND);
+    /* a txn's refusal: none (its earlier items were rolled back) */
+    size_t dl = doc(d, "5");
+    maos_item_in items[1] = {
+        {.kind = MAOS_ITEM_PUT, .table = {MAOS_TABLE_KV, {"kv.e", 4}}, .key = {"a", 1},
+         .data = {d, (uint32_t)dl}, .expect = (int64_t)r1},
+    };
+    uint64_t revs[1];
+    MT_EQ_INT(maos_txn_items(c, items, 1, revs), MAOS_EWRONG_REVISION);
+    MT_EQ_INT(maos_err_entry(c, &pg), MAOS_ENOT_FOUND);
+    MT_EQ_INT(maos_err_entry(c, NULL), MAOS_EINVALID_ARG);
     maos_free(c);
 }
 
@@ -324,6 +384,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_crud, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_cas_entry, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_txn_items, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_watch_resume, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_agent_reregistered, tu_setup, tu_teardown),

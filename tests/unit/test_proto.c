@@ -2934,6 +2934,29 @@ static void test_rt_table_replies(void **state)
     assert_int_equal(rep.index, 2);
     assert_string_equal(maos_err_name(MAOS_EWRONG_REVISION), "WRONG_REVISION");
     assert_int_equal(MAOS_EWRONG_REVISION, -20);
+
+    /* ... and with the entry as it is */
+    mp ent;
+    mp_init(&ent);
+    assert_int_equal(maos_enc_entry(&ent.pk, (maos_slice){"kv.c", 4}, (maos_slice){"k", 1},
+                                    41, 40, 5, 6, 0, (maos_slice){"\x81\xa1n\x02", 4}),
+                     0);
+    mp_reset(&m);
+    assert_int_equal(maos_enc_error_entry(&m.pk, 8, MAOS_EWRONG_REVISION, "stale", 1, 41,
+                                          -1, (maos_slice){ent.sb.data,
+                                                           (uint32_t)ent.sb.size}),
+                     0);
+    assert_err(maos_reply_decode(m.sb.data, m.sb.size, &rep), 0);
+    assert_err(rep.code, MAOS_EWRONG_REVISION);
+    assert_int_equal(rep.actual, 41);
+    assert_int_equal(rep.index, -1);
+    maos_entry en;
+    assert_err(maos_entry_decode(rep.entry.ptr, rep.entry.len, &en), 0);
+    assert_int_equal(en.revision, 41);
+    assert_int_equal(en.created_revision, 40);
+    assert_slice(en.key, "k");
+    assert_int_equal(en.data.len, 4);
+    mp_free(&ent);
     mp_free(&m);
 }
 

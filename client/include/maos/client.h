@@ -224,6 +224,18 @@ int maos_err_is_fatal(int err);
  */
 int maos_err_actual(const maos_ctx *c, int64_t *actual);
 int64_t maos_err_index(const maos_ctx *c);
+/*
+ * maos_err_entry: after maos_put or maos_delete failed with
+ * MAOS_EWRONG_REVISION on an entry that exists, 0 and *out = that entry as
+ * the daemon found it (a page of one, owned by the caller: free it with
+ * maos_table_page_free), so a compare-and-set loop retries from it without
+ * a maos_get.  MAOS_ENOT_FOUND when the last call's refusal carried no
+ * entry (the entry is absent, the call was not such a refusal, or it was a
+ * txn: its earlier items' writes were rolled back); MAOS_ENOMEM; MAOS_EPROTO (connection dropped) for a
+ * malformed entry.  Valid until the next call on c.
+ */
+struct maos_table_page;
+int maos_err_entry(maos_ctx *c, struct maos_table_page **out);
 
 /* ---- writing events -------------------------------------------------------- */
 

@@ -693,7 +693,9 @@ typedef struct maos_stream_info {
     X(connections_paused)                                                      \
     X(buffered_bytes)                                                          \
     X(loop_lag_max_us)                                                         \
-    X(loop_lag_p99_us)
+    X(loop_lag_p99_us)                                                         \
+    X(reads_pooled)                                                            \
+    X(reads_in_memory)
 
 typedef struct maos_stats {
 #define MAOS_STATS_FIELD_(name) uint64_t name;
@@ -713,6 +715,11 @@ typedef struct maos_stats {
 int maos_enc_error(msgpack_packer *pk, uint64_t rid, int code,
                    const char *message, int has_actual, int64_t actual,
                    int64_t index);
+/* The same with "entry" (len > 0): WRONG_REVISION of a put or delete whose
+ * entry exists carries it as it is (entry: one maos_enc_entry map). */
+int maos_enc_error_entry(msgpack_packer *pk, uint64_t rid, int code,
+                         const char *message, int has_actual, int64_t actual,
+                         int64_t index, maos_slice entry);
 int maos_enc_reply_hello(msgpack_packer *pk, uint64_t rid, uint64_t version,
                          const char *server, uint32_t max_frame);
 int maos_enc_reply_ok(msgpack_packer *pk, uint64_t rid); /* ping */
