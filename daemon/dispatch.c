@@ -130,8 +130,19 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
     maos_request req;
     atomic_fetch_add(&srv->counters.requests, 1);
 
+    /* A write or a read job outlives this frame (the reader's buffer): the
+     * request is decoded once, from its own copy, which a handler of
+     * either kind takes; for the other ops it is freed below.  Without
+     * memory for the copy, it is decoded in place: enough for the others,
+     * and for the rid of the refusal of a write or read. */
+    call.frame = malloc(len ? len : 1);
+    if (call.frame) {
+        memcpy(call.frame, frame, len);
+        call.frame_len = len;
+    }
     /* decode + validate (shape, names, ids, limits) */
-    int rc = maos_request_decode(frame, len, &srv->lim, &req, call.why, sizeof(call.why));
+    int rc = maos_request_decode(call.frame ? call.frame : frame, len, &srv->lim, &req,
+                                 call.why, sizeof(call.why));
     if (rc) {
         refuse(c, req.rid, rc, call.why);
         goto out;
@@ -161,22 +172,9 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
             goto out;
         }
     }
-    if (op->flags & (MAOSD_OPF_WRITE | MAOSD_OPF_OFFLOOP)) {
-        /* The request outlives this frame: give it its own bytes. */
-        call.frame = malloc(len);
-        if (!call.frame) {
-            refuse(c, req.rid, MAOS_EOVERLOADED, "out of memory");
-            goto out;
-        }
-        memcpy(call.frame, frame, len);
-        call.frame_len = len;
-        maos_request_free(&req);
-        rc = maos_request_decode(call.frame, len, &srv->lim, &req, call.why,
-                                 sizeof(call.why));
-        if (rc) { /* cannot differ from the first decode */
-            refuse(c, req.rid, rc, call.why);
-            goto out;
-        }
+    if (!call.frame && (op->flags & (MAOSD_OPF_WRITE | MAOSD_OPF_OFFLOOP))) {
+        refuse(c, req.rid, MAOS_EOVERLOADED, "out of memory");
+        goto out;
     }
     call.req = &req;
     rc = op->handler(&call);
