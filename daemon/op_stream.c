@@ -20,6 +20,7 @@
 
 #include "keys.h"
 #include "dispatch.h"
+#include "readahead.h"
 
 #define REPLY_BUDGET (1u << 20)
 #define SCAN_BUDGET 20000
@@ -722,8 +723,12 @@ static void reply_scan(maosd_rjob *j, maosd_scan *sc, maos_slice stream, uint64_
                                (maos_slice){0});
     if (!rc)
         rc = maosd_rjob_frame_end(j, mark);
-    if (rc)
+    if (rc) {
         maosd_rjob_fail(j, mark, rc);
+        return;
+    }
+    j->page_more = sc->more;
+    j->page_next = sc->next;
 }
 
 static void run_read(maosd_rjob *j)
@@ -754,7 +759,7 @@ static void run_read(maosd_rjob *j)
 
 int maosd_op_read(maosd_call *call)
 {
-    return maosd_rjob_call(call, run_read);
+    return maosd_read_call(call, run_read);
 }
 
 static void run_read_all(maosd_rjob *j)
@@ -773,7 +778,7 @@ static void run_read_all(maosd_rjob *j)
 
 int maosd_op_read_all(maosd_call *call)
 {
-    return maosd_rjob_call(call, run_read_all);
+    return maosd_read_call(call, run_read_all);
 }
 
 static void run_streams(maosd_rjob *j)

@@ -62,6 +62,10 @@ struct maosd_rjob {
      * sets not_in_memory (nothing else) when it would need a file. */
     int mem_only;
     int not_in_memory;
+    /* a read or read_all page (reader thread): the reply's next, if any
+     * (readahead.c reads the next page ahead when it is full) */
+    int page_more;
+    uint64_t page_next;
 #ifdef MAOS_FAULT_INJECTION
     const char *gate;   /* MAOS_FAULT_READ_GATE (reader.c) */
 #endif

@@ -67,6 +67,7 @@
 
 #include "dispatch.h"
 #include "queues.h"
+#include "readahead.h"
 
 typedef struct write_req {
     uv_write_t req;
@@ -209,6 +210,7 @@ static void conn_close(maosd_conn *c)
     maosd_sub_conn_closed(c);
     maosd_tables_conn_closed(c);
     maosd_queues_conn_closed(c);
+    maosd_ahead_drop(c);
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
 
@@ -385,6 +387,9 @@ static void stop_reading(maosd_conn *c)
 static void conn_pause(maosd_conn *c)
 {
     stop_reading(c);
+    /* a page read ahead is only a gain: it must never be what keeps a
+     * connection from being read (its request is in the unread input) */
+    maosd_ahead_drop(c);
     set_paused(c, maosd_conn_load(c) > c->srv->cfg->max_output ? MAOSD_PAUSED_CAP
                                                                  : MAOSD_PAUSED_BUDGET);
 }
@@ -474,6 +479,12 @@ void maosd_conn_read_done(maosd_conn *c, size_t cost)
     c->pending_reads--;
     c->pending_bytes -= cost;
     conn_progress(c);
+}
+
+void maosd_conn_hold(maosd_conn *c, ssize_t delta)
+{
+    c->pending_bytes += (size_t)delta;
+    account(c);
 }
 
 void maosd_conn_put_frames(maosd_conn *c, msgpack_sbuffer *frames)
@@ -1118,5 +1129,6 @@ void maosd_server_stats(maosd_server *srv, maos_stats *st)
     st->loop_lag_p99_us = lag_p99(srv);
     st->reads_pooled = srv->reads_pooled;
     st->reads_in_memory = srv->reads_in_memory;
+    st->reads_ahead = srv->reads_ahead;
     maosd_subs_stats(srv, st);
 }

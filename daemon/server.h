@@ -57,6 +57,7 @@ typedef struct maosd_server {
     uint64_t hello_timeouts; /* closed without hello within hello_timeout_ms */
     uint64_t reads_pooled;   /* read jobs run on the reader pool (reader.c) */
     uint64_t reads_in_memory;/* point reads answered on the loop from memory */
+    uint64_t reads_ahead;    /* pages answered from a read-ahead (readahead.c) */
     maosd_conn *conns;   /* list of open connections */
     maosd_conn *greet_head, *greet_tail; /* before hello, oldest first */
     uv_timer_t hello_timer;
@@ -144,6 +145,8 @@ struct maosd_conn {
     /* queues (queues.c) */
     uint32_t q_waiting;      /* its claims waiting for a task */
     int q_bound;             /* it made bound claims (released at close) */
+    /* the read-ahead of its next page (readahead.c) */
+    struct maosd_ahead *ahead;
 };
 
 /* Start listening; logs and returns -1 on failure. */
@@ -174,6 +177,9 @@ void maosd_conn_write_done(maosd_conn *c, size_t cost);
 /* The same for a read job at the reader pool (reader.c). */
 void maosd_conn_read_queued(maosd_conn *c, size_t cost);
 void maosd_conn_read_done(maosd_conn *c, size_t cost);
+/* Count delta more (or fewer) bytes held for c outside its buffers and
+ * jobs (its read-ahead page) in its load and the daemon's budget. */
+void maosd_conn_hold(maosd_conn *c, ssize_t delta);
 /* Whole reply frames built off the loop (a read job's buffer) go to c's
  * output: moved when c's output is empty (frames is then empty), else
  * copied; an allocation failure closes c once its earlier replies are

@@ -15,7 +15,14 @@
  *    pushes nothing and frees what it held;
  *  - a get is answered on the loop from memory when its entry is in a
  *    memtable or a cached block, and by a reader when it needs a file (the
- *    stats counters say which), right both ways.
+ *    stats counters say which), right both ways;
+ *  - read-ahead (readahead.c): paging through a stream or the log, every
+ *    page after the first full one is answered from the page read ahead
+ *    (stats reads_ahead), gap-free and in order, forward and backward; a
+ *    request that differs (another limit) gets its own read; the page at
+ *    the end is never kept, so a write answered after it was read ahead is
+ *    in the next read (read-your-writes); a connection closed with a page
+ *    read ahead or in flight leaks nothing (ASan's leak check at exit).
  * The gap-free guarantee of catch-up read off the loop is test_subs_gapfree's.
  *
  * The last two hold a read in flight on purpose with maosd-fault's
@@ -508,6 +515,174 @@ static void test_get_memory_or_pool(void **state)
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
 
+/* ---- read-ahead ------------------------------------------------------------------ */
+
+/* One page of read (stream != NULL) or read_all: its events' versions
+ * (stream) or positions into got[] (appended at *n), whether it has a
+ * next and where. */
+static void read_page(su_conn *c, const char *stream, uint64_t from, int backward,
+                      uint32_t limit, uint64_t *got, size_t *n, int *more, uint64_t *next)
+{
+    req r;
+    req_init(&r);
+    uint64_t rid = su_rid(c);
+    maos_filter f = {.types = NULL};
+    maos_slice ty = su_s("ra");
+    f.n_types = 1;
+    f.types = &ty;
+    if (stream)
+        maos_enc_read(&r.pk, rid, su_s(stream), 1, from, backward, limit);
+    else
+        maos_enc_read_all(&r.pk, rid, 1, from, backward, limit, &f);
+    maos_reply rep;
+    char *frame = NULL;
+    int code = su_call(c, &r.sb, rid, &rep, &frame);
+    msgpack_sbuffer_destroy(&r.sb);
+    if (code)
+        SU_FAIL("read from %llu: %s", (unsigned long long)from, maos_err_name(code));
+    maos_mpr mr;
+    uint32_t cnt = 0;
+    maos_mpr_init(&mr, rep.items.ptr, rep.items.len);
+    SU_TRUE(maos_mpr_array(&mr, &cnt) == 0 && cnt == rep.n_items);
+    for (uint32_t i = 0; i < cnt; i++) {
+        maos_record rec;
+        SU_TRUE(maos_record_next(&mr, &rec) == 0);
+        got[(*n)++] = stream ? rec.version : rec.position;
+    }
+    *more = rep.next_kind == MAOS_NEXT_UINT;
+    *next = rep.next_u;
+    free(frame);
+}
+
+/* n events of type "ra" to stream (and, interleaved, n of type "x" to
+ * "ra-other", so a filtered read_all skips some), in batches of 50. */
+static void write_ra(su_conn *c, const char *stream, int n)
+{
+    msgpack_sbuffer data;
+    msgpack_sbuffer_init(&data);
+    su_mk_data(&data, 9, 0, 40);
+    su_ev_in evs[50], other[50];
+    for (int i = 0; i < 50; i++) {
+        evs[i] = (su_ev_in){"ra", data.data, data.size};
+        other[i] = (su_ev_in){"x", data.data, data.size};
+    }
+    for (int i = 0; i < n; i += 50) {
+        uint64_t pos;
+        SU_EQ_ERR(su_append(c, stream, evs, n - i < 50 ? (size_t)(n - i) : 50, &pos), 0);
+        SU_EQ_ERR(su_append(c, "ra-other", other, 50, &pos), 0);
+    }
+    msgpack_sbuffer_destroy(&data);
+}
+
+static uint64_t ahead_count(su_conn *c)
+{
+    maos_stats st;
+    su_stats(c, &st);
+    return st.reads_ahead;
+}
+
+/* Page through: every page after the first full one comes from the
+ * read-ahead but the last (never kept: it reached the end); the events
+ * are all there, in order, each once. */
+static void test_read_ahead_paging(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    su_conn *c = su_open(d->sock);
+    write_ra(c, "ra-s", 1000);
+    uint64_t *got = calloc(2000, sizeof *got);
+    MT_TRUE(got != NULL);
+    /* a stream forward: 10 pages of 100, pages 2..9 read ahead */
+    uint64_t a0 = ahead_count(c), next = 0;
+    size_t n = 0;
+    int more = 1, pages = 0;
+    for (uint64_t from = 0; more; from = next, pages++)
+        read_page(c, "ra-s", from, 0, 100, got, &n, &more, &next);
+    MT_EQ_INT(pages, 10);
+    MT_EQ_U64(n, 1000);
+    for (size_t i = 0; i < n; i++)
+        MT_EQ_U64(got[i], i);
+    MT_EQ_U64(ahead_count(c) - a0, 8);
+    /* backward, pages of 300: 999..700, 699..400, 399..100 (read ahead),
+     * 99..0 (the end: not kept) */
+    a0 = ahead_count(c);
+    n = 0;
+    more = 1;
+    for (uint64_t from = 999; more; from = next)
+        read_page(c, "ra-s", from, 1, 300, got, &n, &more, &next);
+    MT_EQ_U64(n, 1000);
+    for (size_t i = 0; i < n; i++)
+        MT_EQ_U64(got[i], 999 - i);
+    MT_EQ_U64(ahead_count(c) - a0, 2);
+    /* read_all of type "ra" (half the log): positions in order, each once */
+    a0 = ahead_count(c);
+    n = 0;
+    more = 1;
+    pages = 0;
+    for (uint64_t from = 1; more; from = next, pages++)
+        read_page(c, NULL, from, 0, 150, got, &n, &more, &next);
+    MT_EQ_U64(n, 1000);
+    for (size_t i = 1; i < n; i++)
+        MT_TRUE(got[i] > got[i - 1]);
+    MT_EQ_U64(ahead_count(c) - a0, (uint64_t)pages - 2);
+    /* another limit than the page read ahead: read on its own, right */
+    n = 0;
+    read_page(c, "ra-s", 0, 0, 100, got, &n, &more, &next); /* reads 100.. ahead */
+    a0 = ahead_count(c);
+    read_page(c, "ra-s", 100, 0, 30, got, &n, &more, &next);
+    MT_EQ_U64(ahead_count(c), a0);
+    MT_EQ_U64(n, 130);
+    for (size_t i = 0; i < n; i++)
+        MT_EQ_U64(got[i], i);
+    MT_TRUE(more && next == 130);
+    /* closed with a page read ahead (or still being read): nothing leaks */
+    su_conn *q = su_open(d->sock);
+    read_page(q, "ra-s", 0, 0, 100, got, &n, &more, &next);
+    su_close(q);
+    free(got);
+    su_close(c);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
+/* The page at the end is not kept: a write answered after it was read
+ * ahead is in the next page, every round. */
+static void test_read_ahead_tail(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    su_conn *c = su_open(d->sock), *w = su_open(d->sock);
+    write_ra(w, "ra-t", 150);
+    uint64_t *got = calloc(4096, sizeof *got);
+    MT_TRUE(got != NULL);
+    msgpack_sbuffer data;
+    msgpack_sbuffer_init(&data);
+    su_mk_data(&data, 3, 0, 8);
+    su_ev_in ev = {"ra", data.data, data.size};
+    for (uint64_t round = 0; round < 20; round++) {
+        uint64_t head = 150 + round; /* events 0 .. head-1 */
+        size_t n = 0;
+        int more;
+        uint64_t next;
+        /* page 1 is full: the rest (to the end) is read ahead */
+        read_page(c, "ra-t", 0, 0, 100, got, &n, &more, &next);
+        MT_TRUE(more && next == 100);
+        uint64_t pos;
+        SU_EQ_ERR(su_append(w, "ra-t", &ev, 1, &pos), 0); /* version head */
+        n = 0;
+        read_page(c, "ra-t", 100, 0, 100, got, &n, &more, &next);
+        MT_EQ_U64(n, head + 1 - 100);
+        MT_EQ_U64(got[n - 1], head);
+        MT_TRUE(!more);
+    }
+    msgpack_sbuffer_destroy(&data);
+    free(got);
+    su_close(w);
+    su_close(c);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -517,6 +692,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_read_then_close),
         cmocka_unit_test(test_catch_up_slice_outlives_subscription),
         cmocka_unit_test(test_get_memory_or_pool),
+        cmocka_unit_test(test_read_ahead_paging),
+        cmocka_unit_test(test_read_ahead_tail),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);
 }

@@ -695,7 +695,8 @@ typedef struct maos_stream_info {
     X(loop_lag_max_us)                                                         \
     X(loop_lag_p99_us)                                                         \
     X(reads_pooled)                                                            \
-    X(reads_in_memory)
+    X(reads_in_memory)                                                         \
+    X(reads_ahead)
 
 typedef struct maos_stats {
 #define MAOS_STATS_FIELD_(name) uint64_t name;
