@@ -1219,10 +1219,12 @@ int maosd_store_get_alloc_mem(maosd_store *s, maosd_cf cf, const void *key,
     /* KeyMayExist reads memory only (the memtables, cached blocks): "no"
      * is certain; "maybe" without the value means a file must be read.
      * (A Get at kBlockCacheTier cannot tell that from an empty value.) */
-    if (!rocksdb_key_may_exist_cf(s->db, s->ropts, h, key, klen, &v, &n, NULL, 0, &found))
-        return MAOS_ENOT_FOUND;
-    if (!found)
-        return MAOSD_NOT_IN_MEMORY;
+    unsigned char maybe =
+        rocksdb_key_may_exist_cf(s->db, s->ropts, h, key, klen, &v, &n, NULL, 0, &found);
+    if (!maybe || !found) {
+        rocksdb_free(v); /* it may copy an empty value even for "no" */
+        return maybe ? MAOSD_NOT_IN_MEMORY : MAOS_ENOT_FOUND;
+    }
     char *copy = dup_bytes(v, n); /* with the NUL maosd_store_get_alloc adds */
     rocksdb_free(v);
     if (copy == NULL)
