@@ -360,6 +360,11 @@ int maosd_journal_fits(const maosd_journal *j, size_t len)
     return j->off + need <= j->size;
 }
 
+int maosd_journal_nearly_full(const maosd_journal *j)
+{
+    return j->off >= j->size - j->size / 8;
+}
+
 int maosd_journal_write(maosd_journal *j, const void *data, size_t len, int sync)
 {
     if (j->err)

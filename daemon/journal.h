@@ -88,6 +88,9 @@ int maosd_journal_replay(maosd_journal *j, int salvage, maosd_journal_apply_fn f
 /* 1 when a record of len payload bytes fits in what is left of this lap;
  * 0 when the caller must start a lap first; -1 when it can never fit. */
 int maosd_journal_fits(const maosd_journal *j, size_t len);
+/* 1 when the lap is past 7/8 of the file: time to start flushing, so that
+ * the flush that ends the lap finds little left (store.c). */
+int maosd_journal_nearly_full(const maosd_journal *j);
 
 /* Write one record at the end of the lap; fdatasync when sync.  0 or
  * MAOS_EIO (errno in maosd_journal_errno); after a failure the journal

@@ -97,6 +97,9 @@
  * files forever; past this size RocksDB flushes them so WALs can go. */
 #define STORE_MAX_TOTAL_WAL_BYTES ((uint64_t)128 << 20)
 #define STORE_MAX_OPEN_FILES 512
+/* Flush threads: a lap's end flushes every column family, side by side
+ * (RocksDB's default with 2 background jobs is 1). */
+#define STORE_BG_FLUSHES 2
 #define STORE_LOG_FILE_BYTES ((size_t)1 << 20)
 #define STORE_LOG_FILES_KEPT 2
 #define STORE_BLOOM_BITS_PER_KEY 10.0
@@ -121,6 +124,7 @@ struct maosd_store {
     rocksdb_writeoptions_t *wopts;
     rocksdb_writeoptions_t *wal_wopts; /* with a journal: a batch too big for it */
     maosd_journal *journal;            /* NULL: RocksDB's WAL carries durability */
+    int preflushed;                    /* this lap's flush was started early */
     int sync;
     atomic_int state;            /* enum maosd_store_state */
     atomic_flag err_claimed;     /* first failing writer owns err_msg */
@@ -292,6 +296,7 @@ static void build_options(maosd_store *s, const maosd_store_opts *o)
     s->opts = rocksdb_options_create();
     rocksdb_options_set_create_missing_column_families(s->opts, 1);
     rocksdb_options_set_write_buffer_size(s->opts, STORE_WRITE_BUFFER_BYTES);
+    rocksdb_options_set_max_background_flushes(s->opts, STORE_BG_FLUSHES);
     rocksdb_options_set_db_write_buffer_size(s->opts, STORE_DB_WRITE_BUFFER_BYTES);
     rocksdb_options_set_max_total_wal_size(s->opts, STORE_MAX_TOTAL_WAL_BYTES);
     /* Bounded, so table files are opened lazily rather than all at open. */
@@ -831,17 +836,40 @@ static int repoint_current(const char *dir, maosd_store_report *rep)
 
 /* ---- the journal (journal.h) ------------------------------------------- */
 
-/* Every column family's memtable into table files, waiting: what the
- * journal holds so far is then in them.  0 or -1 with *rerr. */
-static int flush_all(maosd_store *s, char **rerr)
+/* Every column family's memtable into table files, waiting (wait) or
+ * only started: RocksDB switches the memtables at once and flushes them
+ * in the background.  Started first and then waited for, the column
+ * families flush side by side (STORE_BG_FLUSHES), not one after the
+ * other.  Waited for, what the journal holds so far is then in table
+ * files.  0 or -1 with *rerr. */
+static int flush_cfs(maosd_store *s, int wait, char **rerr)
 {
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-    rocksdb_flushoptions_set_wait(fo, 1);
+    rocksdb_flushoptions_set_wait(fo, (unsigned char)wait);
     for (int i = 0; i < MAOSD_CF__COUNT && !*rerr; i++)
         if (s->cf[i] != NULL)
             rocksdb_flush_cf(s->db, fo, s->cf[i], rerr);
     rocksdb_flushoptions_destroy(fo);
     return *rerr ? -1 : 0;
+}
+
+static int flush_all(maosd_store *s, char **rerr)
+{
+    return flush_cfs(s, 0, rerr) || flush_cfs(s, 1, rerr) ? -1 : 0;
+}
+
+/* Past 7/8 of a lap, start flushing (not waiting): the flush that ends
+ * the lap then finds only the last eighth's writes in the memtables.  A
+ * failure here is only a missed head start; the lap's end reports its
+ * own. */
+static void journal_preflush(maosd_store *s)
+{
+    char *rerr = NULL;
+    if (s->preflushed || !maosd_journal_nearly_full(s->journal))
+        return;
+    s->preflushed = 1;
+    if (flush_cfs(s, 0, &rerr))
+        rocksdb_free(rerr);
 }
 
 /* End the lap: flush, then the new lap's superblock.  0, or -1 with the
@@ -858,6 +886,7 @@ static int journal_next_lap(maosd_store *s)
     if (fault_journal(s, FJ_KILL_IN_WRAP))
         raise(SIGKILL);
 #endif
+    s->preflushed = 0;
     if (maosd_journal_new_lap(s->journal)) {
         char m[STORE_ERR_MAX];
         snprintf(m, sizeof m, "IO error: cannot start a new lap of %s: %s",
@@ -1436,6 +1465,8 @@ static int journal_write(maosd_store *s, maosd_batch *b, char **rerr)
     }
 #endif
     rocksdb_write_writebatch_wi(s->db, s->wopts, b->wb, rerr);
+    if (!*rerr)
+        journal_preflush(s);
     return 1;
 }
 
