@@ -146,6 +146,33 @@ static void ahead_done(maosd_rjob *j)
     maosd_conn_hold(c, (ssize_t)a->page.alloc);
 }
 
+/* A job reading r's page at from, answered with rid (its own request:
+ * r encoded afresh and decoded into it), or NULL (no memory). */
+static maosd_rjob *job_at(maosd_conn *c, const maos_request *r, uint64_t rid, uint64_t from,
+                          void (*run)(maosd_rjob *j), void (*done)(maosd_rjob *j), void *arg)
+{
+    maosd_rjob *j = maosd_rjob_new(c->srv, c, run, done, arg);
+    if (!j)
+        return NULL;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    char why[64];
+    if (encode_req(&sb, r, rid, from)) {
+        msgpack_sbuffer_destroy(&sb);
+        maosd_rjob_free(j);
+        return NULL;
+    }
+    j->frame = sb.data; /* taken */
+    j->frame_len = sb.size;
+    if (maos_request_decode(j->frame, j->frame_len, &c->srv->lim, &j->req, why,
+                            sizeof why)) {
+        maosd_rjob_free(j); /* cannot be: proto encoded it */
+        return NULL;
+    }
+    j->has_req = 1;
+    return j;
+}
+
 /* Queue the read-ahead of r's page at next into c's (empty) slot; nothing
  * when memory is short (it is only ever a gain). */
 static void start(maosd_conn *c, const maos_request *r, uint64_t next,
@@ -161,22 +188,11 @@ static void start(maosd_conn *c, const maos_request *r, uint64_t next,
     msgpack_sbuffer_init(&a->key);
     msgpack_sbuffer_init(&a->page);
     a->run = run;
-    maosd_rjob *j = maosd_rjob_new(c->srv, c, run, ahead_done, a);
-    if (!j || encode_req(&a->key, r, 0, next) || !(j->frame = malloc(a->key.size))) {
-        maosd_rjob_free(j);
+    maosd_rjob *j = NULL;
+    if (encode_req(&a->key, r, 0, next) || !(j = job_at(c, r, 0, next, run, ahead_done, a))) {
         ahead_free(a);
         return;
     }
-    memcpy(j->frame, a->key.data, a->key.size);
-    j->frame_len = a->key.size;
-    char why[64];
-    if (maos_request_decode(j->frame, j->frame_len, &c->srv->lim, &j->req, why,
-                            sizeof why)) {
-        maosd_rjob_free(j);
-        ahead_free(a);
-        return;
-    }
-    j->has_req = 1;
     a->running = 1;
     c->ahead = a;
     if (maosd_rjob_submit(j)) { /* freed j */
@@ -201,30 +217,11 @@ static void read_done(maosd_rjob *j)
 static int read_job(maosd_conn *c, maosd_call *call, const maos_request *r, uint64_t rid,
                     void (*run)(maosd_rjob *j))
 {
-    maosd_rjob *j;
-    if (call) {
-        if (!(j = maosd_rjob_for(call, run)))
-            return MAOS_EOVERLOADED;
-        j->done = read_done;
-        return maosd_rjob_submit(j);
-    }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    char why[64];
-    if (!(j = maosd_rjob_new(c->srv, c, run, read_done, NULL)) ||
-        encode_req(&sb, r, rid, r->from)) {
-        maosd_rjob_free(j);
-        msgpack_sbuffer_destroy(&sb);
+    maosd_rjob *j = call ? maosd_rjob_for(call, run)
+                         : job_at(c, r, rid, r->from, run, read_done, NULL);
+    if (!j)
         return MAOS_EOVERLOADED;
-    }
-    j->frame = sb.data; /* taken */
-    j->frame_len = sb.size;
-    if (maos_request_decode(j->frame, j->frame_len, &c->srv->lim, &j->req, why,
-                            sizeof why)) {
-        maosd_rjob_free(j);
-        return MAOS_EINTERNAL;
-    }
-    j->has_req = 1;
+    j->done = read_done;
     return maosd_rjob_submit(j);
 }
 
