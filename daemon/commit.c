@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -152,6 +153,11 @@ struct maosd_commit {
     uv_async_t async;
     atomic_uint_fast64_t in_flight;
     atomic_uint_fast64_t head;       /* last durable position */
+    atomic_uint_fast64_t write_start_ns; /* CLOCK_MONOTONIC at the start of the
+                                          * group's storage write; 0 outside */
+#ifdef MAOS_FAULT_INJECTION
+    const char *stall_gate;  /* MAOS_FAULT_STALL_GATE (read at start) */
+#endif
     uint8_t head_hash[MAOS_HASH_BYTES]; /* its record's hash (under mu) */
     /* loop thread only */
     struct {
@@ -616,6 +622,18 @@ static maosd_wreq *take_cancelled(maosd_commit *cm, int all)
     return out;
 }
 
+#ifdef MAOS_FAULT_INJECTION
+/* maosd-fault, MAOS_FAULT_STALL_GATE=path: while the file exists, the
+ * commit thread waits inside the group's write (at most a minute), as a
+ * wedged disk would hold it: the watchdog test. */
+static void fault_stall_gate(const maosd_commit *cm)
+{
+    struct timespec ms = {0, 1000000};
+    for (int i = 0; cm->stall_gate && i < 60000 && access(cm->stall_gate, F_OK) == 0; i++)
+        nanosleep(&ms, NULL);
+}
+#endif
+
 static void commit_group(maosd_commit *cm, maosd_wreq **listp)
 {
     maosd_wreq *list = *listp;
@@ -651,7 +669,12 @@ static void commit_group(maosd_commit *cm, maosd_wreq **listp)
     struct timespec t0, t1;
     uint64_t lap = maosd_store_journal_lap(cm->store);
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    atomic_store(&cm->write_start_ns, (uint64_t)t0.tv_sec * 1000000000u + (uint64_t)t0.tv_nsec);
+#ifdef MAOS_FAULT_INJECTION
+    fault_stall_gate(cm);
+#endif
     int rc = maosd_store_write(cm->store, cm->x.batch);
+    atomic_store(&cm->write_start_ns, 0);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cm->last_write_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
                                    (t1.tv_nsec - t0.tv_nsec) / 1000);
@@ -854,6 +877,9 @@ int maosd_commit_start(maosd_server *srv, const maosd_head *head,
     pthread_cond_init(&cm->cv, &ca);
     pthread_condattr_destroy(&ca);
     cm->gather = srv->cfg->sync;
+#ifdef MAOS_FAULT_INJECTION
+    cm->stall_gate = getenv("MAOS_FAULT_STALL_GATE");
+#endif
     cm->x.rnd_used = sizeof(cm->x.rnd); /* empty: filled on first use */
     cm->st.log_pos = head->position;
     memcpy(cm->st.log_hash, head->hash, sizeof(cm->st.log_hash));
@@ -901,6 +927,17 @@ void maosd_commit_cancel(maosd_commit *cm, maosd_wreq *w)
 uint64_t maosd_commit_in_flight(const maosd_commit *cm)
 {
     return atomic_load(&((maosd_commit *)cm)->in_flight);
+}
+
+uint64_t maosd_commit_write_age_us(const maosd_commit *cm)
+{
+    uint64_t start = atomic_load(&cm->write_start_ns);
+    if (!start)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    return ns > start ? (ns - start) / 1000 : 0;
 }
 
 uint64_t maosd_commit_head(const maosd_commit *cm)

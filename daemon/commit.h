@@ -174,6 +174,10 @@ uint64_t maosd_commit_in_flight(const maosd_commit *cm);
 void maosd_commit_stop(maosd_commit *cm);
 /* Last committed position (any thread). */
 uint64_t maosd_commit_head(const maosd_commit *cm);
+/* How long the commit thread has been in its current group's storage
+ * write (journal, sync, RocksDB), in microseconds; 0 when it is not in
+ * one.  Any thread (the watchdog asks from the loop, sdnotify.c). */
+uint64_t maosd_commit_write_age_us(const maosd_commit *cm);
 /* The last durable position and the hash of its record, as one pair (any
  * thread). */
 void maosd_commit_durable(maosd_commit *cm, uint64_t *pos,

@@ -385,3 +385,70 @@ void maosd_config_free(maosd_config *cfg)
     free(cfg->socket_group);
     memset(cfg, 0, sizeof(*cfg));
 }
+
+/* ---- reload (SIGHUP) ------------------------------------------------------ */
+
+static const char *level_name(int level)
+{
+    switch (level) {
+    case MAOSD_LOG_ERROR: return "error";
+    case MAOSD_LOG_WARN: return "warn";
+    case MAOSD_LOG_INFO: return "info";
+    default: return "debug";
+    }
+}
+
+static int str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+int maosd_config_reload(maosd_config *cfg, int argc, char **argv)
+{
+    maosd_config n;
+    if (maosd_config_load(&n, argc, argv) != 0) {
+        maosd_config_free(&n);
+        maosd_log(MAOSD_LOG_ERROR, "reload: the configuration does not load (see the line "
+                  "above); nothing changed");
+        return -1;
+    }
+    /* keys a running maosd takes at once */
+#define LIVE(field, key)                                                       \
+    if (n.field != cfg->field) {                                               \
+        maosd_log(MAOSD_LOG_INFO, "reload: %s %llu -> %llu", key,             \
+                  (unsigned long long)cfg->field, (unsigned long long)n.field); \
+        cfg->field = n.field;                                                  \
+    }
+    LIVE(max_connections, "max_connections")
+    LIVE(max_connections_per_uid, "max_connections_per_uid")
+    LIVE(hello_timeout_ms, "hello_timeout_ms")
+    LIVE(max_output, "max_output (bytes)")
+    LIVE(max_total_output, "max_total_output (bytes)")
+    LIVE(max_subscriptions, "max_subscriptions")
+#undef LIVE
+    if (n.log_level != cfg->log_level) {
+        maosd_log(MAOSD_LOG_INFO, "reload: log_level %s -> %s", level_name(cfg->log_level),
+                  level_name(n.log_level));
+        cfg->log_level = n.log_level;
+        maosd_log_level = n.log_level;
+    }
+    /* keys that need a restart: named, left as they are */
+    char later[256] = "";
+    size_t at = 0;
+#define LATER(cond, key)                                                       \
+    if ((cond) && at < sizeof(later))                                          \
+        at += (size_t)snprintf(later + at, sizeof(later) - at, "%s%s", at ? ", " : "", key);
+    LATER(str_differs(n.data_dir, cfg->data_dir), "data_dir")
+    LATER(str_differs(n.socket_path, cfg->socket_path), "socket")
+    LATER(str_differs(n.socket_group, cfg->socket_group), "socket_group")
+    LATER(n.sync != cfg->sync, "durability")
+    LATER(n.max_frame != cfg->max_frame, "max_frame")
+    LATER(n.block_cache_mb != cfg->block_cache_mb, "block_cache_mb")
+    LATER(n.journal_mb != cfg->journal_mb, "journal_mb")
+#undef LATER
+    if (at)
+        maosd_log(MAOSD_LOG_WARN, "reload: changed but only taken at a restart, kept as "
+                  "they were: %s", later);
+    maosd_config_free(&n);
+    return 0;
+}

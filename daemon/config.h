@@ -42,5 +42,16 @@ uint32_t maosd_config_reserved(const maosd_config *cfg);
  */
 int maosd_config_load(maosd_config *cfg, int argc, char **argv);
 void maosd_config_free(maosd_config *cfg);
+/*
+ * SIGHUP: load the configuration again (same argv, the file as it is now)
+ * and take what a running maosd can: log_level and the limits
+ * (max_connections, max_connections_per_uid, hello_timeout_ms,
+ * max_output_mb, max_total_output_mb, max_subscriptions), each change
+ * logged.  Keys that need a restart (data_dir, socket, socket_group,
+ * durability, max_frame, block_cache_mb, journal_mb) are named in one log
+ * line and left as they were.  A file that no longer loads changes
+ * nothing (-1, logged).  Loop thread: the limits are read there.
+ */
+int maosd_config_reload(maosd_config *cfg, int argc, char **argv);
 
 #endif

@@ -13,7 +13,7 @@
 
 #include "log.h"
 
-int maosd_log_level = MAOSD_LOG_INFO;
+_Atomic int maosd_log_level = MAOSD_LOG_INFO;
 /* Set once by maosd_log_init, before the commit thread exists: both
  * threads log, so it is never written after that. */
 static int journal;

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 enum { MAOSD_LOG_ERROR = 3, MAOSD_LOG_WARN = 4, MAOSD_LOG_INFO = 6, MAOSD_LOG_DEBUG = 7 };
-extern int maosd_log_level;
+extern _Atomic int maosd_log_level; /* any thread reads it; SIGHUP sets it */
 /* Read the environment (journald or terminal); call once at start-up,
  * before any other thread runs. */
 void maosd_log_init(void);

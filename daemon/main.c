@@ -10,6 +10,12 @@
  * commit thread finish and answer every queued write, close connections
  * after their replies are flushed, stop the commit thread, close RocksDB.
  * A second signal exits at once; acknowledged writes are already durable.
+ *
+ * Under systemd (sdnotify.c): a socket passed by socket activation is
+ * taken instead of binding one; READY=1 once the socket accepts, STOPPING=1
+ * at the first signal, watchdog pings from the loop.  SIGHUP reloads the
+ * configuration (config.c, maosd_config_reload) between RELOADING=1 and
+ * READY=1.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +29,11 @@
 #include "dispatch.h"
 #include "queues.h"
 #include "recover.h"
+#include "sdnotify.h"
+
+/* argv as given: a reload parses it again with the file */
+static int g_argc;
+static char **g_argv;
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -34,6 +45,18 @@ static void on_signal(uv_signal_t *h, int signum)
     maosd_log(MAOSD_LOG_INFO, "%s: shutting down (finishing queued commits)",
               strsignal(signum));
     maosd_server_stop(srv);
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+    maosd_server *srv = h->data;
+    (void)signum;
+    if (srv->stopping)
+        return;
+    maosd_log(MAOSD_LOG_INFO, "SIGHUP: reloading the configuration");
+    maosd_sd_reloading(srv, 1);
+    maosd_config_reload(srv->cfg, g_argc, g_argv);
+    maosd_sd_reloading(srv, 0);
 }
 
 static void raise_nofile(void)
@@ -83,6 +106,8 @@ int main(int argc, char **argv)
         maosd_config_free(&cfg);
         return rc > 0 ? MAOSD_EXIT_OK : MAOSD_EXIT_USAGE;
     }
+    g_argc = argc;
+    g_argv = argv;
     maosd_log_init();
     maosd_log_level = cfg.log_level;
     signal(SIGPIPE, SIG_IGN);
@@ -96,6 +121,11 @@ int main(int argc, char **argv)
     memset(&srv, 0, sizeof(srv));
     srv.cfg = &cfg;
     srv.lock_fd = -1;
+    srv.listen_fd = maosd_sd_listen_fd(); /* before anything forks or execs */
+    if (srv.listen_fd == -2) {
+        maosd_config_free(&cfg);
+        return MAOSD_EXIT_FAILURE;
+    }
     srv.loop = uv_default_loop();
     /* the loop's lag in stats needs the time it spends blocked in polls */
     uv_loop_configure(srv.loop, UV_METRICS_IDLE_TIME);
@@ -156,12 +186,16 @@ int main(int argc, char **argv)
      * inside uv_run). */
     uv_signal_init(srv.loop, &srv.sig_term);
     uv_signal_init(srv.loop, &srv.sig_int);
-    srv.sig_term.data = srv.sig_int.data = &srv;
+    uv_signal_init(srv.loop, &srv.sig_hup);
+    srv.sig_term.data = srv.sig_int.data = srv.sig_hup.data = &srv;
     uv_signal_start(&srv.sig_term, on_signal, SIGTERM);
     uv_signal_start(&srv.sig_int, on_signal, SIGINT);
+    uv_signal_start(&srv.sig_hup, on_hup, SIGHUP);
+    uv_unref((uv_handle_t *)&srv.sig_hup); /* never what keeps the loop running */
     if (maosd_server_listen(&srv)) {
         uv_close((uv_handle_t *)&srv.sig_term, NULL);
         uv_close((uv_handle_t *)&srv.sig_int, NULL);
+        uv_close((uv_handle_t *)&srv.sig_hup, NULL);
         maosd_subs_close(&srv);
         maosd_queues_close(&srv);
         maosd_queues_free(&srv);
@@ -178,6 +212,7 @@ int main(int argc, char **argv)
               "maosd %s ready: socket %s, data %s, durability %s, head position %llu",
               MAOS_VERSION, cfg.socket_path, cfg.data_dir, cfg.sync ? "sync" : "none",
               (unsigned long long)atomic_load(&srv.counters.head_position));
+    maosd_sd_ready(&srv);
 
     uv_run(srv.loop, UV_RUN_DEFAULT);
 

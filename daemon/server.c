@@ -54,6 +54,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
+#include <stddef.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,7 @@
 #include "dispatch.h"
 #include "queues.h"
 #include "readahead.h"
+#include "sdnotify.h"
 
 typedef struct write_req {
     uv_write_t req;
@@ -908,6 +910,41 @@ static int socket_in_use(const char *path)
     return live;
 }
 
+static int listening(maosd_server *srv);
+
+/*
+ * Socket activation: systemd bound and listens on the socket (its unit
+ * sets path, owner and mode) and passed it.  The single-instance lock is
+ * taken next to the socket's own path as for a socket of ours; the socket
+ * is never unlinked (systemd keeps it, and starts maosd again on the next
+ * connection after a stop).
+ */
+static int listen_passed(maosd_server *srv)
+{
+    struct sockaddr_un sa;
+    socklen_t len = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    const char *path = srv->cfg->socket_path;
+    if (getsockname(srv->listen_fd, (struct sockaddr *)&sa, &len) == 0 &&
+        len > offsetof(struct sockaddr_un, sun_path) && sa.sun_path[0])
+        path = sa.sun_path; /* a path socket: its lock sits beside it */
+    if (lock_socket(srv, path))
+        return -1;
+    uv_pipe_init(srv->loop, &srv->listener, 0);
+    srv->listener.data = srv;
+    int rc = uv_pipe_open(&srv->listener, srv->listen_fd);
+    if (!rc)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+    if (rc) {
+        maosd_log(MAOSD_LOG_ERROR, "cannot listen on the socket systemd passed (%s): %s",
+                  path, uv_strerror(rc));
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        return -1;
+    }
+    maosd_log(MAOSD_LOG_INFO, "listening on %s, passed by systemd (socket activation)", path);
+    return listening(srv);
+}
+
 int maosd_server_listen(maosd_server *srv)
 {
     const maosd_config *cfg = srv->cfg;
@@ -927,6 +964,8 @@ int maosd_server_listen(maosd_server *srv)
         }
         gid = g->gr_gid;
     }
+    if (srv->listen_fd >= 0)
+        return listen_passed(srv);
     if (ensure_socket_dir(path, gid, cfg->socket_group != NULL) ||
         lock_socket(srv, path))
         return -1;
@@ -970,6 +1009,13 @@ int maosd_server_listen(maosd_server *srv)
         unlink(path);
         return -1;
     }
+    return listening(srv);
+}
+
+/* The listener accepts: the handles the serving needs. */
+static int listening(maosd_server *srv)
+{
+    const maosd_config *cfg = srv->cfg;
     srv->listening = 1;
     srv->euid = geteuid();
     uv_check_init(srv->loop, &flush_check);
@@ -1021,6 +1067,7 @@ static void on_drain_tick(uv_timer_t *t)
     maosd_queues_free(srv);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    uv_close((uv_handle_t *)&srv->sig_hup, NULL);
     maosd_commit_stop(srv->commit);
     srv->commit = NULL;
     if (srv->lock_fd >= 0)
@@ -1033,10 +1080,12 @@ static void on_drain_tick(uv_timer_t *t)
 void maosd_server_stop(maosd_server *srv)
 {
     srv->stopping = 1;
+    maosd_sd_stopping(srv);
     maosd_queues_close(srv); /* waiting claims end (empty), timers stop */
     if (srv->listening) {
         uv_close((uv_handle_t *)&srv->listener, NULL);
-        unlink(srv->cfg->socket_path);
+        if (srv->listen_fd < 0) /* a passed socket stays systemd's */
+            unlink(srv->cfg->socket_path);
         srv->listening = 0;
     }
     uv_timer_init(srv->loop, &drain_timer);

@@ -42,7 +42,7 @@ typedef struct maosd_sub maosd_sub;
 typedef struct maosd_server {
     uv_loop_t *loop;
     uv_pipe_t listener;
-    uv_signal_t sig_term, sig_int;
+    uv_signal_t sig_term, sig_int, sig_hup;
     maosd_config *cfg;
     maos_limits lim;
     maosd_store *store;
@@ -58,6 +58,11 @@ typedef struct maosd_server {
     uint64_t reads_pooled;   /* read jobs run on the reader pool (reader.c) */
     uint64_t reads_in_memory;/* point reads answered on the loop from memory */
     uint64_t reads_ahead;    /* pages answered from a read-ahead (readahead.c) */
+    /* systemd (sdnotify.c) */
+    int sd_on, sd_watchdog_on, sd_stuck;
+    uint64_t sd_watchdog_us;
+    uv_timer_t sd_status_timer, sd_watchdog_timer;
+    int listen_fd;           /* a socket passed by socket activation, or -1 */
     maosd_conn *conns;   /* list of open connections */
     maosd_conn *greet_head, *greet_tail; /* before hello, oldest first */
     uv_timer_t hello_timer;

@@ -68,7 +68,7 @@ arch=$(dpkg --print-architecture)
 # ---- dependencies ----------------------------------------------------------------
 
 # Debian 12's runtime libraries, used if dpkg-shlibdeps is unavailable or fails.
-fallback_depends="libc6, librocksdb7.8, libuv1, libmsgpackc2, libsodium23, libjansson4, libinih1"
+fallback_depends="libc6, librocksdb7.8, libuv1, libmsgpackc2, libsodium23, libjansson4, libinih1, libsystemd0"
 
 mkdir -p "$root/DEBIAN"
 libdir=$(dirname "$(find "$root" -name 'libmaos-client.so.*' -type f | head -n 1)")
@@ -120,16 +120,19 @@ EOF
 
 cat >"$root/DEBIAN/postinst" <<'EOF'
 #!/bin/sh
-# Create the system user and group maosd.service runs as; the unit's
-# StateDirectory/RuntimeDirectory give it /var/lib/maos and /run/maos.
+# The system user and group maosd.service runs as come from sysusers.d
+# (/usr/lib/sysusers.d/maos.conf), its directories from tmpfiles.d, as
+# dh_installsysusers and dh_installtmpfiles would do it.
 set -e
 if [ "$1" = configure ]; then
-    if ! getent group maos >/dev/null; then
-        groupadd --system maos
-    fi
-    if ! getent passwd maos >/dev/null; then
-        useradd --system --gid maos --home-dir /var/lib/maos --no-create-home \
-            --shell /usr/sbin/nologin --comment "maos coordination store" maos
+    if command -v systemd-sysusers >/dev/null; then
+        systemd-sysusers /usr/lib/sysusers.d/maos.conf
+        systemd-tmpfiles --create /usr/lib/tmpfiles.d/maos.conf || true
+    else # no systemd (a container): the same user by hand
+        getent group maos >/dev/null || groupadd --system maos
+        getent passwd maos >/dev/null ||
+            useradd --system --gid maos --home-dir /var/lib/maos --no-create-home \
+                --shell /usr/sbin/nologin --comment "maos coordination store" maos
     fi
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload >/dev/null 2>&1 || true
@@ -144,8 +147,8 @@ cat >"$root/DEBIAN/prerm" <<'EOF'
 #!/bin/sh
 set -e
 if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-    systemctl stop maosd.service >/dev/null 2>&1 || true
-    systemctl disable maosd.service >/dev/null 2>&1 || true
+    systemctl stop maosd.service maosd.socket >/dev/null 2>&1 || true
+    systemctl disable maosd.service maosd.socket >/dev/null 2>&1 || true
 fi
 exit 0
 EOF
