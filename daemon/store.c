@@ -47,8 +47,12 @@
  *  - The first storage error message is written at most once into
  *    err_msg, before err_ready is set with release ordering, so a reader
  *    that sees err_ready sees the whole message, and it never changes.
- *  - A maosd_batch is a WriteBatchWithIndex with overwrite_key=1, so reads
- *    through it see the latest pending put of a key.  A batch whose
+ *  - A maosd_batch is a plain WriteBatch (what is written, and the
+ *    journal's record) plus an overlay (overlay.h) of its keys, so reads
+ *    through it see the latest pending put or delete of a key; a mark is
+ *    a WriteBatch save point and an overlay mark, pushed and popped
+ *    together.  A batch iterator merges the overlay's keys of its family
+ *    with a database iterator (BaseDeltaIterator's rules).  A batch whose
  *    contents can no longer be trusted (bad column family, rollback without
  *    mark) is "poisoned" and maosd_store_write refuses it with
  *    MAOS_EINTERNAL rather than committing half a request.
