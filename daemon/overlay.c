@@ -105,25 +105,48 @@ maosd_overlay *maosd_overlay_new(void)
     return o;
 }
 
+static void release_all(maosd_overlay *o);
+
 void maosd_overlay_free(maosd_overlay *o)
 {
     if (!o)
         return;
+    release_all(o);
+    free(o);
+}
+
+/* Past this many entries of capacity, a clear after a group that used
+ * less than a quarter of it gives the memory back (one huge group must not
+ * pin its tables for the daemon's life). */
+#define OV_KEEP_ENTRIES 65536
+
+static void release_all(maosd_overlay *o)
+{
     for (unsigned c = 0; c < MAOSD_OVERLAY_CFS; c++) {
-        free(o->sorted[c].v);
-        free(o->sorted[c].tmp);
+        ov_sorted *sv = &o->sorted[c];
+        free(sv->v);
+        free(sv->tmp);
+        sv->v = sv->tmp = NULL;
+        sv->cap = sv->tmpcap = 0;
     }
     free(o->e);
     free(o->slots);
     free(o->keys);
     free(o->undo);
     free(o->marks);
-    free(o);
+    o->e = NULL;
+    o->slots = NULL;
+    o->keys = NULL;
+    o->undo = NULL;
+    o->marks = NULL;
+    o->cap = o->cap_slots = o->keys_cap = o->undo_cap = o->marks_cap = 0;
 }
 
 void maosd_overlay_clear(maosd_overlay *o)
 {
-    if (o->n * 8 < o->cap_slots) {
+    if (o->cap > OV_KEEP_ENTRIES && o->n < o->cap / 4) {
+        release_all(o);
+    } else if (o->n * 8 < o->cap_slots) {
         for (size_t i = 0; i < o->n; i++)
             o->slots[o->e[i].slot] = 0;
     } else if (o->cap_slots) {

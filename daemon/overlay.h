@@ -37,8 +37,9 @@
  *  - version changes on every change of the overlay: a view (and a store
  *    iterator built on it) is valid only while it is unchanged.
  *
- * Threads: one owner (the commit thread).  Memory: grows to the largest
- * group seen; clear keeps the allocations for the next group.
+ * Threads: one owner (the commit thread).  Memory: grows with the group;
+ * clear keeps the allocations for the next group, unless they are large
+ * (over 64k entries) and the group used under a quarter of them.
  */
 #ifndef MAOSD_OVERLAY_H
 #define MAOSD_OVERLAY_H

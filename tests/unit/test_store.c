@@ -5,7 +5,10 @@
  * it (teardown), so tests are independent and leave nothing behind.
  * What is covered: reopen keeps data, the seven column families exist and
  * are independent, reads through a batch see pending writes that the
- * database does not, mark/rollback, iterator order over keys.h layouts,
+ * database does not, mark/rollback (nested, delete then put), the batch
+ * iterator's merge of pending writes over the database (shadowing,
+ * hiding, bounds, both directions) and a randomized differential test of
+ * the batch against a model, iterator order over keys.h layouts,
  * maosd_store_last, the lock conflict (same process and another process),
  * maosd_store_map_error, the sticky READ_ONLY state (and, in builds with
  * -DMAOS_FAULT_INJECTION, the injected write failure).
@@ -976,6 +979,44 @@ static void test_batch_iter_merges(void **state)
     maosd_store_close(s);
 }
 
+/* A group larger than the overlay keeps between groups (64k entries):
+ * reads through it, then a small group after it gave the memory back,
+ * then a big one again (the tables grow from nothing). */
+static void test_batch_big_group(void **state)
+{
+    fixture *f = *state;
+    maosd_store *s = open_store(f->dir);
+    maosd_batch *b = maosd_batch_new(s);
+    char k[8], v[8], buf[64];
+    size_t n;
+
+    assert_non_null(b);
+    for (int round = 0; round < 2; round++) {
+        for (uint64_t i = 0; i < 100000; i++) {
+            maosd_key_event(k, i);
+            maosd_put_u64(v, i * 3 + (uint64_t)round);
+            maosd_batch_put(b, MAOSD_CF_EVENTS, k, 8, v, 8);
+        }
+        for (uint64_t i = 0; i < 100000; i += 9973) {
+            maosd_key_event(k, i);
+            assert_int_equal(maosd_batch_get(b, MAOSD_CF_EVENTS, k, 8, buf, sizeof buf, &n), 0);
+            assert_int_equal(n, 8);
+            assert_int_equal(maosd_get_u64(buf), i * 3 + (uint64_t)round);
+        }
+        assert_int_equal(maosd_store_write(s, b), 0);
+        maosd_batch_clear(b);
+        maosd_batch_put(b, MAOSD_CF_EVENTS, "x", 1, "small", 5);
+        assert_int_equal(batch_get_str(b, MAOSD_CF_EVENTS, "x", buf, sizeof buf), 0);
+        assert_string_equal(buf, "small");
+        maosd_key_event(k, 5);
+        assert_int_equal(maosd_batch_get(b, MAOSD_CF_EVENTS, k, 8, buf, sizeof buf, &n), 0);
+        assert_int_equal(maosd_get_u64(buf), 15 + (uint64_t)round); /* the database's */
+        maosd_batch_clear(b);
+    }
+    maosd_batch_free(b);
+    maosd_store_close(s);
+}
+
 /*
  * Randomized differential test: random puts, deletes, marks, rollbacks,
  * reads, iterator walks (with and without bounds) and writes against a
@@ -1227,6 +1268,7 @@ int main(int argc, char **argv)
         T(test_overlay_nested_marks),
         T(test_batch_iter_merges),
         T(test_batch_differential),
+        T(test_batch_big_group),
         T(test_iter_event_positions),
         T(test_iter_stream_versions),
         T(test_store_last),
