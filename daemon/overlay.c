@@ -309,9 +309,25 @@ int maosd_overlay_sorted(maosd_overlay *o, unsigned cf, const uint32_t **idx,
     ov_sorted *sv = &o->sorted[cf];
     size_t ns = sv->nsorted, nt = sv->n - ns;
     if (nt) {
-        /* Sort the tail, then merge the two runs through tmp. */
         qsort_r(sv->v + ns, nt, sizeof *sv->v, cmp_entries, o);
-        if (ns) {
+        if (ns && nt * 16 <= ns) {
+            /* A few new keys into a long run (puts and iterators taking
+             * turns): each by binary search and a move, not a merge that
+             * compares the whole run every time. */
+            for (size_t t = 0; t < nt; t++) {
+                uint32_t x = sv->v[ns + t];
+                size_t lo = 0, hi = ns + t;
+                while (lo < hi) {
+                    size_t mid = lo + (hi - lo) / 2;
+                    if (cmp_entries(&sv->v[mid], &x, o) < 0)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                memmove(sv->v + lo + 1, sv->v + lo, (ns + t - lo) * sizeof *sv->v);
+                sv->v[lo] = x;
+            }
+        } else if (ns) { /* merge the two runs through tmp */
             if (grow((void **)&sv->tmp, &sv->tmpcap, sv->n, sizeof *sv->tmp))
                 return -1;
             size_t i = 0, j = ns, w = 0;

@@ -29,8 +29,9 @@
  *  - Sorted views: each family keeps its entries' indexes sorted by key
  *    (bytewise, as RocksDB's default comparator) plus an unsorted tail of
  *    the keys added since; maosd_overlay_sorted sorts the tail and merges
- *    it in, so a put costs O(1) and a view costs O(tail log tail + n)
- *    only when keys were added since the last view.
+ *    it in (a short tail key by key: binary search and memmove), so a put
+ *    costs O(1) and a view costs something only when keys were added
+ *    since the last view.
  *  - The hash table is open addressing (linear probing, load <= 1/2) of
  *    entry indexes, hashed with libsodium's SipHash (crypto_shorthash)
  *    under a random key per overlay: keys come from clients.
