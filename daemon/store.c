@@ -1239,10 +1239,15 @@ int maosd_store_get_alloc_mem(maosd_store *s, maosd_cf cf, const void *key,
     /* KeyMayExist reads memory only (the memtables, cached blocks): "no"
      * is certain; "maybe" without the value means a file must be read.
      * (A Get at kBlockCacheTier cannot tell that from an empty value.) */
-    if (!rocksdb_key_may_exist_cf(s->db, s->ropts, h, key, klen, &v, &n, NULL, 0, &found))
-        return MAOS_ENOT_FOUND;
-    if (!found)
-        return MAOSD_NOT_IN_MEMORY;
+    /* RocksDB 7.8's C API hands back a value (an empty malloc'ed one)
+     * whenever found is set, also when it answers "no" (a key deleted or
+     * missing in memory leaves found set): free it on every path. */
+    unsigned char may = rocksdb_key_may_exist_cf(s->db, s->ropts, h, key, klen, &v,
+                                                 &n, NULL, 0, &found);
+    if (!may || !found) {
+        rocksdb_free(v);
+        return may ? MAOSD_NOT_IN_MEMORY : MAOS_ENOT_FOUND;
+    }
     char *copy = dup_bytes(v, n); /* with the NUL maosd_store_get_alloc adds */
     rocksdb_free(v);
     if (copy == NULL)
