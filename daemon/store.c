@@ -47,8 +47,12 @@
  *  - The first storage error message is written at most once into
  *    err_msg, before err_ready is set with release ordering, so a reader
  *    that sees err_ready sees the whole message, and it never changes.
- *  - A maosd_batch is a WriteBatchWithIndex with overwrite_key=1, so reads
- *    through it see the latest pending put of a key.  A batch whose
+ *  - A maosd_batch is a plain WriteBatch (what is written, and the
+ *    journal's record) plus an overlay (overlay.h) of its keys, so reads
+ *    through it see the latest pending put or delete of a key; a mark is
+ *    a WriteBatch save point and an overlay mark, pushed and popped
+ *    together.  A batch iterator merges the overlay's keys of its family
+ *    with a database iterator (BaseDeltaIterator's rules).  A batch whose
  *    contents can no longer be trusted (bad column family, rollback without
  *    mark) is "poisoned" and maosd_store_write refuses it with
  *    MAOS_EINTERNAL rather than committing half a request.
@@ -87,6 +91,7 @@
 #include <rocksdb/c.h>
 
 #include "journal.h"
+#include "overlay.h"
 #include "keys.h"
 
 #define STORE_DEFAULT_CACHE_BYTES ((size_t)32 << 20)
@@ -141,7 +146,8 @@ struct maosd_store {
 
 struct maosd_batch {
     maosd_store *s;
-    rocksdb_writebatch_wi_t *wb;
+    rocksdb_writebatch_t *wb; /* what is written (and the journal record) */
+    maosd_overlay *ov;        /* its keys: reads of the pending writes */
     int poisoned;
 };
 
@@ -149,7 +155,21 @@ struct maosd_iter {
     rocksdb_iterator_t *it;
     rocksdb_readoptions_t *ropts; /* bounded iterators: their own */
     char *upper;                  /* the bound's bytes (RocksDB keeps a view) */
+    /* Iterators of a batch (maosd_batch_iter_new): it is the database
+     * part, merged with the overlay's sorted keys d[0..dn) (those below
+     * upper) as RocksDB's BaseDeltaIterator merges its index. */
+    maosd_batch *b;     /* NULL: a plain database iterator */
+    uint64_t version;   /* the overlay's, when made; another: stale */
+    const uint32_t *d;
+    size_t dn;
+    ptrdiff_t di;       /* overlay position; valid in [0, dn) */
+    int dir;            /* 1 forward, -1 backward */
+    int cur;            /* CUR_* below: what key() shows */
+    int eq;             /* CUR_DELTA over a database key of the same bytes */
+    int err;            /* a maos code that stopped it (stale, db error) */
 };
+
+enum { CUR_NONE = 0, CUR_BASE = 1, CUR_DELTA = 2 };
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -1248,11 +1268,14 @@ int maosd_store_get_alloc_mem(maosd_store *s, maosd_cf cf, const void *key,
     /* KeyMayExist reads memory only (the memtables, cached blocks): "no"
      * is certain; "maybe" without the value means a file must be read.
      * (A Get at kBlockCacheTier cannot tell that from an empty value.) */
-    unsigned char maybe =
-        rocksdb_key_may_exist_cf(s->db, s->ropts, h, key, klen, &v, &n, NULL, 0, &found);
-    if (!maybe || !found) {
-        rocksdb_free(v); /* it may copy an empty value even for "no" */
-        return maybe ? MAOSD_NOT_IN_MEMORY : MAOS_ENOT_FOUND;
+    /* RocksDB 7.8's C API hands back a value (an empty malloc'ed one)
+     * whenever found is set, also when it answers "no" (a key deleted or
+     * missing in memory leaves found set): free it on every path. */
+    unsigned char may = rocksdb_key_may_exist_cf(s->db, s->ropts, h, key, klen, &v,
+                                                 &n, NULL, 0, &found);
+    if (!may || !found) {
+        rocksdb_free(v);
+        return may ? MAOSD_NOT_IN_MEMORY : MAOS_ENOT_FOUND;
     }
     char *copy = dup_bytes(v, n); /* with the NUL maosd_store_get_alloc adds */
     rocksdb_free(v);
@@ -1309,11 +1332,10 @@ maosd_batch *maosd_batch_new(maosd_store *s)
     if (b == NULL)
         return NULL;
     b->s = s;
-    /* overwrite_key=1: the index keeps only the latest put of a key, which
-     * is what a read of our own pending writes must see. */
-    b->wb = rocksdb_writebatch_wi_create(0, 1);
-    if (b->wb == NULL) {
-        free(b);
+    b->wb = rocksdb_writebatch_create();
+    b->ov = maosd_overlay_new();
+    if (b->wb == NULL || b->ov == NULL) {
+        maosd_batch_free(b);
         return NULL;
     }
     return b;
@@ -1323,13 +1345,16 @@ void maosd_batch_free(maosd_batch *b)
 {
     if (b == NULL)
         return;
-    rocksdb_writebatch_wi_destroy(b->wb);
+    if (b->wb)
+        rocksdb_writebatch_destroy(b->wb);
+    maosd_overlay_free(b->ov);
     free(b);
 }
 
 void maosd_batch_clear(maosd_batch *b)
 {
-    rocksdb_writebatch_wi_clear(b->wb); /* also drops every save point */
+    rocksdb_writebatch_clear(b->wb); /* also drops every save point */
+    maosd_overlay_clear(b->ov);
     b->poisoned = 0;
 }
 
@@ -1337,12 +1362,17 @@ void maosd_batch_put(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
                      const void *val, size_t vlen)
 {
     rocksdb_column_family_handle_t *h = cf_handle(b->s, cf);
+    size_t n;
 
     if (h == NULL) {
         b->poisoned = 1;
         return;
     }
-    rocksdb_writebatch_wi_put_cf(b->wb, h, key, klen, val, vlen);
+    rocksdb_writebatch_put_cf(b->wb, h, key, klen, val, vlen);
+    /* A put's record ends with its value: the overlay keeps where. */
+    rocksdb_writebatch_data(b->wb, &n);
+    if (maosd_overlay_set(b->ov, (unsigned)cf, key, klen, 0, n - vlen, vlen))
+        b->poisoned = 1; /* reads through it would miss this put */
 }
 
 void maosd_batch_delete(maosd_batch *b, maosd_cf cf, const void *key, size_t klen)
@@ -1353,81 +1383,96 @@ void maosd_batch_delete(maosd_batch *b, maosd_cf cf, const void *key, size_t kle
         b->poisoned = 1;
         return;
     }
-    rocksdb_writebatch_wi_delete_cf(b->wb, h, key, klen);
+    rocksdb_writebatch_delete_cf(b->wb, h, key, klen);
+    if (maosd_overlay_set(b->ov, (unsigned)cf, key, klen, 1, 0, 0))
+        b->poisoned = 1;
 }
 
 void maosd_batch_mark(maosd_batch *b)
 {
-    rocksdb_writebatch_wi_set_save_point(b->wb);
+    if (maosd_overlay_mark(b->ov)) {
+        b->poisoned = 1; /* the rollback that pairs with it cannot work */
+        return;
+    }
+    rocksdb_writebatch_set_save_point(b->wb);
 }
 
 void maosd_batch_rollback(maosd_batch *b)
 {
     char *rerr = NULL;
 
-    /* Pops the latest mark.  Fails only when there is no mark; then the
-     * puts we were asked to discard are still there, so the batch must
-     * not be written. */
-    rocksdb_writebatch_wi_rollback_to_save_point(b->wb, &rerr);
+    /* Pops the latest mark.  Without one, the puts we were asked to
+     * discard are still there, so the batch must not be written. */
+    if (maosd_overlay_rollback(b->ov)) {
+        b->poisoned = 1;
+        return;
+    }
+    rocksdb_writebatch_rollback_to_save_point(b->wb, &rerr);
     if (rerr != NULL) {
         b->poisoned = 1;
         rocksdb_free(rerr);
     }
 }
 
+/* A pending put's value (1), a pending delete (0), or nothing pending for
+ * the key (-1): then the database answers. */
+static int batch_pending(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
+                         const char **v, size_t *n)
+{
+    uint64_t off;
+    int r = maosd_overlay_get(b->ov, (unsigned)cf, key, klen, &off, n);
+    if (r == 1) {
+        size_t len;
+        *v = rocksdb_writebatch_data(b->wb, &len) + off;
+    }
+    return r;
+}
+
 int maosd_batch_get(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
                     void *val, size_t cap, size_t *vlen)
 {
-    rocksdb_column_family_handle_t *h = cf_handle(b->s, cf);
-    char *rerr = NULL;
-    char *v;
-    size_t n = 0;
+    const char *v;
+    size_t n;
 
-    if (h == NULL)
+    if (cf_handle(b->s, cf) == NULL)
         return MAOS_EINTERNAL;
-    /* The C API copies the value into a malloc'ed buffer (no pinned
-     * variant for batches in 7.8); NULL without error is "not found". */
-    v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(b->wb, b->s->db, b->s->ropts,
-                                                       h, key, klen, &n, &rerr);
-    if (rerr != NULL) {
-        rocksdb_free(v);
-        return take_error(rerr);
-    }
-    if (v == NULL)
+    switch (batch_pending(b, cf, key, klen, &v, &n)) {
+    case 1:
+        copy_out(v, n, val, cap);
+        *vlen = n;
+        return 0;
+    case 0:
         return MAOS_ENOT_FOUND;
-    copy_out(v, n, val, cap);
-    *vlen = n;
-    rocksdb_free(v);
-    return 0;
+    default:
+        return maosd_store_get(b->s, cf, key, klen, val, cap, vlen);
+    }
 }
 
 int maosd_batch_get_buf(maosd_batch *b, maosd_cf cf, const void *key,
                         size_t klen, char **buf, size_t *cap, size_t *vlen)
 {
-    rocksdb_column_family_handle_t *h = cf_handle(b->s, cf);
-    char *rerr = NULL;
-    size_t n = 0;
+    const char *v;
+    size_t n;
 
-    if (h == NULL)
+    if (cf_handle(b->s, cf) == NULL)
         return MAOS_EINTERNAL;
-    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
-        b->wb, b->s->db, b->s->ropts, h, key, klen, &n, &rerr);
-    if (rerr != NULL) {
-        rocksdb_free(v);
-        return take_error(rerr);
+    switch (batch_pending(b, cf, key, klen, &v, &n)) {
+    case 1: {
+        int rc = copy_grow(v, n, buf, cap);
+        if (rc == 0)
+            *vlen = n;
+        return rc;
     }
-    if (v == NULL)
+    case 0:
         return MAOS_ENOT_FOUND;
-    int rc = copy_grow(v, n, buf, cap);
-    rocksdb_free(v);
-    if (rc == 0)
-        *vlen = n;
-    return rc;
+    default:
+        return maosd_store_get_buf(b->s, cf, key, klen, buf, cap, vlen);
+    }
 }
 
 int maosd_batch_count(maosd_batch *b)
 {
-    return rocksdb_writebatch_wi_count(b->wb);
+    return rocksdb_writebatch_count(b->wb);
 }
 
 /*
@@ -1440,12 +1485,12 @@ int maosd_batch_count(maosd_batch *b)
 static int journal_write(maosd_store *s, maosd_batch *b, char **rerr)
 {
     size_t n;
-    const char *data = rocksdb_writebatch_wi_data(b->wb, &n);
+    const char *data = rocksdb_writebatch_data(b->wb, &n);
     int fits = maosd_journal_fits(s->journal, n);
     if (fits != 1 && journal_next_lap(s))
         return MAOS_EREAD_ONLY; /* nothing of this group written */
     if (fits < 0) {
-        rocksdb_write_writebatch_wi(s->db, s->wal_wopts, b->wb, rerr);
+        rocksdb_write(s->db, s->wal_wopts, b->wb, rerr);
         return 1;
     }
     if (maosd_journal_write(s->journal, data, n, s->sync)) {
@@ -1464,7 +1509,7 @@ static int journal_write(maosd_store *s, maosd_batch *b, char **rerr)
         return 1;
     }
 #endif
-    rocksdb_write_writebatch_wi(s->db, s->wopts, b->wb, rerr);
+    rocksdb_write(s->db, s->wopts, b->wb, rerr);
     if (!*rerr)
         journal_preflush(s);
     return 1;
@@ -1497,7 +1542,7 @@ int maosd_store_write(maosd_store *s, maosd_batch *b)
         if (rc <= 0)
             return rc;
     } else {
-        rocksdb_write_writebatch_wi(s->db, s->wopts, b->wb, &rerr);
+        rocksdb_write(s->db, s->wopts, b->wb, &rerr);
     }
     if (rerr != NULL) {
         /* Whatever the cause, the outcome of this group is unknown to the
@@ -1580,7 +1625,7 @@ maosd_iter *maosd_iter_new_at(maosd_store *s, maosd_cf cf, const maosd_snap *sn)
 
     if (h == NULL)
         return NULL;
-    it = malloc(sizeof *it);
+    it = calloc(1, sizeof *it);
     if (it == NULL)
         return NULL;
     /* A RocksDB iterator reads one implicit snapshot taken here (or the
@@ -1624,7 +1669,7 @@ maosd_iter *maosd_iter_new_bounded(maosd_store *s, maosd_cf cf, const void *uppe
     rocksdb_column_family_handle_t *h = cf_handle(s, cf);
     if (h == NULL)
         return NULL;
-    maosd_iter *it = malloc(sizeof *it);
+    maosd_iter *it = calloc(1, sizeof *it);
     if (it == NULL)
         return NULL;
     if (bound_opts(it, upper, ulen)) {
@@ -1643,28 +1688,45 @@ maosd_iter *maosd_batch_iter_new(maosd_batch *b, maosd_cf cf, const void *upper,
                                  size_t ulen)
 {
     rocksdb_column_family_handle_t *h = cf_handle(b->s, cf);
-    if (h == NULL)
+    const uint32_t *d;
+    size_t dn;
+    if (h == NULL || maosd_overlay_sorted(b->ov, (unsigned)cf, &d, &dn))
         return NULL;
-    maosd_iter *it = malloc(sizeof *it);
+    maosd_iter *it = calloc(1, sizeof *it);
     if (it == NULL)
         return NULL;
     if (bound_opts(it, upper, ulen)) {
         free(it);
         return NULL;
     }
-    rocksdb_iterator_t *base =
-        rocksdb_create_iterator_cf(b->s->db, it->ropts ? it->ropts : b->s->ropts, h);
-    if (base == NULL) {
-        it->it = NULL;
-        maosd_iter_free(it);
-        return NULL;
-    }
-    /* takes base (RocksDB frees its wrapper and owns the iterator) */
-    it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(b->wb, base, h);
+    it->it = rocksdb_create_iterator_cf(b->s->db, it->ropts ? it->ropts : b->s->ropts, h);
     if (it->it == NULL) {
         maosd_iter_free(it);
         return NULL;
     }
+    if (upper) { /* the overlay's keys below upper: d[0..dn) */
+        size_t lo = 0, hi = dn;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            const char *k;
+            size_t kn;
+            uint64_t off;
+            size_t vn;
+            maosd_overlay_entry(b->ov, d[mid], &k, &kn, &off, &vn);
+            if (maosd_overlay_keycmp(k, kn, upper, ulen) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        dn = lo;
+    }
+    it->b = b;
+    it->version = maosd_overlay_version(b->ov);
+    it->d = d;
+    it->dn = dn;
+    it->di = -1;
+    it->dir = 1;
+    it->cur = CUR_NONE;
     return it;
 }
 
@@ -1680,57 +1742,233 @@ void maosd_iter_free(maosd_iter *it)
     free(it);
 }
 
+/* ---- the merge of a batch iterator ---------------------------------------
+ *
+ * Both parts sit at or past the current key in the direction of travel;
+ * settle() picks the nearer one, lets an overlay key shadow the database
+ * key of the same bytes, and steps over deletes (with the database key
+ * they hide) and over overlay keys whose writes were all rolled back.
+ * A change of direction re-seeks both parts to the current key. */
+
+static int m_stale(maosd_iter *it)
+{
+    if (!it->err && maosd_overlay_version(it->b->ov) != it->version) {
+        it->err = MAOS_EINTERNAL; /* the batch changed under it */
+        maosd_store_corrupt("a batch iterator was used after its batch changed");
+    }
+    if (it->err)
+        it->cur = CUR_NONE;
+    return it->err != 0;
+}
+
+static int d_valid(const maosd_iter *it)
+{
+    return it->di >= 0 && (size_t)it->di < it->dn;
+}
+
+/* State of the overlay entry at di (1 put, 0 delete, -1 absent); its key. */
+static int d_entry(const maosd_iter *it, const char **k, size_t *kn, uint64_t *off,
+                   size_t *vn)
+{
+    return maosd_overlay_entry(it->b->ov, it->d[it->di], k, kn, off, vn);
+}
+
+/* The database part is done: at its end, or stopped by an error. */
+static int base_done(maosd_iter *it)
+{
+    if (rocksdb_iter_valid(it->it))
+        return 0;
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it->it, &rerr);
+    if (rerr)
+        it->err = take_error(rerr);
+    return 1;
+}
+
+static void settle(maosd_iter *it)
+{
+    int dir = it->dir;
+    it->eq = 0;
+    for (;;) {
+        const char *k = NULL, *bk;
+        size_t kn = 0, bkn, vn;
+        uint64_t off;
+        int st = -1;
+        while (d_valid(it) && (st = d_entry(it, &k, &kn, &off, &vn)) < 0)
+            it->di += dir;
+        int bdone = base_done(it);
+        if (it->err) {
+            it->cur = CUR_NONE;
+            return;
+        }
+        if (!d_valid(it)) {
+            it->cur = bdone ? CUR_NONE : CUR_BASE;
+            return;
+        }
+        int c = 1; /* > 0: the overlay key comes first in this direction */
+        if (!bdone) {
+            bk = rocksdb_iter_key(it->it, &bkn);
+            c = maosd_overlay_keycmp(bk, bkn, k, kn) * dir;
+            if (c < 0) {
+                it->cur = CUR_BASE;
+                return;
+            }
+        }
+        if (st == 0) { /* a delete: hides the database key of its bytes */
+            if (c == 0)
+                dir > 0 ? rocksdb_iter_next(it->it) : rocksdb_iter_prev(it->it);
+            it->di += dir;
+            continue;
+        }
+        it->cur = CUR_DELTA;
+        it->eq = c == 0;
+        return;
+    }
+}
+
+static void m_seek(maosd_iter *it, const void *key, size_t klen, int dir)
+{
+    size_t lo = 0, hi = it->dn;
+    if (m_stale(it))
+        return;
+    /* forward: the first overlay key >= key; backward: the last <= key */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *k;
+        size_t kn, vn;
+        uint64_t off;
+        it->di = (ptrdiff_t)mid;
+        d_entry(it, &k, &kn, &off, &vn);
+        int c = maosd_overlay_keycmp(k, kn, key, klen);
+        if (dir > 0 ? c < 0 : c <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    it->di = dir > 0 ? (ptrdiff_t)lo : (ptrdiff_t)lo - 1;
+    it->dir = dir;
+    if (dir > 0)
+        rocksdb_iter_seek(it->it, key, klen);
+    else
+        rocksdb_iter_seek_for_prev(it->it, key, klen);
+    settle(it);
+}
+
+static void m_step(maosd_iter *it, int dir)
+{
+    if (m_stale(it) || it->cur == CUR_NONE)
+        return;
+    if (it->dir != dir) { /* turn round: both parts to the current key */
+        size_t kn;
+        const char *k = maosd_iter_key(it, &kn);
+        char *copy = dup_bytes(k, kn);
+        if (!copy) {
+            it->err = MAOS_EINTERNAL;
+            it->cur = CUR_NONE;
+            return;
+        }
+        m_seek(it, copy, kn, dir); /* lands on it: it is visible */
+        free(copy);
+        if (it->cur == CUR_NONE)
+            return;
+    }
+    if (it->cur == CUR_BASE || it->eq)
+        dir > 0 ? rocksdb_iter_next(it->it) : rocksdb_iter_prev(it->it);
+    if (it->cur == CUR_DELTA)
+        it->di += dir;
+    settle(it);
+}
+
+/* ---- iterator calls ------------------------------------------------------ */
+
 void maosd_iter_seek(maosd_iter *it, const void *key, size_t klen)
 {
-    rocksdb_iter_seek(it->it, key, klen);
+    if (it->b)
+        m_seek(it, key, klen, 1);
+    else
+        rocksdb_iter_seek(it->it, key, klen);
 }
 
 void maosd_iter_seek_prev(maosd_iter *it, const void *key, size_t klen)
 {
-    rocksdb_iter_seek_for_prev(it->it, key, klen);
+    if (it->b)
+        m_seek(it, key, klen, -1);
+    else
+        rocksdb_iter_seek_for_prev(it->it, key, klen);
 }
 
 void maosd_iter_seek_first(maosd_iter *it)
 {
     rocksdb_iter_seek_to_first(it->it);
+    if (it->b && !m_stale(it)) {
+        it->di = 0;
+        it->dir = 1;
+        settle(it);
+    }
 }
 
 void maosd_iter_seek_last(maosd_iter *it)
 {
     rocksdb_iter_seek_to_last(it->it);
+    if (it->b && !m_stale(it)) {
+        it->di = (ptrdiff_t)it->dn - 1;
+        it->dir = -1;
+        settle(it);
+    }
 }
 
 int maosd_iter_valid(const maosd_iter *it)
 {
+    if (it->b)
+        return it->cur != CUR_NONE &&
+               maosd_overlay_version(it->b->ov) == it->version;
     return rocksdb_iter_valid(it->it) ? 1 : 0;
 }
 
 void maosd_iter_next(maosd_iter *it)
 {
-    if (rocksdb_iter_valid(it->it))
+    if (it->b)
+        m_step(it, 1);
+    else if (rocksdb_iter_valid(it->it))
         rocksdb_iter_next(it->it);
 }
 
 void maosd_iter_prev(maosd_iter *it)
 {
-    if (rocksdb_iter_valid(it->it))
+    if (it->b)
+        m_step(it, -1);
+    else if (rocksdb_iter_valid(it->it))
         rocksdb_iter_prev(it->it);
 }
 
 const char *maosd_iter_key(const maosd_iter *it, size_t *klen)
 {
-    if (!rocksdb_iter_valid(it->it)) {
+    if (!maosd_iter_valid(it)) {
         *klen = 0;
         return NULL;
+    }
+    if (it->b && it->cur == CUR_DELTA) {
+        const char *k;
+        uint64_t off;
+        size_t vn;
+        d_entry(it, &k, klen, &off, &vn);
+        return k;
     }
     return rocksdb_iter_key(it->it, klen);
 }
 
 const char *maosd_iter_value(const maosd_iter *it, size_t *vlen)
 {
-    if (!rocksdb_iter_valid(it->it)) {
+    if (!maosd_iter_valid(it)) {
         *vlen = 0;
         return NULL;
+    }
+    if (it->b && it->cur == CUR_DELTA) {
+        const char *k;
+        size_t kn, n;
+        uint64_t off;
+        d_entry(it, &k, &kn, &off, vlen);
+        return rocksdb_writebatch_data(it->b->wb, &n) + off;
     }
     return rocksdb_iter_value(it->it, vlen);
 }
@@ -1739,6 +1977,10 @@ int maosd_iter_status(const maosd_iter *it)
 {
     char *rerr = NULL;
 
+    if (it->b && it->err)
+        return it->err;
+    if (it->b && maosd_overlay_version(it->b->ov) != it->version)
+        return MAOS_EINTERNAL;
     rocksdb_iter_get_error(it->it, &rerr);
     return take_error(rerr);
 }

@@ -167,7 +167,9 @@ int maosd_store_last(maosd_store *s, maosd_cf cf, void *key, size_t kcap,
 
 /* ---- write groups (commit thread only) -------------------------------- */
 
-/* A batch that can also answer reads of its own pending writes. */
+/* A batch that can also answer reads of its own pending writes.  NULL:
+ * out of memory.  Free with maosd_batch_free (accepts NULL) before
+ * maosd_store_close. */
 maosd_batch *maosd_batch_new(maosd_store *s);
 void maosd_batch_free(maosd_batch *b);
 void maosd_batch_clear(maosd_batch *b);
@@ -176,11 +178,12 @@ void maosd_batch_put(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
 /* Delete a key (reads through the batch then find nothing). */
 void maosd_batch_delete(maosd_batch *b, maosd_cf cf, const void *key, size_t klen);
 /* Mark/rollback, so a request whose checks fail half-way leaves nothing.
- * Marks nest: rollback discards the puts since the latest mark and removes
- * that mark.  Marks are only dropped by rollback and clear (RocksDB 7.8 has
- * no pop for indexed batches); each rollback rebuilds the batch's index,
- * O(batch size).  A rollback without a mark poisons the batch (see
- * maosd_store_write). */
+ * Marks nest: rollback discards the puts and deletes since the latest mark
+ * (reads see again what they saw at the mark) and removes that mark.
+ * Marks are only dropped by rollback and clear; a rollback costs the
+ * writes it undoes.  A rollback without a mark poisons the batch (see
+ * maosd_store_write), as does running out of memory in put, delete or
+ * mark. */
 void maosd_batch_mark(maosd_batch *b);
 void maosd_batch_rollback(maosd_batch *b);
 /* Read through the batch, then the database.  Same contract as
@@ -191,13 +194,16 @@ int maosd_batch_get(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
 int maosd_batch_get_buf(maosd_batch *b, maosd_cf cf, const void *key,
                         size_t klen, char **buf, size_t *cap, size_t *vlen);
 /* An iterator over cf that sees the batch's pending writes over the
- * database; invalid once the batch is written to again.  upper (ulen
- * bytes, copied; NULL: none) ends it: keys >= upper are not visited, so a
- * scan of one range never steps over the deleted keys of the next.  NULL:
- * out of memory. */
+ * database; invalid once the batch changes (a put, delete,
+ * rollback, clear, or another batch iterator that had new keys to sort):
+ * then it is not valid and its status is MAOS_EINTERNAL.  upper (ulen
+ * bytes, copied; NULL: none) ends it: keys >= upper are not visited,
+ * neither the database's nor the batch's, so a scan of one range never
+ * steps over the deleted keys of the next.  NULL: out of memory or a bad
+ * cf. */
 maosd_iter *maosd_batch_iter_new(maosd_batch *b, maosd_cf cf, const void *upper,
                                  size_t ulen);
-/* Number of puts in the batch. */
+/* Number of puts and deletes in the batch. */
 int maosd_batch_count(maosd_batch *b);
 /*
  * One durable write of the whole batch with the configured durability:

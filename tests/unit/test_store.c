@@ -5,7 +5,10 @@
  * it (teardown), so tests are independent and leave nothing behind.
  * What is covered: reopen keeps data, the seven column families exist and
  * are independent, reads through a batch see pending writes that the
- * database does not, mark/rollback, iterator order over keys.h layouts,
+ * database does not, mark/rollback (nested, delete then put), the batch
+ * iterator's merge of pending writes over the database (shadowing,
+ * hiding, bounds, both directions) and a randomized differential test of
+ * the batch against a model, iterator order over keys.h layouts,
  * maosd_store_last, the lock conflict (same process and another process),
  * maosd_store_map_error, the sticky READ_ONLY state (and, in builds with
  * -DMAOS_FAULT_INJECTION, the injected write failure).
@@ -750,6 +753,493 @@ static void test_injected_write_failure(void **state)
 }
 #endif
 
+/* ---- the batch's overlay (daemon/overlay.c) ------------------------------ */
+
+static void test_overlay_nested_marks(void **state)
+{
+    fixture *f = *state;
+    char buf[64];
+    maosd_store *s = open_store(f->dir);
+    maosd_batch *b = maosd_batch_new(s);
+
+    assert_non_null(b);
+    assert_int_equal(put1(s, MAOSD_CF_STREAMS, "k", 1, "db"), 0);
+    assert_int_equal(put1(s, MAOSD_CF_STREAMS, "gone", 4, "db-gone"), 0);
+
+    maosd_batch_put(b, MAOSD_CF_STREAMS, "k", 1, "v0", 2);
+    maosd_batch_mark(b); /* 1 */
+    maosd_batch_put(b, MAOSD_CF_STREAMS, "k", 1, "v1", 2);
+    maosd_batch_delete(b, MAOSD_CF_STREAMS, "gone", 4);
+    maosd_batch_mark(b); /* 2 */
+    maosd_batch_delete(b, MAOSD_CF_STREAMS, "k", 1);
+    maosd_batch_put(b, MAOSD_CF_STREAMS, "gone", 4, "back", 4); /* delete, then put */
+    maosd_batch_mark(b); /* 3 */
+    maosd_batch_put(b, MAOSD_CF_STREAMS, "k", 1, "v3", 2);      /* delete, then put */
+    maosd_batch_put(b, MAOSD_CF_STREAMS, "new", 3, "n3", 2);
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "k", buf, sizeof buf), 0);
+    assert_string_equal(buf, "v3");
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "gone", buf, sizeof buf), 0);
+    assert_string_equal(buf, "back");
+
+    maosd_batch_rollback(b); /* to 3: k deleted again, new unknown */
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "k", buf, sizeof buf),
+                     MAOS_ENOT_FOUND);
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "new", buf, sizeof buf),
+                     MAOS_ENOT_FOUND);
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "gone", buf, sizeof buf), 0);
+    assert_string_equal(buf, "back");
+
+    maosd_batch_rollback(b); /* to 2: k v1, gone deleted */
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "k", buf, sizeof buf), 0);
+    assert_string_equal(buf, "v1");
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "gone", buf, sizeof buf),
+                     MAOS_ENOT_FOUND);
+
+    /* A key put again after its rollback: the same entry, a new value. */
+    maosd_batch_mark(b); /* 2' */
+    maosd_batch_put(b, MAOSD_CF_STREAMS, "new", 3, "n2", 2);
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "new", buf, sizeof buf), 0);
+    assert_string_equal(buf, "n2");
+    maosd_batch_rollback(b); /* to 2' */
+    maosd_batch_rollback(b); /* to 1: k v0, gone from the database again */
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "k", buf, sizeof buf), 0);
+    assert_string_equal(buf, "v0");
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "gone", buf, sizeof buf), 0);
+    assert_string_equal(buf, "db-gone");
+    assert_int_equal(batch_get_str(b, MAOSD_CF_STREAMS, "new", buf, sizeof buf),
+                     MAOS_ENOT_FOUND);
+    assert_int_equal(maosd_batch_count(b), 1);
+
+    /* What is written is what the reads showed. */
+    maosd_batch_put(b, MAOSD_CF_STREAMS, "new", 3, "n1", 2);
+    assert_int_equal(maosd_store_write(s, b), 0);
+    assert_int_equal(get_str(s, MAOSD_CF_STREAMS, "k", 1, buf, sizeof buf), 0);
+    assert_string_equal(buf, "v0");
+    assert_int_equal(get_str(s, MAOSD_CF_STREAMS, "gone", 4, buf, sizeof buf), 0);
+    assert_string_equal(buf, "db-gone");
+    assert_int_equal(get_str(s, MAOSD_CF_STREAMS, "new", 3, buf, sizeof buf), 0);
+    assert_string_equal(buf, "n1");
+
+    /* get_buf through the overlay: put, delete, and the database. */
+    maosd_batch_clear(b);
+    char *gb = NULL;
+    size_t gcap = 0, n = 0;
+    maosd_batch_put(b, MAOSD_CF_STREAMS, "big", 3, "0123456789abcdef", 16);
+    maosd_batch_delete(b, MAOSD_CF_STREAMS, "k", 1);
+    assert_int_equal(maosd_batch_get_buf(b, MAOSD_CF_STREAMS, "big", 3, &gb, &gcap, &n), 0);
+    assert_int_equal(n, 16);
+    assert_memory_equal(gb, "0123456789abcdef", 16);
+    assert_int_equal(maosd_batch_get_buf(b, MAOSD_CF_STREAMS, "k", 1, &gb, &gcap, &n),
+                     MAOS_ENOT_FOUND);
+    assert_int_equal(maosd_batch_get_buf(b, MAOSD_CF_STREAMS, "new", 3, &gb, &gcap, &n), 0);
+    assert_int_equal(n, 2);
+    assert_memory_equal(gb, "n1", 2);
+    assert_int_equal(maosd_batch_get_buf(b, MAOSD_CF__COUNT, "new", 3, &gb, &gcap, &n),
+                     MAOS_EINTERNAL);
+    free(gb);
+    maosd_batch_free(b);
+    maosd_store_close(s);
+}
+
+/* Keys of the iterator from its position on, moving with next (dir 1) or
+ * prev (-1), joined as "key=value," into out. */
+static void walk(maosd_iter *it, int dir, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = 0;
+    for (int i = 0; i < 64 && maosd_iter_valid(it); i++) {
+        size_t kn, vn;
+        const char *k = maosd_iter_key(it, &kn);
+        const char *v = maosd_iter_value(it, &vn);
+        used += (size_t)snprintf(out + used, cap - used, "%.*s=%.*s,", (int)kn, k,
+                                 (int)vn, v);
+        assert_true(used < cap);
+        if (dir > 0)
+            maosd_iter_next(it);
+        else
+            maosd_iter_prev(it);
+    }
+    assert_int_equal(maosd_iter_status(it), 0);
+}
+
+static void test_batch_iter_merges(void **state)
+{
+    static const char *const db[] = {"a", "c", "e", "g", "q1", "q2", "q3", "r"};
+    fixture *f = *state;
+    char out[512];
+    maosd_store *s = open_store(f->dir);
+    maosd_batch *b = maosd_batch_new(s);
+    maosd_iter *it;
+
+    assert_non_null(b);
+    for (size_t i = 0; i < sizeof db / sizeof db[0]; i++)
+        maosd_batch_put(b, MAOSD_CF_QUEUES, db[i], strlen(db[i]), "D", 1);
+    assert_int_equal(maosd_store_write(s, b), 0);
+    maosd_batch_clear(b);
+
+    maosd_batch_put(b, MAOSD_CF_QUEUES, "b", 1, "B", 1);  /* between db keys */
+    maosd_batch_delete(b, MAOSD_CF_QUEUES, "c", 1);       /* hides a db key */
+    maosd_batch_put(b, MAOSD_CF_QUEUES, "e", 1, "E", 1);  /* shadows one */
+    maosd_batch_delete(b, MAOSD_CF_QUEUES, "f", 1);       /* deletes nothing */
+    maosd_batch_delete(b, MAOSD_CF_QUEUES, "g", 1);
+    maosd_batch_put(b, MAOSD_CF_QUEUES, "h", 1, "H", 1);  /* past the db keys */
+    maosd_batch_delete(b, MAOSD_CF_QUEUES, "q2", 2);
+    maosd_batch_put(b, MAOSD_CF_QUEUES, "q22", 3, "Q", 1);
+    maosd_batch_put(b, MAOSD_CF_QUEUES, "z", 1, "Z", 1);
+    maosd_batch_put(b, MAOSD_CF_EVENTS, "d", 1, "X", 1);  /* another family */
+    maosd_batch_mark(b);
+    maosd_batch_put(b, MAOSD_CF_QUEUES, "a0", 2, "gone", 4);
+    maosd_batch_rollback(b); /* a0 stays in the overlay, absent */
+
+    it = maosd_batch_iter_new(b, MAOSD_CF_QUEUES, NULL, 0);
+    assert_non_null(it);
+    maosd_iter_seek_first(it);
+    walk(it, 1, out, sizeof out);
+    assert_string_equal(out, "a=D,b=B,e=E,h=H,q1=D,q22=Q,q3=D,r=D,z=Z,");
+    maosd_iter_seek_last(it);
+    walk(it, -1, out, sizeof out);
+    assert_string_equal(out, "z=Z,r=D,q3=D,q22=Q,q1=D,h=H,e=E,b=B,a=D,");
+    /* seek and seek_prev onto a deleted key, a shadowed one, the ends */
+    maosd_iter_seek(it, "c", 1);
+    walk(it, 1, out, sizeof out);
+    assert_string_equal(out, "e=E,h=H,q1=D,q22=Q,q3=D,r=D,z=Z,");
+    maosd_iter_seek_prev(it, "g", 1);
+    walk(it, -1, out, sizeof out);
+    assert_string_equal(out, "e=E,b=B,a=D,");
+    maosd_iter_seek_prev(it, "c", 1);
+    walk(it, -1, out, sizeof out);
+    assert_string_equal(out, "b=B,a=D,");
+    maosd_iter_seek(it, "e", 1); /* lands on the overlay's value */
+    assert_true(maosd_iter_valid(it));
+    size_t vn;
+    assert_memory_equal(maosd_iter_value(it, &vn), "E", 1);
+    assert_int_equal(vn, 1);
+    maosd_iter_seek(it, "zz", 2);
+    assert_false(maosd_iter_valid(it));
+    maosd_iter_seek_prev(it, "0", 1);
+    assert_false(maosd_iter_valid(it));
+    maosd_iter_seek_prev(it, "zz", 2);
+    walk(it, -1, out, sizeof out);
+    assert_true(strncmp(out, "z=Z,r=D,", 8) == 0);
+    /* turning round on an overlay key and on a database key */
+    maosd_iter_seek(it, "b", 1);
+    maosd_iter_next(it); /* e */
+    maosd_iter_prev(it);
+    walk(it, -1, out, sizeof out);
+    assert_string_equal(out, "b=B,a=D,");
+    maosd_iter_seek_prev(it, "q2", 2); /* q1 */
+    maosd_iter_next(it);
+    walk(it, 1, out, sizeof out);
+    assert_string_equal(out, "q22=Q,q3=D,r=D,z=Z,");
+    maosd_iter_free(it);
+
+    /* Prefix bounds: keys >= upper are not visited, from either part. */
+    it = maosd_batch_iter_new(b, MAOSD_CF_QUEUES, "q3", 2);
+    assert_non_null(it);
+    maosd_iter_seek(it, "q", 1);
+    walk(it, 1, out, sizeof out);
+    assert_string_equal(out, "q1=D,q22=Q,");
+    maosd_iter_seek_prev(it, "zzz", 3); /* past the bound: the last below it */
+    walk(it, -1, out, sizeof out);
+    assert_string_equal(out, "q22=Q,q1=D,h=H,e=E,b=B,a=D,");
+    maosd_iter_seek_last(it);
+    walk(it, -1, out, sizeof out);
+    assert_string_equal(out, "q22=Q,q1=D,h=H,e=E,b=B,a=D,");
+    maosd_iter_free(it);
+    it = maosd_batch_iter_new(b, MAOSD_CF_QUEUES, "h", 1); /* bound = overlay key */
+    assert_non_null(it);
+    maosd_iter_seek(it, "d", 1);
+    walk(it, 1, out, sizeof out);
+    assert_string_equal(out, "e=E,");
+    maosd_iter_free(it);
+
+    /* An iterator used after its batch changed is stale: invalid, with an
+     * error, never a read of freed memory. */
+    it = maosd_batch_iter_new(b, MAOSD_CF_QUEUES, NULL, 0);
+    assert_non_null(it);
+    maosd_iter_seek_first(it);
+    assert_true(maosd_iter_valid(it));
+    maosd_batch_put(b, MAOSD_CF_QUEUES, "a1", 2, "A", 1);
+    assert_false(maosd_iter_valid(it));
+    maosd_iter_next(it);
+    assert_false(maosd_iter_valid(it));
+    assert_int_equal(maosd_iter_status(it), MAOS_EINTERNAL);
+    maosd_iter_free(it);
+    assert_null(maosd_batch_iter_new(b, MAOSD_CF__COUNT, NULL, 0));
+
+    /* After the write the database alone says the same. */
+    assert_int_equal(maosd_store_write(s, b), 0);
+    maosd_batch_clear(b);
+    it = maosd_batch_iter_new(b, MAOSD_CF_QUEUES, NULL, 0);
+    maosd_iter_seek_first(it);
+    walk(it, 1, out, sizeof out);
+    assert_string_equal(out, "a=D,a1=A,b=B,e=E,h=H,q1=D,q22=Q,q3=D,r=D,z=Z,");
+    maosd_iter_free(it);
+    maosd_batch_free(b);
+    maosd_store_close(s);
+}
+
+/* A group larger than the overlay keeps between groups (64k entries):
+ * reads through it, then a small group after it gave the memory back,
+ * then a big one again (the tables grow from nothing). */
+static void test_batch_big_group(void **state)
+{
+    fixture *f = *state;
+    maosd_store *s = open_store(f->dir);
+    maosd_batch *b = maosd_batch_new(s);
+    char k[8], v[8], buf[64];
+    size_t n;
+
+    assert_non_null(b);
+    for (int round = 0; round < 2; round++) {
+        for (uint64_t i = 0; i < 100000; i++) {
+            maosd_key_event(k, i);
+            maosd_put_u64(v, i * 3 + (uint64_t)round);
+            maosd_batch_put(b, MAOSD_CF_EVENTS, k, 8, v, 8);
+        }
+        for (uint64_t i = 0; i < 100000; i += 9973) {
+            maosd_key_event(k, i);
+            assert_int_equal(maosd_batch_get(b, MAOSD_CF_EVENTS, k, 8, buf, sizeof buf, &n), 0);
+            assert_int_equal(n, 8);
+            assert_int_equal(maosd_get_u64(buf), i * 3 + (uint64_t)round);
+        }
+        assert_int_equal(maosd_store_write(s, b), 0);
+        maosd_batch_clear(b);
+        maosd_batch_put(b, MAOSD_CF_EVENTS, "x", 1, "small", 5);
+        assert_int_equal(batch_get_str(b, MAOSD_CF_EVENTS, "x", buf, sizeof buf), 0);
+        assert_string_equal(buf, "small");
+        maosd_key_event(k, 5);
+        assert_int_equal(maosd_batch_get(b, MAOSD_CF_EVENTS, k, 8, buf, sizeof buf, &n), 0);
+        assert_int_equal(maosd_get_u64(buf), 15 + (uint64_t)round); /* the database's */
+        maosd_batch_clear(b);
+    }
+    maosd_batch_free(b);
+    maosd_store_close(s);
+}
+
+/*
+ * Randomized differential test: random puts, deletes, marks, rollbacks,
+ * reads, iterator walks (with and without bounds) and writes against a
+ * model (an array over every key of a small key space, the batch's view
+ * and a stack of copies for the marks).  Fixed seed, bounded length.
+ */
+#define DIFF_KEYS 84 /* 1..3 bytes over {00, 01, 'a', ff} */
+#define DIFF_OPS 20000
+#define DIFF_MARKS 32
+
+typedef struct diff_model {
+    char key[DIFF_KEYS][3];
+    size_t klen[DIFF_KEYS];
+    int order[DIFF_KEYS]; /* key ids in bytewise order */
+    int db[DIFF_KEYS];    /* value id, -1 none */
+    int view[DIFF_KEYS];  /* database + batch */
+    int marks[DIFF_MARKS][DIFF_KEYS];
+    int mark_count[DIFF_MARKS];
+    int nmarks, count;
+} diff_model;
+
+static uint64_t diff_rng = 0x9e3779b97f4a7c15u;
+static uint32_t rnd(uint32_t n)
+{
+    diff_rng ^= diff_rng << 13;
+    diff_rng ^= diff_rng >> 7;
+    diff_rng ^= diff_rng << 17;
+    return (uint32_t)(diff_rng % n);
+}
+
+static diff_model *dm;
+static int diff_cmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    size_t m = dm->klen[x] < dm->klen[y] ? dm->klen[x] : dm->klen[y];
+    int c = memcmp(dm->key[x], dm->key[y], m);
+    return c ? c : (dm->klen[x] > dm->klen[y]) - (dm->klen[x] < dm->klen[y]);
+}
+
+static void diff_value(int v, char *out, size_t *n)
+{
+    *n = (size_t)snprintf(out, 32, "value-%d-%s", v, v % 3 ? "" : "longer");
+}
+
+/* Rank of key k in order (0..DIFF_KEYS-1). */
+static int diff_rank(const diff_model *m, int k)
+{
+    for (int r = 0; r < DIFF_KEYS; r++)
+        if (m->order[r] == k)
+            return r;
+    fail();
+    return -1;
+}
+
+/* The model's position after a move: the rank of a visible key in
+ * [0, end) or -1 (end: the rank bound of upper). */
+static int diff_next_visible(const diff_model *m, int from, int dir, int end)
+{
+    for (int r = from; r >= 0 && r < end; r += dir)
+        if (m->view[m->order[r]] >= 0)
+            return r;
+    return -1;
+}
+
+static void diff_check_at(const diff_model *m, maosd_iter *it, int r)
+{
+    if (r < 0) {
+        assert_false(maosd_iter_valid(it));
+        assert_int_equal(maosd_iter_status(it), 0);
+        return;
+    }
+    assert_true(maosd_iter_valid(it));
+    int k = m->order[r];
+    size_t kn, vn, n;
+    char want[32];
+    const char *kp = maosd_iter_key(it, &kn);
+    assert_int_equal(kn, m->klen[k]);
+    assert_memory_equal(kp, m->key[k], kn);
+    const char *vp = maosd_iter_value(it, &vn);
+    diff_value(m->view[k], want, &n);
+    assert_int_equal(vn, n);
+    assert_memory_equal(vp, want, n);
+}
+
+static void test_batch_differential(void **state)
+{
+    static const char alpha[4] = {0x00, 0x01, 'a', (char)0xff};
+    fixture *f = *state;
+    maosd_store *s = open_store(f->dir);
+    maosd_batch *b = maosd_batch_new(s);
+    diff_model *m = calloc(1, sizeof *m);
+    int nk = 0, vseq = 0;
+
+    assert_non_null(b);
+    assert_non_null(m);
+    dm = m;
+    for (size_t len = 1; len <= 3; len++)
+        for (int i = 0; i < (len == 1 ? 4 : len == 2 ? 16 : 64); i++) {
+            for (size_t j = 0, x = (size_t)i; j < len; j++, x /= 4)
+                m->key[nk][len - 1 - j] = alpha[x % 4];
+            m->klen[nk++] = len;
+        }
+    assert_int_equal(nk, DIFF_KEYS);
+    for (int i = 0; i < DIFF_KEYS; i++) {
+        m->order[i] = i;
+        m->db[i] = m->view[i] = -1;
+    }
+    qsort(m->order, DIFF_KEYS, sizeof m->order[0], diff_cmp);
+
+    for (int op = 0; op < DIFF_OPS; op++) {
+        int k = (int)rnd(DIFF_KEYS), what = (int)rnd(100);
+        char v[32];
+        size_t vn;
+        if (what < 30) { /* put */
+            int val = vseq++;
+            diff_value(val, v, &vn);
+            maosd_batch_put(b, MAOSD_CF_QUEUES, m->key[k], m->klen[k], v, vn);
+            m->view[k] = val;
+            m->count++;
+        } else if (what < 45) { /* delete */
+            maosd_batch_delete(b, MAOSD_CF_QUEUES, m->key[k], m->klen[k]);
+            m->view[k] = -1;
+            m->count++;
+        } else if (what < 52) { /* mark */
+            if (m->nmarks == DIFF_MARKS)
+                continue;
+            memcpy(m->marks[m->nmarks], m->view, sizeof m->view);
+            m->mark_count[m->nmarks++] = m->count;
+            maosd_batch_mark(b);
+        } else if (what < 58) { /* rollback */
+            if (!m->nmarks)
+                continue;
+            memcpy(m->view, m->marks[--m->nmarks], sizeof m->view);
+            m->count = m->mark_count[m->nmarks];
+            maosd_batch_rollback(b);
+            assert_int_equal(maosd_batch_count(b), m->count);
+        } else if (what < 75) { /* point read */
+            char got[32];
+            size_t n = 0;
+            int rc = maosd_batch_get(b, MAOSD_CF_QUEUES, m->key[k], m->klen[k], got,
+                                     sizeof got, &n);
+            if (m->view[k] < 0) {
+                assert_int_equal(rc, MAOS_ENOT_FOUND);
+            } else {
+                assert_int_equal(rc, 0);
+                diff_value(m->view[k], v, &vn);
+                assert_int_equal(n, vn);
+                assert_memory_equal(got, v, vn);
+            }
+        } else if (what < 97) { /* an iterator walk */
+            int end = DIFF_KEYS, ub = -1;
+            if (rnd(2)) {
+                ub = (int)rnd(DIFF_KEYS);
+                end = diff_rank(m, ub);
+            }
+            maosd_iter *it = maosd_batch_iter_new(b, MAOSD_CF_QUEUES,
+                                                  ub < 0 ? NULL : m->key[ub],
+                                                  ub < 0 ? 0 : m->klen[ub]);
+            assert_non_null(it);
+            int r = -1;
+            for (int step = 0; step < 12; step++) {
+                int mv = (int)rnd(6), t = diff_rank(m, (int)rnd(DIFF_KEYS));
+                switch (mv) {
+                case 0:
+                    maosd_iter_seek(it, m->key[m->order[t]], m->klen[m->order[t]]);
+                    r = t < end ? diff_next_visible(m, t, 1, end) : -1;
+                    break;
+                case 1:
+                    maosd_iter_seek_prev(it, m->key[m->order[t]], m->klen[m->order[t]]);
+                    r = diff_next_visible(m, t < end ? t : end - 1, -1, end);
+                    break;
+                case 2:
+                    maosd_iter_seek_first(it);
+                    r = diff_next_visible(m, 0, 1, end);
+                    break;
+                case 3:
+                    maosd_iter_seek_last(it);
+                    r = diff_next_visible(m, end - 1, -1, end);
+                    break;
+                case 4:
+                    if (r < 0)
+                        continue;
+                    maosd_iter_next(it);
+                    r = diff_next_visible(m, r + 1, 1, end);
+                    break;
+                default:
+                    if (r < 0)
+                        continue;
+                    maosd_iter_prev(it);
+                    r = diff_next_visible(m, r - 1, -1, end);
+                    break;
+                }
+                diff_check_at(m, it, r);
+            }
+            maosd_iter_free(it);
+        } else { /* write the group, start the next */
+            assert_int_equal(maosd_store_write(s, b), 0);
+            maosd_batch_clear(b);
+            memcpy(m->db, m->view, sizeof m->db);
+            m->nmarks = m->count = 0;
+        }
+        assert_int_equal(maosd_batch_count(b), m->count);
+    }
+    /* The database ends as the model's last write left it. */
+    for (int k = 0; k < DIFF_KEYS; k++) {
+        char got[32], want[32];
+        size_t n = 0, wn;
+        int rc = maosd_store_get(s, MAOSD_CF_QUEUES, m->key[k], m->klen[k], got,
+                                 sizeof got, &n);
+        if (m->db[k] < 0) {
+            assert_int_equal(rc, MAOS_ENOT_FOUND);
+        } else {
+            assert_int_equal(rc, 0);
+            diff_value(m->db[k], want, &wn);
+            assert_int_equal(n, wn);
+            assert_memory_equal(got, want, wn);
+        }
+    }
+    free(m);
+    maosd_batch_free(b);
+    maosd_store_close(s);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static int child_try_open(const char *dir)
@@ -775,6 +1265,10 @@ int main(int argc, char **argv)
         T(test_get_copies_and_alloc),
         T(test_batch_reads_pending_writes),
         T(test_mark_rollback),
+        T(test_overlay_nested_marks),
+        T(test_batch_iter_merges),
+        T(test_batch_differential),
+        T(test_batch_big_group),
         T(test_iter_event_positions),
         T(test_iter_stream_versions),
         T(test_store_last),
