@@ -146,8 +146,10 @@ struct maosd_store {
 
 struct maosd_batch {
     maosd_store *s;
-    rocksdb_writebatch_t *wb; /* what is written (and the journal record) */
+    rocksdb_writebatch_t *wb; /* what was staged, in order (its save points) */
     maosd_overlay *ov;        /* its keys: reads of the pending writes */
+    rocksdb_writebatch_t *out;/* what is written (and the journal record):
+                               * batch_final() */
     int poisoned;
 };
 
@@ -1347,6 +1349,8 @@ void maosd_batch_free(maosd_batch *b)
         return;
     if (b->wb)
         rocksdb_writebatch_destroy(b->wb);
+    if (b->out)
+        rocksdb_writebatch_destroy(b->out);
     maosd_overlay_free(b->ov);
     free(b);
 }
@@ -1482,15 +1486,15 @@ int maosd_batch_count(maosd_batch *b)
  * the journal holds nothing older than it.  1: on to RocksDB's apply
  * (rerr set on failure); or a code to return.
  */
-static int journal_write(maosd_store *s, maosd_batch *b, char **rerr)
+static int journal_write(maosd_store *s, rocksdb_writebatch_t *wb, char **rerr)
 {
     size_t n;
-    const char *data = rocksdb_writebatch_data(b->wb, &n);
+    const char *data = rocksdb_writebatch_data(wb, &n);
     int fits = maosd_journal_fits(s->journal, n);
     if (fits != 1 && journal_next_lap(s))
         return MAOS_EREAD_ONLY; /* nothing of this group written */
     if (fits < 0) {
-        rocksdb_write(s->db, s->wal_wopts, b->wb, rerr);
+        rocksdb_write(s->db, s->wal_wopts, wb, rerr);
         return 1;
     }
     if (maosd_journal_write(s->journal, data, n, s->sync)) {
@@ -1509,7 +1513,7 @@ static int journal_write(maosd_store *s, maosd_batch *b, char **rerr)
         return 1;
     }
 #endif
-    rocksdb_write(s->db, s->wopts, b->wb, rerr);
+    rocksdb_write(s->db, s->wopts, wb, rerr);
     if (!*rerr)
         journal_preflush(s);
     return 1;
@@ -1518,6 +1522,45 @@ static int journal_write(maosd_store *s, maosd_batch *b, char **rerr)
 uint64_t maosd_store_journal_lap(const maosd_store *s)
 {
     return s->journal ? maosd_journal_lap(s->journal) : 0;
+}
+
+/*
+ * The group as it is written: every key once, with its last value or its
+ * delete, in key order within each column family -- what applying the
+ * staged batch in order would leave, read off the overlay (which holds
+ * exactly that, rolled-back requests already undone).  Fewer entries
+ * (a stream head or a task put several times in a group is written once)
+ * and, in key order, each memtable insert starts next to the last one
+ * (RocksDB's skiplist keeps the last insert's path), where staged order
+ * jumps around.  NULL: out of memory.
+ */
+static rocksdb_writebatch_t *batch_final(maosd_batch *b)
+{
+    if (!b->out && !(b->out = rocksdb_writebatch_create()))
+        return NULL;
+    rocksdb_writebatch_clear(b->out);
+    size_t dlen;
+    const char *data = rocksdb_writebatch_data(b->wb, &dlen);
+    for (unsigned cf = 0; cf < MAOSD_CF__COUNT; cf++) {
+        rocksdb_column_family_handle_t *h = cf_handle(b->s, (maosd_cf)cf);
+        const uint32_t *idx;
+        size_t n;
+        if (h == NULL)
+            continue;
+        if (maosd_overlay_sorted(b->ov, cf, &idx, &n))
+            return NULL;
+        for (size_t i = 0; i < n; i++) {
+            const char *k;
+            size_t kl, vl;
+            uint64_t off;
+            int st = maosd_overlay_entry(b->ov, idx[i], &k, &kl, &off, &vl);
+            if (st == 1)
+                rocksdb_writebatch_put_cf(b->out, h, k, kl, data + off, vl);
+            else if (st == 0)
+                rocksdb_writebatch_delete_cf(b->out, h, k, kl);
+        }
+    }
+    return b->out;
 }
 
 int maosd_store_write(maosd_store *s, maosd_batch *b)
@@ -1537,12 +1580,15 @@ int maosd_store_write(maosd_store *s, maosd_batch *b)
         return MAOS_EOUTCOME_UNKNOWN;
     }
 #endif
+    rocksdb_writebatch_t *wb = batch_final(b);
+    if (wb == NULL)
+        return MAOS_ENOMEM; /* refused before anything was written */
     if (s->journal) {
-        int rc = journal_write(s, b, &rerr);
+        int rc = journal_write(s, wb, &rerr);
         if (rc <= 0)
             return rc;
     } else {
-        rocksdb_write(s->db, s->wopts, b->wb, &rerr);
+        rocksdb_write(s->db, s->wopts, wb, &rerr);
     }
     if (rerr != NULL) {
         /* Whatever the cause, the outcome of this group is unknown to the
