@@ -117,9 +117,7 @@ size_t maosd_wreq_cost(const maosd_wreq *w)
 
 static void refuse(maosd_conn *c, uint64_t rid, int code, const char *why)
 {
-    maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu: %s: %s",
-               (unsigned long long)c->id, (unsigned long long)rid,
-               maos_err_name(code), why);
+    maosd_logf_req(MAOSD_LOG_DEBUG, c->id, rid, NULL, code, why);
     maosd_reply_error(c, rid, code, why, 0, 0, -1);
 }
 
@@ -181,9 +179,7 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
     if (c->hello && c->greeting)
         maosd_conn_greeted(c); /* no more hello timeout */
     if (rc) {
-        maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu %s: %s: %s",
-                   (unsigned long long)c->id, (unsigned long long)req.rid, op->name,
-                   maos_err_name(rc), call.why);
+        maosd_logf_req(MAOSD_LOG_DEBUG, c->id, req.rid, op->name, rc, call.why);
         maosd_reply_error(c, req.rid, rc, call.why, call.has_actual, call.actual, -1);
     }
 out:

@@ -2,6 +2,10 @@
  * daemon/log.c -- one line per event on stderr.  Under systemd (JOURNAL_STREAM
  * set) lines carry a "<N>" syslog priority prefix that journald understands;
  * on a terminal they carry a UTC timestamp and a level word instead.
+ * What is about one request (maosd_log_req) goes to the journal with
+ * fields of its own (CONN_ID, RID, OP, CODE: `journalctl CODE=WRONG_REVISION`)
+ * through sd_journal_send when stderr is the journal, and as the same
+ * plain line otherwise.
  * The daemon logs once, where an error is handled (docs/ARCHITECTURE.md,
  * "House rules").
  */
@@ -9,9 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include <systemd/sd-journal.h>
+
 #include "log.h"
+#include "maos/proto.h"
 
 _Atomic int maosd_log_level = MAOSD_LOG_INFO;
 /* Set once by maosd_log_init, before the commit thread exists: both
@@ -20,7 +28,13 @@ static int journal;
 
 void maosd_log_init(void)
 {
-    journal = getenv("JOURNAL_STREAM") != NULL;
+    /* JOURNAL_STREAM is "dev:ino" of the stream systemd connected; it is
+     * ours only while stderr is still that stream (not redirected) */
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+              (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 static const char *level_name(int level)
@@ -73,4 +87,29 @@ void maosd_log(int level, const char *fmt, ...)
             line[i] = ' ';
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
+}
+
+void maosd_log_req(int level, uint64_t conn_id, uint64_t rid, const char *op, int code,
+                   const char *why)
+{
+    char head[96];
+    int n = snprintf(head, sizeof head, "conn %llu rid %llu", (unsigned long long)conn_id,
+                     (unsigned long long)rid);
+    if (op && n > 0 && (size_t)n < sizeof head)
+        snprintf(head + n, sizeof head - (size_t)n, " %s", op);
+    const char *cname = code ? maos_err_name(code) : NULL;
+    if (!journal) {
+        if (cname)
+            maosd_log(level, "%s: %s: %s", head, cname, why ? why : "-");
+        else
+            maosd_log(level, "%s: %s", head, why ? why : "-");
+        return;
+    }
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s: %s%s%s", head, cname ? cname : "", cname ? ": " : "",
+             why ? why : "-");
+    sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level, "SYSLOG_IDENTIFIER=maosd",
+                    "CONN_ID=%llu", (unsigned long long)conn_id, "RID=%llu",
+                    (unsigned long long)rid, "OP=%s", op ? op : "", "CODE=%s",
+                    cname ? cname : "", NULL);
 }

@@ -14,6 +14,15 @@ extern _Atomic int maosd_log_level; /* any thread reads it; SIGHUP sets it */
  * before any other thread runs. */
 void maosd_log_init(void);
 void maosd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A line about one request: "conn C rid R OP: CODE: why" (op NULL, code 0:
+ * left out); in the journal with the fields CONN_ID, RID, OP and CODE. */
+void maosd_log_req(int level, uint64_t conn_id, uint64_t rid, const char *op, int code,
+                   const char *why);
+#define maosd_logf_req(lvl, ...)                                               \
+    do {                                                                       \
+        if ((lvl) <= maosd_log_level)                                          \
+            maosd_log_req((lvl), __VA_ARGS__);                                 \
+    } while (0)
 /* "error" | "warn" | "info" | "debug" -> level, or -1. */
 int maosd_log_parse_level(const char *s);
 #define maosd_logf(lvl, ...)                                                   \

@@ -200,10 +200,8 @@ void maosd_write_reply(maosd_server *srv, maosd_wreq *w)
                 c->out_broken = 1; /* maosd_reply_end closes c */
             maosd_reply_end(c, mark);
         } else {
-            maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu %s: %s: %s",
-                       (unsigned long long)c->id, (unsigned long long)w->req.rid,
-                       maos_op_name(w->req.op), maos_err_name(w->code),
-                       w->why ? w->why : "-");
+            maosd_logf_req(MAOSD_LOG_DEBUG, c->id, w->req.rid, maos_op_name(w->req.op),
+                           w->code, w->why);
             maosd_reply_error_entry(c, w->req.rid, w->code, w->why, w->has_actual,
                                     w->actual, w->index,
                                     (maos_slice){w->current.data,
@@ -281,9 +279,8 @@ int maosd_drop_reply(maosd_call *call, size_t mark, int rc)
     call->conn->out.size = mark;
     rc = maosd_read_failure(rc, call->why, sizeof(call->why), &log_it);
     if (log_it)
-        maosd_log(MAOSD_LOG_ERROR, "conn %llu rid %llu: %s",
-                  (unsigned long long)call->conn->id,
-                  (unsigned long long)call->req->rid, call->why);
+        maosd_log_req(MAOSD_LOG_ERROR, call->conn->id, call->req->rid,
+                      maos_op_name(call->req->op), rc, call->why);
     return rc;
 }
 

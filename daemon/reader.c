@@ -208,15 +208,13 @@ void maosd_rjob_reply(maosd_rjob *j)
 {
     maosd_conn *c = j->conn;
     if (j->log_why) /* logged once, here, where it is handled */
-        maosd_log(MAOSD_LOG_ERROR, "conn %llu rid %llu: %s",
-                  (unsigned long long)(c ? c->id : 0),
-                  (unsigned long long)j->req.rid, j->why);
+        maosd_log_req(MAOSD_LOG_ERROR, c ? c->id : 0, j->req.rid, maos_op_name(j->req.op),
+                      j->rc, j->why);
     if (!c || c->closing)
         return; /* nobody to answer: the bytes go with the job */
     if (j->rc) {
-        maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu %s: %s: %s",
-                   (unsigned long long)c->id, (unsigned long long)j->req.rid,
-                   maos_op_name(j->req.op), maos_err_name(j->rc), j->why);
+        maosd_logf_req(MAOSD_LOG_DEBUG, c->id, j->req.rid, maos_op_name(j->req.op), j->rc,
+                       j->why);
         maosd_reply_error(c, j->req.rid, j->rc, j->why, j->has_actual, j->actual, -1);
         return;
     }
