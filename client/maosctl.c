@@ -308,7 +308,8 @@ static const char *const global_help =
     "                 30 s per request; none: wait for ever.  tail and listen also\n"
     "                 end after S seconds without an event (exit 0)\n"
     "  --json         one JSON object per line\n"
-    "  --help         show help (for a command: maosctl CMD --help)\n"
+    "  --help         show help (for a command: maosctl CMD --help, or\n"
+    "                 maosctl help CMD)\n"
     "  --version      show the version\n";
 
 /* ---- output helpers ---------------------------------------------------------- */
@@ -2493,6 +2494,15 @@ int main(int argc, char **argv)
             rc = EXIT_USAGE;
         }
         goto out;
+    }
+    if (strcmp(name, "help") == 0) { /* maosctl help [COMMAND]: as --help */
+        if (a.npos == 0) {
+            print_main_help(stdout);
+            rc = EXIT_OK;
+            goto out;
+        }
+        name = a.pos[0];
+        a.help = 1;
     }
     current = find_command(name);
     if (!current) {

@@ -3,7 +3,8 @@
 #
 # Commands and options come from maosctl itself (`maosctl --help`,
 # `maosctl CMD --help`), so they never fall behind it; stream names (read,
-# append, tail --stream) and queue names (queue ...) come from the running
+# append, tail --stream), table names (kv ...: from the streams kv.TABLE-KEY)
+# and queue names (queue ...) come from the running
 # daemon (`maosctl streams`, `maosctl queue list`), given up after one
 # second when it does not answer.
 
@@ -55,7 +56,13 @@ _maosctl() {
         [[ $prev == "$cmd" ]] &&
             COMPREPLY=($(compgen -W "$(_maosctl_daemon streams | awk '{ print $1 }')" -- "$cur")) ;;
     kv)
-        [[ $prev == kv ]] && COMPREPLY=($(compgen -W "get put del list watch" -- "$cur")) ;;
+        if [[ $prev == kv ]]; then
+            COMPREPLY=($(compgen -W "get put del list watch" -- "$cur"))
+        elif [[ $prev == @(get|put|del|list|watch) ]]; then
+            # tables from their streams: kv.TABLE-KEY
+            COMPREPLY=($(compgen -W "$(_maosctl_daemon streams --prefix kv. |
+                awk '{ n = $1; sub(/^kv\./, "", n); sub(/-.*/, "", n); print n }' | sort -u)" -- "$cur"))
+        fi ;;
     session)
         [[ $prev == session ]] && COMPREPLY=($(compgen -W "create list show close" -- "$cur")) ;;
     agent)

@@ -37,11 +37,13 @@ expect_not() {
 
 start_daemon || exit 1
 "$CTL" --socket "$SOCK" append task-17 created '{}' >/dev/null || { echo "FAIL: append"; exit 1; }
+"$CTL" --socket "$SOCK" kv put settings mode '{"v":1}' >/dev/null || { echo "FAIL: kv put"; exit 1; }
 
 complete_line "re";           expect_has "commands" read; expect_has "commands" read-all
 expect_not "commands" ping
 complete_line "queue" "--";   expect_has "queue options" --ordering-key; expect_has "queue options" --dead
 complete_line "kv" "";        expect_has "kv sub-commands" watch
+complete_line "kv" "get" "se"; expect_has "table names" settings
 complete_line "read" "task-"; expect_has "stream names" task-17
 complete_line "read-all" "--stream" "t"; expect_has "--stream names" task-17
 complete_line "--";           expect_has "global options" --json

@@ -28,6 +28,9 @@ cmds=$("$maosctl" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { pri
 [ -n "$cmds" ] || { echo "FAIL: no commands in maosctl --help"; exit 1; }
 for c in $cmds; do
     grep -q -- "^\*$c[* ]" "$man/maosctl.1.scd" || miss "maosctl $c (as a command)" maosctl.1.scd
+    # `maosctl help CMD` says the same as `maosctl CMD --help`
+    [ "$("$maosctl" help "$c")" = "$("$maosctl" "$c" --help)" ] ||
+        { echo "FAIL: maosctl help $c differs from maosctl $c --help"; fail=1; }
     for f in $("$maosctl" "$c" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
         has "$f" maosctl.1.scd || miss "maosctl $c $f" maosctl.1.scd
     done

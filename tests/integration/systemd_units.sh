@@ -10,12 +10,12 @@ maosd=${MAOSD_BIN:?MAOSD_BIN is not set}
 command -v systemd-analyze >/dev/null || { echo "SKIP: no systemd-analyze"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for f in maosd.service maosd.socket maosd-user.service; do
+for f in maosd.service maosd.socket maosd-user.service maosd-user.socket; do
     sed "s|/usr/sbin/maosd|$maosd|g" "$src/systemd/$f" >"$tmp/$f"
 done
 cd "$tmp"
 systemd-analyze verify maosd.service maosd.socket
-XDG_RUNTIME_DIR=$tmp systemd-analyze --user verify maosd-user.service
+XDG_RUNTIME_DIR=$tmp systemd-analyze --user verify maosd-user.service maosd-user.socket
 out=$(systemd-analyze security --offline=yes maosd.service 2>&1)
 level=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for maosd.service: \([0-9.]*\).*/\1/p')
 [ -n "$level" ] || { printf '%s\n' "$out"; echo "FAIL: no exposure level"; exit 1; }

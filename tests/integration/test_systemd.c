@@ -8,7 +8,9 @@
  *  - socket activation: the test binds and listens, passes the socket as
  *    fd 3 with LISTEN_FDS/LISTEN_PID as systemd does; maosd serves on it,
  *    a second maosd on the same socket path is refused (the single-instance
- *    lock still holds), and the socket is left in place at exit;
+ *    lock still holds), and the socket is left in place at exit; and the
+ *    same through systemd's own systemd-socket-activate (when installed),
+ *    which starts maosd on the first connection: that connection is served;
  *  - watchdog (maosd-fault): with WATCHDOG_USEC set, maosd pings; while
  *    the commit thread is held inside a group's write
  *    (MAOS_FAULT_STALL_GATE) the pings stop and each withheld tick says why
@@ -197,6 +199,44 @@ static void test_socket_activation(void **state)
     close(lfd);
 }
 
+/* systemd-socket-activate listens, and on the first connection execs maosd
+ * with the socket: the connection that started it is served. */
+static void test_systemd_socket_activate(void **state)
+{
+    (void)state;
+    const char *ssa = "/usr/bin/systemd-socket-activate";
+    if (access(ssa, X_OK) != 0) {
+        printf("SKIP: no %s\n", ssa);
+        return;
+    }
+    notify_open();
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mkdir(d->dir, 0700);
+    pid_t pid = mt_fork();
+    MT_TRUE(pid >= 0);
+    if (pid == 0) {
+        int log = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
+            _exit(127);
+        setenv("NOTIFY_SOCKET", g_notify_path, 1);
+        const char *argv[] = {ssa, "-l", d->sock, "-E", "NOTIFY_SOCKET", d->bin,
+                              "--data-dir", d->data, "--socket", d->sock, NULL};
+        execv(ssa, (char *const *)argv);
+        _exit(127);
+    }
+    d->pid = pid; /* systemd-socket-activate execs maosd in its place */
+    int64_t deadline = mt_now_us() + 30 * 1000000LL;
+    struct stat st;
+    while (lstat(d->sock, &st) != 0 && mt_now_us() < deadline)
+        mt_sleep_ms(1); /* polling for the socket the tool binds */
+    MT_EQ_INT(lstat(d->sock, &st), 0);
+    ping(d); /* starts maosd, and is served by it */
+    char msg[512];
+    notify_wait("READY=1", msg, sizeof msg);
+    ping(d);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
 static void test_watchdog_stuck_commit(void **state)
 {
     (void)state;
@@ -285,6 +325,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ready_and_stopping),
         cmocka_unit_test(test_socket_activation),
+        cmocka_unit_test(test_systemd_socket_activate),
         cmocka_unit_test(test_watchdog_stuck_commit),
         cmocka_unit_test(test_reload),
     };
