@@ -6,7 +6,7 @@
 # 77) where systemd-analyze is absent.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
-maosd=${MAOSD_BIN:?MAOSD_BIN is not set}
+maosd=$(realpath "${MAOSD_BIN:?MAOSD_BIN is not set}")
 command -v systemd-analyze >/dev/null || { echo "SKIP: no systemd-analyze"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
