@@ -1864,6 +1864,8 @@ int maos_stats_get(maos_ctx *c, maos_stats_info *out)
     snprintf(out->durability, sizeof out->durability, "%.*s",
              (int)rep.stats.durability.len,
              rep.stats.durability.ptr ? rep.stats.durability.ptr : "");
+    snprintf(out->data_dir, sizeof out->data_dir, "%.*s", (int)rep.stats.data_dir.len,
+             rep.stats.data_dir.ptr ? rep.stats.data_dir.ptr : "");
     if (rep.stats.head_hash.len != sizeof out->head_hash) {
         free(f);
         return die(c, MAOS_EPROTO, "stats reply without a 32-byte head_hash");

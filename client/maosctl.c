@@ -163,6 +163,7 @@ static int cmd_read(struct args *a);
 static int cmd_read_all(struct args *a);
 static int cmd_streams(struct args *a);
 static int cmd_stats(struct args *a);
+static int cmd_status(struct args *a);
 static int cmd_verify(struct args *a);
 static int cmd_tail(struct args *a);
 static int cmd_publish(struct args *a);
@@ -292,6 +293,11 @@ static const struct command commands[] = {
      "after N tasks; SIGINT/SIGTERM: stop after the task in hand.  It lives\n"
      "through restarts of maosd: it reconnects and claims again (the task in\n"
      "hand when the connection was lost went back to its queue)."},
+    {"status", cmd_status, "", "a one-screen summary of the daemon, for a person", 0, 0, 0,
+     "Version, uptime, data directory and its size on disk, durability, head,\n"
+     "requests and events per second over the last minute, connections,\n"
+     "subscriptions and the slowest one's lag, state (ok or read_only).\n"
+     "With --json one object with the same figures (as numbers)."},
     {"stats", cmd_stats, "", "print the daemon's counters and every queue's figures", 0, 0,
      0, NULL},
     {"verify", cmd_verify, "",
@@ -1066,6 +1072,68 @@ static int cmd_stats(struct args *a)
             print_queue_info(a, &qi[i]);
     }
     free(qi);
+    maos_free(c);
+    return rc;
+}
+
+/* n bytes for a person: "12.3 MiB" */
+static void human_bytes(uint64_t n, char *out, size_t cap)
+{
+    static const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    unsigned u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, cap, "%" PRIu64 " bytes", n);
+    else
+        snprintf(out, cap, "%.1f %s", v, unit[u]);
+}
+
+static int cmd_status(struct args *a)
+{
+    maos_ctx *c;
+    maos_stats_info s;
+    int rc = connect_to(a, &c);
+    if (rc)
+        return rc;
+    if (maos_stats_get(c, &s)) {
+        rc = report(c, "status");
+        maos_free(c);
+        return rc;
+    }
+    uint64_t up = s.uptime_us / 1000000;
+    if (a->json) {
+        json_t *o = json_pack(
+            "{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "server", s.server,
+            "state", s.state, "durability", s.durability, "data_dir", s.data_dir,
+            "data_bytes", (json_int_t)s.data_bytes, "uptime_s", (json_int_t)up,
+            "head_position", (json_int_t)s.head_position, "requests_per_s",
+            (json_int_t)s.requests_per_s, "events_per_s", (json_int_t)s.events_per_s,
+            "connections", (json_int_t)s.connections, "connections_total",
+            (json_int_t)s.connections_total, "subscriptions", (json_int_t)s.subscriptions,
+            "subscriptions_live", (json_int_t)s.subscriptions_live,
+            "subscriptions_max_lag", (json_int_t)s.subscriptions_max_lag);
+        print_json_line(o);
+    } else {
+        char size[32];
+        human_bytes(s.data_bytes, size, sizeof size);
+        printf("%s, state %s, durability %s\n", s.server, s.state, s.durability);
+        printf("%-14s %" PRIu64 "d %02" PRIu64 "h %02" PRIu64 "m %02" PRIu64 "s\n",
+               "uptime", up / 86400, up / 3600 % 24, up / 60 % 60, up % 60);
+        printf("%-14s %s, %s on disk\n", "data", s.data_dir[0] ? s.data_dir : "?", size);
+        printf("%-14s position %" PRIu64 "\n", "head", s.head_position);
+        printf("%-14s %" PRIu64 " requests/s, %" PRIu64 " events/s (last minute)\n", "rate",
+               s.requests_per_s, s.events_per_s);
+        printf("%-14s %" PRIu64 " now, %" PRIu64 " since start\n", "connections",
+               s.connections, s.connections_total);
+        printf("%-14s %" PRIu64 " (%" PRIu64 " live), the slowest %" PRIu64
+               " events behind\n",
+               "subscriptions", s.subscriptions, s.subscriptions_live,
+               s.subscriptions_max_lag);
+    }
     maos_free(c);
     return rc;
 }

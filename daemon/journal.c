@@ -419,6 +419,11 @@ uint64_t maosd_journal_lap(const maosd_journal *j)
     return j->lap;
 }
 
+uint64_t maosd_journal_bytes(const maosd_journal *j)
+{
+    return j->size;
+}
+
 const char *maosd_journal_path(const maosd_journal *j)
 {
     return j->path;

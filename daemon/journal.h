@@ -103,6 +103,8 @@ int maosd_journal_new_lap(maosd_journal *j);
 
 int maosd_journal_errno(const maosd_journal *j);
 uint64_t maosd_journal_lap(const maosd_journal *j);
+/* The journal file's size in bytes. */
+uint64_t maosd_journal_bytes(const maosd_journal *j);
 const char *maosd_journal_path(const maosd_journal *j);
 void maosd_journal_close(maosd_journal *j);
 

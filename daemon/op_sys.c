@@ -52,6 +52,7 @@ int maosd_op_stats(maosd_call *call)
     st.state = cslice(maosd_store_state(call->srv->store) == MAOSD_STORE_OK ? "ok"
                                                                            : "read_only");
     st.durability = cslice(call->srv->cfg->sync ? "sync" : "none");
+    st.data_dir = cslice(call->srv->cfg->data_dir);
     /* position and hash of one durable head, read together */
     uint8_t hash[MAOS_HASH_BYTES];
     maosd_commit_durable(call->srv->commit, &st.head_position, hash);

@@ -911,6 +911,7 @@ static int socket_in_use(const char *path)
 }
 
 static int listening(maosd_server *srv);
+static void rate_start(maosd_server *srv);
 
 /*
  * Socket activation: systemd bound and listens on the socket (its unit
@@ -1018,6 +1019,7 @@ static int listening(maosd_server *srv)
     const maosd_config *cfg = srv->cfg;
     srv->listening = 1;
     srv->euid = geteuid();
+    rate_start(srv);
     uv_check_init(srv->loop, &flush_check);
     flush_check.data = srv;
     uv_check_start(&flush_check, on_flush_check);
@@ -1063,6 +1065,7 @@ static void on_drain_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)&srv->hello_timer, NULL);
     uv_close((uv_handle_t *)&srv->trim_timer, NULL);
     uv_close((uv_handle_t *)&srv->lag_prepare, NULL);
+    uv_close((uv_handle_t *)&srv->rate_timer, NULL);
     maosd_subs_close(srv);
     maosd_queues_free(srv);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
@@ -1152,6 +1155,41 @@ static uint64_t lag_p99(const maosd_server *srv)
     return 0;
 }
 
+/* ---- rates over the last minute ------------------------------------------------ */
+
+static void on_rate(uv_timer_t *t)
+{
+    maosd_server *srv = t->data;
+    unsigned i = srv->rate_n++ % MAOSD_RATE_SAMPLES;
+    srv->rate[i].ms = uv_now(srv->loop);
+    srv->rate[i].requests = atomic_load(&srv->counters.requests);
+    srv->rate[i].events = atomic_load(&srv->counters.commit_events);
+}
+
+static void rate_start(maosd_server *srv)
+{
+    uv_timer_init(srv->loop, &srv->rate_timer);
+    srv->rate_timer.data = srv;
+    on_rate(&srv->rate_timer); /* the first sample: now */
+    uv_timer_start(&srv->rate_timer, on_rate, 1000, 1000);
+    uv_unref((uv_handle_t *)&srv->rate_timer);
+}
+
+/* Requests and events per second over the last minute (since the start
+ * when younger): now against the oldest sample kept. */
+static void rates(maosd_server *srv, uint64_t *req_s, uint64_t *ev_s)
+{
+    *req_s = *ev_s = 0;
+    if (!srv->rate_n)
+        return;
+    unsigned oldest = srv->rate_n <= MAOSD_RATE_SAMPLES ? 0 : srv->rate_n % MAOSD_RATE_SAMPLES;
+    uint64_t ms = uv_now(srv->loop) - srv->rate[oldest].ms;
+    if (ms == 0)
+        return;
+    *req_s = (atomic_load(&srv->counters.requests) - srv->rate[oldest].requests) * 1000 / ms;
+    *ev_s = (atomic_load(&srv->counters.commit_events) - srv->rate[oldest].events) * 1000 / ms;
+}
+
 void maosd_server_stats(maosd_server *srv, maos_stats *st)
 {
     maosd_counters *ct = &srv->counters;
@@ -1179,5 +1217,7 @@ void maosd_server_stats(maosd_server *srv, maos_stats *st)
     st->reads_pooled = srv->reads_pooled;
     st->reads_in_memory = srv->reads_in_memory;
     st->reads_ahead = srv->reads_ahead;
+    st->data_bytes = maosd_store_data_bytes(srv->store);
+    rates(srv, &st->requests_per_s, &st->events_per_s);
     maosd_subs_stats(srv, st);
 }

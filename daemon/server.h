@@ -35,6 +35,8 @@ typedef struct maosd_counters {
 typedef struct maosd_conn maosd_conn;
 typedef struct maosd_commit maosd_commit;
 
+/* A minute of one-second samples, and the one before it. */
+#define MAOSD_RATE_SAMPLES 61
 /* Loop-lag histogram: 8 buckets per power of two of microseconds. */
 #define MAOSD_LAG_BUCKETS (64 * 8)
 typedef struct maosd_sub maosd_sub;
@@ -63,6 +65,10 @@ typedef struct maosd_server {
     uint64_t sd_watchdog_us;
     uv_timer_t sd_status_timer, sd_watchdog_timer;
     int listen_fd;           /* a socket passed by socket activation, or -1 */
+    /* the last minute's rates (stats): a sample of the counters a second */
+    uv_timer_t rate_timer;
+    struct { uint64_t ms, requests, events; } rate[MAOSD_RATE_SAMPLES];
+    unsigned rate_n;         /* samples taken (the ring holds the last ones) */
     maosd_conn *conns;   /* list of open connections */
     maosd_conn *greet_head, *greet_tail; /* before hello, oldest first */
     uv_timer_t hello_timer;

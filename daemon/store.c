@@ -1519,6 +1519,18 @@ static int journal_write(maosd_store *s, rocksdb_writebatch_t *wb, char **rerr)
     return 1;
 }
 
+uint64_t maosd_store_data_bytes(maosd_store *s)
+{
+    uint64_t total = s->journal ? maosd_journal_bytes(s->journal) : 0;
+    for (int i = 0; i < MAOSD_CF__COUNT; i++) {
+        uint64_t v = 0;
+        if (s->cf[i] != NULL &&
+            rocksdb_property_int_cf(s->db, s->cf[i], "rocksdb.total-sst-files-size", &v) == 0)
+            total += v;
+    }
+    return total;
+}
+
 uint64_t maosd_store_journal_lap(const maosd_store *s)
 {
     return s->journal ? maosd_journal_lap(s->journal) : 0;

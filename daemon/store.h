@@ -222,6 +222,10 @@ int maosd_batch_count(maosd_batch *b);
 int maosd_store_write(maosd_store *s, maosd_batch *b);
 /* The journal's current lap (0 without a journal).  Commit thread. */
 uint64_t maosd_store_journal_lap(const maosd_store *s);
+/* Bytes the store holds on disk: its table files (RocksDB's
+ * total-sst-files-size of every column family) and the journal.  Any
+ * thread; reads in-memory figures only. */
+uint64_t maosd_store_data_bytes(maosd_store *s);
 
 /* ---- iterators ---------------------------------------------------------- */
 

@@ -2221,7 +2221,7 @@ int maos_enc_reply_append(msgpack_packer *pk, uint64_t rid, int txn,
 
 int maos_enc_reply_stats(msgpack_packer *pk, uint64_t rid, const maos_stats *s)
 {
-    uint32_t n = 4;
+    uint32_t n = 4 + (s->data_dir.len > 0);
 #define MAOS_STATS_COUNT_(name) n++;
     MAOS_STATS_MAP(MAOS_STATS_COUNT_)
 #undef MAOS_STATS_COUNT_
@@ -2229,7 +2229,8 @@ int maos_enc_reply_stats(msgpack_packer *pk, uint64_t rid, const maos_stats *s)
         KV_STR(pk, "state", s->state) || KV_STR(pk, "durability", s->durability) ||
         pk_cstr(pk, "head_hash") || msgpack_pack_bin(pk, s->head_hash.len) ||
         (s->head_hash.len &&
-         msgpack_pack_bin_body(pk, s->head_hash.ptr, s->head_hash.len)))
+         msgpack_pack_bin_body(pk, s->head_hash.ptr, s->head_hash.len)) ||
+        (s->data_dir.len && KV_STR(pk, "data_dir", s->data_dir)))
         return MAOS_ENOMEM;
 #define MAOS_STATS_ENC_(name)                                                  \
     if (KV_U64(pk, #name, s->name))                                            \
@@ -3188,6 +3189,8 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
         } else if (key_is(k, "durability")) {
             bad = maos_mpr_str(&r, &rep->stats.durability);
             rep->have_ |= RF(DURABILITY);
+        } else if (key_is(k, "data_dir")) { /* optional: older daemons lack it */
+            bad = maos_mpr_str(&r, &rep->stats.data_dir);
         } else if (key_is(k, "head_hash")) {
             bad = maos_mpr_bin(&r, &rep->stats.head_hash) ||
                   rep->stats.head_hash.len != MAOS_HASH_BYTES;

@@ -342,6 +342,19 @@ expect_status 0 "stats --json"
 expect_eq "$(jnum "$OUT" head_position)" "$TOTAL" "stats head_position"
 expect_eq "$(jstr "$OUT" state)" ok "stats state"
 
+# status: one screen for a person, the same figures in --json
+run --socket "$SOCK" status
+expect_status 0 "status"
+expect_contains "$OUT" "state ok, durability sync" "status: state and durability"
+expect_contains "$OUT" "$TMP/data, " "status: the data directory"
+expect_contains "$OUT" "position $TOTAL" "status: the head"
+expect_contains "$OUT" "events/s (last minute)" "status: the rates"
+run --socket "$SOCK" --json status
+expect_status 0 "status --json"
+expect_eq "$(jstr "$OUT" data_dir)" "$TMP/data" "status --json data_dir"
+expect_eq "$(jnum "$OUT" head_position)" "$TOTAL" "status --json head_position"
+if [ "$(jnum "$OUT" data_bytes)" -gt 0 ]; then ok; else bad "status --json data_bytes: $OUT"; fi
+
 run --socket "$SOCK" verify
 expect_status 0 "verify"
 expect_contains "$OUT" "OK" "verify prints OK"

@@ -444,6 +444,8 @@ typedef struct maos_stats_info {
     char server[64];     /* "maosd 0.1.0" */
     char state[16];      /* "ok" or "read_only" */
     char durability[16]; /* "sync" or "none" */
+    char data_dir[256];  /* the daemon's data directory ("" from an older
+                          * daemon; cut at 255 bytes) */
     uint8_t head_hash[32]; /* BLAKE2b-256 of the record at head_position,
                             * as the daemon stored it (zeros: empty log);
                             * maosctl verify checks the newest event

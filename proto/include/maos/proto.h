@@ -696,7 +696,10 @@ typedef struct maos_stream_info {
     X(loop_lag_p99_us)                                                         \
     X(reads_pooled)                                                            \
     X(reads_in_memory)                                                         \
-    X(reads_ahead)
+    X(reads_ahead)                                                             \
+    X(data_bytes)                                                              \
+    X(requests_per_s)                                                          \
+    X(events_per_s)
 
 typedef struct maos_stats {
 #define MAOS_STATS_FIELD_(name) uint64_t name;
@@ -707,6 +710,7 @@ typedef struct maos_stats {
     maos_slice durability; /* "sync" or "none" */
     maos_slice head_hash;  /* BLAKE2b-256 of the record at head_position
                             * (32 bytes; zeros for an empty log) */
+    maos_slice data_dir;   /* the daemon's data directory (len 0: not sent) */
 } maos_stats;
 
 /* Error reply.  has_actual: include "actual" (WRONG_EXPECTED_VERSION: the
