@@ -47,9 +47,13 @@ static int fill_events(maos_ctx *c, const maos_event_spec *ev, size_t n,
     return 0;
 }
 
-/* Queue an append or a txn.  appends[0..n): n == 1 and !txn for append. */
+/* Queue an append or a txn.  appends[0..n): n == 1 and !txn for append.
+ * f == NULL: pipelined (maos_append_send: reply for maos_reply_recv), else
+ * through maosc_call (sync: *f / *rep are the reply; async: queued).  With
+ * MAOS_CLIENT_IDS, events without an id get a UUIDv7 here; a request whose
+ * every event has an id is safe to re-send after a reconnect. */
 static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
-                         size_t n, uint64_t *rid_out)
+                         size_t n, uint64_t *rid_out, struct rxf **f, maos_reply *rep)
 {
     size_t total = 0;
     if (!ap || n == 0 || n > UINT32_MAX)
@@ -85,16 +89,26 @@ static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
                      sizeof c->errstr - strlen(c->errstr), " (append %zu)", i);
         k += ap[i].n_events;
     }
+    int all_ids = 1;
+    for (size_t i = 0; i < total && !rc; i++) {
+        if (!evs[i].has_id && c->priv->client_ids) {
+            maosc_uuidv7(evs[i].id);
+            evs[i].has_id = 1;
+        }
+        all_ids &= evs[i].has_id;
+    }
     if (!rc) {
         struct maosc_req rq;
         rc = maosc_req_begin(c, &rq);
         if (!rc) {
             int enc = txn ? maos_enc_txn(&rq.pk, rq.rid, in, (uint32_t)n)
                           : maos_enc_append(&rq.pk, rq.rid, &in[0]);
-            rc = maosc_req_end(c, &rq, txn ? MAOS_OP_TXN : MAOS_OP_APPEND, enc);
+            maos_op op = txn ? MAOS_OP_TXN : MAOS_OP_APPEND;
+            rq.retry_ids = all_ids;
+            if (rid_out)
+                *rid_out = rq.rid;
+            rc = f ? maosc_call(c, &rq, op, enc, f, rep) : maosc_req_end(c, &rq, op, enc);
         }
-        if (!rc && rid_out)
-            *rid_out = rq.rid;
     }
     free(evs);
     free(in);
@@ -103,7 +117,7 @@ static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
 
 /* Fill a caller's maos_append_info from a wire result (ids copied into the
  * caller's array up to ids_cap). */
-static int copy_result(maos_ctx *c, const maos_append_result *r,
+int maosc_copy_result(maos_ctx *c, const maos_append_result *r,
                        maos_append_info *out)
 {
     if (r->ids.len != (uint64_t)r->count * 16)
@@ -143,17 +157,15 @@ int maos_append(maos_ctx *c, const char *stream, int64_t expect,
                 const maos_event_spec *events, size_t n, maos_append_info *out)
 {
     maos_txn_append a = {stream, expect, events, n};
-    uint64_t rid;
     struct rxf *f;
     maos_reply rep;
     int rc = maosc_sync_ready(c);
-    if (rc || (rc = queue_appends(c, 0, &a, 1, &rid)) ||
-        (rc = maosc_sync_reply(c, rid, &f, &rep)))
+    if (rc || (rc = queue_appends(c, 0, &a, 1, NULL, &f, &rep)))
         return rc;
     maos_append_info tmp;
     if (out)
         tmp = *out;
-    rc = copy_result(c, &rep.result, out ? &tmp : NULL);
+    rc = maosc_copy_result(c, &rep.result, out ? &tmp : NULL);
     if (!rc && out)
         *out = tmp;
     free(f);
@@ -163,12 +175,10 @@ int maos_append(maos_ctx *c, const char *stream, int64_t expect,
 int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
              maos_append_info *out)
 {
-    uint64_t rid;
     struct rxf *f;
     maos_reply rep;
     int rc = maosc_sync_ready(c);
-    if (rc || (rc = queue_appends(c, 1, appends, n, &rid)) ||
-        (rc = maosc_sync_reply(c, rid, &f, &rep)))
+    if (rc || (rc = queue_appends(c, 1, appends, n, NULL, &f, &rep)))
         return rc;
     if (rep.n_results != n) {
         free(f);
@@ -194,7 +204,7 @@ int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
     }
     for (size_t i = 0; out && i < n; i++) {
         maos_append_result_next(&r, &res);
-        copy_result(c, &res, &out[i]);
+        maosc_copy_result(c, &res, &out[i]);
     }
     free(f);
     return 0;
@@ -210,7 +220,7 @@ static uint32_t clamp_limit(uint32_t limit)
 }
 
 /* Build a page from a read/read_all reply; takes ownership of f. */
-static int make_page(maos_ctx *c, struct rxf *f, const maos_reply *rep,
+int maosc_make_page(maos_ctx *c, struct rxf *f, const maos_reply *rep,
                      maos_page **out)
 {
     size_t n = rep->n_items;
@@ -263,7 +273,7 @@ int maos_read(maos_ctx *c, const char *stream, uint64_t from, int backward,
                         maos_enc_read(&rq.pk, rq.rid, maosc_cstr(stream), from != MAOS_FROM_START,
                                       from, backward ? 1 : 0, clamp_limit(limit)), &f, &rep)))
         return rc;
-    return make_page(c, f, &rep, out);
+    return maosc_make_page(c, f, &rep, out);
 }
 
 int maos_read_all(maos_ctx *c, const maos_read_filter *fl, uint64_t from,
@@ -316,25 +326,14 @@ int maos_read_all(maos_ctx *c, const maos_read_filter *fl, uint64_t from,
     free(types);
     if (rc)
         return rc;
-    return make_page(c, f, &rep, out);
+    return maosc_make_page(c, f, &rep, out);
 }
 
-int maos_streams(maos_ctx *c, const char *prefix, const char *after,
-                 uint32_t limit, maos_stream_page **out)
+/* A page over a streams reply frame f (taken). */
+int maosc_make_stream_page(maos_ctx *c, struct rxf *f, const maos_reply *rp,
+                           maos_stream_page **out)
 {
-    struct maosc_req rq;
-    struct rxf *f;
-    maos_reply rep;
-    int rc = maosc_sync_ready(c);
-    if (rc)
-        return rc;
-    if (!out)
-        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
-    if ((rc = maosc_req_begin(c, &rq)) ||
-        (rc = maosc_call(c, &rq, MAOS_OP_STREAMS, maos_enc_streams(&rq.pk, rq.rid, maosc_cstr(prefix), maosc_cstr(after),
-                                                   clamp_limit(limit)), &f, &rep)))
-        return rc;
-
+    maos_reply rep = *rp;
     size_t n = rep.n_items;
     if ((uint64_t)n * MIN_STREAM_INFO_BYTES > rep.items.len) {
         free(f);
@@ -381,12 +380,55 @@ bad:
     return maosc_die(c, MAOS_EPROTO, "malformed streams reply");
 }
 
+int maos_streams(maos_ctx *c, const char *prefix, const char *after,
+                 uint32_t limit, maos_stream_page **out)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_STREAMS, maos_enc_streams(&rq.pk, rq.rid, maosc_cstr(prefix), maosc_cstr(after),
+                                                   clamp_limit(limit)), &f, &rep)))
+        return rc;
+
+    return maosc_make_stream_page(c, f, &rep, out);
+}
+
 void maos_stream_page_free(maos_stream_page *p)
 {
     if (!p)
         return;
     free(p->mem_);
     free(p);
+}
+
+/* Fill *out from a stats reply (written only when it is whole). */
+int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
+{
+    const maos_reply *r = rp;
+    maos_stats_info tmp;
+    if (!r->has_stats)
+        return maosc_die(c, MAOS_EPROTO, "stats reply without stats");
+    if (r->stats.head_hash.len != sizeof tmp.head_hash)
+        return maosc_die(c, MAOS_EPROTO, "stats reply without a 32-byte head_hash");
+    memset(&tmp, 0, sizeof tmp);
+#define COPY_STAT_(name) tmp.name = r->stats.name;
+    MAOS_STATS_MAP(COPY_STAT_)
+#undef COPY_STAT_
+    snprintf(tmp.server, sizeof tmp.server, "%.*s", (int)r->stats.server.len,
+             r->stats.server.ptr ? r->stats.server.ptr : "");
+    snprintf(tmp.state, sizeof tmp.state, "%.*s", (int)r->stats.state.len,
+             r->stats.state.ptr ? r->stats.state.ptr : "");
+    snprintf(tmp.durability, sizeof tmp.durability, "%.*s", (int)r->stats.durability.len,
+             r->stats.durability.ptr ? r->stats.durability.ptr : "");
+    memcpy(tmp.head_hash, r->stats.head_hash.ptr, sizeof tmp.head_hash);
+    *out = tmp;
+    return 0;
 }
 
 int maos_stats_get(maos_ctx *c, maos_stats_info *out)
@@ -403,28 +445,9 @@ int maos_stats_get(maos_ctx *c, maos_stats_info *out)
         (rc = maosc_call(c, &rq, MAOS_OP_STATS,
                                   maos_enc_simple(&rq.pk, rq.rid, MAOS_OP_STATS), &f, &rep)))
         return rc;
-    if (!rep.has_stats) {
-        free(f);
-        return maosc_die(c, MAOS_EPROTO, "stats reply without stats");
-    }
-    memset(out, 0, sizeof *out);
-#define COPY_STAT_(name) out->name = rep.stats.name;
-    MAOS_STATS_MAP(COPY_STAT_)
-#undef COPY_STAT_
-    snprintf(out->server, sizeof out->server, "%.*s", (int)rep.stats.server.len,
-             rep.stats.server.ptr ? rep.stats.server.ptr : "");
-    snprintf(out->state, sizeof out->state, "%.*s", (int)rep.stats.state.len,
-             rep.stats.state.ptr ? rep.stats.state.ptr : "");
-    snprintf(out->durability, sizeof out->durability, "%.*s",
-             (int)rep.stats.durability.len,
-             rep.stats.durability.ptr ? rep.stats.durability.ptr : "");
-    if (rep.stats.head_hash.len != sizeof out->head_hash) {
-        free(f);
-        return maosc_die(c, MAOS_EPROTO, "stats reply without a 32-byte head_hash");
-    }
-    memcpy(out->head_hash, rep.stats.head_hash.ptr, sizeof out->head_hash);
+    rc = maosc_stats_from(c, &rep, out);
     free(f);
-    return 0;
+    return rc;
 }
 
 /* ---- pipelining ---------------------------------------------------------------- */
@@ -434,7 +457,7 @@ int maos_append_send(maos_ctx *c, const char *stream, int64_t expect,
 {
     maos_txn_append a = {stream, expect, events, n};
     int rc = maosc_enter(c);
-    if (rc || (rc = queue_appends(c, 0, &a, 1, rid)))
+    if (rc || (rc = queue_appends(c, 0, &a, 1, rid, NULL, NULL)))
         return rc;
     return maosc_maybe_flush(c);
 }
@@ -443,7 +466,7 @@ int maos_txn_send(maos_ctx *c, const maos_txn_append *appends, size_t n,
                   uint64_t *rid)
 {
     int rc = maosc_enter(c);
-    if (rc || (rc = queue_appends(c, 1, appends, n, rid)))
+    if (rc || (rc = queue_appends(c, 1, appends, n, rid, NULL, NULL)))
         return rc;
     return maosc_maybe_flush(c);
 }

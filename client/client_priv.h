@@ -172,9 +172,61 @@ struct csub {
  */
 struct opwin {
     uint8_t *op;
+    struct maosc_pend **pd; /* parallel ring: the request's completion, or
+                             * NULL (a maos_append_send/maos_txn_send reply
+                             * for maos_reply_recv, or a claim_start) */
     size_t cap;
     uint64_t base;
     size_t span;
+};
+
+/*
+ * A request with a completion (wire.c "Completions").  Every request but
+ * the legacy pipelined ones (maos_append_send/maos_txn_send, whose replies
+ * queue in rxq for maos_reply_recv) and maos_claim_start has one, from the
+ * moment its frame is queued until its completion ran:
+ *   SYNC      a synchronous call waits for `done` (wire.c maosc_call);
+ *   ASYNC     the caller's callback runs from maos_process (cq);
+ *   INTERNAL  only `internal` (hello, re-subscribe, agent re-register:
+ *             parts of a (re)connect), then nothing.
+ * `internal` (any kind may have one) runs the moment the reply is routed,
+ * before the next frame is looked at (so a subscribe's server id is known
+ * before its first push is routed).  On a lost connection a request that
+ * is safe to send twice (retry) or was never sent keeps its frame and is
+ * queued again after the next handshake; the others complete with
+ * MAOS_ECONNECTION (outcome unknown).
+ */
+enum { MAOSC_PEND_SYNC = 1, MAOSC_PEND_ASYNC, MAOSC_PEND_INTERNAL };
+struct maosc_pend {
+    struct maosc_pend *next, *prev;  /* `pends` list (issue order), or cq / resend */
+    uint64_t rid;
+    maos_op op;
+    int kind;
+    int retry;            /* safe to send again after a reconnect */
+    int in_win;           /* in the window (sent or queued on this connection) */
+    int sub_kind;         /* SUBSCRIBE/WATCH: the from_kind it was sent with */
+    uint64_t sub_id;      /* SUBSCRIBE/WATCH: the subscription's id, once accepted */
+    void (*internal)(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf *f,
+                     const maos_reply *rep);
+    void *arg;            /* for internal (a csub, ...) */
+    maos_callback cb;     /* ASYNC */
+    void *privdata;
+    long long deadline;   /* monotonic ms; 0: none */
+    long long start_ms;   /* when it was issued */
+    char *frame;          /* retry: the whole frame (length prefix included) */
+    size_t frame_len;
+    /* completion */
+    int done;
+    int status;           /* 0 or the negative MAOS_E* */
+    struct rxf *f;        /* the reply frame (owned), when one came */
+    char errstr[256];
+};
+
+/* The result a callback gets (async.c): a view of the completion. */
+struct maos_result {
+    maos_ctx *c;
+    struct maosc_pend *pd;
+    maos_reply rep;       /* decoded from pd->f (valid when pd->f) */
 };
 
 struct maos_ctx_priv {
@@ -231,18 +283,52 @@ struct maos_ctx_priv {
 
     /* event loop */
     maos_loop_hooks hooks;
+    maos_loop_ops ops;
+    int ops_fd;                   /* fd the ops were told to watch, or -1 */
+    int ops_read, ops_write;      /* interest the ops were told */
+    long long ops_timer_at;       /* the timer the ops were told (abs ms), -1 */
+    long long next_deadline;      /* earliest request deadline known, 0: none */
     int in_process, wake_asked;
+
+    /* completions (wire.c, async.c) */
+    struct maosc_pend *pends_head, *pends_tail; /* with a reply to come */
+    struct maosc_pend *cq_head, *cq_tail;       /* ASYNC, done, callback due */
+    struct maosc_pend *rs_head, *rs_tail;       /* to send after the handshake */
+    size_t n_pends;
+    int submit_async;             /* the request being built is async: */
+    maos_callback submit_cb;      /* its callback */
+    void *submit_privdata;
+    int handshaking;              /* hello (and re-subscribes) in flight */
+    int hs_left;                  /* their replies still to come */
+    int client_ids;               /* MAOS_CLIENT_IDS */
 };
 
 /* ---- shared between the files (maosc_: library-private) ---- */
+
+/* maosc_call's answer for an async request: queued, the callback will run. */
+#define MAOSC_QUEUED 1
 
 /* One request being built (wire.c "The generic call"). */
 struct maosc_req {
     uint64_t rid;
     size_t start;       /* offset of its frame in `out` */
     msgpack_packer pk;  /* encodes into `out` */
+    /* set by the caller between maosc_req_begin and maosc_call: */
+    int internal_only;  /* a part of the (re)connect: no waiter */
+    int retry_ids;      /* an append/txn whose events all carry ids */
+    int sub_kind;       /* subscribe/watch: from_kind */
+    void (*internal)(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf *f,
+                     const maos_reply *rep);
+    void *arg;
 };
 int maosc_req_begin(maos_ctx *c, struct maosc_req *rq);
+int maosc_reply_in(maos_ctx *c, maos_slice frame);
+void maosc_pends_lost(maos_ctx *c, int code, int keep);
+int maosc_pends_resend(maos_ctx *c);
+int maosc_pends_expire(maos_ctx *c);
+int maosc_flush_nb(maos_ctx *c);
+void maosc_pend_free(struct maosc_pend *pd);
+void maosc_run_completions(maos_ctx *c, size_t max);
 int maosc_req_end(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc);
 int maosc_call(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc, struct rxf **f,
                maos_reply *rep);
@@ -258,6 +344,8 @@ int maosc_die_errno(maos_ctx *c, const char *what);
 int maosc_enter(maos_ctx *c);
 void maosc_sleep_ms(long long ms);
 int maosc_reconnect_until(maos_ctx *c, long long deadline);
+int maosc_reconnect_nb(maos_ctx *c);
+void maosc_hs_step(maos_ctx *c);
 
 /* push.c */
 void maosc_aclaims_lost(struct maos_ctx_priv *p);
@@ -270,12 +358,23 @@ int maosc_next_of(maos_ctx *c, uint64_t sub, int timeout_ms, maos_delivery **out
 /* subs.c */
 struct csub *maosc_sub_by_server_id(struct maos_ctx_priv *p, uint64_t sid);
 int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from);
+int maosc_subs_resume(maos_ctx *c);
 
 /* tables.c */
 int maosc_make_table_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
                      maos_table_page **out);
 int maosc_agent_send(maos_ctx *c, uint64_t *revision);
 int64_t maosc_now_us_real(void);
+void maosc_uuidv7(uint8_t id[16]);
+
+/* calls.c, queues.c: replies into the caller's objects (f taken) */
+int maosc_make_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, maos_page **out);
+int maosc_copy_result(maos_ctx *c, const maos_append_result *r, maos_append_info *out);
+int maosc_make_stream_page(maos_ctx *c, struct rxf *f, const maos_reply *rp,
+                           maos_stream_page **out);
+int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out);
+int maosc_make_task_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
+                         maos_task_page **out);
 
 /* wire.c */
 void maosc_win_reset(struct opwin *w);

@@ -46,10 +46,54 @@ long long maosc_now_ms(void)
     return t;
 }
 
+/*
+ * Tell the loop what to watch: the socket for reading (and for writing
+ * while output waits), and a wake-up at the earliest of wake_ms (-1: none),
+ * the next request deadline and, while down, the next reconnect attempt.
+ * The ops hear only changes; the hooks' update hears every call.
+ */
 void maosc_hooks_update(struct maos_ctx_priv *p, int wake_ms)
 {
+    int fd = p->dead ? -1 : p->fd;
+    long long now = maosc_now_ms(), at = wake_ms >= 0 ? now + wake_ms : -1;
+    if (p->next_deadline && !p->dead && (at < 0 || p->next_deadline < at))
+        at = p->next_deadline < now ? now : p->next_deadline;
+    if (p->down && !p->dead && !p->handshaking && (at < 0 || p->next_attempt < at))
+        at = p->next_attempt < now ? now : p->next_attempt;
+    int t = at < 0 ? -1 : at - now > INT_MAX ? INT_MAX : (int)(at - now);
+    maos_loop_ops *o = &p->ops;
+    if (o->add_read || o->del_read || o->add_write || o->del_write || o->timer) {
+        int want_r = fd >= 0, want_w = fd >= 0 && p->out_off < p->out.size;
+        if (p->ops_fd != fd) {
+            if (p->ops_fd >= 0 && p->ops_read && o->del_read)
+                o->del_read(o->data, p->ops_fd);
+            if (p->ops_fd >= 0 && p->ops_write && o->del_write)
+                o->del_write(o->data, p->ops_fd);
+            p->ops_read = p->ops_write = 0;
+            p->ops_fd = fd;
+        }
+        if (want_r != p->ops_read) {
+            if (want_r && o->add_read)
+                o->add_read(o->data, fd);
+            else if (!want_r && o->del_read)
+                o->del_read(o->data, fd);
+            p->ops_read = want_r;
+        }
+        if (want_w != p->ops_write) {
+            if (want_w && o->add_write)
+                o->add_write(o->data, fd);
+            else if (!want_w && o->del_write)
+                o->del_write(o->data, fd);
+            p->ops_write = want_w;
+        }
+        if (at != p->ops_timer_at && (at >= 0 || p->ops_timer_at >= 0)) {
+            if (o->timer)
+                o->timer(o->data, t);
+            p->ops_timer_at = at;
+        }
+    }
     if (p->hooks.update)
-        p->hooks.update(p->hooks.data, p->fd, wake_ms);
+        p->hooks.update(p->hooks.data, fd, t);
 }
 
 /* Errors after which a reconnect may help (the daemon went away, is
@@ -89,6 +133,30 @@ static void drop_connection_state(struct maos_ctx_priv *p)
     maosc_aclaims_lost(p);
 }
 
+/* A reconnect attempt failed: the next one after the backoff, or, once
+ * reconnect_max_ms passed since the loss, give up (the context dies). */
+static void attempt_failed(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    long long now = maosc_now_ms();
+    if (now - p->down_since >= p->reconnect_max_ms) {
+        int code = p->down_err ? p->down_err : MAOS_ECONNECT;
+        p->down = 0;
+        p->dead = code;
+        c->err = code;
+        snprintf(c->errstr, sizeof c->errstr, "gave up reconnecting after %d ms: %.200s",
+                 p->reconnect_max_ms, p->down_why);
+        maosc_pends_lost(c, code, 0);
+        maosc_hooks_update(p, 0);
+        return;
+    }
+    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : MAOS_RECONNECT_MIN_DELAY_MS;
+    if (p->backoff_ms > MAOS_RECONNECT_MAX_DELAY_MS)
+        p->backoff_ms = MAOS_RECONNECT_MAX_DELAY_MS;
+    p->next_attempt = now + p->backoff_ms;
+    maosc_hooks_update(p, p->backoff_ms);
+}
+
 /* A connection failure: close the socket; the context is dead, or, with
  * reconnect on and a recoverable error, down (reconnecting). */
 int maosc_die(maos_ctx *c, int code, const char *fmt, ...)
@@ -102,21 +170,28 @@ int maosc_die(maos_ctx *c, int code, const char *fmt, ...)
         /* The hooks hear fd -1 while the old socket is still open, so an
          * event loop can stop watching it cleanly; it is closed below. */
         int old = p->fd;
+        int was_hs = p->handshaking;
         p->fd = -1;
+        p->handshaking = 0;
+        p->hs_left = 0;
         if (recoverable(p, code)) {
             drop_connection_state(p);
             p->down_err = code;
             memcpy(p->down_why, c->errstr, sizeof p->down_why);
-            if (!p->down) { /* attempts that fail later keep the schedule */
+            maosc_pends_lost(c, code, 1);
+            if (!p->down) { /* the first attempt is at once */
                 p->down = 1;
                 p->down_since = maosc_now_ms();
                 p->next_attempt = p->down_since;
                 p->backoff_ms = 0;
                 maosc_hooks_update(p, 0);
+            } else if (was_hs) { /* an attempt failed: back off, or give up */
+                attempt_failed(c);
             }
         } else {
             p->down = 0;
             p->dead = code;
+            maosc_pends_lost(c, code, 0);
             maosc_hooks_update(p, 0);
         }
         if (old >= 0)
@@ -142,7 +217,7 @@ int maosc_enter(maos_ctx *c)
 {
     if (!c || !c->priv)
         return MAOS_EINVALID_ARG;
-    if (c->priv->down && !c->priv->dead) {
+    if (c->priv->down && !c->priv->dead && !c->priv->submit_async) {
         int rc = maosc_reconnect_until(c, -1);
         if (rc)
             return rc;
@@ -298,40 +373,142 @@ static int sock_connect(maos_ctx *c, const char *path)
     return 0;
 }
 
-static int handshake(maos_ctx *c, const char *client_name)
+/*
+ * The handshake, pipelined: hello, then (after a reconnect) the agent's
+ * registration and every subscription, then the requests kept from the
+ * lost connection, all queued at once as internal requests (the server
+ * answers them in order).  Each answer is handled the moment it is routed
+ * (hello_done, agent_done, subs.c's re-subscribe); the connection is up
+ * when the last one came (hs_left 0).  A refusal kills the attempt: the
+ * context dies or, reconnecting, is down again.  Nothing here waits.
+ */
+static void conn_up(maos_ctx *c)
 {
     struct maos_ctx_priv *p = c->priv;
-    struct maosc_req rq;
-    struct rxf *f;
-    maos_reply rep;
-    char why[sizeof c->errstr];
-    int rc = maosc_req_begin(c, &rq);
-    if (!rc)
-        rc = maosc_call(c, &rq, MAOS_OP_HELLO,
-                        maos_enc_hello(&rq.pk, rq.rid, MAOS_PROTOCOL_VERSION, client_name),
-                        &f, &rep);
-    if (rc) {
-        /* Whatever failed, a context without a handshake is dead (or,
-         * reconnecting, down again). */
-        if (p->dead || p->fd < 0)
-            return rc;
-        memcpy(why, c->errstr, sizeof why);
-        return maosc_die(c, rc, "hello refused: %s", why);
+    p->handshaking = 0;
+    if (p->down) {
+        p->down = 0;
+        p->backoff_ms = 0;
+        p->reconnects++;
+        c->err = 0;
+        c->errstr[0] = '\0';
     }
-    if (rep.version != MAOS_PROTOCOL_VERSION) {
-        free(f);
-        return maosc_die(c, MAOS_EPROTOCOL_VERSION,
-                   "server speaks protocol %llu, this client %d",
-                   (unsigned long long)rep.version, MAOS_PROTOCOL_VERSION);
+    maosc_hooks_update(p, p->dq_head || p->cq_head ? 0 : -1);
+}
+
+void maosc_hs_step(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    if (p->handshaking && --p->hs_left == 0)
+        conn_up(c);
+}
+
+static void hello_done(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf *f,
+                       const maos_reply *rep)
+{
+    struct maos_ctx_priv *p = c->priv;
+    if (!f || !rep)
+        return; /* the connection failed: that error is handled */
+    if (status) {
+        maosc_die(c, status, "hello refused: %s",
+                  pd->errstr[0] ? pd->errstr : maos_strerror(status));
+        return;
     }
-    p->max_frame = rep.max_frame ? rep.max_frame : MAOS_DEFAULT_MAX_FRAME;
-    snprintf(p->server, sizeof p->server, "%.*s", (int)rep.server.len,
-             rep.server.ptr ? rep.server.ptr : "");
+    if (rep->version != MAOS_PROTOCOL_VERSION) {
+        maosc_die(c, MAOS_EPROTOCOL_VERSION, "server speaks protocol %llu, this client %d",
+                  (unsigned long long)rep->version, MAOS_PROTOCOL_VERSION);
+        return;
+    }
+    p->max_frame = rep->max_frame ? rep->max_frame : MAOS_DEFAULT_MAX_FRAME;
+    snprintf(p->server, sizeof p->server, "%.*s", (int)rep->server.len,
+             rep->server.ptr ? rep->server.ptr : "");
     /* Replies may exceed the request limit by the envelope slack. */
     uint64_t rmax = (uint64_t)p->max_frame + MAOS_REPLY_SLACK;
     p->rd.max_frame = rmax > UINT32_MAX ? UINT32_MAX : (uint32_t)rmax;
     p->ever_connected = 1;
-    free(f);
+    maosc_hs_step(c);
+}
+
+static void agent_done(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf *f,
+                       const maos_reply *rep)
+{
+    struct maos_ctx_priv *p = c->priv;
+    (void)rep;
+    if (!f)
+        return;
+    if (status) {
+        maosc_die(c, status, "registering agent %.*s again was refused: %s",
+                  (int)p->agent.id.len, p->agent.id.ptr,
+                  pd->errstr[0] ? pd->errstr : maos_strerror(status));
+        return;
+    }
+    maosc_hs_step(c);
+}
+
+/* Connect (trust checks first) and queue the handshake.  0, or the error
+ * (the context is dead or down again). */
+static int conn_begin(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct maosc_req rq;
+    int rc;
+    p->handshaking = 1;
+    p->hs_left = 1;
+    if ((rc = sock_connect(c, p->path)))
+        return rc;
+    if ((rc = maosc_req_begin(c, &rq)))
+        return maosc_die(c, rc, "out of memory saying hello");
+    rq.internal_only = 1;
+    rq.internal = hello_done;
+    rc = maosc_call(c, &rq, MAOS_OP_HELLO,
+                    maos_enc_hello(&rq.pk, rq.rid, MAOS_PROTOCOL_VERSION, p->client_name),
+                    NULL, NULL);
+    if (rc != MAOSC_QUEUED)
+        return p->fd < 0 || p->dead ? rc : maosc_die(c, rc, "cannot say hello");
+    if (p->agent_mem) {
+        if ((rc = maosc_req_begin(c, &rq)))
+            return maosc_die(c, rc, "out of memory registering the agent");
+        rq.internal_only = 1;
+        rq.internal = agent_done;
+        rc = maosc_call(c, &rq, MAOS_OP_AGENT_REGISTER,
+                        maos_enc_agent_register(&rq.pk, rq.rid, &p->agent), NULL, NULL);
+        if (rc != MAOSC_QUEUED)
+            return p->fd < 0 || p->dead ? rc : maosc_die(c, rc, "cannot register the agent");
+        p->hs_left++;
+    }
+    if ((rc = maosc_subs_resume(c)))
+        return rc;
+    if ((rc = maosc_pends_resend(c)))
+        return rc;
+    if ((rc = maosc_flush_nb(c)))
+        return rc;
+    maosc_hooks_update(p, -1);
+    return 0;
+}
+
+/* Until the handshake is over, blocking (within the connect deadline). */
+static int conn_finish(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    int rc = 0;
+    p->connecting = 1;
+    if (!p->deadline)
+        p->deadline = p->connect_timeout_ms ? maosc_now_ms() + p->connect_timeout_ms : 0;
+    while (p->handshaking && p->fd >= 0) {
+        if (p->out_off < p->out.size)
+            rc = maosc_flush_out(c);
+        else if ((rc = maosc_wait_fd(c, POLLIN)) >= 0)
+            rc = maosc_rx_read_some(c);
+        if (rc < 0)
+            break;
+        rc = 0;
+    }
+    p->connecting = 0;
+    p->deadline = 0;
+    if (p->dead)
+        return p->dead;
+    if (p->fd < 0)
+        return c->err ? c->err : MAOS_ECONNECT;
     return 0;
 }
 
@@ -341,12 +518,11 @@ static int handshake(maos_ctx *c, const char *client_name)
 static int open_conn(maos_ctx *c)
 {
     struct maos_ctx_priv *p = c->priv;
-    int rc;
-    p->connecting = 1;
     p->deadline = p->connect_timeout_ms ? maosc_now_ms() + p->connect_timeout_ms : 0;
-    rc = sock_connect(c, p->path);
+    p->connecting = 1;
+    int rc = conn_begin(c);
     if (!rc)
-        rc = handshake(c, p->client_name);
+        rc = conn_finish(c);
     p->connecting = 0;
     p->deadline = 0;
     return rc;
@@ -384,6 +560,9 @@ maos_ctx *maos_connect_with(const maos_options *opt)
     }
     c->priv = p;
     p->fd = -1;
+    p->ops_fd = -1;
+    p->ops_timer_at = -1;
+    p->client_ids = o.client_ids ? 1 : 0;
     p->next_rid = 1;
     p->index = -1;
     /* 0: the default; negative (MAOS_TIMEOUT_NONE): none, stored as 0 */
@@ -441,6 +620,15 @@ void maos_free(maos_ctx *c)
         return;
     struct maos_ctx_priv *p = c->priv;
     if (p) {
+        /* Callbacks of requests in flight run once, with MAOS_ECONNECTION;
+         * calls they make fail at once (the context is dead). */
+        memset(&p->hooks, 0, sizeof p->hooks);
+        memset(&p->ops, 0, sizeof p->ops);
+        if (!p->dead)
+            p->dead = MAOS_ECLOSED;
+        maosc_pends_lost(c, MAOS_ECONNECTION, 0);
+        p->in_process = 1;
+        maosc_run_completions(c, SIZE_MAX);
         if (p->fd >= 0)
             close(p->fd);
         msgpack_sbuffer_destroy(&p->out);
@@ -457,6 +645,7 @@ void maos_free(maos_ctx *c)
         free(p->path);
         free(p->client_name);
         free(p->win.op);
+        free(p->win.pd);
         free(p);
     }
     free(c);
@@ -502,44 +691,13 @@ void maosc_sleep_ms(long long ms)
 static int reconnect_once(maos_ctx *c)
 {
     struct maos_ctx_priv *p = c->priv;
-    int rc;
+    if (p->handshaking && p->fd >= 0) /* begun by maos_process: finish it */
+        return conn_finish(c);
     if (p->fd >= 0)
         close(p->fd);
     p->fd = -1;
     drop_connection_state(p);
-    if ((rc = open_conn(c)))
-        return rc;
-    if (p->agent_mem && (rc = maosc_agent_send(c, NULL))) {
-        char why[sizeof c->errstr];
-        if (p->dead || p->fd < 0)
-            return rc;
-        memcpy(why, c->errstr, sizeof why);
-        return maosc_die(c, rc, "registering agent %.*s again was refused: %s",
-                   (int)p->agent.id.len, p->agent.id.ptr, why);
-    }
-    for (size_t i = 0; i < p->n_subs; i++) {
-        struct csub *s = p->subs[i];
-        rc = s->watch && s->entries_open
-                 ? maosc_sub_register(c, s, MAOS_WATCH_FROM_ENTRIES, 0)
-             : s->watch   ? maosc_sub_register(c, s, MAOS_WATCH_FROM_REVISION, s->next - 1)
-             : s->waiting ? maosc_sub_register(c, s, MAOS_FROM_VERSION, s->wait_version)
-                          : maosc_sub_register(c, s, MAOS_FROM_POSITION, s->next);
-        if (rc) {
-            char why[sizeof c->errstr];
-            if (p->dead || p->fd < 0)
-                return rc;
-            memcpy(why, c->errstr, sizeof why);
-            return maosc_die(c, rc, "re-subscribing subscription %llu was refused: %s",
-                       (unsigned long long)s->id, why);
-        }
-    }
-    p->down = 0;
-    p->backoff_ms = 0;
-    p->reconnects++;
-    c->err = 0;
-    c->errstr[0] = '\0';
-    maosc_hooks_update(p, p->dq_head ? 0 : -1);
-    return 0;
+    return open_conn(c);
 }
 
 /*
@@ -547,15 +705,15 @@ static int reconnect_once(maos_ctx *c)
  * connected (0), given up (the dead error), or, with deadline >= 0 (a
  * monotonic ms time), the deadline passed (MAOS_ETIMEOUT; still down, err
  * untouched by the wait itself).  It gives up only after an attempt failed
- * reconnect_max_ms or more after the loss, so a caller that comes back
- * late still gets one try.
+ * reconnect_max_ms or more after the loss (attempt_failed), so a caller
+ * that comes back late still gets one try.
  */
 int maosc_reconnect_until(maos_ctx *c, long long deadline)
 {
     struct maos_ctx_priv *p = c->priv;
     while (p->down && !p->dead) {
         long long now = maosc_now_ms();
-        if (now < p->next_attempt) {
+        if (!p->handshaking && now < p->next_attempt) {
             if (deadline >= 0 && deadline < p->next_attempt) {
                 if (deadline > now)
                     maosc_sleep_ms(deadline - now);
@@ -564,29 +722,35 @@ int maosc_reconnect_until(maos_ctx *c, long long deadline)
             maosc_sleep_ms(p->next_attempt - now);
             continue;
         }
-        if (reconnect_once(c) == 0)
+        if (reconnect_once(c) == 0 && !p->down)
             return 0;
         if (p->dead)
             return p->dead;
-        now = maosc_now_ms();
-        if (now - p->down_since >= p->reconnect_max_ms) {
-            int code = p->down_err ? p->down_err : MAOS_ECONNECT;
-            p->down = 0;
-            p->dead = code;
-            c->err = code;
-            snprintf(c->errstr, sizeof c->errstr, "gave up reconnecting after %d ms: %.200s",
-                     p->reconnect_max_ms, p->down_why);
-            maosc_hooks_update(p, 0);
-            return code;
-        }
-        p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : MAOS_RECONNECT_MIN_DELAY_MS;
-        if (p->backoff_ms > MAOS_RECONNECT_MAX_DELAY_MS)
-            p->backoff_ms = MAOS_RECONNECT_MAX_DELAY_MS;
-        p->next_attempt = now + p->backoff_ms;
-        maosc_hooks_update(p, p->backoff_ms);
-        if (deadline >= 0 && now >= deadline)
+        if (deadline >= 0 && maosc_now_ms() >= deadline)
             return MAOS_ETIMEOUT;
     }
+    return p->dead;
+}
+
+/* maos_process's reconnect: when an attempt is due, begin it without
+ * waiting (the handshake completes as its answers are read).  0 or the
+ * dead error. */
+int maosc_reconnect_nb(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    if (!p->down || p->dead || p->handshaking)
+        return p->dead;
+    long long now = maosc_now_ms();
+    if (now < p->next_attempt) {
+        long long w = p->next_attempt - now;
+        maosc_hooks_update(p, w > INT_MAX ? INT_MAX : (int)w);
+        return 0;
+    }
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    drop_connection_state(p);
+    conn_begin(c);
     return p->dead;
 }
 

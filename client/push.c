@@ -269,7 +269,7 @@ int maosc_route_frame(maos_ctx *c, maos_slice frame)
         if (rc <= 0)
             return rc;
     }
-    return maosc_rxq_push(c, frame);
+    return maosc_reply_in(c, frame);
 }
 
 /* The subscribe in flight is settled: map the held pushes (their
@@ -410,11 +410,61 @@ int maosc_next_of(maos_ctx *c, uint64_t sub, int timeout_ms, maos_delivery **out
  * between the connections of one loop. */
 #define PROCESS_MAX_READS 16
 
+/* Run the callbacks of up to max completed async requests, in the order
+ * they completed.  Returns how many ran. */
+void maosc_run_completions(maos_ctx *c, size_t max)
+{
+    struct maos_ctx_priv *p = c->priv;
+    size_t n = 0;
+    while (p->cq_head && n < max) {
+        struct maosc_pend *pd = p->cq_head;
+        p->cq_head = pd->next;
+        if (p->cq_head)
+            p->cq_head->prev = NULL;
+        else
+            p->cq_tail = NULL;
+        pd->next = pd->prev = NULL;
+        struct maos_result r;
+        memset(&r, 0, sizeof r);
+        r.c = c;
+        r.pd = pd;
+        if (pd->f)
+            maos_reply_decode(pd->f->data, pd->f->len, &r.rep);
+        if (pd->cb)
+            pd->cb(c, pd->status, &r, pd->privdata);
+        p->n_pends--;
+        maosc_pend_free(pd);
+        n++;
+    }
+}
+
+static size_t cq_len(const struct maos_ctx_priv *p)
+{
+    size_t n = 0;
+    for (const struct maosc_pend *x = p->cq_head; x; x = x->next)
+        n++;
+    return n;
+}
+
+/*
+ * One turn: begin a reconnect when one is due (never waiting), write what
+ * the socket takes, read a bounded amount (replies complete their
+ * requests, pushes queue deliveries), expire requests past their timeout,
+ * then run the callbacks of what completed and the handlers of what was
+ * delivered up to now (not what they queue themselves: that is the next
+ * turn's, for fairness), and tell the loop what to watch.
+ */
 int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user)
 {
     struct maos_ctx_priv *p;
-    int rc = enter_push(c);
-    if (rc)
+    int rc;
+    if (c && c->priv && c->priv->dead && c->priv->cq_head && !c->priv->in_process) {
+        /* the context died outside: the requests' callbacks still run */
+        c->priv->in_process = 1;
+        maosc_run_completions(c, SIZE_MAX);
+        c->priv->in_process = 0;
+    }
+    if ((rc = enter_push(c)))
         return rc;
     if (!h)
         return maosc_fail(c, MAOS_EINVALID_ARG, "handlers are NULL");
@@ -422,29 +472,25 @@ int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user)
     if (p->in_process)
         return maosc_fail(c, MAOS_EINVALID_ARG, "maos_process called from its own callback");
     p->wake_asked = 0;
-    if (p->down) {
-        /* one attempt when it is due; the hooks hear when to come back */
-        rc = maosc_reconnect_until(c, maosc_now_ms());
-        if (rc && rc != MAOS_ETIMEOUT)
-            return rc;
-        if (p->down) { /* not due yet, or failed: when to come back */
-            long long wait = p->next_attempt - maosc_now_ms();
-            maosc_hooks_update(p, wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : (int)wait);
-        }
-    }
-    for (int i = 0; i < PROCESS_MAX_READS && !p->down && p->fd >= 0; i++) {
+    p->ops_timer_at = -1; /* the loop's timer, if that is what called, is spent */
+    if (p->down && !p->handshaking)
+        maosc_reconnect_nb(c);
+    if (p->fd >= 0)
+        maosc_flush_nb(c);
+    for (int i = 0; i < PROCESS_MAX_READS && p->fd >= 0; i++) {
         int got;
-        if ((rc = maosc_rx_read(c, &got))) {
-            if (p->dead)
-                return rc;
-            break; /* down: what was queued is still handed out */
-        }
+        if ((rc = maosc_rx_read(c, &got)))
+            break; /* down or dead: what was queued is still handed out */
         if (!got)
             break;
     }
+    if (p->fd >= 0)
+        maosc_flush_nb(c); /* what the handshake's answers queued */
+    maosc_pends_expire(c);
     /* Only what is queued now: callbacks that make calls may queue more. */
-    size_t todo = p->dq_len, done = 0;
+    size_t todo = p->dq_len, done = 0, ntodo = cq_len(p);
     p->in_process = 1;
+    maosc_run_completions(c, ntodo);
     while (done < todo && !p->dead) {
         struct dnode *nd = maosc_dq_pop(p);
         if (!nd)
@@ -460,15 +506,19 @@ int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user)
         free(nd);
         done++;
     }
+    if (p->dead) /* what died meanwhile still reports */
+        maosc_run_completions(c, SIZE_MAX);
     p->in_process = 0;
     if (p->dead) {
         c->err = p->dead;
         return p->dead;
     }
-    if (p->dq_head)
-        maosc_hooks_update(p, 0);
+    if (p->fd >= 0 && p->out_off < p->out.size)
+        maosc_flush_nb(c);
+    maosc_hooks_update(p, p->dq_head || p->cq_head ? 0 : -1);
     c->err = 0;
     c->errstr[0] = '\0';
+    done += ntodo;
     return done > INT_MAX ? INT_MAX : (int)done;
 }
 
@@ -484,6 +534,30 @@ int maos_set_loop_hooks(maos_ctx *c, const maos_loop_hooks *h)
         return 0;
     }
     p->wake_asked = 0;
-    maosc_hooks_update(p, p->dead || p->down || p->dq_head ? 0 : -1);
+    maosc_hooks_update(p, p->dead || p->down || p->dq_head || p->cq_head ? 0 : -1);
+    return 0;
+}
+
+int maos_set_loop_ops(maos_ctx *c, const maos_loop_ops *ops)
+{
+    if (!c || !c->priv)
+        return MAOS_EINVALID_ARG;
+    struct maos_ctx_priv *p = c->priv;
+    maos_loop_ops old = p->ops;
+    if (p->ops_fd >= 0 && p->ops_read && old.del_read)
+        old.del_read(old.data, p->ops_fd);
+    if (p->ops_fd >= 0 && p->ops_write && old.del_write)
+        old.del_write(old.data, p->ops_fd);
+    if (p->ops_timer_at >= 0 && old.timer)
+        old.timer(old.data, -1);
+    p->ops_fd = -1;
+    p->ops_read = p->ops_write = 0;
+    p->ops_timer_at = -1;
+    if (ops)
+        p->ops = *ops;
+    else
+        memset(&p->ops, 0, sizeof p->ops);
+    p->wake_asked = 0;
+    maosc_hooks_update(p, p->dead || p->down || p->dq_head || p->cq_head ? 0 : -1);
     return 0;
 }

@@ -19,7 +19,7 @@ void maos_task_page_free(maos_task_page *p)
 
 /* A page of the tasks in a reply (single: the `task` field, else the
  * `tasks` list); takes f. */
-static int make_task_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
+int maosc_make_task_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
                           maos_task_page **out)
 {
     size_t n = single ? 1 : rep->n_items;
@@ -160,7 +160,7 @@ int maos_claim(maos_ctx *c, const char *const *queues, size_t n, uint32_t lease_
     c->priv->timeout_ms = saved;
     if (rc)
         return rc;
-    return make_task_page(c, f, &rep, 0, out);
+    return maosc_make_task_page(c, f, &rep, 0, out);
 }
 
 int maos_claim_start(maos_ctx *c, const char *const *queues, size_t n, uint32_t lease_ms,
@@ -290,7 +290,7 @@ int maos_task_get(maos_ctx *c, const uint8_t id[16], maos_task_page **out)
         (rc = maosc_call(c, &rq, MAOS_OP_TASK, maos_enc_task_get(&rq.pk, rq.rid, id), &f,
                          &rep)))
         return rc;
-    return make_task_page(c, f, &rep, 1, out);
+    return maosc_make_task_page(c, f, &rep, 1, out);
 }
 
 int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_info **out, size_t *n)
@@ -357,7 +357,7 @@ int maos_dead_list(maos_ctx *c, const char *queue, const uint8_t *after, uint32_
         (rc = maosc_call(c, &rq, MAOS_OP_DEAD_LIST,
                          maos_enc_dead_list(&rq.pk, rq.rid, maosc_cstr(queue), after, limit), &f, &rep)))
         return rc;
-    return make_task_page(c, f, &rep, 0, out);
+    return maosc_make_task_page(c, f, &rep, 0, out);
 }
 
 static int dead_op(maos_ctx *c, maos_op op, const char *queue, const uint8_t *id,

@@ -100,17 +100,70 @@ static int csub_new(maos_ctx *c, const maos_read_filter *fl, const char *pattern
     return 0;
 }
 
+/* Remove s from the table (and its deliveries) and free it. */
+static void sub_forget(struct maos_ctx_priv *p, struct csub *s)
+{
+    size_t i = 0;
+    while (i < p->n_subs && p->subs[i] != s)
+        i++;
+    if (i < p->n_subs) {
+        memmove(&p->subs[i], &p->subs[i + 1], (p->n_subs - i - 1) * sizeof *p->subs);
+        p->n_subs--;
+    }
+    free(s);
+}
+
 /*
- * Subscribe s on the current connection (new, or again after a reconnect)
- * and learn its server id and, for events, its first position.  s is in
- * p->subs already, so that pushes held meanwhile can be mapped to it.
- * Gives s its caller id on the first success.
+ * The answer to a subscribe / subscribe_channel / watch (pd->arg: the
+ * csub), handled the moment it is routed, so that the pushes behind it in
+ * the same read already find their subscription.  Learns the server id and,
+ * for events, the first position; gives s its caller id on the first
+ * success.  A refused re-subscribe (part of a reconnect) kills the
+ * attempt; a failed new one is forgotten (an async one here, a sync one by
+ * sub_add).
  */
+static void sub_done(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf *f,
+                     const maos_reply *rep)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct csub *s = pd->arg;
+    int resub = pd->kind == MAOSC_PEND_INTERNAL;
+    if (!f || !rep || status) {
+        if (resub && f && status)
+            maosc_die(c, status, "re-subscribing subscription %llu was refused: %s",
+                      (unsigned long long)s->id,
+                      pd->errstr[0] ? pd->errstr : maos_strerror(status));
+        else if (!resub && pd->kind == MAOSC_PEND_ASYNC)
+            sub_forget(p, s);
+        return;
+    }
+    uint64_t from = s->watch ? rep->revision + 1 : rep->from; /* watch: changes after it */
+    if (rep->sub == 0 || maosc_sub_by_server_id(p, rep->sub) || (!s->channel && from == 0)) {
+        if (pd->kind == MAOSC_PEND_ASYNC)
+            sub_forget(p, s);
+        maosc_die(c, MAOS_EPROTO, "bad subscribe reply (sub %llu, from %llu)",
+                  (unsigned long long)rep->sub, (unsigned long long)from);
+        return;
+    }
+    s->server_id = rep->sub;
+    if (!s->channel)
+        s->next = from;
+    if (!s->id)
+        s->id = ++p->last_sub_id;
+    pd->sub_id = s->id;
+    s->entries_open = s->watch && pd->sub_kind == MAOS_WATCH_FROM_ENTRIES;
+    s->entries_pages = 0;
+    if (resub)
+        maosc_hs_step(c);
+}
+
+/* Queue s's subscribe on the current connection and, for a sync call, wait
+ * for its answer (sub_done).  s is in p->subs already. */
 int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from)
 {
     struct maos_ctx_priv *p = c->priv;
     struct maosc_req rq;
-    struct rxf *f;
+    struct rxf *f = NULL;
     maos_reply rep;
     int rc = maosc_req_begin(c, &rq);
     if (rc)
@@ -121,34 +174,40 @@ int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from
     int enc = s->watch ? maos_enc_watch(&rq.pk, rq.rid, s->table, s->key_prefix, from_kind, from)
               : s->channel ? maos_enc_subscribe_channel(&rq.pk, rq.rid, s->pattern)
                            : maos_enc_subscribe(&rq.pk, rq.rid, &s->filter, from_kind, from);
-    p->sub_inflight = 1;
+    rq.internal = sub_done;
+    rq.arg = s;
+    rq.sub_kind = from_kind;
+    rq.internal_only = p->handshaking;
     rc = maosc_call(c, &rq, op, enc, &f, &rep);
-    p->sub_inflight = 0;
-    if (rc) {
-        maosc_free_rxf_list(&p->orph_head, &p->orph_tail);
-        return rc;
-    }
-    if (s->watch) /* changes after the reply's revision */
-        rep.from = rep.revision + 1;
-    if (rep.sub == 0 || maosc_sub_by_server_id(p, rep.sub) || (!s->channel && rep.from == 0)) {
+    if (rc == 0)
         free(f);
-        maosc_free_rxf_list(&p->orph_head, &p->orph_tail);
-        return maosc_die(c, MAOS_EPROTO, "bad subscribe reply (sub %llu, from %llu)",
-                   (unsigned long long)rep.sub, (unsigned long long)rep.from);
-    }
-    free(f);
-    s->server_id = rep.sub;
-    if (!s->channel)
-        s->next = rep.from;
-    if (!s->id)
-        s->id = ++p->last_sub_id;
-    /* before the held pushes are taken: they may hold the last page */
-    s->entries_open = s->watch && from_kind == MAOS_WATCH_FROM_ENTRIES;
-    s->entries_pages = 0;
-    return maosc_settle_orphans(c);
+    return rc;
 }
 
-/* Add s to the table and subscribe it; on failure s is freed. */
+/* Part of a reconnect's handshake: every subscription again, events from
+ * the `next` of the last push received (gap-free, no duplicate), a watch
+ * after its last revision (or with new entries when its entries were cut
+ * off), channels again. */
+int maosc_subs_resume(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    for (size_t i = 0; i < p->n_subs; i++) {
+        struct csub *s = p->subs[i];
+        int rc = s->watch && s->entries_open
+                     ? maosc_sub_register(c, s, MAOS_WATCH_FROM_ENTRIES, 0)
+                 : s->watch   ? maosc_sub_register(c, s, MAOS_WATCH_FROM_REVISION, s->next - 1)
+                 : s->waiting ? maosc_sub_register(c, s, MAOS_FROM_VERSION, s->wait_version)
+                              : maosc_sub_register(c, s, MAOS_FROM_POSITION, s->next);
+        if (rc != MAOSC_QUEUED)
+            return p->fd < 0 || p->dead ? rc
+                                        : maosc_die(c, rc, "cannot re-subscribe subscription %llu",
+                                                    (unsigned long long)s->id);
+        p->hs_left++;
+    }
+    return 0;
+}
+
+/* Add s to the table and subscribe it; on failure s is forgotten. */
 static int sub_add(maos_ctx *c, struct csub *s, int from_kind, uint64_t from,
                    uint64_t *sub)
 {
@@ -169,15 +228,10 @@ static int sub_add(maos_ctx *c, struct csub *s, int from_kind, uint64_t from,
         s->wait_version = from;
     }
     int rc = maosc_sub_register(c, s, from_kind, from);
+    if (rc == MAOSC_QUEUED)
+        return rc; /* async: sub_done decides */
     if (rc) {
-        size_t i = 0;
-        while (i < p->n_subs && p->subs[i] != s)
-            i++;
-        if (i < p->n_subs) {
-            memmove(&p->subs[i], &p->subs[i + 1], (p->n_subs - i - 1) * sizeof *p->subs);
-            p->n_subs--;
-        }
-        free(s);
+        sub_forget(p, s);
         return rc;
     }
     if (sub)

@@ -457,10 +457,9 @@ int maos_unlock(maos_ctx *c, const char *name, uint64_t token)
 
 /* ---- sessions -------------------------------------------------------------------------- */
 
-/* UUIDv7 text: 48-bit Unix ms, version 7, variant 10, random rest. */
-static void uuidv7_text(char out[37])
+/* UUIDv7: 48-bit Unix ms, version 7, variant 10, random rest. */
+void maosc_uuidv7(uint8_t id[16])
 {
-    uint8_t id[16];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -471,6 +470,12 @@ static void uuidv7_text(char out[37])
     }
     id[6] = (uint8_t)(0x70 | (id[6] & 0x0f));
     id[8] = (uint8_t)(0x80 | (id[8] & 0x3f));
+}
+
+static void uuidv7_text(char out[37])
+{
+    uint8_t id[16];
+    maosc_uuidv7(id);
     maos_uuid_format(id, out);
 }
 

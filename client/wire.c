@@ -17,20 +17,24 @@ void maosc_win_reset(struct opwin *w)
     w->span = 0;
     if (w->cap > 4096) { /* a long pipeline's ring is given back */
         free(w->op);
+        free(w->pd);
         w->op = NULL;
+        w->pd = NULL;
         w->cap = 0;
     }
 }
 
-/* Record that rid (above every rid recorded so far) awaits a reply to op.
- * 0 or MAOS_ENOMEM. */
-static int win_add(struct opwin *w, uint64_t rid, maos_op op)
+/* Record that rid awaits a reply to op (pd: its completion, or NULL).
+ * rids are recorded in increasing order, except the requests re-sent after
+ * a reconnect, which keep their (older) rids: the window then grows
+ * downwards.  0, MAOS_EINVALID_ARG (rid already recorded) or MAOS_ENOMEM. */
+static int win_add(struct opwin *w, uint64_t rid, maos_op op, struct maosc_pend *pd)
 {
     if (w->span == 0)
         w->base = rid;
-    if (rid < w->base + w->span)
-        return MAOS_EINVALID_ARG; /* rids only grow; cannot happen */
-    uint64_t need = rid - w->base + 1;
+    uint64_t lo = rid < w->base ? rid : w->base;
+    uint64_t hi = rid >= w->base + w->span ? rid + 1 : w->base + w->span;
+    uint64_t need = hi - lo;
     if (need > w->cap) {
         size_t cap = w->cap ? w->cap : 64;
         while (cap < need) {
@@ -39,18 +43,36 @@ static int win_add(struct opwin *w, uint64_t rid, maos_op op)
             cap *= 2;
         }
         uint8_t *n = calloc(cap, 1);
-        if (!n)
+        struct maosc_pend **np = calloc(cap, sizeof *np);
+        if (!n || !np) {
+            free(n);
+            free(np);
             return MAOS_ENOMEM;
-        for (size_t i = 0; i < w->span; i++)
+        }
+        for (size_t i = 0; i < w->span; i++) {
             n[(w->base + i) & (cap - 1)] = w->op[(w->base + i) & (w->cap - 1)];
+            np[(w->base + i) & (cap - 1)] = w->pd[(w->base + i) & (w->cap - 1)];
+        }
         free(w->op);
+        free(w->pd);
         w->op = n;
+        w->pd = np;
         w->cap = cap;
     }
-    for (uint64_t r = w->base + w->span; r < rid; r++)
+    if (rid >= w->base && rid < w->base + w->span && w->op[rid & (w->cap - 1)])
+        return MAOS_EINVALID_ARG;
+    for (uint64_t r = lo; r < w->base; r++) { /* below: new empty slots */
         w->op[r & (w->cap - 1)] = 0;
-    w->op[rid & (w->cap - 1)] = (uint8_t)op;
+        w->pd[r & (w->cap - 1)] = NULL;
+    }
+    for (uint64_t r = w->base + w->span; r < hi; r++) { /* above */
+        w->op[r & (w->cap - 1)] = 0;
+        w->pd[r & (w->cap - 1)] = NULL;
+    }
+    w->base = lo;
     w->span = (size_t)need;
+    w->op[rid & (w->cap - 1)] = (uint8_t)op;
+    w->pd[rid & (w->cap - 1)] = pd;
     return 0;
 }
 
@@ -59,7 +81,29 @@ static maos_op win_get(const struct opwin *w, uint64_t rid)
 {
     if (w->span == 0 || rid < w->base || rid - w->base >= w->span)
         return MAOS_OP_NONE;
-    return (maos_op)w->op[rid & (w->cap - 1)];
+    return (maos_op)(w->op[rid & (w->cap - 1)] & 0x7f);
+}
+
+/* The completion waiting for rid's reply, or NULL. */
+static struct maosc_pend *win_pd(const struct opwin *w, uint64_t rid)
+{
+    if (win_get(w, rid) == MAOS_OP_NONE)
+        return NULL;
+    return w->pd[rid & (w->cap - 1)];
+}
+
+/* rid timed out: its completion ran; a late reply is dropped. */
+static void win_abandon(struct opwin *w, uint64_t rid)
+{
+    if (win_get(w, rid) == MAOS_OP_NONE)
+        return;
+    w->op[rid & (w->cap - 1)] |= 0x80;
+    w->pd[rid & (w->cap - 1)] = NULL;
+}
+
+static int win_abandoned(const struct opwin *w, uint64_t rid)
+{
+    return win_get(w, rid) != MAOS_OP_NONE && (w->op[rid & (w->cap - 1)] & 0x80);
 }
 
 /* rid was answered: forget it, and the answered rids at the front. */
@@ -68,6 +112,7 @@ void maosc_win_del(struct opwin *w, uint64_t rid)
     if (win_get(w, rid) == MAOS_OP_NONE)
         return;
     w->op[rid & (w->cap - 1)] = 0;
+    w->pd[rid & (w->cap - 1)] = NULL;
     while (w->span && w->op[w->base & (w->cap - 1)] == 0) {
         w->base++;
         w->span--;
@@ -288,12 +333,9 @@ int maosc_frame_end(maos_ctx *c, size_t start, uint64_t rid, maos_op op, int enc
                     "request exceeds the server's nesting or element limits "
                     "(%u levels, %u elements)", lim.max_depth, lim.max_elems);
     }
-    if (win_add(&p->win, rid, op)) {
-        p->out.size = start;
-        return maosc_fail(c, MAOS_ENOMEM, "out of memory queueing a request");
-    }
+    (void)rid;
+    (void)op;
     maos_frame_put_len(p->out.data + start, (uint32_t)len);
-    p->pending++;
     return 0;
 }
 
@@ -374,10 +416,19 @@ int maosc_take_reply(maos_ctx *c, const struct rxf *f, uint64_t want, maos_reply
     return 0;
 }
 
-/* Send everything and take the reply of `rid` (pending was 0 before it was
- * queued, so it is the only reply that may come).  On success *f and *rep
- * are the caller's, and rep has every field a reply to the request's op
- * promises.  A refusal sets err/errstr and the details. */
+/* A refusal carried by a reply: err/errstr and the details of the call. */
+static int refusal(maos_ctx *c, const maos_reply *rep)
+{
+    note_refusal(c, rep);
+    if (rep->message.len)
+        maosc_fail(c, rep->code, "%.*s", (int)rep->message.len, rep->message.ptr);
+    else
+        maosc_fail(c, rep->code, NULL);
+    return rep->code ? rep->code : MAOS_EPROTO;
+}
+
+/* Legacy (maos_reply_recv's requests): send everything and take the reply
+ * of `rid`, which must be the next one in rxq. */
 int maosc_sync_reply(maos_ctx *c, uint64_t rid, struct rxf **fout,
                       maos_reply *rep)
 {
@@ -394,28 +445,368 @@ int maosc_sync_reply(maos_ctx *c, uint64_t rid, struct rxf **fout,
         return rc;
     }
     if (!rep->ok) {
-        note_refusal(c, rep);
-        if (rep->message.len)
-            maosc_fail(c, rep->code, "%.*s", (int)rep->message.len, rep->message.ptr);
-        else
-            maosc_fail(c, rep->code, NULL);
+        rc = refusal(c, rep);
         free(f);
-        return rep->code ? rep->code : MAOS_EPROTO;
+        return rc;
     }
     *fout = f;
     return 0;
 }
 
-/* Only sync calls made with nothing in flight can match their reply. */
+/* Start of a synchronous call.  Replies are matched by rid, so a call may
+ * be made while other requests (pipelined, async) are in flight. */
 int maosc_sync_ready(maos_ctx *c)
 {
-    int rc = maosc_enter(c);
-    if (rc)
-        return rc;
-    if (c->priv->pending)
-        return maosc_fail(c, MAOS_EBUSY, "%zu pipelined replies are outstanding",
-                    c->priv->pending);
+    return maosc_enter(c);
+}
+
+/* ---- completions ----------------------------------------------------------- */
+
+static void plist_add(struct maosc_pend **h, struct maosc_pend **tl, struct maosc_pend *pd)
+{
+    pd->next = NULL;
+    pd->prev = *tl;
+    if (*tl)
+        (*tl)->next = pd;
+    else
+        *h = pd;
+    *tl = pd;
+}
+
+static void plist_del(struct maosc_pend **h, struct maosc_pend **tl, struct maosc_pend *pd)
+{
+    if (pd->prev)
+        pd->prev->next = pd->next;
+    else
+        *h = pd->next;
+    if (pd->next)
+        pd->next->prev = pd->prev;
+    else
+        *tl = pd->prev;
+    pd->next = pd->prev = NULL;
+}
+
+void maosc_pend_free(struct maosc_pend *pd)
+{
+    if (!pd)
+        return;
+    free(pd->f);
+    free(pd->frame);
+    free(pd);
+}
+
+/* Ops whose request may be sent twice without harm (PROTOCOL.md: reads;
+ * appends/txns only when every event has an id: decided by the caller). */
+static int op_retry_safe(maos_op op)
+{
+    switch (op) {
+    case MAOS_OP_PING:
+    case MAOS_OP_READ:
+    case MAOS_OP_READ_ALL:
+    case MAOS_OP_STREAMS:
+    case MAOS_OP_STATS:
+    case MAOS_OP_CHECKPOINT_GET:
+    case MAOS_OP_GET:
+    case MAOS_OP_LIST:
+    case MAOS_OP_COUNT:
+    case MAOS_OP_TASK:
+    case MAOS_OP_QUEUE_STATS:
+    case MAOS_OP_DEAD_LIST:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * pd's request is over (status 0, a refusal, or a local error; f: its
+ * reply, taken, or NULL).  Runs `internal` at once, then hands the result
+ * to its waiter: a sync call (done), the callback queue (async), or
+ * nobody (internal).  pd is no longer in the window or a list.
+ */
+static void pend_complete(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf *f,
+                          const char *why)
+{
+    struct maos_ctx_priv *p = c->priv;
+    maos_reply rep, *rp = NULL;
+    pd->f = f;
+    pd->status = status;
+    pd->done = 1;
+    if (f && maos_reply_decode(f->data, f->len, &rep) == 0) {
+        rp = &rep;
+        if (!rep.ok && rep.message.len)
+            snprintf(pd->errstr, sizeof pd->errstr, "%.*s", (int)rep.message.len,
+                     rep.message.ptr);
+    }
+    if (why && !pd->errstr[0])
+        snprintf(pd->errstr, sizeof pd->errstr, "%s", why);
+    if (pd->internal)
+        pd->internal(c, pd, status, f, rp);
+    if (pd->kind == MAOSC_PEND_ASYNC) {
+        plist_add(&p->cq_head, &p->cq_tail, pd);
+        if (!p->in_process && !p->wake_asked) {
+            p->wake_asked = 1;
+            maosc_hooks_update(p, 0);
+        }
+    } else if (pd->kind == MAOSC_PEND_INTERNAL) {
+        p->n_pends--;
+        maosc_pend_free(pd);
+    }
+}
+
+/* Take pd out of the requests in flight (window and list). */
+static void pend_unlink(struct maos_ctx_priv *p, struct maosc_pend *pd)
+{
+    if (pd->in_win) {
+        maosc_win_del(&p->win, pd->rid);
+        plist_del(&p->pends_head, &p->pends_tail, pd);
+        pd->in_win = 0;
+    }
+}
+
+/*
+ * A reply frame that is not a push nor a claim_start answer.  Matched by
+ * rid to its completion (run now: internal handlers see it before the next
+ * frame), dropped when its request timed out, or queued in rxq for
+ * maos_reply_recv (legacy pipelined requests: checked when taken).
+ */
+int maosc_reply_in(maos_ctx *c, maos_slice frame)
+{
+    struct maos_ctx_priv *p = c->priv;
+    maos_reply rep;
+    char why[160];
+    if (maos_reply_decode(frame.ptr, frame.len, &rep))
+        return maosc_die(c, MAOS_EPROTO, "malformed reply from the server");
+    struct maosc_pend *pd = NULL;
+    maos_op op;
+    if (rep.rid == 0) {
+        if (rep.ok)
+            return maosc_die(c, MAOS_EPROTO, "reply without a request id");
+        /* an error about a frame the server could not read: whose it is
+         * cannot be known unless one request is in flight */
+        if (p->pending)
+            return maosc_rxq_push(c, frame);
+        if (!p->pends_head || p->pends_head != p->pends_tail)
+            return maosc_die(c, MAOS_EPROTO, "error without a request id: %.*s",
+                             (int)rep.message.len, rep.message.ptr ? rep.message.ptr : "");
+        pd = p->pends_head;
+        op = pd->op;
+    } else {
+        op = win_get(&p->win, rep.rid);
+        if (op == MAOS_OP_NONE)
+            return maosc_die(c, MAOS_EPROTO, "reply to unknown request %llu",
+                             (unsigned long long)rep.rid);
+        if (win_abandoned(&p->win, rep.rid)) {
+            maosc_win_del(&p->win, rep.rid); /* timed out: dropped */
+            return 0;
+        }
+        pd = win_pd(&p->win, rep.rid);
+        if (!pd)
+            return maosc_rxq_push(c, frame);
+    }
+    if (maos_reply_check(&rep, op, why, sizeof why))
+        return maosc_die(c, MAOS_EPROTO, "incomplete reply from the server: %s", why);
+    struct rxf *f = malloc(sizeof *f + frame.len);
+    if (!f)
+        return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a reply");
+    f->next = NULL;
+    f->len = frame.len;
+    memcpy(f->data, frame.ptr, frame.len);
+    int fd = p->fd;
+    pend_unlink(p, pd);
+    pend_complete(c, pd, rep.ok ? 0 : rep.code ? rep.code : MAOS_EPROTO, f, NULL);
+    if (p->fd != fd || p->dead) /* an internal handler broke the connection */
+        return p->dead ? p->dead : c->err ? c->err : MAOS_ECLOSED;
     return 0;
+}
+
+/*
+ * The connection was lost (reconnect on and the error recoverable: keep is
+ * 1) or the context died (keep 0).  Every request in flight either keeps
+ * its frame for the next connection (keep, and safe to send again) or
+ * completes: a sync call with the connection error itself (code), an async
+ * one with MAOS_ECONNECTION, an internal one (a handshake's) silently.
+ * With keep 0 the requests waiting to be re-sent complete too.
+ */
+void maosc_pends_lost(maos_ctx *c, int code, int keep)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct maosc_pend *pd;
+    while ((pd = p->pends_head)) {
+        plist_del(&p->pends_head, &p->pends_tail, pd);
+        pd->in_win = 0;
+        if (keep && pd->retry && pd->frame && pd->kind != MAOSC_PEND_INTERNAL) {
+            plist_add(&p->rs_head, &p->rs_tail, pd);
+            continue;
+        }
+        pend_complete(c, pd, pd->kind == MAOSC_PEND_ASYNC ? MAOS_ECONNECTION : code, NULL,
+                      pd->kind == MAOSC_PEND_ASYNC
+                          ? "connection lost with the request in flight: outcome unknown"
+                          : NULL);
+    }
+    while (!keep && (pd = p->rs_head)) {
+        plist_del(&p->rs_head, &p->rs_tail, pd);
+        pend_complete(c, pd, pd->kind == MAOSC_PEND_ASYNC ? MAOS_ECONNECTION : code, NULL,
+                      "the context died before the request could be sent");
+    }
+}
+
+/* Register pd (its frame just closed at `start` in out) as in flight on
+ * this connection, or, while down, keep its frame for the next one. */
+static int pend_register(maos_ctx *c, struct maosc_pend *pd, size_t start)
+{
+    struct maos_ctx_priv *p = c->priv;
+    size_t len = p->out.size - start;
+    if (pd->retry || p->fd < 0) {
+        pd->frame = malloc(len);
+        if (!pd->frame)
+            return MAOS_ENOMEM;
+        memcpy(pd->frame, p->out.data + start, len);
+        pd->frame_len = len;
+    }
+    if (p->fd < 0) { /* down: sent after the next handshake */
+        p->out.size = start;
+        pd->retry = 1;
+        plist_add(&p->rs_head, &p->rs_tail, pd);
+        p->n_pends++;
+        return 0;
+    }
+    if (win_add(&p->win, pd->rid, pd->op, pd))
+        return MAOS_ENOMEM;
+    pd->in_win = 1;
+    plist_add(&p->pends_head, &p->pends_tail, pd);
+    p->n_pends++;
+    return 0;
+}
+
+/* After a handshake was queued: the requests kept from the lost
+ * connection go out again, in their order, with their own rids. */
+int maosc_pends_resend(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct maosc_pend *pd;
+    while ((pd = p->rs_head)) {
+        if (msgpack_sbuffer_write(&p->out, pd->frame, pd->frame_len) != 0 ||
+            win_add(&p->win, pd->rid, pd->op, pd))
+            return maosc_die(c, MAOS_ENOMEM, "out of memory re-sending requests");
+        plist_del(&p->rs_head, &p->rs_tail, pd);
+        pd->in_win = 1;
+        plist_add(&p->pends_head, &p->pends_tail, pd);
+    }
+    return 0;
+}
+
+/* Async requests whose deadline passed complete with MAOS_ETIMEOUT (their
+ * late replies are dropped); an internal one (hello) breaks the connection.
+ * Returns the ms until the next deadline, or -1. */
+int maosc_pends_expire(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    long long now = maosc_now_ms(), next = -1;
+    struct maosc_pend *pd = p->pends_head;
+    while (pd && !p->dead) {
+        struct maosc_pend *nx = pd->next;
+        if (pd->deadline && pd->deadline <= now) {
+            if (pd->kind == MAOSC_PEND_INTERNAL) {
+                maosc_die(c, MAOS_ETIMEOUT,
+                          "timed out: no answer to %s from %s within %d ms (connect timeout)",
+                          maos_op_name(pd->op), p->path, p->connect_timeout_ms);
+                return 0;
+            }
+            plist_del(&p->pends_head, &p->pends_tail, pd);
+            pd->in_win = 0;
+            win_abandon(&p->win, pd->rid);
+            char why[96];
+            snprintf(why, sizeof why, "timed out: no reply within %lld ms (request timeout)",
+                     pd->deadline - pd->start_ms);
+            pend_complete(c, pd, MAOS_ETIMEOUT, NULL, why);
+        } else if (pd->deadline && (next < 0 || pd->deadline < next)) {
+            next = pd->deadline;
+        }
+        pd = nx;
+    }
+    p->next_deadline = next < 0 ? 0 : next;
+    if (next < 0)
+        return -1;
+    return next - now > INT_MAX ? INT_MAX : (int)(next - now);
+}
+
+/* Write what the socket takes now, never waiting.  0 or a connection
+ * error. */
+int maosc_flush_nb(maos_ctx *c)
+{
+    struct maos_ctx_priv *p = c->priv;
+    while (p->fd >= 0 && p->out_off < p->out.size) {
+        ssize_t n = send(p->fd, p->out.data + p->out_off, p->out.size - p->out_off,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            p->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        return maosc_die_errno(c, "send");
+    }
+    if (p->out_off == p->out.size) {
+        if (p->out.alloc > OUT_KEEP_BYTES) {
+            msgpack_sbuffer_destroy(&p->out);
+            msgpack_sbuffer_init(&p->out);
+        }
+        p->out.size = 0;
+        p->out_off = 0;
+    }
+    return 0;
+}
+
+/* Wait (blocking) until pd completes: send, read, and, with reconnect on,
+ * reconnect when the connection is lost (pd is re-sent when safe). */
+static int pend_wait(maos_ctx *c, struct maosc_pend *pd)
+{
+    struct maos_ctx_priv *p = c->priv;
+    int rc;
+    while (!pd->done) {
+        if (p->dead) /* maosc_pends_lost completed it; cannot happen */
+            return p->dead;
+        if (p->fd < 0 || p->handshaking) {
+            rc = maosc_reconnect_until(c, -1);
+            if (rc && !pd->done)
+                return rc;
+            continue;
+        }
+        if (p->out_off < p->out.size) {
+            maosc_flush_out(c);
+            continue;
+        }
+        rc = maosc_wait_fd(c, POLLIN);
+        if (rc < 0)
+            continue; /* died or down: pd completed or kept */
+        maosc_rx_read_some(c);
+    }
+    return 0;
+}
+
+/* The outcome of a completed sync pend, as the call's return: 0 and *f /
+ * *rep (the caller's), a refusal (err/errstr/details set) or the error. */
+static int pend_take(maos_ctx *c, struct maosc_pend *pd, struct rxf **f, maos_reply *rep)
+{
+    struct maos_ctx_priv *p = c->priv;
+    int rc = pd->status;
+    p->n_pends--;
+    if (pd->f) {
+        maos_reply_decode(pd->f->data, pd->f->len, rep);
+        if (rc == 0) {
+            *f = pd->f;
+            pd->f = NULL;
+        } else {
+            rc = refusal(c, rep);
+        }
+    } else if (rc && !c->err) {
+        maosc_fail(c, rc, "%s", pd->errstr[0] ? pd->errstr : maos_strerror(rc));
+    }
+    maosc_pend_free(pd);
+    return rc;
 }
 
 size_t maos_pending(const maos_ctx *c)
@@ -465,19 +856,87 @@ int maosc_check_str(maos_ctx *c, const char *what, const char *s)
 int maosc_req_begin(maos_ctx *c, struct maosc_req *rq)
 {
     rq->rid = maosc_take_rid(c->priv);
+    rq->internal_only = 0;
+    rq->retry_ids = 0;
+    rq->sub_kind = 0;
+    rq->internal = NULL;
+    rq->arg = NULL;
     return maosc_frame_begin(c, &rq->start, &rq->pk);
 }
 
+/* Legacy registration (maos_append_send, maos_txn_send, maos_claim_start):
+ * no completion; the reply goes to rxq (or is a claim's delivery). */
 int maosc_req_end(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc)
 {
-    return maosc_frame_end(c, rq->start, rq->rid, op, enc_rc);
+    struct maos_ctx_priv *p = c->priv;
+    int rc = maosc_frame_end(c, rq->start, rq->rid, op, enc_rc);
+    if (rc)
+        return rc;
+    if (win_add(&p->win, rq->rid, op, NULL)) {
+        p->out.size = rq->start;
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory queueing a request");
+    }
+    p->pending++;
+    return 0;
 }
 
 int maosc_call(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc, struct rxf **f,
                maos_reply *rep)
 {
-    int rc = maosc_req_end(c, rq, op, enc_rc);
-    return rc ? rc : maosc_sync_reply(c, rq->rid, f, rep);
+    struct maos_ctx_priv *p = c->priv;
+    int rc = maosc_frame_end(c, rq->start, rq->rid, op, enc_rc);
+    if (rc)
+        return rc;
+    struct maosc_pend *pd = calloc(1, sizeof *pd);
+    if (!pd) {
+        p->out.size = rq->start;
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory queueing a request");
+    }
+    pd->rid = rq->rid;
+    pd->op = op;
+    pd->kind = rq->internal_only ? MAOSC_PEND_INTERNAL
+               : p->submit_async ? MAOSC_PEND_ASYNC
+                                 : MAOSC_PEND_SYNC;
+    pd->retry = p->reconnect && pd->kind != MAOSC_PEND_INTERNAL &&
+                (op_retry_safe(op) || rq->retry_ids);
+    pd->internal = rq->internal;
+    pd->arg = rq->arg;
+    pd->sub_kind = rq->sub_kind;
+    pd->start_ms = maosc_now_ms();
+    if (pd->kind == MAOSC_PEND_ASYNC) {
+        pd->cb = p->submit_cb;
+        pd->privdata = p->submit_privdata;
+        if (p->timeout_ms > 0)
+            pd->deadline = pd->start_ms + p->timeout_ms;
+    } else if (pd->kind == MAOSC_PEND_INTERNAL && p->connect_timeout_ms > 0) {
+        pd->deadline = pd->start_ms + p->connect_timeout_ms;
+    }
+    if (pd->deadline && (!p->next_deadline || pd->deadline < p->next_deadline))
+        p->next_deadline = pd->deadline;
+    if (pend_register(c, pd, rq->start)) {
+        p->out.size = rq->start;
+        maosc_pend_free(pd);
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory queueing a request");
+    }
+    if (pd->kind != MAOSC_PEND_SYNC) {
+        if (p->out.size - p->out_off >= OUT_FLUSH_BYTES)
+            maosc_flush_nb(c); /* a connection error reaches pd itself */
+        maosc_hooks_update(p, -1);
+        return MAOSC_QUEUED;
+    }
+    if ((rc = pend_wait(c, pd))) {
+        /* not completed: the context is dead (reconnect gave up) */
+        if (!pd->done) {
+            if (pd->in_win)
+                pend_unlink(p, pd);
+            else if (pd->retry)
+                plist_del(&p->rs_head, &p->rs_tail, pd);
+            p->n_pends--;
+            maosc_pend_free(pd);
+            return rc;
+        }
+    }
+    return pend_take(c, pd, f, rep);
 }
 
 int maosc_check_doc(maos_ctx *c, const char *what, const void *doc, size_t len, int empty_ok)

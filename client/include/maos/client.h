@@ -161,7 +161,16 @@ typedef struct maos_options {
     uid_t server_uid;        /* one more uid the server may run as (see
                               * "Trust"); 0: $MAOS_SERVER_UID when set (a
                               * decimal uid), else none */
+    int client_ids;          /* MAOS_CLIENT_IDS: 1: every event appended
+                              * without an id gets a UUIDv7 made by the
+                              * library, so that every append and txn is
+                              * safe to re-send: with reconnect on, the
+                              * library re-sends those in flight when the
+                              * connection is lost (see "Asynchronous
+                              * requests"); the ids the server stored come
+                              * back in maos_append_info.ids as usual */
 } maos_options;
+#define MAOS_CLIENT_IDS 1
 
 /*
  * Connect to maosd and do the hello handshake (MAOS_PROTOCOL_VERSION).
@@ -898,6 +907,207 @@ typedef struct maos_loop_hooks {
 /* Install hooks (copied; NULL removes them).  update is called once at
  * once with the current state.  0 or MAOS_EINVALID_ARG. */
 int maos_set_loop_hooks(maos_ctx *c, const maos_loop_hooks *h);
+
+/*
+ * Loop operations for asynchronous requests (hiredis' addRead / delRead /
+ * addWrite / delWrite / scheduleTimer).  With them installed the library
+ * never blocks in maos_process or in a maos_async_* call: it says what to
+ * watch and the loop calls maos_process when something happens.
+ *
+ *   add_read / del_read    watch fd for readability, or stop;
+ *   add_write / del_write  watch fd for writability (output that did not
+ *                          fit in the socket buffer), or stop;
+ *   timer(data, ms)        call maos_process once after ms milliseconds
+ *                          (0: soon), replacing any earlier timer; ms -1
+ *                          cancels it.  Used for request timeouts,
+ *                          reconnect backoff and work queued by calls made
+ *                          outside maos_process.
+ * The fd changes on a reconnect: the library calls del_* for the old one
+ * (still open at that moment) before add_* for the new one.  Each op is
+ * called only when what to watch changes, from inside library calls, and
+ * must only arm or disarm watchers, never call back into the library.
+ * Any op may be NULL (not needed by that loop).  Installed alongside
+ * maos_loop_hooks (both are told), or alone.
+ */
+typedef struct maos_loop_ops {
+    void *data;
+    void (*add_read)(void *data, int fd);
+    void (*del_read)(void *data, int fd);
+    void (*add_write)(void *data, int fd);
+    void (*del_write)(void *data, int fd);
+    void (*timer)(void *data, int ms);
+} maos_loop_ops;
+
+/* Install ops (copied; NULL removes them).  The current state is told at
+ * once.  0 or MAOS_EINVALID_ARG. */
+int maos_set_loop_ops(maos_ctx *c, const maos_loop_ops *ops);
+
+/* ---- asynchronous requests ---------------------------------------------------- */
+
+/*
+ * Every request of the synchronous API that is one round trip has a
+ * non-blocking form, maos_async_NAME(c, cb, privdata, <the arguments of
+ * maos_NAME but its out-parameters>).  It checks its arguments, queues the
+ * request (writing what the socket takes now; the rest when the loop says
+ * the socket is writable) and returns at once:
+ *   0          queued: cb(c, status, r, privdata) will run exactly once,
+ *              from maos_process (or maos_free), on the thread that calls
+ *              it;
+ *   < 0        nothing was queued and cb will never run (MAOS_EINVALID_ARG,
+ *              MAOS_EFRAME_TOO_LARGE, MAOS_ELIMIT, MAOS_ENOMEM, or the
+ *              sticky error of a dead context); c->err / errstr say why.
+ * Any number may be in flight, mixed with synchronous calls (which wait for
+ * their own reply only) and with subscriptions; replies are matched by
+ * request id, so they may complete in any order.
+ *
+ * status in the callback:
+ *   0                     success: read the answer from r (below);
+ *   a server refusal      (MAOS_ENOT_FOUND, MAOS_EWRONG_EXPECTED_VERSION,
+ *                         ...): maos_result_errstr / _actual / _index;
+ *   MAOS_ETIMEOUT         the request's timeout passed first (the
+ *                         context's request timeout when it was issued:
+ *                         maos_set_timeout before a call gives that call
+ *                         its own bound).  The connection lives on; a
+ *                         reply that comes later is dropped.  For a write
+ *                         the outcome is unknown;
+ *   MAOS_ECONNECTION      the connection was lost (or the context freed)
+ *                         with the request in flight: its outcome is
+ *                         unknown (it may or may not have been applied).
+ *                         With reconnect on, the library does not report
+ *                         this for requests it can send again safely: it
+ *                         re-sends them after the reconnect, and their
+ *                         callback runs once with the answer.  Safe are
+ *                         reads (read, read_all, streams, get, list,
+ *                         count, task_get, queue_stats, dead_list),
+ *                         checkpoint_get, stats, ping, and appends and txns
+ *                         whose every event carries an id (the daemon
+ *                         answers a re-send with duplicate = 1, never a
+ *                         second write; see MAOS_CLIENT_IDS).  Requests
+ *                         issued while the context is reconnecting are
+ *                         sent after the handshake;
+ *   a sticky error        the context died (reconnect off, or given up):
+ *                         every request in flight gets MAOS_ECONNECTION,
+ *                         c->err holds the reason.
+ *
+ * r is lent for the duration of the callback (never NULL); what the
+ * maos_result_* getters return is the caller's (pages: free them with their
+ * *_free).  The callback may make any call on c (synchronous ones block
+ * the loop, as everywhere), issue more async requests, but not maos_free
+ * or maos_process.  Deliveries keep their own handlers (maos_process);
+ * replies of requests are handed out before the deliveries queued at the
+ * same time.
+ *
+ * Not in async form (several round trips, or state on the context):
+ * maos_agent_register, maos_lock with wait_ms != 0, maos_session_*,
+ * maos_worker_run; use their synchronous form (maos_claim_start is the
+ * async claim that waits, as before).
+ *
+ * Thread-safety: as every call on c (one thread at a time); callbacks run
+ * on the thread that calls maos_process.
+ */
+typedef struct maos_result maos_result;
+typedef void (*maos_callback)(maos_ctx *c, int status, maos_result *r, void *privdata);
+
+/* The request id of the request r answers (the async call's *rid). */
+uint64_t maos_result_rid(const maos_result *r);
+/* The server's message for a refusal (or the library's for a local
+ * status), NUL-terminated, valid during the callback; "" on success. */
+const char *maos_result_errstr(const maos_result *r);
+/* As maos_err_actual / maos_err_index, for this request's refusal. */
+int maos_result_actual(const maos_result *r, int64_t *actual);
+int64_t maos_result_index(const maos_result *r);
+
+/* The scalar answers, by request (0 for what the request does not give). */
+typedef struct maos_result_fields {
+    uint64_t revision;   /* put, delete, count, checkpoint_save: 0 */
+    uint64_t count;      /* count, dead_retry, dead_purge */
+    uint64_t position;   /* checkpoint_get */
+    uint64_t receivers;  /* publish */
+    uint64_t sub;        /* subscribe, subscribe_channel, watch: the id */
+    int64_t lease_until; /* extend */
+    char state[16];      /* nack */
+    int more;            /* dead_retry, dead_purge */
+} maos_result_fields;
+/* 0 and *out, or MAOS_EINVALID_ARG when status was not 0. */
+int maos_result_fields_get(const maos_result *r, maos_result_fields *out);
+/* Typed answers: 0 and the value (pages: a new page, the caller's), or
+ * MAOS_EINVALID_ARG (status was not 0, or r answers another request),
+ * MAOS_ENOMEM, MAOS_EPROTO (malformed: the connection is dropped). */
+int maos_result_append(const maos_result *r, size_t i, maos_append_info *out); /* append: i 0; txn: i-th */
+int maos_result_page(const maos_result *r, maos_page **out);                 /* read, read_all */
+int maos_result_streams(const maos_result *r, maos_stream_page **out);
+int maos_result_stats(const maos_result *r, maos_stats_info *out);
+int maos_result_table_page(const maos_result *r, struct maos_table_page **out); /* get, list */
+struct maos_task_page;
+int maos_result_task_page(const maos_result *r, struct maos_task_page **out); /* claim, task_get, dead_list */
+
+int maos_async_ping(maos_ctx *c, maos_callback cb, void *privdata);
+int maos_async_append(maos_ctx *c, maos_callback cb, void *privdata, const char *stream,
+                      int64_t expect, const maos_event_spec *events, size_t n);
+int maos_async_txn(maos_ctx *c, maos_callback cb, void *privdata,
+                   const maos_txn_append *appends, size_t n);
+int maos_async_read(maos_ctx *c, maos_callback cb, void *privdata, const char *stream,
+                    uint64_t from, int backward, uint32_t limit);
+int maos_async_read_all(maos_ctx *c, maos_callback cb, void *privdata,
+                        const maos_read_filter *f, uint64_t from, int backward,
+                        uint32_t limit);
+int maos_async_streams(maos_ctx *c, maos_callback cb, void *privdata, const char *prefix,
+                       const char *after, uint32_t limit);
+int maos_async_stats(maos_ctx *c, maos_callback cb, void *privdata);
+int maos_async_checkpoint_save(maos_ctx *c, maos_callback cb, void *privdata,
+                               const char *name, uint64_t position);
+int maos_async_checkpoint_get(maos_ctx *c, maos_callback cb, void *privdata,
+                              const char *name);
+int maos_async_publish(maos_ctx *c, maos_callback cb, void *privdata, const char *channel,
+                       const void *payload, size_t len);
+/* Subscriptions: the subscription exists (its deliveries are routed) from
+ * the moment the daemon accepts it; fields.sub gives its id.  A refused one
+ * is forgotten.  Resumed after reconnects as a synchronous one. */
+int maos_async_subscribe(maos_ctx *c, maos_callback cb, void *privdata,
+                         const maos_read_filter *f, int from_kind, uint64_t from);
+int maos_async_subscribe_channel(maos_ctx *c, maos_callback cb, void *privdata,
+                                 const char *pattern);
+int maos_async_watch(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                     const char *prefix, int from_kind, uint64_t revision);
+/* Gone locally at once (as maos_unsubscribe); cb says what the daemon said. */
+int maos_async_unsubscribe(maos_ctx *c, maos_callback cb, void *privdata, uint64_t sub);
+int maos_async_put(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                   const char *key, const void *doc, size_t len, int64_t expect, int bind);
+int maos_async_get(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                   const char *key);
+int maos_async_delete(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                      const char *key, int64_t expect);
+int maos_async_list(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                    const char *prefix, const char *after, const void *where,
+                    size_t where_len, uint32_t limit);
+int maos_async_count(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                     const char *prefix, const void *where, size_t where_len);
+int maos_async_agent_status(maos_ctx *c, maos_callback cb, void *privdata,
+                            const char *status, const void *detail, size_t len);
+int maos_async_agent_deregister(maos_ctx *c, maos_callback cb, void *privdata,
+                                const char *id);
+/* maos_lock with wait_ms 0 (one try: MAOS_EWRONG_REVISION when held). */
+int maos_async_lock(maos_ctx *c, maos_callback cb, void *privdata, const char *name);
+int maos_async_unlock(maos_ctx *c, maos_callback cb, void *privdata, const char *name,
+                      uint64_t token);
+int maos_async_ack(maos_ctx *c, maos_callback cb, void *privdata, const uint8_t id[16],
+                   uint64_t token, const void *result, size_t len);
+int maos_async_nack(maos_ctx *c, maos_callback cb, void *privdata, const uint8_t id[16],
+                    uint64_t token, const char *error, int64_t retry_after_ms);
+int maos_async_extend(maos_ctx *c, maos_callback cb, void *privdata, const uint8_t id[16],
+                      uint64_t token, uint32_t lease_ms);
+int maos_async_task_release(maos_ctx *c, maos_callback cb, void *privdata,
+                            const uint8_t id[16], uint64_t token);
+int maos_async_task_get(maos_ctx *c, maos_callback cb, void *privdata, const uint8_t id[16]);
+int maos_async_dead_list(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                         const uint8_t *after, uint32_t limit);
+int maos_async_dead_retry(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                          const uint8_t *id);
+int maos_async_dead_purge(maos_ctx *c, maos_callback cb, void *privdata, const char *queue);
+
+/* Number of requests with a completion still to run (sync, async and the
+ * library's own), for tests and curiosity. */
+size_t maos_async_inflight(const maos_ctx *c);
 
 /* ---- reconnect and resume -------------------------------------------------- */
 
