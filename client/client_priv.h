@@ -213,6 +213,9 @@ struct maosc_pend {
     void *privdata;
     long long deadline;   /* monotonic ms; 0: none */
     long long start_ms;   /* when it was issued */
+    size_t out_start;     /* where its frame began in `out` ... */
+    uint64_t out_gen;     /* ... of this generation of `out` (not sent yet
+                           * when out_off is still below it) */
     char *frame;          /* retry: the whole frame (length prefix included) */
     size_t frame_len;
     /* completion */
@@ -245,6 +248,7 @@ struct maos_ctx_priv {
 
     msgpack_sbuffer out;
     size_t out_off;     /* bytes of out already written */
+    uint64_t out_gen;   /* bumped whenever out is emptied */
 
     maos_reader rd;
     struct rxf *rxq_head, *rxq_tail;

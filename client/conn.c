@@ -125,6 +125,7 @@ static void drop_connection_state(struct maos_ctx_priv *p)
     maosc_free_rxf_list(&p->rxq_head, &p->rxq_tail);
     maosc_free_rxf_list(&p->orph_head, &p->orph_tail);
     p->out.size = 0;
+    p->out_gen++;
     p->out_off = 0;
     p->pending = 0;
     maosc_win_reset(&p->win);
@@ -175,10 +176,10 @@ int maosc_die(maos_ctx *c, int code, const char *fmt, ...)
         p->handshaking = 0;
         p->hs_left = 0;
         if (recoverable(p, code)) {
+            maosc_pends_lost(c, code, 1); /* before `out` is dropped */
             drop_connection_state(p);
             p->down_err = code;
             memcpy(p->down_why, c->errstr, sizeof p->down_why);
-            maosc_pends_lost(c, code, 1);
             if (!p->down) { /* the first attempt is at once */
                 p->down = 1;
                 p->down_since = maosc_now_ms();

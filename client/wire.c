@@ -288,6 +288,7 @@ int maosc_flush_out(maos_ctx *c)
     }
     p->out.size = 0;
     p->out_off = 0;
+    p->out_gen++;
     return 0;
 }
 
@@ -635,7 +636,18 @@ void maosc_pends_lost(maos_ctx *c, int code, int keep)
     while ((pd = p->pends_head)) {
         plist_del(&p->pends_head, &p->pends_tail, pd);
         pd->in_win = 0;
-        if (keep && pd->retry && pd->frame && pd->kind != MAOSC_PEND_INTERNAL) {
+        /* still in `out`, not a byte of it written: never sent */
+        int unsent = pd->out_gen == p->out_gen && pd->out_start >= p->out_off &&
+                     pd->out_start + 4 <= p->out.size;
+        if (keep && unsent && !pd->frame && pd->kind != MAOSC_PEND_INTERNAL) {
+            const unsigned char *h = (const unsigned char *)p->out.data + pd->out_start;
+            size_t len = 4 + ((size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3]);
+            if (pd->out_start + len <= p->out.size && (pd->frame = malloc(len))) {
+                memcpy(pd->frame, p->out.data + pd->out_start, len);
+                pd->frame_len = len;
+            }
+        }
+        if (keep && (pd->retry || unsent) && pd->frame && pd->kind != MAOSC_PEND_INTERNAL) {
             plist_add(&p->rs_head, &p->rs_tail, pd);
             continue;
         }
@@ -674,6 +686,8 @@ static int pend_register(maos_ctx *c, struct maosc_pend *pd, size_t start)
     if (win_add(&p->win, pd->rid, pd->op, pd))
         return MAOS_ENOMEM;
     pd->in_win = 1;
+    pd->out_start = start;
+    pd->out_gen = p->out_gen;
     plist_add(&p->pends_head, &p->pends_tail, pd);
     p->n_pends++;
     return 0;
@@ -756,6 +770,7 @@ int maosc_flush_nb(maos_ctx *c)
         }
         p->out.size = 0;
         p->out_off = 0;
+        p->out_gen++;
     }
     return 0;
 }
