@@ -332,6 +332,7 @@ int maosc_pends_resend(maos_ctx *c);
 int maosc_pends_expire(maos_ctx *c);
 int maosc_flush_nb(maos_ctx *c);
 void maosc_pend_free(struct maosc_pend *pd);
+void maosc_pends_forget_arg(struct maos_ctx_priv *p, const void *arg);
 void maosc_run_completions(maos_ctx *c, size_t max);
 int maosc_req_end(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc);
 int maosc_call(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc, struct rxf **f,

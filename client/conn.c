@@ -92,6 +92,10 @@ void maosc_hooks_update(struct maos_ctx_priv *p, int wake_ms)
             p->ops_timer_at = at;
         }
     }
+    /* the hooks cannot watch for writability: output that waits (the
+     * socket was full) is retried on a short wake-up */
+    if (p->hooks.update && fd >= 0 && p->out_off < p->out.size && (t < 0 || t > 1))
+        t = 1;
     if (p->hooks.update)
         p->hooks.update(p->hooks.data, fd, t);
 }
@@ -348,6 +352,9 @@ static int sock_connect(maos_ctx *c, const char *path)
         if (e == EINTR)
             continue;
         if (e == EINPROGRESS) { /* not done by AF_UNIX today; handled anyway */
+            if (!p->connecting)
+                return maosc_die(c, MAOS_ECONNECT, "cannot connect to %s: in progress",
+                                 path);
             int rev = maosc_wait_fd(c, POLLOUT);
             if (rev < 0)
                 return rev;
@@ -359,6 +366,9 @@ static int sock_connect(maos_ctx *c, const char *path)
             break;
         }
         if (e == EAGAIN) { /* backlog full: the daemon is busy accepting */
+            if (!p->connecting) /* maos_process: never wait; back off */
+                return maosc_die(c, MAOS_ECONNECT, "cannot connect to %s: server busy",
+                                 path);
             if (p->deadline && maosc_now_ms() >= p->deadline)
                 return maosc_die(c, MAOS_ECONNECT, "cannot connect to %s: server busy for %d ms",
                            path, p->connect_timeout_ms);

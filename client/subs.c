@@ -103,6 +103,7 @@ static int csub_new(maos_ctx *c, const maos_read_filter *fl, const char *pattern
 /* Remove s from the table (and its deliveries) and free it. */
 static void sub_forget(struct maos_ctx_priv *p, struct csub *s)
 {
+    maosc_pends_forget_arg(p, s);
     size_t i = 0;
     while (i < p->n_subs && p->subs[i] != s)
         i++;
@@ -128,6 +129,14 @@ static void sub_done(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf 
     struct maos_ctx_priv *p = c->priv;
     struct csub *s = pd->arg;
     int resub = pd->kind == MAOSC_PEND_INTERNAL;
+    if (!s) { /* unsubscribed meanwhile: its pushes are dropped as unknown */
+        if (resub && f && !status)
+            maosc_hs_step(c);
+        else if (resub && f)
+            maosc_die(c, status, "re-subscribing was refused: %s",
+                      pd->errstr[0] ? pd->errstr : maos_strerror(status));
+        return;
+    }
     if (!f || !rep || status) {
         if (resub && f && status)
             maosc_die(c, status, "re-subscribing subscription %llu was refused: %s",
@@ -296,15 +305,13 @@ int maos_unsubscribe(maos_ctx *c, uint64_t sub)
     if (rc)
         return rc;
     p = c->priv;
-    size_t i = sub_index(p, sub);
+    size_t i = sub ? sub_index(p, sub) : SIZE_MAX; /* 0: an async one not accepted yet */
     if (i == SIZE_MAX)
         return maosc_fail(c, MAOS_ENOT_FOUND, "no subscription %llu on this context",
                     (unsigned long long)sub);
     /* Gone locally first: its pushes in flight are dropped as unknown. */
     uint64_t sid = p->subs[i]->server_id;
-    free(p->subs[i]);
-    memmove(&p->subs[i], &p->subs[i + 1], (p->n_subs - i - 1) * sizeof *p->subs);
-    p->n_subs--;
+    sub_forget(p, p->subs[i]);
     dq_purge(p, sub);
     if (!sid)
         return 0;
@@ -312,7 +319,7 @@ int maos_unsubscribe(maos_ctx *c, uint64_t sub)
         return rc;
     rc = maosc_call(c, &rq, MAOS_OP_UNSUBSCRIBE, maos_enc_unsubscribe(&rq.pk, rq.rid, sid),
                     &f, &rep);
-    if (rc) {
+    if (rc && rc != MAOSC_QUEUED) {
         if (p->down && !p->dead) { /* the new connection will not have it */
             c->err = 0;
             c->errstr[0] = '\0';

@@ -358,15 +358,17 @@ int maos_agent_deregister(maos_ctx *c, const char *id)
     if ((rc = maosc_req_begin(c, &rq)) ||
         (rc = maosc_call(c, &rq, MAOS_OP_AGENT_DEREGISTER,
                          maos_enc_agent_deregister(&rq.pk, rq.rid, maosc_cstr(id)), &f, &rep)))
-        return rc;
-    free(f);
+        if (rc != MAOSC_QUEUED) /* async: forgotten now, not re-registered */
+            return rc;
+    if (rc == 0)
+        free(f);
     if (p->agent_mem && p->agent.id.len == strlen(id) &&
         !memcmp(p->agent.id.ptr, id, p->agent.id.len)) {
         free(p->agent_mem);
         p->agent_mem = NULL;
         memset(&p->agent, 0, sizeof p->agent);
     }
-    return 0;
+    return rc;
 }
 
 /* ---- locks ---------------------------------------------------------------------------- */

@@ -663,6 +663,17 @@ void maosc_pends_lost(maos_ctx *c, int code, int keep)
     }
 }
 
+/* s (a csub) is being freed: the requests that point to it (a subscribe
+ * in flight) forget it. */
+void maosc_pends_forget_arg(struct maos_ctx_priv *p, const void *arg)
+{
+    struct maosc_pend *lists[2] = {p->pends_head, p->rs_head};
+    for (int i = 0; i < 2; i++)
+        for (struct maosc_pend *pd = lists[i]; pd; pd = pd->next)
+            if (pd->arg == arg)
+                pd->arg = NULL;
+}
+
 /* Register pd (its frame just closed at `start` in out) as in flight on
  * this connection, or, while down, keep its frame for the next one. */
 static int pend_register(maos_ctx *c, struct maosc_pend *pd, size_t start)
@@ -717,6 +728,10 @@ int maosc_pends_expire(maos_ctx *c)
 {
     struct maos_ctx_priv *p = c->priv;
     long long now = maosc_now_ms(), next = -1;
+    if (!p->next_deadline)
+        return -1;
+    if (now < p->next_deadline) /* nothing due: no scan */
+        return p->next_deadline - now > INT_MAX ? INT_MAX : (int)(p->next_deadline - now);
     struct maosc_pend *pd = p->pends_head;
     while (pd && !p->dead) {
         struct maosc_pend *nx = pd->next;
@@ -934,7 +949,12 @@ int maosc_call(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc, struct
         return maosc_fail(c, MAOS_ENOMEM, "out of memory queueing a request");
     }
     if (pd->kind != MAOSC_PEND_SYNC) {
-        if (p->out.size - p->out_off >= OUT_FLUSH_BYTES)
+        /* With loop ops the write waits for the loop's writable event (one
+         * send for many requests); without, it is tried at once, so that a
+         * loop watching only for replies gets them. */
+        const maos_loop_ops *o = &p->ops;
+        int ops = o->add_write || o->add_read || o->timer;
+        if (!ops || p->out.size - p->out_off >= OUT_FLUSH_BYTES)
             maosc_flush_nb(c); /* a connection error reaches pd itself */
         maosc_hooks_update(p, -1);
         return MAOSC_QUEUED;

@@ -1,23 +1,27 @@
 /*
  * maos/client.h -- libmaos-client: a thin, hiredis-like client for maosd.
  *
- * One maos_ctx is one Unix-socket connection to maosd.  Everything is
- * blocking, except maos_process (event loops); every wait for the server
+ * One maos_ctx is one Unix-socket connection to maosd.  The synchronous
+ * calls block; the asynchronous ones (maos_async_*) and maos_process never
+ * do (event loops: see "Asynchronous requests"); every wait for the server
  * is bounded (see "Timeouts" below: by default 10 s to connect and say
  * hello, 30 s without progress on a request), so a server that accepts
  * and never answers cannot hang the caller.  Before a single byte is
  * sent, the library checks who owns the socket's directory and who runs
  * the server (see "Trust" below).
  *
- * Three layers:
- *  - the pipelined layer (maos_append_send, maos_txn_send, maos_flush,
- *    maos_reply_recv): queue many requests, then collect the replies, which
- *    may arrive in any order and carry the request id (rid) they answer;
- *  - the synchronous layer (maos_ping, maos_append, maos_txn, maos_read,
- *    maos_read_all, maos_streams, maos_stats_get), built on the pipelined one:
- *    send + flush + receive the reply with its own rid.  A synchronous call
- *    made while pipelined replies are still outstanding fails with
- *    MAOS_EBUSY (collect them with maos_reply_recv first);
+ * Layers, all over one pipeline in which every request has its own request
+ * id (rid) and every reply is matched to its request by rid:
+ *  - asynchronous requests (maos_async_*): every one-round-trip request,
+ *    queued without waiting, its callback run from maos_process; any
+ *    number in flight, completing in any order;
+ *  - the synchronous layer (maos_ping, maos_append, maos_read, maos_put,
+ *    ...): the same request, then a wait for its own reply only.  It may be
+ *    called while other requests (async, pipelined) are in flight, from a
+ *    callback too; it does not take their replies;
+ *  - the older pipelined layer (maos_append_send, maos_txn_send,
+ *    maos_flush, maos_reply_recv): appends and txns whose replies are
+ *    collected with maos_reply_recv;
  *  - subscriptions: pushes the daemon sends on its own, taken blocking
  *    (maos_next) or from an event loop (maos_fd + maos_process, with loop
  *    hooks and header-only adapters such as maos/adapters/libuv.h).
@@ -40,14 +44,16 @@
  *    context, since that reply is lost).
  *  - Everything else is per call and not sticky: server refusals
  *    (MAOS_EWRONG_EXPECTED_VERSION, MAOS_ENOT_FOUND, MAOS_EBAD_REQUEST, ...),
- *    MAOS_EINVALID_ARG (caught before anything was sent), MAOS_EBUSY,
+ *    MAOS_EINVALID_ARG (caught before anything was sent),
  *    MAOS_EFRAME_TOO_LARGE (the request would exceed the server's
  *    max_frame; nothing was sent), MAOS_ELIMIT (the encoded request would
  *    break the wire's nesting/element limits, e.g. data nested close to 64
  *    levels; nothing was sent), and MAOS_ENOMEM when nothing was sent.
  *    The next call clears err.
  *  - With reconnect on (see "Reconnect and resume"), connection errors
- *    fail the call that meets them but the context reconnects; it dies
+ *    fail the call that meets them (except a request safe to send twice,
+ *    or not written yet: the library sends it again after reconnecting,
+ *    see "Asynchronous requests") but the context reconnects; it dies
  *    only when reconnecting gives up, the handshake is refused, the reply
  *    stream is broken (MAOS_EPROTO) or the server is not trusted
  *    (MAOS_EUNTRUSTED_SERVER is never retried).
@@ -307,7 +313,7 @@ typedef struct maos_txn_append {
  * the same event ids after maosd restarts), MAOS_EREAD_ONLY (refused, not
  * written), MAOS_EINVALID_ARG
  * (NULL stream/type, n == 0, data or meta not one well-formed msgpack
- * value / map), MAOS_EFRAME_TOO_LARGE, MAOS_EBUSY, connection errors.
+ * value / map), MAOS_EFRAME_TOO_LARGE, connection errors.
  */
 int maos_append(maos_ctx *c, const char *stream, int64_t expect,
                 const maos_event_spec *events, size_t n,
@@ -386,7 +392,7 @@ void maos_page_free(maos_page *p);
  * says there is more).
  * On success *out is a new page (possibly with n == 0).
  * Errors: MAOS_ENOT_FOUND (no such stream), MAOS_EINVALID_NAME,
- * MAOS_EINVALID_ARG, MAOS_EBUSY, connection errors.
+ * MAOS_EINVALID_ARG, connection errors.
  */
 int maos_read(maos_ctx *c, const char *stream, uint64_t from, int backward,
               uint32_t limit, maos_page **out);
@@ -407,7 +413,7 @@ typedef struct maos_read_filter {
  * Read the global log ($all) from position `from` (inclusive; or
  * MAOS_FROM_START / MAOS_FROM_END), forward or backward, up to limit
  * events matching f (NULL: no filter).  See maos_page about paging.
- * Errors: MAOS_EINVALID_ARG, MAOS_ELIMIT, MAOS_EBUSY, connection errors.
+ * Errors: MAOS_EINVALID_ARG, MAOS_ELIMIT, connection errors.
  */
 int maos_read_all(maos_ctx *c, const maos_read_filter *f, uint64_t from,
                   int backward, uint32_t limit, maos_page **out);
@@ -622,7 +628,7 @@ void maos_delivery_free(maos_delivery *d);
  * events come as deliveries.  Pushes that arrive meanwhile are queued.
  * Errors: MAOS_EINVALID_ARG (bad from_kind, FROM_VERSION without a stream,
  * NULL type), MAOS_EBAD_REQUEST / MAOS_EINVALID_NAME / MAOS_ELIMIT from the
- * daemon (bad filter, too many subscriptions), MAOS_EBUSY, connection
+ * daemon (bad filter, too many subscriptions), connection
  * errors.
  */
 int maos_subscribe(maos_ctx *c, const maos_read_filter *f, int from_kind,
@@ -640,7 +646,7 @@ int maos_subscribe_channel(maos_ctx *c, const char *pattern, uint64_t *sub);
  * Stop a subscription of either kind.  Deliveries of it still queued are
  * discarded, and none is returned after this call, even when it fails.
  * Errors: MAOS_ENOT_FOUND (no such subscription on this context, e.g.
- * unsubscribed twice), MAOS_EBUSY, connection errors (with reconnect on,
+ * unsubscribed twice), connection errors (with reconnect on,
  * a connection lost during the call is not an error here: the
  * subscription is gone either way).
  */
@@ -652,7 +658,7 @@ int maos_unsubscribe(maos_ctx *c, uint64_t sub);
  * subscriptions it was queued to.  At most once: nothing is stored, a
  * subscriber that is disconnected or too slow misses it.
  * Errors: MAOS_EINVALID_ARG (NULL channel, bad msgpack), MAOS_EINVALID_NAME,
- * MAOS_EFRAME_TOO_LARGE, MAOS_EBUSY, connection errors.
+ * MAOS_EFRAME_TOO_LARGE, connection errors.
  */
 int maos_publish(maos_ctx *c, const char *channel, const void *payload,
                  size_t len, uint64_t *receivers);
@@ -723,7 +729,7 @@ void maos_table_page_free(maos_table_page *p);
  * whatever reason).  *revision (may be NULL): the new revision.  Errors:
  * MAOS_EWRONG_REVISION (maos_err_actual), MAOS_EINVALID_NAME (table, key),
  * MAOS_EINVALID_ARG (doc not a map), MAOS_EUNAUTHORIZED (agents),
- * MAOS_EBUSY, connection errors. */
+ * connection errors. */
 int maos_put(maos_ctx *c, const char *table, const char *key, const void *doc,
              size_t len, int64_t expect, int bind, uint64_t *revision);
 /* One entry as a page of one.  MAOS_ENOT_FOUND when absent. */
@@ -873,15 +879,20 @@ typedef struct maos_push_handlers {
 } maos_push_handlers;
 
 /*
- * Non-blocking: read what is readable on maos_fd(c) now (a bounded amount
- * per call, for fairness), then hand every delivery queued at that point to
- * h's callbacks, in order.  Returns the number of deliveries handled (0 is
- * normal: a partial frame, or nothing yet), or a negative error: connection
- * errors are sticky as usual; with reconnect on, a lost connection is not
- * an error here: maos_process tries to reconnect when the backoff allows
- * (telling the loop hooks when to call again) and fails only when it gives
- * up.  MAOS_EINVALID_ARG when h is NULL or when called from one of its own
- * callbacks.
+ * Non-blocking: write what the socket takes of the queued output, read
+ * what is readable on maos_fd(c) now (a bounded amount per call, for
+ * fairness), complete async requests past their timeout, then run the
+ * callbacks of the async requests completed at that point and hand every
+ * delivery queued at that point to h's callbacks, in order.  Returns the
+ * number of callbacks and deliveries handled (0 is normal: a partial
+ * frame, or nothing yet), or a negative error: connection errors are
+ * sticky as usual (the callbacks of the requests in flight still run,
+ * with MAOS_ECONNECTION, before it returns); with reconnect on, a lost
+ * connection is not an error here: maos_process begins a reconnect when
+ * the backoff allows (connect, then hello and the re-subscribes pipelined:
+ * their answers are read by later calls, nothing waits) and fails only
+ * when it gives up.  MAOS_EINVALID_ARG when h is NULL or when called from
+ * one of its own callbacks.
  */
 int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user);
 
@@ -895,9 +906,12 @@ int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user);
  * wake_ms >= 0, also call maos_process after wake_ms milliseconds even if
  * nothing is readable (0: soon; used when deliveries were queued by a
  * synchronous call, during reconnect backoff, and once the context died so
- * that maos_process can report it).  It is called from inside library calls
- * (maos_process, synchronous calls): it must only arm or disarm watchers,
- * never call back into the library.
+ * that maos_process can report it; the next request timeout; 1 while
+ * output waits for a full socket, since update cannot ask for
+ * writability: loops that issue async requests should prefer
+ * maos_loop_ops).  It is called from inside library calls (maos_process,
+ * synchronous calls): it must only arm or disarm watchers, never call back
+ * into the library.
  */
 typedef struct maos_loop_hooks {
     void *data;
@@ -1114,10 +1128,10 @@ size_t maos_async_inflight(const maos_ctx *c);
 /*
  * With reconnect on (maos_options.reconnect or maos_set_reconnect), a lost
  * connection (the daemon restarted, the socket broke, a wait timed out) does
- * not kill the context.  The call that notices still fails with the
- * connection error (the outcome of a request in flight is unknown: retry
- * appends with event ids, which makes them idempotent; replies of
- * pipelined requests in flight are lost and maos_pending() drops to 0).
+ * not kill the context.  The call that notices fails with the connection
+ * error unless the library can send it again (below); replies of legacy
+ * pipelined requests (maos_append_send) in flight are lost and
+ * maos_pending() drops to 0.
  * Then the library reconnects: at once, then after 50 ms doubling up to
  * 2 s between attempts, and gives up (the context is dead, with the last
  * error) when an attempt fails reconnect_max_ms or more after the loss
@@ -1133,10 +1147,23 @@ size_t maos_async_inflight(const maos_ctx *c);
  * the context dies with that error.
  *
  * Who reconnects: maos_next (within its timeout; it keeps trying on later
- * calls), maos_process (one attempt per call when the backoff allows), and
- * any other call (blocking until connected or given up).  The first connect
+ * calls), maos_process (begins one attempt when the backoff allows, never
+ * waiting: the handshake -- hello, the agent, every re-subscribe, then the
+ * requests kept from the lost connection -- is sent at once and completes
+ * as its answers are read), and any other synchronous call (blocking until
+ * connected or given up).  Async requests issued while reconnecting are
+ * queued and sent after the handshake.  The first connect
  * (maos_connect_with) is not retried.  While reconnecting, maos_fd(c) is -1
- * but the context is not dead: use maos_is_dead().
+ * (or the new socket once an attempt began) but the context is not dead:
+ * use maos_is_dead().
+ *
+ * Requests in flight when the connection is lost: those safe to send twice
+ * (see "Asynchronous requests": reads, checkpoint_get, stats, ping, appends
+ * and txns whose every event has an id) and those not written to the
+ * socket yet are sent again on the new connection, with their callback or
+ * synchronous caller none the wiser (a re-sent append may come back with
+ * duplicate = 1); the others fail: a synchronous call with the connection
+ * error, an async one with MAOS_ECONNECTION (outcome unknown).
  */
 #define MAOS_RECONNECT_MAX_MS 30000
 #define MAOS_RECONNECT_MIN_DELAY_MS 50
