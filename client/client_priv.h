@@ -362,7 +362,8 @@ int maosc_next_of(maos_ctx *c, uint64_t sub, int timeout_ms, maos_delivery **out
 
 /* subs.c */
 struct csub *maosc_sub_by_server_id(struct maos_ctx_priv *p, uint64_t sid);
-int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from);
+int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from,
+                       int resume);
 int maosc_subs_resume(maos_ctx *c);
 
 /* tables.c */

@@ -476,6 +476,8 @@ static int conn_begin(maos_ctx *c)
                     NULL, NULL);
     if (rc != MAOSC_QUEUED)
         return p->fd < 0 || p->dead ? rc : maosc_die(c, rc, "cannot say hello");
+    /* Nothing is written before the whole handshake is queued (the writes
+     * below are the first), so the connection cannot break in between. */
     if (p->agent_mem) {
         if ((rc = maosc_req_begin(c, &rq)))
             return maosc_die(c, rc, "out of memory registering the agent");

@@ -168,9 +168,9 @@ static void sub_done(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf 
 
 /* Queue s's subscribe on the current connection and, for a sync call, wait
  * for its answer (sub_done).  s is in p->subs already. */
-int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from)
+int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from,
+                       int resume)
 {
-    struct maos_ctx_priv *p = c->priv;
     struct maosc_req rq;
     struct rxf *f = NULL;
     maos_reply rep;
@@ -186,7 +186,7 @@ int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from
     rq.internal = sub_done;
     rq.arg = s;
     rq.sub_kind = from_kind;
-    rq.internal_only = p->handshaking;
+    rq.internal_only = resume;
     rc = maosc_call(c, &rq, op, enc, &f, &rep);
     if (rc == 0)
         free(f);
@@ -203,10 +203,10 @@ int maosc_subs_resume(maos_ctx *c)
     for (size_t i = 0; i < p->n_subs; i++) {
         struct csub *s = p->subs[i];
         int rc = s->watch && s->entries_open
-                     ? maosc_sub_register(c, s, MAOS_WATCH_FROM_ENTRIES, 0)
-                 : s->watch   ? maosc_sub_register(c, s, MAOS_WATCH_FROM_REVISION, s->next - 1)
-                 : s->waiting ? maosc_sub_register(c, s, MAOS_FROM_VERSION, s->wait_version)
-                              : maosc_sub_register(c, s, MAOS_FROM_POSITION, s->next);
+                     ? maosc_sub_register(c, s, MAOS_WATCH_FROM_ENTRIES, 0, 1)
+                 : s->watch   ? maosc_sub_register(c, s, MAOS_WATCH_FROM_REVISION, s->next - 1, 1)
+                 : s->waiting ? maosc_sub_register(c, s, MAOS_FROM_VERSION, s->wait_version, 1)
+                              : maosc_sub_register(c, s, MAOS_FROM_POSITION, s->next, 1);
         if (rc != MAOSC_QUEUED)
             return p->fd < 0 || p->dead ? rc
                                         : maosc_die(c, rc, "cannot re-subscribe subscription %llu",
@@ -236,7 +236,7 @@ static int sub_add(maos_ctx *c, struct csub *s, int from_kind, uint64_t from,
         s->waiting = 1;
         s->wait_version = from;
     }
-    int rc = maosc_sub_register(c, s, from_kind, from);
+    int rc = maosc_sub_register(c, s, from_kind, from, 0);
     if (rc == MAOSC_QUEUED)
         return rc; /* async: sub_done decides */
     if (rc) {

@@ -954,6 +954,8 @@ int maosc_call(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc, struct
          * loop watching only for replies gets them. */
         const maos_loop_ops *o = &p->ops;
         int ops = o->add_write || o->add_read || o->timer;
+        if (pd->kind == MAOSC_PEND_INTERNAL)
+            return MAOSC_QUEUED; /* the handshake writes once it is queued */
         if (!ops || p->out.size - p->out_off >= OUT_FLUSH_BYTES)
             maosc_flush_nb(c); /* a connection error reaches pd itself */
         maosc_hooks_update(p, -1);
