@@ -276,6 +276,19 @@ int maos_async_dead_purge(maos_ctx *c, maos_callback cb, void *privdata, const c
     ASYNC_CALL(maos_dead_purge(c, queue, NULL, NULL));
 }
 
+int maos_async_enqueue(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                       const void *data, size_t len, const maos_task_opts *o)
+{
+    ASYNC_CALL(maos_enqueue_n(c, queue, &data, &len, o, 1, NULL, NULL));
+}
+
+int maos_async_enqueue_n(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                         const void *const *datas, const size_t *lens,
+                         const maos_task_opts *opts, size_t n)
+{
+    ASYNC_CALL(maos_enqueue_n(c, queue, datas, lens, opts, n, NULL, NULL));
+}
+
 /* ---- results ----------------------------------------------------------------- */
 
 uint64_t maos_result_rid(const maos_result *r)
@@ -429,4 +442,29 @@ int maos_result_task_page(const maos_result *r, maos_task_page **out)
     struct rxf *f = frame_copy(r, &rep);
     return f ? maosc_make_task_page(r->c, f, &rep, r->pd->op == MAOS_OP_TASK, out)
              : MAOS_ENOMEM;
+}
+
+int maos_result_enqueue(const maos_result *r, size_t n, uint8_t *ids, int *duplicates)
+{
+    static const maos_op ops[] = {MAOS_OP_ENQUEUE, 0};
+    if (answer_of(r, ops))
+        return MAOS_EINVALID_ARG;
+    const maos_reply *rep = &r->rep;
+    maos_mpr m;
+    uint32_t cnt;
+    maos_mpr_init(&m, rep->duplicates.ptr, rep->duplicates.len);
+    if (rep->n_duplicates != n || rep->task_ids.len != 16 * n || maos_mpr_array(&m, &cnt) ||
+        cnt != n)
+        return n == rep->n_duplicates ? maosc_die(r->c, MAOS_EPROTO, "malformed enqueue reply")
+                                      : MAOS_EINVALID_ARG;
+    for (size_t i = 0; i < n; i++) {
+        int d;
+        if (maos_mpr_bool(&m, &d))
+            return maosc_die(r->c, MAOS_EPROTO, "malformed enqueue reply");
+        if (duplicates)
+            duplicates[i] = d;
+    }
+    if (ids)
+        memcpy(ids, rep->task_ids.ptr, 16 * n);
+    return 0;
 }

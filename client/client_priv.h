@@ -25,11 +25,14 @@
  *               (the server may be blocked writing replies to us: a long
  *               pipeline must not deadlock);
  *   reply    -> recv() into the proto frame reader `rd`; each whole frame
- *               is copied once into an `rxf` block, queued in arrival order
- *               (rxq) and handed out.  A page or reply message takes
- *               ownership of its rxf: the events of a page are views into
- *               it, and the only other allocation per page is one array of
- *               maos_event (no per-event malloc);
+ *               that is a reply is matched by rid to its request's
+ *               completion (struct maosc_pend: a sync call waiting, an
+ *               async callback due, or the library's own handler), copied
+ *               once into an `rxf` block it owns; legacy pipelined replies
+ *               (maos_append_send) queue in rxq for maos_reply_recv.  A page
+ *               takes ownership of its rxf: the events of a page are views
+ *               into it, and the only other allocation per page is one
+ *               array of maos_event (no per-event malloc);
  *   push     -> every whole frame is first offered to maos_push_decode:
  *               pushes never reach the reply queue.  A push is mapped from
  *               the server's subscription id to the caller's, turned into a
@@ -37,17 +40,20 @@
  *               array and the frame bytes) and queued (dq) until maos_next
  *               or maos_process hands it out.
  *
- * Connect (open_conn, first connect and every reconnect alike): the trust
+ * Connect (conn_begin, first connect and every reconnect alike): the trust
  * checks of trust.c on the socket's directory, connect(), the server's uid
- * (SO_PEERCRED) -- all before the first byte is sent -- then hello, the
- * whole phase within connect_timeout_ms.  After it, every wait for the
+ * (SO_PEERCRED) -- all before the first byte is sent -- then the handshake
+ * pipelined (hello, agent, re-subscribes, re-sent requests), the whole
+ * phase within connect_timeout_ms; maos_process drives it without waiting,
+ * a synchronous call by waiting (conn_finish).  After it, every wait for the
  * socket (wait_fd) fails with MAOS_ETIMEOUT after timeout_ms without any
  * progress.  Both are on by default (client.h "Timeouts").
  *
- * Replies: every request queued records its op under its rid (struct
- * opwin), so that a reply is matched to a request that is really pending
- * (not unknown, not already answered) and checked against what a reply to
- * that op promises (maos_reply_check) before anything is taken from it.
+ * Replies: every request queued records its op and completion under its
+ * rid (struct opwin), so that a reply is matched to a request that is
+ * really pending (not unknown, not already answered; a timed-out one's
+ * late reply is dropped) and checked against what a reply to that op
+ * promises (maos_reply_check) before anything is taken from it.
  *
  * Subscriptions (struct csub) keep their own copy of the filter or
  * pattern and `next`, the position to resume from: the `next` of the last
@@ -55,38 +61,45 @@
  * across a reconnect), or the `from` the subscribe reply gave.
  *
  * The daemon writes a subscribe reply before any push of that
- * subscription, but both can arrive in one recv() and the frames are
- * drained before the reply is matched; so while a subscribe is in flight,
- * pushes for server ids not yet known are held (orphans) and mapped once
- * the reply is taken.  Outside that window a push for an unknown id belongs
- * to a subscription the caller has unsubscribed, and is dropped.
+ * subscription; the reply's completion handler (subs.c sub_done) runs the
+ * moment the reply is routed, so the pushes behind it in the same read
+ * find their subscription.  A push for an unknown id belongs to a
+ * subscription the caller has unsubscribed, and is dropped (the orphans
+ * list of the older design stays empty).
  *
  * Connection states:
  *
  *   connected --(I/O error, EOF, timeout; reconnect on)--> down
  *      ^                                                    |  attempts at
- *      +------(connect + hello + re-subscribe all)----------+  0, 50, 100, ..
- *                                                           |  2000 ms apart
+ *      +--(handshaking: connect, then hello + agent +        |  0, 50, 100, ..
+ *          re-subscribe all + re-sent requests, pipelined;  |  2000 ms apart
+ *          up when the last answer came: hs_left 0)---------+
  *   connected/down --(any other connection error, or an attempt that
  *                     fails reconnect_max_ms after the loss)--> dead
  *                     (sticky; fd closed)
  *
- *   While down, fd == -1, the reader, reply queue, output and pending are
- *   empty (replies in flight are lost), and the delivery queue and
- *   subscriptions are kept.
+ *   While down, fd == -1 (or, handshaking, the new socket), the reader,
+ *   reply queue, output and pending are empty (legacy replies in flight
+ *   are lost); requests safe to re-send or never written wait in the
+ *   resend list (rs); the delivery queue and subscriptions are kept.
  *
  * Invariants:
- *  - pending == requests queued or sent whose reply has not been handed
- *    out (through a sync call or maos_reply_recv).  Sync calls require
- *    pending == 0, so the only reply they can get is their own.  The
- *    window `win` holds the op of each of them; the one exception is the
- *    request an rid-0 error answered in maos_reply_recv (which one cannot
- *    be known), left in it until the connection ends.
+ *  - pending == legacy pipelined requests (maos_append_send,
+ *    maos_txn_send) queued or sent whose reply has not been handed out by
+ *    maos_reply_recv; n_pends == requests with a completion not yet run
+ *    (in the window, in rs, or done and waiting in cq or for their sync
+ *    caller).  The window `win` holds the op of each request in flight;
+ *    the one exception is the request an rid-0 error answered in
+ *    maos_reply_recv (which one cannot be known), left in it until the
+ *    connection ends.
+ *  - Every async request gets its callback exactly once (a reply, a
+ *    timeout, MAOS_ECONNECTION, or maos_free).
  *  - No byte is written to a socket whose directory and server uid have
  *    not passed the trust checks.
  *  - Once `dead` is set the socket is closed, c->err == dead and errstr
  *    holds the reason; every entry point returns dead at once.
- *  - `down` and `dead` are never both set; `down` implies fd == -1.
+ *  - `down` and `dead` are never both set; `down` implies fd == -1 unless
+ *    `handshaking`.
  *  - Every queued delivery belongs to a subscription in `subs`
  *    (unsubscribe removes both).
  *  - Out-parameters are written only on success.
@@ -118,6 +131,9 @@
 
 #include "trust.h"
 
+/* Requests in flight per context (the window's span), a limit with its
+ * error: MAOS_ELIMIT "more than N requests in flight". */
+#define MAOSC_WIN_MAX (1u << 20)
 /* Output is pushed to the socket once this much is queued. */
 #define OUT_FLUSH_BYTES (64u * 1024u)
 /* An output buffer that grew beyond this is released after a flush. */

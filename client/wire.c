@@ -1,12 +1,17 @@
 /*
- * client/wire.c -- bytes on the socket: bounded waits, receive into the
- * proto reader, the output buffer and its framing, the window of requests
- * awaiting a reply (rid -> op), reply matching, and maosc_call, the one
- * helper every synchronous request goes through.
+ * client/wire.c -- bytes on the socket and the requests in flight: bounded
+ * waits, receive into the proto reader, the output buffer and its framing,
+ * the window of requests awaiting a reply (rid -> op, completion), reply
+ * matching by rid, the completions (sync waiter, async callback, internal
+ * handler), what becomes of requests in flight when the connection is lost
+ * (kept and re-sent, or failed), request timeouts, and maosc_call, the one
+ * helper every request goes through (sync, async and the handshake's).
  *
- * Invariants: a frame in `out` is whole or rolled back; pending counts
- * the requests in the window; a reply is checked against its op
- * (maos_reply_check) before anything is taken from it.
+ * Invariants: a frame in `out` is whole or rolled back; a request with a
+ * completion is in exactly one of: the window + pends list (in flight), rs
+ * (to re-send), cq (async, callback due), its sync caller's hands; a reply
+ * is checked against its op (maos_reply_check) before anything is taken
+ * from it; nothing here waits unless a synchronous call asked to.
  */
 #include "client_priv.h"
 
@@ -32,6 +37,19 @@ static int win_add(struct opwin *w, uint64_t rid, maos_op op, struct maosc_pend 
 {
     if (w->span == 0)
         w->base = rid;
+    /* A request that timed out and whose reply never comes would hold the
+     * window's base for ever: past MAOSC_WIN_MAX rids it is forgotten (a
+     * reply that still comes is then one to an unknown request). */
+    while (w->span && rid >= w->base + MAOSC_WIN_MAX &&
+           (w->op[w->base & (w->cap - 1)] & 0x80 || !w->op[w->base & (w->cap - 1)])) {
+        w->op[w->base & (w->cap - 1)] = 0;
+        w->base++;
+        w->span--;
+    }
+    if (w->span == 0)
+        w->base = rid;
+    if (rid >= w->base + MAOSC_WIN_MAX)
+        return MAOS_ELIMIT;
     uint64_t lo = rid < w->base ? rid : w->base;
     uint64_t hi = rid >= w->base + w->span ? rid + 1 : w->base + w->span;
     uint64_t need = hi - lo;
@@ -694,8 +712,9 @@ static int pend_register(maos_ctx *c, struct maosc_pend *pd, size_t start)
         p->n_pends++;
         return 0;
     }
-    if (win_add(&p->win, pd->rid, pd->op, pd))
-        return MAOS_ENOMEM;
+    int rc = win_add(&p->win, pd->rid, pd->op, pd);
+    if (rc)
+        return rc;
     pd->in_win = 1;
     pd->out_start = start;
     pd->out_gen = p->out_gen;
@@ -943,9 +962,11 @@ int maosc_call(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc, struct
     }
     if (pd->deadline && (!p->next_deadline || pd->deadline < p->next_deadline))
         p->next_deadline = pd->deadline;
-    if (pend_register(c, pd, rq->start)) {
+    if ((rc = pend_register(c, pd, rq->start))) {
         p->out.size = rq->start;
         maosc_pend_free(pd);
+        if (rc == MAOS_ELIMIT)
+            return maosc_fail(c, rc, "more than %u requests in flight", MAOSC_WIN_MAX);
         return maosc_fail(c, MAOS_ENOMEM, "out of memory queueing a request");
     }
     if (pd->kind != MAOSC_PEND_SYNC) {

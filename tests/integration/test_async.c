@@ -197,6 +197,20 @@ static void mixed_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
     maos_stream_page_free(sp);
 }
 
+struct enq {
+    int calls, status;
+    uint8_t ids[3][16];
+    int dup[3];
+};
+
+static void enq_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    struct enq *e = privdata;
+    e->calls++;
+    e->status = status ? status : maos_result_enqueue(r, 3, e->ids[0], e->dup);
+}
+
 static void test_pipeline_mixed(void **state)
 {
     (void)state;
@@ -291,6 +305,19 @@ static void test_pipeline_mixed(void **state)
         MT_CMP_INT(s[i].rid, >, last); /* its own answer: rids in issue order */
         last = s[i].rid;
     }
+    /* an enqueue's answer through its getter */
+    struct enq e = {0, 0, {{0}}, {0, 0, 0}};
+    const void *datas[3] = {"\x01", "\x02", "\x03"};
+    size_t lens[3] = {1, 1, 1};
+    maos_task_opts topt[3] = {{.dedupe_key = "same"}, {.dedupe_key = "same"}, {0}};
+    MT_EQ_ERR(maos_async_enqueue_n(c, enq_cb, &e, "pm.q", datas, lens, topt, 3), 0);
+    while (!e.calls && mt_now_us() < deadline)
+        pl_turn(c, &l, &no_handlers, NULL, 100);
+    MT_EQ_INT(e.calls, 1);
+    MT_EQ_ERR(e.status, 0);
+    MT_EQ_INT(e.dup[0] + e.dup[1] + e.dup[2], 1);   /* the second "same" */
+    MT_TRUE(memcmp(e.ids[0], e.ids[1], 16) == 0);   /* is the first task */
+    MT_TRUE(memcmp(e.ids[0], e.ids[2], 16) != 0);
     printf("# 100 async requests of %d kinds, 2 sync calls and 3 pipelined appends "
            "in flight together: every answer matched\n", KINDS);
     maos_free(c);

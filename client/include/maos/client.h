@@ -1013,8 +1013,9 @@ int maos_set_loop_ops(maos_ctx *c, const maos_loop_ops *ops);
  *
  * Not in async form (several round trips, or state on the context):
  * maos_agent_register, maos_lock with wait_ms != 0, maos_session_*,
- * maos_worker_run; use their synchronous form (maos_claim_start is the
- * async claim that waits, as before).
+ * maos_worker_run; not yet: maos_claim (maos_claim_start is the async
+ * claim, as before), maos_queue_stats, maos_txn_items(_ex); use their
+ * synchronous form.
  *
  * Thread-safety: as every call on c (one thread at a time); callbacks run
  * on the thread that calls maos_process.
@@ -1118,6 +1119,15 @@ int maos_async_dead_list(maos_ctx *c, maos_callback cb, void *privdata, const ch
 int maos_async_dead_retry(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
                           const uint8_t *id);
 int maos_async_dead_purge(maos_ctx *c, maos_callback cb, void *privdata, const char *queue);
+struct maos_task_opts;
+int maos_async_enqueue(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                       const void *data, size_t len, const struct maos_task_opts *o);
+int maos_async_enqueue_n(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                         const void *const *datas, const size_t *lens,
+                         const struct maos_task_opts *opts, size_t n);
+/* The answer to an enqueue of n tasks: ids (n * 16 bytes) and duplicates
+ * (n), each may be NULL.  MAOS_EINVALID_ARG when n is not its count. */
+int maos_result_enqueue(const maos_result *r, size_t n, uint8_t *ids, int *duplicates);
 
 /* Number of requests with a completion still to run (sync, async and the
  * library's own), for tests and curiosity. */
