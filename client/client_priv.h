@@ -366,6 +366,7 @@ int maosc_enter(maos_ctx *c);
 void maosc_sleep_ms(long long ms);
 int maosc_reconnect_until(maos_ctx *c, long long deadline);
 int maosc_reconnect_nb(maos_ctx *c);
+maos_ctx *maosc_ctx_new(const maos_options *opt);
 void maosc_hs_step(maos_ctx *c);
 
 /* push.c */

@@ -557,7 +557,10 @@ static int env_server_uid(maos_ctx *c, uid_t *out)
     return 0;
 }
 
-maos_ctx *maos_connect_with(const maos_options *opt)
+/* A context set up from opt, not connected (fd -1): maos_connect_with's
+ * first half, and the fuzz target's way to a context on a socketpair.
+ * NULL when out of memory; c->err set (dead) when opt is unusable. */
+maos_ctx *maosc_ctx_new(const maos_options *opt)
 {
     maos_options o = {0};
     char defpath[sizeof(((struct sockaddr_un *)0)->sun_path) + 64];
@@ -609,9 +612,16 @@ maos_ctx *maos_connect_with(const maos_options *opt)
         return c;
     }
     p->server_uid = o.server_uid;
-    if (!p->server_uid && env_server_uid(c, &p->server_uid))
-        return c;
-    open_conn(c);
+    if (!p->server_uid)
+        env_server_uid(c, &p->server_uid);
+    return c;
+}
+
+maos_ctx *maos_connect_with(const maos_options *opt)
+{
+    maos_ctx *c = maosc_ctx_new(opt);
+    if (c && !c->priv->dead)
+        open_conn(c);
     return c;
 }
 
