@@ -22,10 +22,12 @@
  *     once for the batch.
  * With COUNT it exits after COUNT tasks (for scripts and tests).
  *
- * A call that meets a lost connection fails (its outcome unknown) while
- * the library reconnects; the agent simply calls again (RETRY below): the
- * next call waits for the reconnect, and the derived ids make a repeated
- * append harmless.
+ * No retry loop: the library re-sends by itself what is safe to send twice
+ * across a reconnect -- the checkpoint read, and the "done" appends, whose
+ * ids are given (derived ids: a re-sent append is recognized as a
+ * duplicate).  A checkpoint save that meets a lost connection fails (its
+ * outcome unknown); that is harmless here: the next batch saves a later
+ * position, and a task done twice is deduplicated by its id.
  *
  * Processing is at least once: an agent killed between doing a task and
  * saving the checkpoint does that task again when it restarts.  Its output
@@ -40,14 +42,6 @@
 
 #include "maos/client.h"
 #include "maos/json.h"
-
-/* Repeat a call while it fails only because the connection was lost and
- * the context is reconnecting (it gives up after maos_options.
- * reconnect_max_ms; then the error is final). */
-#define RETRY(c, rc, call)                                                         \
-    do {                                                                           \
-        (rc) = (call);                                                             \
-    } while ((rc) && maos_err_is_fatal(rc) && !maos_is_dead(c))
 
 /* A v8 ("custom") UUID derived from the task's id: a bijection of the
  * UUIDv7 ids the daemon makes, so distinct tasks get distinct ids. */
@@ -73,9 +67,7 @@ static int do_task(maos_ctx *c, const char *agent, const maos_event *e)
     maos_event_spec done = {.id = id, .type = "done", .data = e->data,
                             .data_len = e->data_len};
     snprintf(done_stream, sizeof done_stream, "done-%s", agent);
-    int rc;
-    RETRY(c, rc, maos_append(c, done_stream, MAOS_EXPECT_ANY, &done, 1, NULL));
-    return rc;
+    return maos_append(c, done_stream, MAOS_EXPECT_ANY, &done, 1, NULL);
 }
 
 int main(int argc, char **argv)
@@ -100,12 +92,12 @@ int main(int argc, char **argv)
 
     uint64_t last = 0; /* position of the last task done; 0: none */
     int rc;
-    RETRY(c, rc, maos_checkpoint_get(c, checkpoint, &last));
+    rc = maos_checkpoint_get(c, checkpoint, &last);
     if (rc && rc != MAOS_ENOT_FOUND)
         goto fail;
 
     maos_read_filter f = {.stream = stream};
-    RETRY(c, rc, maos_subscribe(c, &f, MAOS_FROM_POSITION, last + 1, NULL));
+    rc = maos_subscribe(c, &f, MAOS_FROM_POSITION, last + 1, NULL);
     if (rc)
         goto fail;
     printf("%s: waiting for tasks on %s after position %" PRIu64 "\n", agent, stream, last);
@@ -126,10 +118,9 @@ int main(int argc, char **argv)
             done++;
         }
         maos_delivery_free(d);
-        if (last)
-            RETRY(c, rc, maos_checkpoint_save(c, checkpoint, last));
-        if (rc)
-            goto fail;
+        if (last && (rc = maos_checkpoint_save(c, checkpoint, last)) &&
+            (!maos_err_is_fatal(rc) || maos_is_dead(c)))
+            goto fail; /* a lost connection alone is not: see above */
         fflush(stdout);
     }
     printf("%s: %llu tasks done, checkpoint %" PRIu64 "\n", agent, done, last);

@@ -1,23 +1,27 @@
 /*
  * maos/client.h -- libmaos-client: a thin, hiredis-like client for maosd.
  *
- * One maos_ctx is one Unix-socket connection to maosd.  Everything is
- * blocking, except maos_process (event loops); every wait for the server
+ * One maos_ctx is one Unix-socket connection to maosd.  The synchronous
+ * calls block; the asynchronous ones (maos_async_*) and maos_process never
+ * do (event loops: see "Asynchronous requests"); every wait for the server
  * is bounded (see "Timeouts" below: by default 10 s to connect and say
  * hello, 30 s without progress on a request), so a server that accepts
  * and never answers cannot hang the caller.  Before a single byte is
  * sent, the library checks who owns the socket's directory and who runs
  * the server (see "Trust" below).
  *
- * Three layers:
- *  - the pipelined layer (maos_append_send, maos_txn_send, maos_flush,
- *    maos_reply_recv): queue many requests, then collect the replies, which
- *    may arrive in any order and carry the request id (rid) they answer;
- *  - the synchronous layer (maos_ping, maos_append, maos_txn, maos_read,
- *    maos_read_all, maos_streams, maos_stats_get), built on the pipelined one:
- *    send + flush + receive the reply with its own rid.  A synchronous call
- *    made while pipelined replies are still outstanding fails with
- *    MAOS_EBUSY (collect them with maos_reply_recv first);
+ * Layers, all over one pipeline in which every request has its own request
+ * id (rid) and every reply is matched to its request by rid:
+ *  - asynchronous requests (maos_async_*): every one-round-trip request,
+ *    queued without waiting, its callback run from maos_process; any
+ *    number in flight, completing in any order;
+ *  - the synchronous layer (maos_ping, maos_append, maos_read, maos_put,
+ *    ...): the same request, then a wait for its own reply only.  It may be
+ *    called while other requests (async, pipelined) are in flight, from a
+ *    callback too; it does not take their replies;
+ *  - the older pipelined layer (maos_append_send, maos_txn_send,
+ *    maos_flush, maos_reply_recv): appends and txns whose replies are
+ *    collected with maos_reply_recv;
  *  - subscriptions: pushes the daemon sends on its own, taken blocking
  *    (maos_next) or from an event loop (maos_fd + maos_process, with loop
  *    hooks and header-only adapters such as maos/adapters/libuv.h).
@@ -40,14 +44,16 @@
  *    context, since that reply is lost).
  *  - Everything else is per call and not sticky: server refusals
  *    (MAOS_EWRONG_EXPECTED_VERSION, MAOS_ENOT_FOUND, MAOS_EBAD_REQUEST, ...),
- *    MAOS_EINVALID_ARG (caught before anything was sent), MAOS_EBUSY,
+ *    MAOS_EINVALID_ARG (caught before anything was sent),
  *    MAOS_EFRAME_TOO_LARGE (the request would exceed the server's
  *    max_frame; nothing was sent), MAOS_ELIMIT (the encoded request would
  *    break the wire's nesting/element limits, e.g. data nested close to 64
  *    levels; nothing was sent), and MAOS_ENOMEM when nothing was sent.
  *    The next call clears err.
  *  - With reconnect on (see "Reconnect and resume"), connection errors
- *    fail the call that meets them but the context reconnects; it dies
+ *    fail the call that meets them (except a request safe to send twice,
+ *    or not written yet: the library sends it again after reconnecting,
+ *    see "Asynchronous requests") but the context reconnects; it dies
  *    only when reconnecting gives up, the handshake is refused, the reply
  *    stream is broken (MAOS_EPROTO) or the server is not trusted
  *    (MAOS_EUNTRUSTED_SERVER is never retried).
@@ -161,7 +167,16 @@ typedef struct maos_options {
     uid_t server_uid;        /* one more uid the server may run as (see
                               * "Trust"); 0: $MAOS_SERVER_UID when set (a
                               * decimal uid), else none */
+    int client_ids;          /* MAOS_CLIENT_IDS: 1: every event appended
+                              * without an id gets a UUIDv7 made by the
+                              * library, so that every append and txn is
+                              * safe to re-send: with reconnect on, the
+                              * library re-sends those in flight when the
+                              * connection is lost (see "Asynchronous
+                              * requests"); the ids the server stored come
+                              * back in maos_append_info.ids as usual */
 } maos_options;
+#define MAOS_CLIENT_IDS 1
 
 /*
  * Connect to maosd and do the hello handshake (MAOS_PROTOCOL_VERSION).
@@ -298,7 +313,7 @@ typedef struct maos_txn_append {
  * the same event ids after maosd restarts), MAOS_EREAD_ONLY (refused, not
  * written), MAOS_EINVALID_ARG
  * (NULL stream/type, n == 0, data or meta not one well-formed msgpack
- * value / map), MAOS_EFRAME_TOO_LARGE, MAOS_EBUSY, connection errors.
+ * value / map), MAOS_EFRAME_TOO_LARGE, connection errors.
  */
 int maos_append(maos_ctx *c, const char *stream, int64_t expect,
                 const maos_event_spec *events, size_t n,
@@ -377,7 +392,7 @@ void maos_page_free(maos_page *p);
  * says there is more).
  * On success *out is a new page (possibly with n == 0).
  * Errors: MAOS_ENOT_FOUND (no such stream), MAOS_EINVALID_NAME,
- * MAOS_EINVALID_ARG, MAOS_EBUSY, connection errors.
+ * MAOS_EINVALID_ARG, connection errors.
  */
 int maos_read(maos_ctx *c, const char *stream, uint64_t from, int backward,
               uint32_t limit, maos_page **out);
@@ -398,7 +413,7 @@ typedef struct maos_read_filter {
  * Read the global log ($all) from position `from` (inclusive; or
  * MAOS_FROM_START / MAOS_FROM_END), forward or backward, up to limit
  * events matching f (NULL: no filter).  See maos_page about paging.
- * Errors: MAOS_EINVALID_ARG, MAOS_ELIMIT, MAOS_EBUSY, connection errors.
+ * Errors: MAOS_EINVALID_ARG, MAOS_ELIMIT, connection errors.
  */
 int maos_read_all(maos_ctx *c, const maos_read_filter *f, uint64_t from,
                   int backward, uint32_t limit, maos_page **out);
@@ -615,7 +630,7 @@ void maos_delivery_free(maos_delivery *d);
  * events come as deliveries.  Pushes that arrive meanwhile are queued.
  * Errors: MAOS_EINVALID_ARG (bad from_kind, FROM_VERSION without a stream,
  * NULL type), MAOS_EBAD_REQUEST / MAOS_EINVALID_NAME / MAOS_ELIMIT from the
- * daemon (bad filter, too many subscriptions), MAOS_EBUSY, connection
+ * daemon (bad filter, too many subscriptions), connection
  * errors.
  */
 int maos_subscribe(maos_ctx *c, const maos_read_filter *f, int from_kind,
@@ -633,7 +648,7 @@ int maos_subscribe_channel(maos_ctx *c, const char *pattern, uint64_t *sub);
  * Stop a subscription of either kind.  Deliveries of it still queued are
  * discarded, and none is returned after this call, even when it fails.
  * Errors: MAOS_ENOT_FOUND (no such subscription on this context, e.g.
- * unsubscribed twice), MAOS_EBUSY, connection errors (with reconnect on,
+ * unsubscribed twice), connection errors (with reconnect on,
  * a connection lost during the call is not an error here: the
  * subscription is gone either way).
  */
@@ -645,7 +660,7 @@ int maos_unsubscribe(maos_ctx *c, uint64_t sub);
  * subscriptions it was queued to.  At most once: nothing is stored, a
  * subscriber that is disconnected or too slow misses it.
  * Errors: MAOS_EINVALID_ARG (NULL channel, bad msgpack), MAOS_EINVALID_NAME,
- * MAOS_EFRAME_TOO_LARGE, MAOS_EBUSY, connection errors.
+ * MAOS_EFRAME_TOO_LARGE, connection errors.
  */
 int maos_publish(maos_ctx *c, const char *channel, const void *payload,
                  size_t len, uint64_t *receivers);
@@ -716,7 +731,7 @@ void maos_table_page_free(maos_table_page *p);
  * whatever reason).  *revision (may be NULL): the new revision.  Errors:
  * MAOS_EWRONG_REVISION (maos_err_actual), MAOS_EINVALID_NAME (table, key),
  * MAOS_EINVALID_ARG (doc not a map), MAOS_EUNAUTHORIZED (agents),
- * MAOS_EBUSY, connection errors. */
+ * connection errors. */
 int maos_put(maos_ctx *c, const char *table, const char *key, const void *doc,
              size_t len, int64_t expect, int bind, uint64_t *revision);
 /* One entry as a page of one.  MAOS_ENOT_FOUND when absent. */
@@ -866,15 +881,20 @@ typedef struct maos_push_handlers {
 } maos_push_handlers;
 
 /*
- * Non-blocking: read what is readable on maos_fd(c) now (a bounded amount
- * per call, for fairness), then hand every delivery queued at that point to
- * h's callbacks, in order.  Returns the number of deliveries handled (0 is
- * normal: a partial frame, or nothing yet), or a negative error: connection
- * errors are sticky as usual; with reconnect on, a lost connection is not
- * an error here: maos_process tries to reconnect when the backoff allows
- * (telling the loop hooks when to call again) and fails only when it gives
- * up.  MAOS_EINVALID_ARG when h is NULL or when called from one of its own
- * callbacks.
+ * Non-blocking: write what the socket takes of the queued output, read
+ * what is readable on maos_fd(c) now (a bounded amount per call, for
+ * fairness), complete async requests past their timeout, then run the
+ * callbacks of the async requests completed at that point and hand every
+ * delivery queued at that point to h's callbacks, in order.  Returns the
+ * number of callbacks and deliveries handled (0 is normal: a partial
+ * frame, or nothing yet), or a negative error: connection errors are
+ * sticky as usual (the callbacks of the requests in flight still run,
+ * with MAOS_ECONNECTION, before it returns); with reconnect on, a lost
+ * connection is not an error here: maos_process begins a reconnect when
+ * the backoff allows (connect, then hello and the re-subscribes pipelined:
+ * their answers are read by later calls, nothing waits) and fails only
+ * when it gives up.  MAOS_EINVALID_ARG when h is NULL or when called from
+ * one of its own callbacks.
  */
 int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user);
 
@@ -888,9 +908,12 @@ int maos_process(maos_ctx *c, const maos_push_handlers *h, void *user);
  * wake_ms >= 0, also call maos_process after wake_ms milliseconds even if
  * nothing is readable (0: soon; used when deliveries were queued by a
  * synchronous call, during reconnect backoff, and once the context died so
- * that maos_process can report it).  It is called from inside library calls
- * (maos_process, synchronous calls): it must only arm or disarm watchers,
- * never call back into the library.
+ * that maos_process can report it; the next request timeout; 1 while
+ * output waits for a full socket, since update cannot ask for
+ * writability: loops that issue async requests should prefer
+ * maos_loop_ops).  It is called from inside library calls (maos_process,
+ * synchronous calls): it must only arm or disarm watchers, never call back
+ * into the library.
  */
 typedef struct maos_loop_hooks {
     void *data;
@@ -901,15 +924,226 @@ typedef struct maos_loop_hooks {
  * once with the current state.  0 or MAOS_EINVALID_ARG. */
 int maos_set_loop_hooks(maos_ctx *c, const maos_loop_hooks *h);
 
+/*
+ * Loop operations for asynchronous requests (hiredis' addRead / delRead /
+ * addWrite / delWrite / scheduleTimer).  With them installed the library
+ * never blocks in maos_process or in a maos_async_* call: it says what to
+ * watch and the loop calls maos_process when something happens.
+ *
+ *   add_read / del_read    watch fd for readability, or stop;
+ *   add_write / del_write  watch fd for writability (output that did not
+ *                          fit in the socket buffer), or stop;
+ *   timer(data, ms)        call maos_process once after ms milliseconds
+ *                          (0: soon), replacing any earlier timer; ms -1
+ *                          cancels it.  Used for request timeouts,
+ *                          reconnect backoff and work queued by calls made
+ *                          outside maos_process.
+ * The fd changes on a reconnect: the library calls del_* for the old one
+ * (still open at that moment) before add_* for the new one.  Each op is
+ * called only when what to watch changes, from inside library calls, and
+ * must only arm or disarm watchers, never call back into the library.
+ * Any op may be NULL (not needed by that loop).  Installed alongside
+ * maos_loop_hooks (both are told), or alone.
+ */
+typedef struct maos_loop_ops {
+    void *data;
+    void (*add_read)(void *data, int fd);
+    void (*del_read)(void *data, int fd);
+    void (*add_write)(void *data, int fd);
+    void (*del_write)(void *data, int fd);
+    void (*timer)(void *data, int ms);
+} maos_loop_ops;
+
+/* Install ops (copied; NULL removes them).  The current state is told at
+ * once.  0 or MAOS_EINVALID_ARG. */
+int maos_set_loop_ops(maos_ctx *c, const maos_loop_ops *ops);
+
+/* ---- asynchronous requests ---------------------------------------------------- */
+
+/*
+ * Every request of the synchronous API that is one round trip has a
+ * non-blocking form, maos_async_NAME(c, cb, privdata, <the arguments of
+ * maos_NAME but its out-parameters>).  It checks its arguments, queues the
+ * request (writing what the socket takes now; the rest when the loop says
+ * the socket is writable) and returns at once:
+ *   0          queued: cb(c, status, r, privdata) will run exactly once,
+ *              from maos_process (or maos_free), on the thread that calls
+ *              it;
+ *   < 0        nothing was queued and cb will never run (MAOS_EINVALID_ARG,
+ *              MAOS_EFRAME_TOO_LARGE, MAOS_ELIMIT, MAOS_ENOMEM, or the
+ *              sticky error of a dead context); c->err / errstr say why.
+ * Any number may be in flight, mixed with synchronous calls (which wait for
+ * their own reply only) and with subscriptions; replies are matched by
+ * request id, so they may complete in any order.
+ *
+ * status in the callback:
+ *   0                     success: read the answer from r (below);
+ *   a server refusal      (MAOS_ENOT_FOUND, MAOS_EWRONG_EXPECTED_VERSION,
+ *                         ...): maos_result_errstr / _actual / _index;
+ *   MAOS_ETIMEOUT         the request's timeout passed first (the
+ *                         context's request timeout when it was issued:
+ *                         maos_set_timeout before a call gives that call
+ *                         its own bound).  The connection lives on; a
+ *                         reply that comes later is dropped.  For a write
+ *                         the outcome is unknown;
+ *   MAOS_ECONNECTION      the connection was lost (or the context freed)
+ *                         with the request in flight: its outcome is
+ *                         unknown (it may or may not have been applied).
+ *                         With reconnect on, the library does not report
+ *                         this for requests it can send again safely: it
+ *                         re-sends them after the reconnect, and their
+ *                         callback runs once with the answer.  Safe are
+ *                         reads (read, read_all, streams, get, list,
+ *                         count, task_get, queue_stats, dead_list),
+ *                         checkpoint_get, stats, ping, and appends and txns
+ *                         whose every event carries an id (the daemon
+ *                         answers a re-send with duplicate = 1, never a
+ *                         second write; see MAOS_CLIENT_IDS).  Requests
+ *                         issued while the context is reconnecting are
+ *                         sent after the handshake;
+ *   a sticky error        the context died (reconnect off, or given up):
+ *                         every request in flight gets MAOS_ECONNECTION,
+ *                         c->err holds the reason.
+ *
+ * r is lent for the duration of the callback (never NULL); what the
+ * maos_result_* getters return is the caller's (pages: free them with their
+ * *_free).  The callback may make any call on c (synchronous ones block
+ * the loop, as everywhere), issue more async requests, but not maos_free
+ * or maos_process.  Deliveries keep their own handlers (maos_process);
+ * replies of requests are handed out before the deliveries queued at the
+ * same time.
+ *
+ * Not in async form (several round trips, or state on the context):
+ * maos_agent_register, maos_lock with wait_ms != 0, maos_session_*,
+ * maos_worker_run; not yet: maos_claim (maos_claim_start is the async
+ * claim, as before), maos_queue_stats, maos_txn_items(_ex); use their
+ * synchronous form.
+ *
+ * Thread-safety: as every call on c (one thread at a time); callbacks run
+ * on the thread that calls maos_process.
+ */
+typedef struct maos_result maos_result;
+typedef void (*maos_callback)(maos_ctx *c, int status, maos_result *r, void *privdata);
+
+/* The request id of the request r answers (the async call's *rid). */
+uint64_t maos_result_rid(const maos_result *r);
+/* The server's message for a refusal (or the library's for a local
+ * status), NUL-terminated, valid during the callback; "" on success. */
+const char *maos_result_errstr(const maos_result *r);
+/* As maos_err_actual / maos_err_index, for this request's refusal. */
+int maos_result_actual(const maos_result *r, int64_t *actual);
+int64_t maos_result_index(const maos_result *r);
+
+/* The scalar answers, by request (0 for what the request does not give). */
+typedef struct maos_result_fields {
+    uint64_t revision;   /* put, delete, count, checkpoint_save: 0 */
+    uint64_t count;      /* count, dead_retry, dead_purge */
+    uint64_t position;   /* checkpoint_get */
+    uint64_t receivers;  /* publish */
+    uint64_t sub;        /* subscribe, subscribe_channel, watch: the id */
+    int64_t lease_until; /* extend */
+    char state[16];      /* nack */
+    int more;            /* dead_retry, dead_purge */
+} maos_result_fields;
+/* 0 and *out, or MAOS_EINVALID_ARG when status was not 0. */
+int maos_result_fields_get(const maos_result *r, maos_result_fields *out);
+/* Typed answers: 0 and the value (pages: a new page, the caller's), or
+ * MAOS_EINVALID_ARG (status was not 0, or r answers another request),
+ * MAOS_ENOMEM, MAOS_EPROTO (malformed: the connection is dropped). */
+int maos_result_append(const maos_result *r, size_t i, maos_append_info *out); /* append: i 0; txn: i-th */
+int maos_result_page(const maos_result *r, maos_page **out);                 /* read, read_all */
+int maos_result_streams(const maos_result *r, maos_stream_page **out);
+int maos_result_stats(const maos_result *r, maos_stats_info *out);
+int maos_result_table_page(const maos_result *r, struct maos_table_page **out); /* get, list */
+struct maos_task_page;
+int maos_result_task_page(const maos_result *r, struct maos_task_page **out); /* claim, task_get, dead_list */
+
+int maos_async_ping(maos_ctx *c, maos_callback cb, void *privdata);
+int maos_async_append(maos_ctx *c, maos_callback cb, void *privdata, const char *stream,
+                      int64_t expect, const maos_event_spec *events, size_t n);
+int maos_async_txn(maos_ctx *c, maos_callback cb, void *privdata,
+                   const maos_txn_append *appends, size_t n);
+int maos_async_read(maos_ctx *c, maos_callback cb, void *privdata, const char *stream,
+                    uint64_t from, int backward, uint32_t limit);
+int maos_async_read_all(maos_ctx *c, maos_callback cb, void *privdata,
+                        const maos_read_filter *f, uint64_t from, int backward,
+                        uint32_t limit);
+int maos_async_streams(maos_ctx *c, maos_callback cb, void *privdata, const char *prefix,
+                       const char *after, uint32_t limit);
+int maos_async_stats(maos_ctx *c, maos_callback cb, void *privdata);
+int maos_async_checkpoint_save(maos_ctx *c, maos_callback cb, void *privdata,
+                               const char *name, uint64_t position);
+int maos_async_checkpoint_get(maos_ctx *c, maos_callback cb, void *privdata,
+                              const char *name);
+int maos_async_publish(maos_ctx *c, maos_callback cb, void *privdata, const char *channel,
+                       const void *payload, size_t len);
+/* Subscriptions: the subscription exists (its deliveries are routed) from
+ * the moment the daemon accepts it; fields.sub gives its id.  A refused one
+ * is forgotten.  Resumed after reconnects as a synchronous one. */
+int maos_async_subscribe(maos_ctx *c, maos_callback cb, void *privdata,
+                         const maos_read_filter *f, int from_kind, uint64_t from);
+int maos_async_subscribe_channel(maos_ctx *c, maos_callback cb, void *privdata,
+                                 const char *pattern);
+int maos_async_watch(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                     const char *prefix, int from_kind, uint64_t revision);
+/* Gone locally at once (as maos_unsubscribe); cb says what the daemon said. */
+int maos_async_unsubscribe(maos_ctx *c, maos_callback cb, void *privdata, uint64_t sub);
+int maos_async_put(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                   const char *key, const void *doc, size_t len, int64_t expect, int bind);
+int maos_async_get(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                   const char *key);
+int maos_async_delete(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                      const char *key, int64_t expect);
+int maos_async_list(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                    const char *prefix, const char *after, const void *where,
+                    size_t where_len, uint32_t limit);
+int maos_async_count(maos_ctx *c, maos_callback cb, void *privdata, const char *table,
+                     const char *prefix, const void *where, size_t where_len);
+int maos_async_agent_status(maos_ctx *c, maos_callback cb, void *privdata,
+                            const char *status, const void *detail, size_t len);
+int maos_async_agent_deregister(maos_ctx *c, maos_callback cb, void *privdata,
+                                const char *id);
+/* maos_lock with wait_ms 0 (one try: MAOS_EWRONG_REVISION when held). */
+int maos_async_lock(maos_ctx *c, maos_callback cb, void *privdata, const char *name);
+int maos_async_unlock(maos_ctx *c, maos_callback cb, void *privdata, const char *name,
+                      uint64_t token);
+int maos_async_ack(maos_ctx *c, maos_callback cb, void *privdata, const uint8_t id[16],
+                   uint64_t token, const void *result, size_t len);
+int maos_async_nack(maos_ctx *c, maos_callback cb, void *privdata, const uint8_t id[16],
+                    uint64_t token, const char *error, int64_t retry_after_ms);
+int maos_async_extend(maos_ctx *c, maos_callback cb, void *privdata, const uint8_t id[16],
+                      uint64_t token, uint32_t lease_ms);
+int maos_async_task_release(maos_ctx *c, maos_callback cb, void *privdata,
+                            const uint8_t id[16], uint64_t token);
+int maos_async_task_get(maos_ctx *c, maos_callback cb, void *privdata, const uint8_t id[16]);
+int maos_async_dead_list(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                         const uint8_t *after, uint32_t limit);
+int maos_async_dead_retry(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                          const uint8_t *id);
+int maos_async_dead_purge(maos_ctx *c, maos_callback cb, void *privdata, const char *queue);
+struct maos_task_opts;
+int maos_async_enqueue(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                       const void *data, size_t len, const struct maos_task_opts *o);
+int maos_async_enqueue_n(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                         const void *const *datas, const size_t *lens,
+                         const struct maos_task_opts *opts, size_t n);
+/* The answer to an enqueue of n tasks: ids (n * 16 bytes) and duplicates
+ * (n), each may be NULL.  MAOS_EINVALID_ARG when n is not its count. */
+int maos_result_enqueue(const maos_result *r, size_t n, uint8_t *ids, int *duplicates);
+
+/* Number of requests with a completion still to run (sync, async and the
+ * library's own), for tests and curiosity. */
+size_t maos_async_inflight(const maos_ctx *c);
+
 /* ---- reconnect and resume -------------------------------------------------- */
 
 /*
  * With reconnect on (maos_options.reconnect or maos_set_reconnect), a lost
  * connection (the daemon restarted, the socket broke, a wait timed out) does
- * not kill the context.  The call that notices still fails with the
- * connection error (the outcome of a request in flight is unknown: retry
- * appends with event ids, which makes them idempotent; replies of
- * pipelined requests in flight are lost and maos_pending() drops to 0).
+ * not kill the context.  The call that notices fails with the connection
+ * error unless the library can send it again (below); replies of legacy
+ * pipelined requests (maos_append_send) in flight are lost and
+ * maos_pending() drops to 0.
  * Then the library reconnects: at once, then after 50 ms doubling up to
  * 2 s between attempts, and gives up (the context is dead, with the last
  * error) when an attempt fails reconnect_max_ms or more after the loss
@@ -925,10 +1159,23 @@ int maos_set_loop_hooks(maos_ctx *c, const maos_loop_hooks *h);
  * the context dies with that error.
  *
  * Who reconnects: maos_next (within its timeout; it keeps trying on later
- * calls), maos_process (one attempt per call when the backoff allows), and
- * any other call (blocking until connected or given up).  The first connect
+ * calls), maos_process (begins one attempt when the backoff allows, never
+ * waiting: the handshake -- hello, the agent, every re-subscribe, then the
+ * requests kept from the lost connection -- is sent at once and completes
+ * as its answers are read), and any other synchronous call (blocking until
+ * connected or given up).  Async requests issued while reconnecting are
+ * queued and sent after the handshake.  The first connect
  * (maos_connect_with) is not retried.  While reconnecting, maos_fd(c) is -1
- * but the context is not dead: use maos_is_dead().
+ * (or the new socket once an attempt began) but the context is not dead:
+ * use maos_is_dead().
+ *
+ * Requests in flight when the connection is lost: those safe to send twice
+ * (see "Asynchronous requests": reads, checkpoint_get, stats, ping, appends
+ * and txns whose every event has an id) and those not written to the
+ * socket yet are sent again on the new connection, with their callback or
+ * synchronous caller none the wiser (a re-sent append may come back with
+ * duplicate = 1); the others fail: a synchronous call with the connection
+ * error, an async one with MAOS_ECONNECTION (outcome unknown).
  */
 #define MAOS_RECONNECT_MAX_MS 30000
 #define MAOS_RECONNECT_MIN_DELAY_MS 50

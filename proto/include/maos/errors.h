@@ -52,7 +52,8 @@ extern "C" {
     X(INVALID_ARG, 105, "invalid argument")                                   \
     X(CONNECT, 106, "cannot connect")                                         \
     X(BUSY, 107, "replies of pipelined requests are outstanding")              \
-    X(UNTRUSTED_SERVER, 108, "the socket or the server is not owned by a trusted user")
+    X(UNTRUSTED_SERVER, 108, "the socket or the server is not owned by a trusted user") \
+    X(CONNECTION, 109, "connection lost with the request in flight: outcome unknown")
 
 typedef enum maos_errno {
 #define MAOS_ERRNO_ENUM_(name, num, msg) MAOS_E##name = -(num),

@@ -8,19 +8,21 @@
  *     ... uv_run(loop, UV_RUN_DEFAULT) ...
  *     maos_uv_detach(a);      then maos_free(c) (or go on using c blocking)
  *
- * How it works: maos_set_loop_hooks() tells the adapter which descriptor to
- * watch and when to wake up without one; the adapter keeps one uv_poll_t on
- * the current socket (a new one after every reconnect, since uv_poll_t is
- * bound to a descriptor) and one uv_timer_t, and both call maos_process(),
- * which runs the handlers.  Deliveries queued by synchronous calls made
+ * How it works: maos_set_loop_ops() tells the adapter what to watch --
+ * the socket for reading, for writing while output waits, and a timer
+ * (request timeouts, reconnect backoff, work queued outside the loop); the
+ * adapter keeps one uv_poll_t on the current socket (a new one after every
+ * reconnect, since uv_poll_t is bound to a descriptor) and one uv_timer_t,
+ * and both call maos_process(), which writes, reads, and runs the
+ * callbacks of async requests (maos_async_*) and the push handlers.  Deliveries queued by synchronous calls made
  * elsewhere in the program (e.g. an append in another callback) are
- * handled on the next loop turn; reconnect backoff runs on the timer, so
- * the loop never sleeps in the library (a reconnect attempt itself --
- * connect, hello, re-subscribe -- is a few round trips on a local socket).
+ * handled on the next loop turn; reconnect backoff runs on the timer, and a
+ * reconnect attempt (connect, then hello and the re-subscribes, pipelined)
+ * completes as its answers arrive: the loop never sleeps in the library.
  *
  * Invariants:
- *  - a->poll watches a->fd, the context's socket, or is NULL (fd -1);
- *  - the timer is armed for the earliest wake asked for, never later;
+ *  - a->poll watches a->fd for a->events, or is NULL (fd -1);
+ *  - the timer is armed as the library last asked (ops.timer);
  *  - after on_error ran (the context died) nothing else is called.
  *
  * Ownership: maos_uv_attach allocates the adapter; maos_uv_detach releases
@@ -58,9 +60,9 @@ struct maos_uv {
     maos_uv_error_cb on_error;
     uv_poll_t *poll; /* watcher of fd, or NULL */
     int fd;
+    int events;      /* UV_READABLE | UV_WRITABLE asked for */
     uv_timer_t timer;
-    uint64_t due;    /* uv_now() when the armed timer fires */
-    int armed, failed, detached;
+    int failed, detached;
 };
 
 static inline void maos_uv__run(maos_uv *a)
@@ -71,7 +73,6 @@ static inline void maos_uv__run(maos_uv *a)
     if (rc < 0 && maos_is_dead(a->c)) {
         a->failed = 1;
         uv_timer_stop(&a->timer);
-        a->armed = 0;
         if (a->poll)
             uv_poll_stop(a->poll);
         if (a->on_error)
@@ -88,9 +89,7 @@ static inline void maos_uv__on_poll(uv_poll_t *w, int status, int events)
 
 static inline void maos_uv__on_timer(uv_timer_t *t)
 {
-    maos_uv *a = (maos_uv *)t->data;
-    a->armed = 0;
-    maos_uv__run(a);
+    maos_uv__run((maos_uv *)t->data);
 }
 
 static inline void maos_uv__free_handle(uv_handle_t *h)
@@ -110,46 +109,76 @@ static inline void maos_uv__drop_poll(maos_uv *a)
     uv_poll_stop(a->poll);
     uv_close((uv_handle_t *)a->poll, maos_uv__free_handle);
     a->poll = NULL;
+    a->fd = -1;
+    a->events = 0;
 }
 
-/* The maos_loop_hooks.update of this adapter. */
-static inline void maos_uv__update(void *data, int fd, int wake_ms)
+/* Watch fd for `events` (0: nothing). */
+static inline void maos_uv__watch(maos_uv *a, int fd, int events)
+{
+    if (a->detached)
+        return;
+    if (fd != a->fd)
+        maos_uv__drop_poll(a);
+    if (!events) {
+        maos_uv__drop_poll(a);
+        return;
+    }
+    if (!a->poll) {
+        uv_poll_t *w = (uv_poll_t *)malloc(sizeof *w);
+        if (!w || uv_poll_init(a->loop, w, fd) != 0) {
+            free(w);
+            /* cannot watch it: poll the context on the timer instead */
+            uv_timer_start(&a->timer, maos_uv__on_timer, 10, 10);
+            return;
+        }
+        w->data = a;
+        a->poll = w;
+        a->fd = fd;
+    }
+    a->events = events;
+    uv_poll_start(a->poll, events, maos_uv__on_poll);
+}
+
+/* The maos_loop_ops of this adapter. */
+static inline void maos_uv__add_read(void *data, int fd)
+{
+    maos_uv *a = (maos_uv *)data;
+    maos_uv__watch(a, fd, (fd == a->fd ? a->events : 0) | UV_READABLE);
+}
+static inline void maos_uv__del_read(void *data, int fd)
+{
+    maos_uv *a = (maos_uv *)data;
+    if (fd == a->fd)
+        maos_uv__watch(a, fd, a->events & ~UV_READABLE);
+}
+static inline void maos_uv__add_write(void *data, int fd)
+{
+    maos_uv *a = (maos_uv *)data;
+    maos_uv__watch(a, fd, (fd == a->fd ? a->events : 0) | UV_WRITABLE);
+}
+static inline void maos_uv__del_write(void *data, int fd)
+{
+    maos_uv *a = (maos_uv *)data;
+    if (fd == a->fd)
+        maos_uv__watch(a, fd, a->events & ~UV_WRITABLE);
+}
+static inline void maos_uv__timer(void *data, int ms)
 {
     maos_uv *a = (maos_uv *)data;
     if (a->detached)
         return;
-    if (fd != a->fd) {
-        maos_uv__drop_poll(a);
-        a->fd = -1;
-        if (fd >= 0) {
-            uv_poll_t *w = (uv_poll_t *)malloc(sizeof *w);
-            if (w && uv_poll_init(a->loop, w, fd) == 0) {
-                w->data = a;
-                uv_poll_start(w, UV_READABLE, maos_uv__on_poll);
-                a->poll = w;
-                a->fd = fd;
-            } else {
-                free(w);
-                /* cannot watch it: poll the context on the timer instead */
-                if (wake_ms < 0 || wake_ms > 50)
-                    wake_ms = 50;
-            }
-        }
-    }
-    if (wake_ms >= 0) {
-        uint64_t due = uv_now(a->loop) + (uint64_t)wake_ms;
-        if (!a->armed || due < a->due) {
-            uv_timer_start(&a->timer, maos_uv__on_timer, (uint64_t)wake_ms, 0);
-            a->due = due;
-            a->armed = 1;
-        }
-    }
+    if (ms < 0)
+        uv_timer_stop(&a->timer);
+    else
+        uv_timer_start(&a->timer, maos_uv__on_timer, (uint64_t)ms, 0);
 }
 
 /*
  * Watch c's socket on loop and hand its deliveries to h (called with
- * user).  on_error may be NULL.  Returns the adapter, or NULL (out of
- * memory, bad arguments).  c must not be attached twice.
+ * user); the callbacks of c's async requests run from the same turns.
+ * on_error may be NULL.  Returns the adapter, or NULL (out of memory, bad
+ * arguments).  c must not be attached twice.
  */
 static inline maos_uv *maos_uv_attach(uv_loop_t *loop, maos_ctx *c,
                                       const maos_push_handlers *h, void *user,
@@ -171,8 +200,9 @@ static inline maos_uv *maos_uv_attach(uv_loop_t *loop, maos_ctx *c,
         return NULL;
     }
     a->timer.data = a;
-    maos_loop_hooks hooks = {a, maos_uv__update};
-    maos_set_loop_hooks(c, &hooks); /* calls update: starts watching */
+    maos_loop_ops ops = {a, maos_uv__add_read, maos_uv__del_read, maos_uv__add_write,
+                         maos_uv__del_write, maos_uv__timer};
+    maos_set_loop_ops(c, &ops); /* tells the current state: starts watching */
     return a;
 }
 
@@ -181,7 +211,7 @@ static inline void maos_uv_detach(maos_uv *a)
 {
     if (!a)
         return;
-    maos_set_loop_hooks(a->c, NULL);
+    maos_set_loop_ops(a->c, NULL);
     a->detached = 1;
     maos_uv__drop_poll(a);
     uv_timer_stop(&a->timer);

@@ -1,0 +1,615 @@
+/*
+ * client/calls.c -- the event calls: append and txn (synchronous and
+ * pipelined: maos_append_send / maos_txn_send / maos_reply_recv), reads,
+ * streams, stats and checkpoints.
+ *
+ * Invariants: arguments are checked before anything is queued;
+ * out-parameters are written only on success.
+ */
+#include "client_priv.h"
+
+static int fill_events(maos_ctx *c, const maos_event_spec *ev, size_t n,
+                       maos_event_in *in)
+{
+    maos_limits lim = {0};
+    maos_limits_defaults(&lim);
+    for (size_t i = 0; i < n; i++) {
+        const maos_event_spec *e = &ev[i];
+        maos_event_in *x = &in[i];
+        memset(x, 0, sizeof *x);
+        if (!e->type)
+            return maosc_fail(c, MAOS_EINVALID_ARG, "event %zu: type is NULL", i);
+        if (e->id) {
+            memcpy(x->id, e->id, 16);
+            x->has_id = 1;
+        }
+        x->type = maosc_cstr(e->type);
+        if (e->data_len) {
+            if (!e->data || e->data_len > UINT32_MAX ||
+                maos_mp_check(e->data, e->data_len, &lim) != 0)
+                return maosc_fail(c, MAOS_EINVALID_ARG,
+                            "event %zu: data is not one well-formed msgpack value", i);
+            x->data.ptr = e->data;
+            x->data.len = (uint32_t)e->data_len;
+        }
+        if (e->meta_len) {
+            maos_mpr r;
+            maos_mpr_init(&r, e->meta, e->meta_len);
+            if (!e->meta || e->meta_len > UINT32_MAX ||
+                maos_mp_check(e->meta, e->meta_len, &lim) != 0 ||
+                maos_mpr_peek(&r) != MAOS_MP_MAP)
+                return maosc_fail(c, MAOS_EINVALID_ARG,
+                            "event %zu: meta is not one well-formed msgpack map", i);
+            x->meta.ptr = e->meta;
+            x->meta.len = (uint32_t)e->meta_len;
+        }
+    }
+    return 0;
+}
+
+/* Queue an append or a txn.  appends[0..n): n == 1 and !txn for append.
+ * f == NULL: pipelined (maos_append_send: reply for maos_reply_recv), else
+ * through maosc_call (sync: *f / *rep are the reply; async: queued).  With
+ * MAOS_CLIENT_IDS, events without an id get a UUIDv7 here; a request whose
+ * every event has an id is safe to re-send after a reconnect. */
+static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
+                         size_t n, uint64_t *rid_out, struct rxf **f, maos_reply *rep)
+{
+    size_t total = 0;
+    if (!ap || n == 0 || n > UINT32_MAX)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "no appends given");
+    for (size_t i = 0; i < n; i++) {
+        int rc = maosc_check_str(c, "stream", ap[i].stream);
+        if (rc)
+            return rc;
+        if (!ap[i].events || ap[i].n_events == 0 || ap[i].n_events > UINT32_MAX)
+            return maosc_fail(c, MAOS_EINVALID_ARG, "append %zu: no events given", i);
+        if (ap[i].expect < MAOS_EXPECT_EXISTS)
+            return maosc_fail(c, MAOS_EINVALID_ARG, "append %zu: bad expected version %lld",
+                        i, (long long)ap[i].expect);
+        total += ap[i].n_events;
+    }
+    maos_append_in *in = calloc(n, sizeof *in);
+    maos_event_in *evs = calloc(total, sizeof *evs);
+    if (!in || !evs) {
+        free(in);
+        free(evs);
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    int rc = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        in[i].stream = maosc_cstr(ap[i].stream);
+        in[i].expect = ap[i].expect;
+        in[i].n_events = (uint32_t)ap[i].n_events;
+        in[i].events = evs + k;
+        rc = fill_events(c, ap[i].events, ap[i].n_events, evs + k);
+        if (rc && txn)
+            snprintf(c->errstr + strlen(c->errstr),
+                     sizeof c->errstr - strlen(c->errstr), " (append %zu)", i);
+        k += ap[i].n_events;
+    }
+    int all_ids = 1;
+    for (size_t i = 0; i < total && !rc; i++) {
+        if (!evs[i].has_id && c->priv->client_ids) {
+            maosc_uuidv7(evs[i].id);
+            evs[i].has_id = 1;
+        }
+        all_ids &= evs[i].has_id;
+    }
+    if (!rc) {
+        struct maosc_req rq;
+        rc = maosc_req_begin(c, &rq);
+        if (!rc) {
+            int enc = txn ? maos_enc_txn(&rq.pk, rq.rid, in, (uint32_t)n)
+                          : maos_enc_append(&rq.pk, rq.rid, &in[0]);
+            maos_op op = txn ? MAOS_OP_TXN : MAOS_OP_APPEND;
+            rq.retry_ids = all_ids;
+            if (rid_out)
+                *rid_out = rq.rid;
+            rc = f ? maosc_call(c, &rq, op, enc, f, rep) : maosc_req_end(c, &rq, op, enc);
+        }
+    }
+    free(evs);
+    free(in);
+    return rc;
+}
+
+/* Fill a caller's maos_append_info from a wire result (ids copied into the
+ * caller's array up to ids_cap). */
+int maosc_copy_result(maos_ctx *c, const maos_append_result *r,
+                       maos_append_info *out)
+{
+    if (r->ids.len != (uint64_t)r->count * 16)
+        return maosc_die(c, MAOS_EPROTO, "append result: %u ids in %u bytes",
+                   r->count, r->ids.len);
+    if (!out)
+        return 0;
+    out->version = r->first_version;
+    out->position = r->first_position;
+    out->count = r->count;
+    out->duplicate = r->duplicate;
+    if (out->ids && out->ids_cap) {
+        size_t k = r->count < out->ids_cap ? r->count : out->ids_cap;
+        memcpy(out->ids, r->ids.ptr, k * 16);
+    }
+    return 0;
+}
+
+/* ---- synchronous writes ------------------------------------------------------- */
+
+int maos_ping(maos_ctx *c)
+{
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_PING, maos_enc_simple(&rq.pk, rq.rid, MAOS_OP_PING), &f, &rep)))
+        return rc;
+    free(f);
+    return 0;
+}
+
+int maos_append(maos_ctx *c, const char *stream, int64_t expect,
+                const maos_event_spec *events, size_t n, maos_append_info *out)
+{
+    maos_txn_append a = {stream, expect, events, n};
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = queue_appends(c, 0, &a, 1, NULL, &f, &rep)))
+        return rc;
+    maos_append_info tmp;
+    if (out)
+        tmp = *out;
+    rc = maosc_copy_result(c, &rep.result, out ? &tmp : NULL);
+    if (!rc && out)
+        *out = tmp;
+    free(f);
+    return rc;
+}
+
+int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
+             maos_append_info *out)
+{
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = queue_appends(c, 1, appends, n, NULL, &f, &rep)))
+        return rc;
+    if (rep.n_results != n) {
+        free(f);
+        return maosc_die(c, MAOS_EPROTO, "txn reply has %u results for %zu appends",
+                   rep.n_results, n);
+    }
+    maos_mpr r;
+    uint32_t cnt;
+    maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+    if (maos_mpr_array(&r, &cnt) || cnt != n) {
+        free(f);
+        return maosc_die(c, MAOS_EPROTO, "malformed txn reply");
+    }
+    /* Validate everything before writing *out (written only on success). */
+    maos_append_result res;
+    maos_mpr r2 = r;
+    for (size_t i = 0; i < n; i++) {
+        if (maos_append_result_next(&r2, &res) ||
+            res.ids.len != (uint64_t)res.count * 16) {
+            free(f);
+            return maosc_die(c, MAOS_EPROTO, "malformed txn result %zu", i);
+        }
+    }
+    for (size_t i = 0; out && i < n; i++) {
+        maos_append_result_next(&r, &res);
+        maosc_copy_result(c, &res, &out[i]);
+    }
+    free(f);
+    return 0;
+}
+
+/* ---- reads ---------------------------------------------------------------------- */
+
+static uint32_t clamp_limit(uint32_t limit)
+{
+    if (limit == 0)
+        return MAOS_READ_LIMIT_DEFAULT;
+    return limit > MAOS_READ_LIMIT_MAX ? MAOS_READ_LIMIT_MAX : limit;
+}
+
+/* Build a page from a read/read_all reply; takes ownership of f. */
+int maosc_make_page(maos_ctx *c, struct rxf *f, const maos_reply *rep,
+                     maos_page **out)
+{
+    size_t n = rep->n_items;
+    if ((uint64_t)n * MIN_RECORD_BYTES > rep->items.len) {
+        free(f);
+        return maosc_die(c, MAOS_EPROTO, "reply declares %zu events in %u bytes", n,
+                   rep->items.len);
+    }
+    maos_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_event));
+    if (!pg) {
+        free(f);
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory for a page of %zu events", n);
+    }
+    pg->events = (maos_event *)(pg + 1);
+    if (maosc_records_to_events(rep->items, n, pg->events))
+        goto bad;
+    pg->n = n;
+    pg->has_next = rep->next_kind == MAOS_NEXT_UINT;
+    pg->next = pg->has_next ? rep->next_u : 0;
+    pg->mem_ = f;
+    *out = pg;
+    return 0;
+bad:
+    free(pg);
+    free(f);
+    return maosc_die(c, MAOS_EPROTO, "malformed event record in a reply");
+}
+
+void maos_page_free(maos_page *p)
+{
+    if (!p)
+        return;
+    free(p->mem_);
+    free(p);
+}
+
+int maos_read(maos_ctx *c, const char *stream, uint64_t from, int backward,
+              uint32_t limit, maos_page **out)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "stream", stream)))
+        return rc;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_READ,
+                        maos_enc_read(&rq.pk, rq.rid, maosc_cstr(stream), from != MAOS_FROM_START,
+                                      from, backward ? 1 : 0, clamp_limit(limit)), &f, &rep)))
+        return rc;
+    return maosc_make_page(c, f, &rep, out);
+}
+
+int maos_read_all(maos_ctx *c, const maos_read_filter *fl, uint64_t from,
+                  int backward, uint32_t limit, maos_page **out)
+{
+    maos_filter mf;
+    maos_slice *types = NULL;
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    memset(&mf, 0, sizeof mf);
+    if (fl) {
+        if (fl->n_types && !fl->types)
+            return maosc_fail(c, MAOS_EINVALID_ARG, "n_types without types");
+        if (fl->n_types > UINT32_MAX)
+            return maosc_fail(c, MAOS_ELIMIT, "too many types");
+        mf.stream = maosc_cstr(fl->stream);
+        mf.prefix = maosc_cstr(fl->prefix);
+        mf.category = maosc_cstr(fl->category);
+        if (fl->n_types) {
+            types = calloc(fl->n_types, sizeof *types);
+            if (!types)
+                return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+            for (size_t i = 0; i < fl->n_types; i++) {
+                if (!fl->types[i]) {
+                    free(types);
+                    return maosc_fail(c, MAOS_EINVALID_ARG, "types[%zu] is NULL", i);
+                }
+                types[i] = maosc_cstr(fl->types[i]);
+            }
+            mf.types = types;
+            mf.n_types = (uint32_t)fl->n_types;
+        }
+        mf.has_since = fl->has_since;
+        mf.since = fl->since;
+        mf.has_until = fl->has_until;
+        mf.until = fl->until;
+    }
+    rc = maosc_req_begin(c, &rq);
+    if (!rc)
+        rc = maosc_call(c, &rq, MAOS_OP_READ_ALL,
+                        maos_enc_read_all(&rq.pk, rq.rid, from != MAOS_FROM_START, from,
+                                          backward ? 1 : 0, clamp_limit(limit), &mf),
+                        &f, &rep);
+    free(types);
+    if (rc)
+        return rc;
+    return maosc_make_page(c, f, &rep, out);
+}
+
+/* A page over a streams reply frame f (taken). */
+int maosc_make_stream_page(maos_ctx *c, struct rxf *f, const maos_reply *rp,
+                           maos_stream_page **out)
+{
+    maos_reply rep = *rp;
+    size_t n = rep.n_items;
+    if ((uint64_t)n * MIN_STREAM_INFO_BYTES > rep.items.len) {
+        free(f);
+        return maosc_die(c, MAOS_EPROTO, "reply declares %zu streams in %u bytes", n,
+                   rep.items.len);
+    }
+    int has_next = rep.next_kind == MAOS_NEXT_STR;
+    size_t nextlen = has_next ? rep.next_s.len : 0;
+    maos_stream_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_stream_entry) +
+                                         nextlen + 1);
+    if (!pg) {
+        free(f);
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    pg->streams = (maos_stream_entry *)(pg + 1);
+    char *next = (char *)(pg->streams + n);
+    maos_mpr r;
+    uint32_t cnt;
+    maos_mpr_init(&r, rep.items.ptr, rep.items.len);
+    if (maos_mpr_array(&r, &cnt) || cnt != n)
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        maos_stream_info si;
+        if (maos_stream_info_next(&r, &si))
+            goto bad;
+        pg->streams[i].stream = si.stream.ptr;
+        pg->streams[i].stream_len = si.stream.len;
+        pg->streams[i].head = si.head;
+        pg->streams[i].count = si.count;
+        pg->streams[i].last_position = si.last_position;
+    }
+    if (nextlen)
+        memcpy(next, rep.next_s.ptr, nextlen);
+    next[nextlen] = '\0';
+    pg->n = n;
+    pg->has_next = has_next;
+    pg->next = next;
+    pg->mem_ = f;
+    *out = pg;
+    return 0;
+bad:
+    free(pg);
+    free(f);
+    return maosc_die(c, MAOS_EPROTO, "malformed streams reply");
+}
+
+int maos_streams(maos_ctx *c, const char *prefix, const char *after,
+                 uint32_t limit, maos_stream_page **out)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_STREAMS, maos_enc_streams(&rq.pk, rq.rid, maosc_cstr(prefix), maosc_cstr(after),
+                                                   clamp_limit(limit)), &f, &rep)))
+        return rc;
+
+    return maosc_make_stream_page(c, f, &rep, out);
+}
+
+void maos_stream_page_free(maos_stream_page *p)
+{
+    if (!p)
+        return;
+    free(p->mem_);
+    free(p);
+}
+
+/* Fill *out from a stats reply (written only when it is whole). */
+int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
+{
+    const maos_reply *r = rp;
+    maos_stats_info tmp;
+    if (!r->has_stats)
+        return maosc_die(c, MAOS_EPROTO, "stats reply without stats");
+    if (r->stats.head_hash.len != sizeof tmp.head_hash)
+        return maosc_die(c, MAOS_EPROTO, "stats reply without a 32-byte head_hash");
+    memset(&tmp, 0, sizeof tmp);
+#define COPY_STAT_(name) tmp.name = r->stats.name;
+    MAOS_STATS_MAP(COPY_STAT_)
+#undef COPY_STAT_
+    snprintf(tmp.server, sizeof tmp.server, "%.*s", (int)r->stats.server.len,
+             r->stats.server.ptr ? r->stats.server.ptr : "");
+    snprintf(tmp.state, sizeof tmp.state, "%.*s", (int)r->stats.state.len,
+             r->stats.state.ptr ? r->stats.state.ptr : "");
+    snprintf(tmp.durability, sizeof tmp.durability, "%.*s", (int)r->stats.durability.len,
+             r->stats.durability.ptr ? r->stats.durability.ptr : "");
+    snprintf(tmp.data_dir, sizeof tmp.data_dir, "%.*s", (int)r->stats.data_dir.len,
+             r->stats.data_dir.ptr ? r->stats.data_dir.ptr : "");
+    memcpy(tmp.head_hash, r->stats.head_hash.ptr, sizeof tmp.head_hash);
+    *out = tmp;
+    return 0;
+}
+
+int maos_stats_get(maos_ctx *c, maos_stats_info *out)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_STATS,
+                                  maos_enc_simple(&rq.pk, rq.rid, MAOS_OP_STATS), &f, &rep)))
+        return rc;
+    rc = maosc_stats_from(c, &rep, out);
+    free(f);
+    return rc;
+}
+
+/* ---- pipelining ---------------------------------------------------------------- */
+
+int maos_append_send(maos_ctx *c, const char *stream, int64_t expect,
+                     const maos_event_spec *events, size_t n, uint64_t *rid)
+{
+    maos_txn_append a = {stream, expect, events, n};
+    int rc = maosc_enter(c);
+    if (rc || (rc = queue_appends(c, 0, &a, 1, rid, NULL, NULL)))
+        return rc;
+    return maosc_maybe_flush(c);
+}
+
+int maos_txn_send(maos_ctx *c, const maos_txn_append *appends, size_t n,
+                  uint64_t *rid)
+{
+    int rc = maosc_enter(c);
+    if (rc || (rc = queue_appends(c, 1, appends, n, rid, NULL, NULL)))
+        return rc;
+    return maosc_maybe_flush(c);
+}
+
+static void set_msg_result(maos_append_info *dst, const maos_append_result *r,
+                           struct rxf *f)
+{
+    dst->version = r->first_version;
+    dst->position = r->first_position;
+    dst->count = r->count;
+    dst->duplicate = r->duplicate;
+    /* The ids are a view into the message's own (writable) frame copy. */
+    dst->ids = (uint8_t (*)[16])(f->data + (r->ids.ptr - f->data));
+    dst->ids_cap = r->count;
+    if (r->count == 0)
+        dst->ids = NULL;
+}
+
+int maos_reply_recv(maos_ctx *c, maos_reply_msg **out)
+{
+    struct maos_ctx_priv *p;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_enter(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    p = c->priv;
+    if (p->pending == 0) {
+        *out = NULL;
+        return 0;
+    }
+    if ((rc = maosc_flush_out(c)) || (rc = maosc_rx_take(c, &f)))
+        return rc;
+    maos_op op;
+    if ((rc = maosc_take_reply(c, f, 0, &rep, &op))) {
+        free(f);
+        return rc;
+    }
+
+    /* Only appends and txns are pipelined; an rid-0 error (op unknown) is
+     * an error reply, whose fields maosc_take_reply has checked. */
+    size_t nres = 0;
+    maos_mpr r;
+    if (rep.ok) {
+        if (op == MAOS_OP_TXN) {
+            uint32_t cnt;
+            nres = rep.n_results;
+            maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+            if (nres == 0 || (uint64_t)nres * MIN_STREAM_INFO_BYTES > rep.results.len ||
+                maos_mpr_array(&r, &cnt) || cnt != nres) {
+                free(f);
+                return maosc_die(c, MAOS_EPROTO, "malformed txn reply");
+            }
+        } else if (op == MAOS_OP_APPEND) {
+            nres = 1;
+        } else {
+            free(f);
+            return maosc_die(c, MAOS_EPROTO, "unexpected %s reply", maos_op_name(op));
+        }
+    }
+    size_t msglen = rep.ok ? 0 : rep.message.len;
+    maos_reply_msg *m = calloc(1, sizeof *m + nres * sizeof(maos_append_info) +
+                                      msglen + 1);
+    if (!m) {
+        free(f);
+        return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a reply");
+    }
+    m->results = nres ? (maos_append_info *)(m + 1) : NULL;
+    char *msg = (char *)(m + 1) + nres * sizeof(maos_append_info);
+    if (msglen)
+        memcpy(msg, rep.message.ptr, msglen);
+    msg[msglen] = '\0';
+    m->errstr = msg;
+    m->rid = rep.rid;
+    m->index = -1;
+    m->mem_ = f;
+    if (!rep.ok) {
+        m->code = rep.code ? rep.code : MAOS_EPROTO;
+        m->has_actual = rep.has_actual;
+        m->actual = rep.actual;
+        m->index = rep.index;
+    } else if (op == MAOS_OP_TXN) {
+        for (size_t i = 0; i < nres; i++) {
+            maos_append_result res;
+            /* every field required, ids == 16 * count (proto checks) */
+            if (maos_append_result_next(&r, &res)) {
+                maos_reply_msg_free(m);
+                return maosc_die(c, MAOS_EPROTO, "malformed txn result %zu", i);
+            }
+            set_msg_result(&m->results[i], &res, f);
+        }
+    } else {
+        set_msg_result(&m->results[0], &rep.result, f);
+    }
+    m->n_results = nres;
+    *out = m;
+    return 0;
+}
+
+void maos_reply_msg_free(maos_reply_msg *m)
+{
+    if (!m)
+        return;
+    free(m->mem_);
+    free(m);
+}
+
+
+int maos_checkpoint_save(maos_ctx *c, const char *name, uint64_t position)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "name", name)))
+        return rc;
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_CHECKPOINT_SAVE,
+                         maos_enc_checkpoint_save(&rq.pk, rq.rid, maosc_cstr(name), position), &f,
+                         &rep)))
+        return rc;
+    free(f);
+    return 0;
+}
+
+int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "name", name)))
+        return rc;
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_CHECKPOINT_GET, maos_enc_checkpoint_get(&rq.pk, rq.rid, maosc_cstr(name)),
+                         &f, &rep)))
+        return rc;
+    if (position)
+        *position = rep.position;
+    free(f);
+    return 0;
+}

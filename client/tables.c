@@ -1,0 +1,633 @@
+/*
+ * client/tables.c -- tables (put/get/delete/list/count/txn items), agents,
+ * locks (a put + a watch on the holder), sessions (documents of the
+ * `sessions` table).
+ *
+ * Invariants: out-parameters are written only on success; the agent
+ * registered is re-registered after a reconnect (conn.c).
+ */
+#include "client_priv.h"
+
+/* ---- tables ------------------------------------------------------------------------ */
+
+
+void maos_table_page_free(maos_table_page *pg)
+{
+    if (!pg)
+        return;
+    free(pg->mem_);
+    free(pg);
+}
+
+/* A page over the reply frame f (taken): n entries from items (a raw
+ * array), or the one entry of a get. */
+int maosc_make_table_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
+                     maos_table_page **out)
+{
+    size_t n = single ? 1 : rep->n_items, nlen = rep->next_kind == MAOS_NEXT_STR ? rep->next_s.len : 0;
+    maos_table_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_entry) + nlen + 1);
+    if (!pg) {
+        free(f);
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    pg->entries = (maos_entry *)(pg + 1);
+    char *next = (char *)(pg->entries + n);
+    int bad = 0;
+    if (single) {
+        bad = maos_entry_decode(rep->entry.ptr, rep->entry.len, &pg->entries[0]) != 0;
+    } else {
+        maos_mpr r;
+        uint32_t cnt;
+        maos_mpr_init(&r, rep->items.ptr, rep->items.len);
+        bad = maos_mpr_array(&r, &cnt) || cnt != n;
+        for (size_t i = 0; !bad && i < n; i++)
+            bad = maos_entry_next(&r, &pg->entries[i]) != 0;
+    }
+    if (bad) {
+        free(pg);
+        free(f);
+        return maosc_die(c, MAOS_EPROTO, "malformed entries in a reply");
+    }
+    pg->n = n;
+    pg->revision = rep->revision;
+    if (nlen)
+        memcpy(next, rep->next_s.ptr, nlen);
+    next[nlen] = 0;
+    pg->has_next = nlen > 0;
+    pg->next = pg->has_next ? next : NULL;
+    pg->mem_ = f;
+    *out = pg;
+    return 0;
+}
+
+int maos_put(maos_ctx *c, const char *table, const char *key, const void *doc,
+             size_t len, int64_t expect, int bind, uint64_t *revision)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "table", table)) || (rc = maosc_check_str(c, "key", key)) ||
+        (rc = maosc_check_doc(c, "doc", doc, len, 0)))
+        return rc;
+    maos_slice d = {doc, (uint32_t)len};
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_PUT,
+                         maos_enc_put(&rq.pk, rq.rid, maosc_cstr(table), maosc_cstr(key), d, expect, bind),
+                         &f, &rep)))
+        return rc;
+    if (revision)
+        *revision = rep.revision;
+    free(f);
+    return 0;
+}
+
+int maos_get(maos_ctx *c, const char *table, const char *key, maos_table_page **out)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "table", table)) || (rc = maosc_check_str(c, "key", key)))
+        return rc;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_GET,
+                         maos_enc_get(&rq.pk, rq.rid, maosc_cstr(table), maosc_cstr(key)), &f, &rep)))
+        return rc;
+    return maosc_make_table_page(c, f, &rep, 1, out);
+}
+
+int maos_delete(maos_ctx *c, const char *table, const char *key, int64_t expect,
+                uint64_t *revision)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "table", table)) || (rc = maosc_check_str(c, "key", key)))
+        return rc;
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_DELETE,
+                         maos_enc_delete(&rq.pk, rq.rid, maosc_cstr(table), maosc_cstr(key), expect), &f,
+                         &rep)))
+        return rc;
+    if (revision)
+        *revision = rep.revision;
+    free(f);
+    return 0;
+}
+
+int maos_list(maos_ctx *c, const char *table, const char *prefix, const char *after,
+              const void *where, size_t where_len, uint32_t limit,
+              maos_table_page **out)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "table", table)) ||
+        (rc = maosc_check_doc(c, "where", where, where_len, 1)))
+        return rc;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if (limit > MAOS_READ_LIMIT_MAX)
+        limit = MAOS_READ_LIMIT_MAX;
+    maos_slice w = {where, (uint32_t)where_len};
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_LIST,
+                         maos_enc_list(&rq.pk, rq.rid, maosc_cstr(table), maosc_cstr(prefix), maosc_cstr(after),
+                                       limit, w),
+                         &f, &rep)))
+        return rc;
+    return maosc_make_table_page(c, f, &rep, 0, out);
+}
+
+int maos_count(maos_ctx *c, const char *table, const char *prefix, const void *where,
+               size_t where_len, uint64_t *count, uint64_t *revision)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "table", table)) ||
+        (rc = maosc_check_doc(c, "where", where, where_len, 1)))
+        return rc;
+    maos_slice w = {where, (uint32_t)where_len};
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_COUNT,
+                         maos_enc_count(&rq.pk, rq.rid, maosc_cstr(table), maosc_cstr(prefix), w), &f, &rep)))
+        return rc;
+    if (count)
+        *count = rep.count;
+    if (revision)
+        *revision = rep.revision;
+    free(f);
+    return 0;
+}
+
+int maos_txn_items_ex(maos_ctx *c, const maos_item_in *items, size_t n,
+                      maos_item_result *results)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!items || !n || n > 100)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "a txn has 1..100 items");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_TXN,
+                         maos_enc_txn_ops(&rq.pk, rq.rid, items, (uint32_t)n), &f, &rep)))
+        return rc;
+    /* every element is checked before the first result is written */
+    maos_mpr r, r2;
+    uint32_t cnt;
+    maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+    rc = maos_mpr_array(&r, &cnt) || cnt != n ? MAOS_EPROTO : 0;
+    r2 = r;
+    for (size_t i = 0; !rc && i < n; i++) {
+        maos_txn_result res;
+        if (maos_txn_result_next(&r2, items[i].kind, &res) ||
+            (res.kind == MAOS_ITEM_ENQUEUE && res.task_ids.len % 16))
+            rc = MAOS_EPROTO;
+    }
+    for (size_t i = 0; !rc && results && i < n; i++) {
+        maos_txn_result res;
+        maos_item_result *o = &results[i];
+        maos_txn_result_next(&r, items[i].kind, &res);
+        o->revision = res.kind == MAOS_ITEM_APPEND ? res.append.first_position : res.revision;
+        o->lease_until = res.kind == MAOS_ITEM_EXTEND ? res.lease_until : 0;
+        snprintf(o->state, sizeof o->state, "%.*s",
+                 res.kind == MAOS_ITEM_NACK ? (int)res.state.len : 0,
+                 res.state.ptr ? res.state.ptr : "");
+        o->n_ids = res.kind == MAOS_ITEM_ENQUEUE ? res.task_ids.len / 16 : 0;
+        if (o->ids && o->ids_cap && o->n_ids)
+            memcpy(o->ids, res.task_ids.ptr,
+                   16 * (o->n_ids < o->ids_cap ? o->n_ids : o->ids_cap));
+    }
+    free(f);
+    if (rc)
+        return maosc_die(c, rc, "malformed txn results");
+    return 0;
+}
+
+int maos_txn_items(maos_ctx *c, const maos_item_in *items, size_t n,
+                   uint64_t *revisions)
+{
+    maos_item_result stack[8], *res = stack;
+    if (revisions && items && n > 8 && n <= 100 && !(res = calloc(n, sizeof *res)))
+        return c ? maosc_fail(c, MAOS_ENOMEM, "out of memory") : MAOS_ENOMEM;
+    if (revisions && res == stack)
+        memset(stack, 0, sizeof stack);
+    int rc = maos_txn_items_ex(c, items, n, revisions ? res : NULL);
+    for (size_t i = 0; !rc && revisions && i < n; i++)
+        revisions[i] = res[i].revision;
+    if (res != stack)
+        free(res);
+    return rc;
+}
+
+
+/* ---- agents ------------------------------------------------------------------------ */
+
+int maosc_agent_send(maos_ctx *c, uint64_t *revision)
+{
+    struct maos_ctx_priv *p = c->priv;
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_req_begin(c, &rq);
+    if (rc || (rc = maosc_call(c, &rq, MAOS_OP_AGENT_REGISTER,
+                               maos_enc_agent_register(&rq.pk, rq.rid, &p->agent), &f, &rep)))
+        return rc;
+    if (revision)
+        *revision = rep.revision;
+    free(f);
+    return 0;
+}
+
+int maos_agent_register(maos_ctx *c, const maos_agent_spec *a, uint64_t *revision)
+{
+    struct maos_ctx_priv *p;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    p = c->priv;
+    if (!a || !a->id || !*a->id)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "agent id is NULL or empty");
+    if ((rc = maosc_check_doc(c, "details", a->details, a->details_len, 1)))
+        return rc;
+    /* one block: id, session, name, kind (NUL-terminated), the tags as a
+     * msgpack array, the details */
+    const char *strs[4] = {a->id, a->session, a->name, a->kind};
+    size_t need = a->details_len + 16;
+    for (int i = 0; i < 4; i++)
+        need += strs[i] ? strlen(strs[i]) + 1 : 0;
+    msgpack_sbuffer tags;
+    msgpack_sbuffer_init(&tags);
+    if (a->n_tags) {
+        msgpack_packer tp;
+        msgpack_packer_init(&tp, &tags, msgpack_sbuffer_write);
+        msgpack_pack_array(&tp, a->n_tags);
+        for (size_t i = 0; i < a->n_tags; i++) {
+            const char *t = a->tags[i] ? a->tags[i] : "";
+            msgpack_pack_str(&tp, strlen(t));
+            msgpack_pack_str_body(&tp, t, strlen(t));
+        }
+        if (!tags.data)
+            return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    need += tags.size;
+    char *mem = malloc(need);
+    if (!mem) {
+        msgpack_sbuffer_destroy(&tags);
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    maos_agent_in in;
+    memset(&in, 0, sizeof in);
+    maos_slice *dst[4] = {&in.id, &in.session, &in.name, &in.kind};
+    char *q = mem;
+    for (int i = 0; i < 4; i++) {
+        if (!strs[i])
+            continue;
+        size_t l = strlen(strs[i]);
+        memcpy(q, strs[i], l + 1);
+        *dst[i] = (maos_slice){q, (uint32_t)l};
+        q += l + 1;
+    }
+    if (tags.size) {
+        memcpy(q, tags.data, tags.size);
+        in.tags = (maos_slice){q, (uint32_t)tags.size};
+        q += tags.size;
+    }
+    msgpack_sbuffer_destroy(&tags);
+    if (a->details_len) {
+        memcpy(q, a->details, a->details_len);
+        in.details = (maos_slice){q, (uint32_t)a->details_len};
+    }
+    char *old_mem = p->agent_mem;
+    maos_agent_in old = p->agent;
+    p->agent = in;
+    p->agent_mem = mem;
+    rc = maosc_agent_send(c, revision);
+    if (rc) { /* keep what was registered before, if anything */
+        p->agent = old;
+        p->agent_mem = old_mem;
+        free(mem);
+        return rc;
+    }
+    free(old_mem);
+    return 0;
+}
+
+int maos_agent_status(maos_ctx *c, const char *status, const void *detail, size_t len)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    maos_limits lim = {0};
+    maos_limits_defaults(&lim);
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "status", status)))
+        return rc;
+    if (len && (!detail || len > UINT32_MAX || maos_mp_check(detail, len, &lim)))
+        return maosc_fail(c, MAOS_EINVALID_ARG, "detail is not one well-formed msgpack value");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_AGENT_STATUS,
+                         maos_enc_agent_status(&rq.pk, rq.rid, maosc_cstr(status),
+                                               (maos_slice){detail, (uint32_t)len}),
+                         &f, &rep)))
+        return rc;
+    free(f);
+    return 0;
+}
+
+int maos_agent_deregister(maos_ctx *c, const char *id)
+{
+    struct maos_ctx_priv *p;
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "id", id)))
+        return rc;
+    p = c->priv;
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_AGENT_DEREGISTER,
+                         maos_enc_agent_deregister(&rq.pk, rq.rid, maosc_cstr(id)), &f, &rep)))
+        if (rc != MAOSC_QUEUED) /* async: forgotten now, not re-registered */
+            return rc;
+    if (rc == 0)
+        free(f);
+    if (p->agent_mem && p->agent.id.len == strlen(id) &&
+        !memcmp(p->agent.id.ptr, id, p->agent.id.len)) {
+        free(p->agent_mem);
+        p->agent_mem = NULL;
+        memset(&p->agent, 0, sizeof p->agent);
+    }
+    return rc;
+}
+
+/* ---- locks ---------------------------------------------------------------------------- */
+
+/* 1 when the delivery holds the `deleted` event of stream. */
+static int has_deleted(const maos_delivery *d, const char *stream)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->events[i].stream_len == strlen(stream) &&
+            !memcmp(d->events[i].stream, stream, d->events[i].stream_len) &&
+            d->events[i].type_len == 7 && !memcmp(d->events[i].type, "deleted", 7))
+            return 1;
+    return 0;
+}
+
+int maos_lock(maos_ctx *c, const char *name, int wait_ms, uint64_t *token)
+{
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "name", name)))
+        return rc;
+    struct maos_ctx_priv *p = c->priv;
+    char doc[64 + 255], stream[16 + MAOS_KEY_MAX];
+    /* {"owner": client name, "pid": pid} */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const char *owner = p->client_name ? p->client_name : "libmaos-client";
+    size_t ol = strlen(owner) > 255 ? 255 : strlen(owner);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str(&pk, 5);
+    msgpack_pack_str_body(&pk, "owner", 5);
+    msgpack_pack_str(&pk, ol);
+    msgpack_pack_str_body(&pk, owner, ol);
+    msgpack_pack_str(&pk, 3);
+    msgpack_pack_str_body(&pk, "pid", 3);
+    msgpack_pack_int64(&pk, (int64_t)getpid());
+    if (!sb.data || sb.size > sizeof doc) {
+        msgpack_sbuffer_destroy(&sb);
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    size_t dlen = sb.size;
+    memcpy(doc, sb.data, dlen);
+    msgpack_sbuffer_destroy(&sb);
+    snprintf(stream, sizeof stream, "lock-%s", name);
+    long long deadline = wait_ms < 0 ? -1 : maosc_now_ms() + wait_ms;
+    for (;;) {
+        rc = maos_put(c, "locks", name, doc, dlen, MAOS_EXPECT_ABSENT, 1, token);
+        if (rc != MAOS_EWRONG_REVISION || wait_ms == 0)
+            return rc;
+        int64_t held;
+        if (!maos_err_actual(c, &held) || held <= 0)
+            return rc;
+        /* wait for the holder's `deleted`, by push, from its revision */
+        uint64_t sub;
+        if ((rc = maos_watch(c, "locks", name, MAOS_WATCH_FROM_REVISION,
+                             (uint64_t)held, &sub)))
+            return rc;
+        int freed = 0;
+        while (!freed) {
+            int left = -1;
+            if (deadline >= 0) {
+                long long l = deadline - maosc_now_ms();
+                left = l <= 0 ? 0 : l > INT_MAX ? INT_MAX : (int)l;
+            }
+            maos_delivery *d = NULL;
+            rc = maosc_next_of(c, sub, left, &d);
+            if (rc)
+                break;
+            freed = has_deleted(d, stream);
+            maos_delivery_free(d);
+        }
+        int urc = maos_unsubscribe(c, sub);
+        if (rc == MAOS_ETIMEOUT)
+            return maosc_fail(c, MAOS_ETIMEOUT, "lock %s is held (token %lld) after %d ms",
+                        name, (long long)held, wait_ms);
+        if (rc)
+            return rc;
+        if (urc)
+            return urc;
+    }
+}
+
+int maos_unlock(maos_ctx *c, const char *name, uint64_t token)
+{
+    return maos_delete(c, "locks", name, (int64_t)token, NULL);
+}
+
+/* ---- sessions -------------------------------------------------------------------------- */
+
+/* UUIDv7: 48-bit Unix ms, version 7, variant 10, random rest. */
+void maosc_uuidv7(uint8_t id[16])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    randombytes_buf(id + 6, 10);
+    for (int i = 5; i >= 0; i--) {
+        id[i] = (uint8_t)ms;
+        ms >>= 8;
+    }
+    id[6] = (uint8_t)(0x70 | (id[6] & 0x0f));
+    id[8] = (uint8_t)(0x80 | (id[8] & 0x3f));
+}
+
+static void uuidv7_text(char out[37])
+{
+    uint8_t id[16];
+    maosc_uuidv7(id);
+    maos_uuid_format(id, out);
+}
+
+static void pk_kv_str(msgpack_packer *pk, const char *k, const char *v, size_t vl)
+{
+    msgpack_pack_str(pk, strlen(k));
+    msgpack_pack_str_body(pk, k, strlen(k));
+    msgpack_pack_str(pk, vl);
+    msgpack_pack_str_body(pk, v, vl);
+}
+
+int64_t maosc_now_us_real(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int maos_session_create(maos_ctx *c, const char *id, const void *metadata, size_t len,
+                        char id_out[37], uint64_t *revision)
+{
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_doc(c, "metadata", metadata, len, 1)))
+        return rc;
+    char gen[37];
+    if (!id || !*id) {
+        uuidv7_text(gen);
+        id = gen;
+    }
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    pk_kv_str(&pk, "id", id, strlen(id));
+    pk_kv_str(&pk, "state", "open", 4);
+    msgpack_pack_str(&pk, 7);
+    msgpack_pack_str_body(&pk, "created", 7);
+    msgpack_pack_int64(&pk, maosc_now_us_real());
+    msgpack_pack_str(&pk, 8);
+    msgpack_pack_str_body(&pk, "metadata", 8);
+    if (len)
+        msgpack_pack_str_body(&pk, metadata, len);
+    else
+        msgpack_pack_map(&pk, 0);
+    if (!sb.data)
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    rc = maos_put(c, "sessions", id, sb.data, sb.size, MAOS_EXPECT_ABSENT, 0, revision);
+    msgpack_sbuffer_destroy(&sb);
+    if (!rc && id_out)
+        snprintf(id_out, 37, "%.36s", id);
+    return rc;
+}
+
+/* The session's document with some top-level fields set (raw msgpack
+ * values), written with compare-and-set on the revision read; again when
+ * someone else wrote it in between. */
+static int session_update(maos_ctx *c, const char *id, const char *const *names,
+                          const maos_slice *vals, int n, uint64_t *revision)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        maos_table_page *pg = NULL;
+        int rc = maos_get(c, "sessions", id, &pg);
+        if (rc)
+            return rc;
+        const maos_entry *e = &pg->entries[0];
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        maos_mpr r;
+        uint32_t m, keep = 0;
+        maos_mpr_init(&r, e->data.ptr, e->data.len);
+        maos_mpr scan = r;
+        if (maos_mpr_map(&scan, &m)) {
+            maos_table_page_free(pg);
+            return maosc_fail(c, MAOS_EPROTO, "session document is not a map");
+        }
+        maos_mpr_map(&r, &m);
+        for (int pass = 0; pass < 2; pass++) {
+            maos_mpr it = r;
+            if (pass == 1)
+                msgpack_pack_map(&pk, keep + (uint32_t)n);
+            for (uint32_t i = 0; i < m; i++) {
+                maos_slice k, v, ks;
+                maos_mpr_skip(&it, &k);
+                maos_mpr_skip(&it, &v);
+                maos_mpr kr;
+                maos_mpr_init(&kr, k.ptr, k.len);
+                int over = 0;
+                if (maos_mpr_str(&kr, &ks) == 0)
+                    for (int j = 0; j < n; j++)
+                        over |= ks.len == strlen(names[j]) && !memcmp(ks.ptr, names[j], ks.len);
+                if (over)
+                    continue;
+                if (pass == 0)
+                    keep++;
+                else {
+                    msgpack_pack_str_body(&pk, k.ptr, k.len);
+                    msgpack_pack_str_body(&pk, v.ptr, v.len);
+                }
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            msgpack_pack_str(&pk, strlen(names[j]));
+            msgpack_pack_str_body(&pk, names[j], strlen(names[j]));
+            msgpack_pack_str_body(&pk, vals[j].ptr, vals[j].len);
+        }
+        uint64_t rev = e->revision;
+        maos_table_page_free(pg);
+        if (!sb.data)
+            return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+        rc = maos_put(c, "sessions", id, sb.data, sb.size, (int64_t)rev, 0, revision);
+        msgpack_sbuffer_destroy(&sb);
+        if (rc != MAOS_EWRONG_REVISION)
+            return rc;
+    }
+    return maosc_fail(c, MAOS_ECONFLICT, "session %s kept changing under 100 attempts", id);
+}
+
+int maos_session_close(maos_ctx *c, const char *id, const void *result, size_t len,
+                       uint64_t *revision)
+{
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "id", id)))
+        return rc;
+    maos_limits lim = {0};
+    maos_limits_defaults(&lim);
+    if (len && (!result || len > UINT32_MAX || maos_mp_check(result, len, &lim)))
+        return maosc_fail(c, MAOS_EINVALID_ARG, "result is not one well-formed msgpack value");
+    char st[8], tm[16];
+    st[0] = (char)0xa6;
+    memcpy(st + 1, "closed", 6);
+    int64_t now = maosc_now_us_real();
+    tm[0] = (char)0xd3;
+    for (int i = 0; i < 8; i++)
+        tm[1 + i] = (char)((uint64_t)now >> (56 - 8 * i));
+    const char *names[3] = {"state", "closed", "result"};
+    maos_slice vals[3] = {{st, 7}, {tm, 9}, {result, (uint32_t)len}};
+    return session_update(c, id, names, vals, len ? 3 : 2, revision);
+}
+
+int maos_session_update(maos_ctx *c, const char *id, const void *metadata, size_t len,
+                        uint64_t *revision)
+{
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "id", id)) ||
+        (rc = maosc_check_doc(c, "metadata", metadata, len, 0)))
+        return rc;
+    const char *names[1] = {"metadata"};
+    maos_slice vals[1] = {{metadata, (uint32_t)len}};
+    return session_update(c, id, names, vals, 1, revision);
+}

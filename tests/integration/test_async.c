@@ -1,0 +1,895 @@
+/*
+ * tests/integration/test_async.c -- libmaos-client's asynchronous requests
+ * (client.h "Asynchronous requests") against a real maosd and against
+ * fake servers.
+ *
+ *   test_pipeline_mixed    100 requests of ten kinds in flight at once,
+ *                          plus sync and legacy pipelined calls meanwhile:
+ *                          every answer reaches its own callback (by rid)
+ *   test_async_restart     appends with ids, writes without, and a
+ *                          subscription across a daemon crash (kill -9)
+ *                          and restart: appends
+ *                          are re-sent and applied once, writes in flight
+ *                          fail MAOS_ECONNECTION or succeed, the
+ *                          subscription resumes gap-free
+ *   test_fake_server       garbage, truncated frames, oversized lengths,
+ *                          wrong rids, silence: clean errors, no hang past
+ *                          the request timeout
+ *   test_uv_agent          a libuv agent (a forked process) appends 10,000
+ *                          events while consuming a subscription and a
+ *                          channel fed by another process; a 1 ms timer
+ *                          measures the loop's lag (printed; bounded)
+ *
+ * The poll loop (ploop) is the plain-poll integration of
+ * client/examples/poll_agent.c: loop ops record the interest and timer,
+ * poll() waits on them, maos_process runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "harness.h"
+#include "maos/adapters/libuv.h"
+#include "maos/client.h"
+#include "maos/proto.h"
+
+/* ---- a plain poll loop -------------------------------------------------------- */
+
+typedef struct ploop {
+    int fd, rd, wr;
+    int64_t timer_at; /* µs, -1: none */
+} ploop;
+
+static void pl_add_read(void *d, int fd)
+{
+    ploop *l = d;
+    l->fd = fd;
+    l->rd = 1;
+}
+static void pl_del_read(void *d, int fd)
+{
+    ploop *l = d;
+    if (fd == l->fd)
+        l->rd = 0;
+}
+static void pl_add_write(void *d, int fd)
+{
+    ploop *l = d;
+    l->fd = fd;
+    l->wr = 1;
+}
+static void pl_del_write(void *d, int fd)
+{
+    ploop *l = d;
+    if (fd == l->fd)
+        l->wr = 0;
+}
+static void pl_timer(void *d, int ms)
+{
+    ploop *l = d;
+    l->timer_at = ms < 0 ? -1 : mt_now_us() + (int64_t)ms * 1000;
+}
+
+static void pl_attach(maos_ctx *c, ploop *l)
+{
+    memset(l, 0, sizeof *l);
+    l->fd = -1;
+    l->timer_at = -1;
+    maos_loop_ops o = {l, pl_add_read, pl_del_read, pl_add_write, pl_del_write, pl_timer};
+    MT_EQ_ERR(maos_set_loop_ops(c, &o), 0);
+}
+
+/* One turn: wait up to max_ms for what the ops asked, then maos_process. */
+static int pl_turn(maos_ctx *c, ploop *l, const maos_push_handlers *h, void *user, int max_ms)
+{
+    int ms = max_ms;
+    if (l->timer_at >= 0) {
+        int64_t left = (l->timer_at - mt_now_us()) / 1000;
+        if (left < ms)
+            ms = left < 0 ? 0 : (int)left;
+    }
+    struct pollfd p = {l->fd, (short)((l->rd ? POLLIN : 0) | (l->wr ? POLLOUT : 0)), 0};
+    int watch = l->fd >= 0 && p.events;
+    int n = poll(&p, watch ? 1 : 0, ms);
+    if (n == 0 && !(l->timer_at >= 0 && mt_now_us() >= l->timer_at))
+        return 0;
+    if (l->timer_at >= 0 && mt_now_us() >= l->timer_at)
+        l->timer_at = -1;
+    return maos_process(c, h, user);
+}
+
+static const maos_push_handlers no_handlers = {NULL, NULL, NULL};
+
+static maos_ctx *connect_to(const char *path, int reconnect, int client_ids)
+{
+    maos_options o = {.path = path, .reconnect = reconnect, .client_ids = client_ids};
+    maos_ctx *c = maos_connect_with(&o);
+    MT_TRUE(c != NULL);
+    if (c->err)
+        MT_FAIL("connect %s: %s", path, c->errstr);
+    return c;
+}
+
+/* ---- 100 mixed requests in flight --------------------------------------------- */
+
+enum { KINDS = 10 };
+struct slot {
+    int i, kind, calls, status;
+    uint64_t rid;
+    char why[160];
+};
+
+static void mixed_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    struct slot *s = privdata;
+    s->calls++;
+    s->status = status;
+    s->rid = maos_result_rid(r);
+    if (status) {
+        snprintf(s->why, sizeof s->why, "status %s: %s", maos_err_name(status),
+                 maos_result_errstr(r));
+        return;
+    }
+    maos_result_fields fl;
+    maos_page *pg = NULL;
+    maos_table_page *tp = NULL;
+    maos_stream_page *sp = NULL;
+    maos_stats_info st;
+    maos_append_info ai = {0};
+    int rc = maos_result_fields_get(r, &fl);
+    const char *bad = NULL;
+    switch (s->kind) {
+    case 0:
+        rc = rc ? rc : maos_result_append(r, 0, &ai);
+        bad = rc || ai.count != 1 ? "append" : NULL;
+        break;
+    case 1:
+        rc = rc ? rc : maos_result_page(r, &pg);
+        bad = rc || pg->n != 1 || pg->events[0].version != 0 ? "read" : NULL;
+        break;
+    case 2:
+        rc = rc ? rc : maos_result_table_page(r, &tp);
+        bad = rc || tp->n != 1 || tp->entries[0].key.len != 2 ? "get" : NULL;
+        break;
+    case 3:
+        bad = rc || fl.revision == 0 ? "put" : NULL;
+        break;
+    case 4:
+        bad = rc || fl.count < 1 ? "count" : NULL;
+        break;
+    case 5:
+        bad = rc || fl.position != 5 ? "checkpoint_get" : NULL;
+        break;
+    case 6:
+        rc = rc ? rc : maos_result_stats(r, &st);
+        bad = rc || st.head_position < 1 ? "stats" : NULL;
+        break;
+    case 7:
+        bad = rc ? "ping" : NULL;
+        break;
+    case 8:
+        rc = rc ? rc : maos_result_streams(r, &sp);
+        bad = rc || sp->n < 1 ? "streams" : NULL;
+        break;
+    default:
+        rc = rc ? rc : maos_result_page(r, &pg);
+        bad = rc || pg->n != 1 || pg->events[0].position != 1 ? "read_all" : NULL;
+        break;
+    }
+    /* an answer of another kind is refused by the getters */
+    if (!bad && s->kind != 1 && s->kind != 9 && maos_result_page(r, &pg) != MAOS_EINVALID_ARG)
+        bad = "page getter accepted another request's answer";
+    if (bad)
+        snprintf(s->why, sizeof s->why, "%s answer wrong (rc %d)", bad, rc);
+    maos_page_free(pg);
+    maos_table_page_free(tp);
+    maos_stream_page_free(sp);
+}
+
+struct enq {
+    int calls, status;
+    uint8_t ids[3][16];
+    int dup[3];
+};
+
+static void enq_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    struct enq *e = privdata;
+    e->calls++;
+    e->status = status ? status : maos_result_enqueue(r, 3, e->ids[0], e->dup);
+}
+
+static void test_pipeline_mixed(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    maos_ctx *c = connect_to(d->sock, 0, 0);
+    maos_event_spec ev = {NULL, "T", "\x01", 1, NULL, 0};
+    MT_EQ_ERR(maos_append(c, "pm-1", MAOS_EXPECT_ANY, &ev, 1, NULL), 0); /* position 1 */
+    MT_EQ_ERR(maos_put(c, "kv.t", "k1", "\x80", 1, MAOS_EXPECT_ANY, 0, NULL), 0);
+    MT_EQ_ERR(maos_checkpoint_save(c, "cp", 5), 0);
+    ploop l;
+    pl_attach(c, &l);
+    enum { N = 100 };
+    struct slot s[N];
+    memset(s, 0, sizeof s);
+    char key[N][16];
+    for (int i = 0; i < N; i++) {
+        int rc = 0;
+        s[i].i = i;
+        s[i].kind = i % KINDS;
+        snprintf(key[i], sizeof key[i], "k-%d", i);
+        switch (s[i].kind) {
+        case 0:
+            rc = maos_async_append(c, mixed_cb, &s[i], "pm-a", MAOS_EXPECT_ANY, &ev, 1);
+            break;
+        case 1:
+            rc = maos_async_read(c, mixed_cb, &s[i], "pm-1", MAOS_FROM_START, 0, 10);
+            break;
+        case 2:
+            rc = maos_async_get(c, mixed_cb, &s[i], "kv.t", "k1");
+            break;
+        case 3:
+            rc = maos_async_put(c, mixed_cb, &s[i], "kv.t", key[i], "\x80", 1,
+                                MAOS_EXPECT_ANY, 0);
+            break;
+        case 4:
+            rc = maos_async_count(c, mixed_cb, &s[i], "kv.t", NULL, NULL, 0);
+            break;
+        case 5:
+            rc = maos_async_checkpoint_get(c, mixed_cb, &s[i], "cp");
+            break;
+        case 6:
+            rc = maos_async_stats(c, mixed_cb, &s[i]);
+            break;
+        case 7:
+            rc = maos_async_ping(c, mixed_cb, &s[i]);
+            break;
+        case 8:
+            rc = maos_async_streams(c, mixed_cb, &s[i], "pm-", NULL, 0);
+            break;
+        default:
+            rc = maos_async_read_all(c, mixed_cb, &s[i], NULL, 1, 0, 1);
+            break;
+        }
+        if (rc)
+            MT_FAIL("async request %d (kind %d): %s", i, s[i].kind, c->errstr);
+    }
+    MT_EQ_U64(maos_async_inflight(c), N);
+    /* synchronous calls and legacy pipelined appends meanwhile: each gets
+     * its own reply, none is refused BUSY */
+    uint64_t pos = 0;
+    MT_EQ_ERR(maos_checkpoint_get(c, "cp", &pos), 0);
+    MT_EQ_U64(pos, 5);
+    uint64_t lr[3];
+    for (int i = 0; i < 3; i++)
+        MT_EQ_ERR(maos_append_send(c, "pm-l", MAOS_EXPECT_ANY, &ev, 1, &lr[i]), 0);
+    MT_EQ_ERR(maos_ping(c), 0);
+    for (int i = 0; i < 3; i++) {
+        maos_reply_msg *m = NULL;
+        MT_EQ_ERR(maos_reply_recv(c, &m), 0);
+        MT_TRUE(m != NULL);
+        MT_EQ_ERR(m->code, 0);
+        MT_EQ_U64(m->rid, lr[i]);
+        maos_reply_msg_free(m);
+    }
+    /* bad arguments: refused at once, no callback */
+    MT_EQ_ERR(maos_async_read(c, mixed_cb, NULL, NULL, 0, 0, 0), MAOS_EINVALID_ARG);
+    MT_EQ_ERR(maos_async_ping(c, NULL, NULL), MAOS_EINVALID_ARG);
+    int64_t deadline = mt_now_us() + 30 * 1000000LL;
+    while (maos_async_inflight(c) && mt_now_us() < deadline) {
+        int rc = pl_turn(c, &l, &no_handlers, NULL, 100);
+        if (rc < 0)
+            MT_FAIL("maos_process: %s", c->errstr);
+    }
+    MT_EQ_U64(maos_async_inflight(c), 0);
+    uint64_t last = 0;
+    for (int i = 0; i < N; i++) {
+        if (s[i].calls != 1)
+            MT_FAIL("request %d: callback ran %d times", i, s[i].calls);
+        if (s[i].status || s[i].why[0])
+            MT_FAIL("request %d (kind %d): %s", i, s[i].kind, s[i].why);
+        MT_CMP_INT(s[i].rid, >, last); /* its own answer: rids in issue order */
+        last = s[i].rid;
+    }
+    /* an enqueue's answer through its getter */
+    struct enq e = {0, 0, {{0}}, {0, 0, 0}};
+    const void *datas[3] = {"\x01", "\x02", "\x03"};
+    size_t lens[3] = {1, 1, 1};
+    maos_task_opts topt[3] = {{.dedupe_key = "same"}, {.dedupe_key = "same"}, {0}};
+    MT_EQ_ERR(maos_async_enqueue_n(c, enq_cb, &e, "pm.q", datas, lens, topt, 3), 0);
+    while (!e.calls && mt_now_us() < deadline)
+        pl_turn(c, &l, &no_handlers, NULL, 100);
+    MT_EQ_INT(e.calls, 1);
+    MT_EQ_ERR(e.status, 0);
+    MT_EQ_INT(e.dup[0] + e.dup[1] + e.dup[2], 1);   /* the second "same" */
+    MT_TRUE(memcmp(e.ids[0], e.ids[1], 16) == 0);   /* is the first task */
+    MT_TRUE(memcmp(e.ids[0], e.ids[2], 16) != 0);
+    printf("# 100 async requests of %d kinds, 2 sync calls and 3 pipelined appends "
+           "in flight together: every answer matched\n", KINDS);
+    maos_free(c);
+}
+
+/* ---- across a daemon restart ------------------------------------------------- */
+
+struct rs {
+    int appends_issued, appends_done, appends_failed, dups;
+    int writes_ok, writes_lost, writes_other;
+    int *calls;                /* per append */
+    uint64_t events, last_pos, dup_pos, gap;
+    int sub_ok;
+    maos_ctx *c;
+    char why[200];
+};
+
+struct rs_req {
+    struct rs *t;
+    int i;
+};
+
+static void rs_append_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    struct rs_req *q = privdata;
+    struct rs *t = q->t;
+    t->calls[q->i]++;
+    maos_append_info ai = {0};
+    if (status || maos_result_append(r, 0, &ai)) {
+        t->appends_failed++;
+        snprintf(t->why, sizeof t->why, "append %d: %s %s", q->i, maos_err_name(status),
+                 maos_result_errstr(r));
+    } else {
+        t->appends_done++;
+        t->dups += ai.duplicate;
+    }
+    free(q);
+}
+
+static void rs_write_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    (void)r;
+    struct rs *t = privdata;
+    if (status == 0)
+        t->writes_ok++;
+    else if (status == MAOS_ECONNECTION)
+        t->writes_lost++;
+    else
+        t->writes_other++;
+}
+
+static void rs_sub_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    (void)r;
+    struct rs *t = privdata;
+    t->sub_ok = status == 0 ? 1 : -1;
+}
+
+static void rs_on_events(maos_ctx *c, const maos_delivery *d, void *user)
+{
+    (void)c;
+    struct rs *t = user;
+    for (size_t i = 0; i < d->n; i++) {
+        uint64_t p = d->events[i].position;
+        if (p <= t->last_pos)
+            t->dup_pos = p;
+        else if (t->last_pos && p != t->last_pos + 1)
+            t->gap = p;
+        t->last_pos = p > t->last_pos ? p : t->last_pos;
+        t->events++;
+    }
+}
+
+static void rs_issue(struct rs *t, int n)
+{
+    static const maos_event_spec ev = {NULL, "R", "\x01", 1, NULL, 0};
+    for (int k = 0; k < n; k++) {
+        struct rs_req *q = malloc(sizeof *q);
+        MT_TRUE(q != NULL);
+        q->t = t;
+        q->i = t->appends_issued;
+        if (maos_async_append(t->c, rs_append_cb, q, "rs-s", MAOS_EXPECT_ANY, &ev, 1))
+            MT_FAIL("async append %d: %s", q->i, t->c->errstr);
+        t->appends_issued++;
+    }
+}
+
+static void test_async_restart(void **state)
+{
+    (void)state;
+    enum { N = 3000, WINDOW = 200 };
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    struct rs t;
+    memset(&t, 0, sizeof t);
+    t.calls = calloc(N, sizeof *t.calls);
+    t.c = connect_to(d->sock, 1, 1); /* reconnect, MAOS_CLIENT_IDS */
+    ploop l;
+    pl_attach(t.c, &l);
+    maos_push_handlers h = {rs_on_events, NULL, NULL};
+    maos_read_filter f = {.stream = "rs-s"};
+    MT_EQ_ERR(maos_async_subscribe(t.c, rs_sub_cb, &t, &f, MAOS_FROM_POSITION, 1), 0);
+    int64_t deadline = mt_now_us() + 120 * 1000000LL;
+    int restarted = 0;
+    while ((t.appends_done + t.appends_failed < N || t.events < N) &&
+           mt_now_us() < deadline) {
+        int inflight = t.appends_issued - t.appends_done - t.appends_failed;
+        if (t.appends_issued < N && inflight < WINDOW)
+            rs_issue(&t, (N - t.appends_issued) < WINDOW - inflight ? N - t.appends_issued
+                                                                     : WINDOW - inflight);
+        if (!restarted && t.appends_done >= N / 3) {
+            /* writes without ids in flight, then the daemon goes away
+             * under a full window of appends */
+            for (int k = 0; k < 20; k++)
+                MT_EQ_ERR(maos_async_checkpoint_save(t.c, rs_write_cb, &t, "rs-cp",
+                                                     (uint64_t)k + 1), 0);
+            pl_turn(t.c, &l, &h, &t, 0); /* written: now in flight */
+            /* a crash: no reply of what is in flight comes (a clean stop
+             * answers everything queued first) */
+            mt_daemon_kill9(d);
+            /* the loop meets the loss: appends are kept, writes fail */
+            for (int k = 0; k < 20; k++)
+                pl_turn(t.c, &l, &h, &t, 10);
+            /* requests issued while down are sent after the handshake */
+            MT_EQ_ERR(maos_async_checkpoint_save(t.c, rs_write_cb, &t, "rs-cp2", 7), 0);
+            mt_daemon_up(d);
+            restarted = 1;
+        }
+        int rc = pl_turn(t.c, &l, &h, &t, 100);
+        if (rc < 0)
+            MT_FAIL("maos_process: %s (%s)", maos_err_name(rc), t.c->errstr);
+    }
+    MT_TRUE(restarted);
+    MT_EQ_INT(t.sub_ok, 1);
+    if (t.appends_failed)
+        MT_FAIL("%d appends failed: %s", t.appends_failed, t.why);
+    MT_EQ_INT(t.appends_done, N);
+    for (int i = 0; i < N; i++)
+        if (t.calls[i] != 1)
+            MT_FAIL("append %d: callback ran %d times", i, t.calls[i]);
+    MT_CMP_INT(maos_reconnects(t.c), >=, 1);
+    MT_EQ_INT(t.writes_other, 0);
+    MT_EQ_INT(t.writes_ok + t.writes_lost, 21);
+    /* applied once each: the stream holds exactly N events */
+    uint64_t n = 0, from = 0;
+    for (;;) {
+        maos_page *pg = NULL;
+        MT_EQ_ERR(maos_read(t.c, "rs-s", from, 0, 1000, &pg), 0);
+        n += pg->n;
+        int more = pg->has_next && pg->n;
+        from = pg->next;
+        maos_page_free(pg);
+        if (!more)
+            break;
+    }
+    MT_EQ_U64(n, N);
+    /* the subscription resumed gap-free, no duplicate */
+    MT_EQ_U64(t.events, N);
+    MT_EQ_U64(t.dup_pos, 0);
+    MT_EQ_U64(t.gap, 0);
+    printf("# restart with %d appends in flight: all applied once (%d answered "
+           "duplicate after a re-send), %d of 21 id-less writes lost with "
+           "MAOS_ECONNECTION, %llu reconnect(s), subscription gap-free\n",
+           WINDOW, t.dups, t.writes_lost, (unsigned long long)maos_reconnects(t.c));
+    maos_free(t.c);
+    free(t.calls);
+}
+
+/* ---- fake servers ------------------------------------------------------------ */
+
+enum fake_kind { F_GARBAGE, F_TRUNCATED, F_OVERSIZED, F_WRONG_RID, F_SILENT, F_KINDS };
+static const char *const fake_names[] = {"garbage", "truncated frame", "oversized length",
+                                         "wrong rid", "never answers"};
+
+static void fk_send(int fd, const void *p, size_t n)
+{
+    if (mt_send_all(fd, p, n) != 0)
+        _exit(0); /* the client went away */
+}
+
+/* The fake (a child): answers hello, then misbehaves as kind says on every
+ * later request.  Serves connections one after the other. */
+static void fake_serve(int lfd, enum fake_kind kind)
+{
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            _exit(0);
+        maos_reader rd;
+        maos_reader_init(&rd, MAOS_DEFAULT_MAX_FRAME);
+        int hello = 0;
+        for (;;) {
+            char buf[65536];
+            ssize_t k = recv(fd, buf, sizeof buf, 0);
+            if (k <= 0)
+                break;
+            if (maos_reader_feed(&rd, buf, (size_t)k))
+                _exit(1);
+            maos_slice fr;
+            while (maos_reader_next(&rd, &fr) == 1) {
+                maos_request req;
+                char why[128];
+                if (maos_request_decode(fr.ptr, fr.len, NULL, &req, why, sizeof why))
+                    _exit(1);
+                msgpack_sbuffer sb;
+                msgpack_packer pk;
+                msgpack_sbuffer_init(&sb);
+                msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+                char hdr[4];
+                if (!hello) {
+                    maos_enc_reply_hello(&pk, req.rid, MAOS_PROTOCOL_VERSION, "fake", 1 << 20);
+                    hello = 1;
+                } else if (kind == F_GARBAGE) {
+                    static const char g[12] = "\x00\x00\x00\x08\xc1\xc1\xc1\xc1\xc1\xc1\xc1\xc1";
+                    fk_send(fd, g, sizeof g);
+                } else if (kind == F_TRUNCATED) {
+                    maos_enc_reply_ok(&pk, req.rid);
+                    maos_frame_put_len(hdr, (uint32_t)sb.size + 100);
+                    fk_send(fd, hdr, 4);
+                    fk_send(fd, sb.data, sb.size);
+                    shutdown(fd, SHUT_WR);
+                } else if (kind == F_OVERSIZED) {
+                    maos_frame_put_len(hdr, 0x7fffffffu);
+                    fk_send(fd, hdr, 4);
+                    fk_send(fd, "\x85", 1);
+                } else if (kind == F_WRONG_RID) {
+                    maos_enc_reply_ok(&pk, req.rid + 1000);
+                }
+                if (sb.size && (!hello || kind == F_WRONG_RID || req.op == MAOS_OP_HELLO)) {
+                    maos_frame_put_len(hdr, (uint32_t)sb.size);
+                    fk_send(fd, hdr, 4);
+                    fk_send(fd, sb.data, sb.size);
+                }
+                msgpack_sbuffer_destroy(&sb);
+                maos_request_free(&req);
+            }
+        }
+        maos_reader_free(&rd);
+        close(fd);
+    }
+}
+
+static pid_t fake_start(const char *path, enum fake_kind kind)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path)
+        MT_FAIL("socket path too long: %s", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    MT_TRUE(lfd >= 0);
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) || listen(lfd, 8))
+        MT_FAIL("fake on %s: %s", path, strerror(errno));
+    pid_t pid = mt_fork();
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_IGN);
+        fake_serve(lfd, kind);
+        _exit(0);
+    }
+    close(lfd);
+    return pid;
+}
+
+struct fres {
+    int calls, status;
+};
+
+static void fake_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    (void)r;
+    struct fres *f = privdata;
+    f->calls++;
+    f->status = status;
+}
+
+static void test_fake_server(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < F_KINDS; kind++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/fake-%d.sock", mt_test_dir(), kind);
+        pid_t pid = fake_start(path, (enum fake_kind)kind);
+        maos_ctx *c = connect_to(path, 0, 0);
+        MT_EQ_ERR(maos_set_timeout(c, 300), 0); /* each request's bound */
+        ploop l;
+        pl_attach(c, &l);
+        struct fres a = {0, 0}, b = {0, 0};
+        MT_EQ_ERR(maos_async_ping(c, fake_cb, &a), 0);
+        MT_EQ_ERR(maos_async_checkpoint_get(c, fake_cb, &b, "x"), 0);
+        int64_t t0 = mt_now_us(), deadline = t0 + 10 * 1000000LL;
+        while ((a.calls == 0 || b.calls == 0) && mt_now_us() < deadline)
+            pl_turn(c, &l, &no_handlers, NULL, 50);
+        double ms = (double)(mt_now_us() - t0) / 1000.0;
+        if (a.calls != 1 || b.calls != 1)
+            MT_FAIL("%s: callbacks ran %d and %d times in %.0f ms", fake_names[kind],
+                    a.calls, b.calls, ms);
+        if (kind == F_SILENT) {
+            MT_EQ_ERR(a.status, MAOS_ETIMEOUT);
+            MT_EQ_ERR(b.status, MAOS_ETIMEOUT);
+            MT_TRUE(!maos_is_dead(c)); /* a request timeout keeps the connection */
+            /* no bound: in flight when the server goes away (reconnect
+             * off): MAOS_ECONNECTION, outcome unknown */
+            MT_EQ_ERR(maos_set_timeout(c, MAOS_TIMEOUT_NONE), 0);
+            struct fres e = {0, 0};
+            MT_EQ_ERR(maos_async_checkpoint_save(c, fake_cb, &e, "x", 1), 0);
+            pl_turn(c, &l, &no_handlers, NULL, 0); /* sent */
+            kill(pid, SIGKILL);
+            mt_wait(pid, 5000);
+            int64_t dl = mt_now_us() + 10 * 1000000LL;
+            while (!e.calls && mt_now_us() < dl)
+                pl_turn(c, &l, &no_handlers, NULL, 50);
+            MT_EQ_INT(e.calls, 1);
+            MT_EQ_ERR(e.status, MAOS_ECONNECTION);
+            MT_TRUE(maos_is_dead(c));
+        } else {
+            MT_EQ_ERR(a.status, MAOS_ECONNECTION);
+            MT_EQ_ERR(b.status, MAOS_ECONNECTION);
+            MT_TRUE(maos_is_dead(c));
+            int want = kind == F_TRUNCATED ? MAOS_ECLOSED : MAOS_EPROTO;
+            MT_EQ_ERR(c->err, want);
+            /* later calls fail at once with the sticky error */
+            MT_EQ_ERR(maos_async_ping(c, fake_cb, &a), want);
+            MT_EQ_ERR(maos_ping(c), want);
+        }
+        printf("# fake server (%s): both callbacks ran once, %s, after %.0f ms; %s\n",
+               fake_names[kind], maos_err_name(a.status), ms, c->errstr);
+        maos_free(c);
+        kill(pid, SIGKILL);
+        mt_wait(pid, 5000);
+    }
+}
+
+/* ---- a libuv agent --------------------------------------------------------------- */
+
+enum { UA_APPENDS = 10000, UA_WINDOW = 256, UA_MSGS = 500 };
+/* The bound of a loop turn's busy time (see test_uv_agent).  ASan and
+ * UBSan make the same work 2-4 times slower (turns of up to 4.5 ms were
+ * measured under them, 0.6-3 ms without): 15 ms there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LAG_BOUND_MS 15
+#else
+#define LAG_BOUND_MS 5
+#endif
+
+struct ua {
+    maos_ctx *c;
+    uv_loop_t *loop;
+    maos_uv *a;
+    uv_timer_t tick;
+    uv_prepare_t prepare;
+    uint64_t last_tick_ns, max_lag_ns, ticks, lag_over_1ms;
+    uint64_t turn_start_ns, idle_ns, max_turn_ns; /* busy time per loop turn */
+    int issued, done, failed, subs_ok, ready_sent, ready_fd;
+    uint64_t events, last_pos, bad_order;
+    int msgs;
+};
+
+static void ua_append_cb(maos_ctx *c, int status, maos_result *r, void *privdata);
+
+static void ua_issue(struct ua *u)
+{
+    static const maos_event_spec ev = {NULL, "Tok", "\xa5hello", 6, NULL, 0};
+    while (u->issued < UA_APPENDS && u->issued - u->done - u->failed < UA_WINDOW) {
+        if (maos_async_append(u->c, ua_append_cb, u, "ua-out", MAOS_EXPECT_ANY, &ev, 1)) {
+            u->failed++;
+            return;
+        }
+        u->issued++;
+    }
+}
+
+static void ua_check_done(struct ua *u)
+{
+    if (u->done + u->failed == UA_APPENDS && u->events >= UA_APPENDS && u->msgs >= UA_MSGS) {
+        uv_timer_stop(&u->tick);
+        uv_prepare_stop(&u->prepare);
+        maos_uv_detach(u->a);
+        u->a = NULL;
+    }
+}
+
+static void ua_append_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    (void)r;
+    struct ua *u = privdata;
+    if (status)
+        u->failed++;
+    else
+        u->done++;
+    ua_issue(u);
+    ua_check_done(u);
+}
+
+static void ua_sub_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    (void)r;
+    struct ua *u = privdata;
+    if (status == 0)
+        u->subs_ok++;
+    if (u->subs_ok == 2 && !u->ready_sent) {
+        u->ready_sent = 1; /* the publisher may start */
+        if (write(u->ready_fd, "R", 1) != 1)
+            _exit(20);
+        ua_issue(u);
+    }
+}
+
+static void ua_on_events(maos_ctx *c, const maos_delivery *d, void *user)
+{
+    (void)c;
+    struct ua *u = user;
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->events[i].position <= u->last_pos)
+            u->bad_order++;
+        u->last_pos = d->events[i].position;
+        u->events++;
+    }
+    ua_check_done(u);
+}
+
+static void ua_on_message(maos_ctx *c, const maos_delivery *d, void *user)
+{
+    (void)c;
+    (void)d;
+    struct ua *u = user;
+    u->msgs++;
+    ua_check_done(u);
+}
+
+static void ua_on_tick(uv_timer_t *t)
+{
+    struct ua *u = t->data;
+    uint64_t now = uv_hrtime();
+    if (u->last_tick_ns) {
+        uint64_t gap = now - u->last_tick_ns;
+        uint64_t lag = gap > 1000000 ? gap - 1000000 : 0;
+        if (lag > u->max_lag_ns)
+            u->max_lag_ns = lag;
+        if (lag > 1000000)
+            u->lag_over_1ms++;
+    }
+    u->last_tick_ns = now;
+    u->ticks++;
+}
+
+/* The loop's busy time per turn: the wall time between two uv_prepare
+ * (one whole iteration) minus the time it spent idle in poll
+ * (uv_metrics_idle_time): timers and I/O callbacks -- maos_process, the
+ * async callbacks and the push handlers -- of that turn.  Unlike the tick's
+ * lag it does not count the time the process waited for a CPU while idle
+ * on a busy machine. */
+static void ua_on_prepare(uv_prepare_t *h)
+{
+    struct ua *u = h->data;
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(u->loop);
+    if (u->turn_start_ns) {
+        uint64_t busy = now - u->turn_start_ns - (idle - u->idle_ns);
+        if (busy > u->max_turn_ns)
+            u->max_turn_ns = busy;
+    }
+    u->turn_start_ns = now;
+    u->idle_ns = idle;
+}
+
+/* The agent process: exit 0 when everything arrived; prints its figures on
+ * out_fd as one line. */
+static void ua_agent(const char *sock, int ready_fd, int out_fd)
+{
+    struct ua u;
+    memset(&u, 0, sizeof u);
+    u.ready_fd = ready_fd;
+    u.loop = uv_default_loop();
+    uv_loop_configure(u.loop, UV_METRICS_IDLE_TIME);
+    u.c = connect_to(sock, 0, 0);
+    maos_push_handlers h = {ua_on_events, NULL, ua_on_message};
+    u.a = maos_uv_attach(u.loop, u.c, &h, &u, NULL);
+    if (!u.a)
+        _exit(21);
+    maos_read_filter f = {.stream = "ua-out"};
+    if (maos_async_subscribe(u.c, ua_sub_cb, &u, &f, MAOS_FROM_POSITION, 1) ||
+        maos_async_subscribe_channel(u.c, ua_sub_cb, &u, "ua.ctl"))
+        _exit(22);
+    uv_timer_init(u.loop, &u.tick);
+    u.tick.data = &u;
+    uv_timer_start(&u.tick, ua_on_tick, 1, 1);
+    uv_prepare_init(u.loop, &u.prepare);
+    u.prepare.data = &u;
+    uv_prepare_start(&u.prepare, ua_on_prepare);
+    uv_run(u.loop, UV_RUN_DEFAULT);
+    dprintf(out_fd, "appends=%d failed=%d events=%llu msgs=%d bad_order=%llu ticks=%llu "
+                    "max_lag_us=%llu lag_over_1ms=%llu max_turn_us=%llu\n",
+            u.done, u.failed, (unsigned long long)u.events, u.msgs,
+            (unsigned long long)u.bad_order, (unsigned long long)u.ticks,
+            (unsigned long long)(u.max_lag_ns / 1000), (unsigned long long)u.lag_over_1ms,
+            (unsigned long long)(u.max_turn_ns / 1000));
+    uv_loop_close(u.loop);
+    maos_free(u.c);
+    int ok = u.done == UA_APPENDS && !u.failed && u.events == UA_APPENDS && u.msgs == UA_MSGS &&
+             !u.bad_order;
+    _exit(ok ? 0 : 23);
+}
+
+static void test_uv_agent(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    int ready[2], out[2];
+    MT_EQ_INT(pipe(ready), 0);
+    MT_EQ_INT(pipe(out), 0);
+    pid_t agent = mt_fork();
+    if (agent == 0) {
+        close(ready[0]);
+        close(out[0]);
+        ua_agent(d->sock, ready[1], out[1]);
+    }
+    close(ready[1]);
+    close(out[1]);
+    /* the publisher, another process, starts once the agent subscribed */
+    struct pollfd p = {ready[0], POLLIN, 0};
+    char r = 0;
+    MT_EQ_INT(poll(&p, 1, 60000), 1);
+    MT_EQ_INT((int)read(ready[0], &r, 1), 1);
+    pid_t pub = mt_fork();
+    if (pub == 0) {
+        maos_ctx *c = connect_to(d->sock, 0, 0);
+        for (int i = 0; i < UA_MSGS; i++)
+            if (maos_publish(c, "ua.ctl", "\x01", 1, NULL))
+                _exit(30);
+        maos_free(c);
+        _exit(0);
+    }
+    MT_EQ_INT(mt_wait(pub, 120000), 0);
+    int st = mt_wait(agent, 240000);
+    char line[512] = "";
+    ssize_t k = read(out[0], line, sizeof line - 1);
+    line[k > 0 ? k : 0] = '\0';
+    close(out[0]);
+    close(ready[0]);
+    printf("# libuv agent: %s", line);
+    if (st != 0)
+        MT_FAIL("agent exited with %d: %s", st, line);
+    /* The loop's stall bound: 5 ms of busy time in one loop turn (15 under
+     * ASan; MAOS_TEST_LAG_BOUND_MS overrides it, e.g. for valgrind).  The library
+     * never waits in maos_process or a maos_async_* call and each turn's
+     * work is bounded (reads per call, completions and deliveries queued
+     * before it), so a longer turn would be a blocking call or an unbounded
+     * turn; measured turns are 1.5-3 ms here.  The 1 ms tick's lag is
+     * printed too (the issue's figure) but not asserted: it also counts the
+     * time a busy shared machine keeps the process off a CPU (seen up to
+     * 47 ms once on the 2-core CI machine, 2-3 ms usually). */
+    const char *env = getenv("MAOS_TEST_LAG_BOUND_MS");
+    long bound_us = (env && atol(env) > 0 ? atol(env) : LAG_BOUND_MS) * 1000;
+    const char *m = strstr(line, "max_turn_us=");
+    MT_TRUE(m != NULL);
+    long turn = atol(m + 12);
+    if (turn > bound_us)
+        MT_FAIL("a loop turn was busy %ld us (bound %ld us): %s", turn, bound_us, line);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pipeline_mixed),
+        cmocka_unit_test(test_async_restart),
+        cmocka_unit_test(test_fake_server),
+        cmocka_unit_test(test_uv_agent),
+    };
+    return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 300);
+}
