@@ -23,6 +23,7 @@ keys=$("$maosd" --help | sed -n '/^Config file keys/,/^$/p' | tail -n +2 | tr ',
 for k in $keys; do
     [ -n "$k" ] || continue
     has "$k" maosd.conf.5.scd || miss "config key $k" maosd.conf.5.scd
+    has "$k" maosd.8.scd || miss "config key $k" maosd.8.scd
 done
 cmds=$("$maosctl" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }')
 [ -n "$cmds" ] || { echo "FAIL: no commands in maosctl --help"; exit 1; }
