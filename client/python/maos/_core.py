@@ -795,7 +795,9 @@ class Core:
 
     def take(self, payload: bytes) -> Optional[tuple[int, str, Union[dict[Any, Any], E.Error]]]:
         """One frame: a push goes to its subscription (None returned); a
-        reply is checked and returned as (rid, op, reply or the exception)."""
+        reply is checked and returned as (rid, op, reply or the exception).
+        Raised (the connection is over): ProtocolViolation, or the error of
+        a reply with rid 0 (a refused connection, a broken frame)."""
         msg = unpack(payload)
         if not isinstance(msg, dict):
             raise E.ProtocolViolation("a frame from the server is not a map")
@@ -811,8 +813,9 @@ class Core:
         if rid == 0:
             # an error the server could not tie to a request: the connection
             # is about to close or the stream is unusable
-            if msg.get("ok") is False and isinstance(msg.get("message"), str):
-                raise E.ConnectionLost(f"{msg.get('code')}: {msg['message']}")
+            if msg.get("ok") is False and isinstance(msg.get("message"), str) \
+                    and isinstance(msg.get("code"), str):
+                raise E.from_reply(msg)  # the connection ends with it (OVERLOADED, ...)
             raise E.ProtocolViolation("reply with rid 0")
         if rid not in self.pending:
             raise E.ProtocolViolation(f"reply for rid {rid}, which is not pending")

@@ -46,7 +46,7 @@ class _Conn:
         self.writer = writer
         self.futs: dict[int, asyncio.Future[Any]] = {}
         self.task: Optional[asyncio.Task[None]] = None
-        self.dead: Optional[E.ConnectionLost] = None
+        self.dead: Optional[E.Error] = None
         self.drain_lock = asyncio.Lock()
 
 
@@ -140,20 +140,19 @@ class AsyncClient:
                             fut.set_result(got[2])
         except asyncio.CancelledError:
             raise
-        except E.ConnectionLost as e:
+        except E.Error as e:  # ConnectionLost, a rid-0 error (OVERLOADED, ...), violation
             self._kill(conn, e)
         except OSError as e:
             self._kill(conn, E.ConnectionLost(f"connection to {self.path} lost: {e.strerror}"))
 
-    def _kill(self, conn: _Conn, why: E.ConnectionLost) -> None:
+    def _kill(self, conn: _Conn, why: E.Error) -> None:
         """The connection is over: fail what is in flight, wake subscribers."""
         if conn.dead is not None:
             return
         conn.dead = why
         for fut in conn.futs.values():
             if not fut.done():
-                fut.set_exception(E.ConnectionLost(why.message) if type(why) is not
-                                  E.ConnectionLost else why)
+                fut.set_exception(why)
         conn.futs.clear()
         try:
             conn.writer.close()
@@ -212,7 +211,7 @@ class AsyncClient:
                 return
             except (E.UntrustedServer, E.ProtocolViolation):
                 raise
-            except E.ConnectionLost as e:
+            except (E.ConnectionLost, E.Overloaded, E.ShuttingDown) as e:
                 if self._conn is not None:
                     self._kill(self._conn, e)
                 if time.monotonic() - down_since >= self.reconnect_max:
@@ -248,7 +247,8 @@ class AsyncClient:
     async def _send(self, conn: _Conn, op: str, body: Mapping[str, Any],
                     sub: Optional[C.SubState] = None) -> dict[Any, Any]:
         if conn.dead is not None:
-            raise E.ConnectionLost(conn.dead.message)
+            d = conn.dead  # a fresh one of its class: never raise one object twice
+            raise type(d)(d.message, code=d.code)
         rid, data = self.core.encode(op, body, sub)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         conn.futs[rid] = fut
@@ -268,7 +268,12 @@ class AsyncClient:
 
     async def _run(self, call: O.Call[T]) -> T:
         conn = await self._ensure()
-        return call.convert(await self._send(conn, call.op, call.body))
+        rep = await self._send(conn, call.op, call.body)
+        try:
+            return call.convert(rep)
+        except E.ProtocolViolation as e:
+            self._kill(conn, e)  # the reply stream can no longer be trusted
+            raise
 
     async def _pages(self, pager: O.Pager[T]) -> AsyncIterator[T]:
         cur = pager.first

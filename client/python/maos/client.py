@@ -129,7 +129,7 @@ class Client:
                 return
             except (E.UntrustedServer, E.ProtocolViolation):
                 raise
-            except E.ConnectionLost as e:
+            except (E.ConnectionLost, E.Overloaded, E.ShuttingDown) as e:
                 self._drop()
                 if time.monotonic() - down_since >= self.reconnect_max:
                     raise E.ConnectionLost(f"gave up reconnecting after "
@@ -169,7 +169,31 @@ class Client:
         except socket.timeout:
             raise self._timeout()
         except OSError as e:
+            self._salvage()
             raise self._lost(f"connection to {self.path} lost while sending: {e.strerror}")
+
+    def _salvage(self) -> None:
+        """The peer closed while we sent: a last error it sent first (rid 0:
+        OVERLOADED, LIMIT, ...) says why; raise that instead."""
+        assert self.sock is not None
+        try:
+            self.sock.settimeout(0.5)
+            data = b""
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        try:
+            for payload in self.core.reader.feed(data):
+                self.core.take(payload)
+        except E.ConnectionLost:
+            return
+        except E.Error as e:
+            self._lost("")
+            raise e
 
     def _left(self, deadline: Optional[float]) -> Optional[float]:
         if deadline is None:
@@ -200,7 +224,7 @@ class Client:
                 got = self.core.take(payload)
                 if got is not None:
                     self._replies[got[0]] = got[2]
-        except E.ConnectionLost as e:
+        except E.Error as e:  # the connection is over (rid-0 error, protocol violation)
             self._drop()
             if self._down_since is None:
                 self._down_since = time.monotonic()
@@ -223,7 +247,12 @@ class Client:
 
     def _run(self, call: O.Call[T]) -> T:
         self._ensure()
-        return call.convert(self._roundtrip(call.op, call.body))
+        rep = self._roundtrip(call.op, call.body)
+        try:
+            return call.convert(rep)
+        except E.ProtocolViolation:
+            self._lost("")  # the reply stream can no longer be trusted
+            raise
 
     def _pages(self, pager: O.Pager[T]) -> Iterator[T]:
         cur = pager.first
