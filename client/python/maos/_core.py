@@ -679,6 +679,7 @@ class SubState:
         self.server_id = 0
         self.next = 0
         self.last_position = 0      # last event position put in the queue
+        self.from_position = 0      # the `from` of the first subscribe reply
         self.waiting_version: Optional[int] = body.get("from_version")
         self.entries_open = kind == "watch" and "from" not in body
         self.queue: Deque[SubItem] = collections.deque()
@@ -708,6 +709,8 @@ class SubState:
 
     def take_reply(self, msg: dict[Any, Any]) -> None:
         self.server_id = msg["sub"]
+        if self.kind == "events" and not self.from_position:
+            self.from_position = msg["from"]
         if self.kind == "events":
             if msg["from"] == 0:
                 raise E.ProtocolViolation("subscribe reply with from 0")

@@ -519,6 +519,11 @@ class AsyncSubscription:
         return self._s.fell_behind
 
     @property
+    def from_position(self) -> int:
+        """The first position it considers (the first subscribe reply's `from`)."""
+        return self._s.from_position
+
+    @property
     def next_position(self) -> int:
         return self._s.next
 

@@ -525,6 +525,11 @@ class Subscription:
         return self._s.fell_behind
 
     @property
+    def from_position(self) -> int:
+        """The first position it considers (the first subscribe reply's `from`)."""
+        return self._s.from_position
+
+    @property
     def next_position(self) -> int:
         """The position to resume from (last delivered + 1 or later)."""
         return self._s.next
