@@ -260,7 +260,7 @@ def _expect(v: Expect, table: bool) -> Union[str, int]:
 
 def event_body(ev: Mapping[str, Any]) -> dict[str, Any]:
     """An event spec {type, data?, meta?, id?} in the order of enc_event."""
-    if not isinstance(ev, Mapping):
+    if type(ev) is not dict and not isinstance(ev, Mapping):
         raise _bad(f"an event must be a dict with 'type', got {type(ev).__name__}")
     for k in ev:
         if k not in ("type", "data", "meta", "id"):
@@ -277,7 +277,8 @@ def event_body(ev: Mapping[str, Any]) -> dict[str, Any]:
 
 def append_body(stream: str, events: Sequence[Mapping[str, Any]],
                 expect: Expect = "any") -> dict[str, Any]:
-    if isinstance(events, Mapping) or not isinstance(events, Sequence) or not events:
+    if type(events) is not list and (isinstance(events, (Mapping, str, bytes))
+                                     or not isinstance(events, Sequence)) or not events:
         raise _bad("events must be a non-empty list of event dicts")
     return {"stream": _str(stream, "stream"), "expect": _expect(expect, False),
             "events": [event_body(e) for e in events]}
@@ -556,25 +557,59 @@ _RECORD = {"position": _U, "time": _I, "version": _U, "stream": _S, "type": _S,
            "id": _BIN, "meta": _M}
 
 
+_new = object.__new__
+_set = object.__setattr__
+_SAFE = uuid.SafeUUID.unknown
+_EPOCH = us_to_datetime(0)
+_US = _dt.timedelta(microseconds=1)
+
+
+def _uuid(b: bytes) -> uuid.UUID:
+    """uuid.UUID(bytes=b) without its argument parsing (b is 16 bytes)."""
+    u = _new(uuid.UUID)
+    _set(u, "int", int.from_bytes(b, "big"))
+    _set(u, "is_safe", _SAFE)
+    return u
+
+
 def to_event(r: Any) -> Event:
-    _need(r, _RECORD, "event record")
-    if len(r["id"]) != 16 or "data" not in r:
-        raise E.ProtocolViolation("event record: bad id or no data")
-    return Event(position=r["position"], stream=r["stream"], version=r["version"],
-                 id=uuid.UUID(bytes=r["id"]), type=r["type"], data=r["data"],
-                 meta=r["meta"], time=us_to_datetime(r["time"]), prev=r.get("prev", b""))
+    """A stored record -> Event.  The hot path of every replay and
+    subscription: the checks of _need written out, and the frozen dataclass
+    and its UUID filled without their (slow, validating) constructors --
+    the values are exactly what the constructors would hold."""
+    try:
+        pos, t, ver, st, ty, i, data, meta = (r["position"], r["time"], r["version"],
+                                              r["stream"], r["type"], r["id"], r["data"],
+                                              r["meta"])
+    except (KeyError, TypeError):
+        _need(r, _RECORD, "event record")
+        raise E.ProtocolViolation("event record without data")
+    if (type(pos) is not int or pos < 0 or type(ver) is not int or ver < 0
+            or type(t) is not int or type(st) is not str or type(ty) is not str
+            or type(i) is not bytes or len(i) != 16 or type(meta) is not dict):
+        _need(r, _RECORD, "event record")
+        raise E.ProtocolViolation("event record: bad id")
+    ev: Event = _new(Event)
+    ev.__dict__.update(position=pos, stream=st, version=ver, id=_uuid(i), type=ty, data=data,
+                       meta=meta, time=_EPOCH + t * _US, prev=r.get("prev", b""))
+    return ev
 
 
 def to_append(m: Any) -> AppendResult:
-    _need(m, _APPEND_FIELDS, "append result")
-    ids = m["ids"]
+    ids: Any = m.get("ids") if type(m) is dict else None
+    if type(ids) is not bytes or type(m.get("stream")) is not str or \
+            type(m.get("duplicate")) is not bool:
+        _need(m, _APPEND_FIELDS, "append result")
+    for k in ("first_version", "first_position", "count"):
+        v = m.get(k)
+        if type(v) is not int or v < 0:
+            _need(m, _APPEND_FIELDS, "append result")
     if len(ids) != 16 * m["count"]:
         raise E.ProtocolViolation("append result: ids is not 16 * count bytes")
     return AppendResult(stream=m["stream"], first_version=m["first_version"],
                         first_position=m["first_position"], count=m["count"],
                         duplicate=m["duplicate"],
-                        ids=tuple(uuid.UUID(bytes=ids[i:i + 16])
-                                  for i in range(0, len(ids), 16)))
+                        ids=tuple(_uuid(ids[i:i + 16]) for i in range(0, len(ids), 16)))
 
 
 _ENTRY = {"table": _S, "key": _S, "revision": _U, "created_revision": _U, "created": _I,

@@ -48,6 +48,19 @@ class _Conn:
         self.task: Optional[asyncio.Task[None]] = None
         self.dead: Optional[E.Error] = None
         self.drain_lock = asyncio.Lock()
+        self.out: list[bytes] = []   # frames queued in this turn of the loop
+        self.flush_scheduled = False
+        self.last_io = time.monotonic()  # the last byte read (request timeout)
+        self.watchdog: Optional[asyncio.TimerHandle] = None
+
+    def flush(self) -> None:
+        """Write every frame queued in this turn of the loop at once (one
+        system call for a whole burst of pipelined requests)."""
+        self.flush_scheduled = False
+        if self.out and self.dead is None:
+            data = b"".join(self.out)
+            self.out.clear()
+            self.writer.write(data)
 
 
 class AsyncClient:
@@ -126,6 +139,7 @@ class AsyncClient:
         try:
             while True:
                 data = await conn.reader.read(self.core.reader.wanted())
+                conn.last_io = time.monotonic()
                 if not data:
                     raise E.ConnectionLost(f"connection to {self.path} closed by the server")
                 for payload in self.core.reader.feed(data):
@@ -154,6 +168,9 @@ class AsyncClient:
             if not fut.done():
                 fut.set_exception(why)
         conn.futs.clear()
+        if conn.watchdog is not None:
+            conn.watchdog.cancel()
+            conn.watchdog = None
         try:
             conn.writer.close()
         except Exception:
@@ -250,21 +267,46 @@ class AsyncClient:
             d = conn.dead  # a fresh one of its class: never raise one object twice
             raise type(d)(d.message, code=d.code)
         rid, data = self.core.encode(op, body, sub)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not conn.futs:
+            conn.last_io = time.monotonic()  # the wait starts now
         conn.futs[rid] = fut
+        if self.timeout is not None and conn.watchdog is None:
+            conn.watchdog = loop.call_later(self.timeout, self._watch, conn)
         try:
-            conn.writer.write(data)
+            conn.out.append(data)
+            if not conn.flush_scheduled:
+                conn.flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush, conn)
             if conn.writer.transport.get_write_buffer_size() > 1 << 20:
                 async with conn.drain_lock:
                     await conn.writer.drain()
         except (OSError, RuntimeError) as e:
             self._kill(conn, E.ConnectionLost(f"connection to {self.path} lost: {e}"))
+        return await fut  # type: ignore[no-any-return]
+
+    def _watch(self, conn: _Conn) -> None:
+        """The request timeout, one timer per connection: requests are
+        waiting and nothing arrived for `timeout` s -> drop the connection
+        (a late reply could still come) and fail them with Timeout."""
+        conn.watchdog = None
+        if conn.dead is not None or self.timeout is None:
+            return
+        idle = time.monotonic() - conn.last_io
+        if conn.futs and idle >= self.timeout:
+            self._kill(conn, E.Timeout(f"no reply from {self.path} within {self.timeout:g} s "
+                                       f"(the connection is dropped)"))
+            return
+        if conn.futs:
+            conn.watchdog = asyncio.get_running_loop().call_later(
+                max(0.001, self.timeout - idle), self._watch, conn)
+
+    def _flush(self, conn: _Conn) -> None:
         try:
-            return await asyncio.wait_for(fut, self.timeout)
-        except asyncio.TimeoutError:
-            self._kill(conn, E.Timeout(f"no reply from {self.path} in time"))
-            raise E.Timeout(f"no reply from {self.path} within {self.timeout:g} s "
-                            f"(the connection is dropped)")
+            conn.flush()
+        except (OSError, RuntimeError) as e:
+            self._kill(conn, E.ConnectionLost(f"connection to {self.path} lost: {e}"))
 
     async def _run(self, call: O.Call[T]) -> T:
         conn = await self._ensure()

@@ -280,25 +280,34 @@ class Client:
         results in order.  The first refusal is raised after every reply
         has been taken."""
         self._ensure()
-        rids = []
-        for stream, events in appends:
-            rid, data = self.core.encode("append", C.append_body(stream, events, expect))
-            rids.append(rid)
-            self._send(data, None)
+        bodies = [C.append_body(stream, events, expect) for stream, events in appends]
         out: list[AppendResult] = []
         err: Optional[E.Error] = None
-        for rid in rids:
-            while rid not in self._replies:
-                if not self._pump(self.timeout):
-                    raise self._timeout()
-            rep = self._replies.pop(rid)
-            if isinstance(rep, E.Error):
-                err = err or rep
-            else:
-                out.append(C.to_append(rep))
+        # windows of requests sent in one write, then their replies: the
+        # replies of one window (~100 bytes each) fit the socket buffers,
+        # so neither side can block the other
+        for lo in range(0, len(bodies), self.BATCH_WINDOW):
+            rids, frames = [], []
+            for body in bodies[lo:lo + self.BATCH_WINDOW]:
+                rid, data = self.core.encode("append", body)
+                rids.append(rid)
+                frames.append(data)
+            self._send(b"".join(frames), None)
+            for rid in rids:
+                while rid not in self._replies:
+                    if not self._pump(self.timeout):
+                        raise self._timeout()
+                rep = self._replies.pop(rid)
+                if isinstance(rep, E.Error):
+                    err = err or rep
+                else:
+                    out.append(C.to_append(rep))
         if err is not None:
             raise err
         return out
+
+    #: append_batch: requests per write (their replies fit the socket buffers)
+    BATCH_WINDOW = 256
 
     def txn(self, appends: Optional[Sequence[Mapping[str, Any]]] = None, *,
             ops: Optional[Sequence[Mapping[str, Any]]] = None) -> list[Any]:

@@ -48,3 +48,9 @@ def test_queue_worker(daemon: Daemon) -> None:
     with maos.Client(daemon.sock) as c:
         q = c.queue_stats("jobs")[0]
         assert (q.done, q.dead) == (4, 1)
+
+
+def test_bench_runs(daemon: Daemon) -> None:
+    """bench.py works (a tiny run; its figures are a report, not checked)."""
+    out = ex(os.path.join("..", "bench.py"), "--socket", daemon.sock, "-n", "50", "--window", "8")
+    assert "replay_events" in out and "pipelined" in out
