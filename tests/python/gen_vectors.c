@@ -133,7 +133,7 @@ static void vec(const char *name, const char *kind, maos_op op, const msgpack_sb
     char why[256];
     if (!strcmp(kind, "request")) {
         maos_request req;
-        maos_limits lim;
+        maos_limits lim = {0};
         memset(&req, 0, sizeof req);
         maos_limits_defaults(&lim);
         if (maos_request_decode(sb->data, sb->size, &lim, &req, why, sizeof why))

@@ -159,13 +159,31 @@ def _shim() -> str:
     return p
 
 
+def _preload(binary: str, shim: str) -> str:
+    """LD_PRELOAD for the shim; a sanitizer runtime the daemon links must
+    come first in it (as tests/fault/fault_util.c fu_preload does)."""
+    import subprocess
+    try:
+        out = subprocess.run(["ldd", binary], capture_output=True, text=True,
+                             timeout=30).stdout
+    except OSError:
+        return shim
+    for line in out.splitlines():
+        if any(n in line for n in ("libasan.so", "libtsan.so", "libclang_rt.asan",
+                                   "libclang_rt.tsan")) and "=>" in line:
+            rt = line.split("=>")[1].split("(")[0].strip()
+            if rt:
+                return f"{rt}:{shim}"
+    return shim
+
+
 def test_outcome_unknown_then_read_only() -> None:
     """A failing journal fsync: that append gets OUTCOME_UNKNOWN, every
     later write READ_ONLY, reads go on (fault shim of tests/fault)."""
     shim = _shim()
     tmp = tempfile.mkdtemp(prefix="maos-py-fault.")
     d = Daemon(tmp, [])
-    env = dict(os.environ, LD_PRELOAD=shim, MAOS_SHIM_DIR=d.data,
+    env = dict(os.environ, LD_PRELOAD=_preload(d.bin, shim), MAOS_SHIM_DIR=d.data,
                MAOS_SHIM_FAULT="any:sync:1", MAOS_SHIM_STICKY="1", MAOS_SHIM_ARM="signal")
     old = os.environ.copy()
     os.environ.update(env)
