@@ -617,6 +617,15 @@ class AsyncSubscription:
             except (E.NotFound, E.ConnectionLost):
                 pass
 
+    def __del__(self) -> None:
+        # dropped without close() (a `break` out of the loop): its pushes
+        # are no longer queued; the daemon's side ends with the connection
+        try:
+            if not self._s.closed:
+                self._c.core.drop_sub(self._s)
+        except Exception:
+            pass
+
     async def __aenter__(self) -> "AsyncSubscription":
         return await self.start()
 

@@ -584,6 +584,15 @@ class Subscription:
             except E.NotFound:
                 pass
 
+    def __del__(self) -> None:
+        # dropped without close() (a `break` out of the loop): its pushes
+        # are no longer queued; the daemon's side ends with the connection
+        try:
+            if not self._s.closed:
+                self._c.core.drop_sub(self._s)
+        except Exception:
+            pass
+
     def __enter__(self) -> "Subscription":
         return self
 

@@ -25,7 +25,7 @@ from typing import Any, Optional
 import pytest
 
 import maos
-from conftest import Daemon
+from conftest import Daemon, make_daemon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STREAMS = [f"task-{i}" for i in range(10)] + [f"job-{i}" for i in range(5)]
@@ -177,9 +177,15 @@ def test_gapfree_sync_and_async(daemon: Daemon, seed: int) -> None:
     ctl.close()
 
 
-def test_gapfree_fell_behind_still_gapfree(daemon: Daemon) -> None:
+def test_gapfree_fell_behind_still_gapfree() -> None:
     """A subscriber that does not read while much is written is switched to
-    disk reads by maosd (fell_behind) and still gets everything in order."""
+    disk reads by maosd (fell_behind, visible on the subscription) and
+    still gets everything in order, then catches up."""
+    for daemon in make_daemon(["--max-output-mb", "1"]):
+        _fell_behind(daemon)
+
+
+def _fell_behind(daemon: Daemon) -> None:
     sock = daemon.sock
     with maos.Client(sock) as c, maos.Client(sock) as w:
         sub = c.subscribe(start="end", markers=True)
@@ -197,3 +203,7 @@ def test_gapfree_fell_behind_still_gapfree(daemon: Daemon) -> None:
             else:
                 states.append(type(it).__name__)
         assert seen == list(range(1, h + 1))
+        assert sub.fell_behind >= 1 and "FellBehind" in states, states
+        while not sub.caught_up:  # the disk reads end in caught_up
+            assert sub.next(timeout=60) is not None
+        assert states[0] == "CaughtUp"  # the first, at subscribe time (live end)
