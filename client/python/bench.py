@@ -77,10 +77,18 @@ def bench_maos(sock: str, n: int, window: int, run: str) -> dict[str, float]:
 
     async def pipelined() -> None:
         async with maos.AsyncClient(sock) as a:
+            # windows of `window` appends; the next window is sent before the
+            # one before is answered (two in flight), so maosd always has work
+            prev: Optional[asyncio.Future[Any]] = None
             for lo in range(0, n, window):
-                await asyncio.gather(*(a.append(f"p{run}-{i // 100}",
+                cur = asyncio.gather(*(a.append(f"p{run}-{i // 100}",
                                                 [{"type": "t", "data": payload(i)}])
                                        for i in range(lo, min(n, lo + window))))
+                if prev is not None:
+                    await prev
+                prev = cur
+            if prev is not None:
+                await prev
     r["pipelined"] = timed(lambda: asyncio.run(pipelined()))
     with maos.Client(sock) as c:
         r["pipelined_sync"] = timed(lambda: c.append_batch(

@@ -283,17 +283,24 @@ class Client:
         bodies = [C.append_body(stream, events, expect) for stream, events in appends]
         out: list[AppendResult] = []
         err: Optional[E.Error] = None
-        # windows of requests sent in one write, then their replies: the
-        # replies of one window (~100 bytes each) fit the socket buffers,
-        # so neither side can block the other
-        for lo in range(0, len(bodies), self.BATCH_WINDOW):
-            rids, frames = [], []
-            for body in bodies[lo:lo + self.BATCH_WINDOW]:
-                rid, data = self.core.encode("append", body)
-                rids.append(rid)
-                frames.append(data)
-            self._send(b"".join(frames), None)
-            for rid in rids:
+        # windows of requests, each sent in one write; the next window is
+        # sent before the replies of the one before are taken, so maosd
+        # always has work (two windows in flight: their replies, ~100 bytes
+        # each, fit the socket buffers, and maosd buffers far more)
+        windows: list[list[int]] = []
+        lo = 0
+        while lo < len(bodies) or windows:
+            if lo < len(bodies) and len(windows) < 2:
+                rids, frames = [], []
+                for body in bodies[lo:lo + self.BATCH_WINDOW]:
+                    rid, data = self.core.encode("append", body)
+                    rids.append(rid)
+                    frames.append(data)
+                self._send(b"".join(frames), None)
+                windows.append(rids)
+                lo += self.BATCH_WINDOW
+                continue
+            for rid in windows.pop(0):
                 while rid not in self._replies:
                     if not self._pump(self.timeout):
                         raise self._timeout()
