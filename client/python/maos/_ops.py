@@ -1,0 +1,338 @@
+"""maos._ops -- every operation once: its request body and how its reply
+becomes a Python value.  maos.Client and maos.AsyncClient are thin shells
+that send a Call and convert the reply (one with a blocking socket, one
+with asyncio), so the two APIs cannot drift apart.
+
+A Call is (op, body, convert).  A Pager builds the Call of each page from
+a cursor and splits a page's value into (items, next cursor or None).
+
+Invariants: bodies come from maos._core builders (key order of
+proto/msg.c); argument errors raise maos.InvalidArgument before anything
+is sent.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence, TypeVar, Union
+
+from . import _core as C
+from . import errors as E
+from .types import (AppendResult, DeadResult, EnqueueResult, Entry, Event, NackResult,
+                    PutResult, QueueInfo, StreamInfo, Task, us_to_datetime)
+
+T = TypeVar("T")
+Reply = dict[Any, Any]
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    op: str
+    body: dict[str, Any]
+    convert: Callable[[Reply], T]
+
+
+@dataclass(frozen=True)
+class Pager(Generic[T]):
+    make: Callable[[Any], Call[tuple[list[T], Any]]]
+    first: Any
+
+
+def _none(_m: Reply) -> None:
+    return None
+
+
+def ping() -> Call[None]:
+    return Call("ping", {}, _none)
+
+
+def append(stream: str, events: Sequence[Mapping[str, Any]],
+           expect: C.Expect = "any") -> Call[AppendResult]:
+    return Call("append", C.append_body(stream, events, expect), C.to_append)
+
+
+def txn(appends: Optional[Sequence[Mapping[str, Any]]] = None,
+        ops: Optional[Sequence[Mapping[str, Any]]] = None) -> Call[list[Any]]:
+    """appends=[{stream, events, expect?}] (original form) or ops=[{op, ...}]."""
+    if (appends is None) == (ops is None):
+        raise E.InvalidArgument("txn takes appends= or ops=, exactly one")
+    if appends is not None:
+        if not appends:
+            raise E.InvalidArgument("txn: no appends")
+        body = {"appends": [C.append_body(a["stream"], a["events"], a.get("expect", "any"))
+                            for a in appends]}
+        kinds = ["append"] * len(appends)
+    else:
+        assert ops is not None
+        if not ops:
+            raise E.InvalidArgument("txn: no ops")
+        items = [C.txn_op(o) for o in ops]
+        body = {"ops": items}
+        kinds = [o["op"] for o in items]
+
+    def conv(m: Reply) -> list[Any]:
+        res = m["results"]
+        if len(res) != len(kinds):
+            raise E.ProtocolViolation("txn reply: results do not match the ops")
+        return [C.txn_result(k, r) for k, r in zip(kinds, res)]
+    return Call("txn", body, conv)
+
+
+def _events_page(m: Reply) -> tuple[list[Event], Optional[int]]:
+    nxt = m["next"]
+    if nxt is not None and not C._is(nxt, C._U):
+        raise E.ProtocolViolation("read reply: bad next")
+    return [C.to_event(r) for r in m["events"]], nxt
+
+
+def read(stream: str, start: Optional[int] = None, backward: bool = False,
+         page_size: Optional[int] = None) -> Pager[Event]:
+    C._str(stream, "stream")
+    if start is not None:
+        C._uint(start, "start")
+    if page_size is not None and C._uint(page_size, "page_size") == 0:
+        raise E.InvalidArgument("page_size must be at least 1")
+
+    def make(cur: Optional[int]) -> Call[tuple[list[Event], Optional[int]]]:
+        body: dict[str, Any] = {"stream": stream}
+        C._range(body, cur, backward, page_size)
+        return Call("read", body, _events_page)
+    return Pager(make, start)
+
+
+def read_all(start: Optional[int] = None, backward: bool = False,
+             page_size: Optional[int] = None, **flt: Any) -> Pager[Event]:
+    fb = C.filter_body(**flt)
+    if start is not None:
+        C._uint(start, "start")
+    if page_size is not None and C._uint(page_size, "page_size") == 0:
+        raise E.InvalidArgument("page_size must be at least 1")
+
+    def make(cur: Optional[int]) -> Call[tuple[list[Event], Optional[int]]]:
+        body: dict[str, Any] = {}
+        C._range(body, cur, backward, page_size)
+        body.update(fb)
+        return Call("read_all", body, _events_page)
+    return Pager(make, start)
+
+
+def streams(prefix: str = "", after: str = "", page_size: Optional[int] = None
+            ) -> Pager[StreamInfo]:
+    C._str(prefix, "prefix")
+    C._str(after, "after")
+
+    def conv(m: Reply) -> tuple[list[StreamInfo], Optional[str]]:
+        nxt = m["next"]
+        if nxt is not None and not isinstance(nxt, str):
+            raise E.ProtocolViolation("streams reply: bad next")
+        return [C.to_stream_info(s) for s in m["streams"]], nxt
+
+    def make(cur: str) -> Call[tuple[list[StreamInfo], Optional[str]]]:
+        body: dict[str, Any] = {}
+        if prefix:
+            body["prefix"] = prefix
+        if cur:
+            body["after"] = cur
+        if page_size:
+            body["limit"] = C._uint(page_size, "page_size")
+        return Call("streams", body, conv)
+    return Pager(make, after)
+
+
+def stats() -> Call[dict[str, Any]]:
+    return Call("stats", {}, lambda m: {k: v for k, v in m.items() if k not in ("rid", "ok")})
+
+
+def unsubscribe(server_id: int) -> Call[None]:
+    return Call("unsubscribe", {"sub": server_id}, _none)
+
+
+def checkpoint_save(name: str, position: int) -> Call[None]:
+    return Call("checkpoint_save", {"name": C._str(name, "name"),
+                                    "position": C._uint(position, "position")}, _none)
+
+
+def checkpoint_get(name: str) -> Call[int]:
+    return Call("checkpoint_get", {"name": C._str(name, "name")}, lambda m: int(m["position"]))
+
+
+def publish(channel: str, payload: Any = None) -> Call[int]:
+    return Call("publish", {"channel": C._str(channel, "channel"), "payload": payload},
+                lambda m: int(m["receivers"]))
+
+
+# ---- tables ------------------------------------------------------------------------
+
+def put(table: str, key: str, data: Mapping[str, Any], expect: C.Expect = "any",
+        bind: bool = False) -> Call[PutResult]:
+    if data is None:
+        raise E.InvalidArgument("put needs data (a dict)")
+    return Call("put", C.put_body(table, key, data, expect, bind),
+                lambda m: PutResult(m["revision"], m["created_revision"]))
+
+
+def get(table: str, key: str) -> Call[Entry]:
+    return Call("get", {"table": C._str(table, "table"), "key": C._str(key, "key")},
+                lambda m: C.to_entry(m["entry"]))
+
+
+def delete(table: str, key: str, expect: C.Expect = "any") -> Call[int]:
+    return Call("delete", C.put_body(table, key, None, expect, False, delete=True),
+                lambda m: int(m["revision"]))
+
+
+def list_(table: str, prefix: str = "", where: Optional[Mapping[str, Any]] = None,
+          after: str = "", page_size: Optional[int] = None) -> Pager[Entry]:
+    q = C.table_query(table, prefix, where)
+    C._str(after, "after")
+
+    def conv(m: Reply) -> tuple[list[Entry], Optional[str]]:
+        nxt = m["next"]
+        if nxt is not None and not isinstance(nxt, str):
+            raise E.ProtocolViolation("list reply: bad next")
+        return [C.to_entry(e) for e in m["entries"]], nxt
+
+    def make(cur: str) -> Call[tuple[list[Entry], Optional[str]]]:
+        body = dict(q)
+        if cur:
+            body["after"] = cur
+        if page_size:
+            body["limit"] = C._uint(page_size, "page_size")
+        return Call("list", body, conv)
+    return Pager(make, after)
+
+
+def count(table: str, prefix: str = "", where: Optional[Mapping[str, Any]] = None
+          ) -> Call[int]:
+    return Call("count", C.table_query(table, prefix, where), lambda m: int(m["count"]))
+
+
+def watch_body(table: str, prefix: str = "", start: Union[None, str, int] = None
+               ) -> dict[str, Any]:
+    body = C.table_query(table, prefix, None)
+    if start == "now":
+        body["from"] = "now"
+    elif start is not None:
+        if isinstance(start, str):
+            raise E.InvalidArgument("watch start must be None, 'now' or a revision")
+        body["from"] = C._uint(start, "start")
+    return body
+
+
+def agent_register(id: str, session: str = "", name: str = "", kind: str = "",
+                   tags: Optional[Sequence[str]] = None,
+                   details: Optional[Mapping[str, Any]] = None) -> Call[PutResult]:
+    body: dict[str, Any] = {"id": C._str(id, "id")}
+    for k, v in (("session", session), ("name", name), ("kind", kind)):
+        if v:
+            body[k] = C._str(v, k)
+    if tags:
+        if isinstance(tags, str):
+            raise E.InvalidArgument("tags must be a list of str")
+        body["tags"] = [C._str(t, "tag") for t in tags]
+    if details:
+        body["details"] = C._map(details, "details")
+    return Call("agent_register", body,
+                lambda m: PutResult(m["revision"], m["created_revision"]))
+
+
+def agent_deregister(id: str) -> Call[int]:
+    return Call("agent_deregister", {"id": C._str(id, "id")}, lambda m: int(m["revision"]))
+
+
+def agent_status(status: str, detail: Any = None) -> Call[int]:
+    body: dict[str, Any] = {"status": C._str(status, "status")}
+    if detail is not None:
+        body["detail"] = detail
+    return Call("agent_status", body, lambda m: int(m["revision"]))
+
+
+# ---- queues ------------------------------------------------------------------------
+
+def enqueue(queue: str, tasks: Sequence[Mapping[str, Any]]) -> Call[EnqueueResult]:
+    return Call("enqueue", C.enqueue_body(queue, tasks), C.to_enqueue)
+
+
+def claim(queues: Union[str, Sequence[str]], lease_ms: Optional[int] = None,
+          wait_ms: Optional[int] = None, max: int = 1, bind: bool = False
+          ) -> Call[list[Task]]:
+    return Call("claim", C.claim_body(queues, lease_ms, wait_ms, max, bind),
+                lambda m: [C.to_task(t) for t in m["tasks"]])
+
+
+def ack(task: Any, token: Optional[int] = None, result: Any = None) -> Call[int]:
+    tid, tok = C.task_ref(task, token)
+    body: dict[str, Any] = {"task": tid, "token": tok}
+    if result is not None:
+        body["result"] = result
+    return Call("ack", body, lambda m: int(m["revision"]))
+
+
+def nack(task: Any, token: Optional[int] = None, error: str = "",
+         retry_after_ms: Optional[int] = None) -> Call[NackResult]:
+    tid, tok = C.task_ref(task, token)
+    body: dict[str, Any] = {"task": tid, "token": tok}
+    if error:
+        body["error"] = C._str(error, "error")
+    if retry_after_ms is not None:
+        body["retry_after_ms"] = C._uint(retry_after_ms, "retry_after_ms")
+    return Call("nack", body, lambda m: NackResult(m["revision"], m["state"]))
+
+
+def extend(task: Any, lease_ms: int, token: Optional[int] = None
+           ) -> Call[Optional[_dt.datetime]]:
+    tid, tok = C.task_ref(task, token)
+    return Call("extend", {"task": tid, "token": tok, "lease_ms": C._uint(lease_ms, "lease_ms")},
+                lambda m: us_to_datetime(m["lease_until"]))
+
+
+def release(task: Any, token: Optional[int] = None) -> Call[int]:
+    tid, tok = C.task_ref(task, token)
+    return Call("release", {"task": tid, "token": tok}, lambda m: int(m["revision"]))
+
+
+def task(id: C.IdLike) -> Call[Task]:
+    return Call("task", {"task": C.id_bytes(id, "task")}, lambda m: C.to_task(m["task"]))
+
+
+def queue_stats(queue: str = "") -> Call[list[QueueInfo]]:
+    body = {"queue": C._str(queue, "queue")} if queue else {}
+    return Call("queue_stats", body, lambda m: [C.to_queue_info(q) for q in m["queues"]])
+
+
+def dead_list(queue: str, page_size: Optional[int] = None) -> Pager[Task]:
+    C._str(queue, "queue")
+
+    def conv(m: Reply) -> tuple[list[Task], Optional[bytes]]:
+        nxt = m["next"]
+        if nxt is not None and not (isinstance(nxt, bytes) and len(nxt) == 16):
+            raise E.ProtocolViolation("dead_list reply: bad next")
+        return [C.to_task(t) for t in m["tasks"]], nxt
+
+    def make(cur: Optional[bytes]) -> Call[tuple[list[Task], Optional[bytes]]]:
+        body: dict[str, Any] = {"queue": queue}
+        if cur is not None:
+            body["after"] = cur
+        if page_size:
+            body["limit"] = C._uint(page_size, "page_size")
+        return Call("dead_list", body, conv)
+    return Pager(make, None)
+
+
+def dead_retry(queue: str, task: Optional[C.IdLike] = None) -> Call[DeadResult]:
+    body: dict[str, Any] = {"queue": C._str(queue, "queue")}
+    if task is not None:
+        body["task"] = C.id_bytes(task, "task")
+    return Call("dead_retry", body, lambda m: DeadResult(m["count"], m["more"]))
+
+
+def dead_purge(queue: str) -> Call[DeadResult]:
+    return Call("dead_purge", {"queue": C._str(queue, "queue")},
+                lambda m: DeadResult(m["count"], m["more"]))
+
+
+def session_doc(id: str, metadata: Optional[Mapping[str, Any]], now_us: int) -> dict[str, Any]:
+    return {"id": id, "state": "open", "created": now_us, "metadata": dict(metadata or {})}
+
+
+Iter = Iterable

@@ -1,0 +1,156 @@
+"""Every call of maos.AsyncClient against a real maosd (plain asyncio.run,
+so no plugin is needed), pipelining included."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Awaitable, Callable
+
+import pytest
+
+import maos
+
+
+def run(f: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(asyncio.wait_for(f(), 120))
+
+
+def test_issue_example_async(sock: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAOS_SOCKET", sock)
+
+    async def main() -> None:
+        with maos.Client() as c:
+            c.append("task-1", [{"type": "created", "data": {"title": "x"}}], expect="no_stream")
+        async with maos.AsyncClient() as a:
+            n = 0
+            async for ev in a.subscribe(stream="task-1", start="start"):
+                assert isinstance(ev, maos.Event)
+                assert (ev.position, ev.version, ev.type) == (1, 0, "created")
+                n += 1
+                break
+            assert n == 1
+    run(main)
+
+
+def test_pipelined_appends_matched_by_rid(sock: str) -> None:
+    async def main() -> None:
+        async with maos.AsyncClient(sock) as a:
+            res = await asyncio.gather(*(a.append(f"p-{i % 7}", [{"type": "t", "data": i}])
+                                         for i in range(2000)))
+            assert len(res) == 2000
+            # each reply went to its own request: stream and data agree
+            for i, r in enumerate(res):
+                assert r.stream == f"p-{i % 7}" and r.count == 1
+            assert sorted(r.first_position for r in res) == list(range(1, 2001))
+            byp = {r.first_position: i for i, r in enumerate(res)}
+            async for ev in a.read_all(page_size=500):
+                assert ev.data == byp[ev.position]
+            batch = await a.append_batch([("q-1", [{"type": "x"}])] * 10)
+            assert [b.first_version for b in batch] == list(range(10))
+    run(main)
+
+
+def test_every_call_async(sock: str) -> None:
+    async def main() -> None:
+        async with maos.AsyncClient(sock) as a, maos.AsyncClient(sock) as b:
+            await a.ping()
+            r = await a.append("task-1", [{"type": "a", "data": {"x": 1}}], expect="no_stream")
+            with pytest.raises(maos.WrongExpectedVersion) as ei:
+                await a.append("task-1", [{"type": "t"}], expect=7)
+            assert ei.value.actual == 0
+            assert [e.version async for e in a.read("task-1")] == [0]
+            assert [e.position async for e in a.read_all(category="task")] == [r.first_position]
+            assert [s.stream async for s in a.streams("task-")] == ["task-1"]
+            st = await a.stats()
+            assert st["head_position"] == 1
+            tr = await a.txn([{"stream": "t-1", "events": [{"type": "a"}]}])
+            assert tr[0].stream == "t-1"
+            tr = await a.txn(ops=[{"op": "put", "table": "kv.a", "key": "k", "data": {"v": 1}}])
+            assert isinstance(tr[0], maos.PutResult)
+            # subscribe with markers, live delivery
+            sub = a.subscribe(prefix="task-", start="start", markers=True)
+            first = await sub.next(timeout=10)
+            assert isinstance(first, maos.Event) and first.stream == "task-1"
+            assert isinstance(await sub.next(timeout=10), maos.CaughtUp) and sub.caught_up
+            await b.append("task-2", [{"type": "live"}])
+            ev = await sub.next(timeout=10)
+            assert isinstance(ev, maos.Event) and ev.type == "live"
+            await sub.close()
+            # checkpoints, channels
+            await a.checkpoint_save("c", 3)
+            assert await a.checkpoint_get("c") == 3
+            assert await a.checkpoint("none") is None
+            async with a.subscribe_channel("ch.*") as ch:
+                assert await b.publish("ch.1", [1, 2]) == 1
+                assert await ch.next(timeout=10) == maos.Message("ch.1", [1, 2])
+            # tables
+            pr = await a.put("kv.t", "k1", {"a": 1})
+            assert (await a.get("kv.t", "k1")).revision == pr.revision
+            with pytest.raises(maos.WrongRevision):
+                await a.put("kv.t", "k1", {"a": 2}, expect="absent")
+            assert [e.key async for e in a.list("kv.t")] == ["k1"]
+            assert await a.count("kv.t") == 1
+            w = a.watch("kv.t")
+            snap = await w.next(timeout=10)
+            assert isinstance(snap, maos.Entry) and snap.key == "k1"
+            dr = await b.delete("kv.t", "k1")
+            ch2 = await w.next(timeout=10)
+            assert isinstance(ch2, maos.Event) and ch2.type == "deleted" and ch2.position == dr
+            await w.close()
+            # agents, locks, sessions
+            await a.agent_register("ag-1", kind="k")
+            assert await a.agent_status("busy") > 0
+            assert (await b.get("agents", "ag-1")).data["status"] == "busy"
+            await a.agent_deregister("ag-1")
+            tok = await a.lock("L")
+            with pytest.raises(maos.WrongRevision):
+                await b.lock("L")
+            waiter = asyncio.create_task(b.lock("L", wait=20))
+            await a.unlock("L", tok)
+            assert await waiter > tok
+            await a.session_open("s1")
+            await a.session_close("s1", {"r": 1})
+            assert (await a.get("sessions", "s1")).data["state"] == "closed"
+            # queues
+            er = await a.enqueue("q", [{"data": 1}, {"data": 2, "max_attempts": 1}])
+            assert len(er.task_ids) == 2
+            t = (await a.claim("q"))[0]
+            assert await a.extend(t, 5000) is not None
+            assert await a.ack(t, result=1) > 0
+            with pytest.raises(maos.LeaseLost):
+                await a.ack(t)
+            t2 = (await a.claim("q"))[0]
+            assert (await a.nack(t2, error="e")).state == "dead"
+            assert [d.id async for d in a.dead_list("q")] == [t2.id]
+            assert (await a.dead_retry("q")).count == 1
+            t3 = (await a.claim("q"))[0]
+            assert await a.release(t3) > 0
+            assert (await a.task(t3.id)).state == "ready"
+            assert (await a.queue_stats("q"))[0].ready == 1
+            t4 = (await a.claim("q"))[0]
+            await a.nack(t4)
+            assert (await a.dead_purge("q")).count == 1
+            with pytest.raises(maos.NotFound):
+                await a.task(uuid.uuid4())
+            # a waiting claim served by another client's enqueue
+            waiting = asyncio.create_task(a.claim("wq", wait_ms=20000))
+            await asyncio.sleep(0)       # let the claim be written first
+            await a.ping()               # answered after maosd read the claim
+            assert not waiting.done()
+            await b.enqueue("wq", [{"data": "w"}])
+            assert [x.data for x in await waiting] == ["w"]
+    run(main)
+
+
+def test_async_errors_do_not_break_pipeline(sock: str) -> None:
+    async def main() -> None:
+        async with maos.AsyncClient(sock) as a:
+            calls = [a.append("e-1", [{"type": "x"}], expect="no_stream") for _ in range(20)]
+            res = await asyncio.gather(*calls, return_exceptions=True)
+            ok = [r for r in res if isinstance(r, maos.AppendResult)]
+            bad = [r for r in res if isinstance(r, maos.WrongExpectedVersion)]
+            assert len(ok) == 1 and len(bad) == 19 and all(b.actual == 0 for b in bad)
+            with pytest.raises(maos.InvalidArgument):
+                await a.append("e-1", [])
+            await a.ping()
+    run(main)

@@ -1,0 +1,400 @@
+"""Every call of maos.Client against a real maosd, and what it returns."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+import maos
+
+
+def test_issue_example(sock: str) -> None:
+    # the lines of issue 11, as written (socket from the argument)
+    with maos.Client(sock) as c:
+        c.append("task-1", [{"type": "created", "data": {"title": "x"}}], expect="no_stream")
+        seen = [(ev.version, ev.type, ev.data) for ev in c.read("task-1")]
+        assert seen == [(0, "created", {"title": "x"})]
+        with pytest.raises(maos.WrongExpectedVersion) as ei:
+            c.append("task-1", [{"type": "t", "data": {}}], expect=7)
+        assert ei.value.actual == 0
+        assert ei.value.code == "WRONG_EXPECTED_VERSION" and ei.value.message
+
+
+def test_socket_from_env(sock: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAOS_SOCKET", sock)
+    assert maos.default_socket() == sock
+    with maos.Client() as c:
+        c.ping()
+        assert c.server.startswith("maosd")
+
+
+def test_default_socket_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    monkeypatch.delenv("MAOS_SOCKET", raising=False)
+    if os.geteuid() == 0:
+        assert maos.default_socket() == "/run/maos/maosd.sock"
+    else:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/77")
+        assert maos.default_socket() == "/run/user/77/maos/maosd.sock"
+        monkeypatch.delenv("XDG_RUNTIME_DIR")
+        assert maos.default_socket() == f"/tmp/maos-{os.geteuid()}/maosd.sock"
+
+
+def test_append_event_fields(sock: str) -> None:
+    eid = uuid.uuid4()
+    with maos.Client(sock) as c:
+        before = dt.datetime.now(dt.timezone.utc)
+        r = c.append("order-7", [
+            {"type": "placed", "data": {"n": 1, "l": [1, 2.5, None, True], "b": b"\x00\xff"},
+             "meta": {"agent": "a1"}, "id": eid},
+            {"type": "paid"},
+            {"type": "shipped", "data": "text", "id": str(uuid.uuid4())},
+        ], expect="no_stream")
+        assert (r.stream, r.first_version, r.count, r.duplicate) == ("order-7", 0, 3, False)
+        assert r.ids[0] == eid and len(r.ids) == 3 and r.last_version == 2
+        evs = list(c.read("order-7"))
+        assert [e.version for e in evs] == [0, 1, 2]
+        assert [e.position for e in evs] == list(range(r.first_position, r.first_position + 3))
+        e0 = evs[0]
+        assert isinstance(e0, maos.Event) and e0.id == eid and isinstance(e0.id, uuid.UUID)
+        assert e0.data == {"n": 1, "l": [1, 2.5, None, True], "b": b"\x00\xff"}
+        assert e0.meta == {"agent": "a1"} and e0.stream == "order-7"
+        assert e0.time.tzinfo is not None and e0.time >= before - dt.timedelta(seconds=5)
+        assert evs[1].data is None and evs[1].meta == {}
+        assert evs[2].data == "text"
+        with pytest.raises(dataclasses_frozen()):
+            e0.type = "x"  # type: ignore[misc]
+        # expect exists / exact / any
+        assert c.append("order-7", [{"type": "x"}], expect="exists").first_version == 3
+        assert c.append("order-7", [{"type": "x"}], expect=3).first_version == 4
+        assert c.append("order-7", [{"type": "x"}]).first_version == 5
+        with pytest.raises(maos.WrongExpectedVersion) as ei:
+            c.append("nope-1", [{"type": "x"}], expect="exists")
+        assert ei.value.actual == -1
+
+
+def dataclasses_frozen() -> type[Exception]:
+    import dataclasses
+    return dataclasses.FrozenInstanceError
+
+
+def test_append_idempotent_and_conflict(sock: str) -> None:
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    evs = [{"type": "a", "id": ids[0], "data": {"k": 1}}, {"type": "b", "id": ids[1]}]
+    with maos.Client(sock) as c:
+        r1 = c.append("idem-1", evs)
+        r2 = c.append("idem-1", evs, expect="no_stream")
+        assert r2.duplicate and r2.first_position == r1.first_position and r2.ids == r1.ids
+        with pytest.raises(maos.Conflict):
+            c.append("idem-2", evs)
+        with pytest.raises(maos.BadRequest):
+            c.append("idem-3", [{"type": "a", "id": ids[0]}, {"type": "b", "id": ids[0]}])
+
+
+def test_append_batch_pipelined(sock: str) -> None:
+    with maos.Client(sock) as c:
+        res = c.append_batch([(f"b-{i % 3}", [{"type": "t", "data": i}]) for i in range(300)])
+        assert len(res) == 300
+        assert [r.first_position for r in res] == sorted(r.first_position for r in res)
+        assert sum(1 for _ in c.read_all(stream="b-0")) == 100
+
+
+def test_read_paging_and_backward(sock: str) -> None:
+    with maos.Client(sock) as c:
+        c.append_batch([("p-1", [{"type": "t", "data": i} for i in range(10)])
+                        for _ in range(25)])
+        fw = [e.version for e in c.read("p-1", page_size=7)]
+        assert fw == list(range(250))
+        assert [e.version for e in c.read("p-1", 240)] == list(range(240, 250))
+        bw = [e.version for e in c.read("p-1", backward=True, page_size=33)]
+        assert bw == list(range(249, -1, -1))
+        assert [e.version for e in c.read("p-1", 5, backward=True)] == [5, 4, 3, 2, 1, 0]
+        with pytest.raises(maos.NotFound):
+            list(c.read("nope-9"))
+
+
+def test_read_all_filters(sock: str) -> None:
+    with maos.Client(sock) as c:
+        c.append("task-1", [{"type": "created"}, {"type": "done"}])
+        c.append("job-1", [{"type": "created"}])
+        c.append("task-2", [{"type": "created"}])
+        all_ = list(c.read_all())
+        assert [e.position for e in all_] == [1, 2, 3, 4]
+        assert [e.stream for e in c.read_all(category="task")] == ["task-1", "task-1", "task-2"]
+        assert [e.position for e in c.read_all(prefix="task-", types=["done"])] == [2]
+        assert [e.position for e in c.read_all(stream="job-1")] == [3]
+        assert [e.position for e in c.read_all(backward=True, page_size=1)] == [4, 3, 2, 1]
+        assert [e.position for e in c.read_all(3)] == [3, 4]
+        t2 = all_[1].time
+        assert [e.position for e in c.read_all(since=t2, until=t2)] == \
+            [e.position for e in all_ if e.time == t2]
+        with pytest.raises(maos.InvalidArgument):
+            list(c.read_all(since=dt.datetime(2020, 1, 1)))  # naive: refused
+
+
+def test_streams_and_stats(sock: str) -> None:
+    with maos.Client(sock) as c:
+        for i in range(5):
+            c.append(f"s-{i}", [{"type": "t"}] * (i + 1))
+        ss = list(c.streams("s-", page_size=2))
+        assert [s.stream for s in ss] == [f"s-{i}" for i in range(5)]
+        assert ss[4].head == 4 and ss[4].count == 5 and ss[4].last_position == 15
+        assert [s.stream for s in c.streams("s-", after="s-2")] == ["s-3", "s-4"]
+        st = c.stats()
+        assert st["head_position"] == 15 and st["state"] == "ok"
+        assert len(st["head_hash"]) == 32 and st["server"].startswith("maosd")
+
+
+def test_txn_both_forms(sock: str) -> None:
+    with maos.Client(sock) as c:
+        r = c.txn([{"stream": "t-1", "events": [{"type": "a"}], "expect": "no_stream"},
+                   {"stream": "t-2", "events": [{"type": "b"}, {"type": "c"}]}])
+        assert [x.stream for x in r] == ["t-1", "t-2"] and r[1].count == 2
+        with pytest.raises(maos.WrongExpectedVersion) as ei:
+            c.txn([{"stream": "t-3", "events": [{"type": "a"}]},
+                   {"stream": "t-1", "events": [{"type": "a"}], "expect": "no_stream"}])
+        assert ei.value.index == 1 and ei.value.actual == 0
+        with pytest.raises(maos.NotFound):
+            list(c.read("t-3"))  # nothing of the failed txn was written
+        c.enqueue("tq", [{"data": 1}])
+        task = c.claim("tq")[0]
+        res = c.txn(ops=[
+            {"op": "append", "stream": "t-4", "events": [{"type": "a"}]},
+            {"op": "put", "table": "kv.x", "key": "k1", "data": {"v": 1}},
+            {"op": "checkpoint", "name": "cp1", "position": 2},
+            {"op": "ack", "task": task, "result": {"ok": True}},
+            {"op": "enqueue", "queue": "tq", "tasks": [{"data": 2}]},
+        ])
+        assert isinstance(res[0], maos.AppendResult) and isinstance(res[1], maos.PutResult)
+        assert res[2] is None and isinstance(res[3], int)
+        assert isinstance(res[4], maos.EnqueueResult) and len(res[4].task_ids) == 1
+        assert c.checkpoint_get("cp1") == 2
+        assert c.task(task.id).state == "done" and c.task(task.id).result == {"ok": True}
+        res = c.txn(ops=[{"op": "delete", "table": "kv.x", "key": "k1"}])
+        assert isinstance(res[0], int)
+        with pytest.raises(maos.InvalidArgument):
+            c.txn()
+
+
+def test_subscribe_catchup_then_live(sock: str) -> None:
+    with maos.Client(sock) as c, maos.Client(sock) as w:
+        c.append("task-1", [{"type": "a"}, {"type": "b"}])
+        sub = c.subscribe(stream="task-1", start="start", markers=True)
+        got = [sub.next(timeout=10) for _ in range(3)]
+        assert [g.version for g in got[:2] if isinstance(g, maos.Event)] == [0, 1]
+        assert isinstance(got[2], maos.CaughtUp) and sub.caught_up
+        w.append("task-1", [{"type": "c"}])
+        w.append("other-1", [{"type": "c"}])
+        ev = sub.next(timeout=10)
+        assert isinstance(ev, maos.Event) and ev.version == 2
+        assert sub.next(timeout=0.2) is None  # the other stream is filtered out
+        sub.close()
+        # from_version waits for that version; start="end" sees only new ones
+        s2 = c.subscribe(stream="task-1", from_version=4)
+        s3 = c.subscribe(category="task")
+        w.append("task-1", [{"type": "d"}, {"type": "e"}])
+        assert [s2.next(timeout=10).version for _ in range(1)] == [4]  # type: ignore[union-attr]
+        assert [s3.next(timeout=10).version for _ in range(2)] == [3, 4]  # type: ignore[union-attr]
+        # iterator form
+        for ev2 in c.subscribe(types=["e"], start=1):
+            assert isinstance(ev2, maos.Event) and ev2.type == "e"
+            break
+
+
+def test_checkpoints_and_channels(sock: str) -> None:
+    with maos.Client(sock) as c, maos.Client(sock) as p:
+        with pytest.raises(maos.NotFound):
+            c.checkpoint_get("cp")
+        assert c.checkpoint("cp", 1) == 1
+        c.checkpoint_save("cp", 42)
+        assert c.checkpoint_get("cp") == 42
+        ch = c.subscribe_channel("cancel.*")
+        assert p.publish("cancel.job-1", {"why": "user"}) == 1
+        assert p.publish("other", 1) == 0
+        m = ch.next(timeout=10)
+        assert m == maos.Message("cancel.job-1", {"why": "user"})
+        ch.close()
+        assert p.publish("cancel.job-2") == 0
+
+
+def test_tables(sock: str) -> None:
+    with maos.Client(sock) as c:
+        r = c.put("kv.plan", "step-1", {"title": "a", "tags": ["x", "y"]})
+        assert r.revision == r.created_revision
+        e = c.get("kv.plan", "step-1")
+        assert (e.table, e.key, e.data, e.bound) == ("kv.plan", "step-1",
+                                                   {"title": "a", "tags": ["x", "y"]}, False)
+        assert e.created.tzinfo is not None
+        r2 = c.put("kv.plan", "step-1", {"title": "b"}, expect=r.revision)
+        assert r2.created_revision == r.revision
+        with pytest.raises(maos.WrongRevision) as ei:
+            c.put("kv.plan", "step-1", {"title": "c"}, expect=r.revision)
+        assert ei.value.actual == r2.revision and ei.value.entry is not None
+        with pytest.raises(maos.WrongRevision) as ei:
+            c.put("kv.plan", "step-1", {}, expect="absent")
+        for i in range(2, 6):
+            c.put("kv.plan", f"step-{i}", {"n": i, "tags": ["x"] if i % 2 else []})
+        assert [x.key for x in c.list("kv.plan", "step-", page_size=2)] == \
+            [f"step-{i}" for i in range(1, 6)]
+        assert [x.key for x in c.list("kv.plan", where={"tags": "x"})] == ["step-3", "step-5"]
+        assert [x.key for x in c.list("kv.plan", after="step-4")] == ["step-5"]
+        assert c.count("kv.plan") == 5 and c.count("kv.plan", where={"n": 2}) == 1
+        assert c.delete("kv.plan", "step-5") > r2.revision
+        with pytest.raises(maos.NotFound) as ei2:
+            c.get("kv.plan", "step-5")
+        assert ei2.value.actual == -1
+        with pytest.raises(maos.NotFound):
+            c.delete("kv.plan", "step-5")
+        with pytest.raises(maos.WrongRevision):
+            c.delete("kv.plan", "step-5", expect="exists")
+        with pytest.raises(maos.InvalidName):
+            c.put("foo", "k", {})
+        with pytest.raises(maos.InvalidArgument):
+            c.put("kv.plan", "k", [1])  # type: ignore[arg-type]
+
+
+def test_watch(sock: str) -> None:
+    with maos.Client(sock) as c, maos.Client(sock) as w:
+        c.put("kv.w", "a", {"v": 1})
+        c.put("kv.w", "b", {"v": 2})
+        wt = c.watch("kv.w", markers=True)
+        snap = [wt.next(timeout=10), wt.next(timeout=10)]
+        assert sorted(e.key for e in snap if isinstance(e, maos.Entry)) == ["a", "b"]
+        r = w.put("kv.w", "a", {"v": 3})
+        while True:
+            ev = wt.next(timeout=10)
+            assert ev is not None
+            if isinstance(ev, maos.Event):
+                break
+        assert ev.type == "put" and ev.position == r.revision and ev.data["data"] == {"v": 3}
+        wt.close()
+        w2 = c.watch("kv.w", start=r.revision - 1)
+        ev = w2.next(timeout=10)
+        assert isinstance(ev, maos.Event) and ev.position == r.revision
+        w3 = c.watch("kv.w", start="now")
+        d = w.delete("kv.w", "b")
+        ev = w3.next(timeout=10)
+        assert isinstance(ev, maos.Event) and ev.type == "deleted" and ev.position == d
+
+
+def test_agents_locks_sessions(sock: str) -> None:
+    with maos.Client(sock) as a, maos.Client(sock) as b:
+        a.agent_register("writer-1", session="s1", name="W", kind="llm", tags=["x"],
+                         details={"model": "m"})
+        e = b.get("agents", "writer-1")
+        assert e.data["status"] == "online" and e.data["tags"] == ["x"]
+        a.agent_status("busy", {"task": 1})
+        assert b.get("agents", "writer-1").data["status"] == "busy"
+        ev = a.append("note-1", [{"type": "n", "meta": {"agent": "liar"}}])
+        assert next(iter(b.read("note-1"))).meta["agent"] == "writer-1"
+        assert ev.count == 1
+        with pytest.raises(maos.Conflict):
+            a.agent_register("writer-2")  # one agent per connection
+        with pytest.raises(maos.Unauthorized):
+            b.put("agents", "writer-1", {})
+        with pytest.raises(maos.Unauthorized):
+            b.agent_deregister("writer-1")
+        with pytest.raises(maos.NotFound):
+            b.agent_status("idle")
+        a.agent_deregister("writer-1")
+        with pytest.raises(maos.NotFound):
+            b.get("agents", "writer-1")
+        # locks: fencing token, refused while held, waited for
+        tok = a.lock("res")
+        with pytest.raises(maos.WrongRevision):
+            b.lock("res")
+        with pytest.raises(maos.Timeout):
+            b.lock("res", wait=0.3)
+        a.unlock("res", tok)
+        tok2 = b.lock("res", wait=10)
+        assert tok2 > tok
+        # sessions
+        a.session_open("sess-1", {"goal": "g"})
+        a.session_close("sess-1", result={"ok": 1})
+        s = b.get("sessions", "sess-1").data
+        assert s["state"] == "closed" and s["result"] == {"ok": 1} and s["metadata"] == {"goal": "g"}
+
+
+def test_lock_released_when_holder_closes(sock: str) -> None:
+    with maos.Client(sock) as b:
+        a = maos.Client(sock)
+        a.lock("L")
+        a.close()  # the bound entry goes with the connection
+        assert b.lock("L", wait=10) > 0
+
+
+def test_queues(sock: str) -> None:
+    with maos.Client(sock) as c:
+        er = c.enqueue("jobs", [{"data": {"n": 1}, "priority": 5, "meta": {"m": 1}},
+                                {"data": {"n": 2}, "dedupe_key": "d"},
+                                {"data": {"n": 3}, "dedupe_key": "d"},
+                                {"data": {"n": 4}, "delay": 3_600_000}])
+        assert er.duplicates == (False, False, True, False) and er.task_ids[1] == er.task_ids[2]
+        t = c.claim("jobs", lease_ms=60000)[0]
+        assert t.data == {"n": 1} and t.state == "leased" and t.attempt == 1 and t.token > 0
+        assert t.lease_until is not None and t.meta == {"m": 1}
+        assert c.extend(t, 120000) is not None
+        assert c.ack(t, result="done") > 0
+        with pytest.raises(maos.LeaseLost):
+            c.ack(t)
+        t2 = c.claim(["jobs"], max=5)
+        assert [x.data for x in t2] == [{"n": 2}]
+        nr = c.nack(t2[0], error="boom", retry_after_ms=0)
+        assert nr.state == "ready"
+        t3 = c.claim("jobs")[0]
+        assert t3.attempt == 2 and t3.last_error == "boom"
+        assert c.release(t3.id, t3.token) > 0
+        assert c.task(t3.id).state == "ready" and c.task(t3.id).attempt == 1
+        qs = c.queue_stats("jobs")
+        assert qs[0].queue == "jobs" and qs[0].ready == 1 and qs[0].delayed == 1
+        assert qs[0].done == 1
+        assert [q.queue for q in c.queue_stats()] == ["jobs"]
+        with pytest.raises(maos.NotFound):
+            c.queue_stats("nope")
+        with pytest.raises(maos.NotFound):
+            c.task(uuid.uuid4())
+        assert c.claim("empty", wait_ms=50) == []
+        # dead letters
+        c.enqueue("dq", [{"data": i, "max_attempts": 1} for i in range(3)])
+        for _ in range(3):
+            x = c.claim("dq")[0]
+            assert c.nack(x, error="bad").state == "dead"
+        dead = list(c.dead_list("dq", page_size=2))
+        assert sorted(d.data for d in dead) == [0, 1, 2] and all(d.state == "dead" for d in dead)
+        assert c.dead_retry("dq", dead[0].id) == maos.DeadResult(1, False)
+        with pytest.raises(maos.Conflict):
+            c.dead_retry("dq", dead[0].id)
+        assert c.dead_retry("dq").count == 2
+        x = c.claim("dq", max=3)
+        assert len(x) == 3
+        for y in x:
+            c.nack(y)
+        assert c.dead_purge("dq") == maos.DeadResult(3, False)
+        assert list(c.dead_list("dq")) == []
+
+
+def test_bad_input_refused_before_sending(sock: str) -> None:
+    with maos.Client(sock) as c:
+        bad = [
+            lambda: c.append("s-1", []),
+            lambda: c.append("s-1", {"type": "x"}),  # type: ignore[arg-type]
+            lambda: c.append("s-1", [{"data": 1}]),
+            lambda: c.append("s-1", [{"type": "x", "bogus": 1}]),
+            lambda: c.append("s-1", [{"type": "x", "id": "not-a-uuid"}]),
+            lambda: c.append("s-1", [{"type": "x"}], expect="absent"),
+            lambda: c.append("s-1", [{"type": "x"}], expect=-1),
+            lambda: c.append(7, [{"type": "x"}]),  # type: ignore[arg-type]
+            lambda: c.subscribe(start="middle"),
+            lambda: c.subscribe(prefix="x", from_version=1),
+            lambda: c.subscribe(types="abc"),  # type: ignore[arg-type]
+            lambda: list(c.read("s-1", page_size=0)),
+            lambda: c.ack(uuid.uuid4()),
+            lambda: c.enqueue("q", [{"bogus": 1}]),
+            lambda: c.watch("kv.x", start="later"),
+            lambda: c.delete("kv.x", "k", expect=1.5),  # type: ignore[arg-type]
+        ]
+        for f in bad:
+            with pytest.raises(maos.InvalidArgument):
+                f()
+        c.ping()  # the connection is fine: nothing was sent
