@@ -393,8 +393,11 @@ static void client_subscriber(const char *sock, int head_fd)
            (unsigned long long)saves, (unsigned long long)caught_up,
            (unsigned long long)fell_behind);
     fflush(stdout);
-    /* it noticed both crashes and came back each time */
-    SU_EQ_U64(reconnects, 2);
+    /* it noticed the crashes and came back: once per crash, or once for
+     * both when the second kill landed while the library was still
+     * waiting out its backoff after the first (the daemon restarted and was
+     * killed again between two of its tries); gap-free either way */
+    SU_TRUE(reconnects >= 1 && reconnects <= 2);
     SU_TRUE(caught_up >= 1);
     SU_TRUE(saves >= 3);
     maos_free(c);
