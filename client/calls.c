@@ -407,6 +407,12 @@ void maos_stream_page_free(maos_stream_page *p)
     free(p);
 }
 
+/* s as a NUL-terminated string in out (cut to cap - 1 bytes). */
+static void copy_str(char *out, size_t cap, maos_slice s)
+{
+    snprintf(out, cap, "%.*s", (int)s.len, s.ptr ? s.ptr : "");
+}
+
 /* Fill *out from a stats reply (written only when it is whole). */
 int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
 {
@@ -420,14 +426,10 @@ int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
 #define COPY_STAT_(name) tmp.name = r->stats.name;
     MAOS_STATS_MAP(COPY_STAT_)
 #undef COPY_STAT_
-    snprintf(tmp.server, sizeof tmp.server, "%.*s", (int)r->stats.server.len,
-             r->stats.server.ptr ? r->stats.server.ptr : "");
-    snprintf(tmp.state, sizeof tmp.state, "%.*s", (int)r->stats.state.len,
-             r->stats.state.ptr ? r->stats.state.ptr : "");
-    snprintf(tmp.durability, sizeof tmp.durability, "%.*s", (int)r->stats.durability.len,
-             r->stats.durability.ptr ? r->stats.durability.ptr : "");
-    snprintf(tmp.data_dir, sizeof tmp.data_dir, "%.*s", (int)r->stats.data_dir.len,
-             r->stats.data_dir.ptr ? r->stats.data_dir.ptr : "");
+    copy_str(tmp.server, sizeof tmp.server, r->stats.server);
+    copy_str(tmp.state, sizeof tmp.state, r->stats.state);
+    copy_str(tmp.durability, sizeof tmp.durability, r->stats.durability);
+    copy_str(tmp.data_dir, sizeof tmp.data_dir, r->stats.data_dir);
     memcpy(tmp.head_hash, r->stats.head_hash.ptr, sizeof tmp.head_hash);
     *out = tmp;
     return 0;

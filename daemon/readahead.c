@@ -48,8 +48,7 @@ struct maosd_ahead {
     int running;             /* its job is at the reader pool */
     uint64_t rid_waiting;    /* a matching request came while it ran */
     msgpack_sbuffer page;    /* the reply frame (rid 0), once read */
-    int more;                /* the page is full: next */
-    uint64_t next;
+    uint64_t next;           /* the page's next (a kept page is always full) */
 };
 
 /* The request of a read or read_all at `from`, encoded with rid. */
@@ -141,7 +140,6 @@ static void ahead_done(maosd_rjob *j)
     }
     a->page = j->out; /* moved: the job's buffer is left empty */
     msgpack_sbuffer_init(&j->out);
-    a->more = j->page_more;
     a->next = j->page_next;
     maosd_conn_hold(c, (ssize_t)a->page.alloc);
 }
@@ -250,7 +248,7 @@ static int from_slot(maosd_conn *c, const maos_request *req)
     c->ahead = NULL;
     maosd_conn_hold(c, -(ssize_t)a->page.alloc);
     int served = serve(c, req->rid, &a->page) == 0;
-    if (served && a->more)
+    if (served)
         start(c, req, a->next, a->run);
     ahead_free(a);
     return served;
