@@ -64,8 +64,7 @@
  * subscription; the reply's completion handler (subs.c sub_done) runs the
  * moment the reply is routed, so the pushes behind it in the same read
  * find their subscription.  A push for an unknown id belongs to a
- * subscription the caller has unsubscribed, and is dropped (the orphans
- * list of the older design stays empty).
+ * subscription the caller has unsubscribed, and is dropped.
  *
  * Connection states:
  *
@@ -283,12 +282,10 @@ struct maos_ctx_priv {
     size_t n_aclaims;
     struct dnode *dq_head, *dq_tail;
     size_t dq_len;
-    int sub_inflight;             /* a subscribe awaits its reply */
     /* the agent registered on this context (re-registered on reconnect):
      * one block holding the strings maos_agent_in points to, or NULL */
     maos_agent_in agent;
     char *agent_mem;
-    struct rxf *orph_head, *orph_tail;
 
     /* reconnect */
     char *path, *client_name;     /* copies, for reconnecting */
@@ -374,7 +371,6 @@ void maosc_aclaims_lost(struct maos_ctx_priv *p);
 int maosc_records_to_events(maos_slice items, size_t n, maos_event *ev);
 struct dnode *maosc_dq_pop(struct maos_ctx_priv *p);
 int maosc_route_frame(maos_ctx *c, maos_slice frame);
-int maosc_settle_orphans(maos_ctx *c);
 int maosc_next_of(maos_ctx *c, uint64_t sub, int timeout_ms, maos_delivery **out);
 
 /* subs.c */

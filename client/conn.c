@@ -127,7 +127,6 @@ static void drop_connection_state(struct maos_ctx_priv *p)
     maos_reader_free(&p->rd);
     p->rd.err = 0;
     maosc_free_rxf_list(&p->rxq_head, &p->rxq_tail);
-    maosc_free_rxf_list(&p->orph_head, &p->orph_tail);
     p->out.size = 0;
     p->out_gen++;
     p->out_off = 0;
@@ -657,7 +656,6 @@ void maos_free(maos_ctx *c)
         msgpack_sbuffer_destroy(&p->out);
         maos_reader_free(&p->rd);
         maosc_free_rxf_list(&p->rxq_head, &p->rxq_tail);
-        maosc_free_rxf_list(&p->orph_head, &p->orph_tail);
         while (p->dq_head)
             free(maosc_dq_pop(p));
         for (size_t i = 0; i < p->n_subs; i++)

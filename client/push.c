@@ -1,8 +1,7 @@
 /*
  * client/push.c -- incoming frames that are not the reply a call waits for:
  * routing (pushes, answers of maos_claim_start, replies), the delivery
- * queue, pushes held while a subscribe is in flight (orphans), and the
- * consumers: maos_next, maos_process and the loop hooks.
+ * queue, and the consumers: maos_next, maos_process and the loop hooks.
  *
  * Invariants: every queued delivery belongs to a known subscription or
  * to a claim of maos_claim_start; deliveries are handed out in arrival
@@ -91,27 +90,10 @@ struct dnode *maosc_dq_pop(struct maos_ctx_priv *p)
     return n;
 }
 
-static int hold_orphan(maos_ctx *c, const char *frame, size_t len)
-{
-    struct maos_ctx_priv *p = c->priv;
-    struct rxf *f = malloc(sizeof *f + len);
-    if (!f)
-        return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a push");
-    f->next = NULL;
-    f->len = len;
-    memcpy(f->data, frame, len);
-    if (p->orph_tail)
-        p->orph_tail->next = f;
-    else
-        p->orph_head = f;
-    p->orph_tail = f;
-    return 0;
-}
-
 /*
  * A push frame (decoded as pu, slices into frame) arrived: queue it as a
- * delivery of its subscription, hold it while a subscribe is in flight and
- * its id is unknown, or drop it (unsubscribed).  0 or a sticky error.
+ * delivery of its subscription, or drop it (an unknown id: unsubscribed,
+ * see client_priv.h).  0 or a sticky error.
  */
 static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *pu)
 {
@@ -119,7 +101,7 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
     /* server ids start at 1; 0 marks a subscription not (yet) registered */
     struct csub *s = pu->sub ? maosc_sub_by_server_id(p, pu->sub) : NULL;
     if (!s)
-        return p->sub_inflight ? hold_orphan(c, frame, len) : 0;
+        return 0;
     if (s->channel != (pu->kind == MAOS_PUSH_MESSAGE))
         return maosc_die(c, MAOS_EPROTO, "%s push for a%s subscription",
                    maos_push_name(pu->kind), s->channel ? " channel" : "n event");
@@ -271,26 +253,6 @@ int maosc_route_frame(maos_ctx *c, maos_slice frame)
     }
     return maosc_reply_in(c, frame);
 }
-
-/* The subscribe in flight is settled: map the held pushes (their
- * subscription is known now) or drop them. */
-int maosc_settle_orphans(maos_ctx *c)
-{
-    struct maos_ctx_priv *p = c->priv;
-    struct rxf *f = p->orph_head;
-    int rc = 0;
-    p->orph_head = p->orph_tail = NULL;
-    while (f) {
-        struct rxf *nx = f->next;
-        maos_push pu;
-        if (!rc && !p->dead && maos_push_decode(f->data, f->len, &pu) == 1)
-            rc = push_in(c, f->data, f->len, &pu);
-        free(f);
-        f = nx;
-    }
-    return rc;
-}
-
 
 void maos_delivery_free(maos_delivery *d)
 {
