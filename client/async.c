@@ -143,6 +143,11 @@ int maos_async_checkpoint_get(maos_ctx *c, maos_callback cb, void *privdata,
     ASYNC_CALL(maos_checkpoint_get(c, name, NULL));
 }
 
+int maos_async_backup(maos_ctx *c, maos_callback cb, void *privdata, const char *dir)
+{
+    ASYNC_CALL(maos_backup(c, dir, NULL));
+}
+
 int maos_async_publish(maos_ctx *c, maos_callback cb, void *privdata, const char *channel,
                        const void *payload, size_t len)
 {

@@ -598,6 +598,26 @@ int maos_checkpoint_save(maos_ctx *c, const char *name, uint64_t position)
     return 0;
 }
 
+int maos_backup(maos_ctx *c, const char *dir, uint64_t *position)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "dir", dir)))
+        return rc;
+    if (dir[0] != '/')
+        return maosc_fail(c, MAOS_EINVALID_ARG, "dir must be an absolute path");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_BACKUP, maos_enc_backup(&rq.pk, rq.rid, maosc_cstr(dir)),
+                         &f, &rep)))
+        return rc;
+    if (position)
+        *position = rep.position;
+    free(f);
+    return 0;
+}
+
 int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position)
 {
     struct maosc_req rq;

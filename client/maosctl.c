@@ -56,7 +56,7 @@ enum opt_id {
     O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O_PRIORITY, O_DELAY, O_MAX_ATTEMPTS,
     O_DEDUPE, O_ORDERING_KEY, O_LEASE, O_ERROR, O_RETRY_AFTER, O_ALL, O_DEAD, O__COUNT
 };
-_Static_assert(O__COUNT <= 32, "command option sets are 32-bit masks");
+_Static_assert(O__COUNT <= 64, "command option sets are 64-bit masks");
 
 struct option_def {
     const char *name;
@@ -129,7 +129,7 @@ static const struct option_def options[O__COUNT] = {
     [O_DEAD] = {"dead", NULL, 0, "queue purge: delete the dead letters (required)"},
 };
 
-#define OPT(x) (1u << (x))
+#define OPT(x) (1ull << (x))
 
 struct args {
     const char *socket;
@@ -152,7 +152,7 @@ struct command {
     int (*run)(struct args *a);
     const char *usage;   /* after "maosctl NAME " */
     const char *summary;
-    unsigned opts;       /* OPT() bits */
+    unsigned long long opts; /* OPT() bits */
     int min_pos, max_pos;
     const char *details; /* extra help paragraph, or NULL */
 };
@@ -169,6 +169,7 @@ static int cmd_tail(struct args *a);
 static int cmd_publish(struct args *a);
 static int cmd_listen(struct args *a);
 static int cmd_checkpoint(struct args *a);
+static int cmd_backup(struct args *a);
 static int cmd_kv(struct args *a);
 static int cmd_lock(struct args *a);
 static int cmd_session(struct args *a);
@@ -300,6 +301,15 @@ static const struct command commands[] = {
      "With --json one object with the same figures (as numbers)."},
     {"stats", cmd_stats, "", "print the daemon's counters and every queue's figures", 0, 0,
      0, NULL},
+    {"backup", cmd_backup, "DIR", "an online, consistent copy of the whole store in DIR", 0,
+     1, 1,
+     "maosd makes DIR (an absolute path that must not exist yet; relative paths are\n"
+     "taken from maosctl's directory) holding the store as of one moment, while\n"
+     "writers run, and prints the head position it holds: every event up to it,\n"
+     "none after.  maosd --data-dir DIR starts from the copy as it is.  On the data\n"
+     "directory's file system the copy is hard links (instant); elsewhere maosd\n"
+     "copies the files before it answers.  maosd must be allowed to write in DIR's\n"
+     "parent (under systemd: ReadWritePaths=)."},
     {"verify", cmd_verify, "",
      "check the whole log: dense positions and the BLAKE2b hash chain", 0, 0, 0,
      "Prints \"OK: N events, head P\", or the first bad position and exits 1."},
@@ -1436,6 +1446,34 @@ static int cmd_checkpoint(struct args *a)
         print_json_line(json_pack("{s:s,s:I}", "name", name, "position", (json_int_t)pos));
     else
         printf("%s  %" PRIu64 "\n", name, pos);
+    maos_free(c);
+    return rc;
+}
+
+static int cmd_backup(struct args *a)
+{
+    maos_ctx *c;
+    uint64_t pos = 0;
+    char dir[PATH_MAX];
+    int rc;
+    if (a->pos[0][0] == '/') {
+        snprintf(dir, sizeof dir, "%s", a->pos[0]);
+    } else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd) ||
+            snprintf(dir, sizeof dir, "%s/%s", cwd, a->pos[0]) >= (int)sizeof dir) {
+            usage_error("cannot make %s an absolute path", a->pos[0]);
+            return EXIT_USAGE;
+        }
+    }
+    if ((rc = connect_to(a, &c)))
+        return rc;
+    if (maos_backup(c, dir, &pos))
+        rc = report(c, "backup");
+    else if (a->json)
+        print_json_line(json_pack("{s:s,s:I}", "dir", dir, "position", (json_int_t)pos));
+    else
+        printf("backup of position %" PRIu64 " in %s\n", pos, dir);
     maos_free(c);
     return rc;
 }

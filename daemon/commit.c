@@ -104,7 +104,9 @@
     X(QUEUE_TICK, "queue_tick", maosd_check_none, maosd_stage_queue_tick,      \
       maosd_reply_own)                                                         \
     X(QUEUE_UNBIND, "queue_unbind", maosd_check_none, maosd_stage_queue_unbind, \
-      maosd_reply_own)
+      maosd_reply_own)                                                         \
+    X(BACKUP, "backup", maosd_check_backup, maosd_stage_backup,                \
+      maosd_reply_backup)
 
 /* proto's items (MAOS_ITEM_*) and maosd's own (MAOSD_ITEM_*) */
 enum {
@@ -634,7 +636,7 @@ static void fault_stall_gate(const maosd_commit *cm)
 }
 #endif
 
-static void commit_group(maosd_commit *cm, maosd_wreq **listp)
+static void write_group(maosd_commit *cm, maosd_wreq **listp)
 {
     maosd_wreq *list = *listp;
     maosd_counters *ct = &cm->srv->counters;
@@ -726,6 +728,26 @@ static void commit_group(maosd_commit *cm, maosd_wreq **listp)
     atomic_fetch_add(&ct->commit_events, cm->st.log_pos - durable.log_pos);
     if (nreq > atomic_load(&ct->commit_max_group))
         atomic_store(&ct->commit_max_group, nreq);
+}
+
+/* One group: its writes, then its backups (backup.c), which hold the group
+ * and every one before it: taken here, between two groups, by the one
+ * writer, nothing can slip in. */
+static void commit_group(maosd_commit *cm, maosd_wreq **listp)
+{
+    write_group(cm, listp);
+    for (maosd_wreq *w = *listp; w; w = w->next) {
+        if (w->code || w->req.n_items != 1 || w->req.items[0].kind != MAOSD_ITEM_BACKUP)
+            continue;
+        if (maosd_store_state(cm->store) != MAOSD_STORE_OK) {
+            maosd_wfail(w, MAOS_EREAD_ONLY, -1,
+                        "store is read-only after a write failure; restart maosd");
+            continue;
+        }
+        maosd_head h = {.position = cm->st.log_pos, .sync = cm->srv->cfg->sync};
+        memcpy(h.hash, cm->st.log_hash, sizeof(h.hash));
+        maosd_backup_take(cm->store, cm->srv->cfg->data_dir, &h, w);
+    }
 }
 
 /* With cm->mu held and requests queued: wait briefly for the writers of

@@ -303,6 +303,8 @@ enum {
      * last run) */
     MAOSD_ITEM_QUEUE_TICK,
     MAOSD_ITEM_QUEUE_UNBIND,
+    /* op backup: writes nothing; taken after its group (backup.c) */
+    MAOSD_ITEM_BACKUP,
     MAOSD_ITEM__END
 };
 
@@ -321,6 +323,12 @@ int maosd_reply_checkpoint(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, 
     int maosd_check_##k(maosd_wctx *x, maosd_wreq *w, uint32_t i);             \
     int maosd_stage_##k(maosd_wctx *x, maosd_wreq *w, uint32_t i);             \
     int maosd_reply_##k(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
+/* (backup.c) */
+MAOSD_KIND_STEPS_(backup)
+/* Commit thread, between groups: checkpoint the store for backup request
+ * w, whose copy then holds head h (w->out[0].head), or fail w. */
+void maosd_backup_take(maosd_store *store, const char *data_dir, const maosd_head *h,
+                       maosd_wreq *w);
 MAOSD_KIND_STEPS_(put)
 MAOSD_KIND_STEPS_(delete)
 MAOSD_KIND_STEPS_(release)

@@ -59,6 +59,7 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
                             MAOSD_OPF_WRITE},
     [MAOS_OP_DEAD_PURGE] = {MAOS_OP_DEAD_PURGE, "dead_purge", maosd_op_queue_write,
                             MAOSD_OPF_WRITE},
+    [MAOS_OP_BACKUP] = {MAOS_OP_BACKUP, "backup", maosd_op_backup, MAOSD_OPF_WRITE},
 };
 
 /* ---- what a queued write costs --------------------------------------------- */

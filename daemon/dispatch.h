@@ -82,6 +82,9 @@ int maosd_op_claim(maosd_call *call);
 int maosd_op_task(maosd_call *call);
 int maosd_op_queue_stats(maosd_call *call);
 int maosd_op_dead_list(maosd_call *call);
+int maosd_op_backup(maosd_call *call);       /* backup.c */
+/* Start-up: remove the staging directories of backups a stop cut short. */
+void maosd_backup_clean(const char *data_dir);
 /* Queue a decoded write request to the commit thread (op_stream.c): the
  * request and *frame (frame_len bytes, malloc'ed; set to NULL) move into a
  * maosd_wreq answered by maosd_write_reply.  c is NULL for maosd's own

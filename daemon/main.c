@@ -148,6 +148,7 @@ int main(int argc, char **argv)
         return rec.exit_code;
     }
     log_recovery(&cfg, &rec);
+    maosd_backup_clean(cfg.data_dir);
     rc = maosd_commit_start(&srv, &rec.head, rec.last_time, &srv.commit);
     if (!rc) /* effects of committed groups: the listeners, in order */
         rc = maosd_commit_listen(srv.commit, maosd_sub_fanout, NULL);

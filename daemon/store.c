@@ -920,6 +920,25 @@ static int journal_next_lap(maosd_store *s)
     return 0;
 }
 
+int maosd_store_checkpoint(maosd_store *s, const char *dir, char *err, size_t errlen)
+{
+    char *rerr = NULL;
+    if (flush_all(s, &rerr) == 0) {
+        rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &rerr);
+        if (cp) {
+            /* 0: flush before linking (a no-op now); with RocksDB's WAL
+             * the live log files are copied too, as RocksDB does */
+            rocksdb_checkpoint_create(cp, dir, 0, &rerr);
+            rocksdb_checkpoint_object_destroy(cp);
+        }
+    }
+    if (!rerr)
+        return 0;
+    snprintf(err, errlen, "checkpoint into %s: %s", dir, rerr);
+    rocksdb_free(rerr);
+    return MAOS_EIO;
+}
+
 static int replay_one(void *arg, const char *data, size_t len)
 {
     maosd_store *s = arg;

@@ -222,6 +222,11 @@ int maosd_batch_count(maosd_batch *b);
 int maosd_store_write(maosd_store *s, maosd_batch *b);
 /* The journal's current lap (0 without a journal).  Commit thread. */
 uint64_t maosd_store_journal_lap(const maosd_store *s);
+/* The commit thread, between groups: every memtable flushed (waiting),
+ * then a RocksDB checkpoint of the whole database in dir, which must not
+ * exist (hard links on the same file system, else copies).  0, or
+ * MAOS_EIO with err set.  The store stays usable either way. */
+int maosd_store_checkpoint(maosd_store *s, const char *dir, char *err, size_t errlen);
 /* Bytes the store holds on disk: its table files (RocksDB's
  * total-sst-files-size of every column family) and the journal.  Any
  * thread; reads in-memory figures only. */

@@ -1145,6 +1145,8 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
         req->has_position = 1;
     } else if (key_is(k, "channel")) {
         return dec_name(d, r, &req->channel, "channel");
+    } else if (key_is(k, "path")) {
+        return dec_text(d, r, &req->path, "path", 1, MAOS_PATH_MAX);
     } else if (key_is(k, "pattern")) {
         return dec_name(d, r, &req->pattern, "pattern");
     } else if (key_is(k, "payload")) {
@@ -1359,6 +1361,10 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
             return FAIL(&d, MAOS_EBAD_REQUEST, "checkpoint_save needs name and position");
         req->items[0].name = req->name;
         req->items[0].position = req->position;
+        break;
+    case MAOS_OP_BACKUP:
+        if (!req->path.len || req->path.ptr[0] != '/')
+            return FAIL(&d, MAOS_EBAD_REQUEST, "backup needs path, an absolute path");
         break;
     case MAOS_OP_CHECKPOINT_GET:
         if (!req->name.len)
@@ -1624,6 +1630,13 @@ int maos_enc_checkpoint_save(msgpack_packer *pk, uint64_t rid, maos_slice name,
 int maos_enc_checkpoint_get(msgpack_packer *pk, uint64_t rid, maos_slice name)
 {
     if (head_req(pk, 1, rid, MAOS_OP_CHECKPOINT_GET) || KV_STR(pk, "name", name))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_backup(msgpack_packer *pk, uint64_t rid, maos_slice path)
+{
+    if (head_req(pk, 1, rid, MAOS_OP_BACKUP) || KV_STR(pk, "path", path))
         return MAOS_ENOMEM;
     return 0;
 }
@@ -2885,6 +2898,7 @@ static const uint64_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_DEAD_LIST] = RF(TASKS) | RF(NEXT),
     [MAOS_OP_DEAD_RETRY] = RF(COUNT) | RF(MORE),
     [MAOS_OP_DEAD_PURGE] = RF(COUNT) | RF(MORE),
+    [MAOS_OP_BACKUP] = RF(POSITION),
     /* ping, unsubscribe, checkpoint_save: {rid, ok} only */
 };
 

@@ -674,6 +674,22 @@ int maos_checkpoint_save(maos_ctx *c, const char *name, uint64_t position);
 int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position);
 
 /*
+ * Online backup: the daemon makes dir (an absolute path that must not
+ * exist, in a directory the daemon may write in) holding a consistent copy
+ * of the whole store, taken between two commit groups while writers run
+ * (they wait for a flush and hard links, not for a copy);
+ * `maosd --data-dir dir` starts from it as it is.  *position (may be NULL)
+ * gets the head the copy holds: every event up to it, none after it.  On
+ * the data directory's file system the copy is hard links (instant, no
+ * space); elsewhere the files are copied by the daemon before it answers.
+ * Errors: MAOS_EINVALID_ARG (NULL or relative dir), MAOS_ECONFLICT (dir
+ * exists), MAOS_ENOT_FOUND (its parent does not), MAOS_EBAD_REQUEST (the
+ * daemon may not write there), MAOS_EINTERNAL (I/O: the message says),
+ * MAOS_EREAD_ONLY, connection errors.
+ */
+int maos_backup(maos_ctx *c, const char *dir, uint64_t *position);
+
+/*
  * Blocking consumption: the next delivery of any subscription, queued ones
  * first, waiting up to timeout_ms (< 0: forever; 0: only what is already
  * queued or readable now).  Returns 0 and *out (free it with
@@ -1077,6 +1093,7 @@ int maos_async_checkpoint_get(maos_ctx *c, maos_callback cb, void *privdata,
                               const char *name);
 int maos_async_publish(maos_ctx *c, maos_callback cb, void *privdata, const char *channel,
                        const void *payload, size_t len);
+int maos_async_backup(maos_ctx *c, maos_callback cb, void *privdata, const char *dir);
 /* Subscriptions: the subscription exists (its deliveries are routed) from
  * the moment the daemon accepts it; fields.sub gives its id.  A refused one
  * is forgotten.  Resumed after reconnects as a synchronous one. */

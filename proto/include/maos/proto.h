@@ -39,6 +39,8 @@ extern "C" {
 #define MAOS_REPLY_SLACK (64u * 1024u)
 /* Event types, checkpoint names, channels, patterns: 1..255 bytes. */
 #define MAOS_NAME_MAX 255
+/* backup: bytes of the target directory's absolute path */
+#define MAOS_PATH_MAX 1024
 /* Stream names and stream prefixes (every `stream`/`prefix` field of the
  * stream ops and filters, `category`, the streams op's `after`): up to
  * 1024 bytes, room for the longest table stream, "kv." + 64 + "-" + 512. */
@@ -103,7 +105,8 @@ extern "C" {
     X(QUEUE_STATS, "queue_stats")                                              \
     X(DEAD_LIST, "dead_list")                                                  \
     X(DEAD_RETRY, "dead_retry")                                                \
-    X(DEAD_PURGE, "dead_purge")
+    X(DEAD_PURGE, "dead_purge")                                                \
+    X(BACKUP, "backup")
 
 typedef enum maos_op {
     MAOS_OP_NONE = 0,
@@ -464,6 +467,9 @@ typedef struct maos_request {
     maos_slice queue;
     uint8_t task[16];
     int has_task;
+    /* backup: the absolute path of the directory to create (1..MAOS_PATH_MAX
+     * bytes, starts with '/') */
+    maos_slice path;
     /* owned by the request: freed by maos_request_free */
     void *mem_;
 } maos_request;
@@ -505,6 +511,7 @@ int maos_enc_unsubscribe(msgpack_packer *pk, uint64_t rid, uint64_t sub);
 int maos_enc_checkpoint_save(msgpack_packer *pk, uint64_t rid, maos_slice name,
                              uint64_t position);
 int maos_enc_checkpoint_get(msgpack_packer *pk, uint64_t rid, maos_slice name);
+int maos_enc_backup(msgpack_packer *pk, uint64_t rid, maos_slice path);
 int maos_enc_publish(msgpack_packer *pk, uint64_t rid, maos_slice channel,
                      maos_slice payload);
 int maos_enc_subscribe_channel(msgpack_packer *pk, uint64_t rid,

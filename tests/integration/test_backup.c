@@ -1,0 +1,269 @@
+/*
+ * tests/integration/test_backup.c -- online backup (op backup, maosctl
+ * backup): a copy taken while 4 writer processes append and put holds
+ * every event acknowledged before the backup call, nothing past the head
+ * it reports, the same events at the same positions as the original, a
+ * chain that verifies, and table entries that agree with its events; a
+ * second maosd starts on it as it is.  Then the refusals: an existing
+ * target, a missing parent, a relative path, a path that is not text.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <sodium.h>
+
+#include "harness.h"
+#include "maos/client.h"
+
+#define WRITERS 4
+#define ACKS_MAX 200000
+#define ACKS_BEFORE 400 /* acknowledged appends before the backup call */
+#define ACKS_AFTER 400  /* and after its reply, so writes ran through it */
+
+/* Shared with the writers: every acknowledged append, in ack order. */
+typedef struct ack {
+    uint8_t id[16];
+    uint64_t position;
+} ack;
+
+typedef struct shared {
+    atomic_ulong n;   /* acks recorded */
+    atomic_int stop;
+    ack acks[ACKS_MAX];
+} shared;
+
+static shared *sh;
+
+static maos_ctx *connect_ok(const char *sock)
+{
+    maos_ctx *c = maos_connect_timeout(sock, 10000);
+    if (!c || c->err)
+        MT_FAIL("connect %s: %s", sock, c ? c->errstr : "out of memory");
+    return c;
+}
+
+/* Writer w: appends one event (with an id) to stream bk-w, then puts
+ * kv.bk key w = {"n": count}, until told to stop. */
+static void writer(const char *sock, int w)
+{
+    maos_ctx *c = maos_connect_timeout(sock, 10000);
+    if (!c || c->err)
+        _exit(2);
+    char stream[32], key[8];
+    snprintf(stream, sizeof stream, "bk-%d", w);
+    snprintf(key, sizeof key, "w%d", w);
+    for (uint32_t i = 0; !atomic_load(&sh->stop); i++) {
+        uint8_t id[16];
+        randombytes_buf(id, sizeof id);
+        unsigned char data[] = {0x81, 0xa1, 'i', 0xce, (unsigned char)(i >> 24),
+                                (unsigned char)(i >> 16), (unsigned char)(i >> 8),
+                                (unsigned char)i};
+        maos_event_spec ev = {id, "tick", data, sizeof data, NULL, 0};
+        maos_append_info info;
+        memset(&info, 0, sizeof info);
+        if (maos_append(c, stream, MAOS_EXPECT_ANY, &ev, 1, &info))
+            _exit(4);
+        unsigned long k = atomic_fetch_add(&sh->n, 1);
+        if (k >= ACKS_MAX)
+            _exit(5);
+        memcpy(sh->acks[k].id, id, 16);
+        sh->acks[k].position = info.position;
+        if (maos_put(c, "kv.bk", key, data, sizeof data, MAOS_EXPECT_ANY, 0, NULL))
+            _exit(6);
+    }
+    maos_free(c);
+    _exit(0);
+}
+
+static void wait_acks(unsigned long n)
+{
+    int64_t deadline = mt_now_us() + 120 * 1000000ll;
+    while (atomic_load(&sh->n) < n) {
+        if (mt_now_us() > deadline)
+            MT_FAIL("writers made only %lu acks of %lu in 120 s",
+                    atomic_load(&sh->n), n);
+        mt_sleep_ms(1); /* polling a counter the writers raise, with a deadline */
+    }
+}
+
+/* Every event of c's log, in order (positions must be 1..n). */
+static size_t read_log(maos_ctx *c, maos_page ***pages_out, size_t *npages)
+{
+    maos_page **pages = NULL;
+    size_t np = 0, total = 0;
+    uint64_t from = MAOS_FROM_START;
+    for (;;) {
+        maos_page *p = NULL;
+        MT_EQ_ERR(maos_read_all(c, NULL, from, 0, 10000, &p), 0);
+        pages = realloc(pages, (np + 1) * sizeof *pages);
+        pages[np++] = p;
+        for (size_t i = 0; i < p->n; i++)
+            if (p->events[i].position != ++total)
+                MT_FAIL("the log has position %" PRIu64 " where %zu was due",
+                        p->events[i].position, total);
+        if (!p->has_next)
+            break;
+        from = p->next;
+    }
+    *pages_out = pages;
+    *npages = np;
+    return total;
+}
+
+static const maos_event *event_at(maos_page **pages, size_t np, uint64_t pos)
+{
+    for (size_t i = 0; i < np; i++)
+        if (pages[i]->n && pos >= pages[i]->events[0].position &&
+            pos <= pages[i]->events[pages[i]->n - 1].position)
+            return &pages[i]->events[pos - pages[i]->events[0].position];
+    return NULL;
+}
+
+static void free_pages(maos_page **pages, size_t np)
+{
+    for (size_t i = 0; i < np; i++)
+        maos_page_free(pages[i]);
+    free(pages);
+}
+
+static void test_backup_under_writers(void **state)
+{
+    (void)state;
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    MT_TRUE(sh != MAP_FAILED);
+    mt_daemon *d = mt_daemon_new("orig", NULL);
+    mt_daemon_up(d);
+    pid_t pids[WRITERS];
+    for (int w = 0; w < WRITERS; w++)
+        if ((pids[w] = mt_fork()) == 0)
+            writer(d->sock, w);
+    wait_acks(ACKS_BEFORE);
+    unsigned long before = atomic_load(&sh->n); /* acked before the call */
+    char target[400];
+    snprintf(target, sizeof target, "%s/copy", d->dir);
+    maos_ctx *c = connect_ok(d->sock);
+    uint64_t head = 0;
+    MT_EQ_ERR(maos_backup(c, target, &head), 0);
+    wait_acks(atomic_load(&sh->n) + ACKS_AFTER);
+    atomic_store(&sh->stop, 1);
+    for (int w = 0; w < WRITERS; w++)
+        MT_EQ_INT(mt_wait(pids[w], 60000), 0);
+    unsigned long total_acks = atomic_load(&sh->n);
+    print_message("backup: head %" PRIu64 "; %lu appends acknowledged before the call, "
+                  "%lu in all\n", head, before, total_acks);
+
+    maos_page **op, **cp;
+    size_t onp, cnp;
+    size_t on = read_log(c, &op, &onp);
+    MT_TRUE(on > head); /* the writers went on past the copy */
+
+    /* a second daemon on the copy, as it is */
+    mt_daemon *b = mt_daemon_new("fromcopy", NULL);
+    if (snprintf(b->data, sizeof b->data, "%s", target) >= (int)sizeof b->data)
+        MT_FAIL("path too long: %s", target);
+    mt_daemon_up(b);
+    maos_ctx *bc = connect_ok(b->sock);
+    size_t cn = read_log(bc, &cp, &cnp);
+    MT_EQ_INT(cn, head); /* nothing past the reported head, nothing missing */
+    for (uint64_t pos = 1; pos <= head; pos++) {
+        const maos_event *x = event_at(op, onp, pos), *y = event_at(cp, cnp, pos);
+        MT_TRUE(x && y);
+        if (x->raw_len != y->raw_len || memcmp(x->raw, y->raw, x->raw_len))
+            MT_FAIL("position %" PRIu64 " differs between the store and its copy", pos);
+    }
+    /* every append acknowledged before the call is in the copy */
+    for (unsigned long k = 0; k < before; k++) {
+        const maos_event *y = event_at(cp, cnp, sh->acks[k].position);
+        if (!y || memcmp(y->id, sh->acks[k].id, 16))
+            MT_FAIL("ack %lu (position %" PRIu64 ") is not in the copy", k,
+                    sh->acks[k].position);
+    }
+    /* the copy's entries are what its events say */
+    for (int w = 0; w < WRITERS; w++) {
+        char key[8];
+        snprintf(key, sizeof key, "w%d", w);
+        maos_table_page *tp = NULL;
+        MT_EQ_ERR(maos_get(bc, "kv.bk", key, &tp), 0);
+        uint64_t rev = tp->entries[0].revision;
+        MT_TRUE(rev >= 1 && rev <= head);
+        const maos_event *y = event_at(cp, cnp, rev);
+        MT_TRUE(y != NULL);
+        MT_EQ_MEM_STR(y->type, y->type_len, "put");
+        maos_table_page_free(tp);
+    }
+    /* the chain verifies, through maosctl as an operator would */
+    mt_run r;
+    MT_EQ_INT(mt_ctl(b, &r, "verify", NULL), 0);
+    char want[64];
+    snprintf(want, sizeof want, "head %" PRIu64, head);
+    if (!strstr(r.out, want))
+        MT_FAIL("verify of the copy: %s (want %s)", r.out, want);
+    mt_run_free(&r);
+    /* the copy takes writes of its own */
+    uint8_t id[16];
+    randombytes_buf(id, sizeof id);
+    maos_event_spec ev = {id, "after", "\xc0", 1, NULL, 0};
+    maos_append_info info;
+    memset(&info, 0, sizeof info);
+    MT_EQ_ERR(maos_append(bc, "bk-new", MAOS_EXPECT_NO_STREAM, &ev, 1, &info), 0);
+    MT_EQ_INT(info.position, head + 1);
+
+    free_pages(op, onp);
+    free_pages(cp, cnp);
+    maos_free(bc);
+    maos_free(c);
+    MT_EQ_INT(mt_daemon_stop(b), 0);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+    munmap(sh, sizeof *sh);
+}
+
+static void test_backup_refusals(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    maos_ctx *c = connect_ok(d->sock);
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/one", d->dir);
+    MT_EQ_ERR(maos_backup(c, dir, NULL), 0);
+    struct stat st;
+    MT_EQ_INT(stat(dir, &st), 0);
+    MT_EQ_INT(st.st_mode & 0777, 0700); /* a copy of the data: owner only */
+    MT_EQ_ERR(maos_backup(c, dir, NULL), MAOS_ECONFLICT);
+    snprintf(dir, sizeof dir, "%s/missing/two", d->dir);
+    MT_EQ_ERR(maos_backup(c, dir, NULL), MAOS_ENOT_FOUND);
+    MT_EQ_ERR(maos_backup(c, "relative/dir", NULL), MAOS_EINVALID_ARG);
+    MT_EQ_ERR(maos_backup(c, NULL, NULL), MAOS_EINVALID_ARG);
+    mt_run r;
+    MT_EQ_INT(mt_ctl(d, &r, "backup", "/", NULL), 1); /* exists */
+    MT_TRUE(strstr(r.err, "CONFLICT") != NULL);
+    mt_run_free(&r);
+    /* no staging directory is left in the data directory */
+    mt_run ls;
+    const char *argv[] = {"/bin/ls", "-a", d->data, NULL};
+    MT_EQ_INT(mt_spawn(argv, NULL, NULL, 0, 10000, &ls), 0);
+    if (strstr(ls.out, "backup-staging"))
+        MT_FAIL("a staging directory was left behind:\n%s", ls.out);
+    mt_run_free(&ls);
+    MT_EQ_ERR(maos_ping(c), 0);
+    maos_free(c);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backup_under_writers),
+        cmocka_unit_test(test_backup_refusals),
+    };
+    return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 240);
+}
