@@ -31,6 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,7 +59,8 @@ enum opt_id {
     O_EXPECT, O_ID, O_META, O_BATCH, O_FROM, O_BACKWARD, O_LIMIT, O_STREAM,
     O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O_WAIT, O_SESSION,
     O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O_PRIORITY, O_DELAY, O_MAX_ATTEMPTS,
-    O_DEDUPE, O_ORDERING_KEY, O_LEASE, O_ERROR, O_RETRY_AFTER, O_ALL, O_DEAD, O__COUNT
+    O_DEDUPE, O_ORDERING_KEY, O_LEASE, O_ERROR, O_RETRY_AFTER, O_ALL, O_DEAD, O_VERIFY,
+    O__COUNT
 };
 _Static_assert(O__COUNT <= 64, "command option sets are 64-bit masks");
 
@@ -126,6 +132,9 @@ static const struct option_def options[O__COUNT] = {
                        "queue nack: ready again after MS milliseconds (default: the\n"
                        "task's backoff)"},
     [O_ALL] = {"all", NULL, 0, "queue retry: every dead letter of the queue"},
+    [O_VERIFY] = {"verify", NULL, 0,
+                  "backup: check the copy in DIR offline instead of making one (a\n"
+                  "read-only maosd on it, then verify)"},
     [O_DEAD] = {"dead", NULL, 0, "queue purge: delete the dead letters (required)"},
 };
 
@@ -133,6 +142,7 @@ static const struct option_def options[O__COUNT] = {
 
 struct args {
     const char *socket;
+    const char *data_dir; /* --data-dir: a private read-only maosd on it */
     int timeout_set;    /* --timeout given */
     int timeout_ms;     /* > 0, or MAOS_TIMEOUT_NONE */
     int json;
@@ -170,6 +180,7 @@ static int cmd_publish(struct args *a);
 static int cmd_listen(struct args *a);
 static int cmd_checkpoint(struct args *a);
 static int cmd_backup(struct args *a);
+static int run_on_dir(struct args *a, const char *data_dir, int (*cmd)(struct args *a));
 static int cmd_kv(struct args *a);
 static int cmd_lock(struct args *a);
 static int cmd_session(struct args *a);
@@ -301,15 +312,27 @@ static const struct command commands[] = {
      "With --json one object with the same figures (as numbers)."},
     {"stats", cmd_stats, "", "print the daemon's counters and every queue's figures", 0, 0,
      0, NULL},
-    {"backup", cmd_backup, "DIR", "an online, consistent copy of the whole store in DIR", 0,
-     1, 1,
+    {"backup", cmd_backup, "DIR [--verify]",
+     "an online, consistent copy of the whole store in DIR", OPT(O_VERIFY), 1, 1,
      "maosd makes DIR (an absolute path that must not exist yet; relative paths are\n"
      "taken from maosctl's directory) holding the store as of one moment, while\n"
      "writers run, and prints the head position it holds: every event up to it,\n"
      "none after.  maosd --data-dir DIR starts from the copy as it is.  On the data\n"
      "directory's file system the copy is hard links (instant); elsewhere maosd\n"
      "copies the files before it answers.  maosd must be allowed to write in DIR's\n"
-     "parent (under systemd: ReadWritePaths=)."},
+     "parent (under systemd: ReadWritePaths=).  --verify DIR checks a copy offline:\n"
+     "a private read-only maosd on it (maosctl inspect), then verify: the chain up\n"
+     "to its head."},
+    {"inspect", NULL, "--data-dir DIR COMMAND [ARGS...]",
+     "run a command on a data directory without its daemon (read-only)", 0, 1, 100000,
+     "Starts a private maosd --read-only on DIR (on a temporary socket; it writes\n"
+     "nothing in DIR and works beside a running maosd, or on a store whose maosd\n"
+     "will not start), runs COMMAND against it -- read, read-all, streams, stats,\n"
+     "status, verify, kv get/list, queue stats, ... with their usual output -- and\n"
+     "stops it.  Writes are refused (READ_ONLY).  Beside a running maosd it shows\n"
+     "what is in table files: the newest groups, still only in that daemon's\n"
+     "journal (at most one lap), are not applied; its log says how many.\n"
+     "maosd is $MAOSD_BIN, else the installed one, else maosd from PATH."},
     {"verify", cmd_verify, "",
      "check the whole log: dense positions and the BLAKE2b hash chain", 0, 0, 0,
      "Prints \"OK: N events, head P\", or the first bad position and exits 1."},
@@ -323,6 +346,8 @@ static const char *const global_help =
     "                 progress on each request; exit 3.  Default 10 s to connect,\n"
     "                 30 s per request; none: wait for ever.  tail and listen also\n"
     "                 end after S seconds without an event (exit 0)\n"
+    "  --data-dir DIR a private read-only maosd on the data directory DIR instead\n"
+    "                 of the daemon at --socket (as maosctl inspect)\n"
     "  --json         one JSON object per line\n"
     "  --help         show help (for a command: maosctl CMD --help, or\n"
     "                 maosctl help CMD)\n"
@@ -584,6 +609,14 @@ static int parse_args(int argc, char **argv, struct args *a, const char **cmdnam
                 return -1;
             }
             a->socket = value ? value : argv[++i];
+            continue;
+        }
+        if (nlen == 8 && strncmp(name, "data-dir", 8) == 0) {
+            if (!value && i + 1 >= argc) {
+                usage_error("--data-dir needs a DIR");
+                return -1;
+            }
+            a->data_dir = value ? value : argv[++i];
             continue;
         }
         if (nlen == 7 && strncmp(name, "timeout", 7) == 0) {
@@ -1452,6 +1485,8 @@ static int cmd_checkpoint(struct args *a)
 
 static int cmd_backup(struct args *a)
 {
+    if (a->set[O_VERIFY])
+        return run_on_dir(a, a->pos[0], cmd_verify);
     maos_ctx *c;
     uint64_t pos = 0;
     char dir[PATH_MAX];
@@ -1475,6 +1510,134 @@ static int cmd_backup(struct args *a)
     else
         printf("backup of position %" PRIu64 " in %s\n", pos, dir);
     maos_free(c);
+    return rc;
+}
+
+/* ---- a private read-only maosd (inspect, backup --verify) ------------------------ */
+
+typedef struct priv_daemon {
+    pid_t pid;
+    char dir[PATH_MAX];  /* temporary: the socket and maosd's log */
+    char sock[PATH_MAX + 16];
+    char log[PATH_MAX + 16];
+} priv_daemon;
+
+static void priv_log_tail(const priv_daemon *p)
+{
+    FILE *f = fopen(p->log, "r");
+    char line[1024];
+    while (f && fgets(line, sizeof line, f))
+        fprintf(stderr, "maosd: %s", line);
+    if (f)
+        fclose(f);
+}
+
+static void priv_stop(priv_daemon *p)
+{
+    if (p->pid > 0) {
+        kill(p->pid, SIGTERM);
+        int st;
+        while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        p->pid = 0;
+    }
+    /* the socket, its single-instance lock (<socket>.lock), the log */
+    char lock[PATH_MAX + 32];
+    snprintf(lock, sizeof lock, "%s.lock", p->sock);
+    unlink(lock);
+    unlink(p->sock);
+    unlink(p->log);
+    rmdir(p->dir);
+}
+
+/* Start maosd --read-only on data_dir; wait until it accepts (the time
+ * bound of --timeout, default 30 s).  0, or an exit status (its log
+ * printed). */
+static int priv_start(priv_daemon *p, const char *data_dir, const struct args *a)
+{
+    memset(p, 0, sizeof *p);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(p->dir, sizeof p->dir, "%s/maosctl-inspect-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(p->dir)) {
+        fprintf(stderr, "maosctl: cannot make a temporary directory in %s: %s\n",
+                tmp && *tmp ? tmp : "/tmp", strerror(errno));
+        return EXIT_CONNECT;
+    }
+    snprintf(p->sock, sizeof p->sock, "%s/s.sock", p->dir);
+    snprintf(p->log, sizeof p->log, "%s/maosd.log", p->dir);
+    const char *bin = getenv("MAOSD_BIN");
+    if (!bin || !*bin)
+        bin = access(MAOS_SBINDIR "/maosd", X_OK) == 0 ? MAOS_SBINDIR "/maosd" : "maosd";
+    int logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (logfd < 0) {
+        fprintf(stderr, "maosctl: cannot create %s: %s\n", p->log, strerror(errno));
+        rmdir(p->dir);
+        return EXIT_CONNECT;
+    }
+    p->pid = fork();
+    if (p->pid == 0) {
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        /* no config file: only what inspection needs */
+        execlp(bin, bin, "--config", "/dev/null", "--data-dir", data_dir, "--socket",
+               p->sock, "--read-only", "--log-level", "warn", "--block-cache-mb", "8",
+               (char *)NULL);
+        fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    close(logfd);
+    if (p->pid < 0) {
+        fprintf(stderr, "maosctl: fork: %s\n", strerror(errno));
+        priv_stop(p);
+        return EXIT_CONNECT;
+    }
+    int ms = a->timeout_set && a->timeout_ms > 0 ? a->timeout_ms : 30000;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int st;
+        if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+            p->pid = 0;
+            fprintf(stderr, "maosctl: maosd --read-only on %s exited (%s %d):\n", data_dir,
+                    WIFEXITED(st) ? "status" : "signal",
+                    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+            priv_log_tail(p);
+            priv_stop(p);
+            return EXIT_REFUSED;
+        }
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int ok = snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p->sock) <
+                     (int)sizeof sa.sun_path &&
+                 fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return 0;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms) {
+            fprintf(stderr, "maosctl: maosd --read-only on %s did not start within %d ms\n",
+                    data_dir, ms);
+            priv_log_tail(p);
+            priv_stop(p);
+            return EXIT_CONNECT;
+        }
+        struct timespec pause = {0, 5 * 1000000}; /* polling a child's socket */
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* Run cmd with a private read-only maosd on data_dir as its daemon. */
+static int run_on_dir(struct args *a, const char *data_dir, int (*cmd)(struct args *a))
+{
+    priv_daemon p;
+    int rc = priv_start(&p, data_dir, a);
+    if (rc)
+        return rc;
+    a->socket = p.sock;
+    rc = cmd(a);
+    fflush(stdout);
+    priv_stop(&p);
     return rc;
 }
 
@@ -2611,6 +2774,19 @@ int main(int argc, char **argv)
         a.help = 1;
     }
     current = find_command(name);
+    if (current && !current->run && !a.help) { /* inspect --data-dir DIR COMMAND ... */
+        if (!a.data_dir || a.npos < 1) {
+            usage_error("inspect needs --data-dir DIR and a COMMAND");
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        name = a.pos[0];
+        memmove(a.pos, a.pos + 1, (size_t)(a.npos - 1) * sizeof *a.pos);
+        a.npos--;
+        current = find_command(name);
+        if (current && !current->run)
+            current = NULL;
+    }
     if (!current) {
         usage_error("unknown command '%s'", name);
         rc = EXIT_USAGE;
@@ -2633,7 +2809,12 @@ int main(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
-    rc = current->run(&a);
+    if (a.data_dir && a.socket) {
+        usage_error("give --socket or --data-dir, not both");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    rc = a.data_dir ? run_on_dir(&a, a.data_dir, current->run) : current->run(&a);
     if (fflush(stdout) != 0 && rc == EXIT_OK) {
         fprintf(stderr, "maosctl: cannot write output: %s\n", strerror(errno));
         rc = EXIT_REFUSED;

@@ -651,8 +651,7 @@ static void write_group(maosd_commit *cm, maosd_wreq **listp)
     for (maosd_wreq *w = list; w; w = w->next) {
         nreq++;
         if (maosd_store_state(cm->store) != MAOSD_STORE_OK) {
-            maosd_wfail(w, MAOS_EREAD_ONLY, -1,
-                        "store is read-only after a write failure; restart maosd");
+            maosd_wfail(w, MAOS_EREAD_ONLY, -1, "%s", maosd_read_only_why(cm->srv));
             continue;
         }
         staged += (uint64_t)process_request(cm, w);
@@ -740,8 +739,7 @@ static void commit_group(maosd_commit *cm, maosd_wreq **listp)
         if (w->code || w->req.n_items != 1 || w->req.items[0].kind != MAOSD_ITEM_BACKUP)
             continue;
         if (maosd_store_state(cm->store) != MAOSD_STORE_OK) {
-            maosd_wfail(w, MAOS_EREAD_ONLY, -1,
-                        "store is read-only after a write failure; restart maosd");
+            maosd_wfail(w, MAOS_EREAD_ONLY, -1, "%s", maosd_read_only_why(cm->srv));
             continue;
         }
         maosd_head h = {.position = cm->st.log_pos, .sync = cm->srv->cfg->sync};

@@ -257,6 +257,10 @@ static void usage(FILE *f)
 "  --salvage              open a damaged store up to the damage instead of\n"
 "                         refusing; what was dropped is logged and recorded as\n"
 "                         an event in stream $system (a one-time operator act)\n"
+"  --read-only            open an existing store for reading only: nothing in the\n"
+"                         data directory is written, every write is refused\n"
+"                         (READ_ONLY); works beside a running maosd, and on a\n"
+"                         store that will not start (maosctl inspect uses it)\n"
 "  -h, --help             show this help\n"
 "  -V, --version          show the version\n"
 "\n"
@@ -289,6 +293,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         {"max-subscriptions", required_argument, 0, 'S'},
         {"log-level", required_argument, 0, 'l'},
         {"salvage", no_argument, 0, 'X'},
+        {"read-only", no_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -361,6 +366,8 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         char err[256];
         if (c == 'X')
             cfg->salvage = 1;
+        if (c == 'R')
+            cfg->read_only = 1;
         if (c > 0 && c < 128 && keys[c] && apply(cfg, keys[c], optarg, err, sizeof(err))) {
             const char *flag = keys[c];
             for (const struct option *o = opts; o->name; o++)
@@ -369,6 +376,11 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
             fprintf(stderr, "maosd: --%s: %s\n", flag, err);
             return -1;
         }
+    }
+    if (cfg->read_only && cfg->salvage) {
+        fprintf(stderr, "maosd: --read-only and --salvage exclude each other (a salvage "
+                "writes)\n");
+        return -1;
     }
     if (!cfg->data_dir || !cfg->socket_path) {
         fprintf(stderr, "maosd: cannot determine data dir or socket path\n");

@@ -25,6 +25,8 @@ typedef struct maosd_config {
     uint32_t max_subscriptions; /* per connection */
     int log_level;
     int salvage;         /* --salvage: open up to damage (flag only) */
+    int read_only;       /* --read-only: inspection, nothing written (flag
+                          * only; docs/ARCHITECTURE.md "Read-only mode") */
 } maosd_config;
 
 /*

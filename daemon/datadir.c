@@ -155,8 +155,12 @@ int maosd_identity_read(const char *dir, maosd_identity *id, char *err,
         return MAOS_EIO;
     }
     if (v.format != MAOSD_FORMAT_VERSION) {
-        snprintf(err, errlen, "%s says store format %u; this maosd reads format %d",
-                 path, v.format, MAOSD_FORMAT_VERSION);
+        snprintf(err, errlen, "%s says store format %u; this maosd reads format %d%s",
+                 path, v.format, MAOSD_FORMAT_VERSION,
+                 v.format > MAOSD_FORMAT_VERSION
+                     ? ": the store was written by a newer maosd; run that maosd or a "
+                       "newer one (nothing was changed)"
+                     : "");
         free(path);
         return MAOS_EIO;
     }

@@ -62,6 +62,13 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_BACKUP] = {MAOS_OP_BACKUP, "backup", maosd_op_backup, MAOSD_OPF_WRITE},
 };
 
+const char *maosd_read_only_why(const maosd_server *srv)
+{
+    return srv->cfg->read_only
+               ? "store is read-only: maosd runs with --read-only (inspection)"
+               : "store is read-only after a write failure; restart maosd";
+}
+
 /* ---- what a queued write costs --------------------------------------------- */
 
 /* Heap bytes of one malloc(n) with glibc: an 8-byte header, rounded up to
@@ -166,8 +173,7 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
             goto out;
         }
         if (maosd_store_state(srv->store) != MAOSD_STORE_OK) {
-            refuse(c, req.rid, MAOS_EREAD_ONLY,
-                   "store is read-only after a write failure; restart maosd");
+            refuse(c, req.rid, MAOS_EREAD_ONLY, maosd_read_only_why(srv));
             goto out;
         }
     }

@@ -83,6 +83,8 @@ int maosd_op_task(maosd_call *call);
 int maosd_op_queue_stats(maosd_call *call);
 int maosd_op_dead_list(maosd_call *call);
 int maosd_op_backup(maosd_call *call);       /* backup.c */
+/* The message of a READ_ONLY refusal: --read-only, or a write failure. */
+const char *maosd_read_only_why(const maosd_server *srv);
 /* Start-up: remove the staging directories of backups a stop cut short. */
 void maosd_backup_clean(const char *data_dir);
 /* Queue a decoded write request to the commit thread (op_stream.c): the

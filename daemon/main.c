@@ -139,6 +139,7 @@ int main(int argc, char **argv)
         .block_cache_bytes = cfg.block_cache_mb << 20,
         .journal_bytes = (uint64_t)cfg.journal_mb << 20,
         .salvage = cfg.salvage,
+        .read_only = cfg.read_only,
     };
     maosd_recovery rec;
     rc = maosd_recover(&ro, &srv.store, &srv.headfile, &rec);
@@ -148,7 +149,11 @@ int main(int argc, char **argv)
         return rec.exit_code;
     }
     log_recovery(&cfg, &rec);
-    maosd_backup_clean(cfg.data_dir);
+    if (cfg.read_only)
+        maosd_log(MAOSD_LOG_WARN, "read-only: %s opened for reading only, writes are "
+                  "refused%s%s", cfg.data_dir, rec.notes[0] ? "; " : "", rec.notes);
+    else
+        maosd_backup_clean(cfg.data_dir);
     rc = maosd_commit_start(&srv, &rec.head, rec.last_time, &srv.commit);
     if (!rc) /* effects of committed groups: the listeners, in order */
         rc = maosd_commit_listen(srv.commit, maosd_sub_fanout, NULL);
@@ -168,15 +173,17 @@ int main(int argc, char **argv)
     }
     /* The record of a salvage or loss is committed before anyone is
      * served: the first thing a client can read after it is the record. */
-    if (rec.system_data)
+    if (rec.system_data && !cfg.read_only)
         maosd_append_internal(&srv, "$system", rec.system_type, rec.system_data,
                               rec.system_len);
     /* Entries bound to connections of the last run are released before
      * anyone is served (agents offline, locks free), as events. */
-    maosd_tables_release_all(&srv);
+    if (!cfg.read_only)
+        maosd_tables_release_all(&srv);
     /* Claims bound to them go back to their queues the same way; timers
      * that fell due while maosd was down fire now. */
-    maosd_queues_start(&srv);
+    if (!cfg.read_only)
+        maosd_queues_start(&srv);
     while (maosd_commit_in_flight(srv.commit))
         uv_run(srv.loop, UV_RUN_ONCE);
     maosd_recovery_free(&rec);

@@ -25,6 +25,13 @@
  *
  * Every refusal is MAOSD_EXIT_DAMAGED with one log line naming the file
  * and what is affected; nothing in the directory is changed by a refusal.
+ *
+ * Read-only (--read-only, for inspection): only a store with MAOS opens;
+ * nothing is created or rewritten (no markers, no MAOS-HEAD, no journal
+ * replay); a head behind MAOS-HEAD or another history is a warning in
+ * notes, since that is what an operator inspects (and while maosd runs,
+ * the newest groups are in its journal, which a read-only open does not
+ * apply).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +185,34 @@ static int check_store_id(maosd_store *st, const maosd_identity *id, char *err,
     return 0;
 }
 
+/* The store format in meta: one written by a newer maosd is refused, never
+ * opened and half understood. */
+static int check_format(maosd_store *st, char *err, size_t errlen)
+{
+    char v[4];
+    size_t vlen;
+    int rc = maosd_store_get(st, MAOSD_CF_META, META_FORMAT, strlen(META_FORMAT), v,
+                             sizeof(v), &vlen);
+    if (rc == MAOS_ENOT_FOUND)
+        return 0; /* a store from before the marker: format 1 */
+    if (rc) {
+        snprintf(err, errlen, "cannot read the store format: %s", maosd_store_errmsg());
+        return rc;
+    }
+    uint32_t f = vlen == 4 ? maosd_get_u32(v) : 0;
+    if (vlen != 4 || f == 0) {
+        snprintf(err, errlen, "the store format marker (meta %s) is corrupt", META_FORMAT);
+        return MAOS_ECORRUPT;
+    }
+    if (f > MAOSD_FORMAT_VERSION) {
+        snprintf(err, errlen, "the store was written by a newer maosd (store format %u; "
+                 "this maosd reads format %d): run that maosd or a newer one; nothing "
+                 "was changed", f, MAOSD_FORMAT_VERSION);
+        return MAOS_ECORRUPT;
+    }
+    return 0;
+}
+
 static void fill_result(maosd_recovery *r, const maosd_head *h, int64_t last_time)
 {
     r->head = *h;
@@ -248,6 +283,15 @@ int maosd_recover(const maosd_recover_opts *o, maosd_store **st_out,
     rc = maosd_dir_classify(o->dir, &kind, err, errlen);
     if (rc)
         return rc;
+    if (o->read_only && kind != MAOSD_DIR_STORE) {
+        snprintf(err, errlen, "%s is not a maos data directory (%s)", o->dir,
+                 kind == MAOSD_DIR_NEW ? "it is empty or does not exist"
+                 : kind == MAOSD_DIR_LEGACY ? "RocksDB files without a " MAOSD_IDENTITY_FILE
+                                              " file: start maosd on it once to adopt it"
+                                            : "no " MAOSD_IDENTITY_FILE " file");
+        r->exit_code = MAOSD_EXIT_DAMAGED;
+        return MAOS_ECORRUPT;
+    }
     if (kind == MAOSD_DIR_FOREIGN) {
         snprintf(err, errlen, "data directory %s is not empty and holds no maos store "
                  "(no %s file, no RocksDB CURRENT): refusing to use it",
@@ -262,7 +306,11 @@ int maosd_recover(const maosd_recover_opts *o, maosd_store **st_out,
             rc = maosd_headfile_open(o->dir, &hf, &acked, herr, sizeof(herr));
             if (rc == 0) {
                 have_acked = 1;
-            } else if (o->salvage) {
+                if (o->read_only) { /* read, never written */
+                    maosd_headfile_close(hf);
+                    hf = NULL;
+                }
+            } else if (o->salvage || o->read_only) {
                 snprintf(r->notes, sizeof(r->notes), "%s",
                          rc == MAOS_ENOT_FOUND ? MAOSD_HEAD_FILE " is missing" : herr);
                 rc = 0;
@@ -290,6 +338,7 @@ int maosd_recover(const maosd_recover_opts *o, maosd_store **st_out,
         .create = kind == MAOSD_DIR_NEW,
         .salvage = o->salvage,
         .acked_head = have_acked ? acked.position : UINT64_MAX,
+        .read_only = o->read_only,
     };
     maosd_store_report rep;
     rc = maosd_store_open(&so, &st, &rep, err, errlen);
@@ -317,6 +366,10 @@ int maosd_recover(const maosd_recover_opts *o, maosd_store **st_out,
         maosd_identity_create(o->dir, &id, err, errlen) == 0 ? (void)0 : (void)(rc = MAOS_EIO);
         if (!rc && (rc = put_markers(st, &id)))
             snprintf(err, errlen, "cannot write the store markers: %s", maos_strerror(rc));
+        /* in table files at once, not only in the journal: a read-only open
+         * beside this daemon (maosctl inspect) finds the store's identity */
+        if (!rc && (rc = maosd_store_flush(st)))
+            snprintf(err, errlen, "cannot flush the store markers: %s", maosd_store_errmsg());
         if (!rc)
             rc = maosd_headfile_create(o->dir, &h, &hf, err, errlen);
         if (rc)
@@ -331,6 +384,8 @@ int maosd_recover(const maosd_recover_opts *o, maosd_store **st_out,
     }
 
     rc = check_store_id(st, &id, err, errlen);
+    if (!rc)
+        rc = check_format(st, err, errlen);
     if (rc)
         goto refuse;
     snprintf(r->store_id, sizeof(r->store_id), "%s", id.id);
@@ -368,6 +423,12 @@ int maosd_recover(const maosd_recover_opts *o, maosd_store **st_out,
             rc = 0;
         }
     }
+    if (what && o->read_only) {
+        snprintf(r->notes, sizeof(r->notes), "%.420s%s", what,
+                 acked.position > h.position
+                     ? " (read-only: groups still in the journal are not applied)" : "");
+        what = NULL;
+    }
     if (what && !o->salvage) {
         snprintf(err, errlen, "%s; refusing to start (maosd --salvage starts with what "
                  "is there and records the loss in stream %s)", what, SYSTEM_STREAM);
@@ -391,7 +452,7 @@ int maosd_recover(const maosd_recover_opts *o, maosd_store **st_out,
         }
     }
 accept:
-    if (r->salvaged || r->unsynced_loss || !hf) {
+    if (!o->read_only && (r->salvaged || r->unsynced_loss || !hf)) {
         /* The acknowledged head starts again from what is there. */
         maosd_headfile_close(hf);
         hf = NULL;

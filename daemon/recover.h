@@ -28,6 +28,8 @@ typedef struct maosd_recover_opts {
     size_t block_cache_bytes;
     uint64_t journal_bytes; /* maosd_store_opts.journal_bytes */
     int salvage;
+    int read_only;          /* open an existing store, write nothing: what
+                             * would refuse a start is a warning (notes) */
 } maosd_recover_opts;
 
 typedef struct maosd_recovery {

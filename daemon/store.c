@@ -715,17 +715,26 @@ static int trial_head(maosd_store *s, const char *dir, int mode, uint64_t *pos)
 
 /* One real open with a WAL recovery mode.  0, or the RocksDB message in
  * *rerr (caller frees with rocksdb_free). */
+/* mode: a WAL recovery mode (0..3), or OPEN_READ_ONLY (mode 0 and
+ * RocksDB's read-only open). */
+#define OPEN_READ_ONLY 100
+
 static int open_db(maosd_store *s, const char *dir, int mode, char **rerr)
 {
     const rocksdb_options_t *cf_opts[MAOSD_CF__COUNT];
     rocksdb_column_family_handle_t *handles[MAOSD_CF__COUNT] = {0};
-    rocksdb_options_set_wal_recovery_mode(s->opts, mode);
-    rocksdb_options_set_wal_recovery_mode(s->bloom_opts, mode);
+    int wal_mode = mode == OPEN_READ_ONLY ? 0 : mode;
+    rocksdb_options_set_wal_recovery_mode(s->opts, wal_mode);
+    rocksdb_options_set_wal_recovery_mode(s->bloom_opts, wal_mode);
     for (int i = 0; i < MAOSD_CF__COUNT; i++)
         cf_opts[i] = (i == MAOSD_CF_STREAMS || i == MAOSD_CF_IDS) ? s->bloom_opts
                                                                   : s->opts;
-    s->db = rocksdb_open_column_families(s->opts, dir, MAOSD_CF__COUNT, cf_names,
-                                         cf_opts, handles, rerr);
+    if (mode == OPEN_READ_ONLY)
+        s->db = rocksdb_open_for_read_only_column_families(
+            s->opts, dir, MAOSD_CF__COUNT, cf_names, cf_opts, handles, 0, rerr);
+    else
+        s->db = rocksdb_open_column_families(s->opts, dir, MAOSD_CF__COUNT, cf_names,
+                                             cf_opts, handles, rerr);
     if (*rerr || !s->db) {
         if (!*rerr) {
             const char msg[] = "unknown error";
@@ -920,6 +929,16 @@ static int journal_next_lap(maosd_store *s)
     return 0;
 }
 
+int maosd_store_flush(maosd_store *s)
+{
+    char *rerr = NULL;
+    if (flush_all(s, &rerr) == 0)
+        return 0;
+    snprintf(last_read_err, sizeof last_read_err, "%s", rerr);
+    rocksdb_free(rerr);
+    return MAOS_EIO;
+}
+
 int maosd_store_checkpoint(maosd_store *s, const char *dir, char *err, size_t errlen)
 {
     char *rerr = NULL;
@@ -1067,7 +1086,7 @@ int maosd_store_open(const maosd_store_opts *o, maosd_store **out,
         return MAOS_EINTERNAL;
     }
 
-    e = mkdir_p(o->dir);
+    e = o->read_only ? 0 : mkdir_p(o->dir);
     if (e != 0) {
         snprintf(err, errlen, "cannot create data directory %s: %s", o->dir,
                  strerror(e));
@@ -1094,9 +1113,20 @@ int maosd_store_open(const maosd_store_opts *o, maosd_store **out,
     rocksdb_options_set_create_if_missing(s->opts, o->create ? 1 : 0);
     rocksdb_options_set_create_if_missing(s->bloom_opts, o->create ? 1 : 0);
 
-    int older_torn = o->create ? 0 : scan_wal_tails(o->dir, rep);
+    int older_torn = o->create || o->read_only ? 0 : scan_wal_tails(o->dir, rep);
     rc = 0;
-    if (older_torn && !o->salvage) {
+    if (o->read_only) {
+        if (open_db(s, o->dir, OPEN_READ_ONLY, &rerr)) {
+            snprintf(err, errlen, "cannot open the database in %s read-only: %s", o->dir,
+                     rerr);
+            rocksdb_free(rerr);
+            rerr = NULL;
+            rc = MAOS_EIO;
+        } else {
+            fail_store(s, "opened with --read-only: nothing is written");
+        }
+        goto opened;
+    } else if (older_torn && !o->salvage) {
         rep->damaged = 1;
         snprintf(err, errlen, "the write-ahead log in %s is damaged: %s; refusing to "
                  "start (maosd --salvage opens up to the damage)", o->dir, rep->wal);
@@ -1152,7 +1182,7 @@ int maosd_store_open(const maosd_store_opts *o, maosd_store **out,
         rep->salvaged = 1;
     }
 opened:
-    if (!rc)
+    if (!rc && !o->read_only)
         rc = journal_start(s, o, rep, err, errlen);
     if (rc) {
         maosd_journal_close(s->journal);

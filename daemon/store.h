@@ -58,6 +58,10 @@ typedef struct maosd_store_opts {
     uint64_t journal_bytes;    /* maosd's journal (journal.h) of this size when
                                 * one is created; 0: RocksDB's WAL instead
                                 * (an existing journal is replayed first) */
+    int read_only;             /* 1: RocksDB's read-only open: nothing in dir
+                                * is written (no journal replay, no WAL
+                                * recovery write, no LOCK); the store is
+                                * MAOSD_STORE_READ_ONLY from the start */
 } maosd_store_opts;
 
 /*
@@ -227,6 +231,8 @@ uint64_t maosd_store_journal_lap(const maosd_store *s);
  * exist (hard links on the same file system, else copies).  0, or
  * MAOS_EIO with err set.  The store stays usable either way. */
 int maosd_store_checkpoint(maosd_store *s, const char *dir, char *err, size_t errlen);
+/* Every memtable into table files, waiting.  0 or MAOS_EIO. */
+int maosd_store_flush(maosd_store *s);
 /* Bytes the store holds on disk: its table files (RocksDB's
  * total-sst-files-size of every column family) and the journal.  Any
  * thread; reads in-memory figures only. */

@@ -4,8 +4,13 @@
  * every event acknowledged before the backup call, nothing past the head
  * it reports, the same events at the same positions as the original, a
  * chain that verifies, and table entries that agree with its events; a
- * second maosd starts on it as it is.  Then the refusals: an existing
- * target, a missing parent, a relative path, a path that is not text.
+ * second maosd starts on it as it is, and `maosctl backup --verify` checks
+ * it offline.  Then the refusals: an existing target, a missing parent, a
+ * relative path.  Then offline inspection (maosctl inspect --data-dir, a
+ * private maosd --read-only): the same output as online, beside a running
+ * maosd and after it stopped, nothing written in the directory, writes
+ * refused; a directory that is no store, and a store of a newer format,
+ * refused with a clear message.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -166,6 +171,15 @@ static void test_backup_under_writers(void **state)
     size_t on = read_log(c, &op, &onp);
     MT_TRUE(on > head); /* the writers went on past the copy */
 
+    /* offline check of the copy, before anything opened it */
+    mt_run r;
+    char want[64];
+    snprintf(want, sizeof want, "OK: %" PRIu64 " events, head %" PRIu64, head, head);
+    MT_EQ_INT(mt_ctl(d, &r, "backup", "--verify", target, NULL), 0);
+    if (!strstr(r.out, want))
+        MT_FAIL("backup --verify: %s%s (want %s)", r.out, r.err, want);
+    mt_run_free(&r);
+
     /* a second daemon on the copy, as it is */
     mt_daemon *b = mt_daemon_new("fromcopy", NULL);
     if (snprintf(b->data, sizeof b->data, "%s", target) >= (int)sizeof b->data)
@@ -201,10 +215,7 @@ static void test_backup_under_writers(void **state)
         maos_table_page_free(tp);
     }
     /* the chain verifies, through maosctl as an operator would */
-    mt_run r;
     MT_EQ_INT(mt_ctl(b, &r, "verify", NULL), 0);
-    char want[64];
-    snprintf(want, sizeof want, "head %" PRIu64, head);
     if (!strstr(r.out, want))
         MT_FAIL("verify of the copy: %s (want %s)", r.out, want);
     mt_run_free(&r);
@@ -259,11 +270,89 @@ static void test_backup_refusals(void **state)
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
 
+/* maosctl [--json] inspect --data-dir dir ARGS..., into r (the harness's
+ * mt_ctl adds --socket, which inspect must not have). */
+static int inspect(mt_run *r, const char *dir, const char *a1, const char *a2,
+                   const char *a3)
+{
+    const char *argv[] = {mt_maosctl_bin(), "inspect", "--data-dir", dir, a1, a2, a3, NULL};
+    return mt_spawn(argv, NULL, NULL, 0, 60000, r);
+}
+
+/* Names and sizes of the entries of dir, one per line, sorted by ls. */
+static char *dir_listing(const char *dir)
+{
+    mt_run r;
+    const char *argv[] = {"/bin/ls", "-l", "--time-style=+%s.%N", dir, NULL};
+    MT_EQ_INT(mt_spawn(argv, NULL, NULL, 0, 10000, &r), 0);
+    free(r.err);
+    return r.out;
+}
+
+static void test_inspect(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    mt_run r, on, off;
+    for (int i = 0; i < 5; i++) {
+        char data[32];
+        snprintf(data, sizeof data, "{\"i\":%d}", i);
+        MT_EQ_INT(mt_ctl(d, &r, "append", "ins-1", "T", data, NULL), 0);
+        mt_run_free(&r);
+    }
+    /* beside the running daemon: it opens and answers (what it shows is
+     * what reached table files: the store's identity at least) */
+    MT_EQ_INT(inspect(&r, d->data, "streams", NULL, NULL), 0);
+    mt_run_free(&r);
+    MT_EQ_INT(inspect(&r, d->data, "append", "x", "T"), 2); /* usage: DATA missing */
+    mt_run_free(&r);
+    MT_EQ_INT(mt_ctl(d, &on, "read", "ins-1", NULL), 0);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+    /* stopped: the same output as online, and nothing written */
+    char *before = dir_listing(d->data);
+    MT_EQ_INT(inspect(&off, d->data, "read", "ins-1", NULL), 0);
+    MT_EQ_STR(off.out, on.out);
+    mt_run_free(&off);
+    MT_EQ_INT(inspect(&off, d->data, "verify", NULL, NULL), 0);
+    MT_TRUE(strstr(off.out, "OK: 5 events, head 5") != NULL);
+    mt_run_free(&off);
+    const char *argv[] = {mt_maosctl_bin(), "inspect", "--data-dir", d->data, "append",
+                          "ins-1", "T", "{}", NULL};
+    MT_EQ_INT(mt_spawn(argv, NULL, NULL, 0, 60000, &off), 1);
+    MT_TRUE(strstr(off.err, "READ_ONLY") && strstr(off.err, "--read-only"));
+    mt_run_free(&off);
+    char *after = dir_listing(d->data);
+    MT_EQ_STR(after, before);
+    free(before);
+    free(after);
+    mt_run_free(&on);
+    /* not a store */
+    char empty[400];
+    snprintf(empty, sizeof empty, "%s/empty", d->dir);
+    MT_EQ_INT(inspect(&r, empty, "streams", NULL, NULL), 1);
+    MT_TRUE(strstr(r.err, "is not a maos data directory") != NULL);
+    mt_run_free(&r);
+    /* a store of a newer format: refused, online and offline, unchanged */
+    char path[400];
+    snprintf(path, sizeof path, "%s/MAOS", d->data);
+    FILE *f = fopen(path, "r+");
+    MT_TRUE(f != NULL);
+    MT_EQ_INT(fputs("maos-store 9", f) >= 0, 1);
+    fclose(f);
+    MT_EQ_INT(inspect(&r, d->data, "streams", NULL, NULL), 1);
+    MT_TRUE(strstr(r.err, "written by a newer maosd") != NULL);
+    mt_run_free(&r);
+    MT_EQ_INT(mt_daemon_start(d), -1);
+    MT_EQ_INT(d->start_status, 3);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backup_under_writers),
         cmocka_unit_test(test_backup_refusals),
+        cmocka_unit_test(test_inspect),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 240);
 }
