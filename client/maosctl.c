@@ -43,6 +43,7 @@
 
 #include "maos/client.h"
 #include "maos/json.h"
+#include "maosctl_data.h"
 
 #ifndef MAOS_VERSION
 #define MAOS_VERSION MAOS_CLIENT_VERSION
@@ -60,7 +61,7 @@ enum opt_id {
     O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O_WAIT, O_SESSION,
     O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O_PRIORITY, O_DELAY, O_MAX_ATTEMPTS,
     O_DEDUPE, O_ORDERING_KEY, O_LEASE, O_ERROR, O_RETRY_AFTER, O_ALL, O_DEAD, O_VERIFY,
-    O__COUNT
+    O_TO, O_OUTPUT, O_FORMAT, O__COUNT
 };
 _Static_assert(O__COUNT <= 64, "command option sets are 64-bit masks");
 
@@ -132,6 +133,11 @@ static const struct option_def options[O__COUNT] = {
                        "queue nack: ready again after MS milliseconds (default: the\n"
                        "task's backoff)"},
     [O_ALL] = {"all", NULL, 0, "queue retry: every dead letter of the queue"},
+    [O_TO] = {"to", "P", 0, "export: the last position (default: the head when it starts)"},
+    [O_OUTPUT] = {"output", "FILE", 0, "export: write to FILE (also -o FILE; default stdout)"},
+    [O_FORMAT] = {"format", "F", 0,
+                  "export: jsonl (default: JSON Lines with a header and a trailer) or\n"
+                  "pg-copy (PostgreSQL COPY text, packaging/maos-export-pg.sql)"},
     [O_VERIFY] = {"verify", NULL, 0,
                   "backup: check the copy in DIR offline instead of making one (a\n"
                   "read-only maosd on it, then verify)"},
@@ -180,6 +186,8 @@ static int cmd_publish(struct args *a);
 static int cmd_listen(struct args *a);
 static int cmd_checkpoint(struct args *a);
 static int cmd_backup(struct args *a);
+static int cmd_export(struct args *a);
+static int cmd_import(struct args *a);
 static int run_on_dir(struct args *a, const char *data_dir, int (*cmd)(struct args *a));
 static int cmd_kv(struct args *a);
 static int cmd_lock(struct args *a);
@@ -323,6 +331,27 @@ static const struct command commands[] = {
      "parent (under systemd: ReadWritePaths=).  --verify DIR checks a copy offline:\n"
      "a private read-only maosd on it (maosctl inspect), then verify: the chain up\n"
      "to its head."},
+    {"export", cmd_export,
+     "[--from P] [--to P] [--prefix P] [--category C] [--stream S] [--type T]...\n"
+     "       [--since T] [--until T] [--format jsonl|pg-copy] [-o FILE]",
+     "write the log (or part of it) as JSON Lines, for backups and migrations",
+     OPT(O_FROM) | OPT(O_TO) | FILTER_OPTS | OPT(O_OUTPUT) | OPT(O_FORMAT), 0, 0,
+     "One header line ({\"kind\":\"header\",\"format\":\"maos-export\",...}), one line\n"
+     "per event exactly as read --json prints it, one trailer line (count and the\n"
+     "hash of the last event) so a cut file is detected; docs/EXPORT.md has the\n"
+     "format.  It ends at --to or at the head when it starts.  A progress line on\n"
+     "stderr when that is a terminal.  --format pg-copy writes rows for\n"
+     "PostgreSQL's COPY instead (packaging/maos-export-pg.sql loads them)."},
+    {"import", cmd_import, "FILE|-",
+     "load an export into this store (ids kept; a re-run completes a partial import)",
+     0, 1, 1,
+     "The file is checked whole first: a truncated or damaged export is refused with\n"
+     "its line number and nothing is written.  Events are appended in their order,\n"
+     "in transactions of up to 100, with their ids, types, data and meta; positions\n"
+     "and times are this store's, and the source's position and time are kept in\n"
+     "meta.source_position and meta.source_time.  Events whose id is already stored\n"
+     "are skipped, so importing twice writes nothing the second time.  Prints how\n"
+     "many were imported and how many were there already."},
     {"inspect", NULL, "--data-dir DIR COMMAND [ARGS...]",
      "run a command on a data directory without its daemon (read-only)", 0, 1, 100000,
      "Starts a private maosd --read-only on DIR (on a temporary socket; it writes\n"
@@ -575,7 +604,7 @@ static int parse_args(int argc, char **argv, struct args *a, const char **cmdnam
     for (int i = 1; i < argc; i++) {
         char *arg = argv[i];
         if (only_pos || arg[0] != '-' || arg[1] == '\0' ||
-            (arg[1] != '-' && strcmp(arg, "-h") != 0)) {
+            (arg[1] != '-' && strcmp(arg, "-h") != 0 && strcmp(arg, "-o") != 0)) {
             if (!*cmdname) {
                 *cmdname = arg;
                 current = find_command(arg); /* for usage messages */
@@ -585,6 +614,19 @@ static int parse_args(int argc, char **argv, struct args *a, const char **cmdnam
         }
         if (strcmp(arg, "--") == 0) {
             only_pos = 1;
+            continue;
+        }
+        if (strcmp(arg, "-o") == 0) { /* export: short for --output */
+            if (i + 1 >= argc) {
+                usage_error("-o needs a FILE");
+                return -1;
+            }
+            if (a->set[O_OUTPUT]) {
+                usage_error("--output given twice");
+                return -1;
+            }
+            a->set[O_OUTPUT]++;
+            a->val[O_OUTPUT] = argv[++i];
             continue;
         }
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -1509,6 +1551,64 @@ static int cmd_backup(struct args *a)
         print_json_line(json_pack("{s:s,s:I}", "dir", dir, "position", (json_int_t)pos));
     else
         printf("backup of position %" PRIu64 " in %s\n", pos, dir);
+    maos_free(c);
+    return rc;
+}
+
+/* ---- export, import (maosctl_data.c) ---------------------------------------------- */
+
+static int cmd_export(struct args *a)
+{
+    maos_read_filter f;
+    export_opts o = {.filter = &f, .format = EXPORT_JSONL};
+    if (parse_filter(a, &f))
+        return EXIT_USAGE;
+    if ((a->set[O_FROM] && (parse_u64(a->val[O_FROM], &o.from) || o.from == 0)) ||
+        (a->set[O_TO] && (parse_u64(a->val[O_TO], &o.to) || o.to == 0))) {
+        usage_error("bad --from/--to (positions, from 1)");
+        return EXIT_USAGE;
+    }
+    if (o.from && o.to && o.from > o.to) {
+        usage_error("--from %" PRIu64 " is past --to %" PRIu64, o.from, o.to);
+        return EXIT_USAGE;
+    }
+    if (a->set[O_FORMAT]) {
+        if (!strcmp(a->val[O_FORMAT], "pg-copy"))
+            o.format = EXPORT_PG_COPY;
+        else if (strcmp(a->val[O_FORMAT], "jsonl")) {
+            usage_error("bad --format '%s' (jsonl or pg-copy)", a->val[O_FORMAT]);
+            return EXIT_USAGE;
+        }
+    }
+    FILE *out = stdout;
+    if (a->set[O_OUTPUT] && strcmp(a->val[O_OUTPUT], "-") &&
+        !(out = fopen(a->val[O_OUTPUT], "w"))) {
+        fprintf(stderr, "maosctl: export: cannot create %s: %s\n", a->val[O_OUTPUT],
+                strerror(errno));
+        return EXIT_REFUSED;
+    }
+    o.progress = isatty(2) && (out != stdout || !isatty(1));
+    maos_ctx *c;
+    int rc = connect_to(a, &c);
+    if (!rc) {
+        rc = maosctl_export(c, &o, out) ? EXIT_REFUSED : EXIT_OK;
+        maos_free(c);
+    }
+    if (out != stdout && fclose(out) && !rc) {
+        fprintf(stderr, "maosctl: export: cannot write %s: %s\n", a->val[O_OUTPUT],
+                strerror(errno));
+        rc = EXIT_REFUSED;
+    }
+    return rc;
+}
+
+static int cmd_import(struct args *a)
+{
+    maos_ctx *c;
+    int rc = connect_to(a, &c);
+    if (rc)
+        return rc;
+    rc = maosctl_import(c, a->pos[0], a->json, stdout) ? EXIT_REFUSED : EXIT_OK;
     maos_free(c);
     return rc;
 }

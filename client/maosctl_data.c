@@ -1,0 +1,637 @@
+/*
+ * client/maosctl_data.c -- maosctl export / import (maosctl_data.h; the
+ * format is docs/EXPORT.md).
+ *
+ * Export pages through read_all up to a fixed last position (the head
+ * when it starts, so writers that go on do not make it endless) and
+ * writes each event as it comes: one header line, one line per event in
+ * exactly the `read --json` shape (maos_event_to_json), then the current
+ * entries of the user tables (kv.*) and sessions whose events it met, as
+ * `"kind":"entry"` records (maos_entry_to_json plus kind), then one
+ * trailer line with the counts and the hash of the last event's stored
+ * record, so a cut file is told from a whole one.  The table names met
+ * are the only state that grows (a few names).
+ *
+ * Import reads the file twice: once to check it whole (header, every line
+ * an event object with the fields import needs, the trailer last and its
+ * count right), so a truncated or damaged file writes nothing; then to
+ * append, in transactions of consecutive events (IMPORT_TXN_EVENTS at
+ * most, and cut before a stream would come back after another one, as a
+ * txn names each stream once: cut at the same lines on every run), each
+ * event with its id: a
+ * transaction already stored is answered as a duplicate and skipped, so a
+ * re-run after a partial import completes it and duplicates nothing.
+ * Events of streams written by table and queue operations cannot be
+ * appended (maos_stream_is_table): they are skipped, and the tables come
+ * back from the entry records, put with expect absent (an entry already
+ * there is kept: idempotent too).
+ * stdin is spooled to a temporary file for the two passes.  Memory holds
+ * one line and one transaction.
+ */
+#include "maosctl_data.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "maos/json.h"
+
+#define EXPORT_PAGE 10000
+#define EXPORT_FORMAT "maos-export"
+#define EXPORT_VERSION 1
+#define IMPORT_TXN_EVENTS 100 /* the protocol's cap on appends per txn */
+#define IMPORT_TXN_BYTES (4u << 20)
+#define PROGRESS_EVERY_MS 250
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int refused(maos_ctx *c, const char *what)
+{
+    fprintf(stderr, "maosctl: %s: %s: %s\n", what, maos_err_name(c->err), c->errstr);
+    return 1;
+}
+
+/* One compact JSON line; consumes v.  0, or -1 (out of memory, write). */
+static int put_line(FILE *out, json_t *v)
+{
+    char *s = NULL;
+    int rc = v && maos_json_dump(v, &s) == 0 && fputs(s, out) >= 0 && fputc('\n', out) >= 0
+                 ? 0
+                 : -1;
+    free(s);
+    json_decref(v);
+    return rc;
+}
+
+static json_t *now_json(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char t[40];
+    maos_time_format((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, t, sizeof t);
+    return json_string(t);
+}
+
+/* ---- export --------------------------------------------------------------------- */
+
+static json_t *filter_json(const maos_read_filter *f)
+{
+    json_t *o = json_object();
+    if (!f || !o)
+        return o;
+    if (f->stream)
+        json_object_set_new(o, "stream", json_string(f->stream));
+    if (f->prefix)
+        json_object_set_new(o, "prefix", json_string(f->prefix));
+    if (f->category)
+        json_object_set_new(o, "category", json_string(f->category));
+    if (f->n_types) {
+        json_t *t = json_array();
+        for (size_t i = 0; i < f->n_types; i++)
+            json_array_append_new(t, json_string(f->types[i]));
+        json_object_set_new(o, "types", t);
+    }
+    if (f->has_since)
+        json_object_set_new(o, "since", json_integer(f->since));
+    if (f->has_until)
+        json_object_set_new(o, "until", json_integer(f->until));
+    return o;
+}
+
+/* COPY text format: backslash, tab, newline and CR escaped. */
+static int put_copy_field(FILE *out, const char *s, size_t n, int last)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *e = s[i] == '\\' ? "\\\\" : s[i] == '\t' ? "\\t" : s[i] == '\n' ? "\\n"
+                        : s[i] == '\r' ? "\\r" : NULL;
+        if (e ? fputs(e, out) < 0 : fputc(s[i], out) < 0)
+            return -1;
+    }
+    return fputc(last ? '\n' : '\t', out) < 0 ? -1 : 0;
+}
+
+static int put_copy_row(FILE *out, const maos_event *e)
+{
+    char num[32], id[37], t[40], *data = NULL, *meta = NULL;
+    int rc = maos_msgpack_to_json_text(e->data, e->data_len, &data) ||
+             maos_msgpack_to_json_text(e->meta_len ? e->meta : "\x80",
+                                       e->meta_len ? e->meta_len : 1, &meta);
+    maos_uuid_format(e->id, id);
+    maos_time_format(e->time, t, sizeof t);
+    if (!rc) {
+        snprintf(num, sizeof num, "%" PRIu64, e->position);
+        rc = put_copy_field(out, num, strlen(num), 0) ||
+             put_copy_field(out, e->stream, e->stream_len, 0);
+        snprintf(num, sizeof num, "%" PRIu64, e->version);
+        rc = rc || put_copy_field(out, num, strlen(num), 0) ||
+             put_copy_field(out, id, strlen(id), 0) ||
+             put_copy_field(out, e->type, e->type_len, 0) ||
+             put_copy_field(out, data, strlen(data), 0) ||
+             put_copy_field(out, meta, strlen(meta), 0) ||
+             put_copy_field(out, t, strlen(t), 1);
+    }
+    free(data);
+    free(meta);
+    return rc ? -1 : 0;
+}
+
+static void progress(uint64_t n, uint64_t pos, uint64_t from, uint64_t to, double t0, int end)
+{
+    double s = (mono_ms() - t0) / 1e3;
+    double rate = s > 0 ? (double)n / s : 0;
+    double prate = s > 0 ? (double)(pos - from + 1) / s : 0;
+    double eta = prate > 0 && to > pos ? (double)(to - pos) / prate : 0;
+    fprintf(stderr, "\rmaosctl: export: %" PRIu64 " events, %.0f events/s, position %" PRIu64
+            " of %" PRIu64 ", ETA %.0f s   %s", n, rate, pos, to, eta, end ? "\n" : "");
+}
+
+/* The names of the tables whose entries an export carries. */
+typedef struct tables_seen {
+    char **name;
+    size_t n, cap;
+} tables_seen;
+
+static void tables_note(tables_seen *ts, const maos_event *e)
+{
+    maos_slice st = {e->stream, (uint32_t)e->stream_len};
+    if (!maos_stream_is_table(st) || e->type_len != 3 || memcmp(e->type, "put", 3))
+        return;
+    json_t *d = NULL;
+    if (maos_msgpack_to_json(e->data, e->data_len, &d))
+        return;
+    const char *t = json_string_value(json_object_get(d, "table"));
+    int wanted = t && (!strncmp(t, "kv.", 3) || !strcmp(t, "sessions"));
+    for (size_t i = 0; wanted && i < ts->n; i++)
+        if (!strcmp(ts->name[i], t))
+            wanted = 0;
+    if (wanted && ts->n == ts->cap) {
+        size_t cap = ts->cap ? ts->cap * 2 : 8;
+        char **nn = realloc(ts->name, cap * sizeof *nn);
+        if (nn) {
+            ts->name = nn;
+            ts->cap = cap;
+        }
+    }
+    if (wanted && ts->n < ts->cap && (ts->name[ts->n] = strdup(t)))
+        ts->n++;
+    json_decref(d);
+}
+
+/* Every entry of the tables met, as entry records.  0, -1 (write or
+ * memory), or 1 (refused: said). */
+static int put_entries(maos_ctx *c, const tables_seen *ts, FILE *out, uint64_t *n)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        char *after = NULL;
+        for (;;) {
+            maos_table_page *p = NULL;
+            if (maos_list(c, ts->name[i], NULL, after, NULL, 0, MAOS_READ_LIMIT_MAX, &p)) {
+                free(after);
+                return refused(c, "export");
+            }
+            int rc = 0;
+            for (size_t k = 0; k < p->n && !rc; k++) {
+                json_t *j = NULL;
+                rc = maos_entry_to_json(&p->entries[k], &j) ||
+                     json_object_set_new(j, "kind", json_string("entry")) || put_line(out, j);
+                (*n)++;
+            }
+            free(after);
+            after = p->has_next && p->next ? strdup(p->next) : NULL;
+            maos_table_page_free(p);
+            if (rc)
+                return -1;
+            if (!after)
+                break;
+        }
+    }
+    return 0;
+}
+
+int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out)
+{
+    tables_seen ts = {0};
+    int ret = 1;
+    maos_stats_info st;
+    if (maos_stats_get(c, &st))
+        return refused(c, "export");
+    uint64_t from = o->from ? o->from : 1, to = o->to ? o->to : st.head_position;
+    int jsonl = o->format == EXPORT_JSONL;
+    if (jsonl) {
+        json_t *h = json_pack("{s:s,s:s,s:i,s:s,s:s,s:I,s:I,s:I,s:o,s:o}", "kind", "header",
+                              "format", EXPORT_FORMAT, "version", EXPORT_VERSION,
+                              "server", st.server, "data_dir", st.data_dir, "head",
+                              (json_int_t)st.head_position, "from", (json_int_t)from,
+                              "to", (json_int_t)to, "filter", filter_json(o->filter),
+                              "time", now_json());
+        if (put_line(out, h))
+            goto write_failed;
+    }
+    uint64_t n = 0, last = 0, entries = 0;
+    uint8_t hash[32] = {0};
+    double t0 = mono_ms(), shown = t0;
+    while (from <= to && from != 0) {
+        maos_page *pg = NULL;
+        if (maos_read_all(c, o->filter, from, 0, EXPORT_PAGE, &pg)) {
+            refused(c, "export");
+            goto out;
+        }
+        int rc = 0;
+        for (size_t i = 0; i < pg->n && !rc; i++) {
+            const maos_event *e = &pg->events[i];
+            if (e->position > to)
+                break;
+            if (jsonl) {
+                json_t *j = NULL;
+                rc = maos_event_to_json(e, &j) || put_line(out, j);
+            } else {
+                rc = put_copy_row(out, e);
+            }
+            crypto_generichash(hash, sizeof hash, e->raw, e->raw_len, NULL, 0);
+            if (jsonl)
+                tables_note(&ts, e);
+            last = e->position;
+            n++;
+        }
+        int more = pg->has_next && pg->next <= to;
+        from = pg->next;
+        maos_page_free(pg);
+        if (rc)
+            goto write_failed;
+        if (o->progress && mono_ms() - shown >= PROGRESS_EVERY_MS) {
+            shown = mono_ms();
+            progress(n, last, o->from ? o->from : 1, to, t0, 0);
+        }
+        if (!more)
+            break;
+    }
+    if (jsonl) {
+        int rc = put_entries(c, &ts, out, &entries);
+        if (rc > 0)
+            goto out;
+        if (rc)
+            goto write_failed;
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
+        json_t *t = json_pack("{s:s,s:I,s:I,s:s*,s:I}", "kind", "trailer", "count",
+                              (json_int_t)n, "last_position", (json_int_t)last, "last_hash",
+                              n ? hex : NULL, "entries", (json_int_t)entries);
+        if (put_line(out, t))
+            goto write_failed;
+    }
+    if (fflush(out) || ferror(out))
+        goto write_failed;
+    if (o->progress)
+        progress(n, last ? last : to, o->from ? o->from : 1, to, t0, 1);
+    ret = 0;
+    goto out;
+write_failed:
+    fprintf(stderr, "maosctl: export: cannot write the output: %s\n",
+            errno ? strerror(errno) : "out of memory");
+out:
+    for (size_t i = 0; i < ts.n; i++)
+        free(ts.name[i]);
+    free(ts.name);
+    return ret;
+}
+
+/* ---- import --------------------------------------------------------------------- */
+
+typedef struct line_reader {
+    FILE *f;
+    char *buf;
+    size_t cap;
+    unsigned long no;
+} line_reader;
+
+/* The next line without its newline: its length, or -1 at the end. */
+static ssize_t next_line(line_reader *r)
+{
+    ssize_t n = getline(&r->buf, &r->cap, r->f);
+    if (n < 0)
+        return -1;
+    r->no++;
+    if (n && r->buf[n - 1] == '\n')
+        r->buf[--n] = 0;
+    return n;
+}
+
+static const char *kind_of(json_t *o)
+{
+    json_t *k = json_object_get(o, "kind");
+    return json_is_string(k) ? json_string_value(k) : NULL;
+}
+
+/* Pass 1: the whole file checked.  0 and *events, or 1 (said). */
+static int check_file(line_reader *r, const char *name, uint64_t *events)
+{
+    json_error_t je;
+    uint64_t n = 0, ne = 0;
+    int trailer = 0;
+    ssize_t len;
+    while ((len = next_line(r)) >= 0) {
+        json_t *o = json_loadb(r->buf, (size_t)len, 0, &je);
+        const char *why = NULL;
+        const char *kind = o ? kind_of(o) : NULL;
+        if (!json_is_object(o))
+            why = "not a JSON object (the file is cut here, or damaged)";
+        else if (r->no == 1 &&
+                 (!kind || strcmp(kind, "header") ||
+                  !json_is_string(json_object_get(o, "format")) ||
+                  strcmp(json_string_value(json_object_get(o, "format")), EXPORT_FORMAT)))
+            why = "not the header of a maos export";
+        else if (r->no == 1 && json_integer_value(json_object_get(o, "version")) !=
+                                   EXPORT_VERSION)
+            why = "an export format version this maosctl does not read";
+        else if (trailer)
+            why = "a line after the trailer";
+        else if (r->no > 1 && kind && !strcmp(kind, "trailer")) {
+            trailer = 1;
+            if (json_integer_value(json_object_get(o, "count")) != (json_int_t)n ||
+                json_integer_value(json_object_get(o, "entries")) != (json_int_t)ne)
+                why = "the trailer's counts are not the numbers of records before it";
+        } else if (r->no > 1 && kind && !strcmp(kind, "entry")) {
+            if (!json_is_string(json_object_get(o, "table")) ||
+                !json_is_string(json_object_get(o, "key")) ||
+                !json_is_object(json_object_get(o, "data")))
+                why = "not an entry (table, key and data are needed)";
+            ne++;
+        } else if (r->no > 1 && kind) {
+            why = "a record kind this maosctl does not import";
+        } else if (r->no > 1) {
+            json_t *meta = json_object_get(o, "meta");
+            if (!json_is_string(json_object_get(o, "stream")) ||
+                !json_is_string(json_object_get(o, "type")) ||
+                !json_is_string(json_object_get(o, "id")) || !json_object_get(o, "data") ||
+                (meta && !json_is_object(meta)))
+                why = "not an event (stream, type, id and data are needed)";
+            n++;
+        }
+        json_decref(o);
+        if (why) {
+            fprintf(stderr, "maosctl: import: %s, line %lu: %s; nothing imported\n", name,
+                    r->no, why);
+            return 1;
+        }
+    }
+    if (ferror(r->f)) {
+        fprintf(stderr, "maosctl: import: cannot read %s: %s\n", name, strerror(errno));
+        return 1;
+    }
+    if (!trailer) {
+        fprintf(stderr, "maosctl: import: %s is truncated: no trailer after line %lu; "
+                "nothing imported\n", name, r->no);
+        return 1;
+    }
+    *events = n;
+    return 0;
+}
+
+typedef struct pending {
+    char *stream;
+    char *type;
+    uint8_t id[16];
+    char *data, *meta;
+    size_t data_len, meta_len;
+} pending;
+
+typedef struct txn {
+    pending ev[IMPORT_TXN_EVENTS];
+    size_t n, bytes;
+    unsigned long first_line, last_line;
+} txn;
+
+static void txn_clear(txn *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->ev[i].stream);
+        free(t->ev[i].type);
+        free(t->ev[i].data);
+        free(t->ev[i].meta);
+    }
+    t->n = t->bytes = 0;
+}
+
+/* Append t as one transaction.  0, or 1 (said). */
+static int txn_flush(maos_ctx *c, txn *t, uint64_t *written, uint64_t *skipped)
+{
+    maos_event_spec specs[IMPORT_TXN_EVENTS];
+    maos_txn_append apps[IMPORT_TXN_EVENTS];
+    maos_append_info infos[IMPORT_TXN_EVENTS];
+    size_t na = 0;
+    if (!t->n)
+        return 0;
+    for (size_t i = 0; i < t->n; i++) {
+        pending *p = &t->ev[i];
+        specs[i] = (maos_event_spec){p->id, p->type, p->data, p->data_len, p->meta,
+                                     p->meta_len};
+        if (na && !strcmp(apps[na - 1].stream, p->stream)) {
+            apps[na - 1].n_events++;
+        } else {
+            apps[na++] = (maos_txn_append){p->stream, MAOS_EXPECT_ANY, &specs[i], 1};
+        }
+    }
+    memset(infos, 0, sizeof infos);
+    int rc = maos_txn(c, apps, na, infos);
+    if (rc == MAOS_ECONFLICT) {
+        /* some of its appends are there and some not (an earlier import
+         * of another export that holds part of this one): append by
+         * append, each stored or a duplicate */
+        for (size_t i = 0; i < na && (!rc || rc == MAOS_ECONFLICT); i++) {
+            maos_append_info one;
+            memset(&one, 0, sizeof one);
+            rc = maos_append(c, apps[i].stream, MAOS_EXPECT_ANY, apps[i].events,
+                             apps[i].n_events, &one);
+            if (!rc)
+                *(one.duplicate ? skipped : written) += apps[i].n_events;
+        }
+        if (!rc) {
+            txn_clear(t);
+            return 0;
+        }
+    }
+    if (rc) {
+        fprintf(stderr, "maosctl: import: lines %lu-%lu: %s: %s (a re-run resumes here)\n",
+                t->first_line, t->last_line, maos_err_name(c->err), c->errstr);
+        return 1;
+    }
+    for (size_t i = 0; i < na; i++)
+        *(infos[i].duplicate ? skipped : written) += apps[i].n_events;
+    txn_clear(t);
+    return 0;
+}
+
+/* 1 when stream is in t already, but not as its last append. */
+static int repeats(const txn *t, const char *stream)
+{
+    if (!t->n || !strcmp(t->ev[t->n - 1].stream, stream))
+        return 0;
+    for (size_t i = 0; i + 1 < t->n; i++)
+        if (!strcmp(t->ev[i].stream, stream))
+            return 1;
+    return 0;
+}
+
+/* One event line into t.  0, or 1 (said). */
+static int take_event(json_t *o, unsigned long line, txn *t)
+{
+    pending *p = &t->ev[t->n];
+    memset(p, 0, sizeof *p);
+    const char *id = json_string_value(json_object_get(o, "id"));
+    char why[200] = "";
+    if (maos_uuid_parse(id, strlen(id), p->id)) {
+        fprintf(stderr, "maosctl: import: line %lu: bad id '%s'\n", line, id);
+        return 1;
+    }
+    /* where and when it was in the source, unless an earlier import kept
+     * them already (docs/EXPORT.md) */
+    json_t *meta = json_object_get(o, "meta");
+    meta = meta ? json_deep_copy(meta) : json_object();
+    json_t *pos = json_object_get(o, "position"), *time = json_object_get(o, "time");
+    if (meta && pos && !json_object_get(meta, "source_position"))
+        json_object_set(meta, "source_position", pos);
+    if (meta && time && !json_object_get(meta, "source_time"))
+        json_object_set(meta, "source_time", time);
+    p->stream = strdup(json_string_value(json_object_get(o, "stream")));
+    p->type = strdup(json_string_value(json_object_get(o, "type")));
+    int rc = !meta || !p->stream || !p->type ||
+             maos_json_to_msgpack(json_object_get(o, "data"), &p->data, &p->data_len, why,
+                                  sizeof why) ||
+             maos_json_to_msgpack(meta, &p->meta, &p->meta_len, why, sizeof why);
+    json_decref(meta);
+    t->n++; /* freed with the others, whole or not */
+    if (rc) {
+        fprintf(stderr, "maosctl: import: line %lu: %s\n", line, why[0] ? why : "out of memory");
+        return 1;
+    }
+    if (t->n == 1)
+        t->first_line = line;
+    t->last_line = line;
+    t->bytes += p->data_len + p->meta_len + strlen(p->stream) + strlen(p->type) + 64;
+    return 0;
+}
+
+/* An entry record: put with expect absent; one already there is kept. */
+static int put_entry(maos_ctx *c, json_t *o, unsigned long line, uint64_t *put,
+                     uint64_t *kept)
+{
+    char why[200] = "", *doc = NULL;
+    size_t len = 0;
+    const char *table = json_string_value(json_object_get(o, "table"));
+    const char *key = json_string_value(json_object_get(o, "key"));
+    if (maos_json_to_msgpack(json_object_get(o, "data"), &doc, &len, why, sizeof why)) {
+        fprintf(stderr, "maosctl: import: line %lu: %s\n", line, why);
+        return 1;
+    }
+    int rc = maos_put(c, table, key, doc, len, MAOS_EXPECT_ABSENT, 0, NULL);
+    free(doc);
+    if (rc == MAOS_EWRONG_REVISION) {
+        (*kept)++;
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "maosctl: import: line %lu: entry %s/%s: %s: %s (a re-run resumes "
+                "here)\n", line, table, key, maos_err_name(c->err), c->errstr);
+        return 1;
+    }
+    (*put)++;
+    return 0;
+}
+
+/* stdin into an unnamed temporary file, for the two passes. */
+static FILE *spool_stdin(void)
+{
+    FILE *f = tmpfile();
+    char buf[1 << 16];
+    size_t n;
+    while (f && (n = fread(buf, 1, sizeof buf, stdin)) > 0)
+        if (fwrite(buf, 1, n, f) != n) {
+            fclose(f);
+            return NULL;
+        }
+    if (f && (ferror(stdin) || fflush(f) || fseek(f, 0, SEEK_SET))) {
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
+int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out)
+{
+    int is_stdin = !strcmp(path, "-");
+    const char *name = is_stdin ? "stdin" : path;
+    line_reader r = {.f = is_stdin ? spool_stdin() : fopen(path, "r")};
+    if (!r.f) {
+        fprintf(stderr, "maosctl: import: cannot read %s: %s\n", name, strerror(errno));
+        return 1;
+    }
+    uint64_t events = 0, written = 0, skipped = 0, tabled = 0, eput = 0, ekept = 0;
+    int rc = check_file(&r, name, &events);
+    txn *t = rc ? NULL : calloc(1, sizeof *t);
+    if (!rc && (!t || fseek(r.f, 0, SEEK_SET))) {
+        fprintf(stderr, "maosctl: import: out of memory or cannot rewind %s\n", name);
+        rc = 1;
+    }
+    r.no = 0;
+    ssize_t len;
+    while (!rc && (len = next_line(&r)) >= 0) {
+        if (r.no == 1)
+            continue; /* the header, checked */
+        json_t *o = json_loadb(r.buf, (size_t)len, 0, NULL);
+        const char *kind = kind_of(o);
+        if (kind && !strcmp(kind, "entry")) {
+            if (!(rc = txn_flush(c, t, &written, &skipped)))
+                rc = put_entry(c, o, r.no, &eput, &ekept);
+            json_decref(o);
+            continue;
+        }
+        if (kind) { /* the trailer, checked: the end */
+            json_decref(o);
+            break;
+        }
+        const char *st = json_string_value(json_object_get(o, "stream"));
+        if (maos_stream_is_table((maos_slice){st, (uint32_t)strlen(st)})) {
+            tabled++; /* written by table/queue ops: the entries bring them back */
+            json_decref(o);
+            continue;
+        }
+        if (repeats(t, st)) /* a txn names each stream once */
+            rc = txn_flush(c, t, &written, &skipped);
+        if (!rc)
+            rc = take_event(o, r.no, t);
+        json_decref(o);
+        if (!rc && (t->n == IMPORT_TXN_EVENTS || t->bytes >= IMPORT_TXN_BYTES))
+            rc = txn_flush(c, t, &written, &skipped);
+    }
+    if (!rc)
+        rc = txn_flush(c, t, &written, &skipped);
+    if (t)
+        txn_clear(t);
+    free(t);
+    free(r.buf);
+    fclose(r.f);
+    if (rc)
+        return 1;
+    if (json)
+        put_line(out, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "events", (json_int_t)events,
+                                "imported", (json_int_t)written, "already_there",
+                                (json_int_t)skipped, "table_events", (json_int_t)tabled,
+                                "entries_put", (json_int_t)eput, "entries_kept",
+                                (json_int_t)ekept));
+    else
+        fprintf(out, "imported %" PRIu64 " events (%" PRIu64 " were there already; %" PRIu64
+                " of tables and queues skipped) and %" PRIu64 " table entries (%" PRIu64
+                " were there already) from %s\n",
+                written, skipped, tabled, eput, ekept, name);
+    return 0;
+}

@@ -1,0 +1,177 @@
+#!/bin/bash
+# tests/integration/export.sh -- maosctl export / import against real
+# daemons: a round trip (export, import into a fresh daemon, export again:
+# identical apart from the documented fields), import twice (nothing the
+# second time), a partial import completed by a re-run, a truncated or
+# damaged file refused with its line number and nothing written, the
+# pg-copy format read back as PostgreSQL's COPY text, and the JSON Lines
+# read by Python's json module.
+set -u
+MAOSD=${MAOSD_BIN:?}
+CTL=${MAOSCTL_BIN:?}
+TMP=$(mktemp -d /tmp/maos-export-XXXXXX)
+SOCK=$TMP/a.sock
+LOG=$TMP/maosd.log
+DPID=
+PASS=0
+FAIL=0
+. "$(dirname "$0")/../daemon.sh"
+
+BPIDS=()
+trap 'for p in "${BPIDS[@]}"; do kill -TERM $p 2>/dev/null; wait $p 2>/dev/null; done; keep_or_clean' EXIT
+
+bad() { echo "FAIL: $*" >&2; FAIL=$((FAIL + 1)); }
+
+# start_more NAME: another maosd on $TMP/NAME, socket $TMP/NAME.sock
+start_more() {
+    "$MAOSD" --data-dir "$TMP/$1" --socket "$TMP/$1.sock" --log-level warn \
+        </dev/null >>"$LOG" 2>&1 &
+    BPIDS+=($!)
+    local i
+    for i in $(seq 1 200); do
+        "$CTL" --socket "$TMP/$1.sock" ping >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    echo "maosd $1 did not serve" >&2
+    return 1
+}
+
+start_daemon || exit 1
+A=(--socket "$SOCK")
+for s in 1 2 3; do
+    for i in $(seq 1 40); do
+        printf '{"type":"t%d","data":{"i":%d,"s":"tab\\there\\nnewline \\u00e9 \\\\ end"},"meta":{"by":"test","n":%d}}\n' \
+            $((i % 3)) $i $i
+    done >"$TMP/batch$s"
+done
+# interleaved: three streams, batches of 10 so positions interleave
+for k in 0 1 2 3; do
+    for s in 1 2 3; do
+        sed -n "$((k * 10 + 1)),$((k * 10 + 10))p" "$TMP/batch$s" |
+            "$CTL" "${A[@]}" append "ex-$s" --batch - >/dev/null || bad "append ex-$s"
+    done
+done
+"$CTL" "${A[@]}" kv put plan step '{"n":1,"who":"a"}' >/dev/null || bad "kv put"
+"$CTL" "${A[@]}" kv put plan step '{"n":2,"who":"b"}' >/dev/null || bad "kv put again"
+"$CTL" "${A[@]}" kv put plan other '{"x":[1,2]}' >/dev/null || bad "kv put other"
+"$CTL" "${A[@]}" export -o "$TMP/e1.jsonl" 2>"$TMP/err" || bad "export"
+[ -s "$TMP/err" ] && bad "export wrote to stderr without a terminal: $(cat "$TMP/err")"
+ok
+
+# Python's JSON reader takes every line; the counts hold
+python3 - "$TMP/e1.jsonl" <<'EOF' || bad "python reads the export"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+assert lines[0]["kind"] == "header" and lines[0]["format"] == "maos-export", lines[0]
+assert lines[-1]["kind"] == "trailer", lines[-1]
+events = [l for l in lines[1:-1] if "kind" not in l]
+entries = [l for l in lines[1:-1] if l.get("kind") == "entry"]
+assert len(events) == lines[-1]["count"] == 123, len(events)
+assert len(entries) == lines[-1]["entries"] == 2, entries
+assert [e["position"] for e in events] == list(range(1, 124))
+EOF
+ok
+
+# a fresh daemon: import, import again, export again
+start_more b || exit 1
+B=(--socket "$TMP/b.sock")
+out=$("$CTL" "${B[@]}" import "$TMP/e1.jsonl") || bad "import"
+case $out in *"imported 120 events (0 were there already; 3 of tables and queues skipped) and 2 table entries"*) ok ;;
+    *) bad "import said: $out" ;; esac
+out=$("$CTL" "${B[@]}" import - <"$TMP/e1.jsonl") || bad "import again"
+case $out in *"imported 0 events (120 were there already"*"and 0 table entries (2 were there already)"*) ok ;;
+    *) bad "second import said: $out" ;; esac
+"$CTL" "${B[@]}" export -o "$TMP/e2.jsonl" || bad "export of the copy"
+python3 - "$TMP/e1.jsonl" "$TMP/e2.jsonl" <<'EOF' || bad "round trip differs"
+import json, sys
+def load(p):
+    ls = [json.loads(l) for l in open(p, encoding="utf-8")]
+    return [l for l in ls if "kind" not in l], [l for l in ls if l.get("kind") == "entry"]
+ev1, en1 = load(sys.argv[1])
+ev2, en2 = load(sys.argv[2])
+user1 = [e for e in ev1 if not e["stream"].startswith("kv.")]
+user2 = [e for e in ev2 if not e["stream"].startswith("kv.")]
+assert len(user1) == len(user2) == 120, (len(user1), len(user2))
+for a, b in zip(user1, user2):
+    m = dict(b["meta"])
+    assert m.pop("source_position") == a["position"], b
+    assert m.pop("source_time") == a["time"], b
+    for k in ("stream", "version", "id", "type", "data"):
+        assert a[k] == b[k], (k, a, b)
+    assert m == a["meta"], (m, a["meta"])
+key = lambda e: (e["table"], e["key"])
+assert [(key(e), e["data"]) for e in sorted(en1, key=key)] == \
+       [(key(e), e["data"]) for e in sorted(en2, key=key)], (en1, en2)
+EOF
+ok
+
+# a partial import completed by a re-run: the first run stops at an event
+# the daemon refuses (line 60: a type of 300 bytes), the re-run of the
+# mended file completes it and duplicates nothing
+start_more c || exit 1
+C=(--socket "$TMP/c.sock")
+long=$(printf 'x%.0s' $(seq 1 300))
+sed "60s/\"type\":\"t[0-9]\"/\"type\":\"$long\"/" "$TMP/e1.jsonl" >"$TMP/part.jsonl"
+out=$("$CTL" "${C[@]}" import "$TMP/part.jsonl" 2>&1) && bad "an invalid type was imported"
+case $out in *"INVALID_NAME"*"a re-run resumes here"*) ok ;; *) bad "partial: $out" ;; esac
+got=$("$CTL" "${C[@]}" --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["head_position"])')
+[ "$got" -gt 0 ] && [ "$got" -lt 120 ] && ok || bad "the failed run stored $got events, want some"
+out=$("$CTL" "${C[@]}" import "$TMP/e1.jsonl") || bad "completing import"
+case $out in *"imported $((120 - got)) events ($got were there already"*) ok ;;
+    *) bad "completion said: $out (the first run stored $got)" ;; esac
+n=$("$CTL" "${C[@]}" read-all --stream ex-2 | wc -l)
+[ "$n" = 40 ] && ok || bad "ex-2 has $n events after the completion, want 40"
+# the streams' order is the source's
+"$CTL" "${A[@]}" --json read ex-3 | python3 -c 'import json,sys; print([json.loads(l)["data"]["i"] for l in sys.stdin])' >"$TMP/o1"
+"$CTL" "${C[@]}" --json read ex-3 | python3 -c 'import json,sys; print([json.loads(l)["data"]["i"] for l in sys.stdin])' >"$TMP/o2"
+cmp -s "$TMP/o1" "$TMP/o2" && ok || bad "ex-3 order differs: $(cat "$TMP/o1") vs $(cat "$TMP/o2")"
+
+# truncated and damaged files: refused with the line, nothing written
+start_more d || exit 1
+D=(--socket "$TMP/d.sock")
+head -n 50 "$TMP/e1.jsonl" >"$TMP/cut.jsonl"
+out=$("$CTL" "${D[@]}" import "$TMP/cut.jsonl" 2>&1) && bad "a truncated file was imported"
+case $out in *"truncated: no trailer after line 50"*"nothing imported"*) ok ;; *) bad "truncated: $out" ;; esac
+head -c 3000 "$TMP/e1.jsonl" >"$TMP/cut2.jsonl"
+out=$("$CTL" "${D[@]}" import "$TMP/cut2.jsonl" 2>&1) && bad "a file cut mid-line was imported"
+case $out in *", line "*"not a JSON object"*) ok ;; *) bad "cut mid-line: $out" ;; esac
+sed '7s/"stream"/"strem"/' "$TMP/e1.jsonl" >"$TMP/bad.jsonl"
+out=$("$CTL" "${D[@]}" import "$TMP/bad.jsonl" 2>&1) && bad "a damaged line was imported"
+case $out in *"line 7: not an event"*) ok ;; *) bad "damaged: $out" ;; esac
+echo 'not json' | "$CTL" "${D[@]}" import - >/dev/null 2>&1 && bad "garbage imported"
+out=$("$CTL" "${D[@]}" --json stats) || bad "stats"
+case $out in *'"head_position":0,'*) ok ;; *) bad "something was written: $out" ;; esac
+
+# filters and bounds
+n=$("$CTL" "${A[@]}" export --prefix ex-2 --to 60 | python3 -c '
+import json, sys
+ls = [json.loads(l) for l in sys.stdin]
+ev = [l for l in ls if "kind" not in l]
+assert all(e["stream"] == "ex-2" and e["position"] <= 60 for e in ev), ev
+print(len(ev))')
+[ "$n" = 20 ] && ok || bad "export --prefix ex-2 --to 60 gave $n events, want 20"
+"$CTL" "${A[@]}" export --from 9 --to 3 >/dev/null 2>&1; [ $? = 2 ] && ok || bad "--from past --to"
+"$CTL" "${A[@]}" export --format csv >/dev/null 2>&1; [ $? = 2 ] && ok || bad "--format csv"
+
+# pg-copy: PostgreSQL COPY text, read back the way COPY reads it
+"$CTL" "${A[@]}" export --format pg-copy -o "$TMP/e.copy" || bad "pg-copy"
+python3 - "$TMP/e.copy" "$TMP/e1.jsonl" <<'EOF' || bad "pg-copy rows differ from the events"
+import json, re, sys
+def unescape(f):
+    return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}[m.group(1)], f)
+rows = [[unescape(f) for f in l.split("\t")] for l in open(sys.argv[1], encoding="utf-8").read().split("\n") if l]
+ev = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+ev = [e for e in ev if "kind" not in e]
+assert len(rows) == len(ev), (len(rows), len(ev))
+for r, e in zip(rows, ev):
+    assert len(r) == 8, r
+    assert int(r[0]) == e["position"] and r[1] == e["stream"] and int(r[2]) == e["version"]
+    assert r[3] == e["id"] and r[4] == e["type"] and r[7] == e["time"]
+    assert json.loads(r[5]) == e["data"] and json.loads(r[6]) == e["meta"], r
+EOF
+ok
+grep -qi "copy events" "$(dirname "$0")/../../packaging/maos-export-pg.sql" && ok ||
+    bad "packaging/maos-export-pg.sql has no COPY"
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
