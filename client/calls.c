@@ -598,6 +598,31 @@ int maos_checkpoint_save(maos_ctx *c, const char *name, uint64_t position)
     return 0;
 }
 
+int maos_metrics(maos_ctx *c, char **text)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!text)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "text is NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_METRICS, maos_enc_metrics(&rq.pk, rq.rid), &f, &rep)))
+        return rc;
+    char *t = malloc((size_t)rep.text.len + 1);
+    if (t) {
+        memcpy(t, rep.text.ptr, rep.text.len);
+        t[rep.text.len] = 0;
+    }
+    free(f);
+    if (!t)
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    *text = t;
+    return 0;
+}
+
 int maos_backup(maos_ctx *c, const char *dir, uint64_t *position)
 {
     struct maosc_req rq;

@@ -61,7 +61,7 @@ enum opt_id {
     O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O_WAIT, O_SESSION,
     O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O_PRIORITY, O_DELAY, O_MAX_ATTEMPTS,
     O_DEDUPE, O_ORDERING_KEY, O_LEASE, O_ERROR, O_RETRY_AFTER, O_ALL, O_DEAD, O_VERIFY,
-    O_TO, O_OUTPUT, O_FORMAT, O__COUNT
+    O_TO, O_OUTPUT, O_FORMAT, O_PROMETHEUS, O__COUNT
 };
 _Static_assert(O__COUNT <= 64, "command option sets are 64-bit masks");
 
@@ -138,6 +138,9 @@ static const struct option_def options[O__COUNT] = {
     [O_FORMAT] = {"format", "F", 0,
                   "export: jsonl (default: JSON Lines with a header and a trailer) or\n"
                   "pg-copy (PostgreSQL COPY text, packaging/maos-export-pg.sql)"},
+    [O_PROMETHEUS] = {"prometheus", NULL, 0,
+                      "stats: the Prometheus text exposition format (HELP, TYPE,\n"
+                      "histograms), for node_exporter's textfile collector"},
     [O_VERIFY] = {"verify", NULL, 0,
                   "backup: check the copy in DIR offline instead of making one (a\n"
                   "read-only maosd on it, then verify)"},
@@ -318,8 +321,14 @@ static const struct command commands[] = {
      "requests and events per second over the last minute, connections,\n"
      "subscriptions and the slowest one's lag, state (ok or read_only).\n"
      "With --json one object with the same figures (as numbers)."},
-    {"stats", cmd_stats, "", "print the daemon's counters and every queue's figures", 0, 0,
-     0, NULL},
+    {"stats", cmd_stats, "[--prometheus]",
+     "print the daemon's counters and every queue's figures", OPT(O_PROMETHEUS), 0, 0,
+     "--prometheus prints the daemon's figures in the Prometheus text format\n"
+     "instead: maos_* counters and gauges with HELP and TYPE lines, histograms of\n"
+     "commit-group write time and of request time by op (fixed buckets), read-only\n"
+     "state, disk usage, RocksDB pending compaction bytes and write stalls.  For\n"
+     "node_exporter's textfile collector: maosctl stats --prometheus > maos.prom.$$\n"
+     "&& mv maos.prom.$$ /var/lib/node_exporter/textfile/maos.prom"},
     {"backup", cmd_backup, "DIR [--verify]",
      "an online, consistent copy of the whole store in DIR", OPT(O_VERIFY), 1, 1,
      "maosd makes DIR (an absolute path that must not exist yet; relative paths are\n"
@@ -1131,6 +1140,16 @@ static int cmd_stats(struct args *a)
     int rc = connect_to(a, &c);
     if (rc)
         return rc;
+    if (a->set[O_PROMETHEUS]) {
+        char *text = NULL;
+        if (maos_metrics(c, &text))
+            rc = report(c, "stats");
+        else
+            fputs(text, stdout);
+        free(text);
+        maos_free(c);
+        return rc;
+    }
     maos_queue_info *qi = NULL;
     size_t nq = 0;
     if (maos_stats_get(c, &s) || maos_queue_stats(c, NULL, &qi, &nq)) {

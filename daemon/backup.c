@@ -356,6 +356,7 @@ static void backup_done(maosd_server *srv, maosd_wreq *w)
     if (j) {
         j->req.rid = w->req.rid;
         j->req.op = MAOS_OP_BACKUP;
+        j->t0_ns = w->t0_ns;
     }
     if (!j || maosd_rjob_submit(j)) {
         rm_flat(m->staging);

@@ -680,6 +680,7 @@ static void write_group(maosd_commit *cm, maosd_wreq **listp)
     cm->last_write_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
                                    (t1.tv_nsec - t0.tv_nsec) / 1000);
     atomic_fetch_add(&ct->commit_write_us, cm->last_write_us);
+    maosd_hist_observe(&cm->srv->commit_write_hist, cm->last_write_us);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR,
                   "commit of %llu requests failed (%s); store is now read-only",

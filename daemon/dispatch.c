@@ -60,6 +60,7 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_DEAD_PURGE] = {MAOS_OP_DEAD_PURGE, "dead_purge", maosd_op_queue_write,
                             MAOSD_OPF_WRITE},
     [MAOS_OP_BACKUP] = {MAOS_OP_BACKUP, "backup", maosd_op_backup, MAOSD_OPF_WRITE},
+    [MAOS_OP_METRICS] = {MAOS_OP_METRICS, "metrics", maosd_op_metrics, 0},
 };
 
 const char *maosd_read_only_why(const maosd_server *srv)
@@ -134,6 +135,8 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
     maosd_server *srv = c->srv;
     maosd_call call = {.srv = srv, .conn = c};
     maos_request req;
+    uint64_t t0 = uv_hrtime();
+    int later = 0; /* a write or read job answers it (and times it) */
     atomic_fetch_add(&srv->counters.requests, 1);
 
     /* A write or a read job outlives this frame (the reader's buffer): the
@@ -183,6 +186,7 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
     }
     call.req = &req;
     rc = op->handler(&call);
+    later = !rc && !call.frame && (op->flags & (MAOSD_OPF_WRITE | MAOSD_OPF_OFFLOOP));
     if (c->hello && c->greeting)
         maosd_conn_greeted(c); /* no more hello timeout */
     if (rc) {
@@ -190,6 +194,8 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
         maosd_reply_error(c, req.rid, rc, call.why, call.has_actual, call.actual, -1);
     }
 out:
+    if (!later)
+        maosd_metrics_observe(srv, req.op, t0);
     free(call.frame); /* NULL when a handler took it */
     maos_request_free(&req);
 }

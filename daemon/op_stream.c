@@ -63,6 +63,7 @@ maosd_wreq *maosd_wreq_for(maosd_conn *c, maos_request *req, char **frame,
     if (!w)
         return NULL;
     w->conn = c;
+    w->t0_ns = uv_hrtime();
     if (c) {
         w->who.conn_id = c->id;
         w->who.pid = c->pid;
@@ -186,12 +187,12 @@ static void log_own_write(const maosd_wreq *w)
 void maosd_write_reply(maosd_server *srv, maosd_wreq *w)
 {
     maosd_conn *c = w->conn;
-    (void)srv;
     if (!c) { /* maosd's own write without a done step */
         log_own_write(w);
         maosd_wreq_free(w);
         return;
     }
+    maosd_metrics_observe(srv, w->req.op, w->t0_ns);
     if (!c->closing) {
         if (!w->code) {
             msgpack_packer pk;

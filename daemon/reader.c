@@ -120,6 +120,7 @@ maosd_rjob *maosd_rjob_for(maosd_call *call, void (*run)(maosd_rjob *j))
     j->req = *call->req;
     call->req->mem_ = NULL; /* the job frees the request's memory */
     j->has_req = 1;
+    j->t0_ns = uv_hrtime();
     j->frame = call->frame;
     j->frame_len = call->frame_len;
     call->frame = NULL;
@@ -207,6 +208,8 @@ int maosd_rjob_submit(maosd_rjob *j)
 void maosd_rjob_reply(maosd_rjob *j)
 {
     maosd_conn *c = j->conn;
+    if (j->t0_ns)
+        maosd_metrics_observe(j->srv, j->req.op, j->t0_ns);
     if (j->log_why) /* logged once, here, where it is handled */
         maosd_log_req(MAOSD_LOG_ERROR, c ? c->id : 0, j->req.rid, maos_op_name(j->req.op),
                       j->rc, j->why);

@@ -62,6 +62,7 @@ struct maosd_rjob {
      * sets not_in_memory (nothing else) when it would need a file. */
     int mem_only;
     int not_in_memory;
+    uint64_t t0_ns;     /* a request's arrival (uv_hrtime; 0: not timed) */
     /* a read or read_all page (reader thread): the reply's next, if any
      * (readahead.c reads the next page ahead when it is full) */
     int page_more;

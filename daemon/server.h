@@ -20,6 +20,7 @@
 #include "datadir.h"
 #include "log.h"
 #include "maos/proto.h"
+#include "metrics.h"
 #include "store.h"
 #include "subs.h"
 #include "tables.h"
@@ -114,6 +115,10 @@ typedef struct maosd_server {
     uint64_t lag_last_ns, lag_last_idle_ns;
     uint64_t lag_max_us, lag_n;
     uint64_t lag_hist[MAOSD_LAG_BUCKETS];
+    /* metrics (metrics.h): group write times (commit thread), request
+     * times from dispatch to the reply (loop thread), by op */
+    maosd_hist commit_write_hist;
+    maosd_hist req_hist[MAOS_OP__COUNT];
 } maosd_server;
 
 struct maosd_conn {

@@ -929,6 +929,18 @@ static int journal_next_lap(maosd_store *s)
     return 0;
 }
 
+int maosd_store_property(maosd_store *s, const char *name, uint64_t *out)
+{
+    uint64_t sum = 0, v;
+    for (int i = 0; i < MAOSD_CF__COUNT; i++) {
+        if (!s->cf[i] || rocksdb_property_int_cf(s->db, s->cf[i], name, &v))
+            return -1;
+        sum += v;
+    }
+    *out = sum;
+    return 0;
+}
+
 int maosd_store_flush(maosd_store *s)
 {
     char *rerr = NULL;

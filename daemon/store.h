@@ -231,6 +231,9 @@ uint64_t maosd_store_journal_lap(const maosd_store *s);
  * exist (hard links on the same file system, else copies).  0, or
  * MAOS_EIO with err set.  The store stays usable either way. */
 int maosd_store_checkpoint(maosd_store *s, const char *dir, char *err, size_t errlen);
+/* A RocksDB integer property ("rocksdb.estimate-pending-compaction-bytes"),
+ * summed over every column family.  0, or -1 when RocksDB does not know it. */
+int maosd_store_property(maosd_store *s, const char *name, uint64_t *out);
 /* Every memtable into table files, waiting.  0 or MAOS_EIO. */
 int maosd_store_flush(maosd_store *s);
 /* Bytes the store holds on disk: its table files (RocksDB's

@@ -1641,6 +1641,18 @@ int maos_enc_backup(msgpack_packer *pk, uint64_t rid, maos_slice path)
     return 0;
 }
 
+int maos_enc_metrics(msgpack_packer *pk, uint64_t rid)
+{
+    return head_req(pk, 0, rid, MAOS_OP_METRICS) ? MAOS_ENOMEM : 0;
+}
+
+int maos_enc_reply_text(msgpack_packer *pk, uint64_t rid, maos_slice text)
+{
+    if (maos_enc_reply_head(pk, rid, 1) || KV_STR(pk, "text", text))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
 int maos_enc_publish(msgpack_packer *pk, uint64_t rid, maos_slice channel,
                      maos_slice payload)
 {
@@ -2833,7 +2845,8 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
     X(DUPLICATES, "duplicates")                                                \
     X(LEASE_UNTIL, "lease_until")                                              \
     X(QUEUES, "queues")                                                        \
-    X(MORE, "more")
+    X(MORE, "more")                                                            \
+    X(TEXT, "text")
 
 enum {
 #define RF_IDX_(e, key) RFI_##e,
@@ -2899,6 +2912,7 @@ static const uint64_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_DEAD_RETRY] = RF(COUNT) | RF(MORE),
     [MAOS_OP_DEAD_PURGE] = RF(COUNT) | RF(MORE),
     [MAOS_OP_BACKUP] = RF(POSITION),
+    [MAOS_OP_METRICS] = RF(TEXT),
     /* ping, unsubscribe, checkpoint_save: {rid, ok} only */
 };
 
@@ -3149,6 +3163,9 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
         } else if (key_is(k, "more")) {
             bad = maos_mpr_bool(&r, &rep->more);
             rep->have_ |= RF(MORE);
+        } else if (key_is(k, "text")) {
+            bad = maos_mpr_str(&r, &rep->text);
+            rep->have_ |= RF(TEXT);
         } else if (key_is(k, "events") || key_is(k, "streams") ||
                    key_is(k, "entries")) {
             bad = dec_list(&r, &rep->n_items, &rep->items);

@@ -690,6 +690,14 @@ int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position);
 int maos_backup(maos_ctx *c, const char *dir, uint64_t *position);
 
 /*
+ * Every figure of the daemon (stats, commit-write and request-time
+ * histograms, RocksDB compaction and stall state) in the Prometheus text
+ * exposition format.  0 and *text (NUL-terminated; the caller frees it
+ * with free()), or an error.
+ */
+int maos_metrics(maos_ctx *c, char **text);
+
+/*
  * Blocking consumption: the next delivery of any subscription, queued ones
  * first, waiting up to timeout_ms (< 0: forever; 0: only what is already
  * queued or readable now).  Returns 0 and *out (free it with

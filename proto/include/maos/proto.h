@@ -106,7 +106,8 @@ extern "C" {
     X(DEAD_LIST, "dead_list")                                                  \
     X(DEAD_RETRY, "dead_retry")                                                \
     X(DEAD_PURGE, "dead_purge")                                                \
-    X(BACKUP, "backup")
+    X(BACKUP, "backup")                                                        \
+    X(METRICS, "metrics")
 
 typedef enum maos_op {
     MAOS_OP_NONE = 0,
@@ -512,6 +513,9 @@ int maos_enc_checkpoint_save(msgpack_packer *pk, uint64_t rid, maos_slice name,
                              uint64_t position);
 int maos_enc_checkpoint_get(msgpack_packer *pk, uint64_t rid, maos_slice name);
 int maos_enc_backup(msgpack_packer *pk, uint64_t rid, maos_slice path);
+int maos_enc_metrics(msgpack_packer *pk, uint64_t rid);
+/* metrics reply: {rid, ok, text} */
+int maos_enc_reply_text(msgpack_packer *pk, uint64_t rid, maos_slice text);
 int maos_enc_publish(msgpack_packer *pk, uint64_t rid, maos_slice channel,
                      maos_slice payload);
 int maos_enc_subscribe_channel(msgpack_packer *pk, uint64_t rid,
@@ -972,6 +976,7 @@ typedef struct maos_reply {
     maos_slice state;          /* nack */
     int64_t lease_until;       /* extend */
     int more;                  /* dead_retry, dead_purge */
+    maos_slice text;           /* metrics: Prometheus text exposition */
     /* private: which fields the frame carried, for maos_reply_check */
     uint64_t have_;
     uint64_t have_stats_;
