@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,6 +178,9 @@ struct maosd_commit {
     int gather;              /* 1 with sync durability */
     unsigned gather_misses;  /* waits in a row that brought no request */
     unsigned gather_skipped; /* waits skipped since then */
+    uint64_t space_checked_ns; /* free space (space_short): when last read */
+    uint64_t space_avail;      /* bytes available then */
+    int space_was_short;
 };
 
 int64_t maosd_now_us(void)
@@ -636,6 +640,52 @@ static void fault_stall_gate(const maosd_commit *cm)
 }
 #endif
 
+/*
+ * Disk full (docs/ARCHITECTURE.md "Disk full"): 1 when the data
+ * directory's file system has less than min_free_mb available, checked
+ * before a group writes anything, so a full disk refuses writes with
+ * NO_SPACE instead of failing RocksDB's flushes (a background error
+ * that only a reopen clears).  statvfs at most every SPACE_CHECK_NS
+ * while there is plenty, at every group when it is within 4x the reserve.
+ * Entering and leaving the state is logged once each; writes resume at
+ * the first group after space is freed.
+ */
+#define SPACE_CHECK_NS (100 * 1000000ull)
+
+static int space_short(maosd_commit *cm, uint64_t *avail, uint64_t *need)
+{
+    maosd_server *srv = cm->srv;
+    *need = atomic_load_explicit(&srv->min_free_bytes, memory_order_relaxed);
+    uint64_t now = uv_hrtime();
+    if (!*need) {
+        atomic_store(&srv->no_space, 0);
+        return 0;
+    }
+    if (!cm->space_checked_ns || cm->space_avail < 4 * *need ||
+        now - cm->space_checked_ns >= SPACE_CHECK_NS) {
+        struct statvfs v;
+        if (statvfs(srv->cfg->data_dir, &v) == 0) {
+            cm->space_avail = (uint64_t)v.f_bavail * v.f_frsize;
+            cm->space_checked_ns = now;
+        }
+    }
+    *avail = cm->space_avail;
+    int short_ = cm->space_avail < *need;
+    if (short_ != cm->space_was_short) {
+        cm->space_was_short = short_;
+        atomic_store(&srv->no_space, short_);
+        if (short_)
+            maosd_log(MAOSD_LOG_ERROR, "%s has %llu MB free, below min_free_mb %llu: "
+                      "writes are refused (NO_SPACE) until space is freed; reads go on",
+                      srv->cfg->data_dir, (unsigned long long)(*avail >> 20),
+                      (unsigned long long)(*need >> 20));
+        else
+            maosd_log(MAOSD_LOG_WARN, "%s has %llu MB free again: writes resume",
+                      srv->cfg->data_dir, (unsigned long long)(*avail >> 20));
+    }
+    return short_;
+}
+
 static void write_group(maosd_commit *cm, maosd_wreq **listp)
 {
     maosd_wreq *list = *listp;
@@ -648,8 +698,18 @@ static void write_group(maosd_commit *cm, maosd_wreq **listp)
     uint64_t nreq = 0, staged = 0;
 
     maosd_batch_clear(cm->x.batch);
+    uint64_t avail = 0, need = 0;
+    int full = space_short(cm, &avail, &need);
     for (maosd_wreq *w = list; w; w = w->next) {
         nreq++;
+        if (full && maosd_store_state(cm->store) == MAOSD_STORE_OK) {
+            maosd_wfail(w, MAOS_ENO_SPACE, -1,
+                        "%s has %llu MB free, below min_free_mb %llu: writes are refused "
+                        "until space is freed (reads go on); nothing of this request "
+                        "was written", cm->srv->cfg->data_dir,
+                        (unsigned long long)(avail >> 20), (unsigned long long)(need >> 20));
+            continue;
+        }
         if (maosd_store_state(cm->store) != MAOSD_STORE_OK) {
             maosd_wfail(w, MAOS_EREAD_ONLY, -1, "%s", maosd_read_only_why(cm->srv));
             continue;

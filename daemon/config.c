@@ -39,6 +39,7 @@
 #define DEFAULT_JOURNAL_MB 64
 #define JOURNAL_MB_LIMIT 4096u /* MAOSD_JOURNAL_MAX_BYTES */
 #define DEFAULT_MAX_SUBSCRIPTIONS 1024
+#define DEFAULT_MIN_FREE_MB 64
 /* max_output_mb: cap + one reply (<= max_frame, 1 GiB) < 4 GiB */
 #define MAX_OUTPUT_MB_LIMIT 2048u
 /* any MiB setting: its bytes fit a size_t (and stay below 1 TiB) */
@@ -77,6 +78,7 @@ static void defaults(maosd_config *cfg)
     cfg->block_cache_mb = DEFAULT_BLOCK_CACHE_MB;
     cfg->journal_mb = DEFAULT_JOURNAL_MB;
     cfg->max_subscriptions = DEFAULT_MAX_SUBSCRIPTIONS;
+    cfg->min_free = (size_t)DEFAULT_MIN_FREE_MB << 20;
     cfg->log_level = MAOSD_LOG_INFO;
     if (geteuid() == 0) {
         cfg->socket_path = strdup("/run/maos/maosd.sock");
@@ -127,6 +129,7 @@ static const num_key num_keys[] = {
     NUM_("max_output_mb", 1, MAX_OUTPUT_MB_LIMIT, NUM_MB, max_output),
     NUM_("max_total_output_mb", 1, MB_LIMIT, NUM_MB, max_total_output),
     NUM_("max_subscriptions", 1, 1000000, NUM_U32, max_subscriptions),
+    NUM_("min_free_mb", 0, MB_LIMIT, NUM_MB, min_free),
 };
 #undef NUM_
 
@@ -253,6 +256,10 @@ static void usage(FILE *f)
 "                         a store keeps the size it was made with); 0: no\n"
 "                         journal, RocksDB's own WAL carries durability\n"
 "  --max-subscriptions N  subscriptions per connection (default 1024)\n"
+"  --min-free-mb N        free space the data directory's file system keeps\n"
+"                         (default 64): below it writes get NO_SPACE, reads go\n"
+"                         on, and writes resume by themselves once space is\n"
+"                         freed; 0: no reserve\n"
 "  --log-level LEVEL      error, warn, info (default) or debug\n"
 "  --salvage              open a damaged store up to the damage instead of\n"
 "                         refusing; what was dropped is logged and recorded as\n"
@@ -267,7 +274,7 @@ static void usage(FILE *f)
 "Config file keys, in a [maosd] section: data_dir, socket, socket_group,\n"
 "durability, max_frame, max_connections, max_connections_per_uid,\n"
 "hello_timeout_ms, max_output_mb, max_total_output_mb, block_cache_mb,\n"
-"journal_mb, max_subscriptions, log_level.\n"
+"journal_mb, max_subscriptions, min_free_mb, log_level.\n"
 "\n"
 "Exit status: 0 stopped cleanly; 1 could not start or run; 2 usage or config\n"
 "error; 3 the data directory is damaged, foreign, or lost acknowledged writes\n"
@@ -291,6 +298,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         {"block-cache-mb", required_argument, 0, 'b'},
         {"journal-mb", required_argument, 0, 'J'},
         {"max-subscriptions", required_argument, 0, 'S'},
+        {"min-free-mb", required_argument, 0, 'F'},
         {"log-level", required_argument, 0, 'l'},
         {"salvage", no_argument, 0, 'X'},
         {"read-only", no_argument, 0, 'R'},
@@ -304,6 +312,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         ['o'] = "max_output_mb", ['b'] = "block_cache_mb", ['J'] = "journal_mb", ['l'] = "log_level",
         ['S'] = "max_subscriptions", ['O'] = "max_total_output_mb",
         ['u'] = "max_connections_per_uid", ['H'] = "hello_timeout_ms",
+        ['F'] = "min_free_mb",
     };
     defaults(cfg);
 
@@ -437,6 +446,7 @@ int maosd_config_reload(maosd_config *cfg, int argc, char **argv)
     LIVE(max_output, "max_output (bytes)")
     LIVE(max_total_output, "max_total_output (bytes)")
     LIVE(max_subscriptions, "max_subscriptions")
+    LIVE(min_free, "min_free (bytes)")
 #undef LIVE
     if (n.log_level != cfg->log_level) {
         maosd_log(MAOSD_LOG_INFO, "reload: log_level %s -> %s", level_name(cfg->log_level),

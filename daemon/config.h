@@ -23,6 +23,8 @@ typedef struct maosd_config {
     size_t block_cache_mb;
     uint32_t journal_mb; /* size of a new journal; 0: RocksDB's WAL instead */
     uint32_t max_subscriptions; /* per connection */
+    size_t min_free;     /* bytes the data directory's file system keeps
+                          * free: below it writes get NO_SPACE (commit.c) */
     int log_level;
     int salvage;         /* --salvage: open up to damage (flag only) */
     int read_only;       /* --read-only: inspection, nothing written (flag
@@ -48,7 +50,7 @@ void maosd_config_free(maosd_config *cfg);
  * SIGHUP: load the configuration again (same argv, the file as it is now)
  * and take what a running maosd can: log_level and the limits
  * (max_connections, max_connections_per_uid, hello_timeout_ms,
- * max_output_mb, max_total_output_mb, max_subscriptions), each change
+ * max_output_mb, max_total_output_mb, max_subscriptions, min_free_mb), each change
  * logged.  Keys that need a restart (data_dir, socket, socket_group,
  * durability, max_frame, block_cache_mb, journal_mb) are named in one log
  * line and left as they were.  A file that no longer loads changes

@@ -86,6 +86,9 @@ int maosd_op_backup(maosd_call *call);       /* backup.c */
 int maosd_op_metrics(maosd_call *call);      /* metrics.c */
 /* A request of op that arrived at t0_ns (uv_hrtime) is answered now. */
 void maosd_metrics_observe(maosd_server *srv, int op, uint64_t t0_ns);
+/* "ok", "read_only" (a write failure, --read-only) or "no_space" (below
+ * min_free_mb: writes refused until space is freed). */
+const char *maosd_server_state(const maosd_server *srv);
 /* The message of a READ_ONLY refusal: --read-only, or a write failure. */
 const char *maosd_read_only_why(const maosd_server *srv);
 /* Start-up: remove the staging directories of backups a stop cut short. */

@@ -56,6 +56,7 @@ static void on_hup(uv_signal_t *h, int signum)
     maosd_log(MAOSD_LOG_INFO, "SIGHUP: reloading the configuration");
     maosd_sd_reloading(srv, 1);
     maosd_config_reload(srv->cfg, g_argc, g_argv);
+    atomic_store(&srv->min_free_bytes, srv->cfg->min_free);
     maosd_sd_reloading(srv, 0);
 }
 
@@ -130,6 +131,7 @@ int main(int argc, char **argv)
     /* the loop's lag in stats needs the time it spends blocked in polls */
     uv_loop_configure(srv.loop, UV_METRICS_IDLE_TIME);
     srv.start_us = (uint64_t)maosd_now_us();
+    atomic_store(&srv.min_free_bytes, cfg.read_only ? 0 : cfg.min_free);
     srv.lim.max_frame = cfg.max_frame;
     maos_limits_defaults(&srv.lim);
 

@@ -206,6 +206,9 @@ int maosd_op_metrics(maosd_call *call)
     family(&t, "maos_read_only", "gauge",
            "1 when writes are refused (a storage failure, or --read-only).");
     put(&t, "maos_read_only %d\n", maosd_store_state(srv->store) != MAOSD_STORE_OK);
+    family(&t, "maos_no_space", "gauge",
+           "1 while writes are refused because the file system is below min_free_mb.");
+    put(&t, "maos_no_space %d\n", atomic_load(&srv->no_space));
     uint64_t v;
     if (maosd_store_property(srv->store, "rocksdb.estimate-pending-compaction-bytes", &v) == 0) {
         family(&t, "maos_rocksdb_pending_compaction_bytes", "gauge",

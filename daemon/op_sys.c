@@ -39,6 +39,13 @@ int maosd_op_ping(maosd_call *call)
     return 0;
 }
 
+const char *maosd_server_state(const maosd_server *srv)
+{
+    if (maosd_store_state(srv->store) != MAOSD_STORE_OK)
+        return "read_only";
+    return atomic_load(&srv->no_space) ? "no_space" : "ok";
+}
+
 static maos_slice cslice(const char *s)
 {
     return (maos_slice){s, (uint32_t)strlen(s)};
@@ -49,8 +56,7 @@ int maosd_op_stats(maosd_call *call)
     maos_stats st;
     maosd_server_stats(call->srv, &st);
     st.server = cslice(SERVER_NAME);
-    st.state = cslice(maosd_store_state(call->srv->store) == MAOSD_STORE_OK ? "ok"
-                                                                           : "read_only");
+    st.state = cslice(maosd_server_state(call->srv));
     st.durability = cslice(call->srv->cfg->sync ? "sync" : "none");
     st.data_dir = cslice(call->srv->cfg->data_dir);
     /* position and hash of one durable head, read together */

@@ -118,6 +118,10 @@ typedef struct maosd_server {
     /* metrics (metrics.h): group write times (commit thread), request
      * times from dispatch to the reply (loop thread), by op */
     maosd_hist commit_write_hist;
+    /* disk full (commit.c space_short): the reserve, and whether writes
+     * are refused for it now */
+    atomic_uint_fast64_t min_free_bytes;
+    atomic_int no_space;
     maosd_hist req_hist[MAOS_OP__COUNT];
 } maosd_server;
 

@@ -3265,7 +3265,7 @@ static const char *const stat_names[STI__COUNT] = {
 int maos_reply_check(const maos_reply *rep, maos_op op, char *why, size_t whylen)
 {
     const char *name = maos_op_name(op);
-    uint32_t need;
+    uint64_t need;
     if (!name) {
         why_set(why, whylen, "reply to an unknown op %d", (int)op);
         return MAOS_EINVALID_ARG;

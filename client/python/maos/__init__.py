@@ -15,7 +15,8 @@ from .client import Client, Subscription
 from ._core import default_socket
 from .errors import (BadFrame, BadRequest, Conflict, ConnectionLost, Corrupt, Error,
                      FrameTooLarge, HelloRequired, Internal, InvalidArgument, InvalidId,
-                     InvalidName, LeaseLost, Limit, NotFound, OutcomeUnknown, Overloaded,
+                     InvalidName, LeaseLost, Limit, NoSpace, NotFound, OutcomeUnknown,
+                     Overloaded,
                      ProtocolVersion, ProtocolViolation, ReadOnly, ShuttingDown, Timeout,
                      Unauthorized, UnknownOp, UntrustedServer, WrongExpectedVersion,
                      WrongRevision)
@@ -28,7 +29,7 @@ __all__ = [
     "AsyncClient", "AsyncSubscription", "Client", "Subscription", "default_socket",
     "BadFrame", "BadRequest", "Conflict", "ConnectionLost", "Corrupt", "Error",
     "FrameTooLarge", "HelloRequired", "Internal", "InvalidArgument", "InvalidId",
-    "InvalidName", "LeaseLost", "Limit", "NotFound", "OutcomeUnknown", "Overloaded",
+    "InvalidName", "LeaseLost", "Limit", "NoSpace", "NotFound", "OutcomeUnknown", "Overloaded",
     "ProtocolVersion", "ProtocolViolation", "ReadOnly", "ShuttingDown", "Timeout",
     "Unauthorized", "UnknownOp", "UntrustedServer", "WrongExpectedVersion",
     "WrongRevision",

@@ -131,6 +131,12 @@ class OutcomeUnknown(Error):
     code, number = "OUTCOME_UNKNOWN", 21
 
 
+class NoSpace(Error):
+    """The daemon's file system is below its free-space reserve: nothing of
+    the request was written; writes resume by themselves once space is freed."""
+    code, number = "NO_SPACE", 22
+
+
 # ---- client-side conditions (the C library's local codes) ---------------------
 
 class ConnectionLost(Error):
@@ -165,7 +171,7 @@ SERVER_ERRORS: dict[str, type[Error]] = {
         BadRequest, UnknownOp, FrameTooLarge, BadFrame, HelloRequired,
         ProtocolVersion, WrongExpectedVersion, NotFound, Conflict, InvalidName,
         InvalidId, Limit, ReadOnly, Unauthorized, Overloaded, ShuttingDown,
-        LeaseLost, Internal, Corrupt, WrongRevision, OutcomeUnknown)
+        LeaseLost, Internal, Corrupt, WrongRevision, OutcomeUnknown, NoSpace)
 }
 
 
