@@ -56,8 +56,8 @@ static maos_ctx *connect_ok(const char *sock)
     return c;
 }
 
-/* Writer w: appends one event (with an id) to stream bk-w, then puts
- * kv.bk key w = {"n": count}, until told to stop. */
+/* Writer w: appends one event (with an id) to stream bk-w, puts kv.bk key
+ * w = {"n": count}, and enqueues a task on queue bk, until told to stop. */
 static void writer(const char *sock, int w)
 {
     maos_ctx *c = maos_connect_timeout(sock, 10000);
@@ -84,6 +84,8 @@ static void writer(const char *sock, int w)
         sh->acks[k].position = info.position;
         if (maos_put(c, "kv.bk", key, data, sizeof data, MAOS_EXPECT_ANY, 0, NULL))
             _exit(6);
+        if (maos_enqueue(c, "bk", data, sizeof data, NULL, NULL, NULL))
+            _exit(7);
     }
     maos_free(c);
     _exit(0);
@@ -214,6 +216,22 @@ static void test_backup_under_writers(void **state)
         MT_EQ_MEM_STR(y->type, y->type_len, "put");
         maos_table_page_free(tp);
     }
+    /* the copy's queue holds exactly the tasks its events enqueued */
+    uint64_t enqueued = 0;
+    for (size_t i = 0; i < cnp; i++)
+        for (size_t k = 0; k < cp[i]->n; k++) {
+            const maos_event *y = &cp[i]->events[k];
+            if (y->stream_len == 8 && !memcmp(y->stream, "queue-bk", 8) &&
+                y->type_len == 8 && !memcmp(y->type, "enqueued", 8))
+                enqueued++;
+        }
+    maos_queue_info *qi = NULL;
+    size_t nq = 0;
+    MT_EQ_ERR(maos_queue_stats(bc, "bk", &qi, &nq), 0);
+    MT_EQ_INT(nq, 1);
+    MT_TRUE(enqueued > 0);
+    MT_EQ_INT(qi[0].ready, enqueued);
+    free(qi);
     /* the chain verifies, through maosctl as an operator would */
     MT_EQ_INT(mt_ctl(b, &r, "verify", NULL), 0);
     if (!strstr(r.out, want))
