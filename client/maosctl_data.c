@@ -155,6 +155,16 @@ static void progress(uint64_t n, uint64_t pos, uint64_t from, uint64_t to, doubl
             " of %" PRIu64 ", ETA %.0f s   %s", n, rate, pos, to, eta, end ? "\n" : "");
 }
 
+/* Tasks go with an export of the whole log only (a filtered or bounded one
+ * is a slice of history, not a store). */
+static int full_export(const export_opts *o)
+{
+    const maos_read_filter *f = o->filter;
+    return !o->to && (!o->from || o->from == 1) &&
+           (!f || (!f->stream && !f->prefix && !f->category && !f->n_types && !f->has_since &&
+                   !f->has_until));
+}
+
 /* The names of the tables whose entries an export carries. */
 typedef struct tables_seen {
     char **name;
@@ -218,6 +228,38 @@ static int put_entries(maos_ctx *c, const tables_seen *ts, FILE *out, uint64_t *
     return 0;
 }
 
+/* The unfinished and dead tasks of every queue, as task records (done
+ * ones are history: their events are in the export).  0, -1, or 1. */
+static int put_tasks(maos_ctx *c, FILE *out, uint64_t *n)
+{
+    uint8_t after[16];
+    int have_after = 0;
+    for (;;) {
+        maos_task_page *p = NULL;
+        if (maos_task_list(c, NULL, have_after ? after : NULL, MAOS_READ_LIMIT_MAX, &p))
+            return refused(c, "export");
+        int rc = 0;
+        for (size_t k = 0; k < p->n && !rc; k++) {
+            const maos_task *t = &p->tasks[k];
+            if (t->state.len == 4 && !memcmp(t->state.ptr, "done", 4))
+                continue;
+            json_t *j = NULL;
+            rc = maos_task_to_json(t, &j) || json_object_set_new(j, "kind", json_string("task")) ||
+                 put_line(out, j);
+            (*n)++;
+        }
+        int more = p->has_next;
+        if (more)
+            memcpy(after, p->next, 16);
+        have_after = 1;
+        maos_task_page_free(p);
+        if (rc)
+            return -1;
+        if (!more)
+            return 0;
+    }
+}
+
 int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out)
 {
     tables_seen ts = {0};
@@ -237,7 +279,7 @@ int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out)
         if (put_line(out, h))
             goto write_failed;
     }
-    uint64_t n = 0, last = 0, entries = 0;
+    uint64_t n = 0, last = 0, entries = 0, tasks = 0;
     uint8_t hash[32] = {0};
     double t0 = mono_ms(), shown = t0;
     while (from <= to && from != 0) {
@@ -277,15 +319,18 @@ int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out)
     }
     if (jsonl) {
         int rc = put_entries(c, &ts, out, &entries);
+        if (!rc && full_export(o))
+            rc = put_tasks(c, out, &tasks);
         if (rc > 0)
             goto out;
         if (rc)
             goto write_failed;
         char hex[65];
         sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
-        json_t *t = json_pack("{s:s,s:I,s:I,s:s*,s:I}", "kind", "trailer", "count",
+        json_t *t = json_pack("{s:s,s:I,s:I,s:s*,s:I,s:I}", "kind", "trailer", "count",
                               (json_int_t)n, "last_position", (json_int_t)last, "last_hash",
-                              n ? hex : NULL, "entries", (json_int_t)entries);
+                              n ? hex : NULL, "entries", (json_int_t)entries, "tasks",
+                              (json_int_t)tasks);
         if (put_line(out, t))
             goto write_failed;
     }
@@ -336,7 +381,7 @@ static const char *kind_of(json_t *o)
 static int check_file(line_reader *r, const char *name, uint64_t *events)
 {
     json_error_t je;
-    uint64_t n = 0, ne = 0;
+    uint64_t n = 0, ne = 0, nt = 0;
     int trailer = 0;
     ssize_t len;
     while ((len = next_line(r)) >= 0) {
@@ -358,8 +403,15 @@ static int check_file(line_reader *r, const char *name, uint64_t *events)
         else if (r->no > 1 && kind && !strcmp(kind, "trailer")) {
             trailer = 1;
             if (json_integer_value(json_object_get(o, "count")) != (json_int_t)n ||
-                json_integer_value(json_object_get(o, "entries")) != (json_int_t)ne)
+                json_integer_value(json_object_get(o, "entries")) != (json_int_t)ne ||
+                json_integer_value(json_object_get(o, "tasks")) != (json_int_t)nt)
                 why = "the trailer's counts are not the numbers of records before it";
+        } else if (r->no > 1 && kind && !strcmp(kind, "task")) {
+            if (!json_is_string(json_object_get(o, "queue")) ||
+                !json_is_string(json_object_get(o, "id")) ||
+                !json_is_string(json_object_get(o, "state")) || !json_object_get(o, "data"))
+                why = "not a task (id, queue, state and data are needed)";
+            nt++;
         } else if (r->no > 1 && kind && !strcmp(kind, "entry")) {
             if (!json_is_string(json_object_get(o, "table")) ||
                 !json_is_string(json_object_get(o, "key")) ||
@@ -548,6 +600,72 @@ static int put_entry(maos_ctx *c, json_t *o, unsigned long line, uint64_t *put,
     return 0;
 }
 
+/* A task record: an unfinished task is enqueued again (ready, or delayed
+ * until its not_before), with its payload, meta (plus source_task),
+ * priority, attempts allowed, ordering key, and a dedupe key -- its own, or
+ * "maos-import:ID" -- so that a re-run finds it and writes nothing.  Dead
+ * letters are counted, not imported (docs/EXPORT.md).  0, or 1 (said). */
+static int put_task(maos_ctx *c, json_t *o, unsigned long line, uint64_t *count)
+{
+    const char *state = json_string_value(json_object_get(o, "state"));
+    if (!strcmp(state, "dead")) {
+        count[2]++;
+        return 0;
+    }
+    if (!strcmp(state, "done"))
+        return 0;
+    const char *id = json_string_value(json_object_get(o, "id"));
+    const char *queue = json_string_value(json_object_get(o, "queue"));
+    const char *dk = json_string_value(json_object_get(o, "dedupe_key"));
+    const char *ok = json_string_value(json_object_get(o, "ordering_key"));
+    char dedupe[64], why[200] = "", *data = NULL, *meta = NULL;
+    size_t dlen = 0, mlen = 0;
+    if (!dk) {
+        snprintf(dedupe, sizeof dedupe, "maos-import:%s", id);
+        dk = dedupe;
+    }
+    json_t *m = json_object_get(o, "meta");
+    m = json_is_object(m) ? json_deep_copy(m) : json_object();
+    if (m && !json_object_get(m, "source_task"))
+        json_object_set_new(m, "source_task", json_string(id));
+    int rc = !m || maos_json_to_msgpack(json_object_get(o, "data"), &data, &dlen, why,
+                                        sizeof why) ||
+             maos_json_to_msgpack(m, &meta, &mlen, why, sizeof why);
+    json_decref(m);
+    if (rc) {
+        free(data);
+        free(meta);
+        fprintf(stderr, "maosctl: import: line %lu: %s\n", line, why[0] ? why : "out of memory");
+        return 1;
+    }
+    maos_task_opts to = {
+        .priority = (int32_t)json_integer_value(json_object_get(o, "priority")),
+        .max_attempts = (uint32_t)json_integer_value(json_object_get(o, "max_attempts")),
+        .dedupe_key = dk,
+        .ordering_key = ok,
+        .meta = meta,
+        .meta_len = mlen,
+    };
+    const char *nb = json_string_value(json_object_get(o, "not_before"));
+    int64_t when = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (nb && !strcmp(state, "delayed") && maos_time_parse(nb, &when) == 0 &&
+        when > (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000)
+        to.not_before = when;
+    int dup = 0;
+    rc = maos_enqueue(c, queue, data, dlen, &to, NULL, &dup);
+    free(data);
+    free(meta);
+    if (rc) {
+        fprintf(stderr, "maosctl: import: line %lu: task %s: %s: %s (a re-run resumes here)\n",
+                line, id, maos_err_name(c->err), c->errstr);
+        return 1;
+    }
+    count[dup ? 1 : 0]++;
+    return 0;
+}
+
 /* stdin into an unnamed temporary file, for the two passes. */
 static FILE *spool_stdin(void)
 {
@@ -576,6 +694,7 @@ int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out)
         return 1;
     }
     uint64_t events = 0, written = 0, skipped = 0, tabled = 0, eput = 0, ekept = 0;
+    uint64_t tcount[3] = {0, 0, 0}; /* enqueued, there already, dead (not imported) */
     int rc = check_file(&r, name, &events);
     txn *t = rc ? NULL : calloc(1, sizeof *t);
     if (!rc && (!t || fseek(r.f, 0, SEEK_SET))) {
@@ -592,6 +711,12 @@ int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out)
         if (kind && !strcmp(kind, "entry")) {
             if (!(rc = txn_flush(c, t, &written, &skipped)))
                 rc = put_entry(c, o, r.no, &eput, &ekept);
+            json_decref(o);
+            continue;
+        }
+        if (kind && !strcmp(kind, "task")) {
+            if (!(rc = txn_flush(c, t, &written, &skipped)))
+                rc = put_task(c, o, r.no, tcount);
             json_decref(o);
             continue;
         }
@@ -623,15 +748,18 @@ int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out)
     if (rc)
         return 1;
     if (json)
-        put_line(out, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "events", (json_int_t)events,
-                                "imported", (json_int_t)written, "already_there",
-                                (json_int_t)skipped, "table_events", (json_int_t)tabled,
-                                "entries_put", (json_int_t)eput, "entries_kept",
-                                (json_int_t)ekept));
+        put_line(out, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "events",
+                                (json_int_t)events, "imported", (json_int_t)written,
+                                "already_there", (json_int_t)skipped, "table_events",
+                                (json_int_t)tabled, "entries_put", (json_int_t)eput,
+                                "entries_kept", (json_int_t)ekept, "tasks_enqueued",
+                                (json_int_t)tcount[0], "tasks_kept", (json_int_t)tcount[1],
+                                "tasks_dead", (json_int_t)tcount[2]));
     else
         fprintf(out, "imported %" PRIu64 " events (%" PRIu64 " were there already; %" PRIu64
-                " of tables and queues skipped) and %" PRIu64 " table entries (%" PRIu64
-                " were there already) from %s\n",
-                written, skipped, tabled, eput, ekept, name);
+                " of tables and queues skipped), %" PRIu64 " table entries (%" PRIu64
+                " were there already) and %" PRIu64 " tasks (%" PRIu64 " were there already; %"
+                PRIu64 " dead letters not imported) from %s\n",
+                written, skipped, tabled, eput, ekept, tcount[0], tcount[1], tcount[2], name);
     return 0;
 }

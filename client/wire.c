@@ -531,6 +531,8 @@ static int op_retry_safe(maos_op op)
     case MAOS_OP_TASK:
     case MAOS_OP_QUEUE_STATS:
     case MAOS_OP_DEAD_LIST:
+    case MAOS_OP_TASK_LIST:
+    case MAOS_OP_METRICS:
         return 1;
     default:
         return 0;

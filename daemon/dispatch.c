@@ -61,6 +61,8 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
                             MAOSD_OPF_WRITE},
     [MAOS_OP_BACKUP] = {MAOS_OP_BACKUP, "backup", maosd_op_backup, MAOSD_OPF_WRITE},
     [MAOS_OP_METRICS] = {MAOS_OP_METRICS, "metrics", maosd_op_metrics, 0},
+    [MAOS_OP_TASK_LIST] = {MAOS_OP_TASK_LIST, "task_list", maosd_op_task_list,
+                           MAOSD_OPF_OFFLOOP},
 };
 
 const char *maosd_read_only_why(const maosd_server *srv)

@@ -82,6 +82,7 @@ int maosd_op_claim(maosd_call *call);
 int maosd_op_task(maosd_call *call);
 int maosd_op_queue_stats(maosd_call *call);
 int maosd_op_dead_list(maosd_call *call);
+int maosd_op_task_list(maosd_call *call);
 int maosd_op_backup(maosd_call *call);       /* backup.c */
 int maosd_op_metrics(maosd_call *call);      /* metrics.c */
 /* A request of op that arrived at t0_ns (uv_hrtime) is answered now. */

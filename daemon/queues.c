@@ -565,6 +565,20 @@ int maosd_op_queue_stats(maosd_call *call)
     return 0;
 }
 
+/* {tasks: [n tasks encoded in sb], next: the last task's id or nil}. */
+static int task_page_reply(msgpack_packer *pk, uint64_t rid, const msgpack_sbuffer *sb,
+                           uint32_t n, int more, const uint8_t last[16])
+{
+    if (maos_enc_reply_head(pk, rid, 2) || msgpack_pack_str(pk, 5) ||
+        msgpack_pack_str_body(pk, "tasks", 5) || msgpack_pack_array(pk, n) ||
+        (sb->size && msgpack_pack_str_body(pk, sb->data, sb->size)) ||
+        msgpack_pack_str(pk, 4) || msgpack_pack_str_body(pk, "next", 4) ||
+        (more ? msgpack_pack_bin(pk, 16) || msgpack_pack_bin_body(pk, last, 16)
+              : msgpack_pack_nil(pk)))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
 static void run_dead_list(maosd_rjob *j)
 {
     const maos_request *req = &j->req;
@@ -627,13 +641,8 @@ static void run_dead_list(maosd_rjob *j)
     if (!rc)
         rc = maosd_iter_status(it);
     maosd_iter_free(it);
-    if (!rc && (maos_enc_reply_head(&pk, req->rid, 2) || msgpack_pack_str(&pk, 5) ||
-                msgpack_pack_str_body(&pk, "tasks", 5) || msgpack_pack_array(&pk, n) ||
-                (sb.size && msgpack_pack_str_body(&pk, sb.data, sb.size)) ||
-                msgpack_pack_str(&pk, 4) || msgpack_pack_str_body(&pk, "next", 4) ||
-                (more ? msgpack_pack_bin(&pk, 16) || msgpack_pack_bin_body(&pk, last, 16)
-                      : msgpack_pack_nil(&pk))))
-        rc = MAOS_ENOMEM;
+    if (!rc)
+        rc = task_page_reply(&pk, req->rid, &sb, n, more, last);
     msgpack_sbuffer_destroy(&sb);
     if (!rc)
         rc = maosd_rjob_frame_end(j, mark);
@@ -644,4 +653,75 @@ static void run_dead_list(maosd_rjob *j)
 int maosd_op_dead_list(maosd_call *call)
 {
     return maosd_rjob_call(call, run_dead_list);
+}
+
+/* Task records one task_list page examines at most: with a queue filter a
+ * page may hold fewer than limit tasks (next says where to go on). */
+#define TASK_LIST_SCAN 100000
+
+/* task_list (reader thread): every task record ('T' keys, by id), of one
+ * queue or all, any state: what an export carries. */
+static void run_task_list(maosd_rjob *j)
+{
+    const maos_request *req = &j->req;
+    char k[MAOSD_QKEY_MAX];
+    size_t klen = req->has_task ? maosd_qkey_task(k, req->task) : 1;
+    k[0] = 'T';
+    uint32_t limit = req->limit ? req->limit : MAOS_READ_LIMIT_DEFAULT;
+    msgpack_packer pk;
+    size_t mark = maosd_rjob_frame_begin(j, &pk);
+    maosd_iter *it = maosd_iter_new_bounded(j->store, MAOSD_CF_QUEUES, "U", 1);
+    if (!it) {
+        maosd_rjob_fail(j, mark, MAOS_ENOMEM);
+        return;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer tpk;
+    msgpack_packer_init(&tpk, &sb, msgpack_sbuffer_write);
+    uint32_t n = 0, scanned = 0;
+    int rc = 0, more = 0;
+    uint8_t last[16];
+    for (maosd_iter_seek(it, k, klen); !rc && maosd_iter_valid(it); maosd_iter_next(it)) {
+        size_t nk, nv;
+        const char *key = maosd_iter_key(it, &nk);
+        if (nk != 17 || key[0] != 'T')
+            break;
+        if (req->has_task && !memcmp(key + 1, req->task, 16))
+            continue;
+        if (n == limit || scanned == TASK_LIST_SCAN) {
+            more = 1;
+            break;
+        }
+        scanned++;
+        const char *v = maosd_iter_value(it, &nv);
+        maosd_task t;
+        if (maosd_task_parse(v, nv, &t)) {
+            char text[37];
+            maos_uuid_format((const uint8_t *)key + 1, text);
+            rc = maosd_store_corrupt("task %s (queues key T) does not parse", text);
+            break;
+        }
+        memcpy(last, key + 1, 16);
+        if (req->queue.len &&
+            (t.queue.len != req->queue.len || memcmp(t.queue.ptr, req->queue.ptr, t.queue.len)))
+            continue;
+        rc = maosd_enc_task(&tpk, last, &t);
+        n++;
+    }
+    if (!rc)
+        rc = maosd_iter_status(it);
+    maosd_iter_free(it);
+    if (!rc)
+        rc = task_page_reply(&pk, req->rid, &sb, n, more, last);
+    msgpack_sbuffer_destroy(&sb);
+    if (!rc)
+        rc = maosd_rjob_frame_end(j, mark);
+    if (rc)
+        maosd_rjob_fail(j, mark, rc);
+}
+
+int maosd_op_task_list(maosd_call *call)
+{
+    return maosd_rjob_call(call, run_task_list);
 }

@@ -1074,17 +1074,18 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
         return 0;
     }
     if (req->op == MAOS_OP_TASK || req->op == MAOS_OP_QUEUE_STATS ||
-        req->op == MAOS_OP_DEAD_LIST) {
+        req->op == MAOS_OP_DEAD_LIST || req->op == MAOS_OP_TASK_LIST) {
+        int paged = req->op == MAOS_OP_DEAD_LIST || req->op == MAOS_OP_TASK_LIST;
         if (key_is(k, "queue") && req->op != MAOS_OP_TASK)
             return dec_queue_name(d, r, &req->queue);
         if ((key_is(k, "task") && req->op == MAOS_OP_TASK) ||
-            (key_is(k, "after") && req->op == MAOS_OP_DEAD_LIST)) {
-            if (req->op == MAOS_OP_DEAD_LIST && maos_mpr_peek(r) == MAOS_MP_NIL)
+            (key_is(k, "after") && paged)) {
+            if (paged && maos_mpr_peek(r) == MAOS_MP_NIL)
                 return maos_mpr_nil(r) ? FAIL(d, MAOS_EBAD_REQUEST, "bad after") : 0;
             req->has_task = 1;
             return dec_task_id(d, r, req->task, k.ptr[0] == 't' ? "task" : "after");
         }
-        if (key_is(k, "limit") && req->op == MAOS_OP_DEAD_LIST)
+        if (key_is(k, "limit") && paged)
             return dec_limit(d, r);
         if (maos_mpr_skip(r, NULL))
             return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
@@ -2060,6 +2061,17 @@ int maos_enc_dead_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
     return 0;
 }
 
+int maos_enc_task_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
+                       const uint8_t *after, uint32_t limit)
+{
+    if (head_req(pk, (queue.len != 0) + (after != NULL) + (limit != 0), rid,
+                 MAOS_OP_TASK_LIST) ||
+        (queue.len && KV_STR(pk, "queue", queue)) || (after && kv_bin(pk, "after", after, 16)) ||
+        (limit && KV_U64(pk, "limit", limit)))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
 int maos_enc_dead_retry(msgpack_packer *pk, uint64_t rid, maos_slice queue,
                         const uint8_t *id)
 {
@@ -2913,6 +2925,7 @@ static const uint64_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_DEAD_PURGE] = RF(COUNT) | RF(MORE),
     [MAOS_OP_BACKUP] = RF(POSITION),
     [MAOS_OP_METRICS] = RF(TEXT),
+    [MAOS_OP_TASK_LIST] = RF(TASKS) | RF(NEXT),
     /* ping, unsubscribe, checkpoint_save: {rid, ok} only */
 };
 
@@ -3308,8 +3321,9 @@ int maos_reply_check(const maos_reply *rep, maos_op op, char *why, size_t whylen
         break;
     }
     case MAOS_OP_DEAD_LIST:
+    case MAOS_OP_TASK_LIST:
         if (rep->next_kind == MAOS_NEXT_UINT || rep->next_kind == MAOS_NEXT_STR) {
-            why_set(why, whylen, "dead_list reply with a next that is not a task id");
+            why_set(why, whylen, "%s reply with a next that is not a task id", name);
             return MAOS_EPROTO;
         }
         break;

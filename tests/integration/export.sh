@@ -54,6 +54,16 @@ done
 "$CTL" "${A[@]}" kv put plan step '{"n":1,"who":"a"}' >/dev/null || bad "kv put"
 "$CTL" "${A[@]}" kv put plan step '{"n":2,"who":"b"}' >/dev/null || bad "kv put again"
 "$CTL" "${A[@]}" kv put plan other '{"x":[1,2]}' >/dev/null || bad "kv put other"
+# tasks: 3 ready (one with a dedupe key), 1 delayed, 1 dead, 1 done
+for i in 1 2; do "$CTL" "${A[@]}" queue enqueue work "{\"job\":$i}" >/dev/null || bad "enqueue"; done
+"$CTL" "${A[@]}" queue enqueue work '{"job":3}' --dedupe j3 --priority 5 >/dev/null || bad "enqueue j3"
+"$CTL" "${A[@]}" queue enqueue work '{"job":4}' --delay 3600000 >/dev/null || bad "enqueue delayed"
+"$CTL" "${A[@]}" queue enqueue doomed '{"job":5}' --max-attempts 1 >/dev/null || bad "enqueue doomed"
+"$CTL" "${A[@]}" queue enqueue fine '{"job":6}' >/dev/null || bad "enqueue fine"
+read -r tid _ tok _ < <("$CTL" "${A[@]}" queue claim doomed) || bad "claim doomed"
+"$CTL" "${A[@]}" queue nack "$tid" "$tok" --error boom >/dev/null || bad "nack"
+read -r tid _ tok _ < <("$CTL" "${A[@]}" queue claim fine) || bad "claim fine"
+"$CTL" "${A[@]}" queue ack "$tid" "$tok" >/dev/null || bad "ack"
 "$CTL" "${A[@]}" export -o "$TMP/e1.jsonl" 2>"$TMP/err" || bad "export"
 [ -s "$TMP/err" ] && bad "export wrote to stderr without a terminal: $(cat "$TMP/err")"
 ok
@@ -66,9 +76,13 @@ assert lines[0]["kind"] == "header" and lines[0]["format"] == "maos-export", lin
 assert lines[-1]["kind"] == "trailer", lines[-1]
 events = [l for l in lines[1:-1] if "kind" not in l]
 entries = [l for l in lines[1:-1] if l.get("kind") == "entry"]
-assert len(events) == lines[-1]["count"] == 123, len(events)
+tasks = [l for l in lines[1:-1] if l.get("kind") == "task"]
+n = lines[-1]["count"]
+assert len(events) == n and n > 123, len(events)
 assert len(entries) == lines[-1]["entries"] == 2, entries
-assert [e["position"] for e in events] == list(range(1, 124))
+assert sorted(t["state"] for t in tasks) == ["dead", "delayed", "ready", "ready", "ready"], tasks
+assert len(tasks) == lines[-1]["tasks"]
+assert [e["position"] for e in events] == list(range(1, n + 1))
 EOF
 ok
 
@@ -76,12 +90,14 @@ ok
 start_more b || exit 1
 B=(--socket "$TMP/b.sock")
 out=$("$CTL" "${B[@]}" import "$TMP/e1.jsonl") || bad "import"
-case $out in *"imported 120 events (0 were there already; 3 of tables and queues skipped) and 2 table entries"*) ok ;;
+case $out in *"imported 120 events (0 were there already; "*" of tables and queues skipped), 2 table entries (0 were there already) and 4 tasks (0 were there already; 1 dead letters not imported)"*) ok ;;
     *) bad "import said: $out" ;; esac
 out=$("$CTL" "${B[@]}" import - <"$TMP/e1.jsonl") || bad "import again"
-case $out in *"imported 0 events (120 were there already"*"and 0 table entries (2 were there already)"*) ok ;;
+case $out in *"imported 0 events (120 were there already"*"0 table entries (2 were there already) and 0 tasks (4 were there already"*) ok ;;
     *) bad "second import said: $out" ;; esac
 "$CTL" "${B[@]}" export -o "$TMP/e2.jsonl" || bad "export of the copy"
+out=$("$CTL" "${B[@]}" --json queue stats work)
+case $out in *'"ready":3,'*'"delayed":1,'*) ok ;; *) bad "the copy's queue work: $out" ;; esac
 python3 - "$TMP/e1.jsonl" "$TMP/e2.jsonl" <<'EOF' || bad "round trip differs"
 import json, sys
 def load(p):
@@ -89,8 +105,9 @@ def load(p):
     return [l for l in ls if "kind" not in l], [l for l in ls if l.get("kind") == "entry"]
 ev1, en1 = load(sys.argv[1])
 ev2, en2 = load(sys.argv[2])
-user1 = [e for e in ev1 if not e["stream"].startswith("kv.")]
-user2 = [e for e in ev2 if not e["stream"].startswith("kv.")]
+skip = ("kv.", "queue-")
+user1 = [e for e in ev1 if not e["stream"].startswith(skip)]
+user2 = [e for e in ev2 if not e["stream"].startswith(skip)]
 assert len(user1) == len(user2) == 120, (len(user1), len(user2))
 for a, b in zip(user1, user2):
     m = dict(b["meta"])
@@ -114,7 +131,7 @@ long=$(printf 'x%.0s' $(seq 1 300))
 sed "60s/\"type\":\"t[0-9]\"/\"type\":\"$long\"/" "$TMP/e1.jsonl" >"$TMP/part.jsonl"
 out=$("$CTL" "${C[@]}" import "$TMP/part.jsonl" 2>&1) && bad "an invalid type was imported"
 case $out in *"INVALID_NAME"*"a re-run resumes here"*) ok ;; *) bad "partial: $out" ;; esac
-got=$("$CTL" "${C[@]}" --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["head_position"])')
+got=$("$CTL" "${C[@]}" --json read-all | python3 -c 'import sys; print(sum(1 for _ in sys.stdin))')
 [ "$got" -gt 0 ] && [ "$got" -lt 120 ] && ok || bad "the failed run stored $got events, want some"
 out=$("$CTL" "${C[@]}" import "$TMP/e1.jsonl") || bad "completing import"
 case $out in *"imported $((120 - got)) events ($got were there already"*) ok ;;

@@ -1318,6 +1318,12 @@ int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_info **out, size
  * the first), at most limit (0: 1000). */
 int maos_dead_list(maos_ctx *c, const char *queue, const uint8_t *after, uint32_t limit,
                    maos_task_page **out);
+/* Every task, in any state, of queue (NULL: of every queue), by id, after
+ * the task `after` (NULL: from the first), at most limit (0: 1000; with a
+ * queue a page may hold fewer while has_next says more: go on from next).
+ * What maosctl export carries. */
+int maos_task_list(maos_ctx *c, const char *queue, const uint8_t *after, uint32_t limit,
+                   maos_task_page **out);
 /* Put dead task id (NULL: up to 1000 dead tasks; *more: call again) back
  * as new deliveries; *count of them.  MAOS_ECONFLICT: id is not dead. */
 int maos_dead_retry(maos_ctx *c, const char *queue, const uint8_t *id, uint32_t *count,

@@ -107,7 +107,8 @@ extern "C" {
     X(DEAD_RETRY, "dead_retry")                                                \
     X(DEAD_PURGE, "dead_purge")                                                \
     X(BACKUP, "backup")                                                        \
-    X(METRICS, "metrics")
+    X(METRICS, "metrics")                                                      \
+    X(TASK_LIST, "task_list")
 
 typedef enum maos_op {
     MAOS_OP_NONE = 0,
@@ -514,6 +515,10 @@ int maos_enc_checkpoint_save(msgpack_packer *pk, uint64_t rid, maos_slice name,
 int maos_enc_checkpoint_get(msgpack_packer *pk, uint64_t rid, maos_slice name);
 int maos_enc_backup(msgpack_packer *pk, uint64_t rid, maos_slice path);
 int maos_enc_metrics(msgpack_packer *pk, uint64_t rid);
+/* task_list: every task (any state) of queue (len 0: of every queue), by
+ * id, after the task `after` (NULL: from the first), at most limit. */
+int maos_enc_task_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
+                       const uint8_t *after, uint32_t limit);
 /* metrics reply: {rid, ok, text} */
 int maos_enc_reply_text(msgpack_packer *pk, uint64_t rid, maos_slice text);
 int maos_enc_publish(msgpack_packer *pk, uint64_t rid, maos_slice channel,
