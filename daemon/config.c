@@ -17,6 +17,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -133,6 +135,52 @@ static const num_key num_keys[] = {
 };
 #undef NUM_
 
+/* allow_uids / allow_gids: names or numbers, separated by commas or
+ * spaces; the list replaces the one before.  0, or -1 with err. */
+static int parse_ids(maosd_config *cfg, int uids, const char *val, char *err, size_t errlen)
+{
+    unsigned n = 0;
+    char *copy = strdup(val), *save = NULL;
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+        if (n == MAOSD_ALLOW_MAX) {
+            snprintf(err, errlen, "more than %d entries", MAOSD_ALLOW_MAX);
+            free(copy);
+            return -1;
+        }
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(t, &end, 10);
+        int numeric = *t >= '0' && *t <= '9' && !*end && !errno && v < (unsigned long)UINT32_MAX;
+        if (uids) {
+            struct passwd *pw = numeric ? NULL : getpwnam(t);
+            if (!numeric && !pw) {
+                snprintf(err, errlen, "unknown user '%s'", t);
+                free(copy);
+                return -1;
+            }
+            cfg->allow_uid[n++] = numeric ? (uid_t)v : pw->pw_uid;
+        } else {
+            struct group *gr = numeric ? NULL : getgrnam(t);
+            if (!numeric && !gr) {
+                snprintf(err, errlen, "unknown group '%s'", t);
+                free(copy);
+                return -1;
+            }
+            cfg->allow_gid[n++] = numeric ? (gid_t)v : gr->gr_gid;
+        }
+    }
+    free(copy);
+    if (uids)
+        cfg->n_allow_uid = n;
+    else
+        cfg->n_allow_gid = n;
+    return 0;
+}
+
 /* One setting by name, shared by the INI file and the flags.
  * Returns 0, or -1 with a message in err. */
 static int apply(maosd_config *cfg, const char *key, const char *val, char *err,
@@ -164,6 +212,8 @@ static int apply(maosd_config *cfg, const char *key, const char *val, char *err,
         set_str(&cfg->socket_path, val);
     } else if (!strcmp(key, "socket_group")) {
         set_str(&cfg->socket_group, *val ? val : NULL);
+    } else if (!strcmp(key, "allow_uids") || !strcmp(key, "allow_gids")) {
+        return parse_ids(cfg, key[6] == 'u', val, err, errlen);
     } else if (!strcmp(key, "durability")) {
         if (!strcmp(val, "sync"))
             cfg->sync = 1;
@@ -256,6 +306,11 @@ static void usage(FILE *f)
 "                         a store keeps the size it was made with); 0: no\n"
 "                         journal, RocksDB's own WAL carries durability\n"
 "  --max-subscriptions N  subscriptions per connection (default 1024)\n"
+"  --allow-uids LIST      users who may connect besides root and the daemon's\n"
+"                         own (names or numbers, comma-separated); others are\n"
+"                         refused at accept with FORBIDDEN\n"
+"  --allow-gids LIST      groups whose members may connect (also the socket\n"
+"                         group, when --socket-group is set)\n"
 "  --min-free-mb N        free space the data directory's file system keeps\n"
 "                         (default 64): below it writes get NO_SPACE, reads go\n"
 "                         on, and writes resume by themselves once space is\n"
@@ -274,7 +329,7 @@ static void usage(FILE *f)
 "Config file keys, in a [maosd] section: data_dir, socket, socket_group,\n"
 "durability, max_frame, max_connections, max_connections_per_uid,\n"
 "hello_timeout_ms, max_output_mb, max_total_output_mb, block_cache_mb,\n"
-"journal_mb, max_subscriptions, min_free_mb, log_level.\n"
+"journal_mb, max_subscriptions, min_free_mb, allow_uids, allow_gids, log_level.\n"
 "\n"
 "Exit status: 0 stopped cleanly; 1 could not start or run; 2 usage or config\n"
 "error; 3 the data directory is damaged, foreign, or lost acknowledged writes\n"
@@ -299,6 +354,8 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         {"journal-mb", required_argument, 0, 'J'},
         {"max-subscriptions", required_argument, 0, 'S'},
         {"min-free-mb", required_argument, 0, 'F'},
+        {"allow-uids", required_argument, 0, 'U'},
+        {"allow-gids", required_argument, 0, 'G'},
         {"log-level", required_argument, 0, 'l'},
         {"salvage", no_argument, 0, 'X'},
         {"read-only", no_argument, 0, 'R'},
@@ -312,7 +369,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         ['o'] = "max_output_mb", ['b'] = "block_cache_mb", ['J'] = "journal_mb", ['l'] = "log_level",
         ['S'] = "max_subscriptions", ['O'] = "max_total_output_mb",
         ['u'] = "max_connections_per_uid", ['H'] = "hello_timeout_ms",
-        ['F'] = "min_free_mb",
+        ['F'] = "min_free_mb", ['U'] = "allow_uids", ['G'] = "allow_gids",
     };
     defaults(cfg);
 
@@ -448,6 +505,16 @@ int maosd_config_reload(maosd_config *cfg, int argc, char **argv)
     LIVE(max_subscriptions, "max_subscriptions")
     LIVE(min_free, "min_free (bytes)")
 #undef LIVE
+    if (n.n_allow_uid != cfg->n_allow_uid || n.n_allow_gid != cfg->n_allow_gid ||
+        memcmp(n.allow_uid, cfg->allow_uid, n.n_allow_uid * sizeof(uid_t)) ||
+        memcmp(n.allow_gid, cfg->allow_gid, n.n_allow_gid * sizeof(gid_t))) {
+        maosd_log(MAOSD_LOG_INFO, "reload: allow_uids (%u) and allow_gids (%u) changed: "
+                  "new connections are checked against them", n.n_allow_uid, n.n_allow_gid);
+        memcpy(cfg->allow_uid, n.allow_uid, sizeof(n.allow_uid));
+        memcpy(cfg->allow_gid, n.allow_gid, sizeof(n.allow_gid));
+        cfg->n_allow_uid = n.n_allow_uid;
+        cfg->n_allow_gid = n.n_allow_gid;
+    }
     if (n.log_level != cfg->log_level) {
         maosd_log(MAOSD_LOG_INFO, "reload: log_level %s -> %s", level_name(cfg->log_level),
                   level_name(n.log_level));

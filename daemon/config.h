@@ -6,7 +6,10 @@
 #define MAOSD_CONFIG_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
+
+#define MAOSD_ALLOW_MAX 64
 
 typedef struct maosd_config {
     char *config_file;   /* file read, or NULL */
@@ -23,6 +26,12 @@ typedef struct maosd_config {
     size_t block_cache_mb;
     uint32_t journal_mb; /* size of a new journal; 0: RocksDB's WAL instead */
     uint32_t max_subscriptions; /* per connection */
+    /* who may connect (server.c peer_allowed): root and the daemon's own
+     * uid always; then these uids and gids (n 0: nobody more, except the
+     * socket group's members when socket_group is set) */
+    uid_t allow_uid[MAOSD_ALLOW_MAX];
+    gid_t allow_gid[MAOSD_ALLOW_MAX];
+    unsigned n_allow_uid, n_allow_gid;
     size_t min_free;     /* bytes the data directory's file system keeps
                           * free: below it writes get NO_SPACE (commit.c) */
     int log_level;
@@ -50,7 +59,8 @@ void maosd_config_free(maosd_config *cfg);
  * SIGHUP: load the configuration again (same argv, the file as it is now)
  * and take what a running maosd can: log_level and the limits
  * (max_connections, max_connections_per_uid, hello_timeout_ms,
- * max_output_mb, max_total_output_mb, max_subscriptions, min_free_mb), each change
+ * max_output_mb, max_total_output_mb, max_subscriptions, min_free_mb,
+ * allow_uids, allow_gids), each change
  * logged.  Keys that need a restart (data_dir, socket, socket_group,
  * durability, max_frame, block_cache_mb, journal_mb) are named in one log
  * line and left as they were.  A file that no longer loads changes

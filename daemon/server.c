@@ -715,6 +715,59 @@ static void on_hello_timeout(uv_timer_t *t)
 
 /* ---- accepting ---------------------------------------------------------------- */
 
+/* Whether gid is among the supplementary groups of process pid
+ * (/proc/PID/status, "Groups:"). */
+static int in_groups(pid_t pid, gid_t gid)
+{
+    char path[64], line[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    int found = 0;
+    while (f && !found && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "Groups:", 7))
+            continue;
+        for (char *p = line + 7, *end; *p && !found; p = end) {
+            unsigned long g = strtoul(p, &end, 10);
+            if (end == p)
+                break;
+            found = (gid_t)g == gid;
+        }
+        break;
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/*
+ * Who may connect (docs/ARCHITECTURE.md "Who may connect"): root and the
+ * daemon's own uid always; then allow_uids; then members (primary or
+ * supplementary group) of allow_gids and of the socket group.
+ */
+static int peer_allowed(const maosd_server *srv, const maosd_conn *c)
+{
+    const maosd_config *cfg = srv->cfg;
+    if (c->uid == 0 || c->uid == srv->euid)
+        return 1;
+    if (c->uid == (uid_t)-1)
+        return 0; /* no credentials: never */
+    for (unsigned i = 0; i < cfg->n_allow_uid; i++)
+        if (cfg->allow_uid[i] == c->uid)
+            return 1;
+    for (unsigned i = 0; i <= cfg->n_allow_gid; i++) {
+        gid_t g;
+        if (i < cfg->n_allow_gid)
+            g = cfg->allow_gid[i];
+        else if (srv->sock_gid != (gid_t)-1)
+            g = srv->sock_gid;
+        else
+            break;
+        if (c->gid == g || (c->pid > 0 && in_groups(c->pid, g)))
+            return 1;
+    }
+    return 0;
+}
+
 /* Refuse c at accept: one error reply, then the close. */
 static void conn_refuse(maosd_conn *c, int code, const char *why)
 {
@@ -776,9 +829,15 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     c->uid_counted = 1;
+    char why[160];
+    if (!peer_allowed(srv, c)) {
+        snprintf(why, sizeof(why), "uid %u (pid %d) may not connect to this daemon (not in "
+                 "allow_uids or allow_gids)", (unsigned)c->uid, (int)c->pid);
+        conn_refuse(c, MAOS_EFORBIDDEN, why);
+        return;
+    }
     int privileged = c->uid == 0 || c->uid == srv->euid;
     uint32_t reserved = maosd_config_reserved(cfg);
-    char why[160];
     if (srv->n_conns > cfg->max_connections) {
         snprintf(why, sizeof(why), "too many connections (max_connections %u)",
                  cfg->max_connections);
@@ -965,8 +1024,15 @@ int maosd_server_listen(maosd_server *srv)
         }
         gid = g->gr_gid;
     }
-    if (srv->listen_fd >= 0)
+    srv->sock_gid = cfg->socket_group ? gid : (gid_t)-1;
+    if (srv->listen_fd >= 0) {
+        /* socket activation: the unit's SocketGroup= when the socket is
+         * group-accessible (0660) */
+        struct stat pst;
+        if (!cfg->socket_group && stat(path, &pst) == 0 && (pst.st_mode & 0060))
+            srv->sock_gid = pst.st_gid;
         return listen_passed(srv);
+    }
     if (ensure_socket_dir(path, gid, cfg->socket_group != NULL) ||
         lock_socket(srv, path))
         return -1;

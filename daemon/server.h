@@ -74,6 +74,8 @@ typedef struct maosd_server {
     maosd_conn *greet_head, *greet_tail; /* before hello, oldest first */
     uv_timer_t hello_timer;
     uid_t euid;          /* the daemon's own uid (exempt from the uid limit) */
+    gid_t sock_gid;      /* the socket's group, whose members may connect,
+                          * or -1 (server.c peer_allowed) */
     /* Memory held for connections (server.c): the sum of every
      * connection's maosd_conn_load(), against cfg->max_total_output. */
     size_t buffered;

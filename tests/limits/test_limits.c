@@ -911,7 +911,7 @@ static void test_uid_limits(void **state)
     /* 40 in all, the last 10 (a quarter) for root and the daemon's uid,
      * 10 per other uid */
     const char *args[] = {"--max-connections", "40", "--max-connections-per-uid", "10",
-                          NULL};
+                          "--allow-uids", "65534,65533", NULL};
     mt_daemon *d = daemon_with(args);
     /* other users may reach the socket */
     MT_EQ_INT(chmod(mt_test_dir(), 0711), 0);
@@ -964,6 +964,78 @@ static void test_uid_limits(void **state)
     close(hold[0]);
     su_close(probe);
     MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
+/* Who may connect: by default root and the daemon's own uid only; others
+ * get one FORBIDDEN frame at accept (before any request is read) and a log
+ * line with their pid and uid; allow_uids and allow_gids (names or
+ * numbers; primary group here) let them in. */
+static void test_allow_lists(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("not root: other uids cannot connect; skipped\n");
+        skip();
+    }
+    int res[2], hold[2];
+    /* close-on-exec: the daemons started below must not hold the helpers'
+     * pipes open */
+    MT_EQ_INT(pipe2(res, O_CLOEXEC), 0);
+    MT_EQ_INT(pipe2(hold, O_CLOEXEC), 0);
+    int got[4];
+    /* defaults: uid 65534 is refused */
+    mt_daemon *d = daemon_with(NULL);
+    MT_EQ_INT(chmod(mt_test_dir(), 0711), 0);
+    MT_EQ_INT(chmod(d->dir, 0711), 0);
+    MT_EQ_INT(chmod(d->sock, 0666), 0);
+    pid_t a = as_uid(d->sock, 65534, 1, res[1], hold[0], hold[1]);
+    codes(res[0], 1, got);
+    MT_EQ_ERR(got[0], MAOS_EFORBIDDEN);
+    su_conn *probe = su_open(d->sock); /* root gets in */
+    maos_stats st;
+    su_stats(probe, &st);
+    MT_EQ_U64(st.connections_refused, 1);
+    su_close(probe);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+    char log[4096] = "";
+    FILE *f = fopen(d->log, "r");
+    MT_TRUE(f != NULL);
+    size_t n = fread(log, 1, sizeof log - 1, f);
+    log[n] = 0;
+    fclose(f);
+    char want[64];
+    snprintf(want, sizeof want, "uid 65534 (pid %d) may not connect", (int)a);
+    if (!strstr(log, want))
+        MT_FAIL("the log does not say \"%s\":\n%s", want, log);
+    /* allow_uids (a name) and allow_gids (a number) */
+    const char *args[] = {"--allow-uids", "nobody", "--allow-gids", "65532", NULL};
+    mt_daemon *e = daemon_with(args);
+    MT_EQ_INT(chmod(e->dir, 0711), 0);
+    MT_EQ_INT(chmod(e->sock, 0666), 0);
+    pid_t b = as_uid(e->sock, 65534, 1, res[1], hold[0], hold[1]); /* nobody */
+    codes(res[0], 1, got);
+    MT_EQ_ERR(got[0], 0);
+    pid_t c = as_uid(e->sock, 65533, 1, res[1], hold[0], hold[1]);
+    codes(res[0], 1, got);
+    MT_EQ_ERR(got[0], MAOS_EFORBIDDEN);
+    pid_t g = as_uid(e->sock, 65532, 1, res[1], hold[0], hold[1]); /* gid 65532 */
+    codes(res[0], 1, got);
+    MT_EQ_ERR(got[0], 0);
+    close(hold[1]);
+    MT_EQ_INT(mt_wait(a, 10000), 0);
+    MT_EQ_INT(mt_wait(b, 10000), 0);
+    MT_EQ_INT(mt_wait(c, 10000), 0);
+    MT_EQ_INT(mt_wait(g, 10000), 0);
+    close(res[0]);
+    close(res[1]);
+    close(hold[0]);
+    MT_EQ_INT(mt_daemon_stop(e), 0);
+    /* a name that is no user: a usage error at start */
+    mt_daemon *u = mt_daemon_new("u", NULL);
+    mt_daemon_add_arg(u, "--allow-uids");
+    mt_daemon_add_arg(u, "no-such-user-here");
+    MT_EQ_INT(mt_daemon_start(u), -1);
+    MT_EQ_INT(u->start_status, 2);
 }
 
 /* ---- configuration ranges ------------------------------------------------------ */
@@ -1019,6 +1091,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_config_ranges),
         cmocka_unit_test(test_hello_timeout),
         cmocka_unit_test(test_uid_limits),
+        cmocka_unit_test(test_allow_lists),
         cmocka_unit_test(test_many_connections),
         cmocka_unit_test(test_pipeline_cap),
         cmocka_unit_test(test_lazy_subscribers),

@@ -13,7 +13,7 @@ maos.Error subclass carrying the protocol's `code` and `message`.
 from .aio import AsyncClient, AsyncSubscription
 from .client import Client, Subscription
 from ._core import default_socket
-from .errors import (BadFrame, BadRequest, Conflict, ConnectionLost, Corrupt, Error,
+from .errors import (BadFrame, BadRequest, Conflict, ConnectionLost, Corrupt, Error, Forbidden,
                      FrameTooLarge, HelloRequired, Internal, InvalidArgument, InvalidId,
                      InvalidName, LeaseLost, Limit, NoSpace, NotFound, OutcomeUnknown,
                      Overloaded,
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient", "AsyncSubscription", "Client", "Subscription", "default_socket",
-    "BadFrame", "BadRequest", "Conflict", "ConnectionLost", "Corrupt", "Error",
+    "BadFrame", "BadRequest", "Conflict", "ConnectionLost", "Corrupt", "Error", "Forbidden",
     "FrameTooLarge", "HelloRequired", "Internal", "InvalidArgument", "InvalidId",
     "InvalidName", "LeaseLost", "Limit", "NoSpace", "NotFound", "OutcomeUnknown", "Overloaded",
     "ProtocolVersion", "ProtocolViolation", "ReadOnly", "ShuttingDown", "Timeout",

@@ -137,6 +137,11 @@ class NoSpace(Error):
     code, number = "NO_SPACE", 22
 
 
+class Forbidden(Error):
+    """This user may not connect to the daemon (allow_uids / allow_gids)."""
+    code, number = "FORBIDDEN", 23
+
+
 # ---- client-side conditions (the C library's local codes) ---------------------
 
 class ConnectionLost(Error):
@@ -171,7 +176,8 @@ SERVER_ERRORS: dict[str, type[Error]] = {
         BadRequest, UnknownOp, FrameTooLarge, BadFrame, HelloRequired,
         ProtocolVersion, WrongExpectedVersion, NotFound, Conflict, InvalidName,
         InvalidId, Limit, ReadOnly, Unauthorized, Overloaded, ShuttingDown,
-        LeaseLost, Internal, Corrupt, WrongRevision, OutcomeUnknown, NoSpace)
+        LeaseLost, Internal, Corrupt, WrongRevision, OutcomeUnknown, NoSpace,
+        Forbidden)
 }
 
 
