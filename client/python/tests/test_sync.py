@@ -79,6 +79,43 @@ def dataclasses_frozen() -> type[Exception]:
     return dataclasses.FrozenInstanceError
 
 
+def test_decoded_values_are_the_constructed_ones(sock: str) -> None:
+    """Events and append results are filled by the decoder without their
+    constructors, id/time/ids built on first read (maos.types): they equal,
+    print, copy, replace and pickle exactly as constructed ones."""
+    import copy
+    import dataclasses
+    import pickle
+    eid = uuid.uuid4()
+    with maos.Client(sock) as c:
+        r = c.append("vals-1", [{"type": "a", "id": eid, "data": {"k": [1, "x"]},
+                                 "meta": {"m": 1}}, {"type": "b"}])
+        assert r.ids[0] == eid and len(r.ids) == 2 and all(type(i) is uuid.UUID for i in r.ids)
+        built = maos.AppendResult(stream=r.stream, first_version=r.first_version,
+                                  first_position=r.first_position, count=r.count,
+                                  duplicate=r.duplicate, ids=r.ids)
+        assert r == built and repr(r) == repr(built) and hash(r) == hash(built)
+        assert r.last_position == r.first_position + 1
+        evs = list(c.read("vals-1"))
+        for fresh in (list(c.read("vals-1")), evs):  # built before or on comparison
+            e = fresh[0]
+            made = maos.Event(position=e.position, stream=e.stream, version=e.version,
+                              id=eid, type=e.type, data=e.data, meta=e.meta, time=e.time)
+            assert e == made and repr(e) == repr(made)
+        e = list(c.read("vals-1"))[0]
+        assert pickle.loads(pickle.dumps(e)) == evs[0]
+        assert copy.deepcopy(e) == evs[0] and copy.copy(e) == evs[0]
+        assert dataclasses.asdict(e)["id"] == eid
+        assert dataclasses.replace(e, type="z").id == eid
+        t = e.time
+        assert type(e.id) is uuid.UUID and e.id.version == 4 and e.id == eid
+        assert t.tzinfo is not None and t is e.time  # built once
+        with pytest.raises(AttributeError):
+            e.nope  # type: ignore[attr-defined]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            e.id = uuid.uuid4()  # type: ignore[misc]
+
+
 def test_append_idempotent_and_conflict(sock: str) -> None:
     ids = [uuid.uuid4(), uuid.uuid4()]
     evs = [{"type": "a", "id": ids[0], "data": {"k": 1}}, {"type": "b", "id": ids[1]}]
