@@ -298,6 +298,29 @@ def append_body(stream: str, events: Sequence[Mapping[str, Any]],
             "events": [event_body(e) for e in events]}
 
 
+def group_appends(events: Iterable[tuple[str, Mapping[str, Any]]], max_per_append: int
+                  ) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """append_many: (stream, event) pairs -> (stream, events) appends, one
+    per run of consecutive events of a stream, at most max_per_append each."""
+    if _uint(max_per_append, "max_per_append") == 0:
+        raise _bad("max_per_append must be at least 1")
+    out: list[tuple[str, list[Mapping[str, Any]]]] = []
+    cur: list[Mapping[str, Any]] = []
+    last: Any = None
+    for item in events:
+        if type(item) is not tuple or len(item) != 2:
+            raise _bad(f"append_many takes (stream, event) pairs, got {item!r}")
+        st, ev = item
+        if st != last or len(cur) >= max_per_append:
+            cur = []
+            out.append((st, cur))
+            last = st
+        cur.append(ev)
+    if not out:
+        raise _bad("append_many: no events")
+    return out
+
+
 def _range(body: dict[str, Any], start: Optional[int], backward: bool,
            limit: Optional[int]) -> None:
     if start is not None:

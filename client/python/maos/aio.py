@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import collections
 import datetime as _dt
 import socket
 import time
-from typing import Any, AsyncIterator, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, AsyncIterator, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
 from . import _core as C
 from . import _ops as O
@@ -261,8 +262,10 @@ class AsyncClient:
 
     # ---- requests ----------------------------------------------------------------------
 
-    async def _send(self, conn: _Conn, op: str, body: Mapping[str, Any],
-                    sub: Optional[C.SubState] = None) -> dict[Any, Any]:
+    def _submit(self, conn: _Conn, op: str, body: Mapping[str, Any],
+                sub: Optional[C.SubState] = None) -> "asyncio.Future[Any]":
+        """Queue one request (written with the rest of this loop turn's) and
+        return the future its reply resolves: no task, no coroutine."""
         if conn.dead is not None:
             d = conn.dead  # a fresh one of its class: never raise one object twice
             raise type(d)(d.message, code=d.code)
@@ -274,16 +277,26 @@ class AsyncClient:
         conn.futs[rid] = fut
         if self.timeout is not None and conn.watchdog is None:
             conn.watchdog = loop.call_later(self.timeout, self._watch, conn)
+        conn.out.append(data)
+        if not conn.flush_scheduled:
+            conn.flush_scheduled = True
+            loop.call_soon(self._flush, conn)
+        return fut
+
+    async def _drain(self, conn: _Conn) -> None:
+        """Wait while over a MiB is queued in the transport (the daemon reads
+        slower than we write)."""
         try:
-            conn.out.append(data)
-            if not conn.flush_scheduled:
-                conn.flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush, conn)
             if conn.writer.transport.get_write_buffer_size() > 1 << 20:
                 async with conn.drain_lock:
                     await conn.writer.drain()
         except (OSError, RuntimeError) as e:
             self._kill(conn, E.ConnectionLost(f"connection to {self.path} lost: {e}"))
+
+    async def _send(self, conn: _Conn, op: str, body: Mapping[str, Any],
+                    sub: Optional[C.SubState] = None) -> dict[Any, Any]:
+        fut = self._submit(conn, op, body, sub)
+        await self._drain(conn)
         return await fut  # type: ignore[no-any-return]
 
     def _watch(self, conn: _Conn) -> None:
@@ -337,9 +350,55 @@ class AsyncClient:
         return await self._run(O.append(stream, events, expect))
 
     async def append_batch(self, appends: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
-                           expect: C.Expect = "any") -> list[AppendResult]:
-        """Many appends in flight at once (not atomic: see txn), results in order."""
-        return list(await asyncio.gather(*(self.append(s, evs, expect) for s, evs in appends)))
+                           expect: C.Expect = "any") -> builtins.list[AppendResult]:
+        """Many appends in flight at once (each all or none, the batch not
+        atomic: see txn), results in order; the first refusal is raised
+        after every reply is in.  Cheaper than gathering append() calls:
+        one future per request, no task.  Windows of PIPELINE_MAX requests,
+        the next sent before the one before is answered (two in flight)."""
+        bodies = [C.append_body(stream, events, expect) for stream, events in appends]
+        conn = await self._ensure()
+        out: builtins.list[AppendResult] = []
+        err: Optional[BaseException] = None
+        stop: Optional[E.Error] = None
+        windows: collections.deque[builtins.list[asyncio.Future[Any]]] = collections.deque()
+        lo = 0
+        while windows or (lo < len(bodies) and stop is None):
+            if lo < len(bodies) and stop is None and len(windows) < 2:
+                futs = []
+                for body in bodies[lo:lo + self.PIPELINE_MAX]:
+                    try:
+                        futs.append(self._submit(conn, "append", body))
+                    except E.Error as e:  # not encodable, or the connection died
+                        stop = e
+                        break
+                    await self._drain(conn)
+                windows.append(futs)
+                lo += self.PIPELINE_MAX
+                continue
+            for rep in await asyncio.gather(*windows.popleft(), return_exceptions=True):
+                if isinstance(rep, BaseException):
+                    err = err or rep
+                    continue
+                try:
+                    out.append(C.to_append(rep))
+                except E.ProtocolViolation as e:
+                    self._kill(conn, e)  # the reply stream can no longer be trusted
+                    raise
+        if err is not None:
+            raise err
+        if stop is not None:
+            raise stop
+        return out
+
+    async def append_many(self, events: Iterable[tuple[str, Mapping[str, Any]]], *,
+                          max_per_append: int = 1000) -> builtins.list[AppendResult]:
+        """As maos.Client.append_many: runs of one stream's events as one
+        append each, pipelined; one result per append made."""
+        return await self.append_batch(C.group_appends(events, max_per_append))
+
+    #: append_batch: requests per window (two windows in flight)
+    PIPELINE_MAX = 2048
 
     async def txn(self, appends: Optional[Sequence[Mapping[str, Any]]] = None, *,
                   ops: Optional[Sequence[Mapping[str, Any]]] = None) -> list[Any]:

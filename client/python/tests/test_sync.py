@@ -137,6 +137,58 @@ def test_append_batch_pipelined(sock: str) -> None:
         assert sum(1 for _ in c.read_all(stream="b-0")) == 100
 
 
+def test_pipeline_window_slides(sock: str) -> None:
+    """append_batch keeps PIPELINE_MAX requests in flight and refills the
+    window as replies come (a window of 7 over 500 appends: every reply in
+    order); a refusal in the middle is raised after every reply is in and
+    the appends around it are stored; a request that cannot be encoded
+    stops the sending, the replies of those before it are taken, and the
+    connection is still in step."""
+    with maos.Client(sock) as c:
+        c.PIPELINE_MAX = 7
+        res = c.append_batch([(f"w-{i % 5}", [{"type": "t", "data": i}]) for i in range(500)])
+        assert [r.first_position for r in res] == list(range(1, 501))
+        assert [r.stream for r in res] == [f"w-{i % 5}" for i in range(500)]
+        c.PIPELINE_MAX = 4096
+        with pytest.raises(maos.WrongExpectedVersion):
+            c.append_batch([("r-1", [{"type": "t"}])] * 10, expect="no_stream")
+        assert [e.version for e in c.read("r-1")] == [0]
+        c.append("r-2", [{"type": "a0"}])
+        with pytest.raises(maos.WrongExpectedVersion) as ei:
+            c.append_batch([("r-2", [{"type": "a"}]), ("r-2", [{"type": "b"}]),
+                            ("r-3", [{"type": "c"}])], expect=0)
+        assert ei.value.actual == 1  # the first refusal: b's
+        assert [e.type for e in c.read("r-2")] == ["a0", "a"]
+        with pytest.raises(maos.NotFound):
+            list(c.read("r-3"))
+        big = [("f-1", [{"type": "t", "data": b"\x00" * (17 << 20)}])]
+        with pytest.raises(maos.FrameTooLarge):
+            c.append_batch([("f-0", [{"type": "t"}])] * 3 + big * 2 + [("f-2", [{"type": "t"}])])
+        assert sum(1 for _ in c.read("f-0")) == 3
+        with pytest.raises(maos.NotFound):
+            list(c.read("f-2"))
+        c.ping()
+
+
+def test_append_many(sock: str) -> None:
+    """append_many: runs of one stream's events become one append each (at
+    most max_per_append), every event in its stream in the order given."""
+    with maos.Client(sock) as c:
+        pairs = [(f"m-{i // 250}", {"type": "t", "data": i}) for i in range(1000)]
+        pairs += [("m-0", {"type": "u", "data": -1})]
+        res = c.append_many(pairs, max_per_append=100)
+        assert [(r.stream, r.count) for r in res] == \
+            [(f"m-{k}", n) for k in range(4) for n in (100, 100, 50)] + [("m-0", 1)]
+        assert sum(r.count for r in res) == 1001
+        assert [e.data for e in c.read("m-0")] == list(range(250)) + [-1]
+        assert [e.version for e in c.read("m-3")] == list(range(250))
+        for bad in ([], [("m-1",)], [("m-1", {"type": "t"})] * 2 + ["x"]):
+            with pytest.raises(maos.InvalidArgument):
+                c.append_many(bad)  # type: ignore[arg-type]
+        with pytest.raises(maos.InvalidArgument):
+            c.append_many([("m-1", {"type": "t"})], max_per_append=0)
+
+
 def test_read_paging_and_backward(sock: str) -> None:
     with maos.Client(sock) as c:
         c.append_batch([("p-1", [{"type": "t", "data": i} for i in range(10)])
