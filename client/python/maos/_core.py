@@ -595,6 +595,7 @@ _RECORD = {"position": _U, "time": _I, "version": _U, "stream": _S, "type": _S,
 
 
 _new = object.__new__
+_setattr = object.__setattr__
 _uuid = uuid_from_bytes
 
 
@@ -617,27 +618,31 @@ def to_event(r: Any) -> Event:
         _need(r, _RECORD, "event record")
         raise E.ProtocolViolation("event record: bad id")
     ev: Event = _new(Event)
-    ev.__dict__.update(position=pos, stream=st, version=ver, _raw_id=i, type=ty, data=data,
-                       meta=meta, _raw_time=t, prev=r.get("prev", b""))
+    _setattr(ev, "__dict__", {"position": pos, "stream": st, "version": ver, "_raw_id": i,
+                              "type": ty, "data": data, "meta": meta, "_raw_time": t,
+                              "prev": r.get("prev", b"")})
     return ev
 
 
 def to_append(m: Any) -> AppendResult:
-    ids: Any = m.get("ids") if type(m) is dict else None
-    if type(ids) is not bytes or type(m.get("stream")) is not str or \
-            type(m.get("duplicate")) is not bool:
+    """An append reply (or a txn's append result) -> AppendResult: the
+    hot path of pipelined appends, checks written out, no constructor."""
+    try:
+        st, fv, fp, cnt, dup, ids = (m["stream"], m["first_version"], m["first_position"],
+                                     m["count"], m["duplicate"], m["ids"])
+    except (KeyError, TypeError):
         _need(m, _APPEND_FIELDS, "append result")
-    for k in ("first_version", "first_position", "count"):
-        v = m.get(k)
-        if type(v) is not int or v < 0:
-            _need(m, _APPEND_FIELDS, "append result")
-    if len(ids) != 16 * m["count"]:
+        raise  # _need raised
+    if type(st) is not str or type(dup) is not bool or type(ids) is not bytes \
+            or type(fv) is not int or type(fp) is not int or type(cnt) is not int \
+            or fv < 0 or fp < 0 or cnt < 0:
+        _need(m, _APPEND_FIELDS, "append result")
+    if len(ids) != 16 * cnt:
         raise E.ProtocolViolation("append result: ids is not 16 * count bytes")
-    # without the constructor, ids built on first read (maos.types)
+    # ids built on first read (maos.types)
     r: AppendResult = _new(AppendResult)
-    r.__dict__.update(stream=m["stream"], first_version=m["first_version"],
-                      first_position=m["first_position"], count=m["count"],
-                      duplicate=m["duplicate"], _raw_ids=ids)
+    _setattr(r, "__dict__", {"stream": st, "first_version": fv, "first_position": fp,
+                             "count": cnt, "duplicate": dup, "_raw_ids": ids})
     return r
 
 
@@ -870,8 +875,9 @@ class Core:
         Raised (the connection is over): ProtocolViolation, or the error of
         a reply with rid 0 (a refused connection, a broken frame)."""
         msg = unpack(payload)
-        if not isinstance(msg, dict):
-            raise E.ProtocolViolation("a frame from the server is not a map")
+        if type(msg) is not dict:
+            if not isinstance(msg, dict):
+                raise E.ProtocolViolation("a frame from the server is not a map")
         if "push" in msg:
             sid = msg.get("sub")
             s = self.subs.get(sid) if isinstance(sid, int) else None

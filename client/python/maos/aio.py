@@ -331,14 +331,27 @@ class AsyncClient:
             raise
 
     async def _pages(self, pager: O.Pager[T]) -> AsyncIterator[T]:
-        cur = pager.first
-        while True:
-            items, nxt = await self._run(pager.make(cur))
-            for it in items:
-                yield it
-            if nxt is None:
-                return
-            cur = nxt
+        """Every item of every page; the next page is asked for (a task)
+        before the items of this one are handed out, so maosd reads and
+        sends it while the caller works; left early, it is cancelled."""
+        page = await self._run(pager.make(pager.first))
+        ahead: Optional[asyncio.Task[tuple[builtins.list[T], Any]]] = None
+        try:
+            while True:
+                items, nxt = page
+                if nxt is not None:
+                    ahead = asyncio.ensure_future(self._run(pager.make(nxt)))
+                for it in items:
+                    yield it
+                if ahead is None:
+                    return
+                page = await ahead
+                ahead = None
+        finally:
+            if ahead is not None:
+                if ahead.done() and not ahead.cancelled():
+                    ahead.exception()  # retrieved: never logged as lost
+                ahead.cancel()
 
     # ---- the event store ----------------------------------------------------------------
 

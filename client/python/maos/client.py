@@ -67,6 +67,7 @@ class Client:
         self._agent: Optional[O.Call[PutResult]] = None
         self._replies: dict[int, Any] = {}   # rid -> reply dict or Error, not yet taken
         self._discard: set[int] = set()      # rids whose replies are dropped on arrival
+        self._conns = 0                      # connections made (a page's rid is of one)
         self._connect()
 
     # ---- connection ----------------------------------------------------------------
@@ -91,6 +92,7 @@ class Client:
         self._replies.clear()
         self._discard.clear()
         self.sock = s
+        self._conns += 1
         try:
             rep = self._roundtrip("hello", C.hello_body(self.client_name, self.token), deadline)
         except E.Error:
@@ -328,21 +330,57 @@ class Client:
 
     def _run(self, call: O.Call[T]) -> T:
         self._ensure()
-        rep = self._roundtrip(call.op, call.body)
+        return self._convert(call, self._roundtrip(call.op, call.body))
+
+    def _pages(self, pager: O.Pager[T]) -> Iterator[T]:
+        """Every item of every page.  The next page is asked for before the
+        items of this one are handed out, so maosd reads and sends it while
+        the caller works (one page ahead, never more).  A page asked for on
+        a connection that has since been replaced is asked for again; one
+        no one waits for any more (the loop left early) is dropped."""
+        call = pager.make(pager.first)
+        ahead: Optional[tuple[int, int]] = None  # (rid, connection) of the next page
+        try:
+            while True:
+                if ahead is not None and ahead[1] == self._conns and self.sock is not None:
+                    rid, ahead = ahead[0], None
+                    items, nxt = self._convert(call, self._wait(rid))
+                else:
+                    ahead = None
+                    items, nxt = self._run(call)
+                if nxt is None:
+                    yield from items
+                    return
+                call = pager.make(nxt)
+                try:
+                    self._ensure()
+                    rid, data = self.core.encode(call.op, call.body)
+                    self._send(data, None)
+                    ahead = (rid, self._conns)
+                except E.ConnectionLost:
+                    ahead = None  # asked again (reconnecting) after these items
+                yield from items
+        finally:
+            if ahead is not None and ahead[1] == self._conns and self.sock is not None:
+                if self._replies.pop(ahead[0], None) is None:
+                    self._discard.add(ahead[0])
+
+    def _wait(self, rid: int) -> Any:
+        """The reply to a request sent before (raised if a refusal)."""
+        while rid not in self._replies:
+            if not self._pump(self.timeout):
+                raise self._timeout()
+        rep = self._replies.pop(rid)
+        if isinstance(rep, E.Error):
+            raise rep
+        return rep
+
+    def _convert(self, call: O.Call[T], rep: Any) -> T:
         try:
             return call.convert(rep)
         except E.ProtocolViolation:
             self._lost("")  # the reply stream can no longer be trusted
             raise
-
-    def _pages(self, pager: O.Pager[T]) -> Iterator[T]:
-        cur = pager.first
-        while True:
-            items, nxt = self._run(pager.make(cur))
-            yield from items
-            if nxt is None:
-                return
-            cur = nxt
 
     # ---- the event store ----------------------------------------------------------------
 

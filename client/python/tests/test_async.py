@@ -169,6 +169,31 @@ def test_async_append_batch_and_many(sock: str) -> None:
     run(main)
 
 
+def test_async_paging_reads_one_page_ahead(sock: str) -> None:
+    """The next page is asked for before this page's events are handed
+    out: calls inside the loop get their own replies, a loop left early
+    cancels the page asked for ahead and the connection stays usable."""
+    async def main() -> None:
+        async with maos.AsyncClient(sock) as a:
+            await a.append_many([("a-1", {"type": "t", "data": i}) for i in range(100)])
+            seen = []
+            async for ev in a.read("a-1", page_size=9):
+                seen.append(ev.data)
+                if ev.data % 10 == 0:
+                    await a.append("b-1", [{"type": "t", "data": ev.data}])
+            assert seen == list(range(100))
+            assert [e.data async for e in a.read("b-1")] == list(range(0, 100, 10))
+            it = a.read_all(page_size=10)
+            async for ev in it:
+                if ev.position == 15:
+                    break
+            await it.aclose()  # type: ignore[attr-defined]
+            await a.ping()
+            assert [e.data async for e in a.read_all(stream="a-1", page_size=30)] == \
+                list(range(100))
+    run(main)
+
+
 def test_async_errors_do_not_break_pipeline(sock: str) -> None:
     async def main() -> None:
         async with maos.AsyncClient(sock) as a:

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 import maos
+from conftest import Daemon
 
 
 def test_issue_example(sock: str) -> None:
@@ -187,6 +188,45 @@ def test_append_many(sock: str) -> None:
                 c.append_many(bad)  # type: ignore[arg-type]
         with pytest.raises(maos.InvalidArgument):
             c.append_many([("m-1", {"type": "t"})], max_per_append=0)
+
+
+def test_paging_reads_one_page_ahead(daemon: Daemon) -> None:
+    """read/read_all ask for the next page before handing out this one's
+    events: a loop left early leaves no reply behind (the client stays in
+    step), calls made inside the loop get their own replies, and a page
+    asked for on a connection that was replaced (maosd restarted, the
+    client reconnected by a call inside the loop) is asked for again: every
+    event once, in order."""
+    with maos.Client(daemon.sock) as c:
+        c.append_many([("a-1", {"type": "t", "data": i}) for i in range(100)])
+        for k, ev in enumerate(c.read_all(page_size=10)):
+            if k == 14:
+                break
+        c.ping()
+        assert not c._replies  # the page asked for ahead was dropped, not kept
+        assert [e.data for e in c.read("a-1", page_size=7)] == list(range(100))
+        seen = []
+        for ev in c.read_all(stream="a-1", page_size=9):
+            seen.append(ev.data)
+            if ev.data % 10 == 0:
+                c.append("b-1", [{"type": "t", "data": ev.data}])
+                assert c.stats()["head_position"] == 100 + ev.data // 10 + 1
+        assert seen == list(range(100))
+        assert [e.data for e in c.read("b-1")] == list(range(0, 100, 10))
+        got = []
+        for ev in c.read("a-1", page_size=10):
+            got.append(ev.data)
+            if ev.data == 15:
+                daemon.kill9()
+                daemon.start()
+                for _ in range(3):  # the first call may meet the dead connection
+                    try:
+                        c.append("c-1", [{"type": "t"}])
+                        break
+                    except maos.ConnectionLost:
+                        pass
+                assert c.reconnects == 1
+        assert got == list(range(100))
 
 
 def test_read_paging_and_backward(sock: str) -> None:
