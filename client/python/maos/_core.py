@@ -604,11 +604,13 @@ def to_event(r: Any) -> Event:
     subscription: the checks of _need written out, and the frozen dataclass
     filled without its (slow, validating) constructor, its id and time left
     as the record's bytes and microseconds until first read (maos.types):
-    the values are exactly what the constructor would hold."""
+    the values are exactly what the constructor would hold.  The record
+    dict itself becomes the Event's instance dict (a field a later server
+    adds is an attribute no one reads; prev missing is the default b"")."""
     try:
-        pos, t, ver, st, ty, i, data, meta = (r["position"], r["time"], r["version"],
-                                              r["stream"], r["type"], r["id"], r["data"],
-                                              r["meta"])
+        pos, t, ver, st, ty, i, meta = (r["position"], r["time"], r["version"], r["stream"],
+                                        r["type"], r["id"], r["meta"])
+        r["data"]
     except (KeyError, TypeError):
         _need(r, _RECORD, "event record")
         raise E.ProtocolViolation("event record without data")
@@ -617,10 +619,13 @@ def to_event(r: Any) -> Event:
             or type(i) is not bytes or len(i) != 16 or type(meta) is not dict):
         _need(r, _RECORD, "event record")
         raise E.ProtocolViolation("event record: bad id")
+    # the decoded record becomes the instance dict (it is no one else's):
+    # id and time renamed to the raw fields maos.types builds them from
+    del r["id"], r["time"]
+    r["_raw_id"] = i
+    r["_raw_time"] = t
     ev: Event = _new(Event)
-    _setattr(ev, "__dict__", {"position": pos, "stream": st, "version": ver, "_raw_id": i,
-                              "type": ty, "data": data, "meta": meta, "_raw_time": t,
-                              "prev": r.get("prev", b"")})
+    _setattr(ev, "__dict__", r)
     return ev
 
 
