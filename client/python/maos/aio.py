@@ -389,15 +389,20 @@ class AsyncClient:
                 windows.append(futs)
                 lo += self.PIPELINE_MAX
                 continue
-            for rep in await asyncio.gather(*windows.popleft(), return_exceptions=True):
-                if isinstance(rep, BaseException):
-                    err = err or rep
-                    continue
+            # awaited one by one, not gathered: a future already resolved
+            # is taken without a callback or a turn of the loop
+            win = windows.popleft()
+            for k, fut in enumerate(win):
                 try:
+                    rep = await fut
                     out.append(C.to_append(rep))
                 except E.ProtocolViolation as e:
                     self._kill(conn, e)  # the reply stream can no longer be trusted
+                    for f in [*win[k + 1:], *(f for w in windows for f in w)]:
+                        f.cancel()  # never awaited: not reported as lost
                     raise
+                except E.Error as e:
+                    err = err or e
         if err is not None:
             raise err
         if stop is not None:
