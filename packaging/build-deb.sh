@@ -9,7 +9,8 @@
 # debhelper 13 with meson, prefix /usr, no tests), checks the result with
 # lintian (errors fail the build) and moves the packages into DIR (default
 # dist/): maosd, maosctl, libmaos-client0, libmaos-client-dev (and their
-# -dbgsym).  Install them with
+# -dbgsym), python3-maos (the Python client, built by pybuild).  Install
+# them with
 #     apt install ./dist/maosd_*.deb ./dist/maosctl_*.deb ./dist/libmaos-client0_*.deb
 # Needs the build dependencies of debian/control plus debhelper and lintian
 # (packaging/maos-dev installs them).
@@ -43,7 +44,10 @@ else
         (cd "$work/maos" && tar -xf -)
 fi
 [ -f "$work/maos/debian/control" ] || die "no debian/control in the copied tree"
-(cd "$work/maos" && dpkg-buildpackage -b -us -uc -j"$(nproc)")
+# Debian's tools and interpreter first: pybuild runs `python3.11 -m build`
+# from PATH, and an interpreter of pyenv or a venv put before /usr/bin has
+# neither Debian's build module nor its setuptools.
+(cd "$work/maos" && PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH dpkg-buildpackage -b -us -uc -j"$(nproc)")
 changes=$(ls "$work"/maos_*.changes)
 lintian --fail-on error "$changes"
 mv "$work"/*.deb "$out"/

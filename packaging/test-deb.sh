@@ -5,7 +5,11 @@
 # `maos` user exists, the installed maosd serves (started by its unit when
 # systemd runs, else /usr/sbin/maosd by hand) and the installed maosctl
 # pings it, the examples compile against the installed -dev package with
-# pkg-config; then remove (the data stays) and purge (the data goes).
+# pkg-config, the installed Python client (python3-maos, imported by
+# Debian's /usr/bin/python3 in isolated mode, so from dist-packages and
+# never from this tree) appends and reads back through the installed
+# maosd; then remove (the data stays) and purge (the data and the Python
+# module go).
 # Ends with "N passed, N failed".  Root (or sudo) is needed for apt.
 set -uo pipefail
 
@@ -30,8 +34,8 @@ trap 'rm -rf "$tmp"' EXIT
 check "packages build, lintian clean of errors" "$SRC/packaging/build-deb.sh" --out "$tmp/dist"
 [ "$fail" -eq 0 ] || finish
 debs=("$tmp"/dist/maosd_*.deb "$tmp"/dist/maosctl_*.deb "$tmp"/dist/libmaos-client0_*.deb
-      "$tmp"/dist/libmaos-client-dev_*.deb)
-check "apt installs the four packages" $SUDO env DEBIAN_FRONTEND=noninteractive \
+      "$tmp"/dist/libmaos-client-dev_*.deb "$tmp"/dist/python3-maos_*.deb)
+check "apt installs the five packages" $SUDO env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${debs[@]}"
 check "maosd and maosctl in /usr" test -x /usr/sbin/maosd -a -x /usr/bin/maosctl
 check "units in /lib/systemd" test -f /lib/systemd/system/maosd.service -a \
@@ -42,10 +46,50 @@ check "bash completion" test -f /usr/share/bash-completion/completions/maosctl
 check "the maos user (sysusers.d)" getent passwd maos
 check "pkg-config finds maos-client" pkg-config --exists maos-client
 
+# The Python client as installed: /usr/bin/python3 -I (no PYTHONPATH, no
+# user site, no current directory) run from an empty directory.
+PYDIST=/usr/lib/python3/dist-packages
+mkdir -p "$tmp/empty"
+pyi() { (cd "$tmp/empty" && /usr/bin/python3 -I "$@"); }
+check "python3 imports maos from $PYDIST" pyi -c "
+import maos, sys
+assert maos.__file__ == '$PYDIST/maos/__init__.py', maos.__file__
+assert maos.Client and maos.AsyncClient and issubclass(maos.WrongExpectedVersion, maos.Error)
+"
+check "py.typed is installed (type hints for users' mypy)" test -f "$PYDIST/maos/py.typed"
+# pyclient SOCKET: an append, a read back, a refused append and an asyncio
+# read through the installed module, against the installed maosd
+cat >"$tmp/pyclient.py" <<'PY'
+import asyncio, sys
+import maos
+sock = sys.argv[1]
+assert maos.__file__.startswith("/usr/lib/python3/dist-packages/"), maos.__file__
+with maos.Client(sock) as c:
+    r = c.append("deb-py-1", [{"type": "created", "data": {"n": 1}},
+                              {"type": "done", "data": {"n": 2}}], expect="no_stream")
+    assert r.count == 2 and r.first_version == 0, r
+    evs = list(c.read("deb-py-1"))
+    assert [(e.version, e.type, e.data) for e in evs] == \
+        [(0, "created", {"n": 1}), (1, "done", {"n": 2})], evs
+    try:
+        c.append("deb-py-1", [{"type": "t"}], expect=7)
+        raise SystemExit("an append at the wrong version was accepted")
+    except maos.WrongExpectedVersion as e:
+        assert e.actual == 1, e.actual
+async def main() -> None:
+    async with maos.AsyncClient(sock) as a:
+        got = [e.type async for e in a.read("deb-py-1")]
+        assert got == ["created", "done"], got
+asyncio.run(main())
+print("python client ok")
+PY
+
 # the installed daemon serves
 if [ -d /run/systemd/system ]; then
     check "systemctl start maosd" $SUDO systemctl start maosd
     check "installed maosctl pings the unit's maosd" /usr/bin/maosctl --socket /run/maos/maosd.sock ping
+    check "installed Python client appends and reads through the unit's maosd" \
+        pyi "$tmp/pyclient.py" /run/maos/maosd.sock
     $SUDO systemctl stop maosd
 else
     echo "no systemd running: the installed /usr/sbin/maosd is started by hand, as the unit would"
@@ -59,6 +103,8 @@ else
     check "installed maosctl pings the installed maosd" up
     check "an append through the installed tools" /usr/bin/maosctl --socket /run/maos/maosd.sock \
         append deb-test ok '{"n":1}'
+    check "installed Python client appends and reads through the installed maosd" \
+        pyi "$tmp/pyclient.py" /run/maos/maosd.sock
     $SUDO kill -TERM "$dpid"
     wait "$dpid"
     check "installed maosd stopped cleanly" test $? -eq 0
@@ -76,4 +122,6 @@ done
 
 check "apt remove keeps the data" sh -c "$SUDO apt-get remove -y maosd >/dev/null && test -d /var/lib/maos"
 check "apt purge deletes it" sh -c "$SUDO apt-get purge -y maosd maosctl libmaos-client-dev libmaos-client0 >/dev/null && test ! -e /var/lib/maos"
+check "apt purge removes the Python module (and its byte code)" sh -c "$SUDO apt-get purge -y python3-maos >/dev/null && test ! -e $PYDIST/maos && ! ls -d $PYDIST/maos-*.dist-info 2>/dev/null"
+check "python3 no longer imports maos" sh -c "cd '$tmp/empty' && ! /usr/bin/python3 -I -c 'import maos'"
 finish

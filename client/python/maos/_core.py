@@ -39,7 +39,7 @@ import msgpack
 from . import errors as E
 from .types import (AppendResult, CaughtUp, EnqueueResult, Entry, Event,
                     FellBehind, Message, NackResult, PutResult, QueueInfo, StreamInfo,
-                    Task, datetime_to_us, us_to_datetime)
+                    Task, datetime_to_us, us_to_datetime, uuid_from_bytes)
 
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
@@ -150,8 +150,11 @@ def pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+_LEN = struct.Struct(">I").pack
+
+
 def frame(payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + payload
+    return _LEN(len(payload)) + payload
 
 
 def unpack(payload: bytes) -> Any:
@@ -258,8 +261,16 @@ def _expect(v: Expect, table: bool) -> Union[str, int]:
     return _uint(v, "expect")
 
 
+# event dicts whose keys are already in the order of enc_event (and need
+# no conversion: no id) are sent as they are
+_EVENT_AS_IS = {("type",), ("type", "data"), ("type", "meta"), ("type", "data", "meta")}
+
+
 def event_body(ev: Mapping[str, Any]) -> dict[str, Any]:
     """An event spec {type, data?, meta?, id?} in the order of enc_event."""
+    if type(ev) is dict and tuple(ev) in _EVENT_AS_IS and type(ev["type"]) is str \
+            and ev.get("data", 0) is not None and type(ev.get("meta", _EMPTY)) is dict:
+        return ev  # the fast path of every pipelined append: nothing to convert
     if type(ev) is not dict and not isinstance(ev, Mapping):
         raise _bad(f"an event must be a dict with 'type', got {type(ev).__name__}")
     for k in ev:
@@ -275,6 +286,9 @@ def event_body(ev: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_EMPTY: dict[str, Any] = {}
+
+
 def append_body(stream: str, events: Sequence[Mapping[str, Any]],
                 expect: Expect = "any") -> dict[str, Any]:
     if type(events) is not list and (isinstance(events, (Mapping, str, bytes))
@@ -282,6 +296,29 @@ def append_body(stream: str, events: Sequence[Mapping[str, Any]],
         raise _bad("events must be a non-empty list of event dicts")
     return {"stream": _str(stream, "stream"), "expect": _expect(expect, False),
             "events": [event_body(e) for e in events]}
+
+
+def group_appends(events: Iterable[tuple[str, Mapping[str, Any]]], max_per_append: int
+                  ) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """append_many: (stream, event) pairs -> (stream, events) appends, one
+    per run of consecutive events of a stream, at most max_per_append each."""
+    if _uint(max_per_append, "max_per_append") == 0:
+        raise _bad("max_per_append must be at least 1")
+    out: list[tuple[str, list[Mapping[str, Any]]]] = []
+    cur: list[Mapping[str, Any]] = []
+    last: Any = None
+    for item in events:
+        if type(item) is not tuple or len(item) != 2:
+            raise _bad(f"append_many takes (stream, event) pairs, got {item!r}")
+        st, ev = item
+        if st != last or len(cur) >= max_per_append:
+            cur = []
+            out.append((st, cur))
+            last = st
+        cur.append(ev)
+    if not out:
+        raise _bad("append_many: no events")
+    return out
 
 
 def _range(body: dict[str, Any], start: Optional[int], backward: bool,
@@ -558,29 +595,22 @@ _RECORD = {"position": _U, "time": _I, "version": _U, "stream": _S, "type": _S,
 
 
 _new = object.__new__
-_set = object.__setattr__
-_SAFE = uuid.SafeUUID.unknown
-_EPOCH = us_to_datetime(0)
-_US = _dt.timedelta(microseconds=1)
-
-
-def _uuid(b: bytes) -> uuid.UUID:
-    """uuid.UUID(bytes=b) without its argument parsing (b is 16 bytes)."""
-    u = _new(uuid.UUID)
-    _set(u, "int", int.from_bytes(b, "big"))
-    _set(u, "is_safe", _SAFE)
-    return u
+_setattr = object.__setattr__
+_uuid = uuid_from_bytes
 
 
 def to_event(r: Any) -> Event:
     """A stored record -> Event.  The hot path of every replay and
     subscription: the checks of _need written out, and the frozen dataclass
-    and its UUID filled without their (slow, validating) constructors --
-    the values are exactly what the constructors would hold."""
+    filled without its (slow, validating) constructor, its id and time left
+    as the record's bytes and microseconds until first read (maos.types):
+    the values are exactly what the constructor would hold.  The record
+    dict itself becomes the Event's instance dict (a field a later server
+    adds is an attribute no one reads; prev missing is the default b"")."""
     try:
-        pos, t, ver, st, ty, i, data, meta = (r["position"], r["time"], r["version"],
-                                              r["stream"], r["type"], r["id"], r["data"],
-                                              r["meta"])
+        pos, t, ver, st, ty, i, meta = (r["position"], r["time"], r["version"], r["stream"],
+                                        r["type"], r["id"], r["meta"])
+        r["data"]
     except (KeyError, TypeError):
         _need(r, _RECORD, "event record")
         raise E.ProtocolViolation("event record without data")
@@ -589,27 +619,36 @@ def to_event(r: Any) -> Event:
             or type(i) is not bytes or len(i) != 16 or type(meta) is not dict):
         _need(r, _RECORD, "event record")
         raise E.ProtocolViolation("event record: bad id")
+    # the decoded record becomes the instance dict (it is no one else's):
+    # id and time renamed to the raw fields maos.types builds them from
+    del r["id"], r["time"]
+    r["_raw_id"] = i
+    r["_raw_time"] = t
     ev: Event = _new(Event)
-    ev.__dict__.update(position=pos, stream=st, version=ver, id=_uuid(i), type=ty, data=data,
-                       meta=meta, time=_EPOCH + t * _US, prev=r.get("prev", b""))
+    _setattr(ev, "__dict__", r)
     return ev
 
 
 def to_append(m: Any) -> AppendResult:
-    ids: Any = m.get("ids") if type(m) is dict else None
-    if type(ids) is not bytes or type(m.get("stream")) is not str or \
-            type(m.get("duplicate")) is not bool:
+    """An append reply (or a txn's append result) -> AppendResult: the
+    hot path of pipelined appends, checks written out, no constructor."""
+    try:
+        st, fv, fp, cnt, dup, ids = (m["stream"], m["first_version"], m["first_position"],
+                                     m["count"], m["duplicate"], m["ids"])
+    except (KeyError, TypeError):
         _need(m, _APPEND_FIELDS, "append result")
-    for k in ("first_version", "first_position", "count"):
-        v = m.get(k)
-        if type(v) is not int or v < 0:
-            _need(m, _APPEND_FIELDS, "append result")
-    if len(ids) != 16 * m["count"]:
+        raise  # _need raised
+    if type(st) is not str or type(dup) is not bool or type(ids) is not bytes \
+            or type(fv) is not int or type(fp) is not int or type(cnt) is not int \
+            or fv < 0 or fp < 0 or cnt < 0:
+        _need(m, _APPEND_FIELDS, "append result")
+    if len(ids) != 16 * cnt:
         raise E.ProtocolViolation("append result: ids is not 16 * count bytes")
-    return AppendResult(stream=m["stream"], first_version=m["first_version"],
-                        first_position=m["first_position"], count=m["count"],
-                        duplicate=m["duplicate"],
-                        ids=tuple(_uuid(ids[i:i + 16]) for i in range(0, len(ids), 16)))
+    # ids built on first read (maos.types)
+    r: AppendResult = _new(AppendResult)
+    _setattr(r, "__dict__", {"stream": st, "first_version": fv, "first_position": fp,
+                             "count": cnt, "duplicate": dup, "_raw_ids": ids})
+    return r
 
 
 _ENTRY = {"table": _S, "key": _S, "revision": _U, "created_revision": _U, "created": _I,
@@ -803,6 +842,7 @@ class Core:
         self.max_frame = DEFAULT_MAX_FRAME
         self.subs: dict[int, SubState] = {}     # server id -> subscription
         self.all_subs: list[SubState] = []      # in creation order
+        self._pack = msgpack.Packer(use_bin_type=True).pack  # reused: one per client
 
     def reset(self) -> None:
         """A new connection: replies in flight are lost, server ids are void."""
@@ -817,12 +857,15 @@ class Core:
         """A request frame for op with a new rid; remembered as pending."""
         self.last_rid += 1
         rid = self.last_rid
-        payload = pack({"op": op, "rid": rid, **body})
-        if len(payload) > self.max_frame:
-            raise E.FrameTooLarge(f"the request is {len(payload)} bytes, over the server's "
+        payload: bytes = self._pack({"op": op, "rid": rid, **body})
+        n = len(payload)
+        if n > 1 << 20:  # the packer keeps its largest buffer: not a big one
+            self._pack = msgpack.Packer(use_bin_type=True).pack
+        if n > self.max_frame:
+            raise E.FrameTooLarge(f"the request is {n} bytes, over the server's "
                                   f"max_frame {self.max_frame}; nothing was sent")
         self.pending[rid] = (op, sub)
-        return rid, frame(payload)
+        return rid, _LEN(n) + payload
 
     def forget(self, rid: int) -> None:
         self.pending.pop(rid, None)
@@ -837,8 +880,9 @@ class Core:
         Raised (the connection is over): ProtocolViolation, or the error of
         a reply with rid 0 (a refused connection, a broken frame)."""
         msg = unpack(payload)
-        if not isinstance(msg, dict):
-            raise E.ProtocolViolation("a frame from the server is not a map")
+        if type(msg) is not dict:
+            if not isinstance(msg, dict):
+                raise E.ProtocolViolation("a frame from the server is not a map")
         if "push" in msg:
             sid = msg.get("sub")
             s = self.subs.get(sid) if isinstance(sid, int) else None

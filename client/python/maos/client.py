@@ -22,10 +22,12 @@ share one); distinct Clients are independent.
 from __future__ import annotations
 
 import builtins
+import collections
 import datetime as _dt
+import select
 import socket
 import time
-from typing import Any, Iterator, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
 
 from . import _core as C
 from . import _ops as O
@@ -64,6 +66,8 @@ class Client:
         self._closed = False
         self._agent: Optional[O.Call[PutResult]] = None
         self._replies: dict[int, Any] = {}   # rid -> reply dict or Error, not yet taken
+        self._discard: set[int] = set()      # rids whose replies are dropped on arrival
+        self._conns = 0                      # connections made (a page's rid is of one)
         self._connect()
 
     # ---- connection ----------------------------------------------------------------
@@ -86,7 +90,9 @@ class Client:
             raise
         self.core.reset()
         self._replies.clear()
+        self._discard.clear()
         self.sock = s
+        self._conns += 1
         try:
             rep = self._roundtrip("hello", C.hello_body(self.client_name, self.token), deadline)
         except E.Error:
@@ -219,17 +225,94 @@ class Client:
             raise self._lost(f"connection to {self.path} lost: {e.strerror}")
         if not data:
             raise self._lost(f"connection to {self.path} closed by the server")
+        self._take(data)
+        return True
+
+    def _take(self, data: bytes) -> None:
+        """Every whole frame of data: replies kept by rid, pushes queued."""
         try:
             for payload in self.core.reader.feed(data):
                 got = self.core.take(payload)
                 if got is not None:
-                    self._replies[got[0]] = got[2]
+                    if got[0] in self._discard:
+                        self._discard.discard(got[0])  # a page no one waits for
+                    else:
+                        self._replies[got[0]] = got[2]
         except E.Error as e:  # the connection is over (rid-0 error, protocol violation)
             self._drop()
             if self._down_since is None:
                 self._down_since = time.monotonic()
             raise e
-        return True
+
+    def _pipeline(self, op: str, bodies: Sequence[Mapping[str, Any]]) -> builtins.list[Any]:
+        """Every body sent as a request of op, pipelined; the replies (dict,
+        or the Error of a refusal) in order.
+
+        At most PIPELINE_MAX requests in flight and PIPELINE_BYTES queued:
+        the more in flight, the more of them share one commit group (one
+        fsync).  The socket is non-blocking meanwhile and poll() says when
+        to send more and when to read, so sending never waits on a peer
+        that waits for its replies to be read.  A request that cannot be
+        encoded (FrameTooLarge) stops the sending; it is raised once the
+        replies of the requests sent before it are in."""
+        sock = self.sock
+        assert sock is not None
+        n = len(bodies)
+        out = bytearray()
+        rids: collections.deque[int] = collections.deque()
+        res: builtins.list[Any] = []
+        i = 0
+        stop: Optional[E.Error] = None
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        wait_ms = None if self.timeout is None else max(1, int(self.timeout * 1000))
+        sock.settimeout(0.0)
+        try:
+            replies = self._replies
+            while True:
+                while rids and rids[0] in replies:
+                    res.append(replies.pop(rids.popleft()))
+                if not rids and (stop is not None or i == n):
+                    break
+                while stop is None and i < n and len(rids) < self.PIPELINE_MAX \
+                        and len(out) < self.PIPELINE_BYTES:
+                    try:
+                        rid, data = self.core.encode(op, bodies[i])
+                    except E.Error as e:
+                        stop = e
+                        break
+                    out += data
+                    rids.append(rid)
+                    i += 1
+                if out:
+                    try:
+                        del out[:sock.send(out)]
+                    except BlockingIOError:
+                        pass
+                    except OSError as e:
+                        self._salvage()
+                        raise self._lost(f"connection to {self.path} lost while sending: "
+                                         f"{e.strerror}")
+                poller.modify(sock, select.POLLIN | (select.POLLOUT if out else 0))
+                ready = poller.poll(wait_ms)
+                if not ready:
+                    raise self._timeout()
+                if ready[0][1] & ~select.POLLOUT:  # readable, or hung up / error
+                    try:
+                        data = sock.recv(self.core.reader.wanted())
+                    except BlockingIOError:
+                        continue
+                    except OSError as e:
+                        raise self._lost(f"connection to {self.path} lost: {e.strerror}")
+                    if not data:
+                        raise self._lost(f"connection to {self.path} closed by the server")
+                    self._take(data)
+        finally:
+            if self.sock is sock:
+                sock.settimeout(self.timeout)
+        if stop is not None:
+            raise stop
+        return res
 
     def _roundtrip(self, op: str, body: Mapping[str, Any], deadline: Optional[float] = None,
                    sub: Optional[C.SubState] = None) -> dict[Any, Any]:
@@ -247,21 +330,57 @@ class Client:
 
     def _run(self, call: O.Call[T]) -> T:
         self._ensure()
-        rep = self._roundtrip(call.op, call.body)
+        return self._convert(call, self._roundtrip(call.op, call.body))
+
+    def _pages(self, pager: O.Pager[T]) -> Iterator[T]:
+        """Every item of every page.  The next page is asked for before the
+        items of this one are handed out, so maosd reads and sends it while
+        the caller works (one page ahead, never more).  A page asked for on
+        a connection that has since been replaced is asked for again; one
+        no one waits for any more (the loop left early) is dropped."""
+        call = pager.make(pager.first)
+        ahead: Optional[tuple[int, int]] = None  # (rid, connection) of the next page
+        try:
+            while True:
+                if ahead is not None and ahead[1] == self._conns and self.sock is not None:
+                    rid, ahead = ahead[0], None
+                    items, nxt = self._convert(call, self._wait(rid))
+                else:
+                    ahead = None
+                    items, nxt = self._run(call)
+                if nxt is None:
+                    yield from items
+                    return
+                call = pager.make(nxt)
+                try:
+                    self._ensure()
+                    rid, data = self.core.encode(call.op, call.body)
+                    self._send(data, None)
+                    ahead = (rid, self._conns)
+                except E.ConnectionLost:
+                    ahead = None  # asked again (reconnecting) after these items
+                yield from items
+        finally:
+            if ahead is not None and ahead[1] == self._conns and self.sock is not None:
+                if self._replies.pop(ahead[0], None) is None:
+                    self._discard.add(ahead[0])
+
+    def _wait(self, rid: int) -> Any:
+        """The reply to a request sent before (raised if a refusal)."""
+        while rid not in self._replies:
+            if not self._pump(self.timeout):
+                raise self._timeout()
+        rep = self._replies.pop(rid)
+        if isinstance(rep, E.Error):
+            raise rep
+        return rep
+
+    def _convert(self, call: O.Call[T], rep: Any) -> T:
         try:
             return call.convert(rep)
         except E.ProtocolViolation:
             self._lost("")  # the reply stream can no longer be trusted
             raise
-
-    def _pages(self, pager: O.Pager[T]) -> Iterator[T]:
-        cur = pager.first
-        while True:
-            items, nxt = self._run(pager.make(cur))
-            yield from items
-            if nxt is None:
-                return
-            cur = nxt
 
     # ---- the event store ----------------------------------------------------------------
 
@@ -275,46 +394,39 @@ class Client:
         return self._run(O.append(stream, events, expect))
 
     def append_batch(self, appends: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
-                     expect: C.Expect = "any") -> list[AppendResult]:
-        """Many appends pipelined on the connection (not atomic: see txn);
-        results in order.  The first refusal is raised after every reply
-        has been taken."""
+                     expect: C.Expect = "any") -> builtins.list[AppendResult]:
+        """Many appends pipelined on the connection (each all or none, the
+        batch not atomic: see txn); results in order.  The first refusal
+        is raised after every reply has been taken."""
         self._ensure()
         bodies = [C.append_body(stream, events, expect) for stream, events in appends]
-        out: list[AppendResult] = []
+        out: builtins.list[AppendResult] = []
         err: Optional[E.Error] = None
-        # windows of requests, each sent in one write; the next window is
-        # sent before the replies of the one before are taken, so maosd
-        # always has work (two windows in flight: their replies, ~100 bytes
-        # each, fit the socket buffers, and maosd buffers far more)
-        windows: list[list[int]] = []
-        lo = 0
-        while lo < len(bodies) or windows:
-            if lo < len(bodies) and len(windows) < 2:
-                rids, frames = [], []
-                for body in bodies[lo:lo + self.BATCH_WINDOW]:
-                    rid, data = self.core.encode("append", body)
-                    rids.append(rid)
-                    frames.append(data)
-                self._send(b"".join(frames), None)
-                windows.append(rids)
-                lo += self.BATCH_WINDOW
-                continue
-            for rid in windows.pop(0):
-                while rid not in self._replies:
-                    if not self._pump(self.timeout):
-                        raise self._timeout()
-                rep = self._replies.pop(rid)
-                if isinstance(rep, E.Error):
-                    err = err or rep
-                else:
+        for rep in self._pipeline("append", bodies):
+            if isinstance(rep, E.Error):
+                err = err or rep
+            else:
+                try:
                     out.append(C.to_append(rep))
+                except E.ProtocolViolation:
+                    self._lost("")  # the reply stream can no longer be trusted
+                    raise
         if err is not None:
             raise err
         return out
 
-    #: append_batch: requests per write (their replies fit the socket buffers)
-    BATCH_WINDOW = 256
+    def append_many(self, events: Iterable[tuple[str, Mapping[str, Any]]], *,
+                    max_per_append: int = 1000) -> builtins.list[AppendResult]:
+        """Bulk loading: (stream, event) pairs, each run of consecutive
+        events of one stream sent as one append (at most max_per_append
+        events), the appends pipelined as by append_batch.  One result per
+        append made, in order; every event lands in its stream in the order
+        given (expect "any").  Not atomic as a whole: see txn."""
+        return self.append_batch(C.group_appends(events, max_per_append))
+
+    #: _pipeline: requests in flight at most, and bytes queued for sending
+    PIPELINE_MAX = 4096
+    PIPELINE_BYTES = 1 << 20
 
     def txn(self, appends: Optional[Sequence[Mapping[str, Any]]] = None, *,
             ops: Optional[Sequence[Mapping[str, Any]]] = None) -> list[Any]:

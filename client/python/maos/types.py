@@ -8,15 +8,51 @@ Messages.  Built from decoded replies by maos._core; never sent.
 Invariants: times are timezone-aware UTC datetimes (microsecond
 precision, as stored); ids are uuid.UUID; data/meta/documents are plain
 Python values as msgpack decodes them (maps -> dict, bin -> bytes).
+
+Speed: a replay makes one Event per stored record, so the decoder
+(maos._core.to_event) fills an Event without its constructor and leaves
+`id` and `time` as the record's 16 bytes and microseconds; the first read
+of either builds the uuid.UUID / datetime (the same value the constructor
+would hold) and keeps it.  AppendResult.ids likewise.  Equality, repr,
+hashing, dataclasses.asdict/replace and pickling see the built values.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_US = _dt.timedelta(microseconds=1)
+_SAFE = uuid.SafeUUID.unknown
+_new = object.__new__
+_set = object.__setattr__
+
+
+def uuid_from_bytes(b: bytes) -> uuid.UUID:
+    """uuid.UUID(bytes=b) without its argument parsing (b is 16 bytes)."""
+    u = _new(uuid.UUID)
+    _set(u, "int", int.from_bytes(b, "big"))
+    _set(u, "is_safe", _SAFE)
+    return u
+
+
+def _lazy(obj: Any, name: str) -> Any:
+    """The value of a field left raw by the decoder (see the file top),
+    built once and kept in the instance."""
+    d = object.__getattribute__(obj, "__dict__")
+    raw = d.get("_raw_" + name, d)
+    if raw is d:
+        raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
+    if name == "time":
+        v: Any = EPOCH + raw * _US
+    elif name == "id":
+        v = uuid_from_bytes(raw)
+    else:  # ids
+        v = tuple(uuid_from_bytes(raw[i:i + 16]) for i in range(0, len(raw), 16))
+    d[name] = v
+    return v
 
 
 def us_to_datetime(us: int) -> _dt.datetime:
@@ -46,6 +82,10 @@ class Event:
     time: _dt.datetime
     prev: bytes = field(default=b"", repr=False, compare=False)
 
+    if not TYPE_CHECKING:  # for mypy, id and time are plain fields
+        def __getattr__(self, name):
+            return _lazy(self, name)
+
 
 @dataclass(frozen=True)
 class AppendResult:
@@ -56,6 +96,10 @@ class AppendResult:
     count: int
     duplicate: bool
     ids: tuple[uuid.UUID, ...]
+
+    if not TYPE_CHECKING:  # for mypy, ids is a plain field
+        def __getattr__(self, name):
+            return _lazy(self, name)
 
     @property
     def last_version(self) -> int:

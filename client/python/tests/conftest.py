@@ -5,7 +5,8 @@ meson) on a socket and data directory in a fresh temp directory, waits
 (with a deadline, by connecting) until it answers, and stops it by pid at
 the end (SIGTERM, then SIGKILL after a deadline).  `daemon.kill9()` and
 `daemon.start()` restart it on the same directory for crash tests.
-Also: MAOSCTL_BIN, MAOS_INTEROP_BIN (tests/python/interop.c) and
+Also: MAOSCTL_BIN, MAOSD_FAULT_BIN (maosd-fault, the daemon built with
+its MAOS_FAULT_* hooks), MAOS_INTEROP_BIN (tests/python/interop.c) and
 MAOS_VECTORS_DIR (proto/vectors) from the environment.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Iterator, Optional
+from typing import Iterator, Mapping, Optional
 
 import pytest
 
@@ -34,8 +35,13 @@ def _bin(var: str) -> str:
 
 
 class Daemon:
-    def __init__(self, tmp: str, extra: list[str]) -> None:
-        self.bin = _bin("MAOSD_BIN")
+    """bin_var: the environment variable naming the binary; env: more
+    environment for the daemon (fault hooks)."""
+
+    def __init__(self, tmp: str, extra: list[str], bin_var: str = "MAOSD_BIN",
+                 env: Optional[Mapping[str, str]] = None) -> None:
+        self.bin = _bin(bin_var)
+        self.env = dict(os.environ, **env) if env else None
         self.dir = tmp
         self.sock = os.path.join(tmp, "maosd.sock")
         self.data = os.path.join(tmp, "data")
@@ -49,7 +55,7 @@ class Daemon:
             self.proc = subprocess.Popen(
                 [self.bin, "--data-dir", self.data, "--socket", self.sock, "--journal-mb", "8",
                  "--log-level", "warn", *self.extra],
-                stdout=subprocess.DEVNULL, stderr=log)
+                stdout=subprocess.DEVNULL, stderr=log, env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -142,6 +142,58 @@ def test_every_call_async(sock: str) -> None:
     run(main)
 
 
+def test_async_append_batch_and_many(sock: str) -> None:
+    """AsyncClient.append_batch: windows of PIPELINE_MAX futures, two in
+    flight (a window of 7 over 500 appends), results in order; a refusal is
+    raised after every reply, the rest stored; append_many groups runs of
+    one stream."""
+    async def main() -> None:
+        async with maos.AsyncClient(sock) as a:
+            a.PIPELINE_MAX = 7
+            res = await a.append_batch([(f"w-{i % 5}", [{"type": "t", "data": i}])
+                                        for i in range(500)])
+            assert [r.first_position for r in res] == list(range(1, 501))
+            with pytest.raises(maos.WrongExpectedVersion):
+                await a.append_batch([("r-1", [{"type": "t"}])] * 20, expect="no_stream")
+            assert [e.version async for e in a.read("r-1")] == [0]
+            many = await a.append_many([(f"m-{i // 30}", {"type": "t", "data": i})
+                                        for i in range(90)], max_per_append=20)
+            assert [(r.stream, r.count) for r in many] == \
+                [(f"m-{k}", n) for k in range(3) for n in (20, 10)]
+            assert [e.data async for e in a.read("m-2")] == list(range(60, 90))
+            big = [("f-1", [{"type": "t", "data": b"\x00" * (17 << 20)}])]
+            with pytest.raises(maos.FrameTooLarge):
+                await a.append_batch([("f-0", [{"type": "t"}])] * 3 + big)
+            assert len([e async for e in a.read("f-0")]) == 3
+            await a.ping()
+    run(main)
+
+
+def test_async_paging_reads_one_page_ahead(sock: str) -> None:
+    """The next page is asked for before this page's events are handed
+    out: calls inside the loop get their own replies, a loop left early
+    cancels the page asked for ahead and the connection stays usable."""
+    async def main() -> None:
+        async with maos.AsyncClient(sock) as a:
+            await a.append_many([("a-1", {"type": "t", "data": i}) for i in range(100)])
+            seen = []
+            async for ev in a.read("a-1", page_size=9):
+                seen.append(ev.data)
+                if ev.data % 10 == 0:
+                    await a.append("b-1", [{"type": "t", "data": ev.data}])
+            assert seen == list(range(100))
+            assert [e.data async for e in a.read("b-1")] == list(range(0, 100, 10))
+            it = a.read_all(page_size=10)
+            async for ev in it:
+                if ev.position == 15:
+                    break
+            await it.aclose()  # type: ignore[attr-defined]
+            await a.ping()
+            assert [e.data async for e in a.read_all(stream="a-1", page_size=30)] == \
+                list(range(100))
+    run(main)
+
+
 def test_async_errors_do_not_break_pipeline(sock: str) -> None:
     async def main() -> None:
         async with maos.AsyncClient(sock) as a:

@@ -1,7 +1,13 @@
 """Every error code maosd can send arrives as its own maos.Error subclass
 with code and message (provoked for real where a test can provoke it);
 the mapping table itself is checked against proto/include/maos/errors.h;
-a misbehaving server is a ProtocolViolation, never a crash or a hang."""
+a misbehaving server is a ProtocolViolation, never a crash or a hang.
+
+Provoked against a real maosd: every request-level code, the wire-level
+ones, OVERLOADED (max_connections), OUTCOME_UNKNOWN then READ_ONLY (fault
+shim), SHUTTING_DOWN (maosd-fault holding a commit while SIGTERM drains)
+and CORRUPT (a byte of a table file flipped, as tests/stress/test_damage.c
+does).  INTERNAL cannot be provoked: see test_internal_from_the_wire."""
 from __future__ import annotations
 
 import asyncio
@@ -10,6 +16,7 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import tempfile
 import threading
 import time
@@ -322,3 +329,172 @@ def test_untrusted_directory() -> None:
         maos.Client(os.path.join(link, "maosd.sock"))
     with pytest.raises(maos.ConnectionLost):
         maos.Client(os.path.join(tmp, "absent.sock"), reconnect=False)
+
+
+# ---- SHUTTING_DOWN, CORRUPT, INTERNAL ------------------------------------------------
+
+def _wait_for(cond: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)  # polling for a condition, bounded by the deadline
+
+
+def test_shutting_down() -> None:
+    """maosd-fault with MAOS_FAULT_STALL_GATE: while the gate file exists the
+    commit thread holds its group inside the write.  An append is sent and
+    held there; SIGTERM then starts the drain, which waits for that commit,
+    so the daemon still reads requests but refuses every write with
+    SHUTTING_DOWN (dispatch.c's storage gate) -- through maos.Client and
+    maos.AsyncClient alike, reads still served.  Opening the gate lets the
+    held append be acknowledged and maosd exit 0."""
+    tmp = tempfile.mkdtemp(prefix="maos-py-shut.")
+    gate = os.path.join(tmp, "stall-gate")
+    d = Daemon(tmp, [], bin_var="MAOSD_FAULT_BIN", env={"MAOS_FAULT_STALL_GATE": gate})
+    d.start()
+    try:
+        async def main() -> None:
+            c = maos.Client(d.sock, reconnect=False)
+            a = maos.AsyncClient(d.sock, reconnect=False)
+            await a.connect()
+            c.append("before-1", [{"type": "x"}])
+            held = raw(d.sock)
+            send(held, {"op": "hello", "rid": 1, "version": 1})
+            assert recv(held)["ok"] is True
+            open(gate, "w").close()
+            send(held, {"op": "append", "rid": 2, "stream": "held-1", "expect": "any",
+                        "events": [{"type": "x"}]})
+            send(held, {"op": "ping", "rid": 3})
+            # the ping's reply first: the append was dispatched before it and
+            # is now held in the commit thread
+            assert recv(held)["rid"] == 3
+            assert d.proc is not None
+            d.proc.send_signal(signal.SIGTERM)
+            # maosd_server_stop sets `stopping` and unlinks the socket in the
+            # same loop callback: once the path is gone, writes are refused
+            _wait_for(lambda: not os.path.exists(d.sock), "the socket was not unlinked")
+            with pytest.raises(maos.ShuttingDown) as ei:
+                c.append("after-1", [{"type": "x"}])
+            assert ei.value.code == "SHUTTING_DOWN" and ei.value.message
+            with pytest.raises(maos.ShuttingDown):
+                c.put("kv.a", "k", {"v": 1})
+            with pytest.raises(maos.ShuttingDown) as ai:
+                await a.append("after-2", [{"type": "x"}])
+            assert ai.value.code == "SHUTTING_DOWN" and ai.value.message
+            assert [e.stream for e in c.read("before-1")] == ["before-1"]
+            os.unlink(gate)
+            rep = recv(held)
+            assert rep["rid"] == 2 and rep["ok"] is True, rep
+            held.close()
+            c.close()
+            await a.close()
+        asyncio.run(main())
+        assert d.proc is not None
+        assert d.proc.wait(timeout=30) == 0
+        d.proc = None
+    finally:
+        if os.path.exists(gate):
+            os.unlink(gate)
+        if d.proc is not None:
+            d.kill9()
+
+
+def test_corrupt() -> None:
+    """A store in table files (appends, then a clean stop, which flushes)
+    with one byte of the largest table file (the events) flipped, as
+    tests/stress/test_damage.c does: maosd starts, maosctl verify names the
+    first position that cannot be read, and read_all -- sync and async --
+    returns every event before it, then raises maos.Corrupt; the
+    connection and maosd stay usable."""
+    for d in make_daemon():
+        with maos.Client(d.sock) as c:
+            for b in range(13):
+                n = 100 if b < 12 else 1
+                stream = f"s{b}" if b < 12 else "s999"
+                for _ in range(1 if b < 12 else 50):
+                    c.append(stream, [{"type": "t", "data": f"event {i:04d} of append "
+                                                            f"{b:04d} padding...."}
+                                      for i in range(n)])
+        total = 12 * 100 + 50
+        d.stop()
+        ssts = [os.path.join(d.data, f) for f in os.listdir(d.data) if f.endswith(".sst")]
+        assert ssts, "no table file after a clean stop"
+        sst = max(ssts, key=os.path.getsize)
+        with open(sst, "r+b") as f:
+            at = os.path.getsize(sst) // 3
+            f.seek(at)
+            byte = f.read(1)
+            f.seek(at)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        d.start()
+        ctl = subprocess.run([_bin_env("MAOSCTL_BIN"), "--socket", d.sock, "verify"],
+                             capture_output=True, text=True, timeout=120)
+        assert ctl.returncode == 1, ctl.stdout + ctl.stderr
+        m = re.search(r"BAD: position (\d+)", ctl.stdout)
+        assert m, ctl.stdout
+        bad = int(m.group(1))
+        assert 1 < bad <= total
+        with maos.Client(d.sock) as c:
+            got = 0
+            with pytest.raises(maos.Corrupt) as ei:
+                for ev in c.read_all(page_size=1000):
+                    got += 1
+                    assert ev.position == got
+            assert got == bad - 1
+            assert ei.value.code == "CORRUPT" and ei.value.message
+            c.ping()  # the refusal leaves the connection usable
+
+        async def main() -> int:
+            async with maos.AsyncClient(d.sock) as a:
+                n = 0
+                with pytest.raises(maos.Corrupt):
+                    async for _ in a.read_all(page_size=1000):
+                        n += 1
+                await a.ping()
+                return n
+        assert asyncio.run(main()) == bad - 1
+        assert d.proc is not None and d.proc.poll() is None
+
+
+def _bin_env(var: str) -> str:
+    p = os.environ.get(var)
+    if not p or not os.access(p, os.X_OK):
+        pytest.skip(f"{var} is not set to an executable (run through meson test)")
+    return p
+
+
+def test_internal_from_the_wire() -> None:
+    """INTERNAL cannot be provoked in a real maosd, so a fake server sends it.
+
+    Every place maosd answers INTERNAL (grep MAOS_EINTERNAL daemon/) is
+    out of a test's reach: an unknown write kind (the decoder admits none),
+    a bound write of maosd's own (never a client's), a commit thread that
+    cannot be created (start-up, before any client), a group whose staging
+    or final batch ran out of memory (the commit thread's allocations;
+    maosd-failmalloc fails only the loop thread's), a journal record that
+    does not fit after a new lap (an invariant), a reader job libuv refuses
+    to queue (only while the loop closes), and a read that meets a RocksDB
+    status other than "IO error", "Corruption" or busy/try-again, or a key
+    the store promised (the fault shim fails writes, syncs and renames, not
+    reads; damage is reported as CORRUPT).  So this checks the client's
+    side on a real socket: the frame decodes to maos.Internal with code,
+    number and message, sync and async, and the connection stays usable."""
+    def reply(q: dict[Any, Any]) -> bytes:
+        if q["op"] == "ping":
+            return _core.frame(_core.pack({"rid": q["rid"], "ok": True}))
+        return _core.frame(_core.pack({"rid": q["rid"], "ok": False, "code": "INTERNAL",
+                                       "message": "storage failure while reading"}))
+    for path in fake_server(reply):
+        with maos.Client(path, reconnect=False, timeout=10) as c:
+            with pytest.raises(maos.Internal) as ei:
+                list(c.read("s-1"))
+            assert ei.value.code == "INTERNAL" and ei.value.number == 18
+            assert ei.value.message == "storage failure while reading"
+            c.ping()
+
+        async def main() -> None:
+            async with maos.AsyncClient(path, reconnect=False, timeout=10) as a:
+                with pytest.raises(maos.Internal):
+                    await a.append("s-1", [{"type": "x"}])
+                await a.ping()
+        asyncio.run(main())

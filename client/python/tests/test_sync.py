@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 import maos
+from conftest import Daemon
 
 
 def test_issue_example(sock: str) -> None:
@@ -79,6 +80,43 @@ def dataclasses_frozen() -> type[Exception]:
     return dataclasses.FrozenInstanceError
 
 
+def test_decoded_values_are_the_constructed_ones(sock: str) -> None:
+    """Events and append results are filled by the decoder without their
+    constructors, id/time/ids built on first read (maos.types): they equal,
+    print, copy, replace and pickle exactly as constructed ones."""
+    import copy
+    import dataclasses
+    import pickle
+    eid = uuid.uuid4()
+    with maos.Client(sock) as c:
+        r = c.append("vals-1", [{"type": "a", "id": eid, "data": {"k": [1, "x"]},
+                                 "meta": {"m": 1}}, {"type": "b"}])
+        assert r.ids[0] == eid and len(r.ids) == 2 and all(type(i) is uuid.UUID for i in r.ids)
+        built = maos.AppendResult(stream=r.stream, first_version=r.first_version,
+                                  first_position=r.first_position, count=r.count,
+                                  duplicate=r.duplicate, ids=r.ids)
+        assert r == built and repr(r) == repr(built) and hash(r) == hash(built)
+        assert r.last_position == r.first_position + 1
+        evs = list(c.read("vals-1"))
+        for fresh in (list(c.read("vals-1")), evs):  # built before or on comparison
+            e = fresh[0]
+            made = maos.Event(position=e.position, stream=e.stream, version=e.version,
+                              id=eid, type=e.type, data=e.data, meta=e.meta, time=e.time)
+            assert e == made and repr(e) == repr(made)
+        e = list(c.read("vals-1"))[0]
+        assert pickle.loads(pickle.dumps(e)) == evs[0]
+        assert copy.deepcopy(e) == evs[0] and copy.copy(e) == evs[0]
+        assert dataclasses.asdict(e)["id"] == eid
+        assert dataclasses.replace(e, type="z").id == eid
+        t = e.time
+        assert type(e.id) is uuid.UUID and e.id.version == 4 and e.id == eid
+        assert t.tzinfo is not None and t is e.time  # built once
+        with pytest.raises(AttributeError):
+            e.nope  # type: ignore[attr-defined]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            e.id = uuid.uuid4()  # type: ignore[misc]
+
+
 def test_append_idempotent_and_conflict(sock: str) -> None:
     ids = [uuid.uuid4(), uuid.uuid4()]
     evs = [{"type": "a", "id": ids[0], "data": {"k": 1}}, {"type": "b", "id": ids[1]}]
@@ -98,6 +136,97 @@ def test_append_batch_pipelined(sock: str) -> None:
         assert len(res) == 300
         assert [r.first_position for r in res] == sorted(r.first_position for r in res)
         assert sum(1 for _ in c.read_all(stream="b-0")) == 100
+
+
+def test_pipeline_window_slides(sock: str) -> None:
+    """append_batch keeps PIPELINE_MAX requests in flight and refills the
+    window as replies come (a window of 7 over 500 appends: every reply in
+    order); a refusal in the middle is raised after every reply is in and
+    the appends around it are stored; a request that cannot be encoded
+    stops the sending, the replies of those before it are taken, and the
+    connection is still in step."""
+    with maos.Client(sock) as c:
+        c.PIPELINE_MAX = 7
+        res = c.append_batch([(f"w-{i % 5}", [{"type": "t", "data": i}]) for i in range(500)])
+        assert [r.first_position for r in res] == list(range(1, 501))
+        assert [r.stream for r in res] == [f"w-{i % 5}" for i in range(500)]
+        c.PIPELINE_MAX = 4096
+        with pytest.raises(maos.WrongExpectedVersion):
+            c.append_batch([("r-1", [{"type": "t"}])] * 10, expect="no_stream")
+        assert [e.version for e in c.read("r-1")] == [0]
+        c.append("r-2", [{"type": "a0"}])
+        with pytest.raises(maos.WrongExpectedVersion) as ei:
+            c.append_batch([("r-2", [{"type": "a"}]), ("r-2", [{"type": "b"}]),
+                            ("r-3", [{"type": "c"}])], expect=0)
+        assert ei.value.actual == 1  # the first refusal: b's
+        assert [e.type for e in c.read("r-2")] == ["a0", "a"]
+        with pytest.raises(maos.NotFound):
+            list(c.read("r-3"))
+        big = [("f-1", [{"type": "t", "data": b"\x00" * (17 << 20)}])]
+        with pytest.raises(maos.FrameTooLarge):
+            c.append_batch([("f-0", [{"type": "t"}])] * 3 + big * 2 + [("f-2", [{"type": "t"}])])
+        assert sum(1 for _ in c.read("f-0")) == 3
+        with pytest.raises(maos.NotFound):
+            list(c.read("f-2"))
+        c.ping()
+
+
+def test_append_many(sock: str) -> None:
+    """append_many: runs of one stream's events become one append each (at
+    most max_per_append), every event in its stream in the order given."""
+    with maos.Client(sock) as c:
+        pairs = [(f"m-{i // 250}", {"type": "t", "data": i}) for i in range(1000)]
+        pairs += [("m-0", {"type": "u", "data": -1})]
+        res = c.append_many(pairs, max_per_append=100)
+        assert [(r.stream, r.count) for r in res] == \
+            [(f"m-{k}", n) for k in range(4) for n in (100, 100, 50)] + [("m-0", 1)]
+        assert sum(r.count for r in res) == 1001
+        assert [e.data for e in c.read("m-0")] == list(range(250)) + [-1]
+        assert [e.version for e in c.read("m-3")] == list(range(250))
+        for bad in ([], [("m-1",)], [("m-1", {"type": "t"})] * 2 + ["x"]):
+            with pytest.raises(maos.InvalidArgument):
+                c.append_many(bad)  # type: ignore[arg-type]
+        with pytest.raises(maos.InvalidArgument):
+            c.append_many([("m-1", {"type": "t"})], max_per_append=0)
+
+
+def test_paging_reads_one_page_ahead(daemon: Daemon) -> None:
+    """read/read_all ask for the next page before handing out this one's
+    events: a loop left early leaves no reply behind (the client stays in
+    step), calls made inside the loop get their own replies, and a page
+    asked for on a connection that was replaced (maosd restarted, the
+    client reconnected by a call inside the loop) is asked for again: every
+    event once, in order."""
+    with maos.Client(daemon.sock) as c:
+        c.append_many([("a-1", {"type": "t", "data": i}) for i in range(100)])
+        for k, ev in enumerate(c.read_all(page_size=10)):
+            if k == 14:
+                break
+        c.ping()
+        assert not c._replies  # the page asked for ahead was dropped, not kept
+        assert [e.data for e in c.read("a-1", page_size=7)] == list(range(100))
+        seen = []
+        for ev in c.read_all(stream="a-1", page_size=9):
+            seen.append(ev.data)
+            if ev.data % 10 == 0:
+                c.append("b-1", [{"type": "t", "data": ev.data}])
+                assert c.stats()["head_position"] == 100 + ev.data // 10 + 1
+        assert seen == list(range(100))
+        assert [e.data for e in c.read("b-1")] == list(range(0, 100, 10))
+        got = []
+        for ev in c.read("a-1", page_size=10):
+            got.append(ev.data)
+            if ev.data == 15:
+                daemon.kill9()
+                daemon.start()
+                for _ in range(3):  # the first call may meet the dead connection
+                    try:
+                        c.append("c-1", [{"type": "t"}])
+                        break
+                    except maos.ConnectionLost:
+                        pass
+                assert c.reconnects == 1
+        assert got == list(range(100))
 
 
 def test_read_paging_and_backward(sock: str) -> None:
