@@ -300,23 +300,55 @@ def queue_stats(queue: str = "") -> Call[list[QueueInfo]]:
     return Call("queue_stats", body, lambda m: [C.to_queue_info(q) for q in m["queues"]])
 
 
-def dead_list(queue: str, page_size: Optional[int] = None) -> Pager[Task]:
-    C._str(queue, "queue")
-
+def _task_pager(op: str, queue: str, page_size: Optional[int]) -> Pager[Task]:
+    """dead_list and task_list: pages of tasks, next a task id or None."""
     def conv(m: Reply) -> tuple[list[Task], Optional[bytes]]:
         nxt = m["next"]
         if nxt is not None and not (isinstance(nxt, bytes) and len(nxt) == 16):
-            raise E.ProtocolViolation("dead_list reply: bad next")
+            raise E.ProtocolViolation(f"{op} reply: bad next")
         return [C.to_task(t) for t in m["tasks"]], nxt
 
     def make(cur: Optional[bytes]) -> Call[tuple[list[Task], Optional[bytes]]]:
-        body: dict[str, Any] = {"queue": queue}
+        body: dict[str, Any] = {"queue": queue} if queue else {}
         if cur is not None:
             body["after"] = cur
         if page_size:
             body["limit"] = C._uint(page_size, "page_size")
-        return Call("dead_list", body, conv)
+        return Call(op, body, conv)
     return Pager(make, None)
+
+
+def dead_list(queue: str, page_size: Optional[int] = None) -> Pager[Task]:
+    C._str(queue, "queue")
+    return _task_pager("dead_list", queue, page_size)
+
+
+def task_list(queue: str = "", page_size: Optional[int] = None) -> Pager[Task]:
+    """Every task of `queue` ("": of every queue), any state, by id."""
+    if queue:
+        C._str(queue, "queue")
+    return _task_pager("task_list", queue, page_size)
+
+
+# ---- data operations ----------------------------------------------------------------
+
+def backup(path: str) -> Call[int]:
+    """The daemon copies the store into the new directory `path` (absolute);
+    the head position the copy holds."""
+    p = C._str(path, "path")
+    if not p.startswith("/"):
+        raise E.InvalidArgument("backup needs an absolute path")
+    return Call("backup", {"path": p}, lambda m: int(m["position"]))
+
+
+def metrics() -> Call[str]:
+    """Every figure in the Prometheus text exposition format."""
+    def conv(m: Reply) -> str:
+        t = m["text"]
+        if not isinstance(t, str):
+            raise E.ProtocolViolation("metrics reply: text is not a string")
+        return t
+    return Call("metrics", {}, conv)
 
 
 def dead_retry(queue: str, task: Optional[C.IdLike] = None) -> Call[DeadResult]:

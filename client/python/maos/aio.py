@@ -591,6 +591,16 @@ class AsyncClient:
     def dead_list(self, queue: str, *, page_size: Optional[int] = None) -> AsyncIterator[Task]:
         return self._pages(O.dead_list(queue, page_size))
 
+    def task_list(self, queue: str = "", *,
+                  page_size: Optional[int] = None) -> AsyncIterator[Task]:
+        return self._pages(O.task_list(queue, page_size))
+
+    async def backup(self, path: str) -> int:
+        return await self._run(O.backup(path))
+
+    async def metrics(self) -> str:
+        return await self._run(O.metrics())
+
     async def dead_retry(self, queue: str, task: Optional[C.IdLike] = None) -> DeadResult:
         return await self._run(O.dead_retry(queue, task))
 

@@ -619,6 +619,19 @@ class Client:
     def dead_list(self, queue: str, *, page_size: Optional[int] = None) -> Iterator[Task]:
         return self._pages(O.dead_list(queue, page_size))
 
+    def task_list(self, queue: str = "", *, page_size: Optional[int] = None) -> Iterator[Task]:
+        """Every task of `queue` ("": of every queue), in any state, by id."""
+        return self._pages(O.task_list(queue, page_size))
+
+    def backup(self, path: str) -> int:
+        """An online, consistent copy of the store in the new directory
+        `path` (absolute; made by the daemon); the head position it holds."""
+        return self._run(O.backup(path))
+
+    def metrics(self) -> str:
+        """Every figure in the Prometheus text exposition format."""
+        return self._run(O.metrics())
+
     def dead_retry(self, queue: str, task: Optional[C.IdLike] = None) -> DeadResult:
         return self._run(O.dead_retry(queue, task))
 

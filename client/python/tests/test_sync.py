@@ -527,3 +527,39 @@ def test_bad_input_refused_before_sending(sock: str) -> None:
             with pytest.raises(maos.InvalidArgument):
                 f()
         c.ping()  # the connection is fine: nothing was sent
+
+
+def test_data_operations(sock: str, daemon: Daemon) -> None:
+    """backup, metrics and task_list (issue 13), sync and async."""
+    import asyncio
+    import os
+    with maos.Client(sock) as c:
+        c.append("bk-1", [{"type": "t", "data": {"i": i}} for i in range(3)])
+        c.enqueue("tl", [{"data": i} for i in range(5)])
+        c.enqueue("other", [{"data": "x"}])
+        # task_list: every task, paged, of one queue or all
+        mine = list(c.task_list("tl", page_size=2))
+        assert sorted(t.data for t in mine) == [0, 1, 2, 3, 4]
+        assert all(t.queue == "tl" and t.state == "ready" for t in mine)
+        assert len(list(c.task_list())) == 6
+        # backup: a new directory holding the head
+        target = os.path.join(os.path.dirname(daemon.sock), "copy")
+        head = c.backup(target)
+        assert head == c.stats()["head_position"]
+        assert os.path.isdir(target)
+        with pytest.raises(maos.Conflict):
+            c.backup(target)
+        with pytest.raises(maos.InvalidArgument):
+            c.backup("relative")
+        # metrics: the Prometheus text
+        text = c.metrics()
+        assert "# TYPE maos_commit_write_duration_seconds histogram" in text
+        assert f"maos_head_position {head}\n" in text
+
+    async def run() -> None:
+        async with maos.AsyncClient(sock) as a:
+            assert len([t async for t in a.task_list("tl")]) == 5
+            assert "maos_read_only 0" in await a.metrics()
+            with pytest.raises(maos.Conflict):
+                await a.backup(target)
+    asyncio.run(run())
