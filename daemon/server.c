@@ -310,6 +310,11 @@ void maosd_reply_error_entry(maosd_conn *c, uint64_t rid, int code, const char *
                              maos_slice entry)
 {
     msgpack_packer pk;
+    /* Codes from MAOS_ERRNO_LOCAL_MIN up are the client library's (errors.h)
+     * and never go on the wire: one that reaches here (a read's MAOS_EIO)
+     * is a failure of the daemon's, whose message says what it was. */
+    if (code <= -MAOS_ERRNO_LOCAL_MIN || code >= 0)
+        code = MAOS_EINTERNAL;
     size_t mark = maosd_reply_begin(c, &pk);
     maos_enc_error_entry(&pk, rid, code, msg, has_actual, actual, index, entry);
     maosd_reply_end(c, mark);
