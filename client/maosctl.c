@@ -152,6 +152,7 @@ static const struct option_def options[O__COUNT] = {
 struct args {
     const char *socket;
     const char *data_dir; /* --data-dir: a private read-only maosd on it */
+    int no_request_timeout; /* the command waits as long as its request runs */
     int timeout_set;    /* --timeout given */
     int timeout_ms;     /* > 0, or MAOS_TIMEOUT_NONE */
     int json;
@@ -336,7 +337,9 @@ static const struct command commands[] = {
      "writers run, and prints the head position it holds: every event up to it,\n"
      "none after.  maosd --data-dir DIR starts from the copy as it is.  On the data\n"
      "directory's file system the copy is hard links (instant); elsewhere maosd\n"
-     "copies the files before it answers.  maosd must be allowed to write in DIR's\n"
+     "copies the files before it answers (backup waits for it: no request timeout\n"
+     "unless --timeout).  Only root and maosd's own user may ask (UNAUTHORIZED).\n"
+     "maosd must be allowed to write in DIR's\n"
      "parent (under systemd: ReadWritePaths=).  --verify DIR checks a copy offline:\n"
      "a private read-only maosd on it (maosctl inspect), then verify: the chain up\n"
      "to its head."},
@@ -469,6 +472,8 @@ static int connect_to(struct args *a, maos_ctx **out)
     maos_options o = {.path = a->socket, .client_name = "maosctl"};
     if (a->timeout_set)
         o.timeout_ms = o.connect_timeout_ms = a->timeout_ms;
+    if (a->no_request_timeout)
+        o.timeout_ms = MAOS_TIMEOUT_NONE;
     maos_ctx *c = maos_connect_with(&o);
     if (!c) {
         fprintf(stderr, "maosctl: out of memory\n");
@@ -1548,6 +1553,7 @@ static int cmd_backup(struct args *a)
 {
     if (a->set[O_VERIFY])
         return run_on_dir(a, a->pos[0], cmd_verify);
+    a->no_request_timeout = !a->timeout_set; /* a copy elsewhere takes its time */
     maos_ctx *c;
     uint64_t pos = 0;
     char dir[PATH_MAX];

@@ -377,6 +377,34 @@ static const char *kind_of(json_t *o)
     return json_is_string(k) ? json_string_value(k) : NULL;
 }
 
+/* Pass 1 on an event line: what pass 2 needs to append it, so that a bad
+ * line refuses the file before anything is written.  NULL, or why not. */
+static const char *check_event(json_t *o)
+{
+    const char *stream = json_string_value(json_object_get(o, "stream"));
+    const char *type = json_string_value(json_object_get(o, "type"));
+    const char *id = json_string_value(json_object_get(o, "id"));
+    json_t *meta = json_object_get(o, "meta");
+    uint8_t raw[16];
+    if (!stream || !type || !id || !json_object_get(o, "data") || (meta && !json_is_object(meta)))
+        return "not an event (stream, type, id and data are needed)";
+    if (maos_uuid_parse(id, strlen(id), raw))
+        return "an event id that is not a UUID";
+    if (maos_utf8_check((maos_slice){stream, (uint32_t)strlen(stream)}, 1, MAOS_STREAM_MAX) ||
+        maos_utf8_check((maos_slice){type, (uint32_t)strlen(type)}, 1, MAOS_NAME_MAX))
+        return "a stream or type name that is not 1..1024 (stream) or 1..255 (type) bytes "
+               "of UTF-8 without NUL";
+    char *mp = NULL;
+    size_t len = 0;
+    int bad = maos_json_to_msgpack(json_object_get(o, "data"), &mp, &len, NULL, 0);
+    free(mp);
+    if (!bad && meta) {
+        bad = maos_json_to_msgpack(meta, &mp, &len, NULL, 0);
+        free(mp);
+    }
+    return bad ? "data or meta that cannot be stored (too deep?)" : NULL;
+}
+
 /* Pass 1: the whole file checked.  0 and *events, or 1 (said). */
 static int check_file(line_reader *r, const char *name, uint64_t *events)
 {
@@ -407,10 +435,13 @@ static int check_file(line_reader *r, const char *name, uint64_t *events)
                 json_integer_value(json_object_get(o, "tasks")) != (json_int_t)nt)
                 why = "the trailer's counts are not the numbers of records before it";
         } else if (r->no > 1 && kind && !strcmp(kind, "task")) {
-            if (!json_is_string(json_object_get(o, "queue")) ||
-                !json_is_string(json_object_get(o, "id")) ||
+            const char *id = json_string_value(json_object_get(o, "id"));
+            uint8_t raw[16];
+            if (!json_is_string(json_object_get(o, "queue")) || !id ||
                 !json_is_string(json_object_get(o, "state")) || !json_object_get(o, "data"))
                 why = "not a task (id, queue, state and data are needed)";
+            else if (maos_uuid_parse(id, strlen(id), raw))
+                why = "a task id that is not a UUID";
             nt++;
         } else if (r->no > 1 && kind && !strcmp(kind, "entry")) {
             if (!json_is_string(json_object_get(o, "table")) ||
@@ -421,12 +452,7 @@ static int check_file(line_reader *r, const char *name, uint64_t *events)
         } else if (r->no > 1 && kind) {
             why = "a record kind this maosctl does not import";
         } else if (r->no > 1) {
-            json_t *meta = json_object_get(o, "meta");
-            if (!json_is_string(json_object_get(o, "stream")) ||
-                !json_is_string(json_object_get(o, "type")) ||
-                !json_is_string(json_object_get(o, "id")) || !json_object_get(o, "data") ||
-                (meta && !json_is_object(meta)))
-                why = "not an event (stream, type, id and data are needed)";
+            why = check_event(o);
             n++;
         }
         json_decref(o);
@@ -498,8 +524,11 @@ static int txn_flush(maos_ctx *c, txn *t, uint64_t *written, uint64_t *skipped)
     if (rc == MAOS_ECONFLICT) {
         /* some of its appends are there and some not (an earlier import
          * of another export that holds part of this one): append by
-         * append, each stored or a duplicate */
-        for (size_t i = 0; i < na && (!rc || rc == MAOS_ECONFLICT); i++) {
+         * append, each stored or a duplicate; the first that is neither
+         * ends the import (an append that is there only in part was
+         * grouped otherwise: nothing here can complete it) */
+        size_t i = 0;
+        for (rc = 0; i < na && !rc; i++) {
             maos_append_info one;
             memset(&one, 0, sizeof one);
             rc = maos_append(c, apps[i].stream, MAOS_EXPECT_ANY, apps[i].events,
@@ -507,14 +536,22 @@ static int txn_flush(maos_ctx *c, txn *t, uint64_t *written, uint64_t *skipped)
             if (!rc)
                 *(one.duplicate ? skipped : written) += apps[i].n_events;
         }
+        if (rc == MAOS_ECONFLICT) {
+            fprintf(stderr, "maosctl: import: lines %lu-%lu: stream %s: %s; its events are "
+                    "stored here in part, by an import cut elsewhere: import an export "
+                    "that starts after the last event stored here (export --from)\n",
+                    t->first_line, t->last_line, apps[i - 1].stream, c->errstr);
+            return 1;
+        }
         if (!rc) {
             txn_clear(t);
             return 0;
         }
     }
     if (rc) {
-        fprintf(stderr, "maosctl: import: lines %lu-%lu: %s: %s (a re-run resumes here)\n",
-                t->first_line, t->last_line, maos_err_name(c->err), c->errstr);
+        fprintf(stderr, "maosctl: import: lines %lu-%lu: %s: %s (a re-run of the same file "
+                "resumes here)\n", t->first_line, t->last_line, maos_err_name(c->err),
+                c->errstr);
         return 1;
     }
     for (size_t i = 0; i < na; i++)
@@ -592,8 +629,8 @@ static int put_entry(maos_ctx *c, json_t *o, unsigned long line, uint64_t *put,
         return 0;
     }
     if (rc) {
-        fprintf(stderr, "maosctl: import: line %lu: entry %s/%s: %s: %s (a re-run resumes "
-                "here)\n", line, table, key, maos_err_name(c->err), c->errstr);
+        fprintf(stderr, "maosctl: import: line %lu: entry %s/%s: %s: %s (a re-run of the "
+                "same file resumes here)\n", line, table, key, maos_err_name(c->err), c->errstr);
         return 1;
     }
     (*put)++;
@@ -658,7 +695,8 @@ static int put_task(maos_ctx *c, json_t *o, unsigned long line, uint64_t *count)
     free(data);
     free(meta);
     if (rc) {
-        fprintf(stderr, "maosctl: import: line %lu: task %s: %s: %s (a re-run resumes here)\n",
+        fprintf(stderr, "maosctl: import: line %lu: task %s: %s: %s (a re-run of the same file "
+                "resumes here)\n",
                 line, id, maos_err_name(c->err), c->errstr);
         return 1;
     }
@@ -702,12 +740,22 @@ int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out)
         rc = 1;
     }
     r.no = 0;
+    /* a transaction's frame stays well under the daemon's max_frame */
+    size_t txn_bytes = maos_max_frame(c) / 4;
+    if (txn_bytes > IMPORT_TXN_BYTES)
+        txn_bytes = IMPORT_TXN_BYTES;
     ssize_t len;
     while (!rc && (len = next_line(&r)) >= 0) {
         if (r.no == 1)
             continue; /* the header, checked */
         json_t *o = json_loadb(r.buf, (size_t)len, 0, NULL);
         const char *kind = kind_of(o);
+        if (!o) {
+            fprintf(stderr, "maosctl: import: %s, line %lu changed while importing\n", name,
+                    r.no);
+            rc = 1;
+            break;
+        }
         if (kind && !strcmp(kind, "entry")) {
             if (!(rc = txn_flush(c, t, &written, &skipped)))
                 rc = put_entry(c, o, r.no, &eput, &ekept);
@@ -725,8 +773,17 @@ int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out)
             break;
         }
         const char *st = json_string_value(json_object_get(o, "stream"));
-        if (maos_stream_is_table((maos_slice){st, (uint32_t)strlen(st)})) {
-            tabled++; /* written by table/queue ops: the entries bring them back */
+        if (!st || check_event(o)) { /* the file changed since pass 1 */
+            fprintf(stderr, "maosctl: import: %s, line %lu changed while importing\n", name,
+                    r.no);
+            json_decref(o);
+            rc = 1;
+            break;
+        }
+        if (st[0] == '$' || maos_stream_is_table((maos_slice){st, (uint32_t)strlen(st)})) {
+            /* written by table/queue ops (the entries and tasks bring them
+             * back) or by maosd itself ($system): not appended */
+            tabled++;
             json_decref(o);
             continue;
         }
@@ -735,7 +792,7 @@ int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out)
         if (!rc)
             rc = take_event(o, r.no, t);
         json_decref(o);
-        if (!rc && (t->n == IMPORT_TXN_EVENTS || t->bytes >= IMPORT_TXN_BYTES))
+        if (!rc && (t->n == IMPORT_TXN_EVENTS || t->bytes >= txn_bytes))
             rc = txn_flush(c, t, &written, &skipped);
     }
     if (!rc)

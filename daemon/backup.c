@@ -18,7 +18,8 @@
  *     wait for this step only.
  *  3. a pool thread (backup_move): the staging directory is renamed to the
  *     target (same file system) or copied file by file into
- *     <target>.partial, synced, and renamed (another one); then the reply
+ *     <target>.partial.XXXXXX (mkdtemp: the job's own), synced, and
+ *     renamed (another one); then the reply
  *     {position: the head the copy holds}.
  *
  * Invariants: the target appears whole or not at all (a rename); a failed
@@ -132,14 +133,11 @@ static int copy_file(const char *from, const char *to)
     return rc;
 }
 
-/* Copy the flat directory from into to (made here), every file synced,
- * then to itself.  0, or -1 with errno and what failed in why. */
+/* Copy the flat directory from into to (an empty directory this job
+ * made), every file synced, then to itself.  0, or -1 with what failed in
+ * why. */
 static int copy_flat(const char *from, const char *to, char *why, size_t cap)
 {
-    if (mkdir(to, 0700)) {
-        say(why, cap, "cannot create %s: %s", to, strerror(errno));
-        return -1;
-    }
     DIR *d = opendir(from);
     if (!d) {
         say(why, cap, "cannot read %s: %s", from, strerror(errno));
@@ -170,6 +168,13 @@ int maosd_op_backup(maosd_call *call)
 {
     maosd_server *srv = call->srv;
     const maos_request *req = call->req;
+    /* the daemon writes where the request says: only its operator may ask
+     * (root or the daemon's own uid), not every user allowed to connect */
+    if (call->conn->uid != 0 && call->conn->uid != srv->euid) {
+        say(call->why, sizeof(call->why), "backup is for root and the daemon's user "
+            "(uid %u); uid %u may not", (unsigned)srv->euid, (unsigned)call->conn->uid);
+        return MAOS_EUNAUTHORIZED;
+    }
     char target[PATH_MAX], parent[PATH_MAX];
     struct stat st;
     if (req->path.len >= sizeof(target) - 16) {
@@ -295,25 +300,35 @@ static void backup_run(maosd_rjob *j)
     parent_of(m->target, parent, sizeof(parent));
     int moved = rename(m->staging, m->target) == 0;
     if (!moved && errno == EXDEV) {
-        say(partial, sizeof(partial), "%s.partial", m->target);
-        if (copy_flat(m->staging, partial, j->why, sizeof(j->why)) == 0) {
-            moved = rename(partial, m->target) == 0;
+        /* another file system: a copy into a directory of this job's own
+         * (mkdtemp: never one another request or a user made), renamed */
+        say(partial, sizeof(partial), "%s.partial.XXXXXX", m->target);
+        if (!mkdtemp(partial)) {
+            say(j->why, sizeof(j->why), "cannot create %s: %s", partial, strerror(errno));
+        } else {
+            if (copy_flat(m->staging, partial, j->why, sizeof(j->why)) == 0) {
+                moved = rename(partial, m->target) == 0;
+                if (!moved)
+                    say(j->why, sizeof(j->why), "cannot rename %s to %s: %s", partial,
+                        m->target, strerror(errno));
+            }
             if (!moved)
-                say(j->why, sizeof(j->why), "cannot rename %s to %s: %s", partial,
-                         m->target, strerror(errno));
+                rm_flat(partial);
         }
-        if (!moved)
-            rm_flat(partial);
         rm_flat(m->staging);
     } else if (!moved) {
         say(j->why, sizeof(j->why), "cannot move the backup to %s: %s", m->target,
                  strerror(errno));
         rm_flat(m->staging);
     }
-    if (moved)
-        maosd_fsync_dir(parent);
+    if (moved && maosd_fsync_dir(parent)) {
+        say(j->why, sizeof(j->why), "the backup is in %s, but syncing %s failed: %s "
+            "(it may not survive a power loss)", m->target, parent, strerror(errno));
+        moved = 0;
+    }
     if (!moved) {
         j->rc = MAOS_EINTERNAL;
+        j->log_why = 1;
         return;
     }
     msgpack_packer pk;

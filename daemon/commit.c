@@ -666,8 +666,13 @@ static int space_short(maosd_commit *cm, uint64_t *avail, uint64_t *need)
         struct statvfs v;
         if (statvfs(srv->cfg->data_dir, &v) == 0) {
             cm->space_avail = (uint64_t)v.f_bavail * v.f_frsize;
-            cm->space_checked_ns = now;
+        } else if (!cm->space_checked_ns) { /* never measured: not short */
+            maosd_log(MAOSD_LOG_WARN, "cannot read the free space of %s: %s; the "
+                      "min_free_mb reserve is not enforced", srv->cfg->data_dir,
+                      strerror(errno));
+            cm->space_avail = UINT64_MAX;
         }
+        cm->space_checked_ns = now;
     }
     *avail = cm->space_avail;
     int short_ = cm->space_avail < *need;
@@ -702,7 +707,10 @@ static void write_group(maosd_commit *cm, maosd_wreq **listp)
     int full = space_short(cm, &avail, &need);
     for (maosd_wreq *w = list; w; w = w->next) {
         nreq++;
-        if (full && maosd_store_state(cm->store) == MAOSD_STORE_OK) {
+        /* maosd's own writes (queue timers, releases of closed connections'
+         * entries) are small and keep the daemon's state right: the reserve
+         * is for them too */
+        if (full && w->conn && maosd_store_state(cm->store) == MAOSD_STORE_OK) {
             maosd_wfail(w, MAOS_ENO_SPACE, -1,
                         "%s has %llu MB free, below min_free_mb %llu: writes are refused "
                         "until space is freed (reads go on); nothing of this request "

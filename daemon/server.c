@@ -720,27 +720,28 @@ static void on_hello_timeout(uv_timer_t *t)
 
 /* ---- accepting ---------------------------------------------------------------- */
 
-/* Whether gid is among the supplementary groups of process pid
- * (/proc/PID/status, "Groups:"). */
-static int in_groups(pid_t pid, gid_t gid)
+/* Whether gid is among the supplementary groups the peer of c had when it
+ * connected (SO_PEERGROUPS: the kernel's record, no pid to race on). */
+static int in_groups(maosd_conn *c, gid_t gid)
 {
-    char path[64], line[4096];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd))
+        return 0;
+    gid_t small[64], *groups = small;
+    socklen_t len = sizeof(small);
     int found = 0;
-    while (f && !found && fgets(line, sizeof(line), f)) {
-        if (strncmp(line, "Groups:", 7))
-            continue;
-        for (char *p = line + 7, *end; *p && !found; p = end) {
-            unsigned long g = strtoul(p, &end, 10);
-            if (end == p)
-                break;
-            found = (gid_t)g == gid;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len)) {
+        if (errno != ERANGE || !(groups = malloc(len)))
+            return 0;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len)) {
+            free(groups);
+            return 0;
         }
-        break;
     }
-    if (f)
-        fclose(f);
+    for (size_t i = 0; i < len / sizeof(gid_t) && !found; i++)
+        found = groups[i] == gid;
+    if (groups != small)
+        free(groups);
     return found;
 }
 
@@ -749,7 +750,7 @@ static int in_groups(pid_t pid, gid_t gid)
  * daemon's own uid always; then allow_uids; then members (primary or
  * supplementary group) of allow_gids and of the socket group.
  */
-static int peer_allowed(const maosd_server *srv, const maosd_conn *c)
+static int peer_allowed(const maosd_server *srv, maosd_conn *c)
 {
     const maosd_config *cfg = srv->cfg;
     if (c->uid == 0 || c->uid == srv->euid)
@@ -767,7 +768,7 @@ static int peer_allowed(const maosd_server *srv, const maosd_conn *c)
             g = srv->sock_gid;
         else
             break;
-        if (c->gid == g || (c->pid > 0 && in_groups(c->pid, g)))
+        if (c->gid == g || in_groups(c, g))
             return 1;
     }
     return 0;

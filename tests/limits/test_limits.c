@@ -850,13 +850,14 @@ static void test_hello_timeout(void **state)
  * one byte (0 ok, else -code) on `out`, holds them until the write end of
  * the `hold` pipe (hold_w, closed in the child) is closed.
  */
-static pid_t as_uid(const char *sock, uid_t uid, int n, int out, int hold, int hold_w)
+static pid_t as_uid_sup(const char *sock, uid_t uid, gid_t sup, int n, int out, int hold,
+                        int hold_w)
 {
     pid_t pid = mt_fork();
     if (pid)
         return pid;
     close(hold_w);
-    if (setgroups(0, NULL) || setgid((gid_t)uid) || setuid(uid)) {
+    if (setgroups(sup ? 1 : 0, &sup) || setgid((gid_t)uid) || setuid(uid)) {
         fprintf(stderr, "setuid(%u): %s\n", (unsigned)uid, strerror(errno));
         _exit(1);
     }
@@ -871,6 +872,12 @@ static pid_t as_uid(const char *sock, uid_t uid, int n, int out, int hold, int h
     while (read(hold, &x, 1) > 0) {
     }
     _exit(0);
+}
+
+/* A helper as uid (group uid, no supplementary group). */
+static pid_t as_uid(const char *sock, uid_t uid, int n, int out, int hold, int hold_w)
+{
+    return as_uid_sup(sock, uid, 0, n, out, hold, hold_w);
 }
 
 /* The next n codes from a helper. */
@@ -1021,11 +1028,16 @@ static void test_allow_lists(void **state)
     pid_t g = as_uid(e->sock, 65532, 1, res[1], hold[0], hold[1]); /* gid 65532 */
     codes(res[0], 1, got);
     MT_EQ_ERR(got[0], 0);
+    /* uid and gid 65530, in group 65532 as a supplementary group */
+    pid_t sg = as_uid_sup(e->sock, 65530, 65532, 1, res[1], hold[0], hold[1]);
+    codes(res[0], 1, got);
+    MT_EQ_ERR(got[0], 0);
     close(hold[1]);
     MT_EQ_INT(mt_wait(a, 10000), 0);
     MT_EQ_INT(mt_wait(b, 10000), 0);
     MT_EQ_INT(mt_wait(c, 10000), 0);
     MT_EQ_INT(mt_wait(g, 10000), 0);
+    MT_EQ_INT(mt_wait(sg, 10000), 0);
     close(res[0]);
     close(res[1]);
     close(hold[0]);

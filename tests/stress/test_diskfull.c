@@ -310,7 +310,10 @@ static void test_small_filesystem(void **state)
         mt_sleep_ms(5);
     }
     expect_state(c, "ok");
-    /* full again, then kill -9 in the full state */
+    /* full again (flags cleared: only a NO_SPACE after this counts), then
+     * kill -9 in the full state */
+    for (int w = 0; w < WRITERS; w++)
+        atomic_store(&sh->full[w], 0);
     wait_all_full();
     maos_free(c);
     stop_writers(pids);
