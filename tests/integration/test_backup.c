@@ -214,6 +214,16 @@ static void test_backup_under_writers(void **state)
         const maos_event *y = event_at(cp, cnp, rev);
         MT_TRUE(y != NULL);
         MT_EQ_MEM_STR(y->type, y->type_len, "put");
+        /* ... and the last change of that key in the copy's log */
+        char st[32];
+        snprintf(st, sizeof st, "kv.bk-%s", key);
+        uint64_t last = 0;
+        for (size_t i = 0; i < cnp; i++)
+            for (size_t k = 0; k < cp[i]->n; k++)
+                if (cp[i]->events[k].stream_len == strlen(st) &&
+                    !memcmp(cp[i]->events[k].stream, st, strlen(st)))
+                    last = cp[i]->events[k].position;
+        MT_EQ_INT(rev, last);
         maos_table_page_free(tp);
     }
     /* the copy's queue holds exactly the tasks its events enqueued */
@@ -276,6 +286,34 @@ static void test_backup_refusals(void **state)
     MT_EQ_INT(mt_ctl(d, &r, "backup", "/", NULL), 1); /* exists */
     MT_TRUE(strstr(r.err, "CONFLICT") != NULL);
     mt_run_free(&r);
+    /* onto another file system (a tmpfs of its own, /dev/shm): copied, not
+     * linked, and the copy checks out offline */
+    struct stat shm, data;
+    if (stat("/dev/shm", &shm) == 0 && stat(d->data, &data) == 0 &&
+        shm.st_dev != data.st_dev) {
+        char other[64], cmd[160];
+        snprintf(other, sizeof other, "/dev/shm/maos-test-backup-%d", (int)getpid());
+        MT_EQ_INT(mkdir(other, 0700), 0);
+        snprintf(dir, sizeof dir, "%s/copy", other);
+        uint64_t h = 0;
+        MT_EQ_ERR(maos_backup(c, dir, &h), 0);
+        MT_EQ_INT(mt_ctl(d, &r, "backup", "--verify", dir, NULL), 0);
+        MT_TRUE(strstr(r.out, "OK: ") != NULL);
+        mt_run_free(&r);
+        snprintf(cmd, sizeof cmd, "ls -a %s", other); /* only the copy: no .partial.* */
+        const char *lsv[] = {"/bin/sh", "-c", cmd, NULL};
+        mt_run ls2;
+        MT_EQ_INT(mt_spawn(lsv, NULL, NULL, 0, 10000, &ls2), 0);
+        MT_EQ_STR(ls2.out, ".\n..\ncopy\n");
+        mt_run_free(&ls2);
+        snprintf(cmd, sizeof cmd, "rm -rf %s", other);
+        const char *rmv[] = {"/bin/sh", "-c", cmd, NULL};
+        MT_EQ_INT(mt_spawn(rmv, NULL, NULL, 0, 10000, &ls2), 0);
+        mt_run_free(&ls2);
+    } else {
+        print_message("/dev/shm is missing or on the data directory's file system: the "
+                      "copy across file systems is not run here\n");
+    }
     /* no staging directory is left in the data directory */
     mt_run ls;
     const char *argv[] = {"/bin/ls", "-a", d->data, NULL};
