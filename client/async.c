@@ -363,35 +363,74 @@ int maos_result_fields_get(const maos_result *r, maos_result_fields *out)
     return 0;
 }
 
-int maos_result_append(const maos_result *r, size_t i, maos_append_info *out)
+/* Result i of an append or txn answer: 0 and *res, or an error. */
+static int append_result_at(const maos_result *r, size_t i, maos_append_result *res)
 {
     static const maos_op ops[] = {MAOS_OP_APPEND, MAOS_OP_TXN, 0};
-    if (answer_of(r, ops) || !out)
+    if (answer_of(r, ops))
         return MAOS_EINVALID_ARG;
-    maos_append_info tmp = *out;
     if (r->pd->op == MAOS_OP_APPEND) {
         if (i != 0)
             return MAOS_EINVALID_ARG;
-        int rc = maosc_copy_result(r->c, &r->rep.result, &tmp);
-        if (!rc)
-            *out = tmp;
-        return rc;
+        *res = r->rep.result;
+        return 0;
     }
     maos_mpr m;
     uint32_t cnt;
-    maos_append_result res;
     maos_mpr_init(&m, r->rep.results.ptr, r->rep.results.len);
     if (maos_mpr_array(&m, &cnt))
         return maosc_die(r->c, MAOS_EPROTO, "malformed txn reply");
     if (i >= cnt)
         return MAOS_EINVALID_ARG;
     for (size_t k = 0; k <= i; k++)
-        if (maos_append_result_next(&m, &res))
+        if (maos_append_result_next(&m, res))
             return maosc_die(r->c, MAOS_EPROTO, "malformed txn result %zu", k);
-    int rc = maosc_copy_result(r->c, &res, &tmp);
+    return 0;
+}
+
+int maos_result_append(const maos_result *r, size_t i, maos_append_info *out)
+{
+    maos_append_result res;
+    maos_append_info tmp;
+    if (!out)
+        return MAOS_EINVALID_ARG;
+    int rc = append_result_at(r, i, &res);
+    if (!rc)
+        rc = maosc_copy_result(r->c, &res, &tmp, NULL, 0);
     if (!rc)
         *out = tmp;
     return rc;
+}
+
+int maos_result_append_ids(const maos_result *r, size_t i, uint8_t (*ids)[16], size_t cap)
+{
+    maos_append_result res;
+    if (!ids && cap)
+        return MAOS_EINVALID_ARG;
+    int rc = append_result_at(r, i, &res);
+    return rc ? rc : maosc_copy_result(r->c, &res, NULL, ids, cap);
+}
+
+size_t maos_result_count(const maos_result *r)
+{
+    static const maos_op ops[] = {MAOS_OP_APPEND, MAOS_OP_TXN, 0};
+    if (answer_of(r, ops))
+        return 0;
+    return r->pd->op == MAOS_OP_APPEND ? 1 : r->rep.n_results;
+}
+
+int maos_result_status(const maos_result *r)
+{
+    return r && r->pd ? r->pd->status : MAOS_EINVALID_ARG;
+}
+
+void maos_result_free(maos_result *r)
+{
+    if (!r || !r->owned)
+        return;
+    free(r->pd->f);
+    free(r->pd);
+    free(r);
 }
 
 int maos_result_page(const maos_result *r, maos_page **out)

@@ -52,8 +52,12 @@ static int fill_events(maos_ctx *c, const maos_event_spec *ev, size_t n,
  * through maosc_call (sync: *f / *rep are the reply; async: queued).  With
  * MAOS_CLIENT_IDS, events without an id get a UUIDv7 here; a request whose
  * every event has an id is safe to re-send after a reconnect. */
-static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
-                         size_t n, uint64_t *rid_out, struct rxf **f, maos_reply *rep)
+/* The wire form of n appends (checked): *in (n of them) and *evs (their
+ * events, one array), both malloc'ed, freed by the caller after encoding;
+ * *all_ids: every event carries an id (MAOS_CLIENT_IDS gives one to those
+ * without).  Shared by append/txn and txn_items (tables.c). */
+int maosc_appends_in(maos_ctx *c, int txn, const maos_txn_append *ap, size_t n,
+                     maos_append_in **in_out, maos_event_in **evs_out, int *all_ids_out)
 {
     size_t total = 0;
     if (!ap || n == 0 || n > UINT32_MAX)
@@ -97,6 +101,24 @@ static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
         }
         all_ids &= evs[i].has_id;
     }
+    if (rc) {
+        free(evs);
+        free(in);
+        return rc;
+    }
+    *in_out = in;
+    *evs_out = evs;
+    *all_ids_out = all_ids;
+    return 0;
+}
+
+static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
+                         size_t n, uint64_t *rid_out, struct rxf **f, maos_reply *rep)
+{
+    maos_append_in *in = NULL;
+    maos_event_in *evs = NULL;
+    int all_ids = 0;
+    int rc = maosc_appends_in(c, txn, ap, n, &in, &evs, &all_ids);
     if (!rc) {
         struct maosc_req rq;
         rc = maosc_req_begin(c, &rq);
@@ -115,24 +137,22 @@ static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
     return rc;
 }
 
-/* Fill a caller's maos_append_info from a wire result (ids copied into the
- * caller's array up to ids_cap). */
+/* Fill a caller's maos_append_info from a wire result, and ids (NULL or
+ * room for cap ids) with the first min(count, cap) event ids. */
 int maosc_copy_result(maos_ctx *c, const maos_append_result *r,
-                       maos_append_info *out)
+                       maos_append_info *out, uint8_t (*ids)[16], size_t cap)
 {
     if (r->ids.len != (uint64_t)r->count * 16)
         return maosc_die(c, MAOS_EPROTO, "append result: %u ids in %u bytes",
                    r->count, r->ids.len);
-    if (!out)
-        return 0;
-    out->version = r->first_version;
-    out->position = r->first_position;
-    out->count = r->count;
-    out->duplicate = r->duplicate;
-    if (out->ids && out->ids_cap) {
-        size_t k = r->count < out->ids_cap ? r->count : out->ids_cap;
-        memcpy(out->ids, r->ids.ptr, k * 16);
+    if (out) {
+        out->version = r->first_version;
+        out->position = r->first_position;
+        out->count = r->count;
+        out->duplicate = r->duplicate;
     }
+    if (ids && cap)
+        memcpy(ids, r->ids.ptr, (r->count < cap ? r->count : cap) * 16);
     return 0;
 }
 
@@ -153,23 +173,28 @@ int maos_ping(maos_ctx *c)
     return 0;
 }
 
-int maos_append(maos_ctx *c, const char *stream, int64_t expect,
-                const maos_event_spec *events, size_t n, maos_append_info *out)
+int maos_append_ids(maos_ctx *c, const char *stream, int64_t expect,
+                    const maos_event_spec *events, size_t n, maos_append_info *out,
+                    uint8_t (*ids)[16])
 {
-    maos_txn_append a = {stream, expect, events, n};
+    maos_txn_append a = {stream, expect, events, n, NULL};
     struct rxf *f;
     maos_reply rep;
     int rc = maosc_sync_ready(c);
     if (rc || (rc = queue_appends(c, 0, &a, 1, NULL, &f, &rep)))
         return rc;
     maos_append_info tmp;
-    if (out)
-        tmp = *out;
-    rc = maosc_copy_result(c, &rep.result, out ? &tmp : NULL);
+    rc = maosc_copy_result(c, &rep.result, &tmp, ids, n);
     if (!rc && out)
         *out = tmp;
     free(f);
     return rc;
+}
+
+int maos_append(maos_ctx *c, const char *stream, int64_t expect,
+                const maos_event_spec *events, size_t n, maos_append_info *out)
+{
+    return maos_append_ids(c, stream, expect, events, n, out, NULL);
 }
 
 int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
@@ -202,9 +227,9 @@ int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
             return maosc_die(c, MAOS_EPROTO, "malformed txn result %zu", i);
         }
     }
-    for (size_t i = 0; out && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         maos_append_result_next(&r, &res);
-        maosc_copy_result(c, &res, &out[i]);
+        maosc_copy_result(c, &res, out ? &out[i] : NULL, appends[i].ids, appends[i].n_events);
     }
     free(f);
     return 0;
@@ -459,7 +484,7 @@ int maos_stats_get(maos_ctx *c, maos_stats_info *out)
 int maos_append_send(maos_ctx *c, const char *stream, int64_t expect,
                      const maos_event_spec *events, size_t n, uint64_t *rid)
 {
-    maos_txn_append a = {stream, expect, events, n};
+    maos_txn_append a = {stream, expect, events, n, NULL};
     int rc = maosc_enter(c);
     if (rc || (rc = queue_appends(c, 0, &a, 1, rid, NULL, NULL)))
         return rc;
@@ -475,21 +500,10 @@ int maos_txn_send(maos_ctx *c, const maos_txn_append *appends, size_t n,
     return maosc_maybe_flush(c);
 }
 
-static void set_msg_result(maos_append_info *dst, const maos_append_result *r,
-                           struct rxf *f)
-{
-    dst->version = r->first_version;
-    dst->position = r->first_position;
-    dst->count = r->count;
-    dst->duplicate = r->duplicate;
-    /* The ids are a view into the message's own (writable) frame copy. */
-    dst->ids = (uint8_t (*)[16])(f->data + (r->ids.ptr - f->data));
-    dst->ids_cap = r->count;
-    if (r->count == 0)
-        dst->ids = NULL;
-}
-
-int maos_reply_recv(maos_ctx *c, maos_reply_msg **out)
+/* A legacy pipelined reply becomes a maos_result the caller owns (the one
+ * reply type of the API): a completion of its own holding the frame, as
+ * an async callback's result views one (async.c), with `owned` set. */
+int maos_reply_recv(maos_ctx *c, maos_result **out)
 {
     struct maos_ctx_priv *p;
     struct rxf *f;
@@ -513,71 +527,58 @@ int maos_reply_recv(maos_ctx *c, maos_reply_msg **out)
     }
 
     /* Only appends and txns are pipelined; an rid-0 error (op unknown) is
-     * an error reply, whose fields maosc_take_reply has checked. */
-    size_t nres = 0;
-    maos_mpr r;
+     * an error reply, whose fields maosc_take_reply has checked.  Every
+     * result is checked here, so that the getters find them well formed. */
     if (rep.ok) {
         if (op == MAOS_OP_TXN) {
             uint32_t cnt;
-            nres = rep.n_results;
+            maos_mpr r;
+            maos_append_result res;
             maos_mpr_init(&r, rep.results.ptr, rep.results.len);
-            if (nres == 0 || (uint64_t)nres * MIN_STREAM_INFO_BYTES > rep.results.len ||
-                maos_mpr_array(&r, &cnt) || cnt != nres) {
+            int bad = rep.n_results == 0 ||
+                      (uint64_t)rep.n_results * MIN_STREAM_INFO_BYTES > rep.results.len ||
+                      maos_mpr_array(&r, &cnt) || cnt != rep.n_results;
+            for (uint32_t i = 0; !bad && i < cnt; i++)
+                bad = maos_append_result_next(&r, &res) ||
+                      res.ids.len != (uint64_t)res.count * 16;
+            if (bad) {
                 free(f);
                 return maosc_die(c, MAOS_EPROTO, "malformed txn reply");
             }
         } else if (op == MAOS_OP_APPEND) {
-            nres = 1;
+            if (rep.result.ids.len != (uint64_t)rep.result.count * 16) {
+                free(f);
+                return maosc_die(c, MAOS_EPROTO, "append result: %u ids in %u bytes",
+                                 rep.result.count, rep.result.ids.len);
+            }
         } else {
             free(f);
             return maosc_die(c, MAOS_EPROTO, "unexpected %s reply", maos_op_name(op));
         }
     }
-    size_t msglen = rep.ok ? 0 : rep.message.len;
-    maos_reply_msg *m = calloc(1, sizeof *m + nres * sizeof(maos_append_info) +
-                                      msglen + 1);
-    if (!m) {
+    maos_result *m = calloc(1, sizeof *m);
+    struct maosc_pend *pd = calloc(1, sizeof *pd);
+    if (!m || !pd) {
+        free(m);
+        free(pd);
         free(f);
         return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a reply");
     }
-    m->results = nres ? (maos_append_info *)(m + 1) : NULL;
-    char *msg = (char *)(m + 1) + nres * sizeof(maos_append_info);
-    if (msglen)
-        memcpy(msg, rep.message.ptr, msglen);
-    msg[msglen] = '\0';
-    m->errstr = msg;
-    m->rid = rep.rid;
-    m->index = -1;
-    m->mem_ = f;
+    pd->rid = rep.rid;
+    pd->op = op;
+    pd->f = f;
+    pd->done = 1;
     if (!rep.ok) {
-        m->code = rep.code ? rep.code : MAOS_EPROTO;
-        m->has_actual = rep.has_actual;
-        m->actual = rep.actual;
-        m->index = rep.index;
-    } else if (op == MAOS_OP_TXN) {
-        for (size_t i = 0; i < nres; i++) {
-            maos_append_result res;
-            /* every field required, ids == 16 * count (proto checks) */
-            if (maos_append_result_next(&r, &res)) {
-                maos_reply_msg_free(m);
-                return maosc_die(c, MAOS_EPROTO, "malformed txn result %zu", i);
-            }
-            set_msg_result(&m->results[i], &res, f);
-        }
-    } else {
-        set_msg_result(&m->results[0], &rep.result, f);
+        pd->status = rep.code ? rep.code : MAOS_EPROTO;
+        snprintf(pd->errstr, sizeof pd->errstr, "%.*s", (int)rep.message.len,
+                 rep.message.ptr ? rep.message.ptr : "");
     }
-    m->n_results = nres;
+    m->c = c;
+    m->pd = pd;
+    m->owned = 1;
+    m->rep = rep;
     *out = m;
     return 0;
-}
-
-void maos_reply_msg_free(maos_reply_msg *m)
-{
-    if (!m)
-        return;
-    free(m->mem_);
-    free(m);
 }
 
 

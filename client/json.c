@@ -8,6 +8,7 @@
  * recursion of this file.
  */
 #include "maos/json.h"
+#include "maos/proto.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -635,7 +636,7 @@ int maos_event_to_json(const maos_event *ev, json_t **out)
     return 0;
 }
 
-int maos_entry_to_json(const maos_entry *e, json_t **out)
+int maos_entry_to_json(const maos_table_entry *e, json_t **out)
 {
     char created[40], updated[40];
     json_t *data = NULL, *o;
@@ -675,7 +676,7 @@ static json_t *time_from(int64_t us)
 }
 
 /* A value of a task: nil/absent -> null. */
-static int value_from(maos_slice v, json_t **out)
+static int value_from(maos_str v, json_t **out)
 {
     if (!v.len) {
         *out = json_null();
@@ -684,12 +685,12 @@ static int value_from(maos_slice v, json_t **out)
     return maos_msgpack_to_json(v.ptr, v.len, out);
 }
 
-static json_t *opt_string_from(maos_slice s)
+static json_t *opt_string_from(maos_str s)
 {
     return s.len ? string_from(s.ptr, s.len) : json_null();
 }
 
-int maos_task_to_json(const maos_task *t, json_t **out)
+int maos_task_to_json(const maos_task_info *t, json_t **out)
 {
     char id[37];
     json_t *data = NULL, *meta = NULL, *result = NULL, *hist = NULL, *o = NULL;

@@ -38,6 +38,7 @@
 
 #include "maos/client.h"
 #include "maos/json.h"
+#include "maos/proto.h" /* helpers: maos_uuid_*, maos_mpr_*, maos_utf8_check */
 
 #ifndef MAOS_VERSION
 #define MAOS_VERSION MAOS_CLIENT_VERSION
@@ -174,8 +175,8 @@ static int cmd_lock(struct args *a);
 static int cmd_session(struct args *a);
 static int cmd_agent(struct args *a);
 static int cmd_queue(struct args *a);
-static json_t *queue_info_json(const maos_queue_info *q);
-static void print_queue_info(const struct args *a, const maos_queue_info *q);
+static json_t *queue_info_json(const maos_queue_stat *q);
+static void print_queue_info(const struct args *a, const maos_queue_stat *q);
 
 #define FILTER_OPTS                                                                \
     (OPT(O_STREAM) | OPT(O_PREFIX) | OPT(O_CATEGORY) | OPT(O_TYPE) | OPT(O_SINCE) |  \
@@ -883,11 +884,11 @@ static int cmd_append(struct args *a)
         return rc;
     }
     uint8_t(*ids)[16] = calloc(b.n, 16);
-    maos_append_info info = {.ids = ids, .ids_cap = ids ? b.n : 0};
+    maos_append_info info;
     if (!ids) {
         fprintf(stderr, "maosctl: out of memory\n");
         rc = EXIT_REFUSED;
-    } else if (maos_append(c, stream, expect, b.ev, b.n, &info)) {
+    } else if (maos_append_ids(c, stream, expect, b.ev, b.n, &info, ids)) {
         rc = report(c, "append");
     } else {
         for (uint32_t i = 0; i < info.count && i < b.n; i++) {
@@ -1046,7 +1047,7 @@ static int cmd_stats(struct args *a)
     int rc = connect_to(a, &c);
     if (rc)
         return rc;
-    maos_queue_info *qi = NULL;
+    maos_queue_stat *qi = NULL;
     size_t nq = 0;
     if (maos_stats_get(c, &s) || maos_queue_stats(c, NULL, &qi, &nq)) {
         rc = report(c, "stats");
@@ -1446,7 +1447,7 @@ static int cmd_checkpoint(struct args *a)
 /* ---- tables: kv, lock, session, agent ------------------------------------------- */
 
 /* JSON text of a document (one msgpack value); "(undisplayable)" when not. */
-static char *doc_text(maos_slice d)
+static char *doc_text(maos_str d)
 {
     char *t = NULL;
     if (maos_msgpack_to_json_text(d.ptr, d.len, &t))
@@ -1464,7 +1465,7 @@ static json_t *time_json(int64_t us)
 
 /* The one JSON form of an entry (maos/json.h); NULL when it cannot be
  * made (out of memory). */
-static json_t *entry_json(const maos_entry *e)
+static json_t *entry_json(const maos_table_entry *e)
 {
     json_t *o = NULL;
     int rc = maos_entry_to_json(e, &o);
@@ -1476,7 +1477,7 @@ static json_t *entry_json(const maos_entry *e)
     return o;
 }
 
-static void print_entry(const struct args *a, const maos_entry *e)
+static void print_entry(const struct args *a, const maos_table_entry *e)
 {
     if (a->json) {
         json_t *o = entry_json(e);
@@ -1787,7 +1788,7 @@ static int cmd_session(struct args *a)
     return rc;
 }
 
-static void print_agent(const struct args *a, const maos_entry *e)
+static void print_agent(const struct args *a, const maos_table_entry *e)
 {
     json_t *o = entry_json(e);
     if (!o)
@@ -1924,7 +1925,7 @@ static void on_queue_stop(int sig)
 
 /* The one JSON form of a task (maos/json.h); NULL when it cannot be made
  * (named on stderr). */
-static json_t *task_json(const maos_task *t)
+static json_t *task_json(const maos_task_info *t)
 {
     json_t *o = NULL;
     int rc = maos_task_to_json(t, &o);
@@ -1937,7 +1938,7 @@ static json_t *task_json(const maos_task *t)
     return o;
 }
 
-static void print_task(const struct args *a, const maos_task *t)
+static void print_task(const struct args *a, const maos_task_info *t)
 {
     if (a->json) {
         json_t *o = task_json(t);
@@ -1957,7 +1958,7 @@ static void print_task(const struct args *a, const maos_task *t)
 }
 
 /* The JSON form of a queue's figures (queue stats, stats). */
-static json_t *queue_info_json(const maos_queue_info *q)
+static json_t *queue_info_json(const maos_queue_stat *q)
 {
     return json_pack("{s:s#,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "queue", q->queue.ptr,
                      (size_t)q->queue.len, "ready", (json_int_t)q->ready, "delayed",
@@ -1967,7 +1968,7 @@ static json_t *queue_info_json(const maos_queue_info *q)
                      q->oldest_ready ? time_json(q->oldest_ready) : json_null());
 }
 
-static void print_queue_info(const struct args *a, const maos_queue_info *q)
+static void print_queue_info(const struct args *a, const maos_queue_stat *q)
 {
     if (a->json) {
         print_json_line(queue_info_json(q));
@@ -2065,7 +2066,7 @@ static void work_error(int status, struct tail *t, char *out, size_t cap)
  * *out_len); its stderr goes on to ours and its tail into *err_tail;
  * extending the lease every lease/3 while it runs.  Its exit status (128 +
  * signal), or 127 when it could not start. */
-static int work_one(maos_ctx *c, char **argv, const maos_task *t, uint32_t lease_ms,
+static int work_one(maos_ctx *c, char **argv, const maos_task_info *t, uint32_t lease_ms,
                     char **out, size_t *out_len, struct tail *err_tail)
 {
     char *in = NULL;
@@ -2231,7 +2232,7 @@ static int queue_work(struct args *a, maos_ctx *c, const char *const *queues, si
             maos_task_page_free(pg);
             continue;
         }
-        const maos_task *t = &pg->tasks[0];
+        const maos_task_info *t = &pg->tasks[0];
         char *out;
         size_t out_len;
         int st = work_one(c, argv, t, (uint32_t)lease, &out, &out_len, &err_tail);
@@ -2460,7 +2461,7 @@ static int cmd_queue(struct args *a)
         else
             print_json_line(json_pack("{s:s}", "state", "ready"));
     } else if (!strcmp(sub, "list") || !strcmp(sub, "stats")) {
-        maos_queue_info *qi = NULL;
+        maos_queue_stat *qi = NULL;
         size_t nqi = 0;
         if (maos_queue_stats(c, n ? pos[0] : NULL, &qi, &nqi))
             rc = report(c, "queue stats");
@@ -2473,7 +2474,7 @@ static int cmd_queue(struct args *a)
         } else if (a->json) {
             print_task(a, &pg->tasks[0]);
         } else {
-            const maos_task *t = &pg->tasks[0];
+            const maos_task_info *t = &pg->tasks[0];
             char text[37], *d = doc_text(t->data);
             maos_uuid_format(t->id, text);
             printf("task %s of queue %.*s: %.*s, attempt %" PRIu64 " of %" PRIu64

@@ -25,23 +25,23 @@ int maosc_make_table_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int
                      maos_table_page **out)
 {
     size_t n = single ? 1 : rep->n_items, nlen = rep->next_kind == MAOS_NEXT_STR ? rep->next_s.len : 0;
-    maos_table_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_entry) + nlen + 1);
+    maos_table_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_table_entry) + nlen + 1);
     if (!pg) {
         free(f);
         return maosc_fail(c, MAOS_ENOMEM, "out of memory");
     }
-    pg->entries = (maos_entry *)(pg + 1);
+    pg->entries = (maos_table_entry *)(pg + 1);
     char *next = (char *)(pg->entries + n);
     int bad = 0;
     if (single) {
-        bad = maos_entry_decode(rep->entry.ptr, rep->entry.len, &pg->entries[0]) != 0;
+        bad = maosc_entry_decode(rep->entry.ptr, rep->entry.len, &pg->entries[0]) != 0;
     } else {
         maos_mpr r;
         uint32_t cnt;
         maos_mpr_init(&r, rep->items.ptr, rep->items.len);
         bad = maos_mpr_array(&r, &cnt) || cnt != n;
         for (size_t i = 0; !bad && i < n; i++)
-            bad = maos_entry_next(&r, &pg->entries[i]) != 0;
+            bad = maosc_entry_next(&r, &pg->entries[i]) != 0;
     }
     if (bad) {
         free(pg);
@@ -167,20 +167,142 @@ int maos_count(maos_ctx *c, const char *table, const char *prefix, const void *w
     return 0;
 }
 
-int maos_txn_items_ex(maos_ctx *c, const maos_item_in *items, size_t n,
+/* The wire form of the caller's txn items (checked): in[n], with what
+ * they point to (appends, events, tasks) allocated in *blocks (up to 3 per
+ * item), all freed by items_free. */
+struct items_mem {
+    maos_item_in *in;
+    void **blocks;
+    size_t n_blocks;
+    int all_ids; /* every item an append whose events all carry ids */
+};
+
+static void items_free(struct items_mem *m)
+{
+    for (size_t i = 0; i < m->n_blocks; i++)
+        free(m->blocks[i]);
+    free(m->blocks);
+    free(m->in);
+}
+
+static int items_in(maos_ctx *c, const maos_txn_item *items, size_t n, struct items_mem *m)
+{
+    int rc = 0;
+    memset(m, 0, sizeof *m);
+    m->in = calloc(n, sizeof *m->in);
+    m->blocks = calloc(2 * n, sizeof *m->blocks);
+    if (!m->in || !m->blocks) {
+        items_free(m);
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    }
+    m->all_ids = 1;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const maos_txn_item *it = &items[i];
+        maos_item_in *x = &m->in[i];
+        x->kind = it->kind;
+        switch (it->kind) {
+        case MAOS_ITEM_APPEND: {
+            maos_append_in *ap = NULL;
+            maos_event_in *evs = NULL;
+            int all_ids = 0;
+            if (!it->append) {
+                rc = maosc_fail(c, MAOS_EINVALID_ARG, "item %zu: append is NULL", i);
+                break;
+            }
+            rc = maosc_appends_in(c, 0, it->append, 1, &ap, &evs, &all_ids);
+            if (!rc) {
+                m->blocks[m->n_blocks++] = ap;
+                m->blocks[m->n_blocks++] = evs;
+                x->append = ap;
+                m->all_ids &= all_ids;
+            }
+            break;
+        }
+        case MAOS_ITEM_PUT:
+        case MAOS_ITEM_DELETE:
+            m->all_ids = 0;
+            if ((rc = maosc_check_str(c, "table", it->table)) ||
+                (rc = maosc_check_str(c, "key", it->key)))
+                break;
+            if (it->kind == MAOS_ITEM_PUT &&
+                (rc = maosc_check_doc(c, "doc", it->doc, it->doc_len, 0)))
+                break;
+            x->table.name = maosc_cstr(it->table);
+            x->key = maosc_cstr(it->key);
+            if (it->kind == MAOS_ITEM_PUT)
+                x->data = (maos_slice){it->doc, (uint32_t)it->doc_len};
+            x->expect = it->expect;
+            x->bind = it->bind;
+            break;
+        case MAOS_ITEM_CHECKPOINT:
+            m->all_ids = 0;
+            if (!(rc = maosc_check_str(c, "name", it->name))) {
+                x->name = maosc_cstr(it->name);
+                x->position = it->position;
+            }
+            break;
+        case MAOS_ITEM_ENQUEUE: {
+            maos_task_in *t = NULL;
+            m->all_ids = 0;
+            if ((rc = maosc_check_str(c, "queue", it->queue)) ||
+                (rc = maosc_tasks_in(c, it->datas, it->lens, it->opts, it->n_tasks, &t)))
+                break;
+            m->blocks[m->n_blocks++] = t;
+            x->queue = maosc_cstr(it->queue);
+            x->tasks = t;
+            x->n_tasks = (uint32_t)it->n_tasks;
+            break;
+        }
+        case MAOS_ITEM_ACK:
+        case MAOS_ITEM_NACK:
+        case MAOS_ITEM_EXTEND:
+        case MAOS_ITEM_TASK_RELEASE:
+            m->all_ids = 0;
+            memcpy(x->task, it->task, 16);
+            x->has_task = 1;
+            x->token = it->token;
+            if (it->kind == MAOS_ITEM_ACK) {
+                if ((rc = maosc_check_value(c, "result", it->result, it->result_len)))
+                    break;
+                x->result = (maos_slice){it->result_len ? it->result : NULL,
+                                         (uint32_t)it->result_len};
+            } else if (it->kind == MAOS_ITEM_NACK) {
+                x->error = maosc_cstr(it->error);
+                x->retry_after_ms = it->retry_after_ms < 0 ? -1 : it->retry_after_ms;
+            } else if (it->kind == MAOS_ITEM_EXTEND) {
+                x->lease_ms = it->lease_ms;
+            }
+            break;
+        default:
+            rc = maosc_fail(c, MAOS_EINVALID_ARG, "item %zu: unknown kind %d", i, it->kind);
+        }
+    }
+    if (rc)
+        items_free(m);
+    return rc;
+}
+
+int maos_txn_items_ex(maos_ctx *c, const maos_txn_item *items, size_t n,
                       maos_item_result *results)
 {
     struct maosc_req rq;
     struct rxf *f;
     maos_reply rep;
+    struct items_mem m;
     int rc = maosc_sync_ready(c);
     if (rc)
         return rc;
     if (!items || !n || n > 100)
         return maosc_fail(c, MAOS_EINVALID_ARG, "a txn has 1..100 items");
-    if ((rc = maosc_req_begin(c, &rq)) ||
-        (rc = maosc_call(c, &rq, MAOS_OP_TXN,
-                         maos_enc_txn_ops(&rq.pk, rq.rid, items, (uint32_t)n), &f, &rep)))
+    if ((rc = items_in(c, items, n, &m)))
+        return rc;
+    if (!(rc = maosc_req_begin(c, &rq))) {
+        rq.retry_ids = m.all_ids;
+        rc = maosc_call(c, &rq, MAOS_OP_TXN,
+                        maos_enc_txn_ops(&rq.pk, rq.rid, m.in, (uint32_t)n), &f, &rep);
+    }
+    items_free(&m);
+    if (rc)
         return rc;
     /* every element is checked before the first result is written */
     maos_mpr r, r2;
@@ -191,22 +313,28 @@ int maos_txn_items_ex(maos_ctx *c, const maos_item_in *items, size_t n,
     for (size_t i = 0; !rc && i < n; i++) {
         maos_txn_result res;
         if (maos_txn_result_next(&r2, items[i].kind, &res) ||
-            (res.kind == MAOS_ITEM_ENQUEUE && res.task_ids.len % 16))
+            (res.kind == MAOS_ITEM_ENQUEUE && res.task_ids.len % 16) ||
+            (res.kind == MAOS_ITEM_APPEND &&
+             res.append.ids.len != (uint64_t)res.append.count * 16))
             rc = MAOS_EPROTO;
     }
-    for (size_t i = 0; !rc && results && i < n; i++) {
+    for (size_t i = 0; !rc && i < n; i++) {
         maos_txn_result res;
-        maos_item_result *o = &results[i];
+        maos_item_result tmp, *o = results ? &results[i] : &tmp;
         maos_txn_result_next(&r, items[i].kind, &res);
+        if (res.kind == MAOS_ITEM_ENQUEUE && items[i].ids)
+            memcpy(items[i].ids, res.task_ids.ptr,
+                   16 * (res.task_ids.len / 16 < items[i].n_tasks ? res.task_ids.len / 16
+                                                                  : items[i].n_tasks));
+        if (res.kind == MAOS_ITEM_APPEND && items[i].append && items[i].append->ids)
+            maosc_copy_result(c, &res.append, NULL, items[i].append->ids,
+                              items[i].append->n_events);
         o->revision = res.kind == MAOS_ITEM_APPEND ? res.append.first_position : res.revision;
         o->lease_until = res.kind == MAOS_ITEM_EXTEND ? res.lease_until : 0;
         snprintf(o->state, sizeof o->state, "%.*s",
                  res.kind == MAOS_ITEM_NACK ? (int)res.state.len : 0,
                  res.state.ptr ? res.state.ptr : "");
         o->n_ids = res.kind == MAOS_ITEM_ENQUEUE ? res.task_ids.len / 16 : 0;
-        if (o->ids && o->ids_cap && o->n_ids)
-            memcpy(o->ids, res.task_ids.ptr,
-                   16 * (o->n_ids < o->ids_cap ? o->n_ids : o->ids_cap));
     }
     free(f);
     if (rc)
@@ -214,7 +342,7 @@ int maos_txn_items_ex(maos_ctx *c, const maos_item_in *items, size_t n,
     return 0;
 }
 
-int maos_txn_items(maos_ctx *c, const maos_item_in *items, size_t n,
+int maos_txn_items(maos_ctx *c, const maos_txn_item *items, size_t n,
                    uint64_t *revisions)
 {
     maos_item_result stack[8], *res = stack;
@@ -543,7 +671,7 @@ static int session_update(maos_ctx *c, const char *id, const char *const *names,
         int rc = maos_get(c, "sessions", id, &pg);
         if (rc)
             return rc;
-        const maos_entry *e = &pg->entries[0];
+        const maos_table_entry *e = &pg->entries[0];
         msgpack_sbuffer sb;
         msgpack_packer pk;
         msgpack_sbuffer_init(&sb);

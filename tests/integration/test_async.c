@@ -279,12 +279,24 @@ static void test_pipeline_mixed(void **state)
         MT_EQ_ERR(maos_append_send(c, "pm-l", MAOS_EXPECT_ANY, &ev, 1, &lr[i]), 0);
     MT_EQ_ERR(maos_ping(c), 0);
     for (int i = 0; i < 3; i++) {
-        maos_reply_msg *m = NULL;
+        maos_result *m = NULL;
         MT_EQ_ERR(maos_reply_recv(c, &m), 0);
         MT_TRUE(m != NULL);
-        MT_EQ_ERR(m->code, 0);
-        MT_EQ_U64(m->rid, lr[i]);
-        maos_reply_msg_free(m);
+        MT_EQ_ERR(maos_result_status(m), 0);
+        MT_EQ_U64(maos_result_rid(m), lr[i]);
+        /* the one result type: the append's answer and its ids */
+        maos_append_info ai;
+        uint8_t id[1][16];
+        MT_EQ_U64(maos_result_count(m), 1);
+        MT_EQ_ERR(maos_result_append(m, 0, &ai), 0);
+        MT_EQ_ERR(maos_result_append_ids(m, 0, id, 1), 0);
+        MT_EQ_INT(maos_result_append(m, 1, &ai), MAOS_EINVALID_ARG);
+        maos_page *pg = NULL;
+        MT_EQ_ERR(maos_read(c, "pm-l", ai.version, 0, 1, &pg), 0);
+        MT_EQ_U64(pg->n, 1);
+        MT_TRUE(memcmp(pg->events[0].id, id[0], 16) == 0);
+        maos_page_free(pg);
+        maos_result_free(m);
     }
     /* bad arguments: refused at once, no callback */
     MT_EQ_ERR(maos_async_read(c, mixed_cb, NULL, NULL, 0, 0, 0), MAOS_EINVALID_ARG);
