@@ -461,6 +461,14 @@ int maos_result_stats(const maos_result *r, maos_stats_info *out)
     return maosc_stats_from(r->c, &r->rep, out);
 }
 
+int maos_result_stats_kv(const maos_result *r, maos_stats_kv **out)
+{
+    static const maos_op ops[] = {MAOS_OP_STATS, 0};
+    if (answer_of(r, ops) || !out)
+        return MAOS_EINVALID_ARG;
+    return maosc_stats_kv_from(r->c, r->pd->f, &r->rep, out);
+}
+
 int maos_result_table_page(const maos_result *r, maos_table_page **out)
 {
     static const maos_op ops[] = {MAOS_OP_GET, MAOS_OP_LIST, 0};

@@ -439,6 +439,46 @@ static void copy_str(char *out, size_t cap, maos_slice s)
 }
 
 /* Fill *out from a stats reply (written only when it is whole). */
+/* The counters of the frozen maos_stats_info (client.h): protocol 1 as of
+ * 1.0.  A counter the daemon adds later (MAOS_STATS_MAP) is read through
+ * maos_stats_kv only. */
+#define MAOSC_STATS_V1(X) \
+    X(uptime_us) \
+    X(head_position) \
+    X(connections) \
+    X(connections_total) \
+    X(requests) \
+    X(commit_groups) \
+    X(commit_requests) \
+    X(commit_events) \
+    X(commit_max_group) \
+    X(commit_errors) \
+    X(commit_write_us) \
+    X(subscriptions) \
+    X(subscriptions_live) \
+    X(subscriptions_max_lag) \
+    X(push_frames) \
+    X(push_events) \
+    X(fell_behind) \
+    X(channel_subscriptions) \
+    X(channel_messages) \
+    X(channel_dropped) \
+    X(bytes_in) \
+    X(bytes_out) \
+    X(max_frame) \
+    X(connections_refused) \
+    X(hello_timeouts) \
+    X(connections_paused) \
+    X(buffered_bytes) \
+    X(loop_lag_max_us) \
+    X(loop_lag_p99_us) \
+    X(reads_pooled) \
+    X(reads_in_memory) \
+    X(reads_ahead) \
+    X(data_bytes) \
+    X(requests_per_s) \
+    X(events_per_s)
+
 int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
 {
     const maos_reply *r = rp;
@@ -449,7 +489,7 @@ int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
         return maosc_die(c, MAOS_EPROTO, "stats reply without a 32-byte head_hash");
     memset(&tmp, 0, sizeof tmp);
 #define COPY_STAT_(name) tmp.name = r->stats.name;
-    MAOS_STATS_MAP(COPY_STAT_)
+    MAOSC_STATS_V1(COPY_STAT_)
 #undef COPY_STAT_
     copy_str(tmp.server, sizeof tmp.server, r->stats.server);
     copy_str(tmp.state, sizeof tmp.state, r->stats.state);
@@ -477,6 +517,156 @@ int maos_stats_get(maos_ctx *c, maos_stats_info *out)
     rc = maosc_stats_from(c, &rep, out);
     free(f);
     return rc;
+}
+
+/* ---- stats as key/value (client.h "maos_stats_kv") ---- */
+
+struct stat_num {
+    const char *name;
+    uint64_t value;
+};
+struct stat_text {
+    const char *name, *text;
+};
+struct maos_stats_kv {
+    size_t n_num, n_text, pos;
+    struct stat_num *num;
+    struct stat_text *text;
+    /* then the arrays, then the names and texts, NUL-terminated */
+};
+
+/* Walk a stats reply map: every uint and str value but rid's, counted
+ * (kv NULL: *n_num, *n_text, *bytes) or copied into kv.  0 or MAOS_EPROTO. */
+static int stats_walk(const struct rxf *f, size_t *n_num, size_t *n_text, size_t *bytes,
+                      struct maos_stats_kv *kv, char *strs)
+{
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, f->data, f->len);
+    if (maos_mpr_map(&r, &n))
+        return MAOS_EPROTO;
+    *n_num = *n_text = *bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k, v;
+        uint64_t u;
+        if (maos_mpr_str(&r, &k))
+            return MAOS_EPROTO;
+        int kind = maos_mpr_peek(&r);
+        int is_rid = k.len == 3 && !memcmp(k.ptr, "rid", 3);
+        if (kind == MAOS_MP_UINT && !is_rid) {
+            if (maos_mpr_uint(&r, &u))
+                return MAOS_EPROTO;
+            if (kv) {
+                memcpy(strs, k.ptr, k.len);
+                strs[k.len] = 0;
+                kv->num[*n_num] = (struct stat_num){strs, u};
+                strs += k.len + 1;
+            }
+            (*n_num)++;
+            *bytes += k.len + 1;
+        } else if (kind == MAOS_MP_STR) {
+            if (maos_mpr_str(&r, &v))
+                return MAOS_EPROTO;
+            if (kv) {
+                memcpy(strs, k.ptr, k.len);
+                strs[k.len] = 0;
+                memcpy(strs + k.len + 1, v.ptr, v.len);
+                strs[k.len + 1 + v.len] = 0;
+                kv->text[*n_text] = (struct stat_text){strs, strs + k.len + 1};
+                strs += k.len + 1 + v.len + 1;
+            }
+            (*n_text)++;
+            *bytes += k.len + 1 + v.len + 1;
+        } else if (maos_mpr_skip(&r, NULL)) {
+            return MAOS_EPROTO;
+        }
+    }
+    return 0;
+}
+
+/* The kv form of a stats reply (checked as maosc_stats_from does). */
+int maosc_stats_kv_from(maos_ctx *c, const struct rxf *f, const maos_reply *rep,
+                        maos_stats_kv **out)
+{
+    maos_stats_info check;
+    size_t nn, nt, bytes;
+    int rc = maosc_stats_from(c, rep, &check);
+    if (rc)
+        return rc;
+    if (stats_walk(f, &nn, &nt, &bytes, NULL, NULL))
+        return maosc_die(c, MAOS_EPROTO, "malformed stats reply");
+    struct maos_stats_kv *kv = calloc(1, sizeof *kv + nn * sizeof *kv->num +
+                                             nt * sizeof *kv->text + bytes + 1);
+    if (!kv)
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    kv->num = (struct stat_num *)(kv + 1);
+    kv->text = (struct stat_text *)(kv->num + nn);
+    stats_walk(f, &kv->n_num, &kv->n_text, &bytes, kv, (char *)(kv->text + nt));
+    *out = kv;
+    return 0;
+}
+
+int maos_stats_get_kv(maos_ctx *c, maos_stats_kv **out)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_STATS,
+                         maos_enc_simple(&rq.pk, rq.rid, MAOS_OP_STATS), &f, &rep)))
+        return rc;
+    rc = maosc_stats_kv_from(c, f, &rep, out);
+    free(f);
+    return rc;
+}
+
+int maos_stats_next(maos_stats_kv *kv, const char **name, uint64_t *value)
+{
+    if (!kv || kv->pos >= kv->n_num)
+        return 0;
+    if (name)
+        *name = kv->num[kv->pos].name;
+    if (value)
+        *value = kv->num[kv->pos].value;
+    kv->pos++;
+    return 1;
+}
+
+void maos_stats_rewind(maos_stats_kv *kv)
+{
+    if (kv)
+        kv->pos = 0;
+}
+
+int maos_stats_find(const maos_stats_kv *kv, const char *name, uint64_t *value)
+{
+    if (!kv || !name)
+        return MAOS_EINVALID_ARG;
+    for (size_t i = 0; i < kv->n_num; i++)
+        if (!strcmp(kv->num[i].name, name)) {
+            if (value)
+                *value = kv->num[i].value;
+            return 0;
+        }
+    return MAOS_ENOT_FOUND;
+}
+
+const char *maos_stats_text(const maos_stats_kv *kv, const char *name)
+{
+    for (size_t i = 0; kv && name && i < kv->n_text; i++)
+        if (!strcmp(kv->text[i].name, name))
+            return kv->text[i].text;
+    return NULL;
+}
+
+void maos_stats_kv_free(maos_stats_kv *kv)
+{
+    free(kv);
 }
 
 /* ---- pipelining ---------------------------------------------------------------- */

@@ -476,6 +476,8 @@ int maosc_copy_result(maos_ctx *c, const maos_append_result *r, maos_append_info
 int maosc_make_stream_page(maos_ctx *c, struct rxf *f, const maos_reply *rp,
                            maos_stream_page **out);
 int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out);
+int maosc_stats_kv_from(maos_ctx *c, const struct rxf *f, const maos_reply *rep,
+                        maos_stats_kv **out);
 int maosc_make_task_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
                          maos_task_page **out);
 

@@ -1040,38 +1040,47 @@ static int cmd_streams(struct args *a)
     return rc;
 }
 
+/* Every counter the daemon sends, by name (maos_stats_kv): a newer
+ * daemon's counters show up without a new maosctl. */
 static int cmd_stats(struct args *a)
 {
     maos_ctx *c;
-    maos_stats_info s;
+    maos_stats_kv *kv = NULL;
     int rc = connect_to(a, &c);
     if (rc)
         return rc;
     maos_queue_stat *qi = NULL;
     size_t nq = 0;
-    if (maos_stats_get(c, &s) || maos_queue_stats(c, NULL, &qi, &nq)) {
+    const char *name;
+    uint64_t v;
+    if (maos_stats_get_kv(c, &kv) || maos_queue_stats(c, NULL, &qi, &nq)) {
         rc = report(c, "stats");
-    } else if (a->json) {
-        json_t *o = json_pack("{s:s,s:s,s:s}", "server", s.server, "state", s.state,
-                              "durability", s.durability);
-#define STAT_JSON_(name) json_object_set_new(o, #name, json_integer((json_int_t)s.name));
-        MAOS_STATS_MAP(STAT_JSON_)
-#undef STAT_JSON_
-        /* the queues' figures, as queue stats prints them */
-        json_t *qs = json_array();
-        for (size_t i = 0; i < nq; i++)
-            json_array_append_new(qs, queue_info_json(&qi[i]));
-        json_object_set_new(o, "queues", qs);
-        print_json_line(o);
     } else {
-        printf("%-18s %s\n%-18s %s\n%-18s %s\n", "server", s.server, "state", s.state,
-               "durability", s.durability);
-#define STAT_TEXT_(name) printf("%-18s %" PRIu64 "\n", #name, s.name);
-        MAOS_STATS_MAP(STAT_TEXT_)
-#undef STAT_TEXT_
-        for (size_t i = 0; i < nq; i++)
-            print_queue_info(a, &qi[i]);
+        const char *texts[3] = {"server", "state", "durability"};
+        const char *tv[3];
+        for (int i = 0; i < 3; i++)
+            tv[i] = maos_stats_text(kv, texts[i]) ? maos_stats_text(kv, texts[i]) : "";
+        if (a->json) {
+            json_t *o = json_pack("{s:s,s:s,s:s}", "server", tv[0], "state", tv[1],
+                                  "durability", tv[2]);
+            while (maos_stats_next(kv, &name, &v))
+                json_object_set_new(o, name, json_integer((json_int_t)v));
+            /* the queues' figures, as queue stats prints them */
+            json_t *qs = json_array();
+            for (size_t i = 0; i < nq; i++)
+                json_array_append_new(qs, queue_info_json(&qi[i]));
+            json_object_set_new(o, "queues", qs);
+            print_json_line(o);
+        } else {
+            for (int i = 0; i < 3; i++)
+                printf("%-18s %s\n", texts[i], tv[i]);
+            while (maos_stats_next(kv, &name, &v))
+                printf("%-18s %" PRIu64 "\n", name, v);
+            for (size_t i = 0; i < nq; i++)
+                print_queue_info(a, &qi[i]);
+        }
     }
+    maos_stats_kv_free(kv);
     free(qi);
     maos_free(c);
     return rc;

@@ -174,6 +174,14 @@ static void mixed_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
     case 6:
         rc = rc ? rc : maos_result_stats(r, &st);
         bad = rc || st.head_position < 1 ? "stats" : NULL;
+        if (!bad) {
+            maos_stats_kv *kv = NULL;
+            uint64_t hp = 0;
+            rc = maos_result_stats_kv(r, &kv);
+            bad = rc || maos_stats_find(kv, "head_position", &hp) || hp != st.head_position
+                      ? "stats_kv" : NULL;
+            maos_stats_kv_free(kv);
+        }
         break;
     case 7:
         bad = rc ? "ping" : NULL;

@@ -299,6 +299,43 @@ static void test_ping_and_stats(void **state)
     MT_EQ_U64(st.max_frame, MAOS_DEFAULT_MAX_FRAME);
     MT_TRUE(strncmp(maos_server_name(c), "maosd", 5) == 0);
     MT_EQ_U64(maos_max_frame(c), MAOS_DEFAULT_MAX_FRAME);
+
+    /* the key/value form: every counter of the daemon, by name, the frozen
+     * struct's ones with the same values (taken after one more request:
+     * the ones that count requests and bytes moved on) */
+    maos_stats_kv *kv = NULL;
+    MT_EQ_ERR(maos_stats_get_kv(c, &kv), 0);
+    const char *name;
+    uint64_t v;
+    size_t n = 0, known = 0;
+#define COUNT_STAT_(x) known++;
+    MAOS_STATS_MAP(COUNT_STAT_)
+#undef COUNT_STAT_
+    int seen_head = 0;
+    while (maos_stats_next(kv, &name, &v)) {
+        n++;
+        if (!strcmp(name, "head_position")) {
+            seen_head = 1;
+            MT_EQ_U64(v, st.head_position);
+        }
+        MT_TRUE(strcmp(name, "rid") != 0);
+    }
+    MT_EQ_U64(n, known);       /* everything the daemon sends, nothing else */
+    MT_TRUE(seen_head);
+    MT_EQ_INT(maos_stats_next(kv, &name, &v), 0);  /* stays at the end */
+    maos_stats_rewind(kv);
+    MT_EQ_INT(maos_stats_next(kv, NULL, NULL), 1);
+    MT_EQ_ERR(maos_stats_find(kv, "max_frame", &v), 0);
+    MT_EQ_U64(v, MAOS_DEFAULT_MAX_FRAME);
+    MT_EQ_INT(maos_stats_find(kv, "no_such_counter", &v), MAOS_ENOT_FOUND);
+    MT_EQ_INT(maos_stats_find(kv, NULL, &v), MAOS_EINVALID_ARG);
+    MT_EQ_STR(maos_stats_text(kv, "state"), "ok");
+    MT_EQ_STR(maos_stats_text(kv, "durability"), "sync");
+    MT_TRUE(strncmp(maos_stats_text(kv, "server"), "maosd ", 6) == 0);
+    MT_TRUE(maos_stats_text(kv, "uptime_us") == NULL); /* a number, not a text */
+    maos_stats_kv_free(kv);
+    maos_stats_kv_free(NULL);
+    MT_EQ_INT(maos_stats_get_kv(c, NULL), MAOS_EINVALID_ARG);
     maos_free(c);
     MT_EQ_INT(mt_daemon_stop(g_d), 0);
 }

@@ -480,12 +480,58 @@ int maos_streams(maos_ctx *c, const char *prefix, const char *after,
 
 /* ---- stats ------------------------------------------------------------------ */
 
-/* Daemon counters; the numeric fields are MAOS_STATS_MAP of maos/consts.h.
- * A plain value: the strings are copies inside the struct. */
+/*
+ * Daemon counters (PROTOCOL.md "stats"), two ways:
+ *
+ * maos_stats_info, a plain value (the strings are copies inside it), is
+ * FROZEN: its fields are the counters of protocol 1 as of libmaos-client
+ * 1.0, in this order, for ever (the struct never grows, so a program built
+ * against it keeps working with any later library).  Counters a later
+ * daemon adds are not in it: read them by name with the key/value form.
+ *
+ * maos_stats_kv, the extensible form: every counter the daemon sent
+ * (numbers: uint; texts: server, state, durability, data_dir, ...), in the
+ * daemon's order, including those this library does not know.  Iterate
+ * with maos_stats_next or look one up with maos_stats_find /
+ * maos_stats_text.  Owned by the caller (maos_stats_kv_free); names and
+ * texts are NUL-terminated views into it.
+ */
 typedef struct maos_stats_info {
-#define MAOS_STATS_INFO_FIELD_(name) uint64_t name;
-    MAOS_STATS_MAP(MAOS_STATS_INFO_FIELD_)
-#undef MAOS_STATS_INFO_FIELD_
+    uint64_t uptime_us;
+    uint64_t head_position;
+    uint64_t connections;
+    uint64_t connections_total;
+    uint64_t requests;
+    uint64_t commit_groups;
+    uint64_t commit_requests;
+    uint64_t commit_events;
+    uint64_t commit_max_group;
+    uint64_t commit_errors;
+    uint64_t commit_write_us;
+    uint64_t subscriptions;
+    uint64_t subscriptions_live;
+    uint64_t subscriptions_max_lag;
+    uint64_t push_frames;
+    uint64_t push_events;
+    uint64_t fell_behind;
+    uint64_t channel_subscriptions;
+    uint64_t channel_messages;
+    uint64_t channel_dropped;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t max_frame;
+    uint64_t connections_refused;
+    uint64_t hello_timeouts;
+    uint64_t connections_paused;
+    uint64_t buffered_bytes;
+    uint64_t loop_lag_max_us;
+    uint64_t loop_lag_p99_us;
+    uint64_t reads_pooled;
+    uint64_t reads_in_memory;
+    uint64_t reads_ahead;
+    uint64_t data_bytes;
+    uint64_t requests_per_s;
+    uint64_t events_per_s;
     char server[64];     /* "maosd 0.1.0" */
     char state[16];      /* "ok" or "read_only" */
     char durability[16]; /* "sync" or "none" */
@@ -499,6 +545,24 @@ typedef struct maos_stats_info {
 
 /* 0 and *out filled, or an error. */
 int maos_stats_get(maos_ctx *c, maos_stats_info *out);
+
+typedef struct maos_stats_kv maos_stats_kv;
+/* Every counter: 0 and *out (free with maos_stats_kv_free), or an error.
+ * The same request as maos_stats_get. */
+int maos_stats_get_kv(maos_ctx *c, maos_stats_kv **out);
+/* The next numeric counter, from the first: 1 with *name (may be NULL)
+ * and *value (may be NULL) set, or 0 after the last one (and on every
+ * later call).  maos_stats_rewind starts over. */
+int maos_stats_next(maos_stats_kv *kv, const char **name, uint64_t *value);
+void maos_stats_rewind(maos_stats_kv *kv);
+/* One numeric counter by name: 0 and *value, or MAOS_ENOT_FOUND (not
+ * sent by this daemon: older, or no such counter), MAOS_EINVALID_ARG. */
+int maos_stats_find(const maos_stats_kv *kv, const char *name, uint64_t *value);
+/* One text by name (server, state, durability, data_dir): a
+ * NUL-terminated view into kv, or NULL when not sent. */
+const char *maos_stats_text(const maos_stats_kv *kv, const char *name);
+/* Accepts NULL. */
+void maos_stats_kv_free(maos_stats_kv *kv);
 
 /* ---- pipelining --------------------------------------------------------------- */
 
@@ -1175,6 +1239,7 @@ size_t maos_result_count(const maos_result *r);
 int maos_result_page(const maos_result *r, maos_page **out);                 /* read, read_all */
 int maos_result_streams(const maos_result *r, maos_stream_page **out);
 int maos_result_stats(const maos_result *r, maos_stats_info *out);
+int maos_result_stats_kv(const maos_result *r, maos_stats_kv **out);
 int maos_result_table_page(const maos_result *r, struct maos_table_page **out); /* get, list */
 struct maos_task_page;
 int maos_result_task_page(const maos_result *r, struct maos_task_page **out); /* claim, task_get, dead_list */
