@@ -21,7 +21,7 @@
  */
 #include "client_priv.h"
 
-static int async_begin(maos_ctx *c, maos_callback cb, void *privdata)
+int maosc_async_begin(maos_ctx *c, maos_callback cb, void *privdata)
 {
     if (!c || !c->priv)
         return MAOS_EINVALID_ARG;
@@ -41,7 +41,7 @@ static int async_begin(maos_ctx *c, maos_callback cb, void *privdata)
 }
 
 /* rc: what the synchronous function returned in submit mode. */
-static int async_end(maos_ctx *c, int rc)
+int maosc_async_end(maos_ctx *c, int rc)
 {
     struct maos_ctx_priv *p = c->priv;
     p->submit_async = 0;
@@ -52,13 +52,22 @@ static int async_end(maos_ctx *c, int rc)
     /* Done without a request (e.g. unsubscribing a subscription that is
      * not registered on this connection): the callback still runs once,
      * from maos_process, with status 0. */
+    return maosc_post(c, p->submit_cb, p->submit_privdata, 0, NULL);
+}
+
+int maosc_post(maos_ctx *c, maos_callback cb, void *privdata, int status, const char *errstr)
+{
+    struct maos_ctx_priv *p = c->priv;
     struct maosc_pend *pd = calloc(1, sizeof *pd);
     if (!pd)
         return maosc_fail(c, MAOS_ENOMEM, "out of memory");
     pd->kind = MAOSC_PEND_ASYNC;
-    pd->cb = p->submit_cb;
-    pd->privdata = p->submit_privdata;
+    pd->cb = cb;
+    pd->privdata = privdata;
     pd->done = 1;
+    pd->status = status;
+    if (errstr)
+        snprintf(pd->errstr, sizeof pd->errstr, "%s", errstr);
     p->n_pends++;
     pd->prev = p->cq_tail;
     if (p->cq_tail)
@@ -73,10 +82,10 @@ static int async_end(maos_ctx *c, int rc)
 
 #define ASYNC_CALL(call)                                                                \
     do {                                                                                \
-        int rc_ = async_begin(c, cb, privdata);                                         \
+        int rc_ = maosc_async_begin(c, cb, privdata);                                   \
         if (rc_)                                                                        \
             return rc_;                                                                 \
-        return async_end(c, (call));                                                    \
+        return maosc_async_end(c, (call));                                              \
     } while (0)
 
 size_t maos_async_inflight(const maos_ctx *c)
@@ -289,6 +298,57 @@ int maos_async_enqueue_n(maos_ctx *c, maos_callback cb, void *privdata, const ch
     ASYNC_CALL(maos_enqueue_n(c, queue, datas, lens, opts, n, NULL, NULL));
 }
 
+int maos_async_claim(maos_ctx *c, maos_callback cb, void *privdata,
+                     const char *const *queues, size_t n, uint32_t lease_ms, uint32_t wait_ms,
+                     uint32_t max, int bind)
+{
+    maos_task_page *pg;
+    ASYNC_CALL(maos_claim(c, queues, n, lease_ms, wait_ms, max, bind, &pg));
+}
+
+int maos_async_queue_stats(maos_ctx *c, maos_callback cb, void *privdata, const char *queue)
+{
+    maos_queue_stat *qi;
+    size_t n;
+    ASYNC_CALL(maos_queue_stats(c, queue, &qi, &n));
+}
+
+int maos_async_txn_items(maos_ctx *c, maos_callback cb, void *privdata,
+                         const maos_txn_item *items, size_t n)
+{
+    ASYNC_CALL(maos_txn_items_ex(c, items, n, NULL));
+}
+
+int maos_async_agent_register(maos_ctx *c, maos_callback cb, void *privdata,
+                              const maos_agent_spec *a)
+{
+    ASYNC_CALL(maos_agent_register(c, a, NULL));
+}
+
+int maos_async_session_create(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                              const void *metadata, size_t len, char id_out[37])
+{
+    ASYNC_CALL(maos_session_create(c, id, metadata, len, id_out, NULL));
+}
+
+int maos_async_session_close(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                             const void *result, size_t len)
+{
+    ASYNC_CALL(maos_session_close(c, id, result, len, NULL));
+}
+
+int maos_async_session_update(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                              const void *metadata, size_t len)
+{
+    ASYNC_CALL(maos_session_update(c, id, metadata, len, NULL));
+}
+
+int maos_async_lock_wait(maos_ctx *c, maos_callback cb, void *privdata, const char *name,
+                         int wait_ms)
+{
+    ASYNC_CALL(maos_lock(c, name, wait_ms, NULL));
+}
+
 /* ---- results ----------------------------------------------------------------- */
 
 uint64_t maos_result_rid(const maos_result *r)
@@ -467,6 +527,14 @@ int maos_result_stats_kv(const maos_result *r, maos_stats_kv **out)
     if (answer_of(r, ops) || !out)
         return MAOS_EINVALID_ARG;
     return maosc_stats_kv_from(r->c, r->pd->f, &r->rep, out);
+}
+
+int maos_result_queue_stats(const maos_result *r, maos_queue_stat **out, size_t *n)
+{
+    static const maos_op ops[] = {MAOS_OP_QUEUE_STATS, 0};
+    if (answer_of(r, ops) || !out || !n)
+        return MAOS_EINVALID_ARG;
+    return maosc_queue_stats_from(r->c, &r->rep, out, n);
 }
 
 int maos_result_table_page(const maos_result *r, maos_table_page **out)

@@ -177,6 +177,10 @@ struct csub {
     int entries_open;
     uint64_t entries_pages; /* ENTRIES pushes since it was (re)watched */
     maos_slice table, key_prefix; /* in this block */
+    /* a library-internal watch (an async waiting lock): its deliveries go
+     * to hook, at routing, instead of the delivery queue */
+    void (*hook)(maos_ctx *c, struct csub *s, const maos_delivery *d);
+    void *hook_arg;
 };
 
 /*
@@ -234,6 +238,9 @@ struct maosc_pend {
                            * when out_off is still below it) */
     char *frame;          /* retry: the whole frame (length prefix included) */
     size_t frame_len;
+    unsigned char *kinds; /* an async txn_items: its items' kinds, to read
+                           * its results (maos_result_txn_item); owned */
+    size_t n_kinds;
     /* completion */
     int done;
     int status;           /* 0 or the negative MAOS_E* */
@@ -289,6 +296,11 @@ struct maos_ctx_priv {
      * one block holding the strings maos_agent_in points to, or NULL */
     maos_agent_in agent;
     char *agent_mem;
+    void *agent_swap_;            /* during an async agent_register */
+    /* async waiting locks (tables.c) and the hook their watch gets */
+    struct maosc_lockw *lockw_head;
+    void (*submit_hook)(maos_ctx *c, struct csub *s, const maos_delivery *d);
+    void *submit_hook_arg;
 
     /* reconnect */
     char *path, *client_name;     /* copies, for reconnecting */
@@ -414,6 +426,8 @@ struct maosc_req {
     void (*internal)(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf *f,
                      const maos_reply *rep);
     void *arg;
+    unsigned char *kinds; /* malloc'ed, taken by the completion (maosc_call) */
+    size_t n_kinds;
 };
 int maosc_req_begin(maos_ctx *c, struct maosc_req *rq);
 int maosc_reply_in(maos_ctx *c, maos_slice frame);
@@ -456,6 +470,21 @@ int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from
                        int resume);
 int maosc_subs_resume(maos_ctx *c);
 
+/* async.c: submit mode around a synchronous call (client.h
+ * "Asynchronous requests"), for the async forms built in other files */
+int maosc_async_begin(maos_ctx *c, maos_callback cb, void *privdata);
+int maosc_async_end(maos_ctx *c, int rc);
+
+/* async.c: a completion with no request (status, errstr), whose callback
+ * runs from maos_process like a reply's.  0 or MAOS_ENOMEM. */
+int maosc_post(maos_ctx *c, maos_callback cb, void *privdata, int status, const char *errstr);
+
+/* tables.c: async waiting locks.  expire: those whose wait is over get
+ * MAOS_ETIMEOUT; *next: the earliest deadline still to come (-1: none,
+ * else kept when earlier).  abort: every one waiting gets status (maos_free). */
+void maosc_lockw_expire(maos_ctx *c, long long now, long long *next);
+void maosc_lockw_abort(maos_ctx *c, int status);
+
 /* calls.c, queues.c: wire forms of the caller's input, checked */
 int maosc_appends_in(maos_ctx *c, int txn, const maos_txn_append *ap, size_t n,
                      maos_append_in **in_out, maos_event_in **evs_out, int *all_ids_out);
@@ -476,6 +505,8 @@ int maosc_copy_result(maos_ctx *c, const maos_append_result *r, maos_append_info
 int maosc_make_stream_page(maos_ctx *c, struct rxf *f, const maos_reply *rp,
                            maos_stream_page **out);
 int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out);
+int maosc_queue_stats_from(maos_ctx *c, const maos_reply *rp, maos_queue_stat **out,
+                           size_t *n);
 int maosc_stats_kv_from(maos_ctx *c, const struct rxf *f, const maos_reply *rep,
                         maos_stats_kv **out);
 int maosc_make_task_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,

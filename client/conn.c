@@ -649,6 +649,7 @@ void maos_free(maos_ctx *c)
         if (!p->dead)
             p->dead = MAOS_ECLOSED;
         maosc_pends_lost(c, MAOS_ECONNECTION, 0);
+        maosc_lockw_abort(c, MAOS_ECONNECTION);
         p->in_process = 1;
         maosc_run_completions(c, SIZE_MAX);
         if (p->fd >= 0)

@@ -8,7 +8,7 @@
  * recursion of this file.
  */
 #include "maos/json.h"
-#include "maos/proto.h"
+#include "client_priv.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -864,4 +864,34 @@ int maos_publish_json(maos_ctx *c, const char *channel, const char *payload_json
     rc = maos_publish(c, channel, payload, len, receivers);
     free(payload);
     return rc;
+}
+
+/* ---- asynchronous forms (client.h "Asynchronous requests") ---- */
+
+int maos_async_append_json(maos_ctx *c, maos_callback cb, void *privdata, const char *stream,
+                           int64_t expect, const char *type, const char *data_json,
+                           const char *meta_json)
+{
+    maos_append_info ai;
+    int rc = maosc_async_begin(c, cb, privdata);
+    return rc ? rc
+              : maosc_async_end(c, maos_append_json(c, stream, expect, type, data_json,
+                                                    meta_json, &ai));
+}
+
+int maos_async_enqueue_json(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                            const char *data_json, const char *meta_json,
+                            const maos_task_opts *o)
+{
+    int rc = maosc_async_begin(c, cb, privdata);
+    return rc ? rc
+              : maosc_async_end(c, maos_enqueue_json(c, queue, data_json, meta_json, o, NULL,
+                                                     NULL));
+}
+
+int maos_async_publish_json(maos_ctx *c, maos_callback cb, void *privdata,
+                            const char *channel, const char *payload_json)
+{
+    int rc = maosc_async_begin(c, cb, privdata);
+    return rc ? rc : maosc_async_end(c, maos_publish_json(c, channel, payload_json, NULL));
 }

@@ -172,6 +172,11 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
         free(nd); /* nothing to deliver; next was taken */
         return 0;
     }
+    if (s->hook) { /* the library's own watch: seen here, never queued */
+        s->hook(c, s, &nd->d);
+        free(nd);
+        return 0;
+    }
     dq_append(p, nd);
     if (!p->in_process && !p->wake_asked) {
         p->wake_asked = 1;

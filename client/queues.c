@@ -323,6 +323,17 @@ int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_stat **out, size
         (rc = maosc_call(c, &rq, MAOS_OP_QUEUE_STATS,
                          maos_enc_queue_stats(&rq.pk, rq.rid, maosc_cstr(queue)), &f, &rep)))
         return rc;
+    rc = maosc_queue_stats_from(c, &rep, out, n);
+    free(f);
+    return rc;
+}
+
+/* The figures of a queue_stats reply: *out (one block: the figures, then
+ * the names) and *n. */
+int maosc_queue_stats_from(maos_ctx *c, const maos_reply *rp, maos_queue_stat **out,
+                           size_t *n)
+{
+    maos_reply rep = *rp;
     /* the infos, then their names, in one block */
     size_t cnt = rep.n_items, names = 0;
     maos_mpr r;
@@ -350,7 +361,6 @@ int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_stat **out, size
         }
     }
     free(qi);
-    free(f);
     if (bad)
         return maosc_die(c, MAOS_EPROTO, "malformed queue figures");
     if (!all)

@@ -319,7 +319,9 @@ int maos_unsubscribe(maos_ctx *c, uint64_t sub)
         return rc;
     rc = maosc_call(c, &rq, MAOS_OP_UNSUBSCRIBE, maos_enc_unsubscribe(&rq.pk, rq.rid, sid),
                     &f, &rep);
-    if (rc && rc != MAOSC_QUEUED) {
+    if (rc == MAOSC_QUEUED) /* async: f was not set (and the callback is the reply's) */
+        return rc;
+    if (rc) {
         if (p->down && !p->dead) { /* the new connection will not have it */
             c->err = 0;
             c->errstr[0] = '\0';
@@ -383,6 +385,8 @@ int maos_watch(maos_ctx *c, const char *table, const char *prefix, int from_kind
     memcpy(mem, table, tl + 1);
     memcpy(mem + tl + 1, prefix, pl + 1);
     s->watch = 1;
+    s->hook = c->priv->submit_hook;
+    s->hook_arg = c->priv->submit_hook_arg;
     s->table = (maos_slice){mem, (uint32_t)tl};
     s->key_prefix = (maos_slice){mem + tl + 1, (uint32_t)pl};
     return sub_add(c, s, from_kind, revision, sub);

@@ -6,6 +6,10 @@
  *   test_pipeline_mixed    100 requests of ten kinds in flight at once,
  *                          plus sync and legacy pipelined calls meanwhile:
  *                          every answer reaches its own callback (by rid)
+ *   test_async_more        the async forms of claim, queue_stats, txn_items,
+ *                          agent_register, the sessions (chained get + CAS
+ *                          put) and the waiting lock (taken when the holder
+ *                          unlocks; timed out; freed while waiting)
  *   test_async_restart     appends with ids, writes without, and a
  *                          subscription across a daemon crash (kill -9)
  *                          and restart: appends
@@ -41,7 +45,9 @@
 #include "harness.h"
 #include "maos/adapters/libuv.h"
 #include "maos/client.h"
+#include "maos/json.h"
 #include "maos/proto.h"
+#include "client_priv.h" /* the context's registered agent */
 
 /* ---- a plain poll loop -------------------------------------------------------- */
 
@@ -118,6 +124,246 @@ static maos_ctx *connect_to(const char *path, int reconnect, int client_ids)
     if (c->err)
         MT_FAIL("connect %s: %s", path, c->errstr);
     return c;
+}
+
+/* ---- the async forms of the multi-step and queue calls ------------------------- */
+
+/* One answer: its status, and what the test reads from it in the callback
+ * (the result is lent to the callback only). */
+struct one {
+    int calls, status;
+    maos_result_fields fl;
+    maos_task_page *tasks;
+    maos_queue_stat *qs;
+    size_t nq;
+    maos_item_result items[3];
+    uint8_t ids[2][16];
+    char errstr[160];
+};
+
+static void one_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    struct one *o = privdata;
+    o->calls++;
+    o->status = status;
+    snprintf(o->errstr, sizeof o->errstr, "%s", maos_result_errstr(r));
+    if (status)
+        return;
+    maos_result_fields_get(r, &o->fl);
+    if (maos_result_task_page(r, &o->tasks))
+        o->tasks = NULL;
+    if (maos_result_queue_stats(r, &o->qs, &o->nq))
+        o->qs = NULL;
+    for (size_t i = 0; i < 3; i++)
+        if (maos_result_txn_item(r, i, &o->items[i], i == 2 ? o->ids : NULL, i == 2 ? 2 : 0))
+            break;
+}
+
+/* Turn the loop until o's callback ran (30 s at most). */
+static void wait_one(maos_ctx *c, ploop *l, struct one *o)
+{
+    int64_t deadline = mt_now_us() + 30 * 1000000LL;
+    while (!o->calls && mt_now_us() < deadline)
+        if (pl_turn(c, l, &no_handlers, NULL, 100) < 0)
+            MT_FAIL("maos_process: %s", c->errstr);
+    MT_EQ_INT(o->calls, 1);
+}
+
+static void test_async_more(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    maos_ctx *c = connect_to(d->sock, 0, 0);
+    maos_ctx *other = connect_to(d->sock, 0, 0);
+    ploop l;
+    pl_attach(c, &l);
+
+    /* claim and queue_stats */
+    MT_EQ_ERR(maos_enqueue(other, "am.q", "\x07", 1, NULL, NULL, NULL), 0);
+    const char *qs[1] = {"am.q"};
+    struct one cl = {0};
+    MT_EQ_ERR(maos_async_claim(c, one_cb, &cl, qs, 1, 60000, 0, 1, 0), 0);
+    wait_one(c, &l, &cl);
+    MT_EQ_ERR(cl.status, 0);
+    MT_TRUE(cl.tasks != NULL);
+    MT_EQ_U64(cl.tasks->n, 1);
+    MT_EQ_MEM_STR(cl.tasks->tasks[0].queue.ptr, cl.tasks->tasks[0].queue.len, "am.q");
+    struct one st = {0};
+    MT_EQ_ERR(maos_async_queue_stats(c, one_cb, &st, "am.q"), 0);
+    wait_one(c, &l, &st);
+    MT_EQ_ERR(st.status, 0);
+    MT_EQ_U64(st.nq, 1);
+    MT_EQ_U64(st.qs[0].leased, 1);
+    MT_EQ_MEM_STR(st.qs[0].queue.ptr, st.qs[0].queue.len, "am.q");
+    free(st.qs);
+
+    /* txn_items: ack the claimed task, put, enqueue two; the ids of the
+     * enqueue through maos_result_txn_item */
+    maos_txn_item it[3];
+    memset(it, 0, sizeof it);
+    it[0].kind = MAOS_ITEM_ACK;
+    memcpy(it[0].task, cl.tasks->tasks[0].id, 16);
+    it[0].token = cl.tasks->tasks[0].token;
+    it[1].kind = MAOS_ITEM_PUT;
+    it[1].table = "kv.am";
+    it[1].key = "k";
+    it[1].doc = "\x80";
+    it[1].doc_len = 1;
+    it[1].expect = MAOS_EXPECT_ANY;
+    it[2].kind = MAOS_ITEM_ENQUEUE;
+    it[2].queue = "am.next";
+    it[2].n_tasks = 2;
+    struct one tx = {0};
+    MT_EQ_ERR(maos_async_txn_items(c, one_cb, &tx, it, 3), 0);
+    wait_one(c, &l, &tx);
+    MT_EQ_ERR(tx.status, 0);
+    MT_TRUE(tx.items[1].revision > tx.items[0].revision);
+    MT_EQ_U64(tx.items[2].n_ids, 2);
+    for (int i = 0; i < 2; i++) {
+        maos_task_page *tp = NULL;
+        MT_EQ_ERR(maos_task_get(other, tx.ids[i], &tp), 0);
+        MT_EQ_MEM_STR(tp->tasks[0].queue.ptr, tp->tasks[0].queue.len, "am.next");
+        maos_task_page_free(tp);
+    }
+    maos_task_page_free(cl.tasks);
+    /* an item refused before sending: at once, no callback */
+    maos_txn_item bad = {.kind = 99};
+    MT_EQ_INT(maos_async_txn_items(c, one_cb, &tx, &bad, 1), MAOS_EINVALID_ARG);
+
+    /* agent_register: the agent is the context's once accepted */
+    maos_agent_spec ag = {.id = "am-agent", .name = "async agent"};
+    struct one ar = {0};
+    MT_EQ_ERR(maos_async_agent_register(c, one_cb, &ar, &ag), 0);
+    wait_one(c, &l, &ar);
+    MT_EQ_ERR(ar.status, 0);
+    MT_TRUE(ar.fl.revision > 0);
+    MT_EQ_ERR(maos_agent_status(c, "busy", NULL, 0), 0); /* needs this context's agent */
+    /* a refused one (an id beyond the key rules) leaves the agent before */
+    char longid[700];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[sizeof longid - 1] = 0;
+    maos_agent_spec bad_ag = {.id = longid};
+    struct one ar2 = {0};
+    MT_EQ_ERR(maos_async_agent_register(c, one_cb, &ar2, &bad_ag), 0);
+    wait_one(c, &l, &ar2);
+    MT_TRUE(ar2.status < 0);
+    MT_TRUE(!maos_is_dead(c));
+    /* the agent the library registers again after a reconnect */
+    MT_EQ_MEM_STR(c->priv->agent.id.ptr, c->priv->agent.id.len, "am-agent");
+    MT_EQ_ERR(maos_agent_status(c, "idle", NULL, 0), 0);
+    maos_table_page *ap = NULL;
+    MT_EQ_ERR(maos_get(other, "agents", "am-agent", &ap), 0);
+    MT_TRUE(memmem(ap->entries[0].data.ptr, ap->entries[0].data.len, "idle", 4) != NULL);
+    maos_table_page_free(ap);
+
+    /* sessions: create (the id at once), close and update (get + CAS put) */
+    char sid[37] = "";
+    struct one sc = {0};
+    MT_EQ_ERR(maos_async_session_create(c, one_cb, &sc, NULL, NULL, 0, sid), 0);
+    MT_EQ_INT((int)strlen(sid), 36);
+    wait_one(c, &l, &sc);
+    MT_EQ_ERR(sc.status, 0);
+    struct one su = {0};
+    MT_EQ_ERR(maos_async_session_update(c, one_cb, &su, sid, "\x81\xa1k\x01", 4), 0);
+    wait_one(c, &l, &su);
+    MT_EQ_ERR(su.status, 0);
+    MT_TRUE(su.fl.revision > sc.fl.revision);
+    struct one sx = {0};
+    MT_EQ_ERR(maos_async_session_close(c, one_cb, &sx, sid, "\x2a", 1), 0);
+    wait_one(c, &l, &sx);
+    MT_EQ_ERR(sx.status, 0);
+    maos_table_page *pg = NULL;
+    MT_EQ_ERR(maos_get(other, "sessions", sid, &pg), 0);
+    MT_EQ_U64(pg->entries[0].revision, sx.fl.revision);
+    MT_TRUE(memmem(pg->entries[0].data.ptr, pg->entries[0].data.len, "closed", 6) != NULL);
+    MT_TRUE(memmem(pg->entries[0].data.ptr, pg->entries[0].data.len, "\xa1k\x01", 3) != NULL);
+    maos_table_page_free(pg);
+    struct one sn = {0};
+    MT_EQ_ERR(maos_async_session_close(c, one_cb, &sn, "no-such-session", NULL, 0), 0);
+    wait_one(c, &l, &sn);
+    MT_EQ_INT(sn.status, MAOS_ENOT_FOUND);
+
+    /* a waiting lock: held by `other`, taken when other unlocks (from the
+     * callback of a ping, i.e. while this loop turns); a second wait runs
+     * out */
+    uint64_t tok = 0;
+    MT_EQ_ERR(maos_lock(other, "am-lock", 0, &tok), 0);
+    struct one lk = {0};
+    MT_EQ_ERR(maos_async_lock_wait(c, one_cb, &lk, "am-lock", 30000), 0);
+    int64_t dl = mt_now_us() + 30 * 1000000LL;
+    int turns = 0;
+    while (turns < 20 && mt_now_us() < dl) /* the put refused, the watch up */
+        if (pl_turn(c, &l, &no_handlers, NULL, 10) >= 0 && !lk.calls)
+            turns++;
+    MT_EQ_INT(lk.calls, 0);                 /* still waiting */
+    MT_EQ_ERR(maos_unlock(other, "am-lock", tok), 0);
+    wait_one(c, &l, &lk);
+    MT_EQ_ERR(lk.status, 0);
+    MT_TRUE(lk.fl.revision > tok);          /* a later fencing token */
+    MT_EQ_U64(maos_queued(c), 0);           /* the library's watch delivered nothing */
+    struct one lt = {0};
+    int64_t t0 = mt_now_us();
+    MT_EQ_ERR(maos_async_lock_wait(other, one_cb, &lt, "am-lock", 200), 0);
+    ploop l3;
+    pl_attach(other, &l3);
+    dl = mt_now_us() + 30 * 1000000LL;
+    while (!lt.calls && mt_now_us() < dl)
+        pl_turn(other, &l3, &no_handlers, NULL, 100);
+    MT_EQ_INT(lt.calls, 1);
+    MT_EQ_INT(lt.status, MAOS_ETIMEOUT);
+    MT_TRUE(strstr(lt.errstr, "am-lock") != NULL);
+    MT_CMP_INT(mt_now_us() - t0, >=, 200000); /* not before its wait ran out */
+    MT_TRUE(!maos_is_dead(other));
+    /* a wait in progress when the context is freed: its callback runs once */
+    struct one lf = {0};
+    MT_EQ_ERR(maos_async_lock_wait(other, one_cb, &lf, "am-lock", -1), 0);
+    dl = mt_now_us() + 30 * 1000000LL;
+    turns = 0;
+    while (turns < 20 && mt_now_us() < dl)
+        if (pl_turn(other, &l3, &no_handlers, NULL, 10) >= 0)
+            turns++;
+    MT_EQ_INT(lf.calls, 0);
+    maos_free(other);
+    MT_EQ_INT(lf.calls, 1);
+    MT_EQ_INT(lf.status, MAOS_ECONNECTION);
+    /* an async unsubscribe of an accepted subscription: one callback (it
+     * once got two, one of them before the daemon's answer) */
+    uint64_t sub = 0;
+    MT_EQ_ERR(maos_subscribe_channel(c, "am.*", &sub), 0);
+    struct one us = {0};
+    MT_EQ_ERR(maos_async_unsubscribe(c, one_cb, &us, sub), 0);
+    wait_one(c, &l, &us);
+    MT_EQ_ERR(us.status, 0);
+    MT_EQ_ERR(maos_ping(c), 0); /* the daemon answered everything before */
+    for (int i = 0; i < 5; i++)
+        pl_turn(c, &l, &no_handlers, NULL, 10);
+    MT_EQ_INT(us.calls, 1);
+    MT_EQ_U64(maos_async_inflight(c), 0);
+    /* the JSON forms: bad JSON at once, no callback; good JSON answered */
+    struct one js = {0};
+    MT_EQ_INT(maos_async_append_json(c, one_cb, &js, "am-j", MAOS_EXPECT_ANY, "T", "{", NULL),
+              MAOS_EINVALID_ARG);
+    MT_EQ_ERR(maos_async_append_json(c, one_cb, &js, "am-j", MAOS_EXPECT_NO_STREAM, "T",
+                                     "{\"a\":1}", NULL), 0);
+    wait_one(c, &l, &js);
+    MT_EQ_ERR(js.status, 0);
+    struct one je = {0}, jp = {0};
+    MT_EQ_ERR(maos_async_enqueue_json(c, one_cb, &je, "am.j", "[1]", NULL, NULL), 0);
+    wait_one(c, &l, &je);
+    MT_EQ_ERR(je.status, 0);
+    MT_EQ_ERR(maos_async_publish_json(c, one_cb, &jp, "am.ch", "\"hi\""), 0);
+    wait_one(c, &l, &jp);
+    MT_EQ_ERR(jp.status, 0);
+    MT_EQ_U64(jp.fl.receivers, 0);
+    maos_page *jpg = NULL;
+    MT_EQ_ERR(maos_read(c, "am-j", MAOS_FROM_START, 0, 10, &jpg), 0);
+    MT_EQ_U64(jpg->n, 1);
+    maos_page_free(jpg);
+    printf("# async claim, queue_stats, txn_items, agent_register, session_create/"
+           "close/update, lock_wait (taken, timed out, freed): answers asserted\n");
+    maos_free(c);
 }
 
 /* ---- 100 mixed requests in flight --------------------------------------------- */
@@ -911,6 +1157,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipeline_mixed),
+        cmocka_unit_test(test_async_more),
         cmocka_unit_test(test_async_restart),
         cmocka_unit_test(test_fake_server),
         cmocka_unit_test(test_uv_agent),

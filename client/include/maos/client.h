@@ -1191,11 +1191,17 @@ int maos_set_loop_ops(maos_ctx *c, const maos_loop_ops *ops);
  * replies of requests are handed out before the deliveries queued at the
  * same time.
  *
- * Not in async form (several round trips, or state on the context):
- * maos_agent_register, maos_lock with wait_ms != 0, maos_session_*,
- * maos_worker_run; not yet: maos_claim (maos_claim_start is the async
- * claim, as before), maos_queue_stats, maos_txn_items(_ex); use their
- * synchronous form.
+ * Every request of the synchronous API has its async form, those of
+ * several round trips too (maos_async_lock_wait, maos_async_session_close
+ * and _update: the library chains the requests, the callback runs once
+ * with the last answer).  Only these have none: maos_worker_run (a loop
+ * of its own: build it from maos_async_claim, _ack, _nack, _extend) and
+ * the legacy maos_claim_start (use maos_async_claim).  Answers the sync
+ * form returns through out-parameters are read from r: maos_stats_get_kv
+ * -> maos_result_stats_kv, maos_append_ids -> maos_result_append_ids,
+ * maos_txn_items_ex -> maos_result_txn_item; ids buffers in the input
+ * (maos_txn_append.ids, maos_txn_item.ids) are not written by async
+ * forms, which read their input during the call only.
  *
  * Thread-safety: as every call on c (one thread at a time); callbacks run
  * on the thread that calls maos_process.
@@ -1316,6 +1322,54 @@ int maos_async_enqueue_n(maos_ctx *c, maos_callback cb, void *privdata, const ch
 /* The answer to an enqueue of n tasks: ids (n * 16 bytes) and duplicates
  * (n), each may be NULL.  MAOS_EINVALID_ARG when n is not its count. */
 int maos_result_enqueue(const maos_result *r, size_t n, uint8_t *ids, int *duplicates);
+
+/* maos_claim (the task page: maos_result_task_page; the request timeout
+ * stretched by wait_ms, as the sync claim's). */
+int maos_async_claim(maos_ctx *c, maos_callback cb, void *privdata,
+                     const char *const *queues, size_t n, uint32_t lease_ms, uint32_t wait_ms,
+                     uint32_t max, int bind);
+int maos_async_queue_stats(maos_ctx *c, maos_callback cb, void *privdata, const char *queue);
+/* The figures of a queue_stats answer: *out (malloc'ed array of *n, free()
+ * it; the names point into it). */
+int maos_result_queue_stats(const maos_result *r, maos_queue_stat **out, size_t *n);
+/* maos_txn_items: items is read during the call only (its ids buffers
+ * are not written: read them with maos_result_txn_item). */
+int maos_async_txn_items(maos_ctx *c, maos_callback cb, void *privdata,
+                         const maos_txn_item *items, size_t n);
+/* Item i (0-based) of a txn_items answer: *out (may be NULL) as
+ * maos_txn_items_ex gives it, and ids (NULL, or room for cap) the first
+ * min(n, cap) ids of an APPEND (its events) or ENQUEUE (its tasks) item.
+ * MAOS_EINVALID_ARG (not such an answer, i out of range). */
+int maos_result_txn_item(const maos_result *r, size_t i, maos_item_result *out,
+                         uint8_t (*ids)[16], size_t cap);
+/* maos_agent_register: the agent is this context's (re-registered after
+ * reconnects) once the daemon accepted it; a refused one leaves the one
+ * before.  fields.revision: its revision. */
+struct maos_agent_spec;
+int maos_async_agent_register(maos_ctx *c, maos_callback cb, void *privdata,
+                              const struct maos_agent_spec *a);
+/* maos_session_create: id_out (NULL or 37 bytes) gets the id at once (the
+ * library makes it when id is NULL); fields.revision. */
+int maos_async_session_create(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                              const void *metadata, size_t len, char id_out[37]);
+/* maos_session_close / _update: a get, then a compare-and-set put, again
+ * (up to 100 times) when another writer came in between; the callback
+ * gets the put's answer (fields.revision), or the first failure
+ * (MAOS_ENOT_FOUND: no such session; MAOS_EWRONG_REVISION after 100
+ * attempts). */
+int maos_async_session_close(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                             const void *result, size_t len);
+int maos_async_session_update(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                              const void *metadata, size_t len);
+/* maos_lock with a wait (wait_ms > 0: up to that long; < 0: for ever;
+ * 0: one try, as maos_async_lock): put; when held, the library watches the
+ * lock's entry (a watch of its own: no delivery reaches the caller's
+ * handlers) and puts again when the holder goes away.  The callback runs
+ * once: 0 and fields.revision (the fencing token), MAOS_ETIMEOUT (the wait
+ * ran out; not sticky), another refusal, MAOS_ECONNECTION (maos_free, or
+ * the context died, while waiting).  The wait is kept across reconnects. */
+int maos_async_lock_wait(maos_ctx *c, maos_callback cb, void *privdata, const char *name,
+                         int wait_ms);
 
 /* Number of requests with a completion still to run (sync, async and the
  * library's own), for tests and curiosity. */

@@ -147,6 +147,20 @@ int maos_append_json(maos_ctx *c, const char *stream, int64_t expect,
 int maos_publish_json(maos_ctx *c, const char *channel, const char *payload_json,
                       uint64_t *receivers);
 
+/* The asynchronous forms of the three above (client.h "Asynchronous
+ * requests"): bad JSON fails the call at once (nothing queued, no
+ * callback); the answer is read as for maos_async_append (maos_result_append,
+ * maos_result_append_ids), maos_async_enqueue (maos_result_enqueue with
+ * n 1) and maos_async_publish (maos_result_fields_get: receivers). */
+int maos_async_append_json(maos_ctx *c, maos_callback cb, void *privdata, const char *stream,
+                           int64_t expect, const char *type, const char *data_json,
+                           const char *meta_json);
+int maos_async_enqueue_json(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                            const char *data_json, const char *meta_json,
+                            const maos_task_opts *o);
+int maos_async_publish_json(maos_ctx *c, maos_callback cb, void *privdata,
+                            const char *channel, const char *payload_json);
+
 #ifdef __cplusplus
 }
 #endif
