@@ -306,6 +306,11 @@ struct maos_ctx_priv {
     char *path, *client_name;     /* copies, for reconnecting */
     int reconnect, reconnect_max_ms;
     int ever_connected;           /* a handshake succeeded once */
+    int connect_nb;               /* maos_async_connect's first connect, not
+                                   * up yet: attempted as a reconnect is
+                                   * (non-blocking from maos_process, with
+                                   * the backoff), given up after
+                                   * connect_timeout_ms (0: never) */
     int down;                     /* reconnecting; fd == -1 */
     long long down_since, next_attempt;
     int backoff_ms;

@@ -16,6 +16,11 @@
  *                          are re-sent and applied once, writes in flight
  *                          fail MAOS_ECONNECTION or succeed, the
  *                          subscription resumes gap-free
+ *   test_async_connect     maos_async_connect before the daemon exists: a
+ *                          libuv loop (a 1 ms timer) ticks while it
+ *                          connects, requests issued at once are answered
+ *                          once the daemon started; with no daemon at all it
+ *                          gives up after connect_timeout_ms
  *   test_fake_server       garbage, truncated frames, oversized lengths,
  *                          wrong rids, silence: clean errors, no hang past
  *                          the request timeout
@@ -314,7 +319,8 @@ static void test_async_more(void **state)
     MT_EQ_INT(lt.calls, 1);
     MT_EQ_INT(lt.status, MAOS_ETIMEOUT);
     MT_TRUE(strstr(lt.errstr, "am-lock") != NULL);
-    MT_CMP_INT(mt_now_us() - t0, >=, 200000); /* not before its wait ran out */
+    /* not before its wait ran out (the library counts whole milliseconds) */
+    MT_CMP_INT(mt_now_us() - t0, >=, 199000);
     MT_TRUE(!maos_is_dead(other));
     /* a wait in progress when the context is freed: its callback runs once */
     struct one lf = {0};
@@ -1153,6 +1159,146 @@ static void test_uv_agent(void **state)
         MT_FAIL("a loop turn was busy %ld us (bound %ld us): %s", turn, bound_us, line);
 }
 
+/* ---- a non-blocking first connect --------------------------------------------- */
+
+/* The child of test_async_connect: maos_async_connect to a daemon that is
+ * not there yet, a ping and an append issued at once, a 1 ms libuv timer;
+ * after 10 ticks with no connection it tells the parent (which then starts
+ * the daemon); exits 0 when both answers came, after the ticks. */
+struct lc {
+    uv_loop_t *loop;
+    uv_timer_t tick;
+    maos_ctx *c;
+    maos_uv *a;
+    int told_fd;
+    uint64_t ticks, ticks_at_connect;
+    int ping, append, done;
+};
+
+static void lc_maybe_done(struct lc *u)
+{
+    if (++u->done == 2) {
+        u->ticks_at_connect = u->ticks;
+        uv_timer_stop(&u->tick);
+        maos_uv_detach(u->a);
+    }
+}
+
+static void lc_ping_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c, (void)r;
+    struct lc *u = privdata;
+    u->ping = status ? status : 1;
+    lc_maybe_done(u);
+}
+
+static void lc_append_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    struct lc *u = privdata;
+    maos_append_info ai;
+    u->append = status ? status : maos_result_append(r, 0, &ai) ? -1 : (int)ai.count;
+    lc_maybe_done(u);
+}
+
+static void lc_on_tick(uv_timer_t *t)
+{
+    struct lc *u = t->data;
+    u->ticks++;
+    if (u->ticks == 10 && u->told_fd >= 0) {
+        /* ten ticks of the loop while connecting: it does not block */
+        char b = maos_is_dead(u->c) ? 'd' : 't';
+        if (write(u->told_fd, &b, 1) != 1)
+            _exit(41);
+        close(u->told_fd);
+        u->told_fd = -1;
+    }
+}
+
+static void lc_agent(const char *sock, int told_fd, int out_fd)
+{
+    struct lc u;
+    memset(&u, 0, sizeof u);
+    u.told_fd = told_fd;
+    u.loop = uv_default_loop();
+    /* the daemon may take its time to start on a busy machine: a minute */
+    maos_options o = {.path = sock, .connect_timeout_ms = 60000};
+    u.c = maos_async_connect(&o);
+    if (!u.c || maos_is_dead(u.c) || u.c->err)
+        _exit(42);
+    u.a = maos_uv_attach(u.loop, u.c, &no_handlers, &u, NULL);
+    maos_event_spec ev = {NULL, "T", "\x01", 1, NULL, 0};
+    if (!u.a || maos_async_ping(u.c, lc_ping_cb, &u) ||
+        maos_async_append(u.c, lc_append_cb, &u, "lc-1", MAOS_EXPECT_NO_STREAM, &ev, 1))
+        _exit(43);
+    uv_timer_init(u.loop, &u.tick);
+    u.tick.data = &u;
+    uv_timer_start(&u.tick, lc_on_tick, 1, 1);
+    uv_run(u.loop, UV_RUN_DEFAULT);
+    dprintf(out_fd, "ping=%d append=%d ticks_at_connect=%llu reconnects=%llu dead=%d\n",
+            u.ping, u.append, (unsigned long long)u.ticks_at_connect,
+            (unsigned long long)maos_reconnects(u.c), maos_is_dead(u.c));
+    int ok = u.ping == 1 && u.append == 1 && u.ticks_at_connect >= 10 &&
+             maos_reconnects(u.c) == 0 && !maos_is_dead(u.c);
+    uv_loop_close(u.loop);
+    maos_free(u.c);
+    _exit(ok ? 0 : 44);
+}
+
+static void test_async_connect(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL); /* not started yet */
+    int told[2], out[2];
+    MT_EQ_INT(pipe(told), 0);
+    MT_EQ_INT(pipe(out), 0);
+    pid_t agent = mt_fork();
+    if (agent == 0) {
+        close(told[0]);
+        close(out[0]);
+        lc_agent(d->sock, told[1], out[1]);
+    }
+    close(told[1]);
+    close(out[1]);
+    struct pollfd p = {told[0], POLLIN, 0};
+    char b = 0;
+    MT_EQ_INT(poll(&p, 1, 60000), 1);
+    MT_EQ_INT((int)read(told[0], &b, 1), 1);
+    MT_EQ_INT(b, 't'); /* ticking, connecting, not dead */
+    mt_daemon_up(d);
+    int st = mt_wait(agent, 120000);
+    char line[256] = "";
+    ssize_t k = read(out[0], line, sizeof line - 1);
+    line[k > 0 ? k : 0] = '\0';
+    close(out[0]);
+    close(told[0]);
+    printf("# async connect before the daemon started: %s", line);
+    if (st != 0)
+        MT_FAIL("agent exited with %d: %s", st, line);
+
+    /* no daemon at all: the connect gives up after its timeout, the request
+     * queued meanwhile gets MAOS_ECONNECTION, nothing blocks */
+    char gone[300];
+    snprintf(gone, sizeof gone, "%s/none/s.sock", mt_test_dir());
+    maos_options o = {.path = gone, .connect_timeout_ms = 200};
+    maos_ctx *c = maos_async_connect(&o);
+    MT_TRUE(c != NULL && !maos_is_dead(c));
+    MT_EQ_INT(maos_fd(c), -1);
+    ploop l;
+    pl_attach(c, &l);
+    struct one po = {0};
+    MT_EQ_ERR(maos_async_ping(c, one_cb, &po), 0);
+    int64_t dl = mt_now_us() + 30 * 1000000LL;
+    while (!po.calls && mt_now_us() < dl)
+        pl_turn(c, &l, &no_handlers, NULL, 100);
+    MT_EQ_INT(po.calls, 1);
+    MT_EQ_INT(po.status, MAOS_ECONNECTION);
+    MT_TRUE(maos_is_dead(c));
+    MT_EQ_INT(c->err, MAOS_ECONNECT);
+    MT_TRUE(strstr(c->errstr, "gave up connecting after 200 ms") != NULL);
+    maos_free(c);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1161,6 +1307,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_async_restart),
         cmocka_unit_test(test_fake_server),
         cmocka_unit_test(test_uv_agent),
+        cmocka_unit_test(test_async_connect),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 300);
 }

@@ -217,6 +217,26 @@ typedef struct maos_options {
  * opt may be NULL (all defaults).  opt->path is copied.
  */
 maos_ctx *maos_connect_with(const maos_options *opt);
+/*
+ * The same without blocking, for event loops: returns at once (NULL only
+ * out of memory) with a context that is connecting: the socket connect
+ * and the hello handshake are begun now and completed by maos_process as
+ * the loop reports the socket (maos_loop_ops / maos_loop_hooks, told at
+ * once when installed).  While the daemon is not there yet (no socket,
+ * refused), attempts are made as reconnects are (see "Reconnect and
+ * resume": at once, then after 50 ms doubling up to 2 s) until
+ * connect_timeout_ms after this call (MAOS_TIMEOUT_NONE: for ever); then
+ * the context dies with the last error ("gave up connecting").  Requests
+ * issued meanwhile (async ones, maos_subscribe's async form, ...) are
+ * queued and sent after the handshake; a synchronous call waits for the
+ * connection (blocking, as on a reconnect).  Not connected yet is not an
+ * error: test maos_is_dead(c), not c->err, and maos_fd(c) is -1 until an
+ * attempt began.  A refusal that no retry can mend (an untrusted socket
+ * or server, a refused hello) kills the context at once.  Whether
+ * reconnects follow later is opt->reconnect's business, as always;
+ * maos_reconnects() does not count this first connect.
+ */
+maos_ctx *maos_async_connect(const maos_options *opt);
 /* maos_connect_with({ .path = path }). */
 maos_ctx *maos_connect(const char *path);
 /* maos_connect_with({ .path = path, .timeout_ms = timeout_ms }): timeout_ms
@@ -1405,7 +1425,7 @@ size_t maos_async_inflight(const maos_ctx *c);
  * as its answers are read), and any other synchronous call (blocking until
  * connected or given up).  Async requests issued while reconnecting are
  * queued and sent after the handshake.  The first connect
- * (maos_connect_with) is not retried.  While reconnecting, maos_fd(c) is -1
+ * (maos_connect_with) is not retried; maos_async_connect's is (above).  While reconnecting, maos_fd(c) is -1
  * (or the new socket once an attempt began) but the context is not dead:
  * use maos_is_dead().
  *
