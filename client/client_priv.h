@@ -426,7 +426,9 @@ struct maosc_req {
     msgpack_packer pk;  /* encodes into `out` */
     /* set by the caller between maosc_req_begin and maosc_call: */
     int internal_only;  /* a part of the (re)connect: no waiter */
-    int retry_ids;      /* an append/txn whose events all carry ids */
+    int retry_ids;      /* safe to re-send after a reconnect though its op is
+                         * not a read: an append/txn whose events all carry
+                         * ids, a (new) subscribe */
     int sub_kind;       /* subscribe/watch: from_kind */
     void (*internal)(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf *f,
                      const maos_reply *rep);

@@ -187,6 +187,11 @@ int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from
     rq.arg = s;
     rq.sub_kind = from_kind;
     rq.internal_only = resume;
+    /* Safe to send again on a new connection (reconnect on): whatever the
+     * lost one did with it, its subscriptions died with it.  So a
+     * subscribe in flight at a loss is kept and re-sent after the
+     * handshake (its caller waits on), like an established one. */
+    rq.retry_ids = !resume;
     rc = maosc_call(c, &rq, op, enc, &f, &rep);
     if (rc == 0)
         free(f);
@@ -202,6 +207,8 @@ int maosc_subs_resume(maos_ctx *c)
     struct maos_ctx_priv *p = c->priv;
     for (size_t i = 0; i < p->n_subs; i++) {
         struct csub *s = p->subs[i];
+        if (!s->id)
+            continue; /* never accepted: its own subscribe is re-sent (retry) */
         int rc = s->watch && s->entries_open
                      ? maosc_sub_register(c, s, MAOS_WATCH_FROM_ENTRIES, 0, 1)
                  : s->watch   ? maosc_sub_register(c, s, MAOS_WATCH_FROM_REVISION, s->next - 1, 1)

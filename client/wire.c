@@ -666,7 +666,12 @@ void maosc_pends_lost(maos_ctx *c, int code, int keep)
                 pd->frame_len = len;
             }
         }
-        if (keep && (pd->retry || unsent) && pd->frame && pd->kind != MAOSC_PEND_INTERNAL) {
+        /* A subscribe sent to a server that let it time out is not sent
+         * again (it would wait again, for ever): it fails, as before. */
+        int sub_op = pd->op == MAOS_OP_SUBSCRIBE || pd->op == MAOS_OP_SUBSCRIBE_CHANNEL ||
+                     pd->op == MAOS_OP_WATCH;
+        int retry = pd->retry && !(sub_op && code == MAOS_ETIMEOUT);
+        if (keep && (retry || unsent) && pd->frame && pd->kind != MAOSC_PEND_INTERNAL) {
             plist_add(&p->rs_head, &p->rs_tail, pd);
             continue;
         }

@@ -21,6 +21,8 @@
  *                          connects, requests issued at once are answered
  *                          once the daemon started; with no daemon at all it
  *                          gives up after connect_timeout_ms
+ *   test_sub_in_flight     a sync subscribe whose connection breaks before its
+ *                          answer is kept (re-sent after the reconnect)
  *   test_fake_server       garbage, truncated frames, oversized lengths,
  *                          wrong rids, silence: clean errors, no hang past
  *                          the request timeout
@@ -763,7 +765,8 @@ static void test_async_restart(void **state)
 
 /* ---- fake servers ------------------------------------------------------------ */
 
-enum fake_kind { F_GARBAGE, F_TRUNCATED, F_OVERSIZED, F_WRONG_RID, F_SILENT, F_KINDS };
+enum fake_kind { F_GARBAGE, F_TRUNCATED, F_OVERSIZED, F_WRONG_RID, F_SILENT, F_KINDS,
+                 F_DROP_SUB /* not in the loop of test_fake_server: test_sub_in_flight */ };
 static const char *const fake_names[] = {"garbage", "truncated frame", "oversized length",
                                          "wrong rid", "never answers"};
 
@@ -777,7 +780,7 @@ static void fk_send(int fd, const void *p, size_t n)
  * later request.  Serves connections one after the other. */
 static void fake_serve(int lfd, enum fake_kind kind)
 {
-    for (;;) {
+    for (int conn_no = 1;; conn_no++) {
         int fd = accept(lfd, NULL, NULL);
         if (fd < 0)
             _exit(0);
@@ -802,7 +805,40 @@ static void fake_serve(int lfd, enum fake_kind kind)
                 msgpack_sbuffer_init(&sb);
                 msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
                 char hdr[4];
-                if (!hello) {
+                if (kind == F_DROP_SUB && hello && req.op == MAOS_OP_SUBSCRIBE_CHANNEL) {
+                    if (conn_no == 1) { /* the first connection breaks under it */
+                        msgpack_sbuffer_destroy(&sb);
+                        maos_request_free(&req);
+                        goto next_conn;
+                    }
+                    /* later ones: {rid, ok, sub: 7}, then a message push */
+                    msgpack_pack_map(&pk, 3);
+                    msgpack_pack_str(&pk, 3);
+                    msgpack_pack_str_body(&pk, "rid", 3);
+                    msgpack_pack_uint64(&pk, req.rid);
+                    msgpack_pack_str(&pk, 2);
+                    msgpack_pack_str_body(&pk, "ok", 2);
+                    msgpack_pack_true(&pk);
+                    msgpack_pack_str(&pk, 3);
+                    msgpack_pack_str_body(&pk, "sub", 3);
+                    msgpack_pack_uint64(&pk, 7);
+                    maos_frame_put_len(hdr, (uint32_t)sb.size);
+                    fk_send(fd, hdr, 4);
+                    fk_send(fd, sb.data, sb.size);
+                    sb.size = 0;
+                    maos_enc_push_message(&pk, 7, (maos_slice){"fk.1", 4},
+                                          (maos_slice){"\xc0", 1});
+                    maos_frame_put_len(hdr, (uint32_t)sb.size);
+                    fk_send(fd, hdr, 4);
+                    fk_send(fd, sb.data, sb.size);
+                    sb.size = 0;
+                } else if (kind == F_DROP_SUB && hello) {
+                    maos_enc_reply_ok(&pk, req.rid);
+                    maos_frame_put_len(hdr, (uint32_t)sb.size);
+                    fk_send(fd, hdr, 4);
+                    fk_send(fd, sb.data, sb.size);
+                    sb.size = 0;
+                } else if (!hello) {
                     maos_enc_reply_hello(&pk, req.rid, MAOS_PROTOCOL_VERSION, "fake", 1 << 20);
                     hello = 1;
                 } else if (kind == F_GARBAGE) {
@@ -830,6 +866,7 @@ static void fake_serve(int lfd, enum fake_kind kind)
                 maos_request_free(&req);
             }
         }
+    next_conn:
         maos_reader_free(&rd);
         close(fd);
     }
@@ -1159,6 +1196,35 @@ static void test_uv_agent(void **state)
         MT_FAIL("a loop turn was busy %ld us (bound %ld us): %s", turn, bound_us, line);
 }
 
+/* ---- a subscribe in flight at a connection loss ------------------------------ */
+
+/* A fake server breaks the first connection under a channel subscribe (no
+ * answer); with reconnect on, the synchronous maos_subscribe_channel is
+ * kept (re-sent after the new handshake) and returns its subscription,
+ * which then gets the message the fake pushes. */
+static void test_sub_in_flight(void **state)
+{
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/fake-drop.sock", mt_test_dir());
+    pid_t pid = fake_start(path, F_DROP_SUB);
+    maos_ctx *c = connect_to(path, 1, 0);
+    uint64_t sub = 0;
+    MT_EQ_ERR(maos_subscribe_channel(c, "fk.*", &sub), 0);
+    MT_EQ_U64(sub, 1);
+    MT_EQ_U64(maos_reconnects(c), 1);
+    maos_delivery *d = NULL;
+    MT_EQ_ERR(maos_next(c, 10000, &d), 0);
+    MT_EQ_INT(d->kind, MAOS_PUSH_MESSAGE);
+    MT_EQ_U64(d->sub, sub);
+    MT_EQ_MEM_STR(d->channel, d->channel_len, "fk.1");
+    maos_delivery_free(d);
+    MT_EQ_ERR(maos_ping(c), 0);
+    maos_free(c);
+    kill(pid, SIGTERM);
+    mt_wait(pid, 10000);
+}
+
 /* ---- a non-blocking first connect --------------------------------------------- */
 
 /* The child of test_async_connect: maos_async_connect to a daemon that is
@@ -1308,6 +1374,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fake_server),
         cmocka_unit_test(test_uv_agent),
         cmocka_unit_test(test_async_connect),
+        cmocka_unit_test(test_sub_in_flight),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 300);
 }

@@ -1416,7 +1416,16 @@ size_t maos_async_inflight(const maos_ctx *c);
  *  - channel subscriptions again; messages published while disconnected
  *    are lost (at most once).
  * Subscription ids do not change.  If the daemon refuses a re-subscription
- * the context dies with that error.
+ * the context dies with that error.  A subscribe (or watch) still waiting
+ * for its answer at the loss is kept too: it is safe to send again, since
+ * the lost connection's subscriptions died with it, so the library sends
+ * it again on the new connection and maos_subscribe returns (or the async
+ * callback runs) once that answer came, as if nothing happened -- with
+ * one difference for MAOS_FROM_LIVE and MAOS_WATCH_FROM_NOW: "now" is
+ * then the new connection's, events of the outage are not delivered.  The
+ * exception: a loss caused by a request timeout (MAOS_ETIMEOUT: the
+ * server took too long; asking it again could wait again, for ever)
+ * fails the subscribe with that error, as before.
  *
  * Who reconnects: maos_next (within its timeout; it keeps trying on later
  * calls), maos_process (begins one attempt when the backoff allows, never
