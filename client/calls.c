@@ -439,46 +439,6 @@ static void copy_str(char *out, size_t cap, maos_slice s)
 }
 
 /* Fill *out from a stats reply (written only when it is whole). */
-/* The counters of the frozen maos_stats_info (client.h): protocol 1 as of
- * 1.0.  A counter the daemon adds later (MAOS_STATS_MAP) is read through
- * maos_stats_kv only. */
-#define MAOSC_STATS_V1(X) \
-    X(uptime_us) \
-    X(head_position) \
-    X(connections) \
-    X(connections_total) \
-    X(requests) \
-    X(commit_groups) \
-    X(commit_requests) \
-    X(commit_events) \
-    X(commit_max_group) \
-    X(commit_errors) \
-    X(commit_write_us) \
-    X(subscriptions) \
-    X(subscriptions_live) \
-    X(subscriptions_max_lag) \
-    X(push_frames) \
-    X(push_events) \
-    X(fell_behind) \
-    X(channel_subscriptions) \
-    X(channel_messages) \
-    X(channel_dropped) \
-    X(bytes_in) \
-    X(bytes_out) \
-    X(max_frame) \
-    X(connections_refused) \
-    X(hello_timeouts) \
-    X(connections_paused) \
-    X(buffered_bytes) \
-    X(loop_lag_max_us) \
-    X(loop_lag_p99_us) \
-    X(reads_pooled) \
-    X(reads_in_memory) \
-    X(reads_ahead) \
-    X(data_bytes) \
-    X(requests_per_s) \
-    X(events_per_s)
-
 int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
 {
     const maos_reply *r = rp;
@@ -489,7 +449,7 @@ int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
         return maosc_die(c, MAOS_EPROTO, "stats reply without a 32-byte head_hash");
     memset(&tmp, 0, sizeof tmp);
 #define COPY_STAT_(name) tmp.name = r->stats.name;
-    MAOSC_STATS_V1(COPY_STAT_)
+    MAOS_STATS_MAP_V1(COPY_STAT_)
 #undef COPY_STAT_
     copy_str(tmp.server, sizeof tmp.server, r->stats.server);
     copy_str(tmp.state, sizeof tmp.state, r->stats.state);
@@ -500,19 +460,28 @@ int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
     return 0;
 }
 
-int maos_stats_get(maos_ctx *c, maos_stats_info *out)
+/* The stats request, for both forms: its reply in *f / *rep (sync), or
+ * queued (async: MAOSC_QUEUED). */
+static int stats_request(maos_ctx *c, const void *out, struct rxf **f, maos_reply *rep)
 {
     struct maosc_req rq;
-    struct rxf *f;
-    maos_reply rep;
     int rc = maosc_sync_ready(c);
     if (rc)
         return rc;
     if (!out)
         return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
-    if ((rc = maosc_req_begin(c, &rq)) ||
-        (rc = maosc_call(c, &rq, MAOS_OP_STATS,
-                                  maos_enc_simple(&rq.pk, rq.rid, MAOS_OP_STATS), &f, &rep)))
+    if ((rc = maosc_req_begin(c, &rq)))
+        return rc;
+    return maosc_call(c, &rq, MAOS_OP_STATS, maos_enc_simple(&rq.pk, rq.rid, MAOS_OP_STATS), f,
+                      rep);
+}
+
+int maos_stats_get(maos_ctx *c, maos_stats_info *out)
+{
+    struct rxf *f;
+    maos_reply rep;
+    int rc = stats_request(c, out, &f, &rep);
+    if (rc)
         return rc;
     rc = maosc_stats_from(c, &rep, out);
     free(f);
@@ -608,17 +577,10 @@ int maosc_stats_kv_from(maos_ctx *c, const struct rxf *f, const maos_reply *rep,
 
 int maos_stats_get_kv(maos_ctx *c, maos_stats_kv **out)
 {
-    struct maosc_req rq;
     struct rxf *f;
     maos_reply rep;
-    int rc = maosc_sync_ready(c);
+    int rc = stats_request(c, out, &f, &rep);
     if (rc)
-        return rc;
-    if (!out)
-        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
-    if ((rc = maosc_req_begin(c, &rq)) ||
-        (rc = maosc_call(c, &rq, MAOS_OP_STATS,
-                         maos_enc_simple(&rq.pk, rq.rid, MAOS_OP_STATS), &f, &rep)))
         return rc;
     rc = maosc_stats_kv_from(c, f, &rep, out);
     free(f);

@@ -1137,27 +1137,58 @@ static void ua_agent(const char *sock, int ready_fd, int out_fd)
     _exit(ok ? 0 : 23);
 }
 
+/* An agent process (body(sock, signal_fd, out_fd), which exits): *sig_fd
+ * reads the byte it signals with, *out_fd the line it prints. */
+static pid_t agent_start(void (*body)(const char *, int, int), const char *sock, int *sig_fd,
+                         int *out_fd)
+{
+    int sig[2], out[2];
+    MT_EQ_INT(pipe(sig), 0);
+    MT_EQ_INT(pipe(out), 0);
+    pid_t pid = mt_fork();
+    if (pid == 0) {
+        close(sig[0]);
+        close(out[0]);
+        body(sock, sig[1], out[1]);
+        _exit(0);
+    }
+    close(sig[1]);
+    close(out[1]);
+    *sig_fd = sig[0];
+    *out_fd = out[0];
+    return pid;
+}
+
+/* The byte the agent signals (within a minute). */
+static char agent_signal(int sig_fd)
+{
+    struct pollfd p = {sig_fd, POLLIN, 0};
+    char b = 0;
+    MT_EQ_INT(poll(&p, 1, 60000), 1);
+    MT_EQ_INT((int)read(sig_fd, &b, 1), 1);
+    return b;
+}
+
+/* Wait for the agent; its exit status, and its line in line. */
+static int agent_end(pid_t pid, int sig_fd, int out_fd, int timeout_ms, char *line, size_t cap)
+{
+    int st = mt_wait(pid, timeout_ms);
+    ssize_t k = read(out_fd, line, cap - 1);
+    line[k > 0 ? k : 0] = '\0';
+    close(out_fd);
+    close(sig_fd);
+    return st;
+}
+
 static void test_uv_agent(void **state)
 {
     (void)state;
     mt_daemon *d = mt_daemon_new(NULL, NULL);
     mt_daemon_up(d);
-    int ready[2], out[2];
-    MT_EQ_INT(pipe(ready), 0);
-    MT_EQ_INT(pipe(out), 0);
-    pid_t agent = mt_fork();
-    if (agent == 0) {
-        close(ready[0]);
-        close(out[0]);
-        ua_agent(d->sock, ready[1], out[1]);
-    }
-    close(ready[1]);
-    close(out[1]);
+    int sig, out;
+    pid_t agent = agent_start(ua_agent, d->sock, &sig, &out);
     /* the publisher, another process, starts once the agent subscribed */
-    struct pollfd p = {ready[0], POLLIN, 0};
-    char r = 0;
-    MT_EQ_INT(poll(&p, 1, 60000), 1);
-    MT_EQ_INT((int)read(ready[0], &r, 1), 1);
+    agent_signal(sig);
     pid_t pub = mt_fork();
     if (pub == 0) {
         maos_ctx *c = connect_to(d->sock, 0, 0);
@@ -1168,12 +1199,8 @@ static void test_uv_agent(void **state)
         _exit(0);
     }
     MT_EQ_INT(mt_wait(pub, 120000), 0);
-    int st = mt_wait(agent, 240000);
-    char line[512] = "";
-    ssize_t k = read(out[0], line, sizeof line - 1);
-    line[k > 0 ? k : 0] = '\0';
-    close(out[0]);
-    close(ready[0]);
+    char line[512];
+    int st = agent_end(agent, sig, out, 240000, line, sizeof line);
     printf("# libuv agent: %s", line);
     if (st != 0)
         MT_FAIL("agent exited with %d: %s", st, line);
@@ -1315,29 +1342,12 @@ static void test_async_connect(void **state)
 {
     (void)state;
     mt_daemon *d = mt_daemon_new(NULL, NULL); /* not started yet */
-    int told[2], out[2];
-    MT_EQ_INT(pipe(told), 0);
-    MT_EQ_INT(pipe(out), 0);
-    pid_t agent = mt_fork();
-    if (agent == 0) {
-        close(told[0]);
-        close(out[0]);
-        lc_agent(d->sock, told[1], out[1]);
-    }
-    close(told[1]);
-    close(out[1]);
-    struct pollfd p = {told[0], POLLIN, 0};
-    char b = 0;
-    MT_EQ_INT(poll(&p, 1, 60000), 1);
-    MT_EQ_INT((int)read(told[0], &b, 1), 1);
-    MT_EQ_INT(b, 't'); /* ticking, connecting, not dead */
+    int told, out;
+    pid_t agent = agent_start(lc_agent, d->sock, &told, &out);
+    MT_EQ_INT(agent_signal(told), 't'); /* ticking, connecting, not dead */
     mt_daemon_up(d);
-    int st = mt_wait(agent, 120000);
-    char line[256] = "";
-    ssize_t k = read(out[0], line, sizeof line - 1);
-    line[k > 0 ? k : 0] = '\0';
-    close(out[0]);
-    close(told[0]);
+    char line[256];
+    int st = agent_end(agent, told, out, 120000, line, sizeof line);
     printf("# async connect before the daemon started: %s", line);
     if (st != 0)
         MT_FAIL("agent exited with %d: %s", st, line);

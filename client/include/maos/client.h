@@ -505,7 +505,8 @@ int maos_streams(maos_ctx *c, const char *prefix, const char *after,
  *
  * maos_stats_info, a plain value (the strings are copies inside it), is
  * FROZEN: its fields are the counters of protocol 1 as of libmaos-client
- * 1.0, in this order, for ever (the struct never grows, so a program built
+ * 1.0 (MAOS_STATS_MAP_V1 of maos/consts.h, a list never changed), in this
+ * order, for ever (the struct never grows, so a program built
  * against it keeps working with any later library).  Counters a later
  * daemon adds are not in it: read them by name with the key/value form.
  *
@@ -517,41 +518,9 @@ int maos_streams(maos_ctx *c, const char *prefix, const char *after,
  * texts are NUL-terminated views into it.
  */
 typedef struct maos_stats_info {
-    uint64_t uptime_us;
-    uint64_t head_position;
-    uint64_t connections;
-    uint64_t connections_total;
-    uint64_t requests;
-    uint64_t commit_groups;
-    uint64_t commit_requests;
-    uint64_t commit_events;
-    uint64_t commit_max_group;
-    uint64_t commit_errors;
-    uint64_t commit_write_us;
-    uint64_t subscriptions;
-    uint64_t subscriptions_live;
-    uint64_t subscriptions_max_lag;
-    uint64_t push_frames;
-    uint64_t push_events;
-    uint64_t fell_behind;
-    uint64_t channel_subscriptions;
-    uint64_t channel_messages;
-    uint64_t channel_dropped;
-    uint64_t bytes_in;
-    uint64_t bytes_out;
-    uint64_t max_frame;
-    uint64_t connections_refused;
-    uint64_t hello_timeouts;
-    uint64_t connections_paused;
-    uint64_t buffered_bytes;
-    uint64_t loop_lag_max_us;
-    uint64_t loop_lag_p99_us;
-    uint64_t reads_pooled;
-    uint64_t reads_in_memory;
-    uint64_t reads_ahead;
-    uint64_t data_bytes;
-    uint64_t requests_per_s;
-    uint64_t events_per_s;
+#define MAOS_STATS_INFO_FIELD_(name) uint64_t name;
+    MAOS_STATS_MAP_V1(MAOS_STATS_INFO_FIELD_) /* maos/consts.h: frozen */
+#undef MAOS_STATS_INFO_FIELD_
     char server[64];     /* "maosd 0.1.0" */
     char state[16];      /* "ok" or "read_only" */
     char durability[16]; /* "sync" or "none" */

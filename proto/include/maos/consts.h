@@ -92,8 +92,12 @@ enum {
  * (from is a version of f->stream), MAOS_FROM_LIVE (live only). */
 enum { MAOS_FROM_POSITION = 0, MAOS_FROM_VERSION = 1, MAOS_FROM_LIVE = 2 };
 
-/* Daemon counters for the stats op. */
-#define MAOS_STATS_MAP(X)                                                      \
+/* Daemon counters for the stats op: MAOS_STATS_MAP, every counter the
+ * daemon sends.  MAOS_STATS_MAP_V1 is the frozen part, the fields of
+ * libmaos-client's maos_stats_info (client.h): never add to it, never
+ * reorder it; a new counter goes in MAOS_STATS_MAP after it (clients read
+ * it by name, maos_stats_kv). */
+#define MAOS_STATS_MAP_V1(X)                                                      \
     X(uptime_us)                                                               \
     X(head_position)                                                           \
     X(connections)                                                             \
@@ -129,6 +133,8 @@ enum { MAOS_FROM_POSITION = 0, MAOS_FROM_VERSION = 1, MAOS_FROM_LIVE = 2 };
     X(data_bytes)                                                              \
     X(requests_per_s)                                                          \
     X(events_per_s)
+
+#define MAOS_STATS_MAP(X) MAOS_STATS_MAP_V1(X)
 
 #define MAOS_PUSH_MAP(X)                                                       \
     X(EVENTS, "events")                                                        \
