@@ -21,7 +21,7 @@
  */
 #include "client_priv.h"
 
-static int async_begin(maos_ctx *c, maos_callback cb, void *privdata)
+int maosc_async_begin(maos_ctx *c, maos_callback cb, void *privdata)
 {
     if (!c || !c->priv)
         return MAOS_EINVALID_ARG;
@@ -41,7 +41,7 @@ static int async_begin(maos_ctx *c, maos_callback cb, void *privdata)
 }
 
 /* rc: what the synchronous function returned in submit mode. */
-static int async_end(maos_ctx *c, int rc)
+int maosc_async_end(maos_ctx *c, int rc)
 {
     struct maos_ctx_priv *p = c->priv;
     p->submit_async = 0;
@@ -52,13 +52,22 @@ static int async_end(maos_ctx *c, int rc)
     /* Done without a request (e.g. unsubscribing a subscription that is
      * not registered on this connection): the callback still runs once,
      * from maos_process, with status 0. */
+    return maosc_post(c, p->submit_cb, p->submit_privdata, 0, NULL);
+}
+
+int maosc_post(maos_ctx *c, maos_callback cb, void *privdata, int status, const char *errstr)
+{
+    struct maos_ctx_priv *p = c->priv;
     struct maosc_pend *pd = calloc(1, sizeof *pd);
     if (!pd)
         return maosc_fail(c, MAOS_ENOMEM, "out of memory");
     pd->kind = MAOSC_PEND_ASYNC;
-    pd->cb = p->submit_cb;
-    pd->privdata = p->submit_privdata;
+    pd->cb = cb;
+    pd->privdata = privdata;
     pd->done = 1;
+    pd->status = status;
+    if (errstr)
+        snprintf(pd->errstr, sizeof pd->errstr, "%s", errstr);
     p->n_pends++;
     pd->prev = p->cq_tail;
     if (p->cq_tail)
@@ -73,10 +82,10 @@ static int async_end(maos_ctx *c, int rc)
 
 #define ASYNC_CALL(call)                                                                \
     do {                                                                                \
-        int rc_ = async_begin(c, cb, privdata);                                         \
+        int rc_ = maosc_async_begin(c, cb, privdata);                                   \
         if (rc_)                                                                        \
             return rc_;                                                                 \
-        return async_end(c, (call));                                                    \
+        return maosc_async_end(c, (call));                                              \
     } while (0)
 
 size_t maos_async_inflight(const maos_ctx *c)
@@ -294,6 +303,57 @@ int maos_async_enqueue_n(maos_ctx *c, maos_callback cb, void *privdata, const ch
     ASYNC_CALL(maos_enqueue_n(c, queue, datas, lens, opts, n, NULL, NULL));
 }
 
+int maos_async_claim(maos_ctx *c, maos_callback cb, void *privdata,
+                     const char *const *queues, size_t n, uint32_t lease_ms, uint32_t wait_ms,
+                     uint32_t max, int bind)
+{
+    maos_task_page *pg;
+    ASYNC_CALL(maos_claim(c, queues, n, lease_ms, wait_ms, max, bind, &pg));
+}
+
+int maos_async_queue_stats(maos_ctx *c, maos_callback cb, void *privdata, const char *queue)
+{
+    maos_queue_stat *qi;
+    size_t n;
+    ASYNC_CALL(maos_queue_stats(c, queue, &qi, &n));
+}
+
+int maos_async_txn_items(maos_ctx *c, maos_callback cb, void *privdata,
+                         const maos_txn_item *items, size_t n)
+{
+    ASYNC_CALL(maos_txn_items_ex(c, items, n, NULL));
+}
+
+int maos_async_agent_register(maos_ctx *c, maos_callback cb, void *privdata,
+                              const maos_agent_spec *a)
+{
+    ASYNC_CALL(maos_agent_register(c, a, NULL));
+}
+
+int maos_async_session_create(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                              const void *metadata, size_t len, char id_out[37])
+{
+    ASYNC_CALL(maos_session_create(c, id, metadata, len, id_out, NULL));
+}
+
+int maos_async_session_close(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                             const void *result, size_t len)
+{
+    ASYNC_CALL(maos_session_close(c, id, result, len, NULL));
+}
+
+int maos_async_session_update(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                              const void *metadata, size_t len)
+{
+    ASYNC_CALL(maos_session_update(c, id, metadata, len, NULL));
+}
+
+int maos_async_lock_wait(maos_ctx *c, maos_callback cb, void *privdata, const char *name,
+                         int wait_ms)
+{
+    ASYNC_CALL(maos_lock(c, name, wait_ms, NULL));
+}
+
 /* ---- results ----------------------------------------------------------------- */
 
 uint64_t maos_result_rid(const maos_result *r)
@@ -368,35 +428,74 @@ int maos_result_fields_get(const maos_result *r, maos_result_fields *out)
     return 0;
 }
 
-int maos_result_append(const maos_result *r, size_t i, maos_append_info *out)
+/* Result i of an append or txn answer: 0 and *res, or an error. */
+static int append_result_at(const maos_result *r, size_t i, maos_append_result *res)
 {
     static const maos_op ops[] = {MAOS_OP_APPEND, MAOS_OP_TXN, 0};
-    if (answer_of(r, ops) || !out)
+    if (answer_of(r, ops))
         return MAOS_EINVALID_ARG;
-    maos_append_info tmp = *out;
     if (r->pd->op == MAOS_OP_APPEND) {
         if (i != 0)
             return MAOS_EINVALID_ARG;
-        int rc = maosc_copy_result(r->c, &r->rep.result, &tmp);
-        if (!rc)
-            *out = tmp;
-        return rc;
+        *res = r->rep.result;
+        return 0;
     }
     maos_mpr m;
     uint32_t cnt;
-    maos_append_result res;
     maos_mpr_init(&m, r->rep.results.ptr, r->rep.results.len);
     if (maos_mpr_array(&m, &cnt))
         return maosc_die(r->c, MAOS_EPROTO, "malformed txn reply");
     if (i >= cnt)
         return MAOS_EINVALID_ARG;
     for (size_t k = 0; k <= i; k++)
-        if (maos_append_result_next(&m, &res))
+        if (maos_append_result_next(&m, res))
             return maosc_die(r->c, MAOS_EPROTO, "malformed txn result %zu", k);
-    int rc = maosc_copy_result(r->c, &res, &tmp);
+    return 0;
+}
+
+int maos_result_append(const maos_result *r, size_t i, maos_append_info *out)
+{
+    maos_append_result res;
+    maos_append_info tmp;
+    if (!out)
+        return MAOS_EINVALID_ARG;
+    int rc = append_result_at(r, i, &res);
+    if (!rc)
+        rc = maosc_copy_result(r->c, &res, &tmp, NULL, 0);
     if (!rc)
         *out = tmp;
     return rc;
+}
+
+int maos_result_append_ids(const maos_result *r, size_t i, uint8_t (*ids)[16], size_t cap)
+{
+    maos_append_result res;
+    if (!ids && cap)
+        return MAOS_EINVALID_ARG;
+    int rc = append_result_at(r, i, &res);
+    return rc ? rc : maosc_copy_result(r->c, &res, NULL, ids, cap);
+}
+
+size_t maos_result_count(const maos_result *r)
+{
+    static const maos_op ops[] = {MAOS_OP_APPEND, MAOS_OP_TXN, 0};
+    if (answer_of(r, ops))
+        return 0;
+    return r->pd->op == MAOS_OP_APPEND ? 1 : r->rep.n_results;
+}
+
+int maos_result_status(const maos_result *r)
+{
+    return r && r->pd ? r->pd->status : MAOS_EINVALID_ARG;
+}
+
+void maos_result_free(maos_result *r)
+{
+    if (!r || !r->owned)
+        return;
+    free(r->pd->f);
+    free(r->pd);
+    free(r);
 }
 
 int maos_result_page(const maos_result *r, maos_page **out)
@@ -425,6 +524,22 @@ int maos_result_stats(const maos_result *r, maos_stats_info *out)
     if (answer_of(r, ops) || !out)
         return MAOS_EINVALID_ARG;
     return maosc_stats_from(r->c, &r->rep, out);
+}
+
+int maos_result_stats_kv(const maos_result *r, maos_stats_kv **out)
+{
+    static const maos_op ops[] = {MAOS_OP_STATS, 0};
+    if (answer_of(r, ops) || !out)
+        return MAOS_EINVALID_ARG;
+    return maosc_stats_kv_from(r->c, r->pd->f, &r->rep, out);
+}
+
+int maos_result_queue_stats(const maos_result *r, maos_queue_stat **out, size_t *n)
+{
+    static const maos_op ops[] = {MAOS_OP_QUEUE_STATS, 0};
+    if (answer_of(r, ops) || !out || !n)
+        return MAOS_EINVALID_ARG;
+    return maosc_queue_stats_from(r->c, &r->rep, out, n);
 }
 
 int maos_result_table_page(const maos_result *r, maos_table_page **out)

@@ -52,8 +52,12 @@ static int fill_events(maos_ctx *c, const maos_event_spec *ev, size_t n,
  * through maosc_call (sync: *f / *rep are the reply; async: queued).  With
  * MAOS_CLIENT_IDS, events without an id get a UUIDv7 here; a request whose
  * every event has an id is safe to re-send after a reconnect. */
-static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
-                         size_t n, uint64_t *rid_out, struct rxf **f, maos_reply *rep)
+/* The wire form of n appends (checked): *in (n of them) and *evs (their
+ * events, one array), both malloc'ed, freed by the caller after encoding;
+ * *all_ids: every event carries an id (MAOS_CLIENT_IDS gives one to those
+ * without).  Shared by append/txn and txn_items (tables.c). */
+int maosc_appends_in(maos_ctx *c, int txn, const maos_txn_append *ap, size_t n,
+                     maos_append_in **in_out, maos_event_in **evs_out, int *all_ids_out)
 {
     size_t total = 0;
     if (!ap || n == 0 || n > UINT32_MAX)
@@ -97,6 +101,24 @@ static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
         }
         all_ids &= evs[i].has_id;
     }
+    if (rc) {
+        free(evs);
+        free(in);
+        return rc;
+    }
+    *in_out = in;
+    *evs_out = evs;
+    *all_ids_out = all_ids;
+    return 0;
+}
+
+static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
+                         size_t n, uint64_t *rid_out, struct rxf **f, maos_reply *rep)
+{
+    maos_append_in *in = NULL;
+    maos_event_in *evs = NULL;
+    int all_ids = 0;
+    int rc = maosc_appends_in(c, txn, ap, n, &in, &evs, &all_ids);
     if (!rc) {
         struct maosc_req rq;
         rc = maosc_req_begin(c, &rq);
@@ -115,24 +137,22 @@ static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
     return rc;
 }
 
-/* Fill a caller's maos_append_info from a wire result (ids copied into the
- * caller's array up to ids_cap). */
+/* Fill a caller's maos_append_info from a wire result, and ids (NULL or
+ * room for cap ids) with the first min(count, cap) event ids. */
 int maosc_copy_result(maos_ctx *c, const maos_append_result *r,
-                       maos_append_info *out)
+                       maos_append_info *out, uint8_t (*ids)[16], size_t cap)
 {
     if (r->ids.len != (uint64_t)r->count * 16)
         return maosc_die(c, MAOS_EPROTO, "append result: %u ids in %u bytes",
                    r->count, r->ids.len);
-    if (!out)
-        return 0;
-    out->version = r->first_version;
-    out->position = r->first_position;
-    out->count = r->count;
-    out->duplicate = r->duplicate;
-    if (out->ids && out->ids_cap) {
-        size_t k = r->count < out->ids_cap ? r->count : out->ids_cap;
-        memcpy(out->ids, r->ids.ptr, k * 16);
+    if (out) {
+        out->version = r->first_version;
+        out->position = r->first_position;
+        out->count = r->count;
+        out->duplicate = r->duplicate;
     }
+    if (ids && cap)
+        memcpy(ids, r->ids.ptr, (r->count < cap ? r->count : cap) * 16);
     return 0;
 }
 
@@ -153,23 +173,28 @@ int maos_ping(maos_ctx *c)
     return 0;
 }
 
-int maos_append(maos_ctx *c, const char *stream, int64_t expect,
-                const maos_event_spec *events, size_t n, maos_append_info *out)
+int maos_append_ids(maos_ctx *c, const char *stream, int64_t expect,
+                    const maos_event_spec *events, size_t n, maos_append_info *out,
+                    uint8_t (*ids)[16])
 {
-    maos_txn_append a = {stream, expect, events, n};
+    maos_txn_append a = {stream, expect, events, n, NULL};
     struct rxf *f;
     maos_reply rep;
     int rc = maosc_sync_ready(c);
     if (rc || (rc = queue_appends(c, 0, &a, 1, NULL, &f, &rep)))
         return rc;
     maos_append_info tmp;
-    if (out)
-        tmp = *out;
-    rc = maosc_copy_result(c, &rep.result, out ? &tmp : NULL);
+    rc = maosc_copy_result(c, &rep.result, &tmp, ids, n);
     if (!rc && out)
         *out = tmp;
     free(f);
     return rc;
+}
+
+int maos_append(maos_ctx *c, const char *stream, int64_t expect,
+                const maos_event_spec *events, size_t n, maos_append_info *out)
+{
+    return maos_append_ids(c, stream, expect, events, n, out, NULL);
 }
 
 int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
@@ -202,9 +227,9 @@ int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
             return maosc_die(c, MAOS_EPROTO, "malformed txn result %zu", i);
         }
     }
-    for (size_t i = 0; out && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         maos_append_result_next(&r, &res);
-        maosc_copy_result(c, &res, &out[i]);
+        maosc_copy_result(c, &res, out ? &out[i] : NULL, appends[i].ids, appends[i].n_events);
     }
     free(f);
     return 0;
@@ -424,7 +449,7 @@ int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
         return maosc_die(c, MAOS_EPROTO, "stats reply without a 32-byte head_hash");
     memset(&tmp, 0, sizeof tmp);
 #define COPY_STAT_(name) tmp.name = r->stats.name;
-    MAOS_STATS_MAP(COPY_STAT_)
+    MAOS_STATS_MAP_V1(COPY_STAT_)
 #undef COPY_STAT_
     copy_str(tmp.server, sizeof tmp.server, r->stats.server);
     copy_str(tmp.state, sizeof tmp.state, r->stats.state);
@@ -435,23 +460,175 @@ int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out)
     return 0;
 }
 
-int maos_stats_get(maos_ctx *c, maos_stats_info *out)
+/* The stats request, for both forms: its reply in *f / *rep (sync), or
+ * queued (async: MAOSC_QUEUED). */
+static int stats_request(maos_ctx *c, const void *out, struct rxf **f, maos_reply *rep)
 {
     struct maosc_req rq;
-    struct rxf *f;
-    maos_reply rep;
     int rc = maosc_sync_ready(c);
     if (rc)
         return rc;
     if (!out)
         return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
-    if ((rc = maosc_req_begin(c, &rq)) ||
-        (rc = maosc_call(c, &rq, MAOS_OP_STATS,
-                                  maos_enc_simple(&rq.pk, rq.rid, MAOS_OP_STATS), &f, &rep)))
+    if ((rc = maosc_req_begin(c, &rq)))
+        return rc;
+    return maosc_call(c, &rq, MAOS_OP_STATS, maos_enc_simple(&rq.pk, rq.rid, MAOS_OP_STATS), f,
+                      rep);
+}
+
+int maos_stats_get(maos_ctx *c, maos_stats_info *out)
+{
+    struct rxf *f;
+    maos_reply rep;
+    int rc = stats_request(c, out, &f, &rep);
+    if (rc)
         return rc;
     rc = maosc_stats_from(c, &rep, out);
     free(f);
     return rc;
+}
+
+/* ---- stats as key/value (client.h "maos_stats_kv") ---- */
+
+struct stat_num {
+    const char *name;
+    uint64_t value;
+};
+struct stat_text {
+    const char *name, *text;
+};
+struct maos_stats_kv {
+    size_t n_num, n_text, pos;
+    struct stat_num *num;
+    struct stat_text *text;
+    /* then the arrays, then the names and texts, NUL-terminated */
+};
+
+/* Walk a stats reply map: every uint and str value but rid's, counted
+ * (kv NULL: *n_num, *n_text, *bytes) or copied into kv.  0 or MAOS_EPROTO. */
+static int stats_walk(const struct rxf *f, size_t *n_num, size_t *n_text, size_t *bytes,
+                      struct maos_stats_kv *kv, char *strs)
+{
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, f->data, f->len);
+    if (maos_mpr_map(&r, &n))
+        return MAOS_EPROTO;
+    *n_num = *n_text = *bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k, v;
+        uint64_t u;
+        if (maos_mpr_str(&r, &k))
+            return MAOS_EPROTO;
+        int kind = maos_mpr_peek(&r);
+        int is_rid = k.len == 3 && !memcmp(k.ptr, "rid", 3);
+        if (kind == MAOS_MP_UINT && !is_rid) {
+            if (maos_mpr_uint(&r, &u))
+                return MAOS_EPROTO;
+            if (kv) {
+                memcpy(strs, k.ptr, k.len);
+                strs[k.len] = 0;
+                kv->num[*n_num] = (struct stat_num){strs, u};
+                strs += k.len + 1;
+            }
+            (*n_num)++;
+            *bytes += k.len + 1;
+        } else if (kind == MAOS_MP_STR) {
+            if (maos_mpr_str(&r, &v))
+                return MAOS_EPROTO;
+            if (kv) {
+                memcpy(strs, k.ptr, k.len);
+                strs[k.len] = 0;
+                memcpy(strs + k.len + 1, v.ptr, v.len);
+                strs[k.len + 1 + v.len] = 0;
+                kv->text[*n_text] = (struct stat_text){strs, strs + k.len + 1};
+                strs += k.len + 1 + v.len + 1;
+            }
+            (*n_text)++;
+            *bytes += k.len + 1 + v.len + 1;
+        } else if (maos_mpr_skip(&r, NULL)) {
+            return MAOS_EPROTO;
+        }
+    }
+    return 0;
+}
+
+/* The kv form of a stats reply (checked as maosc_stats_from does). */
+int maosc_stats_kv_from(maos_ctx *c, const struct rxf *f, const maos_reply *rep,
+                        maos_stats_kv **out)
+{
+    maos_stats_info check;
+    size_t nn, nt, bytes;
+    int rc = maosc_stats_from(c, rep, &check);
+    if (rc)
+        return rc;
+    if (stats_walk(f, &nn, &nt, &bytes, NULL, NULL))
+        return maosc_die(c, MAOS_EPROTO, "malformed stats reply");
+    struct maos_stats_kv *kv = calloc(1, sizeof *kv + nn * sizeof *kv->num +
+                                             nt * sizeof *kv->text + bytes + 1);
+    if (!kv)
+        return maosc_fail(c, MAOS_ENOMEM, "out of memory");
+    kv->num = (struct stat_num *)(kv + 1);
+    kv->text = (struct stat_text *)(kv->num + nn);
+    stats_walk(f, &kv->n_num, &kv->n_text, &bytes, kv, (char *)(kv->text + nt));
+    *out = kv;
+    return 0;
+}
+
+int maos_stats_get_kv(maos_ctx *c, maos_stats_kv **out)
+{
+    struct rxf *f;
+    maos_reply rep;
+    int rc = stats_request(c, out, &f, &rep);
+    if (rc)
+        return rc;
+    rc = maosc_stats_kv_from(c, f, &rep, out);
+    free(f);
+    return rc;
+}
+
+int maos_stats_next(maos_stats_kv *kv, const char **name, uint64_t *value)
+{
+    if (!kv || kv->pos >= kv->n_num)
+        return 0;
+    if (name)
+        *name = kv->num[kv->pos].name;
+    if (value)
+        *value = kv->num[kv->pos].value;
+    kv->pos++;
+    return 1;
+}
+
+void maos_stats_rewind(maos_stats_kv *kv)
+{
+    if (kv)
+        kv->pos = 0;
+}
+
+int maos_stats_find(const maos_stats_kv *kv, const char *name, uint64_t *value)
+{
+    if (!kv || !name)
+        return MAOS_EINVALID_ARG;
+    for (size_t i = 0; i < kv->n_num; i++)
+        if (!strcmp(kv->num[i].name, name)) {
+            if (value)
+                *value = kv->num[i].value;
+            return 0;
+        }
+    return MAOS_ENOT_FOUND;
+}
+
+const char *maos_stats_text(const maos_stats_kv *kv, const char *name)
+{
+    for (size_t i = 0; kv && name && i < kv->n_text; i++)
+        if (!strcmp(kv->text[i].name, name))
+            return kv->text[i].text;
+    return NULL;
+}
+
+void maos_stats_kv_free(maos_stats_kv *kv)
+{
+    free(kv);
 }
 
 /* ---- pipelining ---------------------------------------------------------------- */
@@ -459,7 +636,7 @@ int maos_stats_get(maos_ctx *c, maos_stats_info *out)
 int maos_append_send(maos_ctx *c, const char *stream, int64_t expect,
                      const maos_event_spec *events, size_t n, uint64_t *rid)
 {
-    maos_txn_append a = {stream, expect, events, n};
+    maos_txn_append a = {stream, expect, events, n, NULL};
     int rc = maosc_enter(c);
     if (rc || (rc = queue_appends(c, 0, &a, 1, rid, NULL, NULL)))
         return rc;
@@ -475,21 +652,10 @@ int maos_txn_send(maos_ctx *c, const maos_txn_append *appends, size_t n,
     return maosc_maybe_flush(c);
 }
 
-static void set_msg_result(maos_append_info *dst, const maos_append_result *r,
-                           struct rxf *f)
-{
-    dst->version = r->first_version;
-    dst->position = r->first_position;
-    dst->count = r->count;
-    dst->duplicate = r->duplicate;
-    /* The ids are a view into the message's own (writable) frame copy. */
-    dst->ids = (uint8_t (*)[16])(f->data + (r->ids.ptr - f->data));
-    dst->ids_cap = r->count;
-    if (r->count == 0)
-        dst->ids = NULL;
-}
-
-int maos_reply_recv(maos_ctx *c, maos_reply_msg **out)
+/* A legacy pipelined reply becomes a maos_result the caller owns (the one
+ * reply type of the API): a completion of its own holding the frame, as
+ * an async callback's result views one (async.c), with `owned` set. */
+int maos_reply_recv(maos_ctx *c, maos_result **out)
 {
     struct maos_ctx_priv *p;
     struct rxf *f;
@@ -513,71 +679,58 @@ int maos_reply_recv(maos_ctx *c, maos_reply_msg **out)
     }
 
     /* Only appends and txns are pipelined; an rid-0 error (op unknown) is
-     * an error reply, whose fields maosc_take_reply has checked. */
-    size_t nres = 0;
-    maos_mpr r;
+     * an error reply, whose fields maosc_take_reply has checked.  Every
+     * result is checked here, so that the getters find them well formed. */
     if (rep.ok) {
         if (op == MAOS_OP_TXN) {
             uint32_t cnt;
-            nres = rep.n_results;
+            maos_mpr r;
+            maos_append_result res;
             maos_mpr_init(&r, rep.results.ptr, rep.results.len);
-            if (nres == 0 || (uint64_t)nres * MIN_STREAM_INFO_BYTES > rep.results.len ||
-                maos_mpr_array(&r, &cnt) || cnt != nres) {
+            int bad = rep.n_results == 0 ||
+                      (uint64_t)rep.n_results * MIN_STREAM_INFO_BYTES > rep.results.len ||
+                      maos_mpr_array(&r, &cnt) || cnt != rep.n_results;
+            for (uint32_t i = 0; !bad && i < cnt; i++)
+                bad = maos_append_result_next(&r, &res) ||
+                      res.ids.len != (uint64_t)res.count * 16;
+            if (bad) {
                 free(f);
                 return maosc_die(c, MAOS_EPROTO, "malformed txn reply");
             }
         } else if (op == MAOS_OP_APPEND) {
-            nres = 1;
+            if (rep.result.ids.len != (uint64_t)rep.result.count * 16) {
+                free(f);
+                return maosc_die(c, MAOS_EPROTO, "append result: %u ids in %u bytes",
+                                 rep.result.count, rep.result.ids.len);
+            }
         } else {
             free(f);
             return maosc_die(c, MAOS_EPROTO, "unexpected %s reply", maos_op_name(op));
         }
     }
-    size_t msglen = rep.ok ? 0 : rep.message.len;
-    maos_reply_msg *m = calloc(1, sizeof *m + nres * sizeof(maos_append_info) +
-                                      msglen + 1);
-    if (!m) {
+    maos_result *m = calloc(1, sizeof *m);
+    struct maosc_pend *pd = calloc(1, sizeof *pd);
+    if (!m || !pd) {
+        free(m);
+        free(pd);
         free(f);
         return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a reply");
     }
-    m->results = nres ? (maos_append_info *)(m + 1) : NULL;
-    char *msg = (char *)(m + 1) + nres * sizeof(maos_append_info);
-    if (msglen)
-        memcpy(msg, rep.message.ptr, msglen);
-    msg[msglen] = '\0';
-    m->errstr = msg;
-    m->rid = rep.rid;
-    m->index = -1;
-    m->mem_ = f;
+    pd->rid = rep.rid;
+    pd->op = op;
+    pd->f = f;
+    pd->done = 1;
     if (!rep.ok) {
-        m->code = rep.code ? rep.code : MAOS_EPROTO;
-        m->has_actual = rep.has_actual;
-        m->actual = rep.actual;
-        m->index = rep.index;
-    } else if (op == MAOS_OP_TXN) {
-        for (size_t i = 0; i < nres; i++) {
-            maos_append_result res;
-            /* every field required, ids == 16 * count (proto checks) */
-            if (maos_append_result_next(&r, &res)) {
-                maos_reply_msg_free(m);
-                return maosc_die(c, MAOS_EPROTO, "malformed txn result %zu", i);
-            }
-            set_msg_result(&m->results[i], &res, f);
-        }
-    } else {
-        set_msg_result(&m->results[0], &rep.result, f);
+        pd->status = rep.code ? rep.code : MAOS_EPROTO;
+        snprintf(pd->errstr, sizeof pd->errstr, "%.*s", (int)rep.message.len,
+                 rep.message.ptr ? rep.message.ptr : "");
     }
-    m->n_results = nres;
+    m->c = c;
+    m->pd = pd;
+    m->owned = 1;
+    m->rep = rep;
     *out = m;
     return 0;
-}
-
-void maos_reply_msg_free(maos_reply_msg *m)
-{
-    if (!m)
-        return;
-    free(m->mem_);
-    free(m);
 }
 
 

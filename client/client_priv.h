@@ -110,6 +110,7 @@
 #define MAOS_CLIENT_PRIV_H
 
 #include "maos/client.h"
+#include "maos/proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -176,6 +177,10 @@ struct csub {
     int entries_open;
     uint64_t entries_pages; /* ENTRIES pushes since it was (re)watched */
     maos_slice table, key_prefix; /* in this block */
+    /* a library-internal watch (an async waiting lock): its deliveries go
+     * to hook, at routing, instead of the delivery queue */
+    void (*hook)(maos_ctx *c, struct csub *s, const maos_delivery *d);
+    void *hook_arg;
 };
 
 /*
@@ -233,6 +238,9 @@ struct maosc_pend {
                            * when out_off is still below it) */
     char *frame;          /* retry: the whole frame (length prefix included) */
     size_t frame_len;
+    unsigned char *kinds; /* an async txn_items: its items' kinds, to read
+                           * its results (maos_result_txn_item); owned */
+    size_t n_kinds;
     /* completion */
     int done;
     int status;           /* 0 or the negative MAOS_E* */
@@ -245,6 +253,8 @@ struct maos_result {
     maos_ctx *c;
     struct maosc_pend *pd;
     maos_reply rep;       /* decoded from pd->f (valid when pd->f) */
+    int owned;            /* maos_reply_recv's: pd and pd->f are the
+                           * result's, freed by maos_result_free */
 };
 
 struct maos_ctx_priv {
@@ -286,11 +296,21 @@ struct maos_ctx_priv {
      * one block holding the strings maos_agent_in points to, or NULL */
     maos_agent_in agent;
     char *agent_mem;
+    void *agent_swap_;            /* during an async agent_register */
+    /* async waiting locks (tables.c) and the hook their watch gets */
+    struct maosc_lockw *lockw_head;
+    void (*submit_hook)(maos_ctx *c, struct csub *s, const maos_delivery *d);
+    void *submit_hook_arg;
 
     /* reconnect */
     char *path, *client_name;     /* copies, for reconnecting */
     int reconnect, reconnect_max_ms;
     int ever_connected;           /* a handshake succeeded once */
+    int connect_nb;               /* maos_async_connect's first connect, not
+                                   * up yet: attempted as a reconnect is
+                                   * (non-blocking from maos_process, with
+                                   * the backoff), given up after
+                                   * connect_timeout_ms (0: never) */
     int down;                     /* reconnecting; fd == -1 */
     long long down_since, next_attempt;
     int backoff_ms;
@@ -322,6 +342,80 @@ struct maos_ctx_priv {
 
 /* ---- shared between the files (maosc_: library-private) ---- */
 
+/* The wire's decoded records (maos/proto.h, views into a frame) as the
+ * public types of client.h (the same views): decode with proto, then copy
+ * the fields.  0 or MAOS_EPROTO, as the proto decoder. */
+static inline maos_str maosc_str(maos_slice s)
+{
+    maos_str v = {s.ptr, s.len};
+    return v;
+}
+static inline void maosc_entry_pub(maos_table_entry *d, const maos_entry *e)
+{
+    d->table = maosc_str(e->table);
+    d->key = maosc_str(e->key);
+    d->revision = e->revision;
+    d->created_revision = e->created_revision;
+    d->created = e->created;
+    d->updated = e->updated;
+    d->data = maosc_str(e->data);
+    d->bound = e->bound;
+    d->raw = maosc_str(e->raw);
+}
+static inline int maosc_entry_next(maos_mpr *r, maos_table_entry *d)
+{
+    maos_entry e;
+    int rc = maos_entry_next(r, &e);
+    if (!rc)
+        maosc_entry_pub(d, &e);
+    return rc;
+}
+static inline int maosc_entry_decode(const void *p, size_t len, maos_table_entry *d)
+{
+    maos_entry e;
+    int rc = maos_entry_decode(p, len, &e);
+    if (!rc)
+        maosc_entry_pub(d, &e);
+    return rc;
+}
+static inline void maosc_task_pub(maos_task_info *d, const maos_task *t)
+{
+    memcpy(d->id, t->id, 16);
+    d->queue = maosc_str(t->queue);
+    d->state = maosc_str(t->state);
+    d->attempt = t->attempt;
+    d->max_attempts = t->max_attempts;
+    d->priority = t->priority;
+    d->data = maosc_str(t->data);
+    d->meta = maosc_str(t->meta);
+    d->enqueued = t->enqueued;
+    d->not_before = t->not_before;
+    d->dedupe_key = maosc_str(t->dedupe_key);
+    d->ordering_key = maosc_str(t->ordering_key);
+    d->last_error = maosc_str(t->last_error);
+    d->result = maosc_str(t->result);
+    d->token = t->token;
+    d->lease_until = t->lease_until;
+    d->n_history = t->n_history;
+    d->history = maosc_str(t->history);
+}
+static inline int maosc_task_next(maos_mpr *r, maos_task_info *d)
+{
+    maos_task t;
+    int rc = maos_task_next(r, &t);
+    if (!rc)
+        maosc_task_pub(d, &t);
+    return rc;
+}
+static inline int maosc_task_decode(const void *p, size_t len, maos_task_info *d)
+{
+    maos_task t;
+    int rc = maos_task_decode(p, len, &t);
+    if (!rc)
+        maosc_task_pub(d, &t);
+    return rc;
+}
+
 /* maosc_call's answer for an async request: queued, the callback will run. */
 #define MAOSC_QUEUED 1
 
@@ -332,11 +426,15 @@ struct maosc_req {
     msgpack_packer pk;  /* encodes into `out` */
     /* set by the caller between maosc_req_begin and maosc_call: */
     int internal_only;  /* a part of the (re)connect: no waiter */
-    int retry_ids;      /* an append/txn whose events all carry ids */
+    int retry_ids;      /* safe to re-send after a reconnect though its op is
+                         * not a read: an append/txn whose events all carry
+                         * ids, a (new) subscribe */
     int sub_kind;       /* subscribe/watch: from_kind */
     void (*internal)(maos_ctx *c, struct maosc_pend *pd, int status, struct rxf *f,
                      const maos_reply *rep);
     void *arg;
+    unsigned char *kinds; /* malloc'ed, taken by the completion (maosc_call) */
+    size_t n_kinds;
 };
 int maosc_req_begin(maos_ctx *c, struct maosc_req *rq);
 int maosc_reply_in(maos_ctx *c, maos_slice frame);
@@ -379,6 +477,27 @@ int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from
                        int resume);
 int maosc_subs_resume(maos_ctx *c);
 
+/* async.c: submit mode around a synchronous call (client.h
+ * "Asynchronous requests"), for the async forms built in other files */
+int maosc_async_begin(maos_ctx *c, maos_callback cb, void *privdata);
+int maosc_async_end(maos_ctx *c, int rc);
+
+/* async.c: a completion with no request (status, errstr), whose callback
+ * runs from maos_process like a reply's.  0 or MAOS_ENOMEM. */
+int maosc_post(maos_ctx *c, maos_callback cb, void *privdata, int status, const char *errstr);
+
+/* tables.c: async waiting locks.  expire: those whose wait is over get
+ * MAOS_ETIMEOUT; *next: the earliest deadline still to come (-1: none,
+ * else kept when earlier).  abort: every one waiting gets status (maos_free). */
+void maosc_lockw_expire(maos_ctx *c, long long now, long long *next);
+void maosc_lockw_abort(maos_ctx *c, int status);
+
+/* calls.c, queues.c: wire forms of the caller's input, checked */
+int maosc_appends_in(maos_ctx *c, int txn, const maos_txn_append *ap, size_t n,
+                     maos_append_in **in_out, maos_event_in **evs_out, int *all_ids_out);
+int maosc_tasks_in(maos_ctx *c, const void *const *datas, const size_t *lens,
+                   const maos_task_opts *opts, size_t n, maos_task_in **out);
+
 /* tables.c */
 int maosc_make_table_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
                      maos_table_page **out);
@@ -388,10 +507,15 @@ void maosc_uuidv7(uint8_t id[16]);
 
 /* calls.c, queues.c: replies into the caller's objects (f taken) */
 int maosc_make_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, maos_page **out);
-int maosc_copy_result(maos_ctx *c, const maos_append_result *r, maos_append_info *out);
+int maosc_copy_result(maos_ctx *c, const maos_append_result *r, maos_append_info *out,
+                      uint8_t (*ids)[16], size_t cap);
 int maosc_make_stream_page(maos_ctx *c, struct rxf *f, const maos_reply *rp,
                            maos_stream_page **out);
 int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out);
+int maosc_queue_stats_from(maos_ctx *c, const maos_reply *rp, maos_queue_stat **out,
+                           size_t *n);
+int maosc_stats_kv_from(maos_ctx *c, const struct rxf *f, const maos_reply *rep,
+                        maos_stats_kv **out);
 int maosc_make_task_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int single,
                          maos_task_page **out);
 

@@ -104,7 +104,7 @@ void maosc_hooks_update(struct maos_ctx_priv *p, int wake_ms)
  * restarting, or the connection stalled). */
 static int recoverable(const struct maos_ctx_priv *p, int code)
 {
-    if (!p->reconnect || !p->ever_connected)
+    if (!(p->connect_nb && !p->ever_connected) && (!p->reconnect || !p->ever_connected))
         return 0;
     switch (code) {
     case MAOS_ECLOSED:
@@ -143,13 +143,15 @@ static void attempt_failed(maos_ctx *c)
 {
     struct maos_ctx_priv *p = c->priv;
     long long now = maosc_now_ms();
-    if (now - p->down_since >= p->reconnect_max_ms) {
+    int first = p->connect_nb && !p->ever_connected;
+    int limit = first ? p->connect_timeout_ms : p->reconnect_max_ms; /* 0: never */
+    if (limit > 0 && now - p->down_since >= limit) {
         int code = p->down_err ? p->down_err : MAOS_ECONNECT;
         p->down = 0;
         p->dead = code;
         c->err = code;
-        snprintf(c->errstr, sizeof c->errstr, "gave up reconnecting after %d ms: %.200s",
-                 p->reconnect_max_ms, p->down_why);
+        snprintf(c->errstr, sizeof c->errstr, "gave up %s after %d ms: %.200s",
+                 first ? "connecting" : "reconnecting", limit, p->down_why);
         maosc_pends_lost(c, code, 0);
         maosc_hooks_update(p, 0);
         return;
@@ -399,7 +401,9 @@ static void conn_up(maos_ctx *c)
     if (p->down) {
         p->down = 0;
         p->backoff_ms = 0;
-        p->reconnects++;
+        if (!p->connect_nb) /* the first connect is no reconnect */
+            p->reconnects++;
+        p->connect_nb = 0;
         c->err = 0;
         c->errstr[0] = '\0';
     }
@@ -624,6 +628,28 @@ maos_ctx *maos_connect_with(const maos_options *opt)
     return c;
 }
 
+maos_ctx *maos_async_connect(const maos_options *opt)
+{
+    maos_ctx *c = maosc_ctx_new(opt);
+    if (!c || c->priv->dead)
+        return c;
+    struct maos_ctx_priv *p = c->priv;
+    /* down from the start: the connect is an attempt as a reconnect's,
+     * begun now without waiting and driven by maos_process */
+    p->connect_nb = 1;
+    p->down = 1;
+    p->down_since = p->next_attempt = maosc_now_ms();
+    p->backoff_ms = 0;
+    p->down_err = MAOS_ECONNECT;
+    snprintf(p->down_why, sizeof p->down_why, "not connected to %s yet", p->path);
+    maosc_reconnect_nb(c);
+    if (!p->dead) { /* a failed first attempt is not an error yet */
+        c->err = 0;
+        c->errstr[0] = '\0';
+    }
+    return c;
+}
+
 maos_ctx *maos_connect(const char *path)
 {
     maos_options o = {.path = path};
@@ -649,6 +675,7 @@ void maos_free(maos_ctx *c)
         if (!p->dead)
             p->dead = MAOS_ECLOSED;
         maosc_pends_lost(c, MAOS_ECONNECTION, 0);
+        maosc_lockw_abort(c, MAOS_ECONNECTION);
         p->in_process = 1;
         maosc_run_completions(c, SIZE_MAX);
         if (p->fd >= 0)

@@ -8,6 +8,7 @@
  * recursion of this file.
  */
 #include "maos/json.h"
+#include "client_priv.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -635,7 +636,7 @@ int maos_event_to_json(const maos_event *ev, json_t **out)
     return 0;
 }
 
-int maos_entry_to_json(const maos_entry *e, json_t **out)
+int maos_entry_to_json(const maos_table_entry *e, json_t **out)
 {
     char created[40], updated[40];
     json_t *data = NULL, *o;
@@ -675,7 +676,7 @@ static json_t *time_from(int64_t us)
 }
 
 /* A value of a task: nil/absent -> null. */
-static int value_from(maos_slice v, json_t **out)
+static int value_from(maos_str v, json_t **out)
 {
     if (!v.len) {
         *out = json_null();
@@ -684,12 +685,12 @@ static int value_from(maos_slice v, json_t **out)
     return maos_msgpack_to_json(v.ptr, v.len, out);
 }
 
-static json_t *opt_string_from(maos_slice s)
+static json_t *opt_string_from(maos_str s)
 {
     return s.len ? string_from(s.ptr, s.len) : json_null();
 }
 
-int maos_task_to_json(const maos_task *t, json_t **out)
+int maos_task_to_json(const maos_task_info *t, json_t **out)
 {
     char id[37];
     json_t *data = NULL, *meta = NULL, *result = NULL, *hist = NULL, *o = NULL;
@@ -863,4 +864,34 @@ int maos_publish_json(maos_ctx *c, const char *channel, const char *payload_json
     rc = maos_publish(c, channel, payload, len, receivers);
     free(payload);
     return rc;
+}
+
+/* ---- asynchronous forms (client.h "Asynchronous requests") ---- */
+
+int maos_async_append_json(maos_ctx *c, maos_callback cb, void *privdata, const char *stream,
+                           int64_t expect, const char *type, const char *data_json,
+                           const char *meta_json)
+{
+    maos_append_info ai;
+    int rc = maosc_async_begin(c, cb, privdata);
+    return rc ? rc
+              : maosc_async_end(c, maos_append_json(c, stream, expect, type, data_json,
+                                                    meta_json, &ai));
+}
+
+int maos_async_enqueue_json(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                            const char *data_json, const char *meta_json,
+                            const maos_task_opts *o)
+{
+    int rc = maosc_async_begin(c, cb, privdata);
+    return rc ? rc
+              : maosc_async_end(c, maos_enqueue_json(c, queue, data_json, meta_json, o, NULL,
+                                                     NULL));
+}
+
+int maos_async_publish_json(maos_ctx *c, maos_callback cb, void *privdata,
+                            const char *channel, const char *payload_json)
+{
+    int rc = maosc_async_begin(c, cb, privdata);
+    return rc ? rc : maosc_async_end(c, maos_publish_json(c, channel, payload_json, NULL));
 }

@@ -44,6 +44,7 @@
 #include "maos/client.h"
 #include "maos/json.h"
 #include "maosctl_data.h"
+#include "maos/proto.h" /* helpers: maos_uuid_*, maos_mpr_*, maos_utf8_check */
 
 #ifndef MAOS_VERSION
 #define MAOS_VERSION MAOS_CLIENT_VERSION
@@ -198,8 +199,8 @@ static int cmd_lock(struct args *a);
 static int cmd_session(struct args *a);
 static int cmd_agent(struct args *a);
 static int cmd_queue(struct args *a);
-static json_t *queue_info_json(const maos_queue_info *q);
-static void print_queue_info(const struct args *a, const maos_queue_info *q);
+static json_t *queue_info_json(const maos_queue_stat *q);
+static void print_queue_info(const struct args *a, const maos_queue_stat *q);
 
 #define FILTER_OPTS                                                                \
     (OPT(O_STREAM) | OPT(O_PREFIX) | OPT(O_CATEGORY) | OPT(O_TYPE) | OPT(O_SINCE) |  \
@@ -982,11 +983,11 @@ static int cmd_append(struct args *a)
         return rc;
     }
     uint8_t(*ids)[16] = calloc(b.n, 16);
-    maos_append_info info = {.ids = ids, .ids_cap = ids ? b.n : 0};
+    maos_append_info info;
     if (!ids) {
         fprintf(stderr, "maosctl: out of memory\n");
         rc = EXIT_REFUSED;
-    } else if (maos_append(c, stream, expect, b.ev, b.n, &info)) {
+    } else if (maos_append_ids(c, stream, expect, b.ev, b.n, &info, ids)) {
         rc = report(c, "append");
     } else {
         for (uint32_t i = 0; i < info.count && i < b.n; i++) {
@@ -1138,10 +1139,12 @@ static int cmd_streams(struct args *a)
     return rc;
 }
 
+/* Every counter the daemon sends, by name (maos_stats_kv): a newer
+ * daemon's counters show up without a new maosctl. */
 static int cmd_stats(struct args *a)
 {
     maos_ctx *c;
-    maos_stats_info s;
+    maos_stats_kv *kv = NULL;
     int rc = connect_to(a, &c);
     if (rc)
         return rc;
@@ -1155,31 +1158,38 @@ static int cmd_stats(struct args *a)
         maos_free(c);
         return rc;
     }
-    maos_queue_info *qi = NULL;
+    maos_queue_stat *qi = NULL;
     size_t nq = 0;
-    if (maos_stats_get(c, &s) || maos_queue_stats(c, NULL, &qi, &nq)) {
+    const char *name;
+    uint64_t v;
+    if (maos_stats_get_kv(c, &kv) || maos_queue_stats(c, NULL, &qi, &nq)) {
         rc = report(c, "stats");
-    } else if (a->json) {
-        json_t *o = json_pack("{s:s,s:s,s:s}", "server", s.server, "state", s.state,
-                              "durability", s.durability);
-#define STAT_JSON_(name) json_object_set_new(o, #name, json_integer((json_int_t)s.name));
-        MAOS_STATS_MAP(STAT_JSON_)
-#undef STAT_JSON_
-        /* the queues' figures, as queue stats prints them */
-        json_t *qs = json_array();
-        for (size_t i = 0; i < nq; i++)
-            json_array_append_new(qs, queue_info_json(&qi[i]));
-        json_object_set_new(o, "queues", qs);
-        print_json_line(o);
     } else {
-        printf("%-18s %s\n%-18s %s\n%-18s %s\n", "server", s.server, "state", s.state,
-               "durability", s.durability);
-#define STAT_TEXT_(name) printf("%-18s %" PRIu64 "\n", #name, s.name);
-        MAOS_STATS_MAP(STAT_TEXT_)
-#undef STAT_TEXT_
-        for (size_t i = 0; i < nq; i++)
-            print_queue_info(a, &qi[i]);
+        const char *texts[3] = {"server", "state", "durability"};
+        const char *tv[3];
+        for (int i = 0; i < 3; i++)
+            tv[i] = maos_stats_text(kv, texts[i]) ? maos_stats_text(kv, texts[i]) : "";
+        if (a->json) {
+            json_t *o = json_pack("{s:s,s:s,s:s}", "server", tv[0], "state", tv[1],
+                                  "durability", tv[2]);
+            while (maos_stats_next(kv, &name, &v))
+                json_object_set_new(o, name, json_integer((json_int_t)v));
+            /* the queues' figures, as queue stats prints them */
+            json_t *qs = json_array();
+            for (size_t i = 0; i < nq; i++)
+                json_array_append_new(qs, queue_info_json(&qi[i]));
+            json_object_set_new(o, "queues", qs);
+            print_json_line(o);
+        } else {
+            for (int i = 0; i < 3; i++)
+                printf("%-18s %s\n", texts[i], tv[i]);
+            while (maos_stats_next(kv, &name, &v))
+                printf("%-18s %" PRIu64 "\n", name, v);
+            for (size_t i = 0; i < nq; i++)
+                print_queue_info(a, &qi[i]);
+        }
     }
+    maos_stats_kv_free(kv);
     free(qi);
     maos_free(c);
     return rc;
@@ -1772,7 +1782,7 @@ static int run_on_dir(struct args *a, const char *data_dir, int (*cmd)(struct ar
 /* ---- tables: kv, lock, session, agent ------------------------------------------- */
 
 /* JSON text of a document (one msgpack value); "(undisplayable)" when not. */
-static char *doc_text(maos_slice d)
+static char *doc_text(maos_str d)
 {
     char *t = NULL;
     if (maos_msgpack_to_json_text(d.ptr, d.len, &t))
@@ -1790,7 +1800,7 @@ static json_t *time_json(int64_t us)
 
 /* The one JSON form of an entry (maos/json.h); NULL when it cannot be
  * made (out of memory). */
-static json_t *entry_json(const maos_entry *e)
+static json_t *entry_json(const maos_table_entry *e)
 {
     json_t *o = NULL;
     int rc = maos_entry_to_json(e, &o);
@@ -1802,7 +1812,7 @@ static json_t *entry_json(const maos_entry *e)
     return o;
 }
 
-static void print_entry(const struct args *a, const maos_entry *e)
+static void print_entry(const struct args *a, const maos_table_entry *e)
 {
     if (a->json) {
         json_t *o = entry_json(e);
@@ -2113,7 +2123,7 @@ static int cmd_session(struct args *a)
     return rc;
 }
 
-static void print_agent(const struct args *a, const maos_entry *e)
+static void print_agent(const struct args *a, const maos_table_entry *e)
 {
     json_t *o = entry_json(e);
     if (!o)
@@ -2250,7 +2260,7 @@ static void on_queue_stop(int sig)
 
 /* The one JSON form of a task (maos/json.h); NULL when it cannot be made
  * (named on stderr). */
-static json_t *task_json(const maos_task *t)
+static json_t *task_json(const maos_task_info *t)
 {
     json_t *o = NULL;
     int rc = maos_task_to_json(t, &o);
@@ -2263,7 +2273,7 @@ static json_t *task_json(const maos_task *t)
     return o;
 }
 
-static void print_task(const struct args *a, const maos_task *t)
+static void print_task(const struct args *a, const maos_task_info *t)
 {
     if (a->json) {
         json_t *o = task_json(t);
@@ -2283,7 +2293,7 @@ static void print_task(const struct args *a, const maos_task *t)
 }
 
 /* The JSON form of a queue's figures (queue stats, stats). */
-static json_t *queue_info_json(const maos_queue_info *q)
+static json_t *queue_info_json(const maos_queue_stat *q)
 {
     return json_pack("{s:s#,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "queue", q->queue.ptr,
                      (size_t)q->queue.len, "ready", (json_int_t)q->ready, "delayed",
@@ -2293,7 +2303,7 @@ static json_t *queue_info_json(const maos_queue_info *q)
                      q->oldest_ready ? time_json(q->oldest_ready) : json_null());
 }
 
-static void print_queue_info(const struct args *a, const maos_queue_info *q)
+static void print_queue_info(const struct args *a, const maos_queue_stat *q)
 {
     if (a->json) {
         print_json_line(queue_info_json(q));
@@ -2391,7 +2401,7 @@ static void work_error(int status, struct tail *t, char *out, size_t cap)
  * *out_len); its stderr goes on to ours and its tail into *err_tail;
  * extending the lease every lease/3 while it runs.  Its exit status (128 +
  * signal), or 127 when it could not start. */
-static int work_one(maos_ctx *c, char **argv, const maos_task *t, uint32_t lease_ms,
+static int work_one(maos_ctx *c, char **argv, const maos_task_info *t, uint32_t lease_ms,
                     char **out, size_t *out_len, struct tail *err_tail)
 {
     char *in = NULL;
@@ -2557,7 +2567,7 @@ static int queue_work(struct args *a, maos_ctx *c, const char *const *queues, si
             maos_task_page_free(pg);
             continue;
         }
-        const maos_task *t = &pg->tasks[0];
+        const maos_task_info *t = &pg->tasks[0];
         char *out;
         size_t out_len;
         int st = work_one(c, argv, t, (uint32_t)lease, &out, &out_len, &err_tail);
@@ -2786,7 +2796,7 @@ static int cmd_queue(struct args *a)
         else
             print_json_line(json_pack("{s:s}", "state", "ready"));
     } else if (!strcmp(sub, "list") || !strcmp(sub, "stats")) {
-        maos_queue_info *qi = NULL;
+        maos_queue_stat *qi = NULL;
         size_t nqi = 0;
         if (maos_queue_stats(c, n ? pos[0] : NULL, &qi, &nqi))
             rc = report(c, "queue stats");
@@ -2799,7 +2809,7 @@ static int cmd_queue(struct args *a)
         } else if (a->json) {
             print_task(a, &pg->tasks[0]);
         } else {
-            const maos_task *t = &pg->tasks[0];
+            const maos_task_info *t = &pg->tasks[0];
             char text[37], *d = doc_text(t->data);
             maos_uuid_format(t->id, text);
             printf("task %s of queue %.*s: %.*s, attempt %" PRIu64 " of %" PRIu64

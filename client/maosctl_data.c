@@ -40,6 +40,7 @@
 #include <sodium.h>
 
 #include "maos/json.h"
+#include "maos/proto.h" /* maos_slice, maos_stream_is_table, maos_utf8_check */
 
 #define EXPORT_PAGE 10000
 #define EXPORT_FORMAT "maos-export"
@@ -240,7 +241,7 @@ static int put_tasks(maos_ctx *c, FILE *out, uint64_t *n)
             return refused(c, "export");
         int rc = 0;
         for (size_t k = 0; k < p->n && !rc; k++) {
-            const maos_task *t = &p->tasks[k];
+            const maos_task_info *t = &p->tasks[k];
             if (t->state.len == 4 && !memcmp(t->state.ptr, "done", 4))
                 continue;
             json_t *j = NULL;
@@ -516,7 +517,7 @@ static int txn_flush(maos_ctx *c, txn *t, uint64_t *written, uint64_t *skipped)
         if (na && !strcmp(apps[na - 1].stream, p->stream)) {
             apps[na - 1].n_events++;
         } else {
-            apps[na++] = (maos_txn_append){p->stream, MAOS_EXPECT_ANY, &specs[i], 1};
+            apps[na++] = (maos_txn_append){p->stream, MAOS_EXPECT_ANY, &specs[i], 1, NULL};
         }
     }
     memset(infos, 0, sizeof infos);

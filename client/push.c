@@ -114,11 +114,11 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
     if (ne && !s->watch)
         return maosc_die(c, MAOS_EPROTO, "entries push for a subscription that is no watch");
     struct dnode *nd = malloc(sizeof *nd + n * sizeof(maos_event) +
-                              ne * sizeof(maos_entry) + len);
+                              ne * sizeof(maos_table_entry) + len);
     if (!nd)
         return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a push");
     maos_event *ev = (maos_event *)(nd + 1);
-    maos_entry *en = (maos_entry *)(ev + n);
+    maos_table_entry *en = (maos_table_entry *)(ev + n);
     char *copy = (char *)(en + ne);
     maos_push q;
     memcpy(copy, frame, len);
@@ -131,7 +131,7 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
         maos_mpr_init(&r, q.items.ptr, q.items.len);
         bad = maos_mpr_array(&r, &cnt) || cnt != ne;
         for (size_t i = 0; !bad && i < ne; i++)
-            bad = maos_entry_next(&r, &en[i]) != 0;
+            bad = maosc_entry_next(&r, &en[i]) != 0;
     }
     if (bad) {
         free(nd);
@@ -172,6 +172,11 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
         free(nd); /* nothing to deliver; next was taken */
         return 0;
     }
+    if (s->hook) { /* the library's own watch: seen here, never queued */
+        s->hook(c, s, &nd->d);
+        free(nd);
+        return 0;
+    }
     dq_append(p, nd);
     if (!p->in_process && !p->wake_asked) {
         p->wake_asked = 1;
@@ -203,10 +208,10 @@ static int aclaim_in(maos_ctx *c, maos_slice frame)
     size_t n = rep.ok ? rep.n_items : 0;
     if ((uint64_t)n * 8 > frame.len)
         return maosc_die(c, MAOS_EPROTO, "claim reply declares %zu tasks", n);
-    struct dnode *nd = calloc(1, sizeof *nd + n * sizeof(maos_task) + frame.len);
+    struct dnode *nd = calloc(1, sizeof *nd + n * sizeof(maos_task_info) + frame.len);
     if (!nd)
         return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a claim");
-    maos_task *t = (maos_task *)(nd + 1);
+    maos_task_info *t = (maos_task_info *)(nd + 1);
     char *copy = (char *)(t + n);
     memcpy(copy, frame.ptr, frame.len);
     maos_reply_decode(copy, frame.len, &rep);
@@ -217,7 +222,7 @@ static int aclaim_in(maos_ctx *c, maos_slice frame)
         maos_mpr_init(&r, rep.items.ptr, rep.items.len);
         bad = maos_mpr_array(&r, &cnt) || cnt != n;
         for (size_t i = 0; !bad && i < n; i++)
-            bad = maos_task_next(&r, &t[i]) != 0;
+            bad = maosc_task_next(&r, &t[i]) != 0;
     }
     if (bad) {
         free(nd);

@@ -23,22 +23,22 @@ int maosc_make_task_page(maos_ctx *c, struct rxf *f, const maos_reply *rep, int 
                           maos_task_page **out)
 {
     size_t n = single ? 1 : rep->n_items;
-    maos_task_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_task));
+    maos_task_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_task_info));
     if (!pg) {
         free(f);
         return maosc_fail(c, MAOS_ENOMEM, "out of memory");
     }
-    pg->tasks = (maos_task *)(pg + 1);
+    pg->tasks = (maos_task_info *)(pg + 1);
     int bad = 0;
     if (single) {
-        bad = maos_task_decode(rep->task.ptr, rep->task.len, &pg->tasks[0]) != 0;
+        bad = maosc_task_decode(rep->task.ptr, rep->task.len, &pg->tasks[0]) != 0;
     } else {
         maos_mpr r;
         uint32_t cnt;
         maos_mpr_init(&r, rep->items.ptr, rep->items.len);
         bad = maos_mpr_array(&r, &cnt) || cnt != n;
         for (size_t i = 0; !bad && i < n; i++)
-            bad = maos_task_next(&r, &pg->tasks[i]) != 0;
+            bad = maosc_task_next(&r, &pg->tasks[i]) != 0;
     }
     if (bad) {
         free(pg);
@@ -75,16 +75,12 @@ static void task_spec(maos_task_in *t, const void *data, size_t len, const maos_
     t->meta = (maos_slice){o->meta_len ? o->meta : NULL, (uint32_t)o->meta_len};
 }
 
-int maos_enqueue_n(maos_ctx *c, const char *queue, const void *const *datas,
-                   const size_t *lens, const maos_task_opts *opts, size_t n,
-                   uint8_t *ids, int *duplicates)
+/* The wire form of n tasks (checked): *out, malloc'ed (the caller frees
+ * it).  Shared by enqueue and txn_items' ENQUEUE (tables.c). */
+int maosc_tasks_in(maos_ctx *c, const void *const *datas, const size_t *lens,
+                   const maos_task_opts *opts, size_t n, maos_task_in **out)
 {
-    struct maosc_req rq;
-    struct rxf *f;
-    maos_reply rep;
-    int rc = maosc_sync_ready(c);
-    if (rc || (rc = maosc_check_str(c, "queue", queue)))
-        return rc;
+    int rc = 0;
     if (!n || n > 10000)
         return maosc_fail(c, MAOS_EINVALID_ARG, "an enqueue has 1..10000 tasks");
     maos_task_in *t = calloc(n, sizeof(*t));
@@ -100,6 +96,26 @@ int maos_enqueue_n(maos_ctx *c, const char *queue, const void *const *datas,
                       (long long)opts[i].delay_ms);
         task_spec(&t[i], datas ? datas[i] : NULL, len, opts ? &opts[i] : NULL);
     }
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+int maos_enqueue_n(maos_ctx *c, const char *queue, const void *const *datas,
+                   const size_t *lens, const maos_task_opts *opts, size_t n,
+                   uint8_t *ids, int *duplicates)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "queue", queue)))
+        return rc;
+    maos_task_in *t = NULL;
+    rc = maosc_tasks_in(c, datas, lens, opts, n, &t);
     if (!rc && !(rc = maosc_req_begin(c, &rq)))
         rc = maosc_call(c, &rq, MAOS_OP_ENQUEUE,
                         maos_enc_enqueue(&rq.pk, rq.rid, maosc_cstr(queue), t, (uint32_t)n), &f, &rep);
@@ -293,7 +309,7 @@ int maos_task_get(maos_ctx *c, const uint8_t id[16], maos_task_page **out)
     return maosc_make_task_page(c, f, &rep, 1, out);
 }
 
-int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_info **out, size_t *n)
+int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_stat **out, size_t *n)
 {
     struct maosc_req rq;
     struct rxf *f;
@@ -307,6 +323,17 @@ int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_info **out, size
         (rc = maosc_call(c, &rq, MAOS_OP_QUEUE_STATS,
                          maos_enc_queue_stats(&rq.pk, rq.rid, maosc_cstr(queue)), &f, &rep)))
         return rc;
+    rc = maosc_queue_stats_from(c, &rep, out, n);
+    free(f);
+    return rc;
+}
+
+/* The figures of a queue_stats reply: *out (one block: the figures, then
+ * the names) and *n. */
+int maosc_queue_stats_from(maos_ctx *c, const maos_reply *rp, maos_queue_stat **out,
+                           size_t *n)
+{
+    maos_reply rep = *rp;
     /* the infos, then their names, in one block */
     size_t cnt = rep.n_items, names = 0;
     maos_mpr r;
@@ -318,19 +345,22 @@ int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_info **out, size
         bad = maos_queue_info_next(&r, &qi[i]) != 0;
         names += bad ? 0 : qi[i].queue.len + 1;
     }
-    maos_queue_info *all = !bad && qi ? malloc(cnt * sizeof(*qi) + names + 1) : NULL;
+    maos_queue_stat *all = !bad && qi ? malloc(cnt * sizeof(*all) + names + 1) : NULL;
     if (all) {
         char *p = (char *)(all + cnt);
         for (size_t i = 0; i < cnt; i++) {
-            all[i] = qi[i];
-            memcpy(p, qi[i].queue.ptr, qi[i].queue.len);
-            p[qi[i].queue.len] = 0;
-            all[i].queue.ptr = p;
-            p += qi[i].queue.len + 1;
+            const maos_queue_info *q = &qi[i];
+            memcpy(p, q->queue.ptr, q->queue.len);
+            p[q->queue.len] = 0;
+            all[i] = (maos_queue_stat){.queue = {p, q->queue.len}, .ready = q->ready,
+                                       .delayed = q->delayed, .blocked = q->blocked,
+                                       .leased = q->leased, .done = q->done,
+                                       .dead = q->dead, .waiting = q->waiting,
+                                       .oldest_ready = q->oldest_ready};
+            p += q->queue.len + 1;
         }
     }
     free(qi);
-    free(f);
     if (bad)
         return maosc_die(c, MAOS_EPROTO, "malformed queue figures");
     if (!all)
@@ -543,7 +573,7 @@ static void keeper_stop(struct keeper *k)
 }
 
 /* Hand the keeper a task (t != NULL) or take it back (NULL). */
-static void keeper_set(struct keeper *k, const maos_task *t, uint32_t lease_ms,
+static void keeper_set(struct keeper *k, const maos_task_info *t, uint32_t lease_ms,
                        uint32_t every_ms)
 {
     if (!k->kc)

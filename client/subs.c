@@ -187,6 +187,11 @@ int maosc_sub_register(maos_ctx *c, struct csub *s, int from_kind, uint64_t from
     rq.arg = s;
     rq.sub_kind = from_kind;
     rq.internal_only = resume;
+    /* Safe to send again on a new connection (reconnect on): whatever the
+     * lost one did with it, its subscriptions died with it.  So a
+     * subscribe in flight at a loss is kept and re-sent after the
+     * handshake (its caller waits on), like an established one. */
+    rq.retry_ids = !resume;
     rc = maosc_call(c, &rq, op, enc, &f, &rep);
     if (rc == 0)
         free(f);
@@ -202,6 +207,8 @@ int maosc_subs_resume(maos_ctx *c)
     struct maos_ctx_priv *p = c->priv;
     for (size_t i = 0; i < p->n_subs; i++) {
         struct csub *s = p->subs[i];
+        if (!s->id)
+            continue; /* never accepted: its own subscribe is re-sent (retry) */
         int rc = s->watch && s->entries_open
                      ? maosc_sub_register(c, s, MAOS_WATCH_FROM_ENTRIES, 0, 1)
                  : s->watch   ? maosc_sub_register(c, s, MAOS_WATCH_FROM_REVISION, s->next - 1, 1)
@@ -319,7 +326,9 @@ int maos_unsubscribe(maos_ctx *c, uint64_t sub)
         return rc;
     rc = maosc_call(c, &rq, MAOS_OP_UNSUBSCRIBE, maos_enc_unsubscribe(&rq.pk, rq.rid, sid),
                     &f, &rep);
-    if (rc && rc != MAOSC_QUEUED) {
+    if (rc == MAOSC_QUEUED) /* async: f was not set (and the callback is the reply's) */
+        return rc;
+    if (rc) {
         if (p->down && !p->dead) { /* the new connection will not have it */
             c->err = 0;
             c->errstr[0] = '\0';
@@ -383,6 +392,8 @@ int maos_watch(maos_ctx *c, const char *table, const char *prefix, int from_kind
     memcpy(mem, table, tl + 1);
     memcpy(mem + tl + 1, prefix, pl + 1);
     s->watch = 1;
+    s->hook = c->priv->submit_hook;
+    s->hook_arg = c->priv->submit_hook_arg;
     s->table = (maos_slice){mem, (uint32_t)tl};
     s->key_prefix = (maos_slice){mem + tl + 1, (uint32_t)pl};
     return sub_add(c, s, from_kind, revision, sub);

@@ -511,6 +511,7 @@ void maosc_pend_free(struct maosc_pend *pd)
         return;
     free(pd->f);
     free(pd->frame);
+    free(pd->kinds);
     free(pd);
 }
 
@@ -667,7 +668,12 @@ void maosc_pends_lost(maos_ctx *c, int code, int keep)
                 pd->frame_len = len;
             }
         }
-        if (keep && (pd->retry || unsent) && pd->frame && pd->kind != MAOSC_PEND_INTERNAL) {
+        /* A subscribe sent to a server that let it time out is not sent
+         * again (it would wait again, for ever): it fails, as before. */
+        int sub_op = pd->op == MAOS_OP_SUBSCRIBE || pd->op == MAOS_OP_SUBSCRIBE_CHANNEL ||
+                     pd->op == MAOS_OP_WATCH;
+        int retry = pd->retry && !(sub_op && code == MAOS_ETIMEOUT);
+        if (keep && (retry || unsent) && pd->frame && pd->kind != MAOSC_PEND_INTERNAL) {
             plist_add(&p->rs_head, &p->rs_tail, pd);
             continue;
         }
@@ -775,6 +781,8 @@ int maosc_pends_expire(maos_ctx *c)
         }
         pd = nx;
     }
+    if (!p->dead)
+        maosc_lockw_expire(c, now, &next);
     p->next_deadline = next < 0 ? 0 : next;
     if (next < 0)
         return -1;
@@ -912,6 +920,8 @@ int maosc_req_begin(maos_ctx *c, struct maosc_req *rq)
     rq->sub_kind = 0;
     rq->internal = NULL;
     rq->arg = NULL;
+    rq->kinds = NULL;
+    rq->n_kinds = 0;
     return maosc_frame_begin(c, &rq->start, &rq->pk);
 }
 
@@ -953,6 +963,9 @@ int maosc_call(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc, struct
     pd->internal = rq->internal;
     pd->arg = rq->arg;
     pd->sub_kind = rq->sub_kind;
+    pd->kinds = rq->kinds;
+    pd->n_kinds = rq->n_kinds;
+    rq->kinds = NULL;
     pd->start_ms = maosc_now_ms();
     if (pd->kind == MAOSC_PEND_ASYNC) {
         pd->cb = p->submit_cb;

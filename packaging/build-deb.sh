@@ -8,10 +8,10 @@
 # scratch directory, runs `dpkg-buildpackage -b -us -uc` there (debian/:
 # debhelper 13 with meson, prefix /usr, no tests), checks the result with
 # lintian (errors fail the build) and moves the packages into DIR (default
-# dist/): maosd, maosctl, libmaos-client0, libmaos-client-dev (and their
+# dist/): maosd, maosctl, libmaos-client1, libmaos-client-dev (and their
 # -dbgsym), python3-maos (the Python client, built by pybuild).  Install
 # them with
-#     apt install ./dist/maosd_*.deb ./dist/maosctl_*.deb ./dist/libmaos-client0_*.deb
+#     apt install ./dist/maosd_*.deb ./dist/maosctl_*.deb ./dist/libmaos-client1_*.deb
 # Needs the build dependencies of debian/control plus debhelper and lintian
 # (packaging/maos-dev installs them).
 set -euo pipefail

@@ -33,7 +33,7 @@ tmp=$(mktemp -d /tmp/maos-test-deb-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 check "packages build, lintian clean of errors" "$SRC/packaging/build-deb.sh" --out "$tmp/dist"
 [ "$fail" -eq 0 ] || finish
-debs=("$tmp"/dist/maosd_*.deb "$tmp"/dist/maosctl_*.deb "$tmp"/dist/libmaos-client0_*.deb
+debs=("$tmp"/dist/maosd_*.deb "$tmp"/dist/maosctl_*.deb "$tmp"/dist/libmaos-client1_*.deb
       "$tmp"/dist/libmaos-client-dev_*.deb "$tmp"/dist/python3-maos_*.deb)
 check "apt installs the five packages" $SUDO env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${debs[@]}"
@@ -121,7 +121,7 @@ for ex in "$SRC"/client/examples/*.c; do
 done
 
 check "apt remove keeps the data" sh -c "$SUDO apt-get remove -y maosd >/dev/null && test -d /var/lib/maos"
-check "apt purge deletes it" sh -c "$SUDO apt-get purge -y maosd maosctl libmaos-client-dev libmaos-client0 >/dev/null && test ! -e /var/lib/maos"
+check "apt purge deletes it" sh -c "$SUDO apt-get purge -y maosd maosctl libmaos-client-dev libmaos-client1 >/dev/null && test ! -e /var/lib/maos"
 check "apt purge removes the Python module (and its byte code)" sh -c "$SUDO apt-get purge -y python3-maos >/dev/null && test ! -e $PYDIST/maos && ! ls -d $PYDIST/maos-*.dist-info 2>/dev/null"
 check "python3 no longer imports maos" sh -c "cd '$tmp/empty' && ! /usr/bin/python3 -I -c 'import maos'"
 finish

@@ -51,7 +51,7 @@ static int handle(maos_ctx *c, maos_worker_task *t, void *arg)
 {
     (void)c;
     (void)arg;
-    const maos_task *task = t->task;
+    const maos_task_info *task = t->task;
     char id[37], *json = NULL;
     maos_uuid_format(task->id, id);
     if (maos_msgpack_to_json_text(task->data.ptr, task->data.len, &json))

@@ -11,7 +11,7 @@
 set -uo pipefail
 lib=$1 list=$2
 have=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDRBVW]$/ {print $3}' | sed 's/@.*//' |
-       grep -v '^MAOS_CLIENT_0$' | sort -u)
+       grep -v '^MAOS_CLIENT_[0-9]*$' | sort -u)
 want=$(grep -v '^#' "$list" | sort -u)
 fail=0
 missing=$(comm -13 <(echo "$have") <(echo "$want"))

@@ -42,6 +42,7 @@
 #include <msgpack.h>
 
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 
 /* X(name, "one-line description") -- the one table of scenarios.  The
  * entry point of scenario NAME is int bench_sc_NAME(const bench_opts *),

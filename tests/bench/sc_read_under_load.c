@@ -106,18 +106,18 @@ static int load_worker(bench_worker *w)
             sent++;
             inflight++;
         }
-        maos_reply_msg *m = NULL;
+        maos_result *m = NULL;
         if (maos_reply_recv(c, &m) || !m) {
             bench_fail(r, "reply_recv: %s", c->errstr);
             break;
         }
         inflight--;
-        if (m->code) {
-            bench_fail(r, "txn: %s", m->errstr);
-            maos_reply_msg_free(m);
+        if (maos_result_status(m)) {
+            bench_fail(r, "txn: %s", maos_result_errstr(m));
+            maos_result_free(m);
             break;
         }
-        maos_reply_msg_free(m);
+        maos_result_free(m);
         r->ops++;
         r->events += FILL + 1;
     }

@@ -146,25 +146,26 @@ static int maos_writer(bench_worker *w)
         }
         if (!inflight)
             break;
-        maos_reply_msg *m = NULL;
+        maos_result *m = NULL;
         if (maos_reply_recv(c, &m) || !m) {
             bench_fail(r, "reply_recv: %s", m ? "?" : c->errstr);
             break;
         }
         uint64_t t1 = bench_now_ns();
         inflight--;
-        if (m->code) {
-            bench_fail(r, "append: %s", m->errstr);
-            maos_reply_msg_free(m);
+        if (maos_result_status(m)) {
+            bench_fail(r, "append: %s", maos_result_errstr(m));
+            maos_result_free(m);
             break;
         }
-        if (ring[m->rid % RING].rid == m->rid)
-            bench_lat(r, t1 - ring[m->rid % RING].t);
+        if (ring[maos_result_rid(m) % RING].rid == maos_result_rid(m))
+            bench_lat(r, t1 - ring[maos_result_rid(m) % RING].t);
         if (a->per_proc || t1 <= end) {
             r->ops++;
-            r->events += m->n_results ? m->results[0].count : 0;
+            maos_append_info ai;
+            r->events += maos_result_append(m, 0, &ai) ? 0 : ai.count;
         }
-        maos_reply_msg_free(m);
+        maos_result_free(m);
     }
 out:
     r->elapsed_ns = bench_now_ns() - t0;

@@ -20,6 +20,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 
 /* ---- ids ----------------------------------------------------------------- */
 

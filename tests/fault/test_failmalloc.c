@@ -602,7 +602,7 @@ static void client_mix(client_run *r)
             fm_disarm();
         } else {
             uint64_t rid = 0;
-            maos_reply_msg *m = NULL;
+            maos_result *m = NULL;
             fm_arm("append_send + reply_recv");
             rc = maos_append_send(r->c, streams[s % 2], MAOS_EXPECT_ANY, ev, k,
                                   &rid);
@@ -610,11 +610,12 @@ static void client_mix(client_run *r)
                 rc = maos_reply_recv(r->c, &m);
             fm_disarm();
             if (rc == 0) {
-                if (!m || m->rid != rid || m->code || m->n_results != 1)
+                if (!m || maos_result_rid(m) != rid || maos_result_status(m) || maos_result_count(m) != 1)
                     MT_FAIL("pipelined append: a wrong reply");
-                info = m->results[0];
+                if (maos_result_append(m, 0, &info))
+                    MT_FAIL("pipelined append: a malformed reply");
             }
-            maos_reply_msg_free(m);
+            maos_result_free(m);
         }
         if (rc == 0) {
             fu_ack a = {.w = r->w,

@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc[7] = maos_async_subscribe(c, on_done, &s[7], &fl, MAOS_FROM_POSITION, 1); /* 8 */
     rc[8] = maos_async_subscribe_channel(c, on_done, &s[8], "ch.*");            /* 9 */
     rc[9] = maos_async_txn(c, on_done, &s[9],
-                           &(maos_txn_append){"s-2", MAOS_EXPECT_ANY, &ev, 1}, 1); /* 10 */
+                           &(maos_txn_append){"s-2", MAOS_EXPECT_ANY, &ev, 1, NULL}, 1); /* 10 */
     rc[10] = maos_async_checkpoint_get(c, on_done, &s[10], "cp");               /* 11 */
     uint64_t lrid;
     maos_append_send(c, "s-3", MAOS_EXPECT_ANY, &ev, 1, &lrid);                  /* 12 */
@@ -126,9 +126,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_CHECK(maos_is_dead(c), "the EOF must end the connection");
     FUZZ_CHECK(maos_err_is_fatal(c->err), "dead with %d", c->err);
-    maos_reply_msg *m = NULL;
+    maos_result *m = NULL;
     maos_reply_recv(c, &m); /* dead: fails at once */
-    maos_reply_msg_free(m);
+    maos_result_free(m);
     maos_free(c); /* runs the callbacks still due */
     for (int i = 0; i < NREQ + 2; i++)
         FUZZ_CHECK(s[i].calls == 1, "callback %d ran %d times", i, s[i].calls);

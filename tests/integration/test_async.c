@@ -6,12 +6,23 @@
  *   test_pipeline_mixed    100 requests of ten kinds in flight at once,
  *                          plus sync and legacy pipelined calls meanwhile:
  *                          every answer reaches its own callback (by rid)
+ *   test_async_more        the async forms of claim, queue_stats, txn_items,
+ *                          agent_register, the sessions (chained get + CAS
+ *                          put) and the waiting lock (taken when the holder
+ *                          unlocks; timed out; freed while waiting)
  *   test_async_restart     appends with ids, writes without, and a
  *                          subscription across a daemon crash (kill -9)
  *                          and restart: appends
  *                          are re-sent and applied once, writes in flight
  *                          fail MAOS_ECONNECTION or succeed, the
  *                          subscription resumes gap-free
+ *   test_async_connect     maos_async_connect before the daemon exists: a
+ *                          libuv loop (a 1 ms timer) ticks while it
+ *                          connects, requests issued at once are answered
+ *                          once the daemon started; with no daemon at all it
+ *                          gives up after connect_timeout_ms
+ *   test_sub_in_flight     a sync subscribe whose connection breaks before its
+ *                          answer is kept (re-sent after the reconnect)
  *   test_fake_server       garbage, truncated frames, oversized lengths,
  *                          wrong rids, silence: clean errors, no hang past
  *                          the request timeout
@@ -41,7 +52,9 @@
 #include "harness.h"
 #include "maos/adapters/libuv.h"
 #include "maos/client.h"
+#include "maos/json.h"
 #include "maos/proto.h"
+#include "client_priv.h" /* the context's registered agent */
 
 /* ---- a plain poll loop -------------------------------------------------------- */
 
@@ -120,6 +133,247 @@ static maos_ctx *connect_to(const char *path, int reconnect, int client_ids)
     return c;
 }
 
+/* ---- the async forms of the multi-step and queue calls ------------------------- */
+
+/* One answer: its status, and what the test reads from it in the callback
+ * (the result is lent to the callback only). */
+struct one {
+    int calls, status;
+    maos_result_fields fl;
+    maos_task_page *tasks;
+    maos_queue_stat *qs;
+    size_t nq;
+    maos_item_result items[3];
+    uint8_t ids[2][16];
+    char errstr[160];
+};
+
+static void one_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    struct one *o = privdata;
+    o->calls++;
+    o->status = status;
+    snprintf(o->errstr, sizeof o->errstr, "%s", maos_result_errstr(r));
+    if (status)
+        return;
+    maos_result_fields_get(r, &o->fl);
+    if (maos_result_task_page(r, &o->tasks))
+        o->tasks = NULL;
+    if (maos_result_queue_stats(r, &o->qs, &o->nq))
+        o->qs = NULL;
+    for (size_t i = 0; i < 3; i++)
+        if (maos_result_txn_item(r, i, &o->items[i], i == 2 ? o->ids : NULL, i == 2 ? 2 : 0))
+            break;
+}
+
+/* Turn the loop until o's callback ran (30 s at most). */
+static void wait_one(maos_ctx *c, ploop *l, struct one *o)
+{
+    int64_t deadline = mt_now_us() + 30 * 1000000LL;
+    while (!o->calls && mt_now_us() < deadline)
+        if (pl_turn(c, l, &no_handlers, NULL, 100) < 0)
+            MT_FAIL("maos_process: %s", c->errstr);
+    MT_EQ_INT(o->calls, 1);
+}
+
+static void test_async_more(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    maos_ctx *c = connect_to(d->sock, 0, 0);
+    maos_ctx *other = connect_to(d->sock, 0, 0);
+    ploop l;
+    pl_attach(c, &l);
+
+    /* claim and queue_stats */
+    MT_EQ_ERR(maos_enqueue(other, "am.q", "\x07", 1, NULL, NULL, NULL), 0);
+    const char *qs[1] = {"am.q"};
+    struct one cl = {0};
+    MT_EQ_ERR(maos_async_claim(c, one_cb, &cl, qs, 1, 60000, 0, 1, 0), 0);
+    wait_one(c, &l, &cl);
+    MT_EQ_ERR(cl.status, 0);
+    MT_TRUE(cl.tasks != NULL);
+    MT_EQ_U64(cl.tasks->n, 1);
+    MT_EQ_MEM_STR(cl.tasks->tasks[0].queue.ptr, cl.tasks->tasks[0].queue.len, "am.q");
+    struct one st = {0};
+    MT_EQ_ERR(maos_async_queue_stats(c, one_cb, &st, "am.q"), 0);
+    wait_one(c, &l, &st);
+    MT_EQ_ERR(st.status, 0);
+    MT_EQ_U64(st.nq, 1);
+    MT_EQ_U64(st.qs[0].leased, 1);
+    MT_EQ_MEM_STR(st.qs[0].queue.ptr, st.qs[0].queue.len, "am.q");
+    free(st.qs);
+
+    /* txn_items: ack the claimed task, put, enqueue two; the ids of the
+     * enqueue through maos_result_txn_item */
+    maos_txn_item it[3];
+    memset(it, 0, sizeof it);
+    it[0].kind = MAOS_ITEM_ACK;
+    memcpy(it[0].task, cl.tasks->tasks[0].id, 16);
+    it[0].token = cl.tasks->tasks[0].token;
+    it[1].kind = MAOS_ITEM_PUT;
+    it[1].table = "kv.am";
+    it[1].key = "k";
+    it[1].doc = "\x80";
+    it[1].doc_len = 1;
+    it[1].expect = MAOS_EXPECT_ANY;
+    it[2].kind = MAOS_ITEM_ENQUEUE;
+    it[2].queue = "am.next";
+    it[2].n_tasks = 2;
+    struct one tx = {0};
+    MT_EQ_ERR(maos_async_txn_items(c, one_cb, &tx, it, 3), 0);
+    wait_one(c, &l, &tx);
+    MT_EQ_ERR(tx.status, 0);
+    MT_TRUE(tx.items[1].revision > tx.items[0].revision);
+    MT_EQ_U64(tx.items[2].n_ids, 2);
+    for (int i = 0; i < 2; i++) {
+        maos_task_page *tp = NULL;
+        MT_EQ_ERR(maos_task_get(other, tx.ids[i], &tp), 0);
+        MT_EQ_MEM_STR(tp->tasks[0].queue.ptr, tp->tasks[0].queue.len, "am.next");
+        maos_task_page_free(tp);
+    }
+    maos_task_page_free(cl.tasks);
+    /* an item refused before sending: at once, no callback */
+    maos_txn_item bad = {.kind = 99};
+    MT_EQ_INT(maos_async_txn_items(c, one_cb, &tx, &bad, 1), MAOS_EINVALID_ARG);
+
+    /* agent_register: the agent is the context's once accepted */
+    maos_agent_spec ag = {.id = "am-agent", .name = "async agent"};
+    struct one ar = {0};
+    MT_EQ_ERR(maos_async_agent_register(c, one_cb, &ar, &ag), 0);
+    wait_one(c, &l, &ar);
+    MT_EQ_ERR(ar.status, 0);
+    MT_TRUE(ar.fl.revision > 0);
+    MT_EQ_ERR(maos_agent_status(c, "busy", NULL, 0), 0); /* needs this context's agent */
+    /* a refused one (an id beyond the key rules) leaves the agent before */
+    char longid[700];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[sizeof longid - 1] = 0;
+    maos_agent_spec bad_ag = {.id = longid};
+    struct one ar2 = {0};
+    MT_EQ_ERR(maos_async_agent_register(c, one_cb, &ar2, &bad_ag), 0);
+    wait_one(c, &l, &ar2);
+    MT_TRUE(ar2.status < 0);
+    MT_TRUE(!maos_is_dead(c));
+    /* the agent the library registers again after a reconnect */
+    MT_EQ_MEM_STR(c->priv->agent.id.ptr, c->priv->agent.id.len, "am-agent");
+    MT_EQ_ERR(maos_agent_status(c, "idle", NULL, 0), 0);
+    maos_table_page *ap = NULL;
+    MT_EQ_ERR(maos_get(other, "agents", "am-agent", &ap), 0);
+    MT_TRUE(memmem(ap->entries[0].data.ptr, ap->entries[0].data.len, "idle", 4) != NULL);
+    maos_table_page_free(ap);
+
+    /* sessions: create (the id at once), close and update (get + CAS put) */
+    char sid[37] = "";
+    struct one sc = {0};
+    MT_EQ_ERR(maos_async_session_create(c, one_cb, &sc, NULL, NULL, 0, sid), 0);
+    MT_EQ_INT((int)strlen(sid), 36);
+    wait_one(c, &l, &sc);
+    MT_EQ_ERR(sc.status, 0);
+    struct one su = {0};
+    MT_EQ_ERR(maos_async_session_update(c, one_cb, &su, sid, "\x81\xa1k\x01", 4), 0);
+    wait_one(c, &l, &su);
+    MT_EQ_ERR(su.status, 0);
+    MT_TRUE(su.fl.revision > sc.fl.revision);
+    struct one sx = {0};
+    MT_EQ_ERR(maos_async_session_close(c, one_cb, &sx, sid, "\x2a", 1), 0);
+    wait_one(c, &l, &sx);
+    MT_EQ_ERR(sx.status, 0);
+    maos_table_page *pg = NULL;
+    MT_EQ_ERR(maos_get(other, "sessions", sid, &pg), 0);
+    MT_EQ_U64(pg->entries[0].revision, sx.fl.revision);
+    MT_TRUE(memmem(pg->entries[0].data.ptr, pg->entries[0].data.len, "closed", 6) != NULL);
+    MT_TRUE(memmem(pg->entries[0].data.ptr, pg->entries[0].data.len, "\xa1k\x01", 3) != NULL);
+    maos_table_page_free(pg);
+    struct one sn = {0};
+    MT_EQ_ERR(maos_async_session_close(c, one_cb, &sn, "no-such-session", NULL, 0), 0);
+    wait_one(c, &l, &sn);
+    MT_EQ_INT(sn.status, MAOS_ENOT_FOUND);
+
+    /* a waiting lock: held by `other`, taken when other unlocks (from the
+     * callback of a ping, i.e. while this loop turns); a second wait runs
+     * out */
+    uint64_t tok = 0;
+    MT_EQ_ERR(maos_lock(other, "am-lock", 0, &tok), 0);
+    struct one lk = {0};
+    MT_EQ_ERR(maos_async_lock_wait(c, one_cb, &lk, "am-lock", 30000), 0);
+    int64_t dl = mt_now_us() + 30 * 1000000LL;
+    int turns = 0;
+    while (turns < 20 && mt_now_us() < dl) /* the put refused, the watch up */
+        if (pl_turn(c, &l, &no_handlers, NULL, 10) >= 0 && !lk.calls)
+            turns++;
+    MT_EQ_INT(lk.calls, 0);                 /* still waiting */
+    MT_EQ_ERR(maos_unlock(other, "am-lock", tok), 0);
+    wait_one(c, &l, &lk);
+    MT_EQ_ERR(lk.status, 0);
+    MT_TRUE(lk.fl.revision > tok);          /* a later fencing token */
+    MT_EQ_U64(maos_queued(c), 0);           /* the library's watch delivered nothing */
+    struct one lt = {0};
+    int64_t t0 = mt_now_us();
+    MT_EQ_ERR(maos_async_lock_wait(other, one_cb, &lt, "am-lock", 200), 0);
+    ploop l3;
+    pl_attach(other, &l3);
+    dl = mt_now_us() + 30 * 1000000LL;
+    while (!lt.calls && mt_now_us() < dl)
+        pl_turn(other, &l3, &no_handlers, NULL, 100);
+    MT_EQ_INT(lt.calls, 1);
+    MT_EQ_INT(lt.status, MAOS_ETIMEOUT);
+    MT_TRUE(strstr(lt.errstr, "am-lock") != NULL);
+    /* not before its wait ran out (the library counts whole milliseconds) */
+    MT_CMP_INT(mt_now_us() - t0, >=, 199000);
+    MT_TRUE(!maos_is_dead(other));
+    /* a wait in progress when the context is freed: its callback runs once */
+    struct one lf = {0};
+    MT_EQ_ERR(maos_async_lock_wait(other, one_cb, &lf, "am-lock", -1), 0);
+    dl = mt_now_us() + 30 * 1000000LL;
+    turns = 0;
+    while (turns < 20 && mt_now_us() < dl)
+        if (pl_turn(other, &l3, &no_handlers, NULL, 10) >= 0)
+            turns++;
+    MT_EQ_INT(lf.calls, 0);
+    maos_free(other);
+    MT_EQ_INT(lf.calls, 1);
+    MT_EQ_INT(lf.status, MAOS_ECONNECTION);
+    /* an async unsubscribe of an accepted subscription: one callback (it
+     * once got two, one of them before the daemon's answer) */
+    uint64_t sub = 0;
+    MT_EQ_ERR(maos_subscribe_channel(c, "am.*", &sub), 0);
+    struct one us = {0};
+    MT_EQ_ERR(maos_async_unsubscribe(c, one_cb, &us, sub), 0);
+    wait_one(c, &l, &us);
+    MT_EQ_ERR(us.status, 0);
+    MT_EQ_ERR(maos_ping(c), 0); /* the daemon answered everything before */
+    for (int i = 0; i < 5; i++)
+        pl_turn(c, &l, &no_handlers, NULL, 10);
+    MT_EQ_INT(us.calls, 1);
+    MT_EQ_U64(maos_async_inflight(c), 0);
+    /* the JSON forms: bad JSON at once, no callback; good JSON answered */
+    struct one js = {0};
+    MT_EQ_INT(maos_async_append_json(c, one_cb, &js, "am-j", MAOS_EXPECT_ANY, "T", "{", NULL),
+              MAOS_EINVALID_ARG);
+    MT_EQ_ERR(maos_async_append_json(c, one_cb, &js, "am-j", MAOS_EXPECT_NO_STREAM, "T",
+                                     "{\"a\":1}", NULL), 0);
+    wait_one(c, &l, &js);
+    MT_EQ_ERR(js.status, 0);
+    struct one je = {0}, jp = {0};
+    MT_EQ_ERR(maos_async_enqueue_json(c, one_cb, &je, "am.j", "[1]", NULL, NULL), 0);
+    wait_one(c, &l, &je);
+    MT_EQ_ERR(je.status, 0);
+    MT_EQ_ERR(maos_async_publish_json(c, one_cb, &jp, "am.ch", "\"hi\""), 0);
+    wait_one(c, &l, &jp);
+    MT_EQ_ERR(jp.status, 0);
+    MT_EQ_U64(jp.fl.receivers, 0);
+    maos_page *jpg = NULL;
+    MT_EQ_ERR(maos_read(c, "am-j", MAOS_FROM_START, 0, 10, &jpg), 0);
+    MT_EQ_U64(jpg->n, 1);
+    maos_page_free(jpg);
+    printf("# async claim, queue_stats, txn_items, agent_register, session_create/"
+           "close/update, lock_wait (taken, timed out, freed): answers asserted\n");
+    maos_free(c);
+}
+
 /* ---- 100 mixed requests in flight --------------------------------------------- */
 
 enum { KINDS = 10 };
@@ -174,6 +428,14 @@ static void mixed_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
     case 6:
         rc = rc ? rc : maos_result_stats(r, &st);
         bad = rc || st.head_position < 1 ? "stats" : NULL;
+        if (!bad) {
+            maos_stats_kv *kv = NULL;
+            uint64_t hp = 0;
+            rc = maos_result_stats_kv(r, &kv);
+            bad = rc || maos_stats_find(kv, "head_position", &hp) || hp != st.head_position
+                      ? "stats_kv" : NULL;
+            maos_stats_kv_free(kv);
+        }
         break;
     case 7:
         bad = rc ? "ping" : NULL;
@@ -279,12 +541,24 @@ static void test_pipeline_mixed(void **state)
         MT_EQ_ERR(maos_append_send(c, "pm-l", MAOS_EXPECT_ANY, &ev, 1, &lr[i]), 0);
     MT_EQ_ERR(maos_ping(c), 0);
     for (int i = 0; i < 3; i++) {
-        maos_reply_msg *m = NULL;
+        maos_result *m = NULL;
         MT_EQ_ERR(maos_reply_recv(c, &m), 0);
         MT_TRUE(m != NULL);
-        MT_EQ_ERR(m->code, 0);
-        MT_EQ_U64(m->rid, lr[i]);
-        maos_reply_msg_free(m);
+        MT_EQ_ERR(maos_result_status(m), 0);
+        MT_EQ_U64(maos_result_rid(m), lr[i]);
+        /* the one result type: the append's answer and its ids */
+        maos_append_info ai;
+        uint8_t id[1][16];
+        MT_EQ_U64(maos_result_count(m), 1);
+        MT_EQ_ERR(maos_result_append(m, 0, &ai), 0);
+        MT_EQ_ERR(maos_result_append_ids(m, 0, id, 1), 0);
+        MT_EQ_INT(maos_result_append(m, 1, &ai), MAOS_EINVALID_ARG);
+        maos_page *pg = NULL;
+        MT_EQ_ERR(maos_read(c, "pm-l", ai.version, 0, 1, &pg), 0);
+        MT_EQ_U64(pg->n, 1);
+        MT_TRUE(memcmp(pg->events[0].id, id[0], 16) == 0);
+        maos_page_free(pg);
+        maos_result_free(m);
     }
     /* bad arguments: refused at once, no callback */
     MT_EQ_ERR(maos_async_read(c, mixed_cb, NULL, NULL, 0, 0, 0), MAOS_EINVALID_ARG);
@@ -491,7 +765,8 @@ static void test_async_restart(void **state)
 
 /* ---- fake servers ------------------------------------------------------------ */
 
-enum fake_kind { F_GARBAGE, F_TRUNCATED, F_OVERSIZED, F_WRONG_RID, F_SILENT, F_KINDS };
+enum fake_kind { F_GARBAGE, F_TRUNCATED, F_OVERSIZED, F_WRONG_RID, F_SILENT, F_KINDS,
+                 F_DROP_SUB /* not in the loop of test_fake_server: test_sub_in_flight */ };
 static const char *const fake_names[] = {"garbage", "truncated frame", "oversized length",
                                          "wrong rid", "never answers"};
 
@@ -505,7 +780,7 @@ static void fk_send(int fd, const void *p, size_t n)
  * later request.  Serves connections one after the other. */
 static void fake_serve(int lfd, enum fake_kind kind)
 {
-    for (;;) {
+    for (int conn_no = 1;; conn_no++) {
         int fd = accept(lfd, NULL, NULL);
         if (fd < 0)
             _exit(0);
@@ -530,7 +805,40 @@ static void fake_serve(int lfd, enum fake_kind kind)
                 msgpack_sbuffer_init(&sb);
                 msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
                 char hdr[4];
-                if (!hello) {
+                if (kind == F_DROP_SUB && hello && req.op == MAOS_OP_SUBSCRIBE_CHANNEL) {
+                    if (conn_no == 1) { /* the first connection breaks under it */
+                        msgpack_sbuffer_destroy(&sb);
+                        maos_request_free(&req);
+                        goto next_conn;
+                    }
+                    /* later ones: {rid, ok, sub: 7}, then a message push */
+                    msgpack_pack_map(&pk, 3);
+                    msgpack_pack_str(&pk, 3);
+                    msgpack_pack_str_body(&pk, "rid", 3);
+                    msgpack_pack_uint64(&pk, req.rid);
+                    msgpack_pack_str(&pk, 2);
+                    msgpack_pack_str_body(&pk, "ok", 2);
+                    msgpack_pack_true(&pk);
+                    msgpack_pack_str(&pk, 3);
+                    msgpack_pack_str_body(&pk, "sub", 3);
+                    msgpack_pack_uint64(&pk, 7);
+                    maos_frame_put_len(hdr, (uint32_t)sb.size);
+                    fk_send(fd, hdr, 4);
+                    fk_send(fd, sb.data, sb.size);
+                    sb.size = 0;
+                    maos_enc_push_message(&pk, 7, (maos_slice){"fk.1", 4},
+                                          (maos_slice){"\xc0", 1});
+                    maos_frame_put_len(hdr, (uint32_t)sb.size);
+                    fk_send(fd, hdr, 4);
+                    fk_send(fd, sb.data, sb.size);
+                    sb.size = 0;
+                } else if (kind == F_DROP_SUB && hello) {
+                    maos_enc_reply_ok(&pk, req.rid);
+                    maos_frame_put_len(hdr, (uint32_t)sb.size);
+                    fk_send(fd, hdr, 4);
+                    fk_send(fd, sb.data, sb.size);
+                    sb.size = 0;
+                } else if (!hello) {
                     maos_enc_reply_hello(&pk, req.rid, MAOS_PROTOCOL_VERSION, "fake", 1 << 20);
                     hello = 1;
                 } else if (kind == F_GARBAGE) {
@@ -558,6 +866,7 @@ static void fake_serve(int lfd, enum fake_kind kind)
                 maos_request_free(&req);
             }
         }
+    next_conn:
         maos_reader_free(&rd);
         close(fd);
     }
@@ -828,27 +1137,58 @@ static void ua_agent(const char *sock, int ready_fd, int out_fd)
     _exit(ok ? 0 : 23);
 }
 
+/* An agent process (body(sock, signal_fd, out_fd), which exits): *sig_fd
+ * reads the byte it signals with, *out_fd the line it prints. */
+static pid_t agent_start(void (*body)(const char *, int, int), const char *sock, int *sig_fd,
+                         int *out_fd)
+{
+    int sig[2], out[2];
+    MT_EQ_INT(pipe(sig), 0);
+    MT_EQ_INT(pipe(out), 0);
+    pid_t pid = mt_fork();
+    if (pid == 0) {
+        close(sig[0]);
+        close(out[0]);
+        body(sock, sig[1], out[1]);
+        _exit(0);
+    }
+    close(sig[1]);
+    close(out[1]);
+    *sig_fd = sig[0];
+    *out_fd = out[0];
+    return pid;
+}
+
+/* The byte the agent signals (within a minute). */
+static char agent_signal(int sig_fd)
+{
+    struct pollfd p = {sig_fd, POLLIN, 0};
+    char b = 0;
+    MT_EQ_INT(poll(&p, 1, 60000), 1);
+    MT_EQ_INT((int)read(sig_fd, &b, 1), 1);
+    return b;
+}
+
+/* Wait for the agent; its exit status, and its line in line. */
+static int agent_end(pid_t pid, int sig_fd, int out_fd, int timeout_ms, char *line, size_t cap)
+{
+    int st = mt_wait(pid, timeout_ms);
+    ssize_t k = read(out_fd, line, cap - 1);
+    line[k > 0 ? k : 0] = '\0';
+    close(out_fd);
+    close(sig_fd);
+    return st;
+}
+
 static void test_uv_agent(void **state)
 {
     (void)state;
     mt_daemon *d = mt_daemon_new(NULL, NULL);
     mt_daemon_up(d);
-    int ready[2], out[2];
-    MT_EQ_INT(pipe(ready), 0);
-    MT_EQ_INT(pipe(out), 0);
-    pid_t agent = mt_fork();
-    if (agent == 0) {
-        close(ready[0]);
-        close(out[0]);
-        ua_agent(d->sock, ready[1], out[1]);
-    }
-    close(ready[1]);
-    close(out[1]);
+    int sig, out;
+    pid_t agent = agent_start(ua_agent, d->sock, &sig, &out);
     /* the publisher, another process, starts once the agent subscribed */
-    struct pollfd p = {ready[0], POLLIN, 0};
-    char r = 0;
-    MT_EQ_INT(poll(&p, 1, 60000), 1);
-    MT_EQ_INT((int)read(ready[0], &r, 1), 1);
+    agent_signal(sig);
     pid_t pub = mt_fork();
     if (pub == 0) {
         maos_ctx *c = connect_to(d->sock, 0, 0);
@@ -859,12 +1199,8 @@ static void test_uv_agent(void **state)
         _exit(0);
     }
     MT_EQ_INT(mt_wait(pub, 120000), 0);
-    int st = mt_wait(agent, 240000);
-    char line[512] = "";
-    ssize_t k = read(out[0], line, sizeof line - 1);
-    line[k > 0 ? k : 0] = '\0';
-    close(out[0]);
-    close(ready[0]);
+    char line[512];
+    int st = agent_end(agent, sig, out, 240000, line, sizeof line);
     printf("# libuv agent: %s", line);
     if (st != 0)
         MT_FAIL("agent exited with %d: %s", st, line);
@@ -887,13 +1223,168 @@ static void test_uv_agent(void **state)
         MT_FAIL("a loop turn was busy %ld us (bound %ld us): %s", turn, bound_us, line);
 }
 
+/* ---- a subscribe in flight at a connection loss ------------------------------ */
+
+/* A fake server breaks the first connection under a channel subscribe (no
+ * answer); with reconnect on, the synchronous maos_subscribe_channel is
+ * kept (re-sent after the new handshake) and returns its subscription,
+ * which then gets the message the fake pushes. */
+static void test_sub_in_flight(void **state)
+{
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/fake-drop.sock", mt_test_dir());
+    pid_t pid = fake_start(path, F_DROP_SUB);
+    maos_ctx *c = connect_to(path, 1, 0);
+    uint64_t sub = 0;
+    MT_EQ_ERR(maos_subscribe_channel(c, "fk.*", &sub), 0);
+    MT_EQ_U64(sub, 1);
+    MT_EQ_U64(maos_reconnects(c), 1);
+    maos_delivery *d = NULL;
+    MT_EQ_ERR(maos_next(c, 10000, &d), 0);
+    MT_EQ_INT(d->kind, MAOS_PUSH_MESSAGE);
+    MT_EQ_U64(d->sub, sub);
+    MT_EQ_MEM_STR(d->channel, d->channel_len, "fk.1");
+    maos_delivery_free(d);
+    MT_EQ_ERR(maos_ping(c), 0);
+    maos_free(c);
+    kill(pid, SIGTERM);
+    mt_wait(pid, 10000);
+}
+
+/* ---- a non-blocking first connect --------------------------------------------- */
+
+/* The child of test_async_connect: maos_async_connect to a daemon that is
+ * not there yet, a ping and an append issued at once, a 1 ms libuv timer;
+ * after 10 ticks with no connection it tells the parent (which then starts
+ * the daemon); exits 0 when both answers came, after the ticks. */
+struct lc {
+    uv_loop_t *loop;
+    uv_timer_t tick;
+    maos_ctx *c;
+    maos_uv *a;
+    int told_fd;
+    uint64_t ticks, ticks_at_connect;
+    int ping, append, done;
+};
+
+static void lc_maybe_done(struct lc *u)
+{
+    if (++u->done == 2) {
+        u->ticks_at_connect = u->ticks;
+        uv_timer_stop(&u->tick);
+        maos_uv_detach(u->a);
+    }
+}
+
+static void lc_ping_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c, (void)r;
+    struct lc *u = privdata;
+    u->ping = status ? status : 1;
+    lc_maybe_done(u);
+}
+
+static void lc_append_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    struct lc *u = privdata;
+    maos_append_info ai;
+    u->append = status ? status : maos_result_append(r, 0, &ai) ? -1 : (int)ai.count;
+    lc_maybe_done(u);
+}
+
+static void lc_on_tick(uv_timer_t *t)
+{
+    struct lc *u = t->data;
+    u->ticks++;
+    if (u->ticks == 10 && u->told_fd >= 0) {
+        /* ten ticks of the loop while connecting: it does not block */
+        char b = maos_is_dead(u->c) ? 'd' : 't';
+        if (write(u->told_fd, &b, 1) != 1)
+            _exit(41);
+        close(u->told_fd);
+        u->told_fd = -1;
+    }
+}
+
+static void lc_agent(const char *sock, int told_fd, int out_fd)
+{
+    struct lc u;
+    memset(&u, 0, sizeof u);
+    u.told_fd = told_fd;
+    u.loop = uv_default_loop();
+    /* the daemon may take its time to start on a busy machine: a minute */
+    maos_options o = {.path = sock, .connect_timeout_ms = 60000};
+    u.c = maos_async_connect(&o);
+    if (!u.c || maos_is_dead(u.c) || u.c->err)
+        _exit(42);
+    u.a = maos_uv_attach(u.loop, u.c, &no_handlers, &u, NULL);
+    maos_event_spec ev = {NULL, "T", "\x01", 1, NULL, 0};
+    if (!u.a || maos_async_ping(u.c, lc_ping_cb, &u) ||
+        maos_async_append(u.c, lc_append_cb, &u, "lc-1", MAOS_EXPECT_NO_STREAM, &ev, 1))
+        _exit(43);
+    uv_timer_init(u.loop, &u.tick);
+    u.tick.data = &u;
+    uv_timer_start(&u.tick, lc_on_tick, 1, 1);
+    uv_run(u.loop, UV_RUN_DEFAULT);
+    dprintf(out_fd, "ping=%d append=%d ticks_at_connect=%llu reconnects=%llu dead=%d\n",
+            u.ping, u.append, (unsigned long long)u.ticks_at_connect,
+            (unsigned long long)maos_reconnects(u.c), maos_is_dead(u.c));
+    int ok = u.ping == 1 && u.append == 1 && u.ticks_at_connect >= 10 &&
+             maos_reconnects(u.c) == 0 && !maos_is_dead(u.c);
+    uv_loop_close(u.loop);
+    maos_free(u.c);
+    _exit(ok ? 0 : 44);
+}
+
+static void test_async_connect(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL); /* not started yet */
+    int told, out;
+    pid_t agent = agent_start(lc_agent, d->sock, &told, &out);
+    MT_EQ_INT(agent_signal(told), 't'); /* ticking, connecting, not dead */
+    mt_daemon_up(d);
+    char line[256];
+    int st = agent_end(agent, told, out, 120000, line, sizeof line);
+    printf("# async connect before the daemon started: %s", line);
+    if (st != 0)
+        MT_FAIL("agent exited with %d: %s", st, line);
+
+    /* no daemon at all: the connect gives up after its timeout, the request
+     * queued meanwhile gets MAOS_ECONNECTION, nothing blocks */
+    char gone[300];
+    snprintf(gone, sizeof gone, "%s/none/s.sock", mt_test_dir());
+    maos_options o = {.path = gone, .connect_timeout_ms = 200};
+    maos_ctx *c = maos_async_connect(&o);
+    MT_TRUE(c != NULL && !maos_is_dead(c));
+    MT_EQ_INT(maos_fd(c), -1);
+    ploop l;
+    pl_attach(c, &l);
+    struct one po = {0};
+    MT_EQ_ERR(maos_async_ping(c, one_cb, &po), 0);
+    int64_t dl = mt_now_us() + 30 * 1000000LL;
+    while (!po.calls && mt_now_us() < dl)
+        pl_turn(c, &l, &no_handlers, NULL, 100);
+    MT_EQ_INT(po.calls, 1);
+    MT_EQ_INT(po.status, MAOS_ECONNECTION);
+    MT_TRUE(maos_is_dead(c));
+    MT_EQ_INT(c->err, MAOS_ECONNECT);
+    MT_TRUE(strstr(c->errstr, "gave up connecting after 200 ms") != NULL);
+    maos_free(c);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipeline_mixed),
+        cmocka_unit_test(test_async_more),
         cmocka_unit_test(test_async_restart),
         cmocka_unit_test(test_fake_server),
         cmocka_unit_test(test_uv_agent),
+        cmocka_unit_test(test_async_connect),
+        cmocka_unit_test(test_sub_in_flight),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 300);
 }

@@ -235,7 +235,7 @@ static void test_backup_under_writers(void **state)
                 y->type_len == 8 && !memcmp(y->type, "enqueued", 8))
                 enqueued++;
         }
-    maos_queue_info *qi = NULL;
+    maos_queue_stat *qi = NULL;
     size_t nq = 0;
     MT_EQ_ERR(maos_queue_stats(bc, "bk", &qi, &nq), 0);
     MT_EQ_INT(nq, 1);

@@ -44,6 +44,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 
 #define ATTACKER_UID 65534 /* nobody */
 #define VICTIM_UID 65533
@@ -979,7 +980,7 @@ static void test_timeouts_library(void **state)
     c = connect_opts(&(maos_options){.path = hello, .timeout_ms = 300});
     maos_event_spec ev = {.type = "t"};
     MT_EQ_ERR(maos_append_send(c, "s-1", MAOS_EXPECT_ANY, &ev, 1, NULL), 0);
-    maos_reply_msg *m = NULL;
+    maos_result *m = NULL;
     MT_EQ_ERR(maos_reply_recv(c, &m), MAOS_ETIMEOUT);
     MT_TRUE(m == NULL);
     maos_free(c);
@@ -1029,7 +1030,7 @@ static void test_incomplete_replies(void **state)
     maos_free(c);
 
     c = maos_connect(sock);
-    maos_txn_append ta = {"s-1", MAOS_EXPECT_ANY, &ev, 1};
+    maos_txn_append ta = {"s-1", MAOS_EXPECT_ANY, &ev, 1, NULL};
     MT_EQ_ERR(maos_txn(c, &ta, 1, &info), MAOS_EPROTO);
     MT_HAS(c->errstr, "txn reply without results");
     maos_free(c);
@@ -1037,7 +1038,7 @@ static void test_incomplete_replies(void **state)
     /* pipelined: the library knows rid 2 was an append */
     c = maos_connect(sock);
     MT_EQ_ERR(maos_append_send(c, "s-1", MAOS_EXPECT_ANY, &ev, 1, NULL), 0);
-    maos_reply_msg *m = NULL;
+    maos_result *m = NULL;
     MT_EQ_ERR(maos_reply_recv(c, &m), MAOS_EPROTO);
     MT_TRUE(m == NULL);
     MT_HAS(c->errstr, "append reply without");
@@ -1109,13 +1110,13 @@ static void test_duplicate_reply(void **state)
     uint64_t r1 = 0, r2 = 0;
     MT_EQ_ERR(maos_append_send(c, "s-1", MAOS_EXPECT_ANY, &ev, 1, &r1), 0);
     MT_EQ_ERR(maos_append_send(c, "s-2", MAOS_EXPECT_ANY, &ev, 1, &r2), 0);
-    maos_reply_msg *m = NULL;
+    maos_result *m = NULL;
     MT_EQ_ERR(maos_reply_recv(c, &m), 0);
     MT_TRUE(m != NULL);
-    MT_EQ_U64(m->rid, r1);
-    MT_EQ_INT(m->code, 0);
-    MT_EQ_U64(m->n_results, 1);
-    maos_reply_msg_free(m);
+    MT_EQ_U64(maos_result_rid(m), r1);
+    MT_EQ_INT(maos_result_status(m), 0);
+    MT_EQ_U64(maos_result_count(m), 1);
+    maos_result_free(m);
     m = NULL;
     MT_EQ_ERR(maos_reply_recv(c, &m), MAOS_EPROTO);
     MT_TRUE(m == NULL);

@@ -18,6 +18,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 
 static mt_daemon *g_d;
 
@@ -298,6 +299,43 @@ static void test_ping_and_stats(void **state)
     MT_EQ_U64(st.max_frame, MAOS_DEFAULT_MAX_FRAME);
     MT_TRUE(strncmp(maos_server_name(c), "maosd", 5) == 0);
     MT_EQ_U64(maos_max_frame(c), MAOS_DEFAULT_MAX_FRAME);
+
+    /* the key/value form: every counter of the daemon, by name, the frozen
+     * struct's ones with the same values (taken after one more request:
+     * the ones that count requests and bytes moved on) */
+    maos_stats_kv *kv = NULL;
+    MT_EQ_ERR(maos_stats_get_kv(c, &kv), 0);
+    const char *name;
+    uint64_t v;
+    size_t n = 0, known = 0;
+#define COUNT_STAT_(x) known++;
+    MAOS_STATS_MAP(COUNT_STAT_)
+#undef COUNT_STAT_
+    int seen_head = 0;
+    while (maos_stats_next(kv, &name, &v)) {
+        n++;
+        if (!strcmp(name, "head_position")) {
+            seen_head = 1;
+            MT_EQ_U64(v, st.head_position);
+        }
+        MT_TRUE(strcmp(name, "rid") != 0);
+    }
+    MT_EQ_U64(n, known);       /* everything the daemon sends, nothing else */
+    MT_TRUE(seen_head);
+    MT_EQ_INT(maos_stats_next(kv, &name, &v), 0);  /* stays at the end */
+    maos_stats_rewind(kv);
+    MT_EQ_INT(maos_stats_next(kv, NULL, NULL), 1);
+    MT_EQ_ERR(maos_stats_find(kv, "max_frame", &v), 0);
+    MT_EQ_U64(v, MAOS_DEFAULT_MAX_FRAME);
+    MT_EQ_INT(maos_stats_find(kv, "no_such_counter", &v), MAOS_ENOT_FOUND);
+    MT_EQ_INT(maos_stats_find(kv, NULL, &v), MAOS_EINVALID_ARG);
+    MT_EQ_STR(maos_stats_text(kv, "state"), "ok");
+    MT_EQ_STR(maos_stats_text(kv, "durability"), "sync");
+    MT_TRUE(strncmp(maos_stats_text(kv, "server"), "maosd ", 6) == 0);
+    MT_TRUE(maos_stats_text(kv, "uptime_us") == NULL); /* a number, not a text */
+    maos_stats_kv_free(kv);
+    maos_stats_kv_free(NULL);
+    MT_EQ_INT(maos_stats_get_kv(c, NULL), MAOS_EINVALID_ARG);
     maos_free(c);
     MT_EQ_INT(mt_daemon_stop(g_d), 0);
 }
@@ -330,9 +368,7 @@ static void test_append_read_paging(void **state)
     batch *b = malloc(sizeof *b);
     mk_batch(b, 24, "order-1", "Paid", 1, 1);
     memset(&info, 0, sizeof info);
-    info.ids = got_ids;
-    info.ids_cap = 24;
-    MT_EQ_ERR(maos_append(c, "order-1", 0, b->ev, 24, &info), 0);
+    MT_EQ_ERR(maos_append_ids(c, "order-1", 0, b->ev, 24, &info, got_ids), 0);
     MT_EQ_U64(info.version, 1);
     MT_EQ_U64(info.position, 2);
     MT_EQ_U64(info.count, 24);
@@ -817,8 +853,8 @@ static void test_idempotent_resend(void **state)
     batch *t1 = malloc(sizeof *t1), *t2 = malloc(sizeof *t2);
     mk_batch(t1, 2, "idem-t1", "Tx", 10, 0);
     mk_batch(t2, 1, "idem-t2", "Tx", 11, 0);
-    maos_txn_append tx[2] = {{"idem-t1", MAOS_EXPECT_NO_STREAM, t1->ev, 2},
-                             {"idem-t2", MAOS_EXPECT_NO_STREAM, t2->ev, 1}};
+    maos_txn_append tx[2] = {{"idem-t1", MAOS_EXPECT_NO_STREAM, t1->ev, 2, NULL},
+                             {"idem-t2", MAOS_EXPECT_NO_STREAM, t2->ev, 1, NULL}};
     maos_append_info tr[2];
     memset(tr, 0, sizeof tr);
     MT_EQ_ERR(maos_txn(c, tx, 2, tr), 0);
@@ -909,9 +945,9 @@ static void test_txn_all_or_nothing(void **state)
     mk_batch(bc, 3, "tx-c", "C", 0, 0);
 
     /* the 2nd append's precondition fails */
-    maos_txn_append tx[3] = {{"tx-a", MAOS_EXPECT_NO_STREAM, ba->ev, 2},
-                             {"tx-b", 5, bb->ev, 1},
-                             {"tx-c", MAOS_EXPECT_ANY, bc->ev, 3}};
+    maos_txn_append tx[3] = {{"tx-a", MAOS_EXPECT_NO_STREAM, ba->ev, 2, NULL},
+                             {"tx-b", 5, bb->ev, 1, NULL},
+                             {"tx-c", MAOS_EXPECT_ANY, bc->ev, 3, NULL}};
     int rc = maos_txn(c, tx, 3, NULL);
     print_message("txn failing at 1: %d (%s) %s\n", rc, maos_err_name(rc),
                   c->errstr);
@@ -979,8 +1015,8 @@ static void test_txn_all_or_nothing(void **state)
     }
 
     /* a stream named twice in one txn: refused, nothing written */
-    maos_txn_append twice[2] = {{"tx-d", MAOS_EXPECT_ANY, ba->ev, 1},
-                                {"tx-d", MAOS_EXPECT_ANY, ba->ev + 1, 1}};
+    maos_txn_append twice[2] = {{"tx-d", MAOS_EXPECT_ANY, ba->ev, 1, NULL},
+                                {"tx-d", MAOS_EXPECT_ANY, ba->ev + 1, 1, NULL}};
     rc = maos_txn(c, twice, 2, NULL);
     MT_CMP_INT(rc, <, 0);
     MT_EQ_U64(head_position(c), 7);
@@ -1133,11 +1169,9 @@ static void test_server_ids_uuidv7(void **state)
     for (int r = 0; r < 4; r++) {
         maos_append_info info;
         memset(&info, 0, sizeof info);
-        info.ids = ids + k;
-        info.ids_cap = 10;
         batch *b = malloc(sizeof *b);
         mk_batch(b, 10, "v7-1", "T", 0, k);
-        MT_EQ_ERR(maos_append(c, "v7-1", MAOS_EXPECT_ANY, b->ev, 10, &info), 0);
+        MT_EQ_ERR(maos_append_ids(c, "v7-1", MAOS_EXPECT_ANY, b->ev, 10, &info, ids + k), 0);
         free(b);
         k += 10;
     }
@@ -1193,7 +1227,7 @@ static void test_pipelined_appends(void **state)
     char *seen = calloc(N, 1);
     char *pos_seen = calloc(N + 2, 1);
     for (int k = 0; k < N; k++) {
-        maos_reply_msg *m = NULL;
+        maos_result *m = NULL;
         int rc = maos_reply_recv(c, &m);
         if (rc != 0)
             MT_FAIL("reply_recv %d: %d (%s) %s", k, rc, maos_err_name(rc),
@@ -1201,27 +1235,29 @@ static void test_pipelined_appends(void **state)
         MT_TRUE(m != NULL);
         int idx = -1;
         for (int i = 0; i < N; i++)
-            if (rids[i] == m->rid) {
+            if (rids[i] == maos_result_rid(m)) {
                 idx = i;
                 break;
             }
         if (idx < 0)
-            MT_FAIL("reply for an unknown rid %llu", (unsigned long long)m->rid);
+            MT_FAIL("reply for an unknown rid %llu", (unsigned long long)maos_result_rid(m));
         if (seen[idx])
             MT_FAIL("two replies for request %d", idx);
         seen[idx] = 1;
-        MT_EQ_ERR(m->code, 0);
-        MT_EQ_U64(m->n_results, 1);
-        uint64_t pos = m->results[0].position;
+        MT_EQ_ERR(maos_result_status(m), 0);
+        MT_EQ_U64(maos_result_count(m), 1);
+        maos_append_info ai;
+        MT_EQ_ERR(maos_result_append(m, 0, &ai), 0);
+        uint64_t pos = ai.position;
         MT_CMP_INT(pos, >=, 2);
         MT_CMP_INT(pos, <=, N + 1);
         if (pos_seen[pos])
             MT_FAIL("position %llu acknowledged twice", (unsigned long long)pos);
         pos_seen[pos] = 1;
-        maos_reply_msg_free(m);
+        maos_result_free(m);
     }
     MT_EQ_U64(maos_pending(c), 0);
-    maos_reply_msg *m = NULL;
+    maos_result *m = NULL;
     MT_EQ_ERR(maos_reply_recv(c, &m), 0);
     MT_TRUE(m == NULL);
     MT_EQ_ERR(maos_ping(c), 0);
@@ -1491,7 +1527,7 @@ static void test_txn_event_limit(void **state)
     maos_txn_append tx[NA];
     for (int i = 0; i < NA; i++) {
         snprintf(names[i], sizeof names[i], "tl-%d", i);
-        tx[i] = (maos_txn_append){names[i], MAOS_EXPECT_ANY, ev, 101};
+        tx[i] = (maos_txn_append){names[i], MAOS_EXPECT_ANY, ev, 101, NULL};
     }
     long hwm0 = mt_hwm_kb(g_d->pid);
     MT_CMP_INT(hwm0, >, 0);

@@ -39,6 +39,7 @@
 #include "harness.h"
 #include "keys.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 #include "store.h"
 
 /* ---- model ----------------------------------------------------------------- */
@@ -475,11 +476,11 @@ static void write_layout(maos_ctx *c, size_t *n_appends)
         na += i % 2 == 0;
     }
     for (size_t i = 0; i < sizeof piped / sizeof piped[0]; i++) {
-        maos_reply_msg *r = NULL;
+        maos_result *r = NULL;
         MT_EQ_ERR(maos_reply_recv(c, &r), 0);
         MT_TRUE(r != NULL);
-        MT_EQ_ERR(r->code, 0);
-        maos_reply_msg_free(r);
+        MT_EQ_ERR(maos_result_status(r), 0);
+        maos_result_free(r);
     }
     append_n(c, "s", 1, 50);
     na++;
@@ -578,11 +579,11 @@ static void writer(const char *sock, uint64_t seed)
                                       MAOS_EXPECT_ANY, ev, 1 + (r >> (32 + 4 * i)) % 12,
                                       NULL);
             for (size_t i = 0; i < n && !rc; i++) {
-                maos_reply_msg *m = NULL;
+                maos_result *m = NULL;
                 rc = maos_reply_recv(c, &m);
-                if (!rc && (!m || m->code))
-                    rc = m ? m->code : MAOS_EPROTO;
-                maos_reply_msg_free(m);
+                if (!rc && (!m || maos_result_status(m)))
+                    rc = m ? maos_result_status(m) : MAOS_EPROTO;
+                maos_result_free(m);
             }
         }
         }

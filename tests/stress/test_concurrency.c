@@ -29,6 +29,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 
 enum { WRITERS = 8, PER_WRITER = 2000, TOTAL = WRITERS * PER_WRITER };
 

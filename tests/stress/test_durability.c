@@ -45,6 +45,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 
 enum { WRITERS = 4, ROUNDS = 3, ACKS_BEFORE_KILL = 400 };
 
@@ -321,7 +322,7 @@ static void test_read_only_after_write_failure(void **state)
     append1(c, "ro-a", ids[6], MAOS_EREAD_ONLY);
     append1(c, "ro-new", ids[7], MAOS_EREAD_ONLY);
     maos_event_spec ev = {ids[8], "Fault", NULL, 0, NULL, 0};
-    maos_txn_append tx[1] = {{"ro-b", MAOS_EXPECT_ANY, &ev, 1}};
+    maos_txn_append tx[1] = {{"ro-b", MAOS_EXPECT_ANY, &ev, 1, NULL}};
     MT_EQ_ERR(maos_txn(c, tx, 1, NULL), MAOS_EREAD_ONLY);
     /* the context is not dead: a refusal */
     MT_EQ_ERR(maos_ping(c), 0);

@@ -22,6 +22,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 #include "maos/json.h"
 #include "subs_util.h"
 #include "tables_util.h"
@@ -93,7 +94,7 @@ static void test_calls(void **state)
     maos_task_page_free(pg);
 
     /* figures */
-    maos_queue_info *qi = NULL;
+    maos_queue_stat *qi = NULL;
     size_t nq = 0;
     MT_EQ_ERR(maos_queue_stats(c, "lint", &qi, &nq), 0);
     MT_EQ_U64(nq, 1);
@@ -131,16 +132,16 @@ static void test_calls(void **state)
 
     /* a txn: ack one task and enqueue its follow-up */
     MT_EQ_ERR(maos_claim(c, qs, 1, 60000, 0, 1, 0, &pg), 0);
-    maos_task_in next = {.data = {mp, (uint32_t)len}, .delay_ms = -1};
-    maos_item_in items[2];
+    const void *next = mp;
+    maos_txn_item items[2];
     memset(items, 0, sizeof items);
     items[0].kind = MAOS_ITEM_ACK;
     memcpy(items[0].task, pg->tasks[0].id, 16);
-    items[0].has_task = 1;
     items[0].token = pg->tasks[0].token;
     items[1].kind = MAOS_ITEM_ENQUEUE;
-    items[1].queue = (maos_slice){"follow", 6};
-    items[1].tasks = &next;
+    items[1].queue = "follow";
+    items[1].datas = &next;
+    items[1].lens = &len;
     items[1].n_tasks = 1;
     uint64_t revs[2];
     MT_EQ_ERR(maos_txn_items(c, items, 2, revs), 0);
@@ -193,7 +194,7 @@ static void on_claim(maos_ctx *c, const maos_delivery *d, void *user)
     if (d->kind == MAOS_DELIVERY_TASKS && d->n_tasks == 1) {
         got->sub = d->sub;
         got->n_tasks = 1;
-        got->tasks = malloc(sizeof(maos_task));
+        got->tasks = malloc(sizeof(maos_task_info));
         *got->tasks = d->tasks[0]; /* slices die with d: only id/token kept */
     }
 }
@@ -292,7 +293,7 @@ static void test_worker_restart(void **state)
     for (int i = 0; i < WORKER_TASKS / 2; i++)
         MT_EQ_ERR(maos_enqueue(c, "jobs", NULL, 0, NULL, NULL, NULL), 0);
     /* every task is done, by the one worker that lived through it */
-    maos_queue_info *qi = NULL;
+    maos_queue_stat *qi = NULL;
     size_t n = 0;
     int64_t dl = mt_now_us() + 120000000;
     for (;;) {

@@ -42,6 +42,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 #include "maos/json.h"
 #include "subs_util.h"
 #include "tables_util.h"
@@ -196,7 +197,7 @@ static void on_term(int sig)
 
 static uint64_t done_of(maos_ctx *c, const char *queue)
 {
-    maos_queue_info *qi = NULL;
+    maos_queue_stat *qi = NULL;
     size_t n = 0;
     MT_EQ_ERR(maos_queue_stats(c, queue, &qi, &n), 0);
     uint64_t d = qi[0].done;
@@ -324,7 +325,7 @@ static void test_json_helpers(void **state)
     maos_task_opts nomap = {.meta = "\x01", .meta_len = 1};
     MT_EQ_ERR(maos_enqueue(c, "j", NULL, 0, &nomap, id, NULL), MAOS_EINVALID_ARG);
     MT_EQ_ERR(maos_enqueue_json(c, "bad queue", "1", NULL, NULL, id, NULL), MAOS_EINVALID_NAME);
-    maos_queue_info *qi = NULL;
+    maos_queue_stat *qi = NULL;
     size_t n = 0;
     MT_EQ_ERR(maos_queue_stats(c, "j", &qi, &n), 0);
     MT_EQ_U64(qi[0].ready + qi[0].leased, 1); /* nothing else was enqueued */
@@ -345,29 +346,26 @@ static void test_txn_results(void **state)
     maos_task_page *pg = NULL;
     MT_EQ_ERR(maos_claim(c, qs, 1, 60000, 0, 2, 0, &pg), 0);
     MT_EQ_U64(pg->n, 2);
-    maos_task_in follow[2] = {{.delay_ms = -1}, {.delay_ms = -1, .priority = 1}};
-    maos_item_in it[3];
+    maos_task_opts follow[2] = {{.priority = 0}, {.priority = 1}};
+    uint8_t ids[2][16];
+    maos_txn_item it[3];
     memset(it, 0, sizeof it);
     it[0].kind = MAOS_ITEM_EXTEND;
     memcpy(it[0].task, pg->tasks[0].id, 16);
-    it[0].has_task = 1;
     it[0].token = pg->tasks[0].token;
     it[0].lease_ms = 90000;
     it[1].kind = MAOS_ITEM_NACK;
     memcpy(it[1].task, pg->tasks[1].id, 16);
-    it[1].has_task = 1;
     it[1].token = pg->tasks[1].token;
-    it[1].error = (maos_slice){"no", 2};
+    it[1].error = "no";
     it[1].retry_after_ms = -1;
     it[2].kind = MAOS_ITEM_ENQUEUE;
-    it[2].queue = (maos_slice){"f", 1};
-    it[2].tasks = follow;
+    it[2].queue = "f";
+    it[2].opts = follow;
     it[2].n_tasks = 2;
-    uint8_t ids[2][16];
+    it[2].ids = ids;
     maos_item_result res[3];
     memset(res, 0, sizeof res);
-    res[2].ids = ids;
-    res[2].ids_cap = 2;
     MT_EQ_ERR(maos_txn_items_ex(c, it, 3, res), 0);
     MT_TRUE(res[0].lease_until > pg->tasks[0].lease_until);
     MT_EQ_STR(res[1].state, "ready");
@@ -387,7 +385,7 @@ static void test_txn_results(void **state)
     MT_EQ_ERR(maos_txn_items_ex(c, it, 3, res), MAOS_ELEASE_LOST);
     MT_EQ_INT(maos_err_index(c), 1);
     MT_TRUE(res[0].lease_until == -5);
-    maos_queue_info *qi = NULL;
+    maos_queue_stat *qi = NULL;
     size_t n = 0;
     MT_EQ_ERR(maos_queue_stats(c, "f", &qi, &n), 0);
     MT_EQ_U64(qi[0].ready, 2);
@@ -484,7 +482,7 @@ static void test_bad_options(void **state)
     MT_EQ_ERR(maos_dead_retry(c, "never-used", NULL, &cnt, &more), 0);
     MT_EQ_U64(cnt, 0);
     MT_EQ_INT(more, 0);
-    maos_queue_info *qi = NULL;
+    maos_queue_stat *qi = NULL;
     size_t n = 0;
     MT_EQ_ERR(maos_queue_stats(c, "never-used", &qi, &n), MAOS_ENOT_FOUND);
     MT_EQ_ERR(maos_ping(c), 0);

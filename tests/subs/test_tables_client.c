@@ -28,6 +28,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 #include "subs_util.h"
 #include "tables_util.h"
 
@@ -147,9 +148,9 @@ static void test_cas_entry(void **state)
     MT_EQ_INT(maos_err_entry(c, &pg), MAOS_ENOT_FOUND);
     /* a txn's refusal: none (its earlier items were rolled back) */
     size_t dl = doc(d, "5");
-    maos_item_in items[1] = {
-        {.kind = MAOS_ITEM_PUT, .table = {MAOS_TABLE_KV, {"kv.e", 4}}, .key = {"a", 1},
-         .data = {d, (uint32_t)dl}, .expect = (int64_t)r1},
+    maos_txn_item items[1] = {
+        {.kind = MAOS_ITEM_PUT, .table = "kv.e", .key = "a", .doc = d, .doc_len = dl,
+         .expect = (int64_t)r1},
     };
     uint64_t revs[1];
     MT_EQ_INT(maos_txn_items(c, items, 1, revs), MAOS_EWRONG_REVISION);
@@ -166,15 +167,17 @@ static void test_txn_items(void **state)
     size_t dl = doc(d, "t");
     uint64_t rb;
     MT_EQ_ERR(maos_put(c, "kv.t", "b", d, dl, MAOS_EXPECT_ANY, 0, &rb), 0);
-    maos_event_in ev = {.type = {"x", 1}};
-    maos_append_in ap = {.stream = {"txn-c", 5}, .expect = MAOS_EXPECT_ANY,
-                         .n_events = 1, .events = &ev};
-    maos_item_in items[3] = {
+    /* the append's ids come back through its own ids buffer */
+    uint8_t got_id[1][16];
+    memset(got_id, 0, sizeof got_id);
+    maos_event_spec ev = {.type = "x"};
+    maos_txn_append ap = {.stream = "txn-c", .expect = MAOS_EXPECT_ANY, .events = &ev,
+                          .n_events = 1, .ids = got_id};
+    maos_txn_item items[3] = {
         {.kind = MAOS_ITEM_APPEND, .append = &ap},
-        {.kind = MAOS_ITEM_PUT, .table = {MAOS_TABLE_KV, {"kv.t", 4}}, .key = {"a", 1},
-         .data = {d, (uint32_t)dl}, .expect = MAOS_EXPECT_ANY},
-        {.kind = MAOS_ITEM_DELETE, .table = {MAOS_TABLE_KV, {"kv.t", 4}}, .key = {"b", 1},
-         .expect = (int64_t)rb + 99},
+        {.kind = MAOS_ITEM_PUT, .table = "kv.t", .key = "a", .doc = d, .doc_len = dl,
+         .expect = MAOS_EXPECT_ANY},
+        {.kind = MAOS_ITEM_DELETE, .table = "kv.t", .key = "b", .expect = (int64_t)rb + 99},
     };
     uint64_t revs[3];
     MT_EQ_INT(maos_txn_items(c, items, 3, revs), MAOS_EWRONG_REVISION);
@@ -184,6 +187,15 @@ static void test_txn_items(void **state)
     items[2].expect = (int64_t)rb;
     MT_EQ_ERR(maos_txn_items(c, items, 3, revs), 0);
     MT_TRUE(revs[0] < revs[1] && revs[1] < revs[2]);
+    maos_page *ep = NULL;
+    MT_EQ_ERR(maos_read(c, "txn-c", MAOS_FROM_START, 0, 1, &ep), 0);
+    MT_EQ_U64(ep->n, 1);
+    MT_TRUE(memcmp(ep->events[0].id, got_id[0], 16) == 0);
+    maos_page_free(ep);
+    /* an item the library refuses before sending: a clear error */
+    maos_txn_item bad = {.kind = 99};
+    MT_EQ_INT(maos_txn_items(c, &bad, 1, NULL), MAOS_EINVALID_ARG);
+    MT_TRUE(strstr(c->errstr, "unknown kind") != NULL);
     MT_EQ_ERR(maos_get(c, "kv.t", "a", &pg), 0);
     MT_EQ_U64(pg->entries[0].revision, revs[1]);
     maos_table_page_free(pg);
@@ -270,7 +282,8 @@ static void test_agent_reregistered(void **state)
     maos_table_page *pg = NULL;
     MT_EQ_ERR(maos_get(obs, "agents", "rev-1", &pg), 0);
     char st[32];
-    tu_doc_field(pg->entries[0].data, "status", st, sizeof st);
+    tu_doc_field((maos_slice){pg->entries[0].data.ptr, (uint32_t)pg->entries[0].data.len}, "status",
+                 st, sizeof st);
     MT_EQ_STR(st, "online");
     MT_TRUE(pg->entries[0].bound);
     maos_table_page_free(pg);

@@ -25,6 +25,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 #include "subs_util.h"
 #include "tables_util.h"
 
@@ -55,7 +56,7 @@ static void fill(maos_ctx *c, const char *table, int n, size_t pad)
 {
     static char docs[100][1200];
     static char keys[100][16];
-    maos_item_in items[100];
+    maos_txn_item items[100];
     for (int base = 0; base < n; base += 100) {
         int k = n - base < 100 ? n - base : 100;
         for (int i = 0; i < k; i++) {
@@ -63,10 +64,10 @@ static void fill(maos_ctx *c, const char *table, int n, size_t pad)
             size_t dl = doc_pad(docs[i], keys[i], pad);
             memset(&items[i], 0, sizeof items[i]);
             items[i].kind = MAOS_ITEM_PUT;
-            items[i].table.kind = MAOS_TABLE_KV;
-            items[i].table.name = (maos_slice){table, (uint32_t)strlen(table)};
-            items[i].key = (maos_slice){keys[i], (uint32_t)strlen(keys[i])};
-            items[i].data = (maos_slice){docs[i], (uint32_t)dl};
+            items[i].table = table;
+            items[i].key = keys[i];
+            items[i].doc = docs[i];
+            items[i].doc_len = dl;
             items[i].expect = MAOS_EXPECT_ANY;
         }
         MT_EQ_ERR(maos_txn_items(c, items, (size_t)k, NULL), 0);

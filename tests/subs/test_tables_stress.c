@@ -36,6 +36,7 @@
 
 #include "harness.h"
 #include "maos/client.h"
+#include "maos/proto.h" /* wire helpers (maos_mpr_*, maos_uuid_*) */
 #include "subs_util.h"
 #include "tables_util.h"
 
@@ -320,7 +321,8 @@ static void test_liveness(void **state)
         maos_table_page *pg = NULL;
         MT_EQ_ERR(maos_get(w, "agents", id, &pg), 0);
         char st[32];
-        tu_doc_field(pg->entries[0].data, "status", st, sizeof st);
+        tu_doc_field((maos_slice){pg->entries[0].data.ptr, (uint32_t)pg->entries[0].data.len}, "status",
+                 st, sizeof st);
         MT_EQ_STR(st, "offline");
         maos_table_page_free(pg);
     }
@@ -546,14 +548,13 @@ static void txn_writer(int w, const char *ack_path, uint32_t round)
         snprintf(key, sizeof key, "w%d-r%u-%06u", w, round, seq);
         tu_pkb d;
         tu_doc1(&d, "key", key);
-        maos_event_in ev = {.type = tu_sl("t")};
-        maos_append_in ap = {.stream = tu_sl(stream), .expect = MAOS_EXPECT_ANY,
-                             .n_events = 1, .events = &ev};
-        maos_item_in items[2] = {
+        maos_event_spec ev = {.type = "t"};
+        maos_txn_append ap = {.stream = stream, .expect = MAOS_EXPECT_ANY,
+                              .n_events = 1, .events = &ev};
+        maos_txn_item items[2] = {
             {.kind = MAOS_ITEM_APPEND, .append = &ap},
-            {.kind = MAOS_ITEM_PUT, .table = {MAOS_TABLE_KV, tu_sl("kv.tx")},
-             .key = tu_sl(key), .data = {d.sb.data, (uint32_t)d.sb.size},
-             .expect = MAOS_EXPECT_ABSENT},
+            {.kind = MAOS_ITEM_PUT, .table = "kv.tx", .key = key, .doc = d.sb.data,
+             .doc_len = d.sb.size, .expect = MAOS_EXPECT_ABSENT},
         };
         /* a lost connection ends this process (the kill) */
         if (maos_txn_items(c, items, 2, NULL) != 0)

@@ -71,15 +71,20 @@
  * that share one must lock around every call, including the pipelined
  * send/recv pairs; maos_process runs its callbacks on the calling thread,
  * inside that call).  Distinct contexts are fully independent, and pages,
- * reply messages and stats returned by the library belong to the caller
- * and can be handed to other threads.  After fork(), only one of the two
+ * deliveries and stats returned by the library belong to the caller
+ * and can be handed to other threads (a maos_result of maos_reply_recv
+ * too, but its getters may touch its context: call them on the context's
+ * thread).  After fork(), only one of the two
  * processes may go on using a context; the other must maos_free() it.
  *
  * Ownership, in short: every object the library returns through a `**out`
  * is freed by the caller with the matching *_free function (each accepts
- * NULL).  Pointers inside a page or reply message (stream names, data,
- * meta, ids) are views into that object's buffer and stay valid until it
- * is freed.  Input buffers are only read during the call.
+ * NULL).  Pointers inside a page, delivery or result (stream names, data,
+ * meta: maos_str and const char * fields) are views into that object's
+ * buffer and stay valid until it is freed.  Input buffers are only read
+ * during the call; the one exception are output buffers passed in an
+ * input struct (maos_txn_append.ids, maos_txn_item.ids), written on
+ * success before the call returns.
  */
 #ifndef MAOS_CLIENT_H
 #define MAOS_CLIENT_H
@@ -88,14 +93,35 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "maos/consts.h"
 #include "maos/errors.h"
-#include "maos/proto.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define MAOS_CLIENT_VERSION "0.1.0"
+
+/*
+ * The client API is self-contained: it includes maos/consts.h (the
+ * protocol's constants: MAOS_EXPECT_*, MAOS_FROM_*, MAOS_WATCH_FROM_*,
+ * MAOS_ITEM_*, MAOS_PUSH_*, limits) and maos/errors.h, never the wire's
+ * structures (maos/proto.h, msgpack-c): every type below is the client's
+ * own, so the wire library can change without changing this ABI.
+ */
+
+/* Bytes owned by someone else (the page, delivery or result that holds
+ * them): NOT NUL-terminated, print with "%.*s", (int)s.len, s.ptr.  A
+ * field that is absent has len 0 (and ptr may be NULL). */
+typedef struct maos_str {
+    const char *ptr;
+    size_t len;
+} maos_str;
+
+/* The answer to one request: lent to an async callback, or owned by the
+ * caller from maos_reply_recv.  Opaque; read with the maos_result_*
+ * getters ("Asynchronous requests"). */
+typedef struct maos_result maos_result;
 
 /* ---- connection ----------------------------------------------------------- */
 
@@ -173,8 +199,8 @@ typedef struct maos_options {
                               * safe to re-send: with reconnect on, the
                               * library re-sends those in flight when the
                               * connection is lost (see "Asynchronous
-                              * requests"); the ids the server stored come
-                              * back in maos_append_info.ids as usual */
+                              * requests"); maos_append_ids and the like
+                              * give the ids stored, as usual */
 } maos_options;
 #define MAOS_CLIENT_IDS 1
 
@@ -191,6 +217,26 @@ typedef struct maos_options {
  * opt may be NULL (all defaults).  opt->path is copied.
  */
 maos_ctx *maos_connect_with(const maos_options *opt);
+/*
+ * The same without blocking, for event loops: returns at once (NULL only
+ * out of memory) with a context that is connecting: the socket connect
+ * and the hello handshake are begun now and completed by maos_process as
+ * the loop reports the socket (maos_loop_ops / maos_loop_hooks, told at
+ * once when installed).  While the daemon is not there yet (no socket,
+ * refused), attempts are made as reconnects are (see "Reconnect and
+ * resume": at once, then after 50 ms doubling up to 2 s) until
+ * connect_timeout_ms after this call (MAOS_TIMEOUT_NONE: for ever); then
+ * the context dies with the last error ("gave up connecting").  Requests
+ * issued meanwhile (async ones, maos_subscribe's async form, ...) are
+ * queued and sent after the handshake; a synchronous call waits for the
+ * connection (blocking, as on a reconnect).  Not connected yet is not an
+ * error: test maos_is_dead(c), not c->err, and maos_fd(c) is -1 until an
+ * attempt began.  A refusal that no retry can mend (an untrusted socket
+ * or server, a refused hello) kills the context at once.  Whether
+ * reconnects follow later is opt->reconnect's business, as always;
+ * maos_reconnects() does not count this first connect.
+ */
+maos_ctx *maos_async_connect(const maos_options *opt);
 /* maos_connect_with({ .path = path }). */
 maos_ctx *maos_connect(const char *path);
 /* maos_connect_with({ .path = path, .timeout_ms = timeout_ms }): timeout_ms
@@ -254,12 +300,12 @@ int maos_err_entry(maos_ctx *c, struct maos_table_page **out);
 
 /* ---- writing events -------------------------------------------------------- */
 
-/* Expected versions (same values as maos/proto.h):
+/* Expected versions (maos/consts.h):
  *   >= 0                  the stream's last event has exactly this version
  *   MAOS_EXPECT_ANY       no check
  *   MAOS_EXPECT_NO_STREAM the stream has no events yet
  *   MAOS_EXPECT_EXISTS    the stream has at least one event
- * These macros come from maos/proto.h. */
+ * These macros come from maos/consts.h. */
 
 /* One event to append.  Only read during the call. */
 typedef struct maos_event_spec {
@@ -273,15 +319,11 @@ typedef struct maos_event_spec {
 } maos_event_spec;
 
 /*
- * Result of one append.  Event i of the append (0-based) got version
- * version + i and position position + i (an append is contiguous in the
- * global log).
- *
- * ids: IN, set by the caller before the call: NULL, or an array with room
- * for ids_cap ids; the library copies the first min(count, ids_cap) event
- * ids into it (useful to learn the ids the server generated).  The caller
- * owns that array.  In a maos_reply_msg the library sets ids to its own
- * copy (ids_cap == count), owned by the message.
+ * Result of one append (output only).  Event i of the append (0-based) got
+ * version version + i and position position + i (an append is contiguous
+ * in the global log).  The events' ids (the caller's, or those the server
+ * made) come through a separate buffer: maos_append_ids,
+ * maos_txn_append.ids, maos_result_append_ids.
  */
 typedef struct maos_append_info {
     uint64_t version;   /* stream version of the first event */
@@ -289,22 +331,22 @@ typedef struct maos_append_info {
     uint32_t count;     /* number of events */
     int duplicate;      /* 1: idempotent re-send; nothing was written and
                          * version/position are the original ones */
-    uint8_t (*ids)[16]; /* see above */
-    size_t ids_cap;
 } maos_append_info;
 
-/* One append of a transaction. */
+/* One append of a transaction.  Only read during the call, except ids. */
 typedef struct maos_txn_append {
     const char *stream;  /* NUL-terminated */
     int64_t expect;      /* as for maos_append */
     const maos_event_spec *events;
     size_t n_events;
+    uint8_t (*ids)[16];  /* NULL, or the caller's array with room for
+                          * n_events ids: on success (maos_txn, sync only)
+                          * it gets the stored events' ids, in order */
 } maos_txn_append;
 
 /*
  * Append n events (1..10,000) to stream, all or nothing, if the stream is at
- * the expected version.  On success returns 0 and fills *out (may be NULL;
- * out->ids/ids_cap are inputs, see maos_append_info).
+ * the expected version.  On success returns 0 and fills *out (may be NULL).
  *
  * Errors: MAOS_EWRONG_EXPECTED_VERSION (maos_err_actual gives the actual
  * version), MAOS_EINVALID_NAME, MAOS_EINVALID_ID, MAOS_ECONFLICT (an id
@@ -318,11 +360,19 @@ typedef struct maos_txn_append {
 int maos_append(maos_ctx *c, const char *stream, int64_t expect,
                 const maos_event_spec *events, size_t n,
                 maos_append_info *out);
+/* maos_append, and on success ids (NULL, or the caller's array with room
+ * for n ids) gets the stored events' ids in order: the caller's, or those
+ * the server (or MAOS_CLIENT_IDS) made. */
+int maos_append_ids(maos_ctx *c, const char *stream, int64_t expect,
+                    const maos_event_spec *events, size_t n, maos_append_info *out,
+                    uint8_t (*ids)[16]);
 
 /*
  * Append to several streams atomically (n appends, 1..100), each with its
  * own expected version: all are written or none.  out: NULL or an array of
- * n results, in the order of appends (ids/ids_cap of each are inputs).
+ * n results, in the order of appends; appends[i].ids, when set, gets the
+ * ids of append i.  maos_txn_send and maos_async_txn ignore .ids (read
+ * them from the result: maos_result_append_ids).
  * On a refusal, maos_err_index(c) says which append failed and, for
  * MAOS_EWRONG_EXPECTED_VERSION, maos_err_actual its stream's version.
  * Errors as for maos_append.
@@ -450,11 +500,26 @@ int maos_streams(maos_ctx *c, const char *prefix, const char *after,
 
 /* ---- stats ------------------------------------------------------------------ */
 
-/* Daemon counters; the numeric fields are MAOS_STATS_MAP of maos/proto.h.
- * A plain value: the strings are copies inside the struct. */
+/*
+ * Daemon counters (PROTOCOL.md "stats"), two ways:
+ *
+ * maos_stats_info, a plain value (the strings are copies inside it), is
+ * FROZEN: its fields are the counters of protocol 1 as of libmaos-client
+ * 1.0 (MAOS_STATS_MAP_V1 of maos/consts.h, a list never changed), in this
+ * order, for ever (the struct never grows, so a program built
+ * against it keeps working with any later library).  Counters a later
+ * daemon adds are not in it: read them by name with the key/value form.
+ *
+ * maos_stats_kv, the extensible form: every counter the daemon sent
+ * (numbers: uint; texts: server, state, durability, data_dir, ...), in the
+ * daemon's order, including those this library does not know.  Iterate
+ * with maos_stats_next or look one up with maos_stats_find /
+ * maos_stats_text.  Owned by the caller (maos_stats_kv_free); names and
+ * texts are NUL-terminated views into it.
+ */
 typedef struct maos_stats_info {
 #define MAOS_STATS_INFO_FIELD_(name) uint64_t name;
-    MAOS_STATS_MAP(MAOS_STATS_INFO_FIELD_)
+    MAOS_STATS_MAP_V1(MAOS_STATS_INFO_FIELD_) /* maos/consts.h: frozen */
 #undef MAOS_STATS_INFO_FIELD_
     char server[64];     /* "maosd 0.1.0" */
     char state[16];      /* "ok" or "read_only" */
@@ -469,6 +534,24 @@ typedef struct maos_stats_info {
 
 /* 0 and *out filled, or an error. */
 int maos_stats_get(maos_ctx *c, maos_stats_info *out);
+
+typedef struct maos_stats_kv maos_stats_kv;
+/* Every counter: 0 and *out (free with maos_stats_kv_free), or an error.
+ * The same request as maos_stats_get. */
+int maos_stats_get_kv(maos_ctx *c, maos_stats_kv **out);
+/* The next numeric counter, from the first: 1 with *name (may be NULL)
+ * and *value (may be NULL) set, or 0 after the last one (and on every
+ * later call).  maos_stats_rewind starts over. */
+int maos_stats_next(maos_stats_kv *kv, const char **name, uint64_t *value);
+void maos_stats_rewind(maos_stats_kv *kv);
+/* One numeric counter by name: 0 and *value, or MAOS_ENOT_FOUND (not
+ * sent by this daemon: older, or no such counter), MAOS_EINVALID_ARG. */
+int maos_stats_find(const maos_stats_kv *kv, const char *name, uint64_t *value);
+/* One text by name (server, state, durability, data_dir): a
+ * NUL-terminated view into kv, or NULL when not sent. */
+const char *maos_stats_text(const maos_stats_kv *kv, const char *name);
+/* Accepts NULL. */
+void maos_stats_kv_free(maos_stats_kv *kv);
 
 /* ---- pipelining --------------------------------------------------------------- */
 
@@ -495,40 +578,31 @@ int maos_flush(maos_ctx *c);
 size_t maos_pending(const maos_ctx *c);
 
 /*
- * One reply.  Freed with maos_reply_msg_free; every pointer inside is owned
- * by the message.
- */
-typedef struct maos_reply_msg {
-    uint64_t rid;          /* the request this answers (the caller knows
-                            * from it whether it was an append or a txn).
-                            * 0 only for an error about a request whose rid
-                            * the server could not read (see PROTOCOL.md,
-                            * "Frames"); the library checks requests so this
-                            * should not happen: it answers one unknown
-                            * outstanding request. */
-    int code;              /* 0: success; else the server's negative MAOS_E* */
-    const char *errstr;    /* server message, NUL-terminated; "" on success */
-    int has_actual;        /* MAOS_EWRONG_EXPECTED_VERSION: actual version */
-    int64_t actual;
-    int64_t index;         /* failed txn: which append; else -1 */
-    size_t n_results;      /* on success: 1 for an append, n for a txn */
-    maos_append_info *results; /* n_results results, ids set (see above) */
-    void *mem_;            /* private */
-} maos_reply_msg;
-
-/*
  * Return the next reply, in arrival order (not necessarily send order),
- * flushing queued output first and blocking until one arrives.  A server
- * refusal is not a failure of this call: it returns 0 with (*out)->code set
- * and does not touch c->err.  Returns 0 with *out == NULL when nothing is
- * pending.  Fails only with connection errors (sticky) or MAOS_ENOMEM.
+ * flushing queued output first and blocking until one arrives, as a
+ * maos_result (the one reply type of the library, as an async callback
+ * gets it; read it with maos_result_rid, maos_result_status,
+ * maos_result_errstr / _actual / _index, maos_result_count,
+ * maos_result_append and maos_result_append_ids).  The caller owns it:
+ * free it with maos_result_free, before maos_free(c).  A server refusal
+ * is not a failure of this call: it returns 0 with maos_result_status
+ * set and does not touch c->err.  Returns 0 with *out == NULL when
+ * nothing is pending.  Fails only with connection errors (sticky) or
+ * MAOS_ENOMEM.
+ * maos_result_rid tells which request it answers (the caller knows from
+ * it whether it was an append or a txn); 0 only for an error about a
+ * request whose rid the server could not read (see PROTOCOL.md,
+ * "Frames"), which the library's checks should prevent: it answers one
+ * unknown outstanding request.
  * The library remembers which request each rid was (append or txn): a
  * reply to a request it did not send or already answered, or one that
  * lacks a field promised for that request (an append reply without
  * first_version, a txn reply without results, ...), is MAOS_EPROTO.
  */
-int maos_reply_recv(maos_ctx *c, maos_reply_msg **out);
-void maos_reply_msg_free(maos_reply_msg *m);
+int maos_reply_recv(maos_ctx *c, maos_result **out);
+/* Free a result of maos_reply_recv.  Accepts NULL.  (A callback's result
+ * is the library's: never free it.) */
+void maos_result_free(maos_result *r);
 
 /* ---- subscriptions and channels ------------------------------------------------ */
 
@@ -562,7 +636,59 @@ void maos_reply_msg_free(maos_reply_msg *m);
  * subscribe again from that position + 1.
  */
 
-/* A delivery's kind is a maos_push_kind of maos/proto.h:
+/*
+ * A table entry as read (get, list, a watch's ENTRIES delivery): every
+ * maos_str is a view into the page or delivery that holds it.
+ */
+typedef struct maos_table_entry {
+    maos_str table;            /* "kv.plan", "sessions", ... */
+    maos_str key;
+    uint64_t revision;         /* position of its last change's event */
+    uint64_t created_revision;
+    int64_t created;           /* microseconds since the epoch */
+    int64_t updated;
+    maos_str data;             /* the document: one raw msgpack map */
+    int bound;                 /* 1: deleted when its writer's connection
+                                * closes */
+    maos_str raw;              /* the whole entry, one raw msgpack map */
+} maos_table_entry;
+
+/*
+ * A task as read (claim, task_get, dead_list, a claim_start delivery, a
+ * worker's task): every maos_str is a view into the page or delivery that
+ * holds it.
+ */
+typedef struct maos_task_info {
+    uint8_t id[16];
+    maos_str queue;
+    maos_str state;            /* "ready", "delayed", "blocked", "leased",
+                                * "done", "dead" */
+    uint64_t attempt;
+    uint64_t max_attempts;
+    int64_t priority;
+    maos_str data;             /* one raw msgpack value */
+    maos_str meta;             /* one raw msgpack map */
+    int64_t enqueued;          /* µs since the epoch */
+    int64_t not_before;
+    maos_str dedupe_key;       /* len 0: none */
+    maos_str ordering_key;
+    maos_str last_error;
+    maos_str result;           /* one raw msgpack value (nil: none) */
+    uint64_t token;            /* the claim's fencing token */
+    int64_t lease_until;       /* µs */
+    uint32_t n_history;
+    maos_str history;          /* one raw msgpack array of n_history
+                                * positions (the task's events) */
+} maos_task_info;
+
+/* One queue's figures (maos_queue_stats). */
+typedef struct maos_queue_stat {
+    maos_str queue;
+    uint64_t ready, delayed, blocked, leased, done, dead, waiting;
+    int64_t oldest_ready;      /* µs; 0: none ready */
+} maos_queue_stat;
+
+/* A delivery's kind is a maos_push_kind of maos/consts.h:
  *   MAOS_PUSH_EVENTS       events (n >= 1) of an event subscription
  *   MAOS_PUSH_CAUGHT_UP    the subscription has delivered everything stored
  *                          and now gets live events
@@ -592,7 +718,7 @@ typedef struct maos_delivery {
     /* MAOS_PUSH_ENTRIES (a watch's entries as of `revision`, in pages;
      * more == 0 on the last page; its changes follow as EVENTS) */
     size_t n_entries;
-    maos_entry *entries;   /* views into the delivery */
+    maos_table_entry *entries; /* views into the delivery */
     uint64_t revision;
     int more;
     int first;             /* 1 on the first page of the entries: a
@@ -604,7 +730,7 @@ typedef struct maos_delivery {
      * MAOS_ECLOSED when the connection was lost before the answer: claim
      * again) */
     size_t n_tasks;
-    maos_task *tasks;
+    maos_task_info *tasks;
     int code;
     void *mem_;            /* private */
 } maos_delivery;
@@ -613,6 +739,9 @@ typedef struct maos_delivery {
 #define MAOS_DELIVERY_TASKS ((maos_push_kind)MAOS_PUSH__COUNT)
 
 void maos_delivery_free(maos_delivery *d);
+/* The wire name of a push kind ("events", "caught_up", ...), static; NULL
+ * for MAOS_DELIVERY_TASKS and values out of range. */
+const char *maos_push_name(maos_push_kind k);
 
 /*
  * Subscribe to events matching f (NULL: every event; the same filter as
@@ -625,7 +754,7 @@ void maos_delivery_free(maos_delivery *d);
  *                              meanwhile are not delivered, and a
  *                              reconnect keeps waiting for that version
  *   MAOS_FROM_LIVE, 0          only events committed after this call
- * (the constants are in maos/proto.h).  Synchronous: returns once the
+ * (the constants are in maos/consts.h).  Synchronous: returns once the
  * daemon has accepted the subscription, with *sub (may be NULL) set; the
  * events come as deliveries.  Pushes that arrive meanwhile are queued.
  * Errors: MAOS_EINVALID_ARG (bad from_kind, FROM_VERSION without a stream,
@@ -725,8 +854,8 @@ size_t maos_queued(const maos_ctx *c);
  * log position of the event that recorded its last change: every put and
  * delete appends `put` / `deleted` to the stream `kv.NAME-KEY`,
  * `session-KEY`, `agent-KEY` or `lock-KEY`), its created revision and
- * times.  maos_entry (maos/proto.h) is the entry as read: its slices are
- * views into the page or delivery that holds it.
+ * times.  maos_table_entry is the entry as read: its strings are views
+ * into the page or delivery that holds it.
  *
  * expect (put, delete): MAOS_EXPECT_ANY, MAOS_EXPECT_ABSENT (must not
  * exist), MAOS_EXPECT_EXISTS, or a revision (compare-and-set).  A mismatch
@@ -741,7 +870,7 @@ size_t maos_queued(const maos_ctx *c);
  * page was read at (one consistent snapshot per page). */
 typedef struct maos_table_page {
     size_t n;
-    maos_entry *entries;
+    maos_table_entry *entries;
     int has_next;
     const char *next;
     uint64_t revision;
@@ -795,13 +924,61 @@ int maos_count(maos_ctx *c, const char *table, const char *prefix, const void *w
  */
 int maos_watch(maos_ctx *c, const char *table, const char *prefix, int from_kind,
                uint64_t revision, uint64_t *sub);
-/* One atomic write of appends, puts, deletes and checkpoints
- * (maos_item_in of maos/proto.h; 1..100): all or nothing.  revisions
- * (NULL, or n of them): per item, the revision written (APPEND: the first
- * position).  A refusal names the item: maos_err_index. */
-int maos_txn_items(maos_ctx *c, const maos_item_in *items, size_t n,
+/*
+ * One item of a txn (maos_txn_items): kind is a MAOS_ITEM_* of
+ * maos/consts.h and says which fields are read.  Strings NUL-terminated.
+ * Only read during the call, except ids (an output buffer).
+ *   APPEND        append (stream, expect, events; its .ids too)
+ *   PUT           table, key, doc/doc_len (one msgpack map), expect, bind
+ *   DELETE        table, key, expect
+ *   CHECKPOINT    name, position
+ *   ENQUEUE       queue, n_tasks tasks: payloads datas[i]/lens[i] and
+ *                 options opts[i] (opts NULL: defaults), as maos_enqueue_n;
+ *                 ids: NULL or room for n_tasks: the task ids
+ *   ACK           task, token, result/result_len (one msgpack value or
+ *                 NULL/0)
+ *   NACK          task, token, error (NULL: none), retry_after_ms (< 0:
+ *                 the task's backoff)
+ *   EXTEND        task, token, lease_ms
+ *   TASK_RELEASE  task, token
+ */
+struct maos_task_opts;
+typedef struct maos_txn_item {
+    int kind;
+    const maos_txn_append *append;
+    const char *table, *key;
+    const void *doc;
+    size_t doc_len;
+    int64_t expect;            /* MAOS_EXPECT_ANY (0 is a revision!),
+                                * _ABSENT, _EXISTS or a revision */
+    int bind;
+    const char *name;
+    uint64_t position;
+    const char *queue;
+    size_t n_tasks;
+    const void *const *datas;
+    const size_t *lens;
+    const struct maos_task_opts *opts;
+    uint8_t (*ids)[16];
+    uint8_t task[16];
+    uint64_t token;
+    const void *result;
+    size_t result_len;
+    const char *error;
+    int64_t retry_after_ms;
+    uint32_t lease_ms;
+} maos_txn_item;
+
+/* One atomic write of appends, puts, deletes, checkpoints and queue
+ * items (1..100): all or nothing.  revisions (NULL, or n of them): per
+ * item, the revision written (APPEND: the first position).  A refusal
+ * names the item: maos_err_index; a failing queue item (LEASE_LOST
+ * included) fails the txn.  Errors as the single calls, and
+ * MAOS_EINVALID_ARG (n, an unknown kind, a missing field). */
+int maos_txn_items(maos_ctx *c, const maos_txn_item *items, size_t n,
                    uint64_t *revisions);
-/* What one item of a txn did (maos_txn_items_ex). */
+/* What one item of a txn did (maos_txn_items_ex); output only (ENQUEUE's
+ * ids go to maos_txn_item.ids). */
 typedef struct maos_item_result {
     uint64_t revision;     /* APPEND: its first position; PUT, DELETE,
                             * CHECKPOINT and the queue items but EXTEND: the
@@ -811,20 +988,10 @@ typedef struct maos_item_result {
     int64_t lease_until;   /* EXTEND: the new lease end, µs */
     char state[8];         /* NACK: "ready", "delayed" or "dead"; else "" */
     uint32_t n_ids;        /* ENQUEUE: its number of tasks */
-    uint8_t (*ids)[16];    /* ENQUEUE, IN (set before the call, as in
-                            * maos_append_info): NULL or the caller's array
-                            * of ids_cap ids, which gets the first
-                            * min(n_ids, ids_cap) task ids */
-    size_t ids_cap;
 } maos_item_result;
-/* maos_txn_items with every item's result: results is NULL or n of them
- * (ids/ids_cap are inputs), written only on success.  Queue items
- * (maos_item_in of maos/proto.h): ENQUEUE (queue, tasks/n_tasks as
- * maos_task_in: delay_ms -1 for none), ACK (task, has_task, token,
- * result), NACK (+ error, retry_after_ms -1 for none), EXTEND (lease_ms),
- * TASK_RELEASE; a failing one (LEASE_LOST included) fails the txn, named by
- * maos_err_index. */
-int maos_txn_items_ex(maos_ctx *c, const maos_item_in *items, size_t n,
+/* maos_txn_items with every item's result: results is NULL or n of them,
+ * written only on success. */
+int maos_txn_items_ex(maos_ctx *c, const maos_txn_item *items, size_t n,
                       maos_item_result *results);
 
 /* ---- agents, locks, sessions --------------------------------------------------- */
@@ -1037,20 +1204,27 @@ int maos_set_loop_ops(maos_ctx *c, const maos_loop_ops *ops);
  * replies of requests are handed out before the deliveries queued at the
  * same time.
  *
- * Not in async form (several round trips, or state on the context):
- * maos_agent_register, maos_lock with wait_ms != 0, maos_session_*,
- * maos_worker_run; not yet: maos_claim (maos_claim_start is the async
- * claim, as before), maos_queue_stats, maos_txn_items(_ex); use their
- * synchronous form.
+ * Every request of the synchronous API has its async form, those of
+ * several round trips too (maos_async_lock_wait, maos_async_session_close
+ * and _update: the library chains the requests, the callback runs once
+ * with the last answer).  Only these have none: maos_worker_run (a loop
+ * of its own: build it from maos_async_claim, _ack, _nack, _extend) and
+ * the legacy maos_claim_start (use maos_async_claim).  Answers the sync
+ * form returns through out-parameters are read from r: maos_stats_get_kv
+ * -> maos_result_stats_kv, maos_append_ids -> maos_result_append_ids,
+ * maos_txn_items_ex -> maos_result_txn_item; ids buffers in the input
+ * (maos_txn_append.ids, maos_txn_item.ids) are not written by async
+ * forms, which read their input during the call only.
  *
  * Thread-safety: as every call on c (one thread at a time); callbacks run
  * on the thread that calls maos_process.
  */
-typedef struct maos_result maos_result;
 typedef void (*maos_callback)(maos_ctx *c, int status, maos_result *r, void *privdata);
 
 /* The request id of the request r answers (the async call's *rid). */
 uint64_t maos_result_rid(const maos_result *r);
+/* 0 or the request's negative MAOS_E* (the callback's status). */
+int maos_result_status(const maos_result *r);
 /* The server's message for a refusal (or the library's for a local
  * status), NUL-terminated, valid during the callback; "" on success. */
 const char *maos_result_errstr(const maos_result *r);
@@ -1075,9 +1249,16 @@ int maos_result_fields_get(const maos_result *r, maos_result_fields *out);
  * MAOS_EINVALID_ARG (status was not 0, or r answers another request),
  * MAOS_ENOMEM, MAOS_EPROTO (malformed: the connection is dropped). */
 int maos_result_append(const maos_result *r, size_t i, maos_append_info *out); /* append: i 0; txn: i-th */
+/* The ids of append i (as maos_result_append): ids gets the first
+ * min(count, cap) of them.  0 or as maos_result_append. */
+int maos_result_append_ids(const maos_result *r, size_t i, uint8_t (*ids)[16], size_t cap);
+/* Number of append results: 1 for an append, n for a txn of n appends,
+ * 0 for a refusal or another request. */
+size_t maos_result_count(const maos_result *r);
 int maos_result_page(const maos_result *r, maos_page **out);                 /* read, read_all */
 int maos_result_streams(const maos_result *r, maos_stream_page **out);
 int maos_result_stats(const maos_result *r, maos_stats_info *out);
+int maos_result_stats_kv(const maos_result *r, maos_stats_kv **out);
 int maos_result_table_page(const maos_result *r, struct maos_table_page **out); /* get, list */
 struct maos_task_page;
 int maos_result_task_page(const maos_result *r, struct maos_task_page **out); /* claim, task_get, dead_list */
@@ -1156,6 +1337,54 @@ int maos_async_enqueue_n(maos_ctx *c, maos_callback cb, void *privdata, const ch
  * (n), each may be NULL.  MAOS_EINVALID_ARG when n is not its count. */
 int maos_result_enqueue(const maos_result *r, size_t n, uint8_t *ids, int *duplicates);
 
+/* maos_claim (the task page: maos_result_task_page; the request timeout
+ * stretched by wait_ms, as the sync claim's). */
+int maos_async_claim(maos_ctx *c, maos_callback cb, void *privdata,
+                     const char *const *queues, size_t n, uint32_t lease_ms, uint32_t wait_ms,
+                     uint32_t max, int bind);
+int maos_async_queue_stats(maos_ctx *c, maos_callback cb, void *privdata, const char *queue);
+/* The figures of a queue_stats answer: *out (malloc'ed array of *n, free()
+ * it; the names point into it). */
+int maos_result_queue_stats(const maos_result *r, maos_queue_stat **out, size_t *n);
+/* maos_txn_items: items is read during the call only (its ids buffers
+ * are not written: read them with maos_result_txn_item). */
+int maos_async_txn_items(maos_ctx *c, maos_callback cb, void *privdata,
+                         const maos_txn_item *items, size_t n);
+/* Item i (0-based) of a txn_items answer: *out (may be NULL) as
+ * maos_txn_items_ex gives it, and ids (NULL, or room for cap) the first
+ * min(n, cap) ids of an APPEND (its events) or ENQUEUE (its tasks) item.
+ * MAOS_EINVALID_ARG (not such an answer, i out of range). */
+int maos_result_txn_item(const maos_result *r, size_t i, maos_item_result *out,
+                         uint8_t (*ids)[16], size_t cap);
+/* maos_agent_register: the agent is this context's (re-registered after
+ * reconnects) once the daemon accepted it; a refused one leaves the one
+ * before.  fields.revision: its revision. */
+struct maos_agent_spec;
+int maos_async_agent_register(maos_ctx *c, maos_callback cb, void *privdata,
+                              const struct maos_agent_spec *a);
+/* maos_session_create: id_out (NULL or 37 bytes) gets the id at once (the
+ * library makes it when id is NULL); fields.revision. */
+int maos_async_session_create(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                              const void *metadata, size_t len, char id_out[37]);
+/* maos_session_close / _update: a get, then a compare-and-set put, again
+ * (up to 100 times) when another writer came in between; the callback
+ * gets the put's answer (fields.revision), or the first failure
+ * (MAOS_ENOT_FOUND: no such session; MAOS_EWRONG_REVISION after 100
+ * attempts). */
+int maos_async_session_close(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                             const void *result, size_t len);
+int maos_async_session_update(maos_ctx *c, maos_callback cb, void *privdata, const char *id,
+                              const void *metadata, size_t len);
+/* maos_lock with a wait (wait_ms > 0: up to that long; < 0: for ever;
+ * 0: one try, as maos_async_lock): put; when held, the library watches the
+ * lock's entry (a watch of its own: no delivery reaches the caller's
+ * handlers) and puts again when the holder goes away.  The callback runs
+ * once: 0 and fields.revision (the fencing token), MAOS_ETIMEOUT (the wait
+ * ran out; not sticky), another refusal, MAOS_ECONNECTION (maos_free, or
+ * the context died, while waiting).  The wait is kept across reconnects. */
+int maos_async_lock_wait(maos_ctx *c, maos_callback cb, void *privdata, const char *name,
+                         int wait_ms);
+
 /* Number of requests with a completion still to run (sync, async and the
  * library's own), for tests and curiosity. */
 size_t maos_async_inflight(const maos_ctx *c);
@@ -1181,7 +1410,16 @@ size_t maos_async_inflight(const maos_ctx *c);
  *  - channel subscriptions again; messages published while disconnected
  *    are lost (at most once).
  * Subscription ids do not change.  If the daemon refuses a re-subscription
- * the context dies with that error.
+ * the context dies with that error.  A subscribe (or watch) still waiting
+ * for its answer at the loss is kept too: it is safe to send again, since
+ * the lost connection's subscriptions died with it, so the library sends
+ * it again on the new connection and maos_subscribe returns (or the async
+ * callback runs) once that answer came, as if nothing happened -- with
+ * one difference for MAOS_FROM_LIVE and MAOS_WATCH_FROM_NOW: "now" is
+ * then the new connection's, events of the outage are not delivered.  The
+ * exception: a loss caused by a request timeout (MAOS_ETIMEOUT: the
+ * server took too long; asking it again could wait again, for ever)
+ * fails the subscribe with that error, as before.
  *
  * Who reconnects: maos_next (within its timeout; it keeps trying on later
  * calls), maos_process (begins one attempt when the backoff allows, never
@@ -1190,7 +1428,7 @@ size_t maos_async_inflight(const maos_ctx *c);
  * as its answers are read), and any other synchronous call (blocking until
  * connected or given up).  Async requests issued while reconnecting are
  * queued and sent after the handshake.  The first connect
- * (maos_connect_with) is not retried.  While reconnecting, maos_fd(c) is -1
+ * (maos_connect_with) is not retried; maos_async_connect's is (above).  While reconnecting, maos_fd(c) is -1
  * (or the new socket once an attempt began) but the context is not dead:
  * use maos_is_dead().
  *
@@ -1228,6 +1466,10 @@ int maos_time_format(int64_t us, char *buf, size_t len);
  * accepted), a bare date "2026-11-25" (midnight UTC), or a plain integer
  * of microseconds since the epoch.  0 and *us set, or MAOS_EINVALID_ARG. */
 int maos_time_parse(const char *text, int64_t *us);
+/* UUIDs (event and task ids): parse 36 characters of canonical text (0
+ * or MAOS_EINVALID_ID), or format one as 36 characters and a NUL. */
+int maos_uuid_parse(const char *s, size_t len, uint8_t out[16]);
+void maos_uuid_format(const uint8_t id[16], char out[37]);
 
 /* ---- queues (PROTOCOL.md "Queues") ---------------------------------------------- */
 
@@ -1247,13 +1489,13 @@ typedef struct maos_task_opts {
     size_t meta_len;
 } maos_task_opts;
 
-/* Tasks (maos_task of maos/proto.h: id, queue, state, attempt, data,
- * token, lease_until, ...), whose slices point into memory the page owns:
+/* Tasks (maos_task_info: id, queue, state, attempt, data,
+ * token, lease_until, ...), whose strings point into memory the page owns:
  * valid until maos_task_page_free.  dead_list: has_next and next (a task
  * id) for the next page. */
 typedef struct maos_task_page {
     size_t n;
-    maos_task *tasks;
+    maos_task_info *tasks;
     int has_next;
     uint8_t next[16];
     void *mem_;                 /* private */
@@ -1313,7 +1555,7 @@ int maos_task_release(maos_ctx *c, const uint8_t id[16], uint64_t token);
 int maos_task_get(maos_ctx *c, const uint8_t id[16], maos_task_page **out);
 /* Figures of queue (NULL: of every queue): *out (malloc'ed array of *n,
  * free() it; the names point into it). */
-int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_info **out, size_t *n);
+int maos_queue_stats(maos_ctx *c, const char *queue, maos_queue_stat **out, size_t *n);
 /* Dead letters of queue, oldest first, after the task `after` (NULL: from
  * the first), at most limit (0: 1000). */
 int maos_dead_list(maos_ctx *c, const char *queue, const uint8_t *after, uint32_t limit,
@@ -1368,7 +1610,7 @@ int maos_dead_purge(maos_ctx *c, const char *queue, uint32_t *count, int *more);
  * Thread-safety: c as any call; fn is called on the calling thread only.
  */
 typedef struct maos_worker_task {
-    const maos_task *task;      /* the claimed task */
+    const maos_task_info *task; /* the claimed task */
     void *result;               /* handler: a malloc'ed msgpack value to ack with */
     size_t result_len;
     char error[256];            /* handler: why it failed */

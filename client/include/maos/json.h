@@ -104,7 +104,7 @@ int maos_event_to_json(const maos_event *ev, json_t **out);
  * Returns 0 and *out (a new reference), or an error as
  * maos_msgpack_to_json.
  */
-int maos_entry_to_json(const maos_entry *e, json_t **out);
+int maos_entry_to_json(const maos_table_entry *e, json_t **out);
 
 /*
  * The one JSON form of a task (PROTOCOL.md "Task"), an object with these
@@ -116,7 +116,7 @@ int maos_entry_to_json(const maos_entry *e, json_t **out);
  * oldest first).  Returns 0 and *out (a new reference), or an error as
  * maos_msgpack_to_json (MAOS_EINVALID_ARG also for a malformed history).
  */
-int maos_task_to_json(const maos_task *t, json_t **out);
+int maos_task_to_json(const maos_task_info *t, json_t **out);
 
 /*
  * Enqueue one task whose payload and meta are JSON text (data NULL: null;
@@ -132,8 +132,7 @@ int maos_enqueue_json(maos_ctx *c, const char *queue, const char *data_json,
 /*
  * Append one event whose data and meta are JSON text (meta: NULL or an
  * object; data: NULL means null), with the server generating its id.
- * Same as maos_append otherwise (out may be NULL; out->ids/ids_cap are
- * inputs).  Bad JSON fails with MAOS_EINVALID_ARG (or MAOS_ELIMIT) and the
+ * Same as maos_append otherwise (out may be NULL).  Bad JSON fails with MAOS_EINVALID_ARG (or MAOS_ELIMIT) and the
  * reason in c->errstr, before anything is sent; it does not kill c.
  */
 int maos_append_json(maos_ctx *c, const char *stream, int64_t expect,
@@ -147,6 +146,20 @@ int maos_append_json(maos_ctx *c, const char *stream, int64_t expect,
  */
 int maos_publish_json(maos_ctx *c, const char *channel, const char *payload_json,
                       uint64_t *receivers);
+
+/* The asynchronous forms of the three above (client.h "Asynchronous
+ * requests"): bad JSON fails the call at once (nothing queued, no
+ * callback); the answer is read as for maos_async_append (maos_result_append,
+ * maos_result_append_ids), maos_async_enqueue (maos_result_enqueue with
+ * n 1) and maos_async_publish (maos_result_fields_get: receivers). */
+int maos_async_append_json(maos_ctx *c, maos_callback cb, void *privdata, const char *stream,
+                           int64_t expect, const char *type, const char *data_json,
+                           const char *meta_json);
+int maos_async_enqueue_json(maos_ctx *c, maos_callback cb, void *privdata, const char *queue,
+                            const char *data_json, const char *meta_json,
+                            const maos_task_opts *o);
+int maos_async_publish_json(maos_ctx *c, maos_callback cb, void *privdata,
+                            const char *channel, const char *payload_json);
 
 #ifdef __cplusplus
 }
