@@ -668,11 +668,10 @@ void maosc_pends_lost(maos_ctx *c, int code, int keep)
                 pd->frame_len = len;
             }
         }
-        /* A subscribe sent to a server that let it time out is not sent
-         * again (it would wait again, for ever): it fails, as before. */
-        int sub_op = pd->op == MAOS_OP_SUBSCRIBE || pd->op == MAOS_OP_SUBSCRIBE_CHANNEL ||
-                     pd->op == MAOS_OP_WATCH;
-        int retry = pd->retry && !(sub_op && code == MAOS_ETIMEOUT);
+        /* A request sent to a server that let it time out is not sent
+         * again (it could wait again, for ever, past every timeout): it
+         * fails with the timeout; what was never sent is still kept. */
+        int retry = pd->retry && code != MAOS_ETIMEOUT;
         if (keep && (retry || unsent) && pd->frame && pd->kind != MAOSC_PEND_INTERNAL) {
             plist_add(&p->rs_head, &p->rs_tail, pd);
             continue;

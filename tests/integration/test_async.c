@@ -962,6 +962,28 @@ static void test_fake_server(void **state)
     }
 }
 
+/* With reconnect on, a sync read (retry-safe) to a server that answers
+ * hello and then nothing: the request timeout ends it with MAOS_ETIMEOUT;
+ * it is not sent again on the new connection (it would wait there too, for
+ * ever: the call would never return). */
+static void test_silent_server_reconnect(void **state)
+{
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/fake-silent-rc.sock", mt_test_dir());
+    pid_t pid = fake_start(path, F_SILENT);
+    maos_ctx *c = connect_to(path, 1, 0);
+    MT_EQ_ERR(maos_set_timeout(c, 300), 0);
+    uint64_t pos = 0;
+    MT_EQ_ERR(maos_checkpoint_get(c, "x", &pos), MAOS_ETIMEOUT);
+    MT_EQ_ERR(maos_checkpoint_get(c, "y", &pos), MAOS_ETIMEOUT);
+    printf("# silent server, reconnect on: the sync read timed out (%s), %llu "
+           "reconnect(s)\n", c->errstr, (unsigned long long)maos_reconnects(c));
+    maos_free(c);
+    kill(pid, SIGKILL);
+    mt_wait(pid, 5000);
+}
+
 /* ---- a libuv agent --------------------------------------------------------------- */
 
 enum { UA_APPENDS = 10000, UA_WINDOW = 256, UA_MSGS = 500 };
@@ -1382,6 +1404,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_async_more),
         cmocka_unit_test(test_async_restart),
         cmocka_unit_test(test_fake_server),
+        cmocka_unit_test(test_silent_server_reconnect),
         cmocka_unit_test(test_uv_agent),
         cmocka_unit_test(test_async_connect),
         cmocka_unit_test(test_sub_in_flight),
