@@ -370,45 +370,40 @@ int maosc_queue_stats_from(maos_ctx *c, const maos_reply *rp, maos_queue_stat **
     return 0;
 }
 
-int maos_dead_list(maos_ctx *c, const char *queue, const uint8_t *after, uint32_t limit,
-                   maos_task_page **out)
+/* dead_list (queue required) and task_list (queue NULL: every queue). */
+static int task_page_call(maos_ctx *c, maos_op op, const char *queue, const uint8_t *after,
+                          uint32_t limit, maos_task_page **out)
 {
     struct maosc_req rq;
     struct rxf *f;
     maos_reply rep;
     int rc = maosc_sync_ready(c);
-    if (rc || (rc = maosc_check_str(c, "queue", queue)))
+    if (rc || ((queue || op == MAOS_OP_DEAD_LIST) && (rc = maosc_check_str(c, "queue", queue))))
         return rc;
     if (!out)
         return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
     if (limit > MAOS_READ_LIMIT_MAX)
         limit = MAOS_READ_LIMIT_MAX;
-    if ((rc = maosc_req_begin(c, &rq)) ||
-        (rc = maosc_call(c, &rq, MAOS_OP_DEAD_LIST,
-                         maos_enc_dead_list(&rq.pk, rq.rid, maosc_cstr(queue), after, limit), &f, &rep)))
+    if ((rc = maosc_req_begin(c, &rq)))
+        return rc;
+    int enc = op == MAOS_OP_DEAD_LIST
+                  ? maos_enc_dead_list(&rq.pk, rq.rid, maosc_cstr(queue), after, limit)
+                  : maos_enc_task_list(&rq.pk, rq.rid, maosc_cstr(queue), after, limit);
+    if ((rc = maosc_call(c, &rq, op, enc, &f, &rep)))
         return rc;
     return maosc_make_task_page(c, f, &rep, 0, out);
+}
+
+int maos_dead_list(maos_ctx *c, const char *queue, const uint8_t *after, uint32_t limit,
+                   maos_task_page **out)
+{
+    return task_page_call(c, MAOS_OP_DEAD_LIST, queue, after, limit, out);
 }
 
 int maos_task_list(maos_ctx *c, const char *queue, const uint8_t *after, uint32_t limit,
                    maos_task_page **out)
 {
-    struct maosc_req rq;
-    struct rxf *f;
-    maos_reply rep;
-    int rc = maosc_sync_ready(c);
-    if (rc || (queue && (rc = maosc_check_str(c, "queue", queue))))
-        return rc;
-    if (!out)
-        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
-    if (limit > MAOS_READ_LIMIT_MAX)
-        limit = MAOS_READ_LIMIT_MAX;
-    if ((rc = maosc_req_begin(c, &rq)) ||
-        (rc = maosc_call(c, &rq, MAOS_OP_TASK_LIST,
-                         maos_enc_task_list(&rq.pk, rq.rid, maosc_cstr(queue), after, limit),
-                         &f, &rep)))
-        return rc;
-    return maosc_make_task_page(c, f, &rep, 0, out);
+    return task_page_call(c, MAOS_OP_TASK_LIST, queue, after, limit, out);
 }
 
 static int dead_op(maos_ctx *c, maos_op op, const char *queue, const uint8_t *id,

@@ -252,8 +252,9 @@ int maosd_reply_backup(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int 
 {
     (void)i;
     (void)top;
-    return maos_enc_reply_fields(pk, w->req.rid, UINT64_MAX, UINT64_MAX,
-                                 w->out[0].head, UINT64_MAX);
+    const backup_move *m = w->done_arg;
+    return maos_enc_reply_fields(pk, w->req.rid, UINT64_MAX, UINT64_MAX, m->position,
+                                 UINT64_MAX);
 }
 
 void maosd_backup_take(maosd_store *store, const char *data_dir, const maosd_head *h,
@@ -286,7 +287,6 @@ void maosd_backup_take(maosd_store *store, const char *data_dir, const maosd_hea
         maosd_wfail(w, MAOS_EINTERNAL, -1, "backup failed: %s", err[0] ? err : "I/O error");
         return;
     }
-    w->out[0].head = h->position;
     m->position = h->position;
 }
 

@@ -180,7 +180,6 @@ struct maosd_commit {
     unsigned gather_skipped; /* waits skipped since then */
     uint64_t space_checked_ns; /* free space (space_short): when last read */
     uint64_t space_avail;      /* bytes available then */
-    int space_was_short;
 };
 
 int64_t maosd_now_us(void)
@@ -676,8 +675,7 @@ static int space_short(maosd_commit *cm, uint64_t *avail, uint64_t *need)
     }
     *avail = cm->space_avail;
     int short_ = cm->space_avail < *need;
-    if (short_ != cm->space_was_short) {
-        cm->space_was_short = short_;
+    if (short_ != atomic_load(&srv->no_space)) { /* only this thread writes it */
         atomic_store(&srv->no_space, short_);
         if (short_)
             maosd_log(MAOSD_LOG_ERROR, "%s has %llu MB free, below min_free_mb %llu: "

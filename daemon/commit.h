@@ -327,7 +327,7 @@ int maosd_reply_checkpoint(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, 
 /* (backup.c) */
 MAOSD_KIND_STEPS_(backup)
 /* Commit thread, between groups: checkpoint the store for backup request
- * w, whose copy then holds head h (w->out[0].head), or fail w. */
+ * w, whose copy then holds head h, or fail w. */
 void maosd_backup_take(maosd_store *store, const char *data_dir, const maosd_head *h,
                        maosd_wreq *w);
 MAOSD_KIND_STEPS_(put)

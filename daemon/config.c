@@ -466,16 +466,6 @@ void maosd_config_free(maosd_config *cfg)
 
 /* ---- reload (SIGHUP) ------------------------------------------------------ */
 
-static const char *level_name(int level)
-{
-    switch (level) {
-    case MAOSD_LOG_ERROR: return "error";
-    case MAOSD_LOG_WARN: return "warn";
-    case MAOSD_LOG_INFO: return "info";
-    default: return "debug";
-    }
-}
-
 static int str_differs(const char *a, const char *b)
 {
     return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
@@ -516,8 +506,8 @@ int maosd_config_reload(maosd_config *cfg, int argc, char **argv)
         cfg->n_allow_gid = n.n_allow_gid;
     }
     if (n.log_level != cfg->log_level) {
-        maosd_log(MAOSD_LOG_INFO, "reload: log_level %s -> %s", level_name(cfg->log_level),
-                  level_name(n.log_level));
+        maosd_log(MAOSD_LOG_INFO, "reload: log_level %s -> %s",
+                  maosd_log_level_name(cfg->log_level), maosd_log_level_name(n.log_level));
         cfg->log_level = n.log_level;
         maosd_log_level = n.log_level;
     }

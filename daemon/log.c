@@ -37,7 +37,7 @@ void maosd_log_init(void)
               (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
-static const char *level_name(int level)
+const char *maosd_log_level_name(int level)
 {
     switch (level) {
     case MAOSD_LOG_ERROR: return "error";
@@ -52,7 +52,7 @@ int maosd_log_parse_level(const char *s)
     static const int levels[] = {MAOSD_LOG_ERROR, MAOSD_LOG_WARN, MAOSD_LOG_INFO,
                                  MAOSD_LOG_DEBUG};
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-        if (strcmp(s, level_name(levels[i])) == 0)
+        if (strcmp(s, maosd_log_level_name(levels[i])) == 0)
             return levels[i];
     return -1;
 }
@@ -70,7 +70,7 @@ void maosd_log(int level, const char *fmt, ...)
         gmtime_r(&ts.tv_sec, &tm);
         n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ maosd %s: ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000, level_name(level));
+                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000, maosd_log_level_name(level));
     }
     va_list ap;
     va_start(ap, fmt);

@@ -25,6 +25,8 @@ void maosd_log_req(int level, uint64_t conn_id, uint64_t rid, const char *op, in
     } while (0)
 /* "error" | "warn" | "info" | "debug" -> level, or -1. */
 int maosd_log_parse_level(const char *s);
+/* "error", "warn", "info" or "debug" (static). */
+const char *maosd_log_level_name(int level);
 #define maosd_logf(lvl, ...)                                                   \
     do {                                                                       \
         if ((lvl) <= maosd_log_level)                                          \

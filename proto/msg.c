@@ -2051,25 +2051,27 @@ int maos_enc_queue_stats(msgpack_packer *pk, uint64_t rid, maos_slice queue)
     return 0;
 }
 
-int maos_enc_dead_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
-                       const uint8_t *after, uint32_t limit)
+/* dead_list and task_list: a page of tasks {queue?, after?, limit?}. */
+static int enc_task_page(msgpack_packer *pk, uint64_t rid, maos_op op, maos_slice queue,
+                         const uint8_t *after, uint32_t limit)
 {
-    if (head_req(pk, 1 + (after != NULL) + (limit != 0), rid, MAOS_OP_DEAD_LIST) ||
-        KV_STR(pk, "queue", queue) || (after && kv_bin(pk, "after", after, 16)) ||
+    if (head_req(pk, (queue.len != 0) + (after != NULL) + (limit != 0), rid, op) ||
+        (queue.len && KV_STR(pk, "queue", queue)) || (after && kv_bin(pk, "after", after, 16)) ||
         (limit && KV_U64(pk, "limit", limit)))
         return MAOS_ENOMEM;
     return 0;
 }
 
+int maos_enc_dead_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
+                       const uint8_t *after, uint32_t limit)
+{
+    return enc_task_page(pk, rid, MAOS_OP_DEAD_LIST, queue, after, limit);
+}
+
 int maos_enc_task_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
                        const uint8_t *after, uint32_t limit)
 {
-    if (head_req(pk, (queue.len != 0) + (after != NULL) + (limit != 0), rid,
-                 MAOS_OP_TASK_LIST) ||
-        (queue.len && KV_STR(pk, "queue", queue)) || (after && kv_bin(pk, "after", after, 16)) ||
-        (limit && KV_U64(pk, "limit", limit)))
-        return MAOS_ENOMEM;
-    return 0;
+    return enc_task_page(pk, rid, MAOS_OP_TASK_LIST, queue, after, limit);
 }
 
 int maos_enc_dead_retry(msgpack_packer *pk, uint64_t rid, maos_slice queue,
