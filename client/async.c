@@ -157,6 +157,25 @@ int maos_async_backup(maos_ctx *c, maos_callback cb, void *privdata, const char 
     ASYNC_CALL(maos_backup(c, dir, NULL));
 }
 
+int maos_async_stream_meta(maos_ctx *c, maos_callback cb, void *privdata,
+                           const char *stream, const char *category,
+                           const maos_stream_meta_set *set)
+{
+    ASYNC_CALL(maos_stream_meta(c, stream, category, set, NULL));
+}
+
+int maos_async_read_log(maos_ctx *c, maos_callback cb, void *privdata, uint64_t from,
+                        uint32_t limit)
+{
+    maos_page *pg;
+    ASYNC_CALL(maos_read_log(c, from, limit, &pg));
+}
+
+int maos_async_compact(maos_ctx *c, maos_callback cb, void *privdata)
+{
+    ASYNC_CALL(maos_compact(c));
+}
+
 int maos_async_publish(maos_ctx *c, maos_callback cb, void *privdata, const char *channel,
                        const void *payload, size_t len)
 {
@@ -532,6 +551,15 @@ int maos_result_stats_kv(const maos_result *r, maos_stats_kv **out)
     if (answer_of(r, ops) || !out)
         return MAOS_EINVALID_ARG;
     return maosc_stats_kv_from(r->c, r->pd->f, &r->rep, out);
+}
+
+int maos_result_stream_meta(const maos_result *r, maos_stream_meta_info *out)
+{
+    static const maos_op ops[] = {MAOS_OP_STREAM_META, 0};
+    if (answer_of(r, ops) || !out)
+        return MAOS_EINVALID_ARG;
+    maosc_stream_meta_from(&r->rep, out);
+    return 0;
 }
 
 int maos_result_queue_stats(const maos_result *r, maos_queue_stat **out, size_t *n)

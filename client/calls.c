@@ -796,6 +796,99 @@ int maos_backup(maos_ctx *c, const char *dir, uint64_t *position)
     return 0;
 }
 
+void maosc_stream_meta_from(const maos_reply *rep, maos_stream_meta_info *out)
+{
+    out->max_count = rep->smeta.max_count;
+    out->max_age_ms = rep->smeta.max_age_ms;
+    out->is_stream = rep->smeta.is_stream;
+    out->first_version = rep->smeta.is_stream ? rep->smeta.first_version : 0;
+    out->head = rep->smeta.is_stream ? rep->smeta.head : -1;
+    out->deleted = rep->smeta.deleted;
+}
+
+int maos_stream_meta(maos_ctx *c, const char *stream, const char *category,
+                     const maos_stream_meta_set *set, maos_stream_meta_info *out)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    maos_stream_meta_in in;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!stream == !category)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "give a stream or a category");
+    if ((rc = maosc_check_str(c, stream ? "stream" : "category", stream ? stream : category)))
+        return rc;
+    memset(&in, 0, sizeof in);
+    if (set) {
+        if (set->set && set->clear)
+            return maosc_fail(c, MAOS_EINVALID_ARG, "set and clear together");
+        if (category && (set->has_truncate_before || set->delete_stream))
+            return maosc_fail(c, MAOS_EINVALID_ARG, "truncate and delete are for a stream");
+        in.set = set->set != 0;
+        in.max_count = set->max_count;
+        in.max_age_ms = set->max_age_ms;
+        in.clear = set->clear != 0;
+        in.has_truncate_before = set->has_truncate_before != 0;
+        in.truncate_before = set->truncate_before;
+        in.delete_ = set->delete_stream != 0;
+    }
+    if (category)
+        in.category = maosc_cstr(category);
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_STREAM_META,
+                         maos_enc_stream_meta(&rq.pk, rq.rid, maosc_cstr(stream), &in),
+                         &f, &rep)))
+        return rc;
+    if (out)
+        maosc_stream_meta_from(&rep, out);
+    free(f);
+    return 0;
+}
+
+int maos_read_log(maos_ctx *c, uint64_t from, uint32_t limit, maos_page **out)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_READ_ALL,
+                         maos_enc_read_log(&rq.pk, rq.rid, from ? from : 1,
+                                           clamp_limit(limit)),
+                         &f, &rep)))
+        return rc;
+    return maosc_make_page(c, f, &rep, out);
+}
+
+int maos_compact(maos_ctx *c)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_COMPACT, maos_enc_compact(&rq.pk, rq.rid), &f, &rep)))
+        return rc;
+    free(f);
+    return 0;
+}
+
+int maos_event_removed(const maos_event *e, uint8_t hash[32])
+{
+    maos_slice h;
+    if (!e || !e->raw || !maos_record_stub(e->raw, e->raw_len, &h))
+        return 0;
+    if (hash)
+        memcpy(hash, h.ptr, 32);
+    return 1;
+}
+
 int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position)
 {
     struct maosc_req rq;

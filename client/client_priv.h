@@ -512,6 +512,7 @@ int maosc_copy_result(maos_ctx *c, const maos_append_result *r, maos_append_info
 int maosc_make_stream_page(maos_ctx *c, struct rxf *f, const maos_reply *rp,
                            maos_stream_page **out);
 int maosc_stats_from(maos_ctx *c, const maos_reply *rp, maos_stats_info *out);
+void maosc_stream_meta_from(const maos_reply *rep, maos_stream_meta_info *out);
 int maosc_queue_stats_from(maos_ctx *c, const maos_reply *rp, maos_queue_stat **out,
                            size_t *n);
 int maosc_stats_kv_from(maos_ctx *c, const struct rxf *f, const maos_reply *rep,

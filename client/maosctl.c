@@ -62,7 +62,8 @@ enum opt_id {
     O_PREFIX, O_CATEGORY, O_TYPE, O_SINCE, O_UNTIL, O_COUNT, O_WAIT, O_SESSION,
     O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O_PRIORITY, O_DELAY, O_MAX_ATTEMPTS,
     O_DEDUPE, O_ORDERING_KEY, O_LEASE, O_ERROR, O_RETRY_AFTER, O_ALL, O_DEAD, O_VERIFY,
-    O_TO, O_OUTPUT, O_FORMAT, O_PROMETHEUS, O__COUNT
+    O_TO, O_OUTPUT, O_FORMAT, O_PROMETHEUS, O_MAX_COUNT, O_MAX_AGE, O_CLEAR, O_BEFORE,
+    O__COUNT
 };
 _Static_assert(O__COUNT <= 64, "command option sets are 64-bit masks");
 
@@ -146,6 +147,12 @@ static const struct option_def options[O__COUNT] = {
                   "backup: check the copy in DIR offline instead of making one (a\n"
                   "read-only maosd on it, then verify)"},
     [O_DEAD] = {"dead", NULL, 0, "queue purge: delete the dead letters (required)"},
+    [O_MAX_COUNT] = {"max-count", "N", 0, "stream retention: keep the last N events"},
+    [O_MAX_AGE] = {"max-age", "D", 0,
+                   "stream retention: keep the events younger than D (a number and a\n"
+                   "unit: ms, s, m, h, d; e.g. 30d)"},
+    [O_CLEAR] = {"clear", NULL, 0, "stream retention: remove the rule"},
+    [O_BEFORE] = {"before", "V", 0, "stream truncate: remove the versions below V"},
 };
 
 #define OPT(x) (1ull << (x))
@@ -199,6 +206,8 @@ static int cmd_lock(struct args *a);
 static int cmd_session(struct args *a);
 static int cmd_agent(struct args *a);
 static int cmd_queue(struct args *a);
+static int cmd_stream(struct args *a);
+static int cmd_compact(struct args *a);
 static json_t *queue_info_json(const maos_queue_stat *q);
 static void print_queue_info(const struct args *a, const maos_queue_stat *q);
 
@@ -318,6 +327,22 @@ static const struct command commands[] = {
      "after N tasks; SIGINT/SIGTERM: stop after the task in hand.  It lives\n"
      "through restarts of maosd: it reconnects and claims again (the task in\n"
      "hand when the connection was lost went back to its queue)."},
+    {"stream", cmd_stream,
+     "info STREAM | info --category C\n"
+     "       maosctl stream retention STREAM|--category C [--max-count N] [--max-age D]\n"
+     "                                [--clear]\n"
+     "       maosctl stream truncate STREAM --before V | delete STREAM",
+     "retention, truncation and deletion of streams", OPT(O_CATEGORY) | OPT(O_MAX_COUNT) |
+     OPT(O_MAX_AGE) | OPT(O_CLEAR) | OPT(O_BEFORE), 1, 2,
+     "info prints the rule (max_count, max_age_ms; 0: none) and, for a stream, its\n"
+     "first readable version, head and whether it is deleted.  retention sets the\n"
+     "rule of a stream, or of every stream of category C (a stream's own rule wins);\n"
+     "--max-count and --max-age together keep what both keep.  truncate removes\n"
+     "the versions below V; delete removes every event (versions go on when it is\n"
+     "written again).  Removed events disappear from reads of the stream at once,\n"
+     "and from read-all, tail and export when maosd's removal pass reaches them\n"
+     "(it starts at once and runs every retention_interval_s); verify still checks\n"
+     "the whole chain through what is left (docs/ARCHITECTURE.md \"Retention\")."},
     {"status", cmd_status, "", "a one-screen summary of the daemon, for a person", 0, 0, 0,
      "Version, uptime, data directory and its size on disk, durability, head,\n"
      "requests and events per second over the last minute, connections,\n"
@@ -344,6 +369,12 @@ static const struct command commands[] = {
      "parent (under systemd: ReadWritePaths=).  --verify DIR checks a copy offline:\n"
      "a private read-only maosd on it (maosctl inspect), then verify: the chain up\n"
      "to its head."},
+    {"compact", cmd_compact, "",
+     "compact the store now (the space of removed events comes back at once)", 0, 0, 0,
+     "RocksDB rewrites every table file without the values that were overwritten or\n"
+     "deleted -- the data of events removed by retention, truncation or deletion\n"
+     "among them -- instead of at its own pace.  Waits until it is done (no request\n"
+     "timeout unless --timeout).  Only root and maosd's own user may ask."},
     {"export", cmd_export,
      "[--from P] [--to P] [--prefix P] [--category C] [--stream S] [--type T]...\n"
      "       [--since T] [--until T] [--format jsonl|pg-copy] [-o FILE]",
@@ -1259,7 +1290,10 @@ static int cmd_status(struct args *a)
 
 /*
  * verify: positions must be 1, 2, 3, ... and each record's prev must be the
- * BLAKE2b-256 (unkeyed) of the previous record's bytes (zeros before 1);
+ * BLAKE2b-256 (unkeyed) of the previous record's bytes (zeros before 1), or
+ * for the stub of a removed event the hash it keeps; after retention
+ * collapsed the log's start, from the stub at log_anchor (its prev is
+ * taken as the chain's start);
  * and the record at the head the daemon reported when verify started must
  * hash to the head hash it stores, so that a rewritten newest event (which
  * no later record's prev covers yet) is caught too.  A read that fails on
@@ -1280,8 +1314,9 @@ static int verify_bad(struct args *a, uint64_t pos, const char *why)
 static int cmd_verify(struct args *a)
 {
     uint8_t prev[MAOS_HASH_BYTES] = {0};
-    uint64_t expect = 1, from = MAOS_FROM_START, count = 0;
+    uint64_t expect = 1, from = 1, count = 0, removed = 0, anchor = 0;
     maos_stats_info st;
+    maos_stats_kv *kv = NULL;
     maos_ctx *c;
     int rc;
     if (sodium_init() < 0) {
@@ -1290,14 +1325,19 @@ static int cmd_verify(struct args *a)
     }
     if ((rc = connect_to(a, &c)))
         return rc;
-    if (maos_stats_get(c, &st)) {
+    if (maos_stats_get(c, &st) || maos_stats_get_kv(c, &kv)) {
         rc = report(c, "verify");
         maos_free(c);
         return rc;
     }
+    /* after retention the chain starts at the stub kept at log_anchor
+     * (an older daemon has no such counter: the whole log) */
+    if (maos_stats_find(kv, "log_anchor", &anchor))
+        anchor = 0;
+    maos_stats_kv_free(kv);
     for (;;) {
         maos_page *pg;
-        if (maos_read_all(c, NULL, from, 0, PAGE_EVENTS, &pg)) {
+        if (maos_read_log(c, from, PAGE_EVENTS, &pg)) {
             if (c->err == MAOS_ECORRUPT) {
                 char why[sizeof c->errstr + 32];
                 snprintf(why, sizeof why, "cannot be read: %s", c->errstr);
@@ -1309,7 +1349,15 @@ static int cmd_verify(struct args *a)
         }
         for (size_t i = 0; i < pg->n && !rc; i++) {
             const maos_event *e = &pg->events[i];
+            uint8_t stub[MAOS_HASH_BYTES];
+            int is_stub = maos_event_removed(e, stub);
             char why[96];
+            if (expect == 1 && anchor > 1 && e->position == anchor && is_stub) {
+                /* the anchor: what came before it is gone, its prev
+                 * is where the chain starts */
+                expect = anchor;
+                memcpy(prev, e->prev, sizeof prev);
+            }
             if (e->position != expect) {
                 snprintf(why, sizeof why, "expected position %" PRIu64 ", found %" PRIu64,
                          expect, e->position);
@@ -1318,14 +1366,20 @@ static int cmd_verify(struct args *a)
                 rc = verify_bad(a, e->position,
                                 "prev hash does not match the previous record");
             } else {
-                crypto_generichash(prev, sizeof prev, e->raw, e->raw_len, NULL, 0);
+                if (is_stub)
+                    memcpy(prev, stub, sizeof prev);
+                else
+                    crypto_generichash(prev, sizeof prev, e->raw, e->raw_len, NULL, 0);
                 if (e->position == st.head_position &&
                     memcmp(prev, st.head_hash, sizeof prev) != 0)
                     rc = verify_bad(a, e->position,
                                     "the record does not match the head hash the "
                                     "daemon stored for it");
                 expect++;
-                count++;
+                if (is_stub)
+                    removed++;
+                else
+                    count++;
             }
         }
         int more = pg->has_next;
@@ -1342,8 +1396,14 @@ static int cmd_verify(struct args *a)
     }
     if (!rc) {
         if (a->json)
-            print_json_line(json_pack("{s:b,s:I,s:I}", "ok", 1, "events", (json_int_t)count,
-                                      "head", (json_int_t)(expect - 1)));
+            print_json_line(json_pack("{s:b,s:I,s:I,s:I,s:I}", "ok", 1, "events",
+                                      (json_int_t)count, "head", (json_int_t)(expect - 1),
+                                      "removed", (json_int_t)removed, "anchor",
+                                      (json_int_t)anchor));
+        else if (removed || anchor > 1)
+            printf("OK: %" PRIu64 " events, head %" PRIu64 " (%" PRIu64 " removed by "
+                   "retention, chain from position %" PRIu64 ")\n", count, expect - 1,
+                   removed, anchor > 1 ? anchor : 1);
         else
             printf("OK: %" PRIu64 " events, head %" PRIu64 "\n", count, expect - 1);
     }
@@ -1533,6 +1593,133 @@ static int cmd_publish(struct args *a)
     else
         printf("%s: sent to %" PRIu64 " subscriber%s\n", a->pos[0], receivers,
                receivers == 1 ? "" : "s");
+    maos_free(c);
+    return rc;
+}
+
+/* D: a number and a unit (ms, s, m, h, d) -> milliseconds. */
+static int parse_duration_ms(const char *s, uint64_t *ms)
+{
+    static const struct { const char *unit; uint64_t ms; } units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].unit)) {
+            if (n > UINT64_MAX / units[i].ms)
+                return -1;
+            *ms = n * units[i].ms;
+            return 0;
+        }
+    return -1;
+}
+
+static void print_stream_meta(const struct args *a, const char *name, int category,
+                              const maos_stream_meta_info *m)
+{
+    if (a->json) {
+        json_t *o = json_pack("{s:s,s:I,s:I}", category ? "category" : "stream", name,
+                              "max_count", (json_int_t)m->max_count, "max_age_ms",
+                              (json_int_t)m->max_age_ms);
+        if (m->is_stream)
+            json_object_update_new(o, json_pack("{s:I,s:I,s:b}", "first_version",
+                                                (json_int_t)m->first_version, "head",
+                                                (json_int_t)m->head, "deleted", m->deleted));
+        print_json_line(o);
+        return;
+    }
+    printf("%s %s: max_count %" PRIu64 ", max_age_ms %" PRIu64, category ? "category" : "stream",
+           name, m->max_count, m->max_age_ms);
+    if (m->is_stream)
+        printf(", first version %" PRIu64 ", head %" PRId64 "%s", m->first_version, m->head,
+               m->deleted ? ", deleted" : "");
+    printf("\n");
+}
+
+static int cmd_compact(struct args *a)
+{
+    maos_ctx *c;
+    a->no_request_timeout = !a->timeout_set; /* a large store takes minutes */
+    int rc = connect_to(a, &c);
+    if (rc)
+        return rc;
+    if (maos_compact(c))
+        rc = report(c, "compact");
+    else if (a->json)
+        print_json_line(json_pack("{s:b}", "ok", 1));
+    else
+        printf("compacted\n");
+    maos_free(c);
+    return rc;
+}
+
+static int cmd_stream(struct args *a)
+{
+    const char *sub = a->pos[0];
+    const char *stream = a->npos > 1 ? a->pos[1] : NULL;
+    const char *category = a->set[O_CATEGORY] ? a->val[O_CATEGORY] : NULL;
+    maos_stream_meta_set set;
+    memset(&set, 0, sizeof set);
+    int retention = !strcmp(sub, "retention");
+    if (strcmp(sub, "info") && !retention && strcmp(sub, "truncate") && strcmp(sub, "delete")) {
+        usage_error("unknown stream command '%s' (info, retention, truncate, delete)", sub);
+        return EXIT_USAGE;
+    }
+    if (!stream == !category || (category && !retention && strcmp(sub, "info"))) {
+        usage_error("stream %s needs a STREAM%s", sub,
+                    retention || !strcmp(sub, "info") ? " or --category C (one of them)" : "");
+        return EXIT_USAGE;
+    }
+    if (!retention && (a->set[O_MAX_COUNT] || a->set[O_MAX_AGE] || a->set[O_CLEAR])) {
+        usage_error("--max-count, --max-age and --clear are for stream retention");
+        return EXIT_USAGE;
+    }
+    if (retention) {
+        if (a->set[O_CLEAR] && (a->set[O_MAX_COUNT] || a->set[O_MAX_AGE])) {
+            usage_error("--clear removes the rule: not with --max-count or --max-age");
+            return EXIT_USAGE;
+        }
+        if (!a->set[O_CLEAR] && !a->set[O_MAX_COUNT] && !a->set[O_MAX_AGE]) {
+            usage_error("stream retention needs --max-count, --max-age or --clear");
+            return EXIT_USAGE;
+        }
+        if (a->set[O_MAX_COUNT] && (parse_u64(a->val[O_MAX_COUNT], &set.max_count) ||
+                                    set.max_count == 0)) {
+            usage_error("bad --max-count '%s' (a number >= 1)", a->val[O_MAX_COUNT]);
+            return EXIT_USAGE;
+        }
+        if (a->set[O_MAX_AGE] && (parse_duration_ms(a->val[O_MAX_AGE], &set.max_age_ms) ||
+                                  set.max_age_ms == 0)) {
+            usage_error("bad --max-age '%s' (a number and a unit: ms, s, m, h, d)",
+                        a->val[O_MAX_AGE]);
+            return EXIT_USAGE;
+        }
+        set.set = !a->set[O_CLEAR];
+        set.clear = a->set[O_CLEAR];
+    }
+    if (!strcmp(sub, "truncate")) {
+        if (!a->set[O_BEFORE] || parse_u64(a->val[O_BEFORE], &set.truncate_before)) {
+            usage_error("stream truncate needs --before V (a version)");
+            return EXIT_USAGE;
+        }
+        set.has_truncate_before = 1;
+    } else if (a->set[O_BEFORE]) {
+        usage_error("--before is for stream truncate");
+        return EXIT_USAGE;
+    }
+    set.delete_stream = !strcmp(sub, "delete");
+    maos_ctx *c;
+    maos_stream_meta_info info;
+    int rc = connect_to(a, &c);
+    if (rc)
+        return rc;
+    if (maos_stream_meta(c, stream, stream ? NULL : category, &set, &info))
+        rc = report(c, "stream");
+    else
+        print_stream_meta(a, stream ? stream : category, !stream, &info);
     maos_free(c);
     return rc;
 }

@@ -107,7 +107,11 @@
     X(QUEUE_UNBIND, "queue_unbind", maosd_check_none, maosd_stage_queue_unbind, \
       maosd_reply_own)                                                         \
     X(BACKUP, "backup", maosd_check_backup, maosd_stage_backup,                \
-      maosd_reply_backup)
+      maosd_reply_backup)                                                      \
+    X(STREAM_META, "stream_meta", maosd_check_stream_meta,                     \
+      maosd_stage_stream_meta, maosd_reply_stream_meta)                        \
+    X(RETAIN, "retain", maosd_check_none, maosd_stage_retain,                  \
+      maosd_reply_retain)
 
 /* proto's items (MAOS_ITEM_*) and maosd's own (MAOSD_ITEM_*) */
 enum {
@@ -213,6 +217,26 @@ maosd_wreq *maosd_wreq_new(maos_request *req, char **frame, size_t frame_len)
     w->frame_len = frame_len;
     *frame = NULL;
     w->index = -1;
+    return w;
+}
+
+maosd_wreq *maosd_own_item(int kind, uint64_t position)
+{
+    maos_request req;
+    memset(&req, 0, sizeof(req));
+    req.op = MAOS_OP_NONE;
+    req.items = calloc(1, sizeof(*req.items));
+    char *frame = malloc(1);
+    maosd_wreq *w = req.items && frame ? maosd_wreq_new(&req, &frame, 0) : NULL;
+    if (!w) {
+        free(req.items);
+        free(frame);
+        return NULL;
+    }
+    w->req.n_items = 1;
+    w->items_owned = 1;
+    w->req.items[0].kind = kind;
+    w->req.items[0].position = position;
     return w;
 }
 

@@ -146,6 +146,9 @@ struct maosd_wreq {
  * (nothing moved). */
 maosd_wreq *maosd_wreq_new(maos_request *req, char **frame, size_t frame_len);
 void maosd_wreq_free(maosd_wreq *w);
+/* A request of maosd's own with one item of kind (item position: its
+ * argument), no connection.  NULL: out of memory. */
+maosd_wreq *maosd_own_item(int kind, uint64_t position);
 /* Forget the outcome of a request that came back, so that it can be
  * submitted again (a waiting claim): code, results, records, notes. */
 void maosd_wreq_reset(maosd_wreq *w);
@@ -306,6 +309,9 @@ enum {
     MAOSD_ITEM_QUEUE_UNBIND,
     /* op backup: writes nothing; taken after its group (backup.c) */
     MAOSD_ITEM_BACKUP,
+    /* op stream_meta; a retention pass (retention.c) */
+    MAOSD_ITEM_STREAM_META,
+    MAOSD_ITEM_RETAIN,
     MAOSD_ITEM__END
 };
 
@@ -326,6 +332,10 @@ int maosd_reply_checkpoint(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, 
     int maosd_reply_##k(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
 /* (backup.c) */
 MAOSD_KIND_STEPS_(backup)
+/* (retention.c) */
+MAOSD_KIND_STEPS_(stream_meta)
+int maosd_stage_retain(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+int maosd_reply_retain(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
 /* Commit thread, between groups: checkpoint the store for backup request
  * w, whose copy then holds head h, or fail w. */
 void maosd_backup_take(maosd_store *store, const char *data_dir, const maosd_head *h,

@@ -34,6 +34,7 @@ typedef struct maosd_config {
     unsigned n_allow_uid, n_allow_gid;
     size_t min_free;     /* bytes the data directory's file system keeps
                           * free: below it writes get NO_SPACE (commit.c) */
+    uint32_t retention_interval_s; /* between retention passes (retention.c) */
     int log_level;
     int salvage;         /* --salvage: open up to damage (flag only) */
     int read_only;       /* --read-only: inspection, nothing written (flag
@@ -60,7 +61,7 @@ void maosd_config_free(maosd_config *cfg);
  * and take what a running maosd can: log_level and the limits
  * (max_connections, max_connections_per_uid, hello_timeout_ms,
  * max_output_mb, max_total_output_mb, max_subscriptions, min_free_mb,
- * allow_uids, allow_gids), each change
+ * retention_interval_s, allow_uids, allow_gids), each change
  * logged.  Keys that need a restart (data_dir, socket, socket_group,
  * durability, max_frame, block_cache_mb, journal_mb) are named in one log
  * line and left as they were.  A file that no longer loads changes

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "retention.h"
 
 static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_HELLO] = {MAOS_OP_HELLO, "hello", maosd_op_hello, MAOSD_OPF_NO_HELLO},
@@ -60,6 +61,9 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_DEAD_PURGE] = {MAOS_OP_DEAD_PURGE, "dead_purge", maosd_op_queue_write,
                             MAOSD_OPF_WRITE},
     [MAOS_OP_BACKUP] = {MAOS_OP_BACKUP, "backup", maosd_op_backup, MAOSD_OPF_WRITE},
+    [MAOS_OP_STREAM_META] = {MAOS_OP_STREAM_META, "stream_meta", maosd_op_stream_meta,
+                             MAOSD_OPF_WRITE},
+    [MAOS_OP_COMPACT] = {MAOS_OP_COMPACT, "compact", maosd_op_compact, MAOSD_OPF_WRITE},
     [MAOS_OP_METRICS] = {MAOS_OP_METRICS, "metrics", maosd_op_metrics, 0},
     [MAOS_OP_TASK_LIST] = {MAOS_OP_TASK_LIST, "task_list", maosd_op_task_list,
                            MAOSD_OPF_OFFLOOP},

@@ -12,6 +12,7 @@
 
 #include <msgpack.h>
 
+#include "keys.h"
 #include "server.h"
 
 enum {
@@ -125,6 +126,9 @@ typedef struct maosd_scan {
     size_t budget;         /* bytes (the first event always fits) */
     int next_is_version;   /* op read: "next" is a version, not a position */
     uint32_t max_scan;     /* records examined at most (0: 20,000) */
+    uint64_t vmin;         /* one stream's scan: versions below are removed
+                            * (retention), never returned */
+    int removed;           /* read_all {removed: true}: stubs too */
     uint32_t count;        /* out: events written */
     uint32_t scanned;      /* out: records examined */
     int more;              /* out: stopped early; next is where to go on */
@@ -145,7 +149,10 @@ int maosd_drop_reply(maosd_call *call, size_t mark, int rc);
  * RocksDB's words of this thread's last failed read (*log_it: log why
  * once, where it is handled). */
 int maosd_read_failure(int rc, char *why, size_t whylen, int *log_it);
-/* The position of a stream's version; MAOS_ENOT_FOUND if absent. */
+/* A stream's meta ('m' key, keys.h); all zero when it has none. */
+int maosd_stream_smeta(maosd_store *st, maos_slice stream, maosd_smeta *m);
+/* The position of a stream's version (a removed version: of the first
+ * version left); MAOS_ENOT_FOUND if absent. */
 int maosd_stream_version_position(maosd_store *st, maos_slice stream,
                                   uint64_t version, uint64_t *pos);
 

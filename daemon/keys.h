@@ -9,10 +9,15 @@
  *   events   : position(8)                         -> record bytes
  *   streams  : 'h' stream                          -> head_version(8) last_position(8)
  *              'v' stream 0x00 first_version(8)    -> first_position(8) count(4)
+ *              'm' stream                          -> stream meta (retention:
+ *              maosd_smeta below; no key: nothing removed, no own rule)
  *   ids      : id(16)                              -> position(8) index(4) count(4)
  *              (index of the event within its append, events in that
  *              append: an idempotent re-send must match the whole append)
  *   meta     : "log_head"                          -> position(8) hash(32)
+ *              "log_anchor"                        -> position(8) (retention:
+ *              the stub the hash chain starts from; no key: position 1)
+ *              "retention/" category               -> max_count(8) max_age_ms(8)
  *              "checkpoint/" name                  -> position(8)
  *              "bound/" table 0x00 key             -> "" (entries bound to
  *              a connection: released at start-up, written with the entry)
@@ -187,6 +192,64 @@ static inline size_t maosd_key_entry(char *k, const maos_table_ref *t,
     if (key.len)
         memcpy(k + n, key.ptr, key.len);
     return n + key.len;
+}
+
+/* ---- retention (docs/ARCHITECTURE.md "Retention") ---------------------------- */
+
+#define MAOSD_META_LOG_ANCHOR "log_anchor"
+#define MAOSD_RETENTION_PREFIX "retention/"
+#define MAOSD_RETENTION_KEY_MAX (sizeof(MAOSD_RETENTION_PREFIX) + MAOS_STREAM_MAX)
+#define MAOSD_SMETA_LEN 36
+#define MAOSD_SMETA_RULE 1u    /* the stream has a rule of its own */
+#define MAOSD_SMETA_DELETED 2u /* deleted: first was set past the head */
+
+/* A stream's meta ('m' key): first(8) done(8) max_count(8) max_age_ms(8)
+ * flags(4).  Versions below `first` are removed: no read returns them;
+ * versions below `done` (<= first) are stubs already. */
+typedef struct maosd_smeta {
+    uint64_t first;
+    uint64_t done;
+    uint64_t max_count;
+    uint64_t max_age_ms;
+    uint32_t flags;
+} maosd_smeta;
+
+static inline size_t maosd_key_smeta(char *k, maos_slice stream)
+{
+    k[0] = 'm';
+    if (stream.len)
+        memcpy(k + 1, stream.ptr, stream.len);
+    return 1 + (size_t)stream.len;
+}
+
+static inline void maosd_smeta_value(char *v, const maosd_smeta *m)
+{
+    maosd_put_u64(v, m->first);
+    maosd_put_u64(v + 8, m->done);
+    maosd_put_u64(v + 16, m->max_count);
+    maosd_put_u64(v + 24, m->max_age_ms);
+    maosd_put_u32(v + 32, m->flags);
+}
+
+/* 0, or -1 for a value that is not one (length, done > first). */
+static inline int maosd_smeta_decode(const char *v, size_t vlen, maosd_smeta *m)
+{
+    if (vlen != MAOSD_SMETA_LEN)
+        return -1;
+    maosd_smeta t = {maosd_get_u64(v), maosd_get_u64(v + 8), maosd_get_u64(v + 16),
+                     maosd_get_u64(v + 24), maosd_get_u32(v + 32)};
+    if (t.done > t.first)
+        return -1;
+    *m = t;
+    return 0;
+}
+
+static inline size_t maosd_key_retention(char *k, maos_slice category)
+{
+    size_t n = sizeof(MAOSD_RETENTION_PREFIX) - 1;
+    memcpy(k, MAOSD_RETENTION_PREFIX, n);
+    memcpy(k + n, category.ptr, category.len);
+    return n + category.len;
 }
 
 #endif

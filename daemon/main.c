@@ -29,6 +29,7 @@
 #include "dispatch.h"
 #include "queues.h"
 #include "recover.h"
+#include "retention.h"
 #include "sdnotify.h"
 
 /* argv as given: a reload parses it again with the file */
@@ -163,9 +164,12 @@ int main(int argc, char **argv)
         rc = maosd_tables_init(&srv);
     if (!rc)
         rc = maosd_queues_init(&srv);
+    if (!rc)
+        rc = maosd_retention_init(&srv);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR, "cannot start the commit thread: %s", maos_strerror(rc));
         maosd_queues_close(&srv);
+        maosd_retention_close(&srv);
         uv_run(srv.loop, UV_RUN_NOWAIT); /* the commit object's close callback */
         maosd_recovery_free(&rec);
         maosd_headfile_close(srv.headfile);
@@ -186,6 +190,9 @@ int main(int argc, char **argv)
      * that fell due while maosd was down fire now. */
     if (!cfg.read_only)
         maosd_queues_start(&srv);
+    /* Retention: the anchor for stats, and a first pass. */
+    if (!cfg.read_only)
+        maosd_retention_start(&srv);
     while (maosd_commit_in_flight(srv.commit))
         uv_run(srv.loop, UV_RUN_ONCE);
     maosd_recovery_free(&rec);
@@ -208,6 +215,7 @@ int main(int argc, char **argv)
         uv_close((uv_handle_t *)&srv.sig_hup, NULL);
         maosd_subs_close(&srv);
         maosd_queues_close(&srv);
+        maosd_retention_close(&srv);
         maosd_queues_free(&srv);
         maosd_commit_stop(srv.commit);
         uv_run(srv.loop, UV_RUN_DEFAULT);

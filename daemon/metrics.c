@@ -103,6 +103,10 @@ static const figure figures[] = {
        "Requests per second over the last minute."),
     F_(events_per_s, "maos_events_per_second", GAUGE, 0,
        "Events committed per second over the last minute."),
+    F_(events_removed, "maos_events_removed_total", COUNTER, 0,
+       "Events removed by retention, truncation or deletion since start."),
+    F_(log_anchor, "maos_log_anchor_position", GAUGE, 0,
+       "Position the log's hash chain starts from after retention (0: the whole log)."),
 };
 #undef F_
 

@@ -257,6 +257,24 @@ static int read_head(maosd_store *st, maos_slice stream, uint64_t *head)
     return 0;
 }
 
+int maosd_stream_smeta(maosd_store *st, maos_slice stream, maosd_smeta *m)
+{
+    char k[MAOSD_KEY_MAX], v[MAOSD_SMETA_LEN + 1];
+    size_t vlen;
+    int rc = maosd_store_get(st, MAOSD_CF_STREAMS, k, maosd_key_smeta(k, stream), v,
+                             sizeof(v), &vlen);
+    if (rc == MAOS_ENOT_FOUND) {
+        memset(m, 0, sizeof(*m));
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (maosd_smeta_decode(v, vlen, m))
+        return maosd_store_corrupt("the meta of stream %.*s (streams 'm' key) is "
+                                   "malformed", (int)stream.len, stream.ptr);
+    return 0;
+}
+
 int maosd_read_failure(int rc, char *why, size_t whylen, int *log_it)
 {
     if (rc == MAOS_ENOMEM)
@@ -307,6 +325,8 @@ static int scan_take(maosd_scan *sc, const char *rec, size_t rlen, uint64_t pos,
         *stop = 1;
         return 0;
     }
+    if (!sc->removed && rlen && (uint8_t)rec[0] == 0x8a)
+        return 0; /* the stub of a removed event (maos_enc_stub) */
     const maos_filter *f = sc->f;
     if (filter_active(f, in_stream)) {
         maos_record r;
@@ -444,6 +464,13 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
     maosd_iter *it = maosd_iter_new(st, MAOSD_CF_STREAMS);
     if (!it)
         return MAOS_EOVERLOADED;
+    if (from < sc->vmin) {
+        if (sc->backward) {
+            maosd_iter_free(it);
+            return 0; /* all of it removed */
+        }
+        from = sc->vmin;
+    }
     size_t klen = maosd_key_version(k, stream, from);
     maosd_sindex e = {0};
     uint64_t off = 0; /* of the next event within e */
@@ -490,6 +517,8 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
     while (!rc && !stop && have) {
         uint64_t pos = e.pos + off;
         uint64_t here = sc->next_is_version ? e.first + off : pos;
+        if (e.first + off < sc->vmin)
+            break; /* backward, down to the first version not removed */
         if (sc->count == sc->limit || scanned == scan_max(sc)) {
             sc->more = 1;
             sc->next = here;
@@ -621,6 +650,11 @@ int maosd_stream_version_position(maosd_store *st, maos_slice stream,
     int rc = read_head(st, stream, &head);
     if (rc)
         return rc;
+    maosd_smeta m;
+    if ((rc = maosd_stream_smeta(st, stream, &m)))
+        return rc;
+    if (version < m.first)
+        version = m.first; /* removed: from the first left */
     if (version > head)
         return MAOS_ENOT_FOUND;
     maosd_iter *it = maosd_iter_new(st, MAOSD_CF_STREAMS);
@@ -691,9 +725,15 @@ int maosd_collect(maosd_store *st, uint64_t from, maosd_scan *sc,
         return 0; /* nothing, and nothing more */
     if (rc)
         return rc;
+    maosd_smeta m;
+    if ((rc = maosd_stream_smeta(st, stream, &m)))
+        return rc;
     if ((rc = version_at(st, stream, head, from, sc->backward, &v)))
         return rc;
-    if (sc->backward ? v == 0 : v > head)
+    sc->vmin = m.first;
+    if (!sc->backward && v < m.first)
+        v = m.first;
+    if (sc->backward ? v <= m.first : v > head)
         return 0;
     return scan_index(st, stream, sc->backward ? v - 1 : v, sc, out);
 }
@@ -744,12 +784,24 @@ static void run_read(maosd_rjob *j)
         maosd_rjob_fail(j, j->out.size, rc);
         return;
     }
+    maosd_smeta m;
+    if ((rc = maosd_stream_smeta(j->store, req->stream, &m))) {
+        maosd_rjob_fail(j, j->out.size, rc);
+        return;
+    }
+    if ((m.flags & MAOSD_SMETA_DELETED) && m.first > head) {
+        j->rc = MAOS_ENOT_FOUND;
+        snprintf(j->why, sizeof(j->why), "stream %.*s was deleted",
+                 (int)req->stream.len, req->stream.ptr);
+        return;
+    }
     maosd_scan sc = {
         .backward = req->backward,
         .upto = UINT64_MAX,
         .limit = req->limit,
         .budget = j->budget,
         .next_is_version = 1,
+        .vmin = m.first,
     };
     uint64_t from = req->has_from ? req->from : (req->backward ? head : 0);
     reply_scan(j, &sc, req->stream, from);
@@ -769,6 +821,7 @@ static void run_read_all(maosd_rjob *j)
         .upto = UINT64_MAX,
         .limit = req->limit,
         .budget = j->budget,
+        .removed = req->removed,
     };
     uint64_t from = req->has_from ? req->from : (req->backward ? UINT64_MAX : 1);
     reply_scan(j, &sc, (maos_slice){0}, from);
@@ -830,6 +883,12 @@ static void run_streams(maosd_rjob *j)
             .count = maosd_get_u64(iv) + 1,
             .last_position = maosd_get_u64(iv + 8),
         };
+        maosd_smeta m;
+        if ((rc = maosd_stream_smeta(j->store, si.stream, &m)))
+            break;
+        if ((m.flags & MAOSD_SMETA_DELETED) && m.first > si.head)
+            continue; /* deleted */
+        si.count -= m.first; /* removed events are not counted */
         rc = maos_enc_stream_info(&pk, &si);
         cursor_len = si.stream.len;
         memcpy(cursor, si.stream.ptr, cursor_len);

@@ -40,33 +40,11 @@ static void arm_at(maosd_server *srv, int64_t due);
 
 /* ---- maosd's own queue writes --------------------------------------------------------- */
 
-/* A request of maosd's own with one item of kind (position: its argument). */
-static maosd_wreq *own_item(int kind, uint64_t position)
-{
-    maos_request req;
-    memset(&req, 0, sizeof(req));
-    req.op = MAOS_OP_NONE;
-    req.items = calloc(1, sizeof(*req.items));
-    char *frame = malloc(1);
-    maosd_wreq *w = req.items && frame ? maosd_wreq_new(&req, &frame, 0) : NULL;
-    if (!w) {
-        free(req.items);
-        free(frame);
-        return NULL;
-    }
-    req.n_items = 1;
-    w->req.n_items = 1;
-    w->items_owned = 1;
-    w->req.items[0].kind = kind;
-    w->req.items[0].position = position;
-    return w;
-}
-
 static void unbind_done(maosd_server *srv, maosd_wreq *w);
 
 static void queue_unbind(maosd_server *srv, uint64_t conn)
 {
-    maosd_wreq *w = own_item(MAOSD_ITEM_QUEUE_UNBIND, conn);
+    maosd_wreq *w = maosd_own_item(MAOSD_ITEM_QUEUE_UNBIND, conn);
     if (!w) {
         maosd_log(MAOSD_LOG_ERROR, "out of memory: the claims bound to connection %llu "
                   "come back when their leases run out", (unsigned long long)conn);
@@ -114,7 +92,7 @@ static void on_tick(uv_timer_t *t)
         return;
     if (maosd_store_state(srv->store) != MAOSD_STORE_OK)
         return; /* read-only: nothing can move */
-    maosd_wreq *w = own_item(MAOSD_ITEM_QUEUE_TICK, 0);
+    maosd_wreq *w = maosd_own_item(MAOSD_ITEM_QUEUE_TICK, 0);
     if (!w) {
         uv_timer_start(&srv->queue_timer, on_tick, 100, 0); /* try again */
         return;

@@ -43,6 +43,7 @@
 #include "keys.h"
 #include "log.h"
 #include "recover.h"
+#include "retention.h"
 
 #define META_FORMAT "format"
 #define META_STORE_ID "store_id"
@@ -112,7 +113,7 @@ static int load_head(maosd_store *st, maosd_head *h, int64_t *last_time, char *e
     if (rec) {
         maos_record r;
         uint8_t hash[MAOS_HASH_BYTES];
-        crypto_generichash(hash, sizeof(hash), (const unsigned char *)rec, rlen, NULL, 0);
+        maosd_record_hash(rec, rlen, hash);
         const char *bad = maos_record_decode(rec, rlen, &r) ? "does not decode"
                           : r.position != last ? "names another position"
                           : sodium_memcmp(hash, h->hash, sizeof(hash)) && !trust_head()
@@ -130,6 +131,17 @@ static int load_head(maosd_store *st, maosd_head *h, int64_t *last_time, char *e
     return 0;
 }
 
+/* meta log_anchor (retention.c): positions below it are gone; 0 none. */
+static uint64_t log_anchor(maosd_store *st)
+{
+    char v[8];
+    size_t vlen;
+    if (maosd_store_get(st, MAOSD_CF_META, MAOSD_META_LOG_ANCHOR,
+                        strlen(MAOSD_META_LOG_ANCHOR), v, sizeof(v), &vlen) || vlen != 8)
+        return 0;
+    return maosd_get_u64(v);
+}
+
 /* The hash of the event at pos: 0, MAOS_ENOT_FOUND, or another error. */
 static int event_hash(maosd_store *st, uint64_t pos, uint8_t hash[MAOS_HASH_BYTES])
 {
@@ -139,7 +151,7 @@ static int event_hash(maosd_store *st, uint64_t pos, uint8_t hash[MAOS_HASH_BYTE
                                    &rec, &rlen);
     if (rc)
         return rc;
-    crypto_generichash(hash, MAOS_HASH_BYTES, (const unsigned char *)rec, rlen, NULL, 0);
+    maosd_record_hash(rec, rlen, hash);
     free(rec);
     return 0;
 }
@@ -412,7 +424,11 @@ int maosd_recover(const maosd_recover_opts *o, maosd_store **st_out,
     } else if (have_acked && acked.position > 0 && !trust_head()) {
         uint8_t hash[MAOS_HASH_BYTES];
         rc = event_hash(st, acked.position, hash);
-        if (rc || sodium_memcmp(hash, acked.hash, sizeof(hash))) {
+        if (rc == MAOS_ENOT_FOUND && acked.position < log_anchor(st)) {
+            /* retention removed it (an older MAOS-HEAD, after a power
+             * loss): nothing to check it against */
+            rc = 0;
+        } else if (rc || sodium_memcmp(hash, acked.hash, sizeof(hash))) {
             snprintf(whatbuf, sizeof(whatbuf),
                      "the event at position %llu %s the one acknowledged there (%s): "
                      "this log holds another history",

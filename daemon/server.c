@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "retention.h"
 #include "queues.h"
 #include "readahead.h"
 #include "sdnotify.h"
@@ -1157,6 +1158,7 @@ void maosd_server_stop(maosd_server *srv)
     srv->stopping = 1;
     maosd_sd_stopping(srv);
     maosd_queues_close(srv); /* waiting claims end (empty), timers stop */
+    maosd_retention_close(srv);
     if (srv->listening) {
         uv_close((uv_handle_t *)&srv->listener, NULL);
         if (srv->listen_fd < 0) /* a passed socket stays systemd's */
@@ -1291,5 +1293,7 @@ void maosd_server_stats(maosd_server *srv, maos_stats *st)
     st->reads_ahead = srv->reads_ahead;
     st->data_bytes = maosd_store_data_bytes(srv->store);
     rates(srv, &st->requests_per_s, &st->events_per_s);
+    st->events_removed = srv->events_removed;
+    st->log_anchor = srv->log_anchor;
     maosd_subs_stats(srv, st);
 }

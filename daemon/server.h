@@ -98,6 +98,11 @@ typedef struct maosd_server {
     struct maosd_qwait *qwait_head, *qwait_tail; /* claims waiting, by arrival */
     struct qage *qage;       /* per queue: where its oldest-ready scan starts */
     uint64_t n_qwaiting;
+    /* retention (retention.c, loop thread only) */
+    uv_timer_t retention_timer;
+    int retention_on, retention_pending, retention_again;
+    uint64_t events_removed;  /* by passes since start */
+    uint64_t log_anchor;      /* meta log_anchor as of the last pass */
     /* subscriptions (loop thread only) */
     maosd_sub *subs;      /* event subscriptions */
     maosd_sub *chan_subs; /* channel subscriptions */

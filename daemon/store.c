@@ -941,6 +941,13 @@ int maosd_store_property(maosd_store *s, const char *name, uint64_t *out)
     return 0;
 }
 
+void maosd_store_compact(maosd_store *s)
+{
+    for (int i = 0; i < MAOSD_CF__COUNT; i++)
+        if (s->cf[i])
+            rocksdb_compact_range_cf(s->db, s->cf[i], NULL, 0, NULL, 0);
+}
+
 int maosd_store_flush(maosd_store *s)
 {
     char *rerr = NULL;

@@ -236,6 +236,10 @@ int maosd_store_checkpoint(maosd_store *s, const char *dir, char *err, size_t er
 int maosd_store_property(maosd_store *s, const char *name, uint64_t *out);
 /* Every memtable into table files, waiting.  0 or MAOS_EIO. */
 int maosd_store_flush(maosd_store *s);
+/* Compact every column family whole (RocksDB CompactRange: flushes the
+ * memtables, rewrites the table files, drops overwritten and deleted
+ * values).  Blocks for as long as it takes: a pool thread's job. */
+void maosd_store_compact(maosd_store *s);
 /* Bytes the store holds on disk: its table files (RocksDB's
  * total-sst-files-size of every column family) and the journal.  Any
  * thread; reads in-memory figures only. */

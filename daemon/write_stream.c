@@ -102,9 +102,11 @@ static int check_duplicate(maosd_wctx *x, maosd_wreq *w, uint32_t ai,
             rec.position != res->first_position + j)
             return maosd_wfail(w, MAOS_ECONFLICT, idx,
                                "event id %s was stored by a different append", idtxt);
+        maos_slice removed;
         if (!slice_eq_raw(e->type, rec.type, 0) ||
-            !slice_eq_raw(e->data, rec.data, 0xc0) ||
-            !slice_eq_raw(e->meta, rec.meta, 0x80))
+            (!maos_record_stub(x->getbuf, vlen, &removed) && /* a stub: data gone */
+             (!slice_eq_raw(e->data, rec.data, 0xc0) ||
+              !slice_eq_raw(e->meta, rec.meta, 0x80))))
             return maosd_wfail(w, MAOS_ECONFLICT, idx,
                                "event id %s is already used for a different event",
                                idtxt);

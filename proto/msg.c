@@ -82,6 +82,7 @@ static int pk_bin(msgpack_packer *pk, const void *p, size_t n)
 #define KV_CSTR(pk, k, s) (pk_cstr(pk, k) || pk_cstr(pk, s))
 #define KV_BOOL(pk, k, b) (pk_cstr(pk, k) || ((b) ? msgpack_pack_true(pk) : msgpack_pack_false(pk)))
 
+static int head_rep(msgpack_packer *pk, uint32_t n, uint64_t rid, int ok);
 static int head_req(msgpack_packer *pk, uint32_t n, uint64_t rid, maos_op op)
 {
     if (msgpack_pack_map(pk, n + 2) || KV_CSTR(pk, "op", maos_op_name(op)) ||
@@ -1049,6 +1050,41 @@ static int dec_agent_key(dec *d, maos_mpr *r, maos_slice k)
     return 0;
 }
 
+static int dec_smeta_u64(dec *d, maos_mpr *r, uint64_t *v, const char *what)
+{
+    if (maos_mpr_uint(r, v))
+        return FAIL(d, MAOS_EBAD_REQUEST, "%s must be an unsigned integer", what);
+    return 0;
+}
+
+/* stream_meta's keys (stream is read as every op's). */
+static int dec_smeta_key(dec *d, maos_mpr *r, maos_slice k)
+{
+    maos_stream_meta_in *m = &d->req->smeta;
+    if (key_is(k, "category"))
+        return dec_stream(d, r, &m->category, "category");
+    if (key_is(k, "max_count")) {
+        m->set = 1;
+        return dec_smeta_u64(d, r, &m->max_count, "max_count");
+    }
+    if (key_is(k, "max_age_ms")) {
+        m->set = 1;
+        return dec_smeta_u64(d, r, &m->max_age_ms, "max_age_ms");
+    }
+    if (key_is(k, "truncate_before")) {
+        m->has_truncate_before = 1;
+        return dec_smeta_u64(d, r, &m->truncate_before, "truncate_before");
+    }
+    if (key_is(k, "clear") || key_is(k, "delete")) {
+        if (maos_mpr_bool(r, k.ptr[0] == 'c' ? &m->clear : &m->delete_))
+            return FAIL(d, MAOS_EBAD_REQUEST, "%.*s must be a boolean", (int)k.len, k.ptr);
+        return 0;
+    }
+    if (maos_mpr_skip(r, NULL))
+        return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
+    return 0;
+}
+
 /* Ops whose stream/prefix keys are a read filter. */
 static int filter_op(maos_op op)
 {
@@ -1091,6 +1127,8 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
             return FAIL(d, MAOS_EBAD_REQUEST, "malformed value");
         return 0;
     }
+    if (req->op == MAOS_OP_STREAM_META && !key_is(k, "stream"))
+        return dec_smeta_key(d, r, k);
     if (req->op == MAOS_OP_APPEND) {
         rc = dec_append_key(d, r, k, &req->appends[0], &handled);
         if (rc || handled)
@@ -1153,6 +1191,9 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
     } else if (key_is(k, "payload")) {
         if (maos_mpr_skip(r, &req->payload))
             return FAIL(d, MAOS_EBAD_REQUEST, "payload is malformed");
+    } else if (key_is(k, "removed") && req->op == MAOS_OP_READ_ALL) {
+        if (maos_mpr_bool(r, &req->removed))
+            return FAIL(d, MAOS_EBAD_REQUEST, "removed must be a boolean");
     } else if (key_is(k, "backward")) {
         if (maos_mpr_bool(r, &req->backward))
             return FAIL(d, MAOS_EBAD_REQUEST, "backward must be a boolean");
@@ -1363,6 +1404,20 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
         req->items[0].name = req->name;
         req->items[0].position = req->position;
         break;
+    case MAOS_OP_STREAM_META: {
+        const maos_stream_meta_in *m = &req->smeta;
+        if ((req->stream.len != 0) == (m->category.len != 0))
+            return FAIL(&d, MAOS_EBAD_REQUEST, "stream_meta needs a stream or a category");
+        if (m->set && m->clear)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "give a rule (max_count, max_age_ms) or "
+                        "clear, not both");
+        if (m->category.len && (m->has_truncate_before || m->delete_))
+            return FAIL(&d, MAOS_EBAD_REQUEST, "truncate_before and delete are for a "
+                        "stream, not a category");
+        if (m->has_truncate_before && m->delete_)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "give truncate_before or delete, not both");
+        break;
+    }
     case MAOS_OP_BACKUP:
         if (!req->path.len || req->path.ptr[0] != '/')
             return FAIL(&d, MAOS_EBAD_REQUEST, "backup needs path, an absolute path");
@@ -1640,6 +1695,52 @@ int maos_enc_backup(msgpack_packer *pk, uint64_t rid, maos_slice path)
     if (head_req(pk, 1, rid, MAOS_OP_BACKUP) || KV_STR(pk, "path", path))
         return MAOS_ENOMEM;
     return 0;
+}
+
+int maos_enc_read_log(msgpack_packer *pk, uint64_t rid, uint64_t from, uint32_t limit)
+{
+    if (head_req(pk, 3, rid, MAOS_OP_READ_ALL) || KV_U64(pk, "from", from) ||
+        KV_U64(pk, "limit", limit) || KV_BOOL(pk, "removed", 1))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_stream_meta(msgpack_packer *pk, uint64_t rid, maos_slice stream,
+                         const maos_stream_meta_in *m)
+{
+    uint32_t n = 1 + (m->set ? 2 : 0) + (m->clear != 0) + (m->has_truncate_before != 0) +
+                 (m->delete_ != 0);
+    if (head_req(pk, n, rid, MAOS_OP_STREAM_META))
+        return MAOS_ENOMEM;
+    if (stream.len ? KV_STR(pk, "stream", stream) : KV_STR(pk, "category", m->category))
+        return MAOS_ENOMEM;
+    if (m->set && (KV_U64(pk, "max_count", m->max_count) ||
+                   KV_U64(pk, "max_age_ms", m->max_age_ms)))
+        return MAOS_ENOMEM;
+    if (m->clear && KV_BOOL(pk, "clear", 1))
+        return MAOS_ENOMEM;
+    if (m->has_truncate_before && KV_U64(pk, "truncate_before", m->truncate_before))
+        return MAOS_ENOMEM;
+    if (m->delete_ && KV_BOOL(pk, "delete", 1))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_reply_stream_meta(msgpack_packer *pk, uint64_t rid,
+                               const maos_stream_meta_out *m)
+{
+    if (head_rep(pk, m->is_stream ? 5 : 2, rid, 1) ||
+        KV_U64(pk, "max_count", m->max_count) || KV_U64(pk, "max_age_ms", m->max_age_ms))
+        return MAOS_ENOMEM;
+    if (m->is_stream && (KV_U64(pk, "first_version", m->first_version) ||
+                         KV_I64(pk, "head", m->head) || KV_BOOL(pk, "deleted", m->deleted)))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_compact(msgpack_packer *pk, uint64_t rid)
+{
+    return head_req(pk, 0, rid, MAOS_OP_COMPACT) ? MAOS_ENOMEM : 0;
 }
 
 int maos_enc_metrics(msgpack_packer *pk, uint64_t rid)
@@ -2111,6 +2212,47 @@ int maos_enc_record(msgpack_packer *pk, uint64_t position, int64_t time,
         return MAOS_ENOMEM;
     if (meta.len ? pk_raw(pk, meta.ptr, meta.len) : msgpack_pack_map(pk, 0) != 0)
         return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_stub(msgpack_packer *pk, const maos_record *rec,
+                  const uint8_t hash[MAOS_HASH_BYTES])
+{
+    if (msgpack_pack_map(pk, 10) || pk_cstr(pk, "position") ||
+        msgpack_pack_fix_uint64(pk, rec->position) || pk_cstr(pk, "time") ||
+        msgpack_pack_fix_int64(pk, rec->time) || pk_cstr(pk, "version") ||
+        msgpack_pack_fix_uint64(pk, rec->version) || KV_STR(pk, "stream", rec->stream) ||
+        KV_STR(pk, "type", rec->type) || pk_cstr(pk, "id") ||
+        pk_bin(pk, rec->id.ptr, rec->id.len) || pk_cstr(pk, "prev") ||
+        pk_bin(pk, rec->prev.ptr, rec->prev.len) || pk_cstr(pk, "data") ||
+        msgpack_pack_nil(pk) || pk_cstr(pk, "meta") || msgpack_pack_map(pk, 0) ||
+        pk_cstr(pk, "removed") || pk_bin(pk, hash, MAOS_HASH_BYTES))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_record_stub(const void *p, size_t len, maos_slice *hash)
+{
+    if (len < 1 || *(const uint8_t *)p != 0x8a)
+        return 0;
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, p, len);
+    if (maos_mpr_map(&r, &n))
+        return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k, h;
+        if (maos_mpr_str(&r, &k))
+            return 0;
+        if (key_is(k, "removed")) {
+            if (maos_mpr_bin(&r, &h) || h.len != MAOS_HASH_BYTES)
+                return 0;
+            *hash = h;
+            return 1;
+        }
+        if (maos_mpr_skip(&r, NULL))
+            return 0;
+    }
     return 0;
 }
 
@@ -2860,7 +3002,11 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
     X(LEASE_UNTIL, "lease_until")                                              \
     X(QUEUES, "queues")                                                        \
     X(MORE, "more")                                                            \
-    X(TEXT, "text")
+    X(TEXT, "text")                                                            \
+    X(MAX_COUNT, "max_count")                                                  \
+    X(MAX_AGE_MS, "max_age_ms")                                                \
+    X(HEAD, "head")                                                            \
+    X(DELETED, "deleted")
 
 enum {
 #define RF_IDX_(e, key) RFI_##e,
@@ -2883,6 +3029,12 @@ enum {
     MAOS_STATS_MAP(STAT_IDX_)
 #undef STAT_IDX_
     STI__COUNT
+};
+enum {
+#define STAT_V1_IDX_(name) STV1_##name,
+    MAOS_STATS_MAP_V1(STAT_V1_IDX_)
+#undef STAT_V1_IDX_
+    STI__V1_COUNT
 };
 _Static_assert(STI__COUNT <= 64, "maos_reply.have_stats_ holds 64 counters");
 
@@ -2928,6 +3080,7 @@ static const uint64_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_BACKUP] = RF(POSITION),
     [MAOS_OP_METRICS] = RF(TEXT),
     [MAOS_OP_TASK_LIST] = RF(TASKS) | RF(NEXT),
+    [MAOS_OP_STREAM_META] = RF(MAX_COUNT) | RF(MAX_AGE_MS),
     /* ping, unsubscribe, checkpoint_save: {rid, ok} only */
 };
 
@@ -3235,6 +3388,18 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
         } else if (key_is(k, "durability")) {
             bad = maos_mpr_str(&r, &rep->stats.durability);
             rep->have_ |= RF(DURABILITY);
+        } else if (key_is(k, "max_count")) {
+            bad = maos_mpr_uint(&r, &rep->smeta.max_count);
+            rep->have_ |= RF(MAX_COUNT);
+        } else if (key_is(k, "max_age_ms")) {
+            bad = maos_mpr_uint(&r, &rep->smeta.max_age_ms);
+            rep->have_ |= RF(MAX_AGE_MS);
+        } else if (key_is(k, "head")) {
+            bad = maos_mpr_int(&r, &rep->smeta.head);
+            rep->have_ |= RF(HEAD);
+        } else if (key_is(k, "deleted")) {
+            bad = maos_mpr_bool(&r, &rep->smeta.deleted);
+            rep->have_ |= RF(DELETED);
         } else if (key_is(k, "data_dir")) { /* optional: older daemons lack it */
             bad = maos_mpr_str(&r, &rep->stats.data_dir);
         } else if (key_is(k, "head_hash")) {
@@ -3259,6 +3424,8 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
     }
     if (!have_rid || !have_ok || r.p != r.end)
         return MAOS_EPROTO;
+    rep->smeta.is_stream = (rep->have_ & RF(HEAD)) != 0;
+    rep->smeta.first_version = rep->result.first_version;
     if (!rep->ok && rep->code == 0)
         rep->code = MAOS_EPROTO;
     /* an append result's ids hold count ids (a count reply has no ids) */
@@ -3337,8 +3504,19 @@ int maos_reply_check(const maos_reply *rep, maos_op op, char *why, size_t whylen
         }
         break;
     }
+    case MAOS_OP_STREAM_META:
+        if ((rep->have_ & RF(HEAD)) &&
+            (rep->have_ & (RF(FIRST_VERSION) | RF(DELETED))) !=
+                (RF(FIRST_VERSION) | RF(DELETED))) {
+            why_set(why, whylen, "stream_meta reply for a stream without %s",
+                    first_missing(RF(FIRST_VERSION) | RF(DELETED), rep->have_));
+            return MAOS_EPROTO;
+        }
+        break;
     case MAOS_OP_STATS:
-        for (int i = 0; i < STI__COUNT; i++) {
+        /* the counters of protocol 1; later ones are optional (a newer
+         * client may talk to an older daemon) */
+        for (int i = 0; i < STI__V1_COUNT; i++) {
             if (!(rep->have_stats_ & (1ull << i))) {
                 why_set(why, whylen, "stats reply without %s", stat_names[i]);
                 return MAOS_EPROTO;

@@ -818,6 +818,79 @@ int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position);
  */
 int maos_backup(maos_ctx *c, const char *dir, uint64_t *position);
 
+/* ---- retention (PROTOCOL.md "stream_meta", "Retention") -------------------- */
+
+/*
+ * What to change with maos_stream_meta; a zeroed struct changes nothing
+ * and only reports.  Caller-owned, read during the call only.
+ *   set, max_count, max_age_ms  the retention rule (replaces the old one):
+ *                    keep the last max_count events and/or the events
+ *                    younger than max_age_ms (0: no such limit; both 0
+ *                    with set: no rule)
+ *   clear            remove the rule (not with set)
+ *   truncate_before  (has_truncate_before) remove the versions below it
+ *                    (at most head + 1; streams only)
+ *   delete_stream    remove every event; the stream reads as deleted
+ *                    until it is written again, versions go on
+ * Removed events disappear from reads of the stream at once, and from
+ * read_all and subscriptions of the whole log when the daemon's removal
+ * pass reaches them (started at once, bounded work per pass).
+ */
+typedef struct maos_stream_meta_set {
+    int set;
+    uint64_t max_count;
+    uint64_t max_age_ms;
+    int clear;
+    int has_truncate_before;
+    uint64_t truncate_before;
+    int delete_stream;
+} maos_stream_meta_set;
+
+/* What the daemon reports: the rule, and for a stream its first readable
+ * version, its head (-1: never written) and whether it is deleted. */
+typedef struct maos_stream_meta_info {
+    uint64_t max_count;
+    uint64_t max_age_ms;
+    int is_stream;
+    uint64_t first_version;
+    int64_t head;
+    int deleted;
+} maos_stream_meta_info;
+
+/*
+ * Change (set may be NULL: report only) and report the retention of
+ * stream, or of every stream of category when stream is NULL (a stream's
+ * own rule wins over its category's).  *out (may be NULL) gets the result.
+ * Streams and categories starting with '$' are maosd's own: no changes
+ * (MAOS_EINVALID_NAME).  Errors: MAOS_EINVALID_ARG (neither or both of
+ * stream and category, set and clear, truncate on a category),
+ * MAOS_ENOT_FOUND (truncate or delete of a stream never written),
+ * MAOS_EBAD_REQUEST (truncate_before past head + 1), connection errors.
+ */
+int maos_stream_meta(maos_ctx *c, const char *stream, const char *category,
+                     const maos_stream_meta_set *set, maos_stream_meta_info *out);
+
+/*
+ * read_all of the whole log with the stubs of removed events (verify):
+ * a stub is an event with the position, time, version, stream, type, id
+ * and prev of the one removed, no data, and maos_event_removed() true.
+ * Pages as maos_read_all (forward only, no filter).
+ */
+int maos_read_log(maos_ctx *c, uint64_t from, uint32_t limit, maos_page **out);
+
+/*
+ * Compact the whole store now: RocksDB rewrites its table files without
+ * what was overwritten or deleted (the data of removed events among it),
+ * so their space comes back at once, not at RocksDB's own pace.  Returns
+ * when it is done (seconds to minutes on a large store: give it a long
+ * timeout).  Root and the daemon's own user only (MAOS_EUNAUTHORIZED).
+ */
+int maos_compact(maos_ctx *c);
+/* 1 when e is the stub of a removed event, with hash (may be NULL) set
+ * to the BLAKE2b-256 of the record it replaced (what the next record's
+ * prev links to); 0 for an event. */
+int maos_event_removed(const maos_event *e, uint8_t hash[32]);
+
 /*
  * Every figure of the daemon (stats, commit-write and request-time
  * histograms, RocksDB compaction and stall state) in the Prometheus text
@@ -1259,6 +1332,7 @@ int maos_result_page(const maos_result *r, maos_page **out);                 /* 
 int maos_result_streams(const maos_result *r, maos_stream_page **out);
 int maos_result_stats(const maos_result *r, maos_stats_info *out);
 int maos_result_stats_kv(const maos_result *r, maos_stats_kv **out);
+int maos_result_stream_meta(const maos_result *r, maos_stream_meta_info *out);
 int maos_result_table_page(const maos_result *r, struct maos_table_page **out); /* get, list */
 struct maos_task_page;
 int maos_result_task_page(const maos_result *r, struct maos_task_page **out); /* claim, task_get, dead_list */
@@ -1283,6 +1357,12 @@ int maos_async_checkpoint_get(maos_ctx *c, maos_callback cb, void *privdata,
 int maos_async_publish(maos_ctx *c, maos_callback cb, void *privdata, const char *channel,
                        const void *payload, size_t len);
 int maos_async_backup(maos_ctx *c, maos_callback cb, void *privdata, const char *dir);
+int maos_async_stream_meta(maos_ctx *c, maos_callback cb, void *privdata,
+                           const char *stream, const char *category,
+                           const maos_stream_meta_set *set);
+int maos_async_read_log(maos_ctx *c, maos_callback cb, void *privdata, uint64_t from,
+                        uint32_t limit);
+int maos_async_compact(maos_ctx *c, maos_callback cb, void *privdata);
 /* Subscriptions: the subscription exists (its deliveries are routed) from
  * the moment the daemon accepts it; fields.sub gives its id.  A refused one
  * is forgotten.  Resumed after reconnects as a synchronous one. */

@@ -136,7 +136,14 @@ enum { MAOS_FROM_POSITION = 0, MAOS_FROM_VERSION = 1, MAOS_FROM_LIVE = 2 };
     X(requests_per_s)                                                          \
     X(events_per_s)
 
-#define MAOS_STATS_MAP(X) MAOS_STATS_MAP_V1(X)
+/* After protocol 1's: events_removed (events retention removed, since
+ * start), log_anchor (the position the log's hash chain starts from: 0
+ * for the whole log, else the stub kept of the removed events before it;
+ * PROTOCOL.md "Retention"). */
+#define MAOS_STATS_MAP(X)                                                      \
+    MAOS_STATS_MAP_V1(X)                                                       \
+    X(events_removed)                                                          \
+    X(log_anchor)
 
 #define MAOS_PUSH_MAP(X)                                                       \
     X(EVENTS, "events")                                                        \

@@ -72,7 +72,9 @@ extern "C" {
     X(DEAD_PURGE, "dead_purge")                                                \
     X(BACKUP, "backup")                                                        \
     X(METRICS, "metrics")                                                      \
-    X(TASK_LIST, "task_list")
+    X(TASK_LIST, "task_list")                                                  \
+    X(STREAM_META, "stream_meta")                                              \
+    X(COMPACT, "compact")
 
 typedef enum maos_op {
     MAOS_OP_NONE = 0,
@@ -329,6 +331,36 @@ typedef struct maos_filter {
 struct maos_record;
 int maos_filter_match(const maos_filter *f, const struct maos_record *rec);
 
+/*
+ * stream_meta (PROTOCOL.md "stream_meta"): the retention rule of one
+ * stream or of a category, a truncation or a deletion of a stream; with
+ * none of them, it only reports.  A rule keeps the last max_count events
+ * and/or the events younger than max_age_ms (0: no such limit); setting
+ * one replaces the whole rule, clear removes it.
+ */
+typedef struct maos_stream_meta_in {
+    maos_slice category;     /* a category rule (instead of req->stream) */
+    int set;                 /* max_count / max_age_ms given: the new rule */
+    uint64_t max_count;
+    uint64_t max_age_ms;
+    int clear;
+    int has_truncate_before; /* remove versions below truncate_before */
+    uint64_t truncate_before;
+    int delete_;             /* remove every event; versions go on */
+} maos_stream_meta_in;
+
+/* What stream_meta reports: the rule (of the stream itself, or of the
+ * category), and for a stream its first readable version, its head
+ * (-1: no events ever) and whether it is deleted. */
+typedef struct maos_stream_meta_out {
+    uint64_t max_count;
+    uint64_t max_age_ms;
+    int is_stream;
+    uint64_t first_version;
+    int64_t head;
+    int deleted;
+} maos_stream_meta_out;
+
 typedef struct maos_request {
     maos_op op;
     uint64_t rid;
@@ -397,6 +429,10 @@ typedef struct maos_request {
     /* backup: the absolute path of the directory to create (1..MAOS_PATH_MAX
      * bytes, starts with '/') */
     maos_slice path;
+    /* read_all: hand out the stubs of removed events too (verify) */
+    int removed;
+    /* stream_meta: stream (req->stream) or category (smeta.category) */
+    maos_stream_meta_in smeta;
     /* owned by the request: freed by maos_request_free */
     void *mem_;
 } maos_request;
@@ -436,7 +472,15 @@ int maos_enc_checkpoint_save(msgpack_packer *pk, uint64_t rid, maos_slice name,
                              uint64_t position);
 int maos_enc_checkpoint_get(msgpack_packer *pk, uint64_t rid, maos_slice name);
 int maos_enc_backup(msgpack_packer *pk, uint64_t rid, maos_slice path);
+/* read_all of the whole log, the stubs of removed events included */
+int maos_enc_read_log(msgpack_packer *pk, uint64_t rid, uint64_t from, uint32_t limit);
+/* stream_meta for stream (len > 0) or m->category */
+int maos_enc_stream_meta(msgpack_packer *pk, uint64_t rid, maos_slice stream,
+                         const maos_stream_meta_in *m);
+int maos_enc_reply_stream_meta(msgpack_packer *pk, uint64_t rid,
+                               const maos_stream_meta_out *m);
 int maos_enc_metrics(msgpack_packer *pk, uint64_t rid);
+int maos_enc_compact(msgpack_packer *pk, uint64_t rid);
 /* task_list: every task (any state) of queue (len 0: of every queue), by
  * id, after the task `after` (NULL: from the first), at most limit. */
 int maos_enc_task_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
@@ -541,6 +585,18 @@ int maos_enc_record(msgpack_packer *pk, uint64_t position, int64_t time,
                     uint64_t version, maos_slice stream, maos_slice type,
                     const uint8_t id[16], const uint8_t prev[32],
                     maos_slice data, maos_slice meta);
+
+/*
+ * The stub of a removed event (retention, PROTOCOL.md "Retention"): the
+ * record's map with 10 entries: position, time, version, stream, type, id
+ * and prev as they were, data nil, meta {}, and "removed": the BLAKE2b-256
+ * of the record it replaces, so the hash chain still links through it.
+ * A stub starts with 0x8a, a record with 0x89.  maos_record_stub: 1 and
+ * *hash (32 bytes) when p is a stub, 0 when it is not.
+ */
+int maos_enc_stub(msgpack_packer *pk, const maos_record *rec,
+                  const uint8_t hash[MAOS_HASH_BYTES]);
+int maos_record_stub(const void *p, size_t len, maos_slice *hash);
 
 /* ---- replies ------------------------------------------------------------- */
 
@@ -853,6 +909,8 @@ typedef struct maos_reply {
     int64_t lease_until;       /* extend */
     int more;                  /* dead_retry, dead_purge */
     maos_slice text;           /* metrics: Prometheus text exposition */
+    maos_stream_meta_out smeta; /* stream_meta (first_version: also in
+                                 * result.first_version) */
     /* private: which fields the frame carried, for maos_reply_check */
     uint64_t have_;
     uint64_t have_stats_;

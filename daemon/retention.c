@@ -1,0 +1,774 @@
+/*
+ * daemon/retention.c -- retention (docs/ARCHITECTURE.md "Retention"):
+ * rules that keep a stream's last N events or its events younger than D,
+ * per stream or per category; truncation of a stream before a version;
+ * deletion of a stream; and the passes that remove what they remove.
+ *
+ *  - op stream_meta (write kind STREAM_META): check reads the stream's
+ *    meta ('m' key, keys.h) or the category's rule and works out the new
+ *    one, stage writes it and records the change in $system.  A rule
+ *    replaces the old one; `first` (versions below it are removed) only
+ *    ever grows.  Then a pass runs at once.
+ *  - the pass (write kind RETAIN, maosd's own, every retention_interval_s
+ *    and after every change, again at once while work is left): for every
+ *    stream with a meta key or under a category rule, `first` moves up to
+ *    what the rule keeps, and the records below it become stubs
+ *    (maos_enc_stub: the record without data and meta, with the hash of
+ *    the record it replaces), at most PASS_EVENTS per pass.  Then stubs at
+ *    the start of the log collapse: all but the last are deleted with
+ *    their ids entries, and meta log_anchor names the one kept.
+ *
+ * Invariants:
+ *  - no read returns a version below its stream's `first` (op_stream.c);
+ *    no scan returns a stub unless it asks (read_all {removed: true});
+ *  - a stub's prev and its "removed" hash link the chain as the record
+ *    did, so verify runs through stubs; below log_anchor nothing is left,
+ *    and the stub at log_anchor is where the chain starts;
+ *  - the head record is never deleted (recovery checks it); it may be a
+ *    stub (maosd_record_hash);
+ *  - only the commit thread writes any of it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "keys.h"
+#include "dispatch.h"
+#include "readahead.h"
+#include "retention.h"
+
+/* Work of one pass, so a group stays small: records made stubs or read
+ * for their age, and stubs collapsed. */
+#define PASS_EVENTS 4096
+#define PASS_COLLAPSE 8192
+
+void maosd_record_hash(const char *rec, size_t len, uint8_t out[MAOS_HASH_BYTES])
+{
+    maos_slice h;
+    if (maos_record_stub(rec, len, &h))
+        memcpy(out, h.ptr, MAOS_HASH_BYTES);
+    else
+        crypto_generichash(out, MAOS_HASH_BYTES, (const unsigned char *)rec, len, NULL, 0);
+}
+
+static int reserved(maos_slice name)
+{
+    return name.len && name.ptr[0] == '$';
+}
+
+/* ---- reads through the batch (commit thread) ------------------------------------------ */
+
+static int get_smeta(maosd_wctx *x, maos_slice stream, maosd_smeta *m, int *has)
+{
+    char k[MAOSD_KEY_MAX];
+    size_t vlen;
+    int rc = maosd_wx_get(x, MAOSD_CF_STREAMS, k, maosd_key_smeta(k, stream), &vlen);
+    memset(m, 0, sizeof(*m));
+    *has = rc == 0;
+    if (rc == MAOS_ENOT_FOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (maosd_smeta_decode(x->getbuf, vlen, m))
+        return maosd_store_corrupt("the meta of stream %.*s (streams 'm' key) is malformed",
+                                   (int)stream.len, stream.ptr);
+    return 0;
+}
+
+typedef struct rule {
+    uint64_t max_count, max_age_ms;
+} rule;
+
+/* The category rule of `category`: 1 and *r, or 0 (none). */
+static int get_rule(maosd_wctx *x, maos_slice category, rule *r)
+{
+    char k[MAOSD_RETENTION_KEY_MAX];
+    size_t vlen;
+    int rc = maosd_wx_get(x, MAOSD_CF_META, k, maosd_key_retention(k, category), &vlen);
+    if (rc == MAOS_ENOT_FOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (vlen != 16)
+        return maosd_store_corrupt("the retention rule of category %.*s is %zu bytes, "
+                                   "want 16", (int)category.len, category.ptr, vlen);
+    r->max_count = maosd_get_u64(x->getbuf);
+    r->max_age_ms = maosd_get_u64(x->getbuf + 8);
+    return 1;
+}
+
+/* The index entry holding version v of stream (keys.h). */
+static int index_span(maosd_wctx *x, maos_slice stream, uint64_t v, maosd_sindex *e)
+{
+    char k[MAOSD_KEY_MAX];
+    size_t plen = 2 + stream.len;
+    size_t klen = maosd_key_version(k, stream, v);
+    maosd_iter *it = maosd_wx_iter(x, MAOSD_CF_STREAMS, k, plen);
+    if (!it)
+        return MAOS_ENOMEM;
+    maosd_iter_seek_prev(it, k, klen);
+    int rc = maosd_iter_status(it);
+    if (!rc && !maosd_iter_valid(it))
+        rc = MAOS_ENOT_FOUND;
+    if (!rc) {
+        size_t ikl, ivl;
+        const char *ik = maosd_iter_key(it, &ikl);
+        const char *iv = maosd_iter_value(it, &ivl);
+        if (ikl < plen || memcmp(ik, k, plen) || maosd_sindex_decode(ik, ikl, plen, iv, ivl, e))
+            rc = MAOS_ENOT_FOUND;
+        else if (v - e->first >= e->count)
+            rc = MAOS_ENOT_FOUND;
+    }
+    maosd_iter_free(it);
+    if (rc == MAOS_ENOT_FOUND)
+        return maosd_store_corrupt("version %llu of stream %.*s is missing from the index",
+                                   (unsigned long long)v, (int)stream.len, stream.ptr);
+    return rc;
+}
+
+/* ---- the pass (write kind RETAIN) -------------------------------------------------------- */
+
+typedef struct pass {
+    maosd_wctx *x;
+    uint32_t budget;          /* events left to touch in this pass */
+    uint64_t removed;         /* stubs made */
+    int more;                 /* stopped with work left */
+    msgpack_sbuffer stub;     /* scratch for one stub */
+} pass;
+
+/* What a pass reports to the loop (the request's done_arg). */
+typedef struct retain_out {
+    uint64_t removed;
+    uint64_t anchor;          /* the log anchor after the pass */
+    int more;
+} retain_out;
+
+/* The record at pos (into x->getbuf). */
+static int get_record(maosd_wctx *x, uint64_t pos, size_t *len)
+{
+    char k[8];
+    int rc = maosd_wx_get(x, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos), len);
+    if (rc == MAOS_ENOT_FOUND)
+        return maosd_store_corrupt("the event at position %llu is missing",
+                                   (unsigned long long)pos);
+    return rc;
+}
+
+/* Replace the record at pos by its stub (nothing if it is one already). */
+static int make_stub(pass *p, uint64_t pos)
+{
+    size_t len;
+    maos_slice h;
+    maos_record r;
+    uint8_t hash[MAOS_HASH_BYTES];
+    int rc = get_record(p->x, pos, &len);
+    if (rc)
+        return rc;
+    if (maos_record_stub(p->x->getbuf, len, &h))
+        return 0;
+    if (maos_record_decode(p->x->getbuf, len, &r) || r.position != pos)
+        return maosd_store_corrupt("the record at position %llu does not decode",
+                                   (unsigned long long)pos);
+    crypto_generichash(hash, sizeof hash, (const unsigned char *)r.raw.ptr, r.raw.len,
+                       NULL, 0);
+    msgpack_packer pk;
+    p->stub.size = 0;
+    msgpack_packer_init(&pk, &p->stub, msgpack_sbuffer_write);
+    if (maos_enc_stub(&pk, &r, hash))
+        return MAOS_ENOMEM;
+    char k[8];
+    maosd_batch_put(p->x->batch, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos), p->stub.data,
+                    p->stub.size);
+    p->removed++;
+    return 0;
+}
+
+/* One stream: move `first` up to what the rule keeps (r may be NULL),
+ * and make stubs of what is below it, within the pass's budget. */
+static int retain_stream(pass *p, maos_slice stream, const maosd_smeta *m0, int has_m,
+                         const rule *r)
+{
+    maosd_wctx *x = p->x;
+    int exists;
+    uint64_t head;
+    int rc = maosd_wx_stream_head(x, stream, &exists, &head);
+    if (rc || !exists)
+        return rc;
+    maosd_smeta m = *m0;
+    uint64_t target = m.first;
+    maosd_sindex e = {0};
+    if (r && r->max_count && head + 1 > r->max_count && head + 1 - r->max_count > target)
+        target = head + 1 - r->max_count;
+    if (r && r->max_age_ms) {
+        int64_t cutoff = x->now - (int64_t)(r->max_age_ms * 1000);
+        while (target <= head && p->budget) {
+            if (!e.count || target - e.first >= e.count)
+                if ((rc = index_span(x, stream, target, &e)))
+                    return rc;
+            size_t len;
+            maos_record rec;
+            if ((rc = get_record(x, e.pos + (target - e.first), &len)))
+                return rc;
+            if (maos_record_decode(x->getbuf, len, &rec))
+                return maosd_store_corrupt("the record at position %llu does not decode",
+                                           (unsigned long long)(e.pos + (target - e.first)));
+            if (rec.time >= cutoff)
+                break;
+            p->budget--;
+            target++;
+        }
+        if (target <= head && !p->budget)
+            p->more = 1;
+    }
+    if (target > head + 1)
+        target = head + 1;
+    uint64_t v = m.done;
+    while (v < target && p->budget) {
+        if (!e.count || v < e.first || v - e.first >= e.count)
+            if ((rc = index_span(x, stream, v, &e)))
+                return rc;
+        if ((rc = make_stub(p, e.pos + (v - e.first))))
+            return rc;
+        p->budget--;
+        v++;
+    }
+    if (v < target)
+        p->more = 1;
+    m.first = target > m.first ? target : m.first;
+    m.done = v;
+    if (has_m ? !memcmp(&m, m0, sizeof m) : m.first == 0)
+        return 0;
+    char k[MAOSD_KEY_MAX], val[MAOSD_SMETA_LEN];
+    maosd_smeta_value(val, &m);
+    maosd_batch_put(x->batch, MAOSD_CF_STREAMS, k, maosd_key_smeta(k, stream), val,
+                    sizeof val);
+    return 0;
+}
+
+/* Names collected before any write (a batch iterator is invalid after
+ * one): back to back in names, offsets in off. */
+typedef struct namelist {
+    msgpack_sbuffer names;
+    size_t *off;
+    uint32_t n, cap;
+} namelist;
+
+static int names_add(namelist *l, const char *s, size_t len)
+{
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? 2 * l->cap : 64;
+        size_t *o = realloc(l->off, (cap + 1) * sizeof(*o));
+        if (!o)
+            return MAOS_ENOMEM;
+        l->off = o;
+        l->cap = cap;
+    }
+    if (!l->n)
+        l->off[0] = 0;
+    if (msgpack_sbuffer_write(&l->names, s, len))
+        return MAOS_ENOMEM;
+    l->off[++l->n] = l->names.size;
+    return 0;
+}
+
+static maos_slice names_at(const namelist *l, uint32_t i)
+{
+    return (maos_slice){l->names.data + l->off[i], (uint32_t)(l->off[i + 1] - l->off[i])};
+}
+
+static void names_free(namelist *l)
+{
+    msgpack_sbuffer_destroy(&l->names);
+    free(l->off);
+}
+
+/* Every key of cf under prefix, without the prefix, into l. */
+static int collect(maosd_wctx *x, maosd_cf cf, const char *prefix, size_t plen, namelist *l)
+{
+    maosd_iter *it = maosd_wx_iter(x, cf, prefix, plen);
+    if (!it)
+        return MAOS_ENOMEM;
+    int rc = 0;
+    for (maosd_iter_seek(it, prefix, plen); !rc && maosd_iter_valid(it);
+         maosd_iter_next(it)) {
+        size_t klen;
+        const char *k = maosd_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, prefix, plen))
+            break;
+        rc = names_add(l, k + plen, klen - plen);
+    }
+    if (!rc)
+        rc = maosd_iter_status(it);
+    maosd_iter_free(it);
+    return rc;
+}
+
+/* The streams with a meta key, then those of every category with a rule
+ * and no meta key of their own. */
+static int retain_streams(pass *p)
+{
+    maosd_wctx *x = p->x;
+    namelist metas = {0}, cats = {0};
+    msgpack_sbuffer_init(&metas.names);
+    msgpack_sbuffer_init(&cats.names);
+    int rc = collect(x, MAOSD_CF_STREAMS, "m", 1, &metas);
+    if (!rc)
+        rc = collect(x, MAOSD_CF_META, MAOSD_RETENTION_PREFIX,
+                     sizeof(MAOSD_RETENTION_PREFIX) - 1, &cats);
+    for (uint32_t i = 0; !rc && i < metas.n && p->budget; i++) {
+        maos_slice s = names_at(&metas, i);
+        maosd_smeta m;
+        int has;
+        rule r, *rp = NULL;
+        if ((rc = get_smeta(x, s, &m, &has)))
+            break;
+        if (m.flags & MAOSD_SMETA_RULE) {
+            r = (rule){m.max_count, m.max_age_ms};
+            rp = &r;
+        } else if ((rc = get_rule(x, maos_category(s), &r)) > 0) {
+            rp = &r;
+        }
+        if (rc >= 0)
+            rc = retain_stream(p, s, &m, has, rp);
+    }
+    for (uint32_t i = 0; !rc && i < cats.n && p->budget; i++) {
+        maos_slice cat = names_at(&cats, i);
+        rule r;
+        if ((rc = get_rule(x, cat, &r)) <= 0)
+            break;
+        rc = 0;
+        /* the category's streams: cat itself and cat-... */
+        namelist ss = {0};
+        msgpack_sbuffer_init(&ss.names);
+        char hk[MAOSD_KEY_MAX];
+        rc = collect(x, MAOSD_CF_STREAMS, hk, maosd_key_head(hk, cat), &ss);
+        for (uint32_t j = 0; !rc && j < ss.n && p->budget; j++) {
+            char full[MAOS_STREAM_MAX];
+            maos_slice tail = names_at(&ss, j);
+            if (cat.len + tail.len > sizeof full)
+                continue;
+            memcpy(full, cat.ptr, cat.len);
+            memcpy(full + cat.len, tail.ptr, tail.len);
+            maos_slice s = {full, cat.len + tail.len};
+            maos_slice sc = maos_category(s);
+            if (sc.len != cat.len)
+                continue; /* "catx-..." is another category */
+            maosd_smeta m;
+            int has;
+            if ((rc = get_smeta(x, s, &m, &has)) || has)
+                continue; /* a meta key: done above */
+            rc = retain_stream(p, s, &m, 0, &r);
+        }
+        names_free(&ss);
+    }
+    if (!rc && (p->budget == 0))
+        p->more = 1;
+    names_free(&metas);
+    names_free(&cats);
+    return rc < 0 ? rc : 0;
+}
+
+/* Stubs at the start of the log: all but the last of a run go, with
+ * their ids entries; the last is the anchor.  Never the head record. */
+static int collapse(pass *p, uint64_t *anchor)
+{
+    maosd_wctx *x = p->x;
+    size_t vlen;
+    uint64_t from = 1;
+    int rc = maosd_wx_get(x, MAOSD_CF_META, MAOSD_META_LOG_ANCHOR,
+                          strlen(MAOSD_META_LOG_ANCHOR), &vlen);
+    if (rc == 0 && vlen == 8)
+        from = maosd_get_u64(x->getbuf);
+    else if (rc == 0)
+        return maosd_store_corrupt("meta %s is %zu bytes, want 8", MAOSD_META_LOG_ANCHOR,
+                                   vlen);
+    else if (rc != MAOS_ENOT_FOUND)
+        return rc;
+    *anchor = rc == 0 ? from : 0;
+    uint64_t *pos = malloc(PASS_COLLAPSE * sizeof(*pos));
+    uint8_t *ids = malloc(PASS_COLLAPSE * 16);
+    maosd_iter *it = pos && ids ? maosd_wx_iter(x, MAOSD_CF_EVENTS, "", 0) : NULL;
+    if (!it) {
+        free(pos);
+        free(ids);
+        return MAOS_ENOMEM;
+    }
+    uint32_t n = 0;
+    char k[8];
+    maosd_iter_seek(it, k, maosd_key_event(k, from));
+    for (; n < PASS_COLLAPSE && maosd_iter_valid(it); maosd_iter_next(it)) {
+        size_t klen, rlen;
+        const char *ik = maosd_iter_key(it, &klen);
+        const char *rv = maosd_iter_value(it, &rlen);
+        maos_slice h;
+        maos_record r;
+        if (klen != 8)
+            break;
+        uint64_t at = maosd_get_u64(ik);
+        if (at >= x->st->log_pos || (n && at != pos[n - 1] + 1) ||
+            !maos_record_stub(rv, rlen, &h) || maos_record_decode(rv, rlen, &r))
+            break;
+        pos[n] = at;
+        memcpy(ids + 16 * n, r.id.ptr, 16);
+        n++;
+    }
+    rc = maosd_iter_status(it);
+    maosd_iter_free(it);
+    if (!rc && n >= 2) {
+        for (uint32_t i = 0; i + 1 < n; i++) {
+            maosd_batch_delete(x->batch, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos[i]));
+            maosd_batch_delete(x->batch, MAOSD_CF_IDS, ids + 16 * i, 16);
+        }
+        char v[8];
+        maosd_put_u64(v, pos[n - 1]);
+        maosd_batch_put(x->batch, MAOSD_CF_META, MAOSD_META_LOG_ANCHOR,
+                        strlen(MAOSD_META_LOG_ANCHOR), v, 8);
+        *anchor = pos[n - 1];
+        if (n == PASS_COLLAPSE)
+            p->more = 1;
+    }
+    free(pos);
+    free(ids);
+    return rc;
+}
+
+int maosd_stage_retain(maosd_wctx *x, maosd_wreq *w, uint32_t i)
+{
+    (void)i;
+    retain_out *out = w->done_arg;
+    pass p = {.x = x, .budget = PASS_EVENTS};
+    msgpack_sbuffer_init(&p.stub);
+    uint64_t anchor = 0;
+    int rc = retain_streams(&p);
+    if (!rc)
+        rc = collapse(&p, &anchor);
+    msgpack_sbuffer_destroy(&p.stub);
+    if (rc)
+        return rc;
+    out->removed = p.removed;
+    out->anchor = anchor;
+    out->more = p.more;
+    return 0;
+}
+
+/* ---- op stream_meta (write kind STREAM_META) ------------------------------------------ */
+
+/* The change check worked out, for stage and the reply (done_arg). */
+typedef struct smeta_job {
+    maos_stream_meta_out out;
+    maosd_smeta m;            /* the stream's new meta */
+    int write_m;
+    int write_rule, delete_rule;
+    rule r;                   /* the category's new rule */
+} smeta_job;
+
+int maosd_check_stream_meta(maosd_wctx *x, maosd_wreq *w, uint32_t i)
+{
+    (void)i;
+    const maos_request *req = &w->req;
+    const maos_stream_meta_in *in = &req->smeta;
+    smeta_job *j = w->done_arg;
+    int changes = in->set || in->clear || in->has_truncate_before || in->delete_;
+    maos_slice name = req->stream.len ? req->stream : in->category;
+    if (changes && reserved(name))
+        return maosd_wfail(w, MAOS_EINVALID_NAME, -1, "%s %.*s is maosd's own: no "
+                           "retention, truncation or deletion",
+                           req->stream.len ? "stream" : "category", (int)name.len, name.ptr);
+    if (in->category.len) {
+        rule r = {0, 0};
+        int rc = get_rule(x, in->category, &r);
+        if (rc < 0)
+            return maosd_wfail(w, rc, -1, "cannot read the rule: %s", maosd_store_errmsg());
+        if (in->set) {
+            j->r = (rule){in->max_count, in->max_age_ms};
+            j->write_rule = in->max_count || in->max_age_ms;
+            j->delete_rule = !j->write_rule && rc > 0;
+            r = j->r;
+        } else if (in->clear) {
+            j->delete_rule = rc > 0;
+            r = (rule){0, 0};
+        }
+        j->out.max_count = r.max_count;
+        j->out.max_age_ms = r.max_age_ms;
+        return j->write_rule || j->delete_rule ? 0 : 1;
+    }
+    maosd_smeta m;
+    int has, exists;
+    uint64_t head;
+    int rc = get_smeta(x, req->stream, &m, &has);
+    if (!rc)
+        rc = maosd_wx_stream_head(x, req->stream, &exists, &head);
+    if (rc)
+        return maosd_wfail(w, rc, -1, "cannot read the stream: %s", maosd_store_errmsg());
+    maosd_smeta old = m;
+    if ((in->has_truncate_before || in->delete_) && !exists)
+        return maosd_wfail(w, MAOS_ENOT_FOUND, -1, "stream %.*s not found",
+                           (int)req->stream.len, req->stream.ptr);
+    if (in->has_truncate_before) {
+        if (in->truncate_before > head + 1)
+            return maosd_wfail(w, MAOS_EBAD_REQUEST, -1,
+                               "stream %.*s is at version %llu: truncate_before may be at "
+                               "most %llu", (int)req->stream.len, req->stream.ptr,
+                               (unsigned long long)head, (unsigned long long)head + 1);
+        if (in->truncate_before > m.first)
+            m.first = in->truncate_before;
+    }
+    if (in->delete_) {
+        m.first = head + 1;
+        m.flags |= MAOSD_SMETA_DELETED;
+    }
+    if (in->set) {
+        m.max_count = in->max_count;
+        m.max_age_ms = in->max_age_ms;
+        m.flags = (m.flags & ~MAOSD_SMETA_RULE) |
+                  (in->max_count || in->max_age_ms ? MAOSD_SMETA_RULE : 0);
+    } else if (in->clear) {
+        m.max_count = m.max_age_ms = 0;
+        m.flags &= ~MAOSD_SMETA_RULE;
+    }
+    j->m = m;
+    j->write_m = memcmp(&m, &old, sizeof m) != 0;
+    j->out.is_stream = 1;
+    j->out.max_count = m.max_count;
+    j->out.max_age_ms = m.max_age_ms;
+    j->out.first_version = m.first;
+    j->out.head = exists ? (int64_t)head : -1;
+    j->out.deleted = (m.flags & MAOSD_SMETA_DELETED) && exists && m.first > head;
+    return j->write_m ? 0 : 1;
+}
+
+/* The change, as the data of a $system event "stream_meta". */
+static int change_doc(const maosd_wreq *w, msgpack_sbuffer *sb)
+{
+    const maos_stream_meta_in *in = &w->req.smeta;
+    const smeta_job *j = w->done_arg;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int n = 3 + (in->has_truncate_before != 0) + (in->delete_ != 0);
+    const char *what = w->req.stream.len ? "stream" : "category";
+    maos_slice name = w->req.stream.len ? w->req.stream : in->category;
+    int rc = msgpack_pack_map(&pk, (size_t)n) || msgpack_pack_str(&pk, strlen(what)) ||
+             msgpack_pack_str_body(&pk, what, strlen(what)) ||
+             msgpack_pack_str(&pk, name.len) || msgpack_pack_str_body(&pk, name.ptr, name.len) ||
+             msgpack_pack_str(&pk, 9) || msgpack_pack_str_body(&pk, "max_count", 9) ||
+             msgpack_pack_uint64(&pk, j->out.max_count) || msgpack_pack_str(&pk, 10) ||
+             msgpack_pack_str_body(&pk, "max_age_ms", 10) ||
+             msgpack_pack_uint64(&pk, j->out.max_age_ms);
+    if (!rc && in->has_truncate_before)
+        rc = msgpack_pack_str(&pk, 15) || msgpack_pack_str_body(&pk, "truncate_before", 15) ||
+             msgpack_pack_uint64(&pk, in->truncate_before);
+    if (!rc && in->delete_)
+        rc = msgpack_pack_str(&pk, 6) || msgpack_pack_str_body(&pk, "delete", 6) ||
+             msgpack_pack_true(&pk);
+    return rc ? MAOS_ENOMEM : 0;
+}
+
+int maosd_stage_stream_meta(maosd_wctx *x, maosd_wreq *w, uint32_t i)
+{
+    (void)i;
+    smeta_job *j = w->done_arg;
+    const maos_stream_meta_in *in = &w->req.smeta;
+    if (j->write_m) {
+        char k[MAOSD_KEY_MAX], v[MAOSD_SMETA_LEN];
+        maosd_smeta_value(v, &j->m);
+        maosd_batch_put(x->batch, MAOSD_CF_STREAMS, k, maosd_key_smeta(k, w->req.stream), v,
+                        sizeof v);
+    }
+    if (j->write_rule || j->delete_rule) {
+        char k[MAOSD_RETENTION_KEY_MAX], v[16];
+        size_t klen = maosd_key_retention(k, in->category);
+        maosd_put_u64(v, j->r.max_count);
+        maosd_put_u64(v + 8, j->r.max_age_ms);
+        if (j->write_rule)
+            maosd_batch_put(x->batch, MAOSD_CF_META, k, klen, v, 16);
+        else
+            maosd_batch_delete(x->batch, MAOSD_CF_META, k, klen);
+    }
+    msgpack_sbuffer doc;
+    uint64_t pos;
+    msgpack_sbuffer_init(&doc);
+    int rc = change_doc(w, &doc);
+    if (!rc)
+        rc = maosd_wx_record(x, w, (maos_slice){"$system", 7},
+                             (maos_slice){"stream_meta", 11},
+                             (maos_slice){doc.data, (uint32_t)doc.size}, &pos);
+    msgpack_sbuffer_destroy(&doc);
+    return rc;
+}
+
+int maosd_reply_stream_meta(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
+{
+    (void)i;
+    (void)top;
+    const smeta_job *j = w->done_arg;
+    return maos_enc_reply_stream_meta(pk, w->req.rid, &j->out);
+}
+
+int maosd_reply_retain(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
+{
+    (void)pk;
+    (void)w;
+    (void)i;
+    (void)top;
+    return 0; /* maosd's own: nobody to answer */
+}
+
+/* ---- the loop: passes and the op ------------------------------------------------------- */
+
+static void run_pass(maosd_server *srv);
+
+static void on_timer(uv_timer_t *t)
+{
+    run_pass(t->data);
+}
+
+static void schedule(maosd_server *srv, uint64_t ms)
+{
+    if (srv->retention_on && !srv->stopping)
+        uv_timer_start(&srv->retention_timer, on_timer, ms, 0);
+}
+
+static void pass_done(maosd_server *srv, maosd_wreq *w)
+{
+    retain_out *out = w->done_arg;
+    srv->retention_pending = 0;
+    int more = 0;
+    if (w->code) {
+        maosd_log(MAOSD_LOG_ERROR, "retention: %s: %s", maos_err_name(w->code),
+                  w->why ? w->why : "-");
+    } else {
+        if (out->removed) {
+            srv->events_removed += out->removed;
+            /* a held read-ahead page may hold what is gone now */
+            for (maosd_conn *c = srv->conns; c; c = c->next)
+                maosd_ahead_drop(c);
+            maosd_logf(MAOSD_LOG_DEBUG, "retention: %llu events removed",
+                       (unsigned long long)out->removed);
+        }
+        srv->log_anchor = out->anchor;
+        more = out->more;
+    }
+    free(out);
+    w->done_arg = NULL;
+    maosd_wreq_free(w);
+    if (more || srv->retention_again) {
+        srv->retention_again = 0;
+        schedule(srv, 0);
+    } else {
+        schedule(srv, (uint64_t)srv->cfg->retention_interval_s * 1000);
+    }
+}
+
+static void run_pass(maosd_server *srv)
+{
+    if (srv->stopping || !srv->retention_on)
+        return;
+    if (srv->retention_pending) {
+        srv->retention_again = 1;
+        return;
+    }
+    if (maosd_store_state(srv->store) != MAOSD_STORE_OK) {
+        schedule(srv, (uint64_t)srv->cfg->retention_interval_s * 1000);
+        return;
+    }
+    retain_out *out = calloc(1, sizeof(*out));
+    maosd_wreq *w = out ? maosd_own_item(MAOSD_ITEM_RETAIN, 0) : NULL;
+    if (!w) {
+        free(out);
+        schedule(srv, 1000); /* try again */
+        return;
+    }
+    w->done = pass_done;
+    w->done_arg = out;
+    srv->retention_pending = 1;
+    maosd_submit(srv, w);
+}
+
+int maosd_retention_init(maosd_server *srv)
+{
+    uv_timer_init(srv->loop, &srv->retention_timer);
+    srv->retention_timer.data = srv;
+    srv->retention_on = 1;
+    return 0;
+}
+
+void maosd_retention_start(maosd_server *srv)
+{
+    char v[8];
+    size_t vlen;
+    if (!maosd_store_get(srv->store, MAOSD_CF_META, MAOSD_META_LOG_ANCHOR,
+                         strlen(MAOSD_META_LOG_ANCHOR), v, sizeof v, &vlen) &&
+        vlen == 8)
+        srv->log_anchor = maosd_get_u64(v);
+    run_pass(srv);
+}
+
+void maosd_retention_close(maosd_server *srv)
+{
+    if (!srv->retention_on)
+        return;
+    srv->retention_on = 0;
+    uv_timer_stop(&srv->retention_timer);
+    uv_close((uv_handle_t *)&srv->retention_timer, NULL);
+}
+
+static void smeta_done(maosd_server *srv, maosd_wreq *w)
+{
+    int changed = !w->code && !w->out[0].nothing;
+    smeta_job *j = w->done_arg;
+    maosd_write_reply(srv, w); /* answers (with j) and frees w */
+    free(j);
+    if (changed)
+        run_pass(srv);
+}
+
+static void run_compact(maosd_rjob *j)
+{
+    uint64_t t0 = uv_hrtime();
+    maosd_store_compact(j->store);
+    maosd_logf(MAOSD_LOG_INFO, "compaction of every column family took %llu ms",
+               (unsigned long long)((uv_hrtime() - t0) / 1000000));
+    msgpack_packer pk;
+    size_t mark = maosd_rjob_frame_begin(j, &pk);
+    if (maos_enc_reply_ok(&pk, j->req.rid) || maosd_rjob_frame_end(j, mark)) {
+        j->out.size = mark;
+        j->rc = MAOS_EOVERLOADED;
+        snprintf(j->why, sizeof(j->why), "out of memory (the compaction ran)");
+    }
+}
+
+int maosd_op_compact(maosd_call *call)
+{
+    if (call->conn->uid != 0 && call->conn->uid != call->srv->euid) {
+        snprintf(call->why, sizeof(call->why), "compact is for root and the daemon's user "
+                 "(uid %u); uid %u may not", (unsigned)call->srv->euid,
+                 (unsigned)call->conn->uid);
+        return MAOS_EUNAUTHORIZED;
+    }
+    return maosd_rjob_call(call, run_compact);
+}
+
+int maosd_op_stream_meta(maosd_call *call)
+{
+    smeta_job *j = calloc(1, sizeof(*j));
+    maos_item_in *it = calloc(1, sizeof(*it));
+    maosd_wreq *w = j && it ? maosd_wreq_for(call->conn, call->req, &call->frame,
+                                             call->frame_len)
+                            : NULL;
+    if (!w) {
+        free(j);
+        free(it);
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+    it->kind = MAOSD_ITEM_STREAM_META;
+    w->req.items = it;
+    w->req.n_items = 1;
+    w->items_owned = 1;
+    w->done = smeta_done;
+    w->done_arg = j;
+    maosd_submit(call->srv, w);
+    return 0;
+}
