@@ -800,9 +800,9 @@ void maosc_stream_meta_from(const maos_reply *rep, maos_stream_meta_info *out)
 {
     out->max_count = rep->smeta.max_count;
     out->max_age_ms = rep->smeta.max_age_ms;
-    out->is_stream = rep->smeta.is_stream;
-    out->first_version = rep->smeta.is_stream ? rep->smeta.first_version : 0;
-    out->head = rep->smeta.is_stream ? rep->smeta.head : -1;
+    out->is_stream = rep->smeta.head >= 0 || rep->smeta.first_version > 0;
+    out->first_version = rep->smeta.first_version;
+    out->head = rep->smeta.head;
     out->deleted = rep->smeta.deleted;
 }
 
@@ -841,8 +841,10 @@ int maos_stream_meta(maos_ctx *c, const char *stream, const char *category,
                          maos_enc_stream_meta(&rq.pk, rq.rid, maosc_cstr(stream), &in),
                          &f, &rep)))
         return rc;
-    if (out)
+    if (out) {
         maosc_stream_meta_from(&rep, out);
+        out->is_stream = stream != NULL;
+    }
     free(f);
     return 0;
 }
@@ -859,8 +861,8 @@ int maos_read_log(maos_ctx *c, uint64_t from, uint32_t limit, maos_page **out)
         return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
     if ((rc = maosc_req_begin(c, &rq)) ||
         (rc = maosc_call(c, &rq, MAOS_OP_READ_ALL,
-                         maos_enc_read_log(&rq.pk, rq.rid, from ? from : 1,
-                                           clamp_limit(limit)),
+                         maos_enc_read_log(&rq.pk, rq.rid, 1, from ? from : 1, 0,
+                                           clamp_limit(limit), NULL),
                          &f, &rep)))
         return rc;
     return maosc_make_page(c, f, &rep, out);

@@ -1697,10 +1697,16 @@ int maos_enc_backup(msgpack_packer *pk, uint64_t rid, maos_slice path)
     return 0;
 }
 
-int maos_enc_read_log(msgpack_packer *pk, uint64_t rid, uint64_t from, uint32_t limit)
+int maos_enc_read_log(msgpack_packer *pk, uint64_t rid, int has_from, uint64_t from,
+                      int backward, uint32_t limit, const maos_filter *f)
 {
-    if (head_req(pk, 3, rid, MAOS_OP_READ_ALL) || KV_U64(pk, "from", from) ||
-        KV_U64(pk, "limit", limit) || KV_BOOL(pk, "removed", 1))
+    static const maos_filter none;
+    if (!f)
+        f = &none;
+    uint32_t n = range_keys(has_from, backward, limit) + filter_keys(f) + 1;
+    if (head_req(pk, n, rid, MAOS_OP_READ_ALL) ||
+        enc_range(pk, has_from, from, backward, limit) || enc_filter_keys(pk, f) ||
+        KV_BOOL(pk, "removed", 1))
         return MAOS_ENOMEM;
     return 0;
 }
@@ -1729,11 +1735,11 @@ int maos_enc_stream_meta(msgpack_packer *pk, uint64_t rid, maos_slice stream,
 int maos_enc_reply_stream_meta(msgpack_packer *pk, uint64_t rid,
                                const maos_stream_meta_out *m)
 {
-    if (head_rep(pk, m->is_stream ? 5 : 2, rid, 1) ||
-        KV_U64(pk, "max_count", m->max_count) || KV_U64(pk, "max_age_ms", m->max_age_ms))
-        return MAOS_ENOMEM;
-    if (m->is_stream && (KV_U64(pk, "first_version", m->first_version) ||
-                         KV_I64(pk, "head", m->head) || KV_BOOL(pk, "deleted", m->deleted)))
+    int s = m->is_stream;
+    if (head_rep(pk, 5, rid, 1) || KV_U64(pk, "max_count", m->max_count) ||
+        KV_U64(pk, "max_age_ms", m->max_age_ms) ||
+        KV_U64(pk, "first_version", s ? m->first_version : 0) ||
+        KV_I64(pk, "head", s ? m->head : -1) || KV_BOOL(pk, "deleted", s && m->deleted))
         return MAOS_ENOMEM;
     return 0;
 }
@@ -3080,7 +3086,8 @@ static const uint64_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_BACKUP] = RF(POSITION),
     [MAOS_OP_METRICS] = RF(TEXT),
     [MAOS_OP_TASK_LIST] = RF(TASKS) | RF(NEXT),
-    [MAOS_OP_STREAM_META] = RF(MAX_COUNT) | RF(MAX_AGE_MS),
+    [MAOS_OP_STREAM_META] = RF(MAX_COUNT) | RF(MAX_AGE_MS) | RF(FIRST_VERSION) | RF(HEAD) |
+                            RF(DELETED),
     /* ping, unsubscribe, checkpoint_save: {rid, ok} only */
 };
 
@@ -3424,7 +3431,6 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
     }
     if (!have_rid || !have_ok || r.p != r.end)
         return MAOS_EPROTO;
-    rep->smeta.is_stream = (rep->have_ & RF(HEAD)) != 0;
     rep->smeta.first_version = rep->result.first_version;
     if (!rep->ok && rep->code == 0)
         rep->code = MAOS_EPROTO;
@@ -3504,15 +3510,6 @@ int maos_reply_check(const maos_reply *rep, maos_op op, char *why, size_t whylen
         }
         break;
     }
-    case MAOS_OP_STREAM_META:
-        if ((rep->have_ & RF(HEAD)) &&
-            (rep->have_ & (RF(FIRST_VERSION) | RF(DELETED))) !=
-                (RF(FIRST_VERSION) | RF(DELETED))) {
-            why_set(why, whylen, "stream_meta reply for a stream without %s",
-                    first_missing(RF(FIRST_VERSION) | RF(DELETED), rep->have_));
-            return MAOS_EPROTO;
-        }
-        break;
     case MAOS_OP_STATS:
         /* the counters of protocol 1; later ones are optional (a newer
          * client may talk to an older daemon) */

@@ -847,7 +847,10 @@ typedef struct maos_stream_meta_set {
 } maos_stream_meta_set;
 
 /* What the daemon reports: the rule, and for a stream its first readable
- * version, its head (-1: never written) and whether it is deleted. */
+ * version, its head (-1: never written) and whether it is deleted (for a
+ * category: 0, -1, 0).  is_stream: the report is a stream's (from the
+ * request; maos_result_stream_meta, which has no request, says 1 only for
+ * a stream ever written). */
 typedef struct maos_stream_meta_info {
     uint64_t max_count;
     uint64_t max_age_ms;

@@ -350,8 +350,10 @@ typedef struct maos_stream_meta_in {
 } maos_stream_meta_in;
 
 /* What stream_meta reports: the rule (of the stream itself, or of the
- * category), and for a stream its first readable version, its head
- * (-1: no events ever) and whether it is deleted. */
+ * category), and for a stream (is_stream: the encoder's input; a decoder
+ * knows it from its request) its first readable version, its head (-1:
+ * no events ever) and whether it is deleted; for a category 0, -1 and
+ * false. */
 typedef struct maos_stream_meta_out {
     uint64_t max_count;
     uint64_t max_age_ms;
@@ -472,8 +474,10 @@ int maos_enc_checkpoint_save(msgpack_packer *pk, uint64_t rid, maos_slice name,
                              uint64_t position);
 int maos_enc_checkpoint_get(msgpack_packer *pk, uint64_t rid, maos_slice name);
 int maos_enc_backup(msgpack_packer *pk, uint64_t rid, maos_slice path);
-/* read_all of the whole log, the stubs of removed events included */
-int maos_enc_read_log(msgpack_packer *pk, uint64_t rid, uint64_t from, uint32_t limit);
+/* read_all {removed: true}: as maos_enc_read_all, the stubs of removed
+ * events included */
+int maos_enc_read_log(msgpack_packer *pk, uint64_t rid, int has_from, uint64_t from,
+                      int backward, uint32_t limit, const maos_filter *f);
 /* stream_meta for stream (len > 0) or m->category */
 int maos_enc_stream_meta(msgpack_packer *pk, uint64_t rid, maos_slice stream,
                          const maos_stream_meta_in *m);
