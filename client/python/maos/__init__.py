@@ -21,7 +21,8 @@ from .errors import (BadFrame, BadRequest, Conflict, ConnectionLost, Corrupt, Er
                      Unauthorized, UnknownOp, UntrustedServer, WrongExpectedVersion,
                      WrongRevision)
 from .types import (AppendResult, CaughtUp, DeadResult, EnqueueResult, Entry, Event,
-                    FellBehind, Message, NackResult, PutResult, QueueInfo, StreamInfo, Task)
+                    FellBehind, Message, NackResult, PutResult, QueueInfo, StreamInfo,
+                    StreamMeta, Task)
 
 __version__ = "0.1.0"
 
@@ -34,5 +35,6 @@ __all__ = [
     "Unauthorized", "UnknownOp", "UntrustedServer", "WrongExpectedVersion",
     "WrongRevision",
     "AppendResult", "CaughtUp", "DeadResult", "EnqueueResult", "Entry", "Event",
-    "FellBehind", "Message", "NackResult", "PutResult", "QueueInfo", "StreamInfo", "Task",
+    "FellBehind", "Message", "NackResult", "PutResult", "QueueInfo", "StreamInfo",
+    "StreamMeta", "Task",
 ]

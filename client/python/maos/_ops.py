@@ -19,7 +19,7 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence
 from . import _core as C
 from . import errors as E
 from .types import (AppendResult, DeadResult, EnqueueResult, Entry, Event, NackResult,
-                    PutResult, QueueInfo, StreamInfo, Task, us_to_datetime)
+                    PutResult, QueueInfo, StreamInfo, StreamMeta, Task, us_to_datetime)
 
 T = TypeVar("T")
 Reply = dict[Any, Any]
@@ -339,6 +339,42 @@ def backup(path: str) -> Call[int]:
     if not p.startswith("/"):
         raise E.InvalidArgument("backup needs an absolute path")
     return Call("backup", {"path": p}, lambda m: int(m["position"]))
+
+
+def stream_meta(stream: Optional[str] = None, *, category: Optional[str] = None,
+                max_count: Optional[int] = None, max_age_ms: Optional[int] = None,
+                clear: bool = False, truncate_before: Optional[int] = None,
+                delete: bool = False) -> Call[StreamMeta]:
+    """Retention of `stream` or of every stream of `category` (PROTOCOL.md
+    "Retention"): with max_count / max_age_ms the new rule, clear removes
+    it, truncate_before / delete remove events of a stream; nothing: report."""
+    if (stream is None) == (category is None):
+        raise E.InvalidArgument("give a stream or a category")
+    body: dict[str, Any] = ({"stream": C._str(stream, "stream")} if stream is not None
+                            else {"category": C._str(category, "category")})
+    if max_count is not None or max_age_ms is not None:
+        if clear:
+            raise E.InvalidArgument("a rule (max_count, max_age_ms) or clear, not both")
+        body["max_count"] = C._uint(max_count or 0, "max_count")
+        body["max_age_ms"] = C._uint(max_age_ms or 0, "max_age_ms")
+    if clear:
+        body["clear"] = True
+    if category is not None and (truncate_before is not None or delete):
+        raise E.InvalidArgument("truncate_before and delete are for a stream")
+    if truncate_before is not None:
+        body["truncate_before"] = C._uint(truncate_before, "truncate_before")
+    if delete:
+        body["delete"] = True
+
+    def conv(m: Reply) -> StreamMeta:
+        return StreamMeta(int(m["max_count"]), int(m["max_age_ms"]),
+                          int(m["first_version"]), int(m["head"]), bool(m["deleted"]))
+    return Call("stream_meta", body, conv)
+
+
+def compact() -> Call[None]:
+    """Compact the store now (root and the daemon's user only)."""
+    return Call("compact", {}, lambda m: None)
 
 
 def metrics() -> Call[str]:

@@ -33,7 +33,8 @@ from . import _core as C
 from . import _ops as O
 from . import errors as E
 from .types import (AppendResult, CaughtUp, DeadResult, EnqueueResult, Entry, Event,
-                    FellBehind, Message, NackResult, PutResult, QueueInfo, StreamInfo, Task)
+                    FellBehind, Message, NackResult, PutResult, QueueInfo, StreamInfo,
+                    StreamMeta, Task)
 
 T = TypeVar("T")
 Item = Union[Event, Entry, CaughtUp, FellBehind, Message]
@@ -600,6 +601,18 @@ class AsyncClient:
 
     async def metrics(self) -> str:
         return await self._run(O.metrics())
+
+    async def stream_meta(self, stream: Optional[str] = None, *,
+                          category: Optional[str] = None, max_count: Optional[int] = None,
+                          max_age_ms: Optional[int] = None, clear: bool = False,
+                          truncate_before: Optional[int] = None,
+                          delete: bool = False) -> StreamMeta:
+        return await self._run(O.stream_meta(stream, category=category, max_count=max_count,
+                                             max_age_ms=max_age_ms, clear=clear,
+                                             truncate_before=truncate_before, delete=delete))
+
+    async def compact(self) -> None:
+        return await self._run(O.compact())
 
     async def dead_retry(self, queue: str, task: Optional[C.IdLike] = None) -> DeadResult:
         return await self._run(O.dead_retry(queue, task))

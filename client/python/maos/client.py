@@ -33,7 +33,8 @@ from . import _core as C
 from . import _ops as O
 from . import errors as E
 from .types import (AppendResult, CaughtUp, DeadResult, EnqueueResult, Entry, Event,
-                    FellBehind, Message, NackResult, PutResult, QueueInfo, StreamInfo, Task)
+                    FellBehind, Message, NackResult, PutResult, QueueInfo, StreamInfo,
+                    StreamMeta, Task)
 
 T = TypeVar("T")
 
@@ -631,6 +632,23 @@ class Client:
     def metrics(self) -> str:
         """Every figure in the Prometheus text exposition format."""
         return self._run(O.metrics())
+
+    def stream_meta(self, stream: Optional[str] = None, *, category: Optional[str] = None,
+                    max_count: Optional[int] = None, max_age_ms: Optional[int] = None,
+                    clear: bool = False, truncate_before: Optional[int] = None,
+                    delete: bool = False) -> StreamMeta:
+        """Retention of a stream or a category: set a rule (max_count and/or
+        max_age_ms), clear it, truncate a stream before a version, delete
+        it; with no change, report.  Removed events leave reads of the
+        stream at once and $all when the daemon's removal pass has run."""
+        return self._run(O.stream_meta(stream, category=category, max_count=max_count,
+                                       max_age_ms=max_age_ms, clear=clear,
+                                       truncate_before=truncate_before, delete=delete))
+
+    def compact(self) -> None:
+        """Compact the store now (the space of removed events comes back);
+        root and the daemon's user only.  Waits until it is done."""
+        return self._run(O.compact())
 
     def dead_retry(self, queue: str, task: Optional[C.IdLike] = None) -> DeadResult:
         return self._run(O.dead_retry(queue, task))

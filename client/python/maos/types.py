@@ -179,6 +179,18 @@ class DeadResult:
 
 
 @dataclass(frozen=True)
+class StreamMeta:
+    """Retention of a stream or a category (stream_meta): the rule
+    (max_count, max_age_ms; 0: none) and, for a stream, its first readable
+    version, its head (-1: never written) and whether it is deleted."""
+    max_count: int
+    max_age_ms: int
+    first_version: int
+    head: int
+    deleted: bool
+
+
+@dataclass(frozen=True)
 class QueueInfo:
     queue: str
     ready: int

@@ -563,3 +563,46 @@ def test_data_operations(sock: str, daemon: Daemon) -> None:
             with pytest.raises(maos.Conflict):
                 await a.backup(target)
     asyncio.run(run())
+
+
+def test_retention(sock: str) -> None:
+    """stream_meta and compact (issue 13, retention), sync and async."""
+    import asyncio
+    import time
+    with maos.Client(sock) as c:
+        c.append("rp-1", [{"type": "t", "data": {"i": i}} for i in range(10)])
+        m = c.stream_meta("rp-1", max_count=3)
+        assert (m.max_count, m.max_age_ms, m.head, m.deleted) == (3, 0, 9, False)
+        deadline = time.monotonic() + 60
+        while [e.version for e in c.read("rp-1")] != [7, 8, 9]:
+            assert time.monotonic() < deadline, "the removal pass never ran"
+        assert c.stream_meta("rp-1").first_version == 7
+        # the same pass made stubs of them: gone from $all too
+        assert [e.version for e in c.read_all() if e.stream == "rp-1"] == [7, 8, 9]
+        assert c.stats()["events_removed"] == 7
+        m = c.stream_meta(category="rp", max_age_ms=60000)
+        assert (m.max_count, m.max_age_ms, m.head) == (0, 60000, -1)
+        assert c.stream_meta(category="rp", clear=True).max_age_ms == 0
+        c.append("rp-2", [{"type": "t"} for _ in range(4)])
+        assert c.stream_meta("rp-2", truncate_before=2).first_version == 2
+        assert [e.version for e in c.read("rp-2")] == [2, 3]
+        assert c.stream_meta("rp-2", delete=True).deleted
+        with pytest.raises(maos.NotFound):
+            list(c.read("rp-2"))
+        with pytest.raises(maos.BadRequest):
+            c.stream_meta("rp-1", truncate_before=100)
+        with pytest.raises(maos.InvalidName):
+            c.stream_meta("$system", max_count=1)
+        with pytest.raises(maos.InvalidArgument):
+            c.stream_meta("rp-1", category="rp")
+        with pytest.raises(maos.InvalidArgument):
+            c.stream_meta("rp-1", max_count=1, clear=True)
+        c.compact()
+        assert [e.version for e in c.read("rp-1")] == [7, 8, 9]
+
+    async def run() -> None:
+        async with maos.AsyncClient(sock) as a:
+            m = await a.stream_meta("rp-1")
+            assert (m.max_count, m.first_version) == (3, 7)
+            await a.compact()
+    asyncio.run(run())
