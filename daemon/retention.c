@@ -201,7 +201,8 @@ static int retain_stream(pass *p, maos_slice stream, const maosd_smeta *m0, int 
     maosd_sindex e = {0};
     if (r && r->max_count && head + 1 > r->max_count && head + 1 - r->max_count > target)
         target = head + 1 - r->max_count;
-    if (r && r->max_age_ms) {
+    /* an age past the epoch: nothing is that old */
+    if (r && r->max_age_ms && r->max_age_ms < (uint64_t)x->now / 1000) {
         int64_t cutoff = x->now - (int64_t)(r->max_age_ms * 1000);
         while (target <= head && p->budget) {
             if (!e.count || target - e.first >= e.count)
@@ -267,7 +268,7 @@ static int names_add(namelist *l, const char *s, size_t len)
     }
     if (!l->n)
         l->off[0] = 0;
-    if (msgpack_sbuffer_write(&l->names, s, len))
+    if (len && msgpack_sbuffer_write(&l->names, s, len)) /* "": the category's own name */
         return MAOS_ENOMEM;
     l->off[++l->n] = l->names.size;
     return 0;
@@ -275,7 +276,8 @@ static int names_add(namelist *l, const char *s, size_t len)
 
 static maos_slice names_at(const namelist *l, uint32_t i)
 {
-    return (maos_slice){l->names.data + l->off[i], (uint32_t)(l->off[i + 1] - l->off[i])};
+    uint32_t len = (uint32_t)(l->off[i + 1] - l->off[i]);
+    return (maos_slice){len ? l->names.data + l->off[i] : "", len};
 }
 
 static void names_free(namelist *l)
@@ -337,7 +339,7 @@ static int retain_streams(pass *p)
         maos_slice cat = names_at(&cats, i);
         rule r;
         if ((rc = get_rule(x, cat, &r)) <= 0)
-            break;
+            continue; /* an error (rc < 0) ends the loop */
         rc = 0;
         /* the category's streams: cat itself and cat-... */
         namelist ss = {0};
