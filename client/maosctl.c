@@ -147,11 +147,11 @@ static const struct option_def options[O__COUNT] = {
                   "backup: check the copy in DIR offline instead of making one (a\n"
                   "read-only maosd on it, then verify)"},
     [O_DEAD] = {"dead", NULL, 0, "queue purge: delete the dead letters (required)"},
-    [O_MAX_COUNT] = {"max-count", "N", 0, "stream retention: keep the last N events"},
+    [O_MAX_COUNT] = {"max-count", "N", 0, "stream set-retention: keep the last N events"},
     [O_MAX_AGE] = {"max-age", "D", 0,
-                   "stream retention: keep the events younger than D (a number and a\n"
+                   "stream set-retention: keep the events younger than D (a number and a\n"
                    "unit: ms, s, m, h, d; e.g. 30d)"},
-    [O_CLEAR] = {"clear", NULL, 0, "stream retention: remove the rule"},
+    [O_CLEAR] = {"clear", NULL, 0, "stream set-retention: remove the rule"},
     [O_BEFORE] = {"before", "V", 0, "stream truncate: remove the versions below V"},
 };
 
@@ -329,13 +329,13 @@ static const struct command commands[] = {
      "hand when the connection was lost went back to its queue)."},
     {"stream", cmd_stream,
      "info STREAM | info --category C\n"
-     "       maosctl stream retention STREAM|--category C [--max-count N] [--max-age D]\n"
-     "                                [--clear]\n"
+     "       maosctl stream set-retention STREAM|--category C [--max-count N]\n"
+     "                                    [--max-age D] [--clear]\n"
      "       maosctl stream truncate STREAM --before V | delete STREAM",
      "retention, truncation and deletion of streams", OPT(O_CATEGORY) | OPT(O_MAX_COUNT) |
      OPT(O_MAX_AGE) | OPT(O_CLEAR) | OPT(O_BEFORE), 1, 2,
      "info prints the rule (max_count, max_age_ms; 0: none) and, for a stream, its\n"
-     "first readable version, head and whether it is deleted.  retention sets the\n"
+     "first readable version, head and whether it is deleted.  set-retention sets the\n"
      "rule of a stream, or of every stream of category C (a stream's own rule wins);\n"
      "--max-count and --max-age together keep what both keep.  truncate removes\n"
      "the versions below V; delete removes every event (versions go on when it is\n"
@@ -1663,9 +1663,9 @@ static int cmd_stream(struct args *a)
     const char *category = a->set[O_CATEGORY] ? a->val[O_CATEGORY] : NULL;
     maos_stream_meta_set set;
     memset(&set, 0, sizeof set);
-    int retention = !strcmp(sub, "retention");
+    int retention = !strcmp(sub, "set-retention");
     if (strcmp(sub, "info") && !retention && strcmp(sub, "truncate") && strcmp(sub, "delete")) {
-        usage_error("unknown stream command '%s' (info, retention, truncate, delete)", sub);
+        usage_error("unknown stream command '%s' (info, set-retention, truncate, delete)", sub);
         return EXIT_USAGE;
     }
     if (!stream == !category || (category && !retention && strcmp(sub, "info"))) {
@@ -1674,7 +1674,7 @@ static int cmd_stream(struct args *a)
         return EXIT_USAGE;
     }
     if (!retention && (a->set[O_MAX_COUNT] || a->set[O_MAX_AGE] || a->set[O_CLEAR])) {
-        usage_error("--max-count, --max-age and --clear are for stream retention");
+        usage_error("--max-count, --max-age and --clear are for stream set-retention");
         return EXIT_USAGE;
     }
     if (retention) {
@@ -1683,7 +1683,7 @@ static int cmd_stream(struct args *a)
             return EXIT_USAGE;
         }
         if (!a->set[O_CLEAR] && !a->set[O_MAX_COUNT] && !a->set[O_MAX_AGE]) {
-            usage_error("stream retention needs --max-count, --max-age or --clear");
+            usage_error("stream set-retention needs --max-count, --max-age or --clear");
             return EXIT_USAGE;
         }
         if (a->set[O_MAX_COUNT] && (parse_u64(a->val[O_MAX_COUNT], &set.max_count) ||

@@ -370,5 +370,51 @@ expect_eq "$(nlines "$OUT")" "$TOTAL" "everything is there after a restart"
 run --socket "$SOCK" verify
 expect_status 0 "verify after restart"
 
+# ---- stream: retention, truncation, deletion; compact -------------------------------
+for i in 1 2 3 4 5 6; do run --socket "$SOCK" append rt-1 t "{\"i\":$i}"; done
+run --socket "$SOCK" stream set-retention rt-1 --max-count 2
+expect_status 0 "stream set-retention"
+expect_contains "$OUT" "max_count 2" "set-retention prints the rule"
+# the pass runs right after the change: wait for it (bounded), not for time
+for _ in $(seq 1 600); do
+    run --socket "$SOCK" --json stream info rt-1
+    [ "$(jnum "$OUT" first_version)" = 4 ] && break
+done
+expect_eq "$(jnum "$OUT" first_version)" 4 "stream info: first_version after the pass"
+run --socket "$SOCK" --json read rt-1
+expect_eq "$(nlines "$OUT")" 2 "read after set-retention: the last 2"
+run --socket "$SOCK" stream truncate rt-1 --before 5
+expect_status 0 "stream truncate"
+expect_contains "$OUT" "first version 5" "truncate moves the first version"
+run --socket "$SOCK" stream set-retention --category rt --max-age 7d
+expect_status 0 "stream set-retention --category"
+expect_contains "$OUT" "max_age_ms 604800000" "--max-age 7d in ms"
+run --socket "$SOCK" stream set-retention --category rt --clear
+expect_contains "$OUT" "max_age_ms 0" "--clear removes the rule"
+run --socket "$SOCK" stream delete rt-1
+expect_status 0 "stream delete"
+run --socket "$SOCK" read rt-1
+expect_status 1 "read of a deleted stream"
+expect_contains "$ERR" "NOT_FOUND" "read of a deleted stream: NOT_FOUND"
+run --socket "$SOCK" compact
+expect_status 0 "compact"
+run --socket "$SOCK" verify
+expect_status 0 "verify after retention"
+run --socket "$SOCK" stream set-retention rt-1
+expect_status 2 "set-retention without a rule"
+run --socket "$SOCK" stream set-retention rt-1 --max-age 7
+expect_status 2 "--max-age without a unit"
+run --socket "$SOCK" stream set-retention rt-1 --max-count 0
+expect_status 2 "--max-count 0"
+run --socket "$SOCK" stream truncate rt-1
+expect_status 2 "truncate without --before"
+run --socket "$SOCK" stream delete --category rt
+expect_status 2 "delete of a category"
+run --socket "$SOCK" stream set-retention '$system' --max-count 1
+expect_status 1 "retention on a \$ stream"
+expect_contains "$ERR" "INVALID_NAME" "retention on a \$ stream: INVALID_NAME"
+run --socket "$SOCK" stream frob rt-1
+expect_status 2 "unknown stream command"
+
 echo "maosctl.sh: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
