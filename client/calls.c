@@ -881,6 +881,48 @@ int maos_compact(maos_ctx *c)
     return 0;
 }
 
+int maos_pubkey(maos_ctx *c, uint8_t key[32])
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!key)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "key is NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_PUBKEY, maos_enc_pubkey(&rq.pk, rq.rid), &f, &rep)))
+        return rc;
+    memcpy(key, rep.key.ptr, 32);
+    free(f);
+    return 0;
+}
+
+int maos_chain_sign(maos_ctx *c, uint64_t position, uint8_t hash[32], uint8_t sig[64])
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!hash || !sig || !position)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "position 0, or hash or sig NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_CHAIN_SIGN,
+                         maos_enc_chain_sign(&rq.pk, rq.rid, position), &f, &rep)))
+        return rc;
+    if (rep.position != position) {
+        free(f);
+        return maosc_die(c, MAOS_EPROTO, "chain_sign answered for another position");
+    }
+    memcpy(hash, rep.hash.ptr, 32);
+    memcpy(sig, rep.signature.ptr, 64);
+    free(f);
+    return 0;
+}
+
 int maos_event_removed(const maos_event *e, uint8_t hash[32])
 {
     maos_slice h;

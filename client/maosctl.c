@@ -63,7 +63,7 @@ enum opt_id {
     O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O_PRIORITY, O_DELAY, O_MAX_ATTEMPTS,
     O_DEDUPE, O_ORDERING_KEY, O_LEASE, O_ERROR, O_RETRY_AFTER, O_ALL, O_DEAD, O_VERIFY,
     O_TO, O_OUTPUT, O_FORMAT, O_PROMETHEUS, O_MAX_COUNT, O_MAX_AGE, O_CLEAR, O_BEFORE,
-    O__COUNT
+    O_PUBKEY, O__COUNT
 };
 _Static_assert(O__COUNT <= 64, "command option sets are 64-bit masks");
 
@@ -153,6 +153,9 @@ static const struct option_def options[O__COUNT] = {
                    "unit: ms, s, m, h, d; e.g. 30d)"},
     [O_CLEAR] = {"clear", NULL, 0, "stream set-retention: remove the rule"},
     [O_BEFORE] = {"before", "V", 0, "stream truncate: remove the versions below V"},
+    [O_PUBKEY] = {"pubkey", "FILE", 0,
+                  "verify: also check the signed checkpoints of $chain with the public\n"
+                  "key in FILE (as maosctl pubkey prints it); at least one must be there"},
 };
 
 #define OPT(x) (1ull << (x))
@@ -193,6 +196,7 @@ static int cmd_streams(struct args *a);
 static int cmd_stats(struct args *a);
 static int cmd_status(struct args *a);
 static int cmd_verify(struct args *a);
+static int cmd_pubkey(struct args *a);
 static int cmd_tail(struct args *a);
 static int cmd_publish(struct args *a);
 static int cmd_listen(struct args *a);
@@ -406,9 +410,17 @@ static const struct command commands[] = {
      "what is in table files: the newest groups, still only in that daemon's\n"
      "journal (at most one lap), are not applied; its log says how many.\n"
      "maosd is $MAOSD_BIN, else the installed one, else maosd from PATH."},
-    {"verify", cmd_verify, "",
-     "check the whole log: dense positions and the BLAKE2b hash chain", 0, 0, 0,
-     "Prints \"OK: N events, head P\", or the first bad position and exits 1."},
+    {"verify", cmd_verify, "[--pubkey FILE]",
+     "check the whole log: dense positions and the BLAKE2b hash chain", OPT(O_PUBKEY), 0, 0,
+     "Prints \"OK: N events, head P\", or the first bad position and exits 1.\n"
+     "--pubkey FILE also checks every signed checkpoint (stream $chain) with the\n"
+     "daemon's public key and prints the last signed position: the log up to it\n"
+     "is proven unaltered, unless the key itself was stolen.  With --data-dir DIR\n"
+     "(or maosctl backup --verify) it checks a copy offline."},
+    {"pubkey", cmd_pubkey, "", "print the daemon's public signing key (hex)", 0, 0, 0,
+     "The ed25519 key that signs the checkpoints in stream $chain and the\n"
+     "trailers of exports.  Keep a copy where the daemon's user cannot write:\n"
+     "maosctl pubkey > maos.pub; later maosctl verify --pubkey maos.pub."},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -1311,10 +1323,72 @@ static int verify_bad(struct args *a, uint64_t pos, const char *why)
     return EXIT_REFUSED;
 }
 
+/* The public key in a file, as maosctl pubkey prints it (64 hex digits). */
+static int read_pubkey(const char *path, uint8_t key[32])
+{
+    char buf[256];
+    size_t n, bin;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "maosctl: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    while (n && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = 0;
+    if (n != 64 || sodium_hex2bin(key, 32, buf, n, NULL, &bin, NULL) || bin != 32) {
+        fprintf(stderr, "maosctl: %s does not hold a public key (64 hex digits, as "
+                "maosctl pubkey prints it)\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* A $chain checkpoint at e (after the chain up to e was checked, so e->prev
+ * is the hash of position - 1): NULL when it is signed by key for the
+ * position before it, else why not. */
+static const char *checkpoint_bad(const maos_event *e, const uint8_t key[32])
+{
+    maos_mpr r;
+    uint32_t n;
+    uint64_t pos = 0;
+    maos_slice hash = {0}, sig = {0};
+    maos_mpr_init(&r, e->data, e->data_len);
+    if (maos_mpr_map(&r, &n))
+        return "a checkpoint whose data is not a map";
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        int bad = maos_mpr_str(&r, &k);
+        if (!bad && k.len == 8 && !memcmp(k.ptr, "position", 8))
+            bad = maos_mpr_uint(&r, &pos);
+        else if (!bad && k.len == 4 && !memcmp(k.ptr, "hash", 4))
+            bad = maos_mpr_bin(&r, &hash);
+        else if (!bad && k.len == 9 && !memcmp(k.ptr, "signature", 9))
+            bad = maos_mpr_bin(&r, &sig);
+        else if (!bad)
+            bad = maos_mpr_skip(&r, NULL);
+        if (bad)
+            return "a checkpoint whose data does not decode";
+    }
+    if (hash.len != 32 || sig.len != 64)
+        return "a checkpoint without a 32-byte hash and a 64-byte signature";
+    if (pos + 1 != e->position || memcmp(hash.ptr, e->prev, 32))
+        return "a checkpoint of another position or hash than the one before it";
+    uint8_t msg[MAOS_CHAIN_MSG_LEN];
+    maos_chain_message(pos, (const uint8_t *)hash.ptr, msg);
+    if (crypto_sign_verify_detached((const uint8_t *)sig.ptr, msg, sizeof msg, key))
+        return "a checkpoint whose signature does not verify with the given public key";
+    return NULL;
+}
+
 static int cmd_verify(struct args *a)
 {
-    uint8_t prev[MAOS_HASH_BYTES] = {0};
-    uint64_t expect = 1, from = 1, count = 0, removed = 0, anchor = 0;
+    uint8_t prev[MAOS_HASH_BYTES] = {0}, key[32];
+    uint64_t expect = 1, from = 1, count = 0, removed = 0, anchor = 0, signed_to = 0;
+    uint64_t n_signed = 0;
+    int with_key = a->set[O_PUBKEY];
     maos_stats_info st;
     maos_stats_kv *kv = NULL;
     maos_ctx *c;
@@ -1323,6 +1397,8 @@ static int cmd_verify(struct args *a)
         fprintf(stderr, "maosctl: libsodium cannot be initialized\n");
         return EXIT_REFUSED;
     }
+    if (with_key && read_pubkey(a->val[O_PUBKEY], key))
+        return EXIT_USAGE;
     if ((rc = connect_to(a, &c)))
         return rc;
     if (maos_stats_get(c, &st) || maos_stats_get_kv(c, &kv)) {
@@ -1375,6 +1451,15 @@ static int cmd_verify(struct args *a)
                     rc = verify_bad(a, e->position,
                                     "the record does not match the head hash the "
                                     "daemon stored for it");
+                const char *bad;
+                if (!rc && with_key && !is_stub && e->stream_len == 6 &&
+                    !memcmp(e->stream, "$chain", 6) && e->type_len == 10 &&
+                    !memcmp(e->type, "checkpoint", 10)) {
+                    if ((bad = checkpoint_bad(e, key)))
+                        rc = verify_bad(a, e->position, bad);
+                    signed_to = e->position - 1;
+                    n_signed++;
+                }
                 expect++;
                 if (is_stub)
                     removed++;
@@ -1394,18 +1479,25 @@ static int cmd_verify(struct args *a)
                  " but the daemon's head is %" PRIu64, expect - 1, st.head_position);
         rc = verify_bad(a, expect, why);
     }
+    if (!rc && with_key && !n_signed)
+        rc = verify_bad(a, expect, "no signed checkpoint in the log: nothing is proven by "
+                        "the key (maosd signs every chain_interval_s while it is written)");
     if (!rc) {
         if (a->json)
-            print_json_line(json_pack("{s:b,s:I,s:I,s:I,s:I}", "ok", 1, "events",
+            print_json_line(json_pack("{s:b,s:I,s:I,s:I,s:I,s:I}", "ok", 1, "events",
                                       (json_int_t)count, "head", (json_int_t)(expect - 1),
                                       "removed", (json_int_t)removed, "anchor",
-                                      (json_int_t)anchor));
+                                      (json_int_t)anchor, "signed_to",
+                                      (json_int_t)signed_to));
         else if (removed || anchor > 1)
             printf("OK: %" PRIu64 " events, head %" PRIu64 " (%" PRIu64 " removed by "
                    "retention, chain from position %" PRIu64 ")\n", count, expect - 1,
                    removed, anchor > 1 ? anchor : 1);
         else
             printf("OK: %" PRIu64 " events, head %" PRIu64 "\n", count, expect - 1);
+        if (with_key && !a->json)
+            printf("signed: %" PRIu64 " checkpoints; the log up to position %" PRIu64
+                   " is signed by the key\n", n_signed, signed_to);
     }
     maos_free(c);
     return rc;
@@ -1637,6 +1729,27 @@ static void print_stream_meta(const struct args *a, const char *name, int catego
         printf(", first version %" PRIu64 ", head %" PRId64 "%s", m->first_version, m->head,
                m->deleted ? ", deleted" : "");
     printf("\n");
+}
+
+static int cmd_pubkey(struct args *a)
+{
+    maos_ctx *c;
+    uint8_t key[32];
+    char hex[65];
+    int rc = connect_to(a, &c);
+    if (rc)
+        return rc;
+    if (maos_pubkey(c, key)) {
+        rc = report(c, "pubkey");
+    } else {
+        sodium_bin2hex(hex, sizeof hex, key, sizeof key);
+        if (a->json)
+            print_json_line(json_pack("{s:s}", "pubkey", hex));
+        else
+            printf("%s\n", hex);
+    }
+    maos_free(c);
+    return rc;
 }
 
 static int cmd_compact(struct args *a)

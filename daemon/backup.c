@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chain.h"
 #include "dispatch.h"
 #include "fileio.h"
 #include "log.h"
@@ -268,6 +269,16 @@ void maosd_backup_take(maosd_store *store, const char *data_dir, const maosd_hea
         say(a, sizeof(a), "%s/%s", data_dir, MAOSD_IDENTITY_FILE);
         say(b, sizeof(b), "%s/%s", m->staging, MAOSD_IDENTITY_FILE);
         if (link(a, b) && copy_file(a, b)) {
+            say(err, sizeof(err), "cannot copy %s: %s", a, strerror(errno));
+            rc = MAOS_EIO;
+        }
+    }
+    /* the signing key goes with the copy: a store started from it signs
+     * as the original did (chain.c) */
+    if (!rc) {
+        say(a, sizeof(a), "%s/%s", data_dir, MAOSD_KEY_FILE);
+        say(b, sizeof(b), "%s/%s", m->staging, MAOSD_KEY_FILE);
+        if (!access(a, F_OK) && link(a, b) && copy_file(a, b)) {
             say(err, sizeof(err), "cannot copy %s: %s", a, strerror(errno));
             rc = MAOS_EIO;
         }

@@ -111,7 +111,8 @@
     X(STREAM_META, "stream_meta", maosd_check_stream_meta,                     \
       maosd_stage_stream_meta, maosd_reply_stream_meta)                        \
     X(RETAIN, "retain", maosd_check_none, maosd_stage_retain,                  \
-      maosd_reply_retain)
+      maosd_reply_retain)                                                      \
+    X(CHAIN, "chain", maosd_check_none, maosd_stage_chain, maosd_reply_own)
 
 /* proto's items (MAOS_ITEM_*) and maosd's own (MAOSD_ITEM_*) */
 enum {

@@ -312,6 +312,8 @@ enum {
     /* op stream_meta; a retention pass (retention.c) */
     MAOSD_ITEM_STREAM_META,
     MAOSD_ITEM_RETAIN,
+    /* a signed checkpoint in $chain (chain.c) */
+    MAOSD_ITEM_CHAIN,
     MAOSD_ITEM__END
 };
 
@@ -336,6 +338,8 @@ MAOSD_KIND_STEPS_(backup)
 MAOSD_KIND_STEPS_(stream_meta)
 int maosd_stage_retain(maosd_wctx *x, maosd_wreq *w, uint32_t i);
 int maosd_reply_retain(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
+/* (chain.c) */
+int maosd_stage_chain(maosd_wctx *x, maosd_wreq *w, uint32_t i);
 /* Commit thread, between groups: checkpoint the store for backup request
  * w, whose copy then holds head h, or fail w. */
 void maosd_backup_take(maosd_store *store, const char *data_dir, const maosd_head *h,

@@ -43,6 +43,8 @@
 #define DEFAULT_MAX_SUBSCRIPTIONS 1024
 #define DEFAULT_MIN_FREE_MB 64
 #define DEFAULT_RETENTION_INTERVAL_S 60
+#define DEFAULT_CHAIN_INTERVAL_S 60
+#define DEFAULT_CHAIN_EVERY_EVENTS 10000
 /* max_output_mb: cap + one reply (<= max_frame, 1 GiB) < 4 GiB */
 #define MAX_OUTPUT_MB_LIMIT 2048u
 /* any MiB setting: its bytes fit a size_t (and stay below 1 TiB) */
@@ -83,6 +85,8 @@ static void defaults(maosd_config *cfg)
     cfg->max_subscriptions = DEFAULT_MAX_SUBSCRIPTIONS;
     cfg->min_free = (size_t)DEFAULT_MIN_FREE_MB << 20;
     cfg->retention_interval_s = DEFAULT_RETENTION_INTERVAL_S;
+    cfg->chain_interval_s = DEFAULT_CHAIN_INTERVAL_S;
+    cfg->chain_every_events = DEFAULT_CHAIN_EVERY_EVENTS;
     cfg->log_level = MAOSD_LOG_INFO;
     if (geteuid() == 0) {
         cfg->socket_path = strdup("/run/maos/maosd.sock");
@@ -135,6 +139,8 @@ static const num_key num_keys[] = {
     NUM_("max_subscriptions", 1, 1000000, NUM_U32, max_subscriptions),
     NUM_("min_free_mb", 0, MB_LIMIT, NUM_MB, min_free),
     NUM_("retention_interval_s", 1, 86400, NUM_U32, retention_interval_s),
+    NUM_("chain_interval_s", 1, 86400, NUM_U32, chain_interval_s),
+    NUM_("chain_every_events", 1, 100000000, NUM_U32, chain_every_events),
 };
 #undef NUM_
 
@@ -332,8 +338,8 @@ static void usage(FILE *f)
 "Config file keys, in a [maosd] section: data_dir, socket, socket_group,\n"
 "durability, max_frame, max_connections, max_connections_per_uid,\n"
 "hello_timeout_ms, max_output_mb, max_total_output_mb, block_cache_mb,\n"
-"journal_mb, max_subscriptions, min_free_mb, retention_interval_s, allow_uids,\n"
-"allow_gids, log_level.\n"
+"journal_mb, max_subscriptions, min_free_mb, retention_interval_s,\n"
+"chain_interval_s, chain_every_events, allow_uids, allow_gids, log_level.\n"
 "\n"
 "Exit status: 0 stopped cleanly; 1 could not start or run; 2 usage or config\n"
 "error; 3 the data directory is damaged, foreign, or lost acknowledged writes\n"
@@ -499,6 +505,7 @@ int maosd_config_reload(maosd_config *cfg, int argc, char **argv)
     LIVE(max_subscriptions, "max_subscriptions")
     LIVE(min_free, "min_free (bytes)")
     LIVE(retention_interval_s, "retention_interval_s")
+    LIVE(chain_every_events, "chain_every_events")
 #undef LIVE
     if (n.n_allow_uid != cfg->n_allow_uid || n.n_allow_gid != cfg->n_allow_gid ||
         memcmp(n.allow_uid, cfg->allow_uid, n.n_allow_uid * sizeof(uid_t)) ||
@@ -529,6 +536,7 @@ int maosd_config_reload(maosd_config *cfg, int argc, char **argv)
     LATER(n.max_frame != cfg->max_frame, "max_frame")
     LATER(n.block_cache_mb != cfg->block_cache_mb, "block_cache_mb")
     LATER(n.journal_mb != cfg->journal_mb, "journal_mb")
+    LATER(n.chain_interval_s != cfg->chain_interval_s, "chain_interval_s")
 #undef LATER
     if (at)
         maosd_log(MAOSD_LOG_WARN, "reload: changed but only taken at a restart, kept as "

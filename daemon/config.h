@@ -35,6 +35,8 @@ typedef struct maosd_config {
     size_t min_free;     /* bytes the data directory's file system keeps
                           * free: below it writes get NO_SPACE (commit.c) */
     uint32_t retention_interval_s; /* between retention passes (retention.c) */
+    uint32_t chain_interval_s;     /* signed checkpoints (chain.c): at least */
+    uint32_t chain_every_events;   /* every so often, and every so many events */
     int log_level;
     int salvage;         /* --salvage: open up to damage (flag only) */
     int read_only;       /* --read-only: inspection, nothing written (flag

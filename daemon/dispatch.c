@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "chain.h"
 #include "retention.h"
 
 static const maosd_op op_table[MAOS_OP__COUNT] = {
@@ -64,6 +65,9 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_STREAM_META] = {MAOS_OP_STREAM_META, "stream_meta", maosd_op_stream_meta,
                              MAOSD_OPF_WRITE},
     [MAOS_OP_COMPACT] = {MAOS_OP_COMPACT, "compact", maosd_op_compact, MAOSD_OPF_WRITE},
+    [MAOS_OP_PUBKEY] = {MAOS_OP_PUBKEY, "pubkey", maosd_op_pubkey, 0},
+    [MAOS_OP_CHAIN_SIGN] = {MAOS_OP_CHAIN_SIGN, "chain_sign", maosd_op_chain_sign,
+                            MAOSD_OPF_OFFLOOP},
     [MAOS_OP_METRICS] = {MAOS_OP_METRICS, "metrics", maosd_op_metrics, 0},
     [MAOS_OP_TASK_LIST] = {MAOS_OP_TASK_LIST, "task_list", maosd_op_task_list,
                            MAOSD_OPF_OFFLOOP},

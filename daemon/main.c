@@ -29,6 +29,7 @@
 #include "dispatch.h"
 #include "queues.h"
 #include "recover.h"
+#include "chain.h"
 #include "retention.h"
 #include "sdnotify.h"
 
@@ -157,7 +158,10 @@ int main(int argc, char **argv)
                   "refused%s%s", cfg.data_dir, rec.notes[0] ? "; " : "", rec.notes);
     else
         maosd_backup_clean(cfg.data_dir);
-    rc = maosd_commit_start(&srv, &rec.head, rec.last_time, &srv.commit);
+    /* the signing key (chain.c) is read before any thread that signs runs */
+    rc = maosd_chain_load(&srv) ? MAOS_EIO : 0;
+    if (!rc)
+        rc = maosd_commit_start(&srv, &rec.head, rec.last_time, &srv.commit);
     if (!rc) /* effects of committed groups: the listeners, in order */
         rc = maosd_commit_listen(srv.commit, maosd_sub_fanout, NULL);
     if (!rc)
@@ -166,10 +170,14 @@ int main(int argc, char **argv)
         rc = maosd_queues_init(&srv);
     if (!rc)
         rc = maosd_retention_init(&srv);
+    if (!rc)
+        rc = maosd_chain_init(&srv);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR, "cannot start the commit thread: %s", maos_strerror(rc));
         maosd_queues_close(&srv);
         maosd_retention_close(&srv);
+        maosd_chain_close(&srv);
+        maosd_chain_free();
         uv_run(srv.loop, UV_RUN_NOWAIT); /* the commit object's close callback */
         maosd_recovery_free(&rec);
         maosd_headfile_close(srv.headfile);
@@ -193,6 +201,9 @@ int main(int argc, char **argv)
     /* Retention: the anchor for stats, and a first pass. */
     if (!cfg.read_only)
         maosd_retention_start(&srv);
+    /* Signed checkpoints of the head, from now on. */
+    if (!cfg.read_only)
+        maosd_chain_start(&srv);
     while (maosd_commit_in_flight(srv.commit))
         uv_run(srv.loop, UV_RUN_ONCE);
     maosd_recovery_free(&rec);
@@ -216,6 +227,7 @@ int main(int argc, char **argv)
         maosd_subs_close(&srv);
         maosd_queues_close(&srv);
         maosd_retention_close(&srv);
+        maosd_chain_close(&srv);
         maosd_queues_free(&srv);
         maosd_commit_stop(srv.commit);
         uv_run(srv.loop, UV_RUN_DEFAULT);
@@ -235,6 +247,7 @@ int main(int argc, char **argv)
     uv_run(srv.loop, UV_RUN_DEFAULT);
 
     uv_loop_close(srv.loop);
+    maosd_chain_free();
     if (maosd_headfile_close(srv.headfile))
         maosd_log(MAOSD_LOG_ERROR, "cannot sync %s at shutdown", MAOSD_HEAD_FILE);
     maosd_store_close(srv.store);

@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "chain.h"
 #include "retention.h"
 #include "queues.h"
 #include "readahead.h"
@@ -1159,6 +1160,7 @@ void maosd_server_stop(maosd_server *srv)
     maosd_sd_stopping(srv);
     maosd_queues_close(srv); /* waiting claims end (empty), timers stop */
     maosd_retention_close(srv);
+    maosd_chain_close(srv);
     if (srv->listening) {
         uv_close((uv_handle_t *)&srv->listener, NULL);
         if (srv->listen_fd < 0) /* a passed socket stays systemd's */

@@ -98,6 +98,10 @@ typedef struct maosd_server {
     struct maosd_qwait *qwait_head, *qwait_tail; /* claims waiting, by arrival */
     struct qage *qage;       /* per queue: where its oldest-ready scan starts */
     uint64_t n_qwaiting;
+    /* signed checkpoints (chain.c, loop thread only) */
+    uv_timer_t chain_timer;
+    int chain_on, chain_pending, chain_timer_on;
+    uint64_t chain_signed;    /* position of the last checkpoint (or the head at start) */
     /* retention (retention.c, loop thread only) */
     uv_timer_t retention_timer;
     int retention_on, retention_pending, retention_again;

@@ -1418,6 +1418,10 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
             return FAIL(&d, MAOS_EBAD_REQUEST, "give truncate_before or delete, not both");
         break;
     }
+    case MAOS_OP_CHAIN_SIGN:
+        if (!req->has_position || req->position == 0)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "chain_sign needs a position (>= 1)");
+        break;
     case MAOS_OP_BACKUP:
         if (!req->path.len || req->path.ptr[0] != '/')
             return FAIL(&d, MAOS_EBAD_REQUEST, "backup needs path, an absolute path");
@@ -1747,6 +1751,44 @@ int maos_enc_reply_stream_meta(msgpack_packer *pk, uint64_t rid,
 int maos_enc_compact(msgpack_packer *pk, uint64_t rid)
 {
     return head_req(pk, 0, rid, MAOS_OP_COMPACT) ? MAOS_ENOMEM : 0;
+}
+
+int maos_enc_pubkey(msgpack_packer *pk, uint64_t rid)
+{
+    return head_req(pk, 0, rid, MAOS_OP_PUBKEY) ? MAOS_ENOMEM : 0;
+}
+
+int maos_enc_chain_sign(msgpack_packer *pk, uint64_t rid, uint64_t position)
+{
+    if (head_req(pk, 1, rid, MAOS_OP_CHAIN_SIGN) || KV_U64(pk, "position", position))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_reply_pubkey(msgpack_packer *pk, uint64_t rid, const uint8_t key[32])
+{
+    if (head_rep(pk, 1, rid, 1) || pk_cstr(pk, "key") || pk_bin(pk, key, 32))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_reply_chain_sign(msgpack_packer *pk, uint64_t rid, uint64_t position,
+                              const uint8_t hash[32], const uint8_t sig[64])
+{
+    if (head_rep(pk, 3, rid, 1) || KV_U64(pk, "position", position) ||
+        pk_cstr(pk, "hash") || pk_bin(pk, hash, 32) || pk_cstr(pk, "signature") ||
+        pk_bin(pk, sig, 64))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+void maos_chain_message(uint64_t position, const uint8_t hash[32],
+                        uint8_t out[MAOS_CHAIN_MSG_LEN])
+{
+    memcpy(out, "maos-chain-1", 12);
+    for (int i = 0; i < 8; i++)
+        out[12 + i] = (uint8_t)(position >> (56 - 8 * i));
+    memcpy(out + 20, hash, 32);
 }
 
 int maos_enc_metrics(msgpack_packer *pk, uint64_t rid)
@@ -3012,7 +3054,10 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
     X(MAX_COUNT, "max_count")                                                  \
     X(MAX_AGE_MS, "max_age_ms")                                                \
     X(HEAD, "head")                                                            \
-    X(DELETED, "deleted")
+    X(DELETED, "deleted")                                                      \
+    X(KEY, "key")                                                              \
+    X(HASH, "hash")                                                            \
+    X(SIGNATURE, "signature")
 
 enum {
 #define RF_IDX_(e, key) RFI_##e,
@@ -3086,6 +3131,8 @@ static const uint64_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_BACKUP] = RF(POSITION),
     [MAOS_OP_METRICS] = RF(TEXT),
     [MAOS_OP_TASK_LIST] = RF(TASKS) | RF(NEXT),
+    [MAOS_OP_PUBKEY] = RF(KEY),
+    [MAOS_OP_CHAIN_SIGN] = RF(POSITION) | RF(HASH) | RF(SIGNATURE),
     [MAOS_OP_STREAM_META] = RF(MAX_COUNT) | RF(MAX_AGE_MS) | RF(FIRST_VERSION) | RF(HEAD) |
                             RF(DELETED),
     /* ping, unsubscribe, checkpoint_save: {rid, ok} only */
@@ -3395,6 +3442,15 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
         } else if (key_is(k, "durability")) {
             bad = maos_mpr_str(&r, &rep->stats.durability);
             rep->have_ |= RF(DURABILITY);
+        } else if (key_is(k, "key")) {
+            bad = maos_mpr_bin(&r, &rep->key) || rep->key.len != 32;
+            rep->have_ |= RF(KEY);
+        } else if (key_is(k, "hash")) {
+            bad = maos_mpr_bin(&r, &rep->hash) || rep->hash.len != 32;
+            rep->have_ |= RF(HASH);
+        } else if (key_is(k, "signature")) {
+            bad = maos_mpr_bin(&r, &rep->signature) || rep->signature.len != 64;
+            rep->have_ |= RF(SIGNATURE);
         } else if (key_is(k, "max_count")) {
             bad = maos_mpr_uint(&r, &rep->smeta.max_count);
             rep->have_ |= RF(MAX_COUNT);

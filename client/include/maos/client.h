@@ -889,6 +889,25 @@ int maos_read_log(maos_ctx *c, uint64_t from, uint32_t limit, maos_page **out);
  * timeout).  Root and the daemon's own user only (MAOS_EUNAUTHORIZED).
  */
 int maos_compact(maos_ctx *c);
+
+/* ---- signed checkpoints (PROTOCOL.md "Signed checkpoints") ----------------- */
+
+/*
+ * The daemon's ed25519 public key (32 bytes into key), which signs the
+ * `checkpoint` events of stream $chain and chain_sign's answers.
+ * MAOS_ENOT_FOUND: the daemon has no key (a store opened --read-only
+ * before its first normal start).  Save it somewhere the daemon's user
+ * cannot write, and check with it later (maosctl verify --pubkey).
+ */
+int maos_pubkey(maos_ctx *c, uint8_t key[32]);
+/*
+ * The daemon signs the hash of the stored record at position (it reads
+ * and hashes the record itself; it never signs a hash it is given):
+ * hash (32 bytes) and sig (64 bytes, ed25519 over maos_chain_message of
+ * position and hash) are written.  MAOS_ENOT_FOUND: no event there (or
+ * no key).  Synchronous only, as maos_pubkey (tools, not agents' hot path).
+ */
+int maos_chain_sign(maos_ctx *c, uint64_t position, uint8_t hash[32], uint8_t sig[64]);
 /* 1 when e is the stub of a removed event, with hash (may be NULL) set
  * to the BLAKE2b-256 of the record it replaced (what the next record's
  * prev links to); 0 for an event. */

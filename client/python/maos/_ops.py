@@ -372,6 +372,22 @@ def stream_meta(stream: Optional[str] = None, *, category: Optional[str] = None,
     return Call("stream_meta", body, conv)
 
 
+def pubkey() -> Call[bytes]:
+    """The daemon's ed25519 public key (32 bytes), which signs $chain."""
+    return Call("pubkey", {}, lambda m: bytes(m["key"]))
+
+
+def chain_sign(position: int) -> Call[tuple[bytes, bytes]]:
+    """(hash, signature) of the stored record at position, signed by the
+    daemon (ed25519 over b"maos-chain-1" + position (8 bytes big-endian) +
+    hash)."""
+    p = C._uint(position, "position")
+    if p == 0:
+        raise E.InvalidArgument("position must be >= 1")
+    return Call("chain_sign", {"position": p},
+                lambda m: (bytes(m["hash"]), bytes(m["signature"])))
+
+
 def compact() -> Call[None]:
     """Compact the store now (root and the daemon's user only)."""
     return Call("compact", {}, lambda m: None)

@@ -611,6 +611,12 @@ class AsyncClient:
                                              max_age_ms=max_age_ms, clear=clear,
                                              truncate_before=truncate_before, delete=delete))
 
+    async def pubkey(self) -> bytes:
+        return await self._run(O.pubkey())
+
+    async def chain_sign(self, position: int) -> tuple[bytes, bytes]:
+        return await self._run(O.chain_sign(position))
+
     async def compact(self) -> None:
         return await self._run(O.compact())
 

@@ -645,6 +645,15 @@ class Client:
                                        max_age_ms=max_age_ms, clear=clear,
                                        truncate_before=truncate_before, delete=delete))
 
+    def pubkey(self) -> bytes:
+        """The daemon's ed25519 public key (32 bytes) that signs $chain."""
+        return self._run(O.pubkey())
+
+    def chain_sign(self, position: int) -> tuple[bytes, bytes]:
+        """(hash, signature): the daemon hashes the stored record at
+        position and signs it (PROTOCOL.md "Signed checkpoints")."""
+        return self._run(O.chain_sign(position))
+
     def compact(self) -> None:
         """Compact the store now (the space of removed events comes back);
         root and the daemon's user only.  Waits until it is done."""

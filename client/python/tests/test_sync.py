@@ -606,3 +606,25 @@ def test_retention(sock: str) -> None:
             assert (m.max_count, m.first_version) == (3, 7)
             await a.compact()
     asyncio.run(run())
+
+
+def test_signing(sock: str) -> None:
+    """pubkey and chain_sign: the signature checks out with the key."""
+    import asyncio
+    with maos.Client(sock) as c:
+        c.append("sg-1", [{"type": "t", "data": {"i": i}} for i in range(2)])
+        key = c.pubkey()
+        assert len(key) == 32
+        first, second = list(c.read("sg-1"))
+        h, sig = c.chain_sign(first.position)
+        assert len(sig) == 64
+        assert h == second.prev  # the hash of the record, as the chain links it
+        with pytest.raises(maos.NotFound):
+            c.chain_sign(10**9)
+        with pytest.raises(maos.InvalidArgument):
+            c.chain_sign(0)
+
+    async def run() -> None:
+        async with maos.AsyncClient(sock) as a:
+            assert await a.pubkey() == key
+    asyncio.run(run())

@@ -74,7 +74,9 @@ extern "C" {
     X(METRICS, "metrics")                                                      \
     X(TASK_LIST, "task_list")                                                  \
     X(STREAM_META, "stream_meta")                                              \
-    X(COMPACT, "compact")
+    X(COMPACT, "compact")                                                      \
+    X(PUBKEY, "pubkey")                                                        \
+    X(CHAIN_SIGN, "chain_sign")
 
 typedef enum maos_op {
     MAOS_OP_NONE = 0,
@@ -485,6 +487,18 @@ int maos_enc_reply_stream_meta(msgpack_packer *pk, uint64_t rid,
                                const maos_stream_meta_out *m);
 int maos_enc_metrics(msgpack_packer *pk, uint64_t rid);
 int maos_enc_compact(msgpack_packer *pk, uint64_t rid);
+/* pubkey: {rid, ok, key}; chain_sign {position}: {rid, ok, position, hash,
+ * signature} (PROTOCOL.md "Signed checkpoints") */
+int maos_enc_pubkey(msgpack_packer *pk, uint64_t rid);
+int maos_enc_chain_sign(msgpack_packer *pk, uint64_t rid, uint64_t position);
+int maos_enc_reply_pubkey(msgpack_packer *pk, uint64_t rid, const uint8_t key[32]);
+int maos_enc_reply_chain_sign(msgpack_packer *pk, uint64_t rid, uint64_t position,
+                              const uint8_t hash[32], const uint8_t sig[64]);
+/* The message a signed checkpoint signs: "maos-chain-1" (12 bytes), the
+ * position (8 bytes big-endian) and the hash of its record (32 bytes). */
+#define MAOS_CHAIN_MSG_LEN 52
+void maos_chain_message(uint64_t position, const uint8_t hash[32],
+                        uint8_t out[MAOS_CHAIN_MSG_LEN]);
 /* task_list: every task (any state) of queue (len 0: of every queue), by
  * id, after the task `after` (NULL: from the first), at most limit. */
 int maos_enc_task_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
@@ -915,6 +929,9 @@ typedef struct maos_reply {
     maos_slice text;           /* metrics: Prometheus text exposition */
     maos_stream_meta_out smeta; /* stream_meta (first_version: also in
                                  * result.first_version) */
+    maos_slice key;            /* pubkey: 32 bytes */
+    maos_slice hash;           /* chain_sign: 32 bytes */
+    maos_slice signature;      /* chain_sign: 64 bytes */
     /* private: which fields the frame carried, for maos_reply_check */
     uint64_t have_;
     uint64_t have_stats_;
