@@ -193,8 +193,9 @@ static void on_commit(maosd_server *srv, void *arg, maosd_wreq *list)
 {
     (void)arg;
     (void)list;
-    if (srv->chain_on &&
-        maosd_commit_head(srv->commit) - srv->chain_signed >= srv->cfg->chain_every_events)
+    uint32_t every = srv->cfg->chain_every_events; /* 0: not by count (reloadable) */
+    if (srv->chain_on && every &&
+        maosd_commit_head(srv->commit) - srv->chain_signed >= every)
         submit(srv);
 }
 
@@ -211,7 +212,7 @@ void maosd_chain_start(maosd_server *srv)
     uint64_t ms = (uint64_t)srv->cfg->chain_interval_s * 1000;
     srv->chain_signed = maosd_commit_head(srv->commit);
     srv->chain_on = sign_sk != NULL;
-    if (srv->chain_on) {
+    if (srv->chain_on && ms) { /* 0: not by time */
         uv_timer_start(&srv->chain_timer, on_timer, ms, ms);
         uv_unref((uv_handle_t *)&srv->chain_timer);
     }

@@ -139,8 +139,8 @@ static const num_key num_keys[] = {
     NUM_("max_subscriptions", 1, 1000000, NUM_U32, max_subscriptions),
     NUM_("min_free_mb", 0, MB_LIMIT, NUM_MB, min_free),
     NUM_("retention_interval_s", 1, 86400, NUM_U32, retention_interval_s),
-    NUM_("chain_interval_s", 1, 86400, NUM_U32, chain_interval_s),
-    NUM_("chain_every_events", 1, 100000000, NUM_U32, chain_every_events),
+    NUM_("chain_interval_s", 0, 86400, NUM_U32, chain_interval_s),
+    NUM_("chain_every_events", 0, 100000000, NUM_U32, chain_every_events),
 };
 #undef NUM_
 
@@ -324,6 +324,11 @@ static void usage(FILE *f)
 "                         (default 64): below it writes get NO_SPACE, reads go\n"
 "                         on, and writes resume by themselves once space is\n"
 "                         freed; 0: no reserve\n"
+"  --retention-interval-s N  seconds between retention passes (default 60)\n"
+"  --chain-every-events N a signed checkpoint of the log head in $chain every N\n"
+"                         events (default 10000; 0: not by count)\n"
+"  --chain-interval-s N   and every N seconds while written (default 60; 0: not\n"
+"                         by time; both 0: no checkpoints)\n"
 "  --log-level LEVEL      error, warn, info (default) or debug\n"
 "  --salvage              open a damaged store up to the damage instead of\n"
 "                         refusing; what was dropped is logged and recorded as\n"
@@ -364,6 +369,9 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         {"journal-mb", required_argument, 0, 'J'},
         {"max-subscriptions", required_argument, 0, 'S'},
         {"min-free-mb", required_argument, 0, 'F'},
+        {"retention-interval-s", required_argument, 0, 'r'},
+        {"chain-every-events", required_argument, 0, 'E'},
+        {"chain-interval-s", required_argument, 0, 'I'},
         {"allow-uids", required_argument, 0, 'U'},
         {"allow-gids", required_argument, 0, 'G'},
         {"log-level", required_argument, 0, 'l'},
@@ -380,6 +388,8 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         ['S'] = "max_subscriptions", ['O'] = "max_total_output_mb",
         ['u'] = "max_connections_per_uid", ['H'] = "hello_timeout_ms",
         ['F'] = "min_free_mb", ['U'] = "allow_uids", ['G'] = "allow_gids",
+        ['r'] = "retention_interval_s", ['E'] = "chain_every_events",
+        ['I'] = "chain_interval_s",
     };
     defaults(cfg);
 
