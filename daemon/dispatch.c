@@ -62,8 +62,10 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_DEAD_PURGE] = {MAOS_OP_DEAD_PURGE, "dead_purge", maosd_op_queue_write,
                             MAOSD_OPF_WRITE},
     [MAOS_OP_BACKUP] = {MAOS_OP_BACKUP, "backup", maosd_op_backup, MAOSD_OPF_WRITE},
+    /* a write, or a read when it changes nothing: the handler tells
+     * (retention.c) */
     [MAOS_OP_STREAM_META] = {MAOS_OP_STREAM_META, "stream_meta", maosd_op_stream_meta,
-                             MAOSD_OPF_WRITE},
+                             MAOSD_OPF_OFFLOOP},
     [MAOS_OP_COMPACT] = {MAOS_OP_COMPACT, "compact", maosd_op_compact, MAOSD_OPF_WRITE},
     [MAOS_OP_PUBKEY] = {MAOS_OP_PUBKEY, "pubkey", maosd_op_pubkey, 0},
     [MAOS_OP_CHAIN_SIGN] = {MAOS_OP_CHAIN_SIGN, "chain_sign", maosd_op_chain_sign,

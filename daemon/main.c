@@ -198,12 +198,6 @@ int main(int argc, char **argv)
      * that fell due while maosd was down fire now. */
     if (!cfg.read_only)
         maosd_queues_start(&srv);
-    /* Retention: the anchor for stats, and a first pass. */
-    if (!cfg.read_only)
-        maosd_retention_start(&srv);
-    /* Signed checkpoints of the head, from now on. */
-    if (!cfg.read_only)
-        maosd_chain_start(&srv);
     while (maosd_commit_in_flight(srv.commit))
         uv_run(srv.loop, UV_RUN_ONCE);
     maosd_recovery_free(&rec);
@@ -243,6 +237,13 @@ int main(int argc, char **argv)
               MAOS_VERSION, cfg.socket_path, cfg.data_dir, cfg.sync ? "sync" : "none",
               (unsigned long long)atomic_load(&srv.counters.head_position));
     maosd_sd_ready(&srv);
+    /* Retention's first pass and the signed checkpoints start once maosd
+     * serves: a backlog of removals runs in bounded passes beside the
+     * clients, never before readiness. */
+    if (!cfg.read_only) {
+        maosd_retention_start(&srv);
+        maosd_chain_start(&srv);
+    }
 
     uv_run(srv.loop, UV_RUN_DEFAULT);
 

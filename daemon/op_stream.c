@@ -456,8 +456,22 @@ static int record_is(const char *r, size_t n, uint64_t pos, uint64_t version,
  * The events iterator is made after the index iterator: every event an
  * entry names is in its view (they were written in one batch).
  */
-static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
-                      maosd_scan *sc, msgpack_sbuffer *out)
+/* Version v of stream is not where its index entry says: if a retention
+ * pass removed it since this read looked up the stream's first version
+ * (its stub collapsed), 1 and *restart = the first version now; else 0
+ * (damage). */
+static int removed_meanwhile(maosd_store *st, maos_slice stream, uint64_t v,
+                             uint64_t *restart)
+{
+    maosd_smeta m;
+    if (maosd_stream_smeta(st, stream, &m) || v >= m.first)
+        return 0;
+    *restart = m.first;
+    return 1;
+}
+
+static int scan_index_at(maosd_store *st, maos_slice stream, uint64_t from,
+                         maosd_scan *sc, msgpack_sbuffer *out, uint64_t *restart)
 {
     char k[MAOSD_KEY_MAX];
     size_t plen = 2 + stream.len; /* 'v' stream 0 */
@@ -539,6 +553,8 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
         const char *rec = maosd_iter_value(ev, &rlen);
         if (!ek || elen != 8 || maosd_get_u64(ek) != pos) {
             rc = maosd_iter_status(ev);
+            if (!rc && removed_meanwhile(st, stream, e.first + off, restart))
+                break; /* forward: from *restart on; backward: nothing more */
             if (!rc)
                 rc = maosd_store_corrupt("version %llu of stream %.*s: its event (position "
                                          "%llu) is missing", (unsigned long long)(e.first + off),
@@ -592,6 +608,22 @@ static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
     maosd_iter_free(ev);
     maosd_iter_free(it);
     return rc == MAOS_ENOT_FOUND ? MAOS_EINTERNAL : rc;
+}
+
+/* scan_index_at, started again past what a retention pass removed while
+ * it ran (a few times at most: each pass only moves first up). */
+static int scan_index(maosd_store *st, maos_slice stream, uint64_t from,
+                      maosd_scan *sc, msgpack_sbuffer *out)
+{
+    for (int tries = 0;; tries++) {
+        uint64_t restart = 0;
+        int rc = scan_index_at(st, stream, from, sc, out, &restart);
+        if (rc || !restart || sc->more)
+            return rc;
+        if (sc->backward || tries == 8)
+            return 0; /* below the first version there is nothing */
+        from = sc->vmin = restart;
+    }
 }
 
 /* Walk the global log from a position (inclusive); UINT64_MAX backward is

@@ -134,14 +134,27 @@ typedef struct pass {
     maosd_wctx *x;
     uint32_t budget;          /* events left to touch in this pass */
     uint64_t removed;         /* stubs made */
+    int moved;                /* a stream's first version moved */
     int more;                 /* stopped with work left */
     msgpack_sbuffer stub;     /* scratch for one stub */
 } pass;
 
+/* Where a round of passes over the streams stands: the next pass starts
+ * there (kept by the loop between passes, srv->retain_cursor). */
+typedef struct retain_cursor {
+    int phase;                /* 0: streams with meta keys; 1: category rules */
+    uint32_t cat_len, stream_len;
+    char cat[MAOS_STREAM_MAX];    /* phase 1: the category */
+    char stream[MAOS_STREAM_MAX]; /* the stream to resume at (phase 1: the
+                                   * name after the category); len 0: the first */
+} retain_cursor;
+
 /* What a pass reports to the loop (the request's done_arg). */
 typedef struct retain_out {
+    retain_cursor cur;        /* in: where to start; out: where to go on */
     uint64_t removed;
     uint64_t anchor;          /* the log anchor after the pass */
+    int moved;                /* a stream's first version moved */
     int more;
 } retain_out;
 
@@ -199,6 +212,8 @@ static int retain_stream(pass *p, maos_slice stream, const maosd_smeta *m0, int 
     maosd_smeta m = *m0;
     uint64_t target = m.first;
     maosd_sindex e = {0};
+    if ((m.flags & MAOSD_SMETA_DELETED) && head >= m.first)
+        m.flags &= ~MAOSD_SMETA_DELETED; /* written again since */
     if (r && r->max_count && head + 1 > r->max_count && head + 1 - r->max_count > target)
         target = head + 1 - r->max_count;
     /* an age past the epoch: nothing is that old */
@@ -237,6 +252,8 @@ static int retain_stream(pass *p, maos_slice stream, const maosd_smeta *m0, int 
     }
     if (v < target)
         p->more = 1;
+    if (target > m.first)
+        p->moved = 1;
     m.first = target > m.first ? target : m.first;
     m.done = v;
     if (has_m ? !memcmp(&m, m0, sizeof m) : m.first == 0)
@@ -286,20 +303,28 @@ static void names_free(namelist *l)
     free(l->off);
 }
 
-/* Every key of cf under prefix, without the prefix, into l. */
-static int collect(maosd_wctx *x, maosd_cf cf, const char *prefix, size_t plen, namelist *l)
+/* Up to max keys of cf under prefix, from prefix + start on (inclusive),
+ * without the prefix, into l. */
+static int collect(maosd_wctx *x, maosd_cf cf, const char *prefix, size_t plen,
+                   maos_slice start, uint32_t max, namelist *l)
 {
+    char k[MAOSD_KEY_MAX + MAOSD_RETENTION_KEY_MAX];
+    if (plen + start.len > sizeof k)
+        return MAOS_EINTERNAL;
     maosd_iter *it = maosd_wx_iter(x, cf, prefix, plen);
     if (!it)
         return MAOS_ENOMEM;
+    memcpy(k, prefix, plen);
+    if (start.len)
+        memcpy(k + plen, start.ptr, start.len);
     int rc = 0;
-    for (maosd_iter_seek(it, prefix, plen); !rc && maosd_iter_valid(it);
+    for (maosd_iter_seek(it, k, plen + start.len); !rc && l->n < max && maosd_iter_valid(it);
          maosd_iter_next(it)) {
         size_t klen;
-        const char *k = maosd_iter_key(it, &klen);
-        if (klen < plen || memcmp(k, prefix, plen))
+        const char *ik = maosd_iter_key(it, &klen);
+        if (klen < plen || memcmp(ik, prefix, plen))
             break;
-        rc = names_add(l, k + plen, klen - plen);
+        rc = names_add(l, ik + plen, klen - plen);
     }
     if (!rc)
         rc = maosd_iter_status(it);
@@ -307,23 +332,39 @@ static int collect(maosd_wctx *x, maosd_cf cf, const char *prefix, size_t plen, 
     return rc;
 }
 
-/* The streams with a meta key, then those of every category with a rule
- * and no meta key of their own. */
-static int retain_streams(pass *p)
+static void cursor_set(retain_cursor *cur, int phase, maos_slice cat, maos_slice stream)
+{
+    cur->phase = phase;
+    cur->cat_len = cat.len;
+    if (cat.len)
+        memcpy(cur->cat, cat.ptr, cat.len);
+    cur->stream_len = stream.len;
+    if (stream.len)
+        memcpy(cur->stream, stream.ptr, stream.len);
+}
+
+/* Phase 0: the streams with a meta key (their own rule, their category's,
+ * or a truncation still to carry out).  1 when the pass stops inside it
+ * (the cursor then names the stream to resume at), 0 when all are done,
+ * or an error. */
+static int retain_metas(pass *p, retain_cursor *cur)
 {
     maosd_wctx *x = p->x;
-    namelist metas = {0}, cats = {0};
+    namelist metas = {0};
     msgpack_sbuffer_init(&metas.names);
-    msgpack_sbuffer_init(&cats.names);
-    int rc = collect(x, MAOSD_CF_STREAMS, "m", 1, &metas);
-    if (!rc)
-        rc = collect(x, MAOSD_CF_META, MAOSD_RETENTION_PREFIX,
-                     sizeof(MAOSD_RETENTION_PREFIX) - 1, &cats);
-    for (uint32_t i = 0; !rc && i < metas.n && p->budget; i++) {
+    int rc = collect(x, MAOSD_CF_STREAMS, "m", 1,
+                     (maos_slice){cur->stream, cur->stream_len}, p->budget + 1, &metas);
+    for (uint32_t i = 0; !rc && i < metas.n; i++) {
         maos_slice s = names_at(&metas, i);
         maosd_smeta m;
         int has;
         rule r, *rp = NULL;
+        if (!p->budget) {
+            cursor_set(cur, 0, (maos_slice){0}, s);
+            rc = 1;
+            break;
+        }
+        p->budget--; /* a stream looked at costs as one event */
         if ((rc = get_smeta(x, s, &m, &has)))
             break;
         if (m.flags & MAOSD_SMETA_RULE) {
@@ -334,42 +375,97 @@ static int retain_streams(pass *p)
         }
         if (rc >= 0)
             rc = retain_stream(p, s, &m, has, rp);
+        if (!rc && p->more) {
+            cursor_set(cur, 0, (maos_slice){0}, s);
+            rc = 1;
+        }
     }
-    for (uint32_t i = 0; !rc && i < cats.n && p->budget; i++) {
+    names_free(&metas);
+    return rc;
+}
+
+/* Phase 1: the streams of every category with a rule that have no meta
+ * key of their own (those were phase 0's).  As retain_metas. */
+static int retain_categories(pass *p, retain_cursor *cur)
+{
+    maosd_wctx *x = p->x;
+    namelist cats = {0};
+    msgpack_sbuffer_init(&cats.names);
+    int rc = collect(x, MAOSD_CF_META, MAOSD_RETENTION_PREFIX,
+                     sizeof(MAOSD_RETENTION_PREFIX) - 1, (maos_slice){cur->cat, cur->cat_len},
+                     UINT32_MAX, &cats);
+    for (uint32_t i = 0; !rc && i < cats.n; i++) {
+        char cat_[MAOS_STREAM_MAX];
         maos_slice cat = names_at(&cats, i);
+        memcpy(cat_, cat.ptr, cat.len);
+        cat.ptr = cat_;
         rule r;
         if ((rc = get_rule(x, cat, &r)) <= 0)
             continue; /* an error (rc < 0) ends the loop */
         rc = 0;
-        /* the category's streams: cat itself and cat-... */
+        /* the category's streams ('h' keys): cat itself and cat-... */
+        maos_slice from = {0};
+        if (cur->cat_len == cat.len && !memcmp(cur->cat, cat.ptr, cat.len))
+            from = (maos_slice){cur->stream, cur->stream_len};
         namelist ss = {0};
         msgpack_sbuffer_init(&ss.names);
         char hk[MAOSD_KEY_MAX];
-        rc = collect(x, MAOSD_CF_STREAMS, hk, maosd_key_head(hk, cat), &ss);
-        for (uint32_t j = 0; !rc && j < ss.n && p->budget; j++) {
+        rc = collect(x, MAOSD_CF_STREAMS, hk, maosd_key_head(hk, cat), from, p->budget + 1,
+                     &ss);
+        for (uint32_t j = 0; !rc && j < ss.n; j++) {
             char full[MAOS_STREAM_MAX];
             maos_slice tail = names_at(&ss, j);
+            if (!p->budget) {
+                cursor_set(cur, 1, cat, tail);
+                rc = 1;
+                break;
+            }
+            p->budget--;
             if (cat.len + tail.len > sizeof full)
                 continue;
             memcpy(full, cat.ptr, cat.len);
             memcpy(full + cat.len, tail.ptr, tail.len);
             maos_slice s = {full, cat.len + tail.len};
-            maos_slice sc = maos_category(s);
-            if (sc.len != cat.len)
+            if (maos_category(s).len != cat.len)
                 continue; /* "catx-..." is another category */
             maosd_smeta m;
             int has;
             if ((rc = get_smeta(x, s, &m, &has)) || has)
-                continue; /* a meta key: done above */
+                continue; /* a meta key: phase 0's */
             rc = retain_stream(p, s, &m, 0, &r);
+            if (!rc && p->more) {
+                cursor_set(cur, 1, cat, tail);
+                rc = 1;
+            }
         }
         names_free(&ss);
     }
-    if (!rc && (p->budget == 0))
-        p->more = 1;
-    names_free(&metas);
     names_free(&cats);
-    return rc < 0 ? rc : 0;
+    return rc;
+}
+
+/* The streams a pass looks at, from the cursor on: phase 0, then 1; a
+ * pass that runs out of budget leaves the cursor where it stopped and
+ * more set, so passes go round every stream however many there are. */
+static int retain_streams(pass *p, retain_cursor *cur)
+{
+    int rc = 0;
+    if (cur->phase == 0) {
+        rc = retain_metas(p, cur);
+        if (rc == 0)
+            cursor_set(cur, 1, (maos_slice){0}, (maos_slice){0});
+    }
+    if (rc == 0)
+        rc = retain_categories(p, cur);
+    if (rc == 0) {
+        cursor_set(cur, 0, (maos_slice){0}, (maos_slice){0}); /* round done */
+        return 0;
+    }
+    if (rc == 1) {
+        p->more = 1;
+        return 0;
+    }
+    return rc;
 }
 
 /* Stubs at the start of the log: all but the last of a run go, with
@@ -443,7 +539,7 @@ int maosd_stage_retain(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     pass p = {.x = x, .budget = PASS_EVENTS};
     msgpack_sbuffer_init(&p.stub);
     uint64_t anchor = 0;
-    int rc = retain_streams(&p);
+    int rc = retain_streams(&p, &out->cur);
     if (!rc)
         rc = collapse(&p, &anchor);
     msgpack_sbuffer_destroy(&p.stub);
@@ -451,6 +547,7 @@ int maosd_stage_retain(maosd_wctx *x, maosd_wreq *w, uint32_t i)
         return rc;
     out->removed = p.removed;
     out->anchor = anchor;
+    out->moved = p.moved;
     out->more = p.more;
     return 0;
 }
@@ -472,12 +569,12 @@ int maosd_check_stream_meta(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     const maos_request *req = &w->req;
     const maos_stream_meta_in *in = &req->smeta;
     smeta_job *j = w->done_arg;
-    int changes = in->set || in->clear || in->has_truncate_before || in->delete_;
-    maos_slice name = req->stream.len ? req->stream : in->category;
-    if (changes && reserved(name))
-        return maosd_wfail(w, MAOS_EINVALID_NAME, -1, "%s %.*s is maosd's own: no "
-                           "retention, truncation or deletion",
-                           req->stream.len ? "stream" : "category", (int)name.len, name.ptr);
+    /* maosd's own streams take a rule (so that the log's start can be
+     * collapsed past them), never a truncation or deletion */
+    if ((in->has_truncate_before || in->delete_) && reserved(req->stream))
+        return maosd_wfail(w, MAOS_EINVALID_NAME, -1, "stream %.*s is maosd's own: it "
+                           "takes a retention rule, not a truncation or deletion",
+                           (int)req->stream.len, req->stream.ptr);
     if (in->category.len) {
         rule r = {0, 0};
         int rc = get_rule(x, in->category, &r);
@@ -516,6 +613,7 @@ int maosd_check_stream_meta(maosd_wctx *x, maosd_wreq *w, uint32_t i)
                                (unsigned long long)head, (unsigned long long)head + 1);
         if (in->truncate_before > m.first)
             m.first = in->truncate_before;
+        m.flags &= ~MAOSD_SMETA_DELETED; /* truncated, not deleted */
     }
     if (in->delete_) {
         m.first = head + 1;
@@ -632,6 +730,14 @@ static void schedule(maosd_server *srv, uint64_t ms)
         uv_timer_start(&srv->retention_timer, on_timer, ms, 0);
 }
 
+/* A read-ahead page may hold versions that are removed now: a full page
+ * never changes, except by a removal (readahead.c). */
+static void drop_read_ahead(maosd_server *srv)
+{
+    for (maosd_conn *c = srv->conns; c; c = c->next)
+        maosd_ahead_drop(c);
+}
+
 static void pass_done(maosd_server *srv, maosd_wreq *w)
 {
     retain_out *out = w->done_arg;
@@ -641,16 +747,17 @@ static void pass_done(maosd_server *srv, maosd_wreq *w)
         maosd_log(MAOSD_LOG_ERROR, "retention: %s: %s", maos_err_name(w->code),
                   w->why ? w->why : "-");
     } else {
+        if (out->removed || out->moved)
+            drop_read_ahead(srv);
         if (out->removed) {
             srv->events_removed += out->removed;
-            /* a held read-ahead page may hold what is gone now */
-            for (maosd_conn *c = srv->conns; c; c = c->next)
-                maosd_ahead_drop(c);
             maosd_logf(MAOSD_LOG_DEBUG, "retention: %llu events removed",
                        (unsigned long long)out->removed);
         }
         srv->log_anchor = out->anchor;
         more = out->more;
+        if (srv->retain_cursor)
+            *srv->retain_cursor = out->cur; /* where the next pass goes on */
     }
     free(out);
     w->done_arg = NULL;
@@ -675,7 +782,11 @@ static void run_pass(maosd_server *srv)
         schedule(srv, (uint64_t)srv->cfg->retention_interval_s * 1000);
         return;
     }
-    retain_out *out = calloc(1, sizeof(*out));
+    if (!srv->retain_cursor)
+        srv->retain_cursor = calloc(1, sizeof(*srv->retain_cursor));
+    retain_out *out = srv->retain_cursor ? calloc(1, sizeof(*out)) : NULL;
+    if (out)
+        out->cur = *srv->retain_cursor;
     maosd_wreq *w = out ? maosd_own_item(MAOSD_ITEM_RETAIN, 0) : NULL;
     if (!w) {
         free(out);
@@ -690,6 +801,13 @@ static void run_pass(maosd_server *srv)
 
 int maosd_retention_init(maosd_server *srv)
 {
+    /* the anchor for stats, also --read-only (verify starts there) */
+    char v[8];
+    size_t vlen;
+    if (!maosd_store_get(srv->store, MAOSD_CF_META, MAOSD_META_LOG_ANCHOR,
+                         strlen(MAOSD_META_LOG_ANCHOR), v, sizeof v, &vlen) &&
+        vlen == 8)
+        srv->log_anchor = maosd_get_u64(v);
     uv_timer_init(srv->loop, &srv->retention_timer);
     srv->retention_timer.data = srv;
     srv->retention_on = 1;
@@ -698,12 +816,6 @@ int maosd_retention_init(maosd_server *srv)
 
 void maosd_retention_start(maosd_server *srv)
 {
-    char v[8];
-    size_t vlen;
-    if (!maosd_store_get(srv->store, MAOSD_CF_META, MAOSD_META_LOG_ANCHOR,
-                         strlen(MAOSD_META_LOG_ANCHOR), v, sizeof v, &vlen) &&
-        vlen == 8)
-        srv->log_anchor = maosd_get_u64(v);
     run_pass(srv);
 }
 
@@ -714,12 +826,16 @@ void maosd_retention_close(maosd_server *srv)
     srv->retention_on = 0;
     uv_timer_stop(&srv->retention_timer);
     uv_close((uv_handle_t *)&srv->retention_timer, NULL);
+    free(srv->retain_cursor); /* a pass still in flight has its own copy */
+    srv->retain_cursor = NULL;
 }
 
 static void smeta_done(maosd_server *srv, maosd_wreq *w)
 {
     int changed = !w->code && !w->out[0].nothing;
     smeta_job *j = w->done_arg;
+    if (changed)
+        drop_read_ahead(srv); /* before the reply: no page of before */
     maosd_write_reply(srv, w); /* answers (with j) and frees w */
     free(j);
     if (changed)
@@ -741,19 +857,108 @@ static void run_compact(maosd_rjob *j)
     }
 }
 
+static void compact_done(maosd_rjob *j)
+{
+    j->srv->compacting = 0;
+    maosd_rjob_reply(j);
+}
+
+/* One compaction at a time: it holds one of the reader threads for as long
+ * as it takes (minutes on a large store), so a second request while it
+ * runs is refused, not queued behind it. */
 int maosd_op_compact(maosd_call *call)
 {
-    if (call->conn->uid != 0 && call->conn->uid != call->srv->euid) {
+    maosd_server *srv = call->srv;
+    if (call->conn->uid != 0 && call->conn->uid != srv->euid) {
         snprintf(call->why, sizeof(call->why), "compact is for root and the daemon's user "
-                 "(uid %u); uid %u may not", (unsigned)call->srv->euid,
-                 (unsigned)call->conn->uid);
+                 "(uid %u); uid %u may not", (unsigned)srv->euid, (unsigned)call->conn->uid);
         return MAOS_EUNAUTHORIZED;
     }
-    return maosd_rjob_call(call, run_compact);
+    if (srv->compacting) {
+        snprintf(call->why, sizeof(call->why), "a compaction is running; try again when it "
+                 "is done");
+        return MAOS_EOVERLOADED;
+    }
+    maosd_rjob *j = maosd_rjob_new(srv, call->conn, run_compact, compact_done, NULL);
+    if (!j) {
+        snprintf(call->why, sizeof(call->why), "out of memory");
+        return MAOS_EOVERLOADED;
+    }
+    j->req.rid = call->req->rid;
+    j->req.op = MAOS_OP_COMPACT;
+    if (maosd_rjob_submit(j)) {
+        snprintf(call->why, sizeof(call->why), "cannot queue the compaction");
+        return MAOS_EOVERLOADED;
+    }
+    srv->compacting = 1;
+    return 0;
+}
+
+/* A reader thread: stream_meta that changes nothing (also --read-only):
+ * what the stream's or the category's meta says. */
+static void run_smeta_report(maosd_rjob *j)
+{
+    const maos_request *req = &j->req;
+    maos_stream_meta_out o = {.head = -1};
+    int rc = 0;
+    if (req->smeta.category.len) {
+        char k[MAOSD_RETENTION_KEY_MAX], v[17];
+        size_t vlen;
+        rc = maosd_store_get(j->store, MAOSD_CF_META, k,
+                             maosd_key_retention(k, req->smeta.category), v, sizeof v, &vlen);
+        if (rc == 0 && vlen == 16) {
+            o.max_count = maosd_get_u64(v);
+            o.max_age_ms = maosd_get_u64(v + 8);
+        } else if (rc == 0) {
+            rc = maosd_store_corrupt("the retention rule of category %.*s is %zu bytes",
+                                     (int)req->smeta.category.len, req->smeta.category.ptr,
+                                     vlen);
+        } else if (rc == MAOS_ENOT_FOUND) {
+            rc = 0;
+        }
+    } else {
+        maosd_smeta m;
+        char k[MAOSD_KEY_MAX], v[16];
+        size_t vlen;
+        rc = maosd_stream_smeta(j->store, req->stream, &m);
+        int hrc = rc ? rc : maosd_store_get(j->store, MAOSD_CF_STREAMS, k,
+                                            maosd_key_head(k, req->stream), v, sizeof v, &vlen);
+        if (!rc && hrc == 0 && vlen == 16)
+            o.head = (int64_t)maosd_get_u64(v);
+        else if (!rc && hrc != MAOS_ENOT_FOUND)
+            rc = hrc ? hrc : maosd_store_corrupt("the head of stream %.*s is %zu bytes",
+                                                 (int)req->stream.len, req->stream.ptr, vlen);
+        o.is_stream = 1;
+        o.max_count = m.max_count;
+        o.max_age_ms = m.max_age_ms;
+        o.first_version = m.first;
+        o.deleted = (m.flags & MAOSD_SMETA_DELETED) && o.head >= 0 && m.first > (uint64_t)o.head;
+    }
+    if (rc) {
+        maosd_rjob_fail(j, j->out.size, rc);
+        return;
+    }
+    msgpack_packer pk;
+    size_t mark = maosd_rjob_frame_begin(j, &pk);
+    if (maos_enc_reply_stream_meta(&pk, req->rid, &o) || maosd_rjob_frame_end(j, mark))
+        maosd_rjob_fail(j, mark, MAOS_ENOMEM);
 }
 
 int maosd_op_stream_meta(maosd_call *call)
 {
+    const maos_stream_meta_in *in = &call->req->smeta;
+    maosd_server *srv = call->srv;
+    if (!in->set && !in->clear && !in->has_truncate_before && !in->delete_)
+        return maosd_rjob_call(call, run_smeta_report);
+    /* a change: the gate of the write ops (dispatch.c), here */
+    if (srv->stopping) {
+        snprintf(call->why, sizeof(call->why), "maosd is shutting down");
+        return MAOS_ESHUTTING_DOWN;
+    }
+    if (maosd_store_state(srv->store) != MAOSD_STORE_OK) {
+        snprintf(call->why, sizeof(call->why), "%s", maosd_read_only_why(srv));
+        return MAOS_EREAD_ONLY;
+    }
     smeta_job *j = calloc(1, sizeof(*j));
     maos_item_in *it = calloc(1, sizeof(*it));
     maosd_wreq *w = j && it ? maosd_wreq_for(call->conn, call->req, &call->frame,

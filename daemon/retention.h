@@ -19,9 +19,9 @@ typedef struct maosd_call maosd_call;
  * Any thread. */
 void maosd_record_hash(const char *rec, size_t len, uint8_t out[MAOS_HASH_BYTES]);
 
-/* Loop thread.  init: the pass timer (before the first uv_run); start:
- * reads the log anchor and runs the first pass (not read-only); close:
- * no more passes (shutdown). */
+/* Loop thread.  init: the log anchor (for stats), the pass timer (before
+ * the first uv_run); start: the first pass (not read-only; once maosd
+ * serves); close: no more passes (shutdown). */
 int maosd_retention_init(maosd_server *srv);
 void maosd_retention_start(maosd_server *srv);
 void maosd_retention_close(maosd_server *srv);

@@ -107,6 +107,8 @@ typedef struct maosd_server {
     int retention_on, retention_pending, retention_again;
     uint64_t events_removed;  /* by passes since start */
     uint64_t log_anchor;      /* meta log_anchor as of the last pass */
+    int compacting;           /* op compact running (one at a time) */
+    struct retain_cursor *retain_cursor; /* where the next pass starts */
     /* subscriptions (loop thread only) */
     maosd_sub *subs;      /* event subscriptions */
     maosd_sub *chan_subs; /* channel subscriptions */

@@ -1061,8 +1061,13 @@ static int dec_smeta_u64(dec *d, maos_mpr *r, uint64_t *v, const char *what)
 static int dec_smeta_key(dec *d, maos_mpr *r, maos_slice k)
 {
     maos_stream_meta_in *m = &d->req->smeta;
-    if (key_is(k, "category"))
-        return dec_stream(d, r, &m->category, "category");
+    if (key_is(k, "category")) {
+        int rc = dec_stream(d, r, &m->category, "category");
+        if (!rc && memchr(m->category.ptr, '-', m->category.len))
+            return FAIL(d, MAOS_EBAD_REQUEST, "a category is the part of a stream name "
+                        "before the first '-': it has none");
+        return rc;
+    }
     if (key_is(k, "max_count")) {
         m->set = 1;
         return dec_smeta_u64(d, r, &m->max_count, "max_count");

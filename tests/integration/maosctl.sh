@@ -410,9 +410,9 @@ run --socket "$SOCK" stream truncate rt-1
 expect_status 2 "truncate without --before"
 run --socket "$SOCK" stream delete --category rt
 expect_status 2 "delete of a category"
-run --socket "$SOCK" stream set-retention '$system' --max-count 1
-expect_status 1 "retention on a \$ stream"
-expect_contains "$ERR" "INVALID_NAME" "retention on a \$ stream: INVALID_NAME"
+run --socket "$SOCK" stream delete '$system'
+expect_status 1 "delete of a \$ stream"
+expect_contains "$ERR" "INVALID_NAME" "delete of a \$ stream: INVALID_NAME"
 run --socket "$SOCK" stream frob rt-1
 expect_status 2 "unknown stream command"
 

@@ -295,6 +295,48 @@ static void test_forged_and_flipped(void **state)
     mt_run_free(&r);
 }
 
+/* An event taken out by making its record a stub offline (hash kept, so
+ * the chain still links): only retention makes stubs, below its stream's
+ * first version, so verify names it. */
+static void test_stub_forged(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    maos_ctx *c = connect_ok(d);
+    append_n(c, "st-1", 5);
+    maos_free(c);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+    maosd_store_opts o = {.dir = d->data};
+    maosd_store *st;
+    char err[512], k[8], *rec;
+    size_t len;
+    if (maosd_store_open(&o, &st, NULL, err, sizeof err))
+        MT_FAIL("open: %s", err);
+    MT_EQ_ERR(maosd_store_get_alloc(st, MAOSD_CF_EVENTS, k, maosd_key_event(k, 3), &rec, &len),
+              0);
+    maos_record r;
+    MT_EQ_ERR(maos_record_decode(rec, len, &r), 0);
+    uint8_t hash[32];
+    crypto_generichash(hash, 32, (const unsigned char *)rec, len, NULL, 0);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    MT_EQ_ERR(maos_enc_stub(&pk, &r, hash), 0);
+    maosd_batch *b = maosd_batch_new(st);
+    maosd_batch_put(b, MAOSD_CF_EVENTS, k, 8, sb.data, sb.size);
+    MT_EQ_ERR(maosd_store_write(st, b), 0);
+    maosd_batch_free(b);
+    msgpack_sbuffer_destroy(&sb);
+    free(rec);
+    maosd_store_close(st);
+    mt_run run;
+    expect_bad(&run, ctl_dir(&run, d->data, "verify", NULL, NULL),
+               "BAD: position 3: a removed event (version 2) that its stream still holds");
+    mt_run_free(&run);
+}
+
 static void test_backup_and_no_key(void **state)
 {
     (void)state;
@@ -345,6 +387,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signed),
         cmocka_unit_test(test_forged_and_flipped),
+        cmocka_unit_test(test_stub_forged),
         cmocka_unit_test(test_backup_and_no_key),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 300);

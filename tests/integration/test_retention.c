@@ -516,7 +516,11 @@ static void test_max_age(void **state)
     mt_daemon_add_arg(d, conf);
     mt_daemon_up(d);
     maos_ctx *c = connect_ok(d);
+    append_n(c, "age-2", 5);
     append_n(c, "age-1", 30);
+    /* an hour: nothing of age-2 is that old */
+    maos_stream_meta_set hour = {.set = 1, .max_age_ms = 3600000};
+    smeta(c, "age-2", NULL, &hour);
     /* events older than 200 ms go; the pass a second removes them once
      * they are that old (the test waits for it, not for the time) */
     maos_stream_meta_set s = {.set = 1, .max_age_ms = 200};
@@ -525,11 +529,13 @@ static void test_max_age(void **state)
     wait_removed(c, 30);
     uint64_t v[8];
     MT_EQ_U64(read_versions(c, "age-1", MAOS_FROM_START, 0, v, 8), 0);
-    /* a young event stays until it is old */
+    /* the passes that removed them looked at age-2 too: all there */
+    MT_EQ_U64(read_versions(c, "age-2", MAOS_FROM_START, 0, v, 8), 5);
+    /* a new event goes too, once it is old */
     append_n(c, "age-1", 1);
-    MT_EQ_U64(read_versions(c, "age-1", MAOS_FROM_START, 0, v, 8) <= 1, 1);
     wait_removed(c, 31);
     MT_EQ_U64(read_versions(c, "age-1", MAOS_FROM_START, 0, v, 8), 0);
+    MT_EQ_U64(read_versions(c, "age-2", MAOS_FROM_START, 0, v, 8), 5);
     verify_ok(d, "OK: ");
     maos_free(c);
 }
@@ -571,7 +577,23 @@ static void test_anchor(void **state)
     c = connect_ok(d);
     MT_EQ_U64(stat_of(c, "log_anchor"), 94);
     verify_ok(d, "chain from position 94");
+    /* offline: a backup checked by a private read-only maosd, and the
+     * store itself once stopped (read-only starts know the anchor too) */
+    char target[256];
+    snprintf(target, sizeof target, "%.200s/copy", mt_test_dir());
+    MT_EQ_ERR(maos_backup(c, target, NULL), 0);
     maos_free(c);
+    mt_run r;
+    int st = mt_ctl(d, &r, "backup", "--verify", target, NULL);
+    if (st != 0 || !strstr(r.out, "chain from position 94"))
+        MT_FAIL("backup --verify: %d \"%s\" \"%s\"", st, r.out, r.err);
+    mt_run_free(&r);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+    const char *argv[] = {mt_maosctl_bin(), "inspect", "--data-dir", d->data, "verify", NULL};
+    st = mt_spawn(argv, NULL, NULL, 0, 60000, &r);
+    if (st != 0 || !strstr(r.out, "chain from position 94"))
+        MT_FAIL("inspect verify: %d \"%s\" \"%s\"", st, r.out, r.err);
+    mt_run_free(&r);
 }
 
 /* A re-send of an append whose event is a stub now is answered as the
@@ -630,17 +652,80 @@ static int reply_code(int fd)
     return code;
 }
 
+/* A page read ahead before a truncation is not served after it. */
+static void test_read_ahead_truncated(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    maos_ctx *c = connect_ok(d);
+    append_n(c, "ra-1", 100);
+    maos_page *pg;
+    MT_EQ_ERR(maos_read(c, "ra-1", 0, 0, 10, &pg), 0); /* a full page: 10..19 read ahead */
+    MT_EQ_U64(pg->n, 10);
+    maos_page_free(pg);
+    maos_stream_meta_set tb = {.has_truncate_before = 1, .truncate_before = 50};
+    smeta(c, "ra-1", NULL, &tb);
+    MT_EQ_ERR(maos_read(c, "ra-1", 10, 0, 10, &pg), 0);
+    MT_EQ_U64(pg->n, 10);
+    MT_EQ_U64(pg->events[0].version, 50);
+    maos_page_free(pg);
+    maos_free(c);
+}
+
+/* The space of removed events comes back with a compaction. */
+static void test_space(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    maos_ctx *c = connect_ok(d);
+    static unsigned char data[2048];
+    data[0] = 0xc5; /* bin 16 */
+    data[1] = (unsigned char)((sizeof data - 3) >> 8);
+    data[2] = (unsigned char)(sizeof data - 3);
+    for (int i = 0; i < 2000; i++) { /* 4 MB */
+        randombytes_buf(data + 3, sizeof data - 3);
+        maos_event_spec ev = {NULL, "blob", data, sizeof data, NULL, 0};
+        if (maos_append(c, "sp-1", MAOS_EXPECT_ANY, &ev, 1, NULL))
+            MT_FAIL("append: %s", c->errstr);
+    }
+    set_count(c, "sp-1", NULL, 100);
+    wait_removed(c, 1900);
+    if (maos_compact(c))
+        MT_FAIL("compact: %s", c->errstr);
+    /* what is left: 100 events of 2 KB and 1,900 stubs of ~150 bytes;
+     * the table files of the data directory, summed (the journal aside) */
+    mt_run r;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cat %s/*.sst | wc -c", d->data);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    MT_EQ_INT(mt_spawn(argv, NULL, NULL, 0, 30000, &r), 0);
+    long bytes = atol(r.out);
+    mt_run_free(&r);
+    if (bytes <= 0 || bytes > 1500000)
+        MT_FAIL("%ld bytes of table files after the compaction; want under 1.5 MB of the "
+                "4 MB written", bytes);
+    maos_free(c);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
     mt_daemon *d = mt_daemon_new(NULL, NULL);
     mt_daemon_up(d);
     maos_ctx *c = connect_ok(d);
-    maos_stream_meta_set s = {.set = 1, .max_count = 1};
-    MT_EQ_ERR(maos_stream_meta(c, "$system", NULL, &s, NULL), MAOS_EINVALID_NAME);
-    MT_EQ_ERR(maos_stream_meta(c, NULL, "$system", &s, NULL), MAOS_EINVALID_NAME);
+    /* maosd's own streams: a rule yes, truncation and deletion no */
+    append_n(c, "x-1", 1);
+    maos_stream_meta_set s = {.set = 1, .max_count = 100};
+    MT_EQ_ERR(maos_stream_meta(c, "$system", NULL, &s, NULL), 0);
+    maos_stream_meta_set tsys = {.has_truncate_before = 1, .truncate_before = 1};
+    MT_EQ_ERR(maos_stream_meta(c, "$system", NULL, &tsys, NULL), MAOS_EINVALID_NAME);
+    maos_stream_meta_set dsys = {.delete_stream = 1};
+    MT_EQ_ERR(maos_stream_meta(c, "$system", NULL, &dsys, NULL), MAOS_EINVALID_NAME);
     maos_stream_meta_info info;
-    MT_EQ_ERR(maos_stream_meta(c, "$system", NULL, NULL, &info), 0); /* a report is fine */
+    MT_EQ_ERR(maos_stream_meta(c, "$system", NULL, NULL, &info), 0);
+    MT_EQ_U64(info.max_count, 100);
     maos_stream_meta_set both = {.set = 1, .max_count = 1, .clear = 1};
     MT_EQ_ERR(maos_stream_meta(c, "x-1", NULL, &both, NULL), MAOS_EINVALID_ARG);
     MT_EQ_ERR(maos_stream_meta(c, NULL, NULL, NULL, NULL), MAOS_EINVALID_ARG);
@@ -670,6 +755,10 @@ static void test_bad_input(void **state)
          "NOT_FOUND"},
         {"{\"op\":\"stream_meta\",\"rid\":1,\"stream\":\"\"}", "INVALID_NAME"},
         {"{\"op\":\"read_all\",\"rid\":1,\"removed\":\"yes\"}", "BAD_REQUEST"},
+        {"{\"op\":\"stream_meta\",\"rid\":1,\"category\":\"a-b\",\"max_count\":1}",
+         "BAD_REQUEST"},
+        {"{\"op\":\"stream_meta\",\"rid\":1,\"stream\":\"$system\",\"delete\":true}",
+         "INVALID_NAME"},
     };
     int fd = mt_connect(d->sock);
     MT_TRUE(fd >= 0);
@@ -700,6 +789,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_max_age),
         cmocka_unit_test(test_anchor),
         cmocka_unit_test(test_resend_removed),
+        cmocka_unit_test(test_read_ahead_truncated),
+        cmocka_unit_test(test_space),
         cmocka_unit_test(test_bad_input),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 300);

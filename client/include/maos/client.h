@@ -864,8 +864,8 @@ typedef struct maos_stream_meta_info {
  * Change (set may be NULL: report only) and report the retention of
  * stream, or of every stream of category when stream is NULL (a stream's
  * own rule wins over its category's).  *out (may be NULL) gets the result.
- * Streams and categories starting with '$' are maosd's own: no changes
- * (MAOS_EINVALID_NAME).  Errors: MAOS_EINVALID_ARG (neither or both of
+ * Streams starting with '$' are maosd's own: a rule yes, truncate and
+ * delete no (MAOS_EINVALID_NAME).  Errors: MAOS_EINVALID_ARG (neither or both of
  * stream and category, set and clear, truncate on a category),
  * MAOS_ENOT_FOUND (truncate or delete of a stream never written),
  * MAOS_EBAD_REQUEST (truncate_before past head + 1), connection errors.

@@ -592,7 +592,7 @@ def test_retention(sock: str) -> None:
         with pytest.raises(maos.BadRequest):
             c.stream_meta("rp-1", truncate_before=100)
         with pytest.raises(maos.InvalidName):
-            c.stream_meta("$system", max_count=1)
+            c.stream_meta("$system", delete=True)
         with pytest.raises(maos.InvalidArgument):
             c.stream_meta("rp-1", category="rp")
         with pytest.raises(maos.InvalidArgument):
