@@ -63,7 +63,7 @@ enum opt_id {
     O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O_PRIORITY, O_DELAY, O_MAX_ATTEMPTS,
     O_DEDUPE, O_ORDERING_KEY, O_LEASE, O_ERROR, O_RETRY_AFTER, O_ALL, O_DEAD, O_VERIFY,
     O_TO, O_OUTPUT, O_FORMAT, O_PROMETHEUS, O_MAX_COUNT, O_MAX_AGE, O_CLEAR, O_BEFORE,
-    O_PUBKEY, O__COUNT
+    O_PUBKEY, O_EXPORT, O__COUNT
 };
 _Static_assert(O__COUNT <= 64, "command option sets are 64-bit masks");
 
@@ -156,6 +156,9 @@ static const struct option_def options[O__COUNT] = {
     [O_PUBKEY] = {"pubkey", "FILE", 0,
                   "verify: also check the signed checkpoints of $chain with the public\n"
                   "key in FILE (as maosctl pubkey prints it); at least one must be there"},
+    [O_EXPORT] = {"export", "FILE", 0,
+                  "verify: check an export file offline instead (a whole one: no\n"
+                  "filter, from the start), its chain and, with --pubkey, its signature"},
 };
 
 #define OPT(x) (1ull << (x))
@@ -410,13 +413,18 @@ static const struct command commands[] = {
      "what is in table files: the newest groups, still only in that daemon's\n"
      "journal (at most one lap), are not applied; its log says how many.\n"
      "maosd is $MAOSD_BIN, else the installed one, else maosd from PATH."},
-    {"verify", cmd_verify, "[--pubkey FILE]",
-     "check the whole log: dense positions and the BLAKE2b hash chain", OPT(O_PUBKEY), 0, 0,
+    {"verify", cmd_verify, "[--pubkey FILE] [--export FILE]",
+     "check the whole log: dense positions and the BLAKE2b hash chain",
+     OPT(O_PUBKEY) | OPT(O_EXPORT), 0, 0,
      "Prints \"OK: N events, head P\", or the first bad position and exits 1.\n"
      "--pubkey FILE also checks every signed checkpoint (stream $chain) with the\n"
      "daemon's public key and prints the last signed position: the log up to it\n"
      "is proven unaltered, unless the key itself was stolen.  With --data-dir DIR\n"
-     "(or maosctl backup --verify) it checks a copy offline."},
+     "(or maosctl backup --verify) it checks a copy offline.  --export FILE checks\n"
+     "a JSON Lines export instead, without a daemon: every record rebuilt from its\n"
+     "line and the chain followed through them, the trailer's counts and last hash,\n"
+     "and with --pubkey the signature maosd put in the trailer and every checkpoint:\n"
+     "one changed character is named by line and position."},
     {"pubkey", cmd_pubkey, "", "print the daemon's public signing key (hex)", 0, 0, 0,
      "The ed25519 key that signs the checkpoints in stream $chain and the\n"
      "trailers of exports.  Keep a copy where the daemon's user cannot write:\n"
@@ -1346,42 +1354,6 @@ static int read_pubkey(const char *path, uint8_t key[32])
     return 0;
 }
 
-/* A $chain checkpoint at e (after the chain up to e was checked, so e->prev
- * is the hash of position - 1): NULL when it is signed by key for the
- * position before it, else why not. */
-static const char *checkpoint_bad(const maos_event *e, const uint8_t key[32])
-{
-    maos_mpr r;
-    uint32_t n;
-    uint64_t pos = 0;
-    maos_slice hash = {0}, sig = {0};
-    maos_mpr_init(&r, e->data, e->data_len);
-    if (maos_mpr_map(&r, &n))
-        return "a checkpoint whose data is not a map";
-    for (uint32_t i = 0; i < n; i++) {
-        maos_slice k;
-        int bad = maos_mpr_str(&r, &k);
-        if (!bad && k.len == 8 && !memcmp(k.ptr, "position", 8))
-            bad = maos_mpr_uint(&r, &pos);
-        else if (!bad && k.len == 4 && !memcmp(k.ptr, "hash", 4))
-            bad = maos_mpr_bin(&r, &hash);
-        else if (!bad && k.len == 9 && !memcmp(k.ptr, "signature", 9))
-            bad = maos_mpr_bin(&r, &sig);
-        else if (!bad)
-            bad = maos_mpr_skip(&r, NULL);
-        if (bad)
-            return "a checkpoint whose data does not decode";
-    }
-    if (hash.len != 32 || sig.len != 64)
-        return "a checkpoint without a 32-byte hash and a 64-byte signature";
-    if (pos + 1 != e->position || memcmp(hash.ptr, e->prev, 32))
-        return "a checkpoint of another position or hash than the one before it";
-    uint8_t msg[MAOS_CHAIN_MSG_LEN];
-    maos_chain_message(pos, (const uint8_t *)hash.ptr, msg);
-    if (crypto_sign_verify_detached((const uint8_t *)sig.ptr, msg, sizeof msg, key))
-        return "a checkpoint whose signature does not verify with the given public key";
-    return NULL;
-}
 
 /* The first readable version of streams, as verify met their stubs: a
  * small cache, so a log of many stubs asks once per stream (up to its
@@ -1517,7 +1489,7 @@ static int verify_log(struct args *a, struct first_cache *fc)
                 if (!rc && with_key && !is_stub && e->stream_len == 6 &&
                     !memcmp(e->stream, "$chain", 6) && e->type_len == 10 &&
                     !memcmp(e->type, "checkpoint", 10)) {
-                    if ((bad = checkpoint_bad(e, key)))
+                    if ((bad = maosctl_checkpoint_bad(e, key)))
                         rc = verify_bad(a, e->position, bad);
                     signed_to = e->position - 1;
                     n_signed++;
@@ -1567,6 +1539,14 @@ static int verify_log(struct args *a, struct first_cache *fc)
 
 static int cmd_verify(struct args *a)
 {
+    if (a->set[O_EXPORT]) {
+        uint8_t key[32];
+        if (a->set[O_PUBKEY] && read_pubkey(a->val[O_PUBKEY], key))
+            return EXIT_USAGE;
+        int rc = maosctl_verify_export(a->val[O_EXPORT], a->set[O_PUBKEY] ? key : NULL,
+                                       a->json, stdout);
+        return rc == 0 ? EXIT_OK : rc == 1 ? EXIT_REFUSED : EXIT_USAGE;
+    }
     struct first_cache *fc = calloc(1, sizeof *fc);
     if (!fc) {
         fprintf(stderr, "maosctl: out of memory\n");

@@ -166,6 +166,125 @@ static int full_export(const export_opts *o)
                    !f->has_until));
 }
 
+/* ---- records and their JSON lines ----------------------------------------------- */
+
+/* The stored record of an event line (which carries no prev: given).
+ * 0, or -1 when a field is missing or does not convert. */
+static int record_from_json(json_t *o, const uint8_t prev[32], msgpack_sbuffer *sb)
+{
+    json_t *pos = json_object_get(o, "position"), *ver = json_object_get(o, "version");
+    const char *time = json_string_value(json_object_get(o, "time"));
+    const char *stream = json_string_value(json_object_get(o, "stream"));
+    const char *type = json_string_value(json_object_get(o, "type"));
+    const char *id = json_string_value(json_object_get(o, "id"));
+    json_t *meta = json_object_get(o, "meta");
+    uint8_t raw[16];
+    int64_t us;
+    char *data_mp = NULL, *meta_mp = NULL;
+    size_t data_len = 0, meta_len = 0;
+    if (!json_is_integer(pos) || !json_is_integer(ver) || !time || !stream || !type ||
+        !id || maos_uuid_parse(id, strlen(id), raw) || maos_time_parse(time, &us) ||
+        maos_json_to_msgpack(json_object_get(o, "data"), &data_mp, &data_len, NULL, 0) ||
+        (meta && maos_json_to_msgpack(meta, &meta_mp, &meta_len, NULL, 0))) {
+        free(data_mp);
+        return -1;
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = maos_enc_record(&pk, (uint64_t)json_integer_value(pos), us,
+                             (uint64_t)json_integer_value(ver),
+                             (maos_slice){stream, (uint32_t)strlen(stream)},
+                             (maos_slice){type, (uint32_t)strlen(type)}, raw, prev,
+                             (maos_slice){data_mp, (uint32_t)data_len},
+                             (maos_slice){meta_mp, (uint32_t)meta_len});
+    free(data_mp);
+    free(meta_mp);
+    return rc ? -1 : 0;
+}
+
+/* base64 of n bytes as a new JSON string (NULL: out of memory). */
+static json_t *b64_json(const void *p, size_t n)
+{
+    size_t cap = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+    char *b = malloc(cap);
+    if (!b)
+        return NULL;
+    sodium_bin2base64(b, cap, p, n, sodium_base64_VARIANT_ORIGINAL);
+    json_t *s = json_string(b);
+    free(b);
+    return s;
+}
+
+/* The bytes of a base64 JSON string (malloc'd), or NULL. */
+static unsigned char *b64_bytes(json_t *s, size_t *n)
+{
+    const char *t = json_string_value(s);
+    if (!t)
+        return NULL;
+    size_t len = strlen(t);
+    unsigned char *b = malloc(len ? len : 1);
+    if (b && sodium_base642bin(b, len, t, len, NULL, n, NULL,
+                               sodium_base64_VARIANT_ORIGINAL) == 0)
+        return b;
+    free(b);
+    return NULL;
+}
+
+/* An event's line: its JSON, and when that does not give back the stored
+ * record byte for byte (bin, ext, float32, integers in a longer form than
+ * needed: what JSON cannot tell), the record itself in "record", so that
+ * an import keeps it exactly and verify --export can hash it. */
+static json_t *event_line(const maos_event *e)
+{
+    json_t *j = NULL;
+    if (maos_event_to_json(e, &j))
+        return NULL;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (record_from_json(j, e->prev, &sb) || sb.size != e->raw_len ||
+        memcmp(sb.data, e->raw, sb.size))
+        json_object_set_new(j, "record", b64_json(e->raw, e->raw_len));
+    msgpack_sbuffer_destroy(&sb);
+    return j;
+}
+
+/* A $chain checkpoint at e (after the chain up to e was checked, so e->prev
+ * is the hash of position - 1): NULL when it is signed by key for the
+ * position before it, else why not. */
+const char *maosctl_checkpoint_bad(const maos_event *e, const uint8_t key[32])
+{
+    maos_mpr r;
+    uint32_t n;
+    uint64_t pos = 0;
+    maos_slice hash = {0}, sig = {0};
+    maos_mpr_init(&r, e->data, e->data_len);
+    if (maos_mpr_map(&r, &n))
+        return "a checkpoint whose data is not a map";
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        int bad = maos_mpr_str(&r, &k);
+        if (!bad && k.len == 8 && !memcmp(k.ptr, "position", 8))
+            bad = maos_mpr_uint(&r, &pos);
+        else if (!bad && k.len == 4 && !memcmp(k.ptr, "hash", 4))
+            bad = maos_mpr_bin(&r, &hash);
+        else if (!bad && k.len == 9 && !memcmp(k.ptr, "signature", 9))
+            bad = maos_mpr_bin(&r, &sig);
+        else if (!bad)
+            bad = maos_mpr_skip(&r, NULL);
+        if (bad)
+            return "a checkpoint whose data does not decode";
+    }
+    if (hash.len != 32 || sig.len != 64)
+        return "a checkpoint without a 32-byte hash and a 64-byte signature";
+    if (pos + 1 != e->position || memcmp(hash.ptr, e->prev, 32))
+        return "a checkpoint of another position or hash than the one before it";
+    uint8_t msg[MAOS_CHAIN_MSG_LEN];
+    maos_chain_message(pos, (const uint8_t *)hash.ptr, msg);
+    if (crypto_sign_verify_detached((const uint8_t *)sig.ptr, msg, sizeof msg, key))
+        return "a checkpoint whose signature does not verify with the given public key";
+    return NULL;
+}
+
 /* The names of the tables whose entries an export carries. */
 typedef struct tables_seen {
     char **name;
@@ -270,6 +389,9 @@ int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out)
         return refused(c, "export");
     uint64_t from = o->from ? o->from : 1, to = o->to ? o->to : st.head_position;
     int jsonl = o->format == EXPORT_JSONL;
+    /* a whole export carries the stubs of removed events too (as
+     * "removed" lines), so that verify --export checks its whole chain */
+    int whole = jsonl && full_export(o);
     if (jsonl) {
         json_t *h = json_pack("{s:s,s:s,s:i,s:s,s:s,s:I,s:I,s:I,s:o,s:o}", "kind", "header",
                               "format", EXPORT_FORMAT, "version", EXPORT_VERSION,
@@ -280,12 +402,13 @@ int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out)
         if (put_line(out, h))
             goto write_failed;
     }
-    uint64_t n = 0, last = 0, entries = 0, tasks = 0;
+    uint64_t n = 0, last = 0, entries = 0, tasks = 0, removed = 0;
     uint8_t hash[32] = {0};
     double t0 = mono_ms(), shown = t0;
     while (from <= to && from != 0) {
         maos_page *pg = NULL;
-        if (maos_read_all(c, o->filter, from, 0, EXPORT_PAGE, &pg)) {
+        if (whole ? maos_read_log(c, from, EXPORT_PAGE, &pg)
+                  : maos_read_all(c, o->filter, from, 0, EXPORT_PAGE, &pg)) {
             refused(c, "export");
             goto out;
         }
@@ -294,12 +417,19 @@ int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out)
             const maos_event *e = &pg->events[i];
             if (e->position > to)
                 break;
-            if (jsonl) {
-                json_t *j = NULL;
-                rc = maos_event_to_json(e, &j) || put_line(out, j);
-            } else {
-                rc = put_copy_row(out, e);
+            if (maos_event_removed(e, hash)) { /* only in a whole export */
+                json_t *j = json_pack("{s:s,s:I,s:o}", "kind", "removed", "position",
+                                      (json_int_t)e->position, "record",
+                                      b64_json(e->raw, e->raw_len));
+                rc = put_line(out, j);
+                last = e->position;
+                removed++;
+                continue;
             }
+            if (jsonl)
+                rc = put_line(out, event_line(e));
+            else
+                rc = put_copy_row(out, e);
             crypto_generichash(hash, sizeof hash, e->raw, e->raw_len, NULL, 0);
             if (jsonl)
                 tables_note(&ts, e);
@@ -326,12 +456,30 @@ int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out)
             goto out;
         if (rc)
             goto write_failed;
-        char hex[65];
+        char hex[65], sighex[129];
+        uint8_t shash[32], sig[64];
+        int have_sig = 0;
         sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
-        json_t *t = json_pack("{s:s,s:I,s:I,s:s*,s:I,s:I}", "kind", "trailer", "count",
-                              (json_int_t)n, "last_position", (json_int_t)last, "last_hash",
-                              n ? hex : NULL, "entries", (json_int_t)entries, "tasks",
-                              (json_int_t)tasks);
+        /* the daemon signs the last record's hash (it hashes it itself) */
+        if (last) {
+            if (maos_chain_sign(c, last, shash, sig) == 0) {
+                if (memcmp(shash, hash, 32)) {
+                    fprintf(stderr, "maosctl: export: the daemon's hash of position %" PRIu64
+                            " is not the one exported\n", last);
+                    goto out;
+                }
+                sodium_bin2hex(sighex, sizeof sighex, sig, sizeof sig);
+                have_sig = 1;
+            } else if (c->err != MAOS_ENOT_FOUND && c->err != MAOS_EUNKNOWN_OP) {
+                refused(c, "export");
+                goto out;
+            }
+        }
+        json_t *t = json_pack("{s:s,s:I,s:I,s:s*,s:I,s:I,s:I,s:s*}", "kind", "trailer",
+                              "count", (json_int_t)n, "last_position", (json_int_t)last,
+                              "last_hash", last ? hex : NULL, "entries", (json_int_t)entries,
+                              "tasks", (json_int_t)tasks, "removed", (json_int_t)removed,
+                              "signature", have_sig ? sighex : NULL);
         if (put_line(out, t))
             goto write_failed;
     }
@@ -403,14 +551,40 @@ static const char *check_event(json_t *o)
         bad = maos_json_to_msgpack(meta, &mp, &len, NULL, 0);
         free(mp);
     }
-    return bad ? "data or meta that cannot be stored (too deep?)" : NULL;
+    if (bad)
+        return "data or meta that cannot be stored (too deep?)";
+    json_t *rj = json_object_get(o, "record");
+    if (rj) { /* the stored record, when the JSON could not carry it exactly */
+        maos_record r;
+        unsigned char *rec = b64_bytes(rj, &len);
+        bad = !rec || maos_record_decode(rec, len, &r) || r.id.len != 16 ||
+              memcmp(r.id.ptr, raw, 16) || r.stream.len != strlen(stream) ||
+              memcmp(r.stream.ptr, stream, r.stream.len);
+        free(rec);
+        if (bad)
+            return "a record field that is not this event's stored record";
+    }
+    return NULL;
+}
+
+/* A "removed" line: the stub of a removed event (whole exports). */
+static const char *check_removed(json_t *o)
+{
+    size_t len;
+    maos_slice h;
+    maos_record r;
+    unsigned char *rec = b64_bytes(json_object_get(o, "record"), &len);
+    int bad = !rec || maos_record_decode(rec, len, &r) || !maos_record_stub(rec, len, &h) ||
+              (json_int_t)r.position != json_integer_value(json_object_get(o, "position"));
+    free(rec);
+    return bad ? "a removed line without the stub of its position" : NULL;
 }
 
 /* Pass 1: the whole file checked.  0 and *events, or 1 (said). */
 static int check_file(line_reader *r, const char *name, uint64_t *events)
 {
     json_error_t je;
-    uint64_t n = 0, ne = 0, nt = 0;
+    uint64_t n = 0, ne = 0, nt = 0, nr = 0;
     int trailer = 0;
     ssize_t len;
     while ((len = next_line(r)) >= 0) {
@@ -433,7 +607,8 @@ static int check_file(line_reader *r, const char *name, uint64_t *events)
             trailer = 1;
             if (json_integer_value(json_object_get(o, "count")) != (json_int_t)n ||
                 json_integer_value(json_object_get(o, "entries")) != (json_int_t)ne ||
-                json_integer_value(json_object_get(o, "tasks")) != (json_int_t)nt)
+                json_integer_value(json_object_get(o, "tasks")) != (json_int_t)nt ||
+                json_integer_value(json_object_get(o, "removed")) != (json_int_t)nr)
                 why = "the trailer's counts are not the numbers of records before it";
         } else if (r->no > 1 && kind && !strcmp(kind, "task")) {
             const char *id = json_string_value(json_object_get(o, "id"));
@@ -444,6 +619,9 @@ static int check_file(line_reader *r, const char *name, uint64_t *events)
             else if (maos_uuid_parse(id, strlen(id), raw))
                 why = "a task id that is not a UUID";
             nt++;
+        } else if (r->no > 1 && kind && !strcmp(kind, "removed")) {
+            why = check_removed(o);
+            nr++;
         } else if (r->no > 1 && kind && !strcmp(kind, "entry")) {
             if (!json_is_string(json_object_get(o, "table")) ||
                 !json_is_string(json_object_get(o, "key")) ||
@@ -598,6 +776,22 @@ static int take_event(json_t *o, unsigned long line, txn *t)
              maos_json_to_msgpack(json_object_get(o, "data"), &p->data, &p->data_len, why,
                                   sizeof why) ||
              maos_json_to_msgpack(meta, &p->meta, &p->meta_len, why, sizeof why);
+    json_t *rj = json_object_get(o, "record");
+    if (!rc && rj) { /* data exactly as stored (bin, ext, ...): from the record */
+        size_t len;
+        maos_record r;
+        unsigned char *rec = b64_bytes(rj, &len);
+        rc = !rec || maos_record_decode(rec, len, &r);
+        if (!rc) {
+            free(p->data);
+            p->data_len = r.data.len;
+            p->data = malloc(r.data.len ? r.data.len : 1);
+            rc = !p->data;
+            if (!rc)
+                memcpy(p->data, r.data.ptr, r.data.len);
+        }
+        free(rec);
+    }
     json_decref(meta);
     t->n++; /* freed with the others, whole or not */
     if (rc) {
@@ -769,6 +963,10 @@ int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out)
             json_decref(o);
             continue;
         }
+        if (kind && !strcmp(kind, "removed")) { /* a stub: nothing to import */
+            json_decref(o);
+            continue;
+        }
         if (kind) { /* the trailer, checked: the end */
             json_decref(o);
             break;
@@ -819,5 +1017,221 @@ int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out)
                 " were there already) and %" PRIu64 " tasks (%" PRIu64 " were there already; %"
                 PRIu64 " dead letters not imported) from %s\n",
                 written, skipped, tabled, eput, ekept, tcount[0], tcount[1], tcount[2], name);
+    return 0;
+}
+
+/* ---- verify --export ----------------------------------------------------------- */
+
+/* An event of a record's fields (views into rec). */
+static void event_of(const maos_record *r, maos_event *e)
+{
+    memset(e, 0, sizeof *e);
+    e->position = r->position;
+    e->version = r->version;
+    e->time = r->time;
+    e->stream = r->stream.ptr;
+    e->stream_len = r->stream.len;
+    e->type = r->type.ptr;
+    e->type_len = r->type.len;
+    memcpy(e->id, r->id.ptr, 16);
+    memcpy(e->prev, r->prev.ptr, 32);
+    e->data = r->data.ptr;
+    e->data_len = r->data.len;
+    e->meta = r->meta.ptr;
+    e->meta_len = r->meta.len;
+    e->raw = r->raw.ptr;
+    e->raw_len = r->raw.len;
+}
+
+static int verify_bad_line(FILE *out, int json, unsigned long line, uint64_t pos,
+                           const char *why)
+{
+    if (json) {
+        json_t *o = json_pack("{s:b,s:I,s:I,s:s}", "ok", 0, "line", (json_int_t)line,
+                              "position", (json_int_t)pos, "error", why);
+        char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        fprintf(out, "%s\n", t ? t : "{\"ok\":false}");
+        free(t);
+        json_decref(o);
+    } else {
+        fprintf(out, "BAD: line %lu, position %" PRIu64 ": %s\n", line, pos, why);
+    }
+    return 1;
+}
+
+/* The stored bytes of one line's record into sb: "record" when the line
+ * has one (and then its JSON must say the same), else rebuilt from the
+ * JSON with prev.  NULL, or why not. */
+static const char *line_record(json_t *o, int removed, const uint8_t prev[32],
+                               msgpack_sbuffer *sb, maos_record *r)
+{
+    json_t *rj = json_object_get(o, "record");
+    if (rj) {
+        size_t len;
+        unsigned char *b = b64_bytes(rj, &len);
+        if (!b)
+            return "a record field that is not base64";
+        msgpack_sbuffer_write(sb, (const char *)b, len);
+        free(b);
+    } else if (removed) {
+        return "a removed line without its record";
+    } else if (record_from_json(o, prev, sb)) {
+        return "an event line that does not give back a record";
+    }
+    if (!sb->data || maos_record_decode(sb->data, sb->size, r))
+        return "a record that does not decode";
+    if (rj && !removed) { /* the line's JSON must be the record's */
+        maos_event e;
+        json_t *j = NULL, *copy = json_copy(o);
+        event_of(r, &e);
+        json_object_del(copy, "record");
+        int same = !maos_event_to_json(&e, &j) && json_equal(j, copy);
+        json_decref(j);
+        json_decref(copy);
+        if (!same)
+            return "an event line whose fields are not those of its record";
+    }
+    return NULL;
+}
+
+int maosctl_verify_export(const char *path, const uint8_t *key, int json, FILE *out)
+{
+    int is_stdin = !strcmp(path, "-");
+    line_reader r = {.f = is_stdin ? stdin : fopen(path, "r")};
+    uint8_t prev[32] = {0}, h[32];
+    uint64_t expect = 1, n = 0, nr = 0, n_signed = 0, signed_to = 0;
+    /* the last position whose hash a stored prev confirmed: an event line
+     * rebuilt from JSON carries no prev, so a change shows at the next
+     * record that does (a "record" line, a stub, the trailer) */
+    uint64_t confirmed = 0;
+    char whybuf[200];
+    int rc = 0, trailer = 0;
+    ssize_t len;
+    if (!r.f) {
+        fprintf(stderr, "maosctl: verify: cannot read %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    while (!rc && (len = next_line(&r)) >= 0) {
+        json_t *o = json_loadb(r.buf, (size_t)len, 0, NULL);
+        const char *kind = o ? kind_of(o) : NULL, *why = NULL;
+        if (!json_is_object(o)) {
+            rc = verify_bad_line(out, json, r.no, expect, "not a JSON object (cut or damaged)");
+        } else if (r.no == 1) {
+            json_t *f = json_object_get(o, "filter");
+            if (!kind || strcmp(kind, "header") ||
+                json_integer_value(json_object_get(o, "version")) != EXPORT_VERSION) {
+                rc = verify_bad_line(out, json, r.no, 0, "not the header of a maos export");
+            } else if ((f && json_object_size(f)) ||
+                       json_integer_value(json_object_get(o, "from")) != 1) {
+                fprintf(stderr, "maosctl: verify: %s is a filtered or partial export: it "
+                        "holds only part of the hash chain; export the whole log to "
+                        "verify it\n", path);
+                rc = 2;
+            }
+        } else if (trailer) {
+            rc = verify_bad_line(out, json, r.no, expect, "a line after the trailer");
+        } else if (kind && !strcmp(kind, "trailer")) {
+            trailer = 1;
+            char hex[65];
+            sodium_bin2hex(hex, sizeof hex, prev, 32);
+            const char *lh = json_string_value(json_object_get(o, "last_hash"));
+            const char *sg = json_string_value(json_object_get(o, "signature"));
+            uint8_t sig[64], msg[MAOS_CHAIN_MSG_LEN];
+            size_t sl;
+            if (json_integer_value(json_object_get(o, "count")) != (json_int_t)n ||
+                json_integer_value(json_object_get(o, "removed")) != (json_int_t)nr)
+                why = "the trailer's counts are not the numbers of records before it";
+            else if (json_integer_value(json_object_get(o, "last_position")) !=
+                     (json_int_t)(expect - 1))
+                why = "the trailer's last position is not the last record's";
+            else if (expect > 1 && (!lh || strcmp(lh, hex))) {
+                snprintf(whybuf, sizeof whybuf, "the trailer's last hash is not the hash of "
+                         "the last record: a record of positions %" PRIu64 "..%" PRIu64
+                         " was changed", confirmed + 1, expect - 1);
+                why = whybuf;
+            }
+            else if (key && !sg)
+                why = "the export is not signed (its daemon had no key)";
+            else if (key && (sodium_hex2bin(sig, 64, sg, strlen(sg), NULL, &sl, NULL) ||
+                             sl != 64 ||
+                             (maos_chain_message(expect - 1, prev, msg),
+                              crypto_sign_verify_detached(sig, msg, sizeof msg, key))))
+                why = "the trailer's signature does not verify with the given public key";
+            if (why)
+                rc = verify_bad_line(out, json, r.no, expect - 1, why);
+        } else if (!kind || !strcmp(kind, "removed")) {
+            int removed = kind != NULL;
+            msgpack_sbuffer sb;
+            maos_record rec;
+            maos_slice sh;
+            msgpack_sbuffer_init(&sb);
+            why = line_record(o, removed, prev, &sb, &rec);
+            if (!why && removed && !maos_record_stub(sb.data, sb.size, &sh))
+                why = "a removed line whose record is not a stub";
+            if (!why && n + nr == 0 && removed && rec.position > 1) {
+                expect = rec.position; /* the retention anchor: the chain starts here */
+                memcpy(prev, rec.prev.ptr, 32);
+            }
+            if (!why && rec.position != expect)
+                why = "a position out of sequence (a record missing, added or moved)";
+            else if (!why && memcmp(rec.prev.ptr, prev, 32)) {
+                snprintf(whybuf, sizeof whybuf, "the chain breaks here: a record of positions "
+                         "%" PRIu64 "..%" PRIu64 " was changed (their lines carry no hash of "
+                         "their own)", confirmed + 1, expect - 1);
+                why = whybuf;
+            }
+            if (!why && (removed || json_object_get(o, "record")))
+                confirmed = expect - 1; /* its stored prev matched */
+            if (!why) {
+                maos_event e;
+                event_of(&rec, &e);
+                if (removed)
+                    memcpy(h, sh.ptr, 32);
+                else
+                    crypto_generichash(h, 32, (const unsigned char *)sb.data, sb.size, NULL, 0);
+                if (!removed && key && e.stream_len == 6 && !memcmp(e.stream, "$chain", 6) &&
+                    e.type_len == 10 && !memcmp(e.type, "checkpoint", 10)) {
+                    why = maosctl_checkpoint_bad(&e, key);
+                    n_signed++;
+                    signed_to = expect - 1;
+                }
+                memcpy(prev, h, 32);
+            }
+            if (why)
+                rc = verify_bad_line(out, json, r.no, expect, why);
+            expect++;
+            if (removed)
+                nr++;
+            else
+                n++;
+            msgpack_sbuffer_destroy(&sb);
+        }
+        /* entry and task records are not in the chain */
+        json_decref(o);
+    }
+    if (!rc && !trailer)
+        rc = verify_bad_line(out, json, r.no, expect, "no trailer: the export was cut");
+    if (!is_stdin)
+        fclose(r.f);
+    free(r.buf);
+    if (rc)
+        return rc;
+    if (json) {
+        json_t *o = json_pack("{s:b,s:I,s:I,s:I,s:b,s:I}", "ok", 1, "events", (json_int_t)n,
+                              "removed", (json_int_t)nr, "last_position",
+                              (json_int_t)(expect - 1), "signed", key != NULL, "checkpoints",
+                              (json_int_t)n_signed);
+        char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        fprintf(out, "%s\n", t ? t : "{\"ok\":true}");
+        free(t);
+        json_decref(o);
+    } else {
+        fprintf(out, "OK: export of %" PRIu64 " events (%" PRIu64 " removed), last position %"
+                PRIu64 ", hash chain intact%s\n", n, nr, expect - 1,
+                key ? "; its trailer is signed by the key" : "");
+        if (key)
+            fprintf(out, "signed: %" PRIu64 " checkpoints in it, the last of position %" PRIu64
+                    "\n", n_signed, signed_to);
+    }
     return 0;
 }

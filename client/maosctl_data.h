@@ -34,4 +34,17 @@ int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out);
  * import and duplicates nothing.  Prints a summary on out.  0 or 1. */
 int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out);
 
+/* A $chain checkpoint event e, met after the chain up to it was checked
+ * (so e->prev is the hash of position - 1): NULL when it is signed with
+ * key for the position before it, else why not. */
+const char *maosctl_checkpoint_bad(const maos_event *e, const uint8_t key[32]);
+
+/* verify --export: the export at path ("-": stdin) checked offline: a
+ * whole export (no filter, from position 1 or the retention anchor),
+ * every record rebuilt from its line and the hash chain followed through
+ * them, the trailer's counts and last hash, and with key (NULL: none)
+ * every $chain checkpoint and the trailer's signature.  Prints OK or the
+ * first bad line on out.  0, 1 (bad), 2 (cannot verify this file). */
+int maosctl_verify_export(const char *path, const uint8_t *key, int json, FILE *out);
+
 #endif
