@@ -475,6 +475,16 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
     return 0;
 }
 
+int maosd_config_parse_text(maosd_config *cfg, const char *text, const char *name)
+{
+    defaults(cfg);
+    ini_ctx ic = {cfg, name, 0};
+    int rc = ini_parse_string(text, ini_cb, &ic);
+    if (rc > 0 && !ic.failed)
+        fprintf(stderr, "maosd: %s:%d: syntax error\n", name, rc);
+    return rc == 0 && !ic.failed ? 0 : -1;
+}
+
 void maosd_config_free(maosd_config *cfg)
 {
     free(cfg->config_file);

@@ -58,6 +58,11 @@ uint32_t maosd_config_reserved(const maosd_config *cfg);
  */
 int maosd_config_load(maosd_config *cfg, int argc, char **argv);
 void maosd_config_free(maosd_config *cfg);
+/* The defaults, then the INI text (a config file's contents; name for
+ * messages) as the config file would be read: 0, or -1 with the reason
+ * printed on stderr.  Free with maosd_config_free either way (the fuzz
+ * target fuzz_config drives it). */
+int maosd_config_parse_text(maosd_config *cfg, const char *text, const char *name);
 /*
  * SIGHUP: load the configuration again (same argv, the file as it is now)
  * and take what a running maosd can: log_level and the limits
