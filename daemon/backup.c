@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "chain.h"
 #include "dispatch.h"
 #include "fileio.h"
@@ -54,6 +55,9 @@ typedef struct backup_move {
     char target[PATH_MAX];
     uint64_t position;
     int ran;
+    uid_t uid;                 /* who asked (the audit record) */
+    pid_t pid;
+    uint64_t conn;
 } backup_move;
 
 /* ---- files ------------------------------------------------------------------ */
@@ -217,6 +221,9 @@ int maosd_op_backup(maosd_call *call)
         return MAOS_EOVERLOADED;
     }
     say(m->target, sizeof(m->target), "%s", target);
+    m->uid = call->conn->uid;
+    m->pid = call->conn->pid;
+    m->conn = call->conn->id;
     say(m->staging, sizeof(m->staging), "%s/" STAGING_PREFIX "%llu",
              srv->cfg->data_dir, ++staging_seq);
     it->kind = MAOSD_ITEM_BACKUP;
@@ -359,9 +366,15 @@ static void backup_moved(maosd_rjob *j)
     backup_move *m = j->arg;
     if (!m->ran) /* cancelled: maosd stops */
         rm_flat(m->staging);
-    else if (!j->rc)
+    else if (!j->rc) {
         maosd_logf(MAOSD_LOG_INFO, "backup of position %llu made in %s",
                    (unsigned long long)m->position, m->target);
+        maosd_audit a;
+        maosd_audit_begin(&a, "backup", m->uid, m->pid, m->conn);
+        maosd_audit_str(&a, "path", (maos_slice){m->target, (uint32_t)strlen(m->target)});
+        maosd_audit_u64(&a, "position", m->position);
+        maosd_audit_emit(j->srv, &a, "admin");
+    }
     maosd_rjob_reply(j);
     free(m);
 }

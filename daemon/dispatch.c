@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "audit.h"
 #include "chain.h"
 #include "retention.h"
 
@@ -204,6 +205,8 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
     if (rc) {
         maosd_logf_req(MAOSD_LOG_DEBUG, c->id, req.rid, op->name, rc, call.why);
         maosd_reply_error(c, req.rid, rc, call.why, call.has_actual, call.actual, -1);
+        if (maosd_audit_is_refusal(rc)) /* a refusal for access: in $audit */
+            maosd_audit_refused(c, op->name, rc, call.why);
     }
 out:
     if (!later)

@@ -34,6 +34,7 @@
 
 #include <sodium.h>
 
+#include "audit.h"
 #include "keys.h"
 #include "dispatch.h"
 #include "readahead.h"
@@ -639,30 +640,22 @@ int maosd_check_stream_meta(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     return j->write_m ? 0 : 1;
 }
 
-/* The change, as the data of a $system event "stream_meta". */
-static int change_doc(const maosd_wreq *w, msgpack_sbuffer *sb)
+/* The change, as an admin record of $audit (audit.h). */
+static void change_record(const maosd_wreq *w, maosd_audit *a)
 {
     const maos_stream_meta_in *in = &w->req.smeta;
     const smeta_job *j = w->done_arg;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int n = 3 + (in->has_truncate_before != 0) + (in->delete_ != 0);
-    const char *what = w->req.stream.len ? "stream" : "category";
-    maos_slice name = w->req.stream.len ? w->req.stream : in->category;
-    int rc = msgpack_pack_map(&pk, (size_t)n) || msgpack_pack_str(&pk, strlen(what)) ||
-             msgpack_pack_str_body(&pk, what, strlen(what)) ||
-             msgpack_pack_str(&pk, name.len) || msgpack_pack_str_body(&pk, name.ptr, name.len) ||
-             msgpack_pack_str(&pk, 9) || msgpack_pack_str_body(&pk, "max_count", 9) ||
-             msgpack_pack_uint64(&pk, j->out.max_count) || msgpack_pack_str(&pk, 10) ||
-             msgpack_pack_str_body(&pk, "max_age_ms", 10) ||
-             msgpack_pack_uint64(&pk, j->out.max_age_ms);
-    if (!rc && in->has_truncate_before)
-        rc = msgpack_pack_str(&pk, 15) || msgpack_pack_str_body(&pk, "truncate_before", 15) ||
-             msgpack_pack_uint64(&pk, in->truncate_before);
-    if (!rc && in->delete_)
-        rc = msgpack_pack_str(&pk, 6) || msgpack_pack_str_body(&pk, "delete", 6) ||
-             msgpack_pack_true(&pk);
-    return rc ? MAOS_ENOMEM : 0;
+    maosd_audit_begin(a, "stream_meta", w->who.uid, w->who.pid, w->who.conn_id);
+    if (w->req.stream.len)
+        maosd_audit_str(a, "stream", w->req.stream);
+    else
+        maosd_audit_str(a, "category", in->category);
+    maosd_audit_u64(a, "max_count", j->out.max_count);
+    maosd_audit_u64(a, "max_age_ms", j->out.max_age_ms);
+    if (in->has_truncate_before)
+        maosd_audit_u64(a, "truncate_before", in->truncate_before);
+    if (in->delete_)
+        maosd_audit_bool(a, "delete", 1);
 }
 
 int maosd_stage_stream_meta(maosd_wctx *x, maosd_wreq *w, uint32_t i)
@@ -686,15 +679,16 @@ int maosd_stage_stream_meta(maosd_wctx *x, maosd_wreq *w, uint32_t i)
         else
             maosd_batch_delete(x->batch, MAOSD_CF_META, k, klen);
     }
-    msgpack_sbuffer doc;
+    /* the change and its audit record: one write */
+    maosd_audit a;
+    maos_slice d;
     uint64_t pos;
-    msgpack_sbuffer_init(&doc);
-    int rc = change_doc(w, &doc);
+    change_record(w, &a);
+    int rc = maosd_audit_end(&a, &d);
     if (!rc)
-        rc = maosd_wx_record(x, w, (maos_slice){"$system", 7},
-                             (maos_slice){"stream_meta", 11},
-                             (maos_slice){doc.data, (uint32_t)doc.size}, &pos);
-    msgpack_sbuffer_destroy(&doc);
+        rc = maosd_wx_record(x, w, (maos_slice){MAOSD_AUDIT_STREAM, 6},
+                             (maos_slice){"admin", 5}, d, &pos);
+    maosd_audit_free(&a);
     return rc;
 }
 
@@ -857,9 +851,23 @@ static void run_compact(maosd_rjob *j)
     }
 }
 
+/* Who asked for a compaction (for its audit record). */
+typedef struct compact_who {
+    uid_t uid;
+    pid_t pid;
+    uint64_t conn;
+} compact_who;
+
 static void compact_done(maosd_rjob *j)
 {
+    compact_who *who = j->arg;
     j->srv->compacting = 0;
+    if (who && !j->rc) {
+        maosd_audit a;
+        maosd_audit_begin(&a, "compact", who->uid, who->pid, who->conn);
+        maosd_audit_emit(j->srv, &a, "admin");
+    }
+    free(who);
     maosd_rjob_reply(j);
 }
 
@@ -879,14 +887,19 @@ int maosd_op_compact(maosd_call *call)
                  "is done");
         return MAOS_EOVERLOADED;
     }
-    maosd_rjob *j = maosd_rjob_new(srv, call->conn, run_compact, compact_done, NULL);
+    compact_who *who = malloc(sizeof(*who));
+    maosd_rjob *j = who ? maosd_rjob_new(srv, call->conn, run_compact, compact_done, who)
+                        : NULL;
     if (!j) {
+        free(who);
         snprintf(call->why, sizeof(call->why), "out of memory");
         return MAOS_EOVERLOADED;
     }
+    *who = (compact_who){call->conn->uid, call->conn->pid, call->conn->id};
     j->req.rid = call->req->rid;
     j->req.op = MAOS_OP_COMPACT;
     if (maosd_rjob_submit(j)) {
+        free(who); /* j was freed, its done step never runs */
         snprintf(call->why, sizeof(call->why), "cannot queue the compaction");
         return MAOS_EOVERLOADED;
     }

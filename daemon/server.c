@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "audit.h"
 #include "chain.h"
 #include "retention.h"
 #include "queues.h"
@@ -214,6 +215,7 @@ static void conn_close(maosd_conn *c)
     maosd_sub_conn_closed(c);
     maosd_tables_conn_closed(c);
     maosd_queues_conn_closed(c);
+    maosd_audit_conn_closed(c);
     maosd_ahead_drop(c);
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
@@ -785,6 +787,8 @@ static void conn_refuse(maosd_conn *c, int code, const char *why)
               (unsigned)c->uid, why);
     maosd_reply_error(c, 0, code, why, 0, 0, -1);
     c->close_after_flush = 1;
+    if (maosd_audit_is_refusal(code))
+        maosd_audit_refused_connect(c, why);
 }
 
 static void on_connection(uv_stream_t *server, int status)

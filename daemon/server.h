@@ -109,6 +109,10 @@ typedef struct maosd_server {
     uint64_t log_anchor;      /* meta log_anchor as of the last pass */
     int compacting;           /* op compact running (one at a time) */
     struct retain_cursor *retain_cursor; /* where the next pass starts */
+    /* audit (audit.c): refusals at accept, rate-limited server-wide */
+    int64_t audit_window_ms;
+    uint32_t audit_in_window;
+    uint64_t audit_suppressed;
     /* subscriptions (loop thread only) */
     maosd_sub *subs;      /* event subscriptions */
     maosd_sub *chan_subs; /* channel subscriptions */
@@ -150,6 +154,11 @@ struct maosd_conn {
     pid_t pid;
     uid_t uid;
     gid_t gid;
+    /* audit (audit.c): refusals recorded in the current window, and
+     * held back since the last record */
+    int64_t audit_window_ms;
+    uint32_t audit_in_window;
+    uint64_t audit_suppressed;
     maos_reader rd;
     msgpack_sbuffer out; /* replies not yet handed to uv_write */
     size_t in_flight_out;/* bytes handed to uv_write, not yet written */

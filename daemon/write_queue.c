@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "keys.h"
 #include "dispatch.h"
 #include "queues.h"
@@ -1441,6 +1442,19 @@ int maosd_stage_dead_purge(maosd_wctx *x, maosd_wreq *w, uint32_t i)
         unload(&q);
     }
     free(ids);
+    if (!rc && o->q_n) { /* an admin action: its record in the same write */
+        maosd_audit a;
+        maos_slice d;
+        uint64_t pos;
+        maosd_audit_begin(&a, "dead_purge", w->who.uid, w->who.pid, w->who.conn_id);
+        maosd_audit_str(&a, "queue", it->queue);
+        maosd_audit_u64(&a, "count", o->q_n);
+        rc = maosd_audit_end(&a, &d);
+        if (!rc)
+            rc = maosd_wx_record(x, w, (maos_slice){MAOSD_AUDIT_STREAM, 6},
+                                 (maos_slice){"admin", 5}, d, &pos);
+        maosd_audit_free(&a);
+    }
     return rc;
 }
 

@@ -709,6 +709,76 @@ static void test_space(void **state)
     maos_free(c);
 }
 
+/* Admin actions land in $audit with who asked: a retention change (in
+ * the same write), a compaction, a backup, a purge of dead letters. */
+static void test_audit_admin(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    maos_ctx *c = connect_ok(d);
+    append_n(c, "au-1", 3);
+    set_count(c, "au-1", NULL, 2);
+    MT_EQ_ERR(maos_compact(c), 0);
+    char target[256];
+    snprintf(target, sizeof target, "%.200s/copy", mt_test_dir());
+    MT_EQ_ERR(maos_backup(c, target, NULL), 0);
+    mt_run r;
+    MT_EQ_INT(mt_ctl(d, &r, "queue", "enqueue", "doomed", "{}", "--max-attempts", "1", NULL),
+              0);
+    mt_run_free(&r);
+    MT_EQ_INT(mt_ctl(d, &r, "queue", "claim", "doomed", NULL), 0);
+    char id[64], tok[64];
+    MT_EQ_INT(sscanf(r.out, "%63s %*s %63s", id, tok), 2);
+    mt_run_free(&r);
+    MT_EQ_INT(mt_ctl(d, &r, "queue", "nack", id, tok, NULL), 0);
+    mt_run_free(&r);
+    MT_EQ_INT(mt_ctl(d, &r, "queue", "purge", "doomed", "--dead", NULL), 0);
+    mt_run_free(&r);
+    /* the backup's and compaction's records are maosd's own writes after
+     * the reply: wait for all four */
+    const char *want[] = {"\"op\":\"stream_meta\"", "\"op\":\"compact\"",
+                          "\"op\":\"backup\"", "\"op\":\"dead_purge\""};
+    char me[64];
+    snprintf(me, sizeof me, "\"uid\":%u,\"pid\":%d", (unsigned)getuid(), (int)getpid());
+    long long end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        int found = 0;
+        maos_page *pg = NULL;
+        if (maos_read(c, "$audit", MAOS_FROM_START, 0, 100, &pg) == 0) {
+            for (size_t w = 0; w < 4; w++)
+                for (size_t i = 0; i < pg->n; i++) {
+                    char *t = NULL;
+                    MT_EQ_ERR(maos_msgpack_to_json_text(pg->events[i].data,
+                                                        pg->events[i].data_len, &t), 0);
+                    MT_EQ_MEM_STR(pg->events[i].type, pg->events[i].type_len, "admin");
+                    int hit = strstr(t, want[w]) != NULL;
+                    /* maosctl's pid is not ours: only the client's actions */
+                    if (hit && w < 3 && !strstr(t, me))
+                        MT_FAIL("%s without %s", t, me);
+                    if (hit && w == 0 && !strstr(t, "\"stream\":\"au-1\""))
+                        MT_FAIL("%s: not the stream", t);
+                    if (hit && w == 2 && !strstr(t, target))
+                        MT_FAIL("%s: not the path", t);
+                    if (hit && w == 3 && !strstr(t, "\"count\":1"))
+                        MT_FAIL("%s: not the count", t);
+                    free(t);
+                    if (hit) {
+                        found++;
+                        break;
+                    }
+                }
+            maos_page_free(pg);
+        }
+        if (found == 4)
+            break;
+        if (now_ms() > end)
+            MT_FAIL("%d of the 4 admin records in $audit after %d ms", found, DEADLINE_MS);
+        maos_ping(c);
+    }
+    maos_free(c);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -791,6 +861,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resend_removed),
         cmocka_unit_test(test_read_ahead_truncated),
         cmocka_unit_test(test_space),
+        cmocka_unit_test(test_audit_admin),
         cmocka_unit_test(test_bad_input),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 300);

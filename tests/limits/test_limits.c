@@ -977,6 +977,154 @@ static void test_uid_limits(void **state)
  * get one FORBIDDEN frame at accept (before any request is read) and a log
  * line with their pid and uid; allow_uids and allow_gids (names or
  * numbers; primary group here) let them in. */
+/* ---- $audit: refused requests, rate-limited ------------------------------- */
+
+typedef struct arec {
+    char type[16], op[32], code[32];
+    uint64_t uid, suppressed;
+} arec;
+
+/* The events of $audit (at most max) into out; their number. */
+static size_t audit_records(su_conn *c, arec *out, size_t max)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    uint64_t rid = su_rid(c);
+    maos_enc_read(&pk, rid, (maos_slice){"$audit", 6}, 1, 0, 0, 1000);
+    maos_reply rep;
+    char *frame = NULL;
+    int rc = su_call(c, &sb, rid, &rep, &frame);
+    msgpack_sbuffer_destroy(&sb);
+    size_t n = 0;
+    if (rc) {
+        free(frame);
+        return rc == MAOS_ENOT_FOUND ? 0 : (MT_FAIL("read $audit: %d", rc), 0);
+    }
+    maos_mpr r;
+    uint32_t n_arr = 0;
+    maos_mpr_init(&r, rep.items.ptr, rep.items.len);
+    if (rep.n_items)
+        MT_EQ_ERR(maos_mpr_array(&r, &n_arr), 0);
+    for (uint32_t i = 0; i < rep.n_items && n < max; i++) {
+        maos_record rec;
+        MT_EQ_ERR(maos_record_next(&r, &rec), 0);
+        arec *a = &out[n++];
+        memset(a, 0, sizeof *a);
+        snprintf(a->type, sizeof a->type, "%.*s", (int)rec.type.len, rec.type.ptr);
+        maos_mpr d;
+        uint32_t m;
+        maos_mpr_init(&d, rec.data.ptr, rec.data.len);
+        MT_EQ_ERR(maos_mpr_map(&d, &m), 0);
+        for (uint32_t k = 0; k < m; k++) {
+            maos_slice key, v;
+            MT_EQ_ERR(maos_mpr_str(&d, &key), 0);
+            if (key.len == 2 && !memcmp(key.ptr, "op", 2)) {
+                MT_EQ_ERR(maos_mpr_str(&d, &v), 0);
+                snprintf(a->op, sizeof a->op, "%.*s", (int)v.len, v.ptr);
+            } else if (key.len == 4 && !memcmp(key.ptr, "code", 4)) {
+                MT_EQ_ERR(maos_mpr_str(&d, &v), 0);
+                snprintf(a->code, sizeof a->code, "%.*s", (int)v.len, v.ptr);
+            } else if (key.len == 3 && !memcmp(key.ptr, "uid", 3)) {
+                MT_EQ_ERR(maos_mpr_uint(&d, &a->uid), 0);
+            } else if (key.len == 10 && !memcmp(key.ptr, "suppressed", 10)) {
+                MT_EQ_ERR(maos_mpr_uint(&d, &a->suppressed), 0);
+            } else {
+                MT_EQ_ERR(maos_mpr_skip(&d, NULL), 0);
+            }
+        }
+    }
+    free(frame);
+    return n;
+}
+
+/*
+ * Refused requests land in $audit: 25 backups asked by an allowed uid that
+ * may not back up (UNAUTHORIZED) give 10 records (the per-connection
+ * burst) and, at its close, one that counts the 15 held back; a uid that
+ * may not connect gives a "connect" record.  Root only (other uids).
+ */
+static void test_audit_refusals(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("not root: other uids cannot connect; skipped\n");
+        skip();
+    }
+    const char *args[] = {"--allow-uids", "nobody", NULL};
+    mt_daemon *d = daemon_with(args);
+    MT_EQ_INT(chmod(mt_test_dir(), 0711), 0);
+    MT_EQ_INT(chmod(d->dir, 0711), 0);
+    MT_EQ_INT(chmod(d->sock, 0666), 0);
+    enum { ASKS = 25 };
+    pid_t p = mt_fork();
+    if (p == 0) {
+        gid_t none = 0;
+        if (setgroups(0, &none) || setgid(65534) || setuid(65534))
+            _exit(2);
+        su_conn *c = su_try_open(d->sock);
+        if (!c)
+            _exit(3);
+        for (int i = 0; i < ASKS; i++) {
+            msgpack_sbuffer sb;
+            msgpack_packer pk;
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            uint64_t rid = su_rid(c);
+            maos_enc_backup(&pk, rid, (maos_slice){"/tmp/never", 10});
+            maos_reply rep;
+            int rc = su_call(c, &sb, rid, &rep, NULL);
+            msgpack_sbuffer_destroy(&sb);
+            if (rc != MAOS_EUNAUTHORIZED)
+                _exit(4);
+        }
+        su_close(c);
+        _exit(0);
+    }
+    MT_EQ_INT(mt_wait(p, 60000), 0);
+    int res[2], hold[2], got[1];
+    MT_EQ_INT(pipe2(res, O_CLOEXEC), 0);
+    MT_EQ_INT(pipe2(hold, O_CLOEXEC), 0);
+    as_uid(d->sock, 65533, 1, res[1], hold[0], hold[1]);
+    codes(res[0], 1, got);
+    MT_EQ_ERR(got[0], MAOS_EFORBIDDEN);
+    close(hold[1]);
+    /* the records come from maosd's own writes: wait for the close's */
+    su_conn *probe = su_open(d->sock);
+    static arec recs[64];
+    size_t n = 0;
+    uint64_t counted = 0, connect = 0;
+    int64_t deadline = mt_now_us() + 30000000;
+    for (;;) {
+        n = audit_records(probe, recs, 64);
+        counted = connect = 0;
+        for (size_t i = 0; i < n; i++) {
+            MT_EQ_STR(recs[i].type, "refused");
+            if (!strcmp(recs[i].op, "connect")) {
+                MT_EQ_U64(recs[i].uid, 65533);
+                MT_EQ_STR(recs[i].code, "FORBIDDEN");
+                connect++;
+                continue;
+            }
+            MT_EQ_U64(recs[i].uid, 65534);
+            if (!strcmp(recs[i].op, "backup")) {
+                MT_EQ_STR(recs[i].code, "UNAUTHORIZED");
+                counted++;
+            }
+            counted += recs[i].suppressed;
+        }
+        if ((counted == ASKS && connect == 1) || mt_now_us() > deadline)
+            break;
+        mt_sleep_ms(10); /* polling a condition, with a deadline */
+    }
+    MT_EQ_U64(counted, ASKS);
+    MT_EQ_U64(connect, 1);
+    /* at most the burst of records for the backups, and one at the close */
+    MT_CMP_INT(n, <=, 10 + 1 + 1);
+    su_close(probe);
+}
+
 static void test_allow_lists(void **state)
 {
     (void)state;
@@ -1104,6 +1252,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hello_timeout),
         cmocka_unit_test(test_uid_limits),
         cmocka_unit_test(test_allow_lists),
+        cmocka_unit_test(test_audit_refusals),
         cmocka_unit_test(test_many_connections),
         cmocka_unit_test(test_pipeline_cap),
         cmocka_unit_test(test_lazy_subscribers),
