@@ -34,13 +34,6 @@
 
 #define DEADLINE_MS 60000
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static maos_ctx *connect_ok(const mt_daemon *d)
 {
     maos_ctx *c = maos_connect_timeout(d->sock, 10000);
@@ -74,7 +67,7 @@ static void append_n(maos_ctx *c, const char *stream, int n)
 /* Wait until $chain holds at least n checkpoints. */
 static void wait_checkpoints(maos_ctx *c, size_t n)
 {
-    long long end = now_ms() + DEADLINE_MS;
+    long long end = (mt_now_us() / 1000) + DEADLINE_MS;
     for (;;) {
         maos_page *pg;
         int rc = maos_read(c, "$chain", MAOS_FROM_START, 0, 1000, &pg);
@@ -85,7 +78,7 @@ static void wait_checkpoints(maos_ctx *c, size_t n)
             maos_page_free(pg);
         if (got >= n)
             return;
-        if (now_ms() > end)
+        if ((mt_now_us() / 1000) > end)
             MT_FAIL("%zu checkpoints after %d ms, want %zu", got, DEADLINE_MS, n);
         maos_ping(c);
     }

@@ -36,13 +36,6 @@
 
 #define DEADLINE_MS 60000
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static maos_ctx *connect_ok(const mt_daemon *d)
 {
     maos_ctx *c = maos_connect_timeout(d->sock, 10000);
@@ -78,10 +71,10 @@ static uint64_t stat_of(maos_ctx *c, const char *name)
 /* Wait until the daemon's passes removed at least n events in all. */
 static void wait_removed(maos_ctx *c, uint64_t n)
 {
-    long long end = now_ms() + DEADLINE_MS;
+    long long end = (mt_now_us() / 1000) + DEADLINE_MS;
     uint64_t got;
     while ((got = stat_of(c, "events_removed")) < n) {
-        if (now_ms() > end)
+        if ((mt_now_us() / 1000) > end)
             MT_FAIL("events_removed %" PRIu64 " after %d ms, want %" PRIu64, got,
                     DEADLINE_MS, n);
         maos_ping(c);
@@ -556,9 +549,9 @@ static void test_anchor(void **state)
     wait_removed(c, 94);
     /* positions 1..94 were stubs: all but the last are gone (the stub at
      * 94 is where the chain starts) */
-    long long end = now_ms() + DEADLINE_MS;
+    long long end = (mt_now_us() / 1000) + DEADLINE_MS;
     while (stat_of(c, "log_anchor") != 94)
-        if (now_ms() > end)
+        if ((mt_now_us() / 1000) > end)
             MT_FAIL("log_anchor %" PRIu64 ", want 94", stat_of(c, "log_anchor"));
     MT_EQ_U64(stubs_in_log(c), 1);
     maos_page *pg;
@@ -741,7 +734,7 @@ static void test_audit_admin(void **state)
                           "\"op\":\"backup\"", "\"op\":\"dead_purge\""};
     char me[64];
     snprintf(me, sizeof me, "\"uid\":%u,\"pid\":%d", (unsigned)getuid(), (int)getpid());
-    long long end = now_ms() + DEADLINE_MS;
+    long long end = (mt_now_us() / 1000) + DEADLINE_MS;
     for (;;) {
         int found = 0;
         maos_page *pg = NULL;
@@ -772,7 +765,7 @@ static void test_audit_admin(void **state)
         }
         if (found == 4)
             break;
-        if (now_ms() > end)
+        if ((mt_now_us() / 1000) > end)
             MT_FAIL("%d of the 4 admin records in $audit after %d ms", found, DEADLINE_MS);
         maos_ping(c);
     }
