@@ -107,7 +107,11 @@
     X(QUEUE_UNBIND, "queue_unbind", maosd_check_none, maosd_stage_queue_unbind, \
       maosd_reply_own)                                                         \
     X(BACKUP, "backup", maosd_check_backup, maosd_stage_backup,                \
-      maosd_reply_backup)
+      maosd_reply_backup)                                                      \
+    X(TOKEN_PUT, "token_put", maosd_check_token_put, maosd_stage_token_put,    \
+      maosd_reply_token_put)                                                   \
+    X(TOKEN_DELETE, "token_delete", maosd_check_token_delete,                  \
+      maosd_stage_token_delete, maosd_reply_token_delete)
 
 /* proto's items (MAOS_ITEM_*) and maosd's own (MAOSD_ITEM_*) */
 enum {

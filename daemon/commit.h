@@ -306,6 +306,9 @@ enum {
     MAOSD_ITEM_QUEUE_UNBIND,
     /* op backup: writes nothing; taken after its group (backup.c) */
     MAOSD_ITEM_BACKUP,
+    /* token_create, token_revoke (access.c): the meta record "token/NAME" */
+    MAOSD_ITEM_TOKEN_PUT,
+    MAOSD_ITEM_TOKEN_DELETE,
     MAOSD_ITEM__END
 };
 
@@ -326,6 +329,9 @@ int maosd_reply_checkpoint(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, 
     int maosd_reply_##k(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
 /* (backup.c) */
 MAOSD_KIND_STEPS_(backup)
+/* (access.c) */
+MAOSD_KIND_STEPS_(token_put)
+MAOSD_KIND_STEPS_(token_delete)
 /* Commit thread, between groups: checkpoint the store for backup request
  * w, whose copy then holds head h, or fail w. */
 void maosd_backup_take(maosd_store *store, const char *data_dir, const maosd_head *h,

@@ -29,6 +29,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "access.h"
 #include "log.h"
 #include "maos/proto.h"
 
@@ -181,6 +182,59 @@ static int parse_ids(maosd_config *cfg, int uids, const char *val, char *err, si
     return 0;
 }
 
+/* uid_scopes: "WHO=SCOPE SCOPE...;WHO=..." with WHO a user name or a
+ * number; stored with numbers (access.c reads it at every hello, with no
+ * user database lookup).  0, or -1 with err. */
+static int parse_uid_scopes(maosd_config *cfg, const char *val, char *err, size_t errlen)
+{
+    size_t cap = strlen(val) * 2 + 64, len = 0;
+    char *out = malloc(cap), *copy = strdup(val), *save = NULL;
+    if (!out || !copy) {
+        free(out);
+        free(copy);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    out[0] = 0;
+    for (char *t = strtok_r(copy, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+        while (*t == ' ' || *t == '\t')
+            t++;
+        if (!*t)
+            continue;
+        char *eq = strchr(t, '=');
+        if (!eq) {
+            snprintf(err, errlen, "uid_scopes: '%s' is not USER=SCOPE SCOPE...", t);
+            goto fail;
+        }
+        *eq = 0;
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(t, &end, 10);
+        int numeric = *t >= '0' && *t <= '9' && !*end && !errno && v < (unsigned long)UINT32_MAX;
+        struct passwd *pw = numeric ? NULL : getpwnam(t);
+        if (!numeric && !pw) {
+            snprintf(err, errlen, "uid_scopes: unknown user '%s'", t);
+            goto fail;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%lu=%s", len ? ";" : "",
+                                numeric ? v : (unsigned long)pw->pw_uid, eq + 1);
+    }
+    free(copy);
+    if (maosd_uid_scopes_check(out, err, errlen)) {
+        free(out);
+        return -1;
+    }
+    free(cfg->uid_scopes);
+    cfg->uid_scopes = len ? out : NULL;
+    if (!len)
+        free(out);
+    return 0;
+fail:
+    free(copy);
+    free(out);
+    return -1;
+}
+
 /* One setting by name, shared by the INI file and the flags.
  * Returns 0, or -1 with a message in err. */
 static int apply(maosd_config *cfg, const char *key, const char *val, char *err,
@@ -214,6 +268,8 @@ static int apply(maosd_config *cfg, const char *key, const char *val, char *err,
         set_str(&cfg->socket_group, *val ? val : NULL);
     } else if (!strcmp(key, "allow_uids") || !strcmp(key, "allow_gids")) {
         return parse_ids(cfg, key[6] == 'u', val, err, errlen);
+    } else if (!strcmp(key, "uid_scopes")) {
+        return parse_uid_scopes(cfg, val, err, errlen);
     } else if (!strcmp(key, "durability")) {
         if (!strcmp(val, "sync"))
             cfg->sync = 1;
@@ -311,6 +367,10 @@ static void usage(FILE *f)
 "                         refused at accept with FORBIDDEN\n"
 "  --allow-gids LIST      groups whose members may connect (also the socket\n"
 "                         group, when --socket-group is set)\n"
+"  --uid-scopes SPEC      what connections of other allowed users may do without\n"
+"                         a token, and at most with one: USER=SCOPE SCOPE...,\n"
+"                         entries separated by ';' (default: nothing; root and\n"
+"                         the daemon's own user may do everything)\n"
 "  --min-free-mb N        free space the data directory's file system keeps\n"
 "                         (default 64): below it writes get NO_SPACE, reads go\n"
 "                         on, and writes resume by themselves once space is\n"
@@ -329,7 +389,8 @@ static void usage(FILE *f)
 "Config file keys, in a [maosd] section: data_dir, socket, socket_group,\n"
 "durability, max_frame, max_connections, max_connections_per_uid,\n"
 "hello_timeout_ms, max_output_mb, max_total_output_mb, block_cache_mb,\n"
-"journal_mb, max_subscriptions, min_free_mb, allow_uids, allow_gids, log_level.\n"
+"journal_mb, max_subscriptions, min_free_mb, allow_uids, allow_gids, uid_scopes,\n"
+"log_level.\n"
 "\n"
 "Exit status: 0 stopped cleanly; 1 could not start or run; 2 usage or config\n"
 "error; 3 the data directory is damaged, foreign, or lost acknowledged writes\n"
@@ -356,6 +417,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         {"min-free-mb", required_argument, 0, 'F'},
         {"allow-uids", required_argument, 0, 'U'},
         {"allow-gids", required_argument, 0, 'G'},
+        {"uid-scopes", required_argument, 0, 'A'},
         {"log-level", required_argument, 0, 'l'},
         {"salvage", no_argument, 0, 'X'},
         {"read-only", no_argument, 0, 'R'},
@@ -370,6 +432,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         ['S'] = "max_subscriptions", ['O'] = "max_total_output_mb",
         ['u'] = "max_connections_per_uid", ['H'] = "hello_timeout_ms",
         ['F'] = "min_free_mb", ['U'] = "allow_uids", ['G'] = "allow_gids",
+        ['A'] = "uid_scopes",
     };
     defaults(cfg);
 
@@ -461,6 +524,7 @@ void maosd_config_free(maosd_config *cfg)
     free(cfg->data_dir);
     free(cfg->socket_path);
     free(cfg->socket_group);
+    free(cfg->uid_scopes);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -504,6 +568,12 @@ int maosd_config_reload(maosd_config *cfg, int argc, char **argv)
         memcpy(cfg->allow_gid, n.allow_gid, sizeof(n.allow_gid));
         cfg->n_allow_uid = n.n_allow_uid;
         cfg->n_allow_gid = n.n_allow_gid;
+    }
+    if (str_differs(n.uid_scopes, cfg->uid_scopes)) {
+        maosd_log(MAOSD_LOG_INFO, "reload: uid_scopes changed: new connections get them");
+        char *t = cfg->uid_scopes;
+        cfg->uid_scopes = n.uid_scopes;
+        n.uid_scopes = t;
     }
     if (n.log_level != cfg->log_level) {
         maosd_log(MAOSD_LOG_INFO, "reload: log_level %s -> %s",

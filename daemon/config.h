@@ -32,6 +32,10 @@ typedef struct maosd_config {
     uid_t allow_uid[MAOSD_ALLOW_MAX];
     gid_t allow_gid[MAOSD_ALLOW_MAX];
     unsigned n_allow_uid, n_allow_gid;
+    /* what a connection of another uid may do (access.c): "UID=SCOPE
+     * SCOPE...;UID=..." with numeric uids (names resolved at load), or
+     * NULL: nothing (root and the daemon's uid: everything) */
+    char *uid_scopes;
     size_t min_free;     /* bytes the data directory's file system keeps
                           * free: below it writes get NO_SPACE (commit.c) */
     int log_level;

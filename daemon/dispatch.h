@@ -12,6 +12,7 @@
 
 #include <msgpack.h>
 
+#include "access.h"
 #include "server.h"
 
 enum {
@@ -85,6 +86,9 @@ int maosd_op_dead_list(maosd_call *call);
 int maosd_op_task_list(maosd_call *call);
 int maosd_op_backup(maosd_call *call);       /* backup.c */
 int maosd_op_metrics(maosd_call *call);      /* metrics.c */
+int maosd_op_token_create(maosd_call *call); /* access.c */
+int maosd_op_token_list(maosd_call *call);
+int maosd_op_token_revoke(maosd_call *call);
 /* A request of op that arrived at t0_ns (uv_hrtime) is answered now. */
 void maosd_metrics_observe(maosd_server *srv, int op, uint64_t t0_ns);
 /* "ok", "read_only" (a write failure, --read-only) or "no_space" (below
@@ -125,6 +129,10 @@ typedef struct maosd_scan {
     size_t budget;         /* bytes (the first event always fits) */
     int next_is_version;   /* op read: "next" is a version, not a position */
     uint32_t max_scan;     /* records examined at most (0: 20,000) */
+    const struct maosd_rights *rights; /* take only events whose stream
+                                        * these allow for rights_kind
+                                        * (NULL: all; access.c) */
+    int rights_kind;
     uint32_t count;        /* out: events written */
     uint32_t scanned;      /* out: records examined */
     int more;              /* out: stopped early; next is where to go on */

@@ -294,6 +294,13 @@ static int filter_active(const maos_filter *f, int in_stream)
                  f->n_types || f->has_since || f->has_until);
 }
 
+/* The same with the scan's rights (a restricted connection's read_all or
+ * catch-up: every record is decoded for its stream). */
+static int scan_filtered(const maosd_scan *sc, int in_stream)
+{
+    return sc->rights || filter_active(sc->f, in_stream);
+}
+
 /*
  * One record met during a scan: past the scan's end (0 and *stop), not
  * matching (0), or copied to out (count++).  Forward scans stop at `upto`
@@ -308,17 +315,20 @@ static int scan_take(maosd_scan *sc, const char *rec, size_t rlen, uint64_t pos,
         return 0;
     }
     const maos_filter *f = sc->f;
-    if (filter_active(f, in_stream)) {
+    if (scan_filtered(sc, in_stream)) {
         maos_record r;
         if (maos_record_decode(rec, rlen, &r))
             return maosd_store_corrupt("the record at position %llu does not decode",
                                        (unsigned long long)pos);
-        if ((!sc->backward && f->has_until && r.time > f->until) ||
-            (sc->backward && f->has_since && r.time < f->since)) {
+        if (f && ((!sc->backward && f->has_until && r.time > f->until) ||
+                  (sc->backward && f->has_since && r.time < f->since))) {
             *stop = 1;
             return 0;
         }
-        if (!maos_filter_match(f, &r))
+        if (f && !maos_filter_match(f, &r))
+            return 0;
+        /* out of scope: left out silently, as a filter does */
+        if (!maosd_rights_allow(sc->rights, sc->rights_kind, r.stream))
             return 0;
     }
     if (msgpack_sbuffer_write(out, rec, rlen))
@@ -769,6 +779,8 @@ static void run_read_all(maosd_rjob *j)
         .upto = UINT64_MAX,
         .limit = req->limit,
         .budget = j->budget,
+        .rights = j->rights,
+        .rights_kind = MAOS_SCOPE_READ,
     };
     uint64_t from = req->has_from ? req->from : (req->backward ? UINT64_MAX : 1);
     reply_scan(j, &sc, (maos_slice){0}, from);

@@ -191,6 +191,7 @@ int maosd_rjob_submit(maosd_rjob *j)
     /* what the job holds at most: itself, the request, the reply */
     j->cost = heap(sizeof(*j)) + (j->frame ? 2 * heap(j->frame_len) : 0) +
               heap(j->budget + 4096);
+    j->rights = c ? c->rights : NULL;
     int rc = uv_queue_work(j->srv->loop, &j->work, rjob_run, rjob_after);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR, "cannot queue a read: %s", uv_strerror(rc));

@@ -191,6 +191,7 @@ static void conn_maybe_free(maosd_conn *c)
     maos_reader_free(&c->rd);
     msgpack_sbuffer_destroy(&c->out);
     srv->buffered -= c->acct;
+    maosd_access_conn_free(c);
     free(c);
 }
 
