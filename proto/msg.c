@@ -1453,7 +1453,7 @@ int maos_enc_token_create(msgpack_packer *pk, uint64_t rid, const char *name,
                           const char *const *scopes, uint32_t n, uint64_t expires_ms,
                           int64_t uid, const char *session)
 {
-    uint32_t keys = 2 + (n ? 1 : 0) + (expires_ms ? 1 : 0) + (uid >= 0 ? 1 : 0) +
+    uint32_t keys = 1 + (n ? 1 : 0) + (expires_ms ? 1 : 0) + (uid >= 0 ? 1 : 0) +
                     (session ? 1 : 0);
     if (head_req(pk, keys, rid, MAOS_OP_TOKEN_CREATE) || KV_CSTR(pk, "name", name))
         return MAOS_ENOMEM;
