@@ -44,6 +44,11 @@ class Client:
     path: the socket (default: $MAOS_SOCKET or the C client's default).
     timeout: seconds without progress before a request fails (None: none).
     reconnect: reconnect and resume after a lost connection (default on).
+    token: an access token's text (``maosctl token create`` printed it;
+    default: $MAOS_TOKEN, else none): the connection gets the token's scopes
+    within what its uid may do.  A token the daemon refuses raises
+    Unauthenticated (never retried); a request its scopes do not allow
+    raises Forbidden.
     """
 
     def __init__(self, path: Optional[str] = None, *, timeout: Optional[float] = C.REQUEST_TIMEOUT,
