@@ -5,7 +5,6 @@ a token the daemon does not take raises Unauthenticated at connect, never
 retried.  Tokens are made with maosctl (the admin's tool)."""
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
