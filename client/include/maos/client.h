@@ -212,7 +212,9 @@ typedef struct maos_options {
  * socket cannot be reached or MAOS_SERVER_UID is not a number,
  * MAOS_EUNTRUSTED_SERVER when the socket's directory or the server's uid
  * is not trusted, MAOS_EPROTOCOL_VERSION / MAOS_EPROTO / MAOS_ETIMEOUT /
- * MAOS_ECLOSED when the handshake fails) and is dead.
+ * MAOS_ECLOSED when the handshake fails, MAOS_EUNAUTHENTICATED when the
+ * daemon refuses the access token of $MAOS_TOKEN or maos_connect_token)
+ * and is dead.
  * The caller frees it with maos_free() in both cases.
  * opt may be NULL (all defaults).  opt->path is copied.
  */
