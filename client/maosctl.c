@@ -3139,5 +3139,6 @@ int main(int argc, char **argv)
 out:
     free(a.pos);
     free(a.types);
+    free(a.scopes);
     return rc;
 }
