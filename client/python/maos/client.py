@@ -27,7 +27,8 @@ import datetime as _dt
 import select
 import socket
 import time
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
+from typing import (Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
+                    TypeVar, Union)
 
 from . import _core as C
 from . import _ops as O
@@ -636,6 +637,24 @@ class Client:
     def metrics(self) -> str:
         """Every figure in the Prometheus text exposition format."""
         return self._run(O.metrics())
+
+    def token_create(self, name: str, scopes: Sequence[str] = (), *,
+                     session: Optional[str] = None, expires_ms: int = 0,
+                     uid: Optional[int] = None) -> str:
+        """A new access token (needs scope admin): its text, shown this once.
+        scopes: "read:PREFIX", "kv.write:TABLE/PREFIX", "admin", ...; session:
+        add what an agent of that session needs; expires_ms: 0 never; uid:
+        only connections of that uid may use it."""
+        return self._run(O.token_create(name, scopes, session=session, expires_ms=expires_ms,
+                                        uid=uid))
+
+    def token_list(self) -> List[Dict[str, Any]]:
+        """Every token (never the secret)."""
+        return self._run(O.token_list())
+
+    def token_revoke(self, name: str) -> int:
+        """Delete a token and close its connections; how many were closed."""
+        return self._run(O.token_revoke(name))
 
     def dead_retry(self, queue: str, task: Optional[C.IdLike] = None) -> DeadResult:
         return self._run(O.dead_retry(queue, task))

@@ -52,3 +52,25 @@ def test_bad_token(sock: str) -> None:
         with pytest.raises(maos.Unauthenticated):
             with maos.Client(sock, token=bad, reconnect=True) as c:
                 c.ping()
+
+
+def test_token_ops(sock: str) -> None:
+    with maos.Client(sock) as root:
+        tok = root.token_create("agent", ["read:t-"], session="s9", expires_ms=3_600_000)
+        assert tok.startswith("maos_")
+        names = {t["name"]: t for t in root.token_list()}
+        assert "read:t-" in names["agent"]["scopes"] and "append:s9-" in names["agent"]["scopes"]
+        assert names["agent"]["session"] == "s9" and names["agent"]["expires"] > 0
+        with pytest.raises(maos.Conflict):
+            root.token_create("agent", ["read:"])
+        with pytest.raises(maos.BadRequest):
+            root.token_create("bad", ["nope:x"])
+        with maos.Client(sock, token=tok) as c:
+            c.append("s9-1", [{"type": "x"}])
+            with pytest.raises(maos.Forbidden):
+                c.token_list()
+        assert root.token_revoke("agent") == 0
+        with pytest.raises(maos.NotFound):
+            root.token_revoke("agent")
+        with pytest.raises(maos.Unauthenticated):
+            maos.Client(sock, token=tok).ping()
