@@ -575,8 +575,9 @@ static int check_item(maosd_call *call, const maos_item_in *it)
     case MAOS_ITEM_DEAD_RETRY:
     case MAOS_ITEM_DEAD_PURGE:
         return need_any(call, MAOS_SCOPE_ADMIN);
-    default: /* ack, nack, extend, release: the lease (task id + token) is
-              * the capability, given by a claim of an allowed queue */
+    default: /* ack, nack, extend, release: some queue.work scope here; the
+              * task's queue where the task is read (write_queue.c
+              * check_lease) */
         return need_any(call, maos_item_scope(it->kind));
     }
 }
@@ -632,7 +633,7 @@ int maosd_access_check(maosd_call *call)
         return c->agent ? need(call, MAOS_SCOPE_AGENT_REGISTER,
                                (maos_slice){c->agent, (uint32_t)strlen(c->agent)})
                         : 0;
-    case MAOS_OP_TASK:
+    case MAOS_OP_TASK: /* and the task's queue in the read job (queues.c) */
         return need_any(call, MAOS_SCOPE_QUEUE_WORK);
     case MAOS_OP_QUEUE_STATS:
         return req->queue.len ? need(call, MAOS_SCOPE_QUEUE_WORK, req->queue)

@@ -52,6 +52,9 @@ typedef struct maosd_writer {
     uid_t uid;
     maos_slice agent;  /* the connection's registered agent id, or empty
                         * (bytes owned by the request: w->agent_mem) */
+    const struct maosd_rights *rights; /* the connection's (access.h; NULL:
+                                        * everything): immutable, and the
+                                        * connection is held by the request */
 } maosd_writer;
 
 /* Result of one item, written by the commit thread. */

@@ -68,6 +68,7 @@ maosd_wreq *maosd_wreq_for(maosd_conn *c, maos_request *req, char **frame,
         w->who.conn_id = c->id;
         w->who.pid = c->pid;
         w->who.uid = c->uid;
+        w->who.rights = c->rights;
         if (maosd_tables_stamp(c, w)) { /* meta.agent: only maosd writes it */
             maosd_wreq_free(w);
             return NULL;

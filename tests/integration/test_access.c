@@ -22,6 +22,9 @@
  *  - test_bad_hellos: a token of the wrong length, type or alphabet, a
  *    non-canonical one, an unknown one, hello without version, hello twice,
  *    a forged meta.agent: typed errors, nothing written.
+ *  - test_lease_of_another_queue: ack, nack, extend, release and task of
+ *    a task of a queue out of the token's scopes are FORBIDDEN even with
+ *    the task's id and lease token; nothing written.
  *  - test_persist_and_uid: tokens survive a restart; a token bound to a
  *    uid is refused to another; a session token; as root, another uid's
  *    rights are its uid_scopes, intersected with its token.
@@ -798,12 +801,70 @@ static void test_persist_and_uid(void **state)
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
 
+/* ---- a lease of another queue ----------------------------------------------------- */
+
+static void claim_one(maos_ctx *c, const char *queue, uint8_t id[16], uint64_t *token)
+{
+    maos_task_page *pg = NULL;
+    const char *q[] = {queue};
+    MT_EQ_ERR(maos_claim(c, q, 1, 60000, 0, 1, 0, &pg), 0);
+    MT_EQ_U64(pg->n, 1);
+    memcpy(id, pg->tasks[0].id, 16);
+    *token = pg->tasks[0].token;
+    maos_task_page_free(pg);
+}
+
+/* ack, nack, extend, release and task name only a task: the task's queue
+ * is checked where it is known (the commit thread, the reader), so a
+ * token of queue qa- cannot touch a lease of queue qb- even with its id
+ * and fencing token. */
+static void test_lease_of_another_queue(void **state)
+{
+    (void)state;
+    mt_daemon *d = daemon_up("d");
+    maos_ctx *root = root_ctx(d->sock);
+    char tok[MAOS_TOKEN_TEXT_SIZE];
+    mk_token(root, "qa", "queue.work:qa-", 0, tok);
+    uint8_t ida[16], idb[16];
+    uint64_t ta, tb;
+    MT_EQ_ERR(maos_enqueue(root, "qa-1", "\xc0", 1, NULL, NULL, NULL), 0);
+    MT_EQ_ERR(maos_enqueue(root, "qb-1", "\xc0", 1, NULL, NULL, NULL), 0);
+    maos_options o = {.path = d->sock, .timeout_ms = 10000};
+    maos_ctx *t = maos_connect_token(&o, tok);
+    MT_TRUE(t && !t->err);
+    const char *qb[] = {"qb-1"};
+    maos_task_page *pg = NULL;
+    MT_EQ_ERR(maos_claim(t, qb, 1, 60000, 0, 1, 0, &pg), MAOS_EFORBIDDEN);
+    claim_one(t, "qa-1", ida, &ta);
+    claim_one(root, "qb-1", idb, &tb);
+    uint64_t h = head_of(root);
+    MT_EQ_ERR(maos_ack(t, idb, tb, NULL, 0), MAOS_EFORBIDDEN);
+    MT_TRUE(strstr(t->errstr, "queue.work:qb-1") != NULL);
+    MT_EQ_ERR(maos_nack(t, idb, tb, "x", -1, NULL), MAOS_EFORBIDDEN);
+    MT_EQ_ERR(maos_extend(t, idb, tb, 1000, NULL), MAOS_EFORBIDDEN);
+    MT_EQ_ERR(maos_task_release(t, idb, tb), MAOS_EFORBIDDEN);
+    MT_EQ_ERR(maos_task_get(t, idb, &pg), MAOS_EFORBIDDEN);
+    MT_EQ_U64(head_of(root), h); /* nothing written */
+    MT_EQ_ERR(maos_task_get(root, idb, &pg), 0);
+    MT_TRUE(pg->tasks[0].state.len == 6 && !memcmp(pg->tasks[0].state.ptr, "leased", 6));
+    maos_task_page_free(pg);
+    /* its own queue's lease: fine */
+    MT_EQ_ERR(maos_task_get(t, ida, &pg), 0);
+    maos_task_page_free(pg);
+    MT_EQ_ERR(maos_ack(t, ida, ta, NULL, 0), 0);
+    MT_EQ_ERR(maos_ack(root, idb, tb, NULL, 0), 0);
+    maos_free(t);
+    maos_free(root);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_op),      cmocka_unit_test(test_filter_property),
         cmocka_unit_test(test_revoke_closes), cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_bad_hellos),    cmocka_unit_test(test_persist_and_uid),
+        cmocka_unit_test(test_lease_of_another_queue),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 240);
 }
