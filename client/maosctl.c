@@ -127,7 +127,7 @@ static const struct option_def options[O__COUNT] = {
                "token create: only connections of uid U may use it (a number or a\n"
                "user name)"},
     [O_STATUS] = {"status", "S", 0, "only agents with status S (online, offline, ...)"},
-    [O_NAME] = {"name", "N", 0, "agent run: the agent's name"},
+    [O_NAME] = {"name", "N", 0, "agent run: the agent's name; token create: the token's name"},
     [O_KIND] = {"kind", "K", 0, "agent run: the agent's kind"},
     [O_STATE] = {"state", "S", 0, "only sessions in state S (open, closed)"},
     [O_TAG] = {"tag", "T", 0,
@@ -394,11 +394,11 @@ static const struct command commands[] = {
      "journal (at most one lap), are not applied; its log says how many.\n"
      "maosd is $MAOSD_BIN, else the installed one, else maosd from PATH."},
     {"token", cmd_token,
-     "create NAME --scope SCOPE... [--session S] [--expires D] [--uid U]\n"
+     "create --name NAME --scope SCOPE... [--session S] [--expires D] [--uid U]\n"
      "       maosctl token list\n"
      "       maosctl token revoke NAME",
      "access tokens: create (printed once), list, revoke",
-     OPT(O_SCOPE) | OPT(O_SESSION) | OPT(O_EXPIRES) | OPT(O_UID), 1, 2,
+     OPT(O_NAME) | OPT(O_SCOPE) | OPT(O_SESSION) | OPT(O_EXPIRES) | OPT(O_UID), 1, 2,
      "create prints the token once (maos_ and 43 base64url characters): give it\n"
      "to the agent as MAOS_TOKEN; maosd keeps only its hash.  A connection with\n"
      "a token may do what its scopes allow, within what its uid may do (root and\n"
@@ -1721,12 +1721,22 @@ static int cmd_token(struct args *a)
         usage_error("unknown token command '%s' (create, list, revoke)", sub);
         return EXIT_USAGE;
     }
-    if ((list && a->npos != 1) || (!list && a->npos != 2)) {
+    /* the name: --name NAME (create), or the argument */
+    const char *name = a->npos == 2 ? a->pos[1] : NULL;
+    if (create && a->set[O_NAME]) {
+        if (name) {
+            usage_error("give the token's name once (--name NAME)");
+            return EXIT_USAGE;
+        }
+        name = a->val[O_NAME];
+    }
+    if ((list && a->npos != 1) || (!list && !name)) {
         usage_error("token %s takes %s", sub, list ? "no argument" : "a NAME");
         return EXIT_USAGE;
     }
-    if (!create && (a->n_scopes || a->set[O_SESSION] || a->set[O_EXPIRES] || a->set[O_UID])) {
-        usage_error("--scope, --session, --expires and --uid are for token create");
+    if (!create && (a->n_scopes || a->set[O_SESSION] || a->set[O_EXPIRES] || a->set[O_UID] ||
+                    a->set[O_NAME])) {
+        usage_error("--name, --scope, --session, --expires and --uid are for token create");
         return EXIT_USAGE;
     }
     uint64_t expires_ms = 0;
@@ -1764,11 +1774,11 @@ static int cmd_token(struct args *a)
         return rc;
     if (create) {
         char tok[MAOS_TOKEN_TEXT_SIZE];
-        if (maos_token_create(c, a->pos[1], a->scopes, a->n_scopes, expires_ms, uid,
+        if (maos_token_create(c, name, a->scopes, a->n_scopes, expires_ms, uid,
                               a->set[O_SESSION] ? a->val[O_SESSION] : NULL, tok)) {
             rc = report(c, "token create");
         } else if (a->json) {
-            json_t *o = json_pack("{s:s, s:s}", "name", a->pos[1], "token", tok);
+            json_t *o = json_pack("{s:s, s:s}", "name", name, "token", tok);
             char *t = json_dumps(o, JSON_COMPACT);
             if (t)
                 puts(t);
@@ -1780,12 +1790,12 @@ static int cmd_token(struct args *a)
         sodium_memzero(tok, sizeof tok);
     } else if (revoke) {
         uint64_t closed = 0;
-        if (maos_token_revoke(c, a->pos[1], &closed))
+        if (maos_token_revoke(c, name, &closed))
             rc = report(c, "token revoke");
         else if (a->json)
-            printf("{\"name\":\"%s\",\"closed\":%" PRIu64 "}\n", a->pos[1], closed);
+            printf("{\"name\":\"%s\",\"closed\":%" PRIu64 "}\n", name, closed);
         else
-            printf("revoked %s: %" PRIu64 " connections closed\n", a->pos[1], closed);
+            printf("revoked %s: %" PRIu64 " connections closed\n", name, closed);
     } else {
         char *text = NULL;
         if (maos_token_list(c, &text)) {
