@@ -344,14 +344,15 @@ def backup(path: str) -> Call[int]:
 def token_create(name: str, scopes: Sequence[str] = (), *, session: Optional[str] = None,
                  expires_ms: int = 0, uid: Optional[int] = None) -> Call[str]:
     """A new access token (scope admin): its text, shown this once."""
-    body: dict[str, Any] = {"name": C._str(name, "name"),
-                            "scopes": [C._str(s, "scope") for s in scopes]}
-    if session is not None:
-        body["session"] = C._str(session, "session")
+    body: dict[str, Any] = {"name": C._str(name, "name")}
+    if scopes:
+        body["scopes"] = [C._str(s, "scope") for s in scopes]
     if expires_ms:
         body["expires_ms"] = C._uint(expires_ms, "expires_ms")
     if uid is not None:
         body["uid"] = C._uint(uid, "uid")
+    if session is not None:
+        body["session"] = C._str(session, "session")
     return Call("token_create", body, lambda m: str(m["token"]))
 
 
