@@ -64,7 +64,7 @@ void maosd_config_free(maosd_config *cfg);
  * and take what a running maosd can: log_level and the limits
  * (max_connections, max_connections_per_uid, hello_timeout_ms,
  * max_output_mb, max_total_output_mb, max_subscriptions, min_free_mb,
- * allow_uids, allow_gids), each change
+ * allow_uids, allow_gids, uid_scopes), each change
  * logged.  Keys that need a restart (data_dir, socket, socket_group,
  * durability, max_frame, block_cache_mb, journal_mb) are named in one log
  * line and left as they were.  A file that no longer loads changes
