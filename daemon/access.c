@@ -474,6 +474,31 @@ int maosd_access_hello(maosd_call *call)
     return 0;
 }
 
+/* Close c, whose token went: one UNAUTHENTICATED frame (rid 0), then the
+ * close once it is written. */
+static void close_for_token(maosd_conn *c, const char *name, const char *what)
+{
+    char why[128];
+    snprintf(why, sizeof why, "token %s %s; closing", name, what);
+    maosd_logf(MAOSD_LOG_INFO, "conn %llu: %s", (unsigned long long)c->id, why);
+    maosd_reply_error(c, 0, MAOS_EUNAUTHENTICATED, why, 0, 0, -1);
+    maosd_conn_fail(c);
+}
+
+void maosd_access_tick(maosd_server *srv)
+{
+    int any = 0;
+    for (size_t i = 0; i < n_toks && !any; i++)
+        any = toks[i].expires != 0;
+    if (!any) /* no token expires: nothing to look at */
+        return;
+    int64_t now = maosd_now_us();
+    for (maosd_conn *c = srv->conns; c; c = c->next)
+        if (c->rights && c->rights->expires && now >= c->rights->expires && !c->closing &&
+            !c->close_after_flush)
+            close_for_token(c, c->rights->token_name, "expired");
+}
+
 /* ---- authorize --------------------------------------------------------------------- */
 
 /* "TABLE/KEY" of a table op's target into buf. */
@@ -839,10 +864,7 @@ static void token_done(maosd_server *srv, maosd_wreq *w)
                 if (!c->rights || !c->rights->has_token ||
                     c->rights->token_serial != t->serial || c->closing)
                     continue;
-                char why[128];
-                snprintf(why, sizeof why, "token %s was revoked; closing", t->name);
-                maosd_reply_error(c, 0, MAOS_EUNAUTHENTICATED, why, 0, 0, -1);
-                maosd_conn_fail(c);
+                close_for_token(c, t->name, "was revoked");
                 closed++;
             }
             maosd_logf(MAOSD_LOG_INFO, "token %s revoked: %u connections closed", t->name,

@@ -50,6 +50,10 @@ int maosd_access_check(struct maosd_call *call);
 int maosd_access_hello(struct maosd_call *call);
 /* The connection is freed: its rights go. */
 void maosd_access_conn_free(maosd_conn *c);
+/* Once a second (server.c): close the connections whose token expired
+ * (one UNAUTHENTICATED frame with rid 0, then the close), so that their
+ * subscriptions stop too. */
+void maosd_access_tick(maosd_server *srv);
 
 /* Start-up: read the tokens of the meta column family into memory.  0 or
  * a negative code (logged). */

@@ -1237,6 +1237,7 @@ static void on_rate(uv_timer_t *t)
     srv->rate[i].ms = uv_now(srv->loop);
     srv->rate[i].requests = atomic_load(&srv->counters.requests);
     srv->rate[i].events = atomic_load(&srv->counters.commit_events);
+    maosd_access_tick(srv); /* connections of expired tokens */
 }
 
 static void rate_start(maosd_server *srv)

@@ -862,7 +862,9 @@ int maos_metrics(maos_ctx *c, char **text);
  *
  * maos_token_revoke: the token is deleted and every connection that said
  * hello with it is closed before the reply (they get MAOS_EUNAUTHENTICATED
- * then the connection drops); *closed (may be NULL) gets how many.
+ * then the connection drops; an expired token's connections are closed
+ * the same way within about a second); *closed (may be NULL) gets how
+ * many.
  * MAOS_ENOT_FOUND for an unknown name.
  *
  * To connect with a token: maos_connect_token, or MAOS_TOKEN in the

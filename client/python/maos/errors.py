@@ -148,8 +148,8 @@ class Forbidden(Error):
 class Unauthenticated(Error):
     """The access token (``token=`` or ``MAOS_TOKEN``) is malformed, unknown,
     revoked, expired or made for another uid; or the token of a connection
-    expired (every request then fails) or was revoked (the connection is
-    closed).  Never retried."""
+    expired or was revoked (the daemon closes the connection).  Never
+    retried."""
     code, number = "UNAUTHENTICATED", 24
 
 
