@@ -7,6 +7,7 @@
  * out-parameters are written only on success.
  */
 #include "client_priv.h"
+#include "maos/json.h"
 
 static int fill_events(maos_ctx *c, const maos_event_spec *ev, size_t n,
                        maos_event_in *in)
@@ -947,6 +948,115 @@ int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position)
         return rc;
     if (position)
         *position = rep.position;
+    free(f);
+    return 0;
+}
+
+/* ---- tokens -------------------------------------------------------------------- */
+
+_Static_assert(MAOS_TOKEN_TEXT_SIZE == MAOS_TOKEN_TEXT_LEN + 1, "client.h and proto.h agree");
+
+/* The raw value of top-level key `key` of a reply frame.  0 or MAOS_EPROTO. */
+static int reply_value(const struct rxf *f, const char *key, maos_slice *out)
+{
+    maos_mpr r;
+    uint32_t n;
+    size_t kl = strlen(key);
+    maos_mpr_init(&r, f->data, f->len);
+    if (maos_mpr_map(&r, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        if (maos_mpr_str(&r, &k))
+            return MAOS_EPROTO;
+        if (k.len == kl && !memcmp(k.ptr, key, kl))
+            return maos_mpr_skip(&r, out) ? MAOS_EPROTO : 0;
+        if (maos_mpr_skip(&r, NULL))
+            return MAOS_EPROTO;
+    }
+    return MAOS_EPROTO;
+}
+
+int maos_token_create(maos_ctx *c, const char *name, const char *const *scopes,
+                      size_t n_scopes, uint64_t expires_ms, int64_t uid, const char *session,
+                      char token[MAOS_TOKEN_TEXT_SIZE])
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "name", name)))
+        return rc;
+    if (!token || (n_scopes && !scopes) || n_scopes > 64 || (!n_scopes && !session))
+        return maosc_fail(c, MAOS_EINVALID_ARG, "token_create needs token, and scopes "
+                                                "(at most 64) or a session");
+    for (size_t i = 0; i < n_scopes; i++)
+        if ((rc = maosc_check_str(c, "scope", scopes[i])))
+            return rc;
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_TOKEN_CREATE,
+                         maos_enc_token_create(&rq.pk, rq.rid, name, scopes, (uint32_t)n_scopes,
+                                               expires_ms, uid, session),
+                         &f, &rep)))
+        return rc;
+    maos_slice v;
+    maos_mpr r;
+    maos_slice t = {0};
+    rc = reply_value(f, "token", &v);
+    if (!rc) {
+        maos_mpr_init(&r, v.ptr, v.len);
+        if (maos_mpr_str(&r, &t) || t.len != MAOS_TOKEN_TEXT_SIZE - 1)
+            rc = MAOS_EPROTO;
+    }
+    if (!rc) {
+        memcpy(token, t.ptr, t.len);
+        token[t.len] = 0;
+    }
+    free(f);
+    return rc ? maosc_fail(c, rc, "token_create reply without a token") : 0;
+}
+
+int maos_token_list(maos_ctx *c, char **json)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc)
+        return rc;
+    if (!json)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "json is NULL");
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_TOKEN_LIST, maos_enc_token_list(&rq.pk, rq.rid), &f,
+                         &rep)))
+        return rc;
+    maos_slice v;
+    char *text = NULL;
+    rc = reply_value(f, "tokens", &v);
+    if (!rc)
+        rc = maos_msgpack_to_json_text(v.ptr, v.len, &text);
+    free(f);
+    if (rc)
+        return maosc_fail(c, rc == MAOS_ENOMEM ? rc : MAOS_EPROTO,
+                          "token_list reply does not convert");
+    *json = text;
+    return 0;
+}
+
+int maos_token_revoke(maos_ctx *c, const char *name, uint64_t *closed)
+{
+    struct maosc_req rq;
+    struct rxf *f;
+    maos_reply rep;
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = maosc_check_str(c, "name", name)))
+        return rc;
+    if ((rc = maosc_req_begin(c, &rq)) ||
+        (rc = maosc_call(c, &rq, MAOS_OP_TOKEN_REVOKE, maos_enc_token_revoke(&rq.pk, rq.rid, name),
+                         &f, &rep)))
+        return rc;
+    if (closed)
+        *closed = rep.count;
     free(f);
     return 0;
 }

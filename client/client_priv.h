@@ -304,6 +304,8 @@ struct maos_ctx_priv {
 
     /* reconnect */
     char *path, *client_name;     /* copies, for reconnecting */
+    char *token;                  /* the access token sent in hello (a copy;
+                                   * NULL: none), for reconnecting */
     int reconnect, reconnect_max_ms;
     int ever_connected;           /* a handshake succeeded once */
     int connect_nb;               /* maos_async_connect's first connect, not

@@ -475,7 +475,8 @@ static int conn_begin(maos_ctx *c)
     rq.internal_only = 1;
     rq.internal = hello_done;
     rc = maosc_call(c, &rq, MAOS_OP_HELLO,
-                    maos_enc_hello(&rq.pk, rq.rid, MAOS_PROTOCOL_VERSION, p->client_name),
+                    maos_enc_hello_token(&rq.pk, rq.rid, MAOS_PROTOCOL_VERSION, p->client_name,
+                                         p->token),
                     NULL, NULL);
     if (rc != MAOSC_QUEUED)
         return p->fd < 0 || p->dead ? rc : maosc_die(c, rc, "cannot say hello");
@@ -620,17 +621,44 @@ maos_ctx *maosc_ctx_new(const maos_options *opt)
     return c;
 }
 
+/* The token of the context: token, else $MAOS_TOKEN when set and not
+ * empty, else none.  0, or the context dies out of memory. */
+static int set_token(maos_ctx *c, const char *token)
+{
+    struct maos_ctx_priv *p = c->priv;
+    if (!token || !*token)
+        token = getenv("MAOS_TOKEN");
+    if (!token || !*token)
+        return 0;
+    p->token = strdup(token);
+    if (!p->token)
+        return maosc_die(c, MAOS_ENOMEM, "out of memory");
+    return 0;
+}
+
 maos_ctx *maos_connect_with(const maos_options *opt)
 {
+    return maos_connect_token(opt, NULL);
+}
+
+maos_ctx *maos_connect_token(const maos_options *opt, const char *token)
+{
     maos_ctx *c = maosc_ctx_new(opt);
-    if (c && !c->priv->dead)
+    if (c && !c->priv->dead && !set_token(c, token))
         open_conn(c);
     return c;
 }
 
 maos_ctx *maos_async_connect(const maos_options *opt)
 {
+    return maos_async_connect_token(opt, NULL);
+}
+
+maos_ctx *maos_async_connect_token(const maos_options *opt, const char *token)
+{
     maos_ctx *c = maosc_ctx_new(opt);
+    if (c && !c->priv->dead)
+        set_token(c, token);
     if (!c || c->priv->dead)
         return c;
     struct maos_ctx_priv *p = c->priv;
@@ -692,6 +720,10 @@ void maos_free(maos_ctx *c)
         free(p->err_entry);
         free(p->path);
         free(p->client_name);
+        if (p->token) {
+            explicit_bzero(p->token, strlen(p->token));
+            free(p->token);
+        }
         free(p->win.op);
         free(p->win.pd);
         free(p);

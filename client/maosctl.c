@@ -24,6 +24,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -63,7 +64,7 @@ enum opt_id {
     O_STATUS, O_NAME, O_KIND, O_STATE, O_TAG, O_PRIORITY, O_DELAY, O_MAX_ATTEMPTS,
     O_DEDUPE, O_ORDERING_KEY, O_LEASE, O_ERROR, O_RETRY_AFTER, O_ALL, O_DEAD, O_VERIFY,
     O_TO, O_OUTPUT, O_FORMAT, O_PROMETHEUS, O_MAX_COUNT, O_MAX_AGE, O_CLEAR, O_BEFORE,
-    O_PUBKEY, O_EXPORT, O__COUNT
+    O_PUBKEY, O_EXPORT, O_SCOPE, O_EXPIRES, O_UID, O__COUNT
 };
 _Static_assert(O__COUNT <= 64, "command option sets are 64-bit masks");
 
@@ -111,9 +112,23 @@ static const struct option_def options[O__COUNT] = {
                 "lock: wait at most S seconds for the holder to go (default: for\n"
                 "ever; 0: try once); queue claim: wait at most S milliseconds for a\n"
                 "task (default 0: do not wait)"},
-    [O_SESSION] = {"session", "S", 0, "the session (agent run), or only agents of S"},
+    [O_SESSION] = {"session", "S", 0,
+                   "the session (agent run), or only agents of S; token create: the\n"
+                   "scopes an agent of session S needs (its streams S-..., kv keys\n"
+                   "S/..., queues S-..., channels S-*, agents S-...)"},
+    [O_SCOPE] = {"scope", "SCOPE", 1,
+                 "token create: a scope (repeat for several): read:PREFIX,\n"
+                 "append:PREFIX, subscribe:PREFIX, kv.read:TABLE/PREFIX,\n"
+                 "kv.write:TABLE/PREFIX, queue.enqueue:Q, queue.work:Q, channel:GLOB,\n"
+                 "agent.register:PREFIX, admin"},
+    [O_EXPIRES] = {"expires", "D", 0,
+                   "token create: the token expires D after now (a number with ms, s,\n"
+                   "m, h or d; default: never)"},
+    [O_UID] = {"uid", "U", 0,
+               "token create: only connections of uid U may use it (a number or a\n"
+               "user name)"},
     [O_STATUS] = {"status", "S", 0, "only agents with status S (online, offline, ...)"},
-    [O_NAME] = {"name", "N", 0, "agent run: the agent's name"},
+    [O_NAME] = {"name", "N", 0, "agent run: the agent's name; token create: the token's name"},
     [O_KIND] = {"kind", "K", 0, "agent run: the agent's kind"},
     [O_STATE] = {"state", "S", 0, "only sessions in state S (open, closed)"},
     [O_TAG] = {"tag", "T", 0,
@@ -150,7 +165,7 @@ static const struct option_def options[O__COUNT] = {
     [O_MAX_COUNT] = {"max-count", "N", 0, "stream set-retention: keep the last N events"},
     [O_MAX_AGE] = {"max-age", "D", 0,
                    "stream set-retention: keep the events younger than D (a number and a\n"
-                   "unit: ms, s, m, h, d; e.g. 30d)"},
+                   "unit: ms, s, m, h, d, e.g. 30d; a plain number: seconds)"},
     [O_CLEAR] = {"clear", NULL, 0, "stream set-retention: remove the rule"},
     [O_BEFORE] = {"before", "V", 0, "stream truncate: remove the versions below V"},
     [O_PUBKEY] = {"pubkey", "FILE", 0,
@@ -175,6 +190,8 @@ struct args {
     int set[O__COUNT];
     const char **types; /* every --type */
     size_t n_types;
+    const char **scopes; /* every --scope */
+    size_t n_scopes;
     char **pos;         /* positional arguments after the command */
     int npos;
 };
@@ -214,7 +231,9 @@ static int cmd_session(struct args *a);
 static int cmd_agent(struct args *a);
 static int cmd_queue(struct args *a);
 static int cmd_stream(struct args *a);
+static int parse_duration_ms(const char *s, uint64_t *out);
 static int cmd_compact(struct args *a);
+static int cmd_token(struct args *a);
 static json_t *queue_info_json(const maos_queue_stat *q);
 static void print_queue_info(const struct args *a, const maos_queue_stat *q);
 
@@ -413,6 +432,18 @@ static const struct command commands[] = {
      "what is in table files: the newest groups, still only in that daemon's\n"
      "journal (at most one lap), are not applied; its log says how many.\n"
      "maosd is $MAOSD_BIN, else the installed one, else maosd from PATH."},
+    {"token", cmd_token,
+     "create --name NAME --scope SCOPE... [--session S] [--expires D] [--uid U]\n"
+     "       maosctl token list\n"
+     "       maosctl token revoke NAME",
+     "access tokens: create (printed once), list, revoke",
+     OPT(O_NAME) | OPT(O_SCOPE) | OPT(O_SESSION) | OPT(O_EXPIRES) | OPT(O_UID), 1, 2,
+     "create prints the token once (maos_ and 43 base64url characters): give it\n"
+     "to the agent as MAOS_TOKEN; maosd keeps only its hash.  A connection with\n"
+     "a token may do what its scopes allow, within what its uid may do (root and\n"
+     "maosd's user: everything; others: maosd's uid_scopes).  list prints NAME,\n"
+     "scopes, created, expires, last used (never the secret).  revoke deletes the\n"
+     "token and closes every connection using it at once.  Needs scope admin."},
     {"verify", cmd_verify, "[--pubkey FILE] [--export FILE]",
      "check the whole log: dense positions and the BLAKE2b hash chain",
      OPT(O_PUBKEY) | OPT(O_EXPORT), 0, 0,
@@ -662,7 +693,8 @@ static int parse_args(int argc, char **argv, struct args *a, const char **cmdnam
     int only_pos = 0;
     a->pos = calloc((size_t)argc, sizeof *a->pos);
     a->types = calloc((size_t)argc, sizeof *a->types);
-    if (!a->pos || !a->types) {
+    a->scopes = calloc((size_t)argc, sizeof *a->scopes);
+    if (!a->pos || !a->types || !a->scopes) {
         fprintf(stderr, "maosctl: out of memory\n");
         return -1;
     }
@@ -772,6 +804,8 @@ static int parse_args(int argc, char **argv, struct args *a, const char **cmdnam
         a->val[id] = value;
         if (id == O_TYPE)
             a->types[a->n_types++] = value;
+        if (id == O_SCOPE)
+            a->scopes[a->n_scopes++] = value;
     }
     return 0;
 }
@@ -1745,26 +1779,6 @@ static int cmd_publish(struct args *a)
     return rc;
 }
 
-/* D: a number and a unit (ms, s, m, h, d) -> milliseconds. */
-static int parse_duration_ms(const char *s, uint64_t *ms)
-{
-    static const struct { const char *unit; uint64_t ms; } units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
-        return -1;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (!strcmp(end, units[i].unit)) {
-            if (n > UINT64_MAX / units[i].ms)
-                return -1;
-            *ms = n * units[i].ms;
-            return 0;
-        }
-    return -1;
-}
-
 static void print_stream_meta(const struct args *a, const char *name, int category,
                               const maos_stream_meta_info *m)
 {
@@ -2000,6 +2014,165 @@ static int cmd_import(struct args *a)
     if (rc)
         return rc;
     rc = maosctl_import(c, a->pos[0], a->json, stdout) ? EXIT_REFUSED : EXIT_OK;
+    maos_free(c);
+    return rc;
+}
+
+/* ---- token ---------------------------------------------------------------------- */
+
+/* "90s", "15m", "2h", "7d", "500ms" or plain seconds -> ms.  0 or -1. */
+static int parse_duration_ms(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mul = !*end ? 1000 : !strcmp(end, "ms") ? 1 : !strcmp(end, "s") ? 1000
+                 : !strcmp(end, "m") ? 60e3 : !strcmp(end, "h") ? 3600e3
+                 : !strcmp(end, "d") ? 86400e3 : -1;
+    if (end == s || errno || mul < 0 || !(v > 0) || v * mul > 100.0 * 365 * 86400e3)
+        return -1;
+    *out = (uint64_t)(v * mul) ? (uint64_t)(v * mul) : 1;
+    return 0;
+}
+
+static void print_time_us(int64_t us)
+{
+    if (!us) {
+        fputs("-", stdout);
+        return;
+    }
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+    char b[32];
+    gmtime_r(&t, &tm);
+    strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fputs(b, stdout);
+}
+
+static int cmd_token(struct args *a)
+{
+    const char *sub = a->pos[0];
+    int create = !strcmp(sub, "create"), list = !strcmp(sub, "list"),
+        revoke = !strcmp(sub, "revoke");
+    if (!create && !list && !revoke) {
+        usage_error("unknown token command '%s' (create, list, revoke)", sub);
+        return EXIT_USAGE;
+    }
+    /* the name: --name NAME (create), or the argument */
+    const char *name = a->npos == 2 ? a->pos[1] : NULL;
+    if (create && a->set[O_NAME]) {
+        if (name) {
+            usage_error("give the token's name once (--name NAME)");
+            return EXIT_USAGE;
+        }
+        name = a->val[O_NAME];
+    }
+    if ((list && a->npos != 1) || (!list && !name)) {
+        usage_error("token %s takes %s", sub, list ? "no argument" : "a NAME");
+        return EXIT_USAGE;
+    }
+    if (!create && (a->n_scopes || a->set[O_SESSION] || a->set[O_EXPIRES] || a->set[O_UID] ||
+                    a->set[O_NAME])) {
+        usage_error("--name, --scope, --session, --expires and --uid are for token create");
+        return EXIT_USAGE;
+    }
+    uint64_t expires_ms = 0;
+    int64_t uid = -1;
+    if (create) {
+        if (!a->n_scopes && !a->set[O_SESSION]) {
+            usage_error("token create needs --scope (one or more) or --session");
+            return EXIT_USAGE;
+        }
+        if (a->set[O_EXPIRES] && parse_duration_ms(a->val[O_EXPIRES], &expires_ms)) {
+            usage_error("bad --expires '%s' (e.g. 90s, 15m, 2h, 7d, 500ms)",
+                        a->val[O_EXPIRES]);
+            return EXIT_USAGE;
+        }
+        if (a->set[O_UID]) {
+            const char *u = a->val[O_UID];
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(u, &end, 10);
+            if (*u >= '0' && *u <= '9' && !*end && !errno && v < (unsigned long)UINT32_MAX) {
+                uid = (int64_t)v;
+            } else {
+                struct passwd *pw = getpwnam(u);
+                if (!pw) {
+                    usage_error("--uid '%s' is no user", u);
+                    return EXIT_USAGE;
+                }
+                uid = (int64_t)pw->pw_uid;
+            }
+        }
+    }
+    maos_ctx *c;
+    int rc = connect_to(a, &c);
+    if (rc)
+        return rc;
+    if (create) {
+        char tok[MAOS_TOKEN_TEXT_SIZE];
+        if (maos_token_create(c, name, a->scopes, a->n_scopes, expires_ms, uid,
+                              a->set[O_SESSION] ? a->val[O_SESSION] : NULL, tok)) {
+            rc = report(c, "token create");
+        } else if (a->json) {
+            json_t *o = json_pack("{s:s, s:s}", "name", name, "token", tok);
+            char *t = json_dumps(o, JSON_COMPACT);
+            if (t)
+                puts(t);
+            free(t);
+            json_decref(o);
+        } else {
+            puts(tok);
+        }
+        sodium_memzero(tok, sizeof tok);
+    } else if (revoke) {
+        uint64_t closed = 0;
+        if (maos_token_revoke(c, name, &closed))
+            rc = report(c, "token revoke");
+        else if (a->json)
+            printf("{\"name\":\"%s\",\"closed\":%" PRIu64 "}\n", name, closed);
+        else
+            printf("revoked %s: %" PRIu64 " connections closed\n", name, closed);
+    } else {
+        char *text = NULL;
+        if (maos_token_list(c, &text)) {
+            rc = report(c, "token list");
+        } else {
+            json_error_t je;
+            json_t *arr = json_loads(text, 0, &je);
+            size_t i;
+            json_t *t;
+            json_array_foreach(arr, i, t) {
+                if (a->json) {
+                    char *s = json_dumps(t, JSON_COMPACT);
+                    if (s)
+                        puts(s);
+                    free(s);
+                    continue;
+                }
+                printf("%s  ", json_string_value(json_object_get(t, "name")));
+                size_t j;
+                json_t *sc;
+                json_array_foreach(json_object_get(t, "scopes"), j, sc)
+                    printf("%s%s", j ? "," : "", json_string_value(sc));
+                printf("  created ");
+                print_time_us(json_integer_value(json_object_get(t, "created")));
+                printf("  expires ");
+                print_time_us(json_integer_value(json_object_get(t, "expires")));
+                printf("  last used ");
+                print_time_us(json_integer_value(json_object_get(t, "last_used")));
+                json_int_t u = json_integer_value(json_object_get(t, "uid"));
+                if (u >= 0)
+                    printf("  uid %lld", (long long)u);
+                const char *se = json_string_value(json_object_get(t, "session"));
+                if (se)
+                    printf("  session %s", se);
+                putchar('\n');
+            }
+            json_decref(arr);
+        }
+        free(text);
+    }
     maos_free(c);
     return rc;
 }
@@ -3313,5 +3486,6 @@ int main(int argc, char **argv)
 out:
     free(a.pos);
     free(a.types);
+    free(a.scopes);
     return rc;
 }

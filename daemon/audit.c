@@ -90,7 +90,8 @@ void maosd_audit_emit(maosd_server *srv, maosd_audit *a, const char *type)
 
 int maosd_audit_is_refusal(int code)
 {
-    return code == MAOS_EUNAUTHORIZED || code == MAOS_EFORBIDDEN;
+    return code == MAOS_EUNAUTHORIZED || code == MAOS_EFORBIDDEN ||
+           code == MAOS_EUNAUTHENTICATED;
 }
 
 static void refusal(maosd_conn *c, const char *op, int code, const char *why,

@@ -112,7 +112,11 @@
       maosd_stage_stream_meta, maosd_reply_stream_meta)                        \
     X(RETAIN, "retain", maosd_check_none, maosd_stage_retain,                  \
       maosd_reply_retain)                                                      \
-    X(CHAIN, "chain", maosd_check_none, maosd_stage_chain, maosd_reply_own)
+    X(CHAIN, "chain", maosd_check_none, maosd_stage_chain, maosd_reply_own)    \
+    X(TOKEN_PUT, "token_put", maosd_check_token_put, maosd_stage_token_put,    \
+      maosd_reply_token_put)                                                   \
+    X(TOKEN_DELETE, "token_delete", maosd_check_token_delete,                  \
+      maosd_stage_token_delete, maosd_reply_token_delete)
 
 /* proto's items (MAOS_ITEM_*) and maosd's own (MAOSD_ITEM_*) */
 enum {

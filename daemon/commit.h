@@ -52,6 +52,9 @@ typedef struct maosd_writer {
     uid_t uid;
     maos_slice agent;  /* the connection's registered agent id, or empty
                         * (bytes owned by the request: w->agent_mem) */
+    const struct maosd_rights *rights; /* the connection's (access.h; NULL:
+                                        * everything): immutable, and the
+                                        * connection is held by the request */
 } maosd_writer;
 
 /* Result of one item, written by the commit thread. */
@@ -314,6 +317,9 @@ enum {
     MAOSD_ITEM_RETAIN,
     /* a signed checkpoint in $chain (chain.c) */
     MAOSD_ITEM_CHAIN,
+    /* token_create, token_revoke (access.c): the meta record "token/NAME" */
+    MAOSD_ITEM_TOKEN_PUT,
+    MAOSD_ITEM_TOKEN_DELETE,
     MAOSD_ITEM__END
 };
 
@@ -340,6 +346,9 @@ int maosd_stage_retain(maosd_wctx *x, maosd_wreq *w, uint32_t i);
 int maosd_reply_retain(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top);
 /* (chain.c) */
 int maosd_stage_chain(maosd_wctx *x, maosd_wreq *w, uint32_t i);
+/* (access.c) */
+MAOSD_KIND_STEPS_(token_put)
+MAOSD_KIND_STEPS_(token_delete)
 /* Commit thread, between groups: checkpoint the store for backup request
  * w, whose copy then holds head h, or fail w. */
 void maosd_backup_take(maosd_store *store, const char *data_dir, const maosd_head *h,

@@ -29,6 +29,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "access.h"
 #include "log.h"
 #include "maos/proto.h"
 
@@ -119,6 +120,73 @@ static int parse_size(const char *v, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* ---- uid_scopes ------------------------------------------------------------------ */
+
+/*
+ * uid_scopes = "UID=SCOPE SCOPE ...;UID=...": the scopes of a uid's
+ * connections.  Parse scopes of `uid` (all when uid is -1: a check) from
+ * text.  Each scope found is given to fn.  0, or -1 with err.
+ */
+int maosd_uid_scopes_walk(const char *text, long long uid, maosd_scope_fn fn, void *arg,
+                          char *err, size_t errlen)
+{
+    const char *p = text;
+    while (*p) {
+        const char *end = strchr(p, ';');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        while (n && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
+        }
+        if (n) {
+            if (!eq) {
+                snprintf(err, errlen, "uid_scopes: '%.*s' is not UID=SCOPE...", (int)n, p);
+                return -1;
+            }
+            char *ue;
+            long long u = strtoll(p, &ue, 10);
+            if (ue != eq || u < 0 || u >= (long long)UINT32_MAX) {
+                snprintf(err, errlen, "uid_scopes: '%.*s' is not a numeric uid", (int)(eq - p),
+                         p);
+                return -1;
+            }
+            if (uid < 0 || u == uid) {
+                const char *s = eq + 1, *e = p + n;
+                while (s < e) {
+                    while (s < e && (*s == ' ' || *s == '\t'))
+                        s++;
+                    const char *w = s;
+                    while (w < e && *w != ' ' && *w != '\t')
+                        w++;
+                    if (w > s && fn(arg, s, (size_t)(w - s))) {
+                        snprintf(err, errlen, "uid_scopes: bad scope '%.*s' for uid %lld",
+                                 (int)(w - s), s, u);
+                        return -1;
+                    }
+                    s = w;
+                }
+            }
+        }
+        p += n;
+        if (*p == ';')
+            p++;
+    }
+    return 0;
+}
+
+static int check_one(void *arg, const char *s, size_t len)
+{
+    maos_scope sc;
+    (void)arg;
+    return maos_scope_parse(s, len, &sc, NULL, 0);
+}
+
+int maosd_uid_scopes_check(const char *text, char *err, size_t errlen)
+{
+    return maosd_uid_scopes_walk(text, -1, check_one, NULL, err, errlen);
+}
+
 /* The numeric settings: name, range, and where the value goes. */
 enum { NUM_U32, NUM_MB };
 typedef struct num_key {
@@ -190,6 +258,59 @@ static int parse_ids(maosd_config *cfg, int uids, const char *val, char *err, si
     return 0;
 }
 
+/* uid_scopes: "WHO=SCOPE SCOPE...;WHO=..." with WHO a user name or a
+ * number; stored with numbers (access.c reads it at every hello, with no
+ * user database lookup).  0, or -1 with err. */
+static int parse_uid_scopes(maosd_config *cfg, const char *val, char *err, size_t errlen)
+{
+    size_t cap = strlen(val) * 2 + 64, len = 0;
+    char *out = malloc(cap), *copy = strdup(val), *save = NULL;
+    if (!out || !copy) {
+        free(out);
+        free(copy);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    out[0] = 0;
+    for (char *t = strtok_r(copy, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+        while (*t == ' ' || *t == '\t')
+            t++;
+        if (!*t)
+            continue;
+        char *eq = strchr(t, '=');
+        if (!eq) {
+            snprintf(err, errlen, "uid_scopes: '%s' is not USER=SCOPE SCOPE...", t);
+            goto fail;
+        }
+        *eq = 0;
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(t, &end, 10);
+        int numeric = *t >= '0' && *t <= '9' && !*end && !errno && v < (unsigned long)UINT32_MAX;
+        struct passwd *pw = numeric ? NULL : getpwnam(t);
+        if (!numeric && !pw) {
+            snprintf(err, errlen, "uid_scopes: unknown user '%s'", t);
+            goto fail;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%lu=%s", len ? ";" : "",
+                                numeric ? v : (unsigned long)pw->pw_uid, eq + 1);
+    }
+    free(copy);
+    if (maosd_uid_scopes_check(out, err, errlen)) {
+        free(out);
+        return -1;
+    }
+    free(cfg->uid_scopes);
+    cfg->uid_scopes = len ? out : NULL;
+    if (!len)
+        free(out);
+    return 0;
+fail:
+    free(copy);
+    free(out);
+    return -1;
+}
+
 /* One setting by name, shared by the INI file and the flags.
  * Returns 0, or -1 with a message in err. */
 static int apply(maosd_config *cfg, const char *key, const char *val, char *err,
@@ -223,6 +344,8 @@ static int apply(maosd_config *cfg, const char *key, const char *val, char *err,
         set_str(&cfg->socket_group, *val ? val : NULL);
     } else if (!strcmp(key, "allow_uids") || !strcmp(key, "allow_gids")) {
         return parse_ids(cfg, key[6] == 'u', val, err, errlen);
+    } else if (!strcmp(key, "uid_scopes")) {
+        return parse_uid_scopes(cfg, val, err, errlen);
     } else if (!strcmp(key, "durability")) {
         if (!strcmp(val, "sync"))
             cfg->sync = 1;
@@ -320,6 +443,10 @@ static void usage(FILE *f)
 "                         refused at accept with FORBIDDEN\n"
 "  --allow-gids LIST      groups whose members may connect (also the socket\n"
 "                         group, when --socket-group is set)\n"
+"  --uid-scopes SPEC      what connections of other allowed users may do without\n"
+"                         a token, and at most with one: USER=SCOPE SCOPE...,\n"
+"                         entries separated by ';' (default: nothing; root and\n"
+"                         the daemon's own user may do everything)\n"
 "  --min-free-mb N        free space the data directory's file system keeps\n"
 "                         (default 64): below it writes get NO_SPACE, reads go\n"
 "                         on, and writes resume by themselves once space is\n"
@@ -344,7 +471,8 @@ static void usage(FILE *f)
 "durability, max_frame, max_connections, max_connections_per_uid,\n"
 "hello_timeout_ms, max_output_mb, max_total_output_mb, block_cache_mb,\n"
 "journal_mb, max_subscriptions, min_free_mb, retention_interval_s,\n"
-"chain_interval_s, chain_every_events, allow_uids, allow_gids, log_level.\n"
+"chain_interval_s, chain_every_events, allow_uids, allow_gids, uid_scopes,\n"
+"log_level.\n"
 "\n"
 "Exit status: 0 stopped cleanly; 1 could not start or run; 2 usage or config\n"
 "error; 3 the data directory is damaged, foreign, or lost acknowledged writes\n"
@@ -374,6 +502,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         {"chain-interval-s", required_argument, 0, 'I'},
         {"allow-uids", required_argument, 0, 'U'},
         {"allow-gids", required_argument, 0, 'G'},
+        {"uid-scopes", required_argument, 0, 'A'},
         {"log-level", required_argument, 0, 'l'},
         {"salvage", no_argument, 0, 'X'},
         {"read-only", no_argument, 0, 'R'},
@@ -390,6 +519,7 @@ int maosd_config_load(maosd_config *cfg, int argc, char **argv)
         ['F'] = "min_free_mb", ['U'] = "allow_uids", ['G'] = "allow_gids",
         ['r'] = "retention_interval_s", ['E'] = "chain_every_events",
         ['I'] = "chain_interval_s",
+        ['A'] = "uid_scopes",
     };
     defaults(cfg);
 
@@ -491,6 +621,7 @@ void maosd_config_free(maosd_config *cfg)
     free(cfg->data_dir);
     free(cfg->socket_path);
     free(cfg->socket_group);
+    free(cfg->uid_scopes);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -536,6 +667,12 @@ int maosd_config_reload(maosd_config *cfg, int argc, char **argv)
         memcpy(cfg->allow_gid, n.allow_gid, sizeof(n.allow_gid));
         cfg->n_allow_uid = n.n_allow_uid;
         cfg->n_allow_gid = n.n_allow_gid;
+    }
+    if (str_differs(n.uid_scopes, cfg->uid_scopes)) {
+        maosd_log(MAOSD_LOG_INFO, "reload: uid_scopes changed: new connections get them");
+        char *t = cfg->uid_scopes;
+        cfg->uid_scopes = n.uid_scopes;
+        n.uid_scopes = t;
     }
     if (n.log_level != cfg->log_level) {
         maosd_log(MAOSD_LOG_INFO, "reload: log_level %s -> %s",

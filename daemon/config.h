@@ -32,6 +32,10 @@ typedef struct maosd_config {
     uid_t allow_uid[MAOSD_ALLOW_MAX];
     gid_t allow_gid[MAOSD_ALLOW_MAX];
     unsigned n_allow_uid, n_allow_gid;
+    /* what a connection of another uid may do (access.c): "UID=SCOPE
+     * SCOPE...;UID=..." with numeric uids (names resolved at load), or
+     * NULL: nothing (root and the daemon's uid: everything) */
+    char *uid_scopes;
     size_t min_free;     /* bytes the data directory's file system keeps
                           * free: below it writes get NO_SPACE (commit.c) */
     uint32_t retention_interval_s; /* between retention passes (retention.c) */
@@ -58,6 +62,14 @@ uint32_t maosd_config_reserved(const maosd_config *cfg);
  */
 int maosd_config_load(maosd_config *cfg, int argc, char **argv);
 void maosd_config_free(maosd_config *cfg);
+/* uid_scopes (config.c; access.c builds rights with it): the scopes of
+ * `uid` in text ("UID=SCOPE SCOPE ...;UID=..."; uid -1: every entry, a
+ * check), each given to fn (a nonzero return: that scope is bad).  0, or
+ * -1 with err. */
+typedef int (*maosd_scope_fn)(void *arg, const char *s, size_t len);
+int maosd_uid_scopes_walk(const char *text, long long uid, maosd_scope_fn fn, void *arg,
+                          char *err, size_t errlen);
+int maosd_uid_scopes_check(const char *text, char *err, size_t errlen);
 /* The defaults, then the INI text (a config file's contents; name for
  * messages) as the config file would be read: 0, or -1 with the reason
  * printed on stderr.  Free with maosd_config_free either way (the fuzz
@@ -68,7 +80,7 @@ int maosd_config_parse_text(maosd_config *cfg, const char *text, const char *nam
  * and take what a running maosd can: log_level and the limits
  * (max_connections, max_connections_per_uid, hello_timeout_ms,
  * max_output_mb, max_total_output_mb, max_subscriptions, min_free_mb,
- * retention_interval_s, allow_uids, allow_gids), each change
+ * retention_interval_s, allow_uids, allow_gids, uid_scopes), each change
  * logged.  Keys that need a restart (data_dir, socket, socket_group,
  * durability, max_frame, block_cache_mb, journal_mb) are named in one log
  * line and left as they were.  A file that no longer loads changes

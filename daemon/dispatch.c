@@ -74,6 +74,11 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_METRICS] = {MAOS_OP_METRICS, "metrics", maosd_op_metrics, 0},
     [MAOS_OP_TASK_LIST] = {MAOS_OP_TASK_LIST, "task_list", maosd_op_task_list,
                            MAOSD_OPF_OFFLOOP},
+    [MAOS_OP_TOKEN_CREATE] = {MAOS_OP_TOKEN_CREATE, "token_create", maosd_op_token_create,
+                              MAOSD_OPF_WRITE},
+    [MAOS_OP_TOKEN_LIST] = {MAOS_OP_TOKEN_LIST, "token_list", maosd_op_token_list, 0},
+    [MAOS_OP_TOKEN_REVOKE] = {MAOS_OP_TOKEN_REVOKE, "token_revoke", maosd_op_token_revoke,
+                              MAOSD_OPF_WRITE},
 };
 
 const char *maosd_read_only_why(const maosd_server *srv)
@@ -175,12 +180,21 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
         refuse(c, req.rid, MAOS_EUNKNOWN_OP, "operation not served by this daemon");
         goto out;
     }
-    /* authorize: the socket's mode and directory admit only the owner or the
-     * socket group (SO_PEERCRED is logged at accept); the handshake comes
-     * first.  Scoped tokens will plug in here, carried by hello. */
+    /* authorize: who may connect was decided at accept (server.c
+     * peer_allowed); the handshake comes first, and gives the connection
+     * its rights (access.c: its uid's, intersected with its token's);
+     * then the scope the op needs (maos_op_scope, one table in proto/). */
     if (!c->hello && !(op->flags & MAOSD_OPF_NO_HELLO)) {
         refuse(c, req.rid, MAOS_EHELLO_REQUIRED, "send hello first");
         goto out;
+    }
+    if (c->hello) {
+        call.req = &req;
+        if ((rc = maosd_access_check(&call))) {
+            refuse(c, req.rid, rc, call.why);
+            maosd_audit_refused(c, op->name, rc, call.why); /* in $audit */
+            goto out;
+        }
     }
     /* storage gate */
     if (op->flags & MAOSD_OPF_WRITE) {

@@ -13,6 +13,7 @@
 #include <msgpack.h>
 
 #include "keys.h"
+#include "access.h"
 #include "server.h"
 
 enum {
@@ -86,6 +87,9 @@ int maosd_op_dead_list(maosd_call *call);
 int maosd_op_task_list(maosd_call *call);
 int maosd_op_backup(maosd_call *call);       /* backup.c */
 int maosd_op_metrics(maosd_call *call);      /* metrics.c */
+int maosd_op_token_create(maosd_call *call); /* access.c */
+int maosd_op_token_list(maosd_call *call);
+int maosd_op_token_revoke(maosd_call *call);
 /* A request of op that arrived at t0_ns (uv_hrtime) is answered now. */
 void maosd_metrics_observe(maosd_server *srv, int op, uint64_t t0_ns);
 /* "ok", "read_only" (a write failure, --read-only) or "no_space" (below
@@ -129,6 +133,10 @@ typedef struct maosd_scan {
     uint64_t vmin;         /* one stream's scan: versions below are removed
                             * (retention), never returned */
     int removed;           /* read_all {removed: true}: stubs too */
+    const struct maosd_rights *rights; /* take only events whose stream
+                                        * these allow for rights_kind
+                                        * (NULL: all; access.c) */
+    int rights_kind;
     uint32_t count;        /* out: events written */
     uint32_t scanned;      /* out: records examined */
     int more;              /* out: stopped early; next is where to go on */

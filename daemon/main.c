@@ -172,6 +172,8 @@ int main(int argc, char **argv)
         rc = maosd_retention_init(&srv);
     if (!rc)
         rc = maosd_chain_init(&srv);
+    if (!rc)
+        rc = maosd_tokens_load(&srv);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR, "cannot start the commit thread: %s", maos_strerror(rc));
         maosd_queues_close(&srv);
@@ -249,6 +251,7 @@ int main(int argc, char **argv)
 
     uv_loop_close(srv.loop);
     maosd_chain_free();
+    maosd_tokens_free();
     if (maosd_headfile_close(srv.headfile))
         maosd_log(MAOSD_LOG_ERROR, "cannot sync %s at shutdown", MAOSD_HEAD_FILE);
     maosd_store_close(srv.store);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "keys.h"
+#include "audit.h"
 #include "dispatch.h"
 #include "readahead.h"
 
@@ -68,6 +69,7 @@ maosd_wreq *maosd_wreq_for(maosd_conn *c, maos_request *req, char **frame,
         w->who.conn_id = c->id;
         w->who.pid = c->pid;
         w->who.uid = c->uid;
+        w->who.rights = c->rights;
         if (maosd_tables_stamp(c, w)) { /* meta.agent: only maosd writes it */
             maosd_wreq_free(w);
             return NULL;
@@ -207,6 +209,8 @@ void maosd_write_reply(maosd_server *srv, maosd_wreq *w)
                                     w->actual, w->index,
                                     (maos_slice){w->current.data,
                                                  (uint32_t)w->current.size});
+            if (maosd_audit_is_refusal(w->code)) /* e.g. a lease of another queue */
+                maosd_audit_refused(c, maos_op_name(w->req.op), w->code, w->why);
         }
     }
     maosd_conn_write_done(c, w->cost);
@@ -312,6 +316,13 @@ static int filter_active(const maos_filter *f, int in_stream)
                  f->n_types || f->has_since || f->has_until);
 }
 
+/* The same with the scan's rights (a restricted connection's read_all or
+ * catch-up: every record is decoded for its stream). */
+static int scan_filtered(const maosd_scan *sc, int in_stream)
+{
+    return sc->rights || filter_active(sc->f, in_stream);
+}
+
 /*
  * One record met during a scan: past the scan's end (0 and *stop), not
  * matching (0), or copied to out (count++).  Forward scans stop at `upto`
@@ -328,17 +339,20 @@ static int scan_take(maosd_scan *sc, const char *rec, size_t rlen, uint64_t pos,
     if (!sc->removed && rlen && (uint8_t)rec[0] == 0x8a)
         return 0; /* the stub of a removed event (maos_enc_stub) */
     const maos_filter *f = sc->f;
-    if (filter_active(f, in_stream)) {
+    if (scan_filtered(sc, in_stream)) {
         maos_record r;
         if (maos_record_decode(rec, rlen, &r))
             return maosd_store_corrupt("the record at position %llu does not decode",
                                        (unsigned long long)pos);
-        if ((!sc->backward && f->has_until && r.time > f->until) ||
-            (sc->backward && f->has_since && r.time < f->since)) {
+        if (f && ((!sc->backward && f->has_until && r.time > f->until) ||
+                  (sc->backward && f->has_since && r.time < f->since))) {
             *stop = 1;
             return 0;
         }
-        if (!maos_filter_match(f, &r))
+        if (f && !maos_filter_match(f, &r))
+            return 0;
+        /* out of scope: left out silently, as a filter does */
+        if (!maosd_rights_allow(sc->rights, sc->rights_kind, r.stream))
             return 0;
     }
     if (msgpack_sbuffer_write(out, rec, rlen))
@@ -854,6 +868,8 @@ static void run_read_all(maosd_rjob *j)
         .limit = req->limit,
         .budget = j->budget,
         .removed = req->removed,
+        .rights = j->rights,
+        .rights_kind = MAOS_SCOPE_READ,
     };
     uint64_t from = req->has_from ? req->from : (req->backward ? UINT64_MAX : 1);
     reply_scan(j, &sc, (maos_slice){0}, from);

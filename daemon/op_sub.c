@@ -102,6 +102,7 @@ struct pump_job {
     uint64_t upto;           /* D: delivered_head when it started */
     int waiting;
     uint64_t wait_version;
+    int scope_kind;          /* the subscription's (its rights: the job's) */
     /* out */
     int found;               /* the awaited version is stored */
     uint32_t count;          /* events in the frame */
@@ -320,6 +321,8 @@ static void run_pump(maosd_rjob *j)
         .limit = PUMP_LIMIT,
         .budget = j->budget,
         .max_scan = PUMP_SLICE_SCAN,
+        .rights = p->scope_kind ? j->rights : NULL,
+        .rights_kind = p->scope_kind,
     };
     int rc = maos_enc_push_events_begin(&j->out, p->sub_id, &lm);
     if (!rc)
@@ -393,6 +396,7 @@ static int pump_start(maosd_server *srv, maosd_sub *s)
     p->upto = srv->delivered_head;
     p->waiting = s->waiting;
     p->wait_version = s->wait_version;
+    p->scope_kind = s->scope_kind;
     maosd_rjob *j = maosd_rjob_new(srv, s->conn, run_pump, pump_done, p);
     if (!j) {
         free(p);
@@ -547,7 +551,8 @@ void maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list)
         uint64_t resume = 0; /* != 0: fall back to disk from this position */
         for (size_t i = 0; i < n && !resume; i++) {
             const maos_record *r = &recs[i];
-            if (r->position < s->next_pos || !maos_filter_match(&s->filter, r))
+            if (r->position < s->next_pos || !maos_filter_match(&s->filter, r) ||
+                (s->scope_kind && !maosd_rights_allow(c->rights, s->scope_kind, r->stream)))
                 continue;
             if (s->waiting) {
                 if (r->version < s->wait_version)
@@ -669,6 +674,7 @@ int maosd_op_subscribe(maosd_call *call)
         snprintf(call->why, sizeof(call->why), "out of memory");
         return MAOS_EOVERLOADED;
     }
+    s->scope_kind = MAOS_SCOPE_SUBSCRIBE; /* filtered to its rights */
     maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu: sub %llu from %llu",
                (unsigned long long)call->conn->id, (unsigned long long)req->rid,
                (unsigned long long)s->id, (unsigned long long)from);
@@ -773,7 +779,8 @@ int maosd_op_publish(maosd_call *call)
     uint64_t receivers = 0;
     for (maosd_sub *s = srv->chan_subs; s; s = s->next) {
         maosd_conn *c = s->conn;
-        if (c->closing || fnmatch(s->pattern, chan, 0) != 0)
+        if (c->closing || fnmatch(s->pattern, chan, 0) != 0 ||
+            !maosd_rights_allow(c->rights, MAOS_SCOPE_CHANNEL, req->channel))
             continue;
         if (maosd_conn_over_cap(c)) {
             srv->channel_dropped++; /* at-most-once */

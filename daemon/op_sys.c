@@ -18,6 +18,13 @@ int maosd_op_hello(maosd_call *call)
         return MAOS_EPROTOCOL_VERSION;
     }
     maosd_conn *c = call->conn;
+    if (c->hello) {
+        snprintf(call->why, sizeof(call->why), "hello was already said on this connection");
+        return MAOS_EBAD_REQUEST;
+    }
+    int rc = maosd_access_hello(call);
+    if (rc)
+        return rc;
     c->hello = 1;
     maosd_logf(MAOSD_LOG_DEBUG, "conn %llu hello client=\"%.*s\"",
                (unsigned long long)c->id, (int)req->client_name.len,

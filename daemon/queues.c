@@ -408,6 +408,15 @@ static void run_task(maosd_rjob *j)
         rjob_failed(j, mark, rc);
         return;
     }
+    if (!maosd_rights_allow(j->rights, MAOS_SCOPE_QUEUE_WORK, t.queue)) {
+        /* the request names only the task: its queue is known here */
+        j->out.size = mark;
+        j->rc = MAOS_EFORBIDDEN;
+        snprintf(j->why, sizeof(j->why), "task needs scope queue.work:%.*s",
+                 (int)t.queue.len, t.queue.ptr);
+        free(v);
+        return;
+    }
     if (maos_enc_reply_head(&pk, req->rid, 1) || msgpack_pack_str(&pk, 4) ||
         msgpack_pack_str_body(&pk, "task", 4) || maosd_enc_task(&pk, req->task, &t))
         rc = MAOS_ENOMEM;

@@ -50,6 +50,7 @@
 #include <unistd.h>
 #endif
 
+#include "audit.h"
 #include "dispatch.h"
 
 #ifdef MAOS_FAULT_INJECTION
@@ -191,6 +192,7 @@ int maosd_rjob_submit(maosd_rjob *j)
     /* what the job holds at most: itself, the request, the reply */
     j->cost = heap(sizeof(*j)) + (j->frame ? 2 * heap(j->frame_len) : 0) +
               heap(j->budget + 4096);
+    j->rights = c ? c->rights : NULL;
     int rc = uv_queue_work(j->srv->loop, &j->work, rjob_run, rjob_after);
     if (rc) {
         maosd_log(MAOSD_LOG_ERROR, "cannot queue a read: %s", uv_strerror(rc));
@@ -219,6 +221,8 @@ void maosd_rjob_reply(maosd_rjob *j)
         maosd_logf_req(MAOSD_LOG_DEBUG, c->id, j->req.rid, maos_op_name(j->req.op), j->rc,
                        j->why);
         maosd_reply_error(c, j->req.rid, j->rc, j->why, j->has_actual, j->actual, -1);
+        if (maosd_audit_is_refusal(j->rc)) /* e.g. a task of another queue */
+            maosd_audit_refused(c, maos_op_name(j->req.op), j->rc, j->why);
         return;
     }
     maosd_conn_put_frames(c, &j->out);

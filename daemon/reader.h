@@ -49,6 +49,9 @@ struct maosd_rjob {
     size_t frame_len;
     int has_req;
     size_t budget;      /* reply bytes (maosd_reply_budget at submit) */
+    const struct maosd_rights *rights; /* conn's (set at submit), for
+                                        * filtering: immutable, and conn
+                                        * is held while the job runs */
     void *arg;          /* the done step's own */
     /* the outcome */
     msgpack_sbuffer out;/* whole frames, length headers patched */

@@ -194,6 +194,7 @@ static void conn_maybe_free(maosd_conn *c)
     maos_reader_free(&c->rd);
     msgpack_sbuffer_destroy(&c->out);
     srv->buffered -= c->acct;
+    maosd_access_conn_free(c);
     free(c);
 }
 
@@ -1244,6 +1245,7 @@ static void on_rate(uv_timer_t *t)
     srv->rate[i].ms = uv_now(srv->loop);
     srv->rate[i].requests = atomic_load(&srv->counters.requests);
     srv->rate[i].events = atomic_load(&srv->counters.commit_events);
+    maosd_access_tick(srv); /* connections of expired tokens */
 }
 
 static void rate_start(maosd_server *srv)

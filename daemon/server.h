@@ -189,6 +189,9 @@ struct maosd_conn {
     int q_bound;             /* it made bound claims (released at close) */
     /* the read-ahead of its next page (readahead.c) */
     struct maosd_ahead *ahead;
+    /* what it may do (access.c), set at hello; NULL: everything.  Never
+     * changed after hello; freed with the connection. */
+    struct maosd_rights *rights;
 };
 
 /* Start listening; logs and returns -1 on failure. */

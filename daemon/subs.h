@@ -44,6 +44,10 @@ struct maosd_sub {
     void (*prelude_free)(maosd_server *srv, void *arg);
     void *prelude_arg;
     char *pattern;           /* channel: NUL-terminated glob, in mem */
+    int scope_kind;          /* deliver only events whose stream the
+                              * connection's rights allow for this kind
+                              * (access.c; subscribe: MAOS_SCOPE_SUBSCRIBE);
+                              * 0: all (a watch was authorized whole) */
     char *mem;
 };
 

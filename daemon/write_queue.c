@@ -1094,6 +1094,16 @@ static int check_lease(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     if (rc == 0)
         return maosd_wfail(w, MAOS_ENOT_FOUND, item_index(w, i), "no task %s", text);
     const maosd_task *t = &q.t;
+    /* the task's queue must be the writer's (maosd_access_check could not
+     * know it: the request names only the task) */
+    if (!maosd_rights_allow(w->who.rights, MAOS_SCOPE_QUEUE_WORK, t->queue)) {
+        rc = maosd_wfail(w, MAOS_EFORBIDDEN, item_index(w, i), "%s needs scope queue.work:%.*s "
+                         "(task %s is of queue %.*s)", maos_op_name(w->req.op),
+                         (int)t->queue.len, t->queue.ptr, text, (int)t->queue.len,
+                         t->queue.ptr);
+        unload(&q);
+        return rc;
+    }
     if (t->state == MAOSD_TASK_LEASED && t->token == it->token && t->due > x->now) {
         unload(&q);
         return 0;

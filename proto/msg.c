@@ -1427,6 +1427,15 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
         if (!req->has_position || req->position == 0)
             return FAIL(&d, MAOS_EBAD_REQUEST, "chain_sign needs a position (>= 1)");
         break;
+    case MAOS_OP_TOKEN_CREATE:
+        if (!req->name.len || maos_token_name_check(req->name))
+            return FAIL(&d, MAOS_EINVALID_NAME, "token_create needs a name: 1..64 bytes "
+                        "of [A-Za-z0-9_.-]");
+        break;
+    case MAOS_OP_TOKEN_REVOKE:
+        if (!req->name.len || maos_token_name_check(req->name))
+            return FAIL(&d, MAOS_EINVALID_NAME, "token_revoke needs a token name");
+        break;
     case MAOS_OP_BACKUP:
         if (!req->path.len || req->path.ptr[0] != '/')
             return FAIL(&d, MAOS_EBAD_REQUEST, "backup needs path, an absolute path");
@@ -1490,6 +1499,55 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
 }
 
 /* ---- request encoding ----------------------------------------------------- */
+
+int maos_enc_hello_token(msgpack_packer *pk, uint64_t rid, uint64_t version,
+                         const char *client_name, const char *token)
+{
+    if (!token)
+        return maos_enc_hello(pk, rid, version, client_name);
+    if (head_req(pk, client_name ? 3 : 2, rid, MAOS_OP_HELLO) ||
+        KV_U64(pk, "version", version) || KV_CSTR(pk, "token", token))
+        return MAOS_ENOMEM;
+    if (client_name && KV_CSTR(pk, "client", client_name))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_token_create(msgpack_packer *pk, uint64_t rid, const char *name,
+                          const char *const *scopes, uint32_t n, uint64_t expires_ms,
+                          int64_t uid, const char *session)
+{
+    uint32_t keys = 1 + (n ? 1 : 0) + (expires_ms ? 1 : 0) + (uid >= 0 ? 1 : 0) +
+                    (session ? 1 : 0);
+    if (head_req(pk, keys, rid, MAOS_OP_TOKEN_CREATE) || KV_CSTR(pk, "name", name))
+        return MAOS_ENOMEM;
+    if (n) {
+        if (msgpack_pack_str_with_body(pk, "scopes", 6) || msgpack_pack_array(pk, n))
+            return MAOS_ENOMEM;
+        for (uint32_t i = 0; i < n; i++)
+            if (msgpack_pack_str_with_body(pk, scopes[i], strlen(scopes[i])))
+                return MAOS_ENOMEM;
+    }
+    if (expires_ms && KV_U64(pk, "expires_ms", expires_ms))
+        return MAOS_ENOMEM;
+    if (uid >= 0 && KV_U64(pk, "uid", (uint64_t)uid))
+        return MAOS_ENOMEM;
+    if (session && KV_CSTR(pk, "session", session))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_token_list(msgpack_packer *pk, uint64_t rid)
+{
+    return maos_enc_simple(pk, rid, MAOS_OP_TOKEN_LIST);
+}
+
+int maos_enc_token_revoke(msgpack_packer *pk, uint64_t rid, const char *name)
+{
+    if (head_req(pk, 1, rid, MAOS_OP_TOKEN_REVOKE) || KV_CSTR(pk, "name", name))
+        return MAOS_ENOMEM;
+    return 0;
+}
 
 int maos_enc_hello(msgpack_packer *pk, uint64_t rid, uint64_t version,
                    const char *client_name)
@@ -3062,7 +3120,9 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
     X(DELETED, "deleted")                                                      \
     X(KEY, "key")                                                              \
     X(HASH, "hash")                                                            \
-    X(SIGNATURE, "signature")
+    X(SIGNATURE, "signature")                                                  \
+    X(TOKEN, "token")                                                          \
+    X(TOKENS, "tokens")
 
 enum {
 #define RF_IDX_(e, key) RFI_##e,
@@ -3140,6 +3200,9 @@ static const uint64_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_CHAIN_SIGN] = RF(POSITION) | RF(HASH) | RF(SIGNATURE),
     [MAOS_OP_STREAM_META] = RF(MAX_COUNT) | RF(MAX_AGE_MS) | RF(FIRST_VERSION) | RF(HEAD) |
                             RF(DELETED),
+    [MAOS_OP_TOKEN_CREATE] = RF(TOKEN),
+    [MAOS_OP_TOKEN_LIST] = RF(TOKENS),
+    [MAOS_OP_TOKEN_REVOKE] = RF(COUNT),
     /* ping, unsubscribe, checkpoint_save: {rid, ok} only */
 };
 
@@ -3390,6 +3453,14 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
         } else if (key_is(k, "more")) {
             bad = maos_mpr_bool(&r, &rep->more);
             rep->have_ |= RF(MORE);
+        } else if (key_is(k, "token")) {
+            /* token_create's token (the client reads it from the frame) */
+            maos_slice t;
+            bad = maos_mpr_str(&r, &t);
+            rep->have_ |= RF(TOKEN);
+        } else if (key_is(k, "tokens")) {
+            bad = maos_mpr_peek(&r) != MAOS_MP_ARRAY || maos_mpr_skip(&r, NULL);
+            rep->have_ |= RF(TOKENS);
         } else if (key_is(k, "text")) {
             bad = maos_mpr_str(&r, &rep->text);
             rep->have_ |= RF(TEXT);

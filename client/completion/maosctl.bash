@@ -67,6 +67,12 @@ _maosctl() {
         [[ $prev == session ]] && COMPREPLY=($(compgen -W "create list show close" -- "$cur")) ;;
     agent)
         [[ $prev == agent ]] && COMPREPLY=($(compgen -W "list show run" -- "$cur")) ;;
+    token)
+        if [[ $prev == token ]]; then
+            COMPREPLY=($(compgen -W "create list revoke" -- "$cur"))
+        elif [[ $prev == revoke ]]; then
+            COMPREPLY=($(compgen -W "$(_maosctl_daemon token list | awk '{ print $1 }')" -- "$cur"))
+        fi ;;
     queue)
         if [[ $prev == queue ]]; then
             COMPREPLY=($(compgen -W "enqueue claim ack nack extend release list stats show dead retry purge work" -- "$cur"))

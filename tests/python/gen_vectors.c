@@ -438,6 +438,16 @@ static void requests(void)
     vec("dead_retry_all", "request", MAOS_OP_DEAD_RETRY, &sb);
     begin(); must(maos_enc_dead_purge(&pk, 55, S("jobs")), "dead_purge");
     vec("dead_purge", "request", MAOS_OP_DEAD_PURGE, &sb);
+    {
+        static const char *const scopes[] = {"read:s42-", "kv.write:kv.plan/s42/", "admin"};
+        begin(); must(maos_enc_token_create(&pk, 56, "agent-7", scopes, 3, 3600000, 1000, "s42"),
+                      "token_create");
+        vec("token_create", "request", MAOS_OP_TOKEN_CREATE, &sb);
+        begin(); must(maos_enc_token_list(&pk, 57), "token_list");
+        vec("token_list", "request", MAOS_OP_TOKEN_LIST, &sb);
+        begin(); must(maos_enc_token_revoke(&pk, 58, "agent-7"), "token_revoke");
+        vec("token_revoke", "request", MAOS_OP_TOKEN_REVOKE, &sb);
+    }
 
     msgpack_sbuffer_destroy(&data);
     msgpack_sbuffer_destroy(&meta);

@@ -212,7 +212,9 @@ typedef struct maos_options {
  * socket cannot be reached or MAOS_SERVER_UID is not a number,
  * MAOS_EUNTRUSTED_SERVER when the socket's directory or the server's uid
  * is not trusted, MAOS_EPROTOCOL_VERSION / MAOS_EPROTO / MAOS_ETIMEOUT /
- * MAOS_ECLOSED when the handshake fails) and is dead.
+ * MAOS_ECLOSED when the handshake fails, MAOS_EUNAUTHENTICATED when the
+ * daemon refuses the access token of $MAOS_TOKEN or maos_connect_token)
+ * and is dead.
  * The caller frees it with maos_free() in both cases.
  * opt may be NULL (all defaults).  opt->path is copied.
  */
@@ -237,6 +239,18 @@ maos_ctx *maos_connect_with(const maos_options *opt);
  * maos_reconnects() does not count this first connect.
  */
 maos_ctx *maos_async_connect(const maos_options *opt);
+/*
+ * maos_connect_with / maos_async_connect saying hello with an access token
+ * (its text, as `maosctl token create` printed it; copied, and sent again
+ * on every reconnect).  token NULL or "": $MAOS_TOKEN when set and not
+ * empty, else none -- which is what maos_connect_with and
+ * maos_async_connect do.  The connection then has the token's scopes
+ * within what its uid may do.  A token the daemon does not take (unknown,
+ * revoked, expired, for another uid, malformed) fails the handshake with
+ * MAOS_EUNAUTHENTICATED, never retried.
+ */
+maos_ctx *maos_connect_token(const maos_options *opt, const char *token);
+maos_ctx *maos_async_connect_token(const maos_options *opt, const char *token);
 /* maos_connect_with({ .path = path }). */
 maos_ctx *maos_connect(const char *path);
 /* maos_connect_with({ .path = path, .timeout_ms = timeout_ms }): timeout_ms
@@ -920,6 +934,43 @@ int maos_event_removed(const maos_event *e, uint8_t hash[32]);
  * with free()), or an error.
  */
 int maos_metrics(maos_ctx *c, char **text);
+
+/*
+ * Access tokens (PROTOCOL.md "Access control"; needs scope admin).
+ *
+ * maos_token_create: a token named name (1..64 bytes of [A-Za-z0-9_.-],
+ * unique) with scopes[0..n_scopes) ("read:session-42-", "kv.write:kv.plan/",
+ * "admin", ...: at most 64) and, with session not NULL, the scopes of that
+ * session (its streams, kv keys, queues, channels, agents: PROTOCOL.md);
+ * expires_ms after now (0: never); usable only by connections of uid
+ * (-1: any uid).  The token's text, "maos_" and 43 base64url characters,
+ * goes into token (MAOS_TOKEN_TEXT_SIZE bytes, NUL-terminated): it is shown
+ * this once, the daemon keeps only its hash.  Errors: MAOS_EINVALID_ARG,
+ * MAOS_EBAD_REQUEST (a scope that does not parse: the message says which),
+ * MAOS_EINVALID_NAME, MAOS_ECONFLICT (the name exists), MAOS_ELIMIT,
+ * MAOS_EFORBIDDEN, connection errors.
+ *
+ * maos_token_list: every token as a JSON array of {name, scopes, created,
+ * expires, last_used (µs since the epoch; 0: never / not since the daemon
+ * started), uid (-1: any), session (null: none)}, never the secret.  *json
+ * is NUL-terminated; the caller frees it with free().
+ *
+ * maos_token_revoke: the token is deleted and every connection that said
+ * hello with it is closed before the reply (they get MAOS_EUNAUTHENTICATED
+ * then the connection drops; an expired token's connections are closed
+ * the same way within about a second); *closed (may be NULL) gets how
+ * many.
+ * MAOS_ENOT_FOUND for an unknown name.
+ *
+ * To connect with a token: maos_connect_token, or MAOS_TOKEN in the
+ * environment (read by every connect function when no token is given).
+ */
+#define MAOS_TOKEN_TEXT_SIZE 49
+int maos_token_create(maos_ctx *c, const char *name, const char *const *scopes,
+                      size_t n_scopes, uint64_t expires_ms, int64_t uid, const char *session,
+                      char token[MAOS_TOKEN_TEXT_SIZE]);
+int maos_token_list(maos_ctx *c, char **json);
+int maos_token_revoke(maos_ctx *c, const char *name, uint64_t *closed);
 
 /*
  * Blocking consumption: the next delivery of any subscription, queued ones

@@ -18,7 +18,8 @@ from .errors import (BadFrame, BadRequest, Conflict, ConnectionLost, Corrupt, Er
                      InvalidName, LeaseLost, Limit, NoSpace, NotFound, OutcomeUnknown,
                      Overloaded,
                      ProtocolVersion, ProtocolViolation, ReadOnly, ShuttingDown, Timeout,
-                     Unauthorized, UnknownOp, UntrustedServer, WrongExpectedVersion,
+                     Unauthenticated, Unauthorized, UnknownOp, UntrustedServer,
+                     WrongExpectedVersion,
                      WrongRevision)
 from .types import (AppendResult, CaughtUp, DeadResult, EnqueueResult, Entry, Event,
                     FellBehind, Message, NackResult, PutResult, QueueInfo, StreamInfo,
@@ -32,7 +33,7 @@ __all__ = [
     "FrameTooLarge", "HelloRequired", "Internal", "InvalidArgument", "InvalidId",
     "InvalidName", "LeaseLost", "Limit", "NoSpace", "NotFound", "OutcomeUnknown", "Overloaded",
     "ProtocolVersion", "ProtocolViolation", "ReadOnly", "ShuttingDown", "Timeout",
-    "Unauthorized", "UnknownOp", "UntrustedServer", "WrongExpectedVersion",
+    "Unauthenticated", "Unauthorized", "UnknownOp", "UntrustedServer", "WrongExpectedVersion",
     "WrongRevision",
     "AppendResult", "CaughtUp", "DeadResult", "EnqueueResult", "Entry", "Event",
     "FellBehind", "Message", "NackResult", "PutResult", "QueueInfo", "StreamInfo",

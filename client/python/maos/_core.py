@@ -541,6 +541,7 @@ REQUIRED: dict[str, dict[str, str]] = {
     "task": {"task": _M},
     "queue_stats": {"queues": _L},
     "dead_retry": {"count": _U, "more": _B}, "dead_purge": {"count": _U, "more": _B},
+    "token_create": {"token": _S}, "token_list": {"tokens": _L}, "token_revoke": {"count": _U},
 }
 # replies whose `next` must be present (value may be nil)
 _NEXT = {"read", "read_all", "streams", "list", "dead_list"}

@@ -393,6 +393,36 @@ def compact() -> Call[None]:
     return Call("compact", {}, lambda m: None)
 
 
+def token_create(name: str, scopes: Sequence[str] = (), *, session: Optional[str] = None,
+                 expires_ms: int = 0, uid: Optional[int] = None) -> Call[str]:
+    """A new access token (scope admin): its text, shown this once."""
+    body: dict[str, Any] = {"name": C._str(name, "name")}
+    if scopes:
+        body["scopes"] = [C._str(s, "scope") for s in scopes]
+    if expires_ms:
+        body["expires_ms"] = C._uint(expires_ms, "expires_ms")
+    if uid is not None:
+        body["uid"] = C._uint(uid, "uid")
+    if session is not None:
+        body["session"] = C._str(session, "session")
+    return Call("token_create", body, lambda m: str(m["token"]))
+
+
+def token_list() -> Call[list[dict[str, Any]]]:
+    """Every token's name, scopes, created, expires, last_used, uid, session."""
+    def conv(m: Reply) -> list[dict[str, Any]]:
+        out = m["tokens"]
+        if not all(isinstance(t, dict) for t in out):
+            raise E.ProtocolViolation("token_list reply: tokens are not maps")
+        return list(out)
+    return Call("token_list", {}, conv)
+
+
+def token_revoke(name: str) -> Call[int]:
+    """Delete a token; its connections are closed.  How many were."""
+    return Call("token_revoke", {"name": C._str(name, "name")}, lambda m: int(m["count"]))
+
+
 def metrics() -> Call[str]:
     """Every figure in the Prometheus text exposition format."""
     def conv(m: Reply) -> str:

@@ -27,7 +27,8 @@ import collections
 import datetime as _dt
 import socket
 import time
-from typing import Any, AsyncIterator, Iterable, Mapping, Optional, Sequence, TypeVar, Union
+from typing import (Any, AsyncIterator, Dict, Iterable, List, Mapping, Optional, Sequence,
+                    TypeVar, Union)
 
 from . import _core as C
 from . import _ops as O
@@ -619,6 +620,18 @@ class AsyncClient:
 
     async def compact(self) -> None:
         return await self._run(O.compact())
+
+    async def token_create(self, name: str, scopes: Sequence[str] = (), *,
+                           session: Optional[str] = None, expires_ms: int = 0,
+                           uid: Optional[int] = None) -> str:
+        return await self._run(O.token_create(name, scopes, session=session,
+                                              expires_ms=expires_ms, uid=uid))
+
+    async def token_list(self) -> List[Dict[str, Any]]:
+        return await self._run(O.token_list())
+
+    async def token_revoke(self, name: str) -> int:
+        return await self._run(O.token_revoke(name))
 
     async def dead_retry(self, queue: str, task: Optional[C.IdLike] = None) -> DeadResult:
         return await self._run(O.dead_retry(queue, task))

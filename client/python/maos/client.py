@@ -27,7 +27,8 @@ import datetime as _dt
 import select
 import socket
 import time
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
+from typing import (Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
+                    TypeVar, Union)
 
 from . import _core as C
 from . import _ops as O
@@ -45,6 +46,11 @@ class Client:
     path: the socket (default: $MAOS_SOCKET or the C client's default).
     timeout: seconds without progress before a request fails (None: none).
     reconnect: reconnect and resume after a lost connection (default on).
+    token: an access token's text (``maosctl token create`` printed it;
+    default: $MAOS_TOKEN, else none): the connection gets the token's scopes
+    within what its uid may do.  A token the daemon refuses raises
+    Unauthenticated (never retried); a request its scopes do not allow
+    raises Forbidden.
     """
 
     def __init__(self, path: Optional[str] = None, *, timeout: Optional[float] = C.REQUEST_TIMEOUT,
@@ -658,6 +664,24 @@ class Client:
         """Compact the store now (the space of removed events comes back);
         root and the daemon's user only.  Waits until it is done."""
         return self._run(O.compact())
+
+    def token_create(self, name: str, scopes: Sequence[str] = (), *,
+                     session: Optional[str] = None, expires_ms: int = 0,
+                     uid: Optional[int] = None) -> str:
+        """A new access token (needs scope admin): its text, shown this once.
+        scopes: "read:PREFIX", "kv.write:TABLE/PREFIX", "admin", ...; session:
+        add what an agent of that session needs; expires_ms: 0 never; uid:
+        only connections of that uid may use it."""
+        return self._run(O.token_create(name, scopes, session=session, expires_ms=expires_ms,
+                                        uid=uid))
+
+    def token_list(self) -> List[Dict[str, Any]]:
+        """Every token (never the secret)."""
+        return self._run(O.token_list())
+
+    def token_revoke(self, name: str) -> int:
+        """Delete a token and close its connections; how many were closed."""
+        return self._run(O.token_revoke(name))
 
     def dead_retry(self, queue: str, task: Optional[C.IdLike] = None) -> DeadResult:
         return self._run(O.dead_retry(queue, task))

@@ -138,8 +138,19 @@ class NoSpace(Error):
 
 
 class Forbidden(Error):
-    """This user may not connect to the daemon (allow_uids / allow_gids)."""
+    """This user may not connect to the daemon (allow_uids / allow_gids), or
+    the connection's rights (its uid's, intersected with its token's scopes)
+    do not allow the request: the message names the scope missing, and
+    nothing of the request was written."""
     code, number = "FORBIDDEN", 23
+
+
+class Unauthenticated(Error):
+    """The access token (``token=`` or ``MAOS_TOKEN``) is malformed, unknown,
+    revoked, expired or made for another uid; or the token of a connection
+    expired or was revoked (the daemon closes the connection).  Never
+    retried."""
+    code, number = "UNAUTHENTICATED", 24
 
 
 # ---- client-side conditions (the C library's local codes) ---------------------
@@ -177,7 +188,7 @@ SERVER_ERRORS: dict[str, type[Error]] = {
         ProtocolVersion, WrongExpectedVersion, NotFound, Conflict, InvalidName,
         InvalidId, Limit, ReadOnly, Unauthorized, Overloaded, ShuttingDown,
         LeaseLost, Internal, Corrupt, WrongRevision, OutcomeUnknown, NoSpace,
-        Forbidden)
+        Forbidden, Unauthenticated)
 }
 
 

@@ -140,6 +140,11 @@ BUILDERS: dict[str, Callable[[], Built]] = {
     "dead_retry": lambda: call(O.dead_retry("jobs", ID2)),
     "dead_retry_all": lambda: call(O.dead_retry("jobs")),
     "dead_purge": lambda: call(O.dead_purge("jobs")),
+    "token_create": lambda: call(O.token_create(
+        "agent-7", ["read:s42-", "kv.write:kv.plan/s42/", "admin"], session="s42",
+        expires_ms=3600000, uid=1000)),
+    "token_list": lambda: call(O.token_list()),
+    "token_revoke": lambda: call(O.token_revoke("agent-7")),
 }
 
 

@@ -45,7 +45,8 @@ extern "C" {
     X(WRONG_REVISION, 20, "entry is not at the expected revision")            \
     X(OUTCOME_UNKNOWN, 21, "the storage write failed: outcome unknown")       \
     X(NO_SPACE, 22, "the data directory's file system is full: writes refused until space is freed") \
-    X(FORBIDDEN, 23, "this user may not connect to this daemon")              \
+    X(FORBIDDEN, 23, "not allowed: the connection lacks the scope")           \
+    X(UNAUTHENTICATED, 24, "the token is unknown, malformed, expired or revoked") \
     X(IO, 100, "connection I/O error")                                        \
     X(CLOSED, 101, "connection closed")                                       \
     X(PROTO, 102, "protocol violation by the peer")                           \

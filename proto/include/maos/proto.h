@@ -76,7 +76,10 @@ extern "C" {
     X(STREAM_META, "stream_meta")                                              \
     X(COMPACT, "compact")                                                      \
     X(PUBKEY, "pubkey")                                                        \
-    X(CHAIN_SIGN, "chain_sign")
+    X(CHAIN_SIGN, "chain_sign")                                                \
+    X(TOKEN_CREATE, "token_create")                                            \
+    X(TOKEN_LIST, "token_list")                                                \
+    X(TOKEN_REVOKE, "token_revoke")
 
 typedef enum maos_op {
     MAOS_OP_NONE = 0,
@@ -244,6 +247,104 @@ int maos_table_stream(const maos_table_ref *t, maos_slice key, char *out);
  * agent, lock, or starting with "kv."): clients may not append to it. */
 int maos_stream_is_table(maos_slice stream);
 
+/* ---- scopes and tokens (proto/scope.c) ------------------------------------ */
+
+/*
+ * Access control (PROTOCOL.md "Access control").  A scope is text
+ * "KIND:ARG" (or "admin"): what a token, or a uid's configuration, lets a
+ * connection do.  ARG is a prefix of what the op names (a stream, a table
+ * entry "TABLE/KEY", a queue, an agent id), a glob for channel.  The
+ * kinds, in the order of this list, with their wire names:
+ */
+#define MAOS_SCOPE_KINDS(X)                                                    \
+    X(READ, "read")                                                            \
+    X(APPEND, "append")                                                        \
+    X(SUBSCRIBE, "subscribe")                                                  \
+    X(KV_READ, "kv.read")                                                      \
+    X(KV_WRITE, "kv.write")                                                    \
+    X(QUEUE_ENQUEUE, "queue.enqueue")                                          \
+    X(QUEUE_WORK, "queue.work")                                                \
+    X(CHANNEL, "channel")                                                      \
+    X(AGENT_REGISTER, "agent.register")                                        \
+    X(ADMIN, "admin")
+
+typedef enum maos_scope_kind {
+    MAOS_SCOPE_UNLISTED = 0, /* maos_op_scope: an op without a row (a bug) */
+#define MAOS_SCOPE_ENUM_(e, name) MAOS_SCOPE_##e,
+    MAOS_SCOPE_KINDS(MAOS_SCOPE_ENUM_)
+#undef MAOS_SCOPE_ENUM_
+    MAOS_SCOPE__KINDS,
+    /* maos_op_scope only: */
+    MAOS_SCOPE_NOT_NEEDED = 100, /* any connection past hello (ping, ...) */
+    MAOS_SCOPE_PER_ITEM          /* txn: each append/op by its own kind */
+} maos_scope_kind;
+
+#define MAOS_SCOPE_TEXT_MAX 600  /* the longest scope text */
+#define MAOS_SCOPES_MAX 64       /* scopes of one token or uid */
+
+typedef struct maos_scope {
+    int kind;       /* MAOS_SCOPE_READ .. MAOS_SCOPE_ADMIN */
+    maos_slice arg; /* a view of the parsed text (len 0: everything) */
+} maos_scope;
+
+/* Parse one scope text (not NUL-terminated).  0 and *out set (out->arg
+ * points into s), or MAOS_EBAD_REQUEST with why set: unknown kind, no ':'
+ * (only "admin" stands alone), an argument that is not UTF-8 without NUL
+ * or longer than its kind allows (a stream prefix MAOS_STREAM_MAX, a
+ * table entry "TABLE/KEY-PREFIX" with TABLE a table name or "*", a queue
+ * or agent prefix MAOS_KEY_MAX, a channel glob MAOS_NAME_MAX). */
+int maos_scope_parse(const char *s, size_t len, maos_scope *out, char *why, size_t whylen);
+/* The kind's wire name ("kv.read"), or "none"/"per-op" for the two op
+ * values, NULL for anything else. */
+const char *maos_scope_kind_name(int kind);
+/* The scope an op needs (the one table: PROTOCOL.md "Access control" is
+ * its prose): a kind, MAOS_SCOPE_NOT_NEEDED, MAOS_SCOPE_PER_ITEM, or
+ * MAOS_SCOPE_UNLISTED for an op the table forgot (tests/unit walks every
+ * op of MAOS_OPS_MAP). */
+int maos_op_scope(maos_op op);
+/* The scope a txn item needs (MAOS_ITEM_*): a kind, or MAOS_SCOPE_UNLISTED. */
+int maos_item_scope(int item_kind);
+/* 1 when scope s allows `kind` on target: kinds equal and target starts
+ * with s->arg (kv kinds: target "TABLE/KEY", TABLE equal to the scope's
+ * or the scope's "*", KEY starting with its key prefix; channel: target
+ * matches the glob, fnmatch(3) without flags; admin: always). */
+int maos_scope_allows(const maos_scope *s, int kind, maos_slice target);
+/* 1 when any of v[0..n) allows it. */
+int maos_scopes_allow(const maos_scope *v, uint32_t n, int kind, maos_slice target);
+/* 1 when any of v[0..n) is of kind (whatever its argument). */
+int maos_scopes_have(const maos_scope *v, uint32_t n, int kind);
+
+/* token_create's fields (PROTOCOL.md "Tokens"), decoded apart from
+ * maos_request so that maos_request keeps its layout (ABI). */
+typedef struct maos_token_spec {
+    maos_slice name;       /* 1..64 bytes of [A-Za-z0-9_.-] */
+    uint32_t n_scopes;     /* 0..MAOS_SCOPES_MAX */
+    maos_scope scopes[MAOS_SCOPES_MAX]; /* parsed; args point into the frame */
+    uint64_t expires_ms;   /* 0: never */
+    int64_t uid;           /* -1: any uid */
+    maos_slice session;    /* len 0: none; else 1..48 bytes of [A-Za-z0-9_.-] */
+} maos_token_spec;
+/* Decode token_create's fields from its request frame (already decoded
+ * by maos_request_decode).  0, or MAOS_EBAD_REQUEST / MAOS_EINVALID_NAME
+ * with why set.  No allocation: slices point into frame. */
+int maos_token_spec_decode(const void *frame, size_t len, maos_token_spec *out, char *why,
+                           size_t whylen);
+
+/* A token: MAOS_TOKEN_BYTES random bytes, written as "maos_" and their
+ * base64url without padding (MAOS_TOKEN_TEXT_LEN characters). */
+#define MAOS_TOKEN_BYTES 32
+#define MAOS_TOKEN_PREFIX "maos_"
+#define MAOS_TOKEN_TEXT_LEN (5 + 43)
+/* Write the text form of raw into out (MAOS_TOKEN_TEXT_LEN + 1 bytes,
+ * NUL-terminated). */
+void maos_token_format(const uint8_t raw[MAOS_TOKEN_BYTES], char *out);
+/* Parse the text form (exactly MAOS_TOKEN_TEXT_LEN bytes, canonical
+ * base64url).  0 and raw set, or MAOS_EUNAUTHENTICATED. */
+int maos_token_parse(const char *s, size_t len, uint8_t raw[MAOS_TOKEN_BYTES]);
+/* 0 when s is a token name (1..64 bytes of [A-Za-z0-9_.-]), else
+ * MAOS_EINVALID_NAME. */
+int maos_token_name_check(maos_slice s);
+
 /* ---- requests ---------------------------------------------------------- */
 
 
@@ -371,7 +472,10 @@ typedef struct maos_request {
     /* hello */
     uint64_t version;
     maos_slice client_name;
-    maos_slice token; /* reserved for scoped tokens; ignored in v1 */
+    maos_slice token; /* hello: the raw msgpack value of `token` (len 0:
+                       * absent); maosd takes a str (maos_token_parse) */
+    /* token_create's own fields: maos_token_spec_decode; token_create and
+     * token_revoke name the token in `name` */
     /* append (n_appends == 1) and txn */
     uint32_t n_appends;
     maos_append_in *appends;
@@ -499,6 +603,16 @@ int maos_enc_reply_chain_sign(msgpack_packer *pk, uint64_t rid, uint64_t positio
 #define MAOS_CHAIN_MSG_LEN 52
 void maos_chain_message(uint64_t position, const uint8_t hash[32],
                         uint8_t out[MAOS_CHAIN_MSG_LEN]);
+/* token_create: name, scopes[0..n) (texts), expires_ms (0: never), uid
+ * (-1: any), session (NULL: none). */
+int maos_enc_token_create(msgpack_packer *pk, uint64_t rid, const char *name,
+                          const char *const *scopes, uint32_t n, uint64_t expires_ms,
+                          int64_t uid, const char *session);
+int maos_enc_token_list(msgpack_packer *pk, uint64_t rid);
+int maos_enc_token_revoke(msgpack_packer *pk, uint64_t rid, const char *name);
+/* hello with a token (its text; NULL: as maos_enc_hello). */
+int maos_enc_hello_token(msgpack_packer *pk, uint64_t rid, uint64_t version,
+                         const char *client_name, const char *token);
 /* task_list: every task (any state) of queue (len 0: of every queue), by
  * id, after the task `after` (NULL: from the first), at most limit. */
 int maos_enc_task_list(msgpack_packer *pk, uint64_t rid, maos_slice queue,
