@@ -902,6 +902,41 @@ static void test_lease_of_another_queue(void **state)
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
 
+/* $audit is read with admin only: a token that may read every stream
+ * does not see it (read_all leaves it out, read refuses), admin does. */
+static void test_audit_needs_admin(void **state)
+{
+    (void)state;
+    mt_daemon *d = daemon_up("d");
+    maos_ctx *root = root_ctx(d->sock);
+    char all[MAOS_TOKEN_TEXT_SIZE], adm[MAOS_TOKEN_TEXT_SIZE];
+    mk_token(root, "all", "read:", 0, all); /* each creation is in $audit */
+    mk_token(root, "adm", "admin read:", 0, adm);
+    maos_page *pg;
+    MT_EQ_ERR(maos_read(root, "$audit", MAOS_FROM_START, 0, 100, &pg), 0);
+    MT_CMP_INT(pg->n, >=, 2);
+    maos_page_free(pg);
+    maos_options o = {.path = d->sock, .timeout_ms = 10000};
+    const char *toks[] = {all, adm};
+    for (int k = 0; k < 2; k++) {
+        maos_ctx *t = maos_connect_token(&o, toks[k]);
+        MT_TRUE(t && !t->err);
+        size_t audit = 0;
+        MT_EQ_ERR(maos_read_all(t, NULL, MAOS_FROM_START, 0, 1000, &pg), 0);
+        for (size_t i = 0; i < pg->n; i++)
+            audit += pg->events[i].stream_len == 6 && !memcmp(pg->events[i].stream, "$audit", 6);
+        maos_page_free(pg);
+        if (k == 0) {
+            MT_EQ_U64(audit, 0);
+            MT_EQ_ERR(maos_read(t, "$audit", MAOS_FROM_START, 0, 10, &pg), MAOS_EFORBIDDEN);
+        } else {
+            MT_CMP_INT(audit, >=, 2);
+        }
+        maos_free(t);
+    }
+    maos_free(root);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -909,6 +944,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_revoke_closes), cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_bad_hellos),    cmocka_unit_test(test_persist_and_uid),
         cmocka_unit_test(test_lease_of_another_queue),
+        cmocka_unit_test(test_audit_needs_admin),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 240);
 }
