@@ -900,7 +900,8 @@ int maos_pubkey(maos_ctx *c, uint8_t key[32])
     return 0;
 }
 
-int maos_chain_sign(maos_ctx *c, uint64_t position, uint8_t hash[32], uint8_t sig[64])
+int maos_chain_sign(maos_ctx *c, uint64_t position, uint8_t hash[32], uint8_t sig[64],
+                    uint64_t *head)
 {
     struct maosc_req rq;
     struct rxf *f;
@@ -920,6 +921,8 @@ int maos_chain_sign(maos_ctx *c, uint64_t position, uint8_t hash[32], uint8_t si
     }
     memcpy(hash, rep.hash.ptr, 32);
     memcpy(sig, rep.signature.ptr, 64);
+    if (head)
+        *head = rep.smeta.head < 0 ? 0 : (uint64_t)rep.smeta.head;
     free(f);
     return 0;
 }

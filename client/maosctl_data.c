@@ -458,11 +458,12 @@ int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out)
             goto write_failed;
         char hex[65], sighex[129];
         uint8_t shash[32], sig[64];
+        uint64_t shead = 0;
         int have_sig = 0;
         sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
         /* the daemon signs the last record's hash (it hashes it itself) */
         if (last) {
-            if (maos_chain_sign(c, last, shash, sig) == 0) {
+            if (maos_chain_sign(c, last, shash, sig, &shead) == 0) {
                 if (memcmp(shash, hash, 32)) {
                     fprintf(stderr, "maosctl: export: the daemon's hash of position %" PRIu64
                             " is not the one exported\n", last);
@@ -477,11 +478,12 @@ int maosctl_export(maos_ctx *c, const export_opts *o, FILE *out)
                 goto out;
             }
         }
-        json_t *t = json_pack("{s:s,s:I,s:I,s:s*,s:I,s:I,s:I,s:s*}", "kind", "trailer",
+        json_t *t = json_pack("{s:s,s:I,s:I,s:s*,s:I,s:I,s:I,s:s*,s:I}", "kind", "trailer",
                               "count", (json_int_t)n, "last_position", (json_int_t)last,
                               "last_hash", last ? hex : NULL, "entries", (json_int_t)entries,
                               "tasks", (json_int_t)tasks, "removed", (json_int_t)removed,
-                              "signature", have_sig ? sighex : NULL);
+                              "signature", have_sig ? sighex : NULL, "signed_head",
+                              (json_int_t)shead);
         if (put_line(out, t))
             goto write_failed;
     }
@@ -1138,8 +1140,9 @@ int maosctl_verify_export(const char *path, const uint8_t *key, int json, FILE *
             sodium_bin2hex(hex, sizeof hex, prev, 32);
             const char *lh = json_string_value(json_object_get(o, "last_hash"));
             const char *sg = json_string_value(json_object_get(o, "signature"));
-            uint8_t sig[64], msg[MAOS_CHAIN_MSG_LEN];
+            uint8_t sig[64], msg[MAOS_EXPORT_MSG_LEN];
             size_t sl;
+            uint64_t shead = (uint64_t)json_integer_value(json_object_get(o, "signed_head"));
             if (json_integer_value(json_object_get(o, "count")) != (json_int_t)n ||
                 json_integer_value(json_object_get(o, "removed")) != (json_int_t)nr)
                 why = "the trailer's counts are not the numbers of records before it";
@@ -1156,7 +1159,7 @@ int maosctl_verify_export(const char *path, const uint8_t *key, int json, FILE *
                 why = "the export is not signed (its daemon had no key)";
             else if (key && (sodium_hex2bin(sig, 64, sg, strlen(sg), NULL, &sl, NULL) ||
                              sl != 64 ||
-                             (maos_chain_message(expect - 1, prev, msg),
+                             (maos_export_message(expect - 1, prev, shead, msg),
                               crypto_sign_verify_detached(sig, msg, sizeof msg, key))))
                 why = "the trailer's signature does not verify with the given public key";
             if (why)

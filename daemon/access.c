@@ -43,6 +43,7 @@
 #include "audit.h"
 #include "dispatch.h"
 #include "keys.h"
+#include "queues.h"
 #include "log.h"
 
 #define TOKEN_KEY_PREFIX "token/"
@@ -55,10 +56,37 @@ static int half_allows(int all, const maos_scope *v, uint32_t n, int kind, maos_
     return all || maos_scopes_allow(v, n, kind, t);
 }
 
+/* A stream written by table or queue ops (sessions-K, agents-K, locks-K,
+ * kv.NAME-K, queue-NAME) carries their contents: reading it needs what
+ * reading the table entry or the queue needs too (kv.read TABLE/KEY,
+ * queue.work NAME).  -1: not such a stream; else 0 or 1. */
+static int derived_allow(const maosd_rights *r, maos_slice stream)
+{
+    maos_slice cat = maos_category(stream);
+    if (cat.len == stream.len)
+        return -1;
+    maos_slice rest = {stream.ptr + cat.len + 1, stream.len - cat.len - 1};
+    if (cat.len == 5 && !memcmp(cat.ptr, "queue", 5))
+        return maosd_rights_allow(r, MAOS_SCOPE_QUEUE_WORK, rest);
+    if (!maos_stream_is_table(stream))
+        return -1;
+    char buf[MAOS_STREAM_MAX + 1];
+    memcpy(buf, cat.ptr, cat.len);
+    buf[cat.len] = '/';
+    memcpy(buf + cat.len + 1, rest.ptr, rest.len);
+    return maosd_rights_allow(r, MAOS_SCOPE_KV_READ,
+                              (maos_slice){buf, cat.len + 1 + rest.len});
+}
+
 int maosd_rights_allow(const maosd_rights *r, int kind, maos_slice target)
 {
     if (!r)
         return 1;
+    if (atomic_load_explicit(&r->revoked, memory_order_relaxed))
+        return 0;
+    if ((kind == MAOS_SCOPE_READ || kind == MAOS_SCOPE_SUBSCRIBE) &&
+        derived_allow(r, target) == 0)
+        return 0;
     /* $audit (audit.c) is read with admin only */
     if ((kind == MAOS_SCOPE_READ || kind == MAOS_SCOPE_SUBSCRIBE) &&
         target.len >= sizeof(MAOSD_AUDIT_STREAM) - 1 &&
@@ -73,6 +101,8 @@ int maosd_rights_have(const maosd_rights *r, int kind)
 {
     if (!r)
         return 1;
+    if (atomic_load_explicit(&r->revoked, memory_order_relaxed))
+        return 0;
     return (r->uid_all || maos_scopes_have(r->uid, r->n_uid, kind)) &&
            (!r->has_token || maos_scopes_have(r->tok, r->n_tok, kind));
 }
@@ -419,6 +449,12 @@ static void close_for_token(maosd_conn *c, const char *name, const char *what)
     char why[128];
     snprintf(why, sizeof why, "token %s %s; closing", name, what);
     maosd_logf(MAOSD_LOG_INFO, "conn %llu: %s", (unsigned long long)c->id, why);
+    /* nothing more for it from now on, though the close waits for its
+     * queued writes: no delivery, no publish, no page (rights_allow), and
+     * its waiting claims end now (empty) */
+    if (c->rights)
+        atomic_store(&c->rights->revoked, 1);
+    maosd_queues_end_waits(c);
     maosd_reply_error(c, 0, MAOS_EUNAUTHENTICATED, why, 0, 0, -1);
     maosd_conn_fail(c);
 }
@@ -658,12 +694,45 @@ int maosd_op_token_create(maosd_call *call)
         if (collect_one(&cl, start, (size_t)(sc->arg.ptr + sc->arg.len - start)))
             goto oom;
     }
-    if (spec.session.len && session_scopes(spec.session, &cl))
-        goto oom;
+    if (spec.session.len) {
+        /* its scopes are prefixes "S-": a session named "a" must not get
+         * "a-b"'s, nor one named like a table or the queues all of them */
+        maos_slice s = spec.session;
+        int table = (s.len == 8 && !memcmp(s.ptr, "sessions", 8)) ||
+                    (s.len == 6 && !memcmp(s.ptr, "agents", 6)) ||
+                    (s.len == 5 && !memcmp(s.ptr, "locks", 5)) ||
+                    (s.len == 5 && !memcmp(s.ptr, "queue", 5)) ||
+                    (s.len >= 3 && !memcmp(s.ptr, "kv.", 3)) || s.ptr[0] == '$';
+        if (memchr(s.ptr, '-', s.len) || table) {
+            free(cl.buf);
+            return say(call, MAOS_EINVALID_NAME, "session %.*s: a session of a token may "
+                       "not contain '-' nor be named like a table, the queues or a $ "
+                       "stream", (int)s.len, s.ptr);
+        }
+        if (session_scopes(spec.session, &cl))
+            goto oom;
+    }
     if (cl.over) {
         free(cl.buf);
         return say(call, MAOS_ELIMIT, "more than %d scopes (with the session's)",
                    MAOS_SCOPES_MAX);
+    }
+    /* a token gives at most what its maker may do: admin cannot mint more */
+    for (size_t off = 0; call->conn->rights && off < cl.len;) {
+        const char *t = cl.buf + off;
+        size_t tl = strlen(t);
+        maos_scope sc;
+        int ok = !maos_scope_parse(t, tl, &sc, NULL, 0) &&
+                 (sc.kind == MAOS_SCOPE_ADMIN
+                      ? maosd_rights_have(call->conn->rights, MAOS_SCOPE_ADMIN)
+                      : maosd_rights_allow(call->conn->rights, sc.kind, sc.arg));
+        if (!ok) {
+            rc = say(call, MAOS_EFORBIDDEN, "may not give scope %s: the connection's own "
+                     "rights do not cover it", t);
+            free(cl.buf);
+            return rc;
+        }
+        off += tl + 1;
     }
     create_arg *a = calloc(1, sizeof(*a));
     maos_item_in *it = calloc(1, sizeof(*it));
@@ -852,6 +921,7 @@ static int token_audit(maosd_wctx *x, maosd_wreq *w, const char *op, maos_slice 
     maos_slice d;
     uint64_t pos;
     maosd_audit_begin(&a, op, w->who.uid, w->who.pid, w->who.conn_id);
+    maosd_audit_token(&a, w->who.rights);
     maosd_audit_str(&a, "name", name);
     int rc = maosd_audit_end(&a, &d);
     if (!rc)

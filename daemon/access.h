@@ -13,6 +13,7 @@
 #ifndef MAOSD_ACCESS_H
 #define MAOSD_ACCESS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "maos/proto.h"
@@ -33,6 +34,9 @@ typedef struct maosd_rights {
     uint64_t token_serial;   /* which token (revocation closes by it) */
     int64_t expires;         /* µs since the epoch; 0: never */
     char token_name[65];
+    atomic_int revoked;      /* its token was revoked or expired: nothing
+                              * more is allowed (set on the loop, read by
+                              * reader jobs too) */
     char *mem;               /* the texts the scopes' args point into */
 } maosd_rights;
 

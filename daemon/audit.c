@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "audit.h"
 #include "dispatch.h"
 
@@ -59,6 +60,26 @@ void maosd_audit_bool(maosd_audit *a, const char *k, int v)
     a->failed |= (v ? msgpack_pack_true(&a->pk) : msgpack_pack_false(&a->pk)) != 0;
 }
 
+void maosd_audit_token(maosd_audit *a, const maosd_rights *rights)
+{
+    if (rights && rights->has_token)
+        maosd_audit_str(a, "token", (maos_slice){rights->token_name,
+                                                 (uint32_t)strlen(rights->token_name)});
+}
+
+maos_slice maosd_audit_target(const maos_request *r)
+{
+    const maos_slice cand[] = {r->stream, r->filter.stream, r->queue, r->table.name,
+                               r->name, r->path, r->channel, r->pattern, r->agent.id,
+                               r->filter.prefix, r->prefix};
+    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)
+        if (cand[i].len)
+            return cand[i];
+    if (r->n_items && r->items[0].queue.len)
+        return r->items[0].queue;
+    return (maos_slice){NULL, 0};
+}
+
 int maosd_audit_end(maosd_audit *a, maos_slice *data)
 {
     if (a->failed || !a->sb.data)
@@ -80,6 +101,15 @@ void maosd_audit_free(maosd_audit *a)
 void maosd_audit_emit(maosd_server *srv, maosd_audit *a, const char *type)
 {
     maos_slice d;
+    if (atomic_load(&srv->no_space)) {
+        /* below the disk reserve maosd's own writes still pass: a flood of
+         * records must not eat it; counted and logged instead */
+        if (srv->audit_dropped++ % 1000 == 0)
+            maosd_log(MAOSD_LOG_WARN, "audit record (%s) not written: below min_free_mb "
+                      "(%llu so far)", type, (unsigned long long)srv->audit_dropped);
+        maosd_audit_free(a);
+        return;
+    }
     if (maosd_audit_end(a, &d) ||
         maosd_append_internal(srv, MAOSD_AUDIT_STREAM, type, d.ptr, d.len))
         maosd_log(MAOSD_LOG_ERROR, "cannot record an audit event (%s)", type);
@@ -95,10 +125,13 @@ int maosd_audit_is_refusal(int code)
 }
 
 static void refusal(maosd_conn *c, const char *op, int code, const char *why,
-                    uint64_t suppressed)
+                    maos_slice target, uint64_t suppressed)
 {
     maosd_audit a;
     maosd_audit_begin(&a, op, c->uid, c->pid, c->id);
+    maosd_audit_token(&a, c->rights);
+    if (target.len)
+        maosd_audit_str(&a, "target", target);
     if (code) {
         const char *name = maos_err_name(code);
         maosd_audit_str(&a, "code", (maos_slice){name, (uint32_t)strlen(name)});
@@ -109,21 +142,29 @@ static void refusal(maosd_conn *c, const char *op, int code, const char *why,
     maosd_audit_emit(c->srv, &a, "refused");
 }
 
-void maosd_audit_refused(maosd_conn *c, const char *op, int code, const char *why)
+void maosd_audit_refused(maosd_conn *c, const char *op, int code, const char *why,
+                         maos_slice target)
 {
     int64_t now = maosd_now_us() / 1000;
     if (!c->audit_window_ms || now - c->audit_window_ms >= MAOSD_AUDIT_WINDOW_MS) {
         c->audit_window_ms = now ? now : 1;
         c->audit_in_window = 0;
     }
-    if (c->audit_in_window >= MAOSD_AUDIT_BURST) {
+    maosd_server *srv = c->srv;
+    if (!srv->audit_req_window_ms || now - srv->audit_req_window_ms >= MAOSD_AUDIT_WINDOW_MS) {
+        srv->audit_req_window_ms = now ? now : 1;
+        srv->audit_req_in_window = 0;
+    }
+    if (c->audit_in_window >= MAOSD_AUDIT_BURST ||
+        srv->audit_req_in_window >= MAOSD_AUDIT_SERVER_BURST) {
         c->audit_suppressed++;
         return;
     }
     c->audit_in_window++;
+    srv->audit_req_in_window++;
     uint64_t held = c->audit_suppressed;
     c->audit_suppressed = 0;
-    refusal(c, op ? op : "?", code, why ? why : "", held);
+    refusal(c, op ? op : "?", code, why ? why : "", target, held);
 }
 
 void maosd_audit_refused_connect(maosd_conn *c, const char *why)
@@ -143,12 +184,12 @@ void maosd_audit_refused_connect(maosd_conn *c, const char *why)
     srv->audit_in_window++;
     uint64_t held = srv->audit_suppressed;
     srv->audit_suppressed = 0;
-    refusal(c, "connect", MAOS_EFORBIDDEN, why, held);
+    refusal(c, "connect", MAOS_EFORBIDDEN, why, (maos_slice){NULL, 0}, held);
 }
 
 void maosd_audit_conn_closed(maosd_conn *c)
 {
     if (c->audit_suppressed) /* what the limit held back, counted */
-        refusal(c, "close", 0, "", c->audit_suppressed);
+        refusal(c, "close", 0, "", (maos_slice){NULL, 0}, c->audit_suppressed);
     c->audit_suppressed = 0;
 }

@@ -35,6 +35,13 @@ void maosd_audit_begin(maosd_audit *a, const char *op, uid_t uid, pid_t pid, uin
 void maosd_audit_str(maosd_audit *a, const char *key, maos_slice v);
 void maosd_audit_u64(maosd_audit *a, const char *key, uint64_t v);
 void maosd_audit_bool(maosd_audit *a, const char *key, int v);
+/* "token": the token's name, when the writer used one (rights NULL or
+ * without a token: nothing). */
+struct maosd_rights;
+void maosd_audit_token(maosd_audit *a, const struct maosd_rights *rights);
+/* What a request names (its stream, queue, table, name, path, channel,
+ * agent: the first it has), for the "target" of a refusal. */
+maos_slice maosd_audit_target(const maos_request *r);
 /* The record's bytes (into a->sb): 0 and *data, or MAOS_ENOMEM. */
 int maosd_audit_end(maosd_audit *a, maos_slice *data);
 void maosd_audit_free(maosd_audit *a);
@@ -49,8 +56,12 @@ void maosd_audit_emit(maosd_server *srv, maosd_audit *a, const char *type);
  * with the next record, or with one at the close (maosd_audit_conn_closed). */
 #define MAOSD_AUDIT_BURST 10
 #define MAOSD_AUDIT_WINDOW_MS 10000
+/* and at most this many refusal records per window for the whole server
+ * (a client that reconnects gets a fresh per-connection window) */
+#define MAOSD_AUDIT_SERVER_BURST 100
 int maosd_audit_is_refusal(int code);
-void maosd_audit_refused(maosd_conn *c, const char *op, int code, const char *why);
+void maosd_audit_refused(maosd_conn *c, const char *op, int code, const char *why,
+                         maos_slice target);
 void maosd_audit_conn_closed(maosd_conn *c);
 /* A connection refused at accept (its uid may not connect): the same,
  * with one limit for all such refusals of the server. */

@@ -267,14 +267,22 @@ static void run_chain_sign(maosd_rjob *j)
         maosd_rjob_fail(j, j->out.size, rc);
         return;
     }
-    uint8_t hash[MAOS_HASH_BYTES], msg[MAOS_CHAIN_MSG_LEN], sig[crypto_sign_BYTES];
+    uint8_t hash[MAOS_HASH_BYTES], msg[MAOS_EXPORT_MSG_LEN], sig[crypto_sign_BYTES];
     maosd_record_hash(rec, len, hash);
     free(rec);
-    maos_chain_message(pos, hash, msg);
+    /* the log's head now (meta log_head): what the export was cut from */
+    char hv[8 + MAOS_HASH_BYTES];
+    size_t hl;
+    uint64_t head = pos;
+    if (!maosd_store_get(j->store, MAOSD_CF_META, MAOSD_META_LOG_HEAD,
+                         strlen(MAOSD_META_LOG_HEAD), hv, sizeof hv, &hl) && hl >= 8 &&
+        maosd_get_u64(hv) > pos)
+        head = maosd_get_u64(hv);
+    maos_export_message(pos, hash, head, msg);
     crypto_sign_detached(sig, NULL, msg, sizeof msg, sign_sk);
     msgpack_packer pk;
     size_t mark = maosd_rjob_frame_begin(j, &pk);
-    if (maos_enc_reply_chain_sign(&pk, j->req.rid, pos, hash, sig) ||
+    if (maos_enc_reply_chain_sign(&pk, j->req.rid, pos, hash, head, sig) ||
         maosd_rjob_frame_end(j, mark))
         maosd_rjob_fail(j, mark, MAOS_ENOMEM);
 }

@@ -192,7 +192,7 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
         call.req = &req;
         if ((rc = maosd_access_check(&call))) {
             refuse(c, req.rid, rc, call.why);
-            maosd_audit_refused(c, op->name, rc, call.why); /* in $audit */
+            maosd_audit_refused(c, op->name, rc, call.why, maosd_audit_target(&req));
             goto out;
         }
     }
@@ -220,7 +220,7 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
         maosd_logf_req(MAOSD_LOG_DEBUG, c->id, req.rid, op->name, rc, call.why);
         maosd_reply_error(c, req.rid, rc, call.why, call.has_actual, call.actual, -1);
         if (maosd_audit_is_refusal(rc)) /* a refusal for access: in $audit */
-            maosd_audit_refused(c, op->name, rc, call.why);
+            maosd_audit_refused(c, op->name, rc, call.why, maosd_audit_target(&req));
     }
 out:
     if (!later)

@@ -210,7 +210,8 @@ void maosd_write_reply(maosd_server *srv, maosd_wreq *w)
                                     (maos_slice){w->current.data,
                                                  (uint32_t)w->current.size});
             if (maosd_audit_is_refusal(w->code)) /* e.g. a lease of another queue */
-                maosd_audit_refused(c, maos_op_name(w->req.op), w->code, w->why);
+                maosd_audit_refused(c, maos_op_name(w->req.op), w->code, w->why,
+                                    maosd_audit_target(&w->req));
         }
     }
     maosd_conn_write_done(c, w->cost);
@@ -931,6 +932,8 @@ static void run_streams(maosd_rjob *j)
             .count = maosd_get_u64(iv) + 1,
             .last_position = maosd_get_u64(iv + 8),
         };
+        if (j->rights && !maosd_rights_allow(j->rights, MAOS_SCOPE_READ, si.stream))
+            continue; /* not its to see ($audit, a table's or queue's stream) */
         maosd_smeta m;
         if ((rc = maosd_stream_smeta(j->store, si.stream, &m)))
             break;

@@ -248,14 +248,19 @@ int maosd_queues_start(maosd_server *srv)
     return 0;
 }
 
-void maosd_queues_conn_closed(maosd_conn *c)
+void maosd_queues_end_waits(maosd_conn *c)
 {
     maosd_server *srv = c->srv;
     for (qwait *q = srv->qwait_head; q; q = q->next)
         if (q->w->conn == c)
             end_wait(srv, q); /* it comes back; closing: no reply is written */
+}
+
+void maosd_queues_conn_closed(maosd_conn *c)
+{
+    maosd_queues_end_waits(c);
     if (c->q_bound)
-        queue_unbind(srv, c->id);
+        queue_unbind(c->srv, c->id);
 }
 
 void maosd_queues_free(maosd_server *srv)

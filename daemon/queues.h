@@ -124,6 +124,8 @@ int maosd_queues_init(maosd_server *srv);
  * the last run, and arm the timer for what is due.  The caller runs the
  * loop until the commit thread is idle.  0 or an error (logged). */
 int maosd_queues_start(maosd_server *srv);
+/* End c's waiting claims now (they come back empty): its token went. */
+void maosd_queues_end_waits(maosd_conn *c);
 /* c closed: its waiting claims end, its bound claims go back. */
 void maosd_queues_conn_closed(maosd_conn *c);
 /* Shutdown: close the timer and end every waiting claim. */

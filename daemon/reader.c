@@ -222,7 +222,8 @@ void maosd_rjob_reply(maosd_rjob *j)
                        j->why);
         maosd_reply_error(c, j->req.rid, j->rc, j->why, j->has_actual, j->actual, -1);
         if (maosd_audit_is_refusal(j->rc)) /* e.g. a task of another queue */
-            maosd_audit_refused(c, maos_op_name(j->req.op), j->rc, j->why);
+            maosd_audit_refused(c, maos_op_name(j->req.op), j->rc, j->why,
+                                maosd_audit_target(&j->req));
         return;
     }
     maosd_conn_put_frames(c, &j->out);

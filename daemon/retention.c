@@ -646,6 +646,7 @@ static void change_record(const maosd_wreq *w, maosd_audit *a)
     const maos_stream_meta_in *in = &w->req.smeta;
     const smeta_job *j = w->done_arg;
     maosd_audit_begin(a, "stream_meta", w->who.uid, w->who.pid, w->who.conn_id);
+    maosd_audit_token(a, w->who.rights);
     if (w->req.stream.len)
         maosd_audit_str(a, "stream", w->req.stream);
     else

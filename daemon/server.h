@@ -113,6 +113,9 @@ typedef struct maosd_server {
     int64_t audit_window_ms;
     uint32_t audit_in_window;
     uint64_t audit_suppressed;
+    int64_t audit_req_window_ms;   /* refusals of requests, all connections */
+    uint32_t audit_req_in_window;
+    uint64_t audit_dropped;        /* records not written below min_free_mb */
     /* subscriptions (loop thread only) */
     maosd_sub *subs;      /* event subscriptions */
     maosd_sub *chan_subs; /* channel subscriptions */

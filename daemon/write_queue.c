@@ -1457,6 +1457,7 @@ int maosd_stage_dead_purge(maosd_wctx *x, maosd_wreq *w, uint32_t i)
         maos_slice d;
         uint64_t pos;
         maosd_audit_begin(&a, "dead_purge", w->who.uid, w->who.pid, w->who.conn_id);
+        maosd_audit_token(&a, w->who.rights);
         maosd_audit_str(&a, "queue", it->queue);
         maosd_audit_u64(&a, "count", o->q_n);
         rc = maosd_audit_end(&a, &d);

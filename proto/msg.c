@@ -1836,13 +1836,24 @@ int maos_enc_reply_pubkey(msgpack_packer *pk, uint64_t rid, const uint8_t key[32
 }
 
 int maos_enc_reply_chain_sign(msgpack_packer *pk, uint64_t rid, uint64_t position,
-                              const uint8_t hash[32], const uint8_t sig[64])
+                              const uint8_t hash[32], uint64_t head, const uint8_t sig[64])
 {
-    if (head_rep(pk, 3, rid, 1) || KV_U64(pk, "position", position) ||
-        pk_cstr(pk, "hash") || pk_bin(pk, hash, 32) || pk_cstr(pk, "signature") ||
-        pk_bin(pk, sig, 64))
+    if (head_rep(pk, 4, rid, 1) || KV_U64(pk, "position", position) ||
+        pk_cstr(pk, "hash") || pk_bin(pk, hash, 32) || KV_I64(pk, "head", (int64_t)head) ||
+        pk_cstr(pk, "signature") || pk_bin(pk, sig, 64))
         return MAOS_ENOMEM;
     return 0;
+}
+
+void maos_export_message(uint64_t position, const uint8_t hash[32], uint64_t head,
+                         uint8_t out[MAOS_EXPORT_MSG_LEN])
+{
+    memcpy(out, "maos-export-1", 13);
+    for (int i = 0; i < 8; i++) {
+        out[13 + i] = (uint8_t)(position >> (56 - 8 * i));
+        out[21 + i] = (uint8_t)(head >> (56 - 8 * i));
+    }
+    memcpy(out + 29, hash, 32);
 }
 
 void maos_chain_message(uint64_t position, const uint8_t hash[32],
@@ -3197,7 +3208,7 @@ static const uint64_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_METRICS] = RF(TEXT),
     [MAOS_OP_TASK_LIST] = RF(TASKS) | RF(NEXT),
     [MAOS_OP_PUBKEY] = RF(KEY),
-    [MAOS_OP_CHAIN_SIGN] = RF(POSITION) | RF(HASH) | RF(SIGNATURE),
+    [MAOS_OP_CHAIN_SIGN] = RF(POSITION) | RF(HASH) | RF(HEAD) | RF(SIGNATURE),
     [MAOS_OP_STREAM_META] = RF(MAX_COUNT) | RF(MAX_AGE_MS) | RF(FIRST_VERSION) | RF(HEAD) |
                             RF(DELETED),
     [MAOS_OP_TOKEN_CREATE] = RF(TOKEN),

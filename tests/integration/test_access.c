@@ -269,7 +269,8 @@ static const struct op_case {
     {"compact", b_compact, "admin", ADMIN_DENY, 0, MAOS_EFORBIDDEN},
     {"pubkey", b_pubkey, "read:zzz", "read:zzz", 0, 0},
     {"chain_sign", b_chain_sign, "admin", ADMIN_DENY, 0, MAOS_EFORBIDDEN},
-    {"token_create", b_tok_create, "admin", ADMIN_DENY, 0, MAOS_EFORBIDDEN},
+    /* a token gives at most what its maker has: admin plus the read:x it gives */
+    {"token_create", b_tok_create, "admin read:x", ADMIN_DENY, 0, MAOS_EFORBIDDEN},
     {"token_list", b_tok_list, "admin", ADMIN_DENY, 0, MAOS_EFORBIDDEN},
     {"token_revoke", b_tok_revoke, "admin", ADMIN_DENY, 0, MAOS_EFORBIDDEN},
 };
@@ -590,7 +591,7 @@ static void test_expiry(void **state)
     char tok[MAOS_TOKEN_TEXT_SIZE], msg[256];
     /* long enough to say hello (a sanitizer build is slow), short enough
      * to wait for */
-    mk_token(root, "short", "read: subscribe:", 3000, tok);
+    mk_token(root, "short", "read: subscribe:", 5000, tok);
     int code;
     int fd = xconnect(d->sock, tok, &code, msg, sizeof msg);
     MT_EQ_ERR(code, 0);
@@ -926,14 +927,129 @@ static void test_audit_needs_admin(void **state)
         for (size_t i = 0; i < pg->n; i++)
             audit += pg->events[i].stream_len == 6 && !memcmp(pg->events[i].stream, "$audit", 6);
         maos_page_free(pg);
+        maos_stream_page *sp;
+        MT_EQ_ERR(maos_streams(t, "", NULL, 100, &sp), 0);
+        size_t listed = 0;
+        for (size_t i = 0; i < sp->n; i++)
+            listed += sp->streams[i].stream_len == 6 && !memcmp(sp->streams[i].stream, "$audit", 6);
+        maos_stream_page_free(sp);
         if (k == 0) {
             MT_EQ_U64(audit, 0);
+            MT_EQ_U64(listed, 0); /* not even its name and count */
             MT_EQ_ERR(maos_read(t, "$audit", MAOS_FROM_START, 0, 10, &pg), MAOS_EFORBIDDEN);
         } else {
             MT_CMP_INT(audit, >=, 2);
+            MT_EQ_U64(listed, 1);
+            /* this one has admin and read: but not append: */
+            const char *sc[] = {"append:x-"};
+            char text[MAOS_TOKEN_TEXT_SIZE];
+            MT_EQ_ERR(maos_token_create(t, "wider", sc, 1, 0, -1, NULL, text), MAOS_EFORBIDDEN);
+            MT_TRUE(strstr(t->errstr, "append:x-") != NULL);
+            const char *sc2[] = {"read:x-"};
+            MT_EQ_ERR(maos_token_create(t, "narrower", sc2, 1, 0, -1, NULL, text), 0);
         }
         maos_free(t);
     }
+    maos_free(root);
+}
+
+/* The streams table and queue ops write carry their contents: read: alone
+ * does not see them; with kv.read (queue.work) of their entries it does. */
+static void test_derived_streams(void **state)
+{
+    (void)state;
+    mt_daemon *d = daemon_up("d");
+    maos_ctx *root = root_ctx(d->sock);
+    MT_EQ_ERR(maos_put(root, "kv.secret", "k1", "\x81\xa1v\x01", 4, MAOS_EXPECT_ANY, 0, NULL), 0);
+    maos_event_spec ev = {NULL, "t", NULL, 0, NULL, 0};
+    MT_EQ_ERR(maos_append(root, "plain-1", MAOS_EXPECT_ANY, &ev, 1, NULL), 0);
+    const char *sets[] = {"read:", "read: kv.read:kv.secret/"};
+    for (int k = 0; k < 2; k++) {
+        char tok[MAOS_TOKEN_TEXT_SIZE], name[16];
+        snprintf(name, sizeof name, "d%d", k);
+        mk_token(root, name, sets[k], 0, tok);
+        maos_options o = {.path = d->sock, .timeout_ms = 10000};
+        maos_ctx *t = maos_connect_token(&o, tok);
+        MT_TRUE(t && !t->err);
+        maos_page *pg;
+        MT_EQ_ERR(maos_read_all(t, NULL, MAOS_FROM_START, 0, 1000, &pg), 0);
+        size_t secret = 0, plain = 0;
+        for (size_t i = 0; i < pg->n; i++) {
+            secret += pg->events[i].stream_len == 12 && !memcmp(pg->events[i].stream,
+                                                                 "kv.secret-k1", 12);
+            plain += pg->events[i].stream_len == 7 && !memcmp(pg->events[i].stream, "plain-1", 7);
+        }
+        maos_page_free(pg);
+        MT_EQ_U64(plain, 1);
+        MT_EQ_U64(secret, k == 1);
+        MT_EQ_ERR(maos_read(t, "kv.secret-k1", MAOS_FROM_START, 0, 10, &pg),
+                  k ? 0 : MAOS_EFORBIDDEN);
+        if (k)
+            maos_page_free(pg);
+        maos_free(t);
+    }
+    maos_free(root);
+}
+
+static int b_claim_wait(msgpack_packer *pk, uint64_t rid)
+{
+    maos_slice q = S("rv-jobs");
+    return maos_enc_claim(pk, rid, &q, 1, 0, 60000, 1, 0);
+}
+
+/* A revoked token's waiting claim ends at once (empty): a task enqueued
+ * after the revocation never goes to it. */
+static void test_revoke_waiting_claim(void **state)
+{
+    (void)state;
+    mt_daemon *d = daemon_up("d");
+    maos_ctx *root = root_ctx(d->sock);
+    char tok[MAOS_TOKEN_TEXT_SIZE], msg[256];
+    mk_token(root, "worker", "queue.work:rv-", 0, tok);
+    int code;
+    int fd = xconnect(d->sock, tok, &code, msg, sizeof msg);
+    MT_EQ_ERR(code, 0);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    MT_EQ_INT(msgpack_sbuffer_write(&sb, "\0\0\0\0", 4), 0);
+    MT_EQ_INT(b_claim_wait(&pk, 2), 0);
+    maos_frame_put_len(sb.data, (uint32_t)(sb.size - 4));
+    MT_EQ_INT(mt_send_all(fd, sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+    /* the claim is parked at the daemon: queue_stats counts it waiting */
+    int64_t end = mt_now_us() + 30000000;
+    for (;;) {
+        maos_queue_stat *qs = NULL;
+        size_t nq = 0;
+        MT_EQ_ERR(maos_queue_stats(root, "rv-jobs", &qs, &nq), 0);
+        int waiting = nq == 1 && qs[0].waiting == 1;
+        free(qs);
+        if (waiting)
+            break;
+        MT_TRUE(mt_now_us() < end);
+    }
+    uint64_t closed = 0;
+    MT_EQ_ERR(maos_token_revoke(root, "worker", &closed), 0);
+    MT_EQ_U64(closed, 1);
+    MT_EQ_ERR(maos_enqueue(root, "rv-jobs", "\x81\xa1x\x01", 4, NULL, NULL, NULL), 0);
+    /* the revoked connection: the claim back empty, UNAUTHENTICATED, EOF */
+    for (int i = 0; i < 10; i++) {
+        char *f;
+        uint32_t len;
+        int rc = mt_recv_frame(fd, &f, &len, FRAME_MAX, 10000);
+        if (rc == 0)
+            break; /* closed */
+        MT_EQ_INT(rc, 1);
+        maos_reply rep;
+        MT_EQ_INT(maos_reply_decode(f, len, &rep), 0);
+        if (rep.ok && rep.rid == 2 && rep.n_items)
+            MT_FAIL("the revoked connection was given a task");
+        free(f);
+        MT_TRUE(i < 9);
+    }
+    close(fd);
     maos_free(root);
 }
 
@@ -945,6 +1061,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_hellos),    cmocka_unit_test(test_persist_and_uid),
         cmocka_unit_test(test_lease_of_another_queue),
         cmocka_unit_test(test_audit_needs_admin),
+        cmocka_unit_test(test_derived_streams),
+        cmocka_unit_test(test_revoke_waiting_claim),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 240);
 }

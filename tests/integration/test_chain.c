@@ -42,15 +42,14 @@ static maos_ctx *connect_ok(const mt_daemon *d)
     return c;
 }
 
-/* A daemon that signs every 5 events and every second (the harness
- * turns checkpoints off; these flags come after its own). */
+/* A daemon that signs every 5 events (the harness turns checkpoints off;
+ * these flags come after its own), by count only: the positions of the
+ * checkpoints are then known (6, 12, ...). */
 static mt_daemon *signing_daemon(const char *name)
 {
     mt_daemon *d = mt_daemon_new(name, NULL);
     mt_daemon_add_arg(d, "--chain-every-events");
     mt_daemon_add_arg(d, "5");
-    mt_daemon_add_arg(d, "--chain-interval-s");
-    mt_daemon_add_arg(d, "1");
     return d;
 }
 
@@ -140,20 +139,35 @@ static void test_signed(void **state)
     mt_run_free(&r);
 
     /* chain_sign: the stored record's hash, signed */
-    uint8_t hash[32], sig[64], mine[32], msg[MAOS_CHAIN_MSG_LEN], got[32];
+    uint8_t hash[32], sig[64], mine[32], msg[MAOS_EXPORT_MSG_LEN], got[32];
+    uint64_t shead = 0;
     maos_page *pg;
     MT_EQ_ERR(maos_read_all(c, NULL, 3, 0, 1, &pg), 0);
     crypto_generichash(mine, 32, pg->events[0].raw, pg->events[0].raw_len, NULL, 0);
     maos_page_free(pg);
-    MT_EQ_ERR(maos_chain_sign(c, 3, hash, sig), 0);
+    MT_EQ_ERR(maos_chain_sign(c, 3, hash, sig, &shead), 0);
     MT_TRUE(!memcmp(hash, mine, 32));
+    MT_CMP_INT(shead, >=, 12);
     MT_EQ_ERR(maos_pubkey(c, got), 0);
-    maos_chain_message(3, hash, msg);
+    maos_export_message(3, hash, shead, msg);
     MT_EQ_INT(crypto_sign_verify_detached(sig, msg, sizeof msg, got), 0);
-    MT_EQ_ERR(maos_chain_sign(c, 0, hash, sig), MAOS_EINVALID_ARG);
-    MT_EQ_ERR(maos_chain_sign(c, 1000000, hash, sig), MAOS_ENOT_FOUND);
+    /* not a checkpoint's signature: another domain */
+    uint8_t cmsg[MAOS_CHAIN_MSG_LEN];
+    maos_chain_message(3, hash, cmsg);
+    MT_TRUE(crypto_sign_verify_detached(sig, cmsg, sizeof cmsg, got) != 0);
+    MT_EQ_ERR(maos_chain_sign(c, 0, hash, sig, NULL), MAOS_EINVALID_ARG);
+    MT_EQ_ERR(maos_chain_sign(c, 1000000, hash, sig, NULL), MAOS_ENOT_FOUND);
     maos_free(c);
 
+    /* by time only: one second after a write, a checkpoint */
+    mt_daemon *t = mt_daemon_new("t", NULL);
+    mt_daemon_add_arg(t, "--chain-interval-s");
+    mt_daemon_add_arg(t, "1");
+    mt_daemon_up(t);
+    c = connect_ok(t);
+    append_n(c, "s-2", 2);
+    wait_checkpoints(c, 1);
+    maos_free(c);
     /* a daemon that has not signed anything (the harness's flags: no
      * checkpoints): --pubkey proves nothing */
     mt_daemon *e = mt_daemon_new("e", NULL);

@@ -1122,8 +1122,9 @@ static void test_audit_refusals(void **state)
     }
     MT_EQ_U64(counted, ASKS);
     MT_EQ_U64(connect, 1);
-    /* at most the burst of records for the backups, and one at the close */
-    MT_CMP_INT(n, <=, 10 + 1 + 1);
+    /* at most the burst of records per 10 s window (two windows at most on
+     * a slow build), one at the close and the connect's: never one each */
+    MT_CMP_INT(n, <=, 2 * 10 + 1 + 1);
     su_close(probe);
 }
 

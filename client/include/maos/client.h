@@ -917,11 +917,14 @@ int maos_pubkey(maos_ctx *c, uint8_t key[32]);
 /*
  * The daemon signs the hash of the stored record at position (it reads
  * and hashes the record itself; it never signs a hash it is given):
- * hash (32 bytes) and sig (64 bytes, ed25519 over maos_chain_message of
- * position and hash) are written.  MAOS_ENOT_FOUND: no event there (or
+ * hash (32 bytes), *head (may be NULL: the log's head when it signed) and
+ * sig (64 bytes, ed25519 over "maos-export-1", position and head as 8
+ * bytes big-endian each, and hash: PROTOCOL.md "Signed checkpoints") are
+ * written.  MAOS_ENOT_FOUND: no event there (or
  * no key).  Synchronous only, as maos_pubkey (tools, not agents' hot path).
  */
-int maos_chain_sign(maos_ctx *c, uint64_t position, uint8_t hash[32], uint8_t sig[64]);
+int maos_chain_sign(maos_ctx *c, uint64_t position, uint8_t hash[32], uint8_t sig[64],
+                    uint64_t *head);
 /* 1 when e is the stub of a removed event, with hash (may be NULL) set
  * to the BLAKE2b-256 of the record it replaced (what the next record's
  * prev links to); 0 for an event. */

@@ -379,8 +379,8 @@ def pubkey() -> Call[bytes]:
 
 def chain_sign(position: int) -> Call[tuple[bytes, bytes]]:
     """(hash, signature) of the stored record at position, signed by the
-    daemon (ed25519 over b"maos-chain-1" + position (8 bytes big-endian) +
-    hash)."""
+    daemon (ed25519 over b"maos-export-1" + position and the reply's head
+    (8 bytes big-endian each) + hash)."""
     p = C._uint(position, "position")
     if p == 0:
         raise E.InvalidArgument("position must be >= 1")

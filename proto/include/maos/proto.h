@@ -597,12 +597,20 @@ int maos_enc_pubkey(msgpack_packer *pk, uint64_t rid);
 int maos_enc_chain_sign(msgpack_packer *pk, uint64_t rid, uint64_t position);
 int maos_enc_reply_pubkey(msgpack_packer *pk, uint64_t rid, const uint8_t key[32]);
 int maos_enc_reply_chain_sign(msgpack_packer *pk, uint64_t rid, uint64_t position,
-                              const uint8_t hash[32], const uint8_t sig[64]);
+                              const uint8_t hash[32], uint64_t head, const uint8_t sig[64]);
 /* The message a signed checkpoint signs: "maos-chain-1" (12 bytes), the
  * position (8 bytes big-endian) and the hash of its record (32 bytes). */
 #define MAOS_CHAIN_MSG_LEN 52
 void maos_chain_message(uint64_t position, const uint8_t hash[32],
                         uint8_t out[MAOS_CHAIN_MSG_LEN]);
+/* What chain_sign signs (an export's trailer): "maos-export-1" (13 bytes),
+ * the position and the daemon's head when it signed (8 bytes big-endian
+ * each) and the hash: another domain than the checkpoints', so that a
+ * checkpoint's signature can never pass for a trailer's (an export cut
+ * there). */
+#define MAOS_EXPORT_MSG_LEN 61
+void maos_export_message(uint64_t position, const uint8_t hash[32], uint64_t head,
+                         uint8_t out[MAOS_EXPORT_MSG_LEN]);
 /* token_create: name, scopes[0..n) (texts), expires_ms (0: never), uid
  * (-1: any), session (NULL: none). */
 int maos_enc_token_create(msgpack_packer *pk, uint64_t rid, const char *name,
