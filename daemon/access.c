@@ -62,6 +62,8 @@ static int half_allows(int all, const maos_scope *v, uint32_t n, int kind, maos_
  * queue.work NAME).  -1: not such a stream; else 0 or 1. */
 static int derived_allow(const maosd_rights *r, maos_slice stream)
 {
+    if (!stream.len)
+        return -1; /* a prefix "": not one stream */
     maos_slice cat = maos_category(stream);
     if (cat.len == stream.len)
         return -1;

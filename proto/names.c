@@ -122,6 +122,8 @@ void maos_uuid_format(const uint8_t id[16], char out[37])
 
 maos_slice maos_category(maos_slice stream)
 {
+    if (!stream.len)
+        return stream; /* an empty prefix may come with a NULL pointer */
     const char *dash = memchr(stream.ptr, '-', stream.len);
     if (dash)
         stream.len = (uint32_t)(dash - stream.ptr);
