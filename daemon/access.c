@@ -446,10 +446,8 @@ int maosd_access_hello(maosd_call *call)
 
 /* Close c, whose token went: one UNAUTHENTICATED frame (rid 0), then the
  * close once it is written. */
-static void close_for_token(maosd_conn *c, const char *name, const char *what)
+static void close_revoked(maosd_conn *c, const char *why)
 {
-    char why[128];
-    snprintf(why, sizeof why, "token %s %s; closing", name, what);
     maosd_logf(MAOSD_LOG_INFO, "conn %llu: %s", (unsigned long long)c->id, why);
     /* nothing more for it from now on, though the close waits for its
      * queued writes: no delivery, no publish, no page (rights_allow), and
@@ -459,6 +457,23 @@ static void close_for_token(maosd_conn *c, const char *name, const char *what)
     maosd_queues_end_waits(c);
     maosd_reply_error(c, 0, MAOS_EUNAUTHENTICATED, why, 0, 0, -1);
     maosd_conn_fail(c);
+}
+
+static void close_for_token(maosd_conn *c, const char *name, const char *what)
+{
+    char why[128];
+    snprintf(why, sizeof why, "token %s %s; closing", name, what);
+    close_revoked(c, why);
+}
+
+void maosd_access_reloaded(maosd_server *srv)
+{
+    /* rights are set at hello: a connection of a uid the settings limit
+     * would keep the old ones; it is closed and reconnects with the new */
+    for (maosd_conn *c = srv->conns; c; c = c->next)
+        if (c->rights && !c->rights->uid_all && c->hello && !c->closing &&
+            !c->close_after_flush)
+            close_revoked(c, "the daemon's access settings changed (reload): reconnect");
 }
 
 void maosd_access_tick(maosd_server *srv)

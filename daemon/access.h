@@ -52,6 +52,10 @@ int maosd_access_check(struct maosd_call *call);
 /* hello: check the token (if any) and give the connection its rights.
  * 0, or BAD_REQUEST / UNAUTHENTICATED with call->why (no hello then). */
 int maosd_access_hello(struct maosd_call *call);
+/* After a reload that changed uid_scopes or the allow lists: close the
+ * connections of uids those settings limit (root's and the daemon's stay),
+ * one UNAUTHENTICATED frame each; they reconnect with the new rights. */
+void maosd_access_reloaded(struct maosd_server *srv);
 /* The connection is freed: its rights go. */
 void maosd_access_conn_free(maosd_conn *c);
 /* Once a second (server.c): close the connections whose token expired

@@ -29,6 +29,7 @@
 #include "dispatch.h"
 #include "queues.h"
 #include "recover.h"
+#include "access.h"
 #include "chain.h"
 #include "retention.h"
 #include "sdnotify.h"
@@ -57,8 +58,22 @@ static void on_hup(uv_signal_t *h, int signum)
         return;
     maosd_log(MAOSD_LOG_INFO, "SIGHUP: reloading the configuration");
     maosd_sd_reloading(srv, 1);
+    const maosd_config *cfg = srv->cfg;
+    char *scopes0 = cfg->uid_scopes ? strdup(cfg->uid_scopes) : NULL;
+    unsigned nu0 = cfg->n_allow_uid, ng0 = cfg->n_allow_gid;
+    uid_t u0[MAOSD_ALLOW_MAX];
+    gid_t g0[MAOSD_ALLOW_MAX];
+    memcpy(u0, cfg->allow_uid, sizeof u0);
+    memcpy(g0, cfg->allow_gid, sizeof g0);
     maosd_config_reload(srv->cfg, g_argc, g_argv);
     atomic_store(&srv->min_free_bytes, srv->cfg->min_free);
+    int changed = (scopes0 == NULL) != (cfg->uid_scopes == NULL) ||
+                  (scopes0 && strcmp(scopes0, cfg->uid_scopes)) || nu0 != cfg->n_allow_uid ||
+                  ng0 != cfg->n_allow_gid || memcmp(u0, cfg->allow_uid, sizeof u0) ||
+                  memcmp(g0, cfg->allow_gid, sizeof g0);
+    free(scopes0);
+    if (changed) /* live connections of limited uids reconnect with the new rights */
+        maosd_access_reloaded(srv);
     maosd_sd_reloading(srv, 0);
 }
 

@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1128,6 +1129,52 @@ static void test_audit_refusals(void **state)
     su_close(probe);
 }
 
+/* A reload that changes uid_scopes closes the live connections of the
+ * uids it limits (their rights were fixed at hello); root's stay. */
+static void test_reload_closes_limited(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("not root: other uids cannot connect; skipped\n");
+        skip();
+    }
+    char conf[512];
+    snprintf(conf, sizeof conf, "%s/maosd.conf", mt_test_dir());
+    const char *v1 = "[maosd]\nallow_uids = nobody\nuid_scopes = nobody=read:\n";
+    mt_write_file(conf, v1, strlen(v1));
+    const char *args[] = {"--config", conf, NULL};
+    mt_daemon *d = daemon_with(args);
+    MT_EQ_INT(chmod(mt_test_dir(), 0711), 0);
+    MT_EQ_INT(chmod(d->dir, 0711), 0);
+    MT_EQ_INT(chmod(d->sock, 0666), 0);
+    su_conn *probe = su_open(d->sock);
+    pid_t p = mt_fork();
+    if (p == 0) {
+        gid_t none = 0;
+        if (setgroups(0, &none) || setgid(65534) || setuid(65534))
+            _exit(2);
+        su_conn *c = su_try_open(d->sock);
+        if (!c)
+            _exit(3);
+        maos_slice f;
+        for (int i = 0; i < 100; i++) { /* the UNAUTHENTICATED frame, then EOF */
+            int rc = su_recv(c, 30000, &f);
+            if (rc == 0)
+                _exit(0);
+            if (rc < 0)
+                _exit(5);
+        }
+        _exit(6);
+    }
+    wait_conns(probe, 2); /* the helper is in, with hello said */
+    const char *v2 = "[maosd]\nallow_uids = nobody\nuid_scopes = nobody=read:x-\n";
+    mt_write_file(conf, v2, strlen(v2));
+    MT_EQ_INT(kill(d->pid, SIGHUP), 0);
+    MT_EQ_INT(mt_wait(p, 60000), 0);
+    su_ping(probe); /* root's connection stays */
+    su_close(probe);
+}
+
 static void test_allow_lists(void **state)
 {
     (void)state;
@@ -1256,6 +1303,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_uid_limits),
         cmocka_unit_test(test_allow_lists),
         cmocka_unit_test(test_audit_refusals),
+        cmocka_unit_test(test_reload_closes_limited),
         cmocka_unit_test(test_many_connections),
         cmocka_unit_test(test_pipeline_cap),
         cmocka_unit_test(test_lazy_subscribers),
