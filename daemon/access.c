@@ -791,12 +791,7 @@ int maosd_op_token_create(maosd_call *call)
     it->name = name;
     it->data = (maos_slice){sb.data, (uint32_t)sb.size};
     w->doc_mem = msgpack_sbuffer_release(&sb);
-    w->req.items = it;
-    w->req.n_items = 1;
-    w->items_owned = 1;
-    w->done = token_done;
-    w->done_arg = a;
-    maosd_submit(call->srv, w);
+    maosd_submit_item(call->srv, w, it, token_done, a);
     return 0;
 oom2:
     msgpack_sbuffer_destroy(&sb);
@@ -821,11 +816,7 @@ int maosd_op_token_revoke(maosd_call *call)
     }
     it->kind = MAOSD_ITEM_TOKEN_DELETE;
     it->name = name;
-    w->req.items = it;
-    w->req.n_items = 1;
-    w->items_owned = 1;
-    w->done = token_done;
-    maosd_submit(call->srv, w);
+    maosd_submit_item(call->srv, w, it, token_done, NULL);
     return 0;
 }
 
@@ -935,17 +926,9 @@ int maosd_check_token_put(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 static int token_audit(maosd_wctx *x, maosd_wreq *w, const char *op, maos_slice name)
 {
     maosd_audit a;
-    maos_slice d;
-    uint64_t pos;
-    maosd_audit_begin(&a, op, w->who.uid, w->who.pid, w->who.conn_id);
-    maosd_audit_token(&a, w->who.rights);
+    maosd_audit_begin_writer(&a, op, w);
     maosd_audit_str(&a, "name", name);
-    int rc = maosd_audit_end(&a, &d);
-    if (!rc)
-        rc = maosd_wx_record(x, w, (maos_slice){MAOSD_AUDIT_STREAM, 6},
-                             (maos_slice){"admin", 5}, d, &pos);
-    maosd_audit_free(&a);
-    return rc;
+    return maosd_audit_stage(x, w, &a);
 }
 
 int maosd_stage_token_put(maosd_wctx *x, maosd_wreq *w, uint32_t i)

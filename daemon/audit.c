@@ -98,6 +98,24 @@ void maosd_audit_free(maosd_audit *a)
     msgpack_sbuffer_destroy(&a->sb);
 }
 
+void maosd_audit_begin_writer(maosd_audit *a, const char *op, const maosd_wreq *w)
+{
+    maosd_audit_begin(a, op, w->who.uid, w->who.pid, w->who.conn_id);
+    maosd_audit_token(a, w->who.rights);
+}
+
+int maosd_audit_stage(maosd_wctx *x, maosd_wreq *w, maosd_audit *a)
+{
+    maos_slice d;
+    uint64_t pos;
+    int rc = maosd_audit_end(a, &d);
+    if (!rc)
+        rc = maosd_wx_record(x, w, (maos_slice){MAOSD_AUDIT_STREAM, 6},
+                             (maos_slice){"admin", 5}, d, &pos);
+    maosd_audit_free(a);
+    return rc;
+}
+
 void maosd_audit_emit(maosd_server *srv, maosd_audit *a, const char *type)
 {
     maos_slice d;

@@ -42,6 +42,13 @@ void maosd_audit_token(maosd_audit *a, const struct maosd_rights *rights);
 /* What a request names (its stream, queue, table, name, path, channel,
  * agent: the first it has), for the "target" of a refusal. */
 maos_slice maosd_audit_target(const maos_request *r);
+/* Commit thread: begin with the writer of w (uid, pid, conn, token), and
+ * stage the record (type "admin") into w's write, then free it: the
+ * action and its record are one write.  0 or an error of the stage. */
+struct maosd_wctx;
+struct maosd_wreq;
+void maosd_audit_begin_writer(maosd_audit *a, const char *op, const struct maosd_wreq *w);
+int maosd_audit_stage(struct maosd_wctx *x, struct maosd_wreq *w, maosd_audit *a);
 /* The record's bytes (into a->sb): 0 and *data, or MAOS_ENOMEM. */
 int maosd_audit_end(maosd_audit *a, maos_slice *data);
 void maosd_audit_free(maosd_audit *a);

@@ -227,12 +227,7 @@ int maosd_op_backup(maosd_call *call)
     say(m->staging, sizeof(m->staging), "%s/" STAGING_PREFIX "%llu",
              srv->cfg->data_dir, ++staging_seq);
     it->kind = MAOSD_ITEM_BACKUP;
-    w->req.items = it;
-    w->req.n_items = 1;
-    w->items_owned = 1;
-    w->done = backup_done;
-    w->done_arg = m;
-    maosd_submit(srv, w);
+    maosd_submit_item(srv, w, it, backup_done, m);
     return 0;
 }
 

@@ -115,6 +115,11 @@ maosd_wreq *maosd_wreq_for(maosd_conn *c, maos_request *req, char **frame,
  * (maosd_wreq_cost) is counted against w->conn's cap and the daemon's
  * budget, and w->conn is held until the done step. */
 void maosd_submit(maosd_server *srv, maosd_wreq *w);
+/* w with the one item it (malloc'ed, taken), its done step (NULL: the
+ * client's reply) and done_arg, submitted: the ops that make their own
+ * item (backup, stream_meta, tokens, agents). */
+void maosd_submit_item(maosd_server *srv, maosd_wreq *w, maos_item_in *it,
+                       maosd_wdone_fn done, void *done_arg);
 /* The default done step: answer w->conn (or log maosd's own write) and
  * free w. */
 void maosd_write_reply(maosd_server *srv, maosd_wreq *w);

@@ -88,6 +88,17 @@ int maosd_queue_write(maosd_server *srv, maosd_conn *c, maos_request *req,
     return 0;
 }
 
+void maosd_submit_item(maosd_server *srv, maosd_wreq *w, maos_item_in *it,
+                       maosd_wdone_fn done, void *done_arg)
+{
+    w->req.items = it;
+    w->req.n_items = 1;
+    w->items_owned = 1;
+    w->done = done;
+    w->done_arg = done_arg;
+    maosd_submit(srv, w);
+}
+
 void maosd_submit(maosd_server *srv, maosd_wreq *w)
 {
     w->cost = maosd_wreq_cost(w);

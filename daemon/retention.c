@@ -645,8 +645,7 @@ static void change_record(const maosd_wreq *w, maosd_audit *a)
 {
     const maos_stream_meta_in *in = &w->req.smeta;
     const smeta_job *j = w->done_arg;
-    maosd_audit_begin(a, "stream_meta", w->who.uid, w->who.pid, w->who.conn_id);
-    maosd_audit_token(a, w->who.rights);
+    maosd_audit_begin_writer(a, "stream_meta", w);
     if (w->req.stream.len)
         maosd_audit_str(a, "stream", w->req.stream);
     else
@@ -682,15 +681,8 @@ int maosd_stage_stream_meta(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     }
     /* the change and its audit record: one write */
     maosd_audit a;
-    maos_slice d;
-    uint64_t pos;
     change_record(w, &a);
-    int rc = maosd_audit_end(&a, &d);
-    if (!rc)
-        rc = maosd_wx_record(x, w, (maos_slice){MAOSD_AUDIT_STREAM, 6},
-                             (maos_slice){"admin", 5}, d, &pos);
-    maosd_audit_free(&a);
-    return rc;
+    return maosd_audit_stage(x, w, &a);
 }
 
 int maosd_reply_stream_meta(msgpack_packer *pk, const maosd_wreq *w, uint32_t i, int top)
@@ -985,11 +977,6 @@ int maosd_op_stream_meta(maosd_call *call)
         return MAOS_EOVERLOADED;
     }
     it->kind = MAOSD_ITEM_STREAM_META;
-    w->req.items = it;
-    w->req.n_items = 1;
-    w->items_owned = 1;
-    w->done = smeta_done;
-    w->done_arg = j;
-    maosd_submit(call->srv, w);
+    maosd_submit_item(call->srv, w, it, smeta_done, j);
     return 0;
 }

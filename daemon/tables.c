@@ -834,11 +834,8 @@ static int queue_agent(maosd_call *call, int kind, maos_slice key, char *doc,
     it->key = key;
     it->data = (maos_slice){doc, (uint32_t)doclen};
     it->expect = MAOS_EXPECT_ANY;
-    w->req.items = it;
-    w->req.n_items = 1;
-    w->items_owned = 1;
     w->doc_mem = doc;
-    maosd_submit(call->srv, w);
+    maosd_submit_item(call->srv, w, it, NULL, NULL);
     return 0;
 }
 

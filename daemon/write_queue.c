@@ -1454,17 +1454,10 @@ int maosd_stage_dead_purge(maosd_wctx *x, maosd_wreq *w, uint32_t i)
     free(ids);
     if (!rc && o->q_n) { /* an admin action: its record in the same write */
         maosd_audit a;
-        maos_slice d;
-        uint64_t pos;
-        maosd_audit_begin(&a, "dead_purge", w->who.uid, w->who.pid, w->who.conn_id);
-        maosd_audit_token(&a, w->who.rights);
+        maosd_audit_begin_writer(&a, "dead_purge", w);
         maosd_audit_str(&a, "queue", it->queue);
         maosd_audit_u64(&a, "count", o->q_n);
-        rc = maosd_audit_end(&a, &d);
-        if (!rc)
-            rc = maosd_wx_record(x, w, (maos_slice){MAOSD_AUDIT_STREAM, 6},
-                                 (maos_slice){"admin", 5}, d, &pos);
-        maosd_audit_free(&a);
+        rc = maosd_audit_stage(x, w, &a);
     }
     return rc;
 }

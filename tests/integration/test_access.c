@@ -81,7 +81,8 @@ typedef int (*build_fn)(msgpack_packer *pk, uint64_t rid);
 
 /* Send one request (built by b) and read frames until its reply (pushes
  * are skipped).  Returns the reply's code (0: ok); message into msg. */
-static int xreq(int fd, uint64_t rid, build_fn b, char *msg, size_t msglen)
+/* Send one request frame built by b. */
+static void xsend(int fd, uint64_t rid, build_fn b)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -92,6 +93,11 @@ static int xreq(int fd, uint64_t rid, build_fn b, char *msg, size_t msglen)
     maos_frame_put_len(sb.data, (uint32_t)(sb.size - 4));
     MT_EQ_INT(mt_send_all(fd, sb.data, sb.size), 0);
     msgpack_sbuffer_destroy(&sb);
+}
+
+static int xreq(int fd, uint64_t rid, build_fn b, char *msg, size_t msglen)
+{
+    xsend(fd, rid, b);
     for (int i = 0; i < 1000; i++) {
         char *f;
         uint32_t len;
@@ -1009,15 +1015,7 @@ static void test_revoke_waiting_claim(void **state)
     int code;
     int fd = xconnect(d->sock, tok, &code, msg, sizeof msg);
     MT_EQ_ERR(code, 0);
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    MT_EQ_INT(msgpack_sbuffer_write(&sb, "\0\0\0\0", 4), 0);
-    MT_EQ_INT(b_claim_wait(&pk, 2), 0);
-    maos_frame_put_len(sb.data, (uint32_t)(sb.size - 4));
-    MT_EQ_INT(mt_send_all(fd, sb.data, sb.size), 0);
-    msgpack_sbuffer_destroy(&sb);
+    xsend(fd, 2, b_claim_wait); /* its reply waits for a task */
     /* the claim is parked at the daemon: queue_stats counts it waiting */
     int64_t end = mt_now_us() + 30000000;
     for (;;) {

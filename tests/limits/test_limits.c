@@ -980,6 +980,14 @@ static void test_uid_limits(void **state)
  * numbers; primary group here) let them in. */
 /* ---- $audit: refused requests, rate-limited ------------------------------- */
 
+/* In a forked child: become uid 65534 (nobody), no supplementary group. */
+static void become_nobody(void)
+{
+    gid_t none = 0;
+    if (setgroups(0, &none) || setgid(65534) || setuid(65534))
+        _exit(2);
+}
+
 typedef struct arec {
     char type[16], op[32], code[32];
     uint64_t uid, suppressed;
@@ -1061,9 +1069,7 @@ static void test_audit_refusals(void **state)
     enum { ASKS = 25 };
     pid_t p = mt_fork();
     if (p == 0) {
-        gid_t none = 0;
-        if (setgroups(0, &none) || setgid(65534) || setuid(65534))
-            _exit(2);
+        become_nobody();
         su_conn *c = su_try_open(d->sock);
         if (!c)
             _exit(3);
@@ -1150,9 +1156,7 @@ static void test_reload_closes_limited(void **state)
     su_conn *probe = su_open(d->sock);
     pid_t p = mt_fork();
     if (p == 0) {
-        gid_t none = 0;
-        if (setgroups(0, &none) || setgid(65534) || setuid(65534))
-            _exit(2);
+        become_nobody();
         su_conn *c = su_try_open(d->sock);
         if (!c)
             _exit(3);
