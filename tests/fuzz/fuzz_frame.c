@@ -416,6 +416,32 @@ static void roundtrip(const maos_request *a, const maos_limits *lim)
         rc = maos_enc_dead_list(&pk, a->rid, a->queue, a->has_task ? a->task : NULL,
                                 a->limit);
         break;
+    case MAOS_OP_METRICS:
+        rc = maos_enc_metrics(&pk, a->rid);
+        break;
+    case MAOS_OP_COMPACT:
+        rc = maos_enc_compact(&pk, a->rid);
+        break;
+    case MAOS_OP_PUBKEY:
+        rc = maos_enc_pubkey(&pk, a->rid);
+        break;
+    case MAOS_OP_TOKEN_LIST:
+        rc = maos_enc_token_list(&pk, a->rid);
+        break;
+    case MAOS_OP_BACKUP:
+        rc = maos_enc_backup(&pk, a->rid, a->path);
+        break;
+    case MAOS_OP_CHAIN_SIGN:
+        rc = maos_enc_chain_sign(&pk, a->rid, a->position);
+        break;
+    case MAOS_OP_TASK_LIST:
+    case MAOS_OP_STREAM_META:
+    case MAOS_OP_TOKEN_CREATE:
+    case MAOS_OP_TOKEN_REVOKE:
+        /* structured bodies: their round trip is not checked here yet
+         * (decoding them is still fuzzed above) */
+        msgpack_sbuffer_destroy(&sb);
+        return;
     default:
         FUZZ_CHECK(0, "decoded op %d has no encoder", (int)a->op);
     }
@@ -428,6 +454,12 @@ static void roundtrip(const maos_request *a, const maos_limits *lim)
                maos_op_name(a->op), maos_err_name(rc), why);
     FUZZ_CHECK(b.op == a->op && b.rid == a->rid, "op/rid");
     switch (a->op) {
+    case MAOS_OP_BACKUP:
+        FUZZ_CHECK(fuzz_slice_eq(a->path, b.path), "backup path");
+        break;
+    case MAOS_OP_CHAIN_SIGN:
+        FUZZ_CHECK(a->position == b.position, "chain_sign position");
+        break;
     case MAOS_OP_HELLO:
         FUZZ_CHECK(b.version == a->version, "version");
         FUZZ_CHECK(fuzz_slice_eq(a->client_name, b.client_name), "client");
