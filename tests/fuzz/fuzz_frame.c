@@ -274,7 +274,83 @@ static void check_items(const maos_request *q)
     }
 }
 
-static void roundtrip(const maos_request *a, const maos_limits *lim)
+/* A C string copy of s (NULL when s holds a NUL: the encoders that take
+ * C strings cannot send it). Freed by the caller. */
+static char *cstr_of(maos_slice s)
+{
+    if (s.len && memchr(s.ptr, 0, s.len))
+        return NULL;
+    char *c = malloc(s.len + 1u);
+    FUZZ_CHECK(c, "malloc");
+    if (s.len)
+        memcpy(c, s.ptr, s.len);
+    c[s.len] = 0;
+    return c;
+}
+
+/* token_create: its spec (maos_token_spec_decode of the frame) encoded
+ * again, from texts, decodes to the same spec. */
+static void token_create_roundtrip(const maos_request *a, maos_slice frame,
+                                   const maos_limits *lim)
+{
+    maos_token_spec s, t;
+    char why[256];
+    if (maos_token_spec_decode(frame.ptr, frame.len, &s, why, sizeof why))
+        return; /* the daemon refuses it before anything else */
+    char *name = cstr_of(s.name);
+    char *session = s.session.len ? cstr_of(s.session) : NULL;
+    char *scopes[MAOS_SCOPES_MAX];
+    uint32_t n = 0;
+    int ok = name && (!s.session.len || session);
+    for (; ok && n < s.n_scopes; n++) {
+        const char *kind = maos_scope_kind_name(s.scopes[n].kind);
+        FUZZ_CHECK(kind, "scope kind %d has no name", s.scopes[n].kind);
+        maos_slice arg = s.scopes[n].arg;
+        size_t kl = strlen(kind), len = kl + (arg.len ? 1u + arg.len : 0u);
+        scopes[n] = malloc(len + 1u);
+        FUZZ_CHECK(scopes[n], "malloc");
+        memcpy(scopes[n], kind, kl);
+        if (arg.len) {
+            scopes[n][kl] = ':';
+            memcpy(scopes[n] + kl + 1, arg.ptr, arg.len);
+        }
+        scopes[n][len] = 0;
+    }
+    if (ok) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        int rc = maos_enc_token_create(&pk, a->rid, name, (const char *const *)scopes, n,
+                                       s.expires_ms, s.uid, session);
+        FUZZ_CHECK(rc == 0, "encoding token_create failed: %d", rc);
+        maos_request b;
+        rc = maos_request_decode(sb.data, sb.size, lim, &b, why, sizeof why);
+        FUZZ_CHECK(rc == 0, "re-encoded token_create does not decode: %s: %s",
+                   maos_err_name(rc), why);
+        FUZZ_CHECK(b.op == a->op && b.rid == a->rid, "token_create op/rid");
+        FUZZ_CHECK(fuzz_slice_eq(a->name, b.name), "token_create name");
+        maos_request_free(&b);
+        rc = maos_token_spec_decode(sb.data, sb.size, &t, why, sizeof why);
+        FUZZ_CHECK(rc == 0, "re-encoded token spec does not decode: %s: %s",
+                   maos_err_name(rc), why);
+        FUZZ_CHECK(fuzz_slice_eq(s.name, t.name) && fuzz_slice_eq(s.session, t.session) &&
+                       s.expires_ms == t.expires_ms && s.uid == t.uid &&
+                       s.n_scopes == t.n_scopes,
+                   "token spec fields");
+        for (uint32_t i = 0; i < s.n_scopes; i++)
+            FUZZ_CHECK(s.scopes[i].kind == t.scopes[i].kind &&
+                           fuzz_slice_eq(s.scopes[i].arg, t.scopes[i].arg),
+                       "token scope %u", i);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        free(scopes[i]);
+    free(name);
+    free(session);
+}
+
+static void roundtrip(const maos_request *a, maos_slice frame, const maos_limits *lim)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -435,13 +511,21 @@ static void roundtrip(const maos_request *a, const maos_limits *lim)
         rc = maos_enc_chain_sign(&pk, a->rid, a->position);
         break;
     case MAOS_OP_TASK_LIST:
+        rc = maos_enc_task_list(&pk, a->rid, a->queue, a->has_task ? a->task : NULL,
+                                a->limit);
+        break;
     case MAOS_OP_STREAM_META:
+        rc = maos_enc_stream_meta(&pk, a->rid, a->stream, &a->smeta);
+        break;
     case MAOS_OP_TOKEN_CREATE:
-    case MAOS_OP_TOKEN_REVOKE:
-        /* structured bodies: their round trip is not checked here yet
-         * (decoding them is still fuzzed above) */
         msgpack_sbuffer_destroy(&sb);
+        token_create_roundtrip(a, frame, lim);
         return;
+    case MAOS_OP_TOKEN_REVOKE:
+        if (!(name = cstr_of(a->name)))
+            goto out;
+        rc = maos_enc_token_revoke(&pk, a->rid, name);
+        break;
     default:
         FUZZ_CHECK(0, "decoded op %d has no encoder", (int)a->op);
     }
@@ -467,10 +551,30 @@ static void roundtrip(const maos_request *a, const maos_limits *lim)
     case MAOS_OP_TASK:
     case MAOS_OP_QUEUE_STATS:
     case MAOS_OP_DEAD_LIST:
+    case MAOS_OP_TASK_LIST:
         FUZZ_CHECK(fuzz_slice_eq(a->queue, b.queue) && a->has_task == b.has_task &&
                        (!a->has_task || !memcmp(a->task, b.task, 16)),
                    "queue read fields");
-        FUZZ_CHECK(a->op != MAOS_OP_DEAD_LIST || a->limit == b.limit, "dead_list limit");
+        FUZZ_CHECK((a->op != MAOS_OP_DEAD_LIST && a->op != MAOS_OP_TASK_LIST) ||
+                       a->limit == b.limit,
+                   "page limit");
+        break;
+    case MAOS_OP_STREAM_META: {
+        const maos_stream_meta_in *x = &a->smeta, *y = &b.smeta;
+        FUZZ_CHECK(fuzz_slice_eq(a->stream, b.stream) &&
+                       fuzz_slice_eq(x->category, y->category),
+                   "stream_meta target");
+        FUZZ_CHECK(!x->set == !y->set && (!x->set || (x->max_count == y->max_count &&
+                                                      x->max_age_ms == y->max_age_ms)),
+                   "stream_meta rule");
+        FUZZ_CHECK(!x->clear == !y->clear && !x->delete_ == !y->delete_ &&
+                       !x->has_truncate_before == !y->has_truncate_before &&
+                       (!x->has_truncate_before || x->truncate_before == y->truncate_before),
+                   "stream_meta actions");
+        break;
+    }
+    case MAOS_OP_TOKEN_REVOKE:
+        FUZZ_CHECK(fuzz_slice_eq(a->name, b.name), "token_revoke name");
         break;
     case MAOS_OP_ENQUEUE:
     case MAOS_OP_CLAIM:
@@ -604,7 +708,7 @@ static void one_frame(maos_slice f, const maos_limits *lim)
         FUZZ_CHECK(req.error_index == -1, "error_index %lld on success",
                    (long long)req.error_index);
         check_items(&req);
-        roundtrip(&req, lim);
+        roundtrip(&req, f, lim);
     } else {
         FUZZ_CHECK(fuzz_known_err(rc), "unknown error code %d", rc);
         FUZZ_CHECK(why[0] != 0, "%s without a reason", maos_err_name(rc));

@@ -790,6 +790,104 @@ static void queue_frames(void)
         hostile_pairs(bad[i].name, bad[i].op, bad[i].p, bad[i].n, bad[i].code);
 }
 
+/* A token_create seed the daemon would accept: its spec decodes too. */
+static void token_spec_ok(const enc *e)
+{
+    maos_token_spec t;
+    char why[256];
+    if (maos_token_spec_decode(e->sb.data, e->sb.size, &t, why, sizeof why))
+        die("token_create seed", why);
+}
+
+/* issues 13 and 14: retention, data operations, tokens */
+static void admin_frames(void)
+{
+    enc e;
+    uint8_t id[16];
+    make_id(id, 91);
+    {
+        wire w = {"valid-admin-ops", {0}};
+        wire_hello(&w);
+        maos_stream_meta_in rule = {.set = 1, .max_count = 100, .max_age_ms = 86400000};
+        maos_stream_meta_in cat = {.category = S("job"), .set = 1, .max_count = 5};
+        maos_stream_meta_in clear = {.category = S("job"), .clear = 1};
+        maos_stream_meta_in trunc = {.has_truncate_before = 1, .truncate_before = 7};
+        maos_stream_meta_in del = {.delete_ = 1};
+        maos_stream_meta_in info = {0};
+        const char *scopes[3] = {"read:order-", "kv.write:kv.plan/a", "admin"};
+        enc_init(&e);
+        one_request(&w, MAOS_OP_STREAM_META, maos_enc_stream_meta(&e.pk, 2, S("order-1"), &rule),
+                    &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_STREAM_META, maos_enc_stream_meta(&e.pk, 3, S(""), &cat), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_STREAM_META, maos_enc_stream_meta(&e.pk, 4, S(""), &clear), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_STREAM_META, maos_enc_stream_meta(&e.pk, 5, S("order-1"), &trunc),
+                    &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_STREAM_META, maos_enc_stream_meta(&e.pk, 6, S("order-2"), &del),
+                    &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_STREAM_META, maos_enc_stream_meta(&e.pk, 7, S("order-1"), &info),
+                    &e);
+        enc_init(&e);
+        must(maos_enc_token_create(&e.pk, 8, "ci-bot", scopes, 3, 86400000, 1000, "sess-1"),
+             "token_create");
+        token_spec_ok(&e);
+        one_request(&w, MAOS_OP_TOKEN_CREATE, 0, &e);
+        enc_init(&e);
+        must(maos_enc_token_create(&e.pk, 9, "sess-only", NULL, 0, 0, -1, "s2"),
+             "token_create");
+        token_spec_ok(&e);
+        one_request(&w, MAOS_OP_TOKEN_CREATE, 0, &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_TOKEN_LIST, maos_enc_token_list(&e.pk, 10), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_TOKEN_REVOKE, maos_enc_token_revoke(&e.pk, 11, "ci-bot"), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_TASK_LIST, maos_enc_task_list(&e.pk, 12, S("jobs"), id, 50), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_TASK_LIST, maos_enc_task_list(&e.pk, 13, S(""), NULL, 1), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_METRICS, maos_enc_metrics(&e.pk, 14), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_COMPACT, maos_enc_compact(&e.pk, 15), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_PUBKEY, maos_enc_pubkey(&e.pk, 16), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_CHAIN_SIGN, maos_enc_chain_sign(&e.pk, 17, 42), &e);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_BACKUP, maos_enc_backup(&e.pk, 18, S("/tmp/maos-backup")), &e);
+        wire_write(&w);
+    }
+    static const struct {
+        const char *name, *op;
+        pair p[3];
+        uint32_t n;
+        int code;
+    } bad[] = {
+        {"bad-meta-no-target", "stream_meta", {PAIR("max_count", "\x05")}, 1,
+         MAOS_EBAD_REQUEST},
+        {"bad-meta-both-targets", "stream_meta",
+         {PAIR("stream", "\xa3" "a-1"), PAIR("category", "\xa1" "a")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-meta-rule-and-clear", "stream_meta",
+         {PAIR("stream", "\xa3" "a-1"), PAIR("max_count", "\x05"), PAIR("clear", "\xc3")}, 3,
+         MAOS_EBAD_REQUEST},
+        {"bad-meta-category-delete", "stream_meta",
+         {PAIR("category", "\xa1" "a"), PAIR("delete", "\xc3")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-meta-count-negative", "stream_meta",
+         {PAIR("stream", "\xa3" "a-1"), PAIR("max_count", "\xff")}, 2, MAOS_EBAD_REQUEST},
+        {"bad-token-no-name", "token_create", {PAIR("uid", "\x05")}, 1, MAOS_EINVALID_NAME},
+        {"bad-token-name-space", "token_create", {PAIR("name", "\xa3" "a b")}, 1,
+         MAOS_EINVALID_NAME},
+        {"bad-chain-sign-zero", "chain_sign", {PAIR("position", "\x00")}, 1,
+         MAOS_EBAD_REQUEST},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        hostile_pairs(bad[i].name, bad[i].op, bad[i].p, bad[i].n, bad[i].code);
+}
+
 /* ---- the frame corpus --------------------------------------------------------- */
 
 static void frame_corpus(void)
@@ -1339,6 +1437,7 @@ static void frame_corpus(void)
     }
     table_frames();
     queue_frames();
+    admin_frames();
     free(store.p);
 }
 
