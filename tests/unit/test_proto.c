@@ -595,6 +595,97 @@ static void test_mpr_cursor(void **state)
     assert_err(maos_mpr_map(&r, &n), MAOS_EBAD_REQUEST);
 }
 
+/*
+ * maos_mpr_skip has its own tight loop (not maos_mp_check's walk): every
+ * header form, msgpack-c's encoding of it, is skipped whole, agrees with
+ * maos_mp_check, and every cut of it is refused by both; 0xc1 and lying
+ * counts too.
+ */
+static void test_mpr_skip_forms(void **state)
+{
+    (void)state;
+    mp m;
+    mp_init(&m);
+    msgpack_packer *pk = &m.pk;
+    static char big[70000];
+    memset(big, 'b', sizeof big);
+    /* one value per form, each ended by a marker nil */
+    int rc = msgpack_pack_nil(pk) || msgpack_pack_true(pk) || msgpack_pack_false(pk) ||
+             msgpack_pack_uint8(pk, 5) || msgpack_pack_uint8(pk, 200) ||
+             msgpack_pack_uint16(pk, 60000) || msgpack_pack_uint32(pk, 4000000000u) ||
+             msgpack_pack_uint64(pk, UINT64_MAX) || msgpack_pack_int8(pk, -5) ||
+             msgpack_pack_int8(pk, -100) || msgpack_pack_int16(pk, -30000) ||
+             msgpack_pack_int32(pk, -2000000000) || msgpack_pack_int64(pk, INT64_MIN) ||
+             msgpack_pack_float(pk, 1.5f) || msgpack_pack_double(pk, 2.5) ||
+             msgpack_pack_str_with_body(pk, big, 3) || msgpack_pack_str_with_body(pk, big, 40) ||
+             msgpack_pack_str_with_body(pk, big, 300) ||
+             msgpack_pack_str_with_body(pk, big, 66000) || msgpack_pack_bin_with_body(pk, big, 0) ||
+             msgpack_pack_bin_with_body(pk, big, 300) || msgpack_pack_bin_with_body(pk, big, 66000);
+    assert_int_equal(rc, 0);
+    for (size_t n = 1; n <= 16; n *= 2)
+        assert_int_equal(msgpack_pack_ext_with_body(pk, big, n, 7), 0); /* fixext */
+    assert_int_equal(msgpack_pack_ext_with_body(pk, big, 3, 7) ||
+                         msgpack_pack_ext_with_body(pk, big, 300, 7) ||
+                         msgpack_pack_ext_with_body(pk, big, 66000, 7),
+                     0);
+    /* containers: fix, 16 and 32-bit counts, nested */
+    assert_int_equal(msgpack_pack_array(pk, 2) || msgpack_pack_uint8(pk, 1) ||
+                         msgpack_pack_map(pk, 1) || msgpack_pack_str_with_body(pk, "k", 1) ||
+                         msgpack_pack_array(pk, 0),
+                     0);
+    assert_int_equal(msgpack_pack_array(pk, 20), 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(msgpack_pack_int(pk, i - 10), 0);
+    assert_int_equal(msgpack_pack_map(pk, 17), 0);
+    for (int i = 0; i < 17; i++)
+        assert_int_equal(msgpack_pack_int(pk, i) || msgpack_pack_nil(pk), 0);
+    /* 32-bit counts by hand: array32 [1], map32 {2: nil} */
+    assert_int_equal(msgpack_sbuffer_write(&m.sb, "\xdd\0\0\0\1\x01", 6) ||
+                         msgpack_sbuffer_write(&m.sb, "\xdf\0\0\0\1\x02\xc0", 7),
+                     0);
+
+    /* walk the buffer value by value with maos_mp_check's view of each */
+    const char *p = m.sb.data, *end = m.sb.data + m.sb.size;
+    int values = 0;
+    while (p < end) {
+        maos_mpr r;
+        maos_slice v;
+        maos_mpr_init(&r, p, (size_t)(end - p));
+        assert_err(maos_mpr_skip(&r, &v), 0);
+        assert_ptr_equal(v.ptr, p);
+        assert_err(maos_mp_check(p, v.len, NULL), 0);
+        for (uint32_t cut = 0; cut < v.len; cut += cut < 40 ? 1 : 997) {
+            maos_mpr_init(&r, p, cut);
+            assert_err(maos_mpr_skip(&r, NULL), MAOS_EBAD_REQUEST);
+            assert_ptr_equal(r.p, p);
+            assert_true(maos_mp_check(p, cut, NULL) != 0);
+        }
+        p += v.len;
+        values++;
+    }
+    assert_int_equal(values, 35);
+
+    /* refused: the reserved byte, alone and inside a container; counts
+     * that cannot fit the bytes left */
+    static const struct {
+        const char *b;
+        size_t n;
+    } bad[] = {{"\xc1", 1},
+               {"\x91\xc1", 2},
+               {"\x82\x01\x02\x03", 4},
+               {"\xdc\xff\xff\x01", 4},
+               {"\xde\x00\x02\x01\x02\x03", 6},
+               {"\xdb\xff\xff\xff\xff", 5},
+               {"\xc9\x00\x00\x00\x02\x07\x01", 7}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        maos_mpr r;
+        maos_mpr_init(&r, bad[i].b, bad[i].n);
+        assert_err(maos_mpr_skip(&r, NULL), MAOS_EBAD_REQUEST);
+        assert_true(maos_mp_check(bad[i].b, bad[i].n, NULL) != 0);
+    }
+    mp_free(&m);
+}
+
 /* ---- names, ids, categories --------------------------------------------------- */
 
 static void test_name_check(void **state)
@@ -3137,6 +3228,7 @@ int main(void)
         cmocka_unit_test(test_mp_check_depth),
         cmocka_unit_test(test_mp_check_elems),
         cmocka_unit_test(test_mpr_cursor),
+        cmocka_unit_test(test_mpr_skip_forms),
         cmocka_unit_test(test_name_check),
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_category),
