@@ -415,12 +415,9 @@ static int answer_of(const maos_result *r, const maos_op *ops)
 static struct rxf *frame_copy(const maos_result *r, maos_reply *rep)
 {
     const struct rxf *f = r->pd->f;
-    struct rxf *cp = malloc(sizeof *cp + f->len);
+    struct rxf *cp = maosc_rxf_new(f->data, f->len);
     if (!cp)
         return NULL;
-    cp->next = NULL;
-    cp->len = f->len;
-    memcpy(cp->data, f->data, f->len);
     maos_reply_decode(cp->data, cp->len, rep);
     return cp;
 }

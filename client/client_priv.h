@@ -146,8 +146,16 @@
 struct rxf {
     struct rxf *next;
     size_t len;
+    /* the reply decoded from data (has_rep), so that the steps a reply goes
+     * through (matching, completion, the caller's page) decode it once:
+     * decoding walks every event of a page (tests/bench/README.md
+     * "replay") */
+    int has_rep;
+    maos_reply rep;
     char data[];
 };
+/* A frame's copy (has_rep 0), or NULL when out of memory. */
+struct rxf *maosc_rxf_new(const void *frame, size_t len);
 
 /* A queued delivery: the node, then n maos_event, then the frame bytes. */
 struct dnode {

@@ -281,12 +281,9 @@ int maos_err_entry(maos_ctx *c, maos_table_page **out)
     const struct rxf *e = c->priv->err_entry;
     if (!e)
         return MAOS_ENOT_FOUND;
-    struct rxf *f = malloc(sizeof *f + e->len);
+    struct rxf *f = maosc_rxf_new(e->data, e->len);
     if (!f)
         return MAOS_ENOMEM;
-    f->next = NULL;
-    f->len = e->len;
-    memcpy(f->data, e->data, e->len);
     maos_reply rep = {.entry = {f->data, (uint32_t)f->len}};
     return maosc_make_table_page(c, f, &rep, 1, out);
 }

@@ -182,15 +182,24 @@ int maosc_wait_fd(maos_ctx *c, short events)
     }
 }
 
+struct rxf *maosc_rxf_new(const void *frame, size_t len)
+{
+    struct rxf *f = malloc(sizeof *f + len);
+    if (!f)
+        return NULL;
+    f->next = NULL;
+    f->len = len;
+    f->has_rep = 0;
+    memcpy(f->data, frame, len);
+    return f;
+}
+
 int maosc_rxq_push(maos_ctx *c, maos_slice frame)
 {
     struct maos_ctx_priv *p = c->priv;
-    struct rxf *f = malloc(sizeof *f + frame.len);
+    struct rxf *f = maosc_rxf_new(frame.ptr, frame.len);
     if (!f)
         return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a reply");
-    f->next = NULL;
-    f->len = frame.len;
-    memcpy(f->data, frame.ptr, frame.len);
     if (p->rxq_tail)
         p->rxq_tail->next = f;
     else
@@ -385,12 +394,8 @@ static void note_refusal(maos_ctx *c, const maos_reply *rep)
     p->index = rep->index;
     free(p->err_entry);
     p->err_entry = NULL;
-    if (rep->code == MAOS_EWRONG_REVISION && rep->entry.len &&
-        (p->err_entry = malloc(sizeof *p->err_entry + rep->entry.len))) {
-        p->err_entry->next = NULL;
-        p->err_entry->len = rep->entry.len;
-        memcpy(p->err_entry->data, rep->entry.ptr, rep->entry.len);
-    }
+    if (rep->code == MAOS_EWRONG_REVISION && rep->entry.len)
+        p->err_entry = maosc_rxf_new(rep->entry.ptr, rep->entry.len);
 }
 
 /*
@@ -554,12 +559,13 @@ static void pend_complete(maos_ctx *c, struct maosc_pend *pd, int status, struct
     pd->f = f;
     pd->status = status;
     pd->done = 1;
-    if (f && maos_reply_decode(f->data, f->len, &rep) == 0) {
+    if (f && f->has_rep)
+        rp = &f->rep;
+    else if (f && maos_reply_decode(f->data, f->len, &rep) == 0)
         rp = &rep;
-        if (!rep.ok && rep.message.len)
-            snprintf(pd->errstr, sizeof pd->errstr, "%.*s", (int)rep.message.len,
-                     rep.message.ptr);
-    }
+    if (rp && !rp->ok && rp->message.len)
+        snprintf(pd->errstr, sizeof pd->errstr, "%.*s", (int)rp->message.len,
+                 rp->message.ptr);
     if (why && !pd->errstr[0])
         snprintf(pd->errstr, sizeof pd->errstr, "%s", why);
     if (pd->internal)
@@ -595,51 +601,69 @@ static void pend_unlink(struct maos_ctx_priv *p, struct maosc_pend *pd)
 int maosc_reply_in(maos_ctx *c, maos_slice frame)
 {
     struct maos_ctx_priv *p = c->priv;
-    maos_reply rep;
     char why[160];
-    if (maos_reply_decode(frame.ptr, frame.len, &rep))
-        return maosc_die(c, MAOS_EPROTO, "malformed reply from the server");
+    /* Decoded once, from the copy its completion keeps (struct rxf). */
+    struct rxf *f = maosc_rxf_new(frame.ptr, frame.len);
+    if (!f)
+        return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a reply");
+    const maos_reply *rep = &f->rep;
+    int rc = 0;
+    if (maos_reply_decode(f->data, f->len, &f->rep)) {
+        rc = maosc_die(c, MAOS_EPROTO, "malformed reply from the server");
+        goto drop;
+    }
+    f->has_rep = 1;
     struct maosc_pend *pd = NULL;
     maos_op op;
-    if (rep.rid == 0) {
-        if (rep.ok)
-            return maosc_die(c, MAOS_EPROTO, "reply without a request id");
+    if (rep->rid == 0) {
+        if (rep->ok) {
+            rc = maosc_die(c, MAOS_EPROTO, "reply without a request id");
+            goto drop;
+        }
         /* an error about a frame the server could not read: whose it is
          * cannot be known unless one request is in flight */
-        if (p->pending)
-            return maosc_rxq_push(c, frame);
-        if (!p->pends_head || p->pends_head != p->pends_tail)
-            return maosc_die(c, MAOS_EPROTO, "error without a request id: %.*s",
-                             (int)rep.message.len, rep.message.ptr ? rep.message.ptr : "");
+        if (p->pending) {
+            rc = maosc_rxq_push(c, frame);
+            goto drop;
+        }
+        if (!p->pends_head || p->pends_head != p->pends_tail) {
+            rc = maosc_die(c, MAOS_EPROTO, "error without a request id: %.*s",
+                           (int)rep->message.len, rep->message.ptr ? rep->message.ptr : "");
+            goto drop;
+        }
         pd = p->pends_head;
         op = pd->op;
     } else {
-        op = win_get(&p->win, rep.rid);
-        if (op == MAOS_OP_NONE)
-            return maosc_die(c, MAOS_EPROTO, "reply to unknown request %llu",
-                             (unsigned long long)rep.rid);
-        if (win_abandoned(&p->win, rep.rid)) {
-            maosc_win_del(&p->win, rep.rid); /* timed out: dropped */
-            return 0;
+        op = win_get(&p->win, rep->rid);
+        if (op == MAOS_OP_NONE) {
+            rc = maosc_die(c, MAOS_EPROTO, "reply to unknown request %llu",
+                           (unsigned long long)rep->rid);
+            goto drop;
         }
-        pd = win_pd(&p->win, rep.rid);
-        if (!pd)
-            return maosc_rxq_push(c, frame);
+        if (win_abandoned(&p->win, rep->rid)) {
+            maosc_win_del(&p->win, rep->rid); /* timed out: dropped */
+            goto drop;
+        }
+        pd = win_pd(&p->win, rep->rid);
+        if (!pd) {
+            rc = maosc_rxq_push(c, frame);
+            goto drop;
+        }
     }
-    if (maos_reply_check(&rep, op, why, sizeof why))
-        return maosc_die(c, MAOS_EPROTO, "incomplete reply from the server: %s", why);
-    struct rxf *f = malloc(sizeof *f + frame.len);
-    if (!f)
-        return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a reply");
-    f->next = NULL;
-    f->len = frame.len;
-    memcpy(f->data, frame.ptr, frame.len);
+    if (maos_reply_check(rep, op, why, sizeof why)) {
+        rc = maosc_die(c, MAOS_EPROTO, "incomplete reply from the server: %s", why);
+        goto drop;
+    }
     int fd = p->fd;
+    int status = rep->ok ? 0 : rep->code ? rep->code : MAOS_EPROTO;
     pend_unlink(p, pd);
-    pend_complete(c, pd, rep.ok ? 0 : rep.code ? rep.code : MAOS_EPROTO, f, NULL);
+    pend_complete(c, pd, status, f, NULL); /* f is pd's now */
     if (p->fd != fd || p->dead) /* an internal handler broke the connection */
         return p->dead ? p->dead : c->err ? c->err : MAOS_ECLOSED;
     return 0;
+drop:
+    free(f);
+    return rc;
 }
 
 /*
@@ -853,7 +877,10 @@ static int pend_take(maos_ctx *c, struct maosc_pend *pd, struct rxf **f, maos_re
     int rc = pd->status;
     p->n_pends--;
     if (pd->f) {
-        maos_reply_decode(pd->f->data, pd->f->len, rep);
+        if (pd->f->has_rep)
+            *rep = pd->f->rep;
+        else
+            maos_reply_decode(pd->f->data, pd->f->len, rep);
         if (rc == 0) {
             *f = pd->f;
             pd->f = NULL;
