@@ -95,6 +95,14 @@ struct dnode *maosc_dq_pop(struct maos_ctx_priv *p)
  * delivery of its subscription, or drop it (an unknown id: unsubscribed,
  * see client_priv.h).  0 or a sticky error.
  */
+/* s, a slice of the bytes at from, as the same slice of their copy at to */
+static maos_slice rebase(maos_slice s, const char *from, char *to)
+{
+    if (s.ptr)
+        s.ptr = to + (s.ptr - from);
+    return s;
+}
+
 static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *pu)
 {
     struct maos_ctx_priv *p = c->priv;
@@ -120,11 +128,15 @@ static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *
     maos_event *ev = (maos_event *)(nd + 1);
     maos_table_entry *en = (maos_table_entry *)(ev + n);
     char *copy = (char *)(en + ne);
-    maos_push q;
+    /* pu, decoded from frame, moved onto the copy: decoding again would
+     * walk every event once more (tests/bench/README.md "replay") */
+    maos_push q = *pu;
     memcpy(copy, frame, len);
+    q.items = rebase(q.items, frame, copy);
+    q.channel = rebase(q.channel, frame, copy);
+    q.payload = rebase(q.payload, frame, copy);
     memset(&nd->d, 0, sizeof nd->d);
-    int bad = maos_push_decode(copy, len, &q) != 1 ||
-              (n && maosc_records_to_events(q.items, n, ev));
+    int bad = n && maosc_records_to_events(q.items, n, ev);
     if (!bad && ne) {
         maos_mpr r;
         uint32_t cnt;
