@@ -415,7 +415,7 @@ static int answer_of(const maos_result *r, const maos_op *ops)
 static struct rxf *frame_copy(const maos_result *r, maos_reply *rep)
 {
     const struct rxf *f = r->pd->f;
-    struct rxf *cp = maosc_rxf_new(f->data, f->len);
+    struct rxf *cp = maosc_rxf_new(f->data, f->len, 0);
     if (!cp)
         return NULL;
     maos_reply_decode(cp->data, cp->len, rep);

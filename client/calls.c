@@ -255,13 +255,17 @@ int maosc_make_page(maos_ctx *c, struct rxf *f, const maos_reply *rep,
         return maosc_die(c, MAOS_EPROTO, "reply declares %zu events in %u bytes", n,
                    rep->items.len);
     }
-    maos_page *pg = calloc(1, sizeof *pg + n * sizeof(maos_event));
+    /* the events made while the reply was decoded (maosc_reply_in), when
+     * rep is that decode: one walk of the page, not two */
+    int made = f->events && f->n_events == n && n && rep->items.ptr >= f->data &&
+               rep->items.ptr < f->data + f->len;
+    maos_page *pg = calloc(1, sizeof *pg + (made ? 0 : n * sizeof(maos_event)));
     if (!pg) {
         free(f);
         return maosc_fail(c, MAOS_ENOMEM, "out of memory for a page of %zu events", n);
     }
-    pg->events = (maos_event *)(pg + 1);
-    if (maosc_records_to_events(rep->items, n, pg->events))
+    pg->events = made ? f->events : (maos_event *)(pg + 1);
+    if (!made && maosc_records_to_events(rep->items, n, pg->events))
         goto bad;
     pg->n = n;
     pg->has_next = rep->next_kind == MAOS_NEXT_UINT;

@@ -152,10 +152,18 @@ struct rxf {
      * "replay") */
     int has_rep;
     maos_reply rep;
+    /* a read's events, made while rep was decoded (maosc_reply_in): room
+     * for cap_events after data, in the same allocation; n_events of them
+     * filled (all of rep.items when the decode succeeded) */
+    maos_event *events;
+    uint32_t n_events, cap_events;
     char data[];
 };
-/* A frame's copy (has_rep 0), or NULL when out of memory. */
-struct rxf *maosc_rxf_new(const void *frame, size_t len);
+/* A frame's copy (has_rep 0), with room for cap_events events after it,
+ * or NULL when out of memory. */
+struct rxf *maosc_rxf_new(const void *frame, size_t len, uint32_t cap_events);
+/* push.c: one stored record as the event handed to the caller */
+void maosc_record_to_event(const maos_record *rec, maos_event *e);
 
 /* A queued delivery: the node, then n maos_event, then the frame bytes. */
 struct dnode {

@@ -281,7 +281,7 @@ int maos_err_entry(maos_ctx *c, maos_table_page **out)
     const struct rxf *e = c->priv->err_entry;
     if (!e)
         return MAOS_ENOT_FOUND;
-    struct rxf *f = maosc_rxf_new(e->data, e->len);
+    struct rxf *f = maosc_rxf_new(e->data, e->len, 0);
     if (!f)
         return MAOS_ENOMEM;
     maos_reply rep = {.entry = {f->data, (uint32_t)f->len}};

@@ -32,6 +32,25 @@ void maosc_aclaims_lost(struct maos_ctx_priv *p)
 
 /* Fill ev[0..n) from a raw array of n stored records (views into it).
  * 0 or -1 when malformed. */
+void maosc_record_to_event(const maos_record *rec, maos_event *e)
+{
+    e->position = rec->position;
+    e->version = rec->version;
+    e->time = rec->time;
+    e->stream = rec->stream.ptr;
+    e->stream_len = rec->stream.len;
+    e->type = rec->type.ptr;
+    e->type_len = rec->type.len;
+    memcpy(e->id, rec->id.ptr, 16);
+    memcpy(e->prev, rec->prev.ptr, MAOS_HASH_BYTES);
+    e->data = rec->data.ptr;
+    e->data_len = rec->data.len;
+    e->meta = rec->meta.ptr;
+    e->meta_len = rec->meta.len;
+    e->raw = rec->raw.ptr;
+    e->raw_len = rec->raw.len;
+}
+
 int maosc_records_to_events(maos_slice items, size_t n, maos_event *ev)
 {
     maos_mpr r;
@@ -41,25 +60,10 @@ int maosc_records_to_events(maos_slice items, size_t n, maos_event *ev)
         return -1;
     for (size_t i = 0; i < n; i++) {
         maos_record rec;
-        maos_event *e = &ev[i];
         if (maos_record_next(&r, &rec) || rec.id.len != 16 ||
             rec.prev.len != MAOS_HASH_BYTES)
             return -1;
-        e->position = rec.position;
-        e->version = rec.version;
-        e->time = rec.time;
-        e->stream = rec.stream.ptr;
-        e->stream_len = rec.stream.len;
-        e->type = rec.type.ptr;
-        e->type_len = rec.type.len;
-        memcpy(e->id, rec.id.ptr, 16);
-        memcpy(e->prev, rec.prev.ptr, MAOS_HASH_BYTES);
-        e->data = rec.data.ptr;
-        e->data_len = rec.data.len;
-        e->meta = rec.meta.ptr;
-        e->meta_len = rec.meta.len;
-        e->raw = rec.raw.ptr;
-        e->raw_len = rec.raw.len;
+        maosc_record_to_event(&rec, &ev[i]);
     }
     return 0;
 }

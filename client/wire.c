@@ -182,22 +182,64 @@ int maosc_wait_fd(maos_ctx *c, short events)
     }
 }
 
-struct rxf *maosc_rxf_new(const void *frame, size_t len)
+struct rxf *maosc_rxf_new(const void *frame, size_t len, uint32_t cap_events)
 {
-    struct rxf *f = malloc(sizeof *f + len);
+    const size_t al = _Alignof(maos_event);
+    size_t room = cap_events ? al - 1 + (size_t)cap_events * sizeof(maos_event) : 0;
+    struct rxf *f = malloc(sizeof *f + len + room);
     if (!f)
         return NULL;
     f->next = NULL;
     f->len = len;
     f->has_rep = 0;
+    uintptr_t at = ((uintptr_t)(f->data + len) + al - 1) / al * al;
+    f->events = cap_events ? (maos_event *)at : NULL;
+    f->n_events = 0;
+    f->cap_events = cap_events;
     memcpy(f->data, frame, len);
     return f;
+}
+
+/* How many events a reply frame's `events` list declares, when it comes
+ * within its first three keys, as maosd writes read replies ({rid, ok,
+ * events, next}); else 0.  Bounded by what the frame can hold, so a lying
+ * count costs no memory. */
+static uint32_t events_declared(const void *frame, size_t len)
+{
+    maos_mpr r;
+    uint32_t n, cnt;
+    maos_mpr_init(&r, frame, len);
+    if (maos_mpr_map(&r, &n))
+        return 0;
+    for (uint32_t i = 0; i < n && i < 3; i++) {
+        maos_slice k;
+        if (maos_mpr_str(&r, &k))
+            return 0;
+        if (k.len == 6 && !memcmp(k.ptr, "events", 6))
+            return maos_mpr_array(&r, &cnt) || (uint64_t)cnt * MIN_RECORD_BYTES > len ? 0
+                                                                                       : cnt;
+        if (maos_mpr_skip(&r, NULL))
+            return 0;
+    }
+    return 0;
+}
+
+/* maos_reply_decode_sink's sink: each record of a read reply straight into
+ * the frame's events. */
+static int events_sink(void *arg, uint32_t i, uint32_t n, const maos_record *rec)
+{
+    struct rxf *f = arg;
+    if (n > f->cap_events || i != f->n_events || rec->id.len != 16 ||
+        rec->prev.len != MAOS_HASH_BYTES)
+        return -1;
+    maosc_record_to_event(rec, &f->events[f->n_events++]);
+    return 0;
 }
 
 int maosc_rxq_push(maos_ctx *c, maos_slice frame)
 {
     struct maos_ctx_priv *p = c->priv;
-    struct rxf *f = maosc_rxf_new(frame.ptr, frame.len);
+    struct rxf *f = maosc_rxf_new(frame.ptr, frame.len, 0);
     if (!f)
         return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a reply");
     if (p->rxq_tail)
@@ -395,7 +437,7 @@ static void note_refusal(maos_ctx *c, const maos_reply *rep)
     free(p->err_entry);
     p->err_entry = NULL;
     if (rep->code == MAOS_EWRONG_REVISION && rep->entry.len)
-        p->err_entry = maosc_rxf_new(rep->entry.ptr, rep->entry.len);
+        p->err_entry = maosc_rxf_new(rep->entry.ptr, rep->entry.len, 0);
 }
 
 /*
@@ -602,13 +644,15 @@ int maosc_reply_in(maos_ctx *c, maos_slice frame)
 {
     struct maos_ctx_priv *p = c->priv;
     char why[160];
-    /* Decoded once, from the copy its completion keeps (struct rxf). */
-    struct rxf *f = maosc_rxf_new(frame.ptr, frame.len);
+    /* Decoded once, from the copy its completion keeps (struct rxf), a
+     * read's events with it. */
+    uint32_t cap = events_declared(frame.ptr, frame.len);
+    struct rxf *f = maosc_rxf_new(frame.ptr, frame.len, cap);
     if (!f)
         return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a reply");
     const maos_reply *rep = &f->rep;
     int rc = 0;
-    if (maos_reply_decode(f->data, f->len, &f->rep)) {
+    if (maos_reply_decode_sink(f->data, f->len, &f->rep, cap ? events_sink : NULL, f)) {
         rc = maosc_die(c, MAOS_EPROTO, "malformed reply from the server");
         goto drop;
     }

@@ -3392,7 +3392,30 @@ static int dec_list(maos_mpr *r, uint32_t *count, maos_slice *raw)
     return 0;
 }
 
+/* An `events` list, each record to sink as it is read (see
+ * maos_reply_decode_sink). */
+static int dec_records(maos_mpr *r, uint32_t *count, maos_slice *raw, maos_record_sink sink,
+                       void *arg)
+{
+    const char *start = (const char *)r->p;
+    maos_record rec;
+    if (maos_mpr_array(r, count))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < *count; i++)
+        if (maos_record_next(r, &rec) || sink(arg, i, *count, &rec))
+            return MAOS_EPROTO;
+    raw->ptr = start;
+    raw->len = (uint32_t)((const char *)r->p - start);
+    return 0;
+}
+
 int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
+{
+    return maos_reply_decode_sink(frame, len, rep, NULL, NULL);
+}
+
+int maos_reply_decode_sink(const void *frame, size_t len, maos_reply *rep,
+                           maos_record_sink sink, void *arg)
 {
     maos_mpr r;
     uint32_t n;
@@ -3477,7 +3500,8 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep)
             rep->have_ |= RF(TEXT);
         } else if (key_is(k, "events") || key_is(k, "streams") ||
                    key_is(k, "entries")) {
-            bad = dec_list(&r, &rep->n_items, &rep->items);
+            bad = sink && k.len == 6 ? dec_records(&r, &rep->n_items, &rep->items, sink, arg)
+                                     : dec_list(&r, &rep->n_items, &rep->items);
             rep->have_ |= k.ptr[0] == 's' ? RF(STREAMS) : k.len == 6 ? RF(EVENTS)
                                                                     : RF(ENTRIES);
         } else if (key_is(k, "entry")) {

@@ -385,6 +385,30 @@ static void check_every_op(const maos_reply *rep)
     }
 }
 
+/* maos_reply_decode_sink's records: handed in order, each one whole
+ * record inside the frame. */
+typedef struct sink_st {
+    uint32_t seen, n;
+    const uint8_t *lo, *hi;
+} sink_st;
+
+static int sink(void *arg, uint32_t i, uint32_t n, const maos_record *rec)
+{
+    sink_st *st = arg;
+    FUZZ_CHECK(i == st->seen || i == 0, "record %u handed after %u", i, st->seen);
+    FUZZ_CHECK(i < n, "record %u of %u", i, n);
+    FUZZ_CHECK((const uint8_t *)rec->raw.ptr >= st->lo &&
+                   (const uint8_t *)rec->raw.ptr + rec->raw.len <= st->hi,
+               "record outside the frame");
+    maos_record again;
+    FUZZ_CHECK(maos_record_decode(rec->raw.ptr, rec->raw.len, &again) == 0,
+               "a handed record does not decode alone");
+    same_record(rec, &again);
+    st->seen = i + 1;
+    st->n = n;
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* The two walkers of proto/mpread.c must agree on what one value is. */
@@ -406,8 +430,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    maos_reply rep;
+    maos_reply rep, rep2;
     int rc = maos_reply_decode(data, size, &rep);
+    /* the same decode with every events record handed out as it is read:
+     * it succeeds only where the plain one does, with the same reply */
+    sink_st st = {0, 0, data, data + size};
+    int rc2 = maos_reply_decode_sink(data, size, &rep2, sink, &st);
+    FUZZ_CHECK(rc2 == 0 || rc2 == MAOS_EPROTO, "reply_decode_sink returned %d", rc2);
+    if (rc2 == 0) {
+        FUZZ_CHECK(rc == 0, "the sink decode took a reply the plain one refuses");
+        FUZZ_CHECK(rep2.rid == rep.rid && rep2.ok == rep.ok && rep2.code == rep.code &&
+                       rep2.n_results == rep.n_results && fuzz_slice_eq(rep2.results, rep.results) &&
+                       rep2.n_items == rep.n_items && fuzz_slice_eq(rep2.items, rep.items),
+                   "the sink decode differs");
+        FUZZ_CHECK(st.seen == st.n, "%u of %u records handed", st.seen, st.n);
+    }
     if (rc) {
         FUZZ_CHECK(rc == MAOS_EPROTO, "reply_decode returned %d", rc);
         return 0;

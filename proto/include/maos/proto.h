@@ -1066,6 +1066,15 @@ typedef struct maos_reply {
  * check it against the request it answers with maos_reply_check.
  */
 int maos_reply_decode(const void *frame, size_t len, maos_reply *rep);
+/* As maos_reply_decode, and each record of an `events` list handed to
+ * sink(arg, i, n, rec) as it is decoded (i of n; rec's slices point into
+ * frame): the one walk of a page that a decode followed by
+ * maos_record_next of each event would make twice.  An element that is
+ * not a record, or a sink that returns non-zero, fails the decode
+ * (MAOS_EPROTO).  sink NULL: maos_reply_decode. */
+typedef int (*maos_record_sink)(void *arg, uint32_t i, uint32_t n, const maos_record *rec);
+int maos_reply_decode_sink(const void *frame, size_t len, maos_reply *rep,
+                           maos_record_sink sink, void *arg);
 /*
  * Whether a decoded reply carries every field PROTOCOL.md promises for a
  * reply to `op` (a client knows the op from the rid it matched):
