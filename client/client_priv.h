@@ -164,6 +164,12 @@ struct rxf {
 struct rxf *maosc_rxf_new(const void *frame, size_t len, uint32_t cap_events);
 /* push.c: one stored record as the event handed to the caller */
 void maosc_record_to_event(const maos_record *rec, maos_event *e);
+/* push.c: how many events a frame's `events` list declares when it comes
+ * within the frame's first three keys, as maosd writes them (a read reply
+ * {rid, ok, events, next}; an events push {push, sub, events, ...}), and
+ * the frame is a push (push 1) or not (push 0); else 0.  Bounded by what
+ * the frame can hold: a lying count costs no memory. */
+uint32_t maosc_events_declared(const void *frame, size_t len, int push);
 
 /* A queued delivery: the node, then n maos_event, then the frame bytes. */
 struct dnode {

@@ -94,11 +94,30 @@ struct dnode *maosc_dq_pop(struct maos_ctx_priv *p)
     return n;
 }
 
-/*
- * A push frame (decoded as pu, slices into frame) arrived: queue it as a
- * delivery of its subscription, or drop it (an unknown id: unsubscribed,
- * see client_priv.h).  0 or a sticky error.
- */
+uint32_t maosc_events_declared(const void *frame, size_t len, int push)
+{
+    maos_mpr r;
+    uint32_t n, cnt;
+    int is_push = 0;
+    maos_mpr_init(&r, frame, len);
+    if (maos_mpr_map(&r, &n))
+        return 0;
+    for (uint32_t i = 0; i < n && i < 3; i++) {
+        maos_slice k;
+        if (maos_mpr_str(&r, &k))
+            return 0;
+        if (k.len == 6 && !memcmp(k.ptr, "events", 6))
+            return is_push != push || maos_mpr_array(&r, &cnt) ||
+                           (uint64_t)cnt * MIN_RECORD_BYTES > len
+                       ? 0
+                       : cnt;
+        is_push |= k.len == 4 && !memcmp(k.ptr, "push", 4);
+        if (maos_mpr_skip(&r, NULL))
+            return 0;
+    }
+    return 0;
+}
+
 /* s, a slice of the bytes at from, as the same slice of their copy at to */
 static maos_slice rebase(maos_slice s, const char *from, char *to)
 {
@@ -107,40 +126,57 @@ static maos_slice rebase(maos_slice s, const char *from, char *to)
     return s;
 }
 
-static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *pu)
+/*
+ * A push frame (decoded as pu, slices into frame) arrived: queue it as a
+ * delivery of its subscription, or drop it (an unknown id: unsubscribed,
+ * see client_priv.h).  made: a node maosc_route_frame already holds the
+ * push in (frame is its copy, its events made while pu was decoded), taken
+ * here; or NULL.  0 or a sticky error.
+ */
+static int push_in(maos_ctx *c, const char *frame, size_t len, const maos_push *pu,
+                   struct dnode *made)
 {
     struct maos_ctx_priv *p = c->priv;
     /* server ids start at 1; 0 marks a subscription not (yet) registered */
     struct csub *s = pu->sub ? maosc_sub_by_server_id(p, pu->sub) : NULL;
-    if (!s)
+    if (!s) {
+        free(made);
         return 0;
-    if (s->channel != (pu->kind == MAOS_PUSH_MESSAGE))
-        return maosc_die(c, MAOS_EPROTO, "%s push for a%s subscription",
-                   maos_push_name(pu->kind), s->channel ? " channel" : "n event");
+    }
     size_t n = pu->kind == MAOS_PUSH_EVENTS ? pu->n_items : 0;
     size_t ne = pu->kind == MAOS_PUSH_ENTRIES ? pu->n_items : 0;
-    if ((uint64_t)n * MIN_RECORD_BYTES > pu->items.len ||
-        (uint64_t)ne * 8 > pu->items.len)
-        return maosc_die(c, MAOS_EPROTO, "push declares %zu items in %u bytes", n + ne,
-                   pu->items.len);
-    if (ne && !s->watch)
-        return maosc_die(c, MAOS_EPROTO, "entries push for a subscription that is no watch");
-    struct dnode *nd = malloc(sizeof *nd + n * sizeof(maos_event) +
-                              ne * sizeof(maos_table_entry) + len);
+    const char *bad_why = NULL;
+    if (s->channel != (pu->kind == MAOS_PUSH_MESSAGE))
+        bad_why = "a push of the wrong kind for its subscription";
+    else if ((uint64_t)n * MIN_RECORD_BYTES > pu->items.len ||
+             (uint64_t)ne * 8 > pu->items.len)
+        bad_why = "a push that declares more items than it holds";
+    else if (ne && !s->watch)
+        bad_why = "an entries push for a subscription that is no watch";
+    if (bad_why) {
+        free(made);
+        return maosc_die(c, MAOS_EPROTO, "%s (%s push, subscription %llu)", bad_why,
+                         maos_push_name(pu->kind), (unsigned long long)s->id);
+    }
+    struct dnode *nd = made;
+    if (!nd)
+        nd = malloc(sizeof *nd + n * sizeof(maos_event) + ne * sizeof(maos_table_entry) + len);
     if (!nd)
         return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a push");
     maos_event *ev = (maos_event *)(nd + 1);
     maos_table_entry *en = (maos_table_entry *)(ev + n);
-    char *copy = (char *)(en + ne);
     /* pu, decoded from frame, moved onto the copy: decoding again would
      * walk every event once more (tests/bench/README.md "replay") */
     maos_push q = *pu;
-    memcpy(copy, frame, len);
-    q.items = rebase(q.items, frame, copy);
-    q.channel = rebase(q.channel, frame, copy);
-    q.payload = rebase(q.payload, frame, copy);
+    if (!made) {
+        char *copy = (char *)(en + ne);
+        memcpy(copy, frame, len);
+        q.items = rebase(q.items, frame, copy);
+        q.channel = rebase(q.channel, frame, copy);
+        q.payload = rebase(q.payload, frame, copy);
+    }
     memset(&nd->d, 0, sizeof nd->d);
-    int bad = n && maosc_records_to_events(q.items, n, ev);
+    int bad = !made && n && maosc_records_to_events(q.items, n, ev);
     if (!bad && ne) {
         maos_mpr r;
         uint32_t cnt;
@@ -259,14 +295,45 @@ static int aclaim_in(maos_ctx *c, maos_slice frame)
 }
 
 /* Route one whole frame: pushes to the delivery queue, replies to rxq. */
+/* maos_push_decode_sink's sink: an events push's records straight into
+ * the node that will deliver them. */
+struct made {
+    maos_event *ev;
+    uint32_t cap, n;
+};
+
+static int made_sink(void *arg, uint32_t i, uint32_t n, const maos_record *rec)
+{
+    struct made *m = arg;
+    if (n > m->cap || i != m->n || rec->id.len != 16 || rec->prev.len != MAOS_HASH_BYTES)
+        return -1;
+    maosc_record_to_event(rec, &m->ev[m->n++]);
+    return 0;
+}
+
 int maosc_route_frame(maos_ctx *c, maos_slice frame)
 {
     maos_push pu;
+    /* An events push (catch-up pages are up to a MiB of them) is decoded
+     * once, from the node that delivers it, its events made as it is read. */
+    uint32_t cap = maosc_events_declared(frame.ptr, frame.len, 1);
+    if (cap) {
+        struct dnode *nd = malloc(sizeof *nd + cap * sizeof(maos_event) + frame.len);
+        if (!nd)
+            return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a push");
+        struct made m = {(maos_event *)(nd + 1), cap, 0};
+        char *copy = (char *)(m.ev + cap);
+        memcpy(copy, frame.ptr, frame.len);
+        if (maos_push_decode_sink(copy, frame.len, &pu, made_sink, &m) == 1 &&
+            pu.kind == MAOS_PUSH_EVENTS && pu.n_items == cap && m.n == cap)
+            return push_in(c, copy, frame.len, &pu, nd);
+        free(nd); /* not the push the peek promised: decoded below */
+    }
     int k = maos_push_decode(frame.ptr, frame.len, &pu);
     if (k < 0)
         return maosc_die(c, MAOS_EPROTO, "malformed push from the server");
     if (k == 1)
-        return push_in(c, frame.ptr, frame.len, &pu);
+        return push_in(c, frame.ptr, frame.len, &pu, NULL);
     if (c->priv->n_aclaims) {
         int rc = aclaim_in(c, frame);
         if (rc <= 0)

@@ -200,30 +200,6 @@ struct rxf *maosc_rxf_new(const void *frame, size_t len, uint32_t cap_events)
     return f;
 }
 
-/* How many events a reply frame's `events` list declares, when it comes
- * within its first three keys, as maosd writes read replies ({rid, ok,
- * events, next}); else 0.  Bounded by what the frame can hold, so a lying
- * count costs no memory. */
-static uint32_t events_declared(const void *frame, size_t len)
-{
-    maos_mpr r;
-    uint32_t n, cnt;
-    maos_mpr_init(&r, frame, len);
-    if (maos_mpr_map(&r, &n))
-        return 0;
-    for (uint32_t i = 0; i < n && i < 3; i++) {
-        maos_slice k;
-        if (maos_mpr_str(&r, &k))
-            return 0;
-        if (k.len == 6 && !memcmp(k.ptr, "events", 6))
-            return maos_mpr_array(&r, &cnt) || (uint64_t)cnt * MIN_RECORD_BYTES > len ? 0
-                                                                                       : cnt;
-        if (maos_mpr_skip(&r, NULL))
-            return 0;
-    }
-    return 0;
-}
-
 /* maos_reply_decode_sink's sink: each record of a read reply straight into
  * the frame's events. */
 static int events_sink(void *arg, uint32_t i, uint32_t n, const maos_record *rec)
@@ -646,7 +622,7 @@ int maosc_reply_in(maos_ctx *c, maos_slice frame)
     char why[160];
     /* Decoded once, from the copy its completion keeps (struct rxf), a
      * read's events with it. */
-    uint32_t cap = events_declared(frame.ptr, frame.len);
+    uint32_t cap = maosc_events_declared(frame.ptr, frame.len, 0);
     struct rxf *f = maosc_rxf_new(frame.ptr, frame.len, cap);
     if (!f)
         return maosc_die(c, MAOS_ENOMEM, "out of memory receiving a reply");

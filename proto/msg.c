@@ -104,6 +104,8 @@ static void why_set(char *why, size_t whylen, const char *fmt, ...)
 static int enc_filter_keys(msgpack_packer *pk, const maos_filter *f);
 static uint32_t filter_keys(const maos_filter *f);
 static int dec_list(maos_mpr *r, uint32_t *count, maos_slice *raw);
+static int dec_records(maos_mpr *r, uint32_t *count, maos_slice *raw, maos_record_sink sink,
+                       void *arg);
 static uint32_t qitem_keys(const maos_item_in *it);
 static int enc_qitem_body(msgpack_packer *pk, const maos_item_in *it);
 static int kv_raw(msgpack_packer *pk, const char *k, maos_slice v);
@@ -3027,6 +3029,12 @@ int maos_enc_push_message(msgpack_packer *pk, uint64_t sub, maos_slice channel,
 
 int maos_push_decode(const void *frame, size_t len, maos_push *p)
 {
+    return maos_push_decode_sink(frame, len, p, NULL, NULL);
+}
+
+int maos_push_decode_sink(const void *frame, size_t len, maos_push *p, maos_record_sink sink,
+                          void *arg)
+{
     maos_mpr r;
     uint32_t n;
     memset(p, 0, sizeof(*p));
@@ -3055,7 +3063,8 @@ int maos_push_decode(const void *frame, size_t len, maos_push *p)
         } else if (key_is(k, "next")) {
             bad = maos_mpr_uint(&r, &p->next);
         } else if (key_is(k, "events")) {
-            bad = dec_list(&r, &p->n_items, &p->items);
+            bad = sink ? dec_records(&r, &p->n_items, &p->items, sink, arg)
+                       : dec_list(&r, &p->n_items, &p->items);
         } else if (key_is(k, "entries")) {
             bad = dec_list(&r, &p->n_items, &p->items);
             have_entries |= 1;

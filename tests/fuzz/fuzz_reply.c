@@ -422,9 +422,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (skip == 0 && raw.len == size)
         FUZZ_CHECK(check == 0 || check == MAOS_ELIMIT, "skip ok, mp_check %d", check);
 
-    maos_push p;
+    maos_push p, p2;
     int prc = maos_push_decode(data, size, &p);
     FUZZ_CHECK(prc == 0 || prc == 1 || prc == MAOS_EPROTO, "push_decode returned %d", prc);
+    /* with a sink: the same push where it succeeds, every record handed */
+    sink_st pst = {0, 0, data, data + size};
+    int prc2 = maos_push_decode_sink(data, size, &p2, sink, &pst);
+    FUZZ_CHECK(prc2 == 0 || prc2 == 1 || prc2 == MAOS_EPROTO, "push_decode_sink returned %d",
+               prc2);
+    FUZZ_CHECK(prc2 != 0 || prc == 0, "the sink decode took a push for a reply");
+    if (prc2 == 1) {
+        FUZZ_CHECK(prc == 1 && p2.kind == p.kind && p2.sub == p.sub && p2.next == p.next &&
+                       p2.n_items == p.n_items && fuzz_slice_eq(p2.items, p.items) &&
+                       fuzz_slice_eq(p2.channel, p.channel) &&
+                       fuzz_slice_eq(p2.payload, p.payload),
+                   "the sink push decode differs");
+        FUZZ_CHECK(pst.seen == pst.n, "%u of %u push records handed", pst.seen, pst.n);
+    }
     if (prc == 1) {
         check_push(&p);
         return 0;

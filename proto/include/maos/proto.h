@@ -995,6 +995,11 @@ typedef struct maos_push {
  * a reply), MAOS_EPROTO for a malformed push (an entries push must carry
  * entries, revision and more). */
 int maos_push_decode(const void *frame, size_t len, maos_push *p);
+/* As maos_push_decode, each record of an `events` list handed to sink as
+ * it is read (maos_reply_decode_sink); a sink's failure is MAOS_EPROTO. */
+typedef int (*maos_record_sink)(void *arg, uint32_t i, uint32_t n, const maos_record *rec);
+int maos_push_decode_sink(const void *frame, size_t len, maos_push *p, maos_record_sink sink,
+                          void *arg);
 
 /* A decoded reply (client side).  Slices point into the frame. */
 typedef struct maos_reply {
@@ -1072,7 +1077,6 @@ int maos_reply_decode(const void *frame, size_t len, maos_reply *rep);
  * maos_record_next of each event would make twice.  An element that is
  * not a record, or a sink that returns non-zero, fails the decode
  * (MAOS_EPROTO).  sink NULL: maos_reply_decode. */
-typedef int (*maos_record_sink)(void *arg, uint32_t i, uint32_t n, const maos_record *rec);
 int maos_reply_decode_sink(const void *frame, size_t len, maos_reply *rep,
                            maos_record_sink sink, void *arg);
 /*
