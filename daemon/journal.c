@@ -33,12 +33,13 @@
 #define SB_BODY 48
 #define SB_CHECK 16
 #define SB_STRIDE 4096
-#define REC_MAGIC "MJR1"
 #define REC_CHECK 16
 #define REC_FIXED 24 /* magic len lap seq: what the check covers first */
 #define ZERO_CHUNK ((size_t)1 << 20)
 
 _Static_assert(REC_FIXED + REC_CHECK == MAOSD_JOURNAL_REC_HEAD, "record head");
+_Static_assert(crypto_shorthash_siphashx24_BYTES == REC_CHECK, "record check");
+_Static_assert(sizeof MAOSD_JOURNAL_KEY - 1 == crypto_shorthash_siphashx24_KEYBYTES, "key");
 _Static_assert(2 * SB_STRIDE == MAOSD_JOURNAL_DATA_OFF, "records after the slots");
 
 struct maosd_journal {
@@ -56,6 +57,25 @@ static uint64_t pad8(uint64_t n)
     return (n + 7) & ~(uint64_t)7;
 }
 
+/* The check of an MJR2 record (journal.h): head is its first REC_FIXED
+ * bytes. */
+static void rec_check(unsigned char out[REC_CHECK], const void *head, const void *payload,
+                      size_t len)
+{
+    static const unsigned char key[crypto_shorthash_siphashx24_KEYBYTES] = MAOSD_JOURNAL_KEY;
+    unsigned char m[REC_FIXED + crypto_shorthash_siphashx24_BYTES];
+    memcpy(m, head, REC_FIXED);
+    crypto_shorthash_siphashx24(m + REC_FIXED, payload, len, key);
+    crypto_shorthash_siphashx24(out, m, sizeof m, key);
+}
+
+/* Which record format the 4 bytes at p name: 2 (MJR2), 1 (MJR1) or 0. */
+static int rec_version(const char *p)
+{
+    return !memcmp(p, MAOSD_JOURNAL_REC_MAGIC, 4) ? 2 : !memcmp(p, MAOSD_JOURNAL_REC_MAGIC_V1, 4);
+}
+
+/* BLAKE2b-128 of a || b: the superblocks' check, and MJR1 records'. */
 static void check(unsigned char out[16], const void *a, size_t alen, const void *b,
                   size_t blen)
 {
@@ -220,7 +240,8 @@ static int read_record(const maosd_journal *j, uint64_t off, uint64_t lap, char 
         return 0;
     if (maosd_pread_all(j->fd, h, sizeof h, (off_t)off))
         return errno ? -1 : 0;
-    if (memcmp(h, REC_MAGIC, 4) || maosd_get_u64(h + 8) != lap)
+    int version = rec_version(h);
+    if (!version || maosd_get_u64(h + 8) != lap)
         return 0;
     *head_ok = 1;
     uint32_t n = maosd_get_u32(h + 4);
@@ -238,7 +259,10 @@ static int read_record(const maosd_journal *j, uint64_t off, uint64_t lap, char 
     if (maosd_pread_all(j->fd, *buf, n, (off_t)(off + sizeof h)))
         return errno ? -1 : 0;
     unsigned char c[REC_CHECK];
-    check(c, h, REC_FIXED, *buf, n);
+    if (version == 2)
+        rec_check(c, h, *buf, n);
+    else
+        check(c, h, REC_FIXED, *buf, n);
     if (sodium_memcmp(c, h + REC_FIXED, REC_CHECK))
         return 0;
     *len = n;
@@ -273,7 +297,7 @@ static int find_beyond(const maosd_journal *j, char **buf, size_t *cap,
             uint32_t len;
             uint64_t seq;
             int head_ok;
-            if (i < next || memcmp(chunk + i, REC_MAGIC, 4) || memcmp(chunk + i + 8, lap, 8))
+            if (i < next || !rec_version(chunk + i) || memcmp(chunk + i + 8, lap, 8))
                 continue;
             int r = read_record(j, o + i, j->lap, buf, cap, &len, &seq, &head_ok);
             if (r < 0) {
@@ -372,11 +396,11 @@ int maosd_journal_write(maosd_journal *j, const void *data, size_t len, int sync
     if (maosd_journal_fits(j, len) != 1)
         return MAOS_EINTERNAL;
     char h[MAOSD_JOURNAL_REC_HEAD + 8] = {0};
-    memcpy(h, REC_MAGIC, 4);
+    memcpy(h, MAOSD_JOURNAL_REC_MAGIC, 4);
     maosd_put_u32(h + 4, (uint32_t)len);
     maosd_put_u64(h + 8, j->lap);
     maosd_put_u64(h + 16, j->seq);
-    check((unsigned char *)h + REC_FIXED, h, REC_FIXED, data, len);
+    rec_check((unsigned char *)h + REC_FIXED, h, data, len);
     size_t padn = (size_t)(pad8(len) - len);
     struct iovec iov[3] = {
         {h, MAOSD_JOURNAL_REC_HEAD}, {(void *)data, len}, {h + MAOSD_JOURNAL_REC_HEAD, padn}};

@@ -430,7 +430,9 @@ static void journal_walk(const mt_daemon *d, jwalk *w)
     char *f = mt_read_file(w->path, &size);
     MT_TRUE(f != NULL);
     uint64_t o = MAOSD_JOURNAL_DATA_OFF;
-    while (o + MAOSD_JOURNAL_REC_HEAD <= size && !memcmp(f + o, "MJR1", 4)) {
+    while (o + MAOSD_JOURNAL_REC_HEAD <= size &&
+           (!memcmp(f + o, MAOSD_JOURNAL_REC_MAGIC, 4) ||
+            !memcmp(f + o, MAOSD_JOURNAL_REC_MAGIC_V1, 4))) {
         uint64_t lap = maosd_get_u64(f + o + 8), seq = maosd_get_u64(f + o + 16);
         if (w->n && lap != w->lap)
             break;
@@ -459,7 +461,7 @@ static void test_journal_torn_tail_recovers(void **state)
      * check covers. */
     char rec[MAOSD_JOURNAL_REC_HEAD + 304];
     memset(rec, 0xab, sizeof rec);
-    memcpy(rec, "MJR1", 4);
+    memcpy(rec, MAOSD_JOURNAL_REC_MAGIC, 4);
     maosd_put_u32(rec + 4, 300);
     maosd_put_u64(rec + 8, w.lap);
     maosd_put_u64(rec + 16, w.next_seq);
@@ -476,6 +478,46 @@ static void test_journal_torn_tail_recovers(void **state)
     mt_daemon_kill9(d);
     mt_daemon_up(d);
     MT_EQ_U64(head_of(d), EVENTS);
+}
+
+/* Records in the first format (MJR1: a BLAKE2b-128 check), as a maosd
+ * before SipHash left them in a crashed store, are still replayed, and
+ * still checked: the first half of the lap rewritten in that format, one
+ * byte of one of them flipped refuses the start; put back, every
+ * acknowledged event is there. */
+static void test_journal_v1_records_replay(void **state)
+{
+    (void)state;
+    mt_daemon *d = store_killed(0);
+    jwalk w;
+    journal_walk(d, &w);
+    size_t size;
+    char *f = mt_read_file(w.path, &size);
+    MT_TRUE(f != NULL);
+    for (size_t i = 0; i < w.n / 2; i++) {
+        char *h = f + w.off[i];
+        uint32_t len = maosd_get_u32(h + 4);
+        memcpy(h, MAOSD_JOURNAL_REC_MAGIC_V1, 4);
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, 16);
+        crypto_generichash_update(&st, (unsigned char *)h, 24);
+        crypto_generichash_update(&st, (unsigned char *)h + MAOSD_JOURNAL_REC_HEAD, len);
+        crypto_generichash_final(&st, (unsigned char *)h + 24, 16);
+        overwrite(w.path, (off_t)w.off[i], h, MAOSD_JOURNAL_REC_HEAD + len);
+    }
+    /* a flipped payload byte in a v1 record: damage, refused */
+    uint64_t at = w.off[w.n / 4] + MAOSD_JOURNAL_REC_HEAD + 3;
+    char orig = f[at], flip = (char)(orig ^ 0x40);
+    overwrite(w.path, (off_t)at, &flip, 1);
+    mt_run r;
+    MT_EQ_INT(refused_start(d, &r, NULL), 3);
+    expect_in(r.err, "journal is damaged");
+    mt_run_free(&r);
+    overwrite(w.path, (off_t)at, &orig, 1);
+    free(f);
+    mt_daemon_up(d);
+    MT_EQ_U64(head_of(d), EVENTS);
+    verify_ok(d, EVENTS);
 }
 
 static void test_journal_damage_refuses_then_salvage(void **state)
@@ -811,6 +853,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_journal_damage_refuses_then_salvage),
         cmocka_unit_test(test_journal_cut_at_record_boundary),
         cmocka_unit_test(test_journal_superblocks_damaged),
+        cmocka_unit_test(test_journal_v1_records_replay),
         cmocka_unit_test(test_missing_current),
         cmocka_unit_test(test_missing_manifest_and_head),
         cmocka_unit_test(test_flipped_table_byte_verify_names_position),
