@@ -286,6 +286,10 @@ int maos_mpr_bool(maos_mpr *r, int *v)
 
 int maos_mpr_uint(maos_mpr *r, uint64_t *v)
 {
+    if (r->p < r->end && r->p[0] <= 0x7f) { /* positive fixint */
+        *v = *r->p++;
+        return 0;
+    }
     mp_head h;
     if (take(r, MAOS_MP_UINT, &h))
         return MAOS_EBAD_REQUEST;
@@ -346,6 +350,25 @@ int maos_mpr_ext(maos_mpr *r, int8_t *type, maos_slice *data)
 
 static int take_bytes(maos_mpr *r, int type, maos_slice *s)
 {
+    /* fixstr and bin8 at once: the names, types and ids of every record */
+    size_t left = (size_t)(r->end - r->p);
+    if (left >= 2) {
+        uint8_t b = r->p[0];
+        size_t hl = 0, n = 0;
+        if (type == MAOS_MP_STR && (b & 0xe0) == 0xa0) {
+            hl = 1;
+            n = b & 0x1fu;
+        } else if (b == (type == MAOS_MP_STR ? 0xd9 : 0xc4)) {
+            hl = 2;
+            n = r->p[1];
+        }
+        if (hl && left - hl >= n) {
+            s->ptr = (const char *)r->p + hl;
+            s->len = (uint32_t)n;
+            r->p += hl + n;
+            return 0;
+        }
+    }
     mp_head h;
     if (take(r, type, &h))
         return MAOS_EBAD_REQUEST;
@@ -377,6 +400,11 @@ int maos_mpr_array(maos_mpr *r, uint32_t *n)
 
 int maos_mpr_map(maos_mpr *r, uint32_t *n)
 {
+    if (r->p < r->end && (r->p[0] & 0xf0) == 0x80 &&
+        2u * (r->p[0] & 0x0fu) <= (size_t)(r->end - r->p) - 1) { /* fixmap */
+        *n = *r->p++ & 0x0fu;
+        return 0;
+    }
     mp_head h;
     if (take(r, MAOS_MP_MAP, &h))
         return MAOS_EBAD_REQUEST;
