@@ -30,8 +30,6 @@ void maosc_aclaims_lost(struct maos_ctx_priv *p)
 }
 
 
-/* Fill ev[0..n) from a raw array of n stored records (views into it).
- * 0 or -1 when malformed. */
 void maosc_record_to_event(const maos_record *rec, maos_event *e)
 {
     e->position = rec->position;
@@ -51,6 +49,8 @@ void maosc_record_to_event(const maos_record *rec, maos_event *e)
     e->raw_len = rec->raw.len;
 }
 
+/* Fill ev[0..n) from a raw array of n stored records (views into it).
+ * 0 or -1 when malformed. */
 int maosc_records_to_events(maos_slice items, size_t n, maos_event *ev)
 {
     maos_mpr r;

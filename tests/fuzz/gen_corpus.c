@@ -372,6 +372,13 @@ static void hostile_pairs(const char *name, const char *op, const pair *pairs, u
 }
 
 #define PAIR(k, lit) {k, lit, sizeof(lit) - 1}
+/* A hostile request of up to three raw pairs, refused with code. */
+typedef struct bad_req {
+    const char *name, *op;
+    pair p[3];
+    uint32_t n;
+    int code;
+} bad_req;
 /* {"a": 1, "tags": ["x", "y"]} */
 #define DOC "\x82\xa1" "a\x01\xa4tags\x92\xa1x\xa1y"
 
@@ -725,12 +732,7 @@ static void queue_frames(void)
     static const pair tasks1 = PAIR("tasks", "\x91\x81\xa4" "data\x01");
     static const pair id_ok = PAIR("task", "\xc4\x10" "0123456789abcdef");
     static const pair tok_ok = PAIR("token", "\x05");
-    static const struct {
-        const char *name, *op;
-        pair p[3];
-        uint32_t n;
-        int code;
-    } bad[] = {
+    static const bad_req bad[] = {
         {"bad-queue-name-space", "enqueue", {PAIR("queue", "\xa3" "a b"), tasks1}, 2,
          MAOS_EINVALID_NAME},
         {"bad-queue-name-empty", "dead_purge", {PAIR("queue", "\xa0")}, 1, MAOS_EINVALID_NAME},
@@ -861,12 +863,7 @@ static void admin_frames(void)
         one_request(&w, MAOS_OP_BACKUP, maos_enc_backup(&e.pk, 18, S("/tmp/maos-backup")), &e);
         wire_write(&w);
     }
-    static const struct {
-        const char *name, *op;
-        pair p[3];
-        uint32_t n;
-        int code;
-    } bad[] = {
+    static const bad_req bad[] = {
         {"bad-meta-no-target", "stream_meta", {PAIR("max_count", "\x05")}, 1,
          MAOS_EBAD_REQUEST},
         {"bad-meta-both-targets", "stream_meta",
