@@ -564,8 +564,9 @@ static int connect_to(struct args *a, maos_ctx **out)
     }
     if (c->err) {
         /* errstr names the path ("cannot connect to PATH: reason",
-         * "refusing PATH: ...", "timed out: no answer to hello from PATH ...") */
-        fprintf(stderr, "maosctl: %s%s\n", c->errstr,
+         * "refusing PATH: ...", "timed out: no answer to hello from PATH ...");
+         * the code's name first, as report() prints a request's */
+        fprintf(stderr, "maosctl: %s: %s%s\n", maos_err_name(c->err), c->errstr,
                 c->err == MAOS_ETIMEOUT ? "; --timeout S changes the bound" : "");
         maos_free(c);
         return EXIT_CONNECT;

@@ -391,6 +391,7 @@ expect_status 0 "token revoke"
 MAOS_TOKEN=$CLI_TOKEN run --socket "$SOCK" ping
 expect_status 3 "ping with a revoked token"
 expect_contains "$ERR" "unknown or revoked token" "a revoked token: refused at hello"
+expect_contains "$ERR" "maosctl: UNAUTHENTICATED: " "a refused hello names its code"
 run --socket "$SOCK" token revoke cli
 expect_status 1 "token revoke of an unknown name"
 run --socket "$SOCK" ping
