@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -2239,8 +2240,14 @@ static int priv_start(priv_daemon *p, const char *data_dir, const struct args *a
         rmdir(p->dir);
         return EXIT_CONNECT;
     }
+    pid_t parent = getpid();
     p->pid = fork();
     if (p->pid == 0) {
+        /* The private daemon goes when maosctl goes, however it goes
+         * (killed, crashed): SIGTERM is its clean shutdown.  A parent gone
+         * before the prctl is seen by getppid. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+            _exit(127);
         dup2(logfd, 1);
         dup2(logfd, 2);
         /* no config file: only what inspection needs */

@@ -12,7 +12,9 @@
  * refused; a directory that is no store, and a store of a newer format,
  * refused with a clear message.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -403,12 +405,98 @@ static void test_inspect(void **state)
     MT_EQ_INT(d->start_status, 3);
 }
 
+/* The pid of a process (not a zombie) one of whose arguments contains
+ * needle, or 0. */
+static pid_t pid_with_arg(const char *needle)
+{
+    DIR *dh = opendir("/proc");
+    MT_TRUE(dh != NULL);
+    struct dirent *e;
+    pid_t found = 0;
+    while (!found && (e = readdir(dh))) {
+        char path[300], *p;
+        size_t n;
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        if (!(p = mt_read_file(path, &n)))
+            continue; /* gone meanwhile */
+        for (size_t i = 0; i < n; i += strlen(p + i) + 1)
+            if (strstr(p + i, needle))
+                found = (pid_t)atoi(e->d_name);
+        free(p);
+    }
+    closedir(dh);
+    return found;
+}
+
+/* Whether pid runs (exists and is not a zombie waiting for its reaper). */
+static int runs(pid_t pid)
+{
+    char path[64], *st;
+    size_t n;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (!(st = mt_read_file(path, &n)))
+        return 0;
+    const char *close_paren = strrchr(st, ')');
+    int alive = close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' &&
+                close_paren[2] != 'X';
+    free(st);
+    return alive;
+}
+
+/* maosctl inspect's private maosd goes with maosctl, however maosctl goes:
+ * a maosctl killed by SIGKILL in the middle of `inspect ... tail` (it
+ * cannot stop its daemon) leaves no maosd behind. */
+static void test_inspect_daemon_dies_with_maosctl(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    mt_run r;
+    MT_EQ_INT(mt_ctl(d, &r, "append", "gone-1", "T", "{}", NULL), 0);
+    mt_run_free(&r);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s/insp", d->dir);
+    MT_EQ_INT(mkdir(tmp, 0700), 0);
+    pid_t ctl = mt_fork();
+    if (ctl == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 1);
+        setenv("TMPDIR", tmp, 1);
+        setenv("MAOSD_BIN", mt_maosd_bin(), 1);
+        execl(mt_maosctl_bin(), mt_maosctl_bin(), "inspect", "--data-dir", d->data, "tail",
+              (char *)NULL);
+        _exit(127);
+    }
+    /* its daemon: the process with a --socket under tmp, once it accepts */
+    pid_t priv = 0;
+    int64_t until = mt_now_us() + 30000000;
+    while (!(priv = pid_with_arg(tmp)) && mt_now_us() < until && !mt_exited(ctl))
+        mt_sleep_ms(5);
+    MT_TRUE(priv > 0);
+    MT_TRUE(priv != ctl);
+    MT_TRUE(!mt_exited(ctl)); /* tail runs until stopped */
+    MT_EQ_INT(kill(ctl, SIGKILL), 0);
+    MT_EQ_INT(mt_wait(ctl, 10000), 128 + SIGKILL);
+    until = mt_now_us() + 30000000;
+    while (runs(priv) && mt_now_us() < until)
+        mt_sleep_ms(5);
+    int left = runs(priv);
+    if (left)
+        kill(priv, SIGKILL); /* not ours to leave running */
+    MT_TRUE(!left);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backup_under_writers),
         cmocka_unit_test(test_backup_refusals),
         cmocka_unit_test(test_inspect),
+        cmocka_unit_test(test_inspect_daemon_dies_with_maosctl),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 240);
 }
