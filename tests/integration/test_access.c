@@ -136,6 +136,16 @@ static int xconnect(const char *sock, const char *token, int *code, char *msg, s
     return fd;
 }
 
+/* xconnect that must be accepted: the connection's fd. */
+static int xconnect_ok(const char *sock, const char *token)
+{
+    char msg[256];
+    int code;
+    int fd = xconnect(sock, token, &code, msg, sizeof msg);
+    MT_EQ_ERR(code, 0);
+    return fd;
+}
+
 /* ---- every op ------------------------------------------------------------------ */
 
 static char g_backup_dir[512];
@@ -544,15 +554,12 @@ static void test_revoke_closes(void **state)
     maos_ctx *root = root_ctx(d->sock);
     char tok[MAOS_TOKEN_TEXT_SIZE], msg[256];
     mk_token(root, "live", "subscribe: read:", 0, tok);
-    int code;
-    int fd = xconnect(d->sock, tok, &code, msg, sizeof msg);
-    MT_EQ_ERR(code, 0);
+    int fd = xconnect_ok(d->sock, tok);
     MT_EQ_ERR(xreq(fd, 2, b_subscribe, msg, sizeof msg), 0);
     /* another connection with another token stays */
     char other[MAOS_TOKEN_TEXT_SIZE];
     mk_token(root, "other", "read:", 0, other);
-    int fd2 = xconnect(d->sock, other, &code, msg, sizeof msg);
-    MT_EQ_ERR(code, 0);
+    int fd2 = xconnect_ok(d->sock, other);
     uint64_t closed = 0;
     MT_EQ_ERR(maos_token_revoke(root, "live", &closed), 0);
     MT_EQ_U64(closed, 1);
@@ -575,6 +582,7 @@ static void test_revoke_closes(void **state)
     MT_EQ_ERR(xreq(fd2, 2, b_ping, msg, sizeof msg), 0);
     close(fd2);
     /* and its next hello is refused; through the library too */
+    int code;
     fd = xconnect(d->sock, tok, &code, msg, sizeof msg);
     MT_EQ_ERR(code, MAOS_EUNAUTHENTICATED);
     MT_EQ_ERR(xreq(fd, 2, b_ping, msg, sizeof msg), MAOS_EHELLO_REQUIRED);
@@ -598,9 +606,7 @@ static void test_expiry(void **state)
     /* long enough to say hello (a sanitizer build is slow), short enough
      * to wait for */
     mk_token(root, "short", "read: subscribe:", 5000, tok);
-    int code;
-    int fd = xconnect(d->sock, tok, &code, msg, sizeof msg);
-    MT_EQ_ERR(code, 0);
+    int fd = xconnect_ok(d->sock, tok);
     MT_EQ_ERR(xreq(fd, 2, b_read_all, msg, sizeof msg), 0);
     MT_EQ_ERR(xreq(fd, 3, b_subscribe, msg, sizeof msg), 0);
     /* the expiry closes it (its subscriptions with it): one UNAUTHENTICATED
@@ -622,6 +628,7 @@ static void test_expiry(void **state)
     MT_TRUE(found);
     MT_EQ_INT(mt_wait_closed(fd, 10000), 1);
     close(fd);
+    int code;
     fd = xconnect(d->sock, tok, &code, msg, sizeof msg);
     MT_EQ_ERR(code, MAOS_EUNAUTHENTICATED);
     MT_TRUE(strstr(msg, "expired") != NULL);
@@ -1010,11 +1017,9 @@ static void test_revoke_waiting_claim(void **state)
     (void)state;
     mt_daemon *d = daemon_up("d");
     maos_ctx *root = root_ctx(d->sock);
-    char tok[MAOS_TOKEN_TEXT_SIZE], msg[256];
+    char tok[MAOS_TOKEN_TEXT_SIZE];
     mk_token(root, "worker", "queue.work:rv-", 0, tok);
-    int code;
-    int fd = xconnect(d->sock, tok, &code, msg, sizeof msg);
-    MT_EQ_ERR(code, 0);
+    int fd = xconnect_ok(d->sock, tok);
     xsend(fd, 2, b_claim_wait); /* its reply waits for a task */
     /* the claim is parked at the daemon: queue_stats counts it waiting */
     int64_t end = mt_now_us() + 30000000;

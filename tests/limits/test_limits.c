@@ -909,22 +909,34 @@ static void wait_conns(su_conn *probe, uint64_t want)
             (unsigned long long)st.connections, (unsigned long long)want);
 }
 
-static void test_uid_limits(void **state)
+/* Tests where other uids connect: skipped unless run as root. */
+static void need_root(void)
 {
-    (void)state;
     if (geteuid() != 0) {
         print_message("not root: other uids cannot connect; skipped\n");
         skip();
     }
+}
+
+/* Let other users reach d's socket (the directories searchable, the
+ * socket writable). */
+static void open_to_others(const mt_daemon *d)
+{
+    MT_EQ_INT(chmod(mt_test_dir(), 0711), 0);
+    MT_EQ_INT(chmod(d->dir, 0711), 0);
+    MT_EQ_INT(chmod(d->sock, 0666), 0);
+}
+
+static void test_uid_limits(void **state)
+{
+    (void)state;
+    need_root();
     /* 40 in all, the last 10 (a quarter) for root and the daemon's uid,
      * 10 per other uid */
     const char *args[] = {"--max-connections", "40", "--max-connections-per-uid", "10",
                           "--allow-uids", "65534,65533", NULL};
     mt_daemon *d = daemon_with(args);
-    /* other users may reach the socket */
-    MT_EQ_INT(chmod(mt_test_dir(), 0711), 0);
-    MT_EQ_INT(chmod(d->dir, 0711), 0);
-    MT_EQ_INT(chmod(d->sock, 0666), 0);
+    open_to_others(d);
     su_conn *probe = su_open(d->sock); /* root: 1 */
     int res[2], hold[2];
     MT_EQ_INT(pipe(res), 0);
@@ -1057,15 +1069,10 @@ static size_t audit_records(su_conn *c, arec *out, size_t max)
 static void test_audit_refusals(void **state)
 {
     (void)state;
-    if (geteuid() != 0) {
-        print_message("not root: other uids cannot connect; skipped\n");
-        skip();
-    }
+    need_root();
     const char *args[] = {"--allow-uids", "nobody", NULL};
     mt_daemon *d = daemon_with(args);
-    MT_EQ_INT(chmod(mt_test_dir(), 0711), 0);
-    MT_EQ_INT(chmod(d->dir, 0711), 0);
-    MT_EQ_INT(chmod(d->sock, 0666), 0);
+    open_to_others(d);
     enum { ASKS = 25 };
     pid_t p = mt_fork();
     if (p == 0) {
@@ -1140,19 +1147,14 @@ static void test_audit_refusals(void **state)
 static void test_reload_closes_limited(void **state)
 {
     (void)state;
-    if (geteuid() != 0) {
-        print_message("not root: other uids cannot connect; skipped\n");
-        skip();
-    }
+    need_root();
     char conf[512];
     snprintf(conf, sizeof conf, "%s/maosd.conf", mt_test_dir());
     const char *v1 = "[maosd]\nallow_uids = nobody\nuid_scopes = nobody=read:\n";
     mt_write_file(conf, v1, strlen(v1));
     const char *args[] = {"--config", conf, NULL};
     mt_daemon *d = daemon_with(args);
-    MT_EQ_INT(chmod(mt_test_dir(), 0711), 0);
-    MT_EQ_INT(chmod(d->dir, 0711), 0);
-    MT_EQ_INT(chmod(d->sock, 0666), 0);
+    open_to_others(d);
     su_conn *probe = su_open(d->sock);
     pid_t p = mt_fork();
     if (p == 0) {
@@ -1182,10 +1184,7 @@ static void test_reload_closes_limited(void **state)
 static void test_allow_lists(void **state)
 {
     (void)state;
-    if (geteuid() != 0) {
-        print_message("not root: other uids cannot connect; skipped\n");
-        skip();
-    }
+    need_root();
     int res[2], hold[2];
     /* close-on-exec: the daemons started below must not hold the helpers'
      * pipes open */
@@ -1194,9 +1193,7 @@ static void test_allow_lists(void **state)
     int got[4];
     /* defaults: uid 65534 is refused */
     mt_daemon *d = daemon_with(NULL);
-    MT_EQ_INT(chmod(mt_test_dir(), 0711), 0);
-    MT_EQ_INT(chmod(d->dir, 0711), 0);
-    MT_EQ_INT(chmod(d->sock, 0666), 0);
+    open_to_others(d);
     pid_t a = as_uid(d->sock, 65534, 1, res[1], hold[0], hold[1]);
     codes(res[0], 1, got);
     MT_EQ_ERR(got[0], MAOS_EFORBIDDEN);
