@@ -113,20 +113,22 @@ int maosc_appends_in(maos_ctx *c, int txn, const maos_txn_append *ap, size_t n,
     return 0;
 }
 
-static int queue_appends(maos_ctx *c, int txn, const maos_txn_append *ap,
+/* op: MAOS_OP_APPEND (n 1), MAOS_OP_TXN or MAOS_OP_APPEND_BATCH. */
+static int queue_appends(maos_ctx *c, maos_op op, const maos_txn_append *ap,
                          size_t n, uint64_t *rid_out, struct rxf **f, maos_reply *rep)
 {
     maos_append_in *in = NULL;
     maos_event_in *evs = NULL;
     int all_ids = 0;
-    int rc = maosc_appends_in(c, txn, ap, n, &in, &evs, &all_ids);
+    int rc = maosc_appends_in(c, op != MAOS_OP_APPEND, ap, n, &in, &evs, &all_ids);
     if (!rc) {
         struct maosc_req rq;
         rc = maosc_req_begin(c, &rq);
         if (!rc) {
-            int enc = txn ? maos_enc_txn(&rq.pk, rq.rid, in, (uint32_t)n)
+            int enc = op == MAOS_OP_TXN ? maos_enc_txn(&rq.pk, rq.rid, in, (uint32_t)n)
+                      : op == MAOS_OP_APPEND_BATCH
+                          ? maos_enc_append_batch(&rq.pk, rq.rid, in, (uint32_t)n)
                           : maos_enc_append(&rq.pk, rq.rid, &in[0]);
-            maos_op op = txn ? MAOS_OP_TXN : MAOS_OP_APPEND;
             rq.retry_ids = all_ids;
             if (rid_out)
                 *rid_out = rq.rid;
@@ -182,7 +184,7 @@ int maos_append_ids(maos_ctx *c, const char *stream, int64_t expect,
     struct rxf *f;
     maos_reply rep;
     int rc = maosc_sync_ready(c);
-    if (rc || (rc = queue_appends(c, 0, &a, 1, NULL, &f, &rep)))
+    if (rc || (rc = queue_appends(c, MAOS_OP_APPEND, &a, 1, NULL, &f, &rep)))
         return rc;
     maos_append_info tmp;
     rc = maosc_copy_result(c, &rep.result, &tmp, ids, n);
@@ -204,7 +206,7 @@ int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
     struct rxf *f;
     maos_reply rep;
     int rc = maosc_sync_ready(c);
-    if (rc || (rc = queue_appends(c, 1, appends, n, NULL, &f, &rep)))
+    if (rc || (rc = queue_appends(c, MAOS_OP_TXN, appends, n, NULL, &f, &rep)))
         return rc;
     if (rep.n_results != n) {
         free(f);
@@ -231,6 +233,50 @@ int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
     for (size_t i = 0; i < n; i++) {
         maos_append_result_next(&r, &res);
         maosc_copy_result(c, &res, out ? &out[i] : NULL, appends[i].ids, appends[i].n_events);
+    }
+    free(f);
+    return 0;
+}
+
+int maos_append_batch(maos_ctx *c, const maos_txn_append *appends, size_t n,
+                      maos_batch_outcome *out)
+{
+    struct rxf *f;
+    maos_reply rep;
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    int rc = maosc_sync_ready(c);
+    if (rc || (rc = queue_appends(c, MAOS_OP_APPEND_BATCH, appends, n, NULL, &f, &rep)))
+        return rc;
+    maos_mpr r;
+    uint32_t cnt;
+    maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+    if (rep.n_results != n || maos_mpr_array(&r, &cnt) || cnt != n) {
+        free(f);
+        return maosc_die(c, MAOS_EPROTO, "append_batch reply has %u results for %zu appends",
+                         rep.n_results, n);
+    }
+    /* Validate everything before writing out[] (written only on success). */
+    maos_batch_result res;
+    maos_mpr r2 = r;
+    for (size_t i = 0; i < n; i++) {
+        if (maos_batch_result_next(&r2, &res)) {
+            free(f);
+            return maosc_die(c, MAOS_EPROTO, "malformed append_batch result %zu", i);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        maos_batch_result_next(&r, &res);
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].status = res.code;
+        out[i].actual = res.has_actual ? res.actual : 0;
+        out[i].has_actual = res.has_actual;
+        if (res.code)
+            snprintf(out[i].message, sizeof out[i].message, "%.*s", (int)res.message.len,
+                     res.message.ptr ? res.message.ptr : "");
+        else
+            maosc_copy_result(c, &res.append, &out[i].info, appends[i].ids,
+                              appends[i].n_events);
     }
     free(f);
     return 0;
@@ -643,7 +689,7 @@ int maos_append_send(maos_ctx *c, const char *stream, int64_t expect,
 {
     maos_txn_append a = {stream, expect, events, n, NULL};
     int rc = maosc_enter(c);
-    if (rc || (rc = queue_appends(c, 0, &a, 1, rid, NULL, NULL)))
+    if (rc || (rc = queue_appends(c, MAOS_OP_APPEND, &a, 1, rid, NULL, NULL)))
         return rc;
     return maosc_maybe_flush(c);
 }
@@ -652,7 +698,7 @@ int maos_txn_send(maos_ctx *c, const maos_txn_append *appends, size_t n,
                   uint64_t *rid)
 {
     int rc = maosc_enter(c);
-    if (rc || (rc = queue_appends(c, 1, appends, n, rid, NULL, NULL)))
+    if (rc || (rc = queue_appends(c, MAOS_OP_TXN, appends, n, rid, NULL, NULL)))
         return rc;
     return maosc_maybe_flush(c);
 }

@@ -617,8 +617,10 @@ int maosd_access_check(maosd_call *call)
                    "and maosd's uid without a token may use it", maos_op_name(req->op));
     case MAOS_SCOPE_PER_ITEM:
         for (uint32_t i = 0; i < req->n_items; i++)
-            if (check_item(call, &req->items[i]))
+            if (check_item(call, &req->items[i])) {
+                call->index = i;
                 return MAOS_EFORBIDDEN;
+            }
         return 0;
     default:
         break;

@@ -245,10 +245,21 @@ maosd_wreq *maosd_own_item(int kind, uint64_t position)
     return w;
 }
 
+/* The reasons of refused items (append_batch). */
+static void free_refusals(maosd_wreq *w)
+{
+    for (uint32_t i = 0; i < w->req.n_items; i++) {
+        free(w->out[i].refused_why);
+        w->out[i].refused_why = NULL;
+    }
+}
+
 void maosd_wreq_free(maosd_wreq *w)
 {
     if (!w)
         return;
+    if (w->out)
+        free_refusals(w);
     if (w->items_owned)
         free(w->req.items);
     maos_request_free(&w->req);
@@ -268,6 +279,7 @@ void maosd_wreq_free(maosd_wreq *w)
 
 void maosd_wreq_reset(maosd_wreq *w)
 {
+    free_refusals(w);
     free(w->why);
     w->why = NULL;
     w->code = 0;
@@ -474,11 +486,101 @@ int maosd_wx_record(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
 
 /* Check, then stage, every item of w.  Returns 1 if it put writes in the
  * batch. */
+/* Stage items [from, to) of w (those checked as writing something) as one
+ * unit: on a failure nothing of them stays and w carries the error.
+ * 1 staged, 0 failed. */
+static int stage_items(maosd_commit *cm, maosd_wreq *w, uint32_t from, uint32_t to)
+{
+    maosd_wctx *x = &cm->x;
+    maosd_wstate saved = cm->st;
+    size_t recs0 = w->recs.size;
+    uint32_t nrecs0 = w->n_recs, nchanges0 = w->n_changes;
+    uint64_t last0 = w->last_pos;
+    maosd_batch_mark(x->batch);
+    if (!w->recs.alloc) { /* sized to need, not msgpack's 8 KiB first step */
+        size_t cap = maosd_wreq_records_bound(&w->req, w->frame_len);
+        w->recs.data = malloc(cap);
+        w->recs.alloc = w->recs.data ? cap : 0;
+    }
+    for (uint32_t i = from; i < to; i++) {
+        if (w->out[i].nothing)
+            continue;
+        int rc = maosd_wkind_of(w->req.items[i].kind)->stage(x, w, i);
+        if (rc) {
+            maosd_batch_rollback(x->batch);
+            maosd_queue_cache_reset(x);
+            cm->st = saved;
+            w->recs.size = recs0;
+            w->n_recs = nrecs0;
+            w->n_changes = nchanges0;
+            w->last_pos = last0;
+            if (rc == MAOS_ENOMEM) /* a client-side code: not for the wire */
+                maosd_wfail(w, MAOS_EOVERLOADED, -1,
+                            "out of memory while staging the write");
+            else
+                maosd_wfail(w, rc, -1, "storage failure while staging the write: %s",
+                            maosd_store_errmsg());
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* append_batch: an item's refusal moves from the request to the item, and
+ * the request goes on with its next item. */
+static void refuse_item(maosd_wreq *w, uint32_t i)
+{
+    maosd_item_out *o = &w->out[i];
+    o->refused = w->code;
+    o->refused_why = w->why;
+    o->has_actual = w->has_actual;
+    o->actual = w->actual;
+    w->code = 0;
+    w->why = NULL;
+    w->has_actual = 0;
+    w->index = -1;
+}
+
+/*
+ * append_batch (PROTOCOL.md): each item checked and staged before the
+ * next is checked, so a later append to the same stream sees the earlier
+ * one, as a later request of the group does; a refused item leaves no
+ * trace and does not stop the others.  1 when something was staged.
+ */
+static int process_each(maosd_commit *cm, maosd_wreq *w)
+{
+    maosd_wctx *x = &cm->x;
+    int staged = 0;
+    for (uint32_t i = 0; i < w->req.n_items; i++) {
+        const maosd_wkind *k = maosd_wkind_of(w->req.items[i].kind);
+        int rc = k ? k->check(x, w, i)
+                   : maosd_wfail(w, MAOS_EINTERNAL, -1, "unknown write kind %d",
+                                 w->req.items[i].kind);
+        if (rc == 0 && !stage_items(cm, w, i, i + 1))
+            rc = w->code;
+        if (rc < 0)
+            refuse_item(w, i);
+        else if (rc == 1)
+            w->out[i].nothing = 1;
+        else
+            staged = 1;
+    }
+    return staged;
+}
+
 static int process_request(maosd_commit *cm, maosd_wreq *w)
 {
     maosd_wctx *x = &cm->x;
     uint32_t n = w->req.n_items, writes = 0;
+    size_t ids = 0;
     w->index = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        w->out[i].ids_off = ids;
+        if (w->req.items[i].kind == MAOS_ITEM_APPEND)
+            ids += w->req.items[i].append->n_events;
+    }
+    if (w->req.op == MAOS_OP_APPEND_BATCH)
+        return process_each(cm, w);
     for (uint32_t i = 0; i < n; i++) {
         const maosd_wkind *k = maosd_wkind_of(w->req.items[i].kind);
         if (!k) {
@@ -502,35 +604,7 @@ static int process_request(maosd_commit *cm, maosd_wreq *w)
                         "some appends of this txn are already stored and some are not");
             return 0;
         }
-    maosd_wstate saved = cm->st;
-    size_t recs0 = w->recs.size;
-    maosd_batch_mark(x->batch);
-    if (!w->recs.alloc) { /* sized to need, not msgpack's 8 KiB first step */
-        size_t cap = maosd_wreq_records_bound(&w->req, w->frame_len);
-        w->recs.data = malloc(cap);
-        w->recs.alloc = w->recs.data ? cap : 0;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        if (w->out[i].nothing)
-            continue;
-        int rc = maosd_wkind_of(w->req.items[i].kind)->stage(x, w, i);
-        if (rc) {
-            maosd_batch_rollback(x->batch);
-            maosd_queue_cache_reset(x);
-            cm->st = saved;
-            w->recs.size = recs0;
-            w->n_recs = 0;
-            w->n_changes = 0;
-            if (rc == MAOS_ENOMEM) /* a client-side code: not for the wire */
-                maosd_wfail(w, MAOS_EOVERLOADED, -1,
-                            "out of memory while staging the write");
-            else
-                maosd_wfail(w, rc, -1, "storage failure while staging the write: %s",
-                            maosd_store_errmsg());
-            return 0;
-        }
-    }
-    return 1;
+    return stage_items(cm, w, 0, n);
 }
 
 /*

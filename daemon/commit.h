@@ -64,6 +64,14 @@ typedef struct maosd_item_out {
     uint64_t created_revision;
     int nothing;               /* checked: nothing to write (an idempotent
                                 * re-send, a release of a rebound entry) */
+    /* append_batch: this item's refusal (its other items go on): code
+     * (0: none), reason (malloc'ed, or NULL) and actual version */
+    int refused;
+    char *refused_why;
+    int has_actual;
+    int64_t actual;
+    size_t ids_off;            /* APPEND: its first id in w->ids (16 bytes
+                                * each), set before the checks */
     /* check -> stage scratch */
     int exists;
     uint64_t head;             /* APPEND: stream head version */

@@ -24,6 +24,8 @@ static const maosd_op op_table[MAOS_OP__COUNT] = {
     [MAOS_OP_PING] = {MAOS_OP_PING, "ping", maosd_op_ping, 0},
     [MAOS_OP_APPEND] = {MAOS_OP_APPEND, "append", maosd_op_append, MAOSD_OPF_WRITE},
     [MAOS_OP_TXN] = {MAOS_OP_TXN, "txn", maosd_op_append, MAOSD_OPF_WRITE},
+    [MAOS_OP_APPEND_BATCH] = {MAOS_OP_APPEND_BATCH, "append_batch", maosd_op_append,
+                              MAOSD_OPF_WRITE},
     [MAOS_OP_READ] = {MAOS_OP_READ, "read", maosd_op_read, MAOSD_OPF_OFFLOOP},
     [MAOS_OP_READ_ALL] = {MAOS_OP_READ_ALL, "read_all", maosd_op_read_all, MAOSD_OPF_OFFLOOP},
     [MAOS_OP_STREAMS] = {MAOS_OP_STREAMS, "streams", maosd_op_streams, MAOSD_OPF_OFFLOOP},
@@ -142,16 +144,18 @@ size_t maosd_wreq_cost(const maosd_wreq *w)
 
 /* ---- the request path --------------------------------------------------------- */
 
-static void refuse(maosd_conn *c, uint64_t rid, int code, const char *why)
+/* index: which element of a txn or append_batch the refusal is about
+ * (PROTOCOL.md), or -1. */
+static void refuse(maosd_conn *c, uint64_t rid, int code, const char *why, int64_t index)
 {
     maosd_logf_req(MAOSD_LOG_DEBUG, c->id, rid, NULL, code, why);
-    maosd_reply_error(c, rid, code, why, 0, 0, -1);
+    maosd_reply_error(c, rid, code, why, 0, 0, index);
 }
 
 void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
 {
     maosd_server *srv = c->srv;
-    maosd_call call = {.srv = srv, .conn = c};
+    maosd_call call = {.srv = srv, .conn = c, .index = -1};
     maos_request req;
     uint64_t t0 = uv_hrtime();
     int later = 0; /* a write or read job answers it (and times it) */
@@ -171,13 +175,13 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
     int rc = maos_request_decode(call.frame ? call.frame : frame, len, &srv->lim, &req,
                                  call.why, sizeof(call.why));
     if (rc) {
-        refuse(c, req.rid, rc, call.why);
+        refuse(c, req.rid, rc, call.why, req.error_index);
         goto out;
     }
     /* look up */
     const maosd_op *op = &op_table[req.op];
     if (!op->handler) {
-        refuse(c, req.rid, MAOS_EUNKNOWN_OP, "operation not served by this daemon");
+        refuse(c, req.rid, MAOS_EUNKNOWN_OP, "operation not served by this daemon", -1);
         goto out;
     }
     /* authorize: who may connect was decided at accept (server.c
@@ -185,13 +189,13 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
      * its rights (access.c: its uid's, intersected with its token's);
      * then the scope the op needs (maos_op_scope, one table in proto/). */
     if (!c->hello && !(op->flags & MAOSD_OPF_NO_HELLO)) {
-        refuse(c, req.rid, MAOS_EHELLO_REQUIRED, "send hello first");
+        refuse(c, req.rid, MAOS_EHELLO_REQUIRED, "send hello first", -1);
         goto out;
     }
     if (c->hello) {
         call.req = &req;
         if ((rc = maosd_access_check(&call))) {
-            refuse(c, req.rid, rc, call.why);
+            refuse(c, req.rid, rc, call.why, call.index);
             maosd_audit_refused(c, op->name, rc, call.why, maosd_audit_target(&req));
             goto out;
         }
@@ -199,16 +203,16 @@ void maosd_dispatch(maosd_conn *c, const char *frame, size_t len)
     /* storage gate */
     if (op->flags & MAOSD_OPF_WRITE) {
         if (srv->stopping) {
-            refuse(c, req.rid, MAOS_ESHUTTING_DOWN, "maosd is shutting down");
+            refuse(c, req.rid, MAOS_ESHUTTING_DOWN, "maosd is shutting down", -1);
             goto out;
         }
         if (maosd_store_state(srv->store) != MAOSD_STORE_OK) {
-            refuse(c, req.rid, MAOS_EREAD_ONLY, maosd_read_only_why(srv));
+            refuse(c, req.rid, MAOS_EREAD_ONLY, maosd_read_only_why(srv), -1);
             goto out;
         }
     }
     if (!call.frame && (op->flags & (MAOSD_OPF_WRITE | MAOSD_OPF_OFFLOOP))) {
-        refuse(c, req.rid, MAOS_EOVERLOADED, "out of memory");
+        refuse(c, req.rid, MAOS_EOVERLOADED, "out of memory", -1);
         goto out;
     }
     call.req = &req;

@@ -38,6 +38,8 @@ typedef struct maosd_call {
     char why[256];     /* error message for the reply when the handler fails */
     int has_actual;
     int64_t actual;
+    int64_t index;     /* which append or op of a txn or append_batch was
+                        * refused (access check), or -1 */
 } maosd_call;
 
 /* Returns 0 when it wrote (or will write) the reply, or a negative code;

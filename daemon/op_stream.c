@@ -173,13 +173,17 @@ int maosd_op_append(maosd_call *call)
 static int encode_reply(msgpack_packer *pk, const maosd_wreq *w)
 {
     const maos_request *req = &w->req;
-    if (req->op != MAOS_OP_TXN) {
+    if (req->op != MAOS_OP_TXN && req->op != MAOS_OP_APPEND_BATCH) {
         const maosd_wkind *k = maosd_wkind_of(req->items[0].kind);
         return k->reply(pk, w, 0, 1);
     }
     int rc = maos_enc_reply_txn_begin(pk, req->rid, req->n_items);
-    for (uint32_t i = 0; i < req->n_items && !rc; i++)
-        rc = maosd_wkind_of(req->items[i].kind)->reply(pk, w, i, 0);
+    for (uint32_t i = 0; i < req->n_items && !rc; i++) {
+        const maosd_item_out *o = &w->out[i];
+        rc = o->refused ? maos_enc_batch_refusal(pk, o->refused, o->refused_why,
+                                                 o->has_actual, o->actual)
+                        : maosd_wkind_of(req->items[i].kind)->reply(pk, w, i, 0);
+    }
     return rc;
 }
 

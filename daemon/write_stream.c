@@ -23,11 +23,7 @@ static int64_t item_index(const maosd_wreq *w, uint32_t i)
 /* First id of item i's events in w->ids. */
 static uint8_t *item_ids(maosd_wreq *w, uint32_t i)
 {
-    size_t off = 0;
-    for (uint32_t j = 0; j < i; j++)
-        if (w->req.items[j].kind == MAOS_ITEM_APPEND)
-            off += w->req.items[j].append->n_events;
-    return w->ids + 16 * off;
+    return w->ids + 16 * w->out[i].ids_off;
 }
 
 static int slice_eq_raw(maos_slice sent, maos_slice stored, uint8_t empty)

@@ -446,20 +446,22 @@ static int check_unique(dec *d, const maos_item_in *items, uint32_t i)
     return 0;
 }
 
-/* txn's element array header: 1..max_appends elements; allocates the items
- * and (upper bound) the appends. */
+/* txn's element array header: 1..max_appends elements (append_batch:
+ * 1..max_events); allocates the items and (upper bound) the appends. */
 static int dec_txn_head(dec *d, maos_mpr *r, const char *what, uint32_t *n)
 {
     maos_request *req = d->req;
+    int batch = req->op == MAOS_OP_APPEND_BATCH;
+    uint32_t max = batch ? d->lim->max_events : d->lim->max_appends;
     if (req->n_items)
         return FAIL(d, MAOS_EBAD_REQUEST, "a txn has one appends or one ops list");
     if (maos_mpr_array(r, n))
         return FAIL(d, MAOS_EBAD_REQUEST, "%s must be an array", what);
     if (*n == 0)
         return FAIL(d, MAOS_EBAD_REQUEST, "%s must not be empty", what);
-    if (*n > d->lim->max_appends)
-        return FAIL(d, MAOS_ELIMIT, "too many %s in one txn (%u > %u)", what, *n,
-                    d->lim->max_appends);
+    if (*n > max)
+        return FAIL(d, MAOS_ELIMIT, "too many %s in one %s (%u > %u)", what,
+                    batch ? "append_batch" : "txn", *n, max);
     req->appends = req_alloc(req, (size_t)*n * sizeof(maos_append_in));
     req->items = req_alloc(req, (size_t)*n * sizeof(maos_item_in));
     if (!req->appends || !req->items)
@@ -488,7 +490,9 @@ static int dec_append_map(dec *d, maos_mpr *r, maos_append_in *a)
     return check_append(d, a);
 }
 
-/* {appends: [{stream, expect?, events}, ...]} */
+/* {appends: [{stream, expect?, events}, ...]}: a txn names each stream
+ * once; an append_batch may name one again (its appends are applied in
+ * order, each on its own). */
 static int dec_txn(dec *d, maos_mpr *r)
 {
     maos_request *req = d->req;
@@ -502,7 +506,8 @@ static int dec_txn(dec *d, maos_mpr *r)
         req->error_index = i;
         it->kind = MAOS_ITEM_APPEND;
         it->append = a;
-        if ((rc = dec_append_map(d, r, a)) || (rc = check_unique(d, req->items, i)))
+        if ((rc = dec_append_map(d, r, a)) ||
+            (req->op == MAOS_OP_TXN && (rc = check_unique(d, req->items, i))))
             return rc;
         req->n_appends = req->n_items = i + 1;
     }
@@ -1150,7 +1155,8 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
     } else if (key_is(k, "token")) {
         if (maos_mpr_skip(r, &req->token))
             return FAIL(d, MAOS_EBAD_REQUEST, "malformed token");
-    } else if (key_is(k, "appends") && req->op == MAOS_OP_TXN) {
+    } else if (key_is(k, "appends") &&
+               (req->op == MAOS_OP_TXN || req->op == MAOS_OP_APPEND_BATCH)) {
         return dec_txn(d, r);
     } else if (key_is(k, "ops") && req->op == MAOS_OP_TXN) {
         return dec_txn_ops(d, r);
@@ -1390,6 +1396,10 @@ int maos_request_decode(const void *frame, size_t len, const maos_limits *lim_in
         if (!req->n_items)
             return FAIL(&d, MAOS_EBAD_REQUEST, "txn needs appends or ops");
         break;
+    case MAOS_OP_APPEND_BATCH:
+        if (!req->n_items)
+            return FAIL(&d, MAOS_EBAD_REQUEST, "append_batch needs appends");
+        break;
     case MAOS_OP_READ:
         if (!req->stream.len)
             return FAIL(&d, MAOS_EBAD_REQUEST, "stream is required");
@@ -1620,11 +1630,11 @@ int maos_enc_append(msgpack_packer *pk, uint64_t rid, const maos_append_in *a)
     return enc_append_body(pk, a);
 }
 
-int maos_enc_txn(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
-                 uint32_t n)
+/* {op, rid, appends: [...]}: txn's old form and append_batch. */
+static int enc_appends(msgpack_packer *pk, uint64_t rid, maos_op op,
+                       const maos_append_in *a, uint32_t n)
 {
-    if (head_req(pk, 1, rid, MAOS_OP_TXN) || pk_cstr(pk, "appends") ||
-        msgpack_pack_array(pk, n))
+    if (head_req(pk, 1, rid, op) || pk_cstr(pk, "appends") || msgpack_pack_array(pk, n))
         return MAOS_ENOMEM;
     for (uint32_t i = 0; i < n; i++) {
         int rc;
@@ -1634,6 +1644,18 @@ int maos_enc_txn(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
             return rc;
     }
     return 0;
+}
+
+int maos_enc_txn(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
+                 uint32_t n)
+{
+    return enc_appends(pk, rid, MAOS_OP_TXN, a, n);
+}
+
+int maos_enc_append_batch(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
+                          uint32_t n)
+{
+    return enc_appends(pk, rid, MAOS_OP_APPEND_BATCH, a, n);
 }
 
 /* from, backward, limit: shared by read and read_all. */
@@ -2721,6 +2743,18 @@ int maos_enc_reply_txn_begin(msgpack_packer *pk, uint64_t rid, uint32_t n)
     return 0;
 }
 
+int maos_enc_batch_refusal(msgpack_packer *pk, int code, const char *message,
+                           int has_actual, int64_t actual)
+{
+    if (msgpack_pack_map(pk, 2 + (has_actual != 0)) ||
+        KV_CSTR(pk, "code", maos_err_name(code)) ||
+        KV_CSTR(pk, "message", message && *message ? message : maos_strerror(code)))
+        return MAOS_ENOMEM;
+    if (has_actual && KV_I64(pk, "actual", actual))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
 /* A txn element (top 0: a map of the fields) or a whole reply (top 1:
  * {rid, ok, the fields}). */
 static int enc_result(msgpack_packer *pk, const maos_txn_result *res, int top, uint64_t rid)
@@ -3184,6 +3218,7 @@ static const uint64_t reply_required[MAOS_OP__COUNT] = {
     [MAOS_OP_HELLO] = RF(VERSION) | RF(SERVER) | RF(MAX_FRAME),
     [MAOS_OP_APPEND] = RESULT_REQUIRED,
     [MAOS_OP_TXN] = RF(RESULTS),
+    [MAOS_OP_APPEND_BATCH] = RF(RESULTS),
     [MAOS_OP_READ] = RF(EVENTS) | RF(NEXT),
     [MAOS_OP_READ_ALL] = RF(EVENTS) | RF(NEXT),
     [MAOS_OP_STREAMS] = RF(STREAMS) | RF(NEXT),
@@ -3292,6 +3327,48 @@ int maos_append_result_next(maos_mpr *r, maos_append_result *res)
     if ((have & RESULT_REQUIRED) != RESULT_REQUIRED ||
         res->ids.len != (uint64_t)res->count * 16)
         return MAOS_EPROTO;
+    *r = c;
+    return 0;
+}
+
+int maos_batch_result_next(maos_mpr *r, maos_batch_result *res)
+{
+    maos_mpr c = *r;
+    uint32_t n;
+    uint64_t have = 0;
+    memset(res, 0, sizeof(*res));
+    if (maos_mpr_map(&c, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k, s;
+        int handled, bad = 0;
+        if (maos_mpr_str(&c, &k))
+            return MAOS_EPROTO;
+        if (key_is(k, "code")) {
+            bad = maos_mpr_str(&c, &s);
+            if (!bad && !(res->code = maos_err_from_name(s.ptr, s.len)))
+                res->code = MAOS_EPROTO;
+            have |= RF(CODE);
+        } else if (key_is(k, "message")) {
+            bad = maos_mpr_str(&c, &res->message);
+            have |= RF(MESSAGE);
+        } else if (key_is(k, "actual")) {
+            bad = maos_mpr_int(&c, &res->actual);
+            res->has_actual = 1;
+        } else {
+            bad = dec_result_key(&c, k, &res->append, &have, &handled) ||
+                  (!handled && maos_mpr_skip(&c, NULL));
+        }
+        if (bad)
+            return MAOS_EPROTO;
+    }
+    if (have & RF(CODE)) {
+        if ((have & ERROR_REQUIRED) != ERROR_REQUIRED)
+            return MAOS_EPROTO;
+    } else if ((have & RESULT_REQUIRED) != RESULT_REQUIRED ||
+               res->append.ids.len != (uint64_t)res->append.count * 16) {
+        return MAOS_EPROTO;
+    }
     *r = c;
     return 0;
 }

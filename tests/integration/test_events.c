@@ -988,6 +988,7 @@ static void test_txn_all_or_nothing(void **state)
     tx[1].stream = "$tx-b";
     rc = maos_txn(c, tx, 3, NULL);
     MT_EQ_ERR(rc, MAOS_EINVALID_NAME);
+    MT_EQ_INT(maos_err_index(c), 1); /* PROTOCOL.md: the append's index */
     MT_EQ_U64(head_position(c), 1);
     MT_EQ_U64(stream_count(c, "tx-a"), 0);
     tx[1].stream = "tx-b";
@@ -1511,6 +1512,131 @@ static void test_streams_after_before_prefix(void **state)
     MT_EQ_INT(mt_daemon_stop(g_d), 0);
 }
 
+/* append_batch: each append checked and written on its own, in order (a
+ * later append of the same stream sees the earlier), a refusal in the
+ * middle leaves the others written; malformed input refuses all. */
+static void test_append_batch_each_on_its_own(void **state)
+{
+    (void)state;
+    start();
+    maos_ctx *c = conn();
+    app(c, "ab-b", MAOS_EXPECT_ANY, "Seed", 1, 0, 0); /* position 1, head 0 */
+    batch *b = malloc(sizeof *b), *bid = malloc(sizeof *bid);
+    mk_batch(b, 3, "ab", "E", 0, 0);
+    mk_batch(bid, 2, "ab-d", "D", 77, 0);
+    maos_txn_append ab[6] = {
+        {"ab-a", MAOS_EXPECT_NO_STREAM, b->ev, 2, NULL},
+        {"ab-b", 5, b->ev, 1, NULL},                    /* refused: at 0 */
+        {"ab-a", 1, b->ev + 2, 1, NULL},                /* sees append 0 */
+        {"ab-c", MAOS_EXPECT_EXISTS, b->ev, 1, NULL},   /* refused: none */
+        {"ab-a", MAOS_EXPECT_ANY, b->ev, 1, NULL},
+        {"ab-d", MAOS_EXPECT_ANY, bid->ev, 2, NULL},
+    };
+    uint8_t ids[2][16];
+    ab[5].ids = ids;
+    maos_batch_outcome out[6];
+    int rc = maos_append_batch(c, ab, 6, out);
+    print_message("append_batch: %d (%s) %s\n", rc, maos_err_name(rc), c->errstr);
+    MT_EQ_ERR(rc, 0);
+    MT_EQ_ERR(out[0].status, 0);
+    MT_EQ_U64(out[0].info.version, 0);
+    MT_EQ_U64(out[0].info.position, 2);
+    MT_EQ_U64(out[0].info.count, 2);
+    MT_EQ_ERR(out[1].status, MAOS_EWRONG_EXPECTED_VERSION);
+    MT_EQ_INT(out[1].has_actual, 1);
+    MT_EQ_INT(out[1].actual, 0);
+    MT_CMP_INT(strlen(out[1].message), >, 0);
+    MT_EQ_ERR(out[2].status, 0);
+    MT_EQ_U64(out[2].info.version, 2);
+    MT_EQ_U64(out[2].info.position, 4);
+    MT_EQ_ERR(out[3].status, MAOS_EWRONG_EXPECTED_VERSION);
+    MT_EQ_INT(out[3].actual, -1);
+    MT_EQ_ERR(out[4].status, 0);
+    MT_EQ_U64(out[4].info.version, 3);
+    MT_EQ_U64(out[4].info.position, 5);
+    MT_EQ_ERR(out[5].status, 0);
+    MT_EQ_U64(out[5].info.position, 6);
+    MT_EQ_INT(memcmp(ids[0], bid->ids[0], 16), 0);
+    MT_EQ_INT(memcmp(ids[1], bid->ids[1], 16), 0);
+    MT_EQ_U64(head_position(c), 7);
+    MT_EQ_U64(stream_count(c, "ab-a"), 4);
+    MT_EQ_U64(stream_count(c, "ab-b"), 1);
+    MT_EQ_U64(stream_count(c, "ab-c"), 0);
+    evrec ev[16];
+    size_t n = read_all_collect(c, NULL, MAOS_FROM_START, 0, 0, ev, 16);
+    MT_EQ_U64(n, 7);
+    for (size_t i = 0; i < n; i++)
+        MT_EQ_U64(ev[i].pos, i + 1);
+
+    /* the same appends with ids again: an idempotent re-send of the one
+     * with ids (its original result), beside a refused and a new one */
+    maos_txn_append again[3] = {
+        {"ab-d", MAOS_EXPECT_ANY, bid->ev, 2, NULL},
+        {"ab-a", MAOS_EXPECT_NO_STREAM, b->ev, 1, NULL},
+        {"ab-e", MAOS_EXPECT_ANY, b->ev, 1, NULL},
+    };
+    MT_EQ_ERR(maos_append_batch(c, again, 3, out), 0);
+    MT_EQ_ERR(out[0].status, 0);
+    MT_EQ_INT(out[0].info.duplicate, 1);
+    MT_EQ_U64(out[0].info.position, 6);
+    MT_EQ_ERR(out[1].status, MAOS_EWRONG_EXPECTED_VERSION);
+    MT_EQ_INT(out[1].actual, 3);
+    MT_EQ_ERR(out[2].status, 0);
+    MT_EQ_U64(out[2].info.position, 8);
+    /* an id stored for another stream: CONFLICT for that append only */
+    again[0].stream = "ab-f";
+    MT_EQ_ERR(maos_append_batch(c, again, 3, out), 0);
+    MT_EQ_ERR(out[0].status, MAOS_ECONFLICT);
+    MT_EQ_ERR(out[2].status, 0);
+    MT_EQ_U64(out[2].info.position, 9);
+    MT_EQ_U64(head_position(c), 9);
+
+    /* malformed input refuses the whole request, naming the append */
+    again[0].stream = "ab-g";
+    again[2].stream = "$ab";
+    rc = maos_append_batch(c, again, 3, out);
+    MT_EQ_ERR(rc, MAOS_EINVALID_NAME);
+    MT_EQ_INT(maos_err_index(c), 2);
+    again[2].stream = "ab-e";
+    again[0].events = b->ev; /* two appends with the same event id */
+    again[1].events = b->ev;
+    mk_id(b->ids[0], 9, 9);
+    b->ev[0].id = b->ids[0];
+    rc = maos_append_batch(c, again, 3, out);
+    MT_EQ_ERR(rc, MAOS_EBAD_REQUEST);
+    b->ev[0].id = NULL;
+    MT_EQ_ERR(maos_append_batch(c, again, 0, out), MAOS_EINVALID_ARG);
+    MT_EQ_ERR(maos_append_batch(c, again, 3, NULL), MAOS_EINVALID_ARG);
+    MT_EQ_U64(head_position(c), 9);
+
+    /* 10,000 appends of one event are fine; 10,001, or 10,001 events in
+     * all, are LIMIT */
+    enum { NB = 10001 };
+    maos_txn_append *many = calloc(NB, sizeof *many);
+    maos_batch_outcome *mo = calloc(NB, sizeof *mo);
+    for (size_t i = 0; i < NB; i++)
+        many[i] = (maos_txn_append){"ab-many", MAOS_EXPECT_ANY, b->ev, 1, NULL};
+    MT_EQ_ERR(maos_append_batch(c, many, NB, mo), MAOS_ELIMIT);
+    many[0].n_events = 2;
+    MT_EQ_ERR(maos_append_batch(c, many, NB - 1, mo), MAOS_ELIMIT);
+    MT_EQ_ERR(maos_ping(c), 0);
+    MT_EQ_U64(head_position(c), 9);
+    many[0].n_events = 1;
+    MT_EQ_ERR(maos_append_batch(c, many, NB - 1, mo), 0);
+    for (size_t i = 0; i < NB - 1; i++) {
+        MT_EQ_ERR(mo[i].status, 0);
+        MT_EQ_U64(mo[i].info.version, i);
+        MT_EQ_U64(mo[i].info.position, 10 + i);
+    }
+    MT_EQ_U64(head_position(c), 9 + NB - 1);
+    free(many);
+    free(mo);
+    free(b);
+    free(bid);
+    maos_free(c);
+    MT_EQ_INT(mt_daemon_stop(g_d), 0);
+}
+
 /* A txn of 100 appends may hold 10,000 events in all, not 10,000 per
  * append: over that it is LIMIT, refused before the daemon allocates for
  * all of them (1,000,000 events decoded took ~70 MB before bf6c102). */
@@ -1581,6 +1707,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_small_max_frame_reads),
         cmocka_unit_test(test_streams_after_before_prefix),
         cmocka_unit_test(test_txn_event_limit),
+        cmocka_unit_test(test_append_batch_each_on_its_own),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 60);
 }

@@ -394,6 +394,39 @@ int maos_append_ids(maos_ctx *c, const char *stream, int64_t expect,
 int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
              maos_append_info *out);
 
+/* The outcome of one append of maos_append_batch. */
+typedef struct maos_batch_outcome {
+    int status;          /* 0: written (or an idempotent re-send), info set;
+                          * else why this append was refused (negative
+                          * MAOS_E*: MAOS_EWRONG_EXPECTED_VERSION,
+                          * MAOS_ECONFLICT, ...) and nothing of it written */
+    maos_append_info info;
+    int has_actual;      /* MAOS_EWRONG_EXPECTED_VERSION: the stream's */
+    int64_t actual;      /* version (-1: no stream) */
+    char message[256];   /* the refusal's text (status != 0) */
+} maos_batch_outcome;
+
+/*
+ * Many independent appends in one request (PROTOCOL.md "append_batch"):
+ * n appends (1..10,000, their events 1..10,000 in all), each checked and
+ * written on its own, in order (a stream may come more than once: a later
+ * append sees the earlier), each all or none -- not a transaction: one
+ * append's refusal does not stop the others.  Every written append is
+ * durable when this returns (as maos_append).  The cheap way to send many
+ * small appends: one frame and one reply instead of n.
+ *
+ * Returns 0 when the request was answered: out[i] (an array of n, the
+ * caller's) then holds each append's outcome, and appends[i].ids, when
+ * set, gets the ids of a written append i.  A negative return is a refusal
+ * of the whole request before anything was written (MAOS_EBAD_REQUEST,
+ * MAOS_EINVALID_NAME, MAOS_ELIMIT, MAOS_EFORBIDDEN: maos_err_index says
+ * which append), MAOS_EOUTCOME_UNKNOWN (the storage write failed: any of
+ * them may be stored), MAOS_EREAD_ONLY, MAOS_EINVALID_ARG or a connection
+ * error.  Same thread rules as maos_append.
+ */
+int maos_append_batch(maos_ctx *c, const maos_txn_append *appends, size_t n,
+                      maos_batch_outcome *out);
+
 /* Round trip to the server.  0 or an error. */
 int maos_ping(maos_ctx *c);
 

@@ -79,7 +79,8 @@ extern "C" {
     X(CHAIN_SIGN, "chain_sign")                                                \
     X(TOKEN_CREATE, "token_create")                                            \
     X(TOKEN_LIST, "token_list")                                                \
-    X(TOKEN_REVOKE, "token_revoke")
+    X(TOKEN_REVOKE, "token_revoke")                                            \
+    X(APPEND_BATCH, "append_batch")
 
 typedef enum maos_op {
     MAOS_OP_NONE = 0,
@@ -566,6 +567,11 @@ int maos_enc_simple(msgpack_packer *pk, uint64_t rid, maos_op op); /* ping, stat
 int maos_enc_append(msgpack_packer *pk, uint64_t rid, const maos_append_in *a);
 int maos_enc_txn(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
                  uint32_t n);
+/* append_batch (PROTOCOL.md "append_batch"): n appends, each checked and
+ * written on its own (not a txn): 1..max_events appends, and their events
+ * 1..max_events in all; the same stream may come more than once. */
+int maos_enc_append_batch(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
+                          uint32_t n);
 int maos_enc_read(msgpack_packer *pk, uint64_t rid, maos_slice stream,
                   int has_from, uint64_t from, int backward, uint32_t limit);
 int maos_enc_read_all(msgpack_packer *pk, uint64_t rid, int has_from,
@@ -932,6 +938,30 @@ typedef struct maos_txn_result {
 } maos_txn_result;
 
 int maos_enc_reply_txn_begin(msgpack_packer *pk, uint64_t rid, uint32_t n);
+
+/*
+ * append_batch's results: {rid, ok, results: [n elements]} (begun with
+ * maos_enc_reply_txn_begin), one per append in request order: the append
+ * result map (maos_enc_txn_result, kind APPEND) when it was written or was
+ * an idempotent re-send, or its refusal {code, message, actual?}.
+ */
+typedef struct maos_batch_result {
+    int code;                  /* 0: `append` holds the result; else the
+                                * append's refusal (negative MAOS_E*;
+                                * MAOS_EPROTO for a name this side does not
+                                * know) */
+    maos_slice message;
+    int has_actual;            /* WRONG_EXPECTED_VERSION: the stream's */
+    int64_t actual;            /* version, -1 when it does not exist */
+    maos_append_result append;
+} maos_batch_result;
+/* One refusal element (message NULL or "": the code's text). */
+int maos_enc_batch_refusal(msgpack_packer *pk, int code, const char *message,
+                           int has_actual, int64_t actual);
+/* One element of either form; a result needs every append field, a
+ * refusal code and message.  0 (cursor advanced) or MAOS_EPROTO (cursor
+ * unchanged). */
+int maos_batch_result_next(maos_mpr *r, maos_batch_result *res);
 /* One element; MAOS_EINVALID_ARG for an unknown kind. */
 int maos_enc_txn_result(msgpack_packer *pk, const maos_txn_result *res);
 /* The whole reply to a request of one item: {rid, ok: true} and the same
@@ -1088,6 +1118,8 @@ int maos_reply_decode_sink(const void *frame, size_t len, maos_reply *rep,
  *                        duplicate, ids
  *   txn                  results (each element is checked, with all the
  *                        append fields, by maos_append_result_next)
+ *   append_batch         results (each element read with
+ *                        maos_batch_result_next)
  *   read, read_all       events, next (uint or nil)
  *   streams              streams, next (str or nil)
  *   stats                server, state, durability, head_hash and every counter of
