@@ -1140,7 +1140,7 @@ int maosd_stage_ack(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
     const maos_item_in *it = &w->req.items[i];
     qtask q;
-    uint64_t pos;
+    uint64_t pos = 0; /* read only when the stage succeeded */
     int rc = load_leased(x, w, i, &q);
     if (rc)
         return rc;
@@ -1244,7 +1244,7 @@ int maosd_check_task_release(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 int maosd_stage_task_release(maosd_wctx *x, maosd_wreq *w, uint32_t i)
 {
     qtask q;
-    uint64_t pos;
+    uint64_t pos = 0; /* read only when the stage succeeded */
     int rc = load_leased(x, w, i, &q);
     if (rc)
         return rc;

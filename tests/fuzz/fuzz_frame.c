@@ -244,6 +244,10 @@ static void check_items(const maos_request *q)
     case MAOS_OP_CHECKPOINT_SAVE:
         FUZZ_CHECK(q->n_items == 1, "%s with %u items", maos_op_name(q->op), q->n_items);
         break;
+    case MAOS_OP_APPEND_BATCH:
+        FUZZ_CHECK(q->n_items >= 1 && q->n_items == q->n_appends,
+                   "append_batch with %u items, %u appends", q->n_items, q->n_appends);
+        break;
     case MAOS_OP_TXN:
         FUZZ_CHECK(q->n_items >= 1, "txn without items");
         for (uint32_t i = 0; i < q->n_items; i++)
@@ -379,6 +383,9 @@ static void roundtrip(const maos_request *a, maos_slice frame, const maos_limits
     case MAOS_OP_APPEND:
         FUZZ_CHECK(a->n_appends == 1, "append with %u appends", a->n_appends);
         rc = maos_enc_append(&pk, a->rid, &a->appends[0]);
+        break;
+    case MAOS_OP_APPEND_BATCH:
+        rc = maos_enc_append_batch(&pk, a->rid, a->appends, a->n_appends);
         break;
     case MAOS_OP_TXN:
         /* the old form when every item is an append (the ops form below) */
@@ -586,6 +593,7 @@ static void roundtrip(const maos_request *a, maos_slice frame, const maos_limits
     case MAOS_OP_DEAD_PURGE:
     case MAOS_OP_APPEND:
     case MAOS_OP_TXN:
+    case MAOS_OP_APPEND_BATCH:
     case MAOS_OP_PUT:
     case MAOS_OP_DELETE:
     case MAOS_OP_CHECKPOINT_SAVE:
@@ -714,7 +722,9 @@ static void one_frame(maos_slice f, const maos_limits *lim)
         FUZZ_CHECK(why[0] != 0, "%s without a reason", maos_err_name(rc));
         FUZZ_CHECK(req.error_index == -1 ||
                        (req.op == MAOS_OP_TXN && req.error_index >= 0 &&
-                        req.error_index < (int64_t)lim->max_appends),
+                        req.error_index < (int64_t)lim->max_appends) ||
+                       (req.op == MAOS_OP_APPEND_BATCH && req.error_index >= 0 &&
+                        req.error_index < (int64_t)lim->max_events),
                    "error_index %lld", (long long)req.error_index);
     }
     maos_request_free(&req);

@@ -184,6 +184,45 @@ static void walk_results(maos_slice results, uint32_t n_results)
     }
 }
 
+/* append_batch results: each element a result or a refusal; one that
+ * reads is encoded again (maos_enc_txn_result / maos_enc_batch_refusal)
+ * and must read back the same. */
+static void walk_batch_results(maos_slice results, uint32_t n_results)
+{
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, results.ptr, results.len);
+    FUZZ_CHECK(maos_mpr_array(&r, &n) == 0 && n == n_results, "results list");
+    for (uint32_t i = 0; i < n; i++) {
+        maos_batch_result res, again;
+        if (maos_batch_result_next(&r, &res))
+            return;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        char msg[300];
+        snprintf(msg, sizeof msg, "%.*s", (int)(res.message.len > 200 ? 200 : res.message.len),
+                 res.message.ptr ? res.message.ptr : "");
+        int code = res.code == MAOS_EPROTO ? MAOS_EINTERNAL : res.code;
+        maos_txn_result tr = {.kind = MAOS_ITEM_APPEND, .append = res.append};
+        FUZZ_CHECK((res.code ? maos_enc_batch_refusal(&pk, code, msg, res.has_actual,
+                                                      res.actual)
+                             : maos_enc_txn_result(&pk, &tr)) == 0,
+                   "encode batch result");
+        maos_mpr c;
+        maos_mpr_init(&c, sb.data, sb.size);
+        FUZZ_CHECK(maos_batch_result_next(&c, &again) == 0 && c.p == c.end,
+                   "re-encoded batch result");
+        FUZZ_CHECK(again.code == code && !again.has_actual == !res.has_actual &&
+                       (!res.has_actual || again.actual == res.actual),
+                   "batch refusal fields");
+        if (!res.code)
+            same_result(&res.append, &again.append);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 static void same_entry(const maos_entry *a, const maos_entry *b)
 {
     FUZZ_CHECK(fuzz_slice_eq(a->table, b->table) && fuzz_slice_eq(a->key, b->key) &&
@@ -473,6 +512,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rep.results.len) {
         walk_results(rep.results, rep.n_results);
         walk_txn_results(rep.results, rep.n_results);
+        walk_batch_results(rep.results, rep.n_results);
     }
     if (rep.items.len) {
         walk_records(rep.items, rep.n_items);

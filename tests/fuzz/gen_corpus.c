@@ -496,6 +496,13 @@ static void table_frames(void)
         enc_init(&e);
         one_request(&w, MAOS_OP_TXN, maos_enc_txn_ops(&e.pk, 3, items + 1, 1), &e);
         wire_write(&w);
+        /* append_batch: the same stream twice, each append on its own */
+        maos_append_in bap[3] = {ap[0], ap[1], ap[0]};
+        w = (wire){"valid-append-batch", {0}};
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_APPEND_BATCH, maos_enc_append_batch(&e.pk, 2, bap, 3), &e);
+        wire_write(&w);
         w = (wire){"valid-other-ops", {0}};
         maos_slice types[1] = {S("OrderCreated")};
         maos_filter f = {.prefix = S("orders-"), .n_types = 1, .types = types};
@@ -601,6 +608,16 @@ static void table_frames(void)
          {PAIR("stream", "\xa9session-1"), PAIR("events", "\x91\x81\xa4type\xa1T")}, 2, MAOS_EINVALID_NAME},
         {"bad-reserved-kv", "append",
          {PAIR("stream", "\xa9kv.plan-1"), PAIR("events", "\x91\x81\xa4type\xa1T")}, 2, MAOS_EINVALID_NAME},
+        {"bad-append-batch-empty", "append_batch", {PAIR("appends", "\x90")}, 1,
+         MAOS_EBAD_REQUEST},
+        {"bad-append-batch-none", "append_batch", {PAIR("x", "\x01")}, 1, MAOS_EBAD_REQUEST},
+        {"bad-append-batch-ops", "append_batch",
+         {PAIR("ops", "\x91\x83\xa2op\xaa" "checkpoint\xa4name\xa1" "c\xa8position\x01")}, 1,
+         MAOS_EBAD_REQUEST},
+        {"bad-append-batch-name", "append_batch",
+         {PAIR("appends", "\x92\x82\xa6stream\xa1s\xa6" "events\x91\x81\xa4type\xa1T"
+                          "\x82\xa6stream\xa2$s\xa6" "events\x91\x81\xa4type\xa1T")}, 1,
+         MAOS_EINVALID_NAME},
         {"bad-txn-ops-empty", "txn", {PAIR("ops", "\x90")}, 1, MAOS_EBAD_REQUEST},
         {"bad-txn-op-unknown", "txn", {PAIR("ops", "\x91\x81\xa2op\xa5merge")}, 1, MAOS_EBAD_REQUEST},
         {"bad-txn-op-no-op", "txn", {PAIR("ops", "\x91\x81\xa5table\xa5locks")}, 1, MAOS_EBAD_REQUEST},
@@ -1584,6 +1601,12 @@ static void table_replies(void)
     for (int i = 0; i < 4; i++)
         must(maos_enc_txn_result(&e.pk, &res[i]), "txn result");
     reply_file("valid-txn-mixed", &e, 1);
+    /* append_batch: a result, refusals with and without actual */
+    enc_init(&e);
+    must(maos_enc_reply_txn_begin(&e.pk, 10, 3) || maos_enc_txn_result(&e.pk, &res[0]) ||
+         maos_enc_batch_refusal(&e.pk, MAOS_EWRONG_EXPECTED_VERSION, "at 4", 1, 4) ||
+         maos_enc_batch_refusal(&e.pk, MAOS_ECONFLICT, NULL, 0, 0), "append_batch");
+    reply_file("valid-append-batch-mixed", &e, 1);
 
     /* pushes */
     for (int more = 0; more < 2; more++) {

@@ -165,6 +165,14 @@ static int b_txn(msgpack_packer *pk, uint64_t rid)
                            {S("acc-3"), MAOS_EXPECT_ANY, 1, &ev}};
     return maos_enc_txn(pk, rid, a, 2);
 }
+static int b_append_batch(msgpack_packer *pk, uint64_t rid)
+{
+    maos_event_in ev = {.type = S("t")};
+    maos_append_in a[3] = {{S("acc-4"), MAOS_EXPECT_ANY, 1, &ev},
+                           {S("acc-5"), MAOS_EXPECT_ANY, 1, &ev},
+                           {S("acc-4"), MAOS_EXPECT_ANY, 1, &ev}};
+    return maos_enc_append_batch(pk, rid, a, 3);
+}
 static int b_read(msgpack_packer *pk, uint64_t rid) { return maos_enc_read(pk, rid, S("acc-0"), 0, 0, 0, 10); }
 static int b_read_all(msgpack_packer *pk, uint64_t rid) { return maos_enc_read_all(pk, rid, 0, 0, 0, 10, NULL); }
 static int b_streams(msgpack_packer *pk, uint64_t rid) { return maos_enc_streams(pk, rid, S("acc-"), S(""), 10); }
@@ -243,6 +251,7 @@ static const struct op_case {
     {"ping", b_ping, "read:zzz", "read:zzz", 0, 0},
     {"append", b_append, "append:acc-", "append:zzz- read:", 0, MAOS_EFORBIDDEN},
     {"txn", b_txn, "append:acc-", "append:acc-2 read:", 0, MAOS_EFORBIDDEN},
+    {"append_batch", b_append_batch, "append:acc-", "append:acc-4 read:", 0, MAOS_EFORBIDDEN},
     {"read", b_read, "read:acc-", "read:zzz- append:", 0, MAOS_EFORBIDDEN},
     {"read_all", b_read_all, "read:zzz-", "append: subscribe:", 0, MAOS_EFORBIDDEN},
     {"streams", b_streams, "read:acc", "read:acc-x", 0, MAOS_EFORBIDDEN},

@@ -147,6 +147,17 @@ static void vec(const char *name, const char *kind, maos_op op, const msgpack_sb
             bad(name, "reply does not decode");
         else if (rep.ok && maos_reply_check(&rep, op, why, sizeof why))
             bad(name, why);
+        else if (rep.ok && op == MAOS_OP_APPEND_BATCH) { /* every element reads */
+            maos_mpr r;
+            maos_batch_result br;
+            uint32_t n;
+            maos_mpr_init(&r, rep.results.ptr, rep.results.len);
+            int b = maos_mpr_array(&r, &n);
+            for (uint32_t i = 0; !b && i < n; i++)
+                b = maos_batch_result_next(&r, &br);
+            if (b)
+                bad(name, "an append_batch result does not read");
+        }
     } else {
         maos_push p;
         if (maos_push_decode(sb->data, sb->size, &p) != 1)
@@ -275,6 +286,11 @@ static void requests(void)
     };
     begin(); must(maos_enc_txn(&pk, 8, ta, 2), "txn");
     vec("txn_appends", "request", MAOS_OP_TXN, &sb);
+    /* append_batch: the same stream twice, each append on its own */
+    maos_append_in ba[3] = {ta[0], ta[1], {.stream = S("task-1"), .expect = MAOS_EXPECT_ANY,
+                                           .n_events = 1, .events = &ev[1]}};
+    begin(); must(maos_enc_append_batch(&pk, 10, ba, 3), "append_batch");
+    vec("append_batch", "request", MAOS_OP_APPEND_BATCH, &sb);
 
     maos_task_in tk[2];
     memset(tk, 0, sizeof tk);
@@ -496,6 +512,17 @@ static void replies(void)
                              .count = 2, .duplicate = 0, .ids = {(const char *)ids, 32}};
     begin(); must(maos_enc_reply_append(&pk, 4, 0, &ar, 1), "append");
     vec("reply_append", "reply", MAOS_OP_APPEND, &sb);
+    /* append_batch: a result, a refusal with actual, one without */
+    maos_txn_result btr = {.kind = MAOS_ITEM_APPEND, .append = ar};
+    begin();
+    must(maos_enc_reply_txn_begin(&pk, 10, 3) || maos_enc_txn_result(&pk, &btr) ||
+         maos_enc_batch_refusal(&pk, MAOS_EWRONG_EXPECTED_VERSION,
+                                "stream job-1 is at version 4, expected version 0", 1, 4) ||
+         maos_enc_batch_refusal(&pk, MAOS_ECONFLICT,
+                                "event id 0190f0f0-0000-7000-8000-000000000001 is already "
+                                "used in stream task-9", 0, 0),
+         "append_batch reply");
+    vec("reply_append_batch", "reply", MAOS_OP_APPEND_BATCH, &sb);
 
     /* a read page with one stored record, and the end */
     begin();

@@ -298,6 +298,59 @@ def append_body(stream: str, events: Sequence[Mapping[str, Any]],
             "events": [event_body(e) for e in events]}
 
 
+#: append_batch requests: appends and events in one at most (maosd takes
+#: 10,000 of each; smaller requests let the next be encoded while maosd
+#: writes this one)
+BATCH_APPENDS = 1000
+BATCH_EVENTS = 10000
+
+
+def batch_bodies(bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """append bodies (append_body) -> append_batch request bodies, in order,
+    each of at most BATCH_APPENDS appends and BATCH_EVENTS events (an append
+    of more events goes alone: maosd says LIMIT)."""
+    out: list[dict[str, Any]] = []
+    cur: list[dict[str, Any]] = []
+    events = 0
+    for b in bodies:
+        k = len(b["events"])
+        if cur and (len(cur) >= BATCH_APPENDS or events + k > BATCH_EVENTS):
+            out.append({"appends": cur})
+            cur = []
+            events = 0
+        cur.append(b)
+        events += k
+    if cur:
+        out.append({"appends": cur})
+    return out
+
+
+def split_batch(op: str, body: Mapping[str, Any]) -> Optional[list[dict[str, Any]]]:
+    """An append_batch body over the server's max_frame as two halves, in
+    order; None when it cannot be split (another op, or one append)."""
+    a = body.get("appends") if op == "append_batch" else None
+    if not isinstance(a, list) or len(a) < 2:
+        return None
+    return [{"appends": a[:len(a) // 2]}, {"appends": a[len(a) // 2:]}]
+
+
+def batch_results(msg: dict[Any, Any], n: int) -> list[Union[AppendResult, E.Error]]:
+    """An append_batch reply of n appends -> each append's AppendResult or
+    its refusal (the maos.Error it would raise alone)."""
+    res = msg["results"]
+    if len(res) != n:
+        raise E.ProtocolViolation(f"append_batch reply with {len(res)} results for {n} "
+                                  "appends")
+    out: list[Union[AppendResult, E.Error]] = []
+    for m in res:
+        if type(m) is dict and "code" in m:
+            _need(m, {"code": _S, "message": _S}, "append_batch refusal")
+            out.append(E.from_reply(m))
+        else:
+            out.append(to_append(m))
+    return out
+
+
 def group_appends(events: Iterable[tuple[str, Mapping[str, Any]]], max_per_append: int
                   ) -> list[tuple[str, list[Mapping[str, Any]]]]:
     """append_many: (stream, event) pairs -> (stream, events) appends, one
@@ -517,6 +570,7 @@ REQUIRED: dict[str, dict[str, str]] = {
     "ping": {}, "unsubscribe": {}, "checkpoint_save": {},
     "append": _APPEND_FIELDS,
     "txn": {"results": _L},
+    "append_batch": {"results": _L},
     "read": {"events": _L}, "read_all": {"events": _L},
     "streams": {"streams": _L},
     "stats": {"server": _S, "state": _S, "durability": _S, "head_hash": _BIN,

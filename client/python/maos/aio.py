@@ -366,45 +366,61 @@ class AsyncClient:
 
     async def append_batch(self, appends: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
                            expect: C.Expect = "any") -> builtins.list[AppendResult]:
-        """Many appends in flight at once (each all or none, the batch not
-        atomic: see txn), results in order; the first refusal is raised
-        after every reply is in.  Cheaper than gathering append() calls:
-        one future per request, no task.  Windows of PIPELINE_MAX requests,
-        the next sent before the one before is answered (two in flight)."""
-        bodies = [C.append_body(stream, events, expect) for stream, events in appends]
+        """As maos.Client.append_batch: append_batch requests of up to
+        1,000 appends, each append all or none, the batch not atomic (see
+        txn), results in order; the first refusal is raised after every
+        reply is in.  Windows of PIPELINE_MAX requests, the next sent
+        before the one before is answered (two in flight)."""
+        bodies = C.batch_bodies([C.append_body(stream, events, expect)
+                                 for stream, events in appends])
         conn = await self._ensure()
         out: builtins.list[AppendResult] = []
         err: Optional[BaseException] = None
         stop: Optional[E.Error] = None
-        windows: collections.deque[builtins.list[asyncio.Future[Any]]] = collections.deque()
+        windows: collections.deque[builtins.list[tuple[int, asyncio.Future[Any]]]] = \
+            collections.deque()
         lo = 0
         while windows or (lo < len(bodies) and stop is None):
             if lo < len(bodies) and stop is None and len(windows) < 2:
-                futs = []
-                for body in bodies[lo:lo + self.PIPELINE_MAX]:
+                futs: builtins.list[tuple[int, asyncio.Future[Any]]] = []
+                while lo < len(bodies) and len(futs) < self.PIPELINE_MAX:
+                    body = bodies[lo]
                     try:
-                        futs.append(self._submit(conn, "append", body))
-                    except E.Error as e:  # not encodable, or the connection died
+                        futs.append((len(body["appends"]),
+                                     self._submit(conn, "append_batch", body)))
+                    except E.FrameTooLarge as e:
+                        halves = C.split_batch("append_batch", body)
+                        if halves is None:
+                            stop = e
+                            break
+                        bodies[lo:lo + 1] = halves
+                        continue
+                    except E.Error as e:  # the connection died
                         stop = e
                         break
+                    lo += 1
                     await self._drain(conn)
                 windows.append(futs)
-                lo += self.PIPELINE_MAX
                 continue
             # awaited one by one, not gathered: a future already resolved
             # is taken without a callback or a turn of the loop
             win = windows.popleft()
-            for k, fut in enumerate(win):
+            for k, (n, fut) in enumerate(win):
                 try:
-                    rep = await fut
-                    out.append(C.to_append(rep))
+                    results = C.batch_results(await fut, n)
                 except E.ProtocolViolation as e:
                     self._kill(conn, e)  # the reply stream can no longer be trusted
-                    for f in [*win[k + 1:], *(f for w in windows for f in w)]:
+                    for _, f in [*win[k + 1:], *(f for w in windows for f in w)]:
                         f.cancel()  # never awaited: not reported as lost
                     raise
                 except E.Error as e:
                     err = err or e
+                    continue
+                for r in results:
+                    if isinstance(r, E.Error):
+                        err = err or r
+                    else:
+                        out.append(r)
         if err is not None:
             raise err
         if stop is not None:
@@ -418,7 +434,7 @@ class AsyncClient:
         return await self.append_batch(C.group_appends(events, max_per_append))
 
     #: append_batch: requests per window (two windows in flight)
-    PIPELINE_MAX = 2048
+    PIPELINE_MAX = 16
 
     async def txn(self, appends: Optional[Sequence[Mapping[str, Any]]] = None, *,
                   ops: Optional[Sequence[Mapping[str, Any]]] = None) -> list[Any]:

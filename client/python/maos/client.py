@@ -251,9 +251,11 @@ class Client:
                 self._down_since = time.monotonic()
             raise e
 
-    def _pipeline(self, op: str, bodies: Sequence[Mapping[str, Any]]) -> builtins.list[Any]:
+    def _pipeline(self, op: str, bodies: builtins.list[dict[str, Any]]) -> builtins.list[Any]:
         """Every body sent as a request of op, pipelined; the replies (dict,
-        or the Error of a refusal) in order.
+        or the Error of a refusal) in order.  An append_batch body over
+        max_frame is split in two in `bodies` itself (C.split_batch): the
+        replies then answer bodies as it is on return.
 
         At most PIPELINE_MAX requests in flight and PIPELINE_BYTES queued:
         the more in flight, the more of them share one commit group (one
@@ -285,6 +287,14 @@ class Client:
                         and len(out) < self.PIPELINE_BYTES:
                     try:
                         rid, data = self.core.encode(op, bodies[i])
+                    except E.FrameTooLarge as e:
+                        halves = C.split_batch(op, bodies[i])
+                        if halves is None:
+                            stop = e
+                            break
+                        bodies[i:i + 1] = halves
+                        n += 1
+                        continue
                     except E.Error as e:
                         stop = e
                         break
@@ -402,22 +412,32 @@ class Client:
 
     def append_batch(self, appends: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
                      expect: C.Expect = "any") -> builtins.list[AppendResult]:
-        """Many appends pipelined on the connection (each all or none, the
-        batch not atomic: see txn); results in order.  The first refusal
-        is raised after every reply has been taken."""
+        """Many appends, each all or none and durable when this returns, the
+        batch not atomic (see txn): sent as append_batch requests (up to
+        1,000 appends each, pipelined), which maosd checks and writes append
+        by append, in order.  Results in order.  The first refusal is
+        raised after every reply has been taken; the other appends are
+        written."""
         self._ensure()
-        bodies = [C.append_body(stream, events, expect) for stream, events in appends]
+        bodies = C.batch_bodies([C.append_body(stream, events, expect)
+                                 for stream, events in appends])
         out: builtins.list[AppendResult] = []
         err: Optional[E.Error] = None
-        for rep in self._pipeline("append", bodies):
+        replies = self._pipeline("append_batch", bodies)  # may split bodies
+        for body, rep in zip(bodies, replies):
             if isinstance(rep, E.Error):
                 err = err or rep
-            else:
-                try:
-                    out.append(C.to_append(rep))
-                except E.ProtocolViolation:
-                    self._lost("")  # the reply stream can no longer be trusted
-                    raise
+                continue
+            try:
+                results = C.batch_results(rep, len(body["appends"]))
+            except E.ProtocolViolation:
+                self._lost("")  # the reply stream can no longer be trusted
+                raise
+            for r in results:
+                if isinstance(r, E.Error):
+                    err = err or r
+                else:
+                    out.append(r)
         if err is not None:
             raise err
         return out

@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 
 import maos
+from maos import _core as C
 
 
 def run(f: Callable[[], Awaitable[Any]]) -> Any:
@@ -144,14 +145,20 @@ def test_every_call_async(sock: str) -> None:
 
 def test_async_append_batch_and_many(sock: str) -> None:
     """AsyncClient.append_batch: windows of PIPELINE_MAX futures, two in
-    flight (a window of 7 over 500 appends), results in order; a refusal is
+    flight (a window of 7 over 500 appends in requests of 3), results in
+    order; a refusal is
     raised after every reply, the rest stored; append_many groups runs of
     one stream."""
     async def main() -> None:
         async with maos.AsyncClient(sock) as a:
             a.PIPELINE_MAX = 7
-            res = await a.append_batch([(f"w-{i % 5}", [{"type": "t", "data": i}])
-                                        for i in range(500)])
+            batch_appends = C.BATCH_APPENDS
+            C.BATCH_APPENDS = 3  # 167 append_batch requests
+            try:
+                res = await a.append_batch([(f"w-{i % 5}", [{"type": "t", "data": i}])
+                                            for i in range(500)])
+            finally:
+                C.BATCH_APPENDS = batch_appends
             assert [r.first_position for r in res] == list(range(1, 501))
             with pytest.raises(maos.WrongExpectedVersion):
                 await a.append_batch([("r-1", [{"type": "t"}])] * 20, expect="no_stream")

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 import maos
+from maos import _core as C
 from conftest import Daemon
 
 
@@ -140,14 +141,21 @@ def test_append_batch_pipelined(sock: str) -> None:
 
 def test_pipeline_window_slides(sock: str) -> None:
     """append_batch keeps PIPELINE_MAX requests in flight and refills the
-    window as replies come (a window of 7 over 500 appends: every reply in
-    order); a refusal in the middle is raised after every reply is in and
-    the appends around it are stored; a request that cannot be encoded
-    stops the sending, the replies of those before it are taken, and the
+    window as replies come (a window of 7 over 500 appends in requests of
+    3: every reply in order); a refusal in the middle is raised after every
+    reply is in and the appends around it are stored; a request over
+    max_frame is split in halves, and an append that cannot be sent stops
+    the sending, the replies of those before it are taken, and the
     connection is still in step."""
     with maos.Client(sock) as c:
         c.PIPELINE_MAX = 7
-        res = c.append_batch([(f"w-{i % 5}", [{"type": "t", "data": i}]) for i in range(500)])
+        batch_appends = C.BATCH_APPENDS
+        C.BATCH_APPENDS = 3  # 167 append_batch requests
+        try:
+            res = c.append_batch([(f"w-{i % 5}", [{"type": "t", "data": i}])
+                                  for i in range(500)])
+        finally:
+            C.BATCH_APPENDS = batch_appends
         assert [r.first_position for r in res] == list(range(1, 501))
         assert [r.stream for r in res] == [f"w-{i % 5}" for i in range(500)]
         c.PIPELINE_MAX = 4096

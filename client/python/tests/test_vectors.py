@@ -79,6 +79,10 @@ BUILDERS: dict[str, Callable[[], Built]] = {
     "txn_appends": lambda: call(O.txn([
         {"stream": "task-1", "events": [{"type": "assigned"}], "expect": 0},
         {"stream": "job-1", "events": [{"type": "note", "data": DETAIL}]}])),
+    "append_batch": lambda: ("append_batch", C.batch_bodies([
+        C.append_body("task-1", [{"type": "assigned"}], 0),
+        C.append_body("job-1", [{"type": "note", "data": DETAIL}]),
+        C.append_body("task-1", [{"type": "assigned"}])])[0]),
     "txn_ops": lambda: call(O.txn(ops=[
         {"op": "append", "stream": "task-1", "events": [{"type": "assigned"}], "expect": 0},
         {"op": "put", "table": "kv.plan", "key": "step-1", "data": DOC, "expect": "absent"},
@@ -198,6 +202,11 @@ def test_vector(v: dict[str, Any]) -> None:
         if v["op"] == "append":
             r = O.append("task-42", [{"type": "x"}]).convert(msg)
             assert r.ids == (ID1, ID2)
+        if v["op"] == "append_batch":
+            ok, wev, conflict = C.batch_results(msg, 3)
+            assert isinstance(ok, maos.AppendResult) and ok.ids == (ID1, ID2)
+            assert type(wev) is maos.WrongExpectedVersion and wev.actual == 4
+            assert type(conflict) is maos.Conflict and conflict.actual is None
     else:
         msg = C.unpack(raw)
         kind = {"subscribe": "events", "subscribe_channel": "channel", "watch": "watch"}[v["op"]]
