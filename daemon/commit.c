@@ -402,13 +402,30 @@ int maosd_wx_event(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
     return 0;
 }
 
+/* An append right after one of the same stream, at the next version and
+ * position, extends that append's index entry (one entry, one key written
+ * for a run of small appends): the entry still covers consecutive versions
+ * at consecutive positions, as keys.h requires. */
 void maosd_wx_stream_appended(maosd_wctx *x, maos_slice stream, uint64_t first,
                               uint64_t pos, uint32_t count)
 {
     char k[MAOSD_KEY_MAX], v[16];
-    maosd_sindex_value(v, pos, count);
-    maosd_batch_put(x->batch, MAOSD_CF_STREAMS, k, maosd_key_version(k, stream, first), v,
-                    MAOSD_SINDEX_VALUE_LEN);
+    if (x->run_valid && x->run_len == stream.len &&
+        !memcmp(x->run_stream, stream.ptr, stream.len) &&
+        x->run_first + x->run_count == first && x->run_pos + x->run_count == pos &&
+        x->run_count <= UINT32_MAX - count) {
+        x->run_count += count;
+    } else {
+        x->run_valid = 1;
+        x->run_len = stream.len;
+        memcpy(x->run_stream, stream.ptr, stream.len);
+        x->run_first = first;
+        x->run_pos = pos;
+        x->run_count = count;
+    }
+    maosd_sindex_value(v, x->run_pos, x->run_count);
+    maosd_batch_put(x->batch, MAOSD_CF_STREAMS, k, maosd_key_version(k, stream, x->run_first),
+                    v, MAOSD_SINDEX_VALUE_LEN);
     maosd_put_u64(v, first + count - 1);
     maosd_put_u64(v + 8, pos + count - 1);
     maosd_batch_put(x->batch, MAOSD_CF_STREAMS, k, maosd_key_head(k, stream), v, 16);
@@ -505,8 +522,11 @@ static int stage_items(maosd_commit *cm, maosd_wreq *w, uint32_t from, uint32_t 
     for (uint32_t i = from; i < to; i++) {
         if (w->out[i].nothing)
             continue;
+        if (w->req.items[i].kind != MAOS_ITEM_APPEND)
+            x->run_valid = 0; /* it may change index entries (retention) */
         int rc = maosd_wkind_of(w->req.items[i].kind)->stage(x, w, i);
         if (rc) {
+            x->run_valid = 0; /* its entry may be rolled back */
             maosd_batch_rollback(x->batch);
             maosd_queue_cache_reset(x);
             cm->st = saved;
@@ -804,6 +824,7 @@ static void write_group(maosd_commit *cm, maosd_wreq **listp)
     uint64_t nreq = 0, staged = 0;
 
     maosd_batch_clear(cm->x.batch);
+    cm->x.run_valid = 0; /* index entries are extended within a group only */
     uint64_t avail = 0, need = 0;
     int full = space_short(cm, &avail, &need);
     for (maosd_wreq *w = list; w; w = w->next) {
@@ -954,6 +975,7 @@ static void gather(maosd_commit *cm)
 static void *commit_main(void *arg)
 {
     maosd_commit *cm = arg;
+    maosd_store_thread_init();
     for (;;) {
         pthread_mutex_lock(&cm->mu);
         while (!cm->in_head && !cm->stop && !cm->kicked)

@@ -235,6 +235,15 @@ typedef struct maosd_wctx {
     size_t rnd_used;
     struct maosd_qcache *qcache; /* write_queue.c: where the live keys of
                                   * the queue indexes start */
+    /* The stream index entry the group staged last (maosd_wx_stream_appended):
+     * the next append of the same stream at the next position and version
+     * extends it instead of adding an entry.  Valid only while nothing but
+     * appends is staged after it (commit.c stage_items). */
+    int run_valid;
+    uint32_t run_count;
+    uint64_t run_first, run_pos;
+    size_t run_len;
+    char run_stream[MAOS_STREAM_MAX];
 } maosd_wctx;
 
 /* write_queue.c, commit thread: the queue index cursors are only lower

@@ -29,7 +29,9 @@
  *              map); bound_conn 0: not bound.  Keys never contain NUL, so
  *              a table's entries sort together, by key.
  *
- * The stream index ('v' keys) has one entry per append, not per event: the
+ * The stream index ('v' keys) has one entry per append (or per run of
+ * appends of one stream staged one after the other in a group, commit.c
+ * maosd_wx_stream_appended), not per event: the
  * events of one append get consecutive versions and consecutive positions
  * (one writer, the commit thread, stages them one after the other), so
  * versions first_version .. first_version+count-1 are at positions

@@ -65,6 +65,7 @@ static void fault_gate(const char *path)
 static void rjob_run(uv_work_t *w)
 {
     maosd_rjob *j = w->data;
+    maosd_store_thread_init(); /* a pool thread: once is enough, again is cheap */
 #ifdef MAOS_FAULT_INJECTION
     if (j->gate)
         fault_gate(j->gate);

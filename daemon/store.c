@@ -1090,6 +1090,11 @@ static int journal_start(maosd_store *s, const maosd_store_opts *o,
     return 0;
 }
 
+void maosd_store_thread_init(void)
+{
+    rocksdb_set_perf_level(1); /* rocksdb::PerfLevel::kDisable */
+}
+
 int maosd_store_open(const maosd_store_opts *o, maosd_store **out,
                      maosd_store_report *rep, char *err, size_t errlen)
 {

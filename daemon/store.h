@@ -97,6 +97,10 @@ typedef struct maosd_store_report {
  * MAOS_EINTERNAL otherwise.  *out is written only on success; rep (may be
  * NULL) always.
  */
+/* Call first on each thread that reads or writes the store: turns off
+ * RocksDB's per-thread perf counters there (they cost a TLS lookup and an
+ * init check on every memtable insert and read; maosd reads none). */
+void maosd_store_thread_init(void);
 int maosd_store_open(const maosd_store_opts *o, maosd_store **out,
                      maosd_store_report *rep, char *err, size_t errlen);
 /* Flush and close; accepts NULL. */

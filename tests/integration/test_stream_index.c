@@ -14,7 +14,9 @@
  *    forward and backward, with limits that cut inside appends, followed
  *    page by page to the end; the same by position; subscriptions from a
  *    version inside an append; and the stored index itself: one entry per
- *    append (txns with two appends to one stream, pipelined requests);
+ *    append (txns with two appends to one stream, pipelined requests), or
+ *    per run of appends of one stream staged one after the other in a
+ *    group (an append_batch);
  *  - random appends of random sizes from several processes at once (so
  *    groups hold several requests), then random reads against the model,
  *    before and after a restart; the index entries tile each stream;
@@ -482,6 +484,21 @@ static void write_layout(maos_ctx *c, size_t *n_appends)
         MT_EQ_ERR(maos_result_status(r), 0);
         maos_result_free(r);
     }
+    /* append_batch: appends of one stream one after the other in a group
+     * share one entry (commit.c maosd_wx_stream_appended): s 2+1, then o
+     * breaks the run, then s 3+1 */
+    maos_txn_append b[5] = {
+        {.stream = "s", .expect = MAOS_EXPECT_ANY, .events = ev, .n_events = 2},
+        {.stream = "s", .expect = MAOS_EXPECT_ANY, .events = ev, .n_events = 1},
+        {.stream = "o", .expect = MAOS_EXPECT_ANY, .events = ev, .n_events = 1},
+        {.stream = "s", .expect = MAOS_EXPECT_ANY, .events = ev, .n_events = 3},
+        {.stream = "s", .expect = 27, .events = ev, .n_events = 1},
+    };
+    maos_batch_outcome bo[5];
+    MT_EQ_ERR(maos_append_batch(c, b, 5, bo), 0);
+    for (int i = 0; i < 5; i++)
+        MT_EQ_ERR(bo[i].status, 0);
+    na += 2;
     append_n(c, "s", 1, 50);
     na++;
     *n_appends = na;
@@ -498,13 +515,13 @@ static void test_reads_within_appends(void **state)
     model m = {0};
     model_load(c, &m);
     const mstream *s = model_get(&m, "s");
-    MT_EQ_U64(s->n, 3 + 1 + 5 + 2 + 4 + 2 + 2 + 3 + 1);
+    MT_EQ_U64(s->n, 3 + 1 + 5 + 2 + 4 + 2 + 2 + 3 + 7 + 1);
     check_stream_all(c, &m, "s");
     check_stream_all(c, &m, "o");
     check_stream_filtered(c, s, "x");
     check_stream_filtered(c, s, "t");
     /* subscriptions from versions inside appends (op_sub.c's lookup) */
-    static const uint64_t from[] = {0, 1, 4, 6, 9, 12, 16, 22};
+    static const uint64_t from[] = {0, 1, 4, 6, 9, 12, 16, 22, 24, 25, 27, 29};
     for (size_t i = 0; i < sizeof from / sizeof from[0]; i++)
         check_subscribe_from(c, s, from[i]);
     maos_free(c);
@@ -517,7 +534,7 @@ static void test_reads_within_appends(void **state)
     maosd_store_close(st);
     MT_EQ_U64(x.n, na);
     index_check_tiles(&x, s);
-    static const uint32_t counts[] = {3, 1, 5, 2, 4, 2, 2, 3, 1};
+    static const uint32_t counts[] = {3, 1, 5, 2, 4, 2, 2, 3, 3, 4, 1};
     for (size_t i = 0; i < x.n; i++)
         MT_EQ_U64(x.e[i].count, counts[i]);
 
@@ -721,13 +738,13 @@ static void test_old_layout(void **state)
     static entries x;
     index_read(st, "s", &x);
     maosd_store_close(st);
-    MT_EQ_U64(x.n, 23); /* one per event now */
+    MT_EQ_U64(x.n, 30); /* one per event now */
 
     mt_daemon_up(d);
     c = conn(d);
     model m = {0};
     model_load(c, &m);
-    MT_EQ_U64(model_get(&m, "s")->n, 23);
+    MT_EQ_U64(model_get(&m, "s")->n, 30);
     check_stream_all(c, &m, "s");
     check_subscribe_from(c, model_get(&m, "s"), 7);
     /* new appends after old entries: new-layout entries follow them */
@@ -735,7 +752,7 @@ static void test_old_layout(void **state)
     append_n(c, "o", 1, 61);
     append_n(c, "s", 2, 62);
     model_load(c, &m);
-    MT_EQ_U64(model_get(&m, "s")->n, 29);
+    MT_EQ_U64(model_get(&m, "s")->n, 36);
     check_stream_all(c, &m, "s");
     maos_free(c);
     MT_EQ_INT(mt_daemon_stop(d), 0);
@@ -743,7 +760,7 @@ static void test_old_layout(void **state)
     st = store_open(d);
     index_read(st, "s", &x);
     maosd_store_close(st);
-    MT_EQ_U64(x.n, 25);
+    MT_EQ_U64(x.n, 32);
     index_check_tiles(&x, model_get(&m, "s"));
     model_free(&m);
 }
