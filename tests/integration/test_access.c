@@ -95,6 +95,8 @@ static void xsend(int fd, uint64_t rid, build_fn b)
     msgpack_sbuffer_destroy(&sb);
 }
 
+static int64_t g_last_index; /* the `index` of xreq's last error reply, or -1 */
+
 static int xreq(int fd, uint64_t rid, build_fn b, char *msg, size_t msglen)
 {
     xsend(fd, rid, b);
@@ -107,6 +109,7 @@ static int xreq(int fd, uint64_t rid, build_fn b, char *msg, size_t msglen)
         maos_reply rep;
         if (maos_reply_decode(f, len, &rep) == 0 && rep.rid == rid) {
             int code = rep.ok ? 0 : rep.code;
+            g_last_index = rep.ok ? -1 : rep.index;
             if (msg)
                 snprintf(msg, msglen, "%.*s", (int)rep.message.len,
                          rep.message.ptr ? rep.message.ptr : "");
@@ -360,6 +363,9 @@ static void run_case(const char *sock, maos_ctx *root, const struct op_case *k, 
             MT_FAIL("%s: FORBIDDEN \"%s\" does not name scope %s", k->op, msg, kn);
         if (kind == MAOS_SCOPE_PER_ITEM && !strstr(msg, "append"))
             MT_FAIL("%s: FORBIDDEN \"%s\" does not name scope append", k->op, msg);
+        /* txn, append_batch: the second append is the one refused */
+        if (kind == MAOS_SCOPE_PER_ITEM)
+            MT_EQ_INT(g_last_index, 1);
     }
     close(fd);
 }
