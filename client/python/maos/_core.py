@@ -26,13 +26,16 @@ Invariants:
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as _dt
+import gc
 import os
 import socket
 import stat
 import struct
 import uuid
-from typing import Any, Callable, Deque, Iterable, Mapping, Optional, Sequence, Union
+from typing import (Any, Callable, Deque, Iterable, Iterator, Mapping, Optional, Sequence,
+                    Union)
 
 import msgpack
 
@@ -298,40 +301,85 @@ def append_body(stream: str, events: Sequence[Mapping[str, Any]],
             "events": [event_body(e) for e in events]}
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic collector paused (when it was on) for a stretch of
+    code that makes many objects that live on: a batch's request bodies,
+    its results.  Otherwise the collector runs again and again while they
+    pile up, each full pass walking every object of the program: 40% of
+    the client's CPU in append_batch (bench.py).  Only around code that
+    does not await or block, and put back as it was even on an error."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 #: append_batch requests: appends and events in one at most (maosd takes
 #: 10,000 of each; smaller requests let the next be encoded while maosd
 #: writes this one)
 BATCH_APPENDS = 1000
 BATCH_EVENTS = 10000
+#: bytes of an append_batch request besides its appends array (op, rid,
+#: the keys), at most
+_BATCH_HEAD = 48
 
 
-def batch_bodies(bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """append bodies (append_body) -> append_batch request bodies, in order,
+class Packed:
+    """A request body {key: value} whose value is msgpack bytes already
+    (an append_batch's appends array): what is kept of a request between
+    building it and sending it is bytes, not thousands of dicts.  n: the
+    appends in it."""
+    __slots__ = ("key", "raw", "n")
+
+    def __init__(self, key: str, raw: bytes, n: int) -> None:
+        self.key = key
+        self.raw = raw
+        self.n = n
+
+
+def batch_requests(appends: Iterable[tuple[str, Sequence[Mapping[str, Any]]]],
+                   expect: Expect, max_frame: int) -> list[Packed]:
+    """(stream, events) appends -> append_batch request bodies, in order,
     each of at most BATCH_APPENDS appends and BATCH_EVENTS events (an append
-    of more events goes alone: maosd says LIMIT)."""
-    out: list[dict[str, Any]] = []
-    cur: list[dict[str, Any]] = []
-    events = 0
-    for b in bodies:
-        k = len(b["events"])
-        if cur and (len(cur) >= BATCH_APPENDS or events + k > BATCH_EVENTS):
-            out.append({"appends": cur})
-            cur = []
-            events = 0
-        cur.append(b)
-        events += k
-    if cur:
-        out.append({"appends": cur})
+    of more events goes alone: maosd says LIMIT) and within max_frame (a
+    request over it is made of halves).  Every append is checked and packed
+    before anything is sent: bad input (InvalidArgument) or one append over
+    max_frame (FrameTooLarge) raises here, and nothing of the batch is
+    sent.  The collector is paused meanwhile (gc_paused)."""
+    out: list[Packed] = []
+    packb = msgpack.Packer(use_bin_type=True).pack
+
+    def add(chunk: list[dict[str, Any]]) -> None:
+        raw: bytes = packb(chunk)
+        if len(raw) + _BATCH_HEAD <= max_frame:
+            out.append(Packed("appends", raw, len(chunk)))
+        elif len(chunk) == 1:
+            raise E.FrameTooLarge(f"an append to {chunk[0]['stream']} is {len(raw)} bytes, "
+                                  f"over the server's max_frame {max_frame}; nothing of the "
+                                  "batch was sent")
+        else:
+            add(chunk[:len(chunk) // 2])
+            add(chunk[len(chunk) // 2:])
+
+    with gc_paused():
+        cur: list[dict[str, Any]] = []
+        events = 0
+        for stream, evs in appends:
+            b = append_body(stream, evs, expect)
+            k = len(b["events"])
+            if cur and (len(cur) >= BATCH_APPENDS or events + k > BATCH_EVENTS):
+                add(cur)
+                cur = []
+                events = 0
+            cur.append(b)
+            events += k
+        if cur:
+            add(cur)
     return out
-
-
-def split_batch(op: str, body: Mapping[str, Any]) -> Optional[list[dict[str, Any]]]:
-    """An append_batch body over the server's max_frame as two halves, in
-    order; None when it cannot be split (another op, or one append)."""
-    a = body.get("appends") if op == "append_batch" else None
-    if not isinstance(a, list) or len(a) < 2:
-        return None
-    return [{"appends": a[:len(a) // 2]}, {"appends": a[len(a) // 2:]}]
 
 
 def batch_results(msg: dict[Any, Any], n: int) -> list[Union[AppendResult, E.Error]]:
@@ -907,12 +955,17 @@ class Core:
         for s in self.all_subs:
             s.server_id = 0
 
-    def encode(self, op: str, body: Mapping[str, Any],
+    def encode(self, op: str, body: Union[Mapping[str, Any], Packed],
                sub: Optional[SubState] = None) -> tuple[int, bytes]:
         """A request frame for op with a new rid; remembered as pending."""
         self.last_rid += 1
         rid = self.last_rid
-        payload: bytes = self._pack({"op": op, "rid": rid, **body})
+        payload: bytes
+        if isinstance(body, Packed):  # {op, rid, key: raw}, the keys in that order
+            pk = self._pack
+            payload = b"\x83" + pk("op") + pk(op) + pk("rid") + pk(rid) + pk(body.key) + body.raw
+        else:
+            payload = self._pack({"op": op, "rid": rid, **body})
         n = len(payload)
         if n > 1 << 20:  # the packer keeps its largest buffer: not a big one
             self._pack = msgpack.Packer(use_bin_type=True).pack

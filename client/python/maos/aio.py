@@ -264,7 +264,7 @@ class AsyncClient:
 
     # ---- requests ----------------------------------------------------------------------
 
-    def _submit(self, conn: _Conn, op: str, body: Mapping[str, Any],
+    def _submit(self, conn: _Conn, op: str, body: Union[Mapping[str, Any], C.Packed],
                 sub: Optional[C.SubState] = None) -> "asyncio.Future[Any]":
         """Queue one request (written with the rest of this loop turn's) and
         return the future its reply resolves: no task, no coroutine."""
@@ -368,46 +368,39 @@ class AsyncClient:
                            expect: C.Expect = "any") -> builtins.list[AppendResult]:
         """As maos.Client.append_batch: append_batch requests of up to
         1,000 appends, each append all or none, the batch not atomic (see
-        txn), results in order; the first refusal is raised after every
-        reply is in.  Windows of PIPELINE_MAX requests, the next sent
-        before the one before is answered (two in flight)."""
-        bodies = C.batch_bodies([C.append_body(stream, events, expect)
-                                 for stream, events in appends])
+        txn), every append checked before anything is sent, results in
+        order; the first refusal is raised after every reply is in.
+        Windows of PIPELINE_MAX requests, the next sent before the one
+        before is answered (two in flight)."""
         conn = await self._ensure()
+        reqs = C.batch_requests(appends, expect, self.core.max_frame)
         out: builtins.list[AppendResult] = []
         err: Optional[BaseException] = None
         stop: Optional[E.Error] = None
         windows: collections.deque[builtins.list[tuple[int, asyncio.Future[Any]]]] = \
             collections.deque()
         lo = 0
-        while windows or (lo < len(bodies) and stop is None):
-            if lo < len(bodies) and stop is None and len(windows) < 2:
+        while windows or (lo < len(reqs) and stop is None):
+            if lo < len(reqs) and stop is None and len(windows) < 2:
                 futs: builtins.list[tuple[int, asyncio.Future[Any]]] = []
-                while lo < len(bodies) and len(futs) < self.PIPELINE_MAX:
-                    body = bodies[lo]
+                for req in reqs[lo:lo + self.PIPELINE_MAX]:
                     try:
-                        futs.append((len(body["appends"]),
-                                     self._submit(conn, "append_batch", body)))
-                    except E.FrameTooLarge as e:
-                        halves = C.split_batch("append_batch", body)
-                        if halves is None:
-                            stop = e
-                            break
-                        bodies[lo:lo + 1] = halves
-                        continue
+                        futs.append((req.n, self._submit(conn, "append_batch", req)))
                     except E.Error as e:  # the connection died
                         stop = e
                         break
-                    lo += 1
                     await self._drain(conn)
                 windows.append(futs)
+                lo += self.PIPELINE_MAX
                 continue
             # awaited one by one, not gathered: a future already resolved
             # is taken without a callback or a turn of the loop
             win = windows.popleft()
             for k, (n, fut) in enumerate(win):
                 try:
-                    results = C.batch_results(await fut, n)
+                    rep = await fut
+                    with C.gc_paused():
+                        results = C.batch_results(rep, n)
                 except E.ProtocolViolation as e:
                     self._kill(conn, e)  # the reply stream can no longer be trusted
                     for _, f in [*win[k + 1:], *(f for w in windows for f in w)]:

@@ -251,11 +251,10 @@ class Client:
                 self._down_since = time.monotonic()
             raise e
 
-    def _pipeline(self, op: str, bodies: builtins.list[dict[str, Any]]) -> builtins.list[Any]:
+    def _pipeline(self, op: str, bodies: Sequence[Union[Mapping[str, Any], C.Packed]]
+                  ) -> builtins.list[Any]:
         """Every body sent as a request of op, pipelined; the replies (dict,
-        or the Error of a refusal) in order.  An append_batch body over
-        max_frame is split in two in `bodies` itself (C.split_batch): the
-        replies then answer bodies as it is on return.
+        or the Error of a refusal) in order.
 
         At most PIPELINE_MAX requests in flight and PIPELINE_BYTES queued:
         the more in flight, the more of them share one commit group (one
@@ -287,14 +286,6 @@ class Client:
                         and len(out) < self.PIPELINE_BYTES:
                     try:
                         rid, data = self.core.encode(op, bodies[i])
-                    except E.FrameTooLarge as e:
-                        halves = C.split_batch(op, bodies[i])
-                        if halves is None:
-                            stop = e
-                            break
-                        bodies[i:i + 1] = halves
-                        n += 1
-                        continue
                     except E.Error as e:
                         stop = e
                         break
@@ -415,21 +406,22 @@ class Client:
         """Many appends, each all or none and durable when this returns, the
         batch not atomic (see txn): sent as append_batch requests (up to
         1,000 appends each, pipelined), which maosd checks and writes append
-        by append, in order.  Results in order.  The first refusal is
-        raised after every reply has been taken; the other appends are
-        written."""
+        by append, in order.  Results in order.  Every append is checked
+        before anything is sent (InvalidArgument; FrameTooLarge for one
+        append over the server's max_frame: nothing sent).  The first
+        refusal is raised after every reply has been taken; the other
+        appends are written."""
         self._ensure()
-        bodies = C.batch_bodies([C.append_body(stream, events, expect)
-                                 for stream, events in appends])
+        reqs = C.batch_requests(appends, expect, self.core.max_frame)
         out: builtins.list[AppendResult] = []
         err: Optional[E.Error] = None
-        replies = self._pipeline("append_batch", bodies)  # may split bodies
-        for body, rep in zip(bodies, replies):
+        for req, rep in zip(reqs, self._pipeline("append_batch", reqs)):
             if isinstance(rep, E.Error):
                 err = err or rep
                 continue
             try:
-                results = C.batch_results(rep, len(body["appends"]))
+                with C.gc_paused():
+                    results = C.batch_results(rep, req.n)
             except E.ProtocolViolation:
                 self._lost("")  # the reply stream can no longer be trusted
                 raise

@@ -143,10 +143,10 @@ def test_pipeline_window_slides(sock: str) -> None:
     """append_batch keeps PIPELINE_MAX requests in flight and refills the
     window as replies come (a window of 7 over 500 appends in requests of
     3: every reply in order); a refusal in the middle is raised after every
-    reply is in and the appends around it are stored; a request over
-    max_frame is split in halves, and an append that cannot be sent stops
-    the sending, the replies of those before it are taken, and the
-    connection is still in step."""
+    reply is in and the appends around it are stored; an append over
+    max_frame or not valid is refused before anything of its batch is
+    sent; appends too big to share one request go in several, in order;
+    the connection is still in step."""
     with maos.Client(sock) as c:
         c.PIPELINE_MAX = 7
         batch_appends = C.BATCH_APPENDS
@@ -173,9 +173,16 @@ def test_pipeline_window_slides(sock: str) -> None:
         big = [("f-1", [{"type": "t", "data": b"\x00" * (17 << 20)}])]
         with pytest.raises(maos.FrameTooLarge):
             c.append_batch([("f-0", [{"type": "t"}])] * 3 + big * 2 + [("f-2", [{"type": "t"}])])
-        assert sum(1 for _ in c.read("f-0")) == 3
-        with pytest.raises(maos.NotFound):
-            list(c.read("f-2"))
+        with pytest.raises(maos.InvalidArgument):
+            c.append_batch([("f-0", [{"type": "t"}])] * 3 + [("f-2", [])])
+        for st in ("f-0", "f-2"):  # nothing of either batch was sent
+            with pytest.raises(maos.NotFound):
+                list(c.read(st))
+        # appends of 6 MiB: requests of two (max_frame is 16 MiB), in order
+        mid = [(f"h-{i}", [{"type": "t", "data": b"\x01" * (6 << 20)}]) for i in range(5)]
+        res = c.append_batch(mid)
+        assert [r.stream for r in res] == [f"h-{i}" for i in range(5)]
+        assert [r.first_position for r in res] == sorted(r.first_position for r in res)
         c.ping()
 
 

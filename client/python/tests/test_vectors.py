@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import pytest
 
@@ -55,7 +55,7 @@ TASK1 = {"data": DETAIL, "meta": META, "priority": -3, "delay": 5000, "max_attem
 FILTER = dict(prefix="task-", category="task", types=["created", "done"],
               since=1700000000000000, until=1800000000000000)
 
-Built = tuple[str, dict[str, Any]]
+Built = tuple[str, Union[dict[str, Any], C.Packed]]
 
 
 def call(c: O.Call[Any]) -> Built:
@@ -79,10 +79,10 @@ BUILDERS: dict[str, Callable[[], Built]] = {
     "txn_appends": lambda: call(O.txn([
         {"stream": "task-1", "events": [{"type": "assigned"}], "expect": 0},
         {"stream": "job-1", "events": [{"type": "note", "data": DETAIL}]}])),
-    "append_batch": lambda: ("append_batch", C.batch_bodies([
-        C.append_body("task-1", [{"type": "assigned"}], 0),
-        C.append_body("job-1", [{"type": "note", "data": DETAIL}]),
-        C.append_body("task-1", [{"type": "assigned"}])])[0]),
+    "append_batch": lambda: ("append_batch", C.batch_requests([
+        ("task-1", [{"type": "assigned"}]),
+        ("job-1", [{"type": "note", "data": DETAIL}]),
+        ("task-1", [{"type": "assigned"}])], "any", C.DEFAULT_MAX_FRAME)[0]),
     "txn_ops": lambda: call(O.txn(ops=[
         {"op": "append", "stream": "task-1", "events": [{"type": "assigned"}], "expect": 0},
         {"op": "put", "table": "kv.plan", "key": "step-1", "data": DOC, "expect": "absent"},
