@@ -514,7 +514,13 @@ void maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list)
             n += w->n_recs;
     if (!n)
         return;
-    maos_record *recs = malloc(n * sizeof(*recs));
+    maos_record *recs = NULL;
+    maosd_sub *live = srv->subs;
+    while (live && !live->live)
+        live = live->next;
+    if (!live)
+        goto advance; /* no one to hand them to: do not decode them */
+    recs = malloc(n * sizeof(*recs));
     if (!recs) {
         /* Cannot fan out: every live subscriber falls back to disk reads,
          * which stay correct. */
