@@ -2,7 +2,7 @@
  * daemon/overlay.h -- the commit thread's map of the keys a write group
  * has staged (docs/ARCHITECTURE.md "The commit thread").
  *
- * A maosd_batch (store.c) is a plain RocksDB WriteBatch plus this
+ * A maosd_batch (store.c) is a buffer of the values staged plus this
  * overlay: for every (column family, key) the group has put or deleted,
  * the latest pending value or a delete mark.  Reads of the group's own
  * writes look here first, then in the database; iterators over batch and
@@ -10,10 +10,10 @@
  * iterator.
  *
  * The overlay does not copy values: a put records where its value lies
- * in the caller's buffer (the WriteBatch's data, as offset and length),
+ * in the caller's buffer (the batch's values, as offset and length),
  * and a lookup returns that place; the caller resolves it against the
  * buffer's current address.  Keys are copied (a rollback truncates the
- * WriteBatch, and the overlay must still compare keys it has forgotten
+ * buffer, and the overlay must still compare keys it has forgotten
  * the values of).
  *
  * Save points: maosd_overlay_mark pushes a mark; every change after it

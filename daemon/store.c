@@ -47,11 +47,12 @@
  *  - The first storage error message is written at most once into
  *    err_msg, before err_ready is set with release ordering, so a reader
  *    that sees err_ready sees the whole message, and it never changes.
- *  - A maosd_batch is a plain WriteBatch (what is written, and the
- *    journal's record) plus an overlay (overlay.h) of its keys, so reads
- *    through it see the latest pending put or delete of a key; a mark is
- *    a WriteBatch save point and an overlay mark, pushed and popped
- *    together.  A batch iterator merges the overlay's keys of its family
+ *  - A maosd_batch is a buffer of the staged values plus an overlay
+ *    (overlay.h) of its keys, so reads through it see the latest pending
+ *    put or delete of a key; a mark is the buffer's length (and the count
+ *    of ops) and an overlay mark, pushed and popped together.  What is
+ *    written (and the journal's record) is the WriteBatch batch_final()
+ *    builds from the overlay.  A batch iterator merges the overlay's keys of its family
  *    with a database iterator (BaseDeltaIterator's rules).  A batch whose
  *    contents can no longer be trusted (bad column family, rollback without
  *    mark) is "poisoned" and maosd_store_write refuses it with
@@ -144,9 +145,20 @@ struct maosd_store {
 #endif
 };
 
+/* A batch's staged values, back to back (the overlay keeps each key's
+ * offset and length here), and its marks: what was staged before each. */
+typedef struct batch_mark {
+    size_t len;
+    uint64_t ops;
+} batch_mark;
+
 struct maosd_batch {
     maosd_store *s;
-    rocksdb_writebatch_t *wb; /* what was staged, in order (its save points) */
+    char *vals;               /* the values staged, in order */
+    size_t vlen, vcap;
+    uint64_t ops;             /* puts and deletes staged (rolled back: gone) */
+    batch_mark *marks;
+    size_t nmarks, capmarks;
     maosd_overlay *ov;        /* its keys: reads of the pending writes */
     rocksdb_writebatch_t *out;/* what is written (and the journal record):
                                * batch_final() */
@@ -1415,9 +1427,8 @@ maosd_batch *maosd_batch_new(maosd_store *s)
     if (b == NULL)
         return NULL;
     b->s = s;
-    b->wb = rocksdb_writebatch_create();
     b->ov = maosd_overlay_new();
-    if (b->wb == NULL || b->ov == NULL) {
+    if (b->ov == NULL) {
         maosd_batch_free(b);
         return NULL;
     }
@@ -1428,8 +1439,8 @@ void maosd_batch_free(maosd_batch *b)
 {
     if (b == NULL)
         return;
-    if (b->wb)
-        rocksdb_writebatch_destroy(b->wb);
+    free(b->vals);
+    free(b->marks);
     if (b->out)
         rocksdb_writebatch_destroy(b->out);
     maosd_overlay_free(b->ov);
@@ -1438,7 +1449,14 @@ void maosd_batch_free(maosd_batch *b)
 
 void maosd_batch_clear(maosd_batch *b)
 {
-    rocksdb_writebatch_clear(b->wb); /* also drops every save point */
+    if (b->vcap > (64u << 20) && b->vlen < b->vcap / 4) { /* a rare big group */
+        free(b->vals);
+        b->vals = NULL;
+        b->vcap = 0;
+    }
+    b->vlen = 0;
+    b->ops = 0;
+    b->nmarks = 0;
     maosd_overlay_clear(b->ov);
     b->poisoned = 0;
 }
@@ -1446,57 +1464,71 @@ void maosd_batch_clear(maosd_batch *b)
 void maosd_batch_put(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
                      const void *val, size_t vlen)
 {
-    rocksdb_column_family_handle_t *h = cf_handle(b->s, cf);
-    size_t n;
-
-    if (h == NULL) {
+    if (cf_handle(b->s, cf) == NULL) {
         b->poisoned = 1;
         return;
     }
-    rocksdb_writebatch_put_cf(b->wb, h, key, klen, val, vlen);
-    /* A put's record ends with its value: the overlay keeps where. */
-    rocksdb_writebatch_data(b->wb, &n);
-    if (maosd_overlay_set(b->ov, (unsigned)cf, key, klen, 0, n - vlen, vlen))
+    if (vlen > b->vcap - b->vlen) {
+        size_t cap = b->vcap ? b->vcap : 64 << 10;
+        while (cap - b->vlen < vlen)
+            cap *= 2;
+        char *p = realloc(b->vals, cap);
+        if (p == NULL) {
+            b->poisoned = 1; /* the put is lost: the batch must not be written */
+            return;
+        }
+        b->vals = p;
+        b->vcap = cap;
+    }
+    if (vlen)
+        memcpy(b->vals + b->vlen, val, vlen);
+    if (maosd_overlay_set(b->ov, (unsigned)cf, key, klen, 0, b->vlen, vlen))
         b->poisoned = 1; /* reads through it would miss this put */
+    b->vlen += vlen;
+    b->ops++;
 }
 
 void maosd_batch_delete(maosd_batch *b, maosd_cf cf, const void *key, size_t klen)
 {
-    rocksdb_column_family_handle_t *h = cf_handle(b->s, cf);
-
-    if (h == NULL) {
+    if (cf_handle(b->s, cf) == NULL) {
         b->poisoned = 1;
         return;
     }
-    rocksdb_writebatch_delete_cf(b->wb, h, key, klen);
     if (maosd_overlay_set(b->ov, (unsigned)cf, key, klen, 1, 0, 0))
         b->poisoned = 1;
+    b->ops++;
 }
 
 void maosd_batch_mark(maosd_batch *b)
 {
+    if (b->nmarks == b->capmarks) {
+        size_t cap = b->capmarks ? b->capmarks * 2 : 64;
+        batch_mark *m = realloc(b->marks, cap * sizeof *m);
+        if (m == NULL) {
+            b->poisoned = 1; /* the rollback that pairs with it cannot work */
+            return;
+        }
+        b->marks = m;
+        b->capmarks = cap;
+    }
     if (maosd_overlay_mark(b->ov)) {
-        b->poisoned = 1; /* the rollback that pairs with it cannot work */
+        b->poisoned = 1;
         return;
     }
-    rocksdb_writebatch_set_save_point(b->wb);
+    b->marks[b->nmarks++] = (batch_mark){b->vlen, b->ops};
 }
 
 void maosd_batch_rollback(maosd_batch *b)
 {
-    char *rerr = NULL;
-
     /* Pops the latest mark.  Without one, the puts we were asked to
      * discard are still there, so the batch must not be written. */
-    if (maosd_overlay_rollback(b->ov)) {
+    if (b->nmarks == 0 || maosd_overlay_rollback(b->ov)) {
         b->poisoned = 1;
         return;
     }
-    rocksdb_writebatch_rollback_to_save_point(b->wb, &rerr);
-    if (rerr != NULL) {
-        b->poisoned = 1;
-        rocksdb_free(rerr);
-    }
+    const batch_mark *m = &b->marks[--b->nmarks];
+    b->vlen = m->len; /* the overlay no longer points past it */
+    b->ops = m->ops;
 }
 
 /* A pending put's value (1), a pending delete (0), or nothing pending for
@@ -1506,10 +1538,8 @@ static int batch_pending(maosd_batch *b, maosd_cf cf, const void *key, size_t kl
 {
     uint64_t off;
     int r = maosd_overlay_get(b->ov, (unsigned)cf, key, klen, &off, n);
-    if (r == 1) {
-        size_t len;
-        *v = rocksdb_writebatch_data(b->wb, &len) + off;
-    }
+    if (r == 1)
+        *v = b->vals + off;
     return r;
 }
 
@@ -1557,7 +1587,7 @@ int maosd_batch_get_buf(maosd_batch *b, maosd_cf cf, const void *key,
 
 int maosd_batch_count(maosd_batch *b)
 {
-    return rocksdb_writebatch_count(b->wb);
+    return b->ops > INT32_MAX ? INT32_MAX : (int)b->ops;
 }
 
 /*
@@ -1632,8 +1662,7 @@ static rocksdb_writebatch_t *batch_final(maosd_batch *b)
     if (!b->out && !(b->out = rocksdb_writebatch_create()))
         return NULL;
     rocksdb_writebatch_clear(b->out);
-    size_t dlen;
-    const char *data = rocksdb_writebatch_data(b->wb, &dlen);
+    const char *data = b->vals;
     for (unsigned cf = 0; cf < MAOSD_CF__COUNT; cf++) {
         rocksdb_column_family_handle_t *h = cf_handle(b->s, (maosd_cf)cf);
         const uint32_t *idx;
@@ -2104,10 +2133,10 @@ const char *maosd_iter_value(const maosd_iter *it, size_t *vlen)
     }
     if (it->b && it->cur == CUR_DELTA) {
         const char *k;
-        size_t kn, n;
+        size_t kn;
         uint64_t off;
         d_entry(it, &k, &kn, &off, vlen);
-        return rocksdb_writebatch_data(it->b->wb, &n) + off;
+        return it->b->vals + off;
     }
     return rocksdb_iter_value(it->it, vlen);
 }
