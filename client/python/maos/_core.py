@@ -365,13 +365,22 @@ def batch_requests(appends: Iterable[tuple[str, Sequence[Mapping[str, Any]]]],
             add(chunk[:len(chunk) // 2])
             add(chunk[len(chunk) // 2:])
 
+    ex = _expect(expect, False)
+    per, limit = BATCH_APPENDS, BATCH_EVENTS
     with gc_paused():
         cur: list[dict[str, Any]] = []
         events = 0
         for stream, evs in appends:
-            b = append_body(stream, evs, expect)
-            k = len(b["events"])
-            if cur and (len(cur) >= BATCH_APPENDS or events + k > BATCH_EVENTS):
+            # append_body's work, its common case written out: one event
+            # sent as it is (the list is only read, then packed)
+            if type(stream) is str and type(evs) is list and len(evs) == 1 \
+                    and event_body(evs[0]) is evs[0]:
+                b = {"stream": stream, "expect": ex, "events": evs}
+                k = 1
+            else:
+                b = append_body(stream, evs, expect)
+                k = len(b["events"])
+            if cur and (len(cur) >= per or events + k > limit):
                 add(cur)
                 cur = []
                 events = 0
@@ -390,12 +399,13 @@ def batch_results(msg: dict[Any, Any], n: int) -> list[Union[AppendResult, E.Err
         raise E.ProtocolViolation(f"append_batch reply with {len(res)} results for {n} "
                                   "appends")
     out: list[Union[AppendResult, E.Error]] = []
+    add = out.append
     for m in res:
         if type(m) is dict and "code" in m:
             _need(m, {"code": _S, "message": _S}, "append_batch refusal")
-            out.append(E.from_reply(m))
+            add(E.from_reply(m))
         else:
-            out.append(to_append(m))
+            add(to_append(m))
     return out
 
 
