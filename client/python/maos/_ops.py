@@ -82,7 +82,8 @@ def _events_page(m: Reply) -> tuple[list[Event], Optional[int]]:
     nxt = m["next"]
     if nxt is not None and not C._is(nxt, C._U):
         raise E.ProtocolViolation("read reply: bad next")
-    return [C.to_event(r) for r in m["events"]], nxt
+    with C.gc_paused():  # a page of Events that live on (C.gc_paused)
+        return [C.to_event(r) for r in m["events"]], nxt
 
 
 def read(stream: str, start: Optional[int] = None, backward: bool = False,
