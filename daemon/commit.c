@@ -69,6 +69,14 @@
  * least one request), so one WriteBatch stays bounded however much is
  * queued. */
 #define GROUP_MAX_BYTES (64u << 20)
+/* ... and up to this many appended events (at least one request): the
+ * replies of a group go out while the next is staged, so that clients
+ * sending big append_batch requests decode replies beside the commit
+ * thread instead of after one group of everything (20,000 appends from
+ * Python in requests of 1,000: 96 -> 80 ms with 2,048, 1,024 the same,
+ * 4,096 88 ms); fsyncs stay few (2,048 small events are ~0.5 MB of
+ * journal).  Groups of single appends are far below it. */
+#define GROUP_MAX_EVENTS 2048
 
 /* ---- the write kinds ------------------------------------------------------------ */
 
@@ -217,6 +225,7 @@ maosd_wreq *maosd_wreq_new(maos_request *req, char **frame, size_t frame_len)
         return NULL;
     }
     w->req = *req;
+    w->n_events = events;
     req->mem_ = NULL;
     w->frame = *frame;
     w->frame_len = frame_len;
@@ -983,13 +992,16 @@ static void *commit_main(void *arg)
         cm->kicked = 0;
         if (cm->in_head)
             gather(cm);
-        /* Take the queue, up to GROUP_MAX_BYTES of it. */
+        /* Take the queue, up to GROUP_MAX_BYTES and GROUP_MAX_EVENTS of it. */
         maosd_wreq *list = cm->in_head, *last = NULL;
         uint64_t n = 0;
-        size_t bytes = 0;
-        for (maosd_wreq *w = list; w && (!n || bytes + w->cost <= GROUP_MAX_BYTES);
+        size_t bytes = 0, events = 0;
+        for (maosd_wreq *w = list;
+             w && (!n || (bytes + w->cost <= GROUP_MAX_BYTES &&
+                          events + w->n_events <= GROUP_MAX_EVENTS));
              w = w->next) {
             bytes += w->cost;
+            events += w->n_events;
             last = w;
             n++;
         }

@@ -117,6 +117,7 @@ struct maosd_wreq {
     maosd_wdone_fn done;       /* NULL: answer conn (maosd_write_reply) */
     void *done_arg;
     size_t cost;               /* maosd_wreq_cost(), set when queued */
+    size_t n_events;           /* events of its appends (the group bound) */
     uint64_t t0_ns;            /* when it arrived (uv_hrtime), for metrics */
     maosd_writer who;
     char *agent_mem;
