@@ -27,7 +27,7 @@ import datetime as _dt
 import select
 import socket
 import time
-from typing import (Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
                     TypeVar, Union)
 
 from . import _core as C
@@ -251,10 +251,12 @@ class Client:
                 self._down_since = time.monotonic()
             raise e
 
-    def _pipeline(self, op: str, bodies: Sequence[Union[Mapping[str, Any], C.Packed]]
-                  ) -> builtins.list[Any]:
-        """Every body sent as a request of op, pipelined; the replies (dict,
-        or the Error of a refusal) in order.
+    def _pipeline(self, op: str, bodies: Sequence[Union[Mapping[str, Any], C.Packed]],
+                  take: Callable[[int, Any], None]) -> None:
+        """Every body sent as a request of op, pipelined; take(i, reply)
+        called with the reply to bodies[i] (a dict, or the Error of a
+        refusal) in order, as soon as it and those before it are in (so
+        the caller's work on it overlaps maosd's on the later ones).
 
         At most PIPELINE_MAX requests in flight and PIPELINE_BYTES queued:
         the more in flight, the more of them share one commit group (one
@@ -268,8 +270,7 @@ class Client:
         n = len(bodies)
         out = bytearray()
         rids: collections.deque[int] = collections.deque()
-        res: builtins.list[Any] = []
-        i = 0
+        i = taken = 0
         stop: Optional[E.Error] = None
         poller = select.poll()
         poller.register(sock, select.POLLIN)
@@ -279,7 +280,8 @@ class Client:
             replies = self._replies
             while True:
                 while rids and rids[0] in replies:
-                    res.append(replies.pop(rids.popleft()))
+                    take(taken, replies.pop(rids.popleft()))
+                    taken += 1
                 if not rids and (stop is not None or i == n):
                     break
                 while stop is None and i < n and len(rids) < self.PIPELINE_MAX \
@@ -320,7 +322,6 @@ class Client:
                 sock.settimeout(self.timeout)
         if stop is not None:
             raise stop
-        return res
 
     def _roundtrip(self, op: str, body: Mapping[str, Any], deadline: Optional[float] = None,
                    sub: Optional[C.SubState] = None) -> dict[Any, Any]:
@@ -415,21 +416,25 @@ class Client:
         reqs = C.batch_requests(appends, expect, self.core.max_frame)
         out: builtins.list[AppendResult] = []
         err: Optional[E.Error] = None
-        for req, rep in zip(reqs, self._pipeline("append_batch", reqs)):
+
+        def take(i: int, rep: Any) -> None:
+            nonlocal err
             if isinstance(rep, E.Error):
                 err = err or rep
-                continue
-            try:
-                with C.gc_paused():
-                    results = C.batch_results(rep, req.n)
-            except E.ProtocolViolation:
-                self._lost("")  # the reply stream can no longer be trusted
-                raise
+                return
+            with C.gc_paused():
+                results = C.batch_results(rep, reqs[i].n)
             for r in results:
                 if isinstance(r, E.Error):
                     err = err or r
                 else:
                     out.append(r)
+
+        try:
+            self._pipeline("append_batch", reqs, take)
+        except E.ProtocolViolation:
+            self._lost("")  # the reply stream can no longer be trusted
+            raise
         if err is not None:
             raise err
         return out
