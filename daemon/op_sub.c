@@ -55,7 +55,8 @@
  *    up (told "fell_behind"): the daemon keeps no per-subscriber backlog in
  *    memory, only a position.
  *  - Catch-up never buffers more than a small window: the pump serves a
- *    connection only while it holds at most MAOSD_PUMP_WINDOW (1 MiB) and
+ *    connection only while it holds at most MAOSD_PUMP_WINDOW (2 MiB: one
+ *    slice of about a reply budget on its way while the next is read) and
  *    is not over a cap (maosd_conn_pump_ok); it can always read again from
  *    disk, so a subscriber that does not read costs one window, not its
  *    cap.  A connection whose output drains kicks the pump again.

@@ -16,10 +16,10 @@
  *    subscriber's backlog would cost (~150 MB of records on top):
  *       RSS once serving (measured after a first request; ~10-20 MiB)
  *     + block cache 32 MiB + memtables 64 MiB (RocksDB, README)
- *     + 3 connections x (4 MiB cap + 1 MiB push) = 15 MiB
+ *     + 3 connections x (4 MiB cap + 2 MiB catch-up window) = 18 MiB
  *     + the writer's frames in flight (32 x ~30 KiB ~ 1 MiB)
  *     + 24 MiB slack (allocator, RocksDB iterators and index blocks)
- *     = start-up + 136 MiB.  Under ASan the same plus a third for shadow
+ *     = start-up + 139 MiB.  Under ASan the same plus a third for shadow
  *       and allocator overhead, with the daemon's quarantine set to 16 MiB.
  *  - writers are not stalled: the writer finishes within WRITER_MAX_S;
  *  - the normal subscriber gets all TOTAL events, once each, in order;
@@ -54,7 +54,7 @@
 #define BATCH 100
 #define WINDOW 32
 #define PAD 600          /* data ~620 bytes, record ~740 bytes */
-#define RSS_MARGIN_MB 136
+#define RSS_MARGIN_MB 139
 #define WRITER_MAX_S 60
 #define N_STREAMS 10
 
