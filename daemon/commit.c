@@ -510,8 +510,6 @@ int maosd_wx_record(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
 
 /* ---- one request, one group ------------------------------------------------------- */
 
-/* Check, then stage, every item of w.  Returns 1 if it put writes in the
- * batch. */
 /* Stage items [from, to) of w (those checked as writing something) as one
  * unit: on a failure nothing of them stays and w carries the error.
  * 1 staged, 0 failed. */
@@ -597,6 +595,8 @@ static int process_each(maosd_commit *cm, maosd_wreq *w)
     return staged;
 }
 
+/* Check, then stage, every item of w (all or nothing, but append_batch's
+ * items each on their own).  Returns 1 if it put writes in the batch. */
 static int process_request(maosd_commit *cm, maosd_wreq *w)
 {
     maosd_wctx *x = &cm->x;

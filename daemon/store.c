@@ -147,6 +147,7 @@ struct maosd_store {
 
 /* A batch's staged values, back to back (the overlay keeps each key's
  * offset and length here), and its marks: what was staged before each. */
+#define BATCH_VALS_MIN (64u << 10)
 typedef struct batch_mark {
     size_t len;
     uint64_t ops;
@@ -1428,7 +1429,9 @@ maosd_batch *maosd_batch_new(maosd_store *s)
         return NULL;
     b->s = s;
     b->ov = maosd_overlay_new();
-    if (b->ov == NULL) {
+    b->vcap = BATCH_VALS_MIN; /* never NULL: offsets into it are always valid */
+    b->vals = malloc(b->vcap);
+    if (b->ov == NULL || b->vals == NULL) {
         maosd_batch_free(b);
         return NULL;
     }
@@ -1450,9 +1453,11 @@ void maosd_batch_free(maosd_batch *b)
 void maosd_batch_clear(maosd_batch *b)
 {
     if (b->vcap > (64u << 20) && b->vlen < b->vcap / 4) { /* a rare big group */
-        free(b->vals);
-        b->vals = NULL;
-        b->vcap = 0;
+        char *p = realloc(b->vals, BATCH_VALS_MIN);
+        if (p != NULL) {
+            b->vals = p;
+            b->vcap = BATCH_VALS_MIN;
+        }
     }
     b->vlen = 0;
     b->ops = 0;
@@ -1469,7 +1474,7 @@ void maosd_batch_put(maosd_batch *b, maosd_cf cf, const void *key, size_t klen,
         return;
     }
     if (vlen > b->vcap - b->vlen) {
-        size_t cap = b->vcap ? b->vcap : 64 << 10;
+        size_t cap = b->vcap;
         while (cap - b->vlen < vlen)
             cap *= 2;
         char *p = realloc(b->vals, cap);
