@@ -112,6 +112,12 @@ int maos_async_txn(maos_ctx *c, maos_callback cb, void *privdata,
     ASYNC_CALL(maos_txn(c, appends, n, NULL));
 }
 
+int maos_async_append_batch(maos_ctx *c, maos_callback cb, void *privdata,
+                            const maos_txn_append *appends, size_t n)
+{
+    ASYNC_CALL(maosc_append_batch_queue(c, appends, n));
+}
+
 int maos_async_read(maos_ctx *c, maos_callback cb, void *privdata, const char *stream,
                     uint64_t from, int backward, uint32_t limit)
 {
@@ -483,6 +489,27 @@ int maos_result_append(const maos_result *r, size_t i, maos_append_info *out)
     return rc;
 }
 
+int maos_result_batch(const maos_result *r, size_t i, maos_batch_outcome *out,
+                      uint8_t (*ids)[16], size_t cap)
+{
+    static const maos_op ops[] = {MAOS_OP_APPEND_BATCH, 0};
+    if (!out || (!ids && cap) || answer_of(r, ops))
+        return MAOS_EINVALID_ARG;
+    maos_mpr m;
+    uint32_t cnt;
+    maos_batch_result res;
+    maos_mpr_init(&m, r->rep.results.ptr, r->rep.results.len);
+    if (maos_mpr_array(&m, &cnt))
+        return maosc_die(r->c, MAOS_EPROTO, "malformed append_batch reply");
+    if (i >= cnt)
+        return MAOS_EINVALID_ARG;
+    for (size_t k = 0; k <= i; k++)
+        if (maos_batch_result_next(&m, &res))
+            return maosc_die(r->c, MAOS_EPROTO, "malformed append_batch result %zu", k);
+    maosc_batch_outcome(r->c, &res, out, ids, cap);
+    return 0;
+}
+
 int maos_result_append_ids(const maos_result *r, size_t i, uint8_t (*ids)[16], size_t cap)
 {
     maos_append_result res;
@@ -494,7 +521,7 @@ int maos_result_append_ids(const maos_result *r, size_t i, uint8_t (*ids)[16], s
 
 size_t maos_result_count(const maos_result *r)
 {
-    static const maos_op ops[] = {MAOS_OP_APPEND, MAOS_OP_TXN, 0};
+    static const maos_op ops[] = {MAOS_OP_APPEND, MAOS_OP_TXN, MAOS_OP_APPEND_BATCH, 0};
     if (answer_of(r, ops))
         return 0;
     return r->pd->op == MAOS_OP_APPEND ? 1 : r->rep.n_results;

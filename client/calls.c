@@ -238,13 +238,28 @@ int maos_txn(maos_ctx *c, const maos_txn_append *appends, size_t n,
     return 0;
 }
 
-int maos_append_batch(maos_ctx *c, const maos_txn_append *appends, size_t n,
-                      maos_batch_outcome *out)
+/* One append_batch result as the caller's outcome (ids: the append's
+ * array or NULL, room for cap). */
+void maosc_batch_outcome(maos_ctx *c, const maos_batch_result *res, maos_batch_outcome *out,
+                         uint8_t (*ids)[16], size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    out->status = res->code;
+    out->has_actual = res->has_actual;
+    out->actual = res->has_actual ? res->actual : 0;
+    if (res->code)
+        snprintf(out->message, sizeof out->message, "%.*s", (int)res->message.len,
+                 res->message.ptr ? res->message.ptr : "");
+    else
+        maosc_copy_result(c, &res->append, &out->info, ids, cap);
+}
+
+/* maos_append_batch and maos_async_append_batch (out NULL: queued only). */
+static int append_batch(maos_ctx *c, const maos_txn_append *appends, size_t n,
+                        maos_batch_outcome *out)
 {
     struct rxf *f;
     maos_reply rep;
-    if (!out)
-        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
     int rc = maosc_sync_ready(c);
     if (rc || (rc = queue_appends(c, MAOS_OP_APPEND_BATCH, appends, n, NULL, &f, &rep)))
         return rc;
@@ -265,21 +280,25 @@ int maos_append_batch(maos_ctx *c, const maos_txn_append *appends, size_t n,
             return maosc_die(c, MAOS_EPROTO, "malformed append_batch result %zu", i);
         }
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; out && i < n; i++) {
         maos_batch_result_next(&r, &res);
-        memset(&out[i], 0, sizeof out[i]);
-        out[i].status = res.code;
-        out[i].actual = res.has_actual ? res.actual : 0;
-        out[i].has_actual = res.has_actual;
-        if (res.code)
-            snprintf(out[i].message, sizeof out[i].message, "%.*s", (int)res.message.len,
-                     res.message.ptr ? res.message.ptr : "");
-        else
-            maosc_copy_result(c, &res.append, &out[i].info, appends[i].ids,
-                              appends[i].n_events);
+        maosc_batch_outcome(c, &res, &out[i], appends[i].ids, appends[i].n_events);
     }
     free(f);
     return 0;
+}
+
+int maos_append_batch(maos_ctx *c, const maos_txn_append *appends, size_t n,
+                      maos_batch_outcome *out)
+{
+    if (!out)
+        return maosc_fail(c, MAOS_EINVALID_ARG, "out is NULL");
+    return append_batch(c, appends, n, out);
+}
+
+int maosc_append_batch_queue(maos_ctx *c, const maos_txn_append *appends, size_t n)
+{
+    return append_batch(c, appends, n, NULL);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */

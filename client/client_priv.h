@@ -517,6 +517,11 @@ void maosc_lockw_expire(maos_ctx *c, long long now, long long *next);
 void maosc_lockw_abort(maos_ctx *c, int status);
 
 /* calls.c, queues.c: wire forms of the caller's input, checked */
+/* append_batch (calls.c): a result as the caller's outcome; the request
+ * queued for maos_async_append_batch. */
+void maosc_batch_outcome(maos_ctx *c, const maos_batch_result *res, maos_batch_outcome *out,
+                         uint8_t (*ids)[16], size_t cap);
+int maosc_append_batch_queue(maos_ctx *c, const maos_txn_append *appends, size_t n);
 int maosc_appends_in(maos_ctx *c, int txn, const maos_txn_append *ap, size_t n,
                      maos_append_in **in_out, maos_event_in **evs_out, int *all_ids_out);
 int maosc_tasks_in(maos_ctx *c, const void *const *datas, const size_t *lens,

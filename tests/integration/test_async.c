@@ -167,6 +167,30 @@ static void one_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
             break;
 }
 
+/* maos_async_append_batch: the count and each outcome, ids of the first */
+struct batch_seen {
+    int calls, status;
+    size_t count;
+    maos_batch_outcome out[4];
+    uint8_t ids[2][16];
+    int bad_index; /* maos_result_batch past the end */
+};
+
+static void batch_cb(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c;
+    struct batch_seen *b = privdata;
+    b->calls++;
+    b->status = status;
+    if (status)
+        return;
+    b->count = maos_result_count(r);
+    for (size_t i = 0; i < b->count && i < 4; i++)
+        if (maos_result_batch(r, i, &b->out[i], i == 0 ? b->ids : NULL, i == 0 ? 2 : 0))
+            b->out[i].status = 1; /* not read: the test sees it */
+    b->bad_index = maos_result_batch(r, b->count, &b->out[3], NULL, 0);
+}
+
 /* Turn the loop until o's callback ran (30 s at most). */
 static void wait_one(maos_ctx *c, ploop *l, struct one *o)
 {
@@ -238,6 +262,34 @@ static void test_async_more(void **state)
     /* an item refused before sending: at once, no callback */
     maos_txn_item bad = {.kind = 99};
     MT_EQ_INT(maos_async_txn_items(c, one_cb, &tx, &bad, 1), MAOS_EINVALID_ARG);
+
+    /* append_batch: one outcome per append, a refusal among them */
+    maos_event_spec bev[2] = {{NULL, "b", NULL, 0, NULL, 0}, {NULL, "b", NULL, 0, NULL, 0}};
+    maos_txn_append ba[3] = {{"am-b", MAOS_EXPECT_NO_STREAM, bev, 2, NULL},
+                             {"am-b", MAOS_EXPECT_NO_STREAM, bev, 1, NULL},
+                             {"am-b", 1, bev, 1, NULL}};
+    struct batch_seen bs = {0};
+    MT_EQ_ERR(maos_async_append_batch(c, batch_cb, &bs, ba, 3), 0);
+    int64_t bdl = mt_now_us() + 30 * 1000000LL;
+    while (!bs.calls && mt_now_us() < bdl)
+        if (pl_turn(c, &l, &no_handlers, NULL, 100) < 0)
+            MT_FAIL("maos_process: %s", c->errstr);
+    MT_EQ_INT(bs.calls, 1);
+    MT_EQ_ERR(bs.status, 0);
+    MT_EQ_U64(bs.count, 3);
+    MT_EQ_ERR(bs.out[0].status, 0);
+    MT_EQ_U64(bs.out[0].info.count, 2);
+    MT_EQ_ERR(bs.out[1].status, MAOS_EWRONG_EXPECTED_VERSION);
+    MT_EQ_INT(bs.out[1].actual, 1);
+    MT_EQ_ERR(bs.out[2].status, 0);
+    MT_EQ_U64(bs.out[2].info.version, 2);
+    MT_EQ_INT(bs.bad_index, MAOS_EINVALID_ARG);
+    maos_page *bp = NULL;
+    MT_EQ_ERR(maos_read(other, "am-b", MAOS_FROM_START, 0, 10, &bp), 0);
+    MT_EQ_U64(bp->n, 3);
+    MT_EQ_INT(memcmp(bp->events[0].id, bs.ids[0], 16), 0);
+    MT_EQ_INT(memcmp(bp->events[1].id, bs.ids[1], 16), 0);
+    maos_page_free(bp);
 
     /* agent_register: the agent is the context's once accepted */
     maos_agent_spec ag = {.id = "am-agent", .name = "async agent"};

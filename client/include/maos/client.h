@@ -1434,8 +1434,14 @@ int maos_result_append(const maos_result *r, size_t i, maos_append_info *out); /
 /* The ids of append i (as maos_result_append): ids gets the first
  * min(count, cap) of them.  0 or as maos_result_append. */
 int maos_result_append_ids(const maos_result *r, size_t i, uint8_t (*ids)[16], size_t cap);
-/* Number of append results: 1 for an append, n for a txn of n appends,
- * 0 for a refusal or another request. */
+/* Outcome i of an append_batch answer (maos_async_append_batch), as
+ * maos_append_batch fills it; ids (NULL, or room for cap) gets the ids of
+ * a written append.  0, or MAOS_EINVALID_ARG (out NULL, i out of range,
+ * the request refused whole, or another request), MAOS_EPROTO. */
+int maos_result_batch(const maos_result *r, size_t i, maos_batch_outcome *out,
+                      uint8_t (*ids)[16], size_t cap);
+/* Number of append results: 1 for an append, n for a txn or an
+ * append_batch of n appends, 0 for a refusal or another request. */
 size_t maos_result_count(const maos_result *r);
 int maos_result_page(const maos_result *r, maos_page **out);                 /* read, read_all */
 int maos_result_streams(const maos_result *r, maos_stream_page **out);
@@ -1451,6 +1457,10 @@ int maos_async_append(maos_ctx *c, maos_callback cb, void *privdata, const char 
                       int64_t expect, const maos_event_spec *events, size_t n);
 int maos_async_txn(maos_ctx *c, maos_callback cb, void *privdata,
                    const maos_txn_append *appends, size_t n);
+/* maos_append_batch without waiting: the callback's result holds one
+ * outcome per append (maos_result_count, maos_result_batch). */
+int maos_async_append_batch(maos_ctx *c, maos_callback cb, void *privdata,
+                            const maos_txn_append *appends, size_t n);
 int maos_async_read(maos_ctx *c, maos_callback cb, void *privdata, const char *stream,
                     uint64_t from, int backward, uint32_t limit);
 int maos_async_read_all(maos_ctx *c, maos_callback cb, void *privdata,
