@@ -393,6 +393,39 @@ def batch_requests(appends: Iterable[tuple[str, Sequence[Mapping[str, Any]]]],
     return out
 
 
+def pack_bodies(bodies: list[dict[str, Any]], max_frame: int
+                ) -> list[tuple[int, int, Union[Packed, E.Error]]]:
+    """append bodies (append_body) -> append_batch request bodies as
+    (first, end, request) over bodies[first:end], in order, within
+    BATCH_APPENDS, BATCH_EVENTS and max_frame; an append alone over
+    max_frame gets its FrameTooLarge in place of a request."""
+    out: list[tuple[int, int, Union[Packed, E.Error]]] = []
+    packb = msgpack.Packer(use_bin_type=True).pack
+
+    def add(lo: int, hi: int) -> None:
+        raw: bytes = packb(bodies[lo:hi])
+        if len(raw) + _BATCH_HEAD <= max_frame:
+            out.append((lo, hi, Packed("appends", raw, hi - lo)))
+        elif hi - lo == 1:
+            out.append((lo, hi, E.FrameTooLarge(
+                f"an append to {bodies[lo]['stream']} is {len(raw)} bytes, over the "
+                f"server's max_frame {max_frame}; it was not sent")))
+        else:
+            add(lo, (lo + hi) // 2)
+            add((lo + hi) // 2, hi)
+
+    lo = events = 0
+    for i, b in enumerate(bodies):
+        k = len(b["events"])
+        if i > lo and (i - lo >= BATCH_APPENDS or events + k > BATCH_EVENTS):
+            add(lo, i)
+            lo, events = i, 0
+        events += k
+    if lo < len(bodies):
+        add(lo, len(bodies))
+    return out
+
+
 def batch_results(msg: dict[Any, Any], n: int) -> list[Union[AppendResult, E.Error]]:
     """An append_batch reply of n appends -> each append's AppendResult or
     its refusal (the maos.Error it would raise alone)."""

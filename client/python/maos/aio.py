@@ -25,6 +25,7 @@ import asyncio
 import builtins
 import collections
 import datetime as _dt
+import functools
 import socket
 import time
 from typing import (Any, AsyncIterator, Dict, Iterable, List, Mapping, Optional, Sequence,
@@ -52,6 +53,8 @@ class _Conn:
         self.dead: Optional[E.Error] = None
         self.drain_lock = asyncio.Lock()
         self.out: list[bytes] = []   # frames queued in this turn of the loop
+        # append() calls of this turn of the loop, sent together (_send_appends)
+        self.appends: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
         self.flush_scheduled = False
         self.last_io = time.monotonic()  # the last byte read (request timeout)
         self.watchdog: Optional[asyncio.TimerHandle] = None
@@ -362,7 +365,105 @@ class AsyncClient:
 
     async def append(self, stream: str, events: Sequence[Mapping[str, Any]],
                      expect: C.Expect = "any") -> AppendResult:
-        return await self._run(O.append(stream, events, expect))
+        """Append events to one stream, all or none (as maos.Client.append).
+        The appends called in one turn of the event loop (asyncio.gather of
+        many, tasks appending side by side) go out together as one
+        append_batch request: each is checked and written on its own, in
+        the order called, with its own result or refusal, exactly as if
+        sent one by one; a lone append is an append request."""
+        body = C.append_body(stream, events, expect)
+        conn = await self._ensure()
+        if conn.dead is not None:
+            d = conn.dead  # a fresh one of its class: never raise one object twice
+            raise type(d)(d.message, code=d.code)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not conn.appends:
+            loop.call_soon(self._send_appends, conn)
+        conn.appends.append((body, fut))
+        return await fut  # type: ignore[no-any-return]
+
+    def _send_appends(self, conn: _Conn) -> None:
+        """The appends of this turn: one as an append request, several as
+        append_batch requests; each caller's future gets its own answer."""
+        items = [(b, f) for b, f in conn.appends if not f.done()]  # cancelled: not sent
+        conn.appends = []
+        if not items:
+            return
+        if len(items) == 1:
+            body, fut = items[0]
+            try:
+                inner = self._submit(conn, "append", body)
+            except E.Error as e:
+                fut.set_exception(e)
+                return
+
+            def one(i: asyncio.Future[Any]) -> None:
+                if fut.done():
+                    return
+                try:
+                    fut.set_result(C.to_append(i.result()))
+                except E.ProtocolViolation as e:
+                    self._kill(conn, e)
+                    fut.set_exception(e)
+                except BaseException as e:  # the refusal, or the connection's end
+                    fut.set_exception(e)
+            inner.add_done_callback(one)
+            return
+        self._send_batch(conn, [b for b, _ in items], [f for _, f in items])
+
+    def _send_batch(self, conn: _Conn, bodies: builtins.list[dict[str, Any]],
+                    futs: builtins.list[asyncio.Future[Any]]) -> None:
+        for lo, hi, req in C.pack_bodies(bodies, self.core.max_frame):
+            if isinstance(req, E.Error):
+                futs[lo].set_exception(req)
+                continue
+            try:
+                inner = self._submit(conn, "append_batch", req)
+            except E.Error as e:
+                for f in futs[lo:hi]:
+                    if not f.done():
+                        f.set_exception(type(e)(e.message, code=e.code))
+                continue
+            inner.add_done_callback(
+                functools.partial(self._batch_done, conn, bodies[lo:hi], futs[lo:hi]))
+
+    def _batch_done(self, conn: _Conn, bodies: builtins.list[dict[str, Any]],
+                    futs: builtins.list[asyncio.Future[Any]],
+                    inner: asyncio.Future[Any]) -> None:
+        """An append_batch of append() calls answered: each future its own
+        result or refusal.  A refusal of the whole request that names one
+        append (bad name, rights) is that append's alone: the others are
+        sent again; LIMIT (a server with lower limits) sends each alone."""
+        try:
+            with C.gc_paused():
+                results: builtins.list[Any] = C.batch_results(inner.result(), len(futs))
+        except E.ProtocolViolation as e:
+            self._kill(conn, e)  # the reply stream can no longer be trusted
+            results = [e] * len(futs)
+        except E.Error as e:  # refused whole, or the connection's end
+            k = e.index
+            if k is not None and 0 <= k < len(futs) and conn.dead is None:
+                if not futs[k].done():
+                    futs[k].set_exception(type(e)(e.message, code=e.code, actual=e.actual))
+                rest = [i for i in range(len(futs)) if i != k]
+                if rest:
+                    self._send_batch(conn, [bodies[i] for i in rest], [futs[i] for i in rest])
+                return
+            if e.code == "LIMIT" and len(futs) > 1 and conn.dead is None:
+                for b, f in zip(bodies, futs):
+                    self._send_batch(conn, [b], [f])
+                return
+            results = [type(e)(e.message, code=e.code, actual=e.actual) for _ in futs]
+        except BaseException as e:
+            results = [e] * len(futs)
+        for f, r in zip(futs, results):
+            if f.done():
+                continue
+            if isinstance(r, BaseException):
+                f.set_exception(r)
+            else:
+                f.set_result(r)
 
     async def append_batch(self, appends: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
                            expect: C.Expect = "any") -> builtins.list[AppendResult]:

@@ -177,6 +177,41 @@ def test_async_append_batch_and_many(sock: str) -> None:
     run(main)
 
 
+def _requests(metrics: str, op: str) -> int:
+    """maosd's count of answered requests of op (maos_request_duration_seconds)."""
+    key = f'maos_request_duration_seconds_count{{op="{op}"}} '
+    return sum(int(line[len(key):]) for line in metrics.splitlines() if line.startswith(key))
+
+
+def test_async_appends_of_one_turn_share_a_request(sock: str) -> None:
+    """append() calls made in one turn of the loop (asyncio.gather) go out
+    as one append_batch request, each with its own answer as if sent
+    alone: a wrong expect is refused alone; a reserved stream name, which
+    maosd refuses for the whole request (with its index), is refused alone
+    and the others are sent again; a lone append is an append request."""
+    async def main() -> None:
+        async with maos.AsyncClient(sock) as a:
+            m0 = await a.metrics()
+            res = await asyncio.gather(
+                *(a.append("ab-1", [{"type": "t", "data": i}]) for i in range(50)),
+                a.append("ab-2", [{"type": "t"}], expect=3),
+                a.append("$ab-3", [{"type": "t"}]),
+                a.append("ab-4", [{"type": "t"}]),
+                return_exceptions=True)
+            assert [r.first_version for r in res[:50]] == list(range(50))
+            assert type(res[50]) is maos.WrongExpectedVersion and res[50].actual == -1
+            assert type(res[51]) is maos.InvalidName
+            assert res[52].first_version == 0 and res[52].stream == "ab-4"
+            m1 = await a.metrics()
+            assert _requests(m1, "append_batch") - _requests(m0, "append_batch") == 2
+            assert _requests(m1, "append") == _requests(m0, "append")
+            assert (await a.append("ab-2", [{"type": "t"}])).first_version == 0
+            m2 = await a.metrics()
+            assert _requests(m2, "append") == _requests(m1, "append") + 1
+            assert [e.data async for e in a.read("ab-1")] == list(range(50))
+    run(main)
+
+
 def test_async_paging_reads_one_page_ahead(sock: str) -> None:
     """The next page is asked for before this page's events are handed
     out: calls inside the loop get their own replies, a loop left early
