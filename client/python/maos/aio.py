@@ -434,7 +434,8 @@ class AsyncClient:
         """An append_batch of append() calls answered: each future its own
         result or refusal.  A refusal of the whole request that names one
         append (bad name, rights) is that append's alone: the others are
-        sent again; LIMIT (a server with lower limits) sends each alone."""
+        sent again; LIMIT and BAD_REQUEST without an index send each
+        alone."""
         try:
             with C.gc_paused():
                 results: builtins.list[Any] = C.batch_results(inner.result(), len(futs))
@@ -450,7 +451,9 @@ class AsyncClient:
                 if rest:
                     self._send_batch(conn, [bodies[i] for i in rest], [futs[i] for i in rest])
                 return
-            if e.code == "LIMIT" and len(futs) > 1 and conn.dead is None:
+            # LIMIT (a server with lower limits), BAD_REQUEST without an
+            # index (two of these calls with the same event id): each alone
+            if e.code in ("LIMIT", "BAD_REQUEST") and len(futs) > 1 and conn.dead is None:
                 for b, f in zip(bodies, futs):
                     self._send_batch(conn, [b], [f])
                 return

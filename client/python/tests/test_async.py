@@ -209,6 +209,11 @@ def test_async_appends_of_one_turn_share_a_request(sock: str) -> None:
             m2 = await a.metrics()
             assert _requests(m2, "append") == _requests(m1, "append") + 1
             assert [e.data async for e in a.read("ab-1")] == list(range(50))
+            # two calls with the same event id: as if alone, the second is
+            # the first's idempotent re-send
+            ev = {"type": "t", "id": "0190f0f0-0000-7000-8000-00000000ab05"}
+            r1, r2 = await asyncio.gather(a.append("ab-5", [ev]), a.append("ab-5", [ev]))
+            assert r1.first_position == r2.first_position and r2.duplicate
     run(main)
 
 
