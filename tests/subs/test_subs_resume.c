@@ -399,7 +399,11 @@ static void client_subscriber(const char *sock, int head_fd)
      * killed again between two of its tries); gap-free either way */
     SU_TRUE(reconnects >= 1 && reconnects <= 2);
     SU_TRUE(caught_up >= 1);
-    SU_TRUE(saves >= 3);
+    /* at least one save on the way (the final one is read back above); how
+     * many depends on how the events came: a catch-up push carries up to a
+     * slice (thousands of these small events), so a subscriber that fell
+     * behind may see the 4,000 in two or three deliveries */
+    SU_TRUE(saves >= 1);
     maos_free(c);
     verify(sock, &got, h);
     su_evs_free(&got);
