@@ -495,17 +495,25 @@ int maos_result_batch(const maos_result *r, size_t i, maos_batch_outcome *out,
     static const maos_op ops[] = {MAOS_OP_APPEND_BATCH, 0};
     if (!out || (!ids && cap) || answer_of(r, ops))
         return MAOS_EINVALID_ARG;
-    maos_mpr m;
-    uint32_t cnt;
+    struct maosc_pend *pd = r->pd;
     maos_batch_result res;
-    maos_mpr_init(&m, r->rep.results.ptr, r->rep.results.len);
-    if (maos_mpr_array(&m, &cnt))
-        return maosc_die(r->c, MAOS_EPROTO, "malformed append_batch reply");
-    if (i >= cnt)
+    if (i >= r->rep.n_results)
         return MAOS_EINVALID_ARG;
-    for (size_t k = 0; k <= i; k++)
-        if (maos_batch_result_next(&m, &res))
-            return maosc_die(r->c, MAOS_EPROTO, "malformed append_batch result %zu", k);
+    size_t k = pd->batch_at;
+    if (!k || i < k - 1) { /* from the start (the first call, or going back) */
+        uint32_t cnt;
+        maos_mpr_init(&pd->batch_cur, r->rep.results.ptr, r->rep.results.len);
+        if (maos_mpr_array(&pd->batch_cur, &cnt) || cnt != r->rep.n_results)
+            return maosc_die(r->c, MAOS_EPROTO, "malformed append_batch reply");
+        k = 1;
+    }
+    /* the cursor stands before element k - 1 */
+    for (; k - 1 <= i; k++)
+        if (maos_batch_result_next(&pd->batch_cur, &res)) {
+            pd->batch_at = 0;
+            return maosc_die(r->c, MAOS_EPROTO, "malformed append_batch result %zu", k - 1);
+        }
+    pd->batch_at = (uint32_t)k;
     maosc_batch_outcome(r->c, &res, out, ids, cap);
     return 0;
 }

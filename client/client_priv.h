@@ -263,6 +263,10 @@ struct maosc_pend {
     unsigned char *kinds; /* an async txn_items: its items' kinds, to read
                            * its results (maos_result_txn_item); owned */
     size_t n_kinds;
+    /* maos_result_batch: a cursor on the results, before element batch_at
+     * (batch_at 0: not set), so reading them in order walks them once */
+    maos_mpr batch_cur;
+    uint32_t batch_at;
     /* completion */
     int done;
     int status;           /* 0 or the negative MAOS_E* */

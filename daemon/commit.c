@@ -425,9 +425,10 @@ void maosd_wx_stream_appended(maosd_wctx *x, maos_slice stream, uint64_t first,
         x->run_count <= UINT32_MAX - count) {
         x->run_count += count;
     } else {
-        x->run_valid = 1;
+        x->run_valid = stream.len <= sizeof x->run_stream; /* names are shorter */
         x->run_len = stream.len;
-        memcpy(x->run_stream, stream.ptr, stream.len);
+        if (x->run_valid)
+            memcpy(x->run_stream, stream.ptr, stream.len);
         x->run_first = first;
         x->run_pos = pos;
         x->run_count = count;

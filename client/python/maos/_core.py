@@ -345,51 +345,28 @@ class Packed:
 
 def batch_requests(appends: Iterable[tuple[str, Sequence[Mapping[str, Any]]]],
                    expect: Expect, max_frame: int) -> list[Packed]:
-    """(stream, events) appends -> append_batch request bodies, in order,
-    each of at most BATCH_APPENDS appends and BATCH_EVENTS events (an append
-    of more events goes alone: maosd says LIMIT) and within max_frame (a
-    request over it is made of halves).  Every append is checked and packed
-    before anything is sent: bad input (InvalidArgument) or one append over
-    max_frame (FrameTooLarge) raises here, and nothing of the batch is
-    sent.  The collector is paused meanwhile (gc_paused)."""
-    out: list[Packed] = []
-    packb = msgpack.Packer(use_bin_type=True).pack
-
-    def add(chunk: list[dict[str, Any]]) -> None:
-        raw: bytes = packb(chunk)
-        if len(raw) + _BATCH_HEAD <= max_frame:
-            out.append(Packed("appends", raw, len(chunk)))
-        elif len(chunk) == 1:
-            raise E.FrameTooLarge(f"an append to {chunk[0]['stream']} is {len(raw)} bytes, "
-                                  f"over the server's max_frame {max_frame}; nothing of the "
-                                  "batch was sent")
-        else:
-            add(chunk[:len(chunk) // 2])
-            add(chunk[len(chunk) // 2:])
-
+    """(stream, events) appends -> append_batch request bodies (pack_bodies).
+    Every append is checked and packed before anything is sent: bad input
+    (InvalidArgument) or one append over max_frame (FrameTooLarge) raises
+    here, and nothing of the batch is sent.  The collector is paused
+    meanwhile (gc_paused)."""
     ex = _expect(expect, False)
-    per, limit = BATCH_APPENDS, BATCH_EVENTS
+    bodies: list[dict[str, Any]] = []
     with gc_paused():
-        cur: list[dict[str, Any]] = []
-        events = 0
         for stream, evs in appends:
             # append_body's work, its common case written out: one event
             # sent as it is (the list is only read, then packed)
             if type(stream) is str and type(evs) is list and len(evs) == 1 \
                     and event_body(evs[0]) is evs[0]:
-                b: dict[str, Any] = {"stream": stream, "expect": ex, "events": evs}
-                k = 1
+                bodies.append({"stream": stream, "expect": ex, "events": evs})
             else:
-                b = append_body(stream, evs, expect)
-                k = len(b["events"])
-            if cur and (len(cur) >= per or events + k > limit):
-                add(cur)
-                cur = []
-                events = 0
-            cur.append(b)
-            events += k
-        if cur:
-            add(cur)
+                bodies.append(append_body(stream, evs, expect))
+        reqs = pack_bodies(bodies, max_frame)
+    out: list[Packed] = []
+    for _, _, req in reqs:
+        if isinstance(req, E.Error):
+            raise req
+        out.append(req)
     return out
 
 
