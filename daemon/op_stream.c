@@ -340,6 +340,42 @@ static int scan_filtered(const maosd_scan *sc, int in_stream)
 }
 
 /*
+ * What a filter and the rights look at (position, time, version, stream,
+ * type), read off the front of a stored record.  maos_enc_record writes
+ * them first, in that order and with fixed-width numbers, so the head is
+ * a few compares of known bytes, and the data and meta behind it -- most
+ * of the bytes, and a map walk each -- are not walked (a filtered scan of
+ * the log decoded every record whole: about half the reader's time).  A
+ * record laid out otherwise is decoded whole.  id, prev, data and meta are
+ * left empty; raw is the whole record.  0 or MAOS_EPROTO.
+ */
+#define HEAD_POSITION "\xa8position\xcf" /* key, then uint 64 */
+#define HEAD_TIME "\xa4time\xd3"         /* key, then int 64 */
+#define HEAD_VERSION "\xa7version\xcf"   /* key, then uint 64 */
+#define HEAD_FIXED (1 + 10 + 8 + 6 + 8 + 9 + 8)
+static int record_head(const char *p, size_t len, maos_record *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    if (len < HEAD_FIXED || ((uint8_t)p[0] != 0x89 && (uint8_t)p[0] != 0x8a) ||
+        memcmp(p + 1, HEAD_POSITION, 10) || memcmp(p + 19, HEAD_TIME, 6) ||
+        memcmp(p + 33, HEAD_VERSION, 9))
+        return maos_record_decode(p, len, rec);
+    rec->position = maosd_get_u64(p + 11);
+    rec->time = (int64_t)maosd_get_u64(p + 25);
+    rec->version = maosd_get_u64(p + 42);
+    maos_mpr r;
+    maos_slice k;
+    maos_mpr_init(&r, p + HEAD_FIXED, len - HEAD_FIXED);
+    if (maos_mpr_str(&r, &k) || k.len != 6 || memcmp(k.ptr, "stream", 6) ||
+        maos_mpr_str(&r, &rec->stream) || maos_mpr_str(&r, &k) || k.len != 4 ||
+        memcmp(k.ptr, "type", 4) || maos_mpr_str(&r, &rec->type))
+        return maos_record_decode(p, len, rec);
+    rec->raw.ptr = p;
+    rec->raw.len = (uint32_t)len;
+    return 0;
+}
+
+/*
  * One record met during a scan: past the scan's end (0 and *stop), not
  * matching (0), or copied to out (count++).  Forward scans stop at `upto`
  * and at `until`, backward ones at `since`: times never decrease along
@@ -357,7 +393,7 @@ static int scan_take(maosd_scan *sc, const char *rec, size_t rlen, uint64_t pos,
     const maos_filter *f = sc->f;
     if (scan_filtered(sc, in_stream)) {
         maos_record r;
-        if (maos_record_decode(rec, rlen, &r))
+        if (record_head(rec, rlen, &r))
             return maosd_store_corrupt("the record at position %llu does not decode",
                                        (unsigned long long)pos);
         if (f && ((!sc->backward && f->has_until && r.time > f->until) ||
