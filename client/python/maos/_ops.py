@@ -4,7 +4,9 @@ that send a Call and convert the reply (one with a blocking socket, one
 with asyncio), so the two APIs cannot drift apart.
 
 A Call is (op, body, convert).  A Pager builds the Call of each page from
-a cursor and splits a page's value into (items, next cursor or None).
+a cursor and splits a page's value into (items, next cursor or None); its
+next_of gives the next cursor of a page's reply alone (checked, cheap), so
+a client asks for the next page before it converts this one's items.
 
 Invariants: bodies come from maos._core builders (key order of
 proto/msg.c); argument errors raise maos.InvalidArgument before anything
@@ -36,6 +38,18 @@ class Call(Generic[T]):
 class Pager(Generic[T]):
     make: Callable[[Any], Call[tuple[list[T], Any]]]
     first: Any
+    next_of: Callable[[Reply], Any]
+
+
+def _next_checker(ok: Callable[[Any], bool], what: str) -> Callable[[Reply], Any]:
+    """A page reply's `next`: None (the last page) or a cursor ok()
+    accepts; anything else is a ProtocolViolation naming `what`."""
+    def next_of(m: Reply) -> Any:
+        nxt = m["next"]
+        if nxt is not None and not ok(nxt):
+            raise E.ProtocolViolation(f"{what} reply: bad next")
+        return nxt
+    return next_of
 
 
 def _none(_m: Reply) -> None:
@@ -78,10 +92,11 @@ def txn(appends: Optional[Sequence[Mapping[str, Any]]] = None,
     return Call("txn", body, conv)
 
 
+_event_next = _next_checker(lambda n: C._is(n, C._U), "read")
+
+
 def _events_page(m: Reply) -> tuple[list[Event], Optional[int]]:
-    nxt = m["next"]
-    if nxt is not None and not C._is(nxt, C._U):
-        raise E.ProtocolViolation("read reply: bad next")
+    nxt = _event_next(m)
     with C.gc_paused():  # a page of Events that live on (C.gc_paused)
         return [C.to_event(r) for r in m["events"]], nxt
 
@@ -98,7 +113,7 @@ def read(stream: str, start: Optional[int] = None, backward: bool = False,
         body: dict[str, Any] = {"stream": stream}
         C._range(body, cur, backward, page_size)
         return Call("read", body, _events_page)
-    return Pager(make, start)
+    return Pager(make, start, _event_next)
 
 
 def read_all(start: Optional[int] = None, backward: bool = False,
@@ -114,7 +129,7 @@ def read_all(start: Optional[int] = None, backward: bool = False,
         C._range(body, cur, backward, page_size)
         body.update(fb)
         return Call("read_all", body, _events_page)
-    return Pager(make, start)
+    return Pager(make, start, _event_next)
 
 
 def streams(prefix: str = "", after: str = "", page_size: Optional[int] = None
@@ -122,11 +137,10 @@ def streams(prefix: str = "", after: str = "", page_size: Optional[int] = None
     C._str(prefix, "prefix")
     C._str(after, "after")
 
+    next_of = _next_checker(lambda n: isinstance(n, str), "streams")
+
     def conv(m: Reply) -> tuple[list[StreamInfo], Optional[str]]:
-        nxt = m["next"]
-        if nxt is not None and not isinstance(nxt, str):
-            raise E.ProtocolViolation("streams reply: bad next")
-        return [C.to_stream_info(s) for s in m["streams"]], nxt
+        return [C.to_stream_info(s) for s in m["streams"]], next_of(m)
 
     def make(cur: str) -> Call[tuple[list[StreamInfo], Optional[str]]]:
         body: dict[str, Any] = {}
@@ -137,7 +151,7 @@ def streams(prefix: str = "", after: str = "", page_size: Optional[int] = None
         if page_size:
             body["limit"] = C._uint(page_size, "page_size")
         return Call("streams", body, conv)
-    return Pager(make, after)
+    return Pager(make, after, next_of)
 
 
 def stats() -> Call[dict[str, Any]]:
@@ -187,11 +201,10 @@ def list_(table: str, prefix: str = "", where: Optional[Mapping[str, Any]] = Non
     q = C.table_query(table, prefix, where)
     C._str(after, "after")
 
+    next_of = _next_checker(lambda n: isinstance(n, str), "list")
+
     def conv(m: Reply) -> tuple[list[Entry], Optional[str]]:
-        nxt = m["next"]
-        if nxt is not None and not isinstance(nxt, str):
-            raise E.ProtocolViolation("list reply: bad next")
-        return [C.to_entry(e) for e in m["entries"]], nxt
+        return [C.to_entry(e) for e in m["entries"]], next_of(m)
 
     def make(cur: str) -> Call[tuple[list[Entry], Optional[str]]]:
         body = dict(q)
@@ -200,7 +213,7 @@ def list_(table: str, prefix: str = "", where: Optional[Mapping[str, Any]] = Non
         if page_size:
             body["limit"] = C._uint(page_size, "page_size")
         return Call("list", body, conv)
-    return Pager(make, after)
+    return Pager(make, after, next_of)
 
 
 def count(table: str, prefix: str = "", where: Optional[Mapping[str, Any]] = None
@@ -303,11 +316,10 @@ def queue_stats(queue: str = "") -> Call[list[QueueInfo]]:
 
 def _task_pager(op: str, queue: str, page_size: Optional[int]) -> Pager[Task]:
     """dead_list and task_list: pages of tasks, next a task id or None."""
+    next_of = _next_checker(lambda n: isinstance(n, bytes) and len(n) == 16, op)
+
     def conv(m: Reply) -> tuple[list[Task], Optional[bytes]]:
-        nxt = m["next"]
-        if nxt is not None and not (isinstance(nxt, bytes) and len(nxt) == 16):
-            raise E.ProtocolViolation(f"{op} reply: bad next")
-        return [C.to_task(t) for t in m["tasks"]], nxt
+        return [C.to_task(t) for t in m["tasks"]], next_of(m)
 
     def make(cur: Optional[bytes]) -> Call[tuple[list[Task], Optional[bytes]]]:
         body: dict[str, Any] = {"queue": queue} if queue else {}
@@ -316,7 +328,7 @@ def _task_pager(op: str, queue: str, page_size: Optional[int]) -> Pager[Task]:
         if page_size:
             body["limit"] = C._uint(page_size, "page_size")
         return Call(op, body, conv)
-    return Pager(make, None)
+    return Pager(make, None, next_of)
 
 
 def dead_list(queue: str, page_size: Optional[int] = None) -> Pager[Task]:

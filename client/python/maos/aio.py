@@ -28,8 +28,8 @@ import datetime as _dt
 import functools
 import socket
 import time
-from typing import (Any, AsyncIterator, Dict, Iterable, List, Mapping, Optional, Sequence,
-                    TypeVar, Union)
+from typing import (Any, AsyncIterator, Callable, Dict, Iterable, List, Mapping, Optional,
+                    Sequence, TypeVar, Union)
 
 from . import _core as C
 from . import _ops as O
@@ -328,29 +328,40 @@ class AsyncClient:
 
     async def _run(self, call: O.Call[T]) -> T:
         conn = await self._ensure()
-        rep = await self._send(conn, call.op, call.body)
+        return self._convert(conn, call.convert, await self._send(conn, call.op, call.body))
+
+    def _convert(self, conn: _Conn, convert: Callable[[Any], T], rep: Any) -> T:
         try:
-            return call.convert(rep)
+            return convert(rep)
         except E.ProtocolViolation as e:
             self._kill(conn, e)  # the reply stream can no longer be trusted
             raise
 
     async def _pages(self, pager: O.Pager[T]) -> AsyncIterator[T]:
-        """Every item of every page; the next page is asked for (a task)
-        before the items of this one are handed out, so maosd reads and
-        sends it while the caller works; left early, it is cancelled."""
-        page = await self._run(pager.make(pager.first))
-        ahead: Optional[asyncio.Task[tuple[builtins.list[T], Any]]] = None
+        """Every item of every page.  The next page is asked for as soon as
+        this page's reply is in (written at once, not at the loop's next
+        turn), before its items are converted and handed out, so maosd
+        reads and sends it while this side decodes and the caller works;
+        left early, its reply is dropped when it comes."""
+        call = pager.make(pager.first)
+        conn = await self._ensure()
+        rep = await self._send(conn, call.op, call.body)
+        ahead: Optional[asyncio.Future[Any]] = None
         try:
             while True:
-                items, nxt = page
+                this, got_on = call, conn  # rep came on got_on
+                nxt = self._convert(got_on, pager.next_of, rep)
                 if nxt is not None:
-                    ahead = asyncio.ensure_future(self._run(pager.make(nxt)))
+                    call = pager.make(nxt)
+                    conn = await self._ensure()
+                    ahead = self._submit(conn, call.op, call.body)
+                    self._flush(conn)
+                items, _ = self._convert(got_on, this.convert, rep)
                 for it in items:
                     yield it
                 if ahead is None:
                     return
-                page = await ahead
+                rep = await ahead
                 ahead = None
         finally:
             if ahead is not None:

@@ -339,36 +339,40 @@ class Client:
 
     def _run(self, call: O.Call[T]) -> T:
         self._ensure()
-        return self._convert(call, self._roundtrip(call.op, call.body))
+        return self._convert(call.convert, self._roundtrip(call.op, call.body))
 
     def _pages(self, pager: O.Pager[T]) -> Iterator[T]:
-        """Every item of every page.  The next page is asked for before the
-        items of this one are handed out, so maosd reads and sends it while
-        the caller works (one page ahead, never more).  A page asked for on
-        a connection that has since been replaced is asked for again; one
-        no one waits for any more (the loop left early) is dropped."""
+        """Every item of every page.  The next page is asked for as soon as
+        this page's reply is in, before its items are converted and handed
+        out, so maosd reads and sends it while this side decodes and the
+        caller works (one page ahead, never more).  A page asked for on a
+        connection that has since been replaced is asked for again; one no
+        one waits for any more (the loop left early) is dropped."""
         call = pager.make(pager.first)
         ahead: Optional[tuple[int, int]] = None  # (rid, connection) of the next page
         try:
             while True:
                 if ahead is not None and ahead[1] == self._conns and self.sock is not None:
                     rid, ahead = ahead[0], None
-                    items, nxt = self._convert(call, self._wait(rid))
+                    rep = self._wait(rid)
                 else:
                     ahead = None
-                    items, nxt = self._run(call)
-                if nxt is None:
-                    yield from items
-                    return
-                call = pager.make(nxt)
-                try:
                     self._ensure()
-                    rid, data = self.core.encode(call.op, call.body)
-                    self._send(data, None)
-                    ahead = (rid, self._conns)
-                except E.ConnectionLost:
-                    ahead = None  # asked again (reconnecting) after these items
+                    rep = self._roundtrip(call.op, call.body)
+                this, nxt = call, self._convert(pager.next_of, rep)
+                if nxt is not None:
+                    call = pager.make(nxt)
+                    try:
+                        self._ensure()
+                        rid, data = self.core.encode(call.op, call.body)
+                        self._send(data, None)
+                        ahead = (rid, self._conns)
+                    except E.ConnectionLost:
+                        ahead = None  # asked again (reconnecting) after these items
+                items, _ = self._convert(this.convert, rep)
                 yield from items
+                if nxt is None:
+                    return
         finally:
             if ahead is not None and ahead[1] == self._conns and self.sock is not None:
                 if self._replies.pop(ahead[0], None) is None:
@@ -384,9 +388,9 @@ class Client:
             raise rep
         return rep
 
-    def _convert(self, call: O.Call[T], rep: Any) -> T:
+    def _convert(self, convert: Callable[[Any], T], rep: Any) -> T:
         try:
-            return call.convert(rep)
+            return convert(rep)
         except E.ProtocolViolation:
             self._lost("")  # the reply stream can no longer be trusted
             raise
