@@ -370,17 +370,38 @@ def batch_requests(appends: Iterable[tuple[str, Sequence[Mapping[str, Any]]]],
     return out
 
 
+# What msgpack raises for a value it cannot encode (a set, an object, an
+# int over 64 bits, a str with lone surrogates, nesting too deep).
+UNENCODABLE = (TypeError, ValueError, OverflowError)
+
+
+def unencodable(e: BaseException, what: str) -> E.InvalidArgument:
+    """The InvalidArgument for `what` that msgpack could not encode."""
+    return _bad(f"{what} cannot be encoded as msgpack ({e}); it was not sent")
+
+
 def pack_bodies(bodies: list[dict[str, Any]], max_frame: int
                 ) -> list[tuple[int, int, Union[Packed, E.Error]]]:
     """append bodies (append_body) -> append_batch request bodies as
     (first, end, request) over bodies[first:end], in order, within
     BATCH_APPENDS, BATCH_EVENTS and max_frame; an append alone over
-    max_frame gets its FrameTooLarge in place of a request."""
+    max_frame gets its FrameTooLarge in place of a request, one that msgpack
+    cannot encode its InvalidArgument (unencodable)."""
     out: list[tuple[int, int, Union[Packed, E.Error]]] = []
     packb = msgpack.Packer(use_bin_type=True).pack
 
     def add(lo: int, hi: int) -> None:
-        raw: bytes = packb(bodies[lo:hi])
+        nonlocal packb
+        try:
+            raw: bytes = packb(bodies[lo:hi])
+        except UNENCODABLE as e:  # a value msgpack has no form for: find whose
+            packb = msgpack.Packer(use_bin_type=True).pack
+            if hi - lo == 1:
+                out.append((lo, hi, unencodable(e, f"an append to {bodies[lo]['stream']}")))
+            else:
+                add(lo, (lo + hi) // 2)
+                add((lo + hi) // 2, hi)
+            return
         if len(raw) + _BATCH_HEAD <= max_frame:
             out.append((lo, hi, Packed("appends", raw, hi - lo)))
         elif hi - lo == 1:
@@ -987,7 +1008,11 @@ class Core:
             pk = self._pack
             payload = b"\x83" + pk("op") + pk(op) + pk("rid") + pk(rid) + pk(body.key) + body.raw
         else:
-            payload = self._pack({"op": op, "rid": rid, **body})
+            try:
+                payload = self._pack({"op": op, "rid": rid, **body})
+            except UNENCODABLE as e:
+                self._pack = msgpack.Packer(use_bin_type=True).pack  # nothing half-packed kept
+                raise unencodable(e, f"the {op} request") from None
         n = len(payload)
         if n > 1 << 20:  # the packer keeps its largest buffer: not a big one
             self._pack = msgpack.Packer(use_bin_type=True).pack

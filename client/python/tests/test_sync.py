@@ -175,7 +175,12 @@ def test_pipeline_window_slides(sock: str) -> None:
             c.append_batch([("f-0", [{"type": "t"}])] * 3 + big * 2 + [("f-2", [{"type": "t"}])])
         with pytest.raises(maos.InvalidArgument):
             c.append_batch([("f-0", [{"type": "t"}])] * 3 + [("f-2", [])])
-        for st in ("f-0", "f-2"):  # nothing of either batch was sent
+        unenc = [{"type": "t", "data": {"tags": {1, 2}}}]  # a set: no msgpack form
+        with pytest.raises(maos.InvalidArgument):  # not msgpack's TypeError
+            c.append("f-2", unenc)
+        with pytest.raises(maos.InvalidArgument):
+            c.append_batch([("f-0", [{"type": "t"}])] * 3 + [("f-2", unenc)])
+        for st in ("f-0", "f-2"):  # nothing of these batches was sent
             with pytest.raises(maos.NotFound):
                 list(c.read(st))
         # appends of 6 MiB: requests of two (max_frame is 16 MiB), in order
