@@ -210,6 +210,14 @@ def _bad(msg: str) -> E.InvalidArgument:
     return E.InvalidArgument(msg)
 
 
+def _iterable(v: Any, what: str) -> Iterable[Any]:
+    """v if it is a collection to walk (not a str, bytes or dict), else
+    InvalidArgument naming `what`."""
+    if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, Iterable):
+        raise _bad(f"{what} expected, got {type(v).__name__}")
+    return v
+
+
 def _uint(v: Any, what: str) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v >= 1 << 64:
         raise _bad(f"{what} must be an unsigned integer, got {v!r}")
@@ -353,7 +361,12 @@ def batch_requests(appends: Iterable[tuple[str, Sequence[Mapping[str, Any]]]],
     ex = _expect(expect, False)
     bodies: list[dict[str, Any]] = []
     with gc_paused():
-        for stream, evs in appends:
+        for item in _iterable(appends, "appends: a list of (stream, events) pairs"):
+            if type(item) is not tuple or len(item) != 2:
+                if isinstance(item, (str, bytes, Mapping)) or not isinstance(item, Sequence) \
+                        or len(item) != 2:
+                    raise _bad(f"appends are (stream, events) pairs, got {item!r:.60}")
+            stream, evs = item
             # append_body's work, its common case written out: one event
             # sent as it is (the list is only read, then packed)
             if type(stream) is str and type(evs) is list and len(evs) == 1 \
@@ -451,7 +464,7 @@ def group_appends(events: Iterable[tuple[str, Mapping[str, Any]]], max_per_appen
     out: list[tuple[str, list[Mapping[str, Any]]]] = []
     cur: list[Mapping[str, Any]] = []
     last: Any = None
-    for item in events:
+    for item in _iterable(events, "append_many: (stream, event) pairs"):
         if type(item) is not tuple or len(item) != 2:
             raise _bad(f"append_many takes (stream, event) pairs, got {item!r}")
         st, ev = item
@@ -488,9 +501,7 @@ def filter_body(stream: Optional[str] = None, prefix: Optional[str] = None,
     if category:
         out["category"] = _str(category, "category")
     if types is not None:
-        if isinstance(types, str):
-            raise _bad("types must be a list of str, not one str")
-        tl = [_str(t, "type") for t in types]
+        tl = [_str(t, "type") for t in _iterable(types, "types: a list of str")]
         if tl:
             out["types"] = tl
     if since is not None:
@@ -578,7 +589,8 @@ def enqueue_body(queue: str, tasks: Sequence[Mapping[str, Any]]) -> dict[str, An
 
 def claim_body(queues: Union[str, Sequence[str]], lease_ms: Optional[int],
                wait_ms: Optional[int], max: int, bind: bool) -> dict[str, Any]:
-    ql = [queues] if isinstance(queues, str) else list(queues)
+    ql = [queues] if isinstance(queues, str) else \
+        list(_iterable(queues, "queues: a queue name or a list of them"))
     out: dict[str, Any] = {"queues": [_str(q, "queue") for q in ql],
                            "max": _uint(max, "max") or 1}
     if lease_ms:
@@ -603,8 +615,13 @@ def txn_op(op: Mapping[str, Any]) -> dict[str, Any]:
     """One op of a txn in the ops form, in the order of maos_enc_txn_ops."""
     if not isinstance(op, Mapping) or "op" not in op:
         raise _bad("a txn op must be a dict with 'op'")
-    kind = op["op"]
-    o = dict(op)
+    try:
+        return _txn_op(op["op"], dict(op))
+    except KeyError as e:
+        raise _bad(f"txn op {op['op']!r} needs {e.args[0]!r}") from None
+
+
+def _txn_op(kind: Any, o: dict[str, Any]) -> dict[str, Any]:
     if kind == "append":
         return {"op": "append", **append_body(o["stream"], o["events"],
                                               o.get("expect", "any"))}

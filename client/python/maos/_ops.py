@@ -71,16 +71,19 @@ def txn(appends: Optional[Sequence[Mapping[str, Any]]] = None,
     if (appends is None) == (ops is None):
         raise E.InvalidArgument("txn takes appends= or ops=, exactly one")
     if appends is not None:
-        if not appends:
+        al = [C._map(a, "a txn append") for a in C._iterable(appends, "appends: a list of dicts")]
+        if not al:
             raise E.InvalidArgument("txn: no appends")
+        if any("stream" not in a or "events" not in a for a in al):
+            raise E.InvalidArgument("txn: every append needs stream and events")
         body = {"appends": [C.append_body(a["stream"], a["events"], a.get("expect", "any"))
-                            for a in appends]}
-        kinds = ["append"] * len(appends)
+                            for a in al]}
+        kinds = ["append"] * len(al)
     else:
         assert ops is not None
         if not ops:
             raise E.InvalidArgument("txn: no ops")
-        items = [C.txn_op(o) for o in ops]
+        items = [C.txn_op(o) for o in C._iterable(ops, "ops: a list of dicts")]
         body = {"ops": items}
         kinds = [o["op"] for o in items]
 
@@ -411,7 +414,7 @@ def token_create(name: str, scopes: Sequence[str] = (), *, session: Optional[str
     """A new access token (scope admin): its text, shown this once."""
     body: dict[str, Any] = {"name": C._str(name, "name")}
     if scopes:
-        body["scopes"] = [C._str(s, "scope") for s in scopes]
+        body["scopes"] = [C._str(s, "scope") for s in C._iterable(scopes, "scopes: a list of str")]
     if expires_ms:
         body["expires_ms"] = C._uint(expires_ms, "expires_ms")
     if uid is not None:
@@ -459,7 +462,8 @@ def dead_purge(queue: str) -> Call[DeadResult]:
 
 
 def session_doc(id: str, metadata: Optional[Mapping[str, Any]], now_us: int) -> dict[str, Any]:
-    return {"id": id, "state": "open", "created": now_us, "metadata": dict(metadata or {})}
+    return {"id": id, "state": "open", "created": now_us,
+            "metadata": dict(C._map(metadata, "metadata")) if metadata else {}}
 
 
 Iter = Iterable

@@ -128,6 +128,35 @@ def test_request_level_codes(sock: str) -> None:
         c.ping()
 
 
+def test_bad_shapes_are_invalid_argument(sock: str) -> None:
+    """Arguments of the wrong shape are the caller's maos.InvalidArgument
+    (raised before anything is sent), never a bare TypeError, ValueError
+    or KeyError from inside the client (these were, each seen)."""
+    with maos.Client(sock) as c:
+        cases: list[Any] = [
+            lambda: c.append_batch(None),  # type: ignore[arg-type]
+            lambda: c.append_batch(["x"]),  # type: ignore[list-item]
+            lambda: c.append_batch([("s-1", [{"type": "t"}], 1)]),  # type: ignore[list-item]
+            lambda: c.append_many(None),  # type: ignore[arg-type]
+            lambda: c.claim(None),  # type: ignore[arg-type]
+            lambda: list(c.read_all(types=-1)),  # type: ignore[arg-type]
+            lambda: list(c.read_all(types="t")),
+            lambda: c.session_open("s-1", metadata={1, 2}),  # type: ignore[arg-type]
+            lambda: c.token_create("t-1", scopes=-1),  # type: ignore[arg-type]
+            lambda: c.txn(appends={1, 2}),  # type: ignore[arg-type]
+            lambda: c.txn(appends=[{"stream": "s-1"}]),
+            lambda: c.txn(ops=-1),  # type: ignore[arg-type]
+            lambda: c.txn(ops=[{"op": "put"}]),
+            lambda: c.put("kv.t", "k", {"tags": {1, 2}}),  # msgpack has no set
+        ]
+        for f in cases:
+            with pytest.raises(maos.InvalidArgument):
+                f()
+        c.ping()
+        with pytest.raises(maos.NotFound):
+            list(c.read("s-1"))  # nothing was sent
+
+
 def _op(op: str, body: dict[str, Any]) -> Any:
     from maos._ops import Call
     return Call(op, body, lambda m: m)
