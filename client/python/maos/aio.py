@@ -58,6 +58,9 @@ class _Conn:
         self.flush_scheduled = False
         self.last_io = time.monotonic()  # the last byte read (request timeout)
         self.watchdog: Optional[asyncio.TimerHandle] = None
+        # rids of calls that take as long as maosd's work (backup, compact):
+        # the request timeout does not count them (_run_long)
+        self.long: set[int] = set()
 
     def flush(self) -> None:
         """Write every frame queued in this turn of the loop at once (one
@@ -277,7 +280,7 @@ class AsyncClient:
         rid, data = self.core.encode(op, body, sub)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        if not conn.futs:
+        if len(conn.futs) <= len(conn.long):
             conn.last_io = time.monotonic()  # the wait starts now
         conn.futs[rid] = fut
         if self.timeout is not None and conn.watchdog is None:
@@ -312,13 +315,14 @@ class AsyncClient:
         if conn.dead is not None or self.timeout is None:
             return
         idle = time.monotonic() - conn.last_io
-        if conn.futs and idle >= self.timeout:
+        waiting = len(conn.futs) > len(conn.long)  # not only long calls
+        if waiting and idle >= self.timeout:
             self._kill(conn, E.Timeout(f"no reply from {self.path} within {self.timeout:g} s "
                                        f"(the connection is dropped)"))
             return
         if conn.futs:
             conn.watchdog = asyncio.get_running_loop().call_later(
-                max(0.001, self.timeout - idle), self._watch, conn)
+                max(0.001, self.timeout - idle if waiting else self.timeout), self._watch, conn)
 
     def _flush(self, conn: _Conn) -> None:
         try:
@@ -329,6 +333,27 @@ class AsyncClient:
     async def _run(self, call: O.Call[T]) -> T:
         conn = await self._ensure()
         return self._convert(conn, call.convert, await self._send(conn, call.op, call.body))
+
+    async def _run_long(self, call: O.Call[T], timeout: Optional[float]) -> T:
+        """A call whose reply comes when maosd's work is done, however long
+        that is (backup, compact): the request timeout does not apply, only
+        `timeout` (s) if given -- then Timeout, the connection kept (the
+        work goes on in maosd; its late reply is dropped)."""
+        conn = await self._ensure()
+        fut = self._submit(conn, call.op, call.body)
+        rid = self.core.last_rid  # fut's (_submit encoded it just now)
+        conn.long.add(rid)
+        try:
+            rep = await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            raise E.Timeout(f"no reply to {call.op} from {self.path} within {timeout:g} s "
+                            f"(maosd goes on with it)") from None
+        finally:
+            conn.long.discard(rid)
+            if not fut.done():  # timed out or cancelled: its late reply is dropped
+                conn.futs.pop(rid, None)
+                fut.cancel()
+        return self._convert(conn, call.convert, rep)
 
     def _convert(self, conn: _Conn, convert: Callable[[Any], T], rep: Any) -> T:
         try:
@@ -721,8 +746,9 @@ class AsyncClient:
                   page_size: Optional[int] = None) -> AsyncIterator[Task]:
         return self._pages(O.task_list(queue, page_size))
 
-    async def backup(self, path: str) -> int:
-        return await self._run(O.backup(path))
+    async def backup(self, path: str, *, timeout: Optional[float] = None) -> int:
+        """As maos.Client.backup: no request timeout unless `timeout`."""
+        return await self._run_long(O.backup(path), timeout)
 
     async def metrics(self) -> str:
         return await self._run(O.metrics())
@@ -742,8 +768,9 @@ class AsyncClient:
     async def chain_sign(self, position: int) -> tuple[bytes, bytes]:
         return await self._run(O.chain_sign(position))
 
-    async def compact(self) -> None:
-        return await self._run(O.compact())
+    async def compact(self, *, timeout: Optional[float] = None) -> None:
+        """As maos.Client.compact: no request timeout unless `timeout`."""
+        return await self._run_long(O.compact(), timeout)
 
     async def token_create(self, name: str, scopes: Sequence[str] = (), *,
                            session: Optional[str] = None, expires_ms: int = 0,

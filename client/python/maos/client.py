@@ -341,6 +341,16 @@ class Client:
         self._ensure()
         return self._convert(call.convert, self._roundtrip(call.op, call.body))
 
+    def _run_long(self, call: O.Call[T], timeout: Optional[float]) -> T:
+        """A call whose reply comes when maosd's work is done, however long
+        that is (backup, compact): the request timeout does not apply, only
+        `timeout` (s) if given (then Timeout, as any request's)."""
+        saved, self.timeout = self.timeout, timeout
+        try:
+            return self._run(call)
+        finally:
+            self.timeout = saved
+
     def _pages(self, pager: O.Pager[T]) -> Iterator[T]:
         """Every item of every page.  The next page is asked for as soon as
         this page's reply is in, before its items are converted and handed
@@ -651,10 +661,13 @@ class Client:
         """Every task of `queue` ("": of every queue), in any state, by id."""
         return self._pages(O.task_list(queue, page_size))
 
-    def backup(self, path: str) -> int:
+    def backup(self, path: str, *, timeout: Optional[float] = None) -> int:
         """An online, consistent copy of the store in the new directory
-        `path` (absolute; made by the daemon); the head position it holds."""
-        return self._run(O.backup(path))
+        `path` (absolute; made by the daemon); the head position it holds.
+        Off the data directory's file system maosd copies the files before
+        it answers: this waits for it, without the request timeout unless
+        `timeout` (s) is given (as maosctl backup)."""
+        return self._run_long(O.backup(path), timeout)
 
     def metrics(self) -> str:
         """Every figure in the Prometheus text exposition format."""
@@ -681,10 +694,12 @@ class Client:
         position and signs it (PROTOCOL.md "Signed checkpoints")."""
         return self._run(O.chain_sign(position))
 
-    def compact(self) -> None:
+    def compact(self, *, timeout: Optional[float] = None) -> None:
         """Compact the store now (the space of removed events comes back);
-        root and the daemon's user only.  Waits until it is done."""
-        return self._run(O.compact())
+        root and the daemon's user only.  Waits until it is done (minutes
+        on a large store), without the request timeout unless `timeout`
+        (s) is given."""
+        return self._run_long(O.compact(), timeout)
 
     def token_create(self, name: str, scopes: Sequence[str] = (), *,
                      session: Optional[str] = None, expires_ms: int = 0,

@@ -428,6 +428,66 @@ def test_shutting_down() -> None:
             d.kill9()
 
 
+def test_long_calls_outlast_the_request_timeout() -> None:
+    """backup (and compact, the same code) answer when maosd's work is done:
+    the client's request timeout (0.3 s here) does not end that wait, as it
+    ends any other request's, and does not drop the connection under other
+    requests; the call's own timeout= does (Timeout, the connection kept).
+    The backups are queued behind an append that maosd-fault holds in its
+    write (MAOS_FAULT_STALL_GATE) until they have waited five times the
+    request timeout; both Client and AsyncClient timed out before."""
+    tmp = tempfile.mkdtemp(prefix="maos-py-long.")
+    gate = os.path.join(tmp, "stall-gate")
+    d = Daemon(tmp, [], bin_var="MAOSD_FAULT_BIN", env={"MAOS_FAULT_STALL_GATE": gate})
+    d.start()
+    try:
+        held = raw(d.sock)
+        send(held, {"op": "hello", "rid": 1, "version": 1})
+        assert recv(held)["ok"] is True
+        open(gate, "w").close()
+        send(held, {"op": "append", "rid": 2, "stream": "held-1", "expect": "any",
+                    "events": [{"type": "x"}]})
+        send(held, {"op": "ping", "rid": 3})
+        assert recv(held)["rid"] == 3  # the append is held in the commit thread
+        got: dict[str, Any] = {}
+
+        def sync_backup() -> None:
+            try:
+                with maos.Client(d.sock, reconnect=False, timeout=0.3) as c:
+                    got["sync"] = c.backup(os.path.join(tmp, "copy-sync"))
+            except BaseException as e:  # reported below
+                got["sync"] = e
+        th = threading.Thread(target=sync_backup)
+        th.start()
+
+        async def main() -> None:
+            async with maos.AsyncClient(d.sock, reconnect=False, timeout=0.3) as a, \
+                    maos.AsyncClient(d.sock, reconnect=False, timeout=0.3) as b:
+                t0 = time.monotonic()
+                long = asyncio.ensure_future(a.backup(os.path.join(tmp, "copy-async")))
+                quiet = asyncio.ensure_future(b.backup(os.path.join(tmp, "copy-quiet")))
+                while time.monotonic() - t0 < 1.5:  # five request timeouts
+                    await a.ping()  # other requests go on beside it (on a)
+                    await asyncio.sleep(0.05)  # pacing the pings, not a wait for an outcome
+                # b had nothing but its backup in flight all along
+                assert not long.done() and not quiet.done() and "sync" not in got
+                with pytest.raises(maos.Timeout):  # its own bound
+                    await a.backup(os.path.join(tmp, "copy-bounded"), timeout=0.2)
+                await a.ping()  # the connection was kept
+                os.unlink(gate)
+                assert await long >= 1 and await quiet >= 1
+        asyncio.run(main())
+        th.join(60)
+        assert isinstance(got["sync"], int) and got["sync"] >= 1, got
+        rep = recv(held)
+        assert rep["rid"] == 2 and rep["ok"] is True, rep
+        held.close()
+    finally:
+        if os.path.exists(gate):
+            os.unlink(gate)
+        d.stop()
+
+
 def test_corrupt() -> None:
     """A store in table files (appends, then a clean stop, which flushes)
     with one byte of the largest table file (the events) flipped, as
