@@ -857,7 +857,10 @@ int maos_checkpoint_get(maos_ctx *c, const char *name, uint64_t *position);
  * `maosd --data-dir dir` starts from it as it is.  *position (may be NULL)
  * gets the head the copy holds: every event up to it, none after it.  On
  * the data directory's file system the copy is hard links (instant, no
- * space); elsewhere the files are copied by the daemon before it answers.
+ * space); elsewhere the files are copied by the daemon before it answers
+ * (minutes for a large store: give the context a long request timeout or
+ * MAOS_TIMEOUT_NONE, as maosctl backup does; on MAOS_ETIMEOUT the copy
+ * goes on in the daemon).
  * Errors: MAOS_EINVALID_ARG (NULL or relative dir), MAOS_ECONFLICT (dir
  * exists), MAOS_ENOT_FOUND (its parent does not), MAOS_EBAD_REQUEST (the
  * daemon may not write there), MAOS_EINTERNAL (I/O: the message says),
