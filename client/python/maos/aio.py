@@ -42,6 +42,13 @@ T = TypeVar("T")
 Item = Union[Event, Entry, CaughtUp, FellBehind, Message]
 
 
+def _retrieved(f: "asyncio.Future[Any]") -> None:
+    """A done callback for a request no caller awaits: its outcome is
+    taken, so asyncio never reports it as lost."""
+    if not f.cancelled():
+        f.exception()
+
+
 class _Conn:
     """One connection: its streams, reader task and requests in flight."""
 
@@ -161,12 +168,26 @@ class AsyncClient:
                             fut.set_exception(got[2])
                         else:
                             fut.set_result(got[2])
+                    elif got[1] == "claim" and isinstance(got[2], dict):
+                        self._give_back(conn, got[2])
         except asyncio.CancelledError:
             raise
         except E.Error as e:  # ConnectionLost, a rid-0 error (OVERLOADED, ...), violation
             self._kill(conn, e)
         except OSError as e:
             self._kill(conn, E.ConnectionLost(f"connection to {self.path} lost: {e.strerror}"))
+
+    def _give_back(self, conn: _Conn, rep: dict[Any, Any]) -> None:
+        """A claim answered after its caller stopped waiting (the task
+        cancelled, asyncio.wait_for ran out): its tasks are released at
+        once (the attempt does not count) instead of staying leased to no
+        one until the lease runs out."""
+        for t in rep.get("tasks") or ():
+            try:
+                f = self._submit(conn, "release", {"task": t["id"], "token": t["token"]})
+            except (E.Error, KeyError, TypeError):
+                return  # the connection is over (its leases end with it) or a bad reply
+            f.add_done_callback(_retrieved)
 
     def _kill(self, conn: _Conn, why: E.Error) -> None:
         """The connection is over: fail what is in flight, wake subscribers."""

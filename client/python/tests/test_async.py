@@ -140,6 +140,17 @@ def test_every_call_async(sock: str) -> None:
             assert not waiting.done()
             await b.enqueue("wq", [{"data": "w"}])
             assert [x.data for x in await waiting] == ["w"]
+            # a waiting claim whose caller gave up (cancelled) is still
+            # parked in maosd and gets the next task: the client releases
+            # it at once (it stayed leased to no one until its lease ran
+            # out, 30 s, so the claim below found nothing)
+            gone = asyncio.create_task(a.claim("cq", wait_ms=20000))
+            await asyncio.sleep(0)
+            await a.ping()               # the claim is parked
+            gone.cancel()
+            await b.enqueue("cq", [{"data": "c"}])
+            got = await a.claim("cq", wait_ms=10000)
+            assert [(x.data, x.attempt) for x in got] == [("c", 1)]
     run(main)
 
 
