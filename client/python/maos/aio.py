@@ -738,7 +738,13 @@ class AsyncClient:
     async def claim(self, queues: Union[str, Sequence[str]], *, lease_ms: Optional[int] = None,
                     wait_ms: Optional[int] = None, max: int = 1, bind: bool = False
                     ) -> builtins.list[Task]:
-        return await self._run(O.claim(queues, lease_ms, wait_ms, max, bind))
+        """As maos.Client.claim: a wait stretches the request timeout by
+        wait_ms."""
+        call = O.claim(queues, lease_ms, wait_ms, max, bind)
+        if not wait_ms:
+            return await self._run(call)
+        return await self._run_long(call, None if self.timeout is None
+                                    else self.timeout + wait_ms / 1000)
 
     async def ack(self, task: Any, token: Optional[int] = None, *, result: Any = None) -> int:
         return await self._run(O.ack(task, token, result))

@@ -632,7 +632,14 @@ class Client:
 
     def claim(self, queues: Union[str, Sequence[str]], *, lease_ms: Optional[int] = None,
               wait_ms: Optional[int] = None, max: int = 1, bind: bool = False) -> builtins.list[Task]:
-        return self._run(O.claim(queues, lease_ms, wait_ms, max, bind))
+        """Lease up to `max` ready tasks of `queues` (in the order given);
+        none ready: wait up to wait_ms for one (the request timeout is
+        stretched by wait_ms, as the C client's is), else []."""
+        call = O.claim(queues, lease_ms, wait_ms, max, bind)
+        if not wait_ms:
+            return self._run(call)
+        return self._run_long(call, None if self.timeout is None
+                              else self.timeout + wait_ms / 1000)
 
     def ack(self, task: Any, token: Optional[int] = None, *, result: Any = None) -> int:
         return self._run(O.ack(task, token, result))

@@ -428,6 +428,21 @@ def test_shutting_down() -> None:
             d.kill9()
 
 
+def test_claim_wait_stretches_the_request_timeout(sock: str) -> None:
+    """A claim's wait_ms adds to the request timeout (as in the C client):
+    a wait four times the timeout returns [] when it ends, not Timeout
+    with the connection dropped (both clients did that)."""
+    with maos.Client(sock, timeout=0.3) as c:
+        assert c.claim("empty-q", wait_ms=1200) == []
+        c.ping()
+
+    async def main() -> None:
+        async with maos.AsyncClient(sock, timeout=0.3) as a:
+            assert await a.claim("empty-q", wait_ms=1200) == []
+            await a.ping()
+    asyncio.run(main())
+
+
 def test_long_calls_outlast_the_request_timeout() -> None:
     """backup (and compact, the same code) answer when maosd's work is done:
     the client's request timeout (0.3 s here) does not end that wait, as it
