@@ -610,6 +610,33 @@ static void pend_unlink(struct maos_ctx_priv *p, struct maosc_pend *pd)
     }
 }
 
+static void given_back(maos_ctx *c, int status, maos_result *r, void *privdata)
+{
+    (void)c, (void)status, (void)r, (void)privdata; /* else the lease ends it */
+}
+
+/*
+ * A claim answered after its request timed out (its caller had
+ * MAOS_ETIMEOUT): nobody works on its tasks, so they go back at once
+ * (release: the attempt does not count) instead of staying leased to no
+ * one until their lease runs out.  Best effort: a release that cannot be
+ * queued leaves that task to its lease.
+ */
+static void give_back(maos_ctx *c, const maos_reply *rep)
+{
+    maos_mpr r;
+    uint32_t n;
+    maos_mpr_init(&r, rep->items.ptr, rep->items.len);
+    if (maos_mpr_array(&r, &n))
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_task t;
+        if (maos_task_next(&r, &t) ||
+            maos_async_task_release(c, given_back, NULL, t.id, t.token))
+            return;
+    }
+}
+
 /*
  * A reply frame that is not a push nor a claim_start answer.  Matched by
  * rid to its completion (run now: internal handlers see it before the next
@@ -662,6 +689,8 @@ int maosc_reply_in(maos_ctx *c, maos_slice frame)
         }
         if (win_abandoned(&p->win, rep->rid)) {
             maosc_win_del(&p->win, rep->rid); /* timed out: dropped */
+            if (op == MAOS_OP_CLAIM && rep->ok)
+                give_back(c, rep);
             goto drop;
         }
         pd = win_pd(&p->win, rep->rid);

@@ -201,6 +201,58 @@ static void wait_one(maos_ctx *c, ploop *l, struct one *o)
     MT_EQ_INT(o->calls, 1);
 }
 
+/*
+ * A claim answered after its request timed out gives its task back
+ * (wire.c give_back): maosd-fault holds the commit thread in a group's
+ * write (MAOS_FAULT_STALL_GATE) while an enqueue and then an async claim
+ * (its own bound: 100 ms) wait behind it; the claim's callback says
+ * MAOS_ETIMEOUT; the gate opens, maosd serves the claim with the task and
+ * the library releases it (the attempt does not count), so the next claim
+ * gets it with attempt 1 at once.  Without the release the task stayed
+ * leased to no one for 60 s and that claim found nothing.
+ */
+static void test_late_claim_gives_back(void **state)
+{
+    (void)state;
+    char gate[300];
+    snprintf(gate, sizeof gate, "%s/stall-gate", mt_test_dir());
+    mt_daemon *d = mt_daemon_new(NULL, mt_maosd_fault_bin());
+    MT_EQ_INT(setenv("MAOS_FAULT_STALL_GATE", gate, 1), 0); /* read at its start */
+    mt_daemon_up(d);
+    MT_EQ_INT(unsetenv("MAOS_FAULT_STALL_GATE"), 0);
+    maos_ctx *c = connect_to(d->sock, 0, 0);
+    maos_ctx *other = connect_to(d->sock, 0, 0);
+    ploop l;
+    pl_attach(c, &l);
+    mt_write_file(gate, "", 0);
+    struct one enq = {0}, late = {0};
+    MT_EQ_ERR(maos_async_enqueue(c, one_cb, &enq, "lc.q", "\x07", 1, NULL), 0);
+    MT_EQ_ERR(maos_set_timeout(c, 100), 0);
+    const char *qs[1] = {"lc.q"};
+    MT_EQ_ERR(maos_async_claim(c, one_cb, &late, qs, 1, 60000, 0, 1, 0), 0);
+    MT_EQ_ERR(maos_set_timeout(c, 30000), 0);
+    wait_one(c, &l, &late); /* the commit thread is held: only the timeout ends it */
+    MT_EQ_ERR(late.status, MAOS_ETIMEOUT);
+    MT_EQ_INT(enq.calls, 0);
+    MT_EQ_INT(unlink(gate), 0);
+    wait_one(c, &l, &enq);
+    MT_EQ_ERR(enq.status, 0);
+    /* the late answer comes, and the release it makes is answered */
+    int64_t deadline = mt_now_us() + 30 * 1000000LL;
+    while (maos_async_inflight(c) && mt_now_us() < deadline)
+        if (pl_turn(c, &l, &no_handlers, NULL, 100) < 0)
+            MT_FAIL("maos_process: %s", c->errstr);
+    maos_task_page *pg = NULL;
+    MT_EQ_ERR(maos_claim(other, qs, 1, 60000, 5000, 1, 0, &pg), 0);
+    MT_TRUE(pg != NULL);
+    MT_EQ_U64(pg->n, 1);
+    MT_EQ_U64(pg->tasks[0].attempt, 1);
+    maos_task_page_free(pg);
+    maos_free(other);
+    maos_free(c);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
 static void test_async_more(void **state)
 {
     (void)state;
@@ -1454,6 +1506,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipeline_mixed),
         cmocka_unit_test(test_async_more),
+        cmocka_unit_test(test_late_claim_gives_back),
         cmocka_unit_test(test_async_restart),
         cmocka_unit_test(test_fake_server),
         cmocka_unit_test(test_silent_server_reconnect),

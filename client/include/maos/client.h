@@ -1360,8 +1360,11 @@ int maos_set_loop_ops(maos_ctx *c, const maos_loop_ops *ops);
  *                         context's request timeout when it was issued:
  *                         maos_set_timeout before a call gives that call
  *                         its own bound).  The connection lives on; a
- *                         reply that comes later is dropped.  For a write
- *                         the outcome is unknown;
+ *                         reply that comes later is dropped (a claim's
+ *                         tasks in it are released at once, by requests
+ *                         of the library's own that maos_async_inflight
+ *                         counts until answered).  For a write the
+ *                         outcome is unknown;
  *   MAOS_ECONNECTION      the connection was lost (or the context freed)
  *                         with the request in flight: its outcome is
  *                         unknown (it may or may not have been applied).
