@@ -68,6 +68,9 @@ class _Conn:
         # rids of calls that take as long as maosd's work (backup, compact):
         # the request timeout does not count them (_run_long)
         self.long: set[int] = set()
+        # rid -> what to do with its reply if its caller stopped waiting
+        # (a lock taken for no one is let go: AsyncClient.lock)
+        self.late: dict[int, Callable[[dict[Any, Any]], None]] = {}
 
     def flush(self) -> None:
         """Write every frame queued in this turn of the loop at once (one
@@ -163,13 +166,17 @@ class AsyncClient:
                     if got is None:
                         continue
                     fut = conn.futs.pop(got[0], None)
+                    late = conn.late.pop(got[0], None)
                     if fut is not None and not fut.done():
                         if isinstance(got[2], E.Error):
                             fut.set_exception(got[2])
                         else:
                             fut.set_result(got[2])
-                    elif got[1] == "claim" and isinstance(got[2], dict):
-                        self._give_back(conn, got[2])
+                    elif isinstance(got[2], dict):  # done, and no one waits for it
+                        if late is not None:
+                            late(got[2])
+                        elif got[1] == "claim":
+                            self._give_back(conn, got[2])
         except asyncio.CancelledError:
             raise
         except E.Error as e:  # ConnectionLost, a rid-0 error (OVERLOADED, ...), violation
@@ -693,9 +700,15 @@ class AsyncClient:
     async def lock(self, name: str, *, wait: Optional[float] = None) -> int:
         """As Client.lock: the fencing token; waits up to `wait` s when held."""
         deadline = None if wait is None else time.monotonic() + wait
+        call = O.put("locks", name, {}, "absent", True)
         while True:
+            conn = await self._ensure()
+            fut = self._submit(conn, call.op, call.body)
+            # taken after the caller gave up (cancelled, asyncio.wait_for):
+            # let go at once, or it stays held by this connection
+            conn.late[self.core.last_rid] = functools.partial(self._let_go, conn, name)
             try:
-                return (await self.put("locks", name, {}, expect="absent", bind=True)).revision
+                return self._convert(conn, call.convert, await fut).revision
             except E.WrongRevision as e:
                 if deadline is None:
                     raise
@@ -712,6 +725,16 @@ class AsyncClient:
                         break
             finally:
                 await w.close()
+
+    def _let_go(self, conn: _Conn, name: str, rep: dict[Any, Any]) -> None:
+        """A lock taken for a caller that stopped waiting: deleted with its
+        token (only if it is still that one)."""
+        try:
+            f = self._submit(conn, "delete", C.put_body("locks", name, None,
+                                                        rep["revision"], False, delete=True))
+        except (E.Error, KeyError, TypeError):
+            return  # the connection is over (the lock ends with it) or a bad reply
+        f.add_done_callback(_retrieved)
 
     async def unlock(self, name: str, token: int) -> int:
         return await self.delete("locks", name, expect=token)

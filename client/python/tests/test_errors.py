@@ -450,7 +450,9 @@ def test_long_calls_outlast_the_request_timeout() -> None:
     requests; the call's own timeout= does (Timeout, the connection kept).
     The backups are queued behind an append that maosd-fault holds in its
     write (MAOS_FAULT_STALL_GATE) until they have waited five times the
-    request timeout; both Client and AsyncClient timed out before."""
+    request timeout; both Client and AsyncClient timed out before.  Also:
+    an AsyncClient.lock cancelled while its put is held is let go once
+    maosd takes it."""
     tmp = tempfile.mkdtemp(prefix="maos-py-long.")
     gate = os.path.join(tmp, "stall-gate")
     d = Daemon(tmp, [], bin_var="MAOSD_FAULT_BIN", env={"MAOS_FAULT_STALL_GATE": gate})
@@ -489,8 +491,26 @@ def test_long_calls_outlast_the_request_timeout() -> None:
                 with pytest.raises(maos.Timeout):  # its own bound
                     await a.backup(os.path.join(tmp, "copy-bounded"), timeout=0.2)
                 await a.ping()  # the connection was kept
+                # a lock whose caller gives up while its put is held: taken
+                # when the gate opens, then let go (it stayed held by a's
+                # connection, which lives on)
+                lk = asyncio.ensure_future(a.lock("late-1"))
+                await asyncio.sleep(0)  # the put is queued, then written
+                await a.ping()  # maosd has read it: held behind the gate
+                lk.cancel()
                 os.unlink(gate)
                 assert await long >= 1 and await quiet >= 1
+                with pytest.raises(asyncio.CancelledError):
+                    await lk
+                deadline = time.monotonic() + 20
+                while True:  # its delete commits after the put's reply
+                    try:
+                        await b.get("locks", "late-1")
+                    except maos.NotFound:
+                        break
+                    assert time.monotonic() < deadline, "the lock taken late is still held"
+                    await asyncio.sleep(0.01)  # polling a state, bounded by the deadline
+                assert await b.lock("late-1") > 0
         asyncio.run(main())
         th.join(60)
         assert isinstance(got["sync"], int) and got["sync"] >= 1, got
