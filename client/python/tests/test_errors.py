@@ -369,6 +369,24 @@ def _wait_for(cond: Any, what: str, timeout: float = 20.0) -> None:
         time.sleep(0.01)  # polling for a condition, bounded by the deadline
 
 
+def hold_commit(sock: str, gate: str) -> socket.socket:
+    """maosd-fault started with MAOS_FAULT_STALL_GATE=gate: make the gate
+    and send an append (rid 2) on a raw connection of its own, so the
+    commit thread holds that group in its write until the gate is removed.
+    Returns once the append is held (a ping sent after it was answered:
+    the append was dispatched before it); its reply comes on the returned
+    socket when the gate opens."""
+    held = raw(sock)
+    send(held, {"op": "hello", "rid": 1, "version": 1})
+    assert recv(held)["ok"] is True
+    open(gate, "w").close()
+    send(held, {"op": "append", "rid": 2, "stream": "held-1", "expect": "any",
+                "events": [{"type": "x"}]})
+    send(held, {"op": "ping", "rid": 3})
+    assert recv(held)["rid"] == 3
+    return held
+
+
 def test_shutting_down() -> None:
     """maosd-fault with MAOS_FAULT_STALL_GATE: while the gate file exists the
     commit thread holds its group inside the write.  An append is sent and
@@ -387,16 +405,7 @@ def test_shutting_down() -> None:
             a = maos.AsyncClient(d.sock, reconnect=False)
             await a.connect()
             c.append("before-1", [{"type": "x"}])
-            held = raw(d.sock)
-            send(held, {"op": "hello", "rid": 1, "version": 1})
-            assert recv(held)["ok"] is True
-            open(gate, "w").close()
-            send(held, {"op": "append", "rid": 2, "stream": "held-1", "expect": "any",
-                        "events": [{"type": "x"}]})
-            send(held, {"op": "ping", "rid": 3})
-            # the ping's reply first: the append was dispatched before it and
-            # is now held in the commit thread
-            assert recv(held)["rid"] == 3
+            held = hold_commit(d.sock, gate)
             assert d.proc is not None
             d.proc.send_signal(signal.SIGTERM)
             # maosd_server_stop sets `stopping` and unlinks the socket in the
@@ -458,14 +467,7 @@ def test_long_calls_outlast_the_request_timeout() -> None:
     d = Daemon(tmp, [], bin_var="MAOSD_FAULT_BIN", env={"MAOS_FAULT_STALL_GATE": gate})
     d.start()
     try:
-        held = raw(d.sock)
-        send(held, {"op": "hello", "rid": 1, "version": 1})
-        assert recv(held)["ok"] is True
-        open(gate, "w").close()
-        send(held, {"op": "append", "rid": 2, "stream": "held-1", "expect": "any",
-                    "events": [{"type": "x"}]})
-        send(held, {"op": "ping", "rid": 3})
-        assert recv(held)["rid"] == 3  # the append is held in the commit thread
+        held = hold_commit(d.sock, gate)
         got: dict[str, Any] = {}
 
         def sync_backup() -> None:
