@@ -55,6 +55,11 @@ int maosc_async_end(maos_ctx *c, int rc)
     return maosc_post(c, p->submit_cb, p->submit_privdata, 0, NULL);
 }
 
+void maosc_ignore(maos_ctx *c, int status, maos_result *r, void *arg)
+{
+    (void)c, (void)status, (void)r, (void)arg;
+}
+
 int maosc_post(maos_ctx *c, maos_callback cb, void *privdata, int status, const char *errstr)
 {
     struct maos_ctx_priv *p = c->priv;

@@ -513,6 +513,9 @@ int maosc_async_end(maos_ctx *c, int rc);
 /* async.c: a completion with no request (status, errstr), whose callback
  * runs from maos_process like a reply's.  0 or MAOS_ENOMEM. */
 int maosc_post(maos_ctx *c, maos_callback cb, void *privdata, int status, const char *errstr);
+/* The callback of a request of the library's own whose answer nobody reads
+ * (an unsubscribe, a release of tasks claimed for no one). */
+void maosc_ignore(maos_ctx *c, int status, maos_result *r, void *arg);
 
 /* tables.c: async waiting locks.  expire: those whose wait is over get
  * MAOS_ETIMEOUT; *next: the earliest deadline still to come (-1: none,

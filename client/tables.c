@@ -668,16 +668,11 @@ static void lockw_finish(maos_ctx *c, struct maosc_lockw *w, int status, maos_re
 
 static void lockw_put_done(maos_ctx *c, int status, maos_result *r, void *arg);
 
-static void lockw_noop(maos_ctx *c, int status, maos_result *r, void *arg)
-{
-    (void)c, (void)status, (void)r, (void)arg;
-}
-
 static void lockw_cont(maos_ctx *c, int status, maos_result *r, void *arg)
 {
     struct maosc_lockw *w = arg;
     if (w->sub)
-        maos_async_unsubscribe(c, lockw_noop, NULL, w->sub); /* gone locally at once */
+        maos_async_unsubscribe(c, maosc_ignore, NULL, w->sub); /* gone locally at once */
     w->sub = 0;
     int rc = status ? status
                     : maos_async_put(c, lockw_put_done, w, "locks", w->name, w->doc, w->dlen,

@@ -610,11 +610,6 @@ static void pend_unlink(struct maos_ctx_priv *p, struct maosc_pend *pd)
     }
 }
 
-static void given_back(maos_ctx *c, int status, maos_result *r, void *privdata)
-{
-    (void)c, (void)status, (void)r, (void)privdata; /* else the lease ends it */
-}
-
 /*
  * A claim answered after its request timed out (its caller had
  * MAOS_ETIMEOUT): nobody works on its tasks, so they go back at once
@@ -632,7 +627,7 @@ static void give_back(maos_ctx *c, const maos_reply *rep)
     for (uint32_t i = 0; i < n; i++) {
         maos_task t;
         if (maos_task_next(&r, &t) ||
-            maos_async_task_release(c, given_back, NULL, t.id, t.token))
+            maos_async_task_release(c, maosc_ignore, NULL, t.id, t.token))
             return;
     }
 }

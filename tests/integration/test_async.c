@@ -201,6 +201,19 @@ static void wait_one(maos_ctx *c, ploop *l, struct one *o)
     MT_EQ_INT(o->calls, 1);
 }
 
+/* An async claim of one task from qs (lease 60 s), answered within the
+ * loop's turns: its answer in o, asserted to hold exactly one task. */
+static const maos_task_info *claim_one(maos_ctx *c, ploop *l, const char *const *qs,
+                                       uint32_t wait_ms, struct one *o)
+{
+    MT_EQ_ERR(maos_async_claim(c, one_cb, o, qs, 1, 60000, wait_ms, 1, 0), 0);
+    wait_one(c, l, o);
+    MT_EQ_ERR(o->status, 0);
+    MT_TRUE(o->tasks != NULL);
+    MT_EQ_U64(o->tasks->n, 1);
+    return &o->tasks->tasks[0];
+}
+
 /*
  * A claim answered after its request timed out gives its task back
  * (wire.c give_back): maosd-fault holds the commit thread in a group's
@@ -240,12 +253,7 @@ static void test_late_claim_gives_back(void **state)
      * answered: the release it makes serves that claim, whether the claim
      * was read before it (then it waits) or after. */
     struct one next = {0};
-    MT_EQ_ERR(maos_async_claim(c, one_cb, &next, qs, 1, 60000, 5000, 1, 0), 0);
-    wait_one(c, &l, &next);
-    MT_EQ_ERR(next.status, 0);
-    MT_TRUE(next.tasks != NULL);
-    MT_EQ_U64(next.tasks->n, 1);
-    MT_EQ_U64(next.tasks->tasks[0].attempt, 1);
+    MT_EQ_U64(claim_one(c, &l, qs, 5000, &next)->attempt, 1);
     maos_task_page_free(next.tasks);
     maos_free(c);
     MT_EQ_INT(mt_daemon_stop(d), 0);
@@ -265,12 +273,8 @@ static void test_async_more(void **state)
     MT_EQ_ERR(maos_enqueue(other, "am.q", "\x07", 1, NULL, NULL, NULL), 0);
     const char *qs[1] = {"am.q"};
     struct one cl = {0};
-    MT_EQ_ERR(maos_async_claim(c, one_cb, &cl, qs, 1, 60000, 0, 1, 0), 0);
-    wait_one(c, &l, &cl);
-    MT_EQ_ERR(cl.status, 0);
-    MT_TRUE(cl.tasks != NULL);
-    MT_EQ_U64(cl.tasks->n, 1);
-    MT_EQ_MEM_STR(cl.tasks->tasks[0].queue.ptr, cl.tasks->tasks[0].queue.len, "am.q");
+    const maos_task_info *got = claim_one(c, &l, qs, 0, &cl);
+    MT_EQ_MEM_STR(got->queue.ptr, got->queue.len, "am.q");
     struct one st = {0};
     MT_EQ_ERR(maos_async_queue_stats(c, one_cb, &st, "am.q"), 0);
     wait_one(c, &l, &st);

@@ -404,23 +404,22 @@ def pack_bodies(bodies: list[dict[str, Any]], max_frame: int
     packb = msgpack.Packer(use_bin_type=True).pack
 
     def add(lo: int, hi: int) -> None:
+        """bodies[lo:hi] as one request, else as halves; an append alone
+        that does not go gets its error in place."""
         nonlocal packb
+        why: E.Error
         try:
             raw: bytes = packb(bodies[lo:hi])
+            if len(raw) + _BATCH_HEAD <= max_frame:
+                out.append((lo, hi, Packed("appends", raw, hi - lo)))
+                return
+            why = E.FrameTooLarge(f"an append to {bodies[lo]['stream']} is {len(raw)} bytes, "
+                                  f"over the server's max_frame {max_frame}; it was not sent")
         except UNENCODABLE as e:  # a value msgpack has no form for: find whose
             packb = msgpack.Packer(use_bin_type=True).pack
-            if hi - lo == 1:
-                out.append((lo, hi, unencodable(e, f"an append to {bodies[lo]['stream']}")))
-            else:
-                add(lo, (lo + hi) // 2)
-                add((lo + hi) // 2, hi)
-            return
-        if len(raw) + _BATCH_HEAD <= max_frame:
-            out.append((lo, hi, Packed("appends", raw, hi - lo)))
-        elif hi - lo == 1:
-            out.append((lo, hi, E.FrameTooLarge(
-                f"an append to {bodies[lo]['stream']} is {len(raw)} bytes, over the "
-                f"server's max_frame {max_frame}; it was not sent")))
+            why = unencodable(e, f"an append to {bodies[lo]['stream']}")
+        if hi - lo == 1:
+            out.append((lo, hi, why))
         else:
             add(lo, (lo + hi) // 2)
             add((lo + hi) // 2, hi)

@@ -40,6 +40,8 @@ from .types import (AppendResult, CaughtUp, DeadResult, EnqueueResult, Entry, Ev
 
 T = TypeVar("T")
 Item = Union[Event, Entry, CaughtUp, FellBehind, Message]
+# what undoes a request's success when no one waits for its reply any more
+Late = Callable[["_Conn", Dict[Any, Any]], None]
 
 
 def _retrieved(f: "asyncio.Future[Any]") -> None:
@@ -69,8 +71,8 @@ class _Conn:
         # the request timeout does not count them (_run_long)
         self.long: set[int] = set()
         # rid -> what to do with its reply if its caller stopped waiting
-        # (a lock taken for no one is let go: AsyncClient.lock)
-        self.late: dict[int, Callable[[dict[Any, Any]], None]] = {}
+        # (_submit's late: tasks claimed or a lock taken for no one)
+        self.late: dict[int, Late] = {}
 
     def flush(self) -> None:
         """Write every frame queued in this turn of the loop at once (one
@@ -172,11 +174,8 @@ class AsyncClient:
                             fut.set_exception(got[2])
                         else:
                             fut.set_result(got[2])
-                    elif isinstance(got[2], dict):  # done, and no one waits for it
-                        if late is not None:
-                            late(got[2])
-                        elif got[1] == "claim":
-                            self._give_back(conn, got[2])
+                    elif late is not None and isinstance(got[2], dict):
+                        late(conn, got[2])  # a success no one waits for
         except asyncio.CancelledError:
             raise
         except E.Error as e:  # ConnectionLost, a rid-0 error (OVERLOADED, ...), violation
@@ -185,10 +184,10 @@ class AsyncClient:
             self._kill(conn, E.ConnectionLost(f"connection to {self.path} lost: {e.strerror}"))
 
     def _give_back(self, conn: _Conn, rep: dict[Any, Any]) -> None:
-        """A claim answered after its caller stopped waiting (the task
-        cancelled, asyncio.wait_for ran out): its tasks are released at
-        once (the attempt does not count) instead of staying leased to no
-        one until the lease runs out."""
+        """claim's late (_submit): a claim answered after its caller stopped
+        waiting (the task cancelled, asyncio.wait_for ran out): its tasks
+        are released at once (the attempt does not count) instead of
+        staying leased to no one until the lease runs out."""
         for t in rep.get("tasks") or ():
             try:
                 f = self._submit(conn, "release", {"task": t["id"], "token": t["token"]})
@@ -299,15 +298,20 @@ class AsyncClient:
     # ---- requests ----------------------------------------------------------------------
 
     def _submit(self, conn: _Conn, op: str, body: Union[Mapping[str, Any], C.Packed],
-                sub: Optional[C.SubState] = None) -> "asyncio.Future[Any]":
+                sub: Optional[C.SubState] = None, late: Optional[Late] = None
+                ) -> "asyncio.Future[Any]":
         """Queue one request (written with the rest of this loop turn's) and
-        return the future its reply resolves: no task, no coroutine."""
+        return the future its reply resolves: no task, no coroutine.  late:
+        called with a successful reply that comes when its future is done
+        already (its caller gave up), to undo what no one will use."""
         if conn.dead is not None:
             d = conn.dead  # a fresh one of its class: never raise one object twice
             raise type(d)(d.message, code=d.code)
         rid, data = self.core.encode(op, body, sub)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
+        if late is not None:
+            conn.late[rid] = late
         if len(conn.futs) <= len(conn.long):
             conn.last_io = time.monotonic()  # the wait starts now
         conn.futs[rid] = fut
@@ -330,8 +334,9 @@ class AsyncClient:
             self._kill(conn, E.ConnectionLost(f"connection to {self.path} lost: {e}"))
 
     async def _send(self, conn: _Conn, op: str, body: Mapping[str, Any],
-                    sub: Optional[C.SubState] = None) -> dict[Any, Any]:
-        fut = self._submit(conn, op, body, sub)
+                    sub: Optional[C.SubState] = None, late: Optional[Late] = None
+                    ) -> dict[Any, Any]:
+        fut = self._submit(conn, op, body, sub, late)
         await self._drain(conn)
         return await fut  # type: ignore[no-any-return]
 
@@ -358,17 +363,19 @@ class AsyncClient:
         except (OSError, RuntimeError) as e:
             self._kill(conn, E.ConnectionLost(f"connection to {self.path} lost: {e}"))
 
-    async def _run(self, call: O.Call[T]) -> T:
+    async def _run(self, call: O.Call[T], late: Optional[Late] = None) -> T:
         conn = await self._ensure()
-        return self._convert(conn, call.convert, await self._send(conn, call.op, call.body))
+        return self._convert(conn, call.convert,
+                             await self._send(conn, call.op, call.body, late=late))
 
-    async def _run_long(self, call: O.Call[T], timeout: Optional[float]) -> T:
+    async def _run_long(self, call: O.Call[T], timeout: Optional[float],
+                        late: Optional[Late] = None) -> T:
         """A call whose reply comes when maosd's work is done, however long
         that is (backup, compact): the request timeout does not apply, only
         `timeout` (s) if given -- then Timeout, the connection kept (the
         work goes on in maosd; its late reply is dropped)."""
         conn = await self._ensure()
-        fut = self._submit(conn, call.op, call.body)
+        fut = self._submit(conn, call.op, call.body, late=late)
         rid = self.core.last_rid  # fut's (_submit encoded it just now)
         conn.long.add(rid)
         try:
@@ -703,10 +710,10 @@ class AsyncClient:
         call = O.put("locks", name, {}, "absent", True)
         while True:
             conn = await self._ensure()
-            fut = self._submit(conn, call.op, call.body)
             # taken after the caller gave up (cancelled, asyncio.wait_for):
             # let go at once, or it stays held by this connection
-            conn.late[self.core.last_rid] = functools.partial(self._let_go, conn, name)
+            fut = self._submit(conn, call.op, call.body,
+                               late=functools.partial(self._let_go, name))
             try:
                 return self._convert(conn, call.convert, await fut).revision
             except E.WrongRevision as e:
@@ -726,9 +733,9 @@ class AsyncClient:
             finally:
                 await w.close()
 
-    def _let_go(self, conn: _Conn, name: str, rep: dict[Any, Any]) -> None:
-        """A lock taken for a caller that stopped waiting: deleted with its
-        token (only if it is still that one)."""
+    def _let_go(self, name: str, conn: _Conn, rep: dict[Any, Any]) -> None:
+        """lock's late (_submit): a lock taken for a caller that stopped
+        waiting is deleted with its token (only if it is still that one)."""
         try:
             f = self._submit(conn, "delete", C.put_body("locks", name, None,
                                                         rep["revision"], False, delete=True))
@@ -765,9 +772,9 @@ class AsyncClient:
         wait_ms."""
         call = O.claim(queues, lease_ms, wait_ms, max, bind)
         if not wait_ms:
-            return await self._run(call)
+            return await self._run(call, late=self._give_back)
         return await self._run_long(call, None if self.timeout is None
-                                    else self.timeout + wait_ms / 1000)
+                                    else self.timeout + wait_ms / 1000, late=self._give_back)
 
     async def ack(self, task: Any, token: Optional[int] = None, *, result: Any = None) -> int:
         return await self._run(O.ack(task, token, result))
