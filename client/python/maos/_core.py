@@ -218,6 +218,17 @@ def _iterable(v: Any, what: str) -> Iterable[Any]:
     return v
 
 
+def seconds(v: Any, what: str) -> Optional[float]:
+    """A bound in seconds: None (no bound) or a number > 0 and < 1e9, else
+    InvalidArgument (socket and asyncio refuse the rest with their own
+    errors, later: ValueError, OverflowError)."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1e9:
+        raise _bad(f"{what} must be None or seconds > 0, got {v!r}")
+    return float(v)
+
+
 def _uint(v: Any, what: str) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v >= 1 << 64:
         raise _bad(f"{what} must be an unsigned integer, got {v!r}")

@@ -95,8 +95,8 @@ class AsyncClient:
                  reconnect_max: float = C.RECONNECT_MAX, client_name: str = "maos-python-asyncio",
                  server_uid: Optional[int] = None, token: Any = None) -> None:
         self.path = path or C.default_socket()
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
+        self.timeout = C.seconds(timeout, "timeout")
+        self.connect_timeout = C.seconds(connect_timeout, "connect_timeout") or C.CONNECT_TIMEOUT
         self.reconnect = reconnect
         self.reconnect_max = reconnect_max
         self.client_name = client_name
@@ -374,6 +374,7 @@ class AsyncClient:
         that is (backup, compact): the request timeout does not apply, only
         `timeout` (s) if given -- then Timeout, the connection kept (the
         work goes on in maosd; its late reply is dropped)."""
+        timeout = C.seconds(timeout, "timeout")
         conn = await self._ensure()
         fut = self._submit(conn, call.op, call.body, late=late)
         rid = self.core.last_rid  # fut's (_submit encoded it just now)

@@ -58,8 +58,8 @@ class Client:
                  reconnect_max: float = C.RECONNECT_MAX, client_name: str = "maos-python",
                  server_uid: Optional[int] = None, token: Any = None) -> None:
         self.path = path or C.default_socket()
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
+        self.timeout = C.seconds(timeout, "timeout")
+        self.connect_timeout = C.seconds(connect_timeout, "connect_timeout") or C.CONNECT_TIMEOUT
         self.reconnect = reconnect
         self.reconnect_max = reconnect_max
         self.client_name = client_name
@@ -345,7 +345,7 @@ class Client:
         """A call whose reply comes when maosd's work is done, however long
         that is (backup, compact): the request timeout does not apply, only
         `timeout` (s) if given (then Timeout, as any request's)."""
-        saved, self.timeout = self.timeout, timeout
+        saved, self.timeout = self.timeout, C.seconds(timeout, "timeout")
         try:
             return self._run(call)
         finally:

@@ -148,6 +148,11 @@ def test_bad_shapes_are_invalid_argument(sock: str) -> None:
             lambda: c.txn(ops=-1),  # type: ignore[arg-type]
             lambda: c.txn(ops=[{"op": "put"}]),
             lambda: c.put("kv.t", "k", {"tags": {1, 2}}),  # msgpack has no set
+            lambda: c.backup("/tmp/never", timeout=-1),  # socket's ValueError before
+            lambda: c.compact(timeout="1"),  # type: ignore[arg-type]
+            lambda: maos.Client(sock, timeout=0),
+            lambda: maos.Client(sock, connect_timeout=float("inf")),
+            lambda: maos.AsyncClient(sock, timeout=-5),
         ]
         for f in cases:
             with pytest.raises(maos.InvalidArgument):
