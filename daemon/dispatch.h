@@ -140,6 +140,8 @@ typedef struct maosd_scan {
     uint64_t vmin;         /* one stream's scan: versions below are removed
                             * (retention), never returned */
     int removed;           /* read_all {removed: true}: stubs too */
+    int form;              /* records out as stored (MAOS_FORM_MAP) or in
+                            * the array form (maos_record_to_array) */
     const struct maosd_rights *rights; /* take only events whose stream
                                         * these allow for rights_kind
                                         * (NULL: all; access.c) */
@@ -150,7 +152,7 @@ typedef struct maosd_scan {
     uint64_t next;
 } maosd_scan;
 
-/* Append the raw records of matching events from position `from` (forward;
+/* Append the records (in sc->form) of matching events from position `from` (forward;
  * backward: at or before it) to out.  0 or a negative code. */
 int maosd_collect(maosd_store *st, uint64_t from, maosd_scan *sc,
                   msgpack_sbuffer *out);

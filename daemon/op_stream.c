@@ -12,7 +12,9 @@
  * has one entry per append (keys.h): a stream read seeks the entry of its
  * first version once, then range-scans the events of each entry; every
  * record read that way is checked to be the event its entry names.
- * Replies copy stored record bytes into the output buffer: no re-encoding.
+ * Replies copy stored record bytes into the output buffer: no re-encoding
+ * (the array form a request may ask for drops each record's keys, the
+ * values' bytes copied as they are: maos_record_to_array).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,8 +409,16 @@ static int scan_take(maosd_scan *sc, const char *rec, size_t rlen, uint64_t pos,
         if (!maosd_rights_allow(sc->rights, sc->rights_kind, r.stream))
             return 0;
     }
-    if (msgpack_sbuffer_write(out, rec, rlen))
+    if (sc->form == MAOS_FORM_ARRAY) {
+        int rc = maos_record_to_array(rec, rlen, out);
+        if (rc == MAOS_EPROTO)
+            return maosd_store_corrupt("the record at position %llu does not decode",
+                                       (unsigned long long)pos);
+        if (rc)
+            return rc;
+    } else if (msgpack_sbuffer_write(out, rec, rlen)) {
         return MAOS_ENOMEM;
+    }
     sc->count++;
     return 0;
 }
@@ -900,6 +910,7 @@ static void run_read(maosd_rjob *j)
         .budget = j->budget,
         .next_is_version = 1,
         .vmin = m.first,
+        .form = req->form,
     };
     uint64_t from = req->has_from ? req->from : (req->backward ? head : 0);
     reply_scan(j, &sc, req->stream, from);
@@ -920,6 +931,7 @@ static void run_read_all(maosd_rjob *j)
         .limit = req->limit,
         .budget = j->budget,
         .removed = req->removed,
+        .form = req->form,
         .rights = j->rights,
         .rights_kind = MAOS_SCOPE_READ,
     };

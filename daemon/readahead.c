@@ -58,10 +58,10 @@ static int encode_req(msgpack_sbuffer *sb, const maos_request *r, uint64_t rid,
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     if (r->op == MAOS_OP_READ)
-        return maos_enc_read(&pk, rid, r->stream, 1, from, r->backward, r->limit);
-    return (r->removed ? maos_enc_read_log : maos_enc_read_all)(&pk, rid, 1, from,
-                                                                r->backward, r->limit,
-                                                                &r->filter);
+        return maos_enc_read_as(&pk, rid, r->stream, 1, from, r->backward, r->limit,
+                                r->form);
+    return maos_enc_read_all_as(&pk, rid, 1, from, r->backward, r->limit, &r->filter,
+                                r->removed, r->form);
 }
 
 static void ahead_free(maosd_ahead *a)

@@ -1204,6 +1204,12 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
     } else if (key_is(k, "payload")) {
         if (maos_mpr_skip(r, &req->payload))
             return FAIL(d, MAOS_EBAD_REQUEST, "payload is malformed");
+    } else if (key_is(k, "form") &&
+               (req->op == MAOS_OP_READ || req->op == MAOS_OP_READ_ALL)) {
+        maos_slice v;
+        if (maos_mpr_str(r, &v) || !(key_is(v, "map") || key_is(v, "array")))
+            return FAIL(d, MAOS_EBAD_REQUEST, "form must be \"map\" or \"array\"");
+        req->form = key_is(v, "array") ? MAOS_FORM_ARRAY : MAOS_FORM_MAP;
     } else if (key_is(k, "removed") && req->op == MAOS_OP_READ_ALL) {
         if (maos_mpr_bool(r, &req->removed))
             return FAIL(d, MAOS_EBAD_REQUEST, "removed must be a boolean");
@@ -1676,27 +1682,54 @@ static uint32_t range_keys(int has_from, int backward, uint32_t limit)
     return (has_from != 0) + (backward != 0) + (limit != 0);
 }
 
+/* form: its key (none for the default, MAOS_FORM_MAP) */
+static int enc_form(msgpack_packer *pk, int form)
+{
+    if (form == MAOS_FORM_ARRAY && KV_CSTR(pk, "form", "array"))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
+int maos_enc_read_as(msgpack_packer *pk, uint64_t rid, maos_slice stream,
+                     int has_from, uint64_t from, int backward, uint32_t limit,
+                     int form)
+{
+    uint32_t n = 1 + range_keys(has_from, backward, limit) + (form == MAOS_FORM_ARRAY);
+    if (head_req(pk, n, rid, MAOS_OP_READ) || KV_STR(pk, "stream", stream) ||
+        enc_range(pk, has_from, from, backward, limit) || enc_form(pk, form))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
 int maos_enc_read(msgpack_packer *pk, uint64_t rid, maos_slice stream,
                   int has_from, uint64_t from, int backward, uint32_t limit)
 {
-    if (head_req(pk, 1 + range_keys(has_from, backward, limit), rid, MAOS_OP_READ) ||
-        KV_STR(pk, "stream", stream))
+    return maos_enc_read_as(pk, rid, stream, has_from, from, backward, limit,
+                            MAOS_FORM_MAP);
+}
+
+int maos_enc_read_all_as(msgpack_packer *pk, uint64_t rid, int has_from,
+                         uint64_t from, int backward, uint32_t limit,
+                         const maos_filter *f, int removed, int form)
+{
+    static const maos_filter none;
+    if (!f)
+        f = &none;
+    uint32_t n = range_keys(has_from, backward, limit) + filter_keys(f) +
+                 (removed != 0) + (form == MAOS_FORM_ARRAY);
+    if (head_req(pk, n, rid, MAOS_OP_READ_ALL) ||
+        enc_range(pk, has_from, from, backward, limit) || enc_filter_keys(pk, f) ||
+        (removed && KV_BOOL(pk, "removed", 1)) || enc_form(pk, form))
         return MAOS_ENOMEM;
-    return enc_range(pk, has_from, from, backward, limit);
+    return 0;
 }
 
 int maos_enc_read_all(msgpack_packer *pk, uint64_t rid, int has_from,
                       uint64_t from, int backward, uint32_t limit,
                       const maos_filter *f)
 {
-    static const maos_filter none;
-    if (!f)
-        f = &none;
-    uint32_t n = range_keys(has_from, backward, limit) + filter_keys(f);
-    if (head_req(pk, n, rid, MAOS_OP_READ_ALL) ||
-        enc_range(pk, has_from, from, backward, limit) || enc_filter_keys(pk, f))
-        return MAOS_ENOMEM;
-    return 0;
+    return maos_enc_read_all_as(pk, rid, has_from, from, backward, limit, f, 0,
+                                MAOS_FORM_MAP);
 }
 
 int maos_enc_streams(msgpack_packer *pk, uint64_t rid, maos_slice prefix,
@@ -1791,15 +1824,8 @@ int maos_enc_backup(msgpack_packer *pk, uint64_t rid, maos_slice path)
 int maos_enc_read_log(msgpack_packer *pk, uint64_t rid, int has_from, uint64_t from,
                       int backward, uint32_t limit, const maos_filter *f)
 {
-    static const maos_filter none;
-    if (!f)
-        f = &none;
-    uint32_t n = range_keys(has_from, backward, limit) + filter_keys(f) + 1;
-    if (head_req(pk, n, rid, MAOS_OP_READ_ALL) ||
-        enc_range(pk, has_from, from, backward, limit) || enc_filter_keys(pk, f) ||
-        KV_BOOL(pk, "removed", 1))
-        return MAOS_ENOMEM;
-    return 0;
+    return maos_enc_read_all_as(pk, rid, has_from, from, backward, limit, f, 1,
+                                MAOS_FORM_MAP);
 }
 
 int maos_enc_stream_meta(msgpack_packer *pk, uint64_t rid, maos_slice stream,
@@ -2377,8 +2403,89 @@ int maos_enc_stub(msgpack_packer *pk, const maos_record *rec,
     return 0;
 }
 
+/* The fields of a record, in the order of the stored map and of the array
+ * form (PROTOCOL.md "Stored event records", "Record forms"); a stub's
+ * "removed" follows them. */
+static const char *const record_keys[] = {"position", "time", "version", "stream",
+                                          "type", "id", "prev", "data", "meta"};
+#define RECORD_FIELDS 9
+
+/* Field i of a record (record_keys) from c into rec: 0 or 1 (malformed). */
+static int record_field(maos_mpr *c, unsigned i, maos_record *rec)
+{
+    switch (i) {
+    case 0: return maos_mpr_uint(c, &rec->position) != 0;
+    case 1: return maos_mpr_int(c, &rec->time) != 0;
+    case 2: return maos_mpr_uint(c, &rec->version) != 0;
+    case 3: return maos_mpr_str(c, &rec->stream) != 0;
+    case 4: return maos_mpr_str(c, &rec->type) != 0;
+    case 5: return maos_mpr_bin(c, &rec->id) || rec->id.len != 16;
+    case 6: return maos_mpr_bin(c, &rec->prev) || rec->prev.len != MAOS_HASH_BYTES;
+    case 7: return maos_mpr_skip(c, &rec->data) != 0;
+    default: return maos_mpr_peek(c) != MAOS_MP_MAP || maos_mpr_skip(c, &rec->meta);
+    }
+}
+
+/* The index of a record's key in record_keys, RECORD_FIELDS if none. */
+static unsigned record_key(maos_slice k)
+{
+    unsigned i = 0;
+    while (i < RECORD_FIELDS && !key_is(k, record_keys[i]))
+        i++;
+    return i;
+}
+
+int maos_record_to_array(const void *p, size_t len, msgpack_sbuffer *out)
+{
+    maos_slice v[RECORD_FIELDS + 1] = {{0}}; /* each value's bytes */
+    maos_mpr r;
+    uint32_t n;
+    unsigned seen = 0;
+    maos_mpr_init(&r, p, len);
+    if (maos_mpr_map(&r, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        if (maos_mpr_str(&r, &k))
+            return MAOS_EPROTO;
+        unsigned f = key_is(k, "removed") ? RECORD_FIELDS : record_key(k);
+        if (f > RECORD_FIELDS) {
+            if (maos_mpr_skip(&r, NULL))
+                return MAOS_EPROTO;
+            continue;
+        }
+        if (maos_mpr_skip(&r, &v[f]))
+            return MAOS_EPROTO;
+        seen |= 1u << f;
+    }
+    if ((seen & 511) != 511 || r.p != r.end)
+        return MAOS_EPROTO;
+    uint8_t head = (uint8_t)(0x90 | (seen > 511 ? RECORD_FIELDS + 1 : RECORD_FIELDS));
+    if (msgpack_sbuffer_write(out, (const char *)&head, 1))
+        return MAOS_ENOMEM;
+    for (unsigned f = 0; f <= RECORD_FIELDS; f++)
+        if (v[f].len && msgpack_sbuffer_write(out, v[f].ptr, v[f].len))
+            return MAOS_ENOMEM;
+    return 0;
+}
+
 int maos_record_stub(const void *p, size_t len, maos_slice *hash)
 {
+    if (len >= 1 && *(const uint8_t *)p == 0x9a) { /* the array form */
+        maos_mpr r;
+        uint32_t n;
+        maos_slice h;
+        maos_mpr_init(&r, p, len);
+        if (maos_mpr_array(&r, &n))
+            return 0;
+        for (unsigned i = 0; i < RECORD_FIELDS; i++)
+            if (maos_mpr_skip(&r, NULL))
+                return 0;
+        if (maos_mpr_bin(&r, &h) || h.len != MAOS_HASH_BYTES)
+            return 0;
+        *hash = h;
+        return 1;
+    }
     if (len < 1 || *(const uint8_t *)p != 0x8a)
         return 0;
     maos_mpr r;
@@ -2409,38 +2516,30 @@ int maos_record_next(maos_mpr *r, maos_record *rec)
     uint32_t n;
     unsigned seen = 0;
     memset(rec, 0, sizeof(*rec));
-    if (maos_mpr_map(&c, &n))
+    if (maos_mpr_peek(&c) == MAOS_MP_ARRAY) {
+        /* the array form: the nine in order, a stub's removed hash 10th */
+        maos_slice h;
+        if (maos_mpr_array(&c, &n) || n < RECORD_FIELDS || n > RECORD_FIELDS + 1)
+            return MAOS_EPROTO;
+        for (unsigned i = 0; i < RECORD_FIELDS; i++)
+            if (record_field(&c, i, rec))
+                return MAOS_EPROTO;
+        if (n > RECORD_FIELDS && (maos_mpr_bin(&c, &h) || h.len != MAOS_HASH_BYTES))
+            return MAOS_EPROTO;
+        seen = 511;
+        n = 0;
+    } else if (maos_mpr_map(&c, &n)) {
         return MAOS_EPROTO;
+    }
     for (uint32_t i = 0; i < n; i++) {
         maos_slice k;
-        int bad = 0;
         if (maos_mpr_str(&c, &k))
             return MAOS_EPROTO;
-        if (key_is(k, "position")) {
-            bad = maos_mpr_uint(&c, &rec->position); seen |= 1;
-        } else if (key_is(k, "time")) {
-            bad = maos_mpr_int(&c, &rec->time); seen |= 2;
-        } else if (key_is(k, "version")) {
-            bad = maos_mpr_uint(&c, &rec->version); seen |= 4;
-        } else if (key_is(k, "stream")) {
-            bad = maos_mpr_str(&c, &rec->stream); seen |= 8;
-        } else if (key_is(k, "type")) {
-            bad = maos_mpr_str(&c, &rec->type); seen |= 16;
-        } else if (key_is(k, "id")) {
-            bad = maos_mpr_bin(&c, &rec->id) || rec->id.len != 16; seen |= 32;
-        } else if (key_is(k, "prev")) {
-            bad = maos_mpr_bin(&c, &rec->prev) || rec->prev.len != MAOS_HASH_BYTES;
-            seen |= 64;
-        } else if (key_is(k, "data")) {
-            bad = maos_mpr_skip(&c, &rec->data); seen |= 128;
-        } else if (key_is(k, "meta")) {
-            bad = maos_mpr_peek(&c) != MAOS_MP_MAP || maos_mpr_skip(&c, &rec->meta);
-            seen |= 256;
-        } else {
-            bad = maos_mpr_skip(&c, NULL);
-        }
-        if (bad)
+        unsigned f = record_key(k);
+        if (f < RECORD_FIELDS ? record_field(&c, f, rec) : maos_mpr_skip(&c, NULL) != 0)
             return MAOS_EPROTO;
+        if (f < RECORD_FIELDS)
+            seen |= 1u << f;
     }
     if (seen != 511)
         return MAOS_EPROTO;

@@ -988,6 +988,11 @@ static void frame_corpus(void)
         must(maos_enc_read(&e.pk, 3, S("orders-1"), 1, 10, 1, 50), "read");
         enc_done(&e, &p);
         wire_add(&w, &p, MAOS_OP_READ);
+        enc_init(&e);
+        must(maos_enc_read_as(&e.pk, 4, S("orders-1"), 1, 10, 0, 50, MAOS_FORM_ARRAY),
+             "read");
+        enc_done(&e, &p);
+        wire_add(&w, &p, MAOS_OP_READ);
         wire_write(&w);
     }
     {
@@ -1012,6 +1017,11 @@ static void frame_corpus(void)
         f.has_since = 0;
         enc_init(&e);
         must(maos_enc_read_all(&e.pk, 4, 1, 1, 0, 10000, &f), "read_all");
+        enc_done(&e, &p);
+        wire_add(&w, &p, MAOS_OP_READ_ALL);
+        enc_init(&e);
+        must(maos_enc_read_all_as(&e.pk, 5, 1, 1, 1, 300, &f, 1, MAOS_FORM_ARRAY),
+             "read_all");
         enc_done(&e, &p);
         wire_add(&w, &p, MAOS_OP_READ_ALL);
         wire_write(&w);
@@ -1275,6 +1285,12 @@ static void frame_corpus(void)
         put_str(&p, "limit");
         put_bytes(&p, 1, 0);
         hostile("bad-limit-zero", &p);
+        raw_request(&p, "read", 2);
+        put_str(&p, "stream");
+        put_str(&p, "s");
+        put_str(&p, "form");
+        put_str(&p, "arrays");
+        hostile("bad-form", &p);
         raw_request(&p, "read_all", 3);
         put_str(&p, "backward");
         put_str(&p, "yes");
@@ -1501,19 +1517,27 @@ static void put_record(msgpack_sbuffer *sb, uint64_t pos, const char *stream,
          "record");
 }
 
+/* form: MAOS_FORM_ARRAY for the records of an events list in the array
+ * form (PROTOCOL.md "Record forms") */
 static void list_reply(const char *name, const char *key, int n, int next_kind,
-                       int valid_records)
+                       int valid_records, int form)
 {
     enc e;
     maos_list_mark m;
+    msgpack_sbuffer one;
     enc_init(&e);
+    msgpack_sbuffer_init(&one);
     must(maos_enc_list_begin(&e.sb, 9, key, &m), "list_begin");
     for (int i = 0; i < n; i++) {
         if (key[0] == 'e') {
             static const char *streams[] = {"orders-1", "payments-1", "orders-2"};
-            put_record(&e.sb, (uint64_t)i + 1, streams[i % 3], (uint64_t)i / 3,
+            one.size = 0;
+            put_record(form == MAOS_FORM_ARRAY ? &one : &e.sb, (uint64_t)i + 1,
+                       streams[i % 3], (uint64_t)i / 3,
                        i % 2 ? "OrderShipped" : "OrderCreated",
                        i % 2 ? (maos_slice){0} : S("\x81\xa1n\x05"));
+            if (form == MAOS_FORM_ARRAY)
+                must(maos_record_to_array(one.data, one.size, &e.sb), "array record");
         } else {
             char s[32];
             snprintf(s, sizeof s, "orders-%d", i);
@@ -1524,6 +1548,7 @@ static void list_reply(const char *name, const char *key, int n, int next_kind,
     must(maos_enc_list_end(&e.sb, &m, (uint32_t)n, next_kind, (uint64_t)n + 1,
                            S("orders-9")),
          "list_end");
+    msgpack_sbuffer_destroy(&one);
     reply_file(name, &e, valid_records);
 }
 
@@ -1845,10 +1870,11 @@ static void reply_corpus(void)
     must(maos_enc_reply_stats(&e.pk, 8, &st), "stats");
     reply_file("valid-stats", &e, 1);
 
-    list_reply("valid-read", "events", 5, MAOS_NEXT_UINT, 1);
-    list_reply("valid-read-end", "events", 2, MAOS_NEXT_NONE, 1);
-    list_reply("valid-read-empty", "events", 0, MAOS_NEXT_NONE, 1);
-    list_reply("valid-streams", "streams", 4, MAOS_NEXT_STR, 1);
+    list_reply("valid-read", "events", 5, MAOS_NEXT_UINT, 1, MAOS_FORM_MAP);
+    list_reply("valid-read-end", "events", 2, MAOS_NEXT_NONE, 1, MAOS_FORM_MAP);
+    list_reply("valid-read-empty", "events", 0, MAOS_NEXT_NONE, 1, MAOS_FORM_MAP);
+    list_reply("valid-read-array", "events", 5, MAOS_NEXT_UINT, 1, MAOS_FORM_ARRAY);
+    list_reply("valid-streams", "streams", 4, MAOS_NEXT_STR, 1, MAOS_FORM_MAP);
 
     /* hostile replies */
     buf b = {0};

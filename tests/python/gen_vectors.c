@@ -357,6 +357,13 @@ static void requests(void)
     vec("read_all_filter", "request", MAOS_OP_READ_ALL, &sb);
     begin(); must(maos_enc_read_all(&pk, 13, 0, 0, 1, 0, NULL), "read_all");
     vec("read_all_backward", "request", MAOS_OP_READ_ALL, &sb);
+    /* the array form of records (PROTOCOL.md "Record forms") */
+    begin(); must(maos_enc_read_as(&pk, 11, S("task-42"), 1, 7, 1, 50, MAOS_FORM_ARRAY),
+                  "read");
+    vec("read_array", "request", MAOS_OP_READ, &sb);
+    begin(); must(maos_enc_read_all_as(&pk, 12, 1, 1000, 0, 500, &f, 0, MAOS_FORM_ARRAY),
+                  "read_all");
+    vec("read_all_array", "request", MAOS_OP_READ_ALL, &sb);
     begin(); must(maos_enc_streams(&pk, 14, S("task-"), S("task-1"), 100), "streams");
     vec("streams", "request", MAOS_OP_STREAMS, &sb);
 
@@ -532,6 +539,33 @@ static void replies(void)
                          raw(&data), raw(&meta)), "record");
     must(maos_enc_list_end(&sb, &mark, 1, MAOS_NEXT_UINT, 1, NOSL), "list end");
     vec("reply_read", "reply", MAOS_OP_READ, &sb);
+    {
+        /* the same page in the array form, and the stub of a removed
+         * event after it */
+        msgpack_sbuffer one, stub;
+        msgpack_packer opk, spk;
+        maos_record rec;
+        uint8_t gone[MAOS_HASH_BYTES];
+        memset(gone, 0xab, sizeof gone);
+        msgpack_sbuffer_init(&one);
+        msgpack_sbuffer_init(&stub);
+        msgpack_packer_init(&opk, &one, msgpack_sbuffer_write);
+        msgpack_packer_init(&spk, &stub, msgpack_sbuffer_write);
+        must(maos_enc_record(&opk, 1, 1700000000123456, 0, S("task-42"), S("created"), ID1,
+                             prev, raw(&data), raw(&meta)), "record");
+        must(maos_record_decode(one.data, one.size, &rec), "record decode");
+        rec.position = 2;
+        rec.version = 1;
+        must(maos_enc_stub(&spk, &rec, gone), "stub");
+        begin();
+        must(maos_enc_list_begin(&sb, 11, "events", &mark), "list begin");
+        must(maos_record_to_array(one.data, one.size, &sb), "array record");
+        must(maos_record_to_array(stub.data, stub.size, &sb), "array stub");
+        must(maos_enc_list_end(&sb, &mark, 2, MAOS_NEXT_UINT, 1, NOSL), "list end");
+        vec("reply_read_array", "reply", MAOS_OP_READ, &sb);
+        msgpack_sbuffer_destroy(&one);
+        msgpack_sbuffer_destroy(&stub);
+    }
     begin();
     must(maos_enc_list_begin(&sb, 12, "events", &mark), "list begin");
     must(maos_enc_list_end(&sb, &mark, 0, MAOS_NEXT_NONE, 0, NOSL), "list end");

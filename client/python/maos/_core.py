@@ -773,13 +773,17 @@ _uuid = uuid_from_bytes
 
 
 def to_event(r: Any) -> Event:
-    """A stored record -> Event.  The hot path of every replay and
+    """A stored record (either form, PROTOCOL.md "Record forms") -> Event.  The hot path of every replay and
     subscription: the checks of _need written out, and the frozen dataclass
     filled without its (slow, validating) constructor, its id and time left
     as the record's bytes and microseconds until first read (maos.types):
     the values are exactly what the constructor would hold.  The record
     dict itself becomes the Event's instance dict (a field a later server
-    adds is an attribute no one reads; prev missing is the default b"")."""
+    adds is an attribute no one reads; prev missing is the default b"").
+    The array form (what read and read_all ask for) is the same values
+    without their keys: their dict is made here."""
+    if type(r) is list:
+        return _array_event(r)
     try:
         pos, t, ver, st, ty, i, meta = (r["position"], r["time"], r["version"], r["stream"],
                                         r["type"], r["id"], r["meta"])
@@ -799,6 +803,30 @@ def to_event(r: Any) -> Event:
     r["_raw_time"] = t
     ev: Event = _new(Event)
     _setattr(ev, "__dict__", r)
+    return ev
+
+
+def _array_event(r: list[Any]) -> Event:
+    """to_event of [position, time, version, stream, type, id, prev, data,
+    meta] (a stub: removed 10th), checked as the map form is."""
+    n = len(r)
+    if n == 9:
+        pos, t, ver, st, ty, i, prev, data, meta = r
+    elif n == 10:
+        pos, t, ver, st, ty, i, prev, data, meta, removed = r
+    else:
+        raise E.ProtocolViolation(f"event record: an array of {n} values, want 9 or 10")
+    if (type(pos) is not int or pos < 0 or type(ver) is not int or ver < 0
+            or type(t) is not int or type(st) is not str or type(ty) is not str
+            or type(i) is not bytes or len(i) != 16 or type(meta) is not dict
+            or type(prev) is not bytes):
+        raise E.ProtocolViolation(f"event record: malformed array {r!r:.120}")
+    d = {"position": pos, "_raw_time": t, "version": ver, "stream": st, "type": ty,
+         "_raw_id": i, "prev": prev, "data": data, "meta": meta}
+    if n == 10:
+        d["removed"] = removed
+    ev: Event = _new(Event)
+    _setattr(ev, "__dict__", d)
     return ev
 
 

@@ -282,6 +282,42 @@ def test_read_all_filters(sock: str) -> None:
             list(c.read_all(since=dt.datetime(2020, 1, 1)))  # naive: refused
 
 
+def test_record_forms(sock: str) -> None:
+    # reads ask for records as arrays (PROTOCOL.md "Record forms"): the same
+    # Events, prev included, as the stored maps give, however they are read
+    from maos import _ops as O
+    with maos.Client(sock) as c:
+        c.append_batch([(f"rf-{i % 3}", [{"type": f"t{i % 2}", "data": {"i": i, "s": "x" * i},
+                                          "meta": {"who": i}}]) for i in range(60)])
+        reads = [({"stream": "rf-1"}, {}), ({"stream": "rf-2"}, {"backward": True}),
+                 ({}, {}), ({}, {"backward": True}), ({"prefix": "rf-", "types": ["t1"]}, {}),
+                 ({"stream": "rf-0"}, {"backward": True})]
+        for flt, kw in reads:
+            for size in (1, 7, None):
+                if "stream" in flt and not kw.get("backward") and size == 7:
+                    a = list(c.read(flt["stream"], page_size=size))
+                    m = list(c._pages(O.read(flt["stream"], None, False, size, form="map")))
+                else:
+                    a = list(c.read_all(page_size=size, **flt, **kw))
+                    m = list(c._pages(O.read_all(None, kw.get("backward", False), size,
+                                                 form="map", **flt)))
+                assert a and a == m, (flt, kw, size)
+                assert [e.prev for e in a] == [e.prev for e in m]
+                assert [(e.id, e.time) for e in a] == [(e.id, e.time) for e in m]
+        ev = next(iter(c.read_all(stream="rf-2")))
+        assert ev.data == {"i": 2, "s": "xx"} and ev.meta == {"who": 2} and len(ev.prev) == 32
+
+
+def test_malformed_array_records() -> None:
+    good = [1, 1700000000000000, 0, "s", "t", b"\x01" * 16, b"\x00" * 32, None, {}]
+    assert C.to_event(list(good)).stream == "s"
+    for bad in ([], good[:8], good + [b"h", 1], [-1] + good[1:], good[:3] + [b"s"] + good[4:],
+                good[:5] + [b"\x01" * 15] + good[6:], good[:6] + ["p"] + good[7:],
+                good[:8] + [[]], good[:2] + [1.5] + good[3:]):
+        with pytest.raises(maos.ProtocolViolation):
+            C.to_event(bad)
+
+
 def test_streams_and_stats(sock: str) -> None:
     with maos.Client(sock) as c:
         for i in range(5):

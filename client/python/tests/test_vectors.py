@@ -93,10 +93,13 @@ BUILDERS: dict[str, Callable[[], Built]] = {
         {"op": "nack", "task": ID2, "token": 42, "error": "boom", "retry_after_ms": 250},
         {"op": "extend", "task": ID3, "token": 43, "lease_ms": 30000},
         {"op": "release", "task": ID4, "token": 44}])),
-    "read_default": lambda: page(O.read("task-42"), None),
-    "read_backward": lambda: page(O.read("task-42", 7, True, 50), 7),
-    "read_all_filter": lambda: page(O.read_all(1000, False, 500, **FILTER), 1000),
-    "read_all_backward": lambda: page(O.read_all(None, True), None),
+    # the C client's form (maps); the Python client asks for arrays
+    "read_default": lambda: page(O.read("task-42", form="map"), None),
+    "read_backward": lambda: page(O.read("task-42", 7, True, 50, form="map"), 7),
+    "read_all_filter": lambda: page(O.read_all(1000, False, 500, form="map", **FILTER), 1000),
+    "read_all_backward": lambda: page(O.read_all(None, True, form="map"), None),
+    "read_array": lambda: page(O.read("task-42", 7, True, 50), 7),
+    "read_all_array": lambda: page(O.read_all(1000, False, 500, **FILTER), 1000),
     "streams": lambda: page(O.streams("task-", "task-1", 100), "task-1"),
     "subscribe_start": lambda: ("subscribe", C.subscribe_body(
         C.filter_body(stream="task-42"), "start")),
@@ -196,6 +199,12 @@ def test_vector(v: dict[str, Any]) -> None:
             evs, nxt = O.read("task-42").make(None).convert(msg)
             assert nxt == 1 and evs[0].id == ID1 and evs[0].meta == {"agent": "planner"}
             assert evs[0].time.isoformat() == "2023-11-14T22:13:20.123456+00:00"
+            if v["name"] == "reply_read_array":  # the same event, and a stub
+                m0 = C.unpack(next(bytes.fromhex(w["hex"]) for w in VECTORS
+                                   if w["name"] == "reply_read"))["events"][0]
+                assert evs[0] == C.to_event(m0) and evs[0].prev == m0["prev"]
+                assert evs[1].version == 1 and evs[1].data is None and evs[1].meta == {}
+                assert getattr(evs[1], "removed") == b"\xab" * 32
         if v["op"] == "get":
             e = O.get("kv.plan", "step-1").convert(msg)
             assert e.data == {"state": "open"} and e.revision == 12

@@ -540,6 +540,8 @@ typedef struct maos_request {
     maos_slice path;
     /* read_all: hand out the stubs of removed events too (verify) */
     int removed;
+    /* read, read_all: how the reply carries records (MAOS_FORM_*) */
+    int form;
     /* stream_meta: stream (req->stream) or category (smeta.category) */
     maos_stream_meta_in smeta;
     /* owned by the request: freed by maos_request_free */
@@ -577,6 +579,15 @@ int maos_enc_read(msgpack_packer *pk, uint64_t rid, maos_slice stream,
 int maos_enc_read_all(msgpack_packer *pk, uint64_t rid, int has_from,
                       uint64_t from, int backward, uint32_t limit,
                       const maos_filter *f);
+/* The same with every option: form (MAOS_FORM_*; MAOS_FORM_MAP, the
+ * default, writes no key) and, for read_all, removed (maos_enc_read_log).
+ * The key order is the one above, then removed, then form. */
+int maos_enc_read_as(msgpack_packer *pk, uint64_t rid, maos_slice stream,
+                     int has_from, uint64_t from, int backward, uint32_t limit,
+                     int form);
+int maos_enc_read_all_as(msgpack_packer *pk, uint64_t rid, int has_from,
+                         uint64_t from, int backward, uint32_t limit,
+                         const maos_filter *f, int removed, int form);
 int maos_enc_streams(msgpack_packer *pk, uint64_t rid, maos_slice prefix,
                      maos_slice after, uint32_t limit);
 int maos_enc_subscribe(msgpack_packer *pk, uint64_t rid, const maos_filter *f,
@@ -721,11 +732,24 @@ typedef struct maos_record {
 
 #define MAOS_HASH_BYTES 32
 
-/* Decode a record (keys in any order; all nine required).  0 or
- * MAOS_EPROTO. */
+/*
+ * The forms a read or read_all reply carries records in (its request's
+ * "form", PROTOCOL.md "Record forms"): MAOS_FORM_MAP, the stored record
+ * itself (the default; what prev hashes); MAOS_FORM_ARRAY, the same values
+ * without their keys, [position, time, version, stream, type, id, prev,
+ * data, meta] (a stub: removed as a 10th), each value's bytes as stored.
+ */
+enum { MAOS_FORM_MAP = 0, MAOS_FORM_ARRAY = 1 };
+
+/* Decode a record: the map form (keys in any order; all nine required) or
+ * the array form.  0 or MAOS_EPROTO.  raw is the bytes decoded: the stored
+ * record only for the map form. */
 int maos_record_decode(const void *p, size_t len, maos_record *rec);
 /* Read one record from a cursor (e.g. inside an events array). */
 int maos_record_next(maos_mpr *r, maos_record *rec);
+/* Append the array form of a stored record (map form: p, len) to out.  0,
+ * MAOS_EPROTO (p is not a record) or MAOS_ENOMEM. */
+int maos_record_to_array(const void *p, size_t len, msgpack_sbuffer *out);
 /* Encode a record.  data.len 0 encodes nil; meta.len 0 encodes {}. */
 int maos_enc_record(msgpack_packer *pk, uint64_t position, int64_t time,
                     uint64_t version, maos_slice stream, maos_slice type,
@@ -737,8 +761,9 @@ int maos_enc_record(msgpack_packer *pk, uint64_t position, int64_t time,
  * record's map with 10 entries: position, time, version, stream, type, id
  * and prev as they were, data nil, meta {}, and "removed": the BLAKE2b-256
  * of the record it replaces, so the hash chain still links through it.
- * A stub starts with 0x8a, a record with 0x89.  maos_record_stub: 1 and
- * *hash (32 bytes) when p is a stub, 0 when it is not.
+ * A stub starts with 0x8a, a record with 0x89 (array form: 0x9a, 0x99).
+ * maos_record_stub: 1 and *hash (32 bytes) when p is a stub (either
+ * form), 0 when it is not.
  */
 int maos_enc_stub(msgpack_packer *pk, const maos_record *rec,
                   const uint8_t hash[MAOS_HASH_BYTES]);
