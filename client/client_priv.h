@@ -267,6 +267,8 @@ struct maosc_pend {
      * (batch_at 0: not set), so reading them in order walks them once */
     maos_mpr batch_cur;
     uint32_t batch_at;
+    char *lock_name;      /* a lock's put (tables.c, lock_put): the lock's
+                           * name, owned; kept past a timeout (late_lock) */
     /* completion */
     int done;
     int status;           /* 0 or the negative MAOS_E* */
@@ -327,6 +329,11 @@ struct maos_ctx_priv {
     struct maosc_lockw *lockw_head;
     void (*submit_hook)(maos_ctx *c, struct csub *s, const maos_delivery *d);
     void *submit_hook_arg;
+    /* set around a lock's put (tables.c): its completion keeps the name */
+    const char *lock_put;
+    /* locks whose put timed out on this connection, by rid: if the put
+     * succeeds after all, the library deletes the lock (wire.c let_go) */
+    struct maosc_late_lock *late_locks;
 
     /* reconnect */
     char *path, *client_name;     /* copies, for reconnecting */
@@ -516,6 +523,8 @@ int maosc_post(maos_ctx *c, maos_callback cb, void *privdata, int status, const 
 /* The callback of a request of the library's own whose answer nobody reads
  * (an unsubscribe, a release of tasks claimed for no one). */
 void maosc_ignore(maos_ctx *c, int status, maos_result *r, void *arg);
+/* Forget the late locks (the connection is gone: its bound locks with it). */
+void maosc_late_locks_free(struct maos_ctx_priv *p);
 
 /* tables.c: async waiting locks.  expire: those whose wait is over get
  * MAOS_ETIMEOUT; *next: the earliest deadline still to come (-1: none,

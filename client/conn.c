@@ -132,6 +132,7 @@ static void drop_connection_state(struct maos_ctx_priv *p)
     p->out_off = 0;
     p->pending = 0;
     maosc_win_reset(&p->win);
+    maosc_late_locks_free(p);
     for (size_t i = 0; i < p->n_subs; i++)
         p->subs[i]->server_id = 0;
     maosc_aclaims_lost(p);
@@ -714,6 +715,7 @@ void maos_free(maos_ctx *c)
             free(p->subs[i]);
         free(p->subs);
         free(p->agent_mem);
+        maosc_late_locks_free(p);
         free(p->err_entry);
         free(p->path);
         free(p->client_name);

@@ -674,9 +674,13 @@ static void lockw_cont(maos_ctx *c, int status, maos_result *r, void *arg)
     if (w->sub)
         maos_async_unsubscribe(c, maosc_ignore, NULL, w->sub); /* gone locally at once */
     w->sub = 0;
-    int rc = status ? status
-                    : maos_async_put(c, lockw_put_done, w, "locks", w->name, w->doc, w->dlen,
-                                     MAOS_EXPECT_ABSENT, 1);
+    int rc = status;
+    if (!rc) {
+        c->priv->lock_put = w->name; /* wire.c let_go */
+        rc = maos_async_put(c, lockw_put_done, w, "locks", w->name, w->doc, w->dlen,
+                            MAOS_EXPECT_ABSENT, 1);
+        c->priv->lock_put = NULL;
+    }
     if (rc)
         lockw_finish(c, w, rc, r);
 }
@@ -792,8 +796,10 @@ static int lock_async(maos_ctx *c, const char *name, int wait_ms)
     w->wait_ms = wait_ms;
     w->deadline = wait_ms > 0 ? maosc_now_ms() + wait_ms : 0;
     p->submit_async = 0; /* its first request is an async call of its own */
+    p->lock_put = name; /* wire.c let_go */
     int rc = maos_async_put(c, lockw_put_done, w, "locks", name, w->doc, w->dlen,
                             MAOS_EXPECT_ABSENT, 1);
+    p->lock_put = NULL;
     if (rc) {
         free(w);
         return rc;
@@ -820,7 +826,9 @@ int maos_lock(maos_ctx *c, const char *name, int wait_ms, uint64_t *token)
     snprintf(stream, sizeof stream, "lock-%s", name);
     long long deadline = wait_ms < 0 ? -1 : maosc_now_ms() + wait_ms;
     for (;;) {
+        p->lock_put = name; /* a put answered after its async timeout: wire.c let_go */
         rc = maos_put(c, "locks", name, doc, dlen, MAOS_EXPECT_ABSENT, 1, token);
+        p->lock_put = NULL;
         if (rc != MAOS_EWRONG_REVISION || wait_ms == 0)
             return rc;
         int64_t held;

@@ -535,7 +535,63 @@ void maosc_pend_free(struct maosc_pend *pd)
     free(pd->f);
     free(pd->frame);
     free(pd->kinds);
+    free(pd->lock_name);
     free(pd);
+}
+
+/* ---- locks whose put timed out ------------------------------------------ */
+
+/* A lock's put whose caller got MAOS_ETIMEOUT: the put is still in maosd's
+ * hands, and if it succeeds the lock is held by this connection for no one
+ * (bound: until the connection closes), and every other taker waits. */
+struct maosc_late_lock {
+    struct maosc_late_lock *next;
+    uint64_t rid;
+    char *name;
+};
+
+/* pd timed out: keep its lock's name for its reply (best effort: out of
+ * memory leaves the lock to the connection's end). */
+static void late_lock_add(struct maos_ctx_priv *p, struct maosc_pend *pd)
+{
+    struct maosc_late_lock *l = malloc(sizeof *l);
+    if (!l)
+        return;
+    l->rid = pd->rid;
+    l->name = pd->lock_name;
+    pd->lock_name = NULL;
+    l->next = p->late_locks;
+    p->late_locks = l;
+}
+
+void maosc_late_locks_free(struct maos_ctx_priv *p)
+{
+    while (p->late_locks) {
+        struct maosc_late_lock *l = p->late_locks;
+        p->late_locks = l->next;
+        free(l->name);
+        free(l);
+    }
+}
+
+/* The reply to a put that timed out: when it was a lock's and it took the
+ * lock, let go of it at once (delete with its token: a later holder's lock
+ * is never touched). */
+static void let_go(maos_ctx *c, const maos_reply *rep)
+{
+    struct maos_ctx_priv *p = c->priv;
+    for (struct maosc_late_lock **lp = &p->late_locks; *lp; lp = &(*lp)->next) {
+        struct maosc_late_lock *l = *lp;
+        if (l->rid != rep->rid)
+            continue;
+        *lp = l->next;
+        if (rep->ok)
+            maos_async_delete(c, maosc_ignore, NULL, "locks", l->name,
+                              (int64_t)rep->revision);
+        free(l->name);
+        free(l);
+        return;
+    }
 }
 
 /* Ops whose request may be sent twice without harm (PROTOCOL.md: reads;
@@ -686,6 +742,8 @@ int maosc_reply_in(maos_ctx *c, maos_slice frame)
             maosc_win_del(&p->win, rep->rid); /* timed out: dropped */
             if (op == MAOS_OP_CLAIM && rep->ok)
                 give_back(c, rep);
+            else if (op == MAOS_OP_PUT)
+                let_go(c, rep);
             goto drop;
         }
         pd = win_pd(&p->win, rep->rid);
@@ -839,6 +897,8 @@ int maosc_pends_expire(maos_ctx *c)
             plist_del(&p->pends_head, &p->pends_tail, pd);
             pd->in_win = 0;
             win_abandon(&p->win, pd->rid);
+            if (pd->lock_name)
+                late_lock_add(p, pd);
             char why[96];
             snprintf(why, sizeof why, "timed out: no reply within %lld ms (request timeout)",
                      pd->deadline - pd->start_ms);
@@ -1036,6 +1096,8 @@ int maosc_call(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc, struct
     pd->kinds = rq->kinds;
     pd->n_kinds = rq->n_kinds;
     rq->kinds = NULL;
+    if (p->lock_put && op == MAOS_OP_PUT)
+        pd->lock_name = strdup(p->lock_put); /* NULL: best effort (let_go) */
     pd->start_ms = maosc_now_ms();
     if (pd->kind == MAOSC_PEND_ASYNC) {
         pd->cb = p->submit_cb;

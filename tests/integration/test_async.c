@@ -259,6 +259,49 @@ static void test_late_claim_gives_back(void **state)
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
 
+/* A lock whose put is answered after the caller's request timeout
+ * (MAOS_ETIMEOUT: the caller does not hold it) is let go of by the
+ * library, not left held by the connection for no one: a later lock on
+ * the same context gets it.  The put is held in maosd-fault's commit
+ * thread until the caller has timed out (MAOS_FAULT_STALL_GATE). */
+static void test_late_lock_lets_go(void **state)
+{
+    (void)state;
+    char gate[300];
+    snprintf(gate, sizeof gate, "%s/stall-gate", mt_test_dir());
+    mt_daemon *d = mt_daemon_new(NULL, mt_maosd_fault_bin());
+    MT_EQ_INT(setenv("MAOS_FAULT_STALL_GATE", gate, 1), 0); /* read at its start */
+    mt_daemon_up(d);
+    MT_EQ_INT(unsetenv("MAOS_FAULT_STALL_GATE"), 0);
+    maos_ctx *c = connect_to(d->sock, 0, 0);
+    ploop l;
+    pl_attach(c, &l);
+    mt_write_file(gate, "", 0);
+    struct one late = {0}, waited = {0}, next = {0};
+    MT_EQ_ERR(maos_set_timeout(c, 100), 0);
+    MT_EQ_ERR(maos_async_lock(c, one_cb, &late, "ll"), 0);
+    MT_EQ_ERR(maos_async_lock_wait(c, one_cb, &waited, "ll-2", 60000), 0);
+    MT_EQ_ERR(maos_set_timeout(c, 30000), 0);
+    wait_one(c, &l, &late); /* the commit thread is held: only the timeout ends it */
+    MT_EQ_ERR(late.status, MAOS_ETIMEOUT);
+    wait_one(c, &l, &waited); /* a waiting lock's put times out the same way */
+    MT_EQ_ERR(waited.status, MAOS_ETIMEOUT);
+    MT_EQ_INT(unlink(gate), 0);
+    /* Both puts take their locks now; their answers come on c, whose loop
+     * turns until these locks are answered: each is free within the wait
+     * (let go of by the library), whatever came first. */
+    MT_EQ_ERR(maos_async_lock_wait(c, one_cb, &next, "ll", 10000), 0);
+    wait_one(c, &l, &next);
+    MT_EQ_ERR(next.status, 0);
+    MT_TRUE(next.fl.revision > 0);
+    struct one next2 = {0};
+    MT_EQ_ERR(maos_async_lock_wait(c, one_cb, &next2, "ll-2", 10000), 0);
+    wait_one(c, &l, &next2);
+    MT_EQ_ERR(next2.status, 0);
+    maos_free(c);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
 static void test_async_more(void **state)
 {
     (void)state;
@@ -1509,6 +1552,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pipeline_mixed),
         cmocka_unit_test(test_async_more),
         cmocka_unit_test(test_late_claim_gives_back),
+        cmocka_unit_test(test_late_lock_lets_go),
         cmocka_unit_test(test_async_restart),
         cmocka_unit_test(test_fake_server),
         cmocka_unit_test(test_silent_server_reconnect),

@@ -1361,10 +1361,12 @@ int maos_set_loop_ops(maos_ctx *c, const maos_loop_ops *ops);
  *                         maos_set_timeout before a call gives that call
  *                         its own bound).  The connection lives on; a
  *                         reply that comes later is dropped (a claim's
- *                         tasks in it are released at once, by requests
- *                         of the library's own that maos_async_inflight
- *                         counts until answered).  For a write the
- *                         outcome is unknown;
+ *                         tasks in it are released at once, and a lock
+ *                         it took -- maos_async_lock, _lock_wait -- is
+ *                         deleted with its token, by requests of the
+ *                         library's own that maos_async_inflight counts
+ *                         until answered).  For a write the outcome is
+ *                         unknown;
  *   MAOS_ECONNECTION      the connection was lost (or the context freed)
  *                         with the request in flight: its outcome is
  *                         unknown (it may or may not have been applied).
