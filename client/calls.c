@@ -1032,21 +1032,8 @@ _Static_assert(MAOS_TOKEN_TEXT_SIZE == MAOS_TOKEN_TEXT_LEN + 1, "client.h and pr
 static int reply_value(const struct rxf *f, const char *key, maos_slice *out)
 {
     maos_mpr r;
-    uint32_t n;
-    size_t kl = strlen(key);
     maos_mpr_init(&r, f->data, f->len);
-    if (maos_mpr_map(&r, &n))
-        return MAOS_EPROTO;
-    for (uint32_t i = 0; i < n; i++) {
-        maos_slice k;
-        if (maos_mpr_str(&r, &k))
-            return MAOS_EPROTO;
-        if (k.len == kl && !memcmp(k.ptr, key, kl))
-            return maos_mpr_skip(&r, out) ? MAOS_EPROTO : 0;
-        if (maos_mpr_skip(&r, NULL))
-            return MAOS_EPROTO;
-    }
-    return MAOS_EPROTO;
+    return maos_mpr_find(&r, key, out) ? MAOS_EPROTO : 0;
 }
 
 int maos_token_create(maos_ctx *c, const char *name, const char *const *scopes,

@@ -501,3 +501,21 @@ int maos_mpr_skip(maos_mpr *r, maos_slice *raw)
     r->p = after;
     return 0;
 }
+
+int maos_mpr_find(maos_mpr *r, const char *key, maos_slice *raw)
+{
+    uint32_t n;
+    size_t kl = strlen(key);
+    if (maos_mpr_map(r, &n))
+        return MAOS_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        maos_slice k;
+        if (maos_mpr_str(r, &k))
+            return MAOS_EPROTO;
+        if (k.len == kl && !memcmp(k.ptr, key, kl))
+            return maos_mpr_skip(r, raw) ? MAOS_EPROTO : 0;
+        if (maos_mpr_skip(r, NULL))
+            return MAOS_EPROTO;
+    }
+    return MAOS_ENOT_FOUND;
+}

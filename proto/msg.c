@@ -2406,12 +2406,10 @@ int maos_enc_stub(msgpack_packer *pk, const maos_record *rec,
 /* The fields of a record, in the order of the stored map and of the array
  * form (PROTOCOL.md "Stored event records", "Record forms"); a stub's
  * "removed" follows them. */
-static const char *const record_keys[] = {"position", "time", "version", "stream",
-                                          "type", "id", "prev", "data", "meta"};
 #define RECORD_FIELDS 9
-
-/* Field i of a record (record_keys) from c into rec: 0 or 1 (malformed). */
-static int record_field(maos_mpr *c, unsigned i, maos_record *rec)
+/* Field i of a record (record_key's order) from c into rec: 0 or 1
+ * (malformed). */
+static inline int record_field(maos_mpr *c, unsigned i, maos_record *rec)
 {
     switch (i) {
     case 0: return maos_mpr_uint(c, &rec->position) != 0;
@@ -2426,13 +2424,21 @@ static int record_field(maos_mpr *c, unsigned i, maos_record *rec)
     }
 }
 
-/* The index of a record's key in record_keys, RECORD_FIELDS if none. */
-static unsigned record_key(maos_slice k)
+/* The index of a record's key in the order of the stored map and of the
+ * array form, RECORD_FIELDS if none.  Compares with literals (the compiler
+ * makes each a load and a compare), in the stored order. */
+static inline unsigned record_key(maos_slice k)
 {
-    unsigned i = 0;
-    while (i < RECORD_FIELDS && !key_is(k, record_keys[i]))
-        i++;
-    return i;
+    return key_is(k, "position") ? 0
+           : key_is(k, "time")   ? 1
+           : key_is(k, "version") ? 2
+           : key_is(k, "stream") ? 3
+           : key_is(k, "type")   ? 4
+           : key_is(k, "id")     ? 5
+           : key_is(k, "prev")   ? 6
+           : key_is(k, "data")   ? 7
+           : key_is(k, "meta")   ? 8
+                                 : RECORD_FIELDS;
 }
 
 int maos_record_to_array(const void *p, size_t len, msgpack_sbuffer *out)
@@ -2448,7 +2454,9 @@ int maos_record_to_array(const void *p, size_t len, msgpack_sbuffer *out)
         maos_slice k;
         if (maos_mpr_str(&r, &k))
             return MAOS_EPROTO;
-        unsigned f = key_is(k, "removed") ? RECORD_FIELDS : record_key(k);
+        unsigned f = record_key(k);
+        if (f == RECORD_FIELDS && !key_is(k, "removed"))
+            f = RECORD_FIELDS + 1; /* another key: skipped */
         if (f > RECORD_FIELDS) {
             if (maos_mpr_skip(&r, NULL))
                 return MAOS_EPROTO;
@@ -2488,63 +2496,103 @@ int maos_record_stub(const void *p, size_t len, maos_slice *hash)
     }
     if (len < 1 || *(const uint8_t *)p != 0x8a)
         return 0;
-    maos_mpr r;
-    uint32_t n;
+    maos_mpr r, v;
+    maos_slice raw, h;
     maos_mpr_init(&r, p, len);
-    if (maos_mpr_map(&r, &n))
+    if (maos_mpr_find(&r, "removed", &raw))
         return 0;
-    for (uint32_t i = 0; i < n; i++) {
-        maos_slice k, h;
-        if (maos_mpr_str(&r, &k))
-            return 0;
-        if (key_is(k, "removed")) {
-            if (maos_mpr_bin(&r, &h) || h.len != MAOS_HASH_BYTES)
-                return 0;
-            *hash = h;
-            return 1;
-        }
-        if (maos_mpr_skip(&r, NULL))
-            return 0;
-    }
-    return 0;
+    maos_mpr_init(&v, raw.ptr, raw.len);
+    if (maos_mpr_bin(&v, &h) || h.len != MAOS_HASH_BYTES)
+        return 0;
+    *hash = h;
+    return 1;
 }
 
-int maos_record_next(maos_mpr *r, maos_record *rec)
+static uint64_t get_be64(const uint8_t *p)
 {
-    const uint8_t *start = r->p;
-    maos_mpr c = *r;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The next key is lit (inlined: a compare with a constant). */
+static inline int next_key(maos_mpr *c, const char *lit)
+{
+    maos_slice k;
+    return maos_mpr_str(c, &k) == 0 && key_is(k, lit);
+}
+
+/*
+ * A record laid out as maos_enc_record writes it (every stored record): a
+ * map of nine whose keys come in the stored order, position, time and
+ * version fixed-width at fixed offsets.  Read in order, each key checked in
+ * place; 1 and *c past it, or 0 (another layout: the caller walks it).
+ */
+static int record_stored(maos_mpr *c, maos_record *rec)
+{
+    const uint8_t *p = c->p;
+    if (c->end - p < 50 || p[0] != 0x89 || memcmp(p + 1, "\xa8position\xcf", 10) ||
+        memcmp(p + 19, "\xa4time\xd3", 6) || memcmp(p + 33, "\xa7version\xcf", 9))
+        return 0;
+    maos_mpr r = {p + 50, c->end};
+    rec->position = get_be64(p + 11);
+    rec->time = (int64_t)get_be64(p + 25);
+    rec->version = get_be64(p + 42);
+    if (!next_key(&r, "stream") || record_field(&r, 3, rec) || !next_key(&r, "type") ||
+        record_field(&r, 4, rec) || !next_key(&r, "id") || record_field(&r, 5, rec) ||
+        !next_key(&r, "prev") || record_field(&r, 6, rec) || !next_key(&r, "data") ||
+        record_field(&r, 7, rec) || !next_key(&r, "meta") || record_field(&r, 8, rec))
+        return 0;
+    *c = r;
+    return 1;
+}
+
+/* Any other record: the array form (the nine in order, a stub's removed
+ * hash 10th), or a map with the nine keys in any order (others skipped).
+ * 0 and *c past it, or MAOS_EPROTO. */
+static int record_walk(maos_mpr *c, maos_record *rec)
+{
     uint32_t n;
     unsigned seen = 0;
     memset(rec, 0, sizeof(*rec));
-    if (maos_mpr_peek(&c) == MAOS_MP_ARRAY) {
-        /* the array form: the nine in order, a stub's removed hash 10th */
+    if (maos_mpr_peek(c) == MAOS_MP_ARRAY) {
         maos_slice h;
-        if (maos_mpr_array(&c, &n) || n < RECORD_FIELDS || n > RECORD_FIELDS + 1)
+        if (maos_mpr_array(c, &n) || n < RECORD_FIELDS || n > RECORD_FIELDS + 1)
             return MAOS_EPROTO;
         for (unsigned i = 0; i < RECORD_FIELDS; i++)
-            if (record_field(&c, i, rec))
+            if (record_field(c, i, rec))
                 return MAOS_EPROTO;
-        if (n > RECORD_FIELDS && (maos_mpr_bin(&c, &h) || h.len != MAOS_HASH_BYTES))
+        if (n > RECORD_FIELDS && (maos_mpr_bin(c, &h) || h.len != MAOS_HASH_BYTES))
             return MAOS_EPROTO;
-        seen = 511;
-        n = 0;
-    } else if (maos_mpr_map(&c, &n)) {
-        return MAOS_EPROTO;
+        return 0;
     }
+    if (maos_mpr_map(c, &n))
+        return MAOS_EPROTO;
     for (uint32_t i = 0; i < n; i++) {
         maos_slice k;
-        if (maos_mpr_str(&c, &k))
+        if (maos_mpr_str(c, &k))
             return MAOS_EPROTO;
         unsigned f = record_key(k);
-        if (f < RECORD_FIELDS ? record_field(&c, f, rec) : maos_mpr_skip(&c, NULL) != 0)
+        if (f < RECORD_FIELDS ? record_field(c, f, rec) : maos_mpr_skip(c, NULL) != 0)
             return MAOS_EPROTO;
         if (f < RECORD_FIELDS)
             seen |= 1u << f;
     }
-    if (seen != 511)
-        return MAOS_EPROTO;
-    rec->raw.ptr = (const char *)start;
-    rec->raw.len = (uint32_t)(c.p - start);
+    return seen == 511 ? 0 : MAOS_EPROTO;
+}
+
+int maos_record_next(maos_mpr *r, maos_record *rec)
+{
+    maos_mpr c = *r;
+    memset(rec, 0, sizeof(*rec));
+    if (!record_stored(&c, rec)) {
+        c = *r;
+        if (record_walk(&c, rec))
+            return MAOS_EPROTO;
+    }
+    rec->raw.ptr = (const char *)r->p;
+    rec->raw.len = (uint32_t)(c.p - r->p);
     *r = c;
     return 0;
 }

@@ -194,6 +194,10 @@ int maos_mpr_array(maos_mpr *r, uint32_t *n);      /* n <= bytes left */
 int maos_mpr_map(maos_mpr *r, uint32_t *n);        /* 2n <= bytes left */
 /* Skip one whole value; *raw (may be NULL) gets its encoded bytes. */
 int maos_mpr_skip(maos_mpr *r, maos_slice *raw);
+/* The map at the cursor: the encoded bytes of the value of its first str
+ * key equal to key, into *raw.  0, MAOS_ENOT_FOUND, or MAOS_EPROTO (not a
+ * map, a key that is not a str, or malformed). */
+int maos_mpr_find(maos_mpr *r, const char *key, maos_slice *raw);
 
 /* ---- names and ids ---------------------------------------------------- */
 
