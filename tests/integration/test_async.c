@@ -214,6 +214,22 @@ static const maos_task_info *claim_one(maos_ctx *c, ploop *l, const char *const 
     return &o->tasks->tasks[0];
 }
 
+/* maosd-fault whose commit thread holds every write while the file gate
+ * (gate_len bytes) exists (MAOS_FAULT_STALL_GATE), already created; *c
+ * connected to it on loop l. */
+static mt_daemon *held_commit(char *gate, size_t gate_len, maos_ctx **c, ploop *l)
+{
+    snprintf(gate, gate_len, "%s/stall-gate", mt_test_dir());
+    mt_daemon *d = mt_daemon_new(NULL, mt_maosd_fault_bin());
+    MT_EQ_INT(setenv("MAOS_FAULT_STALL_GATE", gate, 1), 0); /* read at its start */
+    mt_daemon_up(d);
+    MT_EQ_INT(unsetenv("MAOS_FAULT_STALL_GATE"), 0);
+    *c = connect_to(d->sock, 0, 0);
+    pl_attach(*c, l);
+    mt_write_file(gate, "", 0);
+    return d;
+}
+
 /*
  * A claim answered after its request timed out gives its task back
  * (wire.c give_back): maosd-fault holds the commit thread in a group's
@@ -228,15 +244,9 @@ static void test_late_claim_gives_back(void **state)
 {
     (void)state;
     char gate[300];
-    snprintf(gate, sizeof gate, "%s/stall-gate", mt_test_dir());
-    mt_daemon *d = mt_daemon_new(NULL, mt_maosd_fault_bin());
-    MT_EQ_INT(setenv("MAOS_FAULT_STALL_GATE", gate, 1), 0); /* read at its start */
-    mt_daemon_up(d);
-    MT_EQ_INT(unsetenv("MAOS_FAULT_STALL_GATE"), 0);
-    maos_ctx *c = connect_to(d->sock, 0, 0);
+    maos_ctx *c;
     ploop l;
-    pl_attach(c, &l);
-    mt_write_file(gate, "", 0);
+    mt_daemon *d = held_commit(gate, sizeof gate, &c, &l);
     struct one enq = {0}, late = {0};
     MT_EQ_ERR(maos_async_enqueue(c, one_cb, &enq, "lc.q", "\x07", 1, NULL), 0);
     MT_EQ_ERR(maos_set_timeout(c, 100), 0);
@@ -268,15 +278,9 @@ static void test_late_lock_lets_go(void **state)
 {
     (void)state;
     char gate[300];
-    snprintf(gate, sizeof gate, "%s/stall-gate", mt_test_dir());
-    mt_daemon *d = mt_daemon_new(NULL, mt_maosd_fault_bin());
-    MT_EQ_INT(setenv("MAOS_FAULT_STALL_GATE", gate, 1), 0); /* read at its start */
-    mt_daemon_up(d);
-    MT_EQ_INT(unsetenv("MAOS_FAULT_STALL_GATE"), 0);
-    maos_ctx *c = connect_to(d->sock, 0, 0);
+    maos_ctx *c;
     ploop l;
-    pl_attach(c, &l);
-    mt_write_file(gate, "", 0);
+    mt_daemon *d = held_commit(gate, sizeof gate, &c, &l);
     struct one late = {0}, waited = {0}, next = {0};
     MT_EQ_ERR(maos_set_timeout(c, 100), 0);
     MT_EQ_ERR(maos_async_lock(c, one_cb, &late, "ll"), 0);
