@@ -104,6 +104,7 @@ struct pump_job {
     int waiting;
     uint64_t wait_version;
     int scope_kind;          /* the subscription's (its rights: the job's) */
+    int form;                /* the subscription's */
     /* out */
     int found;               /* the awaited version is stored */
     uint32_t count;          /* events in the frame */
@@ -324,6 +325,7 @@ static void run_pump(maosd_rjob *j)
         .max_scan = PUMP_SLICE_SCAN,
         .rights = p->scope_kind ? j->rights : NULL,
         .rights_kind = p->scope_kind,
+        .form = p->form,
     };
     int rc = maos_enc_push_events_begin(&j->out, p->sub_id, &lm);
     if (!rc)
@@ -398,6 +400,7 @@ static int pump_start(maosd_server *srv, maosd_sub *s)
     p->waiting = s->waiting;
     p->wait_version = s->wait_version;
     p->scope_kind = s->scope_kind;
+    p->form = s->form;
     maosd_rjob *j = maosd_rjob_new(srv, s->conn, run_pump, pump_done, p);
     if (!j) {
         free(p);
@@ -506,6 +509,39 @@ void maosd_subs_close(maosd_server *srv)
 
 /* ---- fan-out ------------------------------------------------------------------- */
 
+/* Record i of a fan-out's recs (n of them) in the array form, for the
+ * subscriptions that asked for it: all n transcoded once per group, on
+ * first need, into abuf (then never written again: the slices in *arrays
+ * stay valid).  0 and *out, or MAOS_ENOMEM / MAOS_EPROTO (then *arrays
+ * stays NULL). */
+static int array_form(const maos_record *recs, size_t n, size_t i, maos_slice **arrays,
+                      msgpack_sbuffer *abuf, maos_slice *out)
+{
+    if (!*arrays) {
+        maos_slice *a = calloc(n, sizeof(*a));
+        if (!a)
+            return MAOS_ENOMEM;
+        abuf->size = 0;
+        for (size_t k = 0; k < n; k++) {
+            size_t at = abuf->size;
+            int rc = maos_record_to_array(recs[k].raw.ptr, recs[k].raw.len, abuf);
+            if (rc) {
+                free(a);
+                return rc;
+            }
+            a[k].len = (uint32_t)(abuf->size - at); /* ptr once abuf is whole */
+        }
+        size_t at = 0;
+        for (size_t k = 0; k < n; k++) {
+            a[k].ptr = abuf->data + at;
+            at += a[k].len;
+        }
+        *arrays = a;
+    }
+    *out = (*arrays)[i];
+    return 0;
+}
+
 void maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list)
 {
     (void)arg;
@@ -516,6 +552,9 @@ void maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list)
     if (!n)
         return;
     maos_record *recs = NULL;
+    maos_slice *arrays = NULL; /* recs in the array form, made on first need */
+    msgpack_sbuffer abuf;
+    msgpack_sbuffer_init(&abuf);
     maosd_sub *live = srv->subs;
     while (live && !live->live)
         live = live->next;
@@ -597,7 +636,13 @@ void maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list)
                 }
                 fstart = c->out.size;
             }
-            if (msgpack_sbuffer_write(&c->out, r->raw.ptr, r->raw.len)) {
+            maos_slice bytes = r->raw;
+            if (s->form == MAOS_FORM_ARRAY && array_form(recs, n, i, &arrays, &abuf, &bytes)) {
+                c->out.size = mark; /* out of memory: resend it from disk */
+                resume = s->next_pos;
+                break;
+            }
+            if (msgpack_sbuffer_write(&c->out, bytes.ptr, bytes.len)) {
                 c->out.size = mark; /* drop this frame; resend it from disk */
                 resume = s->next_pos;
                 break;
@@ -627,6 +672,8 @@ void maosd_sub_fanout(maosd_server *srv, void *arg, maosd_wreq *list)
     }
 advance:
     free(recs);
+    free(arrays);
+    msgpack_sbuffer_destroy(&abuf);
     for (maosd_wreq *w = list; w; w = w->next)
         if (!w->code && w->n_recs)
             srv->delivered_head = w->last_pos;
@@ -682,6 +729,7 @@ int maosd_op_subscribe(maosd_call *call)
         return MAOS_EOVERLOADED;
     }
     s->scope_kind = MAOS_SCOPE_SUBSCRIBE; /* filtered to its rights */
+    s->form = req->form;
     maosd_logf(MAOSD_LOG_DEBUG, "conn %llu rid %llu: sub %llu from %llu",
                (unsigned long long)call->conn->id, (unsigned long long)req->rid,
                (unsigned long long)s->id, (unsigned long long)from);

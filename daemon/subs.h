@@ -48,6 +48,8 @@ struct maosd_sub {
                               * connection's rights allow for this kind
                               * (access.c; subscribe: MAOS_SCOPE_SUBSCRIBE);
                               * 0: all (a watch was authorized whole) */
+    int form;                /* its records as stored (MAOS_FORM_MAP) or
+                              * in the array form (subscribe's "form") */
     char *mem;
 };
 

@@ -1204,8 +1204,8 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
     } else if (key_is(k, "payload")) {
         if (maos_mpr_skip(r, &req->payload))
             return FAIL(d, MAOS_EBAD_REQUEST, "payload is malformed");
-    } else if (key_is(k, "form") &&
-               (req->op == MAOS_OP_READ || req->op == MAOS_OP_READ_ALL)) {
+    } else if (key_is(k, "form") && (req->op == MAOS_OP_READ || req->op == MAOS_OP_READ_ALL ||
+                                     req->op == MAOS_OP_SUBSCRIBE)) {
         maos_slice v;
         if (maos_mpr_str(r, &v) || !(key_is(v, "map") || key_is(v, "array")))
             return FAIL(d, MAOS_EBAD_REQUEST, "form must be \"map\" or \"array\"");
@@ -1775,20 +1775,29 @@ static uint32_t filter_keys(const maos_filter *f)
            (f->n_types != 0) + (f->has_since != 0) + (f->has_until != 0);
 }
 
-int maos_enc_subscribe(msgpack_packer *pk, uint64_t rid, const maos_filter *f,
-                       int from_kind, uint64_t from)
+int maos_enc_subscribe_as(msgpack_packer *pk, uint64_t rid, const maos_filter *f,
+                          int from_kind, uint64_t from, int form)
 {
     static const maos_filter none;
     if (!f)
         f = &none;
-    if (head_req(pk, filter_keys(f) + 1, rid, MAOS_OP_SUBSCRIBE) ||
+    if (head_req(pk, filter_keys(f) + 1 + (form == MAOS_FORM_ARRAY), rid,
+                 MAOS_OP_SUBSCRIBE) ||
         enc_filter_keys(pk, f))
         return MAOS_ENOMEM;
+    int rc;
     switch (from_kind) {
-    case MAOS_FROM_LIVE: return KV_CSTR(pk, "from", "end") ? MAOS_ENOMEM : 0;
-    case MAOS_FROM_VERSION: return KV_U64(pk, "from_version", from) ? MAOS_ENOMEM : 0;
-    default: return KV_U64(pk, "from", from) ? MAOS_ENOMEM : 0;
+    case MAOS_FROM_LIVE: rc = KV_CSTR(pk, "from", "end"); break;
+    case MAOS_FROM_VERSION: rc = KV_U64(pk, "from_version", from); break;
+    default: rc = KV_U64(pk, "from", from); break;
     }
+    return rc || enc_form(pk, form) ? MAOS_ENOMEM : 0;
+}
+
+int maos_enc_subscribe(msgpack_packer *pk, uint64_t rid, const maos_filter *f,
+                       int from_kind, uint64_t from)
+{
+    return maos_enc_subscribe_as(pk, rid, f, from_kind, from, MAOS_FORM_MAP);
 }
 
 int maos_enc_unsubscribe(msgpack_packer *pk, uint64_t rid, uint64_t sub)

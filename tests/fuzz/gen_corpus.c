@@ -512,7 +512,8 @@ static void table_frames(void)
                     &e);
         enc_init(&e);
         one_request(&w, MAOS_OP_SUBSCRIBE,
-                    maos_enc_subscribe(&e.pk, 3, &f, MAOS_FROM_POSITION, 10), &e);
+                    maos_enc_subscribe_as(&e.pk, 3, &f, MAOS_FROM_POSITION, 10,
+                                          MAOS_FORM_ARRAY), &e);
         f = (maos_filter){.stream = S("orders-1")};
         enc_init(&e);
         one_request(&w, MAOS_OP_SUBSCRIBE,

@@ -377,6 +377,9 @@ static void requests(void)
     vec("subscribe_from_version", "request", MAOS_OP_SUBSCRIBE, &sb);
     begin(); must(maos_enc_subscribe(&pk, 18, NULL, MAOS_FROM_POSITION, 1234), "subscribe");
     vec("subscribe_position", "request", MAOS_OP_SUBSCRIBE, &sb);
+    begin(); must(maos_enc_subscribe_as(&pk, 16, &ft, MAOS_FROM_POSITION, 1, MAOS_FORM_ARRAY),
+                  "subscribe");
+    vec("subscribe_array", "request", MAOS_OP_SUBSCRIBE, &sb);
     begin(); must(maos_enc_unsubscribe(&pk, 19, 3), "unsubscribe");
     vec("unsubscribe", "request", MAOS_OP_UNSUBSCRIBE, &sb);
     begin(); must(maos_enc_checkpoint_save(&pk, 20, S("indexer"), 4096), "cp save");
@@ -602,6 +605,21 @@ static void replies(void)
                          NOSL, NOSL), "record");
     must(maos_enc_push_events_end(&sb, &mark, 1, 3), "push end");
     vec("push_events", "push", MAOS_OP_SUBSCRIBE, &sb);
+    {
+        /* the same push in the array form */
+        msgpack_sbuffer one;
+        msgpack_packer opk;
+        msgpack_sbuffer_init(&one);
+        msgpack_packer_init(&opk, &one, msgpack_sbuffer_write);
+        must(maos_enc_record(&opk, 2, 1700000000123457, 1, S("task-42"), S("assigned"), ID2,
+                             prev, NOSL, NOSL), "record");
+        begin();
+        must(maos_enc_push_events_begin(&sb, 1, &mark), "push begin");
+        must(maos_record_to_array(one.data, one.size, &sb), "array record");
+        must(maos_enc_push_events_end(&sb, &mark, 1, 3), "push end");
+        vec("push_events_array", "push", MAOS_OP_SUBSCRIBE, &sb);
+        msgpack_sbuffer_destroy(&one);
+    }
     begin(); must(maos_enc_push_state(&pk, MAOS_PUSH_CAUGHT_UP, 1, 3), "caught_up");
     vec("push_caught_up", "push", MAOS_OP_SUBSCRIBE, &sb);
     begin(); must(maos_enc_push_state(&pk, MAOS_PUSH_FELL_BEHIND, 1, 3), "fell_behind");

@@ -836,6 +836,86 @@ static void test_record_forms(void **state)
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
 
+/* What one subscription of test_subscription_forms received: positions and
+ * a hash of each record in the array form (a map-form record transcoded
+ * first), and how many came as arrays. */
+typedef struct form_sub {
+    uint64_t id;
+    su_evs got;
+    size_t arrays;
+} form_sub;
+
+static void form_push(su_conn *c, const maos_push *p, void *user)
+{
+    (void)c;
+    form_sub *subs = user;
+    if (p->kind != MAOS_PUSH_EVENTS)
+        return;
+    form_sub *s = p->sub == subs[0].id ? &subs[0] : p->sub == subs[1].id ? &subs[1] : NULL;
+    SU_TRUE(s != NULL);
+    maos_mpr mr;
+    uint32_t n;
+    maos_mpr_init(&mr, p->items.ptr, p->items.len);
+    SU_TRUE(maos_mpr_array(&mr, &n) == 0 && n == p->n_items);
+    msgpack_sbuffer a;
+    msgpack_sbuffer_init(&a);
+    for (uint32_t i = 0; i < n; i++) {
+        maos_record rec;
+        SU_TRUE(maos_record_next(&mr, &rec) == 0);
+        uint8_t tag = (uint8_t)rec.raw.ptr[0];
+        a.size = 0;
+        if (tag == 0x99) {
+            s->arrays++;
+            msgpack_sbuffer_write(&a, rec.raw.ptr, rec.raw.len);
+        } else {
+            SU_TRUE(maos_record_to_array(rec.raw.ptr, rec.raw.len, &a) == 0);
+        }
+        su_evs_push(&s->got, rec.position, su_hash(a.data, a.size));
+    }
+    msgpack_sbuffer_destroy(&a);
+}
+
+/* subscribe with "form": "array" is pushed the same events as the stored
+ * maps, both while catching up from disk and live (the fan-out transcodes
+ * each record once for every subscription that asks for arrays). */
+static void test_subscription_forms(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    su_conn *c = su_open(d->sock), *w = su_open(d->sock);
+    write_ra(w, "sf-s", 300); /* 300 of type ra, 300 of type x */
+    form_sub subs[2];
+    memset(subs, 0, sizeof subs);
+    su_set_push(c, form_push, subs);
+    maos_slice ty = su_s("ra");
+    maos_filter f = {.types = &ty, .n_types = 1};
+    for (int k = 0; k < 2; k++) {
+        req r;
+        req_init(&r);
+        uint64_t rid = su_rid(c);
+        MT_EQ_INT(maos_enc_subscribe_as(&r.pk, rid, &f, MAOS_FROM_POSITION, 1,
+                                        k ? MAOS_FORM_ARRAY : MAOS_FORM_MAP), 0);
+        maos_reply rep;
+        MT_EQ_INT(su_call(c, &r.sb, rid, &rep, NULL), 0);
+        msgpack_sbuffer_destroy(&r.sb);
+        subs[k].id = rep.sub;
+    }
+    write_ra(w, "sf-s", 200); /* more, while they catch up or once live */
+    int64_t end = mt_now_us() + 60 * 1000000LL;
+    while ((subs[0].got.n < 500 || subs[1].got.n < 500) && mt_now_us() < end)
+        su_pump(c, 100, NULL);
+    MT_EQ_U64(subs[0].got.n, 500);
+    su_evs_assert_equal("array form vs map form", &subs[1].got, &subs[0].got);
+    MT_EQ_U64(subs[0].arrays, 0);
+    MT_EQ_U64(subs[1].arrays, 500);
+    su_evs_free(&subs[0].got);
+    su_evs_free(&subs[1].got);
+    su_close(w);
+    su_close(c);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -848,6 +928,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_read_ahead_paging),
         cmocka_unit_test(test_read_ahead_tail),
         cmocka_unit_test(test_record_forms),
+        cmocka_unit_test(test_subscription_forms),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);
 }

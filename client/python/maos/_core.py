@@ -522,7 +522,10 @@ def filter_body(stream: Optional[str] = None, prefix: Optional[str] = None,
 
 
 def subscribe_body(flt: dict[str, Any], start: Start = "end",
-                   from_version: Optional[int] = None) -> dict[str, Any]:
+                   from_version: Optional[int] = None, form: str = "array"
+                   ) -> dict[str, Any]:
+    """form: the records of its pushes as arrays (cheaper to decode; PROTOCOL.md
+    "Record forms") or "map"; to_event takes either."""
     body = dict(flt)
     if from_version is not None:
         if not flt.get("stream"):
@@ -536,6 +539,8 @@ def subscribe_body(flt: dict[str, Any], start: Start = "end",
         if isinstance(start, str):
             raise _bad(f"start must be 'start', 'end' or a position, got {start!r}")
         body["from"] = _uint(start, "start")
+    if form != "map":
+        body["form"] = form
     return body
 
 
@@ -972,11 +977,14 @@ class SubState:
             if not self.entries_open:
                 body["from"] = self.next - 1
             return body
-        body = {k: v for k, v in self.body.items() if k not in ("from", "from_version")}
+        body = {k: v for k, v in self.body.items()
+                if k not in ("from", "from_version", "form")}
         if self.waiting_version is not None:
             body["from_version"] = self.waiting_version
         else:
             body["from"] = self.next
+        if "form" in self.body:  # last, as subscribe_body puts it
+            body["form"] = self.body["form"]
         return body
 
     def _put(self, item: SubItem) -> None:

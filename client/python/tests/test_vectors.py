@@ -102,12 +102,15 @@ BUILDERS: dict[str, Callable[[], Built]] = {
     "read_all_array": lambda: page(O.read_all(1000, False, 500, **FILTER), 1000),
     "streams": lambda: page(O.streams("task-", "task-1", 100), "task-1"),
     "subscribe_start": lambda: ("subscribe", C.subscribe_body(
-        C.filter_body(stream="task-42"), "start")),
+        C.filter_body(stream="task-42"), "start", form="map")),
     "subscribe_end": lambda: ("subscribe", C.subscribe_body(
-        C.filter_body(category="task", types=["created"]), "end")),
+        C.filter_body(category="task", types=["created"]), "end", form="map")),
     "subscribe_from_version": lambda: ("subscribe", C.subscribe_body(
-        C.filter_body(stream="task-42"), from_version=5)),
-    "subscribe_position": lambda: ("subscribe", C.subscribe_body(C.filter_body(), 1234)),
+        C.filter_body(stream="task-42"), from_version=5, form="map")),
+    "subscribe_position": lambda: ("subscribe", C.subscribe_body(C.filter_body(), 1234,
+                                                                 form="map")),
+    "subscribe_array": lambda: ("subscribe", C.subscribe_body(
+        C.filter_body(category="task", types=["created"]), "start")),
     "unsubscribe": lambda: call(O.unsubscribe(3)),
     "checkpoint_save": lambda: call(O.checkpoint_save("indexer", 4096)),
     "checkpoint_get": lambda: call(O.checkpoint_get("indexer")),

@@ -544,7 +544,8 @@ typedef struct maos_request {
     maos_slice path;
     /* read_all: hand out the stubs of removed events too (verify) */
     int removed;
-    /* read, read_all: how the reply carries records (MAOS_FORM_*) */
+    /* read, read_all, subscribe: how its replies or pushes carry records
+     * (MAOS_FORM_*) */
     int form;
     /* stream_meta: stream (req->stream) or category (smeta.category) */
     maos_stream_meta_in smeta;
@@ -596,6 +597,10 @@ int maos_enc_streams(msgpack_packer *pk, uint64_t rid, maos_slice prefix,
                      maos_slice after, uint32_t limit);
 int maos_enc_subscribe(msgpack_packer *pk, uint64_t rid, const maos_filter *f,
                        int from_kind, uint64_t from);
+/* The same with the records of its pushes in a form (MAOS_FORM_*; the map
+ * form, the default, writes no key): the key follows from/from_version. */
+int maos_enc_subscribe_as(msgpack_packer *pk, uint64_t rid, const maos_filter *f,
+                          int from_kind, uint64_t from, int form);
 int maos_enc_unsubscribe(msgpack_packer *pk, uint64_t rid, uint64_t sub);
 int maos_enc_checkpoint_save(msgpack_packer *pk, uint64_t rid, maos_slice name,
                              uint64_t position);
