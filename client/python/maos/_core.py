@@ -1006,14 +1006,17 @@ class SubState:
         kind = msg["push"]
         if kind == "events":
             _need(msg, {"events": _L, "next": _U}, "events push")
-            for r in msg["events"]:
-                ev = to_event(r)
-                if ev.position <= self.last_position:
-                    continue  # already delivered: never twice
-                if self.waiting_version is not None:
-                    self.waiting_version = None
-                self.last_position = ev.position
-                self._put(ev)
+            with gc_paused():  # a frame of Events that live on (gc_paused)
+                evs = [to_event(r) for r in msg["events"]]
+            last = self.last_position
+            put = self.queue.append
+            for ev in evs:
+                if ev.position > last:  # else already delivered: never twice
+                    last = ev.position
+                    put(ev)
+            if last != self.last_position:
+                self.last_position = last
+                self.waiting_version = None
             self.next = msg["next"]
         elif kind == "caught_up":
             _need(msg, {"next": _U}, "caught_up push")

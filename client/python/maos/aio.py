@@ -906,7 +906,8 @@ class AsyncSubscription:
         while True:
             while s.queue:
                 item = s.queue.popleft()
-                if self._markers or not isinstance(item, (CaughtUp, FellBehind)):
+                if type(item) is Event or self._markers \
+                        or not isinstance(item, (CaughtUp, FellBehind)):
                     return item
             if s.closed:
                 raise StopAsyncIteration
@@ -926,6 +927,9 @@ class AsyncSubscription:
         return self
 
     async def __anext__(self) -> Item:
+        q = self._s.queue
+        if q and type(q[0]) is Event:
+            return q.popleft()  # the common case, without next()'s set-up
         item = await self.next()
         assert item is not None
         return item

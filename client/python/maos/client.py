@@ -776,7 +776,8 @@ class Subscription:
         while True:
             while s.queue:
                 item = s.queue.popleft()
-                if self._markers or not isinstance(item, (CaughtUp, FellBehind)):
+                if type(item) is Event or self._markers \
+                        or not isinstance(item, (CaughtUp, FellBehind)):
                     return item
             if s.closed:
                 raise StopIteration
@@ -794,6 +795,9 @@ class Subscription:
         return self
 
     def __next__(self) -> Item:
+        q = self._s.queue
+        if q and type(q[0]) is Event:  # the common case, without next()'s set-up
+            return q.popleft()
         item = self.next()
         assert item is not None
         return item
