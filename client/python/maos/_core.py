@@ -778,15 +778,16 @@ _uuid = uuid_from_bytes
 
 
 def to_event(r: Any) -> Event:
-    """A stored record (either form, PROTOCOL.md "Record forms") -> Event.  The hot path of every replay and
-    subscription: the checks of _need written out, and the frozen dataclass
+    """A stored record (either form, PROTOCOL.md "Record forms") -> Event.
+    The hot path of every replay and subscription: the checks of _need
+    written out, and the frozen dataclass
     filled without its (slow, validating) constructor, its id and time left
     as the record's bytes and microseconds until first read (maos.types):
     the values are exactly what the constructor would hold.  The record
     dict itself becomes the Event's instance dict (a field a later server
     adds is an attribute no one reads; prev missing is the default b"").
-    The array form (what read and read_all ask for) is the same values
-    without their keys: their dict is made here."""
+    The array form (what read, read_all and subscribe ask for) is the same
+    values without their keys: their dict is made here."""
     if type(r) is list:
         return _array_event(r)
     try:
