@@ -1027,26 +1027,6 @@ int maosctl_import(maos_ctx *c, const char *path, int json, FILE *out)
 /* ---- verify --export ----------------------------------------------------------- */
 
 /* An event of a record's fields (views into rec). */
-static void event_of(const maos_record *r, maos_event *e)
-{
-    memset(e, 0, sizeof *e);
-    e->position = r->position;
-    e->version = r->version;
-    e->time = r->time;
-    e->stream = r->stream.ptr;
-    e->stream_len = r->stream.len;
-    e->type = r->type.ptr;
-    e->type_len = r->type.len;
-    memcpy(e->id, r->id.ptr, 16);
-    memcpy(e->prev, r->prev.ptr, 32);
-    e->data = r->data.ptr;
-    e->data_len = r->data.len;
-    e->meta = r->meta.ptr;
-    e->meta_len = r->meta.len;
-    e->raw = r->raw.ptr;
-    e->raw_len = r->raw.len;
-}
-
 static int verify_bad_line(FILE *out, int json, unsigned long line, uint64_t pos,
                            const char *why)
 {
@@ -1087,9 +1067,9 @@ static const char *line_record(json_t *o, int removed, const uint8_t prev[32],
     if (rj && !removed) { /* the line's JSON must be the record's */
         maos_event e;
         json_t *j = NULL, *copy = json_copy(o);
-        event_of(r, &e);
         json_object_del(copy, "record");
-        int same = !maos_event_to_json(&e, &j) && json_equal(j, copy);
+        int same = !maos_event_decode(sb->data, sb->size, &e) &&
+                   !maos_event_to_json(&e, &j) && json_equal(j, copy);
         json_decref(j);
         json_decref(copy);
         if (!same)
@@ -1188,13 +1168,13 @@ int maosctl_verify_export(const char *path, const uint8_t *key, int json, FILE *
             if (!why && (removed || json_object_get(o, "record")))
                 confirmed = expect - 1; /* its stored prev matched */
             if (!why) {
-                maos_event e;
-                event_of(&rec, &e);
+                maos_event e; /* sb decoded as rec above: it decodes */
                 if (removed)
                     memcpy(h, sh.ptr, 32);
                 else
                     crypto_generichash(h, 32, (const unsigned char *)sb.data, sb.size, NULL, 0);
-                if (!removed && key && e.stream_len == 6 && !memcmp(e.stream, "$chain", 6) &&
+                if (!removed && key && !maos_event_decode(sb.data, sb.size, &e) &&
+                    e.stream_len == 6 && !memcmp(e.stream, "$chain", 6) &&
                     e.type_len == 10 && !memcmp(e.type, "checkpoint", 10)) {
                     why = maosctl_checkpoint_bad(&e, key);
                     n_signed++;

@@ -49,6 +49,16 @@ void maosc_record_to_event(const maos_record *rec, maos_event *e)
     e->raw_len = rec->raw.len;
 }
 
+int maos_event_decode(const void *raw, size_t len, maos_event *e)
+{
+    maos_record rec;
+    if (!raw || !e || maos_record_decode(raw, len, &rec))
+        return MAOS_EPROTO;
+    memset(e, 0, sizeof *e);
+    maosc_record_to_event(&rec, e);
+    return 0;
+}
+
 /* Fill ev[0..n) from a raw array of n stored records (views into it).
  * 0 or -1 when malformed. */
 int maosc_records_to_events(maos_slice items, size_t n, maos_event *ev)

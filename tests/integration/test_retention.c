@@ -559,6 +559,22 @@ static void test_anchor(void **state)
         MT_FAIL("read_log: %s", c->errstr);
     MT_EQ_U64(pg->events[0].position, 94);
     MT_EQ_INT(maos_event_removed(&pg->events[0], NULL), 1);
+    /* maos_event_decode of an event's raw bytes gives the event back, a
+     * stub's too; anything else is MAOS_EPROTO */
+    for (size_t i = 0; i < pg->n; i++) {
+        maos_event e, *o = &pg->events[i];
+        MT_EQ_ERR(maos_event_decode(o->raw, o->raw_len, &e), 0);
+        MT_TRUE(e.position == o->position && e.version == o->version &&
+                e.time == o->time && e.stream_len == o->stream_len &&
+                !memcmp(e.stream, o->stream, e.stream_len) && e.type_len == o->type_len &&
+                !memcmp(e.type, o->type, e.type_len) && !memcmp(e.id, o->id, 16) &&
+                !memcmp(e.prev, o->prev, 32) && e.data_len == o->data_len &&
+                e.meta_len == o->meta_len && e.raw == o->raw && e.raw_len == o->raw_len);
+        MT_EQ_INT(maos_event_removed(&e, NULL), maos_event_removed(o, NULL));
+        MT_EQ_ERR(maos_event_decode(o->raw, o->raw_len - 1, &e), MAOS_EPROTO);
+    }
+    MT_EQ_ERR(maos_event_decode("\x80", 1, &(maos_event){0}), MAOS_EPROTO);
+    MT_EQ_ERR(maos_event_decode(NULL, 0, &(maos_event){0}), MAOS_EPROTO);
     maos_page_free(pg);
     if (maos_read_all(c, NULL, MAOS_FROM_START, 0, 10, &pg))
         MT_FAIL("read_all: %s", c->errstr);

@@ -965,6 +965,11 @@ int maos_chain_sign(maos_ctx *c, uint64_t position, uint8_t hash[32], uint8_t si
  * to the BLAKE2b-256 of the record it replaced (what the next record's
  * prev links to); 0 for an event. */
 int maos_event_removed(const maos_event *e, uint8_t hash[32]);
+/* Decode one stored record (the bytes maos_event.raw points to, or a
+ * record saved elsewhere, e.g. by `maosctl export`) into *e, whose pointers
+ * are views into raw: valid while raw is.  0, or MAOS_EPROTO when raw is
+ * not one whole record.  No context; safe from any thread. */
+int maos_event_decode(const void *raw, size_t len, maos_event *e);
 
 /*
  * Every figure of the daemon (stats, commit-write and request-time
