@@ -329,7 +329,8 @@ struct maos_ctx_priv {
     struct maosc_lockw *lockw_head;
     void (*submit_hook)(maos_ctx *c, struct csub *s, const maos_delivery *d);
     void *submit_hook_arg;
-    /* set around a lock's put (tables.c): its completion keeps the name */
+    /* set before a lock's put (tables.c), cleared after it: the first put
+     * made meanwhile (the lock's) keeps the name in its completion */
     const char *lock_put;
     /* locks whose put timed out on this connection, by rid: if the put
      * succeeds after all, the library deletes the lock (wire.c let_go) */

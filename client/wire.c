@@ -1096,8 +1096,10 @@ int maosc_call(maos_ctx *c, struct maosc_req *rq, maos_op op, int enc_rc, struct
     pd->kinds = rq->kinds;
     pd->n_kinds = rq->n_kinds;
     rq->kinds = NULL;
-    if (p->lock_put && op == MAOS_OP_PUT)
+    if (p->lock_put && op == MAOS_OP_PUT) { /* one put: the lock's own */
         pd->lock_name = strdup(p->lock_put); /* NULL: best effort (let_go) */
+        p->lock_put = NULL;
+    }
     pd->start_ms = maosc_now_ms();
     if (pd->kind == MAOSC_PEND_ASYNC) {
         pd->cb = p->submit_cb;
