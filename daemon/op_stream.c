@@ -857,6 +857,7 @@ int maosd_collect(maosd_store *st, uint64_t from, maosd_scan *sc,
 static void reply_scan(maosd_rjob *j, maosd_scan *sc, maos_slice stream, uint64_t from)
 {
     msgpack_packer pk;
+    maosd_rjob_reserve(j);
     size_t mark = maosd_rjob_frame_begin(j, &pk);
     maos_list_mark lm;
     int rc = maos_enc_list_begin(&j->out, j->req.rid, "events", &lm);

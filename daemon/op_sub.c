@@ -315,6 +315,7 @@ static void run_pump(maosd_rjob *j)
     if (from > p->upto) /* e.g. from past the head */
         return;
     msgpack_packer pk;
+    maosd_rjob_reserve(j);
     size_t mark = maosd_rjob_frame_begin(j, &pk);
     maos_list_mark lm;
     maosd_scan sc = {

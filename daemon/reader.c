@@ -62,6 +62,36 @@ static void fault_gate(const char *path)
 }
 #endif
 
+#define RESERVE_SLACK (64u << 10)
+
+void maosd_rjob_reserve(maosd_rjob *j)
+{
+    size_t want = j->budget + RESERVE_SLACK; /* the last record may overshoot */
+    if (j->out.alloc >= want)
+        return;
+    char *p = realloc(j->out.data, want);
+    if (p) {
+        j->out.data = p;
+        j->out.alloc = want;
+    }
+}
+
+/* After the run: what the reply did not use of a reservation is given
+ * back (a short page must not count as a full one in the connection's
+ * load, nor hold the memory while it waits in a read-ahead slot). */
+static void rjob_fit(maosd_rjob *j)
+{
+    if (j->out.alloc - j->out.size <= RESERVE_SLACK)
+        return;
+    char *p = j->out.size ? realloc(j->out.data, j->out.size) : NULL;
+    if (p || !j->out.size) {
+        if (!j->out.size)
+            free(j->out.data);
+        j->out.data = p;
+        j->out.alloc = j->out.size;
+    }
+}
+
 static void rjob_run(uv_work_t *w)
 {
     maosd_rjob *j = w->data;
@@ -71,6 +101,7 @@ static void rjob_run(uv_work_t *w)
         fault_gate(j->gate);
 #endif
     j->run(j);
+    rjob_fit(j);
 }
 
 static void rjob_after(uv_work_t *w, int status)

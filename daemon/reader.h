@@ -104,6 +104,11 @@ void maosd_rjob_free(maosd_rjob *j);
  * when the connection closed meanwhile. */
 void maosd_rjob_reply(maosd_rjob *j);
 
+/* A scan's job (a read page, a catch-up slice) fills about its budget:
+ * room for it at once, so the buffer is not grown (and copied) by
+ * doubling as records go in.  On the reader thread, before the first
+ * frame; out of memory leaves the buffer to grow as before. */
+void maosd_rjob_reserve(maosd_rjob *j);
 /* Frames in a job's buffer, on the reader thread: begin reserves the
  * 4-byte length and returns the mark; end patches it (0), or fails (out of
  * memory: the partial frame is dropped).  drop undoes a partial frame. */
