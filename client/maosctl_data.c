@@ -1043,11 +1043,11 @@ static int verify_bad_line(FILE *out, int json, unsigned long line, uint64_t pos
     return 1;
 }
 
-/* The stored bytes of one line's record into sb: "record" when the line
- * has one (and then its JSON must say the same), else rebuilt from the
- * JSON with prev.  NULL, or why not. */
+/* The stored bytes of one line's record into sb, and *e decoded from them
+ * (views into sb): "record" when the line has one (and then its JSON must
+ * say the same), else rebuilt from the JSON with prev.  NULL, or why not. */
 static const char *line_record(json_t *o, int removed, const uint8_t prev[32],
-                               msgpack_sbuffer *sb, maos_record *r)
+                               msgpack_sbuffer *sb, maos_event *e)
 {
     json_t *rj = json_object_get(o, "record");
     if (rj) {
@@ -1062,14 +1062,12 @@ static const char *line_record(json_t *o, int removed, const uint8_t prev[32],
     } else if (record_from_json(o, prev, sb)) {
         return "an event line that does not give back a record";
     }
-    if (!sb->data || maos_record_decode(sb->data, sb->size, r))
+    if (!sb->data || maos_event_decode(sb->data, sb->size, e))
         return "a record that does not decode";
     if (rj && !removed) { /* the line's JSON must be the record's */
-        maos_event e;
         json_t *j = NULL, *copy = json_copy(o);
         json_object_del(copy, "record");
-        int same = !maos_event_decode(sb->data, sb->size, &e) &&
-                   !maos_event_to_json(&e, &j) && json_equal(j, copy);
+        int same = !maos_event_to_json(e, &j) && json_equal(j, copy);
         json_decref(j);
         json_decref(copy);
         if (!same)
@@ -1147,19 +1145,18 @@ int maosctl_verify_export(const char *path, const uint8_t *key, int json, FILE *
         } else if (!kind || !strcmp(kind, "removed")) {
             int removed = kind != NULL;
             msgpack_sbuffer sb;
-            maos_record rec;
-            maos_slice sh;
+            maos_event e;
             msgpack_sbuffer_init(&sb);
-            why = line_record(o, removed, prev, &sb, &rec);
-            if (!why && removed && !maos_record_stub(sb.data, sb.size, &sh))
+            why = line_record(o, removed, prev, &sb, &e);
+            if (!why && removed && !maos_event_removed(&e, h)) /* h: the stub's hash */
                 why = "a removed line whose record is not a stub";
-            if (!why && n + nr == 0 && removed && rec.position > 1) {
-                expect = rec.position; /* the retention anchor: the chain starts here */
-                memcpy(prev, rec.prev.ptr, 32);
+            if (!why && n + nr == 0 && removed && e.position > 1) {
+                expect = e.position; /* the retention anchor: the chain starts here */
+                memcpy(prev, e.prev, 32);
             }
-            if (!why && rec.position != expect)
+            if (!why && e.position != expect)
                 why = "a position out of sequence (a record missing, added or moved)";
-            else if (!why && memcmp(rec.prev.ptr, prev, 32)) {
+            else if (!why && memcmp(e.prev, prev, 32)) {
                 snprintf(whybuf, sizeof whybuf, "the chain breaks here: a record of positions "
                          "%" PRIu64 "..%" PRIu64 " was changed (their lines carry no hash of "
                          "their own)", confirmed + 1, expect - 1);
@@ -1168,13 +1165,9 @@ int maosctl_verify_export(const char *path, const uint8_t *key, int json, FILE *
             if (!why && (removed || json_object_get(o, "record")))
                 confirmed = expect - 1; /* its stored prev matched */
             if (!why) {
-                maos_event e; /* sb decoded as rec above: it decodes */
-                if (removed)
-                    memcpy(h, sh.ptr, 32);
-                else
+                if (!removed) /* a stub's h is the hash it carries */
                     crypto_generichash(h, 32, (const unsigned char *)sb.data, sb.size, NULL, 0);
-                if (!removed && key && !maos_event_decode(sb.data, sb.size, &e) &&
-                    e.stream_len == 6 && !memcmp(e.stream, "$chain", 6) &&
+                if (!removed && key && e.stream_len == 6 && !memcmp(e.stream, "$chain", 6) &&
                     e.type_len == 10 && !memcmp(e.type, "checkpoint", 10)) {
                     why = maosctl_checkpoint_bad(&e, key);
                     n_signed++;

@@ -83,10 +83,13 @@ static void rjob_fit(maosd_rjob *j)
 {
     if (j->out.alloc - j->out.size <= RESERVE_SLACK)
         return;
-    char *p = j->out.size ? realloc(j->out.data, j->out.size) : NULL;
-    if (p || !j->out.size) {
-        if (!j->out.size)
-            free(j->out.data);
+    if (!j->out.size) {
+        msgpack_sbuffer_destroy(&j->out);
+        msgpack_sbuffer_init(&j->out);
+        return;
+    }
+    char *p = realloc(j->out.data, j->out.size);
+    if (p) {
         j->out.data = p;
         j->out.alloc = j->out.size;
     }

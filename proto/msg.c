@@ -1683,6 +1683,11 @@ static uint32_t range_keys(int has_from, int backward, uint32_t limit)
 }
 
 /* form: its key (none for the default, MAOS_FORM_MAP) */
+static uint32_t form_keys(int form)
+{
+    return form == MAOS_FORM_ARRAY;
+}
+
 static int enc_form(msgpack_packer *pk, int form)
 {
     if (form == MAOS_FORM_ARRAY && KV_CSTR(pk, "form", "array"))
@@ -1694,7 +1699,7 @@ int maos_enc_read_as(msgpack_packer *pk, uint64_t rid, maos_slice stream,
                      int has_from, uint64_t from, int backward, uint32_t limit,
                      int form)
 {
-    uint32_t n = 1 + range_keys(has_from, backward, limit) + (form == MAOS_FORM_ARRAY);
+    uint32_t n = 1 + range_keys(has_from, backward, limit) + form_keys(form);
     if (head_req(pk, n, rid, MAOS_OP_READ) || KV_STR(pk, "stream", stream) ||
         enc_range(pk, has_from, from, backward, limit) || enc_form(pk, form))
         return MAOS_ENOMEM;
@@ -1716,7 +1721,7 @@ int maos_enc_read_all_as(msgpack_packer *pk, uint64_t rid, int has_from,
     if (!f)
         f = &none;
     uint32_t n = range_keys(has_from, backward, limit) + filter_keys(f) +
-                 (removed != 0) + (form == MAOS_FORM_ARRAY);
+                 (removed != 0) + form_keys(form);
     if (head_req(pk, n, rid, MAOS_OP_READ_ALL) ||
         enc_range(pk, has_from, from, backward, limit) || enc_filter_keys(pk, f) ||
         (removed && KV_BOOL(pk, "removed", 1)) || enc_form(pk, form))
@@ -1781,7 +1786,7 @@ int maos_enc_subscribe_as(msgpack_packer *pk, uint64_t rid, const maos_filter *f
     static const maos_filter none;
     if (!f)
         f = &none;
-    if (head_req(pk, filter_keys(f) + 1 + (form == MAOS_FORM_ARRAY), rid,
+    if (head_req(pk, filter_keys(f) + 1 + form_keys(form), rid,
                  MAOS_OP_SUBSCRIBE) ||
         enc_filter_keys(pk, f))
         return MAOS_ENOMEM;
@@ -2517,6 +2522,9 @@ int maos_record_stub(const void *p, size_t len, maos_slice *hash)
     return 1;
 }
 
+/* 8 bytes big-endian (the fixed-width numbers of a stored record, read in
+ * place: through a cursor, the stored-layout read below took a third
+ * longer). */
 static uint64_t get_be64(const uint8_t *p)
 {
     uint64_t v = 0;
