@@ -186,6 +186,11 @@ struct maosd_commit {
     } listeners[MAOSD_MAX_LISTENERS];
     int n_listeners;
     int kicked;                      /* a waiting claim was cancelled */
+    /* What the commit thread waits for on cv (under mu), so that a submit
+     * wakes it only when that is there: COMMIT_BUSY not waiting (nothing
+     * to signal), COMMIT_IDLE any request, COMMIT_GATHERING the last
+     * group's count of them (see "Gathering"). */
+    enum { COMMIT_BUSY, COMMIT_IDLE, COMMIT_GATHERING } waits;
     /* commit thread only */
     maosd_wreq *parked_head, *parked_tail; /* waiting claims, by arrival */
     maosd_wstate st;                 /* pending state */
@@ -973,9 +978,11 @@ static void gather(maosd_commit *cm)
         dl.tv_sec++;
         dl.tv_nsec -= 1000000000;
     }
+    cm->waits = COMMIT_GATHERING;
     while (cm->in_count < cm->last_group && !cm->stop)
         if (pthread_cond_timedwait(&cm->cv, &cm->mu, &dl))
             break; /* timed out */
+    cm->waits = COMMIT_BUSY;
     if (cm->in_count > before)
         cm->gather_misses = 0;
     else if (cm->gather_misses < GATHER_MISSES)
@@ -988,8 +995,10 @@ static void *commit_main(void *arg)
     maosd_store_thread_init();
     for (;;) {
         pthread_mutex_lock(&cm->mu);
+        cm->waits = COMMIT_IDLE;
         while (!cm->in_head && !cm->stop && !cm->kicked)
             pthread_cond_wait(&cm->cv, &cm->mu);
+        cm->waits = COMMIT_BUSY;
         cm->kicked = 0;
         if (cm->in_head)
             gather(cm);
@@ -1136,7 +1145,13 @@ void maosd_commit_submit(maosd_commit *cm, maosd_wreq *w)
         cm->in_head = w;
     cm->in_tail = w;
     cm->in_count++;
-    pthread_cond_signal(&cm->cv);
+    /* Each wake-up of the commit thread is a context switch (and on a VM
+     * an inter-processor interrupt): none while it writes (it takes the
+     * queue when done), none for the arrivals a gathering wait still
+     * waits past. */
+    if (cm->waits == COMMIT_IDLE ||
+        (cm->waits == COMMIT_GATHERING && cm->in_count >= cm->last_group))
+        pthread_cond_signal(&cm->cv);
     pthread_mutex_unlock(&cm->mu);
 }
 

@@ -521,9 +521,44 @@ void maosd_conn_put_frames(maosd_conn *c, msgpack_sbuffer *frames)
     account(c);
 }
 
+/*
+ * Hand c's output to the kernel now, when nothing of c's is being written
+ * and nothing waits on a write's completion (a pause, subscriptions, a
+ * close after the flush: conn_progress's work, left to on_written).  A
+ * uv_write the socket takes whole still costs an epoll_ctl (libuv re-arms
+ * the watcher when the write completes) and a write request; this costs
+ * the write(2).  Returns the bytes the kernel took (all of them: the
+ * buffer is given back), or -1 after closing c.
+ */
+static ssize_t flush_now(maosd_conn *c)
+{
+    if (c->in_flight_out || c->out.size > BUF_MAX || c->paused || c->subs ||
+        c->close_after_flush)
+        return 0;
+    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.size);
+    int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+    if (n == UV_EAGAIN || n == 0)
+        return 0;
+    if (n < 0) {
+        maosd_logf(MAOSD_LOG_DEBUG, "conn %llu write failed: %s",
+                   (unsigned long long)c->id, uv_strerror(n));
+        conn_close(c);
+        return -1;
+    }
+    if ((size_t)n == c->out.size) {
+        msgpack_sbuffer_destroy(&c->out);
+        msgpack_sbuffer_init(&c->out);
+        account(c);
+    }
+    return n;
+}
+
 static void conn_flush(maosd_conn *c)
 {
     if (c->closing || !c->out.size)
+        return;
+    ssize_t done = flush_now(c);
+    if (done < 0 || !c->out.size)
         return;
     write_req *wr = malloc(sizeof(*wr));
     if (!wr) {
@@ -548,11 +583,11 @@ static void conn_flush(maosd_conn *c)
      * config keeps the output under 4 GiB, so 4 pieces always do) */
     uv_buf_t b[4];
     unsigned nb = 0;
-    for (size_t off = 0; off < wr->len && nb < 4; off += BUF_MAX, nb++)
+    for (size_t off = (size_t)done; off < wr->len && nb < 4; off += BUF_MAX, nb++)
         b[nb] = uv_buf_init(wr->data + off,
                             (unsigned)(wr->len - off < BUF_MAX ? wr->len - off : BUF_MAX));
     c->in_flight_out += wr->cost;
-    int rc = (size_t)nb * BUF_MAX < wr->len
+    int rc = (size_t)nb * BUF_MAX < wr->len - (size_t)done
                  ? UV_E2BIG
                  : uv_write(&wr->req, (uv_stream_t *)&c->pipe, b, nb, on_written);
     if (rc) {
