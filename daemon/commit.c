@@ -385,14 +385,20 @@ int maosd_wx_event(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &w->recs, msgpack_sbuffer_write);
+    uint64_t pos = x->st->log_pos + 1;
     uint8_t fresh[16];
+    int indexed = 1; /* an ids entry: the id does not name its position */
     if (!id) {
-        uuidv7(fresh, x->now, rand10(x));
+        if (pos < MAOSD_ID_POS_LIMIT) {
+            maosd_id_make(fresh, (uint64_t)x->now / 1000, rand10(x), pos);
+            indexed = 0;
+        } else {
+            uuidv7(fresh, x->now, rand10(x));
+        }
         id = fresh;
     }
     if (id_out)
         memcpy(id_out, id, 16);
-    uint64_t pos = x->st->log_pos + 1;
     size_t off = w->recs.size;
     if (maos_enc_record(&pk, pos, x->now, version, stream, type, id,
                         x->st->log_hash, data, meta))
@@ -407,8 +413,9 @@ int maosd_wx_event(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
     maosd_put_u32(pv + 8, at);
     maosd_put_u32(pv + 12, of);
     maosd_batch_put(x->batch, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos), rec, rlen);
-    maosd_batch_put(x->batch, MAOSD_CF_IDS, (const char *)id, 16, pv,
-                    MAOSD_ID_VALUE_LEN);
+    if (indexed)
+        maosd_batch_put(x->batch, MAOSD_CF_IDS, (const char *)id, 16, pv,
+                        MAOSD_ID_VALUE_LEN);
     w->n_recs++;
     w->last_pos = pos;
     if (pos_out)

@@ -13,7 +13,10 @@
  *              maosd_smeta below; no key: nothing removed, no own rule)
  *   ids      : id(16)                              -> position(8) index(4) count(4)
  *              (index of the event within its append, events in that
- *              append: an idempotent re-send must match the whole append)
+ *              append: an idempotent re-send must match the whole append);
+ *              ids the client sent only: an id maosd made carries its
+ *              event's position (maosd_id_make below) and needs no entry
+ *              (stores written before hold entries for those too)
  *   meta     : "log_head"                          -> position(8) hash(32)
  *              "log_anchor"                        -> position(8) (retention:
  *              the stub the hash chain starts from; no key: position 1)
@@ -100,6 +103,52 @@ static inline uint64_t maosd_get_u64(const char *p)
     for (int i = 0; i < 8; i++)
         v = (v << 8) | (uint8_t)p[i];
     return v;
+}
+
+/*
+ * The id maosd gives an event that came without one: a UUIDv7 (RFC 9562)
+ * whose 74 bits after the millisecond are 26 random bits and then the
+ * event's position (48 bits, big-endian, the id's last 6 bytes):
+ *
+ *   ms(48) | 7 | rnd(12) | 10 | rnd(14) | position(48)
+ *
+ * Such an id is found again without an index: the event at the position
+ * it names either carries it or not (write_stream.c check_duplicate), so
+ * the ids column family holds only ids clients sent, and an append without
+ * ids writes one key per event, not two.  Unique in a store (positions
+ * are), and across stores as long as the millisecond, the position and 26
+ * random bits do not all meet.  Positions from MAOSD_ID_POS_LIMIT on get a
+ * random UUIDv7 and an ids entry, as every id did before.
+ */
+#define MAOSD_ID_POS_LIMIT ((uint64_t)1 << 48)
+
+static inline void maosd_id_make(uint8_t id[16], uint64_t ms, const uint8_t rnd[4],
+                                 uint64_t position)
+{
+    for (int i = 5; i >= 0; i--) {
+        id[i] = (uint8_t)ms;
+        ms >>= 8;
+    }
+    id[6] = (uint8_t)(0x70 | (rnd[0] & 0x0f));
+    id[7] = rnd[1];
+    id[8] = (uint8_t)(0x80 | (rnd[2] & 0x3f));
+    id[9] = rnd[3];
+    for (int i = 15; i >= 10; i--) {
+        id[i] = (uint8_t)position;
+        position >>= 8;
+    }
+}
+
+/* The position an id of maosd_id_make's shape names (0: not that shape;
+ * a client's id may have it too: the caller checks the event there). */
+static inline uint64_t maosd_id_position(const uint8_t id[16])
+{
+    if ((id[6] & 0xf0) != 0x70 || (id[8] & 0xc0) != 0x80)
+        return 0;
+    uint64_t p = 0;
+    for (int i = 10; i < 16; i++)
+        p = p << 8 | id[i];
+    return p;
 }
 
 /* events key; returns 8 */

@@ -56,24 +56,35 @@ static int check_duplicate(maosd_wctx *x, maosd_wreq *w, uint32_t ai,
             continue;
         }
         int rc = maosd_wx_get(x, MAOSD_CF_IDS, (const char *)e->id, 16, &vlen);
-        if (rc == MAOS_ENOT_FOUND) {
+        if (rc && rc != MAOS_ENOT_FOUND)
+            return maosd_wfail(w, rc, idx, "id lookup failed: %s", maosd_store_errmsg());
+        maos_uuid_format(e->id, idtxt);
+        uint64_t pos;
+        uint32_t at = j, of = a->n_events; /* an id maosd made: any run matches */
+        int made = rc == MAOS_ENOT_FOUND;
+        if (made) {
+            pos = maosd_id_position(e->id);
+            if (pos == 0 || pos > x->st->log_pos) {
+                if (present)
+                    goto partial;
+                continue;
+            }
+        } else {
+            if (vlen != MAOSD_ID_VALUE_LEN)
+                return maosd_wfail(w, MAOS_ECORRUPT, idx, "the ids entry of event id %s "
+                                   "is %zu bytes, want %d", idtxt, vlen,
+                                   MAOSD_ID_VALUE_LEN);
+            pos = maosd_get_u64(x->getbuf);
+            at = maosd_get_u32(x->getbuf + 8);
+            of = maosd_get_u32(x->getbuf + 12);
+        }
+        char k[8];
+        rc = maosd_wx_get(x, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos), &vlen);
+        if (rc == MAOS_ENOT_FOUND && made) { /* removed (retention): a new id here */
             if (present)
                 goto partial;
             continue;
         }
-        if (rc)
-            return maosd_wfail(w, rc, idx, "id lookup failed: %s", maosd_store_errmsg());
-        maos_uuid_format(e->id, idtxt);
-        if (vlen != MAOSD_ID_VALUE_LEN)
-            return maosd_wfail(w, MAOS_ECORRUPT, idx, "the ids entry of event id %s is "
-                               "%zu bytes, want %d", idtxt, vlen, MAOSD_ID_VALUE_LEN);
-        if (present < j)
-            goto partial;
-        uint64_t pos = maosd_get_u64(x->getbuf);
-        uint32_t at = maosd_get_u32(x->getbuf + 8);
-        uint32_t of = maosd_get_u32(x->getbuf + 12);
-        char k[8];
-        rc = maosd_wx_get(x, MAOSD_CF_EVENTS, k, maosd_key_event(k, pos), &vlen);
         if (rc)
             return maosd_wfail(w, rc == MAOS_ENOT_FOUND ? MAOS_ECORRUPT : rc, idx,
                                "event %llu of an indexed id %s",
@@ -83,6 +94,13 @@ static int check_duplicate(maosd_wctx *x, maosd_wreq *w, uint32_t ai,
         if (maos_record_decode(x->getbuf, vlen, &rec))
             return maosd_wfail(w, MAOS_ECORRUPT, idx, "the record at position %llu "
                                "does not decode", (unsigned long long)pos);
+        if (made && memcmp(rec.id.ptr, e->id, 16)) { /* another event's place */
+            if (present)
+                goto partial;
+            continue;
+        }
+        if (present < j)
+            goto partial;
         if (rec.stream.len != a->stream.len ||
             memcmp(rec.stream.ptr, a->stream.ptr, a->stream.len))
             return maosd_wfail(w, MAOS_ECONFLICT, idx,

@@ -932,6 +932,96 @@ static void test_idempotent_resend_adjacent_appends(void **state)
     MT_EQ_INT(mt_daemon_stop(g_d), 0);
 }
 
+/* The ids maosd makes for events sent without one (keys.h maosd_id_make:
+ * a UUIDv7 whose last 6 bytes are the event's position) have no ids
+ * index entry, and a re-send of those events with them is still found:
+ * a duplicate in the same stream (any run of its consecutive events), a
+ * CONFLICT elsewhere or for other contents; an id of the same shape that
+ * names another event's position is a new id. */
+static void test_idempotent_resend_made_ids(void **state)
+{
+    (void)state;
+    start();
+    maos_ctx *c = conn();
+    app(c, "pad-m", MAOS_EXPECT_ANY, "T", 2, 0, 0); /* positions 1..2 */
+    app(c, "made-1", MAOS_EXPECT_NO_STREAM, "M", 3, 0, 0); /* 3..5, no ids */
+    uint64_t head = head_position(c);
+    MT_EQ_U64(head, 5);
+    maos_page *p = NULL;
+    MT_EQ_ERR(maos_read(c, "made-1", MAOS_FROM_START, 0, 10, &p), 0);
+    MT_EQ_U64(p->n, 3);
+    batch *b = malloc(sizeof *b), *o = malloc(sizeof *o);
+    mk_batch(b, 3, "made-1", "M", 0, 0);
+    for (size_t k = 0; k < 3; k++) {
+        const uint8_t *id = p->events[k].id;
+        MT_EQ_INT(id[6] >> 4, 7);      /* UUIDv7 */
+        MT_EQ_INT(id[8] >> 6, 2);      /* variant 10 */
+        uint64_t at = 0;
+        for (int i = 10; i < 16; i++)
+            at = at << 8 | id[i];
+        MT_EQ_U64(at, 3 + k);          /* its position */
+        memcpy(b->ids[k], id, 16);
+        b->ev[k].id = b->ids[k];
+    }
+    maos_page_free(p);
+
+    /* the whole append again, and a run of it */
+    expect_dup(c, "made-1", MAOS_EXPECT_NO_STREAM, b, 3, 0, 3);
+    batch *r = malloc(sizeof *r);
+    *r = *b;
+    for (size_t k = 0; k < 2; k++) {
+        r->ev[k] = b->ev[k + 1];
+        r->ev[k].data = r->data[k + 1];
+        r->ev[k].id = r->ids[k + 1];
+    }
+    expect_dup(c, "made-1", MAOS_EXPECT_ANY, r, 2, 1, 4);
+    MT_EQ_U64(head_position(c), head);
+
+    /* elsewhere, other contents, out of order: refused, nothing written */
+    maos_append_info info;
+    MT_EQ_ERR(maos_append(c, "made-2", MAOS_EXPECT_ANY, b->ev, 3, &info),
+              MAOS_ECONFLICT);
+    mk_batch(o, 1, "made-1", "Other", 0, 7);
+    memcpy(o->ids[0], b->ids[0], 16);
+    o->ev[0].id = o->ids[0];
+    MT_EQ_ERR(maos_append(c, "made-1", MAOS_EXPECT_ANY, o->ev, 1, &info),
+              MAOS_ECONFLICT);
+    maos_event_spec rev[2] = {b->ev[1], b->ev[0]};
+    MT_EQ_ERR(maos_append(c, "made-1", MAOS_EXPECT_ANY, rev, 2, &info),
+              MAOS_ECONFLICT);
+    MT_EQ_U64(head_position(c), head);
+    MT_EQ_U64(stream_count(c, "made-2"), 0);
+
+    /* the shape, naming position 4 but not its event's id; and naming a
+     * position past the head: new ids, stored and indexed */
+    mk_batch(o, 2, "made-3", "New", 0, 0);
+    memcpy(o->ids[0], b->ids[1], 16);
+    o->ids[0][9] ^= 0x01;
+    memcpy(o->ids[1], b->ids[2], 16);
+    o->ids[1][15] = 0x40; /* position ...40: past the head */
+    o->ev[0].id = o->ids[0];
+    o->ev[1].id = o->ids[1];
+    memset(&info, 0, sizeof info);
+    MT_EQ_ERR(maos_append(c, "made-3", MAOS_EXPECT_ANY, o->ev, 2, &info), 0);
+    MT_EQ_INT(info.duplicate, 0);
+    MT_EQ_U64(info.position, head + 1);
+    expect_dup(c, "made-3", MAOS_EXPECT_ANY, o, 2, 0, head + 1);
+    head += 2;
+
+    /* across a restart */
+    maos_free(c);
+    mt_daemon_restart(g_d);
+    c = conn();
+    expect_dup(c, "made-1", MAOS_EXPECT_ANY, b, 3, 0, 3);
+    expect_dup(c, "made-3", MAOS_EXPECT_ANY, o, 2, 0, head - 1);
+    MT_EQ_U64(head_position(c), head);
+    free(b);
+    free(r);
+    free(o);
+    maos_free(c);
+    MT_EQ_INT(mt_daemon_stop(g_d), 0);
+}
+
 static void test_txn_all_or_nothing(void **state)
 {
     (void)state;
@@ -1698,6 +1788,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_expected_version),
         cmocka_unit_test(test_idempotent_resend),
         cmocka_unit_test(test_idempotent_resend_adjacent_appends),
+        cmocka_unit_test(test_idempotent_resend_made_ids),
         cmocka_unit_test(test_txn_all_or_nothing),
         cmocka_unit_test(test_invalid_names),
         cmocka_unit_test(test_restart_keeps_everything),
