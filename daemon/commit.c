@@ -389,11 +389,10 @@ int maosd_wx_event(maosd_wctx *x, maosd_wreq *w, maos_slice stream,
     uint8_t fresh[16];
     int indexed = 1; /* an ids entry: the id does not name its position */
     if (!id) {
+        uuidv7(fresh, x->now, rand10(x));
         if (pos < MAOSD_ID_POS_LIMIT) {
-            maosd_id_make(fresh, (uint64_t)x->now / 1000, rand10(x), pos);
+            maosd_id_name_position(fresh, pos);
             indexed = 0;
-        } else {
-            uuidv7(fresh, x->now, rand10(x));
         }
         id = fresh;
     }

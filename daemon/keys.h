@@ -15,7 +15,7 @@
  *              (index of the event within its append, events in that
  *              append: an idempotent re-send must match the whole append);
  *              ids the client sent only: an id maosd made carries its
- *              event's position (maosd_id_make below) and needs no entry
+ *              event's position (maosd_id_name_position below) and needs no entry
  *              (stores written before hold entries for those too)
  *   meta     : "log_head"                          -> position(8) hash(32)
  *              "log_anchor"                        -> position(8) (retention:
@@ -122,24 +122,16 @@ static inline uint64_t maosd_get_u64(const char *p)
  */
 #define MAOSD_ID_POS_LIMIT ((uint64_t)1 << 48)
 
-static inline void maosd_id_make(uint8_t id[16], uint64_t ms, const uint8_t rnd[4],
-                                 uint64_t position)
+/* A UUIDv7 made into such an id: its last 6 bytes become position. */
+static inline void maosd_id_name_position(uint8_t id[16], uint64_t position)
 {
-    for (int i = 5; i >= 0; i--) {
-        id[i] = (uint8_t)ms;
-        ms >>= 8;
-    }
-    id[6] = (uint8_t)(0x70 | (rnd[0] & 0x0f));
-    id[7] = rnd[1];
-    id[8] = (uint8_t)(0x80 | (rnd[2] & 0x3f));
-    id[9] = rnd[3];
     for (int i = 15; i >= 10; i--) {
         id[i] = (uint8_t)position;
         position >>= 8;
     }
 }
 
-/* The position an id of maosd_id_make's shape names (0: not that shape;
+/* The position an id of that shape names (0: not that shape;
  * a client's id may have it too: the caller checks the event there). */
 static inline uint64_t maosd_id_position(const uint8_t id[16])
 {

@@ -932,7 +932,7 @@ static void test_idempotent_resend_adjacent_appends(void **state)
     MT_EQ_INT(mt_daemon_stop(g_d), 0);
 }
 
-/* The ids maosd makes for events sent without one (keys.h maosd_id_make:
+/* The ids maosd makes for events sent without one (keys.h maosd_id_name_position:
  * a UUIDv7 whose last 6 bytes are the event's position) have no ids
  * index entry, and a re-send of those events with them is still found:
  * a duplicate in the same stream (any run of its consecutive events), a
