@@ -182,9 +182,13 @@ static int encode_reply(msgpack_packer *pk, const maosd_wreq *w)
     int rc = maos_enc_reply_txn_begin(pk, req->rid, req->n_items);
     for (uint32_t i = 0; i < req->n_items && !rc; i++) {
         const maosd_item_out *o = &w->out[i];
-        rc = o->refused ? maos_enc_batch_refusal(pk, o->refused, o->refused_why,
-                                                 o->has_actual, o->actual)
-                        : maosd_wkind_of(req->items[i].kind)->reply(pk, w, i, 0);
+        if (o->refused)
+            rc = maos_enc_batch_refusal(pk, o->refused, o->refused_why, o->has_actual,
+                                        o->actual);
+        else if (req->form == MAOS_FORM_ARRAY) /* append_batch's results as arrays */
+            rc = maos_enc_append_result_array(pk, &o->append);
+        else
+            rc = maosd_wkind_of(req->items[i].kind)->reply(pk, w, i, 0);
     }
     return rc;
 }

@@ -1205,7 +1205,8 @@ static int dec_key(dec *d, maos_mpr *r, maos_slice k)
         if (maos_mpr_skip(r, &req->payload))
             return FAIL(d, MAOS_EBAD_REQUEST, "payload is malformed");
     } else if (key_is(k, "form") && (req->op == MAOS_OP_READ || req->op == MAOS_OP_READ_ALL ||
-                                     req->op == MAOS_OP_SUBSCRIBE)) {
+                                     req->op == MAOS_OP_SUBSCRIBE ||
+                                     req->op == MAOS_OP_APPEND_BATCH)) {
         maos_slice v;
         if (maos_mpr_str(r, &v) || !(key_is(v, "map") || key_is(v, "array")))
             return FAIL(d, MAOS_EBAD_REQUEST, "form must be \"map\" or \"array\"");
@@ -1637,10 +1638,14 @@ int maos_enc_append(msgpack_packer *pk, uint64_t rid, const maos_append_in *a)
 }
 
 /* {op, rid, appends: [...]}: txn's old form and append_batch. */
+static uint32_t form_keys(int form);
+static int enc_form(msgpack_packer *pk, int form);
+
 static int enc_appends(msgpack_packer *pk, uint64_t rid, maos_op op,
-                       const maos_append_in *a, uint32_t n)
+                       const maos_append_in *a, uint32_t n, int form)
 {
-    if (head_req(pk, 1, rid, op) || pk_cstr(pk, "appends") || msgpack_pack_array(pk, n))
+    if (head_req(pk, 1 + form_keys(form), rid, op) || pk_cstr(pk, "appends") ||
+        msgpack_pack_array(pk, n))
         return MAOS_ENOMEM;
     for (uint32_t i = 0; i < n; i++) {
         int rc;
@@ -1649,19 +1654,25 @@ static int enc_appends(msgpack_packer *pk, uint64_t rid, maos_op op,
         if ((rc = enc_append_body(pk, &a[i])))
             return rc;
     }
-    return 0;
+    return enc_form(pk, form);
 }
 
 int maos_enc_txn(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
                  uint32_t n)
 {
-    return enc_appends(pk, rid, MAOS_OP_TXN, a, n);
+    return enc_appends(pk, rid, MAOS_OP_TXN, a, n, MAOS_FORM_MAP);
 }
 
 int maos_enc_append_batch(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
                           uint32_t n)
 {
-    return enc_appends(pk, rid, MAOS_OP_APPEND_BATCH, a, n);
+    return enc_appends(pk, rid, MAOS_OP_APPEND_BATCH, a, n, MAOS_FORM_MAP);
+}
+
+int maos_enc_append_batch_as(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
+                             uint32_t n, int form)
+{
+    return enc_appends(pk, rid, MAOS_OP_APPEND_BATCH, a, n, form);
 }
 
 /* from, backward, limit: shared by read and read_all. */
@@ -2773,6 +2784,17 @@ static int enc_result_fields(msgpack_packer *pk, const maos_append_result *r)
 }
 #define RESULT_FIELDS 6
 
+int maos_enc_append_result_array(msgpack_packer *pk, const maos_append_result *r)
+{
+    if (msgpack_pack_array(pk, RESULT_FIELDS) || pk_slice(pk, r->stream) ||
+        msgpack_pack_uint64(pk, r->first_version) ||
+        msgpack_pack_uint64(pk, r->first_position) || msgpack_pack_uint64(pk, r->count) ||
+        (r->duplicate ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) ||
+        pk_bin(pk, r->ids.ptr, r->ids.len))
+        return MAOS_ENOMEM;
+    return 0;
+}
+
 int maos_enc_reply_append(msgpack_packer *pk, uint64_t rid, int txn,
                           const maos_append_result *res, uint32_t n)
 {
@@ -3583,6 +3605,18 @@ int maos_batch_result_next(maos_mpr *r, maos_batch_result *res)
     uint32_t n;
     uint64_t have = 0;
     memset(res, 0, sizeof(*res));
+    if (maos_mpr_peek(&c) == MAOS_MP_ARRAY) { /* maos_enc_append_result_array's */
+        maos_append_result *a = &res->append;
+        if (maos_mpr_array(&c, &n) || n != RESULT_FIELDS || maos_mpr_str(&c, &a->stream) ||
+            maos_mpr_uint(&c, &a->first_version) || maos_mpr_uint(&c, &a->first_position) ||
+            maos_mpr_uint(&c, &have) || have > UINT32_MAX ||
+            maos_mpr_bool(&c, &a->duplicate) || maos_mpr_bin(&c, &a->ids) ||
+            a->ids.len != have * 16)
+            return MAOS_EPROTO;
+        a->count = (uint32_t)have;
+        *r = c;
+        return 0;
+    }
     if (maos_mpr_map(&c, &n))
         return MAOS_EPROTO;
     for (uint32_t i = 0; i < n; i++) {

@@ -290,8 +290,8 @@ static void requests(void)
      * expect for all, as the Python client sends them) */
     maos_append_in ba[3] = {ta[0], ta[1], ta[0]};
     ba[0].expect = ba[2].expect = MAOS_EXPECT_ANY;
-    begin(); must(maos_enc_append_batch(&pk, 10, ba, 3), "append_batch");
-    vec("append_batch", "request", MAOS_OP_APPEND_BATCH, &sb);
+    begin(); must(maos_enc_append_batch_as(&pk, 10, ba, 3, MAOS_FORM_ARRAY), "append_batch");
+    vec("append_batch", "request", MAOS_OP_APPEND_BATCH, &sb); /* results as arrays */
 
     maos_task_in tk[2];
     memset(tk, 0, sizeof tk);
@@ -534,6 +534,16 @@ static void replies(void)
                                 "used in stream task-9", 0, 0),
          "append_batch reply");
     vec("reply_append_batch", "reply", MAOS_OP_APPEND_BATCH, &sb);
+    /* the same with the result in the array form the request may ask for */
+    begin();
+    must(maos_enc_reply_txn_begin(&pk, 10, 3) || maos_enc_append_result_array(&pk, &ar) ||
+         maos_enc_batch_refusal(&pk, MAOS_EWRONG_EXPECTED_VERSION,
+                                "stream job-1 is at version 4, expected version 0", 1, 4) ||
+         maos_enc_batch_refusal(&pk, MAOS_ECONFLICT,
+                                "event id 0190f0f0-0000-7000-8000-000000000001 is already "
+                                "used in stream task-9", 0, 0),
+         "append_batch reply, array form");
+    vec("reply_append_batch_array", "reply", MAOS_OP_APPEND_BATCH, &sb);
 
     /* a read page with one stored record, and the end */
     begin();

@@ -836,6 +836,84 @@ static void test_record_forms(void **state)
     MT_EQ_INT(mt_daemon_stop(d), 0);
 }
 
+/* append_batch with form "array": each append's result as [stream,
+ * first_version, first_position, count, duplicate, ids], refusals still
+ * maps; the same outcome as the map form, which stays the default; a form
+ * that is neither is BAD_REQUEST. */
+static void batch_in_form(su_conn *c, int form, maos_batch_result out[3], int *arrays)
+{
+    maos_event_in ev[3] = {{.type = {"t", 1}}, {.type = {"t", 1}}, {.type = {"t", 1}}};
+    maos_append_in ba[3] = {
+        {.stream = {"afm-1", 5}, .expect = MAOS_EXPECT_ANY, .n_events = 2, .events = ev},
+        {.stream = {"afm-2", 5}, .expect = 5, .n_events = 1, .events = ev + 2},
+        {.stream = {"afm-1", 5}, .expect = MAOS_EXPECT_ANY, .n_events = 1, .events = ev + 2},
+    };
+    req r;
+    req_init(&r);
+    uint64_t rid = su_rid(c);
+    MT_EQ_INT(maos_enc_append_batch_as(&r.pk, rid, ba, 3, form), 0);
+    maos_reply rep;
+    char *fr = NULL;
+    MT_EQ_INT(su_call(c, &r.sb, rid, &rep, &fr), 0);
+    maos_mpr m;
+    uint32_t n;
+    maos_mpr_init(&m, rep.results.ptr, rep.results.len);
+    MT_EQ_INT(maos_mpr_array(&m, &n), 0);
+    MT_EQ_U64(n, 3);
+    *arrays = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        *arrays += maos_mpr_peek(&m) == MAOS_MP_ARRAY;
+        MT_EQ_INT(maos_batch_result_next(&m, &out[i]), 0);
+    }
+    free(fr);
+    msgpack_sbuffer_destroy(&r.sb);
+}
+
+static void test_append_batch_result_forms(void **state)
+{
+    (void)state;
+    mt_daemon *d = mt_daemon_new(NULL, NULL);
+    mt_daemon_up(d);
+    su_conn *c = su_open(d->sock);
+    maos_batch_result a[3], b[3];
+    int arrays;
+    batch_in_form(c, MAOS_FORM_MAP, a, &arrays);
+    MT_EQ_INT(arrays, 0);
+    batch_in_form(c, MAOS_FORM_ARRAY, b, &arrays);
+    MT_EQ_INT(arrays, 2); /* the two results; the refusal is a map */
+    for (int i = 0; i < 3; i += 2) {
+        MT_EQ_INT(a[i].code, 0);
+        MT_EQ_INT(b[i].code, 0);
+        MT_TRUE(b[i].append.stream.len == 5 && !memcmp(b[i].append.stream.ptr, "afm-1", 5));
+        MT_EQ_U64(b[i].append.count, a[i].append.count);
+        MT_EQ_U64(b[i].append.first_version, a[i].append.first_version + 3);
+        MT_EQ_U64(b[i].append.first_position, a[i].append.first_position + 3);
+        MT_EQ_U64(b[i].append.ids.len, 16 * b[i].append.count);
+        MT_EQ_INT(b[i].append.duplicate, 0);
+    }
+    MT_EQ_U64(a[0].append.first_position, 1);
+    MT_EQ_U64(a[2].append.first_version, 2);
+    MT_EQ_INT(a[1].code, MAOS_EWRONG_EXPECTED_VERSION);
+    MT_EQ_INT(b[1].code, MAOS_EWRONG_EXPECTED_VERSION);
+    MT_TRUE(b[1].has_actual && b[1].actual == -1);
+    /* a form that is neither */
+    static const char bad[] = "\x84\xa2op\xac" "append_batch\xa3rid\x09\xa7" "appends"
+                              "\x91\x82\xa6stream\xa5" "afm-3\xa6" "events\x91\x81\xa4"
+                              "type\xa1t\xa4" "form\xa4" "list";
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_write(&sb, bad, sizeof bad - 1);
+    maos_reply rep;
+    char *fr = NULL;
+    MT_EQ_INT(su_call(c, &sb, 9, &rep, &fr), MAOS_EBAD_REQUEST);
+    MT_TRUE(rep.message.len > 0 && memmem(rep.message.ptr, rep.message.len, "form", 4));
+    free(fr);
+    msgpack_sbuffer_destroy(&sb);
+    su_ping(c);
+    su_close(c);
+    MT_EQ_INT(mt_daemon_stop(d), 0);
+}
+
 /* What one subscription of test_subscription_forms received: positions and
  * a hash of each record in the array form (a map-form record transcoded
  * first), and how many came as arrays. */
@@ -928,6 +1006,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_read_ahead_paging),
         cmocka_unit_test(test_read_ahead_tail),
         cmocka_unit_test(test_record_forms),
+        cmocka_unit_test(test_append_batch_result_forms),
         cmocka_unit_test(test_subscription_forms),
     };
     return mt_main(argc, argv, tests, sizeof tests / sizeof tests[0], 180);

@@ -345,8 +345,10 @@ class gc_paused:
 BATCH_APPENDS = 1000
 BATCH_EVENTS = 10000
 #: bytes of an append_batch request besides its appends array (op, rid,
-#: the keys), at most
-_BATCH_HEAD = 48
+#: the keys, the form), at most
+_BATCH_HEAD = 64
+# the key and value asking for results (or records) as arrays
+_FORM_ARRAY = msgpack.packb("form") + msgpack.packb("array")
 
 
 class Packed:
@@ -457,7 +459,9 @@ def batch_results(msg: dict[Any, Any], n: int) -> list[Union[AppendResult, E.Err
     out: list[Union[AppendResult, E.Error]] = []
     add = out.append
     for m in res:
-        if type(m) is dict and "code" in m:
+        if type(m) is list:  # the array form (the request asked for it)
+            add(to_append_array(m))
+        elif type(m) is dict and "code" in m:
             _need(m, {"code": _S, "message": _S}, "append_batch refusal")
             add(E.from_reply(m))
         else:
@@ -858,6 +862,22 @@ def to_append(m: Any) -> AppendResult:
     return r
 
 
+def to_append_array(m: list[Any]) -> AppendResult:
+    """An append result in the array form, [stream, first_version,
+    first_position, count, duplicate, ids] -> AppendResult."""
+    if len(m) != 6:
+        raise E.ProtocolViolation(f"append result: an array of {len(m)} values, want 6")
+    st, fv, fp, cnt, dup, ids = m
+    if type(st) is not str or type(dup) is not bool or type(ids) is not bytes \
+            or type(fv) is not int or type(fp) is not int or type(cnt) is not int \
+            or fv < 0 or fp < 0 or cnt < 0 or len(ids) != 16 * cnt:
+        raise E.ProtocolViolation("append result: an array of the wrong types")
+    r: AppendResult = _new(AppendResult)
+    _setattr(r, "__dict__", {"stream": st, "first_version": fv, "first_position": fp,
+                             "count": cnt, "duplicate": dup, "_raw_ids": ids})
+    return r
+
+
 _ENTRY = {"table": _S, "key": _S, "revision": _U, "created_revision": _U, "created": _I,
           "updated": _I, "data": _M, "bound": _B}
 
@@ -1071,9 +1091,12 @@ class Core:
         self.last_rid += 1
         rid = self.last_rid
         payload: bytes
-        if isinstance(body, Packed):  # {op, rid, key: raw}, the keys in that order
+        if isinstance(body, Packed):  # {op, rid, key: raw[, form]}, the keys in that order
             pk = self._pack
-            payload = b"\x83" + pk("op") + pk(op) + pk("rid") + pk(rid) + pk(body.key) + body.raw
+            payload = (b"\x84" if op == "append_batch" else b"\x83") + pk("op") + pk(op) + \
+                pk("rid") + pk(rid) + pk(body.key) + body.raw
+            if op == "append_batch":  # results as arrays (PROTOCOL.md "append_batch")
+                payload += _FORM_ARRAY
         else:
             try:
                 payload = self._pack({"op": op, "rid": rid, **body})

@@ -318,6 +318,28 @@ def test_malformed_array_records() -> None:
             C.to_event(bad)
 
 
+def test_malformed_array_append_results() -> None:
+    good = ["s", 0, 1, 2, False, b"\x01" * 32]
+    r = C.batch_results({"results": [list(good)]}, 1)[0]
+    assert isinstance(r, maos.AppendResult) and r.count == 2 and len(r.ids) == 2
+    for bad in ([], good[:5], good + [1], [b"s"] + good[1:], good[:1] + [-1] + good[2:],
+                good[:3] + [1] + good[4:], good[:4] + [0] + good[5:], good[:5] + ["i"],
+                good[:2] + [1.5] + good[3:]):
+        with pytest.raises(maos.ProtocolViolation):
+            C.batch_results({"results": [bad]}, 1)
+
+
+def test_append_batch_results_as_arrays(sock: str) -> None:
+    """The client asks for append_batch results as arrays; they come back
+    as the same AppendResults a map would give."""
+    with maos.Client(sock) as c:
+        res = c.append_batch([("arr-1", [{"type": "t"}, {"type": "u"}]), ("arr-2", [{"type": "t"}])])
+        assert [(r.stream, r.first_version, r.count) for r in res] == [("arr-1", 0, 2), ("arr-2", 0, 1)]
+        assert res[1].first_position == res[0].first_position + 2
+        evs = list(c.read("arr-1"))
+        assert tuple(e.id for e in evs) == res[0].ids
+
+
 def test_streams_and_stats(sock: str) -> None:
     with maos.Client(sock) as c:
         for i in range(5):

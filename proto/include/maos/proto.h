@@ -579,6 +579,11 @@ int maos_enc_txn(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
  * 1..max_events in all; the same stream may come more than once. */
 int maos_enc_append_batch(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
                           uint32_t n);
+/* The same asking for its results in the array form (form MAOS_FORM_ARRAY:
+ * each append's result as [stream, first_version, first_position, count,
+ * duplicate, ids], PROTOCOL.md "append_batch"); the key comes last. */
+int maos_enc_append_batch_as(msgpack_packer *pk, uint64_t rid, const maos_append_in *a,
+                             uint32_t n, int form);
 int maos_enc_read(msgpack_packer *pk, uint64_t rid, maos_slice stream,
                   int has_from, uint64_t from, int backward, uint32_t limit);
 int maos_enc_read_all(msgpack_packer *pk, uint64_t rid, int has_from,
@@ -869,6 +874,9 @@ int maos_enc_reply_ok(msgpack_packer *pk, uint64_t rid); /* ping */
  * fields the caller packs (the queue ops). */
 int maos_enc_reply_head(msgpack_packer *pk, uint64_t rid, uint32_t n);
 /* append: n == 1 and txn == 0 (fields at top level); txn: "results". */
+/* One append's result in the array form append_batch may ask for:
+ * [stream, first_version, first_position, count, duplicate, ids]. */
+int maos_enc_append_result_array(msgpack_packer *pk, const maos_append_result *r);
 int maos_enc_reply_append(msgpack_packer *pk, uint64_t rid, int txn,
                           const maos_append_result *res, uint32_t n);
 int maos_enc_reply_stats(msgpack_packer *pk, uint64_t rid, const maos_stats *s);
