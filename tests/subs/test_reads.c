@@ -771,6 +771,20 @@ static size_t same_in_both_forms(su_conn *c, const char *stream, const maos_filt
  * stored maps, page for page: a stream both ways (its index), the log with
  * and without filters, both ways, stubs of removed events included; a
  * form that is neither is BAD_REQUEST and the connection goes on. */
+/* The request frame[0..len) (rid) is BAD_REQUEST about its form. */
+static void refused_form(su_conn *c, const char *frame, size_t len, uint64_t rid)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_write(&sb, frame, len);
+    maos_reply rep;
+    char *fr = NULL;
+    MT_EQ_INT(su_call(c, &sb, rid, &rep, &fr), MAOS_EBAD_REQUEST);
+    MT_TRUE(rep.message.len > 0 && memmem(rep.message.ptr, rep.message.len, "form", 4));
+    free(fr);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_record_forms(void **state)
 {
     (void)state;
@@ -821,16 +835,8 @@ static void test_record_forms(void **state)
         "\x83\xa2op\xa8read_all\xa3rid\x02\xa4""form\x01",
         "\x83\xa2op\xa8read_all\xa3rid\x03\xa4""form\xc0",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        msgpack_sbuffer_write(&sb, bad[i], strlen(bad[i]));
-        char *fr = NULL;
-        MT_EQ_INT(su_call(c, &sb, i + 1, &rep, &fr), MAOS_EBAD_REQUEST);
-        MT_TRUE(rep.message.len > 0 && memmem(rep.message.ptr, rep.message.len, "form", 4));
-        free(fr);
-        msgpack_sbuffer_destroy(&sb);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        refused_form(c, bad[i], strlen(bad[i]), i + 1);
     su_ping(c);
     su_close(c);
     MT_EQ_INT(mt_daemon_stop(d), 0);
@@ -900,15 +906,7 @@ static void test_append_batch_result_forms(void **state)
     static const char bad[] = "\x84\xa2op\xac" "append_batch\xa3rid\x09\xa7" "appends"
                               "\x91\x82\xa6stream\xa5" "afm-3\xa6" "events\x91\x81\xa4"
                               "type\xa1t\xa4" "form\xa4" "list";
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_sbuffer_write(&sb, bad, sizeof bad - 1);
-    maos_reply rep;
-    char *fr = NULL;
-    MT_EQ_INT(su_call(c, &sb, 9, &rep, &fr), MAOS_EBAD_REQUEST);
-    MT_TRUE(rep.message.len > 0 && memmem(rep.message.ptr, rep.message.len, "form", 4));
-    free(fr);
-    msgpack_sbuffer_destroy(&sb);
+    refused_form(c, bad, sizeof bad - 1, 9);
     su_ping(c);
     su_close(c);
     MT_EQ_INT(mt_daemon_stop(d), 0);

@@ -855,7 +855,12 @@ def to_append(m: Any) -> AppendResult:
         _need(m, _APPEND_FIELDS, "append result")
     if len(ids) != 16 * cnt:
         raise E.ProtocolViolation("append result: ids is not 16 * count bytes")
-    # ids built on first read (maos.types)
+    return _append_result(st, fv, fp, cnt, dup, ids)
+
+
+def _append_result(st: str, fv: int, fp: int, cnt: int, dup: bool, ids: bytes) -> AppendResult:
+    """An AppendResult of checked values, without the constructor; ids
+    built on first read (maos.types)."""
     r: AppendResult = _new(AppendResult)
     _setattr(r, "__dict__", {"stream": st, "first_version": fv, "first_position": fp,
                              "count": cnt, "duplicate": dup, "_raw_ids": ids})
@@ -872,10 +877,7 @@ def to_append_array(m: list[Any]) -> AppendResult:
             or type(fv) is not int or type(fp) is not int or type(cnt) is not int \
             or fv < 0 or fp < 0 or cnt < 0 or len(ids) != 16 * cnt:
         raise E.ProtocolViolation("append result: an array of the wrong types")
-    r: AppendResult = _new(AppendResult)
-    _setattr(r, "__dict__", {"stream": st, "first_version": fv, "first_position": fp,
-                             "count": cnt, "duplicate": dup, "_raw_ids": ids})
-    return r
+    return _append_result(st, fv, fp, cnt, dup, ids)
 
 
 _ENTRY = {"table": _S, "key": _S, "revision": _U, "created_revision": _U, "created": _I,
