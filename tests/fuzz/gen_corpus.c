@@ -503,6 +503,12 @@ static void table_frames(void)
         enc_init(&e);
         one_request(&w, MAOS_OP_APPEND_BATCH, maos_enc_append_batch(&e.pk, 2, bap, 3), &e);
         wire_write(&w);
+        w = (wire){"valid-append-batch-array", {0}}; /* results asked as arrays */
+        wire_hello(&w);
+        enc_init(&e);
+        one_request(&w, MAOS_OP_APPEND_BATCH,
+                    maos_enc_append_batch_as(&e.pk, 2, bap, 3, MAOS_FORM_ARRAY), &e);
+        wire_write(&w);
         w = (wire){"valid-other-ops", {0}};
         maos_slice types[1] = {S("OrderCreated")};
         maos_filter f = {.prefix = S("orders-"), .n_types = 1, .types = types};
@@ -1633,6 +1639,13 @@ static void table_replies(void)
          maos_enc_batch_refusal(&e.pk, MAOS_EWRONG_EXPECTED_VERSION, "at 4", 1, 4) ||
          maos_enc_batch_refusal(&e.pk, MAOS_ECONFLICT, NULL, 0, 0), "append_batch");
     reply_file("valid-append-batch-mixed", &e, 1);
+    /* the same with the result in the array form */
+    enc_init(&e);
+    must(maos_enc_reply_txn_begin(&e.pk, 10, 3) ||
+         maos_enc_append_result_array(&e.pk, &res[0].append) ||
+         maos_enc_batch_refusal(&e.pk, MAOS_EWRONG_EXPECTED_VERSION, "at 4", 1, 4) ||
+         maos_enc_batch_refusal(&e.pk, MAOS_ECONFLICT, NULL, 0, 0), "append_batch array");
+    reply_file("valid-append-batch-array", &e, 1);
 
     /* pushes */
     for (int more = 0; more < 2; more++) {
